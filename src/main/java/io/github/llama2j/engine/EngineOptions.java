@@ -1,0 +1,24 @@
+package io.github.llama2j.engine;
+
+/**
+ * How to build an engine, gathered in one place (the CLI fills it; nothing is read from system properties).
+ *
+ * @param kind    {@code cpu}, {@code tornado} or {@code hybrid}
+ * @param threads CPU worker threads (CPU engine and the CPU side of the hybrid)
+ * @param exact   follow run.c's float summation order in every matmul (bit-exact logits)
+ * @param device  TornadoVM device as {@code backend:device} (e.g. {@code 0:0}), or null for TornadoVM's default
+ * @param split   hybrid: the GPU's fraction of matmul rows in [0, 1], or NaN for automatic calibration
+ * @param verbose print start-up phases (plan, JIT, weight transfer) on stderr
+ * @param profile collect per-task timings for the profiler
+ */
+public record EngineOptions(String kind, int threads, boolean exact, String device, double split, boolean verbose,
+                            boolean profile) {
+
+    public static EngineOptions cpu(int threads, boolean exact) {
+        return new EngineOptions("cpu", threads, exact, null, Double.NaN, false, false);
+    }
+
+    public static int defaultThreads() {
+        return Runtime.getRuntime().availableProcessors();
+    }
+}

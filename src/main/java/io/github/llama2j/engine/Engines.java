@@ -1,0 +1,41 @@
+package io.github.llama2j.engine;
+
+import io.github.llama2j.Llama2jException;
+import io.github.llama2j.cpu.CpuEngine;
+import io.github.llama2j.cpu.Kernels;
+import io.github.llama2j.cpu.ScalarKernels;
+import io.github.llama2j.cpu.VectorKernels;
+import io.github.llama2j.model.Model;
+
+import java.util.ServiceLoader;
+
+/** Builds the engine named by {@link EngineOptions#kind()}. */
+public final class Engines {
+    private Engines() {
+    }
+
+    public static InferenceEngine create(Model model, EngineOptions options) {
+        if (options.threads() < 1) {
+            throw new Llama2jException("threads is " + options.threads() + ", must be >= 1", Llama2jException.BAD_USAGE);
+        }
+        if (options.kind().equals("cpu")) {
+            return new CpuEngine(model, cpuKernels(options.exact()), options.threads());
+        }
+        for (EngineProvider p : ServiceLoader.load(EngineProvider.class)) {
+            if (p.kind().equals(options.kind())) {
+                return p.create(model, options);
+            }
+        }
+        if (options.kind().equals("tornado") || options.kind().equals("hybrid")) {
+            throw new Llama2jException("TornadoVM engine not available: install a TornadoVM SDK and set TORNADOVM_HOME"
+                    + " (then rebuild; scripts/llama2j does this)", Llama2jException.UNAVAILABLE);
+        }
+        throw new Llama2jException("unknown engine '" + options.kind() + "': choose cpu, tornado or hybrid",
+                Llama2jException.BAD_USAGE);
+    }
+
+    /** Exact mode keeps run.c's summation order in the float matmuls; otherwise the SIMD kernels. */
+    public static Kernels cpuKernels(boolean exact) {
+        return exact ? new ScalarKernels() : new VectorKernels();
+    }
+}

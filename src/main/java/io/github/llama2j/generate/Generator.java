@@ -1,0 +1,208 @@
+package io.github.llama2j.generate;
+
+import io.github.llama2j.Llama2jException;
+import io.github.llama2j.engine.InferenceEngine;
+import io.github.llama2j.sampling.Sampler;
+import io.github.llama2j.tokenizer.Tokenizer;
+
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * run.c's generate() and chat() loops over any {@link InferenceEngine}: the same positions, the same
+ * sampler calls, the same bytes on stdout (prompt echo, safe printing, chat template, the final newline).
+ */
+public final class Generator {
+    private static final byte[] NEWLINE = {'\n'};
+
+    private final InferenceEngine engine;
+    private final Tokenizer tokenizer;
+    private final Sampler sampler;
+    private final OutputStream out;
+
+    /** What a run did: the tokens fed at each position, what the sampler returned, and timings. */
+    public record Result(List<Integer> fed, List<Integer> sampled, int promptTokens, int generatedTokens,
+                         long startNanos, long firstTokenNanos, long endNanos) {
+
+        /** Milliseconds from the start until the first sampled (not prompt) token; -1 if none. */
+        public double timeToFirstTokenMillis() {
+            return firstTokenNanos < 0 ? -1 : (firstTokenNanos - startNanos) / 1e6;
+        }
+
+        /** Positions forwarded per second over the whole run. */
+        public double tokensPerSecond() {
+            long t = endNanos - startNanos;
+            return t <= 0 ? 0 : fed.size() * 1e9 / t;
+        }
+    }
+
+    public Generator(InferenceEngine engine, Tokenizer tokenizer, Sampler sampler, OutputStream out) {
+        this.engine = engine;
+        this.tokenizer = tokenizer;
+        this.sampler = sampler;
+        this.out = out;
+    }
+
+    /** run.c's rule: 0 (or more than seq_len) steps means seq_len. */
+    public static int effectiveSteps(int steps, int seqLen) {
+        if (steps < 0) {
+            throw new Llama2jException("steps is " + steps + ", must be >= 0 (0 means the model's seq_len)",
+                    Llama2jException.BAD_USAGE);
+        }
+        return steps == 0 || steps > seqLen ? seqLen : steps;
+    }
+
+    /** run.c's generate(): forward the prompt, then sample until {@code steps} positions or BOS. */
+    public Result generate(byte[] prompt, int steps) {
+        int seqLen = engine.config().seqLen();
+        steps = effectiveSteps(steps, seqLen);
+        int[] promptTokens = tokenizer.encode(prompt == null ? new byte[0] : prompt, true, false);
+        if (promptTokens.length > seqLen) {
+            throw new Llama2jException("prompt is " + promptTokens.length + " tokens, longer than the model's seq_len "
+                    + seqLen, Llama2jException.BAD_USAGE);
+        }
+        List<Integer> fed = new ArrayList<>(), sampled = new ArrayList<>();
+        long start = System.nanoTime(), first = -1;
+        int generated = 0;
+        int token = promptTokens[0];
+        int pos = 0;
+        while (pos < steps) {
+            float[] logits = engine.forward(token, pos);
+            fed.add(token);
+            int next;
+            if (pos < promptTokens.length - 1) {
+                next = promptTokens[pos + 1];
+            } else {
+                next = sampler.sample(logits);
+                sampled.add(next);
+                generated++;
+                if (first < 0) {
+                    first = System.nanoTime();
+                }
+            }
+            pos++;
+            if (next == Tokenizer.BOS) {
+                break;
+            }
+            write(tokenizer.decodePrintable(token, next));
+            token = next;
+        }
+        write(NEWLINE);
+        return new Result(fed, sampled, promptTokens.length, generated, start, first, System.nanoTime());
+    }
+
+    /**
+     * run.c's chat(): Llama 2's [INST] template (with a &lt;&lt;SYS&gt;&gt; block on the first turn when a
+     * system prompt is given), user turns read from {@code stdin} one line at a time (on end of input
+     * the previous prompt is reused, as fgets leaves run.c's buffer untouched), EOS ending a turn.
+     *
+     * @param userPrompt   first user prompt, or null to read it from stdin
+     * @param systemPrompt system prompt, or null to read it from stdin
+     */
+    public Result chat(byte[] userPrompt, byte[] systemPrompt, int steps, InputStream stdin) {
+        int seqLen = engine.config().seqLen();
+        steps = effectiveSteps(steps, seqLen);
+        List<Integer> fed = new ArrayList<>(), sampled = new ArrayList<>();
+        long start = System.nanoTime(), first = -1;
+        int generated = 0;
+        byte[] system = new byte[0];
+        byte[] user = new byte[0];
+        int[] promptTokens = new int[0];
+        int userIdx = 0;
+        boolean userTurn = true;
+        int next = 0, token, pos = 0;
+        while (pos < steps) {
+            if (userTurn) {
+                if (pos == 0) {
+                    if (systemPrompt == null) {
+                        write("Enter system prompt (optional): ".getBytes(StandardCharsets.US_ASCII));
+                        system = readLine(stdin, system);
+                    } else {
+                        system = systemPrompt;
+                    }
+                }
+                if (pos == 0 && userPrompt != null) {
+                    user = userPrompt;
+                } else {
+                    write("User: ".getBytes(StandardCharsets.US_ASCII));
+                    user = readLine(stdin, user);
+                }
+                ByteArrayOutputStream rendered = new ByteArrayOutputStream();
+                if (pos == 0 && system.length > 0) {
+                    rendered.writeBytes("[INST] <<SYS>>\n".getBytes(StandardCharsets.US_ASCII));
+                    rendered.writeBytes(system);
+                    rendered.writeBytes("\n<</SYS>>\n\n".getBytes(StandardCharsets.US_ASCII));
+                    rendered.writeBytes(user);
+                    rendered.writeBytes(" [/INST]".getBytes(StandardCharsets.US_ASCII));
+                } else {
+                    rendered.writeBytes("[INST] ".getBytes(StandardCharsets.US_ASCII));
+                    rendered.writeBytes(user);
+                    rendered.writeBytes(" [/INST]".getBytes(StandardCharsets.US_ASCII));
+                }
+                promptTokens = tokenizer.encode(rendered.toByteArray(), true, false);
+                userIdx = 0;
+                userTurn = false;
+                write("Assistant: ".getBytes(StandardCharsets.US_ASCII));
+            }
+            boolean fromPrompt = userIdx < promptTokens.length;
+            token = fromPrompt ? promptTokens[userIdx++] : next;
+            if (token == Tokenizer.EOS) {
+                userTurn = true;
+            }
+            float[] logits = engine.forward(token, pos);
+            fed.add(token);
+            next = sampler.sample(logits);
+            sampled.add(next);
+            pos++;
+            if (userIdx >= promptTokens.length && next != Tokenizer.EOS) {
+                if (first < 0) {
+                    first = System.nanoTime();
+                }
+                generated++;
+                write(tokenizer.decodePrintable(token, next));
+            }
+            if (next == Tokenizer.EOS) {
+                write(NEWLINE);
+            }
+        }
+        write(NEWLINE);
+        return new Result(fed, sampled, promptTokens.length, generated, start, first, System.nanoTime());
+    }
+
+    /** fgets() then strip one trailing newline; at end of input the previous buffer is kept. */
+    private static byte[] readLine(InputStream in, byte[] previous) {
+        try {
+            ByteArrayOutputStream line = new ByteArrayOutputStream();
+            int b;
+            boolean any = false;
+            while ((b = in.read()) != -1) {
+                any = true;
+                if (b == '\n') {
+                    break;
+                }
+                line.write(b);
+            }
+            return any ? line.toByteArray() : previous;
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    private void write(byte[] bytes) {
+        if (bytes.length == 0) {
+            return;
+        }
+        try {
+            out.write(bytes);
+            out.flush();
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+}

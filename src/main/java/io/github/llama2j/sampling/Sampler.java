@@ -1,0 +1,131 @@
+package io.github.llama2j.sampling;
+
+import io.github.llama2j.Llama2jException;
+
+import java.util.Arrays;
+
+/**
+ * run.c's sampler: argmax at temperature 0; otherwise temperature scaling, softmax,
+ * one coin per call, and multinomial or top-p (nucleus) selection with run.c's cutoff,
+ * stable descending sort, truncation and cdf walk. Every float operation is in run.c's order,
+ * so a given seed picks the same tokens as llama2.c.
+ */
+public final class Sampler {
+    private final int vocabSize;
+    private final float temperature;
+    private final float topp;
+    private final Rng rng;
+    private final long[] candidates; // top-p scratch: sort keys (descending prob, ascending id)
+
+    public Sampler(int vocabSize, float temperature, float topp, long seed) {
+        if (!(temperature >= 0) || Float.isInfinite(temperature)) {
+            throw new Llama2jException("temperature is " + temperature + ", must be a finite number >= 0", Llama2jException.BAD_USAGE);
+        }
+        if (!(topp >= 0 && topp <= 1)) {
+            throw new Llama2jException("top-p is " + topp + ", must be in [0, 1]", Llama2jException.BAD_USAGE);
+        }
+        this.vocabSize = vocabSize;
+        this.temperature = temperature;
+        this.topp = topp;
+        this.rng = new Rng(seed);
+        this.candidates = new long[vocabSize];
+    }
+
+    public float temperature() {
+        return temperature;
+    }
+
+    /** Picks the next token; {@code logits} is overwritten (scaled to probabilities) when sampling. */
+    public int sample(float[] logits) {
+        if (temperature == 0.0f) {
+            return argmax(logits, vocabSize);
+        }
+        for (int q = 0; q < vocabSize; q++) {
+            logits[q] /= temperature;
+        }
+        softmax(logits, vocabSize);
+        float coin = rng.nextFloat();
+        if (topp <= 0 || topp >= 1) {
+            return sampleMult(logits, vocabSize, coin);
+        }
+        return sampleTopp(logits, vocabSize, topp, coin);
+    }
+
+    /** First index of the largest value (strict {@code >}, as run.c). */
+    public static int argmax(float[] p, int n) {
+        int maxI = 0;
+        float maxP = p[0];
+        for (int i = 1; i < n; i++) {
+            if (p[i] > maxP) {
+                maxI = i;
+                maxP = p[i];
+            }
+        }
+        return maxI;
+    }
+
+    /** run.c's softmax: subtract the max, expf, sequential float sum, divide. */
+    public static void softmax(float[] x, int size) {
+        float max = x[0];
+        for (int i = 1; i < size; i++) {
+            if (x[i] > max) {
+                max = x[i];
+            }
+        }
+        float sum = 0.0f;
+        for (int i = 0; i < size; i++) {
+            x[i] = (float) Math.exp(x[i] - max);
+            sum += x[i];
+        }
+        for (int i = 0; i < size; i++) {
+            x[i] /= sum;
+        }
+    }
+
+    static int sampleMult(float[] probabilities, int n, float coin) {
+        float cdf = 0.0f;
+        for (int i = 0; i < n; i++) {
+            cdf += probabilities[i];
+            if (coin < cdf) {
+                return i;
+            }
+        }
+        return n - 1;
+    }
+
+    private int sampleTopp(float[] probabilities, int n, float topp, float coin) {
+        // Tokens below the cutoff cannot be part of the nucleus; dropping them first keeps the sort small.
+        final float cutoff = (1.0f - topp) / (n - 1);
+        int n0 = 0;
+        for (int i = 0; i < n; i++) {
+            if (probabilities[i] >= cutoff) {
+                // Probabilities are >= 0, so their bit patterns order like the values. Key: descending
+                // probability, then ascending id: the order of run.c's stable qsort.
+                long inverted = 0x7FFFFFFFL - Float.floatToRawIntBits(probabilities[i]);
+                candidates[n0++] = (inverted << 32) | i;
+            }
+        }
+        if (n0 == 0) {
+            return argmax(probabilities, n); // run.c reads probindex[-1] here (undefined); take the likeliest token
+        }
+        Arrays.sort(candidates, 0, n0);
+        float cumulative = 0.0f;
+        int lastIdx = n0 - 1;
+        for (int i = 0; i < n0; i++) {
+            cumulative += probabilities[(int) candidates[i]];
+            if (cumulative > topp) {
+                lastIdx = i;
+                break;
+            }
+        }
+        float r = coin * cumulative;
+        float cdf = 0.0f;
+        for (int i = 0; i <= lastIdx; i++) {
+            cdf += probabilities[(int) candidates[i]];
+            if (r < cdf) {
+                return (int) candidates[i];
+            }
+        }
+        return (int) candidates[lastIdx];
+    }
+}
