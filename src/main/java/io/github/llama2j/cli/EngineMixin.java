@@ -9,9 +9,8 @@ public final class EngineMixin {
             description = "Engine: cpu (default), tornado (TornadoVM device), hybrid (rows split GPU+CPU).")
     String engine;
 
-    @Option(names = "--threads", paramLabel = "N", description = "CPU worker threads (default: all cores, ${DEFAULT-VALUE}).",
-            defaultValue = "0")
-    int threads;
+    @Option(names = "--threads", paramLabel = "N", description = "CPU worker threads (default: all cores).")
+    Integer threads;
 
     @Option(names = "--exact", description = "Follow run.c/runq.c's float summation order everywhere: bit-exact logits, slower.")
     boolean exact;
@@ -27,7 +26,11 @@ public final class EngineMixin {
     boolean verbose;
 
     public EngineOptions toOptions(boolean profile) {
-        int t = threads <= 0 ? EngineOptions.defaultThreads() : threads;
+        if (threads != null && threads < 1) {
+            throw new io.github.llama2j.Llama2jException("--threads is " + threads + ", must be >= 1",
+                    io.github.llama2j.Llama2jException.BAD_USAGE);
+        }
+        int t = threads == null ? EngineOptions.defaultThreads() : threads;
         double s = Double.NaN;
         if (!"auto".equals(split)) {
             try {

@@ -1,6 +1,7 @@
 package io.github.llama2j.cli;
 
 import io.github.llama2j.Llama2jException;
+import io.github.llama2j.engine.EngineOptions;
 import io.github.llama2j.engine.Engines;
 import io.github.llama2j.engine.InferenceEngine;
 import io.github.llama2j.generate.Generator;
@@ -13,8 +14,6 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
-import java.io.FileDescriptor;
-import java.io.FileOutputStream;
 import java.io.OutputStream;
 import java.io.PrintWriter;
 import java.nio.charset.StandardCharsets;
@@ -71,6 +70,16 @@ public final class RunCommand implements Callable<Integer> {
     @picocli.CommandLine.Spec
     picocli.CommandLine.Model.CommandSpec spec;
 
+    private final Io io;
+
+    public RunCommand(Io io) {
+        this.io = io;
+    }
+
+    public RunCommand() {
+        this(Io.system());
+    }
+
     @Override
     public Integer call() {
         if (!mode.equals("generate") && !mode.equals("chat")) {
@@ -89,13 +98,14 @@ public final class RunCommand implements Callable<Integer> {
         try (Model m = ModelLoader.load(ModelResolver.resolve(model, spec.commandLine().getErr()))) {
             Path tokPath = tokenizerPath != null ? tokenizerPath : ModelFiles.tokenizerFor(m);
             Tokenizer tokenizer = Tokenizer.load(tokPath, m.config().vocabSize());
+            EngineOptions options = engine.toOptions(false);
             Sampler sampler = new Sampler(m.config().vocabSize(), temperature, topp, rngSeed);
-            OutputStream stdout = new FileOutputStream(FileDescriptor.out);
-            try (InferenceEngine e = Engines.create(m, engine.toOptions(false))) {
+            OutputStream stdout = io.stdout();
+            try (InferenceEngine e = Engines.create(m, options)) {
                 Generator g = new Generator(e, tokenizer, sampler, stdout);
                 byte[] promptBytes = prompt == null ? null : prompt.getBytes(StandardCharsets.UTF_8);
                 Generator.Result r = mode.equals("chat")
-                        ? g.chat(promptBytes, systemPrompt == null ? null : systemPrompt.getBytes(StandardCharsets.UTF_8), steps, System.in)
+                        ? g.chat(promptBytes, systemPrompt == null ? null : systemPrompt.getBytes(StandardCharsets.UTF_8), steps, io.stdin())
                         : g.generate(promptBytes, steps);
                 if (!noStats) {
                     PrintWriter err = spec.commandLine().getErr();
