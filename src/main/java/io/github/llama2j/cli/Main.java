@@ -14,7 +14,7 @@ import java.io.PrintWriter;
         mixinStandardHelpOptions = true,
         versionProvider = VersionProvider.class,
         description = "llama2.c's transformer inference in Java, on the CPU and on GPUs through TornadoVM.",
-        subcommands = {RunCommand.class, CommandLine.HelpCommand.class},
+        subcommands = {RunCommand.class, ProfileCommand.class, CommandLine.HelpCommand.class},
         footer = {"",
                 "Examples:",
                 "  llama2j run stories15M -i \"Once upon a time\"",
