@@ -14,29 +14,20 @@ import java.util.Optional;
  */
 public final class CLibraryMath implements FloatMath {
     private static final String[] LIBRARIES = {"libm.so.6", "libm.so", "libSystem.B.dylib", "msvcrt.dll"};
-    private static final Optional<CLibraryMath> INSTANCE = load();
 
-    private final String library;
-    private final MethodHandle expf, sinf, cosf, powf;
+    // Static final, so the JIT treats the handles as constants and inlines the downcalls.
+    private static final String LIBRARY;
+    private static final MethodHandle EXPF, SINF, COSF, POWF;
+    private static final CLibraryMath INSTANCE;
 
-    private CLibraryMath(String library, MethodHandle expf, MethodHandle sinf, MethodHandle cosf, MethodHandle powf) {
-        this.library = library;
-        this.expf = expf;
-        this.sinf = sinf;
-        this.cosf = cosf;
-        this.powf = powf;
-    }
-
-    /** The C library's math functions, or empty where none can be linked (native access denied, unknown platform). */
-    public static Optional<CLibraryMath> instance() {
-        return INSTANCE;
-    }
-
-    private static Optional<CLibraryMath> load() {
+    static {
+        String library = null;
+        MethodHandle exp = null, sin = null, cos = null, pow = null;
         try {
             Linker linker = Linker.nativeLinker();
             FunctionDescriptor unary = FunctionDescriptor.of(ValueLayout.JAVA_FLOAT, ValueLayout.JAVA_FLOAT);
             FunctionDescriptor binary = FunctionDescriptor.of(ValueLayout.JAVA_FLOAT, ValueLayout.JAVA_FLOAT, ValueLayout.JAVA_FLOAT);
+            Linker.Option critical = Linker.Option.critical(false);
             for (String lib : LIBRARIES) {
                 SymbolLookup lookup;
                 try {
@@ -44,29 +35,44 @@ public final class CLibraryMath implements FloatMath {
                 } catch (IllegalArgumentException notFound) {
                     continue;
                 }
-                var exp = lookup.find("expf");
-                var sin = lookup.find("sinf");
-                var cos = lookup.find("cosf");
-                var pow = lookup.find("powf");
-                if (exp.isPresent() && sin.isPresent() && cos.isPresent() && pow.isPresent()) {
-                    Linker.Option critical = Linker.Option.critical(false);
-                    return Optional.of(new CLibraryMath(lib,
-                            linker.downcallHandle(exp.get(), unary, critical),
-                            linker.downcallHandle(sin.get(), unary, critical),
-                            linker.downcallHandle(cos.get(), unary, critical),
-                            linker.downcallHandle(pow.get(), binary, critical)));
+                var e = lookup.find("expf");
+                var s = lookup.find("sinf");
+                var c = lookup.find("cosf");
+                var p = lookup.find("powf");
+                if (e.isPresent() && s.isPresent() && c.isPresent() && p.isPresent()) {
+                    exp = linker.downcallHandle(e.get(), unary, critical);
+                    sin = linker.downcallHandle(s.get(), unary, critical);
+                    cos = linker.downcallHandle(c.get(), unary, critical);
+                    pow = linker.downcallHandle(p.get(), binary, critical);
+                    library = lib;
+                    break;
                 }
             }
         } catch (RuntimeException | LinkageError e) {
             // Native access disabled or unsupported platform: callers fall back to Java's Math.
+            exp = sin = cos = pow = null;
+            library = null;
         }
-        return Optional.empty();
+        LIBRARY = library;
+        EXPF = exp;
+        SINF = sin;
+        COSF = cos;
+        POWF = pow;
+        INSTANCE = library == null ? null : new CLibraryMath();
+    }
+
+    private CLibraryMath() {
+    }
+
+    /** The C library's math functions, or empty where none can be linked (native access denied, unknown platform). */
+    public static Optional<CLibraryMath> instance() {
+        return Optional.ofNullable(INSTANCE);
     }
 
     @Override
     public float exp(float x) {
         try {
-            return (float) expf.invokeExact(x);
+            return (float) EXPF.invokeExact(x);
         } catch (Throwable t) {
             throw new IllegalStateException("expf failed", t);
         }
@@ -75,7 +81,7 @@ public final class CLibraryMath implements FloatMath {
     @Override
     public float sin(float x) {
         try {
-            return (float) sinf.invokeExact(x);
+            return (float) SINF.invokeExact(x);
         } catch (Throwable t) {
             throw new IllegalStateException("sinf failed", t);
         }
@@ -84,7 +90,7 @@ public final class CLibraryMath implements FloatMath {
     @Override
     public float cos(float x) {
         try {
-            return (float) cosf.invokeExact(x);
+            return (float) COSF.invokeExact(x);
         } catch (Throwable t) {
             throw new IllegalStateException("cosf failed", t);
         }
@@ -93,7 +99,7 @@ public final class CLibraryMath implements FloatMath {
     @Override
     public float pow(float x, float y) {
         try {
-            return (float) powf.invokeExact(x, y);
+            return (float) POWF.invokeExact(x, y);
         } catch (Throwable t) {
             throw new IllegalStateException("powf failed", t);
         }
@@ -101,6 +107,6 @@ public final class CLibraryMath implements FloatMath {
 
     @Override
     public String name() {
-        return library;
+        return LIBRARY;
     }
 }
