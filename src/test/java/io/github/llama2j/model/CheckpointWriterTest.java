@@ -89,6 +89,19 @@ class CheckpointWriterTest {
         assertTrue(maxDiff > 0, "quantization must change something");
     }
 
+    @Test
+    void quantizingASynthesizedFloatFileGivesTheSynthesizedQ8FileByteForByte() throws IOException {
+        for (Configuration c : new Configuration[]{GQA, UNSHARED}) {
+            Path v0 = write(c, ModelFormat.LEGACY_V0, 0, 21, "f" + c.sharedClassifier() + ".bin");
+            Path v2 = write(c, ModelFormat.V2_Q8, 4, 21, "q" + c.sharedClassifier() + ".bin");
+            Path requantized = tmp.resolve("r" + c.sharedClassifier() + ".bin");
+            try (Model m = ModelLoader.load(v0)) {
+                CheckpointWriter.write(WeightSource.of(m), ModelFormat.V2_Q8, 4, requantized, null);
+            }
+            assertEquals(-1L, Files.mismatch(v2, requantized));
+        }
+    }
+
     private static float[][] logits(Path file, int positions) {
         try (Model m = ModelLoader.load(file); InferenceEngine e = Engines.create(m, EngineOptions.cpu(1, true))) {
             float[][] out = new float[positions][];
