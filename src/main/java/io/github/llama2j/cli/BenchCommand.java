@@ -67,6 +67,9 @@ public final class BenchCommand implements Callable<Integer> {
     @Option(names = "--seed", paramLabel = "N", defaultValue = "42", description = "Seed of the random prompt ids (default ${DEFAULT-VALUE}).")
     long seed;
 
+    @Option(names = "--profile", description = "After the benchmark, profile --gen-tokens greedy tokens per thread count and print the per-task table on stderr.")
+    boolean profile;
+
     @Option(names = "--json", description = "Print a JSON document instead of the table.")
     boolean json;
 
@@ -129,6 +132,12 @@ public final class BenchCommand implements Callable<Integer> {
                     }
                     if (genTokens > 0) {
                         results.add(measure("tg" + genTokens, t, e, genTokens, () -> generate(e, genTokens)));
+                    }
+                    if (profile) {
+                        int n = Math.max(1, Math.min(genTokens, c.seqLen() - 1));
+                        var report = new io.github.llama2j.profile.ProfileReport(e.name(), ProfileCommand.profile(e, 1, n));
+                        err.println(report.toTable());
+                        err.flush();
                     }
                 }
             }
