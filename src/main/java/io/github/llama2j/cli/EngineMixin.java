@@ -9,9 +9,9 @@ public final class EngineMixin {
             description = "Engine: cpu (default), tornado (TornadoVM device), hybrid (rows split GPU+CPU).")
     String engine;
 
-    @Option(names = "--threads", paramLabel = "N", description = "CPU worker threads (default: all cores, ${DEFAULT-VALUE}).",
-            defaultValue = "0")
-    int threads;
+    @Option(names = "--threads", paramLabel = "N", split = ",",
+            description = "CPU worker threads (default: all cores); bench takes a comma-separated list, e.g. 1,2,4.")
+    int[] threads;
 
     @Option(names = "--exact", description = "Follow run.c/runq.c's float summation order everywhere: bit-exact logits, slower.")
     boolean exact;
@@ -27,7 +27,35 @@ public final class EngineMixin {
     boolean verbose;
 
     public EngineOptions toOptions(boolean profile) {
-        int t = threads <= 0 ? EngineOptions.defaultThreads() : threads;
+        if (threads != null && threads.length != 1) {
+            throw new io.github.llama2j.Llama2jException("--threads takes one number here, got " + threads.length,
+                    io.github.llama2j.Llama2jException.BAD_USAGE);
+        }
+        return toOptions(profile, threads == null ? EngineOptions.defaultThreads() : threads[0]);
+    }
+
+    /** The --threads values, 0 (or less) meaning all cores: bench runs once per entry. */
+    public int[] threadCounts() {
+        if (threads == null) {
+            return new int[]{EngineOptions.defaultThreads()};
+        }
+        for (int t : threads) {
+            checkThreads(t);
+        }
+        return threads.clone();
+    }
+
+    private static void checkThreads(int t) {
+        if (t < 1) {
+            throw new io.github.llama2j.Llama2jException("--threads is " + t + ", must be >= 1",
+                    io.github.llama2j.Llama2jException.BAD_USAGE);
+        }
+    }
+
+    /** The options with {@code threadCount} workers instead of --threads. */
+    public EngineOptions toOptions(boolean profile, int threadCount) {
+        checkThreads(threadCount);
+        int t = threadCount;
         double s = Double.NaN;
         if (!"auto".equals(split)) {
             try {

@@ -14,7 +14,8 @@ import java.io.PrintWriter;
         mixinStandardHelpOptions = true,
         versionProvider = VersionProvider.class,
         description = "llama2.c's transformer inference in Java, on the CPU and on GPUs through TornadoVM.",
-        subcommands = {RunCommand.class, DevicesCommand.class, CommandLine.HelpCommand.class},
+        subcommands = {RunCommand.class, ProfileCommand.class, SynthCommand.class, QuantizeCommand.class, InfoCommand.class, BenchCommand.class,
+                DevicesCommand.class, CommandLine.HelpCommand.class},
         footer = {"",
                 "Examples:",
                 "  llama2j run stories15M -i \"Once upon a time\"",
@@ -32,8 +33,20 @@ public final class Main implements Runnable {
         spec.commandLine().usage(spec.commandLine().getOut());
     }
 
-    public static CommandLine commandLine() {
-        CommandLine cl = new CommandLine(new Main());
+    /** A command line whose commands read and write {@code io}: classes with an {@code (Io)} constructor receive it. */
+    public static CommandLine commandLine(Io io) {
+        CommandLine.IFactory defaults = CommandLine.defaultFactory();
+        CommandLine.IFactory factory = new CommandLine.IFactory() {
+            @Override
+            public <K> K create(Class<K> cls) throws Exception {
+                try {
+                    return cls.getDeclaredConstructor(Io.class).newInstance(io);
+                } catch (NoSuchMethodException e) {
+                    return defaults.create(cls);
+                }
+            }
+        };
+        CommandLine cl = new CommandLine(new Main(), factory);
         cl.setExecutionExceptionHandler((ex, commandLine, parseResult) -> {
             Throwable t = ex;
             while (t != null && !(t instanceof Llama2jException) && t.getCause() != null && t.getCause() != t) {
@@ -51,14 +64,19 @@ public final class Main implements Runnable {
 
     /** Runs the CLI and returns its exit code (tests call this; {@link #main} exits with it). */
     public static int execute(PrintWriter out, PrintWriter err, String... args) {
-        CommandLine cl = commandLine();
+        return execute(Io.system(), out, err, args);
+    }
+
+    /** Runs the CLI with the given byte streams for generated text and chat input. */
+    public static int execute(Io io, PrintWriter out, PrintWriter err, String... args) {
+        CommandLine cl = commandLine(io);
         cl.setOut(out);
         cl.setErr(err);
         return cl.execute(args);
     }
 
     public static void main(String[] args) {
-        int code = commandLine().execute(args);
+        int code = commandLine(Io.system()).execute(args);
         System.out.flush();
         System.exit(code);
     }

@@ -1,21 +1,173 @@
 package io.github.llama2j.cli;
 
 import io.github.llama2j.Llama2jException;
+import io.github.llama2j.model.AtomicFile;
 
+import java.io.IOException;
 import java.io.PrintWriter;
+import java.net.URI;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Map;
+import java.util.Optional;
 
-/** Turns the MODEL argument into a file path. */
+/**
+ * Turns the MODEL argument into a file path. An existing path wins. Otherwise MODEL may name a
+ * published model (stories260K, stories15M, stories42M, stories110M), looked up in order:
+ * <ol>
+ *   <li>{@code $LLAMA2J_MODELS/<name>.bin}, used as it is;</li>
+ *   <li>the cache, {@code $XDG_CACHE_HOME/llama2j} or {@code ~/.cache/llama2j}, checked by SHA-256;</li>
+ *   <li>a download into the cache (from Hugging Face's tinyllamas, or {@code $LLAMA2J_MODEL_BASE_URL}),
+ *       together with the model's tokenizer so that it is found next to the model.</li>
+ * </ol>
+ * A cached file is checked against its pinned SHA-256 where one is known; otherwise against the
+ * SHA-256 recorded in {@code <file>.sha256} when it was first downloaded (trust on first use).
+ */
 public final class ModelResolver {
-    private ModelResolver() {
+    /** The help text about model names, for the footers of the commands that take MODEL. */
+    public static final String NAMES_HELP = "%nModel names: MODEL may also be stories260K, stories15M, stories42M or"
+            + "%nstories110M. A name is looked up as $LLAMA2J_MODELS/<name>.bin, then in the"
+            + "%ncache ($XDG_CACHE_HOME/llama2j, else ~/.cache/llama2j); otherwise it is"
+            + "%ndownloaded into the cache from Hugging Face (karpathy/tinyllamas), with its"
+            + "%ntokenizer, showing progress on stderr. stories260K.bin, tok512.bin and"
+            + "%ntokenizer.bin are checked against pinned SHA-256 sums. stories15M/42M/110M"
+            + "%nhave no pinned sum (only their size is pinned): their SHA-256 is recorded at"
+            + "%nfirst download in <file>.sha256 beside them and checked on every later use"
+            + "%n(trust on first use). LLAMA2J_MODEL_BASE_URL replaces the download site.";
+    static final String MODELS_DIR_ENV = "LLAMA2J_MODELS";
+    static final String BASE_URL_ENV = "LLAMA2J_MODEL_BASE_URL";
+
+    private final Map<String, String> env;
+    private final Path userHome;
+    private final Path workingDir;
+    private final PrintWriter log;
+
+    /** @param workingDir what relative MODEL paths are relative to ({@code Path.of("")}: the process's directory) */
+    ModelResolver(Map<String, String> env, Path userHome, Path workingDir, PrintWriter log) {
+        this.env = env;
+        this.userHome = userHome;
+        this.workingDir = workingDir;
+        this.log = log;
     }
 
+    /** Resolves with the process environment; downloads log to {@code log} (stderr). */
     public static Path resolve(String model, PrintWriter log) {
-        Path p = Path.of(model);
-        if (Files.exists(p)) {
+        return new ModelResolver(System.getenv(), Path.of(System.getProperty("user.home")), Path.of(""), log).resolve(model);
+    }
+
+    Path resolve(String model) {
+        Path p = workingDir.resolve(model);
+        Optional<KnownModels.KnownModel> name = KnownModels.byName(model);
+        // a file wins over a name; a directory that happens to be called like a model does not
+        if (Files.isRegularFile(p) || (name.isEmpty() && Files.exists(p))) {
             return p;
         }
-        throw new Llama2jException(model + ": no such model file", Llama2jException.BAD_INPUT);
+        KnownModels.KnownModel known = name.orElseThrow(() -> new Llama2jException(model
+                + ": no such model file, and not a model name (" + String.join(", ", KnownModels.names()) + ")",
+                Llama2jException.BAD_INPUT));
+        String dir = env.get(MODELS_DIR_ENV);
+        if (dir != null && !dir.isBlank()) {
+            Path inDir = Path.of(dir).resolve(known.weights().fileName());
+            if (Files.isRegularFile(inDir)) {
+                return inDir;
+            }
+        }
+        Path cache = cacheDir();
+        Path weights = ensure(known.weights(), cache);
+        ensure(known.tokenizer(), cache);
+        return weights;
+    }
+
+    /** {@code $XDG_CACHE_HOME/llama2j}, or {@code ~/.cache/llama2j} when that is unset or relative (as the XDG spec says). */
+    Path cacheDir() {
+        String xdg = env.get("XDG_CACHE_HOME");
+        if (xdg != null && !xdg.isBlank() && Path.of(xdg).isAbsolute()) {
+            return Path.of(xdg, "llama2j");
+        }
+        return userHome.resolve(".cache").resolve("llama2j");
+    }
+
+    /** The file in the cache, checked; downloaded first if absent. */
+    Path ensure(KnownModels.RemoteFile remote, Path cache) {
+        Path local = cache.resolve(remote.fileName());
+        if (Files.isRegularFile(local)) {
+            verify(remote, local);
+            return local;
+        }
+        String url = remote.url(blankToNull(env.get(BASE_URL_ENV)));
+        if (log != null) {
+            log.println("llama2j: downloading " + url + " to " + local);
+            log.flush();
+        }
+        String sha = new Downloader(log).download(URI.create(url), local, remote.size(), remote.sha256());
+        if (remote.sha256() == null) {
+            writeSidecar(local, sha);
+            if (log != null) {
+                log.println("llama2j: no pinned checksum for " + remote.fileName() + "; recorded its SHA-256 " + sha
+                        + " in " + sidecar(local).getFileName() + " and will check it on every later use");
+                log.flush();
+            }
+        }
+        return local;
+    }
+
+    /** Checks a cached file's size and SHA-256 against the pinned values or the recorded sidecar. */
+    private void verify(KnownModels.RemoteFile remote, Path local) {
+        String name = remote.fileName();
+        try {
+            long size = Files.size(local);
+            if (remote.size() >= 0 && size != remote.size()) {
+                throw corrupt(local, "holds " + size + " bytes, expected " + remote.size());
+            }
+            String expected = remote.sha256();
+            Path sidecar = sidecar(local);
+            if (expected == null && Files.isRegularFile(sidecar)) {
+                expected = readSidecar(sidecar);
+            }
+            String actual = Downloader.sha256(local);
+            if (expected == null) {
+                // put there by hand, never downloaded by us: trust it now, check it from now on
+                writeSidecar(local, actual);
+                return;
+            }
+            if (!expected.equalsIgnoreCase(actual)) {
+                throw corrupt(local, "SHA-256 is " + actual + ", expected " + expected
+                        + (remote.sha256() == null ? " (recorded in " + sidecar.getFileName() + " at first download)" : ""));
+            }
+        } catch (IOException e) {
+            throw new Llama2jException(name + ": cannot read cached file " + local + " (" + e + ")", Llama2jException.IO_FAILURE, e);
+        }
+    }
+
+    private static Llama2jException corrupt(Path local, String why) {
+        return new Llama2jException("cached " + local + " " + why + ": delete it to download it again", Llama2jException.IO_FAILURE);
+    }
+
+    static Path sidecar(Path local) {
+        return local.resolveSibling(local.getFileName() + ".sha256");
+    }
+
+    /** The {@code sha256sum} format: hash, two spaces, file name; {@code sha256sum -c} can check it. */
+    private static void writeSidecar(Path local, String sha) {
+        Path sidecar = sidecar(local);
+        AtomicFile.write(sidecar, temp -> {
+            Files.writeString(temp, sha + "  " + local.getFileName() + "\n", StandardCharsets.US_ASCII);
+            return null;
+        });
+    }
+
+    private static String readSidecar(Path sidecar) throws IOException {
+        String text = Files.readString(sidecar, StandardCharsets.US_ASCII).trim();
+        String hash = text.split("\\s+", 2)[0];
+        if (!hash.matches("[0-9a-fA-F]{64}")) {
+            throw new Llama2jException(sidecar + ": not a SHA-256 line ('" + (text.length() > 40 ? text.substring(0, 40) + "..." : text)
+                    + "'): delete it and the model file to download again", Llama2jException.IO_FAILURE);
+        }
+        return hash;
+    }
+
+    private static String blankToNull(String s) {
+        return s == null || s.isBlank() ? null : s;
     }
 }

@@ -1,11 +1,14 @@
 package io.github.llama2j.cli;
 
 import io.github.llama2j.Llama2jException;
+import io.github.llama2j.engine.EngineOptions;
 import io.github.llama2j.engine.Engines;
 import io.github.llama2j.engine.InferenceEngine;
 import io.github.llama2j.generate.Generator;
 import io.github.llama2j.model.Model;
 import io.github.llama2j.model.ModelLoader;
+import io.github.llama2j.profile.ProfileRecorder;
+import io.github.llama2j.profile.ProfileReport;
 import io.github.llama2j.sampling.Sampler;
 import io.github.llama2j.tokenizer.Tokenizer;
 import picocli.CommandLine.Command;
@@ -13,8 +16,6 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
-import java.io.FileDescriptor;
-import java.io.FileOutputStream;
 import java.io.OutputStream;
 import java.io.PrintWriter;
 import java.nio.charset.StandardCharsets;
@@ -65,11 +66,24 @@ public final class RunCommand implements Callable<Integer> {
     @Option(names = "--no-stats", description = "Do not print the stats line on stderr.")
     boolean noStats;
 
+    @Option(names = "--profile", description = "Profile the run and print the per-task table on stderr at the end.")
+    boolean profile;
+
     @Mixin
     EngineMixin engine;
 
     @picocli.CommandLine.Spec
     picocli.CommandLine.Model.CommandSpec spec;
+
+    private final Io io;
+
+    public RunCommand(Io io) {
+        this.io = io;
+    }
+
+    public RunCommand() {
+        this(Io.system());
+    }
 
     @Override
     public Integer call() {
@@ -89,14 +103,29 @@ public final class RunCommand implements Callable<Integer> {
         try (Model m = ModelLoader.load(ModelResolver.resolve(model, spec.commandLine().getErr()))) {
             Path tokPath = tokenizerPath != null ? tokenizerPath : ModelFiles.tokenizerFor(m);
             Tokenizer tokenizer = Tokenizer.load(tokPath, m.config().vocabSize());
+            EngineOptions options = engine.toOptions(profile);
             Sampler sampler = new Sampler(m.config().vocabSize(), temperature, topp, rngSeed);
-            OutputStream stdout = new FileOutputStream(FileDescriptor.out);
-            try (InferenceEngine e = Engines.create(m, engine.toOptions(false))) {
+            OutputStream stdout = io.stdout();
+            try (InferenceEngine e = Engines.create(m, options)) {
+                ProfileRecorder recorder = null;
+                if (profile) {
+                    recorder = new ProfileRecorder();
+                    e.setProfiler(recorder);
+                }
                 Generator g = new Generator(e, tokenizer, sampler, stdout);
                 byte[] promptBytes = prompt == null ? null : prompt.getBytes(StandardCharsets.UTF_8);
                 Generator.Result r = mode.equals("chat")
-                        ? g.chat(promptBytes, systemPrompt == null ? null : systemPrompt.getBytes(StandardCharsets.UTF_8), steps, System.in)
+                        ? g.chat(promptBytes, systemPrompt == null ? null : systemPrompt.getBytes(StandardCharsets.UTF_8), steps, io.stdin())
                         : g.generate(promptBytes, steps);
+                if (recorder != null) {
+                    // Every position counts as a token here (no warm-up): the first ones include JIT warm-up.
+                    for (int i = 0; i < r.fed().size(); i++) {
+                        recorder.tokenDone(r.startNanos(), i == 0 ? r.endNanos() - r.startNanos() : 0);
+                    }
+                    PrintWriter err = spec.commandLine().getErr();
+                    err.println(new ProfileReport(e.name(), recorder).toTable());
+                    err.flush();
+                }
                 if (!noStats) {
                     PrintWriter err = spec.commandLine().getErr();
                     err.println(String.format(Locale.ROOT,

@@ -1,6 +1,7 @@
 package io.github.llama2j.cpu;
 
 import io.github.llama2j.engine.InferenceEngine;
+import io.github.llama2j.math.FloatMath;
 import io.github.llama2j.model.Configuration;
 import io.github.llama2j.model.Matrix;
 import io.github.llama2j.model.Model;
@@ -26,6 +27,7 @@ public final class CpuEngine implements InferenceEngine {
     private final boolean ownsParallel;
     private final String name;
     private final float[] ropeFreq;
+    private final FloatMath math;
 
     // Run state, as run.c's RunState.
     private final float[] x, xb, xb2, hb, hb2, q, k, v, att, logits;
@@ -33,11 +35,15 @@ public final class CpuEngine implements InferenceEngine {
     private final byte[] xq, hq;                    // runq's quantized activations (Q8 models only)
     private final float[] xs, hs;
 
-    public CpuEngine(Model model, Kernels kernels, int threads) {
-        this(model, kernels, new Parallel(threads), true);
+    public CpuEngine(Model model, Kernels kernels, FloatMath math, int threads) {
+        this(model, kernels, math, new Parallel(threads), true);
     }
 
-    public CpuEngine(Model model, Kernels kernels, Parallel parallel, boolean ownsParallel) {
+    /**
+     * @param math the float functions (exp, sin, cos, pow): Java's, or the C library's for bit-exact runs
+     */
+    public CpuEngine(Model model, Kernels kernels, FloatMath math, Parallel parallel, boolean ownsParallel) {
+        this.math = math;
         this.c = model.config();
         this.w = model.weights();
         this.kernels = kernels;
@@ -62,7 +68,7 @@ public final class CpuEngine implements InferenceEngine {
         xs = new float[dim / gs];
         hq = new byte[hidden];
         hs = new float[hidden / gs];
-        ropeFreq = ScalarKernels.ropeFrequencies(c.headSize(), ROPE_THETA);
+        ropeFreq = ScalarKernels.ropeFrequencies(c.headSize(), ROPE_THETA, math);
     }
 
     @Override
@@ -95,13 +101,13 @@ public final class CpuEngine implements InferenceEngine {
             matmul(q, xb, xq, xs, w.wq()[l]);
             matmul(k, xb, xq, xs, w.wk()[l]);
             matmul(v, xb, xq, xs, w.wv()[l]);
-            ScalarKernels.rope(q, k, pos, dim, kvDim, headSize, ropeFreq);
+            ScalarKernels.rope(q, k, pos, dim, kvDim, headSize, ropeFreq, math);
             System.arraycopy(k, 0, keyCache[l], pos * kvDim, kvDim);
             System.arraycopy(v, 0, valueCache[l], pos * kvDim, kvDim);
             final float[] kc = keyCache[l], vc = valueCache[l];
             parallel.forRange(c.nHeads(), (h0, h1) -> {
                 for (int h = h0; h < h1; h++) {
-                    ScalarKernels.attentionHead(xb, q, kc, vc, att, h * c.seqLen(), h, pos, headSize, kvDim, c.kvMul());
+                    ScalarKernels.attentionHead(xb, q, kc, vc, att, h * c.seqLen(), h, pos, headSize, kvDim, c.kvMul(), math);
                 }
             });
             quantizeInput(xb, dim, xq, xs);
@@ -113,7 +119,7 @@ public final class CpuEngine implements InferenceEngine {
             quantizeInput(xb, dim, xq, xs);
             matmul(hb, xb, xq, xs, w.w1()[l]);
             matmul(hb2, xb, xq, xs, w.w3()[l]);
-            ScalarKernels.swiglu(hb, hb2, hidden);
+            ScalarKernels.swiglu(hb, hb2, hidden, math);
             quantizeInput(hb, hidden, hq, hs);
             matmul(xb, hb, hq, hs, w.w2()[l]);
             ScalarKernels.add(x, xb, dim);

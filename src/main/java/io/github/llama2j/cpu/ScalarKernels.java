@@ -1,5 +1,6 @@
 package io.github.llama2j.cpu;
 
+import io.github.llama2j.math.FloatMath;
 import io.github.llama2j.model.Matrix;
 
 import java.lang.foreign.MemorySegment;
@@ -69,7 +70,7 @@ public final class ScalarKernels implements Kernels {
     }
 
     /** run.c's softmax over x[off .. off+size). */
-    public static void softmax(float[] x, int off, int size) {
+    public static void softmax(float[] x, int off, int size, FloatMath math) {
         float max = x[off];
         for (int i = 1; i < size; i++) {
             if (x[off + i] > max) {
@@ -78,7 +79,7 @@ public final class ScalarKernels implements Kernels {
         }
         float sum = 0.0f;
         for (int i = 0; i < size; i++) {
-            x[off + i] = (float) Math.exp(x[off + i] - max);
+            x[off + i] = math.exp(x[off + i] - max);
             sum += x[off + i];
         }
         for (int i = 0; i < size; i++) {
@@ -87,10 +88,10 @@ public final class ScalarKernels implements Kernels {
     }
 
     /** The RoPE frequency of each even index i of a head, as run.c computes it: 1 / powf(theta, i / head_size). */
-    public static float[] ropeFrequencies(int headSize, float theta) {
+    public static float[] ropeFrequencies(int headSize, float theta, FloatMath math) {
         float[] freq = new float[headSize / 2];
         for (int i = 0; i < headSize; i += 2) {
-            freq[i / 2] = 1.0f / (float) Math.pow(theta, i / (float) headSize);
+            freq[i / 2] = 1.0f / math.pow(theta, i / (float) headSize);
         }
         return freq;
     }
@@ -99,11 +100,11 @@ public final class ScalarKernels implements Kernels {
      * run.c's RoPE: rotate each pair (i, i+1) of q (all dim) and k (the first kvDim) by pos * freq.
      * {@code k} may be null to rotate only q.
      */
-    public static void rope(float[] q, float[] k, int pos, int dim, int kvDim, int headSize, float[] freq) {
+    public static void rope(float[] q, float[] k, int pos, int dim, int kvDim, int headSize, float[] freq, FloatMath math) {
         for (int i = 0; i < dim; i += 2) {
             float val = pos * freq[(i % headSize) / 2];
-            float fcr = (float) Math.cos(val);
-            float fci = (float) Math.sin(val);
+            float fcr = math.cos(val);
+            float fci = math.sin(val);
             float v0 = q[i], v1 = q[i + 1];
             q[i] = v0 * fcr - v1 * fci;
             q[i + 1] = v0 * fci + v1 * fcr;
@@ -125,7 +126,7 @@ public final class ScalarKernels implements Kernels {
      * @param att        scratch of at least pos+1 floats starting at attOff
      */
     public static void attentionHead(float[] out, float[] q, float[] keyCache, float[] valueCache, float[] att, int attOff,
-                                     int h, int pos, int headSize, int kvDim, int kvMul) {
+                                     int h, int pos, int headSize, int kvDim, int kvMul, FloatMath math) {
         int qOff = h * headSize;
         int kvOff = (h / kvMul) * headSize;
         float scale = (float) Math.sqrt(headSize);
@@ -138,7 +139,7 @@ public final class ScalarKernels implements Kernels {
             score /= scale;
             att[attOff + t] = score;
         }
-        softmax(att, attOff, pos + 1);
+        softmax(att, attOff, pos + 1, math);
         int xOff = h * headSize;
         for (int i = 0; i < headSize; i++) {
             out[xOff + i] = 0.0f;
@@ -153,10 +154,10 @@ public final class ScalarKernels implements Kernels {
     }
 
     /** run.c's SwiGLU: hb = silu(hb) * hb2. */
-    public static void swiglu(float[] hb, float[] hb2, int size) {
+    public static void swiglu(float[] hb, float[] hb2, int size, FloatMath math) {
         for (int i = 0; i < size; i++) {
             float val = hb[i];
-            val *= (1.0f / (1.0f + (float) Math.exp(-val)));
+            val *= (1.0f / (1.0f + math.exp(-val)));
             val *= hb2[i];
             hb[i] = val;
         }

@@ -5,6 +5,7 @@ import io.github.llama2j.cpu.CpuEngine;
 import io.github.llama2j.cpu.Kernels;
 import io.github.llama2j.cpu.ScalarKernels;
 import io.github.llama2j.cpu.VectorKernels;
+import io.github.llama2j.math.FloatMath;
 import io.github.llama2j.model.Model;
 
 import java.util.ServiceLoader;
@@ -23,7 +24,7 @@ public final class Engines {
             throw new Llama2jException("threads is " + options.threads() + ", must be >= 1", Llama2jException.BAD_USAGE);
         }
         if (options.kind().equals("cpu")) {
-            return new CpuEngine(model, cpuKernels(options.exact()), options.threads());
+            return new CpuEngine(model, cpuKernels(options.exact()), FloatMath.standard(), options.threads());
         }
         for (EngineProvider p : ServiceLoader.load(EngineProvider.class)) {
             if (p.kind().equals(options.kind())) {

@@ -1,6 +1,11 @@
 package io.github.llama2j.engine;
 
+import io.github.llama2j.Llama2jException;
 import io.github.llama2j.model.Configuration;
+import io.github.llama2j.profile.Profiler;
+
+import java.nio.file.Path;
+import java.util.List;
 
 /**
  * The forward-pass contract every engine implements (CPU, TornadoVM, hybrid): given the token at a
@@ -20,6 +25,25 @@ public interface InferenceEngine extends AutoCloseable {
      * callers (the sampler) may modify it in place.
      */
     float[] forward(int token, int pos);
+
+    /**
+     * Sends timed events (per task kernels, copies, compilation) to {@code profiler} from now on;
+     * {@link Profiler#NONE} turns profiling off. Engines that cannot be profiled say so.
+     */
+    default void setProfiler(Profiler profiler) {
+        throw new Llama2jException("engine " + name() + " cannot be profiled", Llama2jException.UNAVAILABLE);
+    }
+
+    /** The names of the tasks one forward pass runs, in order (the rows a profile can have). */
+    default List<String> taskNames() {
+        return List.of();
+    }
+
+    /** Writes the generated device code of every task (OpenCL C, PTX, SPIR-V) to {@code dir}, one file per task. */
+    default void dumpKernels(Path dir) {
+        throw new Llama2jException("engine " + name() + " runs no generated kernels to dump (use --engine tornado)",
+                Llama2jException.BAD_USAGE);
+    }
 
     /** Forgets the cached positions, for a new generation with the same weights. */
     default void reset() {

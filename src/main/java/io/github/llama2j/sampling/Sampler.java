@@ -1,6 +1,7 @@
 package io.github.llama2j.sampling;
 
 import io.github.llama2j.Llama2jException;
+import io.github.llama2j.math.FloatMath;
 
 import java.util.Arrays;
 
@@ -16,8 +17,15 @@ public final class Sampler {
     private final float topp;
     private final Rng rng;
     private final long[] candidates; // top-p scratch: sort keys (descending prob, ascending id)
+    private final FloatMath math;
 
     public Sampler(int vocabSize, float temperature, float topp, long seed) {
+        this(vocabSize, temperature, topp, seed, FloatMath.standard());
+    }
+
+    /** @param math the exp used by the softmax (the C library's one reproduces llama2.c's probabilities bit for bit) */
+    public Sampler(int vocabSize, float temperature, float topp, long seed, FloatMath math) {
+        this.math = math;
         if (!(temperature >= 0) || Float.isInfinite(temperature)) {
             throw new Llama2jException("temperature is " + temperature + ", must be a finite number >= 0", Llama2jException.BAD_USAGE);
         }
@@ -43,7 +51,7 @@ public final class Sampler {
         for (int q = 0; q < vocabSize; q++) {
             logits[q] /= temperature;
         }
-        softmax(logits, vocabSize);
+        softmax(logits, vocabSize, math);
         float coin = rng.nextFloat();
         if (topp <= 0 || topp >= 1) {
             return sampleMult(logits, vocabSize, coin);
@@ -65,7 +73,7 @@ public final class Sampler {
     }
 
     /** run.c's softmax: subtract the max, expf, sequential float sum, divide. */
-    public static void softmax(float[] x, int size) {
+    public static void softmax(float[] x, int size, FloatMath math) {
         float max = x[0];
         for (int i = 1; i < size; i++) {
             if (x[i] > max) {
@@ -74,7 +82,7 @@ public final class Sampler {
         }
         float sum = 0.0f;
         for (int i = 0; i < size; i++) {
-            x[i] = (float) Math.exp(x[i] - max);
+            x[i] = math.exp(x[i] - max);
             sum += x[i];
         }
         for (int i = 0; i < size; i++) {

@@ -1,6 +1,7 @@
 package io.github.llama2j.tornado;
 
 import io.github.llama2j.cpu.ScalarKernels;
+import io.github.llama2j.math.FloatMath;
 import io.github.llama2j.model.Matrix;
 
 import java.lang.foreign.Arena;
@@ -51,17 +52,17 @@ final class Reference {
 
     /** RoPE on q (all of it) and k (kvDim) in place, theta 10000. */
     static void rope(float[] q, float[] k, int pos, int headSize) {
-        ScalarKernels.rope(q, k, pos, q.length, k.length, headSize, ScalarKernels.ropeFrequencies(headSize, TornadoEngine.ROPE_THETA));
+        ScalarKernels.rope(q, k, pos, q.length, k.length, headSize, ScalarKernels.ropeFrequencies(headSize, TornadoEngine.ROPE_THETA, FloatMath.JAVA), FloatMath.JAVA);
     }
 
     static void attentionHead(float[] out, float[] q, float[] keyCache, float[] valueCache, int h, int pos, int headSize,
                               int kvDim, int kvMul, int seqLen) {
         float[] att = new float[seqLen];
-        ScalarKernels.attentionHead(out, q, keyCache, valueCache, att, 0, h, pos, headSize, kvDim, kvMul);
+        ScalarKernels.attentionHead(out, q, keyCache, valueCache, att, 0, h, pos, headSize, kvDim, kvMul, FloatMath.JAVA);
     }
 
     static void swiglu(float[] hb, float[] hb2) {
-        ScalarKernels.swiglu(hb, hb2, hb.length);
+        ScalarKernels.swiglu(hb, hb2, hb.length, FloatMath.JAVA);
     }
 
     static void quantize(float[] x, int groupSize, byte[] q, float[] s) {

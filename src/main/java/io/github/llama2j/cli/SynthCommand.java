@@ -1,0 +1,184 @@
+package io.github.llama2j.cli;
+
+import io.github.llama2j.Llama2jException;
+import io.github.llama2j.model.CheckpointWriter;
+import io.github.llama2j.model.Configuration;
+import io.github.llama2j.model.ModelFormat;
+import io.github.llama2j.model.ModelShapes;
+import io.github.llama2j.model.RandomWeights;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
+
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+
+/** {@code llama2j synth}: writes a checkpoint of seeded random weights, of a named or explicit shape. */
+@Command(name = "synth", mixinStandardHelpOptions = true,
+        description = {"Write a checkpoint of seeded random weights (for tests and benchmarks: no download, any size).",
+                "Matrices are N(0, std^2), RMSNorm weights 1 + std*N(0, 1). The same seed gives the same weights in every"
+                        + " format, so v0, v1 and v2 files from one seed describe one model. The file is streamed to OUT.tmp"
+                        + " and renamed to OUT when complete."},
+        footer = {"",
+                "Shapes (dim, hidden_dim, layers, heads, kv_heads, vocab, seq_len):",
+                "  stories260K  64, 172, 5, 8, 4, 512, 512",
+                "  stories15M   288, 768, 6, 6, 6, 32000, 256",
+                "  stories42M   512, 1376, 8, 8, 8, 32000, 1024",
+                "  stories110M  768, 2048, 12, 12, 12, 32000, 1024",
+                "  llama2-7b    4096, 11008, 32, 32, 32, 32000, 2048",
+                "Explicit options override the shape's values.",
+                "",
+                "Examples:",
+                "  llama2j synth s110.bin --shape stories110M --seed 1",
+                "  llama2j synth s110_q80.bin --shape stories110M --format v2 --seed 1",
+                "  llama2j synth 7b_q80.bin --shape llama2-7b --format v2   (7 GB; v0: 27 GB)",
+                "  llama2j synth small.bin --dim 64 --hidden-dim 172 --layers 2 --heads 8 \\",
+                "      --kv-heads 4 --vocab 512 --seq-len 128 --unshared"})
+public final class SynthCommand implements Callable<Integer> {
+
+    @Parameters(index = "0", paramLabel = "OUT", description = "Checkpoint file to write.")
+    Path out;
+
+    @Option(names = "--shape", paramLabel = "NAME", description = "stories260K, stories15M, stories42M, stories110M or llama2-7b.")
+    String shape;
+
+    @Option(names = "--dim", paramLabel = "D", description = "Model width.")
+    Integer dim;
+
+    @Option(names = "--hidden-dim", paramLabel = "H", description = "Feed-forward width.")
+    Integer hiddenDim;
+
+    @Option(names = "--layers", paramLabel = "L", description = "Transformer layers.")
+    Integer layers;
+
+    @Option(names = "--heads", paramLabel = "N", description = "Query heads.")
+    Integer heads;
+
+    @Option(names = "--kv-heads", paramLabel = "K", description = "Key/value heads (default: --heads).")
+    Integer kvHeads;
+
+    @Option(names = "--vocab", paramLabel = "V", description = "Vocabulary size.")
+    Integer vocab;
+
+    @Option(names = "--seq-len", paramLabel = "S", description = "Maximum sequence length.")
+    Integer seqLen;
+
+    @Option(names = "--unshared", description = "Write a separate classifier instead of sharing the token embedding.")
+    boolean unshared;
+
+    @Option(names = "--format", paramLabel = "v0|v1|v2", defaultValue = "v0",
+            description = "v0: run.c's legacy float32 (default); v1: export.py --version 1; v2: Q8_0 as runq.c reads.")
+    String format;
+
+    @Option(names = "--group-size", paramLabel = "G",
+            description = "v2 only: Q8_0 group size; default the largest of 64, 32, ..., 1 dividing dim and hidden_dim.")
+    Integer groupSize;
+
+    @Option(names = "--seed", paramLabel = "N", defaultValue = "1", description = "Random seed (default ${DEFAULT-VALUE}).")
+    long seed;
+
+    @Option(names = "--std", paramLabel = "S", defaultValue = "0.02",
+            description = "Standard deviation of the weights (default ${DEFAULT-VALUE}).")
+    double std;
+
+    @Spec
+    picocli.CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public Integer call() {
+        String name = String.valueOf(out.getFileName());
+        ModelFormat f = parseFormat(format);
+        Configuration c = configuration(name);
+        int gs = 0;
+        if (f == ModelFormat.V2_Q8) {
+            gs = groupSize != null ? groupSize : CheckpointWriter.defaultGroupSize(c.dim(), c.hiddenDim());
+            CheckpointWriter.checkGroupSize(name, c, gs);
+        } else if (groupSize != null) {
+            throw new Llama2jException(name + ": --group-size applies to --format v2 only", Llama2jException.BAD_USAGE);
+        }
+        if (!(std >= 0) || Double.isInfinite(std)) {
+            throw new Llama2jException(name + ": --std is " + std + ", must be a finite number >= 0", Llama2jException.BAD_USAGE);
+        }
+        PrintWriter err = spec.commandLine().getErr();
+        long size = CheckpointWriter.fileSize(c, f, gs);
+        ProgressBar bar = size >= LARGE ? new ProgressBar(err, "writing " + name, size) : null;
+        long t0 = System.nanoTime();
+        CheckpointWriter.Result r = CheckpointWriter.write(new RandomWeights(c, seed, std), f, gs, out,
+                bar == null ? null : bar::update);
+        if (bar != null) {
+            bar.finish();
+        }
+        double seconds = (System.nanoTime() - t0) / 1e9;
+        PrintWriter o = spec.commandLine().getOut();
+        o.println(String.format(Locale.ROOT, "wrote %s: %s%s, %s, %,d parameters, %,d bytes in %.2f s (%.0f MB/s)",
+                out, f.description(), gs > 0 ? " group size " + gs : "", describe(c), c.parameterCount(), r.bytes(),
+                seconds, r.bytes() / 1e6 / seconds));
+        o.flush();
+        return 0;
+    }
+
+    /** Files at least this big get a progress bar on stderr. */
+    private static final long LARGE = 256L << 20;
+
+    static String describe(Configuration c) {
+        return String.format(Locale.ROOT, "dim %d, hidden_dim %d, %d layers, %d heads, %d kv heads, vocab %d, seq_len %d, %s classifier",
+                c.dim(), c.hiddenDim(), c.nLayers(), c.nHeads(), c.nKvHeads(), c.vocabSize(), c.seqLen(),
+                c.sharedClassifier() ? "shared" : "unshared");
+    }
+
+    static ModelFormat parseFormat(String format) {
+        return switch (format.toLowerCase(Locale.ROOT)) {
+            case "v0" -> ModelFormat.LEGACY_V0;
+            case "v1" -> ModelFormat.V1_F32;
+            case "v2" -> ModelFormat.V2_Q8;
+            default -> throw new Llama2jException("--format is '" + format + "', must be v0, v1 or v2", Llama2jException.BAD_USAGE);
+        };
+    }
+
+    private Configuration configuration(String name) {
+        Configuration base = null;
+        if (shape != null) {
+            base = ModelShapes.byName(shape).orElseThrow(() -> new Llama2jException("--shape is '" + shape + "', must be one of "
+                    + String.join(", ", ModelShapes.names()), Llama2jException.BAD_USAGE));
+        }
+        int d = pick("--dim", dim, base == null ? null : base.dim());
+        int h = pick("--hidden-dim", hiddenDim, base == null ? null : base.hiddenDim());
+        int l = pick("--layers", layers, base == null ? null : base.nLayers());
+        int n = pick("--heads", heads, base == null ? null : base.nHeads());
+        // kv heads follow the shape unless --heads overrides it; then, as without a shape, they equal the heads
+        int k = pick("--kv-heads", kvHeads, base != null && heads == null ? base.nKvHeads() : n);
+        int v = pick("--vocab", vocab, base == null ? null : base.vocabSize());
+        int s = pick("--seq-len", seqLen, base == null ? null : base.seqLen());
+        String[] fields = {"--dim", "--hidden-dim", "--layers", "--heads", "--kv-heads", "--vocab", "--seq-len"};
+        int[] values = {d, h, l, n, k, v, s};
+        for (int i = 0; i < fields.length; i++) {
+            if (values[i] <= 0) {
+                throw new Llama2jException(name + ": " + fields[i] + " is " + values[i] + ", must be positive", Llama2jException.BAD_USAGE);
+            }
+        }
+        if (d % n != 0) {
+            throw new Llama2jException(name + ": --heads " + n + " does not divide --dim " + d, Llama2jException.BAD_USAGE);
+        }
+        if (k > n || n % k != 0) {
+            throw new Llama2jException(name + ": --kv-heads " + k + " does not divide --heads " + n, Llama2jException.BAD_USAGE);
+        }
+        if ((d / n) % 2 != 0) {
+            throw new Llama2jException(name + ": head size dim/heads = " + (d / n) + " is odd, RoPE needs it even",
+                    Llama2jException.BAD_USAGE);
+        }
+        return new Configuration(d, h, l, n, k, v, s, !unshared, 0);
+    }
+
+    private static int pick(String option, Integer given, Integer fallback) {
+        if (given != null) {
+            return given;
+        }
+        if (fallback == null) {
+            throw new Llama2jException(option + " is required without --shape", Llama2jException.BAD_USAGE);
+        }
+        return fallback;
+    }
+}

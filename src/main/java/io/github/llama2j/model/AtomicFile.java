@@ -1,0 +1,82 @@
+package io.github.llama2j.model;
+
+import io.github.llama2j.Llama2jException;
+
+import java.io.IOException;
+import java.nio.file.AtomicMoveNotSupportedException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+
+/**
+ * Writes a file so that it appears complete or not at all: the content goes to a temporary file
+ * beside the target, which is renamed over the target only once it is whole. On any failure, and if
+ * the JVM is stopped (Ctrl-C) mid-way, the temporary file is deleted.
+ */
+public final class AtomicFile {
+    private AtomicFile() {
+    }
+
+    /** Writes {@code target} through {@code temp} (same directory), renaming it when {@code body} succeeds. */
+    public static <T> T write(Path target, Path temp, Body<T> body) {
+        Thread cleanup = new Thread(() -> deleteQuietly(temp), "llama2j-delete-" + temp.getFileName());
+        boolean hooked = addHook(cleanup);
+        boolean done = false;
+        try {
+            T result = body.write(temp);
+            move(temp, target);
+            done = true;
+            return result;
+        } catch (IOException e) {
+            throw new Llama2jException(target.getFileName() + ": cannot write (" + e + ")", Llama2jException.IO_FAILURE, e);
+        } finally {
+            if (!done) {
+                deleteQuietly(temp);
+            }
+            if (hooked) {
+                try {
+                    Runtime.getRuntime().removeShutdownHook(cleanup);
+                } catch (IllegalStateException shuttingDown) {
+                    // the hook is running or about to: it deletes the temp file itself
+                }
+            }
+        }
+    }
+
+    /** The default temporary name: {@code target.tmp}. */
+    public static <T> T write(Path target, Body<T> body) {
+        return write(target, target.resolveSibling(target.getFileName() + ".tmp"), body);
+    }
+
+    /** Renames atomically where the file system can, else plainly (same directory, so still one rename). */
+    public static void move(Path from, Path to) throws IOException {
+        try {
+            Files.move(from, to, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+        } catch (AtomicMoveNotSupportedException e) {
+            Files.move(from, to, StandardCopyOption.REPLACE_EXISTING);
+        }
+    }
+
+    public static void deleteQuietly(Path p) {
+        try {
+            Files.deleteIfExists(p);
+        } catch (IOException ignored) {
+            // nothing more can be done; the caller is already failing
+        }
+    }
+
+    private static boolean addHook(Thread hook) {
+        try {
+            Runtime.getRuntime().addShutdownHook(hook);
+            return true;
+        } catch (IllegalStateException shuttingDown) {
+            return false;
+        }
+    }
+
+    /** Writes the whole content into the temporary file. */
+    @FunctionalInterface
+    public interface Body<T> {
+        T write(Path temp) throws IOException;
+    }
+}

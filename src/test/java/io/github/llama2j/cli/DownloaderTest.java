@@ -1,0 +1,150 @@
+package io.github.llama2j.cli;
+
+import io.github.llama2j.Llama2jException;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.net.URI;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Random;
+import java.util.stream.Stream;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class DownloaderTest {
+    @TempDir
+    Path tmp;
+
+    private LoopbackServer server;
+    private final byte[] body = new byte[3_000_000];
+    private String sha;
+    private final StringWriter progress = new StringWriter();
+
+    @BeforeEach
+    void start() throws Exception {
+        new Random(1).nextBytes(body);
+        sha = HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(body));
+        server = new LoopbackServer()
+                .serve("/m.bin", body, LoopbackServer.Mode.OK)
+                .serve("/chunked.bin", body, LoopbackServer.Mode.CHUNKED)
+                .serve("/short.bin", body, LoopbackServer.Mode.TRUNCATED)
+                .serve("/stalled.bin", body, LoopbackServer.Mode.STALLED)
+                .redirect("/moved.bin", "/m.bin");
+    }
+
+    @AfterEach
+    void stop() {
+        server.close();
+    }
+
+    private String download(String path, long size, String expectedSha) {
+        return new Downloader(new PrintWriter(progress, true))
+                .download(URI.create(server.baseUrl() + path), tmp.resolve("out.bin"), size, expectedSha);
+    }
+
+    @Test
+    void successWithPinnedSizeAndHash() throws IOException {
+        assertEquals(sha, download("/m.bin", body.length, sha));
+        assertArrayEquals(body, Files.readAllBytes(tmp.resolve("out.bin")));
+        assertEquals(List.of("out.bin"), files());
+        assertTrue(progress.toString().contains("100%"), progress.toString());
+    }
+
+    @Test
+    void successWithoutContentLengthOrPins() throws IOException {
+        assertEquals(sha, download("/chunked.bin", -1, null));
+        assertArrayEquals(body, Files.readAllBytes(tmp.resolve("out.bin")));
+    }
+
+    @Test
+    void followsRedirects() throws IOException {
+        assertEquals(sha, download("/moved.bin", body.length, sha));
+        assertArrayEquals(body, Files.readAllBytes(tmp.resolve("out.bin")));
+    }
+
+    @Test
+    void checksumMismatchLeavesNothing() {
+        String wrong = "0".repeat(64);
+        Llama2jException e = assertThrows(Llama2jException.class, () -> download("/m.bin", body.length, wrong));
+        assertEquals(Llama2jException.IO_FAILURE, e.exitCode());
+        assertEquals("out.bin: download from " + server.baseUrl() + "/m.bin failed: SHA-256 mismatch: expected " + wrong
+                + ", got " + sha + "; file discarded", e.getMessage());
+        assertEquals(List.of(), files());
+    }
+
+    @Test
+    void sizeMismatchLeavesNothing() {
+        Llama2jException e = assertThrows(Llama2jException.class, () -> download("/chunked.bin", body.length + 1, null));
+        assertEquals(Llama2jException.IO_FAILURE, e.exitCode());
+        assertTrue(e.getMessage().endsWith("failed: got " + body.length + " bytes, expected " + (body.length + 1)), e.getMessage());
+        assertEquals(List.of(), files());
+        e = assertThrows(Llama2jException.class, () -> download("/m.bin", 5, null));
+        assertTrue(e.getMessage().endsWith("failed: server announces " + body.length + " bytes, expected 5"), e.getMessage());
+        assertEquals(List.of(), files());
+    }
+
+    @Test
+    void interruptedTransferLeavesNothing() {
+        Llama2jException e = assertThrows(Llama2jException.class, () -> download("/short.bin", -1, null));
+        assertEquals(Llama2jException.IO_FAILURE, e.exitCode());
+        assertTrue(e.getMessage().startsWith("out.bin: download from " + server.baseUrl() + "/short.bin failed: "), e.getMessage());
+        assertTrue(e.getMessage().contains("interrupted") || e.getMessage().contains("EOF") || e.getMessage().contains("closed"),
+                e.getMessage());
+        assertEquals(1, e.getMessage().lines().count());
+        assertEquals(List.of(), files());
+    }
+
+    @Test
+    void stalledTransferIsAbandonedAndLeavesNothing() {
+        Llama2jException e = assertThrows(Llama2jException.class, () -> new Downloader(null, java.time.Duration.ofMillis(500))
+                .download(URI.create(server.baseUrl() + "/stalled.bin"), tmp.resolve("out.bin"), -1, null));
+        assertEquals(Llama2jException.IO_FAILURE, e.exitCode());
+        assertTrue(e.getMessage().startsWith("out.bin: download from " + server.baseUrl() + "/stalled.bin failed: transfer stalled after "),
+                e.getMessage());
+        assertEquals(List.of(), files());
+    }
+
+    @Test
+    void http404LeavesNothing() {
+        Llama2jException e = assertThrows(Llama2jException.class, () -> download("/nothing.bin", -1, null));
+        assertEquals(Llama2jException.IO_FAILURE, e.exitCode());
+        assertEquals("out.bin: download from " + server.baseUrl() + "/nothing.bin failed: HTTP 404", e.getMessage());
+        assertEquals(List.of(), files());
+    }
+
+    @Test
+    void connectionRefusedIsAnIoFailure() {
+        String base = server.baseUrl();
+        server.close();
+        Llama2jException e = assertThrows(Llama2jException.class, () -> new Downloader(null)
+                .download(URI.create(base + "/m.bin"), tmp.resolve("out.bin"), -1, null));
+        assertEquals(Llama2jException.IO_FAILURE, e.exitCode());
+        assertEquals(List.of(), files());
+    }
+
+    @Test
+    void sha256OfAFile() throws Exception {
+        Files.write(tmp.resolve("f"), body);
+        assertEquals(sha, Downloader.sha256(tmp.resolve("f")));
+    }
+
+    private List<String> files() {
+        try (Stream<Path> s = Files.list(tmp)) {
+            return s.map(p -> p.getFileName().toString()).sorted().toList();
+        } catch (IOException e) {
+            throw new AssertionError(e);
+        }
+    }
+}

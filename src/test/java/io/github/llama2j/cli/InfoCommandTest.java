@@ -1,0 +1,72 @@
+package io.github.llama2j.cli;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+import static io.github.llama2j.cli.CliTestSupport.run;
+import static io.github.llama2j.cli.CliTestSupport.sharedModel;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class InfoCommandTest {
+    @TempDir
+    Path tmp;
+
+    @Test
+    void tableForAFloatModel() {
+        CliTestSupport.Run r = run("info", sharedModel("tiny.bin").toString());
+        assertEquals(0, r.exitCode(), r.err());
+        String out = r.out();
+        assertLine(out, "format", "v0 (legacy float32)");
+        assertLine(out, "dim", "64");
+        assertLine(out, "hidden_dim", "172");
+        assertLine(out, "n_layers", "5");
+        assertLine(out, "n_kv_heads", "4 (grouped-query: 2 query heads per kv head)");
+        assertLine(out, "head_size", "8");
+        assertLine(out, "kv_dim", "32");
+        assertLine(out, "classifier", "shared with the token embedding");
+        assertLine(out, "group_size", "- (float32)");
+        // 512*64 + 5*(2*64 + 2*64*64 + 2*64*32 + 3*64*172) + 64
+        assertLine(out, "parameters", "260,032 (0.26 M)");
+        assertLine(out, "file size", "1,056,540 bytes (1.01 MiB)");
+        // 2 * 5 layers * 512 positions * 32 * 4 bytes
+        assertLine(out, "kv cache", "655,360 bytes (640.00 KiB)  (float32 keys and values at seq_len 512)");
+    }
+
+    @Test
+    void jsonForAQuantizedUnsharedModel() {
+        CliTestSupport.Run r = run("info", sharedModel("tiny_unshared_q80.bin").toString(), "--json");
+        assertEquals(0, r.exitCode(), r.err());
+        String json = r.out();
+        assertTrue(json.startsWith("{\n") && json.strip().endsWith("}"), json);
+        for (String field : new String[]{"\"format\": \"v2\"", "\"dim\": 96", "\"hidden_dim\": 256", "\"n_layers\": 3",
+                "\"n_heads\": 6", "\"n_kv_heads\": 6", "\"vocab_size\": 512", "\"seq_len\": 256", "\"head_size\": 16",
+                "\"kv_dim\": 96", "\"shared_classifier\": false", "\"group_size\": 32", "\"file_bytes\": 486784",
+                "\"kv_cache_bytes\": " + (2L * 3 * 256 * 96 * 4)}) {
+            assertTrue(json.contains(field), field + " missing in\n" + json);
+        }
+        // every matrix once (Q8: values + scales), all norms, one Q8 embedding row
+        long q8 = 96 * 96 * 2 + 96 * 96 * 2 + 96 * 256 * 3;
+        long perLayer = q8 + q8 / 32 * 4 + 2 * 96 * 4;
+        long expected = 3 * perLayer + 96 * 4 + (512 * 96 + 512 * 96 / 32 * 4) + (96 + 96 / 32 * 4);
+        assertTrue(json.contains("\"bytes_per_token\": " + expected), json);
+    }
+
+    @Test
+    void badFileExitsWithTwoAndOneLine() throws IOException {
+        Path junk = tmp.resolve("junk.bin");
+        Files.write(junk, new byte[100]);
+        CliTestSupport.Run r = run("info", junk.toString());
+        assertEquals(2, r.exitCode());
+        assertEquals("llama2j: junk.bin: header field dim is 0, must be positive", r.errLines());
+    }
+
+    private static void assertLine(String out, String key, String value) {
+        assertTrue(out.lines().anyMatch(l -> l.equals(String.format("%-17s %s", key, value))),
+                "no line '" + key + " " + value + "' in\n" + out);
+    }
+}

@@ -1,0 +1,159 @@
+package io.github.llama2j.cli;
+
+import io.github.llama2j.Llama2jException;
+import io.github.llama2j.model.Model;
+import io.github.llama2j.model.ModelLoader;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Map;
+
+import static io.github.llama2j.cli.CliTestSupport.sharedModel;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class ModelResolverTest {
+    @TempDir
+    Path tmp;
+
+    private final StringWriter log = new StringWriter();
+
+    private ModelResolver resolver(Map<String, String> env) {
+        return new ModelResolver(env, tmp.resolve("home"), tmp, new PrintWriter(log, true));
+    }
+
+    @Test
+    void anExistingPathWins() throws IOException {
+        Path f = Files.writeString(tmp.resolve("some.bin"), "x");
+        assertEquals(f, resolver(Map.of()).resolve(f.toString()));
+        assertEquals(f, resolver(Map.of()).resolve("some.bin"));
+    }
+
+    @Test
+    void aDirectoryCalledLikeAModelDoesNotHideTheName() throws IOException {
+        Path models = Files.createDirectories(tmp.resolve("models"));
+        Path f = Files.writeString(models.resolve("stories260K.bin"), "x");
+        Files.createDirectories(tmp.resolve("stories260K")); // in the working directory
+        assertEquals(f, resolver(Map.of("LLAMA2J_MODELS", models.toString())).resolve("stories260K"));
+        // but a file called like a model is that file
+        Path file = Files.writeString(tmp.resolve("stories15M"), "y");
+        assertEquals(file, resolver(Map.of("LLAMA2J_MODELS", models.toString())).resolve("stories15M"));
+        // and a directory that is not a name goes on to the loader, which explains
+        Path other = Files.createDirectories(tmp.resolve("mymodel"));
+        assertEquals(other, resolver(Map.of()).resolve("mymodel"));
+    }
+
+    @Test
+    void unknownNamesAreBadInput() {
+        Llama2jException e = assertThrows(Llama2jException.class, () -> resolver(Map.of()).resolve("stories7B"));
+        assertEquals(Llama2jException.BAD_INPUT, e.exitCode());
+        assertEquals("stories7B: no such model file, and not a model name (stories260K, stories15M, stories42M, stories110M)",
+                e.getMessage());
+    }
+
+    @Test
+    void theModelsDirectoryComesFirst() throws IOException {
+        Path dir = Files.createDirectories(tmp.resolve("models"));
+        Path f = Files.writeString(dir.resolve("stories15M.bin"), "anything");
+        // no base URL, no cache: any download attempt would fail
+        assertEquals(f, resolver(Map.of("LLAMA2J_MODELS", dir.toString(), "LLAMA2J_MODEL_BASE_URL", "http://127.0.0.1:1"))
+                .resolve("stories15M"));
+        assertEquals(f, resolver(Map.of("LLAMA2J_MODELS", dir.toString())).resolve("stories15M.bin"));
+    }
+
+    @Test
+    void cacheDirectoryFollowsXdgElseHome() {
+        assertEquals(tmp.resolve("xdg").resolve("llama2j"), resolver(Map.of("XDG_CACHE_HOME", tmp.resolve("xdg").toString())).cacheDir());
+        assertEquals(tmp.resolve("home/.cache/llama2j"), resolver(Map.of()).cacheDir());
+        assertEquals(tmp.resolve("home/.cache/llama2j"), resolver(Map.of("XDG_CACHE_HOME", "relative/dir")).cacheDir());
+    }
+
+    @Test
+    void stories260KIsDownloadedWithItsTokenizerCheckedAndThenServedFromTheCache() throws IOException {
+        byte[] model = Files.readAllBytes(sharedModel("stories260K.bin"));
+        byte[] tok = Files.readAllBytes(sharedModel("tok512.bin"));
+        Path cache = tmp.resolve("xdg/llama2j");
+        try (LoopbackServer server = new LoopbackServer()
+                .serve("/stories260K/stories260K.bin", model, LoopbackServer.Mode.OK)
+                .serve("/stories260K/tok512.bin", tok, LoopbackServer.Mode.OK)) {
+            Map<String, String> env = Map.of("XDG_CACHE_HOME", tmp.resolve("xdg").toString(), "LLAMA2J_MODEL_BASE_URL", server.baseUrl());
+            Path p = resolver(env).resolve("stories260K");
+            assertEquals(cache.resolve("stories260K.bin"), p);
+            assertEquals(2, server.requests.get());
+            assertTrue(log.toString().contains("downloading " + server.baseUrl() + "/stories260K/stories260K.bin"), log.toString());
+            try (Model m = ModelLoader.load(p)) {
+                assertEquals(cache.resolve("tok512.bin"), ModelFiles.tokenizerFor(m).toAbsolutePath());
+            }
+            // pinned checksums: no trust-on-first-use record is needed
+            assertFalse(Files.exists(cache.resolve("stories260K.bin.sha256")));
+
+            // second use: from the cache, checked, no request
+            assertEquals(p, resolver(env).resolve("stories260K"));
+            assertEquals(2, server.requests.get());
+
+            // a corrupted cache file is refused with advice, not silently used or replaced
+            byte[] bad = model.clone();
+            bad[1000] ^= 1;
+            Files.write(p, bad);
+            Llama2jException e = assertThrows(Llama2jException.class, () -> resolver(env).resolve("stories260K"));
+            assertEquals(Llama2jException.IO_FAILURE, e.exitCode());
+            assertTrue(e.getMessage().startsWith("cached " + p + " SHA-256 is "), e.getMessage());
+            assertTrue(e.getMessage().endsWith(", expected 9ff58ba3dece3aba57cf0d540d3d59e2aebaff86b7d20469b795217c826dd355:"
+                    + " delete it to download it again"), e.getMessage());
+        }
+    }
+
+    @Test
+    void aFailedDownloadLeavesTheCacheEmpty() throws IOException {
+        try (LoopbackServer server = new LoopbackServer()) { // serves nothing: 404
+            Map<String, String> env = Map.of("XDG_CACHE_HOME", tmp.resolve("xdg").toString(), "LLAMA2J_MODEL_BASE_URL", server.baseUrl());
+            Llama2jException e = assertThrows(Llama2jException.class, () -> resolver(env).resolve("stories15M"));
+            assertEquals(Llama2jException.IO_FAILURE, e.exitCode());
+            assertEquals("stories15M.bin: download from " + server.baseUrl() + "/stories15M.bin failed: HTTP 404", e.getMessage());
+            try (var files = Files.list(tmp.resolve("xdg/llama2j"))) {
+                assertEquals(0, files.count());
+            }
+        }
+    }
+
+    @Test
+    void unpinnedFilesAreTrustedOnFirstUseAndCheckedAfterwards() throws IOException {
+        byte[] body = "weights that have no published checksum".getBytes(StandardCharsets.US_ASCII);
+        Path cache = tmp.resolve("cache");
+        try (LoopbackServer server = new LoopbackServer().serve("/sub/thing.bin", body, LoopbackServer.Mode.OK)) {
+            Map<String, String> env = Map.of("LLAMA2J_MODEL_BASE_URL", server.baseUrl() + "/");
+            KnownModels.RemoteFile remote = new KnownModels.RemoteFile("sub/thing.bin", false, -1, null);
+            Path p = resolver(env).ensure(remote, cache);
+            assertEquals(cache.resolve("thing.bin"), p);
+            String sha = Downloader.sha256(p);
+            assertEquals(sha + "  thing.bin\n", Files.readString(cache.resolve("thing.bin.sha256")));
+            assertTrue(log.toString().contains("no pinned checksum for thing.bin"), log.toString());
+
+            assertEquals(p, resolver(env).ensure(remote, cache));
+            assertEquals(1, server.requests.get());
+
+            Files.writeString(p, "weights that have no published checksum!");
+            Llama2jException e = assertThrows(Llama2jException.class, () -> resolver(env).ensure(remote, cache));
+            assertEquals(Llama2jException.IO_FAILURE, e.exitCode());
+            assertTrue(e.getMessage().contains("expected " + sha + " (recorded in thing.bin.sha256 at first download)"),
+                    e.getMessage());
+        }
+    }
+
+    @Test
+    void aFileCopiedIntoTheCacheByHandIsRecordedOnFirstUse() throws IOException {
+        Path cache = Files.createDirectories(tmp.resolve("cache"));
+        Files.writeString(cache.resolve("hand.bin"), "copied");
+        KnownModels.RemoteFile remote = new KnownModels.RemoteFile("hand.bin", false, -1, null);
+        resolver(Map.of("LLAMA2J_MODEL_BASE_URL", "http://127.0.0.1:1")).ensure(remote, cache);
+        assertTrue(Files.readString(cache.resolve("hand.bin.sha256")).startsWith(Downloader.sha256(cache.resolve("hand.bin"))));
+    }
+}

@@ -1,0 +1,113 @@
+package io.github.llama2j.cli;
+
+import io.github.llama2j.engine.EngineOptions;
+import io.github.llama2j.engine.Engines;
+import io.github.llama2j.engine.InferenceEngine;
+import io.github.llama2j.model.Configuration;
+import io.github.llama2j.model.Model;
+import io.github.llama2j.model.ModelFormat;
+import io.github.llama2j.model.ModelLoader;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+import static io.github.llama2j.cli.CliTestSupport.run;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class SynthCommandTest {
+    @TempDir
+    Path tmp;
+
+    @Test
+    void namedShapeInEveryFormatLoadsAndRuns() {
+        float[] first = null;
+        for (String format : new String[]{"v0", "v1", "v2"}) {
+            Path out = tmp.resolve("s260k_" + format + ".bin");
+            CliTestSupport.Run r = run("synth", out.toString(), "--shape", "stories260K", "--format", format, "--seed", "3");
+            assertEquals(0, r.exitCode(), r.err());
+            assertTrue(r.out().startsWith("wrote " + out), r.out());
+            try (Model m = ModelLoader.load(out); InferenceEngine e = Engines.create(m, EngineOptions.cpu(1, false))) {
+                assertEquals(new Configuration(64, 172, 5, 8, 4, 512, 512, true, format.equals("v2") ? 4 : 0), m.config());
+                float[] logits = e.forward(1, 0).clone();
+                if (first == null) {
+                    first = logits;
+                } else if (format.equals("v1")) {
+                    assertArrayEquals(first, logits, 0f, "v0 and v1 from one seed are one model");
+                }
+            }
+        }
+    }
+
+    @Test
+    void explicitShapeWithUnsharedClassifierAndGroupSize() {
+        Path out = tmp.resolve("x.bin");
+        CliTestSupport.Run r = run("synth", out.toString(), "--dim", "32", "--hidden-dim", "96", "--layers", "2", "--heads", "4",
+                "--kv-heads", "2", "--vocab", "40", "--seq-len", "16", "--unshared", "--format", "v2", "--group-size", "16");
+        assertEquals(0, r.exitCode(), r.err());
+        try (Model m = ModelLoader.load(out)) {
+            assertEquals(ModelFormat.V2_Q8, m.format());
+            assertEquals(new Configuration(32, 96, 2, 4, 2, 40, 16, false, 16), m.config());
+        }
+    }
+
+    @Test
+    void shapeValuesCanBeOverriddenAndKvHeadsFollowHeads() {
+        Path out = tmp.resolve("o.bin");
+        assertEquals(0, run("synth", out.toString(), "--shape", "stories260K", "--layers", "1", "--heads", "4").exitCode());
+        try (Model m = ModelLoader.load(out)) {
+            assertEquals(new Configuration(64, 172, 1, 4, 4, 512, 512, true, 0), m.config());
+        }
+    }
+
+    @Test
+    void sameSeedSameBytesOtherSeedOtherBytes() throws IOException {
+        String[] shape = {"--dim", "16", "--hidden-dim", "24", "--layers", "1", "--heads", "2", "--vocab", "10", "--seq-len", "4"};
+        Path a = tmp.resolve("a.bin"), b = tmp.resolve("b.bin"), c = tmp.resolve("c.bin");
+        assertEquals(0, run(concat(new String[]{"synth", a.toString(), "--seed", "5"}, shape)).exitCode());
+        assertEquals(0, run(concat(new String[]{"synth", b.toString(), "--seed", "5"}, shape)).exitCode());
+        assertEquals(0, run(concat(new String[]{"synth", c.toString(), "--seed", "6"}, shape)).exitCode());
+        assertEquals(-1L, Files.mismatch(a, b));
+        assertTrue(Files.mismatch(a, c) > 0);
+    }
+
+    @Test
+    void badInputsExitWithTwoAndOneLine() {
+        Path out = tmp.resolve("bad.bin");
+        expectUsageError(run("synth", out.toString(), "--shape", "stories1B"),
+                "llama2j: --shape is 'stories1B', must be one of stories260K, stories15M, stories42M, stories110M, llama2-7b");
+        expectUsageError(run("synth", out.toString(), "--shape", "stories260K", "--format", "v2", "--group-size", "8"),
+                "llama2j: bad.bin: group size 8 does not divide hidden_dim 172 (largest that works: 4)");
+        expectUsageError(run("synth", out.toString(), "--shape", "stories260K", "--group-size", "4"),
+                "llama2j: bad.bin: --group-size applies to --format v2 only");
+        expectUsageError(run("synth", out.toString(), "--shape", "stories260K", "--format", "v3"),
+                "llama2j: --format is 'v3', must be v0, v1 or v2");
+        expectUsageError(run("synth", out.toString(), "--dim", "64"), "llama2j: --hidden-dim is required without --shape");
+        expectUsageError(run("synth", out.toString(), "--shape", "stories260K", "--heads", "7"),
+                "llama2j: bad.bin: --heads 7 does not divide --dim 64");
+        expectUsageError(run("synth", out.toString(), "--shape", "stories260K", "--kv-heads", "3"),
+                "llama2j: bad.bin: --kv-heads 3 does not divide --heads 8");
+        expectUsageError(run("synth", out.toString(), "--shape", "stories260K", "--heads", "64"),
+                "llama2j: bad.bin: head size dim/heads = 1 is odd, RoPE needs it even");
+        expectUsageError(run("synth", out.toString(), "--shape", "stories260K", "--vocab", "0"),
+                "llama2j: bad.bin: --vocab is 0, must be positive");
+        assertFalse(Files.exists(out));
+    }
+
+    private static void expectUsageError(CliTestSupport.Run r, String message) {
+        assertEquals(2, r.exitCode(), r.err());
+        assertEquals(message, r.errLines());
+    }
+
+    static String[] concat(String[] a, String[] b) {
+        String[] r = new String[a.length + b.length];
+        System.arraycopy(a, 0, r, 0, a.length);
+        System.arraycopy(b, 0, r, a.length, b.length);
+        return r;
+    }
+}
