@@ -1,0 +1,94 @@
+package io.github.llama2j.hybrid;
+
+import io.github.llama2j.Llama2jException;
+import io.github.llama2j.cpu.Kernels;
+import io.github.llama2j.engine.EngineOptions;
+import io.github.llama2j.engine.EngineProvider;
+import io.github.llama2j.engine.Engines;
+import io.github.llama2j.engine.InferenceEngine;
+import io.github.llama2j.math.FloatMath;
+import io.github.llama2j.model.Configuration;
+import io.github.llama2j.model.Model;
+import io.github.llama2j.model.Weights;
+import io.github.llama2j.tornado.TornadoAccess;
+import io.github.llama2j.tornado.TornadoSettings;
+import uk.ac.manchester.tornado.api.common.TornadoDevice;
+
+import java.io.PrintStream;
+import java.util.List;
+import java.util.Locale;
+
+/**
+ * Registers {@code --engine hybrid} (META-INF/services): the TornadoVM device of {@code --device} plus the
+ * host CPU ({@code --threads}, {@code --exact} as for the CPU engine), split by {@code --split F} (the
+ * device's fraction of every kind of rows) or calibrated ({@code --split auto}). Prints one summary line
+ * on stderr (what each side owns, and for auto what was measured); {@code --verbose} adds the device
+ * set-up, every calibration candidate, and at close the per-token breakdown of time and bytes.
+ */
+public final class HybridEngineProvider implements EngineProvider {
+    @Override
+    public String kind() {
+        return "hybrid";
+    }
+
+    @Override
+    public InferenceEngine create(Model model, EngineOptions options) {
+        return create(model, options, null, System.err);
+    }
+
+    /**
+     * @param settings work-group sizes and memory limit, or null to read them for the device's type
+     * @param summary  where the one-line summary goes (stderr), or null for none
+     */
+    public static HybridEngine create(Model model, EngineOptions options, TornadoSettings settings, PrintStream summary) {
+        double split = options.split();
+        return create(model, options, settings, summary, split, split, split);
+    }
+
+    /**
+     * As {@link #create(Model, EngineOptions, TornadoSettings, PrintStream)} with the device's fraction of
+     * each kind of rows given separately (NaN: calibrate all of them).
+     */
+    static HybridEngine create(Model model, EngineOptions options, TornadoSettings settings, PrintStream summary,
+                               double attention, double ffn, double classifier) {
+        TornadoAccess.requireNoBailoutRecovery();
+        TornadoDevice device = TornadoAccess.selectDevice(options.device());
+        TornadoSettings s = settings != null ? settings : TornadoSettings.load(device.getDeviceType().name());
+        long global = device.getMaxGlobalMemory();
+        long available = s.memoryLimit() > 0 && s.memoryLimit() < global ? s.memoryLimit() : global;
+        PrintStream log = options.verbose() ? System.err : null;
+        FloatMath math = FloatMath.standard();
+        Kernels kernels = Engines.cpuKernels(options.exact());
+        Configuration c = model.config();
+        Weights w = model.weights();
+        // A calibration engine logs its device set-up only when verbose; the final one too.
+        List<HybridEngine.ShardFactory> shards = List.of(
+                (cc, ww, plan, i, in) -> new DeviceShard(device, cc, ww, plan, i, s, in, math, options.profile(), available, log),
+                (cc, ww, plan, i, in) -> new CpuShard("cpu", cc, ww, plan, i, kernels, options.threads(), math, in, true));
+        String how;
+        SplitPlan plan;
+        if (Double.isNaN(attention) || Double.isNaN(ffn) || Double.isNaN(classifier)) {
+            Calibrator.Result r = Calibrator.calibrate(c, w, p -> DeviceBudget.bytes(c, p, 0) <= available,
+                    (one, w1, p) -> new HybridEngine(one, w1, p, shards, null), log);
+            plan = SplitPlan.twoWay(c, r.attention(), r.ffn(), r.classifier());
+            how = String.format(Locale.ROOT, "auto: device fractions attention %.3f, ffn %.3f, classifier %.3f; %s",
+                    r.attention(), r.ffn(), r.classifier(), Calibrator.summary(r, c.nLayers()));
+        } else {
+            for (double f : new double[]{attention, ffn, classifier}) {
+                if (!(f >= 0 && f <= 1)) {
+                    throw new Llama2jException("--split is " + f + ", must be in [0, 1]", Llama2jException.BAD_USAGE);
+                }
+            }
+            plan = SplitPlan.twoWay(c, attention, ffn, classifier);
+            how = attention == ffn && ffn == classifier ? "--split " + attention
+                    : String.format(Locale.ROOT, "device fractions attention %s, ffn %s, classifier %s", attention, ffn, classifier);
+        }
+        HybridEngine engine = new HybridEngine(c, w, plan, shards, log);
+        if (summary != null) {
+            summary.printf(Locale.ROOT, "[hybrid] %s (%s) + cpu (%d threads, %s): %s [%s]%n", engine.shard(0).track(),
+                    ((DeviceShard) engine.shard(0)).deviceName(), options.threads(), kernels.name(), plan.describe(), how);
+            summary.flush();
+        }
+        return engine;
+    }
+}
