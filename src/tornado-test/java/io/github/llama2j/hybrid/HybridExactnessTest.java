@@ -20,30 +20,33 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * What the hybrid engine guarantees bit for bit: with the whole model on the CPU side it computes exactly
- * what the CPU engine computes (same kernels, same operation order, the norms and residuals on the host as
- * run.c does them), in --exact and in default mode, float32 and Q8. And the N-way design: three shards (here
+ * what the CPU engine computes in --exact mode (same kernels, same operation order, the norms and residuals on
+ * the host as run.c does them), float32 and Q8. And the N-way design: three shards (here
  * all CPU, two of them on worker threads) split every kind of rows and still give the CPU engine's tokens.
  */
 @Tag("tornado")
 class HybridExactnessTest {
     static final int POSITIONS = 32;
 
+    /**
+     * --exact only: in default mode the CPU engine's SIMD kernels reduce lanes with
+     * {@code FloatVector.reduceLanes(ADD)}, whose order the Vector API leaves to the implementation (the C2
+     * intrinsic and the interpreted fallback differ), so even two CPU engines need not agree to the last bit.
+     */
     @ParameterizedTest
     @ValueSource(strings = {"tiny.bin", "tiny_q80.bin", "tiny_unshared.bin", "tiny_unshared_q80.bin", "stories260K.bin"})
-    void allCpuSplitIsTheCpuEngineBitForBit(String file) {
+    void allCpuSplitIsTheExactCpuEngineBitForBit(String file) {
         Model model = HybridTestEngines.model(file);
-        for (boolean exact : new boolean[]{true, false}) {
-            EngineOptions hybridOptions = new EngineOptions("hybrid", 1, exact, null, 0.0, false, false);
-            try (InferenceEngine cpu = Engines.create(model, EngineOptions.cpu(1, exact));
-                 InferenceEngine hybrid = Engines.create(model, hybridOptions)) {
-                assertInstanceOf(HybridEngine.class, hybrid, "--engine hybrid through the ServiceLoader");
-                int token = 1;
-                for (int pos = 0; pos < POSITIONS; pos++) {
-                    float[] expected = cpu.forward(token, pos).clone();
-                    float[] actual = hybrid.forward(token, pos);
-                    assertArrayEquals(expected, actual, file + (exact ? " --exact" : "") + ": logits at position " + pos);
-                    token = Sampler.argmax(expected, expected.length);
-                }
+        EngineOptions hybridOptions = new EngineOptions("hybrid", 1, true, null, 0.0, false, false);
+        try (InferenceEngine cpu = Engines.create(model, EngineOptions.cpu(1, true));
+             InferenceEngine hybrid = Engines.create(model, hybridOptions)) {
+            assertInstanceOf(HybridEngine.class, hybrid, "--engine hybrid through the ServiceLoader");
+            int token = 1;
+            for (int pos = 0; pos < POSITIONS; pos++) {
+                float[] expected = cpu.forward(token, pos).clone();
+                float[] actual = hybrid.forward(token, pos);
+                assertArrayEquals(expected, actual, file + " --exact: logits at position " + pos);
+                token = Sampler.argmax(expected, expected.length);
             }
         }
     }

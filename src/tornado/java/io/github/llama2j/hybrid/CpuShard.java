@@ -146,9 +146,8 @@ final class CpuShard implements Shard {
 
     /** run.c's attention block for this shard's heads, up to wo: partial = wo[:, own columns] · attention(own heads). */
     private void attention(int l, int pos) {
-        matmul(q, in.xb, in.xq, in.xs, wq[l]);
-        matmul(k, in.xb, in.xq, in.xs, wk[l]);
-        matmul(v, in.xb, in.xq, in.xs, wv[l]);
+        // q, k and v in one parallel dispatch (each row's value does not depend on who computes it).
+        matmul3(q, wq[l], k, wk[l], v, wv[l]);
         // Local arrays start on a head boundary, so i % headSize (RoPE's frequency index) is the global one.
         ScalarKernels.rope(q, k, pos, qRows, kvRows, c.headSize(), ropeFreq, math);
         System.arraycopy(k, 0, keyCache[l], pos * kvRows, kvRows);
@@ -169,8 +168,8 @@ final class CpuShard implements Shard {
 
     /** run.c's feed-forward block for this shard's hidden rows: partial = w2[:, own rows] · swiglu(w1·x, w3·x). */
     private void ffn(int l) {
-        matmul(hb, in.xb, in.xq, in.xs, w1[l]);
-        matmul(hb2, in.xb, in.xq, in.xs, w3[l]);
+        // w1 and w3 in one parallel dispatch, then SwiGLU (element by element, as run.c).
+        matmul3(hb, w1[l], hb2, w3[l], null, null);
         ScalarKernels.swiglu(hb, hb2, ffnRows, math);
         if (c.quantized()) {
             ScalarKernels.quantize(hb, ffnRows, c.groupSize(), hq, hs);
@@ -184,6 +183,32 @@ final class CpuShard implements Shard {
         switch (classifier) {
             case Matrix.F32 f -> parallel.forRange(v1 - v0, (a, b) -> kernels.matmulF32(out, in.xb, f, v0 + a, v0 + b));
             case Matrix.Q8 q8 -> parallel.forRange(v1 - v0, (a, b) -> kernels.matmulQ8(out, in.xq, in.xs, q8, v0 + a, v0 + b));
+        }
+    }
+
+    /**
+     * out0 = m0 · xb, out1 = m1 · xb (and out2 = m2 · xb unless m2 is null), the rows of all of them split
+     * over the pool in one dispatch: a token is dozens of short matmuls, and each dispatch wakes the workers.
+     */
+    private void matmul3(float[] out0, Matrix m0, float[] out1, Matrix m1, float[] out2, Matrix m2) {
+        int n0 = m0.rows(), n1 = m1.rows(), n2 = m2 == null ? 0 : m2.rows();
+        parallel.forRange(n0 + n1 + n2, (a, b) -> {
+            rows(out0, m0, a, Math.min(b, n0));
+            rows(out1, m1, Math.max(a, n0) - n0, Math.min(b, n0 + n1) - n0);
+            if (m2 != null) {
+                rows(out2, m2, Math.max(a, n0 + n1) - n0 - n1, b - n0 - n1);
+            }
+        });
+    }
+
+    /** Rows [r0, r1) of m · xb (nothing if the range is empty). */
+    private void rows(float[] out, Matrix m, int r0, int r1) {
+        if (r0 >= r1) {
+            return;
+        }
+        switch (m) {
+            case Matrix.F32 f -> kernels.matmulF32(out, in.xb, f, r0, r1);
+            case Matrix.Q8 q8 -> kernels.matmulQ8(out, in.xq, in.xs, q8, r0, r1);
         }
     }
 
