@@ -17,20 +17,28 @@ import java.util.function.Predicate;
  *
  * <p>The steps of a token are separated by the exchanges, so the time of a token is the sum of its steps'
  * times, and the time of each kind of step depends only on that kind's split: attention, feed-forward and
- * classifier can be chosen independently (a token costs layers × (attention + ffn) + classifier). Each
- * candidate is built for real (a one-layer engine: device slices copied, kernels compiled, both sides
- * running at once, exchanges included) and timed over a few tokens after a warm-up, keeping the best of
- * a few rounds against noise. The coarse candidates are 0 (all CPU), 1/4, 1/2, 3/4 and 1 (all device),
- * then one round refines each kind by ±1/8 around its best. Candidates whose device share of the whole
- * model does not fit the device memory are skipped, which is how a model larger than the device runs.
+ * classifier can be chosen independently (a token costs layers × (attention + ffn) + classifier).
+ *
+ * <p>Each candidate runs for real: both sides at once on a one-layer engine, exchanges included, timed over
+ * a few tokens after a warm-up (best of a few rounds, against noise). The candidates are the device
+ * fractions 0 (all CPU), 1/16, 2/16, ... up to 1 (all device), or up to the largest fraction whose device
+ * share of the WHOLE model fits the device memory: that is how a model larger than the device runs. So that
+ * seventeen candidates do not cost seventeen JIT compilations, the device shard is built once, for the
+ * largest candidate, and emulates the smaller ones by launching fewer work-groups (the same number of weight
+ * bytes streamed as the smaller slice would; see {@link DeviceShard#emulate}); the CPU shard of each
+ * candidate is real (views and column copies, nothing to compile).
  */
 final class Calibrator {
-    static final double[] COARSE = {0, 0.25, 0.5, 0.75, 1};
+    /** Candidate device fractions: sixteenths. */
+    static final int STEPS = 16;
     private static final int WARMUP_TOKENS = 2, ROUNDS = 3, TOKENS_PER_ROUND = 3;
 
     /** One measured candidate: the device's fraction of each kind and the mean step times (ns). */
     record Point(double attention, double ffn, double classifier, SplitPlan plan, double attentionNanos, double ffnNanos,
                  double classifierNanos) {
+        double tokenNanos(int layers) {
+            return layers * (attentionNanos + ffnNanos) + classifierNanos;
+        }
     }
 
     /**
@@ -44,17 +52,23 @@ final class Calibrator {
         double estimateAt(double fraction, int layers) {
             for (Point p : points) {
                 if (p.attention == fraction && p.ffn == fraction && p.classifier == fraction) {
-                    return layers * (p.attentionNanos + p.ffnNanos) + p.classifierNanos;
+                    return p.tokenNanos(layers);
                 }
             }
             return Double.NaN;
         }
     }
 
-    /** Builds a one-layer engine for a plan of the one-layer configuration. */
-    @FunctionalInterface
-    interface EngineMaker {
+    /** Builds the calibration engines: one-layer engines for candidate plans of the one-layer configuration. */
+    interface EngineMaker extends AutoCloseable {
+        /** Called once before any {@link #make}: the candidate with the largest device share. */
+        void prepare(Configuration oneLayer, Weights weights, SplitPlan largest);
+
         HybridEngine make(Configuration oneLayer, Weights weights, SplitPlan plan);
+
+        /** Frees what {@link #prepare} built. */
+        @Override
+        void close();
     }
 
     private Calibrator() {
@@ -63,7 +77,7 @@ final class Calibrator {
     /**
      * @param c     the model's configuration
      * @param fits  whether a plan of the FULL model fits on the device
-     * @param maker builds a calibration engine
+     * @param maker builds the calibration engines
      * @param log   per-candidate lines (verbose), or null
      */
     static Result calibrate(Configuration c, Weights w, Predicate<SplitPlan> fits, EngineMaker maker, PrintStream log) {
@@ -71,43 +85,44 @@ final class Calibrator {
         Configuration one = new Configuration(c.dim(), c.hiddenDim(), 1, c.nHeads(), c.nKvHeads(), c.vocabSize(),
                 c.seqLen(), c.sharedClassifier(), c.groupSize());
         Weights w1 = firstLayer(w);
-        Map<String, Point> measured = new LinkedHashMap<>();
-        for (double f : COARSE) {
-            measure(c, one, w1, f, f, f, fits, maker, measured, log);
+        int maxStep = STEPS;
+        while (maxStep > 0 && !fits.test(SplitPlan.twoWay(c, fraction(maxStep), fraction(maxStep), fraction(maxStep)))) {
+            maxStep--;
         }
-        double[] best = best(measured.values());
-        // Refine each kind around its best, all kinds in the same two engines (their times are independent).
-        for (double delta : new double[]{-0.125, 0.125}) {
-            double a = clamp(best[0] + delta), f = clamp(best[1] + delta), k = clamp(best[2] + delta);
-            if (a != best[0] || f != best[1] || k != best[2]) {
-                measure(c, one, w1, a, f, k, fits, maker, measured, log);
+        if (log != null && maxStep < STEPS) {
+            log.printf(Locale.ROOT, "[hybrid] calibrate: the device holds at most %.4f of every kind of rows%n",
+                    fraction(maxStep));
+        }
+        Map<String, Point> measured = new LinkedHashMap<>();
+        try (maker) {
+            double fmax = fraction(maxStep);
+            maker.prepare(one, w1, SplitPlan.twoWay(one, fmax, fmax, fmax));
+            for (int step = 0; step <= maxStep; step++) {
+                double f = fraction(step);
+                measure(c, one, w1, f, maker, measured, log);
             }
         }
-        best = best(measured.values());
+        double[] chosen = best(measured.values());
         // The mixed choice must fit as a whole; if it does not, take the fastest uniform candidate that does.
-        double[] chosen = best;
-        if (!fits.test(SplitPlan.twoWay(c, best[0], best[1], best[2]))) {
+        if (!fits.test(SplitPlan.twoWay(c, chosen[0], chosen[1], chosen[2]))) {
             chosen = bestUniform(measured.values(), c.nLayers());
         }
         double estimate = estimate(measured.values(), chosen, c.nLayers());
         return new Result(chosen[0], chosen[1], chosen[2], estimate, List.copyOf(measured.values()), System.nanoTime() - t0);
     }
 
-    private static void measure(Configuration full, Configuration one, Weights w1, double a, double f, double k,
-                                Predicate<SplitPlan> fits, EngineMaker maker, Map<String, Point> measured, PrintStream log) {
-        SplitPlan fullPlan = SplitPlan.twoWay(full, a, f, k);
+    private static double fraction(int step) {
+        return step / (double) STEPS;
+    }
+
+    private static void measure(Configuration full, Configuration one, Weights w1, double f, EngineMaker maker,
+                                Map<String, Point> measured, PrintStream log) {
+        SplitPlan fullPlan = SplitPlan.twoWay(full, f, f, f);
         String key = fullPlan.describe();
         if (measured.containsKey(key)) {
-            return;   // these fractions round to a split already measured
+            return;   // this fraction rounds to a split already measured
         }
-        if (!fits.test(fullPlan)) {
-            if (log != null) {
-                log.printf(Locale.ROOT, "[hybrid] calibrate: device fractions %.3f/%.3f/%.3f do not fit the device, skipped%n",
-                        a, f, k);
-            }
-            return;
-        }
-        SplitPlan plan = SplitPlan.twoWay(one, a, f, k);
+        SplitPlan plan = SplitPlan.twoWay(one, f, f, f);
         double att = Double.MAX_VALUE, ffn = Double.MAX_VALUE, cls = Double.MAX_VALUE;
         try (HybridEngine e = maker.make(one, w1, plan)) {
             int pos = 0;
@@ -124,13 +139,12 @@ final class Calibrator {
                 cls = Math.min(cls, e.stats().meanStepNanos(SplitPlan.Kind.CLASSIFIER));
             }
         }
-        Point p = new Point(a, f, k, fullPlan, att, ffn, cls);
+        Point p = new Point(f, f, f, fullPlan, att, ffn, cls);
         measured.put(key, p);
         if (log != null) {
-            log.printf(Locale.ROOT, "[hybrid] calibrate: device fractions attention %.3f, ffn %.3f, classifier %.3f (%s): "
-                            + "attention step %.3f ms, ffn step %.3f ms, classifier %.3f ms -> %.3f ms/token%n",
-                    a, f, k, fullPlan.describe(), att / 1e6, ffn / 1e6, cls / 1e6,
-                    (full.nLayers() * (att + ffn) + cls) / 1e6);
+            log.printf(Locale.ROOT, "[hybrid] calibrate: device fraction %.4f (%s): attention step %.3f ms, ffn step %.3f ms, "
+                            + "classifier %.3f ms -> %.3f ms/token%n", f, fullPlan.describe(), att / 1e6, ffn / 1e6, cls / 1e6,
+                    p.tokenNanos(full.nLayers()) / 1e6);
             log.flush();
         }
     }
@@ -160,7 +174,7 @@ final class Calibrator {
         double[] best = {0, 0, 0};
         double t = Double.MAX_VALUE;
         for (Point p : points) {
-            double pt = layers * (p.attentionNanos + p.ffnNanos) + p.classifierNanos;
+            double pt = p.tokenNanos(layers);
             if (pt < t) {
                 t = pt;
                 best = new double[]{p.attention, p.ffn, p.classifier};
@@ -200,7 +214,7 @@ final class Calibrator {
     /** One line on what was measured, e.g. for the engine's summary. */
     static String summary(Result r, int layers) {
         double cpu = r.estimateAt(0, layers), dev = r.estimateAt(1, layers);
-        return String.format(Locale.ROOT, "calibrated %d candidates on layer 0 in %.1f s: est. %.2f ms/token (all-CPU %s, "
+        return String.format(Locale.ROOT, "calibrated %d splits on layer 0 in %.1f s: est. %.2f ms/token (all-CPU %s, "
                         + "all-device %s)", r.points().size(), r.calibrationNanos() / 1e9, r.estimatedTokenNanos() / 1e6,
                 Double.isNaN(cpu) ? "n/a" : String.format(Locale.ROOT, "%.2f", cpu / 1e6),
                 Double.isNaN(dev) ? "does not fit" : String.format(Locale.ROOT, "%.2f", dev / 1e6));

@@ -31,8 +31,11 @@ import java.io.PrintStream;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
+import java.util.function.ToIntFunction;
 
 /**
  * A TornadoVM device's share. Every step it owns is one small task graph, built once: per layer an
@@ -49,7 +52,7 @@ import java.util.Locale;
  */
 final class DeviceShard implements Shard {
     private final Configuration c;
-    private final StepInput in;
+    private StepInput in;
     private final TornadoDevice device;
     private final String deviceName;
     private final String track;
@@ -58,6 +61,9 @@ final class DeviceShard implements Shard {
     private final List<ImmutableTaskGraph> graphs = new ArrayList<>();
     private final List<List<String>> graphTasks = new ArrayList<>();
     private final GridScheduler grid = new GridScheduler();
+    private final Map<String, Grid> grids = new LinkedHashMap<>();
+    private final Share built;
+    private int emulatedVocabRows = -1;
     private final KernelContext ctx = new KernelContext();
     private final StepTimes last = new StepTimes();
     private final float[] partial;
@@ -67,6 +73,19 @@ final class DeviceShard implements Shard {
     private final long deviceBytes;
     private TornadoExecutionPlan plan;
     private boolean closed;
+
+    /** What a shard owns, in the units its grids count: heads, q rows, k/v rows, hidden rows, classifier rows. */
+    record Share(int heads, int qRows, int kvRows, int ffnRows, int vocabRows) {
+        static Share of(Configuration c, SplitPlan plan, int shard) {
+            int heads = plan.headEnd(shard) - plan.headStart(shard);
+            return new Share(heads, heads * c.headSize(), heads / c.kvMul() * c.headSize(),
+                    plan.ffnEnd(shard) - plan.ffnStart(shard), plan.vocabEnd(shard) - plan.vocabStart(shard));
+        }
+    }
+
+    /** A task's grid: how many work-groups a share needs (the same id, grid and kernel in every layer). */
+    private record Grid(WorkerGrid1D grid, int local, ToIntFunction<Share> workGroups) {
+    }
 
     /** One step's graph and its host-side arrays (inputs copied in, output copied out, every launch). */
     private record Step(int graph, FloatArray xin, Int8Array xq, FloatArray xs, IntArray state, FloatArray out) {
@@ -99,6 +118,7 @@ final class DeviceShard implements Shard {
         this.partial = new float[c.dim()];
         this.v0 = plan.vocabStart(shard);
         this.v1 = plan.vocabEnd(shard);
+        this.built = Share.of(c, plan, shard);
         long needed = DeviceBudget.bytes(c, plan, shard);
         if (needed > memoryAvailable) {
             throw new Llama2jException(String.format(Locale.ROOT,
@@ -228,19 +248,20 @@ final class DeviceShard implements Shard {
             case Q8Slice q8 -> g.task("qkv", HybridKernels::qkvQ8, ctx, step.xq, step.xs, q8.values(), q8.scales(), q,
                     keyCache, valueCache, state, rope, dim, qRows, kvRows, hs, gs);
         }
-        schedule(tasks, name, "qkv", (qRows + 2 * kvRows) / 2 * s.matmulLocal(), s.matmulLocal());
+        schedule(tasks, name, "qkv", sh -> (sh.qRows() + 2 * sh.kvRows()) / 2, s.matmulLocal());
         g.task("attention", TransformerKernels::attention, ctx, q, keyCache, valueCache, att, attOut, state, c.seqLen(), hs,
                 kvRows, c.kvMul(), (float) Math.sqrt(hs));
-        schedule(tasks, name, "attention", heads * s.attentionLocal(), s.attentionLocal());
+        schedule(tasks, name, "attention", Share::heads, s.attentionLocal());
         switch (wo) {
             case F32Slice f -> g.task("wo", HybridKernels::matmulF32, ctx, attOut, f.data(), out, qRows);
             case Q8Slice q8 -> {
                 g.task("quant", TransformerKernels::quantize, ctx, attOut, aq, as, qRows, gs);
-                schedule(tasks, name, "quant", roundUp(qRows / gs, s.quantizeLocal()), s.quantizeLocal());
+                schedule(tasks, name, "quant", sh -> ceilDiv(sh.qRows() / gs, s.quantizeLocal()), s.quantizeLocal());
                 g.task("wo", TransformerKernels::matmulQ8, ctx, aq, as, q8.values(), q8.scales(), out, qRows, gs);
             }
         }
-        schedule(tasks, name, "wo", dim * s.matmulLocal(), s.matmulLocal());
+        // wo's columns are this shard's heads; emulating fewer heads (calibration) computes fewer rows instead
+        schedule(tasks, name, "wo", sh -> scaled(dim, sh.qRows(), built.qRows()), s.matmulLocal());
         g.transferToHost(DataTransferMode.EVERY_EXECUTION, out);
         return add(g, tasks, step);
     }
@@ -273,16 +294,16 @@ final class DeviceShard implements Shard {
             case Q8Slice q8 -> g.task("w13", TransformerKernels::w13Q8, ctx, step.xq, step.xs, q8.values(), q8.scales(), hb,
                     dim, rows, gs);
         }
-        schedule(tasks, name, "w13", rows * s.matmulLocal(), s.matmulLocal());
+        schedule(tasks, name, "w13", Share::ffnRows, s.matmulLocal());
         switch (w2) {
             case F32Slice f -> g.task("w2", HybridKernels::matmulF32, ctx, hb, f.data(), out, rows);
             case Q8Slice q8 -> {
                 g.task("quant", TransformerKernels::quantize, ctx, hb, hq, hs, rows, gs);
-                schedule(tasks, name, "quant", roundUp(rows / gs, s.quantizeLocal()), s.quantizeLocal());
+                schedule(tasks, name, "quant", sh -> ceilDiv(sh.ffnRows() / gs, s.quantizeLocal()), s.quantizeLocal());
                 g.task("w2", TransformerKernels::matmulQ8, ctx, hq, hs, q8.values(), q8.scales(), out, rows, gs);
             }
         }
-        schedule(tasks, name, "w2", dim * s.matmulLocal(), s.matmulLocal());
+        schedule(tasks, name, "w2", sh -> scaled(dim, sh.ffnRows(), built.ffnRows()), s.matmulLocal());
         g.transferToHost(DataTransferMode.EVERY_EXECUTION, out);
         return add(g, tasks, step);
     }
@@ -302,7 +323,7 @@ final class DeviceShard implements Shard {
             case Q8Slice q8 -> g.task("classifier", TransformerKernels::matmulQ8, ctx, step.xq, step.xs, q8.values(),
                     q8.scales(), out, dim, c.groupSize());
         }
-        schedule(tasks, name, "classifier", rows * s.matmulLocal(), s.matmulLocal());
+        schedule(tasks, name, "classifier", Share::vocabRows, s.matmulLocal());
         g.transferToHost(DataTransferMode.EVERY_EXECUTION, out);
         return add(g, tasks, step);
     }
@@ -343,19 +364,34 @@ final class DeviceShard implements Shard {
         return step;
     }
 
-    private void schedule(List<String> tasks, String graph, String task, int global, int local) {
+    /**
+     * Schedules a task: {@code workGroups} gives its number of work-groups for a share (the built share here;
+     * a smaller one when calibration emulates it). Every layer's graph uses the same task id, hence the same
+     * grid and the same compiled kernel.
+     */
+    private void schedule(List<String> tasks, String graph, String task, ToIntFunction<Share> workGroups, int local) {
         String id = graph + "." + task;
-        if (global <= 0 || global % local != 0) {
-            throw new Llama2jException("internal: grid of " + id + " is " + global + " work-items, not a multiple of " + local);
+        int groups = workGroups.applyAsInt(built);
+        if (groups <= 0) {
+            throw new Llama2jException("internal: grid of " + id + " has " + groups + " work-groups");
         }
-        WorkerGrid1D g = new WorkerGrid1D(global);
-        g.setLocalWork(local, 1, 1);
-        grid.addWorkerGrid(id, g);
+        Grid g = grids.get(id);
+        if (g == null) {
+            WorkerGrid1D wg = new WorkerGrid1D(Math.multiplyExact(groups, local));
+            wg.setLocalWork(local, 1, 1);
+            grid.addWorkerGrid(id, wg);
+            grids.put(id, new Grid(wg, local, workGroups));
+        }
         tasks.add(id);
     }
 
-    private static int roundUp(int n, int multiple) {
-        return (n + multiple - 1) / multiple * multiple;
+    private static int ceilDiv(int n, int d) {
+        return (n + d - 1) / d;
+    }
+
+    /** n × part / whole, at least 1 (the rows that stream as many weights as part of whole columns would). */
+    private static int scaled(int n, int part, int whole) {
+        return Math.max(1, (int) Math.round((double) n * part / whole));
     }
 
     // ------------------------------------------------------------------ running
@@ -378,6 +414,11 @@ final class DeviceShard implements Shard {
     @Override
     public StepTimes last() {
         return last;
+    }
+
+    /** The classifier step's device output as the host last received it (tests). */
+    float[] classifierOutput() {
+        return classifier.out.toHeapArray();
     }
 
     /** Device memory this shard uses. */
@@ -414,9 +455,14 @@ final class DeviceShard implements Shard {
         TornadoExecutionResult r = plan.withGraph(step.graph).execute();
         long t2 = System.nanoTime();
         if (kind == SplitPlan.Kind.CLASSIFIER) {
-            MemorySegment.copy(step.out.getSegment(), ValueLayout.JAVA_FLOAT, 0, in.logits, v0, v1 - v0);
+            int rows = emulatedVocabRows >= 0 ? emulatedVocabRows : v1 - v0;
+            MemorySegment.copy(step.out.getSegment(), ValueLayout.JAVA_FLOAT, 0, in.logits, v0, rows);
         } else {
             MemorySegment.copy(step.out.getSegment(), ValueLayout.JAVA_FLOAT, 0, partial, 0, partial.length);
+            if (emulatedVocabRows >= 0) {
+                // Calibration: only some rows were computed; keep the residual stream clean of stale values.
+                java.util.Arrays.fill(partial, 0f);
+            }
         }
         long t3 = System.nanoTime();
         last.computeNanos = t2 - t1;
@@ -428,6 +474,24 @@ final class DeviceShard implements Shard {
             last.deviceTransferNanos = pr.getDeviceWriteTime() + pr.getDeviceReadTime();
             last.deviceKernelNanos = pr.getDeviceKernelTime();
         }
+    }
+
+    /**
+     * Calibration: from now on, compute as if this shard owned {@code plan}'s share for {@code shard} (no more
+     * than it was built with): every grid shrinks to that share's work-groups, so each step streams as many
+     * weights as that share's own slices would, without building and JIT-compiling a shard per candidate.
+     * The results are meaningless (partial sums are zeroed); only the time counts.
+     */
+    void emulate(SplitPlan plan, int shard, StepInput input) {
+        this.in = input;
+        Share s = Share.of(c, plan, shard);
+        if (s.heads() > built.heads() || s.ffnRows() > built.ffnRows() || s.vocabRows() > built.vocabRows()) {
+            throw new IllegalArgumentException("cannot emulate " + plan + ": more than the shard was built with");
+        }
+        for (Grid g : grids.values()) {
+            g.grid().setGlobalWork((long) Math.max(1, g.workGroups().applyAsInt(s)) * g.local(), 1, 1);
+        }
+        emulatedVocabRows = s.vocabRows();
     }
 
     @Override

@@ -69,7 +69,7 @@ public final class HybridEngineProvider implements EngineProvider {
         SplitPlan plan;
         if (Double.isNaN(attention) || Double.isNaN(ffn) || Double.isNaN(classifier)) {
             Calibrator.Result r = Calibrator.calibrate(c, w, p -> DeviceBudget.bytes(c, p, 0) <= available,
-                    (one, w1, p) -> new HybridEngine(one, w1, p, shards, null), log);
+                    new DeviceCalibration(shards), log);
             plan = SplitPlan.twoWay(c, r.attention(), r.ffn(), r.classifier());
             how = String.format(Locale.ROOT, "auto: device fractions attention %.3f, ffn %.3f, classifier %.3f; %s",
                     r.attention(), r.ffn(), r.classifier(), Calibrator.summary(r, c.nLayers()));
@@ -90,5 +90,75 @@ public final class HybridEngineProvider implements EngineProvider {
             summary.flush();
         }
         return engine;
+    }
+
+    /**
+     * Calibration engines: the device shard is built once, for the largest candidate, and each candidate
+     * uses it through {@link DeviceShard#emulate}; each candidate's CPU shard is built for real.
+     */
+    private static final class DeviceCalibration implements Calibrator.EngineMaker {
+        private final List<HybridEngine.ShardFactory> shards;
+        private Shard device;
+
+        DeviceCalibration(List<HybridEngine.ShardFactory> shards) {
+            this.shards = shards;
+        }
+
+        @Override
+        public void prepare(Configuration one, Weights w1, SplitPlan largest) {
+            device = shards.get(0).create(one, w1, largest, 0, new StepInput(one.dim(), one.groupSize(), one.vocabSize()));
+        }
+
+        @Override
+        public HybridEngine make(Configuration one, Weights w1, SplitPlan plan) {
+            return new HybridEngine(one, w1, plan, List.of(
+                    (cc, ww, p, i, in) -> new Emulating((DeviceShard) device, p, i, in), shards.get(1)), null);
+        }
+
+        @Override
+        public void close() {
+            if (device != null) {
+                device.close();
+            }
+        }
+    }
+
+    /** The shared calibration device shard, emulating one candidate's share; closing it leaves the shard open. */
+    private static final class Emulating implements Shard {
+        private final DeviceShard device;
+
+        Emulating(DeviceShard device, SplitPlan plan, int shard, StepInput in) {
+            this.device = device;
+            device.emulate(plan, shard, in);
+        }
+
+        @Override
+        public String track() {
+            return device.track();
+        }
+
+        @Override
+        public boolean runsOnHost() {
+            return false;
+        }
+
+        @Override
+        public void run(SplitPlan.Kind kind, int layer) {
+            device.run(kind, layer);
+        }
+
+        @Override
+        public float[] partial() {
+            return device.partial();
+        }
+
+        @Override
+        public StepTimes last() {
+            return device.last();
+        }
+
+        @Override
+        public void close() {
+        }
     }
 }
