@@ -141,6 +141,7 @@ final class CpuShard implements Shard {
             case CLASSIFIER -> classifier();
         }
         last.clear();
+        last.startNanos = t0;
         last.computeNanos = System.nanoTime() - t0;
     }
 
@@ -219,15 +220,13 @@ final class CpuShard implements Shard {
         }
     }
 
-    /** Bytes of weights this shard streams per token (what its share of a token costs in memory traffic). */
-    long weightBytesPerToken() {
-        long b = 0;
-        for (int l = 0; l < c.nLayers(); l++) {
-            for (Matrix m : new Matrix[]{wq[l], wk[l], wv[l], wo[l], w1[l], w3[l], w2[l]}) {
-                b += m == null ? 0 : m.byteSize();
-            }
-        }
-        return b + (classifier.rows() == 0 ? 0 : classifier.byteSize() / classifier.rows() * (v1 - v0));
+    @Override
+    public long weightBytes(SplitPlan.Kind kind) {
+        return switch (kind) {
+            case ATTENTION -> heads == 0 ? 0 : wq[0].byteSize() + wk[0].byteSize() + wv[0].byteSize() + wo[0].byteSize();
+            case FFN -> ffnRows == 0 ? 0 : w1[0].byteSize() + w3[0].byteSize() + w2[0].byteSize();
+            case CLASSIFIER -> classifier.byteSize() / classifier.rows() * (v1 - v0);
+        };
     }
 
     @Override

@@ -8,6 +8,7 @@ import io.github.llama2j.hybrid.WeightSlices.F32Slice;
 import io.github.llama2j.hybrid.WeightSlices.Q8Slice;
 import io.github.llama2j.model.Configuration;
 import io.github.llama2j.model.Weights;
+import io.github.llama2j.profile.Profiler;
 import io.github.llama2j.tornado.TornadoAccess;
 import io.github.llama2j.tornado.TornadoSettings;
 import io.github.llama2j.tornado.TransformerKernels;
@@ -63,6 +64,7 @@ final class DeviceShard implements Shard {
     private final GridScheduler grid = new GridScheduler();
     private final Map<String, Grid> grids = new LinkedHashMap<>();
     private final Share built;
+    private final long[] stepWeightBytes = new long[3];
     private int emulatedVocabRows = -1;
     private final KernelContext ctx = new KernelContext();
     private final StepTimes last = new StepTimes();
@@ -73,6 +75,7 @@ final class DeviceShard implements Shard {
     private final long deviceBytes;
     private TornadoExecutionPlan plan;
     private boolean closed;
+    private long loadStartNanos, compileNanos, weightTransferNanos, weightTransferBytes;
 
     /** What a shard owns, in the units its grids count: heads, q rows, k/v rows, hidden rows, classifier rows. */
     record Share(int heads, int qRows, int kvRows, int ffnRows, int vocabRows) {
@@ -171,6 +174,10 @@ final class DeviceShard implements Shard {
             if (!profile) {
                 p.withoutProfiler();
             }
+            loadStartNanos = t0;
+            compileNanos = graal + driver;
+            weightTransferNanos = transferNanos;
+            weightTransferBytes = transferBytes;
         } catch (Llama2jException e) {
             close();
             throw e;
@@ -219,6 +226,7 @@ final class DeviceShard implements Shard {
         DeviceSlice qkv = WeightSlices.toDevice("layer " + l + " wq/wk/wv", WeightSlices.rows(w.wq()[l], h0 * hs, h1 * hs),
                 WeightSlices.rows(w.wk()[l], kv0 * hs, kv1 * hs), WeightSlices.rows(w.wv()[l], kv0 * hs, kv1 * hs));
         DeviceSlice wo = WeightSlices.columnsToDevice("layer " + l + " wo", w.wo()[l], h0 * hs, h1 * hs);
+        stepWeightBytes[SplitPlan.Kind.ATTENTION.ordinal()] = qkv.bytes() + wo.bytes();
         FloatArray rope = FloatArray.fromArray(ropeValues);
         FloatArray q = new FloatArray(qRows);
         FloatArray keyCache = new FloatArray(c.seqLen() * kvRows);
@@ -273,6 +281,7 @@ final class DeviceShard implements Shard {
         DeviceSlice w13 = WeightSlices.toDevice("layer " + l + " w1/w3", WeightSlices.rows(w.w1()[l], r0, r1),
                 WeightSlices.rows(w.w3()[l], r0, r1));
         DeviceSlice w2 = WeightSlices.columnsToDevice("layer " + l + " w2", w.w2()[l], r0, r1);
+        stepWeightBytes[SplitPlan.Kind.FFN.ordinal()] = w13.bytes() + w2.bytes();
         FloatArray hb = new FloatArray(rows);
         FloatArray out = new FloatArray(dim);
         Step step = input(null, out);
@@ -312,6 +321,7 @@ final class DeviceShard implements Shard {
         int rows = v1 - v0, dim = c.dim();
         String name = "cls";
         DeviceSlice cls = WeightSlices.toDevice("classifier", WeightSlices.rows(w.classifier(), v0, v1));
+        stepWeightBytes[SplitPlan.Kind.CLASSIFIER.ordinal()] = cls.bytes();
         FloatArray out = new FloatArray(rows);
         Step step = input(null, out);
         TaskGraph g = new TaskGraph(name);
@@ -416,6 +426,20 @@ final class DeviceShard implements Shard {
         return last;
     }
 
+    @Override
+    public void reportLoad(Profiler profiler) {
+        if (compileNanos > 0) {
+            profiler.record("jit", track, Profiler.Kind.COMPILE, loadStartNanos, compileNanos, 0);
+            profiler.record("weights", track, Profiler.Kind.TRANSFER_WEIGHTS, loadStartNanos, weightTransferNanos,
+                    weightTransferBytes);
+        }
+    }
+
+    @Override
+    public long weightBytes(SplitPlan.Kind kind) {
+        return stepWeightBytes[kind.ordinal()];
+    }
+
     /** The classifier step's device output as the host last received it (tests). */
     float[] classifierOutput() {
         return classifier.out.toHeapArray();
@@ -465,13 +489,18 @@ final class DeviceShard implements Shard {
             }
         }
         long t3 = System.nanoTime();
+        last.startNanos = t0;
         last.computeNanos = t2 - t1;
-        last.copyNanos = (t1 - t0) + (t3 - t2);
+        last.copyInNanos = t1 - t0;
+        last.copyOutNanos = t3 - t2;
         last.bytesIn = step.bytesIn();
         last.bytesOut = step.bytesOut();
         if (profile) {
             TornadoProfilerResult pr = r.getProfilerResult();
-            last.deviceTransferNanos = pr.getDeviceWriteTime() + pr.getDeviceReadTime();
+            long write = pr.getDeviceWriteTime(), read = pr.getDeviceReadTime();
+            last.copyInNanos += write;
+            last.copyOutNanos += read;
+            last.computeNanos = Math.max(0, last.computeNanos - write - read);
             last.deviceKernelNanos = pr.getDeviceKernelTime();
         }
     }

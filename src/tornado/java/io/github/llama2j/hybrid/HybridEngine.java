@@ -62,7 +62,6 @@ public final class HybridEngine implements InferenceEngine {
         final Shard shard;
         SplitPlan.Kind kind;
         int layer;
-        long startNanos;
 
         StepJob(Shard shard) {
             this.shard = shard;
@@ -70,7 +69,6 @@ public final class HybridEngine implements InferenceEngine {
 
         @Override
         public void run() {
-            startNanos = System.nanoTime();
             shard.run(kind, layer);
         }
     }
@@ -138,6 +136,9 @@ public final class HybridEngine implements InferenceEngine {
     @Override
     public void setProfiler(Profiler profiler) {
         this.profiler = profiler == null ? Profiler.NONE : profiler;
+        for (Shard s : shards) {
+            s.reportLoad(this.profiler);
+        }
     }
 
     // ------------------------------------------------------------------ the forward pass
@@ -210,20 +211,24 @@ public final class HybridEngine implements InferenceEngine {
         long exchangeBytes = 0;
         for (int i = 0; i < shards.length; i++) {
             if (plan.owns(i, kind)) {
-                StepTimes st = shards[i].last();
+                Shard s = shards[i];
+                StepTimes st = s.last();
                 stats.shard(i, st);
                 exchangeBytes += st.bytesIn + st.bytesOut;
                 if (p != Profiler.NONE) {
-                    p.record(task + "." + shards[i].track(), shards[i].track(), Profiler.Kind.KERNEL, jobs[i].startNanos,
-                            st.computeNanos, 0);
+                    String name = task + "." + s.track();
+                    p.record(name, s.track(), Profiler.Kind.KERNEL, st.startNanos + st.copyInNanos, st.computeNanos,
+                            s.weightBytes(kind));
                     if (st.bytesIn + st.bytesOut > 0) {
-                        p.record(task + "." + shards[i].track(), "host", Profiler.Kind.COPY_IN, jobs[i].startNanos,
-                                st.copyNanos + st.deviceTransferNanos, st.bytesIn + st.bytesOut);
+                        p.record(name, s.track(), Profiler.Kind.COPY_IN, st.startNanos, st.copyInNanos, st.bytesIn);
+                        p.record(name, s.track(), Profiler.Kind.COPY_OUT, st.startNanos + st.copyInNanos + st.computeNanos,
+                                st.copyOutNanos, st.bytesOut);
                     }
                 }
             }
         }
         if (p != Profiler.NONE) {
+            // The host's side of the exchange: adding the partial sums (the device transfers are the copies above).
             p.record(task + ".exchange", "host", Profiler.Kind.EXCHANGE, t2, t3 - t2, exchangeBytes);
         }
     }

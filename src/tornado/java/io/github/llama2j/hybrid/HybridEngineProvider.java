@@ -158,6 +158,11 @@ public final class HybridEngineProvider implements EngineProvider {
         }
 
         @Override
+        public long weightBytes(SplitPlan.Kind kind) {
+            return device.weightBytes(kind);
+        }
+
+        @Override
         public void close() {
         }
     }

@@ -16,7 +16,7 @@ public final class HybridStats {
     private final long[] steps = new long[3];
     private final long[] waitNanos = new long[3];
     private final long[] combineNanos = new long[3];
-    private final long[] computeNanos, copyNanos, deviceTransferNanos, deviceKernelNanos, bytesIn, bytesOut;
+    private final long[] computeNanos, copyInNanos, copyOutNanos, deviceKernelNanos, bytesIn, bytesOut;
     private long tokens;
     private long tokenNanos;
 
@@ -24,8 +24,8 @@ public final class HybridStats {
         this.tracks = tracks.clone();
         int n = tracks.length;
         computeNanos = new long[n];
-        copyNanos = new long[n];
-        deviceTransferNanos = new long[n];
+        copyInNanos = new long[n];
+        copyOutNanos = new long[n];
         deviceKernelNanos = new long[n];
         bytesIn = new long[n];
         bytesOut = new long[n];
@@ -41,8 +41,8 @@ public final class HybridStats {
 
     void shard(int shard, StepTimes t) {
         computeNanos[shard] += t.computeNanos;
-        copyNanos[shard] += t.copyNanos;
-        deviceTransferNanos[shard] += t.deviceTransferNanos;
+        copyInNanos[shard] += t.copyInNanos;
+        copyOutNanos[shard] += t.copyOutNanos;
         deviceKernelNanos[shard] += t.deviceKernelNanos;
         bytesIn[shard] += t.bytesIn;
         bytesOut[shard] += t.bytesOut;
@@ -58,7 +58,7 @@ public final class HybridStats {
         java.util.Arrays.fill(steps, 0);
         java.util.Arrays.fill(waitNanos, 0);
         java.util.Arrays.fill(combineNanos, 0);
-        for (long[] a : new long[][]{computeNanos, copyNanos, deviceTransferNanos, deviceKernelNanos, bytesIn, bytesOut}) {
+        for (long[] a : new long[][]{computeNanos, copyInNanos, copyOutNanos, deviceKernelNanos, bytesIn, bytesOut}) {
             java.util.Arrays.fill(a, 0);
         }
         tokens = 0;
@@ -107,12 +107,12 @@ public final class HybridStats {
             }
             sb.append(String.format(Locale.ROOT, "[hybrid]   %-12s compute %.3f ms/token", tracks[i], ms(computeNanos[i])));
             if (bytesIn[i] + bytesOut[i] > 0) {
-                sb.append(String.format(Locale.ROOT, " (graph launches, transfers included); host copies %.3f ms; "
-                                + "exchanged %.1f KiB in + %.1f KiB out", ms(copyNanos[i]),
-                        bytesIn[i] / 1024.0 / tokens, bytesOut[i] / 1024.0 / tokens));
+                sb.append(String.format(Locale.ROOT, " (graph launches%s); exchange: in %.1f KiB %.3f ms, out %.1f KiB %.3f ms",
+                        deviceKernelNanos[i] > 0 ? "" : ", transfers included", bytesIn[i] / 1024.0 / tokens, ms(copyInNanos[i]),
+                        bytesOut[i] / 1024.0 / tokens, ms(copyOutNanos[i])));
                 if (deviceKernelNanos[i] > 0) {
-                    sb.append(String.format(Locale.ROOT, "; device kernels %.3f ms, device transfers %.3f ms",
-                            ms(deviceKernelNanos[i]), ms(deviceTransferNanos[i])));
+                    sb.append(String.format(Locale.ROOT, " (device transfers included); device kernels %.3f ms",
+                            ms(deviceKernelNanos[i])));
                 }
             }
             sb.append(System.lineSeparator());

@@ -20,8 +20,15 @@ interface Shard extends AutoCloseable {
     /** The shard's partial sum after an attention or FFN step ({@code dim} floats). */
     float[] partial();
 
+    /** Bytes of weights this shard streams in one step of this kind (one layer's, or the classifier's). */
+    long weightBytes(SplitPlan.Kind kind);
+
     /** Time and bytes of this shard's last step (device shards fill in transfers; the CPU has none). */
     StepTimes last();
+
+    /** Sends the one-off costs of building this shard (JIT compilation, weight transfer) to a profiler. */
+    default void reportLoad(io.github.llama2j.profile.Profiler profiler) {
+    }
 
     @Override
     void close();

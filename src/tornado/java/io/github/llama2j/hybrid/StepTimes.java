@@ -1,20 +1,23 @@
 package io.github.llama2j.hybrid;
 
 /**
- * One shard's last step: compute time (for a device: the whole graph execution, transfers included, as
- * the host sees it), host-side copies into and out of TornadoVM's arrays, the device's own transfer and
- * kernel times where TornadoVM's profiler is on (else 0), and the bytes that crossed to and from the
- * device.
+ * One shard's last step. {@code computeNanos}: for the CPU its share's wall time; for a device the graph
+ * execution as the host sees it (launches, kernels and, unless TornadoVM's profiler is on to tell them
+ * apart, the transfers). {@code copyInNanos}/{@code copyOutNanos}: the exchange with the device, i.e. the
+ * host's copies into and out of TornadoVM's arrays plus, with TornadoVM's profiler on, the device's own
+ * write and read times (then taken out of {@code computeNanos}). {@code deviceKernelNanos}: the device's
+ * kernel time (profiler on, else 0). Bytes: what crossed to and from the device.
  */
 final class StepTimes {
+    long startNanos;
     long computeNanos;
-    long copyNanos;
-    long deviceTransferNanos;
+    long copyInNanos;
+    long copyOutNanos;
     long deviceKernelNanos;
     long bytesIn;
     long bytesOut;
 
     void clear() {
-        computeNanos = copyNanos = deviceTransferNanos = deviceKernelNanos = bytesIn = bytesOut = 0;
+        startNanos = computeNanos = copyInNanos = copyOutNanos = deviceKernelNanos = bytesIn = bytesOut = 0;
     }
 }
