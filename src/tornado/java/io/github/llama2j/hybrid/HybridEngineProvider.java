@@ -72,7 +72,8 @@ public final class HybridEngineProvider implements EngineProvider {
                     new DeviceCalibration(shards), log);
             plan = SplitPlan.twoWay(c, r.attention(), r.ffn(), r.classifier());
             how = String.format(Locale.ROOT, "auto: device fractions attention %.3f, ffn %.3f, classifier %.3f; %s",
-                    r.attention(), r.ffn(), r.classifier(), Calibrator.summary(r, c.nLayers()));
+                    plan.fraction(0, SplitPlan.Kind.ATTENTION), plan.fraction(0, SplitPlan.Kind.FFN),
+                    plan.fraction(0, SplitPlan.Kind.CLASSIFIER), Calibrator.summary(r, c.nLayers()));
         } else {
             for (double f : new double[]{attention, ffn, classifier}) {
                 if (!(f >= 0 && f <= 1)) {
