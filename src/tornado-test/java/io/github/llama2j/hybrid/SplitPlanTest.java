@@ -72,6 +72,13 @@ class SplitPlanTest {
     }
 
     @Test
+    void onlyAPlanGivingTheDeviceEveryRowRunsTheTornadoEngineInstead() {
+        assertTrue(HybridEngineProvider.allOnShard0(SplitPlan.twoWay(F32, 1, 1, 1)));
+        assertFalse(HybridEngineProvider.allOnShard0(SplitPlan.twoWay(F32, 1, 1, 0.99)));
+        assertFalse(HybridEngineProvider.allOnShard0(SplitPlan.twoWay(F32, 0.9, 1, 1)));
+    }
+
+    @Test
     void randomSharesGiveMonotoneAllowedBoundariesCoveringEverything() {
         long seed = System.nanoTime();
         Random rnd = new Random(seed);

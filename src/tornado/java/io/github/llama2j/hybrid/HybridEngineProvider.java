@@ -11,6 +11,7 @@ import io.github.llama2j.model.Configuration;
 import io.github.llama2j.model.Model;
 import io.github.llama2j.model.Weights;
 import io.github.llama2j.tornado.TornadoAccess;
+import io.github.llama2j.tornado.TornadoEngine;
 import io.github.llama2j.tornado.TornadoSettings;
 import uk.ac.manchester.tornado.api.common.TornadoDevice;
 
@@ -23,7 +24,8 @@ import java.util.Locale;
  * host CPU ({@code --threads}, {@code --exact} as for the CPU engine), split by {@code --split F} (the
  * device's fraction of every kind of rows) or calibrated ({@code --split auto}). Prints one summary line
  * on stderr (what each side owns, and for auto what was measured); {@code --verbose} adds the device
- * set-up, every calibration candidate, and at close the per-token breakdown of time and bytes.
+ * set-up, every calibration candidate, and at close the per-token breakdown of time and bytes. A split that
+ * gives the device every row runs the TornadoVM engine instead (same work, one launch per token).
  */
 public final class HybridEngineProvider implements EngineProvider {
     @Override
@@ -31,18 +33,25 @@ public final class HybridEngineProvider implements EngineProvider {
         return "hybrid";
     }
 
+    /**
+     * The hybrid engine; or, when the split gives the device every row of every kind, the TornadoVM engine
+     * itself: the same work in one graph launch per token instead of 2 × layers + 1 round trips to the host.
+     */
     @Override
     public InferenceEngine create(Model model, EngineOptions options) {
-        return create(model, options, null, System.err);
+        double split = options.split();
+        return build(model, options, null, System.err, split, split, split, true);
     }
 
     /**
+     * Always the hybrid engine (also when the device gets everything).
+     *
      * @param settings work-group sizes and memory limit, or null to read them for the device's type
      * @param summary  where the one-line summary goes (stderr), or null for none
      */
     public static HybridEngine create(Model model, EngineOptions options, TornadoSettings settings, PrintStream summary) {
         double split = options.split();
-        return create(model, options, settings, summary, split, split, split);
+        return (HybridEngine) build(model, options, settings, summary, split, split, split, false);
     }
 
     /**
@@ -51,6 +60,11 @@ public final class HybridEngineProvider implements EngineProvider {
      */
     static HybridEngine create(Model model, EngineOptions options, TornadoSettings settings, PrintStream summary,
                                double attention, double ffn, double classifier) {
+        return (HybridEngine) build(model, options, settings, summary, attention, ffn, classifier, false);
+    }
+
+    private static InferenceEngine build(Model model, EngineOptions options, TornadoSettings settings, PrintStream summary,
+                                         double attention, double ffn, double classifier, boolean wholeDeviceEngine) {
         TornadoAccess.requireNoBailoutRecovery();
         TornadoDevice device = TornadoAccess.selectDevice(options.device());
         TornadoSettings s = settings != null ? settings : TornadoSettings.load(device.getDeviceType().name());
@@ -84,6 +98,15 @@ public final class HybridEngineProvider implements EngineProvider {
             how = attention == ffn && ffn == classifier ? "--split " + attention
                     : String.format(Locale.ROOT, "device fractions attention %s, ffn %s, classifier %s", attention, ffn, classifier);
         }
+        if (wholeDeviceEngine && allOnShard0(plan)) {
+            TornadoEngine engine = new TornadoEngine(model, options, s);
+            if (summary != null) {
+                summary.printf(Locale.ROOT, "[hybrid] every row on %s: running the TornadoVM engine, one graph per token [%s]%n",
+                        engine.deviceDescription(), how);
+                summary.flush();
+            }
+            return engine;
+        }
         HybridEngine engine = new HybridEngine(c, w, plan, shards, log);
         if (summary != null) {
             summary.printf(Locale.ROOT, "[hybrid] %s (%s) + cpu (%d threads, %s): %s [%s]%n", engine.shard(0).track(),
@@ -91,6 +114,15 @@ public final class HybridEngineProvider implements EngineProvider {
             summary.flush();
         }
         return engine;
+    }
+
+    static boolean allOnShard0(SplitPlan plan) {
+        for (SplitPlan.Kind k : SplitPlan.Kind.values()) {
+            if (plan.fraction(0, k) < 1) {
+                return false;
+            }
+        }
+        return true;
     }
 
     /**
