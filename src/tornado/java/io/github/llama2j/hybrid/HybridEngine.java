@@ -187,18 +187,28 @@ public final class HybridEngine implements InferenceEngine {
                 workers[i].submit(jobs[i]);
             }
         }
-        for (int i = 0; i < shards.length; i++) {
-            if (workers[i] == null && plan.owns(i, kind)) {
-                jobs[i].kind = kind;
-                jobs[i].layer = layer;
-                jobs[i].run();
+        RuntimeException failure = null;
+        try {
+            for (int i = 0; i < shards.length; i++) {
+                if (workers[i] == null && plan.owns(i, kind)) {
+                    shards[i].run(kind, layer);
+                }
             }
+        } catch (RuntimeException e) {
+            failure = e;
         }
         long t1 = System.nanoTime();
         for (int i = 0; i < shards.length; i++) {
             if (workers[i] != null && plan.owns(i, kind)) {
-                workers[i].join();
+                try {
+                    workers[i].join();   // always, so no worker is left running into the next step
+                } catch (RuntimeException e) {
+                    failure = failure == null ? e : failure;
+                }
             }
+        }
+        if (failure != null) {
+            throw failure;
         }
         long t2 = System.nanoTime();
         if (kind != SplitPlan.Kind.CLASSIFIER) {
@@ -206,31 +216,38 @@ public final class HybridEngine implements InferenceEngine {
         }
         long t3 = System.nanoTime();
         stats.step(kind, t2 - t0, t2 - t1, t3 - t2);
-        Profiler p = profiler;
-        String task = (kind == SplitPlan.Kind.CLASSIFIER ? "" : "layer" + layer + ".") + kind.label;
         long exchangeBytes = 0;
+        for (int i = 0; i < shards.length; i++) {
+            if (plan.owns(i, kind)) {
+                StepTimes st = shards[i].last();
+                stats.shard(i, st);
+                exchangeBytes += st.bytesIn + st.bytesOut;
+            }
+        }
+        Profiler p = profiler;
+        if (p != Profiler.NONE) {
+            profile(p, kind, layer, t2, t3, exchangeBytes);
+        }
+    }
+
+    private void profile(Profiler p, SplitPlan.Kind kind, int layer, long t2, long t3, long exchangeBytes) {
+        String task = (kind == SplitPlan.Kind.CLASSIFIER ? "" : "layer" + layer + ".") + kind.label;
         for (int i = 0; i < shards.length; i++) {
             if (plan.owns(i, kind)) {
                 Shard s = shards[i];
                 StepTimes st = s.last();
-                stats.shard(i, st);
-                exchangeBytes += st.bytesIn + st.bytesOut;
-                if (p != Profiler.NONE) {
-                    String name = task + "." + s.track();
-                    p.record(name, s.track(), Profiler.Kind.KERNEL, st.startNanos + st.copyInNanos, st.computeNanos,
-                            s.weightBytes(kind));
-                    if (st.bytesIn + st.bytesOut > 0) {
-                        p.record(name, s.track(), Profiler.Kind.COPY_IN, st.startNanos, st.copyInNanos, st.bytesIn);
-                        p.record(name, s.track(), Profiler.Kind.COPY_OUT, st.startNanos + st.copyInNanos + st.computeNanos,
-                                st.copyOutNanos, st.bytesOut);
-                    }
+                String name = task + "." + s.track();
+                p.record(name, s.track(), Profiler.Kind.KERNEL, st.startNanos + st.copyInNanos, st.computeNanos,
+                        s.weightBytes(kind));
+                if (st.bytesIn + st.bytesOut > 0) {
+                    p.record(name, s.track(), Profiler.Kind.COPY_IN, st.startNanos, st.copyInNanos, st.bytesIn);
+                    p.record(name, s.track(), Profiler.Kind.COPY_OUT, st.startNanos + st.copyInNanos + st.computeNanos,
+                            st.copyOutNanos, st.bytesOut);
                 }
             }
         }
-        if (p != Profiler.NONE) {
-            // The host's side of the exchange: adding the partial sums (the device transfers are the copies above).
-            p.record(task + ".exchange", "host", Profiler.Kind.EXCHANGE, t2, t3 - t2, exchangeBytes);
-        }
+        // The host's side of the exchange: adding the partial sums (the device transfers are the copies above).
+        p.record(task + ".exchange", "host", Profiler.Kind.EXCHANGE, t2, t3 - t2, exchangeBytes);
     }
 
     /** x += sum of the owners' partials, added in shard order (one owner: x += its partial, as run.c adds). */
