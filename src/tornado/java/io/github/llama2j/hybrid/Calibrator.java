@@ -31,7 +31,7 @@ import java.util.function.Predicate;
 final class Calibrator {
     /** Candidate device fractions: sixteenths. */
     static final int STEPS = 16;
-    private static final int WARMUP_TOKENS = 2, ROUNDS = 3, TOKENS_PER_ROUND = 3;
+    private static final int WARMUP_TOKENS = 2, ROUNDS = 5, TOKENS_PER_ROUND = 3;
 
     /** One measured candidate: the device's fraction of each kind and the mean step times (ns). */
     record Point(double attention, double ffn, double classifier, SplitPlan plan, double attentionNanos, double ffnNanos,
@@ -42,11 +42,10 @@ final class Calibrator {
     }
 
     /**
-     * The outcome: the chosen device fraction per kind, the estimate of a full token for it, and every
-     * candidate measured.
+     * The outcome: the chosen plan (of the whole model; per kind, the device boundary of the candidate
+     * whose step of that kind was fastest), the estimate of a full token for it, and every candidate measured.
      */
-    record Result(double attention, double ffn, double classifier, double estimatedTokenNanos, List<Point> points,
-                  long calibrationNanos) {
+    record Result(SplitPlan plan, double estimatedTokenNanos, List<Point> points, long calibrationNanos) {
 
         /** The estimate of a full token at a uniform fraction that was measured, or NaN. */
         double estimateAt(double fraction, int layers) {
@@ -102,13 +101,16 @@ final class Calibrator {
                 measure(c, one, w1, f, maker, measured, log);
             }
         }
-        double[] chosen = best(measured.values());
-        // The mixed choice must fit as a whole; if it does not, take the fastest uniform candidate that does.
-        if (!fits.test(SplitPlan.twoWay(c, chosen[0], chosen[1], chosen[2]))) {
-            chosen = bestUniform(measured.values(), c.nLayers());
-        }
+        SplitPlan chosen = best(c, measured.values());
         double estimate = estimate(measured.values(), chosen, c.nLayers());
-        return new Result(chosen[0], chosen[1], chosen[2], estimate, List.copyOf(measured.values()), System.nanoTime() - t0);
+        // The mixed choice must fit as a whole; if it does not, take the fastest candidate, which does.
+        if (!fits.test(chosen)) {
+            Point p = measured.values().stream().min(java.util.Comparator.comparingDouble(q -> q.tokenNanos(c.nLayers())))
+                    .orElseThrow();
+            chosen = p.plan();
+            estimate = p.tokenNanos(c.nLayers());
+        }
+        return new Result(chosen, estimate, List.copyOf(measured.values()), System.nanoTime() - t0);
     }
 
     private static double fraction(int step) {
@@ -149,59 +151,33 @@ final class Calibrator {
         }
     }
 
-    /** Per kind, the fraction of the fastest measured step. */
-    private static double[] best(Iterable<Point> points) {
-        double[] best = {0, 0, 0};
-        double[] time = {Double.MAX_VALUE, Double.MAX_VALUE, Double.MAX_VALUE};
+    /** Per kind, the device's boundary in the candidate whose step of that kind was fastest. */
+    private static SplitPlan best(Configuration c, Iterable<Point> points) {
+        Point att = null, ffn = null, cls = null;
         for (Point p : points) {
-            if (p.attentionNanos < time[0]) {
-                time[0] = p.attentionNanos;
-                best[0] = p.attention;
-            }
-            if (p.ffnNanos < time[1]) {
-                time[1] = p.ffnNanos;
-                best[1] = p.ffn;
-            }
-            if (p.classifierNanos < time[2]) {
-                time[2] = p.classifierNanos;
-                best[2] = p.classifier;
-            }
+            att = att == null || p.attentionNanos < att.attentionNanos ? p : att;
+            ffn = ffn == null || p.ffnNanos < ffn.ffnNanos ? p : ffn;
+            cls = cls == null || p.classifierNanos < cls.classifierNanos ? p : cls;
         }
-        return best;
+        return new SplitPlan(new int[]{0, att.plan.headEnd(0), c.nHeads()}, new int[]{0, ffn.plan.ffnEnd(0), c.hiddenDim()},
+                new int[]{0, cls.plan.vocabEnd(0), c.vocabSize()});
     }
 
-    private static double[] bestUniform(Iterable<Point> points, int layers) {
-        double[] best = {0, 0, 0};
-        double t = Double.MAX_VALUE;
+    /** layers × (attention + ffn) + classifier, each kind's time the best measured with that kind's boundary. */
+    private static double estimate(Iterable<Point> points, SplitPlan chosen, int layers) {
+        double att = Double.MAX_VALUE, ffn = Double.MAX_VALUE, cls = Double.MAX_VALUE;
         for (Point p : points) {
-            double pt = p.tokenNanos(layers);
-            if (pt < t) {
-                t = pt;
-                best = new double[]{p.attention, p.ffn, p.classifier};
+            if (p.plan.headEnd(0) == chosen.headEnd(0)) {
+                att = Math.min(att, p.attentionNanos);
+            }
+            if (p.plan.ffnEnd(0) == chosen.ffnEnd(0)) {
+                ffn = Math.min(ffn, p.ffnNanos);
+            }
+            if (p.plan.vocabEnd(0) == chosen.vocabEnd(0)) {
+                cls = Math.min(cls, p.classifierNanos);
             }
         }
-        return best;
-    }
-
-    /** layers × (attention + ffn) + classifier, each kind's time taken from a candidate that measured that fraction. */
-    private static double estimate(Iterable<Point> points, double[] chosen, int layers) {
-        double[] t = {Double.NaN, Double.NaN, Double.NaN};
-        for (Point p : points) {
-            if (p.attention == chosen[0] && !(t[0] <= p.attentionNanos)) {
-                t[0] = p.attentionNanos;
-            }
-            if (p.ffn == chosen[1] && !(t[1] <= p.ffnNanos)) {
-                t[1] = p.ffnNanos;
-            }
-            if (p.classifier == chosen[2] && !(t[2] <= p.classifierNanos)) {
-                t[2] = p.classifierNanos;
-            }
-        }
-        return layers * (t[0] + t[1]) + t[2];
-    }
-
-    private static double clamp(double v) {
-        return Math.max(0, Math.min(1, v));
+        return layers * (att + ffn) + cls;
     }
 
     /** The same weights with only layer 0 (the arrays are views; nothing is copied). */

@@ -84,7 +84,7 @@ public final class HybridEngineProvider implements EngineProvider {
         if (Double.isNaN(attention) || Double.isNaN(ffn) || Double.isNaN(classifier)) {
             Calibrator.Result r = Calibrator.calibrate(c, w, p -> DeviceBudget.bytes(c, p, 0) <= available,
                     new DeviceCalibration(shards), log);
-            plan = SplitPlan.twoWay(c, r.attention(), r.ffn(), r.classifier());
+            plan = r.plan();
             how = String.format(Locale.ROOT, "auto: device fractions attention %.3f, ffn %.3f, classifier %.3f; %s",
                     plan.fraction(0, SplitPlan.Kind.ATTENTION), plan.fraction(0, SplitPlan.Kind.FFN),
                     plan.fraction(0, SplitPlan.Kind.CLASSIFIER), Calibrator.summary(r, c.nLayers()));
