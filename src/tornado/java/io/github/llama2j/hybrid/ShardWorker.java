@@ -11,7 +11,7 @@ import java.util.concurrent.locks.LockSupport;
  * waking a parked thread costs more than one of them on a fast device.
  */
 final class ShardWorker implements AutoCloseable {
-    private static final long SPIN_NANOS = 100_000;
+    private static final long SPIN_NANOS = 50_000;
 
     private final Thread thread;
     private volatile Runnable job;
