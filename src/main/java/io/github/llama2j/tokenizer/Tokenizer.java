@@ -160,6 +160,9 @@ public final class Tokenizer {
         }
         if (textLen > 0) {
             int dummyPrefix = lookup(new byte[]{' '}, 1);
+            if (dummyPrefix == -1) { // run.c would store id -1 and read outside its vocabulary
+                throw new Llama2jException("the tokenizer has no \" \" piece, which encode puts before the text");
+            }
             tokens[n++] = dummyPrefix;
         }
         byte[] buffer = new byte[Math.max(8, maxTokenLength * 2 + 3)];
@@ -178,7 +181,13 @@ public final class Tokenizer {
                 tokens[n++] = id;
             } else {
                 for (int i = 0; i < strLen; i++) {
-                    tokens[n++] = (buffer[i] & 0xFF) + 3;
+                    int byteToken = (buffer[i] & 0xFF) + 3;
+                    if (byteToken >= pieces.length) { // run.c assumes ids 3..258 are <0x00>..<0xFF>
+                        throw new Llama2jException(String.format(java.util.Locale.ROOT,
+                                "the tokenizer has %d tokens, too few for the byte token of 0x%02X (id %d) that encode needs",
+                                pieces.length, buffer[i] & 0xFF, byteToken));
+                    }
+                    tokens[n++] = byteToken;
                 }
             }
             strLen = 0;
