@@ -165,7 +165,9 @@ public final class Tokenizer {
             }
             tokens[n++] = dummyPrefix;
         }
-        byte[] buffer = new byte[Math.max(8, maxTokenLength * 2 + 3)];
+        // One UTF-8 code point at a time (at most 4 bytes); run.c sizes this buffer from max_token_length,
+        // a header field, which must not decide an allocation.
+        byte[] buffer = new byte[4];
         int strLen = 0;
         for (int c = 0; c < textLen; c++) {
             if ((text[c] & 0xC0) != 0x80) {

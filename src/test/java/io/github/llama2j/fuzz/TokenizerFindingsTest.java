@@ -32,6 +32,16 @@ class TokenizerFindingsTest {
         assertTrue(e.getMessage().contains("byte token of 0x62 (id 101)"), e.getMessage());
     }
 
+    /** max_token_length 2^29: encode allocated max_token_length * 2 + 3 bytes (1 GiB) for its code-point buffer. */
+    @Test
+    void encodeAllocationDoesNotFollowMaxTokenLength() {
+        Tokenizer tok = parse("00000020" + "00000000" + "01000000" + "20" + "00000000" + "01000000" + "61", 2);
+        long before = FuzzProperties.allocated();
+        tok.encode(bytes("aaaa"), true, true);
+        long used = FuzzProperties.allocated() - before;
+        assertTrue(used < 1 << 20, "encode allocated " + used + " bytes");
+    }
+
     private static Tokenizer parse(String hex, int vocabSize) {
         return Tokenizer.parse("fuzz-tok.bin", HexFormat.of().parseHex(hex), vocabSize);
     }
