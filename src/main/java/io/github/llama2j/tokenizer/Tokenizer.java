@@ -22,6 +22,8 @@ import java.util.Arrays;
 public final class Tokenizer {
     public static final int BOS = 1;
     public static final int EOS = 2;
+    /** Llama 2's 32,000 tokens take 433 KB; no real vocabulary comes near this. */
+    static final int MAX_FILE_BYTES = 64 << 20;
 
     private final byte[][] pieces;   // C-string view of every vocabulary piece
     private final float[] scores;
@@ -48,8 +50,12 @@ public final class Tokenizer {
     public static Tokenizer load(Path path, int vocabSize) {
         String name = path.getFileName() == null ? path.toString() : path.getFileName().toString();
         byte[] bytes;
-        try {
-            bytes = Files.readAllBytes(path);
+        try (java.io.InputStream in = Files.newInputStream(path)) {
+            // Bounded read: the path may be a device or a pipe (-z /dev/zero) that never ends.
+            bytes = in.readNBytes(MAX_FILE_BYTES + 1);
+            if (bytes.length > MAX_FILE_BYTES) {
+                throw new Llama2jException(name + ": larger than " + (MAX_FILE_BYTES >> 20) + " MiB, not a tokenizer file");
+            }
         } catch (NoSuchFileException e) {
             throw new Llama2jException(name + ": no such tokenizer file", Llama2jException.BAD_INPUT);
         } catch (IOException e) {
