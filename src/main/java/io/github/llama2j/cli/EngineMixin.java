@@ -26,7 +26,14 @@ public final class EngineMixin {
     @Option(names = "--verbose", description = "Print start-up phases and engine details on stderr.")
     boolean verbose;
 
+    /** More worker threads than this is a typo (each is a real thread, started at once). */
+    static final int MAX_THREADS = 1024;
+
     public EngineOptions toOptions(boolean profile) {
+        if (threads > MAX_THREADS) {
+            throw new io.github.llama2j.Llama2jException("--threads is " + threads + ", at most " + MAX_THREADS,
+                    io.github.llama2j.Llama2jException.BAD_USAGE);
+        }
         int t = threads <= 0 ? EngineOptions.defaultThreads() : threads;
         double s = Double.NaN;
         if (!"auto".equals(split)) {
