@@ -1,5 +1,6 @@
 package io.github.llama2j.cpu;
 
+import io.github.llama2j.Llama2jException;
 import io.github.llama2j.engine.InferenceEngine;
 import io.github.llama2j.math.FloatMath;
 import io.github.llama2j.model.Configuration;
@@ -50,6 +51,14 @@ public final class CpuEngine implements InferenceEngine {
         this.parallel = parallel;
         this.ownsParallel = ownsParallel;
         this.name = "cpu-" + kernels.name() + "-" + parallel.threads() + "t";
+        try {
+            checkRunState(model);
+        } catch (Llama2jException e) {
+            if (ownsParallel) {
+                parallel.close();
+            }
+            throw e;
+        }
         int dim = c.dim(), hidden = c.hiddenDim(), kvDim = c.kvDim();
         x = new float[dim];
         xb = new float[dim];
@@ -69,6 +78,39 @@ public final class CpuEngine implements InferenceEngine {
         hq = new byte[hidden];
         hs = new float[hidden / gs];
         ropeFreq = ScalarKernels.ropeFrequencies(c.headSize(), ROPE_THETA, math);
+    }
+
+    /** Largest array the JVM allocates (a little under Integer.MAX_VALUE). */
+    private static final long MAX_ARRAY = Integer.MAX_VALUE - 8;
+
+    /**
+     * seq_len is not bounded by the file size in v1/v2 checkpoints, so the run state it sizes (the KV
+     * cache above all) is checked before anything is allocated: every array must fit a Java array
+     * (int products would wrap) and the total must fit the heap, else a clear error instead of
+     * NegativeArraySizeException, an undersized array or OutOfMemoryError.
+     */
+    static void checkRunState(Model model) {
+        Configuration c = model.config();
+        String name = model.path() == null || model.path().getFileName() == null ? "model" : model.path().getFileName().toString();
+        long kvRow = (long) c.seqLen() * c.kvDim();
+        long att = (long) c.nHeads() * c.seqLen();
+        if (kvRow > MAX_ARRAY || att > MAX_ARRAY) {
+            throw new Llama2jException(name + ": header field seq_len is " + c.seqLen() + ": a KV cache row of seq_len x kv_dim = "
+                    + kvRow + " floats does not fit a Java array");
+        }
+        long floats;
+        try {
+            floats = Math.addExact(Math.multiplyExact(2L * c.nLayers(), kvRow),
+                    att + c.vocabSize() + 6L * c.dim() + 4L * c.hiddenDim() + 2L * c.kvDim());
+        } catch (ArithmeticException e) {
+            floats = Long.MAX_VALUE / Float.BYTES;
+        }
+        long bytes = floats * Float.BYTES, heap = Runtime.getRuntime().maxMemory();
+        if (bytes > heap) {
+            throw new Llama2jException(String.format(java.util.Locale.ROOT,
+                    "%s: the KV cache for seq_len %d x n_layers %d needs %,d MiB, more than the Java heap's %,d MiB (raise -Xmx)",
+                    name, c.seqLen(), c.nLayers(), bytes >> 20, heap >> 20));
+        }
     }
 
     @Override
