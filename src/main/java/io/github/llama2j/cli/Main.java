@@ -14,7 +14,7 @@ import java.io.PrintWriter;
         mixinStandardHelpOptions = true,
         versionProvider = VersionProvider.class,
         description = "llama2.c's transformer inference in Java, on the CPU and on GPUs through TornadoVM.",
-        subcommands = {RunCommand.class, ProfileCommand.class, SynthCommand.class, QuantizeCommand.class, InfoCommand.class, BenchCommand.class,
+        subcommands = {RunCommand.class, ProfileCommand.class, SynthCommand.class, QuantizeCommand.class, InfoCommand.class, BenchCommand.class, DevicesCommand.class,
                 CommandLine.HelpCommand.class},
         footer = {"",
                 "Examples:",

@@ -12,6 +12,10 @@ import java.util.ServiceLoader;
 
 /** Builds the engine named by {@link EngineOptions#kind()}. */
 public final class Engines {
+    /** What {@code --engine tornado|hybrid} and {@code llama2j devices} say where no TornadoVM engine was built in. */
+    public static final String TORNADO_UNAVAILABLE =
+            "TornadoVM engine not available: install a TornadoVM SDK and set TORNADOVM_HOME (then rebuild; scripts/llama2j does this)";
+
     private Engines() {
     }
 
@@ -28,8 +32,7 @@ public final class Engines {
             }
         }
         if (options.kind().equals("tornado") || options.kind().equals("hybrid")) {
-            throw new Llama2jException("TornadoVM engine not available: install a TornadoVM SDK and set TORNADOVM_HOME"
-                    + " (then rebuild; scripts/llama2j does this)", Llama2jException.UNAVAILABLE);
+            throw new Llama2jException(TORNADO_UNAVAILABLE, Llama2jException.UNAVAILABLE);
         }
         throw new Llama2jException("unknown engine '" + options.kind() + "': choose cpu, tornado or hybrid",
                 Llama2jException.BAD_USAGE);

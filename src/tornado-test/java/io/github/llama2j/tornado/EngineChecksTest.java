@@ -1,0 +1,181 @@
+package io.github.llama2j.tornado;
+
+import io.github.llama2j.Llama2jException;
+import io.github.llama2j.cli.Main;
+import io.github.llama2j.engine.EngineOptions;
+import io.github.llama2j.model.Model;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import uk.ac.manchester.tornado.api.TaskGraph;
+import uk.ac.manchester.tornado.api.TornadoExecutionPlan;
+import uk.ac.manchester.tornado.api.enums.DataTransferMode;
+import uk.ac.manchester.tornado.api.enums.ProfilerMode;
+import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
+
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** No silent fallback, the device memory check, device selection, bytes per token, and {@code llama2j devices}. */
+@Tag("tornado")
+class EngineChecksTest {
+
+    static EngineOptions tornado(String device) {
+        return new EngineOptions("tornado", 1, false, device, Double.NaN, false, false);
+    }
+
+    @Test
+    void everyTaskOfTheGraphRanOnTheDevice() {
+        for (String file : List.of("tiny.bin", "tiny_q80.bin")) {
+            TornadoEngine e = TestEngines.engine(file);
+            int layers = e.config().nLayers();
+            List<String> ids = e.taskIds();
+            int perLayer = e.config().quantized() ? 11 : 7;
+            int outside = e.config().quantized() ? 4 : 3;
+            assertEquals(layers * perLayer + outside, ids.size(), file + ": one task per kernel launch");
+            assertEquals("forward.embed", ids.get(0));
+            assertTrue(ids.contains("forward.layer" + (layers - 1) + "_qkv"), ids.toString());
+            assertTrue(ids.contains("forward.layer0_attention"), ids.toString());
+            assertEquals("forward.classifier", ids.get(ids.size() - 1));
+            Map<String, TaskVerifier.TaskRun> runs = e.firstRun();
+            String device = e.deviceDescription().substring(e.deviceDescription().indexOf(' ') + 1);
+            for (String id : ids) {
+                TaskVerifier.TaskRun r = runs.get(id);
+                assertTrue(r != null && r.kernelNanos() > 0, file + ": " + id + " has no device kernel time");
+                assertEquals(device, r.device(), id);
+            }
+        }
+    }
+
+    @Test
+    void verifierNamesATaskThatDidNotRunOnTheDevice() {
+        String log = """
+                {
+                    "forward": {
+                        "TOTAL_KERNEL_TIME": "10",
+                        "forward.embed": {
+                            "BACKEND": "OPENCL",
+                            "METHOD": "TransformerKernels.embedF32",
+                            "DEVICE_ID": "0:0",
+                            "DEVICE": "gpu0",
+                            "TASK_KERNEL_TIME": "5"
+                        },
+                        "forward.layer0_qkv": {
+                            "BACKEND": "OPENCL",
+                            "METHOD": "TransformerKernels.qkvF32",
+                            "DEVICE_ID": "0:0",
+                            "DEVICE": "gpu0",
+                            "TASK_KERNEL_TIME": "0"
+                        }
+                    }
+                }
+                """;
+        Map<String, TaskVerifier.TaskRun> runs = TaskVerifier.parse(log);
+        TaskVerifier.verify(List.of("forward.embed"), runs, "gpu0");
+        Llama2jException zero = assertThrows(Llama2jException.class,
+                () -> TaskVerifier.verify(List.of("forward.embed", "forward.layer0_qkv"), runs, "gpu0"));
+        assertTrue(zero.getMessage().contains("forward.layer0_qkv") && zero.getMessage().contains("no device kernel time"),
+                zero.getMessage());
+        Llama2jException missing = assertThrows(Llama2jException.class,
+                () -> TaskVerifier.verify(List.of("forward.classifier"), runs, "gpu0"));
+        assertTrue(missing.getMessage().contains("forward.classifier"), missing.getMessage());
+        Llama2jException other = assertThrows(Llama2jException.class,
+                () -> TaskVerifier.verify(List.of("forward.embed"), runs, "gpu1"));
+        assertTrue(other.getMessage().contains("gpu0") && other.getMessage().contains("gpu1"), other.getMessage());
+    }
+
+    /** A kernel TornadoVM cannot compile must be an error under our flags, not plain Java in disguise. */
+    @Test
+    void aKernelThatCannotBeCompiledFailsInsteadOfFallingBack() {
+        TornadoRuntimeCheck.requireNoBailoutRecovery();
+        assertEquals("false", System.getProperty("tornado.recover.bailout").toLowerCase());
+        FloatArray a = FloatArray.fromElements(1, 2, 3, 4);
+        FloatArray out = new FloatArray(4);
+        boolean threw = false;
+        try {
+            TaskGraph tg = new TaskGraph("bad").transferToDevice(DataTransferMode.FIRST_EXECUTION, a)
+                    .task("uncompilable", EngineChecksTest::uncompilable, a, out)
+                    .transferToHost(DataTransferMode.EVERY_EXECUTION, out);
+            try (TornadoExecutionPlan plan = new TornadoExecutionPlan(tg.snapshot())) {
+                plan.withProfiler(ProfilerMode.SILENT).execute();
+            }
+        } catch (Exception | Error e) {
+            threw = true;
+        }
+        assertTrue(threw, "TornadoVM ran an uncompilable task without an error (silent fallback to Java)");
+    }
+
+    /** Not compilable by TornadoVM: it allocates a Java object and calls into the JDK's string machinery. */
+    static void uncompilable(FloatArray a, FloatArray out) {
+        for (@uk.ac.manchester.tornado.api.annotations.Parallel int i = 0; i < a.getSize(); i++) {
+            out.set(i, Float.parseFloat(String.valueOf(a.get(i)) + "1"));
+        }
+    }
+
+    @Test
+    void aModelLargerThanTheDeviceMemoryIsAClearError() {
+        Model model = TestEngines.model("tiny.bin");
+        TornadoSettings oneMiB = TornadoSettings.load("CPU").withMemoryLimit(1 << 20);
+        Llama2jException e = assertThrows(Llama2jException.class, () -> new TornadoEngine(model, tornado(null), oneMiB));
+        assertEquals(Llama2jException.UNAVAILABLE, e.exitCode());
+        String m = e.getMessage();
+        assertTrue(m.contains("tiny.bin does not fit"), m);
+        assertTrue(m.contains("1731776 bytes") && m.contains("1048576 bytes"), "both numbers: " + m);
+        assertTrue(m.contains("KV cache") && m.contains("memory limit"), m);
+    }
+
+    @Test
+    void aDeviceThatDoesNotExistIsAClearError() {
+        Model model = TestEngines.model("tiny.bin");
+        Llama2jException noBackend = assertThrows(Llama2jException.class, () -> new TornadoEngine(model, tornado("7:0")));
+        assertTrue(noBackend.getMessage().contains("no backend 7"), noBackend.getMessage());
+        Llama2jException noDevice = assertThrows(Llama2jException.class, () -> new TornadoEngine(model, tornado("0:9")));
+        assertTrue(noDevice.getMessage().contains("has no device 9"), noDevice.getMessage());
+        Llama2jException bad = assertThrows(Llama2jException.class, () -> new TornadoEngine(model, tornado("gpu")));
+        assertEquals(Llama2jException.BAD_USAGE, bad.exitCode());
+    }
+
+    @Test
+    void perTokenOnlyTheTokenGoesInAndTheLogitsComeOut() {
+        TornadoEngine e = TestEngines.engine("tiny.bin");
+        // in: [token, pos] plus TornadoVM's per-launch kernel-argument records; out: the logits array
+        assertTrue(e.bytesInPerToken() < 64L * (e.taskIds().size() + 1), "bytes in per token: " + e.bytesInPerToken());
+        long logits = 4L * e.config().vocabSize();
+        assertTrue(e.bytesOutPerToken() >= logits && e.bytesOutPerToken() <= logits + 64, "bytes out: " + e.bytesOutPerToken());
+        assertTrue(e.loadTimes().transferBytes() >= e.deviceBytes() - e.config().seqLen() * 2L * e.config().kvDim() * 4 * e.config().nLayers()
+                - 65536, "the first execution transferred the weights");
+    }
+
+    @Test
+    void devicesCommandListsTheDefaultDevice() {
+        StringWriter out = new StringWriter(), err = new StringWriter();
+        int code = Main.execute(new PrintWriter(out), new PrintWriter(err), "devices");
+        assertEquals(0, code, err.toString());
+        String text = out.toString();
+        assertTrue(text.contains("backend 0: opencl"), text);
+        assertTrue(text.contains("0:0") && text.contains("(default)") && text.contains("global memory")
+                && text.contains("max work-group"), text);
+        assertFalse(text.isBlank());
+    }
+
+    @Test
+    void settingsRejectWorkGroupsThatAreNotPowersOfTwo() {
+        Llama2jException e = assertThrows(Llama2jException.class, () -> new TornadoSettings(24, 16, 16, 2, 16, 0));
+        assertTrue(e.getMessage().contains("matmul.local") && e.getMessage().contains("power of two"), e.getMessage());
+        assertEquals(2L << 30, TornadoSettings.parseSize("memory.limit", "2GB"));
+        assertEquals(512L << 20, TornadoSettings.parseSize("memory.limit", "512MiB"));
+        assertThrows(Llama2jException.class, () -> TornadoSettings.parseSize("memory.limit", "lots"));
+        List<String> keys = new ArrayList<>(List.of("GPU", "CPU", "ACCELERATOR"));
+        for (String type : keys) {
+            TornadoSettings s = TornadoSettings.load(type);
+            assertTrue(s.maxLocal() <= TransformerKernels.MAX_LOCAL, type);
+        }
+    }
+}

@@ -1,0 +1,118 @@
+package io.github.llama2j.tornado;
+
+import io.github.llama2j.Llama2jException;
+import io.github.llama2j.model.Matrix;
+import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
+import uk.ac.manchester.tornado.api.types.arrays.Int8Array;
+
+import java.lang.foreign.MemorySegment;
+
+/**
+ * A weight matrix in TornadoVM arrays, ready to be transferred once to the device. Several checkpoint
+ * matrices with the same column count can be stacked row-wise into one (wq over wk over wv; w1 over
+ * w3), so one kernel reads them through a single argument.
+ *
+ * <p>TornadoVM's arrays keep a small header in front of the data and the checkpoint is mapped
+ * read-only, so an array cannot wrap the mapped file in place ({@code fromSegmentShallow} writes that
+ * header): each tensor is copied once, off-heap, from the mapped segment into the array's own segment
+ * (never through a Java heap array). That copy is what TornadoVM then transfers to the device.
+ */
+sealed interface DeviceMatrix permits DeviceMatrix.F32, DeviceMatrix.Q8 {
+
+    int rows();
+
+    int cols();
+
+    /** Bytes of payload the device holds for this matrix. */
+    long bytes();
+
+    /** Float32 rows × cols. */
+    record F32(FloatArray data, int rows, int cols) implements DeviceMatrix {
+        @Override
+        public long bytes() {
+            return (long) rows * cols * Float.BYTES;
+        }
+    }
+
+    /** Q8_0: rows × cols int8 values and rows × cols / groupSize float scales, row after row. */
+    record Q8(Int8Array values, FloatArray scales, int rows, int cols, int groupSize) implements DeviceMatrix {
+        @Override
+        public long bytes() {
+            return (long) rows * cols + (long) rows * cols / groupSize * Float.BYTES;
+        }
+    }
+
+    /** Copies {@code parts} (all of one type, same column count) into one stacked device matrix. */
+    static DeviceMatrix stack(String name, Matrix... parts) {
+        int cols = parts[0].cols();
+        long rows = 0;
+        for (Matrix m : parts) {
+            if (m.cols() != cols || m.getClass() != parts[0].getClass()) {
+                throw new Llama2jException(name + ": cannot stack matrices of different shapes or types", Llama2jException.BAD_INPUT);
+            }
+            rows += m.rows();
+        }
+        checkSize(name, rows * cols);
+        switch (parts[0]) {
+            case Matrix.F32 first -> {
+                MemorySegment[] data = new MemorySegment[parts.length];
+                for (int i = 0; i < parts.length; i++) {
+                    data[i] = ((Matrix.F32) parts[i]).data();
+                }
+                return new F32(floats(name, data), (int) rows, cols);
+            }
+            case Matrix.Q8 first -> {
+                MemorySegment[] values = new MemorySegment[parts.length];
+                MemorySegment[] scales = new MemorySegment[parts.length];
+                for (int i = 0; i < parts.length; i++) {
+                    Matrix.Q8 q = (Matrix.Q8) parts[i];
+                    if (q.groupSize() != first.groupSize()) {
+                        throw new Llama2jException(name + ": cannot stack matrices of different group sizes", Llama2jException.BAD_INPUT);
+                    }
+                    values[i] = q.values();
+                    scales[i] = q.scales();
+                }
+                return new Q8(bytes(name, values), floats(name, scales), (int) rows, cols, first.groupSize());
+            }
+        }
+    }
+
+    /** One float32 vector (rmsnorm weights) or several concatenated, copied into a FloatArray. */
+    static FloatArray floats(String name, MemorySegment... segments) {
+        long total = 0;
+        for (MemorySegment s : segments) {
+            total += s.byteSize();
+        }
+        checkSize(name, total / Float.BYTES);
+        FloatArray a = new FloatArray((int) (total / Float.BYTES));
+        long off = 0;
+        for (MemorySegment s : segments) {
+            MemorySegment.copy(s, 0, a.getSegment(), off, s.byteSize());
+            off += s.byteSize();
+        }
+        return a;
+    }
+
+    private static Int8Array bytes(String name, MemorySegment... segments) {
+        long total = 0;
+        for (MemorySegment s : segments) {
+            total += s.byteSize();
+        }
+        checkSize(name, total);
+        Int8Array a = new Int8Array((int) total);
+        long off = 0;
+        for (MemorySegment s : segments) {
+            MemorySegment.copy(s, 0, a.getSegment(), off, s.byteSize());
+            off += s.byteSize();
+        }
+        return a;
+    }
+
+    /** TornadoVM arrays are indexed by int; the kernels index rows × cols with int arithmetic too. */
+    private static void checkSize(String name, long elements) {
+        if (elements > Integer.MAX_VALUE - 64) {
+            throw new Llama2jException(name + " holds " + elements + " elements, more than a TornadoVM array can index ("
+                    + Integer.MAX_VALUE + ")", Llama2jException.UNAVAILABLE);
+        }
+    }
+}

@@ -1,0 +1,62 @@
+package io.github.llama2j.tornado;
+
+import io.github.llama2j.Llama2jException;
+import uk.ac.manchester.tornado.api.TornadoBackend;
+import uk.ac.manchester.tornado.api.TornadoRuntime;
+import uk.ac.manchester.tornado.api.common.TornadoDevice;
+
+/** Finds the TornadoVM device named by {@code --device B:D}, or TornadoVM's default device. */
+final class DeviceSelection {
+    private DeviceSelection() {
+    }
+
+    static TornadoDevice select(String spec) {
+        TornadoRuntime rt = TornadoRuntimeCheck.runtime();
+        if (spec == null || spec.isBlank()) {
+            return rt.getDefaultDevice();
+        }
+        String[] parts = spec.trim().split(":");
+        int b, d;
+        try {
+            if (parts.length != 2) {
+                throw new NumberFormatException();
+            }
+            b = Integer.parseInt(parts[0]);
+            d = Integer.parseInt(parts[1]);
+        } catch (NumberFormatException e) {
+            throw new Llama2jException("--device is '" + spec + "', must be BACKEND:DEVICE like 0:0 (see 'llama2j devices')",
+                    Llama2jException.BAD_USAGE);
+        }
+        if (b < 0 || b >= rt.getNumBackends()) {
+            throw new Llama2jException("--device " + spec + ": no backend " + b + " (TornadoVM has " + rt.getNumBackends()
+                    + "; see 'llama2j devices')", Llama2jException.UNAVAILABLE);
+        }
+        TornadoBackend backend = rt.getBackend(b);
+        if (d < 0 || d >= backend.getNumDevices()) {
+            throw new Llama2jException("--device " + spec + ": backend " + b + " (" + backend.getName() + ") has no device " + d
+                    + " (it has " + backend.getNumDevices() + "; see 'llama2j devices')", Llama2jException.UNAVAILABLE);
+        }
+        return backend.getDevice(d);
+    }
+
+    /** "B:D" of a device. */
+    static String id(TornadoDevice device) {
+        TornadoRuntime rt = TornadoRuntimeCheck.runtime();
+        for (int b = 0; b < rt.getNumBackends(); b++) {
+            TornadoBackend backend = rt.getBackend(b);
+            for (int d = 0; d < backend.getNumDevices(); d++) {
+                if (backend.getDevice(d).getDeviceName().equals(device.getDeviceName())
+                        && backend.getBackendType() == device.getTornadoVMBackend()) {
+                    return b + ":" + d;
+                }
+            }
+        }
+        return "?:?";
+    }
+
+    /** The device's largest work-group (first dimension). */
+    static long maxWorkGroup(TornadoDevice device) {
+        long[] wg = device.getPhysicalDevice().getDeviceMaxWorkGroupSize();
+        return wg == null || wg.length == 0 ? 1 : wg[0];
+    }
+}

@@ -1,0 +1,385 @@
+package io.github.llama2j.tornado;
+
+import io.github.llama2j.Llama2jException;
+import io.github.llama2j.model.Configuration;
+import io.github.llama2j.model.Matrix;
+import io.github.llama2j.model.Weights;
+import uk.ac.manchester.tornado.api.GridScheduler;
+import uk.ac.manchester.tornado.api.ImmutableTaskGraph;
+import uk.ac.manchester.tornado.api.KernelContext;
+import uk.ac.manchester.tornado.api.TaskGraph;
+import uk.ac.manchester.tornado.api.WorkerGrid1D;
+import uk.ac.manchester.tornado.api.enums.DataTransferMode;
+import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
+import uk.ac.manchester.tornado.api.types.arrays.Int8Array;
+import uk.ac.manchester.tornado.api.types.arrays.IntArray;
+
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+
+/**
+ * The whole forward pass as ONE TornadoVM task graph, built once at load time: one named task per
+ * kernel launch, every layer unrolled ({@code forward.layer3_qkv}, {@code forward.layer3_attention},
+ * ...). The same id is used in the graph, in the {@link GridScheduler} and in TornadoVM's profiler
+ * output. (TornadoVM ids are {@code graph.task} and a task name may not contain a dot, hence
+ * {@code layer3_qkv} rather than {@code layer3.qkv}.)
+ *
+ * <p>Data movement: the weights and the RoPE table are transferred once ({@code FIRST_EXECUTION});
+ * the key/value caches and all activations live only on the device; per token only {@code state}
+ * ({@code [token, pos]}, 8 bytes) goes in ({@code EVERY_EXECUTION}) and the logits come out.
+ *
+ * <p>Why one unrolled graph rather than one per-layer graph run L times: a layer's weights are separate
+ * arrays, so a per-layer-parameterized graph would need every layer's weights of one kind in a single
+ * array (a 7B model's stacked w1/w3 is 2.9 G elements, beyond TornadoVM's int-indexed arrays) and L
+ * graph executions per token; TornadoVM specialises scalar arguments into each task's kernel, so the
+ * tasks of different layers compile to identical source. The price is JIT time per task (see the
+ * engine's --verbose output and the report).
+ */
+final class ForwardGraph {
+    static final String GRAPH = "forward";
+
+    private final Configuration c;
+    private final TornadoSettings s;
+    private final TaskGraph graph = new TaskGraph(GRAPH);
+    private final GridScheduler grid = new GridScheduler();
+    private final KernelContext ctx = new KernelContext();
+    private final List<String> taskIds = new ArrayList<>();
+
+    // ---- device weights (transferred once)
+    private final DeviceMatrix embedding;
+    private final DeviceMatrix classifier;
+    private final FloatArray rmsFinal;
+    private final Layer[] layers;
+    private final FloatArray rope;
+    private final long weightBytes;
+
+    // ---- per-token input and output
+    final IntArray state = new IntArray(2);
+    final FloatArray logits;
+
+    // ---- device-only buffers
+    private final FloatArray x, partials, q, xb, hb, att;
+    private final FloatArray[] keyCache, valueCache;
+    private final Int8Array xq;    // Q8 only: quantized activations (dim or hidden of them)
+    private final FloatArray xs;   // Q8 only: their scales
+
+    /** One layer's device weights; wqkv stacks wq/wk/wv and w13 stacks w1/w3. */
+    record Layer(FloatArray rmsAtt, DeviceMatrix wqkv, DeviceMatrix wo, FloatArray rmsFfn, DeviceMatrix w13,
+                 DeviceMatrix w2) {
+        long bytes() {
+            return rmsAtt.getSize() * 4L + rmsFfn.getSize() * 4L + wqkv.bytes() + wo.bytes() + w13.bytes() + w2.bytes();
+        }
+    }
+
+    /** Copies the weights into device-ready arrays (one off-heap copy) and sizes every buffer. */
+    ForwardGraph(Configuration c, Weights w, TornadoSettings s) {
+        this.c = c;
+        this.s = s;
+        int dim = c.dim(), hidden = c.hiddenDim(), kvDim = c.kvDim(), L = c.nLayers();
+        embedding = DeviceMatrix.stack("token embedding", w.tokenEmbedding());
+        classifier = w.classifier() == w.tokenEmbedding() ? embedding : DeviceMatrix.stack("classifier", w.classifier());
+        rmsFinal = DeviceMatrix.floats("rms_final", w.rmsFinal());
+        layers = new Layer[L];
+        long bytes = embedding.bytes() + (classifier == embedding ? 0 : classifier.bytes()) + dim * 4L;
+        for (int l = 0; l < L; l++) {
+            String n = "layer " + l;
+            layers[l] = new Layer(DeviceMatrix.floats(n + " rms_att", w.rmsAtt()[l]),
+                    DeviceMatrix.stack(n + " wq/wk/wv", w.wq()[l], w.wk()[l], w.wv()[l]),
+                    DeviceMatrix.stack(n + " wo", w.wo()[l]),
+                    DeviceMatrix.floats(n + " rms_ffn", w.rmsFfn()[l]),
+                    DeviceMatrix.stack(n + " w1/w3", w.w1()[l], w.w3()[l]),
+                    DeviceMatrix.stack(n + " w2", w.w2()[l]));
+            bytes += layers[l].bytes();
+        }
+        rope = ropeTable(c.seqLen(), c.headSize(), TornadoEngine.ROPE_THETA);
+        weightBytes = bytes + rope.getSize() * 4L;
+
+        logits = new FloatArray(c.vocabSize());
+        x = new FloatArray(dim);
+        partials = new FloatArray(s.normPartials());
+        q = new FloatArray(dim);
+        xb = new FloatArray(dim);
+        hb = new FloatArray(hidden);
+        att = new FloatArray(c.nHeads() * c.seqLen());
+        keyCache = new FloatArray[L];
+        valueCache = new FloatArray[L];
+        for (int l = 0; l < L; l++) {
+            keyCache[l] = new FloatArray(c.seqLen() * kvDim);
+            valueCache[l] = new FloatArray(c.seqLen() * kvDim);
+        }
+        if (c.quantized()) {
+            xq = new Int8Array(Math.max(dim, hidden));
+            xs = new FloatArray(Math.max(dim, hidden) / c.groupSize());
+        } else {
+            xq = null;
+            xs = null;
+        }
+    }
+
+    /**
+     * RoPE's cos/sin for every position and pair, as run.c computes them:
+     * freq = 1 / theta^(i / headSize) for even i, then cos/sin(pos * freq) rounded to float.
+     * Computed on the host once so every device uses the same values (the GPU's fast sin/cos are
+     * inaccurate for the large angles late positions reach).
+     */
+    static FloatArray ropeTable(int seqLen, int headSize, float theta) {
+        int half = headSize / 2;
+        FloatArray t = new FloatArray(seqLen * headSize);
+        for (int i = 0; i < headSize; i += 2) {
+            float freq = 1.0f / (float) Math.pow(theta, i / (float) headSize);
+            for (int pos = 0; pos < seqLen; pos++) {
+                float val = pos * freq;
+                int at = (pos * half + i / 2) * 2;
+                t.set(at, (float) Math.cos(val));
+                t.set(at + 1, (float) Math.sin(val));
+            }
+        }
+        return t;
+    }
+
+    long weightBytes() {
+        return weightBytes;
+    }
+
+    /** Bytes of the key/value caches on the device. */
+    long kvCacheBytes() {
+        return 2L * c.nLayers() * c.seqLen() * c.kvDim() * Float.BYTES;
+    }
+
+    /** Bytes of everything else on the device: activations, scratch, logits, state. */
+    long activationBytes() {
+        long f = (long) c.dim() * 3 + c.hiddenDim() + (long) c.nHeads() * c.seqLen() + c.vocabSize() + s.normPartials();
+        long q8 = xq == null ? 0 : xq.getSize() + xs.getSize() * 4L;
+        return f * 4 + q8 + 8;
+    }
+
+    /** The largest single device buffer (checked against the device's maximum allocation). */
+    long largestBufferBytes() {
+        long max = Math.max(embedding.bytes(), classifier.bytes());
+        for (Layer l : layers) {
+            max = Math.max(max, Math.max(Math.max(l.wqkv.bytes(), l.w13.bytes()), Math.max(l.wo.bytes(), l.w2.bytes())));
+        }
+        return Math.max(max, (long) c.seqLen() * c.kvDim() * Float.BYTES);
+    }
+
+    /** Task ids in launch order, as TornadoVM's profiler names them ({@code forward.layer0_qkv}). */
+    List<String> taskIds() {
+        return Collections.unmodifiableList(taskIds);
+    }
+
+    GridScheduler gridScheduler() {
+        return grid;
+    }
+
+    /** Assembles the graph: input, every layer, output. */
+    ImmutableTaskGraph build() {
+        List<Object> once = new ArrayList<>();
+        addMatrix(once, embedding);
+        if (classifier != embedding) {
+            addMatrix(once, classifier);
+        }
+        once.add(rmsFinal);
+        once.add(rope);
+        for (Layer l : layers) {
+            once.add(l.rmsAtt);
+            once.add(l.rmsFfn);
+            addMatrix(once, l.wqkv);
+            addMatrix(once, l.wo);
+            addMatrix(once, l.w13);
+            addMatrix(once, l.w2);
+        }
+        if (xq != null) {
+            once.add(xq);   // TornadoVM wants int8 arguments declared; one copy of a scratch buffer is harmless
+        }
+        graph.transferToDevice(DataTransferMode.FIRST_EXECUTION, once.toArray());
+        graph.transferToDevice(DataTransferMode.EVERY_EXECUTION, state);
+        addInput();
+        for (int l = 0; l < layers.length; l++) {
+            if (c.quantized()) {
+                addLayerQ8(l);
+            } else {
+                addLayerF32(l);
+            }
+        }
+        addOutput();
+        graph.transferToHost(DataTransferMode.EVERY_EXECUTION, logits);
+        return graph.snapshot();
+    }
+
+    private static void addMatrix(List<Object> out, DeviceMatrix m) {
+        switch (m) {
+            case DeviceMatrix.F32 f -> out.add(f.data());
+            case DeviceMatrix.Q8 q8 -> {
+                out.add(q8.values());
+                out.add(q8.scales());
+            }
+        }
+    }
+
+    /**
+     * Input: the token's embedding row, read on the device from the token id in {@code state}.
+     * <pre>
+     *   state[0] ──► embed ──► x          (Q8: values × scale per group, as runq dequantizes)
+     * </pre>
+     */
+    private void addInput() {
+        int dim = c.dim();
+        switch (embedding) {
+            case DeviceMatrix.F32 e -> graph.task("embed", TransformerKernels::embedF32, ctx, state, e.data(), x, dim);
+            case DeviceMatrix.Q8 e -> graph.task("embed", TransformerKernels::embedQ8, ctx, state, e.values(), e.scales(), x,
+                    dim, e.groupSize());
+        }
+        schedule("embed", roundUp(dim, s.quantizeLocal()), s.quantizeLocal());
+    }
+
+    /**
+     * One float32 layer, 7 launches:
+     * <pre>
+     *   x ─► attnorm ─► partials                                      (rmsnorm phase 1: Σx² per work-group)
+     *   x, partials, rms_att, wqkv ─► qkv ─► q, keyCache[pos], valueCache[pos]
+     *                                       (norm phase 2 + Q/K/V matmuls + RoPE + cache store, fused)
+     *   q, keyCache, valueCache ─► attention ─► xb                    (scores, softmax, Σ att·v)
+     *   xb, wo ─► wo ─► x += wo·xb                                    (matmul + residual, fused)
+     *   x ─► ffnnorm ─► partials
+     *   x, partials, rms_ffn, w13 ─► w13 ─► hb = silu(w1·xn) * (w3·xn)   (norm + 2 matmuls + SwiGLU, fused)
+     *   hb, w2 ─► w2 ─► x += w2·hb
+     * </pre>
+     */
+    private void addLayerF32(int l) {
+        Layer w = layers[l];
+        int dim = c.dim(), kvDim = c.kvDim(), hidden = c.hiddenDim();
+        String p = "layer" + l + "_";
+        addNorm(p + "attnorm");
+        graph.task(p + "qkv", TransformerKernels::qkvF32, ctx, x, partials, s.normPartials(), w.rmsAtt,
+                ((DeviceMatrix.F32) w.wqkv).data(), q, keyCache[l], valueCache[l], state, rope, dim, kvDim, c.headSize());
+        schedule(p + "qkv", (dim + 2 * kvDim) / 2 * s.matmulLocal(), s.matmulLocal());
+        addAttention(p + "attention", l);
+        graph.task(p + "wo", TransformerKernels::matmulResidualF32, ctx, xb, ((DeviceMatrix.F32) w.wo).data(), x, dim);
+        schedule(p + "wo", dim * s.matmulLocal(), s.matmulLocal());
+        addNorm(p + "ffnnorm");
+        graph.task(p + "w13", TransformerKernels::w13F32, ctx, x, partials, s.normPartials(), w.rmsFfn,
+                ((DeviceMatrix.F32) w.w13).data(), hb, dim, hidden);
+        schedule(p + "w13", hidden * s.matmulLocal(), s.matmulLocal());
+        graph.task(p + "w2", TransformerKernels::matmulResidualF32, ctx, hb, ((DeviceMatrix.F32) w.w2).data(), x, hidden);
+        schedule(p + "w2", dim * s.matmulLocal(), s.matmulLocal());
+    }
+
+    /**
+     * One Q8_0 layer (runq), 11 launches: every matmul input is quantized on the device first.
+     * <pre>
+     *   x ─► attnorm ─► partials
+     *   x, partials, rms_att ─► attquant ─► xq, xs                    (norm phase 2 + quantize, fused)
+     *   xq, xs, wqkv ─► qkv ─► q, keyCache[pos], valueCache[pos]      (int8 dots + RoPE + cache store)
+     *   q, keyCache, valueCache ─► attention ─► xb
+     *   xb ─► woquant ─► xq, xs
+     *   xq, xs, wo ─► wo ─► x += wo·xb
+     *   x ─► ffnnorm ─► partials
+     *   x, partials, rms_ffn ─► ffnquant ─► xq, xs
+     *   xq, xs, w13 ─► w13 ─► hb = silu(w1·xn) * (w3·xn)
+     *   hb ─► w2quant ─► xq, xs
+     *   xq, xs, w2 ─► w2 ─► x += w2·hb
+     * </pre>
+     */
+    private void addLayerQ8(int l) {
+        Layer w = layers[l];
+        int dim = c.dim(), kvDim = c.kvDim(), hidden = c.hiddenDim(), gs = c.groupSize();
+        String p = "layer" + l + "_";
+        addNorm(p + "attnorm");
+        addQuantizeNorm(p + "attquant", w.rmsAtt);
+        DeviceMatrix.Q8 qkv = (DeviceMatrix.Q8) w.wqkv;
+        graph.task(p + "qkv", TransformerKernels::qkvQ8, ctx, xq, xs, qkv.values(), qkv.scales(), q, keyCache[l],
+                valueCache[l], state, rope, dim, kvDim, c.headSize(), gs);
+        schedule(p + "qkv", (dim + 2 * kvDim) / 2 * s.matmulLocal(), s.matmulLocal());
+        addAttention(p + "attention", l);
+        addQuantize(p + "woquant", xb, dim);
+        DeviceMatrix.Q8 wo = (DeviceMatrix.Q8) w.wo;
+        graph.task(p + "wo", TransformerKernels::matmulResidualQ8, ctx, xq, xs, wo.values(), wo.scales(), x, dim, gs);
+        schedule(p + "wo", dim * s.matmulLocal(), s.matmulLocal());
+        addNorm(p + "ffnnorm");
+        addQuantizeNorm(p + "ffnquant", w.rmsFfn);
+        DeviceMatrix.Q8 w13 = (DeviceMatrix.Q8) w.w13;
+        graph.task(p + "w13", TransformerKernels::w13Q8, ctx, xq, xs, w13.values(), w13.scales(), hb, dim, hidden, gs);
+        schedule(p + "w13", hidden * s.matmulLocal(), s.matmulLocal());
+        addQuantize(p + "w2quant", hb, hidden);
+        DeviceMatrix.Q8 w2 = (DeviceMatrix.Q8) w.w2;
+        graph.task(p + "w2", TransformerKernels::matmulResidualQ8, ctx, xq, xs, w2.values(), w2.scales(), x, hidden, gs);
+        schedule(p + "w2", dim * s.matmulLocal(), s.matmulLocal());
+    }
+
+    /**
+     * Output: final rmsnorm and the classifier; only {@code logits} goes back to the host.
+     * <pre>
+     *   x ─► final_norm ─► partials
+     *   f32: x, partials, rms_final, wcls ─► classifier ─► logits            (norm phase 2 fused)
+     *   q8:  x, partials, rms_final ─► final_quant ─► xq, xs ─► classifier ─► logits
+     * </pre>
+     */
+    private void addOutput() {
+        int dim = c.dim();
+        addNorm("final_norm");
+        switch (classifier) {
+            case DeviceMatrix.F32 cls -> graph.task("classifier", TransformerKernels::matmulNormF32, ctx, x, partials,
+                    s.normPartials(), rmsFinal, cls.data(), logits, dim);
+            case DeviceMatrix.Q8 cls -> {
+                addQuantizeNorm("final_quant", rmsFinal);
+                graph.task("classifier", TransformerKernels::matmulQ8, ctx, xq, xs, cls.values(), cls.scales(), logits, dim,
+                        c.groupSize());
+            }
+        }
+        schedule("classifier", c.vocabSize() * s.matmulLocal(), s.matmulLocal());
+    }
+
+    private void addNorm(String name) {
+        graph.task(name, TransformerKernels::rmsPartials, ctx, x, partials, c.dim());
+        schedule(name, s.normPartials() * s.normLocal(), s.normLocal());
+    }
+
+    private void addQuantizeNorm(String name, FloatArray rmsWeight) {
+        int dim = c.dim();
+        graph.task(name, TransformerKernels::quantizeNorm, ctx, x, partials, s.normPartials(), rmsWeight, xq, xs, dim,
+                c.groupSize());
+        schedule(name, roundUp(dim / c.groupSize(), s.quantizeLocal()), s.quantizeLocal());
+    }
+
+    private void addQuantize(String name, FloatArray in, int n) {
+        graph.task(name, TransformerKernels::quantize, ctx, in, xq, xs, n, c.groupSize());
+        schedule(name, roundUp(n / c.groupSize(), s.quantizeLocal()), s.quantizeLocal());
+    }
+
+    private void addAttention(String name, int l) {
+        graph.task(name, TransformerKernels::attention, ctx, q, keyCache[l], valueCache[l], att, xb, state, c.seqLen(),
+                c.headSize(), c.kvDim(), c.kvMul(), (float) Math.sqrt(c.headSize()));
+        schedule(name, c.nHeads() * s.attentionLocal(), s.attentionLocal());
+    }
+
+    private void schedule(String task, int global, int local) {
+        String id = GRAPH + "." + task;
+        if (global <= 0 || global % local != 0) {
+            throw new Llama2jException("internal: grid of " + id + " is " + global + " work-items, not a multiple of " + local);
+        }
+        WorkerGrid1D g = new WorkerGrid1D(global);
+        g.setLocalWork(local, 1, 1);
+        grid.addWorkerGrid(id, g);
+        taskIds.add(id);
+    }
+
+    private static int roundUp(int n, int multiple) {
+        return (n + multiple - 1) / multiple * multiple;
+    }
+
+    /** Rejects weights of mixed types (a checkpoint is all float32 or all Q8_0). */
+    static void checkUniform(Configuration c, Weights w) {
+        Class<?> want = c.quantized() ? Matrix.Q8.class : Matrix.F32.class;
+        List<Matrix> all = new ArrayList<>(List.of(w.tokenEmbedding(), w.classifier()));
+        for (int l = 0; l < c.nLayers(); l++) {
+            all.addAll(List.of(w.wq()[l], w.wk()[l], w.wv()[l], w.wo()[l], w.w1()[l], w.w2()[l], w.w3()[l]));
+        }
+        for (Matrix m : all) {
+            if (!want.isInstance(m)) {
+                throw new Llama2jException("model mixes float32 and Q8_0 matrices; the TornadoVM engine needs one type",
+                        Llama2jException.BAD_INPUT);
+            }
+        }
+    }
+}

@@ -1,0 +1,69 @@
+package io.github.llama2j.tornado;
+
+import io.github.llama2j.Llama2jException;
+import io.github.llama2j.model.Configuration;
+import io.github.llama2j.model.Matrix;
+import io.github.llama2j.model.Weights;
+
+import java.util.Locale;
+
+/**
+ * What the forward graph needs on the device, computed from the checkpoint before anything is copied,
+ * and the check against the device: the sum against its global memory (or a configured limit), the
+ * largest single buffer against its maximum allocation.
+ *
+ * @param weights     bytes of weights (stacked matrices, norms) plus the RoPE table
+ * @param kvCache     bytes of the key and value caches (float32, every layer, seq_len positions)
+ * @param activations bytes of activations, scratch and logits
+ * @param largest     bytes of the largest single buffer
+ */
+record MemoryBudget(long weights, long kvCache, long activations, long largest) {
+
+    long total() {
+        return weights + kvCache + activations;
+    }
+
+    static MemoryBudget of(Configuration c, Weights w, TornadoSettings s) {
+        long weights = w.tokenEmbedding().byteSize() + (w.classifier() == w.tokenEmbedding() ? 0 : w.classifier().byteSize())
+                + w.rmsFinal().byteSize() + (long) c.seqLen() * c.headSize() * Float.BYTES;
+        long largest = Math.max(w.tokenEmbedding().byteSize(), w.classifier().byteSize());
+        for (int l = 0; l < c.nLayers(); l++) {
+            long qkv = w.wq()[l].byteSize() + w.wk()[l].byteSize() + w.wv()[l].byteSize();
+            long w13 = w.w1()[l].byteSize() + w.w3()[l].byteSize();
+            weights += w.rmsAtt()[l].byteSize() + w.rmsFfn()[l].byteSize() + qkv + w13
+                    + w.wo()[l].byteSize() + w.w2()[l].byteSize();
+            largest = Math.max(largest, Math.max(Math.max(qkv, w13), Math.max(w.wo()[l].byteSize(), w.w2()[l].byteSize())));
+        }
+        long kvLayer = (long) c.seqLen() * c.kvDim() * Float.BYTES;
+        largest = Math.max(largest, kvLayer);
+        long kv = 2L * c.nLayers() * kvLayer;
+        long floats = (long) c.dim() * 3 + c.hiddenDim() + (long) c.nHeads() * c.seqLen() + c.vocabSize() + s.normPartials();
+        long widest = Math.max(c.dim(), c.hiddenDim());
+        long q8 = c.quantized() ? widest + widest / c.groupSize() * Float.BYTES : 0;
+        return new MemoryBudget(weights, kv, floats * Float.BYTES + q8 + 8, largest);
+    }
+
+    /**
+     * Throws a clear error naming both numbers when the model does not fit.
+     *
+     * @param available the device's global memory, or the configured limit if smaller
+     * @param maxBuffer the device's largest single allocation
+     */
+    void check(String model, String device, long available, String availableWhat, long maxBuffer) {
+        if (total() > available) {
+            throw new Llama2jException(String.format(Locale.ROOT,
+                    "%s does not fit on %s: it needs %s (weights %s + KV cache %s + activations %s), %s is %s",
+                    model, device, mib(total()), mib(weights), mib(kvCache), mib(activations), availableWhat, mib(available)),
+                    Llama2jException.UNAVAILABLE);
+        }
+        if (maxBuffer > 0 && largest > maxBuffer) {
+            throw new Llama2jException(String.format(Locale.ROOT,
+                    "%s does not fit on %s: its largest buffer needs %s, the device's largest allocation is %s",
+                    model, device, mib(largest), mib(maxBuffer)), Llama2jException.UNAVAILABLE);
+        }
+    }
+
+    static String mib(long bytes) {
+        return String.format(Locale.ROOT, "%.1f MiB (%d bytes)", bytes / (1024.0 * 1024.0), bytes);
+    }
+}

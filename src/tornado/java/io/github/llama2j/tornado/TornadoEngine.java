@@ -1,0 +1,261 @@
+package io.github.llama2j.tornado;
+
+import io.github.llama2j.Llama2jException;
+import io.github.llama2j.engine.EngineOptions;
+import io.github.llama2j.engine.InferenceEngine;
+import io.github.llama2j.model.Configuration;
+import io.github.llama2j.model.Model;
+import uk.ac.manchester.tornado.api.ImmutableTaskGraph;
+import uk.ac.manchester.tornado.api.TornadoExecutionPlan;
+import uk.ac.manchester.tornado.api.TornadoExecutionResult;
+import uk.ac.manchester.tornado.api.TornadoProfilerResult;
+import uk.ac.manchester.tornado.api.common.TornadoDevice;
+import uk.ac.manchester.tornado.api.enums.ProfilerMode;
+import uk.ac.manchester.tornado.api.exceptions.TornadoExecutionPlanException;
+
+import java.io.PrintStream;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.Locale;
+import java.util.Map;
+
+/**
+ * The forward pass on a TornadoVM device (OpenCL or PTX). Everything expensive happens once, in the
+ * constructor: the memory check, copying the weights into TornadoVM arrays, building the task graph
+ * ({@link ForwardGraph}), JIT-compiling every task, transferring the weights, and a first execution
+ * whose profiler record proves that every task ran on the device ({@link TaskVerifier}). After that a
+ * token costs one graph execution: 8 bytes in (token, position), the logits out.
+ *
+ * <p>Float32 checkpoints follow run.c's order of operations, Q8_0 checkpoints runq.c's; the sums run
+ * in a different order (per-work-item strides, tree reductions in local memory, FMA), so logits agree
+ * with the CPU engine to float rounding, not bit for bit.
+ */
+public final class TornadoEngine implements InferenceEngine {
+    /** RoPE base of these models (llama2.c hard-codes 10000). */
+    public static final float ROPE_THETA = 10000.0f;
+
+    private final Configuration c;
+    private final TornadoDevice device;
+    private final String deviceName;
+    private final TornadoSettings settings;
+    private final ForwardGraph forward;
+    private final TornadoExecutionPlan plan;
+    private final MemoryBudget budget;
+    private final float[] logits;
+    private final boolean profile;
+    private final LoadTimes loadTimes;
+    private final Map<String, TaskVerifier.TaskRun> firstRun;
+    private final long bytesInPerToken, bytesOutPerToken;
+    private TornadoExecutionResult last;
+    private boolean closed;
+
+    /**
+     * Start-up phases in nanoseconds: copying weights into TornadoVM arrays, creating the task graph and
+     * plan, the first execution in all, and within it JIT compilation (TornadoVM's Graal part and the
+     * driver's part) and the weight transfer (host-to-device time and bytes).
+     */
+    public record LoadTimes(long copyNanos, long planNanos, long firstExecutionNanos, long graalNanos, long driverNanos,
+                            long transferNanos, long transferBytes) {
+    }
+
+    public TornadoEngine(Model model, EngineOptions options) {
+        this(model, options, null);
+    }
+
+    /**
+     * @param settings work-group sizes and memory limit, or null to read them for the device's type from
+     *                 tornado-config/llama2j-tornado.properties
+     */
+    public TornadoEngine(Model model, EngineOptions options, TornadoSettings settings) {
+        TornadoRuntimeCheck.requireNoBailoutRecovery();
+        this.c = model.config();
+        this.profile = options.profile();
+        PrintStream log = options.verbose() ? System.err : null;
+        this.device = DeviceSelection.select(options.device());
+        this.deviceName = device.getPhysicalDevice().getDeviceName();
+        this.settings = settings != null ? settings : TornadoSettings.load(device.getDeviceType().name());
+        long maxWorkGroup = DeviceSelection.maxWorkGroup(device);
+        if (this.settings.maxLocal() > maxWorkGroup) {
+            throw new Llama2jException("TornadoVM settings ask for work-groups of " + this.settings.maxLocal() + ", device '"
+                    + deviceName + "' allows " + maxWorkGroup, Llama2jException.BAD_USAGE);
+        }
+        ForwardGraph.checkUniform(c, model.weights());
+        String modelName = String.valueOf(model.path().getFileName());
+        budget = MemoryBudget.of(c, model.weights(), this.settings);
+        long global = device.getMaxGlobalMemory();
+        boolean limited = this.settings.memoryLimit() > 0 && this.settings.memoryLimit() < global;
+        long available = limited ? this.settings.memoryLimit() : global;
+        if (log != null) {
+            log.printf(Locale.ROOT, "[tornado] device %s (%s, %s, %s global memory)%n", DeviceSelection.id(device), deviceName,
+                    device.getDeviceType(), MemoryBudget.mib(global));
+            log.printf(Locale.ROOT, "[tornado] device memory needed: %s = weights %s + KV cache %s + activations %s%n",
+                    MemoryBudget.mib(budget.total()), MemoryBudget.mib(budget.weights()), MemoryBudget.mib(budget.kvCache()),
+                    MemoryBudget.mib(budget.activations()));
+        }
+        budget.check(modelName, "'" + deviceName + "'", available,
+                limited ? "the configured memory limit" : "the device's global memory", device.getMaxAllocMemory());
+
+        long t0 = System.nanoTime();
+        forward = new ForwardGraph(c, model.weights(), this.settings);
+        long t1 = System.nanoTime();
+        ImmutableTaskGraph itg = forward.build();
+        long t2 = System.nanoTime();
+        TornadoExecutionPlan p = new TornadoExecutionPlan(itg);
+        p.withDevice(device).withGridScheduler(forward.gridScheduler()).withProfiler(ProfilerMode.SILENT);
+        this.plan = p;
+        long t3 = System.nanoTime();
+        logits = new float[c.vocabSize()];
+        int tasks = forward.taskIds().size();
+        if (log != null) {
+            log.printf(Locale.ROOT, "[tornado] weights copied into TornadoVM arrays: %.1f ms%n", (t1 - t0) / 1e6);
+            log.printf(Locale.ROOT, "[tornado] plan creation: task graph of %d tasks %.1f ms, execution plan %.1f ms%n",
+                    tasks, (t2 - t1) / 1e6, (t3 - t2) / 1e6);
+            log.printf(Locale.ROOT, "[tornado] first execution: JIT-compiling %d tasks for %s, transferring weights ...%n",
+                    tasks, deviceName);
+            log.flush();
+        }
+        try {
+            // First execution: JIT-compiles every task, transfers the weights (FIRST_EXECUTION), runs
+            // BOS at position 0 (overwritten by the first real token), and proves every task ran on the device.
+            forward.state.set(0, 1);
+            forward.state.set(1, 0);
+            TornadoExecutionResult r = plan.execute();
+            long t4 = System.nanoTime();
+            TornadoProfilerResult pr = r.getProfilerResult();
+            firstRun = TaskVerifier.parse(pr.getProfileLog());
+            TaskVerifier.verify(forward.taskIds(), firstRun, deviceName);
+            loadTimes = new LoadTimes(t1 - t0, t3 - t1, t4 - t3, pr.getTornadoCompilerTime(), pr.getDriverInstallTime(),
+                    pr.getDeviceWriteTime(), pr.getTotalBytesCopyIn());
+            // Second execution: what one token costs on the bus once the weights are resident.
+            TornadoProfilerResult steady = plan.execute().getProfilerResult();
+            bytesInPerToken = steady.getTotalBytesCopyIn();
+            bytesOutPerToken = steady.getTotalBytesCopyOut();
+            if (!profile) {
+                plan.withoutProfiler();
+            }
+        } catch (Llama2jException e) {
+            closePlan();
+            throw e;
+        } catch (RuntimeException e) {
+            closePlan();
+            throw new Llama2jException("TornadoVM could not compile or run the forward pass on '" + deviceName + "': "
+                    + e.getMessage(), Llama2jException.UNAVAILABLE, e);
+        }
+        if (log != null) {
+            LoadTimes lt = loadTimes;
+            log.printf(Locale.ROOT, "[tornado] JIT compilation: Graal %.1f ms + driver %.1f ms for %d tasks "
+                            + "(first execution %.1f ms in all)%n",
+                    lt.graalNanos() / 1e6, lt.driverNanos() / 1e6, tasks, lt.firstExecutionNanos() / 1e6);
+            log.printf(Locale.ROOT, "[tornado] weight transfer: %s in %.1f ms%n",
+                    MemoryBudget.mib(lt.transferBytes()), lt.transferNanos() / 1e6);
+            log.printf(Locale.ROOT, "[tornado] verified: all %d tasks ran on %s; per token %d bytes in, %d bytes out%n",
+                    tasks, deviceName, bytesInPerToken, bytesOutPerToken);
+            log.flush();
+        }
+    }
+
+    @Override
+    public String name() {
+        return "tornado:" + device.getTornadoVMBackend().name().toLowerCase(Locale.ROOT);
+    }
+
+    @Override
+    public Configuration config() {
+        return c;
+    }
+
+    @Override
+    public float[] forward(int token, int pos) {
+        if (closed) {
+            throw new IllegalStateException("engine closed");
+        }
+        if (token < 0 || token >= c.vocabSize()) {
+            throw new IllegalArgumentException("token " + token + " outside the vocabulary [0, " + c.vocabSize() + ")");
+        }
+        if (pos < 0 || pos >= c.seqLen()) {
+            throw new IllegalArgumentException("position " + pos + " outside [0, seq_len " + c.seqLen() + ")");
+        }
+        forward.state.set(0, token);
+        forward.state.set(1, pos);
+        last = plan.execute();
+        MemorySegment.copy(forward.logits.getSegment(), ValueLayout.JAVA_FLOAT, 0, logits, 0, logits.length);
+        return logits;
+    }
+
+    /** The device, as {@code backend:device name}. */
+    public String deviceDescription() {
+        return DeviceSelection.id(device) + " " + deviceName;
+    }
+
+    public TornadoSettings settings() {
+        return settings;
+    }
+
+    public LoadTimes loadTimes() {
+        return loadTimes;
+    }
+
+    /** Device memory the model needs (weights, KV cache, activations). */
+    public long deviceBytes() {
+        return budget.total();
+    }
+
+    /** Task ids in launch order ({@code forward.layer0_qkv}, ...). */
+    public java.util.List<String> taskIds() {
+        return forward.taskIds();
+    }
+
+    /** The verification run's profiler record of every task. */
+    Map<String, TaskVerifier.TaskRun> firstRun() {
+        return firstRun;
+    }
+
+    /** Bytes copied host→device for one token once the weights are resident (the token id and position). */
+    public long bytesInPerToken() {
+        return bytesInPerToken;
+    }
+
+    /** Bytes copied device→host for one token (the logits). */
+    public long bytesOutPerToken() {
+        return bytesOutPerToken;
+    }
+
+    /**
+     * Per-task kernel times (ns) of the last {@link #forward} call; needs {@code EngineOptions.profile()},
+     * otherwise the profiler is off after start-up and this is empty.
+     */
+    public Map<String, Long> lastKernelTimes() {
+        Map<String, Long> out = new java.util.LinkedHashMap<>();
+        if (profile && last != null) {
+            String logText = last.getProfilerResult().getProfileLog();
+            int cut = logText.lastIndexOf("\"" + ForwardGraph.GRAPH + "\":");
+            Map<String, TaskVerifier.TaskRun> runs = TaskVerifier.parse(cut < 0 ? logText : logText.substring(cut));
+            runs.forEach((k, v) -> out.put(k, v.kernelNanos()));
+        }
+        return out;
+    }
+
+    /** Total device kernel time (ns) of the last {@link #forward} call; needs {@code profile}. */
+    public long lastDeviceKernelNanos() {
+        return profile && last != null ? last.getProfilerResult().getDeviceKernelTime() : 0;
+    }
+
+    @Override
+    public void close() {
+        if (!closed) {
+            closed = true;
+            closePlan();
+        }
+    }
+
+    private void closePlan() {
+        try {
+            if (plan != null) {
+                plan.freeDeviceMemory();
+                plan.close();
+            }
+        } catch (TornadoExecutionPlanException | RuntimeException e) {
+            // Freeing device memory at shutdown: nothing useful to do if the driver complains.
+        }
+    }
+}

@@ -1,0 +1,20 @@
+package io.github.llama2j.tornado;
+
+import io.github.llama2j.engine.EngineOptions;
+import io.github.llama2j.engine.EngineProvider;
+import io.github.llama2j.engine.InferenceEngine;
+import io.github.llama2j.model.Model;
+
+/** Registers {@code --engine tornado} (META-INF/services); touches TornadoVM only in {@link #create}. */
+public final class TornadoEngineProvider implements EngineProvider {
+    @Override
+    public String kind() {
+        return "tornado";
+    }
+
+    @Override
+    public InferenceEngine create(Model model, EngineOptions options) {
+        TornadoRuntimeCheck.runtime();
+        return new TornadoEngine(model, options);
+    }
+}

@@ -1,0 +1,153 @@
+package io.github.llama2j.tornado;
+
+import io.github.llama2j.Llama2jException;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.Reader;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Locale;
+import java.util.Properties;
+
+/**
+ * This project's TornadoVM tuning for one device: work-group sizes by device type, read from
+ * {@code tornado-config/llama2j-tornado.properties} (bundled in the jar; replaced by
+ * {@code -Dllama2j.tornado.config=FILE}; single keys overridden by {@code -Dllama2j.tornado.KEY=V}).
+ *
+ * @param matmulLocal    work-items per matmul row
+ * @param attentionLocal work-items per attention head
+ * @param quantizeLocal  work-group size of the Q8 quantize kernels
+ * @param normPartials   work-groups (= partial sums) of rmsnorm's first phase
+ * @param normLocal      work-items per rmsnorm work-group
+ * @param memoryLimit    plan for at most this many bytes of device memory; 0 = the device's own size
+ */
+public record TornadoSettings(int matmulLocal, int attentionLocal, int quantizeLocal, int normPartials, int normLocal,
+                              long memoryLimit) {
+
+    static final String RESOURCE = "/tornado-config/llama2j-tornado.properties";
+    static final String PREFIX = "llama2j.tornado.";
+
+    public TornadoSettings {
+        pow2("matmul.local", matmulLocal);
+        pow2("attention.local", attentionLocal);
+        pow2("quantize.local", quantizeLocal);
+        pow2("norm.local", normLocal);
+        if (normPartials < 1 || normPartials > 4096) {
+            throw new Llama2jException("TornadoVM setting norm.partials is " + normPartials + ", must be in [1, 4096]",
+                    Llama2jException.BAD_USAGE);
+        }
+        if (memoryLimit < 0) {
+            throw new Llama2jException("TornadoVM setting memory.limit is " + memoryLimit + ", must be >= 0",
+                    Llama2jException.BAD_USAGE);
+        }
+    }
+
+    private static void pow2(String key, int v) {
+        if (v < 1 || v > TransformerKernels.MAX_LOCAL || Integer.bitCount(v) != 1) {
+            throw new Llama2jException("TornadoVM setting " + key + " is " + v + ", must be a power of two in [1, "
+                    + TransformerKernels.MAX_LOCAL + "]", Llama2jException.BAD_USAGE);
+        }
+    }
+
+    public TornadoSettings withMemoryLimit(long bytes) {
+        return new TornadoSettings(matmulLocal, attentionLocal, quantizeLocal, normPartials, normLocal, bytes);
+    }
+
+    /** The largest work-group any kernel uses. */
+    public int maxLocal() {
+        return Math.max(Math.max(matmulLocal, attentionLocal), Math.max(Math.max(quantizeLocal, normLocal), 1));
+    }
+
+    /** Settings for a device of {@code deviceType} (TornadoVM's type name: GPU, CPU, ...). */
+    public static TornadoSettings load(String deviceType) {
+        Properties p = read();
+        String type = deviceType.toUpperCase(Locale.ROOT);
+        return new TornadoSettings(
+                intValue(p, "matmul.local", type),
+                intValue(p, "attention.local", type),
+                intValue(p, "quantize.local", type),
+                intValue(p, "norm.partials", type),
+                intValue(p, "norm.local", type),
+                size(p, "memory.limit"));
+    }
+
+    private static Properties read() {
+        Properties p = new Properties();
+        String file = System.getProperty(PREFIX + "config");
+        try {
+            if (file != null) {
+                try (Reader r = Files.newBufferedReader(Path.of(file), StandardCharsets.UTF_8)) {
+                    p.load(r);
+                }
+            } else {
+                try (InputStream in = TornadoSettings.class.getResourceAsStream(RESOURCE)) {
+                    if (in == null) {
+                        throw new Llama2jException("TornadoVM settings " + RESOURCE + " missing from the class path",
+                                Llama2jException.UNAVAILABLE);
+                    }
+                    p.load(in);
+                }
+            }
+        } catch (IOException e) {
+            throw new Llama2jException("cannot read TornadoVM settings " + (file != null ? file : RESOURCE) + ": "
+                    + e.getMessage(), Llama2jException.IO_FAILURE, e);
+        }
+        return p;
+    }
+
+    private static int intValue(Properties p, String key, String type) {
+        String v = System.getProperty(PREFIX + key);
+        String where = "-D" + PREFIX + key;
+        if (v == null) {
+            v = p.getProperty(key + "." + type);
+            where = key + "." + type;
+        }
+        if (v == null) {
+            v = p.getProperty(key + ".default");
+            where = key + ".default";
+        }
+        if (v == null) {
+            throw new Llama2jException("TornadoVM setting " + key + " has no value for device type " + type
+                    + " and no default", Llama2jException.BAD_USAGE);
+        }
+        try {
+            return Integer.parseInt(v.trim());
+        } catch (NumberFormatException e) {
+            throw new Llama2jException("TornadoVM setting " + where + " is '" + v + "', not an integer",
+                    Llama2jException.BAD_USAGE);
+        }
+    }
+
+    private static long size(Properties p, String key) {
+        String v = System.getProperty(PREFIX + key, p.getProperty(key));
+        return v == null ? 0 : parseSize(key, v);
+    }
+
+    /** "123", "512MB", "2GB", "1.5GiB" → bytes (binary units). */
+    static long parseSize(String key, String text) {
+        String t = text.trim().toUpperCase(Locale.ROOT).replace("IB", "B");
+        long unit = 1;
+        if (t.endsWith("KB")) {
+            unit = 1L << 10;
+        } else if (t.endsWith("MB")) {
+            unit = 1L << 20;
+        } else if (t.endsWith("GB")) {
+            unit = 1L << 30;
+        } else if (t.endsWith("TB")) {
+            unit = 1L << 40;
+        }
+        String num = unit == 1 ? (t.endsWith("B") ? t.substring(0, t.length() - 1) : t) : t.substring(0, t.length() - 2);
+        try {
+            double d = Double.parseDouble(num.trim());
+            if (!(d >= 0)) {
+                throw new NumberFormatException();
+            }
+            return (long) (d * unit);
+        } catch (NumberFormatException e) {
+            throw new Llama2jException("TornadoVM setting " + key + " is '" + text + "', not a size like 512MB or 2GB",
+                    Llama2jException.BAD_USAGE);
+        }
+    }
+}

@@ -1,0 +1,415 @@
+package io.github.llama2j.tornado;
+
+import uk.ac.manchester.tornado.api.KernelContext;
+import uk.ac.manchester.tornado.api.math.TornadoMath;
+import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
+import uk.ac.manchester.tornado.api.types.arrays.Int8Array;
+import uk.ac.manchester.tornado.api.types.arrays.IntArray;
+
+/**
+ * The device kernels of the forward pass, written for TornadoVM's {@link KernelContext} API (OpenCL C
+ * or PTX is generated from this bytecode at load time, so the class must be compiled with {@code -g}).
+ *
+ * <p>Conventions shared by every kernel:
+ * <ul>
+ *   <li>Work-group sizes are powers of two, at most {@link #MAX_LOCAL}; reductions go through local
+ *       memory with a barrier before every step, so no work-item reads a slot another has not finished.</li>
+ *   <li>Reductions never cross work-groups inside a kernel. The one global reduction (rmsnorm's sum of
+ *       squares) is split in two: {@link #rmsPartials} writes one partial sum per work-group, and the
+ *       next kernel, which starts only after every work-group of this one has finished, adds the partials
+ *       up (always in the same order, so every work-group of the consumer sees the same value).</li>
+ *   <li>{@code state} holds the per-token inputs: {@code state[0]} = token, {@code state[1]} = position.
+ *       It is the only thing copied to the device per token.</li>
+ *   <li>Q8_0 follows runq.c: activations are quantized per group (scale = max|x| / 127, C's round half
+ *       away from zero), each group's product is an exact int32 dot of int8 values, and the float
+ *       accumulation {@code ((float) idot * wScale) * xScale} is done per group.</li>
+ * </ul>
+ * Everything here is static and allocation-free, as TornadoVM requires.
+ */
+public final class TransformerKernels {
+    /** Largest work-group these kernels accept (the size of their local-memory scratch). */
+    public static final int MAX_LOCAL = 1024;
+
+    /** run.c's rmsnorm epsilon. */
+    public static final float RMS_EPS = 1e-5f;
+
+    private TransformerKernels() {
+    }
+
+    // ------------------------------------------------------------------ helpers (inlined by TornadoVM)
+
+    /** Sum of {@code scratch[0 .. local)} by a tree; every work-item gets the total. */
+    private static float reduceSum(KernelContext ctx, float[] scratch, float value) {
+        int lid = ctx.localIdx;
+        scratch[lid] = value;
+        for (int stride = ctx.localGroupSizeX / 2; stride > 0; stride >>= 1) {
+            ctx.localBarrier();
+            if (lid < stride) {
+                scratch[lid] += scratch[lid + stride];
+            }
+        }
+        ctx.localBarrier();
+        float total = scratch[0];
+        ctx.localBarrier();
+        return total;
+    }
+
+    private static float reduceMax(KernelContext ctx, float[] scratch, float value) {
+        int lid = ctx.localIdx;
+        scratch[lid] = value;
+        for (int stride = ctx.localGroupSizeX / 2; stride > 0; stride >>= 1) {
+            ctx.localBarrier();
+            if (lid < stride) {
+                scratch[lid] = TornadoMath.max(scratch[lid], scratch[lid + stride]);
+            }
+        }
+        ctx.localBarrier();
+        float total = scratch[0];
+        ctx.localBarrier();
+        return total;
+    }
+
+    /** rmsnorm's factor 1 / sqrt(mean(x^2) + eps) from the partial sums of squares (fixed order). */
+    private static float rmsScale(FloatArray partials, int nPartials, int n) {
+        float ss = 0.0f;
+        for (int p = 0; p < nPartials; p++) {
+            ss += partials.get(p);
+        }
+        ss /= n;
+        ss += RMS_EPS;
+        return 1.0f / TornadoMath.sqrt(ss);
+    }
+
+    /** C's round() (half away from zero) of a float, exactly: no float addition that could round. */
+    private static int roundHalfAway(float v) {
+        float a = TornadoMath.abs(v);
+        int i = (int) a;
+        if (a - i >= 0.5f) {
+            i++;
+        }
+        return v < 0 ? -i : i;
+    }
+
+    // ------------------------------------------------------------------ token embedding
+
+    /** x = embedding row of {@code state[0]} (float32 table). Global size: dim. */
+    public static void embedF32(KernelContext ctx, IntArray state, FloatArray embedding, FloatArray x, int dim) {
+        int i = ctx.globalIdx;
+        if (i < dim) {
+            x.set(i, embedding.get(state.get(0) * dim + i));
+        }
+    }
+
+    /** x = dequantized embedding row of {@code state[0]} (runq dequantizes the table: q * scale). Global size: dim. */
+    public static void embedQ8(KernelContext ctx, IntArray state, Int8Array values, FloatArray scales, FloatArray x,
+                               int dim, int groupSize) {
+        int i = ctx.globalIdx;
+        if (i < dim) {
+            int idx = state.get(0) * dim + i;
+            x.set(i, values.get(idx) * scales.get(idx / groupSize));
+        }
+    }
+
+    // ------------------------------------------------------------------ rmsnorm, phase 1
+
+    /**
+     * Phase 1 of rmsnorm: work-group g writes {@code partials[g]}, the sum of x[i]^2 over its grid-stride
+     * share of [0, n). Global size: nPartials × local. The consumer kernel finishes the norm.
+     */
+    public static void rmsPartials(KernelContext ctx, FloatArray x, FloatArray partials, int n) {
+        float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
+        float sum = 0.0f;
+        for (int i = ctx.globalIdx; i < n; i += ctx.globalGroupSizeX) {
+            float v = x.get(i);
+            sum += v * v;
+        }
+        float total = reduceSum(ctx, scratch, sum);
+        if (ctx.localIdx == 0) {
+            partials.set(ctx.groupIdx, total);
+        }
+    }
+
+    // ------------------------------------------------------------------ float32 matmuls (one work-group per row)
+
+    /**
+     * Fused attention input: rmsnorm (phase 2) + q/k/v matmuls + RoPE + key/value cache store.
+     * One work-group per PAIR of output rows of the stacked [wq; wk; wv] matrix, because RoPE rotates
+     * pairs (2i, 2i+1) and both halves must be in one work-group. q goes to {@code q}; k (rotated) and v
+     * go straight into row {@code pos} of this layer's caches. Global size: (dim + 2 kvDim) / 2 × local.
+     *
+     * @param rope cos/sin per position and pair: rope[(pos * headSize/2 + i/2) * 2 + {0,1}]
+     */
+    public static void qkvF32(KernelContext ctx, FloatArray x, FloatArray partials, int nPartials, FloatArray rmsWeight,
+                              FloatArray wqkv, FloatArray q, FloatArray keyCache, FloatArray valueCache, IntArray state,
+                              FloatArray rope, int dim, int kvDim, int headSize) {
+        float[] s0 = ctx.allocateFloatLocalArray(MAX_LOCAL);
+        float[] s1 = ctx.allocateFloatLocalArray(MAX_LOCAL);
+        float ss = rmsScale(partials, nPartials, dim);
+        int row = ctx.groupIdx * 2;
+        int base0 = row * dim;
+        int base1 = base0 + dim;
+        float a = 0.0f;
+        float b = 0.0f;
+        for (int j = ctx.localIdx; j < dim; j += ctx.localGroupSizeX) {
+            float xn = rmsWeight.get(j) * (ss * x.get(j));
+            a += wqkv.get(base0 + j) * xn;
+            b += wqkv.get(base1 + j) * xn;
+        }
+        float va = reduceSum(ctx, s0, a);
+        float vb = reduceSum(ctx, s1, b);
+        if (ctx.localIdx == 0) {
+            storeQkv(state, rope, q, keyCache, valueCache, row, va, vb, dim, kvDim, headSize);
+        }
+    }
+
+    /** Writes one pair of q/k/v outputs: q and k rotated by RoPE, k and v into the caches at pos. */
+    private static void storeQkv(IntArray state, FloatArray rope, FloatArray q, FloatArray keyCache, FloatArray valueCache,
+                                 int row, float v0, float v1, int dim, int kvDim, int headSize) {
+        int pos = state.get(1);
+        if (row < dim + kvDim) {
+            int r = row < dim ? row : row - dim;
+            int ri = (pos * (headSize / 2) + (r % headSize) / 2) * 2;
+            float fcr = rope.get(ri);
+            float fci = rope.get(ri + 1);
+            float o0 = v0 * fcr - v1 * fci;
+            float o1 = v0 * fci + v1 * fcr;
+            if (row < dim) {
+                q.set(r, o0);
+                q.set(r + 1, o1);
+            } else {
+                keyCache.set(pos * kvDim + r, o0);
+                keyCache.set(pos * kvDim + r + 1, o1);
+            }
+        } else {
+            int r = row - dim - kvDim;
+            valueCache.set(pos * kvDim + r, v0);
+            valueCache.set(pos * kvDim + r + 1, v1);
+        }
+    }
+
+    /** x[r] += w[r] · in (matmul fused with the residual add). One work-group per row; global size: rows × local. */
+    public static void matmulResidualF32(KernelContext ctx, FloatArray in, FloatArray w, FloatArray x, int n) {
+        float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
+        int row = ctx.groupIdx;
+        int base = row * n;
+        float sum = 0.0f;
+        for (int j = ctx.localIdx; j < n; j += ctx.localGroupSizeX) {
+            sum += w.get(base + j) * in.get(j);
+        }
+        float total = reduceSum(ctx, scratch, sum);
+        if (ctx.localIdx == 0) {
+            x.set(row, x.get(row) + total);
+        }
+    }
+
+    /**
+     * Feed-forward input: rmsnorm (phase 2) + w1 and w3 matmuls + SwiGLU, hb[r] = silu(w1[r]·xn) * (w3[r]·xn).
+     * {@code w13} stacks w1 over w3. One work-group per hidden row; global size: hidden × local.
+     */
+    public static void w13F32(KernelContext ctx, FloatArray x, FloatArray partials, int nPartials, FloatArray rmsWeight,
+                              FloatArray w13, FloatArray hb, int dim, int hidden) {
+        float[] s0 = ctx.allocateFloatLocalArray(MAX_LOCAL);
+        float[] s1 = ctx.allocateFloatLocalArray(MAX_LOCAL);
+        float ss = rmsScale(partials, nPartials, dim);
+        int row = ctx.groupIdx;
+        int base1 = row * dim;
+        int base3 = (hidden + row) * dim;
+        float a = 0.0f;
+        float b = 0.0f;
+        for (int j = ctx.localIdx; j < dim; j += ctx.localGroupSizeX) {
+            float xn = rmsWeight.get(j) * (ss * x.get(j));
+            a += w13.get(base1 + j) * xn;
+            b += w13.get(base3 + j) * xn;
+        }
+        float g = reduceSum(ctx, s0, a);
+        float u = reduceSum(ctx, s1, b);
+        if (ctx.localIdx == 0) {
+            hb.set(row, g * (1.0f / (1.0f + TornadoMath.exp(-g))) * u);
+        }
+    }
+
+    /** out[r] = w[r] · rmsnorm(x) (the classifier, with the final norm's phase 2). Global size: rows × local. */
+    public static void matmulNormF32(KernelContext ctx, FloatArray x, FloatArray partials, int nPartials,
+                                     FloatArray rmsWeight, FloatArray w, FloatArray out, int n) {
+        float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
+        float ss = rmsScale(partials, nPartials, n);
+        int row = ctx.groupIdx;
+        int base = row * n;
+        float sum = 0.0f;
+        for (int j = ctx.localIdx; j < n; j += ctx.localGroupSizeX) {
+            sum += w.get(base + j) * (rmsWeight.get(j) * (ss * x.get(j)));
+        }
+        float total = reduceSum(ctx, scratch, sum);
+        if (ctx.localIdx == 0) {
+            out.set(row, total);
+        }
+    }
+
+    // ------------------------------------------------------------------ attention
+
+    /**
+     * Multi-head attention over positions 0..pos, one work-group per query head h (grouped-query: it reads
+     * key/value head h / kvMul). Scores q·k / sqrt(headSize) into {@code att}, softmax (max and sum reduced
+     * in local memory), then out[h] = Σ_t att[t] · v[t] in t order. Global size: nHeads × local.
+     *
+     * @param att scratch [nHeads][seqLen] in global memory
+     */
+    public static void attention(KernelContext ctx, FloatArray q, FloatArray keyCache, FloatArray valueCache,
+                                 FloatArray att, FloatArray out, IntArray state, int seqLen, int headSize, int kvDim,
+                                 int kvMul, float sqrtHeadSize) {
+        float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
+        int h = ctx.groupIdx;
+        int lid = ctx.localIdx;
+        int local = ctx.localGroupSizeX;
+        int pos = state.get(1);
+        int qOff = h * headSize;
+        int kvOff = (h / kvMul) * headSize;
+        int attOff = h * seqLen;
+        float max = -Float.MAX_VALUE;
+        for (int t = lid; t <= pos; t += local) {
+            int kOff = t * kvDim + kvOff;
+            float score = 0.0f;
+            for (int i = 0; i < headSize; i++) {
+                score += q.get(qOff + i) * keyCache.get(kOff + i);
+            }
+            score /= sqrtHeadSize;
+            att.set(attOff + t, score);
+            max = TornadoMath.max(max, score);
+        }
+        float m = reduceMax(ctx, scratch, max);
+        float sum = 0.0f;
+        for (int t = lid; t <= pos; t += local) {
+            float e = TornadoMath.exp(att.get(attOff + t) - m);
+            att.set(attOff + t, e);
+            sum += e;
+        }
+        float total = reduceSum(ctx, scratch, sum);
+        for (int t = lid; t <= pos; t += local) {
+            att.set(attOff + t, att.get(attOff + t) / total);
+        }
+        // Each work-item wrote its own t's above; below every work-item reads all of them.
+        ctx.globalBarrier();
+        for (int i = lid; i < headSize; i += local) {
+            float acc = 0.0f;
+            for (int t = 0; t <= pos; t++) {
+                acc += att.get(attOff + t) * valueCache.get(t * kvDim + kvOff + i);
+            }
+            out.set(qOff + i, acc);
+        }
+    }
+
+    // ------------------------------------------------------------------ Q8_0 (runq)
+
+    /**
+     * runq's quantize of rmsnorm(x) (phase 2 of the norm, then per-group int8): one work-item per group.
+     * Global size: ceil(n / groupSize) rounded up to the work-group.
+     */
+    public static void quantizeNorm(KernelContext ctx, FloatArray x, FloatArray partials, int nPartials,
+                                    FloatArray rmsWeight, Int8Array xq, FloatArray xs, int n, int groupSize) {
+        int g = ctx.globalIdx;
+        if (g < n / groupSize) {
+            float ss = rmsScale(partials, nPartials, n);
+            int base = g * groupSize;
+            float wmax = 0.0f;
+            for (int i = 0; i < groupSize; i++) {
+                float v = TornadoMath.abs(rmsWeight.get(base + i) * (ss * x.get(base + i)));
+                if (v > wmax) {
+                    wmax = v;
+                }
+            }
+            float scale = wmax / 127.0f;
+            xs.set(g, scale);
+            for (int i = 0; i < groupSize; i++) {
+                float v = rmsWeight.get(base + i) * (ss * x.get(base + i));
+                xq.set(base + i, (byte) (scale == 0.0f ? 0 : roundHalfAway(v / scale)));
+            }
+        }
+    }
+
+    /** runq's quantize of x as it is (attention output, SwiGLU output): one work-item per group. */
+    public static void quantize(KernelContext ctx, FloatArray x, Int8Array xq, FloatArray xs, int n, int groupSize) {
+        int g = ctx.globalIdx;
+        if (g < n / groupSize) {
+            int base = g * groupSize;
+            float wmax = 0.0f;
+            for (int i = 0; i < groupSize; i++) {
+                float v = TornadoMath.abs(x.get(base + i));
+                if (v > wmax) {
+                    wmax = v;
+                }
+            }
+            float scale = wmax / 127.0f;
+            xs.set(g, scale);
+            for (int i = 0; i < groupSize; i++) {
+                xq.set(base + i, (byte) (scale == 0.0f ? 0 : roundHalfAway(x.get(base + i) / scale)));
+            }
+        }
+    }
+
+    /** runq's per-row product over the groups this work-item owns (groups lid, lid + local, ...). */
+    private static float dotQ8(KernelContext ctx, Int8Array xq, FloatArray xs, Int8Array wv, FloatArray ws, int row,
+                               int n, int groupSize) {
+        int groups = n / groupSize;
+        int base = row * n;
+        int sbase = row * groups;
+        float sum = 0.0f;
+        for (int g = ctx.localIdx; g < groups; g += ctx.localGroupSizeX) {
+            int off = g * groupSize;
+            int idot = 0;
+            for (int k = 0; k < groupSize; k++) {
+                idot += xq.get(off + k) * wv.get(base + off + k);
+            }
+            sum += ((float) idot * ws.get(sbase + g)) * xs.get(g);
+        }
+        return sum;
+    }
+
+    /** Q8 version of {@link #qkvF32} (the norm and quantization happened in {@link #quantizeNorm}). */
+    public static void qkvQ8(KernelContext ctx, Int8Array xq, FloatArray xs, Int8Array wv, FloatArray ws, FloatArray q,
+                             FloatArray keyCache, FloatArray valueCache, IntArray state, FloatArray rope, int dim,
+                             int kvDim, int headSize, int groupSize) {
+        float[] s0 = ctx.allocateFloatLocalArray(MAX_LOCAL);
+        float[] s1 = ctx.allocateFloatLocalArray(MAX_LOCAL);
+        int row = ctx.groupIdx * 2;
+        float va = reduceSum(ctx, s0, dotQ8(ctx, xq, xs, wv, ws, row, dim, groupSize));
+        float vb = reduceSum(ctx, s1, dotQ8(ctx, xq, xs, wv, ws, row + 1, dim, groupSize));
+        if (ctx.localIdx == 0) {
+            storeQkv(state, rope, q, keyCache, valueCache, row, va, vb, dim, kvDim, headSize);
+        }
+    }
+
+    /** Q8 version of {@link #matmulResidualF32}: x[r] += w[r] · dequant(xq). */
+    public static void matmulResidualQ8(KernelContext ctx, Int8Array xq, FloatArray xs, Int8Array wv, FloatArray ws,
+                                        FloatArray x, int n, int groupSize) {
+        float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
+        int row = ctx.groupIdx;
+        float total = reduceSum(ctx, scratch, dotQ8(ctx, xq, xs, wv, ws, row, n, groupSize));
+        if (ctx.localIdx == 0) {
+            x.set(row, x.get(row) + total);
+        }
+    }
+
+    /** Q8 version of {@link #w13F32}; {@code wv}/{@code ws} stack w1 over w3. */
+    public static void w13Q8(KernelContext ctx, Int8Array xq, FloatArray xs, Int8Array wv, FloatArray ws, FloatArray hb,
+                             int dim, int hidden, int groupSize) {
+        float[] s0 = ctx.allocateFloatLocalArray(MAX_LOCAL);
+        float[] s1 = ctx.allocateFloatLocalArray(MAX_LOCAL);
+        int row = ctx.groupIdx;
+        float g = reduceSum(ctx, s0, dotQ8(ctx, xq, xs, wv, ws, row, dim, groupSize));
+        float u = reduceSum(ctx, s1, dotQ8(ctx, xq, xs, wv, ws, hidden + row, dim, groupSize));
+        if (ctx.localIdx == 0) {
+            hb.set(row, g * (1.0f / (1.0f + TornadoMath.exp(-g))) * u);
+        }
+    }
+
+    /** Q8 matmul without residual (the classifier): out[r] = w[r] · dequant(xq). */
+    public static void matmulQ8(KernelContext ctx, Int8Array xq, FloatArray xs, Int8Array wv, FloatArray ws,
+                                FloatArray out, int n, int groupSize) {
+        float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
+        int row = ctx.groupIdx;
+        float total = reduceSum(ctx, scratch, dotQ8(ctx, xq, xs, wv, ws, row, n, groupSize));
+        if (ctx.localIdx == 0) {
+            out.set(row, total);
+        }
+    }
+}
