@@ -10,14 +10,24 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 
 /**
- * The CPU engine: llama2.c's forward pass over memory-mapped weights. Float32 checkpoints follow
- * run.c, Q8_0 checkpoints follow runq.c (activations re-quantized per group before every matmul).
- * Matmul rows are split across a persistent {@link Parallel} pool; the {@link Kernels} decide the
- * summation order ({@link ScalarKernels}: run.c's exact order; {@link VectorKernels}: SIMD).
+ * The CPU engine: llama2.c's forward pass over memory-mapped weights, all in {@link #forward}.
+ * Float32 checkpoints follow run.c, Q8_0 checkpoints follow runq.c (activations re-quantized per
+ * group before every matmul).
+ *
+ * <p>Where the time goes: the matmuls stream every weight once per token, so they are split by rows
+ * across a persistent {@link Parallel} pool, and matmuls that read the same input share one
+ * dispatch (Q, K and V; W1 and W3, with SwiGLU applied by the same thread to the rows it computed).
+ * Attention runs heads in parallel. The {@link Kernels} decide the matmul's summation order
+ * ({@link VectorKernels}: fast; {@link ExactVectorKernels}: run.c's order). Everything else
+ * (rmsnorm, RoPE, softmax, attention, SwiGLU, quantization) is bit-identical to the
+ * {@link ScalarKernels} reference in both modes, which is what lets Q8 models and exact mode match
+ * llama2.c bit for bit.
  */
 public final class CpuEngine implements InferenceEngine {
     /** RoPE base of these models (llama2.c hard-codes 10000). */
     public static final float ROPE_THETA = 10000.0f;
+    /** Row ranges handed to the kernels start on multiples of this (their tile height). */
+    private static final int ROW_GRAIN = 16;
 
     private final Configuration c;
     private final Weights w;
@@ -25,11 +35,11 @@ public final class CpuEngine implements InferenceEngine {
     private final Parallel parallel;
     private final boolean ownsParallel;
     private final String name;
-    private final float[] ropeFreq;
+    private final float[] ropeFreq, ropeCos, ropeSin;
+    private final Attention attention;
 
     // Run state, as run.c's RunState.
     private final float[] x, xb, xb2, hb, hb2, q, k, v, att, logits;
-    private final float[][] keyCache, valueCache;   // [layer][seq_len * kv_dim]
     private final byte[] xq, hq;                    // runq's quantized activations (Q8 models only)
     private final float[] xs, hs;
 
@@ -53,16 +63,17 @@ public final class CpuEngine implements InferenceEngine {
         q = new float[dim];
         k = new float[kvDim];
         v = new float[kvDim];
-        att = new float[c.nHeads() * c.seqLen()];
+        attention = new Attention(c);
+        att = new float[c.nHeads() * attention.scoreStride()];
         logits = new float[c.vocabSize()];
-        keyCache = new float[c.nLayers()][c.seqLen() * kvDim];
-        valueCache = new float[c.nLayers()][c.seqLen() * kvDim];
         int gs = Math.max(1, c.groupSize());
         xq = new byte[dim];
         xs = new float[dim / gs];
         hq = new byte[hidden];
         hs = new float[hidden / gs];
         ropeFreq = ScalarKernels.ropeFrequencies(c.headSize(), ROPE_THETA);
+        ropeCos = new float[ropeFreq.length];
+        ropeSin = new float[ropeFreq.length];
     }
 
     @Override
@@ -88,37 +99,38 @@ public final class CpuEngine implements InferenceEngine {
         int dim = c.dim(), hidden = c.hiddenDim(), kvDim = c.kvDim(), headSize = c.headSize();
 
         embed(token, x);
+        VectorOps.ropeAngles(pos, ropeFreq, ropeCos, ropeSin);
         for (int l = 0; l < c.nLayers(); l++) {
             // ---- attention block: x += wo · attention(rope(wq·xb), rope(wk·xb), wv·xb)
-            ScalarKernels.rmsnorm(xb, x, w.rmsAtt()[l], dim);
+            VectorOps.rmsnorm(xb, x, w.rmsAtt()[l], dim);
             quantizeInput(xb, dim, xq, xs);
-            matmul(q, xb, xq, xs, w.wq()[l]);
-            matmul(k, xb, xq, xs, w.wk()[l]);
-            matmul(v, xb, xq, xs, w.wv()[l]);
-            ScalarKernels.rope(q, k, pos, dim, kvDim, headSize, ropeFreq);
-            System.arraycopy(k, 0, keyCache[l], pos * kvDim, kvDim);
-            System.arraycopy(v, 0, valueCache[l], pos * kvDim, kvDim);
-            final float[] kc = keyCache[l], vc = valueCache[l];
+            matmulQkv(w.wq()[l], w.wk()[l], w.wv()[l]);
+            VectorOps.rope(q, k, dim, kvDim, headSize, ropeCos, ropeSin);
+            attention.store(l, pos, k, v);
+            final int layer = l;
             parallel.forRange(c.nHeads(), (h0, h1) -> {
                 for (int h = h0; h < h1; h++) {
-                    ScalarKernels.attentionHead(xb, q, kc, vc, att, h * c.seqLen(), h, pos, headSize, kvDim, c.kvMul());
+                    attention.head(layer, h, pos, q, xb, att, h * attention.scoreStride());
                 }
             });
             quantizeInput(xb, dim, xq, xs);
             matmul(xb2, xb, xq, xs, w.wo()[l]);
-            ScalarKernels.add(x, xb2, dim);
+            VectorOps.add(x, xb2, dim);
 
             // ---- feed-forward block: x += w2 · (silu(w1·xb) * (w3·xb))
-            ScalarKernels.rmsnorm(xb, x, w.rmsFfn()[l], dim);
+            VectorOps.rmsnorm(xb, x, w.rmsFfn()[l], dim);
             quantizeInput(xb, dim, xq, xs);
-            matmul(hb, xb, xq, xs, w.w1()[l]);
-            matmul(hb2, xb, xq, xs, w.w3()[l]);
-            ScalarKernels.swiglu(hb, hb2, hidden);
+            final Matrix w1 = w.w1()[l], w3 = w.w3()[l];
+            parallel.forRange(hidden, ROW_GRAIN, (r0, r1) -> {
+                kernel(hb, xb, xq, xs, w1, r0, r1);
+                kernel(hb2, xb, xq, xs, w3, r0, r1);
+                VectorOps.swiglu(hb, hb2, r0, r1);
+            });
             quantizeInput(hb, hidden, hq, hs);
             matmul(xb, hb, hq, hs, w.w2()[l]);
-            ScalarKernels.add(x, xb, dim);
+            VectorOps.add(x, xb, dim);
         }
-        ScalarKernels.rmsnorm(x, x, w.rmsFinal(), dim);
+        VectorOps.rmsnorm(x, x, w.rmsFinal(), dim);
         quantizeInput(x, dim, xq, xs);
         matmul(logits, x, xq, xs, w.classifier());
         return logits;
@@ -147,10 +159,29 @@ public final class CpuEngine implements InferenceEngine {
         }
     }
 
+    /** out = m · in, rows split across the pool. */
     private void matmul(float[] out, float[] in, byte[] inQ, float[] inS, Matrix m) {
+        parallel.forRange(m.rows(), ROW_GRAIN, (r0, r1) -> kernel(out, in, inQ, inS, m, r0, r1));
+    }
+
+    /** q = wq · xb, k = wk · xb, v = wv · xb in one dispatch: the rows of the three are numbered one after another. */
+    private void matmulQkv(Matrix wq, Matrix wk, Matrix wv) {
+        int nq = wq.rows(), nk = wk.rows();
+        parallel.forRange(nq + nk + wv.rows(), ROW_GRAIN, (s, e) -> {
+            kernel(q, xb, xq, xs, wq, s, Math.min(e, nq));
+            kernel(k, xb, xq, xs, wk, Math.max(s - nq, 0), Math.min(e - nq, nk));
+            kernel(v, xb, xq, xs, wv, Math.max(s - nq - nk, 0), Math.min(e - nq - nk, wv.rows()));
+        });
+    }
+
+    /** Rows [r0, r1) of out = m · in (nothing if the range is empty). */
+    private void kernel(float[] out, float[] in, byte[] inQ, float[] inS, Matrix m, int r0, int r1) {
+        if (r0 >= r1) {
+            return;
+        }
         switch (m) {
-            case Matrix.F32 f -> parallel.forRange(f.rows(), (r0, r1) -> kernels.matmulF32(out, in, f, r0, r1));
-            case Matrix.Q8 q8 -> parallel.forRange(q8.rows(), (r0, r1) -> kernels.matmulQ8(out, inQ, inS, q8, r0, r1));
+            case Matrix.F32 f -> kernels.matmulF32(out, in, f, r0, r1);
+            case Matrix.Q8 q8 -> kernels.matmulQ8(out, inQ, inS, q8, r0, r1);
         }
     }
 
