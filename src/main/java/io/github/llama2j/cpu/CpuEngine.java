@@ -8,6 +8,8 @@ import io.github.llama2j.model.Weights;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * The CPU engine: llama2.c's forward pass over memory-mapped weights, all in {@link #forward}.
@@ -28,6 +30,11 @@ public final class CpuEngine implements InferenceEngine {
     public static final float ROPE_THETA = 10000.0f;
     /** Row ranges handed to the kernels start on multiples of this (their tile height). */
     private static final int ROW_GRAIN = 16;
+    /** Speed (bytes of weights per nanosecond, i.e. GB/s) at which {@link #warmUp} deems a kernel compiled. */
+    private static final double WARM_UP_BYTES_PER_NANO = 2.0;
+    private static final long WARM_UP_MAX_NANOS = 3_000_000_000L;
+    /** Kernel and weight-segment classes already warmed up in this JVM. */
+    private static final Set<String> WARMED_UP = ConcurrentHashMap.newKeySet();
 
     private final Configuration c;
     private final Weights w;
@@ -74,6 +81,43 @@ public final class CpuEngine implements InferenceEngine {
         ropeFreq = ScalarKernels.ropeFrequencies(c.headSize(), ROPE_THETA);
         ropeCos = new float[ropeFreq.length];
         ropeSin = new float[ropeFreq.length];
+        warmUp();
+    }
+
+    /**
+     * Gets the matmul kernel compiled before the first token. Until C2 compiles it, Vector API code
+     * runs boxed, a hundred times slower or more, and the first forward pass took seconds. Calls on
+     * 16 rows of the model's first matrix get there sooner. They stop once 100 calls in a row run
+     * at compiled speed (above {@link #WARM_UP_BYTES_PER_NANO}, the rows being in cache, or 50
+     * times faster than the first calls), or after {@link #WARM_UP_MAX_NANOS}; and only once per
+     * JVM for a given kernel and kind of weights. The model's own weights are used on purpose: C2
+     * specializes the code to the class of memory segment it has seen (a mapped file here), and
+     * warming up on other segments would leave slower, polymorphic code.
+     */
+    private void warmUp() {
+        Matrix m = w.wq()[0];
+        Object segmentClass = switch (m) {
+            case Matrix.F32 f -> f.data().getClass();
+            case Matrix.Q8 q8 -> q8.values().getClass();
+        };
+        if (!WARMED_UP.add(kernels.getClass().getName() + " " + segmentClass)) {
+            return;
+        }
+        int rows = Math.min(ROW_GRAIN, m.rows());
+        double bytes = (double) m.byteSize() * rows / m.rows();
+        float[] out = new float[rows];
+        long deadline = System.nanoTime() + WARM_UP_MAX_NANOS;
+        long firstCalls = Long.MAX_VALUE;
+        for (int calls = 0, fastCalls = 0; fastCalls < 100 && System.nanoTime() < deadline; calls++) {
+            long t0 = System.nanoTime();
+            kernel(out, xb, xq, xs, m, 0, rows);
+            long t = System.nanoTime() - t0;
+            if (calls < 3) {
+                firstCalls = Math.min(firstCalls, t);
+            }
+            boolean fast = bytes >= WARM_UP_BYTES_PER_NANO * t || t * 50 < firstCalls;
+            fastCalls = fast ? fastCalls + 1 : 0;
+        }
     }
 
     @Override
