@@ -2,6 +2,7 @@ package io.github.llama2j.cpu;
 
 import io.github.llama2j.model.Matrix;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
@@ -37,23 +38,23 @@ public final class ExactVectorKernels implements Kernels {
      * of the vector number with bit `bit` of the lane number. Index i < 16 picks lane i of the first
      * vector, i + 16 lane i of the second.
      */
-    private static final FloatVector LO1 = permute(1, false), HI1 = permute(1, true);
-    private static final FloatVector LO2 = permute(2, false), HI2 = permute(2, true);
-    private static final FloatVector LO4 = permute(4, false), HI4 = permute(4, true);
-    private static final FloatVector LO8 = permute(8, false), HI8 = permute(8, true);
+    private static final IntVector LO1 = permute(1, false), HI1 = permute(1, true);
+    private static final IntVector LO2 = permute(2, false), HI2 = permute(2, true);
+    private static final IntVector LO4 = permute(4, false), HI4 = permute(4, true);
+    private static final IntVector LO8 = permute(8, false), HI8 = permute(8, true);
 
     private static final ScalarKernels SCALAR = new ScalarKernels();
 
-    private static FloatVector permute(int bit, boolean high) {
+    private static IntVector permute(int bit, boolean high) {
         if (!SUPPORTED) {
             return null;
         }
-        float[] idx = new float[TILE];
+        int[] idx = new int[TILE];
         for (int l = 0; l < TILE; l++) {
             boolean set = (l & bit) != 0;
             idx[l] = high ? (set ? l + TILE : l | bit) : (set ? (l ^ bit) + TILE : l);
         }
-        return FloatVector.fromArray(F, idx, 0);
+        return IntVector.fromArray(IntVector.SPECIES_512, idx, 0);
     }
 
     @Override
@@ -101,23 +102,23 @@ public final class ExactVectorKernels implements Kernels {
      */
     private static FloatVector tile(FloatVector acc, FloatVector xv, MemorySegment data, long base, long rowBytes) {
         // p_i = row i of the tile times x, elementwise
-        FloatVector p0 = FloatVector.fromMemorySegment(F, data, base + 0 * rowBytes, LE).mul(xv);
-        FloatVector p1 = FloatVector.fromMemorySegment(F, data, base + 1 * rowBytes, LE).mul(xv);
-        FloatVector p2 = FloatVector.fromMemorySegment(F, data, base + 2 * rowBytes, LE).mul(xv);
-        FloatVector p3 = FloatVector.fromMemorySegment(F, data, base + 3 * rowBytes, LE).mul(xv);
-        FloatVector p4 = FloatVector.fromMemorySegment(F, data, base + 4 * rowBytes, LE).mul(xv);
-        FloatVector p5 = FloatVector.fromMemorySegment(F, data, base + 5 * rowBytes, LE).mul(xv);
-        FloatVector p6 = FloatVector.fromMemorySegment(F, data, base + 6 * rowBytes, LE).mul(xv);
-        FloatVector p7 = FloatVector.fromMemorySegment(F, data, base + 7 * rowBytes, LE).mul(xv);
-        FloatVector p8 = FloatVector.fromMemorySegment(F, data, base + 8 * rowBytes, LE).mul(xv);
-        FloatVector p9 = FloatVector.fromMemorySegment(F, data, base + 9 * rowBytes, LE).mul(xv);
-        FloatVector p10 = FloatVector.fromMemorySegment(F, data, base + 10 * rowBytes, LE).mul(xv);
-        FloatVector p11 = FloatVector.fromMemorySegment(F, data, base + 11 * rowBytes, LE).mul(xv);
-        FloatVector p12 = FloatVector.fromMemorySegment(F, data, base + 12 * rowBytes, LE).mul(xv);
-        FloatVector p13 = FloatVector.fromMemorySegment(F, data, base + 13 * rowBytes, LE).mul(xv);
-        FloatVector p14 = FloatVector.fromMemorySegment(F, data, base + 14 * rowBytes, LE).mul(xv);
-        FloatVector p15 = FloatVector.fromMemorySegment(F, data, base + 15 * rowBytes, LE).mul(xv);
-        FloatVector t;
+        IntVector p0 = FloatVector.fromMemorySegment(F, data, base + 0 * rowBytes, LE).mul(xv).reinterpretAsInts();
+        IntVector p1 = FloatVector.fromMemorySegment(F, data, base + 1 * rowBytes, LE).mul(xv).reinterpretAsInts();
+        IntVector p2 = FloatVector.fromMemorySegment(F, data, base + 2 * rowBytes, LE).mul(xv).reinterpretAsInts();
+        IntVector p3 = FloatVector.fromMemorySegment(F, data, base + 3 * rowBytes, LE).mul(xv).reinterpretAsInts();
+        IntVector p4 = FloatVector.fromMemorySegment(F, data, base + 4 * rowBytes, LE).mul(xv).reinterpretAsInts();
+        IntVector p5 = FloatVector.fromMemorySegment(F, data, base + 5 * rowBytes, LE).mul(xv).reinterpretAsInts();
+        IntVector p6 = FloatVector.fromMemorySegment(F, data, base + 6 * rowBytes, LE).mul(xv).reinterpretAsInts();
+        IntVector p7 = FloatVector.fromMemorySegment(F, data, base + 7 * rowBytes, LE).mul(xv).reinterpretAsInts();
+        IntVector p8 = FloatVector.fromMemorySegment(F, data, base + 8 * rowBytes, LE).mul(xv).reinterpretAsInts();
+        IntVector p9 = FloatVector.fromMemorySegment(F, data, base + 9 * rowBytes, LE).mul(xv).reinterpretAsInts();
+        IntVector p10 = FloatVector.fromMemorySegment(F, data, base + 10 * rowBytes, LE).mul(xv).reinterpretAsInts();
+        IntVector p11 = FloatVector.fromMemorySegment(F, data, base + 11 * rowBytes, LE).mul(xv).reinterpretAsInts();
+        IntVector p12 = FloatVector.fromMemorySegment(F, data, base + 12 * rowBytes, LE).mul(xv).reinterpretAsInts();
+        IntVector p13 = FloatVector.fromMemorySegment(F, data, base + 13 * rowBytes, LE).mul(xv).reinterpretAsInts();
+        IntVector p14 = FloatVector.fromMemorySegment(F, data, base + 14 * rowBytes, LE).mul(xv).reinterpretAsInts();
+        IntVector p15 = FloatVector.fromMemorySegment(F, data, base + 15 * rowBytes, LE).mul(xv).reinterpretAsInts();
+        IntVector t;
         // swap bit 1 of the row number (which vector) with bit 1 of the column (which lane)
         t = LO1.selectFrom(p0, p1); p1 = HI1.selectFrom(p0, p1); p0 = t;
         t = LO1.selectFrom(p2, p3); p3 = HI1.selectFrom(p2, p3); p2 = t;
@@ -155,7 +156,7 @@ public final class ExactVectorKernels implements Kernels {
         t = LO8.selectFrom(p6, p14); p14 = HI8.selectFrom(p6, p14); p6 = t;
         t = LO8.selectFrom(p7, p15); p15 = HI8.selectFrom(p7, p15); p7 = t;
         // now p_j is column j (lane i: row i's product), added in column order
-        return acc.add(p0).add(p1).add(p2).add(p3).add(p4).add(p5).add(p6).add(p7).add(p8).add(p9).add(p10).add(p11).add(p12).add(p13).add(p14).add(p15);
+        return acc.add(p0.reinterpretAsFloats()).add(p1.reinterpretAsFloats()).add(p2.reinterpretAsFloats()).add(p3.reinterpretAsFloats()).add(p4.reinterpretAsFloats()).add(p5.reinterpretAsFloats()).add(p6.reinterpretAsFloats()).add(p7.reinterpretAsFloats()).add(p8.reinterpretAsFloats()).add(p9.reinterpretAsFloats()).add(p10.reinterpretAsFloats()).add(p11.reinterpretAsFloats()).add(p12.reinterpretAsFloats()).add(p13.reinterpretAsFloats()).add(p14.reinterpretAsFloats()).add(p15.reinterpretAsFloats());
     }
 
     @Override

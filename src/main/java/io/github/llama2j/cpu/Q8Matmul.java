@@ -84,12 +84,17 @@ final class Q8Matmul {
     static void matmul(float[] out, byte[] xq, float[] xs, Matrix.Q8 w, int r0, int r1) {
         int n = w.cols(), gs = w.groupSize(), ng = n / gs;
         boolean shorts = gs % (2 * LANES) == 0 && !containsMinus128(xq, n);
-        short[] x16 = shorts ? new short[n] : null;
-        int[] x32 = shorts ? null : new int[n];
-        for (int i = 0; i < n; i++) {
-            if (shorts) {
+        // The activations widened once, so that each weight load needs a single widening.
+        short[] x16 = null;
+        int[] x32 = null;
+        if (shorts) {
+            x16 = new short[n];
+            for (int i = 0; i < n; i++) {
                 x16[i] = xq[i];
-            } else {
+            }
+        } else {
+            x32 = new int[n];
+            for (int i = 0; i < n; i++) {
                 x32[i] = xq[i];
             }
         }

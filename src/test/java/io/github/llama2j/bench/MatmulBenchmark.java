@@ -40,7 +40,10 @@ import java.util.concurrent.TimeUnit;
  * java --add-modules jdk.incubator.vector -cp target/test-classes:target/classes:$(cat target/test-cp.txt) \
  *      org.openjdk.jmh.Main MatmulBenchmark
  * </pre>
- * Add e.g. {@code -p kernel=vector -p threads=2} to pick parameters.
+ * Add e.g. {@code -p kernel=q8 -p threads=2 -p shape=2048x768} to pick parameters; the defaults
+ * run every combination (about four minutes). Compare {@code gbPerSecond} at 2 threads with the
+ * machine's memory bandwidth; at {@code -p poolMb=8} the weights stay in cache and the figure is
+ * the kernel's compute speed instead.
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.Throughput)
@@ -54,12 +57,13 @@ public class MatmulBenchmark {
     @Param({"2048x768", "768x2048", "32000x768"})
     public String shape;
 
-    /** vector (default), exact (ExactVectorKernels), scalar (the reference). */
-    @Param({"vector", "exact"})
+    /**
+     * f32: {@link VectorKernels} on float32 weights (default mode); f32-exact: {@link ExactVectorKernels}
+     * (--exact); q8: the Q8_0 kernel (group size 64, the same in both modes); f32-scalar and
+     * q8-scalar: the {@link ScalarKernels} reference.
+     */
+    @Param({"f32", "f32-exact", "q8"})
     public String kernel;
-
-    @Param({"f32", "q8"})
-    public String type;
 
     @Param({"1", "2"})
     public int threads;
@@ -90,19 +94,20 @@ public class MatmulBenchmark {
         String[] rc = shape.split("x");
         int rows = Integer.parseInt(rc[0]), cols = Integer.parseInt(rc[1]);
         kernels = switch (kernel) {
-            case "vector" -> new VectorKernels();
-            case "exact" -> new ExactVectorKernels();
-            case "scalar" -> new ScalarKernels();
+            case "f32", "q8" -> new VectorKernels();
+            case "f32-exact" -> new ExactVectorKernels();
+            case "f32-scalar", "q8-scalar" -> new ScalarKernels();
             default -> throw new IllegalArgumentException(kernel);
         };
+        boolean f32 = kernel.startsWith("f32");
         parallel = new Parallel(threads);
         arena = Arena.ofShared();
         SplittableRandom rnd = new SplittableRandom(42);
         long n = (long) rows * cols;
-        long bytes = type.equals("f32") ? n * 4 : n + n / GROUP_SIZE * 4;
+        long bytes = f32 ? n * 4 : n + n / GROUP_SIZE * 4;
         pool = new Matrix[(int) Math.max(2, ((long) poolMb << 20) / bytes)];
         for (int m = 0; m < pool.length; m++) {
-            if (type.equals("f32")) {
+            if (f32) {
                 MemorySegment s = arena.allocate(n * 4 + 64, 64).asSlice(28, n * 4);
                 for (long i = 0; i < n; i++) {
                     s.setAtIndex(ScalarKernels.FLOAT, i, (float) rnd.nextGaussian() * 0.02f);
