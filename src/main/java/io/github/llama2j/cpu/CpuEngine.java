@@ -199,7 +199,7 @@ public final class CpuEngine implements InferenceEngine {
     /** Q8 models quantize each matmul input (runq); float models use it as is. */
     private void quantizeInput(float[] in, int n, byte[] q8, float[] scales) {
         if (c.quantized()) {
-            ScalarKernels.quantize(in, n, c.groupSize(), q8, scales);
+            VectorOps.quantize(in, n, c.groupSize(), q8, scales);
         }
     }
 

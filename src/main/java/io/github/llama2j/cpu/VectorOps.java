@@ -1,6 +1,10 @@
 package io.github.llama2j.cpu;
 
+import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
@@ -14,6 +18,10 @@ import java.nio.ByteOrder;
  */
 final class VectorOps {
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+    /** Ints and bytes with F's lane count, for quantize (null where no byte vector is that short: 128-bit float vectors). */
+    private static final VectorSpecies<Integer> I = F.withLanes(int.class);
+    private static final VectorSpecies<Byte> B = F.length() >= 8
+            ? ByteVector.SPECIES_PREFERRED.withShape(VectorShape.forBitSize(F.length() * Byte.SIZE)) : null;
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
 
     private VectorOps() {
@@ -75,6 +83,45 @@ final class VectorOps {
             val *= (1.0f / (1.0f + (float) Math.exp(-val)));
             val *= hb2[i];
             hb[i] = val;
+        }
+    }
+
+    /**
+     * runq's quantize, bit-identical to {@link ScalarKernels#quantize}: per group, scale = max|x| / 127
+     * and q = (int8) round(x / scale) with C's round (half away from zero). Vectorized exactly:
+     * <ul>
+     *   <li>the maximum is taken as "replace if greater", so a NaN is skipped as in the reference;</li>
+     *   <li>the divisions are the same single roundings;</li>
+     *   <li>rounding |v| half up is t + (|v| - t >= 0.5) with t = (int) |v|: the truncation and the
+     *       subtraction are exact for |v| < 2^23 (here |v| <= 127), and a NaN gives 0 as C's
+     *       conversion of round(NaN) does in the reference ((int) NaN = 0 in Java).</li>
+     * </ul>
+     * Group sizes that are not a multiple of the vector width use the scalar reference.
+     */
+    static void quantize(float[] x, int n, int groupSize, byte[] q, float[] s) {
+        if (B == null || groupSize % F.length() != 0) {
+            ScalarKernels.quantize(x, n, groupSize, q, s);
+            return;
+        }
+        for (int g = 0; g < n / groupSize; g++) {
+            int base = g * groupSize;
+            FloatVector max = FloatVector.zero(F);
+            for (int i = base; i < base + groupSize; i += F.length()) {
+                FloatVector a = FloatVector.fromArray(F, x, i).abs();
+                max = max.blend(a, a.compare(VectorOperators.GT, max));
+            }
+            float wmax = max.reduceLanes(VectorOperators.MAX); // max holds no NaN
+            float scale = wmax / 127.0f;
+            s[g] = scale;
+            for (int i = base; i < base + groupSize; i += F.length()) {
+                FloatVector v = FloatVector.fromArray(F, x, i).div(scale);
+                FloatVector a = v.abs();
+                IntVector t = (IntVector) a.convert(VectorOperators.F2I, 0);
+                FloatVector frac = a.sub((FloatVector) t.convert(VectorOperators.I2F, 0));
+                IntVector r = t.add(1, frac.compare(VectorOperators.GE, 0.5f).cast(I));
+                r = r.lanewise(VectorOperators.NEG, v.compare(VectorOperators.LT, 0.0f).cast(I));
+                ((ByteVector) r.convertShape(VectorOperators.I2B, B, 0)).intoArray(q, i);
+            }
         }
     }
 

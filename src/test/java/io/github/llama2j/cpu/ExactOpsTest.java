@@ -85,6 +85,27 @@ class ExactOpsTest {
         }
     }
 
+    /** Random activations, plus ones that land exactly on halves (the rounding's ties), zeros and a NaN group. */
+    @ParameterizedTest
+    @ValueSource(ints = {4, 16, 32, 64, 128})
+    void quantizeMatchesScalar(int groupSize) {
+        int n = 40 * groupSize;
+        float[] x = RandomMatrices.floats(rnd, n);
+        for (int i = 0; i < groupSize; i++) { // group 1: max 127 so x / scale is x; ties at k + 0.5, both signs
+            x[groupSize + i] = i == 0 ? 127f : (rnd.nextInt(-126, 126) + 0.5f);
+        }
+        for (int i = 0; i < groupSize; i++) { // group 2: zeros (scale 0, 0 / 0 = NaN), group 3: a NaN
+            x[2 * groupSize + i] = i % 2 == 0 ? 0.0f : -0.0f;
+            x[3 * groupSize + i] = i == 1 ? Float.NaN : 1.0f;
+        }
+        byte[] expectedQ = new byte[n], actualQ = new byte[n];
+        float[] expectedS = new float[n / groupSize], actualS = new float[n / groupSize];
+        ScalarKernels.quantize(x, n, groupSize, expectedQ, expectedS);
+        VectorOps.quantize(x, n, groupSize, actualQ, actualS);
+        assertArrayEquals(expectedS, actualS, "scales");
+        assertArrayEquals(expectedQ, actualQ, "values");
+    }
+
     @Test
     void swigluOnRangesMatchesScalar() {
         int size = 1376;
