@@ -2,8 +2,8 @@ package io.github.llama2j.engine;
 
 import io.github.llama2j.Llama2jException;
 import io.github.llama2j.cpu.CpuEngine;
+import io.github.llama2j.cpu.ExactVectorKernels;
 import io.github.llama2j.cpu.Kernels;
-import io.github.llama2j.cpu.ScalarKernels;
 import io.github.llama2j.cpu.VectorKernels;
 import io.github.llama2j.math.FloatMath;
 import io.github.llama2j.model.Model;
@@ -38,8 +38,8 @@ public final class Engines {
                 Llama2jException.BAD_USAGE);
     }
 
-    /** Exact mode keeps run.c's summation order in the float matmuls; otherwise the SIMD kernels. */
+    /** Exact mode keeps run.c's summation order in the float matmuls (vectorized across rows); otherwise the SIMD kernels. */
     public static Kernels cpuKernels(boolean exact) {
-        return exact ? new ScalarKernels() : new VectorKernels();
+        return exact ? new ExactVectorKernels() : new VectorKernels();
     }
 }
