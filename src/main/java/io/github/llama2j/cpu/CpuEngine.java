@@ -7,6 +7,7 @@ import io.github.llama2j.model.Configuration;
 import io.github.llama2j.model.Matrix;
 import io.github.llama2j.model.Model;
 import io.github.llama2j.model.Weights;
+import io.github.llama2j.profile.Profiler;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -48,6 +49,13 @@ public final class CpuEngine implements InferenceEngine {
     private final Attention attention;
     private final FloatMath math;
 
+    // Profiling (off unless setProfiler is called): task names are made once, not per token.
+    private static final String[] LAYER_TASKS = {"attn_norm", "qkv", "rope", "attention", "wo", "ffn_norm", "w1w3_swiglu", "w2"};
+    private final String[][] taskNames;
+    private Profiler profiler = Profiler.NONE;
+    private boolean profiling;
+    private String currentTask = "";
+
     // Run state, as run.c's RunState.
     private final float[] x, xb, xb2, hb, hb2, q, k, v, att, logits;
     private final byte[] xq, hq;                    // runq's quantized activations (Q8 models only)
@@ -84,6 +92,12 @@ public final class CpuEngine implements InferenceEngine {
         k = new float[kvDim];
         v = new float[kvDim];
         attention = new Attention(c, math);
+        taskNames = new String[c.nLayers()][LAYER_TASKS.length];
+        for (int l = 0; l < c.nLayers(); l++) {
+            for (int t = 0; t < LAYER_TASKS.length; t++) {
+                taskNames[l][t] = "layer" + l + "." + LAYER_TASKS[t];
+            }
+        }
         att = new float[c.nHeads() * attention.scoreStride()];
         logits = new float[c.vocabSize()];
         int gs = Math.max(1, c.groupSize());
@@ -188,27 +202,39 @@ public final class CpuEngine implements InferenceEngine {
         }
         int dim = c.dim(), hidden = c.hiddenDim(), kvDim = c.kvDim(), headSize = c.headSize();
 
+        long t = profiling ? System.nanoTime() : 0;
         embed(token, x);
         VectorOps.ropeAngles(pos, ropeFreq, ropeCos, ropeSin, math);
+        t = mark("embed", t, (long) dim * Float.BYTES);
         for (int l = 0; l < c.nLayers(); l++) {
+            String[] task = taskNames[l];
             // ---- attention block: x += wo · attention(rope(wq·xb), rope(wk·xb), wv·xb)
             VectorOps.rmsnorm(xb, x, w.rmsAtt()[l], dim);
+            t = mark(task[0], t, (long) dim * Float.BYTES);
+            currentTask = task[1];
             quantizeInput(xb, dim, xq, xs);
             matmulQkv(w.wq()[l], w.wk()[l], w.wv()[l]);
+            t = mark(task[1], t, w.wq()[l].byteSize() + w.wk()[l].byteSize() + w.wv()[l].byteSize());
             VectorOps.rope(q, k, dim, kvDim, headSize, ropeCos, ropeSin);
             attention.store(l, pos, k, v);
+            t = mark(task[2], t, 0);
             final int layer = l;
             parallel.forRange(c.nHeads(), (h0, h1) -> {
                 for (int h = h0; h < h1; h++) {
                     attention.head(layer, h, pos, q, xb, att, h * attention.scoreStride());
                 }
             });
+            t = mark(task[3], t, 2L * (pos + 1) * kvDim * Float.BYTES);
+            currentTask = task[4];
             quantizeInput(xb, dim, xq, xs);
             matmul(xb2, xb, xq, xs, w.wo()[l]);
             VectorOps.add(x, xb2, dim);
+            t = mark(task[4], t, w.wo()[l].byteSize());
 
             // ---- feed-forward block: x += w2 · (silu(w1·xb) * (w3·xb))
             VectorOps.rmsnorm(xb, x, w.rmsFfn()[l], dim);
+            t = mark(task[5], t, (long) dim * Float.BYTES);
+            currentTask = task[6];
             quantizeInput(xb, dim, xq, xs);
             final Matrix w1 = w.w1()[l], w3 = w.w3()[l];
             parallel.forRange(hidden, ROW_GRAIN, (r0, r1) -> {
@@ -216,13 +242,19 @@ public final class CpuEngine implements InferenceEngine {
                 kernel(hb2, xb, xq, xs, w3, r0, r1);
                 VectorOps.swiglu(hb, hb2, r0, r1, math);
             });
+            t = mark(task[6], t, w1.byteSize() + w3.byteSize());
+            currentTask = task[7];
             quantizeInput(hb, hidden, hq, hs);
             matmul(xb, hb, hq, hs, w.w2()[l]);
             VectorOps.add(x, xb, dim);
+            t = mark(task[7], t, w.w2()[l].byteSize());
         }
         VectorOps.rmsnorm(x, x, w.rmsFinal(), dim);
+        t = mark("final_norm", t, (long) dim * Float.BYTES);
+        currentTask = "classifier";
         quantizeInput(x, dim, xq, xs);
         matmul(logits, x, xq, xs, w.classifier());
+        mark("classifier", t, w.classifier().byteSize());
         return logits;
     }
 
@@ -269,10 +301,48 @@ public final class CpuEngine implements InferenceEngine {
         if (r0 >= r1) {
             return;
         }
+        long t0 = profiling ? System.nanoTime() : 0;
         switch (m) {
             case Matrix.F32 f -> kernels.matmulF32(out, in, f, r0, r1);
             case Matrix.Q8 q8 -> kernels.matmulQ8(out, inQ, inS, q8, r0, r1);
         }
+        if (profiling) {
+            // One slice per worker and chunk: the trace shows how the rows were spread over threads.
+            profiler.record(currentTask, Thread.currentThread().getName(), Profiler.Kind.WORKER_SLICE, t0,
+                    System.nanoTime() - t0, m.byteSize() * (r1 - r0) / m.rows());
+        }
+    }
+
+    /** Records the step that ran since {@code t0} as task {@code task}'s kernel time; returns the new start. */
+    private long mark(String task, long t0, long bytes) {
+        if (!profiling) {
+            return 0;
+        }
+        long t1 = System.nanoTime();
+        profiler.record(task, "cpu", Profiler.Kind.KERNEL, t0, t1 - t0, bytes);
+        return t1;
+    }
+
+    /**
+     * CPU timers per step of the forward pass (wall time of each step, all workers together) and one
+     * slice per worker chunk of every matmul; each matmul step includes its input quantization (Q8).
+     */
+    @Override
+    public void setProfiler(Profiler profiler) {
+        this.profiler = profiler;
+        this.profiling = profiler != Profiler.NONE;
+    }
+
+    @Override
+    public java.util.List<String> taskNames() {
+        java.util.List<String> names = new java.util.ArrayList<>();
+        names.add("embed");
+        for (String[] layer : taskNames) {
+            names.addAll(java.util.List.of(layer));
+        }
+        names.add("final_norm");
+        names.add("classifier");
+        return names;
     }
 
     @Override
