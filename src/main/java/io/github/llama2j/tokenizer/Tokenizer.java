@@ -69,6 +69,10 @@ public final class Tokenizer {
         if (vocabSize <= 0) {
             throw new Llama2jException(name + ": vocabulary size " + vocabSize + " must be positive");
         }
+        if (vocabSize <= EOS) { // encode emits ids 1 and 2 whatever the vocabulary, as run.c does
+            throw new Llama2jException(name + ": vocabulary size " + vocabSize + " is too small: ids " + BOS + " and " + EOS
+                    + " are BOS and EOS");
+        }
         ByteBuffer buf = ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN);
         if (buf.remaining() < 4) {
             throw new Llama2jException(name + ": file holds " + bytes.length + " bytes, too small for a tokenizer header");

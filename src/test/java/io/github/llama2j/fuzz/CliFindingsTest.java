@@ -12,6 +12,8 @@ import java.nio.file.Path;
 import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * {@code --threads 1000000} started a million threads (each CPU worker is a real thread) before
@@ -30,5 +32,13 @@ class CliFindingsTest {
                 "run", model.toString(), "-z", tok.toString(), "-n", "1", "--no-stats", "--threads", "5000");
         assertEquals(2, code, err.toString());
         assertEquals("llama2j: --threads is 5000, must be in [1, 1024]", err.toString().strip());
+    }
+
+    /** The fuzz target's stack-trace check: quoted arguments are not traces, real traces are. */
+    @Test
+    void stackTraceCheckIgnoresEchoedArguments() {
+        assertFalse(CliFuzzTest.STACK_TRACE.matcher("Unmatched arguments from index 0: '2', 'Error:0'\nUsage: llama2j").find());
+        assertTrue(CliFuzzTest.STACK_TRACE.matcher("java.lang.IllegalStateException: x\n\tat a.b.C.d(C.java:1)").find());
+        assertTrue(CliFuzzTest.STACK_TRACE.matcher("usage\n\tat io.github.llama2j.cli.Main.run(Main.java:3)").find());
     }
 }

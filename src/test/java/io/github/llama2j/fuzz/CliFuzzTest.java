@@ -19,6 +19,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
+import java.util.regex.Pattern;
 import java.util.stream.Stream;
 
 /**
@@ -28,7 +29,7 @@ import java.util.stream.Stream;
  * a directory and an empty file. Standard input is fuzzer bytes too (chat mode reads it).
  *
  * <p>Properties: {@code execute} returns, with an exit code in {0, 2, 3, 4} (1 is "internal error",
- * a bug), and stderr never holds a stack trace or an exception name.
+ * a bug), and stderr never holds a stack trace or a line naming a throwable class.
  *
  * <p>Containment: free strings that name an existing file are replaced by a missing name, so the
  * fuzzer reads no file but the ones made here (no /dev/zero, no stdin device), and nothing writes
@@ -38,6 +39,12 @@ import java.util.stream.Stream;
  */
 class CliFuzzTest {
     static final int MAX_THREADS = 4;
+    /**
+     * A stack-trace line, or a line that starts with a throwable's class name ("java.lang.Foo: ..." or
+     * "Exception in thread"). Not any mention of "Error": picocli quotes fuzzed arguments back.
+     */
+    static final Pattern STACK_TRACE = Pattern.compile(
+            "(?m)^(\\s+at |Caused by: |Exception in thread |(?:[a-z][\\w$]*\\.)+[A-Z][\\w$]*(?:Exception|Error)\\b)");
     private static final String[] WORDS = {
             "run", "help", "-h", "--help", "-V", "--version",
             "-t", "--temperature", "-p", "--top-p", "-s", "--seed", "-n", "--steps", "-i", "--prompt",
@@ -61,7 +68,9 @@ class CliFuzzTest {
                 new byte[]{2, 0, (byte) 200, 5, 'h', 'e', 'l', 'l', 'o'},    // run hello
                 new byte[]{1, 2},                                            // -h
                 new byte[]{4, 0, 50, 23, 30},                                // run MODEL --engine tornado
-                new byte[]{8, 0, 50, 14, (byte) 200, 4, 'O', 'n', 'c', 'e', 12, 49, 57, 22} // run MODEL -i Once -n 6 --threads=1 --no-stats
+                new byte[]{8, 0, 50, 14, (byte) 200, 4, 'O', 'n', 'c', 'e', 12, 49, 57, 22}, // run MODEL -i Once -n 6 --threads=1 --no-stats
+                // 2 Error:0 run run: picocli quotes the arguments back; an early version of this test took that for a trace
+                new byte[]{4, 0x2d, 0x7a, 0x1a, 0, 'E', 'r', 'r', 'o', 'r', ':', '0'}
         ).map(b -> Arguments.of((Object) b));
     }
 
@@ -77,7 +86,7 @@ class CliFuzzTest {
             System.setIn(savedIn);
         }
         String e = err.toString();
-        if (code == 1 || code < 0 || code > 4 || e.contains("\tat ") || e.contains("Exception") || e.contains("Error:")) {
+        if (code == 1 || code < 0 || code > 4 || STACK_TRACE.matcher(e).find()) {
             throw new AssertionError("llama2j " + Arrays.toString(args) + " exited " + code + " with stderr:\n" + e);
         }
     }
