@@ -31,8 +31,15 @@ public final class Engines {
                 return p.create(model, options);
             }
         }
-        if (options.kind().equals("tornado") || options.kind().equals("hybrid")) {
+        if (options.kind().equals("tornado")) {
             throw new Llama2jException(TORNADO_UNAVAILABLE, Llama2jException.UNAVAILABLE);
+        }
+        if (options.kind().equals("hybrid")) {
+            boolean tornadoPresent = ServiceLoader.load(EngineProvider.class).stream()
+                    .anyMatch(p -> p.get().kind().equals("tornado"));
+            throw new Llama2jException(tornadoPresent
+                    ? "hybrid engine not available: this build has the TornadoVM engine but not the hybrid one (not finished yet)"
+                    : TORNADO_UNAVAILABLE, Llama2jException.UNAVAILABLE);
         }
         throw new Llama2jException("unknown engine '" + options.kind() + "': choose cpu, tornado or hybrid",
                 Llama2jException.BAD_USAGE);
