@@ -1,0 +1,100 @@
+package io.github.llama2j.hybrid;
+
+import io.github.llama2j.engine.EngineOptions;
+import io.github.llama2j.engine.Engines;
+import io.github.llama2j.engine.InferenceEngine;
+import io.github.llama2j.math.FloatMath;
+import io.github.llama2j.model.Model;
+import io.github.llama2j.sampling.Sampler;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * What the hybrid engine guarantees bit for bit: with the whole model on the CPU side it computes exactly
+ * what the CPU engine computes in --exact mode (same kernels, same operation order, the norms and residuals on
+ * the host as run.c does them), float32 and Q8. And the N-way design: three shards (here
+ * all CPU, two of them on worker threads) split every kind of rows and still give the CPU engine's tokens.
+ */
+@Tag("tornado")
+class HybridExactnessTest {
+    static final int POSITIONS = 32;
+
+    /**
+     * --exact only: in default mode the CPU engine's SIMD kernels reduce lanes with
+     * {@code FloatVector.reduceLanes(ADD)}, whose order the Vector API leaves to the implementation (the C2
+     * intrinsic and the interpreted fallback differ), so even two CPU engines need not agree to the last bit.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"tiny.bin", "tiny_q80.bin", "tiny_unshared.bin", "tiny_unshared_q80.bin", "stories260K.bin"})
+    void allCpuSplitIsTheExactCpuEngineBitForBit(String file) {
+        Model model = HybridTestEngines.model(file);
+        EngineOptions hybridOptions = new EngineOptions("hybrid", 1, true, null, 0.0, false, false);
+        try (InferenceEngine cpu = Engines.create(model, EngineOptions.cpu(1, true));
+             InferenceEngine hybrid = Engines.create(model, hybridOptions)) {
+            assertInstanceOf(HybridEngine.class, hybrid, "--engine hybrid through the ServiceLoader");
+            int token = 1;
+            for (int pos = 0; pos < POSITIONS; pos++) {
+                float[] expected = cpu.forward(token, pos).clone();
+                float[] actual = hybrid.forward(token, pos);
+                assertArrayEquals(expected, actual, file + " --exact: logits at position " + pos);
+                token = Sampler.argmax(expected, expected.length);
+            }
+        }
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"tiny.bin", "tiny_q80.bin"})
+    void threeShardsGiveTheCpuEnginesTokens(String file) {
+        Model model = HybridTestEngines.model(file);
+        var c = model.config();
+        // Shard 0 on a worker, shard 1 on the calling thread, shard 2 on another worker; uneven, odd shares.
+        SplitPlan plan = SplitPlan.of(c, new double[]{0.25, 0.5, 0.25}, new double[]{0.3, 0.3, 0.4},
+                new double[]{0.13, 0.6, 0.27});
+        for (int i = 0; i < 3; i++) {
+            for (SplitPlan.Kind k : SplitPlan.Kind.values()) {
+                assertTrue(plan.owns(i, k), "shard " + i + " owns some " + k + ": " + plan);
+            }
+        }
+        List<HybridEngine.ShardFactory> shards = List.of(
+                (cc, w, p, i, in) -> new CpuShard("cpu-a", cc, w, p, i, Engines.cpuKernels(true), 1, FloatMath.standard(), in, false),
+                (cc, w, p, i, in) -> new CpuShard("cpu-b", cc, w, p, i, Engines.cpuKernels(true), 1, FloatMath.standard(), in, true),
+                (cc, w, p, i, in) -> new CpuShard("cpu-c", cc, w, p, i, Engines.cpuKernels(true), 1, FloatMath.standard(), in, false));
+        try (InferenceEngine cpu = Engines.create(model, EngineOptions.cpu(1, true));
+             HybridEngine hybrid = new HybridEngine(c, model.weights(), plan, shards, null)) {
+            assertEquals("hybrid:cpu-a+cpu-b+cpu-c", hybrid.name());
+            int token = 1;
+            for (int pos = 0; pos < POSITIONS; pos++) {
+                float[] expected = cpu.forward(token, pos).clone();
+                float[] actual = hybrid.forward(token, pos);
+                assertEquals(Sampler.argmax(expected, expected.length), Sampler.argmax(actual, actual.length),
+                        file + ": argmax at position " + pos);
+                double maxAbs = 0, diff = 0;
+                for (int i = 0; i < expected.length; i++) {
+                    maxAbs = Math.max(maxAbs, Math.abs(expected[i]));
+                    diff = Math.max(diff, Math.abs(expected[i] - actual[i]));
+                }
+                // Q8: a last-bit change in a partial sum can flip one activation's int8 rounding downstream.
+                double tolerance = c.quantized() ? 2e-2 : 1e-4;
+                assertTrue(diff / maxAbs <= tolerance, file + ": relative logit difference " + diff / maxAbs + " at " + pos);
+                token = Sampler.argmax(expected, expected.length);
+            }
+        }
+    }
+
+    @Test
+    void splitOutsideZeroToOneIsAUsageError() {
+        Model model = HybridTestEngines.model("tiny.bin");
+        var e = org.junit.jupiter.api.Assertions.assertThrows(io.github.llama2j.Llama2jException.class,
+                () -> HybridEngineProvider.create(model, HybridTestEngines.options(1.5, false), null, null));
+        assertEquals(io.github.llama2j.Llama2jException.BAD_USAGE, e.exitCode());
+    }
+}

@@ -1,0 +1,125 @@
+package io.github.llama2j.hybrid;
+
+import io.github.llama2j.Llama2jException;
+import io.github.llama2j.model.Configuration;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Who owns which rows: boundaries on whole key/value groups and Q8 groups, rounding, N shards. */
+@Tag("tornado")
+class SplitPlanTest {
+    // dim 64 = 8 heads of 8, 4 kv heads (kvMul 2), hidden 172, vocab 512: tiny.bin's shape
+    static final Configuration F32 = new Configuration(64, 172, 5, 8, 4, 512, 512, true, 0);
+    // the same, Q8 with groups of 4
+    static final Configuration Q8_GS4 = new Configuration(64, 172, 5, 8, 4, 512, 512, true, 4);
+    // dim 96 = 6 heads of 16, multi-head, hidden 256, Q8 groups of 32: a group spans two heads
+    static final Configuration Q8_GS32 = new Configuration(96, 256, 3, 6, 6, 512, 256, false, 32);
+    // 7B: dim 4096 = 32 heads of 128, hidden 11008, groups of 64
+    static final Configuration LLAMA7B_Q8 = new Configuration(4096, 11008, 32, 32, 32, 32000, 2048, false, 64);
+
+    @Test
+    void headBoundariesAreWholeKeyValueGroupsAndWholeQ8Groups() {
+        assertArrayEquals(new int[]{0, 2, 4, 6, 8}, SplitPlan.headBoundaries(F32));
+        assertArrayEquals(new int[]{0, 2, 4, 6, 8}, SplitPlan.headBoundaries(Q8_GS4));
+        assertArrayEquals(new int[]{0, 2, 4, 6}, SplitPlan.headBoundaries(Q8_GS32));
+        assertEquals(33, SplitPlan.headBoundaries(LLAMA7B_Q8).length);
+    }
+
+    @Test
+    void ffnBoundariesAreRowsOrWholeQ8Groups() {
+        assertEquals(173, SplitPlan.ffnBoundaries(F32).length);
+        int[] q8 = SplitPlan.ffnBoundaries(Q8_GS4);
+        assertEquals(44, q8.length);
+        for (int b : q8) {
+            assertEquals(0, b % 4);
+        }
+        assertEquals(11008 / 64 + 1, SplitPlan.ffnBoundaries(LLAMA7B_Q8).length);
+    }
+
+    @Test
+    void twoWayRoundsEachFractionToTheNearestAllowedBoundary() {
+        SplitPlan p = SplitPlan.twoWay(F32, 0.25, 0.61, 0.13);
+        assertEquals(2, p.headEnd(0));
+        assertEquals(105, p.ffnEnd(0));       // 0.61 * 172 = 104.9
+        assertEquals(67, p.vocabEnd(0));      // 0.13 * 512 = 66.6
+        assertEquals("heads 2+6 of 8 | ffn rows 105+67 of 172 | classifier rows 67+445 of 512", p.describe());
+        SplitPlan q = SplitPlan.twoWay(Q8_GS4, 0.25, 0.61, 0.13);
+        assertEquals(104, q.ffnEnd(0));       // on a group of 4
+        SplitPlan h = SplitPlan.twoWay(Q8_GS32, 0.37, 0.5, 0.5);
+        assertEquals(2, h.headEnd(0));        // 0.37 * 6 = 2.2 heads: pairs only
+        assertEquals(128, h.ffnEnd(0));
+    }
+
+    @Test
+    void zeroAndOneGiveOneSideNothing() {
+        SplitPlan cpu = SplitPlan.twoWay(F32, 0, 0, 0);
+        SplitPlan dev = SplitPlan.twoWay(F32, 1, 1, 1);
+        for (SplitPlan.Kind k : SplitPlan.Kind.values()) {
+            assertFalse(cpu.owns(0, k));
+            assertTrue(cpu.owns(1, k));
+            assertTrue(dev.owns(0, k));
+            assertFalse(dev.owns(1, k));
+            assertEquals(1.0, dev.fraction(0, k));
+        }
+    }
+
+    @Test
+    void onlyAPlanGivingTheDeviceEveryRowRunsTheTornadoEngineInstead() {
+        assertTrue(HybridEngineProvider.allOnShard0(SplitPlan.twoWay(F32, 1, 1, 1)));
+        assertFalse(HybridEngineProvider.allOnShard0(SplitPlan.twoWay(F32, 1, 1, 0.99)));
+        assertFalse(HybridEngineProvider.allOnShard0(SplitPlan.twoWay(F32, 0.7, 1, 1)));   // 0.9 of 8 heads rounds to 8
+    }
+
+    @Test
+    void randomSharesGiveMonotoneAllowedBoundariesCoveringEverything() {
+        long seed = System.nanoTime();
+        Random rnd = new Random(seed);
+        for (Configuration c : new Configuration[]{F32, Q8_GS4, Q8_GS32, LLAMA7B_Q8}) {
+            for (int trial = 0; trial < 200; trial++) {
+                int n = 1 + rnd.nextInt(4);
+                SplitPlan p = SplitPlan.of(c, shares(rnd, n), shares(rnd, n), shares(rnd, n));
+                assertEquals(n, p.shards());
+                check(p.heads(), c.nHeads(), SplitPlan.headBoundaries(c), seed);
+                check(p.ffn(), c.hiddenDim(), SplitPlan.ffnBoundaries(c), seed);
+                assertEquals(0, p.vocab()[0]);
+                assertEquals(c.vocabSize(), p.vocab()[n]);
+            }
+        }
+    }
+
+    private static void check(int[] b, int total, int[] allowed, long seed) {
+        assertEquals(0, b[0], "seed " + seed);
+        assertEquals(total, b[b.length - 1], "seed " + seed);
+        for (int i = 1; i < b.length; i++) {
+            assertTrue(b[i] >= b[i - 1], "monotone, seed " + seed);
+            assertTrue(java.util.Arrays.binarySearch(allowed, b[i]) >= 0, b[i] + " not allowed, seed " + seed);
+        }
+    }
+
+    private static double[] shares(Random rnd, int n) {
+        double[] s = new double[n];
+        for (int i = 0; i < n; i++) {
+            s[i] = rnd.nextInt(4) == 0 ? 0 : rnd.nextDouble();
+        }
+        if (java.util.Arrays.stream(s).sum() == 0) {
+            s[0] = 1;
+        }
+        return s;
+    }
+
+    @Test
+    void badSharesAreUsageErrors() {
+        assertThrows(Llama2jException.class, () -> SplitPlan.of(F32, new double[]{-1, 2}, new double[]{1, 1}, new double[]{1, 1}));
+        assertThrows(Llama2jException.class, () -> SplitPlan.of(F32, new double[]{0, 0}, new double[]{1, 1}, new double[]{1, 1}));
+        assertThrows(Llama2jException.class, () -> SplitPlan.of(F32, new double[]{Double.NaN, 1}, new double[]{1, 1},
+                new double[]{1, 1}));
+    }
+}

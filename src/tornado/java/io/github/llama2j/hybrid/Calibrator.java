@@ -1,0 +1,222 @@
+package io.github.llama2j.hybrid;
+
+import io.github.llama2j.model.Configuration;
+import io.github.llama2j.model.Weights;
+
+import java.io.PrintStream;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.function.Predicate;
+
+/**
+ * {@code --split auto}: measures candidate splits on the model's own first layer (and its classifier)
+ * and picks, for each kind of step, the device fraction whose step was fastest.
+ *
+ * <p>The steps of a token are separated by the exchanges, so the time of a token is the sum of its steps'
+ * times, and the time of each kind of step depends only on that kind's split: attention, feed-forward and
+ * classifier can be chosen independently (a token costs layers × (attention + ffn) + classifier).
+ *
+ * <p>Each candidate runs for real: both sides at once on a one-layer engine, exchanges included, timed over
+ * a few tokens after a warm-up (best of a few rounds, against noise). The candidates are the device
+ * fractions 0 (all CPU), 1/16, 2/16, ... up to 1 (all device), or up to the largest fraction whose device
+ * share of the WHOLE model fits the device memory: that is how a model larger than the device runs. So that
+ * seventeen candidates do not cost seventeen JIT compilations, the device shard is built once, for the
+ * largest candidate, and emulates the smaller ones by launching fewer work-groups (the same number of weight
+ * bytes streamed as the smaller slice would; see {@link DeviceShard#emulate}); the CPU shard of each
+ * candidate is real (views and column copies, nothing to compile).
+ */
+final class Calibrator {
+    /** Candidate device fractions: sixteenths. */
+    static final int STEPS = 16;
+    private static final int WARMUP_TOKENS = 2, ROUNDS = 3, TOKENS_PER_ROUND = 3;
+
+    /** One measured candidate: the device's fraction of each kind and the mean step times (ns). */
+    record Point(double attention, double ffn, double classifier, SplitPlan plan, double attentionNanos, double ffnNanos,
+                 double classifierNanos) {
+        double tokenNanos(int layers) {
+            return layers * (attentionNanos + ffnNanos) + classifierNanos;
+        }
+    }
+
+    /**
+     * The outcome: the chosen device fraction per kind, the estimate of a full token for it, and every
+     * candidate measured.
+     */
+    record Result(double attention, double ffn, double classifier, double estimatedTokenNanos, List<Point> points,
+                  long calibrationNanos) {
+
+        /** The estimate of a full token at a uniform fraction that was measured, or NaN. */
+        double estimateAt(double fraction, int layers) {
+            for (Point p : points) {
+                if (p.attention == fraction && p.ffn == fraction && p.classifier == fraction) {
+                    return p.tokenNanos(layers);
+                }
+            }
+            return Double.NaN;
+        }
+    }
+
+    /** Builds the calibration engines: one-layer engines for candidate plans of the one-layer configuration. */
+    interface EngineMaker extends AutoCloseable {
+        /** Called once before any {@link #make}: the candidate with the largest device share. */
+        void prepare(Configuration oneLayer, Weights weights, SplitPlan largest);
+
+        HybridEngine make(Configuration oneLayer, Weights weights, SplitPlan plan);
+
+        /** Frees what {@link #prepare} built. */
+        @Override
+        void close();
+    }
+
+    private Calibrator() {
+    }
+
+    /**
+     * @param c     the model's configuration
+     * @param fits  whether a plan of the FULL model fits on the device
+     * @param maker builds the calibration engines
+     * @param log   per-candidate lines (verbose), or null
+     */
+    static Result calibrate(Configuration c, Weights w, Predicate<SplitPlan> fits, EngineMaker maker, PrintStream log) {
+        long t0 = System.nanoTime();
+        Configuration one = new Configuration(c.dim(), c.hiddenDim(), 1, c.nHeads(), c.nKvHeads(), c.vocabSize(),
+                c.seqLen(), c.sharedClassifier(), c.groupSize());
+        Weights w1 = firstLayer(w);
+        int maxStep = STEPS;
+        while (maxStep > 0 && !fits.test(SplitPlan.twoWay(c, fraction(maxStep), fraction(maxStep), fraction(maxStep)))) {
+            maxStep--;
+        }
+        if (log != null && maxStep < STEPS) {
+            log.printf(Locale.ROOT, "[hybrid] calibrate: the device holds at most %.4f of every kind of rows%n",
+                    fraction(maxStep));
+        }
+        Map<String, Point> measured = new LinkedHashMap<>();
+        try (maker) {
+            double fmax = fraction(maxStep);
+            maker.prepare(one, w1, SplitPlan.twoWay(one, fmax, fmax, fmax));
+            for (int step = 0; step <= maxStep; step++) {
+                double f = fraction(step);
+                measure(c, one, w1, f, maker, measured, log);
+            }
+        }
+        double[] chosen = best(measured.values());
+        // The mixed choice must fit as a whole; if it does not, take the fastest uniform candidate that does.
+        if (!fits.test(SplitPlan.twoWay(c, chosen[0], chosen[1], chosen[2]))) {
+            chosen = bestUniform(measured.values(), c.nLayers());
+        }
+        double estimate = estimate(measured.values(), chosen, c.nLayers());
+        return new Result(chosen[0], chosen[1], chosen[2], estimate, List.copyOf(measured.values()), System.nanoTime() - t0);
+    }
+
+    private static double fraction(int step) {
+        return step / (double) STEPS;
+    }
+
+    private static void measure(Configuration full, Configuration one, Weights w1, double f, EngineMaker maker,
+                                Map<String, Point> measured, PrintStream log) {
+        SplitPlan fullPlan = SplitPlan.twoWay(full, f, f, f);
+        String key = fullPlan.describe();
+        if (measured.containsKey(key)) {
+            return;   // this fraction rounds to a split already measured
+        }
+        SplitPlan plan = SplitPlan.twoWay(one, f, f, f);
+        double att = Double.MAX_VALUE, ffn = Double.MAX_VALUE, cls = Double.MAX_VALUE;
+        try (HybridEngine e = maker.make(one, w1, plan)) {
+            int pos = 0;
+            for (int i = 0; i < WARMUP_TOKENS; i++) {
+                e.forward(1, pos++);
+            }
+            for (int r = 0; r < ROUNDS; r++) {
+                e.stats().reset();
+                for (int i = 0; i < TOKENS_PER_ROUND; i++) {
+                    e.forward(1, pos++ % one.seqLen());
+                }
+                att = Math.min(att, e.stats().meanStepNanos(SplitPlan.Kind.ATTENTION));
+                ffn = Math.min(ffn, e.stats().meanStepNanos(SplitPlan.Kind.FFN));
+                cls = Math.min(cls, e.stats().meanStepNanos(SplitPlan.Kind.CLASSIFIER));
+            }
+        }
+        Point p = new Point(f, f, f, fullPlan, att, ffn, cls);
+        measured.put(key, p);
+        if (log != null) {
+            log.printf(Locale.ROOT, "[hybrid] calibrate: device fraction %.4f (%s): attention step %.3f ms, ffn step %.3f ms, "
+                            + "classifier %.3f ms -> %.3f ms/token%n", f, fullPlan.describe(), att / 1e6, ffn / 1e6, cls / 1e6,
+                    p.tokenNanos(full.nLayers()) / 1e6);
+            log.flush();
+        }
+    }
+
+    /** Per kind, the fraction of the fastest measured step. */
+    private static double[] best(Iterable<Point> points) {
+        double[] best = {0, 0, 0};
+        double[] time = {Double.MAX_VALUE, Double.MAX_VALUE, Double.MAX_VALUE};
+        for (Point p : points) {
+            if (p.attentionNanos < time[0]) {
+                time[0] = p.attentionNanos;
+                best[0] = p.attention;
+            }
+            if (p.ffnNanos < time[1]) {
+                time[1] = p.ffnNanos;
+                best[1] = p.ffn;
+            }
+            if (p.classifierNanos < time[2]) {
+                time[2] = p.classifierNanos;
+                best[2] = p.classifier;
+            }
+        }
+        return best;
+    }
+
+    private static double[] bestUniform(Iterable<Point> points, int layers) {
+        double[] best = {0, 0, 0};
+        double t = Double.MAX_VALUE;
+        for (Point p : points) {
+            double pt = p.tokenNanos(layers);
+            if (pt < t) {
+                t = pt;
+                best = new double[]{p.attention, p.ffn, p.classifier};
+            }
+        }
+        return best;
+    }
+
+    /** layers × (attention + ffn) + classifier, each kind's time taken from a candidate that measured that fraction. */
+    private static double estimate(Iterable<Point> points, double[] chosen, int layers) {
+        double[] t = {Double.NaN, Double.NaN, Double.NaN};
+        for (Point p : points) {
+            if (p.attention == chosen[0] && !(t[0] <= p.attentionNanos)) {
+                t[0] = p.attentionNanos;
+            }
+            if (p.ffn == chosen[1] && !(t[1] <= p.ffnNanos)) {
+                t[1] = p.ffnNanos;
+            }
+            if (p.classifier == chosen[2] && !(t[2] <= p.classifierNanos)) {
+                t[2] = p.classifierNanos;
+            }
+        }
+        return layers * (t[0] + t[1]) + t[2];
+    }
+
+    private static double clamp(double v) {
+        return Math.max(0, Math.min(1, v));
+    }
+
+    /** The same weights with only layer 0 (the arrays are views; nothing is copied). */
+    static Weights firstLayer(Weights w) {
+        return new Weights(w.tokenEmbedding(), Arrays.copyOf(w.rmsAtt(), 1), Arrays.copyOf(w.wq(), 1),
+                Arrays.copyOf(w.wk(), 1), Arrays.copyOf(w.wv(), 1), Arrays.copyOf(w.wo(), 1), Arrays.copyOf(w.rmsFfn(), 1),
+                Arrays.copyOf(w.w1(), 1), Arrays.copyOf(w.w2(), 1), Arrays.copyOf(w.w3(), 1), w.rmsFinal(), w.classifier());
+    }
+
+    /** One line on what was measured, e.g. for the engine's summary. */
+    static String summary(Result r, int layers) {
+        double cpu = r.estimateAt(0, layers), dev = r.estimateAt(1, layers);
+        return String.format(Locale.ROOT, "calibrated %d splits on layer 0 in %.1f s: est. %.2f ms/token (all-CPU %s, "
+                        + "all-device %s)", r.points().size(), r.calibrationNanos() / 1e9, r.estimatedTokenNanos() / 1e6,
+                Double.isNaN(cpu) ? "n/a" : String.format(Locale.ROOT, "%.2f", cpu / 1e6),
+                Double.isNaN(dev) ? "does not fit" : String.format(Locale.ROOT, "%.2f", dev / 1e6));
+    }
+}

@@ -1,0 +1,202 @@
+package io.github.llama2j.hybrid;
+
+import io.github.llama2j.Llama2jException;
+import io.github.llama2j.cpu.Kernels;
+import io.github.llama2j.engine.EngineOptions;
+import io.github.llama2j.engine.EngineProvider;
+import io.github.llama2j.engine.Engines;
+import io.github.llama2j.engine.InferenceEngine;
+import io.github.llama2j.math.FloatMath;
+import io.github.llama2j.model.Configuration;
+import io.github.llama2j.model.Model;
+import io.github.llama2j.model.Weights;
+import io.github.llama2j.tornado.TornadoAccess;
+import io.github.llama2j.tornado.TornadoEngine;
+import io.github.llama2j.tornado.TornadoSettings;
+import uk.ac.manchester.tornado.api.common.TornadoDevice;
+
+import java.io.PrintStream;
+import java.util.List;
+import java.util.Locale;
+
+/**
+ * Registers {@code --engine hybrid} (META-INF/services): the TornadoVM device of {@code --device} plus the
+ * host CPU ({@code --threads}, {@code --exact} as for the CPU engine), split by {@code --split F} (the
+ * device's fraction of every kind of rows) or calibrated ({@code --split auto}). Prints one summary line
+ * on stderr (what each side owns, and for auto what was measured); {@code --verbose} adds the device
+ * set-up, every calibration candidate, and at close the per-token breakdown of time and bytes. A split that
+ * gives the device every row runs the TornadoVM engine instead (same work, one launch per token).
+ */
+public final class HybridEngineProvider implements EngineProvider {
+    @Override
+    public String kind() {
+        return "hybrid";
+    }
+
+    /**
+     * The hybrid engine; or, when the split gives the device every row of every kind, the TornadoVM engine
+     * itself: the same work in one graph launch per token instead of 2 × layers + 1 round trips to the host.
+     */
+    @Override
+    public InferenceEngine create(Model model, EngineOptions options) {
+        double split = options.split();
+        return build(model, options, null, System.err, split, split, split, true);
+    }
+
+    /**
+     * Always the hybrid engine (also when the device gets everything).
+     *
+     * @param settings work-group sizes and memory limit, or null to read them for the device's type
+     * @param summary  where the one-line summary goes (stderr), or null for none
+     */
+    public static HybridEngine create(Model model, EngineOptions options, TornadoSettings settings, PrintStream summary) {
+        double split = options.split();
+        return (HybridEngine) build(model, options, settings, summary, split, split, split, false);
+    }
+
+    /**
+     * As {@link #create(Model, EngineOptions, TornadoSettings, PrintStream)} with the device's fraction of
+     * each kind of rows given separately (NaN: calibrate all of them).
+     */
+    static HybridEngine create(Model model, EngineOptions options, TornadoSettings settings, PrintStream summary,
+                               double attention, double ffn, double classifier) {
+        return (HybridEngine) build(model, options, settings, summary, attention, ffn, classifier, false);
+    }
+
+    private static InferenceEngine build(Model model, EngineOptions options, TornadoSettings settings, PrintStream summary,
+                                         double attention, double ffn, double classifier, boolean wholeDeviceEngine) {
+        TornadoAccess.requireNoBailoutRecovery();
+        TornadoDevice device = TornadoAccess.selectDevice(options.device());
+        TornadoSettings s = settings != null ? settings : TornadoSettings.load(device.getDeviceType().name());
+        long global = device.getMaxGlobalMemory();
+        long available = s.memoryLimit() > 0 && s.memoryLimit() < global ? s.memoryLimit() : global;
+        PrintStream log = options.verbose() ? System.err : null;
+        FloatMath math = FloatMath.standard();
+        Kernels kernels = Engines.cpuKernels(options.exact());
+        Configuration c = model.config();
+        Weights w = model.weights();
+        // A calibration engine logs its device set-up only when verbose; the final one too.
+        List<HybridEngine.ShardFactory> shards = List.of(
+                (cc, ww, plan, i, in) -> new DeviceShard(device, cc, ww, plan, i, s, in, math, options.profile(), available, log),
+                (cc, ww, plan, i, in) -> new CpuShard("cpu", cc, ww, plan, i, kernels, options.threads(), math, in, true));
+        String how;
+        SplitPlan plan;
+        if (Double.isNaN(attention) || Double.isNaN(ffn) || Double.isNaN(classifier)) {
+            Calibrator.Result r = Calibrator.calibrate(c, w, p -> DeviceBudget.bytes(c, p, 0) <= available,
+                    new DeviceCalibration(shards), log);
+            plan = SplitPlan.twoWay(c, r.attention(), r.ffn(), r.classifier());
+            how = String.format(Locale.ROOT, "auto: device fractions attention %.3f, ffn %.3f, classifier %.3f; %s",
+                    plan.fraction(0, SplitPlan.Kind.ATTENTION), plan.fraction(0, SplitPlan.Kind.FFN),
+                    plan.fraction(0, SplitPlan.Kind.CLASSIFIER), Calibrator.summary(r, c.nLayers()));
+        } else {
+            for (double f : new double[]{attention, ffn, classifier}) {
+                if (!(f >= 0 && f <= 1)) {
+                    throw new Llama2jException("--split is " + f + ", must be in [0, 1]", Llama2jException.BAD_USAGE);
+                }
+            }
+            plan = SplitPlan.twoWay(c, attention, ffn, classifier);
+            how = attention == ffn && ffn == classifier ? "--split " + attention
+                    : String.format(Locale.ROOT, "device fractions attention %s, ffn %s, classifier %s", attention, ffn, classifier);
+        }
+        if (wholeDeviceEngine && allOnShard0(plan)) {
+            TornadoEngine engine = new TornadoEngine(model, options, s);
+            if (summary != null) {
+                summary.printf(Locale.ROOT, "[hybrid] every row on %s: running the TornadoVM engine, one graph per token [%s]%n",
+                        engine.deviceDescription(), how);
+                summary.flush();
+            }
+            return engine;
+        }
+        HybridEngine engine = new HybridEngine(c, w, plan, shards, log);
+        if (summary != null) {
+            summary.printf(Locale.ROOT, "[hybrid] %s (%s) + cpu (%d threads, %s): %s [%s]%n", engine.shard(0).track(),
+                    ((DeviceShard) engine.shard(0)).deviceName(), options.threads(), kernels.name(), plan.describe(), how);
+            summary.flush();
+        }
+        return engine;
+    }
+
+    static boolean allOnShard0(SplitPlan plan) {
+        for (SplitPlan.Kind k : SplitPlan.Kind.values()) {
+            if (plan.fraction(0, k) < 1) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /**
+     * Calibration engines: the device shard is built once, for the largest candidate, and each candidate
+     * uses it through {@link DeviceShard#emulate}; each candidate's CPU shard is built for real.
+     */
+    private static final class DeviceCalibration implements Calibrator.EngineMaker {
+        private final List<HybridEngine.ShardFactory> shards;
+        private Shard device;
+
+        DeviceCalibration(List<HybridEngine.ShardFactory> shards) {
+            this.shards = shards;
+        }
+
+        @Override
+        public void prepare(Configuration one, Weights w1, SplitPlan largest) {
+            device = shards.get(0).create(one, w1, largest, 0, new StepInput(one.dim(), one.groupSize(), one.vocabSize()));
+        }
+
+        @Override
+        public HybridEngine make(Configuration one, Weights w1, SplitPlan plan) {
+            return new HybridEngine(one, w1, plan, List.of(
+                    (cc, ww, p, i, in) -> new Emulating((DeviceShard) device, p, i, in), shards.get(1)), null);
+        }
+
+        @Override
+        public void close() {
+            if (device != null) {
+                device.close();
+            }
+        }
+    }
+
+    /** The shared calibration device shard, emulating one candidate's share; closing it leaves the shard open. */
+    private static final class Emulating implements Shard {
+        private final DeviceShard device;
+
+        Emulating(DeviceShard device, SplitPlan plan, int shard, StepInput in) {
+            this.device = device;
+            device.emulate(plan, shard, in);
+        }
+
+        @Override
+        public String track() {
+            return device.track();
+        }
+
+        @Override
+        public boolean runsOnHost() {
+            return false;
+        }
+
+        @Override
+        public void run(SplitPlan.Kind kind, int layer) {
+            device.run(kind, layer);
+        }
+
+        @Override
+        public float[] partial() {
+            return device.partial();
+        }
+
+        @Override
+        public StepTimes last() {
+            return device.last();
+        }
+
+        @Override
+        public long weightBytes(SplitPlan.Kind kind) {
+            return device.weightBytes(kind);
+        }
+
+        @Override
+        public void close() {
+        }
+    }
+}
