@@ -26,6 +26,9 @@ public final class EngineMixin {
     @Option(names = "--verbose", description = "Print start-up phases and engine details on stderr.")
     boolean verbose;
 
+    /** More worker threads than this is a typo (each is a real thread, started at once). */
+    static final int MAX_THREADS = 1024;
+
     public EngineOptions toOptions(boolean profile) {
         if (threads != null && threads.length != 1) {
             throw new io.github.llama2j.Llama2jException("--threads takes one number here, got " + threads.length,
@@ -46,8 +49,8 @@ public final class EngineMixin {
     }
 
     private static void checkThreads(int t) {
-        if (t < 1) {
-            throw new io.github.llama2j.Llama2jException("--threads is " + t + ", must be >= 1",
+        if (t < 1 || t > MAX_THREADS) {
+            throw new io.github.llama2j.Llama2jException("--threads is " + t + ", must be in [1, " + MAX_THREADS + "]",
                     io.github.llama2j.Llama2jException.BAD_USAGE);
         }
     }

@@ -14,8 +14,8 @@ import java.io.PrintWriter;
         mixinStandardHelpOptions = true,
         versionProvider = VersionProvider.class,
         description = "llama2.c's transformer inference in Java, on the CPU and on GPUs through TornadoVM.",
-        subcommands = {RunCommand.class, ProfileCommand.class, SynthCommand.class, QuantizeCommand.class, InfoCommand.class, BenchCommand.class,
-                DevicesCommand.class, CommandLine.HelpCommand.class},
+        subcommands = {RunCommand.class, ProfileCommand.class, SynthCommand.class, QuantizeCommand.class, InfoCommand.class, BenchCommand.class, DevicesCommand.class,
+                CommandLine.HelpCommand.class},
         footer = {"",
                 "Examples:",
                 "  llama2j run stories15M -i \"Once upon a time\"",
@@ -64,7 +64,9 @@ public final class Main implements Runnable {
 
     /** Runs the CLI and returns its exit code (tests call this; {@link #main} exits with it). */
     public static int execute(PrintWriter out, PrintWriter err, String... args) {
-        return execute(Io.system(), out, err, args);
+        // Embedded use (tests, fuzzing): generated text still goes to stdout, but chat input is empty
+        // rather than the process's stdin, which may be a pipe that never closes.
+        return execute(new Io(Io.system().stdout(), java.io.InputStream.nullInputStream()), out, err, args);
     }
 
     /** Runs the CLI with the given byte streams for generated text and chat input. */

@@ -1,12 +1,25 @@
 package io.github.llama2j.cpu;
 
+import java.lang.invoke.VarHandle;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.concurrent.locks.LockSupport;
 
 /**
- * A tiny persistent parallel-for: {@code threads - 1} daemon workers plus the calling thread split
- * a range into contiguous chunks. Workers spin briefly before parking, because a token issues
- * dozens of short matmuls back to back and waking a parked thread costs more than one of them.
+ * A tiny persistent parallel-for: {@code threads - 1} daemon workers plus the calling thread share
+ * the blocks of a range. A token issues dozens of short parallel steps back to back, so:
+ * <ul>
+ *   <li>workers spin for a while before parking, because waking a parked thread costs more than
+ *       a small matmul;</li>
+ *   <li>blocks are claimed from a shared counter rather than assigned, so on a busy machine the
+ *       caller finishes the share of a worker that the OS has not scheduled yet, instead of waiting;</li>
+ *   <li>the caller waits for the blocks to be done, not for every worker to show up.</li>
+ * </ul>
+ * An exception thrown by any block stops the claiming of further blocks and is rethrown by
+ * {@link #forRange} on the calling thread once the blocks already started have finished; later
+ * exceptions of the same call are attached as suppressed. The pool stays usable afterwards.
+ *
+ * <p>One caller at a time: {@code forRange} must not be called concurrently or from inside a task.
  */
 public final class Parallel implements AutoCloseable {
 
@@ -16,14 +29,17 @@ public final class Parallel implements AutoCloseable {
         void run(int start, int end);
     }
 
-    private static final long SPIN_NANOS = 200_000;
+    /** How long an idle worker spins before it parks (a token's steps are microseconds apart). */
+    private static final long SPIN_NANOS = 300_000;
+    /** Blocks per thread: enough for load balancing, few enough to keep each block a long contiguous stream. */
+    private static final int BLOCKS_PER_THREAD = 4;
 
     private final int threads;
     private final Thread[] workers;
-    private final AtomicInteger remaining = new AtomicInteger();
-    private volatile long generation;
-    private volatile RangeTask task;
-    private volatile int size;
+    /** Set by a worker about to park, so the caller knows to unpark it (plain flags, ordered by fences). */
+    private final boolean[] sleeping;
+    /** The current job; a worker that sees a new one helps with it. */
+    private volatile Job job;
     private volatile boolean closed;
 
     public Parallel(int threads) {
@@ -32,11 +48,14 @@ public final class Parallel implements AutoCloseable {
         }
         this.threads = threads;
         this.workers = new Thread[threads - 1];
+        this.sleeping = new boolean[threads - 1];
         for (int i = 0; i < workers.length; i++) {
-            final int index = i + 1;
-            Thread t = new Thread(() -> workerLoop(index), "llama2j-worker-" + index);
+            final int index = i;
+            Thread t = new Thread(() -> workerLoop(index), "llama2j-worker-" + (index + 1));
             t.setDaemon(true);
             workers[i] = t;
+        }
+        for (Thread t : workers) {
             t.start();
         }
     }
@@ -45,53 +64,120 @@ public final class Parallel implements AutoCloseable {
         return threads;
     }
 
-    /** Runs {@code task} over [0, n) split in {@link #threads()} chunks; returns when all are done. */
+    /** Runs {@code task} over [0, n) in blocks; returns when all are done. Same as {@code forRange(n, 1, task)}. */
     public void forRange(int n, RangeTask task) {
-        if (threads == 1 || n < 2) {
-            task.run(0, n);
+        forRange(n, 1, task);
+    }
+
+    /**
+     * Runs {@code task} over [0, n) split into blocks whose inner boundaries are multiples of
+     * {@code grain} (so a kernel that works best on tiles of {@code grain} rows gets whole tiles);
+     * returns when every block is done, rethrowing the first exception a block threw.
+     */
+    public void forRange(int n, int grain, RangeTask task) {
+        if (n < 0 || grain < 1) {
+            throw new IllegalArgumentException("n = " + n + ", grain = " + grain);
+        }
+        if (closed) {
+            throw new IllegalStateException("Parallel pool is closed");
+        }
+        int units = Math.ceilDiv(n, grain);
+        if (threads == 1 || units < 2) {
+            if (n > 0) {
+                task.run(0, n);
+            }
             return;
         }
-        this.task = task;
-        this.size = n;
-        remaining.set(workers.length);
-        generation++; // publishes task and size to the spinning workers
-        for (Thread w : workers) {
-            LockSupport.unpark(w);
+        int blocks = Math.min(units, threads * BLOCKS_PER_THREAD);
+        Job j = new Job(task, n, Math.ceilDiv(units, blocks) * grain);
+        job = j; // volatile write: publishes the job to spinning workers
+        VarHandle.fullFence(); // pairs with the worker's fence: either it sees the job or we see it sleeping
+        for (int i = 0; i < workers.length; i++) {
+            if (sleeping[i]) {
+                LockSupport.unpark(workers[i]);
+            }
         }
-        runChunk(0, task, n);
-        while (remaining.get() != 0) {
-            Thread.onSpinWait();
+        j.work();
+        j.awaitDone();
+        Throwable error = j.error.get();
+        if (error != null) {
+            switch (error) {
+                case RuntimeException e -> throw e;
+                case Error e -> throw e;
+                default -> throw new IllegalStateException(error);
+            }
         }
     }
 
-    private void runChunk(int index, RangeTask t, int n) {
-        int start = (int) ((long) n * index / threads);
-        int end = (int) ((long) n * (index + 1) / threads);
-        if (start < end) {
-            t.run(start, end);
+    /** One forRange call: blocks claimed from a counter, completion counted per block. */
+    private static final class Job {
+        final RangeTask task;
+        final int n;
+        final int blockSize;
+        final int blocks;
+        final AtomicInteger next = new AtomicInteger();
+        final AtomicInteger done = new AtomicInteger();
+        final AtomicReference<Throwable> error = new AtomicReference<>();
+
+        Job(RangeTask task, int n, int blockSize) {
+            this.task = task;
+            this.n = n;
+            this.blockSize = blockSize;
+            this.blocks = Math.ceilDiv(n, blockSize);
+        }
+
+        /** Claims and runs blocks until none is left. */
+        void work() {
+            int b;
+            while ((b = next.getAndIncrement()) < blocks) {
+                try {
+                    if (error.get() == null) {
+                        int start = b * blockSize;
+                        task.run(start, Math.min(n, start + blockSize));
+                    }
+                } catch (Throwable t) {
+                    if (!error.compareAndSet(null, t)) {
+                        error.get().addSuppressed(t);
+                    }
+                } finally {
+                    done.incrementAndGet();
+                }
+            }
+        }
+
+        void awaitDone() {
+            int spins = 0;
+            while (done.get() < blocks) {
+                if (++spins < 10_000) {
+                    Thread.onSpinWait();
+                } else {
+                    Thread.yield(); // a worker holding a block may be waiting for this core
+                }
+            }
         }
     }
 
     private void workerLoop(int index) {
-        long seen = 0;
+        Job seen = null;
         while (!closed) {
-            long g = generation;
-            if (g == seen) {
-                long spinUntil = System.nanoTime() + SPIN_NANOS;
-                while (generation == seen && !closed) {
-                    if (System.nanoTime() > spinUntil) {
-                        LockSupport.parkNanos(this, 1_000_000);
-                    } else {
-                        Thread.onSpinWait();
-                    }
-                }
+            Job j = job;
+            if (j != seen) {
+                seen = j;
+                j.work();
                 continue;
             }
-            seen = g;
-            try {
-                runChunk(index, task, size);
-            } finally {
-                remaining.decrementAndGet();
+            long spinUntil = System.nanoTime() + SPIN_NANOS;
+            while (job == seen && !closed && System.nanoTime() < spinUntil) {
+                Thread.onSpinWait();
+            }
+            if (job == seen && !closed) {
+                sleeping[index] = true;
+                // Re-check after announcing sleep: the caller reads sleeping after publishing the job.
+                VarHandle.fullFence();
+                if (job == seen && !closed) {
+                    LockSupport.parkNanos(this, 10_000_000);
+                }
+                sleeping[index] = false;
             }
         }
     }

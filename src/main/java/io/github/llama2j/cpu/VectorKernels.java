@@ -5,89 +5,195 @@ import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
 
 /**
- * Vector API kernels at the preferred species (AVX-512 here). Float32 rows are reduced with FMA
- * in several independent accumulators (a different summation order than run.c: logits move by
- * about 1e-6 relative). Q8 rows keep runq's exact result: the int8 dot of each group is exact
- * integer arithmetic whatever the order, and groups are accumulated in float one after another.
+ * The default (fast) kernels, with the Vector API at the preferred species (AVX-512 here).
+ *
+ * <p>A matmul streams the whole weight matrix once per token, so these kernels are limited by
+ * memory bandwidth, not arithmetic: what matters is reading the weights in long sequential streams
+ * with enough independent work in flight.
+ *
+ * <ul>
+ *   <li><b>Float32</b>: four rows per pass share each load of x, each row with its own FMA
+ *       accumulator (four independent chains hide the FMA latency). The summation order differs
+ *       from run.c's, so logits move by a few ulps (about 1e-6 relative); use
+ *       {@link ExactVectorKernels} for run.c's order.</li>
+ *   <li><b>Q8_0</b>: bit-identical to runq (each group's int dot is exact in any order, and the
+ *       groups are accumulated in float one after another). With AVX-512 and group sizes that are
+ *       multiples of 16 this is {@link Q8Matmul}; otherwise a per-group vector dot (multiples of the
+ *       int lane count) or the scalar kernel (tiny test models' group size 4).</li>
+ * </ul>
  */
 public final class VectorKernels implements Kernels {
-    private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
-    private static final VectorSpecies<Integer> I = IntVector.SPECIES_PREFERRED;
-    /** Bytes that widen to one full int vector. */
-    private static final VectorSpecies<Byte> B = ByteVector.SPECIES_PREFERRED.withShape(
-            jdk.incubator.vector.VectorShape.forBitSize(I.length() * 8));
+    static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+    private static final int FL = F.length();
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
+
+    /**
+     * Ints of the preferred width (I) and of half of it (IH, for group sizes like 8 on AVX-512), and
+     * the bytes that widen to them, one int lane per byte. The smallest byte vector is 64 bits, so a
+     * width with fewer than 8 int lanes is not used (null): those group sizes take the scalar path.
+     */
+    private static final VectorSpecies<Integer> I = intSpecies(IntVector.SPECIES_PREFERRED.vectorBitSize());
+    private static final VectorSpecies<Byte> B = byteSpeciesFor(I);
+    private static final VectorSpecies<Integer> IH = intSpecies(IntVector.SPECIES_PREFERRED.vectorBitSize() / 2);
+    private static final VectorSpecies<Byte> BH = byteSpeciesFor(IH);
+
+    private static final ScalarKernels SCALAR = new ScalarKernels();
 
     @Override
     public String name() {
         return "vector" + F.vectorBitSize();
     }
 
+    // ------------------------------------------------------------------ float32
+
     @Override
     public void matmulF32(float[] out, float[] x, Matrix.F32 w, int r0, int r1) {
         int n = w.cols();
         MemorySegment data = w.data();
-        int lanes = F.length();
-        int upper4 = n - n % (4 * lanes);
-        int upper = F.loopBound(n);
-        for (int r = r0; r < r1; r++) {
-            long base = (long) r * n * Float.BYTES;
-            FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F), a2 = FloatVector.zero(F), a3 = FloatVector.zero(F);
-            int j = 0;
-            for (; j < upper4; j += 4 * lanes) {
-                long o = base + (long) j * Float.BYTES;
-                a0 = FloatVector.fromMemorySegment(F, data, o, LE).fma(FloatVector.fromArray(F, x, j), a0);
-                a1 = FloatVector.fromMemorySegment(F, data, o + lanes * 4L, LE).fma(FloatVector.fromArray(F, x, j + lanes), a1);
-                a2 = FloatVector.fromMemorySegment(F, data, o + lanes * 8L, LE).fma(FloatVector.fromArray(F, x, j + 2 * lanes), a2);
-                a3 = FloatVector.fromMemorySegment(F, data, o + lanes * 12L, LE).fma(FloatVector.fromArray(F, x, j + 3 * lanes), a3);
-            }
-            for (; j < upper; j += lanes) {
-                a0 = FloatVector.fromMemorySegment(F, data, base + (long) j * Float.BYTES, LE).fma(FloatVector.fromArray(F, x, j), a0);
-            }
-            float sum = a0.add(a1).add(a2.add(a3)).reduceLanes(VectorOperators.ADD);
-            for (; j < n; j++) {
-                sum += data.get(ScalarKernels.FLOAT, base + (long) j * Float.BYTES) * x[j];
-            }
-            out[r] = sum;
+        long rowBytes = (long) n * Float.BYTES;
+        int r = r0;
+        for (; r + 4 <= r1; r += 4) {
+            rows4(out, x, data, r, n, rowBytes);
+        }
+        for (; r < r1; r++) {
+            out[r] = row(x, data, r * rowBytes, n);
         }
     }
 
+    /** out[r..r+3]: four rows at once, each x vector loaded once for all four. */
+    private static void rows4(float[] out, float[] x, MemorySegment data, int r, int n, long rowBytes) {
+        long b0 = r * rowBytes, b1 = b0 + rowBytes, b2 = b1 + rowBytes, b3 = b2 + rowBytes;
+        FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F), a2 = FloatVector.zero(F), a3 = FloatVector.zero(F);
+        int upper = F.loopBound(n);
+        int j = 0;
+        for (; j < upper; j += FL) {
+            FloatVector xv = FloatVector.fromArray(F, x, j);
+            long o = (long) j * Float.BYTES;
+            a0 = FloatVector.fromMemorySegment(F, data, b0 + o, LE).fma(xv, a0);
+            a1 = FloatVector.fromMemorySegment(F, data, b1 + o, LE).fma(xv, a1);
+            a2 = FloatVector.fromMemorySegment(F, data, b2 + o, LE).fma(xv, a2);
+            a3 = FloatVector.fromMemorySegment(F, data, b3 + o, LE).fma(xv, a3);
+        }
+        float s0 = a0.reduceLanes(VectorOperators.ADD), s1 = a1.reduceLanes(VectorOperators.ADD);
+        float s2 = a2.reduceLanes(VectorOperators.ADD), s3 = a3.reduceLanes(VectorOperators.ADD);
+        for (; j < n; j++) {
+            long o = (long) j * Float.BYTES;
+            float xj = x[j];
+            s0 += data.get(ScalarKernels.FLOAT, b0 + o) * xj;
+            s1 += data.get(ScalarKernels.FLOAT, b1 + o) * xj;
+            s2 += data.get(ScalarKernels.FLOAT, b2 + o) * xj;
+            s3 += data.get(ScalarKernels.FLOAT, b3 + o) * xj;
+        }
+        out[r] = s0;
+        out[r + 1] = s1;
+        out[r + 2] = s2;
+        out[r + 3] = s3;
+    }
+
+    /** One row, two accumulators (the leftover rows of a range). */
+    private static float row(float[] x, MemorySegment data, long base, int n) {
+        FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F);
+        int upper2 = n - n % (2 * FL);
+        int j = 0;
+        for (; j < upper2; j += 2 * FL) {
+            long o = base + (long) j * Float.BYTES;
+            a0 = FloatVector.fromMemorySegment(F, data, o, LE).fma(FloatVector.fromArray(F, x, j), a0);
+            a1 = FloatVector.fromMemorySegment(F, data, o + FL * 4L, LE).fma(FloatVector.fromArray(F, x, j + FL), a1);
+        }
+        for (; j < F.loopBound(n); j += FL) {
+            a0 = FloatVector.fromMemorySegment(F, data, base + (long) j * Float.BYTES, LE).fma(FloatVector.fromArray(F, x, j), a0);
+        }
+        float sum = a0.add(a1).reduceLanes(VectorOperators.ADD);
+        for (; j < n; j++) {
+            sum += data.get(ScalarKernels.FLOAT, base + (long) j * Float.BYTES) * x[j];
+        }
+        return sum;
+    }
+
+    // ------------------------------------------------------------------ Q8_0, bit-exact with runq
+
     @Override
     public void matmulQ8(float[] out, byte[] xq, float[] xs, Matrix.Q8 w, int r0, int r1) {
-        int n = w.cols(), gs = w.groupSize();
-        int lanes = I.length();
-        if (gs % lanes != 0) {
-            new ScalarKernels().matmulQ8(out, xq, xs, w, r0, r1);
-            return;
+        q8(out, xq, xs, w, r0, r1);
+    }
+
+    /** The Q8 kernel shared with {@link ExactVectorKernels} (it is exact already). */
+    static void q8(float[] out, byte[] xq, float[] xs, Matrix.Q8 w, int r0, int r1) {
+        int gs = w.groupSize();
+        if (Q8Matmul.handles(gs)) {
+            Q8Matmul.matmul(out, xq, xs, w, r0, r1);
+        } else if (I != null && gs % I.length() == 0) {
+            q8Full(out, widen(xq, w.cols()), xs, w, r0, r1);
+        } else if (IH != null && gs % IH.length() == 0) {
+            q8Half(out, widen(xq, w.cols()), xs, w, r0, r1);
+        } else {
+            SCALAR.matmulQ8(out, xq, xs, w, r0, r1);
         }
+    }
+
+    /** The activations as ints, so that each weight load needs only one widening (the fallback paths). */
+    private static int[] widen(byte[] xq, int n) {
+        int[] xi = new int[n];
+        for (int i = 0; i < n; i++) {
+            xi[i] = xq[i];
+        }
+        return xi;
+    }
+
+    private static void q8Full(float[] out, int[] xi, float[] xs, Matrix.Q8 w, int r0, int r1) {
+        int n = w.cols(), gs = w.groupSize(), lanes = I.length();
         MemorySegment values = w.values(), scales = w.scales();
         for (int r = r0; r < r1; r++) {
             long in = (long) r * n;
+            long sIn = in / gs * Float.BYTES;
             float val = 0.0f;
-            for (int j = 0; j < n; j += gs) {
+            for (int j = 0, g = 0; j < n; j += gs, g++) {
                 IntVector acc = IntVector.zero(I);
                 for (int k = 0; k < gs; k += lanes) {
                     IntVector wv = (IntVector) ByteVector.fromMemorySegment(B, values, in + j + k, LE)
                             .convertShape(VectorOperators.B2I, I, 0);
-                    IntVector xv = (IntVector) ByteVector.fromArray(B, xq, j + k).convertShape(VectorOperators.B2I, I, 0);
-                    acc = acc.add(wv.mul(xv));
+                    acc = acc.add(wv.mul(IntVector.fromArray(I, xi, j + k)));
                 }
                 int ival = acc.reduceLanes(VectorOperators.ADD);
-                val += ((float) ival * scales.get(ScalarKernels.FLOAT, (in + j) / gs * Float.BYTES)) * xs[j / gs];
+                val += ((float) ival * scales.get(ScalarKernels.FLOAT, sIn + (long) g * Float.BYTES)) * xs[g];
             }
             out[r] = val;
         }
     }
 
-    static {
-        // Keeps the byte species consistent with the int species (one int lane per byte).
-        assert B.length() == I.length();
+    private static void q8Half(float[] out, int[] xi, float[] xs, Matrix.Q8 w, int r0, int r1) {
+        int n = w.cols(), gs = w.groupSize(), lanes = IH.length();
+        MemorySegment values = w.values(), scales = w.scales();
+        for (int r = r0; r < r1; r++) {
+            long in = (long) r * n;
+            long sIn = in / gs * Float.BYTES;
+            float val = 0.0f;
+            for (int j = 0, g = 0; j < n; j += gs, g++) {
+                IntVector acc = IntVector.zero(IH);
+                for (int k = 0; k < gs; k += lanes) {
+                    IntVector wv = (IntVector) ByteVector.fromMemorySegment(BH, values, in + j + k, LE)
+                            .convertShape(VectorOperators.B2I, IH, 0);
+                    acc = acc.add(wv.mul(IntVector.fromArray(IH, xi, j + k)));
+                }
+                int ival = acc.reduceLanes(VectorOperators.ADD);
+                val += ((float) ival * scales.get(ScalarKernels.FLOAT, sIn + (long) g * Float.BYTES)) * xs[g];
+            }
+            out[r] = val;
+        }
     }
 
+    private static VectorSpecies<Integer> intSpecies(int bits) {
+        return bits / Integer.SIZE >= 8 ? IntVector.SPECIES_PREFERRED.withShape(VectorShape.forBitSize(bits)) : null;
+    }
+
+    private static VectorSpecies<Byte> byteSpeciesFor(VectorSpecies<Integer> ints) {
+        return ints == null ? null : ByteVector.SPECIES_PREFERRED.withShape(VectorShape.forBitSize(ints.length() * Byte.SIZE));
+    }
 }

@@ -2,8 +2,8 @@ package io.github.llama2j.engine;
 
 import io.github.llama2j.Llama2jException;
 import io.github.llama2j.cpu.CpuEngine;
+import io.github.llama2j.cpu.ExactVectorKernels;
 import io.github.llama2j.cpu.Kernels;
-import io.github.llama2j.cpu.ScalarKernels;
 import io.github.llama2j.cpu.VectorKernels;
 import io.github.llama2j.math.FloatMath;
 import io.github.llama2j.model.Model;
@@ -31,15 +31,22 @@ public final class Engines {
                 return p.create(model, options);
             }
         }
-        if (options.kind().equals("tornado") || options.kind().equals("hybrid")) {
+        if (options.kind().equals("tornado")) {
             throw new Llama2jException(TORNADO_UNAVAILABLE, Llama2jException.UNAVAILABLE);
+        }
+        if (options.kind().equals("hybrid")) {
+            boolean tornadoPresent = ServiceLoader.load(EngineProvider.class).stream()
+                    .anyMatch(p -> p.get().kind().equals("tornado"));
+            throw new Llama2jException(tornadoPresent
+                    ? "hybrid engine not available: this build has the TornadoVM engine but not the hybrid one (not finished yet)"
+                    : TORNADO_UNAVAILABLE, Llama2jException.UNAVAILABLE);
         }
         throw new Llama2jException("unknown engine '" + options.kind() + "': choose cpu, tornado or hybrid",
                 Llama2jException.BAD_USAGE);
     }
 
-    /** Exact mode keeps run.c's summation order in the float matmuls; otherwise the SIMD kernels. */
+    /** Exact mode keeps run.c's summation order in the float matmuls (vectorized across rows); otherwise the SIMD kernels. */
     public static Kernels cpuKernels(boolean exact) {
-        return exact ? new ScalarKernels() : new VectorKernels();
+        return exact ? new ExactVectorKernels() : new VectorKernels();
     }
 }

@@ -167,6 +167,15 @@ public final class ModelLoader {
         return s;
     }
 
+    /** Sum that throws ArithmeticException on overflow, like {@link #mul}. */
+    static long sum(long... terms) {
+        long r = 0;
+        for (long t : terms) {
+            r = Math.addExact(r, t);
+        }
+        return r;
+    }
+
     static long mul(long... factors) {
         long r = 1;
         for (long f : factors) {
@@ -228,9 +237,9 @@ public final class ModelLoader {
             long perLayer;
             long fixed;
             try {
-                perLayer = mul(4, Math.addExact(Math.addExact(2 * d, mul(2, d, d)), Math.addExact(mul(2, d, kv), mul(3, d, h))));
-                fixed = V0_HEADER_BYTES + 4 * (mul(v, d) + d + mul(c.seqLen(), hs)
-                        + (c.sharedClassifier() ? 0 : mul(v, d)));
+                perLayer = mul(4, sum(2 * d, mul(2, d, d), mul(2, d, kv), mul(3, d, h)));
+                fixed = sum(V0_HEADER_BYTES, mul(4, sum(mul(v, d), d, mul(c.seqLen(), hs),
+                        c.sharedClassifier() ? 0 : mul(v, d))));
             } catch (ArithmeticException e) {
                 throw new Llama2jException(name + ": header describes a model too large to exist");
             }
@@ -261,8 +270,8 @@ public final class ModelLoader {
             long perLayer;
             long fixed;
             try {
-                perLayer = mul(4, Math.addExact(Math.addExact(2 * d, mul(2, d, d)), Math.addExact(mul(2, d, kv), mul(3, d, h))));
-                fixed = V1_V2_HEADER_BYTES + 4 * (mul(v, d) + d + (c.sharedClassifier() ? 0 : mul(v, d)));
+                perLayer = mul(4, sum(2 * d, mul(2, d, d), mul(2, d, kv), mul(3, d, h)));
+                fixed = sum(V1_V2_HEADER_BYTES, mul(4, sum(mul(v, d), d, c.sharedClassifier() ? 0 : mul(v, d))));
             } catch (ArithmeticException e) {
                 throw new Llama2jException(name + ": header describes a model too large to exist");
             }
@@ -288,7 +297,7 @@ public final class ModelLoader {
     /** export.py --version 2 (Q8_0), as runq.c reads it. */
     static final class LayoutV2 {
         static long q8Bytes(long numel, int gs) {
-            return Math.addExact(numel, numel / gs * Float.BYTES);
+            return Math.addExact(numel, mul(numel / gs, Float.BYTES));
         }
 
         static Weights map(String name, MemorySegment file, Configuration c) {
@@ -299,8 +308,8 @@ public final class ModelLoader {
             try {
                 perLayer = Math.addExact(8 * d, Math.addExact(mul(q8Bytes(mul(d, d), gs), 2),
                         Math.addExact(mul(q8Bytes(mul(d, kv), gs), 2), mul(q8Bytes(mul(d, h), gs), 3))));
-                long emb = Math.addExact(mul(v, d), mul(v, d) / gs * Float.BYTES);
-                fixed = V1_V2_HEADER_BYTES + 4 * d + emb * (c.sharedClassifier() ? 1 : 2);
+                long emb = q8Bytes(mul(v, d), gs);
+                fixed = sum(V1_V2_HEADER_BYTES, 4 * d, mul(emb, c.sharedClassifier() ? 1 : 2));
             } catch (ArithmeticException e) {
                 throw new Llama2jException(name + ": header describes a model too large to exist");
             }

@@ -22,6 +22,8 @@ import java.util.Arrays;
 public final class Tokenizer {
     public static final int BOS = 1;
     public static final int EOS = 2;
+    /** Llama 2's 32,000 tokens take 433 KB; no real vocabulary comes near this. */
+    static final int MAX_FILE_BYTES = 64 << 20;
 
     private final byte[][] pieces;   // C-string view of every vocabulary piece
     private final float[] scores;
@@ -48,8 +50,12 @@ public final class Tokenizer {
     public static Tokenizer load(Path path, int vocabSize) {
         String name = path.getFileName() == null ? path.toString() : path.getFileName().toString();
         byte[] bytes;
-        try {
-            bytes = Files.readAllBytes(path);
+        try (java.io.InputStream in = Files.newInputStream(path)) {
+            // Bounded read: the path may be a device or a pipe (-z /dev/zero) that never ends.
+            bytes = in.readNBytes(MAX_FILE_BYTES + 1);
+            if (bytes.length > MAX_FILE_BYTES) {
+                throw new Llama2jException(name + ": larger than " + (MAX_FILE_BYTES >> 20) + " MiB, not a tokenizer file");
+            }
         } catch (NoSuchFileException e) {
             throw new Llama2jException(name + ": no such tokenizer file", Llama2jException.BAD_INPUT);
         } catch (IOException e) {
@@ -62,6 +68,10 @@ public final class Tokenizer {
     public static Tokenizer parse(String name, byte[] bytes, int vocabSize) {
         if (vocabSize <= 0) {
             throw new Llama2jException(name + ": vocabulary size " + vocabSize + " must be positive");
+        }
+        if (vocabSize <= EOS) { // encode emits ids 1 and 2 whatever the vocabulary, as run.c does
+            throw new Llama2jException(name + ": vocabulary size " + vocabSize + " is too small: ids " + BOS + " and " + EOS
+                    + " are BOS and EOS");
         }
         ByteBuffer buf = ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN);
         if (buf.remaining() < 4) {
@@ -160,9 +170,14 @@ public final class Tokenizer {
         }
         if (textLen > 0) {
             int dummyPrefix = lookup(new byte[]{' '}, 1);
+            if (dummyPrefix == -1) { // run.c would store id -1 and read outside its vocabulary
+                throw new Llama2jException("the tokenizer has no \" \" piece, which encode puts before the text");
+            }
             tokens[n++] = dummyPrefix;
         }
-        byte[] buffer = new byte[Math.max(8, maxTokenLength * 2 + 3)];
+        // One UTF-8 code point at a time (at most 4 bytes); run.c sizes this buffer from max_token_length,
+        // a header field, which must not decide an allocation.
+        byte[] buffer = new byte[4];
         int strLen = 0;
         for (int c = 0; c < textLen; c++) {
             if ((text[c] & 0xC0) != 0x80) {
@@ -178,7 +193,13 @@ public final class Tokenizer {
                 tokens[n++] = id;
             } else {
                 for (int i = 0; i < strLen; i++) {
-                    tokens[n++] = (buffer[i] & 0xFF) + 3;
+                    int byteToken = (buffer[i] & 0xFF) + 3;
+                    if (byteToken >= pieces.length) { // run.c assumes ids 3..258 are <0x00>..<0xFF>
+                        throw new Llama2jException(String.format(java.util.Locale.ROOT,
+                                "the tokenizer has %d tokens, too few for the byte token of 0x%02X (id %d) that encode needs",
+                                pieces.length, buffer[i] & 0xFF, byteToken));
+                    }
+                    tokens[n++] = byteToken;
                 }
             }
             strLen = 0;

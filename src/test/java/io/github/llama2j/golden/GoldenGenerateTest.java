@@ -45,6 +45,16 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 class GoldenGenerateTest {
 
+    /**
+     * Order-sensitive cases where the default (SIMD) mode's float32 matmul order diverges from run.c
+     * earlier than llama2.c's own -Ofast build did, with the byte where it does. Only a case whose
+     * recorded sampling margin is exactly 0 may be here (the coin lands on a cdf boundary, so any
+     * summation order other than run.c's decides the token by chance); --exact mode still reproduces
+     * it byte for byte.
+     */
+    private static final Map<String, Integer> DEFAULT_MODE_DIVERGES_AT = Map.of(
+            "vocab32k/chat_sampled_s42", 61);
+
     @TestFactory
     List<DynamicNode> llama2cGoldenCases() {
         Path models = TestData.models();
@@ -89,9 +99,16 @@ class GoldenGenerateTest {
         } else {
             int n = c.firstDifferingByte();
             assertTrue(n >= 0, "order-sensitive case without first_differing_stdout_byte");
-            assertTrue(actual.length >= n, () -> "stdout shorter (" + actual.length + ") than the agreed prefix " + n);
-            assertArrayEquals(Arrays.copyOf(expected, n), Arrays.copyOf(actual, n),
-                    () -> "first " + n + " bytes differ:\nexpected " + new String(expected, StandardCharsets.UTF_8)
+            Integer earlier = DEFAULT_MODE_DIVERGES_AT.get(c.id());
+            if (earlier != null) {
+                Object margin = ((Map<?, ?>) c.json().get("robustness")).get("min_cdf_margin");
+                assertEquals(0.0, ((Number) margin).doubleValue(), "only zero-margin cases may diverge early");
+                n = earlier;
+            }
+            final int agreed = n;
+            assertTrue(actual.length >= agreed, () -> "stdout shorter (" + actual.length + ") than the agreed prefix " + agreed);
+            assertArrayEquals(Arrays.copyOf(expected, agreed), Arrays.copyOf(actual, agreed),
+                    () -> "first " + agreed + " bytes differ:\nexpected " + new String(expected, StandardCharsets.UTF_8)
                             + "\nactual   " + new String(actual, StandardCharsets.UTF_8));
         }
     }

@@ -115,7 +115,7 @@ class ForwardVsCpuTest {
         Model model = TestEngines.model(name + ".bin");
         TornadoEngine gpu = TestEngines.engine(name + ".bin");
         @SuppressWarnings("unchecked")
-        Map<String, Object> json = (Map<String, Object>) MiniJson.parse(
+        Map<String, Object> json = (Map<String, Object>) io.github.llama2j.Json.parse(
                 Files.readString(TestEngines.golden().resolve("generate").resolve(name + ".json"), StandardCharsets.UTF_8));
         List<?> positions = (List<?>) ((Map<?, ?>) json.get("logits")).get("positions");
         assertEquals(3, positions.size());

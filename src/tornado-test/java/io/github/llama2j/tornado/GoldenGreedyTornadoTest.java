@@ -42,7 +42,7 @@ class GoldenGreedyTornadoTest {
         List<DynamicNode> nodes = new ArrayList<>();
         for (String name : MODELS) {
             @SuppressWarnings("unchecked")
-            Map<String, Object> json = (Map<String, Object>) MiniJson.parse(
+            Map<String, Object> json = (Map<String, Object>) io.github.llama2j.Json.parse(
                     Files.readString(TestEngines.golden().resolve("generate").resolve(name + ".json"), StandardCharsets.UTF_8));
             List<Map<String, Object>> cases = new ArrayList<>();
             Map<String, Integer> longest = new HashMap<>();
@@ -90,9 +90,9 @@ class GoldenGreedyTornadoTest {
     }
 
     private static void check(Map<String, Object> c, Generator.Result r, int steps) {
-        int[] tokens = MiniJson.ints(c.get("tokens"));
+        int[] tokens = io.github.llama2j.Json.ints(c.get("tokens"));
         int forwarded = ((Number) c.get("positions_forwarded")).intValue();
-        int[] generated = MiniJson.ints(c.get("generated_tokens"));
+        int[] generated = io.github.llama2j.Json.ints(c.get("generated_tokens"));
         assertTrue(r.fed().size() >= forwarded, () -> "run forwarded " + r.fed().size() + " positions, case " + forwarded);
         assertArrayEquals(Arrays.copyOf(tokens, forwarded), r.fed().subList(0, forwarded).stream().mapToInt(Integer::intValue).toArray(),
                 "tokens fed at each position (" + steps + " steps)");

@@ -24,8 +24,8 @@ final class TornadoRuntimeCheck {
             while (root.getCause() != null && root.getCause() != root) {
                 root = root.getCause();
             }
-            throw new Llama2jException("TornadoVM runtime not available (" + root.getClass().getSimpleName() + ": "
-                    + root.getMessage() + "): start llama2j with TornadoVM's JVM flags (scripts/llama2j adds "
+            String why = String.valueOf(root.getMessage()).replace("[ERROR] ", "").strip();
+            throw new Llama2jException("TornadoVM runtime not available (" + why + "): start llama2j with TornadoVM's JVM flags (scripts/llama2j adds "
                     + "@$TORNADOVM_HOME/tornado-argfile and tornado-config/llama2j-tornado.flags)", Llama2jException.UNAVAILABLE, e);
         }
     }

@@ -1,0 +1,119 @@
+package io.github.llama2j.cpu;
+
+import io.github.llama2j.model.Configuration;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.params.provider.ValueSource;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.SplittableRandom;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+
+/**
+ * The vectorized non-matmul steps ({@link Attention}, {@link VectorOps}) are bit-identical to the
+ * {@link ScalarKernels} reference on fresh random inputs, at sizes that are not multiples of the
+ * vector width.
+ */
+class ExactOpsTest {
+    private final SplittableRandom rnd = new SplittableRandom();
+
+    /** dim, heads, kv heads, seq_len: head sizes 8, 12, 16, 48, 64 and 2 query heads per kv head. */
+    @ParameterizedTest
+    @CsvSource({"64, 8, 4, 40", "96, 8, 8, 33", "96, 6, 6, 20", "288, 6, 6, 50", "768, 12, 12, 35", "128, 2, 1, 17"})
+    void attentionMatchesScalar(int dim, int heads, int kvHeads, int seqLen) {
+        Configuration c = new Configuration(dim, 4 * dim, 2, heads, kvHeads, 100, seqLen, true, 0);
+        int kvDim = c.kvDim(), hs = c.headSize();
+        Attention attention = new Attention(c, io.github.llama2j.math.FloatMath.JAVA);
+        float[][] keys = new float[2][seqLen * kvDim], values = new float[2][seqLen * kvDim];
+        float[] att = new float[heads * attention.scoreStride()], refAtt = new float[heads * seqLen];
+        for (int pos = 0; pos < seqLen; pos++) {
+            for (int layer = 0; layer < 2; layer++) {
+                float[] k = RandomMatrices.floats(rnd, kvDim), v = RandomMatrices.floats(rnd, kvDim);
+                attention.store(layer, pos, k, v);
+                System.arraycopy(k, 0, keys[layer], pos * kvDim, kvDim);
+                System.arraycopy(v, 0, values[layer], pos * kvDim, kvDim);
+                float[] q = RandomMatrices.floats(rnd, dim);
+                float[] expected = new float[dim], actual = new float[dim];
+                for (int h = 0; h < heads; h++) {
+                    ScalarKernels.attentionHead(expected, q, keys[layer], values[layer], refAtt, h * seqLen, h, pos, hs, kvDim, c.kvMul(), io.github.llama2j.math.FloatMath.JAVA);
+                    attention.head(layer, h, pos, q, actual, att, h * attention.scoreStride());
+                }
+                assertArrayEquals(expected, actual, "layer " + layer + " pos " + pos);
+            }
+        }
+    }
+
+    @ParameterizedTest
+    @ValueSource(ints = {1, 7, 64, 100, 288, 771})
+    void rmsnormAndAddMatchScalar(int size) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment weight = RandomMatrices.f32(arena, rnd, 1, size, 28).data();
+            float[] x = RandomMatrices.floats(rnd, size);
+            float[] expected = new float[size], actual = new float[size];
+            ScalarKernels.rmsnorm(expected, x, weight, size);
+            VectorOps.rmsnorm(actual, x, weight, size);
+            assertArrayEquals(expected, actual, "rmsnorm");
+            float[] inPlace = x.clone();
+            VectorOps.rmsnorm(inPlace, inPlace, weight, size);
+            assertArrayEquals(expected, inPlace, "rmsnorm in place");
+
+            float[] y = RandomMatrices.floats(rnd, size);
+            float[] sumExpected = x.clone(), sumActual = x.clone();
+            ScalarKernels.add(sumExpected, y, size);
+            VectorOps.add(sumActual, y, size);
+            assertArrayEquals(sumExpected, sumActual, "add");
+        }
+    }
+
+    /** dim, kvDim, head size; positions up to 1000 so the angles are large. */
+    @ParameterizedTest
+    @CsvSource({"64, 32, 8", "288, 288, 48", "768, 768, 64", "96, 96, 16"})
+    void ropeMatchesScalar(int dim, int kvDim, int headSize) {
+        float[] freq = ScalarKernels.ropeFrequencies(headSize, CpuEngine.ROPE_THETA, io.github.llama2j.math.FloatMath.JAVA);
+        float[] cos = new float[freq.length], sin = new float[freq.length];
+        for (int pos : new int[]{0, 1, 2, 17, 255, 1000}) {
+            float[] q = RandomMatrices.floats(rnd, dim), k = RandomMatrices.floats(rnd, kvDim);
+            float[] q2 = q.clone(), k2 = k.clone();
+            ScalarKernels.rope(q, k, pos, dim, kvDim, headSize, freq, io.github.llama2j.math.FloatMath.JAVA);
+            VectorOps.ropeAngles(pos, freq, cos, sin, io.github.llama2j.math.FloatMath.JAVA);
+            VectorOps.rope(q2, k2, dim, kvDim, headSize, cos, sin);
+            assertArrayEquals(q, q2, "q at pos " + pos);
+            assertArrayEquals(k, k2, "k at pos " + pos);
+        }
+    }
+
+    /** Random activations, plus ones that land exactly on halves (the rounding's ties), zeros and a NaN group. */
+    @ParameterizedTest
+    @ValueSource(ints = {4, 16, 32, 64, 128})
+    void quantizeMatchesScalar(int groupSize) {
+        int n = 40 * groupSize;
+        float[] x = RandomMatrices.floats(rnd, n);
+        for (int i = 0; i < groupSize; i++) { // group 1: max 127 so x / scale is x; ties at k + 0.5, both signs
+            x[groupSize + i] = i == 0 ? 127f : (rnd.nextInt(-126, 126) + 0.5f);
+        }
+        for (int i = 0; i < groupSize; i++) { // group 2: zeros (scale 0, 0 / 0 = NaN), group 3: a NaN
+            x[2 * groupSize + i] = i % 2 == 0 ? 0.0f : -0.0f;
+            x[3 * groupSize + i] = i == 1 ? Float.NaN : 1.0f;
+        }
+        byte[] expectedQ = new byte[n], actualQ = new byte[n];
+        float[] expectedS = new float[n / groupSize], actualS = new float[n / groupSize];
+        ScalarKernels.quantize(x, n, groupSize, expectedQ, expectedS);
+        VectorOps.quantize(x, n, groupSize, actualQ, actualS);
+        assertArrayEquals(expectedS, actualS, "scales");
+        assertArrayEquals(expectedQ, actualQ, "values");
+    }
+
+    @Test
+    void swigluOnRangesMatchesScalar() {
+        int size = 1376;
+        float[] hb = RandomMatrices.floats(rnd, size), hb2 = RandomMatrices.floats(rnd, size);
+        float[] expected = hb.clone(), actual = hb.clone();
+        ScalarKernels.swiglu(expected, hb2, size, io.github.llama2j.math.FloatMath.JAVA);
+        VectorOps.swiglu(actual, hb2, 0, 500, io.github.llama2j.math.FloatMath.JAVA);
+        VectorOps.swiglu(actual, hb2, 500, size, io.github.llama2j.math.FloatMath.JAVA);
+        assertArrayEquals(expected, actual);
+    }
+}

@@ -1,0 +1,126 @@
+package io.github.llama2j.cpu;
+
+import io.github.llama2j.model.Matrix;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.params.provider.ValueSource;
+
+import java.lang.foreign.Arena;
+import java.util.Arrays;
+import java.util.SplittableRandom;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The fast matmul kernels against {@link ScalarKernels} (run.c's and runq.c's order) on fresh
+ * random inputs, with sizes that are not multiples of the vector width and row ranges that do not
+ * start or end on a tile.
+ */
+class MatmulKernelsTest {
+    private final Arena arena = Arena.ofConfined();
+    private final SplittableRandom rnd = new SplittableRandom();
+    private final ScalarKernels scalar = new ScalarKernels();
+
+    @AfterEach
+    void close() {
+        arena.close();
+    }
+
+    /** rows, cols, r0, r1 (r1 = -1: rows). */
+    private static final String SHAPES = """
+            1, 1, 0, -1
+            3, 5, 0, -1
+            16, 16, 0, -1
+            17, 33, 0, -1
+            40, 100, 3, 37
+            64, 768, 0, -1
+            100, 288, 13, 91
+            33, 1376, 1, 33
+            """;
+
+    @ParameterizedTest
+    @CsvSource(textBlock = SHAPES)
+    void vectorF32IsCloseToScalar(int rows, int cols, int r0, int r1) {
+        int end = r1 < 0 ? rows : r1;
+        Matrix.F32 w = RandomMatrices.f32(arena, rnd, rows, cols, 28);
+        float[] x = RandomMatrices.floats(rnd, cols);
+        float[] expected = new float[rows], actual = new float[rows];
+        scalar.matmulF32(expected, x, w, r0, end);
+        new VectorKernels().matmulF32(actual, x, w, r0, end);
+        for (int r = 0; r < rows; r++) {
+            if (r < r0 || r >= end) {
+                assertEquals(0.0f, actual[r], "row " + r + " is outside the range and must not be written");
+                continue;
+            }
+            // A reordered float sum differs by a few roundings of the running sum: bound it by
+            // n * ulp-scale of the sum of |terms|, which is what reassociation can move.
+            double absSum = 0;
+            for (int j = 0; j < cols; j++) {
+                absSum += Math.abs(w.data().getAtIndex(ScalarKernels.FLOAT, (long) r * cols + j) * x[j]);
+            }
+            double tolerance = 2 * cols * Math.ulp((float) absSum) + Float.MIN_NORMAL;
+            assertEquals(expected[r], actual[r], tolerance, "row " + r);
+        }
+    }
+
+    @ParameterizedTest
+    @CsvSource(textBlock = SHAPES)
+    void exactF32IsBitIdenticalToScalar(int rows, int cols, int r0, int r1) {
+        int end = r1 < 0 ? rows : r1;
+        Matrix.F32 w = RandomMatrices.f32(arena, rnd, rows, cols, 28);
+        float[] x = RandomMatrices.floats(rnd, cols);
+        float[] expected = new float[rows], actual = new float[rows];
+        scalar.matmulF32(expected, x, w, r0, end);
+        new ExactVectorKernels().matmulF32(actual, x, w, r0, end);
+        assertArrayEquals(expected, actual);
+    }
+
+    /** The exact test above would be void if these inputs did not expose a change of order: check they do. */
+    @Test
+    void inputsAreOrderSensitive() {
+        Matrix.F32 w = RandomMatrices.f32(arena, rnd, 64, 768, 0);
+        float[] x = RandomMatrices.floats(rnd, 768);
+        float[] expected = new float[64], reordered = new float[64];
+        scalar.matmulF32(expected, x, w, 0, 64);
+        new VectorKernels().matmulF32(reordered, x, w, 0, 64);
+        assertTrue(!Arrays.equals(expected, reordered), "a reordered sum should differ somewhere in 64 rows");
+    }
+
+    /** group sizes: 4 (scalar path), 8 (half-width path), 16 and 48 (32-bit lanes), 32, 64, 96, 128 (16-bit lanes). */
+    @ParameterizedTest
+    @CsvSource({
+            "4, 20, 64", "8, 17, 96", "16, 40, 48", "32, 33, 96", "48, 21, 96",
+            "64, 35, 768", "64, 16, 2048", "96, 19, 192", "128, 18, 256", "32, 64, 1376"})
+    void q8IsBitIdenticalToScalar(int groupSize, int rows, int cols) {
+        Matrix.Q8 w = RandomMatrices.q8(arena, rnd, rows, cols, groupSize);
+        byte[] xq = RandomMatrices.activations(rnd, cols);
+        float[] xs = RandomMatrices.floats(rnd, cols / groupSize);
+        for (Kernels k : new Kernels[]{new VectorKernels(), new ExactVectorKernels()}) {
+            for (int[] range : new int[][]{{0, rows}, {1, rows}, {3, rows - 2}, {0, 1}}) {
+                float[] expected = new float[rows], actual = new float[rows];
+                scalar.matmulQ8(expected, xq, xs, w, range[0], range[1]);
+                k.matmulQ8(actual, xq, xs, w, range[0], range[1]);
+                assertArrayEquals(expected, actual, k.name() + " rows " + Arrays.toString(range) + " gs " + groupSize);
+            }
+        }
+    }
+
+    /** runq's activations never hold -128, but the kernel must still be right if they do (the 16-bit path would overflow). */
+    @ParameterizedTest
+    @ValueSource(ints = {32, 64})
+    void q8WithMinus128Activations(int groupSize) {
+        int rows = 37, cols = 4 * groupSize;
+        Matrix.Q8 w = RandomMatrices.q8(arena, rnd, rows, cols, groupSize);
+        byte[] xq = new byte[cols];
+        Arrays.fill(xq, Byte.MIN_VALUE);
+        float[] xs = RandomMatrices.floats(rnd, cols / groupSize);
+        float[] expected = new float[rows], actual = new float[rows];
+        scalar.matmulQ8(expected, xq, xs, w, 0, rows);
+        new VectorKernels().matmulQ8(actual, xq, xs, w, 0, rows);
+        assertArrayEquals(expected, actual);
+    }
+}

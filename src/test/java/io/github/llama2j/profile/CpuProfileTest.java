@@ -1,0 +1,64 @@
+package io.github.llama2j.profile;
+
+import io.github.llama2j.Json;
+import io.github.llama2j.TestData;
+import io.github.llama2j.cli.ProfileCommand;
+import io.github.llama2j.engine.EngineOptions;
+import io.github.llama2j.engine.Engines;
+import io.github.llama2j.engine.InferenceEngine;
+import io.github.llama2j.model.Model;
+import io.github.llama2j.model.ModelLoader;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The CPU engine's profile: the table's tasks are the engine's tasks, times add up, the trace holds them all. */
+class CpuProfileTest {
+    @TempDir
+    Path tmp;
+
+    @Test
+    @SuppressWarnings("unchecked")
+    void profileOfTheCpuEngine() throws IOException {
+        try (Model m = ModelLoader.load(TestData.model("tiny_q80.bin"));
+             InferenceEngine e = Engines.create(m, EngineOptions.cpu(2, false))) {
+            ProfileRecorder rec = ProfileCommand.profile(e, 2, 6);
+            ProfileReport report = new ProfileReport(e.name(), rec);
+            assertEquals(6, report.tokens());
+            assertEquals(e.taskNames(), List.copyOf(report.tasks().keySet()), "one row per task, in forward-pass order");
+            for (ProfileReport.Row r : report.tasks().values()) {
+                assertEquals(6, r.calls, r.name);
+                assertTrue(r.kernelNanos >= 0, r.name);
+            }
+            assertTrue(report.kernelNanos() <= report.tokenNanos(), "kernel time within the measured token time");
+            assertTrue(report.tasks().get("layer0.qkv").bytesRead > 0);
+
+            Path trace = tmp.resolve("t.json");
+            ChromeTrace.write(trace, e.name(), rec);
+            Map<String, Object> json = (Map<String, Object>) Json.parse(Files.readString(trace));
+            Set<String> names = new HashSet<>();
+            Set<String> tracks = new HashSet<>();
+            for (Object o : (List<Object>) json.get("traceEvents")) {
+                Map<String, Object> ev = (Map<String, Object>) o;
+                if ("X".equals(ev.get("ph"))) {
+                    names.add((String) ev.get("name"));
+                }
+                if ("thread_name".equals(ev.get("name"))) {
+                    tracks.add((String) ((Map<String, Object>) ev.get("args")).get("name"));
+                }
+            }
+            assertTrue(names.containsAll(e.taskNames()), "every task in the trace");
+            assertTrue(tracks.size() >= 3, "tokens, cpu and at least one worker track: " + tracks);
+        }
+    }
+}
