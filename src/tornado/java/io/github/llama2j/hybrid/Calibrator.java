@@ -96,6 +96,9 @@ final class Calibrator {
         try (maker) {
             double fmax = fraction(maxStep);
             maker.prepare(one, w1, SplitPlan.twoWay(one, fmax, fmax, fmax));
+            // The all-CPU candidate first, twice: the first pass lets the JIT compile the CPU kernels (until it
+            // does, Vector API code runs many times slower and would make every CPU share look expensive).
+            measure(c, one, w1, 0, maker, new LinkedHashMap<>(), null);
             for (int step = 0; step <= maxStep; step++) {
                 double f = fraction(step);
                 measure(c, one, w1, f, maker, measured, log);
