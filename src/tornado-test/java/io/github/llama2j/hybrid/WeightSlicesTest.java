@@ -31,7 +31,7 @@ class WeightSlicesTest {
             Matrix.F32 m = new Matrix.F32(data, ROWS, COLS);
             Matrix.F32 rows = (Matrix.F32) WeightSlices.rows(m, 3, 10);
             assertEquals(7, rows.rows());
-            Matrix.F32 cols = (Matrix.F32) WeightSlices.columns(m, 5, 17, arena);
+            Matrix.F32 cols = (Matrix.F32) WeightSlices.columns(m, 5, 17, b -> arena.allocate(b, 64));
             assertEquals(12, cols.cols());
             for (int r = 0; r < ROWS; r++) {
                 for (int j = 0; j < COLS; j++) {
@@ -44,7 +44,7 @@ class WeightSlicesTest {
                     }
                 }
             }
-            assertSame(m, WeightSlices.columns(m, 0, COLS, arena), "all columns: the matrix itself");
+            assertSame(m, WeightSlices.columns(m, 0, COLS, b -> arena.allocate(b, 64)), "all columns: the matrix itself");
         }
     }
 
@@ -62,7 +62,7 @@ class WeightSlicesTest {
             }
             Matrix.Q8 m = new Matrix.Q8(values, scales, ROWS, COLS, GS);
             Matrix.Q8 rows = (Matrix.Q8) WeightSlices.rows(m, 2, 11);
-            Matrix.Q8 cols = (Matrix.Q8) WeightSlices.columns(m, 8, 20, arena);
+            Matrix.Q8 cols = (Matrix.Q8) WeightSlices.columns(m, 8, 20, b -> arena.allocate(b, 64));
             for (int r = 0; r < ROWS; r++) {
                 for (int j = 0; j < COLS; j++) {
                     float v = dequant(m, r, j);
@@ -74,7 +74,7 @@ class WeightSlicesTest {
                     }
                 }
             }
-            assertThrows(IllegalArgumentException.class, () -> WeightSlices.columns(m, 6, 20, arena), "off a group boundary");
+            assertThrows(IllegalArgumentException.class, () -> WeightSlices.columns(m, 6, 20, b -> arena.allocate(b, 64)), "off a group boundary");
         }
     }
 

@@ -8,13 +8,13 @@ import io.github.llama2j.model.Configuration;
 import io.github.llama2j.model.Matrix;
 import io.github.llama2j.model.Weights;
 
-import java.lang.foreign.Arena;
 
 /**
  * The host CPU's share, computed as the CPU engine computes the whole model (same {@link Kernels},
  * same {@link ScalarKernels} steps in the same order, same {@link FloatMath}), on its slice: row views
  * of wq/wk/wv, w1/w3 and the classifier read in place from the mapped checkpoint, compact copies of its
- * column slices of wo and w2, and a key/value cache that holds only its key/value heads. A shard that
+ * column slices of wo and w2 (in a file mapping, see {@link MappedScratch}), and a key/value cache that holds
+ * only its key/value heads. A shard that
  * owns everything therefore computes exactly what the CPU engine computes.
  */
 final class CpuShard implements Shard {
@@ -25,7 +25,7 @@ final class CpuShard implements Shard {
     private final StepInput in;
     private final boolean onHost;
     private final String track;
-    private final Arena arena = Arena.ofShared();
+    private final MappedScratch scratch;
     private final StepTimes last = new StepTimes();
 
     // attention: heads [h0, h1), kv heads [kv0, kv1)
@@ -82,19 +82,33 @@ final class CpuShard implements Shard {
         w2 = new Matrix[L];
         keyCache = new float[heads > 0 ? L : 0][];
         valueCache = new float[heads > 0 ? L : 0][];
+        java.util.List<Long> copies = new java.util.ArrayList<>();
+        for (int l = 0; l < L; l++) {
+            if (heads > 0) {
+                for (long b : WeightSlices.columnBytes(w.wo()[l], h0 * hsz, h1 * hsz)) {
+                    copies.add(b);
+                }
+            }
+            if (ffnRows > 0) {
+                for (long b : WeightSlices.columnBytes(w.w2()[l], r0, r1)) {
+                    copies.add(b);
+                }
+            }
+        }
+        scratch = new MappedScratch(MappedScratch.sizeOf(copies.stream().mapToLong(Long::longValue).toArray()));
         for (int l = 0; l < L; l++) {
             if (heads > 0) {
                 wq[l] = WeightSlices.rows(w.wq()[l], h0 * hsz, h1 * hsz);
                 wk[l] = WeightSlices.rows(w.wk()[l], kv0 * hsz, kv1 * hsz);
                 wv[l] = WeightSlices.rows(w.wv()[l], kv0 * hsz, kv1 * hsz);
-                wo[l] = WeightSlices.columns(w.wo()[l], h0 * hsz, h1 * hsz, arena);
+                wo[l] = WeightSlices.columns(w.wo()[l], h0 * hsz, h1 * hsz, scratch::allocate);
                 keyCache[l] = new float[c.seqLen() * kvRows];
                 valueCache[l] = new float[c.seqLen() * kvRows];
             }
             if (ffnRows > 0) {
                 w1[l] = WeightSlices.rows(w.w1()[l], r0, r1);
                 w3[l] = WeightSlices.rows(w.w3()[l], r0, r1);
-                w2[l] = WeightSlices.columns(w.w2()[l], r0, r1, arena);
+                w2[l] = WeightSlices.columns(w.w2()[l], r0, r1, scratch::allocate);
             }
         }
         q = new float[qRows];
@@ -232,6 +246,6 @@ final class CpuShard implements Shard {
     @Override
     public void close() {
         parallel.close();
-        arena.close();
+        scratch.close();
     }
 }

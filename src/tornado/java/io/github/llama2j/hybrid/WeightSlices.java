@@ -5,8 +5,8 @@ import io.github.llama2j.model.Matrix;
 import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
 import uk.ac.manchester.tornado.api.types.arrays.Int8Array;
 
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.util.function.LongFunction;
 
 /**
  * The slices of the checkpoint's matrices that one shard owns.
@@ -17,7 +17,7 @@ import java.lang.foreign.MemorySegment;
  *   <li>A range of columns is not (each row contributes a short run), so the CPU shard copies its column
  *       slice of wo and w2 once, compactly, into memory of its own ({@link #columns}); the pages of the
  *       mapped matrix it does not own are then never touched again. A shard that owns every column
- *       keeps the mapped matrix itself.</li>
+ *       keeps the mapped matrix itself. (The copies go to a file mapping too: see {@link MappedScratch}.)</li>
  *   <li>A device shard copies its slices once into TornadoVM arrays ({@link #toDevice}), which TornadoVM
  *       then transfers to the device and keeps there.</li>
  * </ul>
@@ -42,17 +42,17 @@ final class WeightSlices {
     }
 
     /**
-     * Columns [c0, c1) of {@code m}, every row, copied compactly into {@code arena}'s memory (or {@code m}
-     * itself when that is all of it). Q8: c0 and c1 must be multiples of the group size.
+     * Columns [c0, c1) of {@code m}, every row, copied compactly into memory from {@code allocate} (bytes →
+     * segment), or {@code m} itself when that is all of it. Q8: c0 and c1 must be multiples of the group size.
      */
-    static Matrix columns(Matrix m, int c0, int c1, Arena arena) {
+    static Matrix columns(Matrix m, int c0, int c1, LongFunction<MemorySegment> allocate) {
         if (c0 == 0 && c1 == m.cols()) {
             return m;
         }
         int n = c1 - c0, rows = m.rows();
         return switch (m) {
             case Matrix.F32 f -> {
-                MemorySegment out = arena.allocate((long) rows * n * Float.BYTES, 64);
+                MemorySegment out = allocate.apply((long) rows * n * Float.BYTES);
                 for (int r = 0; r < rows; r++) {
                     MemorySegment.copy(f.data(), ((long) r * f.cols() + c0) * Float.BYTES, out,
                             (long) r * n * Float.BYTES, (long) n * Float.BYTES);
@@ -62,11 +62,23 @@ final class WeightSlices {
             case Matrix.Q8 q -> {
                 int gs = q.groupSize();
                 checkGroups(q, c0, c1);
-                MemorySegment values = arena.allocate((long) rows * n, 64);
-                MemorySegment scales = arena.allocate((long) rows * (n / gs) * Float.BYTES, 64);
+                MemorySegment values = allocate.apply((long) rows * n);
+                MemorySegment scales = allocate.apply((long) rows * (n / gs) * Float.BYTES);
                 copyQ8Columns(q, c0, c1, values, scales, 0);
                 yield new Matrix.Q8(values, scales, rows, n, gs);
             }
+        };
+    }
+
+    /** The sizes of the segments {@link #columns} allocates for this slice (none when it is all columns). */
+    static long[] columnBytes(Matrix m, int c0, int c1) {
+        if (c0 == 0 && c1 == m.cols()) {
+            return new long[0];
+        }
+        long n = c1 - c0, rows = m.rows();
+        return switch (m) {
+            case Matrix.F32 f -> new long[]{rows * n * Float.BYTES};
+            case Matrix.Q8 q -> new long[]{rows * n, rows * (n / q.groupSize()) * Float.BYTES};
         };
     }
 
