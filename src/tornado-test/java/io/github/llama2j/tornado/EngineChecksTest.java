@@ -40,10 +40,11 @@ class EngineChecksTest {
             int perLayer = e.config().quantized() ? 11 : 7;
             int outside = e.config().quantized() ? 4 : 3;
             assertEquals(layers * perLayer + outside, ids.size(), file + ": one task per kernel launch");
-            assertEquals("forward.embed", ids.get(0));
-            assertTrue(ids.contains("forward.layer" + (layers - 1) + "_qkv"), ids.toString());
-            assertTrue(ids.contains("forward.layer0_attention"), ids.toString());
-            assertEquals("forward.classifier", ids.get(ids.size() - 1));
+            int last = (layers - 1) / ForwardGraph.LAYERS_PER_GRAPH;
+            assertEquals("forward0.embed", ids.get(0));
+            assertTrue(ids.contains("forward" + last + ".layer" + (layers - 1) + "_qkv"), ids.toString());
+            assertTrue(ids.contains("forward0.layer0_attention"), ids.toString());
+            assertEquals("forward" + last + ".classifier", ids.get(ids.size() - 1));
             Map<String, TaskVerifier.TaskRun> runs = e.firstRun();
             String device = e.deviceDescription().substring(e.deviceDescription().indexOf(' ') + 1);
             for (String id : ids) {

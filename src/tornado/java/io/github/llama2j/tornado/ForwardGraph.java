@@ -19,31 +19,45 @@ import java.util.Collections;
 import java.util.List;
 
 /**
- * The whole forward pass as ONE TornadoVM task graph, built once at load time: one named task per
- * kernel launch, every layer unrolled ({@code forward.layer3_qkv}, {@code forward.layer3_attention},
- * ...). The same id is used in the graph, in the {@link GridScheduler} and in TornadoVM's profiler
- * output. (TornadoVM ids are {@code graph.task} and a task name may not contain a dot, hence
- * {@code layer3_qkv} rather than {@code layer3.qkv}.)
+ * The whole forward pass as a chain of TornadoVM task graphs in one execution plan, built once at load
+ * time: one named task per kernel launch, every layer unrolled. Graph {@code forward0} holds the input
+ * and the first {@value #LAYERS_PER_GRAPH} layers, {@code forward1} the next ones, and the last graph
+ * ends with the classifier. A task id is {@code graph.task} ({@code forward1.layer5_qkv}); the same id is
+ * used in the graph, in the {@link GridScheduler} and in TornadoVM's profiler output. (A task name may
+ * not contain a dot, hence {@code layer5_qkv} rather than {@code layer5.qkv}.)
+ * <pre>
+ *   state ─► forward0 [embed, layers 0..3] ─► forward1 [layers 4..7] ─► ... ─► forwardN [..., classifier] ─► logits
+ *            x, partials, q, xb, hb, att, xq, xs, state, rope: persisted by each graph, consumed by the next
+ * </pre>
+ *
+ * <p>Why several graphs: TornadoVM records a graph's tasks in a fixed 8 KiB buffer (15 bytes per task
+ * plus 5 per argument; a float32 layer needs about 370 bytes, a Q8_0 layer about 600), so one graph
+ * overflows at about 20 float32 or 13 Q8_0 layers (Llama 2 7B has 32). Chunks of
+ * {@value #LAYERS_PER_GRAPH} layers stay far below that. The activations never leave the device between
+ * graphs: each graph persists them ({@code persistOnDevice}) and the next consumes them
+ * ({@code consumeFromDevice}); a layer's key/value caches are used by that layer's graph only.
  *
  * <p>Data movement: the weights and the RoPE table are transferred once ({@code FIRST_EXECUTION});
  * the key/value caches and all activations live only on the device; per token only {@code state}
  * ({@code [token, pos]}, 8 bytes of payload) goes in ({@code EVERY_EXECUTION}) and the logits come out.
- * (TornadoVM adds its own 24-byte argument record per launch: 936 bytes in per token for a 5-layer
- * float32 model, {@code 4 × vocab_size + 16} bytes out.)
+ * (TornadoVM adds its own argument record per launch to the bytes it counts as copied in.)
  *
- * <p>Why one unrolled graph rather than one per-layer graph run L times: a layer's weights are separate
+ * <p>Why unrolled layers rather than one per-layer graph run L times: a layer's weights are separate
  * arrays, so a per-layer-parameterized graph would need every layer's weights of one kind in a single
- * array (a 7B model's stacked w1/w3 is 2.9 G elements, beyond TornadoVM's int-indexed arrays) and L
- * graph executions per token; TornadoVM specialises scalar arguments into each task's kernel, so the
- * tasks of different layers compile to identical source. The price is JIT time per task (see the
- * engine's --verbose output and the report).
+ * array (a 7B model's stacked w1/w3 is 2.9 G elements, beyond TornadoVM's int-indexed arrays);
+ * TornadoVM specialises scalar arguments into each task's kernel, so the tasks of different layers
+ * compile to identical source. The price is JIT time per task (see the engine's --verbose output).
  */
 final class ForwardGraph {
+    /** Graph names are this prefix and the chunk's index: forward0, forward1, ... */
     static final String GRAPH = "forward";
+    /** Layers per task graph (see the class comment for the bound). */
+    static final int LAYERS_PER_GRAPH = 4;
 
     private final Configuration c;
     private final TornadoSettings s;
-    private final TaskGraph graph = new TaskGraph(GRAPH);
+    private final List<TaskGraph> graphs = new ArrayList<>();
+    private TaskGraph graph;   // the graph tasks are added to now (the last of graphs)
     private final GridScheduler grid = new GridScheduler();
     private final KernelContext ctx = new KernelContext();
     private final List<String> taskIds = new ArrayList<>();
@@ -133,7 +147,7 @@ final class ForwardGraph {
         return t;
     }
 
-    /** Task ids in launch order, as TornadoVM's profiler names them ({@code forward.layer0_qkv}). */
+    /** Task ids in launch order, as TornadoVM's profiler names them ({@code forward0.layer0_qkv}). */
     List<String> taskIds() {
         return Collections.unmodifiableList(taskIds);
     }
@@ -142,39 +156,82 @@ final class ForwardGraph {
         return grid;
     }
 
-    /** Assembles the graph: input, every layer, output. */
-    ImmutableTaskGraph build() {
-        List<Object> once = new ArrayList<>();
-        addMatrix(once, embedding);
-        if (classifier != embedding) {
-            addMatrix(once, classifier);
-        }
-        once.add(rmsFinal);
-        once.add(rope);
-        for (Layer l : layers) {
-            once.add(l.rmsAtt);
-            once.add(l.rmsFfn);
-            addMatrix(once, l.wqkv);
-            addMatrix(once, l.wo);
-            addMatrix(once, l.w13);
-            addMatrix(once, l.w2);
-        }
-        if (xq != null) {
-            once.add(xq);   // TornadoVM wants int8 arguments declared; one copy of a scratch buffer is harmless
-        }
-        graph.transferToDevice(DataTransferMode.FIRST_EXECUTION, once.toArray());
-        graph.transferToDevice(DataTransferMode.EVERY_EXECUTION, state);
-        addInput();
-        for (int l = 0; l < layers.length; l++) {
-            if (c.quantized()) {
-                addLayerQ8(l);
+    /** Number of task graphs the forward pass of {@code c} is split into. */
+    static int graphCount(Configuration c) {
+        return Math.max(1, (c.nLayers() + LAYERS_PER_GRAPH - 1) / LAYERS_PER_GRAPH);
+    }
+
+    /** Assembles the graphs: input, every layer, output (see the class comment). */
+    ImmutableTaskGraph[] build() {
+        int n = graphCount(c);
+        Object[] shared = shared();
+        for (int g = 0; g < n; g++) {
+            graph = new TaskGraph(GRAPH + g);
+            int first = g * LAYERS_PER_GRAPH, end = Math.min(c.nLayers(), first + LAYERS_PER_GRAPH);
+            List<Object> once = new ArrayList<>();
+            if (g == 0) {
+                addMatrix(once, embedding);
+                once.add(rope);
             } else {
-                addLayerF32(l);
+                // Activations, state and RoPE table come from the previous graph's device buffers.
+                graph.consumeFromDevice(graphs.get(g - 1).getTaskGraphName(), shared);
             }
+            for (int l = first; l < end; l++) {
+                once.add(layers[l].rmsAtt);
+                once.add(layers[l].rmsFfn);
+                addMatrix(once, layers[l].wqkv);
+                addMatrix(once, layers[l].wo);
+                addMatrix(once, layers[l].w13);
+                addMatrix(once, layers[l].w2);
+            }
+            if (g == n - 1) {
+                if (classifier != embedding) {
+                    addMatrix(once, classifier);
+                }
+                once.add(rmsFinal);
+            }
+            if (xq != null && g == 0) {
+                once.add(xq);   // TornadoVM wants int8 arguments declared; one copy of a scratch buffer is harmless
+            }
+            graph.transferToDevice(DataTransferMode.FIRST_EXECUTION, once.toArray());
+            if (g == 0) {
+                graph.transferToDevice(DataTransferMode.EVERY_EXECUTION, state);
+                addInput();
+            }
+            for (int l = first; l < end; l++) {
+                if (c.quantized()) {
+                    addLayerQ8(l);
+                } else {
+                    addLayerF32(l);
+                }
+            }
+            if (g == n - 1) {
+                addOutput();
+                graph.transferToHost(DataTransferMode.EVERY_EXECUTION, logits);
+            } else {
+                graph.persistOnDevice(shared);
+            }
+            graphs.add(graph);
         }
-        addOutput();
-        graph.transferToHost(DataTransferMode.EVERY_EXECUTION, logits);
-        return graph.snapshot();
+        return graphs.stream().map(TaskGraph::snapshot).toArray(ImmutableTaskGraph[]::new);
+    }
+
+    /**
+     * What every graph after the first takes from the previous one's device buffers. TornadoVM links a
+     * consumed buffer only from the graph executed just before, so a shared classifier's table (the
+     * embedding, put on the device by forward0 and read again by the last graph) is passed along the
+     * whole chain rather than copied to the device twice.
+     */
+    private Object[] shared() {
+        List<Object> s = new ArrayList<>(List.of(state, rope, x, partials, q, xb, hb, att));
+        if (xq != null) {
+            s.add(xq);
+            s.add(xs);
+        }
+        if (classifier == embedding) {
+            addMatrix(s, embedding);
+        }
+        return s.toArray();
     }
 
     private static void addMatrix(List<Object> out, DeviceMatrix m) {
@@ -324,7 +381,7 @@ final class ForwardGraph {
     }
 
     private void schedule(String task, int global, int local) {
-        String id = GRAPH + "." + task;
+        String id = graph.getTaskGraphName() + "." + task;
         if (global <= 0 || global % local != 0) {
             throw new Llama2jException("internal: grid of " + id + " is " + global + " work-items, not a multiple of " + local);
         }

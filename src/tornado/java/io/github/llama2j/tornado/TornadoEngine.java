@@ -46,7 +46,8 @@ public final class TornadoEngine implements InferenceEngine {
     private final LoadTimes loadTimes;
     private final Map<String, TaskVerifier.TaskRun> firstRun;
     private final long bytesInPerToken, bytesOutPerToken;
-    private TornadoExecutionResult last;
+    private final int graphCount;
+    private GraphRun[] last;   // profiler figures of the last token, when profiling
     private boolean closed;
 
     /**
@@ -98,9 +99,16 @@ public final class TornadoEngine implements InferenceEngine {
         long t0 = System.nanoTime();
         forward = new ForwardGraph(c, model.weights(), this.settings);
         long t1 = System.nanoTime();
-        ImmutableTaskGraph itg = forward.build();
+        ImmutableTaskGraph[] graphs;
+        try {
+            graphs = forward.build();
+        } catch (RuntimeException e) {
+            throw new Llama2jException("TornadoVM could not build the forward pass's task graphs for " + modelName + ": "
+                    + e, Llama2jException.UNAVAILABLE, e);
+        }
         long t2 = System.nanoTime();
-        TornadoExecutionPlan p = new TornadoExecutionPlan(itg);
+        TornadoExecutionPlan p = new TornadoExecutionPlan(graphs);
+        graphCount = graphs.length;
         p.withDevice(device).withGridScheduler(forward.gridScheduler()).withProfiler(ProfilerMode.SILENT);
         this.plan = p;
         long t3 = System.nanoTime();
@@ -108,8 +116,8 @@ public final class TornadoEngine implements InferenceEngine {
         int tasks = forward.taskIds().size();
         if (log != null) {
             log.printf(Locale.ROOT, "[tornado] weights copied into TornadoVM arrays: %.1f ms%n", (t1 - t0) / 1e6);
-            log.printf(Locale.ROOT, "[tornado] plan creation: task graph of %d tasks %.1f ms, execution plan %.1f ms%n",
-                    tasks, (t2 - t1) / 1e6, (t3 - t2) / 1e6);
+            log.printf(Locale.ROOT, "[tornado] plan creation: %d task graphs of %d tasks %.1f ms, execution plan %.1f ms%n",
+                    graphs.length, tasks, (t2 - t1) / 1e6, (t3 - t2) / 1e6);
             log.printf(Locale.ROOT, "[tornado] first execution: JIT-compiling %d tasks for %s, transferring weights ...%n",
                     tasks, deviceName);
             log.flush();
@@ -119,17 +127,17 @@ public final class TornadoEngine implements InferenceEngine {
             // BOS at position 0 (overwritten by the first real token), and proves every task ran on the device.
             forward.state.set(0, 1);
             forward.state.set(1, 0);
-            TornadoExecutionResult r = plan.execute();
+            GraphRun[] r = executeGraphs(true);
             long t4 = System.nanoTime();
-            TornadoProfilerResult pr = r.getProfilerResult();
-            firstRun = TaskVerifier.parse(pr.getProfileLog());
+            firstRun = TaskVerifier.parse(GraphRun.logs(r));
             TaskVerifier.verify(forward.taskIds(), firstRun, deviceName);
-            loadTimes = new LoadTimes(t1 - t0, t3 - t1, t4 - t3, pr.getTornadoCompilerTime(), pr.getDriverInstallTime(),
-                    pr.getDeviceWriteTime(), pr.getTotalBytesCopyIn());
+            loadTimes = new LoadTimes(t1 - t0, t3 - t1, t4 - t3, GraphRun.sum(r, GraphRun::graalNanos),
+                    GraphRun.sum(r, GraphRun::driverNanos), GraphRun.sum(r, GraphRun::writeNanos),
+                    GraphRun.sum(r, GraphRun::bytesIn));
             // Second execution: what one token costs on the bus once the weights are resident.
-            TornadoProfilerResult steady = plan.execute().getProfilerResult();
-            bytesInPerToken = steady.getTotalBytesCopyIn();
-            bytesOutPerToken = steady.getTotalBytesCopyOut();
+            GraphRun[] steady = executeGraphs(true);
+            bytesInPerToken = GraphRun.sum(steady, GraphRun::bytesIn);
+            bytesOutPerToken = GraphRun.sum(steady, GraphRun::bytesOut);
             if (!profile) {
                 plan.withoutProfiler();
             }
@@ -177,7 +185,7 @@ public final class TornadoEngine implements InferenceEngine {
         }
         forward.state.set(0, token);
         forward.state.set(1, pos);
-        last = plan.execute();
+        last = executeGraphs(profile);
         MemorySegment.copy(forward.logits.getSegment(), ValueLayout.JAVA_FLOAT, 0, logits, 0, logits.length);
         return logits;
     }
@@ -200,7 +208,7 @@ public final class TornadoEngine implements InferenceEngine {
         return budget.total();
     }
 
-    /** Task ids in launch order ({@code forward.layer0_qkv}, ...). */
+    /** Task ids in launch order ({@code forward0.layer0_qkv}, ...). */
     public java.util.List<String> taskIds() {
         return forward.taskIds();
     }
@@ -227,9 +235,8 @@ public final class TornadoEngine implements InferenceEngine {
     public Map<String, Long> lastKernelTimes() {
         Map<String, Long> out = new java.util.LinkedHashMap<>();
         if (profile && last != null) {
-            String logText = last.getProfilerResult().getProfileLog();
-            int cut = logText.lastIndexOf("\"" + ForwardGraph.GRAPH + "\":");
-            Map<String, TaskVerifier.TaskRun> runs = TaskVerifier.parse(cut < 0 ? logText : logText.substring(cut));
+            // The log holds every execution's record of every graph; later records replace earlier ones.
+            Map<String, TaskVerifier.TaskRun> runs = TaskVerifier.parse(GraphRun.logs(last));
             runs.forEach((k, v) -> out.put(k, v.kernelNanos()));
         }
         return out;
@@ -237,7 +244,58 @@ public final class TornadoEngine implements InferenceEngine {
 
     /** Total device kernel time (ns) of the last {@link #forward} call; needs {@code profile}. */
     public long lastDeviceKernelNanos() {
-        return profile && last != null ? last.getProfilerResult().getDeviceKernelTime() : 0;
+        return profile && last != null ? GraphRun.sum(last, GraphRun::kernelNanos) : 0;
+    }
+
+    /**
+     * One token: every graph of the plan, one at a time and in order. TornadoVM hands a graph the device
+     * buffers it consumes ({@code consumeFromDevice}) from the graph executed just before it, which it
+     * tracks only when graphs are launched one by one; {@code plan.execute()} on all graphs would link
+     * every graph to the last one.
+     *
+     * @param record read each graph's profiler figures right after it ran (a TornadoExecutionResult reads
+     *               them from the plan lazily, and by then the plan has moved on to the next graph);
+     *               null entries when false
+     */
+    private GraphRun[] executeGraphs(boolean record) {
+        GraphRun[] runs = new GraphRun[graphCount];
+        for (int g = 0; g < graphCount; g++) {
+            TornadoExecutionResult r = plan.withGraph(g).execute();
+            if (record) {
+                runs[g] = GraphRun.of(ForwardGraph.GRAPH + g, r.getProfilerResult());
+            }
+        }
+        return runs;
+    }
+
+    /**
+     * TornadoVM's profiler figures of one graph's execution (ns and bytes), and its JSON record: the last
+     * one in TornadoVM's log, which keeps every execution's record.
+     */
+    record GraphRun(String log, long kernelNanos, long graalNanos, long driverNanos, long writeNanos, long bytesIn,
+                    long bytesOut) {
+        static GraphRun of(String graph, TornadoProfilerResult p) {
+            String all = p.getProfileLog();
+            int cut = all.lastIndexOf("\"" + graph + "\"");
+            return new GraphRun(cut < 0 ? all : all.substring(cut), p.getDeviceKernelTime(), p.getTornadoCompilerTime(),
+                    p.getDriverInstallTime(), p.getDeviceWriteTime(), p.getTotalBytesCopyIn(), p.getTotalBytesCopyOut());
+        }
+
+        static long sum(GraphRun[] runs, java.util.function.ToLongFunction<GraphRun> field) {
+            long total = 0;
+            for (GraphRun r : runs) {
+                total += field.applyAsLong(r);
+            }
+            return total;
+        }
+
+        static String logs(GraphRun[] runs) {
+            StringBuilder sb = new StringBuilder();
+            for (GraphRun r : runs) {
+                sb.append(r.log());
+            }
+            return sb.toString();
+        }
     }
 
     @Override
