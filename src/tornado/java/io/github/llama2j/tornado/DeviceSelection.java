@@ -4,6 +4,7 @@ import io.github.llama2j.Llama2jException;
 import uk.ac.manchester.tornado.api.TornadoBackend;
 import uk.ac.manchester.tornado.api.TornadoRuntime;
 import uk.ac.manchester.tornado.api.common.TornadoDevice;
+import uk.ac.manchester.tornado.api.enums.TornadoVMBackendType;
 
 /** Finds the TornadoVM device named by {@code --device B:D}, or TornadoVM's default device. */
 final class DeviceSelection {
@@ -54,8 +55,30 @@ final class DeviceSelection {
         return "?:?";
     }
 
-    /** The device's largest work-group (first dimension). */
+    /**
+     * Largest work-group the kernels may use on a PTX device. The kernels reduce through a local-memory
+     * scratch array of {@link TransformerKernels#MAX_LOCAL} floats. TornadoVM 5.2's PTX backend indexes
+     * such an array with byte offsets (4 × index + a 16-byte header) that ptxas then scales by the element
+     * size again, so only (MAX_LOCAL - 16) / 4 = 252 entries are usable: on an H200, rmsnorm work-groups
+     * of 256 made threads 252-255 write outside the array (compute-sanitizer: "Invalid __shared__ write",
+     * then CUDA error 700 for the whole context). 128, the largest power of two below 252, is safe.
+     */
+    static final int PTX_MAX_LOCAL = 128;
+
+    /**
+     * The largest work-group the kernels can use on the device: its own limit (first dimension), and on
+     * the PTX backend at most {@link #PTX_MAX_LOCAL}.
+     */
     static long maxWorkGroup(TornadoDevice device) {
+        long max = deviceMaxWorkGroup(device);
+        if (device.getTornadoVMBackend() == TornadoVMBackendType.PTX) {
+            max = Math.min(max, PTX_MAX_LOCAL);
+        }
+        return max;
+    }
+
+    /** The device's own largest work-group (first dimension), as its driver reports it. */
+    static long deviceMaxWorkGroup(TornadoDevice device) {
         long[] wg = device.getPhysicalDevice().getDeviceMaxWorkGroupSize();
         return wg == null || wg.length == 0 ? 1 : wg[0];
     }

@@ -24,7 +24,7 @@ public final class TornadoDeviceLister implements DeviceLister {
                         && dev.getTornadoVMBackend() == def.getTornadoVMBackend();
                 out.add(new Device(b, d, backend.getBackendType().name().toLowerCase(Locale.ROOT),
                         dev.getPhysicalDevice().getDeviceName(), dev.getDeviceType().name(), dev.getMaxGlobalMemory(),
-                        dev.getMaxAllocMemory(), dev.getDeviceLocalMemorySize(), DeviceSelection.maxWorkGroup(dev), isDefault));
+                        dev.getMaxAllocMemory(), dev.getDeviceLocalMemorySize(), DeviceSelection.deviceMaxWorkGroup(dev), isDefault));
             }
         }
         return out;
