@@ -144,6 +144,45 @@ class TornadoProfileTest {
         assertTrue(Json.read(trace).containsKey("traceEvents"));
     }
 
+    /** The forward pass may be several graphs (forward0, forward1, ...): every graph's last record is read. */
+    @Test
+    void severalGraphsAndAccumulatedRecords() {
+        String log = record("forward0", 1, "forward0.embed", "forward0.layer0_qkv")
+                + record("forward0", 2, "forward0.embed", "forward0.layer0_qkv")
+                + record("forward1", 3, "forward1.layer1_w13", "forward1.classifier")
+                + record("forward1", 4, "forward1.layer1_w13", "forward1.classifier");
+        Map<String, ProfileLog.GraphRecord> last = ProfileLog.lastPerGraph(log, List.of("forward0", "forward1", "forward2"));
+        assertEquals(Set.of("forward0", "forward1"), last.keySet());
+        assertEquals(2, last.get("forward0").task("forward0.layer0_qkv", "TASK_KERNEL_TIME"));
+        assertEquals(4, last.get("forward1").task("forward1.classifier", "TASK_KERNEL_TIME"));
+        assertEquals(40, last.get("forward1").total("COPY_IN_TIME"));
+        assertEquals("pthread-test", last.get("forward1").tasks().get("forward1.layer1_w13").get("DEVICE"));
+
+        List<String> ids = List.of("forward0.embed", "forward0.layer0_qkv", "forward1.layer1_w13", "forward1.classifier");
+        ProfileRecorder rec = new ProfileRecorder();
+        DeviceProfile dp = new DeviceProfile(ids, new TaskTraffic(TestEngines.model("tiny.bin").config(),
+                TornadoSettings.load("CPU")), "opencl:0:0");
+        assertEquals(List.of("embed", "layer0.qkv", "layer1.w1w3_swiglu", "classifier"), dp.names());
+        dp.recordToken(rec, 1000, 1_000_000, log, 3);
+        List<ProfileRecorder.Event> k = rec.events().stream().filter(e -> e.kind() == Profiler.Kind.KERNEL).toList();
+        assertEquals(List.of(2L, 2L, 4L, 4L), k.stream().map(ProfileRecorder.Event::durationNanos).toList());
+        assertEquals("opencl:0:0 pthread-test", k.get(0).track());
+        // Same task name in two graphs: the graph stays in the name so rows never merge.
+        assertEquals(List.of("embed", "forward1.embed"),
+                new DeviceProfile(List.of("forward0.embed", "forward1.embed"), null, "t").names());
+    }
+
+    private static String record(String graph, int kernel, String... tasks) {
+        StringBuilder b = new StringBuilder("{\n    \"" + graph + "\": {\n        \"COPY_IN_TIME\": \"" + kernel * 10 + "\",\n"
+                + "        \"TOTAL_COPY_IN_SIZE_BYTES\": \"24\",\n");
+        for (int i = 0; i < tasks.length; i++) {
+            b.append("        \"").append(tasks[i]).append("\": {\n            \"DEVICE\": \"pthread-test\",\n")
+                    .append("            \"POWER_USAGE_mW\": \"n/a\",\n            \"TASK_KERNEL_TIME\": \"").append(kernel)
+                    .append("\"\n        }").append(i < tasks.length - 1 ? ", " : "").append('\n');
+        }
+        return b.append("    }\n}\n").toString();
+    }
+
     @Test
     void dumpKernelsWithoutARequestIsAClearError() {
         var ex = org.junit.jupiter.api.Assertions.assertThrows(io.github.llama2j.Llama2jException.class,
