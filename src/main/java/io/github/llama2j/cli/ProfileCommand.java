@@ -1,6 +1,7 @@
 package io.github.llama2j.cli;
 
 import io.github.llama2j.Llama2jException;
+import io.github.llama2j.engine.EngineOptions;
 import io.github.llama2j.engine.Engines;
 import io.github.llama2j.engine.InferenceEngine;
 import io.github.llama2j.model.Model;
@@ -16,7 +17,6 @@ import picocli.CommandLine.Parameters;
 
 import java.io.IOException;
 import java.io.PrintWriter;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 
@@ -63,8 +63,17 @@ public final class ProfileCommand implements Callable<Integer> {
             throw new Llama2jException("--tokens must be >= 1 and --warmup >= 0", Llama2jException.BAD_USAGE);
         }
         PrintWriter out = spec.commandLine().getOut();
-        try (Model m = ModelLoader.load(ModelResolver.resolve(model, spec.commandLine().getErr()));
-             InferenceEngine e = Engines.create(m, engine.toOptions(true))) {
+        PrintWriter err = spec.commandLine().getErr();
+        EngineOptions options = engine.toOptions(true);
+        // Generated code can only be captured while the engine compiles it, so ask before building it.
+        boolean dump = dumpKernels != null && Engines.requestKernelSources(options.kind());
+        if (dumpKernels != null && !dump) {
+            // Like other engine-specific options (--device, --split), not an error for an engine it does not apply to.
+            err.println("--dump-kernels: engine '" + options.kind() + "' runs no generated device code, nothing to write "
+                    + "(the tornado engine writes its OpenCL C)");
+        }
+        try (Model m = ModelLoader.load(ModelResolver.resolve(model, err));
+             InferenceEngine e = Engines.create(m, options)) {
             if (warmup + tokens > m.config().seqLen()) {
                 throw new Llama2jException("--warmup + --tokens = " + (warmup + tokens) + " exceeds the model's seq_len "
                         + m.config().seqLen(), Llama2jException.BAD_USAGE);
@@ -75,14 +84,13 @@ public final class ProfileCommand implements Callable<Integer> {
             out.flush();
             if (trace != null) {
                 ChromeTrace.write(trace, e.name(), recorder);
-                spec.commandLine().getErr().println("trace written to " + trace);
+                err.println("trace written to " + trace);
             }
-            if (dumpKernels != null) {
-                Files.createDirectories(dumpKernels);
+            if (dump) {
                 e.dumpKernels(dumpKernels);
-                spec.commandLine().getErr().println("kernels written to " + dumpKernels);
+                err.println(e.taskNames().size() + " kernels written to " + dumpKernels);
             }
-            spec.commandLine().getErr().flush();
+            err.flush();
         }
         return 0;
     }

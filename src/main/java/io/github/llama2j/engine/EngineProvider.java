@@ -11,4 +11,13 @@ public interface EngineProvider {
     String kind();
 
     InferenceEngine create(Model model, EngineOptions options);
+
+    /**
+     * Asks the next engine this provider creates to keep the device code it generates, for
+     * {@link InferenceEngine#dumpKernels}; device code can only be captured while it is compiled, i.e.
+     * while the engine is built. Returns false where the engine has no such code to keep.
+     */
+    default boolean requestKernelSources() {
+        return false;
+    }
 }

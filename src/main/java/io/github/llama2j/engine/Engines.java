@@ -45,6 +45,22 @@ public final class Engines {
                 Llama2jException.BAD_USAGE);
     }
 
+    /**
+     * Asks the next engine of {@code kind} to keep its generated device code (call before {@link #create});
+     * false for engines that generate none (the CPU engine runs Java).
+     */
+    public static boolean requestKernelSources(String kind) {
+        if (kind.equals("cpu")) {
+            return false;
+        }
+        for (EngineProvider p : ServiceLoader.load(EngineProvider.class)) {
+            if (p.kind().equals(kind)) {
+                return p.requestKernelSources();
+            }
+        }
+        return false;
+    }
+
     /** Exact mode keeps run.c's summation order in the float matmuls (vectorized across rows); otherwise the SIMD kernels. */
     public static Kernels cpuKernels(boolean exact) {
         return exact ? new ExactVectorKernels() : new VectorKernels();

@@ -92,7 +92,7 @@ public final class ProfileReport {
         this.tokens = ts.size();
         this.tokenNanos = ts.stream().mapToLong(ProfileRecorder.Token::durationNanos).sum();
         for (ProfileRecorder.Event e : recorder.events()) {
-            if (e.kind() == Kind.WORKER_SLICE) {
+            if (e.kind() == Kind.WORKER_SLICE || e.kind() == Kind.HOST) {
                 continue;
             }
             if (e.kind() == Kind.TRANSFER_WEIGHTS) {

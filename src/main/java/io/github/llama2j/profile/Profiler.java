@@ -21,7 +21,9 @@ public interface Profiler {
         /** One-off: moving the weights to the device. */
         TRANSFER_WEIGHTS,
         /** Hybrid engine: adding the partial sums of the two sides. */
-        EXCHANGE
+        EXCHANGE,
+        /** Host-side span (e.g. TornadoVM's {@code execute()} call as the host saw it): trace only, not in the table. */
+        HOST
     }
 
     /**

@@ -61,4 +61,18 @@ class CpuProfileTest {
             assertTrue(tracks.size() >= 3, "tokens, cpu and at least one worker track: " + tracks);
         }
     }
+
+    /** The CPU engine runs Java, not generated kernels: --dump-kernels says so, writes nothing and is not an error. */
+    @Test
+    void dumpKernelsOnTheCpuEngineSaysThereAreNone() {
+        Path dir = tmp.resolve("kernels");
+        java.io.StringWriter out = new java.io.StringWriter(), err = new java.io.StringWriter();
+        int code = io.github.llama2j.cli.Main.execute(new java.io.PrintWriter(out), new java.io.PrintWriter(err), "profile",
+                TestData.model("tiny.bin").toString(), "--tokens", "1", "--warmup", "0", "--threads", "1",
+                "--dump-kernels", dir.toString());
+        assertEquals(0, code, err.toString());
+        assertTrue(err.toString().contains("runs no generated device code"), err.toString());
+        assertTrue(!Files.exists(dir), "nothing written");
+        assertTrue(out.toString().contains("layer0.qkv"), "the profile itself is still printed");
+    }
 }

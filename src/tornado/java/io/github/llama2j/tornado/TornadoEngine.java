@@ -5,6 +5,7 @@ import io.github.llama2j.engine.EngineOptions;
 import io.github.llama2j.engine.InferenceEngine;
 import io.github.llama2j.model.Configuration;
 import io.github.llama2j.model.Model;
+import io.github.llama2j.profile.Profiler;
 import uk.ac.manchester.tornado.api.ImmutableTaskGraph;
 import uk.ac.manchester.tornado.api.TornadoExecutionPlan;
 import uk.ac.manchester.tornado.api.TornadoExecutionResult;
@@ -13,7 +14,13 @@ import uk.ac.manchester.tornado.api.common.TornadoDevice;
 import uk.ac.manchester.tornado.api.enums.ProfilerMode;
 import uk.ac.manchester.tornado.api.exceptions.TornadoExecutionPlanException;
 
+import java.io.IOException;
 import java.io.PrintStream;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.Locale;
@@ -47,7 +54,15 @@ public final class TornadoEngine implements InferenceEngine {
     private final Map<String, TaskVerifier.TaskRun> firstRun;
     private final long bytesInPerToken, bytesOutPerToken;
     private final int graphCount;
-    private GraphRun[] last;   // profiler figures of the last token, when profiling
+    private final DeviceProfile deviceProfile;
+    private final long firstExecutionStart;
+    /** Where TornadoVM wrote this plan's OpenCL sources (see {@link KernelSources}), or null. */
+    private final Path kernelSources;
+    private Profiler profiler = Profiler.NONE;
+    private boolean profilerOn;
+    /** Whether TornadoVM's profiler recorded the last execution (its record is then in {@code last}). */
+    private boolean lastProfiled;
+    private GraphRun[] last;   // each graph's profiler figures for the last token, when profiled
     private boolean closed;
 
     /**
@@ -107,6 +122,12 @@ public final class TornadoEngine implements InferenceEngine {
                     + e, Llama2jException.UNAVAILABLE, e);
         }
         long t2 = System.nanoTime();
+        String backend = device.getTornadoVMBackend().name().toLowerCase(Locale.ROOT);
+        deviceProfile = new DeviceProfile(forward.taskIds(), new TaskTraffic(c, this.settings),
+                backend + ":" + DeviceSelection.id(device));
+        // A plan's code cache reads TornadoVM's source-dump options when it is created, so they are set
+        // around this plan's creation and first execution only.
+        KernelSources.Capture capture = KernelSources.begin(backend);
         TornadoExecutionPlan p = new TornadoExecutionPlan(graphs);
         graphCount = graphs.length;
         p.withDevice(device).withGridScheduler(forward.gridScheduler()).withProfiler(ProfilerMode.SILENT);
@@ -122,13 +143,15 @@ public final class TornadoEngine implements InferenceEngine {
                     tasks, deviceName);
             log.flush();
         }
-        try {
+        firstExecutionStart = t3;
+        try (capture) {
             // First execution: JIT-compiles every task, transfers the weights (FIRST_EXECUTION), runs
             // BOS at position 0 (overwritten by the first real token), and proves every task ran on the device.
             forward.state.set(0, 1);
             forward.state.set(1, 0);
             GraphRun[] r = executeGraphs(true);
             long t4 = System.nanoTime();
+            kernelSources = capture.dir();
             firstRun = TaskVerifier.parse(GraphRun.logs(r));
             TaskVerifier.verify(forward.taskIds(), firstRun, deviceName);
             loadTimes = new LoadTimes(t1 - t0, t3 - t1, t4 - t3, GraphRun.sum(r, GraphRun::graalNanos),
@@ -141,11 +164,14 @@ public final class TornadoEngine implements InferenceEngine {
             if (!profile) {
                 plan.withoutProfiler();
             }
+            profilerOn = profile;
         } catch (Llama2jException e) {
             closePlan();
+            KernelSources.delete(capture.dir());
             throw e;
         } catch (RuntimeException e) {
             closePlan();
+            KernelSources.delete(capture.dir());
             throw new Llama2jException("TornadoVM could not compile or run the forward pass on '" + deviceName + "': "
                     + e.getMessage(), Llama2jException.UNAVAILABLE, e);
         }
@@ -185,9 +211,74 @@ public final class TornadoEngine implements InferenceEngine {
         }
         forward.state.set(0, token);
         forward.state.set(1, pos);
-        last = executeGraphs(profile);
+        long t0 = profiler != Profiler.NONE ? System.nanoTime() : 0;
+        // With the profiler on, each graph's record is read right after it ran (see executeGraphs), so
+        // "execute" includes copying TornadoVM's log; "read profiler log" is the parsing.
+        last = executeGraphs(profilerOn);
+        lastProfiled = profilerOn;
+        if (profiler != Profiler.NONE) {
+            long t1 = System.nanoTime();
+            deviceProfile.recordToken(profiler, t0, t1 - t0, GraphRun.logs(last), pos);
+            profiler.record("read profiler log", DeviceProfile.HOST_TRACK, Profiler.Kind.HOST, t1, System.nanoTime() - t1, 0);
+        }
         MemorySegment.copy(forward.logits.getSegment(), ValueLayout.JAVA_FLOAT, 0, logits, 0, logits.length);
         return logits;
+    }
+
+    /**
+     * Device times from TornadoVM's own profiler (switched on for the plan while profiling, if the engine
+     * was not built with {@code profile}); see {@link DeviceProfile} for what each figure is and how task
+     * ids become names. The one-off costs (JIT per task, weight transfer) are sent at once, from the
+     * first execution's record.
+     */
+    @Override
+    public void setProfiler(Profiler profiler) {
+        Profiler p = profiler == null ? Profiler.NONE : profiler;
+        if (p != Profiler.NONE && !profilerOn) {
+            plan.withProfiler(ProfilerMode.SILENT);
+            profilerOn = true;
+        } else if (p == Profiler.NONE && profilerOn && !profile) {
+            plan.withoutProfiler();
+            profilerOn = false;
+        }
+        this.profiler = p;
+        if (p != Profiler.NONE) {
+            deviceProfile.recordLoad(p, firstExecutionStart, firstRun, loadTimes);
+        }
+    }
+
+    /** One name per task, in launch order, named as the CPU engine names the same step (see {@link DeviceProfile}). */
+    @Override
+    public List<String> taskNames() {
+        return deviceProfile.names();
+    }
+
+    /**
+     * Copies the OpenCL C source TornadoVM generated for every task into {@code dir}, one file per task
+     * named by its profile name ({@code layer0.qkv.cl}). TornadoVM writes sources only while a plan is
+     * compiled, so they must have been asked for before this engine was built ({@link KernelSources#request}).
+     */
+    @Override
+    public void dumpKernels(Path dir) {
+        if (kernelSources == null) {
+            throw new Llama2jException("no kernel sources were captured: they are written while the engine compiles, so ask "
+                    + "for them before it is built (llama2j profile ... --dump-kernels DIR)", Llama2jException.BAD_USAGE);
+        }
+        List<String> ids = forward.taskIds();
+        List<String> names = deviceProfile.names();
+        try {
+            Files.createDirectories(dir);
+            List<Path> files = KernelSources.files(kernelSources);
+            for (int i = 0; i < ids.size(); i++) {
+                String prefix = ids.get(i) + "-"; // TornadoVM names the file <task id>-<kernel name>.cl
+                Path src = files.stream().filter(f -> f.getFileName().toString().startsWith(prefix)).findFirst()
+                        .orElseThrow(() -> new Llama2jException("TornadoVM wrote no source for task " + prefix
+                                .substring(0, prefix.length() - 1) + " in " + kernelSources, Llama2jException.UNAVAILABLE));
+                Files.copy(src, dir.resolve(names.get(i) + ".cl"), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
     }
 
     /** The device, as {@code backend:device name}. */
@@ -229,22 +320,32 @@ public final class TornadoEngine implements InferenceEngine {
     }
 
     /**
-     * Per-task kernel times (ns) of the last {@link #forward} call; needs {@code EngineOptions.profile()},
-     * otherwise the profiler is off after start-up and this is empty.
+     * Per-task kernel times (ns) of the last {@link #forward} call, by task id; empty unless TornadoVM's
+     * profiler was on for it ({@code EngineOptions.profile()} or a {@link #setProfiler profiler}).
      */
     public Map<String, Long> lastKernelTimes() {
         Map<String, Long> out = new java.util.LinkedHashMap<>();
-        if (profile && last != null) {
-            // The log holds every execution's record of every graph; later records replace earlier ones.
-            Map<String, TaskVerifier.TaskRun> runs = TaskVerifier.parse(GraphRun.logs(last));
-            runs.forEach((k, v) -> out.put(k, v.kernelNanos()));
+        if (lastProfiled && last != null) {
+            List<String> graphs = new ArrayList<>();
+            for (String id : forward.taskIds()) {
+                if (!graphs.contains(DeviceProfile.graphOf(id))) {
+                    graphs.add(DeviceProfile.graphOf(id));
+                }
+            }
+            Map<String, ProfileLog.GraphRecord> records = ProfileLog.lastPerGraph(GraphRun.logs(last), graphs);
+            for (String id : forward.taskIds()) {
+                ProfileLog.GraphRecord r = records.get(DeviceProfile.graphOf(id));
+                if (r != null && r.tasks().containsKey(id)) {
+                    out.put(id, r.task(id, "TASK_KERNEL_TIME"));
+                }
+            }
         }
         return out;
     }
 
-    /** Total device kernel time (ns) of the last {@link #forward} call; needs {@code profile}. */
+    /** Total device kernel time (ns) of the last {@link #forward} call; needs the profiler, as above. */
     public long lastDeviceKernelNanos() {
-        return profile && last != null ? GraphRun.sum(last, GraphRun::kernelNanos) : 0;
+        return lastProfiled && last != null ? GraphRun.sum(last, GraphRun::kernelNanos) : 0;
     }
 
     /**
@@ -303,6 +404,7 @@ public final class TornadoEngine implements InferenceEngine {
         if (!closed) {
             closed = true;
             closePlan();
+            KernelSources.delete(kernelSources);
         }
     }
 

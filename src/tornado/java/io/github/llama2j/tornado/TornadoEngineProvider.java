@@ -17,4 +17,11 @@ public final class TornadoEngineProvider implements EngineProvider {
         TornadoRuntimeCheck.runtime();
         return new TornadoEngine(model, options);
     }
+
+    /** OpenCL sources, one file per task: see {@link KernelSources}. */
+    @Override
+    public boolean requestKernelSources() {
+        KernelSources.request();
+        return true;
+    }
 }
