@@ -138,14 +138,33 @@ class HybridKernelsTest {
         return s;
     }
 
+    /** Σ |m[row, j] · v[j]|: the size of a float dot product's rounding error does not depend on its result. */
+    static float absDot(float[] m, int row, float[] v) {
+        float s = 0;
+        for (int j = 0; j < N; j++) {
+            s += Math.abs(m[row * N + j] * v[j]);
+        }
+        return s;
+    }
+
     static void close(float expected, float actual, String what) {
-        assertEquals(expected, actual, 1e-5f * Math.max(1f, Math.abs(expected)), what + ", seed " + SEED);
+        close(expected, actual, Math.abs(expected), what);
+    }
+
+    /**
+     * Within 1e-5 of {@code scale}: for float32 dot products the scale is Σ|terms| (see absDot), since
+     * summing 100 terms in another order can cancel down to a result far smaller than its rounding error
+     * (seen: 1.41626 vs 1.41618 from a row whose terms add up to 64 in absolute value). A wrong element,
+     * row or position moves a result by the size of a term, far beyond this.
+     */
+    static void close(float expected, float actual, float scale, String what) {
+        assertEquals(expected, actual, 1e-5f * Math.max(1f, scale), what + ", seed " + SEED);
     }
 
     @Test
     void matmulF32() {
         for (int r = 0; r < ROWS; r++) {
-            close(dot(w, r, x), dMat.get(r), "row " + r);
+            close(dot(w, r, x), dMat.get(r), absDot(w, r, x), "row " + r);
         }
     }
 
@@ -156,9 +175,15 @@ class HybridKernelsTest {
             hb[r] = dot(w13, r, x);
             hb2[r] = dot(w13, FFN_ROWS + r, x);
         }
+        float[] scale = new float[FFN_ROWS];
+        for (int r = 0; r < FFN_ROWS; r++) {
+            // silu(a)·b moves by at most 1.1·|b|·δa + |silu(a)|·δb (|silu'| < 1.1)
+            float a = hb[r], silu = a / (1f + (float) Math.exp(-a));
+            scale[r] = 1.1f * Math.abs(hb2[r]) * absDot(w13, r, x) + Math.abs(silu) * absDot(w13, FFN_ROWS + r, x);
+        }
         ScalarKernels.swiglu(hb, hb2, FFN_ROWS, FloatMath.JAVA);
         for (int r = 0; r < FFN_ROWS; r++) {
-            close(hb[r], dHb.get(r), "hidden row " + r);
+            close(hb[r], dHb.get(r), Math.max(scale[r], Math.abs(hb[r])), "hidden row " + r);
         }
     }
 
@@ -168,7 +193,11 @@ class HybridKernelsTest {
         for (int r = 0; r < all.length; r++) {
             all[r] = dot(wqkv, r, x);
         }
-        checkQkv(all, dQ, dKc, dVc);
+        float[] scale = new float[all.length];
+        for (int r = 0; r < all.length; r++) {
+            scale[r] = absDot(wqkv, r, x);
+        }
+        checkQkv(all, dQ, dKc, dVc, scale);
     }
 
     @Test
@@ -180,21 +209,28 @@ class HybridKernelsTest {
             MemorySegment.copy(qScales, 0, s, ScalarKernels.FLOAT, 0, qScales.length);
             new ScalarKernels().matmulQ8(all, xq, xs, new Matrix.Q8(v, s, all.length, N, GS), 0, all.length);
         }
-        checkQkv(all, dQ8q, dQ8kc, dQ8vc);
+        checkQkv(all, dQ8q, dQ8kc, dQ8vc, null);   // int8 dots are exact: relative to the result
     }
 
-    private static void checkQkv(float[] all, FloatArray dq, FloatArray dkc, FloatArray dvc) {
+    /** RoPE mixes the pair (2i, 2i+1): both rows' errors reach each output. */
+    private static float ropeScale(float[] scale, int row, float value) {
+        return scale == null ? Math.abs(value) : Math.max(Math.abs(value), scale[row & ~1] + scale[row | 1]);
+    }
+
+    /** @param scale per stacked row Σ|terms| of its float dot product, or null (see close) */
+    private static void checkQkv(float[] all, FloatArray dq, FloatArray dkc, FloatArray dvc, float[] scale) {
         float[] q = java.util.Arrays.copyOfRange(all, 0, Q_ROWS);
         float[] k = java.util.Arrays.copyOfRange(all, Q_ROWS, Q_ROWS + KV_ROWS);
         float[] v = java.util.Arrays.copyOfRange(all, Q_ROWS + KV_ROWS, all.length);
         ScalarKernels.rope(q, k, POS, Q_ROWS, KV_ROWS, HEAD, ScalarKernels.ropeFrequencies(HEAD, HybridEngine.ROPE_THETA,
                 FloatMath.JAVA), FloatMath.JAVA);
         for (int i = 0; i < Q_ROWS; i++) {
-            close(q[i], dq.get(i), "q " + i);
+            close(q[i], dq.get(i), ropeScale(scale, i, q[i]), "q " + i);
         }
         for (int i = 0; i < KV_ROWS; i++) {
-            close(k[i], dkc.get(POS * KV_ROWS + i), "k " + i);
-            close(v[i], dvc.get(POS * KV_ROWS + i), "v " + i);
+            close(k[i], dkc.get(POS * KV_ROWS + i), ropeScale(scale, Q_ROWS + i, k[i]), "k " + i);
+            float vs = scale == null ? Math.abs(v[i]) : Math.max(Math.abs(v[i]), scale[Q_ROWS + KV_ROWS + i]);
+            close(v[i], dvc.get(POS * KV_ROWS + i), vs, "v " + i);
         }
     }
 }
