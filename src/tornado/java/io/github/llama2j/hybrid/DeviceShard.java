@@ -53,7 +53,8 @@ import java.util.function.ToIntFunction;
  * for all layers (their shapes, hence the specialised code, are the same) and shares one grid. The
  * buffers stay per graph. (Measured on PoCL: tiny.bin from 23 s to 4 s of start-up.)
  *
- * <p>Why a graph per step rather than the TornadoVM engine's single graph per token: the host must add
+ * <p>Why a graph per step rather than the TornadoVM engine's chain of graphs that keeps everything on the
+ * device for the whole token: the host must add
  * the shards' partial sums between steps, so a token is 2 × layers + 1 launches on each device.
  */
 final class DeviceShard implements Shard {

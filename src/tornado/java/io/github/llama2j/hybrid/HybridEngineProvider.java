@@ -35,7 +35,8 @@ public final class HybridEngineProvider implements EngineProvider {
 
     /**
      * The hybrid engine; or, when the split gives the device every row of every kind, the TornadoVM engine
-     * itself: the same work in one graph launch per token instead of 2 × layers + 1 round trips to the host.
+     * itself: the same work with the activations on the device for the whole token instead of 2 × layers + 1
+     * round trips to the host.
      */
     @Override
     public InferenceEngine create(Model model, EngineOptions options) {
@@ -101,7 +102,7 @@ public final class HybridEngineProvider implements EngineProvider {
         if (wholeDeviceEngine && allOnShard0(plan)) {
             TornadoEngine engine = new TornadoEngine(model, options, s);
             if (summary != null) {
-                summary.printf(Locale.ROOT, "[hybrid] every row on %s: running the TornadoVM engine, one graph per token [%s]%n",
+                summary.printf(Locale.ROOT, "[hybrid] every row on %s: running the TornadoVM engine, no host round trips [%s]%n",
                         engine.deviceDescription(), how);
                 summary.flush();
             }

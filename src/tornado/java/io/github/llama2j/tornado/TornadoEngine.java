@@ -28,10 +28,11 @@ import java.util.Map;
 
 /**
  * The forward pass on a TornadoVM device (OpenCL or PTX). Everything expensive happens once, in the
- * constructor: the memory check, copying the weights into TornadoVM arrays, building the task graph
- * ({@link ForwardGraph}), JIT-compiling every task, transferring the weights, and a first execution
+ * constructor: the memory check, copying the weights into TornadoVM arrays, building the chain of task
+ * graphs ({@link ForwardGraph}), JIT-compiling every task, transferring the weights, and a first execution
  * whose profiler record proves that every task ran on the device ({@link TaskVerifier}). After that a
- * token costs one graph execution: 8 bytes in (token, position), the logits out.
+ * token costs one execution of each graph, in order, without returning to the host in between: 8 bytes
+ * in (token, position), the logits out.
  *
  * <p>Float32 checkpoints follow run.c's order of operations, Q8_0 checkpoints runq.c's; the sums run
  * in a different order (per-work-item strides, tree reductions in local memory, FMA), so logits agree
