@@ -138,7 +138,7 @@ final class DeviceShard implements Shard {
         long maxWorkGroup = TornadoAccess.maxWorkGroup(device);
         if (s.maxLocal() > maxWorkGroup) {
             throw new Llama2jException("TornadoVM settings ask for work-groups of " + s.maxLocal() + ", device '" + deviceName
-                    + "' allows " + maxWorkGroup, Llama2jException.BAD_USAGE);
+                    + "' allows " + maxWorkGroup + TornadoAccess.limitReason(device, maxWorkGroup), Llama2jException.BAD_USAGE);
         }
 
         int L = c.nLayers();

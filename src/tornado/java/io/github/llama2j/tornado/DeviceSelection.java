@@ -77,6 +77,14 @@ final class DeviceSelection {
         return max;
     }
 
+    /** Why {@code maxWorkGroup} is below the device's own limit (for error messages), or "". */
+    static String limitReason(TornadoDevice device, long maxWorkGroup) {
+        return maxWorkGroup < deviceMaxWorkGroup(device)
+                ? " for llama2j's kernels on TornadoVM's PTX backend (its local arrays hold a quarter of their size; "
+                + "lower the llama2j.tornado.*.local settings)"
+                : "";
+    }
+
     /** The device's own largest work-group (first dimension), as its driver reports it. */
     static long deviceMaxWorkGroup(TornadoDevice device) {
         long[] wg = device.getPhysicalDevice().getDeviceMaxWorkGroupSize();

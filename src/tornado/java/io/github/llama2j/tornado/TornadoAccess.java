@@ -30,6 +30,11 @@ public final class TornadoAccess {
         return DeviceSelection.maxWorkGroup(device);
     }
 
+    /** Why {@link #maxWorkGroup} is below the device's own limit, or "". */
+    public static String limitReason(TornadoDevice device, long maxWorkGroup) {
+        return DeviceSelection.limitReason(device, maxWorkGroup);
+    }
+
     /** Makes a kernel that TornadoVM cannot compile an error rather than a silent fall-back to Java. */
     public static void requireNoBailoutRecovery() {
         TornadoRuntimeCheck.requireNoBailoutRecovery();

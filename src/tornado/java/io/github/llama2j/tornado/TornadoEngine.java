@@ -94,7 +94,8 @@ public final class TornadoEngine implements InferenceEngine {
         long maxWorkGroup = DeviceSelection.maxWorkGroup(device);
         if (this.settings.maxLocal() > maxWorkGroup) {
             throw new Llama2jException("TornadoVM settings ask for work-groups of " + this.settings.maxLocal() + ", device '"
-                    + deviceName + "' allows " + maxWorkGroup, Llama2jException.BAD_USAGE);
+                    + deviceName + "' allows " + maxWorkGroup + DeviceSelection.limitReason(device, maxWorkGroup),
+                    Llama2jException.BAD_USAGE);
         }
         ForwardGraph.checkUniform(c, model.weights());
         String modelName = String.valueOf(model.path().getFileName());
