@@ -47,6 +47,9 @@ public final class Main implements Runnable {
             }
         };
         CommandLine cl = new CommandLine(new Main(), factory);
+        // No argument files: picocli would replace an argument "@x" by the lines of file x, so a prompt
+        // such as "@alice hi" read a file, and "@." (a directory) was an internal error. llama2.c has none.
+        cl.setExpandAtFiles(false);
         cl.setExecutionExceptionHandler((ex, commandLine, parseResult) -> {
             Throwable t = ex;
             while (t != null && !(t instanceof Llama2jException) && t.getCause() != null && t.getCause() != t) {

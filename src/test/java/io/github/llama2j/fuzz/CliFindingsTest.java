@@ -34,6 +34,36 @@ class CliFindingsTest {
         assertEquals("llama2j: --threads is 5000, must be in [1, 1024]", err.toString().strip());
     }
 
+    /**
+     * From the fuzzer: {@code run MODEL -m generate -n @.} exited 1 with picocli's "Could not read argument
+     * file @." and a "Caused by" line. picocli expanded any argument starting with '@' into the lines of
+     * the file it names. llama2j has no argument files: such an argument is taken as it is.
+     */
+    @Test
+    void atArgumentsAreNotArgumentFiles(@TempDir Path dir) throws IOException {
+        TinyFiles.Shape shape = TinyFiles.tinyShape(true, 0);
+        String model = Files.write(dir.resolve("tiny.bin"), TinyFiles.v0(shape, new Random(1))).toString();
+        String tok = Files.write(dir.resolve("tok.bin"), TinyFiles.tokenizer()).toString();
+        Path argFile = Files.writeString(dir.resolve("args.txt"), "--bogus\n");
+
+        StringWriter err = new StringWriter();
+        int code = Main.execute(new PrintWriter(new StringWriter(), true), new PrintWriter(err, true),
+                "run", model, "-z", tok, "-m", "generate", "-n", "@" + dir);
+        assertEquals(2, code, err.toString());
+        assertTrue(err.toString().startsWith("Invalid value for option '--steps': '@" + dir + "' is not an int"), err.toString());
+        assertFalse(CliFuzzTest.STACK_TRACE.matcher(err.toString()).find(), err.toString());
+
+        // A prompt that starts with '@' is a prompt, even when a file has that name: the (long, absolute)
+        // path is tokenized and found longer than the tiny model's seq_len, where the file's "--bogus"
+        // would have been the prompt.
+        err = new StringWriter();
+        code = Main.execute(new PrintWriter(new StringWriter(), true), new PrintWriter(err, true),
+                "run", model, "-z", tok, "-n", "3", "-t", "0", "--no-stats", "-i", "@" + argFile);
+        assertEquals(2, code, err.toString());
+        assertTrue(err.toString().startsWith("llama2j: prompt is "), err.toString());
+        assertTrue(err.toString().contains("longer than the model's seq_len 16"), err.toString());
+    }
+
     /** The fuzz target's stack-trace check: quoted arguments are not traces, real traces are. */
     @Test
     void stackTraceCheckIgnoresEchoedArguments() {
