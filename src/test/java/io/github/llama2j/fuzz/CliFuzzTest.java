@@ -1,13 +1,14 @@
 package io.github.llama2j.fuzz;
 
 import com.code_intelligence.jazzer.junit.FuzzTest;
+import io.github.llama2j.cli.Io;
 import io.github.llama2j.cli.Main;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
 import java.io.ByteArrayInputStream;
+import java.io.ByteArrayOutputStream;
 import java.io.IOException;
-import java.io.InputStream;
 import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.io.UncheckedIOException;
@@ -74,17 +75,14 @@ class CliFuzzTest {
         ).map(b -> Arguments.of((Object) b));
     }
 
-    /** Runs the CLI on {@code args} with {@code stdin} and checks the properties. */
+    /**
+     * Runs the CLI on {@code args} with {@code stdin} as chat input and checks the properties. The
+     * generated text is captured rather than written to the process's stdout (a pipe to Maven).
+     */
     static void execute(String[] args, byte[] stdin) {
         StringWriter out = new StringWriter(), err = new StringWriter();
-        InputStream savedIn = System.in;
-        int code;
-        try {
-            System.setIn(new ByteArrayInputStream(stdin));
-            code = Main.execute(new PrintWriter(out, true), new PrintWriter(err, true), args);
-        } finally {
-            System.setIn(savedIn);
-        }
+        Io io = new Io(new ByteArrayOutputStream(), new ByteArrayInputStream(stdin));
+        int code = Main.execute(io, new PrintWriter(out, true), new PrintWriter(err, true), args);
         String e = err.toString();
         if (code == 1 || code < 0 || code > 4 || STACK_TRACE.matcher(e).find()) {
             throw new AssertionError("llama2j " + Arrays.toString(args) + " exited " + code + " with stderr:\n" + e);
