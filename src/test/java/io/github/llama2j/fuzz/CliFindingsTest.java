@@ -64,6 +64,25 @@ class CliFindingsTest {
         assertTrue(err.toString().contains("longer than the model's seq_len 16"), err.toString());
     }
 
+    /**
+     * From the fuzzer, a false alarm of the check itself: {@code -n "X...\nException in thread O\n"} is
+     * rightly a usage error, but picocli quotes the value back, so a line of stderr started with
+     * "Exception in thread". The check now skips text that an argument holds after a line break.
+     */
+    @Test
+    void stackTraceCheckIgnoresArgumentsWithLineBreaks() {
+        String arg = "X\u00bf%R?q.h@\nException in thread O\n";
+        String err = "Invalid value for option '--steps': '" + arg + "' is not an int\nUsage: llama2j run [-hV]\n";
+        String[] args = {"run", "m.bin", "-m", "chat", "-n", arg};
+        assertTrue(CliFuzzTest.STACK_TRACE.matcher(err).find(), "the pattern alone matches");
+        assertFalse(CliFuzzTest.hasStackTrace(err, args));
+        assertFalse(CliFuzzTest.hasStackTrace("x: 'a\r\tat b'", new String[]{"a\r\tat b"}));
+        // A real trace is still one, even next to such an argument.
+        String trace = "java.lang.IllegalStateException: x\n\tat a.b.C.d(C.java:1)\n";
+        assertTrue(CliFuzzTest.hasStackTrace(err + trace, args));
+        assertTrue(CliFuzzTest.hasStackTrace(trace, new String[]{"tat a.b.C", "\tat a"}));
+    }
+
     /** The fuzz target's stack-trace check: quoted arguments are not traces, real traces are. */
     @Test
     void stackTraceCheckIgnoresEchoedArguments() {
