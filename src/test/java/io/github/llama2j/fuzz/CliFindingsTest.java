@@ -83,6 +83,28 @@ class CliFindingsTest {
         assertTrue(CliFuzzTest.hasStackTrace(trace, new String[]{"tat a.b.C", "\tat a"}));
     }
 
+    /** The fuzz target scans line starts rather than running STACK_TRACE's find(): the same answer. */
+    @Test
+    void stackTraceScanAgreesWithThePattern() {
+        String[] parts = {"\n", "\r", "\r\n", "\n\r", "\u0085", "\u2028", "\u2029", " ", "\t", "\f", "\u000B", "at ", "at",
+                "\tat a.B.c(B.java:1)", "Caused by: ", "Caused by:", "Exception in thread ", "Exception in thread",
+                "java.lang.", "java.", "a.", "Foo", "Error", "Exception", "Errors", "$", "$1", ".", "x", "\u00c4", "llama2j: ",
+                "Usage: llama2j run [-hV]", "'", ":", "E", "C"};
+        Random rnd = new Random(11);
+        int traces = 0;
+        for (int i = 0; i < 200_000; i++) {
+            StringBuilder b = new StringBuilder();
+            for (int k = rnd.nextInt(8); k >= 0; k--) {
+                b.append(parts[rnd.nextInt(parts.length)]);
+            }
+            String s = b.toString();
+            boolean expected = CliFuzzTest.STACK_TRACE.matcher(s).find();
+            assertEquals(expected, CliFuzzTest.hasStackTrace(s, new String[0]), () -> "'" + s.replace("\r", "\\r").replace("\n", "\\n") + "'");
+            traces += expected ? 1 : 0;
+        }
+        assertTrue(traces > 10_000 && traces < 190_000, "both answers are common: " + traces);
+    }
+
     /** The fuzz target's stack-trace check: quoted arguments are not traces, real traces are. */
     @Test
     void stackTraceCheckIgnoresEchoedArguments() {
