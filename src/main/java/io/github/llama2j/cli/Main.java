@@ -4,7 +4,15 @@ import io.github.llama2j.Llama2jException;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
 import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ConcurrentLinkedDeque;
 
 /**
  * The {@code llama2j} command. Exit codes: 0 success, 1 internal error (a bug: stack trace shown),
@@ -47,6 +55,9 @@ public final class Main implements Runnable {
             }
         };
         CommandLine cl = new CommandLine(new Main(), factory);
+        // No argument files: picocli would replace an argument "@x" by the lines of file x, so a prompt
+        // such as "@alice hi" read a file, and "@." (a directory) was an internal error. llama2.c has none.
+        cl.setExpandAtFiles(false);
         cl.setExecutionExceptionHandler((ex, commandLine, parseResult) -> {
             Throwable t = ex;
             while (t != null && !(t instanceof Llama2jException) && t.getCause() != null && t.getCause() != t) {
@@ -59,6 +70,26 @@ public final class Main implements Runnable {
             }
             throw ex;
         });
+        // picocli's default handling of a usage error, with each command's usage text rendered once: the
+        // same text, but rendering it (option table, interpolated descriptions) took ~1.5 ms, most of the
+        // time of a rejected command line once the command line itself is reused (see execute).
+        Map<List<Object>, String> usageTexts = new ConcurrentHashMap<>();
+        cl.setParameterExceptionHandler((ex, args) -> {
+            CommandLine cmd = ex.getCommandLine();
+            PrintWriter err = cmd.getErr();
+            CommandLine.Help.ColorScheme colors = cmd.getColorScheme();
+            err.println(colors.errorText(ex.getMessage()));
+            if (!CommandLine.UnmatchedArgumentException.printSuggestions(ex, err)) {
+                err.print(usageTexts.computeIfAbsent(List.of(cmd, colors.ansi().enabled(), cmd.getUsageHelpWidth()), k -> {
+                    StringWriter text = new StringWriter();
+                    cmd.usage(new PrintWriter(text), colors);
+                    return text.toString();
+                }));
+            }
+            err.flush();
+            CommandLine.IExitCodeExceptionMapper mapper = cmd.getExitCodeExceptionMapper();
+            return mapper != null ? mapper.getExitCode(ex) : cmd.getCommandSpec().exitCodeOnInvalidInput();
+        });
         return cl;
     }
 
@@ -66,15 +97,96 @@ public final class Main implements Runnable {
     public static int execute(PrintWriter out, PrintWriter err, String... args) {
         // Embedded use (tests, fuzzing): generated text still goes to stdout, but chat input is empty
         // rather than the process's stdin, which may be a pipe that never closes.
-        return execute(new Io(Io.system().stdout(), java.io.InputStream.nullInputStream()), out, err, args);
+        return execute(new Io(Io.system().stdout(), InputStream.nullInputStream()), out, err, args);
     }
 
-    /** Runs the CLI with the given byte streams for generated text and chat input. */
+    /**
+     * Runs the CLI with the given byte streams for generated text and chat input.
+     *
+     * <p>Building picocli's model of the command tree (eight commands, every annotation read by
+     * reflection) took about 2 ms per call, more than parsing and most runs; {@link #main} builds it
+     * once per process, but tests and the fuzzer call this thousands of times. So command lines are
+     * built once and reused: picocli resets every option and parameter to its initial or default value
+     * before each parse, and the commands keep no other state. A command line whose run ended in an
+     * internal error (exit 1) or threw is dropped rather than reused. Concurrent and nested calls each
+     * get their own.
+     */
     public static int execute(Io io, PrintWriter out, PrintWriter err, String... args) {
-        CommandLine cl = commandLine(io);
-        cl.setOut(out);
-        cl.setErr(err);
-        return cl.execute(args);
+        Embedded e = Embedded.POOL.poll();
+        if (e == null) {
+            e = new Embedded();
+        }
+        boolean reusable = false;
+        try {
+            e.io.target = io;
+            e.cl.setOut(out);
+            e.cl.setErr(err);
+            int code = e.cl.execute(args);
+            reusable = code != 1; // 1: internal error (see the class comment)
+            return code;
+        } finally {
+            e.io.target = null;
+            if (reusable) {
+                Embedded.POOL.push(e);
+            }
+        }
+    }
+
+    /** A reusable command line whose commands read and write the streams of the current {@link #execute} call. */
+    private static final class Embedded {
+        static final ConcurrentLinkedDeque<Embedded> POOL = new ConcurrentLinkedDeque<>();
+
+        final CurrentIo io = new CurrentIo();
+        final CommandLine cl = commandLine(new Io(io.stdout, io.stdin));
+    }
+
+    /** Streams that forward to the current call's {@link Io}. */
+    private static final class CurrentIo {
+        volatile Io target;
+
+        final OutputStream stdout = new OutputStream() {
+            @Override
+            public void write(int b) throws IOException {
+                target.stdout().write(b);
+            }
+
+            @Override
+            public void write(byte[] b, int off, int len) throws IOException {
+                target.stdout().write(b, off, len);
+            }
+
+            @Override
+            public void flush() throws IOException {
+                target.stdout().flush();
+            }
+
+            @Override
+            public void close() throws IOException {
+                target.stdout().close();
+            }
+        };
+
+        final InputStream stdin = new InputStream() {
+            @Override
+            public int read() throws IOException {
+                return target.stdin().read();
+            }
+
+            @Override
+            public int read(byte[] b, int off, int len) throws IOException {
+                return target.stdin().read(b, off, len);
+            }
+
+            @Override
+            public int available() throws IOException {
+                return target.stdin().available();
+            }
+
+            @Override
+            public void close() throws IOException {
+                target.stdin().close();
+            }
+        };
     }
 
     public static void main(String[] args) {
