@@ -55,15 +55,23 @@ public final class ScalarKernels implements Kernels {
 
     // ------------------------------------------------------------------ the other kernels, in run.c's order
 
-    /** run.c's rmsnorm: out = weight * (x / sqrt(mean(x^2) + 1e-5)); out may be x. */
-    public static void rmsnorm(float[] out, float[] x, MemorySegment weight, int size) {
+    /**
+     * rmsnorm's factor 1 / sqrt(mean(x^2) + 1e-5), with the sum of squares in run.c's order (left to
+     * right: the rounding of this one sum decides bit-exactness, so every rmsnorm shares it).
+     */
+    static float rmsScale(float[] x, int size) {
         float ss = 0.0f;
         for (int j = 0; j < size; j++) {
             ss += x[j] * x[j];
         }
         ss /= size;
         ss += 1e-5f;
-        ss = 1.0f / (float) Math.sqrt(ss);
+        return 1.0f / (float) Math.sqrt(ss);
+    }
+
+    /** run.c's rmsnorm: out = weight * (x / sqrt(mean(x^2) + 1e-5)); out may be x. */
+    public static void rmsnorm(float[] out, float[] x, MemorySegment weight, int size) {
+        float ss = rmsScale(x, size);
         for (int j = 0; j < size; j++) {
             out[j] = weight.get(FLOAT, (long) j * Float.BYTES) * (ss * x[j]);
         }

@@ -29,13 +29,7 @@ final class VectorOps {
 
     /** run.c's rmsnorm: out = weight * (x / sqrt(mean(x^2) + 1e-5)); out may be x. */
     static void rmsnorm(float[] out, float[] x, MemorySegment weight, int size) {
-        float ss = 0.0f;
-        for (int j = 0; j < size; j++) {
-            ss += x[j] * x[j];
-        }
-        ss /= size;
-        ss += 1e-5f;
-        ss = 1.0f / (float) Math.sqrt(ss);
+        float ss = ScalarKernels.rmsScale(x, size);
         int j = 0;
         for (; j < F.loopBound(size); j += F.length()) {
             FloatVector.fromMemorySegment(F, weight, (long) j * Float.BYTES, LE)
