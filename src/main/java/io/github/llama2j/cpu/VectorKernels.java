@@ -130,9 +130,9 @@ public final class VectorKernels implements Kernels {
         if (Q8Matmul.handles(gs)) {
             Q8Matmul.matmul(out, xq, xs, w, r0, r1);
         } else if (I != null && gs % I.length() == 0) {
-            q8Lanes(B, I, out, widen(xq, w.cols()), xs, w, r0, r1);
+            q8Full(out, widen(xq, w.cols()), xs, w, r0, r1);
         } else if (IH != null && gs % IH.length() == 0) {
-            q8Lanes(BH, IH, out, widen(xq, w.cols()), xs, w, r0, r1);
+            q8Half(out, widen(xq, w.cols()), xs, w, r0, r1);
         } else {
             SCALAR.matmulQ8(out, xq, xs, w, r0, r1);
         }
@@ -147,25 +147,46 @@ public final class VectorKernels implements Kernels {
         return xi;
     }
 
-    /**
-     * Q8 matmul with one int vector of {@code is} lanes per step of a group ({@code bs}: the bytes it
-     * widens from). Called with constant species only (full width, or half width when the group size is
-     * a multiple of half the lanes only), so C2 inlines it and keeps the vector operations intrinsic.
+    /*
+     * q8Full and q8Half are the same loop over two vector widths, on purpose: with the species passed as
+     * arguments instead of read from static finals, C2 no longer intrinsifies the vector operations and
+     * the half-width path ran 8x slower (stories15M-shaped Q8, group size 24, 2 threads, bench tg64:
+     * 30 vs 230-280 tok/s).
      */
-    private static void q8Lanes(VectorSpecies<Byte> bs, VectorSpecies<Integer> is, float[] out, int[] xi, float[] xs,
-                                Matrix.Q8 w, int r0, int r1) {
-        int n = w.cols(), gs = w.groupSize(), lanes = is.length();
+    private static void q8Full(float[] out, int[] xi, float[] xs, Matrix.Q8 w, int r0, int r1) {
+        int n = w.cols(), gs = w.groupSize(), lanes = I.length();
         MemorySegment values = w.values(), scales = w.scales();
         for (int r = r0; r < r1; r++) {
             long in = (long) r * n;
             long sIn = in / gs * Float.BYTES;
             float val = 0.0f;
             for (int j = 0, g = 0; j < n; j += gs, g++) {
-                IntVector acc = IntVector.zero(is);
+                IntVector acc = IntVector.zero(I);
                 for (int k = 0; k < gs; k += lanes) {
-                    IntVector wv = (IntVector) ByteVector.fromMemorySegment(bs, values, in + j + k, LE)
-                            .convertShape(VectorOperators.B2I, is, 0);
-                    acc = acc.add(wv.mul(IntVector.fromArray(is, xi, j + k)));
+                    IntVector wv = (IntVector) ByteVector.fromMemorySegment(B, values, in + j + k, LE)
+                            .convertShape(VectorOperators.B2I, I, 0);
+                    acc = acc.add(wv.mul(IntVector.fromArray(I, xi, j + k)));
+                }
+                int ival = acc.reduceLanes(VectorOperators.ADD);
+                val += ((float) ival * scales.get(ScalarKernels.FLOAT, sIn + (long) g * Float.BYTES)) * xs[g];
+            }
+            out[r] = val;
+        }
+    }
+
+    private static void q8Half(float[] out, int[] xi, float[] xs, Matrix.Q8 w, int r0, int r1) {
+        int n = w.cols(), gs = w.groupSize(), lanes = IH.length();
+        MemorySegment values = w.values(), scales = w.scales();
+        for (int r = r0; r < r1; r++) {
+            long in = (long) r * n;
+            long sIn = in / gs * Float.BYTES;
+            float val = 0.0f;
+            for (int j = 0, g = 0; j < n; j += gs, g++) {
+                IntVector acc = IntVector.zero(IH);
+                for (int k = 0; k < gs; k += lanes) {
+                    IntVector wv = (IntVector) ByteVector.fromMemorySegment(BH, values, in + j + k, LE)
+                            .convertShape(VectorOperators.B2I, IH, 0);
+                    acc = acc.add(wv.mul(IntVector.fromArray(IH, xi, j + k)));
                 }
                 int ival = acc.reduceLanes(VectorOperators.ADD);
                 val += ((float) ival * scales.get(ScalarKernels.FLOAT, sIn + (long) g * Float.BYTES)) * xs[g];
