@@ -20,15 +20,14 @@ import java.util.concurrent.ConcurrentHashMap;
  * <p>Where the time goes: the matmuls stream every weight once per token, so they are split by rows
  * across a persistent {@link Parallel} pool, and matmuls that read the same input share one
  * dispatch (Q, K and V; W1 and W3, with SwiGLU applied by the same thread to the rows it computed).
- * Attention runs heads in parallel. The {@link Kernels} decide the matmul's summation order
+ * Attention runs heads in parallel. Those kernels live in {@link CpuLayer}, which the hybrid engine's
+ * CPU shard runs on its slice of the rows: one CPU path. Profiling stays beside the steps ({@link StepTimer}). The {@link Kernels} decide the matmul's summation order
  * ({@link VectorKernels}: fast; {@link ExactVectorKernels}: run.c's order). Everything else
  * (rmsnorm, RoPE, softmax, attention, SwiGLU, quantization) is bit-identical to the
  * {@link ScalarKernels} reference in both modes, which is what lets Q8 models and exact mode match
  * llama2.c bit for bit.
  */
 public final class CpuEngine implements InferenceEngine {
-    /** Row ranges handed to the kernels start on multiples of this (their tile height). */
-    private static final int ROW_GRAIN = 16;
     /** Speed (bytes of weights per nanosecond, i.e. GB/s) at which {@link #warmUp} deems a kernel compiled. */
     private static final double WARM_UP_BYTES_PER_NANO = 2.0;
     private static final long WARM_UP_MAX_NANOS = 3_000_000_000L;
@@ -44,7 +43,7 @@ public final class CpuEngine implements InferenceEngine {
     private final Rope rope;
     private final float[] ropeCos, ropeSin;         // (head_size/2): the rotations at the current position
     private final Attention attention;
-    private final FloatMath math;
+    private final CpuLayer ops;
 
     // Profiling (off unless setProfiler is called): task names are made once, not per token.
     private static final String[] LAYER_TASKS = {"attn_norm", "qkv", "rope", "attention", "wo", "ffn_norm", "w1w3_swiglu", "w2"};
@@ -74,7 +73,6 @@ public final class CpuEngine implements InferenceEngine {
      */
     public CpuEngine(Model model, Kernels kernels, FloatMath math, Parallel parallel, boolean ownsParallel) {
         checkRunState(model);
-        this.math = math;
         this.c = model.config();
         this.w = model.weights();
         this.kernels = kernels;
@@ -91,6 +89,7 @@ public final class CpuEngine implements InferenceEngine {
         k = new float[kvDim];
         v = new float[kvDim];
         attention = new Attention(c, math);
+        ops = new CpuLayer(kernels, parallel, math, c.groupSize(), timer);
         taskNames = new String[c.nLayers()][LAYER_TASKS.length];
         for (int l = 0; l < c.nLayers(); l++) {
             for (int t = 0; t < LAYER_TASKS.length; t++) {
@@ -162,14 +161,14 @@ public final class CpuEngine implements InferenceEngine {
         if (!WARMED_UP.add(kernels.getClass().getName() + " " + segmentClass)) {
             return;
         }
-        int rows = Math.min(ROW_GRAIN, m.rows());
+        int rows = Math.min(CpuLayer.ROW_GRAIN, m.rows());
         double bytes = (double) m.byteSize() * rows / m.rows();
         float[] out = new float[rows];
         long deadline = System.nanoTime() + WARM_UP_MAX_NANOS;
         long firstCalls = Long.MAX_VALUE;
         for (int calls = 0, fastCalls = 0; fastCalls < 100 && System.nanoTime() < deadline; calls++) {
             long t0 = System.nanoTime();
-            kernel(out, xb, xq, xs, m, 0, rows);
+            ops.kernel(out, xb, xq, xs, m, 0, rows);
             long t = System.nanoTime() - t0;
             if (calls < 3) {
                 firstCalls = Math.min(firstCalls, t);
@@ -249,57 +248,31 @@ public final class CpuEngine implements InferenceEngine {
         timer.step(task, bytes, body);
     }
 
+    // The steps' kernels, on CpuEngine's buffers: the same CpuLayer methods run the hybrid engine's CPU shard.
+
     /** Q8 models quantize each matmul input (runq); float models use it as is. */
     private void quantizeInput(float[] in, int n, byte[] q8, float[] scales) {
-        if (c.quantized()) {
-            VectorOps.quantize(in, n, c.groupSize(), q8, scales);
-        }
+        ops.quantize(in, n, q8, scales);
     }
 
     /** out = m · in, rows split across the pool. */
     private void matmul(float[] out, float[] in, byte[] inQ, float[] inS, Matrix m) {
-        parallel.forRange(m.rows(), ROW_GRAIN, (r0, r1) -> kernel(out, in, inQ, inS, m, r0, r1));
+        ops.matmul(out, in, inQ, inS, m);
     }
 
-    /** q = wq · xb, k = wk · xb, v = wv · xb in one dispatch: the rows of the three are numbered one after another. */
+    /** q = wq · xb, k = wk · xb, v = wv · xb in one dispatch. */
     private void matmulQkv(Matrix wq, Matrix wk, Matrix wv) {
-        int nq = wq.rows(), nk = wk.rows();
-        parallel.forRange(nq + nk + wv.rows(), ROW_GRAIN, (s, e) -> {
-            kernel(q, xb, xq, xs, wq, s, Math.min(e, nq));
-            kernel(k, xb, xq, xs, wk, Math.max(s - nq, 0), Math.min(e - nq, nk));
-            kernel(v, xb, xq, xs, wv, Math.max(s - nq - nk, 0), Math.min(e - nq - nk, wv.rows()));
-        });
+        ops.matmul3(q, wq, k, wk, v, wv, xb, xq, xs);
     }
 
-    /** hb = silu(w1 · xb) * (w3 · xb) in one dispatch: each thread applies SwiGLU to the rows it computed. */
+    /** hb = silu(w1 · xb) * (w3 · xb) in one dispatch. */
     private void matmulSwiglu(Matrix w1, Matrix w3) {
-        parallel.forRange(w1.rows(), ROW_GRAIN, (r0, r1) -> {
-            kernel(hb, xb, xq, xs, w1, r0, r1);
-            kernel(hb2, xb, xq, xs, w3, r0, r1);
-            VectorOps.swiglu(hb, hb2, r0, r1, math);
-        });
+        ops.matmulSwiglu(hb, hb2, w1, w3, xb, xq, xs);
     }
 
     /** xb = run.c's multi-head attention of q over the layer's cache up to pos, heads in parallel. */
     private void attentionHeads(int layer, int pos) {
-        parallel.forRange(c.nHeads(), (h0, h1) -> {
-            for (int h = h0; h < h1; h++) {
-                attention.head(layer, h, pos, q, xb, att, h * attention.scoreStride());
-            }
-        });
-    }
-
-    /** Rows [r0, r1) of out = m · in (nothing if the range is empty). */
-    private void kernel(float[] out, float[] in, byte[] inQ, float[] inS, Matrix m, int r0, int r1) {
-        if (r0 >= r1) {
-            return;
-        }
-        long t0 = timer.sliceStart();
-        switch (m) {
-            case Matrix.F32 f -> kernels.matmulF32(out, in, f, r0, r1);
-            case Matrix.Q8 q8 -> kernels.matmulQ8(out, inQ, inS, q8, r0, r1);
-        }
-        timer.slice(t0, m.byteSize() * (r1 - r0) / m.rows());
+        ops.attention(attention, layer, pos, c.nHeads(), q, xb, att);
     }
 
     /**
