@@ -1,6 +1,7 @@
 package io.github.llama2j.hybrid;
 
 import io.github.llama2j.cpu.ScalarKernels;
+import io.github.llama2j.cpu.VectorOps;
 import io.github.llama2j.engine.InferenceEngine;
 import io.github.llama2j.model.Configuration;
 import io.github.llama2j.model.Weights;
@@ -151,15 +152,15 @@ public final class HybridEngine implements InferenceEngine {
         ScalarKernels.embed(w.tokenEmbedding(), token, x);
         in.pos = pos;
         for (int l = 0; l < c.nLayers(); l++) {
-            ScalarKernels.rmsnorm(in.xb, x, w.rmsAtt()[l], dim);
+            VectorOps.rmsnorm(in.xb, x, w.rmsAtt()[l], dim);
             quantizeInput();
             step(SplitPlan.Kind.ATTENTION, l);
-            ScalarKernels.rmsnorm(in.xb, x, w.rmsFfn()[l], dim);
+            VectorOps.rmsnorm(in.xb, x, w.rmsFfn()[l], dim);
             quantizeInput();
             step(SplitPlan.Kind.FFN, l);
         }
         // run.c normalises x in place before the classifier; the same values, here into xb.
-        ScalarKernels.rmsnorm(in.xb, x, w.rmsFinal(), dim);
+        VectorOps.rmsnorm(in.xb, x, w.rmsFinal(), dim);
         quantizeInput();
         step(SplitPlan.Kind.CLASSIFIER, -1);
         stats.token(System.nanoTime() - t0);
@@ -255,7 +256,7 @@ public final class HybridEngine implements InferenceEngine {
         }
         int dim = c.dim();
         if (count == 1) {
-            ScalarKernels.add(x, shards[first].partial(), dim);
+            VectorOps.add(x, shards[first].partial(), dim);
             return;
         }
         float[] sum = shards[first].partial();
@@ -272,7 +273,7 @@ public final class HybridEngine implements InferenceEngine {
 
     private void quantizeInput() {
         if (c.quantized()) {
-            ScalarKernels.quantize(in.xb, c.dim(), c.groupSize(), in.xq, in.xs);
+            VectorOps.quantize(in.xb, c.dim(), c.groupSize(), in.xq, in.xs);
         }
     }
 
