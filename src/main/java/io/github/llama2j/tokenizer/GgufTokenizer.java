@@ -1,6 +1,7 @@
 package io.github.llama2j.tokenizer;
 
 import io.github.llama2j.Llama2jException;
+import io.github.llama2j.gguf.GgufFile;
 
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
@@ -195,6 +196,11 @@ public final class GgufTokenizer implements TextTokenizer {
         for (int i = 0; i < n; i++) {
             pieceCache[i] = computePiece(i);
         }
+    }
+
+    /** The tokenizer of a GGUF file's {@code tokenizer.ggml.*} metadata. */
+    public static GgufTokenizer load(GgufFile file) {
+        return new GgufTokenizer(VocabData.fromMetadata(file.name(), file::get));
     }
 
     /** o200k_harmony / solar-open: with &lt;|return|&gt; and &lt;|call|&gt;, &lt;|end|&gt; is not an end of generation. */
