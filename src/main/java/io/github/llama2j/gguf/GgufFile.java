@@ -152,7 +152,7 @@ public final class GgufFile implements AutoCloseable {
         Map<String, Object> metadata = new LinkedHashMap<>();
         for (long i = 0; i < kvCount; i++) {
             String key = c.string("metadata entry " + i + " key");
-            String field = "metadata key '" + key + "'";
+            String field = "metadata key " + quote(key);
             int type = c.u32(field + " value type");
             Object value = c.value(type, field, 0);
             if (metadata.putIfAbsent(key, value) != null) {
@@ -177,7 +177,7 @@ public final class GgufFile implements AutoCloseable {
         Map<String, Boolean> seen = new HashMap<>();
         for (long i = 0; i < tensorCount; i++) {
             String tname = c.string("tensor info " + i + " name");
-            String field = "tensor '" + tname + "'";
+            String field = "tensor " + quote(tname);
             if (seen.putIfAbsent(tname, Boolean.TRUE) != null) {
                 throw c.error(field + " appears twice");
             }
@@ -214,7 +214,7 @@ public final class GgufFile implements AutoCloseable {
 
     private static GgufTensorInfo tensorInfo(Cursor c, String tname, long[] ne, long typeId, long offset,
                                              long alignment, long dataOffset) {
-        String field = "tensor '" + tname + "'";
+        String field = "tensor " + quote(tname);
         GgmlType type = GgmlType.byId(typeId);
         if (type == null) {
             throw c.error(field + ": unknown ggml tensor type id " + typeId);
@@ -262,8 +262,8 @@ public final class GgufFile implements AutoCloseable {
         for (int i = 1; i < sorted.size(); i++) {
             GgufTensorInfo prev = sorted.get(i - 1), t = sorted.get(i);
             if (t.offset() < prev.offset() + prev.byteSize()) {
-                throw c.error("tensor '" + t.name() + "': data at " + t.offset() + " overlaps tensor '" + prev.name()
-                        + "' [" + prev.offset() + ".." + (prev.offset() + prev.byteSize()) + ")");
+                throw c.error("tensor " + quote(t.name()) + ": data at " + t.offset() + " overlaps tensor " + quote(prev.name())
+                        + " [" + prev.offset() + ".." + (prev.offset() + prev.byteSize()) + ")");
             }
         }
     }
@@ -352,7 +352,7 @@ public final class GgufFile implements AutoCloseable {
     public int getInt(String key, int min, int max) {
         long v = getLong(key);
         if (v < min || v > max) {
-            throw new Llama2jException(name + ": metadata key '" + key + "' is " + v + ", must be in [" + min + ", " + max + "]");
+            throw new Llama2jException(name + ": metadata key " + quote(key) + " is " + v + ", must be in [" + min + ", " + max + "]");
         }
         return (int) v;
     }
@@ -399,7 +399,7 @@ public final class GgufFile implements AutoCloseable {
             int[] out = new int[a.length];
             for (int i = 0; i < a.length; i++) {
                 if (a[i] < Integer.MIN_VALUE || a[i] > Integer.MAX_VALUE) {
-                    throw new Llama2jException(name + ": metadata key '" + key + "' element " + i + " is " + a[i]
+                    throw new Llama2jException(name + ": metadata key " + quote(key) + " element " + i + " is " + a[i]
                             + ", out of the int range");
                 }
                 out[i] = (int) a[i];
@@ -417,7 +417,7 @@ public final class GgufFile implements AutoCloseable {
     private Object require(String key) {
         Object v = metadata.get(key);
         if (v == null) {
-            throw new Llama2jException(name + ": metadata key '" + key + "' is missing");
+            throw new Llama2jException(name + ": metadata key " + quote(key) + " is missing");
         }
         return v;
     }
@@ -431,7 +431,7 @@ public final class GgufFile implements AutoCloseable {
     }
 
     private Llama2jException wrongType(String key, Object v, String what) {
-        return new Llama2jException(name + ": metadata key '" + key + "' is " + describe(v) + ", expected " + what);
+        return new Llama2jException(name + ": metadata key " + quote(key) + " is " + describe(v) + ", expected " + what);
     }
 
     /** "a float32 (1.5)", "an array of 3 strings" ...: for messages. */
@@ -451,6 +451,25 @@ public final class GgufFile implements AutoCloseable {
             case Object[] a -> "an array of " + a.length + " arrays";
             default -> v.getClass().getSimpleName();
         };
+    }
+
+    /**
+     * A name from the file, quoted for a one-line message: control characters escaped as \\uXXXX and
+     * anything past 100 characters cut.
+     */
+    public static String quote(String s) {
+        StringBuilder sb = new StringBuilder("'");
+        int n = Math.min(s.length(), 100);
+        for (int i = 0; i < n; i++) {
+            char ch = s.charAt(i);
+            if (Character.isISOControl(ch) || Character.getType(ch) == Character.LINE_SEPARATOR
+                    || Character.getType(ch) == Character.PARAGRAPH_SEPARATOR) {
+                sb.append(String.format(java.util.Locale.ROOT, "\\u%04x", (int) ch));
+            } else {
+                sb.append(ch);
+            }
+        }
+        return sb.append(s.length() > n ? "...'" : "'").toString();
     }
 
     static String fileName(Path path) {
