@@ -60,7 +60,7 @@ public final class GgufTokenizer implements TextTokenizer {
     private final TreeSet<Integer> eog = new TreeSet<>();
     private final SpmEncoder spm;
     private final BpeEncoder bpe;
-    private final byte[][] pieceCache; // token_to_piece(special = true)
+    private final byte[][] pieceCache; // token_to_piece(special = true), computed on first use
 
     public GgufTokenizer(VocabData v) {
         this.source = v.source();
@@ -192,10 +192,7 @@ public final class GgufTokenizer implements TextTokenizer {
                 setRstrip(t, false);
             }
         }
-        this.pieceCache = new byte[n][];
-        for (int i = 0; i < n; i++) {
-            pieceCache[i] = computePiece(i);
-        }
+        this.pieceCache = new byte[n][]; // filled as tokens are printed
     }
 
     /** The tokenizer of a GGUF file's {@code tokenizer.ggml.*} metadata. */
@@ -386,7 +383,12 @@ public final class GgufTokenizer implements TextTokenizer {
         if (!special && (attrs[token] & (ATTR_UNKNOWN | ATTR_CONTROL)) != 0) {
             return new byte[0];
         }
-        return pieceCache[token].clone();
+        byte[] piece = pieceCache[token];
+        if (piece == null) {
+            piece = computePiece(token);
+            pieceCache[token] = piece;
+        }
+        return piece.clone();
     }
 
     /** llama.cpp's {@code token_to_piece(special = true)}. */
