@@ -3,10 +3,13 @@ package io.github.llama2j.chat;
 import com.hubspot.jinjava.Jinjava;
 import com.hubspot.jinjava.JinjavaConfig;
 import com.hubspot.jinjava.LegacyOverrides;
+import com.hubspot.jinjava.el.JinjavaInterpreterResolver;
 import com.hubspot.jinjava.interpret.RenderResult;
 import com.hubspot.jinjava.interpret.TemplateError;
 import com.hubspot.jinjava.lib.fn.ELFunctionDefinition;
 import io.github.llama2j.Llama2jException;
+import jinjava.javax.el.CompositeELResolver;
+import jinjava.javax.el.ELResolver;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -20,21 +23,26 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.regex.Pattern;
 
 /**
  * A model's chat template ({@code tokenizer.chat_template}, a Jinja template written for Hugging Face's
  * {@code apply_chat_template}) rendered with jinjava, configured as close to Jinja as it goes: trim_blocks and
  * lstrip_blocks as Hugging Face sets them, Jinja's operator precedence ({@code a + b | trim} filters {@code b}),
- * no re-rendering of output that looks like a template. The template sees {@code messages} (role, content),
+ * no re-rendering of output that looks like a template, Python's string methods ({@link PythonStringMethods}) and
+ * reversed slices ({@code x[::-1]}). The template sees {@code messages} (role, content),
  * {@code add_generation_prompt}, {@code bos_token}, {@code eos_token} and the functions {@code raise_exception(msg)}
  * and {@code strftime_now(format)}.
  */
 public final class ChatTemplate {
     /** Rendered prompts are small; this bounds what a hostile template can make. */
     private static final long MAX_OUTPUT = 16L << 20;
+    private static final Pattern REVERSED_SLICE = Pattern.compile("([A-Za-z_][A-Za-z0-9_.]*)\\[::-1\\]");
 
     private final String source;
     private final String template;
+    /** The template as jinjava gets it: Python's {@code x[::-1]}, which jinjava cannot parse, as {@code (x|reverse)}. */
+    private final String jinjaSource;
     private final String bosToken;
     private final String eosToken;
     private final Jinjava jinjava;
@@ -46,6 +54,7 @@ public final class ChatTemplate {
     public ChatTemplate(String source, String template, String bosToken, String eosToken) {
         this.source = source;
         this.template = template;
+        this.jinjaSource = REVERSED_SLICE.matcher(template).replaceAll("($1|reverse)");
         this.bosToken = bosToken;
         this.eosToken = eosToken;
         JinjavaConfig config = JinjavaConfig.newBuilder()
@@ -54,6 +63,7 @@ public final class ChatTemplate {
                 .withNestedInterpretationEnabled(false)
                 .withFailOnUnknownTokens(false)
                 .withMaxOutputSize(MAX_OUTPUT)
+                .withElResolver(resolver())
                 .withLegacyOverrides(LegacyOverrides.newBuilder()
                         .withUseNaturalOperatorPrecedence(true)
                         .withParseWhitespaceControlStrictly(true)
@@ -71,6 +81,14 @@ public final class ChatTemplate {
                 "raiseException", String.class));
         jinjava.getGlobalContext().registerFunction(new ELFunctionDefinition("", "strftime_now", ChatTemplate.class,
                 "strftimeNow", String.class));
+    }
+
+    /** Python's string methods first, then jinjava's own (read-only) resolver. */
+    private static ELResolver resolver() {
+        CompositeELResolver r = new CompositeELResolver();
+        r.add(new PythonStringMethods());
+        r.add(JinjavaInterpreterResolver.DEFAULT_RESOLVER_READ_ONLY);
+        return r;
     }
 
     /** Reads a template file ({@code --chat-template FILE}). */
@@ -108,7 +126,7 @@ public final class ChatTemplate {
         bindings.put("eos_token", eosToken);
         RenderResult result;
         try {
-            result = jinjava.renderForResult(template, bindings);
+            result = jinjava.renderForResult(jinjaSource, bindings);
         } catch (RuntimeException e) {
             throw new Llama2jException(source + ": chat template failed: " + rootMessage(e));
         }

@@ -36,6 +36,15 @@ class ChatTemplateTest {
     }
 
     @Test
+    void pythonStringMethodsAndReversedSlices() {
+        assertEquals("True|Hi {{ 7 * 6 }}|  Hi|b|x|2", render("{{ messages[1].content.strip().startswith('Hi') }}|"
+                + "{{ messages[1].content.strip() }}|{{ messages[1].content.split('{{')[0].rstrip() }}|"
+                + "{{ 'a</think>b'.split('</think>')[-1] }}|{{ 'x\n\n'.rstrip('\n') }}|{{ 'a  b '.split()|length }}", false)
+                .replace("true", "True"));
+        assertEquals("usersystem", render("{% for m in messages[::-1] %}{{ m.role }}{% endfor %}", false));
+    }
+
+    @Test
     void contentIsNeverRenderedAsATemplate() {
         assertEquals("  Hi {{ 7 * 6 }}  ", render("{{ messages[1].content }}", false));
     }
