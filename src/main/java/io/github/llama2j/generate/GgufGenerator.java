@@ -59,30 +59,22 @@ public final class GgufGenerator {
                     + seqLen, Llama2jException.BAD_USAGE);
         }
         write(text.getBytes(StandardCharsets.UTF_8));
-        List<Integer> fed = new ArrayList<>(), sampled = new ArrayList<>();
-        long start = System.nanoTime(), first = -1;
+        Trace trace = new Trace();
         int token = promptTokens[0];
-        for (int pos = 0; pos < steps; ) {
-            float[] logits = engine.forward(token, pos);
-            fed.add(token);
-            pos++;
-            if (pos < promptTokens.length) {
-                token = promptTokens[pos];
+        for (int pos = 0; pos < steps; pos++) {
+            float[] logits = trace.forward(token, pos);
+            if (pos + 1 < promptTokens.length) {
+                token = promptTokens[pos + 1];
                 continue;
             }
-            int next = sampler.sample(logits);
-            sampled.add(next);
-            if (first < 0) {
-                first = System.nanoTime();
-            }
-            if (tokenizer.isEndOfGeneration(next)) {
+            token = trace.sample(logits);
+            if (tokenizer.isEndOfGeneration(token)) {
                 break;
             }
-            write(tokenizer.tokenToPiece(next, true));
-            token = next;
+            write(tokenizer.tokenToPiece(token, true));
         }
         write(NEWLINE);
-        return new Generator.Result(fed, sampled, promptTokens.length, sampled.size(), start, first, System.nanoTime());
+        return trace.result(promptTokens.length);
     }
 
     /**
@@ -108,8 +100,7 @@ public final class GgufGenerator {
             history.add(new ChatMessage("system", system));
         }
         List<Integer> cache = new ArrayList<>(); // the token at each position fed so far
-        List<Integer> fed = new ArrayList<>(), sampled = new ArrayList<>();
-        long start = System.nanoTime(), first = -1;
+        Trace trace = new Trace();
         int promptTokens = 0;
         String user = userPrompt;
         boolean firstTurn = true;
@@ -138,17 +129,12 @@ public final class GgufGenerator {
             write("Assistant: ".getBytes(StandardCharsets.US_ASCII));
             float[] logits = null;
             for (int pos = keep; pos < tokens.length; pos++) {
-                logits = engine.forward(tokens[pos], pos);
-                fed.add(tokens[pos]);
+                logits = trace.forward(tokens[pos], pos);
                 cache.add(tokens[pos]);
             }
             ByteArrayOutputStream reply = new ByteArrayOutputStream();
             while (true) {
-                int next = sampler.sample(logits);
-                sampled.add(next);
-                if (first < 0) {
-                    first = System.nanoTime();
-                }
+                int next = trace.sample(logits);
                 if (tokenizer.isEndOfGeneration(next)) {
                     break;
                 }
@@ -158,8 +144,7 @@ public final class GgufGenerator {
                 if (cache.size() >= steps) {
                     break; // out of positions: the reply ends here
                 }
-                logits = engine.forward(next, cache.size());
-                fed.add(next);
+                logits = trace.forward(next, cache.size());
                 cache.add(next);
             }
             write(NEWLINE);
@@ -168,7 +153,32 @@ public final class GgufGenerator {
                 break;
             }
         }
-        return new Generator.Result(fed, sampled, promptTokens, sampled.size(), start, first, System.nanoTime());
+        return trace.result(promptTokens);
+    }
+
+    /** What a run fed and sampled, and when; forwards through the engine and samples through the sampler. */
+    private final class Trace {
+        final List<Integer> fed = new ArrayList<>(), sampled = new ArrayList<>();
+        final long start = System.nanoTime();
+        long first = -1;
+
+        float[] forward(int token, int pos) {
+            fed.add(token);
+            return engine.forward(token, pos);
+        }
+
+        int sample(float[] logits) {
+            int next = sampler.sample(logits);
+            sampled.add(next);
+            if (first < 0) {
+                first = System.nanoTime();
+            }
+            return next;
+        }
+
+        Generator.Result result(int promptTokens) {
+            return new Generator.Result(fed, sampled, promptTokens, sampled.size(), start, first, System.nanoTime());
+        }
     }
 
     private static int commonPrefix(List<Integer> cache, int[] tokens) {

@@ -139,8 +139,7 @@ public final class Sampler {
         int n0 = 0;
         for (int i = 0; i < n; i++) {
             if (probabilities[i] >= threshold && probabilities[i] > 0) {
-                long inverted = 0x7FFFFFFFL - Float.floatToRawIntBits(probabilities[i]);
-                candidates[n0++] = (inverted << 32) | i;
+                candidates[n0++] = candidateKey(probabilities[i], i);
             }
         }
         if (n0 == 0) {
@@ -169,7 +168,18 @@ public final class Sampler {
         for (int i = 0; i <= lastIdx; i++) {
             mass += probabilities[(int) candidates[i]];
         }
-        float r = coin * mass;
+        return walk(probabilities, lastIdx, coin * mass);
+    }
+
+    /** Sort key: descending probability, then ascending id (the order of run.c's stable qsort). */
+    private static long candidateKey(float probability, int id) {
+        // Probabilities are >= 0, so their bit patterns order like the values.
+        long inverted = 0x7FFFFFFFL - Float.floatToRawIntBits(probability);
+        return (inverted << 32) | id;
+    }
+
+    /** run.c's cdf walk over the sorted candidates 0..lastIdx: the first whose cumulative sum exceeds {@code r}. */
+    private int walk(float[] probabilities, int lastIdx, float r) {
         float cdf = 0.0f;
         for (int i = 0; i <= lastIdx; i++) {
             cdf += probabilities[(int) candidates[i]];
@@ -186,10 +196,7 @@ public final class Sampler {
         int n0 = 0;
         for (int i = 0; i < n; i++) {
             if (probabilities[i] >= cutoff) {
-                // Probabilities are >= 0, so their bit patterns order like the values. Key: descending
-                // probability, then ascending id: the order of run.c's stable qsort.
-                long inverted = 0x7FFFFFFFL - Float.floatToRawIntBits(probabilities[i]);
-                candidates[n0++] = (inverted << 32) | i;
+                candidates[n0++] = candidateKey(probabilities[i], i);
             }
         }
         if (n0 == 0) {
@@ -205,14 +212,6 @@ public final class Sampler {
                 break;
             }
         }
-        float r = coin * cumulative;
-        float cdf = 0.0f;
-        for (int i = 0; i <= lastIdx; i++) {
-            cdf += probabilities[(int) candidates[i]];
-            if (r < cdf) {
-                return (int) candidates[i];
-            }
-        }
-        return (int) candidates[lastIdx];
+        return walk(probabilities, lastIdx, coin * cumulative);
     }
 }
