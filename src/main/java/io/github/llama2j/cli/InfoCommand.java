@@ -97,6 +97,7 @@ public final class InfoCommand implements Callable<Integer> {
             case LEGACY_V0 -> "v0";
             case V1_F32 -> "v1";
             case V2_Q8 -> "v2";
+            case GGUF -> "gguf";
         });
         info.put("format_description", m.format().description());
         info.put("dim", c.dim());

@@ -6,9 +6,11 @@ import io.github.llama2j.math.FloatMath;
 import io.github.llama2j.model.Configuration;
 import io.github.llama2j.model.Matrix;
 import io.github.llama2j.model.Model;
+import io.github.llama2j.model.RopeStyle;
 import io.github.llama2j.model.Weights;
 import io.github.llama2j.profile.Profiler;
 
+import java.lang.foreign.MemorySegment;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 
@@ -46,6 +48,8 @@ public final class CpuEngine implements InferenceEngine {
     private final float[] ropeFreq, ropeCos, ropeSin;
     private final Attention attention;
     private final FloatMath math;
+    /** GGUF models: llama.cpp's arithmetic outside the matmuls ({@link GgmlOps}); llama2.c checkpoints: run.c's. */
+    private final boolean ggml;
 
     // Profiling (off unless setProfiler is called): task names are made once, not per token.
     private static final String[] LAYER_TASKS = {"attn_norm", "qkv", "rope", "attention", "wo", "ffn_norm", "w1w3_swiglu", "w2"};
@@ -79,13 +83,14 @@ public final class CpuEngine implements InferenceEngine {
         this.parallel = parallel;
         this.ownsParallel = ownsParallel;
         this.name = "cpu-" + kernels.name() + "-" + parallel.threads() + "t";
-        int dim = c.dim(), hidden = c.hiddenDim(), kvDim = c.kvDim();
+        int dim = c.dim(), hidden = c.hiddenDim(), kvDim = c.kvDim(), qDim = c.qDim();
         x = new float[dim];
-        xb = new float[dim];
+        xb = new float[Math.max(dim, qDim)]; // (dim) normed input, then (qDim) attention output
+        ggml = c.ropeStyle() != RopeStyle.LLAMA2C;
         xb2 = new float[dim];
         hb = new float[hidden];
         hb2 = new float[hidden];
-        q = new float[dim];
+        q = new float[qDim];
         k = new float[kvDim];
         v = new float[kvDim];
         attention = new Attention(c, math);
@@ -97,8 +102,8 @@ public final class CpuEngine implements InferenceEngine {
         }
         att = new float[c.nHeads() * attention.scoreStride()];
         logits = new float[c.vocabSize()];
-        in = new Activations(Math.max(dim, hidden));
-        ropeFreq = ScalarKernels.ropeFrequencies(c.headSize(), ROPE_THETA, math);
+        in = new Activations(Math.max(Math.max(dim, qDim), hidden));
+        ropeFreq = ScalarKernels.ropeFrequencies(c.headSize(), c.ropeTheta(), math);
         ropeCos = new float[ropeFreq.length];
         ropeSin = new float[ropeFreq.length];
         warmUp();
@@ -201,22 +206,45 @@ public final class CpuEngine implements InferenceEngine {
         if (pos < 0 || pos >= c.seqLen()) {
             throw new IllegalArgumentException("position " + pos + " outside [0, seq_len " + c.seqLen() + ")");
         }
-        int dim = c.dim(), hidden = c.hiddenDim(), kvDim = c.kvDim(), headSize = c.headSize();
+        int dim = c.dim(), hidden = c.hiddenDim(), kvDim = c.kvDim(), headSize = c.headSize(), qDim = c.qDim();
 
         long t = profiling ? System.nanoTime() : 0;
         embed(token, x);
-        VectorOps.ropeAngles(pos, ropeFreq, ropeCos, ropeSin, math);
+        if (ggml) {
+            GgmlOps.ropeAngles(pos, headSize, c.ropeTheta(), w.ropeFreqs(), ropeCos, ropeSin, math);
+        } else {
+            VectorOps.ropeAngles(pos, ropeFreq, ropeCos, ropeSin, math);
+        }
         t = mark("embed", t, (long) dim * Float.BYTES);
         for (int l = 0; l < c.nLayers(); l++) {
             String[] task = taskNames[l];
             // ---- attention block: x += wo · attention(rope(wq·xb), rope(wk·xb), wv·xb)
-            VectorOps.rmsnorm(xb, x, w.rmsAtt()[l], dim);
+            rmsnorm(xb, x, w.rmsAtt()[l], dim);
             t = mark(task[0], t, (long) dim * Float.BYTES);
             currentTask = task[1];
             in.input(xb, dim);
             matmulQkv(w.wq()[l], w.wk()[l], w.wv()[l]);
             t = mark(task[1], t, w.wq()[l].byteSize() + w.wk()[l].byteSize() + w.wv()[l].byteSize());
-            VectorOps.rope(q, k, dim, kvDim, headSize, ropeCos, ropeSin);
+            if (w.bq() != null) { // qwen2
+                GgmlOps.addBias(q, w.bq()[l], qDim);
+                GgmlOps.addBias(k, w.bk()[l], kvDim);
+                GgmlOps.addBias(v, w.bv()[l], kvDim);
+            }
+            if (w.qNorm() != null) { // qwen3: RMSNorm of each head before RoPE
+                GgmlOps.headNorms(q, c.nHeads(), headSize, w.qNorm()[l], c.rmsEps());
+                GgmlOps.headNorms(k, c.nKvHeads(), headSize, w.kNorm()[l], c.rmsEps());
+            }
+            switch (c.ropeStyle()) {
+                case LLAMA2C -> VectorOps.rope(q, k, dim, kvDim, headSize, ropeCos, ropeSin);
+                case NORM -> {
+                    GgmlOps.ropeNorm(q, c.nHeads(), headSize, ropeCos, ropeSin);
+                    GgmlOps.ropeNorm(k, c.nKvHeads(), headSize, ropeCos, ropeSin);
+                }
+                case NEOX -> {
+                    GgmlOps.ropeNeox(q, c.nHeads(), headSize, ropeCos, ropeSin);
+                    GgmlOps.ropeNeox(k, c.nKvHeads(), headSize, ropeCos, ropeSin);
+                }
+            }
             attention.store(l, pos, k, v);
             t = mark(task[2], t, 0);
             final int layer = l;
@@ -227,13 +255,13 @@ public final class CpuEngine implements InferenceEngine {
             });
             t = mark(task[3], t, 2L * (pos + 1) * kvDim * Float.BYTES);
             currentTask = task[4];
-            in.input(xb, dim);
+            in.input(xb, qDim);
             matmul(xb2, w.wo()[l]);
             VectorOps.add(x, xb2, dim);
             t = mark(task[4], t, w.wo()[l].byteSize());
 
             // ---- feed-forward block: x += w2 · (silu(w1·xb) * (w3·xb))
-            VectorOps.rmsnorm(xb, x, w.rmsFfn()[l], dim);
+            rmsnorm(xb, x, w.rmsFfn()[l], dim);
             t = mark(task[5], t, (long) dim * Float.BYTES);
             currentTask = task[6];
             in.input(xb, dim);
@@ -252,13 +280,22 @@ public final class CpuEngine implements InferenceEngine {
             VectorOps.add(x, xb, dim);
             t = mark(task[7], t, w.w2()[l].byteSize());
         }
-        VectorOps.rmsnorm(x, x, w.rmsFinal(), dim);
+        rmsnorm(x, x, w.rmsFinal(), dim);
         t = mark("final_norm", t, (long) dim * Float.BYTES);
         currentTask = "classifier";
         in.input(x, dim);
         matmul(logits, w.classifier());
         mark("classifier", t, w.classifier().byteSize());
         return logits;
+    }
+
+    /** run.c's rmsnorm (epsilon 1e-5) for llama2.c checkpoints, ggml's with the model's epsilon for GGUF models. */
+    private void rmsnorm(float[] out, float[] in, MemorySegment weight, int n) {
+        if (ggml) {
+            GgmlOps.rmsnorm(out, 0, in, 0, weight, n, c.rmsEps());
+        } else {
+            VectorOps.rmsnorm(out, in, weight, n);
+        }
     }
 
     /** The token's embedding row: run.c copies it, runq and GGML dequantize it. */

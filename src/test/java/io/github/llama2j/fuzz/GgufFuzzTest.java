@@ -6,6 +6,13 @@ import io.github.llama2j.gguf.GgmlType;
 import io.github.llama2j.gguf.GgufBuilder;
 import io.github.llama2j.gguf.GgufFile;
 import io.github.llama2j.gguf.GgufTensorInfo;
+import io.github.llama2j.gguf.TinyGguf;
+import io.github.llama2j.engine.EngineOptions;
+import io.github.llama2j.engine.Engines;
+import io.github.llama2j.engine.InferenceEngine;
+import io.github.llama2j.model.Configuration;
+import io.github.llama2j.model.GgufModelLoader;
+import io.github.llama2j.model.Model;
 import org.junit.jupiter.params.provider.Arguments;
 
 import java.lang.foreign.Arena;
@@ -29,9 +36,12 @@ import java.util.stream.Stream;
  *   <li>the heap allocated is proportional to the input, never to a count or length read from it;</li>
  *   <li>a parsed file's tensors lie after the header, inside the file, at the alignment, disjoint, each
  *       exactly as large as its type and shape say; every typed getter on every key either returns or
- *       fails with a clear error.</li>
+ *       fails with a clear error;</li>
+ *   <li>the model loader ({@link GgufModelLoader}) accepts the file or fails with a clear error, within the
+ *       same allocation budget; small models then run two forward passes with finite-length logits.</li>
  * </ul>
- * Seeds are small valid files written here (every metadata type, several tensor types and alignments).
+ * Seeds are small valid files written here (every metadata type, several tensor types and alignments,
+ * and tiny llama, qwen2 and qwen3 models).
  */
 class GgufFuzzTest {
     static final String NAME = "fuzz.gguf";
@@ -63,6 +73,9 @@ class GgufFuzzTest {
                 .tensor("b", GgmlType.BF16, bytes(rnd, 4), 1, 1, 2, 1).build());
         files.add(new GgufBuilder().array("nested", 9, 1, new byte[]{0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 5})
                 .array("bools", 7, 2, new byte[]{0, 1}).array("u64s", 10, 1, new byte[8]).build());
+        files.add(TinyGguf.llama().build(1));
+        files.add(TinyGguf.qwen2().build(2));
+        files.add(TinyGguf.qwen3().build(3));
         List<byte[]> seeds = new ArrayList<>(files);
         for (byte[] f : files) {
             seeds.add(Arrays.copyOf(f, f.length - 1));
@@ -93,7 +106,33 @@ class GgufFuzzTest {
             }
             checkTensors(gguf, file);
             checkGetters(gguf);
+            Model model = FuzzProperties.withAllocationBudget("model", data.length, () -> {
+                try {
+                    return GgufModelLoader.load(gguf, 0);
+                } catch (Llama2jException e) {
+                    FuzzProperties.assertClearError(e, NAME);
+                    return null;
+                }
+            });
+            if (model != null) {
+                runForward(model);
+            }
             // Not closed: that would close the arena, which try-with-resources owns.
+        }
+    }
+
+    /** Two forward passes when the model and its run state are small (as in CheckpointFuzzTest). */
+    static void runForward(Model model) {
+        Configuration c = model.config();
+        if (c.parameterCount() > CheckpointFuzzTest.MAX_FORWARD_PARAMETERS
+                || CheckpointFuzzTest.runStateBytes(c) > CheckpointFuzzTest.MAX_FORWARD_STATE_BYTES) {
+            return;
+        }
+        try (InferenceEngine e = Engines.create(model, EngineOptions.cpu(1, false))) {
+            FuzzProperties.check(e.forward(0, 0).length == c.vocabSize(), "logits length");
+            if (c.seqLen() > 1) {
+                FuzzProperties.check(e.forward(c.vocabSize() - 1, 1).length == c.vocabSize(), "logits length");
+            }
         }
     }
 
