@@ -10,6 +10,7 @@ import io.github.llama2j.generate.GgufGenerator;
 import io.github.llama2j.gguf.GgufFile;
 import io.github.llama2j.math.FloatMath;
 import io.github.llama2j.tokenizer.GgufTokenizer;
+import io.github.llama2j.model.GgufModelLoader;
 import io.github.llama2j.model.Model;
 import io.github.llama2j.model.ModelLoader;
 import io.github.llama2j.profile.ProfileRecorder;
@@ -161,25 +162,12 @@ public final class RunCommand implements Callable<Integer> {
             throw new Llama2jException("-z/--tokenizer is for llama2.c checkpoints; a GGUF file carries its own vocabulary",
                     Llama2jException.BAD_USAGE);
         }
-        GgufTokenizer tokenizer;
-        ChatTemplate template = null;
-        try (GgufFile file = GgufFile.open(modelPath)) {
-            tokenizer = GgufTokenizer.load(file);
-            if (mode.equals("chat")) {
-                String bos = tokenizer.bos() >= 0 ? tokenizer.tokenText(tokenizer.bos()) : "";
-                String eos = tokenizer.eos() >= 0 ? tokenizer.tokenText(tokenizer.eos()) : "";
-                if (chatTemplatePath != null) {
-                    template = ChatTemplate.fromFile(chatTemplatePath, bos, eos);
-                } else {
-                    String text = file.optionalString("tokenizer.chat_template").orElseThrow(() -> new Llama2jException(
-                            file.name() + ": no tokenizer.chat_template; give one with --chat-template FILE", Llama2jException.BAD_USAGE));
-                    template = new ChatTemplate(file.name() + " (tokenizer.chat_template)", text, bos, eos);
-                }
-            }
-        }
-        try (Model m = ModelLoader.load(modelPath)) {
+        try (Model m = GgufModelLoader.load(modelPath)) {
+            GgufFile file = m.gguf().orElseThrow();
+            GgufTokenizer tokenizer = GgufTokenizer.load(file);
+            ChatTemplate template = mode.equals("chat") ? chatTemplate(file, tokenizer) : null;
             if (m.config().vocabSize() != tokenizer.vocabSize()) {
-                throw new Llama2jException(modelPath.getFileName() + ": the model has " + m.config().vocabSize()
+                throw new Llama2jException(file.name() + ": the model has " + m.config().vocabSize()
                         + " output rows but the vocabulary " + tokenizer.vocabSize() + " tokens");
             }
             Sampler sampler = new Sampler(m.config().vocabSize(), temperature, topp, topK, minP, rngSeed, FloatMath.standard());
@@ -197,6 +185,18 @@ public final class RunCommand implements Callable<Integer> {
             }
         }
         return 0;
+    }
+
+    /** {@code --chat-template FILE}, else the model's own {@code tokenizer.chat_template}. */
+    private ChatTemplate chatTemplate(GgufFile file, GgufTokenizer tokenizer) {
+        String bos = tokenizer.bos() >= 0 ? tokenizer.tokenText(tokenizer.bos()) : "";
+        String eos = tokenizer.eos() >= 0 ? tokenizer.tokenText(tokenizer.eos()) : "";
+        if (chatTemplatePath != null) {
+            return ChatTemplate.fromFile(chatTemplatePath, bos, eos);
+        }
+        String text = file.optionalString("tokenizer.chat_template").orElseThrow(() -> new Llama2jException(
+                file.name() + ": no tokenizer.chat_template; give one with --chat-template FILE", Llama2jException.BAD_USAGE));
+        return new ChatTemplate(file.name() + " (tokenizer.chat_template)", text, bos, eos);
     }
 
     /** The profile table and the stats line, on stderr. */
