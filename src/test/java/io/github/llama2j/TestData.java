@@ -7,7 +7,8 @@ import java.nio.file.Path;
 
 /**
  * Locates the shared test data (llama2.c's checkpoints and golden outputs) through environment
- * variables: LLAMA2J_TEST_MODELS and LLAMA2J_TEST_GOLDEN. Tests that need them are skipped when
+ * variables: LLAMA2J_TEST_MODELS, LLAMA2J_TEST_GOLDEN and LLAMA2J_TEST_GGUF (shared/gguf: GGUF models,
+ * vocabularies and llama.cpp's outputs). Tests that need them are skipped when
  * they are unset, unless LLAMA2J_REQUIRE_TEST_DATA=true (as in CI), where a missing directory fails.
  */
 public final class TestData {
@@ -20,6 +21,11 @@ public final class TestData {
 
     public static Path golden() {
         return dir("LLAMA2J_TEST_GOLDEN");
+    }
+
+    /** shared/gguf: models/, vocab/, golden/ (see its README). */
+    public static Path gguf() {
+        return dir("LLAMA2J_TEST_GGUF");
     }
 
     public static Path model(String file) {

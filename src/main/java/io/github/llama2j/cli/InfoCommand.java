@@ -1,5 +1,6 @@
 package io.github.llama2j.cli;
 
+import io.github.llama2j.gguf.GgufFile;
 import io.github.llama2j.model.Configuration;
 import io.github.llama2j.model.Model;
 import io.github.llama2j.model.ModelLoader;
@@ -18,11 +19,14 @@ import java.util.concurrent.Callable;
 /** {@code llama2j info}: what a checkpoint holds and what running it costs. */
 @Command(name = "info", mixinStandardHelpOptions = true,
         description = {"Describe a checkpoint: format, configuration, parameter count, file size, weight bytes read per"
-                + " token (what bounds generation speed on memory bandwidth) and the key/value cache size at seq_len."},
+                + " token (what bounds generation speed on memory bandwidth) and the key/value cache size at seq_len.",
+                "For a GGUF file: architecture, hyper-parameters, tensor types with counts and sizes, tokenizer kind"
+                        + " and chat template."},
         footer = {"",
                 "Examples:",
                 "  llama2j info stories15M",
                 "  llama2j info model_q80.bin --json",
+                "  llama2j info Llama-3.2-1B-Instruct-Q4_K_M.gguf --chat-template",
                 ModelResolver.NAMES_HELP})
 public final class InfoCommand implements Callable<Integer> {
 
@@ -32,12 +36,29 @@ public final class InfoCommand implements Callable<Integer> {
     @Option(names = "--json", description = "Print one JSON object instead of the table.")
     boolean json;
 
+    @Option(names = "--chat-template", description = "GGUF files: print the chat template's text after the table"
+            + " (--json always includes it).")
+    boolean chatTemplate;
+
     @Spec
     picocli.CommandLine.Model.CommandSpec spec;
 
     @Override
     public Integer call() {
         Path path = ModelResolver.resolve(model, spec.commandLine().getErr());
+        if (GgufFile.isGguf(path)) {
+            try (GgufFile f = GgufFile.open(path)) {
+                Map<String, Object> info = GgufInfo.describe(f);
+                PrintWriter o = spec.commandLine().getOut();
+                if (json) {
+                    o.println(Json.write(info));
+                } else {
+                    GgufInfo.print(o, info, chatTemplate);
+                }
+                o.flush();
+            }
+            return 0;
+        }
         try (Model m = ModelLoader.load(path)) {
             Map<String, Object> info = describe(m, path);
             PrintWriter o = spec.commandLine().getOut();
@@ -76,6 +97,7 @@ public final class InfoCommand implements Callable<Integer> {
             case LEGACY_V0 -> "v0";
             case V1_F32 -> "v1";
             case V2_Q8 -> "v2";
+            case GGUF -> "gguf";
         });
         info.put("format_description", m.format().description());
         info.put("dim", c.dim());

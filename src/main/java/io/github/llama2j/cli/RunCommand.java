@@ -4,7 +4,13 @@ import io.github.llama2j.Llama2jException;
 import io.github.llama2j.engine.EngineOptions;
 import io.github.llama2j.engine.Engines;
 import io.github.llama2j.engine.InferenceEngine;
+import io.github.llama2j.chat.ChatTemplate;
 import io.github.llama2j.generate.Generator;
+import io.github.llama2j.generate.GgufGenerator;
+import io.github.llama2j.gguf.GgufFile;
+import io.github.llama2j.math.FloatMath;
+import io.github.llama2j.tokenizer.GgufTokenizer;
+import io.github.llama2j.model.GgufModelLoader;
 import io.github.llama2j.model.Model;
 import io.github.llama2j.model.ModelLoader;
 import io.github.llama2j.profile.ProfileRecorder;
@@ -14,10 +20,12 @@ import io.github.llama2j.tokenizer.Tokenizer;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
 
 import java.io.OutputStream;
 import java.io.PrintWriter;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
 import java.util.Locale;
 import java.util.concurrent.Callable;
 
@@ -30,6 +38,7 @@ import java.util.concurrent.Callable;
                 "  llama2j run stories260K.bin -z tok512.bin -t 0 -n 200",
                 "  llama2j run llama2_7b_chat.bin -m chat -y \"You are a helpful assistant.\"",
                 "  llama2j run stories110M --engine tornado --device 0:0",
+                "  llama2j run Llama-3.2-1B-Instruct-Q4_K_M.gguf -m chat --top-k 40 --min-p 0.05",
                 "",
                 "The text goes to stdout; a stats line (tokens, tok/s, time to first token) goes to stderr."})
 public final class RunCommand implements Callable<Integer> {
@@ -43,6 +52,15 @@ public final class RunCommand implements Callable<Integer> {
     @Option(names = {"-p", "--top-p"}, defaultValue = "0.9", description = "Top-p (nucleus) in [0, 1]; 0 or 1 = plain multinomial (default ${DEFAULT-VALUE}).")
     float topp;
 
+    @Option(names = "--top-k", defaultValue = "0", description = "Keep only the k likeliest tokens; 0 = off (default ${DEFAULT-VALUE}).")
+    int topK;
+
+    @Option(names = "--min-p", defaultValue = "0", description = "Keep tokens with at least this fraction of the top probability; 0 = off (default ${DEFAULT-VALUE}).")
+    float minP;
+
+    @Option(names = "--chat-template", paramLabel = "FILE", description = "Jinja chat template for a GGUF model, instead of its tokenizer.chat_template.")
+    Path chatTemplatePath;
+
     @Option(names = {"-s", "--seed"}, defaultValue = "0", description = "RNG seed; <= 0 means the current time, as llama2.c.")
     long seed;
 
@@ -51,6 +69,7 @@ public final class RunCommand implements Callable<Integer> {
 
     @Option(names = {"-i", "--prompt"}, description = "Prompt (generate) or first user prompt (chat).")
     String prompt;
+
 
     @Option(names = {"-m", "--mode"}, defaultValue = "generate", paramLabel = "generate|chat", description = "generate (default) or chat.")
     String mode;
@@ -94,11 +113,25 @@ public final class RunCommand implements Callable<Integer> {
         if (steps < 0) {
             throw new Llama2jException("steps (-n) is " + steps + ", must be >= 0 (0 means the model's seq_len)", Llama2jException.BAD_USAGE);
         }
+        if (topK < 0) {
+            throw new Llama2jException("top-k (--top-k) is " + topK + ", must be >= 0 (0 = off)", Llama2jException.BAD_USAGE);
+        }
+        if (!(minP >= 0 && minP <= 1)) {
+            throw new Llama2jException("min-p (--min-p) is " + minP + ", must be in [0, 1] (0 = off)", Llama2jException.BAD_USAGE);
+        }
         long rngSeed = seed <= 0 ? System.currentTimeMillis() / 1000 : seed;
-        try (Model m = ModelLoader.load(model.resolve(spec.commandLine().getErr()))) {
+        Path modelPath = model.resolve(spec.commandLine().getErr());
+        if (GgufFile.isGguf(modelPath)) {
+            return runGguf(modelPath, rngSeed);
+        }
+        if (chatTemplatePath != null) {
+            throw new Llama2jException("--chat-template is for GGUF models; llama2.c checkpoints chat with run.c's Llama 2 [INST] format",
+                    Llama2jException.BAD_USAGE);
+        }
+        try (Model m = ModelLoader.load(modelPath)) {
             Tokenizer tokenizer = model.tokenizer(m);
             EngineOptions options = engine.toOptions(profile);
-            Sampler sampler = new Sampler(m.config().vocabSize(), temperature, topp, rngSeed);
+            Sampler sampler = new Sampler(m.config().vocabSize(), temperature, topp, topK, minP, rngSeed, FloatMath.standard());
             OutputStream stdout = io.stdout();
             try (InferenceEngine e = Engines.create(m, options)) {
                 ProfileRecorder recorder = null;
@@ -111,25 +144,75 @@ public final class RunCommand implements Callable<Integer> {
                 Generator.Result r = mode.equals("chat")
                         ? g.chat(promptBytes, systemPrompt == null ? null : systemPrompt.getBytes(StandardCharsets.UTF_8), steps, io.stdin())
                         : g.generate(promptBytes, steps);
-                if (recorder != null) {
-                    // Every position counts as a token here (no warm-up): the first ones include JIT warm-up.
-                    for (int i = 0; i < r.fed().size(); i++) {
-                        recorder.tokenDone(r.startNanos(), i == 0 ? r.endNanos() - r.startNanos() : 0);
-                    }
-                    PrintWriter err = spec.commandLine().getErr();
-                    err.println(new ProfileReport(e.name(), recorder).toTable());
-                    err.flush();
-                }
-                if (!noStats) {
-                    PrintWriter err = spec.commandLine().getErr();
-                    err.println(String.format(Locale.ROOT,
-                            "[%s] %d positions (%d prompt, %d sampled), %.2f tok/s, time to first token %.1f ms",
-                            e.name(), r.fed().size(), r.fed().size() - r.generatedTokens(), r.generatedTokens(),
-                            r.tokensPerSecond(), r.timeToFirstTokenMillis()));
-                    err.flush();
-                }
+                report(e, recorder, r);
             }
         }
         return 0;
+    }
+
+    /**
+     * A GGUF model: its own tokenizer and chat template, llama.cpp's way of generating (BOS as the vocabulary asks,
+     * stop at end-of-generation tokens) and chat (the template over the whole history).
+     */
+    private int runGguf(Path modelPath, long rngSeed) {
+        if (model.tokenizerPath != null) {
+            throw new Llama2jException("-z/--tokenizer is for llama2.c checkpoints; a GGUF file carries its own vocabulary",
+                    Llama2jException.BAD_USAGE);
+        }
+        try (Model m = GgufModelLoader.load(modelPath)) {
+            GgufFile file = m.gguf().orElseThrow();
+            GgufTokenizer tokenizer = GgufTokenizer.load(file);
+            ChatTemplate template = mode.equals("chat") ? chatTemplate(file, tokenizer) : null;
+            if (m.config().vocabSize() != tokenizer.vocabSize()) {
+                throw new Llama2jException(file.name() + ": the model has " + m.config().vocabSize()
+                        + " output rows but the vocabulary " + tokenizer.vocabSize() + " tokens");
+            }
+            Sampler sampler = new Sampler(m.config().vocabSize(), temperature, topp, topK, minP, rngSeed, FloatMath.standard());
+            try (InferenceEngine e = Engines.create(m, engine.toOptions(profile))) {
+                ProfileRecorder recorder = null;
+                if (profile) {
+                    recorder = new ProfileRecorder();
+                    e.setProfiler(recorder);
+                }
+                GgufGenerator g = new GgufGenerator(e, tokenizer, sampler, io.stdout());
+                Generator.Result r = mode.equals("chat")
+                        ? g.chat(template, tokenizer.addsBos(), prompt, systemPrompt, steps, io.stdin())
+                        : g.generate(prompt, steps);
+                report(e, recorder, r);
+            }
+        }
+        return 0;
+    }
+
+    /** {@code --chat-template FILE}, else the model's own {@code tokenizer.chat_template}. */
+    private ChatTemplate chatTemplate(GgufFile file, GgufTokenizer tokenizer) {
+        String bos = tokenizer.bos() >= 0 ? tokenizer.tokenText(tokenizer.bos()) : "";
+        String eos = tokenizer.eos() >= 0 ? tokenizer.tokenText(tokenizer.eos()) : "";
+        if (chatTemplatePath != null) {
+            return ChatTemplate.fromFile(chatTemplatePath, bos, eos);
+        }
+        String text = file.optionalString("tokenizer.chat_template").orElseThrow(() -> new Llama2jException(
+                file.name() + ": no tokenizer.chat_template; give one with --chat-template FILE", Llama2jException.BAD_USAGE));
+        return new ChatTemplate(file.name() + " (tokenizer.chat_template)", text, bos, eos);
+    }
+
+    /** The profile table and the stats line, on stderr. */
+    private void report(InferenceEngine e, ProfileRecorder recorder, Generator.Result r) {
+        PrintWriter err = spec.commandLine().getErr();
+        if (recorder != null) {
+            // Every position counts as a token here (no warm-up): the first ones include JIT warm-up.
+            for (int i = 0; i < r.fed().size(); i++) {
+                recorder.tokenDone(r.startNanos(), i == 0 ? r.endNanos() - r.startNanos() : 0);
+            }
+            err.println(new ProfileReport(e.name(), recorder).toTable());
+            err.flush();
+        }
+        if (!noStats) {
+            err.println(String.format(Locale.ROOT,
+                    "[%s] %d positions (%d prompt, %d sampled), %.2f tok/s, time to first token %.1f ms",
+                    e.name(), r.fed().size(), r.fed().size() - r.generatedTokens(), r.generatedTokens(),
+                    r.tokensPerSecond(), r.timeToFirstTokenMillis()));
+            err.flush();
+        }
     }
 }

@@ -6,9 +6,11 @@ import io.github.llama2j.math.FloatMath;
 import io.github.llama2j.model.Configuration;
 import io.github.llama2j.model.Matrix;
 import io.github.llama2j.model.Model;
+import io.github.llama2j.model.RopeStyle;
 import io.github.llama2j.model.Weights;
 import io.github.llama2j.profile.Profiler;
 
+import java.lang.foreign.MemorySegment;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 
@@ -44,6 +46,8 @@ public final class CpuEngine implements InferenceEngine {
     private final float[] ropeCos, ropeSin;         // (head_size/2): the rotations at the current position
     private final Attention attention;
     private final CpuLayer ops;
+    /** GGUF models: llama.cpp's arithmetic outside the matmuls ({@link GgmlOps}); llama2.c checkpoints: run.c's. */
+    private final boolean ggml;
 
     // Profiling (off unless setProfiler is called): task names are made once, not per token.
     private static final String[] LAYER_TASKS = {"attn_norm", "qkv", "rope", "attention", "wo", "ffn_norm", "w1w3_swiglu", "w2"};
@@ -51,13 +55,14 @@ public final class CpuEngine implements InferenceEngine {
     private final StepTimer timer = new StepTimer();
 
     // Run state, as run.c's RunState.
-    private final float[] x, xb, xb2, q;            // (dim)
+    private final float[] x, xb2;                   // (dim)
+    private final float[] xb;                       // (max(dim, q_dim)): the normed input, then the attention output
+    private final float[] q;                        // (q_dim = n_heads * head_size)
     private final float[] k, v;                     // (kv_dim)
     private final float[] hb, hb2;                  // (hidden_dim)
     private final float[] att;                      // (n_heads, seq_len rounded up to Attention's blocks)
     private final float[] logits;                   // (vocab_size)
-    private final byte[] xq, hq;                    // runq's quantized xb (dim) and hb (hidden_dim): Q8 models only
-    private final float[] xs, hs;                   // their scales (dim / group_size), (hidden_dim / group_size)
+    private final Activations in;                   // the current matmul input and its converted forms (runq's Q8, GGML's)
 
     public CpuEngine(Model model, Kernels kernels, FloatMath math, int threads) {
         this(model, kernels, math, checkedParallel(model, threads), true);
@@ -79,17 +84,18 @@ public final class CpuEngine implements InferenceEngine {
         this.parallel = parallel;
         this.ownsParallel = ownsParallel;
         this.name = "cpu-" + kernels.name() + "-" + parallel.threads() + "t";
-        int dim = c.dim(), hidden = c.hiddenDim(), kvDim = c.kvDim();
+        int dim = c.dim(), hidden = c.hiddenDim(), kvDim = c.kvDim(), qDim = c.qDim();
+        ggml = c.ropeStyle() != RopeStyle.LLAMA2C;
         x = new float[dim];
-        xb = new float[dim];
+        xb = new float[Math.max(dim, qDim)];
         xb2 = new float[dim];
         hb = new float[hidden];
         hb2 = new float[hidden];
-        q = new float[dim];
+        q = new float[qDim];
         k = new float[kvDim];
         v = new float[kvDim];
         attention = new Attention(c, math);
-        ops = new CpuLayer(kernels, parallel, math, c.groupSize(), timer);
+        ops = new CpuLayer(kernels, parallel, math, timer);
         taskNames = new String[c.nLayers()][LAYER_TASKS.length];
         for (int l = 0; l < c.nLayers(); l++) {
             for (int t = 0; t < LAYER_TASKS.length; t++) {
@@ -98,12 +104,8 @@ public final class CpuEngine implements InferenceEngine {
         }
         att = new float[c.nHeads() * attention.scoreStride()];
         logits = new float[c.vocabSize()];
-        int gs = Math.max(1, c.groupSize());
-        xq = new byte[dim];
-        xs = new float[dim / gs];
-        hq = new byte[hidden];
-        hs = new float[hidden / gs];
-        rope = new Rope(c.headSize(), Rope.LLAMA2_THETA, math);
+        in = new Activations(Math.max(Math.max(dim, qDim), hidden));
+        rope = Rope.of(c, w.ropeFreqs(), math);
         ropeCos = new float[rope.pairs()];
         ropeSin = new float[rope.pairs()];
         warmUp();
@@ -157,18 +159,21 @@ public final class CpuEngine implements InferenceEngine {
         Object segmentClass = switch (m) {
             case Matrix.F32 f -> f.data().getClass();
             case Matrix.Q8 q8 -> q8.values().getClass();
+            case Matrix.Ggml g -> g.data().getClass();
         };
-        if (!WARMED_UP.add(kernels.getClass().getName() + " " + segmentClass)) {
+        if (!WARMED_UP.add(kernels.getClass().getName() + " " + m.typeName() + " " + segmentClass)) {
             return;
         }
         int rows = Math.min(CpuLayer.ROW_GRAIN, m.rows());
         double bytes = (double) m.byteSize() * rows / m.rows();
         float[] out = new float[rows];
+        in.input(xb, m.cols());
+        in.prepareFor(m);
         long deadline = System.nanoTime() + WARM_UP_MAX_NANOS;
         long firstCalls = Long.MAX_VALUE;
         for (int calls = 0, fastCalls = 0; fastCalls < 100 && System.nanoTime() < deadline; calls++) {
             long t0 = System.nanoTime();
-            ops.kernel(out, xb, xq, xs, m, 0, rows);
+            ops.kernel(out, in, m, 0, rows);
             long t = System.nanoTime() - t0;
             if (calls < 3) {
                 firstCalls = Math.min(firstCalls, t);
@@ -193,11 +198,12 @@ public final class CpuEngine implements InferenceEngine {
     @Override
     public float[] forward(int token, int pos) {
         InferenceEngine.checkForwardArguments(c, token, pos);
-        int dim = c.dim(), hidden = c.hiddenDim(), kvDim = c.kvDim(), headSize = c.headSize();
+        int dim = c.dim(), hidden = c.hiddenDim(), kvDim = c.kvDim(), qDim = c.qDim();
+        int nHeads = c.nHeads(), nKvHeads = c.nKvHeads(), headSize = c.headSize();
         long dimBytes = (long) dim * Float.BYTES;
 
         step("embed", dimBytes, () -> {
-            ScalarKernels.embed(w.tokenEmbedding(), token, x);
+            w.tokenEmbedding().dequantizeRow(token, x, 0); // run.c copies the row; runq and GGML dequantize it
             rope.angles(pos, ropeCos, ropeSin);
         });
         for (int l = 0; l < c.nLayers(); l++) {
@@ -206,73 +212,65 @@ public final class CpuEngine implements InferenceEngine {
             final Matrix wq = w.wq()[l], wk = w.wk()[l], wv = w.wv()[l], wo = w.wo()[l];
             final Matrix w1 = w.w1()[l], w2 = w.w2()[l], w3 = w.w3()[l];
 
-            // ---- attention block: x += wo · attention(rope(wq·xb), rope(wk·xb), wv·xb)
-            step(task[0], dimBytes, () -> VectorOps.rmsnorm(xb, x, w.rmsAtt()[layer], dim));
+            // ---- attention block: x += wo · attention(rope(wq·xb + bq), rope(wk·xb + bk), wv·xb + bv)
+            step(task[0], dimBytes, () -> rmsnorm(xb, x, w.rmsAtt()[layer], dim));
             step(task[1], wq.byteSize() + wk.byteSize() + wv.byteSize(), () -> {
-                quantizeInput(xb, dim, xq, xs);
-                matmulQkv(wq, wk, wv);
+                in.input(xb, dim);
+                ops.matmul3(q, wq, k, wk, v, wv, in);
+                if (w.bq() != null) { // qwen2
+                    GgmlOps.addBias(q, w.bq()[layer], qDim);
+                    GgmlOps.addBias(k, w.bk()[layer], kvDim);
+                    GgmlOps.addBias(v, w.bv()[layer], kvDim);
+                }
             });
             step(task[2], 0, () -> {
-                Rope.rotate(q, dim, k, kvDim, headSize, ropeCos, ropeSin);
+                if (w.qNorm() != null) { // qwen3: RMSNorm of each head before RoPE
+                    GgmlOps.headNorms(q, nHeads, headSize, w.qNorm()[layer], c.rmsEps());
+                    GgmlOps.headNorms(k, nKvHeads, headSize, w.kNorm()[layer], c.rmsEps());
+                }
+                rope.rotate(q, nHeads, k, nKvHeads, ropeCos, ropeSin);
                 attention.store(layer, pos, k, v);
             });
-            step(task[3], 2L * (pos + 1) * kvDim * Float.BYTES, () -> attentionHeads(layer, pos));
+            step(task[3], 2L * (pos + 1) * kvDim * Float.BYTES,
+                    () -> ops.attention(attention, layer, pos, nHeads, q, xb, att));
             step(task[4], wo.byteSize(), () -> {
-                quantizeInput(xb, dim, xq, xs);
-                matmul(xb2, xb, xq, xs, wo);
+                in.input(xb, qDim);
+                ops.matmul(xb2, in, wo);
                 VectorOps.add(x, xb2, dim);
             });
 
             // ---- feed-forward block: x += w2 · (silu(w1·xb) * (w3·xb))
-            step(task[5], dimBytes, () -> VectorOps.rmsnorm(xb, x, w.rmsFfn()[layer], dim));
+            step(task[5], dimBytes, () -> rmsnorm(xb, x, w.rmsFfn()[layer], dim));
             step(task[6], w1.byteSize() + w3.byteSize(), () -> {
-                quantizeInput(xb, dim, xq, xs);
-                matmulSwiglu(w1, w3);
+                in.input(xb, dim);
+                ops.matmulSwiglu(hb, hb2, w1, w3, in);
             });
             step(task[7], w2.byteSize(), () -> {
-                quantizeInput(hb, hidden, hq, hs);
-                matmul(xb, hb, hq, hs, w2);
+                in.input(hb, hidden);
+                ops.matmul(xb, in, w2);
                 VectorOps.add(x, xb, dim);
             });
         }
-        step("final_norm", dimBytes, () -> VectorOps.rmsnorm(x, x, w.rmsFinal(), dim));
+        step("final_norm", dimBytes, () -> rmsnorm(x, x, w.rmsFinal(), dim));
         step("classifier", w.classifier().byteSize(), () -> {
-            quantizeInput(x, dim, xq, xs);
-            matmul(logits, x, xq, xs, w.classifier());
+            in.input(x, dim);
+            ops.matmul(logits, in, w.classifier());
         });
         return logits;
+    }
+
+    /** run.c's rmsnorm (epsilon 1e-5) for llama2.c checkpoints, ggml's with the model's epsilon for GGUF models. */
+    private void rmsnorm(float[] out, float[] in, MemorySegment weight, int n) {
+        if (ggml) {
+            GgmlOps.rmsnorm(out, 0, in, 0, weight, n, c.rmsEps());
+        } else {
+            VectorOps.rmsnorm(out, in, weight, n);
+        }
     }
 
     /** One named step of the forward pass, timed beside it when profiling is on (see {@link StepTimer}). */
     private void step(String task, long bytes, Runnable body) {
         timer.step(task, bytes, body);
-    }
-
-    // The steps' kernels, on CpuEngine's buffers: the same CpuLayer methods run the hybrid engine's CPU shard.
-
-    /** Q8 models quantize each matmul input (runq); float models use it as is. */
-    private void quantizeInput(float[] in, int n, byte[] q8, float[] scales) {
-        ops.quantize(in, n, q8, scales);
-    }
-
-    /** out = m · in, rows split across the pool. */
-    private void matmul(float[] out, float[] in, byte[] inQ, float[] inS, Matrix m) {
-        ops.matmul(out, in, inQ, inS, m);
-    }
-
-    /** q = wq · xb, k = wk · xb, v = wv · xb in one dispatch. */
-    private void matmulQkv(Matrix wq, Matrix wk, Matrix wv) {
-        ops.matmul3(q, wq, k, wk, v, wv, xb, xq, xs);
-    }
-
-    /** hb = silu(w1 · xb) * (w3 · xb) in one dispatch. */
-    private void matmulSwiglu(Matrix w1, Matrix w3) {
-        ops.matmulSwiglu(hb, hb2, w1, w3, xb, xq, xs);
-    }
-
-    /** xb = run.c's multi-head attention of q over the layer's cache up to pos, heads in parallel. */
-    private void attentionHeads(int layer, int pos) {
-        ops.attention(attention, layer, pos, c.nHeads(), q, xb, att);
     }
 
     /**

@@ -23,7 +23,8 @@ import java.nio.ByteOrder;
  *
  * <p>This needs 16 float lanes (AVX-512). With fewer, and for the leftover rows of a range (fewer
  * than 16), it uses the scalar loop. Q8_0 products are exact in every mode and use the
- * {@link VectorKernels} Q8 kernel.
+ * {@link VectorKernels} Q8 kernel; GGML's types use the {@link Kernels} defaults, the same vector
+ * kernels as the default mode.
  */
 public final class ExactVectorKernels implements Kernels {
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;

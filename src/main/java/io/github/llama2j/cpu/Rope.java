@@ -1,6 +1,10 @@
 package io.github.llama2j.cpu;
 
 import io.github.llama2j.math.FloatMath;
+import io.github.llama2j.model.Configuration;
+import io.github.llama2j.model.RopeStyle;
+
+import java.lang.foreign.MemorySegment;
 
 /**
  * Rotary position embedding (RoPE) of one model: the frequency of each pair of a head's dimensions,
@@ -18,12 +22,14 @@ import io.github.llama2j.math.FloatMath;
  */
 public final class Rope {
     /** llama2.c's RoPE base (run.c hard-codes 10000); other formats say theirs (e.g. GGUF's rope.freq_base). */
-    public static final float LLAMA2_THETA = 10000.0f;
+    public static final float LLAMA2_THETA = Configuration.LLAMA2C_ROPE_THETA;
 
     private final int headSize;
     private final float theta;
     private final float[] freq; // (head_size/2)
     private final FloatMath math;
+    private final RopeStyle style;
+    private final MemorySegment factors; // (head_size/2) frequency divisors (Llama 3.1's rope_freqs), or null
 
     /**
      * @param headSize dimensions per head (even)
@@ -31,6 +37,19 @@ public final class Rope {
      * @param math     powf, cosf and sinf
      */
     public Rope(int headSize, float theta, FloatMath math) {
+        this(headSize, theta, RopeStyle.LLAMA2C, null, math);
+    }
+
+    /** The model's RoPE: its head size, base and style, with the frequency factors of its weights (or none). */
+    public static Rope of(Configuration c, MemorySegment factors, FloatMath math) {
+        return new Rope(c.headSize(), c.ropeTheta(), c.ropeStyle(), factors, math);
+    }
+
+    /**
+     * @param style   run.c's angles and pairs ({@link RopeStyle#LLAMA2C}) or llama.cpp's (NORM, NEOX)
+     * @param factors GGUF only: (head_size/2) float32 divisors of the angles, or null
+     */
+    public Rope(int headSize, float theta, RopeStyle style, MemorySegment factors, FloatMath math) {
         if (headSize < 2 || headSize % 2 != 0) {
             throw new IllegalArgumentException("RoPE needs an even head size, got " + headSize);
         }
@@ -40,6 +59,8 @@ public final class Rope {
         this.headSize = headSize;
         this.theta = theta;
         this.math = math;
+        this.style = style;
+        this.factors = factors;
         this.freq = ScalarKernels.ropeFrequencies(headSize, theta, math);
     }
 
@@ -63,7 +84,29 @@ public final class Rope {
 
     /** The rotation of each pair at {@code pos}: cos[p], sin[p] for p in [0, head_size/2). */
     public void angles(int pos, float[] cos, float[] sin) {
-        VectorOps.ropeAngles(pos, freq, cos, sin, math);
+        if (style == RopeStyle.LLAMA2C) {
+            VectorOps.ropeAngles(pos, freq, cos, sin, math);
+        } else {
+            GgmlOps.ropeAngles(pos, headSize, theta, factors, cos, sin, math);
+        }
+    }
+
+    /**
+     * Rotates every head of q (qHeads heads) and k (kvHeads heads) in this RoPE's style by the angles of
+     * {@link #angles}: adjacent pairs (run.c, NORM) or pairs half a head apart (NEOX).
+     */
+    public void rotate(float[] q, int qHeads, float[] k, int kvHeads, float[] cos, float[] sin) {
+        switch (style) {
+            case LLAMA2C -> rotate(q, qHeads * headSize, k, kvHeads * headSize, headSize, cos, sin);
+            case NORM -> {
+                GgmlOps.ropeNorm(q, qHeads, headSize, cos, sin);
+                GgmlOps.ropeNorm(k, kvHeads, headSize, cos, sin);
+            }
+            case NEOX -> {
+                GgmlOps.ropeNeox(q, qHeads, headSize, cos, sin);
+                GgmlOps.ropeNeox(k, kvHeads, headSize, cos, sin);
+            }
+        }
     }
 
     /**

@@ -27,6 +27,7 @@ import java.nio.ByteOrder;
  *       groups are accumulated in float one after another). With AVX-512 and group sizes that are
  *       multiples of 16 this is {@link Q8Matmul}; otherwise a per-group vector dot (multiples of the
  *       int lane count) or the scalar kernel (tiny test models' group size 4).</li>
+ *   <li><b>GGML types</b> (F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K): {@link GgmlMatmul}.</li>
  * </ul>
  */
 public final class VectorKernels implements Kernels {

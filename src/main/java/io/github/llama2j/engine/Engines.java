@@ -28,6 +28,7 @@ public final class Engines {
         }
         for (EngineProvider p : ServiceLoader.load(EngineProvider.class)) {
             if (p.kind().equals(options.kind())) {
+                requireLlama2cModel(model, options.kind());
                 return p.create(model, options);
             }
         }
@@ -43,6 +44,18 @@ public final class Engines {
         }
         throw new Llama2jException("unknown engine '" + options.kind() + "': choose cpu, tornado or hybrid",
                 Llama2jException.BAD_USAGE);
+    }
+
+    /**
+     * The TornadoVM and hybrid engines compute llama2.c's transformer only: a GGUF model's head size,
+     * biases, q/k norms, RoPE style and factors and llama.cpp arithmetic are in the CPU engine alone, so
+     * they refuse GGUF models up front (exit 3) rather than run them wrongly.
+     */
+    static void requireLlama2cModel(Model model, String kind) {
+        if (model.format() == io.github.llama2j.model.ModelFormat.GGUF) {
+            throw new Llama2jException("the " + kind + " engine does not run GGUF models yet (" + model.path().getFileName()
+                    + "); run it with --engine cpu", Llama2jException.UNAVAILABLE);
+        }
     }
 
     /**

@@ -6,10 +6,8 @@ import io.github.llama2j.sampling.Sampler;
 import io.github.llama2j.tokenizer.Tokenizer;
 
 import java.io.ByteArrayOutputStream;
-import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
-import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
@@ -177,32 +175,11 @@ public final class Generator {
 
     /** fgets() then strip one trailing newline; at end of input the previous buffer is kept. */
     private static byte[] readLine(InputStream in, byte[] previous) {
-        try {
-            ByteArrayOutputStream line = new ByteArrayOutputStream();
-            int b;
-            boolean any = false;
-            while ((b = in.read()) != -1) {
-                any = true;
-                if (b == '\n') {
-                    break;
-                }
-                line.write(b);
-            }
-            return any ? line.toByteArray() : previous;
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        }
+        byte[] line = Streams.readLine(in);
+        return line == null ? previous : line;
     }
 
     private void write(byte[] bytes) {
-        if (bytes.length == 0) {
-            return;
-        }
-        try {
-            out.write(bytes);
-            out.flush();
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        }
+        Streams.write(out, bytes);
     }
 }

@@ -44,14 +44,19 @@ public enum Tensor {
         return switch (this) {
             case TOKEN_EMBEDDING, CLASSIFIER -> c.vocabSize();
             case RMS_ATT, RMS_FFN, RMS_FINAL -> 1;
-            case WQ, WO, W2 -> c.dim();
+            case WQ -> c.qDim();
+            case WO, W2 -> c.dim();
             case WK, WV -> c.kvDim();
             case W1, W3 -> c.hiddenDim();
         };
     }
 
     public int cols(Configuration c) {
-        return this == W2 ? c.hiddenDim() : c.dim();
+        return switch (this) {
+            case W2 -> c.hiddenDim();
+            case WO -> c.qDim();
+            default -> c.dim();
+        };
     }
 
     public long numel(Configuration c) {

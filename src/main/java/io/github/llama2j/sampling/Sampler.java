@@ -10,21 +10,43 @@ import java.util.Arrays;
  * one coin per call, and multinomial or top-p (nucleus) selection with run.c's cutoff,
  * stable descending sort, truncation and cdf walk. Every float operation is in run.c's order,
  * so a given seed picks the same tokens as llama2.c.
+ *
+ * <p>Top-k and min-p (off by default, and then without any effect on run.c's path) keep the k likeliest tokens and
+ * those with at least {@code min_p} times the top probability, after temperature and softmax; top-p then applies to
+ * what is kept, renormalized.
  */
 public final class Sampler {
     private final int vocabSize;
     private final float temperature;
     private final float topp;
+    private final int topK;
+    private final float minP;
     private final Rng rng;
     private final long[] candidates; // top-p scratch: sort keys (descending prob, ascending id)
     private final FloatMath math;
 
     public Sampler(int vocabSize, float temperature, float topp, long seed) {
-        this(vocabSize, temperature, topp, seed, FloatMath.standard());
+        this(vocabSize, temperature, topp, 0, 0f, seed, FloatMath.standard());
     }
 
     /** @param math the exp used by the softmax (the C library's one reproduces llama2.c's probabilities bit for bit) */
     public Sampler(int vocabSize, float temperature, float topp, long seed, FloatMath math) {
+        this(vocabSize, temperature, topp, 0, 0f, seed, math);
+    }
+
+    /**
+     * @param topK keep the {@code topK} likeliest tokens; 0 (or the vocabulary size or more) keeps all
+     * @param minP keep tokens whose probability is at least {@code minP} times the largest; 0 keeps all
+     */
+    public Sampler(int vocabSize, float temperature, float topp, int topK, float minP, long seed, FloatMath math) {
+        if (topK < 0) {
+            throw new Llama2jException("top-k is " + topK + ", must be >= 0 (0 = off)", Llama2jException.BAD_USAGE);
+        }
+        if (!(minP >= 0 && minP <= 1)) {
+            throw new Llama2jException("min-p is " + minP + ", must be in [0, 1] (0 = off)", Llama2jException.BAD_USAGE);
+        }
+        this.topK = topK >= vocabSize ? 0 : topK;
+        this.minP = minP;
         this.math = math;
         if (!(temperature >= 0) || Float.isInfinite(temperature)) {
             throw new Llama2jException("temperature is " + temperature + ", must be a finite number >= 0", Llama2jException.BAD_USAGE);
@@ -53,6 +75,9 @@ public final class Sampler {
         }
         softmax(logits, vocabSize, math);
         float coin = rng.nextFloat();
+        if (topK > 0 || minP > 0) {
+            return sampleFiltered(logits, vocabSize, coin);
+        }
         if (topp <= 0 || topp >= 1) {
             return sampleMult(logits, vocabSize, coin);
         }
@@ -101,16 +126,77 @@ public final class Sampler {
         return n - 1;
     }
 
+    /**
+     * Top-k and min-p, then top-p on the kept tokens (their probabilities renormalized), then a multinomial draw
+     * among the survivors; candidates in descending probability, ties by ascending id.
+     */
+    private int sampleFiltered(float[] probabilities, int n, float coin) {
+        float max = 0;
+        for (int i = 0; i < n; i++) {
+            max = Math.max(max, probabilities[i]);
+        }
+        float threshold = minP * max;
+        int n0 = 0;
+        for (int i = 0; i < n; i++) {
+            if (probabilities[i] >= threshold && probabilities[i] > 0) {
+                candidates[n0++] = candidateKey(probabilities[i], i);
+            }
+        }
+        if (n0 == 0) {
+            return argmax(probabilities, n);
+        }
+        Arrays.sort(candidates, 0, n0);
+        if (topK > 0 && n0 > topK) {
+            n0 = topK;
+        }
+        float kept = 0.0f;
+        for (int i = 0; i < n0; i++) {
+            kept += probabilities[(int) candidates[i]];
+        }
+        int lastIdx = n0 - 1;
+        if (topp > 0 && topp < 1) {
+            float cumulative = 0.0f;
+            for (int i = 0; i < n0; i++) {
+                cumulative += probabilities[(int) candidates[i]] / kept;
+                if (cumulative > topp) {
+                    lastIdx = i;
+                    break;
+                }
+            }
+        }
+        float mass = 0.0f;
+        for (int i = 0; i <= lastIdx; i++) {
+            mass += probabilities[(int) candidates[i]];
+        }
+        return walk(probabilities, lastIdx, coin * mass);
+    }
+
+    /** Sort key: descending probability, then ascending id (the order of run.c's stable qsort). */
+    private static long candidateKey(float probability, int id) {
+        // Probabilities are >= 0, so their bit patterns order like the values.
+        long inverted = 0x7FFFFFFFL - Float.floatToRawIntBits(probability);
+        return (inverted << 32) | id;
+    }
+
+    /** run.c's cdf walk over the sorted candidates 0..lastIdx: the first whose cumulative sum exceeds {@code r}. */
+    private int walk(float[] probabilities, int lastIdx, float r) {
+        float cdf = 0.0f;
+        for (int i = 0; i <= lastIdx; i++) {
+            cdf += probabilities[(int) candidates[i]];
+            if (r < cdf) {
+                return (int) candidates[i];
+            }
+        }
+        return (int) candidates[lastIdx];
+    }
+
     private int sampleTopp(float[] probabilities, int n, float topp, float coin) {
         // Tokens below the cutoff cannot be part of the nucleus; dropping them first keeps the sort small.
         final float cutoff = (1.0f - topp) / (n - 1);
         int n0 = 0;
         for (int i = 0; i < n; i++) {
             if (probabilities[i] >= cutoff) {
-                // Probabilities are >= 0, so their bit patterns order like the values. Key: descending
-                // probability, then ascending id: the order of run.c's stable qsort.
-                long inverted = 0x7FFFFFFFL - Float.floatToRawIntBits(probabilities[i]);
-                candidates[n0++] = (inverted << 32) | i;
+                candidates[n0++] = candidateKey(probabilities[i], i);
             }
         }
         if (n0 == 0) {
@@ -126,14 +212,6 @@ public final class Sampler {
                 break;
             }
         }
-        float r = coin * cumulative;
-        float cdf = 0.0f;
-        for (int i = 0; i <= lastIdx; i++) {
-            cdf += probabilities[(int) candidates[i]];
-            if (r < cdf) {
-                return (int) candidates[i];
-            }
-        }
-        return (int) candidates[lastIdx];
+        return walk(probabilities, lastIdx, coin * cumulative);
     }
 }

@@ -19,7 +19,7 @@ import java.util.Arrays;
  * compares them with strcmp/sprintf; lookups replicate run.c's qsort (stable here) + bsearch
  * over the vocabulary so that even duplicate pieces resolve to the same id.
  */
-public final class Tokenizer {
+public final class Tokenizer implements TextTokenizer {
     public static final int BOS = 1;
     public static final int EOS = 2;
     /** Llama 2's 32,000 tokens take 433 KB; no real vocabulary comes near this. */
@@ -130,6 +130,7 @@ public final class Tokenizer {
         return raw;
     }
 
+    @Override
     public int vocabSize() {
         return pieces.length;
     }
@@ -144,6 +145,33 @@ public final class Tokenizer {
 
     public float score(int id) {
         return scores[id];
+    }
+
+    // ---------------------------------------------------------------- TextTokenizer
+
+    /** run.c's encode (BOS when {@code addSpecial}); run.c knows no special tokens, so {@code parseSpecial} is ignored. */
+    @Override
+    public int[] tokenize(String text, boolean addSpecial, boolean parseSpecial) {
+        return encode(text, addSpecial, false);
+    }
+
+    /** The piece's bytes with {@code <0xXX>} as the byte (no BOS space rule, no safe_printf filter: see {@link #decodePrintable}). */
+    @Override
+    public byte[] tokenToPiece(int token, boolean special) {
+        byte[] piece = pieces[token];
+        int byteVal = parseBytePiece(piece, 0);
+        return byteVal >= 0 ? new byte[]{(byte) byteVal} : piece.clone();
+    }
+
+    @Override
+    public int bos() {
+        return BOS;
+    }
+
+    /** EOS ends a chat turn in run.c (its generate() stops at BOS instead). */
+    @Override
+    public boolean isEndOfGeneration(int token) {
+        return token == EOS;
     }
 
     // ---------------------------------------------------------------- encode

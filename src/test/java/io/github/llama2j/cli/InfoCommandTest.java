@@ -65,6 +65,56 @@ class InfoCommandTest {
         assertEquals("llama2j: junk.bin: header field dim is 0, must be positive", r.errLines());
     }
 
+    @Test
+    void ggufTable() {
+        Path model = io.github.llama2j.TestData.gguf().resolve("models/llama3-tiny-q8_0.gguf");
+        CliTestSupport.Run r = run("info", model.toString());
+        assertEquals(0, r.exitCode(), r.err());
+        String out = r.out();
+        assertGguf(out, "format", "GGUF v3");
+        assertGguf(out, "architecture", "llama");
+        assertGguf(out, "embedding_length", "64");
+        assertGguf(out, "block_count", "2");
+        assertGguf(out, "attention.head_count_kv", "2");
+        assertGguf(out, "rope.freq_base", "500000.0");
+        assertGguf(out, "tensors", "21");
+        // output_norm 64, rope_freqs 8, 2 layers x 2 norms x 64
+        assertGguf(out, "  f32", "6 tensors, 328 parameters, 1,312 bytes (1.28 KiB)");
+        // token_embd 64 x 128256 + 2 layers x (2 x 64x64 + 2 x 64x32 + 3 x 64x192); 34 bytes per 32 values
+        assertGguf(out, "  q8_0", "15 tensors, 8,306,688 parameters, 8,825,856 bytes (8.42 MiB)");
+        assertGguf(out, "tokenizer", "gpt2 (pre: llama-bpe), 128256 tokens");
+        assertTrue(out.contains(String.format("%-24s present (", "chat template")), out);
+        assertTrue(!out.contains("{% set loop_messages"), out);
+        CliTestSupport.Run withTemplate = run("info", model.toString(), "--chat-template");
+        assertTrue(withTemplate.out().contains("{% set loop_messages = messages %}"), withTemplate.out() + withTemplate.err());
+    }
+
+    @Test
+    void ggufJson() {
+        Path model = io.github.llama2j.TestData.gguf().resolve("models/qwen3-tiny-q8_0.gguf");
+        CliTestSupport.Run r = run("info", model.toString(), "--json");
+        assertEquals(0, r.exitCode(), r.err());
+        for (String field : new String[]{"\"format\": \"gguf\"", "\"architecture\": \"qwen3\"", "\"attention.key_length\": 16",
+                "\"attention.layer_norm_rms_epsilon\": 1e-06", "\"tokenizer\": \"gpt2\"", "\"tokenizer_pre\": \"qwen2\"",
+                "\"vocab_size\": 151936", "\"chat_template\": \"{% for message in messages %}"}) {
+            assertTrue(r.out().contains(field), field + " missing in\n" + r.out());
+        }
+    }
+
+    @Test
+    void brokenGgufExitsWithTwoAndOneLine() throws IOException {
+        Path bad = tmp.resolve("bad.gguf");
+        Files.write(bad, new byte[]{'G', 'G', 'U', 'F', 1, 0, 0, 0});
+        CliTestSupport.Run r = run("info", bad.toString());
+        assertEquals(2, r.exitCode());
+        assertTrue(r.errLines().startsWith("llama2j: bad.gguf: header field version is 1, supported versions are 2 and 3"), r.errLines());
+    }
+
+    private static void assertGguf(String out, String key, String value) {
+        assertTrue(out.lines().anyMatch(l -> l.equals(String.format("%-24s %s", key, value))),
+                "no line '" + key + " " + value + "' in\n" + out);
+    }
+
     private static void assertLine(String out, String key, String value) {
         assertTrue(out.lines().anyMatch(l -> l.equals(String.format("%-17s %s", key, value))),
                 "no line '" + key + " " + value + "' in\n" + out);

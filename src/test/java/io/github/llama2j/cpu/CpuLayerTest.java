@@ -12,7 +12,6 @@ import java.util.SplittableRandom;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * The CPU kernels on a slice of rows, as the hybrid engine's CPU shard runs them: every row computed
@@ -30,30 +29,24 @@ class CpuLayerTest {
         int cols = 64, gs = 16;
         try (Arena arena = Arena.ofShared(); Parallel parallel = new Parallel(3)) {
             // exact kernels: run.c's summation order, so every row equals the reference bit for bit
-            CpuLayer ops = new CpuLayer(io.github.llama2j.engine.Engines.cpuKernels(true), parallel, FloatMath.JAVA, q8 ? gs : 0);
+            CpuLayer ops = new CpuLayer(io.github.llama2j.engine.Engines.cpuKernels(true), parallel, FloatMath.JAVA);
             float[] x = RandomMatrices.floats(rnd, cols);
+            Activations in = new Activations(cols);
+            in.input(x, cols);
+            // the reference's input: runq's quantization of x
             byte[] xq = new byte[cols];
             float[] xs = new float[cols / gs];
-            ops.quantize(x, cols, xq, xs);
-            if (q8) {
-                byte[] eq = new byte[cols];
-                float[] es = new float[cols / gs];
-                ScalarKernels.quantize(x, cols, gs, eq, es);
-                assertArrayEquals(eq, xq, "quantize");
-                assertArrayEquals(es, xs, "quantize scales");
-            } else {
-                assertTrue(Arrays.equals(new byte[cols], xq), "float models: nothing quantized");
-            }
+            ScalarKernels.quantize(x, cols, gs, xq, xs);
             Matrix a = matrix(arena, q8, 93, cols, gs), b = matrix(arena, q8, 37, cols, gs), c = matrix(arena, q8, 21, cols, gs);
 
             float[] out = filled(93);
-            ops.matmul(out, x, xq, xs, a, 17, 80);
+            ops.matmul(out, in, a, 17, 80);
             float[] expected = filled(93);
             rows(expected, x, xq, xs, a, 17, 80);
             assertArrayEquals(expected, out, "rows [17, 80) computed, the others untouched");
 
             float[] o0 = filled(93), o1 = filled(37), o2 = filled(21);
-            ops.matmul3(o0, a, o1, b, o2, c, x, xq, xs);
+            ops.matmul3(o0, a, o1, b, o2, c, in);
             float[] e0 = filled(93), e1 = filled(37), e2 = filled(21);
             rows(e0, x, xq, xs, a, 0, 93);
             rows(e1, x, xq, xs, b, 0, 37);
@@ -63,7 +56,7 @@ class CpuLayerTest {
             assertArrayEquals(e2, o2, "matmul3 third");
 
             float[] hb = filled(37), hb2 = filled(37);
-            ops.matmulSwiglu(hb, hb2, b, matrix(arena, q8, 37, cols, gs), x, xq, xs);
+            ops.matmulSwiglu(hb, hb2, b, matrix(arena, q8, 37, cols, gs), in);
             float[] eh = new float[37];
             rows(eh, x, xq, xs, b, 0, 37);
             for (int i = 0; i < 37; i++) {
@@ -85,7 +78,7 @@ class CpuLayerTest {
         float[][] keys = new float[seqLen][], values = new float[seqLen][];
         int layer = 1;
         try (Parallel parallel = new Parallel(2)) {
-            CpuLayer ops = new CpuLayer(reference, parallel, math, 0);
+            CpuLayer ops = new CpuLayer(reference, parallel, math);
             for (int pos = 0; pos < seqLen; pos++) {
                 keys[pos] = RandomMatrices.floats(rnd, kvDim);
                 values[pos] = RandomMatrices.floats(rnd, kvDim);
@@ -127,6 +120,7 @@ class CpuLayerTest {
         switch (m) {
             case Matrix.F32 f -> reference.matmulF32(out, x, f, r0, r1);
             case Matrix.Q8 q -> reference.matmulQ8(out, xq, xs, q, r0, r1);
+            case Matrix.Ggml g -> throw new AssertionError("llama2.c types only here");
         }
     }
 

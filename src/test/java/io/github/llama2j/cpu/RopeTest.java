@@ -85,11 +85,11 @@ class RopeTest {
             Matrix.Q8 q = RandomMatrices.q8(arena, rnd, vocab, dim, 16);
             float[] out = new float[dim];
             for (int token = 0; token < vocab; token++) {
-                ScalarKernels.embed(f, token, out);
+                f.dequantizeRow(token, out, 0);
                 for (int i = 0; i < dim; i++) {
                     assertEquals(f.data().getAtIndex(ScalarKernels.FLOAT, (long) token * dim + i), out[i], "f32 " + token + "," + i);
                 }
-                ScalarKernels.embed(q, token, out);
+                q.dequantizeRow(token, out, 0);
                 for (int i = 0; i < dim; i++) {
                     long at = (long) token * dim + i;
                     float expected = q.values().get(ValueLayout.JAVA_BYTE, at) * q.scales().getAtIndex(ScalarKernels.FLOAT, at / 16);

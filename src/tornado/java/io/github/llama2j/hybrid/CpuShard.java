@@ -1,5 +1,6 @@
 package io.github.llama2j.hybrid;
 
+import io.github.llama2j.cpu.Activations;
 import io.github.llama2j.cpu.Attention;
 import io.github.llama2j.cpu.CpuLayer;
 import io.github.llama2j.cpu.Kernels;
@@ -36,8 +37,6 @@ final class CpuShard implements Shard {
     private final float[] k, v;                     // (own kv heads * head_size)
     private final float[] att;                      // (own heads, cache.scoreStride())
     private final Attention cache;                  // own kv heads only; null if no heads
-    private final byte[] aq;
-    private final float[] as;
     private final Rope rope;
     private final float[] ropeCos, ropeSin;         // (head_size/2) at ropePos
     private int ropePos = -1;
@@ -45,8 +44,7 @@ final class CpuShard implements Shard {
     private final int ffnRows;
     private final Matrix[] w1, w3, w2;
     private final float[] hb, hb2;
-    private final byte[] hq;
-    private final float[] hs;
+    private final Activations act;                  // the current matmul input: xb (dim), attOut (own heads) or hb (own rows)
     // classifier: rows [v0, v1), computed straight into the logits
     private final int v0, v1;
     private final Matrix classifier;
@@ -62,10 +60,10 @@ final class CpuShard implements Shard {
         this.track = track;
         this.c = c;
         this.parallel = new Parallel(threads);
-        this.ops = new CpuLayer(kernels, parallel, math, c.groupSize());
+        this.ops = new CpuLayer(kernels, parallel, math);
         this.in = in;
         this.onHost = onHost;
-        int L = c.nLayers(), hsz = c.headSize(), gs = Math.max(1, c.groupSize());
+        int L = c.nLayers(), hsz = c.headSize();
         int h0 = plan.headStart(shard), h1 = plan.headEnd(shard);
         int kv0 = h0 / c.kvMul(), kv1 = h1 / c.kvMul();
         heads = h1 - h0;
@@ -117,12 +115,9 @@ final class CpuShard implements Shard {
         attOut = new float[qRows];
         cache = heads > 0 ? new Attention(L, c.seqLen(), hsz, kv1 - kv0, c.kvMul(), math) : null;
         att = new float[heads > 0 ? heads * cache.scoreStride() : 0];
-        aq = new byte[qRows];
-        as = new float[qRows / gs];
         hb = new float[ffnRows];
         hb2 = new float[ffnRows];
-        hq = new byte[ffnRows];
-        hs = new float[ffnRows / gs];
+        act = new Activations(Math.max(c.dim(), Math.max(qRows, ffnRows)));
         partial = new float[c.dim()];
         rope = new Rope(hsz, Rope.LLAMA2_THETA, math);
         ropeCos = new float[rope.pairs()];
@@ -164,7 +159,8 @@ final class CpuShard implements Shard {
 
     /** run.c's attention block for this shard's heads, up to wo: partial = wo[:, own columns] · attention(own heads). */
     private void attention(int l, int pos) {
-        ops.matmul3(q, wq[l], k, wk[l], v, wv[l], in.xb, in.xq, in.xs);
+        act.input(in.xb, c.dim());
+        ops.matmul3(q, wq[l], k, wk[l], v, wv[l], act);
         if (pos != ropePos) { // the angles depend on the position only: once per token
             rope.angles(pos, ropeCos, ropeSin);
             ropePos = pos;
@@ -174,20 +170,22 @@ final class CpuShard implements Shard {
         cache.store(l, pos, k, v);
         // Heads are owned in whole key/value groups, so local head h reads local key/value head h / kvMul.
         ops.attention(cache, l, pos, heads, q, attOut, att);
-        ops.quantize(attOut, qRows, aq, as);
-        ops.matmul(partial, attOut, aq, as, wo[l]);
+        act.input(attOut, qRows);
+        ops.matmul(partial, act, wo[l]);
     }
 
     /** run.c's feed-forward block for this shard's hidden rows: partial = w2[:, own rows] · swiglu(w1·x, w3·x). */
     private void ffn(int l) {
-        ops.matmulSwiglu(hb, hb2, w1[l], w3[l], in.xb, in.xq, in.xs);
-        ops.quantize(hb, ffnRows, hq, hs);
-        ops.matmul(partial, hb, hq, hs, w2[l]);
+        act.input(in.xb, c.dim());
+        ops.matmulSwiglu(hb, hb2, w1[l], w3[l], act);
+        act.input(hb, ffnRows);
+        ops.matmul(partial, act, w2[l]);
     }
 
     /** This shard's rows of the logits, computed in place. */
     private void classifier() {
-        ops.matmul(in.logits, in.xb, in.xq, in.xs, classifier, v0, v1);
+        act.input(in.xb, c.dim());
+        ops.matmul(in.logits, act, classifier, v0, v1);
     }
 
     @Override

@@ -1,6 +1,5 @@
 package io.github.llama2j.hybrid;
 
-import io.github.llama2j.cpu.ScalarKernels;
 import io.github.llama2j.cpu.VectorOps;
 import io.github.llama2j.engine.InferenceEngine;
 import io.github.llama2j.model.Configuration;
@@ -149,7 +148,7 @@ public final class HybridEngine implements InferenceEngine {
         InferenceEngine.checkForwardArguments(c, token, pos);
         long t0 = System.nanoTime();
         int dim = c.dim();
-        ScalarKernels.embed(w.tokenEmbedding(), token, x);
+        w.tokenEmbedding().dequantizeRow(token, x, 0);
         in.pos = pos;
         for (int l = 0; l < c.nLayers(); l++) {
             VectorOps.rmsnorm(in.xb, x, w.rmsAtt()[l], dim);

@@ -1,0 +1,206 @@
+package io.github.llama2j.generate;
+
+import io.github.llama2j.Llama2jException;
+import io.github.llama2j.chat.ChatMessage;
+import io.github.llama2j.chat.ChatTemplate;
+import io.github.llama2j.engine.InferenceEngine;
+import io.github.llama2j.sampling.Sampler;
+import io.github.llama2j.tokenizer.TextTokenizer;
+
+import java.io.ByteArrayOutputStream;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Generation and chat for models with a modern tokenizer (GGUF files), as llama.cpp runs them: the prompt is
+ * tokenized with BOS as the vocabulary asks, generation stops at the model's end-of-generation tokens
+ * ({@code <|eot_id|>}, {@code <|im_end|>}, EOS, ...), each generated token's piece is printed as it comes
+ * ({@code token_to_piece(special = true)}, the text of llama.cpp's golden outputs), and chat renders the whole
+ * conversation with the model's chat template every turn, reusing the positions whose tokens did not change.
+ * llama2.c checkpoints keep run.c's loops in {@link Generator}.
+ */
+public final class GgufGenerator {
+    private static final byte[] NEWLINE = {'\n'};
+
+    private final InferenceEngine engine;
+    private final TextTokenizer tokenizer;
+    private final Sampler sampler;
+    private final OutputStream out;
+
+    public GgufGenerator(InferenceEngine engine, TextTokenizer tokenizer, Sampler sampler, OutputStream out) {
+        this.engine = engine;
+        this.tokenizer = tokenizer;
+        this.sampler = sampler;
+        this.out = out;
+    }
+
+    /**
+     * Prints the prompt, then samples until {@code steps} positions (prompt included; 0 = the context length) or an
+     * end-of-generation token, which is not printed. An empty prompt that gives no tokens (Qwen adds no BOS) starts
+     * from BOS alone, as llama.cpp's golden runs do.
+     */
+    public Generator.Result generate(String prompt, int steps) {
+        int seqLen = engine.config().seqLen();
+        steps = Generator.effectiveSteps(steps, seqLen);
+        String text = prompt == null ? "" : prompt;
+        int[] promptTokens = tokenizer.tokenize(text, true, false);
+        if (promptTokens.length == 0) {
+            if (tokenizer.bos() < 0) {
+                throw new Llama2jException("the prompt is empty and the vocabulary has no BOS token to start from",
+                        Llama2jException.BAD_USAGE);
+            }
+            promptTokens = new int[]{tokenizer.bos()};
+        }
+        if (promptTokens.length > seqLen) {
+            throw new Llama2jException("prompt is " + promptTokens.length + " tokens, longer than the model's context "
+                    + seqLen, Llama2jException.BAD_USAGE);
+        }
+        write(text.getBytes(StandardCharsets.UTF_8));
+        Trace trace = new Trace();
+        int token = promptTokens[0];
+        for (int pos = 0; pos < steps; pos++) {
+            float[] logits = trace.forward(token, pos);
+            if (pos + 1 < promptTokens.length) {
+                token = promptTokens[pos + 1];
+                continue;
+            }
+            token = trace.sample(logits);
+            if (tokenizer.isEndOfGeneration(token)) {
+                break;
+            }
+            write(tokenizer.tokenToPiece(token, true));
+        }
+        write(NEWLINE);
+        return trace.result(promptTokens.length);
+    }
+
+    /**
+     * A conversation: each user turn (the first from {@code userPrompt} when given, then one line of {@code stdin}
+     * each, until its end) is added to the history, the history is rendered with {@code template} and tokenized
+     * (special tokens parsed), the positions that still hold the same tokens are kept, the rest is fed, and the
+     * reply is sampled until an end-of-generation token. It ends at the end of input or when {@code steps}
+     * positions (0 = the context length) are used up.
+     *
+     * @param systemPrompt the system turn; null asks for it on stdin (empty: none)
+     */
+    public Generator.Result chat(ChatTemplate template, boolean addsBos, String userPrompt, String systemPrompt,
+                                 int steps, InputStream stdin) {
+        int seqLen = engine.config().seqLen();
+        steps = Generator.effectiveSteps(steps, seqLen);
+        List<ChatMessage> history = new ArrayList<>();
+        String system = systemPrompt;
+        if (system == null) {
+            write("Enter system prompt (optional): ".getBytes(StandardCharsets.US_ASCII));
+            system = readLine(stdin);
+        }
+        if (system != null && !system.isEmpty()) {
+            history.add(new ChatMessage("system", system));
+        }
+        List<Integer> cache = new ArrayList<>(); // the token at each position fed so far
+        Trace trace = new Trace();
+        int promptTokens = 0;
+        String user = userPrompt;
+        boolean firstTurn = true;
+        while (true) {
+            if (!firstTurn || user == null) {
+                write("User: ".getBytes(StandardCharsets.US_ASCII));
+                user = readLine(stdin);
+                if (user == null) {
+                    break;
+                }
+            }
+            firstTurn = false;
+            history.add(new ChatMessage("user", user));
+            int[] tokens = tokenizer.tokenize(template.renderPrompt(history, true, addsBos), true, true);
+            if (tokens.length >= steps) {
+                write(("\n[the conversation is " + tokens.length + " tokens, the limit is " + steps + " positions]\n")
+                        .getBytes(StandardCharsets.UTF_8));
+                break;
+            }
+            int keep = commonPrefix(cache, tokens);
+            if (keep == tokens.length) {
+                keep--; // feed at least the last token, for its logits
+            }
+            cache.subList(keep, cache.size()).clear();
+            promptTokens += tokens.length - keep;
+            write("Assistant: ".getBytes(StandardCharsets.US_ASCII));
+            float[] logits = null;
+            for (int pos = keep; pos < tokens.length; pos++) {
+                logits = trace.forward(tokens[pos], pos);
+                cache.add(tokens[pos]);
+            }
+            ByteArrayOutputStream reply = new ByteArrayOutputStream();
+            while (true) {
+                int next = trace.sample(logits);
+                if (tokenizer.isEndOfGeneration(next)) {
+                    break;
+                }
+                byte[] piece = tokenizer.tokenToPiece(next, true);
+                write(piece);
+                reply.writeBytes(piece);
+                if (cache.size() >= steps) {
+                    break; // out of positions: the reply ends here
+                }
+                logits = trace.forward(next, cache.size());
+                cache.add(next);
+            }
+            write(NEWLINE);
+            history.add(new ChatMessage("assistant", reply.toString(StandardCharsets.UTF_8)));
+            if (cache.size() >= steps) {
+                break;
+            }
+        }
+        return trace.result(promptTokens);
+    }
+
+    /** What a run fed and sampled, and when; forwards through the engine and samples through the sampler. */
+    private final class Trace {
+        final List<Integer> fed = new ArrayList<>(), sampled = new ArrayList<>();
+        final long start = System.nanoTime();
+        long first = -1;
+
+        float[] forward(int token, int pos) {
+            fed.add(token);
+            return engine.forward(token, pos);
+        }
+
+        int sample(float[] logits) {
+            int next = sampler.sample(logits);
+            sampled.add(next);
+            if (first < 0) {
+                first = System.nanoTime();
+            }
+            return next;
+        }
+
+        Generator.Result result(int promptTokens) {
+            return new Generator.Result(fed, sampled, promptTokens, sampled.size(), start, first, System.nanoTime());
+        }
+    }
+
+    private static int commonPrefix(List<Integer> cache, int[] tokens) {
+        int n = Math.min(cache.size(), tokens.length);
+        int i = 0;
+        while (i < n && cache.get(i) == tokens[i]) {
+            i++;
+        }
+        return i;
+    }
+
+    /** One line of input without its newline (and a carriage return before it); null at the end of input. */
+    private static String readLine(InputStream in) {
+        byte[] line = Streams.readLine(in);
+        if (line == null) {
+            return null;
+        }
+        String s = new String(line, StandardCharsets.UTF_8);
+        return s.endsWith("\r") ? s.substring(0, s.length() - 1) : s;
+    }
+
+    private void write(byte[] bytes) {
+        Streams.write(out, bytes);
+    }
+}

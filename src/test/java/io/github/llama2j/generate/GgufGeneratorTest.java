@@ -1,0 +1,116 @@
+package io.github.llama2j.generate;
+
+import io.github.llama2j.chat.ChatTemplate;
+import io.github.llama2j.engine.InferenceEngine;
+import io.github.llama2j.model.Configuration;
+import io.github.llama2j.sampling.Sampler;
+import io.github.llama2j.tokenizer.GgufTokenizer;
+import io.github.llama2j.tokenizer.HandMadeVocab;
+import org.junit.jupiter.api.Test;
+
+import java.io.ByteArrayInputStream;
+import java.io.ByteArrayOutputStream;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+/** The GGUF generation and chat loops over a scripted engine: what is fed where, what is printed, where it stops. */
+class GgufGeneratorTest {
+    // hand-made SentencePiece ids: 259 ▁, 260 a, 261 b, 262 ▁a, 263 ab, 264 ▁ab, 265 <|im_start|>, 266 <|im_end|>, 267 <user>
+    private final GgufTokenizer tok = HandMadeVocab.spm("\u2581", "a", "b", "\u2581a", "ab", "\u2581ab");
+
+    /** Answers each fed token with the one {@code next} maps it to (greedy sampling picks it). */
+    private static final class ScriptedEngine implements InferenceEngine {
+        final List<int[]> fed = new ArrayList<>(); // (token, pos)
+        private final Map<Integer, Integer> next;
+        private final Configuration config;
+
+        ScriptedEngine(int vocab, int seqLen, Map<Integer, Integer> next) {
+            this.next = next;
+            this.config = new Configuration(8, 8, 1, 1, 1, vocab, seqLen, true, 0);
+        }
+
+        @Override
+        public String name() {
+            return "scripted";
+        }
+
+        @Override
+        public Configuration config() {
+            return config;
+        }
+
+        @Override
+        public float[] forward(int token, int pos) {
+            fed.add(new int[]{token, pos});
+            float[] logits = new float[config.vocabSize()];
+            logits[next.getOrDefault(token, 261)] = 1; // default: b
+            return logits;
+        }
+    }
+
+    private Sampler greedy() {
+        return new Sampler(tok.vocabSize(), 0f, 0.9f, 1);
+    }
+
+    @Test
+    void generateStopsAtEndOfGenerationWithoutPrintingIt() {
+        // prompt "ab" = BOS ▁ab; then ▁a, b, </s>
+        ScriptedEngine engine = new ScriptedEngine(tok.vocabSize(), 64, Map.of(264, 262, 262, 261, 261, 2));
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        Generator.Result r = new GgufGenerator(engine, tok, greedy(), out).generate("ab", 0);
+        assertEquals("ab ab\n", out.toString(StandardCharsets.UTF_8));
+        assertEquals(List.of(1, 264, 262, 261), r.fed());
+        assertEquals(List.of(262, 261, 2), r.sampled());
+        for (int p = 0; p < engine.fed.size(); p++) {
+            assertEquals(p, engine.fed.get(p)[1], "positions in order");
+        }
+    }
+
+    @Test
+    void generateStopsAtSteps() {
+        ScriptedEngine engine = new ScriptedEngine(tok.vocabSize(), 64, Map.of());
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        Generator.Result r = new GgufGenerator(engine, tok, greedy(), out).generate("ab", 4); // 2 prompt positions + 2
+        assertEquals(4, r.fed().size());
+        assertEquals(3, r.sampled().size(), "a token is sampled after each of positions 1, 2, 3");
+        assertEquals("abbbb\n", out.toString(StandardCharsets.UTF_8));
+    }
+
+    @Test
+    void chatKeepsHistoryAndReusesUnchangedPositions() {
+        String chatml = "{% for m in messages %}<|im_start|>{{ m.role }}{{ m.content }}<|im_end|>{% endfor %}"
+                + "{% if add_generation_prompt %}<|im_start|>assistant{% endif %}";
+        ChatTemplate template = new ChatTemplate("test", chatml, "<s>", "</s>");
+        // After the assistant header the model says "ab" (▁ab) and ends with <|im_end|>.
+        int[] header = tok.tokenize("<|im_start|>assistant", false, true);
+        int assistant = header[header.length - 1]; // the last token of the header (the byte token of 't')
+        ScriptedEngine engine = new ScriptedEngine(tok.vocabSize(), 256, Map.of(assistant, 264, 264, 266));
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        ByteArrayInputStream in = new ByteArrayInputStream("b\n".getBytes(StandardCharsets.UTF_8));
+        new GgufGenerator(engine, tok, greedy(), out).chat(template, true, "a", "", 0, in);
+        assertEquals("Assistant:  ab\nUser: Assistant:  ab\nUser: ", out.toString(StandardCharsets.UTF_8));
+
+        String turn1 = template.renderPrompt(List.of(new io.github.llama2j.chat.ChatMessage("user", "a")), true, true);
+        int[] t1 = tok.tokenize(turn1, true, true);
+        // Turn 2 starts after everything turn 1 fed and generated that the new prompt still has:
+        // the reply " ab" re-tokenizes with a space prefix after <|im_start|>assistant, so positions are reused up to there.
+        int[] t2 = tok.tokenize(template.renderPrompt(List.of(new io.github.llama2j.chat.ChatMessage("user", "a"),
+                new io.github.llama2j.chat.ChatMessage("assistant", " ab"),
+                new io.github.llama2j.chat.ChatMessage("user", "b")), true, true), true, true);
+        int firstOfTurn2 = t1.length + 1; // turn 1: its prompt, then the reply token ▁ab fed once
+        int common = 0;
+        List<Integer> cache = new ArrayList<>();
+        for (int[] f : engine.fed.subList(0, firstOfTurn2)) {
+            cache.add(f[0]);
+        }
+        while (common < cache.size() && cache.get(common) == t2[common]) {
+            common++;
+        }
+        assertEquals(common, engine.fed.get(firstOfTurn2)[1], "turn 2 resumes at the first changed position");
+        assertEquals(t2.length - common + 1, engine.fed.size() - firstOfTurn2, "then feeds the rest of turn 2 and the reply");
+    }
+}
