@@ -71,7 +71,20 @@ final class GgufInfo {
         }
         Object template = f.metadata().get("tokenizer.chat_template");
         info.put("chat_template", template instanceof String s ? s : null);
+        info.put("runnable", runnable(f));
         return info;
+    }
+
+    /** "yes (cpu engine)", or why llama2j cannot run the file (the model loader's error, without the file name). */
+    private static String runnable(GgufFile f) {
+        try {
+            // Builds the model's views of the mapping (nothing is copied); not closed, which would close f.
+            io.github.llama2j.model.GgufModelLoader.load(f, 1);
+            return "yes (cpu engine)";
+        } catch (io.github.llama2j.Llama2jException e) {
+            String m = e.getMessage();
+            return "no: " + (m.startsWith(f.name() + ": ") ? m.substring(f.name().length() + 2) : m);
+        }
     }
 
     private static boolean isScalar(Object v) {
@@ -103,6 +116,7 @@ final class GgufInfo {
                 row(o, id + " token", info.get(id + "_token_id"));
             }
         }
+        row(o, "runs in llama2j", info.get("runnable"));
         String template = (String) info.get("chat_template");
         row(o, "chat template", template == null ? "none" : "present (" + template.length() + " characters"
                 + (showTemplate ? ", below)" : "; --chat-template prints it)"));

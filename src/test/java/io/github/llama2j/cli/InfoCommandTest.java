@@ -83,6 +83,7 @@ class InfoCommandTest {
         // token_embd 64 x 128256 + 2 layers x (2 x 64x64 + 2 x 64x32 + 3 x 64x192); 34 bytes per 32 values
         assertGguf(out, "  q8_0", "15 tensors, 8,306,688 parameters, 8,825,856 bytes (8.42 MiB)");
         assertGguf(out, "tokenizer", "gpt2 (pre: llama-bpe), 128256 tokens");
+        assertGguf(out, "runs in llama2j", "yes (cpu engine)");
         assertTrue(out.contains(String.format("%-24s present (", "chat template")), out);
         assertTrue(!out.contains("{% set loop_messages"), out);
         CliTestSupport.Run withTemplate = run("info", model.toString(), "--chat-template");
@@ -99,6 +100,15 @@ class InfoCommandTest {
                 "\"vocab_size\": 151936", "\"chat_template\": \"{% for message in messages %}"}) {
             assertTrue(r.out().contains(field), field + " missing in\n" + r.out());
         }
+    }
+
+    @Test
+    void ggufOfAnotherArchitectureIsDescribedAndMarkedNotRunnable() {
+        Path vocab = io.github.llama2j.TestData.gguf().resolve("vocab/ggml-vocab-phi-3.gguf");
+        CliTestSupport.Run r = run("info", vocab.toString());
+        assertEquals(0, r.exitCode(), r.err());
+        assertGguf(r.out(), "architecture", "phi3");
+        assertGguf(r.out(), "runs in llama2j", "no: architecture 'phi3' is not supported (supported: llama, qwen2, qwen3)");
     }
 
     @Test
