@@ -11,6 +11,7 @@ import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * One engine, many requests: a bounded queue in front of one worker thread that runs one generation at
@@ -52,6 +53,7 @@ final class GenerationQueue implements AutoCloseable {
         final BlockingQueue<Event> events = new LinkedBlockingQueue<>();
         private final AtomicBoolean cancelled = new AtomicBoolean();
         private final AtomicBoolean ended = new AtomicBoolean();
+        private volatile Event terminal;
 
         Job(PromptFormat.Prompt prompt, int maxTokens, float temperature, float topP, long seed, List<String> stop) {
             this.prompt = prompt;
@@ -80,6 +82,7 @@ final class GenerationQueue implements AutoCloseable {
         /** Emits a terminal event unless one was emitted already. */
         void end(Event e) {
             if (ended.compareAndSet(false, true)) {
+                terminal = e;
                 events.add(e);
             }
         }
@@ -97,6 +100,9 @@ final class GenerationQueue implements AutoCloseable {
     private final Thread worker;
     private volatile boolean closed;
     private volatile Job running;
+    private final AtomicLong completed = new AtomicLong();
+    private final AtomicLong cancelledCount = new AtomicLong();
+    private final AtomicLong failed = new AtomicLong();
 
     GenerationQueue(InferenceEngine engine, PromptFormat format, int capacity, PrintWriter log) {
         if (capacity < 0) {
@@ -130,6 +136,19 @@ final class GenerationQueue implements AutoCloseable {
         return running != null;
     }
 
+    /** Jobs that ended with an answer, were cancelled (their client went away), or failed. */
+    long completed() {
+        return completed.get();
+    }
+
+    long cancelled() {
+        return cancelledCount.get();
+    }
+
+    long failed() {
+        return failed.get();
+    }
+
     private void work() {
         while (!closed) {
             Job job;
@@ -153,6 +172,11 @@ final class GenerationQueue implements AutoCloseable {
                         "generation failed: " + e.getClass().getSimpleName())));
             } finally {
                 job.end(new Event.Failed(new ApiException(500, "server_error", null, null, "generation ended without an answer")));
+                switch (job.terminal) {
+                    case Event.Done d -> completed.incrementAndGet();
+                    case Event.Cancelled c -> cancelledCount.incrementAndGet();
+                    case null, default -> failed.incrementAndGet();
+                }
                 running = null;
                 slots.release();
             }

@@ -158,6 +158,9 @@ public final class OpenAiServer implements AutoCloseable {
             health.put("engine", engine.name());
             health.put("generating", queue.busy());
             health.put("waiting", queue.waitingCount());
+            health.put("completed", queue.completed());
+            health.put("cancelled", queue.cancelled());
+            health.put("failed", queue.failed());
             sendJson(response, callback, 200, health);
             return;
         }
