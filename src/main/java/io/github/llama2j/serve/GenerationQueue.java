@@ -53,7 +53,7 @@ final class GenerationQueue implements AutoCloseable {
         final BlockingQueue<Event> events = new LinkedBlockingQueue<>();
         private final AtomicBoolean cancelled = new AtomicBoolean();
         private final AtomicBoolean ended = new AtomicBoolean();
-        private volatile Event terminal;
+        private volatile GenerationQueue owner;
 
         Job(PromptFormat.Prompt prompt, int maxTokens, float temperature, float topP, long seed, List<String> stop) {
             this.prompt = prompt;
@@ -64,9 +64,22 @@ final class GenerationQueue implements AutoCloseable {
             this.stop = List.copyOf(stop);
         }
 
+        private volatile ApiException abortedWith;
+
         /** Stops the generation at its next token (the client went away). */
         void cancel() {
             cancelled.set(true);
+        }
+
+        /** Stops the generation at its next token, answering {@code error} (the server is stopping). */
+        void abort(ApiException error) {
+            abortedWith = error;
+            cancelled.set(true);
+        }
+
+        private Event cancelledEvent() {
+            ApiException e = abortedWith;
+            return e != null ? new Event.Failed(e) : new Event.Cancelled();
         }
 
         boolean cancelled() {
@@ -82,7 +95,10 @@ final class GenerationQueue implements AutoCloseable {
         /** Emits a terminal event unless one was emitted already. */
         void end(Event e) {
             if (ended.compareAndSet(false, true)) {
-                terminal = e;
+                GenerationQueue q = owner;
+                if (q != null) {
+                    q.count(e); // before the client can see it: /health is exact once the answer is out
+                }
                 events.add(e);
             }
         }
@@ -120,6 +136,7 @@ final class GenerationQueue implements AutoCloseable {
         if (closed || !slots.tryAcquire()) {
             return false;
         }
+        job.owner = this;
         waiting.add(job);
         if (closed && waiting.remove(job)) { // closed meanwhile: close() may have drained before the add
             slots.release();
@@ -134,6 +151,14 @@ final class GenerationQueue implements AutoCloseable {
 
     boolean busy() {
         return running != null;
+    }
+
+    private void count(Event terminal) {
+        switch (terminal) {
+            case Event.Done d -> completed.incrementAndGet();
+            case Event.Cancelled c -> cancelledCount.incrementAndGet();
+            default -> failed.incrementAndGet();
+        }
     }
 
     /** Jobs that ended with an answer, were cancelled (their client went away), or failed. */
@@ -160,7 +185,7 @@ final class GenerationQueue implements AutoCloseable {
             running = job;
             try {
                 if (job.cancelled()) {
-                    job.end(new Event.Cancelled());
+                    job.end(job.cancelledEvent());
                 } else {
                     run(job);
                 }
@@ -172,11 +197,6 @@ final class GenerationQueue implements AutoCloseable {
                         "generation failed: " + e.getClass().getSimpleName())));
             } finally {
                 job.end(new Event.Failed(new ApiException(500, "server_error", null, null, "generation ended without an answer")));
-                switch (job.terminal) {
-                    case Event.Done d -> completed.incrementAndGet();
-                    case Event.Cancelled c -> cancelledCount.incrementAndGet();
-                    case null, default -> failed.incrementAndGet();
-                }
                 running = null;
                 slots.release();
             }
@@ -205,7 +225,7 @@ final class GenerationQueue implements AutoCloseable {
                     return !stops.stopped();
                 });
         if (job.cancelled()) {
-            job.end(new Event.Cancelled());
+            job.end(job.cancelledEvent());
             return;
         }
         String rest = stops.push(utf8.finish());
@@ -217,18 +237,19 @@ final class GenerationQueue implements AutoCloseable {
         job.end(new Event.Done(reason, o.promptTokens(), o.generated()));
     }
 
-    /** Stops the worker; waiting jobs end with 503, the running one is cancelled at its next token. */
+    /** Stops the worker: waiting jobs end with 503, the running one too, at its next token. */
     @Override
     public void close() {
         closed = true;
+        ApiException stopping = new ApiException(503, "server_error", "shutting_down", null, "the server is shutting down");
         Job r = running;
         if (r != null) {
-            r.cancel();
+            r.abort(stopping);
         }
         List<Job> left = new ArrayList<>();
         waiting.drainTo(left);
         for (Job j : left) {
-            j.end(new Event.Failed(new ApiException(503, "server_error", "shutting_down", null, "the server is shutting down")));
+            j.end(new Event.Failed(stopping));
             slots.release();
         }
         worker.interrupt();
