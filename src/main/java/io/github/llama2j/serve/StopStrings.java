@@ -3,9 +3,9 @@ package io.github.llama2j.serve;
 import java.util.List;
 
 /**
- * OpenAI's {@code stop}: the answer ends before the first occurrence of any stop string, which is not
- * part of it. Text is passed on as it comes, except a tail that could still begin a stop string: that
- * waits until the next text decides it.
+ * OpenAI's {@code stop}: generation ends as soon as the text so far holds a stop string, and the answer
+ * is that text cut before the earliest occurrence (the stop string is not part of it). Text is passed
+ * on as it comes, except a tail that could still begin a stop string: that waits for the next piece.
  */
 final class StopStrings {
     private final List<String> stops;
