@@ -9,6 +9,8 @@ import io.github.llama2j.Llama2jException;
 import io.github.llama2j.engine.InferenceEngine;
 import org.eclipse.jetty.http.HttpHeader;
 import org.eclipse.jetty.io.Content;
+import org.eclipse.jetty.io.EndPoint;
+import org.eclipse.jetty.io.IdleTimeout;
 import org.eclipse.jetty.server.Handler;
 import org.eclipse.jetty.server.HttpConfiguration;
 import org.eclipse.jetty.server.HttpConnectionFactory;
@@ -256,21 +258,20 @@ public final class OpenAiServer implements AutoCloseable {
             throw new ApiException(503, "server_error", "server_busy", null,
                     "the server is busy (" + (1 + options.queue()) + " requests generating or waiting); retry later");
         }
-        // Accepted: a connection that fails or closes cancels the job; silence while it waits is not a failure.
+        // Accepted: a connection that fails or closes cancels the job.
         request.addFailureListener(t -> job.cancel());
-        request.addIdleTimeoutListener(t -> false);
         String id = (chat ? "chatcmpl-" : "cmpl-") + Long.toHexString(created) + "-" + ids.incrementAndGet();
         if (r.stream()) {
-            stream(response, callback, job, chat, id, r.includeUsage());
+            stream(request, response, callback, job, chat, id, r.includeUsage());
         } else {
-            collect(response, callback, job, chat, id);
+            collect(request, response, callback, job, chat, id);
         }
     }
 
-    private void collect(Response response, Callback callback, GenerationQueue.Job job, boolean chat, String id) {
+    private void collect(Request request, Response response, Callback callback, GenerationQueue.Job job, boolean chat, String id) {
         StringBuilder text = new StringBuilder();
         while (true) {
-            GenerationQueue.Event e = take(job);
+            GenerationQueue.Event e = take(request, job);
             switch (e) {
                 case GenerationQueue.Event.Text t -> text.append(t.text());
                 case GenerationQueue.Event.Done d -> {
@@ -302,7 +303,7 @@ public final class OpenAiServer implements AutoCloseable {
         }
     }
 
-    private void stream(Response response, Callback callback, GenerationQueue.Job job, boolean chat, String id,
+    private void stream(Request request, Response response, Callback callback, GenerationQueue.Job job, boolean chat, String id,
                         boolean includeUsage) {
         response.setStatus(200);
         response.getHeaders().put(HttpHeader.CONTENT_TYPE, "text/event-stream; charset=utf-8");
@@ -314,7 +315,7 @@ public final class OpenAiServer implements AutoCloseable {
                 send(out, first);
             }
             while (true) {
-                GenerationQueue.Event e = take(job);
+                GenerationQueue.Event e = take(request, job);
                 switch (e) {
                     case GenerationQueue.Event.Text t -> send(out, chunk(object, id, chat, t.text(), null));
                     case GenerationQueue.Event.Done d -> {
@@ -391,13 +392,24 @@ public final class OpenAiServer implements AutoCloseable {
         return u;
     }
 
-    private static GenerationQueue.Event take(GenerationQueue.Job job) {
+    /**
+     * The job's next event. Waiting for the engine (in the queue, or between tokens) is not the client's
+     * silence: the connection's idle timeout is off meanwhile, and back on for reads and writes.
+     */
+    private GenerationQueue.Event take(Request request, GenerationQueue.Job job) {
+        EndPoint endPoint = request.getConnectionMetaData().getConnection().getEndPoint();
+        endPoint.setIdleTimeout(0);
         try {
             return job.next();
         } catch (InterruptedException e) {
             job.cancel();
             Thread.currentThread().interrupt();
             return new GenerationQueue.Event.Cancelled();
+        } finally {
+            if (endPoint instanceof IdleTimeout idle) {
+                idle.notIdle(); // the silence counts from now, not from the last read
+            }
+            endPoint.setIdleTimeout(options.idleTimeoutMs());
         }
     }
 
@@ -489,7 +501,8 @@ public final class OpenAiServer implements AutoCloseable {
         @Override
         protected void generateResponse(Request request, Response response, int code, String message, Throwable cause,
                                         Callback callback) {
-            String text = message == null || message.isBlank() ? "HTTP error " + code : message;
+            // Jetty's message for a 5xx may be an exception's text: the client gets the status only.
+            String text = code >= 500 || message == null || message.isBlank() ? "HTTP error " + code : message;
             ApiException e = new ApiException(code, code >= 500 ? "server_error" : "invalid_request_error", null, null, text);
             response.getHeaders().put(HttpHeader.CONTENT_TYPE, "application/json");
             String json;

@@ -149,6 +149,25 @@ class ServeLoadTest {
         assertTrue(seconds < LIMIT.toSeconds(), "took " + seconds + " s");
     }
 
+    /** A request that waits in the queue longer than the idle timeout is still answered, streamed or not. */
+    @Test
+    void waitingIsNotIdle() throws Exception {
+        try (ServeFixture f = new ServeFixture(o -> new ServeOptions(o.host(), o.port(), o.modelId(), 4, null, o.maxTokens(),
+                o.maxBodyBytes(), 1_000));
+             ExecutorService clients = Executors.newVirtualThreadPerTaskExecutor()) {
+            String expected = text(f.post(path(1), body(1, false)), 1, false);
+            f.engine.gate = new Semaphore(0);
+            Future<HttpResponse<String>> plain = clients.submit(() -> f.post(path(1), body(1, false)));
+            Future<HttpResponse<String>> streamed = clients.submit(() -> f.post(path(1), body(1, true)));
+            waitFor(() -> ServeFixture.json(f.get("/health").body()).get("waiting").asInt() == 1, "one running, one waiting");
+            Thread.sleep(3_000); // three idle timeouts
+            f.engine.gate.release(1_000_000);
+            assertEquals(expected, text(plain.get(LIMIT.toSeconds(), TimeUnit.SECONDS), 1, false));
+            assertEquals(expected, text(streamed.get(LIMIT.toSeconds(), TimeUnit.SECONDS), 1, true));
+            f.engine.gate = null;
+        }
+    }
+
     /** A raw HTTP/1.1 client that asks for a long stream, reads until the first text, then closes the socket. */
     static void hangUpAfterFirstText(int port) throws IOException {
         byte[] body = "{\"prompt\": \"Once upon a time\", \"max_tokens\": 500, \"seed\": 9, \"stream\": true}"
