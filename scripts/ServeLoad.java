@@ -61,6 +61,7 @@ public class ServeLoad {
         }
         HttpClient http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).connectTimeout(Duration.ofSeconds(10)).build();
         AtomicInteger next = new AtomicInteger();
+        AtomicInteger errors = new AtomicInteger();
         List<Sample> samples = Collections.synchronizedList(new ArrayList<>());
         final int total = requests, max = maxTokens;
         final boolean streamed = stream;
@@ -71,7 +72,14 @@ public class ServeLoad {
             for (int c = 0; c < clients; c++) {
                 running.add(pool.submit(() -> {
                     for (int i; (i = next.getAndIncrement()) < total; ) {
-                        samples.add(one(http, base, apiKey, modelId, text, max, i + 1, streamed));
+                        try {
+                            samples.add(one(http, base, apiKey, modelId, text, max, i + 1, streamed));
+                        } catch (java.io.IOException e) {
+                            samples.add(new Sample(-1, -1, -1, 0)); // no answer: counted with the other errors
+                            if (errors.getAndIncrement() == 0) {
+                                System.err.println("ServeLoad: " + e);
+                            }
+                        }
                     }
                     return null;
                 }));
@@ -138,22 +146,10 @@ public class ServeLoad {
         return sorted.get(Math.max(0, Math.min(sorted.size() - 1, rank - 1)));
     }
 
+    /** A JSON string literal: quotes, backslashes and control characters as JSON unicode escapes. */
     static String quote(String s) {
         StringBuilder b = new StringBuilder("\"");
-        for (char c : s.toCharArray()) {
-            switch (c) {
-                case '"' -> b.append("\\\"");
-                case '\\' -> b.append("\\\\");
-                case '\n' -> b.append("\\n");
-                default -> {
-                    if (c < 0x20) {
-                        b.append(String.format("\\u%04x", (int) c));
-                    } else {
-                        b.append(c);
-                    }
-                }
-            }
-        }
+        s.chars().forEach(c -> b.append(c < 0x20 || c == '"' || c == '\\' ? String.format("\\u%04x", c) : String.valueOf((char) c)));
         return b.append('"').toString();
     }
 }

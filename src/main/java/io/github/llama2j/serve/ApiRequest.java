@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import java.util.function.Predicate;
 
 /**
  * The fields of a completion or chat completion request this server uses, checked: a wrong type or an
@@ -157,59 +158,41 @@ record ApiRequest(String model, String prompt, List<ChatMessage> messages, Integ
         return out;
     }
 
-    private static String optionalString(JsonNode body, String field) {
+    /** The field's value, null when absent or JSON null; a 400 when {@code ok} rejects it. */
+    private static JsonNode optional(JsonNode body, String field, Predicate<JsonNode> ok, String expected) {
         JsonNode n = body.get(field);
         if (n == null || n.isNull()) {
             return null;
         }
-        if (!n.isTextual()) {
-            throw ApiException.badRequest(field, field + " must be a string");
+        if (!ok.test(n)) {
+            throw ApiException.badRequest(field, field + " must be " + expected);
         }
-        return n.asText();
+        return n;
+    }
+
+    private static String optionalString(JsonNode body, String field) {
+        JsonNode n = optional(body, field, JsonNode::isTextual, "a string");
+        return n == null ? null : n.asText();
     }
 
     private static boolean optionalBoolean(JsonNode body, String field) {
-        JsonNode n = body.get(field);
-        if (n == null || n.isNull()) {
-            return false;
-        }
-        if (!n.isBoolean()) {
-            throw ApiException.badRequest(field, field + " must be true or false");
-        }
-        return n.asBoolean();
+        JsonNode n = optional(body, field, JsonNode::isBoolean, "true or false");
+        return n != null && n.asBoolean();
     }
 
     private static Long optionalLong(JsonNode body, String field) {
-        JsonNode n = body.get(field);
-        if (n == null || n.isNull()) {
-            return null;
-        }
-        if (!n.isIntegralNumber() || !n.canConvertToLong()) {
-            throw ApiException.badRequest(field, field + " must be an integer (64-bit)");
-        }
-        return n.asLong();
+        JsonNode n = optional(body, field, v -> v.isIntegralNumber() && v.canConvertToLong(), "an integer (64-bit)");
+        return n == null ? null : n.asLong();
     }
 
     private static Integer optionalInt(JsonNode body, String field) {
-        JsonNode n = body.get(field);
-        if (n == null || n.isNull()) {
-            return null;
-        }
-        if (!n.isIntegralNumber() || !n.canConvertToInt()) {
-            throw ApiException.badRequest(field, field + " must be an integer");
-        }
-        return n.asInt();
+        JsonNode n = optional(body, field, v -> v.isIntegralNumber() && v.canConvertToInt(), "an integer");
+        return n == null ? null : n.asInt();
     }
 
     private static float optionalNumber(JsonNode body, String field, float fallback) {
-        JsonNode n = body.get(field);
-        if (n == null || n.isNull()) {
-            return fallback;
-        }
-        if (!n.isNumber()) {
-            throw ApiException.badRequest(field, field + " must be a number");
-        }
-        return n.floatValue();
+        JsonNode n = optional(body, field, JsonNode::isNumber, "a number");
+        return n == null ? fallback : n.floatValue();
     }
 
     @Override
