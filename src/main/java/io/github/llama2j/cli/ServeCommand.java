@@ -12,7 +12,6 @@ import io.github.llama2j.tokenizer.Tokenizer;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
-import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 
 import java.io.PrintWriter;
@@ -37,11 +36,8 @@ import java.util.concurrent.Callable;
                 ModelResolver.NAMES_HELP})
 public final class ServeCommand implements Callable<Integer> {
 
-    @Parameters(index = "0", paramLabel = "MODEL", description = "Checkpoint path, or a name (stories260K, stories15M, stories42M, stories110M).")
-    String model;
-
-    @Option(names = {"-z", "--tokenizer"}, paramLabel = "FILE", description = "tokenizer.bin; default: found next to the model.")
-    Path tokenizerPath;
+    @Mixin
+    ModelMixin model;
 
     @Option(names = "--host", defaultValue = "127.0.0.1", paramLabel = "ADDRESS",
             description = "Address to listen on (default ${DEFAULT-VALUE}: this machine only; 0.0.0.0 for every interface).")
@@ -107,9 +103,8 @@ public final class ServeCommand implements Callable<Integer> {
         String key = apiKey == null || apiKey.isEmpty() ? null : apiKey;
         boolean loopback = isLoopback(host);
         var engineOptions = engine.toOptions(false);
-        try (Model m = ModelLoader.load(ModelResolver.resolve(model, err))) {
-            Path tokPath = tokenizerPath != null ? tokenizerPath : ModelFiles.tokenizerFor(m);
-            Tokenizer tokenizer = Tokenizer.load(tokPath, m.config().vocabSize());
+        try (Model m = ModelLoader.load(model.resolve(err))) {
+            Tokenizer tokenizer = model.tokenizer(m);
             int seqLen = m.config().seqLen();
             String id = modelName != null ? modelName : stem(m.path());
             ServeOptions options = new ServeOptions(host, port, id, queue, key, maxTokens == 0 ? seqLen : maxTokens,
