@@ -3,14 +3,28 @@ package io.github.llama2j.cli;
 import io.github.llama2j.TestData;
 import org.junit.jupiter.api.Test;
 
+import java.io.BufferedReader;
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.InputStreamReader;
 import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.net.InetAddress;
+import java.io.UncheckedIOException;
 import java.net.ServerSocket;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -62,6 +76,47 @@ class ServeCommandTest {
         }
     }
 
+    /**
+     * The command end to end, in its own JVM as a user starts it: it prints where it listens, answers,
+     * and stops on SIGTERM (its shutdown hook closes the server).
+     */
+    @Test
+    void startsAnswersAndStopsOnSigterm() throws Exception {
+        String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+        Process p = new ProcessBuilder(java, "--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED",
+                "-cp", System.getProperty("java.class.path"), Main.class.getName(), "serve",
+                TestData.model("stories260K.bin").toString(), "-z", TestData.model("tok512.bin").toString(),
+                "--threads", "1", "--port", "0", "--model-name", "tiny-stories")
+                .redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
+        try {
+            BufferedReader err = new BufferedReader(new InputStreamReader(p.getErrorStream(), StandardCharsets.UTF_8));
+            CompletableFuture<String> listening = CompletableFuture.supplyAsync(() -> {
+                try {
+                    for (String line; (line = err.readLine()) != null; ) {
+                        if (line.contains("listening on")) {
+                            return line;
+                        }
+                    }
+                    return null;
+                } catch (IOException e) {
+                    throw new UncheckedIOException(e);
+                }
+            });
+            String line = listening.get(120, TimeUnit.SECONDS);
+            assertTrue(line != null && line.startsWith("llama2j serve: tiny-stories on the cpu"), line);
+            Matcher m = Pattern.compile("http://127\\.0\\.0\\.1:(\\d+)/v1").matcher(line);
+            assertTrue(m.find(), line);
+            HttpResponse<String> models = HttpClient.newHttpClient().send(
+                    HttpRequest.newBuilder(URI.create(m.group() + "/models")).build(), HttpResponse.BodyHandlers.ofString());
+            assertEquals(200, models.statusCode());
+            assertTrue(models.body().contains("\"id\":\"tiny-stories\""), models.body());
+            p.destroy(); // SIGTERM
+            assertTrue(p.waitFor(60, TimeUnit.SECONDS), "serve did not stop on SIGTERM");
+        } finally {
+            p.destroyForcibly();
+        }
+    }
+
     @Test
     void helpNamesTheOptions() {
         Result r = serve("--help");
@@ -73,8 +128,8 @@ class ServeCommandTest {
 
     @Test
     void theModelIdIsTheFileStem() {
-        assertEquals("stories260K", ServeCommand.stem(java.nio.file.Path.of("/m/stories260K.bin")));
-        assertEquals("model.q8", ServeCommand.stem(java.nio.file.Path.of("model.q8.gguf")));
-        assertEquals("noext", ServeCommand.stem(java.nio.file.Path.of("noext")));
+        assertEquals("stories260K", ServeCommand.stem(Path.of("/m/stories260K.bin")));
+        assertEquals("model.q8", ServeCommand.stem(Path.of("model.q8.gguf")));
+        assertEquals("noext", ServeCommand.stem(Path.of("noext")));
     }
 }
