@@ -18,13 +18,14 @@ import java.util.concurrent.ConcurrentLinkedDeque;
         mixinStandardHelpOptions = true,
         versionProvider = VersionProvider.class,
         description = "llama2.c's transformer inference in Java, on the CPU and on GPUs through TornadoVM.",
-        subcommands = {RunCommand.class, ProfileCommand.class, SynthCommand.class, QuantizeCommand.class, InfoCommand.class, BenchCommand.class, DevicesCommand.class,
+        subcommands = {RunCommand.class, ServeCommand.class, ProfileCommand.class, SynthCommand.class, QuantizeCommand.class, InfoCommand.class, BenchCommand.class, DevicesCommand.class,
                 CommandLine.HelpCommand.class},
         footer = {"",
                 "Examples:",
                 "  llama2j run stories15M -i \"Once upon a time\"",
                 "  llama2j run model.bin -z tokenizer.bin -t 0 -n 256",
                 "  llama2j bench stories110M --threads 1,2 --json",
+                "  llama2j serve stories110M --port 8080",
                 "",
                 "Exit codes: 0 ok, 1 internal error, 2 bad input or usage, 3 engine unavailable, 4 I/O failure."})
 public final class Main implements Runnable {

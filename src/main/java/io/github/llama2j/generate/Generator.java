@@ -56,7 +56,7 @@ public final class Generator {
         return steps == 0 || steps > seqLen ? seqLen : steps;
     }
 
-    /** run.c's generate(): forward the prompt, then sample until {@code steps} positions or BOS. */
+    /** run.c's generate(): forward the prompt, then sample until {@code steps} positions or BOS ({@link TokenGenerator}). */
     public Result generate(byte[] prompt, int steps) {
         int seqLen = engine.config().seqLen();
         steps = effectiveSteps(steps, seqLen);
@@ -65,34 +65,15 @@ public final class Generator {
             throw new Llama2jException("prompt is " + promptTokens.length + " tokens, longer than the model's seq_len "
                     + seqLen, Llama2jException.BAD_USAGE);
         }
-        List<Integer> fed = new ArrayList<>(), sampled = new ArrayList<>();
-        long start = System.nanoTime(), first = -1;
-        int generated = 0;
-        int token = promptTokens[0];
-        int pos = 0;
-        while (pos < steps) {
-            float[] logits = engine.forward(token, pos);
-            fed.add(token);
-            int next;
-            if (pos < promptTokens.length - 1) {
-                next = promptTokens[pos + 1];
-            } else {
-                next = sampler.sample(logits);
-                sampled.add(next);
-                generated++;
-                if (first < 0) {
-                    first = System.nanoTime();
-                }
-            }
-            pos++;
-            if (next == Tokenizer.BOS) {
-                break;
-            }
-            write(tokenizer.decodePrintable(token, next));
-            token = next;
-        }
+        TokenGenerator.Outcome o = new TokenGenerator(engine, sampler).generate(
+                new TokenGenerator.Request(promptTokens, steps, Integer.MAX_VALUE, t -> t == Tokenizer.BOS, true, false),
+                (prev, next, sampled) -> {
+                    write(tokenizer.decodePrintable(prev, next));
+                    return true;
+                });
         write(NEWLINE);
-        return new Result(fed, sampled, promptTokens.length, generated, start, first, System.nanoTime());
+        return new Result(o.fed(), o.sampled(), o.promptTokens(), o.generated(), o.startNanos(), o.firstTokenNanos(),
+                o.endNanos());
     }
 
     /**
@@ -131,19 +112,7 @@ public final class Generator {
                     write("User: ".getBytes(StandardCharsets.US_ASCII));
                     user = readLine(stdin, user);
                 }
-                ByteArrayOutputStream rendered = new ByteArrayOutputStream();
-                if (pos == 0 && system.length > 0) {
-                    rendered.writeBytes("[INST] <<SYS>>\n".getBytes(StandardCharsets.US_ASCII));
-                    rendered.writeBytes(system);
-                    rendered.writeBytes("\n<</SYS>>\n\n".getBytes(StandardCharsets.US_ASCII));
-                    rendered.writeBytes(user);
-                    rendered.writeBytes(" [/INST]".getBytes(StandardCharsets.US_ASCII));
-                } else {
-                    rendered.writeBytes("[INST] ".getBytes(StandardCharsets.US_ASCII));
-                    rendered.writeBytes(user);
-                    rendered.writeBytes(" [/INST]".getBytes(StandardCharsets.US_ASCII));
-                }
-                promptTokens = tokenizer.encode(rendered.toByteArray(), true, false);
+                promptTokens = tokenizer.encode(Llama2Chat.userTurn(pos == 0 ? system : null, user), true, false);
                 userIdx = 0;
                 userTurn = false;
                 write("Assistant: ".getBytes(StandardCharsets.US_ASCII));

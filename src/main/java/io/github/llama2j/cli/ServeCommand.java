@@ -1,0 +1,150 @@
+package io.github.llama2j.cli;
+
+import io.github.llama2j.Llama2jException;
+import io.github.llama2j.engine.Engines;
+import io.github.llama2j.engine.InferenceEngine;
+import io.github.llama2j.model.Model;
+import io.github.llama2j.model.ModelLoader;
+import io.github.llama2j.serve.Llama2Format;
+import io.github.llama2j.serve.OpenAiServer;
+import io.github.llama2j.serve.ServeOptions;
+import io.github.llama2j.tokenizer.Tokenizer;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+import java.io.PrintWriter;
+import java.net.InetAddress;
+import java.net.UnknownHostException;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+
+/** {@code llama2j serve}: an OpenAI-compatible HTTP server over one loaded model. */
+@Command(name = "serve", mixinStandardHelpOptions = true,
+        description = {"Serve the model over HTTP with OpenAI's API: POST /v1/chat/completions and /v1/completions"
+                + " (streaming with \"stream\": true), GET /v1/models and GET /health.",
+                "One generation runs at a time; up to --queue more requests wait, further ones get 503 with Retry-After."
+                        + " The same seed and settings give the same text as 'llama2j run'. Stop with Ctrl-C."},
+        footer = {"",
+                "Examples:",
+                "  llama2j serve stories110M",
+                "  llama2j serve stories260K.bin -z tok512.bin --port 8081 --queue 4",
+                "  LLAMA2J_API_KEY=secret llama2j serve model.bin --host 0.0.0.0",
+                "  curl http://127.0.0.1:8080/v1/chat/completions -H 'Content-Type: application/json' \\",
+                "       -d '{\"messages\": [{\"role\": \"user\", \"content\": \"Tell me a story\"}], \"max_tokens\": 64}'",
+                ModelResolver.NAMES_HELP})
+public final class ServeCommand implements Callable<Integer> {
+
+    @Mixin
+    ModelMixin model;
+
+    @Option(names = "--host", defaultValue = "127.0.0.1", paramLabel = "ADDRESS",
+            description = "Address to listen on (default ${DEFAULT-VALUE}: this machine only; 0.0.0.0 for every interface).")
+    String host;
+
+    @Option(names = "--port", defaultValue = "8080", paramLabel = "N", description = "TCP port (default ${DEFAULT-VALUE}; 0 picks a free one).")
+    int port;
+
+    @Option(names = "--queue", defaultValue = "16", paramLabel = "N",
+            description = "Requests that may wait while one generates (default ${DEFAULT-VALUE}); more get 503 with Retry-After.")
+    int queue;
+
+    @Option(names = "--api-key", paramLabel = "KEY", defaultValue = "${env:LLAMA2J_API_KEY}",
+            description = "Require 'Authorization: Bearer KEY' on every endpoint but /health (default: the LLAMA2J_API_KEY"
+                    + " environment variable; none if unset).")
+    String apiKey;
+
+    @Option(names = "--max-tokens", defaultValue = "0", paramLabel = "N",
+            description = "Most tokens one request may generate, and the default (0 = the model's seq_len).")
+    int maxTokens;
+
+    @Option(names = "--max-body", defaultValue = "1048576", paramLabel = "BYTES",
+            description = "Largest request body (default ${DEFAULT-VALUE}); larger ones get 413.")
+    int maxBody;
+
+    @Option(names = "--idle-timeout", defaultValue = "60", paramLabel = "SECONDS",
+            description = "Close a connection silent for this long: a stalled upload, a client that stops reading (default ${DEFAULT-VALUE}).")
+    int idleTimeout;
+
+    @Option(names = "--model-name", paramLabel = "ID", description = "The model's id in /v1/models and requests (default: the file name without extension).")
+    String modelName;
+
+    @Mixin
+    EngineMixin engine;
+
+    @Spec
+    picocli.CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public Integer call() throws InterruptedException {
+        PrintWriter err = spec.commandLine().getErr();
+        if (port < 0 || port > 65535) {
+            throw usage("--port is " + port + ", must be in [0, 65535]");
+        }
+        if (queue < 0 || queue > ServeOptions.MAX_QUEUE) {
+            throw usage("--queue is " + queue + ", must be in [0, " + ServeOptions.MAX_QUEUE + "]");
+        }
+        if (maxTokens < 0) {
+            throw usage("--max-tokens is " + maxTokens + ", must be >= 0 (0 means the model's seq_len)");
+        }
+        if (maxBody < 1024) {
+            throw usage("--max-body is " + maxBody + ", must be >= 1024");
+        }
+        if (idleTimeout < 1 || idleTimeout > 86_400) {
+            throw usage("--idle-timeout is " + idleTimeout + ", must be in [1, 86400] seconds");
+        }
+        if (host.isBlank()) {
+            throw usage("--host is empty");
+        }
+        if (modelName != null && modelName.isBlank()) {
+            throw usage("--model-name is empty");
+        }
+        String key = apiKey == null || apiKey.isEmpty() ? null : apiKey;
+        boolean loopback = isLoopback(host);
+        var engineOptions = engine.toOptions(false);
+        try (Model m = ModelLoader.load(model.resolve(err))) {
+            Tokenizer tokenizer = model.tokenizer(m);
+            int seqLen = m.config().seqLen();
+            String id = modelName != null ? modelName : stem(m.path());
+            ServeOptions options = new ServeOptions(host, port, id, queue, key, maxTokens == 0 ? seqLen : maxTokens,
+                    maxBody, idleTimeout * 1000L);
+            try (InferenceEngine e = Engines.create(m, engineOptions);
+                 OpenAiServer server = OpenAiServer.start(options, e, new Llama2Format(tokenizer, seqLen), err)) {
+                Thread hook = Thread.ofPlatform().unstarted(server::close);
+                Runtime.getRuntime().addShutdownHook(hook);
+                err.println("llama2j serve: " + id + " on the " + e.name() + " engine, listening on " + server.baseUri()
+                        + (key == null ? "" : " (API key required)") + "; Ctrl-C stops");
+                if (!loopback && key == null) {
+                    err.println("llama2j serve: warning: listening on " + host + " without --api-key: anyone who can reach it can use it");
+                }
+                err.flush();
+                server.join();
+                try {
+                    Runtime.getRuntime().removeShutdownHook(hook);
+                } catch (IllegalStateException shuttingDown) {
+                    // the hook is what stopped the server
+                }
+            }
+        }
+        return 0;
+    }
+
+    private static boolean isLoopback(String host) {
+        try {
+            return InetAddress.getByName(host).isLoopbackAddress();
+        } catch (UnknownHostException | SecurityException e) {
+            return false;
+        }
+    }
+
+    static String stem(Path p) {
+        String name = p.getFileName().toString();
+        int dot = name.lastIndexOf('.');
+        return dot > 0 ? name.substring(0, dot) : name;
+    }
+
+    private static Llama2jException usage(String message) {
+        return new Llama2jException(message, Llama2jException.BAD_USAGE);
+    }
+}

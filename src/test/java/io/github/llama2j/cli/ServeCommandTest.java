@@ -1,0 +1,135 @@
+package io.github.llama2j.cli;
+
+import io.github.llama2j.TestData;
+import org.junit.jupiter.api.Test;
+
+import java.io.BufferedReader;
+import java.io.ByteArrayInputStream;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.net.InetAddress;
+import java.io.UncheckedIOException;
+import java.net.ServerSocket;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** {@code llama2j serve}'s option checks: each is refused before anything listens (exit 2, one line, no trace). */
+class ServeCommandTest {
+
+    record Result(int code, String out, String err) {
+    }
+
+    static Result serve(String... args) {
+        List<String> all = new ArrayList<>(List.of("serve"));
+        all.addAll(List.of(args));
+        StringWriter out = new StringWriter(), err = new StringWriter();
+        int code = Main.execute(new Io(new ByteArrayOutputStream(), new ByteArrayInputStream(new byte[0])),
+                new PrintWriter(out, true), new PrintWriter(err, true), all.toArray(String[]::new));
+        return new Result(code, out.toString(), err.toString());
+    }
+
+    @Test
+    void badOptionsAreRefusedBeforeListening() {
+        String model = TestData.model("stories260K.bin").toString();
+        String tok = TestData.model("tok512.bin").toString();
+        String[][] cases = {
+                {"--port", "-1"}, {"--port", "70000"}, {"--queue", "-1"}, {"--queue", "100001"}, {"--max-tokens", "-5"},
+                {"--max-body", "10"}, {"--idle-timeout", "0"}, {"--host", " "}, {"--model-name", ""}, {"--threads", "0"},
+        };
+        for (String[] c : cases) {
+            List<String> args = new ArrayList<>(List.of(model, "-z", tok));
+            args.addAll(List.of(c));
+            Result r = serve(args.toArray(String[]::new));
+            assertEquals(2, r.code(), () -> String.join(" ", c) + ": " + r.err());
+            assertTrue(r.err().startsWith("llama2j: ") && r.err().strip().lines().count() == 1, r.err());
+        }
+        Result missing = serve("no-such-model.bin");
+        assertTrue(missing.code() == 2 || missing.code() == 4, missing::toString);
+        assertEquals(2, serve(model, "--port", "x").code());
+    }
+
+    @Test
+    void aTakenPortIsAnIoFailure() throws Exception {
+        try (ServerSocket taken = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+            Result r = serve(TestData.model("stories260K.bin").toString(), "-z", TestData.model("tok512.bin").toString(),
+                    "--threads", "1", "--port", Integer.toString(taken.getLocalPort()));
+            assertEquals(4, r.code(), r::toString);
+            assertTrue(r.err().contains("cannot listen on 127.0.0.1:" + taken.getLocalPort()), r.err());
+            assertFalse(r.err().contains("\tat "), r.err());
+        }
+    }
+
+    /**
+     * The command end to end, in its own JVM as a user starts it: it prints where it listens, answers,
+     * and stops on SIGTERM (its shutdown hook closes the server).
+     */
+    @Test
+    void startsAnswersAndStopsOnSigterm() throws Exception {
+        String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+        Process p = new ProcessBuilder(java, "--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED",
+                "-cp", System.getProperty("java.class.path"), Main.class.getName(), "serve",
+                TestData.model("stories260K.bin").toString(), "-z", TestData.model("tok512.bin").toString(),
+                "--threads", "1", "--port", "0", "--model-name", "tiny-stories")
+                .redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
+        try {
+            BufferedReader err = new BufferedReader(new InputStreamReader(p.getErrorStream(), StandardCharsets.UTF_8));
+            CompletableFuture<String> listening = CompletableFuture.supplyAsync(() -> {
+                try {
+                    for (String line; (line = err.readLine()) != null; ) {
+                        if (line.contains("listening on")) {
+                            return line;
+                        }
+                    }
+                    return null;
+                } catch (IOException e) {
+                    throw new UncheckedIOException(e);
+                }
+            });
+            String line = listening.get(120, TimeUnit.SECONDS);
+            assertTrue(line != null && line.startsWith("llama2j serve: tiny-stories on the cpu"), line);
+            Matcher m = Pattern.compile("http://127\\.0\\.0\\.1:(\\d+)/v1").matcher(line);
+            assertTrue(m.find(), line);
+            HttpResponse<String> models = HttpClient.newHttpClient().send(
+                    HttpRequest.newBuilder(URI.create(m.group() + "/models")).build(), HttpResponse.BodyHandlers.ofString());
+            assertEquals(200, models.statusCode());
+            assertTrue(models.body().contains("\"id\":\"tiny-stories\""), models.body());
+            p.destroy(); // SIGTERM
+            assertTrue(p.waitFor(60, TimeUnit.SECONDS), "serve did not stop on SIGTERM");
+        } finally {
+            p.destroyForcibly();
+        }
+    }
+
+    @Test
+    void helpNamesTheOptions() {
+        Result r = serve("--help");
+        assertEquals(0, r.code());
+        for (String option : new String[]{"--host", "--port", "--queue", "--api-key", "--max-tokens", "--max-body", "--engine"}) {
+            assertTrue(r.out().contains(option), option);
+        }
+    }
+
+    @Test
+    void theModelIdIsTheFileStem() {
+        assertEquals("stories260K", ServeCommand.stem(Path.of("/m/stories260K.bin")));
+        assertEquals("model.q8", ServeCommand.stem(Path.of("model.q8.gguf")));
+        assertEquals("noext", ServeCommand.stem(Path.of("noext")));
+    }
+}

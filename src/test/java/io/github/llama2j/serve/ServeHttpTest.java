@@ -1,0 +1,290 @@
+package io.github.llama2j.serve;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.github.llama2j.TestData;
+import io.github.llama2j.cli.Io;
+import io.github.llama2j.cli.Main;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+import java.io.ByteArrayInputStream;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Every endpoint and error of {@code llama2j serve} over plain HTTP, and its text against {@code llama2j run}'s. */
+class ServeHttpTest {
+    static ServeFixture f;
+
+    @BeforeAll
+    static void start() {
+        f = new ServeFixture();
+    }
+
+    @AfterAll
+    static void stop() {
+        if (f != null) {
+            f.close();
+        }
+    }
+
+    /** {@code llama2j run}'s stdout for these arguments (stories260K, tok512.bin, one thread, no stats). */
+    static String run(String... args) {
+        List<String> all = new ArrayList<>(List.of("run", TestData.model("stories260K.bin").toString(),
+                "-z", TestData.model("tok512.bin").toString(), "--threads", "1", "--no-stats"));
+        all.addAll(List.of(args));
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        StringWriter err = new StringWriter();
+        int code = Main.execute(new Io(out, new ByteArrayInputStream(new byte[0])), new PrintWriter(new StringWriter()),
+                new PrintWriter(err), all.toArray(String[]::new));
+        assertEquals(0, code, () -> "run failed: " + err);
+        return out.toString(StandardCharsets.UTF_8);
+    }
+
+    static JsonNode ok(HttpResponse<String> r) {
+        assertEquals(200, r.statusCode(), r::body);
+        return ServeFixture.json(r.body());
+    }
+
+    static String completionText(JsonNode response) {
+        return response.get("choices").get(0).get("text").asText();
+    }
+
+    static String chatText(JsonNode response) {
+        return response.get("choices").get(0).get("message").get("content").asText();
+    }
+
+    @Test
+    void healthAndModels() {
+        JsonNode health = ok(f.get("/health"));
+        assertEquals("ok", health.get("status").asText());
+        JsonNode models = ok(f.get("/v1/models"));
+        assertEquals("list", models.get("object").asText());
+        assertEquals("stories260K", models.get("data").get(0).get("id").asText());
+        assertEquals("model", ok(f.get("/v1/models/stories260K")).get("object").asText());
+        assertError(f.get("/v1/models/gpt-4"), 404, "model_not_found");
+    }
+
+    @Test
+    void completionIsRunsText() {
+        String prompt = "Once upon a time";
+        int steps = 60;
+        for (String temperature : new String[]{"0", "0.8", "1"}) {
+            String stdout = run("-i", prompt, "-n", Integer.toString(steps), "-s", "42", "-t", temperature);
+            int[] promptTokens = f.tokenizer.encode(prompt, true, false);
+            String echo = new String(f.tokenizer.decodeStream(promptTokens), StandardCharsets.UTF_8);
+            assertTrue(stdout.startsWith(echo) && stdout.endsWith("\n"), stdout);
+            String expected = stdout.substring(echo.length(), stdout.length() - 1);
+            int maxTokens = steps - promptTokens.length + 1;
+            JsonNode r = ok(f.post("/v1/completions", """
+                    {"model": "stories260K", "prompt": "%s", "max_tokens": %d, "seed": 42, "temperature": %s}"""
+                    .formatted(prompt, maxTokens, temperature)));
+            assertEquals(expected, completionText(r), "temperature " + temperature);
+            assertEquals("text_completion", r.get("object").asText());
+            JsonNode usage = r.get("usage");
+            assertEquals(promptTokens.length, usage.get("prompt_tokens").asInt());
+            assertEquals(usage.get("prompt_tokens").asInt() + usage.get("completion_tokens").asInt(), usage.get("total_tokens").asInt());
+            String finish = r.get("choices").get(0).get("finish_reason").asText();
+            assertEquals(usage.get("completion_tokens").asInt() == maxTokens ? "length" : "stop", finish);
+            // streamed: the same text in pieces, then [DONE]
+            assertEquals(expected, streamedText("/v1/completions", """
+                    {"prompt": "%s", "max_tokens": %d, "seed": 42, "temperature": %s, "stream": true}"""
+                    .formatted(prompt, maxTokens, temperature), false));
+        }
+    }
+
+    @Test
+    void chatIsRunsChatText() {
+        int steps = 80;
+        String stdout = run("-m", "chat", "-i", "Tell me a story", "-y", "You are kind.", "-n", Integer.toString(steps), "-s", "7");
+        assertTrue(stdout.startsWith("Assistant: "), stdout);
+        int promptTokens = f.tokenizer.encode(io.github.llama2j.generate.Llama2Chat.userTurn(
+                "You are kind.".getBytes(StandardCharsets.UTF_8), "Tell me a story".getBytes(StandardCharsets.UTF_8)), true, false).length;
+        String body = """
+                {"messages": [{"role": "system", "content": "You are kind."}, {"role": "user", "content": "Tell me a story"}],
+                 "max_tokens": %d, "seed": 7}""".formatted(steps - promptTokens + 1);
+        JsonNode r = ok(f.post("/v1/chat/completions", body));
+        String text = chatText(r);
+        assertFalse(text.isEmpty());
+        // run prints the answer, then a newline (at EOS, or at the end of the steps)
+        assertTrue(stdout.startsWith("Assistant: " + text + "\n"), () -> "server: " + text + "\nrun: " + stdout);
+        assertEquals("chat.completion", r.get("object").asText());
+        assertEquals("assistant", r.get("choices").get(0).get("message").get("role").asText());
+        assertEquals(promptTokens, r.get("usage").get("prompt_tokens").asInt());
+        assertEquals(text, streamedText("/v1/chat/completions", body.replace("\"seed\": 7", "\"seed\": 7, \"stream\": true"), true));
+    }
+
+    @Test
+    void multiTurnChatAndContentParts() {
+        JsonNode r = ok(f.post("/v1/chat/completions", """
+                {"messages": [{"role": "user", "content": [{"type": "text", "text": "Hi"}]},
+                              {"role": "assistant", "content": "Hello."},
+                              {"role": "user", "content": "Tell me more"}], "max_tokens": 5, "seed": 3}"""));
+        assertEquals(5, r.get("usage").get("completion_tokens").asInt());
+        assertEquals("length", r.get("choices").get(0).get("finish_reason").asText());
+    }
+
+    @Test
+    void stopStringsEndTheAnswer() {
+        String full = completionText(ok(f.post("/v1/completions", """
+                {"prompt": "Once upon a time", "max_tokens": 60, "seed": 5, "temperature": 0}""")));
+        int cut = full.indexOf(' ', 20);
+        assertTrue(cut > 0, full);
+        String stop = full.substring(cut, Math.min(full.length(), cut + 4));
+        String expected = full.substring(0, full.indexOf(stop));
+        String body = """
+                {"prompt": "Once upon a time", "max_tokens": 60, "seed": 5, "temperature": 0, "stop": ["zzzz", %s]}"""
+                .formatted(OpenAiServer.JSON.valueToTree(stop).toString());
+        JsonNode r = ok(f.post("/v1/completions", body));
+        assertEquals(expected, completionText(r));
+        assertEquals("stop", r.get("choices").get(0).get("finish_reason").asText());
+        assertEquals(expected, streamedText("/v1/completions", body.replace("\"seed\"", "\"stream\": true, \"seed\""), false));
+    }
+
+    /** The streamed deltas joined, checking the SSE framing, the chunk objects and the final [DONE]. */
+    static String streamedText(String path, String body, boolean chat) {
+        HttpResponse<String> r = f.post(path, body);
+        assertEquals(200, r.statusCode(), r::body);
+        assertTrue(r.headers().firstValue("Content-Type").orElse("").startsWith("text/event-stream"));
+        String[] events = r.body().split("\n\n");
+        assertEquals("data: [DONE]", events[events.length - 1]);
+        StringBuilder text = new StringBuilder();
+        String finish = null;
+        for (int i = 0; i < events.length - 1; i++) {
+            assertTrue(events[i].startsWith("data: "), events[i]);
+            JsonNode chunk = ServeFixture.json(events[i].substring("data: ".length()));
+            assertEquals(chat ? "chat.completion.chunk" : "text_completion", chunk.get("object").asText());
+            JsonNode choices = chunk.get("choices");
+            if (choices.isEmpty()) {
+                continue; // the usage chunk
+            }
+            assertEquals(null, finish, "a chunk after the finish_reason");
+            JsonNode c = choices.get(0);
+            JsonNode piece = chat ? c.get("delta").get("content") : c.get("text");
+            if (piece != null) {
+                text.append(piece.asText());
+            }
+            if (!c.get("finish_reason").isNull()) {
+                finish = c.get("finish_reason").asText();
+            }
+        }
+        assertTrue("stop".equals(finish) || "length".equals(finish), "finish_reason " + finish);
+        return text.toString();
+    }
+
+    @Test
+    void streamingUsageChunk() {
+        HttpResponse<String> r = f.post("/v1/chat/completions", """
+                {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4, "seed": 1, "stream": true,
+                 "stream_options": {"include_usage": true}}""");
+        String[] events = r.body().split("\n\n");
+        JsonNode usage = ServeFixture.json(events[events.length - 2].substring(6)).get("usage");
+        assertEquals(4, usage.get("completion_tokens").asInt());
+        assertTrue(events[0].contains("\"role\":\"assistant\""), events[0]);
+    }
+
+    static void assertError(HttpResponse<String> r, int status, String code) {
+        assertEquals(status, r.statusCode(), r::body);
+        assertTrue(r.headers().firstValue("Content-Type").orElse("").startsWith("application/json"), r.headers().toString());
+        JsonNode error = ServeFixture.json(r.body()).get("error");
+        assertTrue(error != null && error.get("message").isTextual() && !error.get("message").asText().isBlank(), r.body());
+        assertTrue(error.has("type") && error.has("param") && error.has("code"), r.body());
+        if (code != null) {
+            assertEquals(code, error.get("code").asText(), r.body());
+        }
+        assertFalse(r.body().contains("Exception") || r.body().contains("\tat ") || r.body().contains("at io."), r.body());
+    }
+
+    static void assertBadRequest(String path, String body, String param) {
+        HttpResponse<String> r = f.post(path, body);
+        assertError(r, 400, null);
+        JsonNode p = ServeFixture.json(r.body()).get("error").get("param");
+        assertEquals(param, p.isNull() ? null : p.asText(), r.body());
+    }
+
+    @Test
+    void badRequestsGetOpenAiErrors() {
+        String chat = "/v1/chat/completions", text = "/v1/completions";
+        assertBadRequest(chat, "{\"messages\": [", null);
+        assertBadRequest(chat, "", null);
+        assertBadRequest(chat, "[1, 2]", null);
+        assertBadRequest(chat, "{}", "messages");
+        assertBadRequest(chat, "{\"messages\": []}", "messages");
+        assertBadRequest(chat, "{\"messages\": [{\"role\": \"user\"}]}", "messages[0].content");
+        assertBadRequest(chat, "{\"messages\": [{\"role\": \"robot\", \"content\": \"x\"}]}", "messages[0].role");
+        assertBadRequest(chat, "{\"messages\": [{\"role\": \"assistant\", \"content\": \"x\"}]}", "messages[0].role");
+        assertBadRequest(chat, "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}, {\"role\": \"assistant\", \"content\": \"b\"}]}", "messages");
+        assertBadRequest(text, "{}", "prompt");
+        assertBadRequest(text, "{\"prompt\": 5}", "prompt");
+        assertBadRequest(text, "{\"prompt\": \"x\", \"temperature\": \"hot\"}", "temperature");
+        assertBadRequest(text, "{\"prompt\": \"x\", \"temperature\": 2.5}", "temperature");
+        assertBadRequest(text, "{\"prompt\": \"x\", \"temperature\": -1}", "temperature");
+        assertBadRequest(text, "{\"prompt\": \"x\", \"top_p\": 1.5}", "top_p");
+        assertBadRequest(text, "{\"prompt\": \"x\", \"max_tokens\": 0}", "max_tokens");
+        assertBadRequest(text, "{\"prompt\": \"x\", \"max_tokens\": 1.5}", "max_tokens");
+        assertBadRequest(text, "{\"prompt\": \"x\", \"max_tokens\": 100000}", "max_tokens");
+        assertBadRequest(text, "{\"prompt\": \"x\", \"seed\": \"abc\"}", "seed");
+        assertBadRequest(text, "{\"prompt\": \"x\", \"n\": 2}", "n");
+        assertBadRequest(text, "{\"prompt\": \"x\", \"stream\": \"yes\"}", "stream");
+        assertBadRequest(text, "{\"prompt\": \"x\", \"stop\": [\"a\", \"b\", \"c\", \"d\", \"e\"]}", "stop");
+        assertBadRequest(text, "{\"prompt\": \"x\", \"stop\": [\"\"]}", "stop");
+        assertBadRequest(text, "{\"prompt\": \"x\", \"stop\": 3}", "stop");
+        // longer than the context: by tokens, and by bytes (rejected before encoding)
+        String words = "the cat ".repeat(400);
+        assertError(f.post(text, "{\"prompt\": \"" + words + "\"}"), 400, "context_length_exceeded");
+        assertError(f.post(text, "{\"prompt\": \"" + "x".repeat(200_000) + "\"}"), 400, "context_length_exceeded");
+        assertError(f.post(chat, "{\"messages\": [{\"role\": \"user\", \"content\": \"" + words + "\"}]}"), 400, "context_length_exceeded");
+        assertError(f.post(text, "{\"model\": \"gpt-4\", \"prompt\": \"x\"}"), 404, "model_not_found");
+        // too large a body: 413, declared or not
+        assertError(f.post(text, "{\"prompt\": \"" + "x".repeat(2 << 20) + "\"}"), 413, "request_too_large");
+        // unknown endpoints and methods
+        assertError(f.get("/v1/nothing"), 404, "not_found");
+        assertError(f.get("/"), 404, "not_found");
+        assertError(f.get("/v1/chat/completions"), 405, "method_not_allowed");
+        assertError(f.post("/v1/models", "{}"), 405, "method_not_allowed");
+        // errors Jetty answers itself (headers too large) are JSON too
+        HttpResponse<String> big = f.send(HttpRequest.newBuilder(f.uri("/health")).header("X-Big", "y".repeat(20_000)).GET().build());
+        assertEquals(431, big.statusCode(), big::body);
+        assertTrue(ServeFixture.json(big.body()).get("error").get("message").isTextual(), big.body());
+        // and it keeps serving
+        assertEquals("ok", ok(f.get("/health")).get("status").asText());
+        assertFalse(f.log.toString().contains("internal error"), f.log::toString);
+    }
+
+    @Test
+    void apiKeyGuardsAllButHealth() {
+        try (ServeFixture keyed = new ServeFixture(o -> o.withApiKey("s3cret"))) {
+            assertEquals(200, keyed.get("/health").statusCode());
+            assertError(keyed.get("/v1/models"), 401, "invalid_api_key");
+            assertError(keyed.post("/v1/completions", "{\"prompt\": \"x\"}"), 401, "invalid_api_key");
+            HttpResponse<String> wrong = keyed.send(HttpRequest.newBuilder(keyed.uri("/v1/models"))
+                    .header("Authorization", "Bearer nope").GET().build());
+            assertError(wrong, 401, "invalid_api_key");
+            HttpResponse<String> right = keyed.send(HttpRequest.newBuilder(keyed.uri("/v1/models"))
+                    .header("Authorization", "Bearer s3cret").GET().build());
+            assertEquals(200, right.statusCode(), right::body);
+            assertError(keyed.get("/nothing"), 401, "invalid_api_key"); // no probing of paths without the key
+        }
+    }
+
+    @Test
+    void randomSeedsDiffer() {
+        String body = "{\"prompt\": \"Once\", \"max_tokens\": 30}";
+        String a = completionText(ok(f.post("/v1/completions", body)));
+        String b = completionText(ok(f.post("/v1/completions", body)));
+        String c = completionText(ok(f.post("/v1/completions", body)));
+        assertTrue(!a.equals(b) || !b.equals(c), "three unseeded answers were all the same: " + a);
+        assertNotEquals(-1, a.length());
+    }
+}
