@@ -1,5 +1,7 @@
 package io.github.llama2j.model;
 
+import io.github.llama2j.gguf.GgufFile;
+
 import io.github.llama2j.Llama2jException;
 
 import java.io.IOException;
@@ -41,6 +43,9 @@ public final class ModelLoader {
         }
         if (Files.isDirectory(path)) {
             throw new Llama2jException(name + ": is a directory, not a model file");
+        }
+        if (GgufFile.isGguf(path)) {
+            return GgufModelLoader.load(path);
         }
         if (fileSize < V0_HEADER_BYTES) {
             throw new Llama2jException(name + ": file holds " + fileSize + " bytes, too small for a llama2.c header");
