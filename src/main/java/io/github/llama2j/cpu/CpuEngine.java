@@ -9,8 +9,6 @@ import io.github.llama2j.model.Model;
 import io.github.llama2j.model.Weights;
 import io.github.llama2j.profile.Profiler;
 
-import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 
@@ -58,8 +56,7 @@ public final class CpuEngine implements InferenceEngine {
 
     // Run state, as run.c's RunState.
     private final float[] x, xb, xb2, hb, hb2, q, k, v, att, logits;
-    private final byte[] xq, hq;                    // runq's quantized activations (Q8 models only)
-    private final float[] xs, hs;
+    private final Activations in;                   // the current matmul input and its converted forms (runq's Q8, GGML's)
 
     public CpuEngine(Model model, Kernels kernels, FloatMath math, int threads) {
         this(model, kernels, math, checkedParallel(model, threads), true);
@@ -100,11 +97,7 @@ public final class CpuEngine implements InferenceEngine {
         }
         att = new float[c.nHeads() * attention.scoreStride()];
         logits = new float[c.vocabSize()];
-        int gs = Math.max(1, c.groupSize());
-        xq = new byte[dim];
-        xs = new float[dim / gs];
-        hq = new byte[hidden];
-        hs = new float[hidden / gs];
+        in = new Activations(Math.max(dim, hidden));
         ropeFreq = ScalarKernels.ropeFrequencies(c.headSize(), ROPE_THETA, math);
         ropeCos = new float[ropeFreq.length];
         ropeSin = new float[ropeFreq.length];
@@ -159,18 +152,26 @@ public final class CpuEngine implements InferenceEngine {
         Object segmentClass = switch (m) {
             case Matrix.F32 f -> f.data().getClass();
             case Matrix.Q8 q8 -> q8.values().getClass();
+            case Matrix.F16 h -> h.data().getClass();
+            case Matrix.BF16 h -> h.data().getClass();
+            case Matrix.Q8_0 q -> q.data().getClass();
+            case Matrix.Q4_0 q -> q.data().getClass();
+            case Matrix.Q4_K q -> q.data().getClass();
+            case Matrix.Q6_K q -> q.data().getClass();
         };
-        if (!WARMED_UP.add(kernels.getClass().getName() + " " + segmentClass)) {
+        if (!WARMED_UP.add(kernels.getClass().getName() + " " + m.typeName() + " " + segmentClass)) {
             return;
         }
         int rows = Math.min(ROW_GRAIN, m.rows());
         double bytes = (double) m.byteSize() * rows / m.rows();
         float[] out = new float[rows];
+        in.input(xb, m.cols());
+        in.prepareFor(m);
         long deadline = System.nanoTime() + WARM_UP_MAX_NANOS;
         long firstCalls = Long.MAX_VALUE;
         for (int calls = 0, fastCalls = 0; fastCalls < 100 && System.nanoTime() < deadline; calls++) {
             long t0 = System.nanoTime();
-            kernel(out, xb, xq, xs, m, 0, rows);
+            kernel(out, m, 0, rows);
             long t = System.nanoTime() - t0;
             if (calls < 3) {
                 firstCalls = Math.min(firstCalls, t);
@@ -212,7 +213,7 @@ public final class CpuEngine implements InferenceEngine {
             VectorOps.rmsnorm(xb, x, w.rmsAtt()[l], dim);
             t = mark(task[0], t, (long) dim * Float.BYTES);
             currentTask = task[1];
-            quantizeInput(xb, dim, xq, xs);
+            in.input(xb, dim);
             matmulQkv(w.wq()[l], w.wk()[l], w.wv()[l]);
             t = mark(task[1], t, w.wq()[l].byteSize() + w.wk()[l].byteSize() + w.wv()[l].byteSize());
             VectorOps.rope(q, k, dim, kvDim, headSize, ropeCos, ropeSin);
@@ -226,8 +227,8 @@ public final class CpuEngine implements InferenceEngine {
             });
             t = mark(task[3], t, 2L * (pos + 1) * kvDim * Float.BYTES);
             currentTask = task[4];
-            quantizeInput(xb, dim, xq, xs);
-            matmul(xb2, xb, xq, xs, w.wo()[l]);
+            in.input(xb, dim);
+            matmul(xb2, w.wo()[l]);
             VectorOps.add(x, xb2, dim);
             t = mark(task[4], t, w.wo()[l].byteSize());
 
@@ -235,77 +236,62 @@ public final class CpuEngine implements InferenceEngine {
             VectorOps.rmsnorm(xb, x, w.rmsFfn()[l], dim);
             t = mark(task[5], t, (long) dim * Float.BYTES);
             currentTask = task[6];
-            quantizeInput(xb, dim, xq, xs);
+            in.input(xb, dim);
             final Matrix w1 = w.w1()[l], w3 = w.w3()[l];
+            in.prepareFor(w1);
+            in.prepareFor(w3);
             parallel.forRange(hidden, ROW_GRAIN, (r0, r1) -> {
-                kernel(hb, xb, xq, xs, w1, r0, r1);
-                kernel(hb2, xb, xq, xs, w3, r0, r1);
+                kernel(hb, w1, r0, r1);
+                kernel(hb2, w3, r0, r1);
                 VectorOps.swiglu(hb, hb2, r0, r1, math);
             });
             t = mark(task[6], t, w1.byteSize() + w3.byteSize());
             currentTask = task[7];
-            quantizeInput(hb, hidden, hq, hs);
-            matmul(xb, hb, hq, hs, w.w2()[l]);
+            in.input(hb, hidden);
+            matmul(xb, w.w2()[l]);
             VectorOps.add(x, xb, dim);
             t = mark(task[7], t, w.w2()[l].byteSize());
         }
         VectorOps.rmsnorm(x, x, w.rmsFinal(), dim);
         t = mark("final_norm", t, (long) dim * Float.BYTES);
         currentTask = "classifier";
-        quantizeInput(x, dim, xq, xs);
-        matmul(logits, x, xq, xs, w.classifier());
+        in.input(x, dim);
+        matmul(logits, w.classifier());
         mark("classifier", t, w.classifier().byteSize());
         return logits;
     }
 
-    /** The token's embedding row; runq dequantizes it (q * scale per group), run.c copies it. */
+    /** The token's embedding row: run.c copies it, runq and GGML dequantize it. */
     private void embed(int token, float[] out) {
-        int dim = c.dim();
-        switch (w.tokenEmbedding()) {
-            case Matrix.F32 m -> MemorySegment.copy(m.data(), ScalarKernels.FLOAT, (long) token * dim * Float.BYTES, out, 0, dim);
-            case Matrix.Q8 m -> {
-                long base = (long) token * dim;
-                int gs = m.groupSize();
-                for (int i = 0; i < dim; i++) {
-                    out[i] = m.values().get(ValueLayout.JAVA_BYTE, base + i)
-                            * m.scales().get(ScalarKernels.FLOAT, (base + i) / gs * Float.BYTES);
-                }
-            }
-        }
-    }
-
-    /** Q8 models quantize each matmul input (runq); float models use it as is. */
-    private void quantizeInput(float[] in, int n, byte[] q8, float[] scales) {
-        if (c.quantized()) {
-            VectorOps.quantize(in, n, c.groupSize(), q8, scales);
-        }
+        w.tokenEmbedding().dequantizeRow(token, out, 0);
     }
 
     /** out = m · in, rows split across the pool. */
-    private void matmul(float[] out, float[] in, byte[] inQ, float[] inS, Matrix m) {
-        parallel.forRange(m.rows(), ROW_GRAIN, (r0, r1) -> kernel(out, in, inQ, inS, m, r0, r1));
+    private void matmul(float[] out, Matrix m) {
+        in.prepareFor(m);
+        parallel.forRange(m.rows(), ROW_GRAIN, (r0, r1) -> kernel(out, m, r0, r1));
     }
 
     /** q = wq · xb, k = wk · xb, v = wv · xb in one dispatch: the rows of the three are numbered one after another. */
     private void matmulQkv(Matrix wq, Matrix wk, Matrix wv) {
         int nq = wq.rows(), nk = wk.rows();
+        in.prepareFor(wq);
+        in.prepareFor(wk);
+        in.prepareFor(wv);
         parallel.forRange(nq + nk + wv.rows(), ROW_GRAIN, (s, e) -> {
-            kernel(q, xb, xq, xs, wq, s, Math.min(e, nq));
-            kernel(k, xb, xq, xs, wk, Math.max(s - nq, 0), Math.min(e - nq, nk));
-            kernel(v, xb, xq, xs, wv, Math.max(s - nq - nk, 0), Math.min(e - nq - nk, wv.rows()));
+            kernel(q, wq, s, Math.min(e, nq));
+            kernel(k, wk, Math.max(s - nq, 0), Math.min(e - nq, nk));
+            kernel(v, wv, Math.max(s - nq - nk, 0), Math.min(e - nq - nk, wv.rows()));
         });
     }
 
-    /** Rows [r0, r1) of out = m · in (nothing if the range is empty). */
-    private void kernel(float[] out, float[] in, byte[] inQ, float[] inS, Matrix m, int r0, int r1) {
+    /** Rows [r0, r1) of out = m · in (nothing if the range is empty); in is prepared for m. */
+    private void kernel(float[] out, Matrix m, int r0, int r1) {
         if (r0 >= r1) {
             return;
         }
         long t0 = profiling ? System.nanoTime() : 0;
-        switch (m) {
-            case Matrix.F32 f -> kernels.matmulF32(out, in, f, r0, r1);
-            case Matrix.Q8 q8 -> kernels.matmulQ8(out, inQ, inS, q8, r0, r1);
-        }
+        kernels.matmul(out, in, m, r0, r1);
         if (profiling) {
             // One slice per worker and chunk: the trace shows how the rows were spread over threads.
             profiler.record(currentTask, Thread.currentThread().getName(), Profiler.Kind.WORKER_SLICE, t0,

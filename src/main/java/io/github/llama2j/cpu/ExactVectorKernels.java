@@ -163,4 +163,41 @@ public final class ExactVectorKernels implements Kernels {
     public void matmulQ8(float[] out, byte[] xq, float[] xs, Matrix.Q8 w, int r0, int r1) {
         VectorKernels.q8(out, xq, xs, w, r0, r1);
     }
+
+    // ------------------------------------------------------------------ GGML types
+
+    /*
+     * No exact order to keep for GGML types: llama.cpp itself sums them in different orders in its
+     * one-token and batch kernels. Exact mode uses the vector kernels, as it does for Q8.
+     */
+
+    @Override
+    public void matmulF16(float[] out, Activations x, Matrix.F16 w, int r0, int r1) {
+        GgmlMatmul.f16(out, x, w, r0, r1);
+    }
+
+    @Override
+    public void matmulBF16(float[] out, Activations x, Matrix.BF16 w, int r0, int r1) {
+        GgmlMatmul.bf16(out, x, w, r0, r1);
+    }
+
+    @Override
+    public void matmulQ8_0(float[] out, Activations x, Matrix.Q8_0 w, int r0, int r1) {
+        GgmlMatmul.q8_0(out, x, w, r0, r1);
+    }
+
+    @Override
+    public void matmulQ4_0(float[] out, Activations x, Matrix.Q4_0 w, int r0, int r1) {
+        GgmlMatmul.q4_0(out, x, w, r0, r1);
+    }
+
+    @Override
+    public void matmulQ4_K(float[] out, Activations x, Matrix.Q4_K w, int r0, int r1) {
+        GgmlMatmul.q4_K(out, x, w, r0, r1);
+    }
+
+    @Override
+    public void matmulQ6_K(float[] out, Activations x, Matrix.Q6_K w, int r0, int r1) {
+        GgmlMatmul.q6_K(out, x, w, r0, r1);
+    }
 }

@@ -7,11 +7,31 @@ import io.github.llama2j.model.Matrix;
  * one place where an engine may trade run.c's exact float summation order for speed. Each call
  * computes output rows {@code [r0, r1)}, so the caller can split rows across threads.
  *
- * <p>Implementations: {@link ScalarKernels}, the plain reference in run.c's order, and
- * {@link VectorKernels}, the Vector API ones. Q8 products are exact in both (integer dot per group,
- * then runq's sequential float accumulation over groups).
+ * <p>{@link #matmul} is the entry point for every tensor type: the caller prepares the input's
+ * converted forms once ({@link Activations#prepareFor}) and the workers read them.
+ *
+ * <p>Implementations: {@link ScalarKernels}, the plain reference in run.c's order (and ggml's
+ * reference order for GGML types), and {@link VectorKernels}, the Vector API ones. Q8 products are
+ * exact in both (integer dot per group, then runq's sequential float accumulation over groups).
+ * GGML quantized products are integer dots per block, scaled and accumulated in float as
+ * llama.cpp does; the vector kernels accumulate in a different order (a few ulps).
  */
 public interface Kernels {
+
+    /** {@code out[r] = sum_j m[r][j] * x[j]} for r in [r0, r1), with x in the form m's type needs (prepared). */
+    default void matmul(float[] out, Activations x, Matrix m, int r0, int r1) {
+        x.check(m);
+        switch (m) {
+            case Matrix.F32 f -> matmulF32(out, x.x(), f, r0, r1);
+            case Matrix.Q8 q -> matmulQ8(out, x.q8, x.q8Scales, q, r0, r1);
+            case Matrix.F16 h -> matmulF16(out, x, h, r0, r1);
+            case Matrix.BF16 h -> matmulBF16(out, x, h, r0, r1);
+            case Matrix.Q8_0 q -> matmulQ8_0(out, x, q, r0, r1);
+            case Matrix.Q4_0 q -> matmulQ4_0(out, x, q, r0, r1);
+            case Matrix.Q4_K q -> matmulQ4_K(out, x, q, r0, r1);
+            case Matrix.Q6_K q -> matmulQ6_K(out, x, q, r0, r1);
+        }
+    }
 
     /** {@code out[r] = sum_j w[r][j] * x[j]} for r in [r0, r1). */
     void matmulF32(float[] out, float[] x, Matrix.F32 w, int r0, int r1);
@@ -21,6 +41,27 @@ public interface Kernels {
      * the int8 weights, then {@code val += ((float) idot * wScale) * xScale}, group after group.
      */
     void matmulQ8(float[] out, byte[] xq, float[] xs, Matrix.Q8 w, int r0, int r1);
+
+    /** F16 weights times the activations rounded to F16 (products exact in float, summed in float). */
+    void matmulF16(float[] out, Activations x, Matrix.F16 w, int r0, int r1);
+
+    /** BF16 weights times the activations rounded to BF16. */
+    void matmulBF16(float[] out, Activations x, Matrix.BF16 w, int r0, int r1);
+
+    /** GGML Q8_0 weights times Q8_0 activations: per block, int dot times (d_w * d_x), summed in float. */
+    void matmulQ8_0(float[] out, Activations x, Matrix.Q8_0 w, int r0, int r1);
+
+    /** GGML Q4_0 weights times Q8_0 activations: per block, int dot of (nibble - 8) and q times (d_w * d_x). */
+    void matmulQ4_0(float[] out, Activations x, Matrix.Q4_0 w, int r0, int r1);
+
+    /**
+     * GGML Q4_K weights times Q8_K activations: per super-block, d_w * d_x * sum_j sc_j * dot_j
+     * minus dmin_w * d_x * sum_j m_j * (sum of sub-block j's q), the integer sums exact.
+     */
+    void matmulQ4_K(float[] out, Activations x, Matrix.Q4_K w, int r0, int r1);
+
+    /** GGML Q6_K weights times Q8_K activations: per super-block, d_w * d_x * sum_j sc_j * dot_j(q6 - 32, q8). */
+    void matmulQ6_K(float[] out, Activations x, Matrix.Q6_K w, int r0, int r1);
 
     /** Name used in stats, e.g. {@code scalar} or {@code vector512}. */
     String name();

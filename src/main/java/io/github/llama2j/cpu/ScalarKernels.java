@@ -53,6 +53,155 @@ public final class ScalarKernels implements Kernels {
         }
     }
 
+    // ------------------------------------------------------------------ GGML types, in ggml's reference order
+
+    private static final ValueLayout.OfShort SHORT = Matrix.SHORT;
+
+    /** ggml_vec_dot_f16's reference: products exact in float, summed in double, rounded once. */
+    @Override
+    public void matmulF16(float[] out, Activations x, Matrix.F16 w, int r0, int r1) {
+        int n = w.cols();
+        float[] xh = x.f16;
+        MemorySegment data = w.data();
+        for (int r = r0; r < r1; r++) {
+            long base = (long) r * n * 2;
+            double sum = 0.0;
+            for (int j = 0; j < n; j++) {
+                sum += Float.float16ToFloat(data.get(SHORT, base + 2L * j)) * xh[j];
+            }
+            out[r] = (float) sum;
+        }
+    }
+
+    /** ggml_vec_dot_bf16's reference: products exact in float, summed in double, rounded once. */
+    @Override
+    public void matmulBF16(float[] out, Activations x, Matrix.BF16 w, int r0, int r1) {
+        int n = w.cols();
+        float[] xb = x.bf16;
+        MemorySegment data = w.data();
+        for (int r = r0; r < r1; r++) {
+            long base = (long) r * n * 2;
+            double sum = 0.0;
+            for (int j = 0; j < n; j++) {
+                sum += Matrix.bf16ToFloat(data.get(SHORT, base + 2L * j)) * xb[j];
+            }
+            out[r] = (float) sum;
+        }
+    }
+
+    /** ggml_vec_dot_q8_0_q8_0's reference: per block, {@code sumf += sumi * (d_w * d_x)}. */
+    @Override
+    public void matmulQ8_0(float[] out, Activations x, Matrix.Q8_0 w, int r0, int r1) {
+        int n = w.cols();
+        short[] xq = x.q80;
+        float[] xd = x.q80Scales;
+        MemorySegment data = w.data();
+        for (int r = r0; r < r1; r++) {
+            long b = r * Matrix.Q8_0.rowBytes(n);
+            float sumf = 0.0f;
+            for (int j = 0; j < n; j += Matrix.Q8_0.BLOCK, b += Matrix.Q8_0.BLOCK_BYTES) {
+                int sumi = 0;
+                for (int k = 0; k < Matrix.Q8_0.BLOCK; k++) {
+                    sumi += data.get(ValueLayout.JAVA_BYTE, b + 2 + k) * xq[j + k];
+                }
+                sumf += sumi * (Float.float16ToFloat(data.get(SHORT, b)) * xd[j / Matrix.Q8_0.BLOCK]);
+            }
+            out[r] = sumf;
+        }
+    }
+
+    /** ggml_vec_dot_q4_0_q8_0's reference: per block, {@code sumf += sumi * d_w * d_x} (left to right). */
+    @Override
+    public void matmulQ4_0(float[] out, Activations x, Matrix.Q4_0 w, int r0, int r1) {
+        int n = w.cols();
+        short[] xq = x.q80;
+        float[] xd = x.q80Scales;
+        MemorySegment data = w.data();
+        for (int r = r0; r < r1; r++) {
+            long b = r * Matrix.Q4_0.rowBytes(n);
+            float sumf = 0.0f;
+            for (int j = 0; j < n; j += Matrix.Q4_0.BLOCK, b += Matrix.Q4_0.BLOCK_BYTES) {
+                int sumi = 0;
+                for (int k = 0; k < 16; k++) {
+                    int q = data.get(ValueLayout.JAVA_BYTE, b + 2 + k) & 0xFF;
+                    sumi += ((q & 0x0F) - 8) * xq[j + k] + ((q >>> 4) - 8) * xq[j + k + 16];
+                }
+                sumf += sumi * Float.float16ToFloat(data.get(SHORT, b)) * xd[j / Matrix.Q4_0.BLOCK];
+            }
+            out[r] = sumf;
+        }
+    }
+
+    /**
+     * Q4_K × Q8_K: per super-block the exact integers {@code sumi = sum_j sc_j * dot_j(nibbles, q)}
+     * and {@code summ = sum_j m_j * (q sum of sub-block j)}, then
+     * {@code sumf += (d_w * d_x) * sumi; sumf -= (dmin_w * d_x) * summ}. (ggml's generic code
+     * splits sumi over 8 float lanes; its x86 code over others: only the float order differs.)
+     */
+    @Override
+    public void matmulQ4_K(float[] out, Activations x, Matrix.Q4_K w, int r0, int r1) {
+        int n = w.cols();
+        short[] xq = x.q8K;
+        float[] xd = x.q8KScales;
+        int[] xsum = x.q8KSums;
+        MemorySegment data = w.data();
+        for (int r = r0; r < r1; r++) {
+            long b = r * Matrix.Q4_K.rowBytes(n);
+            float sumf = 0.0f;
+            for (int j = 0; j < n; j += Matrix.Q4_K.BLOCK, b += Matrix.Q4_K.BLOCK_BYTES) {
+                int sumi = 0, summ = 0;
+                for (int sub = 0; sub < 8; sub++) {
+                    long qs = b + 16 + 32L * (sub / 2);
+                    int shift = 4 * (sub % 2), xo = j + 32 * sub;
+                    int dot = 0;
+                    for (int l = 0; l < 32; l++) {
+                        dot += ((data.get(ValueLayout.JAVA_BYTE, qs + l) >> shift) & 0x0F) * xq[xo + l];
+                    }
+                    sumi += Matrix.Q4_K.scale(data, b + 4, sub) * dot;
+                    summ += Matrix.Q4_K.min(data, b + 4, sub) * (xsum[xo / 16] + xsum[xo / 16 + 1]);
+                }
+                float xdj = xd[j / Matrix.Q4_K.BLOCK];
+                sumf += Float.float16ToFloat(data.get(SHORT, b)) * xdj * sumi;
+                sumf -= Float.float16ToFloat(data.get(SHORT, b + 2)) * xdj * summ;
+            }
+            out[r] = sumf;
+        }
+    }
+
+    /** Q6_K × Q8_K: per super-block the exact {@code sumi = sum_j sc_j * dot_j(q6 - 32, q)}, then {@code sumf += (d_w * d_x) * sumi}. */
+    @Override
+    public void matmulQ6_K(float[] out, Activations x, Matrix.Q6_K w, int r0, int r1) {
+        int n = w.cols();
+        short[] xq = x.q8K;
+        float[] xd = x.q8KScales;
+        MemorySegment data = w.data();
+        for (int r = r0; r < r1; r++) {
+            long b = r * Matrix.Q6_K.rowBytes(n);
+            float sumf = 0.0f;
+            for (int j = 0; j < n; j += Matrix.Q6_K.BLOCK, b += Matrix.Q6_K.BLOCK_BYTES) {
+                int sumi = 0;
+                for (int half = 0; half < 2; half++) {
+                    long ql = b + 64L * half, qh = b + 128 + 32L * half, sc = b + 192 + 8L * half;
+                    int xo = j + 128 * half;
+                    for (int i = 0; i < 4; i++) { // values l + 32 i
+                        for (int s = 0; s < 2; s++) { // sub-blocks of 16
+                            int dot = 0;
+                            for (int l = 16 * s; l < 16 * s + 16; l++) {
+                                int lo = data.get(ValueLayout.JAVA_BYTE, ql + l + 32 * (i % 2)) & 0xFF;
+                                int h = data.get(ValueLayout.JAVA_BYTE, qh + l) & 0xFF;
+                                int q = ((i < 2 ? lo & 0x0F : lo >>> 4) | (((h >>> (2 * i)) & 3) << 4)) - 32;
+                                dot += q * xq[xo + 32 * i + l];
+                            }
+                            sumi += data.get(ValueLayout.JAVA_BYTE, sc + s + 2 * i) * dot;
+                        }
+                    }
+                }
+                sumf += (Float.float16ToFloat(data.get(SHORT, b + 208)) * xd[j / Matrix.Q6_K.BLOCK]) * sumi;
+            }
+            out[r] = sumf;
+        }
+    }
+
     // ------------------------------------------------------------------ the other kernels, in run.c's order
 
     /**

@@ -1,12 +1,33 @@
 package io.github.llama2j.model;
 
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
 
 /**
- * A row-major weight matrix [rows × cols] that lives in the memory-mapped checkpoint.
- * Each tensor type knows its own storage; the engines' kernels read it in place.
+ * A row-major weight matrix [rows × cols] that lives in the memory-mapped model file.
+ * Each tensor type knows its own storage; the engines' kernels read it in place (no copies).
+ *
+ * <p>{@link F32} and {@link Q8} are llama2.c's types. The others are GGML's, with GGML's block
+ * layouts (ggml-common.h) and dequantization (ggml-quants.c), every multi-byte field
+ * little-endian and unaligned (GGUF aligns tensors, but blocks of 34 or 18 bytes are not aligned):
+ * <pre>
+ *   type   values/block  bytes/block  layout of one block
+ *   F16    1             2            IEEE half
+ *   BF16   1             2            the upper 16 bits of a float32
+ *   Q8_0   32            34           f16 d, int8 qs[32]                       x = d * q
+ *   Q4_0   32            18           f16 d, u8 qs[16]                         x = d * (nibble - 8)
+ *   Q4_K   256           144          f16 d, f16 dmin, u8 scales[12], u8 qs[128]
+ *   Q6_K   256           210          u8 ql[128], u8 qh[64], int8 scales[16], f16 d
+ * </pre>
+ * A row is a whole number of blocks (cols is a multiple of the block size), so row r starts at
+ * byte {@code r * rowBytes}.
  */
-public sealed interface Matrix permits Matrix.F32, Matrix.Q8 {
+public sealed interface Matrix permits Matrix.F32, Matrix.Q8, Matrix.F16, Matrix.BF16, Matrix.Q8_0, Matrix.Q4_0,
+        Matrix.Q4_K, Matrix.Q6_K {
+    ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    ValueLayout.OfShort SHORT = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
     int rows();
 
     int cols();
@@ -14,22 +35,333 @@ public sealed interface Matrix permits Matrix.F32, Matrix.Q8 {
     /** Bytes a full pass over this matrix reads (what one matmul streams from memory). */
     long byteSize();
 
+    /** The type's name as GGML spells it ({@code Q4_K}), or {@code Q8 (llama2.c)}, for messages and stats. */
+    String typeName();
+
+    /**
+     * Row {@code row} as floats into {@code out[off .. off + cols)}, exactly as GGML's
+     * {@code dequantize_row_*} computes it (the embedding lookup).
+     */
+    void dequantizeRow(int row, float[] out, int off);
+
+    /** An IEEE half (as its 16 bits) to float: exact. */
+    static float halfToFloat(short bits) {
+        return Float.float16ToFloat(bits);
+    }
+
+    /** A bfloat16 (the upper 16 bits of a float32) to float: exact. */
+    static float bf16ToFloat(short bits) {
+        return Float.intBitsToFloat(bits << 16);
+    }
+
+    /**
+     * float to bfloat16 with round-to-nearest-even, as GGML's {@code ggml_compute_fp32_to_bf16}
+     * (a NaN stays a quiet NaN).
+     */
+    static short floatToBf16(float f) {
+        int u = Float.floatToRawIntBits(f);
+        if ((u & 0x7fffffff) > 0x7f800000) {
+            return (short) ((u >>> 16) | 64);
+        }
+        return (short) ((u + (0x7fff + ((u >>> 16) & 1))) >>> 16);
+    }
+
+    /** Checks a GGML matrix's shape against its segment; returns the bytes of one row. */
+    private static long checkBlocks(String type, MemorySegment data, int rows, int cols, int blockValues, int blockBytes) {
+        if (rows < 0 || cols <= 0 || cols % blockValues != 0) {
+            throw new IllegalArgumentException(type + " matrix " + rows + " x " + cols + ": cols must be a positive multiple of "
+                    + blockValues);
+        }
+        long rowBytes = (long) cols / blockValues * blockBytes;
+        if (data.byteSize() != rows * rowBytes) {
+            throw new IllegalArgumentException(type + " matrix " + rows + " x " + cols + " needs " + rows * rowBytes
+                    + " bytes, its segment has " + data.byteSize());
+        }
+        return rowBytes;
+    }
+
     /** Float32 weights: rows × cols little-endian floats. */
     record F32(MemorySegment data, int rows, int cols) implements Matrix {
         @Override
         public long byteSize() {
             return data.byteSize();
         }
+
+        @Override
+        public String typeName() {
+            return "F32";
+        }
+
+        @Override
+        public void dequantizeRow(int row, float[] out, int off) {
+            MemorySegment.copy(data, FLOAT, (long) row * cols * Float.BYTES, out, off, cols);
+        }
     }
 
     /**
-     * Q8_0 weights: rows × cols int8 values, then one float32 scale per group of
+     * llama2.c's Q8_0 weights (runq): rows × cols int8 values, then one float32 scale per group of
      * {@code groupSize} consecutive values (groups never straddle rows because groupSize divides cols).
+     * Not GGML's {@link Q8_0}, whose blocks interleave an f16 scale with 32 values.
      */
     record Q8(MemorySegment values, MemorySegment scales, int rows, int cols, int groupSize) implements Matrix {
         @Override
         public long byteSize() {
             return values.byteSize() + scales.byteSize();
+        }
+
+        @Override
+        public String typeName() {
+            return "Q8 (llama2.c)";
+        }
+
+        /** runq's dequantization: q * scale, value by value. */
+        @Override
+        public void dequantizeRow(int row, float[] out, int off) {
+            long base = (long) row * cols;
+            for (int i = 0; i < cols; i++) {
+                out[off + i] = values.get(ValueLayout.JAVA_BYTE, base + i) * scales.get(FLOAT, (base + i) / groupSize * Float.BYTES);
+            }
+        }
+    }
+
+    /** IEEE half-precision weights: rows × cols little-endian 16-bit values. */
+    record F16(MemorySegment data, int rows, int cols) implements Matrix {
+        public F16 {
+            checkBlocks("F16", data, rows, cols, 1, 2);
+        }
+
+        @Override
+        public long byteSize() {
+            return data.byteSize();
+        }
+
+        @Override
+        public String typeName() {
+            return "F16";
+        }
+
+        @Override
+        public void dequantizeRow(int row, float[] out, int off) {
+            long base = (long) row * cols * 2;
+            for (int i = 0; i < cols; i++) {
+                out[off + i] = Float.float16ToFloat(data.get(SHORT, base + 2L * i));
+            }
+        }
+    }
+
+    /** bfloat16 weights: rows × cols little-endian 16-bit values, each the upper half of a float32. */
+    record BF16(MemorySegment data, int rows, int cols) implements Matrix {
+        public BF16 {
+            checkBlocks("BF16", data, rows, cols, 1, 2);
+        }
+
+        @Override
+        public long byteSize() {
+            return data.byteSize();
+        }
+
+        @Override
+        public String typeName() {
+            return "BF16";
+        }
+
+        @Override
+        public void dequantizeRow(int row, float[] out, int off) {
+            long base = (long) row * cols * 2;
+            for (int i = 0; i < cols; i++) {
+                out[off + i] = bf16ToFloat(data.get(SHORT, base + 2L * i));
+            }
+        }
+    }
+
+    /** GGML Q8_0: blocks of 32 values, {@code f16 d, int8 qs[32]} (34 bytes); x = d * q. */
+    record Q8_0(MemorySegment data, int rows, int cols) implements Matrix {
+        public static final int BLOCK = 32, BLOCK_BYTES = 34;
+
+        public Q8_0 {
+            checkBlocks("Q8_0", data, rows, cols, BLOCK, BLOCK_BYTES);
+        }
+
+        /** Bytes of one row of {@code cols} values. */
+        public static long rowBytes(int cols) {
+            return (long) cols / BLOCK * BLOCK_BYTES;
+        }
+
+        @Override
+        public long byteSize() {
+            return data.byteSize();
+        }
+
+        @Override
+        public String typeName() {
+            return "Q8_0";
+        }
+
+        @Override
+        public void dequantizeRow(int row, float[] out, int off) {
+            long b = row * rowBytes(cols);
+            for (int j = 0; j < cols; j += BLOCK, b += BLOCK_BYTES) {
+                float d = Float.float16ToFloat(data.get(SHORT, b));
+                for (int k = 0; k < BLOCK; k++) {
+                    out[off + j + k] = data.get(ValueLayout.JAVA_BYTE, b + 2 + k) * d;
+                }
+            }
+        }
+    }
+
+    /**
+     * GGML Q4_0: blocks of 32 values, {@code f16 d, u8 qs[16]} (18 bytes); value k < 16 is the low
+     * nibble of qs[k], value k + 16 its high nibble; x = d * (nibble - 8).
+     */
+    record Q4_0(MemorySegment data, int rows, int cols) implements Matrix {
+        public static final int BLOCK = 32, BLOCK_BYTES = 18;
+
+        public Q4_0 {
+            checkBlocks("Q4_0", data, rows, cols, BLOCK, BLOCK_BYTES);
+        }
+
+        public static long rowBytes(int cols) {
+            return (long) cols / BLOCK * BLOCK_BYTES;
+        }
+
+        @Override
+        public long byteSize() {
+            return data.byteSize();
+        }
+
+        @Override
+        public String typeName() {
+            return "Q4_0";
+        }
+
+        @Override
+        public void dequantizeRow(int row, float[] out, int off) {
+            long b = row * rowBytes(cols);
+            for (int j = 0; j < cols; j += BLOCK, b += BLOCK_BYTES) {
+                float d = Float.float16ToFloat(data.get(SHORT, b));
+                for (int k = 0; k < 16; k++) {
+                    int q = data.get(ValueLayout.JAVA_BYTE, b + 2 + k) & 0xFF;
+                    out[off + j + k] = ((q & 0x0F) - 8) * d;
+                    out[off + j + k + 16] = ((q >>> 4) - 8) * d;
+                }
+            }
+        }
+    }
+
+    /**
+     * GGML Q4_K: super-blocks of 256 values, {@code f16 d, f16 dmin, u8 scales[12], u8 qs[128]}
+     * (144 bytes). Eight sub-blocks of 32 values, each with a 6-bit scale sc and a 6-bit min m packed
+     * in scales[12] (see {@link #scale} and {@link #min}); x = d * sc * nibble - dmin * m. Sub-blocks
+     * 2i and 2i+1 share the 32 bytes qs[32i ..]: low nibbles for the first, high for the second.
+     */
+    record Q4_K(MemorySegment data, int rows, int cols) implements Matrix {
+        public static final int BLOCK = 256, BLOCK_BYTES = 144;
+
+        public Q4_K {
+            checkBlocks("Q4_K", data, rows, cols, BLOCK, BLOCK_BYTES);
+        }
+
+        public static long rowBytes(int cols) {
+            return (long) cols / BLOCK * BLOCK_BYTES;
+        }
+
+        /** The 6-bit scale of sub-block j (0..7) from the 12 packed bytes at {@code scales} (GGML's get_scale_min_k4). */
+        public static int scale(MemorySegment s, long scales, int j) {
+            return j < 4 ? u8(s, scales + j) & 63 : (u8(s, scales + j + 4) & 0x0F) | ((u8(s, scales + j - 4) >>> 6) << 4);
+        }
+
+        /** The 6-bit min of sub-block j (0..7). */
+        public static int min(MemorySegment s, long scales, int j) {
+            return j < 4 ? u8(s, scales + j + 4) & 63 : (u8(s, scales + j + 4) >>> 4) | ((u8(s, scales + j) >>> 6) << 4);
+        }
+
+        private static int u8(MemorySegment s, long at) {
+            return s.get(ValueLayout.JAVA_BYTE, at) & 0xFF;
+        }
+
+        @Override
+        public long byteSize() {
+            return data.byteSize();
+        }
+
+        @Override
+        public String typeName() {
+            return "Q4_K";
+        }
+
+        @Override
+        public void dequantizeRow(int row, float[] out, int off) {
+            long b = row * rowBytes(cols);
+            for (int j = 0; j < cols; j += BLOCK, b += BLOCK_BYTES) {
+                float d = Float.float16ToFloat(data.get(SHORT, b));
+                float dmin = Float.float16ToFloat(data.get(SHORT, b + 2));
+                long qs = b + 16;
+                for (int sub = 0; sub < 8; sub += 2) {
+                    float d1 = d * scale(data, b + 4, sub), m1 = dmin * min(data, b + 4, sub);
+                    float d2 = d * scale(data, b + 4, sub + 1), m2 = dmin * min(data, b + 4, sub + 1);
+                    int o = off + j + sub * 32;
+                    for (int l = 0; l < 32; l++) {
+                        int q = u8(data, qs + l);
+                        out[o + l] = d1 * (q & 0x0F) - m1;
+                        out[o + 32 + l] = d2 * (q >>> 4) - m2;
+                    }
+                    qs += 32;
+                }
+            }
+        }
+    }
+
+    /**
+     * GGML Q6_K: super-blocks of 256 values, {@code u8 ql[128], u8 qh[64], int8 scales[16], f16 d}
+     * (210 bytes). Sixteen sub-blocks of 16 values with an int8 scale each; a value's 6 bits are
+     * 4 from ql and 2 from qh, and x = d * scale * (q - 32). In each half of 128 values (ql 64
+     * bytes, qh 32 bytes, 8 scales), value l + 32i (l < 32, i < 4) takes the low (i < 2) or high (i >= 2)
+     * nibble of ql[l + 32 (i mod 2)] and bits 2i..2i+1 of qh[l]; its scale is scales[l / 16 + 2i].
+     */
+    record Q6_K(MemorySegment data, int rows, int cols) implements Matrix {
+        public static final int BLOCK = 256, BLOCK_BYTES = 210;
+
+        public Q6_K {
+            checkBlocks("Q6_K", data, rows, cols, BLOCK, BLOCK_BYTES);
+        }
+
+        public static long rowBytes(int cols) {
+            return (long) cols / BLOCK * BLOCK_BYTES;
+        }
+
+        @Override
+        public long byteSize() {
+            return data.byteSize();
+        }
+
+        @Override
+        public String typeName() {
+            return "Q6_K";
+        }
+
+        @Override
+        public void dequantizeRow(int row, float[] out, int off) {
+            long b = row * rowBytes(cols);
+            for (int j = 0; j < cols; j += BLOCK, b += BLOCK_BYTES) {
+                float d = Float.float16ToFloat(data.get(SHORT, b + 208));
+                for (int half = 0; half < 2; half++) {
+                    long ql = b + 64L * half, qh = b + 128 + 32L * half, sc = b + 192 + 8L * half;
+                    int o = off + j + 128 * half;
+                    for (int l = 0; l < 32; l++) {
+                        int is = l / 16;
+                        int lo = data.get(ValueLayout.JAVA_BYTE, ql + l) & 0xFF, hi = data.get(ValueLayout.JAVA_BYTE, ql + l + 32) & 0xFF;
+                        int h = data.get(ValueLayout.JAVA_BYTE, qh + l) & 0xFF;
+                        int q1 = ((lo & 0x0F) | ((h & 3) << 4)) - 32;
+                        int q2 = ((hi & 0x0F) | (((h >>> 2) & 3) << 4)) - 32;
+                        int q3 = ((lo >>> 4) | (((h >>> 4) & 3) << 4)) - 32;
+                        int q4 = ((hi >>> 4) | (((h >>> 6) & 3) << 4)) - 32;
+                        out[o + l] = d * data.get(ValueLayout.JAVA_BYTE, sc + is) * q1;
+                        out[o + l + 32] = d * data.get(ValueLayout.JAVA_BYTE, sc + is + 2) * q2;
+                        out[o + l + 64] = d * data.get(ValueLayout.JAVA_BYTE, sc + is + 4) * q3;
+                        out[o + l + 96] = d * data.get(ValueLayout.JAVA_BYTE, sc + is + 6) * q4;
+                    }
+                }
+            }
         }
     }
 }

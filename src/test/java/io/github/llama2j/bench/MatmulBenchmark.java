@@ -151,6 +151,7 @@ public class MatmulBenchmark {
         switch (m) {
             case Matrix.F32 f -> parallel.forRange(f.rows(), 16, (r0, r1) -> kernels.matmulF32(out, x, f, r0, r1));
             case Matrix.Q8 q -> parallel.forRange(q.rows(), 16, (r0, r1) -> kernels.matmulQ8(out, xq, xs, q, r0, r1));
+            default -> throw new IllegalStateException(m.typeName());
         }
         bytes.gbPerSecond += m.byteSize() / 1e9;
         return out[0];

@@ -59,6 +59,7 @@ final class ReferenceForward {
                     x[i] = m.values().get(ValueLayout.JAVA_BYTE, at) * m.scales().getAtIndex(ScalarKernels.FLOAT, at / m.groupSize());
                 }
             }
+            default -> throw new IllegalArgumentException("llama2.c reference: no " + w.tokenEmbedding().typeName() + " matrices");
         }
         for (int l = 0; l < c.nLayers(); l++) {
             ScalarKernels.rmsnorm(xb, x, w.rmsAtt()[l], dim);
@@ -94,6 +95,7 @@ final class ReferenceForward {
                 ScalarKernels.quantize(in, n, q8.groupSize(), qv, sv);
                 s.matmulQ8(out, qv, sv, q8, 0, q8.rows());
             }
+            default -> throw new IllegalArgumentException("llama2.c reference: no " + m.typeName() + " matrices");
         }
     }
 }

@@ -174,6 +174,7 @@ class CheckpointFuzzTest {
                 parts.add(q.values());
                 parts.add(q.scales());
             }
+            default -> FuzzProperties.check(false, "a llama2.c checkpoint with a " + m.typeName() + " matrix");
         }
     }
 

@@ -7,6 +7,7 @@ import io.github.llama2j.math.FloatMath;
 import io.github.llama2j.model.Configuration;
 import io.github.llama2j.model.Matrix;
 import io.github.llama2j.model.Weights;
+import io.github.llama2j.tornado.TensorTypes;
 
 
 /**
@@ -198,6 +199,7 @@ final class CpuShard implements Shard {
         switch (classifier) {
             case Matrix.F32 f -> parallel.forRange(v1 - v0, (a, b) -> kernels.matmulF32(out, in.xb, f, v0 + a, v0 + b));
             case Matrix.Q8 q8 -> parallel.forRange(v1 - v0, (a, b) -> kernels.matmulQ8(out, in.xq, in.xs, q8, v0 + a, v0 + b));
+            default -> throw TensorTypes.unsupported(classifier, "classifier");
         }
     }
 
@@ -224,6 +226,7 @@ final class CpuShard implements Shard {
         switch (m) {
             case Matrix.F32 f -> kernels.matmulF32(out, in.xb, f, r0, r1);
             case Matrix.Q8 q8 -> kernels.matmulQ8(out, in.xq, in.xs, q8, r0, r1);
+            default -> throw TensorTypes.unsupported(m, "a layer matrix");
         }
     }
 
@@ -231,6 +234,7 @@ final class CpuShard implements Shard {
         switch (m) {
             case Matrix.F32 f -> parallel.forRange(f.rows(), (r0, r1) -> kernels.matmulF32(out, x, f, r0, r1));
             case Matrix.Q8 q8 -> parallel.forRange(q8.rows(), (r0, r1) -> kernels.matmulQ8(out, xq, xs, q8, r0, r1));
+            default -> throw TensorTypes.unsupported(m, "a layer matrix");
         }
     }
 

@@ -6,6 +6,7 @@ import io.github.llama2j.model.Configuration;
 import io.github.llama2j.model.Matrix;
 import io.github.llama2j.model.Weights;
 import io.github.llama2j.profile.Profiler;
+import io.github.llama2j.tornado.TensorTypes;
 
 import java.io.PrintStream;
 import java.lang.foreign.MemorySegment;
@@ -297,6 +298,7 @@ public final class HybridEngine implements InferenceEngine {
                             * m.scales().get(ScalarKernels.FLOAT, (base + i) / gs * Float.BYTES);
                 }
             }
+            default -> throw TensorTypes.unsupported(w.tokenEmbedding(), "token_embedding");
         }
     }
 

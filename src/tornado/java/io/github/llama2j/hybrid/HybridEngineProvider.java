@@ -10,6 +10,7 @@ import io.github.llama2j.math.FloatMath;
 import io.github.llama2j.model.Configuration;
 import io.github.llama2j.model.Model;
 import io.github.llama2j.model.Weights;
+import io.github.llama2j.tornado.TensorTypes;
 import io.github.llama2j.tornado.TornadoAccess;
 import io.github.llama2j.tornado.TornadoEngine;
 import io.github.llama2j.tornado.TornadoSettings;
@@ -67,6 +68,7 @@ public final class HybridEngineProvider implements EngineProvider {
     private static InferenceEngine build(Model model, EngineOptions options, TornadoSettings settings, PrintStream summary,
                                          double attention, double ffn, double classifier, boolean wholeDeviceEngine) {
         TornadoAccess.requireNoBailoutRecovery();
+        TensorTypes.requireSupported(model.config(), model.weights());
         TornadoDevice device = TornadoAccess.selectDevice(options.device());
         TornadoSettings s = settings != null ? settings : TornadoSettings.load(device.getDeviceType().name());
         long global = device.getMaxGlobalMemory();

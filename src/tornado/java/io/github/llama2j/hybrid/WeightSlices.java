@@ -2,6 +2,7 @@ package io.github.llama2j.hybrid;
 
 import io.github.llama2j.Llama2jException;
 import io.github.llama2j.model.Matrix;
+import io.github.llama2j.tornado.TensorTypes;
 import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
 import uk.ac.manchester.tornado.api.types.arrays.Int8Array;
 
@@ -38,6 +39,7 @@ final class WeightSlices {
                         q.scales().asSlice(r0 * groupsPerRow * Float.BYTES, n * groupsPerRow * Float.BYTES),
                         n, q.cols(), q.groupSize());
             }
+            default -> throw TensorTypes.unsupported(m, "a sliced matrix");
         };
     }
 
@@ -67,6 +69,7 @@ final class WeightSlices {
                 copyQ8Columns(q, c0, c1, values, scales, 0);
                 yield new Matrix.Q8(values, scales, rows, n, gs);
             }
+            default -> throw TensorTypes.unsupported(m, "a sliced matrix");
         };
     }
 
@@ -79,6 +82,7 @@ final class WeightSlices {
         return switch (m) {
             case Matrix.F32 f -> new long[]{rows * n * Float.BYTES};
             case Matrix.Q8 q -> new long[]{rows * n, rows * (n / q.groupSize()) * Float.BYTES};
+            default -> throw TensorTypes.unsupported(m, "a sliced matrix");
         };
     }
 
@@ -156,6 +160,7 @@ final class WeightSlices {
                 }
                 return new Q8Slice(v, s, (int) rows, cols, gs);
             }
+            default -> throw TensorTypes.unsupported(parts[0], name);
         }
     }
 
@@ -179,6 +184,7 @@ final class WeightSlices {
                 copyQ8Columns(q, c0, c1, v.getSegment(), s.getSegment(), 0);
                 return new Q8Slice(v, s, rows, n, q.groupSize());
             }
+            default -> throw TensorTypes.unsupported(m, name);
         }
     }
 

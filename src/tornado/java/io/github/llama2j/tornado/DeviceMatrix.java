@@ -74,6 +74,7 @@ sealed interface DeviceMatrix permits DeviceMatrix.F32, DeviceMatrix.Q8 {
                 }
                 return new Q8(bytes(name, values), floats(name, scales), (int) rows, cols, first.groupSize());
             }
+            default -> throw TensorTypes.unsupported(parts[0], name);
         }
     }
 

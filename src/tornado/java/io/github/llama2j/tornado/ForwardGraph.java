@@ -397,6 +397,7 @@ final class ForwardGraph {
 
     /** Rejects weights of mixed types (a checkpoint is all float32 or all Q8_0). */
     static void checkUniform(Configuration c, Weights w) {
+        TensorTypes.requireSupported(c, w);
         Class<?> want = c.quantized() ? Matrix.Q8.class : Matrix.F32.class;
         List<Matrix> all = new ArrayList<>(List.of(w.tokenEmbedding(), w.classifier()));
         for (int l = 0; l < c.nLayers(); l++) {

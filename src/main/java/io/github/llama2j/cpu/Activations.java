@@ -1,0 +1,233 @@
+package io.github.llama2j.cpu;
+
+import io.github.llama2j.model.Matrix;
+
+/**
+ * The input vector of a matrix product, with the converted forms the weight types need, each
+ * prepared once per input: llama.cpp converts the activations before every product with a
+ * non-F32 weight, and llama2.c's runq quantizes them before every Q8 product. Following that
+ * arithmetic is what lets the engine agree with their logits.
+ *
+ * <ul>
+ *   <li>{@link Matrix.F32}: the floats as they are.</li>
+ *   <li>{@link Matrix.Q8} (llama2.c): runq's groups (the matrix's group size, scale max|x| / 127,
+ *       round half away from zero), the same quantization as before this class existed.</li>
+ *   <li>{@link Matrix.F16}, {@link Matrix.BF16}: each value rounded to F16 (BF16), nearest even,
+ *       kept as floats (every F16/BF16 value is a float, and the product of two is exact in float).</li>
+ *   <li>{@link Matrix.Q8_0}, {@link Matrix.Q4_0}: GGML Q8_0 blocks of 32 as llama.cpp's x86 code
+ *       makes them (quantize_row_q8_0 with AVX): amax = max|x|, d = amax / 127 stored as F16,
+ *       q = round-half-even(x * (127 / amax)).</li>
+ *   <li>{@link Matrix.Q4_K}, {@link Matrix.Q6_K}: GGML Q8_K blocks of 256 (quantize_row_q8_K_ref):
+ *       max = the first value of largest magnitude, iscale = -127 / max, q = min(127,
+ *       round-half-even(iscale * x)), d = 1 / iscale (a float), plus the sums of each 16 q's.</li>
+ * </ul>
+ *
+ * <p>Use: {@link #input} names the new input (the array is not copied, so it must not change until
+ * the products that read it are done), then {@link #prepareFor} for each matrix about to read it,
+ * on the thread that dispatches the product, before the workers start; the workers only read the
+ * prepared forms. The quantized values are kept as shorts, widened once for the vector kernels.
+ */
+public final class Activations {
+    /** Q8_0 and Q8_K block sizes. */
+    static final int Q8_0_BLOCK = 32, Q8_K_BLOCK = 256, Q8_K_SUM = 16;
+
+    private float[] x;
+    private int n;
+
+    // llama2.c Q8 (runq): int8 values and one float scale per group of q8Group
+    byte[] q8;
+    float[] q8Scales;
+    int q8Group;
+    private boolean q8Ready;
+
+    // F16 / BF16: x rounded to each, as floats
+    float[] f16, bf16;
+    private boolean f16Ready, bf16Ready;
+
+    // GGML Q8_0: values (as shorts) and the F16 scale of each block of 32, as a float
+    short[] q80;
+    float[] q80Scales;
+    private boolean q80Ready;
+
+    // GGML Q8_K: values (as shorts), the float scale of each block of 256, the sum of each 16 values
+    short[] q8K;
+    float[] q8KScales;
+    int[] q8KSums;
+    private boolean q8KReady;
+
+    /** Activations whose inputs will have at most {@code capacity} values (arrays grow if needed). */
+    public Activations(int capacity) {
+        allocate(capacity);
+    }
+
+    private void allocate(int capacity) {
+        q8 = new byte[capacity];
+        q8Scales = new float[capacity];
+        f16 = new float[capacity];
+        bf16 = new float[capacity];
+        q80 = new short[capacity];
+        q80Scales = new float[capacity / Q8_0_BLOCK + 1];
+        q8K = new short[capacity];
+        q8KScales = new float[capacity / Q8_K_BLOCK + 1];
+        q8KSums = new int[capacity / Q8_K_SUM + 1];
+    }
+
+    /** The input is now {@code x[0 .. n)}: forgets every prepared form. */
+    public void input(float[] x, int n) {
+        if (n > x.length) {
+            throw new IllegalArgumentException("input of " + n + " values in an array of " + x.length);
+        }
+        this.x = x;
+        this.n = n;
+        if (n > q8.length) {
+            allocate(n);
+        }
+        q8Ready = f16Ready = bf16Ready = q80Ready = q8KReady = false;
+    }
+
+    /** The float input (its first {@link #size()} values). */
+    public float[] x() {
+        return x;
+    }
+
+    public int size() {
+        return n;
+    }
+
+    /** Prepares (once per input) the form {@code m}'s kernel reads; {@code m.cols()} must be the input's size. */
+    public void prepareFor(Matrix m) {
+        if (m.cols() != n) {
+            throw new IllegalArgumentException(m.typeName() + " matrix of " + m.cols() + " columns for an input of " + n);
+        }
+        switch (m) {
+            case Matrix.F32 f -> {
+            }
+            case Matrix.Q8 q -> {
+                if (!q8Ready || q8Group != q.groupSize()) {
+                    VectorOps.quantize(x, n, q.groupSize(), q8, q8Scales);
+                    q8Group = q.groupSize();
+                    q8Ready = true;
+                }
+            }
+            case Matrix.F16 h -> {
+                if (!f16Ready) {
+                    toF16(x, n, f16);
+                    f16Ready = true;
+                }
+            }
+            case Matrix.BF16 h -> {
+                if (!bf16Ready) {
+                    toBf16(x, n, bf16);
+                    bf16Ready = true;
+                }
+            }
+            case Matrix.Q8_0 q -> prepareQ8_0();
+            case Matrix.Q4_0 q -> prepareQ8_0();
+            case Matrix.Q4_K q -> prepareQ8K();
+            case Matrix.Q6_K q -> prepareQ8K();
+        }
+    }
+
+    private void prepareQ8_0() {
+        if (!q80Ready) {
+            quantizeQ8_0(x, n, q80, q80Scales);
+            q80Ready = true;
+        }
+    }
+
+    private void prepareQ8K() {
+        if (!q8KReady) {
+            quantizeQ8K(x, n, q8K, q8KScales, q8KSums);
+            q8KReady = true;
+        }
+    }
+
+    /** Throws unless the form {@code m} reads has been prepared for the current input (a kernel's guard). */
+    void check(Matrix m) {
+        boolean ready = switch (m) {
+            case Matrix.F32 f -> x != null;
+            case Matrix.Q8 q -> q8Ready && q8Group == q.groupSize();
+            case Matrix.F16 h -> f16Ready;
+            case Matrix.BF16 h -> bf16Ready;
+            case Matrix.Q8_0 q -> q80Ready;
+            case Matrix.Q4_0 q -> q80Ready;
+            case Matrix.Q4_K q -> q8KReady;
+            case Matrix.Q6_K q -> q8KReady;
+        };
+        if (!ready || m.cols() != n) {
+            throw new IllegalStateException("activations not prepared for a " + m.typeName() + " matrix of " + m.cols() + " columns");
+        }
+    }
+
+    // ------------------------------------------------------------------ the conversions (reference arithmetic)
+
+    /** Each value rounded to the nearest F16 (ties to even), back as a float. */
+    static void toF16(float[] x, int n, float[] out) {
+        for (int i = 0; i < n; i++) {
+            out[i] = Float.float16ToFloat(Float.floatToFloat16(x[i]));
+        }
+    }
+
+    /** Each value rounded to the nearest BF16 (ties to even), back as a float. */
+    static void toBf16(float[] x, int n, float[] out) {
+        for (int i = 0; i < n; i++) {
+            out[i] = Matrix.bf16ToFloat(Matrix.floatToBf16(x[i]));
+        }
+    }
+
+    /**
+     * llama.cpp's x86 quantize_row_q8_0: per block of 32, d = F16(amax / 127) and
+     * q = round-half-even(x * (127 / amax)) (0 for an all-zero block); scales[b] is d as a float.
+     */
+    static void quantizeQ8_0(float[] x, int n, short[] q, float[] scales) {
+        for (int b = 0; b < n / Q8_0_BLOCK; b++) {
+            int base = b * Q8_0_BLOCK;
+            float amax = 0.0f;
+            for (int i = base; i < base + Q8_0_BLOCK; i++) {
+                amax = Math.max(amax, Math.abs(x[i]));
+            }
+            scales[b] = Float.float16ToFloat(Float.floatToFloat16(amax / 127.0f));
+            float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+            for (int i = base; i < base + Q8_0_BLOCK; i++) {
+                q[i] = (short) Math.clamp((long) Math.rint(x[i] * id), -128, 127);
+            }
+        }
+    }
+
+    /**
+     * llama.cpp's quantize_row_q8_K_ref: per block of 256, max = the first value with the largest
+     * magnitude, iscale = -127 / max, q = min(127, round-half-even(iscale * x)), scale = 1 / iscale,
+     * and the sum of each run of 16 q's. An all-zero block gets scale 0 and q = 0.
+     */
+    static void quantizeQ8K(float[] x, int n, short[] q, float[] scales, int[] sums) {
+        for (int b = 0; b < n / Q8_K_BLOCK; b++) {
+            int base = b * Q8_K_BLOCK;
+            float max = 0.0f, amax = 0.0f;
+            for (int i = base; i < base + Q8_K_BLOCK; i++) {
+                float ax = Math.abs(x[i]);
+                if (ax > amax) {
+                    amax = ax;
+                    max = x[i];
+                }
+            }
+            if (amax == 0.0f) {
+                scales[b] = 0.0f;
+                java.util.Arrays.fill(q, base, base + Q8_K_BLOCK, (short) 0);
+                java.util.Arrays.fill(sums, base / Q8_K_SUM, (base + Q8_K_BLOCK) / Q8_K_SUM, 0);
+                continue;
+            }
+            float iscale = -127.0f / max;
+            for (int i = base; i < base + Q8_K_BLOCK; i++) {
+                q[i] = (short) Math.min(127, (int) Math.rint(iscale * x[i]));
+            }
+            for (int s = base; s < base + Q8_K_BLOCK; s += Q8_K_SUM) {
+                int sum = 0;
+                for (int i = s; i < s + Q8_K_SUM; i++) {
+                    sum += q[i];
+                }
+                sums[s / Q8_K_SUM] = sum;
+            }
+            scales[b] = 1.0f / iscale;
+        }
+    }
+}

@@ -1,0 +1,517 @@
+package io.github.llama2j.cpu;
+
+import io.github.llama2j.model.GgmlQuantize;
+import io.github.llama2j.model.Matrix;
+import jdk.incubator.vector.FloatVector;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.params.provider.ValueSource;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.SplittableRandom;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
+
+/**
+ * GGML's tensor types on the CPU: the records' layouts and row dequantization, the activation
+ * conversions llama.cpp makes, and every kernel ({@link ScalarKernels}, {@link VectorKernels},
+ * {@link ExactVectorKernels}) against a float64 product of the dequantized values, on fresh random
+ * matrices whose bytes are random (every nibble, sign and scale pattern) and whose F16 scales are
+ * random finite values. Each run draws a new seed, printed in every failure message.
+ *
+ * <p>Bound. The kernels form each block's integer dot exactly, so the only errors are float
+ * roundings: the two scales' product, the block term, and the running sums (at most one per block,
+ * or per value for F16/BF16, plus log2 of the lanes). With u = 2^-24 and S = the sum of
+ * |weight · activation| over the row (mins counted separately for Q4_K, so cancellation cannot
+ * hide them), every result is within {@code 2 (chain + 8) u S} of the float64 value, where chain is
+ * the number of blocks (quantized) or values (F16/BF16) of the row. A misread layout (a swapped
+ * nibble, a wrong scale) moves a result by about |term| ~ S / blocks, hundreds of times more.
+ *
+ * <p>The vector width is the JVM's preferred one; the build runs this class again with
+ * {@code -XX:MaxVectorSize=32} and {@code =16} so the 256- and 128-bit species run too.
+ */
+@Tag("vector-widths")
+class GgmlKernelsTest {
+    private static final String[] TYPES = {"F16", "BF16", "Q8_0", "Q4_0", "Q4_K", "Q6_K"};
+    private static final double U = 0x1p-24;
+
+    private final long seed = new SplittableRandom().nextLong();
+    private final SplittableRandom rnd = new SplittableRandom(seed);
+    private final Arena arena = Arena.ofConfined();
+    private final String where = "seed " + seed + ", " + FloatVector.SPECIES_PREFERRED.vectorBitSize() + "-bit vectors";
+
+    @AfterEach
+    void close() {
+        arena.close();
+    }
+
+    // ------------------------------------------------------------------ random matrices in GGML layouts
+
+    private static int blockValues(String type) {
+        return switch (type) {
+            case "F16", "BF16" -> 1;
+            case "Q8_0", "Q4_0" -> 32;
+            default -> 256;
+        };
+    }
+
+    private static int blockBytes(String type) {
+        return switch (type) {
+            case "F16", "BF16" -> 2;
+            case "Q8_0" -> 34;
+            case "Q4_0" -> 18;
+            case "Q4_K" -> 144;
+            default -> 210;
+        };
+    }
+
+    /** A random F16 scale: normal magnitudes over several binades, either sign, now and then zero or subnormal. */
+    private short randomHalf() {
+        int kind = rnd.nextInt(20);
+        if (kind == 0) {
+            return 0;
+        }
+        if (kind == 1) {
+            return (short) rnd.nextInt(1, 0x400); // subnormal
+        }
+        return Float.floatToFloat16((float) (rnd.nextGaussian() * Math.scalb(1.0, rnd.nextInt(-12, 0))));
+    }
+
+    /**
+     * rows × cols of {@code type}: random bytes, then every F16 field (the values of an F16 matrix,
+     * the block scales) set to a random finite half; starting {@code misalign} bytes into its buffer.
+     */
+    Matrix randomMatrix(String type, int rows, int cols, int misalign) {
+        long rowBytes = (long) cols / blockValues(type) * blockBytes(type);
+        MemorySegment data = arena.allocate(rows * rowBytes + misalign, 64).asSlice(misalign, rows * rowBytes);
+        for (long i = 0; i < data.byteSize(); i++) {
+            data.set(ValueLayout.JAVA_BYTE, i, (byte) rnd.nextInt(256));
+        }
+        long blocks = rows * rowBytes / blockBytes(type);
+        for (long blk = 0; blk < blocks; blk++) {
+            long b = blk * blockBytes(type);
+            switch (type) {
+                case "F16" -> data.set(Matrix.SHORT, b, randomHalf());
+                case "BF16" -> data.set(Matrix.SHORT, b, Matrix.floatToBf16((float) (rnd.nextGaussian() * Math.scalb(1.0, rnd.nextInt(-8, 2)))));
+                case "Q8_0", "Q4_0" -> data.set(Matrix.SHORT, b, randomHalf());
+                case "Q4_K" -> {
+                    data.set(Matrix.SHORT, b, randomHalf());
+                    data.set(Matrix.SHORT, b + 2, randomHalf());
+                }
+                default -> data.set(Matrix.SHORT, b + 208, randomHalf());
+            }
+        }
+        return switch (type) {
+            case "F16" -> new Matrix.F16(data, rows, cols);
+            case "BF16" -> new Matrix.BF16(data, rows, cols);
+            case "Q8_0" -> new Matrix.Q8_0(data, rows, cols);
+            case "Q4_0" -> new Matrix.Q4_0(data, rows, cols);
+            case "Q4_K" -> new Matrix.Q4_K(data, rows, cols);
+            default -> new Matrix.Q6_K(data, rows, cols);
+        };
+    }
+
+    float[] randomInput(int n) {
+        float[] x = new float[n];
+        for (int i = 0; i < n; i++) {
+            x[i] = (float) (rnd.nextGaussian() * Math.scalb(1.0, rnd.nextInt(-4, 4)));
+        }
+        if (n >= 64 && rnd.nextBoolean()) {
+            java.util.Arrays.fill(x, 0, 32, 0.0f); // an all-zero block (scale 0)
+        }
+        return x;
+    }
+
+    // ------------------------------------------------------------------ an independent float64 reading of the layouts
+
+    private static int u8(MemorySegment s, long at) {
+        return s.get(ValueLayout.JAVA_BYTE, at) & 0xFF;
+    }
+
+    private static double half(MemorySegment s, long at) {
+        return Float.float16ToFloat(s.get(Matrix.SHORT, at));
+    }
+
+    /** ggml's get_scale_min_k4, restated: sub-block j's 6-bit {scale, min} from the 12 bytes at q. */
+    private static int[] scaleMinK4(MemorySegment s, long q, int j) {
+        if (j < 4) {
+            return new int[]{u8(s, q + j) & 63, u8(s, q + j + 4) & 63};
+        }
+        return new int[]{(u8(s, q + j + 4) & 0xF) | ((u8(s, q + j - 4) >> 6) << 4), (u8(s, q + j + 4) >> 4) | ((u8(s, q + j) >> 6) << 4)};
+    }
+
+    /**
+     * Row r as float64 values: out[0][v] the value, out[1][v] its magnitude for error bounds
+     * (|value|, but |d sc q| + |dmin m| for Q4_K). Written from the layout, value by value.
+     */
+    static double[][] exactRow(Matrix m, int r) {
+        int n = m.cols();
+        double[] val = new double[n], mag = new double[n];
+        for (int v = 0; v < n; v++) {
+            switch (m) {
+                case Matrix.F16 h -> val[v] = half(h.data(), ((long) r * n + v) * 2);
+                case Matrix.BF16 h -> val[v] = Float.intBitsToFloat(h.data().get(Matrix.SHORT, ((long) r * n + v) * 2) << 16);
+                case Matrix.Q8_0 q -> {
+                    long b = ((long) r * n + v) / 32 * 34;
+                    val[v] = half(q.data(), b) * q.data().get(ValueLayout.JAVA_BYTE, b + 2 + v % 32);
+                }
+                case Matrix.Q4_0 q -> {
+                    long b = ((long) r * n + v) / 32 * 18;
+                    int k = v % 32, byteAt = u8(q.data(), b + 2 + k % 16);
+                    int nib = k < 16 ? byteAt & 0xF : byteAt >> 4;
+                    val[v] = half(q.data(), b) * (nib - 8);
+                }
+                case Matrix.Q4_K q -> {
+                    long b = ((long) r * n + v) / 256 * 144;
+                    int k = v % 256, sub = k / 32;
+                    int byteAt = u8(q.data(), b + 16 + 32 * (sub / 2) + k % 32);
+                    int nib = sub % 2 == 0 ? byteAt & 0xF : byteAt >> 4;
+                    int[] sm = scaleMinK4(q.data(), b + 4, sub);
+                    double a = half(q.data(), b) * sm[0] * nib, c = half(q.data(), b + 2) * sm[1];
+                    val[v] = a - c;
+                    mag[v] = Math.abs(a) + Math.abs(c);
+                }
+                case Matrix.Q6_K q -> {
+                    long b = ((long) r * n + v) / 256 * 210;
+                    int k = v % 256, h = k / 128, i = k % 128 / 32, l = k % 32;
+                    int lo = u8(q.data(), b + 64 * h + l + 32 * (i % 2));
+                    int nib = i < 2 ? lo & 0xF : lo >> 4;
+                    int hi = (u8(q.data(), b + 128 + 32 * h + l) >> (2 * i)) & 3;
+                    int sc = q.data().get(ValueLayout.JAVA_BYTE, b + 192 + 8 * h + l / 16 + 2 * i);
+                    val[v] = half(q.data(), b + 208) * sc * ((nib | hi << 4) - 32);
+                }
+                default -> throw new IllegalArgumentException(m.typeName());
+            }
+            if (!(m instanceof Matrix.Q4_K)) {
+                mag[v] = Math.abs(val[v]);
+            }
+        }
+        return new double[][]{val, mag};
+    }
+
+    /** The activations as the kernel for m reads them, as float64. */
+    static double[] exactInput(Activations a, Matrix m) {
+        int n = a.size();
+        double[] x = new double[n];
+        for (int i = 0; i < n; i++) {
+            x[i] = switch (m) {
+                case Matrix.F16 h -> a.f16[i];
+                case Matrix.BF16 h -> a.bf16[i];
+                case Matrix.Q8_0 q -> (double) a.q80[i] * a.q80Scales[i / 32];
+                case Matrix.Q4_0 q -> (double) a.q80[i] * a.q80Scales[i / 32];
+                default -> (double) a.q8K[i] * a.q8KScales[i / 256];
+            };
+        }
+        return x;
+    }
+
+    // ------------------------------------------------------------------ the kernels
+
+    /** rows, cols (per type: a multiple of its block), r0, r1 (-1: rows), misalignment of the data. */
+    @ParameterizedTest
+    @CsvSource(textBlock = """
+            1, 1, 0, -1, 0
+            3, 2, 0, -1, 1
+            17, 3, 0, -1, 3
+            40, 1, 3, 37, 7
+            33, 8, 1, 33, 2
+            64, 16, 0, -1, 0
+            """)
+    void everyKernelMatchesFloat64(int rows, int blocksPerRow, int r0, int r1, int misalign) {
+        for (String type : TYPES) {
+            int cols = blocksPerRow * (type.startsWith("Q") ? blockValues(type) : 32) + (type.startsWith("Q") ? 0 : blocksPerRow % 2);
+            checkKernels(type, rows, cols, r0, r1 < 0 ? rows : r1, misalign);
+        }
+    }
+
+    /** Wider rows (the shapes of real models) for the quantized types, and odd column counts for F16/BF16. */
+    @ParameterizedTest
+    @ValueSource(ints = {2048, 2304, 4097})
+    void wideRows(int cols) {
+        for (String type : TYPES) {
+            int c = type.startsWith("Q") ? cols / blockValues(type) * blockValues(type) : cols;
+            checkKernels(type, 9, c, 0, 9, 5);
+        }
+    }
+
+    private void checkKernels(String type, int rows, int cols, int r0, int r1, int misalign) {
+        Matrix m = randomMatrix(type, rows, cols, misalign);
+        float[] x = randomInput(cols);
+        Activations a = new Activations(cols);
+        a.input(x, cols);
+        a.prepareFor(m);
+        double[] xe = exactInput(a, m);
+        int chain = type.startsWith("Q") ? cols / blockValues(type) : cols;
+        for (Kernels k : new Kernels[]{new ScalarKernels(), new VectorKernels(), new ExactVectorKernels()}) {
+            float[] out = new float[rows];
+            java.util.Arrays.fill(out, Float.NaN);
+            k.matmul(out, a, m, r0, r1);
+            for (int r = 0; r < rows; r++) {
+                String what = type + " " + rows + "x" + cols + " row " + r + " [" + r0 + ", " + r1 + "), " + k.name() + ", " + where;
+                if (r < r0 || r >= r1) {
+                    assertTrue(Float.isNaN(out[r]), what + ": outside the range, must not be written");
+                    continue;
+                }
+                double[][] w = exactRow(m, r);
+                double exact = 0, s = 0;
+                for (int j = 0; j < cols; j++) {
+                    exact += w[0][j] * xe[j];
+                    s += w[1][j] * Math.abs(xe[j]);
+                }
+                double bound = 2 * (chain + 8) * U * s;
+                assertTrue(Math.abs(out[r] - exact) <= bound,
+                        what + ": " + out[r] + " vs float64 " + exact + ", |diff| " + Math.abs(out[r] - exact) + " > bound " + bound);
+            }
+        }
+    }
+
+    @Test
+    void theBoundIsTightEnoughToSeeALayoutError() {
+        // Reading the high nibble for the low (a plausible slip) changes a Q4_0 row by far more than the bound.
+        Matrix.Q4_0 m = (Matrix.Q4_0) randomMatrix("Q4_0", 1, 4096, 0);
+        float[] x = randomInput(4096);
+        Activations a = new Activations(4096);
+        a.input(x, 4096);
+        a.prepareFor(m);
+        double[] xe = exactInput(a, m);
+        double[][] w = exactRow(m, 0);
+        double right = 0, swapped = 0, s = 0;
+        for (int j = 0; j < 4096; j++) {
+            right += w[0][j] * xe[j];
+            swapped += w[0][(j / 32) * 32 + (j % 32 + 16) % 32] * xe[j];
+            s += w[1][j] * Math.abs(xe[j]);
+        }
+        double bound = 2 * (128 + 8) * U * s;
+        assertTrue(Math.abs(right - swapped) > 10 * bound, "swap moves the row by " + Math.abs(right - swapped) / bound + " bounds, " + where);
+    }
+
+    @Test
+    void anUnpreparedInputIsRefused() {
+        Matrix m = randomMatrix("Q4_K", 2, 256, 0);
+        Activations a = new Activations(256);
+        a.input(randomInput(256), 256);
+        a.prepareFor(randomMatrix("Q8_0", 2, 256, 0)); // prepares Q8_0, not Q8_K
+        assertThrows(IllegalStateException.class, () -> new VectorKernels().matmul(new float[2], a, m, 0, 2));
+        a.prepareFor(m);
+        new VectorKernels().matmul(new float[2], a, m, 0, 2);
+        a.input(randomInput(256), 256); // a new input forgets every prepared form
+        assertThrows(IllegalStateException.class, () -> new ScalarKernels().matmul(new float[2], a, m, 0, 2));
+        assertThrows(IllegalArgumentException.class, () -> a.prepareFor(randomMatrix("Q6_K", 2, 512, 0)));
+    }
+
+    // ------------------------------------------------------------------ layouts and dequantization
+
+    @Test
+    void dequantizeRowIsGgmlsArithmetic() {
+        for (String type : TYPES) {
+            int cols = 512;
+            Matrix m = randomMatrix(type, 3, cols, 3);
+            float[] row = new float[cols + 2];
+            for (int r = 0; r < 3; r++) {
+                m.dequantizeRow(r, row, 1);
+                double[][] e = exactRow(m, r);
+                for (int j = 0; j < cols; j++) {
+                    // F16, BF16, Q8_0, Q4_0: one exact product; Q4_K (one subtraction) and Q6_K (a product of 25 bits): one rounding
+                    double tol = m instanceof Matrix.Q4_K || m instanceof Matrix.Q6_K ? Math.ulp(row[1 + j]) / 2 : 0;
+                    assertTrue(Math.abs(row[1 + j] - e[0][j]) <= tol,
+                            type + " row " + r + " value " + j + ": " + row[1 + j] + " vs " + e[0][j] + ", " + where);
+                }
+            }
+        }
+    }
+
+    @Test
+    void compactConstructorsCheckTheShape() {
+        MemorySegment s = arena.allocate(34 * 4);
+        new Matrix.Q8_0(s, 2, 64);
+        assertThrows(IllegalArgumentException.class, () -> new Matrix.Q8_0(s, 2, 48)); // not whole blocks
+        assertThrows(IllegalArgumentException.class, () -> new Matrix.Q8_0(s, 3, 64)); // segment too small
+        assertThrows(IllegalArgumentException.class, () -> new Matrix.Q4_K(arena.allocate(144), 1, 128));
+        assertThrows(IllegalArgumentException.class, () -> new Matrix.Q6_K(arena.allocate(209), 1, 256));
+        assertThrows(IllegalArgumentException.class, () -> new Matrix.Q4_0(arena.allocate(18), 1, 0));
+        assertThrows(IllegalArgumentException.class, () -> new Matrix.F16(arena.allocate(6), 2, 2));
+        new Matrix.BF16(arena.allocate(8), 2, 2);
+        new Matrix.Q4_K(arena.allocate(144), 1, 256);
+        new Matrix.Q6_K(arena.allocate(420), 2, 256);
+    }
+
+    @Test
+    void quantizersRoundTrip() {
+        int cols = 512;
+        float[] v = randomInput(3 * cols);
+        for (String type : new String[]{"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_K", "Q6_K"}) {
+            Matrix m = GgmlQuantize.quantize(type, v, 3, cols, arena);
+            assertEquals(type.equals("F32") ? "F32" : type, m.typeName());
+            float[] row = new float[cols];
+            for (int r = 0; r < 3; r++) {
+                m.dequantizeRow(r, row, 0);
+                for (int j = 0; j < cols; j++) {
+                    float x = v[r * cols + j];
+                    double amax = 0; // of x's block
+                    int bv = Math.max(blockValues(type), 32);
+                    for (int k = j / bv * bv; k < j / bv * bv + bv; k++) {
+                        amax = Math.max(amax, Math.abs(v[r * cols + k]));
+                    }
+                    double tol = switch (type) {
+                        case "F32" -> 0;
+                        case "F16" -> Math.abs(x) * 0x1p-11 + 0x1p-25; // half the spacing of halves (2^-10 relative, 2^-24 subnormal)
+                        case "BF16" -> Math.ulp(x) * 0x1p15; // half the spacing of bfloat16s (2^-7 relative)
+                        case "Q8_0" -> amax / 127 * 0.51 + amax * 1e-3; // half a step, plus the F16 scale's rounding
+                        case "Q4_0" -> amax / 8 * 1.01 + amax * 2e-3; // a whole step: -max clamps from 16 to 15
+                        case "Q4_K" -> amax * 2 / 15 * 0.51 + amax * 0.05; // half a step, plus the 6-bit scale and min roundings
+                        default -> amax / 31 * 0.51 + amax * 0.05;
+                    };
+                    assertTrue(Math.abs(row[j] - x) <= tol, type + " value " + j + " of row " + r + ": " + x + " -> " + row[j] + ", " + where);
+                }
+            }
+        }
+    }
+
+    @Test
+    void q8_0And4_0QuantizersAreGgmlsReference() {
+        // A block with amax 127 (d = 1, id = 1): ref Q8_0 rounds half away from zero; Q4_0 keeps the first max's sign.
+        float[] x = new float[32];
+        x[0] = 2.5f;
+        x[1] = -2.5f;
+        x[2] = 127f;
+        x[3] = -0.5f;
+        x[4] = 126.49f;
+        MemorySegment s = arena.allocate(34);
+        GgmlQuantize.q8_0(x, 0, 32, s, 0);
+        assertEquals(1.0f, Float.float16ToFloat(s.get(Matrix.SHORT, 0)));
+        assertArrayEquals(new byte[]{3, -3, 127, -1, 126, 0}, s.asSlice(2, 6).toArray(ValueLayout.JAVA_BYTE));
+        float[] y = new float[32];
+        y[5] = -16f; // max = -16: d = 2, values (v / 2 + 8.5) truncated, at most 15
+        y[6] = 16f;
+        y[20] = 3f;
+        MemorySegment q = arena.allocate(18);
+        GgmlQuantize.q4_0(y, 0, 32, q, 0);
+        assertEquals(2.0f, Float.float16ToFloat(q.get(Matrix.SHORT, 0)));
+        assertEquals(8 | (8 << 4), u8(q, 2)); // y[0] = 0 and y[16] = 0: nibble 8
+        assertEquals(0 | (8 << 4), u8(q, 2 + 5)); // -16 / 2 + 8.5 = 0.5 -> 0
+        assertEquals(15 | (8 << 4), u8(q, 2 + 6)); // 16 / 2 + 8.5 = 16.5 -> 16 -> 15
+        assertEquals(8 | (10 << 4), u8(q, 2 + 4)); // y[20] = 3: 1.5 + 8.5 = 10
+    }
+
+    // ------------------------------------------------------------------ activation conversions (llama.cpp's)
+
+    @Test
+    void q8_0ActivationsRoundHalfToEvenWithScale127OverAmax() {
+        float[] x = new float[64];
+        x[0] = 127f;  // amax 127: id = 1, d = 1
+        x[1] = 2.5f;  // ties to even: 2
+        x[2] = -2.5f; // -2
+        x[3] = 3.5f;  // 4
+        x[4] = 0.5f;  // 0
+        x[5] = -126.5f; // -126
+        // block 2: amax 0.1 -> d = F16(0.1 / 127), q = rint(x * (127 / 0.1))
+        x[32] = -0.1f;
+        x[33] = 0.05f;
+        Activations a = new Activations(64);
+        a.input(x, 64);
+        a.prepareFor(new Matrix.Q8_0(arena.allocate(68), 1, 64));
+        assertEquals(1.0f, a.q80Scales[0]);
+        assertArrayEquals(new short[]{127, 2, -2, 4, 0, -126, 0}, java.util.Arrays.copyOf(a.q80, 7));
+        assertEquals(Float.float16ToFloat(Float.floatToFloat16(0.1f / 127f)), a.q80Scales[1]);
+        assertEquals(-127, a.q80[32]);
+        assertEquals((short) Math.rint(0.05f * (127f / 0.1f)), a.q80[33]);
+        // every block of a random input: the same rule, and within [-127, 127]
+        float[] r = randomInput(4096);
+        Activations b = new Activations(4096);
+        b.input(r, 4096);
+        b.prepareFor(new Matrix.Q4_0(arena.allocate(18 * 128), 1, 4096));
+        for (int i = 0; i < 4096; i++) {
+            float amax = 0;
+            for (int k = i / 32 * 32; k < i / 32 * 32 + 32; k++) {
+                amax = Math.max(amax, Math.abs(r[k]));
+            }
+            assertEquals(amax == 0 ? 0 : (short) Math.rint(r[i] * (127f / amax)), b.q80[i], "value " + i + ", " + where);
+            assertTrue(Math.abs(b.q80[i]) <= 127);
+        }
+    }
+
+    @Test
+    void q8KActivationsFollowQuantizeRowQ8KRef() {
+        float[] x = new float[512];
+        x[3] = -127f;  // the first value of largest magnitude is negative: iscale = -127 / -127 = 1, d = 1
+        x[9] = 127f;   // same magnitude later: not the max; q = min(127, 127)
+        x[10] = 0.5f;  // ties to even: 0
+        x[11] = 1.5f;  // 2
+        x[12] = 2.5f;  // 2
+        x[13] = -2.5f; // -2
+        for (int i = 256; i < 512; i++) {
+            x[i] = (i - 300) * 0.125f; // max is the last value, 211 * 0.125, positive: iscale < 0
+        }
+        Activations a = new Activations(512);
+        a.input(x, 512);
+        a.prepareFor(new Matrix.Q6_K(arena.allocate(420), 1, 512));
+        assertEquals(1.0f, a.q8KScales[0]);
+        assertArrayEquals(new short[]{-127, 0, 0, 0, 0, 0, 127, 0, 2, 2, -2, 0}, java.util.Arrays.copyOfRange(a.q8K, 3, 15));
+        assertTrue(a.q8KScales[1] < 0);
+        assertEquals(-127, a.q8K[511]);
+        for (int s = 0; s < 32; s++) {
+            int sum = 0;
+            for (int i = 16 * s; i < 16 * s + 16; i++) {
+                sum += a.q8K[i];
+            }
+            assertEquals(sum, a.q8KSums[s], "sum " + s);
+        }
+        // an all-zero block: scale 0, values 0, sums 0 (even after a non-zero input)
+        a.input(new float[512], 512);
+        a.prepareFor(new Matrix.Q4_K(arena.allocate(288), 1, 512));
+        assertEquals(0f, a.q8KScales[0]);
+        assertEquals(0, a.q8K[3]);
+        assertEquals(0, a.q8KSums[0]);
+    }
+
+    @Test
+    void halfActivationsRoundToNearestEven() {
+        float[] x = {1 + 0x1p-8f, 1 + 3 * 0x1p-8f, 1 + 0x1p-11f, 1 + 3 * 0x1p-11f, 65520f, -0.0f, 1e-8f, Float.NaN};
+        Activations a = new Activations(8);
+        a.input(x, 8);
+        a.prepareFor(new Matrix.BF16(arena.allocate(16), 1, 8));
+        a.prepareFor(new Matrix.F16(arena.allocate(16), 1, 8));
+        assertEquals(1.0f, a.bf16[0]);                 // halfway between 1 and 1 + 2^-7: even
+        assertEquals(1 + 0x1p-6f, a.bf16[1]);           // halfway between 1 + 2^-7 and 1 + 2^-6: even
+        assertEquals(1.0f, a.f16[2]);                  // halfway between 1 and 1 + 2^-10
+        assertEquals(1 + 0x1p-9f, a.f16[3]);
+        assertEquals(Float.POSITIVE_INFINITY, a.f16[4]); // beyond the largest half
+        assertEquals(Float.floatToRawIntBits(-0.0f), Float.floatToRawIntBits(a.bf16[5]));
+        assertEquals(Float.float16ToFloat((short) 0), a.f16[6]);
+        assertTrue(Float.isNaN(a.bf16[7]) && Float.isNaN(a.f16[7]));
+    }
+
+    @Test
+    void f16KernelReadsInfinitiesAndNaNs() {
+        MemorySegment s = arena.allocate(2 * 64);
+        for (int i = 0; i < 64; i++) {
+            s.set(Matrix.SHORT, 2L * i, Float.floatToFloat16(1.0f));
+        }
+        Matrix.F16 m = new Matrix.F16(s, 1, 64);
+        float[] x = new float[64];
+        x[40] = 1.0f;
+        Activations a = new Activations(64);
+        a.input(x, 64);
+        a.prepareFor(m);
+        float[] out = new float[1];
+        for (short special : new short[]{(short) 0x7C00, (short) 0xFC00, (short) 0x7E00}) {
+            s.set(Matrix.SHORT, 2L * 40, special);
+            for (Kernels k : new Kernels[]{new ScalarKernels(), new VectorKernels()}) {
+                k.matmul(out, a, m, 0, 1);
+                float want = Float.float16ToFloat(special);
+                if (Float.isNaN(want) ? !Float.isNaN(out[0]) : out[0] != want) {
+                    fail(k.name() + ": F16 " + Integer.toHexString(special & 0xFFFF) + " read as " + out[0]);
+                }
+            }
+        }
+    }
+}
