@@ -152,12 +152,7 @@ public final class CpuEngine implements InferenceEngine {
         Object segmentClass = switch (m) {
             case Matrix.F32 f -> f.data().getClass();
             case Matrix.Q8 q8 -> q8.values().getClass();
-            case Matrix.F16 h -> h.data().getClass();
-            case Matrix.BF16 h -> h.data().getClass();
-            case Matrix.Q8_0 q -> q.data().getClass();
-            case Matrix.Q4_0 q -> q.data().getClass();
-            case Matrix.Q4_K q -> q.data().getClass();
-            case Matrix.Q6_K q -> q.data().getClass();
+            case Matrix.Ggml g -> g.data().getClass();
         };
         if (!WARMED_UP.add(kernels.getClass().getName() + " " + m.typeName() + " " + segmentClass)) {
             return;

@@ -23,7 +23,8 @@ import java.nio.ByteOrder;
  *
  * <p>This needs 16 float lanes (AVX-512). With fewer, and for the leftover rows of a range (fewer
  * than 16), it uses the scalar loop. Q8_0 products are exact in every mode and use the
- * {@link VectorKernels} Q8 kernel.
+ * {@link VectorKernels} Q8 kernel; GGML's types use the {@link Kernels} defaults, the same vector
+ * kernels as the default mode.
  */
 public final class ExactVectorKernels implements Kernels {
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
@@ -162,42 +163,5 @@ public final class ExactVectorKernels implements Kernels {
     @Override
     public void matmulQ8(float[] out, byte[] xq, float[] xs, Matrix.Q8 w, int r0, int r1) {
         VectorKernels.q8(out, xq, xs, w, r0, r1);
-    }
-
-    // ------------------------------------------------------------------ GGML types
-
-    /*
-     * No exact order to keep for GGML types: llama.cpp itself sums them in different orders in its
-     * one-token and batch kernels. Exact mode uses the vector kernels, as it does for Q8.
-     */
-
-    @Override
-    public void matmulF16(float[] out, Activations x, Matrix.F16 w, int r0, int r1) {
-        GgmlMatmul.f16(out, x, w, r0, r1);
-    }
-
-    @Override
-    public void matmulBF16(float[] out, Activations x, Matrix.BF16 w, int r0, int r1) {
-        GgmlMatmul.bf16(out, x, w, r0, r1);
-    }
-
-    @Override
-    public void matmulQ8_0(float[] out, Activations x, Matrix.Q8_0 w, int r0, int r1) {
-        GgmlMatmul.q8_0(out, x, w, r0, r1);
-    }
-
-    @Override
-    public void matmulQ4_0(float[] out, Activations x, Matrix.Q4_0 w, int r0, int r1) {
-        GgmlMatmul.q4_0(out, x, w, r0, r1);
-    }
-
-    @Override
-    public void matmulQ4_K(float[] out, Activations x, Matrix.Q4_K w, int r0, int r1) {
-        GgmlMatmul.q4_K(out, x, w, r0, r1);
-    }
-
-    @Override
-    public void matmulQ6_K(float[] out, Activations x, Matrix.Q6_K w, int r0, int r1) {
-        GgmlMatmul.q6_K(out, x, w, r0, r1);
     }
 }

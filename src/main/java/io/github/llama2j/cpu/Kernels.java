@@ -15,6 +15,11 @@ import io.github.llama2j.model.Matrix;
  * exact in both (integer dot per group, then runq's sequential float accumulation over groups).
  * GGML quantized products are integer dots per block, scaled and accumulated in float as
  * llama.cpp does; the vector kernels accumulate in a different order (a few ulps).
+ *
+ * <p>The GGML types' methods default to the Vector API kernels ({@link GgmlMatmul}), which both
+ * {@link VectorKernels} and {@link ExactVectorKernels} use: there is no exact order to keep for them
+ * (llama.cpp itself sums them in different orders in its one-token and batch kernels).
+ * {@link ScalarKernels} overrides them with the references.
  */
 public interface Kernels {
 
@@ -43,25 +48,37 @@ public interface Kernels {
     void matmulQ8(float[] out, byte[] xq, float[] xs, Matrix.Q8 w, int r0, int r1);
 
     /** F16 weights times the activations rounded to F16 (products exact in float, summed in float). */
-    void matmulF16(float[] out, Activations x, Matrix.F16 w, int r0, int r1);
+    default void matmulF16(float[] out, Activations x, Matrix.F16 w, int r0, int r1) {
+        GgmlMatmul.f16(out, x, w, r0, r1);
+    }
 
     /** BF16 weights times the activations rounded to BF16. */
-    void matmulBF16(float[] out, Activations x, Matrix.BF16 w, int r0, int r1);
+    default void matmulBF16(float[] out, Activations x, Matrix.BF16 w, int r0, int r1) {
+        GgmlMatmul.bf16(out, x, w, r0, r1);
+    }
 
     /** GGML Q8_0 weights times Q8_0 activations: per block, int dot times (d_w * d_x), summed in float. */
-    void matmulQ8_0(float[] out, Activations x, Matrix.Q8_0 w, int r0, int r1);
+    default void matmulQ8_0(float[] out, Activations x, Matrix.Q8_0 w, int r0, int r1) {
+        GgmlMatmul.q8_0(out, x, w, r0, r1);
+    }
 
     /** GGML Q4_0 weights times Q8_0 activations: per block, int dot of (nibble - 8) and q times (d_w * d_x). */
-    void matmulQ4_0(float[] out, Activations x, Matrix.Q4_0 w, int r0, int r1);
+    default void matmulQ4_0(float[] out, Activations x, Matrix.Q4_0 w, int r0, int r1) {
+        GgmlMatmul.q4_0(out, x, w, r0, r1);
+    }
 
     /**
      * GGML Q4_K weights times Q8_K activations: per super-block, d_w * d_x * sum_j sc_j * dot_j
      * minus dmin_w * d_x * sum_j m_j * (sum of sub-block j's q), the integer sums exact.
      */
-    void matmulQ4_K(float[] out, Activations x, Matrix.Q4_K w, int r0, int r1);
+    default void matmulQ4_K(float[] out, Activations x, Matrix.Q4_K w, int r0, int r1) {
+        GgmlMatmul.q4_K(out, x, w, r0, r1);
+    }
 
     /** GGML Q6_K weights times Q8_K activations: per super-block, d_w * d_x * sum_j sc_j * dot_j(q6 - 32, q8). */
-    void matmulQ6_K(float[] out, Activations x, Matrix.Q6_K w, int r0, int r1);
+    default void matmulQ6_K(float[] out, Activations x, Matrix.Q6_K w, int r0, int r1) {
+        GgmlMatmul.q6_K(out, x, w, r0, r1);
+    }
 
     /** Name used in stats, e.g. {@code scalar} or {@code vector512}. */
     String name();

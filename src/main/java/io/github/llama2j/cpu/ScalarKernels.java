@@ -60,30 +60,23 @@ public final class ScalarKernels implements Kernels {
     /** ggml_vec_dot_f16's reference: products exact in float, summed in double, rounded once. */
     @Override
     public void matmulF16(float[] out, Activations x, Matrix.F16 w, int r0, int r1) {
-        int n = w.cols();
-        float[] xh = x.f16;
-        MemorySegment data = w.data();
-        for (int r = r0; r < r1; r++) {
-            long base = (long) r * n * 2;
-            double sum = 0.0;
-            for (int j = 0; j < n; j++) {
-                sum += Float.float16ToFloat(data.get(SHORT, base + 2L * j)) * xh[j];
-            }
-            out[r] = (float) sum;
-        }
+        halfMatmul(out, x.f16, w.data(), w.cols(), false, r0, r1);
     }
 
     /** ggml_vec_dot_bf16's reference: products exact in float, summed in double, rounded once. */
     @Override
     public void matmulBF16(float[] out, Activations x, Matrix.BF16 w, int r0, int r1) {
-        int n = w.cols();
-        float[] xb = x.bf16;
-        MemorySegment data = w.data();
+        halfMatmul(out, x.bf16, w.data(), w.cols(), true, r0, r1);
+    }
+
+    /** 16-bit weights (F16, or BF16 when {@code bf16}) times x, each row summed in double. */
+    private static void halfMatmul(float[] out, float[] x, MemorySegment data, int n, boolean bf16, int r0, int r1) {
         for (int r = r0; r < r1; r++) {
             long base = (long) r * n * 2;
             double sum = 0.0;
             for (int j = 0; j < n; j++) {
-                sum += Matrix.bf16ToFloat(data.get(SHORT, base + 2L * j)) * xb[j];
+                short h = data.get(SHORT, base + 2L * j);
+                sum += (bf16 ? Matrix.bf16ToFloat(h) : Float.float16ToFloat(h)) * x[j];
             }
             out[r] = (float) sum;
         }

@@ -205,36 +205,4 @@ public final class VectorKernels implements Kernels {
     private static VectorSpecies<Byte> byteSpeciesFor(VectorSpecies<Integer> ints) {
         return ints == null ? null : ByteVector.SPECIES_PREFERRED.withShape(VectorShape.forBitSize(ints.length() * Byte.SIZE));
     }
-
-    // ------------------------------------------------------------------ GGML types
-
-    @Override
-    public void matmulF16(float[] out, Activations x, Matrix.F16 w, int r0, int r1) {
-        GgmlMatmul.f16(out, x, w, r0, r1);
-    }
-
-    @Override
-    public void matmulBF16(float[] out, Activations x, Matrix.BF16 w, int r0, int r1) {
-        GgmlMatmul.bf16(out, x, w, r0, r1);
-    }
-
-    @Override
-    public void matmulQ8_0(float[] out, Activations x, Matrix.Q8_0 w, int r0, int r1) {
-        GgmlMatmul.q8_0(out, x, w, r0, r1);
-    }
-
-    @Override
-    public void matmulQ4_0(float[] out, Activations x, Matrix.Q4_0 w, int r0, int r1) {
-        GgmlMatmul.q4_0(out, x, w, r0, r1);
-    }
-
-    @Override
-    public void matmulQ4_K(float[] out, Activations x, Matrix.Q4_K w, int r0, int r1) {
-        GgmlMatmul.q4_K(out, x, w, r0, r1);
-    }
-
-    @Override
-    public void matmulQ6_K(float[] out, Activations x, Matrix.Q6_K w, int r0, int r1) {
-        GgmlMatmul.q6_K(out, x, w, r0, r1);
-    }
 }

@@ -23,17 +23,36 @@ public final class GgmlQuantize {
     private GgmlQuantize() {
     }
 
-    /** rows × cols values (row-major) as a matrix of {@code type} ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_K", "Q6_K"). */
-    public static Matrix quantize(String type, float[] values, int rows, int cols, SegmentAllocator allocator) {
-        long rowBytes = switch (type) {
+    /** Bytes of a row of {@code cols} values of {@code type} ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_K", "Q6_K"). */
+    public static long rowBytes(String type, int cols) {
+        return switch (type) {
             case "F32" -> 4L * cols;
             case "F16", "BF16" -> 2L * cols;
             case "Q8_0" -> Matrix.Q8_0.rowBytes(cols);
             case "Q4_0" -> Matrix.Q4_0.rowBytes(cols);
             case "Q4_K" -> Matrix.Q4_K.rowBytes(cols);
             case "Q6_K" -> Matrix.Q6_K.rowBytes(cols);
-            default -> throw new IllegalArgumentException("no quantizer for " + type);
+            default -> throw new IllegalArgumentException("unknown tensor type " + type);
         };
+    }
+
+    /** {@code data} as a rows × cols matrix of {@code type}. */
+    public static Matrix wrap(String type, MemorySegment data, int rows, int cols) {
+        return switch (type) {
+            case "F32" -> new Matrix.F32(data, rows, cols);
+            case "F16" -> new Matrix.F16(data, rows, cols);
+            case "BF16" -> new Matrix.BF16(data, rows, cols);
+            case "Q8_0" -> new Matrix.Q8_0(data, rows, cols);
+            case "Q4_0" -> new Matrix.Q4_0(data, rows, cols);
+            case "Q4_K" -> new Matrix.Q4_K(data, rows, cols);
+            case "Q6_K" -> new Matrix.Q6_K(data, rows, cols);
+            default -> throw new IllegalArgumentException("unknown tensor type " + type);
+        };
+    }
+
+    /** rows × cols values (row-major) quantized to {@code type}, in a new segment from {@code allocator}. */
+    public static Matrix quantize(String type, float[] values, int rows, int cols, SegmentAllocator allocator) {
+        long rowBytes = rowBytes(type, cols);
         MemorySegment data = allocator.allocate(rows * rowBytes, 64);
         for (int r = 0; r < rows; r++) {
             int off = r * cols;
@@ -48,15 +67,7 @@ public final class GgmlQuantize {
                 default -> q6_K(values, off, cols, data, at);
             }
         }
-        return switch (type) {
-            case "F32" -> new Matrix.F32(data, rows, cols);
-            case "F16" -> new Matrix.F16(data, rows, cols);
-            case "BF16" -> new Matrix.BF16(data, rows, cols);
-            case "Q8_0" -> new Matrix.Q8_0(data, rows, cols);
-            case "Q4_0" -> new Matrix.Q4_0(data, rows, cols);
-            case "Q4_K" -> new Matrix.Q4_K(data, rows, cols);
-            default -> new Matrix.Q6_K(data, rows, cols);
-        };
+        return wrap(type, data, rows, cols);
     }
 
     /** x[off .. off+n) as F16 at byte {@code at}. */

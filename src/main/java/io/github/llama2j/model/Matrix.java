@@ -23,8 +23,7 @@ import java.nio.ByteOrder;
  * A row is a whole number of blocks (cols is a multiple of the block size), so row r starts at
  * byte {@code r * rowBytes}.
  */
-public sealed interface Matrix permits Matrix.F32, Matrix.Q8, Matrix.F16, Matrix.BF16, Matrix.Q8_0, Matrix.Q4_0,
-        Matrix.Q4_K, Matrix.Q6_K {
+public sealed interface Matrix permits Matrix.F32, Matrix.Q8, Matrix.Ggml {
     ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     ValueLayout.OfShort SHORT = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
@@ -80,6 +79,22 @@ public sealed interface Matrix permits Matrix.F32, Matrix.Q8, Matrix.F16, Matrix
         return rowBytes;
     }
 
+    /** A GGML tensor: rows of whole blocks, one after another, in one segment of the mapped file. */
+    sealed interface Ggml extends Matrix permits F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K {
+        MemorySegment data();
+
+        @Override
+        default long byteSize() {
+            return data().byteSize();
+        }
+
+        /** The record's name is GGML's name of the type. */
+        @Override
+        default String typeName() {
+            return getClass().getSimpleName();
+        }
+    }
+
     /** Float32 weights: rows × cols little-endian floats. */
     record F32(MemorySegment data, int rows, int cols) implements Matrix {
         @Override
@@ -125,19 +140,9 @@ public sealed interface Matrix permits Matrix.F32, Matrix.Q8, Matrix.F16, Matrix
     }
 
     /** IEEE half-precision weights: rows × cols little-endian 16-bit values. */
-    record F16(MemorySegment data, int rows, int cols) implements Matrix {
+    record F16(MemorySegment data, int rows, int cols) implements Ggml {
         public F16 {
             checkBlocks("F16", data, rows, cols, 1, 2);
-        }
-
-        @Override
-        public long byteSize() {
-            return data.byteSize();
-        }
-
-        @Override
-        public String typeName() {
-            return "F16";
         }
 
         @Override
@@ -150,19 +155,9 @@ public sealed interface Matrix permits Matrix.F32, Matrix.Q8, Matrix.F16, Matrix
     }
 
     /** bfloat16 weights: rows × cols little-endian 16-bit values, each the upper half of a float32. */
-    record BF16(MemorySegment data, int rows, int cols) implements Matrix {
+    record BF16(MemorySegment data, int rows, int cols) implements Ggml {
         public BF16 {
             checkBlocks("BF16", data, rows, cols, 1, 2);
-        }
-
-        @Override
-        public long byteSize() {
-            return data.byteSize();
-        }
-
-        @Override
-        public String typeName() {
-            return "BF16";
         }
 
         @Override
@@ -175,7 +170,7 @@ public sealed interface Matrix permits Matrix.F32, Matrix.Q8, Matrix.F16, Matrix
     }
 
     /** GGML Q8_0: blocks of 32 values, {@code f16 d, int8 qs[32]} (34 bytes); x = d * q. */
-    record Q8_0(MemorySegment data, int rows, int cols) implements Matrix {
+    record Q8_0(MemorySegment data, int rows, int cols) implements Ggml {
         public static final int BLOCK = 32, BLOCK_BYTES = 34;
 
         public Q8_0 {
@@ -185,16 +180,6 @@ public sealed interface Matrix permits Matrix.F32, Matrix.Q8, Matrix.F16, Matrix
         /** Bytes of one row of {@code cols} values. */
         public static long rowBytes(int cols) {
             return (long) cols / BLOCK * BLOCK_BYTES;
-        }
-
-        @Override
-        public long byteSize() {
-            return data.byteSize();
-        }
-
-        @Override
-        public String typeName() {
-            return "Q8_0";
         }
 
         @Override
@@ -213,7 +198,7 @@ public sealed interface Matrix permits Matrix.F32, Matrix.Q8, Matrix.F16, Matrix
      * GGML Q4_0: blocks of 32 values, {@code f16 d, u8 qs[16]} (18 bytes); value k < 16 is the low
      * nibble of qs[k], value k + 16 its high nibble; x = d * (nibble - 8).
      */
-    record Q4_0(MemorySegment data, int rows, int cols) implements Matrix {
+    record Q4_0(MemorySegment data, int rows, int cols) implements Ggml {
         public static final int BLOCK = 32, BLOCK_BYTES = 18;
 
         public Q4_0 {
@@ -222,16 +207,6 @@ public sealed interface Matrix permits Matrix.F32, Matrix.Q8, Matrix.F16, Matrix
 
         public static long rowBytes(int cols) {
             return (long) cols / BLOCK * BLOCK_BYTES;
-        }
-
-        @Override
-        public long byteSize() {
-            return data.byteSize();
-        }
-
-        @Override
-        public String typeName() {
-            return "Q4_0";
         }
 
         @Override
@@ -254,7 +229,7 @@ public sealed interface Matrix permits Matrix.F32, Matrix.Q8, Matrix.F16, Matrix
      * in scales[12] (see {@link #scale} and {@link #min}); x = d * sc * nibble - dmin * m. Sub-blocks
      * 2i and 2i+1 share the 32 bytes qs[32i ..]: low nibbles for the first, high for the second.
      */
-    record Q4_K(MemorySegment data, int rows, int cols) implements Matrix {
+    record Q4_K(MemorySegment data, int rows, int cols) implements Ggml {
         public static final int BLOCK = 256, BLOCK_BYTES = 144;
 
         public Q4_K {
@@ -277,16 +252,6 @@ public sealed interface Matrix permits Matrix.F32, Matrix.Q8, Matrix.F16, Matrix
 
         private static int u8(MemorySegment s, long at) {
             return s.get(ValueLayout.JAVA_BYTE, at) & 0xFF;
-        }
-
-        @Override
-        public long byteSize() {
-            return data.byteSize();
-        }
-
-        @Override
-        public String typeName() {
-            return "Q4_K";
         }
 
         @Override
@@ -318,7 +283,7 @@ public sealed interface Matrix permits Matrix.F32, Matrix.Q8, Matrix.F16, Matrix
      * bytes, qh 32 bytes, 8 scales), value l + 32i (l < 32, i < 4) takes the low (i < 2) or high (i >= 2)
      * nibble of ql[l + 32 (i mod 2)] and bits 2i..2i+1 of qh[l]; its scale is scales[l / 16 + 2i].
      */
-    record Q6_K(MemorySegment data, int rows, int cols) implements Matrix {
+    record Q6_K(MemorySegment data, int rows, int cols) implements Ggml {
         public static final int BLOCK = 256, BLOCK_BYTES = 210;
 
         public Q6_K {
@@ -327,16 +292,6 @@ public sealed interface Matrix permits Matrix.F32, Matrix.Q8, Matrix.F16, Matrix
 
         public static long rowBytes(int cols) {
             return (long) cols / BLOCK * BLOCK_BYTES;
-        }
-
-        @Override
-        public long byteSize() {
-            return data.byteSize();
-        }
-
-        @Override
-        public String typeName() {
-            return "Q6_K";
         }
 
         @Override

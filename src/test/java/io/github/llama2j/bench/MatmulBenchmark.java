@@ -1,10 +1,12 @@
 package io.github.llama2j.bench;
 
+import io.github.llama2j.cpu.Activations;
 import io.github.llama2j.cpu.ExactVectorKernels;
 import io.github.llama2j.cpu.Kernels;
 import io.github.llama2j.cpu.Parallel;
 import io.github.llama2j.cpu.ScalarKernels;
 import io.github.llama2j.cpu.VectorKernels;
+import io.github.llama2j.model.GgmlQuantize;
 import io.github.llama2j.model.Matrix;
 import org.openjdk.jmh.annotations.AuxCounters;
 import org.openjdk.jmh.annotations.Benchmark;
@@ -41,7 +43,9 @@ import java.util.concurrent.TimeUnit;
  *      org.openjdk.jmh.Main MatmulBenchmark
  * </pre>
  * Add e.g. {@code -p kernel=q8 -p threads=2 -p shape=2048x768} to pick parameters; the defaults
- * run every combination (about four minutes). Compare {@code gbPerSecond} at 2 threads with the
+ * run every combination of the llama2.c kernels (about four minutes). GGML's types (f16, bf16, q8_0,
+ * q4_0, q4_k, q6_k: {@link VectorKernels}, the activations prepared as the engine does, included in
+ * the time) are picked with {@code -p kernel=q4_k -p shape=4096x4096}. Compare {@code gbPerSecond} at 2 threads with the
  * machine's memory bandwidth; at {@code -p poolMb=8} the weights stay in cache and the figure is
  * the kernel's compute speed instead.
  */
@@ -65,6 +69,9 @@ public class MatmulBenchmark {
     @Param({"f32", "f32-exact", "q8"})
     public String kernel;
 
+    private static final java.util.Map<String, String> GGML = java.util.Map.of("f16", "F16", "bf16", "BF16", "q8_0", "Q8_0",
+            "q4_0", "Q4_0", "q4_k", "Q4_K", "q6_k", "Q6_K");
+
     @Param({"1", "2"})
     public int threads;
 
@@ -81,6 +88,7 @@ public class MatmulBenchmark {
     private Parallel parallel;
     private float[] x, out, xs;
     private byte[] xq;
+    private Activations in;
 
     /** Bytes streamed, reported per second by JMH; divide by 1e9 for GB/s. */
     @AuxCounters(AuxCounters.Type.OPERATIONS)
@@ -94,7 +102,7 @@ public class MatmulBenchmark {
         String[] rc = shape.split("x");
         int rows = Integer.parseInt(rc[0]), cols = Integer.parseInt(rc[1]);
         kernels = switch (kernel) {
-            case "f32", "q8" -> new VectorKernels();
+            case "f32", "q8", "f16", "bf16", "q8_0", "q4_0", "q4_k", "q6_k" -> new VectorKernels();
             case "f32-exact" -> new ExactVectorKernels();
             case "f32-scalar", "q8-scalar" -> new ScalarKernels();
             default -> throw new IllegalArgumentException(kernel);
@@ -104,6 +112,10 @@ public class MatmulBenchmark {
         arena = Arena.ofShared();
         SplittableRandom rnd = new SplittableRandom(42);
         long n = (long) rows * cols;
+        if (GGML.containsKey(kernel)) {
+            setUpGgml(GGML.get(kernel), rows, cols, rnd);
+            return;
+        }
         long bytes = f32 ? n * 4 : n + n / GROUP_SIZE * 4;
         pool = new Matrix[(int) Math.max(2, ((long) poolMb << 20) / bytes)];
         for (int m = 0; m < pool.length; m++) {
@@ -138,6 +150,27 @@ public class MatmulBenchmark {
         out = new float[rows];
     }
 
+    /** A pool of copies of one random matrix of {@code type} (its bytes are what is streamed; the values do not matter). */
+    private void setUpGgml(String type, int rows, int cols, SplittableRandom rnd) {
+        float[] values = new float[rows * cols];
+        for (int i = 0; i < values.length; i++) {
+            values[i] = (float) rnd.nextGaussian() * 0.02f;
+        }
+        Matrix first = GgmlQuantize.quantize(type, values, rows, cols, arena);
+        pool = new Matrix[(int) Math.max(2, ((long) poolMb << 20) / first.byteSize())];
+        for (int m = 0; m < pool.length; m++) {
+            MemorySegment s = arena.allocate(first.byteSize(), 64);
+            s.copyFrom(((Matrix.Ggml) first).data());
+            pool[m] = GgmlQuantize.wrap(type, s, rows, cols);
+        }
+        x = new float[cols];
+        for (int i = 0; i < cols; i++) {
+            x[i] = (float) rnd.nextGaussian();
+        }
+        in = new Activations(cols);
+        out = new float[rows];
+    }
+
     @TearDown(Level.Trial)
     public void tearDown() {
         parallel.close();
@@ -151,7 +184,11 @@ public class MatmulBenchmark {
         switch (m) {
             case Matrix.F32 f -> parallel.forRange(f.rows(), 16, (r0, r1) -> kernels.matmulF32(out, x, f, r0, r1));
             case Matrix.Q8 q -> parallel.forRange(q.rows(), 16, (r0, r1) -> kernels.matmulQ8(out, xq, xs, q, r0, r1));
-            default -> throw new IllegalStateException(m.typeName());
+            case Matrix.Ggml g -> {
+                in.input(x, x.length);
+                in.prepareFor(g);
+                parallel.forRange(g.rows(), 16, (r0, r1) -> kernels.matmul(out, in, g, r0, r1));
+            }
         }
         bytes.gbPerSecond += m.byteSize() / 1e9;
         return out[0];

@@ -64,16 +64,6 @@ class GgmlKernelsTest {
         };
     }
 
-    private static int blockBytes(String type) {
-        return switch (type) {
-            case "F16", "BF16" -> 2;
-            case "Q8_0" -> 34;
-            case "Q4_0" -> 18;
-            case "Q4_K" -> 144;
-            default -> 210;
-        };
-    }
-
     /** A random F16 scale: normal magnitudes over several binades, either sign, now and then zero or subnormal. */
     private short randomHalf() {
         int kind = rnd.nextInt(20);
@@ -91,14 +81,13 @@ class GgmlKernelsTest {
      * the block scales) set to a random finite half; starting {@code misalign} bytes into its buffer.
      */
     Matrix randomMatrix(String type, int rows, int cols, int misalign) {
-        long rowBytes = (long) cols / blockValues(type) * blockBytes(type);
+        long rowBytes = GgmlQuantize.rowBytes(type, cols);
         MemorySegment data = arena.allocate(rows * rowBytes + misalign, 64).asSlice(misalign, rows * rowBytes);
         for (long i = 0; i < data.byteSize(); i++) {
             data.set(ValueLayout.JAVA_BYTE, i, (byte) rnd.nextInt(256));
         }
-        long blocks = rows * rowBytes / blockBytes(type);
-        for (long blk = 0; blk < blocks; blk++) {
-            long b = blk * blockBytes(type);
+        long blockBytes = rowBytes * blockValues(type) / cols;
+        for (long b = 0; b < data.byteSize(); b += blockBytes) {
             switch (type) {
                 case "F16" -> data.set(Matrix.SHORT, b, randomHalf());
                 case "BF16" -> data.set(Matrix.SHORT, b, Matrix.floatToBf16((float) (rnd.nextGaussian() * Math.scalb(1.0, rnd.nextInt(-8, 2)))));
@@ -110,14 +99,7 @@ class GgmlKernelsTest {
                 default -> data.set(Matrix.SHORT, b + 208, randomHalf());
             }
         }
-        return switch (type) {
-            case "F16" -> new Matrix.F16(data, rows, cols);
-            case "BF16" -> new Matrix.BF16(data, rows, cols);
-            case "Q8_0" -> new Matrix.Q8_0(data, rows, cols);
-            case "Q4_0" -> new Matrix.Q4_0(data, rows, cols);
-            case "Q4_K" -> new Matrix.Q4_K(data, rows, cols);
-            default -> new Matrix.Q6_K(data, rows, cols);
-        };
+        return GgmlQuantize.wrap(type, data, rows, cols);
     }
 
     float[] randomInput(int n) {
