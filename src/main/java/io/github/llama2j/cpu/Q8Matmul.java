@@ -18,54 +18,67 @@ import java.nio.ByteOrder;
  * {@code out[r] = sum over groups g, in order, of ((float) idot(r, g) * wScale(r, g)) * xScale(g)}.
  *
  * <p>Only the float accumulation over groups is order-sensitive; each group's int32 dot product is
- * exact in any order. So the work is split in three passes over a block of up to 16 rows:
+ * exact in any order. So the work is split in three passes over a block of up to L rows, where L is
+ * the preferred int vector's lane count (16 with AVX-512, 8 with AVX2, 4 with NEON):
  * <ol>
  *   <li><b>Dots.</b> The block's groups are contiguous in memory (rows of whole groups), so they
- *       are taken 16 at a time regardless of row boundaries. Each group's products are summed into
- *       one 16-lane int vector; then a transposing reduction (4 rounds of lane permutes and adds)
- *       turns 16 such vectors into one vector holding the 16 group totals. A per-group horizontal
+ *       are taken L at a time regardless of row boundaries. Each group's products are summed into
+ *       one L-lane int vector; then a transposing reduction (log2 L rounds of lane permutes and adds)
+ *       turns L such vectors into one vector holding the L group totals. A per-group horizontal
  *       sum ({@code reduceLanes}) costs several times more than the whole dot product.</li>
  *   <li><b>Scaling.</b> {@code ((float) idot * wScale) * xScale} for all the block's groups at once:
  *       elementwise, so vectorizing it changes no rounding.</li>
  *   <li><b>Accumulation.</b> Each row adds its group terms in order, as runq does (scalar).</li>
  * </ol>
- * For group sizes that are multiples of 32 the products are formed in 16-bit lanes (an int8 × int8
+ * For group sizes that are multiples of 2L the products are formed in 16-bit lanes (an int8 × int8
  * product fits, and so does the sum of two when the activations are in [-127, 127], which runq's
- * quantizer guarantees; activations holding -128 take the 32-bit path). Other multiples of 16 use
- * 32-bit lanes. This needs AVX-512 (16 int lanes); {@link #SUPPORTED} says whether it applies.
+ * quantizer guarantees; activations holding -128 take the 32-bit path): bytes widened to shorts
+ * ({@code vpmovsxbw}), multiplied ({@code vpmullw}), two products added, then widened to ints. Other
+ * multiples of L use 32-bit lanes. One source serves every width: all species derive from the
+ * preferred one, so {@code -XX:MaxVectorSize} (the tests' width selection) picks the path.
+ * {@link #SUPPORTED} says whether a width applies (at least 4 int lanes).
  */
 final class Q8Matmul {
-    private static final VectorSpecies<Integer> I = IntVector.SPECIES_512;
-    private static final VectorSpecies<Short> S = ShortVector.SPECIES_512;
-    private static final VectorSpecies<Float> F = FloatVector.SPECIES_512;
-    private static final VectorSpecies<Byte> B_FOR_I = ByteVector.SPECIES_128;
-    private static final VectorSpecies<Byte> B_FOR_S = ByteVector.SPECIES_256;
-    private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
+    private static final VectorSpecies<Integer> I = IntVector.SPECIES_PREFERRED;
     /** Groups (and rows) handled together: one int lane each. */
-    private static final int LANES = 16;
+    private static final int LANES = I.length();
+    private static final VectorSpecies<Short> S = species(ShortVector.SPECIES_PREFERRED, LANES * 2 * Short.SIZE);
+    private static final VectorSpecies<Float> F = species(FloatVector.SPECIES_PREFERRED, LANES * Float.SIZE);
+    /** Bytes widened to int lanes (null below 8 lanes: no byte vector is shorter than 64 bits). */
+    private static final VectorSpecies<Byte> B_FOR_I = LANES >= 8 ? species(ByteVector.SPECIES_PREFERRED, LANES * Byte.SIZE) : null;
+    private static final VectorSpecies<Byte> B_FOR_S = species(ByteVector.SPECIES_PREFERRED, LANES * 2 * Byte.SIZE);
+    /** Bytes per 16-bit step (one short vector of products). */
+    private static final int SL = 2 * LANES;
+    private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
 
-    /** True where 512-bit vectors are the preferred (native) shape. */
-    static final boolean SUPPORTED = IntVector.SPECIES_PREFERRED.vectorShape() == VectorShape.S_512_BIT;
+    /** True where the preferred int vector has at least 4 lanes (128 bits and up). */
+    static final boolean SUPPORTED = LANES >= 4 && LANES <= 16;
 
     /*
-     * Permutes of the transposing reduction. Round s combines two vectors a and b in which each
-     * "owner" (a group) holds a block of 16 >> s lanes: LO takes the first half of every block
-     * (a's blocks, then b's), HI the second half, and LO + HI holds twice as many owners with blocks
-     * half as long. Index i < 16 picks lane i of a, i + 16 lane i of b.
+     * Permutes of the transposing reduction, named by the block length they split. In a round, two
+     * vectors a and b in which each "owner" (a group) holds a block of `block` lanes are combined:
+     * LO takes the first half of every block (a's blocks, then b's), HI the second half, and LO + HI
+     * holds twice as many owners with blocks half as long. Index i < L picks lane i of a, i + L lane i
+     * of b. A round is skipped (null) where the vector is narrower than its block.
      */
-    private static final IntVector LO0 = combineIndex(0, false), HI0 = combineIndex(0, true);
-    private static final IntVector LO1 = combineIndex(1, false), HI1 = combineIndex(1, true);
+    private static final IntVector LO16 = combineIndex(16, false), HI16 = combineIndex(16, true);
+    private static final IntVector LO8 = combineIndex(8, false), HI8 = combineIndex(8, true);
+    private static final IntVector LO4 = combineIndex(4, false), HI4 = combineIndex(4, true);
     private static final IntVector LO2 = combineIndex(2, false), HI2 = combineIndex(2, true);
-    private static final IntVector LO3 = combineIndex(3, false), HI3 = combineIndex(3, true);
 
     private Q8Matmul() {
     }
 
-    private static IntVector combineIndex(int round, boolean high) {
-        if (!SUPPORTED) {
+    @SuppressWarnings("unchecked")
+    private static <E> VectorSpecies<E> species(VectorSpecies<E> like, int bits) {
+        return (VectorSpecies<E>) like.withShape(VectorShape.forBitSize(bits));
+    }
+
+    private static IntVector combineIndex(int block, boolean high) {
+        if (!SUPPORTED || block > LANES) {
             return null;
         }
-        int block = LANES >> round, half = block / 2, ownersPerInput = LANES / block;
+        int half = block / 2, ownersPerInput = LANES / block;
         int[] idx = new int[LANES];
         for (int l = 0; l < LANES; l++) {
             int owner = l / half, within = l % half;
@@ -77,13 +90,17 @@ final class Q8Matmul {
 
     /** Whether {@link #matmul} handles this group size. */
     static boolean handles(int groupSize) {
-        return SUPPORTED && groupSize % LANES == 0;
+        return SUPPORTED && (groupSize % SL == 0 || B_FOR_I != null && groupSize % LANES == 0);
     }
 
     /** out[r] for r in [r0, r1); requires {@link #handles}(w.groupSize()). */
     static void matmul(float[] out, byte[] xq, float[] xs, Matrix.Q8 w, int r0, int r1) {
         int n = w.cols(), gs = w.groupSize(), ng = n / gs;
-        boolean shorts = gs % (2 * LANES) == 0 && !containsMinus128(xq, n);
+        boolean shorts = gs % SL == 0 && !containsMinus128(xq, n);
+        if (!shorts && (B_FOR_I == null || gs % LANES != 0)) { // -128 at 128 bits: no 32-bit path there
+            new ScalarKernels().matmulQ8(out, xq, xs, w, r0, r1);
+            return;
+        }
         // The activations widened once, so that each weight load needs a single widening.
         short[] x16 = null;
         int[] x32 = null;
@@ -157,32 +174,32 @@ final class Q8Matmul {
             for (int k = 0; k < LANES; k++) {
                 long off = (firstGroup + G + k) * gs;
                 int xOff = col * gs;
-                // The first 64 (or 32) bytes outside any loop: a loop that runs once costs more than its body here.
+                // The first 2 SL (or SL) bytes outside any loop: a loop that runs once costs more than its body here.
                 IntVector acc;
                 int b = 0;
-                if (gs % 64 == 0) {
+                if (gs % (2 * SL) == 0) {
                     ShortVector w0 = (ShortVector) ByteVector.fromMemorySegment(B_FOR_S, values, off + b, LE)
                             .convertShape(VectorOperators.B2S, S, 0);
-                    ShortVector w1 = (ShortVector) ByteVector.fromMemorySegment(B_FOR_S, values, off + b + 32, LE)
+                    ShortVector w1 = (ShortVector) ByteVector.fromMemorySegment(B_FOR_S, values, off + b + SL, LE)
                             .convertShape(VectorOperators.B2S, S, 0);
                     ShortVector p = w0.mul(ShortVector.fromArray(S, x, xOff + b))
-                            .add(w1.mul(ShortVector.fromArray(S, x, xOff + b + 32)));
+                            .add(w1.mul(ShortVector.fromArray(S, x, xOff + b + SL)));
                     acc = ((IntVector) p.convertShape(VectorOperators.S2I, I, 0)).add((IntVector) p.convertShape(VectorOperators.S2I, I, 1));
-                    b = 64;
+                    b = 2 * SL;
                 } else {
                     ShortVector w0 = (ShortVector) ByteVector.fromMemorySegment(B_FOR_S, values, off + b, LE)
                             .convertShape(VectorOperators.B2S, S, 0);
                     ShortVector p = w0.mul(ShortVector.fromArray(S, x, xOff + b));
                     acc = ((IntVector) p.convertShape(VectorOperators.S2I, I, 0)).add((IntVector) p.convertShape(VectorOperators.S2I, I, 1));
-                    b = 32;
+                    b = SL;
                 }
-                for (; b + 64 <= gs; b += 64) {
+                for (; b + 2 * SL <= gs; b += 2 * SL) {
                     ShortVector w0 = (ShortVector) ByteVector.fromMemorySegment(B_FOR_S, values, off + b, LE)
                             .convertShape(VectorOperators.B2S, S, 0);
-                    ShortVector w1 = (ShortVector) ByteVector.fromMemorySegment(B_FOR_S, values, off + b + 32, LE)
+                    ShortVector w1 = (ShortVector) ByteVector.fromMemorySegment(B_FOR_S, values, off + b + SL, LE)
                             .convertShape(VectorOperators.B2S, S, 0);
                     ShortVector p = w0.mul(ShortVector.fromArray(S, x, xOff + b))
-                            .add(w1.mul(ShortVector.fromArray(S, x, xOff + b + 32)));
+                            .add(w1.mul(ShortVector.fromArray(S, x, xOff + b + SL)));
                     acc = acc.add((IntVector) p.convertShape(VectorOperators.S2I, I, 0)).add((IntVector) p.convertShape(VectorOperators.S2I, I, 1));
                 }
                 if (b < gs) {
@@ -245,19 +262,23 @@ final class Q8Matmul {
         }
     }
 
-    /** scratch holds 16 vectors of 16 partial sums; their 16 totals go to dots[at .. at+16). */
+    /** scratch holds L vectors of L partial sums; their L totals go to dots[at .. at+L). */
     private static void transposeSum(int[] scratch, int[] dots, int at) {
-        for (int k = 0; k < 8; k++) {
-            combine(LO0, HI0, scratch, 2 * k, k);
+        if (LANES >= 16) {
+            for (int k = 0; k < 8; k++) {
+                combine(LO16, HI16, scratch, 2 * k, k);
+            }
         }
-        for (int k = 0; k < 4; k++) {
-            combine(LO1, HI1, scratch, 2 * k, k);
+        if (LANES >= 8) {
+            for (int k = 0; k < 4; k++) {
+                combine(LO8, HI8, scratch, 2 * k, k);
+            }
         }
         for (int k = 0; k < 2; k++) {
-            combine(LO2, HI2, scratch, 2 * k, k);
+            combine(LO4, HI4, scratch, 2 * k, k);
         }
         IntVector a = IntVector.fromArray(I, scratch, 0), b = IntVector.fromArray(I, scratch, LANES);
-        LO3.selectFrom(a, b).add(HI3.selectFrom(a, b)).intoArray(dots, at);
+        LO2.selectFrom(a, b).add(HI2.selectFrom(a, b)).intoArray(dots, at);
     }
 
     private static void combine(IntVector lo, IntVector hi, int[] scratch, int from, int to) {

@@ -12,7 +12,8 @@ import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
 
 /**
- * The default (fast) kernels, with the Vector API at the preferred species (AVX-512 here).
+ * The default (fast) kernels, with the Vector API at the preferred species (512, 256 or 128 bits:
+ * {@code -XX:MaxVectorSize} picks it, as the tests do to run every width on one machine).
  *
  * <p>A matmul streams the whole weight matrix once per token, so these kernels are limited by
  * memory bandwidth, not arithmetic: what matters is reading the weights in long sequential streams
@@ -24,9 +25,10 @@ import java.nio.ByteOrder;
  *       from run.c's, so logits move by a few ulps (about 1e-6 relative); use
  *       {@link ExactVectorKernels} for run.c's order.</li>
  *   <li><b>Q8_0</b>: bit-identical to runq (each group's int dot is exact in any order, and the
- *       groups are accumulated in float one after another). With AVX-512 and group sizes that are
- *       multiples of 16 this is {@link Q8Matmul}; otherwise a per-group vector dot (multiples of the
- *       int lane count) or the scalar kernel (tiny test models' group size 4).</li>
+ *       groups are accumulated in float one after another). At every width of 128 bits and up, for
+ *       group sizes that are multiples of the int lane count, this is {@link Q8Matmul}; otherwise a
+ *       per-group vector dot (multiples of a smaller int width) or the scalar kernel (tiny test
+ *       models' group size 4).</li>
  *   <li><b>GGML types</b> (F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K): {@link GgmlMatmul}.</li>
  * </ul>
  */

@@ -1,6 +1,7 @@
 package io.github.llama2j.cpu;
 
 import io.github.llama2j.model.Configuration;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
@@ -17,6 +18,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
  * {@link ScalarKernels} reference on fresh random inputs, at sizes that are not multiples of the
  * vector width.
  */
+@Tag("vector-widths")
 class ExactOpsTest {
     private final SplittableRandom rnd = new SplittableRandom();
 

@@ -1,6 +1,7 @@
 package io.github.llama2j.cpu;
 
 import io.github.llama2j.model.Matrix;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -20,6 +21,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * random inputs, with sizes that are not multiples of the vector width and row ranges that do not
  * start or end on a tile.
  */
+@Tag("vector-widths")
 class MatmulKernelsTest {
     private final Arena arena = Arena.ofConfined();
     private final SplittableRandom rnd = new SplittableRandom();
