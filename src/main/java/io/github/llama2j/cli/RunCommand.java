@@ -123,7 +123,7 @@ public final class RunCommand implements Callable<Integer> {
                         recorder.tokenDone(r.startNanos(), i == 0 ? r.endNanos() - r.startNanos() : 0);
                     }
                     PrintWriter err = spec.commandLine().getErr();
-                    err.println(new ProfileReport(e.name(), recorder).toTable());
+                    err.println(new ProfileReport(e.name(), recorder, e.launchesPerToken()).toTable());
                     err.flush();
                 }
                 if (!noStats) {

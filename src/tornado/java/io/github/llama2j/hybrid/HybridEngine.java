@@ -119,6 +119,17 @@ public final class HybridEngine implements InferenceEngine {
         return name;
     }
 
+    /** The device shards' launches: per layer an attention and a feed-forward step, then the classifier step. */
+    @Override
+    public int launchesPerToken() {
+        int n = 0;
+        for (Shard s : shards) {
+            n += c.nLayers() * (s.launches(SplitPlan.Kind.ATTENTION) + s.launches(SplitPlan.Kind.FFN))
+                    + s.launches(SplitPlan.Kind.CLASSIFIER);
+        }
+        return n;
+    }
+
     @Override
     public Configuration config() {
         return c;

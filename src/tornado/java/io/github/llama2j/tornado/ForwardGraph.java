@@ -61,6 +61,7 @@ final class ForwardGraph {
     private final GridScheduler grid = new GridScheduler();
     private final KernelContext ctx = new KernelContext();
     private final List<String> taskIds = new ArrayList<>();
+    private final List<List<String>> taskIdsPerGraph = new ArrayList<>();
 
     // ---- device weights (transferred once)
     private final DeviceMatrix embedding;
@@ -152,6 +153,11 @@ final class ForwardGraph {
         return Collections.unmodifiableList(taskIds);
     }
 
+    /** Task ids of each graph, in graph order. */
+    List<List<String>> taskIdsPerGraph() {
+        return Collections.unmodifiableList(taskIdsPerGraph);
+    }
+
     GridScheduler gridScheduler() {
         return grid;
     }
@@ -167,6 +173,7 @@ final class ForwardGraph {
         Object[] shared = shared();
         for (int g = 0; g < n; g++) {
             graph = new TaskGraph(GRAPH + g);
+            taskIdsPerGraph.add(new ArrayList<>());
             int first = g * LAYERS_PER_GRAPH, end = Math.min(c.nLayers(), first + LAYERS_PER_GRAPH);
             List<Object> once = new ArrayList<>();
             if (g == 0) {
@@ -389,6 +396,7 @@ final class ForwardGraph {
         g.setLocalWork(local, 1, 1);
         grid.addWorkerGrid(id, g);
         taskIds.add(id);
+        taskIdsPerGraph.getLast().add(id);
     }
 
     private static int roundUp(int n, int multiple) {

@@ -9,10 +9,8 @@ import io.github.llama2j.profile.Profiler;
 import uk.ac.manchester.tornado.api.ImmutableTaskGraph;
 import uk.ac.manchester.tornado.api.TornadoExecutionPlan;
 import uk.ac.manchester.tornado.api.TornadoExecutionResult;
-import uk.ac.manchester.tornado.api.TornadoProfilerResult;
 import uk.ac.manchester.tornado.api.common.TornadoDevice;
 import uk.ac.manchester.tornado.api.enums.ProfilerMode;
-import uk.ac.manchester.tornado.api.exceptions.TornadoExecutionPlanException;
 
 import java.io.IOException;
 import java.io.PrintStream;
@@ -43,6 +41,7 @@ public final class TornadoEngine implements InferenceEngine {
     public static final float ROPE_THETA = 10000.0f;
 
     private final Configuration c;
+    private final DeviceSession session;
     private final TornadoDevice device;
     private final String deviceName;
     private final TornadoSettings settings;
@@ -55,6 +54,7 @@ public final class TornadoEngine implements InferenceEngine {
     private final Map<String, TaskVerifier.TaskRun> firstRun;
     private final long bytesInPerToken, bytesOutPerToken;
     private final int graphCount;
+    private final List<String> graphNames;
     private final DeviceProfile deviceProfile;
     private final long firstExecutionStart;
     /** Where TornadoVM wrote this plan's OpenCL sources (see {@link KernelSources}), or null. */
@@ -84,27 +84,29 @@ public final class TornadoEngine implements InferenceEngine {
      *                 tornado-config/llama2j-tornado.properties
      */
     public TornadoEngine(Model model, EngineOptions options, TornadoSettings settings) {
-        TornadoRuntimeCheck.requireNoBailoutRecovery();
+        this(DeviceSession.open(options.device()), model, options, settings);
+    }
+
+    /**
+     * @param session  the device (see {@link DeviceSession}: the hybrid engine hands over the one it opened)
+     * @param settings work-group sizes and memory limit, or null to read them for the device's type
+     */
+    public TornadoEngine(DeviceSession session, Model model, EngineOptions options, TornadoSettings settings) {
         this.c = model.config();
         this.profile = options.profile();
         PrintStream log = options.verbose() ? System.err : null;
-        this.device = DeviceSelection.select(options.device());
-        this.deviceName = device.getPhysicalDevice().getDeviceName();
-        this.settings = settings != null ? settings : TornadoSettings.load(device.getDeviceType().name());
-        long maxWorkGroup = DeviceSelection.maxWorkGroup(device);
-        if (this.settings.maxLocal() > maxWorkGroup) {
-            throw new Llama2jException("TornadoVM settings ask for work-groups of " + this.settings.maxLocal() + ", device '"
-                    + deviceName + "' allows " + maxWorkGroup + DeviceSelection.limitReason(device, maxWorkGroup),
-                    Llama2jException.BAD_USAGE);
-        }
+        this.session = session;
+        this.device = session.device();
+        this.deviceName = session.name();
+        this.settings = session.settings(settings);
         ForwardGraph.checkUniform(c, model.weights());
         String modelName = String.valueOf(model.path().getFileName());
         budget = MemoryBudget.of(c, model.weights(), this.settings);
         long global = device.getMaxGlobalMemory();
-        boolean limited = this.settings.memoryLimit() > 0 && this.settings.memoryLimit() < global;
-        long available = limited ? this.settings.memoryLimit() : global;
+        boolean limited = session.memoryLimited(this.settings);
+        long available = session.memoryAvailable(this.settings);
         if (log != null) {
-            log.printf(Locale.ROOT, "[tornado] device %s (%s, %s, %s global memory)%n", DeviceSelection.id(device), deviceName,
+            log.printf(Locale.ROOT, "[tornado] device %s (%s, %s, %s global memory)%n", session.id(), deviceName,
                     device.getDeviceType(), MemoryBudget.mib(global));
             log.printf(Locale.ROOT, "[tornado] device memory needed: %s = weights %s + KV cache %s + activations %s%n",
                     MemoryBudget.mib(budget.total()), MemoryBudget.mib(budget.weights()), MemoryBudget.mib(budget.kvCache()),
@@ -124,16 +126,17 @@ public final class TornadoEngine implements InferenceEngine {
                     + e, Llama2jException.UNAVAILABLE, e);
         }
         long t2 = System.nanoTime();
-        String backend = device.getTornadoVMBackend().name().toLowerCase(Locale.ROOT);
-        deviceProfile = new DeviceProfile(forward.taskIds(), new TaskTraffic(c, this.settings),
-                backend + ":" + DeviceSelection.id(device));
+        String backend = session.backend();
+        deviceProfile = new DeviceProfile(forward.taskIds(), new TaskTraffic(c, this.settings), session.track());
         // A plan's code cache reads TornadoVM's source-dump options when it is created, so they are set
         // around this plan's creation and first execution only.
-        KernelSources.Capture capture = KernelSources.begin(backend);
-        TornadoExecutionPlan p = new TornadoExecutionPlan(graphs);
+        KernelSources.Capture capture = KernelSources.begin(backend, options.keepKernelSources());
         graphCount = graphs.length;
-        p.withDevice(device).withGridScheduler(forward.gridScheduler()).withProfiler(ProfilerMode.SILENT);
-        this.plan = p;
+        graphNames = new ArrayList<>();
+        for (int g = 0; g < graphCount; g++) {
+            graphNames.add(ForwardGraph.GRAPH + g);
+        }
+        this.plan = session.plan(graphs, forward.gridScheduler());
         long t3 = System.nanoTime();
         logits = new float[c.vocabSize()];
         int tasks = forward.taskIds().size();
@@ -151,31 +154,25 @@ public final class TornadoEngine implements InferenceEngine {
             // BOS at position 0 (overwritten by the first real token), and proves every task ran on the device.
             forward.state.set(0, 1);
             forward.state.set(1, 0);
-            GraphRun[] r = executeGraphs(true);
+            String what = "the forward pass";
+            DeviceSession.FirstExecution first = session.guarded(what, plan,
+                    () -> session.firstExecution(plan, graphNames, forward.taskIdsPerGraph()));
             long t4 = System.nanoTime();
             kernelSources = capture.dir();
-            firstRun = TaskVerifier.parse(GraphRun.logs(r));
-            TaskVerifier.verify(forward.taskIds(), firstRun, deviceName);
-            loadTimes = new LoadTimes(t1 - t0, t3 - t1, t4 - t3, GraphRun.sum(r, GraphRun::graalNanos),
-                    GraphRun.sum(r, GraphRun::driverNanos), GraphRun.sum(r, GraphRun::writeNanos),
-                    GraphRun.sum(r, GraphRun::bytesIn));
+            firstRun = first.tasks();
+            loadTimes = new LoadTimes(t1 - t0, t3 - t1, t4 - t3, first.graalNanos(), first.driverNanos(),
+                    first.transferNanos(), first.transferBytes());
             // Second execution: what one token costs on the bus once the weights are resident.
-            GraphRun[] steady = executeGraphs(true);
+            GraphRun[] steady = session.guarded(what, plan, () -> executeGraphs(true));
             bytesInPerToken = GraphRun.sum(steady, GraphRun::bytesIn);
             bytesOutPerToken = GraphRun.sum(steady, GraphRun::bytesOut);
             if (!profile) {
                 plan.withoutProfiler();
             }
             profilerOn = profile;
-        } catch (Llama2jException e) {
-            closePlan();
+        } catch (RuntimeException e) {
             KernelSources.delete(capture.dir());
             throw e;
-        } catch (RuntimeException e) {
-            closePlan();
-            KernelSources.delete(capture.dir());
-            throw new Llama2jException("TornadoVM could not compile or run the forward pass on '" + deviceName + "': "
-                    + e.getMessage(), Llama2jException.UNAVAILABLE, e);
         }
         if (log != null) {
             LoadTimes lt = loadTimes;
@@ -184,15 +181,16 @@ public final class TornadoEngine implements InferenceEngine {
                     lt.graalNanos() / 1e6, lt.driverNanos() / 1e6, tasks, lt.firstExecutionNanos() / 1e6);
             log.printf(Locale.ROOT, "[tornado] weight transfer: %s in %.1f ms%n",
                     MemoryBudget.mib(lt.transferBytes()), lt.transferNanos() / 1e6);
-            log.printf(Locale.ROOT, "[tornado] verified: all %d tasks ran on %s; per token %d bytes in, %d bytes out%n",
-                    tasks, deviceName, bytesInPerToken, bytesOutPerToken);
+            log.printf(Locale.ROOT, "[tornado] verified: all %d tasks ran on %s; per token %d kernel launches in %d graph "
+                            + "executions, %d bytes in, %d bytes out%n",
+                    tasks, deviceName, tasks, graphCount, bytesInPerToken, bytesOutPerToken);
             log.flush();
         }
     }
 
     @Override
     public String name() {
-        return "tornado:" + device.getTornadoVMBackend().name().toLowerCase(Locale.ROOT);
+        return "tornado:" + session.backend();
     }
 
     @Override
@@ -258,7 +256,7 @@ public final class TornadoEngine implements InferenceEngine {
     /**
      * Copies the OpenCL C source TornadoVM generated for every task into {@code dir}, one file per task
      * named by its profile name ({@code layer0.qkv.cl}). TornadoVM writes sources only while a plan is
-     * compiled, so they must have been asked for before this engine was built ({@link KernelSources#request}).
+     * compiled, so they must have been asked for when this engine was built ({@link EngineOptions#keepKernelSources()}).
      */
     @Override
     public void dumpKernels(Path dir) {
@@ -285,7 +283,7 @@ public final class TornadoEngine implements InferenceEngine {
 
     /** The device, as {@code backend:device name}. */
     public String deviceDescription() {
-        return DeviceSelection.id(device) + " " + deviceName;
+        return session.id() + " " + deviceName;
     }
 
     public TornadoSettings settings() {
@@ -299,6 +297,17 @@ public final class TornadoEngine implements InferenceEngine {
     /** Device memory the model needs (weights, KV cache, activations). */
     public long deviceBytes() {
         return budget.total();
+    }
+
+    /** Every task of every graph, once per token. */
+    @Override
+    public int launchesPerToken() {
+        return forward.taskIds().size();
+    }
+
+    /** Graph executions per token (each one a host-side {@code execute()} of TornadoVM's interpreter). */
+    public int graphsPerToken() {
+        return graphCount;
     }
 
     /** Task ids in launch order ({@code forward0.layer0_qkv}, ...). */
@@ -365,59 +374,19 @@ public final class TornadoEngine implements InferenceEngine {
         for (int g = 0; g < graphCount; g++) {
             TornadoExecutionResult r = plan.withGraph(g).execute();
             if (record) {
-                runs[g] = GraphRun.of(ForwardGraph.GRAPH + g, r.getProfilerResult());
+                runs[g] = GraphRun.of(graphNames.get(g), r.getProfilerResult());
             }
         }
         return runs;
-    }
-
-    /**
-     * TornadoVM's profiler figures of one graph's execution (ns and bytes), and its JSON record: the last
-     * one in TornadoVM's log, which keeps every execution's record.
-     */
-    record GraphRun(String log, long kernelNanos, long graalNanos, long driverNanos, long writeNanos, long bytesIn,
-                    long bytesOut) {
-        static GraphRun of(String graph, TornadoProfilerResult p) {
-            String all = p.getProfileLog();
-            int cut = all.lastIndexOf("\"" + graph + "\"");
-            return new GraphRun(cut < 0 ? all : all.substring(cut), p.getDeviceKernelTime(), p.getTornadoCompilerTime(),
-                    p.getDriverInstallTime(), p.getDeviceWriteTime(), p.getTotalBytesCopyIn(), p.getTotalBytesCopyOut());
-        }
-
-        static long sum(GraphRun[] runs, java.util.function.ToLongFunction<GraphRun> field) {
-            long total = 0;
-            for (GraphRun r : runs) {
-                total += field.applyAsLong(r);
-            }
-            return total;
-        }
-
-        static String logs(GraphRun[] runs) {
-            StringBuilder sb = new StringBuilder();
-            for (GraphRun r : runs) {
-                sb.append(r.log());
-            }
-            return sb.toString();
-        }
     }
 
     @Override
     public void close() {
         if (!closed) {
             closed = true;
-            closePlan();
+            DeviceSession.close(plan);
             KernelSources.delete(kernelSources);
         }
     }
 
-    private void closePlan() {
-        try {
-            if (plan != null) {
-                plan.freeDeviceMemory();
-                plan.close();
-            }
-        } catch (TornadoExecutionPlanException | RuntimeException e) {
-            // Freeing device memory at shutdown: nothing useful to do if the driver complains.
-        }
-    }
 }

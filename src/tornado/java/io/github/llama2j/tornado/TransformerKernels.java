@@ -6,6 +6,13 @@ import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
 import uk.ac.manchester.tornado.api.types.arrays.Int8Array;
 import uk.ac.manchester.tornado.api.types.arrays.IntArray;
 
+import static io.github.llama2j.tornado.KernelHelpers.dotQ8;
+import static io.github.llama2j.tornado.KernelHelpers.reduceMax;
+import static io.github.llama2j.tornado.KernelHelpers.reduceSum;
+import static io.github.llama2j.tornado.KernelHelpers.roundHalfAway;
+import static io.github.llama2j.tornado.KernelHelpers.storeQkv;
+import static io.github.llama2j.tornado.KernelHelpers.swiglu;
+
 /**
  * The device kernels of the forward pass, written for TornadoVM's {@link KernelContext} API (OpenCL C
  * or PTX is generated from this bytecode at load time, so the class must be compiled with {@code -g}).
@@ -36,38 +43,7 @@ public final class TransformerKernels {
     private TransformerKernels() {
     }
 
-    // ------------------------------------------------------------------ helpers (inlined by TornadoVM)
-
-    /** Sum of {@code scratch[0 .. local)} by a tree; every work-item gets the total. */
-    private static float reduceSum(KernelContext ctx, float[] scratch, float value) {
-        int lid = ctx.localIdx;
-        scratch[lid] = value;
-        for (int stride = ctx.localGroupSizeX / 2; stride > 0; stride >>= 1) {
-            ctx.localBarrier();
-            if (lid < stride) {
-                scratch[lid] += scratch[lid + stride];
-            }
-        }
-        ctx.localBarrier();
-        float total = scratch[0];
-        ctx.localBarrier();
-        return total;
-    }
-
-    private static float reduceMax(KernelContext ctx, float[] scratch, float value) {
-        int lid = ctx.localIdx;
-        scratch[lid] = value;
-        for (int stride = ctx.localGroupSizeX / 2; stride > 0; stride >>= 1) {
-            ctx.localBarrier();
-            if (lid < stride) {
-                scratch[lid] = TornadoMath.max(scratch[lid], scratch[lid + stride]);
-            }
-        }
-        ctx.localBarrier();
-        float total = scratch[0];
-        ctx.localBarrier();
-        return total;
-    }
+    // ------------------------------------------------------------------ helpers (inlined by TornadoVM; see also KernelHelpers)
 
     /** rmsnorm's factor 1 / sqrt(mean(x^2) + eps) from the partial sums of squares (fixed order). */
     private static float rmsScale(FloatArray partials, int nPartials, int n) {
@@ -78,16 +54,6 @@ public final class TransformerKernels {
         ss /= n;
         ss += RMS_EPS;
         return 1.0f / TornadoMath.sqrt(ss);
-    }
-
-    /** C's round() (half away from zero) of a float, exactly: no float addition that could round. */
-    private static int roundHalfAway(float v) {
-        float a = TornadoMath.abs(v);
-        int i = (int) a;
-        if (a - i >= 0.5f) {
-            i++;
-        }
-        return v < 0 ? -i : i;
     }
 
     // ------------------------------------------------------------------ token embedding
@@ -162,31 +128,6 @@ public final class TransformerKernels {
         }
     }
 
-    /** Writes one pair of q/k/v outputs: q and k rotated by RoPE, k and v into the caches at pos. */
-    private static void storeQkv(IntArray state, FloatArray rope, FloatArray q, FloatArray keyCache, FloatArray valueCache,
-                                 int row, float v0, float v1, int dim, int kvDim, int headSize) {
-        int pos = state.get(1);
-        if (row < dim + kvDim) {
-            int r = row < dim ? row : row - dim;
-            int ri = (pos * (headSize / 2) + (r % headSize) / 2) * 2;
-            float fcr = rope.get(ri);
-            float fci = rope.get(ri + 1);
-            float o0 = v0 * fcr - v1 * fci;
-            float o1 = v0 * fci + v1 * fcr;
-            if (row < dim) {
-                q.set(r, o0);
-                q.set(r + 1, o1);
-            } else {
-                keyCache.set(pos * kvDim + r, o0);
-                keyCache.set(pos * kvDim + r + 1, o1);
-            }
-        } else {
-            int r = row - dim - kvDim;
-            valueCache.set(pos * kvDim + r, v0);
-            valueCache.set(pos * kvDim + r + 1, v1);
-        }
-    }
-
     /** x[r] += w[r] · in (matmul fused with the residual add). One work-group per row; global size: rows × local. */
     public static void matmulResidualF32(KernelContext ctx, FloatArray in, FloatArray w, FloatArray x, int n) {
         float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
@@ -224,7 +165,7 @@ public final class TransformerKernels {
         float g = reduceSum(ctx, s0, a);
         float u = reduceSum(ctx, s1, b);
         if (ctx.localIdx == 0) {
-            hb.set(row, g * (1.0f / (1.0f + TornadoMath.exp(-g))) * u);
+            hb.set(row, swiglu(g, u));
         }
     }
 
@@ -346,24 +287,6 @@ public final class TransformerKernels {
         }
     }
 
-    /** runq's per-row product over the groups this work-item owns (groups lid, lid + local, ...). */
-    private static float dotQ8(KernelContext ctx, Int8Array xq, FloatArray xs, Int8Array wv, FloatArray ws, int row,
-                               int n, int groupSize) {
-        int groups = n / groupSize;
-        int base = row * n;
-        int sbase = row * groups;
-        float sum = 0.0f;
-        for (int g = ctx.localIdx; g < groups; g += ctx.localGroupSizeX) {
-            int off = g * groupSize;
-            int idot = 0;
-            for (int k = 0; k < groupSize; k++) {
-                idot += xq.get(off + k) * wv.get(base + off + k);
-            }
-            sum += ((float) idot * ws.get(sbase + g)) * xs.get(g);
-        }
-        return sum;
-    }
-
     /** Q8 version of {@link #qkvF32} (the norm and quantization happened in {@link #quantizeNorm}). */
     public static void qkvQ8(KernelContext ctx, Int8Array xq, FloatArray xs, Int8Array wv, FloatArray ws, FloatArray q,
                              FloatArray keyCache, FloatArray valueCache, IntArray state, FloatArray rope, int dim,
@@ -398,7 +321,7 @@ public final class TransformerKernels {
         float g = reduceSum(ctx, s0, dotQ8(ctx, xq, xs, wv, ws, row, dim, groupSize));
         float u = reduceSum(ctx, s1, dotQ8(ctx, xq, xs, wv, ws, hidden + row, dim, groupSize));
         if (ctx.localIdx == 0) {
-            hb.set(row, g * (1.0f / (1.0f + TornadoMath.exp(-g))) * u);
+            hb.set(row, swiglu(g, u));
         }
     }
 
