@@ -115,7 +115,14 @@ public final class DeviceSession {
      * What the first execution cost and proved: each graph's profiler figures, and every task's record.
      * Compilation (TornadoVM's Graal part and the driver's part) and the weight transfer happen here.
      */
-    public record FirstExecution(GraphRun[] runs, Map<String, TaskVerifier.TaskRun> tasks) {
+    public record FirstExecution(GraphRun[] runs, List<Map<String, TaskVerifier.TaskRun>> perGraph) {
+        /** Every task's record by task id (a task id repeated in several graphs: its last graph's record). */
+        Map<String, TaskVerifier.TaskRun> tasks() {
+            Map<String, TaskVerifier.TaskRun> all = new java.util.LinkedHashMap<>();
+            perGraph.forEach(all::putAll);
+            return all;
+        }
+
         public long graalNanos() {
             return GraphRun.sum(runs, GraphRun::graalNanos);
         }
@@ -144,11 +151,13 @@ public final class DeviceSession {
      */
     public FirstExecution firstExecution(TornadoExecutionPlan plan, List<String> graphNames, List<List<String>> tasks) {
         GraphRun[] runs = new GraphRun[graphNames.size()];
+        List<Map<String, TaskVerifier.TaskRun>> perGraph = new java.util.ArrayList<>();
         for (int g = 0; g < runs.length; g++) {
             runs[g] = GraphRun.of(graphNames.get(g), plan.withGraph(g).execute().getProfilerResult());
-            TaskVerifier.verify(tasks.get(g), TaskVerifier.parse(runs[g].log()), name);
+            perGraph.add(TaskVerifier.parse(runs[g].log()));
+            TaskVerifier.verify(tasks.get(g), perGraph.getLast(), name);
         }
-        return new FirstExecution(runs, TaskVerifier.parse(GraphRun.logs(runs)));
+        return new FirstExecution(runs, List.copyOf(perGraph));
     }
 
     /**

@@ -17,7 +17,6 @@ import java.io.PrintStream;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -51,7 +50,7 @@ public final class TornadoEngine implements InferenceEngine {
     private final float[] logits;
     private final boolean profile;
     private final LoadTimes loadTimes;
-    private final Map<String, TaskVerifier.TaskRun> firstRun;
+    private final DeviceSession.FirstExecution firstRun;
     private final long bytesInPerToken, bytesOutPerToken;
     private final int graphCount;
     private final List<String> graphNames;
@@ -127,15 +126,13 @@ public final class TornadoEngine implements InferenceEngine {
         }
         long t2 = System.nanoTime();
         String backend = session.backend();
-        deviceProfile = new DeviceProfile(forward.taskIds(), new TaskTraffic(c, this.settings), session.track());
+        deviceProfile = new DeviceProfile(forward.tasks(), forward.graphNames(), new TaskTraffic(c, this.settings),
+                session.track());
         // A plan's code cache reads TornadoVM's source-dump options when it is created, so they are set
         // around this plan's creation and first execution only.
         KernelSources.Capture capture = KernelSources.begin(backend, options.keepKernelSources());
         graphCount = graphs.length;
-        graphNames = new ArrayList<>();
-        for (int g = 0; g < graphCount; g++) {
-            graphNames.add(ForwardGraph.GRAPH + g);
-        }
+        graphNames = forward.graphNames();
         this.plan = session.plan(graphs, forward.gridScheduler());
         long t3 = System.nanoTime();
         logits = new float[c.vocabSize()];
@@ -159,7 +156,7 @@ public final class TornadoEngine implements InferenceEngine {
                     () -> session.firstExecution(plan, graphNames, forward.taskIdsPerGraph()));
             long t4 = System.nanoTime();
             kernelSources = capture.dir();
-            firstRun = first.tasks();
+            firstRun = first;
             loadTimes = new LoadTimes(t1 - t0, t3 - t1, t4 - t3, first.graalNanos(), first.driverNanos(),
                     first.transferNanos(), first.transferBytes());
             // Second execution: what one token costs on the bus once the weights are resident.
@@ -218,7 +215,7 @@ public final class TornadoEngine implements InferenceEngine {
         lastProfiled = profilerOn;
         if (profiler != Profiler.NONE) {
             long t1 = System.nanoTime();
-            deviceProfile.recordToken(profiler, t0, t1 - t0, GraphRun.logs(last), pos);
+            deviceProfile.recordToken(profiler, t0, t1 - t0, last, pos);
             profiler.record("read profiler log", DeviceProfile.HOST_TRACK, Profiler.Kind.HOST, t1, System.nanoTime() - t1, 0);
         }
         MemorySegment.copy(forward.logits.getSegment(), ValueLayout.JAVA_FLOAT, 0, logits, 0, logits.length);
@@ -243,7 +240,7 @@ public final class TornadoEngine implements InferenceEngine {
         }
         this.profiler = p;
         if (p != Profiler.NONE) {
-            deviceProfile.recordLoad(p, firstExecutionStart, firstRun, loadTimes);
+            deviceProfile.recordLoad(p, firstExecutionStart, firstRun.perGraph(), loadTimes);
         }
     }
 
@@ -310,14 +307,14 @@ public final class TornadoEngine implements InferenceEngine {
         return graphCount;
     }
 
-    /** Task ids in launch order ({@code forward0.layer0_qkv}, ...). */
+    /** Task ids in launch order ({@code input.embed}, {@code layer.attnorm}, ... once per layer, ...). */
     public java.util.List<String> taskIds() {
         return forward.taskIds();
     }
 
     /** The verification run's profiler record of every task. */
     Map<String, TaskVerifier.TaskRun> firstRun() {
-        return firstRun;
+        return firstRun.tasks();
     }
 
     /** Bytes copied host→device for one token once the weights are resident (the token id and position). */
@@ -331,27 +328,12 @@ public final class TornadoEngine implements InferenceEngine {
     }
 
     /**
-     * Per-task kernel times (ns) of the last {@link #forward} call, by task id; empty unless TornadoVM's
-     * profiler was on for it ({@code EngineOptions.profile()} or a {@link #setProfiler profiler}).
+     * Per-task kernel times (ns) of the last {@link #forward} call, by profile name ({@link #taskNames()}),
+     * in launch order; empty unless TornadoVM's profiler was on for it ({@code EngineOptions.profile()} or a
+     * {@link #setProfiler profiler}).
      */
     public Map<String, Long> lastKernelTimes() {
-        Map<String, Long> out = new java.util.LinkedHashMap<>();
-        if (lastProfiled && last != null) {
-            List<String> graphs = new ArrayList<>();
-            for (String id : forward.taskIds()) {
-                if (!graphs.contains(DeviceProfile.graphOf(id))) {
-                    graphs.add(DeviceProfile.graphOf(id));
-                }
-            }
-            Map<String, ProfileLog.GraphRecord> records = ProfileLog.lastPerGraph(GraphRun.logs(last), graphs);
-            for (String id : forward.taskIds()) {
-                ProfileLog.GraphRecord r = records.get(DeviceProfile.graphOf(id));
-                if (r != null && r.tasks().containsKey(id)) {
-                    out.put(id, r.task(id, "TASK_KERNEL_TIME"));
-                }
-            }
-        }
-        return out;
+        return lastProfiled && last != null ? deviceProfile.kernelTimes(last) : Map.of();
     }
 
     /** Total device kernel time (ns) of the last {@link #forward} call; needs the profiler, as above. */
