@@ -349,10 +349,10 @@ public final class TornadoEngine implements InferenceEngine {
      *
      * @param record read each graph's profiler figures right after it ran (a TornadoExecutionResult reads
      *               them from the plan lazily, and by then the plan has moved on to the next graph);
-     *               null entries when false
+     *               null when false
      */
     private GraphRun[] executeGraphs(boolean record) {
-        GraphRun[] runs = new GraphRun[graphCount];
+        GraphRun[] runs = record ? new GraphRun[graphCount] : null;   // nothing allocated per token unless profiling
         for (int g = 0; g < graphCount; g++) {
             TornadoExecutionResult r = plan.withGraph(g).execute();
             if (record) {
