@@ -11,7 +11,6 @@ import io.github.llama2j.tokenizer.Tokenizer;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
-import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 
 import java.io.PrintWriter;
@@ -45,12 +44,8 @@ import java.util.concurrent.Callable;
                 ModelResolver.NAMES_HELP})
 public final class BenchCommand implements Callable<Integer> {
 
-    @Parameters(index = "0", paramLabel = "MODEL", description = "Checkpoint path, or a name (stories260K, stories15M, stories42M, stories110M).")
-    String model;
-
-    @Option(names = {"-z", "--tokenizer"}, paramLabel = "FILE",
-            description = "Optional tokenizer: only checked against the model (the benchmark feeds token ids).")
-    Path tokenizerPath;
+    @Mixin
+    ModelMixin model;
 
     @Option(names = "--prompt-tokens", paramLabel = "N", defaultValue = "128", description = "Prompt length for pp (default ${DEFAULT-VALUE}; 0 skips it).")
     int promptTokens;
@@ -112,15 +107,13 @@ public final class BenchCommand implements Callable<Integer> {
         check(warmup >= 0, "--warmup is " + warmup + ", must be >= 0");
         int[] threadCounts = engine.threadCounts();
         PrintWriter err = spec.commandLine().getErr();
-        Path path = ModelResolver.resolve(model, err);
+        Path path = model.resolve(err);
         try (Model m = ModelLoader.load(path)) {
             Configuration c = m.config();
             String name = String.valueOf(path.getFileName());
             check(promptTokens <= c.seqLen(), name + ": --prompt-tokens " + promptTokens + " exceeds seq_len " + c.seqLen());
             check(genTokens <= c.seqLen(), name + ": --gen-tokens " + genTokens + " exceeds seq_len " + c.seqLen());
-            if (tokenizerPath != null) {
-                Tokenizer.load(tokenizerPath, c.vocabSize()); // fails clearly if it does not fit the model
-            }
+            model.checkTokenizer(m); // fails clearly if it does not fit the model
             int[] prompt = new SplittableRandom(seed).ints(promptTokens, 0, c.vocabSize()).toArray();
             long bytesPerToken = m.weights().bytesPerToken();
             List<Measurement> results = new ArrayList<>();

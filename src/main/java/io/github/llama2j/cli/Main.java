@@ -8,10 +8,6 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.io.PrintWriter;
-import java.io.StringWriter;
-import java.util.List;
-import java.util.Map;
-import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentLinkedDeque;
 
 /**
@@ -70,27 +66,24 @@ public final class Main implements Runnable {
             }
             throw ex;
         });
-        // picocli's default handling of a usage error, with each command's usage text rendered once: the
-        // same text, but rendering it (option table, interpolated descriptions) took ~1.5 ms, most of the
-        // time of a rejected command line once the command line itself is reused (see execute).
-        Map<List<Object>, String> usageTexts = new ConcurrentHashMap<>();
+        // A usage error is picocli's one-line message (and its "Did you mean" suggestions), then a pointer
+        // to the command's help: the whole usage text after it pushed the message off the screen.
         cl.setParameterExceptionHandler((ex, args) -> {
             CommandLine cmd = ex.getCommandLine();
             PrintWriter err = cmd.getErr();
-            CommandLine.Help.ColorScheme colors = cmd.getColorScheme();
-            err.println(colors.errorText(ex.getMessage()));
-            if (!CommandLine.UnmatchedArgumentException.printSuggestions(ex, err)) {
-                err.print(usageTexts.computeIfAbsent(List.of(cmd, colors.ansi().enabled(), cmd.getUsageHelpWidth()), k -> {
-                    StringWriter text = new StringWriter();
-                    cmd.usage(new PrintWriter(text), colors);
-                    return text.toString();
-                }));
-            }
+            err.println(cmd.getColorScheme().errorText(ex.getMessage()));
+            CommandLine.UnmatchedArgumentException.printSuggestions(ex, err);
+            err.println(helpHint(cmd));
             err.flush();
             CommandLine.IExitCodeExceptionMapper mapper = cmd.getExitCodeExceptionMapper();
             return mapper != null ? mapper.getExitCode(ex) : cmd.getCommandSpec().exitCodeOnInvalidInput();
         });
         return cl;
+    }
+
+    /** The line after a usage error: {@code see 'llama2j run --help'}. */
+    static String helpHint(CommandLine cmd) {
+        return "see '" + cmd.getCommandSpec().qualifiedName() + " --help'";
     }
 
     /** Runs the CLI and returns its exit code (tests call this; {@link #main} exits with it). */

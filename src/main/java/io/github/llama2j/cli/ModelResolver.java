@@ -6,6 +6,7 @@ import io.github.llama2j.model.AtomicFile;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.net.URI;
+import java.net.URLEncoder;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -23,6 +24,13 @@ import java.util.Optional;
  * </ol>
  * A cached file is checked against its pinned SHA-256 where one is known; otherwise against the
  * SHA-256 recorded in {@code <file>.sha256} when it was first downloaded (trust on first use).
+ *
+ * <p>MODEL may also be {@code hf:OWNER/REPO/FILE}, a file of a Hugging Face repository (a GGUF model,
+ * typically): it is downloaded from {@code https://huggingface.co/OWNER/REPO/resolve/main/FILE} (or
+ * {@code $LLAMA2J_HF_BASE_URL/OWNER/REPO/resolve/main/FILE}) into {@code <cache>/hf/OWNER/REPO/FILE},
+ * checked against the size the server announces, and resumed after a cut (see
+ * {@link Downloader#downloadResumable}). Such files have no checksum to check them against: a
+ * complete file in the cache is used as it is.
  */
 public final class ModelResolver {
     /** The help text about model names, for the footers of the commands that take MODEL. */
@@ -34,9 +42,15 @@ public final class ModelResolver {
             + "%ntokenizer.bin are checked against pinned SHA-256 sums. stories15M/42M/110M"
             + "%nhave no pinned sum (only their size is pinned): their SHA-256 is recorded at"
             + "%nfirst download in <file>.sha256 beside them and checked on every later use"
-            + "%n(trust on first use). LLAMA2J_MODEL_BASE_URL replaces the download site.";
+            + "%n(trust on first use). LLAMA2J_MODEL_BASE_URL replaces the download site."
+            + "%nMODEL may also be hf:OWNER/REPO/FILE, a file of a Hugging Face repository,"
+            + "%ndownloaded into the cache (an interrupted download resumes on the next run);"
+            + "%nLLAMA2J_HF_BASE_URL replaces https://huggingface.co.";
     static final String MODELS_DIR_ENV = "LLAMA2J_MODELS";
     static final String BASE_URL_ENV = "LLAMA2J_MODEL_BASE_URL";
+    static final String HF_BASE_URL_ENV = "LLAMA2J_HF_BASE_URL";
+    static final String HUGGING_FACE = "https://huggingface.co";
+    static final String HF_PREFIX = "hf:";
 
     private final Map<String, String> env;
     private final Path userHome;
@@ -63,6 +77,9 @@ public final class ModelResolver {
         if (Files.isRegularFile(p) || (name.isEmpty() && Files.exists(p))) {
             return p;
         }
+        if (model.startsWith(HF_PREFIX)) {
+            return huggingFace(HuggingFaceFile.parse(model));
+        }
         KnownModels.KnownModel known = name.orElseThrow(() -> new Llama2jException(model
                 + ": no such model file, and not a model name (" + String.join(", ", KnownModels.names()) + ")",
                 Llama2jException.BAD_INPUT));
@@ -77,6 +94,62 @@ public final class ModelResolver {
         Path weights = ensure(known.weights(), cache);
         ensure(known.tokenizer(), cache);
         return weights;
+    }
+
+    /** A file of a Hugging Face repository: {@code hf:OWNER/REPO/FILE}, FILE possibly in a folder of the repository. */
+    record HuggingFaceFile(String owner, String repo, String file) {
+        HuggingFaceFile {
+            for (String part : (owner + "/" + repo + "/" + file).split("/", -1)) {
+                if (part.isEmpty() || part.equals(".") || part.equals("..") || part.chars().anyMatch(c -> c < 0x20 || c == 0x7f || c == '\\')) {
+                    throw new Llama2jException(HF_PREFIX + owner + "/" + repo + "/" + file + ": not a Hugging Face file name "
+                            + "(expected hf:OWNER/REPO/FILE, e.g. hf:bartowski/Llama-3.2-1B-Instruct-GGUF/Llama-3.2-1B-Instruct-Q4_K_M.gguf)",
+                            Llama2jException.BAD_USAGE);
+                }
+            }
+        }
+
+        static HuggingFaceFile parse(String model) {
+            String[] parts = model.substring(HF_PREFIX.length()).split("/", 3);
+            if (parts.length < 3) {
+                throw new Llama2jException(model + ": not a Hugging Face file name (expected hf:OWNER/REPO/FILE, "
+                        + "e.g. hf:bartowski/Llama-3.2-1B-Instruct-GGUF/Llama-3.2-1B-Instruct-Q4_K_M.gguf)", Llama2jException.BAD_USAGE);
+            }
+            return new HuggingFaceFile(parts[0], parts[1], parts[2]);
+        }
+
+        /** {@code BASE/OWNER/REPO/resolve/main/FILE}, each path segment percent-encoded. */
+        URI url(String base) {
+            StringBuilder path = new StringBuilder();
+            for (String segment : (owner + "/" + repo + "/resolve/main/" + file).split("/")) {
+                path.append('/').append(URLEncoder.encode(segment, StandardCharsets.UTF_8).replace("+", "%20"));
+            }
+            return URI.create((base.endsWith("/") ? base.substring(0, base.length() - 1) : base) + path);
+        }
+
+        /** Where it is cached: {@code hf/OWNER/REPO/FILE} below the cache directory. */
+        Path in(Path cache) {
+            Path p = cache.resolve("hf").resolve(owner).resolve(repo);
+            for (String segment : file.split("/")) {
+                p = p.resolve(segment);
+            }
+            return p;
+        }
+    }
+
+    /** The Hugging Face file from the cache, or downloaded (resuming an earlier cut-off download) into it. */
+    Path huggingFace(HuggingFaceFile hf) {
+        Path local = hf.in(cacheDir());
+        if (Files.isRegularFile(local)) {
+            return local;
+        }
+        String base = blankToNull(env.get(HF_BASE_URL_ENV));
+        URI url = hf.url(base != null ? base : HUGGING_FACE);
+        if (log != null) {
+            log.println("llama2j: downloading " + url + " to " + local);
+            log.flush();
+        }
+        new Downloader(log).downloadResumable(url, local, -1, null);
+        return local;
     }
 
     /** {@code $XDG_CACHE_HOME/llama2j}, or {@code ~/.cache/llama2j} when that is unset or relative (as the XDG spec says). */

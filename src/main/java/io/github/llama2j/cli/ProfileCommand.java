@@ -5,7 +5,6 @@ import io.github.llama2j.engine.EngineOptions;
 import io.github.llama2j.engine.Engines;
 import io.github.llama2j.engine.InferenceEngine;
 import io.github.llama2j.model.Model;
-import io.github.llama2j.model.ModelLoader;
 import io.github.llama2j.profile.ChromeTrace;
 import io.github.llama2j.profile.ProfileRecorder;
 import io.github.llama2j.profile.ProfileReport;
@@ -13,7 +12,6 @@ import io.github.llama2j.sampling.Sampler;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
-import picocli.CommandLine.Parameters;
 
 import java.io.IOException;
 import java.io.PrintWriter;
@@ -30,11 +28,12 @@ import java.util.concurrent.Callable;
                 "  llama2j profile model.bin --json > profile.json",
                 "",
                 "Greedy tokens are generated from BOS; the warm-up tokens are not counted.",
+                "MODEL and -z are as for 'llama2j run' (-z is only checked against the model).",
                 "Open the trace in https://ui.perfetto.dev or chrome://tracing."})
 public final class ProfileCommand implements Callable<Integer> {
 
-    @Parameters(index = "0", paramLabel = "MODEL", description = "Checkpoint path or model name.")
-    String model;
+    @Mixin
+    ModelMixin model;
 
     @Option(names = "--tokens", defaultValue = "32", description = "Tokens to profile after warm-up (default ${DEFAULT-VALUE}).")
     int tokens;
@@ -75,7 +74,7 @@ public final class ProfileCommand implements Callable<Integer> {
             err.println("--dump-kernels: engine '" + options.kind() + "' runs no generated device code, nothing to write "
                     + "(the tornado engine writes its OpenCL C)");
         }
-        try (Model m = ModelLoader.load(ModelResolver.resolve(model, err));
+        try (Model m = model.loadChecked(err);
              InferenceEngine e = Engines.create(m, options)) {
             if (warmup + tokens > m.config().seqLen()) {
                 throw new Llama2jException("--warmup + --tokens = " + (warmup + tokens) + " exceeds the model's seq_len "

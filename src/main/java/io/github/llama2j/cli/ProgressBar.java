@@ -15,14 +15,22 @@ final class ProgressBar {
     private final String label;
     private final long total;
     private final long startNanos = System.nanoTime();
+    private final long initial;
     private long lastDraw = Long.MIN_VALUE;
     private long done;
 
     /** @param total bytes expected, or -1 if unknown (then no bar, only the count and the rate) */
     ProgressBar(PrintWriter err, String label, long total) {
+        this(err, label, total, 0);
+    }
+
+    /** @param initial bytes already there when this transfer started (a resumed download): not counted in the rate */
+    ProgressBar(PrintWriter err, String label, long total, long initial) {
         this.err = err;
         this.label = label;
         this.total = total;
+        this.initial = initial;
+        this.done = initial;
     }
 
     void update(long bytesDone) {
@@ -43,7 +51,7 @@ final class ProgressBar {
 
     private void draw(long now) {
         double seconds = Math.max(1e-9, (now - startNanos) / 1e9);
-        String rate = String.format(Locale.ROOT, "%.1f MB/s", done / 1e6 / seconds);
+        String rate = String.format(Locale.ROOT, "%.1f MB/s", (done - initial) / 1e6 / seconds);
         String line;
         if (total > 0) {
             int filled = (int) Math.min(WIDTH, done * WIDTH / total);

@@ -14,12 +14,10 @@ import io.github.llama2j.tokenizer.Tokenizer;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
-import picocli.CommandLine.Parameters;
 
 import java.io.OutputStream;
 import java.io.PrintWriter;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Path;
 import java.util.Locale;
 import java.util.concurrent.Callable;
 
@@ -36,8 +34,8 @@ import java.util.concurrent.Callable;
                 "The text goes to stdout; a stats line (tokens, tok/s, time to first token) goes to stderr."})
 public final class RunCommand implements Callable<Integer> {
 
-    @Parameters(index = "0", paramLabel = "MODEL", description = "Checkpoint path, or a name (stories260K, stories15M, stories42M, stories110M).")
-    String model;
+    @Mixin
+    ModelMixin model;
 
     @Option(names = {"-t", "--temperature"}, defaultValue = "1.0", description = "Temperature, >= 0; 0 = greedy (default ${DEFAULT-VALUE}).")
     float temperature;
@@ -53,9 +51,6 @@ public final class RunCommand implements Callable<Integer> {
 
     @Option(names = {"-i", "--prompt"}, description = "Prompt (generate) or first user prompt (chat).")
     String prompt;
-
-    @Option(names = {"-z", "--tokenizer"}, paramLabel = "FILE", description = "tokenizer.bin; default: found next to the model.")
-    Path tokenizerPath;
 
     @Option(names = {"-m", "--mode"}, defaultValue = "generate", paramLabel = "generate|chat", description = "generate (default) or chat.")
     String mode;
@@ -100,9 +95,8 @@ public final class RunCommand implements Callable<Integer> {
             throw new Llama2jException("steps (-n) is " + steps + ", must be >= 0 (0 means the model's seq_len)", Llama2jException.BAD_USAGE);
         }
         long rngSeed = seed <= 0 ? System.currentTimeMillis() / 1000 : seed;
-        try (Model m = ModelLoader.load(ModelResolver.resolve(model, spec.commandLine().getErr()))) {
-            Path tokPath = tokenizerPath != null ? tokenizerPath : ModelFiles.tokenizerFor(m);
-            Tokenizer tokenizer = Tokenizer.load(tokPath, m.config().vocabSize());
+        try (Model m = ModelLoader.load(model.resolve(spec.commandLine().getErr()))) {
+            Tokenizer tokenizer = model.tokenizer(m);
             EngineOptions options = engine.toOptions(profile);
             Sampler sampler = new Sampler(m.config().vocabSize(), temperature, topp, rngSeed);
             OutputStream stdout = io.stdout();

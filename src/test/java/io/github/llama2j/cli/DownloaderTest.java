@@ -10,9 +10,14 @@ import java.io.IOException;
 import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.net.URI;
+import java.nio.channels.FileChannel;
+import java.nio.channels.FileLock;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.security.MessageDigest;
+import java.time.Duration;
+import java.util.Arrays;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Random;
@@ -41,7 +46,10 @@ class DownloaderTest {
                 .serve("/chunked.bin", body, LoopbackServer.Mode.CHUNKED)
                 .serve("/short.bin", body, LoopbackServer.Mode.TRUNCATED)
                 .serve("/stalled.bin", body, LoopbackServer.Mode.STALLED)
-                .redirect("/moved.bin", "/m.bin");
+                .serve("/cut.bin", body, LoopbackServer.Mode.CUT_ONCE)
+                .serve("/ranges.bin", body, LoopbackServer.Mode.RANGES)
+                .redirect("/moved.bin", "/m.bin")
+                .redirect("/moved-cut.bin", "/cut.bin");
     }
 
     @AfterEach
@@ -52,6 +60,12 @@ class DownloaderTest {
     private String download(String path, long size, String expectedSha) {
         return new Downloader(new PrintWriter(progress, true))
                 .download(URI.create(server.baseUrl() + path), tmp.resolve("out.bin"), size, expectedSha);
+    }
+
+    /** {@link Downloader#downloadResumable}: a cut transfer keeps its part file and the next call resumes it. */
+    private String resumable(String path, long size, String expectedSha) {
+        return new Downloader(new PrintWriter(progress, true))
+                .downloadResumable(URI.create(server.baseUrl() + path), tmp.resolve("out.bin"), size, expectedSha);
     }
 
     @Test
@@ -138,6 +152,96 @@ class DownloaderTest {
     void sha256OfAFile() throws Exception {
         Files.write(tmp.resolve("f"), body);
         assertEquals(sha, Downloader.sha256(tmp.resolve("f")));
+    }
+
+    @Test
+    void aCutTransferIsKeptAndResumedWithARangeRequest() throws IOException {
+        Llama2jException e = assertThrows(Llama2jException.class, () -> resumable("/cut.bin", body.length, sha));
+        assertEquals(Llama2jException.IO_FAILURE, e.exitCode());
+        assertEquals(1, e.getMessage().lines().count(), e.getMessage());
+        assertEquals(List.of("out.bin.part"), files());
+        long kept = Files.size(tmp.resolve("out.bin.part"));
+        assertTrue(kept > 0 && kept <= body.length / 2, "kept " + kept);
+        assertTrue(e.getMessage().endsWith("; " + kept + " bytes kept in out.bin.part, run again to resume"), e.getMessage());
+        assertArrayEquals(Arrays.copyOf(body, (int) kept), Files.readAllBytes(tmp.resolve("out.bin.part")));
+
+        // The next call asks for the rest only, and checks size and SHA-256 of the whole (prefix included).
+        assertEquals(sha, resumable("/cut.bin", body.length, sha));
+        assertEquals(List.of("", "bytes=" + kept + "-"), server.ranges);
+        assertArrayEquals(body, Files.readAllBytes(tmp.resolve("out.bin")));
+        assertEquals(List.of("out.bin"), files());
+        assertTrue(progress.toString().contains("resuming out.bin"), progress.toString());
+        assertTrue(progress.toString().contains("100%"), progress.toString());
+    }
+
+    @Test
+    void theRangeSurvivesARedirect() throws IOException {
+        assertThrows(Llama2jException.class, () -> resumable("/moved-cut.bin", -1, null));
+        long kept = Files.size(tmp.resolve("out.bin.part"));
+        assertTrue(kept > 0, "kept " + kept);
+        assertEquals(sha, resumable("/moved-cut.bin", -1, null));
+        // first transfer: the redirect, then the cut one; second: both with the range
+        assertEquals(List.of("", "", "bytes=" + kept + "-", "bytes=" + kept + "-"), server.ranges);
+        assertArrayEquals(body, Files.readAllBytes(tmp.resolve("out.bin")));
+    }
+
+    @Test
+    void aServerThatIgnoresTheRangeStartsOver() throws IOException {
+        byte[] junk = new byte[1000];
+        Arrays.fill(junk, (byte) 7); // not a prefix of the body: must not end up in the file
+        Files.write(tmp.resolve("out.bin.part"), junk);
+        assertEquals(sha, resumable("/m.bin", body.length, sha));
+        assertEquals(List.of("bytes=1000-"), server.ranges);
+        assertArrayEquals(body, Files.readAllBytes(tmp.resolve("out.bin")));
+        assertEquals(List.of("out.bin"), files());
+    }
+
+    @Test
+    void aPartFileLongerThanTheFileIsRefusedByTheServerAndReplaced() throws IOException {
+        Files.write(tmp.resolve("out.bin.part"), new byte[body.length + 10]);
+        assertEquals(sha, resumable("/ranges.bin", -1, null)); // 416, then from the start
+        assertEquals(List.of("bytes=" + (body.length + 10) + "-", ""), server.ranges);
+        assertArrayEquals(body, Files.readAllBytes(tmp.resolve("out.bin")));
+        // with the size known, such a part file is not even offered
+        Files.delete(tmp.resolve("out.bin"));
+        Files.write(tmp.resolve("out.bin.part"), new byte[body.length + 10]);
+        assertEquals(sha, resumable("/ranges.bin", body.length, null));
+        assertEquals("", server.ranges.getLast());
+    }
+
+    @Test
+    void aStalledTransferKeepsWhatArrived() {
+        Llama2jException e = assertThrows(Llama2jException.class, () -> new Downloader(null, Duration.ofMillis(500))
+                .downloadResumable(URI.create(server.baseUrl() + "/stalled.bin"), tmp.resolve("out.bin"), -1, null));
+        assertTrue(e.getMessage().contains("transfer stalled after "), e.getMessage());
+        assertTrue(e.getMessage().endsWith("run again to resume"), e.getMessage());
+        assertEquals(List.of("out.bin.part"), files());
+    }
+
+    @Test
+    void refusalsAndMismatchesLeaveNothing() {
+        Llama2jException e = assertThrows(Llama2jException.class, () -> resumable("/nothing.bin", -1, null));
+        assertEquals("out.bin: download from " + server.baseUrl() + "/nothing.bin failed: HTTP 404", e.getMessage());
+        assertEquals(List.of(), files());
+        e = assertThrows(Llama2jException.class, () -> resumable("/m.bin", body.length, "0".repeat(64)));
+        assertTrue(e.getMessage().contains("SHA-256 mismatch"), e.getMessage());
+        assertEquals(List.of(), files());
+        e = assertThrows(Llama2jException.class, () -> resumable("/m.bin", 5, null));
+        assertTrue(e.getMessage().endsWith("failed: server announces " + body.length + " bytes, expected 5"), e.getMessage());
+        assertEquals(List.of(), files());
+    }
+
+    @Test
+    void aPartFileThatAnotherDownloadHoldsIsLeftAlone() throws IOException {
+        Path part = Files.write(tmp.resolve("out.bin.part"), new byte[]{1, 2, 3});
+        try (FileChannel ch = FileChannel.open(part, StandardOpenOption.WRITE); FileLock lock = ch.lock()) {
+            Llama2jException e = assertThrows(Llama2jException.class, () -> resumable("/m.bin", -1, null));
+            assertEquals(Llama2jException.IO_FAILURE, e.exitCode());
+            assertTrue(e.getMessage().startsWith("out.bin: another download is writing "), e.getMessage());
+            assertTrue(lock.isValid());
+        }
+        assertArrayEquals(new byte[]{1, 2, 3}, Files.readAllBytes(part));
+        assertEquals(0, server.requests.get());
     }
 
     private List<String> files() {

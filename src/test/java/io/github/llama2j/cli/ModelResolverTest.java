@@ -9,12 +9,16 @@ import org.junit.jupiter.api.io.TempDir;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.io.StringWriter;
+import java.net.URI;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Map;
+import java.util.Random;
 
 import static io.github.llama2j.cli.CliTestSupport.sharedModel;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -155,5 +159,72 @@ class ModelResolverTest {
         KnownModels.RemoteFile remote = new KnownModels.RemoteFile("hand.bin", false, -1, null);
         resolver(Map.of("LLAMA2J_MODEL_BASE_URL", "http://127.0.0.1:1")).ensure(remote, cache);
         assertTrue(Files.readString(cache.resolve("hand.bin.sha256")).startsWith(Downloader.sha256(cache.resolve("hand.bin"))));
+    }
+
+    // MODEL = hf:OWNER/REPO/FILE: downloaded from the repository's resolve URL into the cache, resumed after a cut.
+
+    @Test
+    void aRepositoryFileIsDownloadedIntoTheCacheAndThenServedFromIt() throws IOException {
+        byte[] body = new byte[200_000];
+        new Random(5).nextBytes(body);
+        try (LoopbackServer server = new LoopbackServer()
+                .serve("/owner/repo/resolve/main/sub dir/model.Q8_0.gguf", body, LoopbackServer.Mode.OK)) {
+            Map<String, String> env = Map.of("XDG_CACHE_HOME", tmp.resolve("xdg").toString(), "LLAMA2J_HF_BASE_URL", server.baseUrl() + "/");
+            Path p = resolver(env).resolve("hf:owner/repo/sub dir/model.Q8_0.gguf");
+            assertEquals(tmp.resolve("xdg/llama2j/hf/owner/repo/sub dir/model.Q8_0.gguf"), p);
+            assertArrayEquals(body, Files.readAllBytes(p));
+            assertTrue(log.toString().contains("downloading " + server.baseUrl() + "/owner/repo/resolve/main/sub%20dir/model.Q8_0.gguf"),
+                    log.toString());
+            assertEquals(1, server.requests.get());
+            // second use: from the cache, no request
+            assertEquals(p, resolver(env).resolve("hf:owner/repo/sub dir/model.Q8_0.gguf"));
+            assertEquals(1, server.requests.get());
+        }
+    }
+
+    @Test
+    void theDefaultSiteIsHuggingFace() {
+        assertEquals(URI.create("https://huggingface.co/bartowski/Llama-3.2-1B-Instruct-GGUF/resolve/main/Llama-3.2-1B-Instruct-Q4_K_M.gguf"),
+                ModelResolver.HuggingFaceFile.parse("hf:bartowski/Llama-3.2-1B-Instruct-GGUF/Llama-3.2-1B-Instruct-Q4_K_M.gguf")
+                        .url(ModelResolver.HUGGING_FACE));
+    }
+
+    @Test
+    void aCutDownloadResumesOnTheNextRun() throws IOException {
+        byte[] body = new byte[2_000_000];
+        new Random(6).nextBytes(body);
+        try (LoopbackServer server = new LoopbackServer()
+                .serve("/o/r/resolve/main/m.gguf", body, LoopbackServer.Mode.CUT_ONCE)) {
+            Map<String, String> env = Map.of("XDG_CACHE_HOME", tmp.resolve("xdg").toString(), "LLAMA2J_HF_BASE_URL", server.baseUrl());
+            Llama2jException e = assertThrows(Llama2jException.class, () -> resolver(env).resolve("hf:o/r/m.gguf"));
+            assertEquals(Llama2jException.IO_FAILURE, e.exitCode());
+            assertTrue(e.getMessage().endsWith("run again to resume"), e.getMessage());
+            Path dir = tmp.resolve("xdg/llama2j/hf/o/r");
+            assertTrue(Files.size(dir.resolve("m.gguf.part")) > 0);
+
+            Path p = resolver(env).resolve("hf:o/r/m.gguf");
+            assertEquals(dir.resolve("m.gguf"), p);
+            assertArrayEquals(body, Files.readAllBytes(p));
+            assertTrue(server.ranges.getLast().startsWith("bytes="), server.ranges.toString());
+            try (var files = Files.list(dir)) {
+                assertEquals(List.of("m.gguf"), files.map(f -> f.getFileName().toString()).toList());
+            }
+        }
+    }
+
+    @Test
+    void malformedNamesAreUsageErrors() {
+        for (String bad : List.of("hf:", "hf:owner", "hf:owner/repo", "hf:owner/repo/", "hf:owner//f.gguf", "hf:/repo/f.gguf",
+                "hf:o/r/../f.gguf", "hf:o/r/./f.gguf", "hf:o/r/a\\b.gguf", "hf:o/r/a\nb.gguf")) {
+            Llama2jException e = assertThrows(Llama2jException.class, () -> resolver(Map.of()).resolve(bad), bad);
+            assertEquals(Llama2jException.BAD_USAGE, e.exitCode(), bad);
+            assertTrue(e.getMessage().contains("expected hf:OWNER/REPO/FILE"), e.getMessage());
+        }
+    }
+
+    @Test
+    void anExistingFileWinsOverAHuggingFaceName() throws IOException {
+        Path f = Files.writeString(tmp.resolve("hf:odd"), "x");
+        assertEquals(f, resolver(Map.of()).resolve("hf:odd"));
     }
 }

@@ -34,8 +34,9 @@ import java.util.stream.Stream;
  * a bug), and stderr never holds a stack trace or a line naming a throwable class.
  *
  * <p>Containment: free strings that name an existing file are replaced by a missing name, so the
- * fuzzer reads no file but the ones made here (no /dev/zero, no stdin device), and nothing writes
- * files or uses the network. The models have seq_len 16, which bounds what {@code run} prints.
+ * fuzzer reads no file but the ones made here (no /dev/zero, no stdin device), Hugging Face names
+ * ({@code hf:OWNER/REPO/FILE}) are replaced likewise, and nothing writes files or uses the network.
+ * The models have seq_len 16, which bounds what {@code run} prints.
  * Thread counts above {@value #MAX_THREADS} are lowered to it to keep each input fast (the CLI's own
  * upper limit has its own regression test).
  */
@@ -172,9 +173,15 @@ class CliFuzzTest {
         return pos[0] < b.length ? b[pos[0]++] & 0xFF : 0;
     }
 
-    /** A free string that names an existing file becomes a missing one (see the class comment). */
+    /**
+     * A free string that names an existing file becomes a missing one (see the class comment), and so
+     * does a Hugging Face name ({@code hf:...}), which would be downloaded.
+     */
     static String contain(String s) {
         String path = s.contains("=") ? s.substring(s.indexOf('=') + 1) : s;
+        if (path.startsWith("hf:")) {
+            return "missing-" + Integer.toHexString(s.hashCode());
+        }
         try {
             if (!path.isEmpty() && java.nio.file.Files.exists(Path.of(path))) {
                 return "missing-" + Integer.toHexString(s.hashCode());
