@@ -37,8 +37,8 @@ class EngineChecksTest {
             TornadoEngine e = TestEngines.engine(file);
             int layers = e.config().nLayers();
             List<String> ids = e.taskIds();
-            int perLayer = e.config().quantized() ? 11 : 7;
-            int outside = e.config().quantized() ? 4 : 3;
+            int perLayer = e.config().quantized() ? 11 : 5;
+            int outside = e.config().quantized() ? 4 : 2;
             assertEquals(layers * perLayer + outside, ids.size(), file + ": one task per kernel launch");
             // one graph per layer (the first also embeds), all further layers' graphs named alike, then the output
             assertEquals(layers + 1, e.graphsPerToken(), file);

@@ -289,31 +289,27 @@ final class ForwardGraph {
     }
 
     /**
-     * One float32 layer, 7 launches:
+     * One float32 layer, 5 launches; rmsnorm is fused into its consumers (every work-group of qkv and w13
+     * computes the sum of squares of x itself: dim floats re-read from cache instead of a launch):
      * <pre>
-     *   x ─► attnorm ─► partials                                      (rmsnorm phase 1: Σx² per work-group)
-     *   x, partials, rms_att, wqkv ─► qkv ─► q, keyCache[pos], valueCache[pos]
-     *                                       (norm phase 2 + Q/K/V matmuls + RoPE + cache store, fused)
+     *   x, rms_att, wqkv ─► qkv ─► q, keyCache[pos], valueCache[pos]
+     *                              (rmsnorm + Q/K/V matmuls + RoPE + cache store, fused)
      *   q, keyCache, valueCache ─► attention ─► xb                    (scores, softmax, Σ att·v)
      *   xb, wo ─► wo ─► x += wo·xb                                    (matmul + residual, fused)
-     *   x ─► ffnnorm ─► partials
-     *   x, partials, rms_ffn, w13 ─► w13 ─► hb = silu(w1·xn) * (w3·xn)   (norm + 2 matmuls + SwiGLU, fused)
+     *   x, rms_ffn, w13 ─► w13 ─► hb = silu(w1·xn) * (w3·xn)          (rmsnorm + 2 matmuls + SwiGLU, fused)
      *   hb, w2 ─► w2 ─► x += w2·hb
      * </pre>
      */
     private void addLayerF32(int l) {
         Layer w = layers[l];
         int dim = c.dim(), kvDim = c.kvDim(), hidden = c.hiddenDim();
-        addNorm("attnorm");
-        graph.task("qkv", TransformerKernels::qkvF32, ctx, x, partials, s.normPartials(), w.rmsAtt,
-                ((DeviceMatrix.F32) w.wqkv).data(), q, keyCache[l], valueCache[l], state, rope, dim, kvDim, c.headSize());
+        graph.task("qkv", TransformerKernels::qkvF32, ctx, x, w.rmsAtt, ((DeviceMatrix.F32) w.wqkv).data(), q, keyCache[l],
+                valueCache[l], state, rope, dim, kvDim, c.headSize());
         schedule("qkv", (dim + 2 * kvDim) / 2 * s.matmulLocal(), s.matmulLocal());
         addAttention("attention", l);
         graph.task("wo", TransformerKernels::matmulResidualF32, ctx, xb, ((DeviceMatrix.F32) w.wo).data(), x, dim);
         schedule("wo", dim * s.matmulLocal(), s.matmulLocal());
-        addNorm("ffnnorm");
-        graph.task("w13", TransformerKernels::w13F32, ctx, x, partials, s.normPartials(), w.rmsFfn,
-                ((DeviceMatrix.F32) w.w13).data(), hb, dim, hidden);
+        graph.task("w13", TransformerKernels::w13F32, ctx, x, w.rmsFfn, ((DeviceMatrix.F32) w.w13).data(), hb, dim, hidden);
         schedule("w13", hidden * s.matmulLocal(), s.matmulLocal());
         graph.task("w2", TransformerKernels::matmulResidualF32, ctx, hb, ((DeviceMatrix.F32) w.w2).data(), x, hidden);
         schedule("w2", dim * s.matmulLocal(), s.matmulLocal());
@@ -363,18 +359,17 @@ final class ForwardGraph {
     /**
      * Output: final rmsnorm and the classifier; only {@code logits} goes back to the host.
      * <pre>
-     *   x ─► final_norm ─► partials
-     *   f32: x, partials, rms_final, wcls ─► classifier ─► logits            (norm phase 2 fused)
-     *   q8:  x, partials, rms_final ─► final_quant ─► xq, xs ─► classifier ─► logits
+     *   f32: x, rms_final, wcls ─► classifier ─► logits                     (rmsnorm fused)
+     *   q8:  x ─► final_norm ─► partials; x, partials, rms_final ─► final_quant ─► xq, xs ─► classifier ─► logits
      * </pre>
      */
     private void addOutput() {
         int dim = c.dim();
-        addNorm("final_norm");
         switch (classifier) {
-            case DeviceMatrix.F32 cls -> graph.task("classifier", TransformerKernels::matmulNormF32, ctx, x, partials,
-                    s.normPartials(), rmsFinal, cls.data(), logits, dim);
+            case DeviceMatrix.F32 cls -> graph.task("classifier", TransformerKernels::matmulNormF32, ctx, x, rmsFinal,
+                    cls.data(), logits, dim);
             case DeviceMatrix.Q8 cls -> {
+                addNorm("final_norm");
                 addQuantizeNorm("final_quant", rmsFinal);
                 graph.task("classifier", TransformerKernels::matmulQ8, ctx, xq, xs, cls.values(), cls.scales(), logits, dim,
                         c.groupSize());

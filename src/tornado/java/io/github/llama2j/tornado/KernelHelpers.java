@@ -49,6 +49,24 @@ public final class KernelHelpers {
         return total;
     }
 
+    /**
+     * rmsnorm's factor 1 / sqrt(mean(x²) + eps) over x[0..n), computed by the whole work-group: each
+     * work-item sums the squares of x[lid], x[lid + local], ..., then {@link #reduceSum}. Every work-group
+     * adds in the same order, so all of them get the same bits: a consumer kernel normalises its input
+     * itself (n floats re-read from cache per work-group) instead of waiting for a separate norm kernel.
+     */
+    public static float rmsScale(KernelContext ctx, float[] scratch, FloatArray x, int n, float eps) {
+        float sum = 0.0f;
+        for (int j = ctx.localIdx; j < n; j += ctx.localGroupSizeX) {
+            float v = x.get(j);
+            sum += v * v;
+        }
+        float ss = reduceSum(ctx, scratch, sum);
+        ss /= n;
+        ss += eps;
+        return 1.0f / TornadoMath.sqrt(ss);
+    }
+
     /** C's round() (half away from zero) of a float, exactly: no float addition that could round. */
     public static int roundHalfAway(float v) {
         float a = TornadoMath.abs(v);

@@ -21,10 +21,11 @@ import static io.github.llama2j.tornado.KernelHelpers.swiglu;
  * <ul>
  *   <li>Work-group sizes are powers of two, at most {@link #MAX_LOCAL}; reductions go through local
  *       memory with a barrier before every step, so no work-item reads a slot another has not finished.</li>
- *   <li>Reductions never cross work-groups inside a kernel. The one global reduction (rmsnorm's sum of
- *       squares) is split in two: {@link #rmsPartials} writes one partial sum per work-group, and the
- *       next kernel, which starts only after every work-group of this one has finished, adds the partials
- *       up (always in the same order, so every work-group of the consumer sees the same value).</li>
+ *   <li>Reductions never cross work-groups inside a kernel. rmsnorm's sum of squares is computed by every
+ *       work-group of the consuming float32 kernel itself ({@link KernelHelpers#rmsScale}: same order, same
+ *       bits in every work-group); the Q8 path splits it in two: {@link #rmsPartials} writes one partial sum
+ *       per work-group, and the quantize kernel, which starts only after every work-group of this one has
+ *       finished, adds the partials up (always in the same order).</li>
  *   <li>{@code state} holds the per-token inputs: {@code state[0]} = token, {@code state[1]} = position.
  *       It is the only thing copied to the device per token.</li>
  *   <li>Q8_0 follows runq.c: activations are quantized per group (scale = max|x| / 127, C's round half
@@ -98,19 +99,20 @@ public final class TransformerKernels {
     // ------------------------------------------------------------------ float32 matmuls (one work-group per row)
 
     /**
-     * Fused attention input: rmsnorm (phase 2) + q/k/v matmuls + RoPE + key/value cache store.
+     * Fused attention input: rmsnorm (each work-group computes the sum of squares itself) + q/k/v matmuls +
+     * RoPE + key/value cache store.
      * One work-group per PAIR of output rows of the stacked [wq; wk; wv] matrix, because RoPE rotates
      * pairs (2i, 2i+1) and both halves must be in one work-group. q goes to {@code q}; k (rotated) and v
      * go straight into row {@code pos} of this layer's caches. Global size: (dim + 2 kvDim) / 2 × local.
      *
      * @param rope cos/sin per position and pair: rope[(pos * headSize/2 + i/2) * 2 + {0,1}]
      */
-    public static void qkvF32(KernelContext ctx, FloatArray x, FloatArray partials, int nPartials, FloatArray rmsWeight,
-                              FloatArray wqkv, FloatArray q, FloatArray keyCache, FloatArray valueCache, IntArray state,
-                              FloatArray rope, int dim, int kvDim, int headSize) {
+    public static void qkvF32(KernelContext ctx, FloatArray x, FloatArray rmsWeight, FloatArray wqkv, FloatArray q,
+                              FloatArray keyCache, FloatArray valueCache, IntArray state, FloatArray rope, int dim, int kvDim,
+                              int headSize) {
         float[] s0 = ctx.allocateFloatLocalArray(MAX_LOCAL);
         float[] s1 = ctx.allocateFloatLocalArray(MAX_LOCAL);
-        float ss = rmsScale(partials, nPartials, dim);
+        float ss = KernelHelpers.rmsScale(ctx, s0, x, dim, RMS_EPS);
         int row = ctx.groupIdx * 2;
         int base0 = row * dim;
         int base1 = base0 + dim;
@@ -144,14 +146,15 @@ public final class TransformerKernels {
     }
 
     /**
-     * Feed-forward input: rmsnorm (phase 2) + w1 and w3 matmuls + SwiGLU, hb[r] = silu(w1[r]·xn) * (w3[r]·xn).
+     * Feed-forward input: rmsnorm (sum of squares per work-group) + w1 and w3 matmuls + SwiGLU,
+     * hb[r] = silu(w1[r]·xn) * (w3[r]·xn).
      * {@code w13} stacks w1 over w3. One work-group per hidden row; global size: hidden × local.
      */
-    public static void w13F32(KernelContext ctx, FloatArray x, FloatArray partials, int nPartials, FloatArray rmsWeight,
-                              FloatArray w13, FloatArray hb, int dim, int hidden) {
+    public static void w13F32(KernelContext ctx, FloatArray x, FloatArray rmsWeight, FloatArray w13, FloatArray hb, int dim,
+                              int hidden) {
         float[] s0 = ctx.allocateFloatLocalArray(MAX_LOCAL);
         float[] s1 = ctx.allocateFloatLocalArray(MAX_LOCAL);
-        float ss = rmsScale(partials, nPartials, dim);
+        float ss = KernelHelpers.rmsScale(ctx, s0, x, dim, RMS_EPS);
         int row = ctx.groupIdx;
         int base1 = row * dim;
         int base3 = (hidden + row) * dim;
@@ -169,11 +172,11 @@ public final class TransformerKernels {
         }
     }
 
-    /** out[r] = w[r] · rmsnorm(x) (the classifier, with the final norm's phase 2). Global size: rows × local. */
-    public static void matmulNormF32(KernelContext ctx, FloatArray x, FloatArray partials, int nPartials,
-                                     FloatArray rmsWeight, FloatArray w, FloatArray out, int n) {
+    /** out[r] = w[r] · rmsnorm(x) (the classifier with the final norm, computed per work-group). Global size: rows × local. */
+    public static void matmulNormF32(KernelContext ctx, FloatArray x, FloatArray rmsWeight, FloatArray w, FloatArray out,
+                                     int n) {
         float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
-        float ss = rmsScale(partials, nPartials, n);
+        float ss = KernelHelpers.rmsScale(ctx, scratch, x, n, RMS_EPS);
         int row = ctx.groupIdx;
         int base = row * n;
         float sum = 0.0f;
