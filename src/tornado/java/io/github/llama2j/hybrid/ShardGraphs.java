@@ -47,8 +47,9 @@ import java.util.function.ToIntFunction;
  *
  * <p>Every layer's attention graph is named {@code att} and every feed-forward graph {@code ffn}: TornadoVM
  * caches compiled kernels per plan by task id ({@code att.qkv}, ...), so each kernel is JIT-compiled once
- * for all layers (their shapes, hence the specialised code, are the same) and shares one grid. The
- * buffers stay per graph. (Measured on PoCL: tiny.bin from 23 s to 4 s of start-up.)
+ * for all layers (their shapes, hence the specialised code, are the same) and shares one grid; only each
+ * graph's last task ({@code wo}, {@code w2}) is compiled again per layer, which TornadoVM 5.2 forces for the
+ * last task of every graph. The buffers stay per graph. (Measured on PoCL: tiny.bin from 23 s to 4 s of start-up.)
  *
  * <p>Every grid remembers how its number of work-groups follows from the share ({@link Share}), so that
  * calibration can {@link #resize} the grids to a smaller share without rebuilding anything.
