@@ -18,8 +18,10 @@ import jdk.incubator.vector.VectorSpecies;
  *       accumulated over t in order, so the vector runs along i. Values keep run.c's layout
  *       {@code [layer][t][kvDim]}.</li>
  * </ul>
+ * A cache may hold a slice of the model's key/value heads (the hybrid engine's CPU shard): its arrays then
+ * start at the slice's first head, and query head h reads local key/value head h / kv_mul.
  */
-final class Attention {
+public final class Attention {
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
     /** Timesteps per key block: one per lane. */
     private static final int BLOCK = F.length();
@@ -31,24 +33,34 @@ final class Attention {
 
     private final io.github.llama2j.math.FloatMath math;
 
+    /** The cache of every key/value head of the model. */
     Attention(Configuration c, io.github.llama2j.math.FloatMath math) {
+        this(c.nLayers(), c.seqLen(), c.headSize(), c.nKvHeads(), c.kvMul(), math);
+    }
+
+    /**
+     * A cache of {@code kvHeads} key/value heads, each shared by {@code kvMul} query heads.
+     *
+     * @param math expf, for softmax
+     */
+    public Attention(int nLayers, int seqLen, int headSize, int kvHeads, int kvMul, io.github.llama2j.math.FloatMath math) {
         this.math = math;
-        this.headSize = c.headSize();
-        this.kvDim = c.kvDim();
-        this.kvMul = c.kvMul();
-        this.blocks = Math.ceilDiv(c.seqLen(), BLOCK);
+        this.headSize = headSize;
+        this.kvDim = kvHeads * headSize;
+        this.kvMul = kvMul;
+        this.blocks = Math.ceilDiv(seqLen, BLOCK);
         this.scale = (float) Math.sqrt(headSize);
-        this.keys = new float[c.nLayers()][c.nKvHeads() * blocks * headSize * BLOCK];
-        this.values = new float[c.nLayers()][c.seqLen() * kvDim];
+        this.keys = new float[nLayers][Math.multiplyExact(Math.multiplyExact(kvHeads * blocks, headSize), BLOCK)];
+        this.values = new float[nLayers][Math.multiplyExact(seqLen, kvDim)];
     }
 
     /** Length of a head's score row: seq_len rounded up to whole blocks (whole vectors are stored). */
-    int scoreStride() {
+    public int scoreStride() {
         return blocks * BLOCK;
     }
 
-    /** Caches position pos's key and value rows (k after RoPE) in the given layer. */
-    void store(int layer, int pos, float[] k, float[] v) {
+    /** Caches position pos's key and value rows (k after RoPE; (kv_dim) each, this cache's heads) in the given layer. */
+    public void store(int layer, int pos, float[] k, float[] v) {
         float[] kc = keys[layer];
         int block = pos / BLOCK, lane = pos % BLOCK;
         for (int i = 0; i < kvDim; i++) {
@@ -63,7 +75,7 @@ final class Attention {
      *
      * @param att scratch for the head's scores, at least {@link #scoreStride()} floats from attOff
      */
-    void head(int layer, int h, int pos, float[] q, float[] out, float[] att, int attOff) {
+    public void head(int layer, int h, int pos, float[] q, float[] out, float[] att, int attOff) {
         int kvHead = h / kvMul;
         int qOff = h * headSize;
         // scores, a block of timesteps per vector (lanes past pos are computed from unused slots and ignored)

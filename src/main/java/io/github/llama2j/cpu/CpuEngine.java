@@ -9,8 +9,6 @@ import io.github.llama2j.model.Model;
 import io.github.llama2j.model.Weights;
 import io.github.llama2j.profile.Profiler;
 
-import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 
@@ -22,17 +20,14 @@ import java.util.concurrent.ConcurrentHashMap;
  * <p>Where the time goes: the matmuls stream every weight once per token, so they are split by rows
  * across a persistent {@link Parallel} pool, and matmuls that read the same input share one
  * dispatch (Q, K and V; W1 and W3, with SwiGLU applied by the same thread to the rows it computed).
- * Attention runs heads in parallel. The {@link Kernels} decide the matmul's summation order
+ * Attention runs heads in parallel. Those kernels live in {@link CpuLayer}, which the hybrid engine's
+ * CPU shard runs on its slice of the rows: one CPU path. Profiling stays beside the steps ({@link StepTimer}). The {@link Kernels} decide the matmul's summation order
  * ({@link VectorKernels}: fast; {@link ExactVectorKernels}: run.c's order). Everything else
  * (rmsnorm, RoPE, softmax, attention, SwiGLU, quantization) is bit-identical to the
  * {@link ScalarKernels} reference in both modes, which is what lets Q8 models and exact mode match
  * llama2.c bit for bit.
  */
 public final class CpuEngine implements InferenceEngine {
-    /** RoPE base of these models (llama2.c hard-codes 10000). */
-    public static final float ROPE_THETA = 10000.0f;
-    /** Row ranges handed to the kernels start on multiples of this (their tile height). */
-    private static final int ROW_GRAIN = 16;
     /** Speed (bytes of weights per nanosecond, i.e. GB/s) at which {@link #warmUp} deems a kernel compiled. */
     private static final double WARM_UP_BYTES_PER_NANO = 2.0;
     private static final long WARM_UP_MAX_NANOS = 3_000_000_000L;
@@ -45,21 +40,24 @@ public final class CpuEngine implements InferenceEngine {
     private final Parallel parallel;
     private final boolean ownsParallel;
     private final String name;
-    private final float[] ropeFreq, ropeCos, ropeSin;
+    private final Rope rope;
+    private final float[] ropeCos, ropeSin;         // (head_size/2): the rotations at the current position
     private final Attention attention;
-    private final FloatMath math;
+    private final CpuLayer ops;
 
     // Profiling (off unless setProfiler is called): task names are made once, not per token.
     private static final String[] LAYER_TASKS = {"attn_norm", "qkv", "rope", "attention", "wo", "ffn_norm", "w1w3_swiglu", "w2"};
     private final String[][] taskNames;
-    private Profiler profiler = Profiler.NONE;
-    private boolean profiling;
-    private String currentTask = "";
+    private final StepTimer timer = new StepTimer();
 
     // Run state, as run.c's RunState.
-    private final float[] x, xb, xb2, hb, hb2, q, k, v, att, logits;
-    private final byte[] xq, hq;                    // runq's quantized activations (Q8 models only)
-    private final float[] xs, hs;
+    private final float[] x, xb, xb2, q;            // (dim)
+    private final float[] k, v;                     // (kv_dim)
+    private final float[] hb, hb2;                  // (hidden_dim)
+    private final float[] att;                      // (n_heads, seq_len rounded up to Attention's blocks)
+    private final float[] logits;                   // (vocab_size)
+    private final byte[] xq, hq;                    // runq's quantized xb (dim) and hb (hidden_dim): Q8 models only
+    private final float[] xs, hs;                   // their scales (dim / group_size), (hidden_dim / group_size)
 
     public CpuEngine(Model model, Kernels kernels, FloatMath math, int threads) {
         this(model, kernels, math, checkedParallel(model, threads), true);
@@ -75,7 +73,6 @@ public final class CpuEngine implements InferenceEngine {
      */
     public CpuEngine(Model model, Kernels kernels, FloatMath math, Parallel parallel, boolean ownsParallel) {
         checkRunState(model);
-        this.math = math;
         this.c = model.config();
         this.w = model.weights();
         this.kernels = kernels;
@@ -92,6 +89,7 @@ public final class CpuEngine implements InferenceEngine {
         k = new float[kvDim];
         v = new float[kvDim];
         attention = new Attention(c, math);
+        ops = new CpuLayer(kernels, parallel, math, c.groupSize(), timer);
         taskNames = new String[c.nLayers()][LAYER_TASKS.length];
         for (int l = 0; l < c.nLayers(); l++) {
             for (int t = 0; t < LAYER_TASKS.length; t++) {
@@ -105,9 +103,9 @@ public final class CpuEngine implements InferenceEngine {
         xs = new float[dim / gs];
         hq = new byte[hidden];
         hs = new float[hidden / gs];
-        ropeFreq = ScalarKernels.ropeFrequencies(c.headSize(), ROPE_THETA, math);
-        ropeCos = new float[ropeFreq.length];
-        ropeSin = new float[ropeFreq.length];
+        rope = new Rope(c.headSize(), Rope.LLAMA2_THETA, math);
+        ropeCos = new float[rope.pairs()];
+        ropeSin = new float[rope.pairs()];
         warmUp();
     }
 
@@ -163,14 +161,14 @@ public final class CpuEngine implements InferenceEngine {
         if (!WARMED_UP.add(kernels.getClass().getName() + " " + segmentClass)) {
             return;
         }
-        int rows = Math.min(ROW_GRAIN, m.rows());
+        int rows = Math.min(CpuLayer.ROW_GRAIN, m.rows());
         double bytes = (double) m.byteSize() * rows / m.rows();
         float[] out = new float[rows];
         long deadline = System.nanoTime() + WARM_UP_MAX_NANOS;
         long firstCalls = Long.MAX_VALUE;
         for (int calls = 0, fastCalls = 0; fastCalls < 100 && System.nanoTime() < deadline; calls++) {
             long t0 = System.nanoTime();
-            kernel(out, xb, xq, xs, m, 0, rows);
+            ops.kernel(out, xb, xq, xs, m, 0, rows);
             long t = System.nanoTime() - t0;
             if (calls < 3) {
                 firstCalls = Math.min(firstCalls, t);
@@ -194,133 +192,87 @@ public final class CpuEngine implements InferenceEngine {
 
     @Override
     public float[] forward(int token, int pos) {
-        if (token < 0 || token >= c.vocabSize()) {
-            throw new IllegalArgumentException("token " + token + " outside the vocabulary [0, " + c.vocabSize() + ")");
-        }
-        if (pos < 0 || pos >= c.seqLen()) {
-            throw new IllegalArgumentException("position " + pos + " outside [0, seq_len " + c.seqLen() + ")");
-        }
+        InferenceEngine.checkForwardArguments(c, token, pos);
         int dim = c.dim(), hidden = c.hiddenDim(), kvDim = c.kvDim(), headSize = c.headSize();
+        long dimBytes = (long) dim * Float.BYTES;
 
-        long t = profiling ? System.nanoTime() : 0;
-        embed(token, x);
-        VectorOps.ropeAngles(pos, ropeFreq, ropeCos, ropeSin, math);
-        t = mark("embed", t, (long) dim * Float.BYTES);
+        step("embed", dimBytes, () -> {
+            ScalarKernels.embed(w.tokenEmbedding(), token, x);
+            rope.angles(pos, ropeCos, ropeSin);
+        });
         for (int l = 0; l < c.nLayers(); l++) {
-            String[] task = taskNames[l];
-            // ---- attention block: x += wo · attention(rope(wq·xb), rope(wk·xb), wv·xb)
-            VectorOps.rmsnorm(xb, x, w.rmsAtt()[l], dim);
-            t = mark(task[0], t, (long) dim * Float.BYTES);
-            currentTask = task[1];
-            quantizeInput(xb, dim, xq, xs);
-            matmulQkv(w.wq()[l], w.wk()[l], w.wv()[l]);
-            t = mark(task[1], t, w.wq()[l].byteSize() + w.wk()[l].byteSize() + w.wv()[l].byteSize());
-            VectorOps.rope(q, k, dim, kvDim, headSize, ropeCos, ropeSin);
-            attention.store(l, pos, k, v);
-            t = mark(task[2], t, 0);
             final int layer = l;
-            parallel.forRange(c.nHeads(), (h0, h1) -> {
-                for (int h = h0; h < h1; h++) {
-                    attention.head(layer, h, pos, q, xb, att, h * attention.scoreStride());
-                }
+            final String[] task = taskNames[l];
+            final Matrix wq = w.wq()[l], wk = w.wk()[l], wv = w.wv()[l], wo = w.wo()[l];
+            final Matrix w1 = w.w1()[l], w2 = w.w2()[l], w3 = w.w3()[l];
+
+            // ---- attention block: x += wo · attention(rope(wq·xb), rope(wk·xb), wv·xb)
+            step(task[0], dimBytes, () -> VectorOps.rmsnorm(xb, x, w.rmsAtt()[layer], dim));
+            step(task[1], wq.byteSize() + wk.byteSize() + wv.byteSize(), () -> {
+                quantizeInput(xb, dim, xq, xs);
+                matmulQkv(wq, wk, wv);
             });
-            t = mark(task[3], t, 2L * (pos + 1) * kvDim * Float.BYTES);
-            currentTask = task[4];
-            quantizeInput(xb, dim, xq, xs);
-            matmul(xb2, xb, xq, xs, w.wo()[l]);
-            VectorOps.add(x, xb2, dim);
-            t = mark(task[4], t, w.wo()[l].byteSize());
+            step(task[2], 0, () -> {
+                Rope.rotate(q, dim, k, kvDim, headSize, ropeCos, ropeSin);
+                attention.store(layer, pos, k, v);
+            });
+            step(task[3], 2L * (pos + 1) * kvDim * Float.BYTES, () -> attentionHeads(layer, pos));
+            step(task[4], wo.byteSize(), () -> {
+                quantizeInput(xb, dim, xq, xs);
+                matmul(xb2, xb, xq, xs, wo);
+                VectorOps.add(x, xb2, dim);
+            });
 
             // ---- feed-forward block: x += w2 · (silu(w1·xb) * (w3·xb))
-            VectorOps.rmsnorm(xb, x, w.rmsFfn()[l], dim);
-            t = mark(task[5], t, (long) dim * Float.BYTES);
-            currentTask = task[6];
-            quantizeInput(xb, dim, xq, xs);
-            final Matrix w1 = w.w1()[l], w3 = w.w3()[l];
-            parallel.forRange(hidden, ROW_GRAIN, (r0, r1) -> {
-                kernel(hb, xb, xq, xs, w1, r0, r1);
-                kernel(hb2, xb, xq, xs, w3, r0, r1);
-                VectorOps.swiglu(hb, hb2, r0, r1, math);
+            step(task[5], dimBytes, () -> VectorOps.rmsnorm(xb, x, w.rmsFfn()[layer], dim));
+            step(task[6], w1.byteSize() + w3.byteSize(), () -> {
+                quantizeInput(xb, dim, xq, xs);
+                matmulSwiglu(w1, w3);
             });
-            t = mark(task[6], t, w1.byteSize() + w3.byteSize());
-            currentTask = task[7];
-            quantizeInput(hb, hidden, hq, hs);
-            matmul(xb, hb, hq, hs, w.w2()[l]);
-            VectorOps.add(x, xb, dim);
-            t = mark(task[7], t, w.w2()[l].byteSize());
+            step(task[7], w2.byteSize(), () -> {
+                quantizeInput(hb, hidden, hq, hs);
+                matmul(xb, hb, hq, hs, w2);
+                VectorOps.add(x, xb, dim);
+            });
         }
-        VectorOps.rmsnorm(x, x, w.rmsFinal(), dim);
-        t = mark("final_norm", t, (long) dim * Float.BYTES);
-        currentTask = "classifier";
-        quantizeInput(x, dim, xq, xs);
-        matmul(logits, x, xq, xs, w.classifier());
-        mark("classifier", t, w.classifier().byteSize());
+        step("final_norm", dimBytes, () -> VectorOps.rmsnorm(x, x, w.rmsFinal(), dim));
+        step("classifier", w.classifier().byteSize(), () -> {
+            quantizeInput(x, dim, xq, xs);
+            matmul(logits, x, xq, xs, w.classifier());
+        });
         return logits;
     }
 
-    /** The token's embedding row; runq dequantizes it (q * scale per group), run.c copies it. */
-    private void embed(int token, float[] out) {
-        int dim = c.dim();
-        switch (w.tokenEmbedding()) {
-            case Matrix.F32 m -> MemorySegment.copy(m.data(), ScalarKernels.FLOAT, (long) token * dim * Float.BYTES, out, 0, dim);
-            case Matrix.Q8 m -> {
-                long base = (long) token * dim;
-                int gs = m.groupSize();
-                for (int i = 0; i < dim; i++) {
-                    out[i] = m.values().get(ValueLayout.JAVA_BYTE, base + i)
-                            * m.scales().get(ScalarKernels.FLOAT, (base + i) / gs * Float.BYTES);
-                }
-            }
-        }
+    /** One named step of the forward pass, timed beside it when profiling is on (see {@link StepTimer}). */
+    private void step(String task, long bytes, Runnable body) {
+        timer.step(task, bytes, body);
     }
+
+    // The steps' kernels, on CpuEngine's buffers: the same CpuLayer methods run the hybrid engine's CPU shard.
 
     /** Q8 models quantize each matmul input (runq); float models use it as is. */
     private void quantizeInput(float[] in, int n, byte[] q8, float[] scales) {
-        if (c.quantized()) {
-            VectorOps.quantize(in, n, c.groupSize(), q8, scales);
-        }
+        ops.quantize(in, n, q8, scales);
     }
 
     /** out = m · in, rows split across the pool. */
     private void matmul(float[] out, float[] in, byte[] inQ, float[] inS, Matrix m) {
-        parallel.forRange(m.rows(), ROW_GRAIN, (r0, r1) -> kernel(out, in, inQ, inS, m, r0, r1));
+        ops.matmul(out, in, inQ, inS, m);
     }
 
-    /** q = wq · xb, k = wk · xb, v = wv · xb in one dispatch: the rows of the three are numbered one after another. */
+    /** q = wq · xb, k = wk · xb, v = wv · xb in one dispatch. */
     private void matmulQkv(Matrix wq, Matrix wk, Matrix wv) {
-        int nq = wq.rows(), nk = wk.rows();
-        parallel.forRange(nq + nk + wv.rows(), ROW_GRAIN, (s, e) -> {
-            kernel(q, xb, xq, xs, wq, s, Math.min(e, nq));
-            kernel(k, xb, xq, xs, wk, Math.max(s - nq, 0), Math.min(e - nq, nk));
-            kernel(v, xb, xq, xs, wv, Math.max(s - nq - nk, 0), Math.min(e - nq - nk, wv.rows()));
-        });
+        ops.matmul3(q, wq, k, wk, v, wv, xb, xq, xs);
     }
 
-    /** Rows [r0, r1) of out = m · in (nothing if the range is empty). */
-    private void kernel(float[] out, float[] in, byte[] inQ, float[] inS, Matrix m, int r0, int r1) {
-        if (r0 >= r1) {
-            return;
-        }
-        long t0 = profiling ? System.nanoTime() : 0;
-        switch (m) {
-            case Matrix.F32 f -> kernels.matmulF32(out, in, f, r0, r1);
-            case Matrix.Q8 q8 -> kernels.matmulQ8(out, inQ, inS, q8, r0, r1);
-        }
-        if (profiling) {
-            // One slice per worker and chunk: the trace shows how the rows were spread over threads.
-            profiler.record(currentTask, Thread.currentThread().getName(), Profiler.Kind.WORKER_SLICE, t0,
-                    System.nanoTime() - t0, m.byteSize() * (r1 - r0) / m.rows());
-        }
+    /** hb = silu(w1 · xb) * (w3 · xb) in one dispatch. */
+    private void matmulSwiglu(Matrix w1, Matrix w3) {
+        ops.matmulSwiglu(hb, hb2, w1, w3, xb, xq, xs);
     }
 
-    /** Records the step that ran since {@code t0} as task {@code task}'s kernel time; returns the new start. */
-    private long mark(String task, long t0, long bytes) {
-        if (!profiling) {
-            return 0;
-        }
-        long t1 = System.nanoTime();
-        profiler.record(task, "cpu", Profiler.Kind.KERNEL, t0, t1 - t0, bytes);
-        return t1;
+    /** xb = run.c's multi-head attention of q over the layer's cache up to pos, heads in parallel. */
+    private void attentionHeads(int layer, int pos) {
+        ops.attention(attention, layer, pos, c.nHeads(), q, xb, att);
     }
 
     /**
@@ -329,8 +281,7 @@ public final class CpuEngine implements InferenceEngine {
      */
     @Override
     public void setProfiler(Profiler profiler) {
-        this.profiler = profiler;
-        this.profiling = profiler != Profiler.NONE;
+        timer.setProfiler(profiler);
     }
 
     @Override

@@ -95,6 +95,21 @@ public final class ScalarKernels implements Kernels {
         }
     }
 
+    /** run.c's embedding lookup: row {@code token} of the table into out; runq dequantizes it (q * scale per group). */
+    public static void embed(Matrix table, int token, float[] out) {
+        int dim = table.cols();
+        switch (table) {
+            case Matrix.F32 m -> MemorySegment.copy(m.data(), FLOAT, (long) token * dim * Float.BYTES, out, 0, dim);
+            case Matrix.Q8 m -> {
+                long base = (long) token * dim;
+                int gs = m.groupSize();
+                for (int i = 0; i < dim; i++) {
+                    out[i] = m.values().get(ValueLayout.JAVA_BYTE, base + i) * m.scales().get(FLOAT, (base + i) / gs * Float.BYTES);
+                }
+            }
+        }
+    }
+
     /** The RoPE frequency of each even index i of a head, as run.c computes it: 1 / powf(theta, i / head_size). */
     public static float[] ropeFrequencies(int headSize, float theta, FloatMath math) {
         float[] freq = new float[headSize / 2];

@@ -14,9 +14,10 @@ import java.nio.ByteOrder;
  * The small steps of the forward pass besides matmul and attention, bit-identical to the
  * {@link ScalarKernels} statics in every mode: only elementwise work is vectorized (one rounding
  * per operation either way); the sequential sums stay sequential, and expf/cosf/sinf are the
- * reference's own {@link io.github.llama2j.math.FloatMath} calls.
+ * reference's own {@link io.github.llama2j.math.FloatMath} calls. The CPU engine and the hybrid engine's host
+ * steps use them.
  */
-final class VectorOps {
+public final class VectorOps {
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
     /** Ints and bytes with F's lane count, for quantize (null where no byte vector is that short: 128-bit float vectors). */
     private static final VectorSpecies<Integer> I = F.withLanes(int.class);
@@ -28,7 +29,7 @@ final class VectorOps {
     }
 
     /** run.c's rmsnorm: out = weight * (x / sqrt(mean(x^2) + 1e-5)); out may be x. */
-    static void rmsnorm(float[] out, float[] x, MemorySegment weight, int size) {
+    public static void rmsnorm(float[] out, float[] x, MemorySegment weight, int size) {
         float ss = ScalarKernels.rmsScale(x, size);
         int j = 0;
         for (; j < F.loopBound(size); j += F.length()) {
@@ -92,7 +93,7 @@ final class VectorOps {
      * </ul>
      * Group sizes that are not a multiple of the vector width use the scalar reference.
      */
-    static void quantize(float[] x, int n, int groupSize, byte[] q, float[] s) {
+    public static void quantize(float[] x, int n, int groupSize, byte[] q, float[] s) {
         if (B == null || groupSize % F.length() != 0) {
             ScalarKernels.quantize(x, n, groupSize, q, s);
             return;
@@ -120,7 +121,7 @@ final class VectorOps {
     }
 
     /** x += y. */
-    static void add(float[] x, float[] y, int size) {
+    public static void add(float[] x, float[] y, int size) {
         int i = 0;
         for (; i < F.loopBound(size); i += F.length()) {
             FloatVector.fromArray(F, x, i).add(FloatVector.fromArray(F, y, i)).intoArray(x, i);

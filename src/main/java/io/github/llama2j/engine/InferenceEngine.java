@@ -60,4 +60,18 @@ public interface InferenceEngine extends AutoCloseable {
     @Override
     default void close() {
     }
+
+    /**
+     * The argument checks every {@link #forward} starts with: token in the vocabulary, pos in [0, seq_len).
+     *
+     * @throws IllegalArgumentException naming the value and its range
+     */
+    static void checkForwardArguments(Configuration c, int token, int pos) {
+        if (token < 0 || token >= c.vocabSize()) {
+            throw new IllegalArgumentException("token " + token + " outside the vocabulary [0, " + c.vocabSize() + ")");
+        }
+        if (pos < 0 || pos >= c.seqLen()) {
+            throw new IllegalArgumentException("position " + pos + " outside [0, seq_len " + c.seqLen() + ")");
+        }
+    }
 }

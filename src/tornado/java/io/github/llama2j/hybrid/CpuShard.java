@@ -1,8 +1,10 @@
 package io.github.llama2j.hybrid;
 
+import io.github.llama2j.cpu.Attention;
+import io.github.llama2j.cpu.CpuLayer;
 import io.github.llama2j.cpu.Kernels;
 import io.github.llama2j.cpu.Parallel;
-import io.github.llama2j.cpu.ScalarKernels;
+import io.github.llama2j.cpu.Rope;
 import io.github.llama2j.math.FloatMath;
 import io.github.llama2j.model.Configuration;
 import io.github.llama2j.model.Matrix;
@@ -10,18 +12,17 @@ import io.github.llama2j.model.Weights;
 
 
 /**
- * The host CPU's share, computed as the CPU engine computes the whole model (same {@link Kernels},
- * same {@link ScalarKernels} steps in the same order, same {@link FloatMath}), on its slice: row views
- * of wq/wk/wv, w1/w3 and the classifier read in place from the mapped checkpoint, compact copies of its
- * column slices of wo and w2 (in a file mapping, see {@link MappedScratch}), and a key/value cache that holds
- * only its key/value heads. A shard that
- * owns everything therefore computes exactly what the CPU engine computes.
+ * The host CPU's share, computed by the CPU engine's own kernels ({@link CpuLayer}: the same matmul
+ * dispatches, {@link Rope}, {@link Attention} and quantization, same {@link Kernels}, same {@link FloatMath})
+ * on its slice: row views of wq/wk/wv, w1/w3 and the classifier read in place from the mapped checkpoint,
+ * compact copies of its column slices of wo and w2 (in a file mapping, see {@link MappedScratch}), and a
+ * key/value cache that holds only its key/value heads. A shard that owns everything therefore computes
+ * exactly what the CPU engine computes.
  */
 final class CpuShard implements Shard {
     private final Configuration c;
-    private final Kernels kernels;
     private final Parallel parallel;
-    private final FloatMath math;
+    private final CpuLayer ops;
     private final StepInput in;
     private final boolean onHost;
     private final String track;
@@ -31,11 +32,15 @@ final class CpuShard implements Shard {
     // attention: heads [h0, h1), kv heads [kv0, kv1)
     private final int heads, qRows, kvRows;
     private final Matrix[] wq, wk, wv, wo;
-    private final float[] q, k, v, attOut, att;
-    private final float[][] keyCache, valueCache;
+    private final float[] q, attOut;                // (own heads * head_size)
+    private final float[] k, v;                     // (own kv heads * head_size)
+    private final float[] att;                      // (own heads, cache.scoreStride())
+    private final Attention cache;                  // own kv heads only; null if no heads
     private final byte[] aq;
     private final float[] as;
-    private final float[] ropeFreq;
+    private final Rope rope;
+    private final float[] ropeCos, ropeSin;         // (head_size/2) at ropePos
+    private int ropePos = -1;
     // feed-forward: hidden rows [r0, r1)
     private final int ffnRows;
     private final Matrix[] w1, w3, w2;
@@ -56,9 +61,8 @@ final class CpuShard implements Shard {
              FloatMath math, StepInput in, boolean onHost) {
         this.track = track;
         this.c = c;
-        this.kernels = kernels;
         this.parallel = new Parallel(threads);
-        this.math = math;
+        this.ops = new CpuLayer(kernels, parallel, math, c.groupSize());
         this.in = in;
         this.onHost = onHost;
         int L = c.nLayers(), hsz = c.headSize(), gs = Math.max(1, c.groupSize());
@@ -80,8 +84,6 @@ final class CpuShard implements Shard {
         w1 = new Matrix[L];
         w3 = new Matrix[L];
         w2 = new Matrix[L];
-        keyCache = new float[heads > 0 ? L : 0][];
-        valueCache = new float[heads > 0 ? L : 0][];
         java.util.List<Long> copies = new java.util.ArrayList<>();
         for (int l = 0; l < L; l++) {
             if (heads > 0) {
@@ -102,8 +104,6 @@ final class CpuShard implements Shard {
                 wk[l] = WeightSlices.rows(w.wk()[l], kv0 * hsz, kv1 * hsz);
                 wv[l] = WeightSlices.rows(w.wv()[l], kv0 * hsz, kv1 * hsz);
                 wo[l] = WeightSlices.columns(w.wo()[l], h0 * hsz, h1 * hsz, scratch::allocate);
-                keyCache[l] = new float[c.seqLen() * kvRows];
-                valueCache[l] = new float[c.seqLen() * kvRows];
             }
             if (ffnRows > 0) {
                 w1[l] = WeightSlices.rows(w.w1()[l], r0, r1);
@@ -115,7 +115,8 @@ final class CpuShard implements Shard {
         k = new float[kvRows];
         v = new float[kvRows];
         attOut = new float[qRows];
-        att = new float[heads * c.seqLen()];
+        cache = heads > 0 ? new Attention(L, c.seqLen(), hsz, kv1 - kv0, c.kvMul(), math) : null;
+        att = new float[heads > 0 ? heads * cache.scoreStride() : 0];
         aq = new byte[qRows];
         as = new float[qRows / gs];
         hb = new float[ffnRows];
@@ -123,7 +124,9 @@ final class CpuShard implements Shard {
         hq = new byte[ffnRows];
         hs = new float[ffnRows / gs];
         partial = new float[c.dim()];
-        ropeFreq = ScalarKernels.ropeFrequencies(hsz, HybridEngine.ROPE_THETA, math);
+        rope = new Rope(hsz, Rope.LLAMA2_THETA, math);
+        ropeCos = new float[rope.pairs()];
+        ropeSin = new float[rope.pairs()];
     }
 
     @Override
@@ -161,77 +164,30 @@ final class CpuShard implements Shard {
 
     /** run.c's attention block for this shard's heads, up to wo: partial = wo[:, own columns] · attention(own heads). */
     private void attention(int l, int pos) {
-        // q, k and v in one parallel dispatch (each row's value does not depend on who computes it).
-        matmul3(q, wq[l], k, wk[l], v, wv[l]);
-        // Local arrays start on a head boundary, so i % headSize (RoPE's frequency index) is the global one.
-        ScalarKernels.rope(q, k, pos, qRows, kvRows, c.headSize(), ropeFreq, math);
-        System.arraycopy(k, 0, keyCache[l], pos * kvRows, kvRows);
-        System.arraycopy(v, 0, valueCache[l], pos * kvRows, kvRows);
-        final float[] kc = keyCache[l], vc = valueCache[l];
-        final int seqLen = c.seqLen(), headSize = c.headSize(), kvMul = c.kvMul();
-        // Heads are owned in whole key/value groups, so local head h reads local key/value head h / kvMul.
-        parallel.forRange(heads, (a, b) -> {
-            for (int h = a; h < b; h++) {
-                ScalarKernels.attentionHead(attOut, q, kc, vc, att, h * seqLen, h, pos, headSize, kvRows, kvMul, math);
-            }
-        });
-        if (c.quantized()) {
-            ScalarKernels.quantize(attOut, qRows, c.groupSize(), aq, as);
+        ops.matmul3(q, wq[l], k, wk[l], v, wv[l], in.xb, in.xq, in.xs);
+        if (pos != ropePos) { // the angles depend on the position only: once per token
+            rope.angles(pos, ropeCos, ropeSin);
+            ropePos = pos;
         }
-        matmul(partial, attOut, aq, as, wo[l]);
+        // Local arrays start on a head boundary, so i % headSize (RoPE's pair) is the global one.
+        Rope.rotate(q, qRows, k, kvRows, c.headSize(), ropeCos, ropeSin);
+        cache.store(l, pos, k, v);
+        // Heads are owned in whole key/value groups, so local head h reads local key/value head h / kvMul.
+        ops.attention(cache, l, pos, heads, q, attOut, att);
+        ops.quantize(attOut, qRows, aq, as);
+        ops.matmul(partial, attOut, aq, as, wo[l]);
     }
 
     /** run.c's feed-forward block for this shard's hidden rows: partial = w2[:, own rows] · swiglu(w1·x, w3·x). */
     private void ffn(int l) {
-        // w1 and w3 in one parallel dispatch, then SwiGLU (element by element, as run.c).
-        matmul3(hb, w1[l], hb2, w3[l], null, null);
-        ScalarKernels.swiglu(hb, hb2, ffnRows, math);
-        if (c.quantized()) {
-            ScalarKernels.quantize(hb, ffnRows, c.groupSize(), hq, hs);
-        }
-        matmul(partial, hb, hq, hs, w2[l]);
+        ops.matmulSwiglu(hb, hb2, w1[l], w3[l], in.xb, in.xq, in.xs);
+        ops.quantize(hb, ffnRows, hq, hs);
+        ops.matmul(partial, hb, hq, hs, w2[l]);
     }
 
     /** This shard's rows of the logits, computed in place. */
     private void classifier() {
-        float[] out = in.logits;
-        switch (classifier) {
-            case Matrix.F32 f -> parallel.forRange(v1 - v0, (a, b) -> kernels.matmulF32(out, in.xb, f, v0 + a, v0 + b));
-            case Matrix.Q8 q8 -> parallel.forRange(v1 - v0, (a, b) -> kernels.matmulQ8(out, in.xq, in.xs, q8, v0 + a, v0 + b));
-        }
-    }
-
-    /**
-     * out0 = m0 · xb, out1 = m1 · xb (and out2 = m2 · xb unless m2 is null), the rows of all of them split
-     * over the pool in one dispatch: a token is dozens of short matmuls, and each dispatch wakes the workers.
-     */
-    private void matmul3(float[] out0, Matrix m0, float[] out1, Matrix m1, float[] out2, Matrix m2) {
-        int n0 = m0.rows(), n1 = m1.rows(), n2 = m2 == null ? 0 : m2.rows();
-        parallel.forRange(n0 + n1 + n2, (a, b) -> {
-            rows(out0, m0, a, Math.min(b, n0));
-            rows(out1, m1, Math.max(a, n0) - n0, Math.min(b, n0 + n1) - n0);
-            if (m2 != null) {
-                rows(out2, m2, Math.max(a, n0 + n1) - n0 - n1, b - n0 - n1);
-            }
-        });
-    }
-
-    /** Rows [r0, r1) of m · xb (nothing if the range is empty). */
-    private void rows(float[] out, Matrix m, int r0, int r1) {
-        if (r0 >= r1) {
-            return;
-        }
-        switch (m) {
-            case Matrix.F32 f -> kernels.matmulF32(out, in.xb, f, r0, r1);
-            case Matrix.Q8 q8 -> kernels.matmulQ8(out, in.xq, in.xs, q8, r0, r1);
-        }
-    }
-
-    private void matmul(float[] out, float[] x, byte[] xq, float[] xs, Matrix m) {
-        switch (m) {
-            case Matrix.F32 f -> parallel.forRange(f.rows(), (r0, r1) -> kernels.matmulF32(out, x, f, r0, r1));
-            case Matrix.Q8 q8 -> parallel.forRange(q8.rows(), (r0, r1) -> kernels.matmulQ8(out, xq, xs, q8, r0, r1));
-        }
+        ops.matmul(in.logits, in.xb, in.xq, in.xs, classifier, v0, v1);
     }
 
     @Override

@@ -1,15 +1,13 @@
 package io.github.llama2j.hybrid;
 
 import io.github.llama2j.cpu.ScalarKernels;
+import io.github.llama2j.cpu.VectorOps;
 import io.github.llama2j.engine.InferenceEngine;
 import io.github.llama2j.model.Configuration;
-import io.github.llama2j.model.Matrix;
 import io.github.llama2j.model.Weights;
 import io.github.llama2j.profile.Profiler;
 
 import java.io.PrintStream;
-import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -34,8 +32,8 @@ import java.util.List;
  * what the CPU engine computes.
  */
 public final class HybridEngine implements InferenceEngine {
-    /** RoPE base of these models (llama2.c hard-codes 10000). */
-    public static final float ROPE_THETA = 10000.0f;
+    /** llama2.c's RoPE base: an alias of {@link io.github.llama2j.cpu.Rope#LLAMA2_THETA}, until the device side builds its table with {@link io.github.llama2j.cpu.Rope}. */
+    public static final float ROPE_THETA = io.github.llama2j.cpu.Rope.LLAMA2_THETA;
 
     /** Makes shard {@code shard} of {@code plan}, reading its inputs from {@code in}. */
     @FunctionalInterface
@@ -159,26 +157,21 @@ public final class HybridEngine implements InferenceEngine {
         if (closed) {
             throw new IllegalStateException("engine closed");
         }
-        if (token < 0 || token >= c.vocabSize()) {
-            throw new IllegalArgumentException("token " + token + " outside the vocabulary [0, " + c.vocabSize() + ")");
-        }
-        if (pos < 0 || pos >= c.seqLen()) {
-            throw new IllegalArgumentException("position " + pos + " outside [0, seq_len " + c.seqLen() + ")");
-        }
+        InferenceEngine.checkForwardArguments(c, token, pos);
         long t0 = System.nanoTime();
         int dim = c.dim();
-        embed(token, x);
+        ScalarKernels.embed(w.tokenEmbedding(), token, x);
         in.pos = pos;
         for (int l = 0; l < c.nLayers(); l++) {
-            ScalarKernels.rmsnorm(in.xb, x, w.rmsAtt()[l], dim);
+            VectorOps.rmsnorm(in.xb, x, w.rmsAtt()[l], dim);
             quantizeInput();
             step(SplitPlan.Kind.ATTENTION, l);
-            ScalarKernels.rmsnorm(in.xb, x, w.rmsFfn()[l], dim);
+            VectorOps.rmsnorm(in.xb, x, w.rmsFfn()[l], dim);
             quantizeInput();
             step(SplitPlan.Kind.FFN, l);
         }
         // run.c normalises x in place before the classifier; the same values, here into xb.
-        ScalarKernels.rmsnorm(in.xb, x, w.rmsFinal(), dim);
+        VectorOps.rmsnorm(in.xb, x, w.rmsFinal(), dim);
         quantizeInput();
         step(SplitPlan.Kind.CLASSIFIER, -1);
         stats.token(System.nanoTime() - t0);
@@ -274,7 +267,7 @@ public final class HybridEngine implements InferenceEngine {
         }
         int dim = c.dim();
         if (count == 1) {
-            ScalarKernels.add(x, shards[first].partial(), dim);
+            VectorOps.add(x, shards[first].partial(), dim);
             return;
         }
         float[] sum = shards[first].partial();
@@ -291,23 +284,7 @@ public final class HybridEngine implements InferenceEngine {
 
     private void quantizeInput() {
         if (c.quantized()) {
-            ScalarKernels.quantize(in.xb, c.dim(), c.groupSize(), in.xq, in.xs);
-        }
-    }
-
-    /** The token's embedding row; runq dequantizes it (q * scale per group), run.c copies it. */
-    private void embed(int token, float[] out) {
-        int dim = c.dim();
-        switch (w.tokenEmbedding()) {
-            case Matrix.F32 m -> MemorySegment.copy(m.data(), ScalarKernels.FLOAT, (long) token * dim * Float.BYTES, out, 0, dim);
-            case Matrix.Q8 m -> {
-                long base = (long) token * dim;
-                int gs = m.groupSize();
-                for (int i = 0; i < dim; i++) {
-                    out[i] = m.values().get(ValueLayout.JAVA_BYTE, base + i)
-                            * m.scales().get(ScalarKernels.FLOAT, (base + i) / gs * Float.BYTES);
-                }
-            }
+            VectorOps.quantize(in.xb, c.dim(), c.groupSize(), in.xq, in.xs);
         }
     }
 

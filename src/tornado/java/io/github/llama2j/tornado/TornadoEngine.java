@@ -36,8 +36,8 @@ import java.util.Map;
  * with the CPU engine to float rounding, not bit for bit.
  */
 public final class TornadoEngine implements InferenceEngine {
-    /** RoPE base of these models (llama2.c hard-codes 10000). */
-    public static final float ROPE_THETA = 10000.0f;
+    /** llama2.c's RoPE base: an alias of {@link io.github.llama2j.cpu.Rope#LLAMA2_THETA}, until the device side builds its table with {@link io.github.llama2j.cpu.Rope}. */
+    public static final float ROPE_THETA = io.github.llama2j.cpu.Rope.LLAMA2_THETA;
 
     private final Configuration c;
     private final DeviceSession session;
@@ -200,12 +200,7 @@ public final class TornadoEngine implements InferenceEngine {
         if (closed) {
             throw new IllegalStateException("engine closed");
         }
-        if (token < 0 || token >= c.vocabSize()) {
-            throw new IllegalArgumentException("token " + token + " outside the vocabulary [0, " + c.vocabSize() + ")");
-        }
-        if (pos < 0 || pos >= c.seqLen()) {
-            throw new IllegalArgumentException("position " + pos + " outside [0, seq_len " + c.seqLen() + ")");
-        }
+        InferenceEngine.checkForwardArguments(c, token, pos);
         forward.state.set(0, token);
         forward.state.set(1, pos);
         long t0 = profiler != Profiler.NONE ? System.nanoTime() : 0;

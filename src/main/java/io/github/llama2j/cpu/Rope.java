@@ -1,0 +1,94 @@
+package io.github.llama2j.cpu;
+
+import io.github.llama2j.math.FloatMath;
+
+/**
+ * Rotary position embedding (RoPE) of one model: the frequency of each pair of a head's dimensions,
+ * and from it the rotation (cos, sin) of each pair at a position. Every engine takes its angles from
+ * here, so they all rotate by the same bits:
+ * <pre>
+ *   freq[p]       = 1 / powf(theta, 2p / head_size)       p in [0, head_size/2)   (run.c, in float)
+ *   cos, sin[p]   = cosf(pos * freq[p]), sinf(pos * freq[p])
+ *   (v0, v1)     -> (v0 cos - v1 sin, v0 sin + v1 cos)     for each pair (2p, 2p+1) of every head
+ * </pre>
+ * through the given {@link FloatMath} (the C library's powf/cosf/sinf in exact mode, as llama2.c calls them).
+ * {@link ScalarKernels#rope} is the reference that recomputes the angles per pair as run.c does.
+ *
+ * <p>Immutable and thread-safe; the cos/sin buffers belong to the caller.
+ */
+public final class Rope {
+    /** llama2.c's RoPE base (run.c hard-codes 10000); other formats say theirs (e.g. GGUF's rope.freq_base). */
+    public static final float LLAMA2_THETA = 10000.0f;
+
+    private final int headSize;
+    private final float theta;
+    private final float[] freq; // (head_size/2)
+    private final FloatMath math;
+
+    /**
+     * @param headSize dimensions per head (even)
+     * @param theta    the base of the frequencies ({@link #LLAMA2_THETA} for llama2.c checkpoints)
+     * @param math     powf, cosf and sinf
+     */
+    public Rope(int headSize, float theta, FloatMath math) {
+        if (headSize < 2 || headSize % 2 != 0) {
+            throw new IllegalArgumentException("RoPE needs an even head size, got " + headSize);
+        }
+        if (!(theta > 0.0f) || Float.isInfinite(theta)) {
+            throw new IllegalArgumentException("RoPE theta must be positive and finite, got " + theta);
+        }
+        this.headSize = headSize;
+        this.theta = theta;
+        this.math = math;
+        this.freq = ScalarKernels.ropeFrequencies(headSize, theta, math);
+    }
+
+    public int headSize() {
+        return headSize;
+    }
+
+    public float theta() {
+        return theta;
+    }
+
+    /** Pairs per head: the length of the cos and sin arrays. */
+    public int pairs() {
+        return freq.length;
+    }
+
+    /** The frequency of each pair, a copy: (head_size/2). */
+    public float[] frequencies() {
+        return freq.clone();
+    }
+
+    /** The rotation of each pair at {@code pos}: cos[p], sin[p] for p in [0, head_size/2). */
+    public void angles(int pos, float[] cos, float[] sin) {
+        VectorOps.ropeAngles(pos, freq, cos, sin, math);
+    }
+
+    /**
+     * Every position's rotations in one table, as the device engines upload it:
+     * {@code t[(pos * head_size/2 + p) * 2]} = cos, {@code + 1} = sin; (seq_len, head_size/2, 2).
+     */
+    public float[] table(int seqLen) {
+        int half = pairs();
+        float[] t = new float[Math.multiplyExact(seqLen, headSize)];
+        float[] cos = new float[half], sin = new float[half];
+        for (int pos = 0; pos < seqLen; pos++) {
+            angles(pos, cos, sin);
+            for (int p = 0; p < half; p++) {
+                t[(pos * half + p) * 2] = cos[p];
+                t[(pos * half + p) * 2 + 1] = sin[p];
+            }
+        }
+        return t;
+    }
+
+    /**
+     * Rotates the first {@code qRows} values of q and the first {@code kvRows} of k by the angles of
+     * {@link #angles}. The arrays must start on a head boundary (pair p of a head is i % head_size / 2).
+     */
+    public static void rotate(float[] q, int qRows, float[] k, int kvRows, int headSize, float[] cos, float[] sin) {
+        VectorOps.rope(q, k, qRows, kvRows, headSize, cos, sin);
+    }
+}
