@@ -1,7 +1,7 @@
 package io.github.llama2j.hybrid;
 
 import io.github.llama2j.Llama2jException;
-import io.github.llama2j.cpu.ScalarKernels;
+import io.github.llama2j.cpu.Rope;
 import io.github.llama2j.math.FloatMath;
 import io.github.llama2j.model.Configuration;
 import io.github.llama2j.model.Weights;
@@ -100,22 +100,12 @@ final class DeviceShard implements Shard {
     }
 
     /**
-     * RoPE's cos/sin for every position and pair, computed on the host exactly as the CPU side computes them
-     * (run.c: freq = 1 / powf(theta, i / headSize), then cosf/sinf(pos * freq)), laid out as the TornadoVM
-     * engine's table: [(pos * headSize/2 + i/2) * 2 + {0: cos, 1: sin}].
+     * RoPE's cos/sin for every position and pair, from the one {@link Rope} every engine uses, with the
+     * host's float functions, so that device heads rotate by exactly the CPU side's values; laid out as the
+     * TornadoVM engine's table: [(pos * headSize/2 + i/2) * 2 + {0: cos, 1: sin}].
      */
     static float[] ropeTable(Configuration c, FloatMath math) {
-        int hs = c.headSize(), half = hs / 2;
-        float[] freq = ScalarKernels.ropeFrequencies(hs, HybridEngine.ROPE_THETA, math);
-        float[] t = new float[c.seqLen() * hs];
-        for (int pos = 0; pos < c.seqLen(); pos++) {
-            for (int p = 0; p < half; p++) {
-                float val = pos * freq[p];
-                t[(pos * half + p) * 2] = math.cos(val);
-                t[(pos * half + p) * 2 + 1] = math.sin(val);
-            }
-        }
-        return t;
+        return new Rope(c.headSize(), HybridEngine.ROPE_THETA, math).table(c.seqLen());
     }
 
     @Override

@@ -1,6 +1,8 @@
 package io.github.llama2j.tornado;
 
 import io.github.llama2j.Llama2jException;
+import io.github.llama2j.cpu.Rope;
+import io.github.llama2j.math.FloatMath;
 import io.github.llama2j.model.Configuration;
 import io.github.llama2j.model.Matrix;
 import io.github.llama2j.model.Weights;
@@ -136,24 +138,14 @@ final class ForwardGraph {
     }
 
     /**
-     * RoPE's cos/sin for every position and pair, as run.c computes them:
-     * freq = 1 / theta^(i / headSize) for even i, then cos/sin(pos * freq) rounded to float.
-     * Computed on the host once so every device uses the same values (the GPU's fast sin/cos are
-     * inaccurate for the large angles late positions reach).
+     * RoPE's cos/sin for every position and pair, from the one {@link Rope} every engine uses (run.c's
+     * float powf/cosf/sinf through {@link FloatMath#standard()}, as the CPU engine computes them), laid out
+     * as the kernels read it: [(pos * headSize/2 + i/2) * 2 + {0: cos, 1: sin}]. Computed on the host once
+     * so every device uses the same values (a GPU's fast sin/cos are inaccurate for the large angles late
+     * positions reach).
      */
     static FloatArray ropeTable(int seqLen, int headSize, float theta) {
-        int half = headSize / 2;
-        FloatArray t = new FloatArray(seqLen * headSize);
-        for (int i = 0; i < headSize; i += 2) {
-            float freq = 1.0f / (float) Math.pow(theta, i / (float) headSize);
-            for (int pos = 0; pos < seqLen; pos++) {
-                float val = pos * freq;
-                int at = (pos * half + i / 2) * 2;
-                t.set(at, (float) Math.cos(val));
-                t.set(at + 1, (float) Math.sin(val));
-            }
-        }
-        return t;
+        return FloatArray.fromArray(new Rope(headSize, theta, FloatMath.standard()).table(seqLen));
     }
 
     /** Every kernel launch of a token, in launch order. */
