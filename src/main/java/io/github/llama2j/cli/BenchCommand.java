@@ -75,7 +75,7 @@ public final class BenchCommand implements Callable<Integer> {
     picocli.CommandLine.Model.CommandSpec spec;
 
     /** One measured test: tok/s per repetition. */
-    record Measurement(String test, int threads, String engine, int tokens, double[] tokensPerSecond) {
+    record Measurement(String test, int threads, String engine, int tokens, double[] tokensPerSecond, int launchesPerToken) {
         double mean() {
             double s = 0;
             for (double v : tokensPerSecond) {
@@ -128,7 +128,7 @@ public final class BenchCommand implements Callable<Integer> {
                     }
                     if (profile) {
                         int n = Math.max(1, Math.min(genTokens, c.seqLen() - 1));
-                        var report = new io.github.llama2j.profile.ProfileReport(e.name(), ProfileCommand.profile(e, 1, n));
+                        var report = new io.github.llama2j.profile.ProfileReport(e.name(), ProfileCommand.profile(e, 1, n), e.launchesPerToken());
                         err.println(report.toTable());
                         err.flush();
                     }
@@ -155,7 +155,7 @@ public final class BenchCommand implements Callable<Integer> {
             run.run();
             tps[i] = tokens / ((System.nanoTime() - t0) / 1e9);
         }
-        return new Measurement(test, threads, e.name(), tokens, tps);
+        return new Measurement(test, threads, e.name(), tokens, tps, e.launchesPerToken());
     }
 
     /** Prompt processing: one forward pass per given token, logits unused. */
@@ -225,6 +225,7 @@ public final class BenchCommand implements Callable<Integer> {
             }
             row.put("tokens_per_second_samples", samples);
             row.put("bytes_per_token", bytesPerToken);
+            row.put("launches_per_token", r.launchesPerToken());
             row.put("gigabytes_per_second", r.mean() * bytesPerToken / 1e9);
             rows.add(row);
         }

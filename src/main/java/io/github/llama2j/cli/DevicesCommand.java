@@ -38,6 +38,7 @@ public final class DevicesCommand implements Callable<Integer> {
         if (devices.isEmpty()) {
             throw new Llama2jException("TornadoVM found no device", Llama2jException.UNAVAILABLE);
         }
+        out.println(lister.get().runtimeVersion());
         int backend = -1;
         for (DeviceLister.Device d : devices) {
             if (d.backend() != backend) {

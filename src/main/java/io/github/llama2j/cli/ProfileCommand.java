@@ -64,8 +64,11 @@ public final class ProfileCommand implements Callable<Integer> {
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
         EngineOptions options = engine.toOptions(true);
-        // Generated code can only be captured while the engine compiles it, so ask before building it.
-        boolean dump = dumpKernels != null && Engines.requestKernelSources(options.kind());
+        // Generated code can only be captured while the engine compiles it, so the engine is built asking for it.
+        boolean dump = dumpKernels != null && Engines.generatesKernels(options.kind());
+        if (dump) {
+            options = options.withKernelSources();
+        }
         if (dumpKernels != null && !dump) {
             // Like other engine-specific options (--device, --split), not an error for an engine it does not apply to.
             err.println("--dump-kernels: engine '" + options.kind() + "' runs no generated device code, nothing to write "
@@ -78,7 +81,7 @@ public final class ProfileCommand implements Callable<Integer> {
                         + m.config().seqLen(), Llama2jException.BAD_USAGE);
             }
             ProfileRecorder recorder = profile(e, warmup, tokens);
-            ProfileReport report = new ProfileReport(e.name(), recorder);
+            ProfileReport report = new ProfileReport(e.name(), recorder, e.launchesPerToken());
             out.println(json ? report.toJson() : report.toTable());
             out.flush();
             if (trace != null) {

@@ -13,6 +13,9 @@ public interface DeviceLister {
     /** Every backend and device, in the {@code backend:device} index order that {@code --device} takes. */
     List<Device> devices();
 
+    /** The accelerator runtime's version and where it runs from (one line), for {@code --version} and {@code devices}. */
+    String runtimeVersion();
+
     /**
      * One device as the runtime reports it.
      *

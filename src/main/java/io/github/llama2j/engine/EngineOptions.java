@@ -10,12 +10,25 @@ package io.github.llama2j.engine;
  * @param split   hybrid: the GPU's fraction of matmul rows in [0, 1], or NaN for automatic calibration
  * @param verbose print start-up phases (plan, JIT, weight transfer) on stderr
  * @param profile collect per-task timings for the profiler
+ * @param keepKernelSources keep the device code the engine generates, for {@link InferenceEngine#dumpKernels}
+ *                (it can only be captured while the engine compiles it, i.e. while the engine is built)
  */
 public record EngineOptions(String kind, int threads, boolean exact, String device, double split, boolean verbose,
-                            boolean profile) {
+                            boolean profile, boolean keepKernelSources) {
+
+    /** Options without kernel-source capture. */
+    public EngineOptions(String kind, int threads, boolean exact, String device, double split, boolean verbose,
+                         boolean profile) {
+        this(kind, threads, exact, device, split, verbose, profile, false);
+    }
 
     public static EngineOptions cpu(int threads, boolean exact) {
         return new EngineOptions("cpu", threads, exact, null, Double.NaN, false, false);
+    }
+
+    /** The same options, asking the engine to keep the device code it generates. */
+    public EngineOptions withKernelSources() {
+        return new EngineOptions(kind, threads, exact, device, split, verbose, profile, true);
     }
 
     public static int defaultThreads() {

@@ -13,11 +13,10 @@ public interface EngineProvider {
     InferenceEngine create(Model model, EngineOptions options);
 
     /**
-     * Asks the next engine this provider creates to keep the device code it generates, for
-     * {@link InferenceEngine#dumpKernels}; device code can only be captured while it is compiled, i.e.
-     * while the engine is built. Returns false where the engine has no such code to keep.
+     * Whether this provider's engines generate device code they can keep for {@link InferenceEngine#dumpKernels}
+     * (when built with {@link EngineOptions#keepKernelSources()}); false where the engine runs Java.
      */
-    default boolean requestKernelSources() {
+    default boolean generatesKernels() {
         return false;
     }
 }

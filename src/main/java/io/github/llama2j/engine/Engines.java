@@ -59,16 +59,16 @@ public final class Engines {
     }
 
     /**
-     * Asks the next engine of {@code kind} to keep its generated device code (call before {@link #create});
+     * Whether engines of {@code kind} generate device code that {@link EngineOptions#keepKernelSources()} can keep;
      * false for engines that generate none (the CPU engine runs Java).
      */
-    public static boolean requestKernelSources(String kind) {
+    public static boolean generatesKernels(String kind) {
         if (kind.equals("cpu")) {
             return false;
         }
         for (EngineProvider p : ServiceLoader.load(EngineProvider.class)) {
             if (p.kind().equals(kind)) {
-                return p.requestKernelSources();
+                return p.generatesKernels();
             }
         }
         return false;

@@ -45,6 +45,14 @@ public interface InferenceEngine extends AutoCloseable {
                 Llama2jException.BAD_USAGE);
     }
 
+    /**
+     * Device kernel launches one {@link #forward} makes (every task of every graph it executes); 0 for an
+     * engine that launches none (the CPU engine). Shown by {@code --verbose}, {@code profile} and {@code bench --json}.
+     */
+    default int launchesPerToken() {
+        return 0;
+    }
+
     /** Forgets the cached positions, for a new generation with the same weights. */
     default void reset() {
     }

@@ -85,9 +85,16 @@ public final class ProfileReport {
     private final Map<String, Row> layers = new LinkedHashMap<>();
     private final Map<String, Row> kinds = new LinkedHashMap<>();
     private long weightTransferNanos, weightTransferBytes, compileNanos;
+    private final int launchesPerToken;
 
     public ProfileReport(String engine, ProfileRecorder recorder) {
+        this(engine, recorder, 0);
+    }
+
+    /** @param launchesPerToken device kernel launches per token ({@code InferenceEngine.launchesPerToken()}), 0 for none */
+    public ProfileReport(String engine, ProfileRecorder recorder, int launchesPerToken) {
         this.engine = engine;
+        this.launchesPerToken = launchesPerToken;
         List<ProfileRecorder.Token> ts = recorder.tokens();
         this.tokens = ts.size();
         this.tokenNanos = ts.stream().mapToLong(ProfileRecorder.Token::durationNanos).sum();
@@ -159,6 +166,9 @@ public final class ProfileReport {
         b.append(String.format(Locale.ROOT, "engine %s: %d tokens profiled, %.1f us per token (%.2f tok/s), kernels %.1f%% of it%n",
                 engine, tokens, perToken, tokens == 0 || tokenNanos == 0 ? 0 : tokens * 1e9 / tokenNanos,
                 tokenNanos == 0 ? 0 : 100.0 * kernelNanos() / tokenNanos));
+        if (launchesPerToken > 0) {
+            b.append(String.format(Locale.ROOT, "%d device kernel launches per token%n", launchesPerToken));
+        }
         section(b, "per task", tasks);
         section(b, "per layer", layers);
         section(b, "per kind", kinds);
@@ -206,7 +216,8 @@ public final class ProfileReport {
                 .append(",\"kernel_ns\":").append(kernelNanos())
                 .append(",\"compile_ns\":").append(compileNanos)
                 .append(",\"weight_transfer_ns\":").append(weightTransferNanos)
-                .append(",\"weight_transfer_bytes\":").append(weightTransferBytes);
+                .append(",\"weight_transfer_bytes\":").append(weightTransferBytes)
+                .append(",\"launches_per_token\":").append(launchesPerToken);
         rowsJson(b, "tasks", tasks);
         rowsJson(b, "layers", layers);
         rowsJson(b, "kinds", kinds);

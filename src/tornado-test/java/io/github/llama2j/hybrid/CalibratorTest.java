@@ -85,14 +85,14 @@ class CalibratorTest {
         // the classifier only, so one kernel is compiled
         SplitPlan all = SplitPlan.twoWay(one, 0, 0, 1), quarter = SplitPlan.twoWay(one, 0, 0, 0.25);
         StepInput in = new StepInput(one.dim(), 0, one.vocabSize());
-        try (DeviceShard d = new DeviceShard(uk.ac.manchester.tornado.api.TornadoExecutionPlan.DEFAULT_DEVICE, one, w1, all, 0,
+        try (DeviceShard d = new DeviceShard(io.github.llama2j.tornado.DeviceSession.of(
+                uk.ac.manchester.tornado.api.TornadoExecutionPlan.DEFAULT_DEVICE), one, w1, all, 0,
                 TornadoSettings.load("CPU"), in, FloatMath.JAVA, false, Long.MAX_VALUE, null)) {
             java.util.Arrays.fill(in.xb, 1f);
             d.run(SplitPlan.Kind.CLASSIFIER, -1);
             float[] first = d.classifierOutput();
             java.util.Arrays.fill(in.xb, 2f);
-            d.emulate(quarter, 0, in);
-            d.run(SplitPlan.Kind.CLASSIFIER, -1);
+            Calibrator.emulate(d, quarter, 0, in).run(SplitPlan.Kind.CLASSIFIER, -1);
             float[] second = d.classifierOutput();
             int rows = quarter.vocabEnd(0);
             for (int r = 0; r < one.vocabSize(); r++) {

@@ -4,7 +4,7 @@ import io.github.llama2j.cpu.ScalarKernels;
 import io.github.llama2j.math.FloatMath;
 import io.github.llama2j.model.Configuration;
 import io.github.llama2j.model.Matrix;
-import io.github.llama2j.tornado.TornadoAccess;
+import io.github.llama2j.tornado.DeviceSession;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
@@ -48,7 +48,7 @@ class HybridKernelsTest {
 
     @BeforeAll
     static void runKernelsOnce() {
-        TornadoAccess.requireNoBailoutRecovery();
+        DeviceSession session = DeviceSession.of(TornadoExecutionPlan.DEFAULT_DEVICE);
         x = rnd(N);
         w = rnd(ROWS * N);
         w13 = rnd(2 * FFN_ROWS * N);
@@ -95,8 +95,7 @@ class HybridKernelsTest {
         grid(grid, tasks, "qkvq8", (Q_ROWS + 2 * KV_ROWS) / 2 * LOCAL);
         try (TornadoExecutionPlan plan = new TornadoExecutionPlan(g.snapshot())) {
             var r = plan.withGridScheduler(grid).withProfiler(ProfilerMode.SILENT).execute();
-            TornadoAccess.verifyTasksRanOnDevice(tasks, r.getProfilerResult().getProfileLog(),
-                    TornadoExecutionPlan.DEFAULT_DEVICE.getPhysicalDevice().getDeviceName());
+            session.verifyRanOnDevice(tasks, r.getProfilerResult().getProfileLog());
         } catch (Exception e) {
             throw new IllegalStateException("seed " + SEED, e);
         }

@@ -20,8 +20,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
  * Models too deep for one TornadoVM task graph. TornadoVM records a graph's tasks in a fixed 8 KiB
  * buffer; with everything in one graph, 24 float32 layers or 14 Q8_0 layers overflowed it
  * (BufferOverflowException while building; Llama 2 7B has 32 layers). The forward pass is now a chain of
- * graphs of {@link ForwardGraph#LAYERS_PER_GRAPH} layers whose activations stay on the device between
- * graphs; these models check the chain against the CPU engine at every position, with a shared
+ * one graph per layer whose activations stay on the device between graphs (see {@link ForwardGraph});
+ * these models check the chain against the CPU engine at every position, with a shared
  * classifier (the last graph reads the embedding table that the first graph put on the device) and an
  * unshared one. Narrow layers keep PoCL's JIT time (per task, not per size) the only real cost.
  */
@@ -41,12 +41,12 @@ class DeepModelTest {
         List<String> ids = e.taskIds();
         Set<String> graphs = new LinkedHashSet<>();
         ids.forEach(id -> graphs.add(id.substring(0, id.indexOf('.'))));
-        int expected = (layers + ForwardGraph.LAYERS_PER_GRAPH - 1) / ForwardGraph.LAYERS_PER_GRAPH;
-        assertEquals(expected, graphs.size(), "graphs: " + graphs);
-        assertEquals(ForwardGraph.GRAPH + "0.embed", ids.getFirst());
-        assertEquals(ForwardGraph.GRAPH + (expected - 1) + ".classifier", ids.getLast());
-        assertEquals(ForwardGraph.GRAPH + "1.layer" + ForwardGraph.LAYERS_PER_GRAPH + "_attnorm",
-                ids.stream().filter(id -> id.startsWith(ForwardGraph.GRAPH + "1.")).findFirst().orElseThrow());
+        assertEquals(List.of(ForwardGraph.FIRST, ForwardGraph.LAYER, ForwardGraph.OUTPUT), List.copyOf(graphs), "graphs: " + graphs);
+        assertEquals(layers + 1, e.graphsPerToken(), "one graph per layer and the output");
+        assertEquals(ForwardGraph.FIRST + ".embed", ids.getFirst());
+        assertEquals(ForwardGraph.OUTPUT + ".classifier", ids.getLast());
+        assertEquals(ForwardGraph.LAYER + (e.config().quantized() ? ".attnorm" : ".qkv"),
+                ids.stream().filter(id -> id.startsWith(ForwardGraph.LAYER + ".")).findFirst().orElseThrow());
 
         new ForwardVsCpuTest().logitsMatchTheCpuEngine(file.toString());
     }

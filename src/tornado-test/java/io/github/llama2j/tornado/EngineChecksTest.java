@@ -37,14 +37,15 @@ class EngineChecksTest {
             TornadoEngine e = TestEngines.engine(file);
             int layers = e.config().nLayers();
             List<String> ids = e.taskIds();
-            int perLayer = e.config().quantized() ? 11 : 7;
-            int outside = e.config().quantized() ? 4 : 3;
+            int perLayer = e.config().quantized() ? 11 : 5;
+            int outside = e.config().quantized() ? 4 : 2;
             assertEquals(layers * perLayer + outside, ids.size(), file + ": one task per kernel launch");
-            int last = (layers - 1) / ForwardGraph.LAYERS_PER_GRAPH;
-            assertEquals("forward0.embed", ids.get(0));
-            assertTrue(ids.contains("forward" + last + ".layer" + (layers - 1) + "_qkv"), ids.toString());
-            assertTrue(ids.contains("forward0.layer0_attention"), ids.toString());
-            assertEquals("forward" + last + ".classifier", ids.get(ids.size() - 1));
+            // one graph per layer (the first also embeds), all further layers' graphs named alike, then the output
+            assertEquals(layers + 1, e.graphsPerToken(), file);
+            assertEquals(ForwardGraph.FIRST + ".embed", ids.get(0));
+            assertTrue(ids.contains(ForwardGraph.LAYER + ".qkv"), ids.toString());
+            assertTrue(ids.contains(ForwardGraph.FIRST + ".attention"), ids.toString());
+            assertEquals(ForwardGraph.OUTPUT + ".classifier", ids.get(ids.size() - 1));
             Map<String, TaskVerifier.TaskRun> runs = e.firstRun();
             String device = e.deviceDescription().substring(e.deviceDescription().indexOf(' ') + 1);
             for (String id : ids) {

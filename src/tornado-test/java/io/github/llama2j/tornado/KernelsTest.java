@@ -146,7 +146,7 @@ class KernelsTest {
         in.addAll(List.of(dW, dXCols, dRmsW, dResidual));
         tg.task("colsPartials", TransformerKernels::rmsPartials, ctx, dXCols, dPartsCols, COLS);
         grid(g, "colsPartials", PARTS * LOCAL, LOCAL);
-        tg.task("matmulNormF32", TransformerKernels::matmulNormF32, ctx, dXCols, dPartsCols, PARTS, dRmsW, dW, dMatNorm, COLS);
+        tg.task("matmulNormF32", TransformerKernels::matmulNormF32, ctx, dXCols, dRmsW, dW, dMatNorm, COLS);
         grid(g, "matmulNormF32", ROWS * LOCAL, LOCAL);
         tg.task("matmulResidualF32", TransformerKernels::matmulResidualF32, ctx, dXCols, dW, dResidual, COLS);
         grid(g, "matmulResidualF32", ROWS * LOCAL, LOCAL);
@@ -170,10 +170,9 @@ class KernelsTest {
         in.addAll(List.of(dXDim, dRmsDim, dWqkv, dW13, rope, qkvState, dKc, dVc));
         tg.task("dimPartials", TransformerKernels::rmsPartials, ctx, dXDim, dPartsDim, DIM);
         grid(g, "dimPartials", PARTS * LOCAL, LOCAL);
-        tg.task("qkvF32", TransformerKernels::qkvF32, ctx, dXDim, dPartsDim, PARTS, dRmsDim, dWqkv, dQ, dKc, dVc, qkvState, rope,
-                DIM, KV_DIM, HEAD);
+        tg.task("qkvF32", TransformerKernels::qkvF32, ctx, dXDim, dRmsDim, dWqkv, dQ, dKc, dVc, qkvState, rope, DIM, KV_DIM, HEAD);
         grid(g, "qkvF32", (DIM + 2 * KV_DIM) / 2 * LOCAL, LOCAL);
-        tg.task("w13F32", TransformerKernels::w13F32, ctx, dXDim, dPartsDim, PARTS, dRmsDim, dW13, dHb, DIM, HIDDEN);
+        tg.task("w13F32", TransformerKernels::w13F32, ctx, dXDim, dRmsDim, dW13, dHb, DIM, HIDDEN);
         grid(g, "w13F32", HIDDEN * LOCAL, LOCAL);
 
         // ---- attention over a random cache, all SEQ positions, grouped-query heads

@@ -46,14 +46,19 @@ class TornadoProfileTest {
             assertEquals(names.size(), new HashSet<>(names).size(), file + ": names are unique");
             assertEquals(names, List.copyOf(report.tasks().keySet()), file);
             assertTrue(names.contains("layer0.qkv") && names.contains("layer0.w1w3_swiglu")
-                    && names.contains("layer0.attn_norm") && names.contains("classifier"), names.toString());
+                    && (names.contains("layer0.attn_norm") || !e.config().quantized()) && names.contains("classifier"),
+                    names.toString());
 
             // Every device row comes from TornadoVM's profiler: the device name in its record, a kernel time
             // above zero, the JIT time of the first execution, and the last token equal to the raw record.
             for (ProfileReport.Row r : report.tasks().values()) {
                 assertEquals(5, r.calls, r.name);
                 assertTrue(r.kernelNanos > 0, file + " " + r.name + ": no kernel time");
-                assertTrue(r.compileNanos > 0, file + " " + r.name + ": no JIT time");
+                // each kernel is compiled once: by layer 0's graph, or by the first graph named "layer"
+                // (TornadoVM 5.2 recompiles every graph's last task, so w2 has JIT time in every layer)
+                if (!r.name.startsWith("layer") || r.name.startsWith("layer0.") || r.name.startsWith("layer1.")) {
+                    assertTrue(r.compileNanos > 0, file + " " + r.name + ": no JIT time");
+                }
                 assertTrue(r.bytesRead > 0, file + " " + r.name + ": no bytes");
             }
             List<ProfileRecorder.Event> kernels = rec.events().stream().filter(ev -> ev.kind() == Profiler.Kind.KERNEL).toList();
@@ -65,7 +70,7 @@ class TornadoProfileTest {
             List<String> ids = e.taskIds();
             for (int i = 0; i < ids.size(); i++) {
                 assertEquals(names.get(i), lastToken.get(i).task());
-                assertEquals(lastKernels.get(ids.get(i)), lastToken.get(i).durationNanos(), ids.get(i));
+                assertEquals(lastKernels.get(names.get(i)), lastToken.get(i).durationNanos(), ids.get(i));
             }
             assertTrue(report.weightTransferNanos() > 0, "weight transfer time");
 
@@ -144,7 +149,7 @@ class TornadoProfileTest {
         assertTrue(Json.read(trace).containsKey("traceEvents"));
     }
 
-    /** The forward pass may be several graphs (forward0, forward1, ...): every graph's last record is read. */
+    /** The forward pass is several graphs: every graph's last record is read. */
     @Test
     void severalGraphsAndAccumulatedRecords() {
         String log = record("forward0", 1, "forward0.embed", "forward0.layer0_qkv")
@@ -158,18 +163,29 @@ class TornadoProfileTest {
         assertEquals(40, last.get("forward1").total("COPY_IN_TIME"));
         assertEquals("pthread-test", last.get("forward1").tasks().get("forward1.layer1_w13").get("DEVICE"));
 
-        List<String> ids = List.of("forward0.embed", "forward0.layer0_qkv", "forward1.layer1_w13", "forward1.classifier");
+        // The engine reads each graph's own record right after it ran; every layer's graph has the same name
+        // (layer.w13 in layers 1 and 2), so graphs are told apart by their place in the plan.
+        List<ForwardGraph.Task> tasks = List.of(new ForwardGraph.Task(0, "first.embed", -1, "embed"),
+                new ForwardGraph.Task(0, "first.qkv", 0, "qkv"), new ForwardGraph.Task(1, "layer.w13", 1, "w13"),
+                new ForwardGraph.Task(2, "layer.w13", 2, "w13"), new ForwardGraph.Task(3, "output.classifier", -1, "classifier"));
+        GraphRun[] runs = {run(record("first", 1, "first.embed", "first.qkv") + record("first", 2, "first.embed", "first.qkv")),
+                run(record("layer", 3, "layer.w13") + record("layer", 4, "layer.w13")), run(record("layer", 5, "layer.w13")),
+                run(record("output", 6, "output.classifier"))};
         ProfileRecorder rec = new ProfileRecorder();
-        DeviceProfile dp = new DeviceProfile(ids, new TaskTraffic(TestEngines.model("tiny.bin").config(),
-                TornadoSettings.load("CPU")), "opencl:0:0");
-        assertEquals(List.of("embed", "layer0.qkv", "layer1.w1w3_swiglu", "classifier"), dp.names());
-        dp.recordToken(rec, 1000, 1_000_000, log, 3);
+        DeviceProfile dp = new DeviceProfile(tasks, List.of("first", "layer", "layer", "output"),
+                new TaskTraffic(TestEngines.model("tiny.bin").config(), TornadoSettings.load("CPU")), "opencl:0:0");
+        assertEquals(List.of("embed", "layer0.qkv", "layer1.w1w3_swiglu", "layer2.w1w3_swiglu", "classifier"), dp.names());
+        dp.recordToken(rec, 1000, 1_000_000, runs, 3);
         List<ProfileRecorder.Event> k = rec.events().stream().filter(e -> e.kind() == Profiler.Kind.KERNEL).toList();
-        assertEquals(List.of(2L, 2L, 4L, 4L), k.stream().map(ProfileRecorder.Event::durationNanos).toList());
+        assertEquals(List.of(2L, 2L, 4L, 5L, 6L), k.stream().map(ProfileRecorder.Event::durationNanos).toList());
         assertEquals("opencl:0:0 pthread-test", k.get(0).track());
-        // Same task name in two graphs: the graph stays in the name so rows never merge.
-        assertEquals(List.of("embed", "forward1.embed"),
-                new DeviceProfile(List.of("forward0.embed", "forward1.embed"), null, "t").names());
+        // Same task name twice: the graph stays in the name so rows never merge.
+        assertEquals(List.of("embed", "first1.embed"), new DeviceProfile(List.of(new ForwardGraph.Task(0, "first.embed", -1, "embed"),
+                new ForwardGraph.Task(1, "first.embed", -1, "embed")), List.of("first", "first"), null, "t").names());
+    }
+
+    private static GraphRun run(String log) {
+        return new GraphRun(log, 0, 0, 0, 0, 0, 0, 0);
     }
 
     private static String record(String graph, int kernel, String... tasks) {

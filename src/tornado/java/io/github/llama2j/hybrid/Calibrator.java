@@ -25,7 +25,7 @@ import java.util.function.Predicate;
  * share of the WHOLE model fits the device memory: that is how a model larger than the device runs. So that
  * seventeen candidates do not cost seventeen JIT compilations, the device shard is built once, for the
  * largest candidate, and emulates the smaller ones by launching fewer work-groups (the same number of weight
- * bytes streamed as the smaller slice would; see {@link DeviceShard#emulate}); the CPU shard of each
+ * bytes streamed as the smaller slice would; see {@link #emulate}); the CPU shard of each
  * candidate is real (views and column copies, nothing to compile).
  */
 final class Calibrator {
@@ -197,5 +197,82 @@ final class Calibrator {
                         + "all-device %s)", r.points().size(), r.calibrationNanos() / 1e9, r.estimatedTokenNanos() / 1e6,
                 Double.isNaN(cpu) ? "n/a" : String.format(Locale.ROOT, "%.2f", cpu / 1e6),
                 Double.isNaN(dev) ? "does not fit" : String.format(Locale.ROOT, "%.2f", dev / 1e6));
+    }
+
+    /**
+     * The calibration's device shard for one candidate: {@code device}, built for the largest candidate, from
+     * now on computes as if it owned {@code plan}'s share for {@code shard} (no more than it was built with):
+     * every grid shrinks to that share's work-groups ({@link ShardGraphs#resize}), so each step streams as
+     * many weights as that share's own slices would, without building and JIT-compiling a shard per
+     * candidate. The results are meaningless (partial sums are handed on as zeros; only the candidate's rows
+     * of the logits are), only the time counts. Closing the result leaves {@code device} open.
+     */
+    static Shard emulate(DeviceShard device, SplitPlan plan, int shard, StepInput input) {
+        ShardGraphs.Share share = device.graphs().shareOf(plan, shard);
+        if (!share.within(device.graphs().built())) {
+            throw new IllegalArgumentException("cannot emulate " + plan + ": more than the shard was built with");
+        }
+        device.graphs().resize(share);
+        return new Emulating(device, share.vocabRows(), input);
+    }
+
+    /** The shared calibration device shard, emulating one candidate's share. */
+    private static final class Emulating implements Shard {
+        private final DeviceShard device;
+        private final int vocabRows;
+        private final StepInput in;
+        private final float[] partial;
+
+        Emulating(DeviceShard device, int vocabRows, StepInput in) {
+            this.device = device;
+            this.vocabRows = vocabRows;
+            this.in = in;
+            this.partial = new float[device.partial().length];
+        }
+
+        @Override
+        public String track() {
+            return device.track();
+        }
+
+        @Override
+        public boolean runsOnHost() {
+            return false;
+        }
+
+        @Override
+        public void run(SplitPlan.Kind kind, int layer) {
+            uk.ac.manchester.tornado.api.types.arrays.FloatArray out = device.execute(kind, layer, in);
+            long t = System.nanoTime();
+            if (kind == SplitPlan.Kind.CLASSIFIER) {
+                java.lang.foreign.MemorySegment.copy(out.getSegment(), java.lang.foreign.ValueLayout.JAVA_FLOAT, 0, in.logits,
+                        device.vocabStart(), vocabRows);
+            } else {
+                // Only some rows were computed: copy as the real step does, then keep the residual stream clean.
+                java.lang.foreign.MemorySegment.copy(out.getSegment(), java.lang.foreign.ValueLayout.JAVA_FLOAT, 0, partial, 0,
+                        partial.length);
+                Arrays.fill(partial, 0f);
+            }
+            device.last().copyOutNanos += System.nanoTime() - t;
+        }
+
+        @Override
+        public float[] partial() {
+            return partial;
+        }
+
+        @Override
+        public StepTimes last() {
+            return device.last();
+        }
+
+        @Override
+        public long weightBytes(SplitPlan.Kind kind) {
+            return device.weightBytes(kind);
+        }
+
+        @Override
+        public void close() {
+        }
     }
 }

@@ -31,7 +31,7 @@ import java.util.List;
  * what the CPU engine computes.
  */
 public final class HybridEngine implements InferenceEngine {
-    /** llama2.c's RoPE base: an alias of {@link io.github.llama2j.cpu.Rope#LLAMA2_THETA}, until the device side builds its table with {@link io.github.llama2j.cpu.Rope}. */
+    /** llama2.c's RoPE base, an alias of {@link io.github.llama2j.cpu.Rope#LLAMA2_THETA}: the device tables come from that {@link io.github.llama2j.cpu.Rope} too. */
     public static final float ROPE_THETA = io.github.llama2j.cpu.Rope.LLAMA2_THETA;
 
     /** Makes shard {@code shard} of {@code plan}, reading its inputs from {@code in}. */
@@ -114,6 +114,17 @@ public final class HybridEngine implements InferenceEngine {
     @Override
     public String name() {
         return name;
+    }
+
+    /** The device shards' launches: per layer an attention and a feed-forward step, then the classifier step. */
+    @Override
+    public int launchesPerToken() {
+        int n = 0;
+        for (Shard s : shards) {
+            n += c.nLayers() * (s.launches(SplitPlan.Kind.ATTENTION) + s.launches(SplitPlan.Kind.FFN))
+                    + s.launches(SplitPlan.Kind.CLASSIFIER);
+        }
+        return n;
     }
 
     @Override

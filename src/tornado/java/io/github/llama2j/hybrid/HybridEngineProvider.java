@@ -11,10 +11,9 @@ import io.github.llama2j.model.Configuration;
 import io.github.llama2j.model.Model;
 import io.github.llama2j.model.Weights;
 import io.github.llama2j.tornado.TensorTypes;
-import io.github.llama2j.tornado.TornadoAccess;
+import io.github.llama2j.tornado.DeviceSession;
 import io.github.llama2j.tornado.TornadoEngine;
 import io.github.llama2j.tornado.TornadoSettings;
-import uk.ac.manchester.tornado.api.common.TornadoDevice;
 
 import java.io.PrintStream;
 import java.util.List;
@@ -67,12 +66,10 @@ public final class HybridEngineProvider implements EngineProvider {
 
     private static InferenceEngine build(Model model, EngineOptions options, TornadoSettings settings, PrintStream summary,
                                          double attention, double ffn, double classifier, boolean wholeDeviceEngine) {
-        TornadoAccess.requireNoBailoutRecovery();
         TensorTypes.requireSupported(model.config(), model.weights());
-        TornadoDevice device = TornadoAccess.selectDevice(options.device());
-        TornadoSettings s = settings != null ? settings : TornadoSettings.load(device.getDeviceType().name());
-        long global = device.getMaxGlobalMemory();
-        long available = s.memoryLimit() > 0 && s.memoryLimit() < global ? s.memoryLimit() : global;
+        DeviceSession session = DeviceSession.open(options.device());
+        TornadoSettings s = session.settings(settings);
+        long available = session.memoryAvailable(s);
         PrintStream log = options.verbose() ? System.err : null;
         FloatMath math = FloatMath.standard();
         Kernels kernels = Engines.cpuKernels(options.exact());
@@ -80,7 +77,7 @@ public final class HybridEngineProvider implements EngineProvider {
         Weights w = model.weights();
         // A calibration engine logs its device set-up only when verbose; the final one too.
         List<HybridEngine.ShardFactory> shards = List.of(
-                (cc, ww, plan, i, in) -> new DeviceShard(device, cc, ww, plan, i, s, in, math, options.profile(), available, log),
+                (cc, ww, plan, i, in) -> new DeviceShard(session, cc, ww, plan, i, s, in, math, options.profile(), available, log),
                 (cc, ww, plan, i, in) -> new CpuShard("cpu", cc, ww, plan, i, kernels, options.threads(), math, in, true));
         String how;
         SplitPlan plan;
@@ -102,7 +99,7 @@ public final class HybridEngineProvider implements EngineProvider {
                     : String.format(Locale.ROOT, "device fractions attention %s, ffn %s, classifier %s", attention, ffn, classifier);
         }
         if (wholeDeviceEngine && allOnShard0(plan)) {
-            TornadoEngine engine = new TornadoEngine(model, options, s);
+            TornadoEngine engine = new TornadoEngine(session, model, options, s);
             if (summary != null) {
                 summary.printf(Locale.ROOT, "[hybrid] every row on %s: running the TornadoVM engine, no host round trips [%s]%n",
                         engine.deviceDescription(), how);
@@ -111,6 +108,10 @@ public final class HybridEngineProvider implements EngineProvider {
             return engine;
         }
         HybridEngine engine = new HybridEngine(c, w, plan, shards, log);
+        if (log != null) {
+            log.printf(Locale.ROOT, "[hybrid] per token: %d device kernel launches%n", engine.launchesPerToken());
+            log.flush();
+        }
         if (summary != null) {
             summary.printf(Locale.ROOT, "[hybrid] %s (%s) + cpu (%d threads, %s): %s [%s]%n", engine.shard(0).track(),
                     ((DeviceShard) engine.shard(0)).deviceName(), options.threads(), kernels.name(), plan.describe(), how);
@@ -130,7 +131,7 @@ public final class HybridEngineProvider implements EngineProvider {
 
     /**
      * Calibration engines: the device shard is built once, for the largest candidate, and each candidate
-     * uses it through {@link DeviceShard#emulate}; each candidate's CPU shard is built for real.
+     * uses it through {@link Calibrator#emulate}; each candidate's CPU shard is built for real.
      */
     private static final class DeviceCalibration implements Calibrator.EngineMaker {
         private final List<HybridEngine.ShardFactory> shards;
@@ -148,7 +149,7 @@ public final class HybridEngineProvider implements EngineProvider {
         @Override
         public HybridEngine make(Configuration one, Weights w1, SplitPlan plan) {
             return new HybridEngine(one, w1, plan, List.of(
-                    (cc, ww, p, i, in) -> new Emulating((DeviceShard) device, p, i, in), shards.get(1)), null);
+                    (cc, ww, p, i, in) -> Calibrator.emulate((DeviceShard) device, p, i, in), shards.get(1)), null);
         }
 
         @Override
@@ -156,50 +157,6 @@ public final class HybridEngineProvider implements EngineProvider {
             if (device != null) {
                 device.close();
             }
-        }
-    }
-
-    /** The shared calibration device shard, emulating one candidate's share; closing it leaves the shard open. */
-    private static final class Emulating implements Shard {
-        private final DeviceShard device;
-
-        Emulating(DeviceShard device, SplitPlan plan, int shard, StepInput in) {
-            this.device = device;
-            device.emulate(plan, shard, in);
-        }
-
-        @Override
-        public String track() {
-            return device.track();
-        }
-
-        @Override
-        public boolean runsOnHost() {
-            return false;
-        }
-
-        @Override
-        public void run(SplitPlan.Kind kind, int layer) {
-            device.run(kind, layer);
-        }
-
-        @Override
-        public float[] partial() {
-            return device.partial();
-        }
-
-        @Override
-        public StepTimes last() {
-            return device.last();
-        }
-
-        @Override
-        public long weightBytes(SplitPlan.Kind kind) {
-            return device.weightBytes(kind);
-        }
-
-        @Override
-        public void close() {
         }
     }
 }

@@ -2,10 +2,14 @@ package io.github.llama2j.hybrid;
 
 import io.github.llama2j.tornado.TransformerKernels;
 import uk.ac.manchester.tornado.api.KernelContext;
-import uk.ac.manchester.tornado.api.math.TornadoMath;
 import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
 import uk.ac.manchester.tornado.api.types.arrays.Int8Array;
 import uk.ac.manchester.tornado.api.types.arrays.IntArray;
+
+import static io.github.llama2j.tornado.KernelHelpers.dotQ8;
+import static io.github.llama2j.tornado.KernelHelpers.reduceSum;
+import static io.github.llama2j.tornado.KernelHelpers.storeQkv;
+import static io.github.llama2j.tornado.KernelHelpers.swiglu;
 
 /**
  * The device kernels a hybrid shard needs beyond {@link TransformerKernels} (whose attention, quantize,
@@ -16,46 +20,13 @@ import uk.ac.manchester.tornado.api.types.arrays.IntArray;
  *
  * <p>Same conventions as {@link TransformerKernels}: one work-group per output row (per pair of rows for
  * Q/K/V, which RoPE rotates together), tree reductions in local memory with a barrier before every step,
- * {@code state[1]} = position. Compiled by TornadoVM at load time, so this class needs {@code -g}.
+ * {@code state[1]} = position; the pieces both engines share are in {@link io.github.llama2j.tornado.KernelHelpers}.
+ * Compiled by TornadoVM at load time, so this class needs {@code -g}.
  */
 public final class HybridKernels {
     static final int MAX_LOCAL = TransformerKernels.MAX_LOCAL;
 
     private HybridKernels() {
-    }
-
-    /** Sum over the work-group by a tree in local memory; every work-item gets the total. */
-    private static float reduceSum(KernelContext ctx, float[] scratch, float value) {
-        int lid = ctx.localIdx;
-        scratch[lid] = value;
-        for (int stride = ctx.localGroupSizeX / 2; stride > 0; stride >>= 1) {
-            ctx.localBarrier();
-            if (lid < stride) {
-                scratch[lid] += scratch[lid + stride];
-            }
-        }
-        ctx.localBarrier();
-        float total = scratch[0];
-        ctx.localBarrier();
-        return total;
-    }
-
-    /** runq's per-row product over the groups this work-item owns (groups lid, lid + local, ...). */
-    private static float dotQ8(KernelContext ctx, Int8Array xq, FloatArray xs, Int8Array wv, FloatArray ws, int row, int n,
-                               int groupSize) {
-        int groups = n / groupSize;
-        int base = row * n;
-        int sbase = row * groups;
-        float sum = 0.0f;
-        for (int g = ctx.localIdx; g < groups; g += ctx.localGroupSizeX) {
-            int off = g * groupSize;
-            int idot = 0;
-            for (int k = 0; k < groupSize; k++) {
-                idot += xq.get(off + k) * wv.get(base + off + k);
-            }
-            sum += ((float) idot * ws.get(sbase + g)) * xs.get(g);
-        }
-        return sum;
     }
 
     /** out[r] = w[r] · x over n columns. Global size: rows × local. */
@@ -93,7 +64,7 @@ public final class HybridKernels {
         float g = reduceSum(ctx, s0, a);
         float u = reduceSum(ctx, s1, b);
         if (ctx.localIdx == 0) {
-            hb.set(row, g * (1.0f / (1.0f + TornadoMath.exp(-g))) * u);
+            hb.set(row, swiglu(g, u));
         }
     }
 
@@ -123,7 +94,7 @@ public final class HybridKernels {
         float va = reduceSum(ctx, s0, a);
         float vb = reduceSum(ctx, s1, b);
         if (ctx.localIdx == 0) {
-            store(state, rope, q, keyCache, valueCache, row, va, vb, qRows, kvRows, headSize);
+            storeQkv(state, rope, q, keyCache, valueCache, row, va, vb, qRows, kvRows, headSize);
         }
     }
 
@@ -137,32 +108,7 @@ public final class HybridKernels {
         float va = reduceSum(ctx, s0, dotQ8(ctx, xq, xs, wv, ws, row, n, groupSize));
         float vb = reduceSum(ctx, s1, dotQ8(ctx, xq, xs, wv, ws, row + 1, n, groupSize));
         if (ctx.localIdx == 0) {
-            store(state, rope, q, keyCache, valueCache, row, va, vb, qRows, kvRows, headSize);
-        }
-    }
-
-    /** One pair of outputs: q and k rotated by RoPE, k and v into the caches at pos. */
-    private static void store(IntArray state, FloatArray rope, FloatArray q, FloatArray keyCache, FloatArray valueCache,
-                              int row, float v0, float v1, int qRows, int kvRows, int headSize) {
-        int pos = state.get(1);
-        if (row < qRows + kvRows) {
-            int r = row < qRows ? row : row - qRows;
-            int ri = (pos * (headSize / 2) + (r % headSize) / 2) * 2;
-            float fcr = rope.get(ri);
-            float fci = rope.get(ri + 1);
-            float o0 = v0 * fcr - v1 * fci;
-            float o1 = v0 * fci + v1 * fcr;
-            if (row < qRows) {
-                q.set(r, o0);
-                q.set(r + 1, o1);
-            } else {
-                keyCache.set(pos * kvRows + r, o0);
-                keyCache.set(pos * kvRows + r + 1, o1);
-            }
-        } else {
-            int r = row - qRows - kvRows;
-            valueCache.set(pos * kvRows + r, v0);
-            valueCache.set(pos * kvRows + r + 1, v1);
+            storeQkv(state, rope, q, keyCache, valueCache, row, va, vb, qRows, kvRows, headSize);
         }
     }
 }

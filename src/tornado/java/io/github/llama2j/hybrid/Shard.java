@@ -23,6 +23,11 @@ interface Shard extends AutoCloseable {
     /** Bytes of weights this shard streams in one step of this kind (one layer's, or the classifier's). */
     long weightBytes(SplitPlan.Kind kind);
 
+    /** Device kernel launches of one step of this kind (0 for a shard that runs on the host). */
+    default int launches(SplitPlan.Kind kind) {
+        return 0;
+    }
+
     /** Time and bytes of this shard's last step (device shards fill in transfers; the CPU has none). */
     StepTimes last();
 

@@ -10,24 +10,21 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 
 /**
  * Turns TornadoVM's own profiler records into {@link Profiler} events: the device times in the profile
  * table and the Chrome trace are TornadoVM's (OpenCL/CUDA event timestamps), not host clocks.
  *
- * <p><b>Task names.</b> TornadoVM ids are {@code graph.task} and a task name may not contain a dot, so
- * the graph names its tasks {@code layer3_qkv}. The profile uses the CPU engine's names, so the two engines'
- * tables line up row by row: the graph prefix is dropped (however many graphs the forward pass is split
- * into), {@code layerN_kind} becomes {@code layerN.kind}, and a kind that is the same operation as a CPU
+ * <p><b>Task names.</b> TornadoVM ids are {@code graph.task}, the same in every layer's graph
+ * ({@code layer.qkv}); the profile names a task by its layer and uses the CPU engine's names, so the two
+ * engines' tables line up row by row: {@code layerN.kind}, where a kind that is the same operation as a CPU
  * step takes the CPU step's name: {@code attnorm → attn_norm}, {@code ffnnorm → ffn_norm},
  * {@code w13 → w1w3_swiglu}. Kinds fused differently keep their own names: the device's {@code qkv}
  * includes RoPE and the cache store (the CPU's separate {@code rope} step), {@code attn_norm} and
  * {@code ffn_norm} are only the sum of squares (the scaling is fused into the next kernel), and the Q8
  * quantize steps ({@code attquant}, {@code woquant}, {@code ffnquant}, {@code w2quant}, {@code final_quant})
- * are tasks of their own (inside the matmul steps on the CPU). Should two graphs ever use the same task
- * name, the graph stays in the name, so rows are never merged.
+ * are tasks of their own (inside the matmul steps on the CPU). Should two tasks ever get the same name,
+ * the graph stays in the name, so rows are never merged.
  *
  * <p><b>What TornadoVM reports, and where it goes.</b> Per task: {@code TASK_KERNEL_TIME} (the kernel
  * event's end - start), {@code TOTAL_COPY_IN_SIZE_BYTES} (the task's kernel-argument frame) and, on the
@@ -46,95 +43,106 @@ import java.util.regex.Pattern;
  * the gap after the last kernel, up to the end of the {@code execute} slice on the host track.
  */
 final class DeviceProfile {
-    private static final Pattern LAYER = Pattern.compile("^layer(\\d+)_(.+)$");
     private static final Map<String, String> CPU_KIND = Map.of("attnorm", "attn_norm", "ffnnorm", "ffn_norm",
             "w13", "w1w3_swiglu");
 
     static final String HOST_TRACK = "host";
 
-    private final List<String> ids;
+    private final List<ForwardGraph.Task> tasks;
+    private final List<String> graphNames;
     private final List<String> names = new ArrayList<>();
-    private final List<String> kinds = new ArrayList<>();
-    private final Map<String, List<Integer>> byGraph = new LinkedHashMap<>();
+    private final Map<Integer, List<Integer>> byGraph = new LinkedHashMap<>();
     private final TaskTraffic traffic;
     private final String track;
 
     /**
-     * @param taskIds TornadoVM task ids in launch order ({@code graph.task}), over all graphs
-     * @param track   the device's trace track, e.g. {@code opencl:0:0} (the device name from TornadoVM's record is added)
+     * @param tasks      every kernel launch of a token, in launch order
+     * @param graphNames each graph's name, in launch order
+     * @param track      the device's trace track, e.g. {@code opencl:0:0} (the device name from TornadoVM's record is added)
      */
-    DeviceProfile(List<String> taskIds, TaskTraffic traffic, String track) {
-        this.ids = List.copyOf(taskIds);
+    DeviceProfile(List<ForwardGraph.Task> tasks, List<String> graphNames, TaskTraffic traffic, String track) {
+        this.tasks = List.copyOf(tasks);
+        this.graphNames = List.copyOf(graphNames);
         this.traffic = traffic;
         this.track = track;
         Set<String> seen = new HashSet<>();
-        for (int i = 0; i < ids.size(); i++) {
-            String id = ids.get(i);
-            int dot = id.indexOf('.');
-            String graph = id.substring(0, dot);
-            String task = id.substring(dot + 1);
-            Matcher m = LAYER.matcher(task);
-            String kind = m.matches() ? m.group(2) : task;
-            String name = (m.matches() ? "layer" + m.group(1) + "." : "") + CPU_KIND.getOrDefault(kind, kind);
-            names.add(seen.add(name) ? name : graph + "." + name);
-            kinds.add(kind);
-            byGraph.computeIfAbsent(graph, g -> new ArrayList<>()).add(i);
+        for (int i = 0; i < this.tasks.size(); i++) {
+            ForwardGraph.Task t = this.tasks.get(i);
+            String kind = CPU_KIND.getOrDefault(t.kind(), t.kind());
+            String name = t.layer() >= 0 ? "layer" + t.layer() + "." + kind : kind;
+            names.add(seen.add(name) ? name : graphNames.get(t.graph()) + t.graph() + "." + name);
+            byGraph.computeIfAbsent(t.graph(), g -> new ArrayList<>()).add(i);
         }
     }
 
-    /** Profile names, in launch order (one per task id). */
+    /** Profile names, in launch order (one per task). */
     List<String> names() {
         return List.copyOf(names);
     }
 
-    static String graphOf(String taskId) {
-        return taskId.substring(0, taskId.indexOf('.'));
-    }
-
     /**
-     * The one-off costs, from the first execution's records: each task's JIT compilation (Graal + driver)
-     * on the host track, laid out one after another from {@code firstExecutionStart}, then the weight transfer.
+     * The one-off costs, from the first execution's records: each task's JIT compilation (Graal + driver;
+     * a task whose kernel an earlier layer's graph compiled has none) on the host track, laid out one after
+     * another from {@code firstExecutionStart}, then the weight transfer.
      */
-    void recordLoad(Profiler p, long firstExecutionStart, Map<String, TaskVerifier.TaskRun> firstRun,
+    void recordLoad(Profiler p, long firstExecutionStart, List<Map<String, TaskVerifier.TaskRun>> firstRun,
                     TornadoEngine.LoadTimes load) {
         long t = firstExecutionStart;
-        for (int i = 0; i < ids.size(); i++) {
-            TaskVerifier.TaskRun r = firstRun.get(ids.get(i));
+        for (int i = 0; i < tasks.size(); i++) {
+            ForwardGraph.Task task = tasks.get(i);
+            TaskVerifier.TaskRun r = firstRun.get(task.graph()).get(task.id());
             long jit = r == null ? 0 : r.graalNanos() + r.driverNanos();
             p.record(names.get(i), HOST_TRACK, Kind.COMPILE, t, jit, 0);
             t += jit;
         }
-        TaskVerifier.TaskRun any = firstRun.get(ids.get(0));
+        TaskVerifier.TaskRun any = firstRun.get(0).get(tasks.get(0).id());
         p.record("weights", any == null ? track : track + " " + any.device(), Kind.TRANSFER_WEIGHTS, t, load.transferNanos(), load.transferBytes());
     }
 
+    /** Each task's kernel time (ns) in the graphs' records of one token, by profile name, in launch order. */
+    Map<String, Long> kernelTimes(GraphRun[] runs) {
+        Map<String, Long> out = new LinkedHashMap<>();
+        for (Map.Entry<Integer, List<Integer>> g : byGraph.entrySet()) {
+            ProfileLog.GraphRecord r = record(runs, g.getKey());
+            for (int i : g.getValue()) {
+                out.put(names.get(i), r.task(tasks.get(i).id(), "TASK_KERNEL_TIME"));
+            }
+        }
+        return out;
+    }
+
+    private ProfileLog.GraphRecord record(GraphRun[] runs, int graph) {
+        String name = graphNames.get(graph);
+        ProfileLog.GraphRecord r = runs[graph] == null ? null : ProfileLog.lastPerGraph(runs[graph].log(), List.of(name)).get(name);
+        if (r == null) {
+            throw new Llama2jException("TornadoVM's profiler has no record of task graph " + name + " (#" + graph
+                    + "; was the profiler switched off?)", Llama2jException.UNAVAILABLE);
+        }
+        return r;
+    }
+
     /**
-     * One token's events from the last record of every graph in TornadoVM's log.
+     * One token's events from every graph's record (each graph's own, read right after it ran).
      *
-     * @param start        when {@code execute()} was called ({@link System#nanoTime()})
-     * @param executeNanos how long it took, as the host saw it
+     * @param start        when the token's first {@code execute()} was called ({@link System#nanoTime()})
+     * @param executeNanos how long the token's executions took, as the host saw it
      * @param pos          the token's position (attention's bytes depend on it)
      */
-    void recordToken(Profiler p, long start, long executeNanos, String log, int pos) {
-        Map<String, ProfileLog.GraphRecord> records = ProfileLog.lastPerGraph(log, byGraph.keySet());
+    void recordToken(Profiler p, long start, long executeNanos, GraphRun[] runs, int pos) {
         p.record("execute", HOST_TRACK, Kind.HOST, start, executeNanos, 0);
         long t = start;
-        for (Map.Entry<String, List<Integer>> g : byGraph.entrySet()) {
-            ProfileLog.GraphRecord r = records.get(g.getKey());
-            if (r == null) {
-                throw new Llama2jException("TornadoVM's profiler has no record of task graph " + g.getKey()
-                        + " (was the profiler switched off?)", Llama2jException.UNAVAILABLE);
-            }
-            List<Integer> tasks = g.getValue();
-            int n = tasks.size();
+        for (Map.Entry<Integer, List<Integer>> g : byGraph.entrySet()) {
+            ProfileLog.GraphRecord r = record(runs, g.getKey());
+            List<Integer> graphTasks = g.getValue();
+            int n = graphTasks.size();
             // The track carries the device name from TornadoVM's own record, so the trace shows where it ran.
-            Map<String, String> first = r.tasks().get(ids.get(tasks.get(0)));
+            Map<String, String> first = r.tasks().get(tasks.get(graphTasks.get(0)).id());
             String track = first == null ? this.track : this.track + " " + first.getOrDefault("DEVICE", "?");
             long copyIn = r.total("COPY_IN_TIME");
             long dispatch = r.total("TOTAL_DISPATCH_KERNEL_TIME") + r.total("TOTAL_DISPATCH_DATA_TRANSFERS_TIME");
             for (int k = 0; k < n; k++) {
-                int i = tasks.get(k);
-                String id = ids.get(i), name = names.get(i);
+                int i = graphTasks.get(k);
+                String id = tasks.get(i).id(), name = names.get(i);
                 long inNanos = share(copyIn, n, k);
                 long inBytes = r.task(id, "TOTAL_COPY_IN_SIZE_BYTES") + (k == 0 ? r.total("TOTAL_COPY_IN_SIZE_BYTES") : 0);
                 p.record(name, track, Kind.COPY_IN, t, inNanos, inBytes);
@@ -143,7 +151,7 @@ final class DeviceProfile {
                 p.record(name, track, Kind.DISPATCH, t, d, 0);
                 t += d;
                 long kernel = r.task(id, "TASK_KERNEL_TIME");
-                p.record(name, track, Kind.KERNEL, t, kernel, traffic.bytesRead(kinds.get(i), pos));
+                p.record(name, track, Kind.KERNEL, t, kernel, traffic.bytesRead(tasks.get(i).kind(), pos));
                 t += kernel;
                 if (k == n - 1) {
                     long out = r.total("COPY_OUT_TIME");

@@ -1,6 +1,8 @@
 package io.github.llama2j.tornado;
 
 import io.github.llama2j.Llama2jException;
+import io.github.llama2j.cpu.Rope;
+import io.github.llama2j.math.FloatMath;
 import io.github.llama2j.model.Configuration;
 import io.github.llama2j.model.Matrix;
 import io.github.llama2j.model.Weights;
@@ -20,39 +22,44 @@ import java.util.List;
 
 /**
  * The whole forward pass as a chain of TornadoVM task graphs in one execution plan, built once at load
- * time: one named task per kernel launch, every layer unrolled. Graph {@code forward0} holds the input
- * and the first {@value #LAYERS_PER_GRAPH} layers, {@code forward1} the next ones, and the last graph
- * ends with the classifier. A task id is {@code graph.task} ({@code forward1.layer5_qkv}); the same id is
- * used in the graph, in the {@link GridScheduler} and in TornadoVM's profiler output. (A task name may
- * not contain a dot, hence {@code layer5_qkv} rather than {@code layer5.qkv}.)
+ * time: graph {@code first} embeds the token and runs layer 0, one graph {@code layer} runs each further
+ * layer, and graph {@code output} applies the final norm and the classifier. A task id is {@code graph.task}
+ * ({@code layer.qkv}); the same id is used in the graph, in the {@link GridScheduler} and in TornadoVM's
+ * profiler output; the profile names tasks by layer ({@code layer5.qkv}, see {@link #tasks()}).
  * <pre>
- *   state ─► forward0 [embed, layers 0..3] ─► forward1 [layers 4..7] ─► ... ─► forwardN [..., classifier] ─► logits
+ *   state ─► first [embed, layer 0] ─► layer [layer 1] ─► ... ─► layer [layer L-1] ─► output [final norm, classifier] ─► logits
  *            x, partials, q, xb, hb, att, xq, xs, state, rope: persisted by each graph, consumed by the next
  * </pre>
  *
- * <p>Why several graphs: TornadoVM records a graph's tasks in a fixed 8 KiB buffer (15 bytes per task
- * plus 5 per argument; a float32 layer needs about 370 bytes, a Q8_0 layer about 600), so one graph
- * overflows at about 20 float32 or 13 Q8_0 layers (Llama 2 7B has 32). Chunks of
- * {@value #LAYERS_PER_GRAPH} layers stay far below that. The activations never leave the device between
- * graphs: each graph persists them ({@code persistOnDevice}) and the next consumes them
- * ({@code consumeFromDevice}); a layer's key/value caches are used by that layer's graph only.
+ * <p>Why every further layer's graph has the same name: TornadoVM caches compiled kernels per plan by task
+ * id, so the tasks of layers 2..L-1 reuse what layer 1's compiled (their shapes, hence the specialised code,
+ * are the same; the graphs also share one grid per task). JIT time is that of at most two layers plus the
+ * embedding and the output, whatever the depth. (Layer 0 shares a graph with the embedding: a graph that
+ * only embedded would have to persist buffers that none of its tasks allocates on the device.) (It also keeps every graph far below TornadoVM's fixed 8 KiB task record,
+ * 15 bytes per task plus 5 per argument, that one graph for a whole 7B model overflowed.) The activations
+ * never leave the device between graphs: each graph persists them ({@code persistOnDevice}) and the next
+ * consumes them ({@code consumeFromDevice}; TornadoVM takes them from the graph executed just before, so the
+ * graphs are launched one by one, in order); a layer's key/value caches are used by that layer's graph only.
  *
- * <p>Data movement: the weights and the RoPE table are transferred once ({@code FIRST_EXECUTION});
- * the key/value caches and all activations live only on the device; per token only {@code state}
- * ({@code [token, pos]}, 8 bytes of payload) goes in ({@code EVERY_EXECUTION}) and the logits come out.
- * (TornadoVM adds its own argument record per launch to the bytes it counts as copied in.)
+ * <p>Data movement: the weights and the RoPE table are transferred once ({@code FIRST_EXECUTION}, each
+ * layer's by its own graph); the key/value caches and all activations live only on the device; per token
+ * only {@code state} ({@code [token, pos]}, 8 bytes of payload) goes in ({@code EVERY_EXECUTION}) and the
+ * logits come out. (TornadoVM adds its own argument record per launch to the bytes it counts as copied in.)
  *
  * <p>Why unrolled layers rather than one per-layer graph run L times: a layer's weights are separate
  * arrays, so a per-layer-parameterized graph would need every layer's weights of one kind in a single
- * array (a 7B model's stacked w1/w3 is 2.9 G elements, beyond TornadoVM's int-indexed arrays);
- * TornadoVM specialises scalar arguments into each task's kernel, so the tasks of different layers
- * compile to identical source. The price is JIT time per task (see the engine's --verbose output).
+ * array (a 7B model's stacked w1/w3 is 2.9 G elements, beyond TornadoVM's int-indexed arrays).
  */
 final class ForwardGraph {
-    /** Graph names are this prefix and the chunk's index: forward0, forward1, ... */
-    static final String GRAPH = "forward";
-    /** Layers per task graph (see the class comment for the bound). */
-    static final int LAYERS_PER_GRAPH = 4;
+    /** The graphs' names: the input with layer 0, one graph per further layer (all named {@value #LAYER}), the output. */
+    static final String FIRST = "first", LAYER = "layer", OUTPUT = "output";
+
+    /**
+     * One kernel launch: the graph (its index in the plan) it belongs to, its TornadoVM task id, the layer
+     * it computes (-1 for the input and output) and its kind (the task name: {@code qkv}, {@code attnorm}, ...).
+     */
+    record Task(int graph, String id, int layer, String kind) {
+    }
 
     private final Configuration c;
     private final TornadoSettings s;
@@ -60,7 +67,11 @@ final class ForwardGraph {
     private TaskGraph graph;   // the graph tasks are added to now (the last of graphs)
     private final GridScheduler grid = new GridScheduler();
     private final KernelContext ctx = new KernelContext();
-    private final List<String> taskIds = new ArrayList<>();
+    private final List<Task> tasks = new ArrayList<>();
+    private final List<List<String>> taskIdsPerGraph = new ArrayList<>();
+    private final List<String> graphNames = new ArrayList<>();
+    private int layer = -1;    // the layer whose tasks are added now, -1 outside the layers
+    private final java.util.Set<String> gridded = new java.util.HashSet<>();   // task ids that have their grid
 
     // ---- device weights (transferred once)
     private final DeviceMatrix embedding;
@@ -127,93 +138,102 @@ final class ForwardGraph {
     }
 
     /**
-     * RoPE's cos/sin for every position and pair, as run.c computes them:
-     * freq = 1 / theta^(i / headSize) for even i, then cos/sin(pos * freq) rounded to float.
-     * Computed on the host once so every device uses the same values (the GPU's fast sin/cos are
-     * inaccurate for the large angles late positions reach).
+     * RoPE's cos/sin for every position and pair, from the one {@link Rope} every engine uses (run.c's
+     * float powf/cosf/sinf through {@link FloatMath#standard()}, as the CPU engine computes them), laid out
+     * as the kernels read it: [(pos * headSize/2 + i/2) * 2 + {0: cos, 1: sin}]. Computed on the host once
+     * so every device uses the same values (a GPU's fast sin/cos are inaccurate for the large angles late
+     * positions reach).
      */
     static FloatArray ropeTable(int seqLen, int headSize, float theta) {
-        int half = headSize / 2;
-        FloatArray t = new FloatArray(seqLen * headSize);
-        for (int i = 0; i < headSize; i += 2) {
-            float freq = 1.0f / (float) Math.pow(theta, i / (float) headSize);
-            for (int pos = 0; pos < seqLen; pos++) {
-                float val = pos * freq;
-                int at = (pos * half + i / 2) * 2;
-                t.set(at, (float) Math.cos(val));
-                t.set(at + 1, (float) Math.sin(val));
-            }
-        }
-        return t;
+        return FloatArray.fromArray(new Rope(headSize, theta, FloatMath.standard()).table(seqLen));
     }
 
-    /** Task ids in launch order, as TornadoVM's profiler names them ({@code forward0.layer0_qkv}). */
+    /** Every kernel launch of a token, in launch order. */
+    List<Task> tasks() {
+        return Collections.unmodifiableList(tasks);
+    }
+
+    /** Task ids in launch order, as TornadoVM's profiler names them ({@code layer.qkv}: repeated once per layer). */
     List<String> taskIds() {
-        return Collections.unmodifiableList(taskIds);
+        return tasks.stream().map(Task::id).toList();
+    }
+
+    /** Task ids of each graph, in graph order. */
+    List<List<String>> taskIdsPerGraph() {
+        return Collections.unmodifiableList(taskIdsPerGraph);
+    }
+
+    /** Each graph's name, in launch order. */
+    List<String> graphNames() {
+        return Collections.unmodifiableList(graphNames);
     }
 
     GridScheduler gridScheduler() {
         return grid;
     }
 
-    /** Number of task graphs the forward pass of {@code c} is split into. */
+    /** Number of task graphs the forward pass of {@code c} is split into: one per layer, and the output. */
     static int graphCount(Configuration c) {
-        return Math.max(1, (c.nLayers() + LAYERS_PER_GRAPH - 1) / LAYERS_PER_GRAPH);
+        return c.nLayers() + 1;
     }
 
-    /** Assembles the graphs: input, every layer, output (see the class comment). */
+    /** Assembles the graphs: input with layer 0, every other layer, output (see the class comment). */
     ImmutableTaskGraph[] build() {
-        int n = graphCount(c);
         Object[] shared = shared();
-        for (int g = 0; g < n; g++) {
-            graph = new TaskGraph(GRAPH + g);
-            int first = g * LAYERS_PER_GRAPH, end = Math.min(c.nLayers(), first + LAYERS_PER_GRAPH);
+        for (int l = 0; l < c.nLayers(); l++) {
+            begin(l == 0 ? FIRST : LAYER, -1, shared);
             List<Object> once = new ArrayList<>();
-            if (g == 0) {
+            if (l == 0) {
+                // the embedding table and the RoPE table go to the device once; state every token
                 addMatrix(once, embedding);
                 once.add(rope);
-            } else {
-                // Activations, state and RoPE table come from the previous graph's device buffers.
-                graph.consumeFromDevice(graphs.get(g - 1).getTaskGraphName(), shared);
-            }
-            for (int l = first; l < end; l++) {
-                once.add(layers[l].rmsAtt);
-                once.add(layers[l].rmsFfn);
-                addMatrix(once, layers[l].wqkv);
-                addMatrix(once, layers[l].wo);
-                addMatrix(once, layers[l].w13);
-                addMatrix(once, layers[l].w2);
-            }
-            if (g == n - 1) {
-                if (classifier != embedding) {
-                    addMatrix(once, classifier);
+                if (xq != null) {
+                    once.add(xq);   // TornadoVM wants int8 arguments declared; one copy of a scratch buffer is harmless
                 }
-                once.add(rmsFinal);
             }
-            if (xq != null && g == 0) {
-                once.add(xq);   // TornadoVM wants int8 arguments declared; one copy of a scratch buffer is harmless
-            }
+            once.add(layers[l].rmsAtt);
+            once.add(layers[l].rmsFfn);
+            addMatrix(once, layers[l].wqkv);
+            addMatrix(once, layers[l].wo);
+            addMatrix(once, layers[l].w13);
+            addMatrix(once, layers[l].w2);
             graph.transferToDevice(DataTransferMode.FIRST_EXECUTION, once.toArray());
-            if (g == 0) {
+            if (l == 0) {
                 graph.transferToDevice(DataTransferMode.EVERY_EXECUTION, state);
                 addInput();
             }
-            for (int l = first; l < end; l++) {
-                if (c.quantized()) {
-                    addLayerQ8(l);
-                } else {
-                    addLayerF32(l);
-                }
-            }
-            if (g == n - 1) {
-                addOutput();
-                graph.transferToHost(DataTransferMode.EVERY_EXECUTION, logits);
+            layer = l;
+            if (c.quantized()) {
+                addLayerQ8(l);
             } else {
-                graph.persistOnDevice(shared);
+                addLayerF32(l);
             }
-            graphs.add(graph);
+            graph.persistOnDevice(shared);
         }
+        begin(OUTPUT, -1, shared);
+        List<Object> once = new ArrayList<>();
+        if (classifier != embedding) {
+            addMatrix(once, classifier);
+        }
+        once.add(rmsFinal);
+        graph.transferToDevice(DataTransferMode.FIRST_EXECUTION, once.toArray());
+        addOutput();
+        graph.transferToHost(DataTransferMode.EVERY_EXECUTION, logits);
         return graphs.stream().map(TaskGraph::snapshot).toArray(ImmutableTaskGraph[]::new);
+    }
+
+    /** Starts the next graph; every graph but the first takes the shared buffers from the one before. */
+    private void begin(String name, int layer, Object[] shared) {
+        TaskGraph previous = graphs.isEmpty() ? null : graphs.getLast();
+        graph = new TaskGraph(name);
+        if (previous != null) {
+            // Activations, state and RoPE table come from the previous graph's device buffers.
+            graph.consumeFromDevice(previous.getTaskGraphName(), shared);
+        }
+        graphs.add(graph);
+        graphNames.add(name);
+        taskIdsPerGraph.add(new ArrayList<>());
+        this.layer = layer;
     }
 
     /**
@@ -261,35 +281,30 @@ final class ForwardGraph {
     }
 
     /**
-     * One float32 layer, 7 launches:
+     * One float32 layer, 5 launches; rmsnorm is fused into its consumers (every work-group of qkv and w13
+     * computes the sum of squares of x itself: dim floats re-read from cache instead of a launch):
      * <pre>
-     *   x ─► attnorm ─► partials                                      (rmsnorm phase 1: Σx² per work-group)
-     *   x, partials, rms_att, wqkv ─► qkv ─► q, keyCache[pos], valueCache[pos]
-     *                                       (norm phase 2 + Q/K/V matmuls + RoPE + cache store, fused)
+     *   x, rms_att, wqkv ─► qkv ─► q, keyCache[pos], valueCache[pos]
+     *                              (rmsnorm + Q/K/V matmuls + RoPE + cache store, fused)
      *   q, keyCache, valueCache ─► attention ─► xb                    (scores, softmax, Σ att·v)
      *   xb, wo ─► wo ─► x += wo·xb                                    (matmul + residual, fused)
-     *   x ─► ffnnorm ─► partials
-     *   x, partials, rms_ffn, w13 ─► w13 ─► hb = silu(w1·xn) * (w3·xn)   (norm + 2 matmuls + SwiGLU, fused)
+     *   x, rms_ffn, w13 ─► w13 ─► hb = silu(w1·xn) * (w3·xn)          (rmsnorm + 2 matmuls + SwiGLU, fused)
      *   hb, w2 ─► w2 ─► x += w2·hb
      * </pre>
      */
     private void addLayerF32(int l) {
         Layer w = layers[l];
         int dim = c.dim(), kvDim = c.kvDim(), hidden = c.hiddenDim();
-        String p = "layer" + l + "_";
-        addNorm(p + "attnorm");
-        graph.task(p + "qkv", TransformerKernels::qkvF32, ctx, x, partials, s.normPartials(), w.rmsAtt,
-                ((DeviceMatrix.F32) w.wqkv).data(), q, keyCache[l], valueCache[l], state, rope, dim, kvDim, c.headSize());
-        schedule(p + "qkv", (dim + 2 * kvDim) / 2 * s.matmulLocal(), s.matmulLocal());
-        addAttention(p + "attention", l);
-        graph.task(p + "wo", TransformerKernels::matmulResidualF32, ctx, xb, ((DeviceMatrix.F32) w.wo).data(), x, dim);
-        schedule(p + "wo", dim * s.matmulLocal(), s.matmulLocal());
-        addNorm(p + "ffnnorm");
-        graph.task(p + "w13", TransformerKernels::w13F32, ctx, x, partials, s.normPartials(), w.rmsFfn,
-                ((DeviceMatrix.F32) w.w13).data(), hb, dim, hidden);
-        schedule(p + "w13", hidden * s.matmulLocal(), s.matmulLocal());
-        graph.task(p + "w2", TransformerKernels::matmulResidualF32, ctx, hb, ((DeviceMatrix.F32) w.w2).data(), x, hidden);
-        schedule(p + "w2", dim * s.matmulLocal(), s.matmulLocal());
+        graph.task("qkv", TransformerKernels::qkvF32, ctx, x, w.rmsAtt, ((DeviceMatrix.F32) w.wqkv).data(), q, keyCache[l],
+                valueCache[l], state, rope, dim, kvDim, c.headSize());
+        schedule("qkv", (dim + 2 * kvDim) / 2 * s.matmulLocal(), s.matmulLocal());
+        addAttention("attention", l);
+        graph.task("wo", TransformerKernels::matmulResidualF32, ctx, xb, ((DeviceMatrix.F32) w.wo).data(), x, dim);
+        schedule("wo", dim * s.matmulLocal(), s.matmulLocal());
+        graph.task("w13", TransformerKernels::w13F32, ctx, x, w.rmsFfn, ((DeviceMatrix.F32) w.w13).data(), hb, dim, hidden);
+        schedule("w13", hidden * s.matmulLocal(), s.matmulLocal());
+        graph.task("w2", TransformerKernels::matmulResidualF32, ctx, hb, ((DeviceMatrix.F32) w.w2).data(), x, hidden);
+        schedule("w2", dim * s.matmulLocal(), s.matmulLocal());
     }
 
     /**
@@ -311,44 +326,42 @@ final class ForwardGraph {
     private void addLayerQ8(int l) {
         Layer w = layers[l];
         int dim = c.dim(), kvDim = c.kvDim(), hidden = c.hiddenDim(), gs = c.groupSize();
-        String p = "layer" + l + "_";
-        addNorm(p + "attnorm");
-        addQuantizeNorm(p + "attquant", w.rmsAtt);
+        addNorm("attnorm");
+        addQuantizeNorm("attquant", w.rmsAtt);
         DeviceMatrix.Q8 qkv = (DeviceMatrix.Q8) w.wqkv;
-        graph.task(p + "qkv", TransformerKernels::qkvQ8, ctx, xq, xs, qkv.values(), qkv.scales(), q, keyCache[l],
+        graph.task("qkv", TransformerKernels::qkvQ8, ctx, xq, xs, qkv.values(), qkv.scales(), q, keyCache[l],
                 valueCache[l], state, rope, dim, kvDim, c.headSize(), gs);
-        schedule(p + "qkv", (dim + 2 * kvDim) / 2 * s.matmulLocal(), s.matmulLocal());
-        addAttention(p + "attention", l);
-        addQuantize(p + "woquant", xb, dim);
+        schedule("qkv", (dim + 2 * kvDim) / 2 * s.matmulLocal(), s.matmulLocal());
+        addAttention("attention", l);
+        addQuantize("woquant", xb, dim);
         DeviceMatrix.Q8 wo = (DeviceMatrix.Q8) w.wo;
-        graph.task(p + "wo", TransformerKernels::matmulResidualQ8, ctx, xq, xs, wo.values(), wo.scales(), x, dim, gs);
-        schedule(p + "wo", dim * s.matmulLocal(), s.matmulLocal());
-        addNorm(p + "ffnnorm");
-        addQuantizeNorm(p + "ffnquant", w.rmsFfn);
+        graph.task("wo", TransformerKernels::matmulResidualQ8, ctx, xq, xs, wo.values(), wo.scales(), x, dim, gs);
+        schedule("wo", dim * s.matmulLocal(), s.matmulLocal());
+        addNorm("ffnnorm");
+        addQuantizeNorm("ffnquant", w.rmsFfn);
         DeviceMatrix.Q8 w13 = (DeviceMatrix.Q8) w.w13;
-        graph.task(p + "w13", TransformerKernels::w13Q8, ctx, xq, xs, w13.values(), w13.scales(), hb, dim, hidden, gs);
-        schedule(p + "w13", hidden * s.matmulLocal(), s.matmulLocal());
-        addQuantize(p + "w2quant", hb, hidden);
+        graph.task("w13", TransformerKernels::w13Q8, ctx, xq, xs, w13.values(), w13.scales(), hb, dim, hidden, gs);
+        schedule("w13", hidden * s.matmulLocal(), s.matmulLocal());
+        addQuantize("w2quant", hb, hidden);
         DeviceMatrix.Q8 w2 = (DeviceMatrix.Q8) w.w2;
-        graph.task(p + "w2", TransformerKernels::matmulResidualQ8, ctx, xq, xs, w2.values(), w2.scales(), x, hidden, gs);
-        schedule(p + "w2", dim * s.matmulLocal(), s.matmulLocal());
+        graph.task("w2", TransformerKernels::matmulResidualQ8, ctx, xq, xs, w2.values(), w2.scales(), x, hidden, gs);
+        schedule("w2", dim * s.matmulLocal(), s.matmulLocal());
     }
 
     /**
      * Output: final rmsnorm and the classifier; only {@code logits} goes back to the host.
      * <pre>
-     *   x ─► final_norm ─► partials
-     *   f32: x, partials, rms_final, wcls ─► classifier ─► logits            (norm phase 2 fused)
-     *   q8:  x, partials, rms_final ─► final_quant ─► xq, xs ─► classifier ─► logits
+     *   f32: x, rms_final, wcls ─► classifier ─► logits                     (rmsnorm fused)
+     *   q8:  x ─► final_norm ─► partials; x, partials, rms_final ─► final_quant ─► xq, xs ─► classifier ─► logits
      * </pre>
      */
     private void addOutput() {
         int dim = c.dim();
-        addNorm("final_norm");
         switch (classifier) {
-            case DeviceMatrix.F32 cls -> graph.task("classifier", TransformerKernels::matmulNormF32, ctx, x, partials,
-                    s.normPartials(), rmsFinal, cls.data(), logits, dim);
+            case DeviceMatrix.F32 cls -> graph.task("classifier", TransformerKernels::matmulNormF32, ctx, x, rmsFinal,
+                    cls.data(), logits, dim);
             case DeviceMatrix.Q8 cls -> {
+                addNorm("final_norm");
                 addQuantizeNorm("final_quant", rmsFinal);
                 graph.task("classifier", TransformerKernels::matmulQ8, ctx, xq, xs, cls.values(), cls.scales(), logits, dim,
                         c.groupSize());
@@ -380,15 +393,19 @@ final class ForwardGraph {
         schedule(name, c.nHeads() * s.attentionLocal(), s.attentionLocal());
     }
 
+    /** Gives the task just added its grid (one per task id: every layer's graph shares it) and records it. */
     private void schedule(String task, int global, int local) {
         String id = graph.getTaskGraphName() + "." + task;
         if (global <= 0 || global % local != 0) {
             throw new Llama2jException("internal: grid of " + id + " is " + global + " work-items, not a multiple of " + local);
         }
-        WorkerGrid1D g = new WorkerGrid1D(global);
-        g.setLocalWork(local, 1, 1);
-        grid.addWorkerGrid(id, g);
-        taskIds.add(id);
+        if (gridded.add(id)) {
+            WorkerGrid1D g = new WorkerGrid1D(global);
+            g.setLocalWork(local, 1, 1);
+            grid.addWorkerGrid(id, g);
+        }
+        tasks.add(new Task(graphs.size() - 1, id, layer, task));
+        taskIdsPerGraph.getLast().add(id);
     }
 
     private static int roundUp(int n, int multiple) {

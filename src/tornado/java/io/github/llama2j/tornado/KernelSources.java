@@ -26,14 +26,7 @@ public final class KernelSources {
     private static final String DUMP = "tornado.opencl.source.dump";
     private static final String DIR = "tornado.opencl.source.dir";
 
-    private static volatile boolean requested;
-
     private KernelSources() {
-    }
-
-    /** Asks the next TornadoVM engine built in this JVM to capture its kernels' source. */
-    public static void request() {
-        requested = true;
     }
 
     /** An open capture: the properties are set until {@link #close()}; {@link #dir()} then holds the sources. */
@@ -69,12 +62,11 @@ public final class KernelSources {
         }
     }
 
-    /** Starts capturing if it was requested (and consumes the request). */
-    static Capture begin(String backend) {
+    /** Starts capturing if {@code requested} ({@link io.github.llama2j.engine.EngineOptions#keepKernelSources()}). */
+    static Capture begin(String backend, boolean requested) {
         if (!requested) {
             return new Capture(null, null, null);
         }
-        requested = false;
         if (!backend.equals("opencl")) {
             throw new Llama2jException("--dump-kernels: TornadoVM writes one source file per task only on OpenCL; on " + backend
                     + " run with LLAMA2J_JAVA_OPTS=-Dtornado.printKernel=True to print every kernel", Llama2jException.BAD_USAGE);

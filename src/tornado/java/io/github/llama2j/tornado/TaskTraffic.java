@@ -29,12 +29,12 @@ final class TaskTraffic {
     long bytesRead(String kind, int pos) {
         long dim = c.dim(), kvDim = c.kvDim(), hidden = c.hiddenDim(), vocab = c.vocabSize();
         long state = 2L * Integer.BYTES;
-        // The fused rmsnorm phase 2 reads x, the partial sums and the norm weight.
-        long norm = dim * F + normPartials * F + dim * F;
+        // A float32 consumer's fused rmsnorm reads x and the norm weight; Q8's quantize-with-norm also the partial sums.
+        long norm = dim * F + dim * F;
         return switch (kind) {
             case "embed" -> state + vectorBytes(dim);
             case "attnorm", "ffnnorm", "final_norm" -> dim * F;
-            case "attquant", "ffnquant", "final_quant" -> norm;
+            case "attquant", "ffnquant", "final_quant" -> norm + normPartials * F;
             case "woquant" -> dim * F;
             case "w2quant" -> hidden * F;
             case "qkv" -> state + c.headSize() * F /* RoPE row at pos */

@@ -3,7 +3,6 @@ package io.github.llama2j.tornado;
 import io.github.llama2j.Llama2jException;
 import io.github.llama2j.model.Configuration;
 import io.github.llama2j.model.Matrix;
-import io.github.llama2j.model.RopeStyle;
 import io.github.llama2j.model.Weights;
 
 import java.util.LinkedHashMap;
@@ -20,11 +19,6 @@ public final class TensorTypes {
 
     /** Throws (exit 3) naming the first matrix of a type this engine lacks. */
     public static void requireSupported(Configuration c, Weights w) {
-        if (c.ropeStyle() != RopeStyle.LLAMA2C || w.bq() != null || w.qNorm() != null) {
-            // GGUF architectures (llama.cpp's RoPE, biases, q/k norms, model epsilon) run on the CPU engine only for now
-            throw new Llama2jException("the TornadoVM engine runs llama2.c checkpoints only (this model's RoPE is "
-                    + c.ropeStyle() + "); run it with --engine cpu", Llama2jException.UNAVAILABLE);
-        }
         Map<String, Matrix> all = new LinkedHashMap<>();
         all.put("token_embedding", w.tokenEmbedding());
         for (int l = 0; l < c.nLayers(); l++) {

@@ -12,6 +12,11 @@ import java.util.Locale;
 /** {@code llama2j devices} through TornadoVM's runtime: every backend, every device. */
 public final class TornadoDeviceLister implements DeviceLister {
     @Override
+    public String runtimeVersion() {
+        return TornadoVersion.describe();
+    }
+
+    @Override
     public List<Device> devices() {
         TornadoRuntime rt = TornadoRuntimeCheck.runtime();
         TornadoDevice def = rt.getDefaultDevice();

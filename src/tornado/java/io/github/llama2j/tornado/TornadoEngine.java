@@ -9,17 +9,14 @@ import io.github.llama2j.profile.Profiler;
 import uk.ac.manchester.tornado.api.ImmutableTaskGraph;
 import uk.ac.manchester.tornado.api.TornadoExecutionPlan;
 import uk.ac.manchester.tornado.api.TornadoExecutionResult;
-import uk.ac.manchester.tornado.api.TornadoProfilerResult;
 import uk.ac.manchester.tornado.api.common.TornadoDevice;
 import uk.ac.manchester.tornado.api.enums.ProfilerMode;
-import uk.ac.manchester.tornado.api.exceptions.TornadoExecutionPlanException;
 
 import java.io.IOException;
 import java.io.PrintStream;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -39,10 +36,11 @@ import java.util.Map;
  * with the CPU engine to float rounding, not bit for bit.
  */
 public final class TornadoEngine implements InferenceEngine {
-    /** llama2.c's RoPE base: an alias of {@link io.github.llama2j.cpu.Rope#LLAMA2_THETA}, until the device side builds its table with {@link io.github.llama2j.cpu.Rope}. */
+    /** llama2.c's RoPE base, an alias of {@link io.github.llama2j.cpu.Rope#LLAMA2_THETA}: the device tables come from that {@link io.github.llama2j.cpu.Rope} too. */
     public static final float ROPE_THETA = io.github.llama2j.cpu.Rope.LLAMA2_THETA;
 
     private final Configuration c;
+    private final DeviceSession session;
     private final TornadoDevice device;
     private final String deviceName;
     private final TornadoSettings settings;
@@ -52,9 +50,10 @@ public final class TornadoEngine implements InferenceEngine {
     private final float[] logits;
     private final boolean profile;
     private final LoadTimes loadTimes;
-    private final Map<String, TaskVerifier.TaskRun> firstRun;
+    private final DeviceSession.FirstExecution firstRun;
     private final long bytesInPerToken, bytesOutPerToken;
     private final int graphCount;
+    private final List<String> graphNames;
     private final DeviceProfile deviceProfile;
     private final long firstExecutionStart;
     /** Where TornadoVM wrote this plan's OpenCL sources (see {@link KernelSources}), or null. */
@@ -84,27 +83,29 @@ public final class TornadoEngine implements InferenceEngine {
      *                 tornado-config/llama2j-tornado.properties
      */
     public TornadoEngine(Model model, EngineOptions options, TornadoSettings settings) {
-        TornadoRuntimeCheck.requireNoBailoutRecovery();
+        this(DeviceSession.open(options.device()), model, options, settings);
+    }
+
+    /**
+     * @param session  the device (see {@link DeviceSession}: the hybrid engine hands over the one it opened)
+     * @param settings work-group sizes and memory limit, or null to read them for the device's type
+     */
+    public TornadoEngine(DeviceSession session, Model model, EngineOptions options, TornadoSettings settings) {
         this.c = model.config();
         this.profile = options.profile();
         PrintStream log = options.verbose() ? System.err : null;
-        this.device = DeviceSelection.select(options.device());
-        this.deviceName = device.getPhysicalDevice().getDeviceName();
-        this.settings = settings != null ? settings : TornadoSettings.load(device.getDeviceType().name());
-        long maxWorkGroup = DeviceSelection.maxWorkGroup(device);
-        if (this.settings.maxLocal() > maxWorkGroup) {
-            throw new Llama2jException("TornadoVM settings ask for work-groups of " + this.settings.maxLocal() + ", device '"
-                    + deviceName + "' allows " + maxWorkGroup + DeviceSelection.limitReason(device, maxWorkGroup),
-                    Llama2jException.BAD_USAGE);
-        }
+        this.session = session;
+        this.device = session.device();
+        this.deviceName = session.name();
+        this.settings = session.settings(settings);
         ForwardGraph.checkUniform(c, model.weights());
         String modelName = String.valueOf(model.path().getFileName());
         budget = MemoryBudget.of(c, model.weights(), this.settings);
         long global = device.getMaxGlobalMemory();
-        boolean limited = this.settings.memoryLimit() > 0 && this.settings.memoryLimit() < global;
-        long available = limited ? this.settings.memoryLimit() : global;
+        boolean limited = session.memoryLimited(this.settings);
+        long available = session.memoryAvailable(this.settings);
         if (log != null) {
-            log.printf(Locale.ROOT, "[tornado] device %s (%s, %s, %s global memory)%n", DeviceSelection.id(device), deviceName,
+            log.printf(Locale.ROOT, "[tornado] device %s (%s, %s, %s global memory)%n", session.id(), deviceName,
                     device.getDeviceType(), MemoryBudget.mib(global));
             log.printf(Locale.ROOT, "[tornado] device memory needed: %s = weights %s + KV cache %s + activations %s%n",
                     MemoryBudget.mib(budget.total()), MemoryBudget.mib(budget.weights()), MemoryBudget.mib(budget.kvCache()),
@@ -124,16 +125,15 @@ public final class TornadoEngine implements InferenceEngine {
                     + e, Llama2jException.UNAVAILABLE, e);
         }
         long t2 = System.nanoTime();
-        String backend = device.getTornadoVMBackend().name().toLowerCase(Locale.ROOT);
-        deviceProfile = new DeviceProfile(forward.taskIds(), new TaskTraffic(c, this.settings),
-                backend + ":" + DeviceSelection.id(device));
+        String backend = session.backend();
+        deviceProfile = new DeviceProfile(forward.tasks(), forward.graphNames(), new TaskTraffic(c, this.settings),
+                session.track());
         // A plan's code cache reads TornadoVM's source-dump options when it is created, so they are set
         // around this plan's creation and first execution only.
-        KernelSources.Capture capture = KernelSources.begin(backend);
-        TornadoExecutionPlan p = new TornadoExecutionPlan(graphs);
+        KernelSources.Capture capture = KernelSources.begin(backend, options.keepKernelSources());
         graphCount = graphs.length;
-        p.withDevice(device).withGridScheduler(forward.gridScheduler()).withProfiler(ProfilerMode.SILENT);
-        this.plan = p;
+        graphNames = forward.graphNames();
+        this.plan = session.plan(graphs, forward.gridScheduler());
         long t3 = System.nanoTime();
         logits = new float[c.vocabSize()];
         int tasks = forward.taskIds().size();
@@ -151,31 +151,25 @@ public final class TornadoEngine implements InferenceEngine {
             // BOS at position 0 (overwritten by the first real token), and proves every task ran on the device.
             forward.state.set(0, 1);
             forward.state.set(1, 0);
-            GraphRun[] r = executeGraphs(true);
+            String what = "the forward pass";
+            DeviceSession.FirstExecution first = session.guarded(what, plan,
+                    () -> session.firstExecution(plan, graphNames, forward.taskIdsPerGraph()));
             long t4 = System.nanoTime();
             kernelSources = capture.dir();
-            firstRun = TaskVerifier.parse(GraphRun.logs(r));
-            TaskVerifier.verify(forward.taskIds(), firstRun, deviceName);
-            loadTimes = new LoadTimes(t1 - t0, t3 - t1, t4 - t3, GraphRun.sum(r, GraphRun::graalNanos),
-                    GraphRun.sum(r, GraphRun::driverNanos), GraphRun.sum(r, GraphRun::writeNanos),
-                    GraphRun.sum(r, GraphRun::bytesIn));
+            firstRun = first;
+            loadTimes = new LoadTimes(t1 - t0, t3 - t1, t4 - t3, first.graalNanos(), first.driverNanos(),
+                    first.transferNanos(), first.transferBytes());
             // Second execution: what one token costs on the bus once the weights are resident.
-            GraphRun[] steady = executeGraphs(true);
+            GraphRun[] steady = session.guarded(what, plan, () -> executeGraphs(true));
             bytesInPerToken = GraphRun.sum(steady, GraphRun::bytesIn);
             bytesOutPerToken = GraphRun.sum(steady, GraphRun::bytesOut);
             if (!profile) {
                 plan.withoutProfiler();
             }
             profilerOn = profile;
-        } catch (Llama2jException e) {
-            closePlan();
+        } catch (RuntimeException e) {
             KernelSources.delete(capture.dir());
             throw e;
-        } catch (RuntimeException e) {
-            closePlan();
-            KernelSources.delete(capture.dir());
-            throw new Llama2jException("TornadoVM could not compile or run the forward pass on '" + deviceName + "': "
-                    + e.getMessage(), Llama2jException.UNAVAILABLE, e);
         }
         if (log != null) {
             LoadTimes lt = loadTimes;
@@ -184,15 +178,16 @@ public final class TornadoEngine implements InferenceEngine {
                     lt.graalNanos() / 1e6, lt.driverNanos() / 1e6, tasks, lt.firstExecutionNanos() / 1e6);
             log.printf(Locale.ROOT, "[tornado] weight transfer: %s in %.1f ms%n",
                     MemoryBudget.mib(lt.transferBytes()), lt.transferNanos() / 1e6);
-            log.printf(Locale.ROOT, "[tornado] verified: all %d tasks ran on %s; per token %d bytes in, %d bytes out%n",
-                    tasks, deviceName, bytesInPerToken, bytesOutPerToken);
+            log.printf(Locale.ROOT, "[tornado] verified: all %d tasks ran on %s; per token %d kernel launches in %d graph "
+                            + "executions, %d bytes in, %d bytes out%n",
+                    tasks, deviceName, tasks, graphCount, bytesInPerToken, bytesOutPerToken);
             log.flush();
         }
     }
 
     @Override
     public String name() {
-        return "tornado:" + device.getTornadoVMBackend().name().toLowerCase(Locale.ROOT);
+        return "tornado:" + session.backend();
     }
 
     @Override
@@ -215,7 +210,7 @@ public final class TornadoEngine implements InferenceEngine {
         lastProfiled = profilerOn;
         if (profiler != Profiler.NONE) {
             long t1 = System.nanoTime();
-            deviceProfile.recordToken(profiler, t0, t1 - t0, GraphRun.logs(last), pos);
+            deviceProfile.recordToken(profiler, t0, t1 - t0, last, pos);
             profiler.record("read profiler log", DeviceProfile.HOST_TRACK, Profiler.Kind.HOST, t1, System.nanoTime() - t1, 0);
         }
         MemorySegment.copy(forward.logits.getSegment(), ValueLayout.JAVA_FLOAT, 0, logits, 0, logits.length);
@@ -240,7 +235,7 @@ public final class TornadoEngine implements InferenceEngine {
         }
         this.profiler = p;
         if (p != Profiler.NONE) {
-            deviceProfile.recordLoad(p, firstExecutionStart, firstRun, loadTimes);
+            deviceProfile.recordLoad(p, firstExecutionStart, firstRun.perGraph(), loadTimes);
         }
     }
 
@@ -253,7 +248,7 @@ public final class TornadoEngine implements InferenceEngine {
     /**
      * Copies the OpenCL C source TornadoVM generated for every task into {@code dir}, one file per task
      * named by its profile name ({@code layer0.qkv.cl}). TornadoVM writes sources only while a plan is
-     * compiled, so they must have been asked for before this engine was built ({@link KernelSources#request}).
+     * compiled, so they must have been asked for when this engine was built ({@link EngineOptions#keepKernelSources()}).
      */
     @Override
     public void dumpKernels(Path dir) {
@@ -280,7 +275,7 @@ public final class TornadoEngine implements InferenceEngine {
 
     /** The device, as {@code backend:device name}. */
     public String deviceDescription() {
-        return DeviceSelection.id(device) + " " + deviceName;
+        return session.id() + " " + deviceName;
     }
 
     public TornadoSettings settings() {
@@ -296,14 +291,25 @@ public final class TornadoEngine implements InferenceEngine {
         return budget.total();
     }
 
-    /** Task ids in launch order ({@code forward0.layer0_qkv}, ...). */
+    /** Every task of every graph, once per token. */
+    @Override
+    public int launchesPerToken() {
+        return forward.taskIds().size();
+    }
+
+    /** Graph executions per token (each one a host-side {@code execute()} of TornadoVM's interpreter). */
+    public int graphsPerToken() {
+        return graphCount;
+    }
+
+    /** Task ids in launch order ({@code input.embed}, {@code layer.attnorm}, ... once per layer, ...). */
     public java.util.List<String> taskIds() {
         return forward.taskIds();
     }
 
     /** The verification run's profiler record of every task. */
     Map<String, TaskVerifier.TaskRun> firstRun() {
-        return firstRun;
+        return firstRun.tasks();
     }
 
     /** Bytes copied host→device for one token once the weights are resident (the token id and position). */
@@ -317,27 +323,12 @@ public final class TornadoEngine implements InferenceEngine {
     }
 
     /**
-     * Per-task kernel times (ns) of the last {@link #forward} call, by task id; empty unless TornadoVM's
-     * profiler was on for it ({@code EngineOptions.profile()} or a {@link #setProfiler profiler}).
+     * Per-task kernel times (ns) of the last {@link #forward} call, by profile name ({@link #taskNames()}),
+     * in launch order; empty unless TornadoVM's profiler was on for it ({@code EngineOptions.profile()} or a
+     * {@link #setProfiler profiler}).
      */
     public Map<String, Long> lastKernelTimes() {
-        Map<String, Long> out = new java.util.LinkedHashMap<>();
-        if (lastProfiled && last != null) {
-            List<String> graphs = new ArrayList<>();
-            for (String id : forward.taskIds()) {
-                if (!graphs.contains(DeviceProfile.graphOf(id))) {
-                    graphs.add(DeviceProfile.graphOf(id));
-                }
-            }
-            Map<String, ProfileLog.GraphRecord> records = ProfileLog.lastPerGraph(GraphRun.logs(last), graphs);
-            for (String id : forward.taskIds()) {
-                ProfileLog.GraphRecord r = records.get(DeviceProfile.graphOf(id));
-                if (r != null && r.tasks().containsKey(id)) {
-                    out.put(id, r.task(id, "TASK_KERNEL_TIME"));
-                }
-            }
-        }
-        return out;
+        return lastProfiled && last != null ? deviceProfile.kernelTimes(last) : Map.of();
     }
 
     /** Total device kernel time (ns) of the last {@link #forward} call; needs the profiler, as above. */
@@ -353,66 +344,26 @@ public final class TornadoEngine implements InferenceEngine {
      *
      * @param record read each graph's profiler figures right after it ran (a TornadoExecutionResult reads
      *               them from the plan lazily, and by then the plan has moved on to the next graph);
-     *               null entries when false
+     *               null when false
      */
     private GraphRun[] executeGraphs(boolean record) {
-        GraphRun[] runs = new GraphRun[graphCount];
+        GraphRun[] runs = record ? new GraphRun[graphCount] : null;   // nothing allocated per token unless profiling
         for (int g = 0; g < graphCount; g++) {
             TornadoExecutionResult r = plan.withGraph(g).execute();
             if (record) {
-                runs[g] = GraphRun.of(ForwardGraph.GRAPH + g, r.getProfilerResult());
+                runs[g] = GraphRun.of(graphNames.get(g), r.getProfilerResult());
             }
         }
         return runs;
-    }
-
-    /**
-     * TornadoVM's profiler figures of one graph's execution (ns and bytes), and its JSON record: the last
-     * one in TornadoVM's log, which keeps every execution's record.
-     */
-    record GraphRun(String log, long kernelNanos, long graalNanos, long driverNanos, long writeNanos, long bytesIn,
-                    long bytesOut) {
-        static GraphRun of(String graph, TornadoProfilerResult p) {
-            String all = p.getProfileLog();
-            int cut = all.lastIndexOf("\"" + graph + "\"");
-            return new GraphRun(cut < 0 ? all : all.substring(cut), p.getDeviceKernelTime(), p.getTornadoCompilerTime(),
-                    p.getDriverInstallTime(), p.getDeviceWriteTime(), p.getTotalBytesCopyIn(), p.getTotalBytesCopyOut());
-        }
-
-        static long sum(GraphRun[] runs, java.util.function.ToLongFunction<GraphRun> field) {
-            long total = 0;
-            for (GraphRun r : runs) {
-                total += field.applyAsLong(r);
-            }
-            return total;
-        }
-
-        static String logs(GraphRun[] runs) {
-            StringBuilder sb = new StringBuilder();
-            for (GraphRun r : runs) {
-                sb.append(r.log());
-            }
-            return sb.toString();
-        }
     }
 
     @Override
     public void close() {
         if (!closed) {
             closed = true;
-            closePlan();
+            DeviceSession.close(plan);
             KernelSources.delete(kernelSources);
         }
     }
 
-    private void closePlan() {
-        try {
-            if (plan != null) {
-                plan.freeDeviceMemory();
-                plan.close();
-            }
-        } catch (TornadoExecutionPlanException | RuntimeException e) {
-            // Freeing device memory at shutdown: nothing useful to do if the driver complains.
-        }
-    }
 }

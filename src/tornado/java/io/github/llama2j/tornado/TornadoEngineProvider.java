@@ -20,8 +20,7 @@ public final class TornadoEngineProvider implements EngineProvider {
 
     /** OpenCL sources, one file per task: see {@link KernelSources}. */
     @Override
-    public boolean requestKernelSources() {
-        KernelSources.request();
+    public boolean generatesKernels() {
         return true;
     }
 }

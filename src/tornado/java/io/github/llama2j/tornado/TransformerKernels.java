@@ -6,6 +6,13 @@ import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
 import uk.ac.manchester.tornado.api.types.arrays.Int8Array;
 import uk.ac.manchester.tornado.api.types.arrays.IntArray;
 
+import static io.github.llama2j.tornado.KernelHelpers.dotQ8;
+import static io.github.llama2j.tornado.KernelHelpers.reduceMax;
+import static io.github.llama2j.tornado.KernelHelpers.reduceSum;
+import static io.github.llama2j.tornado.KernelHelpers.roundHalfAway;
+import static io.github.llama2j.tornado.KernelHelpers.storeQkv;
+import static io.github.llama2j.tornado.KernelHelpers.swiglu;
+
 /**
  * The device kernels of the forward pass, written for TornadoVM's {@link KernelContext} API (OpenCL C
  * or PTX is generated from this bytecode at load time, so the class must be compiled with {@code -g}).
@@ -14,10 +21,11 @@ import uk.ac.manchester.tornado.api.types.arrays.IntArray;
  * <ul>
  *   <li>Work-group sizes are powers of two, at most {@link #MAX_LOCAL}; reductions go through local
  *       memory with a barrier before every step, so no work-item reads a slot another has not finished.</li>
- *   <li>Reductions never cross work-groups inside a kernel. The one global reduction (rmsnorm's sum of
- *       squares) is split in two: {@link #rmsPartials} writes one partial sum per work-group, and the
- *       next kernel, which starts only after every work-group of this one has finished, adds the partials
- *       up (always in the same order, so every work-group of the consumer sees the same value).</li>
+ *   <li>Reductions never cross work-groups inside a kernel. rmsnorm's sum of squares is computed by every
+ *       work-group of the consuming float32 kernel itself ({@link KernelHelpers#rmsScale}: same order, same
+ *       bits in every work-group); the Q8 path splits it in two: {@link #rmsPartials} writes one partial sum
+ *       per work-group, and the quantize kernel, which starts only after every work-group of this one has
+ *       finished, adds the partials up (always in the same order).</li>
  *   <li>{@code state} holds the per-token inputs: {@code state[0]} = token, {@code state[1]} = position.
  *       It is the only thing copied to the device per token.</li>
  *   <li>Q8_0 follows runq.c: activations are quantized per group (scale = max|x| / 127, C's round half
@@ -36,38 +44,7 @@ public final class TransformerKernels {
     private TransformerKernels() {
     }
 
-    // ------------------------------------------------------------------ helpers (inlined by TornadoVM)
-
-    /** Sum of {@code scratch[0 .. local)} by a tree; every work-item gets the total. */
-    private static float reduceSum(KernelContext ctx, float[] scratch, float value) {
-        int lid = ctx.localIdx;
-        scratch[lid] = value;
-        for (int stride = ctx.localGroupSizeX / 2; stride > 0; stride >>= 1) {
-            ctx.localBarrier();
-            if (lid < stride) {
-                scratch[lid] += scratch[lid + stride];
-            }
-        }
-        ctx.localBarrier();
-        float total = scratch[0];
-        ctx.localBarrier();
-        return total;
-    }
-
-    private static float reduceMax(KernelContext ctx, float[] scratch, float value) {
-        int lid = ctx.localIdx;
-        scratch[lid] = value;
-        for (int stride = ctx.localGroupSizeX / 2; stride > 0; stride >>= 1) {
-            ctx.localBarrier();
-            if (lid < stride) {
-                scratch[lid] = TornadoMath.max(scratch[lid], scratch[lid + stride]);
-            }
-        }
-        ctx.localBarrier();
-        float total = scratch[0];
-        ctx.localBarrier();
-        return total;
-    }
+    // ------------------------------------------------------------------ helpers (inlined by TornadoVM; see also KernelHelpers)
 
     /** rmsnorm's factor 1 / sqrt(mean(x^2) + eps) from the partial sums of squares (fixed order). */
     private static float rmsScale(FloatArray partials, int nPartials, int n) {
@@ -78,16 +55,6 @@ public final class TransformerKernels {
         ss /= n;
         ss += RMS_EPS;
         return 1.0f / TornadoMath.sqrt(ss);
-    }
-
-    /** C's round() (half away from zero) of a float, exactly: no float addition that could round. */
-    private static int roundHalfAway(float v) {
-        float a = TornadoMath.abs(v);
-        int i = (int) a;
-        if (a - i >= 0.5f) {
-            i++;
-        }
-        return v < 0 ? -i : i;
     }
 
     // ------------------------------------------------------------------ token embedding
@@ -132,19 +99,20 @@ public final class TransformerKernels {
     // ------------------------------------------------------------------ float32 matmuls (one work-group per row)
 
     /**
-     * Fused attention input: rmsnorm (phase 2) + q/k/v matmuls + RoPE + key/value cache store.
+     * Fused attention input: rmsnorm (each work-group computes the sum of squares itself) + q/k/v matmuls +
+     * RoPE + key/value cache store.
      * One work-group per PAIR of output rows of the stacked [wq; wk; wv] matrix, because RoPE rotates
      * pairs (2i, 2i+1) and both halves must be in one work-group. q goes to {@code q}; k (rotated) and v
      * go straight into row {@code pos} of this layer's caches. Global size: (dim + 2 kvDim) / 2 × local.
      *
      * @param rope cos/sin per position and pair: rope[(pos * headSize/2 + i/2) * 2 + {0,1}]
      */
-    public static void qkvF32(KernelContext ctx, FloatArray x, FloatArray partials, int nPartials, FloatArray rmsWeight,
-                              FloatArray wqkv, FloatArray q, FloatArray keyCache, FloatArray valueCache, IntArray state,
-                              FloatArray rope, int dim, int kvDim, int headSize) {
+    public static void qkvF32(KernelContext ctx, FloatArray x, FloatArray rmsWeight, FloatArray wqkv, FloatArray q,
+                              FloatArray keyCache, FloatArray valueCache, IntArray state, FloatArray rope, int dim, int kvDim,
+                              int headSize) {
         float[] s0 = ctx.allocateFloatLocalArray(MAX_LOCAL);
         float[] s1 = ctx.allocateFloatLocalArray(MAX_LOCAL);
-        float ss = rmsScale(partials, nPartials, dim);
+        float ss = KernelHelpers.rmsScale(ctx, s0, x, dim, RMS_EPS);
         int row = ctx.groupIdx * 2;
         int base0 = row * dim;
         int base1 = base0 + dim;
@@ -159,31 +127,6 @@ public final class TransformerKernels {
         float vb = reduceSum(ctx, s1, b);
         if (ctx.localIdx == 0) {
             storeQkv(state, rope, q, keyCache, valueCache, row, va, vb, dim, kvDim, headSize);
-        }
-    }
-
-    /** Writes one pair of q/k/v outputs: q and k rotated by RoPE, k and v into the caches at pos. */
-    private static void storeQkv(IntArray state, FloatArray rope, FloatArray q, FloatArray keyCache, FloatArray valueCache,
-                                 int row, float v0, float v1, int dim, int kvDim, int headSize) {
-        int pos = state.get(1);
-        if (row < dim + kvDim) {
-            int r = row < dim ? row : row - dim;
-            int ri = (pos * (headSize / 2) + (r % headSize) / 2) * 2;
-            float fcr = rope.get(ri);
-            float fci = rope.get(ri + 1);
-            float o0 = v0 * fcr - v1 * fci;
-            float o1 = v0 * fci + v1 * fcr;
-            if (row < dim) {
-                q.set(r, o0);
-                q.set(r + 1, o1);
-            } else {
-                keyCache.set(pos * kvDim + r, o0);
-                keyCache.set(pos * kvDim + r + 1, o1);
-            }
-        } else {
-            int r = row - dim - kvDim;
-            valueCache.set(pos * kvDim + r, v0);
-            valueCache.set(pos * kvDim + r + 1, v1);
         }
     }
 
@@ -203,14 +146,15 @@ public final class TransformerKernels {
     }
 
     /**
-     * Feed-forward input: rmsnorm (phase 2) + w1 and w3 matmuls + SwiGLU, hb[r] = silu(w1[r]·xn) * (w3[r]·xn).
+     * Feed-forward input: rmsnorm (sum of squares per work-group) + w1 and w3 matmuls + SwiGLU,
+     * hb[r] = silu(w1[r]·xn) * (w3[r]·xn).
      * {@code w13} stacks w1 over w3. One work-group per hidden row; global size: hidden × local.
      */
-    public static void w13F32(KernelContext ctx, FloatArray x, FloatArray partials, int nPartials, FloatArray rmsWeight,
-                              FloatArray w13, FloatArray hb, int dim, int hidden) {
+    public static void w13F32(KernelContext ctx, FloatArray x, FloatArray rmsWeight, FloatArray w13, FloatArray hb, int dim,
+                              int hidden) {
         float[] s0 = ctx.allocateFloatLocalArray(MAX_LOCAL);
         float[] s1 = ctx.allocateFloatLocalArray(MAX_LOCAL);
-        float ss = rmsScale(partials, nPartials, dim);
+        float ss = KernelHelpers.rmsScale(ctx, s0, x, dim, RMS_EPS);
         int row = ctx.groupIdx;
         int base1 = row * dim;
         int base3 = (hidden + row) * dim;
@@ -224,15 +168,15 @@ public final class TransformerKernels {
         float g = reduceSum(ctx, s0, a);
         float u = reduceSum(ctx, s1, b);
         if (ctx.localIdx == 0) {
-            hb.set(row, g * (1.0f / (1.0f + TornadoMath.exp(-g))) * u);
+            hb.set(row, swiglu(g, u));
         }
     }
 
-    /** out[r] = w[r] · rmsnorm(x) (the classifier, with the final norm's phase 2). Global size: rows × local. */
-    public static void matmulNormF32(KernelContext ctx, FloatArray x, FloatArray partials, int nPartials,
-                                     FloatArray rmsWeight, FloatArray w, FloatArray out, int n) {
+    /** out[r] = w[r] · rmsnorm(x) (the classifier with the final norm, computed per work-group). Global size: rows × local. */
+    public static void matmulNormF32(KernelContext ctx, FloatArray x, FloatArray rmsWeight, FloatArray w, FloatArray out,
+                                     int n) {
         float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
-        float ss = rmsScale(partials, nPartials, n);
+        float ss = KernelHelpers.rmsScale(ctx, scratch, x, n, RMS_EPS);
         int row = ctx.groupIdx;
         int base = row * n;
         float sum = 0.0f;
@@ -346,24 +290,6 @@ public final class TransformerKernels {
         }
     }
 
-    /** runq's per-row product over the groups this work-item owns (groups lid, lid + local, ...). */
-    private static float dotQ8(KernelContext ctx, Int8Array xq, FloatArray xs, Int8Array wv, FloatArray ws, int row,
-                               int n, int groupSize) {
-        int groups = n / groupSize;
-        int base = row * n;
-        int sbase = row * groups;
-        float sum = 0.0f;
-        for (int g = ctx.localIdx; g < groups; g += ctx.localGroupSizeX) {
-            int off = g * groupSize;
-            int idot = 0;
-            for (int k = 0; k < groupSize; k++) {
-                idot += xq.get(off + k) * wv.get(base + off + k);
-            }
-            sum += ((float) idot * ws.get(sbase + g)) * xs.get(g);
-        }
-        return sum;
-    }
-
     /** Q8 version of {@link #qkvF32} (the norm and quantization happened in {@link #quantizeNorm}). */
     public static void qkvQ8(KernelContext ctx, Int8Array xq, FloatArray xs, Int8Array wv, FloatArray ws, FloatArray q,
                              FloatArray keyCache, FloatArray valueCache, IntArray state, FloatArray rope, int dim,
@@ -398,7 +324,7 @@ public final class TransformerKernels {
         float g = reduceSum(ctx, s0, dotQ8(ctx, xq, xs, wv, ws, row, dim, groupSize));
         float u = reduceSum(ctx, s1, dotQ8(ctx, xq, xs, wv, ws, hidden + row, dim, groupSize));
         if (ctx.localIdx == 0) {
-            hb.set(row, g * (1.0f / (1.0f + TornadoMath.exp(-g))) * u);
+            hb.set(row, swiglu(g, u));
         }
     }
 

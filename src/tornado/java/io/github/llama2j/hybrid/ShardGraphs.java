@@ -1,0 +1,373 @@
+package io.github.llama2j.hybrid;
+
+import io.github.llama2j.Llama2jException;
+import io.github.llama2j.hybrid.WeightSlices.DeviceSlice;
+import io.github.llama2j.hybrid.WeightSlices.F32Slice;
+import io.github.llama2j.hybrid.WeightSlices.Q8Slice;
+import io.github.llama2j.model.Configuration;
+import io.github.llama2j.model.Weights;
+import io.github.llama2j.tornado.TornadoSettings;
+import io.github.llama2j.tornado.TransformerKernels;
+import uk.ac.manchester.tornado.api.GridScheduler;
+import uk.ac.manchester.tornado.api.ImmutableTaskGraph;
+import uk.ac.manchester.tornado.api.KernelContext;
+import uk.ac.manchester.tornado.api.TaskGraph;
+import uk.ac.manchester.tornado.api.WorkerGrid1D;
+import uk.ac.manchester.tornado.api.enums.DataTransferMode;
+import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
+import uk.ac.manchester.tornado.api.types.arrays.Int8Array;
+import uk.ac.manchester.tornado.api.types.arrays.IntArray;
+
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.ToIntFunction;
+
+/**
+ * Builds a device shard's task graphs (run by {@link DeviceShard}): its slices of the weights copied once
+ * into TornadoVM arrays, and one small graph per step it owns. Per layer an attention graph and a
+ * feed-forward graph, and one classifier graph:
+ * <pre>
+ *   attention graph "att" (layer l; the shard's heads h0..h1):
+ *     xb [Q8: xq, xs], state ─► qkv ─► q, keyCache[pos], valueCache[pos]     (its rows of wq/wk/wv, RoPE, cache store)
+ *     q, keyCache, valueCache ─► attention ─► attOut                         (its heads, over positions 0..pos)
+ *     [Q8: attOut ─► quant ─► aq, as]
+ *     attOut ─► wo ─► out                                                     (its columns of wo: a partial sum of dim)
+ *   feed-forward graph "ffn" (layer l; the shard's hidden rows r0..r1):
+ *     xb [Q8: xq, xs] ─► w13 ─► hb = silu(w1·xb) * (w3·xb)                   (its rows of w1 and w3)
+ *     [Q8: hb ─► quant ─► hq, hs]
+ *     hb ─► w2 ─► out                                                         (its columns of w2: a partial sum of dim)
+ *   classifier graph "cls" (the shard's vocabulary rows v0..v1):
+ *     xb [Q8: xq, xs] ─► classifier ─► out                                    (its rows of the logits)
+ * </pre>
+ * Only the step's input ({@code xb}, or its runq quantization) and {@code state} ({@code [token, pos]})
+ * go in per launch, and only {@code out} comes back: the weights, the RoPE table and the caches stay on
+ * the device. The host normalises the input once per step for all shards and adds the partial sums.
+ *
+ * <p>Every layer's attention graph is named {@code att} and every feed-forward graph {@code ffn}: TornadoVM
+ * caches compiled kernels per plan by task id ({@code att.qkv}, ...), so each kernel is JIT-compiled once
+ * for all layers (their shapes, hence the specialised code, are the same) and shares one grid; only each
+ * graph's last task ({@code wo}, {@code w2}) is compiled again per layer, which TornadoVM 5.2 forces for the
+ * last task of every graph. The buffers stay per graph. (Measured on PoCL: tiny.bin from 23 s to 4 s of start-up.)
+ *
+ * <p>Every grid remembers how its number of work-groups follows from the share ({@link Share}), so that
+ * calibration can {@link #resize} the grids to a smaller share without rebuilding anything.
+ */
+final class ShardGraphs {
+    private final Configuration c;
+    private final TornadoSettings s;
+    private final List<ImmutableTaskGraph> graphs = new ArrayList<>();
+    private final List<String> graphNames = new ArrayList<>();
+    private final List<List<String>> graphTasks = new ArrayList<>();
+    private final GridScheduler grid = new GridScheduler();
+    private final Map<String, Grid> grids = new LinkedHashMap<>();
+    private final Share built;
+    private final long[] stepWeightBytes = new long[SplitPlan.Kind.values().length];
+    private final KernelContext ctx = new KernelContext();
+    final Step[] attention, ffn;
+    Step classifier;
+
+    /** What a shard owns, in the units its grids count: heads, q rows, k/v rows, hidden rows, classifier rows. */
+    record Share(int heads, int qRows, int kvRows, int ffnRows, int vocabRows) {
+        static Share of(Configuration c, SplitPlan plan, int shard) {
+            int heads = plan.headEnd(shard) - plan.headStart(shard);
+            return new Share(heads, heads * c.headSize(), heads / c.kvMul() * c.headSize(),
+                    plan.ffnEnd(shard) - plan.ffnStart(shard), plan.vocabEnd(shard) - plan.vocabStart(shard));
+        }
+
+        /** Whether this share fits in {@code other} kind by kind. */
+        boolean within(Share other) {
+            return heads <= other.heads && ffnRows <= other.ffnRows && vocabRows <= other.vocabRows;
+        }
+    }
+
+    /** A task's grid: how many work-groups a share needs (the same id, grid and kernel in every layer). */
+    private record Grid(WorkerGrid1D grid, int local, ToIntFunction<Share> workGroups) {
+    }
+
+    /** One step's graph and its host-side arrays (inputs copied in, output copied out, every launch). */
+    record Step(int graph, FloatArray xin, Int8Array xq, FloatArray xs, IntArray state, FloatArray out) {
+        long bytesIn() {
+            long b = state == null ? 0 : state.getSize() * 4L;
+            return b + (xq != null ? xq.getSize() + xs.getSize() * 4L : xin.getSize() * 4L);
+        }
+
+        long bytesOut() {
+            return out.getSize() * 4L;
+        }
+    }
+
+    /**
+     * Copies shard {@code shard}'s slices of {@code plan} into TornadoVM arrays and builds its graphs.
+     *
+     * @param rope RoPE's cos/sin table ({@link DeviceShard#ropeTable}), or null when the shard owns no attention
+     */
+    ShardGraphs(Configuration c, Weights w, SplitPlan plan, int shard, TornadoSettings s, float[] rope) {
+        this.c = c;
+        this.s = s;
+        this.built = Share.of(c, plan, shard);
+        int L = c.nLayers();
+        attention = new Step[L];
+        ffn = new Step[L];
+        for (int l = 0; l < L; l++) {
+            if (plan.owns(shard, SplitPlan.Kind.ATTENTION)) {
+                attention[l] = addAttention(w, plan, shard, l, rope);
+            }
+            if (plan.owns(shard, SplitPlan.Kind.FFN)) {
+                ffn[l] = addFfn(w, plan, shard, l);
+            }
+        }
+        if (plan.owns(shard, SplitPlan.Kind.CLASSIFIER)) {
+            classifier = addClassifier(w, plan.vocabStart(shard), plan.vocabEnd(shard));
+        }
+    }
+
+    boolean isEmpty() {
+        return graphs.isEmpty();
+    }
+
+    ImmutableTaskGraph[] graphs() {
+        return graphs.toArray(ImmutableTaskGraph[]::new);
+    }
+
+    /** Each graph's name ({@code att}, {@code ffn}, {@code cls}: repeated across layers). */
+    List<String> graphNames() {
+        return graphNames;
+    }
+
+    /** Each graph's task ids. */
+    List<List<String>> graphTasks() {
+        return graphTasks;
+    }
+
+    GridScheduler gridScheduler() {
+        return grid;
+    }
+
+    /** The share the graphs were built for. */
+    Share built() {
+        return built;
+    }
+
+    /** Tasks (kernel launches) of one step of this kind, 0 if the shard owns none. */
+    int launches(SplitPlan.Kind kind) {
+        Step step = switch (kind) {
+            case ATTENTION -> attention.length > 0 ? attention[0] : null;
+            case FFN -> ffn.length > 0 ? ffn[0] : null;
+            case CLASSIFIER -> classifier;
+        };
+        return step == null ? 0 : graphTasks.get(step.graph()).size();
+    }
+
+    /** What shard {@code shard} of {@code plan} owns, in the units of these graphs' grids. */
+    Share shareOf(SplitPlan plan, int shard) {
+        return Share.of(c, plan, shard);
+    }
+
+    /** Bytes of weights one step of this kind streams (one layer's, or the classifier's). */
+    long weightBytes(SplitPlan.Kind kind) {
+        return stepWeightBytes[kind.ordinal()];
+    }
+
+    /**
+     * Sets every grid to the work-groups {@code share} needs (no more than the graphs were built for): each
+     * step then streams as many weight bytes as that share's own slices would. Calibration only.
+     */
+    void resize(Share share) {
+        if (!share.within(built)) {
+            throw new IllegalArgumentException("cannot shrink " + built + " to " + share + ": more than it was built with");
+        }
+        for (Grid g : grids.values()) {
+            g.grid().setGlobalWork((long) Math.max(1, g.workGroups().applyAsInt(share)) * g.local(), 1, 1);
+        }
+    }
+
+    private Step addAttention(Weights w, SplitPlan plan, int shard, int l, float[] ropeValues) {
+        int hs = c.headSize(), dim = c.dim(), gs = c.groupSize();
+        int h0 = plan.headStart(shard), h1 = plan.headEnd(shard);
+        int kv0 = h0 / c.kvMul(), kv1 = h1 / c.kvMul();
+        int heads = h1 - h0, qRows = heads * hs, kvRows = (kv1 - kv0) * hs;
+        String name = "att";
+        DeviceSlice qkv = WeightSlices.toDevice("layer " + l + " wq/wk/wv", WeightSlices.rows(w.wq()[l], h0 * hs, h1 * hs),
+                WeightSlices.rows(w.wk()[l], kv0 * hs, kv1 * hs), WeightSlices.rows(w.wv()[l], kv0 * hs, kv1 * hs));
+        DeviceSlice wo = WeightSlices.columnsToDevice("layer " + l + " wo", w.wo()[l], h0 * hs, h1 * hs);
+        stepWeightBytes[SplitPlan.Kind.ATTENTION.ordinal()] = qkv.bytes() + wo.bytes();
+        FloatArray rope = FloatArray.fromArray(ropeValues);
+        FloatArray q = new FloatArray(qRows);
+        FloatArray keyCache = new FloatArray(c.seqLen() * kvRows);
+        FloatArray valueCache = new FloatArray(c.seqLen() * kvRows);
+        FloatArray att = new FloatArray(heads * c.seqLen());
+        FloatArray attOut = new FloatArray(qRows);
+        FloatArray out = new FloatArray(dim);
+        IntArray state = new IntArray(2);
+        Step step = input(state, out);
+        TaskGraph g = new TaskGraph(name);
+        List<String> tasks = new ArrayList<>();
+        List<Object> once = new ArrayList<>(weights(qkv));
+        once.addAll(weights(wo));
+        once.add(rope);
+        Int8Array aq = null;
+        FloatArray as = null;
+        if (c.quantized()) {
+            aq = new Int8Array(qRows);
+            as = new FloatArray(qRows / gs);
+            once.add(aq);   // TornadoVM wants int8 arrays declared; one copy of a scratch buffer is harmless
+        }
+        g.transferToDevice(DataTransferMode.FIRST_EXECUTION, once.toArray());
+        g.transferToDevice(DataTransferMode.EVERY_EXECUTION, inputs(step));
+        switch (qkv) {
+            case F32Slice f -> g.task("qkv", HybridKernels::qkvF32, ctx, step.xin, f.data(), q, keyCache, valueCache, state,
+                    rope, dim, qRows, kvRows, hs);
+            case Q8Slice q8 -> g.task("qkv", HybridKernels::qkvQ8, ctx, step.xq, step.xs, q8.values(), q8.scales(), q,
+                    keyCache, valueCache, state, rope, dim, qRows, kvRows, hs, gs);
+        }
+        schedule(tasks, name, "qkv", sh -> (sh.qRows() + 2 * sh.kvRows()) / 2, s.matmulLocal());
+        g.task("attention", TransformerKernels::attention, ctx, q, keyCache, valueCache, att, attOut, state, c.seqLen(), hs,
+                kvRows, c.kvMul(), (float) Math.sqrt(hs));
+        schedule(tasks, name, "attention", Share::heads, s.attentionLocal());
+        switch (wo) {
+            case F32Slice f -> g.task("wo", HybridKernels::matmulF32, ctx, attOut, f.data(), out, qRows);
+            case Q8Slice q8 -> {
+                g.task("quant", TransformerKernels::quantize, ctx, attOut, aq, as, qRows, gs);
+                schedule(tasks, name, "quant", sh -> ceilDiv(sh.qRows() / gs, s.quantizeLocal()), s.quantizeLocal());
+                g.task("wo", TransformerKernels::matmulQ8, ctx, aq, as, q8.values(), q8.scales(), out, qRows, gs);
+            }
+        }
+        // wo's columns are this shard's heads; emulating fewer heads (calibration) computes fewer rows instead
+        schedule(tasks, name, "wo", sh -> scaled(dim, sh.qRows(), built.qRows()), s.matmulLocal());
+        g.transferToHost(DataTransferMode.EVERY_EXECUTION, out);
+        return add(g, name, tasks, step);
+    }
+
+    private Step addFfn(Weights w, SplitPlan plan, int shard, int l) {
+        int dim = c.dim(), gs = c.groupSize();
+        int r0 = plan.ffnStart(shard), r1 = plan.ffnEnd(shard), rows = r1 - r0;
+        String name = "ffn";
+        DeviceSlice w13 = WeightSlices.toDevice("layer " + l + " w1/w3", WeightSlices.rows(w.w1()[l], r0, r1),
+                WeightSlices.rows(w.w3()[l], r0, r1));
+        DeviceSlice w2 = WeightSlices.columnsToDevice("layer " + l + " w2", w.w2()[l], r0, r1);
+        stepWeightBytes[SplitPlan.Kind.FFN.ordinal()] = w13.bytes() + w2.bytes();
+        FloatArray hb = new FloatArray(rows);
+        FloatArray out = new FloatArray(dim);
+        Step step = input(null, out);
+        TaskGraph g = new TaskGraph(name);
+        List<String> tasks = new ArrayList<>();
+        List<Object> once = new ArrayList<>(weights(w13));
+        once.addAll(weights(w2));
+        Int8Array hq = null;
+        FloatArray hs = null;
+        if (c.quantized()) {
+            hq = new Int8Array(rows);
+            hs = new FloatArray(rows / gs);
+            once.add(hq);
+        }
+        g.transferToDevice(DataTransferMode.FIRST_EXECUTION, once.toArray());
+        g.transferToDevice(DataTransferMode.EVERY_EXECUTION, inputs(step));
+        switch (w13) {
+            case F32Slice f -> g.task("w13", HybridKernels::w13F32, ctx, step.xin, f.data(), hb, dim, rows);
+            case Q8Slice q8 -> g.task("w13", TransformerKernels::w13Q8, ctx, step.xq, step.xs, q8.values(), q8.scales(), hb,
+                    dim, rows, gs);
+        }
+        schedule(tasks, name, "w13", Share::ffnRows, s.matmulLocal());
+        switch (w2) {
+            case F32Slice f -> g.task("w2", HybridKernels::matmulF32, ctx, hb, f.data(), out, rows);
+            case Q8Slice q8 -> {
+                g.task("quant", TransformerKernels::quantize, ctx, hb, hq, hs, rows, gs);
+                schedule(tasks, name, "quant", sh -> ceilDiv(sh.ffnRows() / gs, s.quantizeLocal()), s.quantizeLocal());
+                g.task("w2", TransformerKernels::matmulQ8, ctx, hq, hs, q8.values(), q8.scales(), out, rows, gs);
+            }
+        }
+        schedule(tasks, name, "w2", sh -> scaled(dim, sh.ffnRows(), built.ffnRows()), s.matmulLocal());
+        g.transferToHost(DataTransferMode.EVERY_EXECUTION, out);
+        return add(g, name, tasks, step);
+    }
+
+    private Step addClassifier(Weights w, int v0, int v1) {
+        int rows = v1 - v0, dim = c.dim();
+        String name = "cls";
+        DeviceSlice cls = WeightSlices.toDevice("classifier", WeightSlices.rows(w.classifier(), v0, v1));
+        stepWeightBytes[SplitPlan.Kind.CLASSIFIER.ordinal()] = cls.bytes();
+        FloatArray out = new FloatArray(rows);
+        Step step = input(null, out);
+        TaskGraph g = new TaskGraph(name);
+        List<String> tasks = new ArrayList<>();
+        g.transferToDevice(DataTransferMode.FIRST_EXECUTION, weights(cls).toArray());
+        g.transferToDevice(DataTransferMode.EVERY_EXECUTION, inputs(step));
+        switch (cls) {
+            case F32Slice f -> g.task("classifier", HybridKernels::matmulF32, ctx, step.xin, f.data(), out, dim);
+            case Q8Slice q8 -> g.task("classifier", TransformerKernels::matmulQ8, ctx, step.xq, step.xs, q8.values(),
+                    q8.scales(), out, dim, c.groupSize());
+        }
+        schedule(tasks, name, "classifier", Share::vocabRows, s.matmulLocal());
+        g.transferToHost(DataTransferMode.EVERY_EXECUTION, out);
+        return add(g, name, tasks, step);
+    }
+
+    /** The host-side input arrays of one step (each graph has its own, so no graph depends on another's buffers). */
+    private Step input(IntArray state, FloatArray out) {
+        int dim = c.dim();
+        if (c.quantized()) {
+            return new Step(graphs.size(), null, new Int8Array(dim), new FloatArray(dim / c.groupSize()), state, out);
+        }
+        return new Step(graphs.size(), new FloatArray(dim), null, null, state, out);
+    }
+
+    private static Object[] inputs(Step step) {
+        List<Object> in = new ArrayList<>();
+        if (step.xq != null) {
+            in.add(step.xq);
+            in.add(step.xs);
+        } else {
+            in.add(step.xin);
+        }
+        if (step.state != null) {
+            in.add(step.state);
+        }
+        return in.toArray();
+    }
+
+    private static List<Object> weights(DeviceSlice m) {
+        return switch (m) {
+            case F32Slice f -> List.of(f.data());
+            case Q8Slice q -> List.of(q.values(), q.scales());
+        };
+    }
+
+    private Step add(TaskGraph g, String name, List<String> tasks, Step step) {
+        graphs.add(g.snapshot());
+        graphNames.add(name);
+        graphTasks.add(tasks);
+        return step;
+    }
+
+    /**
+     * Schedules a task: {@code workGroups} gives its number of work-groups for a share (the built share here;
+     * a smaller one when calibration resizes the grids). Every layer's graph uses the same task id, hence the
+     * same grid and the same compiled kernel.
+     */
+    private void schedule(List<String> tasks, String graph, String task, ToIntFunction<Share> workGroups, int local) {
+        String id = graph + "." + task;
+        int groups = workGroups.applyAsInt(built);
+        if (groups <= 0) {
+            throw new Llama2jException("internal: grid of " + id + " has " + groups + " work-groups");
+        }
+        Grid g = grids.get(id);
+        if (g == null) {
+            WorkerGrid1D wg = new WorkerGrid1D(Math.multiplyExact(groups, local));
+            wg.setLocalWork(local, 1, 1);
+            grid.addWorkerGrid(id, wg);
+            grids.put(id, new Grid(wg, local, workGroups));
+        }
+        tasks.add(id);
+    }
+
+    private static int ceilDiv(int n, int d) {
+        return (n + d - 1) / d;
+    }
+
+    /** n × part / whole, at least 1 (the rows that stream as many weights as part of whole columns would). */
+    private static int scaled(int n, int part, int whole) {
+        return Math.max(1, (int) Math.round((double) n * part / whole));
+    }
+}

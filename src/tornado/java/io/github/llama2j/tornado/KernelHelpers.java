@@ -1,0 +1,137 @@
+package io.github.llama2j.tornado;
+
+import uk.ac.manchester.tornado.api.KernelContext;
+import uk.ac.manchester.tornado.api.math.TornadoMath;
+import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
+import uk.ac.manchester.tornado.api.types.arrays.Int8Array;
+import uk.ac.manchester.tornado.api.types.arrays.IntArray;
+
+/**
+ * The pieces the device kernels of both TornadoVM-based engines are made of ({@link TransformerKernels} for
+ * the TornadoVM engine, {@code hybrid.HybridKernels} for the hybrid's device shard): one copy of each, which
+ * TornadoVM inlines into every kernel that calls it (the generated OpenCL C has no calls to them; check with
+ * {@code llama2j profile --dump-kernels}). Static, allocation-free, and compiled with {@code -g} like every
+ * class TornadoVM reads.
+ */
+public final class KernelHelpers {
+    private KernelHelpers() {
+    }
+
+    /** Sum of {@code value} over the work-group, by a tree in local memory; every work-item gets the total. */
+    public static float reduceSum(KernelContext ctx, float[] scratch, float value) {
+        int lid = ctx.localIdx;
+        scratch[lid] = value;
+        for (int stride = ctx.localGroupSizeX / 2; stride > 0; stride >>= 1) {
+            ctx.localBarrier();
+            if (lid < stride) {
+                scratch[lid] += scratch[lid + stride];
+            }
+        }
+        ctx.localBarrier();
+        float total = scratch[0];
+        ctx.localBarrier();
+        return total;
+    }
+
+    /** Maximum of {@code value} over the work-group, as {@link #reduceSum}. */
+    public static float reduceMax(KernelContext ctx, float[] scratch, float value) {
+        int lid = ctx.localIdx;
+        scratch[lid] = value;
+        for (int stride = ctx.localGroupSizeX / 2; stride > 0; stride >>= 1) {
+            ctx.localBarrier();
+            if (lid < stride) {
+                scratch[lid] = TornadoMath.max(scratch[lid], scratch[lid + stride]);
+            }
+        }
+        ctx.localBarrier();
+        float total = scratch[0];
+        ctx.localBarrier();
+        return total;
+    }
+
+    /**
+     * rmsnorm's factor 1 / sqrt(mean(x²) + eps) over x[0..n), computed by the whole work-group: each
+     * work-item sums the squares of x[lid], x[lid + local], ..., then {@link #reduceSum}. Every work-group
+     * adds in the same order, so all of them get the same bits: a consumer kernel normalises its input
+     * itself (n floats re-read from cache per work-group) instead of waiting for a separate norm kernel.
+     */
+    public static float rmsScale(KernelContext ctx, float[] scratch, FloatArray x, int n, float eps) {
+        float sum = 0.0f;
+        for (int j = ctx.localIdx; j < n; j += ctx.localGroupSizeX) {
+            float v = x.get(j);
+            sum += v * v;
+        }
+        float ss = reduceSum(ctx, scratch, sum);
+        ss /= n;
+        ss += eps;
+        return 1.0f / TornadoMath.sqrt(ss);
+    }
+
+    /** C's round() (half away from zero) of a float, exactly: no float addition that could round. */
+    public static int roundHalfAway(float v) {
+        float a = TornadoMath.abs(v);
+        int i = (int) a;
+        if (a - i >= 0.5f) {
+            i++;
+        }
+        return v < 0 ? -i : i;
+    }
+
+    /** SwiGLU of one hidden row: silu(g) * u = g * (1 / (1 + e^-g)) * u. */
+    public static float swiglu(float g, float u) {
+        return g * (1.0f / (1.0f + TornadoMath.exp(-g))) * u;
+    }
+
+    /**
+     * runq's product of row {@code row} of an int8 matrix with the quantized activation, over the groups
+     * this work-item owns (groups lid, lid + local, ...): an exact int32 dot per group, then
+     * {@code ((float) idot * wScale) * xScale} accumulated in float.
+     */
+    public static float dotQ8(KernelContext ctx, Int8Array xq, FloatArray xs, Int8Array wv, FloatArray ws, int row, int n,
+                              int groupSize) {
+        int groups = n / groupSize;
+        int base = row * n;
+        int sbase = row * groups;
+        float sum = 0.0f;
+        for (int g = ctx.localIdx; g < groups; g += ctx.localGroupSizeX) {
+            int off = g * groupSize;
+            int idot = 0;
+            for (int k = 0; k < groupSize; k++) {
+                idot += xq.get(off + k) * wv.get(base + off + k);
+            }
+            sum += ((float) idot * ws.get(sbase + g)) * xs.get(g);
+        }
+        return sum;
+    }
+
+    /**
+     * Writes one pair (row, row + 1) of the stacked [q; k; v] outputs at position {@code state[1]}: q and k
+     * rotated by RoPE, k and v into row pos of the caches ([seq_len][kvRows]). Rows below {@code qRows} are q,
+     * the next {@code kvRows} k, the rest v (whole heads, so a row's place in its head is {@code r % headSize}).
+     *
+     * @param rope cos/sin per position and pair: rope[(pos * headSize/2 + i/2) * 2 + {0,1}]
+     */
+    public static void storeQkv(IntArray state, FloatArray rope, FloatArray q, FloatArray keyCache, FloatArray valueCache,
+                                int row, float v0, float v1, int qRows, int kvRows, int headSize) {
+        int pos = state.get(1);
+        if (row < qRows + kvRows) {
+            int r = row < qRows ? row : row - qRows;
+            int ri = (pos * (headSize / 2) + (r % headSize) / 2) * 2;
+            float fcr = rope.get(ri);
+            float fci = rope.get(ri + 1);
+            float o0 = v0 * fcr - v1 * fci;
+            float o1 = v0 * fci + v1 * fcr;
+            if (row < qRows) {
+                q.set(r, o0);
+                q.set(r + 1, o1);
+            } else {
+                keyCache.set(pos * kvRows + r, o0);
+                keyCache.set(pos * kvRows + r + 1, o1);
+            }
+        } else {
+            int r = row - qRows - kvRows;
+            valueCache.set(pos * kvRows + r, v0);
+            valueCache.set(pos * kvRows + r + 1, v1);
+        }
+    }
+}
