@@ -1,5 +1,6 @@
 package io.github.llama2j.gguf;
 
+import io.github.llama2j.InputFiles;
 import io.github.llama2j.Llama2jException;
 
 import java.io.IOException;
@@ -10,7 +11,6 @@ import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
@@ -90,17 +90,7 @@ public final class GgufFile implements AutoCloseable {
     /** Maps and parses {@code path}; everything the header describes is checked against the file. */
     public static GgufFile open(Path path) {
         String name = fileName(path);
-        long fileSize;
-        try {
-            fileSize = Files.size(path);
-        } catch (NoSuchFileException e) {
-            throw new Llama2jException(name + ": no such file", Llama2jException.BAD_INPUT);
-        } catch (IOException e) {
-            throw new Llama2jException(name + ": cannot read (" + e.getMessage() + ")", Llama2jException.IO_FAILURE, e);
-        }
-        if (Files.isDirectory(path)) {
-            throw new Llama2jException(name + ": is a directory, not a GGUF file");
-        }
+        long fileSize = InputFiles.size(path, "a GGUF file");
         Arena arena = Arena.ofShared();
         try (FileChannel channel = FileChannel.open(path, StandardOpenOption.READ)) {
             MemorySegment file = channel.map(FileChannel.MapMode.READ_ONLY, 0, fileSize, arena);

@@ -2,6 +2,7 @@ package io.github.llama2j.model;
 
 import io.github.llama2j.gguf.GgufFile;
 
+import io.github.llama2j.InputFiles;
 import io.github.llama2j.Llama2jException;
 
 import java.io.IOException;
@@ -10,8 +11,6 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
-import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.Locale;
@@ -33,17 +32,7 @@ public final class ModelLoader {
 
     public static Model load(Path path) {
         String name = path.getFileName() == null ? path.toString() : path.getFileName().toString();
-        long fileSize;
-        try {
-            fileSize = Files.size(path);
-        } catch (NoSuchFileException e) {
-            throw new Llama2jException(name + ": no such file", Llama2jException.BAD_INPUT);
-        } catch (IOException e) {
-            throw new Llama2jException(name + ": cannot read (" + e.getMessage() + ")", Llama2jException.IO_FAILURE, e);
-        }
-        if (Files.isDirectory(path)) {
-            throw new Llama2jException(name + ": is a directory, not a model file");
-        }
+        long fileSize = InputFiles.size(path, "a model file");
         if (GgufFile.isGguf(path)) {
             return GgufModelLoader.load(path);
         }
