@@ -30,8 +30,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  *
  * <p>Not listed: llama2-tiny-q4_0 english_sentence and non_english, llama2-tiny-q4_k_m non_english. With the
  * vector kernels merged from gguf-model (7d95632) they part from llama.cpp (Q4_0 english_sentence at step 4, gap
- * 0.036, 0.9% of the top logit: above this near-tie rule, within the drift bound GgufGoldenTest allows; Q4_K_M
- * non_english at step 0); before that merge the two Q4_0 cases matched llama.cpp's text exactly.
+ * 0.036, 0.9% of the top logit: above this near-tie rule, within the drift bound GgufGoldenTest allows), while
+ * before that merge they matched llama.cpp's text exactly. Q4_K_M non_english changes its first token in llama.cpp
+ * itself when the prompt is fed one token per decode, as llama2j feeds it (golden checks: step 0, gap 0.013).
  */
 class RunGgufTest {
     private static final double NEAR_TIE = 1e-3;
