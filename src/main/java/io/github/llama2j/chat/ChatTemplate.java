@@ -8,6 +8,8 @@ import com.hubspot.jinjava.interpret.RenderResult;
 import com.hubspot.jinjava.interpret.TemplateError;
 import com.hubspot.jinjava.lib.fn.ELFunctionDefinition;
 import io.github.llama2j.Llama2jException;
+import io.github.llama2j.gguf.GgufFile;
+import io.github.llama2j.tokenizer.GgufTokenizer;
 import jinjava.javax.el.CompositeELResolver;
 import jinjava.javax.el.ELResolver;
 
@@ -23,6 +25,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Optional;
 import java.util.regex.Pattern;
 
 /**
@@ -100,6 +103,20 @@ public final class ChatTemplate {
         } catch (IOException e) {
             throw new Llama2jException(file + ": cannot read chat template (" + e.getMessage() + ")", Llama2jException.IO_FAILURE, e);
         }
+    }
+
+    /**
+     * A GGUF model's template: {@code override} ({@code --chat-template FILE}) when given, else the file's own
+     * {@code tokenizer.chat_template}, else none; {@code bos_token} and {@code eos_token} are the vocabulary's.
+     */
+    public static Optional<ChatTemplate> forGguf(GgufFile file, GgufTokenizer tokenizer, Path override) {
+        String bos = tokenizer.bos() >= 0 ? tokenizer.tokenText(tokenizer.bos()) : "";
+        String eos = tokenizer.eos() >= 0 ? tokenizer.tokenText(tokenizer.eos()) : "";
+        if (override != null) {
+            return Optional.of(fromFile(override, bos, eos));
+        }
+        return file.optionalString("tokenizer.chat_template")
+                .map(text -> new ChatTemplate(file.name() + " (tokenizer.chat_template)", text, bos, eos));
     }
 
     public String source() {

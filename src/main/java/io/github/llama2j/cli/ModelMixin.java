@@ -1,5 +1,7 @@
 package io.github.llama2j.cli;
 
+import io.github.llama2j.Llama2jException;
+
 import io.github.llama2j.model.Model;
 import io.github.llama2j.model.ModelLoader;
 import io.github.llama2j.tokenizer.Tokenizer;
@@ -49,6 +51,14 @@ public final class ModelMixin {
     void checkTokenizer(Model m) {
         if (tokenizerPath != null) {
             Tokenizer.load(tokenizerPath, m.config().vocabSize());
+        }
+    }
+
+    /** -z is for llama2.c checkpoints: refused for a GGUF model. */
+    void checkNoTokenizerForGguf() {
+        if (tokenizerPath != null) {
+            throw new Llama2jException("-z/--tokenizer is for llama2.c checkpoints; a GGUF file carries its own vocabulary",
+                    Llama2jException.BAD_USAGE);
         }
     }
 }

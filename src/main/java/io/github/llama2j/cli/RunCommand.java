@@ -155,18 +155,13 @@ public final class RunCommand implements Callable<Integer> {
      * stop at end-of-generation tokens) and chat (the template over the whole history).
      */
     private int runGguf(Path modelPath, long rngSeed) {
-        if (model.tokenizerPath != null) {
-            throw new Llama2jException("-z/--tokenizer is for llama2.c checkpoints; a GGUF file carries its own vocabulary",
-                    Llama2jException.BAD_USAGE);
-        }
+        model.checkNoTokenizerForGguf();
         try (Model m = GgufModelLoader.load(modelPath)) {
             GgufFile file = m.gguf().orElseThrow();
-            GgufTokenizer tokenizer = GgufTokenizer.load(file);
-            ChatTemplate template = mode.equals("chat") ? chatTemplate(file, tokenizer) : null;
-            if (m.config().vocabSize() != tokenizer.vocabSize()) {
-                throw new Llama2jException(file.name() + ": the model has " + m.config().vocabSize()
-                        + " output rows but the vocabulary " + tokenizer.vocabSize() + " tokens");
-            }
+            GgufTokenizer tokenizer = ggufTokenizer(m);
+            ChatTemplate template = mode.equals("chat") ? ChatTemplate.forGguf(file, tokenizer, chatTemplatePath)
+                    .orElseThrow(() -> new Llama2jException(file.name() + ": no tokenizer.chat_template; give one with"
+                            + " --chat-template FILE", Llama2jException.BAD_USAGE)) : null;
             Sampler sampler = new Sampler(m.config().vocabSize(), temperature, topp, topK, minP, rngSeed, FloatMath.standard());
             try (InferenceEngine e = Engines.create(m, engine.toOptions(profile))) {
                 ProfileRecorder recorder = null;
@@ -184,16 +179,15 @@ public final class RunCommand implements Callable<Integer> {
         return 0;
     }
 
-    /** {@code --chat-template FILE}, else the model's own {@code tokenizer.chat_template}. */
-    private ChatTemplate chatTemplate(GgufFile file, GgufTokenizer tokenizer) {
-        String bos = tokenizer.bos() >= 0 ? tokenizer.tokenText(tokenizer.bos()) : "";
-        String eos = tokenizer.eos() >= 0 ? tokenizer.tokenText(tokenizer.eos()) : "";
-        if (chatTemplatePath != null) {
-            return ChatTemplate.fromFile(chatTemplatePath, bos, eos);
+    /** A GGUF model's tokenizer, checked against the model's output rows. */
+    static GgufTokenizer ggufTokenizer(Model m) {
+        GgufFile file = m.gguf().orElseThrow();
+        GgufTokenizer tokenizer = GgufTokenizer.load(file);
+        if (m.config().vocabSize() != tokenizer.vocabSize()) {
+            throw new Llama2jException(file.name() + ": the model has " + m.config().vocabSize()
+                    + " output rows but the vocabulary " + tokenizer.vocabSize() + " tokens");
         }
-        String text = file.optionalString("tokenizer.chat_template").orElseThrow(() -> new Llama2jException(
-                file.name() + ": no tokenizer.chat_template; give one with --chat-template FILE", Llama2jException.BAD_USAGE));
-        return new ChatTemplate(file.name() + " (tokenizer.chat_template)", text, bos, eos);
+        return tokenizer;
     }
 
     /** The profile table and the stats line, on stderr. */

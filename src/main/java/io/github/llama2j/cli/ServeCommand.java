@@ -1,14 +1,17 @@
 package io.github.llama2j.cli;
 
 import io.github.llama2j.Llama2jException;
+import io.github.llama2j.chat.ChatTemplate;
 import io.github.llama2j.engine.Engines;
 import io.github.llama2j.engine.InferenceEngine;
 import io.github.llama2j.model.Model;
 import io.github.llama2j.model.ModelLoader;
+import io.github.llama2j.serve.GgufFormat;
 import io.github.llama2j.serve.Llama2Format;
 import io.github.llama2j.serve.OpenAiServer;
+import io.github.llama2j.serve.PromptFormat;
 import io.github.llama2j.serve.ServeOptions;
-import io.github.llama2j.tokenizer.Tokenizer;
+import io.github.llama2j.tokenizer.GgufTokenizer;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -30,6 +33,7 @@ import java.util.concurrent.Callable;
                 "Examples:",
                 "  llama2j serve stories110M",
                 "  llama2j serve stories260K.bin -z tok512.bin --port 8081 --queue 4",
+                "  llama2j serve Llama-3.2-1B-Instruct-Q4_K_M.gguf",
                 "  LLAMA2J_API_KEY=secret llama2j serve model.bin --host 0.0.0.0",
                 "  curl http://127.0.0.1:8080/v1/chat/completions -H 'Content-Type: application/json' \\",
                 "       -d '{\"messages\": [{\"role\": \"user\", \"content\": \"Tell me a story\"}], \"max_tokens\": 64}'",
@@ -70,6 +74,11 @@ public final class ServeCommand implements Callable<Integer> {
     @Option(names = "--model-name", paramLabel = "ID", description = "The model's id in /v1/models and requests (default: the file name without extension).")
     String modelName;
 
+    @Option(names = "--chat-template", paramLabel = "FILE",
+            description = "Jinja chat template for a GGUF model, instead of its tokenizer.chat_template (without either,"
+                    + " chat requests are refused).")
+    Path chatTemplatePath;
+
     @Mixin
     EngineMixin engine;
 
@@ -104,13 +113,13 @@ public final class ServeCommand implements Callable<Integer> {
         boolean loopback = isLoopback(host);
         var engineOptions = engine.toOptions(false);
         try (Model m = ModelLoader.load(model.resolve(err))) {
-            Tokenizer tokenizer = model.tokenizer(m);
             int seqLen = m.config().seqLen();
+            PromptFormat format = promptFormat(m, seqLen);
             String id = modelName != null ? modelName : stem(m.path());
             ServeOptions options = new ServeOptions(host, port, id, queue, key, maxTokens == 0 ? seqLen : maxTokens,
                     maxBody, idleTimeout * 1000L);
             try (InferenceEngine e = Engines.create(m, engineOptions);
-                 OpenAiServer server = OpenAiServer.start(options, e, new Llama2Format(tokenizer, seqLen), err)) {
+                 OpenAiServer server = OpenAiServer.start(options, e, format, err)) {
                 Thread hook = Thread.ofPlatform().unstarted(server::close);
                 Runtime.getRuntime().addShutdownHook(hook);
                 err.println("llama2j serve: " + id + " on the " + e.name() + " engine, listening on " + server.baseUri()
@@ -128,6 +137,20 @@ public final class ServeCommand implements Callable<Integer> {
             }
         }
         return 0;
+    }
+
+    /** A GGUF model's own tokenizer and chat template, else llama2.c's tokenizer and Llama 2 template. */
+    private PromptFormat promptFormat(Model m, int seqLen) {
+        if (m.gguf().isEmpty()) {
+            if (chatTemplatePath != null) {
+                throw usage("--chat-template is for GGUF models; llama2.c checkpoints chat with run.c's Llama 2 [INST] format");
+            }
+            return new Llama2Format(model.tokenizer(m), seqLen);
+        }
+        model.checkNoTokenizerForGguf();
+        GgufTokenizer tokenizer = RunCommand.ggufTokenizer(m);
+        ChatTemplate template = ChatTemplate.forGguf(m.gguf().get(), tokenizer, chatTemplatePath).orElse(null);
+        return new GgufFormat(tokenizer, template, seqLen);
     }
 
     private static boolean isLoopback(String host) {

@@ -46,13 +46,10 @@ public final class GgufGenerator {
         int seqLen = engine.config().seqLen();
         steps = Generator.effectiveSteps(steps, seqLen);
         String text = prompt == null ? "" : prompt;
-        int[] promptTokens = tokenizer.tokenize(text, true, false);
+        int[] promptTokens = promptTokens(tokenizer, text);
         if (promptTokens.length == 0) {
-            if (tokenizer.bos() < 0) {
-                throw new Llama2jException("the prompt is empty and the vocabulary has no BOS token to start from",
-                        Llama2jException.BAD_USAGE);
-            }
-            promptTokens = new int[]{tokenizer.bos()};
+            throw new Llama2jException("the prompt is empty and the vocabulary has no BOS token to start from",
+                    Llama2jException.BAD_USAGE);
         }
         if (promptTokens.length > seqLen) {
             throw new Llama2jException("prompt is " + promptTokens.length + " tokens, longer than the model's context "
@@ -75,6 +72,18 @@ public final class GgufGenerator {
         }
         write(NEWLINE);
         return trace.result(promptTokens.length);
+    }
+
+    /**
+     * The tokens {@link #generate} feeds for {@code text}: BOS as the vocabulary asks, and BOS alone for text that
+     * gives no tokens (empty when the vocabulary has no BOS either). {@code llama2j serve} feeds the same.
+     */
+    public static int[] promptTokens(TextTokenizer tokenizer, String text) {
+        int[] tokens = tokenizer.tokenize(text, true, false);
+        if (tokens.length == 0 && tokenizer.bos() >= 0) {
+            return new int[]{tokenizer.bos()};
+        }
+        return tokens;
     }
 
     /**

@@ -92,27 +92,12 @@ public final class Llama2Format implements PromptFormat {
         return tokenizer.decodePrintable(prev, next);
     }
 
-    /**
-     * Each token covers at least one byte of text, BOS and the dummy prefix aside, so text longer than
-     * this many bytes cannot fit: rejected before encoding (run.c's BPE is quadratic in the text length).
-     */
     private void checkLength(long bytes, String param) {
-        long max = (long) seqLen * Math.max(1, tokenizer.maxTokenLength());
-        if (bytes > max) {
-            throw contextExceeded(param, "the " + param + " (" + bytes + " bytes) cannot fit the model's context of "
-                    + seqLen + " tokens");
-        }
+        ContextLimit.checkBytes(bytes, seqLen, tokenizer.maxTokenLength(), param);
     }
 
     private void checkTokens(int tokens, String param) {
-        if (tokens > seqLen) {
-            throw contextExceeded(param, "the " + param + " is " + tokens + " tokens, longer than the model's context of "
-                    + seqLen + " tokens");
-        }
-    }
-
-    private static ApiException contextExceeded(String param, String message) {
-        return new ApiException(400, "invalid_request_error", "context_length_exceeded", param, message);
+        ContextLimit.checkTokens(tokens, seqLen, param);
     }
 
     private static String name(ChatMessage.Role role) {

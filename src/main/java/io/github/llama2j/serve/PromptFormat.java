@@ -6,8 +6,8 @@ import java.util.function.IntPredicate;
 /**
  * How the server turns a request into tokens and tokens back into text, for one model family: the seam
  * where another tokenizer and chat template plug in. {@link Llama2Format} is llama2.c's (run.c's
- * tokenizer and Llama 2 {@code [INST]} template); a GGUF model's implementation would render the
- * messages with the model's own chat template, and end on its end-of-turn tokens.
+ * tokenizer and Llama 2 {@code [INST]} template); {@link GgufFormat} is a GGUF model's (its own chat
+ * template, ending on its end-of-generation tokens).
  *
  * <p>Implementations are called from many request threads at once and must be thread-safe. Bad input
  * (a conversation the template cannot render, a prompt longer than the context) is an {@link ApiException}.

@@ -1,5 +1,6 @@
 package io.github.llama2j.cli;
 
+import io.github.llama2j.Json;
 import io.github.llama2j.TestData;
 import org.junit.jupiter.api.Test;
 
@@ -21,6 +22,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
@@ -82,12 +84,53 @@ class ServeCommandTest {
      */
     @Test
     void startsAnswersAndStopsOnSigterm() throws Exception {
+        String line = serveInJvm(List.of(TestData.model("stories260K.bin").toString(), "-z", TestData.model("tok512.bin").toString(),
+                "--threads", "1", "--port", "0", "--model-name", "tiny-stories"), base -> {
+            HttpResponse<String> models = HttpClient.newHttpClient().send(
+                    HttpRequest.newBuilder(URI.create(base + "/models")).build(), HttpResponse.BodyHandlers.ofString());
+            assertEquals(200, models.statusCode());
+            assertTrue(models.body().contains("\"id\":\"tiny-stories\""), models.body());
+        });
+        assertTrue(line.startsWith("llama2j serve: tiny-stories on the cpu"), line);
+    }
+
+    /** A GGUF model: the command picks its tokenizer and chat template; the greedy answer is llama.cpp's golden text. */
+    @SuppressWarnings("unchecked")
+    @Test
+    void servesAGgufModel() throws Exception {
+        Map<String, Object> golden = ((List<Map<String, Object>>) Json.read(TestData.gguf().resolve("golden")
+                .resolve("qwen2-tiny-q8_0.json")).get("chat_cases")).stream()
+                .filter(c -> c.get("id").equals("chat_system_user")).findFirst().orElseThrow();
+        String body = "{\"messages\": " + JSON.valueToTree(golden.get("messages"))
+                + ", \"max_tokens\": 16, \"temperature\": 0}";
+        serveInJvm(List.of(TestData.gguf().resolve("models").resolve("qwen2-tiny-q8_0.gguf").toString(), "--threads", "1",
+                "--port", "0"), base -> {
+            HttpResponse<String> r = HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create(base + "/chat/completions"))
+                    .header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers.ofString(body)).build(),
+                    HttpResponse.BodyHandlers.ofString());
+            assertEquals(200, r.statusCode(), r::body);
+            var answer = JSON.readTree(r.body()).get("choices").get(0);
+            assertEquals(golden.get("generated_text"), answer.get("message").get("content").asText());
+            assertEquals("length", answer.get("finish_reason").asText());
+        });
+    }
+
+    private static final com.fasterxml.jackson.databind.ObjectMapper JSON = new com.fasterxml.jackson.databind.ObjectMapper();
+
+    private interface Check {
+        void run(String baseUri) throws Exception;
+    }
+
+    /**
+     * The command end to end, in its own JVM as a user starts it: it prints where it listens, answers
+     * {@code check}, and stops on SIGTERM (its shutdown hook closes the server). Returns the "listening" line.
+     */
+    private static String serveInJvm(List<String> args, Check check) throws Exception {
         String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-        Process p = new ProcessBuilder(java, "--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED",
-                "-cp", System.getProperty("java.class.path"), Main.class.getName(), "serve",
-                TestData.model("stories260K.bin").toString(), "-z", TestData.model("tok512.bin").toString(),
-                "--threads", "1", "--port", "0", "--model-name", "tiny-stories")
-                .redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
+        List<String> command = new ArrayList<>(List.of(java, "--add-modules", "jdk.incubator.vector",
+                "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"), Main.class.getName(), "serve"));
+        command.addAll(args);
+        Process p = new ProcessBuilder(command).redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
         try {
             BufferedReader err = new BufferedReader(new InputStreamReader(p.getErrorStream(), StandardCharsets.UTF_8));
             CompletableFuture<String> listening = CompletableFuture.supplyAsync(() -> {
@@ -103,15 +146,13 @@ class ServeCommandTest {
                 }
             });
             String line = listening.get(120, TimeUnit.SECONDS);
-            assertTrue(line != null && line.startsWith("llama2j serve: tiny-stories on the cpu"), line);
+            assertTrue(line != null, "serve did not start");
             Matcher m = Pattern.compile("http://127\\.0\\.0\\.1:(\\d+)/v1").matcher(line);
             assertTrue(m.find(), line);
-            HttpResponse<String> models = HttpClient.newHttpClient().send(
-                    HttpRequest.newBuilder(URI.create(m.group() + "/models")).build(), HttpResponse.BodyHandlers.ofString());
-            assertEquals(200, models.statusCode());
-            assertTrue(models.body().contains("\"id\":\"tiny-stories\""), models.body());
+            check.run(m.group());
             p.destroy(); // SIGTERM
             assertTrue(p.waitFor(60, TimeUnit.SECONDS), "serve did not stop on SIGTERM");
+            return line;
         } finally {
             p.destroyForcibly();
         }

@@ -154,7 +154,11 @@ class ServeHttpTest {
 
     /** The streamed deltas joined, checking the SSE framing, the chunk objects and the final [DONE]. */
     static String streamedText(String path, String body, boolean chat) {
-        HttpResponse<String> r = f.post(path, body);
+        return streamedText(f.post(path, body), chat);
+    }
+
+    /** The text of a streamed answer, checked to be OpenAI's chunks ending with a finish_reason and [DONE]. */
+    static String streamedText(HttpResponse<String> r, boolean chat) {
         assertEquals(200, r.statusCode(), r::body);
         assertTrue(r.headers().firstValue("Content-Type").orElse("").startsWith("text/event-stream"));
         String[] events = r.body().split("\n\n");
