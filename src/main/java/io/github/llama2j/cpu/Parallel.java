@@ -35,6 +35,8 @@ public final class Parallel implements AutoCloseable {
     private static final int BLOCKS_PER_THREAD = 4;
 
     private final int threads;
+    /** More threads than cores: spinning workers must yield now and then (see the worker loop). */
+    private final boolean oversubscribed;
     private final Thread[] workers;
     /** Set by a worker about to park, so the caller knows to unpark it (plain flags, ordered by fences). */
     private final boolean[] sleeping;
@@ -47,6 +49,7 @@ public final class Parallel implements AutoCloseable {
             throw new IllegalArgumentException("threads must be >= 1, got " + threads);
         }
         this.threads = threads;
+        this.oversubscribed = threads > Runtime.getRuntime().availableProcessors();
         this.workers = new Thread[threads - 1];
         this.sleeping = new boolean[threads - 1];
         for (int i = 0; i < workers.length; i++) {
@@ -168,10 +171,12 @@ public final class Parallel implements AutoCloseable {
             }
             long spinUntil = System.nanoTime() + SPIN_NANOS;
             for (int spins = 1; job == seen && !closed && System.nanoTime() < spinUntil; spins++) {
-                if ((spins & 63) == 0) {
-                    // With more threads than free cores, let a thread holding a block run. ParallelBenchmark
+                if (oversubscribed && (spins & 63) == 0) {
+                    // With more threads than cores, let a thread holding a block run. ParallelBenchmark
                     // (task=work, 2 cores at load 16, two alternations): 16 threads 87 and 153 µs per call
-                    // with the yield, 248 and 371 without; 2 threads within the noise (79-124 vs 54-81).
+                    // with the yield, 248 and 371 without; 2 threads 79-124 with it vs 54-81 without, and
+                    // bench tg128 on 110M Q8_0 at 2 threads ~2.5% slower with it (4 alternations, load ~2):
+                    // so only pools larger than the machine yield.
                     Thread.yield();
                 } else {
                     Thread.onSpinWait();
