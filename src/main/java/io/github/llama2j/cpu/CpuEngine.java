@@ -17,7 +17,8 @@ import java.util.concurrent.ConcurrentHashMap;
 /**
  * The CPU engine: llama2.c's forward pass over memory-mapped weights, all in {@link #forward}.
  * Float32 checkpoints follow run.c, Q8_0 checkpoints follow runq.c (activations re-quantized per
- * group before every matmul).
+ * group before every matmul); GGUF models add their architecture's optional steps (biases, q/k norms,
+ * llama.cpp's RoPE and rmsnorm) and follow llama.cpp's activation conversions ({@link Activations}).
  *
  * <p>Where the time goes: the matmuls stream every weight once per token, so they are split by rows
  * across a persistent {@link Parallel} pool, and matmuls that read the same input share one
@@ -132,7 +133,7 @@ public final class CpuEngine implements InferenceEngine {
         long floats;
         try {
             floats = Math.addExact(Math.multiplyExact(2L * c.nLayers(), kvRow),
-                    att + c.vocabSize() + 6L * c.dim() + 4L * c.hiddenDim() + 2L * c.kvDim());
+                    att + c.vocabSize() + 4L * c.dim() + 2L * Math.max(c.dim(), c.qDim()) + 4L * c.hiddenDim() + 2L * c.kvDim());
         } catch (ArithmeticException e) {
             floats = Long.MAX_VALUE / Float.BYTES;
         }

@@ -21,9 +21,6 @@ import java.lang.foreign.MemorySegment;
  * <p>Immutable and thread-safe; the cos/sin buffers belong to the caller.
  */
 public final class Rope {
-    /** llama2.c's RoPE base (run.c hard-codes 10000); other formats say theirs (e.g. GGUF's rope.freq_base). */
-    public static final float LLAMA2_THETA = Configuration.LLAMA2C_ROPE_THETA;
-
     private final int headSize;
     private final float theta;
     private final float[] freq; // (head_size/2)
@@ -33,7 +30,7 @@ public final class Rope {
 
     /**
      * @param headSize dimensions per head (even)
-     * @param theta    the base of the frequencies ({@link #LLAMA2_THETA} for llama2.c checkpoints)
+     * @param theta    the base of the frequencies ({@link Configuration#LLAMA2C_ROPE_THETA} for llama2.c checkpoints)
      * @param math     powf, cosf and sinf
      */
     public Rope(int headSize, float theta, FloatMath math) {

@@ -74,7 +74,7 @@ class ExactOpsTest {
     @ParameterizedTest
     @CsvSource({"64, 32, 8", "288, 288, 48", "768, 768, 64", "96, 96, 16"})
     void ropeMatchesScalar(int dim, int kvDim, int headSize) {
-        float[] freq = ScalarKernels.ropeFrequencies(headSize, Rope.LLAMA2_THETA, io.github.llama2j.math.FloatMath.JAVA);
+        float[] freq = ScalarKernels.ropeFrequencies(headSize, Configuration.LLAMA2C_ROPE_THETA, io.github.llama2j.math.FloatMath.JAVA);
         float[] cos = new float[freq.length], sin = new float[freq.length];
         for (int pos : new int[]{0, 1, 2, 17, 255, 1000}) {
             float[] q = RandomMatrices.floats(rnd, dim), k = RandomMatrices.floats(rnd, kvDim);

@@ -42,7 +42,7 @@ final class ReferenceForward {
         xs = new float[dim / gs];
         hq = new byte[hidden];
         hs = new float[hidden / gs];
-        freq = ScalarKernels.ropeFrequencies(c.headSize(), Rope.LLAMA2_THETA, io.github.llama2j.math.FloatMath.standard());
+        freq = ScalarKernels.ropeFrequencies(c.headSize(), Configuration.LLAMA2C_ROPE_THETA, io.github.llama2j.math.FloatMath.standard());
     }
 
     float[] forward(int token, int pos) {

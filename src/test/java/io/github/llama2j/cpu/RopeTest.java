@@ -44,7 +44,7 @@ class RopeTest {
     /** The device table holds, for each position, exactly the angles the CPU computes at that position. */
     @Test
     void tableHoldsEveryPositionsAngles() {
-        Rope rope = new Rope(48, Rope.LLAMA2_THETA, FloatMath.standard());
+        Rope rope = new Rope(48, Configuration.LLAMA2C_ROPE_THETA, FloatMath.standard());
         int seqLen = 300, half = rope.pairs();
         float[] t = rope.table(seqLen);
         assertEquals(seqLen * 48, t.length);
@@ -61,7 +61,7 @@ class RopeTest {
     /** Theta is the model's: a different base gives different frequencies (pair 0 is always 1). */
     @Test
     void thetaIsAParameter() {
-        float[] a = new Rope(64, Rope.LLAMA2_THETA, FloatMath.JAVA).frequencies();
+        float[] a = new Rope(64, Configuration.LLAMA2C_ROPE_THETA, FloatMath.JAVA).frequencies();
         float[] b = new Rope(64, 500000f, FloatMath.JAVA).frequencies();
         assertEquals(1.0f, a[0]);
         assertEquals(1.0f, b[0]);
@@ -71,7 +71,7 @@ class RopeTest {
 
     @Test
     void rejectsOddHeadSizesAndBadThetas() {
-        assertThrows(IllegalArgumentException.class, () -> new Rope(7, Rope.LLAMA2_THETA, FloatMath.JAVA));
+        assertThrows(IllegalArgumentException.class, () -> new Rope(7, Configuration.LLAMA2C_ROPE_THETA, FloatMath.JAVA));
         assertThrows(IllegalArgumentException.class, () -> new Rope(8, 0f, FloatMath.JAVA));
         assertThrows(IllegalArgumentException.class, () -> new Rope(8, Float.NaN, FloatMath.JAVA));
     }

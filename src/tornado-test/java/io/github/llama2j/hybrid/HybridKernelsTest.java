@@ -221,7 +221,7 @@ class HybridKernelsTest {
         float[] q = java.util.Arrays.copyOfRange(all, 0, Q_ROWS);
         float[] k = java.util.Arrays.copyOfRange(all, Q_ROWS, Q_ROWS + KV_ROWS);
         float[] v = java.util.Arrays.copyOfRange(all, Q_ROWS + KV_ROWS, all.length);
-        ScalarKernels.rope(q, k, POS, Q_ROWS, KV_ROWS, HEAD, ScalarKernels.ropeFrequencies(HEAD, HybridEngine.ROPE_THETA,
+        ScalarKernels.rope(q, k, POS, Q_ROWS, KV_ROWS, HEAD, ScalarKernels.ropeFrequencies(HEAD, Configuration.LLAMA2C_ROPE_THETA,
                 FloatMath.JAVA), FloatMath.JAVA);
         for (int i = 0; i < Q_ROWS; i++) {
             close(q[i], dq.get(i), ropeScale(scale, i, q[i]), "q " + i);

@@ -1,5 +1,6 @@
 package io.github.llama2j.tornado;
 
+import io.github.llama2j.model.Configuration;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
@@ -160,7 +161,7 @@ class KernelsTest {
         wqkv = rnd((DIM + 2 * KV_DIM) * DIM, 0.3f);
         w13 = rnd(2 * HIDDEN * DIM, 0.3f);
         FloatArray dXDim = f(xDim), dRmsDim = f(rmsDim), dWqkv = f(wqkv), dW13 = f(w13);
-        FloatArray rope = ForwardGraph.ropeTable(SEQ, HEAD, TornadoEngine.ROPE_THETA);
+        FloatArray rope = ForwardGraph.ropeTable(SEQ, HEAD, Configuration.LLAMA2C_ROPE_THETA);
         IntArray qkvState = IntArray.fromElements(3, QKV_POS);
         dPartsDim = new FloatArray(PARTS);
         dQ = new FloatArray(DIM);

@@ -1,5 +1,6 @@
 package io.github.llama2j.tornado;
 
+import io.github.llama2j.model.Configuration;
 import io.github.llama2j.cpu.ScalarKernels;
 import io.github.llama2j.math.FloatMath;
 import io.github.llama2j.model.Matrix;
@@ -52,7 +53,7 @@ final class Reference {
 
     /** RoPE on q (all of it) and k (kvDim) in place, theta 10000. */
     static void rope(float[] q, float[] k, int pos, int headSize) {
-        ScalarKernels.rope(q, k, pos, q.length, k.length, headSize, ScalarKernels.ropeFrequencies(headSize, TornadoEngine.ROPE_THETA, FloatMath.JAVA), FloatMath.JAVA);
+        ScalarKernels.rope(q, k, pos, q.length, k.length, headSize, ScalarKernels.ropeFrequencies(headSize, Configuration.LLAMA2C_ROPE_THETA, FloatMath.JAVA), FloatMath.JAVA);
     }
 
     static void attentionHead(float[] out, float[] q, float[] keyCache, float[] valueCache, int h, int pos, int headSize,

@@ -119,7 +119,7 @@ final class CpuShard implements Shard {
         hb2 = new float[ffnRows];
         act = new Activations(Math.max(c.dim(), Math.max(qRows, ffnRows)));
         partial = new float[c.dim()];
-        rope = new Rope(hsz, Rope.LLAMA2_THETA, math);
+        rope = new Rope(hsz, c.ropeTheta(), math);
         ropeCos = new float[rope.pairs()];
         ropeSin = new float[rope.pairs()];
     }

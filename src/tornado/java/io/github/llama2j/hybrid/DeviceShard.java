@@ -105,7 +105,7 @@ final class DeviceShard implements Shard {
      * TornadoVM engine's table: [(pos * headSize/2 + i/2) * 2 + {0: cos, 1: sin}].
      */
     static float[] ropeTable(Configuration c, FloatMath math) {
-        return new Rope(c.headSize(), HybridEngine.ROPE_THETA, math).table(c.seqLen());
+        return new Rope(c.headSize(), c.ropeTheta(), math).table(c.seqLen());
     }
 
     @Override

@@ -31,8 +31,6 @@ import java.util.List;
  * what the CPU engine computes.
  */
 public final class HybridEngine implements InferenceEngine {
-    /** llama2.c's RoPE base, an alias of {@link io.github.llama2j.cpu.Rope#LLAMA2_THETA}: the device tables come from that {@link io.github.llama2j.cpu.Rope} too. */
-    public static final float ROPE_THETA = io.github.llama2j.cpu.Rope.LLAMA2_THETA;
 
     /** Makes shard {@code shard} of {@code plan}, reading its inputs from {@code in}. */
     @FunctionalInterface

@@ -113,7 +113,7 @@ final class ForwardGraph {
                     DeviceMatrix.stack(n + " w1/w3", w.w1()[l], w.w3()[l]),
                     DeviceMatrix.stack(n + " w2", w.w2()[l]));
         }
-        rope = ropeTable(c.seqLen(), c.headSize(), TornadoEngine.ROPE_THETA);
+        rope = ropeTable(c.seqLen(), c.headSize(), c.ropeTheta());
 
         logits = new FloatArray(c.vocabSize());
         x = new FloatArray(dim);

@@ -36,8 +36,6 @@ import java.util.Map;
  * with the CPU engine to float rounding, not bit for bit.
  */
 public final class TornadoEngine implements InferenceEngine {
-    /** llama2.c's RoPE base, an alias of {@link io.github.llama2j.cpu.Rope#LLAMA2_THETA}: the device tables come from that {@link io.github.llama2j.cpu.Rope} too. */
-    public static final float ROPE_THETA = io.github.llama2j.cpu.Rope.LLAMA2_THETA;
 
     private final Configuration c;
     private final DeviceSession session;
