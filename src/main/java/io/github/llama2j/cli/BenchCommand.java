@@ -74,8 +74,13 @@ public final class BenchCommand implements Callable<Integer> {
     @Spec
     picocli.CommandLine.Model.CommandSpec spec;
 
-    /** One measured test: tok/s per repetition. */
-    record Measurement(String test, int threads, String engine, int tokens, double[] tokensPerSecond, int launchesPerToken) {
+    /**
+     * One measured test: tok/s per repetition.
+     *
+     * @param selection why this engine ran, when {@code --engine hybrid --split auto} chose it ({@link InferenceEngine#selection()}), or null
+     */
+    record Measurement(String test, int threads, String engine, int tokens, double[] tokensPerSecond, int launchesPerToken,
+                       String selection) {
         double mean() {
             double s = 0;
             for (double v : tokensPerSecond) {
@@ -128,7 +133,8 @@ public final class BenchCommand implements Callable<Integer> {
                     }
                     if (profile) {
                         int n = Math.max(1, Math.min(genTokens, c.seqLen() - 1));
-                        var report = new io.github.llama2j.profile.ProfileReport(e.name(), ProfileCommand.profile(e, 1, n), e.launchesPerToken());
+                        var report = new io.github.llama2j.profile.ProfileReport(e.name(), ProfileCommand.profile(e, 1, n), e.launchesPerToken(),
+                                e.selection());
                         err.println(report.toTable());
                         err.flush();
                     }
@@ -155,7 +161,7 @@ public final class BenchCommand implements Callable<Integer> {
             run.run();
             tps[i] = tokens / ((System.nanoTime() - t0) / 1e9);
         }
-        return new Measurement(test, threads, e.name(), tokens, tps, e.launchesPerToken());
+        return new Measurement(test, threads, e.name(), tokens, tps, e.launchesPerToken(), e.selection());
     }
 
     /** Prompt processing: one forward pass per given token, logits unused. */
@@ -226,6 +232,9 @@ public final class BenchCommand implements Callable<Integer> {
             row.put("tokens_per_second_samples", samples);
             row.put("bytes_per_token", bytesPerToken);
             row.put("launches_per_token", r.launchesPerToken());
+            if (r.selection() != null) {
+                row.put("engine_selection", r.selection());
+            }
             row.put("gigabytes_per_second", r.mean() * bytesPerToken / 1e9);
             rows.add(row);
         }

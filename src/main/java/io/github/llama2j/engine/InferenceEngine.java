@@ -53,6 +53,15 @@ public interface InferenceEngine extends AutoCloseable {
         return 0;
     }
 
+    /**
+     * Why this engine runs, when another engine chose it ({@code --engine hybrid --split auto} may run the CPU or
+     * the TornadoVM engine, or a split): the candidates and their measured times, one line; null when the
+     * engine was asked for by name. Shown by {@code profile} and {@code bench --json}.
+     */
+    default String selection() {
+        return null;
+    }
+
     /** Forgets the cached positions, for a new generation with the same weights. */
     default void reset() {
     }

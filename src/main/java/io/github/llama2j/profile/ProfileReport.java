@@ -86,15 +86,20 @@ public final class ProfileReport {
     private final Map<String, Row> kinds = new LinkedHashMap<>();
     private long weightTransferNanos, weightTransferBytes, compileNanos;
     private final int launchesPerToken;
+    private final String selection;
 
     public ProfileReport(String engine, ProfileRecorder recorder) {
-        this(engine, recorder, 0);
+        this(engine, recorder, 0, null);
     }
 
-    /** @param launchesPerToken device kernel launches per token ({@code InferenceEngine.launchesPerToken()}), 0 for none */
-    public ProfileReport(String engine, ProfileRecorder recorder, int launchesPerToken) {
+    /**
+     * @param launchesPerToken device kernel launches per token ({@code InferenceEngine.launchesPerToken()}), 0 for none
+     * @param selection        why the engine runs when another chose it ({@code InferenceEngine.selection()}), or null
+     */
+    public ProfileReport(String engine, ProfileRecorder recorder, int launchesPerToken, String selection) {
         this.engine = engine;
         this.launchesPerToken = launchesPerToken;
+        this.selection = selection;
         List<ProfileRecorder.Token> ts = recorder.tokens();
         this.tokens = ts.size();
         this.tokenNanos = ts.stream().mapToLong(ProfileRecorder.Token::durationNanos).sum();
@@ -169,6 +174,9 @@ public final class ProfileReport {
         if (launchesPerToken > 0) {
             b.append(String.format(Locale.ROOT, "%d device kernel launches per token%n", launchesPerToken));
         }
+        if (selection != null) {
+            b.append("engine chosen by ").append(selection).append(System.lineSeparator());
+        }
         section(b, "per task", tasks);
         section(b, "per layer", layers);
         section(b, "per kind", kinds);
@@ -218,6 +226,9 @@ public final class ProfileReport {
                 .append(",\"weight_transfer_ns\":").append(weightTransferNanos)
                 .append(",\"weight_transfer_bytes\":").append(weightTransferBytes)
                 .append(",\"launches_per_token\":").append(launchesPerToken);
+        if (selection != null) {
+            b.append(",\"engine_selection\":").append(quote(selection));
+        }
         rowsJson(b, "tasks", tasks);
         rowsJson(b, "layers", layers);
         rowsJson(b, "kinds", kinds);

@@ -68,6 +68,19 @@ class ProfileReportTest {
         assertEquals("layer0.qkv", ((Map<String, Object>) tasks.get(1)).get("name"));
     }
 
+    /** An engine chosen by another (hybrid auto) says why in the table and the JSON; one asked for by name says nothing. */
+    @Test
+    @SuppressWarnings("unchecked")
+    void selectionIsShownOnlyWhenGiven() {
+        String why = "hybrid auto: the whole cpu engine (cpu), 1.00 ms/token measured [...]";
+        ProfileReport chosen = new ProfileReport("cpu", sample(), 0, why);
+        assertTrue(chosen.toTable().contains("engine chosen by " + why), chosen.toTable());
+        assertEquals(why, ((Map<String, Object>) Json.parse(chosen.toJson())).get("engine_selection"));
+        ProfileReport named = new ProfileReport("cpu", sample(), 0, null);
+        assertTrue(!named.toTable().contains("engine chosen by"), named.toTable());
+        assertTrue(!((Map<String, Object>) Json.parse(named.toJson())).containsKey("engine_selection"));
+    }
+
     @Test
     @SuppressWarnings("unchecked")
     void chromeTraceParsesWithOneTrackPerDeviceAndWorker() throws IOException {

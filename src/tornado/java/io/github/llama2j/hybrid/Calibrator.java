@@ -1,5 +1,6 @@
 package io.github.llama2j.hybrid;
 
+import io.github.llama2j.engine.InferenceEngine;
 import io.github.llama2j.model.Configuration;
 import io.github.llama2j.model.Weights;
 
@@ -10,6 +11,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.function.Predicate;
+import java.util.function.Supplier;
 
 /**
  * {@code --split auto}: measures candidate splits on the model's own first layer (and its classifier)
@@ -27,6 +29,13 @@ import java.util.function.Predicate;
  * largest candidate, and emulates the smaller ones by launching fewer work-groups (the same number of weight
  * bytes streamed as the smaller slice would; see {@link #emulate}); the CPU shard of each
  * candidate is real (views and column copies, nothing to compile).
+ *
+ * <p>Whole engines compete too: a split pays 2 × layers + 1 exchanges per token, which the CPU engine and the
+ * TornadoVM engine (every row on the device, activations kept there for the whole token) do not. Each whole
+ * engine the caller offers ({@link WholeCandidate}) is built on the full model and timed over full tokens
+ * (warm-up, then the best of a few rounds, as the splits), and {@code auto} runs the fastest of all: the best
+ * split's estimate against each whole engine's measured time. The fastest whole engine is kept open in the
+ * {@link Result}, so a chosen TornadoVM engine is not compiled twice.
  */
 final class Calibrator {
     /** Candidate device fractions: sixteenths. */
@@ -45,7 +54,36 @@ final class Calibrator {
      * The outcome: the chosen plan (of the whole model; per kind, the device boundary of the candidate
      * whose step of that kind was fastest), the estimate of a full token for it, and every candidate measured.
      */
-    record Result(SplitPlan plan, double estimatedTokenNanos, List<Point> points, long calibrationNanos) {
+    record Result(SplitPlan plan, double estimatedTokenNanos, List<Point> points, long calibrationNanos, List<Whole> wholes,
+                  InferenceEngine fastestWhole) {
+
+        Result {
+            points = List.copyOf(points);
+            wholes = List.copyOf(wholes);
+            if (fastestWhole == null && !wholes.isEmpty()) {
+                throw new IllegalArgumentException("whole engines timed but none kept");
+            }
+        }
+
+        /** The fastest whole engine's measurement, or null if none was offered. */
+        Whole fastestWholeTime() {
+            return wholes.stream().min(java.util.Comparator.comparingDouble(Whole::tokenNanos)).orElse(null);
+        }
+
+        /**
+         * The whole engine to run instead of the split: the fastest one, if it was faster per token than the
+         * split's estimate; null when the split is at least as fast.
+         */
+        Whole chosenWhole() {
+            Whole best = fastestWholeTime();
+            return best != null && best.tokenNanos() < estimatedTokenNanos ? best : null;
+        }
+
+        /** The time per token of what was chosen: the whole engine's measured time or the split's estimate. */
+        double chosenTokenNanos() {
+            Whole w = chosenWhole();
+            return w != null ? w.tokenNanos() : estimatedTokenNanos;
+        }
 
         /** The estimate of a full token at a uniform fraction that was measured, or NaN. */
         double estimateAt(double fraction, int layers) {
@@ -56,6 +94,24 @@ final class Calibrator {
             }
             return Double.NaN;
         }
+    }
+
+    /**
+     * A whole engine {@code auto} may run instead of a split.
+     *
+     * @param label what summaries call it ({@code cpu}, {@code tornado})
+     * @param build builds it on the full model (called once, during calibration)
+     */
+    record WholeCandidate(String label, Supplier<InferenceEngine> build) {
+        WholeCandidate {
+            if (label == null || label.isBlank() || build == null) {
+                throw new IllegalArgumentException("a whole-engine candidate needs a label and a builder");
+            }
+        }
+    }
+
+    /** A whole engine's measured time per full token (ns). */
+    record Whole(String label, double tokenNanos) {
     }
 
     /** Builds the calibration engines: one-layer engines for candidate plans of the one-layer configuration. */
@@ -80,6 +136,15 @@ final class Calibrator {
      * @param log   per-candidate lines (verbose), or null
      */
     static Result calibrate(Configuration c, Weights w, Predicate<SplitPlan> fits, EngineMaker maker, PrintStream log) {
+        return calibrate(c, w, fits, maker, List.of(), log);
+    }
+
+    /**
+     * As above, and then each whole engine in {@code wholes} is built and timed over full tokens; the fastest
+     * one stays open in {@link Result#fastestWhole()} (the caller runs it, or closes it), the others are closed.
+     */
+    static Result calibrate(Configuration c, Weights w, Predicate<SplitPlan> fits, EngineMaker maker, List<WholeCandidate> wholes,
+                            PrintStream log) {
         long t0 = System.nanoTime();
         Configuration one = new Configuration(c.dim(), c.hiddenDim(), 1, c.nHeads(), c.nKvHeads(), c.vocabSize(),
                 c.seqLen(), c.sharedClassifier(), c.groupSize());
@@ -113,7 +178,63 @@ final class Calibrator {
             chosen = p.plan();
             estimate = p.tokenNanos(c.nLayers());
         }
-        return new Result(chosen, estimate, List.copyOf(measured.values()), System.nanoTime() - t0);
+        List<Whole> timed = new java.util.ArrayList<>();
+        InferenceEngine fastest = null;
+        double fastestNanos = Double.MAX_VALUE;
+        try {
+            for (WholeCandidate candidate : wholes) {
+                InferenceEngine e = candidate.build().get();
+                double nanos;
+                try {
+                    nanos = timeWhole(e, c.seqLen());
+                } catch (RuntimeException ex) {
+                    e.close();
+                    throw ex;
+                }
+                timed.add(new Whole(candidate.label(), nanos));
+                if (log != null) {
+                    log.printf(Locale.ROOT, "[hybrid] calibrate: whole %s engine (%s, no exchanges): %.3f ms/token measured%n",
+                            candidate.label(), e.name(), nanos / 1e6);
+                    log.flush();
+                }
+                if (nanos < fastestNanos) {
+                    if (fastest != null) {
+                        fastest.close();
+                    }
+                    fastest = e;
+                    fastestNanos = nanos;
+                } else {
+                    e.close();
+                }
+            }
+        } catch (RuntimeException ex) {
+            if (fastest != null) {
+                fastest.close();
+            }
+            throw ex;
+        }
+        return new Result(chosen, estimate, List.copyOf(measured.values()), System.nanoTime() - t0, timed, fastest);
+    }
+
+    /**
+     * A whole engine's time per token: a warm-up, then the best of {@link #ROUNDS} rounds' mean, over full
+     * tokens from position 0 (as the split candidates, short contexts only); the engine is reset afterwards.
+     */
+    static double timeWhole(InferenceEngine e, int seqLen) {
+        int pos = 0;
+        for (int i = 0; i < WARMUP_TOKENS; i++) {
+            e.forward(1, pos++ % seqLen);
+        }
+        double best = Double.MAX_VALUE;
+        for (int r = 0; r < ROUNDS; r++) {
+            long t = System.nanoTime();
+            for (int i = 0; i < TOKENS_PER_ROUND; i++) {
+                e.forward(1, pos++ % seqLen);
+            }
+            best = Math.min(best, (System.nanoTime() - t) / (double) TOKENS_PER_ROUND);
+        }
+        e.reset();
+        return best;
     }
 
     private static double fraction(int step) {
@@ -193,10 +314,14 @@ final class Calibrator {
     /** One line on what was measured, e.g. for the engine's summary. */
     static String summary(Result r, int layers) {
         double cpu = r.estimateAt(0, layers), dev = r.estimateAt(1, layers);
-        return String.format(Locale.ROOT, "calibrated %d splits on layer 0 in %.1f s: est. %.2f ms/token (all-CPU %s, "
-                        + "all-device %s)", r.points().size(), r.calibrationNanos() / 1e9, r.estimatedTokenNanos() / 1e6,
+        StringBuilder wholes = new StringBuilder();
+        for (Whole w : r.wholes()) {
+            wholes.append(String.format(Locale.ROOT, "; whole %s engine %.2f ms/token measured", w.label(), w.tokenNanos() / 1e6));
+        }
+        return String.format(Locale.ROOT, "calibrated %d splits on layer 0 in %.1f s: best split est. %.2f ms/token (all-CPU %s, "
+                        + "all-device %s)%s", r.points().size(), r.calibrationNanos() / 1e9, r.estimatedTokenNanos() / 1e6,
                 Double.isNaN(cpu) ? "n/a" : String.format(Locale.ROOT, "%.2f", cpu / 1e6),
-                Double.isNaN(dev) ? "does not fit" : String.format(Locale.ROOT, "%.2f", dev / 1e6));
+                Double.isNaN(dev) ? "does not fit" : String.format(Locale.ROOT, "%.2f", dev / 1e6), wholes);
     }
 
     /**

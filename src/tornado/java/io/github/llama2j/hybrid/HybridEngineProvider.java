@@ -16,6 +16,7 @@ import io.github.llama2j.tornado.TornadoEngine;
 import io.github.llama2j.tornado.TornadoSettings;
 
 import java.io.PrintStream;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 
@@ -25,9 +26,15 @@ import java.util.Locale;
  * device's fraction of every kind of rows) or calibrated ({@code --split auto}). Prints one summary line
  * on stderr (what each side owns, and for auto what was measured); {@code --verbose} adds the device
  * set-up, every calibration candidate, and at close the per-token breakdown of time and bytes. A split that
- * gives the device every row runs the TornadoVM engine instead (same work, one launch per token).
+ * gives the device every row runs the TornadoVM engine instead (same work, one launch per token). With
+ * {@code --split auto} the whole CPU engine and the whole TornadoVM engine (if the model fits the device)
+ * are timed too, and the fastest of all runs ({@link Calibrator}); the engine returned then says why
+ * ({@link InferenceEngine#selection()}).
  */
 public final class HybridEngineProvider implements EngineProvider {
+    /** The whole engines' labels in calibration summaries. */
+    static final String CPU = "cpu", TORNADO = "tornado";
+
     @Override
     public String kind() {
         return "hybrid";
@@ -36,12 +43,22 @@ public final class HybridEngineProvider implements EngineProvider {
     /**
      * The hybrid engine; or, when the split gives the device every row of every kind, the TornadoVM engine
      * itself: the same work with the activations on the device for the whole token instead of 2 × layers + 1
-     * round trips to the host.
+     * round trips to the host. With {@code --split auto}: the fastest of the best split, the CPU engine and the
+     * TornadoVM engine, measured, with its {@link InferenceEngine#selection() selection} saying why.
      */
     @Override
     public InferenceEngine create(Model model, EngineOptions options) {
         double split = options.split();
         return build(model, options, null, System.err, split, split, split, true);
+    }
+
+    /**
+     * As {@link #create(Model, EngineOptions)} (the whole engines compete with the splits under {@code --split auto})
+     * with the given settings and summary stream.
+     */
+    static InferenceEngine createAny(Model model, EngineOptions options, TornadoSettings settings, PrintStream summary) {
+        double split = options.split();
+        return build(model, options, settings, summary, split, split, split, true);
     }
 
     /**
@@ -65,7 +82,7 @@ public final class HybridEngineProvider implements EngineProvider {
     }
 
     private static InferenceEngine build(Model model, EngineOptions options, TornadoSettings settings, PrintStream summary,
-                                         double attention, double ffn, double classifier, boolean wholeDeviceEngine) {
+                                         double attention, double ffn, double classifier, boolean wholeEngines) {
         TensorTypes.requireSupported(model.config(), model.weights());
         DeviceSession session = DeviceSession.open(options.device());
         TornadoSettings s = session.settings(settings);
@@ -81,13 +98,29 @@ public final class HybridEngineProvider implements EngineProvider {
                 (cc, ww, plan, i, in) -> new CpuShard("cpu", cc, ww, plan, i, kernels, options.threads(), math, in, true));
         String how;
         SplitPlan plan;
+        Calibrator.Result calibrated = null;
         if (Double.isNaN(attention) || Double.isNaN(ffn) || Double.isNaN(classifier)) {
-            Calibrator.Result r = Calibrator.calibrate(c, w, p -> DeviceBudget.bytes(c, p, 0) <= available,
-                    new DeviceCalibration(shards), log);
-            plan = r.plan();
-            how = String.format(Locale.ROOT, "auto: device fractions attention %.3f, ffn %.3f, classifier %.3f; %s",
+            List<Calibrator.WholeCandidate> wholes = new ArrayList<>();
+            if (wholeEngines) {
+                wholes.add(new Calibrator.WholeCandidate(CPU, () -> Engines.create(model, EngineOptions.cpu(options.threads(),
+                        options.exact()))));
+                if (session.holdsWholeModel(c, w, s)) {
+                    wholes.add(new Calibrator.WholeCandidate(TORNADO, () -> new TornadoEngine(session, model, options, s)));
+                } else if (log != null) {
+                    log.printf(Locale.ROOT, "[hybrid] calibrate: the whole model does not fit the device: the TornadoVM engine "
+                            + "is not a candidate%n");
+                }
+            }
+            calibrated = Calibrator.calibrate(c, w, p -> DeviceBudget.bytes(c, p, 0) <= available,
+                    new DeviceCalibration(shards), wholes, log);
+            plan = calibrated.plan();
+            how = String.format(Locale.ROOT, "auto: best split: device fractions attention %.3f, ffn %.3f, classifier %.3f; %s",
                     plan.fraction(0, SplitPlan.Kind.ATTENTION), plan.fraction(0, SplitPlan.Kind.FFN),
-                    plan.fraction(0, SplitPlan.Kind.CLASSIFIER), Calibrator.summary(r, c.nLayers()));
+                    plan.fraction(0, SplitPlan.Kind.CLASSIFIER), Calibrator.summary(calibrated, c.nLayers()));
+            InferenceEngine whole = wholeEngine(calibrated, plan, how, summary);
+            if (whole != null) {
+                return whole;
+            }
         } else {
             for (double f : new double[]{attention, ffn, classifier}) {
                 if (!(f >= 0 && f <= 1)) {
@@ -98,14 +131,15 @@ public final class HybridEngineProvider implements EngineProvider {
             how = attention == ffn && ffn == classifier ? "--split " + attention
                     : String.format(Locale.ROOT, "device fractions attention %s, ffn %s, classifier %s", attention, ffn, classifier);
         }
-        if (wholeDeviceEngine && allOnShard0(plan)) {
+        if (wholeEngines && allOnShard0(plan)) {
             TornadoEngine engine = new TornadoEngine(session, model, options, s);
             if (summary != null) {
                 summary.printf(Locale.ROOT, "[hybrid] every row on %s: running the TornadoVM engine, no host round trips [%s]%n",
                         engine.deviceDescription(), how);
                 summary.flush();
             }
-            return engine;
+            return calibrated == null ? engine : new SelectedEngine(engine, "hybrid auto: every row on the device, the "
+                    + "TornadoVM engine [" + how + "]", calibrated);
         }
         HybridEngine engine = new HybridEngine(c, w, plan, shards, log);
         if (log != null) {
@@ -117,7 +151,37 @@ public final class HybridEngineProvider implements EngineProvider {
                     ((DeviceShard) engine.shard(0)).deviceName(), options.threads(), kernels.name(), plan.describe(), how);
             summary.flush();
         }
-        return engine;
+        return calibrated == null || !wholeEngines ? engine
+                : new SelectedEngine(engine, String.format(Locale.ROOT, "hybrid auto: the split %s, est. %.2f ms/token [%s]",
+                plan.describe(), calibrated.estimatedTokenNanos() / 1e6, how), calibrated);
+    }
+
+    /**
+     * After calibration: the whole engine to run, if one was faster than the best split (with a summary line
+     * saying so); or the whole TornadoVM engine already built, if the best split gives the device every row.
+     * Otherwise closes the whole engine kept by the calibration and returns null (the split runs).
+     */
+    static InferenceEngine wholeEngine(Calibrator.Result r, SplitPlan plan, String how, PrintStream summary) {
+        InferenceEngine fastest = r.fastestWhole();
+        if (fastest == null) {
+            return null;
+        }
+        Calibrator.Whole chosen = r.chosenWhole();
+        if (chosen == null && allOnShard0(plan) && r.fastestWholeTime().label().equals(TORNADO)) {
+            chosen = r.fastestWholeTime();   // the split's engine for "every row on the device" is this one
+        }
+        if (chosen == null) {
+            fastest.close();
+            return null;
+        }
+        String why = String.format(Locale.ROOT, "hybrid auto: the whole %s engine (%s), %.2f ms/token measured [%s]",
+                chosen.label(), fastest.name(), chosen.tokenNanos() / 1e6, how);
+        if (summary != null) {
+            summary.printf(Locale.ROOT, "[hybrid] running the %s engine (%s), the fastest candidate: %.2f ms/token [%s]%n",
+                    chosen.label().equals(CPU) ? "CPU" : "TornadoVM", fastest.name(), chosen.tokenNanos() / 1e6, how);
+            summary.flush();
+        }
+        return new SelectedEngine(fastest, why, r);
     }
 
     static boolean allOnShard0(SplitPlan plan) {

@@ -1,6 +1,8 @@
 package io.github.llama2j.tornado;
 
 import io.github.llama2j.Llama2jException;
+import io.github.llama2j.model.Configuration;
+import io.github.llama2j.model.Weights;
 import uk.ac.manchester.tornado.api.GridScheduler;
 import uk.ac.manchester.tornado.api.ImmutableTaskGraph;
 import uk.ac.manchester.tornado.api.TornadoExecutionPlan;
@@ -102,6 +104,17 @@ public final class DeviceSession {
     /** The device memory a model may use: its global memory, or the configured limit if smaller. */
     public long memoryAvailable(TornadoSettings s) {
         return memoryLimited(s) ? s.memoryLimit() : device.getMaxGlobalMemory();
+    }
+
+    /**
+     * Whether the TornadoVM engine's whole model fits this device: the check {@link TornadoEngine} makes before
+     * it copies anything ({@link MemoryBudget}), as a question (the hybrid's {@code auto} asks it before offering
+     * the whole TornadoVM engine as a candidate).
+     */
+    public boolean holdsWholeModel(Configuration c, Weights w, TornadoSettings s) {
+        MemoryBudget b = MemoryBudget.of(c, w, s);
+        long maxBuffer = device.getMaxAllocMemory();
+        return b.total() <= memoryAvailable(s) && (maxBuffer <= 0 || b.largest() <= maxBuffer);
     }
 
     /** An execution plan of {@code graphs} on this device with the caller's grids and TornadoVM's profiler on. */
