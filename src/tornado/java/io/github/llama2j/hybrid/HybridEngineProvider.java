@@ -167,18 +167,20 @@ public final class HybridEngineProvider implements EngineProvider {
             return null;
         }
         Calibrator.Whole chosen = r.chosenWhole();
+        String reason = "the fastest candidate";
         if (chosen == null && allOnShard0(plan) && r.fastestWholeTime().label().equals(TORNADO)) {
             chosen = r.fastestWholeTime();   // the split's engine for "every row on the device" is this one
+            reason = "the best split gives the device every row";
         }
         if (chosen == null) {
             fastest.close();
             return null;
         }
-        String why = String.format(Locale.ROOT, "hybrid auto: the whole %s engine (%s), %.2f ms/token measured [%s]",
-                chosen.label(), fastest.name(), chosen.tokenNanos() / 1e6, how);
+        String why = String.format(Locale.ROOT, "hybrid auto: the whole %s engine (%s), %s: %.2f ms/token measured [%s]",
+                chosen.label(), fastest.name(), reason, chosen.tokenNanos() / 1e6, how);
         if (summary != null) {
-            summary.printf(Locale.ROOT, "[hybrid] running the %s engine (%s), the fastest candidate: %.2f ms/token [%s]%n",
-                    chosen.label().equals(CPU) ? "CPU" : "TornadoVM", fastest.name(), chosen.tokenNanos() / 1e6, how);
+            summary.printf(Locale.ROOT, "[hybrid] running the %s engine (%s), %s: %.2f ms/token [%s]%n",
+                    chosen.label().equals(CPU) ? "CPU" : "TornadoVM", fastest.name(), reason, chosen.tokenNanos() / 1e6, how);
             summary.flush();
         }
         return new SelectedEngine(fastest, why, r);
