@@ -39,7 +39,7 @@ public final class Activations {
     float[] q8Scales;
     int q8Group;
     private boolean q8Ready;
-    /** The same, in the forms {@link Q8Matmul} reads (widened, even/odd columns, scales tiled). */
+    /** The same, in the forms {@link Q8Matmul} reads (widened to shorts and ints, scales tiled per block of rows). */
     final Q8Matmul.Input q8Input = new Q8Matmul.Input();
 
     // F16 / BF16: x rounded to each, as floats
