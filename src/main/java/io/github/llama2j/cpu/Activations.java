@@ -39,6 +39,8 @@ public final class Activations {
     float[] q8Scales;
     int q8Group;
     private boolean q8Ready;
+    /** The same, in the forms {@link Q8Matmul} reads (widened to shorts and ints, scales tiled per block of rows). */
+    final Q8Matmul.Input q8Input = new Q8Matmul.Input();
 
     // F16 / BF16: x rounded to each, as floats
     float[] f16, bf16;
@@ -105,6 +107,9 @@ public final class Activations {
             case Matrix.Q8 q -> {
                 if (!q8Ready || q8Group != q.groupSize()) {
                     VectorOps.quantize(x, n, q.groupSize(), q8, q8Scales);
+                    if (Q8Matmul.handles(q.groupSize())) {
+                        q8Input.prepare(q8, q8Scales, n, q.groupSize());
+                    }
                     q8Group = q.groupSize();
                     q8Ready = true;
                 }

@@ -164,4 +164,9 @@ public final class ExactVectorKernels implements Kernels {
     public void matmulQ8(float[] out, byte[] xq, float[] xs, Matrix.Q8 w, int r0, int r1) {
         VectorKernels.q8(out, xq, xs, w, r0, r1);
     }
+
+    @Override
+    public void matmulQ8(float[] out, Activations x, Matrix.Q8 w, int r0, int r1) {
+        VectorKernels.q8(out, x, w, r0, r1);
+    }
 }

@@ -28,7 +28,7 @@ public interface Kernels {
         x.check(m);
         switch (m) {
             case Matrix.F32 f -> matmulF32(out, x.x(), f, r0, r1);
-            case Matrix.Q8 q -> matmulQ8(out, x.q8, x.q8Scales, q, r0, r1);
+            case Matrix.Q8 q -> matmulQ8(out, x, q, r0, r1);
             case Matrix.F16 h -> matmulF16(out, x, h, r0, r1);
             case Matrix.BF16 h -> matmulBF16(out, x, h, r0, r1);
             case Matrix.Q8_0 q -> matmulQ8_0(out, x, q, r0, r1);
@@ -46,6 +46,11 @@ public interface Kernels {
      * the int8 weights, then {@code val += ((float) idot * wScale) * xScale}, group after group.
      */
     void matmulQ8(float[] out, byte[] xq, float[] xs, Matrix.Q8 w, int r0, int r1);
+
+    /** {@link #matmulQ8(float[], byte[], float[], Matrix.Q8, int, int)} on the prepared activations' runq groups. */
+    default void matmulQ8(float[] out, Activations x, Matrix.Q8 w, int r0, int r1) {
+        matmulQ8(out, x.q8, x.q8Scales, w, r0, r1);
+    }
 
     /** F16 weights times the activations rounded to F16 (products exact in float, summed in float). */
     default void matmulF16(float[] out, Activations x, Matrix.F16 w, int r0, int r1) {

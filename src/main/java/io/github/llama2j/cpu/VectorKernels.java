@@ -127,6 +127,20 @@ public final class VectorKernels implements Kernels {
         q8(out, xq, xs, w, r0, r1);
     }
 
+    @Override
+    public void matmulQ8(float[] out, Activations x, Matrix.Q8 w, int r0, int r1) {
+        q8(out, x, w, r0, r1);
+    }
+
+    /** The Q8 kernel on prepared activations, shared with {@link ExactVectorKernels}. */
+    static void q8(float[] out, Activations x, Matrix.Q8 w, int r0, int r1) {
+        if (Q8Matmul.handles(w.groupSize())) {
+            Q8Matmul.matmul(out, x.q8Input, w, r0, r1);
+        } else {
+            q8(out, x.q8, x.q8Scales, w, r0, r1);
+        }
+    }
+
     /** The Q8 kernel shared with {@link ExactVectorKernels} (it is exact already). */
     static void q8(float[] out, byte[] xq, float[] xs, Matrix.Q8 w, int r0, int r1) {
         int gs = w.groupSize();

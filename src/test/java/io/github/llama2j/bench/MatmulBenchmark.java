@@ -86,8 +86,7 @@ public class MatmulBenchmark {
     private int next;
     private Kernels kernels;
     private Parallel parallel;
-    private float[] x, out, xs;
-    private byte[] xq;
+    private float[] x, out;
     private Activations in;
 
     /** Bytes streamed, reported per second by JMH; divide by 1e9 for GB/s. */
@@ -138,15 +137,10 @@ public class MatmulBenchmark {
             }
         }
         x = new float[cols];
-        xq = new byte[cols];
-        xs = new float[cols / GROUP_SIZE];
         for (int i = 0; i < cols; i++) {
             x[i] = (float) rnd.nextGaussian();
-            xq[i] = (byte) (rnd.nextInt(255) - 127);
         }
-        for (int g = 0; g < xs.length; g++) {
-            xs[g] = (float) rnd.nextDouble() * 0.01f;
-        }
+        in = new Activations(cols);
         out = new float[rows];
     }
 
@@ -183,7 +177,11 @@ public class MatmulBenchmark {
         next = next + 1 == pool.length ? 0 : next + 1;
         switch (m) {
             case Matrix.F32 f -> parallel.forRange(f.rows(), 16, (r0, r1) -> kernels.matmulF32(out, x, f, r0, r1));
-            case Matrix.Q8 q -> parallel.forRange(q.rows(), 16, (r0, r1) -> kernels.matmulQ8(out, xq, xs, q, r0, r1));
+            case Matrix.Q8 q -> {
+                in.input(x, x.length); // quantized and prepared once per input, as in the engine
+                in.prepareFor(q);
+                parallel.forRange(q.rows(), 16, (r0, r1) -> kernels.matmul(out, in, q, r0, r1));
+            }
             case Matrix.Ggml g -> {
                 in.input(x, x.length);
                 in.prepareFor(g);

@@ -111,6 +111,34 @@ class MatmulKernelsTest {
         }
     }
 
+    /**
+     * The engine's path: activations quantized and widened once ({@link Activations#prepareFor}), then
+     * {@link Kernels#matmul} on row ranges, twice with one Activations (the second input must replace
+     * the first's prepared forms, also when the group size changes).
+     */
+    @ParameterizedTest
+    @CsvSource({"64, 35, 768", "32, 40, 1376", "16, 19, 48", "8, 17, 96", "128, 18, 256"})
+    void q8ThroughActivationsIsBitIdenticalToScalar(int groupSize, int rows, int cols) {
+        Activations in = new Activations(16);
+        for (int gs : new int[]{groupSize, 2 * groupSize}) {
+            if (cols % gs != 0) {
+                continue;
+            }
+            Matrix.Q8 w = RandomMatrices.q8(arena, rnd, rows, cols, gs);
+            float[] x = RandomMatrices.floats(rnd, cols);
+            in.input(x, cols);
+            in.prepareFor(w);
+            for (Kernels k : new Kernels[]{new VectorKernels(), new ExactVectorKernels()}) {
+                for (int[] range : new int[][]{{0, rows}, {16, rows}, {3, rows - 2}}) {
+                    float[] expected = new float[rows], actual = new float[rows];
+                    scalar.matmulQ8(expected, in.q8, in.q8Scales, w, range[0], range[1]);
+                    k.matmul(actual, in, w, range[0], range[1]);
+                    assertArrayEquals(expected, actual, k.name() + " rows " + Arrays.toString(range) + " gs " + gs);
+                }
+            }
+        }
+    }
+
     /** runq's activations never hold -128, but the kernel must still be right if they do (the 16-bit path would overflow). */
     @ParameterizedTest
     @ValueSource(ints = {32, 64})
