@@ -19,4 +19,12 @@ public interface EngineProvider {
     default boolean generatesKernels() {
         return false;
     }
+
+    /**
+     * Whether this provider's engines run GGUF models (their architectures, tensor types and llama.cpp's
+     * arithmetic); where false, {@link Engines#create} refuses a GGUF model up front (exit 3).
+     */
+    default boolean runsGguf() {
+        return false;
+    }
 }

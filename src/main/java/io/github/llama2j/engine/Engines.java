@@ -28,7 +28,9 @@ public final class Engines {
         }
         for (EngineProvider p : ServiceLoader.load(EngineProvider.class)) {
             if (p.kind().equals(options.kind())) {
-                requireLlama2cModel(model, options.kind());
+                if (!p.runsGguf()) {
+                    requireLlama2cModel(model, options.kind());
+                }
                 return p.create(model, options);
             }
         }
@@ -47,9 +49,9 @@ public final class Engines {
     }
 
     /**
-     * The TornadoVM and hybrid engines compute llama2.c's transformer only: a GGUF model's head size,
-     * biases, q/k norms, RoPE style and factors and llama.cpp arithmetic are in the CPU engine alone, so
-     * they refuse GGUF models up front (exit 3) rather than run them wrongly.
+     * An engine whose provider does not run GGUF models (the hybrid, for now) computes llama2.c's transformer
+     * only: a GGUF model's head size, biases, q/k norms, RoPE style and factors and llama.cpp arithmetic are
+     * not in it, so it refuses GGUF models up front (exit 3) rather than run them wrongly.
      */
     static void requireLlama2cModel(Model model, String kind) {
         if (model.format() == io.github.llama2j.model.ModelFormat.GGUF) {

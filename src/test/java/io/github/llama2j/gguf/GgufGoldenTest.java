@@ -109,70 +109,91 @@ class GgufGoldenTest {
              InferenceEngine scalar = new CpuEngine(model, new ScalarKernels(), FloatMath.standard(), 2);
              InferenceEngine engine = Engines.create(model, EngineOptions.cpu(2, false))) {
             double scalarRel = logitsAt012(g, name, scalar, golden)[1];
-            double[] vector = logitsAt012(g, name, engine, golden);
-            double worstAbs = vector[0], worstRel = vector[1], maxLogit = vector[2];
-
-            // greedy ids, teacher-forced, every case
-            List<Map<String, Object>> cases = new ArrayList<>((List<Map<String, Object>>) g.get("cases"));
-            if (g.get("chat_cases") instanceof List<?> chats) {
-                cases.addAll((List<Map<String, Object>>) chats);
-            }
-            int compared = 0, nearTies = 0, nearTieMismatches = 0;
-            double worstDrift = 0;
-            List<String> failures = new ArrayList<>();
-            for (Map<String, Object> c : cases) {
-                int[] prompt = Json.ints(c.get("prompt_tokens"));
-                int[] generated = Json.ints(c.get("generated_tokens"));
-                List<Object> gaps = (List<Object>) c.get("top2_gaps");
-                List<Object> top1 = (List<Object>) c.get("top1_logits");
-                int[] second = Json.ints(c.get("second_tokens"));
-                double batchVsOne = ((Number) ((Map<String, Object>) c.get("checks"))
-                        .get("max_abs_logit_diff_prompt_one_token_per_decode")).doubleValue();
-                int[] tokens = concat(prompt, generated);
-                engine.reset();
-                for (int pos = 0; pos < tokens.length - 1; pos++) {
-                    float[] logits = engine.forward(tokens[pos], pos);
-                    int step = pos - (prompt.length - 1);
-                    if (step < 0) {
-                        continue;
-                    }
-                    double max = 0;
-                    for (float l : logits) {
-                        max = Math.max(max, Math.abs(l));
-                    }
-                    int ours = argmax(logits);
-                    double gap = ((Number) gaps.get(step)).doubleValue();
-                    double top = ((Number) top1.get(step)).doubleValue();
-                    // our error on the two logits llama.cpp compared: its chosen id's and the runner-up's (top1 - gap)
-                    double drift = Math.max(Math.abs(logits[generated[step]] - top), Math.abs(logits[second[step]] - (top - gap)));
-                    worstDrift = Math.max(worstDrift, drift);
-                    if (drift > DRIFT_TOLERANCE * max + batchVsOne) {
-                        failures.add(c.get("id") + " step " + step + ": logits of ids " + generated[step] + ", " + second[step]
-                                + " are " + logits[generated[step]] + ", " + logits[second[step]] + "; llama.cpp's " + top + ", " + (top - gap));
-                    }
-                    double tol = Math.max(NEAR_TIE * max, drift);
-                    if (gap <= 2 * tol) {
-                        nearTies++;
-                        nearTieMismatches += ours != generated[step] ? 1 : 0;
-                        continue;
-                    }
-                    compared++;
-                    if (ours != generated[step]) {
-                        failures.add(c.get("id") + " step " + step + ": ours " + ours + ", llama.cpp " + generated[step]
-                                + " (gap " + gap + ", our drift " + drift + ")");
-                    }
-                }
-            }
-            System.out.printf(Locale.ROOT, "%s: logits pos 0-2 max |diff| scalar kernels %.3g of max|logit|, vector kernels"
-                            + " %.3g (%.3g of max|logit| %.3g); ids: %d steps compared,"
-                            + " %d near-ties skipped (%d of them differ); %d failures; generated steps' drift max %.3g%n",
-                    name, scalarRel, worstAbs, worstRel, maxLogit, compared, nearTies, nearTieMismatches, failures.size(), worstDrift);
-            assertTrue(failures.isEmpty(), name + ": " + failures);
+            Result r = against(g, name, engine, golden);
+            System.out.printf(Locale.ROOT, "%s: logits pos 0-2 max |diff| scalar kernels %.3g of max|logit|, vector kernels %s%n",
+                    name, scalarRel, r);
+            assertTrue(r.failures().isEmpty(), name + ": " + r.failures());
             double logitTolerance = FLIP_AT_POSITIONS_0_2.contains(name) ? DRIFT_TOLERANCE : LOGIT_TOLERANCE;
             assertTrue(scalarRel <= logitTolerance, name + ": logits (scalar kernels) differ by " + scalarRel + " of max|logit|");
-            assertTrue(worstRel <= DRIFT_TOLERANCE, name + ": logits (vector kernels) differ by " + worstRel + " of max|logit|");
+            assertTrue(r.worstRel() <= DRIFT_TOLERANCE, name + ": logits (vector kernels) differ by " + r.worstRel() + " of max|logit|");
         }
     }
+
+    /**
+     * One engine against one golden file: its logits at positions 0-2 ({@link #logitsAt012}) and the greedy ids of
+     * every case, teacher-forced, with the near-tie and drift rules of the class comment.
+     *
+     * @param worstAbs   largest |ours - llama.cpp| at positions 0-2; worstRel the same over max|logit|
+     * @param failures   every step whose id differs where the gap is no near-tie, or whose drift exceeds the bound
+     */
+    record Result(double worstAbs, double worstRel, double maxLogit, int compared, int nearTies, int nearTieMismatches,
+                  double worstDrift, List<String> failures) {
+        @Override
+        public String toString() {
+            return String.format(Locale.ROOT, "%.3g (%.3g of max|logit| %.3g); ids: %d steps compared, %d near-ties skipped"
+                            + " (%d of them differ); %d failures; generated steps' drift max %.3g", worstAbs, worstRel, maxLogit,
+                    compared, nearTies, nearTieMismatches, failures.size(), worstDrift);
+        }
+    }
+
+    /** Checks {@code engine} against the golden file {@code g} (see {@link Result}); asserts nothing itself. */
+    @SuppressWarnings("unchecked")
+    static Result against(Map<String, Object> g, String name, InferenceEngine engine, Path golden) throws IOException {
+        double[] logits012 = logitsAt012(g, name, engine, golden);
+        // greedy ids, teacher-forced, every case
+        List<Map<String, Object>> cases = new ArrayList<>((List<Map<String, Object>>) g.get("cases"));
+        if (g.get("chat_cases") instanceof List<?> chats) {
+            cases.addAll((List<Map<String, Object>>) chats);
+        }
+        int compared = 0, nearTies = 0, nearTieMismatches = 0;
+        double worstDrift = 0;
+        List<String> failures = new ArrayList<>();
+        for (Map<String, Object> c : cases) {
+            int[] prompt = Json.ints(c.get("prompt_tokens"));
+            int[] generated = Json.ints(c.get("generated_tokens"));
+            List<Object> gaps = (List<Object>) c.get("top2_gaps");
+            List<Object> top1 = (List<Object>) c.get("top1_logits");
+            int[] second = Json.ints(c.get("second_tokens"));
+            double batchVsOne = ((Number) ((Map<String, Object>) c.get("checks"))
+                    .get("max_abs_logit_diff_prompt_one_token_per_decode")).doubleValue();
+            int[] tokens = concat(prompt, generated);
+            engine.reset();
+            for (int pos = 0; pos < tokens.length - 1; pos++) {
+                float[] logits = engine.forward(tokens[pos], pos);
+                int step = pos - (prompt.length - 1);
+                if (step < 0) {
+                    continue;
+                }
+                double max = 0;
+                for (float l : logits) {
+                    max = Math.max(max, Math.abs(l));
+                }
+                int ours = argmax(logits);
+                double gap = ((Number) gaps.get(step)).doubleValue();
+                double top = ((Number) top1.get(step)).doubleValue();
+                // our error on the two logits llama.cpp compared: its chosen id's and the runner-up's (top1 - gap)
+                double drift = Math.max(Math.abs(logits[generated[step]] - top), Math.abs(logits[second[step]] - (top - gap)));
+                worstDrift = Math.max(worstDrift, drift);
+                if (drift > DRIFT_TOLERANCE * max + batchVsOne) {
+                    failures.add(c.get("id") + " step " + step + ": logits of ids " + generated[step] + ", " + second[step]
+                            + " are " + logits[generated[step]] + ", " + logits[second[step]] + "; llama.cpp's " + top + ", " + (top - gap));
+                }
+                double tol = Math.max(NEAR_TIE * max, drift);
+                if (gap <= 2 * tol) {
+                    nearTies++;
+                    nearTieMismatches += ours != generated[step] ? 1 : 0;
+                    continue;
+                }
+                compared++;
+                if (ours != generated[step]) {
+                    failures.add(c.get("id") + " step " + step + ": ours " + ours + ", llama.cpp " + generated[step]
+                            + " (gap " + gap + ", our drift " + drift + ")");
+                }
+            }
+        }
+        return new Result(logits012[0], logits012[1], logits012[2], compared, nearTies, nearTieMismatches, worstDrift, failures);
+    }
+
     /** {max abs diff, max diff / max|logit|, max|logit|} over positions 0-2 of the first case. */
     @SuppressWarnings("unchecked")
     static double[] logitsAt012(Map<String, Object> g, String name, InferenceEngine engine, Path golden) throws IOException {

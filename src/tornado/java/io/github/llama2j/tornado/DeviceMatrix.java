@@ -4,6 +4,7 @@ import io.github.llama2j.Llama2jException;
 import io.github.llama2j.model.Matrix;
 import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
 import uk.ac.manchester.tornado.api.types.arrays.Int8Array;
+import uk.ac.manchester.tornado.api.types.arrays.ShortArray;
 
 import java.lang.foreign.MemorySegment;
 
@@ -16,8 +17,12 @@ import java.lang.foreign.MemorySegment;
  * read-only, so an array cannot wrap the mapped file in place ({@code fromSegmentShallow} writes that
  * header): each tensor is copied once, off-heap, from the mapped segment into the array's own segment
  * (never through a Java heap array). That copy is what TornadoVM then transfers to the device.
+ *
+ * <p>GGUF types: F32 as is; F16 as its 16-bit values ({@link F16}, decoded by the kernels: no device needs
+ * fp16 support); GGML Q8_0 blocks ({@code f16 d, int8 qs[32]}) repacked into the {@link Q8} layout with group
+ * size 32, the scale converted to float32 (exact), so the kernels read aligned int8 values and float scales.
  */
-sealed interface DeviceMatrix permits DeviceMatrix.F32, DeviceMatrix.Q8 {
+sealed interface DeviceMatrix permits DeviceMatrix.F32, DeviceMatrix.Q8, DeviceMatrix.F16 {
 
     int rows();
 
@@ -40,6 +45,31 @@ sealed interface DeviceMatrix permits DeviceMatrix.F32, DeviceMatrix.Q8 {
         public long bytes() {
             return (long) rows * cols + (long) rows * cols / groupSize * Float.BYTES;
         }
+    }
+
+    /** IEEE half rows × cols, as their 16 bits (GGUF F16). */
+    record F16(ShortArray data, int rows, int cols) implements DeviceMatrix {
+        @Override
+        public long bytes() {
+            return (long) rows * cols * Short.BYTES;
+        }
+    }
+
+    /** The type's name, for task ids and messages ({@code f32}, {@code f16}, {@code q8}). */
+    static String kind(DeviceMatrix m) {
+        return switch (m) {
+            case F32 f -> "f32";
+            case F16 f -> "f16";
+            case Q8 q -> "q8";
+        };
+    }
+
+    /** Device bytes of a checkpoint matrix once copied ({@link #stack}): Q8_0's 34-byte blocks become 36 bytes. */
+    static long deviceBytes(Matrix m) {
+        return switch (m) {
+            case Matrix.Q8_0 q -> (long) q.rows() * q.cols() / Matrix.Q8_0.BLOCK * (Matrix.Q8_0.BLOCK + Float.BYTES);
+            default -> m.byteSize();
+        };
     }
 
     /** Copies {@code parts} (all of one type, same column count) into one stacked device matrix. */
@@ -74,6 +104,28 @@ sealed interface DeviceMatrix permits DeviceMatrix.F32, DeviceMatrix.Q8 {
                 }
                 return new Q8(bytes(name, values), floats(name, scales), (int) rows, cols, first.groupSize());
             }
+            case Matrix.F16 first -> {
+                MemorySegment[] data = new MemorySegment[parts.length];
+                for (int i = 0; i < parts.length; i++) {
+                    data[i] = ((Matrix.F16) parts[i]).data();
+                }
+                return new F16(shorts(name, data), (int) rows, cols);
+            }
+            case Matrix.Q8_0 first -> {
+                Int8Array values = new Int8Array((int) (rows * cols));
+                FloatArray scales = new FloatArray((int) (rows * cols / Matrix.Q8_0.BLOCK));
+                long block = 0;
+                for (Matrix part : parts) {
+                    MemorySegment data = ((Matrix.Q8_0) part).data();
+                    long blocks = data.byteSize() / Matrix.Q8_0.BLOCK_BYTES;
+                    for (long b = 0; b < blocks; b++, block++) {
+                        long at = b * Matrix.Q8_0.BLOCK_BYTES;
+                        scales.set((int) block, Float.float16ToFloat(data.get(Matrix.SHORT, at)));
+                        MemorySegment.copy(data, at + 2, values.getSegment(), block * Matrix.Q8_0.BLOCK, Matrix.Q8_0.BLOCK);
+                    }
+                }
+                return new Q8(values, scales, (int) rows, cols, Matrix.Q8_0.BLOCK);
+            }
             default -> throw TensorTypes.unsupported(parts[0], name);
         }
     }
@@ -86,6 +138,21 @@ sealed interface DeviceMatrix permits DeviceMatrix.F32, DeviceMatrix.Q8 {
         }
         checkSize(name, total / Float.BYTES);
         FloatArray a = new FloatArray((int) (total / Float.BYTES));
+        long off = 0;
+        for (MemorySegment s : segments) {
+            MemorySegment.copy(s, 0, a.getSegment(), off, s.byteSize());
+            off += s.byteSize();
+        }
+        return a;
+    }
+
+    private static ShortArray shorts(String name, MemorySegment... segments) {
+        long total = 0;
+        for (MemorySegment s : segments) {
+            total += s.byteSize();
+        }
+        checkSize(name, total / Short.BYTES);
+        ShortArray a = new ShortArray((int) (total / Short.BYTES));
         long off = 0;
         for (MemorySegment s : segments) {
             MemorySegment.copy(s, 0, a.getSegment(), off, s.byteSize());

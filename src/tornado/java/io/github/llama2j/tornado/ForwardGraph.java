@@ -5,6 +5,7 @@ import io.github.llama2j.cpu.Rope;
 import io.github.llama2j.math.FloatMath;
 import io.github.llama2j.model.Configuration;
 import io.github.llama2j.model.Matrix;
+import io.github.llama2j.model.RopeStyle;
 import io.github.llama2j.model.Weights;
 import uk.ac.manchester.tornado.api.GridScheduler;
 import uk.ac.manchester.tornado.api.ImmutableTaskGraph;
@@ -87,24 +88,61 @@ final class ForwardGraph {
     // ---- device-only buffers
     private final FloatArray x, partials, q, xb, hb, att;
     private final FloatArray[] keyCache, valueCache;
-    private final Int8Array xq;    // Q8 only: quantized activations (dim or hidden of them)
-    private final FloatArray xs;   // Q8 only: their scales
+    private final Int8Array xq;    // Q8 and GGUF: quantized activations (dim or hidden of them)
+    private final FloatArray xs;   // Q8 and GGUF: their scales
+    // GGUF only (null otherwise): a product's input as float32 and rounded to F16, the q/k/v products
+    private final FloatArray xf, xh;   // (max(dim, q_dim, hidden))
+    private final FloatArray qkv;      // (q_dim + 2 kv_dim)
+
+    /** GGUF models: llama.cpp's arithmetic ({@link GgmlKernels}), per-matrix types; llama2.c checkpoints: run.c's / runq.c's. */
+    private final boolean ggml;
+    private final GgmlLayer[] ggmlLayers;
 
     /** One layer's device weights; wqkv stacks wq/wk/wv and w13 stacks w1/w3. */
     record Layer(FloatArray rmsAtt, DeviceMatrix wqkv, DeviceMatrix wo, FloatArray rmsFfn, DeviceMatrix w13,
                  DeviceMatrix w2) {
     }
 
+    /**
+     * One matrix product of a GGUF layer: {@code m} written at {@code out[outOff ..]}; {@code name} is the
+     * task's kind ({@code qkv} when wq, wk and wv share a type and are stacked, else {@code q}, {@code k}, {@code v}).
+     */
+    record Product(String name, DeviceMatrix m, int outOff) {
+    }
+
+    /**
+     * One GGUF layer's device weights: the q/k/v and w1/w3 products (stacked where their types agree),
+     * the biases stacked as [bq; bk; bv] and the head norms as [q_norm; k_norm] (a 1-float placeholder where
+     * the architecture has none).
+     */
+    record GgmlLayer(FloatArray rmsAtt, List<Product> qkv, DeviceMatrix wo, FloatArray rmsFfn, List<Product> w13,
+                     DeviceMatrix w2, FloatArray bias, boolean hasBias, FloatArray norms, boolean hasNorm) {
+    }
+
     /** Copies the weights into device-ready arrays (one off-heap copy) and sizes every buffer. */
     ForwardGraph(Configuration c, Weights w, TornadoSettings s) {
         this.c = c;
         this.s = s;
-        int dim = c.dim(), hidden = c.hiddenDim(), kvDim = c.kvDim(), L = c.nLayers();
+        int dim = c.dim(), hidden = c.hiddenDim(), kvDim = c.kvDim(), L = c.nLayers(), qDim = c.qDim();
+        ggml = isGgml(c);
         embedding = DeviceMatrix.stack("token embedding", w.tokenEmbedding());
         classifier = w.classifier() == w.tokenEmbedding() ? embedding : DeviceMatrix.stack("classifier", w.classifier());
         rmsFinal = DeviceMatrix.floats("rms_final", w.rmsFinal());
-        layers = new Layer[L];
-        for (int l = 0; l < L; l++) {
+        layers = ggml ? null : new Layer[L];
+        ggmlLayers = ggml ? new GgmlLayer[L] : null;
+        for (int l = 0; l < L && ggml; l++) {
+            String n = "layer " + l;
+            boolean bias = w.bq() != null, norm = w.qNorm() != null;
+            ggmlLayers[l] = new GgmlLayer(DeviceMatrix.floats(n + " rms_att", w.rmsAtt()[l]),
+                    products(n, "qkv", new String[]{"q", "k", "v"}, new int[]{0, qDim, qDim + kvDim}, w.wq()[l], w.wk()[l], w.wv()[l]),
+                    DeviceMatrix.stack(n + " wo", w.wo()[l]),
+                    DeviceMatrix.floats(n + " rms_ffn", w.rmsFfn()[l]),
+                    products(n, "w13", new String[]{"w1", "w3"}, new int[]{0, hidden}, w.w1()[l], w.w3()[l]),
+                    DeviceMatrix.stack(n + " w2", w.w2()[l]),
+                    bias ? DeviceMatrix.floats(n + " q/k/v bias", w.bq()[l], w.bk()[l], w.bv()[l]) : new FloatArray(1), bias,
+                    norm ? DeviceMatrix.floats(n + " q/k norm", w.qNorm()[l], w.kNorm()[l]) : new FloatArray(1), norm);
+        }
+        for (int l = 0; l < L && !ggml; l++) {
             String n = "layer " + l;
             layers[l] = new Layer(DeviceMatrix.floats(n + " rms_att", w.rmsAtt()[l]),
                     DeviceMatrix.stack(n + " wq/wk/wv", w.wq()[l], w.wk()[l], w.wv()[l]),
@@ -113,14 +151,16 @@ final class ForwardGraph {
                     DeviceMatrix.stack(n + " w1/w3", w.w1()[l], w.w3()[l]),
                     DeviceMatrix.stack(n + " w2", w.w2()[l]));
         }
-        rope = ropeTable(c.seqLen(), c.headSize(), c.ropeTheta());
+        // llama2.c: run.c's angles; GGUF: ggml's, in the model's style, with its rope_freqs factors
+        rope = ggml ? FloatArray.fromArray(Rope.of(c, w.ropeFreqs(), FloatMath.standard()).table(c.seqLen()))
+                : ropeTable(c.seqLen(), c.headSize(), c.ropeTheta());
 
         logits = new FloatArray(c.vocabSize());
         x = new FloatArray(dim);
         partials = new FloatArray(s.normPartials());
-        q = new FloatArray(dim);
-        xb = new FloatArray(dim);
-        hb = new FloatArray(hidden);
+        q = new FloatArray(ggml ? qDim : dim);
+        xb = new FloatArray(ggml ? qDim : dim);
+        hb = new FloatArray(ggml ? 2 * hidden : hidden);   // GGUF: w1's then w3's outputs
         att = new FloatArray(c.nHeads() * c.seqLen());
         keyCache = new FloatArray[L];
         valueCache = new FloatArray[L];
@@ -128,13 +168,47 @@ final class ForwardGraph {
             keyCache[l] = new FloatArray(c.seqLen() * kvDim);
             valueCache[l] = new FloatArray(c.seqLen() * kvDim);
         }
-        if (c.quantized()) {
-            xq = new Int8Array(Math.max(dim, hidden));
-            xs = new FloatArray(Math.max(dim, hidden) / c.groupSize());
+        int widest = Math.max(Math.max(dim, qDim), hidden);
+        if (ggml) {
+            xf = new FloatArray(widest);
+            xh = new FloatArray(widest);
+            xq = new Int8Array(widest);
+            xs = new FloatArray(widest / GgmlKernels.QK + 1);
+            qkv = new FloatArray(qDim + 2 * kvDim);
         } else {
-            xq = null;
-            xs = null;
+            xf = xh = qkv = null;
+            if (c.quantized()) {
+                xq = new Int8Array(Math.max(dim, hidden));
+                xs = new FloatArray(Math.max(dim, hidden) / c.groupSize());
+            } else {
+                xq = null;
+                xs = null;
+            }
         }
+    }
+
+    /** Whether a model computes with llama.cpp's arithmetic (a GGUF model) rather than run.c's. */
+    static boolean isGgml(Configuration c) {
+        return c.ropeStyle() != RopeStyle.LLAMA2C;
+    }
+
+    /**
+     * A GGUF layer's products reading one input: one stacked task ({@code stacked}) when the matrices share a
+     * type, else one task per matrix, each writing at its offset of the common output.
+     */
+    private static List<Product> products(String layer, String stacked, String[] names, int[] offsets, Matrix... parts) {
+        boolean same = true;
+        for (Matrix m : parts) {
+            same &= m.getClass() == parts[0].getClass();
+        }
+        if (same) {
+            return List.of(new Product(stacked, DeviceMatrix.stack(layer + " " + String.join("/", names), parts), 0));
+        }
+        List<Product> list = new ArrayList<>();
+        for (int i = 0; i < parts.length; i++) {
+            list.add(new Product(names[i], DeviceMatrix.stack(layer + " " + names[i], parts[i]), offsets[i]));
+        }
+        return list;
     }
 
     /**
@@ -191,19 +265,30 @@ final class ForwardGraph {
                     once.add(xq);   // TornadoVM wants int8 arguments declared; one copy of a scratch buffer is harmless
                 }
             }
-            once.add(layers[l].rmsAtt);
-            once.add(layers[l].rmsFfn);
-            addMatrix(once, layers[l].wqkv);
-            addMatrix(once, layers[l].wo);
-            addMatrix(once, layers[l].w13);
-            addMatrix(once, layers[l].w2);
+            if (ggml) {
+                GgmlLayer gl = ggmlLayers[l];
+                once.addAll(List.of(gl.rmsAtt(), gl.rmsFfn(), gl.bias(), gl.norms()));
+                gl.qkv().forEach(p -> addMatrix(once, p.m()));
+                addMatrix(once, gl.wo());
+                gl.w13().forEach(p -> addMatrix(once, p.m()));
+                addMatrix(once, gl.w2());
+            } else {
+                once.add(layers[l].rmsAtt);
+                once.add(layers[l].rmsFfn);
+                addMatrix(once, layers[l].wqkv);
+                addMatrix(once, layers[l].wo);
+                addMatrix(once, layers[l].w13);
+                addMatrix(once, layers[l].w2);
+            }
             graph.transferToDevice(DataTransferMode.FIRST_EXECUTION, once.toArray());
             if (l == 0) {
                 graph.transferToDevice(DataTransferMode.EVERY_EXECUTION, state);
                 addInput();
             }
             layer = l;
-            if (c.quantized()) {
+            if (ggml) {
+                addLayerGgml(l);
+            } else if (c.quantized()) {
                 addLayerQ8(l);
             } else {
                 addLayerF32(l);
@@ -248,6 +333,9 @@ final class ForwardGraph {
             s.add(xq);
             s.add(xs);
         }
+        if (ggml) {
+            s.addAll(List.of(xf, xh, qkv));
+        }
         if (classifier == embedding) {
             addMatrix(s, embedding);
         }
@@ -257,6 +345,7 @@ final class ForwardGraph {
     private static void addMatrix(List<Object> out, DeviceMatrix m) {
         switch (m) {
             case DeviceMatrix.F32 f -> out.add(f.data());
+            case DeviceMatrix.F16 f -> out.add(f.data());
             case DeviceMatrix.Q8 q8 -> {
                 out.add(q8.values());
                 out.add(q8.scales());
@@ -276,6 +365,7 @@ final class ForwardGraph {
             case DeviceMatrix.F32 e -> graph.task("embed", TransformerKernels::embedF32, ctx, state, e.data(), x, dim);
             case DeviceMatrix.Q8 e -> graph.task("embed", TransformerKernels::embedQ8, ctx, state, e.values(), e.scales(), x,
                     dim, e.groupSize());
+            case DeviceMatrix.F16 e -> graph.task("embed", GgmlKernels::embedF16, ctx, state, e.data(), x, dim);
         }
         schedule("embed", roundUp(dim, s.quantizeLocal()), s.quantizeLocal());
     }
@@ -357,6 +447,11 @@ final class ForwardGraph {
      */
     private void addOutput() {
         int dim = c.dim();
+        if (ggml) {
+            addPrepare("final_prep", x, rmsFinal, dim, GgmlKernels.FROM_NORM);
+            addProduct("classifier", classifier, logits, 0, false);
+            return;
+        }
         switch (classifier) {
             case DeviceMatrix.F32 cls -> graph.task("classifier", TransformerKernels::matmulNormF32, ctx, x, rmsFinal,
                     cls.data(), logits, dim);
@@ -366,8 +461,65 @@ final class ForwardGraph {
                 graph.task("classifier", TransformerKernels::matmulQ8, ctx, xq, xs, cls.values(), cls.scales(), logits, dim,
                         c.groupSize());
             }
+            case DeviceMatrix.F16 cls -> throw new IllegalStateException("F16 classifier in a llama2.c checkpoint");
         }
         schedule("classifier", c.vocabSize() * s.matmulLocal(), s.matmulLocal());
+    }
+
+    /**
+     * One GGUF layer (llama.cpp's arithmetic, {@link GgmlKernels}), 10 launches when wq/wk/wv share a type and
+     * w1/w3 do (one more per product that cannot be stacked); a product's task id carries its weight type
+     * ({@code qkv_q8}), so layers of different types never share a compiled kernel:
+     * <pre>
+     *   x, rms_att ─► attn_prep ─► xf, xh, xq/xs           (rmsnorm, then the input in every form a weight type reads)
+     *   xf|xh|xq/xs, wqkv ─► qkv_T ─► qkv                  (q_dim + 2 kv_dim)
+     *   qkv, bias, norms, rope ─► qkv_heads ─► q, keyCache[pos], valueCache[pos]   (bias, head norm, RoPE, cache store)
+     *   q, keyCache, valueCache ─► attention ─► xb          (q_dim)
+     *   xb ─► wo_prep ─► xf, xh, xq/xs;  wo_T ─► x += wo·xb
+     *   x, rms_ffn ─► ffn_prep ─► ...;   w13_T ─► hb = [w1·xn; w3·xn]   (2 hidden)
+     *   hb ─► w2_prep ─► silu(w1·xn) * (w3·xn) in every form;  w2_T ─► x += w2·...
+     * </pre>
+     */
+    private void addLayerGgml(int l) {
+        GgmlLayer w = ggmlLayers[l];
+        int dim = c.dim(), hidden = c.hiddenDim(), qDim = c.qDim();
+        addPrepare("attn_prep", x, w.rmsAtt(), dim, GgmlKernels.FROM_NORM);
+        for (Product p : w.qkv()) {
+            addProduct(p.name(), p.m(), qkv, p.outOff(), false);
+        }
+        int heads = c.nHeads() + 2 * c.nKvHeads();
+        graph.task("qkv_heads", GgmlKernels::qkvHeads, ctx, qkv, w.bias(), w.hasBias() ? 1 : 0, w.norms(),
+                w.hasNorm() ? 1 : 0, c.rmsEps(), q, keyCache[l], valueCache[l], state, rope, c.nHeads(), c.nKvHeads(),
+                c.headSize(), c.ropeStyle() == RopeStyle.NEOX ? 1 : 0);
+        schedule("qkv_heads", roundUp(heads, s.quantizeLocal()), s.quantizeLocal());
+        addAttention("attention", l);
+        addPrepare("wo_prep", xb, w.rmsAtt(), qDim, GgmlKernels.FROM_INPUT);   // (the norm weight is not read)
+        addProduct("wo", w.wo(), x, 0, true);
+        addPrepare("ffn_prep", x, w.rmsFfn(), dim, GgmlKernels.FROM_NORM);
+        for (Product p : w.w13()) {
+            addProduct(p.name(), p.m(), hb, p.outOff(), false);
+        }
+        addPrepare("w2_prep", hb, w.rmsFfn(), hidden, GgmlKernels.FROM_SWIGLU);
+        addProduct("w2", w.w2(), x, 0, true);
+    }
+
+    /** {@link GgmlKernels#prepare} of n values of {@code in} ({@code weight} is read only by FROM_NORM). */
+    private void addPrepare(String name, FloatArray in, FloatArray weight, int n, int source) {
+        graph.task(name, GgmlKernels::prepare, ctx, in, weight, n, source, c.rmsEps(), xf, xh, xq, xs);
+        schedule(name, roundUp((n + GgmlKernels.QK - 1) / GgmlKernels.QK, s.quantizeLocal()), s.quantizeLocal());
+    }
+
+    /** out[outOff + r] (+= when {@code residual}) m[r] · the prepared input, in the kernel of m's type. */
+    private void addProduct(String kind, DeviceMatrix m, FloatArray out, int outOff, boolean residual) {
+        String name = kind + "_" + DeviceMatrix.kind(m);
+        int add = residual ? 1 : 0;
+        switch (m) {
+            case DeviceMatrix.F32 f -> graph.task(name, GgmlKernels::matmulF32, ctx, xf, f.data(), out, outOff, f.cols(), add);
+            case DeviceMatrix.F16 f -> graph.task(name, GgmlKernels::matmulF16, ctx, xh, f.data(), out, outOff, f.cols(), add);
+            case DeviceMatrix.Q8 q8 -> graph.task(name, GgmlKernels::matmulQ8_0, ctx, xq, xs, q8.values(), q8.scales(), out,
+                    outOff, q8.cols(), add);
+        }
+        schedule(name, m.rows() * s.matmulLocal(), s.matmulLocal());
     }
 
     private void addNorm(String name) {
@@ -412,8 +564,15 @@ final class ForwardGraph {
         return (n + multiple - 1) / multiple * multiple;
     }
 
-    /** Rejects weights of mixed types (a checkpoint is all float32 or all Q8_0). */
+    /**
+     * Rejects weights of types the kernels lack ({@link TensorTypes}) and, for llama2.c checkpoints, mixed
+     * types (a checkpoint is all float32 or all Q8_0; a GGUF model's products each use their own type's kernel).
+     */
     static void checkUniform(Configuration c, Weights w) {
+        if (isGgml(c)) {
+            TensorTypes.requireSupportedGguf(c, w);
+            return;
+        }
         TensorTypes.requireSupported(c, w);
         Class<?> want = c.quantized() ? Matrix.Q8.class : Matrix.F32.class;
         List<Matrix> all = new ArrayList<>(List.of(w.tokenEmbedding(), w.classifier()));

@@ -24,15 +24,19 @@ record MemoryBudget(long weights, long kvCache, long activations, long largest) 
     }
 
     static MemoryBudget of(Configuration c, Weights w, TornadoSettings s) {
-        long weights = w.tokenEmbedding().byteSize() + (w.classifier() == w.tokenEmbedding() ? 0 : w.classifier().byteSize())
+        long weights = DeviceMatrix.deviceBytes(w.tokenEmbedding())
+                + (w.classifier() == w.tokenEmbedding() ? 0 : DeviceMatrix.deviceBytes(w.classifier()))
                 + w.rmsFinal().byteSize() + (long) c.seqLen() * c.headSize() * Float.BYTES;
-        long largest = Math.max(w.tokenEmbedding().byteSize(), w.classifier().byteSize());
+        long largest = Math.max(DeviceMatrix.deviceBytes(w.tokenEmbedding()), DeviceMatrix.deviceBytes(w.classifier()));
         for (int l = 0; l < c.nLayers(); l++) {
-            long qkv = w.wq()[l].byteSize() + w.wk()[l].byteSize() + w.wv()[l].byteSize();
-            long w13 = w.w1()[l].byteSize() + w.w3()[l].byteSize();
-            weights += w.rmsAtt()[l].byteSize() + w.rmsFfn()[l].byteSize() + qkv + w13
-                    + w.wo()[l].byteSize() + w.w2()[l].byteSize();
-            largest = Math.max(largest, Math.max(Math.max(qkv, w13), Math.max(w.wo()[l].byteSize(), w.w2()[l].byteSize())));
+            long qkv = DeviceMatrix.deviceBytes(w.wq()[l]) + DeviceMatrix.deviceBytes(w.wk()[l]) + DeviceMatrix.deviceBytes(w.wv()[l]);
+            long w13 = DeviceMatrix.deviceBytes(w.w1()[l]) + DeviceMatrix.deviceBytes(w.w3()[l]);
+            long wo = DeviceMatrix.deviceBytes(w.wo()[l]), w2 = DeviceMatrix.deviceBytes(w.w2()[l]);
+            weights += w.rmsAtt()[l].byteSize() + w.rmsFfn()[l].byteSize() + qkv + w13 + wo + w2;
+            for (java.lang.foreign.MemorySegment[] optional : new java.lang.foreign.MemorySegment[][]{w.bq(), w.bk(), w.bv(), w.qNorm(), w.kNorm()}) {
+                weights += optional == null ? 0 : optional[l].byteSize();
+            }
+            largest = Math.max(largest, Math.max(Math.max(qkv, w13), Math.max(wo, w2)));
         }
         long kvLayer = (long) c.seqLen() * c.kvDim() * Float.BYTES;
         largest = Math.max(largest, kvLayer);
@@ -40,6 +44,12 @@ record MemoryBudget(long weights, long kvCache, long activations, long largest) 
         long floats = (long) c.dim() * 3 + c.hiddenDim() + (long) c.nHeads() * c.seqLen() + c.vocabSize() + s.normPartials();
         long widest = Math.max(c.dim(), c.hiddenDim());
         long q8 = c.quantized() ? widest + widest / c.groupSize() * Float.BYTES : 0;
+        if (ForwardGraph.isGgml(c)) {
+            // q, xb at q_dim, hb at 2 hidden, the q/k/v output, the input as float32, F16 and Q8_0
+            long wide = Math.max(widest, c.qDim());
+            floats += 2L * c.qDim() + c.hiddenDim() + c.qDim() + 2L * c.kvDim() + 2 * wide;
+            q8 = wide + (wide / 32 + 1) * Float.BYTES;
+        }
         return new MemoryBudget(weights, kv, floats * Float.BYTES + q8 + 8, largest);
     }
 

@@ -24,9 +24,13 @@ final class TaskTraffic {
     /**
      * @param kind the task's name without graph and layer ({@code qkv}, {@code attnorm}, ... as in ForwardGraph)
      * @param pos  the token's position (attention reads the cache up to it)
-     * @return bytes read, or 0 for a kind this class does not know
+     * @return bytes read, or 0 for a kind this class does not know (every task of a GGUF model, for now:
+     *         its products' traffic depends on each matrix's type)
      */
     long bytesRead(String kind, int pos) {
+        if (ForwardGraph.isGgml(c)) {
+            return 0;
+        }
         long dim = c.dim(), kvDim = c.kvDim(), hidden = c.hiddenDim(), vocab = c.vocabSize();
         long state = 2L * Integer.BYTES;
         // A float32 consumer's fused rmsnorm reads x and the norm weight; Q8's quantize-with-norm also the partial sums.

@@ -9,16 +9,35 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 
 /**
- * The tensor types the TornadoVM engine and the hybrid run: llama2.c's float32 and Q8. Any other
- * type (a GGUF file's F16, Q8_0, Q4_K ...) is refused up front with the tensor's name, before a
- * device is touched, never run on a silent fallback.
+ * The tensor types the device engines run. llama2.c checkpoints: float32 and Q8 (the TornadoVM engine and the
+ * hybrid). GGUF models: F32, F16 and Q8_0 (the TornadoVM engine only). Any other type (BF16, Q4_0, Q4_K,
+ * Q6_K) is refused up front with the tensor's name and type, before a device is touched, never run on a
+ * silent fallback.
  */
 public final class TensorTypes {
     private TensorTypes() {
     }
 
-    /** Throws (exit 3) naming the first matrix of a type this engine lacks. */
+    /** Throws (exit 3) naming the first matrix that is not llama2.c's float32 or Q8. */
     public static void requireSupported(Configuration c, Weights w) {
+        matrices(c, w).forEach((name, m) -> {
+            if (!(m instanceof Matrix.F32 || m instanceof Matrix.Q8)) {
+                throw unsupported(m, name);
+            }
+        });
+    }
+
+    /** Throws (exit 3) naming the first matrix of a GGUF model that is not F32, F16 or Q8_0. */
+    public static void requireSupportedGguf(Configuration c, Weights w) {
+        matrices(c, w).forEach((name, m) -> {
+            if (!(m instanceof Matrix.F32 || m instanceof Matrix.F16 || m instanceof Matrix.Q8_0)) {
+                throw unsupported(m, name);
+            }
+        });
+    }
+
+    /** Every matrix by name, in file-independent order. */
+    private static Map<String, Matrix> matrices(Configuration c, Weights w) {
         Map<String, Matrix> all = new LinkedHashMap<>();
         all.put("token_embedding", w.tokenEmbedding());
         for (int l = 0; l < c.nLayers(); l++) {
@@ -31,11 +50,7 @@ public final class TensorTypes {
             all.put("layer " + l + " w3", w.w3()[l]);
         }
         all.put("classifier", w.classifier());
-        all.forEach((name, m) -> {
-            if (!(m instanceof Matrix.F32 || m instanceof Matrix.Q8)) {
-                throw unsupported(m, name);
-            }
-        });
+        return all;
     }
 
     /** The error for a matrix of a type this engine lacks (exit 3). */

@@ -23,4 +23,10 @@ public final class TornadoEngineProvider implements EngineProvider {
     public boolean generatesKernels() {
         return true;
     }
+
+    /** GGUF models of F32, F16 and Q8_0 tensors (other types are refused naming the tensor: {@link TensorTypes}). */
+    @Override
+    public boolean runsGguf() {
+        return true;
+    }
 }

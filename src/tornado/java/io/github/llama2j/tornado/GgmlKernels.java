@@ -1,0 +1,316 @@
+package io.github.llama2j.tornado;
+
+import uk.ac.manchester.tornado.api.KernelContext;
+import uk.ac.manchester.tornado.api.math.TornadoMath;
+import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
+import uk.ac.manchester.tornado.api.types.arrays.Int8Array;
+import uk.ac.manchester.tornado.api.types.arrays.IntArray;
+import uk.ac.manchester.tornado.api.types.arrays.ShortArray;
+
+import static io.github.llama2j.tornado.KernelHelpers.reduceSum;
+import static io.github.llama2j.tornado.KernelHelpers.swiglu;
+import static io.github.llama2j.tornado.TransformerKernels.MAX_LOCAL;
+
+/**
+ * The device kernels of GGUF models: llama.cpp's arithmetic as the CPU engine follows it
+ * ({@code cpu.Activations}, {@code cpu.GgmlOps}, {@code cpu.ScalarKernels}' GGML matmuls), for weights of
+ * type F32, F16 and Q8_0 (Q8_0 repacked at load into int8 values and float32 block scales, group 32).
+ *
+ * <ul>
+ *   <li><b>Activations before a product</b> ({@link #prepare}): every matmul input is written in the three
+ *       forms the weight types read, once per input: float32 as is (F32 weights), each value rounded to
+ *       F16, nearest even (F16 weights), and Q8_0 blocks of 32 (Q8_0 weights: {@code d = F16(amax / 127)},
+ *       {@code q = round-half-even(x * (127 / amax))}). The F16 rounding is done with integer operations on
+ *       the float's bits ({@link #roundToHalf}): no device needs fp16 support (PoCL has none).</li>
+ *   <li><b>Products</b>: Q8_0 × Q8_0 per block {@code sumf += sumi * (d_w * d_x)}; F16 weights decoded from
+ *       their 16 bits ({@link #halfToFloat}, exact) times the F16-rounded activations (exact products) summed
+ *       in float; F32 as is. One work-group per output row, a local-memory tree for the row's sum.</li>
+ *   <li><b>After q/k/v</b> ({@link #qkvHeads}): the biases (qwen2), each head's RMSNorm (qwen3), RoPE in the
+ *       model's style (NORM: adjacent pairs; NEOX: halves) from the host's precomputed table, then k and v
+ *       into the caches.</li>
+ * </ul>
+ * Sums run in other orders than ggml's (trees in local memory), so logits agree with llama.cpp's within
+ * float rounding, plus an activation that rounds the other way at a Q8_0 boundary now and then (see
+ * docs/tornadovm.md for what was measured). Static and allocation-free, as TornadoVM requires.
+ */
+public final class GgmlKernels {
+    /** Q8_0's block: 32 values, one scale. */
+    public static final int QK = 32;
+
+    /** {@link #prepare}'s source: rmsnorm(in) * weight. */
+    public static final int FROM_NORM = 0;
+    /** {@link #prepare}'s source: in as it is. */
+    public static final int FROM_INPUT = 1;
+    /** {@link #prepare}'s source: swiglu(in[i], in[n + i]) (in stacks the w1 and w3 outputs). */
+    public static final int FROM_SWIGLU = 2;
+
+    private GgmlKernels() {
+    }
+
+    // ------------------------------------------------------------------ F16 by integer and exact float operations
+
+    /** 2^-24: the F16 subnormal step. */
+    private static final float TWO_M24 = 5.9604645e-8f;
+    /** 2^-14: the smallest normal F16. */
+    private static final float TWO_M14 = 6.1035156e-5f;
+
+    /**
+     * An IEEE half (its 16 bits in the low half of {@code h}) as a float: exact (the significand has at most
+     * 11 bits and the scale is a power of two), subnormals and infinities included; a NaN half gives a NaN
+     * (payload not kept). TornadoVM's OpenCL backend has no bit reinterpretation (Float.intBitsToFloat), so
+     * the value is built with integer operations and exact float products.
+     */
+    public static float halfToFloat(int h) {
+        int exp = (h >> 10) & 0x1F;
+        int mant = h & 0x3FF;
+        float v;
+        if (exp == 0x1F) {
+            // inf, or a NaN made at run time: TornadoVM 5.2's OpenCL code generator spells a NaN constant "NaNF",
+            // which no OpenCL compiler accepts (it writes inf as 1.0F / 0.0F), and Graal folds inf * 0 into one
+            v = mant == 0 ? Float.POSITIVE_INFINITY : TornadoMath.sqrt(-(float) mant);
+        } else if (exp != 0) {
+            v = (1024 + mant) * (TWO_M24 * (1 << (exp - 1)));   // (1024 + m) * 2^(exp - 25)
+        } else {
+            v = mant * TWO_M24;
+        }
+        return (h & 0x8000) != 0 ? -v : v;
+    }
+
+    /**
+     * {@code f} rounded to the nearest F16 value (ties to even), returned as a float, as
+     * {@code Float.float16ToFloat(Float.floatToFloat16(f))}: 65520 and above become inf, values below 2^-14 round
+     * to multiples of 2^-24 (F16 subnormals). The magnitude's binade is found by comparisons, then
+     * |f| / step is exact (a power-of-two step), rounded half to even in integers, and scaled back exactly.
+     */
+    public static float roundToHalf(float f) {
+        float a = TornadoMath.abs(f);
+        float r;
+        if (a != a || a == 0.0f) {
+            r = f; // NaN, ±0
+        } else if (a >= 65520.0f) {
+            r = f < 0 ? Float.NEGATIVE_INFINITY : Float.POSITIVE_INFINITY;
+        } else {
+            float step = TWO_M24;                   // subnormal halves: multiples of 2^-24
+            if (a >= TWO_M14) {
+                int e = 0;                          // 2^(e-14) <= a < 2^(e-13)
+                float p = TWO_M14 * 2.0f;
+                while (e < 29 && a >= p) {
+                    p = p * 2.0f;
+                    e++;
+                }
+                step = TWO_M24 * (1 << e);          // 2^(e-14-10): 11 significant bits
+            }
+            float m = roundHalfEven(a / step) * step;
+            r = f < 0 ? -m : m;
+        }
+        return r;
+    }
+
+    /** Round half to even of a float whose magnitude is below 2^22, as an int (C's rintf). */
+    public static int roundHalfEven(float v) {
+        int i = (int) v;            // toward zero
+        float frac = v - i;         // exact
+        float a = TornadoMath.abs(frac);
+        if (a > 0.5f || (a == 0.5f && (i & 1) != 0)) {
+            i += v < 0 ? -1 : 1;
+        }
+        return i;
+    }
+
+    // ------------------------------------------------------------------ activations
+
+    /**
+     * The input of a product in every form a weight type reads, over values [0, n): {@code xf} float32,
+     * {@code xh} F16-rounded floats and, per whole block of 32, {@code xq}/{@code xs} Q8_0. The values are
+     * {@code source}: {@link #FROM_NORM} ggml's rms_norm then mul, {@code (in * scale) * weight} with
+     * {@code scale = 1 / sqrt(mean(in²) + eps)} (every work-group sums the squares itself, in the same order);
+     * {@link #FROM_INPUT} {@code in}; {@link #FROM_SWIGLU} {@code silu(in[i]) * in[n + i]}. One work-item per
+     * block of 32 values; global size: ceil(n / 32) rounded up to the work-group.
+     */
+    public static void prepare(KernelContext ctx, FloatArray in, FloatArray weight, int n, int source, float eps,
+                               FloatArray xf, FloatArray xh, Int8Array xq, FloatArray xs) {
+        // every work-group sums the squares (a uniform reduction with barriers; unused unless FROM_NORM)
+        float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
+        float sum = 0.0f;
+        for (int j = ctx.localIdx; j < n; j += ctx.localGroupSizeX) {
+            float v = in.get(j);
+            sum += v * v;
+        }
+        float ss = reduceSum(ctx, scratch, sum);
+        float mean = ss / n;
+        float scale = 1.0f / TornadoMath.sqrt(mean + eps);
+        int b = ctx.globalIdx;
+        int base = b * QK;
+        if (base < n) {
+            int end = TornadoMath.min(base + QK, n);
+            float amax = 0.0f;
+            for (int i = base; i < end; i++) {
+                float v = value(in, weight, n, source, scale, i);
+                xf.set(i, v);
+                xh.set(i, roundToHalf(v));
+                amax = TornadoMath.max(amax, TornadoMath.abs(v));
+            }
+            if (end - base == QK) {
+                xs.set(b, roundToHalf(amax / 127.0f));
+                float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+                for (int i = base; i < end; i++) {
+                    int q = roundHalfEven(xf.get(i) * id);
+                    if (q > 127) {
+                        q = 127;
+                    }
+                    if (q < -128) {
+                        q = -128;
+                    }
+                    xq.set(i, (byte) q);
+                }
+            }
+        }
+    }
+
+    private static float value(FloatArray in, FloatArray weight, int n, int source, float scale, int i) {
+        float v;
+        if (source == FROM_NORM) {
+            v = (in.get(i) * scale) * weight.get(i);
+        } else if (source == FROM_SWIGLU) {
+            v = swiglu(in.get(i), in.get(n + i));
+        } else {
+            v = in.get(i);
+        }
+        return v;
+    }
+
+    // ------------------------------------------------------------------ products (one work-group per row)
+
+    /** out[outOff + r] (+)= w[r] · xf (F32 weights); {@code add} != 0 adds to out (a residual). Global size: rows × local. */
+    public static void matmulF32(KernelContext ctx, FloatArray xf, FloatArray w, FloatArray out, int outOff, int n, int add) {
+        float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
+        int row = ctx.groupIdx;
+        int base = row * n;
+        float sum = 0.0f;
+        for (int j = ctx.localIdx; j < n; j += ctx.localGroupSizeX) {
+            sum += w.get(base + j) * xf.get(j);
+        }
+        float total = reduceSum(ctx, scratch, sum);
+        store(ctx, out, outOff + row, total, add);
+    }
+
+    /** As {@link #matmulF32} for F16 weights (16-bit values, decoded here) and F16-rounded activations {@code xh}. */
+    public static void matmulF16(KernelContext ctx, FloatArray xh, ShortArray w, FloatArray out, int outOff, int n, int add) {
+        float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
+        int row = ctx.groupIdx;
+        int base = row * n;
+        float sum = 0.0f;
+        for (int j = ctx.localIdx; j < n; j += ctx.localGroupSizeX) {
+            sum += halfToFloat(w.get(base + j)) * xh.get(j);
+        }
+        float total = reduceSum(ctx, scratch, sum);
+        store(ctx, out, outOff + row, total, add);
+    }
+
+    /**
+     * As {@link #matmulF32} for Q8_0 weights (int8 values, float32 block scales) and Q8_0 activations: per block
+     * of 32 an exact int32 dot, then {@code sumf += sumi * (d_w * d_x)} (ggml_vec_dot_q8_0_q8_0).
+     */
+    public static void matmulQ8_0(KernelContext ctx, Int8Array xq, FloatArray xs, Int8Array wv, FloatArray ws, FloatArray out,
+                                  int outOff, int n, int add) {
+        float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
+        int row = ctx.groupIdx;
+        int blocks = n / QK;
+        int base = row * n;
+        int sbase = row * blocks;
+        float sum = 0.0f;
+        for (int b = ctx.localIdx; b < blocks; b += ctx.localGroupSizeX) {
+            int off = b * QK;
+            int sumi = 0;
+            for (int k = 0; k < QK; k++) {
+                sumi += wv.get(base + off + k) * xq.get(off + k);
+            }
+            sum += sumi * (ws.get(sbase + b) * xs.get(b));
+        }
+        float total = reduceSum(ctx, scratch, sum);
+        store(ctx, out, outOff + row, total, add);
+    }
+
+    private static void store(KernelContext ctx, FloatArray out, int i, float total, int add) {
+        if (ctx.localIdx == 0) {
+            if (add != 0) {
+                out.set(i, out.get(i) + total);
+            } else {
+                out.set(i, total);
+            }
+        }
+    }
+
+    /** x = the embedding row of {@code state[0]} from an F16 table. Global size: dim rounded up. */
+    public static void embedF16(KernelContext ctx, IntArray state, ShortArray embedding, FloatArray x, int dim) {
+        int i = ctx.globalIdx;
+        if (i < dim) {
+            x.set(i, halfToFloat(embedding.get(state.get(0) * dim + i)));
+        }
+    }
+
+    // ------------------------------------------------------------------ after the q/k/v products
+
+    /**
+     * One head per work-item, over {@code qkv} = [q (nHeads heads); k (nKv); v (nKv)] of position {@code state[1]}:
+     * adds the bias ({@code hasBias}: {@code bias} stacks bq, bk, bv like qkv), applies RMSNorm per q and k head
+     * ({@code hasNorm}: {@code norms} = [q_norm (headSize); k_norm (headSize)], epsilon {@code eps}, ggml's
+     * {@code (x * scale) * w}), rotates q and k by RoPE ({@code neox}: pairs (i, i + headSize/2), else (2i, 2i+1);
+     * the angle of pair i from {@code rope[(pos * headSize/2 + i) * 2 + {0: cos, 1: sin}]}), and writes q to
+     * {@code q}, k and v to row pos of this layer's caches. Global size: nHeads + 2 nKv rounded up to the work-group.
+     */
+    public static void qkvHeads(KernelContext ctx, FloatArray qkv, FloatArray bias, int hasBias, FloatArray norms, int hasNorm,
+                                float eps, FloatArray q, FloatArray keyCache, FloatArray valueCache, IntArray state,
+                                FloatArray rope, int nHeads, int nKv, int headSize, int neox) {
+        int h = ctx.globalIdx;
+        int pos = state.get(1);
+        int kvDim = nKv * headSize;
+        int src = h * headSize;
+        if (h < nHeads) {
+            head(qkv, src, bias, hasBias, norms, 0, hasNorm, eps, q, h * headSize, rope, pos, headSize, neox);
+        } else if (h < nHeads + nKv) {
+            head(qkv, src, bias, hasBias, norms, headSize, hasNorm, eps, keyCache, pos * kvDim + (h - nHeads) * headSize,
+                    rope, pos, headSize, neox);
+        } else if (h < nHeads + 2 * nKv) {
+            int dst = pos * kvDim + (h - nHeads - nKv) * headSize;
+            for (int i = 0; i < headSize; i++) {
+                float v = qkv.get(src + i);
+                if (hasBias != 0) {
+                    v += bias.get(src + i);
+                }
+                valueCache.set(dst + i, v);
+            }
+        }
+    }
+
+    /** One q or k head: bias, norm, RoPE, into dst[dOff ..]. */
+    private static void head(FloatArray qkv, int src, FloatArray bias, int hasBias, FloatArray norms, int normOff, int hasNorm,
+                             float eps, FloatArray dst, int dOff, FloatArray rope, int pos, int headSize, int neox) {
+        float ss = 0.0f;
+        for (int i = 0; i < headSize; i++) {
+            float v = qkv.get(src + i);
+            if (hasBias != 0) {
+                v += bias.get(src + i);
+            }
+            dst.set(dOff + i, v);
+            ss += v * v;
+        }
+        if (hasNorm != 0) {
+            float scale = 1.0f / TornadoMath.sqrt(ss / headSize + eps);
+            for (int i = 0; i < headSize; i++) {
+                dst.set(dOff + i, (dst.get(dOff + i) * scale) * norms.get(normOff + i));
+            }
+        }
+        int half = headSize / 2;
+        for (int i = 0; i < half; i++) {
+            int i0 = neox != 0 ? i : 2 * i;
+            int i1 = neox != 0 ? i + half : 2 * i + 1;
+            float cos = rope.get((pos * half + i) * 2);
+            float sin = rope.get((pos * half + i) * 2 + 1);
+            float x0 = dst.get(dOff + i0);
+            float x1 = dst.get(dOff + i1);
+            dst.set(dOff + i0, x0 * cos - x1 * sin);
+            dst.set(dOff + i1, x0 * sin + x1 * cos);
+        }
+    }
+}
