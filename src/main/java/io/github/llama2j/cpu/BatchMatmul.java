@@ -1,11 +1,15 @@
 package io.github.llama2j.cpu;
 
 import io.github.llama2j.model.Matrix;
+import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
 import java.util.Arrays;
 
 /**
@@ -55,6 +59,10 @@ final class BatchMatmul {
 
     private static final ValueLayout.OfFloat FLOAT = ScalarKernels.FLOAT;
     private static final ValueLayout.OfByte BYTE = ValueLayout.JAVA_BYTE;
+    private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
+    /** FL bytes, widened to FL floats (null at 128 bits: no byte vector is shorter than 64 bits; scalar there). */
+    private static final VectorSpecies<Byte> B_FOR_F = FL >= 8
+            ? ByteVector.SPECIES_PREFERRED.withShape(VectorShape.forBitSize(FL * Byte.SIZE)) : null;
 
     /** Each worker's tile of block sums, (TILE_ROWS, stride). */
     private static final ThreadLocal<float[]> TILE = ThreadLocal.withInitial(() -> new float[0]);
@@ -240,7 +248,14 @@ final class BatchMatmul {
                 // the multiply-add loop below ran it at a third of the speed)
                 for (int i = 0; i < rows; i++) {
                     long base = (long) (rt + i) * n + k0;
-                    for (int k = 0; k < gs; k++) {
+                    int k = 0;
+                    if (B_FOR_F != null) {
+                        for (; k + FL <= gs; k += FL) {
+                            ((FloatVector) ByteVector.fromMemorySegment(B_FOR_F, values, base + k, LE).convertShape(VectorOperators.B2F, F, 0))
+                                    .intoArray(wf, i * gs + k);
+                        }
+                    }
+                    for (; k < gs; k++) {
                         wf[i * gs + k] = values.get(BYTE, base + k);
                     }
                 }

@@ -33,6 +33,8 @@ import java.util.concurrent.ConcurrentHashMap;
 public final class CpuEngine implements InferenceEngine {
     /** Speed (bytes of weights per nanosecond, i.e. GB/s) at which {@link #warmUp} deems a kernel compiled. */
     private static final double WARM_UP_BYTES_PER_NANO = 2.0;
+    /** The same for the batched kernel, in multiply-adds per nanosecond (compiled: 10 and more per core). */
+    private static final double WARM_UP_MACS_PER_NANO = 1.0;
     private static final long WARM_UP_MAX_NANOS = 3_000_000_000L;
     /** Kernel and weight-segment classes already warmed up in this JVM. */
     private static final Set<String> WARMED_UP = ConcurrentHashMap.newKeySet();
@@ -164,24 +166,42 @@ public final class CpuEngine implements InferenceEngine {
             case Matrix.Q8 q8 -> q8.values().getClass();
             case Matrix.Ggml g -> g.data().getClass();
         };
-        if (!WARMED_UP.add(kernels.getClass().getName() + " " + m.typeName() + " " + segmentClass)) {
-            return;
-        }
+        String key = kernels.getClass().getName() + " " + m.typeName() + " " + segmentClass;
         int rows = Math.min(CpuLayer.ROW_GRAIN, m.rows());
-        double bytes = (double) m.byteSize() * rows / m.rows();
-        float[] out = new float[rows];
-        in.input(xb, m.cols());
-        in.prepareFor(m);
+        if (WARMED_UP.add(key)) {
+            float[] out = new float[rows];
+            in.input(xb, m.cols());
+            in.prepareFor(m);
+            untilFast(() -> ops.kernel(out, in, m, 0, rows), (double) m.byteSize() * rows / m.rows(), WARM_UP_BYTES_PER_NANO);
+        }
+        // the batched kernel too (batched prefill), on a full tile of tokens: the first prompt would otherwise run
+        // it uncompiled, seconds for a chunk of a 110M model
+        if (kernels instanceof VectorKernels && BatchMatmul.transposed(m) && WARMED_UP.add(key + " batched")) {
+            int tokens = 4 * BatchMatmul.FL;
+            float[][] xs = new float[tokens][m.cols()], out = new float[tokens][rows];
+            BatchActivations bin = new BatchActivations(tokens, m.cols());
+            bin.input(xs, tokens, m.cols());
+            bin.prepareFor(m);
+            untilFast(() -> BatchMatmul.matmul(out, bin, m, 0, rows, kernels), (double) rows * m.cols() * tokens,
+                    WARM_UP_MACS_PER_NANO);
+        }
+    }
+
+    /**
+     * Calls {@code call} (doing {@code work} units) until 100 calls in a row run at {@code fastWorkPerNano} or 50
+     * times faster than the first calls, or for {@link #WARM_UP_MAX_NANOS}.
+     */
+    private static void untilFast(Runnable call, double work, double fastWorkPerNano) {
         long deadline = System.nanoTime() + WARM_UP_MAX_NANOS;
         long firstCalls = Long.MAX_VALUE;
         for (int calls = 0, fastCalls = 0; fastCalls < 100 && System.nanoTime() < deadline; calls++) {
             long t0 = System.nanoTime();
-            ops.kernel(out, in, m, 0, rows);
+            call.run();
             long t = System.nanoTime() - t0;
             if (calls < 3) {
                 firstCalls = Math.min(firstCalls, t);
             }
-            boolean fast = bytes >= WARM_UP_BYTES_PER_NANO * t || t * 50 < firstCalls;
+            boolean fast = work >= fastWorkPerNano * t || t * 50 < firstCalls;
             fastCalls = fast ? fastCalls + 1 : 0;
         }
     }
