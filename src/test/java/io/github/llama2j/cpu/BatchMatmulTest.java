@@ -18,8 +18,8 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 
 /**
  * The batched matmuls ({@link BatchMatmul}) on fresh random inputs: F32 bit-identical to its scalar reference
- * ({@link BatchMatmul#f32Reference}) and within float rounding of the one-token kernels; runq's Q8 and every
- * GGML type bit-identical to the one-token kernels token by token. Token counts that are not multiples of the
+ * ({@link BatchMatmul#f32Reference}) and within float rounding of the one-token kernels; runq's Q8
+ * bit-identical to runq token by token; every GGML type the one-token kernel's result. Token counts that are not multiples of the
  * vector width or of the four-vector tile, row ranges that do not start or end on a tile, odd row counts.
  * Tagged {@code vector-widths}: the build runs it at 512, 256 and 128 bits.
  */
@@ -139,10 +139,15 @@ class BatchMatmulTest {
         }
     }
 
-    /** Every GGML type: the one-token kernel for each token, so bit-identical to it. */
+    /**
+     * Every GGML type: the one-token kernel for each token on tiles of rows. The arithmetic is the same, but
+     * the Vector API's {@code reduceLanes} adds the lanes in another order before C2 has compiled a kernel
+     * than after (seen once, Q4_K: 1 ulp), so two calls of one kernel agree bit for bit only in one
+     * compilation state: the test allows a few ulps of the output's magnitude.
+     */
     @ParameterizedTest
     @CsvSource({"F16, 256", "BF16, 96", "Q8_0, 256", "Q4_0, 64", "Q4_K, 256", "Q6_K, 512"})
-    void ggmlTypesAreBitIdenticalToTheOneTokenKernel(String type, int cols) {
+    void ggmlTypesMatchTheOneTokenKernel(String type, int cols) {
         int rows = 37, b = 19;
         float[] values = RandomMatrices.floats(rnd, rows * cols);
         Matrix w = GgmlQuantize.quantize(type, values, rows, cols, arena);
@@ -156,7 +161,13 @@ class BatchMatmulTest {
             one.input(x[t], cols);
             one.prepareFor(w);
             kernels.matmul(expected, one, w, 3, rows);
-            assertArrayEquals(expected, actual[t], type + " token " + t);
+            float max = 0;
+            for (float e : expected) {
+                max = Math.max(max, Math.abs(e));
+            }
+            for (int r = 0; r < rows; r++) {
+                assertEquals(expected[r], actual[t][r], 8 * Math.ulp(max), type + " token " + t + " row " + r);
+            }
         }
     }
 
