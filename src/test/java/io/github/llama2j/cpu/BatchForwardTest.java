@@ -29,7 +29,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * <ul>
  *   <li>Q8 (runq) checkpoints: bit-identical logits (the batched Q8 matmul is runq's arithmetic).</li>
  *   <li>F32 checkpoints: within {@link #F32_TOLERANCE} of max|logit| (the batched F32 matmul sums in another
- *       order; measured at most ~2e-7).</li>
+ *       order; {@link #f32BatchIsNotTheOneTokenPathInDisguise} checks that it does).</li>
  *   <li>Exact mode (run.c's order) keeps the one-token path: bit-identical.</li>
  * </ul>
  */
