@@ -34,7 +34,9 @@ import java.util.concurrent.Callable;
                 + " generated from BOS. Each is run --warmup times unmeasured, then --reps times; the table shows"
                 + " mean ± sample standard deviation of tokens per second.",
                 "GB/s is the weight bandwidth this implies: bytes read per token (see 'llama2j info') × tokens per second."
-                        + " The engine runs one token at a time, so pp and tg read the same bytes per token."},
+                        + " It is computed for both tests, but the CPU engine's pp reads each weight once per batch"
+                        + " of up to 64 prompt tokens (batched prefill; not with --exact), so its pp figure is an"
+                        + " equivalent, not a measured bandwidth."},
         footer = {"",
                 "Examples:",
                 "  llama2j bench stories110M --threads 1,2,4",
@@ -164,12 +166,13 @@ public final class BenchCommand implements Callable<Integer> {
         return new Measurement(test, threads, e.name(), tokens, tps, e.launchesPerToken(), e.selection());
     }
 
-    /** Prompt processing: one forward pass per given token, logits unused. */
+    /**
+     * Prompt processing: the tokens through {@link InferenceEngine#forwardBatch} from position 0, as the
+     * generators feed a prompt (the CPU engine in batches; exact mode and other engines one at a time).
+     */
     static void prompt(InferenceEngine e, int[] tokens) {
         e.reset();
-        for (int pos = 0; pos < tokens.length; pos++) {
-            e.forward(tokens[pos], pos);
-        }
+        e.forwardBatch(tokens, 0);
     }
 
     /**

@@ -33,6 +33,8 @@ import java.util.concurrent.ConcurrentHashMap;
 public final class CpuEngine implements InferenceEngine {
     /** Speed (bytes of weights per nanosecond, i.e. GB/s) at which {@link #warmUp} deems a kernel compiled. */
     private static final double WARM_UP_BYTES_PER_NANO = 2.0;
+    /** The same for the batched kernel, in multiply-adds per nanosecond (compiled: 10 and more per core). */
+    private static final double WARM_UP_MACS_PER_NANO = 1.0;
     private static final long WARM_UP_MAX_NANOS = 3_000_000_000L;
     /** Kernel and weight-segment classes already warmed up in this JVM. */
     private static final Set<String> WARMED_UP = ConcurrentHashMap.newKeySet();
@@ -44,6 +46,7 @@ public final class CpuEngine implements InferenceEngine {
     private final boolean ownsParallel;
     private final String name;
     private final Rope rope;
+    private final FloatMath math;
     private final float[] ropeCos, ropeSin;         // (head_size/2): the rotations at the current position
     private final Attention attention;
     private final CpuLayer ops;
@@ -82,6 +85,7 @@ public final class CpuEngine implements InferenceEngine {
         this.c = model.config();
         this.w = model.weights();
         this.kernels = kernels;
+        this.math = math;
         this.parallel = parallel;
         this.ownsParallel = ownsParallel;
         this.name = "cpu-" + kernels.name() + "-" + parallel.threads() + "t";
@@ -162,24 +166,42 @@ public final class CpuEngine implements InferenceEngine {
             case Matrix.Q8 q8 -> q8.values().getClass();
             case Matrix.Ggml g -> g.data().getClass();
         };
-        if (!WARMED_UP.add(kernels.getClass().getName() + " " + m.typeName() + " " + segmentClass)) {
-            return;
-        }
+        String key = kernels.getClass().getName() + " " + m.typeName() + " " + segmentClass;
         int rows = Math.min(CpuLayer.ROW_GRAIN, m.rows());
-        double bytes = (double) m.byteSize() * rows / m.rows();
-        float[] out = new float[rows];
-        in.input(xb, m.cols());
-        in.prepareFor(m);
+        if (WARMED_UP.add(key)) {
+            float[] out = new float[rows];
+            in.input(xb, m.cols());
+            in.prepareFor(m);
+            untilFast(() -> ops.kernel(out, in, m, 0, rows), (double) m.byteSize() * rows / m.rows(), WARM_UP_BYTES_PER_NANO);
+        }
+        // the batched kernel too (batched prefill), on a full tile of tokens: the first prompt would otherwise run
+        // it uncompiled, seconds for a chunk of a 110M model
+        if (kernels instanceof VectorKernels && BatchMatmul.transposed(m) && WARMED_UP.add(key + " batched")) {
+            int tokens = 4 * BatchMatmul.FL;
+            float[][] xs = new float[tokens][m.cols()], out = new float[tokens][rows];
+            BatchActivations bin = new BatchActivations(tokens, m.cols());
+            bin.input(xs, tokens, m.cols());
+            bin.prepareFor(m);
+            untilFast(() -> BatchMatmul.matmul(out, bin, m, 0, rows, kernels), (double) rows * m.cols() * tokens,
+                    WARM_UP_MACS_PER_NANO);
+        }
+    }
+
+    /**
+     * Calls {@code call} (doing {@code work} units) until 100 calls in a row run at {@code fastWorkPerNano} or 50
+     * times faster than the first calls, or for {@link #WARM_UP_MAX_NANOS}.
+     */
+    private static void untilFast(Runnable call, double work, double fastWorkPerNano) {
         long deadline = System.nanoTime() + WARM_UP_MAX_NANOS;
         long firstCalls = Long.MAX_VALUE;
         for (int calls = 0, fastCalls = 0; fastCalls < 100 && System.nanoTime() < deadline; calls++) {
             long t0 = System.nanoTime();
-            ops.kernel(out, in, m, 0, rows);
+            call.run();
             long t = System.nanoTime() - t0;
             if (calls < 3) {
                 firstCalls = Math.min(firstCalls, t);
             }
-            boolean fast = bytes >= WARM_UP_BYTES_PER_NANO * t || t * 50 < firstCalls;
+            boolean fast = work >= fastWorkPerNano * t || t * 50 < firstCalls;
             fastCalls = fast ? fastCalls + 1 : 0;
         }
     }
@@ -258,6 +280,125 @@ public final class CpuEngine implements InferenceEngine {
             ops.matmul(logits, in, w.classifier());
         });
         return logits;
+    }
+
+    // ------------------------------------------------------------------ batched prefill
+
+    /** Tokens per chunk of {@link #forwardBatch}: the batch buffers' first dimension (bounded memory). */
+    public static final int CHUNK = 64;
+
+    /** The batch buffers, made on the first {@link #forwardBatch}: (CHUNK, ...) each. */
+    private Batch batch;
+
+    /** Run state of a chunk, as the per-token fields with the tokens as first index. */
+    private static final class Batch {
+        final float[][] x, xb2;              // (CHUNK, dim)
+        final float[][] xb;                  // (CHUNK, max(dim, q_dim))
+        final float[][] q;                   // (CHUNK, q_dim)
+        final float[][] k, v;                // (CHUNK, kv_dim)
+        final float[][] hb, hb2;             // (CHUNK, hidden_dim)
+        final float[][] cos, sin;            // (CHUNK, head_size/2): each token's rotations
+        final BatchActivations in;
+        final BatchLayer ops;
+
+        Batch(Configuration c, int pairs, Kernels kernels, Parallel parallel, FloatMath math) {
+            int dim = c.dim(), qDim = c.qDim(), kvDim = c.kvDim(), hidden = c.hiddenDim();
+            x = new float[CHUNK][dim];
+            xb2 = new float[CHUNK][dim];
+            xb = new float[CHUNK][Math.max(dim, qDim)];
+            q = new float[CHUNK][qDim];
+            k = new float[CHUNK][kvDim];
+            v = new float[CHUNK][kvDim];
+            hb = new float[CHUNK][hidden];
+            hb2 = new float[CHUNK][hidden];
+            cos = new float[CHUNK][pairs];
+            sin = new float[CHUNK][pairs];
+            in = new BatchActivations(CHUNK, Math.max(Math.max(dim, qDim), hidden));
+            ops = new BatchLayer(kernels, parallel, math);
+        }
+    }
+
+    /**
+     * Batched prefill: the tokens go through the forward pass {@link #CHUNK} at a time as a matrix, each weight
+     * read once per chunk ({@link BatchMatmul}), the cache written for every position, each token attending to
+     * the positions up to its own. The last token's logits come out as {@link #forward}'s would: bit-identical
+     * for Q8 (runq) and GGML quantized weights (GGML: with the kernels in one compilation state, see
+     * docs/performance.md), within float rounding for F32 weights (another summation order). Exact mode ({@link ExactVectorKernels}: run.c's order) and the {@link ScalarKernels} reference
+     * feed the tokens one at a time.
+     */
+    @Override
+    public float[] forwardBatch(int[] tokens, int startPos) {
+        InferenceEngine.checkBatchArguments(c, tokens, startPos);
+        if (!(kernels instanceof VectorKernels) || tokens.length == 1) {
+            return InferenceEngine.super.forwardBatch(tokens, startPos);
+        }
+        if (batch == null) {
+            batch = new Batch(c, rope.pairs(), kernels, parallel, math);
+        }
+        for (int off = 0; off < tokens.length; off += CHUNK) {
+            int n = Math.min(CHUNK, tokens.length - off);
+            forwardChunk(tokens, off, n, startPos + off, off + n == tokens.length);
+        }
+        return logits;
+    }
+
+    /** {@link #forward} for tokens[off, off + n) at positions startPos.. at once; logits (of the last) only if {@code last}. */
+    private void forwardChunk(int[] tokens, int off, int n, int startPos, boolean last) {
+        int dim = c.dim(), hidden = c.hiddenDim(), kvDim = c.kvDim(), qDim = c.qDim();
+        int nHeads = c.nHeads(), nKvHeads = c.nKvHeads(), headSize = c.headSize();
+        Batch s = batch;
+        BatchActivations in = s.in;
+        for (int b = 0; b < n; b++) {
+            w.tokenEmbedding().dequantizeRow(tokens[off + b], s.x[b], 0);
+            rope.angles(startPos + b, s.cos[b], s.sin[b]);
+        }
+        for (int l = 0; l < c.nLayers(); l++) {
+            final Matrix wq = w.wq()[l], wk = w.wk()[l], wv = w.wv()[l], wo = w.wo()[l];
+            final Matrix w1 = w.w1()[l], w2 = w.w2()[l], w3 = w.w3()[l];
+
+            // ---- attention block, every token: x += wo · attention(rope(wq·xb + bq), rope(wk·xb + bk), wv·xb + bv)
+            for (int b = 0; b < n; b++) {
+                rmsnorm(s.xb[b], s.x[b], w.rmsAtt()[l], dim);
+            }
+            in.input(s.xb, n, dim);
+            s.ops.matmul3(s.q, wq, s.k, wk, s.v, wv, in);
+            for (int b = 0; b < n; b++) {
+                if (w.bq() != null) { // qwen2
+                    GgmlOps.addBias(s.q[b], w.bq()[l], qDim);
+                    GgmlOps.addBias(s.k[b], w.bk()[l], kvDim);
+                    GgmlOps.addBias(s.v[b], w.bv()[l], kvDim);
+                }
+                if (w.qNorm() != null) { // qwen3
+                    GgmlOps.headNorms(s.q[b], nHeads, headSize, w.qNorm()[l], c.rmsEps());
+                    GgmlOps.headNorms(s.k[b], nKvHeads, headSize, w.kNorm()[l], c.rmsEps());
+                }
+                rope.rotate(s.q[b], nHeads, s.k[b], nKvHeads, s.cos[b], s.sin[b]);
+                attention.store(l, startPos + b, s.k[b], s.v[b]);
+            }
+            s.ops.attention(attention, l, startPos, n, nHeads, s.q, s.xb, att); // causal: token b reads up to startPos + b
+            in.input(s.xb, n, qDim);
+            s.ops.matmul(s.xb2, in, wo);
+            for (int b = 0; b < n; b++) {
+                VectorOps.add(s.x[b], s.xb2[b], dim);
+            }
+
+            // ---- feed-forward block, every token: x += w2 · (silu(w1·xb) * (w3·xb))
+            for (int b = 0; b < n; b++) {
+                rmsnorm(s.xb[b], s.x[b], w.rmsFfn()[l], dim);
+            }
+            in.input(s.xb, n, dim);
+            s.ops.matmulSwiglu(s.hb, s.hb2, w1, w3, in);
+            in.input(s.hb, n, hidden);
+            s.ops.matmul(s.xb, in, w2);
+            for (int b = 0; b < n; b++) {
+                VectorOps.add(s.x[b], s.xb[b], dim);
+            }
+        }
+        if (last) { // the classifier for the last token only, as forward() does it
+            rmsnorm(x, s.x[n - 1], w.rmsFinal(), dim);
+            this.in.input(x, dim);
+            ops.matmul(logits, this.in, w.classifier());
+        }
     }
 
     /** run.c's rmsnorm (epsilon 1e-5) for llama2.c checkpoints, ggml's with the model's epsilon for GGUF models. */

@@ -27,6 +27,24 @@ public interface InferenceEngine extends AutoCloseable {
     float[] forward(int token, int pos);
 
     /**
+     * Runs the transformer on {@code tokens} at positions {@code startPos, startPos + 1, ...} (a prompt, or the
+     * new part of one), writing the key/value cache of every one of them, and returns the logits of the last
+     * token, as {@link #forward} would after feeding them one by one (the array is the engine's, as there).
+     * Engines that can push the tokens through as a matrix (the CPU engine: each weight row is read once for
+     * all of them) override this; the default feeds them one at a time.
+     *
+     * @throws IllegalArgumentException for an empty array, a token outside the vocabulary or positions past seq_len
+     */
+    default float[] forwardBatch(int[] tokens, int startPos) {
+        checkBatchArguments(config(), tokens, startPos);
+        float[] logits = null;
+        for (int i = 0; i < tokens.length; i++) {
+            logits = forward(tokens[i], startPos + i);
+        }
+        return logits;
+    }
+
+    /**
      * Sends timed events (per task kernels, copies, compilation) to {@code profiler} from now on;
      * {@link Profiler#NONE} turns profiling off. Engines that cannot be profiled say so.
      */
@@ -68,6 +86,25 @@ public interface InferenceEngine extends AutoCloseable {
 
     @Override
     default void close() {
+    }
+
+    /**
+     * The argument checks of {@link #forwardBatch}: at least one token, each in the vocabulary, all positions
+     * in [0, seq_len).
+     *
+     * @throws IllegalArgumentException naming the value and its range
+     */
+    static void checkBatchArguments(Configuration c, int[] tokens, int startPos) {
+        if (tokens.length == 0) {
+            throw new IllegalArgumentException("an empty batch of tokens");
+        }
+        if (startPos < 0 || startPos > c.seqLen() - tokens.length) {
+            throw new IllegalArgumentException("positions " + startPos + " to " + ((long) startPos + tokens.length - 1)
+                    + " outside [0, seq_len " + c.seqLen() + ")");
+        }
+        for (int token : tokens) {
+            checkForwardArguments(c, token, startPos);
+        }
     }
 
     /**

@@ -12,6 +12,7 @@ import java.io.InputStream;
 import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -57,18 +58,19 @@ public final class GgufGenerator {
         }
         write(text.getBytes(StandardCharsets.UTF_8));
         Trace trace = new Trace();
-        int token = promptTokens[0];
-        for (int pos = 0; pos < steps; pos++) {
-            float[] logits = trace.forward(token, pos);
-            if (pos + 1 < promptTokens.length) {
-                token = promptTokens[pos + 1];
-                continue;
-            }
-            token = trace.sample(logits);
+        int prefill = Math.min(promptTokens.length, steps); // the prompt positions fed, as one batch
+        float[] logits = trace.forwardBatch(Arrays.copyOf(promptTokens, prefill), 0);
+        // sample after the last prompt position and every generated one, until steps positions are fed
+        for (int pos = prefill - 1; pos >= promptTokens.length - 1; ) {
+            int token = trace.sample(logits);
             if (tokenizer.isEndOfGeneration(token)) {
                 break;
             }
             write(tokenizer.tokenToPiece(token, true));
+            if (++pos >= steps) {
+                break;
+            }
+            logits = trace.forward(token, pos);
         }
         write(NEWLINE);
         return trace.result(promptTokens.length);
@@ -136,9 +138,8 @@ public final class GgufGenerator {
             cache.subList(keep, cache.size()).clear();
             promptTokens += tokens.length - keep;
             write("Assistant: ".getBytes(StandardCharsets.US_ASCII));
-            float[] logits = null;
+            float[] logits = trace.forwardBatch(Arrays.copyOfRange(tokens, keep, tokens.length), keep);
             for (int pos = keep; pos < tokens.length; pos++) {
-                logits = trace.forward(tokens[pos], pos);
                 cache.add(tokens[pos]);
             }
             ByteArrayOutputStream reply = new ByteArrayOutputStream();
@@ -174,6 +175,14 @@ public final class GgufGenerator {
         float[] forward(int token, int pos) {
             fed.add(token);
             return engine.forward(token, pos);
+        }
+
+        /** The tokens at positions startPos.. as one batch; the last one's logits. */
+        float[] forwardBatch(int[] tokens, int startPos) {
+            for (int t : tokens) {
+                fed.add(t);
+            }
+            return engine.forwardBatch(tokens, startPos);
         }
 
         int sample(float[] logits) {

@@ -4,12 +4,14 @@ import io.github.llama2j.engine.InferenceEngine;
 import io.github.llama2j.sampling.Sampler;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.function.IntPredicate;
 
 /**
- * The token-by-token loop under {@code llama2j run} (generate mode) and {@code llama2j serve}: feed the
- * prompt from position 0, then sample one token per position, reporting every transition
+ * The loop under {@code llama2j run} (generate mode) and {@code llama2j serve}: feed the prompt from
+ * position 0 (as one {@link InferenceEngine#forwardBatch}, unless the prompt positions are sampled), then
+ * sample one token per position, reporting every transition
  * {@code prev -> next} to a {@link Listener} before {@code next} is fed. It stops at an end token, at
  * the position or new-token limit, or when the listener says so (a stop string, a client that went away).
  *
@@ -90,13 +92,17 @@ public final class TokenGenerator {
         int generated = 0;
         int token = prompt[0];
         int pos = 0;
+        // The prompt goes through the engine as one batch (positions [0, batched)), then its transitions are
+        // reported as before; only the last position's logits are needed, unless the prompt is sampled.
+        int batched = request.samplePrompt() ? 0 : prefillLength(request);
+        float[] batchLogits = batched > 0 ? engine.forwardBatch(Arrays.copyOf(prompt, batched), 0) : null;
         Finish finish;
         while (true) {
             if (pos >= request.maxPositions() || generated >= request.maxNewTokens()) {
                 finish = Finish.LENGTH;
                 break;
             }
-            float[] logits = engine.forward(token, pos);
+            float[] logits = pos < batched ? batchLogits : engine.forward(token, pos);
             fed.add(token);
             boolean fromPrompt = pos < prompt.length - 1;
             int next;
@@ -125,5 +131,24 @@ public final class TokenGenerator {
             token = next;
         }
         return new Outcome(finish, fed, sampled, prompt.length, generated, start, first, System.nanoTime());
+    }
+
+    /**
+     * The positions the loop feeds from the prompt before it samples or stops: the whole prompt, cut at the
+     * position limit and, with {@code endTokenInPrompt}, before the position after which an end token comes
+     * (the loop stops there). Only the last one's logits are ever read (it is the last prompt position, or the
+     * loop stops after it without sampling).
+     */
+    private static int prefillLength(Request request) {
+        int[] prompt = request.prompt();
+        int n = Math.min(prompt.length, request.maxPositions());
+        if (request.endTokenInPrompt()) {
+            for (int i = 1; i < n; i++) {
+                if (request.endToken().test(prompt[i])) {
+                    return i; // positions 0 .. i-1 are fed; after i-1 the next token is an end token
+                }
+            }
+        }
+        return n;
     }
 }

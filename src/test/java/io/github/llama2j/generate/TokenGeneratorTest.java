@@ -111,4 +111,55 @@ class TokenGeneratorTest {
         assertEquals(2, o.generated());
         assertEquals(4, steps.size());
     }
+
+    /** Successor that records its batches (start position and tokens). */
+    static final class Batching implements InferenceEngine {
+        final Successor one = new Successor();
+        final List<List<Integer>> batches = new ArrayList<>();
+
+        @Override
+        public String name() {
+            return "batching";
+        }
+
+        @Override
+        public Configuration config() {
+            return one.config();
+        }
+
+        @Override
+        public float[] forward(int token, int pos) {
+            return one.forward(token, pos);
+        }
+
+        @Override
+        public float[] forwardBatch(int[] tokens, int startPos) {
+            List<Integer> b = new ArrayList<>(List.of(startPos));
+            for (int t : tokens) {
+                b.add(t);
+            }
+            batches.add(b);
+            return InferenceEngine.super.forwardBatch(tokens, startPos);
+        }
+    }
+
+    /** The prompt goes in one batch from position 0, cut where the loop stops; not at all when it is sampled. */
+    @Test
+    void thePromptIsFedAsOneBatch() {
+        int[] prompt = {1, 9, 2, 5};
+        Object[][] cases = {
+                // request, expected batches, expected fed
+                {new TokenGenerator.Request(prompt, SEQ_LEN, 2, t -> false, false, false), List.of(List.of(0, 1, 9, 2, 5)), List.of(1, 9, 2, 5, 6)},
+                {new TokenGenerator.Request(prompt, SEQ_LEN, 2, t -> t == 2, true, false), List.of(List.of(0, 1, 9)), List.of(1, 9)},
+                {new TokenGenerator.Request(prompt, 3, 2, t -> false, false, false), List.of(List.of(0, 1, 9, 2)), List.of(1, 9, 2)},
+                {new TokenGenerator.Request(prompt, SEQ_LEN, 2, t -> false, false, true), List.of(), List.of(1, 9, 2, 5, 6)},
+        };
+        for (Object[] c : cases) {
+            Batching e = new Batching();
+            TokenGenerator.Outcome o = new TokenGenerator(e, new Sampler(VOCAB, 0f, 0.9f, 1))
+                    .generate((TokenGenerator.Request) c[0], (prev, next, sampled) -> true);
+            assertEquals(c[1], e.batches);
+            assertEquals(c[2], o.fed());
+        }
+    }
 }

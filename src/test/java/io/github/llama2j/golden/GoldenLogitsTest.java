@@ -22,7 +22,9 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * Logits at positions 0-2 against llama2.c's dumps (shared/golden/logits). Tolerances:
+ * Logits at positions 0-2 against llama2.c's dumps (shared/golden/logits), each position fed one token at a
+ * time and again as a batch of positions 0..pos ({@link InferenceEngine#forwardBatch}: batched prefill in
+ * default mode, one at a time with --exact). Tolerances:
  * <ul>
  *   <li>default mode, float models: 1e-4 absolute. A correct float32 forward pass with another
  *       summation order (SIMD, FMA) moves these logits by up to ~2e-5 (llama2.c -Ofast vs -O0,
@@ -54,31 +56,40 @@ class GoldenLogitsTest {
         List<Object> positions = (List<Object>) ((Map<String, Object>) g.file().get("logits")).get("positions");
         try (Model model = ModelLoader.load(models.resolve(file));
              InferenceEngine engine = Engines.create(model, EngineOptions.cpu(2, exact))) {
+            List<Integer> fed = new ArrayList<>();
             for (Object o : positions) {
                 Map<String, Object> p = (Map<String, Object>) o;
                 int pos = ((Number) p.get("pos")).intValue();
                 int token = ((Number) p.get("token")).intValue();
+                assertEquals(fed.size(), pos, "positions 0, 1, 2, ... in order");
+                fed.add(token);
                 float[] expected = readFloats(TestData.golden().resolve((String) p.get("file")));
-                float[] actual = engine.forward(token, pos);
-                assertEquals(expected.length, actual.length);
-                float maxAbs = 0, maxDiff = 0;
-                int argmaxExpected = 0, argmaxActual = 0;
-                for (int i = 0; i < expected.length; i++) {
-                    maxAbs = Math.max(maxAbs, Math.abs(expected[i]));
-                    maxDiff = Math.max(maxDiff, Math.abs(expected[i] - actual[i]));
-                    if (expected[i] > expected[argmaxExpected]) {
-                        argmaxExpected = i;
-                    }
-                    if (actual[i] > actual[argmaxActual]) {
-                        argmaxActual = i;
-                    }
-                }
-                float tolerance = exact ? 0f : 1e-4f;
-                final float diff = maxDiff;
-                assertTrue(maxDiff <= tolerance, () -> file + " pos " + pos + ": max |diff| " + diff + " > " + tolerance);
-                assertEquals(argmaxExpected, argmaxActual, "argmax at pos " + pos);
+                compare(file, pos, expected, engine.forward(token, pos), exact);
+                // batched prefill (default mode; --exact feeds one at a time): positions 0..pos as one batch
+                engine.reset();
+                compare(file + " batched", pos, expected, engine.forwardBatch(fed.stream().mapToInt(Integer::intValue).toArray(), 0), exact);
             }
         }
+    }
+
+    private static void compare(String file, int pos, float[] expected, float[] actual, boolean exact) {
+        assertEquals(expected.length, actual.length);
+        float maxAbs = 0, maxDiff = 0;
+        int argmaxExpected = 0, argmaxActual = 0;
+        for (int i = 0; i < expected.length; i++) {
+            maxAbs = Math.max(maxAbs, Math.abs(expected[i]));
+            maxDiff = Math.max(maxDiff, Math.abs(expected[i] - actual[i]));
+            if (expected[i] > expected[argmaxExpected]) {
+                argmaxExpected = i;
+            }
+            if (actual[i] > actual[argmaxActual]) {
+                argmaxActual = i;
+            }
+        }
+        float tolerance = exact ? 0f : 1e-4f;
+        final float diff = maxDiff;
+        assertTrue(maxDiff <= tolerance, () -> file + " pos " + pos + ": max |diff| " + diff + " > " + tolerance);
+        assertEquals(argmaxExpected, argmaxActual, "argmax at pos " + pos);
     }
 
     static float[] readFloats(Path path) throws IOException {

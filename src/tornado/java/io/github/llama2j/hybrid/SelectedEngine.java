@@ -39,6 +39,11 @@ record SelectedEngine(InferenceEngine engine, String selection, Calibrator.Resul
     }
 
     @Override
+    public float[] forwardBatch(int[] tokens, int startPos) {
+        return engine.forwardBatch(tokens, startPos); // the CPU engine's batched prefill when auto chose it
+    }
+
+    @Override
     public void setProfiler(Profiler profiler) {
         engine.setProfiler(profiler);
     }

@@ -1,0 +1,72 @@
+package io.github.llama2j.cpu;
+
+import io.github.llama2j.math.FloatMath;
+import io.github.llama2j.model.Matrix;
+
+/**
+ * {@link CpuLayer}'s kernels for a batch of tokens (batched prefill): the same dispatches, each over
+ * {@code (B, n)} inputs. Matmuls split their rows over the {@link Parallel} pool in blocks of
+ * {@link CpuLayer#ROW_GRAIN} rows and compute every token of a row block together ({@link BatchMatmul});
+ * attention runs heads in parallel, each head over the batch's tokens in order. One caller at a time.
+ */
+final class BatchLayer {
+    private final Kernels kernels;
+    private final Parallel parallel;
+    private final FloatMath math;
+
+    BatchLayer(Kernels kernels, Parallel parallel, FloatMath math) {
+        this.kernels = kernels;
+        this.parallel = parallel;
+        this.math = math;
+    }
+
+    /** out[b] = m · in[b] for every token b. */
+    void matmul(float[][] out, BatchActivations in, Matrix m) {
+        in.prepareFor(m);
+        parallel.forRange(m.rows(), CpuLayer.ROW_GRAIN, (a, b) -> BatchMatmul.matmul(out, in, m, a, b, kernels));
+    }
+
+    /** Q, K and V in one dispatch, as {@link CpuLayer#matmul3}. */
+    void matmul3(float[][] out0, Matrix m0, float[][] out1, Matrix m1, float[][] out2, Matrix m2, BatchActivations in) {
+        int n0 = m0.rows(), n1 = m1.rows(), n2 = m2.rows();
+        in.prepareFor(m0);
+        in.prepareFor(m1);
+        in.prepareFor(m2);
+        parallel.forRange(n0 + n1 + n2, CpuLayer.ROW_GRAIN, (s, e) -> {
+            BatchMatmul.matmul(out0, in, m0, s, Math.min(e, n0), kernels);
+            BatchMatmul.matmul(out1, in, m1, Math.max(s - n0, 0), Math.min(e - n0, n1), kernels);
+            BatchMatmul.matmul(out2, in, m2, Math.max(s - n0 - n1, 0), Math.min(e - n0 - n1, n2), kernels);
+        });
+    }
+
+    /** hb[b] = silu(w1 · in[b]) * (w3 · in[b]) in one dispatch, as {@link CpuLayer#matmulSwiglu}; hb2 is scratch. */
+    void matmulSwiglu(float[][] hb, float[][] hb2, Matrix w1, Matrix w3, BatchActivations in) {
+        in.prepareFor(w1);
+        in.prepareFor(w3);
+        int tokens = in.tokens();
+        parallel.forRange(w1.rows(), CpuLayer.ROW_GRAIN, (r0, r1) -> {
+            BatchMatmul.matmul(hb, in, w1, r0, r1, kernels);
+            BatchMatmul.matmul(hb2, in, w3, r0, r1, kernels);
+            for (int b = 0; b < tokens; b++) {
+                VectorOps.swiglu(hb[b], hb2[b], r0, r1, math);
+            }
+        });
+    }
+
+    /**
+     * Causal attention of every token b (at position startPos + b) over the cache up to its own position, heads
+     * in parallel: the cache must already hold the keys and values of all the batch's positions; a token never
+     * reads past its own.
+     *
+     * @param scores scratch, {@code heads * cache.scoreStride()} floats
+     */
+    void attention(Attention cache, int layer, int startPos, int tokens, int heads, float[][] q, float[][] out, float[] scores) {
+        parallel.forRange(heads, (h0, h1) -> {
+            for (int h = h0; h < h1; h++) {
+                for (int b = 0; b < tokens; b++) {
+                    cache.head(layer, h, startPos + b, q[b], out[b], scores, h * cache.scoreStride());
+                }
+            }
+        });
+    }
+}
