@@ -31,12 +31,23 @@ import java.util.concurrent.Callable;
                 "  llama2-7b    4096, 11008, 32, 32, 32, 32000, 2048",
                 "Explicit options override the shape's values.",
                 "",
+                "GGUF shapes (--format gguf; arch, dim, ffn, layers, heads, kv_heads, head size, vocab, context, rope theta,",
+                "rms eps, classifier), the published models' values:",
+                "  llama-3.2-1b  llama, 2048, 8192, 16, 32, 8, 64, 128256, 131072, 500000, 1e-5, tied, llama3 rope x32",
+                "  llama-3.1-8b  llama, 4096, 14336, 32, 32, 8, 128, 128256, 131072, 500000, 1e-5, separate, llama3 rope x8",
+                "  qwen2.5-0.5b  qwen2, 896, 4864, 24, 14, 2, 64, 151936, 32768, 1e6, 1e-6, tied",
+                "  qwen2.5-7b    qwen2, 3584, 18944, 28, 28, 4, 128, 152064, 32768, 1e6, 1e-6, separate",
+                "",
                 "Examples:",
                 "  llama2j synth s110.bin --shape stories110M --seed 1",
                 "  llama2j synth s110_q80.bin --shape stories110M --format v2 --seed 1",
                 "  llama2j synth 7b_q80.bin --shape llama2-7b --format v2   (7 GB; v0: 27 GB)",
                 "  llama2j synth small.bin --dim 64 --hidden-dim 172 --layers 2 --heads 8 \\",
-                "      --kv-heads 4 --vocab 512 --seq-len 128 --unshared"})
+                "      --kv-heads 4 --vocab 512 --seq-len 128 --unshared",
+                "  llama2j synth l1b_q4km.gguf --format gguf --shape llama-3.2-1b --type q4_k_m \\",
+                "      --vocab ggml-vocab-llama-bpe.gguf",
+                "  llama2j synth q3.gguf --format gguf --arch qwen3 --dim 64 --hidden-dim 128 --layers 2 --heads 4 \\",
+                "      --kv-heads 2 --head-size 32 --vocab 256 --seq-len 512 --type q8_0"})
 public final class SynthCommand implements Callable<Integer> {
 
     @Parameters(index = "0", paramLabel = "OUT", description = "Checkpoint file to write.")
@@ -60,8 +71,10 @@ public final class SynthCommand implements Callable<Integer> {
     @Option(names = "--kv-heads", paramLabel = "K", description = "Key/value heads (default: --heads).")
     Integer kvHeads;
 
-    @Option(names = "--vocab", paramLabel = "V", description = "Vocabulary size.")
-    Integer vocab;
+    @Option(names = "--vocab", paramLabel = "V|FILE.gguf",
+            description = "Vocabulary size; with --format gguf also a GGUF file whose tokenizer.* keys (vocabulary, merges,"
+                    + " special ids, chat template) are copied, its token count the vocabulary size unless --shape gives one.")
+    String vocab;
 
     @Option(names = "--seq-len", paramLabel = "S", description = "Maximum sequence length.")
     Integer seqLen;
@@ -69,9 +82,26 @@ public final class SynthCommand implements Callable<Integer> {
     @Option(names = "--unshared", description = "Write a separate classifier instead of sharing the token embedding.")
     boolean unshared;
 
-    @Option(names = "--format", paramLabel = "v0|v1|v2", defaultValue = "v0",
-            description = "v0: run.c's legacy float32 (default); v1: export.py --version 1; v2: Q8_0 as runq.c reads.")
+    @Option(names = "--format", paramLabel = "v0|v1|v2|gguf", defaultValue = "v0",
+            description = "v0: run.c's legacy float32 (default); v1: export.py --version 1; v2: Q8_0 as runq.c reads;"
+                    + " gguf: a GGUF v3 file as llama.cpp writes it.")
     String format;
+
+    @Option(names = "--arch", paramLabel = "NAME", description = "gguf: llama (default), qwen2 or qwen3.")
+    String arch;
+
+    @Option(names = "--type", paramLabel = "T",
+            description = "gguf: f32, f16 (default), bf16, q8_0, q4_0 or q4_k_m (Q4_K with Q6_K where llama-quantize puts it).")
+    String type;
+
+    @Option(names = "--head-size", paramLabel = "N", description = "gguf: per-head width (default dim / heads).")
+    Integer headSize;
+
+    @Option(names = "--rope-theta", paramLabel = "F", description = "gguf: RoPE base (default 10000).")
+    Float ropeTheta;
+
+    @Option(names = "--rms-eps", paramLabel = "F", description = "gguf: RMSNorm epsilon (default 1e-5).")
+    Float rmsEps;
 
     @Option(names = "--group-size", paramLabel = "G",
             description = "v2 only: Q8_0 group size; default the largest of 64, 32, ..., 1 dividing dim and hidden_dim.")
@@ -90,6 +120,15 @@ public final class SynthCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         String name = String.valueOf(out.getFileName());
+        if (format.equalsIgnoreCase("gguf")) {
+            return new GgufSynthOptions(this).write(name);
+        }
+        for (String[] o : new String[][]{{"--arch", arch}, {"--type", type}, {"--head-size", s(headSize)},
+                {"--rope-theta", s(ropeTheta)}, {"--rms-eps", s(rmsEps)}}) {
+            if (o[1] != null) {
+                throw new Llama2jException(name + ": " + o[0] + " applies to --format gguf only", Llama2jException.BAD_USAGE);
+            }
+        }
         ModelFormat f = parseFormat(format);
         Configuration c = configuration(name);
         int gs = 0;
@@ -121,7 +160,11 @@ public final class SynthCommand implements Callable<Integer> {
     }
 
     /** Files at least this big get a progress bar on stderr. */
-    private static final long LARGE = 256L << 20;
+    static final long LARGE = 256L << 20;
+
+    private static String s(Object o) {
+        return o == null ? null : o.toString();
+    }
 
     static String describe(Configuration c) {
         return String.format(Locale.ROOT, "dim %d, hidden_dim %d, %d layers, %d heads, %d kv heads, vocab %d, seq_len %d, %s classifier",
@@ -134,7 +177,7 @@ public final class SynthCommand implements Callable<Integer> {
             case "v0" -> ModelFormat.LEGACY_V0;
             case "v1" -> ModelFormat.V1_F32;
             case "v2" -> ModelFormat.V2_Q8;
-            default -> throw new Llama2jException("--format is '" + format + "', must be v0, v1 or v2", Llama2jException.BAD_USAGE);
+            default -> throw new Llama2jException("--format is '" + format + "', must be v0, v1, v2 or gguf", Llama2jException.BAD_USAGE);
         };
     }
 
@@ -150,7 +193,12 @@ public final class SynthCommand implements Callable<Integer> {
         int n = pick("--heads", heads, base == null ? null : base.nHeads());
         // kv heads follow the shape unless --heads overrides it; then, as without a shape, they equal the heads
         int k = pick("--kv-heads", kvHeads, base != null && heads == null ? base.nKvHeads() : n);
-        int v = pick("--vocab", vocab, base == null ? null : base.vocabSize());
+        Integer vocabSize = null;
+        if (vocab != null) {
+            vocabSize = parseInt(vocab).orElseThrow(() -> new Llama2jException(name + ": --vocab is '" + vocab
+                    + "', must be a number (a GGUF vocabulary file needs --format gguf)", Llama2jException.BAD_USAGE));
+        }
+        int v = pick("--vocab", vocabSize, base == null ? null : base.vocabSize());
         int s = pick("--seq-len", seqLen, base == null ? null : base.seqLen());
         String[] fields = {"--dim", "--hidden-dim", "--layers", "--heads", "--kv-heads", "--vocab", "--seq-len"};
         int[] values = {d, h, l, n, k, v, s};
@@ -172,7 +220,19 @@ public final class SynthCommand implements Callable<Integer> {
         return new Configuration(d, h, l, n, k, v, s, !unshared, 0);
     }
 
-    private static int pick(String option, Integer given, Integer fallback) {
+    /** A decimal int, or empty when {@code s} is not one (then it may be a file name). */
+    static java.util.Optional<Integer> parseInt(String s) {
+        if (!s.matches("-?[0-9]{1,10}")) {
+            return java.util.Optional.empty();
+        }
+        try {
+            return java.util.Optional.of(Integer.parseInt(s));
+        } catch (NumberFormatException e) {
+            return java.util.Optional.empty();
+        }
+    }
+
+    static int pick(String option, Integer given, Integer fallback) {
         if (given != null) {
             return given;
         }

@@ -55,6 +55,8 @@ public final class Activations {
     short[] q8K;
     float[] q8KScales;
     int[] q8KSums;
+    /** The sum of each 32 values (Q4_K's sub-blocks): pairs of q8KSums, added once per input rather than once per row. */
+    int[] q8KSums32;
     private boolean q8KReady;
 
     /** Activations whose inputs will have at most {@code capacity} values (arrays grow if needed). */
@@ -72,6 +74,7 @@ public final class Activations {
         q8K = new short[capacity];
         q8KScales = new float[capacity / Q8_K_BLOCK + 1];
         q8KSums = new int[capacity / Q8_K_SUM + 1];
+        q8KSums32 = new int[capacity / (2 * Q8_K_SUM) + 1];
     }
 
     /** The input is now {@code x[0 .. n)}: forgets every prepared form. */
@@ -143,6 +146,9 @@ public final class Activations {
     private void prepareQ8K() {
         if (!q8KReady) {
             quantizeQ8K(x, n, q8K, q8KScales, q8KSums);
+            for (int i = 0; i < n / (2 * Q8_K_SUM); i++) {
+                q8KSums32[i] = q8KSums[2 * i] + q8KSums[2 * i + 1];
+            }
             q8KReady = true;
         }
     }

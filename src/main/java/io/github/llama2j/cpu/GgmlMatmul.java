@@ -148,7 +148,7 @@ final class GgmlMatmul {
         int n = w.cols(), nb = n / 256;
         short[] xq = x.q8K;
         float[] xd = x.q8KScales;
-        int[] xsum = x.q8KSums;
+        int[] xs32 = x.q8KSums32;
         MemorySegment data = w.data();
         long rowBytes = Matrix.Q4_K.rowBytes(n);
         for (int r = r0; r < r1; r++) {
@@ -180,11 +180,11 @@ final class GgmlMatmul {
                     isum = isum.add(ilo.lanewise(VectorOperators.ASHR, 16).add(ilo.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16)).mul(scLo))
                             .add(ihi.lanewise(VectorOperators.ASHR, 16).add(ihi.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16)).mul(scHi));
                 }
-                int s = j / 16, summ = 0;
-                for (int sub = 0; sub < 8; sub++) {
-                    int m = ((sub < 4 ? m03 : m47) >>> (8 * (sub & 3))) & 0xFF;
-                    summ += m * (xsum[s + 2 * sub] + xsum[s + 2 * sub + 1]);
-                }
+                // the mins' integer: sum over the 8 sub-blocks of m_j times the sub-block's activation sum
+                int s = blk * 8;
+                int summ = (m03 & 0xFF) * xs32[s] + ((m03 >>> 8) & 0xFF) * xs32[s + 1] + ((m03 >>> 16) & 0xFF) * xs32[s + 2]
+                        + (m03 >>> 24) * xs32[s + 3] + (m47 & 0xFF) * xs32[s + 4] + ((m47 >>> 8) & 0xFF) * xs32[s + 5]
+                        + ((m47 >>> 16) & 0xFF) * xs32[s + 6] + (m47 >>> 24) * xs32[s + 7];
                 float xdb = xd[blk];
                 acc = ((FloatVector) isum.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, Float.float16ToFloat(data.get(Matrix.SHORT, b)) * xdb), acc);
                 mins += Float.float16ToFloat(data.get(Matrix.SHORT, b + 2)) * xdb * summ;

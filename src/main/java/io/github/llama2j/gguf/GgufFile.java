@@ -62,6 +62,8 @@ public final class GgufFile implements AutoCloseable {
     private final String name;
     private final int version;
     private final Map<String, Object> metadata;
+    /** Per key: {value type, first byte, end} of the encoded value in the file. */
+    private final Map<String, long[]> spans;
     private final List<GgufTensorInfo> tensors;
     private final Map<String, GgufTensorInfo> byName;
     private final long alignment;
@@ -69,12 +71,13 @@ public final class GgufFile implements AutoCloseable {
     private final MemorySegment file;
     private final Arena arena;
 
-    private GgufFile(Path path, String name, int version, Map<String, Object> metadata, List<GgufTensorInfo> tensors,
-                     long alignment, long dataOffset, MemorySegment file, Arena arena) {
+    private GgufFile(Path path, String name, int version, Map<String, Object> metadata, Map<String, long[]> spans,
+                     List<GgufTensorInfo> tensors, long alignment, long dataOffset, MemorySegment file, Arena arena) {
         this.path = path;
         this.name = name;
         this.version = version;
         this.metadata = Collections.unmodifiableMap(metadata);
+        this.spans = spans;
         this.tensors = List.copyOf(tensors);
         Map<String, GgufTensorInfo> m = new HashMap<>();
         for (GgufTensorInfo t : tensors) {
@@ -140,14 +143,17 @@ public final class GgufFile implements AutoCloseable {
         }
 
         Map<String, Object> metadata = new LinkedHashMap<>();
+        Map<String, long[]> spans = new HashMap<>();
         for (long i = 0; i < kvCount; i++) {
             String key = c.string("metadata entry " + i + " key");
             String field = "metadata key " + quote(key);
             int type = c.u32(field + " value type");
+            long start = c.pos;
             Object value = c.value(type, field, 0);
             if (metadata.putIfAbsent(key, value) != null) {
                 throw c.error(field + " appears twice");
             }
+            spans.put(key, new long[]{type, start, c.pos});
         }
 
         long alignment = DEFAULT_ALIGNMENT;
@@ -199,7 +205,7 @@ public final class GgufFile implements AutoCloseable {
             infos.add(tensorInfo(c, names.get(i), shapes.get(i), typeIds.get(i), offsets.get(i), alignment, dataOffset));
         }
         checkDisjoint(c, infos);
-        return new GgufFile(path, name, version, metadata, infos, alignment, dataOffset, file, arena);
+        return new GgufFile(path, name, version, metadata, spans, infos, alignment, dataOffset, file, arena);
     }
 
     private static GgufTensorInfo tensorInfo(Cursor c, String tname, long[] ne, long typeId, long offset,
@@ -311,6 +317,29 @@ public final class GgufFile implements AutoCloseable {
             throw new IllegalArgumentException("tensor " + t.name() + " is not from " + name);
         }
         return file.asSlice(t.offset(), t.byteSize());
+    }
+
+    /**
+     * A metadata value as the file encodes it: its GGUF value type and the bytes after the type field
+     * (for a string its length and bytes; for an array its element type, count and elements). Copying
+     * these into {@link GgufWriter#raw} reproduces the entry exactly, integer widths included.
+     */
+    public Optional<RawValue> rawValue(String key) {
+        long[] s = spans.get(key);
+        return s == null ? Optional.empty()
+                : Optional.of(new RawValue((int) s[0], file.asSlice(s[1], s[2] - s[1]).toArray(ValueLayout.JAVA_BYTE)));
+    }
+
+    /** An encoded metadata value: its GGUF value type id and its bytes. */
+    public record RawValue(int type, byte[] bytes) {
+        public RawValue {
+            bytes = bytes.clone();
+        }
+
+        @Override
+        public byte[] bytes() {
+            return bytes.clone();
+        }
     }
 
     public Optional<Object> get(String key) {

@@ -57,6 +57,20 @@ public final class AtomicFile {
         }
     }
 
+    /** Refuses (exit code 4) to start writing {@code size} bytes to {@code out} when its file system has less free. */
+    public static void checkFreeSpace(String name, Path out, long size) {
+        try {
+            Path dir = out.toAbsolutePath().getParent();
+            long free = Files.getFileStore(dir).getUsableSpace();
+            if (free < size) {
+                throw new Llama2jException(String.format("%s: needs %,d bytes, only %,d free in %s", name, size, free, dir),
+                        Llama2jException.IO_FAILURE);
+            }
+        } catch (IOException e) {
+            throw new Llama2jException(name + ": cannot write there (" + e + ")", Llama2jException.IO_FAILURE, e);
+        }
+    }
+
     public static void deleteQuietly(Path p) {
         try {
             Files.deleteIfExists(p);

@@ -84,7 +84,7 @@ public final class CheckpointWriter {
             checkGroupSize(name, c, groupSize);
         }
         long size = fileSize(c, format, groupSize);
-        checkFreeSpace(name, out, size);
+        AtomicFile.checkFreeSpace(name, out, size);
         return AtomicFile.write(out, temp -> {
             try (FileChannel ch = FileChannel.open(temp, StandardOpenOption.CREATE, StandardOpenOption.TRUNCATE_EXISTING,
                     StandardOpenOption.WRITE)) {
@@ -107,19 +107,6 @@ public final class CheckpointWriter {
                 throw new Llama2jException(name + ": group size " + groupSize + " does not divide " + f[0] + " " + f[1]
                         + " (largest that works: " + defaultGroupSize(c.dim(), c.hiddenDim()) + ")", Llama2jException.BAD_USAGE);
             }
-        }
-    }
-
-    private static void checkFreeSpace(String name, Path out, long size) {
-        try {
-            Path dir = out.toAbsolutePath().getParent();
-            long free = Files.getFileStore(dir).getUsableSpace();
-            if (free < size) {
-                throw new Llama2jException(String.format("%s: needs %,d bytes, only %,d free in %s", name, size, free, dir),
-                        Llama2jException.IO_FAILURE);
-            }
-        } catch (IOException e) {
-            throw new Llama2jException(name + ": cannot write there (" + e + ")", Llama2jException.IO_FAILURE, e);
         }
     }
 

@@ -34,24 +34,34 @@ public final class RandomWeights implements WeightSource {
         int cols = tensor.cols(config);
         double base = tensor.isNorm() ? 1.0 : 0.0;
         for (int r = 0; r < rowCount; r++) {
-            long state = mix(mix(mix(mix(seed + GOLDEN) ^ tensor.ordinal()) ^ layer) ^ (firstRow + r));
-            int at = offset + r * cols;
-            int j = 0;
-            // Marsaglia's polar method: two independent normals per accepted point in the unit disc.
-            while (j < cols) {
-                double u, v, s;
-                do {
-                    state += GOLDEN;
-                    u = unit(mix(state));
-                    state += GOLDEN;
-                    v = unit(mix(state));
-                    s = u * u + v * v;
-                } while (s >= 1.0 || s == 0.0);
-                double m = Math.sqrt(-2.0 * StrictMath.log(s) / s);
-                dst[at + j++] = (float) (base + std * u * m);
-                if (j < cols) {
-                    dst[at + j++] = (float) (base + std * v * m);
-                }
+            normals(rowState(seed, tensor.ordinal(), layer, firstRow + r), base, std, dst, offset + r * cols, cols);
+        }
+    }
+
+    /** The generator state of one row: (seed, tensor, layer, row) mixed by SplitMix64. */
+    public static long rowState(long seed, long tensor, long layer, long row) {
+        return mix(mix(mix(mix(seed + GOLDEN) ^ tensor) ^ layer) ^ row);
+    }
+
+    /**
+     * Writes {@code n} values {@code base + std·N(0, 1)} to {@code dst[at ..]} from the generator in
+     * {@code state} (SplitMix64 steps, Marsaglia's polar method: two normals per accepted point).
+     */
+    public static void normals(long state, double base, double std, float[] dst, int at, int n) {
+        int j = 0;
+        while (j < n) {
+            double u, v, s;
+            do {
+                state += GOLDEN;
+                u = unit(mix(state));
+                state += GOLDEN;
+                v = unit(mix(state));
+                s = u * u + v * v;
+            } while (s >= 1.0 || s == 0.0);
+            double m = Math.sqrt(-2.0 * StrictMath.log(s) / s);
+            dst[at + j++] = (float) (base + std * u * m);
+            if (j < n) {
+                dst[at + j++] = (float) (base + std * v * m);
             }
         }
     }

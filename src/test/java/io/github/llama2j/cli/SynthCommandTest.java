@@ -88,7 +88,7 @@ class SynthCommandTest {
         expectUsageError(run("synth", out.toString(), "--shape", "stories260K", "--group-size", "4"),
                 "llama2j: bad.bin: --group-size applies to --format v2 only");
         expectUsageError(run("synth", out.toString(), "--shape", "stories260K", "--format", "v3"),
-                "llama2j: --format is 'v3', must be v0, v1 or v2");
+                "llama2j: --format is 'v3', must be v0, v1, v2 or gguf");
         expectUsageError(run("synth", out.toString(), "--dim", "64"), "llama2j: --hidden-dim is required without --shape");
         expectUsageError(run("synth", out.toString(), "--shape", "stories260K", "--heads", "7"),
                 "llama2j: bad.bin: --heads 7 does not divide --dim 64");

@@ -3,7 +3,7 @@ package io.github.llama2j.fuzz;
 import com.code_intelligence.jazzer.junit.FuzzTest;
 import io.github.llama2j.Llama2jException;
 import io.github.llama2j.gguf.GgmlType;
-import io.github.llama2j.gguf.GgufBuilder;
+import io.github.llama2j.gguf.GgufWriter;
 import io.github.llama2j.gguf.GgufFile;
 import io.github.llama2j.gguf.GgufTensorInfo;
 import io.github.llama2j.gguf.TinyGguf;
@@ -59,20 +59,20 @@ class GgufFuzzTest {
     static Stream<Arguments> seeds() {
         List<byte[]> files = new ArrayList<>();
         Random rnd = new Random(3);
-        files.add(new GgufBuilder().build());
-        files.add(new GgufBuilder().version(2).str("general.architecture", "llama").u32("llama.block_count", 1)
+        files.add(new GgufWriter().toBytes());
+        files.add(new GgufWriter().version(2).str("general.architecture", "llama").u32("llama.block_count", 1)
                 .f32("llama.rope.freq_base", 10000f).bool("b", true).f64("d", 0.5).u64("u", 7).i64("i", -7)
                 .u8("u8", 1).i8("i8", -1).u16("u16", 2).i16("i16", -2).i32("i32", -3)
                 .strings("tokenizer.ggml.tokens", "a", "b", "<s>").floats("tokenizer.ggml.scores", 0f, -1f, -2f)
                 .ints("tokenizer.ggml.token_type", 1, 1, 3)
-                .f32Tensor("t", new float[]{1, 2, 3, 4}, 2, 2).build());
-        files.add(new GgufBuilder().alignment(64)
+                .f32Tensor("t", new float[]{1, 2, 3, 4}, 2, 2).toBytes());
+        files.add(new GgufWriter().alignment(64)
                 .tensor("h", GgmlType.F16, bytes(rnd, 2 * 8), 8)
                 .tensor("q", GgmlType.Q8_0, bytes(rnd, 34 * 2), 32, 2)
                 .tensor("k", GgmlType.Q4_K, bytes(rnd, 144), 256)
-                .tensor("b", GgmlType.BF16, bytes(rnd, 4), 1, 1, 2, 1).build());
-        files.add(new GgufBuilder().array("nested", 9, 1, new byte[]{0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 5})
-                .array("bools", 7, 2, new byte[]{0, 1}).array("u64s", 10, 1, new byte[8]).build());
+                .tensor("b", GgmlType.BF16, bytes(rnd, 4), 1, 1, 2, 1).toBytes());
+        files.add(new GgufWriter().array("nested", 9, 1, new byte[]{0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 5})
+                .array("bools", 7, 2, new byte[]{0, 1}).array("u64s", 10, 1, new byte[8]).toBytes());
         files.add(TinyGguf.llama().build(1));
         files.add(TinyGguf.qwen2().build(2));
         files.add(TinyGguf.qwen3().build(3));

@@ -82,10 +82,10 @@ class GgufModelLoaderTest {
     void clearErrors() {
         TinyGguf llama = TinyGguf.llama();
         assertEquals("x.gguf: architecture 'phi3' is not supported (supported: llama, qwen2, qwen3)",
-                error(new GgufBuilder().str("general.architecture", "phi3").build()));
-        assertEquals("x.gguf: metadata key 'general.architecture' is missing", error(new GgufBuilder().build()));
+                error(new GgufWriter().str("general.architecture", "phi3").toBytes()));
+        assertEquals("x.gguf: metadata key 'general.architecture' is missing", error(new GgufWriter().toBytes()));
         assertEquals("x.gguf: metadata key 'llama.embedding_length' is missing",
-                error(new GgufBuilder().str("general.architecture", "llama").build()));
+                error(new GgufWriter().str("general.architecture", "llama").toBytes()));
         TinyGguf noBias = new TinyGguf("qwen2", 16, 24, 1, 4, 2, 4, 11, 32, true, false, false, false);
         assertEquals("x.gguf: tensor 'blk.0.attn_q.bias' is missing", error(noBias.build(1)));
         TinyGguf normsInLlama = new TinyGguf("llama", 16, 24, 1, 4, 2, 4, 11, 32, true, false, true, false);
@@ -95,17 +95,17 @@ class GgufModelLoaderTest {
                 + " (supported: f32, f16, bf16, q8_0, q4_0, q4_K, q6_K)", error(replaceUp(llama)));
         assertEquals("x.gguf: context 64 is larger than the model's context_length 32",
                 assertThrows(Llama2jException.class, () -> load(llama.build(1), 64)).getMessage());
-        byte[] perLayer = llama.builder(1).ints("llama.attention.head_count_x", 1).build();
+        byte[] perLayer = llama.builder(1).ints("llama.attention.head_count_x", 1).toBytes();
         load(perLayer, 0).close(); // unknown keys are ignored
-        assertTrue(error(new GgufBuilder().str("general.architecture", "llama").u32("llama.embedding_length", 16)
-                .u32("llama.block_count", 1).ints("llama.feed_forward_length", 24).build())
+        assertTrue(error(new GgufWriter().str("general.architecture", "llama").u32("llama.embedding_length", 16)
+                .u32("llama.block_count", 1).ints("llama.feed_forward_length", 24).toBytes())
                 .contains("'llama.feed_forward_length' differs per layer: not supported"));
     }
 
     /** The llama model with blk.0.ffn_up.weight as a Q5_K tensor of the right shape. */
     private static byte[] replaceUp(TinyGguf t) {
         TinyGguf small = new TinyGguf("llama", 256, 24, 1, 4, 2, 64, 11, 32, true, false, false, false);
-        GgufBuilder b = new GgufBuilder().str("general.architecture", "llama")
+        GgufWriter b = new GgufWriter().str("general.architecture", "llama")
                 .u32("llama.context_length", 32).u32("llama.embedding_length", 256).u32("llama.block_count", 1)
                 .u32("llama.feed_forward_length", 24).u32("llama.attention.head_count", 4)
                 .u32("llama.attention.head_count_kv", 2).f32("llama.attention.layer_norm_rms_epsilon", 1e-5f);
@@ -119,7 +119,7 @@ class GgufModelLoaderTest {
         b.f32Tensor("blk.0.ffn_norm.weight", java.util.Arrays.copyOf(z, 256), 256);
         b.f32Tensor("blk.0.ffn_gate.weight", java.util.Arrays.copyOf(z, 256 * 24), 256, 24);
         b.tensor("blk.0.ffn_up.weight", GgmlType.Q5_K, new byte[176 * 24], 256, 24);
-        return b.build();
+        return b.toBytes();
     }
 
     /** Every architecture's forward pass against the double-precision reference, on shapes the golden models lack. */

@@ -1,6 +1,8 @@
 package io.github.llama2j.gguf;
 
-import io.github.llama2j.model.Matrix;
+import io.github.llama2j.model.GgufSynth;
+
+import java.lang.foreign.MemorySegment;
 
 import java.math.BigInteger;
 import java.util.List;
@@ -39,9 +41,8 @@ final class GoldenTwins {
             "qwen2-tiny", new int[]{3, 4, 3},
             "qwen3-tiny", new int[]{4, 4, 3});
 
-    /** llama3-tiny's rope_freqs.weight (README: computed as llama.cpp's converter does, in float32). */
-    private static final int[] LLAMA3_ROPE_FREQS = {0x3f800000, 0x3f800000, 0x3f800000, 0x3f800000, 0x4052b46f,
-            0x42000000, 0x42000000, 0x42000000};
+    /** llama3-tiny's RoPE scaling (README: factor 32, low 1, high 4, original context 8192; rope_freqs as the converter computes it). */
+    private static final GgufSynth.Llama3Rope LLAMA3_ROPE = new GgufSynth.Llama3Rope(32, 1, 4, 8192);
 
     /** PCG64 with numpy's step-then-output order. */
     static final class Pcg64 {
@@ -97,7 +98,7 @@ final class GoldenTwins {
         Pcg64 rng = new Pcg64(spec[0]);
         String arch = (String) golden.get("architecture");
         Map<String, Object> h = (Map<String, Object>) golden.get("hparams");
-        GgufBuilder b = new GgufBuilder().str("general.architecture", arch)
+        GgufWriter b = new GgufWriter().str("general.architecture", arch)
                 .u32(arch + ".context_length", num(h, "n_ctx_train")).u32(arch + ".embedding_length", num(h, "n_embd"))
                 .u32(arch + ".block_count", num(h, "n_layer")).u32(arch + ".feed_forward_length", num(h, "n_ff"))
                 .u32(arch + ".attention.head_count", num(h, "n_head")).u32(arch + ".attention.head_count_kv", num(h, "n_head_kv"))
@@ -112,9 +113,7 @@ final class GoldenTwins {
             }
             float[] v = new float[n];
             if (name.equals("rope_freqs.weight")) {
-                for (int i = 0; i < n; i++) {
-                    v[i] = Float.intBitsToFloat(LLAMA3_ROPE_FREQS[i]);
-                }
+                v = LLAMA3_ROPE.factors(((Number) h.get("rope_freq_base")).floatValue(), 2 * n);
             } else {
                 boolean norm = name.endsWith("_norm.weight");
                 int e = name.equals("token_embd.weight") ? spec[1] : name.endsWith(".bias") ? 4 : norm ? 3 : spec[2];
@@ -123,62 +122,20 @@ final class GoldenTwins {
                     v[i] = norm ? (float) Math.scalb((double) ((1L << (16 + e)) + k), -(16 + e)) : (float) Math.scalb((double) k, -(16 + e));
                 }
             }
-            String type = (String) t.get("type");
-            b.tensor(name, GgmlType.valueOf(type.toUpperCase(java.util.Locale.ROOT)), convert(v, type), ne);
+            GgmlType type = GgmlType.valueOf(((String) t.get("type")).toUpperCase(java.util.Locale.ROOT));
+            b.tensor(name, type, convert(v, type), ne);
         }
-        return b.build();
+        return b.toBytes();
     }
 
     private static long num(Map<String, Object> h, String key) {
         return ((Number) h.get(key)).longValue();
     }
 
-    private static byte[] convert(float[] v, String type) {
-        java.nio.ByteBuffer out;
-        switch (type) {
-            case "f32" -> {
-                out = le(v.length * 4);
-                for (float f : v) {
-                    out.putFloat(f);
-                }
-            }
-            case "f16" -> {
-                out = le(v.length * 2);
-                for (float f : v) {
-                    out.putShort(Float.floatToFloat16(f));
-                }
-            }
-            case "bf16" -> {
-                out = le(v.length * 2);
-                for (float f : v) {
-                    out.putShort(Matrix.floatToBf16(f));
-                }
-            }
-            case "q8_0" -> {
-                out = le(v.length / 32 * 34);
-                for (int blk = 0; blk < v.length; blk += 32) {
-                    float amax = 0;
-                    for (int i = blk; i < blk + 32; i++) {
-                        amax = Math.max(amax, Math.abs(v[i]));
-                    }
-                    float d = amax / 127f;
-                    float inv = d != 0 ? 1f / d : 0f;
-                    out.putShort(Float.floatToFloat16(d));
-                    for (int i = blk; i < blk + 32; i++) {
-                        float x = v[i] * inv;
-                        float a = Math.abs(x);
-                        float fl = (float) Math.floor(a);
-                        int q = (int) (fl + ((a - fl) >= 0.5f ? 1 : 0));
-                        out.put((byte) (x < 0 ? -q : q));
-                    }
-                }
-            }
-            default -> throw new IllegalArgumentException(type);
-        }
-        return out.array();
-    }
-
-    private static java.nio.ByteBuffer le(int n) {
-        return java.nio.ByteBuffer.allocate(n).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+    /** The values converted with the writer's conversions (GgmlQuantize: the reference quantizers make_models.py ports). */
+    private static byte[] convert(float[] v, GgmlType type) {
+        byte[] out = new byte[Math.toIntExact(GgufWriter.byteSize(type, v.length))];
+        GgufSynth.convert(type, v, 0, v.length, MemorySegment.ofArray(out), 0);
+        return out;
     }
 }

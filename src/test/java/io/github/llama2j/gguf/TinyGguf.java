@@ -22,10 +22,10 @@ public record TinyGguf(String arch, int dim, int hidden, int layers, int heads, 
         return new TinyGguf("qwen3", 16, 24, 2, 4, 2, 8, 11, 32, true, false, true, false);
     }
 
-    public GgufBuilder builder(long seed) {
+    public GgufWriter builder(long seed) {
         Random rnd = new Random(seed);
         int qDim = heads * headSize, kvDim = kvHeads * headSize;
-        GgufBuilder b = new GgufBuilder()
+        GgufWriter b = new GgufWriter()
                 .str("general.architecture", arch).str("general.name", arch + "-tiny")
                 .u32(arch + ".context_length", context).u32(arch + ".embedding_length", dim)
                 .u32(arch + ".block_count", layers).u32(arch + ".feed_forward_length", hidden)
@@ -76,7 +76,7 @@ public record TinyGguf(String arch, int dim, int hidden, int layers, int heads, 
     }
 
     public byte[] build(long seed) {
-        return builder(seed).build();
+        return builder(seed).toBytes();
     }
 
     private static float[] random(Random rnd, int n, float std) {

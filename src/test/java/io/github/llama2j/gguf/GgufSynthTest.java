@@ -1,0 +1,344 @@
+package io.github.llama2j.gguf;
+
+import io.github.llama2j.Json;
+import io.github.llama2j.Llama2jException;
+import io.github.llama2j.TestData;
+import io.github.llama2j.cli.Main;
+import io.github.llama2j.engine.EngineOptions;
+import io.github.llama2j.engine.Engines;
+import io.github.llama2j.engine.InferenceEngine;
+import io.github.llama2j.model.Configuration;
+import io.github.llama2j.model.GgmlQuantize;
+import io.github.llama2j.model.GgufModelLoader;
+import io.github.llama2j.model.GgufSynth;
+import io.github.llama2j.model.Model;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** {@code llama2j synth --format gguf}, {@link GgufSynth} and {@link GgufWriter}. */
+class GgufSynthTest {
+    @TempDir
+    Path tmp;
+
+    record Run(int code, String out, String err) {
+    }
+
+    static Run run(String... args) {
+        StringWriter out = new StringWriter(), err = new StringWriter();
+        int code = Main.execute(new PrintWriter(out, true), new PrintWriter(err, true), args);
+        return new Run(code, out.toString(), err.toString());
+    }
+
+    private static final String[] SMALL = {"--dim", "64", "--hidden-dim", "96", "--layers", "3", "--heads", "4", "--kv-heads", "2",
+            "--vocab", "40", "--seq-len", "64"};
+
+    /** synth OUT --format gguf with SMALL's options, those in {@code extra} replaced (a --shape drops them all). */
+    private static String[] args(String out, String[] extra) {
+        Map<String, String> o = new java.util.LinkedHashMap<>();
+        if (!Arrays.asList(extra).contains("--shape")) {
+            for (int i = 0; i < SMALL.length; i += 2) {
+                o.put(SMALL[i], SMALL[i + 1]);
+            }
+        }
+        for (int i = 0; i < extra.length; i += 2) {
+            o.put(extra[i], extra[i + 1]);
+        }
+        List<String> a = new ArrayList<>(List.of("synth", out, "--format", "gguf"));
+        o.forEach((k, v) -> {
+            a.add(k);
+            if (v != null) {
+                a.add(v);
+            }
+        });
+        return a.toArray(String[]::new);
+    }
+
+    /**
+     * Every architecture and type: the file loads, every tensor's bytes are the generated rows converted by
+     * GgmlQuantize (f32 tensors: the generated values themselves), the values follow the stated distribution,
+     * and the hyper-parameters come back.
+     */
+    @Test
+    void roundTripEveryArchitectureAndType() {
+        for (String arch : new String[]{"llama", "qwen2", "qwen3"}) {
+            for (GgufSynth.FileType type : GgufSynth.FileType.values()) {
+                Path out = tmp.resolve(arch + "-" + type.displayName() + ".gguf");
+                // 256 wide so the K-quants apply; qwen3 with head size 32 != dim / heads
+                String[] extra = {"--arch", arch, "--type", type.displayName(), "--seed", "5", "--dim", "256",
+                        "--hidden-dim", "512", "--head-size", arch.equals("qwen3") ? "32" : "64", "--unshared", null}; // null: a flag
+                Run r = run(args(out.toString(), extra));
+                assertEquals(0, r.code, r.err);
+                assertTrue(r.out.startsWith("wrote " + out + ": GGUF " + type.displayName() + " " + arch), r.out);
+                GgufSynth.Shape shape = new GgufSynth.Shape(arch, 256, 512, 3, 4, 2, arch.equals("qwen3") ? 32 : 64, 40, 64,
+                        10000f, 1e-5f, false, null);
+                GgufSynth synth = new GgufSynth(shape, type, 5, 0.02);
+                try (Model m = GgufModelLoader.load(out)) {
+                    GgufFile f = m.gguf().orElseThrow();
+                    Configuration c = m.config();
+                    assertEquals(256, c.dim());
+                    assertEquals(512, c.hiddenDim());
+                    assertEquals(3, c.nLayers());
+                    assertEquals(4, c.nHeads());
+                    assertEquals(2, c.nKvHeads());
+                    assertEquals(40, c.vocabSize());
+                    assertEquals(arch.equals("qwen3") ? 32 : 64, c.headSize());
+                    assertFalse(c.sharedClassifier());
+                    assertEquals(arch, f.getString("general.architecture"));
+                    assertEquals((long) type.ftype(), f.getLong("general.file_type"));
+                    assertEquals(64L, f.getLong(arch + ".context_length"));
+                    assertEquals(3, f.version());
+                    List<GgufSynth.TensorSpec> specs = GgufSynth.tensors(shape);
+                    assertEquals(specs.size(), f.tensors().size());
+                    for (GgufSynth.TensorSpec t : specs) {
+                        GgufTensorInfo info = f.tensor(t.name()).orElseThrow();
+                        GgmlType gt = GgufSynth.tensorType(type, shape, t);
+                        assertEquals(gt, info.type(), t.name());
+                        assertArrayEquals(t.ne(), info.ne(), t.name());
+                        checkRows(synth, t, gt, f.data(info));
+                    }
+                }
+            }
+        }
+    }
+
+    /** Each row: the bytes equal the regenerated values converted independently, and the values look as specified. */
+    private static void checkRows(GgufSynth synth, GgufSynth.TensorSpec t, GgmlType gt, MemorySegment data) {
+        long rowBytes = GgmlQuantize.rowBytes(gt.name(), t.cols());
+        float[] x = new float[t.cols()];
+        double sum = 0, sq = 0;
+        for (int r = 0; r < t.rows(); r++) {
+            synth.rowValues(t, r, x, 0);
+            MemorySegment row = data.asSlice(r * rowBytes, rowBytes);
+            if (gt == GgmlType.F32) {
+                assertArrayEquals(x, row.toArray(GgufFile.FLOAT), t.name() + " row " + r);
+            } else {
+                byte[] expected = new byte[(int) rowBytes];
+                GgufSynth.convert(gt, x, 0, t.cols(), MemorySegment.ofArray(expected), 0);
+                assertArrayEquals(expected, row.toArray(ValueLayout.JAVA_BYTE), t.name() + " row " + r);
+            }
+            for (float v : x) {
+                sum += v;
+                sq += v * v;
+            }
+        }
+        double n = (double) t.rows() * t.cols(), mean = sum / n, std = Math.sqrt(sq / n - mean * mean);
+        switch (t.kind()) {
+            case NORM -> {
+                assertEquals(1.0, mean, 0.01, t.name());
+                assertEquals(0.02, std, 0.01, t.name());
+            }
+            case ROPE_FREQS -> {
+            }
+            default -> {
+                assertEquals(0.0, mean, 0.01, t.name());
+                assertEquals(0.02, std, 0.004, t.name());
+            }
+        }
+    }
+
+    /** Every tokenizer key of the vocabulary file is copied exactly (type, widths, values), chat template included. */
+    @Test
+    void vocabularyKeysAreCopiedExactly() throws IOException {
+        Path vocab = TestData.gguf().resolve("vocab/ggml-vocab-qwen2.gguf");
+        Path out = tmp.resolve("q.gguf");
+        Run r = run("synth", out.toString(), "--format", "gguf", "--arch", "qwen2", "--dim", "32", "--hidden-dim", "64",
+                "--layers", "1", "--heads", "2", "--kv-heads", "1", "--seq-len", "32", "--type", "q8_0", "--vocab", vocab.toString());
+        assertEquals(0, r.code, r.err);
+        try (GgufFile v = GgufFile.open(vocab); Model m = GgufModelLoader.load(out)) {
+            GgufFile f = m.gguf().orElseThrow();
+            int copied = 0;
+            for (String key : v.metadata().keySet()) {
+                if (key.startsWith("tokenizer.")) {
+                    assertEquals(v.rawValue(key).orElseThrow().type(), f.rawValue(key).orElseThrow().type(), key);
+                    assertArrayEquals(v.rawValue(key).orElseThrow().bytes(), f.rawValue(key).orElseThrow().bytes(), key);
+                    copied++;
+                }
+            }
+            assertTrue(copied >= 5 && f.has("tokenizer.chat_template"), "copied " + copied);
+            assertEquals(v.getStringArray("tokenizer.ggml.tokens").length, m.config().vocabSize());
+            assertFalse(f.metadata().keySet().stream().anyMatch(k -> !k.startsWith("tokenizer.") && !k.startsWith("general.")
+                    && !k.startsWith("qwen2.")), "only tokenizer keys are copied");
+        }
+        // info reads it: architecture, types, tokenizer
+        Run info = run("info", out.toString());
+        assertEquals(0, info.code, info.err);
+        assertTrue(info.out.contains("qwen2") && info.out.contains("q8_0") && info.out.contains("gpt2"), info.out);
+    }
+
+    /** A vocabulary smaller than the model's is padded as llama.cpp's converter pads it (Qwen2.5-7B: 152064 rows). */
+    @Test
+    void shortVocabularyIsPadded() {
+        try (GgufFile v = GgufFile.open(TestData.gguf().resolve("vocab/ggml-vocab-qwen2.gguf"))) {
+            int n = v.getStringArray("tokenizer.ggml.tokens").length;
+            GgufSynth.Shape s = new GgufSynth.Shape("qwen2", 32, 64, 1, 2, 1, 16, n + 3, 32, 1e6f, 1e-6f, true, null);
+            GgufWriter w = new GgufWriter();
+            GgufSynth synth = new GgufSynth(s, GgufSynth.FileType.F32, 1, 0.02);
+            synth.writeMetadata(w, "padded", v);
+            synth.addTensors(w);
+            try (GgufFile f = GgufFileTest.parse(w.toBytes())) {
+                String[] tokens = f.getStringArray("tokenizer.ggml.tokens");
+                assertEquals(n + 3, tokens.length);
+                assertEquals("[PAD" + (n + 2) + "]", tokens[n + 2]);
+                assertArrayEquals(v.getStringArray("tokenizer.ggml.tokens"), Arrays.copyOf(tokens, n));
+                int[] types = f.getIntArray("tokenizer.ggml.token_type");
+                assertEquals(5, types[n]);
+                assertArrayEquals(v.getIntArray("tokenizer.ggml.token_type"), Arrays.copyOf(types, n));
+                assertEquals(n + 3, f.tensor("token_embd.weight").orElseThrow().ne(1));
+            }
+        }
+    }
+
+    /** f32 files of every architecture (GQA, biases, q/k norms, head size != dim / heads) against the double reference. */
+    @Test
+    void forwardStepMatchesTheReference() {
+        for (String arch : new String[]{"llama", "qwen2", "qwen3"}) {
+            Path out = tmp.resolve(arch + ".gguf");
+            Run r = run(args(out.toString(), new String[]{"--arch", arch, "--type", "f32", "--std", "0.3", "--head-size",
+                    arch.equals("qwen3") ? "32" : "16"}));
+            assertEquals(0, r.code, r.err);
+            try (Model m = GgufModelLoader.load(out); GgufFile f = GgufFile.open(out);
+                 InferenceEngine e = Engines.create(m, EngineOptions.cpu(1, false))) {
+                GgufReference ref = new GgufReference(f, 64);
+                int[] tokens = {1, 7, 39, 3};
+                for (int pos = 0; pos < tokens.length; pos++) {
+                    float[] ours = e.forward(tokens[pos], pos);
+                    double[] expected = ref.forward(tokens[pos], pos);
+                    double max = 0, diff = 0;
+                    for (int i = 0; i < ours.length; i++) {
+                        assertTrue(Float.isFinite(ours[i]));
+                        max = Math.max(max, Math.abs(expected[i]));
+                        diff = Math.max(diff, Math.abs(ours[i] - expected[i]));
+                    }
+                    assertTrue(max > 0.1, arch + ": logits too small to compare: " + max);
+                    assertTrue(diff <= 1e-4 * max, arch + " pos " + pos + ": " + diff + " of " + max);
+                }
+            }
+        }
+    }
+
+    /** The per-tensor types of Q4_0 and Q4_K_M follow llama-quantize: the stored llama2-tiny files' types, tensor by tensor. */
+    @Test
+    @SuppressWarnings("unchecked")
+    void mixedTypesFollowLlamaQuantize() {
+        for (String[] m : new String[][]{{"llama2-tiny-q4_0", "Q4_0"}, {"llama2-tiny-q4_k_m", "Q4_K_M"}}) {
+            Map<String, Object> g = Json.read(TestData.gguf().resolve("golden/" + m[0] + ".json"));
+            // llama2-tiny: 256 wide, 2 layers, 8 heads, ffn 768, separate output (README)
+            GgufSynth.Shape s = new GgufSynth.Shape("llama", 256, 768, 2, 8, 8, 32, 32000, 256, 10000f, 1e-5f, false, null);
+            GgufSynth.FileType ft = GgufSynth.FileType.byName(m[1]).orElseThrow();
+            List<Map<String, Object>> stored = (List<Map<String, Object>>) g.get("tensors");
+            assertEquals(stored.size(), GgufSynth.tensors(s).size());
+            for (GgufSynth.TensorSpec t : GgufSynth.tensors(s)) {
+                Map<String, Object> st = stored.stream().filter(x -> x.get("name").equals(t.name())).findFirst().orElseThrow();
+                assertEquals(((String) st.get("type")).toUpperCase(java.util.Locale.ROOT), GgufSynth.tensorType(ft, s, t).name(),
+                        m[0] + ": " + t.name());
+            }
+        }
+        // Qwen2.5-0.5B's 896-wide rows are no K-quant rows: Q4_K falls back to Q4_0, Q6_K to Q8_0
+        GgufSynth.Shape q = GgufSynth.preset("qwen2.5-0.5b").orElseThrow();
+        List<GgufSynth.TensorSpec> ts = GgufSynth.tensors(q);
+        assertEquals(GgmlType.Q8_0, GgufSynth.tensorType(GgufSynth.FileType.Q4_K_M, q, ts.getFirst()));
+        assertEquals(GgmlType.Q4_0, GgufSynth.tensorType(GgufSynth.FileType.Q4_K_M, q,
+                ts.stream().filter(t -> t.name().equals("blk.5.attn_q.weight")).findFirst().orElseThrow()));
+        assertEquals(GgmlType.Q4_K, GgufSynth.tensorType(GgufSynth.FileType.Q4_K_M, q,
+                ts.stream().filter(t -> t.name().equals("blk.4.ffn_down.weight")).findFirst().orElseThrow()));
+        assertEquals(GgmlType.Q6_K, GgufSynth.tensorType(GgufSynth.FileType.Q4_K_M, q,
+                ts.stream().filter(t -> t.name().equals("blk.0.ffn_down.weight")).findFirst().orElseThrow()));
+    }
+
+    /** The presets' hyper-parameters are the published models' (parameter counts as llama.cpp reports them). */
+    @Test
+    void presetsHaveTheRealShapes() {
+        assertEquals(1_235_814_432L, GgufSynth.preset("llama-3.2-1b").orElseThrow().parameterCount());
+        assertEquals(8_030_261_312L, GgufSynth.preset("llama-3.1-8b").orElseThrow().parameterCount());
+        assertEquals(494_032_768L, GgufSynth.preset("qwen2.5-0.5b").orElseThrow().parameterCount());
+        assertEquals(7_615_616_512L, GgufSynth.preset("qwen2.5-7b").orElseThrow().parameterCount());
+        // Llama 3 RoPE scaling as the converter computes it: llama3-tiny's stored rope_freqs (factor 32, head size 16)
+        float[] f = new GgufSynth.Llama3Rope(32, 1, 4, 8192).factors(500000f, 16);
+        assertArrayEquals(new float[]{1, 1, 1, 1, Float.intBitsToFloat(0x4052b46f), 32, 32, 32}, f);
+    }
+
+    /** Bad options: exit code 2 and one line naming the option. */
+    @Test
+    void badOptionsNameTheOption() throws IOException {
+        Path out = tmp.resolve("bad.gguf");
+        String vocab = TestData.gguf().resolve("vocab/ggml-vocab-qwen2.gguf").toString();
+        Path notGguf = Files.writeString(tmp.resolve("text.gguf"), "hello");
+        String[][] cases = {
+                {"--type", "q5_k"}, {"--type", "q8_0", "--dim", "48"}, {"--arch", "phi3"}, {"--shape", "llama-2-7b"},
+                {"--shape", "llama-3.2-1b", "--arch", "qwen2"}, {"--heads", "3"}, {"--head-size", "15"}, {"--kv-heads", "3"},
+                {"--vocab", tmp.resolve("missing.gguf").toString()}, {"--vocab", notGguf.toString()},
+                {"--shape", "llama-3.2-1b", "--vocab", vocab},
+                {"--group-size", "32"}, {"--rope-theta", "0.5"}, {"--rms-eps", "0"}, {"--std", "-1"}, {"--layers", "0"}};
+        String[] named = {"--type", "--type", "--arch", "--shape", "--arch", "--heads", "head size", "--kv-heads", "--vocab",
+                "--vocab", "--vocab", "--group-size", "--rope-theta", "--rms-eps", "--std", "--layers"};
+        for (int i = 0; i < cases.length; i++) {
+            Run r = run(args(out.toString(), cases[i]));
+            String line = r.err.strip();
+            assertEquals(2, r.code, Arrays.toString(cases[i]) + ": " + r.err + r.out);
+            assertFalse(line.contains("\n") || line.contains("Exception"), line);
+            assertTrue(line.contains(named[i]), Arrays.toString(cases[i]) + ": " + line);
+            assertFalse(Files.exists(out) || Files.exists(tmp.resolve("bad.gguf.tmp")));
+        }
+        // options of one format refused with the other
+        Run r = run("synth", tmp.resolve("x.bin").toString(), "--shape", "stories260K", "--type", "q8_0");
+        assertEquals(2, r.code);
+        assertTrue(r.err.contains("--type applies to --format gguf only"), r.err);
+        r = run("synth", tmp.resolve("x.bin").toString(), "--shape", "stories260K", "--vocab", vocab);
+        assertEquals(2, r.code);
+        assertTrue(r.err.contains("--vocab is '"), r.err);
+    }
+
+    /** The writer: toBytes and write(path) give the same bytes; a tensor streamed in pieces larger than the buffer. */
+    @Test
+    void writerStreamsToDiskAndChecksSizes() throws IOException {
+        int n = 3 << 20; // 12 MB of float32, three times the write buffer
+        GgufWriter w = new GgufWriter().str("general.architecture", "x").u8("a", 1).alignment(64);
+        w.tensor("big", GgmlType.F32, new long[]{n}, out -> {
+            byte[] chunk = new byte[1 << 20];
+            for (int c = 0; c < 12; c++) {
+                Arrays.fill(chunk, (byte) c);
+                out.write(chunk);
+            }
+        });
+        w.f32Tensor("small", new float[]{1, 2, 3}, 3);
+        Path p = tmp.resolve("big.gguf");
+        assertEquals(w.fileSize(), w.write(p, null));
+        assertArrayEquals(w.toBytes(), Files.readAllBytes(p));
+        try (GgufFile f = GgufFile.open(p)) {
+            assertEquals(64, f.alignment());
+            GgufTensorInfo big = f.tensor("big").orElseThrow();
+            assertEquals(5, f.data(big).get(ValueLayout.JAVA_BYTE, (5L << 20) + 7));
+            assertEquals(3f, f.data(f.tensor("small").orElseThrow()).get(GgufFile.FLOAT, 8));
+            assertEquals(0, f.tensor("small").orElseThrow().offset() % 64);
+        }
+        // a callback writing the wrong size fails and leaves nothing behind
+        GgufWriter wrong = new GgufWriter().tensor("t", GgmlType.F32, new long[]{4}, out -> out.write(new byte[12]));
+        Path q = tmp.resolve("wrong.gguf");
+        assertThrows(IllegalStateException.class, () -> wrong.write(q, null));
+        assertFalse(Files.exists(q) || Files.exists(tmp.resolve("wrong.gguf.tmp")));
+        assertThrows(IllegalArgumentException.class, () -> new GgufWriter().u8("k", 1).u8("k", 2));
+        assertThrows(IllegalArgumentException.class, () -> new GgufWriter().tensor("t", GgmlType.Q8_0, new byte[34], 16));
+        assertThrows(IllegalArgumentException.class, () -> new GgufWriter().version(1));
+        Llama2jException e = assertThrows(Llama2jException.class,
+                () -> new GgufWriter().f32Tensor("t", new float[1], 1).write(tmp.resolve("no/such/dir/x.gguf"), null));
+        assertEquals(Llama2jException.IO_FAILURE, e.exitCode());
+    }
+}
