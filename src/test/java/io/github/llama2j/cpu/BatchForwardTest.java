@@ -33,9 +33,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  *   <li>Exact mode (run.c's order) keeps the one-token path: bit-identical.</li>
  * </ul>
  */
-class BatchForwardTest {
+public class BatchForwardTest {
     /** |batched - one by one| / max|logit| allowed for F32 weights: float rounding, a few ulps per step. */
-    static final double F32_TOLERANCE = 1e-5;
+    public static final double F32_TOLERANCE = 1e-5;
 
     @TempDir
     Path tmp;
@@ -80,7 +80,8 @@ class BatchForwardTest {
         }
     }
 
-    static void compare(float[] expected, float[] actual, boolean exact, String where) {
+    /** Batched against one-token logits: bit for bit when {@code exact}, else within {@link #F32_TOLERANCE} x max|logit|. */
+    public static void compare(float[] expected, float[] actual, boolean exact, String where) {
         if (exact) {
             assertArrayEquals(expected, actual, where);
             return;

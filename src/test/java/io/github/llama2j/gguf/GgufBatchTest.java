@@ -1,6 +1,7 @@
 package io.github.llama2j.gguf;
 
 import io.github.llama2j.TestData;
+import io.github.llama2j.cpu.BatchForwardTest;
 import io.github.llama2j.engine.EngineOptions;
 import io.github.llama2j.engine.Engines;
 import io.github.llama2j.engine.InferenceEngine;
@@ -22,9 +23,7 @@ import java.util.SplittableRandom;
 import java.util.function.Supplier;
 import java.util.stream.Stream;
 
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * Batched prefill on GGUF models against the same engine fed one token at a time: the architecture steps
@@ -32,10 +31,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * random F32 models, and every stored quantized model (Q8_0, Q4_0, Q4_K with Q6_K). Prompts longer than a
  * chunk (64) and not a multiple of it, then generation token by token (every cached position is read).
  * Quantized weights: bit-identical once the kernels are compiled (each token's activations converted as the
- * one-token path does, the same kernels); F32 weights: within {@link #F32_TOLERANCE} of max|logit| (another summation order).
+ * one-token path does, the same kernels); F32 weights: within {@link BatchForwardTest#F32_TOLERANCE} of max|logit| (another summation order).
  */
 class GgufBatchTest {
-    static final double F32_TOLERANCE = 1e-5;
 
     @ParameterizedTest
     @ValueSource(strings = {"llama", "qwen2", "qwen3"})
@@ -83,9 +81,9 @@ class GgufBatchTest {
             for (int pos = 0; pos < prompt; pos++) {
                 expected = one.forward(tokens[pos], pos).clone();
             }
-            compare(name + " prompt", expected, batched.forwardBatch(Arrays.copyOf(tokens, prompt), 0).clone(), exact);
+            BatchForwardTest.compare(expected, batched.forwardBatch(Arrays.copyOf(tokens, prompt), 0).clone(), exact, name + " prompt");
             for (int pos = prompt; pos < n; pos++) {
-                compare(name + " pos " + pos, one.forward(tokens[pos], pos).clone(), batched.forward(tokens[pos], pos), exact);
+                BatchForwardTest.compare(one.forward(tokens[pos], pos).clone(), batched.forward(tokens[pos], pos), exact, name + " pos " + pos);
             }
         }
     }
@@ -93,19 +91,5 @@ class GgufBatchTest {
     private static boolean hasF32Matrix(Weights w) {
         return Stream.of(w.wq(), w.wk(), w.wv(), w.wo(), w.w1(), w.w2(), w.w3(), new Matrix[]{w.classifier()})
                 .flatMap(Arrays::stream).anyMatch(x -> x instanceof Matrix.F32);
-    }
-
-    private static void compare(String where, float[] expected, float[] actual, boolean exact) {
-        if (exact) {
-            assertArrayEquals(expected, actual, where);
-            return;
-        }
-        double max = 0, diff = 0;
-        for (int i = 0; i < expected.length; i++) {
-            max = Math.max(max, Math.abs(expected[i]));
-            diff = Math.max(diff, Math.abs(expected[i] - actual[i]));
-        }
-        final double d = diff, mx = max;
-        assertTrue(diff <= F32_TOLERANCE * max, () -> where + ": max |diff| " + d + " > " + F32_TOLERANCE + " x max|logit| " + mx);
     }
 }
