@@ -12,10 +12,12 @@ import java.util.function.Predicate;
  * out-of-range value is a 400 naming the field. Fields it does not use are ignored, as OpenAI's
  * clients send many (presence_penalty, user, ...).
  *
+ * @param topK keep the k likeliest tokens ({@code top_k}, llama.cpp's server name); 0 = off, as in {@code llama2j run}
+ * @param minP keep tokens with at least this fraction of the top probability ({@code min_p}); 0 = off
  * @param seed the sampler's seed, or null for a random one
  */
 record ApiRequest(String model, String prompt, List<ChatMessage> messages, Integer maxTokens, float temperature,
-                  float topP, Long seed, List<String> stop, boolean stream, boolean includeUsage) {
+                  float topP, int topK, float minP, Long seed, List<String> stop, boolean stream, boolean includeUsage) {
 
     /** {@code llama2j run}'s defaults, so that the same seed gives the same text. */
     static final float DEFAULT_TEMPERATURE = 1.0f;
@@ -49,6 +51,14 @@ record ApiRequest(String model, String prompt, List<ChatMessage> messages, Integ
         if (!(topP >= 0 && topP <= 1)) {
             throw ApiException.badRequest("top_p", "top_p is " + topP + ", must be in [0, 1]");
         }
+        Integer topK = optionalInt(body, "top_k");
+        if (topK != null && topK < 0) {
+            throw ApiException.badRequest("top_k", "top_k is " + topK + ", must be >= 0 (0 = off)");
+        }
+        float minP = optionalNumber(body, "min_p", 0f);
+        if (!(minP >= 0 && minP <= 1)) {
+            throw ApiException.badRequest("min_p", "min_p is " + minP + ", must be in [0, 1] (0 = off)");
+        }
         Long seed = optionalLong(body, "seed");
         Integer n = optionalInt(body, "n");
         if (n != null && n != 1) {
@@ -63,7 +73,7 @@ record ApiRequest(String model, String prompt, List<ChatMessage> messages, Integ
             }
             includeUsage = optionalBoolean(options, "include_usage");
         }
-        return new ApiRequest(model, prompt, messages, maxTokens, temperature, topP, seed, stop(body.get("stop")), stream,
+        return new ApiRequest(model, prompt, messages, maxTokens, temperature, topP, topK == null ? 0 : topK, minP, seed, stop(body.get("stop")), stream,
                 includeUsage);
     }
 

@@ -2,6 +2,7 @@ package io.github.llama2j.serve;
 
 import io.github.llama2j.engine.InferenceEngine;
 import io.github.llama2j.generate.TokenGenerator;
+import io.github.llama2j.math.FloatMath;
 import io.github.llama2j.sampling.Sampler;
 
 import java.io.PrintWriter;
@@ -41,6 +42,8 @@ final class GenerationQueue implements AutoCloseable {
      * One generation request.
      *
      * @param maxTokens sampled tokens at most
+     * @param topK      run's --top-k (0 = off)
+     * @param minP      run's --min-p (0 = off)
      * @param seed      the sampler's seed (run.c's xorshift; must not be 0)
      */
     static final class Job {
@@ -48,6 +51,8 @@ final class GenerationQueue implements AutoCloseable {
         final int maxTokens;
         final float temperature;
         final float topP;
+        final int topK;
+        final float minP;
         final long seed;
         final List<String> stop;
         final BlockingQueue<Event> events = new LinkedBlockingQueue<>();
@@ -55,11 +60,14 @@ final class GenerationQueue implements AutoCloseable {
         private final AtomicBoolean ended = new AtomicBoolean();
         private volatile GenerationQueue owner;
 
-        Job(PromptFormat.Prompt prompt, int maxTokens, float temperature, float topP, long seed, List<String> stop) {
+        Job(PromptFormat.Prompt prompt, int maxTokens, float temperature, float topP, int topK, float minP, long seed,
+            List<String> stop) {
             this.prompt = prompt;
             this.maxTokens = maxTokens;
             this.temperature = temperature;
             this.topP = topP;
+            this.topK = topK;
+            this.minP = minP;
             this.seed = seed;
             this.stop = List.copyOf(stop);
         }
@@ -206,7 +214,8 @@ final class GenerationQueue implements AutoCloseable {
     private void run(Job job) {
         engine.reset();
         int seqLen = engine.config().seqLen();
-        Sampler sampler = new Sampler(engine.config().vocabSize(), job.temperature, job.topP, job.seed);
+        Sampler sampler = new Sampler(engine.config().vocabSize(), job.temperature, job.topP, job.topK, job.minP, job.seed,
+                FloatMath.standard());
         Utf8Text utf8 = new Utf8Text();
         StopStrings stops = new StopStrings(job.stop);
         PromptFormat.Prompt p = job.prompt;

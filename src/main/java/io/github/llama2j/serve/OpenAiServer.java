@@ -252,7 +252,8 @@ public final class OpenAiServer implements AutoCloseable {
         int room = seqLen - prompt.tokens().length + 1; // tokens that can still be sampled (the last one is not fed)
         int maxTokens = r.maxTokens() != null ? r.maxTokens() : Math.min(options.maxTokens(), room);
         long seed = r.seed() != null && r.seed() > 0 ? r.seed() : 1 + (random.nextLong() >>> 1);
-        GenerationQueue.Job job = new GenerationQueue.Job(prompt, maxTokens, r.temperature(), r.topP(), seed, r.stop());
+        GenerationQueue.Job job = new GenerationQueue.Job(prompt, maxTokens, r.temperature(), r.topP(), r.topK(), r.minP(), seed,
+                r.stop());
         if (!queue.submit(job)) {
             response.getHeaders().put(HttpHeader.RETRY_AFTER, Integer.toString(RETRY_AFTER_SECONDS));
             throw new ApiException(503, "server_error", "server_busy", null,

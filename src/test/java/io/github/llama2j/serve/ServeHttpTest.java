@@ -105,6 +105,30 @@ class ServeHttpTest {
     }
 
     @Test
+    void topKAndMinPAreRunsOptions() {
+        String prompt = "Once upon a time";
+        int steps = 60;
+        int[] promptTokens = f.tokenizer.encode(prompt, true, false);
+        String echo = new String(f.tokenizer.decodeStream(promptTokens), StandardCharsets.UTF_8);
+        String plain = null;
+        for (String[] filter : new String[][]{{"0", "0"}, {"3", "0"}, {"0", "0.2"}, {"5", "0.05"}}) {
+            String stdout = run("-i", prompt, "-n", Integer.toString(steps), "-s", "42", "-t", "1.2", "-p", "1",
+                    "--top-k", filter[0], "--min-p", filter[1]);
+            String expected = stdout.substring(echo.length(), stdout.length() - 1);
+            JsonNode r = ok(f.post("/v1/completions", """
+                    {"prompt": "%s", "max_tokens": %d, "seed": 42, "temperature": 1.2, "top_p": 1, "top_k": %s, "min_p": %s}"""
+                    .formatted(prompt, steps - promptTokens.length + 1, filter[0], filter[1])));
+            assertEquals(expected, completionText(r), "top_k " + filter[0] + ", min_p " + filter[1]);
+            if (plain == null) {
+                plain = expected;
+            } else {
+                // the filters change what is sampled at this temperature, so the request's fields were honoured
+                assertNotEquals(plain, expected, "top_k " + filter[0] + ", min_p " + filter[1] + " sampled the unfiltered text");
+            }
+        }
+    }
+
+    @Test
     void chatIsRunsChatText() {
         int steps = 80;
         String stdout = run("-m", "chat", "-i", "Tell me a story", "-y", "You are kind.", "-n", Integer.toString(steps), "-s", "7");
@@ -235,6 +259,10 @@ class ServeHttpTest {
         assertBadRequest(text, "{\"prompt\": \"x\", \"temperature\": 2.5}", "temperature");
         assertBadRequest(text, "{\"prompt\": \"x\", \"temperature\": -1}", "temperature");
         assertBadRequest(text, "{\"prompt\": \"x\", \"top_p\": 1.5}", "top_p");
+        assertBadRequest(text, "{\"prompt\": \"x\", \"top_k\": -1}", "top_k");
+        assertBadRequest(text, "{\"prompt\": \"x\", \"top_k\": 2.5}", "top_k");
+        assertBadRequest(text, "{\"prompt\": \"x\", \"min_p\": 1.5}", "min_p");
+        assertBadRequest(text, "{\"prompt\": \"x\", \"min_p\": \"low\"}", "min_p");
         assertBadRequest(text, "{\"prompt\": \"x\", \"max_tokens\": 0}", "max_tokens");
         assertBadRequest(text, "{\"prompt\": \"x\", \"max_tokens\": 1.5}", "max_tokens");
         assertBadRequest(text, "{\"prompt\": \"x\", \"max_tokens\": 100000}", "max_tokens");
