@@ -7,6 +7,7 @@ import uk.ac.manchester.tornado.api.types.arrays.Int8Array;
 import uk.ac.manchester.tornado.api.types.arrays.IntArray;
 import uk.ac.manchester.tornado.api.types.arrays.ShortArray;
 
+import static io.github.llama2j.tornado.KernelHelpers.dotF32;
 import static io.github.llama2j.tornado.KernelHelpers.reduceSum;
 import static io.github.llama2j.tornado.KernelHelpers.swiglu;
 import static io.github.llama2j.tornado.TransformerKernels.MAX_LOCAL;
@@ -185,12 +186,7 @@ public final class GgmlKernels {
     public static void matmulF32(KernelContext ctx, FloatArray xf, FloatArray w, FloatArray out, int outOff, int n, int add) {
         float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
         int row = ctx.groupIdx;
-        int base = row * n;
-        float sum = 0.0f;
-        for (int j = ctx.localIdx; j < n; j += ctx.localGroupSizeX) {
-            sum += w.get(base + j) * xf.get(j);
-        }
-        float total = reduceSum(ctx, scratch, sum);
+        float total = reduceSum(ctx, scratch, dotF32(ctx, w, row, xf, n));
         store(ctx, out, outOff + row, total, add);
     }
 

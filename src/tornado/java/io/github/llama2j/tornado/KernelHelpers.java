@@ -83,6 +83,19 @@ public final class KernelHelpers {
     }
 
     /**
+     * This work-item's part of row {@code row} of a float32 matrix times {@code x} (columns lid, lid + local, ...);
+     * {@link #reduceSum} adds the parts.
+     */
+    public static float dotF32(KernelContext ctx, FloatArray w, int row, FloatArray x, int n) {
+        int base = row * n;
+        float sum = 0.0f;
+        for (int j = ctx.localIdx; j < n; j += ctx.localGroupSizeX) {
+            sum += w.get(base + j) * x.get(j);
+        }
+        return sum;
+    }
+
+    /**
      * runq's product of row {@code row} of an int8 matrix with the quantized activation, over the groups
      * this work-item owns (groups lid, lid + local, ...): an exact int32 dot per group, then
      * {@code ((float) idot * wScale) * xScale} accumulated in float.

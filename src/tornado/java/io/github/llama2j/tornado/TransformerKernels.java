@@ -6,6 +6,7 @@ import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
 import uk.ac.manchester.tornado.api.types.arrays.Int8Array;
 import uk.ac.manchester.tornado.api.types.arrays.IntArray;
 
+import static io.github.llama2j.tornado.KernelHelpers.dotF32;
 import static io.github.llama2j.tornado.KernelHelpers.dotQ8;
 import static io.github.llama2j.tornado.KernelHelpers.reduceMax;
 import static io.github.llama2j.tornado.KernelHelpers.reduceSum;
@@ -134,12 +135,7 @@ public final class TransformerKernels {
     public static void matmulResidualF32(KernelContext ctx, FloatArray in, FloatArray w, FloatArray x, int n) {
         float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
         int row = ctx.groupIdx;
-        int base = row * n;
-        float sum = 0.0f;
-        for (int j = ctx.localIdx; j < n; j += ctx.localGroupSizeX) {
-            sum += w.get(base + j) * in.get(j);
-        }
-        float total = reduceSum(ctx, scratch, sum);
+        float total = reduceSum(ctx, scratch, dotF32(ctx, w, row, in, n));
         if (ctx.localIdx == 0) {
             x.set(row, x.get(row) + total);
         }
