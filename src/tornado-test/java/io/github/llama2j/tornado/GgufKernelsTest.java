@@ -14,10 +14,8 @@ import org.junit.jupiter.api.Test;
 import uk.ac.manchester.tornado.api.GridScheduler;
 import uk.ac.manchester.tornado.api.KernelContext;
 import uk.ac.manchester.tornado.api.TaskGraph;
-import uk.ac.manchester.tornado.api.TornadoExecutionPlan;
 import uk.ac.manchester.tornado.api.WorkerGrid1D;
 import uk.ac.manchester.tornado.api.enums.DataTransferMode;
-import uk.ac.manchester.tornado.api.enums.ProfilerMode;
 import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
 import uk.ac.manchester.tornado.api.types.arrays.Int8Array;
 import uk.ac.manchester.tornado.api.types.arrays.IntArray;
@@ -295,14 +293,9 @@ class GgufKernelsTest {
 
         tg.transferToDevice(DataTransferMode.FIRST_EXECUTION, in.toArray());
         tg.transferToHost(DataTransferMode.EVERY_EXECUTION, out.toArray());
-        try (TornadoExecutionPlan plan = new TornadoExecutionPlan(tg.snapshot())) {
-            plan.withGridScheduler(g).withProfiler(ProfilerMode.SILENT);
-            runs = TaskVerifier.parse(plan.execute().getProfilerResult().getProfileLog());
-            deviceName = plan.getDevice(0).getPhysicalDevice().getDeviceName();
-            plan.withoutProfiler();
-        } catch (Exception e) {
-            throw new IllegalStateException("seed " + SEED + ": " + e, e);
-        }
+        KernelRun run = KernelRun.executeOnce(tg, g, SEED);
+        runs = run.runs();
+        deviceName = run.deviceName();
     }
 
     static String seed() {
