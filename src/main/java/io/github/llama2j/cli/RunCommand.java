@@ -40,9 +40,9 @@ import java.util.concurrent.Callable;
                 "  llama2j run stories110M --engine tornado --device 0:0",
                 "  llama2j run Llama-3.2-1B-Instruct-Q4_K_M.gguf -m chat --top-k 40 --min-p 0.05",
                 "",
-                "The text goes to stdout; a stats line goes to stderr: positions, tok/s after the first token (as llama2.c,",
-                "which leaves out its first position; prompt excluded), time to first token from the start of generation",
-                "and from the JVM's start (start-up, model and the engine's warm-up included)."})
+                "The text goes to stdout; a stats line goes to stderr: positions, tok/s after the first token (as llama2.c,"
+                        + " which leaves out its first position; the prompt excluded), time to first token from the start of"
+                        + " generation and from the JVM's start (start-up, model and the engine's warm-up included)."})
 public final class RunCommand implements Callable<Integer> {
 
     @Mixin
