@@ -26,6 +26,10 @@ public final class EngineMixin {
     @Option(names = "--verbose", description = "Print start-up phases and engine details on stderr.")
     boolean verbose;
 
+    @Option(names = "--no-warmup", description = "CPU engine: skip the throwaway forward passes that get the JIT to"
+            + " compile the forward pass before the first token (the first tokens then run slower; results are the same).")
+    boolean noWarmUp;
+
     /** More worker threads than this is a typo (each is a real thread, started at once). */
     static final int MAX_THREADS = 1024;
 
@@ -72,6 +76,6 @@ public final class EngineMixin {
                         io.github.llama2j.Llama2jException.BAD_USAGE);
             }
         }
-        return new EngineOptions(engine, t, exact, device, s, verbose, profile);
+        return new EngineOptions(engine, t, exact, device, s, verbose, profile, false, !noWarmUp);
     }
 }

@@ -40,7 +40,9 @@ import java.util.concurrent.Callable;
                 "  llama2j run stories110M --engine tornado --device 0:0",
                 "  llama2j run Llama-3.2-1B-Instruct-Q4_K_M.gguf -m chat --top-k 40 --min-p 0.05",
                 "",
-                "The text goes to stdout; a stats line (tokens, tok/s, time to first token) goes to stderr."})
+                "The text goes to stdout; a stats line goes to stderr: positions, tok/s after the first token (as llama2.c,"
+                        + " which leaves out its first position; the prompt excluded), time to first token from the start of"
+                        + " generation and from the JVM's start (start-up, model and the engine's warm-up included)."})
 public final class RunCommand implements Callable<Integer> {
 
     @Mixin
@@ -202,10 +204,14 @@ public final class RunCommand implements Callable<Integer> {
             err.flush();
         }
         if (!noStats) {
+            // the first token counted from the JVM's start too: start-up, model mapping and the engine's warm-up included
+            double sinceJvmStart = r.firstTokenNanos() < 0 ? -1 : java.lang.management.ManagementFactory.getRuntimeMXBean()
+                    .getUptime() - (System.nanoTime() - r.firstTokenNanos()) / 1e6;
             err.println(String.format(Locale.ROOT,
-                    "[%s] %d positions (%d prompt, %d sampled), %.2f tok/s, time to first token %.1f ms",
+                    "[%s] %d positions (%d prompt, %d sampled), %.2f tok/s after the first token, time to first token"
+                            + " %.1f ms (%.0f ms after the JVM started)",
                     e.name(), r.fed().size(), r.fed().size() - r.generatedTokens(), r.generatedTokens(),
-                    r.tokensPerSecond(), r.timeToFirstTokenMillis()));
+                    r.tokensPerSecond(), r.timeToFirstTokenMillis(), sinceJvmStart));
             err.flush();
         }
     }

@@ -11,6 +11,8 @@ import io.github.llama2j.model.Weights;
 import io.github.llama2j.profile.Profiler;
 
 import java.lang.foreign.MemorySegment;
+import java.lang.management.CompilationMXBean;
+import java.lang.management.ManagementFactory;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 
@@ -31,11 +33,16 @@ import java.util.concurrent.ConcurrentHashMap;
  * llama2.c bit for bit.
  */
 public final class CpuEngine implements InferenceEngine {
-    /** Speed (bytes of weights per nanosecond, i.e. GB/s) at which {@link #warmUp} deems a kernel compiled. */
+    /** Speed (bytes of weights per nanosecond, i.e. GB/s) at which {@link #warmUpKernels} deems a kernel compiled. */
     private static final double WARM_UP_BYTES_PER_NANO = 2.0;
     /** The same for the batched kernel, in multiply-adds per nanosecond (compiled: 10 and more per core). */
     private static final double WARM_UP_MACS_PER_NANO = 1.0;
     private static final long WARM_UP_MAX_NANOS = 3_000_000_000L;
+    /** {@link #warmUpForward}: the scratch engine's positions, its prompt (token ids), and when it stops. */
+    private static final int WARM_UP_POSITIONS = 128;
+    private static final int[] WARM_UP_PROMPT = {1, 400, 2300, 7, 911};
+    private static final int WARM_UP_QUIET_PASSES = 4;
+    private static final int WARM_UP_MAX_PASSES = 64;
     /** Kernel and weight-segment classes already warmed up in this JVM. */
     private static final Set<String> WARMED_UP = ConcurrentHashMap.newKeySet();
 
@@ -68,8 +75,18 @@ public final class CpuEngine implements InferenceEngine {
     private final float[] logits;                   // (vocab_size)
     private final Activations in;                   // the current matmul input and its converted forms (runq's Q8, GGML's)
 
+    /** An engine that warms up before it returns (see {@link #CpuEngine(Model, Kernels, FloatMath, int, boolean)}). */
     public CpuEngine(Model model, Kernels kernels, FloatMath math, int threads) {
-        this(model, kernels, math, checkedParallel(model, threads), true);
+        this(model, kernels, math, threads, true);
+    }
+
+    /**
+     * @param warmUp get the JIT to compile the forward pass before this returns ({@link #warmUpKernels} and
+     *               {@link #warmUpForward}: throwaway passes on a scratch run state, never on this engine's), so that the
+     *               first tokens run at full speed; false leaves that to the first tokens
+     */
+    public CpuEngine(Model model, Kernels kernels, FloatMath math, int threads, boolean warmUp) {
+        this(model, kernels, math, checkedParallel(model, threads), true, model.config().seqLen(), warmUp);
     }
 
     private static Parallel checkedParallel(Model model, int threads) {
@@ -81,6 +98,15 @@ public final class CpuEngine implements InferenceEngine {
      * @param math the float functions (exp, sin, cos, pow): the C library's (what llama2.c calls) or Java's
      */
     public CpuEngine(Model model, Kernels kernels, FloatMath math, Parallel parallel, boolean ownsParallel) {
+        this(model, kernels, math, parallel, ownsParallel, model.config().seqLen(), true);
+    }
+
+    /**
+     * @param positions the key/value cache's length: seq_len, or fewer for {@link #warmUpForward}'s scratch engine
+     *                  (which feeds no position past it)
+     */
+    private CpuEngine(Model model, Kernels kernels, FloatMath math, Parallel parallel, boolean ownsParallel, int positions,
+                      boolean warmUp) {
         checkRunState(model);
         this.c = model.config();
         this.w = model.weights();
@@ -99,7 +125,7 @@ public final class CpuEngine implements InferenceEngine {
         q = new float[qDim];
         k = new float[kvDim];
         v = new float[kvDim];
-        attention = new Attention(c, math);
+        attention = new Attention(c.nLayers(), positions, c.headSize(), c.nKvHeads(), c.kvMul(), math);
         ops = new CpuLayer(kernels, parallel, math, timer);
         taskNames = new String[c.nLayers()][LAYER_TASKS.length];
         for (int l = 0; l < c.nLayers(); l++) {
@@ -113,7 +139,10 @@ public final class CpuEngine implements InferenceEngine {
         rope = Rope.of(c, w.ropeFreqs(), math);
         ropeCos = new float[rope.pairs()];
         ropeSin = new float[rope.pairs()];
-        warmUp();
+        if (warmUp) {
+            warmUpKernels();
+            warmUpForward(model);
+        }
     }
 
     /** Largest array the JVM allocates (a little under Integer.MAX_VALUE). */
@@ -152,14 +181,14 @@ public final class CpuEngine implements InferenceEngine {
     /**
      * Gets the matmul kernel compiled before the first token. Until C2 compiles it, Vector API code
      * runs boxed, a hundred times slower or more, and the first forward pass took seconds. Calls on
-     * 16 rows of the model's first matrix get there sooner. They stop once 100 calls in a row run
+     * 16 rows of the model's first matrix get there sooner. They stop once 100 calls have run
      * at compiled speed (above {@link #WARM_UP_BYTES_PER_NANO}, the rows being in cache, or 50
      * times faster than the first calls), or after {@link #WARM_UP_MAX_NANOS}; and only once per
      * JVM for a given kernel and kind of weights. The model's own weights are used on purpose: C2
      * specializes the code to the class of memory segment it has seen (a mapped file here), and
      * warming up on other segments would leave slower, polymorphic code.
      */
-    private void warmUp() {
+    private void warmUpKernels() {
         Matrix m = w.wq()[0];
         Object segmentClass = switch (m) {
             case Matrix.F32 f -> f.data().getClass();
@@ -176,19 +205,79 @@ public final class CpuEngine implements InferenceEngine {
         }
         // the batched kernel too (batched prefill), on a full tile of tokens: the first prompt would otherwise run
         // it uncompiled, seconds for a chunk of a 110M model
+        // (a full tile of tokens and a short prompt's few: the kernel has a loop for each, and C2, having seen only
+        // the first, compiled the second as a trap, so that the first real prompt ran the kernel uncompiled again)
         if (kernels instanceof VectorKernels && BatchMatmul.transposed(m) && WARMED_UP.add(key + " batched")) {
-            int tokens = 4 * BatchMatmul.FL;
-            float[][] xs = new float[tokens][m.cols()], out = new float[tokens][rows];
-            BatchActivations bin = new BatchActivations(tokens, m.cols());
-            bin.input(xs, tokens, m.cols());
-            bin.prepareFor(m);
-            untilFast(() -> BatchMatmul.matmul(out, bin, m, 0, rows, kernels), (double) rows * m.cols() * tokens,
-                    WARM_UP_MACS_PER_NANO);
+            int full = 4 * BatchMatmul.FL, few = WARM_UP_PROMPT.length;
+            BatchActivations fullIn = batchInput(m, full), fewIn = batchInput(m, few);
+            float[][] out = new float[full][rows];
+            untilFast(() -> {
+                BatchMatmul.matmul(out, fullIn, m, 0, rows, kernels);
+                BatchMatmul.matmul(out, fewIn, m, 0, rows, kernels);
+            }, (double) rows * m.cols() * (full + few), WARM_UP_MACS_PER_NANO);
+        }
+    }
+
+    /** {@code tokens} zero activations, prepared for m. */
+    private static BatchActivations batchInput(Matrix m, int tokens) {
+        BatchActivations bin = new BatchActivations(tokens, m.cols());
+        bin.input(new float[tokens][m.cols()], tokens, m.cols());
+        bin.prepareFor(m);
+        return bin;
+    }
+
+    /**
+     * Gets the rest of the forward pass compiled before the first token: attention, RoPE, rmsnorm, SwiGLU, the
+     * activations' conversions, the pool's loops and the forward loop itself, which {@link #warmUpKernels} does not
+     * reach and which C2 otherwise compiled during the first dozen tokens of a run (a 256-token run then reached only
+     * half of {@code bench}'s steady speed; docs/measurements/2026-12-02-warmup-threads.md). A scratch engine (the
+     * same weights and worker pool, its own run state and a key/value cache of {@link #WARM_UP_POSITIONS} positions,
+     * dropped afterwards) runs a short prompt through {@link #forwardBatch} and then one token at a time, until
+     * the JIT has gone quiet (no compilation finished during {@link #WARM_UP_QUIET_PASSES} passes in a row, each
+     * within 1.5 times the fastest), or {@link #WARM_UP_MAX_PASSES} passes, or {@link #WARM_UP_MAX_NANOS}. This
+     * engine's state is never touched: its results are the same with and without warm-up (CpuWarmUpTest). Once per
+     * JVM for a given kernel and kind of weights, as {@link #warmUpKernels}.
+     */
+    private void warmUpForward(Model model) {
+        Matrix m = w.wq()[0];
+        String key = kernels.getClass().getName() + " " + m.typeName() + " forward";
+        if (WARMED_UP.add(key)) {
+            throwawayPasses(model);
+        }
+    }
+
+    /** {@link #warmUpForward}'s passes, on a scratch engine over {@code model} (this engine's). */
+    void throwawayPasses(Model model) {
+        int positions = Math.min(c.seqLen(), WARM_UP_POSITIONS);
+        CompilationMXBean jit = ManagementFactory.getCompilationMXBean();
+        boolean jitTimed = jit != null && jit.isCompilationTimeMonitoringSupported();
+        long deadline = System.nanoTime() + WARM_UP_MAX_NANOS;
+        try (CpuEngine scratch = new CpuEngine(model, kernels, math, parallel, false, positions, false)) {
+            int pos = 0;
+            int[] prompt = new int[Math.min(WARM_UP_PROMPT.length, positions)];
+            for (int i = 0; i < prompt.length; i++) {
+                prompt[i] = WARM_UP_PROMPT[i] % c.vocabSize();
+            }
+            if (prompt.length > 1) {
+                scratch.forwardBatch(prompt, 0);
+                pos = prompt.length;
+            }
+            long fastest = Long.MAX_VALUE, compiled = jitTimed ? jit.getTotalCompilationTime() : 0;
+            for (int pass = 0, quiet = 0; pass < WARM_UP_MAX_PASSES && quiet < WARM_UP_QUIET_PASSES
+                    && System.nanoTime() < deadline; pass++, pos = (pos + 1) % positions) {
+                long t0 = System.nanoTime();
+                scratch.forward((pass * 7919 + 13) % c.vocabSize(), pos);
+                long t = System.nanoTime() - t0;
+                fastest = Math.min(fastest, t);
+                long nowCompiled = jitTimed ? jit.getTotalCompilationTime() : compiled;
+                quiet = nowCompiled == compiled && 2 * t <= 3 * fastest ? quiet + 1 : 0;
+                compiled = nowCompiled;
+            }
         }
     }
 
     /**
-     * Calls {@code call} (doing {@code work} units) until 100 calls in a row run at {@code fastWorkPerNano} or 50
+     * Calls {@code call} (doing {@code work} units) until 100 calls have run at {@code fastWorkPerNano} or 50
      * times faster than the first calls, or for {@link #WARM_UP_MAX_NANOS}.
      */
     private static void untilFast(Runnable call, double work, double fastWorkPerNano) {
@@ -202,7 +291,10 @@ public final class CpuEngine implements InferenceEngine {
                 firstCalls = Math.min(firstCalls, t);
             }
             boolean fast = work >= fastWorkPerNano * t || t * 50 < firstCalls;
-            fastCalls = fast ? fastCalls + 1 : 0;
+            // not "in a row": on a loaded machine a compiled call that the OS preempts is slow, and 100 in a row
+            // then took the whole WARM_UP_MAX_NANOS (a slow call before compilation is not fast, so any fast one
+            // ran compiled code)
+            fastCalls = fast ? fastCalls + 1 : fastCalls;
         }
     }
 

@@ -12,14 +12,23 @@ package io.github.llama2j.engine;
  * @param profile collect per-task timings for the profiler
  * @param keepKernelSources keep the device code the engine generates, for {@link InferenceEngine#dumpKernels}
  *                (it can only be captured while the engine compiles it, i.e. while the engine is built)
+ * @param warmUp  CPU engine: run throwaway forward passes on scratch state while the engine is built, so that the JIT
+ *                has compiled the forward pass before the first token (the results do not change; off: the first
+ *                tokens run slower instead)
  */
 public record EngineOptions(String kind, int threads, boolean exact, String device, double split, boolean verbose,
-                            boolean profile, boolean keepKernelSources) {
+                            boolean profile, boolean keepKernelSources, boolean warmUp) {
 
-    /** Options without kernel-source capture. */
+    /** Options without kernel-source capture, with warm-up. */
     public EngineOptions(String kind, int threads, boolean exact, String device, double split, boolean verbose,
                          boolean profile) {
-        this(kind, threads, exact, device, split, verbose, profile, false);
+        this(kind, threads, exact, device, split, verbose, profile, false, true);
+    }
+
+    /** Options with warm-up. */
+    public EngineOptions(String kind, int threads, boolean exact, String device, double split, boolean verbose,
+                         boolean profile, boolean keepKernelSources) {
+        this(kind, threads, exact, device, split, verbose, profile, keepKernelSources, true);
     }
 
     public static EngineOptions cpu(int threads, boolean exact) {
@@ -28,7 +37,12 @@ public record EngineOptions(String kind, int threads, boolean exact, String devi
 
     /** The same options, asking the engine to keep the device code it generates. */
     public EngineOptions withKernelSources() {
-        return new EngineOptions(kind, threads, exact, device, split, verbose, profile, true);
+        return new EngineOptions(kind, threads, exact, device, split, verbose, profile, true, warmUp);
+    }
+
+    /** The same options, with or without warm-up. */
+    public EngineOptions withWarmUp(boolean on) {
+        return new EngineOptions(kind, threads, exact, device, split, verbose, profile, keepKernelSources, on);
     }
 
     public static int defaultThreads() {

@@ -24,7 +24,7 @@ public final class Engines {
             throw new Llama2jException("threads is " + options.threads() + ", must be >= 1", Llama2jException.BAD_USAGE);
         }
         if (options.kind().equals("cpu")) {
-            return new CpuEngine(model, cpuKernels(options.exact()), FloatMath.standard(), options.threads());
+            return new CpuEngine(model, cpuKernels(options.exact()), FloatMath.standard(), options.threads(), options.warmUp());
         }
         for (EngineProvider p : ServiceLoader.load(EngineProvider.class)) {
             if (p.kind().equals(options.kind())) {

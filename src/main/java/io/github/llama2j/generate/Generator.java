@@ -24,17 +24,33 @@ public final class Generator {
     private final Sampler sampler;
     private final OutputStream out;
 
-    /** What a run did: the tokens fed at each position, what the sampler returned, and timings. */
+    /**
+     * What a run did: the tokens fed at each position, what the sampler returned, and timings.
+     *
+     * @param fedAtFirstToken positions fed when the first token was sampled (the prompt's, in generate mode)
+     */
     public record Result(List<Integer> fed, List<Integer> sampled, int promptTokens, int generatedTokens,
-                         long startNanos, long firstTokenNanos, long endNanos) {
+                         long startNanos, long firstTokenNanos, long endNanos, int fedAtFirstToken) {
 
         /** Milliseconds from the start until the first sampled (not prompt) token; -1 if none. */
         public double timeToFirstTokenMillis() {
             return firstTokenNanos < 0 ? -1 : (firstTokenNanos - startNanos) / 1e6;
         }
 
-        /** Positions forwarded per second over the whole run. */
+        /**
+         * Positions forwarded per second after the first sampled token: the positions fed since, over the time since
+         * (their forward passes, sampling and printing). As llama2.c's "achieved tok/s", which leaves out its first
+         * position, it leaves out what comes before generation proper: here the prompt (a batch) and the wait for the
+         * first token; so it compares with {@code bench}'s tg. 0 when no position followed the first token.
+         */
         public double tokensPerSecond() {
+            long t = endNanos - firstTokenNanos;
+            int positions = fed.size() - fedAtFirstToken;
+            return firstTokenNanos < 0 || t <= 0 || positions <= 0 ? 0 : positions * 1e9 / t;
+        }
+
+        /** Positions forwarded per second over the whole run, the prompt and the first token included. */
+        public double overallTokensPerSecond() {
             long t = endNanos - startNanos;
             return t <= 0 ? 0 : fed.size() * 1e9 / t;
         }
@@ -72,8 +88,9 @@ public final class Generator {
                     return true;
                 });
         write(NEWLINE);
+        // TokenGenerator samples its first token after the prompt's last position
         return new Result(o.fed(), o.sampled(), o.promptTokens(), o.generated(), o.startNanos(), o.firstTokenNanos(),
-                o.endNanos());
+                o.endNanos(), Math.min(o.promptTokens(), o.fed().size()));
     }
 
     /**
@@ -89,7 +106,7 @@ public final class Generator {
         steps = effectiveSteps(steps, seqLen);
         List<Integer> fed = new ArrayList<>(), sampled = new ArrayList<>();
         long start = System.nanoTime(), first = -1;
-        int generated = 0;
+        int generated = 0, fedAtFirst = 0;
         byte[] system = new byte[0];
         byte[] user = new byte[0];
         int[] promptTokens = new int[0];
@@ -130,6 +147,7 @@ public final class Generator {
             if (userIdx >= promptTokens.length && next != Tokenizer.EOS) {
                 if (first < 0) {
                     first = System.nanoTime();
+                    fedAtFirst = fed.size();
                 }
                 generated++;
                 write(tokenizer.decodePrintable(token, next));
@@ -139,7 +157,7 @@ public final class Generator {
             }
         }
         write(NEWLINE);
-        return new Result(fed, sampled, promptTokens.length, generated, start, first, System.nanoTime());
+        return new Result(fed, sampled, promptTokens.length, generated, start, first, System.nanoTime(), fedAtFirst);
     }
 
     /** fgets() then strip one trailing newline; at end of input the previous buffer is kept. */

@@ -171,6 +171,7 @@ public final class GgufGenerator {
         final List<Integer> fed = new ArrayList<>(), sampled = new ArrayList<>();
         final long start = System.nanoTime();
         long first = -1;
+        int fedAtFirst;
 
         float[] forward(int token, int pos) {
             fed.add(token);
@@ -190,12 +191,13 @@ public final class GgufGenerator {
             sampled.add(next);
             if (first < 0) {
                 first = System.nanoTime();
+                fedAtFirst = fed.size();
             }
             return next;
         }
 
         Generator.Result result(int promptTokens) {
-            return new Generator.Result(fed, sampled, promptTokens, sampled.size(), start, first, System.nanoTime());
+            return new Generator.Result(fed, sampled, promptTokens, sampled.size(), start, first, System.nanoTime(), fedAtFirst);
         }
     }
 

@@ -22,7 +22,8 @@ import java.util.concurrent.TimeUnit;
  * The worker pool's cost per parallel step, the price every matmul of a token pays on top of its
  * arithmetic: {@code forRange} over stories110M's 2048 rows (grain 16, as CpuEngine splits them)
  * with a task that does almost nothing ({@code empty}) or about 2 µs of work per 16 rows
- * ({@code work}, a matmul's share at in-cache speed). Average time per call.
+ * ({@code work}, a matmul's share at in-cache speed), or a real tiny matmul ({@code matmul}: 2048 × 64 floats, in
+ * cache, about 10 µs of arithmetic on one core, so the split and the wake-ups dominate). Average time per call.
  *
  * <pre>
  * java --add-modules jdk.incubator.vector -cp target/test-classes:target/classes:$(cat target/test-cp.txt) \
@@ -41,15 +42,26 @@ public class ParallelBenchmark {
     @Param({"1", "2", "4", "16"})
     public int threads;
 
-    @Param({"empty", "work"})
+    @Param({"empty", "work", "matmul"})
     public String task;
 
     private Parallel parallel;
     private final double[] sink = new double[2048];
+    /** {@code matmul}: a tiny float matrix-vector product, (2048 rows, 64 columns) · (64): about 10 µs on one core. */
+    private final float[] weights = new float[2048 * 64];
+    private final float[] x = new float[64];
+    private final float[] out = new float[2048];
 
     @Setup(Level.Trial)
     public void setUp() {
         parallel = new Parallel(threads);
+        java.util.SplittableRandom r = new java.util.SplittableRandom(1);
+        for (int i = 0; i < weights.length; i++) {
+            weights[i] = (float) r.nextDouble(-1, 1);
+        }
+        for (int i = 0; i < x.length; i++) {
+            x[i] = (float) r.nextDouble(-1, 1);
+        }
     }
 
     @TearDown(Level.Trial)
@@ -59,6 +71,19 @@ public class ParallelBenchmark {
 
     @Benchmark
     public void forRange(Blackhole bh) {
+        if (task.equals("matmul")) {
+            parallel.forRange(2048, 16, (s, e) -> {
+                for (int r = s; r < e; r++) {
+                    float acc = 0;
+                    for (int k = 0, base = r * 64; k < 64; k++) {
+                        acc += weights[base + k] * x[k];
+                    }
+                    out[r] = acc;
+                }
+            });
+            bh.consume(out);
+            return;
+        }
         boolean work = task.equals("work");
         parallel.forRange(2048, 16, (s, e) -> {
             if (work) {

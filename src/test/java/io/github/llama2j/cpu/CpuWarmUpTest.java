@@ -1,0 +1,109 @@
+package io.github.llama2j.cpu;
+
+import io.github.llama2j.math.FloatMath;
+import io.github.llama2j.model.CheckpointWriter;
+import io.github.llama2j.model.Configuration;
+import io.github.llama2j.model.Model;
+import io.github.llama2j.model.ModelFormat;
+import io.github.llama2j.model.ModelLoader;
+import io.github.llama2j.model.RandomWeights;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.SplittableRandom;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+/**
+ * The engine's warm-up ({@link CpuEngine#throwawayPasses}: forward passes on a scratch run state) leaves the engine's
+ * results alone: the same prompt (batched) and greedy generation give the same tokens and bit-identical logits
+ * whether the passes ran before the first token, in the middle of the generation (a warm-up that wrote this engine's
+ * key/value cache, logits or batch buffers would change what follows), or not at all. Bit identity needs kernels
+ * whose results do not depend on what the JIT has compiled: runq's Q8 arithmetic, and run.c's order for F32
+ * ({@link ExactVectorKernels}); the F32 SIMD kernels sum lanes with {@code reduceLanes}, whose order may differ
+ * between compilation states, so there the tokens must agree and the logits within {@link BatchForwardTest#F32_TOLERANCE}.
+ */
+public class CpuWarmUpTest {
+    @TempDir
+    Path tmp;
+
+    /** Positions fed: a prompt of 9 (a batch with the SIMD kernels), then greedy tokens up to here. */
+    private static final int POSITIONS = 40;
+    private static final int PROMPT = 9;
+
+    @ParameterizedTest
+    @CsvSource({"V2_Q8, false, true", "V2_Q8, true, false", "V1_F32, true, false", "LEGACY_V0, false, true"})
+    void warmUpDoesNotChangeTokensOrLogits(ModelFormat format, boolean gqa, boolean exactKernels) {
+        Configuration c = gqa ? new Configuration(48, 112, 2, 6, 3, 70, 200, true, 0)
+                : new Configuration(64, 192, 2, 4, 4, 50, 200, false, 0);
+        Path file = tmp.resolve(format + ".bin");
+        CheckpointWriter.write(new RandomWeights(c, 5, 0.3), format, format == ModelFormat.V2_Q8 ? 16 : 0, file, null);
+        boolean bitIdentical = format == ModelFormat.V2_Q8 || exactKernels;
+        try (Model m = ModelLoader.load(file)) {
+            float[][] cold = generate(m, exactKernels, -1);
+            float[][] warmFirst = generate(m, exactKernels, 0);
+            float[][] warmMidway = generate(m, exactKernels, PROMPT + 7);
+            for (float[][] warm : new float[][][]{warmFirst, warmMidway}) {
+                for (int pos = PROMPT - 1; pos < POSITIONS; pos++) {
+                    assertEquals(argmax(cold[pos]), argmax(warm[pos]), "token after position " + pos);
+                    if (bitIdentical) {
+                        assertArrayEquals(cold[pos], warm[pos], "logits at position " + pos);
+                    } else {
+                        assertArrayEquals(cold[pos], warm[pos], (float) (BatchForwardTest.F32_TOLERANCE * maxAbs(cold[pos])),
+                                "logits at position " + pos);
+                    }
+                }
+            }
+        }
+    }
+
+    /**
+     * A new engine without warm-up: the prompt as one batch, then greedy tokens; the throwaway passes run before
+     * position {@code warmUpAt} is fed (never when negative). The logits after each position (the prompt's last
+     * one and on; earlier rows are null).
+     */
+    private static float[][] generate(Model m, boolean exactKernels, int warmUpAt) {
+        Kernels kernels = exactKernels ? new ExactVectorKernels() : new VectorKernels();
+        float[][] logits = new float[POSITIONS][];
+        int[] prompt = new SplittableRandom(3).ints(PROMPT, 0, m.config().vocabSize()).toArray();
+        try (CpuEngine e = new CpuEngine(m, kernels, FloatMath.standard(), 2, false)) {
+            if (warmUpAt == 0) {
+                e.throwawayPasses(m);
+            }
+            logits[PROMPT - 1] = e.forwardBatch(prompt, 0).clone();
+            for (int pos = PROMPT; pos < POSITIONS; pos++) {
+                if (pos == warmUpAt) {
+                    e.throwawayPasses(m);
+                }
+                logits[pos] = e.forward(argmax(logits[pos - 1]), pos).clone();
+            }
+        }
+        return logits;
+    }
+
+    private static int argmax(float[] v) {
+        int best = 0;
+        for (int i = 1; i < v.length; i++) {
+            if (v[i] > v[best]) {
+                best = i;
+            }
+        }
+        return best;
+    }
+
+    private static float maxAbs(float[] v) {
+        return (float) Arrays.stream(box(v)).mapToDouble(Math::abs).max().orElse(0);
+    }
+
+    private static Float[] box(float[] v) {
+        Float[] b = new Float[v.length];
+        for (int i = 0; i < v.length; i++) {
+            b[i] = v[i];
+        }
+        return b;
+    }
+}
