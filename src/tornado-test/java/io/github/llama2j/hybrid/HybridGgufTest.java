@@ -55,17 +55,18 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 @Tag("tornado")
 class HybridGgufTest {
     static final int POSITIONS = 24;
-    /** |hybrid - cpu| / max|logit| on F32 models (measured on PoCL: at most 3.5e-7). */
+    /** |hybrid - cpu| / max|logit| on F32 models (measured on PoCL: at most 1.3e-6). */
     static final double F32_TOLERANCE = 1e-5;
     /**
-     * The same with F16 matrices, where one activation may round to the other F16 neighbour in another summation
-     * order (measured on PoCL: 3.3e-4 on qwen3-f16, the TornadoVM engine's 3.3e-4 on llama3-tiny-f16).
+     * The same with F16 matrices, where an activation may round to the other F16 neighbour in another summation
+     * order (measured on PoCL: at most 5.2e-4, on llama-f16; the TornadoVM engine's 3.3e-4 on llama3-tiny-f16):
+     * room for two such flips.
      */
-    static final double F16_TOLERANCE = 1e-3;
+    static final double F16_TOLERANCE = 2e-3;
     /**
      * With Q8_0 matrices, where one activation may round to the other int8 neighbour: about 1% of max|logit|
      * (llama.cpp's own flip on llama2-tiny-q8_0 is 0.96%), {@code GgufGoldenTest.DRIFT_TOLERANCE}. Measured here: at
-     * most 1.4e-7 (no flip on these models).
+     * most 2.0e-7 (no flip on these models).
      */
     static final double ROUNDED_TOLERANCE = 2e-2;
 
@@ -103,7 +104,7 @@ class HybridGgufTest {
             boolean mixed = p[1].equals("mixed");
             GgufSynth.FileType type = mixed ? GgufSynth.FileType.Q8_0 : GgufSynth.FileType.byName(p[1]).orElseThrow();
             GgufWriter w = new GgufWriter();
-            GgufSynth synth = new GgufSynth(shape, type, 7, 0.05);
+            GgufSynth synth = new GgufSynth(shape, type, 7, 0.25);   // weights large enough that attention is far from uniform
             synth.writeMetadata(w, n, null);
             if (mixed) {
                 addMixed(w, synth, shape);
