@@ -220,6 +220,35 @@ class HybridGgufTest {
         }
     }
 
+    /**
+     * The device memory a share needs ({@link DeviceBudget}, checked before anything is copied): its weights part is
+     * exactly what the shard's device slices hold ({@link WeightSlices}: F16 2 bytes a value, Q8_0 repacked 1 + 4/32),
+     * for every row and for about half of them, and the whole budget covers it.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"qwen3-q8_0", "qwen2-f16", "llama-mixed"})
+    void deviceBudgetHoldsTheSlicesAtTheirDeviceSizes(String name) {
+        Model model = model(name);
+        Configuration c = model.config();
+        var w = model.weights();
+        for (double f : new double[]{1, 0.5}) {
+            SplitPlan plan = SplitPlan.twoWay(c, f, f, f);
+            int hs = c.headSize(), h1 = plan.headEnd(0), kv1 = h1 / c.kvMul(), r1 = plan.ffnEnd(0);
+            long slices = WeightSlices.toDevice("cls", WeightSlices.rows(w.classifier(), 0, plan.vocabEnd(0))).bytes();
+            for (int l = 0; l < c.nLayers(); l++) {
+                slices += WeightSlices.toDevice("q", WeightSlices.rows(w.wq()[l], 0, h1 * hs)).bytes()
+                        + WeightSlices.toDevice("k", WeightSlices.rows(w.wk()[l], 0, kv1 * hs)).bytes()
+                        + WeightSlices.toDevice("v", WeightSlices.rows(w.wv()[l], 0, kv1 * hs)).bytes()
+                        + WeightSlices.columnsToDevice("o", w.wo()[l], 0, h1 * hs).bytes()
+                        + WeightSlices.toDevice("w1", WeightSlices.rows(w.w1()[l], 0, r1)).bytes()
+                        + WeightSlices.toDevice("w3", WeightSlices.rows(w.w3()[l], 0, r1)).bytes()
+                        + WeightSlices.columnsToDevice("w2", w.w2()[l], 0, r1).bytes();
+            }
+            assertEquals(slices, DeviceBudget.ggufWeightBytes(c, w, plan, 0), name + " " + plan);
+            assertTrue(DeviceBudget.bytes(c, w, plan, 0) > slices, name + " " + plan);
+        }
+    }
+
     /** Three CPU shards, two on worker threads, split every kind (biases and head norms by rows of heads). */
     @ParameterizedTest
     @ValueSource(strings = {"qwen2-q8_0", "qwen3-f16"})

@@ -21,36 +21,53 @@ final class DeviceBudget {
     }
 
     /**
-     * A GGUF model's device share ({@link ShardGraphs}' GGUF graphs): each layer's slices at their types' device
-     * sizes (F32 4 bytes a value, F16 2, Q8_0 repacked 1 + 4/32), the biases and head norms, the cache slice,
-     * the RoPE table, the q/k/v outputs, and every form of each product's input (float32, F16-rounded, Q8_0).
+     * A GGUF model's device share ({@link ShardGraphs}' GGUF graphs): its weight slices ({@link #ggufWeightBytes}),
+     * the biases and head norms, the cache slice, the RoPE table, the q/k/v outputs, and every form of each
+     * product's input (float32, F16-rounded, Q8_0).
      */
     private static long ggufBytes(Configuration c, Weights w, SplitPlan plan, int shard) {
         int dim = c.dim(), hs = c.headSize();
         long forms = 9L * dim + (dim / 32 + 1) * 4L;   // the step input: float32, F16-rounded, Q8_0 values and scales
+        long total = ggufWeightBytes(c, w, plan, shard);
+        if (plan.owns(shard, SplitPlan.Kind.ATTENTION)) {
+            int heads = plan.headEnd(shard) - plan.headStart(shard);
+            long qRows = (long) heads * hs, kvRows = qRows / c.kvMul();
+            long small = (qRows + 2 * kvRows) * 4 * 2 + 2L * hs * 4;   // biases, the q/k/v outputs; head norms
+            long cache = 2L * c.seqLen() * kvRows * 4;
+            long rope = (long) c.seqLen() * hs * 4;
+            long act = (qRows * 2 + (long) heads * c.seqLen() + dim) * 4 + 9 * qRows + (qRows / 32 + 1) * 4 + forms + 8;
+            total += c.nLayers() * (small + cache + rope + act);
+        }
+        if (plan.owns(shard, SplitPlan.Kind.FFN)) {
+            long rows = plan.ffnEnd(shard) - plan.ffnStart(shard);
+            total += c.nLayers() * ((2 * rows + dim) * 4 + 9 * rows + (rows / 32 + 1) * 4 + forms);
+        }
+        if (plan.owns(shard, SplitPlan.Kind.CLASSIFIER)) {
+            total += (plan.vocabEnd(shard) - plan.vocabStart(shard)) * 4 + forms;
+        }
+        return total;
+    }
+
+    /**
+     * A GGUF model's weight slices on the device, every layer's, at their types' device sizes (F32 4 bytes a value,
+     * F16 2, Q8_0 repacked 1 + 4/32): what {@link WeightSlices#toDevice} makes of them.
+     */
+    static long ggufWeightBytes(Configuration c, Weights w, SplitPlan plan, int shard) {
+        int dim = c.dim();
         long total = 0;
         for (int l = 0; l < c.nLayers(); l++) {
             if (plan.owns(shard, SplitPlan.Kind.ATTENTION)) {
-                int heads = plan.headEnd(shard) - plan.headStart(shard);
-                long qRows = (long) heads * hs, kvRows = qRows / c.kvMul();
-                long weights = slice(w.wq()[l], qRows, dim) + slice(w.wk()[l], kvRows, dim) + slice(w.wv()[l], kvRows, dim)
+                long qRows = (long) (plan.headEnd(shard) - plan.headStart(shard)) * c.headSize(), kvRows = qRows / c.kvMul();
+                total += slice(w.wq()[l], qRows, dim) + slice(w.wk()[l], kvRows, dim) + slice(w.wv()[l], kvRows, dim)
                         + slice(w.wo()[l], dim, qRows);
-                long small = (qRows + 2 * kvRows) * 4 * 2 + 2L * hs * 4;   // biases, the q/k/v outputs; head norms
-                long cache = 2L * c.seqLen() * kvRows * 4;
-                long rope = (long) c.seqLen() * hs * 4;
-                long act = (qRows * 2 + (long) heads * c.seqLen() + dim) * 4 + 9 * qRows + (qRows / 32 + 1) * 4 + forms + 8;
-                total += weights + small + cache + rope + act;
             }
             if (plan.owns(shard, SplitPlan.Kind.FFN)) {
                 long rows = plan.ffnEnd(shard) - plan.ffnStart(shard);
-                long weights = slice(w.w1()[l], rows, dim) + slice(w.w3()[l], rows, dim) + slice(w.w2()[l], dim, rows);
-                long act = (2 * rows + dim) * 4 + 9 * rows + (rows / 32 + 1) * 4 + forms;
-                total += weights + act;
+                total += slice(w.w1()[l], rows, dim) + slice(w.w3()[l], rows, dim) + slice(w.w2()[l], dim, rows);
             }
         }
         if (plan.owns(shard, SplitPlan.Kind.CLASSIFIER)) {
-            long rows = plan.vocabEnd(shard) - plan.vocabStart(shard);
-            total += slice(w.classifier(), rows, dim) + rows * 4 + forms;
+            total += slice(w.classifier(), plan.vocabEnd(shard) - plan.vocabStart(shard), dim);
         }
         return total;
     }
