@@ -170,6 +170,51 @@ public final class Activations {
         }
     }
 
+    // ------------------------------------------------------------------ the prepared forms, for other engines
+
+    /*
+     * The hybrid engine's host prepares a step's input once and sends these forms to its devices, so that every
+     * shard computes from the same bits. Each throws unless the form has been prepared for the current input;
+     * the arrays are this object's own (valid until the next input), their first size() values (scales: one
+     * per group or block).
+     */
+
+    /** runq's int8 values ({@link Matrix.Q8} of {@code groupSize}). */
+    public byte[] q8Values(int groupSize) {
+        ready(q8Ready && q8Group == groupSize, "Q8 (llama2.c) of group " + groupSize);
+        return q8;
+    }
+
+    /** runq's scales, one per group. */
+    public float[] q8Scales(int groupSize) {
+        ready(q8Ready && q8Group == groupSize, "Q8 (llama2.c) of group " + groupSize);
+        return q8Scales;
+    }
+
+    /** The values rounded to F16, as floats ({@link Matrix.F16}). */
+    public float[] f16Values() {
+        ready(f16Ready, "F16");
+        return f16;
+    }
+
+    /** GGML Q8_0's values, in shorts ({@link Matrix.Q8_0}). */
+    public short[] q8_0Values() {
+        ready(q80Ready, "Q8_0");
+        return q80;
+    }
+
+    /** GGML Q8_0's block scales (F16 values as floats), one per block of 32. */
+    public float[] q8_0Scales() {
+        ready(q80Ready, "Q8_0");
+        return q80Scales;
+    }
+
+    private static void ready(boolean ready, String form) {
+        if (!ready) {
+            throw new IllegalStateException("activations not prepared as " + form);
+        }
+    }
+
     // ------------------------------------------------------------------ the conversions (reference arithmetic)
 
     /** Each value rounded to the nearest F16 (ties to even), back as a float. */

@@ -8,9 +8,9 @@ import java.lang.foreign.MemorySegment;
  * The non-matmul steps of the forward pass as llama.cpp's CPU backend computes them (ggml-cpu's
  * ops), for GGUF models: where run.c's arithmetic differs from ggml's, following ggml's keeps our
  * logits within float rounding of llama.cpp's. llama2.c checkpoints never come here (they keep
- * run.c's arithmetic bit for bit).
+ * run.c's arithmetic bit for bit). The hybrid engine's host and CPU shard use them too.
  */
-final class GgmlOps {
+public final class GgmlOps {
     private GgmlOps() {
     }
 
@@ -19,7 +19,7 @@ final class GgmlOps {
      * the sum of squares accumulated in double and the mean rounded to float; out may be x.
      * Reads x[xOff, xOff + n), the weight's first n values.
      */
-    static void rmsnorm(float[] out, int outOff, float[] x, int xOff, MemorySegment weight, int n, float eps) {
+    public static void rmsnorm(float[] out, int outOff, float[] x, int xOff, MemorySegment weight, int n, float eps) {
         double sum = 0.0;
         for (int i = 0; i < n; i++) {
             float v = x[xOff + i];
@@ -33,14 +33,14 @@ final class GgmlOps {
     }
 
     /** RMSNorm of each of the {@code heads} heads of x (qwen3's q/k norms), in place. */
-    static void headNorms(float[] x, int heads, int headSize, MemorySegment weight, float eps) {
+    public static void headNorms(float[] x, int heads, int headSize, MemorySegment weight, float eps) {
         for (int h = 0; h < heads; h++) {
             rmsnorm(x, h * headSize, x, h * headSize, weight, headSize, eps);
         }
     }
 
     /** x[0, n) += bias. */
-    static void addBias(float[] x, MemorySegment bias, int n) {
+    public static void addBias(float[] x, MemorySegment bias, int n) {
         for (int i = 0; i < n; i++) {
             x[i] += bias.get(ScalarKernels.FLOAT, (long) i * Float.BYTES);
         }

@@ -49,7 +49,7 @@ public final class Engines {
     }
 
     /**
-     * An engine whose provider does not run GGUF models (the hybrid, for now) computes llama2.c's transformer
+     * An engine whose provider does not run GGUF models computes llama2.c's transformer
      * only: a GGUF model's head size, biases, q/k norms, RoPE style and factors and llama.cpp arithmetic are
      * not in it, so it refuses GGUF models up front (exit 3) rather than run them wrongly.
      */

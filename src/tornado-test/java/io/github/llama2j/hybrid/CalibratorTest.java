@@ -89,7 +89,7 @@ class CalibratorTest {
         io.github.llama2j.model.Weights w1 = Calibrator.firstLayer(model.weights());
         // the classifier only, so one kernel is compiled
         SplitPlan all = SplitPlan.twoWay(one, 0, 0, 1), quarter = SplitPlan.twoWay(one, 0, 0, 0.25);
-        StepInput in = new StepInput(one.dim(), 0, one.vocabSize());
+        StepInput in = new StepInput(one.dim(), one.vocabSize());
         try (DeviceShard d = new DeviceShard(io.github.llama2j.tornado.DeviceSession.of(
                 uk.ac.manchester.tornado.api.TornadoExecutionPlan.DEFAULT_DEVICE), one, w1, all, 0,
                 TornadoSettings.load("CPU"), in, FloatMath.JAVA, false, Long.MAX_VALUE, null)) {

@@ -2,6 +2,7 @@ package io.github.llama2j.hybrid;
 
 import io.github.llama2j.Llama2jException;
 import io.github.llama2j.model.Configuration;
+import io.github.llama2j.model.RopeStyle;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
@@ -31,6 +32,25 @@ class SplitPlanTest {
         assertArrayEquals(new int[]{0, 2, 4, 6, 8}, SplitPlan.headBoundaries(Q8_GS4));
         assertArrayEquals(new int[]{0, 2, 4, 6}, SplitPlan.headBoundaries(Q8_GS32));
         assertEquals(33, SplitPlan.headBoundaries(LLAMA7B_Q8).length);
+    }
+
+    /**
+     * GGUF models, whatever their types: wo's and w2's column slices on Q8_0's 32-value blocks, so heads of 8
+     * (stories260K.gguf) come in fours, heads of 16 in pairs, and hidden rows in multiples of 32 (or the end).
+     */
+    @Test
+    void ggufBoundariesAreWholeQ8_0Blocks() {
+        Configuration stories = new Configuration(64, 172, 5, 8, 4, 512, 2048, false, 0, 8, 1e-5f, 10000f, RopeStyle.NORM);
+        Configuration qwen = new Configuration(64, 192, 2, 4, 2, 151936, 256, true, 0, 16, 1e-6f, 1e6f, RopeStyle.NEOX);
+        Configuration qwen3 = new Configuration(1024, 3072, 28, 16, 8, 151936, 4096, true, 0, 128, 1e-6f, 1e6f, RopeStyle.NEOX);
+        assertEquals(32, SplitPlan.columnGrain(stories));
+        assertArrayEquals(new int[]{0, 4, 8}, SplitPlan.headBoundaries(stories));
+        assertArrayEquals(new int[]{0, 32, 64, 96, 128, 160, 172}, SplitPlan.ffnBoundaries(stories));
+        assertArrayEquals(new int[]{0, 2, 4}, SplitPlan.headBoundaries(qwen));
+        assertArrayEquals(new int[]{0, 2, 4, 6, 8, 10, 12, 14, 16}, SplitPlan.headBoundaries(qwen3), "kv groups of 2 heads");
+        assertEquals(3072 / 32 + 1, SplitPlan.ffnBoundaries(qwen3).length);
+        assertEquals(1, SplitPlan.columnGrain(F32));
+        assertEquals(4, SplitPlan.columnGrain(Q8_GS4));
     }
 
     @Test

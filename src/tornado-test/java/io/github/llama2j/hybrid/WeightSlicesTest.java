@@ -10,11 +10,16 @@ import java.lang.foreign.ValueLayout;
 import java.util.Random;
 
 import static io.github.llama2j.cpu.ScalarKernels.FLOAT;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
-/** Row views and column copies read the same elements as the whole matrix, for float32 and Q8_0. */
+/**
+ * Row views and column copies read the same elements as the whole matrix, for llama2.c's float32 and Q8 and
+ * GGUF's F16 and Q8_0 (on random matrices); the device copies hold the same values, Q8_0 repacked into int8 values
+ * and float32 block scales as the TornadoVM engine repacks it.
+ */
 @Tag("tornado")
 class WeightSlicesTest {
     static final long SEED = System.nanoTime();
@@ -76,6 +81,102 @@ class WeightSlicesTest {
             }
             assertThrows(IllegalArgumentException.class, () -> WeightSlices.columns(m, 6, 20, b -> arena.allocate(b, 64)), "off a group boundary");
         }
+    }
+
+    @Test
+    void f16RowsAndColumnsAndTheirDeviceCopies() {
+        int rows = 9, cols = 40;
+        try (Arena arena = Arena.ofConfined()) {
+            Random rnd = new Random(SEED);
+            MemorySegment data = arena.allocate((long) rows * cols * 2);
+            for (int i = 0; i < rows * cols; i++) {
+                data.set(Matrix.SHORT, i * 2L, Float.floatToFloat16((float) rnd.nextGaussian()));
+            }
+            Matrix.F16 m = new Matrix.F16(data, rows, cols);
+            Matrix.F16 r = (Matrix.F16) WeightSlices.rows(m, 2, 7);
+            Matrix.F16 c = (Matrix.F16) WeightSlices.columns(m, 3, 29, b -> arena.allocate(b, 64));
+            WeightSlices.F16Slice stacked = (WeightSlices.F16Slice) WeightSlices.toDevice("test", r, WeightSlices.rows(m, 0, 1));
+            WeightSlices.F16Slice dc = (WeightSlices.F16Slice) WeightSlices.columnsToDevice("test", m, 3, 29);
+            assertEquals(6, stacked.rows());
+            assertEquals(26, dc.cols());
+            assertEquals((long) rows * 26 * 2, dc.bytes());
+            float[] row = new float[cols], part = new float[cols];
+            for (int i = 0; i < rows; i++) {
+                m.dequantizeRow(i, row, 0);
+                if (i >= 2 && i < 7) {
+                    r.dequantizeRow(i - 2, part, 0);
+                    assertArrayEquals(row, part, "row " + i + ", seed " + SEED);
+                    for (int j = 0; j < cols; j++) {
+                        assertEquals(row[j], Float.float16ToFloat(stacked.data().get((i - 2) * cols + j)), "seed " + SEED);
+                    }
+                }
+                c.dequantizeRow(i, part, 0);
+                for (int j = 3; j < 29; j++) {
+                    assertEquals(row[j], part[j - 3], "column " + j + ", seed " + SEED);
+                    assertEquals(row[j], Float.float16ToFloat(dc.data().get(i * 26 + j - 3)), "seed " + SEED);
+                }
+            }
+            m.dequantizeRow(0, row, 0);
+            for (int j = 0; j < cols; j++) {
+                assertEquals(row[j], Float.float16ToFloat(stacked.data().get(5 * cols + j)), "the second part's row, seed " + SEED);
+            }
+        }
+    }
+
+    @Test
+    void q8_0RowsAndColumnsOnBlockBoundariesAndTheirRepackedDeviceCopies() {
+        int rows = 7, cols = 128, b = Matrix.Q8_0.BLOCK;
+        try (Arena arena = Arena.ofConfined()) {
+            Random rnd = new Random(SEED);
+            MemorySegment data = arena.allocate(rows * Matrix.Q8_0.rowBytes(cols));
+            for (long at = 0; at < data.byteSize(); at += Matrix.Q8_0.BLOCK_BYTES) {
+                data.set(Matrix.SHORT, at, Float.floatToFloat16(rnd.nextFloat() / 64));
+                for (int k = 0; k < b; k++) {
+                    data.set(ValueLayout.JAVA_BYTE, at + 2 + k, (byte) (rnd.nextInt(255) - 127));
+                }
+            }
+            Matrix.Q8_0 m = new Matrix.Q8_0(data, rows, cols);
+            Matrix.Q8_0 r = (Matrix.Q8_0) WeightSlices.rows(m, 1, 5);
+            Matrix.Q8_0 c = (Matrix.Q8_0) WeightSlices.columns(m, 32, 96, x -> arena.allocate(x, 64));
+            WeightSlices.Q8Slice stacked = (WeightSlices.Q8Slice) WeightSlices.toDevice("test", r, WeightSlices.rows(m, 6, 7));
+            WeightSlices.Q8Slice dc = (WeightSlices.Q8Slice) WeightSlices.columnsToDevice("test", m, 64, 128);
+            assertEquals(5, stacked.rows());
+            assertEquals(b, stacked.groupSize());
+            assertEquals(64, dc.cols());
+            assertEquals((long) rows * 64 + (long) rows * 2 * 4, dc.bytes(), "int8 values and a float scale per block");
+            float[] row = new float[cols], part = new float[cols];
+            for (int i = 0; i < rows; i++) {
+                m.dequantizeRow(i, row, 0);
+                if (i >= 1 && i < 5) {
+                    r.dequantizeRow(i - 1, part, 0);
+                    assertArrayEquals(row, part, "row " + i + ", seed " + SEED);
+                    for (int j = 0; j < cols; j++) {
+                        assertEquals(row[j], device(stacked, i - 1, j), "row " + i + ", seed " + SEED);
+                    }
+                }
+                c.dequantizeRow(i, part, 0);
+                for (int j = 0; j < cols; j++) {
+                    if (j >= 32 && j < 96) {
+                        assertEquals(row[j], part[j - 32], "column " + j + ", seed " + SEED);
+                    }
+                    if (j >= 64) {
+                        assertEquals(row[j], device(dc, i, j - 64), "column " + j + ", seed " + SEED);
+                    }
+                }
+            }
+            m.dequantizeRow(6, row, 0);
+            for (int j = 0; j < cols; j++) {
+                assertEquals(row[j], device(stacked, 4, j), "the second part's row, seed " + SEED);
+            }
+            assertThrows(IllegalArgumentException.class, () -> WeightSlices.columns(m, 16, 96, x -> arena.allocate(x, 64)),
+                    "off a block boundary");
+        }
+    }
+
+    /** A value of a device Q8 slice: int8 times its group's float scale (what the kernels compute with). */
+    private static float device(WeightSlices.Q8Slice q, int r, int j) {
+        int i = r * q.cols() + j;
+        return q.values().get(i) * q.scales().get(i / q.groupSize());
     }
 
     private static float dequant(Matrix.Q8 m, int r, int j) {

@@ -146,8 +146,7 @@ final class Calibrator {
     static Result calibrate(Configuration c, Weights w, Predicate<SplitPlan> fits, EngineMaker maker, List<WholeCandidate> wholes,
                             PrintStream log) {
         long t0 = System.nanoTime();
-        Configuration one = new Configuration(c.dim(), c.hiddenDim(), 1, c.nHeads(), c.nKvHeads(), c.vocabSize(),
-                c.seqLen(), c.sharedClassifier(), c.groupSize());
+        Configuration one = firstLayer(c);
         Weights w1 = firstLayer(w);
         int maxStep = STEPS;
         while (maxStep > 0 && !fits.test(SplitPlan.twoWay(c, fraction(maxStep), fraction(maxStep), fraction(maxStep)))) {
@@ -304,11 +303,22 @@ final class Calibrator {
         return layers * (att + ffn) + cls;
     }
 
-    /** The same weights with only layer 0 (the arrays are views; nothing is copied). */
+    /** The same configuration with one layer (every other hyper-parameter, a GGUF model's included, kept). */
+    static Configuration firstLayer(Configuration c) {
+        return new Configuration(c.dim(), c.hiddenDim(), 1, c.nHeads(), c.nKvHeads(), c.vocabSize(), c.seqLen(),
+                c.sharedClassifier(), c.groupSize(), c.headSize(), c.rmsEps(), c.ropeTheta(), c.ropeStyle());
+    }
+
+    /** The same weights with only layer 0, its biases and head norms included (the arrays are views; nothing is copied). */
     static Weights firstLayer(Weights w) {
         return new Weights(w.tokenEmbedding(), Arrays.copyOf(w.rmsAtt(), 1), Arrays.copyOf(w.wq(), 1),
                 Arrays.copyOf(w.wk(), 1), Arrays.copyOf(w.wv(), 1), Arrays.copyOf(w.wo(), 1), Arrays.copyOf(w.rmsFfn(), 1),
-                Arrays.copyOf(w.w1(), 1), Arrays.copyOf(w.w2(), 1), Arrays.copyOf(w.w3(), 1), w.rmsFinal(), w.classifier());
+                Arrays.copyOf(w.w1(), 1), Arrays.copyOf(w.w2(), 1), Arrays.copyOf(w.w3(), 1), w.rmsFinal(), w.classifier(),
+                first(w.bq()), first(w.bk()), first(w.bv()), first(w.qNorm()), first(w.kNorm()), w.ropeFreqs());
+    }
+
+    private static java.lang.foreign.MemorySegment[] first(java.lang.foreign.MemorySegment[] perLayer) {
+        return perLayer == null ? null : Arrays.copyOf(perLayer, 1);
     }
 
     /** One line on what was measured, e.g. for the engine's summary. */

@@ -3,6 +3,7 @@ package io.github.llama2j.hybrid;
 import io.github.llama2j.cpu.Activations;
 import io.github.llama2j.cpu.Attention;
 import io.github.llama2j.cpu.CpuLayer;
+import io.github.llama2j.cpu.GgmlOps;
 import io.github.llama2j.cpu.Kernels;
 import io.github.llama2j.cpu.Parallel;
 import io.github.llama2j.cpu.Rope;
@@ -11,14 +12,18 @@ import io.github.llama2j.model.Configuration;
 import io.github.llama2j.model.Matrix;
 import io.github.llama2j.model.Weights;
 
+import java.lang.foreign.MemorySegment;
+
 
 /**
  * The host CPU's share, computed by the CPU engine's own kernels ({@link CpuLayer}: the same matmul
- * dispatches, {@link Rope}, {@link Attention} and quantization, same {@link Kernels}, same {@link FloatMath})
- * on its slice: row views of wq/wk/wv, w1/w3 and the classifier read in place from the mapped checkpoint,
- * compact copies of its column slices of wo and w2 (in a file mapping, see {@link MappedScratch}), and a
- * key/value cache that holds only its key/value heads. A shard that owns everything therefore computes
- * exactly what the CPU engine computes.
+ * dispatches, {@link Rope}, {@link Attention} and {@link Activations}, same {@link Kernels}, same
+ * {@link FloatMath}; for GGUF models the same {@link GgmlOps}: biases, head norms) on its slice: row views of
+ * wq/wk/wv, w1/w3 and the classifier read in place from the mapped model, the matching rows of the q/k/v
+ * biases, compact copies of its column slices of wo and w2 (in a file mapping, see {@link MappedScratch}),
+ * and a key/value cache that holds only its key/value heads. The products of the step input read the forms
+ * the host prepared ({@link StepInput#act}). A shard that owns everything therefore computes exactly what
+ * the CPU engine computes.
  */
 final class CpuShard implements Shard {
     private final Configuration c;
@@ -33,6 +38,9 @@ final class CpuShard implements Shard {
     // attention: heads [h0, h1), kv heads [kv0, kv1)
     private final int heads, qRows, kvRows;
     private final Matrix[] wq, wk, wv, wo;
+    private final MemorySegment[] bq, bk, bv;       // qwen2: the biases of its rows (null: none)
+    private final MemorySegment[] qNorm, kNorm;     // qwen3: each head's RMSNorm weight (null: none)
+    private final float eps;
     private final float[] q, attOut;                // (own heads * head_size)
     private final float[] k, v;                     // (own kv heads * head_size)
     private final float[] att;                      // (own heads, cache.scoreStride())
@@ -44,7 +52,7 @@ final class CpuShard implements Shard {
     private final int ffnRows;
     private final Matrix[] w1, w3, w2;
     private final float[] hb, hb2;
-    private final Activations act;                  // the current matmul input: xb (dim), attOut (own heads) or hb (own rows)
+    private final Activations act;                  // the shard's own matmul inputs: attOut (own heads) or hb (own rows)
     // classifier: rows [v0, v1), computed straight into the logits
     private final int v0, v1;
     private final Matrix classifier;
@@ -82,6 +90,13 @@ final class CpuShard implements Shard {
         w1 = new Matrix[L];
         w3 = new Matrix[L];
         w2 = new Matrix[L];
+        boolean bias = w.bq() != null;
+        bq = bias ? new MemorySegment[L] : null;
+        bk = bias ? new MemorySegment[L] : null;
+        bv = bias ? new MemorySegment[L] : null;
+        qNorm = w.qNorm();
+        kNorm = w.kNorm();
+        eps = c.rmsEps();
         java.util.List<Long> copies = new java.util.ArrayList<>();
         for (int l = 0; l < L; l++) {
             if (heads > 0) {
@@ -102,6 +117,11 @@ final class CpuShard implements Shard {
                 wk[l] = WeightSlices.rows(w.wk()[l], kv0 * hsz, kv1 * hsz);
                 wv[l] = WeightSlices.rows(w.wv()[l], kv0 * hsz, kv1 * hsz);
                 wo[l] = WeightSlices.columns(w.wo()[l], h0 * hsz, h1 * hsz, scratch::allocate);
+                if (bias) {
+                    bq[l] = floats(w.bq()[l], h0 * hsz, h1 * hsz);
+                    bk[l] = floats(w.bk()[l], kv0 * hsz, kv1 * hsz);
+                    bv[l] = floats(w.bv()[l], kv0 * hsz, kv1 * hsz);
+                }
             }
             if (ffnRows > 0) {
                 w1[l] = WeightSlices.rows(w.w1()[l], r0, r1);
@@ -117,9 +137,9 @@ final class CpuShard implements Shard {
         att = new float[heads > 0 ? heads * cache.scoreStride() : 0];
         hb = new float[ffnRows];
         hb2 = new float[ffnRows];
-        act = new Activations(Math.max(c.dim(), Math.max(qRows, ffnRows)));
+        act = new Activations(Math.max(1, Math.max(qRows, ffnRows)));
         partial = new float[c.dim()];
-        rope = new Rope(hsz, c.ropeTheta(), math);
+        rope = Rope.of(c, w.ropeFreqs(), math);
         ropeCos = new float[rope.pairs()];
         ropeSin = new float[rope.pairs()];
     }
@@ -157,16 +177,28 @@ final class CpuShard implements Shard {
         last.computeNanos = System.nanoTime() - t0;
     }
 
-    /** run.c's attention block for this shard's heads, up to wo: partial = wo[:, own columns] · attention(own heads). */
+    /**
+     * The CPU engine's attention block for this shard's heads, up to wo: partial = wo[:, own columns] ·
+     * attention(own heads), with the architecture's biases and head norms.
+     */
     private void attention(int l, int pos) {
-        act.input(in.xb, c.dim());
-        ops.matmul3(q, wq[l], k, wk[l], v, wv[l], act);
+        ops.matmul3(q, wq[l], k, wk[l], v, wv[l], in.act);
+        if (bq != null) { // qwen2
+            GgmlOps.addBias(q, bq[l], qRows);
+            GgmlOps.addBias(k, bk[l], kvRows);
+            GgmlOps.addBias(v, bv[l], kvRows);
+        }
+        int hsz = c.headSize();
+        if (qNorm != null) { // qwen3: RMSNorm of each head before RoPE
+            GgmlOps.headNorms(q, heads, hsz, qNorm[l], eps);
+            GgmlOps.headNorms(k, kvRows / hsz, hsz, kNorm[l], eps);
+        }
         if (pos != ropePos) { // the angles depend on the position only: once per token
             rope.angles(pos, ropeCos, ropeSin);
             ropePos = pos;
         }
-        // Local arrays start on a head boundary, so i % headSize (RoPE's pair) is the global one.
-        Rope.rotate(q, qRows, k, kvRows, c.headSize(), ropeCos, ropeSin);
+        // Local arrays start on a head boundary, so each local head is rotated as its global one.
+        rope.rotate(q, heads, k, kvRows / hsz, ropeCos, ropeSin);
         cache.store(l, pos, k, v);
         // Heads are owned in whole key/value groups, so local head h reads local key/value head h / kvMul.
         ops.attention(cache, l, pos, heads, q, attOut, att);
@@ -174,18 +206,21 @@ final class CpuShard implements Shard {
         ops.matmul(partial, act, wo[l]);
     }
 
-    /** run.c's feed-forward block for this shard's hidden rows: partial = w2[:, own rows] · swiglu(w1·x, w3·x). */
+    /** The feed-forward block for this shard's hidden rows: partial = w2[:, own rows] · swiglu(w1·x, w3·x). */
     private void ffn(int l) {
-        act.input(in.xb, c.dim());
-        ops.matmulSwiglu(hb, hb2, w1[l], w3[l], act);
+        ops.matmulSwiglu(hb, hb2, w1[l], w3[l], in.act);
         act.input(hb, ffnRows);
         ops.matmul(partial, act, w2[l]);
     }
 
     /** This shard's rows of the logits, computed in place. */
     private void classifier() {
-        act.input(in.xb, c.dim());
-        ops.matmul(in.logits, act, classifier, v0, v1);
+        ops.matmul(in.logits, in.act, classifier, v0, v1);
+    }
+
+    /** Floats [i0, i1) of a float32 vector (a view). */
+    private static MemorySegment floats(MemorySegment v, int i0, int i1) {
+        return v.asSlice((long) i0 * Float.BYTES, (long) (i1 - i0) * Float.BYTES);
     }
 
     @Override

@@ -4,6 +4,7 @@ import io.github.llama2j.Llama2jException;
 import io.github.llama2j.cpu.Rope;
 import io.github.llama2j.math.FloatMath;
 import io.github.llama2j.model.Configuration;
+import io.github.llama2j.model.RopeStyle;
 import io.github.llama2j.model.Weights;
 import io.github.llama2j.profile.Profiler;
 import io.github.llama2j.tornado.DeviceSession;
@@ -40,6 +41,7 @@ final class DeviceShard implements Shard {
     private final float[] partial;
     private final int v0, v1;
     private final long deviceBytes;
+    private final boolean ggml;
     private TornadoExecutionPlan plan;
     private boolean closed;
     private long loadStartNanos, compileNanos, weightTransferNanos, weightTransferBytes;
@@ -61,7 +63,8 @@ final class DeviceShard implements Shard {
         this.partial = new float[c.dim()];
         this.v0 = plan.vocabStart(shard);
         this.v1 = plan.vocabEnd(shard);
-        long needed = DeviceBudget.bytes(c, plan, shard);
+        this.ggml = c.ropeStyle() != RopeStyle.LLAMA2C;
+        long needed = DeviceBudget.bytes(c, w, plan, shard);
         if (needed > memoryAvailable) {
             throw new Llama2jException(String.format(Locale.ROOT,
                     "the device's share (%s) needs %.1f MiB on '%s', which has %.1f MiB: give it a smaller --split",
@@ -69,7 +72,8 @@ final class DeviceShard implements Shard {
         }
         this.deviceBytes = needed;
         session.settings(s);
-        this.graphs = new ShardGraphs(c, w, plan, shard, s, plan.owns(shard, SplitPlan.Kind.ATTENTION) ? ropeTable(c, math) : null);
+        this.graphs = new ShardGraphs(c, w, plan, shard, s, plan.owns(shard, SplitPlan.Kind.ATTENTION)
+                ? ropeTable(c, w.ropeFreqs(), math) : null);
         if (graphs.isEmpty()) {
             return;
         }
@@ -105,7 +109,12 @@ final class DeviceShard implements Shard {
      * TornadoVM engine's table: [(pos * headSize/2 + i/2) * 2 + {0: cos, 1: sin}].
      */
     static float[] ropeTable(Configuration c, FloatMath math) {
-        return new Rope(c.headSize(), c.ropeTheta(), math).table(c.seqLen());
+        return ropeTable(c, null, math);
+    }
+
+    /** As {@link #ropeTable(Configuration, FloatMath)} for the model's RoPE: its style, and its frequency factors (or null). */
+    static float[] ropeTable(Configuration c, MemorySegment factors, FloatMath math) {
+        return Rope.of(c, factors, math).table(c.seqLen());
     }
 
     @Override
@@ -200,12 +209,7 @@ final class DeviceShard implements Shard {
         };
         last.clear();
         long t0 = System.nanoTime();
-        if (step.xq() != null) {
-            MemorySegment.copy(input.xq, 0, step.xq().getSegment(), ValueLayout.JAVA_BYTE, 0, step.xq().getSize());
-            MemorySegment.copy(input.xs, 0, step.xs().getSegment(), ValueLayout.JAVA_FLOAT, 0, step.xs().getSize());
-        } else {
-            MemorySegment.copy(input.xb, 0, step.xin().getSegment(), ValueLayout.JAVA_FLOAT, 0, step.xin().getSize());
-        }
+        copyIn(step.in(), input);
         if (step.state() != null) {
             step.state().set(1, input.pos);
         }
@@ -227,6 +231,31 @@ final class DeviceShard implements Shard {
             last.deviceKernelNanos = pr.getDeviceKernelTime();
         }
         return step.out();
+    }
+
+    /** The forms of the host's step input that the step's graph reads, into its input arrays. */
+    private void copyIn(ShardGraphs.Forms to, StepInput input) {
+        if (to.xf() != null) {
+            MemorySegment.copy(input.xb, 0, to.xf().getSegment(), ValueLayout.JAVA_FLOAT, 0, to.xf().getSize());
+        }
+        if (to.xh() != null) {
+            MemorySegment.copy(input.act.f16Values(), 0, to.xh().getSegment(), ValueLayout.JAVA_FLOAT, 0, to.xh().getSize());
+        }
+        if (to.xq() != null) {
+            int n = to.xq().getSize(), groups = to.xs().getSize();
+            if (ggml) { // GGML Q8_0: the values are kept as shorts on the host
+                short[] q = input.act.q8_0Values();
+                MemorySegment values = to.xq().getSegment();
+                for (int i = 0; i < n; i++) {
+                    values.set(ValueLayout.JAVA_BYTE, i, (byte) q[i]);
+                }
+                MemorySegment.copy(input.act.q8_0Scales(), 0, to.xs().getSegment(), ValueLayout.JAVA_FLOAT, 0, groups);
+            } else { // runq's groups
+                int gs = n / groups;
+                MemorySegment.copy(input.act.q8Values(gs), 0, to.xq().getSegment(), ValueLayout.JAVA_BYTE, 0, n);
+                MemorySegment.copy(input.act.q8Scales(gs), 0, to.xs().getSegment(), ValueLayout.JAVA_FLOAT, 0, groups);
+            }
+        }
     }
 
     @Override

@@ -1,12 +1,17 @@
 package io.github.llama2j.hybrid;
 
+import io.github.llama2j.cpu.Activations;
+import io.github.llama2j.cpu.GgmlOps;
 import io.github.llama2j.cpu.VectorOps;
 import io.github.llama2j.engine.InferenceEngine;
 import io.github.llama2j.model.Configuration;
+import io.github.llama2j.model.Matrix;
+import io.github.llama2j.model.RopeStyle;
 import io.github.llama2j.model.Weights;
 import io.github.llama2j.profile.Profiler;
 
 import java.io.PrintStream;
+import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -18,17 +23,20 @@ import java.util.List;
  *
  * <p>One layer is two steps, each followed by the one exchange of the layer's half:
  * <pre>
- *   host: xb = rmsnorm(x)  [Q8: quantize xb]        -- once, handed to every shard
- *   each shard: q,k,v of its heads → RoPE → its KV-cache slice → attention of its heads → its columns of wo
+ *   host: xb = rmsnorm(x), xb's forms [Q8: runq's groups; GGUF: F16-rounded, Q8_0]   -- once, handed to every shard
+ *   each shard: q,k,v of its heads [GGUF: + biases, head norms] → RoPE → its KV-cache slice → attention of
+ *               its heads → its columns of wo
  *   host: x += (partial_0 + partial_1 + ...)          -- exchange: dim floats back from each device
- *   host: xb = rmsnorm(x)  [Q8: quantize xb]
+ *   host: xb = rmsnorm(x), xb's forms
  *   each shard: its rows of w1, w3 → SwiGLU → its columns of w2
  *   host: x += (partial_0 + partial_1 + ...)
  * </pre>
  * and after the last layer one classifier step in which each shard computes its rows of the logits.
- * The norms, the residual and the quantization of the step inputs are done once, on the host, in run.c's
- * (runq.c's) order, so every shard works from the same bits; a shard that owns everything computes exactly
- * what the CPU engine computes.
+ * The norms, the residual and the conversions of the step inputs are done once, on the host, in run.c's
+ * (runq.c's) order for llama2.c checkpoints and llama.cpp's for GGUF models (as the CPU engine does them), so
+ * every shard works from the same bits; a shard that owns everything computes exactly what the CPU engine
+ * computes. An architecture's extra steps (qwen2's biases, qwen3's head norms, RoPE's style and factors) are
+ * the shards' own, within their heads.
  */
 public final class HybridEngine implements InferenceEngine {
 
@@ -46,6 +54,8 @@ public final class HybridEngine implements InferenceEngine {
     private final StepJob[] jobs;
     private final StepInput in;
     private final float[] x;
+    /** GGUF models: llama.cpp's arithmetic on the host (ggml's rmsnorm); llama2.c checkpoints: run.c's. */
+    private final boolean ggml;
     private final HybridStats stats;
     private final String name;
     private final PrintStream log;
@@ -81,7 +91,8 @@ public final class HybridEngine implements InferenceEngine {
         if (factories.size() != plan.shards()) {
             throw new IllegalArgumentException(factories.size() + " shards for a plan of " + plan.shards());
         }
-        this.in = new StepInput(c.dim(), c.groupSize(), c.vocabSize());
+        this.ggml = c.ropeStyle() != RopeStyle.LLAMA2C;
+        this.in = new StepInput(c.dim(), c.vocabSize());
         this.x = new float[c.dim()];
         List<Shard> made = new ArrayList<>();
         try {
@@ -156,23 +167,43 @@ public final class HybridEngine implements InferenceEngine {
         }
         InferenceEngine.checkForwardArguments(c, token, pos);
         long t0 = System.nanoTime();
-        int dim = c.dim();
         w.tokenEmbedding().dequantizeRow(token, x, 0);
         in.pos = pos;
         for (int l = 0; l < c.nLayers(); l++) {
-            VectorOps.rmsnorm(in.xb, x, w.rmsAtt()[l], dim);
-            quantizeInput();
+            input(w.rmsAtt()[l], w.wq()[l], w.wk()[l], w.wv()[l]);
             step(SplitPlan.Kind.ATTENTION, l);
-            VectorOps.rmsnorm(in.xb, x, w.rmsFfn()[l], dim);
-            quantizeInput();
+            input(w.rmsFfn()[l], w.w1()[l], w.w3()[l], null);
             step(SplitPlan.Kind.FFN, l);
         }
-        // run.c normalises x in place before the classifier; the same values, here into xb.
-        VectorOps.rmsnorm(in.xb, x, w.rmsFinal(), dim);
-        quantizeInput();
+        // run.c (and llama.cpp) normalise x before the classifier; the same values, here into xb.
+        input(w.rmsFinal(), w.classifier(), null, null);
         step(SplitPlan.Kind.CLASSIFIER, -1);
         stats.token(System.nanoTime() - t0);
         return in.logits;
+    }
+
+    /**
+     * A step's input, computed once on the host for every shard: xb = rmsnorm(x) (run.c's; ggml's with the
+     * model's epsilon for GGUF models), then the forms of xb that the step's matrices m0, m1, m2 (null: none)
+     * read: runq's Q8 groups, or llama.cpp's F16 rounding and Q8_0 blocks ({@link Activations}).
+     */
+    private void input(MemorySegment norm, Matrix m0, Matrix m1, Matrix m2) {
+        int dim = c.dim();
+        if (ggml) {
+            GgmlOps.rmsnorm(in.xb, 0, x, 0, norm, dim, c.rmsEps());
+        } else {
+            VectorOps.rmsnorm(in.xb, x, norm, dim);
+        }
+        in.act.input(in.xb, dim);
+        prepareFor(m0);
+        prepareFor(m1);
+        prepareFor(m2);
+    }
+
+    private void prepareFor(Matrix m) {
+        if (m != null) {
+            in.act.prepareFor(m);
+        }
     }
 
     /**
@@ -276,12 +307,6 @@ public final class HybridEngine implements InferenceEngine {
                 }
             }
             x[j] += s;
-        }
-    }
-
-    private void quantizeInput() {
-        if (c.quantized()) {
-            VectorOps.quantize(in.xb, c.dim(), c.groupSize(), in.xq, in.xs);
         }
     }
 

@@ -9,6 +9,7 @@ import io.github.llama2j.engine.InferenceEngine;
 import io.github.llama2j.math.FloatMath;
 import io.github.llama2j.model.Configuration;
 import io.github.llama2j.model.Model;
+import io.github.llama2j.model.RopeStyle;
 import io.github.llama2j.model.Weights;
 import io.github.llama2j.tornado.TensorTypes;
 import io.github.llama2j.tornado.DeviceSession;
@@ -38,6 +39,15 @@ public final class HybridEngineProvider implements EngineProvider {
     @Override
     public String kind() {
         return "hybrid";
+    }
+
+    /**
+     * GGUF models of the types the TornadoVM engine runs (F32, F16, Q8_0), with llama.cpp's arithmetic on both
+     * sides; other types are refused naming the tensor before a device is touched ({@link TensorTypes}).
+     */
+    @Override
+    public boolean runsGguf() {
+        return true;
     }
 
     /**
@@ -83,7 +93,11 @@ public final class HybridEngineProvider implements EngineProvider {
 
     private static InferenceEngine build(Model model, EngineOptions options, TornadoSettings settings, PrintStream summary,
                                          double attention, double ffn, double classifier, boolean wholeEngines) {
-        TensorTypes.requireSupported(model.config(), model.weights());
+        if (model.config().ropeStyle() == RopeStyle.LLAMA2C) {
+            TensorTypes.requireSupported(model.config(), model.weights());
+        } else {
+            TensorTypes.requireSupportedGguf(model.config(), model.weights());
+        }
         DeviceSession session = DeviceSession.open(options.device());
         TornadoSettings s = session.settings(settings);
         long available = session.memoryAvailable(s);
@@ -111,7 +125,7 @@ public final class HybridEngineProvider implements EngineProvider {
                             + "is not a candidate%n");
                 }
             }
-            calibrated = Calibrator.calibrate(c, w, p -> DeviceBudget.bytes(c, p, 0) <= available,
+            calibrated = Calibrator.calibrate(c, w, p -> DeviceBudget.bytes(c, w, p, 0) <= available,
                     new DeviceCalibration(shards), wholes, log);
             plan = calibrated.plan();
             how = String.format(Locale.ROOT, "auto: best split: device fractions attention %.3f, ffn %.3f, classifier %.3f; %s",
@@ -209,7 +223,7 @@ public final class HybridEngineProvider implements EngineProvider {
 
         @Override
         public void prepare(Configuration one, Weights w1, SplitPlan largest) {
-            device = shards.get(0).create(one, w1, largest, 0, new StepInput(one.dim(), one.groupSize(), one.vocabSize()));
+            device = shards.get(0).create(one, w1, largest, 0, new StepInput(one.dim(), one.vocabSize()));
         }
 
         @Override

@@ -2,10 +2,15 @@ package io.github.llama2j.hybrid;
 
 import io.github.llama2j.Llama2jException;
 import io.github.llama2j.hybrid.WeightSlices.DeviceSlice;
+import io.github.llama2j.hybrid.WeightSlices.F16Slice;
 import io.github.llama2j.hybrid.WeightSlices.F32Slice;
 import io.github.llama2j.hybrid.WeightSlices.Q8Slice;
 import io.github.llama2j.model.Configuration;
+import io.github.llama2j.model.Matrix;
+import io.github.llama2j.model.RopeStyle;
 import io.github.llama2j.model.Weights;
+import io.github.llama2j.tornado.GgmlKernels;
+import io.github.llama2j.tornado.TensorTypes;
 import io.github.llama2j.tornado.TornadoSettings;
 import io.github.llama2j.tornado.TransformerKernels;
 import uk.ac.manchester.tornado.api.GridScheduler;
@@ -18,6 +23,7 @@ import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
 import uk.ac.manchester.tornado.api.types.arrays.Int8Array;
 import uk.ac.manchester.tornado.api.types.arrays.IntArray;
 
+import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -41,9 +47,20 @@ import java.util.function.ToIntFunction;
  *   classifier graph "cls" (the shard's vocabulary rows v0..v1):
  *     xb [Q8: xq, xs] ─► classifier ─► out                                    (its rows of the logits)
  * </pre>
- * Only the step's input ({@code xb}, or its runq quantization) and {@code state} ({@code [token, pos]})
- * go in per launch, and only {@code out} comes back: the weights, the RoPE table and the caches stay on
- * the device. The host normalises the input once per step for all shards and adds the partial sums.
+ * GGUF models compute with llama.cpp's arithmetic, from the TornadoVM engine's {@link GgmlKernels}: one
+ * product per matrix type (stacked where the types agree, each reading the input form of its type), then
+ * the heads step, and the inputs of wo and w2 prepared on the device in every form a type reads:
+ * <pre>
+ *   "att": xf|xh|xq/xs ─► qkv_T (or q_T, k_T, v_T) ─► qkv ─► heads ─► q, keyCache[pos], valueCache[pos]
+ *                         (heads: its rows of the q/k/v biases, each head's RMSNorm, RoPE NORM or NEOX)
+ *          attention ─► attOut ─► wo_prep ─► forms ─► wo_T ─► out
+ *   "ffn": xf|xh|xq/xs ─► w13_T (or w1_T, w3_T) ─► hb ─► w2_prep (SwiGLU) ─► forms ─► w2_T ─► out
+ *   "cls": xf|xh|xq/xs ─► classifier_T ─► out
+ * </pre>
+ * Only the step's input (the forms of the host's {@code xb} its matrices read: float32, runq's Q8, or
+ * llama.cpp's F16 rounding and Q8_0 blocks) and {@code state} ({@code [token, pos]}) go in per launch, and
+ * only {@code out} comes back: the weights, the RoPE table and the caches stay on the device. The host
+ * normalises the input once per step for all shards and adds the partial sums.
  *
  * <p>Every layer's attention graph is named {@code att} and every feed-forward graph {@code ffn}: TornadoVM
  * caches compiled kernels per plan by task id ({@code att.qkv}, ...), so each kernel is JIT-compiled once
@@ -65,6 +82,8 @@ final class ShardGraphs {
     private final Share built;
     private final long[] stepWeightBytes = new long[SplitPlan.Kind.values().length];
     private final KernelContext ctx = new KernelContext();
+    /** GGUF models: llama.cpp's arithmetic ({@link GgmlKernels}); llama2.c checkpoints: run.c's and runq's. */
+    private final boolean ggml;
     final Step[] attention, ffn;
     Step classifier;
 
@@ -82,15 +101,45 @@ final class ShardGraphs {
         }
     }
 
+    /**
+     * One matrix product of a GGUF step: {@code m} written at {@code out[outOff ..]}; {@code kind} names the task
+     * ({@code qkv} when wq, wk and wv share a type and are stacked, else {@code q}, {@code k}, {@code v}), and
+     * {@code rows} gives its work-groups (one per row) for a share.
+     */
+    private record Product(String kind, DeviceSlice m, int outOff, ToIntFunction<Share> rows) {
+    }
+
     /** A task's grid: how many work-groups a share needs (the same id, grid and kernel in every layer). */
     private record Grid(WorkerGrid1D grid, int local, ToIntFunction<Share> workGroups) {
     }
 
-    /** One step's graph and its host-side arrays (inputs copied in, output copied out, every launch). */
-    record Step(int graph, FloatArray xin, Int8Array xq, FloatArray xs, IntArray state, FloatArray out) {
+    /**
+     * A product's input in the forms the weight types read (null where no matrix reads that form): float32
+     * {@code xf}, F16-rounded {@code xh}, and int8 values {@code xq} with their group scales {@code xs} (runq's
+     * Q8, or GGML's Q8_0 blocks of 32).
+     */
+    record Forms(FloatArray xf, FloatArray xh, Int8Array xq, FloatArray xs) {
+        long bytes() {
+            return (xf == null ? 0 : xf.getSize() * 4L) + (xh == null ? 0 : xh.getSize() * 4L)
+                    + (xq == null ? 0 : xq.getSize() + xs.getSize() * 4L);
+        }
+
+        /** The arrays, for a transfer. */
+        List<Object> arrays() {
+            List<Object> a = new ArrayList<>();
+            for (Object o : new Object[]{xf, xh, xq, xs}) {
+                if (o != null) {
+                    a.add(o);
+                }
+            }
+            return a;
+        }
+    }
+
+    /** One step's graph and its host-side arrays (the input's forms copied in, output copied out, every launch). */
+    record Step(int graph, Forms in, IntArray state, FloatArray out) {
         long bytesIn() {
-            long b = state == null ? 0 : state.getSize() * 4L;
-            return b + (xq != null ? xq.getSize() + xs.getSize() * 4L : xin.getSize() * 4L);
+            return (state == null ? 0 : state.getSize() * 4L) + in.bytes();
         }
 
         long bytesOut() {
@@ -107,19 +156,21 @@ final class ShardGraphs {
         this.c = c;
         this.s = s;
         this.built = Share.of(c, plan, shard);
+        this.ggml = c.ropeStyle() != RopeStyle.LLAMA2C;
         int L = c.nLayers();
         attention = new Step[L];
         ffn = new Step[L];
         for (int l = 0; l < L; l++) {
             if (plan.owns(shard, SplitPlan.Kind.ATTENTION)) {
-                attention[l] = addAttention(w, plan, shard, l, rope);
+                attention[l] = ggml ? addAttentionGgml(w, plan, shard, l, rope) : addAttention(w, plan, shard, l, rope);
             }
             if (plan.owns(shard, SplitPlan.Kind.FFN)) {
-                ffn[l] = addFfn(w, plan, shard, l);
+                ffn[l] = ggml ? addFfnGgml(w, plan, shard, l) : addFfn(w, plan, shard, l);
             }
         }
         if (plan.owns(shard, SplitPlan.Kind.CLASSIFIER)) {
-            classifier = addClassifier(w, plan.vocabStart(shard), plan.vocabEnd(shard));
+            classifier = ggml ? addClassifierGgml(w, plan.vocabStart(shard), plan.vocabEnd(shard))
+                    : addClassifier(w, plan.vocabStart(shard), plan.vocabEnd(shard));
         }
     }
 
@@ -201,7 +252,7 @@ final class ShardGraphs {
         FloatArray attOut = new FloatArray(qRows);
         FloatArray out = new FloatArray(dim);
         IntArray state = new IntArray(2);
-        Step step = input(state, out);
+        Step step = input(state, out, w.wq()[l]);
         TaskGraph g = new TaskGraph(name);
         List<String> tasks = new ArrayList<>();
         List<Object> once = new ArrayList<>(weights(qkv));
@@ -217,9 +268,10 @@ final class ShardGraphs {
         g.transferToDevice(DataTransferMode.FIRST_EXECUTION, once.toArray());
         g.transferToDevice(DataTransferMode.EVERY_EXECUTION, inputs(step));
         switch (qkv) {
-            case F32Slice f -> g.task("qkv", HybridKernels::qkvF32, ctx, step.xin, f.data(), q, keyCache, valueCache, state,
+            case F32Slice f -> g.task("qkv", HybridKernels::qkvF32, ctx, step.in().xf(), f.data(), q, keyCache, valueCache, state,
                     rope, dim, qRows, kvRows, hs);
-            case Q8Slice q8 -> g.task("qkv", HybridKernels::qkvQ8, ctx, step.xq, step.xs, q8.values(), q8.scales(), q,
+            case F16Slice h -> throw new IllegalStateException("F16 in a llama2.c checkpoint");
+            case Q8Slice q8 -> g.task("qkv", HybridKernels::qkvQ8, ctx, step.in().xq(), step.in().xs(), q8.values(), q8.scales(), q,
                     keyCache, valueCache, state, rope, dim, qRows, kvRows, hs, gs);
         }
         schedule(tasks, name, "qkv", sh -> (sh.qRows() + 2 * sh.kvRows()) / 2, s.matmulLocal());
@@ -228,6 +280,7 @@ final class ShardGraphs {
         schedule(tasks, name, "attention", Share::heads, s.attentionLocal());
         switch (wo) {
             case F32Slice f -> g.task("wo", HybridKernels::matmulF32, ctx, attOut, f.data(), out, qRows);
+            case F16Slice h -> throw new IllegalStateException("F16 in a llama2.c checkpoint");
             case Q8Slice q8 -> {
                 g.task("quant", TransformerKernels::quantize, ctx, attOut, aq, as, qRows, gs);
                 schedule(tasks, name, "quant", sh -> ceilDiv(sh.qRows() / gs, s.quantizeLocal()), s.quantizeLocal());
@@ -250,7 +303,7 @@ final class ShardGraphs {
         stepWeightBytes[SplitPlan.Kind.FFN.ordinal()] = w13.bytes() + w2.bytes();
         FloatArray hb = new FloatArray(rows);
         FloatArray out = new FloatArray(dim);
-        Step step = input(null, out);
+        Step step = input(null, out, w.w1()[l]);
         TaskGraph g = new TaskGraph(name);
         List<String> tasks = new ArrayList<>();
         List<Object> once = new ArrayList<>(weights(w13));
@@ -265,13 +318,15 @@ final class ShardGraphs {
         g.transferToDevice(DataTransferMode.FIRST_EXECUTION, once.toArray());
         g.transferToDevice(DataTransferMode.EVERY_EXECUTION, inputs(step));
         switch (w13) {
-            case F32Slice f -> g.task("w13", HybridKernels::w13F32, ctx, step.xin, f.data(), hb, dim, rows);
-            case Q8Slice q8 -> g.task("w13", TransformerKernels::w13Q8, ctx, step.xq, step.xs, q8.values(), q8.scales(), hb,
+            case F32Slice f -> g.task("w13", HybridKernels::w13F32, ctx, step.in().xf(), f.data(), hb, dim, rows);
+            case F16Slice h -> throw new IllegalStateException("F16 in a llama2.c checkpoint");
+            case Q8Slice q8 -> g.task("w13", TransformerKernels::w13Q8, ctx, step.in().xq(), step.in().xs(), q8.values(), q8.scales(), hb,
                     dim, rows, gs);
         }
         schedule(tasks, name, "w13", Share::ffnRows, s.matmulLocal());
         switch (w2) {
             case F32Slice f -> g.task("w2", HybridKernels::matmulF32, ctx, hb, f.data(), out, rows);
+            case F16Slice h -> throw new IllegalStateException("F16 in a llama2.c checkpoint");
             case Q8Slice q8 -> {
                 g.task("quant", TransformerKernels::quantize, ctx, hb, hq, hs, rows, gs);
                 schedule(tasks, name, "quant", sh -> ceilDiv(sh.ffnRows() / gs, s.quantizeLocal()), s.quantizeLocal());
@@ -289,14 +344,15 @@ final class ShardGraphs {
         DeviceSlice cls = WeightSlices.toDevice("classifier", WeightSlices.rows(w.classifier(), v0, v1));
         stepWeightBytes[SplitPlan.Kind.CLASSIFIER.ordinal()] = cls.bytes();
         FloatArray out = new FloatArray(rows);
-        Step step = input(null, out);
+        Step step = input(null, out, w.classifier());
         TaskGraph g = new TaskGraph(name);
         List<String> tasks = new ArrayList<>();
         g.transferToDevice(DataTransferMode.FIRST_EXECUTION, weights(cls).toArray());
         g.transferToDevice(DataTransferMode.EVERY_EXECUTION, inputs(step));
         switch (cls) {
-            case F32Slice f -> g.task("classifier", HybridKernels::matmulF32, ctx, step.xin, f.data(), out, dim);
-            case Q8Slice q8 -> g.task("classifier", TransformerKernels::matmulQ8, ctx, step.xq, step.xs, q8.values(),
+            case F32Slice f -> g.task("classifier", HybridKernels::matmulF32, ctx, step.in().xf(), f.data(), out, dim);
+            case F16Slice h -> throw new IllegalStateException("F16 in a llama2.c checkpoint");
+            case Q8Slice q8 -> g.task("classifier", TransformerKernels::matmulQ8, ctx, step.in().xq(), step.in().xs(), q8.values(),
                     q8.scales(), out, dim, c.groupSize());
         }
         schedule(tasks, name, "classifier", Share::vocabRows, s.matmulLocal());
@@ -304,23 +360,208 @@ final class ShardGraphs {
         return add(g, name, tasks, step);
     }
 
-    /** The host-side input arrays of one step (each graph has its own, so no graph depends on another's buffers). */
-    private Step input(IntArray state, FloatArray out) {
-        int dim = c.dim();
-        if (c.quantized()) {
-            return new Step(graphs.size(), null, new Int8Array(dim), new FloatArray(dim / c.groupSize()), state, out);
+    // ------------------------------------------------------------------ GGUF models (llama.cpp's arithmetic)
+
+    /** The attention graph of a GGUF layer: the products of its heads' rows, the heads step, attention, its columns of wo. */
+    private Step addAttentionGgml(Weights w, SplitPlan plan, int shard, int l, float[] ropeValues) {
+        int hs = c.headSize(), dim = c.dim();
+        int h0 = plan.headStart(shard), h1 = plan.headEnd(shard);
+        int kv0 = h0 / c.kvMul(), kv1 = h1 / c.kvMul();
+        int heads = h1 - h0, kvHeads = kv1 - kv0, qRows = heads * hs, kvRows = kvHeads * hs;
+        String name = "att", layer = "layer " + l;
+        Matrix wq = WeightSlices.rows(w.wq()[l], h0 * hs, h1 * hs), wk = WeightSlices.rows(w.wk()[l], kv0 * hs, kv1 * hs),
+                wv = WeightSlices.rows(w.wv()[l], kv0 * hs, kv1 * hs);
+        List<Product> qkv = products(layer, "qkv", new String[]{"q", "k", "v"}, new Matrix[]{wq, wk, wv},
+                List.of(Share::qRows, Share::kvRows, Share::kvRows));
+        DeviceSlice wo = WeightSlices.columnsToDevice(layer + " wo", w.wo()[l], h0 * hs, h1 * hs);
+        stepWeightBytes[SplitPlan.Kind.ATTENTION.ordinal()] = bytes(qkv) + wo.bytes();
+        boolean hasBias = w.bq() != null, hasNorm = w.qNorm() != null;
+        // the biases of its rows, stacked as the products' output is: [bq; bk; bv]
+        FloatArray bias = hasBias ? floats(w.bq()[l].asSlice(h0 * hs * 4L, qRows * 4L),
+                w.bk()[l].asSlice(kv0 * hs * 4L, kvRows * 4L), w.bv()[l].asSlice(kv0 * hs * 4L, kvRows * 4L)) : new FloatArray(1);
+        FloatArray norms = hasNorm ? floats(w.qNorm()[l], w.kNorm()[l]) : new FloatArray(1);
+        FloatArray rope = FloatArray.fromArray(ropeValues);
+        FloatArray qkvOut = new FloatArray(qRows + 2 * kvRows);
+        FloatArray q = new FloatArray(qRows);
+        FloatArray keyCache = new FloatArray(c.seqLen() * kvRows);
+        FloatArray valueCache = new FloatArray(c.seqLen() * kvRows);
+        FloatArray att = new FloatArray(heads * c.seqLen());
+        FloatArray attOut = new FloatArray(qRows);
+        Forms woIn = deviceForms(qRows);
+        FloatArray out = new FloatArray(dim);
+        IntArray state = new IntArray(2);
+        Step step = input(state, out, wq, wk, wv);
+        TaskGraph g = new TaskGraph(name);
+        List<String> tasks = new ArrayList<>();
+        List<Object> once = new ArrayList<>();
+        qkv.forEach(p -> once.addAll(weights(p.m())));
+        once.addAll(weights(wo));
+        once.addAll(List.of(rope, bias, norms, woIn.xq()));   // TornadoVM wants int8 arrays declared
+        g.transferToDevice(DataTransferMode.FIRST_EXECUTION, once.toArray());
+        g.transferToDevice(DataTransferMode.EVERY_EXECUTION, inputs(step));
+        for (Product p : qkv) {
+            product(g, tasks, name, p, step.in(), qkvOut);
         }
-        return new Step(graphs.size(), new FloatArray(dim), null, null, state, out);
+        g.task("heads", GgmlKernels::qkvHeads, ctx, qkvOut, bias, hasBias ? 1 : 0, norms, hasNorm ? 1 : 0, c.rmsEps(), q,
+                keyCache, valueCache, state, rope, heads, kvHeads, hs, c.ropeStyle() == RopeStyle.NEOX ? 1 : 0);
+        schedule(tasks, name, "heads", sh -> ceilDiv(sh.heads() + 2 * (sh.heads() / c.kvMul()), s.quantizeLocal()),
+                s.quantizeLocal());
+        g.task("attention", TransformerKernels::attention, ctx, q, keyCache, valueCache, att, attOut, state, c.seqLen(), hs,
+                kvRows, c.kvMul(), (float) Math.sqrt(hs));
+        schedule(tasks, name, "attention", Share::heads, s.attentionLocal());
+        g.task("wo_prep", GgmlKernels::prepare, ctx, attOut, norms, qRows, GgmlKernels.FROM_INPUT, c.rmsEps(), woIn.xf(),
+                woIn.xh(), woIn.xq(), woIn.xs());   // (the weight argument is not read)
+        schedule(tasks, name, "wo_prep", sh -> ceilDiv(ceilDiv(sh.qRows(), GgmlKernels.QK), s.quantizeLocal()), s.quantizeLocal());
+        // wo's columns are this shard's heads; emulating fewer heads (calibration) computes fewer rows instead
+        product(g, tasks, name, new Product("wo", wo, 0, sh -> scaled(dim, sh.qRows(), built.qRows())), woIn, out);
+        g.transferToHost(DataTransferMode.EVERY_EXECUTION, out);
+        return add(g, name, tasks, step);
+    }
+
+    /** The feed-forward graph of a GGUF layer: its rows of w1 and w3, SwiGLU with the input forms of w2, its columns of w2. */
+    private Step addFfnGgml(Weights w, SplitPlan plan, int shard, int l) {
+        int dim = c.dim();
+        int r0 = plan.ffnStart(shard), r1 = plan.ffnEnd(shard), rows = r1 - r0;
+        String name = "ffn", layer = "layer " + l;
+        Matrix w1 = WeightSlices.rows(w.w1()[l], r0, r1), w3 = WeightSlices.rows(w.w3()[l], r0, r1);
+        List<Product> w13 = products(layer, "w13", new String[]{"w1", "w3"}, new Matrix[]{w1, w3},
+                List.of(Share::ffnRows, Share::ffnRows));
+        DeviceSlice w2 = WeightSlices.columnsToDevice(layer + " w2", w.w2()[l], r0, r1);
+        stepWeightBytes[SplitPlan.Kind.FFN.ordinal()] = bytes(w13) + w2.bytes();
+        FloatArray hb = new FloatArray(2 * rows);   // w1's then w3's outputs
+        FloatArray none = new FloatArray(1);
+        Forms w2In = deviceForms(rows);
+        FloatArray out = new FloatArray(dim);
+        Step step = input(null, out, w1, w3);
+        TaskGraph g = new TaskGraph(name);
+        List<String> tasks = new ArrayList<>();
+        List<Object> once = new ArrayList<>();
+        w13.forEach(p -> once.addAll(weights(p.m())));
+        once.addAll(weights(w2));
+        once.addAll(List.of(none, w2In.xq()));
+        g.transferToDevice(DataTransferMode.FIRST_EXECUTION, once.toArray());
+        g.transferToDevice(DataTransferMode.EVERY_EXECUTION, inputs(step));
+        for (Product p : w13) {
+            product(g, tasks, name, p, step.in(), hb);
+        }
+        g.task("w2_prep", GgmlKernels::prepare, ctx, hb, none, rows, GgmlKernels.FROM_SWIGLU, c.rmsEps(), w2In.xf(), w2In.xh(),
+                w2In.xq(), w2In.xs());
+        schedule(tasks, name, "w2_prep", sh -> ceilDiv(ceilDiv(sh.ffnRows(), GgmlKernels.QK), s.quantizeLocal()), s.quantizeLocal());
+        product(g, tasks, name, new Product("w2", w2, 0, sh -> scaled(dim, sh.ffnRows(), built.ffnRows())), w2In, out);
+        g.transferToHost(DataTransferMode.EVERY_EXECUTION, out);
+        return add(g, name, tasks, step);
+    }
+
+    /** The classifier graph of a GGUF model: its rows of the logits. */
+    private Step addClassifierGgml(Weights w, int v0, int v1) {
+        String name = "cls";
+        Matrix m = WeightSlices.rows(w.classifier(), v0, v1);
+        DeviceSlice cls = WeightSlices.toDevice("classifier", m);
+        stepWeightBytes[SplitPlan.Kind.CLASSIFIER.ordinal()] = cls.bytes();
+        FloatArray out = new FloatArray(v1 - v0);
+        Step step = input(null, out, m);
+        TaskGraph g = new TaskGraph(name);
+        List<String> tasks = new ArrayList<>();
+        g.transferToDevice(DataTransferMode.FIRST_EXECUTION, weights(cls).toArray());
+        g.transferToDevice(DataTransferMode.EVERY_EXECUTION, inputs(step));
+        product(g, tasks, name, new Product("classifier", cls, 0, Share::vocabRows), step.in(), out);
+        g.transferToHost(DataTransferMode.EVERY_EXECUTION, out);
+        return add(g, name, tasks, step);
+    }
+
+    /**
+     * The products of matrices reading one input: one stacked product ({@code stacked}) when they share a type,
+     * else one per matrix, each writing at its offset of the common output (as the TornadoVM engine does).
+     */
+    private static List<Product> products(String layer, String stacked, String[] names, Matrix[] parts,
+                                          List<ToIntFunction<Share>> rows) {
+        boolean same = true;
+        for (Matrix m : parts) {
+            same &= m.getClass() == parts[0].getClass();
+        }
+        if (same) {
+            return List.of(new Product(stacked, WeightSlices.toDevice(layer + " " + String.join("/", names), parts), 0,
+                    sh -> rows.stream().mapToInt(r -> r.applyAsInt(sh)).sum()));
+        }
+        List<Product> list = new ArrayList<>();
+        int off = 0;
+        for (int i = 0; i < parts.length; i++) {
+            list.add(new Product(names[i], WeightSlices.toDevice(layer + " " + names[i], parts[i]), off, rows.get(i)));
+            off += parts[i].rows();
+        }
+        return list;
+    }
+
+    /**
+     * out[outOff + r] = m[r] · the input, in the {@link GgmlKernels} product of m's type, reading the form of the
+     * input that type reads; the task id carries the type ({@code qkv_q8}), so products of different types never
+     * share a compiled kernel.
+     */
+    private void product(TaskGraph g, List<String> tasks, String graph, Product p, Forms x, FloatArray out) {
+        String task = p.kind() + "_" + p.m().kind();
+        switch (p.m()) {
+            case F32Slice f -> g.task(task, GgmlKernels::matmulF32, ctx, x.xf(), f.data(), out, p.outOff(), f.cols(), 0);
+            case F16Slice h -> g.task(task, GgmlKernels::matmulF16, ctx, x.xh(), h.data(), out, p.outOff(), h.cols(), 0);
+            case Q8Slice q8 -> g.task(task, GgmlKernels::matmulQ8_0, ctx, x.xq(), x.xs(), q8.values(), q8.scales(), out,
+                    p.outOff(), q8.cols(), 0);
+        }
+        schedule(tasks, graph, task, p.rows(), s.matmulLocal());
+    }
+
+    /** Device-only arrays for every form of an n-value input ({@link GgmlKernels#prepare} writes all of them). */
+    private static Forms deviceForms(int n) {
+        return new Forms(new FloatArray(n), new FloatArray(n), new Int8Array(n), new FloatArray(n / GgmlKernels.QK + 1));
+    }
+
+    private static long bytes(List<Product> products) {
+        return products.stream().mapToLong(p -> p.m().bytes()).sum();
+    }
+
+    /** Float32 vectors (biases, norm weights) concatenated into one array. */
+    private static FloatArray floats(MemorySegment... parts) {
+        long total = 0;
+        for (MemorySegment p : parts) {
+            total += p.byteSize();
+        }
+        FloatArray a = new FloatArray((int) (total / Float.BYTES));
+        long off = 0;
+        for (MemorySegment p : parts) {
+            MemorySegment.copy(p, 0, a.getSegment(), off, p.byteSize());
+            off += p.byteSize();
+        }
+        return a;
+    }
+
+    // ------------------------------------------------------------------ common
+
+    /**
+     * The host-side input arrays of one step (each graph has its own, so no graph depends on another's
+     * buffers): the forms of the dim-value input that {@code readers} (the step's matrices that read it) need.
+     */
+    private Step input(IntArray state, FloatArray out, Matrix... readers) {
+        int dim = c.dim();
+        FloatArray xf = null, xh = null, xs = null;
+        Int8Array xq = null;
+        for (Matrix m : readers) {
+            switch (m) {
+                case Matrix.F32 f -> xf = xf != null ? xf : new FloatArray(dim);
+                case Matrix.F16 h -> xh = xh != null ? xh : new FloatArray(dim);
+                case Matrix.Q8 q8 -> {
+                    xq = xq != null ? xq : new Int8Array(dim);
+                    xs = xs != null ? xs : new FloatArray(dim / q8.groupSize());
+                }
+                case Matrix.Q8_0 q8 -> {
+                    xq = xq != null ? xq : new Int8Array(dim);
+                    xs = xs != null ? xs : new FloatArray(dim / Matrix.Q8_0.BLOCK);
+                }
+                default -> throw TensorTypes.unsupported(m, "a step input");
+            }
+        }
+        return new Step(graphs.size(), new Forms(xf, xh, xq, xs), state, out);
     }
 
     private static Object[] inputs(Step step) {
-        List<Object> in = new ArrayList<>();
-        if (step.xq != null) {
-            in.add(step.xq);
-            in.add(step.xs);
-        } else {
-            in.add(step.xin);
-        }
+        List<Object> in = step.in().arrays();
         if (step.state != null) {
             in.add(step.state);
         }
@@ -330,6 +571,7 @@ final class ShardGraphs {
     private static List<Object> weights(DeviceSlice m) {
         return switch (m) {
             case F32Slice f -> List.of(f.data());
+            case F16Slice h -> List.of(h.data());
             case Q8Slice q -> List.of(q.values(), q.scales());
         };
     }

@@ -2,6 +2,8 @@ package io.github.llama2j.hybrid;
 
 import io.github.llama2j.Llama2jException;
 import io.github.llama2j.model.Configuration;
+import io.github.llama2j.model.Matrix;
+import io.github.llama2j.model.RopeStyle;
 
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -16,10 +18,10 @@ import java.util.Locale;
  *       wv of their key/value heads, their attention over its own slice of the key/value cache, and the
  *       matching input columns of wo (a partial sum of the full-width output). A boundary must fall on a
  *       key/value group (a multiple of kvMul heads, so each side owns whole kv heads with all their query
- *       heads) and, for Q8_0, on a quantization group of wo's input (heads × headSize a multiple of the
- *       group size, so each side quantizes whole groups exactly as runq does).</li>
- *   <li><b>ffn</b>: hidden rows [r0, r1) of w1 and w3, and the same input columns of w2 (a partial sum).
- *       Q8_0: a multiple of the group size, for the same reason.</li>
+ *       heads) and on the {@link #columnGrain column grain} of wo's input (heads × headSize a multiple of it,
+ *       so each side quantizes whole groups or blocks exactly as runq or llama.cpp does).</li>
+ *   <li><b>ffn</b>: hidden rows [r0, r1) of w1 and w3, and the same input columns of w2 (a partial sum);
+ *       a multiple of the column grain, for the same reason.</li>
  *   <li><b>vocab</b>: rows [v0, v1) of the classifier; the shard's logits are exchanged as they are.</li>
  * </ul>
  *
@@ -68,13 +70,27 @@ public record SplitPlan(int[] heads, int[] ffn, int[] vocab) {
                 boundaries(classifier, allBoundaries(c.vocabSize())));
     }
 
+    /**
+     * The values a column slice of wo or w2 starts on: runq's group for llama2.c Q8 checkpoints; for GGUF
+     * models GGML's Q8_0 block (32), whatever their types, so that one rule holds for a file that mixes
+     * F32, F16 and Q8_0 matrices (a Q8_0 column slice keeps whole blocks, and each side quantizes its part
+     * of the input in llama.cpp's blocks); 1 (any column) for float32 checkpoints.
+     */
+    public static int columnGrain(Configuration c) {
+        if (c.ropeStyle() != RopeStyle.LLAMA2C) {
+            return Matrix.Q8_0.BLOCK;
+        }
+        return c.quantized() ? c.groupSize() : 1;
+    }
+
     /** Every allowed head boundary, ascending, 0 and nHeads included. */
     public static int[] headBoundaries(Configuration c) {
         List<Integer> out = new ArrayList<>();
+        int grain = columnGrain(c);
         for (int h = 0; h <= c.nHeads(); h++) {
             boolean kvGroup = h % c.kvMul() == 0;
-            boolean q8Group = !c.quantized() || (h * c.headSize()) % c.groupSize() == 0;
-            if (kvGroup && q8Group || h == c.nHeads()) {
+            boolean whole = (h * c.headSize()) % grain == 0;
+            if (kvGroup && whole || h == c.nHeads()) {
                 out.add(h);
             }
         }
@@ -84,8 +100,9 @@ public record SplitPlan(int[] heads, int[] ffn, int[] vocab) {
     /** Every allowed hidden-row boundary, ascending, 0 and hiddenDim included. */
     public static int[] ffnBoundaries(Configuration c) {
         List<Integer> out = new ArrayList<>();
+        int grain = columnGrain(c);
         for (int r = 0; r <= c.hiddenDim(); r++) {
-            if (!c.quantized() || r % c.groupSize() == 0 || r == c.hiddenDim()) {
+            if (r % grain == 0 || r == c.hiddenDim()) {
                 out.add(r);
             }
         }

@@ -5,29 +5,36 @@ import io.github.llama2j.model.Matrix;
 import io.github.llama2j.tornado.TensorTypes;
 import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
 import uk.ac.manchester.tornado.api.types.arrays.Int8Array;
+import uk.ac.manchester.tornado.api.types.arrays.ShortArray;
 
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.function.LongFunction;
 
 /**
- * The slices of the checkpoint's matrices that one shard owns.
+ * The slices of the model's matrices that one shard owns, for every type the device engines run: llama2.c's
+ * float32 and Q8, GGUF's F32, F16 and Q8_0.
  *
  * <ul>
- *   <li>A range of rows of a row-major matrix is contiguous in the mapped file, so the CPU reads it in
- *       place through a {@link #rows} view: nothing is copied.</li>
+ *   <li>A range of rows of a row-major matrix is contiguous in the mapped file (a Q8_0 row is whole blocks),
+ *       so the CPU reads it in place through a {@link #rows} view: nothing is copied.</li>
  *   <li>A range of columns is not (each row contributes a short run), so the CPU shard copies its column
  *       slice of wo and w2 once, compactly, into memory of its own ({@link #columns}); the pages of the
  *       mapped matrix it does not own are then never touched again. A shard that owns every column
- *       keeps the mapped matrix itself. (The copies go to a file mapping too: see {@link MappedScratch}.)</li>
+ *       keeps the mapped matrix itself. (The copies go to a file mapping too: see {@link MappedScratch}.)
+ *       Q8 and Q8_0 column slices keep whole groups or blocks: their bounds must be multiples of the group
+ *       size (32 for Q8_0, see {@link SplitPlan#columnGrain}).</li>
  *   <li>A device shard copies its slices once into TornadoVM arrays ({@link #toDevice}), which TornadoVM
- *       then transfers to the device and keeps there.</li>
+ *       then transfers to the device and keeps there: float32 as is, F16 as its 16-bit values (the kernels
+ *       decode them), and Q8_0 repacked as the TornadoVM engine repacks it, into int8 values and float32
+ *       block scales (the F16 scale converted exactly), a {@link Q8Slice} of group 32.</li>
  * </ul>
  */
 final class WeightSlices {
     private WeightSlices() {
     }
 
-    /** Rows [r0, r1) of {@code m}, as a view of the same memory (Q8: whole groups, since groups never straddle rows). */
+    /** Rows [r0, r1) of {@code m}, as a view of the same memory (Q8, Q8_0: whole groups, since groups never straddle rows). */
     static Matrix rows(Matrix m, int r0, int r1) {
         int n = r1 - r0;
         return switch (m) {
@@ -39,13 +46,20 @@ final class WeightSlices {
                         q.scales().asSlice(r0 * groupsPerRow * Float.BYTES, n * groupsPerRow * Float.BYTES),
                         n, q.cols(), q.groupSize());
             }
+            case Matrix.F16 h -> new Matrix.F16(h.data().asSlice((long) r0 * h.cols() * Short.BYTES,
+                    (long) n * h.cols() * Short.BYTES), n, h.cols());
+            case Matrix.Q8_0 q -> {
+                long rowBytes = Matrix.Q8_0.rowBytes(q.cols());
+                yield new Matrix.Q8_0(q.data().asSlice(r0 * rowBytes, n * rowBytes), n, q.cols());
+            }
             default -> throw TensorTypes.unsupported(m, "a sliced matrix");
         };
     }
 
     /**
      * Columns [c0, c1) of {@code m}, every row, copied compactly into memory from {@code allocate} (bytes →
-     * segment), or {@code m} itself when that is all of it. Q8: c0 and c1 must be multiples of the group size.
+     * segment), or {@code m} itself when that is all of it. Q8: c0 and c1 must be multiples of the group
+     * size; Q8_0: of its block (32).
      */
     static Matrix columns(Matrix m, int c0, int c1, LongFunction<MemorySegment> allocate) {
         if (c0 == 0 && c1 == m.cols()) {
@@ -53,21 +67,25 @@ final class WeightSlices {
         }
         int n = c1 - c0, rows = m.rows();
         return switch (m) {
-            case Matrix.F32 f -> {
-                MemorySegment out = allocate.apply((long) rows * n * Float.BYTES);
-                for (int r = 0; r < rows; r++) {
-                    MemorySegment.copy(f.data(), ((long) r * f.cols() + c0) * Float.BYTES, out,
-                            (long) r * n * Float.BYTES, (long) n * Float.BYTES);
-                }
-                yield new Matrix.F32(out, rows, n);
-            }
+            case Matrix.F32 f -> new Matrix.F32(copyColumns(f.data(), rows, f.cols(), c0, c1, Float.BYTES,
+                    allocate.apply((long) rows * n * Float.BYTES)), rows, n);
             case Matrix.Q8 q -> {
                 int gs = q.groupSize();
-                checkGroups(q, c0, c1);
-                MemorySegment values = allocate.apply((long) rows * n);
-                MemorySegment scales = allocate.apply((long) rows * (n / gs) * Float.BYTES);
-                copyQ8Columns(q, c0, c1, values, scales, 0);
+                checkBlocks(q, c0, c1, gs);
+                MemorySegment values = copyColumns(q.values(), rows, q.cols(), c0, c1, 1, allocate.apply((long) rows * n));
+                // the scales of a row are its groups, one float each: the groups of [c0, c1) are columns too
+                MemorySegment scales = copyColumns(q.scales(), rows, q.cols() / gs, c0 / gs, c1 / gs, Float.BYTES,
+                        allocate.apply((long) rows * (n / gs) * Float.BYTES));
                 yield new Matrix.Q8(values, scales, rows, n, gs);
+            }
+            case Matrix.F16 h -> new Matrix.F16(copyColumns(h.data(), rows, h.cols(), c0, c1, Short.BYTES,
+                    allocate.apply((long) rows * n * Short.BYTES)), rows, n);
+            case Matrix.Q8_0 q -> {
+                int b = Matrix.Q8_0.BLOCK;
+                checkBlocks(q, c0, c1, b);
+                // a row is cols / 32 blocks of 34 bytes: the blocks of [c0, c1) are columns of blocks
+                yield new Matrix.Q8_0(copyColumns(q.data(), rows, q.cols() / b, c0 / b, c1 / b, Matrix.Q8_0.BLOCK_BYTES,
+                        allocate.apply(rows * Matrix.Q8_0.rowBytes(n))), rows, n);
             }
             default -> throw TensorTypes.unsupported(m, "a sliced matrix");
         };
@@ -82,35 +100,41 @@ final class WeightSlices {
         return switch (m) {
             case Matrix.F32 f -> new long[]{rows * n * Float.BYTES};
             case Matrix.Q8 q -> new long[]{rows * n, rows * (n / q.groupSize()) * Float.BYTES};
+            case Matrix.F16 h -> new long[]{rows * n * Short.BYTES};
+            case Matrix.Q8_0 q -> new long[]{rows * Matrix.Q8_0.rowBytes((int) n)};
             default -> throw TensorTypes.unsupported(m, "a sliced matrix");
         };
     }
 
-    private static void checkGroups(Matrix.Q8 q, int c0, int c1) {
-        if (c0 % q.groupSize() != 0 || c1 % q.groupSize() != 0) {
-            throw new IllegalArgumentException("Q8 column slice [" + c0 + ", " + c1 + ") not on group boundaries of "
-                    + q.groupSize());
+    private static void checkBlocks(Matrix m, int c0, int c1, int block) {
+        if (c0 % block != 0 || c1 % block != 0) {
+            throw new IllegalArgumentException(m.typeName() + " column slice [" + c0 + ", " + c1 + ") not on group boundaries of "
+                    + block);
         }
     }
 
-    /** Copies columns [c0, c1) of every row of q to {@code values}/{@code scales}, starting at output row {@code rowOff}. */
-    private static void copyQ8Columns(Matrix.Q8 q, int c0, int c1, MemorySegment values, MemorySegment scales, long rowOff) {
-        int n = c1 - c0, gs = q.groupSize(), groupsPerRow = q.cols() / gs, groups = n / gs;
-        for (int r = 0; r < q.rows(); r++) {
-            long outRow = rowOff + r;
-            MemorySegment.copy(q.values(), (long) r * q.cols() + c0, values, outRow * n, n);
-            MemorySegment.copy(q.scales(), ((long) r * groupsPerRow + c0 / gs) * Float.BYTES, scales,
-                    outRow * groups * Float.BYTES, (long) groups * Float.BYTES);
+    /**
+     * Elements [c0, c1) of every row of a row-major table of {@code rows} × {@code cols} elements of
+     * {@code bytes} bytes each, copied compactly to {@code out}; returns out.
+     */
+    private static MemorySegment copyColumns(MemorySegment in, int rows, int cols, int c0, int c1, int bytes, MemorySegment out) {
+        long n = (long) (c1 - c0) * bytes;
+        for (int r = 0; r < rows; r++) {
+            MemorySegment.copy(in, ((long) r * cols + c0) * bytes, out, r * n, n);
         }
+        return out;
     }
 
-    /** A matrix in TornadoVM arrays: float32 data, or Q8_0 values and scales. */
-    sealed interface DeviceSlice permits F32Slice, Q8Slice {
+    /** A matrix in TornadoVM arrays: float32 data, F16 bits, or int8 values with float32 group scales (Q8, Q8_0). */
+    sealed interface DeviceSlice permits F32Slice, F16Slice, Q8Slice {
         int rows();
 
         int cols();
 
         long bytes();
+
+        /** The type's name in task ids ({@code f32}, {@code f16}, {@code q8}), as the TornadoVM engine names its tasks. */
+        String kind();
     }
 
     record F32Slice(FloatArray data, int rows, int cols) implements DeviceSlice {
@@ -118,20 +142,50 @@ final class WeightSlices {
         public long bytes() {
             return (long) rows * cols * Float.BYTES;
         }
+
+        @Override
+        public String kind() {
+            return "f32";
+        }
     }
 
+    /** IEEE half values as their 16 bits (GGUF F16), decoded by the kernels. */
+    record F16Slice(ShortArray data, int rows, int cols) implements DeviceSlice {
+        @Override
+        public long bytes() {
+            return (long) rows * cols * Short.BYTES;
+        }
+
+        @Override
+        public String kind() {
+            return "f16";
+        }
+    }
+
+    /** llama2.c's Q8 (its group size) or GGUF's Q8_0 repacked (group 32): int8 values, then one float scale per group. */
     record Q8Slice(Int8Array values, FloatArray scales, int rows, int cols, int groupSize) implements DeviceSlice {
         @Override
         public long bytes() {
             return (long) rows * cols + (long) rows * (cols / groupSize) * Float.BYTES;
         }
+
+        @Override
+        public String kind() {
+            return "q8";
+        }
     }
 
-    /** Row slices of several matrices with the same columns, stacked into one device array (wq over wk over wv). */
+    /**
+     * Row slices of several matrices of one type with the same columns, stacked into one device array (wq over
+     * wk over wv; w1 over w3).
+     */
     static DeviceSlice toDevice(String name, Matrix... parts) {
         int cols = parts[0].cols();
         long rows = 0;
         for (Matrix m : parts) {
+            if (m.cols() != cols || m.getClass() != parts[0].getClass()) {
+                throw new IllegalArgumentException(name + ": cannot stack matrices of different shapes or types");
+            }
             rows += m.rows();
         }
         checkSize(name, rows * cols);
@@ -140,9 +194,7 @@ final class WeightSlices {
                 FloatArray a = new FloatArray((int) (rows * cols));
                 long off = 0;
                 for (Matrix m : parts) {
-                    MemorySegment d = ((Matrix.F32) m).data();
-                    MemorySegment.copy(d, 0, a.getSegment(), off, d.byteSize());
-                    off += d.byteSize();
+                    off = append(((Matrix.F32) m).data(), a.getSegment(), off);
                 }
                 return new F32Slice(a, (int) rows, cols);
             }
@@ -153,38 +205,50 @@ final class WeightSlices {
                 long vo = 0, so = 0;
                 for (Matrix m : parts) {
                     Matrix.Q8 q = (Matrix.Q8) m;
-                    MemorySegment.copy(q.values(), 0, v.getSegment(), vo, q.values().byteSize());
-                    MemorySegment.copy(q.scales(), 0, s.getSegment(), so, q.scales().byteSize());
-                    vo += q.values().byteSize();
-                    so += q.scales().byteSize();
+                    if (q.groupSize() != gs) {
+                        throw new IllegalArgumentException(name + ": cannot stack matrices of different group sizes");
+                    }
+                    vo = append(q.values(), v.getSegment(), vo);
+                    so = append(q.scales(), s.getSegment(), so);
                 }
                 return new Q8Slice(v, s, (int) rows, cols, gs);
+            }
+            case Matrix.F16 first -> {
+                ShortArray a = new ShortArray((int) (rows * cols));
+                long off = 0;
+                for (Matrix m : parts) {
+                    off = append(((Matrix.F16) m).data(), a.getSegment(), off);
+                }
+                return new F16Slice(a, (int) rows, cols);
+            }
+            case Matrix.Q8_0 first -> {
+                int b = Matrix.Q8_0.BLOCK;
+                Int8Array v = new Int8Array((int) (rows * cols));
+                FloatArray s = new FloatArray((int) (rows * cols / b));
+                long block = 0;
+                for (Matrix m : parts) {
+                    MemorySegment data = ((Matrix.Q8_0) m).data();
+                    for (long at = 0; at < data.byteSize(); at += Matrix.Q8_0.BLOCK_BYTES, block++) {
+                        s.set((int) block, Float.float16ToFloat(data.get(Matrix.SHORT, at)));
+                        MemorySegment.copy(data, at + 2, v.getSegment(), block * b, b);
+                    }
+                }
+                return new Q8Slice(v, s, (int) rows, cols, b);
             }
             default -> throw TensorTypes.unsupported(parts[0], name);
         }
     }
 
-    /** Columns [c0, c1) of every row of {@code m}, compact, in device arrays. */
+    /** Copies all of {@code from} to {@code to} at byte {@code off}; returns the offset after it. */
+    private static long append(MemorySegment from, MemorySegment to, long off) {
+        MemorySegment.copy(from, 0, to, off, from.byteSize());
+        return off + from.byteSize();
+    }
+
+    /** Columns [c0, c1) of every row of {@code m}, compact, in device arrays (through a temporary {@link #columns} copy). */
     static DeviceSlice columnsToDevice(String name, Matrix m, int c0, int c1) {
-        int n = c1 - c0, rows = m.rows();
-        checkSize(name, (long) rows * n);
-        switch (m) {
-            case Matrix.F32 f -> {
-                FloatArray a = new FloatArray(rows * n);
-                for (int r = 0; r < rows; r++) {
-                    MemorySegment.copy(f.data(), ((long) r * f.cols() + c0) * Float.BYTES, a.getSegment(),
-                            (long) r * n * Float.BYTES, (long) n * Float.BYTES);
-                }
-                return new F32Slice(a, rows, n);
-            }
-            case Matrix.Q8 q -> {
-                checkGroups(q, c0, c1);
-                Int8Array v = new Int8Array(rows * n);
-                FloatArray s = new FloatArray(rows * (n / q.groupSize()));
-                copyQ8Columns(q, c0, c1, v.getSegment(), s.getSegment(), 0);
-                return new Q8Slice(v, s, rows, n, q.groupSize());
-            }
-            default -> throw TensorTypes.unsupported(m, name);
+        try (Arena arena = Arena.ofConfined()) {
+            return toDevice(name, columns(m, c0, c1, arena::allocate));
         }
     }
 

@@ -10,7 +10,7 @@ import java.util.Map;
 
 /**
  * The tensor types the device engines run. llama2.c checkpoints: float32 and Q8 (the TornadoVM engine and the
- * hybrid). GGUF models: F32, F16 and Q8_0 (the TornadoVM engine only). Any other type (BF16, Q4_0, Q4_K,
+ * hybrid). GGUF models: F32, F16 and Q8_0 (the TornadoVM engine and the hybrid). Any other type (BF16, Q4_0, Q4_K,
  * Q6_K) is refused up front with the tensor's name and type, before a device is touched, never run on a
  * silent fallback.
  */

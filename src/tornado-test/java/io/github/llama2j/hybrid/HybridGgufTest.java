@@ -1,0 +1,321 @@
+package io.github.llama2j.hybrid;
+
+import io.github.llama2j.Llama2jException;
+import io.github.llama2j.TestData;
+import io.github.llama2j.cpu.CpuEngine;
+import io.github.llama2j.cpu.ScalarKernels;
+import io.github.llama2j.engine.EngineOptions;
+import io.github.llama2j.engine.Engines;
+import io.github.llama2j.engine.InferenceEngine;
+import io.github.llama2j.gguf.GgufWriter;
+import io.github.llama2j.math.FloatMath;
+import io.github.llama2j.model.Configuration;
+import io.github.llama2j.model.GgufModelLoader;
+import io.github.llama2j.model.GgufSynth;
+import io.github.llama2j.model.Model;
+import io.github.llama2j.sampling.Sampler;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The hybrid engine on GGUF models (llama.cpp's arithmetic), against the CPU engine, on random-weight models
+ * written by {@link GgufSynth} at shapes the golden models lack: qwen3 with q_dim (128) ≠ dim (64), qwen2's
+ * biases, llama with Llama 3's rope_freqs, each as F32, F16 and Q8_0, plus a file that mixes the three.
+ * <ul>
+ *   <li>One CPU shard owning everything computes exactly what the CPU engine computes, bit for bit (scalar
+ *       kernels on both): the host's ggml rmsnorm and activation forms, the CPU shard's biases, head norms and
+ *       RoPE are the CPU engine's.</li>
+ *   <li>Mixed splits (both sides own heads, hidden rows and classifier rows), the device owning everything
+ *       (still the hybrid engine), and three CPU shards give the CPU engine's greedy ids, with logits within
+ *       float rounding ({@link #F32_TOLERANCE}), or within the effect of one activation rounding the other
+ *       way at an F16 or Q8_0 boundary (the device and the partial sums add in other orders).</li>
+ *   <li>Types the TornadoVM engine lacks (BF16, Q4_0, Q4_K, Q6_K) are refused with the tensor and type named,
+ *       exit 3, before a device is opened.</li>
+ * </ul>
+ */
+@Tag("tornado")
+class HybridGgufTest {
+    static final int POSITIONS = 24;
+    /** |hybrid - cpu| / max|logit| on F32 models (measured on PoCL: at most 1.3e-6). */
+    static final double F32_TOLERANCE = 1e-5;
+    /**
+     * The same with F16 matrices, where an activation may round to the other F16 neighbour in another summation
+     * order (measured on PoCL: at most 5.2e-4, on llama-f16; the TornadoVM engine's 3.3e-4 on llama3-tiny-f16):
+     * room for two such flips.
+     */
+    static final double F16_TOLERANCE = 2e-3;
+    /**
+     * With Q8_0 matrices, where one activation may round to the other int8 neighbour: about 1% of max|logit|
+     * (llama.cpp's own flip on llama2-tiny-q8_0 is 0.96%), {@code GgufGoldenTest.DRIFT_TOLERANCE}. Measured here: at
+     * most 2.0e-7 (no flip on these models).
+     */
+    static final double ROUNDED_TOLERANCE = 2e-2;
+
+    static Path dir;
+    static final Map<String, Model> MODELS = new LinkedHashMap<>();
+
+    @BeforeAll
+    static void writeModels() throws IOException {
+        dir = Files.createTempDirectory("hybrid-gguf");
+    }
+
+    @AfterAll
+    static void closeModels() throws IOException {
+        MODELS.values().forEach(Model::close);
+        try (var s = Files.list(dir)) {
+            for (Path p : s.toList()) {
+                Files.delete(p);
+            }
+        }
+        Files.delete(dir);
+    }
+
+    /**
+     * {@code arch-type}: qwen3 (head size 32, q_dim 128 ≠ dim 64), qwen2 (biases), llama (Llama 3 rope_freqs);
+     * 4 heads over 2 kv heads, hidden 96, vocab 40, 2 layers; type f32, f16, q8_0, or mixed (qkv Q8_0 but wv F16,
+     * w1 F32, the rest as in a Q8_0 file).
+     */
+    static synchronized Model model(String name) {
+        return MODELS.computeIfAbsent(name, n -> {
+            String[] p = n.split("-");
+            String arch = p[0];
+            GgufSynth.Llama3Rope rope = arch.equals("llama") ? new GgufSynth.Llama3Rope(32, 1, 4, 8192) : null;
+            GgufSynth.Shape shape = new GgufSynth.Shape(arch, 64, 96, 2, 4, 2, arch.equals("qwen3") ? 32 : 16, 40, 64,
+                    arch.equals("llama") ? 500000f : 1000000f, 1e-6f, !arch.equals("llama"), rope);
+            boolean mixed = p[1].equals("mixed");
+            GgufSynth.FileType type = mixed ? GgufSynth.FileType.Q8_0 : GgufSynth.FileType.byName(p[1]).orElseThrow();
+            GgufWriter w = new GgufWriter();
+            GgufSynth synth = new GgufSynth(shape, type, 7, 0.25);   // weights large enough that attention is far from uniform
+            synth.writeMetadata(w, n, null);
+            if (mixed) {
+                addMixed(w, synth, shape);
+            } else {
+                synth.addTensors(w);
+            }
+            Path file = dir.resolve(n + ".gguf");
+            w.write(file, b -> {
+            });
+            return GgufModelLoader.load(file);
+        });
+    }
+
+    /** A Q8_0 file whose wv is F16 and w1 F32: products of one input that cannot all be stacked. */
+    private static void addMixed(GgufWriter w, GgufSynth synth, GgufSynth.Shape shape) {
+        for (GgufSynth.TensorSpec t : GgufSynth.tensors(shape)) {
+            io.github.llama2j.gguf.GgmlType type = t.name().endsWith("attn_v.weight") ? io.github.llama2j.gguf.GgmlType.F16
+                    : t.name().endsWith("ffn_gate.weight") ? io.github.llama2j.gguf.GgmlType.F32
+                    : GgufSynth.tensorType(GgufSynth.FileType.Q8_0, shape, t);
+            float[] x = new float[t.rows() * t.cols()];
+            for (int r = 0; r < t.rows(); r++) {
+                synth.rowValues(t, r, x, r * t.cols());
+            }
+            byte[] bytes = new byte[(int) GgufWriter.byteSize(type, t.ne())];
+            java.lang.foreign.MemorySegment seg = java.lang.foreign.MemorySegment.ofArray(bytes);
+            long rowBytes = bytes.length / t.rows();
+            for (int r = 0; r < t.rows(); r++) {
+                GgufSynth.convert(type, x, r * t.cols(), t.cols(), seg, r * rowBytes);
+            }
+            w.tensor(t.name(), type, bytes, t.ne());
+        }
+    }
+
+    static EngineOptions hybrid(double split, boolean exact) {
+        return new EngineOptions("hybrid", 1, exact, null, split, false, false);
+    }
+
+    /**
+     * One CPU shard owning everything computes what the CPU engine computes, bit for bit, with the scalar
+     * reference kernels on both (the vector kernels of GGML's types reduce lanes in an order that may change when
+     * the JIT compiles them, so two engines in one JVM need not agree to the last bit there).
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"qwen3-q8_0", "qwen2-f16", "llama-f32", "llama-mixed"})
+    void oneCpuShardIsTheCpuEngineBitForBit(String name) {
+        assertSameAsCpuEngine(name, model(name), POSITIONS);
+    }
+
+    static void assertSameAsCpuEngine(String name, Model model, int positions) {
+        Configuration c = model.config();
+        SplitPlan all = SplitPlan.of(c, new double[]{1}, new double[]{1}, new double[]{1});
+        try (InferenceEngine cpu = new CpuEngine(model, new ScalarKernels(), FloatMath.standard(), 1);
+             HybridEngine hybrid = new HybridEngine(c, model.weights(), all, List.of((cc, w, p, i, in) ->
+                     new CpuShard("cpu", cc, w, p, i, new ScalarKernels(), 1, FloatMath.standard(), in, true)), null)) {
+            int token = 1;
+            for (int pos = 0; pos < positions; pos++) {
+                float[] expected = cpu.forward(token, pos).clone();
+                assertArrayEquals(expected, hybrid.forward(token, pos), name + ": logits at position " + pos);
+                token = Sampler.argmax(expected, expected.length);
+            }
+        }
+    }
+
+    /** Through the engine registry, --split 0: the hybrid engine runs GGUF models (all on the CPU side here). */
+    @Test
+    void theRegistryBuildsTheHybridEngineForGgufModels() {
+        Model model = model("qwen3-q8_0");
+        try (InferenceEngine cpu = Engines.create(model, EngineOptions.cpu(1, true));
+             InferenceEngine hybrid = Engines.create(model, hybrid(0.0, true))) {
+            assertInstanceOf(HybridEngine.class, hybrid, "--engine hybrid runs GGUF models");
+            compare("qwen3-q8_0 split 0", cpu, hybrid, ROUNDED_TOLERANCE);
+        }
+    }
+
+    /** Both sides own part of every kind (and then the device all of it), against the CPU engine. */
+    @ParameterizedTest
+    @ValueSource(strings = {"qwen3-f32", "qwen3-f16", "qwen3-q8_0", "qwen2-f32", "qwen2-f16", "qwen2-q8_0", "llama-f32",
+            "llama-f16", "llama-q8_0", "llama-mixed"})
+    void splitsGiveTheCpuEnginesIds(String name) {
+        Model model = model(name);
+        Configuration c = model.config();
+        for (double split : new double[]{0.5, 1.0}) {
+            try (InferenceEngine cpu = Engines.create(model, EngineOptions.cpu(1, false));
+                 HybridEngine hybrid = HybridEngineProvider.create(model, hybrid(split, false), null, null)) {
+                if (split < 1) {
+                    for (SplitPlan.Kind k : SplitPlan.Kind.values()) {
+                        assertTrue(hybrid.plan().owns(0, k) && hybrid.plan().owns(1, k), name + ": both own " + k + ": " + hybrid.plan());
+                    }
+                }
+                compare(name + " split " + split, cpu, hybrid, name.endsWith("f32") ? F32_TOLERANCE
+                        : name.endsWith("f16") ? F16_TOLERANCE : ROUNDED_TOLERANCE);
+            }
+        }
+        if (name.startsWith("qwen3")) {
+            assertNotEquals(c.dim(), c.qDim(), "qwen3's shape: q_dim is not dim");
+        }
+    }
+
+    /**
+     * {@code --split auto} on a GGUF model (the splits only: calibration on the first layer, the device shard built
+     * once and emulating smaller shares): it chooses a plan and runs it with the CPU engine's ids.
+     */
+    @Test
+    void autoCalibratesGgufModels() {
+        Model model = model("qwen2-q8_0");
+        java.io.ByteArrayOutputStream summary = new java.io.ByteArrayOutputStream();
+        try (InferenceEngine cpu = Engines.create(model, EngineOptions.cpu(1, false));
+             HybridEngine hybrid = HybridEngineProvider.create(model, hybrid(Double.NaN, false), null,
+                     new java.io.PrintStream(summary, true, java.nio.charset.StandardCharsets.UTF_8))) {
+            String line = summary.toString(java.nio.charset.StandardCharsets.UTF_8);
+            assertTrue(line.contains("auto: best split") && line.contains("calibrated"), line);
+            compare("qwen2-q8_0 auto " + hybrid.plan(), cpu, hybrid, ROUNDED_TOLERANCE);
+        }
+    }
+
+    /**
+     * The device memory a share needs ({@link DeviceBudget}, checked before anything is copied): its weights part is
+     * exactly what the shard's device slices hold ({@link WeightSlices}: F16 2 bytes a value, Q8_0 repacked 1 + 4/32),
+     * for every row and for about half of them, and the whole budget covers it.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"qwen3-q8_0", "qwen2-f16", "llama-mixed"})
+    void deviceBudgetHoldsTheSlicesAtTheirDeviceSizes(String name) {
+        Model model = model(name);
+        Configuration c = model.config();
+        var w = model.weights();
+        for (double f : new double[]{1, 0.5}) {
+            SplitPlan plan = SplitPlan.twoWay(c, f, f, f);
+            int hs = c.headSize(), h1 = plan.headEnd(0), kv1 = h1 / c.kvMul(), r1 = plan.ffnEnd(0);
+            long slices = WeightSlices.toDevice("cls", WeightSlices.rows(w.classifier(), 0, plan.vocabEnd(0))).bytes();
+            for (int l = 0; l < c.nLayers(); l++) {
+                slices += WeightSlices.toDevice("q", WeightSlices.rows(w.wq()[l], 0, h1 * hs)).bytes()
+                        + WeightSlices.toDevice("k", WeightSlices.rows(w.wk()[l], 0, kv1 * hs)).bytes()
+                        + WeightSlices.toDevice("v", WeightSlices.rows(w.wv()[l], 0, kv1 * hs)).bytes()
+                        + WeightSlices.columnsToDevice("o", w.wo()[l], 0, h1 * hs).bytes()
+                        + WeightSlices.toDevice("w1", WeightSlices.rows(w.w1()[l], 0, r1)).bytes()
+                        + WeightSlices.toDevice("w3", WeightSlices.rows(w.w3()[l], 0, r1)).bytes()
+                        + WeightSlices.columnsToDevice("w2", w.w2()[l], 0, r1).bytes();
+            }
+            assertEquals(slices, DeviceBudget.ggufWeightBytes(c, w, plan, 0), name + " " + plan);
+            assertTrue(DeviceBudget.bytes(c, w, plan, 0) > slices, name + " " + plan);
+        }
+    }
+
+    /** Three CPU shards, two on worker threads, split every kind (biases and head norms by rows of heads). */
+    @ParameterizedTest
+    @ValueSource(strings = {"qwen2-q8_0", "qwen3-f16"})
+    void threeShardsGiveTheCpuEnginesIds(String name) {
+        Model model = model(name);
+        Configuration c = model.config();
+        SplitPlan plan = SplitPlan.of(c, new double[]{0.25, 0.5, 0.25}, new double[]{0.3, 0.3, 0.4},
+                new double[]{0.13, 0.6, 0.27});
+        List<HybridEngine.ShardFactory> shards = List.of(
+                (cc, w, p, i, in) -> new CpuShard("cpu-a", cc, w, p, i, Engines.cpuKernels(true), 1, FloatMath.standard(), in, false),
+                (cc, w, p, i, in) -> new CpuShard("cpu-b", cc, w, p, i, Engines.cpuKernels(true), 1, FloatMath.standard(), in, true),
+                (cc, w, p, i, in) -> new CpuShard("cpu-c", cc, w, p, i, Engines.cpuKernels(true), 1, FloatMath.standard(), in, false));
+        try (InferenceEngine cpu = Engines.create(model, EngineOptions.cpu(1, true));
+             HybridEngine hybrid = new HybridEngine(c, model.weights(), plan, shards, null)) {
+            compare(name + " three shards " + plan, cpu, hybrid, ROUNDED_TOLERANCE);
+        }
+    }
+
+    private static void compare(String what, InferenceEngine cpu, InferenceEngine hybrid, double tolerance) {
+        int token = 1;
+        double worst = 0;
+        for (int pos = 0; pos < POSITIONS; pos++) {
+            float[] expected = cpu.forward(token, pos).clone();
+            float[] actual = hybrid.forward(token, pos);
+            double maxAbs = 0, diff = 0;
+            for (int i = 0; i < expected.length; i++) {
+                maxAbs = Math.max(maxAbs, Math.abs(expected[i]));
+                diff = Math.max(diff, Math.abs(expected[i] - actual[i]));
+            }
+            worst = Math.max(worst, diff / maxAbs);
+            assertEquals(Sampler.argmax(expected, expected.length), Sampler.argmax(actual, actual.length),
+                    what + ": argmax at position " + pos);
+            token = Sampler.argmax(expected, expected.length);
+        }
+        System.out.printf(Locale.ROOT, "%s: max |hybrid - cpu| / max|logit| %.3g%n", what, worst);
+        assertTrue(worst <= tolerance, what + ": relative logit difference " + worst);
+    }
+
+    /** BF16, Q4_0 and Q4_K_M (with Q6_K) files: exit 3 naming a tensor and its type, before any device is opened. */
+    @ParameterizedTest
+    @ValueSource(strings = {"bf16", "q4_0", "q4_k_m"})
+    void typesTheDeviceLacksAreRefusedBeforeADeviceIsOpened(String type) throws IOException {
+        GgufSynth.Shape shape = new GgufSynth.Shape("llama", 256, 256, 1, 4, 2, 64, 40, 64, 10000f, 1e-5f, false, null);
+        GgufWriter w = new GgufWriter();
+        GgufSynth synth = new GgufSynth(shape, GgufSynth.FileType.byName(type).orElseThrow(), 3, 0.05);
+        synth.writeMetadata(w, type, null);
+        synth.addTensors(w);
+        Path file = dir.resolve("refused-" + type + ".gguf");
+        w.write(file, b -> {
+        });
+        try (Model model = GgufModelLoader.load(file)) {
+            // a device that does not exist: opening it would fail with another message
+            EngineOptions options = new EngineOptions("hybrid", 1, false, "99:99", 0.5, false, false);
+            Llama2jException e = assertThrows(Llama2jException.class, () -> Engines.create(model, options).close());
+            assertEquals(Llama2jException.UNAVAILABLE, e.exitCode(), e.getMessage());
+            String t = type.equals("q4_k_m") ? "Q4_K" : type.toUpperCase(Locale.ROOT);
+            assertTrue(e.getMessage().contains("tensor type " + t) || e.getMessage().contains("tensor type Q6_K"), e.getMessage());
+            assertTrue(e.getMessage().contains("(tensor "), e.getMessage());
+        }
+    }
+
+    /** The stored qwen golden models (biases; head norms): one CPU shard is the CPU engine there too. */
+    @ParameterizedTest
+    @ValueSource(strings = {"qwen3-tiny-q8_0.gguf", "qwen2-tiny-q8_0.gguf"})
+    void storedGoldenModelsOneCpuShardIsTheCpuEngine(String file) {
+        try (Model model = GgufModelLoader.load(TestData.gguf().resolve("models").resolve(file))) {
+            assertSameAsCpuEngine(file, model, 6);
+        }
+    }
+}
