@@ -118,6 +118,63 @@ public final class KernelHelpers {
     }
 
     /**
+     * One value of a Q8 matmul's input as runq quantizes it: {@code rmsWeight[j] * (ss * x[j])} (run.c's rmsnorm
+     * order) when {@code norm} is not 0, else {@code x[j]} as it is.
+     */
+    public static float inputValue(FloatArray x, FloatArray rmsWeight, float ss, int norm, int j) {
+        float v = x.get(j);
+        if (norm != 0) {
+            v = rmsWeight.get(j) * (ss * v);
+        }
+        return v;
+    }
+
+    /**
+     * runq's quantization of group {@code g} of the input ({@link #inputValue}), done where it is consumed:
+     * {@code scale = max|v| / 127}. Every work-group that calls this computes the same scale from the same
+     * values, so all of them see runq's one quantized vector.
+     */
+    public static float groupScale(FloatArray x, FloatArray rmsWeight, float ss, int norm, int g, int groupSize) {
+        int off = g * groupSize;
+        float wmax = 0.0f;
+        for (int k = 0; k < groupSize; k++) {
+            float v = TornadoMath.abs(inputValue(x, rmsWeight, ss, norm, off + k));
+            if (v > wmax) {
+                wmax = v;
+            }
+        }
+        return wmax / 127.0f;
+    }
+
+    /** runq's int8 value of input j under its group's {@code scale} (0 for an all-zero group), as {@link TransformerKernels#quantize}. */
+    public static int quantized(FloatArray x, FloatArray rmsWeight, float ss, int norm, int j, float scale) {
+        return scale == 0.0f ? 0 : roundHalfAway(inputValue(x, rmsWeight, ss, norm, j) / scale);
+    }
+
+    /**
+     * {@link #dotQ8} with the input quantized here instead of read from a quantize kernel's output: for each
+     * group this work-item owns, runq's scale and int8 values of the input ({@link #groupScale},
+     * {@link #quantized}), the exact int32 dot with row {@code row}, then {@code ((float) idot * wScale) * xScale}.
+     */
+    public static float dotQ8Input(KernelContext ctx, FloatArray x, FloatArray rmsWeight, float ss, int norm, Int8Array wv,
+                                   FloatArray ws, int row, int n, int groupSize) {
+        int groups = n / groupSize;
+        int base = row * n;
+        int sbase = row * groups;
+        float sum = 0.0f;
+        for (int g = ctx.localIdx; g < groups; g += ctx.localGroupSizeX) {
+            int off = g * groupSize;
+            float scale = groupScale(x, rmsWeight, ss, norm, g, groupSize);
+            int idot = 0;
+            for (int k = 0; k < groupSize; k++) {
+                idot += quantized(x, rmsWeight, ss, norm, off + k, scale) * wv.get(base + off + k);
+            }
+            sum += ((float) idot * ws.get(sbase + g)) * scale;
+        }
+        return sum;
+    }
+
+    /**
      * Writes one pair (row, row + 1) of the stacked [q; k; v] outputs at position {@code state[1]}: q and k
      * rotated by RoPE, k and v into row pos of the caches ([seq_len][kvRows]). Rows below {@code qRows} are q,
      * the next {@code kvRows} k, the rest v (whole heads, so a row's place in its head is {@code r % headSize}).
