@@ -41,7 +41,7 @@ class FusedQ8KernelsTest {
     static final Random RND = new Random(SEED);
     static final int LOCAL = 8, GS = 4;
     static final int DIM = 72, HEADS = 6, HEAD = 12, KV_HEADS = 3, KV_DIM = KV_HEADS * HEAD, HIDDEN = 44, SEQ = 5, POS = 3;
-    static final int VOCAB = 13;
+    static final int VOCAB = 13, PARTS = 3;   // the norm's partial sums (3 × 8 lanes over 72 values)
     static final List<String> TASKS = new ArrayList<>();
 
     static float[] x, rmsAtt, rmsFfn, rmsFinal, xb, hbIn, xStart;
@@ -148,15 +148,15 @@ class FusedQ8KernelsTest {
         tg.transferToDevice(DataTransferMode.FIRST_EXECUTION, dX, dRmsAtt, dRmsFfn, dRmsFinal, dXb, dHbIn, dWqkv, dWo, dW13, dW2,
                 dWcls, dSqkv, dSo, dS13, dS2, dScls, rope, state, dKc, dVc, dXo, dXw2);
         tg.task("qkvNormQ8", TransformerKernels::qkvNormQ8, ctx, dX, dRmsAtt, dWqkv, dSqkv, dQ, dKc, dVc, state, rope, DIM, KV_DIM,
-                HEAD, GS);
+                HEAD, GS, PARTS);
         grid(g, "qkvNormQ8", qkvRows / 2);
         tg.task("woQuant", TransformerKernels::matmulResidualQuantQ8, ctx, dXb, dWo, dSo, dXo, DIM, GS);
         grid(g, "woQuant", DIM);
-        tg.task("w13NormQ8", TransformerKernels::w13NormQ8, ctx, dX, dRmsFfn, dW13, dS13, dHb, DIM, HIDDEN, GS);
+        tg.task("w13NormQ8", TransformerKernels::w13NormQ8, ctx, dX, dRmsFfn, dW13, dS13, dHb, DIM, HIDDEN, GS, PARTS);
         grid(g, "w13NormQ8", HIDDEN);
         tg.task("w2Quant", TransformerKernels::matmulResidualQuantQ8, ctx, dHbIn, dW2, dS2, dXw2, HIDDEN, GS);
         grid(g, "w2Quant", DIM);
-        tg.task("matmulNormQ8", TransformerKernels::matmulNormQ8, ctx, dX, dRmsFinal, dWcls, dScls, dLogits, DIM, GS);
+        tg.task("matmulNormQ8", TransformerKernels::matmulNormQ8, ctx, dX, dRmsFinal, dWcls, dScls, dLogits, DIM, GS, PARTS);
         grid(g, "matmulNormQ8", VOCAB);
         tg.transferToHost(DataTransferMode.EVERY_EXECUTION, dQ, dKc, dVc, dXo, dHb, dXw2, dLogits);
         KernelRun run = KernelRun.executeOnce(tg, g, SEED);

@@ -396,14 +396,15 @@ final class ForwardGraph {
         int dim = c.dim(), kvDim = c.kvDim(), hidden = c.hiddenDim(), gs = c.groupSize();
         DeviceMatrix.Q8 qkv = (DeviceMatrix.Q8) w.wqkv;
         graph.task("qkv", TransformerKernels::qkvNormQ8, ctx, x, w.rmsAtt, qkv.values(), qkv.scales(), q, keyCache[l],
-                valueCache[l], state, rope, dim, kvDim, c.headSize(), gs);
+                valueCache[l], state, rope, dim, kvDim, c.headSize(), gs, s.normPartials());
         schedule("qkv", (dim + 2 * kvDim) / 2 * s.matmulLocal(), s.matmulLocal());
         addAttention("attention", l);
         DeviceMatrix.Q8 wo = (DeviceMatrix.Q8) w.wo;
         graph.task("wo", TransformerKernels::matmulResidualQuantQ8, ctx, xb, wo.values(), wo.scales(), x, dim, gs);
         schedule("wo", dim * s.matmulLocal(), s.matmulLocal());
         DeviceMatrix.Q8 w13 = (DeviceMatrix.Q8) w.w13;
-        graph.task("w13", TransformerKernels::w13NormQ8, ctx, x, w.rmsFfn, w13.values(), w13.scales(), hb, dim, hidden, gs);
+        graph.task("w13", TransformerKernels::w13NormQ8, ctx, x, w.rmsFfn, w13.values(), w13.scales(), hb, dim, hidden, gs,
+                s.normPartials());
         schedule("w13", hidden * s.matmulLocal(), s.matmulLocal());
         DeviceMatrix.Q8 w2 = (DeviceMatrix.Q8) w.w2;
         graph.task("w2", TransformerKernels::matmulResidualQuantQ8, ctx, hb, w2.values(), w2.scales(), x, hidden, gs);
@@ -428,7 +429,7 @@ final class ForwardGraph {
             case DeviceMatrix.F32 cls -> graph.task("classifier", TransformerKernels::matmulNormF32, ctx, x, rmsFinal,
                     cls.data(), logits, dim);
             case DeviceMatrix.Q8 cls -> graph.task("classifier", TransformerKernels::matmulNormQ8, ctx, x, rmsFinal,
-                    cls.values(), cls.scales(), logits, dim, c.groupSize());
+                    cls.values(), cls.scales(), logits, dim, c.groupSize(), s.normPartials());
             case DeviceMatrix.F16 cls -> throw new IllegalStateException("F16 classifier in a llama2.c checkpoint");
         }
         schedule("classifier", c.vocabSize() * s.matmulLocal(), s.matmulLocal());

@@ -18,10 +18,13 @@ import static io.github.llama2j.tornado.TransformerKernels.MAX_LOCAL;
  * type F32, F16 and Q8_0 (Q8_0 repacked at load into int8 values and float32 block scales, group 32).
  *
  * <ul>
- *   <li><b>Activations before a product</b> ({@link #prepare}): every matmul input is written in the three
+ *   <li><b>Activations before a product</b>: the engine's kernels ({@link #productF32}, {@link #w13F32},
+ *       {@link #qkvF32} and their F16/Q8_0 twins) derive, in every work-group, the form their weight type reads,
+ *       with the same operations as {@link #prepare}, which writes the three forms as a launch of its own
+ *       (every matmul input written in the three
  *       forms the weight types read, once per input: float32 as is (F32 weights), each value rounded to
  *       F16, nearest even (F16 weights), and Q8_0 blocks of 32 (Q8_0 weights: {@code d = F16(amax / 127)},
- *       {@code q = round-half-even(x * (127 / amax))}). The F16 rounding is done with integer operations on
+ *       {@code q = round-half-even(x * (127 / amax))})). The F16 rounding is done with integer operations on
  *       the float's bits ({@link #roundToHalf}): no device needs fp16 support (PoCL has none).</li>
  *   <li><b>Products</b>: Q8_0 × Q8_0 per block {@code sumf += sumi * (d_w * d_x)}; F16 weights decoded from
  *       their 16 bits ({@link #halfToFloat}, exact) times the F16-rounded activations (exact products) summed

@@ -67,6 +67,30 @@ public final class KernelHelpers {
         return 1.0f / TornadoMath.sqrt(ss);
     }
 
+    /**
+     * {@link #rmsScale} with the sum of squares in the order of the two-launch norm ({@code rmsPartials} then
+     * the quantize kernel, with a work-group of this one's size): {@code nPartials} partial sums, partial p the
+     * work-group's tree over lanes l of x[p·local + l + k·nPartials·local], the partials added in order. The Q8
+     * kernels use it so that their normalised inputs, hence their int8 values, keep the bits they had when
+     * the norm was a launch of its own (an int8 value flips when its input moves by one ulp at a rounding
+     * boundary, and llama2.c's greedy tokens were matched with that order).
+     */
+    public static float rmsScalePartials(KernelContext ctx, float[] scratch, FloatArray x, int n, int nPartials, float eps) {
+        int stride = nPartials * ctx.localGroupSizeX;
+        float ss = 0.0f;
+        for (int p = 0; p < nPartials; p++) {
+            float sum = 0.0f;
+            for (int i = p * ctx.localGroupSizeX + ctx.localIdx; i < n; i += stride) {
+                float v = x.get(i);
+                sum += v * v;
+            }
+            ss += reduceSum(ctx, scratch, sum);
+        }
+        ss /= n;
+        ss += eps;
+        return 1.0f / TornadoMath.sqrt(ss);
+    }
+
     /** C's round() (half away from zero) of a float, exactly: no float addition that could round. */
     public static int roundHalfAway(float v) {
         float a = TornadoMath.abs(v);

@@ -341,7 +341,8 @@ public final class TransformerKernels {
     /*
      * The kernels below are the ones the engine launches for Q8 checkpoints (5 per layer): each work-group
      * quantizes the part of the input it reads itself (KernelHelpers.dotQ8Input), after computing rmsnorm's
-     * scale itself where the input is normalised (KernelHelpers.rmsScale). Every work-group computes the
+     * scale itself where the input is normalised (KernelHelpers.rmsScalePartials: nPartials partial sums added
+     * in order, the order of the former rmsPartials + quantizeNorm launches, so the int8 values keep their bits). Every work-group computes the
      * same scale and the same int8 values (the same operations in the same order on the same x), so each
      * sees the one quantized vector a separate quantize kernel would have written, and no launch is spent
      * on the norm or the quantization. The cost is ALU work: a work-group re-derives the int8 values of
@@ -357,10 +358,10 @@ public final class TransformerKernels {
      */
     public static void qkvNormQ8(KernelContext ctx, FloatArray x, FloatArray rmsWeight, Int8Array wv, FloatArray ws,
                                  FloatArray q, FloatArray keyCache, FloatArray valueCache, IntArray state, FloatArray rope,
-                                 int dim, int kvDim, int headSize, int groupSize) {
+                                 int dim, int kvDim, int headSize, int groupSize, int nPartials) {
         float[] s0 = ctx.allocateFloatLocalArray(MAX_LOCAL);
         float[] s1 = ctx.allocateFloatLocalArray(MAX_LOCAL);
-        float ss = KernelHelpers.rmsScale(ctx, s0, x, dim, RMS_EPS);
+        float ss = KernelHelpers.rmsScalePartials(ctx, s0, x, dim, nPartials, RMS_EPS);
         int row = ctx.groupIdx * 2;
         float va = reduceSum(ctx, s0, dotQ8Input(ctx, x, rmsWeight, ss, 1, wv, ws, row, dim, groupSize));
         float vb = reduceSum(ctx, s1, dotQ8Input(ctx, x, rmsWeight, ss, 1, wv, ws, row + 1, dim, groupSize));
@@ -388,10 +389,10 @@ public final class TransformerKernels {
      * runq's quantization of rmsnorm(x) * rmsWeight. Global size: hidden × local.
      */
     public static void w13NormQ8(KernelContext ctx, FloatArray x, FloatArray rmsWeight, Int8Array wv, FloatArray ws,
-                                 FloatArray hb, int dim, int hidden, int groupSize) {
+                                 FloatArray hb, int dim, int hidden, int groupSize, int nPartials) {
         float[] s0 = ctx.allocateFloatLocalArray(MAX_LOCAL);
         float[] s1 = ctx.allocateFloatLocalArray(MAX_LOCAL);
-        float ss = KernelHelpers.rmsScale(ctx, s0, x, dim, RMS_EPS);
+        float ss = KernelHelpers.rmsScalePartials(ctx, s0, x, dim, nPartials, RMS_EPS);
         int row = ctx.groupIdx;
         float g = reduceSum(ctx, s0, dotQ8Input(ctx, x, rmsWeight, ss, 1, wv, ws, row, dim, groupSize));
         float u = reduceSum(ctx, s1, dotQ8Input(ctx, x, rmsWeight, ss, 1, wv, ws, hidden + row, dim, groupSize));
@@ -405,9 +406,9 @@ public final class TransformerKernels {
      * out[r] = w[r] · quantize(rmsnorm(x) * rmsWeight). Global size: rows × local.
      */
     public static void matmulNormQ8(KernelContext ctx, FloatArray x, FloatArray rmsWeight, Int8Array wv, FloatArray ws,
-                                    FloatArray out, int n, int groupSize) {
+                                    FloatArray out, int n, int groupSize, int nPartials) {
         float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
-        float ss = KernelHelpers.rmsScale(ctx, scratch, x, n, RMS_EPS);
+        float ss = KernelHelpers.rmsScalePartials(ctx, scratch, x, n, nPartials, RMS_EPS);
         int row = ctx.groupIdx;
         float total = reduceSum(ctx, scratch, dotQ8Input(ctx, x, rmsWeight, ss, 1, wv, ws, row, n, groupSize));
         if (ctx.localIdx == 0) {
