@@ -92,6 +92,9 @@ class TornadoGgufGoldenTest {
 
     static void check(Map<String, Object> g, String name, Supplier<Model> load, Path golden) throws IOException {
         try (Model model = load.get(); InferenceEngine engine = Engines.create(model, tornado())) {
+            int layers = model.config().nLayers();
+            assertTrue(engine.launchesPerToken() <= 5 * layers + 3,
+                    name + ": " + engine.launchesPerToken() + " launches per token for " + layers + " layers (issue 10: at most 5 × layers + 3)");
             GgufGoldenTest.Result r = GgufGoldenTest.against(g, name, engine, golden);
             System.out.printf(Locale.ROOT, "%s on %s: logits pos 0-2 max |diff| %s%n", name, engine.name(), r);
             assertTrue(r.failures().isEmpty(), name + ": " + r.failures());

@@ -45,7 +45,7 @@ class DeepModelTest {
         assertEquals(layers + 1, e.graphsPerToken(), "one graph per layer and the output");
         assertEquals(ForwardGraph.FIRST + ".embed", ids.getFirst());
         assertEquals(ForwardGraph.OUTPUT + ".classifier", ids.getLast());
-        assertEquals(ForwardGraph.LAYER + (e.config().quantized() ? ".attnorm" : ".qkv"),
+        assertEquals(ForwardGraph.LAYER + ".qkv",
                 ids.stream().filter(id -> id.startsWith(ForwardGraph.LAYER + ".")).findFirst().orElseThrow());
 
         new ForwardVsCpuTest().logitsMatchTheCpuEngine(file.toString());

@@ -20,10 +20,9 @@ import java.util.Set;
  * engines' tables line up row by row: {@code layerN.kind}, where a kind that is the same operation as a CPU
  * step takes the CPU step's name: {@code attnorm → attn_norm}, {@code ffnnorm → ffn_norm},
  * {@code w13 → w1w3_swiglu}. Kinds fused differently keep their own names: the device's {@code qkv}
- * includes RoPE and the cache store (the CPU's separate {@code rope} step), {@code attn_norm} and
- * {@code ffn_norm} are only the sum of squares (the scaling is fused into the next kernel), and the Q8
- * quantize steps ({@code attquant}, {@code woquant}, {@code ffnquant}, {@code w2quant}, {@code final_quant})
- * are tasks of their own (inside the matmul steps on the CPU). Should two tasks ever get the same name,
+ * includes rmsnorm, RoPE and the cache store (the CPU's separate {@code attn_norm} and {@code rope} steps),
+ * {@code w13} includes rmsnorm, and the Q8 quantization of every matmul's input happens inside the matmul
+ * tasks (as inside the matmul steps on the CPU). Should two tasks ever get the same name,
  * the graph stays in the name, so rows are never merged.
  *
  * <p><b>What TornadoVM reports, and where it goes.</b> Per task: {@code TASK_KERNEL_TIME} (the kernel

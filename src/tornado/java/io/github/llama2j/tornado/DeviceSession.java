@@ -112,7 +112,7 @@ public final class DeviceSession {
      * the whole TornadoVM engine as a candidate).
      */
     public boolean holdsWholeModel(Configuration c, Weights w, TornadoSettings s) {
-        MemoryBudget b = MemoryBudget.of(c, w, s);
+        MemoryBudget b = MemoryBudget.of(c, w);
         long maxBuffer = device.getMaxAllocMemory();
         return b.total() <= memoryAvailable(s) && (maxBuffer <= 0 || b.largest() <= maxBuffer);
     }

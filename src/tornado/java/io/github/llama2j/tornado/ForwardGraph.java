@@ -14,7 +14,6 @@ import uk.ac.manchester.tornado.api.TaskGraph;
 import uk.ac.manchester.tornado.api.WorkerGrid1D;
 import uk.ac.manchester.tornado.api.enums.DataTransferMode;
 import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
-import uk.ac.manchester.tornado.api.types.arrays.Int8Array;
 import uk.ac.manchester.tornado.api.types.arrays.IntArray;
 
 import java.util.ArrayList;
@@ -29,8 +28,13 @@ import java.util.List;
  * profiler output; the profile names tasks by layer ({@code layer5.qkv}, see {@link #tasks()}).
  * <pre>
  *   state ─► first [embed, layer 0] ─► layer [layer 1] ─► ... ─► layer [layer L-1] ─► output [final norm, classifier] ─► logits
- *            x, partials, q, xb, hb, att, xq, xs, state, rope: persisted by each graph, consumed by the next
+ *            state, rope, x, q, xb, hb, att (GGUF: qkv): persisted by each graph, consumed by the next
  * </pre>
+ * Launches per token, whatever the weights' type: 5 per layer ({@code qkv}, {@code attention}, {@code wo},
+ * {@code w13}, {@code w2}; see {@link #addLayerF32}, {@link #addLayerQ8}, {@link #addLayerGgml}) plus
+ * {@code embed} and {@code classifier}: 5 × layers + 2 (a GGUF layer whose wq/wk/wv or w1/w3 differ in type
+ * has one more per product that cannot be stacked). No launch normalises or quantizes on its own: every
+ * work-group of a consumer computes rmsnorm's sum of squares, and the Q8/F16 form of its input, itself.
  *
  * <p>Why every further layer's graph has the same name: TornadoVM caches compiled kernels per plan by task
  * id, so the tasks of layers 2..L-1 reuse what layer 1's compiled (their shapes, hence the specialised code,
@@ -85,14 +89,15 @@ final class ForwardGraph {
     final IntArray state = new IntArray(2);
     final FloatArray logits;
 
-    // ---- device-only buffers
-    private final FloatArray x, partials, q, xb, hb, att;
-    private final FloatArray[] keyCache, valueCache;
-    private final Int8Array xq;    // Q8 and GGUF: quantized activations (dim or hidden of them)
-    private final FloatArray xs;   // Q8 and GGUF: their scales
-    // GGUF only (null otherwise): a product's input as float32 and rounded to F16, the q/k/v products
-    private final FloatArray xf, xh;   // (max(dim, q_dim, hidden))
-    private final FloatArray qkv;      // (q_dim + 2 kv_dim)
+    // ---- device-only buffers (no quantized or prepared copies of activations: every kernel derives the
+    //      form its weights read from these itself, see TransformerKernels and GgmlKernels)
+    private final FloatArray x;      // (dim) the residual stream
+    private final FloatArray q;      // (q_dim) the rotated query
+    private final FloatArray xb;     // (q_dim) attention output
+    private final FloatArray hb;     // (hidden; GGUF 2 hidden: [w1·xn; w3·xn] where w1 and w3 are separate products)
+    private final FloatArray att;    // (n_heads × seq_len) attention scores
+    private final FloatArray qkv;    // GGUF only, else null: (q_dim + 2 kv_dim) a layer's q/k/v heads before their store
+    private final FloatArray[] keyCache, valueCache;   // per layer (seq_len × kv_dim)
 
     /** GGUF models: llama.cpp's arithmetic ({@link GgmlKernels}), per-matrix types; llama2.c checkpoints: run.c's / runq.c's. */
     private final boolean ggml;
@@ -157,33 +162,16 @@ final class ForwardGraph {
 
         logits = new FloatArray(c.vocabSize());
         x = new FloatArray(dim);
-        partials = new FloatArray(s.normPartials());
         q = new FloatArray(ggml ? qDim : dim);
         xb = new FloatArray(ggml ? qDim : dim);
         hb = new FloatArray(ggml ? 2 * hidden : hidden);   // GGUF: w1's then w3's outputs
         att = new FloatArray(c.nHeads() * c.seqLen());
+        qkv = ggml ? new FloatArray(qDim + 2 * kvDim) : null;
         keyCache = new FloatArray[L];
         valueCache = new FloatArray[L];
         for (int l = 0; l < L; l++) {
             keyCache[l] = new FloatArray(c.seqLen() * kvDim);
             valueCache[l] = new FloatArray(c.seqLen() * kvDim);
-        }
-        int widest = Math.max(Math.max(dim, qDim), hidden);
-        if (ggml) {
-            xf = new FloatArray(widest);
-            xh = new FloatArray(widest);
-            xq = new Int8Array(widest);
-            xs = new FloatArray(widest / GgmlKernels.QK + 1);
-            qkv = new FloatArray(qDim + 2 * kvDim);
-        } else {
-            xf = xh = qkv = null;
-            if (c.quantized()) {
-                xq = new Int8Array(Math.max(dim, hidden));
-                xs = new FloatArray(Math.max(dim, hidden) / c.groupSize());
-            } else {
-                xq = null;
-                xs = null;
-            }
         }
     }
 
@@ -261,9 +249,6 @@ final class ForwardGraph {
                 // the embedding table and the RoPE table go to the device once; state every token
                 addMatrix(once, embedding);
                 once.add(rope);
-                if (xq != null) {
-                    once.add(xq);   // TornadoVM wants int8 arguments declared; one copy of a scratch buffer is harmless
-                }
             }
             if (ggml) {
                 GgmlLayer gl = ggmlLayers[l];
@@ -328,13 +313,9 @@ final class ForwardGraph {
      * whole chain rather than copied to the device twice.
      */
     private Object[] shared() {
-        List<Object> s = new ArrayList<>(List.of(state, rope, x, partials, q, xb, hb, att));
-        if (xq != null) {
-            s.add(xq);
-            s.add(xs);
-        }
-        if (ggml) {
-            s.addAll(List.of(xf, xh, qkv));
+        List<Object> s = new ArrayList<>(List.of(state, rope, x, q, xb, hb, att));
+        if (qkv != null) {
+            s.add(qkv);
         }
         if (classifier == embedding) {
             addMatrix(s, embedding);
@@ -398,145 +379,154 @@ final class ForwardGraph {
     }
 
     /**
-     * One Q8_0 layer (runq), 11 launches: every matmul input is quantized on the device first.
+     * One Q8_0 layer (runq), 5 launches, as float32's: every work-group quantizes the input it reads itself
+     * (runq's scale max|v| / 127 and round half away per group, after rmsnorm where the input is normalised;
+     * the same values in every work-group), so neither the norm nor the quantization is a launch:
      * <pre>
-     *   x ─► attnorm ─► partials
-     *   x, partials, rms_att ─► attquant ─► xq, xs                    (norm phase 2 + quantize, fused)
-     *   xq, xs, wqkv ─► qkv ─► q, keyCache[pos], valueCache[pos]      (int8 dots + RoPE + cache store)
+     *   x, rms_att, wqkv ─► qkv ─► q, keyCache[pos], valueCache[pos]
+     *                              (rmsnorm + quantize + int8 Q/K/V dots + RoPE + cache store, fused)
      *   q, keyCache, valueCache ─► attention ─► xb
-     *   xb ─► woquant ─► xq, xs
-     *   xq, xs, wo ─► wo ─► x += wo·xb
-     *   x ─► ffnnorm ─► partials
-     *   x, partials, rms_ffn ─► ffnquant ─► xq, xs
-     *   xq, xs, w13 ─► w13 ─► hb = silu(w1·xn) * (w3·xn)
-     *   hb ─► w2quant ─► xq, xs
-     *   xq, xs, w2 ─► w2 ─► x += w2·hb
+     *   xb, wo ─► wo ─► x += wo·quantize(xb)                        (quantize + matmul + residual, fused)
+     *   x, rms_ffn, w13 ─► w13 ─► hb = silu(w1·xq) * (w3·xq)         (rmsnorm + quantize + 2 matmuls + SwiGLU)
+     *   hb, w2 ─► w2 ─► x += w2·quantize(hb)
      * </pre>
      */
     private void addLayerQ8(int l) {
         Layer w = layers[l];
         int dim = c.dim(), kvDim = c.kvDim(), hidden = c.hiddenDim(), gs = c.groupSize();
-        addNorm("attnorm");
-        addQuantizeNorm("attquant", w.rmsAtt);
         DeviceMatrix.Q8 qkv = (DeviceMatrix.Q8) w.wqkv;
-        graph.task("qkv", TransformerKernels::qkvQ8, ctx, xq, xs, qkv.values(), qkv.scales(), q, keyCache[l],
-                valueCache[l], state, rope, dim, kvDim, c.headSize(), gs);
+        graph.task("qkv", TransformerKernels::qkvNormQ8, ctx, x, w.rmsAtt, qkv.values(), qkv.scales(), q, keyCache[l],
+                valueCache[l], state, rope, dim, kvDim, c.headSize(), gs, s.normPartials());
         schedule("qkv", (dim + 2 * kvDim) / 2 * s.matmulLocal(), s.matmulLocal());
         addAttention("attention", l);
-        addQuantize("woquant", xb, dim);
         DeviceMatrix.Q8 wo = (DeviceMatrix.Q8) w.wo;
-        graph.task("wo", TransformerKernels::matmulResidualQ8, ctx, xq, xs, wo.values(), wo.scales(), x, dim, gs);
+        graph.task("wo", TransformerKernels::matmulResidualQuantQ8, ctx, xb, wo.values(), wo.scales(), x, dim, gs);
         schedule("wo", dim * s.matmulLocal(), s.matmulLocal());
-        addNorm("ffnnorm");
-        addQuantizeNorm("ffnquant", w.rmsFfn);
         DeviceMatrix.Q8 w13 = (DeviceMatrix.Q8) w.w13;
-        graph.task("w13", TransformerKernels::w13Q8, ctx, xq, xs, w13.values(), w13.scales(), hb, dim, hidden, gs);
+        graph.task("w13", TransformerKernels::w13NormQ8, ctx, x, w.rmsFfn, w13.values(), w13.scales(), hb, dim, hidden, gs,
+                s.normPartials());
         schedule("w13", hidden * s.matmulLocal(), s.matmulLocal());
-        addQuantize("w2quant", hb, hidden);
         DeviceMatrix.Q8 w2 = (DeviceMatrix.Q8) w.w2;
-        graph.task("w2", TransformerKernels::matmulResidualQ8, ctx, xq, xs, w2.values(), w2.scales(), x, hidden, gs);
+        graph.task("w2", TransformerKernels::matmulResidualQuantQ8, ctx, hb, w2.values(), w2.scales(), x, hidden, gs);
         schedule("w2", dim * s.matmulLocal(), s.matmulLocal());
     }
 
     /**
      * Output: final rmsnorm and the classifier; only {@code logits} goes back to the host.
      * <pre>
-     *   f32: x, rms_final, wcls ─► classifier ─► logits                     (rmsnorm fused)
-     *   q8:  x ─► final_norm ─► partials; x, partials, rms_final ─► final_quant ─► xq, xs ─► classifier ─► logits
+     *   f32:  x, rms_final, wcls ─► classifier ─► logits             (rmsnorm fused)
+     *   q8:   x, rms_final, wcls ─► classifier ─► logits             (rmsnorm + quantize fused)
+     *   GGUF: x, rms_final, wcls ─► classifier_T ─► logits           (rmsnorm + the input in the form T reads, fused)
      * </pre>
      */
     private void addOutput() {
         int dim = c.dim();
         if (ggml) {
-            addPrepare("final_prep", x, rmsFinal, dim, GgmlKernels.FROM_NORM);
-            addProduct("classifier", classifier, logits, 0, false);
+            addProduct("classifier", classifier, x, rmsFinal, dim, GgmlKernels.FROM_NORM, logits, 0, false);
             return;
         }
         switch (classifier) {
             case DeviceMatrix.F32 cls -> graph.task("classifier", TransformerKernels::matmulNormF32, ctx, x, rmsFinal,
                     cls.data(), logits, dim);
-            case DeviceMatrix.Q8 cls -> {
-                addNorm("final_norm");
-                addQuantizeNorm("final_quant", rmsFinal);
-                graph.task("classifier", TransformerKernels::matmulQ8, ctx, xq, xs, cls.values(), cls.scales(), logits, dim,
-                        c.groupSize());
-            }
+            case DeviceMatrix.Q8 cls -> graph.task("classifier", TransformerKernels::matmulNormQ8, ctx, x, rmsFinal,
+                    cls.values(), cls.scales(), logits, dim, c.groupSize(), s.normPartials());
             case DeviceMatrix.F16 cls -> throw new IllegalStateException("F16 classifier in a llama2.c checkpoint");
         }
         schedule("classifier", c.vocabSize() * s.matmulLocal(), s.matmulLocal());
     }
 
     /**
-     * One GGUF layer (llama.cpp's arithmetic, {@link GgmlKernels}), 10 launches when wq/wk/wv share a type and
-     * w1/w3 do (one more per product that cannot be stacked); a product's task id carries its weight type
-     * ({@code qkv_q8}), so layers of different types never share a compiled kernel:
+     * One GGUF layer (llama.cpp's arithmetic, {@link GgmlKernels}), 5 launches when wq/wk/wv share a type and
+     * w1/w3 do (one more per product that cannot be stacked). Each product's work-groups derive the input in the
+     * form its weight type T reads (float32, F16-rounded, or Q8_0 blocks) from the source themselves, after
+     * rmsnorm where the input is normalised. A task id carries its weight type ({@code qkv_q8}), so layers of
+     * different types never share a compiled kernel:
      * <pre>
-     *   x, rms_att ─► attn_prep ─► xf, xh, xq/xs           (rmsnorm, then the input in every form a weight type reads)
-     *   xf|xh|xq/xs, wqkv ─► qkv_T ─► qkv                  (q_dim + 2 kv_dim)
-     *   qkv, bias, norms, rope ─► qkv_heads ─► q, keyCache[pos], valueCache[pos]   (bias, head norm, RoPE, cache store)
-     *   q, keyCache, valueCache ─► attention ─► xb          (q_dim)
-     *   xb ─► wo_prep ─► xf, xh, xq/xs;  wo_T ─► x += wo·xb
-     *   x, rms_ffn ─► ffn_prep ─► ...;   w13_T ─► hb = [w1·xn; w3·xn]   (2 hidden)
-     *   hb ─► w2_prep ─► silu(w1·xn) * (w3·xn) in every form;  w2_T ─► x += w2·...
+     *   x, rms_att, wqkv, bias, norms, rope ─► qkv_T ─► q, keyCache[pos], valueCache[pos]  (qkv: scratch)
+     *          (rmsnorm + the Q/K/V products, one work-group per head + bias + head RMSNorm + RoPE + cache store)
+     *   q, keyCache, valueCache ─► attention ─► xb                       (q_dim)
+     *   xb, wo ─► wo_T ─► x += wo·xb                                     (matmul + residual)
+     *   x, rms_ffn, w13 ─► w13_T ─► hb = silu(w1·xn) * (w3·xn)           (rmsnorm + 2 products + SwiGLU)
+     *   hb, w2 ─► w2_T ─► x += w2·hb                                     (matmul + residual)
      * </pre>
+     * Where w1 and w3 differ in type: {@code w1_T}, {@code w3_T} write hb = [w1·xn; w3·xn] (2 hidden), and
+     * {@code w2_T} computes SwiGLU from the two as it reads them; where wq, wk, wv differ: {@code q_T},
+     * {@code k_T}, {@code v_T}, each for its own heads.
      */
     private void addLayerGgml(int l) {
         GgmlLayer w = ggmlLayers[l];
-        int dim = c.dim(), hidden = c.hiddenDim(), qDim = c.qDim();
-        addPrepare("attn_prep", x, w.rmsAtt(), dim, GgmlKernels.FROM_NORM);
+        int dim = c.dim(), hidden = c.hiddenDim(), qDim = c.qDim(), headSize = c.headSize();
+        int flags = (w.hasBias() ? GgmlKernels.HAS_BIAS : 0) | (w.hasNorm() ? GgmlKernels.HAS_NORM : 0)
+                | (c.ropeStyle() == RopeStyle.NEOX ? GgmlKernels.NEOX : 0);
         for (Product p : w.qkv()) {
-            addProduct(p.name(), p.m(), qkv, p.outOff(), false);
+            addQkv(p.name(), p.m(), l, w.rmsAtt(), p.outOff() / headSize, w.bias(), w.norms(), flags);
         }
-        int heads = c.nHeads() + 2 * c.nKvHeads();
-        graph.task("qkv_heads", GgmlKernels::qkvHeads, ctx, qkv, w.bias(), w.hasBias() ? 1 : 0, w.norms(),
-                w.hasNorm() ? 1 : 0, c.rmsEps(), q, keyCache[l], valueCache[l], state, rope, c.nHeads(), c.nKvHeads(),
-                c.headSize(), c.ropeStyle() == RopeStyle.NEOX ? 1 : 0);
-        schedule("qkv_heads", roundUp(heads, s.quantizeLocal()), s.quantizeLocal());
         addAttention("attention", l);
-        addPrepare("wo_prep", xb, w.rmsAtt(), qDim, GgmlKernels.FROM_INPUT);   // (the norm weight is not read)
-        addProduct("wo", w.wo(), x, 0, true);
-        addPrepare("ffn_prep", x, w.rmsFfn(), dim, GgmlKernels.FROM_NORM);
-        for (Product p : w.w13()) {
-            addProduct(p.name(), p.m(), hb, p.outOff(), false);
+        addProduct("wo", w.wo(), xb, w.rmsAtt(), qDim, GgmlKernels.FROM_INPUT, x, 0, true);  // (the norm weight is not read)
+        if (w.w13().size() == 1) {
+            addW13(w.w13().getFirst().m(), w.rmsFfn());
+            addProduct("w2", w.w2(), hb, w.rmsFfn(), hidden, GgmlKernels.FROM_INPUT, x, 0, true);
+        } else {
+            for (Product p : w.w13()) {
+                addProduct(p.name(), p.m(), x, w.rmsFfn(), dim, GgmlKernels.FROM_NORM, hb, p.outOff(), false);
+            }
+            addProduct("w2", w.w2(), hb, w.rmsFfn(), hidden, GgmlKernels.FROM_SWIGLU, x, 0, true);
         }
-        addPrepare("w2_prep", hb, w.rmsFfn(), hidden, GgmlKernels.FROM_SWIGLU);
-        addProduct("w2", w.w2(), x, 0, true);
     }
 
-    /** {@link GgmlKernels#prepare} of n values of {@code in} ({@code weight} is read only by FROM_NORM). */
-    private void addPrepare(String name, FloatArray in, FloatArray weight, int n, int source) {
-        graph.task(name, GgmlKernels::prepare, ctx, in, weight, n, source, c.rmsEps(), xf, xh, xq, xs);
-        schedule(name, roundUp((n + GgmlKernels.QK - 1) / GgmlKernels.QK, s.quantizeLocal()), s.quantizeLocal());
+    /**
+     * The q/k/v heads {@code firstHead ..} of layer l from product m ({@link GgmlKernels#qkvF32} and its
+     * F16/Q8_0 twins): one work-group per head.
+     */
+    private void addQkv(String kind, DeviceMatrix m, int l, FloatArray rmsAtt, int firstHead, FloatArray bias,
+                        FloatArray norms, int flags) {
+        String name = kind + "_" + DeviceMatrix.kind(m);
+        int dim = c.dim(), nH = c.nHeads(), nKv = c.nKvHeads(), hs = c.headSize();
+        float eps = c.rmsEps();
+        switch (m) {
+            case DeviceMatrix.F32 f -> graph.task(name, GgmlKernels::qkvF32, ctx, x, rmsAtt, dim, eps, f.data(), firstHead,
+                    qkv, bias, norms, flags, q, keyCache[l], valueCache[l], state, rope, nH, nKv, hs);
+            case DeviceMatrix.F16 f -> graph.task(name, GgmlKernels::qkvF16, ctx, x, rmsAtt, dim, eps, f.data(), firstHead,
+                    qkv, bias, norms, flags, q, keyCache[l], valueCache[l], state, rope, nH, nKv, hs);
+            case DeviceMatrix.Q8 q8 -> graph.task(name, GgmlKernels::qkvQ8_0, ctx, x, rmsAtt, dim, eps, q8.values(),
+                    q8.scales(), firstHead, qkv, bias, norms, flags, q, keyCache[l], valueCache[l], state, rope, nH, nKv, hs);
+        }
+        schedule(name, m.rows() / hs * s.matmulLocal(), s.matmulLocal());
     }
 
-    /** out[outOff + r] (+= when {@code residual}) m[r] · the prepared input, in the kernel of m's type. */
-    private void addProduct(String kind, DeviceMatrix m, FloatArray out, int outOff, boolean residual) {
+    /** w1 and w3 stacked in m: hb = silu(w1·xn) * (w3·xn) ({@link GgmlKernels#w13F32} and its twins). */
+    private void addW13(DeviceMatrix m, FloatArray rmsFfn) {
+        String name = "w13_" + DeviceMatrix.kind(m);
+        int dim = c.dim(), hidden = c.hiddenDim();
+        float eps = c.rmsEps();
+        switch (m) {
+            case DeviceMatrix.F32 f -> graph.task(name, GgmlKernels::w13F32, ctx, x, rmsFfn, dim, eps, f.data(), hb, hidden);
+            case DeviceMatrix.F16 f -> graph.task(name, GgmlKernels::w13F16, ctx, x, rmsFfn, dim, eps, f.data(), hb, hidden);
+            case DeviceMatrix.Q8 q8 -> graph.task(name, GgmlKernels::w13Q8_0, ctx, x, rmsFfn, dim, eps, q8.values(),
+                    q8.scales(), hb, hidden);
+        }
+        schedule(name, hidden * s.matmulLocal(), s.matmulLocal());
+    }
+
+    /**
+     * out[outOff + r] (+= when {@code residual}) m[r] · the n values of {@code source} read from {@code in}
+     * ({@code weight}: the norm weight, read only by FROM_NORM), in the kernel of m's type
+     * ({@link GgmlKernels#productF32} and its twins).
+     */
+    private void addProduct(String kind, DeviceMatrix m, FloatArray in, FloatArray weight, int n, int source, FloatArray out,
+                            int outOff, boolean residual) {
         String name = kind + "_" + DeviceMatrix.kind(m);
         int add = residual ? 1 : 0;
+        float eps = c.rmsEps();
         switch (m) {
-            case DeviceMatrix.F32 f -> graph.task(name, GgmlKernels::matmulF32, ctx, xf, f.data(), out, outOff, f.cols(), add);
-            case DeviceMatrix.F16 f -> graph.task(name, GgmlKernels::matmulF16, ctx, xh, f.data(), out, outOff, f.cols(), add);
-            case DeviceMatrix.Q8 q8 -> graph.task(name, GgmlKernels::matmulQ8_0, ctx, xq, xs, q8.values(), q8.scales(), out,
-                    outOff, q8.cols(), add);
+            case DeviceMatrix.F32 f -> graph.task(name, GgmlKernels::productF32, ctx, in, weight, n, source, eps, f.data(), out,
+                    outOff, add);
+            case DeviceMatrix.F16 f -> graph.task(name, GgmlKernels::productF16, ctx, in, weight, n, source, eps, f.data(), out,
+                    outOff, add);
+            case DeviceMatrix.Q8 q8 -> graph.task(name, GgmlKernels::productQ8_0, ctx, in, weight, n, source, eps, q8.values(),
+                    q8.scales(), out, outOff, add);
         }
         schedule(name, m.rows() * s.matmulLocal(), s.matmulLocal());
-    }
-
-    private void addNorm(String name) {
-        graph.task(name, TransformerKernels::rmsPartials, ctx, x, partials, c.dim());
-        schedule(name, s.normPartials() * s.normLocal(), s.normLocal());
-    }
-
-    private void addQuantizeNorm(String name, FloatArray rmsWeight) {
-        int dim = c.dim();
-        graph.task(name, TransformerKernels::quantizeNorm, ctx, x, partials, s.normPartials(), rmsWeight, xq, xs, dim,
-                c.groupSize());
-        schedule(name, roundUp(dim / c.groupSize(), s.quantizeLocal()), s.quantizeLocal());
-    }
-
-    private void addQuantize(String name, FloatArray in, int n) {
-        graph.task(name, TransformerKernels::quantize, ctx, in, xq, xs, n, c.groupSize());
-        schedule(name, roundUp(n / c.groupSize(), s.quantizeLocal()), s.quantizeLocal());
     }
 
     private void addAttention(String name, int l) {

@@ -18,10 +18,13 @@ import static io.github.llama2j.tornado.TransformerKernels.MAX_LOCAL;
  * type F32, F16 and Q8_0 (Q8_0 repacked at load into int8 values and float32 block scales, group 32).
  *
  * <ul>
- *   <li><b>Activations before a product</b> ({@link #prepare}): every matmul input is written in the three
+ *   <li><b>Activations before a product</b>: the engine's kernels ({@link #productF32}, {@link #w13F32},
+ *       {@link #qkvF32} and their F16/Q8_0 twins) derive, in every work-group, the form their weight type reads,
+ *       with the same operations as {@link #prepare}, which writes the three forms as a launch of its own
+ *       (every matmul input written in the three
  *       forms the weight types read, once per input: float32 as is (F32 weights), each value rounded to
  *       F16, nearest even (F16 weights), and Q8_0 blocks of 32 (Q8_0 weights: {@code d = F16(amax / 127)},
- *       {@code q = round-half-even(x * (127 / amax))}). The F16 rounding is done with integer operations on
+ *       {@code q = round-half-even(x * (127 / amax))})). The F16 rounding is done with integer operations on
  *       the float's bits ({@link #roundToHalf}): no device needs fp16 support (PoCL has none).</li>
  *   <li><b>Products</b>: Q8_0 × Q8_0 per block {@code sumf += sumi * (d_w * d_x)}; F16 weights decoded from
  *       their 16 bits ({@link #halfToFloat}, exact) times the F16-rounded activations (exact products) summed
@@ -307,6 +310,297 @@ public final class GgmlKernels {
             float x1 = dst.get(dOff + i1);
             dst.set(dOff + i0, x0 * cos - x1 * sin);
             dst.set(dOff + i1, x0 * sin + x1 * cos);
+        }
+    }
+
+    // ------------------------------------------------------------------ products that prepare their own input
+
+    /*
+     * The kernels the engine launches for GGUF models (5 per layer when wq/wk/wv share a type and w1/w3 do):
+     * instead of a prepare launch writing the input in every form, each work-group of a product derives the
+     * form its weight type reads, from the source, itself: rmsnorm's scale (every work-group sums the squares
+     * in the same order, see prepare), then per value the float32 value, its F16 rounding, or per block of
+     * 32 llama.cpp's Q8_0 (d = F16(amax / 127), q = round-half-even(v * 127 / amax)): the same operations on
+     * the same values as prepare, so every work-group sees exactly the values prepare would have written.
+     * The cost is ALU work (the input's conversion is redone for every row); the input is re-read from cache.
+     */
+
+    /** Flags of the fused q/k/v kernels: the q/k/v biases are added. */
+    public static final int HAS_BIAS = 1;
+    /** Flags of the fused q/k/v kernels: each q and k head gets its RMSNorm. */
+    public static final int HAS_NORM = 2;
+    /** Flags of the fused q/k/v kernels: RoPE rotates pairs (i, i + headSize/2) (NEOX) instead of (2i, 2i+1). */
+    public static final int NEOX = 4;
+
+    /** rmsnorm's scale 1 / sqrt(mean(in²) + eps) over in[0, n), as {@link #prepare} computes it (the whole work-group). */
+    private static float normScale(KernelContext ctx, float[] scratch, FloatArray in, int n, float eps) {
+        float sum = 0.0f;
+        for (int j = ctx.localIdx; j < n; j += ctx.localGroupSizeX) {
+            float v = in.get(j);
+            sum += v * v;
+        }
+        float ss = reduceSum(ctx, scratch, sum);
+        float mean = ss / n;
+        return 1.0f / TornadoMath.sqrt(mean + eps);
+    }
+
+    /** This work-item's part of row {@code row} of F32 weights times the source's values (as {@link #prepare}'s xf). */
+    private static float dotSourceF32(KernelContext ctx, FloatArray in, FloatArray weight, int n, int source, float scale,
+                                      FloatArray w, int row) {
+        int base = row * n;
+        float sum = 0.0f;
+        for (int j = ctx.localIdx; j < n; j += ctx.localGroupSizeX) {
+            sum += w.get(base + j) * value(in, weight, n, source, scale, j);
+        }
+        return sum;
+    }
+
+    /** As {@link #dotSourceF32} for F16 weights and the values rounded to F16 (as {@link #prepare}'s xh). */
+    private static float dotSourceF16(KernelContext ctx, FloatArray in, FloatArray weight, int n, int source, float scale,
+                                      ShortArray w, int row) {
+        int base = row * n;
+        float sum = 0.0f;
+        for (int j = ctx.localIdx; j < n; j += ctx.localGroupSizeX) {
+            sum += halfToFloat(w.get(base + j)) * roundToHalf(value(in, weight, n, source, scale, j));
+        }
+        return sum;
+    }
+
+    /**
+     * As {@link #dotSourceF32} for Q8_0 weights: per block of 32 this work-item owns, the values' Q8_0
+     * (as {@link #prepare}'s xq/xs), the exact int32 dot, then {@code sumf += sumi * (d_w * d_x)} as {@link #matmulQ8_0}.
+     */
+    private static float dotSourceQ8_0(KernelContext ctx, FloatArray in, FloatArray weight, int n, int source, float scale,
+                                       Int8Array wv, FloatArray ws, int row) {
+        int blocks = n / QK;
+        int base = row * n;
+        int sbase = row * blocks;
+        float sum = 0.0f;
+        for (int b = ctx.localIdx; b < blocks; b += ctx.localGroupSizeX) {
+            int off = b * QK;
+            float amax = 0.0f;
+            for (int k = 0; k < QK; k++) {
+                amax = TornadoMath.max(amax, TornadoMath.abs(value(in, weight, n, source, scale, off + k)));
+            }
+            float d = roundToHalf(amax / 127.0f);
+            float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+            int sumi = 0;
+            for (int k = 0; k < QK; k++) {
+                int q = roundHalfEven(value(in, weight, n, source, scale, off + k) * id);
+                if (q > 127) {
+                    q = 127;
+                }
+                if (q < -128) {
+                    q = -128;
+                }
+                sumi += wv.get(base + off + k) * q;
+            }
+            sum += sumi * (ws.get(sbase + b) * d);
+        }
+        return sum;
+    }
+
+    /**
+     * out[outOff + r] (+= when {@code add} != 0) w[r] · the n values of {@code source} ({@link #FROM_NORM} with
+     * {@code weight} and {@code eps}, {@link #FROM_INPUT}, {@link #FROM_SWIGLU}), F32 weights: {@link #prepare}
+     * and {@link #matmulF32} in one launch. Global size: rows × local.
+     */
+    public static void productF32(KernelContext ctx, FloatArray in, FloatArray weight, int n, int source, float eps,
+                                  FloatArray w, FloatArray out, int outOff, int add) {
+        float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
+        float scale = normScale(ctx, scratch, in, n, eps);
+        int row = ctx.groupIdx;
+        float total = reduceSum(ctx, scratch, dotSourceF32(ctx, in, weight, n, source, scale, w, row));
+        store(ctx, out, outOff + row, total, add);
+    }
+
+    /** As {@link #productF32} for F16 weights: {@link #prepare} and {@link #matmulF16} in one launch. */
+    public static void productF16(KernelContext ctx, FloatArray in, FloatArray weight, int n, int source, float eps,
+                                  ShortArray w, FloatArray out, int outOff, int add) {
+        float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
+        float scale = normScale(ctx, scratch, in, n, eps);
+        int row = ctx.groupIdx;
+        float total = reduceSum(ctx, scratch, dotSourceF16(ctx, in, weight, n, source, scale, w, row));
+        store(ctx, out, outOff + row, total, add);
+    }
+
+    /** As {@link #productF32} for Q8_0 weights: {@link #prepare} and {@link #matmulQ8_0} in one launch. */
+    public static void productQ8_0(KernelContext ctx, FloatArray in, FloatArray weight, int n, int source, float eps,
+                                   Int8Array wv, FloatArray ws, FloatArray out, int outOff, int add) {
+        float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
+        float scale = normScale(ctx, scratch, in, n, eps);
+        int row = ctx.groupIdx;
+        float total = reduceSum(ctx, scratch, dotSourceQ8_0(ctx, in, weight, n, source, scale, wv, ws, row));
+        store(ctx, out, outOff + row, total, add);
+    }
+
+    /**
+     * The feed-forward input when w1 and w3 share a type (F32; {@code w} stacks w1 over w3): rmsnorm(x) * weight,
+     * the two products, SwiGLU: hb[r] = silu(w1[r]·xn) * (w3[r]·xn), the value {@link #FROM_SWIGLU} computes from
+     * the two products. Global size: hidden × local.
+     */
+    public static void w13F32(KernelContext ctx, FloatArray x, FloatArray weight, int n, float eps, FloatArray w,
+                              FloatArray hb, int hidden) {
+        float[] s0 = ctx.allocateFloatLocalArray(MAX_LOCAL);
+        float scale = normScale(ctx, s0, x, n, eps);
+        int row = ctx.groupIdx;
+        float g = reduceSum(ctx, s0, dotSourceF32(ctx, x, weight, n, FROM_NORM, scale, w, row));
+        float u = reduceSum(ctx, s0, dotSourceF32(ctx, x, weight, n, FROM_NORM, scale, w, hidden + row));
+        if (ctx.localIdx == 0) {
+            hb.set(row, swiglu(g, u));
+        }
+    }
+
+    /** As {@link #w13F32} for F16 weights. */
+    public static void w13F16(KernelContext ctx, FloatArray x, FloatArray weight, int n, float eps, ShortArray w,
+                              FloatArray hb, int hidden) {
+        float[] s0 = ctx.allocateFloatLocalArray(MAX_LOCAL);
+        float scale = normScale(ctx, s0, x, n, eps);
+        int row = ctx.groupIdx;
+        float g = reduceSum(ctx, s0, dotSourceF16(ctx, x, weight, n, FROM_NORM, scale, w, row));
+        float u = reduceSum(ctx, s0, dotSourceF16(ctx, x, weight, n, FROM_NORM, scale, w, hidden + row));
+        if (ctx.localIdx == 0) {
+            hb.set(row, swiglu(g, u));
+        }
+    }
+
+    /** As {@link #w13F32} for Q8_0 weights. */
+    public static void w13Q8_0(KernelContext ctx, FloatArray x, FloatArray weight, int n, float eps, Int8Array wv,
+                               FloatArray ws, FloatArray hb, int hidden) {
+        float[] s0 = ctx.allocateFloatLocalArray(MAX_LOCAL);
+        float scale = normScale(ctx, s0, x, n, eps);
+        int row = ctx.groupIdx;
+        float g = reduceSum(ctx, s0, dotSourceQ8_0(ctx, x, weight, n, FROM_NORM, scale, wv, ws, row));
+        float u = reduceSum(ctx, s0, dotSourceQ8_0(ctx, x, weight, n, FROM_NORM, scale, wv, ws, hidden + row));
+        if (ctx.localIdx == 0) {
+            hb.set(row, swiglu(g, u));
+        }
+    }
+
+    /**
+     * The attention input, F32 weights: rmsnorm(x) * weight, then one work-group per head of this product (heads
+     * {@code firstHead}, {@code firstHead + 1}, ... of the stacked [q; k; v] heads; {@code w} holds their rows:
+     * wq/wk/wv stacked, or one of them), the head's rows reduced one by one into its place in {@code qkv}
+     * (device scratch, q_dim + 2 kv_dim, laid out as the stacked heads), then what
+     * {@link #qkvHeads} does to the head ({@code flags}: {@link #HAS_BIAS}, {@link #HAS_NORM}, {@link #NEOX}):
+     * bias, RMSNorm, RoPE, and q into {@code q}, k and v into row pos of this layer's caches. Global size:
+     * the product's heads × local.
+     */
+    public static void qkvF32(KernelContext ctx, FloatArray x, FloatArray weight, int dim, float eps, FloatArray w,
+                              int firstHead, FloatArray qkv, FloatArray bias, FloatArray norms, int flags, FloatArray q,
+                              FloatArray keyCache, FloatArray valueCache, IntArray state, FloatArray rope, int nHeads, int nKv, int headSize) {
+        float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
+        float scale = normScale(ctx, scratch, x, dim, eps);
+        int first = ctx.groupIdx * headSize;
+        int h = firstHead + ctx.groupIdx;
+        for (int i = 0; i < headSize; i++) {
+            float total = reduceSum(ctx, scratch, dotSourceF32(ctx, x, weight, dim, FROM_NORM, scale, w, first + i));
+            if (ctx.localIdx == 0) {
+                qkv.set(h * headSize + i, total);
+            }
+        }
+        if (ctx.localIdx == 0) {
+            storeHead(qkv, h, bias, norms, flags, eps, q, keyCache, valueCache, state, rope, nHeads, nKv, headSize);
+        }
+    }
+
+    /** As {@link #qkvF32} for F16 weights. */
+    public static void qkvF16(KernelContext ctx, FloatArray x, FloatArray weight, int dim, float eps, ShortArray w,
+                              int firstHead, FloatArray qkv, FloatArray bias, FloatArray norms, int flags, FloatArray q,
+                              FloatArray keyCache, FloatArray valueCache, IntArray state, FloatArray rope, int nHeads, int nKv, int headSize) {
+        float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
+        float scale = normScale(ctx, scratch, x, dim, eps);
+        int first = ctx.groupIdx * headSize;
+        int h = firstHead + ctx.groupIdx;
+        for (int i = 0; i < headSize; i++) {
+            float total = reduceSum(ctx, scratch, dotSourceF16(ctx, x, weight, dim, FROM_NORM, scale, w, first + i));
+            if (ctx.localIdx == 0) {
+                qkv.set(h * headSize + i, total);
+            }
+        }
+        if (ctx.localIdx == 0) {
+            storeHead(qkv, h, bias, norms, flags, eps, q, keyCache, valueCache, state, rope, nHeads, nKv, headSize);
+        }
+    }
+
+    /** As {@link #qkvF32} for Q8_0 weights. */
+    public static void qkvQ8_0(KernelContext ctx, FloatArray x, FloatArray weight, int dim, float eps, Int8Array wv,
+                               FloatArray ws, int firstHead, FloatArray qkv, FloatArray bias, FloatArray norms, int flags, FloatArray q,
+                               FloatArray keyCache, FloatArray valueCache, IntArray state, FloatArray rope, int nHeads, int nKv,
+                               int headSize) {
+        float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
+        float scale = normScale(ctx, scratch, x, dim, eps);
+        int first = ctx.groupIdx * headSize;
+        int h = firstHead + ctx.groupIdx;
+        for (int i = 0; i < headSize; i++) {
+            float total = reduceSum(ctx, scratch, dotSourceQ8_0(ctx, x, weight, dim, FROM_NORM, scale, wv, ws, first + i));
+            if (ctx.localIdx == 0) {
+                qkv.set(h * headSize + i, total);
+            }
+        }
+        if (ctx.localIdx == 0) {
+            storeHead(qkv, h, bias, norms, flags, eps, q, keyCache, valueCache, state, rope, nHeads, nKv, headSize);
+        }
+    }
+
+    /**
+     * {@link #qkvHeads} for one head h whose product values are in {@code qkv[h * headSize ..]}: the same
+     * operations in the same order (bias; for q and k heads RMSNorm and RoPE), done in place there, then the
+     * head is copied to q or row pos of the caches. (One body for q, k and v heads: TornadoVM 5.2 refuses to
+     * inline a method of more than 600 graph nodes, which two copies of the q/k part exceeded. The head goes
+     * through global memory, not local: a local array written on one side of an inlined call and read on the
+     * other gave wrong values on PoCL.)
+     */
+    private static void storeHead(FloatArray qkv, int h, FloatArray bias, FloatArray norms, int flags, float eps, FloatArray q,
+                                  FloatArray keyCache, FloatArray valueCache, IntArray state, FloatArray rope, int nHeads,
+                                  int nKv, int headSize) {
+        int pos = state.get(1);
+        int kvDim = nKv * headSize;
+        int src = h * headSize;
+        int rotated = h < nHeads + nKv ? 1 : 0;
+        int normOff = h < nHeads ? 0 : headSize;
+        float ss = 0.0f;
+        for (int i = 0; i < headSize; i++) {
+            float v = qkv.get(src + i);
+            if ((flags & HAS_BIAS) != 0) {
+                v += bias.get(src + i);
+            }
+            qkv.set(src + i, v);
+            ss += v * v;
+        }
+        if (rotated != 0 && (flags & HAS_NORM) != 0) {
+            float scale = 1.0f / TornadoMath.sqrt(ss / headSize + eps);
+            for (int i = 0; i < headSize; i++) {
+                qkv.set(src + i, (qkv.get(src + i) * scale) * norms.get(normOff + i));
+            }
+        }
+        if (rotated != 0) {
+            int half = headSize / 2;
+            for (int i = 0; i < half; i++) {
+                int i0 = (flags & NEOX) != 0 ? i : 2 * i;
+                int i1 = (flags & NEOX) != 0 ? i + half : 2 * i + 1;
+                float cos = rope.get((pos * half + i) * 2);
+                float sin = rope.get((pos * half + i) * 2 + 1);
+                float x0 = qkv.get(src + i0);
+                float x1 = qkv.get(src + i1);
+                qkv.set(src + i0, x0 * cos - x1 * sin);
+                qkv.set(src + i1, x0 * sin + x1 * cos);
+            }
+        }
+        if (h < nHeads) {
+            for (int i = 0; i < headSize; i++) {
+                q.set(h * headSize + i, qkv.get(src + i));
+            }
+        } else if (h < nHeads + nKv) {
+            int dst = pos * kvDim + (h - nHeads) * headSize;
+            for (int i = 0; i < headSize; i++) {
+                keyCache.set(dst + i, qkv.get(src + i));
+            }
+        } else {
+            int dst = pos * kvDim + (h - nHeads - nKv) * headSize;
+            for (int i = 0; i < headSize; i++) {
+                valueCache.set(dst + i, qkv.get(src + i));
+            }
         }
     }
 }

@@ -67,6 +67,30 @@ public final class KernelHelpers {
         return 1.0f / TornadoMath.sqrt(ss);
     }
 
+    /**
+     * {@link #rmsScale} with the sum of squares in the order of the two-launch norm ({@code rmsPartials} then
+     * the quantize kernel, with a work-group of this one's size): {@code nPartials} partial sums, partial p the
+     * work-group's tree over lanes l of x[p·local + l + k·nPartials·local], the partials added in order. The Q8
+     * kernels use it so that their normalised inputs, hence their int8 values, keep the bits they had when
+     * the norm was a launch of its own (an int8 value flips when its input moves by one ulp at a rounding
+     * boundary, and llama2.c's greedy tokens were matched with that order).
+     */
+    public static float rmsScalePartials(KernelContext ctx, float[] scratch, FloatArray x, int n, int nPartials, float eps) {
+        int stride = nPartials * ctx.localGroupSizeX;
+        float ss = 0.0f;
+        for (int p = 0; p < nPartials; p++) {
+            float sum = 0.0f;
+            for (int i = p * ctx.localGroupSizeX + ctx.localIdx; i < n; i += stride) {
+                float v = x.get(i);
+                sum += v * v;
+            }
+            ss += reduceSum(ctx, scratch, sum);
+        }
+        ss /= n;
+        ss += eps;
+        return 1.0f / TornadoMath.sqrt(ss);
+    }
+
     /** C's round() (half away from zero) of a float, exactly: no float addition that could round. */
     public static int roundHalfAway(float v) {
         float a = TornadoMath.abs(v);
@@ -113,6 +137,63 @@ public final class KernelHelpers {
                 idot += xq.get(off + k) * wv.get(base + off + k);
             }
             sum += ((float) idot * ws.get(sbase + g)) * xs.get(g);
+        }
+        return sum;
+    }
+
+    /**
+     * One value of a Q8 matmul's input as runq quantizes it: {@code rmsWeight[j] * (ss * x[j])} (run.c's rmsnorm
+     * order) when {@code norm} is not 0, else {@code x[j]} as it is.
+     */
+    public static float inputValue(FloatArray x, FloatArray rmsWeight, float ss, int norm, int j) {
+        float v = x.get(j);
+        if (norm != 0) {
+            v = rmsWeight.get(j) * (ss * v);
+        }
+        return v;
+    }
+
+    /**
+     * runq's quantization of group {@code g} of the input ({@link #inputValue}), done where it is consumed:
+     * {@code scale = max|v| / 127}. Every work-group that calls this computes the same scale from the same
+     * values, so all of them see runq's one quantized vector.
+     */
+    public static float groupScale(FloatArray x, FloatArray rmsWeight, float ss, int norm, int g, int groupSize) {
+        int off = g * groupSize;
+        float wmax = 0.0f;
+        for (int k = 0; k < groupSize; k++) {
+            float v = TornadoMath.abs(inputValue(x, rmsWeight, ss, norm, off + k));
+            if (v > wmax) {
+                wmax = v;
+            }
+        }
+        return wmax / 127.0f;
+    }
+
+    /** runq's int8 value of input j under its group's {@code scale} (0 for an all-zero group), as {@link TransformerKernels#quantize}. */
+    public static int quantized(FloatArray x, FloatArray rmsWeight, float ss, int norm, int j, float scale) {
+        return scale == 0.0f ? 0 : roundHalfAway(inputValue(x, rmsWeight, ss, norm, j) / scale);
+    }
+
+    /**
+     * {@link #dotQ8} with the input quantized here instead of read from a quantize kernel's output: for each
+     * group this work-item owns, runq's scale and int8 values of the input ({@link #groupScale},
+     * {@link #quantized}), the exact int32 dot with row {@code row}, then {@code ((float) idot * wScale) * xScale}.
+     */
+    public static float dotQ8Input(KernelContext ctx, FloatArray x, FloatArray rmsWeight, float ss, int norm, Int8Array wv,
+                                   FloatArray ws, int row, int n, int groupSize) {
+        int groups = n / groupSize;
+        int base = row * n;
+        int sbase = row * groups;
+        float sum = 0.0f;
+        for (int g = ctx.localIdx; g < groups; g += ctx.localGroupSizeX) {
+            int off = g * groupSize;
+            float scale = groupScale(x, rmsWeight, ss, norm, g, groupSize);
+            int idot = 0;
+            for (int k = 0; k < groupSize; k++) {
+                idot += quantized(x, rmsWeight, ss, norm, off + k, scale) * wv.get(base + off + k);
+            }
+            sum += ((float) idot * ws.get(sbase + g)) * scale;
         }
         return sum;
     }

@@ -23,7 +23,7 @@ record MemoryBudget(long weights, long kvCache, long activations, long largest) 
         return weights + kvCache + activations;
     }
 
-    static MemoryBudget of(Configuration c, Weights w, TornadoSettings s) {
+    static MemoryBudget of(Configuration c, Weights w) {
         long weights = DeviceMatrix.deviceBytes(w.tokenEmbedding())
                 + (w.classifier() == w.tokenEmbedding() ? 0 : DeviceMatrix.deviceBytes(w.classifier()))
                 + w.rmsFinal().byteSize() + (long) c.seqLen() * c.headSize() * Float.BYTES;
@@ -41,16 +41,11 @@ record MemoryBudget(long weights, long kvCache, long activations, long largest) 
         long kvLayer = (long) c.seqLen() * c.kvDim() * Float.BYTES;
         largest = Math.max(largest, kvLayer);
         long kv = 2L * c.nLayers() * kvLayer;
-        long floats = (long) c.dim() * 3 + c.hiddenDim() + (long) c.nHeads() * c.seqLen() + c.vocabSize() + s.normPartials();
-        long widest = Math.max(c.dim(), c.hiddenDim());
-        long q8 = c.quantized() ? widest + widest / c.groupSize() * Float.BYTES : 0;
-        if (ForwardGraph.isGgml(c)) {
-            // q, xb at q_dim, hb at 2 hidden, the q/k/v output, the input as float32, F16 and Q8_0
-            long wide = Math.max(widest, c.qDim());
-            floats += 2L * c.qDim() + c.hiddenDim() + c.qDim() + 2L * c.kvDim() + 2 * wide;
-            q8 = wide + (wide / 32 + 1) * Float.BYTES;
-        }
-        return new MemoryBudget(weights, kv, floats * Float.BYTES + q8 + 8, largest);
+        // x (dim), q and xb (q_dim), hb (hidden; GGUF 2 hidden), attention scores, logits, GGUF's qkv (see ForwardGraph)
+        boolean ggml = ForwardGraph.isGgml(c);
+        long floats = c.dim() + 2L * c.qDim() + (ggml ? 2L : 1L) * c.hiddenDim() + (long) c.nHeads() * c.seqLen()
+                + c.vocabSize() + (ggml ? (long) c.qDim() + 2L * c.kvDim() : 0);
+        return new MemoryBudget(weights, kv, floats * Float.BYTES + 8, largest);
     }
 
     /**

@@ -14,15 +14,13 @@ final class TaskTraffic {
     private static final long F = Float.BYTES;
 
     private final Configuration c;
-    private final long normPartials;
 
-    TaskTraffic(Configuration c, TornadoSettings s) {
+    TaskTraffic(Configuration c) {
         this.c = c;
-        this.normPartials = s.normPartials();
     }
 
     /**
-     * @param kind the task's name without graph and layer ({@code qkv}, {@code attnorm}, ... as in ForwardGraph)
+     * @param kind the task's name without graph and layer ({@code qkv}, {@code wo}, ... as in ForwardGraph)
      * @param pos  the token's position (attention reads the cache up to it)
      * @return bytes read, or 0 for a kind this class does not know (every task of a GGUF model, for now:
      *         its products' traffic depends on each matrix's type)
@@ -33,21 +31,16 @@ final class TaskTraffic {
         }
         long dim = c.dim(), kvDim = c.kvDim(), hidden = c.hiddenDim(), vocab = c.vocabSize();
         long state = 2L * Integer.BYTES;
-        // A float32 consumer's fused rmsnorm reads x and the norm weight; Q8's quantize-with-norm also the partial sums.
+        // A consumer's fused rmsnorm reads x and the norm weight; Q8 consumers quantize that input themselves.
         long norm = dim * F + dim * F;
         return switch (kind) {
             case "embed" -> state + vectorBytes(dim);
-            case "attnorm", "ffnnorm", "final_norm" -> dim * F;
-            case "attquant", "ffnquant", "final_quant" -> norm + normPartials * F;
-            case "woquant" -> dim * F;
-            case "w2quant" -> hidden * F;
-            case "qkv" -> state + c.headSize() * F /* RoPE row at pos */
-                    + (c.quantized() ? quantizedInput(dim) : norm) + matrixBytes(dim + 2 * kvDim, dim);
+            case "qkv" -> state + c.headSize() * F /* RoPE row at pos */ + norm + matrixBytes(dim + 2 * kvDim, dim);
             case "attention" -> state + dim * F + 2L * (pos + 1) * kvDim * F + (long) c.nHeads() * (pos + 1) * F;
-            case "wo" -> (c.quantized() ? quantizedInput(dim) : dim * F) + matrixBytes(dim, dim) + dim * F;
-            case "w13" -> (c.quantized() ? quantizedInput(dim) : norm) + matrixBytes(2 * hidden, dim);
-            case "w2" -> (c.quantized() ? quantizedInput(hidden) : hidden * F) + matrixBytes(dim, hidden) + dim * F;
-            case "classifier" -> (c.quantized() ? quantizedInput(dim) : norm) + matrixBytes(vocab, dim);
+            case "wo" -> dim * F + matrixBytes(dim, dim) + dim * F;
+            case "w13" -> norm + matrixBytes(2 * hidden, dim);
+            case "w2" -> hidden * F + matrixBytes(dim, hidden) + dim * F;
+            case "classifier" -> norm + matrixBytes(vocab, dim);
             default -> 0;
         };
     }
@@ -62,8 +55,4 @@ final class TaskTraffic {
         return c.quantized() ? n + n / c.groupSize() * F : n * F;
     }
 
-    /** A Q8 matmul's input: int8 activations and their scales. */
-    private long quantizedInput(long n) {
-        return n + n / c.groupSize() * F;
-    }
 }

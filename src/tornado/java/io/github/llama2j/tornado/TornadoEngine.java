@@ -99,7 +99,7 @@ public final class TornadoEngine implements InferenceEngine {
         this.settings = session.settings(settings);
         ForwardGraph.checkUniform(c, model.weights());
         String modelName = String.valueOf(model.path().getFileName());
-        budget = MemoryBudget.of(c, model.weights(), this.settings);
+        budget = MemoryBudget.of(c, model.weights());
         long global = device.getMaxGlobalMemory();
         boolean limited = session.memoryLimited(this.settings);
         long available = session.memoryAvailable(this.settings);
@@ -125,7 +125,7 @@ public final class TornadoEngine implements InferenceEngine {
         }
         long t2 = System.nanoTime();
         String backend = session.backend();
-        deviceProfile = new DeviceProfile(forward.tasks(), forward.graphNames(), new TaskTraffic(c, this.settings),
+        deviceProfile = new DeviceProfile(forward.tasks(), forward.graphNames(), new TaskTraffic(c),
                 session.track());
         // A plan's code cache reads TornadoVM's source-dump options when it is created, so they are set
         // around this plan's creation and first execution only.
@@ -301,7 +301,7 @@ public final class TornadoEngine implements InferenceEngine {
         return graphCount;
     }
 
-    /** Task ids in launch order ({@code input.embed}, {@code layer.attnorm}, ... once per layer, ...). */
+    /** Task ids in launch order ({@code first.embed}, {@code first.qkv}, ..., {@code layer.qkv}, ... once per layer, ...). */
     public java.util.List<String> taskIds() {
         return forward.taskIds();
     }

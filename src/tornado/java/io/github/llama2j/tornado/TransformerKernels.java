@@ -8,6 +8,7 @@ import uk.ac.manchester.tornado.api.types.arrays.IntArray;
 
 import static io.github.llama2j.tornado.KernelHelpers.dotF32;
 import static io.github.llama2j.tornado.KernelHelpers.dotQ8;
+import static io.github.llama2j.tornado.KernelHelpers.dotQ8Input;
 import static io.github.llama2j.tornado.KernelHelpers.reduceMax;
 import static io.github.llama2j.tornado.KernelHelpers.reduceSum;
 import static io.github.llama2j.tornado.KernelHelpers.roundHalfAway;
@@ -330,6 +331,86 @@ public final class TransformerKernels {
         float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
         int row = ctx.groupIdx;
         float total = reduceSum(ctx, scratch, dotQ8(ctx, xq, xs, wv, ws, row, n, groupSize));
+        if (ctx.localIdx == 0) {
+            out.set(row, total);
+        }
+    }
+
+    // ------------------------------------------------------------------ Q8_0 (runq), quantized where consumed
+
+    /*
+     * The kernels below are the ones the engine launches for Q8 checkpoints (5 per layer): each work-group
+     * quantizes the part of the input it reads itself (KernelHelpers.dotQ8Input), after computing rmsnorm's
+     * scale itself where the input is normalised (KernelHelpers.rmsScalePartials: nPartials partial sums added
+     * in order, the order of the former rmsPartials + quantizeNorm launches, so the int8 values keep their bits). Every work-group computes the
+     * same scale and the same int8 values (the same operations in the same order on the same x), so each
+     * sees the one quantized vector a separate quantize kernel would have written, and no launch is spent
+     * on the norm or the quantization. The cost is ALU work: a work-group re-derives the int8 values of
+     * the whole input for each of its rows (x is re-read from cache, not from memory). (Sharing them between
+     * the two rows of qkv and w13 through a helper that handed the second row's part back in local memory
+     * gave wrong results on PoCL with TornadoVM 5.2: the caller did not see the store. Not pursued.)
+     */
+
+    /**
+     * {@link #qkvQ8} with rmsnorm and runq's quantization of its input fused in: x normalised with
+     * {@code rmsWeight} (sum of squares per work-group), quantized per group, int8 dots with the rows of the
+     * pair, RoPE, cache store. Global size: (dim + 2 kvDim) / 2 × local.
+     */
+    public static void qkvNormQ8(KernelContext ctx, FloatArray x, FloatArray rmsWeight, Int8Array wv, FloatArray ws,
+                                 FloatArray q, FloatArray keyCache, FloatArray valueCache, IntArray state, FloatArray rope,
+                                 int dim, int kvDim, int headSize, int groupSize, int nPartials) {
+        float[] s0 = ctx.allocateFloatLocalArray(MAX_LOCAL);
+        float[] s1 = ctx.allocateFloatLocalArray(MAX_LOCAL);
+        float ss = KernelHelpers.rmsScalePartials(ctx, s0, x, dim, nPartials, RMS_EPS);
+        int row = ctx.groupIdx * 2;
+        float va = reduceSum(ctx, s0, dotQ8Input(ctx, x, rmsWeight, ss, 1, wv, ws, row, dim, groupSize));
+        float vb = reduceSum(ctx, s1, dotQ8Input(ctx, x, rmsWeight, ss, 1, wv, ws, row + 1, dim, groupSize));
+        if (ctx.localIdx == 0) {
+            storeQkv(state, rope, q, keyCache, valueCache, row, va, vb, dim, kvDim, headSize);
+        }
+    }
+
+    /**
+     * x[r] += w[r] · quantize(in): {@link #matmulResidualQ8} with runq's quantization of {@code in} (the
+     * attention output or the SwiGLU output, as it is) done by each work-group. Global size: rows × local.
+     */
+    public static void matmulResidualQuantQ8(KernelContext ctx, FloatArray in, Int8Array wv, FloatArray ws, FloatArray x,
+                                             int n, int groupSize) {
+        float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
+        int row = ctx.groupIdx;
+        float total = reduceSum(ctx, scratch, dotQ8Input(ctx, in, in, 1.0f, 0, wv, ws, row, n, groupSize));
+        if (ctx.localIdx == 0) {
+            x.set(row, x.get(row) + total);
+        }
+    }
+
+    /**
+     * {@link #w13Q8} with rmsnorm and the quantization fused in: hb[r] = silu(w1[r]·xq) * (w3[r]·xq) with xq
+     * runq's quantization of rmsnorm(x) * rmsWeight. Global size: hidden × local.
+     */
+    public static void w13NormQ8(KernelContext ctx, FloatArray x, FloatArray rmsWeight, Int8Array wv, FloatArray ws,
+                                 FloatArray hb, int dim, int hidden, int groupSize, int nPartials) {
+        float[] s0 = ctx.allocateFloatLocalArray(MAX_LOCAL);
+        float[] s1 = ctx.allocateFloatLocalArray(MAX_LOCAL);
+        float ss = KernelHelpers.rmsScalePartials(ctx, s0, x, dim, nPartials, RMS_EPS);
+        int row = ctx.groupIdx;
+        float g = reduceSum(ctx, s0, dotQ8Input(ctx, x, rmsWeight, ss, 1, wv, ws, row, dim, groupSize));
+        float u = reduceSum(ctx, s1, dotQ8Input(ctx, x, rmsWeight, ss, 1, wv, ws, hidden + row, dim, groupSize));
+        if (ctx.localIdx == 0) {
+            hb.set(row, swiglu(g, u));
+        }
+    }
+
+    /**
+     * The classifier of a Q8 checkpoint with the final rmsnorm and the quantization fused in:
+     * out[r] = w[r] · quantize(rmsnorm(x) * rmsWeight). Global size: rows × local.
+     */
+    public static void matmulNormQ8(KernelContext ctx, FloatArray x, FloatArray rmsWeight, Int8Array wv, FloatArray ws,
+                                    FloatArray out, int n, int groupSize, int nPartials) {
+        float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
+        float ss = KernelHelpers.rmsScalePartials(ctx, scratch, x, n, nPartials, RMS_EPS);
+        int row = ctx.groupIdx;
+        float total = reduceSum(ctx, scratch, dotQ8Input(ctx, x, rmsWeight, ss, 1, wv, ws, row, n, groupSize));
         if (ctx.localIdx == 0) {
             out.set(row, total);
         }

@@ -1,0 +1,408 @@
+package io.github.llama2j.tornado;
+
+import io.github.llama2j.cpu.Activations;
+import io.github.llama2j.cpu.GgmlReference;
+import io.github.llama2j.cpu.Rope;
+import io.github.llama2j.cpu.ScalarKernels;
+import io.github.llama2j.math.FloatMath;
+import io.github.llama2j.model.Configuration;
+import io.github.llama2j.model.Matrix;
+import io.github.llama2j.model.RopeStyle;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import uk.ac.manchester.tornado.api.GridScheduler;
+import uk.ac.manchester.tornado.api.KernelContext;
+import uk.ac.manchester.tornado.api.TaskGraph;
+import uk.ac.manchester.tornado.api.WorkerGrid1D;
+import uk.ac.manchester.tornado.api.enums.DataTransferMode;
+import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
+import uk.ac.manchester.tornado.api.types.arrays.Int8Array;
+import uk.ac.manchester.tornado.api.types.arrays.IntArray;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The GGUF kernels that derive their input's form themselves ({@code GgmlKernels.productF32/F16/Q8_0},
+ * {@code w13*}, {@code qkv*}) on fresh random inputs, two ways:
+ * <ul>
+ *   <li>against the CPU engine's scalar GGUF arithmetic (GgmlOps' rmsnorm, Activations' F16 rounding and Q8_0,
+ *       ScalarKernels' matmuls, bias, head norms, Rope). Normalised inputs are multiples of 1/8 below 8 in magnitude,
+ *       whose sums of squares are exact in float and double, so the device's scale has the CPU's bits and every
+ *       F16 rounding and Q8_0 block must come out as the CPU's: one value rounded the other way moves its row
+ *       beyond the tolerance;</li>
+ *   <li>bit for bit against the two launches they replace, on the device: {@code prepare} (same work-group size,
+ *       so the same sum of squares) then {@code matmulF32/F16/Q8_0}, for all three sources, SwiGLU included
+ *       (whose exp is the device's, so the CPU cannot give the same bits).</li>
+ * </ul>
+ * Shapes: 6 Q8_0 blocks over 4 work-items, 37 rows written at an offset, a residual add, q/k/v stacked with
+ * biases (NORM pairs), with head norms (NEOX), and split into q, k and v products of their own heads.
+ * The seed is printed in every failure.
+ */
+@Tag("tornado")
+class FusedGgufKernelsTest {
+    static final long SEED = System.nanoTime();
+    static final Random RND = new Random(SEED);
+    static final int LOCAL = 4, ROWS = 37, OUT_OFF = 3;
+    static final int DIM = 192, HIDDEN = 96, HEADS = 4, KV = 2, HEAD = 16, SEQ = 6, POS = 4;
+    static final int Q_DIM = HEADS * HEAD, KV_DIM = KV * HEAD, QKV_ROWS = Q_DIM + 2 * KV_DIM;
+    static final float EPS = 1e-5f;
+    static final String[] TYPES = {"F32", "F16", "Q8_0"};
+    static final int[] SOURCES = {GgmlKernels.FROM_NORM, GgmlKernels.FROM_INPUT, GgmlKernels.FROM_SWIGLU};
+    static final List<String> TASKS = new ArrayList<>();
+
+    static float[] xNorm, xIn, xSwi, rmsW, residual, bias, norms;
+    static Matrix[][] products = new Matrix[3][3];       // [type][source]
+    static Matrix[] w13 = new Matrix[3], wqkv = new Matrix[3];
+    static FloatArray[][] fused = new FloatArray[3][3], unfused = new FloatArray[3][3];
+    static FloatArray[] dHb = new FloatArray[3];
+    static FloatArray[] dQ = new FloatArray[4], dKc = new FloatArray[4], dVc = new FloatArray[4];
+    static Map<String, TaskVerifier.TaskRun> runs;
+    static String deviceName;
+
+    static float[] eighths(int n) {
+        float[] a = new float[n];
+        for (int i = 0; i < n; i++) {
+            a[i] = (RND.nextInt(127) - 63) / 8f;
+        }
+        return a;
+    }
+
+    static float[] gaussian(int n, float scale) {
+        float[] a = new float[n];
+        for (int i = 0; i < n; i++) {
+            a[i] = (float) RND.nextGaussian() * scale;
+        }
+        return a;
+    }
+
+    static MemorySegment floats(float[] a) {
+        MemorySegment s = Arena.ofAuto().allocate((long) a.length * Float.BYTES, 4);
+        MemorySegment.copy(a, 0, s, ValueLayout.JAVA_FLOAT, 0, a.length);
+        return s;
+    }
+
+    static Matrix matrix(int type, int rows, int cols) {
+        return switch (type) {
+            case 0 -> new Matrix.F32(floats(gaussian(rows * cols, 0.3f)), rows, cols);
+            case 1 -> GgufKernelsTest.f16Matrix(rows, cols);
+            default -> GgufKernelsTest.q8Matrix(rows, cols);
+        };
+    }
+
+    static int n(int source) {
+        return source == GgmlKernels.FROM_SWIGLU ? HIDDEN : DIM;
+    }
+
+    static float[] sourceArray(int source) {
+        return source == GgmlKernels.FROM_NORM ? xNorm : source == GgmlKernels.FROM_INPUT ? xIn : xSwi;
+    }
+
+    static void grid(GridScheduler g, String task, int global, int local) {
+        WorkerGrid1D w = new WorkerGrid1D(global);
+        w.setLocalWork(local, 1, 1);
+        g.addWorkerGrid("fusedggml." + task, w);
+        TASKS.add("fusedggml." + task);
+    }
+
+    static Configuration config(RopeStyle style) {
+        return new Configuration(DIM, HIDDEN, 1, HEADS, KV, 9, SEQ, true, 0, HEAD, EPS, 10000f, style);
+    }
+
+    @BeforeAll
+    static void runAllKernelsOnce() {
+        TornadoRuntimeCheck.requireNoBailoutRecovery();
+        KernelContext ctx = new KernelContext();
+        TaskGraph tg = new TaskGraph("fusedggml");
+        GridScheduler g = new GridScheduler();
+        List<Object> in = new ArrayList<>(), out = new ArrayList<>();
+
+        xNorm = eighths(DIM);
+        xIn = gaussian(DIM, 3f);
+        float[] ties = {127f, 2.5f, -3.5f, 0.5f, -0.5f, 1.5f, -126.5f, 63.5f, 0f, -0f, 100.49999f, -7.5f};
+        System.arraycopy(ties, 0, xIn, 0, ties.length);   // block 0: 127 / amax = 1, halves round to even
+        Arrays.fill(xIn, 32, 64, 0f);                       // block 1: all zero
+        xSwi = gaussian(2 * HIDDEN, 2f);
+        rmsW = gaussian(DIM, 0.2f);
+        for (int i = 0; i < DIM; i++) {
+            rmsW[i] += 1f;
+        }
+        residual = gaussian(ROWS + OUT_OFF, 1f);
+        FloatArray dRmsW = FloatArray.fromArray(rmsW);
+        FloatArray[] dSrc = {FloatArray.fromArray(xNorm), FloatArray.fromArray(xIn), FloatArray.fromArray(xSwi)};
+        in.add(dRmsW);
+        in.addAll(List.of(dSrc));
+
+        // ---- the prepared forms of each source, for the unfused path
+        FloatArray[] xf = new FloatArray[3], xh = new FloatArray[3], xs = new FloatArray[3];
+        Int8Array[] xq = new Int8Array[3];
+        for (int s = 0; s < 3; s++) {
+            int n = n(SOURCES[s]);
+            xf[s] = new FloatArray(n);
+            xh[s] = new FloatArray(n);
+            xq[s] = new Int8Array(n);
+            xs[s] = new FloatArray(n / 32);
+            in.add(xq[s]);
+            tg.task("prepare" + s, GgmlKernels::prepare, ctx, dSrc[s], dRmsW, n, SOURCES[s], EPS, xf[s], xh[s], xq[s], xs[s]);
+            grid(g, "prepare" + s, ((n / 32 + LOCAL - 1) / LOCAL) * LOCAL, LOCAL);
+        }
+
+        // ---- every type × source: fused product vs prepare + product; F16 writes at an offset, Q8_0 adds to a residual
+        for (int t = 0; t < 3; t++) {
+            for (int s = 0; s < 3; s++) {
+                int n = n(SOURCES[s]);
+                int add = t == 2 ? 1 : 0;
+                int off = t == 0 ? 0 : OUT_OFF;
+                Matrix m = matrix(t, ROWS, n);
+                products[t][s] = m;
+                DeviceMatrix dm = DeviceMatrix.stack("w", m);
+                fused[t][s] = add != 0 ? FloatArray.fromArray(residual) : new FloatArray(ROWS + OUT_OFF);
+                unfused[t][s] = add != 0 ? FloatArray.fromArray(residual) : new FloatArray(ROWS + OUT_OFF);
+                in.addAll(List.of(fused[t][s], unfused[t][s]));
+                out.addAll(List.of(fused[t][s], unfused[t][s]));
+                String f = "product" + TYPES[t] + "_" + s, u = "matmul" + TYPES[t] + "_" + s;
+                switch (dm) {
+                    case DeviceMatrix.F32 w -> {
+                        in.add(w.data());
+                        tg.task(f, GgmlKernels::productF32, ctx, dSrc[s], dRmsW, n, SOURCES[s], EPS, w.data(), fused[t][s], off, add);
+                        tg.task(u, GgmlKernels::matmulF32, ctx, xf[s], w.data(), unfused[t][s], off, n, add);
+                    }
+                    case DeviceMatrix.F16 w -> {
+                        in.add(w.data());
+                        tg.task(f, GgmlKernels::productF16, ctx, dSrc[s], dRmsW, n, SOURCES[s], EPS, w.data(), fused[t][s], off, add);
+                        tg.task(u, GgmlKernels::matmulF16, ctx, xh[s], w.data(), unfused[t][s], off, n, add);
+                    }
+                    case DeviceMatrix.Q8 w -> {
+                        in.addAll(List.of(w.values(), w.scales()));
+                        tg.task(f, GgmlKernels::productQ8_0, ctx, dSrc[s], dRmsW, n, SOURCES[s], EPS, w.values(), w.scales(),
+                                fused[t][s], off, add);
+                        tg.task(u, GgmlKernels::matmulQ8_0, ctx, xq[s], xs[s], w.values(), w.scales(), unfused[t][s], off, n, add);
+                    }
+                }
+                grid(g, f, ROWS * LOCAL, LOCAL);
+                grid(g, u, ROWS * LOCAL, LOCAL);
+            }
+        }
+
+        // ---- w13 (rmsnorm + w1/w3 + SwiGLU) of each type
+        for (int t = 0; t < 3; t++) {
+            w13[t] = matrix(t, 2 * HIDDEN, DIM);
+            dHb[t] = new FloatArray(HIDDEN);
+            out.add(dHb[t]);
+            String name = "w13" + TYPES[t];
+            switch (DeviceMatrix.stack("w13", w13[t])) {
+                case DeviceMatrix.F32 w -> {
+                    in.add(w.data());
+                    tg.task(name, GgmlKernels::w13F32, ctx, dSrc[0], dRmsW, DIM, EPS, w.data(), dHb[t], HIDDEN);
+                }
+                case DeviceMatrix.F16 w -> {
+                    in.add(w.data());
+                    tg.task(name, GgmlKernels::w13F16, ctx, dSrc[0], dRmsW, DIM, EPS, w.data(), dHb[t], HIDDEN);
+                }
+                case DeviceMatrix.Q8 w -> {
+                    in.addAll(List.of(w.values(), w.scales()));
+                    tg.task(name, GgmlKernels::w13Q8_0, ctx, dSrc[0], dRmsW, DIM, EPS, w.values(), w.scales(), dHb[t], HIDDEN);
+                }
+            }
+            grid(g, name, HIDDEN * LOCAL, LOCAL);
+        }
+
+        // ---- q/k/v: F32 stacked with biases (NORM), F16 stacked with head norms (NEOX),
+        //      Q8_0 with biases and head norms (NEOX) split into q, k and v products (variant 2 and 3 share caches)
+        bias = gaussian(QKV_ROWS, 0.5f);
+        norms = gaussian(2 * HEAD, 0.2f);
+        for (int i = 0; i < norms.length; i++) {
+            norms[i] += 1f;
+        }
+        FloatArray dBias = FloatArray.fromArray(bias), dNorms = FloatArray.fromArray(norms);
+        IntArray state = IntArray.fromElements(5, POS);
+        in.addAll(List.of(dBias, dNorms, state));
+        for (int t = 0; t < 3; t++) {
+            wqkv[t] = matrix(t, QKV_ROWS, DIM);
+            RopeStyle style = t == 0 ? RopeStyle.NORM : RopeStyle.NEOX;
+            int flags = switch (t) {
+                case 0 -> GgmlKernels.HAS_BIAS;
+                case 1 -> GgmlKernels.HAS_NORM | GgmlKernels.NEOX;
+                default -> GgmlKernels.HAS_BIAS | GgmlKernels.HAS_NORM | GgmlKernels.NEOX;
+            };
+            FloatArray rope = FloatArray.fromArray(Rope.of(config(style), null, FloatMath.standard()).table(SEQ));
+            dQ[t] = new FloatArray(Q_DIM);
+            dKc[t] = new FloatArray(SEQ * KV_DIM);
+            dVc[t] = new FloatArray(SEQ * KV_DIM);
+            FloatArray scratch = new FloatArray(QKV_ROWS);
+            in.addAll(List.of(rope, dKc[t], dVc[t], scratch));
+            out.addAll(List.of(dQ[t], dKc[t], dVc[t]));
+            if (t < 2) {
+                String name = "qkv" + TYPES[t];
+                switch (DeviceMatrix.stack("wqkv", wqkv[t])) {
+                    case DeviceMatrix.F32 w -> {
+                        in.add(w.data());
+                        tg.task(name, GgmlKernels::qkvF32, ctx, dSrc[0], dRmsW, DIM, EPS, w.data(), 0, scratch, dBias, dNorms, flags,
+                                dQ[t], dKc[t], dVc[t], state, rope, HEADS, KV, HEAD);
+                    }
+                    case DeviceMatrix.F16 w -> {
+                        in.add(w.data());
+                        tg.task(name, GgmlKernels::qkvF16, ctx, dSrc[0], dRmsW, DIM, EPS, w.data(), 0, scratch, dBias, dNorms, flags,
+                                dQ[t], dKc[t], dVc[t], state, rope, HEADS, KV, HEAD);
+                    }
+                    case DeviceMatrix.Q8 w -> throw new AssertionError();
+                }
+                grid(g, name, (HEADS + 2 * KV) * LOCAL, LOCAL);
+            } else {
+                // split: three Q8_0 products (rows of q, of k, of v), each over its own heads
+                int[] first = {0, HEADS, HEADS + KV};
+                int[] count = {HEADS, KV, KV};
+                for (int p = 0; p < 3; p++) {
+                    Matrix part = GgufKernelsTest.q8Matrix(count[p] * HEAD, DIM);
+                    copyRows((Matrix.Q8_0) part, (Matrix.Q8_0) wqkv[t], first[p] * HEAD);
+                    DeviceMatrix.Q8 w = (DeviceMatrix.Q8) DeviceMatrix.stack("part", part);
+                    in.addAll(List.of(w.values(), w.scales()));
+                    String name = "qkvQ8_0_" + p;
+                    tg.task(name, GgmlKernels::qkvQ8_0, ctx, dSrc[0], dRmsW, DIM, EPS, w.values(), w.scales(), first[p],
+                            scratch, dBias, dNorms, flags, dQ[t], dKc[t], dVc[t], state, rope, HEADS, KV, HEAD);
+                    grid(g, name, count[p] * LOCAL, LOCAL);
+                }
+            }
+        }
+
+        tg.transferToDevice(DataTransferMode.FIRST_EXECUTION, in.toArray());
+        tg.transferToHost(DataTransferMode.EVERY_EXECUTION, out.toArray());
+        KernelRun run = KernelRun.executeOnce(tg, g, SEED);
+        runs = run.runs();
+        deviceName = run.deviceName();
+    }
+
+    /** Makes {@code part} the rows from {@code fromRow} of {@code all} (34-byte Q8_0 blocks, the same columns). */
+    static void copyRows(Matrix.Q8_0 part, Matrix.Q8_0 all, int fromRow) {
+        long rowBytes = (long) DIM / 32 * 34;
+        MemorySegment.copy(all.data(), fromRow * rowBytes, part.data(), 0, part.rows() * rowBytes);
+    }
+
+    static String seed() {
+        return " (seed " + SEED + "; F16 and Q8_0 weights from GgufKernelsTest's seed " + GgufKernelsTest.SEED + ")";
+    }
+
+    /** The CPU engine's product of m with the values v (as the CPU engine prepares them for m's type). */
+    static float[] cpuProduct(Matrix m, float[] v) {
+        float[] o = new float[m.rows()];
+        ScalarKernels k = new ScalarKernels();
+        switch (m) {
+            case Matrix.F32 f -> k.matmulF32(o, v, f, 0, m.rows());
+            case Matrix.F16 f -> {
+                Activations a = new Activations(v.length);
+                a.input(v, v.length);
+                a.prepareFor(f);
+                k.matmulF16(o, a, f, 0, m.rows());
+            }
+            case Matrix.Q8_0 q -> {
+                Activations a = new Activations(v.length);
+                a.input(v, v.length);
+                a.prepareFor(q);
+                k.matmulQ8_0(o, a, q, 0, m.rows());
+            }
+            default -> throw new AssertionError(m);
+        }
+        return o;
+    }
+
+    static float[] normed() {
+        float[] v = new float[DIM];
+        GgmlReference.rmsnorm(v, xNorm, floats(rmsW), DIM, EPS);
+        return v;
+    }
+
+    static void close(float[] expected, FloatArray actual, int from, String what) {
+        double scale = 1;
+        for (float v : expected) {
+            scale = Math.max(scale, Math.abs(v));
+        }
+        for (int i = 0; i < expected.length; i++) {
+            double d = Math.abs(expected[i] - actual.get(from + i));
+            int at = i;
+            double tol = 1e-5 * scale;
+            assertTrue(d <= tol, () -> what + "[" + at + "]: expected " + expected[at] + ", device " + actual.get(from + at)
+                    + " (tolerance " + tol + ")" + seed());
+        }
+    }
+
+    @Test
+    void everyKernelRanOnTheDevice() {
+        TaskVerifier.verify(TASKS, runs, deviceName);
+    }
+
+    @Test
+    void fusedProductsEqualPrepareThenProductBitForBit() {
+        for (int t = 0; t < 3; t++) {
+            for (int s = 0; s < 3; s++) {
+                for (int i = 0; i < ROWS + OUT_OFF; i++) {
+                    assertEquals(Float.floatToIntBits(unfused[t][s].get(i)), Float.floatToIntBits(fused[t][s].get(i)),
+                            TYPES[t] + " source " + s + " row " + i + ": prepare + matmul " + unfused[t][s].get(i) + ", fused "
+                                    + fused[t][s].get(i) + seed());
+                }
+            }
+        }
+    }
+
+    @Test
+    void fusedProductsMatchTheCpuEngine() {
+        for (int t = 0; t < 3; t++) {
+            for (int s = 0; s < 2; s++) {   // SwiGLU's exp is the device's: covered bit for bit above
+                float[] v = SOURCES[s] == GgmlKernels.FROM_NORM ? normed() : xIn;
+                float[] want = cpuProduct(products[t][s], v);
+                int off = t == 0 ? 0 : OUT_OFF;
+                if (t == 2) {
+                    for (int r = 0; r < ROWS; r++) {
+                        want[r] += residual[off + r];
+                    }
+                }
+                close(want, fused[t][s], off, TYPES[t] + " source " + s);
+            }
+        }
+        close(new float[]{residual[0], residual[1], residual[2]}, fused[2][0], 0, "rows before the offset untouched");
+    }
+
+    @Test
+    void w13NormalisesMultipliesAndAppliesSwiglu() {
+        for (int t = 0; t < 3; t++) {
+            float[] both = cpuProduct(w13[t], normed());
+            float[] hb = Arrays.copyOfRange(both, 0, HIDDEN);
+            ScalarKernels.swiglu(hb, Arrays.copyOfRange(both, HIDDEN, 2 * HIDDEN), HIDDEN, FloatMath.JAVA);
+            close(hb, dHb[t], 0, "w13" + TYPES[t]);
+        }
+    }
+
+    @Test
+    void qkvStackedAndSplitWithBiasesHeadNormsAndRope() {
+        for (int t = 0; t < 3; t++) {
+            float[] all = cpuProduct(wqkv[t], normed());
+            if (t != 1) {
+                GgmlReference.addBias(all, floats(bias), all.length);
+            }
+            float[] q = Arrays.copyOfRange(all, 0, Q_DIM);
+            float[] k = Arrays.copyOfRange(all, Q_DIM, Q_DIM + KV_DIM);
+            float[] v = Arrays.copyOfRange(all, Q_DIM + KV_DIM, QKV_ROWS);
+            if (t != 0) {
+                GgmlReference.headNorms(q, HEADS, HEAD, floats(Arrays.copyOfRange(norms, 0, HEAD)), EPS);
+                GgmlReference.headNorms(k, KV, HEAD, floats(Arrays.copyOfRange(norms, HEAD, 2 * HEAD)), EPS);
+            }
+            Rope rope = Rope.of(config(t == 0 ? RopeStyle.NORM : RopeStyle.NEOX), null, FloatMath.standard());
+            float[] cos = new float[HEAD / 2], sin = new float[HEAD / 2];
+            rope.angles(POS, cos, sin);
+            rope.rotate(q, HEADS, k, KV, cos, sin);
+            close(q, dQ[t], 0, "qkv" + TYPES[t] + " q");
+            close(k, dKc[t], POS * KV_DIM, "qkv" + TYPES[t] + " k in the cache at pos");
+            close(v, dVc[t], POS * KV_DIM, "qkv" + TYPES[t] + " v in the cache at pos");
+            close(new float[KV_DIM], dKc[t], 0, "qkv" + TYPES[t] + " other positions untouched");
+        }
+    }
+}
