@@ -18,14 +18,19 @@ import java.util.Arrays;
  * product streams the whole matrix for a handful of multiply-adds per byte and waits on memory; B tokens
  * share each weight, so the batch runs at the speed of arithmetic instead.
  *
- * <p><b>Layout.</b> The tokens run along the vector lanes: the activations are transposed,
- * {@code xT[j * stride + b]} ({@link BatchActivations}, stride = B rounded up to the lane count), so one
- * broadcast weight {@code m[r][j]} multiply-adds into a vector of tokens and no horizontal sum is ever
- * needed. The loops walk a tile of {@link #TILE_ROWS} rows one column block at a time (a block's
- * activations, at most 64 columns × 64 tokens = 16 KiB, stay in L1 while the tile's rows pass over them),
- * two rows and four token vectors per pass (eight accumulators: 14 vector registers with the operands, so
- * AVX2's 16 hold them); the block sums of a tile gather in a scratch {@code (TILE_ROWS, stride)} and are
- * written back to {@code out[b][r]} at the end.
+ * <p><b>Layout.</b> The tokens run along the vector lanes: the activations are transposed
+ * ({@link BatchActivations}, stride = B rounded up to the lane count), so one broadcast weight {@code m[r][j]}
+ * multiply-adds into a vector of tokens and no horizontal sum is ever needed. They are stored in panels of
+ * {@link #PANEL} tokens (four vectors), each panel column-major ({@link #xIndex}): a pass reads its tokens'
+ * values of consecutive columns at a constant distance, which lets C2 hoist every bounds check out of the
+ * multiply-add loop (with a row-major {@code xT[j * stride + b]} the distance is the variable stride and the
+ * checks, and a multiply, stayed in the loop). A tile of {@link #TILE_ROWS} rows goes over the columns one
+ * block at a time (64 columns for F32, the group for Q8; a block's activations, at most 64 columns × 64
+ * tokens = 16 KiB, stay in L1 while the tile's rows pass over them): the tile's weights of the block are
+ * first copied (F32) or widened from int8 (Q8) into a float scratch, so one loop multiplies both types; then
+ * passes of {@link #PASS_ROWS} rows × four token vectors (16 accumulators at 512 bits, 8 at 256 and 128,
+ * where 16 registers would not hold 16); the block sums of a tile gather in a scratch
+ * {@code (TILE_ROWS, stride)} and are written back to {@code out[b][r]} at the end.
  *
  * <p><b>Order.</b> Each (row, token) is one lane, so its arithmetic is scalar arithmetic, in one order at
  * every vector width:
@@ -44,8 +49,10 @@ import java.util.Arrays;
  *       activations converted per token by {@link Activations}).</li>
  * </ul>
  *
- * <p>F32 and Q8 have a loop each, alike in shape: a shared loop taking the weight load as a lambda or the
- * species as an argument would not be intrinsified (see {@link VectorKernels}' note on q8Full and q8Half).
+ * <p>The passes are written out per shape (4 × 4, 4 × 1, 2 × 4, 2 × 1, 1 × 1 rows × token vectors), each one
+ * loop: the 4-row passes measured 1.3–1.4× the 2-row ones at 512 bits for both types (one core, in cache,
+ * loaded machine; {@link #PASS_ROWS}, and docs/measurements/2026-12-02-q8-kernels.md), and at 256 bits four
+ * rows spill.
  */
 final class BatchMatmul {
     static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;

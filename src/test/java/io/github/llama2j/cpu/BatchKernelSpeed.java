@@ -10,8 +10,8 @@ import java.util.Locale;
 import java.util.SplittableRandom;
 
 /**
- * One core's speed of the batched kernels ({@link BatchMatmul}) against the previous ones
- * ({@link BatchMatmulBaseline}), interleaved in one JVM: segments of calls alternate between the variants and
+ * One core's speed of the batched kernels ({@link BatchMatmul}, with passes of 2 and of 4 rows) against the
+ * previous ones ({@link BatchMatmulBaseline}), interleaved in one JVM: segments of calls alternate between the variants and
  * each segment is timed in the thread's own CPU time, so on a shared machine the other tenants enter less
  * than in wall-clock figures (JMH's {@link BatchMatmulBenchmark}). Matrices small enough to stay in cache:
  * the figure is the kernel's compute speed, G multiply-adds per CPU-second; prints the median and the best
@@ -50,11 +50,13 @@ public final class BatchKernelSpeed {
         float[] qx = BatchMatmulBaseline.rowMajor(qin.xT, cols, stride);
         Runnable[] variants = {
                 () -> BatchMatmulBaseline.f32(out, fx, stride, tokens, f, 0, rows),
-                () -> BatchMatmul.f32(out, fin.xT, stride, tokens, f, 0, rows),
+                () -> BatchMatmul.tiles(out, fin.xT, null, stride, tokens, f.data(), null, cols, BatchMatmul.F32_BLOCK, 0, rows, 2),
+                () -> BatchMatmul.tiles(out, fin.xT, null, stride, tokens, f.data(), null, cols, BatchMatmul.F32_BLOCK, 0, rows, 4),
                 () -> BatchMatmulBaseline.q8(out, qx, qin.sT, stride, tokens, q, 0, rows),
-                () -> BatchMatmul.q8(out, qin.xT, qin.sT, stride, tokens, q, 0, rows),
+                () -> BatchMatmul.tiles(out, qin.xT, qin.sT, stride, tokens, q.values(), q.scales(), cols, 64, 0, rows, 2),
+                () -> BatchMatmul.tiles(out, qin.xT, qin.sT, stride, tokens, q.values(), q.scales(), cols, 64, 0, rows, 4),
         };
-        String[] names = {"f32 old", "f32 new", "q8 old", "q8 new"};
+        String[] names = {"f32 old", "f32 new, 2-row passes", "f32 new, 4-row passes", "q8 old", "q8 new, 2-row passes", "q8 new, 4-row passes"};
         ThreadMXBean cpu = ManagementFactory.getThreadMXBean();
         double macs = (double) rows * cols * tokens;
         int warmUp = Math.max(3, segments / 3);
@@ -77,7 +79,7 @@ public final class BatchKernelSpeed {
         for (int v = 0; v < variants.length; v++) {
             double[] s = speed[v].clone();
             Arrays.sort(s);
-            System.out.printf(Locale.ROOT, "  %-8s %6.2f %6.2f%n", names[v], s[s.length / 2], s[s.length - 1]);
+            System.out.printf(Locale.ROOT, "  %-22s %6.2f %6.2f%n", names[v], s[s.length / 2], s[s.length - 1]);
         }
     }
 }
