@@ -120,13 +120,15 @@ final class BatchActivations {
         xT = grow(xT, n * stride);
         for (int b = 0; b < tokens; b++) {
             float[] row = x[b];
+            int at = BatchMatmul.xIndex(0, b, n, stride), w = BatchMatmul.panelWidth(b, stride);
             for (int j = 0; j < n; j++) {
-                xT[BatchMatmul.xIndex(j, b, n, stride)] = row[j];
+                xT[at + j * w] = row[j];
             }
         }
         for (int b = tokens; b < stride; b++) {
+            int at = BatchMatmul.xIndex(0, b, n, stride), w = BatchMatmul.panelWidth(b, stride);
             for (int j = 0; j < n; j++) {
-                xT[BatchMatmul.xIndex(j, b, n, stride)] = 0.0f;
+                xT[at + j * w] = 0.0f;
             }
         }
     }
@@ -147,8 +149,9 @@ final class BatchActivations {
                 java.util.Arrays.fill(q, 0, n, (byte) 0);
                 java.util.Arrays.fill(s, 0, groups, 0.0f);
             }
+            int at = BatchMatmul.xIndex(0, b, n, stride), w = BatchMatmul.panelWidth(b, stride);
             for (int j = 0; j < n; j++) {
-                xT[BatchMatmul.xIndex(j, b, n, stride)] = q[j];
+                xT[at + j * w] = q[j];
             }
             for (int g = 0; g < groups; g++) {
                 sT[g * stride + b] = s[g];

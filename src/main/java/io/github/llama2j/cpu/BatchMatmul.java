@@ -124,9 +124,13 @@ final class BatchMatmul {
      * w = {@link #PANEL} while whole panels fit, then w = FL; the panel starts at t * n and holds (n, w).
      */
     static int xIndex(int j, int b, int n, int stride) {
-        int full = panels(stride);
-        int t = b < full ? b - b % PANEL : b - b % FL, w = b < full ? PANEL : FL;
+        int w = panelWidth(b, stride), t = b - b % w;
         return t * n + j * w + (b - t);
+    }
+
+    /** The width of token b's panel: {@link #PANEL} or FL ({@link #xIndex}: x[b][j + 1] is this far past x[b][j]). */
+    static int panelWidth(int b, int stride) {
+        return b < panels(stride) ? PANEL : FL;
     }
 
     private static float[] tile(int size) {
