@@ -214,32 +214,41 @@ final class BatchMatmul {
                 }
                 float[] xs = q8 ? sT : null;
                 int so = g * stride, full = panels(stride);
+                // whole panels of four token vectors: passRows rows at a time, then 2, then 1
                 int i = 0;
                 if (passRows == 4) {
                     for (; i + 4 <= rows; i += 4) {
-                        int w0 = i * block, o0 = i * stride;
                         for (int t = 0; t < full; t += PANEL) {
-                            rows4x4(wf, w0, block, kb, xT, t * n + k0 * PANEL, stride, tile, o0 + t, xs, so + t, ws, i);
-                        }
-                        for (int t = full; t < stride; t += FL) {
-                            rows4x1(wf, w0, block, kb, xT, t * n + k0 * FL, stride, tile, o0 + t, xs, so + t, ws, i);
+                            rows4x4(wf, i * block, block, kb, xT, t * n + k0 * PANEL, stride, tile, i * stride + t, xs, so + t, ws, i);
                         }
                     }
                 }
                 for (; i + 2 <= rows; i += 2) {
-                    int w0 = i * block, o0 = i * stride;
                     for (int t = 0; t < full; t += PANEL) {
-                        rows2x4(wf, w0, block, kb, xT, t * n + k0 * PANEL, stride, tile, o0 + t, xs, so + t, ws, i);
-                    }
-                    for (int t = full; t < stride; t += FL) {
-                        rows2x1(wf, w0, block, kb, xT, t * n + k0 * FL, stride, tile, o0 + t, xs, so + t, ws, i);
+                        rows2x4(wf, i * block, block, kb, xT, t * n + k0 * PANEL, stride, tile, i * stride + t, xs, so + t, ws, i);
                     }
                 }
                 for (; i < rows; i++) {
-                    int w0 = i * block, o0 = i * stride;
-                    for (int t = 0; t < stride; t += FL) {
-                        int p0 = t < full ? t - t % PANEL : t, width = t < full ? PANEL : FL;
-                        rows1x1(wf, w0, kb, xT, p0 * n + k0 * width + (t - p0), width, tile, o0 + t, xs, so + t, ws, i);
+                    for (int t = 0; t < full; t += FL) {
+                        int p0 = t - t % PANEL;
+                        rows1x1(wf, i * block, kb, xT, p0 * n + k0 * PANEL + (t - p0), PANEL, tile, i * stride + t, xs, so + t, ws, i);
+                    }
+                }
+                // the one-vector panels after them: 4 rows at a time at every width (4 accumulators fit 16 registers)
+                i = 0;
+                for (; i + 4 <= rows; i += 4) {
+                    for (int t = full; t < stride; t += FL) {
+                        rows4x1(wf, i * block, block, kb, xT, t * n + k0 * FL, stride, tile, i * stride + t, xs, so + t, ws, i);
+                    }
+                }
+                for (; i + 2 <= rows; i += 2) {
+                    for (int t = full; t < stride; t += FL) {
+                        rows2x1(wf, i * block, block, kb, xT, t * n + k0 * FL, stride, tile, i * stride + t, xs, so + t, ws, i);
+                    }
+                }
+                for (; i < rows; i++) {
+                    for (int t = full; t < stride; t += FL) {
+                        rows1x1(wf, i * block, kb, xT, t * n + k0 * FL, FL, tile, i * stride + t, xs, so + t, ws, i);
                     }
                 }
             }
