@@ -29,7 +29,8 @@ import java.util.Arrays;
  * tokens = 16 KiB, stay in L1 while the tile's rows pass over them): the tile's weights of the block are
  * first copied (F32) or widened from int8 (Q8) into a float scratch, so one loop multiplies both types; then
  * passes of {@link #PASS_ROWS} rows × four token vectors (16 accumulators at 512 bits, 8 at 256 and 128,
- * where 16 registers would not hold 16); the block sums of a tile gather in a scratch
+ * where 16 registers would not hold 16), and over the one-vector panels after the whole ones (a batch that is
+ * not a multiple of four vectors) passes of 4 rows × one vector at every width; the block sums of a tile gather in a scratch
  * {@code (TILE_ROWS, stride)} and are written back to {@code out[b][r]} at the end.
  *
  * <p><b>Order.</b> Each (row, token) is one lane, so its arithmetic is scalar arithmetic, in one order at
@@ -50,9 +51,9 @@ import java.util.Arrays;
  * </ul>
  *
  * <p>The passes are written out per shape (4 × 4, 4 × 1, 2 × 4, 2 × 1, 1 × 1 rows × token vectors), each one
- * loop: the 4-row passes measured 1.3–1.4× the 2-row ones at 512 bits for both types (one core, in cache,
- * loaded machine; {@link #PASS_ROWS}, and docs/measurements/2026-12-02-q8-kernels.md), and at 256 bits four
- * rows spill.
+ * loop: the 4-row passes measured 1.2–1.3× the 2-row ones at 512 bits for both types, and at 256 bits 4 × 4
+ * spills (0.6×) while 4 × 1 ran as fast as 2 × 1 or faster (one core, in cache, loaded machine; {@link #PASS_ROWS},
+ * and docs/measurements/2026-12-02-q8-kernels.md).
  */
 final class BatchMatmul {
     static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
