@@ -188,7 +188,9 @@ final class BatchMatmul {
      * runq's Q8 (values holds int8, scales one float per group, block the group size, sT the activation scales).
      * A tile of {@link #TILE_ROWS} rows goes over the columns one block at a time: the tile's weights of the
      * block are first copied (F32) or widened (Q8) into a float scratch, so one loop multiplies both types;
-     * then passes of {@code passRows} rows (the remainder 2 and 1 at a time) over all the tokens.
+     * then passes of {@code passRows} rows (the remainder 2 and 1 at a time) over the whole panels of tokens, and
+     * of 4 rows (then 2, 1) over the one-vector panels after them. Each (row, token) lane is one pass's FMA chain,
+     * so the pass shapes change no result.
      */
     static void tiles(float[][] out, float[] xT, float[] sT, int stride, int tokens, MemorySegment values,
                       MemorySegment scales, int n, int block, int r0, int r1, int passRows) {
