@@ -20,7 +20,7 @@ final class BatchActivations {
     private float[][] x;
     private int tokens, n, stride;
 
-    float[] xT = new float[0];  // (n, stride)
+    float[] xT = new float[0];  // (n, stride) in panels of tokens: BatchMatmul.xIndex
     float[] sT = new float[0];  // (n / group, stride)
     private byte[] q = new byte[0];
     private float[] s = new float[0];
@@ -115,18 +115,20 @@ final class BatchActivations {
         return a.length >= size ? a : new float[size];
     }
 
-    /** xT[j * stride + b] = x[b][j], the lanes past the last token 0. */
+    /** x[b][j] into xT (panels: {@link BatchMatmul#xIndex}), the lanes past the last token 0. */
     private void transpose() {
         xT = grow(xT, n * stride);
         for (int b = 0; b < tokens; b++) {
             float[] row = x[b];
+            int at = BatchMatmul.xIndex(0, b, n, stride), w = BatchMatmul.panelWidth(b, stride);
             for (int j = 0; j < n; j++) {
-                xT[j * stride + b] = row[j];
+                xT[at + j * w] = row[j];
             }
         }
         for (int b = tokens; b < stride; b++) {
+            int at = BatchMatmul.xIndex(0, b, n, stride), w = BatchMatmul.panelWidth(b, stride);
             for (int j = 0; j < n; j++) {
-                xT[j * stride + b] = 0.0f;
+                xT[at + j * w] = 0.0f;
             }
         }
     }
@@ -147,8 +149,9 @@ final class BatchActivations {
                 java.util.Arrays.fill(q, 0, n, (byte) 0);
                 java.util.Arrays.fill(s, 0, groups, 0.0f);
             }
+            int at = BatchMatmul.xIndex(0, b, n, stride), w = BatchMatmul.panelWidth(b, stride);
             for (int j = 0; j < n; j++) {
-                xT[j * stride + b] = q[j];
+                xT[at + j * w] = q[j];
             }
             for (int g = 0; g < groups; g++) {
                 sT[g * stride + b] = s[g];

@@ -18,14 +18,20 @@ import java.util.Arrays;
  * product streams the whole matrix for a handful of multiply-adds per byte and waits on memory; B tokens
  * share each weight, so the batch runs at the speed of arithmetic instead.
  *
- * <p><b>Layout.</b> The tokens run along the vector lanes: the activations are transposed,
- * {@code xT[j * stride + b]} ({@link BatchActivations}, stride = B rounded up to the lane count), so one
- * broadcast weight {@code m[r][j]} multiply-adds into a vector of tokens and no horizontal sum is ever
- * needed. The loops walk a tile of {@link #TILE_ROWS} rows one column block at a time (a block's
- * activations, at most 64 columns × 64 tokens = 16 KiB, stay in L1 while the tile's rows pass over them),
- * two rows and four token vectors per pass (eight accumulators: 14 vector registers with the operands, so
- * AVX2's 16 hold them); the block sums of a tile gather in a scratch {@code (TILE_ROWS, stride)} and are
- * written back to {@code out[b][r]} at the end.
+ * <p><b>Layout.</b> The tokens run along the vector lanes: the activations are transposed
+ * ({@link BatchActivations}, stride = B rounded up to the lane count), so one broadcast weight {@code m[r][j]}
+ * multiply-adds into a vector of tokens and no horizontal sum is ever needed. They are stored in panels of
+ * {@link #PANEL} tokens (four vectors), each panel column-major ({@link #xIndex}): a pass reads its tokens'
+ * values of consecutive columns at a constant distance, which lets C2 hoist every bounds check out of the
+ * multiply-add loop (with a row-major {@code xT[j * stride + b]} the distance is the variable stride and the
+ * checks, and a multiply, stayed in the loop). A tile of {@link #TILE_ROWS} rows goes over the columns one
+ * block at a time (64 columns for F32, the group for Q8; a block's activations, at most 64 columns × 64
+ * tokens = 16 KiB, stay in L1 while the tile's rows pass over them): the tile's weights of the block are
+ * first copied (F32) or widened from int8 (Q8) into a float scratch, so one loop multiplies both types; then
+ * passes of {@link #PASS_ROWS} rows × four token vectors (16 accumulators at 512 bits, 8 at 256 and 128,
+ * where 16 registers would not hold 16), and over the one-vector panels after the whole ones (a batch that is
+ * not a multiple of four vectors) passes of 4 rows × one vector at every width; the block sums of a tile gather in a scratch
+ * {@code (TILE_ROWS, stride)} and are written back to {@code out[b][r]} at the end.
  *
  * <p><b>Order.</b> Each (row, token) is one lane, so its arithmetic is scalar arithmetic, in one order at
  * every vector width:
@@ -44,12 +50,16 @@ import java.util.Arrays;
  *       activations converted per token by {@link Activations}).</li>
  * </ul>
  *
- * <p>F32 and Q8 have a loop each, alike in shape: a shared loop taking the weight load as a lambda or the
- * species as an argument would not be intrinsified (see {@link VectorKernels}' note on q8Full and q8Half).
+ * <p>The passes are written out per shape (4 × 4, 4 × 1, 2 × 4, 2 × 1, 1 × 1 rows × token vectors), each one
+ * loop: the 4-row passes measured 1.2–1.3× the 2-row ones at 512 bits for both types, and at 256 bits 4 × 4
+ * spills (0.6×) while 4 × 1 ran as fast as 2 × 1 or faster (one core, in cache, loaded machine; {@link #PASS_ROWS},
+ * and docs/measurements/2026-12-02-q8-kernels.md).
  */
 final class BatchMatmul {
     static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
     static final int FL = F.length();
+    /** Tokens per panel of the transposed activations: the four token vectors a pass multiplies together. */
+    static final int PANEL = 4 * FL;
     /** Rows per tile: the block sums of a tile stay in cache, and tiles start on the pool's row grain. */
     static final int TILE_ROWS = CpuLayer.ROW_GRAIN;
     /** Columns per F32 block (64 columns × 64 tokens of floats: 16 KiB, half an L1). */
@@ -66,8 +76,6 @@ final class BatchMatmul {
 
     /** Each worker's tile of block sums, (TILE_ROWS, stride). */
     private static final ThreadLocal<float[]> TILE = ThreadLocal.withInitial(() -> new float[0]);
-    /** Each worker's Q8 weights of a tile and group as floats, (TILE_ROWS, group_size). */
-    private static final ThreadLocal<float[]> WEIGHTS = ThreadLocal.withInitial(() -> new float[0]);
 
     private BatchMatmul() {
     }
@@ -105,6 +113,27 @@ final class BatchMatmul {
         }
     }
 
+    /** Tokens in whole panels of {@link #PANEL}; the rest are in panels of one vector. */
+    static int panels(int stride) {
+        return stride - stride % PANEL;
+    }
+
+    /**
+     * Where x[b][j] goes in the transposed activations {@code xT} of n columns and stride lanes: in panels of
+     * tokens, each panel column-major, so that a pass reads its tokens' values of consecutive columns at a
+     * constant distance (which lets C2 drop the bounds checks in the loop). Tokens [t, t + w) form a panel,
+     * w = {@link #PANEL} while whole panels fit, then w = FL; the panel starts at t * n and holds (n, w).
+     */
+    static int xIndex(int j, int b, int n, int stride) {
+        int w = panelWidth(b, stride), t = b - b % w;
+        return t * n + j * w + (b - t);
+    }
+
+    /** The width of token b's panel: {@link #PANEL} or FL ({@link #xIndex}: x[b][j + 1] is this far past x[b][j]). */
+    static int panelWidth(int b, int stride) {
+        return b < panels(stride) ? PANEL : FL;
+    }
+
     private static float[] tile(int size) {
         float[] t = TILE.get();
         if (t.length < size) {
@@ -125,73 +154,104 @@ final class BatchMatmul {
         }
     }
 
-    // ------------------------------------------------------------------ float32
+    // ------------------------------------------------------------------ the tiled kernel (F32 and runq's Q8)
+
+    /**
+     * Rows per register tile: 4 at 512 bits and up (4 × 4 accumulators, 4 activation vectors and a broadcast: 21
+     * of AVX-512's 32 vector registers), 2 below (2 × 4 + 4 + 2 = 14 of AVX2's 16; 4 rows there spill).
+     */
+    static final int PASS_ROWS = F.vectorBitSize() >= 512 ? 4 : 2;
+
+    /** Each worker's scratch: a tile's weights of one column block as floats, (TILE_ROWS, block), and its rows' scales. */
+    private static final class Scratch {
+        float[] weights = new float[0];
+        final float[] scales = new float[TILE_ROWS];
+    }
+
+    private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
 
     static void f32(float[][] out, float[] xT, int stride, int tokens, Matrix.F32 w, int r0, int r1) {
-        int n = w.cols(), vectors = stride / FL;
-        MemorySegment data = w.data();
-        long rowBytes = (long) n * Float.BYTES;
+        tiles(out, xT, null, stride, tokens, w.data(), null, w.cols(), F32_BLOCK, r0, r1, PASS_ROWS);
+    }
+
+    /**
+     * runq's Q8, the group as the column block: xT holds the int8 activations as floats and sT the activation
+     * scales, {@code sT[g * stride + b]}; per group, the dot (exact) times the weight scale times the activation
+     * scale is added to the token's sum.
+     */
+    static void q8(float[][] out, float[] xT, float[] sT, int stride, int tokens, Matrix.Q8 w, int r0, int r1) {
+        tiles(out, xT, sT, stride, tokens, w.values(), w.scales(), w.cols(), w.groupSize(), r0, r1, PASS_ROWS);
+    }
+
+    /**
+     * Rows [r0, r1) for every token: F32 weights (scales null: values holds floats, block {@link #F32_BLOCK}) or
+     * runq's Q8 (values holds int8, scales one float per group, block the group size, sT the activation scales).
+     * A tile of {@link #TILE_ROWS} rows goes over the columns one block at a time: the tile's weights of the
+     * block are first copied (F32) or widened (Q8) into a float scratch, so one loop multiplies both types;
+     * then passes of {@code passRows} rows (the remainder 2 and 1 at a time) over the whole panels of tokens, and
+     * of 4 rows (then 2, 1) over the one-vector panels after them. Each (row, token) lane is one pass's FMA chain,
+     * so the pass shapes change no result.
+     */
+    static void tiles(float[][] out, float[] xT, float[] sT, int stride, int tokens, MemorySegment values,
+                      MemorySegment scales, int n, int block, int r0, int r1, int passRows) {
+        boolean q8 = scales != null;
+        int groups = n / block;
+        Scratch s = SCRATCH.get();
+        if (s.weights.length < TILE_ROWS * block) {
+            s.weights = new float[TILE_ROWS * block];
+        }
+        float[] wf = s.weights, ws = s.scales;
         for (int rt = r0; rt < r1; rt += TILE_ROWS) {
             int rows = Math.min(TILE_ROWS, r1 - rt);
             float[] tile = tile(rows * stride);
-            for (int k0 = 0; k0 < n; k0 += F32_BLOCK) {
-                int k1 = Math.min(k0 + F32_BLOCK, n);
-                int i = 0;
-                for (; i + 2 <= rows; i += 2) {
-                    long w0 = (rt + i) * rowBytes, w1 = w0 + rowBytes;
-                    int o0 = i * stride, o1 = o0 + stride;
-                    int v = 0;
-                    for (; v + 4 <= vectors; v += 4) {
-                        int t = v * FL;
-                        FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F), a02 = FloatVector.zero(F), a03 = FloatVector.zero(F);
-                        FloatVector a10 = FloatVector.zero(F), a11 = FloatVector.zero(F), a12 = FloatVector.zero(F), a13 = FloatVector.zero(F);
-                        for (int k = k0; k < k1; k++) {
-                            FloatVector b0 = FloatVector.broadcast(F, data.get(FLOAT, w0 + 4L * k));
-                            FloatVector b1 = FloatVector.broadcast(F, data.get(FLOAT, w1 + 4L * k));
-                            int xo = k * stride + t;
-                            FloatVector x0 = FloatVector.fromArray(F, xT, xo), x1 = FloatVector.fromArray(F, xT, xo + FL);
-                            FloatVector x2 = FloatVector.fromArray(F, xT, xo + 2 * FL), x3 = FloatVector.fromArray(F, xT, xo + 3 * FL);
-                            a00 = x0.fma(b0, a00);
-                            a01 = x1.fma(b0, a01);
-                            a02 = x2.fma(b0, a02);
-                            a03 = x3.fma(b0, a03);
-                            a10 = x0.fma(b1, a10);
-                            a11 = x1.fma(b1, a11);
-                            a12 = x2.fma(b1, a12);
-                            a13 = x3.fma(b1, a13);
-                        }
-                        int t0 = o0 + t, t1 = o1 + t;
-                        FloatVector.fromArray(F, tile, t0).add(a00).intoArray(tile, t0);
-                        FloatVector.fromArray(F, tile, t0 + FL).add(a01).intoArray(tile, t0 + FL);
-                        FloatVector.fromArray(F, tile, t0 + 2 * FL).add(a02).intoArray(tile, t0 + 2 * FL);
-                        FloatVector.fromArray(F, tile, t0 + 3 * FL).add(a03).intoArray(tile, t0 + 3 * FL);
-                        FloatVector.fromArray(F, tile, t1).add(a10).intoArray(tile, t1);
-                        FloatVector.fromArray(F, tile, t1 + FL).add(a11).intoArray(tile, t1 + FL);
-                        FloatVector.fromArray(F, tile, t1 + 2 * FL).add(a12).intoArray(tile, t1 + 2 * FL);
-                        FloatVector.fromArray(F, tile, t1 + 3 * FL).add(a13).intoArray(tile, t1 + 3 * FL);
-                    }
-                    for (; v < vectors; v++) {
-                        int t = v * FL;
-                        FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F);
-                        for (int k = k0; k < k1; k++) {
-                            FloatVector x0 = FloatVector.fromArray(F, xT, k * stride + t);
-                            a0 = x0.fma(FloatVector.broadcast(F, data.get(FLOAT, w0 + 4L * k)), a0);
-                            a1 = x0.fma(FloatVector.broadcast(F, data.get(FLOAT, w1 + 4L * k)), a1);
-                        }
-                        FloatVector.fromArray(F, tile, o0 + t).add(a0).intoArray(tile, o0 + t);
-                        FloatVector.fromArray(F, tile, o1 + t).add(a1).intoArray(tile, o1 + t);
+            for (int k0 = 0, g = 0; k0 < n; k0 += block, g++) {
+                int kb = Math.min(block, n - k0);
+                for (int i = 0; i < rows; i++) {
+                    long base = (long) (rt + i) * n + k0;
+                    if (q8) {
+                        widen(values, base, wf, i * block, kb);
+                        ws[i] = scales.getAtIndex(FLOAT, (long) (rt + i) * groups + g);
+                    } else {
+                        MemorySegment.copy(values, FLOAT, base * Float.BYTES, wf, i * block, kb);
                     }
                 }
-                if (i < rows) { // the tile's last row when it has an odd number
-                    long w0 = (rt + i) * rowBytes;
-                    int o0 = i * stride;
-                    for (int v = 0; v < vectors; v++) {
-                        int t = v * FL;
-                        FloatVector a0 = FloatVector.zero(F);
-                        for (int k = k0; k < k1; k++) {
-                            a0 = FloatVector.fromArray(F, xT, k * stride + t).fma(FloatVector.broadcast(F, data.get(FLOAT, w0 + 4L * k)), a0);
+                float[] xs = q8 ? sT : null;
+                int so = g * stride, full = panels(stride);
+                // whole panels of four token vectors: passRows rows at a time, then 2, then 1
+                int i = 0;
+                if (passRows == 4) {
+                    for (; i + 4 <= rows; i += 4) {
+                        for (int t = 0; t < full; t += PANEL) {
+                            rows4x4(wf, i * block, block, kb, xT, t * n + k0 * PANEL, stride, tile, i * stride + t, xs, so + t, ws, i);
                         }
-                        FloatVector.fromArray(F, tile, o0 + t).add(a0).intoArray(tile, o0 + t);
+                    }
+                }
+                for (; i + 2 <= rows; i += 2) {
+                    for (int t = 0; t < full; t += PANEL) {
+                        rows2x4(wf, i * block, block, kb, xT, t * n + k0 * PANEL, stride, tile, i * stride + t, xs, so + t, ws, i);
+                    }
+                }
+                for (; i < rows; i++) {
+                    for (int t = 0; t < full; t += FL) {
+                        int p0 = t - t % PANEL;
+                        rows1x1(wf, i * block, kb, xT, p0 * n + k0 * PANEL + (t - p0), PANEL, tile, i * stride + t, xs, so + t, ws, i);
+                    }
+                }
+                // the one-vector panels after them: 4 rows at a time at every width (4 accumulators fit 16 registers)
+                i = 0;
+                for (; i + 4 <= rows; i += 4) {
+                    for (int t = full; t < stride; t += FL) {
+                        rows4x1(wf, i * block, block, kb, xT, t * n + k0 * FL, stride, tile, i * stride + t, xs, so + t, ws, i);
+                    }
+                }
+                for (; i + 2 <= rows; i += 2) {
+                    for (int t = full; t < stride; t += FL) {
+                        rows2x1(wf, i * block, block, kb, xT, t * n + k0 * FL, stride, tile, i * stride + t, xs, so + t, ws, i);
+                    }
+                }
+                for (; i < rows; i++) {
+                    for (int t = full; t < stride; t += FL) {
+                        rows1x1(wf, i * block, kb, xT, t * n + k0 * FL, FL, tile, i * stride + t, xs, so + t, ws, i);
                     }
                 }
             }
@@ -199,6 +259,186 @@ final class BatchMatmul {
         }
     }
 
+    /** wf[at + k] = values[base + k] for k in [0, count): int8 widened to float (exact). */
+    private static void widen(MemorySegment values, long base, float[] wf, int at, int count) {
+        int k = 0;
+        if (B_FOR_F != null) {
+            for (; k + FL <= count; k += FL) {
+                ((FloatVector) ByteVector.fromMemorySegment(B_FOR_F, values, base + k, LE).convertShape(VectorOperators.B2F, F, 0))
+                        .intoArray(wf, at + k);
+            }
+        }
+        for (; k < count; k++) {
+            wf[at + k] = values.get(BYTE, base + k);
+        }
+    }
+
+    /*
+     * The passes: rows i.. of the tile (their block weights at wf[w0 + row * block + k]) against one panel of the
+     * block's activations, four token vectors (x = base + k * PANEL) or one (x = base + k * FL); each (row, token
+     * vector) an FMA chain from 0 over the block, added to the tile at o (+ row * stride) as it is (F32) or scaled
+     * first as runq does, (dot * wScale) * xScale (Q8: xs non-null, the tokens' scales at xs[s..]). Written out per
+     * shape, one loop per method and the panel's width a constant: C2 then hoists every bounds check out of the
+     * loop (with a loop over panels around it, a hoisted check trapped and the recompiled loop kept all of them),
+     * and without helpers returning vectors (a vector returned by a method that C2 does not inline is boxed).
+     */
+
+    private static void rows4x4(float[] wf, int w0, int block, int kb, float[] xT, int base, int stride, float[] tile, int o,
+                                float[] xs, int s, float[] ws, int i) {
+        int w1 = w0 + block, w2 = w1 + block, w3 = w2 + block;
+        FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F), a02 = FloatVector.zero(F), a03 = FloatVector.zero(F);
+        FloatVector a10 = FloatVector.zero(F), a11 = FloatVector.zero(F), a12 = FloatVector.zero(F), a13 = FloatVector.zero(F);
+        FloatVector a20 = FloatVector.zero(F), a21 = FloatVector.zero(F), a22 = FloatVector.zero(F), a23 = FloatVector.zero(F);
+        FloatVector a30 = FloatVector.zero(F), a31 = FloatVector.zero(F), a32 = FloatVector.zero(F), a33 = FloatVector.zero(F);
+        for (int k = 0; k < kb; k++) {
+            int x = base + k * PANEL;
+            FloatVector x0 = FloatVector.fromArray(F, xT, x), x1 = FloatVector.fromArray(F, xT, x + FL);
+            FloatVector x2 = FloatVector.fromArray(F, xT, x + 2 * FL), x3 = FloatVector.fromArray(F, xT, x + 3 * FL);
+            FloatVector b = FloatVector.broadcast(F, wf[w0 + k]);
+            a00 = x0.fma(b, a00);
+            a01 = x1.fma(b, a01);
+            a02 = x2.fma(b, a02);
+            a03 = x3.fma(b, a03);
+            b = FloatVector.broadcast(F, wf[w1 + k]);
+            a10 = x0.fma(b, a10);
+            a11 = x1.fma(b, a11);
+            a12 = x2.fma(b, a12);
+            a13 = x3.fma(b, a13);
+            b = FloatVector.broadcast(F, wf[w2 + k]);
+            a20 = x0.fma(b, a20);
+            a21 = x1.fma(b, a21);
+            a22 = x2.fma(b, a22);
+            a23 = x3.fma(b, a23);
+            b = FloatVector.broadcast(F, wf[w3 + k]);
+            a30 = x0.fma(b, a30);
+            a31 = x1.fma(b, a31);
+            a32 = x2.fma(b, a32);
+            a33 = x3.fma(b, a33);
+        }
+        if (xs != null) {
+            FloatVector s0 = FloatVector.fromArray(F, xs, s), s1 = FloatVector.fromArray(F, xs, s + FL);
+            FloatVector s2 = FloatVector.fromArray(F, xs, s + 2 * FL), s3 = FloatVector.fromArray(F, xs, s + 3 * FL);
+            float c0 = ws[i], c1 = ws[i + 1], c2 = ws[i + 2], c3 = ws[i + 3];
+            a00 = a00.mul(c0).mul(s0); a01 = a01.mul(c0).mul(s1); a02 = a02.mul(c0).mul(s2); a03 = a03.mul(c0).mul(s3);
+            a10 = a10.mul(c1).mul(s0); a11 = a11.mul(c1).mul(s1); a12 = a12.mul(c1).mul(s2); a13 = a13.mul(c1).mul(s3);
+            a20 = a20.mul(c2).mul(s0); a21 = a21.mul(c2).mul(s1); a22 = a22.mul(c2).mul(s2); a23 = a23.mul(c2).mul(s3);
+            a30 = a30.mul(c3).mul(s0); a31 = a31.mul(c3).mul(s1); a32 = a32.mul(c3).mul(s2); a33 = a33.mul(c3).mul(s3);
+        }
+        int p = o;
+        FloatVector.fromArray(F, tile, p).add(a00).intoArray(tile, p);
+        FloatVector.fromArray(F, tile, p + FL).add(a01).intoArray(tile, p + FL);
+        FloatVector.fromArray(F, tile, p + 2 * FL).add(a02).intoArray(tile, p + 2 * FL);
+        FloatVector.fromArray(F, tile, p + 3 * FL).add(a03).intoArray(tile, p + 3 * FL);
+        p += stride;
+        FloatVector.fromArray(F, tile, p).add(a10).intoArray(tile, p);
+        FloatVector.fromArray(F, tile, p + FL).add(a11).intoArray(tile, p + FL);
+        FloatVector.fromArray(F, tile, p + 2 * FL).add(a12).intoArray(tile, p + 2 * FL);
+        FloatVector.fromArray(F, tile, p + 3 * FL).add(a13).intoArray(tile, p + 3 * FL);
+        p += stride;
+        FloatVector.fromArray(F, tile, p).add(a20).intoArray(tile, p);
+        FloatVector.fromArray(F, tile, p + FL).add(a21).intoArray(tile, p + FL);
+        FloatVector.fromArray(F, tile, p + 2 * FL).add(a22).intoArray(tile, p + 2 * FL);
+        FloatVector.fromArray(F, tile, p + 3 * FL).add(a23).intoArray(tile, p + 3 * FL);
+        p += stride;
+        FloatVector.fromArray(F, tile, p).add(a30).intoArray(tile, p);
+        FloatVector.fromArray(F, tile, p + FL).add(a31).intoArray(tile, p + FL);
+        FloatVector.fromArray(F, tile, p + 2 * FL).add(a32).intoArray(tile, p + 2 * FL);
+        FloatVector.fromArray(F, tile, p + 3 * FL).add(a33).intoArray(tile, p + 3 * FL);
+    }
+
+    private static void rows4x1(float[] wf, int w0, int block, int kb, float[] xT, int base, int stride, float[] tile, int o,
+                                float[] xs, int s, float[] ws, int i) {
+        int w1 = w0 + block, w2 = w1 + block, w3 = w2 + block;
+        FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F), a2 = FloatVector.zero(F), a3 = FloatVector.zero(F);
+        for (int k = 0; k < kb; k++) {
+            FloatVector x0 = FloatVector.fromArray(F, xT, base + k * FL);
+            a0 = x0.fma(FloatVector.broadcast(F, wf[w0 + k]), a0);
+            a1 = x0.fma(FloatVector.broadcast(F, wf[w1 + k]), a1);
+            a2 = x0.fma(FloatVector.broadcast(F, wf[w2 + k]), a2);
+            a3 = x0.fma(FloatVector.broadcast(F, wf[w3 + k]), a3);
+        }
+        if (xs != null) {
+            FloatVector s0 = FloatVector.fromArray(F, xs, s);
+            a0 = a0.mul(ws[i]).mul(s0);
+            a1 = a1.mul(ws[i + 1]).mul(s0);
+            a2 = a2.mul(ws[i + 2]).mul(s0);
+            a3 = a3.mul(ws[i + 3]).mul(s0);
+        }
+        FloatVector.fromArray(F, tile, o).add(a0).intoArray(tile, o);
+        FloatVector.fromArray(F, tile, o + stride).add(a1).intoArray(tile, o + stride);
+        FloatVector.fromArray(F, tile, o + 2 * stride).add(a2).intoArray(tile, o + 2 * stride);
+        FloatVector.fromArray(F, tile, o + 3 * stride).add(a3).intoArray(tile, o + 3 * stride);
+    }
+
+    private static void rows2x4(float[] wf, int w0, int block, int kb, float[] xT, int base, int stride, float[] tile, int o,
+                                float[] xs, int s, float[] ws, int i) {
+        int w1 = w0 + block;
+        FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F), a02 = FloatVector.zero(F), a03 = FloatVector.zero(F);
+        FloatVector a10 = FloatVector.zero(F), a11 = FloatVector.zero(F), a12 = FloatVector.zero(F), a13 = FloatVector.zero(F);
+        for (int k = 0; k < kb; k++) {
+            int x = base + k * PANEL;
+            FloatVector x0 = FloatVector.fromArray(F, xT, x), x1 = FloatVector.fromArray(F, xT, x + FL);
+            FloatVector x2 = FloatVector.fromArray(F, xT, x + 2 * FL), x3 = FloatVector.fromArray(F, xT, x + 3 * FL);
+            FloatVector b0 = FloatVector.broadcast(F, wf[w0 + k]);
+            FloatVector b1 = FloatVector.broadcast(F, wf[w1 + k]);
+            a00 = x0.fma(b0, a00);
+            a01 = x1.fma(b0, a01);
+            a02 = x2.fma(b0, a02);
+            a03 = x3.fma(b0, a03);
+            a10 = x0.fma(b1, a10);
+            a11 = x1.fma(b1, a11);
+            a12 = x2.fma(b1, a12);
+            a13 = x3.fma(b1, a13);
+        }
+        if (xs != null) {
+            FloatVector s0 = FloatVector.fromArray(F, xs, s), s1 = FloatVector.fromArray(F, xs, s + FL);
+            FloatVector s2 = FloatVector.fromArray(F, xs, s + 2 * FL), s3 = FloatVector.fromArray(F, xs, s + 3 * FL);
+            float c0 = ws[i], c1 = ws[i + 1];
+            a00 = a00.mul(c0).mul(s0); a01 = a01.mul(c0).mul(s1); a02 = a02.mul(c0).mul(s2); a03 = a03.mul(c0).mul(s3);
+            a10 = a10.mul(c1).mul(s0); a11 = a11.mul(c1).mul(s1); a12 = a12.mul(c1).mul(s2); a13 = a13.mul(c1).mul(s3);
+        }
+        int p = o;
+        FloatVector.fromArray(F, tile, p).add(a00).intoArray(tile, p);
+        FloatVector.fromArray(F, tile, p + FL).add(a01).intoArray(tile, p + FL);
+        FloatVector.fromArray(F, tile, p + 2 * FL).add(a02).intoArray(tile, p + 2 * FL);
+        FloatVector.fromArray(F, tile, p + 3 * FL).add(a03).intoArray(tile, p + 3 * FL);
+        p += stride;
+        FloatVector.fromArray(F, tile, p).add(a10).intoArray(tile, p);
+        FloatVector.fromArray(F, tile, p + FL).add(a11).intoArray(tile, p + FL);
+        FloatVector.fromArray(F, tile, p + 2 * FL).add(a12).intoArray(tile, p + 2 * FL);
+        FloatVector.fromArray(F, tile, p + 3 * FL).add(a13).intoArray(tile, p + 3 * FL);
+    }
+
+    private static void rows2x1(float[] wf, int w0, int block, int kb, float[] xT, int base, int stride, float[] tile, int o,
+                                float[] xs, int s, float[] ws, int i) {
+        int w1 = w0 + block;
+        FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F);
+        for (int k = 0; k < kb; k++) {
+            FloatVector x0 = FloatVector.fromArray(F, xT, base + k * FL);
+            a0 = x0.fma(FloatVector.broadcast(F, wf[w0 + k]), a0);
+            a1 = x0.fma(FloatVector.broadcast(F, wf[w1 + k]), a1);
+        }
+        if (xs != null) {
+            FloatVector s0 = FloatVector.fromArray(F, xs, s);
+            a0 = a0.mul(ws[i]).mul(s0);
+            a1 = a1.mul(ws[i + 1]).mul(s0);
+        }
+        FloatVector.fromArray(F, tile, o).add(a0).intoArray(tile, o);
+        FloatVector.fromArray(F, tile, o + stride).add(a1).intoArray(tile, o + stride);
+    }
+
+    /** One row, one token vector at x = base + k * width (the tile's odd last row). */
+    private static void rows1x1(float[] wf, int w0, int kb, float[] xT, int base, int width, float[] tile, int o,
+                                float[] xs, int s, float[] ws, int i) {
+        FloatVector a0 = FloatVector.zero(F);
+        for (int k = 0; k < kb; k++) {
+            a0 = FloatVector.fromArray(F, xT, base + k * width).fma(FloatVector.broadcast(F, wf[w0 + k]), a0);
+        }
+        if (xs != null) {
+            a0 = a0.mul(ws[i]).mul(FloatVector.fromArray(F, xs, s));
+        }
+        FloatVector.fromArray(F, tile, o).add(a0).intoArray(tile, o);
+    }
 
     /**
      * The scalar reference of {@link #f32}, in its order: for each row and token, per block of
@@ -221,112 +461,6 @@ final class BatchMatmul {
                 }
                 out[b][r] = sum;
             }
-        }
-    }
-
-    // ------------------------------------------------------------------ runq's Q8, bit-identical
-
-    /**
-     * As {@link #f32} with a runq group as the column block: xT holds the int8 activations as floats and
-     * sT the activation scales, {@code sT[g * stride + b]}; per group, the dot (exact) times the weight
-     * scale times the activation scale is added to the token's sum.
-     */
-    static void q8(float[][] out, float[] xT, float[] sT, int stride, int tokens, Matrix.Q8 w, int r0, int r1) {
-        int n = w.cols(), gs = w.groupSize(), vectors = stride / FL;
-        MemorySegment values = w.values(), scales = w.scales();
-        float[] wf = WEIGHTS.get();
-        if (wf.length < TILE_ROWS * gs) {
-            wf = new float[TILE_ROWS * gs];
-            WEIGHTS.set(wf);
-        }
-        for (int rt = r0; rt < r1; rt += TILE_ROWS) {
-            int rows = Math.min(TILE_ROWS, r1 - rt);
-            float[] tile = tile(rows * stride);
-            for (int k0 = 0, g = 0; k0 < n; k0 += gs, g++) {
-                int so = g * stride;
-                // the tile's weights of this group as floats, converted once for all the tokens (converting in
-                // the multiply-add loop below ran it at a third of the speed)
-                for (int i = 0; i < rows; i++) {
-                    long base = (long) (rt + i) * n + k0;
-                    int k = 0;
-                    if (B_FOR_F != null) {
-                        for (; k + FL <= gs; k += FL) {
-                            ((FloatVector) ByteVector.fromMemorySegment(B_FOR_F, values, base + k, LE).convertShape(VectorOperators.B2F, F, 0))
-                                    .intoArray(wf, i * gs + k);
-                        }
-                    }
-                    for (; k < gs; k++) {
-                        wf[i * gs + k] = values.get(BYTE, base + k);
-                    }
-                }
-                int i = 0;
-                for (; i + 2 <= rows; i += 2) {
-                    int w0 = i * gs, w1 = w0 + gs;
-                    long g0 = ((long) (rt + i) * n + k0) / gs;
-                    float s0 = scales.getAtIndex(FLOAT, g0), s1 = scales.getAtIndex(FLOAT, g0 + n / gs);
-                    int o0 = i * stride, o1 = o0 + stride;
-                    int v = 0;
-                    for (; v + 4 <= vectors; v += 4) {
-                        int t = v * FL;
-                        FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F), a02 = FloatVector.zero(F), a03 = FloatVector.zero(F);
-                        FloatVector a10 = FloatVector.zero(F), a11 = FloatVector.zero(F), a12 = FloatVector.zero(F), a13 = FloatVector.zero(F);
-                        for (int k = 0; k < gs; k++) {
-                            FloatVector b0 = FloatVector.broadcast(F, wf[w0 + k]);
-                            FloatVector b1 = FloatVector.broadcast(F, wf[w1 + k]);
-                            int xo = (k0 + k) * stride + t;
-                            FloatVector x0 = FloatVector.fromArray(F, xT, xo), x1 = FloatVector.fromArray(F, xT, xo + FL);
-                            FloatVector x2 = FloatVector.fromArray(F, xT, xo + 2 * FL), x3 = FloatVector.fromArray(F, xT, xo + 3 * FL);
-                            a00 = x0.fma(b0, a00);
-                            a01 = x1.fma(b0, a01);
-                            a02 = x2.fma(b0, a02);
-                            a03 = x3.fma(b0, a03);
-                            a10 = x0.fma(b1, a10);
-                            a11 = x1.fma(b1, a11);
-                            a12 = x2.fma(b1, a12);
-                            a13 = x3.fma(b1, a13);
-                        }
-                        // runq's per-group term, (dot * wScale) * xScale, added to each token's sum
-                        int t0 = o0 + t, t1 = o1 + t, st = so + t;
-                        FloatVector xs0 = FloatVector.fromArray(F, sT, st), xs1 = FloatVector.fromArray(F, sT, st + FL);
-                        FloatVector xs2 = FloatVector.fromArray(F, sT, st + 2 * FL), xs3 = FloatVector.fromArray(F, sT, st + 3 * FL);
-                        FloatVector.fromArray(F, tile, t0).add(a00.mul(s0).mul(xs0)).intoArray(tile, t0);
-                        FloatVector.fromArray(F, tile, t0 + FL).add(a01.mul(s0).mul(xs1)).intoArray(tile, t0 + FL);
-                        FloatVector.fromArray(F, tile, t0 + 2 * FL).add(a02.mul(s0).mul(xs2)).intoArray(tile, t0 + 2 * FL);
-                        FloatVector.fromArray(F, tile, t0 + 3 * FL).add(a03.mul(s0).mul(xs3)).intoArray(tile, t0 + 3 * FL);
-                        FloatVector.fromArray(F, tile, t1).add(a10.mul(s1).mul(xs0)).intoArray(tile, t1);
-                        FloatVector.fromArray(F, tile, t1 + FL).add(a11.mul(s1).mul(xs1)).intoArray(tile, t1 + FL);
-                        FloatVector.fromArray(F, tile, t1 + 2 * FL).add(a12.mul(s1).mul(xs2)).intoArray(tile, t1 + 2 * FL);
-                        FloatVector.fromArray(F, tile, t1 + 3 * FL).add(a13.mul(s1).mul(xs3)).intoArray(tile, t1 + 3 * FL);
-                    }
-                    for (; v < vectors; v++) {
-                        int t = v * FL;
-                        FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F);
-                        for (int k = 0; k < gs; k++) {
-                            FloatVector x0 = FloatVector.fromArray(F, xT, (k0 + k) * stride + t);
-                            a0 = x0.fma(FloatVector.broadcast(F, wf[w0 + k]), a0);
-                            a1 = x0.fma(FloatVector.broadcast(F, wf[w1 + k]), a1);
-                        }
-                        FloatVector xs = FloatVector.fromArray(F, sT, so + t);
-                        FloatVector.fromArray(F, tile, o0 + t).add(a0.mul(s0).mul(xs)).intoArray(tile, o0 + t);
-                        FloatVector.fromArray(F, tile, o1 + t).add(a1.mul(s1).mul(xs)).intoArray(tile, o1 + t);
-                    }
-                }
-                if (i < rows) { // the tile's last row when it has an odd number
-                    int w0 = i * gs;
-                    float s0 = scales.getAtIndex(FLOAT, ((long) (rt + i) * n + k0) / gs);
-                    int o0 = i * stride;
-                    for (int v = 0; v < vectors; v++) {
-                        int t = v * FL;
-                        FloatVector a0 = FloatVector.zero(F);
-                        for (int k = 0; k < gs; k++) {
-                            a0 = FloatVector.fromArray(F, xT, (k0 + k) * stride + t).fma(FloatVector.broadcast(F, wf[w0 + k]), a0);
-                        }
-                        FloatVector xs = FloatVector.fromArray(F, sT, so + t);
-                        FloatVector.fromArray(F, tile, o0 + t).add(a0.mul(s0).mul(xs)).intoArray(tile, o0 + t);
-                    }
-                }
-            }
-            scatter(tile, out, rt, rows, stride, tokens);
         }
     }
 }

@@ -20,7 +20,8 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
  * The batched matmuls ({@link BatchMatmul}) on fresh random inputs: F32 bit-identical to its scalar reference
  * ({@link BatchMatmul#f32Reference}) and within float rounding of the one-token kernels; runq's Q8
  * bit-identical to runq token by token; every GGML type the one-token kernel's result. Token counts that are not multiples of the
- * vector width or of the four-vector tile, row ranges that do not start or end on a tile, odd row counts.
+ * vector width or of a panel of four vectors (whole panels and one-vector ones in one batch), row ranges that do
+ * not start or end on a tile, row counts that leave 2- and 1-row passes after the 4-row ones.
  * Tagged {@code vector-widths}: the build runs it at 512, 256 and 128 bits.
  */
 @Tag("vector-widths")
