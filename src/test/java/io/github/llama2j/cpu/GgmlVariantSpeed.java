@@ -779,6 +779,33 @@ public final class GgmlVariantSpeed {
         }
     }
 
+
+    /** F16 through a float buffer: the halves converted by a scalar loop of Float.float16ToFloat (C2 may vectorize it to vcvtph2ps), then FMA. */
+    static void f16buf(float[] out, Activations x, float[] xf, Matrix.F16 w, int r0, int r1) {
+        int n = w.cols();
+        float[] xh = x.f16;
+        MemorySegment data = w.data();
+        float[] buf = new float[n];
+        int upper = n - n % (2 * L);
+        for (int r = r0; r < r1; r++) {
+            long base = (long) r * n * 2;
+            for (int j = 0; j < n; j++) {
+                buf[j] = Float.float16ToFloat(data.get(Matrix.SHORT, base + 2L * j));
+            }
+            FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F);
+            int j = 0;
+            for (; j < upper; j += 2 * L) {
+                a0 = FloatVector.fromArray(F, buf, j).fma(FloatVector.fromArray(F, xh, j), a0);
+                a1 = FloatVector.fromArray(F, buf, j + L).fma(FloatVector.fromArray(F, xh, j + L), a1);
+            }
+            float sum = a0.add(a1).reduceLanes(VectorOperators.ADD);
+            for (; j < n; j++) {
+                sum += buf[j] * xh[j];
+            }
+            out[r] = sum;
+        }
+    }
+
     // ------------------------------------------------------------------ harness
 
     record Variant(String name, K k) {
@@ -828,6 +855,7 @@ public final class GgmlVariantSpeed {
                 vs.add(new Variant("floatMulAdd", (o, a, f, mm, r0, r1) -> q8fma(o, a, f, (Matrix.Q8_0) mm, r0, r1)));
                 vs.add(new Variant("float2rows", (o, a, f, mm, r0, r1) -> q8f2r(o, a, f, (Matrix.Q8_0) mm, r0, r1)));
             }
+            case "F16" -> vs.add(new Variant("f16buf", (o, a, f, mm, r0, r1) -> f16buf(o, a, f, (Matrix.F16) mm, r0, r1)));
             case "Q4_K" -> {
                 vs.add(new Variant("float", (o, a, f, mm, r0, r1) -> q4kf(o, a, f, (Matrix.Q4_K) mm, r0, r1)));
                 vs.add(new Variant("int-new", (o, a, f, mm, r0, r1) -> q4kn(o, a, f, (Matrix.Q4_K) mm, r0, r1)));
