@@ -24,10 +24,11 @@ import java.nio.ByteOrder;
  * int lane belong to the same scale) by reading the short vector as ints and adding its two halves
  * in three operations, {@code (p + (p << 16)) >> 16}: the top half of {@code p + (p << 16)} is
  * {@code hi + lo} modulo 2^16, exact because every pair sum here stays below 2^15 in magnitude (the
- * activations' int8 values are within ±127, so a Q8_0 pair is at most 2 · 128 · 127 = 32512). That
- * took Q8_0 from 1.00 to 1.09× in cache and, with zero-extended nibble loads, Q4_K to 1.28× and
- * Q6_K to 1.11× (AVX-512, per-round ratios against the previous four-operation
- * {@code (p >> 16) + ((p << 16) >> 16)}; docs/measurements/2026-12-02-gguf-kernels.md). Each block's int vector is
+ * activations' int8 values are within ±127, so a Q8_0 pair is at most 2 · 128 · 127 = 32512). With
+ * zero-extended nibble loads, in cache, against the previous four-operation
+ * {@code (p >> 16) + ((p << 16) >> 16)} (per-round median ratios, loaded machine,
+ * docs/measurements/2026-12-02-gguf-kernels.md): Q8_0 1.09×, Q4_K 1.20×, Q6_K 1.07× at 512 bits;
+ * 1.32×, 1.06×, 1.07× at 256. Each block's int vector is
  * converted to float and multiply-added into a float accumulator with the block's scale, lane by
  * lane (as llama.cpp's x86 code does): one horizontal sum per row, none per block. That differs
  * from the scalar reference only in the order of the float additions.
