@@ -21,12 +21,22 @@ import java.nio.ByteOrder;
  * weights' small integers with the activations' int8 values (held as shorts), then a float
  * multiply by the two scales. The integer dot is formed in 16-bit lanes (an int8 × int8 product
  * fits, and so do the sums noted at each kernel), widened to 32-bit lanes (where both halves of an
- * int lane belong to the same scale, by reading the short vector as ints and adding its two halves,
- * {@code (p >> 16) + ((p << 16) >> 16)}: 15% faster than converting two halves of the vector on
- * AVX-512, measured in cache on Q8_0, 19.7 vs 17.1 GB/s of weights per core), and each block's int
- * vector is converted to float and multiply-added into a float accumulator with the block's scale,
- * lane by lane (as llama.cpp's x86 code does): one horizontal sum per row, none per block. That
- * differs from the scalar reference only in the order of the float additions.
+ * int lane belong to the same scale) by reading the short vector as ints and adding its two halves
+ * in three operations, {@code (p + (p << 16)) >> 16}: the top half of {@code p + (p << 16)} is
+ * {@code hi + lo} modulo 2^16, exact because every pair sum here stays below 2^15 in magnitude (the
+ * activations' int8 values are within ±127, so a Q8_0 pair is at most 2 · 128 · 127 = 32512). With
+ * zero-extended nibble loads, in cache, against the previous four-operation
+ * {@code (p >> 16) + ((p << 16) >> 16)} (per-round median ratios, loaded machine,
+ * docs/measurements/2026-12-02-gguf-kernels.md): Q8_0 1.09×, Q4_K 1.20×, Q6_K 1.07× at 512 bits;
+ * 1.32×, 1.06×, 1.07× at 256. Each block's int vector is
+ * converted to float and multiply-added into a float accumulator with the block's scale, lane by
+ * lane (as llama.cpp's x86 code does): one horizontal sum per row, none per block. That differs
+ * from the scalar reference only in the order of the float additions.
+ *
+ * <p>Measured and not kept: summing each block's int8 products in float lanes (the weights widened
+ * straight to float, the activations held as floats: exact, since every block sum stays below
+ * 2^24) was 0.85× in cache on Q8_0, 0.73× on Q4_K and 0.63× on Q6_K at 512 bits, and 0.75× on Q8_0 at
+ * 256; two rows per pass and two or four accumulators per row were 0.8–0.9× in cache.
  *
  * <p>F16 and BF16 weights are widened to float in the lanes (bit operations; no half-float vector
  * type is needed) and multiplied with the activations rounded to F16/BF16, products exact, summed
@@ -83,12 +93,13 @@ final class GgmlMatmul {
             FloatVector acc = FloatVector.zero(F);
             for (int blk = 0; blk < nb; blk++, b += 34) {
                 int j = blk * 32;
-                IntVector isum = IntVector.zero(I);
-                for (int k = 0; k < 32; k += CH) {
-                    ShortVector wv = (ShortVector) ByteVector.fromMemorySegment(BS, data, b + 2 + k, LE)
-                            .convertShape(VectorOperators.B2S, S, 0);
-                    IntVector p = wv.mul(ShortVector.fromArray(S, xq, j + k)).reinterpretAsInts();
-                    isum = isum.add(p.lanewise(VectorOperators.ASHR, 16)).add(p.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
+                IntVector p = ((ShortVector) ByteVector.fromMemorySegment(BS, data, b + 2, LE).convertShape(VectorOperators.B2S, S, 0))
+                        .mul(ShortVector.fromArray(S, xq, j)).reinterpretAsInts();
+                IntVector isum = p.add(p.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16);
+                for (int k = CH; k < 32; k += CH) {
+                    p = ((ShortVector) ByteVector.fromMemorySegment(BS, data, b + 2 + k, LE).convertShape(VectorOperators.B2S, S, 0))
+                            .mul(ShortVector.fromArray(S, xq, j + k)).reinterpretAsInts();
+                    isum = isum.add(p.add(p.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16));
                 }
                 float scale = Float.float16ToFloat(data.get(Matrix.SHORT, b)) * xd[blk];
                 acc = ((FloatVector) isum.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, scale), acc);
@@ -139,7 +150,8 @@ final class GgmlMatmul {
     /**
      * Per super-block of 256: four runs of 32 nibble bytes, each holding sub-block 2g (low nibbles)
      * and 2g + 1 (high). Nibble × activation products (≤ 15 · 128) of one sub-block are summed in
-     * shorts over the chunks (at most 4: ≤ 7680), widened to ints and multiplied by the sub-block's
+     * shorts over the chunks (at most 4: ≤ 4 · 15 · 127 = 7620, a pair of lanes ≤ 15240; see NIBBLES_B2S for
+     * how the nibbles are read), widened to ints and multiplied by the sub-block's
      * 6-bit scale. Then {@code acc += float(isum) * (d_w * d_x)} lane-wise, and the mins' part
      * {@code dmin_w * d_x * sum_j m_j * (sum of sub-block j's q)} from the activations' block sums,
      * in scalar (eight products per super-block), subtracted at the end.
@@ -167,18 +179,19 @@ final class GgmlMatmul {
                 for (int g = 0; g < 4; g++) {
                     long qs = b + 16 + 32L * g;
                     int xo = j + 64 * g;
-                    ShortVector plo = ShortVector.zero(S), phi = ShortVector.zero(S);
-                    for (int k = 0; k < 32; k += CH) {
-                        ShortVector q = (ShortVector) ByteVector.fromMemorySegment(BS, data, qs + k, LE)
-                                .convertShape(VectorOperators.B2S, S, 0);
+                    ShortVector q = (ShortVector) ByteVector.fromMemorySegment(BS, data, qs, LE).convertShape(NIBBLES_B2S, S, 0);
+                    ShortVector plo = q.and((short) 0x0F).mul(ShortVector.fromArray(S, xq, xo));
+                    ShortVector phi = (NIBBLES_ZX ? q.lanewise(VectorOperators.LSHR, 4) : q.lanewise(VectorOperators.LSHR, 4).and((short) 0x0F)).mul(ShortVector.fromArray(S, xq, xo + 32));
+                    for (int k = CH; k < 32; k += CH) {
+                        q = (ShortVector) ByteVector.fromMemorySegment(BS, data, qs + k, LE).convertShape(NIBBLES_B2S, S, 0);
                         plo = plo.add(q.and((short) 0x0F).mul(ShortVector.fromArray(S, xq, xo + k)));
-                        phi = phi.add(q.lanewise(VectorOperators.ASHR, 4).and((short) 0x0F).mul(ShortVector.fromArray(S, xq, xo + 32 + k)));
+                        phi = phi.add((NIBBLES_ZX ? q.lanewise(VectorOperators.LSHR, 4) : q.lanewise(VectorOperators.LSHR, 4).and((short) 0x0F)).mul(ShortVector.fromArray(S, xq, xo + 32 + k)));
                     }
                     int scWord = g < 2 ? sc03 : sc47, shift = 16 * (g & 1);
                     int scLo = (scWord >>> shift) & 0xFF, scHi = (scWord >>> (shift + 8)) & 0xFF;
                     IntVector ilo = plo.reinterpretAsInts(), ihi = phi.reinterpretAsInts();
-                    isum = isum.add(ilo.lanewise(VectorOperators.ASHR, 16).add(ilo.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16)).mul(scLo))
-                            .add(ihi.lanewise(VectorOperators.ASHR, 16).add(ihi.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16)).mul(scHi));
+                    isum = isum.add(ilo.add(ilo.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16).mul(scLo))
+                            .add(ihi.add(ihi.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16).mul(scHi));
                 }
                 // the mins' integer: sum over the 8 sub-blocks of m_j times the sub-block's activation sum
                 int s = blk * 8;
@@ -193,12 +206,21 @@ final class GgmlMatmul {
         }
     }
 
+    /**
+     * Q4_K's nibble bytes: zero-extended at 512 bits (the high nibble is then one shift),
+     * sign-extended below (the high nibble shifted and masked); a constant, so C2 keeps one branch.
+     * Measured in cache, per-round ratios against the previous kernel: at 512 bits zero-extension
+     * 1.22×, sign-extension 1.06×; at 256 bits zero-extension 0.84×, sign-extension 1.04×.
+     */
+    private static final boolean NIBBLES_ZX = CH == 32;
+    private static final VectorOperators.Conversion<Byte, Short> NIBBLES_B2S = NIBBLES_ZX ? VectorOperators.ZERO_EXTEND_B2S : VectorOperators.B2S;
+
     // ------------------------------------------------------------------ Q6_K × Q8_K
 
     /**
      * Per half super-block of 128 (ql 64 bytes, qh 32, 8 scales): 32 / 2L chunks of l; for each,
      * the four 6-bit values q_i = (nibble of ql) | (2 bits of qh) - 32, i = 0..3, times activations
-     * l + 32 i (|q·x| ≤ 32 · 128), widened to ints by int-lane halves (two neighbouring l, always in
+     * l + 32 i (|q·x| ≤ 32 · 127, a pair ≤ 8128), widened to ints by int-lane halves (two neighbouring l, always in
      * the same sub-block of 16) and multiplied by their sub-block's int8 scale. Then
      * {@code acc += float(isum) * (d_w * d_x)} lane-wise.
      */
@@ -218,23 +240,21 @@ final class GgmlMatmul {
                     int xo = blk * 256 + 128 * half;
                     for (int k = 0; k < 32; k += CH) {
                         ShortVector a = (ShortVector) ByteVector.fromMemorySegment(BS, data, ql + k, LE)
-                                .convertShape(VectorOperators.B2S, S, 0);
+                                .convertShape(VectorOperators.ZERO_EXTEND_B2S, S, 0);
                         ShortVector c = (ShortVector) ByteVector.fromMemorySegment(BS, data, ql + 32 + k, LE)
-                                .convertShape(VectorOperators.B2S, S, 0);
+                                .convertShape(VectorOperators.ZERO_EXTEND_B2S, S, 0);
                         ShortVector h = (ShortVector) ByteVector.fromMemorySegment(BS, data, qh + k, LE)
-                                .convertShape(VectorOperators.B2S, S, 0);
+                                .convertShape(VectorOperators.ZERO_EXTEND_B2S, S, 0);
                         ShortVector q1 = a.and((short) 0x0F).or(h.and((short) 3).lanewise(VectorOperators.LSHL, 4)).sub((short) 32);
                         ShortVector q2 = c.and((short) 0x0F).or(h.and((short) 0x0C).lanewise(VectorOperators.LSHL, 2)).sub((short) 32);
-                        ShortVector q3 = a.lanewise(VectorOperators.ASHR, 4).and((short) 0x0F).or(h.and((short) 0x30)).sub((short) 32);
-                        ShortVector q4 = c.lanewise(VectorOperators.ASHR, 4).and((short) 0x0F)
-                                .or(h.lanewise(VectorOperators.ASHR, 2).and((short) 0x30)).sub((short) 32);
-                        ShortVector p1 = q1.mul(ShortVector.fromArray(S, xq, xo + k));
-                        ShortVector p2 = q2.mul(ShortVector.fromArray(S, xq, xo + 32 + k));
-                        ShortVector p3 = q3.mul(ShortVector.fromArray(S, xq, xo + 64 + k));
-                        ShortVector p4 = q4.mul(ShortVector.fromArray(S, xq, xo + 96 + k));
+                        ShortVector q3 = a.lanewise(VectorOperators.LSHR, 4).or(h.and((short) 0x30)).sub((short) 32);
+                        ShortVector q4 = c.lanewise(VectorOperators.LSHR, 4).or(h.lanewise(VectorOperators.LSHR, 2).and((short) 0x30)).sub((short) 32);
+                        IntVector i1 = q1.mul(ShortVector.fromArray(S, xq, xo + k)).reinterpretAsInts();
+                        IntVector i2 = q2.mul(ShortVector.fromArray(S, xq, xo + 32 + k)).reinterpretAsInts();
+                        IntVector i3 = q3.mul(ShortVector.fromArray(S, xq, xo + 64 + k)).reinterpretAsInts();
+                        IntVector i4 = q4.mul(ShortVector.fromArray(S, xq, xo + 96 + k)).reinterpretAsInts();
                         // As ints, lane t holds l = k + 2t and k + 2t + 1, in sub-block (k + 2t) / 16: one
                         // sub-block per chunk below 512 bits; at 512 (32 l) the upper 8 lanes are the next one.
-                        IntVector i1 = p1.reinterpretAsInts(), i2 = p2.reinterpretAsInts(), i3 = p3.reinterpretAsInts(), i4 = p4.reinterpretAsInts();
                         long s = sc + k / 16;
                         IntVector c1 = IntVector.broadcast(I, data.get(ScalarInts.BYTE, s)), c2 = IntVector.broadcast(I, data.get(ScalarInts.BYTE, s + 2));
                         IntVector c3 = IntVector.broadcast(I, data.get(ScalarInts.BYTE, s + 4)), c4 = IntVector.broadcast(I, data.get(ScalarInts.BYTE, s + 6));
@@ -244,10 +264,10 @@ final class GgmlMatmul {
                             c3 = c3.blend(data.get(ScalarInts.BYTE, s + 5), UPPER);
                             c4 = c4.blend(data.get(ScalarInts.BYTE, s + 7), UPPER);
                         }
-                        isum = isum.add(i1.lanewise(VectorOperators.ASHR, 16).add(i1.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16)).mul(c1))
-                                .add(i2.lanewise(VectorOperators.ASHR, 16).add(i2.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16)).mul(c2))
-                                .add(i3.lanewise(VectorOperators.ASHR, 16).add(i3.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16)).mul(c3))
-                                .add(i4.lanewise(VectorOperators.ASHR, 16).add(i4.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16)).mul(c4));
+                        isum = isum.add(i1.add(i1.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16).mul(c1))
+                                .add(i2.add(i2.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16).mul(c2))
+                                .add(i3.add(i3.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16).mul(c3))
+                                .add(i4.add(i4.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16).mul(c4));
                     }
                 }
                 float scale = Float.float16ToFloat(data.get(Matrix.SHORT, b + 208)) * xd[blk];
