@@ -52,10 +52,6 @@ public class BatchMatmulBenchmark {
     @Param({"f32", "q8"})
     public String kernel;
 
-    /** new: {@link BatchMatmul}; old: {@link BatchMatmulBaseline} (the kernels before the 4-row tiles). */
-    @Param({"new", "old"})
-    public String variant;
-
     @Param({"1"})
     public int threads;
 
@@ -123,11 +119,7 @@ public class BatchMatmulBenchmark {
         in.input(x, tokens, cols);
         in.prepareFor(pool[0]);
         out = new float[tokens][rows];
-        xTArray = BatchMatmulBaseline.rowMajor(in.xT, cols, in.stride());
     }
-
-    /** The transposed activations as a heap array, for the old kernels. */
-    private float[] xTArray;
 
     @TearDown(Level.Trial)
     public void tearDown() {
@@ -139,23 +131,12 @@ public class BatchMatmulBenchmark {
     public float matmul(Macs macs) {
         Matrix m = pool[next];
         next = next + 1 == pool.length ? 0 : next + 1;
-        boolean old = variant.equals("old");
         int stride = in.stride(), b = in.tokens();
         switch (m) {
-            case Matrix.F32 f -> parallel.forRange(f.rows(), CpuLayer.ROW_GRAIN, (r0, r1) -> {
-                if (old) {
-                    BatchMatmulBaseline.f32(out, xTArray, stride, b, f, r0, r1);
-                } else {
-                    BatchMatmul.f32(out, in.xT, stride, b, f, r0, r1);
-                }
-            });
-            case Matrix.Q8 q -> parallel.forRange(q.rows(), CpuLayer.ROW_GRAIN, (r0, r1) -> {
-                if (old) {
-                    BatchMatmulBaseline.q8(out, xTArray, in.sT, stride, b, q, r0, r1);
-                } else {
-                    BatchMatmul.q8(out, in.xT, in.sT, stride, b, q, r0, r1);
-                }
-            });
+            case Matrix.F32 f -> parallel.forRange(f.rows(), CpuLayer.ROW_GRAIN,
+                    (r0, r1) -> BatchMatmul.f32(out, in.xT, stride, b, f, r0, r1));
+            case Matrix.Q8 q -> parallel.forRange(q.rows(), CpuLayer.ROW_GRAIN,
+                    (r0, r1) -> BatchMatmul.q8(out, in.xT, in.sT, stride, b, q, r0, r1));
             case Matrix.Ggml g -> throw new IllegalStateException();
         }
         macs.gmacPerSecond += (double) m.rows() * m.cols() * b / 1e9;
