@@ -55,7 +55,7 @@ public final class TensorTypes {
 
     /** The error for a matrix of a type this engine lacks (exit 3). */
     public static Llama2jException unsupported(Matrix m, String tensor) {
-        return new Llama2jException("the TornadoVM engine does not support tensor type " + m.typeName() + " (tensor " + tensor
-                + "); run this model with --engine cpu", Llama2jException.UNAVAILABLE);
+        return new Llama2jException("the TornadoVM kernels (engines tornado and hybrid) do not support tensor type "
+                + m.typeName() + " (tensor " + tensor + "); run this model with --engine cpu", Llama2jException.UNAVAILABLE);
     }
 }
