@@ -241,32 +241,6 @@ public final class TransformerKernels {
 
     // ------------------------------------------------------------------ Q8_0 (runq)
 
-    /**
-     * runq's quantize of rmsnorm(x) (phase 2 of the norm, then per-group int8): one work-item per group.
-     * Global size: ceil(n / groupSize) rounded up to the work-group.
-     */
-    public static void quantizeNorm(KernelContext ctx, FloatArray x, FloatArray partials, int nPartials,
-                                    FloatArray rmsWeight, Int8Array xq, FloatArray xs, int n, int groupSize) {
-        int g = ctx.globalIdx;
-        if (g < n / groupSize) {
-            float ss = rmsScale(partials, nPartials, n);
-            int base = g * groupSize;
-            float wmax = 0.0f;
-            for (int i = 0; i < groupSize; i++) {
-                float v = TornadoMath.abs(rmsWeight.get(base + i) * (ss * x.get(base + i)));
-                if (v > wmax) {
-                    wmax = v;
-                }
-            }
-            float scale = wmax / 127.0f;
-            xs.set(g, scale);
-            for (int i = 0; i < groupSize; i++) {
-                float v = rmsWeight.get(base + i) * (ss * x.get(base + i));
-                xq.set(base + i, (byte) (scale == 0.0f ? 0 : roundHalfAway(v / scale)));
-            }
-        }
-    }
-
     /** runq's quantize of x as it is (attention output, SwiGLU output): one work-item per group. */
     public static void quantize(KernelContext ctx, FloatArray x, Int8Array xq, FloatArray xs, int n, int groupSize) {
         int g = ctx.globalIdx;
@@ -287,7 +261,7 @@ public final class TransformerKernels {
         }
     }
 
-    /** Q8 version of {@link #qkvF32} (the norm and quantization happened in {@link #quantizeNorm}). */
+    /** Q8 version of {@link #qkvF32} on an input quantized beforehand ({@code xq}, {@code xs}). */
     public static void qkvQ8(KernelContext ctx, Int8Array xq, FloatArray xs, Int8Array wv, FloatArray ws, FloatArray q,
                              FloatArray keyCache, FloatArray valueCache, IntArray state, FloatArray rope, int dim,
                              int kvDim, int headSize, int groupSize) {
@@ -298,17 +272,6 @@ public final class TransformerKernels {
         float vb = reduceSum(ctx, s1, dotQ8(ctx, xq, xs, wv, ws, row + 1, dim, groupSize));
         if (ctx.localIdx == 0) {
             storeQkv(state, rope, q, keyCache, valueCache, row, va, vb, dim, kvDim, headSize);
-        }
-    }
-
-    /** Q8 version of {@link #matmulResidualF32}: x[r] += w[r] · dequant(xq). */
-    public static void matmulResidualQ8(KernelContext ctx, Int8Array xq, FloatArray xs, Int8Array wv, FloatArray ws,
-                                        FloatArray x, int n, int groupSize) {
-        float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
-        int row = ctx.groupIdx;
-        float total = reduceSum(ctx, scratch, dotQ8(ctx, xq, xs, wv, ws, row, n, groupSize));
-        if (ctx.localIdx == 0) {
-            x.set(row, x.get(row) + total);
         }
     }
 
@@ -371,7 +334,7 @@ public final class TransformerKernels {
     }
 
     /**
-     * x[r] += w[r] · quantize(in): {@link #matmulResidualQ8} with runq's quantization of {@code in} (the
+     * x[r] += w[r] · quantize(in): {@link #matmulResidualF32} on runq's quantization of {@code in} (the
      * attention output or the SwiGLU output, as it is) done by each work-group. Global size: rows × local.
      */
     public static void matmulResidualQuantQ8(KernelContext ctx, FloatArray in, Int8Array wv, FloatArray ws, FloatArray x,
