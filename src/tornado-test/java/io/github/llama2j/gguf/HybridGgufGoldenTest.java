@@ -1,31 +1,23 @@
 package io.github.llama2j.gguf;
 
-import io.github.llama2j.Json;
 import io.github.llama2j.Llama2jException;
-import io.github.llama2j.TestData;
 import io.github.llama2j.engine.EngineOptions;
 import io.github.llama2j.engine.Engines;
 import io.github.llama2j.engine.InferenceEngine;
-import io.github.llama2j.model.GgufModelLoader;
 import io.github.llama2j.model.Model;
-import io.github.llama2j.model.ModelLoader;
 import org.junit.jupiter.api.DynamicTest;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestFactory;
 
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import java.util.function.Supplier;
 import java.util.stream.Stream;
 
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -57,33 +49,7 @@ class HybridGgufGoldenTest {
 
     @TestFactory
     Stream<DynamicTest> everyGoldenModel() throws IOException {
-        Path golden = TestData.gguf().resolve("golden");
-        List<DynamicTest> tests = new ArrayList<>();
-        try (Stream<Path> s = Files.list(golden)) {
-            for (Path json : s.filter(p -> p.toString().endsWith(".json")).sorted().toList()) {
-                Map<String, Object> g = Json.read(json);
-                String id = json.getFileName().toString();
-                String file = (String) g.get("model_file");
-                Supplier<Model> load;
-                if (g.get("model_path") != null) {
-                    Path model = golden.resolve((String) g.get("model_path")).normalize();
-                    load = () -> GgufModelLoader.load(model);
-                } else if (GoldenTwins.canBuild(g)) {
-                    load = () -> GgufModelLoader.load(GgufFileTest.parse(GoldenTwins.build(g)), 0);
-                } else {
-                    continue;
-                }
-                @SuppressWarnings("unchecked")
-                Set<String> types = ((Map<String, Object>) g.get("tensor_type_counts")).keySet();
-                if (TornadoGgufGoldenTest.DEVICE_TYPES.containsAll(types)) {
-                    tests.add(DynamicTest.dynamicTest(id, () -> check(g, file, load, golden)));
-                } else {
-                    tests.add(DynamicTest.dynamicTest(id + " (refused)", () -> refused(file, load, types)));
-                }
-            }
-        }
-        assertEquals(12, tests.size(), "golden files: 9 models of F32/F16/Q8_0 and 3 of other types");
-        return tests.stream();
+        return TornadoGgufGoldenTest.goldenModels(HybridGgufGoldenTest::check, HybridGgufGoldenTest::refused);
     }
 
     static void check(Map<String, Object> g, String name, Supplier<Model> load, Path golden) throws IOException {
@@ -113,18 +79,7 @@ class HybridGgufGoldenTest {
 
     /** stories260K.gguf (llama.cpp's arithmetic) and stories260K.bin (run.c's) decode the same greedy ids on the hybrid. */
     @Test
-    @SuppressWarnings("unchecked")
     void stories260KGgufDecodesAsTheCheckpoint() {
-        Map<String, Object> g = Json.read(TestData.gguf().resolve("golden/stories260K.json"));
-        try (Model gguf = GgufModelLoader.load(TestData.model("stories260K.gguf"));
-             Model bin = ModelLoader.load(TestData.model("stories260K.bin"));
-             InferenceEngine a = Engines.create(gguf, hybrid());
-             InferenceEngine b = Engines.create(bin, hybrid())) {
-            for (Map<String, Object> c : (List<Map<String, Object>>) g.get("cases")) {
-                int[] prompt = Json.ints(c.get("prompt_tokens"));
-                assertArrayEquals(Stories260KTwinsTest.greedy(b, prompt), Stories260KTwinsTest.greedy(a, prompt),
-                        c.get("id") + ": stories260K.gguf and stories260K.bin decode differently on the hybrid engine");
-            }
-        }
+        TornadoGgufGoldenTest.decodesAsTheCheckpoint(hybrid());
     }
 }

@@ -61,6 +61,24 @@ class TornadoGgufGoldenTest {
 
     @TestFactory
     Stream<DynamicTest> everyGoldenModel() throws IOException {
+        return goldenModels(TornadoGgufGoldenTest::check, TornadoGgufGoldenTest::refused);
+    }
+
+    /** A golden model's run on a device engine, against llama.cpp's outputs. */
+    interface Run {
+        void check(Map<String, Object> g, String name, Supplier<Model> load, Path golden) throws IOException;
+    }
+
+    /** A golden model of a type the device engines lack: its refusal. */
+    interface Refusal {
+        void check(String name, Supplier<Model> load, Set<String> types);
+    }
+
+    /**
+     * One test per golden model (the stored files and the regenerated twins): {@code run} for the models whose
+     * tensor types are all in {@link #DEVICE_TYPES}, {@code refusal} for the others.
+     */
+    static Stream<DynamicTest> goldenModels(Run run, Refusal refusal) throws IOException {
         Path golden = TestData.gguf().resolve("golden");
         List<DynamicTest> tests = new ArrayList<>();
         try (Stream<Path> s = Files.list(golden)) {
@@ -80,9 +98,9 @@ class TornadoGgufGoldenTest {
                 @SuppressWarnings("unchecked")
                 Set<String> types = ((Map<String, Object>) g.get("tensor_type_counts")).keySet();
                 if (DEVICE_TYPES.containsAll(types)) {
-                    tests.add(DynamicTest.dynamicTest(id, () -> check(g, file, load, golden)));
+                    tests.add(DynamicTest.dynamicTest(id, () -> run.check(g, file, load, golden)));
                 } else {
-                    tests.add(DynamicTest.dynamicTest(id + " (refused)", () -> refused(file, load, types)));
+                    tests.add(DynamicTest.dynamicTest(id + " (refused)", () -> refusal.check(file, load, types)));
                 }
             }
         }
@@ -116,17 +134,22 @@ class TornadoGgufGoldenTest {
 
     /** stories260K.gguf (llama.cpp's arithmetic) and stories260K.bin (run.c's) decode the same greedy ids on the device. */
     @Test
-    @SuppressWarnings("unchecked")
     void stories260KGgufDecodesAsTheCheckpoint() {
+        decodesAsTheCheckpoint(tornado());
+    }
+
+    /** stories260K.gguf and stories260K.bin give the same greedy ids for every golden prompt on this engine. */
+    @SuppressWarnings("unchecked")
+    static void decodesAsTheCheckpoint(EngineOptions options) {
         Map<String, Object> g = Json.read(TestData.gguf().resolve("golden/stories260K.json"));
         try (Model gguf = GgufModelLoader.load(TestData.model("stories260K.gguf"));
              Model bin = ModelLoader.load(TestData.model("stories260K.bin"));
-             InferenceEngine a = Engines.create(gguf, tornado());
-             InferenceEngine b = Engines.create(bin, tornado())) {
+             InferenceEngine a = Engines.create(gguf, options);
+             InferenceEngine b = Engines.create(bin, options)) {
             for (Map<String, Object> c : (List<Map<String, Object>>) g.get("cases")) {
                 int[] prompt = Json.ints(c.get("prompt_tokens"));
                 assertArrayEquals(Stories260KTwinsTest.greedy(b, prompt), Stories260KTwinsTest.greedy(a, prompt),
-                        c.get("id") + ": stories260K.gguf and stories260K.bin decode differently on the device");
+                        c.get("id") + ": stories260K.gguf and stories260K.bin decode differently on " + a.name());
             }
         }
     }
