@@ -48,8 +48,8 @@ public final class CpuEngine implements InferenceEngine {
      * block loop, the per-layer lambdas, argmax) are called a few dozen times per pass: HotSpot queues them for C2
      * only after about 5,000 calls (Tier4InvocationThreshold), so after 64 passes the JIT looked quiet while they
      * still ran C1 code, and C2 compiled them during the first ~100 tokens of a run, on a core the worker pool
-     * needed: 6-9 C2 compilations of these methods and 0.6-1.2 s of compiler time (loaded) in a 256-token run's
-     * generation, against 3 and 0.2-0.3 s in the same process's second generation, which is what bench measures
+     * needed: about ten C2 compilations of these methods and 0.6-0.8 s of compiler time (loaded) in a 256-token
+     * run's generation, against two and 0.15-0.3 s in the same process's second generation, what bench measures
      * after its warm-up run (docs/measurements/2026-12-02-run-vs-bench.md). 192 = the 64 passes plus the 128 of
      * bench's unmeasured tg128 run.
      */
