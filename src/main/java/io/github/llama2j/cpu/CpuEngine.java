@@ -42,7 +42,19 @@ public final class CpuEngine implements InferenceEngine {
     private static final int WARM_UP_POSITIONS = 128;
     private static final int[] WARM_UP_PROMPT = {1, 400, 2300, 7, 911};
     private static final int WARM_UP_QUIET_PASSES = 4;
-    private static final int WARM_UP_MAX_PASSES = 64;
+    /**
+     * Single-token passes that always run (within {@link #WARM_UP_MAX_NANOS}) before the quiet rule may stop them.
+     * The forward pass's small steps (rmsnorm, residual add, RoPE, the key/value store, the pool's forRange and
+     * block loop, the per-layer lambdas, argmax) are called a few dozen times per pass: HotSpot queues them for C2
+     * only after about 5,000 calls (Tier4InvocationThreshold), so after 64 passes the JIT looked quiet while they
+     * still ran C1 code, and C2 compiled them during the first ~100 tokens of a run, on a core the worker pool
+     * needed: about ten C2 compilations of these methods and 0.6-0.8 s of compiler time (loaded) in a 256-token
+     * run's generation, against two and 0.15-0.3 s in the same process's second generation, what bench measures
+     * after its warm-up run (docs/measurements/2026-12-02-run-vs-bench.md). 192 = the 64 passes plus the 128 of
+     * bench's unmeasured tg128 run.
+     */
+    static final int WARM_UP_MIN_PASSES = 192;
+    private static final int WARM_UP_MAX_PASSES = 256;
     /** Kernel and weight-segment classes already warmed up in this JVM. */
     private static final Set<String> WARMED_UP = ConcurrentHashMap.newKeySet();
 
@@ -234,7 +246,8 @@ public final class CpuEngine implements InferenceEngine {
      * same weights and worker pool, its own run state and a key/value cache of {@link #WARM_UP_POSITIONS} positions,
      * dropped afterwards) runs a short prompt through {@link #forwardBatch} and then one token at a time, until
      * the JIT has gone quiet (no compilation finished during {@link #WARM_UP_QUIET_PASSES} passes in a row, each
-     * within 1.5 times the fastest), or {@link #WARM_UP_MAX_PASSES} passes, or {@link #WARM_UP_MAX_NANOS}. This
+     * within 1.5 times the fastest) after at least {@link #WARM_UP_MIN_PASSES} passes, or {@link #WARM_UP_MAX_PASSES}
+     * passes, or {@link #WARM_UP_MAX_NANOS}. This
      * engine's state is never touched: its results are the same with and without warm-up (CpuWarmUpTest). Once per
      * JVM for a given kernel and kind of weights, as {@link #warmUpKernels}.
      */
@@ -246,8 +259,12 @@ public final class CpuEngine implements InferenceEngine {
         }
     }
 
-    /** {@link #warmUpForward}'s passes, on a scratch engine over {@code model} (this engine's). */
-    void throwawayPasses(Model model) {
+    /**
+     * {@link #warmUpForward}'s passes, on a scratch engine over {@code model} (this engine's).
+     *
+     * @return the single-token passes run (the prompt's batch not counted)
+     */
+    int throwawayPasses(Model model) {
         int positions = Math.min(c.seqLen(), WARM_UP_POSITIONS);
         CompilationMXBean jit = ManagementFactory.getCompilationMXBean();
         boolean jitTimed = jit != null && jit.isCompilationTimeMonitoringSupported();
@@ -263,7 +280,8 @@ public final class CpuEngine implements InferenceEngine {
                 pos = prompt.length;
             }
             long fastest = Long.MAX_VALUE, compiled = jitTimed ? jit.getTotalCompilationTime() : 0;
-            for (int pass = 0, quiet = 0; pass < WARM_UP_MAX_PASSES && quiet < WARM_UP_QUIET_PASSES
+            int pass = 0;
+            for (int quiet = 0; pass < WARM_UP_MAX_PASSES && (pass < WARM_UP_MIN_PASSES || quiet < WARM_UP_QUIET_PASSES)
                     && System.nanoTime() < deadline; pass++, pos = (pos + 1) % positions) {
                 long t0 = System.nanoTime();
                 scratch.forward((pass * 7919 + 13) % c.vocabSize(), pos);
@@ -273,6 +291,7 @@ public final class CpuEngine implements InferenceEngine {
                 quiet = nowCompiled == compiled && 2 * t <= 3 * fastest ? quiet + 1 : 0;
                 compiled = nowCompiled;
             }
+            return pass;
         }
     }
 

@@ -62,6 +62,25 @@ public class CpuWarmUpTest {
     }
 
     /**
+     * The passes do not stop at the first quiet spell of the JIT: at least {@link CpuEngine#WARM_UP_MIN_PASSES} run
+     * (a tiny model's pass takes microseconds, far within the time limit), because the forward pass's small steps reach
+     * C2's call thresholds only after that many (with the quiet rule alone, 64 passes at most, C2 compiled them during
+     * the run's first tokens).
+     */
+    @org.junit.jupiter.api.Test
+    void runsAtLeastTheMinimumPasses() {
+        Configuration c = new Configuration(64, 192, 2, 4, 4, 50, 200, false, 0);
+        Path file = tmp.resolve("min.bin");
+        CheckpointWriter.write(new RandomWeights(c, 5, 0.3), ModelFormat.V1_F32, 0, file, null);
+        try (Model m = ModelLoader.load(file);
+             CpuEngine e = new CpuEngine(m, new VectorKernels(), FloatMath.standard(), 2, false)) {
+            int passes = e.throwawayPasses(m);
+            org.junit.jupiter.api.Assertions.assertTrue(passes >= CpuEngine.WARM_UP_MIN_PASSES,
+                    passes + " passes, fewer than " + CpuEngine.WARM_UP_MIN_PASSES);
+        }
+    }
+
+    /**
      * A new engine without warm-up: the prompt as one batch, then greedy tokens; the throwaway passes run before
      * position {@code warmUpAt} is fed (never when negative). The logits after each position (the prompt's last
      * one and on; earlier rows are null).
