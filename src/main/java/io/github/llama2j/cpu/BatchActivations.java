@@ -4,7 +4,8 @@ import io.github.llama2j.model.Matrix;
 
 /**
  * The inputs of a batch of matrix products ({@link BatchMatmul}): B rows {@code x[b][0 .. n)}, one per token,
- * and the forms the weight types need, each prepared once per input, on the dispatching thread:
+ * and the forms the weight types need, each prepared once per input (the transposed forms split over the pool's
+ * workers by blocks of columns when {@link #prepareFor(Matrix, Parallel)} is given one):
  * <ul>
  *   <li>{@link Matrix.F32}: the floats transposed, {@code xT[j * stride + b]} (tokens along the lanes;
  *       stride is B rounded up to whole vectors, the extra lanes 0).</li>
