@@ -395,8 +395,13 @@ public final class CpuEngine implements InferenceEngine {
 
     // ------------------------------------------------------------------ batched prefill
 
-    /** Tokens per chunk of {@link #forwardBatch}: the batch buffers' first dimension (bounded memory). */
-    public static final int CHUNK = 64;
+    /**
+     * Tokens per chunk of {@link #forwardBatch}: the batch buffers' first dimension (bounded memory). Each weight is
+     * read, and a Q8 weight widened to float, once per chunk: with 64 the widening was 11% of a Q8_0 pp512's JFR
+     * samples (stories110M, 512 bits, 2 threads), with 128 5.5%. In one JVM, slices of 64, 128 and 256 tokens
+     * (loaded machine, load 13–17, 6 rounds): pp512 median 46, 61 and 60 tok/s (docs/measurements/2026-12-02-prefill.md).
+     */
+    public static final int CHUNK = 128;
 
     /** The batch buffers, made on the first {@link #forwardBatch}: (CHUNK, ...) each. */
     private Batch batch;

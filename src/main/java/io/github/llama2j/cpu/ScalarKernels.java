@@ -316,7 +316,12 @@ public final class ScalarKernels implements Kernels {
 
     /** runq's quantize: per group, scale = max|x| / 127, q = (int8) round-half-away(x / scale). */
     public static void quantize(float[] x, int n, int groupSize, byte[] q, float[] s) {
-        for (int g = 0; g < n / groupSize; g++) {
+        quantizeGroups(x, 0, n / groupSize, groupSize, q, s);
+    }
+
+    /** {@link #quantize} of groups [g0, g1) only (q and s indexed as for the whole row). */
+    public static void quantizeGroups(float[] x, int g0, int g1, int groupSize, byte[] q, float[] s) {
+        for (int g = g0; g < g1; g++) {
             int base = g * groupSize;
             float wmax = 0.0f;
             for (int i = 0; i < groupSize; i++) {

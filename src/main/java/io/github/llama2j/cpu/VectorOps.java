@@ -94,11 +94,16 @@ public final class VectorOps {
      * Group sizes that are not a multiple of the vector width use the scalar reference.
      */
     public static void quantize(float[] x, int n, int groupSize, byte[] q, float[] s) {
+        quantizeGroups(x, 0, n / groupSize, groupSize, q, s);
+    }
+
+    /** {@link #quantize} of groups [g0, g1) only (q and s indexed as for the whole row; the batched prefill's split). */
+    static void quantizeGroups(float[] x, int g0, int g1, int groupSize, byte[] q, float[] s) {
         if (B == null || groupSize % F.length() != 0) {
-            ScalarKernels.quantize(x, n, groupSize, q, s);
+            ScalarKernels.quantizeGroups(x, g0, g1, groupSize, q, s);
             return;
         }
-        for (int g = 0; g < n / groupSize; g++) {
+        for (int g = g0; g < g1; g++) {
             int base = g * groupSize;
             FloatVector max = FloatVector.zero(F);
             for (int i = base; i < base + groupSize; i += F.length()) {

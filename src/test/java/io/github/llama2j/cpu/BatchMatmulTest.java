@@ -116,6 +116,30 @@ class BatchMatmulTest {
     }
 
     /**
+     * The transposed forms prepared over a pool (column blocks split between workers) equal those prepared on one
+     * thread, for F32 and runq's Q8, token counts with and without whole panels and padding lanes.
+     */
+    @ParameterizedTest
+    @CsvSource({"1, 64, 8", "17, 130, 0", "64, 768, 32", "70, 256, 64", "33, 2048, 64", "5, 96, 4"})
+    void preparationOverAPoolEqualsOneThread(int b, int cols, int groupSize) {
+        Matrix m = groupSize == 0 ? RandomMatrices.f32(arena, rnd, 3, cols, 0) : RandomMatrices.q8(arena, rnd, 3, cols, groupSize);
+        float[][] x = tokens(b, cols);
+        BatchActivations serial = prepared(x, cols, m);
+        BatchActivations pooled = new BatchActivations(b, cols);
+        try (Parallel pool = new Parallel(3)) {
+            pooled.input(x, b, cols);
+            java.util.Arrays.fill(pooled.xT = new float[cols * serial.stride()], Float.NaN); // every lane must be written
+            pooled.prepareFor(m, pool);
+        }
+        int size = cols * serial.stride();
+        assertArrayEquals(Arrays.copyOf(serial.xT, size), Arrays.copyOf(pooled.xT, size), "xT");
+        if (groupSize > 0) {
+            int s = cols / groupSize * serial.stride();
+            assertArrayEquals(Arrays.copyOf(serial.sT, s), Arrays.copyOf(pooled.sT, s), "sT");
+        }
+    }
+
+    /**
      * runq's Q8: each token's row quantized as the one-token path does, then {@link ScalarKernels#matmulQ8}:
      * bit-identical. Group sizes 4 to 128, and 2048 (over {@link BatchMatmul#MAX_EXACT_GROUP}: the one-token
      * kernels per tile).
