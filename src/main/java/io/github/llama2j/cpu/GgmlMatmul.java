@@ -285,8 +285,15 @@ final class GgmlMatmul {
     /**
      * F16 weights to float in int lanes: the sign and the 15 exponent/mantissa bits moved to their
      * float positions ({@code (h << 13) & 0x8FFFE000}), times 2^112 to rebias the exponent (exact,
-     * and right for subnormal halves too); halves with the all-ones exponent (inf, NaN) get the
-     * float's all-ones exponent instead. Two accumulators per row.
+     * and right for subnormal halves too). That is wrong only for halves with the all-ones exponent
+     * (inf, NaN), so each row also keeps the largest {@code h & 0x7FFF} in short lanes (an and and a
+     * max per 2L weights, from a third load of the same bytes, which hits L1), and a row that holds
+     * one is computed again by {@link #f16RowSpecial}, which gives them the float's all-ones
+     * exponent. Two accumulators per row.
+     *
+     * <p>The row-level check replaced a check of every vector (an and, a compare into a mask, an or
+     * of two masks and a test and branch per 2L weights, as {@link #f16RowSpecial} still does):
+     * docs/measurements/2026-12-02-gguf-speed.md has the interleaved timings.
      */
     static void f16(float[] out, Activations x, Matrix.F16 w, int r0, int r1) {
         int n = w.cols();
@@ -296,20 +303,20 @@ final class GgmlMatmul {
         for (int r = r0; r < r1; r++) {
             long base = (long) r * n * 2;
             FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F);
+            ShortVector top = ShortVector.zero(S);
             int j = 0;
             for (; j < upper; j += 2 * L) {
+                top = top.max(ShortVector.fromMemorySegment(S, data, base + 2L * j, LE).and((short) 0x7FFF));
                 IntVector h0 = (IntVector) ShortVector.fromMemorySegment(SH, data, base + 2L * j, LE).convertShape(VectorOperators.S2I, I, 0);
                 IntVector h1 = (IntVector) ShortVector.fromMemorySegment(SH, data, base + 2L * (j + L), LE).convertShape(VectorOperators.S2I, I, 0);
                 FloatVector w0 = h0.lanewise(VectorOperators.LSHL, 13).and(0x8FFFE000).reinterpretAsFloats().mul(0x1p112f);
                 FloatVector w1 = h1.lanewise(VectorOperators.LSHL, 13).and(0x8FFFE000).reinterpretAsFloats().mul(0x1p112f);
-                VectorMask<Integer> special0 = h0.and(0x7C00).compare(VectorOperators.EQ, 0x7C00);
-                VectorMask<Integer> special1 = h1.and(0x7C00).compare(VectorOperators.EQ, 0x7C00);
-                if (special0.or(special1).anyTrue()) {
-                    w0 = ((IntVector) w0.reinterpretAsInts()).lanewise(VectorOperators.OR, 0x7F800000, special0).reinterpretAsFloats();
-                    w1 = ((IntVector) w1.reinterpretAsInts()).lanewise(VectorOperators.OR, 0x7F800000, special1).reinterpretAsFloats();
-                }
                 a0 = w0.fma(FloatVector.fromArray(F, xh, j), a0);
                 a1 = w1.fma(FloatVector.fromArray(F, xh, j + L), a1);
+            }
+            if (top.reduceLanes(VectorOperators.MAX) >= 0x7C00) {
+                out[r] = f16RowSpecial(xh, data, base, n);
+                continue;
             }
             float sum = a0.add(a1).reduceLanes(VectorOperators.ADD);
             for (; j < n; j++) {
@@ -317,6 +324,33 @@ final class GgmlMatmul {
             }
             out[r] = sum;
         }
+    }
+
+    /**
+     * One F16 row as {@link #f16} computes it, for a row holding an inf or NaN half: every vector
+     * checked, and the all-ones exponent set in the lanes that have one.
+     */
+    private static float f16RowSpecial(float[] xh, MemorySegment data, long base, int n) {
+        int upper = n - n % (2 * L);
+        FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F);
+        int j = 0;
+        for (; j < upper; j += 2 * L) {
+            IntVector h0 = (IntVector) ShortVector.fromMemorySegment(SH, data, base + 2L * j, LE).convertShape(VectorOperators.S2I, I, 0);
+            IntVector h1 = (IntVector) ShortVector.fromMemorySegment(SH, data, base + 2L * (j + L), LE).convertShape(VectorOperators.S2I, I, 0);
+            FloatVector w0 = h0.lanewise(VectorOperators.LSHL, 13).and(0x8FFFE000).reinterpretAsFloats().mul(0x1p112f);
+            FloatVector w1 = h1.lanewise(VectorOperators.LSHL, 13).and(0x8FFFE000).reinterpretAsFloats().mul(0x1p112f);
+            VectorMask<Integer> special0 = h0.and(0x7C00).compare(VectorOperators.EQ, 0x7C00);
+            VectorMask<Integer> special1 = h1.and(0x7C00).compare(VectorOperators.EQ, 0x7C00);
+            w0 = ((IntVector) w0.reinterpretAsInts()).lanewise(VectorOperators.OR, 0x7F800000, special0).reinterpretAsFloats();
+            w1 = ((IntVector) w1.reinterpretAsInts()).lanewise(VectorOperators.OR, 0x7F800000, special1).reinterpretAsFloats();
+            a0 = w0.fma(FloatVector.fromArray(F, xh, j), a0);
+            a1 = w1.fma(FloatVector.fromArray(F, xh, j + L), a1);
+        }
+        float sum = a0.add(a1).reduceLanes(VectorOperators.ADD);
+        for (; j < n; j++) {
+            sum += Float.float16ToFloat(data.get(Matrix.SHORT, base + 2L * j)) * xh[j];
+        }
+        return sum;
     }
 
     /** BF16 weights to float in int lanes: the 16 bits shifted to the top. Two accumulators per row. */
