@@ -8,6 +8,7 @@ import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
+import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
@@ -235,6 +236,9 @@ final class GgmlMatmul {
             FloatVector acc = FloatVector.zero(F);
             for (int blk = 0; blk < nb; blk++, b += 210) {
                 IntVector isum = IntVector.zero(I);
+                // at 512 bits: the 16 int8 scales in the 16 int lanes, permuted into each chunk's pair of scales below
+                IntVector scales = CH == 32 ? (IntVector) ByteVector.fromMemorySegment(SCALE_BYTES, data, b + 192, LE)
+                        .convertShape(VectorOperators.B2I, I, 0) : null;
                 for (int half = 0; half < 2; half++) {
                     long ql = b + 64L * half, qh = b + 128 + 32L * half, sc = b + 192 + 8L * half;
                     int xo = blk * 256 + 128 * half;
@@ -255,14 +259,18 @@ final class GgmlMatmul {
                         IntVector i4 = q4.mul(ShortVector.fromArray(S, xq, xo + 96 + k)).reinterpretAsInts();
                         // As ints, lane t holds l = k + 2t and k + 2t + 1, in sub-block (k + 2t) / 16: one
                         // sub-block per chunk below 512 bits; at 512 (32 l) the upper 8 lanes are the next one.
-                        long s = sc + k / 16;
-                        IntVector c1 = IntVector.broadcast(I, data.get(ScalarInts.BYTE, s)), c2 = IntVector.broadcast(I, data.get(ScalarInts.BYTE, s + 2));
-                        IntVector c3 = IntVector.broadcast(I, data.get(ScalarInts.BYTE, s + 4)), c4 = IntVector.broadcast(I, data.get(ScalarInts.BYTE, s + 6));
+                        IntVector c1, c2, c3, c4;
                         if (CH == 32) {
-                            c1 = c1.blend(data.get(ScalarInts.BYTE, s + 1), UPPER);
-                            c2 = c2.blend(data.get(ScalarInts.BYTE, s + 3), UPPER);
-                            c3 = c3.blend(data.get(ScalarInts.BYTE, s + 5), UPPER);
-                            c4 = c4.blend(data.get(ScalarInts.BYTE, s + 7), UPPER);
+                            c1 = scales.rearrange(half == 0 ? PAIR_0 : PAIR_8);
+                            c2 = scales.rearrange(half == 0 ? PAIR_2 : PAIR_10);
+                            c3 = scales.rearrange(half == 0 ? PAIR_4 : PAIR_12);
+                            c4 = scales.rearrange(half == 0 ? PAIR_6 : PAIR_14);
+                        } else {
+                            long s = sc + k / 16;
+                            c1 = IntVector.broadcast(I, data.get(ScalarInts.BYTE, s));
+                            c2 = IntVector.broadcast(I, data.get(ScalarInts.BYTE, s + 2));
+                            c3 = IntVector.broadcast(I, data.get(ScalarInts.BYTE, s + 4));
+                            c4 = IntVector.broadcast(I, data.get(ScalarInts.BYTE, s + 6));
                         }
                         isum = isum.add(i1.add(i1.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16).mul(c1))
                                 .add(i2.add(i2.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16).mul(c2))
@@ -277,8 +285,20 @@ final class GgmlMatmul {
         }
     }
 
-    /** Int lanes t >= 8: at 512 bits, the second sub-block of 16 values in a chunk of 32. */
-    private static final VectorMask<Integer> UPPER = VectorMask.fromLong(I, CH == 32 ? 0xFF00L : 0L);
+    /**
+     * Q6_K at 512 bits, where a chunk of 32 l spans two sub-blocks (int lanes t < 8 and t >= 8): the 16
+     * scales of a super-block are read once, widened to the 16 int lanes, and each chunk's pair
+     * (scales m and m + 1) is one permute, {@code PAIR_m}. It replaced, per pair, two scalar loads,
+     * two broadcasts and a blend; docs/measurements/2026-12-02-gguf-speed.md has the timings.
+     */
+    private static final VectorSpecies<Byte> SCALE_BYTES = ByteVector.SPECIES_128;
+    private static final VectorShuffle<Integer> PAIR_0 = pair(0), PAIR_2 = pair(2), PAIR_4 = pair(4), PAIR_6 = pair(6);
+    private static final VectorShuffle<Integer> PAIR_8 = pair(8), PAIR_10 = pair(10), PAIR_12 = pair(12), PAIR_14 = pair(14);
+
+    /** Lanes t < 8 take lane m, lanes t >= 8 lane m + 1 (at 512 bits; below, lane m, never used). */
+    private static VectorShuffle<Integer> pair(int m) {
+        return VectorShuffle.fromOp(I, t -> CH == 32 ? m + (t >= 8 ? 1 : 0) : 0);
+    }
 
     // ------------------------------------------------------------------ F16 and BF16
 

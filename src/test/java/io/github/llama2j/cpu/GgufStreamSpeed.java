@@ -30,7 +30,7 @@ import java.util.SplittableRandom;
  * java --add-modules jdk.incubator.vector -Xbatch -cp target/test-classes:target/classes \
  *      io.github.llama2j.cpu.GgufStreamSpeed FILE.gguf [SET [SECONDS ROUNDS]]
  *   SET: ffn (w1, w3, w2 of every layer), all (every matrix and the classifier), cls (the classifier),
- *        kv (layer 0's wk alone, which stays in cache)
+ *        kv, v0 (layer 0's wk or wv alone, which stays in cache)
  *   -Dvariants=a,b  runs only these (and "current")
  * </pre>
  */
@@ -75,8 +75,8 @@ public final class GgufStreamSpeed {
         Weights w = model.weights();
         List<Matrix> ms = new ArrayList<>();
         for (int l = 0; l < w.wq().length; l++) {
-            if (set.equals("kv")) { // layer 0's wk alone: it stays in the caches (L3)
-                ms.add(w.wk()[0]);
+            if (set.equals("kv") || set.equals("v0")) { // layer 0's wk or wv alone: it stays in the caches
+                ms.add(set.equals("kv") ? w.wk()[0] : w.wv()[0]);
                 break;
             }
             if (!set.equals("cls") && !set.equals("ffn")) {
@@ -86,7 +86,7 @@ public final class GgufStreamSpeed {
                 ms.addAll(List.of(w.w1()[l], w.w3()[l], w.w2()[l]));
             }
         }
-        if (!set.equals("ffn") && !set.equals("kv")) {
+        if (!set.equals("ffn") && !set.equals("kv") && !set.equals("v0")) {
             ms.add(w.classifier());
         }
         long total = 0;

@@ -35,6 +35,12 @@ final class GgufStreamVariants {
         vs.add(new GgufStreamSpeed.Variant("f16nosp", (o, a, m) -> {
             if (m instanceof Matrix.F16 h) f16nosp(o, a, h, 0, m.rows()); else new VectorKernels().matmul(o, a, m, 0, m.rows());
         }));
+        vs.add(new GgufStreamSpeed.Variant("q8mf", (o, a, m) -> {
+            if (m instanceof Matrix.Q8_0 q) q8mf(o, a, q, 0, m.rows()); else new VectorKernels().matmul(o, a, m, 0, m.rows());
+        }));
+        vs.add(new GgufStreamSpeed.Variant("q6old", (o, a, m) -> {
+            if (m instanceof Matrix.Q6_K q) q6old(o, a, q, 0, m.rows()); else new VectorKernels().matmul(o, a, m, 0, m.rows());
+        }));
         vs.add(new GgufStreamSpeed.Variant("q8i2u", (o, a, m) -> {
             if (m instanceof Matrix.Q8_0 q) q8i2u(o, a, q, 0, m.rows()); else new VectorKernels().matmul(o, a, m, 0, m.rows());
         }));
@@ -216,4 +222,88 @@ final class GgufStreamVariants {
             out[r] = sum;
         }
     }
+
+    /** Q8_0 int path with the pair fold as one multiply by 0x10001 and a shift (p + (p << 16) = p * 0x10001 mod 2^32). */
+    static void q8mf(float[] out, Activations x, Matrix.Q8_0 w, int r0, int r1) {
+        int n = w.cols(), nb = n / 32;
+        short[] xq = x.q80;
+        float[] xd = x.q80Scales;
+        MemorySegment data = w.data();
+        long rowBytes = Matrix.Q8_0.rowBytes(n);
+        for (int r = r0; r < r1; r++) {
+            long b = r * rowBytes;
+            FloatVector acc = FloatVector.zero(F);
+            for (int blk = 0; blk < nb; blk++, b += 34) {
+                int j = blk * 32;
+                IntVector p = ((ShortVector) ByteVector.fromMemorySegment(BS, data, b + 2, LE).convertShape(VectorOperators.B2S, S, 0))
+                        .mul(ShortVector.fromArray(S, xq, j)).reinterpretAsInts();
+                IntVector isum = p.mul(0x10001).lanewise(VectorOperators.ASHR, 16);
+                for (int k = CH; k < 32; k += CH) {
+                    p = ((ShortVector) ByteVector.fromMemorySegment(BS, data, b + 2 + k, LE).convertShape(VectorOperators.B2S, S, 0))
+                            .mul(ShortVector.fromArray(S, xq, j + k)).reinterpretAsInts();
+                    isum = isum.add(p.mul(0x10001).lanewise(VectorOperators.ASHR, 16));
+                }
+                float scale = Float.float16ToFloat(data.get(Matrix.SHORT, b)) * xd[blk];
+                acc = ((FloatVector) isum.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, scale), acc);
+            }
+            out[r] = acc.reduceLanes(VectorOperators.ADD);
+        }
+    }
+
+    static final jdk.incubator.vector.VectorMask<Integer> UPPER = jdk.incubator.vector.VectorMask.fromLong(I, CH == 32 ? 0xFF00L : 0L);
+
+    /** GgmlMatmul.q6_K before the scale vectors were permuted from one load (commit b8dd683). */
+    static void q6old(float[] out, Activations x, Matrix.Q6_K w, int r0, int r1) {
+        int n = w.cols(), nb = n / 256;
+        short[] xq = x.q8K;
+        float[] xd = x.q8KScales;
+        MemorySegment data = w.data();
+        long rowBytes = Matrix.Q6_K.rowBytes(n);
+        for (int r = r0; r < r1; r++) {
+            long b = r * rowBytes;
+            FloatVector acc = FloatVector.zero(F);
+            for (int blk = 0; blk < nb; blk++, b += 210) {
+                IntVector isum = IntVector.zero(I);
+                for (int half = 0; half < 2; half++) {
+                    long ql = b + 64L * half, qh = b + 128 + 32L * half, sc = b + 192 + 8L * half;
+                    int xo = blk * 256 + 128 * half;
+                    for (int k = 0; k < 32; k += CH) {
+                        ShortVector a = (ShortVector) ByteVector.fromMemorySegment(BS, data, ql + k, LE)
+                                .convertShape(VectorOperators.ZERO_EXTEND_B2S, S, 0);
+                        ShortVector c = (ShortVector) ByteVector.fromMemorySegment(BS, data, ql + 32 + k, LE)
+                                .convertShape(VectorOperators.ZERO_EXTEND_B2S, S, 0);
+                        ShortVector h = (ShortVector) ByteVector.fromMemorySegment(BS, data, qh + k, LE)
+                                .convertShape(VectorOperators.ZERO_EXTEND_B2S, S, 0);
+                        ShortVector q1 = a.and((short) 0x0F).or(h.and((short) 3).lanewise(VectorOperators.LSHL, 4)).sub((short) 32);
+                        ShortVector q2 = c.and((short) 0x0F).or(h.and((short) 0x0C).lanewise(VectorOperators.LSHL, 2)).sub((short) 32);
+                        ShortVector q3 = a.lanewise(VectorOperators.LSHR, 4).or(h.and((short) 0x30)).sub((short) 32);
+                        ShortVector q4 = c.lanewise(VectorOperators.LSHR, 4).or(h.lanewise(VectorOperators.LSHR, 2).and((short) 0x30)).sub((short) 32);
+                        IntVector i1 = q1.mul(ShortVector.fromArray(S, xq, xo + k)).reinterpretAsInts();
+                        IntVector i2 = q2.mul(ShortVector.fromArray(S, xq, xo + 32 + k)).reinterpretAsInts();
+                        IntVector i3 = q3.mul(ShortVector.fromArray(S, xq, xo + 64 + k)).reinterpretAsInts();
+                        IntVector i4 = q4.mul(ShortVector.fromArray(S, xq, xo + 96 + k)).reinterpretAsInts();
+                        // As ints, lane t holds l = k + 2t and k + 2t + 1, in sub-block (k + 2t) / 16: one
+                        // sub-block per chunk below 512 bits; at 512 (32 l) the upper 8 lanes are the next one.
+                        long s = sc + k / 16;
+                        IntVector c1 = IntVector.broadcast(I, data.get(java.lang.foreign.ValueLayout.JAVA_BYTE, s)), c2 = IntVector.broadcast(I, data.get(java.lang.foreign.ValueLayout.JAVA_BYTE, s + 2));
+                        IntVector c3 = IntVector.broadcast(I, data.get(java.lang.foreign.ValueLayout.JAVA_BYTE, s + 4)), c4 = IntVector.broadcast(I, data.get(java.lang.foreign.ValueLayout.JAVA_BYTE, s + 6));
+                        if (CH == 32) {
+                            c1 = c1.blend(data.get(java.lang.foreign.ValueLayout.JAVA_BYTE, s + 1), GgufStreamVariants.UPPER);
+                            c2 = c2.blend(data.get(java.lang.foreign.ValueLayout.JAVA_BYTE, s + 3), GgufStreamVariants.UPPER);
+                            c3 = c3.blend(data.get(java.lang.foreign.ValueLayout.JAVA_BYTE, s + 5), GgufStreamVariants.UPPER);
+                            c4 = c4.blend(data.get(java.lang.foreign.ValueLayout.JAVA_BYTE, s + 7), GgufStreamVariants.UPPER);
+                        }
+                        isum = isum.add(i1.add(i1.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16).mul(c1))
+                                .add(i2.add(i2.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16).mul(c2))
+                                .add(i3.add(i3.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16).mul(c3))
+                                .add(i4.add(i4.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16).mul(c4));
+                    }
+                }
+                float scale = Float.float16ToFloat(data.get(Matrix.SHORT, b + 208)) * xd[blk];
+                acc = ((FloatVector) isum.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, scale), acc);
+            }
+            out[r] = acc.reduceLanes(VectorOperators.ADD);
+        }
+    }
+
 }
