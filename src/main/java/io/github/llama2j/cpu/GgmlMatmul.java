@@ -289,7 +289,8 @@ final class GgmlMatmul {
      * Q6_K at 512 bits, where a chunk of 32 l spans two sub-blocks (int lanes t < 8 and t >= 8): the 16
      * scales of a super-block are read once, widened to the 16 int lanes, and each chunk's pair
      * (scales m and m + 1) is one permute, {@code PAIR_m}. It replaced, per pair, two scalar loads,
-     * two broadcasts and a blend; docs/measurements/2026-12-02-gguf-speed.md has the timings.
+     * two broadcasts and a blend: 1.47× in cache and 1.45× from DRAM, per-round medians of interleaved
+     * runs on a loaded machine (docs/measurements/2026-12-02-gguf-speed.md).
      */
     private static final VectorSpecies<Byte> SCALE_BYTES = ByteVector.SPECIES_128;
     private static final VectorShuffle<Integer> PAIR_0 = pair(0), PAIR_2 = pair(2), PAIR_4 = pair(4), PAIR_6 = pair(6);
@@ -312,8 +313,9 @@ final class GgmlMatmul {
      * exponent. Two accumulators per row.
      *
      * <p>The row-level check replaced a check of every vector (an and, a compare into a mask, an or
-     * of two masks and a test and branch per 2L weights, as {@link #f16RowSpecial} still does):
-     * docs/measurements/2026-12-02-gguf-speed.md has the interleaved timings.
+     * of two masks and a test and branch per 2L weights, as {@link #f16RowSpecial} still does): 1.12×
+     * in cache at 512 bits, per-round median of interleaved runs on a loaded machine (within noise from
+     * DRAM there), docs/measurements/2026-12-02-gguf-speed.md.
      */
     static void f16(float[] out, Activations x, Matrix.F16 w, int r0, int r1) {
         int n = w.cols();
