@@ -8,6 +8,7 @@ import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
+import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
@@ -235,6 +236,9 @@ final class GgmlMatmul {
             FloatVector acc = FloatVector.zero(F);
             for (int blk = 0; blk < nb; blk++, b += 210) {
                 IntVector isum = IntVector.zero(I);
+                // at 512 bits: the 16 int8 scales in the 16 int lanes, permuted into each chunk's pair of scales below
+                IntVector scales = CH == 32 ? (IntVector) ByteVector.fromMemorySegment(SCALE_BYTES, data, b + 192, LE)
+                        .convertShape(VectorOperators.B2I, I, 0) : null;
                 for (int half = 0; half < 2; half++) {
                     long ql = b + 64L * half, qh = b + 128 + 32L * half, sc = b + 192 + 8L * half;
                     int xo = blk * 256 + 128 * half;
@@ -255,14 +259,18 @@ final class GgmlMatmul {
                         IntVector i4 = q4.mul(ShortVector.fromArray(S, xq, xo + 96 + k)).reinterpretAsInts();
                         // As ints, lane t holds l = k + 2t and k + 2t + 1, in sub-block (k + 2t) / 16: one
                         // sub-block per chunk below 512 bits; at 512 (32 l) the upper 8 lanes are the next one.
-                        long s = sc + k / 16;
-                        IntVector c1 = IntVector.broadcast(I, data.get(ScalarInts.BYTE, s)), c2 = IntVector.broadcast(I, data.get(ScalarInts.BYTE, s + 2));
-                        IntVector c3 = IntVector.broadcast(I, data.get(ScalarInts.BYTE, s + 4)), c4 = IntVector.broadcast(I, data.get(ScalarInts.BYTE, s + 6));
+                        IntVector c1, c2, c3, c4;
                         if (CH == 32) {
-                            c1 = c1.blend(data.get(ScalarInts.BYTE, s + 1), UPPER);
-                            c2 = c2.blend(data.get(ScalarInts.BYTE, s + 3), UPPER);
-                            c3 = c3.blend(data.get(ScalarInts.BYTE, s + 5), UPPER);
-                            c4 = c4.blend(data.get(ScalarInts.BYTE, s + 7), UPPER);
+                            c1 = scales.rearrange(half == 0 ? PAIR_0 : PAIR_8);
+                            c2 = scales.rearrange(half == 0 ? PAIR_2 : PAIR_10);
+                            c3 = scales.rearrange(half == 0 ? PAIR_4 : PAIR_12);
+                            c4 = scales.rearrange(half == 0 ? PAIR_6 : PAIR_14);
+                        } else {
+                            long s = sc + k / 16;
+                            c1 = IntVector.broadcast(I, data.get(ScalarInts.BYTE, s));
+                            c2 = IntVector.broadcast(I, data.get(ScalarInts.BYTE, s + 2));
+                            c3 = IntVector.broadcast(I, data.get(ScalarInts.BYTE, s + 4));
+                            c4 = IntVector.broadcast(I, data.get(ScalarInts.BYTE, s + 6));
                         }
                         isum = isum.add(i1.add(i1.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16).mul(c1))
                                 .add(i2.add(i2.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16).mul(c2))
@@ -277,16 +285,37 @@ final class GgmlMatmul {
         }
     }
 
-    /** Int lanes t >= 8: at 512 bits, the second sub-block of 16 values in a chunk of 32. */
-    private static final VectorMask<Integer> UPPER = VectorMask.fromLong(I, CH == 32 ? 0xFF00L : 0L);
+    /**
+     * Q6_K at 512 bits, where a chunk of 32 l spans two sub-blocks (int lanes t < 8 and t >= 8): the 16
+     * scales of a super-block are read once, widened to the 16 int lanes, and each chunk's pair
+     * (scales m and m + 1) is one permute, {@code PAIR_m}. It replaced, per pair, two scalar loads,
+     * two broadcasts and a blend: 1.47× in cache and 1.45× from DRAM, per-round medians of interleaved
+     * runs on a loaded machine (docs/measurements/2026-12-02-gguf-speed.md).
+     */
+    private static final VectorSpecies<Byte> SCALE_BYTES = ByteVector.SPECIES_128;
+    private static final VectorShuffle<Integer> PAIR_0 = pair(0), PAIR_2 = pair(2), PAIR_4 = pair(4), PAIR_6 = pair(6);
+    private static final VectorShuffle<Integer> PAIR_8 = pair(8), PAIR_10 = pair(10), PAIR_12 = pair(12), PAIR_14 = pair(14);
+
+    /** Lanes t < 8 take lane m, lanes t >= 8 lane m + 1 (at 512 bits; below, lane m, never used). */
+    private static VectorShuffle<Integer> pair(int m) {
+        return VectorShuffle.fromOp(I, t -> CH == 32 ? m + (t >= 8 ? 1 : 0) : 0);
+    }
 
     // ------------------------------------------------------------------ F16 and BF16
 
     /**
      * F16 weights to float in int lanes: the sign and the 15 exponent/mantissa bits moved to their
      * float positions ({@code (h << 13) & 0x8FFFE000}), times 2^112 to rebias the exponent (exact,
-     * and right for subnormal halves too); halves with the all-ones exponent (inf, NaN) get the
-     * float's all-ones exponent instead. Two accumulators per row.
+     * and right for subnormal halves too). That is wrong only for halves with the all-ones exponent
+     * (inf, NaN), so each row also keeps the largest {@code h & 0x7FFF} in short lanes (an and and a
+     * max per 2L weights, from a third load of the same bytes, which hits L1), and a row that holds
+     * one is computed again by {@link #f16RowSpecial}, which gives them the float's all-ones
+     * exponent. Two accumulators per row.
+     *
+     * <p>The row-level check replaced a check of every vector (an and, a compare into a mask, an or
+     * of two masks and a test and branch per 2L weights, as {@link #f16RowSpecial} still does): 1.12×
+     * in cache at 512 bits, per-round median of interleaved runs on a loaded machine (within noise from
+     * DRAM there), docs/measurements/2026-12-02-gguf-speed.md.
      */
     static void f16(float[] out, Activations x, Matrix.F16 w, int r0, int r1) {
         int n = w.cols();
@@ -296,20 +325,20 @@ final class GgmlMatmul {
         for (int r = r0; r < r1; r++) {
             long base = (long) r * n * 2;
             FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F);
+            ShortVector top = ShortVector.zero(S);
             int j = 0;
             for (; j < upper; j += 2 * L) {
+                top = top.max(ShortVector.fromMemorySegment(S, data, base + 2L * j, LE).and((short) 0x7FFF));
                 IntVector h0 = (IntVector) ShortVector.fromMemorySegment(SH, data, base + 2L * j, LE).convertShape(VectorOperators.S2I, I, 0);
                 IntVector h1 = (IntVector) ShortVector.fromMemorySegment(SH, data, base + 2L * (j + L), LE).convertShape(VectorOperators.S2I, I, 0);
                 FloatVector w0 = h0.lanewise(VectorOperators.LSHL, 13).and(0x8FFFE000).reinterpretAsFloats().mul(0x1p112f);
                 FloatVector w1 = h1.lanewise(VectorOperators.LSHL, 13).and(0x8FFFE000).reinterpretAsFloats().mul(0x1p112f);
-                VectorMask<Integer> special0 = h0.and(0x7C00).compare(VectorOperators.EQ, 0x7C00);
-                VectorMask<Integer> special1 = h1.and(0x7C00).compare(VectorOperators.EQ, 0x7C00);
-                if (special0.or(special1).anyTrue()) {
-                    w0 = ((IntVector) w0.reinterpretAsInts()).lanewise(VectorOperators.OR, 0x7F800000, special0).reinterpretAsFloats();
-                    w1 = ((IntVector) w1.reinterpretAsInts()).lanewise(VectorOperators.OR, 0x7F800000, special1).reinterpretAsFloats();
-                }
                 a0 = w0.fma(FloatVector.fromArray(F, xh, j), a0);
                 a1 = w1.fma(FloatVector.fromArray(F, xh, j + L), a1);
+            }
+            if (top.reduceLanes(VectorOperators.MAX) >= 0x7C00) {
+                out[r] = f16RowSpecial(xh, data, base, n);
+                continue;
             }
             float sum = a0.add(a1).reduceLanes(VectorOperators.ADD);
             for (; j < n; j++) {
@@ -317,6 +346,33 @@ final class GgmlMatmul {
             }
             out[r] = sum;
         }
+    }
+
+    /**
+     * One F16 row as {@link #f16} computes it, for a row holding an inf or NaN half: every vector
+     * checked, and the all-ones exponent set in the lanes that have one.
+     */
+    private static float f16RowSpecial(float[] xh, MemorySegment data, long base, int n) {
+        int upper = n - n % (2 * L);
+        FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F);
+        int j = 0;
+        for (; j < upper; j += 2 * L) {
+            IntVector h0 = (IntVector) ShortVector.fromMemorySegment(SH, data, base + 2L * j, LE).convertShape(VectorOperators.S2I, I, 0);
+            IntVector h1 = (IntVector) ShortVector.fromMemorySegment(SH, data, base + 2L * (j + L), LE).convertShape(VectorOperators.S2I, I, 0);
+            FloatVector w0 = h0.lanewise(VectorOperators.LSHL, 13).and(0x8FFFE000).reinterpretAsFloats().mul(0x1p112f);
+            FloatVector w1 = h1.lanewise(VectorOperators.LSHL, 13).and(0x8FFFE000).reinterpretAsFloats().mul(0x1p112f);
+            VectorMask<Integer> special0 = h0.and(0x7C00).compare(VectorOperators.EQ, 0x7C00);
+            VectorMask<Integer> special1 = h1.and(0x7C00).compare(VectorOperators.EQ, 0x7C00);
+            w0 = ((IntVector) w0.reinterpretAsInts()).lanewise(VectorOperators.OR, 0x7F800000, special0).reinterpretAsFloats();
+            w1 = ((IntVector) w1.reinterpretAsInts()).lanewise(VectorOperators.OR, 0x7F800000, special1).reinterpretAsFloats();
+            a0 = w0.fma(FloatVector.fromArray(F, xh, j), a0);
+            a1 = w1.fma(FloatVector.fromArray(F, xh, j + L), a1);
+        }
+        float sum = a0.add(a1).reduceLanes(VectorOperators.ADD);
+        for (; j < n; j++) {
+            sum += Float.float16ToFloat(data.get(Matrix.SHORT, base + 2L * j)) * xh[j];
+        }
+        return sum;
     }
 
     /** BF16 weights to float in int lanes: the 16 bits shifted to the top. Two accumulators per row. */

@@ -472,6 +472,48 @@ class GgmlKernelsTest {
         assertTrue(Float.isNaN(a.bf16[7]) && Float.isNaN(a.f16[7]));
     }
 
+    /**
+     * The vector F16 kernel checks each row for inf/NaN halves once and computes such a row again
+     * with the check in every vector: on random rows, some holding one special half at a random
+     * column (in the vector loop or in the scalar tail), every row must be what the scalar kernel
+     * gives: the same inf or NaN for a special row, within float rounding for the others.
+     */
+    @Test
+    void f16KernelFindsSpecialHalvesInAnyRow() {
+        int rows = 64, cols = 2 * 2 * FloatVector.SPECIES_PREFERRED.length() * 3 + 5; // three passes and a tail
+        MemorySegment s = arena.allocate(2L * rows * cols);
+        for (long i = 0; i < (long) rows * cols; i++) {
+            s.set(Matrix.SHORT, 2 * i, Float.floatToFloat16((float) rnd.nextGaussian()));
+        }
+        short[] specials = {(short) 0x7C00, (short) 0xFC00, (short) 0x7E00, (short) 0xFE01};
+        boolean[] special = new boolean[rows];
+        for (int r = 0; r < rows; r++) {
+            if (rnd.nextInt(3) == 0) {
+                special[r] = true;
+                s.set(Matrix.SHORT, 2L * ((long) r * cols + rnd.nextInt(cols)), specials[rnd.nextInt(specials.length)]);
+            }
+        }
+        Matrix.F16 m = new Matrix.F16(s, rows, cols);
+        float[] x = new float[cols];
+        for (int i = 0; i < cols; i++) {
+            x[i] = (float) rnd.nextGaussian();
+        }
+        Activations a = new Activations(cols);
+        a.input(x, cols);
+        a.prepareFor(m);
+        float[] want = new float[rows], got = new float[rows];
+        new ScalarKernels().matmul(want, a, m, 0, rows);
+        new VectorKernels().matmul(got, a, m, 0, rows);
+        for (int r = 0; r < rows; r++) {
+            if (special[r]) {
+                assertTrue(!Float.isFinite(want[r]), where + ": row " + r);
+                assertEquals(Float.floatToIntBits(want[r]), Float.floatToIntBits(got[r]), where + ": row " + r + " holds an inf/NaN half");
+            } else {
+                assertTrue(Float.isFinite(got[r]) && Math.abs(got[r] - want[r]) <= 1e-4 * cols, where + ": row " + r + ": " + got[r] + " vs " + want[r]);
+            }
+        }
+    }
+
     @Test
     void f16KernelReadsInfinitiesAndNaNs() {
         MemorySegment s = arena.allocate(2 * 64);

@@ -1,0 +1,190 @@
+package io.github.llama2j.cpu;
+
+import io.github.llama2j.model.GgufModelLoader;
+import io.github.llama2j.model.Matrix;
+import io.github.llama2j.model.Model;
+import io.github.llama2j.model.Weights;
+import jdk.incubator.vector.ByteVector;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.LongVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.management.ManagementFactory;
+import java.lang.management.ThreadMXBean;
+import java.nio.ByteOrder;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+import java.util.SplittableRandom;
+
+/**
+ * Benchmark (not a test): a GGUF file's matrices, as the engine streams them from the mapped file
+ * (from DRAM: a pass reads hundreds of MB), through the kernels' variants and through a plain
+ * streaming read of the same bytes (the ceiling), one thread, GB/s of weights per second of the
+ * thread's CPU time, rounds in a rotated order, ratios per round.
+ * <pre>
+ * java --add-modules jdk.incubator.vector -Xbatch -cp target/test-classes:target/classes \
+ *      io.github.llama2j.cpu.GgufStreamSpeed FILE.gguf [SET [SECONDS ROUNDS]]
+ *   SET: ffn (w1, w3, w2 of every layer), all (every matrix and the classifier), cls (the classifier),
+ *        kv, v0 (layer 0's wk or wv alone, which stays in cache)
+ *   -Dvariants=a,b  runs only these (and "current")
+ * </pre>
+ */
+public final class GgufStreamSpeed {
+    private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
+    private static final VectorSpecies<Long> LS = LongVector.SPECIES_PREFERRED;
+    private static final VectorSpecies<Byte> BB = ByteVector.SPECIES_PREFERRED;
+
+    interface K {
+        void run(float[] out, Activations x, Matrix m);
+    }
+
+    record Variant(String name, K k) {
+    }
+
+    /** The ceiling: every byte of the matrix read once, 4 independent accumulators. */
+    static long stream(MemorySegment s) {
+        long n = s.byteSize(), step = BB.length() * 4L, upper = n - n % step;
+        LongVector a0 = LongVector.zero(LS), a1 = a0, a2 = a0, a3 = a0;
+        long i = 0;
+        for (; i < upper; i += step) {
+            a0 = a0.add(LongVector.fromMemorySegment(LS, s, i, LE));
+            a1 = a1.add(LongVector.fromMemorySegment(LS, s, i + BB.length(), LE));
+            a2 = a2.add(LongVector.fromMemorySegment(LS, s, i + 2L * BB.length(), LE));
+            a3 = a3.add(LongVector.fromMemorySegment(LS, s, i + 3L * BB.length(), LE));
+        }
+        long r = a0.add(a1).add(a2.add(a3)).reduceLanes(VectorOperators.ADD);
+        for (; i < n; i++) {
+            r += s.get(java.lang.foreign.ValueLayout.JAVA_BYTE, i);
+        }
+        return r;
+    }
+
+    static volatile long sink;
+
+    public static void main(String[] args) throws Exception {
+        Path file = Path.of(args[0]);
+        String set = args.length > 1 ? args[1] : "ffn";
+        double seconds = args.length > 2 ? Double.parseDouble(args[2]) : 1.0;
+        int rounds = args.length > 3 ? Integer.parseInt(args[3]) : 7;
+        Model model = GgufModelLoader.load(file);
+        Weights w = model.weights();
+        List<Matrix> ms = new ArrayList<>();
+        for (int l = 0; l < w.wq().length; l++) {
+            if (set.equals("kv") || set.equals("v0")) { // layer 0's wk or wv alone: it stays in the caches
+                ms.add(set.equals("kv") ? w.wk()[0] : w.wv()[0]);
+                break;
+            }
+            if (!set.equals("cls") && !set.equals("ffn")) {
+                ms.addAll(List.of(w.wq()[l], w.wk()[l], w.wv()[l], w.wo()[l]));
+            }
+            if (!set.equals("cls")) {
+                ms.addAll(List.of(w.w1()[l], w.w3()[l], w.w2()[l]));
+            }
+        }
+        if (!set.equals("ffn") && !set.equals("kv") && !set.equals("v0")) {
+            ms.add(w.classifier());
+        }
+        long total = 0;
+        int maxRows = 0, maxCols = 0;
+        for (Matrix m : ms) {
+            total += m.byteSize();
+            maxRows = Math.max(maxRows, m.rows());
+            maxCols = Math.max(maxCols, m.cols());
+        }
+        SplittableRandom rnd = new SplittableRandom(7);
+        java.util.Map<Integer, Activations> acts = new java.util.HashMap<>();
+        for (Matrix m : ms) {
+            acts.computeIfAbsent(m.cols(), n -> {
+                float[] x = new float[n];
+                for (int i = 0; i < n; i++) {
+                    x[i] = (float) rnd.nextGaussian();
+                }
+                Activations a = new Activations(n);
+                a.input(x, n);
+                return a;
+            });
+            acts.get(m.cols()).prepareFor(m);
+        }
+        float[] out = new float[maxRows], ref = new float[maxRows];
+        VectorKernels vk = new VectorKernels();
+        List<Variant> vs = new ArrayList<>();
+        vs.add(new Variant("current", (o, a, m) -> vk.matmul(o, a, m, 0, m.rows())));
+        vs.add(new Variant("stream", (o, a, m) -> sink += stream(((Matrix.Ggml) m).data())));
+        GgufStreamVariants.add(vs);
+        String only = System.getProperty("variants");
+        if (only != null) {
+            List<String> keep = List.of(only.split(","));
+            vs.removeIf(v -> !v.name.equals("current") && !keep.contains(v.name));
+        }
+        // check each variant against the scalar reference on the first matrices of each shape
+        ScalarKernels sk = new ScalarKernels();
+        for (Variant v : vs) {
+            if (v.name.equals("stream")) {
+                continue;
+            }
+            double worst = 0;
+            for (Matrix m : ms.subList(0, Math.min(ms.size(), 8))) {
+                Activations a = acts.get(m.cols());
+                sk.matmul(ref, a, m, 0, m.rows());
+                Arrays.fill(out, Float.NaN);
+                v.k.run(out, a, m);
+                for (int r = 0; r < m.rows(); r++) {
+                    worst = Math.max(worst, Math.abs(out[r] - ref[r]) / (Math.abs(ref[r]) + 1e-3));
+                }
+            }
+            System.out.printf(Locale.ROOT, "check %-12s max rel diff vs scalar %.2e%n", v.name, worst);
+        }
+        ThreadMXBean cpu = ManagementFactory.getThreadMXBean();
+        int nv = vs.size();
+        for (Variant v : vs) {
+            long t0 = cpu.getCurrentThreadCpuTime();
+            while (cpu.getCurrentThreadCpuTime() - t0 < 2_000_000_000L) {
+                for (Matrix m : ms) {
+                    v.k.run(out, acts.get(m.cols()), m);
+                }
+            }
+        }
+        double[][] gbs = new double[nv][rounds];
+        String load0 = loadavg();
+        for (int round = 0; round < rounds; round++) {
+            for (int t = 0; t < nv; t++) {
+                int vi = (t + round) % nv;
+                Variant v = vs.get(vi);
+                long t0 = cpu.getCurrentThreadCpuTime(), bytes = 0;
+                while (cpu.getCurrentThreadCpuTime() - t0 < (long) (seconds * 1e9)) {
+                    for (Matrix m : ms) {
+                        v.k.run(out, acts.get(m.cols()), m);
+                        bytes += m.byteSize();
+                    }
+                }
+                gbs[vi][round] = bytes / (double) (cpu.getCurrentThreadCpuTime() - t0);
+            }
+        }
+        System.out.printf(Locale.ROOT, "%s set %s: %d matrices, %d MB, %d-bit, %d rounds x %.2f s, load before %s, after %s%n",
+                file.getFileName(), set, ms.size(), total >> 20, FloatVector.SPECIES_PREFERRED.vectorBitSize(), rounds, seconds, load0, loadavg());
+        for (int vi = 0; vi < nv; vi++) {
+            double[] g = gbs[vi].clone(), ratio = new double[rounds];
+            for (int i = 0; i < rounds; i++) {
+                ratio[i] = gbs[vi][i] / gbs[0][i];
+            }
+            Arrays.sort(g);
+            Arrays.sort(ratio);
+            System.out.printf(Locale.ROOT, "  %-12s median %6.2f  best %6.2f GB/s (CPU time); / current per round: median %.2f (quartiles %.2f-%.2f)%n",
+                    vs.get(vi).name, g[g.length / 2], g[g.length - 1], ratio[rounds / 2], ratio[rounds / 4], ratio[(3 * rounds) / 4]);
+        }
+        model.close();
+    }
+
+    static String loadavg() {
+        try {
+            return java.nio.file.Files.readString(Path.of("/proc/loadavg")).trim();
+        } catch (java.io.IOException e) {
+            return "?";
+        }
+    }
+}
