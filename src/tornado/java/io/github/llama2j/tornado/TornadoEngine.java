@@ -297,6 +297,7 @@ public final class TornadoEngine implements InferenceEngine {
     }
 
     /** Graph executions per token (each one a host-side {@code execute()} of TornadoVM's interpreter). */
+    @Override
     public int graphsPerToken() {
         return graphCount;
     }
