@@ -37,7 +37,7 @@ class GraphPackingTest {
         assertArrayEquals(new int[]{0, 3, 6}, p.start());
         assertTrue(p.outputOwnGraph());
         assertEquals(3, p.graphs());
-        // one layer per graph (the profile's layout): the classifier always in a graph of its own
+        // one layer per graph (the former layout): the classifier always in a graph of its own
         p = ForwardGraph.pack(40, five, 60, 8192, 1);
         assertArrayEquals(new int[]{0, 1, 2, 3, 4, 5}, p.start());
         assertTrue(p.outputOwnGraph());

@@ -23,12 +23,13 @@ import java.util.List;
 
 /**
  * The whole forward pass as a chain of TornadoVM task graphs in one execution plan, built once at load
- * time: graph {@code first} embeds the token and runs layer 0, one graph {@code layer} runs each further
- * layer, and graph {@code output} applies the final norm and the classifier. A task id is {@code graph.task}
- * ({@code layer.qkv}); the same id is used in the graph, in the {@link GridScheduler} and in TornadoVM's
- * profiler output; the profile names tasks by layer ({@code layer5.qkv}, see {@link #tasks()}).
+ * time: {@value #LAYERS_PER_GRAPH} layers per graph, the first graph also embeds the token, the last also
+ * applies the final norm and the classifier. Every graph is named {@value #GRAPH}; a task id is
+ * {@code forward.kind} for a graph's first layer and {@code forward.kind_s} for its layer slot s
+ * ({@code forward.qkv}, {@code forward.qkv_1}); the same id is used in the graph, in the {@link GridScheduler}
+ * and in TornadoVM's profiler output; the profile names tasks by layer ({@code layer5.qkv}, see {@link #tasks()}).
  * <pre>
- *   state ─► first [embed, layer 0] ─► layer [layer 1] ─► ... ─► layer [layer L-1] ─► output [final norm, classifier] ─► logits
+ *   state ─► forward [embed, layers 0, 1] ─► forward [layers 2, 3] ─► ... ─► forward [layer L-1, final norm + classifier] ─► logits
  *            state, rope, x, q, xb, hb, att (GGUF: qkv): persisted by each graph, consumed by the next
  * </pre>
  * Launches per token, whatever the weights' type: 5 per layer ({@code qkv}, {@code attention}, {@code wo},
@@ -37,18 +38,23 @@ import java.util.List;
  * has one more per product that cannot be stacked). No launch normalises or quantizes on its own: every
  * work-group of a consumer computes rmsnorm's sum of squares, and the Q8/F16 form of its input, itself.
  *
- * <p>Why every further layer's graph has the same name: TornadoVM caches compiled kernels per plan by task
- * id, so the tasks of layers 2..L-1 reuse what layer 1's compiled (their shapes, hence the specialised code,
- * are the same; the graphs also share one grid per task). JIT time is that of at most two layers plus the
- * embedding and the output, whatever the depth. (Layer 0 shares a graph with the embedding: a graph that
- * only embedded would have to persist buffers that none of its tasks allocates on the device.) (It also keeps every graph far below TornadoVM's fixed 8 KiB task record,
- * 15 bytes per task plus 5 per argument, that one graph for a whole 7B model overflowed.) The activations
- * never leave the device between graphs: each graph persists them ({@code persistOnDevice}) and the next
- * consumes them ({@code consumeFromDevice}; TornadoVM takes them from the graph executed just before, so the
- * graphs are launched one by one, in order); a layer's key/value caches are used by that layer's graph only.
+ * <p>Why this layout (TornadoVM 5.2's source): compiled kernels are cached per execution plan by task id
+ * and method ({@code OCLDeviceContext.isCached(plan, id, method)}), so a task whose id and method an earlier
+ * graph compiled is not compiled again: every graph has the same name, and slot s of every graph reuses the
+ * kernels slot s of the first graph compiled. Two tasks of one id in one graph are not possible (a
+ * {@code CompilableTask} equals another of the same id, and TornadoVM's execution context keeps one of them),
+ * hence one set of ids per layer slot. JIT work is that of {@value #LAYERS_PER_GRAPH} layers plus the
+ * embedding and the classifier, whatever the depth, plus TornadoVM's forced recompilation of each graph's last
+ * task ({@code TornadoVMInterpreter}: the last task of a graph is always compiled, for FPGAs). Graph executions
+ * per token are ⌈layers / {@value #LAYERS_PER_GRAPH}⌉ (each a host-side {@code execute()} of TornadoVM's
+ * interpreter, see docs/tornadovm-performance.md). Every graph stays far below TornadoVM's fixed 8 KiB task
+ * record ({@link #TASK_RECORD_BYTES}; {@link #pack} starts a new graph before a graph would overflow it). The
+ * activations never leave the device between graphs: each graph persists them ({@code persistOnDevice}) and
+ * the next consumes them ({@code consumeFromDevice}; TornadoVM takes them from the graph executed just before,
+ * so the graphs are launched one by one, in order); a layer's key/value caches are used by its graph only.
  *
  * <p>Data movement: the weights and the RoPE table are transferred once ({@code FIRST_EXECUTION}, each
- * layer's by its own graph); the key/value caches and all activations live only on the device; per token
+ * layer's by the graph that runs it); the key/value caches and all activations live only on the device; per token
  * only {@code state} ({@code [token, pos]}, 8 bytes of payload) goes in ({@code EVERY_EXECUTION}) and the
  * logits come out. (TornadoVM adds its own argument record per launch to the bytes it counts as copied in.)
  *
@@ -63,8 +69,8 @@ final class ForwardGraph {
     /**
      * Layers per graph: each layer slot of a graph has its own task ids (and kernels, compiled once for every
      * graph), so JIT work grows with this number, graph executions per token fall with it. With 2, a 12-layer
-     * model compiles 5 × 2 + 2 kernels (plus TornadoVM's recompilation of each further graph's last task) against
-     * a 2-layer model's 12: within issue 10's 1.5× bound, while 3 would not be (see docs/tornadovm-performance.md).
+     * model compiles 5 × 2 + 2 kernels plus TornadoVM's recompilation of 4 graphs' last task (16) against a
+     * 2-layer model's 12: within issue 10's 1.5× bound, while 3 would not be (19; docs/tornadovm-performance.md).
      */
     static final int LAYERS_PER_GRAPH = 2;
 
@@ -141,10 +147,8 @@ final class ForwardGraph {
     }
 
     /**
-     * @param maxLayersPerGraph at most this many layers per graph (1: one graph per layer, each layer's kernel
-     *                          times apart in TornadoVM's profiler records)
-     * @param recordBytes       the task record's size per graph ({@link #TASK_RECORD_BYTES}; tests pass less
-     *                          to chain graphs on small models)
+     * @param maxLayersPerGraph at most this many layers per graph ({@link #LAYERS_PER_GRAPH})
+     * @param recordBytes       the task record's size per graph ({@link #TASK_RECORD_BYTES})
      */
     ForwardGraph(Configuration c, Weights w, TornadoSettings s, int maxLayersPerGraph, int recordBytes) {
         this.c = c;
@@ -238,7 +242,7 @@ final class ForwardGraph {
         return Collections.unmodifiableList(tasks);
     }
 
-    /** Task ids in launch order, as TornadoVM's profiler names them ({@code layer.qkv}: repeated once per layer). */
+    /** Task ids in launch order, as TornadoVM's profiler names them ({@code forward.qkv}: repeated once per graph). */
     List<String> taskIds() {
         return tasks.stream().map(Task::id).toList();
     }
@@ -384,8 +388,7 @@ final class ForwardGraph {
     /**
      * Fills graphs in order with whole layers while their tasks fit TornadoVM's task record ({@code budget}
      * bytes) and at most {@code maxLayers} layers each; the classifier joins the last graph if it fits there.
-     * {@code maxLayers == 1} is the one-layer-per-graph layout (the classifier in a graph of its own), whose
-     * profiler records keep every layer's kernel times apart.
+     * {@code maxLayers == 1} is the former one-graph-per-layer layout (the classifier in a graph of its own).
      */
     static Packing pack(int inputBytes, int[] layerBytes, int outputBytes, int budget, int maxLayers) {
         if (maxLayers < 1) {

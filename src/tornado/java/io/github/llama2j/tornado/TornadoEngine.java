@@ -302,7 +302,7 @@ public final class TornadoEngine implements InferenceEngine {
         return graphCount;
     }
 
-    /** Task ids in launch order ({@code first.embed}, {@code first.qkv}, ..., {@code layer.qkv}, ... once per layer, ...). */
+    /** Task ids in launch order ({@code forward.embed}, {@code forward.qkv}, ..., {@code forward.qkv_1}, ..., once per graph). */
     public java.util.List<String> taskIds() {
         return forward.taskIds();
     }
