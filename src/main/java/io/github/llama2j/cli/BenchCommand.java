@@ -82,7 +82,7 @@ public final class BenchCommand implements Callable<Integer> {
      * @param selection why this engine ran, when {@code --engine hybrid --split auto} chose it ({@link InferenceEngine#selection()}), or null
      */
     record Measurement(String test, int threads, String engine, int tokens, double[] tokensPerSecond, int launchesPerToken,
-                       String selection) {
+                       int graphsPerToken, String selection) {
         double mean() {
             double s = 0;
             for (double v : tokensPerSecond) {
@@ -135,7 +135,7 @@ public final class BenchCommand implements Callable<Integer> {
                     }
                     if (profile) {
                         int n = Math.max(1, Math.min(genTokens, c.seqLen() - 1));
-                        var report = new io.github.llama2j.profile.ProfileReport(e.name(), ProfileCommand.profile(e, 1, n), e.launchesPerToken(),
+                        var report = new io.github.llama2j.profile.ProfileReport(e.name(), ProfileCommand.profile(e, 1, n), e.launchesPerToken(), e.graphsPerToken(),
                                 e.selection());
                         err.println(report.toTable());
                         err.flush();
@@ -163,7 +163,7 @@ public final class BenchCommand implements Callable<Integer> {
             run.run();
             tps[i] = tokens / ((System.nanoTime() - t0) / 1e9);
         }
-        return new Measurement(test, threads, e.name(), tokens, tps, e.launchesPerToken(), e.selection());
+        return new Measurement(test, threads, e.name(), tokens, tps, e.launchesPerToken(), e.graphsPerToken(), e.selection());
     }
 
     /**
@@ -235,6 +235,9 @@ public final class BenchCommand implements Callable<Integer> {
             row.put("tokens_per_second_samples", samples);
             row.put("bytes_per_token", bytesPerToken);
             row.put("launches_per_token", r.launchesPerToken());
+            if (r.graphsPerToken() > 0) {
+                row.put("graphs_per_token", r.graphsPerToken());
+            }
             if (r.selection() != null) {
                 row.put("engine_selection", r.selection());
             }

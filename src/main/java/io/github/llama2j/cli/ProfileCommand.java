@@ -81,7 +81,8 @@ public final class ProfileCommand implements Callable<Integer> {
                         + m.config().seqLen(), Llama2jException.BAD_USAGE);
             }
             ProfileRecorder recorder = profile(e, warmup, tokens);
-            ProfileReport report = new ProfileReport(e.name(), recorder, e.launchesPerToken(), e.selection());
+            ProfileReport report = new ProfileReport(e.name(), recorder, e.launchesPerToken(), e.graphsPerToken(),
+                    e.selection());
             out.println(json ? report.toJson() : report.toTable());
             out.flush();
             if (trace != null) {

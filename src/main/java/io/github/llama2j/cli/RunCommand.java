@@ -200,7 +200,7 @@ public final class RunCommand implements Callable<Integer> {
             for (int i = 0; i < r.fed().size(); i++) {
                 recorder.tokenDone(r.startNanos(), i == 0 ? r.endNanos() - r.startNanos() : 0);
             }
-            err.println(new ProfileReport(e.name(), recorder, e.launchesPerToken(), e.selection()).toTable());
+            err.println(new ProfileReport(e.name(), recorder, e.launchesPerToken(), e.graphsPerToken(), e.selection()).toTable());
             err.flush();
         }
         if (!noStats) {

@@ -72,6 +72,14 @@ public interface InferenceEngine extends AutoCloseable {
     }
 
     /**
+     * Task-graph executions one {@link #forward} makes (each a host-side {@code execute()} of TornadoVM's
+     * interpreter); 0 for an engine that executes none or does not count them. Shown with the launches.
+     */
+    default int graphsPerToken() {
+        return 0;
+    }
+
+    /**
      * Why this engine runs, when another engine chose it ({@code --engine hybrid --split auto} may run the CPU or
      * the TornadoVM engine, or a split): the candidates and their measured times, one line; null when the
      * engine was asked for by name. Shown by {@code profile} and {@code bench --json}.

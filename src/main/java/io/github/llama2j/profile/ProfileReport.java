@@ -86,6 +86,7 @@ public final class ProfileReport {
     private final Map<String, Row> kinds = new LinkedHashMap<>();
     private long weightTransferNanos, weightTransferBytes, compileNanos;
     private final int launchesPerToken;
+    private final int graphsPerToken;
     private final String selection;
 
     public ProfileReport(String engine, ProfileRecorder recorder) {
@@ -97,8 +98,14 @@ public final class ProfileReport {
      * @param selection        why the engine runs when another chose it ({@code InferenceEngine.selection()}), or null
      */
     public ProfileReport(String engine, ProfileRecorder recorder, int launchesPerToken, String selection) {
+        this(engine, recorder, launchesPerToken, 0, selection);
+    }
+
+    /** @param graphsPerToken task-graph executions per token ({@code InferenceEngine.graphsPerToken()}), 0 for none */
+    public ProfileReport(String engine, ProfileRecorder recorder, int launchesPerToken, int graphsPerToken, String selection) {
         this.engine = engine;
         this.launchesPerToken = launchesPerToken;
+        this.graphsPerToken = graphsPerToken;
         this.selection = selection;
         List<ProfileRecorder.Token> ts = recorder.tokens();
         this.tokens = ts.size();
@@ -172,7 +179,9 @@ public final class ProfileReport {
                 engine, tokens, perToken, tokens == 0 || tokenNanos == 0 ? 0 : tokens * 1e9 / tokenNanos,
                 tokenNanos == 0 ? 0 : 100.0 * kernelNanos() / tokenNanos));
         if (launchesPerToken > 0) {
-            b.append(String.format(Locale.ROOT, "%d device kernel launches per token%n", launchesPerToken));
+            b.append(String.format(Locale.ROOT, "%d device kernel launches per token", launchesPerToken))
+                    .append(graphsPerToken > 0 ? String.format(Locale.ROOT, " in %d graph executions", graphsPerToken) : "")
+                    .append(System.lineSeparator());
         }
         if (selection != null) {
             b.append("engine chosen by ").append(selection).append(System.lineSeparator());
@@ -226,6 +235,9 @@ public final class ProfileReport {
                 .append(",\"weight_transfer_ns\":").append(weightTransferNanos)
                 .append(",\"weight_transfer_bytes\":").append(weightTransferBytes)
                 .append(",\"launches_per_token\":").append(launchesPerToken);
+        if (graphsPerToken > 0) {
+            b.append(",\"graphs_per_token\":").append(graphsPerToken);
+        }
         if (selection != null) {
             b.append(",\"engine_selection\":").append(quote(selection));
         }

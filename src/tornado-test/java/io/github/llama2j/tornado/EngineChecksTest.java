@@ -38,12 +38,13 @@ class EngineChecksTest {
             int layers = e.config().nLayers();
             List<String> ids = e.taskIds();
             assertEquals(5 * layers + 2, ids.size(), file + ": one task per kernel launch, float32 and Q8 alike");
-            // one graph per layer (the first also embeds), all further layers' graphs named alike, then the output
-            assertEquals(layers + 1, e.graphsPerToken(), file);
-            assertEquals(ForwardGraph.FIRST + ".embed", ids.get(0));
-            assertTrue(ids.contains(ForwardGraph.LAYER + ".qkv"), ids.toString());
-            assertTrue(ids.contains(ForwardGraph.FIRST + ".attention"), ids.toString());
-            assertEquals(ForwardGraph.OUTPUT + ".classifier", ids.get(ids.size() - 1));
+            // two layers per graph, every graph named alike; slot 1's tasks carry "_1"
+            assertEquals((layers + 1) / 2, e.graphsPerToken(), file);
+            assertEquals(ForwardGraph.GRAPH + ".embed", ids.get(0));
+            assertEquals(ForwardGraph.GRAPH + ".qkv", ids.get(1));
+            assertTrue(ids.contains(ForwardGraph.GRAPH + ".attention_1"), ids.toString());
+            assertEquals(Math.min(layers, 2) * 5 + 2, new java.util.HashSet<>(ids).size(), "distinct ids (kernels): " + ids);
+            assertEquals(ForwardGraph.GRAPH + ".classifier", ids.get(ids.size() - 1));
             Map<String, TaskVerifier.TaskRun> runs = e.firstRun();
             String device = e.deviceDescription().substring(e.deviceDescription().indexOf(' ') + 1);
             for (String id : ids) {
@@ -148,7 +149,9 @@ class EngineChecksTest {
         // in: [token, pos] plus TornadoVM's per-launch kernel-argument records; out: the logits array
         assertTrue(e.bytesInPerToken() < 64L * (e.taskIds().size() + 1), "bytes in per token: " + e.bytesInPerToken());
         long logits = 4L * e.config().vocabSize();
-        assertTrue(e.bytesOutPerToken() >= logits && e.bytesOutPerToken() <= logits + 64, "bytes out: " + e.bytesOutPerToken());
+        // (TornadoVM counts the array's header with it: 128 bytes with llama2j-tornado.flags, see AlignedDataTest)
+        long header = uk.ac.manchester.tornado.api.types.arrays.TornadoNativeArray.ARRAY_HEADER;
+        assertTrue(e.bytesOutPerToken() >= logits && e.bytesOutPerToken() <= logits + header + 64, "bytes out: " + e.bytesOutPerToken());
         assertTrue(e.loadTimes().transferBytes() >= e.deviceBytes() - e.config().seqLen() * 2L * e.config().kvDim() * 4 * e.config().nLayers()
                 - 65536, "the first execution transferred the weights");
     }

@@ -64,6 +64,11 @@ record SelectedEngine(InferenceEngine engine, String selection, Calibrator.Resul
     }
 
     @Override
+    public int graphsPerToken() {
+        return engine.graphsPerToken();
+    }
+
+    @Override
     public void reset() {
         engine.reset();
     }

@@ -15,8 +15,8 @@ import java.util.Set;
  * Turns TornadoVM's own profiler records into {@link Profiler} events: the device times in the profile
  * table and the Chrome trace are TornadoVM's (OpenCL/CUDA event timestamps), not host clocks.
  *
- * <p><b>Task names.</b> TornadoVM ids are {@code graph.task}, the same in every layer's graph
- * ({@code layer.qkv}); the profile names a task by its layer and uses the CPU engine's names, so the two
+ * <p><b>Task names.</b> TornadoVM ids are {@code graph.task}, the same in every graph
+ * ({@code forward.qkv} for a graph's first layer, {@code forward.qkv_1} for its second); the profile names a task by its layer and uses the CPU engine's names, so the two
  * engines' tables line up row by row: {@code layerN.kind}, where a kind that is the same operation as a CPU
  * step takes the CPU step's name: {@code attnorm → attn_norm}, {@code ffnnorm → ffn_norm},
  * {@code w13 → w1w3_swiglu}. Kinds fused differently keep their own names: the device's {@code qkv}

@@ -12,6 +12,7 @@ import uk.ac.manchester.tornado.api.ImmutableTaskGraph;
 import uk.ac.manchester.tornado.api.KernelContext;
 import uk.ac.manchester.tornado.api.TaskGraph;
 import uk.ac.manchester.tornado.api.WorkerGrid1D;
+import uk.ac.manchester.tornado.api.common.TaskPackage;
 import uk.ac.manchester.tornado.api.enums.DataTransferMode;
 import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
 import uk.ac.manchester.tornado.api.types.arrays.IntArray;
@@ -22,12 +23,13 @@ import java.util.List;
 
 /**
  * The whole forward pass as a chain of TornadoVM task graphs in one execution plan, built once at load
- * time: graph {@code first} embeds the token and runs layer 0, one graph {@code layer} runs each further
- * layer, and graph {@code output} applies the final norm and the classifier. A task id is {@code graph.task}
- * ({@code layer.qkv}); the same id is used in the graph, in the {@link GridScheduler} and in TornadoVM's
- * profiler output; the profile names tasks by layer ({@code layer5.qkv}, see {@link #tasks()}).
+ * time: {@value #LAYERS_PER_GRAPH} layers per graph, the first graph also embeds the token, the last also
+ * applies the final norm and the classifier. Every graph is named {@value #GRAPH}; a task id is
+ * {@code forward.kind} for a graph's first layer and {@code forward.kind_s} for its layer slot s
+ * ({@code forward.qkv}, {@code forward.qkv_1}); the same id is used in the graph, in the {@link GridScheduler}
+ * and in TornadoVM's profiler output; the profile names tasks by layer ({@code layer5.qkv}, see {@link #tasks()}).
  * <pre>
- *   state ─► first [embed, layer 0] ─► layer [layer 1] ─► ... ─► layer [layer L-1] ─► output [final norm, classifier] ─► logits
+ *   state ─► forward [embed, layers 0, 1] ─► forward [layers 2, 3] ─► ... ─► forward [layer L-1, final norm + classifier] ─► logits
  *            state, rope, x, q, xb, hb, att (GGUF: qkv): persisted by each graph, consumed by the next
  * </pre>
  * Launches per token, whatever the weights' type: 5 per layer ({@code qkv}, {@code attention}, {@code wo},
@@ -36,18 +38,23 @@ import java.util.List;
  * has one more per product that cannot be stacked). No launch normalises or quantizes on its own: every
  * work-group of a consumer computes rmsnorm's sum of squares, and the Q8/F16 form of its input, itself.
  *
- * <p>Why every further layer's graph has the same name: TornadoVM caches compiled kernels per plan by task
- * id, so the tasks of layers 2..L-1 reuse what layer 1's compiled (their shapes, hence the specialised code,
- * are the same; the graphs also share one grid per task). JIT time is that of at most two layers plus the
- * embedding and the output, whatever the depth. (Layer 0 shares a graph with the embedding: a graph that
- * only embedded would have to persist buffers that none of its tasks allocates on the device.) (It also keeps every graph far below TornadoVM's fixed 8 KiB task record,
- * 15 bytes per task plus 5 per argument, that one graph for a whole 7B model overflowed.) The activations
- * never leave the device between graphs: each graph persists them ({@code persistOnDevice}) and the next
- * consumes them ({@code consumeFromDevice}; TornadoVM takes them from the graph executed just before, so the
- * graphs are launched one by one, in order); a layer's key/value caches are used by that layer's graph only.
+ * <p>Why this layout (TornadoVM 5.2's source): compiled kernels are cached per execution plan by task id
+ * and method ({@code OCLDeviceContext.isCached(plan, id, method)}), so a task whose id and method an earlier
+ * graph compiled is not compiled again: every graph has the same name, and slot s of every graph reuses the
+ * kernels slot s of the first graph compiled. Two tasks of one id in one graph are not possible (a
+ * {@code CompilableTask} equals another of the same id, and TornadoVM's execution context keeps one of them),
+ * hence one set of ids per layer slot. JIT work is that of {@value #LAYERS_PER_GRAPH} layers plus the
+ * embedding and the classifier, whatever the depth, plus TornadoVM's forced recompilation of each graph's last
+ * task ({@code TornadoVMInterpreter}: the last task of a graph is always compiled, for FPGAs). Graph executions
+ * per token are ⌈layers / {@value #LAYERS_PER_GRAPH}⌉ (each a host-side {@code execute()} of TornadoVM's
+ * interpreter, see docs/tornadovm-performance.md). Every graph stays far below TornadoVM's fixed 8 KiB task
+ * record ({@link #TASK_RECORD_BYTES}; {@link #pack} starts a new graph before a graph would overflow it). The
+ * activations never leave the device between graphs: each graph persists them ({@code persistOnDevice}) and
+ * the next consumes them ({@code consumeFromDevice}; TornadoVM takes them from the graph executed just before,
+ * so the graphs are launched one by one, in order); a layer's key/value caches are used by its graph only.
  *
  * <p>Data movement: the weights and the RoPE table are transferred once ({@code FIRST_EXECUTION}, each
- * layer's by its own graph); the key/value caches and all activations live only on the device; per token
+ * layer's by the graph that runs it); the key/value caches and all activations live only on the device; per token
  * only {@code state} ({@code [token, pos]}, 8 bytes of payload) goes in ({@code EVERY_EXECUTION}) and the
  * logits come out. (TornadoVM adds its own argument record per launch to the bytes it counts as copied in.)
  *
@@ -56,8 +63,16 @@ import java.util.List;
  * array (a 7B model's stacked w1/w3 is 2.9 G elements, beyond TornadoVM's int-indexed arrays).
  */
 final class ForwardGraph {
-    /** The graphs' names: the input with layer 0, one graph per further layer (all named {@value #LAYER}), the output. */
-    static final String FIRST = "first", LAYER = "layer", OUTPUT = "output";
+    /** Every graph's name: tasks of the same id in different graphs share one compiled kernel. */
+    static final String GRAPH = "forward";
+
+    /**
+     * Layers per graph: each layer slot of a graph has its own task ids (and kernels, compiled once for every
+     * graph), so JIT work grows with this number, graph executions per token fall with it. With 2, a 12-layer
+     * model compiles 5 × 2 + 2 kernels plus TornadoVM's recompilation of 4 graphs' last task (16) against a
+     * 2-layer model's 12: within issue 10's 1.5× bound, while 3 would not be (19; docs/tornadovm-performance.md).
+     */
+    static final int LAYERS_PER_GRAPH = 2;
 
     /**
      * One kernel launch: the graph (its index in the plan) it belongs to, its TornadoVM task id, the layer
@@ -75,7 +90,9 @@ final class ForwardGraph {
     private final List<Task> tasks = new ArrayList<>();
     private final List<List<String>> taskIdsPerGraph = new ArrayList<>();
     private final List<String> graphNames = new ArrayList<>();
-    private int layer = -1;    // the layer whose tasks are added now, -1 outside the layers
+    private int layer = -1;    // the layer whose tasks are created now, -1 outside the layers
+    private List<Pending> pending;   // the tasks created now (see unit), before they join a graph
+    private final int recordBytes, maxLayersPerGraph;
     private final java.util.Set<String> gridded = new java.util.HashSet<>();   // task ids that have their grid
 
     // ---- device weights (transferred once)
@@ -124,10 +141,20 @@ final class ForwardGraph {
                      DeviceMatrix w2, FloatArray bias, boolean hasBias, FloatArray norms, boolean hasNorm) {
     }
 
-    /** Copies the weights into device-ready arrays (one off-heap copy) and sizes every buffer. */
+    /** Copies the weights into device-ready arrays (one off-heap copy) and sizes every buffer; packs layers into graphs. */
     ForwardGraph(Configuration c, Weights w, TornadoSettings s) {
+        this(c, w, s, LAYERS_PER_GRAPH, TASK_RECORD_BYTES);
+    }
+
+    /**
+     * @param maxLayersPerGraph at most this many layers per graph ({@link #LAYERS_PER_GRAPH})
+     * @param recordBytes       the task record's size per graph ({@link #TASK_RECORD_BYTES})
+     */
+    ForwardGraph(Configuration c, Weights w, TornadoSettings s, int maxLayersPerGraph, int recordBytes) {
         this.c = c;
         this.s = s;
+        this.maxLayersPerGraph = maxLayersPerGraph;
+        this.recordBytes = recordBytes;
         int dim = c.dim(), hidden = c.hiddenDim(), kvDim = c.kvDim(), L = c.nLayers(), qDim = c.qDim();
         ggml = isGgml(c);
         embedding = DeviceMatrix.stack("token embedding", w.tokenEmbedding());
@@ -215,7 +242,7 @@ final class ForwardGraph {
         return Collections.unmodifiableList(tasks);
     }
 
-    /** Task ids in launch order, as TornadoVM's profiler names them ({@code layer.qkv}: repeated once per layer). */
+    /** Task ids in launch order, as TornadoVM's profiler names them ({@code forward.qkv}: repeated once per graph). */
     List<String> taskIds() {
         return tasks.stream().map(Task::id).toList();
     }
@@ -234,76 +261,239 @@ final class ForwardGraph {
         return grid;
     }
 
-    /** Number of task graphs the forward pass of {@code c} is split into: one per layer, and the output. */
-    static int graphCount(Configuration c) {
-        return c.nLayers() + 1;
+    /** Task graphs per token. */
+    int graphCount() {
+        return graphs.size();
     }
 
-    /** Assembles the graphs: input with layer 0, every other layer, output (see the class comment). */
+    /**
+     * TornadoVM's record of a graph's tasks: a fixed 8 KiB buffer ({@code TornadoTaskGraph.highLevelCode}), 15
+     * bytes per task plus 5 per argument (see {@link Pending#recordBytes}); a graph whose tasks need more
+     * fails to build with a BufferOverflowException.
+     */
+    static final int TASK_RECORD_BYTES = 8192;
+
+    /**
+     * Bytes one task of {@code args} arguments takes in TornadoVM's task record ({@code TornadoTaskGraph.addInner}):
+     * CONTEXT (1 + 2 ints), ARG_LIST (1 + 1 int), LOAD_REF or LOAD_PRIM (1 + 1 int) per argument, LAUNCH (1).
+     */
+    static int recordBytes(int args) {
+        return 15 + 5 * args;
+    }
+
+    /** Assembles the graphs: as many layers per graph as the task record allows (see the class comment). */
     ImmutableTaskGraph[] build() {
         Object[] shared = shared();
+        List<Pending> input = unit(-1, this::addInput);
+        List<List<Pending>> perLayer = new ArrayList<>();
+        int[] layerBytes = new int[c.nLayers()];
         for (int l = 0; l < c.nLayers(); l++) {
-            begin(l == 0 ? FIRST : LAYER, -1, shared);
+            int layer = l;
+            perLayer.add(unit(l, () -> {
+                if (ggml) {
+                    addLayerGgml(layer);
+                } else if (c.quantized()) {
+                    addLayerQ8(layer);
+                } else {
+                    addLayerF32(layer);
+                }
+            }));
+            layerBytes[l] = Pending.bytes(perLayer.getLast());
+        }
+        List<Pending> output = unit(-1, this::addOutput);
+        Packing packing = pack(Pending.bytes(input), layerBytes, Pending.bytes(output), recordBytes, maxLayersPerGraph);
+
+        int graphsOfLayers = packing.start().length - 1;
+        for (int g = 0; g < graphsOfLayers; g++) {
+            begin(shared);
             List<Object> once = new ArrayList<>();
-            if (l == 0) {
+            if (g == 0) {
                 // the embedding table and the RoPE table go to the device once; state every token
                 addMatrix(once, embedding);
                 once.add(rope);
             }
-            if (ggml) {
-                GgmlLayer gl = ggmlLayers[l];
-                once.addAll(List.of(gl.rmsAtt(), gl.rmsFfn(), gl.bias(), gl.norms()));
-                gl.qkv().forEach(p -> addMatrix(once, p.m()));
-                addMatrix(once, gl.wo());
-                gl.w13().forEach(p -> addMatrix(once, p.m()));
-                addMatrix(once, gl.w2());
-            } else {
-                once.add(layers[l].rmsAtt);
-                once.add(layers[l].rmsFfn);
-                addMatrix(once, layers[l].wqkv);
-                addMatrix(once, layers[l].wo);
-                addMatrix(once, layers[l].w13);
-                addMatrix(once, layers[l].w2);
+            for (int l = packing.start()[g]; l < packing.start()[g + 1]; l++) {
+                once.addAll(layerWeights(l));
+            }
+            boolean last = g == graphsOfLayers - 1;
+            boolean withOutput = last && !packing.outputOwnGraph();
+            if (withOutput) {
+                once.addAll(outputWeights());
             }
             graph.transferToDevice(DataTransferMode.FIRST_EXECUTION, once.toArray());
-            if (l == 0) {
+            if (g == 0) {
                 graph.transferToDevice(DataTransferMode.EVERY_EXECUTION, state);
-                addInput();
+                place(input, 0);
             }
-            layer = l;
-            if (ggml) {
-                addLayerGgml(l);
-            } else if (c.quantized()) {
-                addLayerQ8(l);
+            for (int l = packing.start()[g]; l < packing.start()[g + 1]; l++) {
+                place(perLayer.get(l), l - packing.start()[g]);
+            }
+            if (withOutput) {
+                place(output, 0);
+                graph.transferToHost(DataTransferMode.EVERY_EXECUTION, logits);
             } else {
-                addLayerF32(l);
+                graph.persistOnDevice(shared);
             }
-            graph.persistOnDevice(shared);
         }
-        begin(OUTPUT, -1, shared);
+        if (packing.outputOwnGraph()) {
+            begin(shared);
+            graph.transferToDevice(DataTransferMode.FIRST_EXECUTION, outputWeights().toArray());
+            place(output, 0);
+            graph.transferToHost(DataTransferMode.EVERY_EXECUTION, logits);
+        }
+        return graphs.stream().map(TaskGraph::snapshot).toArray(ImmutableTaskGraph[]::new);
+    }
+
+    /** Layer l's weights, transferred once by the graph that runs it. */
+    private List<Object> layerWeights(int l) {
+        List<Object> once = new ArrayList<>();
+        if (ggml) {
+            GgmlLayer gl = ggmlLayers[l];
+            once.addAll(List.of(gl.rmsAtt(), gl.rmsFfn(), gl.bias(), gl.norms()));
+            gl.qkv().forEach(p -> addMatrix(once, p.m()));
+            addMatrix(once, gl.wo());
+            gl.w13().forEach(p -> addMatrix(once, p.m()));
+            addMatrix(once, gl.w2());
+        } else {
+            once.add(layers[l].rmsAtt);
+            once.add(layers[l].rmsFfn);
+            addMatrix(once, layers[l].wqkv);
+            addMatrix(once, layers[l].wo);
+            addMatrix(once, layers[l].w13);
+            addMatrix(once, layers[l].w2);
+        }
+        return once;
+    }
+
+    /** The final norm's weights and an unshared classifier, transferred once by the graph that runs the classifier. */
+    private List<Object> outputWeights() {
         List<Object> once = new ArrayList<>();
         if (classifier != embedding) {
             addMatrix(once, classifier);
         }
         once.add(rmsFinal);
-        graph.transferToDevice(DataTransferMode.FIRST_EXECUTION, once.toArray());
-        addOutput();
-        graph.transferToHost(DataTransferMode.EVERY_EXECUTION, logits);
-        return graphs.stream().map(TaskGraph::snapshot).toArray(ImmutableTaskGraph[]::new);
+        return once;
     }
 
-    /** Starts the next graph; every graph but the first takes the shared buffers from the one before. */
-    private void begin(String name, int layer, Object[] shared) {
+    /**
+     * Where the layers go: graph g runs layers {@code start[g] .. start[g+1]-1} (graph 0 also the embedding);
+     * the classifier runs in the last of them, or in a graph of its own ({@code outputOwnGraph}).
+     */
+    record Packing(int[] start, boolean outputOwnGraph) {
+        int graphs() {
+            return start.length - 1 + (outputOwnGraph ? 1 : 0);
+        }
+    }
+
+    /**
+     * Fills graphs in order with whole layers while their tasks fit TornadoVM's task record ({@code budget}
+     * bytes) and at most {@code maxLayers} layers each; the classifier joins the last graph if it fits there.
+     * {@code maxLayers == 1} is the former one-graph-per-layer layout (the classifier in a graph of its own).
+     */
+    static Packing pack(int inputBytes, int[] layerBytes, int outputBytes, int budget, int maxLayers) {
+        if (maxLayers < 1) {
+            throw new IllegalArgumentException("maxLayers " + maxLayers);
+        }
+        List<Integer> start = new ArrayList<>(List.of(0));
+        int used = inputBytes, inGraph = 0;
+        for (int l = 0; l < layerBytes.length; l++) {
+            if (inGraph > 0 && (used + layerBytes[l] > budget || inGraph == maxLayers)) {
+                start.add(l);
+                used = 0;
+                inGraph = 0;
+            }
+            used += layerBytes[l];
+            inGraph++;
+            if (used > budget) {
+                throw new Llama2jException("internal: layer " + l + "'s tasks need " + layerBytes[l] + " bytes of TornadoVM's "
+                        + budget + "-byte task record", Llama2jException.UNAVAILABLE);
+            }
+        }
+        start.add(layerBytes.length);
+        boolean own = maxLayers == 1 || used + outputBytes > budget;
+        return new Packing(start.stream().mapToInt(Integer::intValue).toArray(), own);
+    }
+
+    /**
+     * One task before it joins a graph: TornadoVM's package (its id is the task's name, {@code qkv}), the
+     * layer it computes (-1 for the input and the output) and its grid.
+     */
+    private record Pending(String kind, java.util.function.Function<String, TaskPackage> task, int args, int layer,
+                           int global, int local) {
+        int recordBytes() {
+            return ForwardGraph.recordBytes(args);
+        }
+
+        static int bytes(List<Pending> tasks) {
+            return tasks.stream().mapToInt(Pending::recordBytes).sum();
+        }
+    }
+
+    /** The tasks {@code adder} creates, for layer {@code l} (-1: input or output). */
+    private List<Pending> unit(int l, Runnable adder) {
+        pending = new ArrayList<>();
+        layer = l;
+        adder.run();
+        List<Pending> made = pending;
+        pending = null;
+        layer = -1;
+        return made;
+    }
+
+    /**
+     * Adds a task of kind {@code kind} to the unit being built: {@code task} makes TornadoVM's package under a
+     * given task name (the kind, or the kind and the layer's slot, see {@link #place}); its grid follows ({@link #schedule}).
+     */
+    private void add(String kind, java.util.function.Function<String, TaskPackage> task) {
+        int args = task.apply(kind).getTaskParameters().length - 1;   // parameter 0 is the method
+        pending.add(new Pending(kind, task, args, layer, 0, 0));
+    }
+
+    /** Gives the task just added its grid. */
+    private void schedule(String task, int global, int local) {
+        Pending p = pending.getLast();
+        if (!p.kind().equals(task)) {
+            throw new IllegalStateException("internal: grid for " + task + " after task " + p.kind());
+        }
+        if (global <= 0 || global % local != 0) {
+            throw new Llama2jException("internal: grid of " + task + " is " + global + " work-items, not a multiple of " + local);
+        }
+        pending.set(pending.size() - 1, new Pending(p.kind(), p.task(), p.args(), p.layer(), global, local));
+    }
+
+    /**
+     * Adds a unit's tasks to the current graph at layer slot {@code slot}: a task id is {@code forward.kind}
+     * in slot 0 and {@code forward.kind_s} in slot s (ids must differ within a graph: TornadoVM takes two tasks
+     * of one id for the same task), and every graph has the same name, so a task of one slot is compiled once
+     * for all graphs. Every id gets one grid (the same in every graph).
+     */
+    private void place(List<Pending> unit, int slot) {
+        for (Pending p : unit) {
+            String kind = p.kind();
+            String name = slot == 0 ? kind : kind + "_" + slot;
+            graph.addTask(p.task().apply(name));
+            String id = graph.getTaskGraphName() + "." + name;
+            if (gridded.add(id)) {
+                WorkerGrid1D g = new WorkerGrid1D(p.global());
+                g.setLocalWork(p.local(), 1, 1);
+                grid.addWorkerGrid(id, g);
+            }
+            tasks.add(new Task(graphs.size() - 1, id, p.layer(), kind));
+            taskIdsPerGraph.getLast().add(id);
+        }
+    }
+
+    /** Starts the next graph (all are named {@value #GRAPH}); every graph but the first takes the shared buffers from the one before. */
+    private void begin(Object[] shared) {
         TaskGraph previous = graphs.isEmpty() ? null : graphs.getLast();
-        graph = new TaskGraph(name);
+        graph = new TaskGraph(GRAPH);
         if (previous != null) {
             // Activations, state and RoPE table come from the previous graph's device buffers.
             graph.consumeFromDevice(previous.getTaskGraphName(), shared);
         }
         graphs.add(graph);
-        graphNames.add(name);
+        graphNames.add(GRAPH);
         taskIdsPerGraph.add(new ArrayList<>());
-        this.layer = layer;
     }
 
     /**
@@ -343,10 +533,10 @@ final class ForwardGraph {
     private void addInput() {
         int dim = c.dim();
         switch (embedding) {
-            case DeviceMatrix.F32 e -> graph.task("embed", TransformerKernels::embedF32, ctx, state, e.data(), x, dim);
-            case DeviceMatrix.Q8 e -> graph.task("embed", TransformerKernels::embedQ8, ctx, state, e.values(), e.scales(), x,
-                    dim, e.groupSize());
-            case DeviceMatrix.F16 e -> graph.task("embed", GgmlKernels::embedF16, ctx, state, e.data(), x, dim);
+            case DeviceMatrix.F32 e -> add("embed", id -> new TaskPackage(id, TransformerKernels::embedF32, ctx, state, e.data(), x, dim));
+            case DeviceMatrix.Q8 e -> add("embed", id -> new TaskPackage(id, TransformerKernels::embedQ8, ctx, state, e.values(), e.scales(), x,
+                    dim, e.groupSize()));
+            case DeviceMatrix.F16 e -> add("embed", id -> new TaskPackage(id, GgmlKernels::embedF16, ctx, state, e.data(), x, dim));
         }
         schedule("embed", roundUp(dim, s.quantizeLocal()), s.quantizeLocal());
     }
@@ -366,15 +556,15 @@ final class ForwardGraph {
     private void addLayerF32(int l) {
         Layer w = layers[l];
         int dim = c.dim(), kvDim = c.kvDim(), hidden = c.hiddenDim();
-        graph.task("qkv", TransformerKernels::qkvF32, ctx, x, w.rmsAtt, ((DeviceMatrix.F32) w.wqkv).data(), q, keyCache[l],
-                valueCache[l], state, rope, dim, kvDim, c.headSize());
+        add("qkv", id -> new TaskPackage(id, TransformerKernels::qkvF32, ctx, x, w.rmsAtt, ((DeviceMatrix.F32) w.wqkv).data(), q, keyCache[l],
+                valueCache[l], state, rope, dim, kvDim, c.headSize()));
         schedule("qkv", (dim + 2 * kvDim) / 2 * s.matmulLocal(), s.matmulLocal());
         addAttention("attention", l);
-        graph.task("wo", TransformerKernels::matmulResidualF32, ctx, xb, ((DeviceMatrix.F32) w.wo).data(), x, dim);
+        add("wo", id -> new TaskPackage(id, TransformerKernels::matmulResidualF32, ctx, xb, ((DeviceMatrix.F32) w.wo).data(), x, dim));
         schedule("wo", dim * s.matmulLocal(), s.matmulLocal());
-        graph.task("w13", TransformerKernels::w13F32, ctx, x, w.rmsFfn, ((DeviceMatrix.F32) w.w13).data(), hb, dim, hidden);
+        add("w13", id -> new TaskPackage(id, TransformerKernels::w13F32, ctx, x, w.rmsFfn, ((DeviceMatrix.F32) w.w13).data(), hb, dim, hidden));
         schedule("w13", hidden * s.matmulLocal(), s.matmulLocal());
-        graph.task("w2", TransformerKernels::matmulResidualF32, ctx, hb, ((DeviceMatrix.F32) w.w2).data(), x, hidden);
+        add("w2", id -> new TaskPackage(id, TransformerKernels::matmulResidualF32, ctx, hb, ((DeviceMatrix.F32) w.w2).data(), x, hidden));
         schedule("w2", dim * s.matmulLocal(), s.matmulLocal());
     }
 
@@ -395,19 +585,19 @@ final class ForwardGraph {
         Layer w = layers[l];
         int dim = c.dim(), kvDim = c.kvDim(), hidden = c.hiddenDim(), gs = c.groupSize();
         DeviceMatrix.Q8 qkv = (DeviceMatrix.Q8) w.wqkv;
-        graph.task("qkv", TransformerKernels::qkvNormQ8, ctx, x, w.rmsAtt, qkv.values(), qkv.scales(), q, keyCache[l],
-                valueCache[l], state, rope, dim, kvDim, c.headSize(), gs, s.normPartials());
+        add("qkv", id -> new TaskPackage(id, TransformerKernels::qkvNormQ8, ctx, x, w.rmsAtt, qkv.values(), qkv.scales(), q, keyCache[l],
+                valueCache[l], state, rope, dim, kvDim, c.headSize(), gs, s.normPartials()));
         schedule("qkv", (dim + 2 * kvDim) / 2 * s.matmulLocal(), s.matmulLocal());
         addAttention("attention", l);
         DeviceMatrix.Q8 wo = (DeviceMatrix.Q8) w.wo;
-        graph.task("wo", TransformerKernels::matmulResidualQuantQ8, ctx, xb, wo.values(), wo.scales(), x, dim, gs);
+        add("wo", id -> new TaskPackage(id, TransformerKernels::matmulResidualQuantQ8, ctx, xb, wo.values(), wo.scales(), x, dim, gs));
         schedule("wo", dim * s.matmulLocal(), s.matmulLocal());
         DeviceMatrix.Q8 w13 = (DeviceMatrix.Q8) w.w13;
-        graph.task("w13", TransformerKernels::w13NormQ8, ctx, x, w.rmsFfn, w13.values(), w13.scales(), hb, dim, hidden, gs,
-                s.normPartials());
+        add("w13", id -> new TaskPackage(id, TransformerKernels::w13NormQ8, ctx, x, w.rmsFfn, w13.values(), w13.scales(), hb, dim, hidden, gs,
+                s.normPartials()));
         schedule("w13", hidden * s.matmulLocal(), s.matmulLocal());
         DeviceMatrix.Q8 w2 = (DeviceMatrix.Q8) w.w2;
-        graph.task("w2", TransformerKernels::matmulResidualQuantQ8, ctx, hb, w2.values(), w2.scales(), x, hidden, gs);
+        add("w2", id -> new TaskPackage(id, TransformerKernels::matmulResidualQuantQ8, ctx, hb, w2.values(), w2.scales(), x, hidden, gs));
         schedule("w2", dim * s.matmulLocal(), s.matmulLocal());
     }
 
@@ -426,10 +616,10 @@ final class ForwardGraph {
             return;
         }
         switch (classifier) {
-            case DeviceMatrix.F32 cls -> graph.task("classifier", TransformerKernels::matmulNormF32, ctx, x, rmsFinal,
-                    cls.data(), logits, dim);
-            case DeviceMatrix.Q8 cls -> graph.task("classifier", TransformerKernels::matmulNormQ8, ctx, x, rmsFinal,
-                    cls.values(), cls.scales(), logits, dim, c.groupSize(), s.normPartials());
+            case DeviceMatrix.F32 cls -> add("classifier", id -> new TaskPackage(id, TransformerKernels::matmulNormF32, ctx, x, rmsFinal,
+                    cls.data(), logits, dim));
+            case DeviceMatrix.Q8 cls -> add("classifier", id -> new TaskPackage(id, TransformerKernels::matmulNormQ8, ctx, x, rmsFinal,
+                    cls.values(), cls.scales(), logits, dim, c.groupSize(), s.normPartials()));
             case DeviceMatrix.F16 cls -> throw new IllegalStateException("F16 classifier in a llama2.c checkpoint");
         }
         schedule("classifier", c.vocabSize() * s.matmulLocal(), s.matmulLocal());
@@ -484,12 +674,12 @@ final class ForwardGraph {
         int dim = c.dim(), nH = c.nHeads(), nKv = c.nKvHeads(), hs = c.headSize();
         float eps = c.rmsEps();
         switch (m) {
-            case DeviceMatrix.F32 f -> graph.task(name, GgmlKernels::qkvF32, ctx, x, rmsAtt, dim, eps, f.data(), firstHead,
-                    qkv, bias, norms, flags, q, keyCache[l], valueCache[l], state, rope, nH, nKv, hs);
-            case DeviceMatrix.F16 f -> graph.task(name, GgmlKernels::qkvF16, ctx, x, rmsAtt, dim, eps, f.data(), firstHead,
-                    qkv, bias, norms, flags, q, keyCache[l], valueCache[l], state, rope, nH, nKv, hs);
-            case DeviceMatrix.Q8 q8 -> graph.task(name, GgmlKernels::qkvQ8_0, ctx, x, rmsAtt, dim, eps, q8.values(),
-                    q8.scales(), firstHead, qkv, bias, norms, flags, q, keyCache[l], valueCache[l], state, rope, nH, nKv, hs);
+            case DeviceMatrix.F32 f -> add(name, id -> new TaskPackage(id, GgmlKernels::qkvF32, ctx, x, rmsAtt, dim, eps, f.data(), firstHead,
+                    qkv, bias, norms, flags, q, keyCache[l], valueCache[l], state, rope, nH, nKv, hs));
+            case DeviceMatrix.F16 f -> add(name, id -> new TaskPackage(id, GgmlKernels::qkvF16, ctx, x, rmsAtt, dim, eps, f.data(), firstHead,
+                    qkv, bias, norms, flags, q, keyCache[l], valueCache[l], state, rope, nH, nKv, hs));
+            case DeviceMatrix.Q8 q8 -> add(name, id -> new TaskPackage(id, GgmlKernels::qkvQ8_0, ctx, x, rmsAtt, dim, eps, q8.values(),
+                    q8.scales(), firstHead, qkv, bias, norms, flags, q, keyCache[l], valueCache[l], state, rope, nH, nKv, hs));
         }
         schedule(name, m.rows() / hs * s.matmulLocal(), s.matmulLocal());
     }
@@ -500,10 +690,10 @@ final class ForwardGraph {
         int dim = c.dim(), hidden = c.hiddenDim();
         float eps = c.rmsEps();
         switch (m) {
-            case DeviceMatrix.F32 f -> graph.task(name, GgmlKernels::w13F32, ctx, x, rmsFfn, dim, eps, f.data(), hb, hidden);
-            case DeviceMatrix.F16 f -> graph.task(name, GgmlKernels::w13F16, ctx, x, rmsFfn, dim, eps, f.data(), hb, hidden);
-            case DeviceMatrix.Q8 q8 -> graph.task(name, GgmlKernels::w13Q8_0, ctx, x, rmsFfn, dim, eps, q8.values(),
-                    q8.scales(), hb, hidden);
+            case DeviceMatrix.F32 f -> add(name, id -> new TaskPackage(id, GgmlKernels::w13F32, ctx, x, rmsFfn, dim, eps, f.data(), hb, hidden));
+            case DeviceMatrix.F16 f -> add(name, id -> new TaskPackage(id, GgmlKernels::w13F16, ctx, x, rmsFfn, dim, eps, f.data(), hb, hidden));
+            case DeviceMatrix.Q8 q8 -> add(name, id -> new TaskPackage(id, GgmlKernels::w13Q8_0, ctx, x, rmsFfn, dim, eps, q8.values(),
+                    q8.scales(), hb, hidden));
         }
         schedule(name, hidden * s.matmulLocal(), s.matmulLocal());
     }
@@ -519,35 +709,20 @@ final class ForwardGraph {
         int add = residual ? 1 : 0;
         float eps = c.rmsEps();
         switch (m) {
-            case DeviceMatrix.F32 f -> graph.task(name, GgmlKernels::productF32, ctx, in, weight, n, source, eps, f.data(), out,
-                    outOff, add);
-            case DeviceMatrix.F16 f -> graph.task(name, GgmlKernels::productF16, ctx, in, weight, n, source, eps, f.data(), out,
-                    outOff, add);
-            case DeviceMatrix.Q8 q8 -> graph.task(name, GgmlKernels::productQ8_0, ctx, in, weight, n, source, eps, q8.values(),
-                    q8.scales(), out, outOff, add);
+            case DeviceMatrix.F32 f -> add(name, id -> new TaskPackage(id, GgmlKernels::productF32, ctx, in, weight, n, source, eps, f.data(), out,
+                    outOff, add));
+            case DeviceMatrix.F16 f -> add(name, id -> new TaskPackage(id, GgmlKernels::productF16, ctx, in, weight, n, source, eps, f.data(), out,
+                    outOff, add));
+            case DeviceMatrix.Q8 q8 -> add(name, id -> new TaskPackage(id, GgmlKernels::productQ8_0, ctx, in, weight, n, source, eps, q8.values(),
+                    q8.scales(), out, outOff, add));
         }
         schedule(name, m.rows() * s.matmulLocal(), s.matmulLocal());
     }
 
     private void addAttention(String name, int l) {
-        graph.task(name, TransformerKernels::attention, ctx, q, keyCache[l], valueCache[l], att, xb, state, c.seqLen(),
-                c.headSize(), c.kvDim(), c.kvMul(), (float) Math.sqrt(c.headSize()));
+        add(name, id -> new TaskPackage(id, TransformerKernels::attention, ctx, q, keyCache[l], valueCache[l], att, xb, state, c.seqLen(),
+                c.headSize(), c.kvDim(), c.kvMul(), (float) Math.sqrt(c.headSize())));
         schedule(name, c.nHeads() * s.attentionLocal(), s.attentionLocal());
-    }
-
-    /** Gives the task just added its grid (one per task id: every layer's graph shares it) and records it. */
-    private void schedule(String task, int global, int local) {
-        String id = graph.getTaskGraphName() + "." + task;
-        if (global <= 0 || global % local != 0) {
-            throw new Llama2jException("internal: grid of " + id + " is " + global + " work-items, not a multiple of " + local);
-        }
-        if (gridded.add(id)) {
-            WorkerGrid1D g = new WorkerGrid1D(global);
-            g.setLocalWork(local, 1, 1);
-            grid.addWorkerGrid(id, g);
-        }
-        tasks.add(new Task(graphs.size() - 1, id, layer, task));
-        taskIdsPerGraph.getLast().add(id);
     }
 
     private static int roundUp(int n, int multiple) {

@@ -297,11 +297,12 @@ public final class TornadoEngine implements InferenceEngine {
     }
 
     /** Graph executions per token (each one a host-side {@code execute()} of TornadoVM's interpreter). */
+    @Override
     public int graphsPerToken() {
         return graphCount;
     }
 
-    /** Task ids in launch order ({@code first.embed}, {@code first.qkv}, ..., {@code layer.qkv}, ... once per layer, ...). */
+    /** Task ids in launch order ({@code forward.embed}, {@code forward.qkv}, ..., {@code forward.qkv_1}, ..., once per graph). */
     public java.util.List<String> taskIds() {
         return forward.taskIds();
     }
