@@ -20,9 +20,11 @@ import java.lang.foreign.MemorySegment;
  *
  * <p>GGUF types: F32 as is; F16 as its 16-bit values ({@link F16}, decoded by the kernels: no device needs
  * fp16 support); GGML Q8_0 blocks ({@code f16 d, int8 qs[32]}) repacked into the {@link Q8} layout with group
- * size 32, the scale converted to float32 (exact), so the kernels read aligned int8 values and float scales.
+ * size 32, the scale converted to float32 (exact), so the kernels read aligned int8 values and float scales;
+ * Q4_K and Q6_K as the file's blocks, byte for byte ({@link Q4_K}, {@link Q6_K}: 144 and 210 bytes per 256 values,
+ * decoded by {@link KQuantKernels}).
  */
-sealed interface DeviceMatrix permits DeviceMatrix.F32, DeviceMatrix.Q8, DeviceMatrix.F16 {
+sealed interface DeviceMatrix permits DeviceMatrix.F32, DeviceMatrix.Q8, DeviceMatrix.F16, DeviceMatrix.Q4_K, DeviceMatrix.Q6_K {
 
     int rows();
 
@@ -55,12 +57,30 @@ sealed interface DeviceMatrix permits DeviceMatrix.F32, DeviceMatrix.Q8, DeviceM
         }
     }
 
-    /** The type's name, for task ids and messages ({@code f32}, {@code f16}, {@code q8}). */
+    /** GGML Q4_K: rows × cols / 256 super-blocks of 144 bytes as in the file, row after row. */
+    record Q4_K(Int8Array blocks, int rows, int cols) implements DeviceMatrix {
+        @Override
+        public long bytes() {
+            return (long) rows * Matrix.Q4_K.rowBytes(cols);
+        }
+    }
+
+    /** GGML Q6_K: rows × cols / 256 super-blocks of 210 bytes as in the file, row after row. */
+    record Q6_K(Int8Array blocks, int rows, int cols) implements DeviceMatrix {
+        @Override
+        public long bytes() {
+            return (long) rows * Matrix.Q6_K.rowBytes(cols);
+        }
+    }
+
+    /** The type's name, for task ids and messages ({@code f32}, {@code f16}, {@code q8}, {@code q4k}, {@code q6k}). */
     static String kind(DeviceMatrix m) {
         return switch (m) {
             case F32 f -> "f32";
             case F16 f -> "f16";
             case Q8 q -> "q8";
+            case Q4_K q -> "q4k";
+            case Q6_K q -> "q6k";
         };
     }
 
@@ -125,6 +145,20 @@ sealed interface DeviceMatrix permits DeviceMatrix.F32, DeviceMatrix.Q8, DeviceM
                     }
                 }
                 return new Q8(values, scales, (int) rows, cols, Matrix.Q8_0.BLOCK);
+            }
+            case Matrix.Q4_K first -> {
+                MemorySegment[] data = new MemorySegment[parts.length];
+                for (int i = 0; i < parts.length; i++) {
+                    data[i] = ((Matrix.Q4_K) parts[i]).data();
+                }
+                return new Q4_K(bytes(name, data), (int) rows, cols);
+            }
+            case Matrix.Q6_K first -> {
+                MemorySegment[] data = new MemorySegment[parts.length];
+                for (int i = 0; i < parts.length; i++) {
+                    data[i] = ((Matrix.Q6_K) parts[i]).data();
+                }
+                return new Q6_K(bytes(name, data), (int) rows, cols);
             }
             default -> throw TensorTypes.unsupported(parts[0], name);
         }

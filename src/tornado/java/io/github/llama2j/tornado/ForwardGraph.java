@@ -331,6 +331,8 @@ final class ForwardGraph {
                 out.add(q8.values());
                 out.add(q8.scales());
             }
+            case DeviceMatrix.Q4_K k -> out.add(k.blocks());
+            case DeviceMatrix.Q6_K k -> out.add(k.blocks());
         }
     }
 
@@ -347,6 +349,8 @@ final class ForwardGraph {
             case DeviceMatrix.Q8 e -> graph.task("embed", TransformerKernels::embedQ8, ctx, state, e.values(), e.scales(), x,
                     dim, e.groupSize());
             case DeviceMatrix.F16 e -> graph.task("embed", GgmlKernels::embedF16, ctx, state, e.data(), x, dim);
+            case DeviceMatrix.Q4_K e -> graph.task("embed", KQuantKernels::embedQ4_K, ctx, state, e.blocks(), x, dim);
+            case DeviceMatrix.Q6_K e -> graph.task("embed", KQuantKernels::embedQ6_K, ctx, state, e.blocks(), x, dim);
         }
         schedule("embed", roundUp(dim, s.quantizeLocal()), s.quantizeLocal());
     }
@@ -431,6 +435,8 @@ final class ForwardGraph {
             case DeviceMatrix.Q8 cls -> graph.task("classifier", TransformerKernels::matmulNormQ8, ctx, x, rmsFinal,
                     cls.values(), cls.scales(), logits, dim, c.groupSize(), s.normPartials());
             case DeviceMatrix.F16 cls -> throw new IllegalStateException("F16 classifier in a llama2.c checkpoint");
+            case DeviceMatrix.Q4_K cls -> throw new IllegalStateException("Q4_K classifier in a llama2.c checkpoint");
+            case DeviceMatrix.Q6_K cls -> throw new IllegalStateException("Q6_K classifier in a llama2.c checkpoint");
         }
         schedule("classifier", c.vocabSize() * s.matmulLocal(), s.matmulLocal());
     }
@@ -438,7 +444,7 @@ final class ForwardGraph {
     /**
      * One GGUF layer (llama.cpp's arithmetic, {@link GgmlKernels}), 5 launches when wq/wk/wv share a type and
      * w1/w3 do (one more per product that cannot be stacked). Each product's work-groups derive the input in the
-     * form its weight type T reads (float32, F16-rounded, or Q8_0 blocks) from the source themselves, after
+     * form its weight type T reads (float32, F16-rounded, Q8_0 blocks, or Q8_K blocks for Q4_K/Q6_K) from the source themselves, after
      * rmsnorm where the input is normalised. A task id carries its weight type ({@code qkv_q8}), so layers of
      * different types never share a compiled kernel:
      * <pre>
@@ -476,7 +482,7 @@ final class ForwardGraph {
 
     /**
      * The q/k/v heads {@code firstHead ..} of layer l from product m ({@link GgmlKernels#qkvF32} and its
-     * F16/Q8_0 twins): one work-group per head.
+     * F16/Q8_0 twins, {@link KQuantKernels#qkvQ4_K} and its Q6_K twin): one work-group per head.
      */
     private void addQkv(String kind, DeviceMatrix m, int l, FloatArray rmsAtt, int firstHead, FloatArray bias,
                         FloatArray norms, int flags) {
@@ -490,6 +496,10 @@ final class ForwardGraph {
                     qkv, bias, norms, flags, q, keyCache[l], valueCache[l], state, rope, nH, nKv, hs);
             case DeviceMatrix.Q8 q8 -> graph.task(name, GgmlKernels::qkvQ8_0, ctx, x, rmsAtt, dim, eps, q8.values(),
                     q8.scales(), firstHead, qkv, bias, norms, flags, q, keyCache[l], valueCache[l], state, rope, nH, nKv, hs);
+            case DeviceMatrix.Q4_K k -> graph.task(name, KQuantKernels::qkvQ4_K, ctx, x, rmsAtt, dim, eps, k.blocks(), firstHead,
+                    qkv, bias, norms, flags, q, keyCache[l], valueCache[l], state, rope, nH, nKv, hs);
+            case DeviceMatrix.Q6_K k -> graph.task(name, KQuantKernels::qkvQ6_K, ctx, x, rmsAtt, dim, eps, k.blocks(), firstHead,
+                    qkv, bias, norms, flags, q, keyCache[l], valueCache[l], state, rope, nH, nKv, hs);
         }
         schedule(name, m.rows() / hs * s.matmulLocal(), s.matmulLocal());
     }
@@ -504,6 +514,8 @@ final class ForwardGraph {
             case DeviceMatrix.F16 f -> graph.task(name, GgmlKernels::w13F16, ctx, x, rmsFfn, dim, eps, f.data(), hb, hidden);
             case DeviceMatrix.Q8 q8 -> graph.task(name, GgmlKernels::w13Q8_0, ctx, x, rmsFfn, dim, eps, q8.values(),
                     q8.scales(), hb, hidden);
+            case DeviceMatrix.Q4_K k -> graph.task(name, KQuantKernels::w13Q4_K, ctx, x, rmsFfn, dim, eps, k.blocks(), hb, hidden);
+            case DeviceMatrix.Q6_K k -> graph.task(name, KQuantKernels::w13Q6_K, ctx, x, rmsFfn, dim, eps, k.blocks(), hb, hidden);
         }
         schedule(name, hidden * s.matmulLocal(), s.matmulLocal());
     }
@@ -525,6 +537,10 @@ final class ForwardGraph {
                     outOff, add);
             case DeviceMatrix.Q8 q8 -> graph.task(name, GgmlKernels::productQ8_0, ctx, in, weight, n, source, eps, q8.values(),
                     q8.scales(), out, outOff, add);
+            case DeviceMatrix.Q4_K k -> graph.task(name, KQuantKernels::productQ4_K, ctx, in, weight, n, source, eps, k.blocks(),
+                    out, outOff, add);
+            case DeviceMatrix.Q6_K k -> graph.task(name, KQuantKernels::productQ6_K, ctx, in, weight, n, source, eps, k.blocks(),
+                    out, outOff, add);
         }
         schedule(name, m.rows() * s.matmulLocal(), s.matmulLocal());
     }
