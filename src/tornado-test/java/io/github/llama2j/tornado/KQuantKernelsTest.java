@@ -45,8 +45,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  *       zeros (d_x = 0) and a Gaussian block. SwiGLU's exp is the device's, so that source is compared with a
  *       looser tolerance (an activation may round the other way at a Q8_K boundary).</li>
  *   <li>Shapes: 3 super-blocks per row over 2 work-items (one work-item takes two), rows written at an offset or
- *       added to a residual, q/k/v stacked (Q4_K, biases, NORM pairs) and split into q, k, v products with head
- *       norms (Q6_K, NEOX).</li>
+ *       added to a residual; w1/w3 both Q4_K and Q4_K over Q6_K; q/k/v stacked with wq, wk Q4_K and wv Q6_K (as in a
+ *       Q4_K_M layer; biases, NORM pairs) and all Q6_K split into q, k, v products of their own heads (biases, head
+ *       norms, NEOX).</li>
  * </ul>
  * The seed is printed in every failure.
  */
@@ -64,7 +65,8 @@ class KQuantKernelsTest {
 
     static float[] xNorm, xIn, xSwi, rmsW, residual, bias, norms;
     static Matrix[][] products = new Matrix[2][3];     // [type][source]
-    static Matrix[] w13 = new Matrix[2], wqkv = new Matrix[2], emb = new Matrix[2];
+    static Matrix[] w1 = new Matrix[2], w3 = new Matrix[2], emb = new Matrix[2];
+    static Matrix[][] wqkv = new Matrix[2][3];          // [variant][q, k, v]
     static FloatArray[][] out = new FloatArray[2][3];
     static FloatArray[] dHb = new FloatArray[2], dEmb = new FloatArray[2];
     static FloatArray[] dQ = new FloatArray[2], dKc = new FloatArray[2], dVc = new FloatArray[2];
@@ -119,14 +121,6 @@ class KQuantKernelsTest {
         return type == 0 ? new Matrix.Q4_K(s, rows, cols) : new Matrix.Q6_K(s, rows, cols);
     }
 
-    static Int8Array blocks(DeviceMatrix m) {
-        return switch (m) {
-            case DeviceMatrix.Q4_K k -> k.blocks();
-            case DeviceMatrix.Q6_K k -> k.blocks();
-            default -> throw new AssertionError(m);
-        };
-    }
-
     static int n(int source) {
         return source == GgmlKernels.FROM_SWIGLU ? N_SWI : DIM;
     }
@@ -174,37 +168,34 @@ class KQuantKernelsTest {
                 int add = t == 1 ? 1 : 0;
                 int off = t == 0 ? OUT_OFF : 0;
                 products[t][s] = kQuant(t, ROWS, n);
-                Int8Array w = blocks(DeviceMatrix.stack("w", products[t][s]));
+                DeviceMatrix.KQuant w = (DeviceMatrix.KQuant) DeviceMatrix.stack("w", products[t][s]);
+                assertEquals(t, w.firstType());
                 out[t][s] = add != 0 ? FloatArray.fromArray(residual) : new FloatArray(ROWS + OUT_OFF);
-                in.addAll(List.of(w, out[t][s]));
+                in.addAll(List.of(w.blocks(), out[t][s]));
                 back.add(out[t][s]);
                 String name = "product" + TYPES[t] + "_" + s;
-                if (t == 0) {
-                    tg.task(name, KQuantKernels::productQ4_K, ctx, dSrc[s], dRmsW, n, SOURCES[s], EPS, w, out[t][s], off, add);
-                } else {
-                    tg.task(name, KQuantKernels::productQ6_K, ctx, dSrc[s], dRmsW, n, SOURCES[s], EPS, w, out[t][s], off, add);
-                }
+                tg.task(name, KQuantKernels::productKQuant, ctx, dSrc[s], dRmsW, n, SOURCES[s], EPS, w.blocks(), t, out[t][s], off,
+                        add);
                 grid(g, name, ROWS * LOCAL, LOCAL);
             }
         }
 
-        // ---- w13 (rmsnorm + w1/w3 + SwiGLU) of each type
+        // ---- w13 (rmsnorm + w1/w3 + SwiGLU): both Q4_K; w1 Q4_K over w3 Q6_K (stacked, each keeping its type)
         for (int t = 0; t < 2; t++) {
-            w13[t] = kQuant(t, 2 * W13_HIDDEN, DIM);
-            Int8Array w = blocks(DeviceMatrix.stack("w13", w13[t]));
+            w1[t] = kQuant(0, W13_HIDDEN, DIM);
+            w3[t] = kQuant(t, W13_HIDDEN, DIM);
+            DeviceMatrix.KQuant w = (DeviceMatrix.KQuant) DeviceMatrix.stack("w13", w1[t], w3[t]);
+            assertEquals(t == 0 ? 0 : 2, w.types());
             dHb[t] = new FloatArray(W13_HIDDEN);
-            in.add(w);
+            in.add(w.blocks());
             back.add(dHb[t]);
-            String name = "w13" + TYPES[t];
-            if (t == 0) {
-                tg.task(name, KQuantKernels::w13Q4_K, ctx, dSrc[0], dRmsW, DIM, EPS, w, dHb[t], W13_HIDDEN);
-            } else {
-                tg.task(name, KQuantKernels::w13Q6_K, ctx, dSrc[0], dRmsW, DIM, EPS, w, dHb[t], W13_HIDDEN);
-            }
+            String name = "w13_" + t;
+            tg.task(name, KQuantKernels::w13KQuant, ctx, dSrc[0], dRmsW, DIM, EPS, w.blocks(), w.types(), dHb[t], W13_HIDDEN);
             grid(g, name, W13_HIDDEN * LOCAL, LOCAL);
         }
 
-        // ---- q/k/v: Q4_K stacked with biases (NORM); Q6_K with biases and head norms (NEOX) split into q, k, v products
+        // ---- q/k/v: wq, wk Q4_K and wv Q6_K stacked (as in a Q4_K_M layer), biases (NORM);
+        //      all Q6_K, biases and head norms (NEOX), split into q, k and v products of their own heads
         bias = gaussian(QKV_ROWS, 0.5f);
         norms = gaussian(2 * HEAD, 0.2f);
         for (int i = 0; i < norms.length; i++) {
@@ -214,7 +205,11 @@ class KQuantKernelsTest {
         IntArray state = IntArray.fromElements(TOKEN, POS);
         in.addAll(List.of(dBias, dNorms, state));
         for (int t = 0; t < 2; t++) {
-            wqkv[t] = kQuant(t, QKV_ROWS, DIM);
+            int[] first = {0, HEADS, HEADS + KV};
+            int[] count = {HEADS, KV, KV};
+            for (int p = 0; p < 3; p++) {
+                wqkv[t][p] = kQuant(t == 0 && p < 2 ? 0 : 1, count[p] * HEAD, DIM);
+            }
             RopeStyle style = t == 0 ? RopeStyle.NORM : RopeStyle.NEOX;
             int flags = t == 0 ? GgmlKernels.HAS_BIAS : GgmlKernels.HAS_BIAS | GgmlKernels.HAS_NORM | GgmlKernels.NEOX;
             FloatArray rope = FloatArray.fromArray(Rope.of(config(style), null, FloatMath.standard()).table(SEQ));
@@ -225,22 +220,19 @@ class KQuantKernelsTest {
             in.addAll(List.of(rope, dKc[t], dVc[t], scratch));
             back.addAll(List.of(dQ[t], dKc[t], dVc[t]));
             if (t == 0) {
-                Int8Array w = blocks(DeviceMatrix.stack("wqkv", wqkv[t]));
-                in.add(w);
-                tg.task("qkvQ4_K", KQuantKernels::qkvQ4_K, ctx, dSrc[0], dRmsW, DIM, EPS, w, 0, scratch, dBias, dNorms, flags,
-                        dQ[t], dKc[t], dVc[t], state, rope, HEADS, KV, HEAD);
-                grid(g, "qkvQ4_K", (HEADS + 2 * KV) * LOCAL, LOCAL);
+                DeviceMatrix.KQuant w = (DeviceMatrix.KQuant) DeviceMatrix.stack("wqkv", wqkv[t]);
+                assertEquals(4, w.types());
+                in.add(w.blocks());
+                tg.task("qkv_mixed", KQuantKernels::qkvKQuant, ctx, dSrc[0], dRmsW, DIM, EPS, w.blocks(), 0, scratch, dBias, dNorms,
+                        flags | w.types() << KQuantKernels.TYPES_SHIFT, dQ[t], dKc[t], dVc[t], state, rope, HEADS, KV, HEAD);
+                grid(g, "qkv_mixed", (HEADS + 2 * KV) * LOCAL, LOCAL);
             } else {
-                int[] first = {0, HEADS, HEADS + KV};
-                int[] count = {HEADS, KV, KV};
-                long rowBytes = Matrix.Q6_K.rowBytes(DIM);
                 for (int p = 0; p < 3; p++) {
-                    MemorySegment rows = ((Matrix.Q6_K) wqkv[t]).data().asSlice(first[p] * HEAD * rowBytes, count[p] * HEAD * rowBytes);
-                    Int8Array w = blocks(DeviceMatrix.stack("part", new Matrix.Q6_K(rows, count[p] * HEAD, DIM)));
-                    in.add(w);
+                    DeviceMatrix.KQuant w = (DeviceMatrix.KQuant) DeviceMatrix.stack("part", wqkv[t][p]);
+                    in.add(w.blocks());
                     String name = "qkvQ6_K_" + p;
-                    tg.task(name, KQuantKernels::qkvQ6_K, ctx, dSrc[0], dRmsW, DIM, EPS, w, first[p], scratch, dBias, dNorms,
-                            flags, dQ[t], dKc[t], dVc[t], state, rope, HEADS, KV, HEAD);
+                    tg.task(name, KQuantKernels::qkvKQuant, ctx, dSrc[0], dRmsW, DIM, EPS, w.blocks(), first[p], scratch, dBias,
+                            dNorms, flags | 7 << KQuantKernels.TYPES_SHIFT, dQ[t], dKc[t], dVc[t], state, rope, HEADS, KV, HEAD);
                     grid(g, name, count[p] * LOCAL, LOCAL);
                 }
             }
@@ -249,7 +241,7 @@ class KQuantKernelsTest {
         // ---- embedding rows
         for (int t = 0; t < 2; t++) {
             emb[t] = kQuant(t, VOCAB, DIM);
-            Int8Array w = blocks(DeviceMatrix.stack("embedding", emb[t]));
+            Int8Array w = ((DeviceMatrix.KQuant) DeviceMatrix.stack("embedding", emb[t])).blocks();
             dEmb[t] = new FloatArray(DIM);
             in.add(w);
             back.add(dEmb[t]);
@@ -345,17 +337,19 @@ class KQuantKernelsTest {
     @Test
     void w13NormalisesMultipliesAndAppliesSwiglu() {
         for (int t = 0; t < 2; t++) {
-            float[] both = cpuProduct(w13[t], normed());
-            float[] hb = Arrays.copyOfRange(both, 0, W13_HIDDEN);
-            ScalarKernels.swiglu(hb, Arrays.copyOfRange(both, W13_HIDDEN, 2 * W13_HIDDEN), W13_HIDDEN, FloatMath.JAVA);
-            close(hb, dHb[t], 0, 1e-5, "w13" + TYPES[t]);
+            float[] hb = cpuProduct(w1[t], normed());
+            ScalarKernels.swiglu(hb, cpuProduct(w3[t], normed()), W13_HIDDEN, FloatMath.JAVA);
+            close(hb, dHb[t], 0, 1e-5, "w13 variant " + t);
         }
     }
 
     @Test
     void qkvStackedAndSplitWithBiasesHeadNormsAndRope() {
         for (int t = 0; t < 2; t++) {
-            float[] all = cpuProduct(wqkv[t], normed());
+            float[] all = new float[QKV_ROWS];
+            System.arraycopy(cpuProduct(wqkv[t][0], normed()), 0, all, 0, Q_DIM);
+            System.arraycopy(cpuProduct(wqkv[t][1], normed()), 0, all, Q_DIM, KV_DIM);
+            System.arraycopy(cpuProduct(wqkv[t][2], normed()), 0, all, Q_DIM + KV_DIM, KV_DIM);
             GgmlReference.addBias(all, floats(bias), all.length);
             float[] q = Arrays.copyOfRange(all, 0, Q_DIM);
             float[] k = Arrays.copyOfRange(all, Q_DIM, Q_DIM + KV_DIM);
@@ -368,10 +362,10 @@ class KQuantKernelsTest {
             float[] cos = new float[HEAD / 2], sin = new float[HEAD / 2];
             rope.angles(POS, cos, sin);
             rope.rotate(q, HEADS, k, KV, cos, sin);
-            close(q, dQ[t], 0, 1e-5, "qkv" + TYPES[t] + " q");
-            close(k, dKc[t], POS * KV_DIM, 1e-5, "qkv" + TYPES[t] + " k in the cache at pos");
-            close(v, dVc[t], POS * KV_DIM, 1e-5, "qkv" + TYPES[t] + " v in the cache at pos");
-            close(new float[KV_DIM], dKc[t], 0, 0, "qkv" + TYPES[t] + " other positions untouched");
+            close(q, dQ[t], 0, 1e-5, "qkv variant " + t + " q");
+            close(k, dKc[t], POS * KV_DIM, 1e-5, "qkv variant " + t + " k in the cache at pos");
+            close(v, dVc[t], POS * KV_DIM, 1e-5, "qkv variant " + t + " v in the cache at pos");
+            close(new float[KV_DIM], dKc[t], 0, 0, "qkv variant " + t + " other positions untouched");
         }
     }
 

@@ -182,12 +182,13 @@ final class ForwardGraph {
 
     /**
      * A GGUF layer's products reading one input: one stacked task ({@code stacked}) when the matrices share a
-     * type, else one task per matrix, each writing at its offset of the common output.
+     * type or are all K-quants (Q4_K and Q6_K stack, each part keeping its type), else one task per matrix, each
+     * writing at its offset of the common output.
      */
     private static List<Product> products(String layer, String stacked, String[] names, int[] offsets, Matrix... parts) {
         boolean same = true;
         for (Matrix m : parts) {
-            same &= m.getClass() == parts[0].getClass();
+            same &= m.getClass() == parts[0].getClass() || (DeviceMatrix.kQuant(m) && DeviceMatrix.kQuant(parts[0]));
         }
         if (same) {
             return List.of(new Product(stacked, DeviceMatrix.stack(layer + " " + String.join("/", names), parts), 0));
@@ -331,8 +332,7 @@ final class ForwardGraph {
                 out.add(q8.values());
                 out.add(q8.scales());
             }
-            case DeviceMatrix.Q4_K k -> out.add(k.blocks());
-            case DeviceMatrix.Q6_K k -> out.add(k.blocks());
+            case DeviceMatrix.KQuant k -> out.add(k.blocks());
         }
     }
 
@@ -349,8 +349,9 @@ final class ForwardGraph {
             case DeviceMatrix.Q8 e -> graph.task("embed", TransformerKernels::embedQ8, ctx, state, e.values(), e.scales(), x,
                     dim, e.groupSize());
             case DeviceMatrix.F16 e -> graph.task("embed", GgmlKernels::embedF16, ctx, state, e.data(), x, dim);
-            case DeviceMatrix.Q4_K e -> graph.task("embed", KQuantKernels::embedQ4_K, ctx, state, e.blocks(), x, dim);
-            case DeviceMatrix.Q6_K e -> graph.task("embed", KQuantKernels::embedQ6_K, ctx, state, e.blocks(), x, dim);
+            case DeviceMatrix.KQuant e when e.firstType() == 0 ->
+                    graph.task("embed", KQuantKernels::embedQ4_K, ctx, state, e.blocks(), x, dim);
+            case DeviceMatrix.KQuant e -> graph.task("embed", KQuantKernels::embedQ6_K, ctx, state, e.blocks(), x, dim);
         }
         schedule("embed", roundUp(dim, s.quantizeLocal()), s.quantizeLocal());
     }
@@ -435,8 +436,7 @@ final class ForwardGraph {
             case DeviceMatrix.Q8 cls -> graph.task("classifier", TransformerKernels::matmulNormQ8, ctx, x, rmsFinal,
                     cls.values(), cls.scales(), logits, dim, c.groupSize(), s.normPartials());
             case DeviceMatrix.F16 cls -> throw new IllegalStateException("F16 classifier in a llama2.c checkpoint");
-            case DeviceMatrix.Q4_K cls -> throw new IllegalStateException("Q4_K classifier in a llama2.c checkpoint");
-            case DeviceMatrix.Q6_K cls -> throw new IllegalStateException("Q6_K classifier in a llama2.c checkpoint");
+            case DeviceMatrix.KQuant cls -> throw new IllegalStateException("K-quant classifier in a llama2.c checkpoint");
         }
         schedule("classifier", c.vocabSize() * s.matmulLocal(), s.matmulLocal());
     }
@@ -482,7 +482,7 @@ final class ForwardGraph {
 
     /**
      * The q/k/v heads {@code firstHead ..} of layer l from product m ({@link GgmlKernels#qkvF32} and its
-     * F16/Q8_0 twins, {@link KQuantKernels#qkvQ4_K} and its Q6_K twin): one work-group per head.
+     * F16/Q8_0 twins, {@link KQuantKernels#qkvKQuant}): one work-group per head.
      */
     private void addQkv(String kind, DeviceMatrix m, int l, FloatArray rmsAtt, int firstHead, FloatArray bias,
                         FloatArray norms, int flags) {
@@ -496,10 +496,12 @@ final class ForwardGraph {
                     qkv, bias, norms, flags, q, keyCache[l], valueCache[l], state, rope, nH, nKv, hs);
             case DeviceMatrix.Q8 q8 -> graph.task(name, GgmlKernels::qkvQ8_0, ctx, x, rmsAtt, dim, eps, q8.values(),
                     q8.scales(), firstHead, qkv, bias, norms, flags, q, keyCache[l], valueCache[l], state, rope, nH, nKv, hs);
-            case DeviceMatrix.Q4_K k -> graph.task(name, KQuantKernels::qkvQ4_K, ctx, x, rmsAtt, dim, eps, k.blocks(), firstHead,
-                    qkv, bias, norms, flags, q, keyCache[l], valueCache[l], state, rope, nH, nKv, hs);
-            case DeviceMatrix.Q6_K k -> graph.task(name, KQuantKernels::qkvQ6_K, ctx, x, rmsAtt, dim, eps, k.blocks(), firstHead,
-                    qkv, bias, norms, flags, q, keyCache[l], valueCache[l], state, rope, nH, nKv, hs);
+            case DeviceMatrix.KQuant k -> {
+                // the types of the q, k and v rows (a Q4_K_M layer's wv may be Q6_K): all one type for a single product
+                int types = k.parts() == 3 ? k.types() : 7 * k.firstType();
+                graph.task(name, KQuantKernels::qkvKQuant, ctx, x, rmsAtt, dim, eps, k.blocks(), firstHead, qkv, bias, norms,
+                        flags | types << KQuantKernels.TYPES_SHIFT, q, keyCache[l], valueCache[l], state, rope, nH, nKv, hs);
+            }
         }
         schedule(name, m.rows() / hs * s.matmulLocal(), s.matmulLocal());
     }
@@ -514,8 +516,8 @@ final class ForwardGraph {
             case DeviceMatrix.F16 f -> graph.task(name, GgmlKernels::w13F16, ctx, x, rmsFfn, dim, eps, f.data(), hb, hidden);
             case DeviceMatrix.Q8 q8 -> graph.task(name, GgmlKernels::w13Q8_0, ctx, x, rmsFfn, dim, eps, q8.values(),
                     q8.scales(), hb, hidden);
-            case DeviceMatrix.Q4_K k -> graph.task(name, KQuantKernels::w13Q4_K, ctx, x, rmsFfn, dim, eps, k.blocks(), hb, hidden);
-            case DeviceMatrix.Q6_K k -> graph.task(name, KQuantKernels::w13Q6_K, ctx, x, rmsFfn, dim, eps, k.blocks(), hb, hidden);
+            case DeviceMatrix.KQuant k -> graph.task(name, KQuantKernels::w13KQuant, ctx, x, rmsFfn, dim, eps, k.blocks(), k.types(),
+                    hb, hidden);
         }
         schedule(name, hidden * s.matmulLocal(), s.matmulLocal());
     }
@@ -537,10 +539,8 @@ final class ForwardGraph {
                     outOff, add);
             case DeviceMatrix.Q8 q8 -> graph.task(name, GgmlKernels::productQ8_0, ctx, in, weight, n, source, eps, q8.values(),
                     q8.scales(), out, outOff, add);
-            case DeviceMatrix.Q4_K k -> graph.task(name, KQuantKernels::productQ4_K, ctx, in, weight, n, source, eps, k.blocks(),
-                    out, outOff, add);
-            case DeviceMatrix.Q6_K k -> graph.task(name, KQuantKernels::productQ6_K, ctx, in, weight, n, source, eps, k.blocks(),
-                    out, outOff, add);
+            case DeviceMatrix.KQuant k -> graph.task(name, KQuantKernels::productKQuant, ctx, in, weight, n, source, eps, k.blocks(),
+                    k.firstType(), out, outOff, add);
         }
         schedule(name, m.rows() * s.matmulLocal(), s.matmulLocal());
     }

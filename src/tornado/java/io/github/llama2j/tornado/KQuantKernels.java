@@ -132,13 +132,12 @@ public final class KQuantKernels {
     // ------------------------------------------------------------------ one work-item's part of a row
 
     /**
-     * This work-item's part of row {@code row} of Q4_K weights {@code w} (n columns) times the Q8_K blocks of the
-     * source's values: super-blocks localIdx, localIdx + local, ...
+     * This work-item's part of the Q4_K row at byte {@code rowBase} of {@code w} (n columns) times the Q8_K blocks of
+     * the source's values: super-blocks localIdx, localIdx + local, ...
      */
     static float dotSourceQ4_K(KernelContext ctx, FloatArray in, FloatArray weight, int n, int source, float scale,
-                               Int8Array w, int row) {
+                               Int8Array w, int rowBase) {
         int blocks = n / QK_K;
-        int rowBase = row * blocks * Q4_K_BYTES;
         float sum = 0.0f;
         for (int b = ctx.localIdx; b < blocks; b += ctx.localGroupSizeX) {
             int off = b * QK_K;
@@ -169,9 +168,8 @@ public final class KQuantKernels {
 
     /** As {@link #dotSourceQ4_K} for Q6_K weights. */
     static float dotSourceQ6_K(KernelContext ctx, FloatArray in, FloatArray weight, int n, int source, float scale,
-                               Int8Array w, int row) {
+                               Int8Array w, int rowBase) {
         int blocks = n / QK_K;
-        int rowBase = row * blocks * Q6_K_BYTES;
         float sum = 0.0f;
         for (int b = ctx.localIdx; b < blocks; b += ctx.localGroupSizeX) {
             int off = b * QK_K;
@@ -204,93 +202,137 @@ public final class KQuantKernels {
         return sum;
     }
 
+    /** Bytes of an n-column row of type {@code type} (0: Q4_K, 1: Q6_K). */
+    static int rowBytes(int n, int type) {
+        int b = Q4_K_BYTES;
+        if (type != 0) {
+            b = Q6_K_BYTES;
+        }
+        return n / QK_K * b;
+    }
+
+    /*
+     * A stacked K-quant matrix's rows are up to three parts (rows [0, split1), [split1, split2), [split2, ..)) of their
+     * own types: bit p of {@code types} is set where part p is Q6_K, else Q4_K (a matrix of one type: all bits equal,
+     * any splits). The kernels find a row's type and byte offset here, then call dotSourceQ4_K or dotSourceQ6_K
+     * themselves: a helper calling both exceeds TornadoVM's inlining limit (600 graph nodes; it had 1053).
+     */
+
+    /** The type (0: Q4_K, 1: Q6_K) of row {@code row} of a stacked K-quant matrix (see above). */
+    static int rowType(int row, int split1, int split2, int types) {
+        int type = types & 1;
+        if (row >= split2) {
+            type = (types >> 2) & 1;
+        } else if (row >= split1) {
+            type = (types >> 1) & 1;
+        }
+        return type;
+    }
+
+    /** The byte offset of row {@code row} (n columns) of a stacked K-quant matrix (see above). */
+    static int rowBase(int row, int n, int split1, int split2, int types) {
+        int b0 = rowBytes(n, types & 1);
+        int b1 = rowBytes(n, (types >> 1) & 1);
+        int base = row * b0;
+        if (row >= split2) {
+            base = split1 * b0 + (split2 - split1) * b1 + (row - split2) * rowBytes(n, (types >> 2) & 1);
+        } else if (row >= split1) {
+            base = split1 * b0 + (row - split1) * b1;
+        }
+        return base;
+    }
+
     // ------------------------------------------------------------------ the engine's kernels
+
+    /** Where {@link #qkvKQuant} finds the types of the q, k and v rows in its {@code flags}: bits 8, 9, 10. */
+    public static final int TYPES_SHIFT = 8;
 
     /**
      * out[outOff + r] (+= when {@code add} != 0) w[r] · the n values of {@code source} (see
-     * {@link GgmlKernels#productF32}), Q4_K weights and Q8_K activations. Global size: rows × local.
+     * {@link GgmlKernels#productF32}), K-quant weights of type {@code type} (0: Q4_K, 1: Q6_K) and Q8_K activations.
+     * Global size: rows × local.
      */
-    public static void productQ4_K(KernelContext ctx, FloatArray in, FloatArray weight, int n, int source, float eps,
-                                   Int8Array w, FloatArray out, int outOff, int add) {
+    public static void productKQuant(KernelContext ctx, FloatArray in, FloatArray weight, int n, int source, float eps,
+                                     Int8Array w, int type, FloatArray out, int outOff, int add) {
         float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
         float scale = rmsScale(ctx, scratch, in, n, eps);
         int row = ctx.groupIdx;
-        float total = reduceSum(ctx, scratch, dotSourceQ4_K(ctx, in, weight, n, source, scale, w, row));
-        store(ctx, out, outOff + row, total, add);
-    }
-
-    /** As {@link #productQ4_K} for Q6_K weights. */
-    public static void productQ6_K(KernelContext ctx, FloatArray in, FloatArray weight, int n, int source, float eps,
-                                   Int8Array w, FloatArray out, int outOff, int add) {
-        float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
-        float scale = rmsScale(ctx, scratch, in, n, eps);
-        int row = ctx.groupIdx;
-        float total = reduceSum(ctx, scratch, dotSourceQ6_K(ctx, in, weight, n, source, scale, w, row));
-        store(ctx, out, outOff + row, total, add);
-    }
-
-    /** As {@link GgmlKernels#w13F32} for Q4_K weights ({@code w} stacks w1 over w3). Global size: hidden × local. */
-    public static void w13Q4_K(KernelContext ctx, FloatArray x, FloatArray weight, int n, float eps, Int8Array w,
-                               FloatArray hb, int hidden) {
-        float[] s0 = ctx.allocateFloatLocalArray(MAX_LOCAL);
-        float scale = rmsScale(ctx, s0, x, n, eps);
-        int row = ctx.groupIdx;
-        float g = reduceSum(ctx, s0, dotSourceQ4_K(ctx, x, weight, n, FROM_NORM, scale, w, row));
-        float u = reduceSum(ctx, s0, dotSourceQ4_K(ctx, x, weight, n, FROM_NORM, scale, w, hidden + row));
-        if (ctx.localIdx == 0) {
-            hb.set(row, swiglu(g, u));
+        int base = row * rowBytes(n, type);
+        float part;
+        if (type == 0) {
+            part = dotSourceQ4_K(ctx, in, weight, n, source, scale, w, base);
+        } else {
+            part = dotSourceQ6_K(ctx, in, weight, n, source, scale, w, base);
         }
+        float total = reduceSum(ctx, scratch, part);
+        store(ctx, out, outOff + row, total, add);
     }
 
-    /** As {@link #w13Q4_K} for Q6_K weights. */
-    public static void w13Q6_K(KernelContext ctx, FloatArray x, FloatArray weight, int n, float eps, Int8Array w,
-                               FloatArray hb, int hidden) {
+    /**
+     * As {@link GgmlKernels#w13F32} for K-quant weights ({@code w} stacks w1 over w3; bit 0 of {@code types} set where
+     * w1 is Q6_K, bit 1 where w3 is: a Q4_K_M file may mix them). Global size: hidden × local.
+     */
+    public static void w13KQuant(KernelContext ctx, FloatArray x, FloatArray weight, int n, float eps, Int8Array w,
+                                 int types, FloatArray hb, int hidden) {
         float[] s0 = ctx.allocateFloatLocalArray(MAX_LOCAL);
         float scale = rmsScale(ctx, s0, x, n, eps);
         int row = ctx.groupIdx;
-        float g = reduceSum(ctx, s0, dotSourceQ6_K(ctx, x, weight, n, FROM_NORM, scale, w, row));
-        float u = reduceSum(ctx, s0, dotSourceQ6_K(ctx, x, weight, n, FROM_NORM, scale, w, hidden + row));
+        int base1 = rowBase(row, n, hidden, 2 * hidden, types);
+        int base3 = rowBase(hidden + row, n, hidden, 2 * hidden, types);
+        float p1;
+        if ((types & 1) == 0) {
+            p1 = dotSourceQ4_K(ctx, x, weight, n, FROM_NORM, scale, w, base1);
+        } else {
+            p1 = dotSourceQ6_K(ctx, x, weight, n, FROM_NORM, scale, w, base1);
+        }
+        float g = reduceSum(ctx, s0, p1);
+        float p3;
+        if ((types & 2) == 0) {
+            p3 = dotSourceQ4_K(ctx, x, weight, n, FROM_NORM, scale, w, base3);
+        } else {
+            p3 = dotSourceQ6_K(ctx, x, weight, n, FROM_NORM, scale, w, base3);
+        }
+        float u = reduceSum(ctx, s0, p3);
         if (ctx.localIdx == 0) {
             hb.set(row, swiglu(g, u));
         }
     }
 
     /**
-     * As {@link GgmlKernels#qkvF32} for Q4_K weights: rmsnorm, one work-group per head of this product, the
-     * head's rows, then bias, head RMSNorm, RoPE and the store of q, k or v. Global size: the product's heads × local.
+     * As {@link GgmlKernels#qkvF32} for K-quant weights: rmsnorm, one work-group per head of this product, the
+     * head's rows, then bias, head RMSNorm, RoPE and the store of q, k or v. The rows of q, k and v heads may be of
+     * different K-quant types (a Q4_K_M file often has a Q6_K wv): bits {@link #TYPES_SHIFT} + 0, 1, 2 of
+     * {@code flags} set where wq, wk, wv are Q6_K (all three equal for a product of one type). Global size: the
+     * product's heads × local.
      */
-    public static void qkvQ4_K(KernelContext ctx, FloatArray x, FloatArray weight, int dim, float eps, Int8Array w,
-                               int firstHead, FloatArray qkv, FloatArray bias, FloatArray norms, int flags, FloatArray q,
-                               FloatArray keyCache, FloatArray valueCache, IntArray state, FloatArray rope, int nHeads, int nKv,
-                               int headSize) {
+    public static void qkvKQuant(KernelContext ctx, FloatArray x, FloatArray weight, int dim, float eps, Int8Array w,
+                                 int firstHead, FloatArray qkv, FloatArray bias, FloatArray norms, int flags, FloatArray q,
+                                 FloatArray keyCache, FloatArray valueCache, IntArray state, FloatArray rope, int nHeads, int nKv,
+                                 int headSize) {
         float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
         float scale = rmsScale(ctx, scratch, x, dim, eps);
         int first = ctx.groupIdx * headSize;
         int h = firstHead + ctx.groupIdx;
-        for (int i = 0; i < headSize; i++) {
-            float total = reduceSum(ctx, scratch, dotSourceQ4_K(ctx, x, weight, dim, FROM_NORM, scale, w, first + i));
-            if (ctx.localIdx == 0) {
-                qkv.set(h * headSize + i, total);
+        int types = (flags >> TYPES_SHIFT) & 7;
+        int split1 = (nHeads - firstHead) * headSize;
+        int split2 = (nHeads + nKv - firstHead) * headSize;
+        // a head's rows are all of one part, so of one type: one loop per type (uniform in the work-group). (Choosing
+        // the dot by an if/else inside one loop, around the loop's reduceSum, gave wrong q rows on PoCL: KQuantKernelsTest.)
+        int base = rowBase(first, dim, split1, split2, types);
+        int step = rowBytes(dim, rowType(first, split1, split2, types));
+        if (rowType(first, split1, split2, types) == 0) {
+            for (int i = 0; i < headSize; i++) {
+                float total = reduceSum(ctx, scratch, dotSourceQ4_K(ctx, x, weight, dim, FROM_NORM, scale, w, base + i * step));
+                if (ctx.localIdx == 0) {
+                    qkv.set(h * headSize + i, total);
+                }
             }
-        }
-        if (ctx.localIdx == 0) {
-            storeHead(qkv, h, bias, norms, flags, eps, q, keyCache, valueCache, state, rope, nHeads, nKv, headSize);
-        }
-    }
-
-    /** As {@link #qkvQ4_K} for Q6_K weights. */
-    public static void qkvQ6_K(KernelContext ctx, FloatArray x, FloatArray weight, int dim, float eps, Int8Array w,
-                               int firstHead, FloatArray qkv, FloatArray bias, FloatArray norms, int flags, FloatArray q,
-                               FloatArray keyCache, FloatArray valueCache, IntArray state, FloatArray rope, int nHeads, int nKv,
-                               int headSize) {
-        float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
-        float scale = rmsScale(ctx, scratch, x, dim, eps);
-        int first = ctx.groupIdx * headSize;
-        int h = firstHead + ctx.groupIdx;
-        for (int i = 0; i < headSize; i++) {
-            float total = reduceSum(ctx, scratch, dotSourceQ6_K(ctx, x, weight, dim, FROM_NORM, scale, w, first + i));
-            if (ctx.localIdx == 0) {
-                qkv.set(h * headSize + i, total);
+        } else {
+            for (int i = 0; i < headSize; i++) {
+                float total = reduceSum(ctx, scratch, dotSourceQ6_K(ctx, x, weight, dim, FROM_NORM, scale, w, base + i * step));
+                if (ctx.localIdx == 0) {
+                    qkv.set(h * headSize + i, total);
+                }
             }
         }
         if (ctx.localIdx == 0) {
@@ -307,7 +349,7 @@ public final class KQuantKernels {
         if (i < dim) {
             int b = i / QK_K;
             int k = i % QK_K;
-            int wb = (state.get(0) * (dim / QK_K) + b) * Q4_K_BYTES;
+            int wb = state.get(0) * rowBytes(dim, 0) + b * Q4_K_BYTES;
             int sub = k / 32;
             int q = (u8(w, wb + 16 + 32 * (sub / 2) + k % 32) >> (4 * (sub % 2))) & 0x0F;
             float d = half(w, wb) * scaleQ4_K(w, wb + 4, sub);
@@ -325,7 +367,7 @@ public final class KQuantKernels {
         if (j < dim) {
             int b = j / QK_K;
             int k = j % QK_K;
-            int wb = (state.get(0) * (dim / QK_K) + b) * Q6_K_BYTES;
+            int wb = state.get(0) * rowBytes(dim, 1) + b * Q6_K_BYTES;
             int part = k / 128;
             int r = k % 128;
             int i = r / 32;
