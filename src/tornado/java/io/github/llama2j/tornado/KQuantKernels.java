@@ -23,8 +23,8 @@ import static io.github.llama2j.tornado.TransformerKernels.MAX_LOCAL;
  * {@code cpu.Activations.quantizeQ8K}, {@code Matrix.Q4_K/Q6_K.dequantizeRow}).
  *
  * <ul>
- *   <li><b>Weights</b>: the GGUF blocks as they are in the file ({@code DeviceMatrix.Q4_K/Q6_K}: bytes, row after
- *       row), decoded here: Q4_K {@code f16 d, f16 dmin, u8 scales[12], u8 qs[128]} (144 bytes per 256 values,
+ *   <li><b>Weights</b>: the GGUF blocks as they are in the file ({@code DeviceMatrix.KQuant}: bytes, row after
+ *       row; Q4_K and Q6_K parts may be stacked, see {@link #rowBase}), decoded here: Q4_K {@code f16 d, f16 dmin, u8 scales[12], u8 qs[128]} (144 bytes per 256 values,
  *       eight sub-blocks of 32 with a 6-bit scale and min), Q6_K {@code u8 ql[128], u8 qh[64], int8 scales[16],
  *       f16 d} (210 bytes, sixteen sub-blocks of 16). The F16 scales are decoded from their bits
  *       ({@link GgmlKernels#halfToFloat}): no device needs fp16 support (PoCL has none).</li>
