@@ -33,10 +33,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * The TornadoVM engine against llama.cpp's outputs: {@link GgufGoldenTest}'s checks ({@link GgufGoldenTest#against}:
  * logits at positions 0-2, teacher-forced greedy ids of every case with the near-tie and drift rules) on every golden
- * model whose tensors are all F32, F16 or Q8_0: the stored llama3-tiny-q8_0, qwen2-tiny-q8_0, qwen3-tiny-q8_0 and
- * stories260K.gguf, and the twins {@link GoldenTwins} regenerates (llama3-tiny F32/F16, llama2-tiny F32/Q8_0,
- * qwen2-tiny F16). The others (BF16, Q4_0, Q4_K_M) must be refused before a device is touched, naming a tensor
- * and its type (exit 3).
+ * model whose tensors are all F32, F16, Q8_0, Q4_K or Q6_K: the stored llama3-tiny-q8_0, qwen2-tiny-q8_0, qwen3-tiny-q8_0,
+ * llama2-tiny-q4_k_m and stories260K.gguf, and the twins {@link GoldenTwins} regenerates (llama3-tiny F32/F16,
+ * llama2-tiny F32/Q8_0, qwen2-tiny F16). The others (llama3-tiny BF16, llama2-tiny Q4_0) must be refused before a
+ * device is touched, naming a tensor and its type (exit 3).
  *
  * <p>Logits at positions 0-2 must agree within {@link #LOGIT_TOLERANCE} of max|logit| (measured on PoCL: at most
  * 4.9e-7 on the six models without a flip), or within {@link GgufGoldenTest#DRIFT_TOLERANCE} on the models of
@@ -53,7 +53,10 @@ class TornadoGgufGoldenTest {
      * way, as the CPU's vector kernels do (measured 3.3e-4 of max|logit| on both).
      */
     static final Set<String> FLIP_AT_POSITIONS_0_2 = Set.of("llama2-tiny-q8_0.gguf", "qwen2-tiny-f16.gguf", "llama3-tiny-f16.gguf");
-    static final Set<String> DEVICE_TYPES = Set.of("f32", "f16", "q8_0");
+    /** The golden files' type names ({@code tensor_type_counts}) of the tensors the TornadoVM engine runs. */
+    static final Set<String> DEVICE_TYPES = Set.of("f32", "f16", "q8_0", "q4_K", "q6_K");
+    /** Those the hybrid runs (no K-quants yet: see TensorTypes). */
+    static final Set<String> HYBRID_TYPES = Set.of("f32", "f16", "q8_0");
 
     static EngineOptions tornado() {
         return new EngineOptions("tornado", 1, false, null, Double.NaN, false, false);
@@ -61,7 +64,7 @@ class TornadoGgufGoldenTest {
 
     @TestFactory
     Stream<DynamicTest> everyGoldenModel() throws IOException {
-        return goldenModels(TornadoGgufGoldenTest::check, TornadoGgufGoldenTest::refused);
+        return goldenModels(DEVICE_TYPES, 2, TornadoGgufGoldenTest::check, TornadoGgufGoldenTest::refused);
     }
 
     /** A golden model's run on a device engine, against llama.cpp's outputs. */
@@ -76,9 +79,10 @@ class TornadoGgufGoldenTest {
 
     /**
      * One test per golden model (the stored files and the regenerated twins): {@code run} for the models whose
-     * tensor types are all in {@link #DEVICE_TYPES}, {@code refusal} for the others.
+     * tensor types are all in {@code deviceTypes} (the engine's), {@code refusal} for the others, of which there
+     * must be {@code refusals}.
      */
-    static Stream<DynamicTest> goldenModels(Run run, Refusal refusal) throws IOException {
+    static Stream<DynamicTest> goldenModels(Set<String> deviceTypes, int refusals, Run run, Refusal refusal) throws IOException {
         Path golden = TestData.gguf().resolve("golden");
         List<DynamicTest> tests = new ArrayList<>();
         try (Stream<Path> s = Files.list(golden)) {
@@ -97,14 +101,16 @@ class TornadoGgufGoldenTest {
                 }
                 @SuppressWarnings("unchecked")
                 Set<String> types = ((Map<String, Object>) g.get("tensor_type_counts")).keySet();
-                if (DEVICE_TYPES.containsAll(types)) {
+                if (deviceTypes.containsAll(types)) {
                     tests.add(DynamicTest.dynamicTest(id, () -> run.check(g, file, load, golden)));
                 } else {
                     tests.add(DynamicTest.dynamicTest(id + " (refused)", () -> refusal.check(file, load, types)));
                 }
             }
         }
-        assertEquals(12, tests.size(), "golden files: 9 models of F32/F16/Q8_0 and 3 of other types");
+        assertEquals(12, tests.size(), "golden files: 12 models, run or refused");
+        assertEquals(refusals, tests.stream().filter(t -> t.getDisplayName().endsWith("(refused)")).count(),
+                "golden models of types " + deviceTypes + " lacks");
         return tests.stream();
     }
 
@@ -121,7 +127,7 @@ class TornadoGgufGoldenTest {
         }
     }
 
-    /** A model with a BF16 or K-quant tensor: refused up front (exit 3), the message naming the type. */
+    /** A model with a BF16 or Q4_0 tensor: refused up front (exit 3), the message naming the type. */
     static void refused(String name, Supplier<Model> load, Set<String> types) {
         try (Model model = load.get()) {
             Llama2jException e = assertThrows(Llama2jException.class, () -> Engines.create(model, tornado()).close());

@@ -306,6 +306,10 @@ class HybridGgufTest {
             assertEquals(Llama2jException.UNAVAILABLE, e.exitCode(), e.getMessage());
             String t = type.equals("q4_k_m") ? "Q4_K" : type.toUpperCase(Locale.ROOT);
             assertTrue(e.getMessage().contains("tensor type " + t) || e.getMessage().contains("tensor type Q6_K"), e.getMessage());
+            assertTrue(e.getMessage().startsWith("the hybrid engine does not support"), e.getMessage());
+            if (type.equals("q4_k_m")) {
+                assertTrue(e.getMessage().contains("--engine tornado"), "the TornadoVM engine runs K-quants: " + e.getMessage());
+            }
             assertTrue(e.getMessage().contains("(tensor "), e.getMessage());
         }
     }

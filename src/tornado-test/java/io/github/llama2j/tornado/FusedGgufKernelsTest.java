@@ -188,6 +188,7 @@ class FusedGgufKernelsTest {
                                 fused[t][s], off, add);
                         tg.task(u, GgmlKernels::matmulQ8_0, ctx, xq[s], xs[s], w.values(), w.scales(), unfused[t][s], off, n, add);
                     }
+                    default -> throw new AssertionError(dm);   // K-quants: KQuantKernelsTest
                 }
                 grid(g, f, ROWS * LOCAL, LOCAL);
                 grid(g, u, ROWS * LOCAL, LOCAL);
@@ -213,6 +214,7 @@ class FusedGgufKernelsTest {
                     in.addAll(List.of(w.values(), w.scales()));
                     tg.task(name, GgmlKernels::w13Q8_0, ctx, dSrc[0], dRmsW, DIM, EPS, w.values(), w.scales(), dHb[t], HIDDEN);
                 }
+                default -> throw new AssertionError(w13[t]);
             }
             grid(g, name, HIDDEN * LOCAL, LOCAL);
         }
@@ -255,7 +257,7 @@ class FusedGgufKernelsTest {
                         tg.task(name, GgmlKernels::qkvF16, ctx, dSrc[0], dRmsW, DIM, EPS, w.data(), 0, scratch, dBias, dNorms, flags,
                                 dQ[t], dKc[t], dVc[t], state, rope, HEADS, KV, HEAD);
                     }
-                    case DeviceMatrix.Q8 w -> throw new AssertionError();
+                    default -> throw new AssertionError();
                 }
                 grid(g, name, (HEADS + 2 * KV) * LOCAL, LOCAL);
             } else {

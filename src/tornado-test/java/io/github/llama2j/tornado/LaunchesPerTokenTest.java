@@ -11,7 +11,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * Issue 10's launch budget: at most 5 kernel launches per layer plus 3 per token, for float32 and Q8_0 llama2.c
- * checkpoints and for GGUF models (F32 and Q8_0 here; every golden GGUF model, F16 included, in
+ * checkpoints and for GGUF models (F32, Q8_0 and Q4_K_M, whose Q4_K and Q6_K matrices mix within a layer, here;
+ * every golden GGUF model, F16 included, in
  * {@code TornadoGgufGoldenTest}), read from what the engine reports ({@code launchesPerToken()}, the figure of
  * {@code --verbose}, {@code profile} and {@code bench --json}). The engine builds exactly 5 per layer and 2 per
  * token where a GGUF layer's wq/wk/wv and w1/w3 share a type, as in all of these models; no task normalises or
@@ -21,7 +22,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class LaunchesPerTokenTest {
 
     @ParameterizedTest
-    @ValueSource(strings = {"tiny.bin", "tiny_q80.bin", "stories260K.bin", "stories260K.gguf", "gguf:qwen3-tiny-q8_0.gguf"})
+    @ValueSource(strings = {"tiny.bin", "tiny_q80.bin", "stories260K.bin", "stories260K.gguf", "gguf:qwen3-tiny-q8_0.gguf",
+            "gguf:llama2-tiny-q4_k_m.gguf"})
     void atMostFivePerLayerAndThreePerToken(String file) {
         String path = file.startsWith("gguf:")
                 ? io.github.llama2j.TestData.gguf().resolve("models").resolve(file.substring(5)).toString() : file;

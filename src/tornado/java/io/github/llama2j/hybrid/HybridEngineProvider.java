@@ -96,7 +96,7 @@ public final class HybridEngineProvider implements EngineProvider {
         if (model.config().ropeStyle() == RopeStyle.LLAMA2C) {
             TensorTypes.requireSupported(model.config(), model.weights());
         } else {
-            TensorTypes.requireSupportedGguf(model.config(), model.weights());
+            TensorTypes.requireSupportedGgufHybrid(model.config(), model.weights());
         }
         DeviceSession session = DeviceSession.open(options.device());
         TornadoSettings s = session.settings(settings);

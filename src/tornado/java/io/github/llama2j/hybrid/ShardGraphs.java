@@ -554,7 +554,7 @@ final class ShardGraphs {
                     xq = xq != null ? xq : new Int8Array(dim);
                     xs = xs != null ? xs : new FloatArray(dim / Matrix.Q8_0.BLOCK);
                 }
-                default -> throw TensorTypes.unsupported(m, "a step input");
+                default -> throw TensorTypes.unsupportedByHybrid(m, "a step input");
             }
         }
         return new Step(graphs.size(), new Forms(xf, xh, xq, xs), state, out);

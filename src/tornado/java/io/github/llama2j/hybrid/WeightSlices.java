@@ -52,7 +52,7 @@ final class WeightSlices {
                 long rowBytes = Matrix.Q8_0.rowBytes(q.cols());
                 yield new Matrix.Q8_0(q.data().asSlice(r0 * rowBytes, n * rowBytes), n, q.cols());
             }
-            default -> throw TensorTypes.unsupported(m, "a sliced matrix");
+            default -> throw TensorTypes.unsupportedByHybrid(m, "a sliced matrix");
         };
     }
 
@@ -87,7 +87,7 @@ final class WeightSlices {
                 yield new Matrix.Q8_0(copyColumns(q.data(), rows, q.cols() / b, c0 / b, c1 / b, Matrix.Q8_0.BLOCK_BYTES,
                         allocate.apply(rows * Matrix.Q8_0.rowBytes(n))), rows, n);
             }
-            default -> throw TensorTypes.unsupported(m, "a sliced matrix");
+            default -> throw TensorTypes.unsupportedByHybrid(m, "a sliced matrix");
         };
     }
 
@@ -102,7 +102,7 @@ final class WeightSlices {
             case Matrix.Q8 q -> new long[]{rows * n, rows * (n / q.groupSize()) * Float.BYTES};
             case Matrix.F16 h -> new long[]{rows * n * Short.BYTES};
             case Matrix.Q8_0 q -> new long[]{rows * Matrix.Q8_0.rowBytes((int) n)};
-            default -> throw TensorTypes.unsupported(m, "a sliced matrix");
+            default -> throw TensorTypes.unsupportedByHybrid(m, "a sliced matrix");
         };
     }
 
@@ -235,7 +235,7 @@ final class WeightSlices {
                 }
                 return new Q8Slice(v, s, (int) rows, cols, b);
             }
-            default -> throw TensorTypes.unsupported(parts[0], name);
+            default -> throw TensorTypes.unsupportedByHybrid(parts[0], name);
         }
     }
 

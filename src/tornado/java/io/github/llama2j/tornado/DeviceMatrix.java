@@ -20,9 +20,12 @@ import java.lang.foreign.MemorySegment;
  *
  * <p>GGUF types: F32 as is; F16 as its 16-bit values ({@link F16}, decoded by the kernels: no device needs
  * fp16 support); GGML Q8_0 blocks ({@code f16 d, int8 qs[32]}) repacked into the {@link Q8} layout with group
- * size 32, the scale converted to float32 (exact), so the kernels read aligned int8 values and float scales.
+ * size 32, the scale converted to float32 (exact), so the kernels read aligned int8 values and float scales;
+ * Q4_K and Q6_K as the file's blocks, byte for byte ({@link KQuant}: 144 and 210 bytes per 256 values, decoded by
+ * {@link KQuantKernels}); the two K-quants stack together (a Q4_K_M file's wv or w3 may be Q6_K where wq/wk or w1
+ * are Q4_K), each part keeping its type.
  */
-sealed interface DeviceMatrix permits DeviceMatrix.F32, DeviceMatrix.Q8, DeviceMatrix.F16 {
+sealed interface DeviceMatrix permits DeviceMatrix.F32, DeviceMatrix.Q8, DeviceMatrix.F16, DeviceMatrix.KQuant {
 
     int rows();
 
@@ -55,12 +58,31 @@ sealed interface DeviceMatrix permits DeviceMatrix.F32, DeviceMatrix.Q8, DeviceM
         }
     }
 
-    /** The type's name, for task ids and messages ({@code f32}, {@code f16}, {@code q8}). */
+    /**
+     * GGML Q4_K and Q6_K rows: the file's super-blocks (Q4_K 144 bytes, Q6_K 210 bytes per 256 values), row after
+     * row, in {@code parts} stacked parts (1 to 3) of their own types: bit p of {@code types} is set where part p is
+     * Q6_K (see {@link KQuantKernels#rowBase}); {@code bytes} in all.
+     */
+    record KQuant(Int8Array blocks, int rows, int cols, int parts, int types, long bytes) implements DeviceMatrix {
+        public KQuant {
+            if (parts < 1 || parts > 3 || types < 0 || types >= 1 << parts) {
+                throw new IllegalArgumentException("K-quant parts " + parts + ", types " + types);
+            }
+        }
+
+        /** The type of part 0 (0: Q4_K, 1: Q6_K): a single matrix's type. */
+        int firstType() {
+            return types & 1;
+        }
+    }
+
+    /** The type's name, for task ids and messages ({@code f32}, {@code f16}, {@code q8}, {@code q4k}, {@code q6k}). */
     static String kind(DeviceMatrix m) {
         return switch (m) {
             case F32 f -> "f32";
             case F16 f -> "f16";
             case Q8 q -> "q8";
+            case KQuant k -> "kq";
         };
     }
 
@@ -72,12 +94,21 @@ sealed interface DeviceMatrix permits DeviceMatrix.F32, DeviceMatrix.Q8, DeviceM
         };
     }
 
-    /** Copies {@code parts} (all of one type, same column count) into one stacked device matrix. */
+    /** Whether m is a K-quant (Q4_K or Q6_K): those stack together. */
+    static boolean kQuant(Matrix m) {
+        return m instanceof Matrix.Q4_K || m instanceof Matrix.Q6_K;
+    }
+
+    /**
+     * Copies {@code parts} (all of one type, or all K-quants, at most 3 of them; same column count) into one stacked
+     * device matrix.
+     */
     static DeviceMatrix stack(String name, Matrix... parts) {
         int cols = parts[0].cols();
         long rows = 0;
         for (Matrix m : parts) {
-            if (m.cols() != cols || m.getClass() != parts[0].getClass()) {
+            boolean sameType = m.getClass() == parts[0].getClass() || (kQuant(m) && kQuant(parts[0]) && parts.length <= 3);
+            if (m.cols() != cols || !sameType) {
                 throw new Llama2jException(name + ": cannot stack matrices of different shapes or types", Llama2jException.BAD_INPUT);
             }
             rows += m.rows();
@@ -126,8 +157,27 @@ sealed interface DeviceMatrix permits DeviceMatrix.F32, DeviceMatrix.Q8, DeviceM
                 }
                 return new Q8(values, scales, (int) rows, cols, Matrix.Q8_0.BLOCK);
             }
+            case Matrix.Q4_K first -> {
+                return kQuants(name, (int) rows, cols, parts);
+            }
+            case Matrix.Q6_K first -> {
+                return kQuants(name, (int) rows, cols, parts);
+            }
             default -> throw TensorTypes.unsupported(parts[0], name);
         }
+    }
+
+    private static KQuant kQuants(String name, int rows, int cols, Matrix... parts) {
+        MemorySegment[] data = new MemorySegment[parts.length];
+        int types = 0;
+        long bytes = 0;
+        for (int i = 0; i < parts.length; i++) {
+            Matrix.Ggml m = (Matrix.Ggml) parts[i];
+            data[i] = m.data();
+            bytes += m.byteSize();
+            types |= (parts[i] instanceof Matrix.Q6_K ? 1 : 0) << i;
+        }
+        return new KQuant(bytes(name, data), rows, cols, parts.length, types, bytes);
     }
 
     /** One float32 vector (rmsnorm weights) or several concatenated, copied into a FloatArray. */

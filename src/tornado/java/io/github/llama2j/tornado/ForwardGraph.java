@@ -209,12 +209,13 @@ final class ForwardGraph {
 
     /**
      * A GGUF layer's products reading one input: one stacked task ({@code stacked}) when the matrices share a
-     * type, else one task per matrix, each writing at its offset of the common output.
+     * type or are all K-quants (Q4_K and Q6_K stack, each part keeping its type), else one task per matrix, each
+     * writing at its offset of the common output.
      */
     private static List<Product> products(String layer, String stacked, String[] names, int[] offsets, Matrix... parts) {
         boolean same = true;
         for (Matrix m : parts) {
-            same &= m.getClass() == parts[0].getClass();
+            same &= m.getClass() == parts[0].getClass() || (DeviceMatrix.kQuant(m) && DeviceMatrix.kQuant(parts[0]));
         }
         if (same) {
             return List.of(new Product(stacked, DeviceMatrix.stack(layer + " " + String.join("/", names), parts), 0));
@@ -521,6 +522,7 @@ final class ForwardGraph {
                 out.add(q8.values());
                 out.add(q8.scales());
             }
+            case DeviceMatrix.KQuant k -> out.add(k.blocks());
         }
     }
 
@@ -537,6 +539,9 @@ final class ForwardGraph {
             case DeviceMatrix.Q8 e -> add("embed", id -> new TaskPackage(id, TransformerKernels::embedQ8, ctx, state, e.values(), e.scales(), x,
                     dim, e.groupSize()));
             case DeviceMatrix.F16 e -> add("embed", id -> new TaskPackage(id, GgmlKernels::embedF16, ctx, state, e.data(), x, dim));
+            case DeviceMatrix.KQuant e when e.firstType() == 0 ->
+                    add("embed", id -> new TaskPackage(id, KQuantKernels::embedQ4_K, ctx, state, e.blocks(), x, dim));
+            case DeviceMatrix.KQuant e -> add("embed", id -> new TaskPackage(id, KQuantKernels::embedQ6_K, ctx, state, e.blocks(), x, dim));
         }
         schedule("embed", roundUp(dim, s.quantizeLocal()), s.quantizeLocal());
     }
@@ -621,6 +626,7 @@ final class ForwardGraph {
             case DeviceMatrix.Q8 cls -> add("classifier", id -> new TaskPackage(id, TransformerKernels::matmulNormQ8, ctx, x, rmsFinal,
                     cls.values(), cls.scales(), logits, dim, c.groupSize(), s.normPartials()));
             case DeviceMatrix.F16 cls -> throw new IllegalStateException("F16 classifier in a llama2.c checkpoint");
+            case DeviceMatrix.KQuant cls -> throw new IllegalStateException("K-quant classifier in a llama2.c checkpoint");
         }
         schedule("classifier", c.vocabSize() * s.matmulLocal(), s.matmulLocal());
     }
@@ -628,7 +634,7 @@ final class ForwardGraph {
     /**
      * One GGUF layer (llama.cpp's arithmetic, {@link GgmlKernels}), 5 launches when wq/wk/wv share a type and
      * w1/w3 do (one more per product that cannot be stacked). Each product's work-groups derive the input in the
-     * form its weight type T reads (float32, F16-rounded, or Q8_0 blocks) from the source themselves, after
+     * form its weight type T reads (float32, F16-rounded, Q8_0 blocks, or Q8_K blocks for Q4_K/Q6_K) from the source themselves, after
      * rmsnorm where the input is normalised. A task id carries its weight type ({@code qkv_q8}), so layers of
      * different types never share a compiled kernel:
      * <pre>
@@ -666,7 +672,7 @@ final class ForwardGraph {
 
     /**
      * The q/k/v heads {@code firstHead ..} of layer l from product m ({@link GgmlKernels#qkvF32} and its
-     * F16/Q8_0 twins): one work-group per head.
+     * F16/Q8_0 twins, {@link KQuantKernels#qkvKQuant}): one work-group per head.
      */
     private void addQkv(String kind, DeviceMatrix m, int l, FloatArray rmsAtt, int firstHead, FloatArray bias,
                         FloatArray norms, int flags) {
@@ -680,6 +686,12 @@ final class ForwardGraph {
                     qkv, bias, norms, flags, q, keyCache[l], valueCache[l], state, rope, nH, nKv, hs));
             case DeviceMatrix.Q8 q8 -> add(name, id -> new TaskPackage(id, GgmlKernels::qkvQ8_0, ctx, x, rmsAtt, dim, eps, q8.values(),
                     q8.scales(), firstHead, qkv, bias, norms, flags, q, keyCache[l], valueCache[l], state, rope, nH, nKv, hs));
+            case DeviceMatrix.KQuant k -> {
+                // the types of the q, k and v rows (a Q4_K_M layer's wv may be Q6_K): all one type for a single product
+                int types = k.parts() == 3 ? k.types() : 7 * k.firstType();
+                add(name, id -> new TaskPackage(id, KQuantKernels::qkvKQuant, ctx, x, rmsAtt, dim, eps, k.blocks(), firstHead, qkv, bias, norms,
+                        flags | types << KQuantKernels.TYPES_SHIFT, q, keyCache[l], valueCache[l], state, rope, nH, nKv, hs));
+            }
         }
         schedule(name, m.rows() / hs * s.matmulLocal(), s.matmulLocal());
     }
@@ -694,6 +706,8 @@ final class ForwardGraph {
             case DeviceMatrix.F16 f -> add(name, id -> new TaskPackage(id, GgmlKernels::w13F16, ctx, x, rmsFfn, dim, eps, f.data(), hb, hidden));
             case DeviceMatrix.Q8 q8 -> add(name, id -> new TaskPackage(id, GgmlKernels::w13Q8_0, ctx, x, rmsFfn, dim, eps, q8.values(),
                     q8.scales(), hb, hidden));
+            case DeviceMatrix.KQuant k -> add(name, id -> new TaskPackage(id, KQuantKernels::w13KQuant, ctx, x, rmsFfn, dim, eps, k.blocks(), k.types(),
+                    hb, hidden));
         }
         schedule(name, hidden * s.matmulLocal(), s.matmulLocal());
     }
@@ -715,6 +729,8 @@ final class ForwardGraph {
                     outOff, add));
             case DeviceMatrix.Q8 q8 -> add(name, id -> new TaskPackage(id, GgmlKernels::productQ8_0, ctx, in, weight, n, source, eps, q8.values(),
                     q8.scales(), out, outOff, add));
+            case DeviceMatrix.KQuant k -> add(name, id -> new TaskPackage(id, KQuantKernels::productKQuant, ctx, in, weight, n, source, eps, k.blocks(),
+                    k.firstType(), out, outOff, add));
         }
         schedule(name, m.rows() * s.matmulLocal(), s.matmulLocal());
     }

@@ -171,7 +171,7 @@ public final class GgmlKernels {
         }
     }
 
-    private static float value(FloatArray in, FloatArray weight, int n, int source, float scale, int i) {
+    static float value(FloatArray in, FloatArray weight, int n, int source, float scale, int i) {
         float v;
         if (source == FROM_NORM) {
             v = (in.get(i) * scale) * weight.get(i);
@@ -230,7 +230,7 @@ public final class GgmlKernels {
         store(ctx, out, outOff + row, total, add);
     }
 
-    private static void store(KernelContext ctx, FloatArray out, int i, float total, int add) {
+    static void store(KernelContext ctx, FloatArray out, int i, float total, int add) {
         if (ctx.localIdx == 0) {
             if (add != 0) {
                 out.set(i, out.get(i) + total);
@@ -551,7 +551,7 @@ public final class GgmlKernels {
      * through global memory, not local: a local array written on one side of an inlined call and read on the
      * other gave wrong values on PoCL.)
      */
-    private static void storeHead(FloatArray qkv, int h, FloatArray bias, FloatArray norms, int flags, float eps, FloatArray q,
+    static void storeHead(FloatArray qkv, int h, FloatArray bias, FloatArray norms, int flags, float eps, FloatArray q,
                                   FloatArray keyCache, FloatArray valueCache, IntArray state, FloatArray rope, int nHeads,
                                   int nKv, int headSize) {
         int pos = state.get(1);

@@ -1,0 +1,383 @@
+package io.github.llama2j.tornado;
+
+import io.github.llama2j.cpu.Activations;
+import io.github.llama2j.cpu.GgmlReference;
+import io.github.llama2j.cpu.Rope;
+import io.github.llama2j.cpu.ScalarKernels;
+import io.github.llama2j.math.FloatMath;
+import io.github.llama2j.model.Configuration;
+import io.github.llama2j.model.Matrix;
+import io.github.llama2j.model.RopeStyle;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import uk.ac.manchester.tornado.api.GridScheduler;
+import uk.ac.manchester.tornado.api.KernelContext;
+import uk.ac.manchester.tornado.api.TaskGraph;
+import uk.ac.manchester.tornado.api.WorkerGrid1D;
+import uk.ac.manchester.tornado.api.enums.DataTransferMode;
+import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
+import uk.ac.manchester.tornado.api.types.arrays.Int8Array;
+import uk.ac.manchester.tornado.api.types.arrays.IntArray;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * {@link KQuantKernels} (Q4_K and Q6_K weights, Q8_K activations derived in the kernel) on fresh random inputs,
+ * against the CPU engine's scalar reference: {@code Activations}' Q8_K, {@code ScalarKernels.matmulQ4_K/Q6_K},
+ * GgmlOps' rmsnorm, bias and head norms, Rope, and {@code Matrix.Q4_K/Q6_K.dequantizeRow} for the embedding.
+ * <ul>
+ *   <li>Weights: random bytes in every field (nibbles, 6-bit scales and mins, Q6_K's high bits and int8 scales),
+ *       F16 block scales of either sign, some subnormal, some zero.</li>
+ *   <li>Inputs: normalised sources are multiples of 1/8 below 8 in magnitude (sums of squares exact in float and
+ *       double, so the device's rmsnorm scale has the CPU's bits and every Q8_K value must come out as the CPU's);
+ *       the raw input has a block whose largest magnitude is -127 (iscale 1: halves round to even), a block of
+ *       zeros (d_x = 0) and a Gaussian block. SwiGLU's exp is the device's, so that source is compared with a
+ *       looser tolerance (an activation may round the other way at a Q8_K boundary).</li>
+ *   <li>Shapes: 3 super-blocks per row over 2 work-items (one work-item takes two), rows written at an offset or
+ *       added to a residual; w1/w3 both Q4_K and Q4_K over Q6_K; q/k/v stacked with wq, wk Q4_K and wv Q6_K (as in a
+ *       Q4_K_M layer; biases, NORM pairs) and all Q6_K split into q, k, v products of their own heads (biases, head
+ *       norms, NEOX).</li>
+ * </ul>
+ * The seed is printed in every failure.
+ */
+@Tag("tornado")
+class KQuantKernelsTest {
+    static final long SEED = System.nanoTime();
+    static final Random RND = new Random(SEED);
+    static final int LOCAL = 2, ROWS = 13, OUT_OFF = 3, DIM = 768, N_SWI = 512, W13_HIDDEN = 10, VOCAB = 5, TOKEN = 3;
+    static final int HEADS = 4, KV = 2, HEAD = 16, SEQ = 6, POS = 4;
+    static final int Q_DIM = HEADS * HEAD, KV_DIM = KV * HEAD, QKV_ROWS = Q_DIM + 2 * KV_DIM;
+    static final float EPS = 1e-5f;
+    static final String[] TYPES = {"Q4_K", "Q6_K"};
+    static final int[] SOURCES = {GgmlKernels.FROM_NORM, GgmlKernels.FROM_INPUT, GgmlKernels.FROM_SWIGLU};
+    static final List<String> TASKS = new ArrayList<>();
+
+    static float[] xNorm, xIn, xSwi, rmsW, residual, bias, norms;
+    static Matrix[][] products = new Matrix[2][3];     // [type][source]
+    static Matrix[] w1 = new Matrix[2], w3 = new Matrix[2], emb = new Matrix[2];
+    static Matrix[][] wqkv = new Matrix[2][3];          // [variant][q, k, v]
+    static FloatArray[][] out = new FloatArray[2][3];
+    static FloatArray[] dHb = new FloatArray[2], dEmb = new FloatArray[2];
+    static FloatArray[] dQ = new FloatArray[2], dKc = new FloatArray[2], dVc = new FloatArray[2];
+    static Map<String, TaskVerifier.TaskRun> runs;
+    static String deviceName;
+
+    static float[] eighths(int n) {
+        float[] a = new float[n];
+        for (int i = 0; i < n; i++) {
+            a[i] = (RND.nextInt(127) - 63) / 8f;
+        }
+        return a;
+    }
+
+    static float[] gaussian(int n, float scale) {
+        float[] a = new float[n];
+        for (int i = 0; i < n; i++) {
+            a[i] = (float) RND.nextGaussian() * scale;
+        }
+        return a;
+    }
+
+    static MemorySegment floats(float[] a) {
+        MemorySegment s = Arena.ofAuto().allocate((long) a.length * Float.BYTES, 4);
+        MemorySegment.copy(a, 0, s, ValueLayout.JAVA_FLOAT, 0, a.length);
+        return s;
+    }
+
+    /** A random finite half (subnormals and zeros included) of magnitude below 2^(maxExp-15). */
+    static short randomHalf(int maxExp) {
+        int exp = RND.nextInt(maxExp + 1);
+        return (short) ((RND.nextBoolean() ? 0x8000 : 0) | (exp << 10) | RND.nextInt(1024));
+    }
+
+    /** Random K-quant blocks: every byte random, then the F16 scales (Q4_K: d, dmin at 0, 2; Q6_K: d at 208). */
+    static Matrix kQuant(int type, int rows, int cols) {
+        int bytes = type == 0 ? KQuantKernels.Q4_K_BYTES : KQuantKernels.Q6_K_BYTES;
+        long blocks = (long) rows * cols / KQuantKernels.QK_K;
+        MemorySegment s = Arena.ofAuto().allocate(blocks * bytes, 2);
+        byte[] random = new byte[(int) (blocks * bytes)];
+        RND.nextBytes(random);
+        MemorySegment.copy(random, 0, s, ValueLayout.JAVA_BYTE, 0, random.length);
+        for (long b = 0; b < blocks; b++) {
+            long at = b * bytes;
+            if (type == 0) {
+                s.set(Matrix.SHORT, at, b % 7 == 5 ? 0 : randomHalf(10));
+                s.set(Matrix.SHORT, at + 2, randomHalf(10));
+            } else {
+                s.set(Matrix.SHORT, at + 208, b % 7 == 5 ? 0 : randomHalf(8));
+            }
+        }
+        return type == 0 ? new Matrix.Q4_K(s, rows, cols) : new Matrix.Q6_K(s, rows, cols);
+    }
+
+    static int n(int source) {
+        return source == GgmlKernels.FROM_SWIGLU ? N_SWI : DIM;
+    }
+
+    static void grid(GridScheduler g, String task, int global, int local) {
+        WorkerGrid1D w = new WorkerGrid1D(global);
+        w.setLocalWork(local, 1, 1);
+        g.addWorkerGrid("kquant." + task, w);
+        TASKS.add("kquant." + task);
+    }
+
+    static Configuration config(RopeStyle style) {
+        return new Configuration(DIM, N_SWI, 1, HEADS, KV, VOCAB, SEQ, true, 0, HEAD, EPS, 10000f, style);
+    }
+
+    @BeforeAll
+    static void runAllKernelsOnce() {
+        TornadoRuntimeCheck.requireNoBailoutRecovery();
+        KernelContext ctx = new KernelContext();
+        TaskGraph tg = new TaskGraph("kquant");
+        GridScheduler g = new GridScheduler();
+        List<Object> in = new ArrayList<>(), back = new ArrayList<>();
+
+        xNorm = eighths(DIM);
+        xIn = gaussian(DIM, 3f);
+        float[] ties = {-127f, 2.5f, -3.5f, 0.5f, -0.5f, 1.5f, 126.5f, 63.5f, 0f, -0f, 100.49999f, -7.5f, 127f};
+        Arrays.fill(xIn, 0, 256, 0.25f);
+        System.arraycopy(ties, 0, xIn, 0, ties.length);    // block 0: max -127 first, so iscale = 1: halves to even
+        Arrays.fill(xIn, 256, 512, 0f);                     // block 1: all zero
+        xSwi = gaussian(2 * N_SWI, 2f);
+        rmsW = gaussian(DIM, 0.2f);
+        for (int i = 0; i < DIM; i++) {
+            rmsW[i] += 1f;
+        }
+        residual = gaussian(ROWS + OUT_OFF, 1f);
+        FloatArray dRmsW = FloatArray.fromArray(rmsW);
+        FloatArray[] dSrc = {FloatArray.fromArray(xNorm), FloatArray.fromArray(xIn), FloatArray.fromArray(xSwi)};
+        in.add(dRmsW);
+        in.addAll(List.of(dSrc));
+
+        // ---- products: every type × source; Q4_K writes at an offset, Q6_K adds to a residual
+        for (int t = 0; t < 2; t++) {
+            for (int s = 0; s < 3; s++) {
+                int n = n(SOURCES[s]);
+                int add = t == 1 ? 1 : 0;
+                int off = t == 0 ? OUT_OFF : 0;
+                products[t][s] = kQuant(t, ROWS, n);
+                DeviceMatrix.KQuant w = (DeviceMatrix.KQuant) DeviceMatrix.stack("w", products[t][s]);
+                assertEquals(t, w.firstType());
+                out[t][s] = add != 0 ? FloatArray.fromArray(residual) : new FloatArray(ROWS + OUT_OFF);
+                in.addAll(List.of(w.blocks(), out[t][s]));
+                back.add(out[t][s]);
+                String name = "product" + TYPES[t] + "_" + s;
+                tg.task(name, KQuantKernels::productKQuant, ctx, dSrc[s], dRmsW, n, SOURCES[s], EPS, w.blocks(), t, out[t][s], off,
+                        add);
+                grid(g, name, ROWS * LOCAL, LOCAL);
+            }
+        }
+
+        // ---- w13 (rmsnorm + w1/w3 + SwiGLU): both Q4_K; w1 Q4_K over w3 Q6_K (stacked, each keeping its type)
+        for (int t = 0; t < 2; t++) {
+            w1[t] = kQuant(0, W13_HIDDEN, DIM);
+            w3[t] = kQuant(t, W13_HIDDEN, DIM);
+            DeviceMatrix.KQuant w = (DeviceMatrix.KQuant) DeviceMatrix.stack("w13", w1[t], w3[t]);
+            assertEquals(t == 0 ? 0 : 2, w.types());
+            dHb[t] = new FloatArray(W13_HIDDEN);
+            in.add(w.blocks());
+            back.add(dHb[t]);
+            String name = "w13_" + t;
+            tg.task(name, KQuantKernels::w13KQuant, ctx, dSrc[0], dRmsW, DIM, EPS, w.blocks(), w.types(), dHb[t], W13_HIDDEN);
+            grid(g, name, W13_HIDDEN * LOCAL, LOCAL);
+        }
+
+        // ---- q/k/v: wq, wk Q4_K and wv Q6_K stacked (as in a Q4_K_M layer), biases (NORM);
+        //      all Q6_K, biases and head norms (NEOX), split into q, k and v products of their own heads
+        bias = gaussian(QKV_ROWS, 0.5f);
+        norms = gaussian(2 * HEAD, 0.2f);
+        for (int i = 0; i < norms.length; i++) {
+            norms[i] += 1f;
+        }
+        FloatArray dBias = FloatArray.fromArray(bias), dNorms = FloatArray.fromArray(norms);
+        IntArray state = IntArray.fromElements(TOKEN, POS);
+        in.addAll(List.of(dBias, dNorms, state));
+        for (int t = 0; t < 2; t++) {
+            int[] first = {0, HEADS, HEADS + KV};
+            int[] count = {HEADS, KV, KV};
+            for (int p = 0; p < 3; p++) {
+                wqkv[t][p] = kQuant(t == 0 && p < 2 ? 0 : 1, count[p] * HEAD, DIM);
+            }
+            RopeStyle style = t == 0 ? RopeStyle.NORM : RopeStyle.NEOX;
+            int flags = t == 0 ? GgmlKernels.HAS_BIAS : GgmlKernels.HAS_BIAS | GgmlKernels.HAS_NORM | GgmlKernels.NEOX;
+            FloatArray rope = FloatArray.fromArray(Rope.of(config(style), null, FloatMath.standard()).table(SEQ));
+            dQ[t] = new FloatArray(Q_DIM);
+            dKc[t] = new FloatArray(SEQ * KV_DIM);
+            dVc[t] = new FloatArray(SEQ * KV_DIM);
+            FloatArray scratch = new FloatArray(QKV_ROWS);
+            in.addAll(List.of(rope, dKc[t], dVc[t], scratch));
+            back.addAll(List.of(dQ[t], dKc[t], dVc[t]));
+            if (t == 0) {
+                DeviceMatrix.KQuant w = (DeviceMatrix.KQuant) DeviceMatrix.stack("wqkv", wqkv[t]);
+                assertEquals(4, w.types());
+                in.add(w.blocks());
+                tg.task("qkv_mixed", KQuantKernels::qkvKQuant, ctx, dSrc[0], dRmsW, DIM, EPS, w.blocks(), 0, scratch, dBias, dNorms,
+                        flags | w.types() << KQuantKernels.TYPES_SHIFT, dQ[t], dKc[t], dVc[t], state, rope, HEADS, KV, HEAD);
+                grid(g, "qkv_mixed", (HEADS + 2 * KV) * LOCAL, LOCAL);
+            } else {
+                for (int p = 0; p < 3; p++) {
+                    DeviceMatrix.KQuant w = (DeviceMatrix.KQuant) DeviceMatrix.stack("part", wqkv[t][p]);
+                    in.add(w.blocks());
+                    String name = "qkvQ6_K_" + p;
+                    tg.task(name, KQuantKernels::qkvKQuant, ctx, dSrc[0], dRmsW, DIM, EPS, w.blocks(), first[p], scratch, dBias,
+                            dNorms, flags | 7 << KQuantKernels.TYPES_SHIFT, dQ[t], dKc[t], dVc[t], state, rope, HEADS, KV, HEAD);
+                    grid(g, name, count[p] * LOCAL, LOCAL);
+                }
+            }
+        }
+
+        // ---- embedding rows
+        for (int t = 0; t < 2; t++) {
+            emb[t] = kQuant(t, VOCAB, DIM);
+            Int8Array w = ((DeviceMatrix.KQuant) DeviceMatrix.stack("embedding", emb[t])).blocks();
+            dEmb[t] = new FloatArray(DIM);
+            in.add(w);
+            back.add(dEmb[t]);
+            String name = "embed" + TYPES[t];
+            if (t == 0) {
+                tg.task(name, KQuantKernels::embedQ4_K, ctx, state, w, dEmb[t], DIM);
+            } else {
+                tg.task(name, KQuantKernels::embedQ6_K, ctx, state, w, dEmb[t], DIM);
+            }
+            grid(g, name, DIM, 64);
+        }
+
+        tg.transferToDevice(DataTransferMode.FIRST_EXECUTION, in.toArray());
+        tg.transferToHost(DataTransferMode.EVERY_EXECUTION, back.toArray());
+        KernelRun run = KernelRun.executeOnce(tg, g, SEED);
+        runs = run.runs();
+        deviceName = run.deviceName();
+    }
+
+    static String seed() {
+        return " (seed " + SEED + ")";
+    }
+
+    /** The CPU engine's product of m (Q4_K or Q6_K) with the values v: Q8_K activations, the scalar reference. */
+    static float[] cpuProduct(Matrix m, float[] v) {
+        float[] o = new float[m.rows()];
+        ScalarKernels k = new ScalarKernels();
+        Activations a = new Activations(v.length);
+        a.input(v, v.length);
+        a.prepareFor(m);
+        switch (m) {
+            case Matrix.Q4_K q -> k.matmulQ4_K(o, a, q, 0, m.rows());
+            case Matrix.Q6_K q -> k.matmulQ6_K(o, a, q, 0, m.rows());
+            default -> throw new AssertionError(m);
+        }
+        return o;
+    }
+
+    static float[] normed() {
+        float[] v = new float[DIM];
+        GgmlReference.rmsnorm(v, xNorm, floats(rmsW), DIM, EPS);
+        return v;
+    }
+
+    static float[] swiglu() {
+        float[] v = Arrays.copyOfRange(xSwi, 0, N_SWI);
+        ScalarKernels.swiglu(v, Arrays.copyOfRange(xSwi, N_SWI, 2 * N_SWI), N_SWI, FloatMath.JAVA);
+        return v;
+    }
+
+    static void close(float[] expected, FloatArray actual, int from, double relTol, String what) {
+        double scale = 1;
+        for (float v : expected) {
+            scale = Math.max(scale, Math.abs(v));
+        }
+        for (int i = 0; i < expected.length; i++) {
+            double d = Math.abs(expected[i] - actual.get(from + i));
+            int at = i;
+            double tol = relTol * scale;
+            assertTrue(d <= tol, () -> what + "[" + at + "]: expected " + expected[at] + ", device " + actual.get(from + at)
+                    + " (tolerance " + tol + ")" + seed());
+        }
+    }
+
+    @Test
+    void everyKernelRanOnTheDevice() {
+        TaskVerifier.verify(TASKS, runs, deviceName);
+    }
+
+    @Test
+    void productsMatchTheCpuEngine() {
+        for (int t = 0; t < 2; t++) {
+            for (int s = 0; s < 3; s++) {
+                float[] v = switch (SOURCES[s]) {
+                    case GgmlKernels.FROM_NORM -> normed();
+                    case GgmlKernels.FROM_INPUT -> xIn;
+                    default -> swiglu();
+                };
+                float[] want = cpuProduct(products[t][s], v);
+                int off = t == 0 ? OUT_OFF : 0;
+                if (t == 1) {
+                    for (int r = 0; r < ROWS; r++) {
+                        want[r] += residual[off + r];
+                    }
+                }
+                // SwiGLU's exp is the device's: an activation may round the other way at a Q8_K boundary
+                close(want, out[t][s], off, SOURCES[s] == GgmlKernels.FROM_SWIGLU ? 2e-3 : 1e-5, TYPES[t] + " source " + s);
+            }
+        }
+        close(new float[OUT_OFF], out[0][0], 0, 0, "rows before the offset untouched");
+    }
+
+    @Test
+    void w13NormalisesMultipliesAndAppliesSwiglu() {
+        for (int t = 0; t < 2; t++) {
+            float[] hb = cpuProduct(w1[t], normed());
+            ScalarKernels.swiglu(hb, cpuProduct(w3[t], normed()), W13_HIDDEN, FloatMath.JAVA);
+            close(hb, dHb[t], 0, 1e-5, "w13 variant " + t);
+        }
+    }
+
+    @Test
+    void qkvStackedAndSplitWithBiasesHeadNormsAndRope() {
+        for (int t = 0; t < 2; t++) {
+            float[] all = new float[QKV_ROWS];
+            System.arraycopy(cpuProduct(wqkv[t][0], normed()), 0, all, 0, Q_DIM);
+            System.arraycopy(cpuProduct(wqkv[t][1], normed()), 0, all, Q_DIM, KV_DIM);
+            System.arraycopy(cpuProduct(wqkv[t][2], normed()), 0, all, Q_DIM + KV_DIM, KV_DIM);
+            GgmlReference.addBias(all, floats(bias), all.length);
+            float[] q = Arrays.copyOfRange(all, 0, Q_DIM);
+            float[] k = Arrays.copyOfRange(all, Q_DIM, Q_DIM + KV_DIM);
+            float[] v = Arrays.copyOfRange(all, Q_DIM + KV_DIM, QKV_ROWS);
+            if (t == 1) {
+                GgmlReference.headNorms(q, HEADS, HEAD, floats(Arrays.copyOfRange(norms, 0, HEAD)), EPS);
+                GgmlReference.headNorms(k, KV, HEAD, floats(Arrays.copyOfRange(norms, HEAD, 2 * HEAD)), EPS);
+            }
+            Rope rope = Rope.of(config(t == 0 ? RopeStyle.NORM : RopeStyle.NEOX), null, FloatMath.standard());
+            float[] cos = new float[HEAD / 2], sin = new float[HEAD / 2];
+            rope.angles(POS, cos, sin);
+            rope.rotate(q, HEADS, k, KV, cos, sin);
+            close(q, dQ[t], 0, 1e-5, "qkv variant " + t + " q");
+            close(k, dKc[t], POS * KV_DIM, 1e-5, "qkv variant " + t + " k in the cache at pos");
+            close(v, dVc[t], POS * KV_DIM, 1e-5, "qkv variant " + t + " v in the cache at pos");
+            close(new float[KV_DIM], dKc[t], 0, 0, "qkv variant " + t + " other positions untouched");
+        }
+    }
+
+    @Test
+    void embeddingRowIsTheDequantizedRowBitForBit() {
+        for (int t = 0; t < 2; t++) {
+            float[] want = new float[DIM];
+            emb[t].dequantizeRow(TOKEN, want, 0);
+            for (int i = 0; i < DIM; i++) {
+                assertEquals(Float.floatToIntBits(want[i]), Float.floatToIntBits(dEmb[t].get(i)),
+                        "embed" + TYPES[t] + "[" + i + "]: expected " + want[i] + ", device " + dEmb[t].get(i) + seed());
+            }
+        }
+    }
+}
