@@ -268,21 +268,7 @@ class HybridGgufTest {
     }
 
     private static void compare(String what, InferenceEngine cpu, InferenceEngine hybrid, double tolerance) {
-        int token = 1;
-        double worst = 0;
-        for (int pos = 0; pos < POSITIONS; pos++) {
-            float[] expected = cpu.forward(token, pos).clone();
-            float[] actual = hybrid.forward(token, pos);
-            double maxAbs = 0, diff = 0;
-            for (int i = 0; i < expected.length; i++) {
-                maxAbs = Math.max(maxAbs, Math.abs(expected[i]));
-                diff = Math.max(diff, Math.abs(expected[i] - actual[i]));
-            }
-            worst = Math.max(worst, diff / maxAbs);
-            assertEquals(Sampler.argmax(expected, expected.length), Sampler.argmax(actual, actual.length),
-                    what + ": argmax at position " + pos);
-            token = Sampler.argmax(expected, expected.length);
-        }
+        double worst = HybridTestEngines.worstRelativeLogitDifference(what, cpu, hybrid, POSITIONS);
         System.out.printf(Locale.ROOT, "%s: max |hybrid - cpu| / max|logit| %.3g%n", what, worst);
         assertTrue(worst <= tolerance, what + ": relative logit difference " + worst);
     }

@@ -2,13 +2,17 @@ package io.github.llama2j.hybrid;
 
 import io.github.llama2j.TestData;
 import io.github.llama2j.engine.EngineOptions;
+import io.github.llama2j.engine.InferenceEngine;
 import io.github.llama2j.model.Model;
 import io.github.llama2j.model.ModelLoader;
+import io.github.llama2j.sampling.Sampler;
 
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
 
 /**
  * Test models and hybrid engines shared by every test class of the test JVM: building a hybrid engine
@@ -70,6 +74,31 @@ final class HybridTestEngines {
     /** The all-CPU engine of a model (no device work; the device is still opened). */
     static Split allCpu(String file) {
         return new Split(file, 0, 0, 0);
+    }
+
+    /**
+     * Runs both engines greedily from token 1 for {@code positions} positions (the expected engine's argmax is
+     * the next token), asserts the same argmax at every position, and returns the worst
+     * max|expected - actual| / max|expected| over the positions.
+     */
+    static double worstRelativeLogitDifference(String what, InferenceEngine expectedEngine, InferenceEngine actualEngine,
+                                               int positions) {
+        int token = 1;
+        double worst = 0;
+        for (int pos = 0; pos < positions; pos++) {
+            float[] expected = expectedEngine.forward(token, pos).clone();
+            float[] actual = actualEngine.forward(token, pos);
+            double maxAbs = 0, diff = 0;
+            for (int i = 0; i < expected.length; i++) {
+                maxAbs = Math.max(maxAbs, Math.abs(expected[i]));
+                diff = Math.max(diff, Math.abs(expected[i] - actual[i]));
+            }
+            worst = Math.max(worst, diff / maxAbs);
+            assertEquals(Sampler.argmax(expected, expected.length), Sampler.argmax(actual, actual.length),
+                    what + ": argmax at position " + pos);
+            token = Sampler.argmax(expected, expected.length);
+        }
+        return worst;
     }
 
     private static synchronized void closeAll() {
