@@ -2,7 +2,9 @@ package io.github.llama2j.hybrid;
 
 import io.github.llama2j.TestData;
 import io.github.llama2j.engine.EngineOptions;
+import io.github.llama2j.engine.Engines;
 import io.github.llama2j.engine.InferenceEngine;
+import io.github.llama2j.math.FloatMath;
 import io.github.llama2j.model.Model;
 import io.github.llama2j.model.ModelLoader;
 import io.github.llama2j.sampling.Sampler;
@@ -12,6 +14,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 /**
@@ -74,6 +77,27 @@ final class HybridTestEngines {
     /** The all-CPU engine of a model (no device work; the device is still opened). */
     static Split allCpu(String file) {
         return new Split(file, 0, 0, 0);
+    }
+
+    /**
+     * Three CPU shards (the CPU engine's run.c-exact kernels, 1 thread each): the first and the last on worker
+     * threads, the second on the calling thread.
+     */
+    static List<HybridEngine.ShardFactory> threeCpuShards() {
+        return List.of(
+                (cc, w, p, i, in) -> new CpuShard("cpu-a", cc, w, p, i, Engines.cpuKernels(true), 1, FloatMath.standard(), in, false),
+                (cc, w, p, i, in) -> new CpuShard("cpu-b", cc, w, p, i, Engines.cpuKernels(true), 1, FloatMath.standard(), in, true),
+                (cc, w, p, i, in) -> new CpuShard("cpu-c", cc, w, p, i, Engines.cpuKernels(true), 1, FloatMath.standard(), in, false));
+    }
+
+    /** Runs both engines greedily from token 1 for {@code positions} positions and asserts the same logits, bit for bit. */
+    static void assertSameLogits(String what, InferenceEngine expectedEngine, InferenceEngine actualEngine, int positions) {
+        int token = 1;
+        for (int pos = 0; pos < positions; pos++) {
+            float[] expected = expectedEngine.forward(token, pos).clone();
+            assertArrayEquals(expected, actualEngine.forward(token, pos), what + ": logits at position " + pos);
+            token = Sampler.argmax(expected, expected.length);
+        }
     }
 
     /**
