@@ -21,6 +21,7 @@ import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 import java.util.List;
 
+import static io.github.llama2j.tornado.KernelFixture.cpuProduct;
 import static io.github.llama2j.tornado.KernelFixture.floats;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
@@ -234,29 +235,6 @@ class FusedGgufKernelsTest {
     static void copyRows(Matrix.Q8_0 part, Matrix.Q8_0 all, int fromRow) {
         long rowBytes = (long) DIM / 32 * 34;
         MemorySegment.copy(all.data(), fromRow * rowBytes, part.data(), 0, part.rows() * rowBytes);
-    }
-
-    /** The CPU engine's product of m with the values v (as the CPU engine prepares them for m's type). */
-    static float[] cpuProduct(Matrix m, float[] v) {
-        float[] o = new float[m.rows()];
-        ScalarKernels k = new ScalarKernels();
-        switch (m) {
-            case Matrix.F32 f -> k.matmulF32(o, v, f, 0, m.rows());
-            case Matrix.F16 f -> {
-                Activations a = new Activations(v.length);
-                a.input(v, v.length);
-                a.prepareFor(f);
-                k.matmulF16(o, a, f, 0, m.rows());
-            }
-            case Matrix.Q8_0 q -> {
-                Activations a = new Activations(v.length);
-                a.input(v, v.length);
-                a.prepareFor(q);
-                k.matmulQ8_0(o, a, q, 0, m.rows());
-            }
-            default -> throw new AssertionError(m);
-        }
-        return o;
     }
 
     static float[] normed() {

@@ -20,6 +20,7 @@ import uk.ac.manchester.tornado.api.types.arrays.IntArray;
 import java.util.ArrayList;
 import java.util.List;
 
+import static io.github.llama2j.tornado.KernelFixture.cpuProduct;
 import static io.github.llama2j.tornado.KernelFixture.floats;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
@@ -315,8 +316,7 @@ class GgufKernelsTest {
 
     @Test
     void productsF32() {
-        float[] want = new float[ROWS];
-        new ScalarKernels().matmulF32(want, xF32, new Matrix.F32(floats(wF32), ROWS, COLS), 0, ROWS);
+        float[] want = cpuProduct(new Matrix.F32(floats(wF32), ROWS, COLS), xF32);
         K.close(want, dMatF32, OUT_OFF, 1e-4, "matmulF32");
         float[] res = new float[ROWS];
         for (int r = 0; r < ROWS; r++) {
@@ -328,21 +328,12 @@ class GgufKernelsTest {
 
     @Test
     void productsF16() {
-        Activations a = new Activations(COLS);
-        a.input(xF16src, COLS);
-        a.prepareFor(wF16);
-        float[] want = new float[ROWS];
-        new ScalarKernels().matmulF16(want, a, wF16, 0, ROWS);
-        K.close(want, dMatF16, OUT_OFF, 1e-4, "matmulF16");
+        K.close(cpuProduct(wF16, xF16src), dMatF16, OUT_OFF, 1e-4, "matmulF16");
     }
 
     @Test
     void productsQ8_0() {
-        Activations a = new Activations(COLS);
-        a.input(xQ8src, COLS);
-        a.prepareFor(wQ8);
-        float[] want = new float[ROWS];
-        new ScalarKernels().matmulQ8_0(want, a, wQ8, 0, ROWS);
+        float[] want = cpuProduct(wQ8, xQ8src);
         // sums of up to 3 blocks' exact integer dots, in another order: a few ulps of the largest term
         K.closeRelative(want, dMatQ8, OUT_OFF, 1e-5, "matmulQ8_0");
     }

@@ -1,5 +1,7 @@
 package io.github.llama2j.tornado;
 
+import io.github.llama2j.cpu.Activations;
+import io.github.llama2j.cpu.ScalarKernels;
 import io.github.llama2j.model.Matrix;
 import uk.ac.manchester.tornado.api.GridScheduler;
 import uk.ac.manchester.tornado.api.KernelContext;
@@ -176,6 +178,29 @@ final class KernelFixture {
         float[] out = new float[len];
         System.arraycopy(a, from, out, 0, len);
         return out;
+    }
+
+    /** The CPU engine's product of m with the values v (as the CPU engine prepares them for m's type). */
+    static float[] cpuProduct(Matrix m, float[] v) {
+        float[] o = new float[m.rows()];
+        ScalarKernels k = new ScalarKernels();
+        switch (m) {
+            case Matrix.F32 f -> k.matmulF32(o, v, f, 0, m.rows());
+            case Matrix.F16 f -> {
+                Activations a = new Activations(v.length);
+                a.input(v, v.length);
+                a.prepareFor(f);
+                k.matmulF16(o, a, f, 0, m.rows());
+            }
+            case Matrix.Q8_0 q -> {
+                Activations a = new Activations(v.length);
+                a.input(v, v.length);
+                a.prepareFor(q);
+                k.matmulQ8_0(o, a, q, 0, m.rows());
+            }
+            default -> throw new AssertionError(m);
+        }
+        return o;
     }
 
     // ------------------------------------------------------------------ comparisons
