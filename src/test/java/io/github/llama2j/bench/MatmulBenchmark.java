@@ -6,7 +6,6 @@ import io.github.llama2j.cpu.Kernels;
 import io.github.llama2j.cpu.Parallel;
 import io.github.llama2j.cpu.ScalarKernels;
 import io.github.llama2j.cpu.VectorKernels;
-import io.github.llama2j.model.GgmlQuantize;
 import io.github.llama2j.model.Matrix;
 import org.openjdk.jmh.annotations.AuxCounters;
 import org.openjdk.jmh.annotations.Benchmark;
@@ -24,8 +23,6 @@ import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Warmup;
 
 import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
 
@@ -79,8 +76,6 @@ public class MatmulBenchmark {
     @Param({"200"})
     public int poolMb;
 
-    private static final int GROUP_SIZE = 64;
-
     private Arena arena;
     private Matrix[] pool;
     private int next;
@@ -110,57 +105,9 @@ public class MatmulBenchmark {
         parallel = new Parallel(threads);
         arena = Arena.ofShared();
         SplittableRandom rnd = new SplittableRandom(42);
-        long n = (long) rows * cols;
-        if (GGML.containsKey(kernel)) {
-            setUpGgml(GGML.get(kernel), rows, cols, rnd);
-            return;
-        }
-        long bytes = f32 ? n * 4 : n + n / GROUP_SIZE * 4;
-        pool = new Matrix[(int) Math.max(2, ((long) poolMb << 20) / bytes)];
-        for (int m = 0; m < pool.length; m++) {
-            if (f32) {
-                MemorySegment s = arena.allocate(n * 4 + 64, 64).asSlice(28, n * 4);
-                for (long i = 0; i < n; i++) {
-                    s.setAtIndex(ScalarKernels.FLOAT, i, (float) rnd.nextGaussian() * 0.02f);
-                }
-                pool[m] = new Matrix.F32(s, rows, cols);
-            } else {
-                MemorySegment v = arena.allocate(n, 64);
-                MemorySegment sc = arena.allocate(n / GROUP_SIZE * 4, 64);
-                for (long i = 0; i < n; i++) {
-                    v.set(ValueLayout.JAVA_BYTE, i, (byte) (rnd.nextInt(255) - 127));
-                }
-                for (long g = 0; g < n / GROUP_SIZE; g++) {
-                    sc.setAtIndex(ScalarKernels.FLOAT, g, (float) rnd.nextDouble() * 0.001f);
-                }
-                pool[m] = new Matrix.Q8(v, sc, rows, cols, GROUP_SIZE);
-            }
-        }
-        x = new float[cols];
-        for (int i = 0; i < cols; i++) {
-            x[i] = (float) rnd.nextGaussian();
-        }
-        in = new Activations(cols);
-        out = new float[rows];
-    }
-
-    /** A pool of copies of one random matrix of {@code type} (its bytes are what is streamed; the values do not matter). */
-    private void setUpGgml(String type, int rows, int cols, SplittableRandom rnd) {
-        float[] values = new float[rows * cols];
-        for (int i = 0; i < values.length; i++) {
-            values[i] = (float) rnd.nextGaussian() * 0.02f;
-        }
-        Matrix first = GgmlQuantize.quantize(type, values, rows, cols, arena);
-        pool = new Matrix[(int) Math.max(2, ((long) poolMb << 20) / first.byteSize())];
-        for (int m = 0; m < pool.length; m++) {
-            MemorySegment s = arena.allocate(first.byteSize(), 64);
-            s.copyFrom(((Matrix.Ggml) first).data());
-            pool[m] = GgmlQuantize.wrap(type, s, rows, cols);
-        }
-        x = new float[cols];
-        for (int i = 0; i < cols; i++) {
-            x[i] = (float) rnd.nextGaussian();
-        }
+        pool = GGML.containsKey(kernel) ? BenchMatrices.ggmlPool(GGML.get(kernel), rows, cols, poolMb, 2, arena, rnd)
+                : BenchMatrices.pool(f32, rows, cols, poolMb, 2, arena, rnd);
+        x = BenchMatrices.gaussian(cols, rnd);
         in = new Activations(cols);
         out = new float[rows];
     }

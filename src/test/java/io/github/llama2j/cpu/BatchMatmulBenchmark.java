@@ -1,5 +1,6 @@
 package io.github.llama2j.cpu;
 
+import io.github.llama2j.bench.BenchMatrices;
 import io.github.llama2j.model.Matrix;
 import org.openjdk.jmh.annotations.AuxCounters;
 import org.openjdk.jmh.annotations.Benchmark;
@@ -17,8 +18,6 @@ import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Warmup;
 
 import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
 
@@ -62,8 +61,6 @@ public class BatchMatmulBenchmark {
     @Param({"8"})
     public int poolMb;
 
-    private static final int GROUP_SIZE = 64;
-
     private Arena arena;
     private Matrix[] pool;
     private int next;
@@ -86,34 +83,10 @@ public class BatchMatmulBenchmark {
         parallel = new Parallel(threads);
         arena = Arena.ofShared();
         SplittableRandom rnd = new SplittableRandom(42);
-        long n = (long) rows * cols;
-        boolean f32 = kernel.equals("f32");
-        long bytes = f32 ? n * 4 : n + n / GROUP_SIZE * 4;
-        pool = new Matrix[(int) Math.max(1, ((long) poolMb << 20) / bytes)];
-        for (int m = 0; m < pool.length; m++) {
-            if (f32) {
-                MemorySegment s = arena.allocate(n * 4 + 64, 64).asSlice(28, n * 4);
-                for (long i = 0; i < n; i++) {
-                    s.setAtIndex(ScalarKernels.FLOAT, i, (float) rnd.nextGaussian() * 0.02f);
-                }
-                pool[m] = new Matrix.F32(s, rows, cols);
-            } else {
-                MemorySegment v = arena.allocate(n, 64);
-                MemorySegment sc = arena.allocate(n / GROUP_SIZE * 4, 64);
-                for (long i = 0; i < n; i++) {
-                    v.set(ValueLayout.JAVA_BYTE, i, (byte) (rnd.nextInt(255) - 127));
-                }
-                for (long g = 0; g < n / GROUP_SIZE; g++) {
-                    sc.setAtIndex(ScalarKernels.FLOAT, g, (float) rnd.nextDouble() * 0.001f);
-                }
-                pool[m] = new Matrix.Q8(v, sc, rows, cols, GROUP_SIZE);
-            }
-        }
-        float[][] x = new float[tokens][cols];
-        for (float[] row : x) {
-            for (int i = 0; i < cols; i++) {
-                row[i] = (float) rnd.nextGaussian();
-            }
+        pool = BenchMatrices.pool(kernel.equals("f32"), rows, cols, poolMb, 1, arena, rnd);
+        float[][] x = new float[tokens][];
+        for (int t = 0; t < tokens; t++) {
+            x[t] = BenchMatrices.gaussian(cols, rnd);
         }
         in = new BatchActivations(tokens, cols);
         in.input(x, tokens, cols);

@@ -3,17 +3,12 @@ package io.github.llama2j.hybrid;
 import io.github.llama2j.engine.EngineOptions;
 import io.github.llama2j.engine.Engines;
 import io.github.llama2j.engine.InferenceEngine;
-import io.github.llama2j.math.FloatMath;
 import io.github.llama2j.model.Model;
-import io.github.llama2j.sampling.Sampler;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
-import java.util.List;
-
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -41,13 +36,7 @@ class HybridExactnessTest {
         try (InferenceEngine cpu = Engines.create(model, EngineOptions.cpu(1, true));
              InferenceEngine hybrid = Engines.create(model, hybridOptions)) {
             assertInstanceOf(HybridEngine.class, hybrid, "--engine hybrid through the ServiceLoader");
-            int token = 1;
-            for (int pos = 0; pos < POSITIONS; pos++) {
-                float[] expected = cpu.forward(token, pos).clone();
-                float[] actual = hybrid.forward(token, pos);
-                assertArrayEquals(expected, actual, file + " --exact: logits at position " + pos);
-                token = Sampler.argmax(expected, expected.length);
-            }
+            HybridTestEngines.assertSameLogits(file + " --exact", cpu, hybrid, POSITIONS);
         }
     }
 
@@ -64,29 +53,13 @@ class HybridExactnessTest {
                 assertTrue(plan.owns(i, k), "shard " + i + " owns some " + k + ": " + plan);
             }
         }
-        List<HybridEngine.ShardFactory> shards = List.of(
-                (cc, w, p, i, in) -> new CpuShard("cpu-a", cc, w, p, i, Engines.cpuKernels(true), 1, FloatMath.standard(), in, false),
-                (cc, w, p, i, in) -> new CpuShard("cpu-b", cc, w, p, i, Engines.cpuKernels(true), 1, FloatMath.standard(), in, true),
-                (cc, w, p, i, in) -> new CpuShard("cpu-c", cc, w, p, i, Engines.cpuKernels(true), 1, FloatMath.standard(), in, false));
         try (InferenceEngine cpu = Engines.create(model, EngineOptions.cpu(1, true));
-             HybridEngine hybrid = new HybridEngine(c, model.weights(), plan, shards, null)) {
+             HybridEngine hybrid = new HybridEngine(c, model.weights(), plan, HybridTestEngines.threeCpuShards(), null)) {
             assertEquals("hybrid:cpu-a+cpu-b+cpu-c", hybrid.name());
-            int token = 1;
-            for (int pos = 0; pos < POSITIONS; pos++) {
-                float[] expected = cpu.forward(token, pos).clone();
-                float[] actual = hybrid.forward(token, pos);
-                assertEquals(Sampler.argmax(expected, expected.length), Sampler.argmax(actual, actual.length),
-                        file + ": argmax at position " + pos);
-                double maxAbs = 0, diff = 0;
-                for (int i = 0; i < expected.length; i++) {
-                    maxAbs = Math.max(maxAbs, Math.abs(expected[i]));
-                    diff = Math.max(diff, Math.abs(expected[i] - actual[i]));
-                }
-                // Q8: a last-bit change in a partial sum can flip one activation's int8 rounding downstream.
-                double tolerance = c.quantized() ? 2e-2 : 1e-4;
-                assertTrue(diff / maxAbs <= tolerance, file + ": relative logit difference " + diff / maxAbs + " at " + pos);
-                token = Sampler.argmax(expected, expected.length);
-            }
+            double worst = HybridTestEngines.worstRelativeLogitDifference(file, cpu, hybrid, POSITIONS);
+            // Q8: a last-bit change in a partial sum can flip one activation's int8 rounding downstream.
+            double tolerance = c.quantized() ? 2e-2 : 1e-4;
+            assertTrue(worst <= tolerance, file + ": relative logit difference " + worst + " above " + tolerance);
         }
     }
 

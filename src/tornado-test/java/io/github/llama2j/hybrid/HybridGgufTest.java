@@ -13,7 +13,6 @@ import io.github.llama2j.model.Configuration;
 import io.github.llama2j.model.GgufModelLoader;
 import io.github.llama2j.model.GgufSynth;
 import io.github.llama2j.model.Model;
-import io.github.llama2j.sampling.Sampler;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
@@ -29,7 +28,6 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
@@ -159,12 +157,7 @@ class HybridGgufTest {
         try (InferenceEngine cpu = new CpuEngine(model, new ScalarKernels(), FloatMath.standard(), 1);
              HybridEngine hybrid = new HybridEngine(c, model.weights(), all, List.of((cc, w, p, i, in) ->
                      new CpuShard("cpu", cc, w, p, i, new ScalarKernels(), 1, FloatMath.standard(), in, true)), null)) {
-            int token = 1;
-            for (int pos = 0; pos < positions; pos++) {
-                float[] expected = cpu.forward(token, pos).clone();
-                assertArrayEquals(expected, hybrid.forward(token, pos), name + ": logits at position " + pos);
-                token = Sampler.argmax(expected, expected.length);
-            }
+            HybridTestEngines.assertSameLogits(name, cpu, hybrid, positions);
         }
     }
 
@@ -257,32 +250,14 @@ class HybridGgufTest {
         Configuration c = model.config();
         SplitPlan plan = SplitPlan.of(c, new double[]{0.25, 0.5, 0.25}, new double[]{0.3, 0.3, 0.4},
                 new double[]{0.13, 0.6, 0.27});
-        List<HybridEngine.ShardFactory> shards = List.of(
-                (cc, w, p, i, in) -> new CpuShard("cpu-a", cc, w, p, i, Engines.cpuKernels(true), 1, FloatMath.standard(), in, false),
-                (cc, w, p, i, in) -> new CpuShard("cpu-b", cc, w, p, i, Engines.cpuKernels(true), 1, FloatMath.standard(), in, true),
-                (cc, w, p, i, in) -> new CpuShard("cpu-c", cc, w, p, i, Engines.cpuKernels(true), 1, FloatMath.standard(), in, false));
         try (InferenceEngine cpu = Engines.create(model, EngineOptions.cpu(1, true));
-             HybridEngine hybrid = new HybridEngine(c, model.weights(), plan, shards, null)) {
+             HybridEngine hybrid = new HybridEngine(c, model.weights(), plan, HybridTestEngines.threeCpuShards(), null)) {
             compare(name + " three shards " + plan, cpu, hybrid, ROUNDED_TOLERANCE);
         }
     }
 
     private static void compare(String what, InferenceEngine cpu, InferenceEngine hybrid, double tolerance) {
-        int token = 1;
-        double worst = 0;
-        for (int pos = 0; pos < POSITIONS; pos++) {
-            float[] expected = cpu.forward(token, pos).clone();
-            float[] actual = hybrid.forward(token, pos);
-            double maxAbs = 0, diff = 0;
-            for (int i = 0; i < expected.length; i++) {
-                maxAbs = Math.max(maxAbs, Math.abs(expected[i]));
-                diff = Math.max(diff, Math.abs(expected[i] - actual[i]));
-            }
-            worst = Math.max(worst, diff / maxAbs);
-            assertEquals(Sampler.argmax(expected, expected.length), Sampler.argmax(actual, actual.length),
-                    what + ": argmax at position " + pos);
-            token = Sampler.argmax(expected, expected.length);
-        }
+        double worst = HybridTestEngines.worstRelativeLogitDifference(what, cpu, hybrid, POSITIONS);
         System.out.printf(Locale.ROOT, "%s: max |hybrid - cpu| / max|logit| %.3g%n", what, worst);
         assertTrue(worst <= tolerance, what + ": relative logit difference " + worst);
     }

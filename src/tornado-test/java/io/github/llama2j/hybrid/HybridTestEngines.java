@@ -2,13 +2,20 @@ package io.github.llama2j.hybrid;
 
 import io.github.llama2j.TestData;
 import io.github.llama2j.engine.EngineOptions;
+import io.github.llama2j.engine.Engines;
+import io.github.llama2j.engine.InferenceEngine;
+import io.github.llama2j.math.FloatMath;
 import io.github.llama2j.model.Model;
 import io.github.llama2j.model.ModelLoader;
+import io.github.llama2j.sampling.Sampler;
 
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 
 /**
  * Test models and hybrid engines shared by every test class of the test JVM: building a hybrid engine
@@ -70,6 +77,52 @@ final class HybridTestEngines {
     /** The all-CPU engine of a model (no device work; the device is still opened). */
     static Split allCpu(String file) {
         return new Split(file, 0, 0, 0);
+    }
+
+    /**
+     * Three CPU shards (the CPU engine's run.c-exact kernels, 1 thread each): the first and the last on worker
+     * threads, the second on the calling thread.
+     */
+    static List<HybridEngine.ShardFactory> threeCpuShards() {
+        return List.of(
+                (cc, w, p, i, in) -> new CpuShard("cpu-a", cc, w, p, i, Engines.cpuKernels(true), 1, FloatMath.standard(), in, false),
+                (cc, w, p, i, in) -> new CpuShard("cpu-b", cc, w, p, i, Engines.cpuKernels(true), 1, FloatMath.standard(), in, true),
+                (cc, w, p, i, in) -> new CpuShard("cpu-c", cc, w, p, i, Engines.cpuKernels(true), 1, FloatMath.standard(), in, false));
+    }
+
+    /** Runs both engines greedily from token 1 for {@code positions} positions and asserts the same logits, bit for bit. */
+    static void assertSameLogits(String what, InferenceEngine expectedEngine, InferenceEngine actualEngine, int positions) {
+        int token = 1;
+        for (int pos = 0; pos < positions; pos++) {
+            float[] expected = expectedEngine.forward(token, pos).clone();
+            assertArrayEquals(expected, actualEngine.forward(token, pos), what + ": logits at position " + pos);
+            token = Sampler.argmax(expected, expected.length);
+        }
+    }
+
+    /**
+     * Runs both engines greedily from token 1 for {@code positions} positions (the expected engine's argmax is
+     * the next token), asserts the same argmax at every position, and returns the worst
+     * max|expected - actual| / max|expected| over the positions.
+     */
+    static double worstRelativeLogitDifference(String what, InferenceEngine expectedEngine, InferenceEngine actualEngine,
+                                               int positions) {
+        int token = 1;
+        double worst = 0;
+        for (int pos = 0; pos < positions; pos++) {
+            float[] expected = expectedEngine.forward(token, pos).clone();
+            float[] actual = actualEngine.forward(token, pos);
+            double maxAbs = 0, diff = 0;
+            for (int i = 0; i < expected.length; i++) {
+                maxAbs = Math.max(maxAbs, Math.abs(expected[i]));
+                diff = Math.max(diff, Math.abs(expected[i] - actual[i]));
+            }
+            worst = Math.max(worst, diff / maxAbs);
+            assertEquals(Sampler.argmax(expected, expected.length), Sampler.argmax(actual, actual.length),
+                    what + ": argmax at position " + pos);
+            token = Sampler.argmax(expected, expected.length);
+        }
+        return worst;
     }
 
     private static synchronized void closeAll() {

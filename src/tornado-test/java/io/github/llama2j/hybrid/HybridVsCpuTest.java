@@ -4,7 +4,6 @@ import io.github.llama2j.engine.EngineOptions;
 import io.github.llama2j.engine.Engines;
 import io.github.llama2j.engine.InferenceEngine;
 import io.github.llama2j.model.Model;
-import io.github.llama2j.sampling.Sampler;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.FieldSource;
@@ -31,22 +30,9 @@ class HybridVsCpuTest {
         Model model = HybridTestEngines.model(split.file());
         HybridEngine hybrid = HybridTestEngines.engine(split);
         hybrid.stats().reset();
-        double worstRel = 0;
+        double worstRel;
         try (InferenceEngine cpu = Engines.create(model, EngineOptions.cpu(1, true))) {
-            int token = 1;
-            for (int pos = 0; pos < POSITIONS; pos++) {
-                float[] expected = cpu.forward(token, pos).clone();
-                float[] actual = hybrid.forward(token, pos);
-                double maxAbs = 0, diff = 0;
-                for (int i = 0; i < expected.length; i++) {
-                    maxAbs = Math.max(maxAbs, Math.abs(expected[i]));
-                    diff = Math.max(diff, Math.abs(expected[i] - actual[i]));
-                }
-                worstRel = Math.max(worstRel, diff / maxAbs);
-                assertEquals(Sampler.argmax(expected, expected.length), Sampler.argmax(actual, actual.length),
-                        "argmax at position " + pos);
-                token = Sampler.argmax(expected, expected.length);
-            }
+            worstRel = HybridTestEngines.worstRelativeLogitDifference(split.toString(), cpu, hybrid, POSITIONS);
         }
         System.out.printf(Locale.ROOT, "%s (%s): max |hybrid - cpu| / max |logit| over %d positions = %.3g%n", split,
                 hybrid.plan(), POSITIONS, worstRel);

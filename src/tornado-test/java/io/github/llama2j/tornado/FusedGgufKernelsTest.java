@@ -11,26 +11,19 @@ import io.github.llama2j.model.RopeStyle;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
-import uk.ac.manchester.tornado.api.GridScheduler;
 import uk.ac.manchester.tornado.api.KernelContext;
 import uk.ac.manchester.tornado.api.TaskGraph;
-import uk.ac.manchester.tornado.api.WorkerGrid1D;
-import uk.ac.manchester.tornado.api.enums.DataTransferMode;
 import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
 import uk.ac.manchester.tornado.api.types.arrays.Int8Array;
 import uk.ac.manchester.tornado.api.types.arrays.IntArray;
 
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-import java.util.Map;
-import java.util.Random;
 
+import static io.github.llama2j.tornado.KernelFixture.cpuProduct;
+import static io.github.llama2j.tornado.KernelFixture.floats;
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * The GGUF kernels that derive their input's form themselves ({@code GgmlKernels.productF32/F16/Q8_0},
@@ -51,15 +44,13 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 @Tag("tornado")
 class FusedGgufKernelsTest {
-    static final long SEED = System.nanoTime();
-    static final Random RND = new Random(SEED);
+    static final KernelFixture K = new KernelFixture("fusedggml");
     static final int LOCAL = 4, ROWS = 37, OUT_OFF = 3;
     static final int DIM = 192, HIDDEN = 96, HEADS = 4, KV = 2, HEAD = 16, SEQ = 6, POS = 4;
     static final int Q_DIM = HEADS * HEAD, KV_DIM = KV * HEAD, QKV_ROWS = Q_DIM + 2 * KV_DIM;
     static final float EPS = 1e-5f;
     static final String[] TYPES = {"F32", "F16", "Q8_0"};
     static final int[] SOURCES = {GgmlKernels.FROM_NORM, GgmlKernels.FROM_INPUT, GgmlKernels.FROM_SWIGLU};
-    static final List<String> TASKS = new ArrayList<>();
 
     static float[] xNorm, xIn, xSwi, rmsW, residual, bias, norms;
     static Matrix[][] products = new Matrix[3][3];       // [type][source]
@@ -67,36 +58,12 @@ class FusedGgufKernelsTest {
     static FloatArray[][] fused = new FloatArray[3][3], unfused = new FloatArray[3][3];
     static FloatArray[] dHb = new FloatArray[3];
     static FloatArray[] dQ = new FloatArray[4], dKc = new FloatArray[4], dVc = new FloatArray[4];
-    static Map<String, TaskVerifier.TaskRun> runs;
-    static String deviceName;
-
-    static float[] eighths(int n) {
-        float[] a = new float[n];
-        for (int i = 0; i < n; i++) {
-            a[i] = (RND.nextInt(127) - 63) / 8f;
-        }
-        return a;
-    }
-
-    static float[] gaussian(int n, float scale) {
-        float[] a = new float[n];
-        for (int i = 0; i < n; i++) {
-            a[i] = (float) RND.nextGaussian() * scale;
-        }
-        return a;
-    }
-
-    static MemorySegment floats(float[] a) {
-        MemorySegment s = Arena.ofAuto().allocate((long) a.length * Float.BYTES, 4);
-        MemorySegment.copy(a, 0, s, ValueLayout.JAVA_FLOAT, 0, a.length);
-        return s;
-    }
 
     static Matrix matrix(int type, int rows, int cols) {
         return switch (type) {
-            case 0 -> new Matrix.F32(floats(gaussian(rows * cols, 0.3f)), rows, cols);
-            case 1 -> GgufKernelsTest.f16Matrix(rows, cols);
-            default -> GgufKernelsTest.q8Matrix(rows, cols);
+            case 0 -> new Matrix.F32(floats(K.gaussian(rows * cols, 0.3f)), rows, cols);
+            case 1 -> K.f16Matrix(rows, cols);
+            default -> K.q8Matrix(rows, cols);
         };
     }
 
@@ -108,36 +75,25 @@ class FusedGgufKernelsTest {
         return source == GgmlKernels.FROM_NORM ? xNorm : source == GgmlKernels.FROM_INPUT ? xIn : xSwi;
     }
 
-    static void grid(GridScheduler g, String task, int global, int local) {
-        WorkerGrid1D w = new WorkerGrid1D(global);
-        w.setLocalWork(local, 1, 1);
-        g.addWorkerGrid("fusedggml." + task, w);
-        TASKS.add("fusedggml." + task);
-    }
-
     static Configuration config(RopeStyle style) {
         return new Configuration(DIM, HIDDEN, 1, HEADS, KV, 9, SEQ, true, 0, HEAD, EPS, 10000f, style);
     }
 
     @BeforeAll
     static void runAllKernelsOnce() {
-        TornadoRuntimeCheck.requireNoBailoutRecovery();
-        KernelContext ctx = new KernelContext();
-        TaskGraph tg = new TaskGraph("fusedggml");
-        GridScheduler g = new GridScheduler();
-        List<Object> in = new ArrayList<>(), out = new ArrayList<>();
+        K.begin();
+        KernelContext ctx = K.ctx();
+        TaskGraph tg = K.graph();
+        List<Object> in = K.in, out = K.out;
 
-        xNorm = eighths(DIM);
-        xIn = gaussian(DIM, 3f);
+        xNorm = K.eighths(DIM);
+        xIn = K.gaussian(DIM, 3f);
         float[] ties = {127f, 2.5f, -3.5f, 0.5f, -0.5f, 1.5f, -126.5f, 63.5f, 0f, -0f, 100.49999f, -7.5f};
         System.arraycopy(ties, 0, xIn, 0, ties.length);   // block 0: 127 / amax = 1, halves round to even
         Arrays.fill(xIn, 32, 64, 0f);                       // block 1: all zero
-        xSwi = gaussian(2 * HIDDEN, 2f);
-        rmsW = gaussian(DIM, 0.2f);
-        for (int i = 0; i < DIM; i++) {
-            rmsW[i] += 1f;
-        }
-        residual = gaussian(ROWS + OUT_OFF, 1f);
+        xSwi = K.gaussian(2 * HIDDEN, 2f);
+        rmsW = K.normWeight(DIM, 0.2f);
+        residual = K.gaussian(ROWS + OUT_OFF, 1f);
         FloatArray dRmsW = FloatArray.fromArray(rmsW);
         FloatArray[] dSrc = {FloatArray.fromArray(xNorm), FloatArray.fromArray(xIn), FloatArray.fromArray(xSwi)};
         in.add(dRmsW);
@@ -154,7 +110,7 @@ class FusedGgufKernelsTest {
             xs[s] = new FloatArray(n / 32);
             in.add(xq[s]);
             tg.task("prepare" + s, GgmlKernels::prepare, ctx, dSrc[s], dRmsW, n, SOURCES[s], EPS, xf[s], xh[s], xq[s], xs[s]);
-            grid(g, "prepare" + s, ((n / 32 + LOCAL - 1) / LOCAL) * LOCAL, LOCAL);
+            K.grid("prepare" + s, ((n / 32 + LOCAL - 1) / LOCAL) * LOCAL, LOCAL);
         }
 
         // ---- every type × source: fused product vs prepare + product; F16 writes at an offset, Q8_0 adds to a residual
@@ -190,8 +146,8 @@ class FusedGgufKernelsTest {
                     }
                     default -> throw new AssertionError(dm);   // K-quants: KQuantKernelsTest
                 }
-                grid(g, f, ROWS * LOCAL, LOCAL);
-                grid(g, u, ROWS * LOCAL, LOCAL);
+                K.grid(f, ROWS * LOCAL, LOCAL);
+                K.grid(u, ROWS * LOCAL, LOCAL);
             }
         }
 
@@ -216,16 +172,13 @@ class FusedGgufKernelsTest {
                 }
                 default -> throw new AssertionError(w13[t]);
             }
-            grid(g, name, HIDDEN * LOCAL, LOCAL);
+            K.grid(name, HIDDEN * LOCAL, LOCAL);
         }
 
         // ---- q/k/v: F32 stacked with biases (NORM), F16 stacked with head norms (NEOX),
         //      Q8_0 with biases and head norms (NEOX) split into q, k and v products (variant 2 and 3 share caches)
-        bias = gaussian(QKV_ROWS, 0.5f);
-        norms = gaussian(2 * HEAD, 0.2f);
-        for (int i = 0; i < norms.length; i++) {
-            norms[i] += 1f;
-        }
+        bias = K.gaussian(QKV_ROWS, 0.5f);
+        norms = K.normWeight(2 * HEAD, 0.2f);
         FloatArray dBias = FloatArray.fromArray(bias), dNorms = FloatArray.fromArray(norms);
         IntArray state = IntArray.fromElements(5, POS);
         in.addAll(List.of(dBias, dNorms, state));
@@ -259,29 +212,25 @@ class FusedGgufKernelsTest {
                     }
                     default -> throw new AssertionError();
                 }
-                grid(g, name, (HEADS + 2 * KV) * LOCAL, LOCAL);
+                K.grid(name, (HEADS + 2 * KV) * LOCAL, LOCAL);
             } else {
                 // split: three Q8_0 products (rows of q, of k, of v), each over its own heads
                 int[] first = {0, HEADS, HEADS + KV};
                 int[] count = {HEADS, KV, KV};
                 for (int p = 0; p < 3; p++) {
-                    Matrix part = GgufKernelsTest.q8Matrix(count[p] * HEAD, DIM);
+                    Matrix part = K.q8Matrix(count[p] * HEAD, DIM);
                     copyRows((Matrix.Q8_0) part, (Matrix.Q8_0) wqkv[t], first[p] * HEAD);
                     DeviceMatrix.Q8 w = (DeviceMatrix.Q8) DeviceMatrix.stack("part", part);
                     in.addAll(List.of(w.values(), w.scales()));
                     String name = "qkvQ8_0_" + p;
                     tg.task(name, GgmlKernels::qkvQ8_0, ctx, dSrc[0], dRmsW, DIM, EPS, w.values(), w.scales(), first[p],
                             scratch, dBias, dNorms, flags, dQ[t], dKc[t], dVc[t], state, rope, HEADS, KV, HEAD);
-                    grid(g, name, count[p] * LOCAL, LOCAL);
+                    K.grid(name, count[p] * LOCAL, LOCAL);
                 }
             }
         }
 
-        tg.transferToDevice(DataTransferMode.FIRST_EXECUTION, in.toArray());
-        tg.transferToHost(DataTransferMode.EVERY_EXECUTION, out.toArray());
-        KernelRun run = KernelRun.executeOnce(tg, g, SEED);
-        runs = run.runs();
-        deviceName = run.deviceName();
+        K.execute();
     }
 
     /** Makes {@code part} the rows from {@code fromRow} of {@code all} (34-byte Q8_0 blocks, the same columns). */
@@ -290,56 +239,15 @@ class FusedGgufKernelsTest {
         MemorySegment.copy(all.data(), fromRow * rowBytes, part.data(), 0, part.rows() * rowBytes);
     }
 
-    static String seed() {
-        return " (seed " + SEED + "; F16 and Q8_0 weights from GgufKernelsTest's seed " + GgufKernelsTest.SEED + ")";
-    }
-
-    /** The CPU engine's product of m with the values v (as the CPU engine prepares them for m's type). */
-    static float[] cpuProduct(Matrix m, float[] v) {
-        float[] o = new float[m.rows()];
-        ScalarKernels k = new ScalarKernels();
-        switch (m) {
-            case Matrix.F32 f -> k.matmulF32(o, v, f, 0, m.rows());
-            case Matrix.F16 f -> {
-                Activations a = new Activations(v.length);
-                a.input(v, v.length);
-                a.prepareFor(f);
-                k.matmulF16(o, a, f, 0, m.rows());
-            }
-            case Matrix.Q8_0 q -> {
-                Activations a = new Activations(v.length);
-                a.input(v, v.length);
-                a.prepareFor(q);
-                k.matmulQ8_0(o, a, q, 0, m.rows());
-            }
-            default -> throw new AssertionError(m);
-        }
-        return o;
-    }
-
     static float[] normed() {
         float[] v = new float[DIM];
         GgmlReference.rmsnorm(v, xNorm, floats(rmsW), DIM, EPS);
         return v;
     }
 
-    static void close(float[] expected, FloatArray actual, int from, String what) {
-        double scale = 1;
-        for (float v : expected) {
-            scale = Math.max(scale, Math.abs(v));
-        }
-        for (int i = 0; i < expected.length; i++) {
-            double d = Math.abs(expected[i] - actual.get(from + i));
-            int at = i;
-            double tol = 1e-5 * scale;
-            assertTrue(d <= tol, () -> what + "[" + at + "]: expected " + expected[at] + ", device " + actual.get(from + at)
-                    + " (tolerance " + tol + ")" + seed());
-        }
-    }
-
     @Test
     void everyKernelRanOnTheDevice() {
-        TaskVerifier.verify(TASKS, runs, deviceName);
+        K.verifyEveryTaskRan();
     }
 
     @Test
@@ -349,7 +257,7 @@ class FusedGgufKernelsTest {
                 for (int i = 0; i < ROWS + OUT_OFF; i++) {
                     assertEquals(Float.floatToIntBits(unfused[t][s].get(i)), Float.floatToIntBits(fused[t][s].get(i)),
                             TYPES[t] + " source " + s + " row " + i + ": prepare + matmul " + unfused[t][s].get(i) + ", fused "
-                                    + fused[t][s].get(i) + seed());
+                                    + fused[t][s].get(i) + K.seedNote());
                 }
             }
         }
@@ -367,10 +275,11 @@ class FusedGgufKernelsTest {
                         want[r] += residual[off + r];
                     }
                 }
-                close(want, fused[t][s], off, TYPES[t] + " source " + s);
+                K.closeRelative(want, fused[t][s], off, 1e-5, TYPES[t] + " source " + s);
             }
         }
-        close(new float[]{residual[0], residual[1], residual[2]}, fused[2][0], 0, "rows before the offset untouched");
+        K.closeRelative(new float[]{residual[0], residual[1], residual[2]}, fused[2][0], 0, 1e-5,
+                "rows before the offset untouched");
     }
 
     @Test
@@ -379,7 +288,7 @@ class FusedGgufKernelsTest {
             float[] both = cpuProduct(w13[t], normed());
             float[] hb = Arrays.copyOfRange(both, 0, HIDDEN);
             ScalarKernels.swiglu(hb, Arrays.copyOfRange(both, HIDDEN, 2 * HIDDEN), HIDDEN, FloatMath.JAVA);
-            close(hb, dHb[t], 0, "w13" + TYPES[t]);
+            K.closeRelative(hb, dHb[t], 0, 1e-5, "w13" + TYPES[t]);
         }
     }
 
@@ -401,10 +310,10 @@ class FusedGgufKernelsTest {
             float[] cos = new float[HEAD / 2], sin = new float[HEAD / 2];
             rope.angles(POS, cos, sin);
             rope.rotate(q, HEADS, k, KV, cos, sin);
-            close(q, dQ[t], 0, "qkv" + TYPES[t] + " q");
-            close(k, dKc[t], POS * KV_DIM, "qkv" + TYPES[t] + " k in the cache at pos");
-            close(v, dVc[t], POS * KV_DIM, "qkv" + TYPES[t] + " v in the cache at pos");
-            close(new float[KV_DIM], dKc[t], 0, "qkv" + TYPES[t] + " other positions untouched");
+            K.closeRelative(q, dQ[t], 0, 1e-5, "qkv" + TYPES[t] + " q");
+            K.closeRelative(k, dKc[t], POS * KV_DIM, 1e-5, "qkv" + TYPES[t] + " k in the cache at pos");
+            K.closeRelative(v, dVc[t], POS * KV_DIM, 1e-5, "qkv" + TYPES[t] + " v in the cache at pos");
+            K.closeRelative(new float[KV_DIM], dKc[t], 0, 1e-5, "qkv" + TYPES[t] + " other positions untouched");
         }
     }
 }

@@ -4,21 +4,15 @@ import io.github.llama2j.model.Configuration;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
-import uk.ac.manchester.tornado.api.GridScheduler;
 import uk.ac.manchester.tornado.api.KernelContext;
 import uk.ac.manchester.tornado.api.TaskGraph;
-import uk.ac.manchester.tornado.api.WorkerGrid1D;
-import uk.ac.manchester.tornado.api.enums.DataTransferMode;
 import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
 import uk.ac.manchester.tornado.api.types.arrays.Int8Array;
 import uk.ac.manchester.tornado.api.types.arrays.IntArray;
 
-import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
-import java.util.Random;
 
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import static io.github.llama2j.tornado.KernelFixture.slice;
 
 /**
  * The Q8 kernels that quantize their input themselves ({@code TransformerKernels.qkvNormQ8},
@@ -37,97 +31,48 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 @Tag("tornado")
 class FusedQ8KernelsTest {
-    static final long SEED = System.nanoTime();
-    static final Random RND = new Random(SEED);
+    static final KernelFixture K = new KernelFixture("fusedq8");
     static final int LOCAL = 8, GS = 4;
     static final int DIM = 72, HEADS = 6, HEAD = 12, KV_HEADS = 3, KV_DIM = KV_HEADS * HEAD, HIDDEN = 44, SEQ = 5, POS = 3;
     static final int VOCAB = 13, PARTS = 3;   // the norm's partial sums (3 × 8 lanes over 72 values)
-    static final List<String> TASKS = new ArrayList<>();
 
     static float[] x, rmsAtt, rmsFfn, rmsFinal, xb, hbIn, xStart;
     static byte[] wqkv, wo, w13, w2, wcls;
     static float[] sqkv, so, s13, s2, scls;
     static FloatArray dQ, dKc, dVc, dXo, dHb, dXw2, dLogits;
-    static Map<String, TaskVerifier.TaskRun> runs;
-    static String deviceName;
 
-    /** Multiples of 1/8 in (-8, 8): exact squares and exact sums of squares in float. */
-    static float[] eighths(int n) {
-        float[] a = new float[n];
-        for (int i = 0; i < n; i++) {
-            a[i] = (RND.nextInt(127) - 63) / 8f;
-        }
-        return a;
-    }
-
-    static float[] gaussian(int n, float scale) {
-        float[] a = new float[n];
-        for (int i = 0; i < n; i++) {
-            a[i] = (float) RND.nextGaussian() * scale;
-        }
-        return a;
-    }
-
-    static float[] normWeight(int n) {
-        float[] a = gaussian(n, 0.3f);
-        for (int i = 0; i < n; i++) {
-            a[i] += 1f;
-        }
-        return a;
-    }
-
-    static byte[] bytes(int n) {
-        byte[] a = new byte[n];
-        for (int i = 0; i < n; i++) {
-            a[i] = (byte) (RND.nextInt(255) - 127);
-        }
-        return a;
-    }
-
-    static float[] scales(int n) {
-        float[] a = new float[n];
-        for (int i = 0; i < n; i++) {
-            a[i] = 0.001f + RND.nextFloat() * 0.02f;
-        }
-        return a;
-    }
-
-    static void grid(GridScheduler g, String task, int groups) {
-        WorkerGrid1D w = new WorkerGrid1D(groups * LOCAL);
-        w.setLocalWork(LOCAL, 1, 1);
-        g.addWorkerGrid("fusedq8." + task, w);
-        TASKS.add("fusedq8." + task);
+    static void grid(String task, int groups) {
+        K.grid(task, groups * LOCAL, LOCAL);
     }
 
     @BeforeAll
     static void runAllKernelsOnce() {
-        TornadoRuntimeCheck.requireNoBailoutRecovery();
-        KernelContext ctx = new KernelContext();
-        TaskGraph tg = new TaskGraph("fusedq8");
-        GridScheduler g = new GridScheduler();
-        x = eighths(DIM);
-        rmsAtt = normWeight(DIM);
-        rmsFfn = normWeight(DIM);
-        rmsFinal = normWeight(DIM);
-        xb = gaussian(DIM, 1f);
+        K.begin();
+        KernelContext ctx = K.ctx();
+        TaskGraph tg = K.graph();
+        x = K.eighths(DIM);
+        rmsAtt = K.normWeight(DIM, 0.3f);
+        rmsFfn = K.normWeight(DIM, 0.3f);
+        rmsFinal = K.normWeight(DIM, 0.3f);
+        xb = K.gaussian(DIM, 1f);
         float[] ties = {127f, 2.5f, -3.5f, 0.5f, -0.5f, 1.4999999f, -126.5f, 63.5f};
         System.arraycopy(ties, 0, xb, 0, ties.length);
         for (int i = 8; i < 12; i++) {
             xb[i] = 0f;
         }
-        hbIn = gaussian(HIDDEN, 2f);
-        xStart = gaussian(DIM, 1f);
+        hbIn = K.gaussian(HIDDEN, 2f);
+        xStart = K.gaussian(DIM, 1f);
         int qkvRows = DIM + 2 * KV_DIM;
-        wqkv = bytes(qkvRows * DIM);
-        sqkv = scales(qkvRows * DIM / GS);
-        wo = bytes(DIM * DIM);
-        so = scales(DIM * DIM / GS);
-        w13 = bytes(2 * HIDDEN * DIM);
-        s13 = scales(2 * HIDDEN * DIM / GS);
-        w2 = bytes(DIM * HIDDEN);
-        s2 = scales(DIM * HIDDEN / GS);
-        wcls = bytes(VOCAB * DIM);
-        scls = scales(VOCAB * DIM / GS);
+        wqkv = K.int8s(qkvRows * DIM);
+        sqkv = K.scales(qkvRows * DIM / GS);
+        wo = K.int8s(DIM * DIM);
+        so = K.scales(DIM * DIM / GS);
+        w13 = K.int8s(2 * HIDDEN * DIM);
+        s13 = K.scales(2 * HIDDEN * DIM / GS);
+        w2 = K.int8s(DIM * HIDDEN);
+        s2 = K.scales(DIM * HIDDEN / GS);
+        wcls = K.int8s(VOCAB * DIM);
+        scls = K.scales(VOCAB * DIM / GS);
 
         FloatArray dX = FloatArray.fromArray(x), dRmsAtt = FloatArray.fromArray(rmsAtt), dRmsFfn = FloatArray.fromArray(rmsFfn),
                 dRmsFinal = FloatArray.fromArray(rmsFinal), dXb = FloatArray.fromArray(xb), dHbIn = FloatArray.fromArray(hbIn);
@@ -145,23 +90,21 @@ class FusedQ8KernelsTest {
         dHb = new FloatArray(HIDDEN);
         dLogits = new FloatArray(VOCAB);
 
-        tg.transferToDevice(DataTransferMode.FIRST_EXECUTION, dX, dRmsAtt, dRmsFfn, dRmsFinal, dXb, dHbIn, dWqkv, dWo, dW13, dW2,
-                dWcls, dSqkv, dSo, dS13, dS2, dScls, rope, state, dKc, dVc, dXo, dXw2);
+        K.in.addAll(List.of(dX, dRmsAtt, dRmsFfn, dRmsFinal, dXb, dHbIn, dWqkv, dWo, dW13, dW2, dWcls, dSqkv, dSo, dS13, dS2, dScls,
+                rope, state, dKc, dVc, dXo, dXw2));
         tg.task("qkvNormQ8", TransformerKernels::qkvNormQ8, ctx, dX, dRmsAtt, dWqkv, dSqkv, dQ, dKc, dVc, state, rope, DIM, KV_DIM,
                 HEAD, GS, PARTS);
-        grid(g, "qkvNormQ8", qkvRows / 2);
+        grid("qkvNormQ8", qkvRows / 2);
         tg.task("woQuant", TransformerKernels::matmulResidualQuantQ8, ctx, dXb, dWo, dSo, dXo, DIM, GS);
-        grid(g, "woQuant", DIM);
+        grid("woQuant", DIM);
         tg.task("w13NormQ8", TransformerKernels::w13NormQ8, ctx, dX, dRmsFfn, dW13, dS13, dHb, DIM, HIDDEN, GS, PARTS);
-        grid(g, "w13NormQ8", HIDDEN);
+        grid("w13NormQ8", HIDDEN);
         tg.task("w2Quant", TransformerKernels::matmulResidualQuantQ8, ctx, dHbIn, dW2, dS2, dXw2, HIDDEN, GS);
-        grid(g, "w2Quant", DIM);
+        grid("w2Quant", DIM);
         tg.task("matmulNormQ8", TransformerKernels::matmulNormQ8, ctx, dX, dRmsFinal, dWcls, dScls, dLogits, DIM, GS, PARTS);
-        grid(g, "matmulNormQ8", VOCAB);
-        tg.transferToHost(DataTransferMode.EVERY_EXECUTION, dQ, dKc, dVc, dXo, dHb, dXw2, dLogits);
-        KernelRun run = KernelRun.executeOnce(tg, g, SEED);
-        runs = run.runs();
-        deviceName = run.deviceName();
+        grid("matmulNormQ8", VOCAB);
+        K.out.addAll(List.of(dQ, dKc, dVc, dXo, dHb, dXw2, dLogits));
+        K.execute();
     }
 
     /** runq's product of a row-major Q8 matrix with x quantized as runq does it. */
@@ -172,28 +115,9 @@ class FusedQ8KernelsTest {
         return Reference.matmulQ8(w, s, rows, cols, GS, q, qs);
     }
 
-    static float[] slice(float[] a, int from, int len) {
-        float[] out = new float[len];
-        System.arraycopy(a, from, out, 0, len);
-        return out;
-    }
-
-    static void close(float[] expected, FloatArray actual, int from, String what) {
-        double scale = 1;
-        for (float v : expected) {
-            scale = Math.max(scale, Math.abs(v));
-        }
-        for (int i = 0; i < expected.length; i++) {
-            double d = Math.abs(expected[i] - actual.get(from + i));
-            int at = i;
-            assertTrue(d <= 1e-5 * scale, () -> what + "[" + at + "]: expected " + expected[at] + ", device "
-                    + actual.get(from + at) + " (seed " + SEED + ")");
-        }
-    }
-
     @Test
     void everyKernelRanOnTheDevice() {
-        TaskVerifier.verify(TASKS, runs, deviceName);
+        K.verifyEveryTaskRan();
     }
 
     @Test
@@ -201,10 +125,10 @@ class FusedQ8KernelsTest {
         float[] all = q8Product(wqkv, sqkv, DIM + 2 * KV_DIM, DIM, Reference.rmsnorm(x, rmsAtt));
         float[] q = slice(all, 0, DIM), k = slice(all, DIM, KV_DIM), v = slice(all, DIM + KV_DIM, KV_DIM);
         Reference.rope(q, k, POS, HEAD);
-        close(q, dQ, 0, "q");
-        close(k, dKc, POS * KV_DIM, "key cache row");
-        close(v, dVc, POS * KV_DIM, "value cache row");
-        close(new float[KV_DIM], dKc, 0, "key cache row 0 untouched");
+        K.closeRelative(q, dQ, 0, 1e-5, "q");
+        K.closeRelative(k, dKc, POS * KV_DIM, 1e-5, "key cache row");
+        K.closeRelative(v, dVc, POS * KV_DIM, 1e-5, "value cache row");
+        K.closeRelative(new float[KV_DIM], dKc, 0, 1e-5, "key cache row 0 untouched");
     }
 
     @Test
@@ -215,8 +139,8 @@ class FusedQ8KernelsTest {
             o[i] += xStart[i];
             o2[i] += xStart[i];
         }
-        close(o, dXo, 0, "x + wo·quantize(xb)");
-        close(o2, dXw2, 0, "x + w2·quantize(hb)");
+        K.closeRelative(o, dXo, 0, 1e-5, "x + wo·quantize(xb)");
+        K.closeRelative(o2, dXw2, 0, 1e-5, "x + w2·quantize(hb)");
     }
 
     @Test
@@ -224,11 +148,11 @@ class FusedQ8KernelsTest {
         float[] both = q8Product(w13, s13, 2 * HIDDEN, DIM, Reference.rmsnorm(x, rmsFfn));
         float[] hb = slice(both, 0, HIDDEN);
         Reference.swiglu(hb, slice(both, HIDDEN, HIDDEN));
-        close(hb, dHb, 0, "w13NormQ8");
+        K.closeRelative(hb, dHb, 0, 1e-5, "w13NormQ8");
     }
 
     @Test
     void classifierNormalisesAndQuantizes() {
-        close(q8Product(wcls, scls, VOCAB, DIM, Reference.rmsnorm(x, rmsFinal)), dLogits, 0, "matmulNormQ8");
+        K.closeRelative(q8Product(wcls, scls, VOCAB, DIM, Reference.rmsnorm(x, rmsFinal)), dLogits, 0, 1e-5, "matmulNormQ8");
     }
 }

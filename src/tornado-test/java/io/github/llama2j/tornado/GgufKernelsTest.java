@@ -11,26 +11,18 @@ import io.github.llama2j.model.RopeStyle;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
-import uk.ac.manchester.tornado.api.GridScheduler;
 import uk.ac.manchester.tornado.api.KernelContext;
 import uk.ac.manchester.tornado.api.TaskGraph;
-import uk.ac.manchester.tornado.api.WorkerGrid1D;
-import uk.ac.manchester.tornado.api.enums.DataTransferMode;
 import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
 import uk.ac.manchester.tornado.api.types.arrays.Int8Array;
 import uk.ac.manchester.tornado.api.types.arrays.IntArray;
-import uk.ac.manchester.tornado.api.types.arrays.ShortArray;
 
-import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
-import java.util.Random;
 
+import static io.github.llama2j.tornado.KernelFixture.cpuProduct;
+import static io.github.llama2j.tornado.KernelFixture.floats;
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * Every GGUF device kernel ({@link GgmlKernels}) against the CPU engine's scalar GGUF arithmetic
@@ -45,13 +37,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 @Tag("tornado")
 class GgufKernelsTest {
-    static final long SEED = System.nanoTime();
-    static final Random RND = new Random(SEED);
+    static final KernelFixture K = new KernelFixture("ggml");
     static final int LOCAL = 8;
     static final int ROWS = 37, COLS = 96, N_NORM = 100, OUT_OFF = 5;
     static final int HEADS = 4, KV = 2, HEAD = 10, SEQ = 7, POS = 5, VOCAB = 9, TOKEN = 6, DIM = 64;
     static final float EPS = 1e-6f;
-    static final List<String> TASKS = new ArrayList<>();
 
     static float[] xNorm, rmsW, xIn, xSwi, wF32, xF32, residual, xQ8src, xF16src, qkvIn, bias, norms;
     static Matrix.F16 wF16, embF16;
@@ -61,56 +51,6 @@ class GgufKernelsTest {
     static FloatArray dMatF32, dResF32, dMatF16, dMatQ8, dEmbF16, dEmbQ8, dHalves, dRounded;
     static FloatArray[] dQ = new FloatArray[2], dKc = new FloatArray[2], dVc = new FloatArray[2];
     static float[] roundInputs;
-    static Map<String, TaskVerifier.TaskRun> runs;
-    static String deviceName;
-
-    static float[] rnd(int n, float scale) {
-        float[] a = new float[n];
-        for (int i = 0; i < n; i++) {
-            a[i] = (float) RND.nextGaussian() * scale;
-        }
-        return a;
-    }
-
-    static MemorySegment floats(float[] a) {
-        MemorySegment s = Arena.ofAuto().allocate((long) a.length * Float.BYTES, 4);
-        MemorySegment.copy(a, 0, s, ValueLayout.JAVA_FLOAT, 0, a.length);
-        return s;
-    }
-
-    /** A random finite half (subnormals and zeros included, inf and NaN excluded) of magnitude below 2^(maxExp-15). */
-    static short randomHalf(int maxExp) {
-        int exp = RND.nextInt(maxExp + 1);
-        return (short) ((RND.nextBoolean() ? 0x8000 : 0) | (exp << 10) | RND.nextInt(1024));
-    }
-
-    static Matrix.F16 f16Matrix(int rows, int cols) {
-        MemorySegment s = Arena.ofAuto().allocate((long) rows * cols * 2, 2);
-        for (long i = 0; i < (long) rows * cols; i++) {
-            s.set(Matrix.SHORT, 2 * i, randomHalf(16)); // up to about 2
-        }
-        return new Matrix.F16(s, rows, cols);
-    }
-
-    /** Random Q8_0 blocks: F16 scales of either sign (some subnormal, some zero), int8 values from -128 to 127. */
-    static Matrix.Q8_0 q8Matrix(int rows, int cols) {
-        long blocks = (long) rows * cols / 32;
-        MemorySegment s = Arena.ofAuto().allocate(blocks * 34, 1);
-        for (long b = 0; b < blocks; b++) {
-            s.set(Matrix.SHORT, b * 34, b % 11 == 3 ? 0 : randomHalf(12));
-            for (int k = 0; k < 32; k++) {
-                s.set(ValueLayout.JAVA_BYTE, b * 34 + 2 + k, (byte) (RND.nextInt(256) - 128));
-            }
-        }
-        return new Matrix.Q8_0(s, rows, cols);
-    }
-
-    static void grid(GridScheduler g, String task, int global, int local) {
-        WorkerGrid1D w = new WorkerGrid1D(global);
-        w.setLocalWork(local, 1, 1);
-        g.addWorkerGrid("ggml." + task, w);
-        TASKS.add("ggml." + task);
-    }
 
     /** Test kernel: every half through {@link GgmlKernels#halfToFloat}. */
     public static void halves(KernelContext ctx, FloatArray out) {
@@ -134,8 +74,8 @@ class GgufKernelsTest {
                 -2051f, 0x1p-25f, 0x1.8p-24f, 0x1.8p-23f));
         for (int i = 0; i < 200_000; i++) {
             // exponents 2^-30 .. 2^17: subnormal halves, normals, overflow; any mantissa
-            int exp = 97 + RND.nextInt(48);
-            int bits = (RND.nextBoolean() ? 0x80000000 : 0) | (exp << 23) | RND.nextInt(1 << 23);
+            int exp = 97 + K.rnd.nextInt(48);
+            int bits = (K.rnd.nextBoolean() ? 0x80000000 : 0) | (exp << 23) | K.rnd.nextInt(1 << 23);
             if (i % 4 == 0) {
                 bits &= ~0xFFF; // many exact ties
                 bits |= 0x1000;
@@ -155,20 +95,15 @@ class GgufKernelsTest {
 
     @BeforeAll
     static void runAllKernelsOnce() {
-        TornadoRuntimeCheck.requireNoBailoutRecovery();
-        KernelContext ctx = new KernelContext();
-        TaskGraph tg = new TaskGraph("ggml");
-        GridScheduler g = new GridScheduler();
-        List<Object> in = new ArrayList<>();
-        List<Object> out = new ArrayList<>();
+        K.begin();
+        KernelContext ctx = K.ctx();
+        TaskGraph tg = K.graph();
+        List<Object> in = K.in, out = K.out;
 
         // ---- prepare: rmsnorm of 100 values over 2 work-groups; a hand-made input of 96; SwiGLU of 2 x 64
-        xNorm = rnd(N_NORM, 1f);
-        rmsW = rnd(N_NORM, 0.2f);
-        for (int i = 0; i < N_NORM; i++) {
-            rmsW[i] += 1f;
-        }
-        xIn = rnd(COLS, 3f);
+        xNorm = K.gaussian(N_NORM, 1f);
+        rmsW = K.normWeight(N_NORM, 0.2f);
+        xIn = K.gaussian(COLS, 3f);
         // block 0: amax 127 so 127/amax = 1: halves round to even; block 1 zero; block 2 F16 range ends
         float[] ties = {127f, 2.5f, -3.5f, 0.5f, -0.5f, 1.5f, -126.5f, 63.5f, 0f, -0f, 100.49999f, -7.5f};
         System.arraycopy(ties, 0, xIn, 0, ties.length);
@@ -177,7 +112,7 @@ class GgufKernelsTest {
         }
         float[] ends = {70000f, -65519f, 1e-6f, -3e-8f, 6.1e-5f, 65504f};
         System.arraycopy(ends, 0, xIn, 64, ends.length);
-        xSwi = rnd(2 * DIM, 2f);
+        xSwi = K.gaussian(2 * DIM, 2f);
         float[][] sources = {xNorm, xIn, xSwi};
         int[] ns = {N_NORM, COLS, DIM};
         int[] modes = {GgmlKernels.FROM_NORM, GgmlKernels.FROM_INPUT, GgmlKernels.FROM_SWIGLU};
@@ -194,25 +129,25 @@ class GgufKernelsTest {
             out.addAll(List.of(prepF[p], prepH[p], prepQ[p], prepS[p]));
             tg.task("prepare" + p, GgmlKernels::prepare, ctx, src, dRmsW, n, modes[p], EPS, prepF[p], prepH[p], prepQ[p], prepS[p]);
             int blocks = (n + 31) / 32;
-            grid(g, "prepare" + p, (blocks + 1) / 2 * 2, 2);
+            K.grid("prepare" + p, (blocks + 1) / 2 * 2, 2);
         }
 
         // ---- products, 37 x 96, written at an offset; F32 also added to a residual
-        wF32 = rnd(ROWS * COLS, 0.3f);
-        xF32 = rnd(COLS, 1f);
-        residual = rnd(ROWS + OUT_OFF, 1f);
+        wF32 = K.gaussian(ROWS * COLS, 0.3f);
+        xF32 = K.gaussian(COLS, 1f);
+        residual = K.gaussian(ROWS + OUT_OFF, 1f);
         FloatArray dW = FloatArray.fromArray(wF32), dX = FloatArray.fromArray(xF32);
         dMatF32 = new FloatArray(ROWS + OUT_OFF);
         dResF32 = FloatArray.fromArray(residual);
         in.addAll(List.of(dW, dX, dResF32));
         out.addAll(List.of(dMatF32, dResF32));
         tg.task("matmulF32", GgmlKernels::matmulF32, ctx, dX, dW, dMatF32, OUT_OFF, COLS, 0);
-        grid(g, "matmulF32", ROWS * LOCAL, LOCAL);
+        K.grid("matmulF32", ROWS * LOCAL, LOCAL);
         tg.task("matmulF32add", GgmlKernels::matmulF32, ctx, dX, dW, dResF32, OUT_OFF, COLS, 1);
-        grid(g, "matmulF32add", ROWS * LOCAL, LOCAL);
+        K.grid("matmulF32add", ROWS * LOCAL, LOCAL);
 
-        wF16 = f16Matrix(ROWS, COLS);
-        xF16src = rnd(COLS, 1f);
+        wF16 = K.f16Matrix(ROWS, COLS);
+        xF16src = K.gaussian(COLS, 1f);
         float[] xh = new float[COLS];
         GgmlReference.toF16(xF16src, COLS, xh);
         DeviceMatrix.F16 dF16 = (DeviceMatrix.F16) DeviceMatrix.stack("wF16", wF16);
@@ -221,10 +156,10 @@ class GgufKernelsTest {
         in.addAll(List.of(dF16.data(), dXh));
         out.add(dMatF16);
         tg.task("matmulF16", GgmlKernels::matmulF16, ctx, dXh, dF16.data(), dMatF16, OUT_OFF, COLS, 0);
-        grid(g, "matmulF16", ROWS * LOCAL, LOCAL);
+        K.grid("matmulF16", ROWS * LOCAL, LOCAL);
 
-        wQ8 = q8Matrix(ROWS, COLS);
-        xQ8src = rnd(COLS, 1f);
+        wQ8 = K.q8Matrix(ROWS, COLS);
+        xQ8src = K.gaussian(COLS, 1f);
         short[] xq = new short[COLS];
         float[] xs = new float[COLS / 32];
         GgmlReference.quantizeQ8_0(xQ8src, COLS, xq, xs);
@@ -239,11 +174,11 @@ class GgufKernelsTest {
         in.addAll(List.of(dQ8.values(), dQ8.scales(), dXq, dXs));
         out.add(dMatQ8);
         tg.task("matmulQ8_0", GgmlKernels::matmulQ8_0, ctx, dXq, dXs, dQ8.values(), dQ8.scales(), dMatQ8, OUT_OFF, COLS, 0);
-        grid(g, "matmulQ8_0", ROWS * LOCAL, LOCAL);
+        K.grid("matmulQ8_0", ROWS * LOCAL, LOCAL);
 
         // ---- embeddings: F16 (decoded on the device) and Q8_0 (repacked, then runq's embed kernel)
-        embF16 = f16Matrix(VOCAB, DIM);
-        embQ8 = q8Matrix(VOCAB, DIM);
+        embF16 = K.f16Matrix(VOCAB, DIM);
+        embQ8 = K.q8Matrix(VOCAB, DIM);
         DeviceMatrix.F16 dEmbH = (DeviceMatrix.F16) DeviceMatrix.stack("embF16", embF16);
         DeviceMatrix.Q8 dEmbQ = (DeviceMatrix.Q8) DeviceMatrix.stack("embQ8", embQ8);
         IntArray state = IntArray.fromElements(TOKEN, POS);
@@ -252,18 +187,15 @@ class GgufKernelsTest {
         in.addAll(List.of(state, dEmbH.data(), dEmbQ.values(), dEmbQ.scales()));
         out.addAll(List.of(dEmbF16, dEmbQ8));
         tg.task("embedF16", GgmlKernels::embedF16, ctx, state, dEmbH.data(), dEmbF16, DIM);
-        grid(g, "embedF16", DIM, LOCAL);
+        K.grid("embedF16", DIM, LOCAL);
         tg.task("embedQ8_0", TransformerKernels::embedQ8, ctx, state, dEmbQ.values(), dEmbQ.scales(), dEmbQ8, DIM, 32);
-        grid(g, "embedQ8_0", DIM, LOCAL);
+        K.grid("embedQ8_0", DIM, LOCAL);
 
         // ---- q/k/v heads: NORM with biases (qwen2-like but adjacent pairs), NEOX with head norms (qwen3)
         int qDim = HEADS * HEAD, kvDim = KV * HEAD;
-        qkvIn = rnd(qDim + 2 * kvDim, 1f);
-        bias = rnd(qDim + 2 * kvDim, 0.5f);
-        norms = rnd(2 * HEAD, 0.2f);
-        for (int i = 0; i < norms.length; i++) {
-            norms[i] += 1f;
-        }
+        qkvIn = K.gaussian(qDim + 2 * kvDim, 1f);
+        bias = K.gaussian(qDim + 2 * kvDim, 0.5f);
+        norms = K.normWeight(2 * HEAD, 0.2f);
         FloatArray dQkv = FloatArray.fromArray(qkvIn), dBias = FloatArray.fromArray(bias), dNorms = FloatArray.fromArray(norms);
         in.addAll(List.of(dQkv, dBias, dNorms));
         RopeStyle[] styles = {RopeStyle.NORM, RopeStyle.NEOX};
@@ -276,7 +208,7 @@ class GgufKernelsTest {
             out.addAll(List.of(dQ[v], dKc[v], dVc[v]));
             tg.task("qkvHeads" + v, GgmlKernels::qkvHeads, ctx, dQkv, dBias, v == 0 ? 1 : 0, dNorms, v == 1 ? 1 : 0, EPS, dQ[v],
                     dKc[v], dVc[v], state, rope, HEADS, KV, HEAD, v);
-            grid(g, "qkvHeads" + v, 8, 4);
+            K.grid("qkvHeads" + v, 8, 4);
         }
 
         // ---- F16 conversions by bit operations
@@ -287,54 +219,24 @@ class GgufKernelsTest {
         in.add(dRoundIn);
         out.addAll(List.of(dHalves, dRounded));
         tg.task("halves", GgufKernelsTest::halves, ctx, dHalves);
-        grid(g, "halves", 65536, 64);
+        K.grid("halves", 65536, 64);
         tg.task("rounds", GgufKernelsTest::rounds, ctx, dRoundIn, dRounded);
-        grid(g, "rounds", (roundInputs.length + 63) / 64 * 64, 64);
+        K.grid("rounds", (roundInputs.length + 63) / 64 * 64, 64);
 
-        tg.transferToDevice(DataTransferMode.FIRST_EXECUTION, in.toArray());
-        tg.transferToHost(DataTransferMode.EVERY_EXECUTION, out.toArray());
-        KernelRun run = KernelRun.executeOnce(tg, g, SEED);
-        runs = run.runs();
-        deviceName = run.deviceName();
-    }
-
-    static String seed() {
-        return " (seed " + SEED + ")";
-    }
-
-    static void close(float[] expected, FloatArray actual, int from, double tol, String what) {
-        for (int i = 0; i < expected.length; i++) {
-            double d = Math.abs(expected[i] - actual.get(from + i));
-            int at = i;
-            assertTrue(d <= tol, () -> what + "[" + at + "]: expected " + expected[at] + ", device " + actual.get(from + at)
-                    + " (tolerance " + tol + ")" + seed());
-        }
-    }
-
-    static void bitsEqual(float expected, float actual, String what) {
-        if (Float.isNaN(expected)) {
-            assertTrue(Float.isNaN(actual), () -> what + ": expected NaN, got " + actual + seed());
-            return;
-        }
-        assertEquals(Float.floatToIntBits(expected), Float.floatToIntBits(actual),
-                () -> what + ": expected " + expected + ", got " + actual + seed());
-    }
-
-    static float[] heap(FloatArray a) {
-        return a.toHeapArray();
+        K.execute();
     }
 
     @Test
     void everyKernelRanOnTheDevice() {
-        TaskVerifier.verify(TASKS, runs, deviceName);
+        K.verifyEveryTaskRan();
     }
 
     @Test
     void halfToFloatIsExactForEveryHalf() {
         for (int h = 0; h < 65536; h++) {
             float want = Float.float16ToFloat((short) h);
-            bitsEqual(want, GgmlKernels.halfToFloat(h), "JVM half 0x" + Integer.toHexString(h));
-            bitsEqual(want, dHalves.get(h), "device half 0x" + Integer.toHexString(h));
+            K.bitsEqual(want, GgmlKernels.halfToFloat(h), "JVM half 0x" + Integer.toHexString(h));
+            K.bitsEqual(want, dHalves.get(h), "device half 0x" + Integer.toHexString(h));
         }
     }
 
@@ -343,8 +245,8 @@ class GgufKernelsTest {
         for (int i = 0; i < roundInputs.length; i++) {
             float f = roundInputs[i];
             float want = Float.float16ToFloat(Float.floatToFloat16(f));
-            bitsEqual(want, GgmlKernels.roundToHalf(f), "JVM F16(" + f + ")");
-            bitsEqual(want, dRounded.get(i), "device F16(" + f + ")");
+            K.bitsEqual(want, GgmlKernels.roundToHalf(f), "JVM F16(" + f + ")");
+            K.bitsEqual(want, dRounded.get(i), "device F16(" + f + ")");
         }
     }
 
@@ -355,15 +257,15 @@ class GgufKernelsTest {
             assertEquals((int) Math.rint(v), GgmlKernels.roundHalfEven(v), "rint(" + v + ")");
         }
         for (int i = 0; i < 100_000; i++) {
-            float v = (RND.nextFloat() - 0.5f) * 300f;
-            assertEquals((int) Math.rint(v), GgmlKernels.roundHalfEven(v), "rint(" + v + ")" + seed());
+            float v = (K.rnd.nextFloat() - 0.5f) * 300f;
+            assertEquals((int) Math.rint(v), GgmlKernels.roundHalfEven(v), "rint(" + v + ")" + K.seedNote());
         }
     }
 
     /** The three forms of one prepared input: float32 close to the reference, F16 and Q8_0 exactly the CPU's conversion of it. */
     static void checkForms(int p, float[] expected, double tol, String what) {
         int n = expected.length;
-        close(expected, prepF[p], 0, tol, what + " float32");
+        K.close(expected, prepF[p], 0, tol, what + " float32");
         float[] devF = new float[n];
         for (int i = 0; i < n; i++) {
             devF[i] = prepF[p].get(i);
@@ -371,16 +273,16 @@ class GgufKernelsTest {
         float[] h = new float[n];
         GgmlReference.toF16(devF, n, h);
         for (int i = 0; i < n; i++) {
-            bitsEqual(h[i], prepH[p].get(i), what + " F16[" + i + "]");
+            K.bitsEqual(h[i], prepH[p].get(i), what + " F16[" + i + "]");
         }
         short[] q = new short[n];
         float[] s = new float[n / 32];
         GgmlReference.quantizeQ8_0(devF, n, q, s);
         for (int i = 0; i < n / 32 * 32; i++) {
-            assertEquals(q[i], prepQ[p].get(i), what + " Q8_0 value " + i + seed());
+            assertEquals(q[i], prepQ[p].get(i), what + " Q8_0 value " + i + K.seedNote());
         }
         for (int b = 0; b < n / 32; b++) {
-            bitsEqual(s[b], prepS[p].get(b), what + " Q8_0 scale " + b);
+            K.bitsEqual(s[b], prepS[p].get(b), what + " Q8_0 scale " + b);
         }
     }
 
@@ -414,40 +316,26 @@ class GgufKernelsTest {
 
     @Test
     void productsF32() {
-        float[] want = new float[ROWS];
-        new ScalarKernels().matmulF32(want, xF32, new Matrix.F32(floats(wF32), ROWS, COLS), 0, ROWS);
-        close(want, dMatF32, OUT_OFF, 1e-4, "matmulF32");
+        float[] want = cpuProduct(new Matrix.F32(floats(wF32), ROWS, COLS), xF32);
+        K.close(want, dMatF32, OUT_OFF, 1e-4, "matmulF32");
         float[] res = new float[ROWS];
         for (int r = 0; r < ROWS; r++) {
             res[r] = residual[OUT_OFF + r] + want[r];
         }
-        close(res, dResF32, OUT_OFF, 1e-4, "matmulF32 + residual");
-        close(new float[]{residual[0], residual[1]}, dResF32, 0, 0, "rows before the offset untouched");
+        K.close(res, dResF32, OUT_OFF, 1e-4, "matmulF32 + residual");
+        K.close(new float[]{residual[0], residual[1]}, dResF32, 0, 0, "rows before the offset untouched");
     }
 
     @Test
     void productsF16() {
-        Activations a = new Activations(COLS);
-        a.input(xF16src, COLS);
-        a.prepareFor(wF16);
-        float[] want = new float[ROWS];
-        new ScalarKernels().matmulF16(want, a, wF16, 0, ROWS);
-        close(want, dMatF16, OUT_OFF, 1e-4, "matmulF16");
+        K.close(cpuProduct(wF16, xF16src), dMatF16, OUT_OFF, 1e-4, "matmulF16");
     }
 
     @Test
     void productsQ8_0() {
-        Activations a = new Activations(COLS);
-        a.input(xQ8src, COLS);
-        a.prepareFor(wQ8);
-        float[] want = new float[ROWS];
-        new ScalarKernels().matmulQ8_0(want, a, wQ8, 0, ROWS);
+        float[] want = cpuProduct(wQ8, xQ8src);
         // sums of up to 3 blocks' exact integer dots, in another order: a few ulps of the largest term
-        double scale = 0;
-        for (float v : want) {
-            scale = Math.max(scale, Math.abs(v));
-        }
-        close(want, dMatQ8, OUT_OFF, 1e-5 * Math.max(1, scale), "matmulQ8_0");
+        K.closeRelative(want, dMatQ8, OUT_OFF, 1e-5, "matmulQ8_0");
     }
 
     @Test
@@ -456,8 +344,8 @@ class GgufKernelsTest {
         embF16.dequantizeRow(TOKEN, h, 0);
         embQ8.dequantizeRow(TOKEN, q, 0);
         for (int i = 0; i < DIM; i++) {
-            bitsEqual(h[i], dEmbF16.get(i), "embedF16[" + i + "]");
-            bitsEqual(q[i], dEmbQ8.get(i), "embedQ8_0[" + i + "]");
+            K.bitsEqual(h[i], dEmbF16.get(i), "embedF16[" + i + "]");
+            K.bitsEqual(q[i], dEmbQ8.get(i), "embedQ8_0[" + i + "]");
         }
     }
 
@@ -488,9 +376,9 @@ class GgufKernelsTest {
         float[] cos = new float[HEAD / 2], sin = new float[HEAD / 2];
         rope.angles(POS, cos, sin);
         rope.rotate(q, HEADS, k, KV, cos, sin);
-        close(q, dQ[v], 0, 1e-5, style + " q");
-        close(k, dKc[v], POS * kvDim, 1e-5, style + " k in the cache at pos");
-        close(val, dVc[v], POS * kvDim, 0, style + " v in the cache at pos");
-        close(new float[kvDim], dKc[v], 0, 0, style + " other positions untouched");
+        K.close(q, dQ[v], 0, 1e-5, style + " q");
+        K.close(k, dKc[v], POS * kvDim, 1e-5, style + " k in the cache at pos");
+        K.close(val, dVc[v], POS * kvDim, 0, style + " v in the cache at pos");
+        K.close(new float[kvDim], dKc[v], 0, 0, style + " other positions untouched");
     }
 }

@@ -4,85 +4,48 @@ import io.github.llama2j.model.Configuration;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
-import uk.ac.manchester.tornado.api.GridScheduler;
 import uk.ac.manchester.tornado.api.KernelContext;
 import uk.ac.manchester.tornado.api.TaskGraph;
-import uk.ac.manchester.tornado.api.WorkerGrid1D;
-import uk.ac.manchester.tornado.api.enums.DataTransferMode;
 import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
 import uk.ac.manchester.tornado.api.types.arrays.Int8Array;
 import uk.ac.manchester.tornado.api.types.arrays.IntArray;
 
-import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
-import java.util.Random;
 
+import static io.github.llama2j.tornado.KernelFixture.slice;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * Every device kernel against the scalar reference ({@link Reference} → ScalarKernels) on fresh random
  * inputs, with awkward sizes: row lengths that are not multiples of the work-group (100 columns over
- * 16 work-items), odd row counts (37), a head size of 10 over 4 work-items, a norm reduced by 3
- * work-groups. All kernels go into one task graph, so PoCL JIT-compiles them once for the whole class.
- * The seed is printed in every failure.
+ * 16 work-items), odd row counts (37), a head size of 10 over 4 work-items. All kernels go into one task
+ * graph, so PoCL JIT-compiles them once for the whole class. The seed is printed in every failure.
  */
 @Tag("tornado")
 class KernelsTest {
-    static final long SEED = System.nanoTime();
+    static final KernelFixture K = new KernelFixture("kernels");
     static final int LOCAL = 16;
     // float32 matmul shapes
     static final int ROWS = 37, COLS = 100;
     // a small transformer layer: dim 40 = 4 heads of 10, 2 kv heads (kvMul 2), hidden 52
     static final int DIM = 40, HEADS = 4, HEAD = 10, KV_HEADS = 2, KV_DIM = KV_HEADS * HEAD, HIDDEN = 52, SEQ = 7;
-    static final int QKV_POS = 5, ATT_POS = SEQ - 1, PARTS = 3, NORM_N = 1000;
+    static final int QKV_POS = 5, ATT_POS = SEQ - 1;
     // Q8: the layer's group size, and a separate matmul shape with groups of 12
     static final int GS = 4, Q_ROWS = 37, Q_COLS = 96, Q_GS = 12;
     static final int VOCAB = 9, TOKEN = 7;
 
-    static final Random RND = new Random(SEED);
-    static final List<String> TASKS = new ArrayList<>();
-
     // inputs
-    static float[] wF32, xCols, xDim, rmsW, wqkv, w13, xNorm, kc, vc, qAtt, embF32, embScales, xQuant, rmsDim;
+    static float[] wF32, xCols, xDim, rmsW, wqkv, w13, kc, vc, qAtt, embF32, embScales, xQuant, rmsDim;
     static byte[] embValues;
     static byte[] qValues, xq96;
     static float[] qScales, xs96;
-    static byte[] wqkvQ, w13Q, xqDim, xqHidden;
-    static float[] wqkvS, w13S, xsDim, xsHidden;
+    static byte[] w13Q, xqDim;
+    static float[] w13S, xsDim;
     // device outputs
-    static FloatArray dEmbF32, dEmbQ8, dParts1000, dPartsCols, dPartsDim, dMatNorm, dResidual, dQ, dKc, dVc, dAttOut,
-            dHb, dXs, dMatQ8, dQ8q, dQ8kc, dQ8vc, dHbQ8;
+    static FloatArray dEmbF32, dEmbQ8, dMatNorm, dResidual, dQ, dKc, dVc, dAttOut, dHb, dXs, dMatQ8, dHbQ8;
     static Int8Array dXq;
     static float[] residualStart;
-    static Map<String, TaskVerifier.TaskRun> runs;
-    static String deviceName;
-
-    static float[] rnd(int n, float scale) {
-        float[] a = new float[n];
-        for (int i = 0; i < n; i++) {
-            a[i] = (float) RND.nextGaussian() * scale;
-        }
-        return a;
-    }
-
-    static byte[] rndBytes(int n) {
-        byte[] a = new byte[n];
-        for (int i = 0; i < n; i++) {
-            a[i] = (byte) (RND.nextInt(255) - 127);
-        }
-        return a;
-    }
-
-    static float[] positive(int n) {
-        float[] a = new float[n];
-        for (int i = 0; i < n; i++) {
-            a[i] = 0.001f + RND.nextFloat() * 0.02f;
-        }
-        return a;
-    }
 
     static FloatArray f(float[] a) {
         return FloatArray.fromArray(a);
@@ -92,25 +55,17 @@ class KernelsTest {
         return Int8Array.fromArray(a);
     }
 
-    static void grid(GridScheduler g, String task, int global, int local) {
-        WorkerGrid1D w = new WorkerGrid1D(global);
-        w.setLocalWork(local, 1, 1);
-        g.addWorkerGrid("kernels." + task, w);
-        TASKS.add("kernels." + task);
-    }
-
     @BeforeAll
     static void runAllKernelsOnce() {
-        TornadoRuntimeCheck.requireNoBailoutRecovery();
-        KernelContext ctx = new KernelContext();
-        TaskGraph tg = new TaskGraph("kernels");
-        GridScheduler g = new GridScheduler();
-        List<Object> in = new ArrayList<>();
+        K.begin();
+        KernelContext ctx = K.ctx();
+        TaskGraph tg = K.graph();
+        List<Object> in = K.in;
 
         // ---- embeddings
-        embF32 = rnd(VOCAB * DIM, 1f);
-        embValues = rndBytes(VOCAB * DIM);
-        embScales = positive(VOCAB * DIM / GS);
+        embF32 = K.gaussian(VOCAB * DIM, 1f);
+        embValues = K.int8s(VOCAB * DIM);
+        embScales = K.scales(VOCAB * DIM / GS);
         IntArray tokenState = IntArray.fromElements(TOKEN, 0);
         FloatArray dEmb = f(embF32), dEmbS = f(embScales);
         Int8Array dEmbV = b(embValues);
@@ -118,76 +73,56 @@ class KernelsTest {
         dEmbQ8 = new FloatArray(DIM);
         in.addAll(List.of(tokenState, dEmb, dEmbV, dEmbS));
         tg.task("embedF32", TransformerKernels::embedF32, ctx, tokenState, dEmb, dEmbF32, DIM);
-        grid(g, "embedF32", 48, LOCAL);
+        K.grid("embedF32", 48, LOCAL);
         tg.task("embedQ8", TransformerKernels::embedQ8, ctx, tokenState, dEmbV, dEmbS, dEmbQ8, DIM, GS);
-        grid(g, "embedQ8", 48, LOCAL);
-
-        // ---- rmsnorm phase 1 alone, over 1000 values in 3 work-groups
-        xNorm = rnd(NORM_N, 1f);
-        FloatArray dXNorm = f(xNorm);
-        dParts1000 = new FloatArray(PARTS);
-        in.add(dXNorm);
-        tg.task("rmsPartials", TransformerKernels::rmsPartials, ctx, dXNorm, dParts1000, NORM_N);
-        grid(g, "rmsPartials", PARTS * LOCAL, LOCAL);
+        K.grid("embedQ8", 48, LOCAL);
 
         // ---- norm + matmul (classifier) and matmul + residual, 37 × 100
-        wF32 = rnd(ROWS * COLS, 0.3f);
-        xCols = rnd(COLS, 1f);
-        rmsW = rnd(COLS, 0.3f);
-        for (int i = 0; i < COLS; i++) {
-            rmsW[i] += 1f;
-        }
-        residualStart = rnd(ROWS, 1f);
+        wF32 = K.gaussian(ROWS * COLS, 0.3f);
+        xCols = K.gaussian(COLS, 1f);
+        rmsW = K.normWeight(COLS, 0.3f);
+        residualStart = K.gaussian(ROWS, 1f);
         FloatArray dW = f(wF32), dXCols = f(xCols), dRmsW = f(rmsW);
-        dPartsCols = new FloatArray(PARTS);
         dMatNorm = new FloatArray(ROWS);
         dResidual = f(residualStart);
         in.addAll(List.of(dW, dXCols, dRmsW, dResidual));
-        tg.task("colsPartials", TransformerKernels::rmsPartials, ctx, dXCols, dPartsCols, COLS);
-        grid(g, "colsPartials", PARTS * LOCAL, LOCAL);
         tg.task("matmulNormF32", TransformerKernels::matmulNormF32, ctx, dXCols, dRmsW, dW, dMatNorm, COLS);
-        grid(g, "matmulNormF32", ROWS * LOCAL, LOCAL);
+        K.grid("matmulNormF32", ROWS * LOCAL, LOCAL);
         tg.task("matmulResidualF32", TransformerKernels::matmulResidualF32, ctx, dXCols, dW, dResidual, COLS);
-        grid(g, "matmulResidualF32", ROWS * LOCAL, LOCAL);
+        K.grid("matmulResidualF32", ROWS * LOCAL, LOCAL);
 
         // ---- a layer's fused kernels at dim 40
-        xDim = rnd(DIM, 1f);
-        rmsDim = rnd(DIM, 0.3f);
-        for (int i = 0; i < DIM; i++) {
-            rmsDim[i] += 1f;
-        }
-        wqkv = rnd((DIM + 2 * KV_DIM) * DIM, 0.3f);
-        w13 = rnd(2 * HIDDEN * DIM, 0.3f);
+        xDim = K.gaussian(DIM, 1f);
+        rmsDim = K.normWeight(DIM, 0.3f);
+        wqkv = K.gaussian((DIM + 2 * KV_DIM) * DIM, 0.3f);
+        w13 = K.gaussian(2 * HIDDEN * DIM, 0.3f);
         FloatArray dXDim = f(xDim), dRmsDim = f(rmsDim), dWqkv = f(wqkv), dW13 = f(w13);
         FloatArray rope = ForwardGraph.ropeTable(SEQ, HEAD, Configuration.LLAMA2C_ROPE_THETA);
         IntArray qkvState = IntArray.fromElements(3, QKV_POS);
-        dPartsDim = new FloatArray(PARTS);
         dQ = new FloatArray(DIM);
         dKc = new FloatArray(SEQ * KV_DIM);
         dVc = new FloatArray(SEQ * KV_DIM);
         dHb = new FloatArray(HIDDEN);
         in.addAll(List.of(dXDim, dRmsDim, dWqkv, dW13, rope, qkvState, dKc, dVc));
-        tg.task("dimPartials", TransformerKernels::rmsPartials, ctx, dXDim, dPartsDim, DIM);
-        grid(g, "dimPartials", PARTS * LOCAL, LOCAL);
         tg.task("qkvF32", TransformerKernels::qkvF32, ctx, dXDim, dRmsDim, dWqkv, dQ, dKc, dVc, qkvState, rope, DIM, KV_DIM, HEAD);
-        grid(g, "qkvF32", (DIM + 2 * KV_DIM) / 2 * LOCAL, LOCAL);
+        K.grid("qkvF32", (DIM + 2 * KV_DIM) / 2 * LOCAL, LOCAL);
         tg.task("w13F32", TransformerKernels::w13F32, ctx, dXDim, dRmsDim, dW13, dHb, DIM, HIDDEN);
-        grid(g, "w13F32", HIDDEN * LOCAL, LOCAL);
+        K.grid("w13F32", HIDDEN * LOCAL, LOCAL);
 
         // ---- attention over a random cache, all SEQ positions, grouped-query heads
-        kc = rnd(SEQ * KV_DIM, 1f);
-        vc = rnd(SEQ * KV_DIM, 1f);
-        qAtt = rnd(DIM, 1f);
+        kc = K.gaussian(SEQ * KV_DIM, 1f);
+        vc = K.gaussian(SEQ * KV_DIM, 1f);
+        qAtt = K.gaussian(DIM, 1f);
         FloatArray dKcAtt = f(kc), dVcAtt = f(vc), dQAtt = f(qAtt), att = new FloatArray(HEADS * SEQ);
         IntArray attState = IntArray.fromElements(3, ATT_POS);
         dAttOut = new FloatArray(DIM);
         in.addAll(List.of(dKcAtt, dVcAtt, dQAtt, attState));
         tg.task("attention", TransformerKernels::attention, ctx, dQAtt, dKcAtt, dVcAtt, att, dAttOut, attState, SEQ, HEAD,
                 KV_DIM, HEADS / KV_HEADS, (float) Math.sqrt(HEAD));
-        grid(g, "attention", HEADS * 4, 4);
+        K.grid("attention", HEADS * 4, 4);
 
         // ---- quantize: random groups, a group whose halves must round away from zero, a zero group
-        xQuant = rnd(Q_COLS, 2f);
+        xQuant = K.gaussian(Q_COLS, 2f);
         float[] halves = {127f, 2.5f, -3.5f, 0.5f, -0.5f, 1.4999999f, -126.5f, 63.5f, 0f, -0f, 100.49999f, -7.5f};
         System.arraycopy(halves, 0, xQuant, 0, Q_GS);
         for (int i = Q_GS; i < 2 * Q_GS; i++) {
@@ -198,12 +133,12 @@ class KernelsTest {
         dXs = new FloatArray(Q_COLS / Q_GS);
         in.addAll(List.of(dXQuant, dXq));
         tg.task("quantize", TransformerKernels::quantize, ctx, dXQuant, dXq, dXs, Q_COLS, Q_GS);
-        grid(g, "quantize", 8, 4);
+        K.grid("quantize", 8, 4);
 
         // ---- Q8 matmuls on host-quantized inputs (so the reference sees the same int8 activations)
-        qValues = rndBytes(Q_ROWS * Q_COLS);
-        qScales = positive(Q_ROWS * Q_COLS / Q_GS);
-        float[] x96 = rnd(Q_COLS, 1f);
+        qValues = K.int8s(Q_ROWS * Q_COLS);
+        qScales = K.scales(Q_ROWS * Q_COLS / Q_GS);
+        float[] x96 = K.gaussian(Q_COLS, 1f);
         xq96 = new byte[Q_COLS];
         xs96 = new float[Q_COLS / Q_GS];
         Reference.quantize(x96, Q_GS, xq96, xs96);
@@ -212,97 +147,44 @@ class KernelsTest {
         dMatQ8 = new FloatArray(Q_ROWS);
         in.addAll(List.of(dQv, dXq96, dQs, dXs96));
         tg.task("matmulQ8", TransformerKernels::matmulQ8, ctx, dXq96, dXs96, dQv, dQs, dMatQ8, Q_COLS, Q_GS);
-        grid(g, "matmulQ8", Q_ROWS * LOCAL, LOCAL);
+        K.grid("matmulQ8", Q_ROWS * LOCAL, LOCAL);
 
-        wqkvQ = rndBytes((DIM + 2 * KV_DIM) * DIM);
-        wqkvS = positive((DIM + 2 * KV_DIM) * DIM / GS);
-        w13Q = rndBytes(2 * HIDDEN * DIM);
-        w13S = positive(2 * HIDDEN * DIM / GS);
+        w13Q = K.int8s(2 * HIDDEN * DIM);
+        w13S = K.scales(2 * HIDDEN * DIM / GS);
         xqDim = new byte[DIM];
         xsDim = new float[DIM / GS];
         Reference.quantize(Reference.rmsnorm(xDim, rmsDim), GS, xqDim, xsDim);
-        Int8Array dWqkvQ = b(wqkvQ), dW13Q = b(w13Q), dXqDim = b(xqDim);
-        FloatArray dWqkvS = f(wqkvS), dW13S = f(w13S), dXsDim = f(xsDim);
-        dQ8q = new FloatArray(DIM);
-        dQ8kc = new FloatArray(SEQ * KV_DIM);
-        dQ8vc = new FloatArray(SEQ * KV_DIM);
+        Int8Array dW13Q = b(w13Q), dXqDim = b(xqDim);
+        FloatArray dW13S = f(w13S), dXsDim = f(xsDim);
         dHbQ8 = new FloatArray(HIDDEN);
-        in.addAll(List.of(dWqkvQ, dW13Q, dXqDim, dWqkvS, dW13S, dXsDim, dQ8kc, dQ8vc));
-        tg.task("qkvQ8", TransformerKernels::qkvQ8, ctx, dXqDim, dXsDim, dWqkvQ, dWqkvS, dQ8q, dQ8kc, dQ8vc, qkvState, rope, DIM,
-                KV_DIM, HEAD, GS);
-        grid(g, "qkvQ8", (DIM + 2 * KV_DIM) / 2 * LOCAL, LOCAL);
+        in.addAll(List.of(dW13Q, dXqDim, dW13S, dXsDim));
         tg.task("w13Q8", TransformerKernels::w13Q8, ctx, dXqDim, dXsDim, dW13Q, dW13S, dHbQ8, DIM, HIDDEN, GS);
-        grid(g, "w13Q8", HIDDEN * LOCAL, LOCAL);
+        K.grid("w13Q8", HIDDEN * LOCAL, LOCAL);
 
-        tg.transferToDevice(DataTransferMode.FIRST_EXECUTION, in.toArray());
-        tg.transferToHost(DataTransferMode.EVERY_EXECUTION, dEmbF32, dEmbQ8, dParts1000, dPartsCols, dMatNorm, dResidual,
-                dPartsDim, dQ, dKc, dVc, dHb, dAttOut, dXq, dXs, dMatQ8, dQ8q, dQ8kc, dQ8vc, dHbQ8);
-        KernelRun run = KernelRun.executeOnce(tg, g, SEED);
-        runs = run.runs();
-        deviceName = run.deviceName();
+        K.out.addAll(List.of(dEmbF32, dEmbQ8, dMatNorm, dResidual, dQ, dKc, dVc, dHb, dAttOut, dXq, dXs, dMatQ8, dHbQ8));
+        K.execute();
     }
 
-    static String seed() {
-        return " (seed " + SEED + ")";
-    }
-
-    /** |a - b| <= tol * max(1, max|b|), element-wise, with the first failing index in the message. */
+    /** All of {@code actual} within relTol × max(1, max|expected|) of {@code expected} ({@link KernelFixture#closeRelative}). */
     static void close(float[] expected, FloatArray actual, double relTol, String what) {
         assertEquals(expected.length, actual.getSize(), what + " length");
-        double scale = 1;
-        for (float v : expected) {
-            scale = Math.max(scale, Math.abs(v));
-        }
-        for (int i = 0; i < expected.length; i++) {
-            double d = Math.abs(expected[i] - actual.get(i));
-            int at = i;
-            assertTrue(d <= relTol * scale, () -> what + "[" + at + "]: expected " + expected[at] + ", device " + actual.get(at)
-                    + seed());
-        }
-    }
-
-    static float[] slice(float[] a, int from, int len) {
-        float[] out = new float[len];
-        System.arraycopy(a, from, out, 0, len);
-        return out;
-    }
-
-    static float[] slice(FloatArray a, int from, int len) {
-        float[] out = new float[len];
-        for (int i = 0; i < len; i++) {
-            out[i] = a.get(from + i);
-        }
-        return out;
+        K.closeRelative(expected, actual, 0, relTol, what);
     }
 
     @Test
     void everyKernelRanOnTheDevice() {
-        TaskVerifier.verify(TASKS, runs, deviceName);
+        K.verifyEveryTaskRan();
     }
 
     @Test
     void embeddings() {
-        assertArrayEquals(slice(embF32, TOKEN * DIM, DIM), dEmbF32.toHeapArray(), "embedF32" + seed());
+        assertArrayEquals(slice(embF32, TOKEN * DIM, DIM), dEmbF32.toHeapArray(), "embedF32" + K.seedNote());
         float[] q8 = new float[DIM];
         for (int i = 0; i < DIM; i++) {
             int idx = TOKEN * DIM + i;
             q8[i] = embValues[idx] * embScales[idx / GS];
         }
-        assertArrayEquals(q8, dEmbQ8.toHeapArray(), "embedQ8 (runq: value * scale)" + seed());
-    }
-
-    @Test
-    void rmsnormPartialSumsAddUpAcrossWorkGroups() {
-        double exact = 0;
-        for (float v : xNorm) {
-            exact += (double) v * v;
-        }
-        float sum = 0;
-        for (int p = 0; p < PARTS; p++) {
-            assertTrue(dParts1000.get(p) > 0, "work-group " + p + " wrote no partial sum" + seed());
-            sum += dParts1000.get(p);
-        }
-        assertEquals(exact, sum, exact * 1e-5, "Σx² over 3 work-groups" + seed());
+        assertArrayEquals(q8, dEmbQ8.toHeapArray(), "embedQ8 (runq: value * scale)" + K.seedNote());
     }
 
     @Test
@@ -319,24 +201,15 @@ class KernelsTest {
         close(expected, dResidual, 1e-5, "matmulResidualF32");
     }
 
-    /** Reference for the fused QKV kernels: q, and k/v at row QKV_POS of the caches, after RoPE. */
-    static float[][] qkvReference(float[] q, float[] k, float[] v) {
-        Reference.rope(q, k, QKV_POS, HEAD);
-        return new float[][]{q, k, v};
-    }
-
     @Test
     void fusedNormQkvRopeAndCacheStore() {
         float[] xn = Reference.rmsnorm(xDim, rmsDim);
         float[] all = Reference.matmulF32(wqkv, DIM + 2 * KV_DIM, DIM, xn);
-        float[][] e = qkvReference(slice(all, 0, DIM), slice(all, DIM, KV_DIM), slice(all, DIM + KV_DIM, KV_DIM));
-        close(e[0], dQ, 1e-5, "q");
-        close(e[1], fromHeap(slice(dKc, QKV_POS * KV_DIM, KV_DIM)), 1e-5, "key cache row");
-        close(e[2], fromHeap(slice(dVc, QKV_POS * KV_DIM, KV_DIM)), 1e-5, "value cache row");
-    }
-
-    static FloatArray fromHeap(float[] a) {
-        return FloatArray.fromArray(a);
+        float[] q = slice(all, 0, DIM), k = slice(all, DIM, KV_DIM), v = slice(all, DIM + KV_DIM, KV_DIM);
+        Reference.rope(q, k, QKV_POS, HEAD);   // q, and k/v at row QKV_POS of the caches
+        close(q, dQ, 1e-5, "q");
+        K.closeRelative(k, dKc, QKV_POS * KV_DIM, 1e-5, "key cache row");
+        K.closeRelative(v, dVc, QKV_POS * KV_DIM, 1e-5, "value cache row");
     }
 
     @Test
@@ -362,12 +235,12 @@ class KernelsTest {
         byte[] q = new byte[Q_COLS];
         float[] s = new float[Q_COLS / Q_GS];
         Reference.quantize(xQuant, Q_GS, q, s);
-        assertArrayEquals(s, dXs.toHeapArray(), "scales" + seed());
+        assertArrayEquals(s, dXs.toHeapArray(), "scales" + K.seedNote());
         byte[] actual = new byte[Q_COLS];
         for (int i = 0; i < Q_COLS; i++) {
             actual[i] = dXq.get(i);
         }
-        assertArrayEquals(q, actual, "int8 values (C round: half away from zero)" + seed());
+        assertArrayEquals(q, actual, "int8 values (C round: half away from zero)" + K.seedNote());
         assertEquals(3, actual[1], "2.5 rounds to 3");
         assertEquals(-4, actual[2], "-3.5 rounds to -4");
         assertEquals(0, actual[Q_GS], "an all-zero group quantizes to 0");
@@ -377,15 +250,6 @@ class KernelsTest {
     void q8Matmuls() {
         float[] expected = Reference.matmulQ8(qValues, qScales, Q_ROWS, Q_COLS, Q_GS, xq96, xs96);
         close(expected, dMatQ8, 1e-5, "matmulQ8");
-    }
-
-    @Test
-    void q8FusedQkvRopeAndCacheStore() {
-        float[] all = Reference.matmulQ8(wqkvQ, wqkvS, DIM + 2 * KV_DIM, DIM, GS, xqDim, xsDim);
-        float[][] e = qkvReference(slice(all, 0, DIM), slice(all, DIM, KV_DIM), slice(all, DIM + KV_DIM, KV_DIM));
-        close(e[0], dQ8q, 1e-5, "q");
-        close(e[1], fromHeap(slice(dQ8kc, QKV_POS * KV_DIM, KV_DIM)), 1e-5, "key cache row");
-        close(e[2], fromHeap(slice(dQ8vc, QKV_POS * KV_DIM, KV_DIM)), 1e-5, "value cache row");
     }
 
     @Test

@@ -9,6 +9,7 @@ import uk.ac.manchester.tornado.api.types.arrays.ShortArray;
 
 import static io.github.llama2j.tornado.KernelHelpers.dotF32;
 import static io.github.llama2j.tornado.KernelHelpers.reduceSum;
+import static io.github.llama2j.tornado.KernelHelpers.rmsScale;
 import static io.github.llama2j.tornado.KernelHelpers.swiglu;
 import static io.github.llama2j.tornado.TransformerKernels.MAX_LOCAL;
 
@@ -135,14 +136,7 @@ public final class GgmlKernels {
                                FloatArray xf, FloatArray xh, Int8Array xq, FloatArray xs) {
         // every work-group sums the squares (a uniform reduction with barriers; unused unless FROM_NORM)
         float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
-        float sum = 0.0f;
-        for (int j = ctx.localIdx; j < n; j += ctx.localGroupSizeX) {
-            float v = in.get(j);
-            sum += v * v;
-        }
-        float ss = reduceSum(ctx, scratch, sum);
-        float mean = ss / n;
-        float scale = 1.0f / TornadoMath.sqrt(mean + eps);
+        float scale = rmsScale(ctx, scratch, in, n, eps);
         int b = ctx.globalIdx;
         int base = b * QK;
         if (base < n) {
@@ -332,18 +326,6 @@ public final class GgmlKernels {
     /** Flags of the fused q/k/v kernels: RoPE rotates pairs (i, i + headSize/2) (NEOX) instead of (2i, 2i+1). */
     public static final int NEOX = 4;
 
-    /** rmsnorm's scale 1 / sqrt(mean(in²) + eps) over in[0, n), as {@link #prepare} computes it (the whole work-group). */
-    private static float normScale(KernelContext ctx, float[] scratch, FloatArray in, int n, float eps) {
-        float sum = 0.0f;
-        for (int j = ctx.localIdx; j < n; j += ctx.localGroupSizeX) {
-            float v = in.get(j);
-            sum += v * v;
-        }
-        float ss = reduceSum(ctx, scratch, sum);
-        float mean = ss / n;
-        return 1.0f / TornadoMath.sqrt(mean + eps);
-    }
-
     /** This work-item's part of row {@code row} of F32 weights times the source's values (as {@link #prepare}'s xf). */
     private static float dotSourceF32(KernelContext ctx, FloatArray in, FloatArray weight, int n, int source, float scale,
                                       FloatArray w, int row) {
@@ -408,7 +390,7 @@ public final class GgmlKernels {
     public static void productF32(KernelContext ctx, FloatArray in, FloatArray weight, int n, int source, float eps,
                                   FloatArray w, FloatArray out, int outOff, int add) {
         float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
-        float scale = normScale(ctx, scratch, in, n, eps);
+        float scale = rmsScale(ctx, scratch, in, n, eps);
         int row = ctx.groupIdx;
         float total = reduceSum(ctx, scratch, dotSourceF32(ctx, in, weight, n, source, scale, w, row));
         store(ctx, out, outOff + row, total, add);
@@ -418,7 +400,7 @@ public final class GgmlKernels {
     public static void productF16(KernelContext ctx, FloatArray in, FloatArray weight, int n, int source, float eps,
                                   ShortArray w, FloatArray out, int outOff, int add) {
         float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
-        float scale = normScale(ctx, scratch, in, n, eps);
+        float scale = rmsScale(ctx, scratch, in, n, eps);
         int row = ctx.groupIdx;
         float total = reduceSum(ctx, scratch, dotSourceF16(ctx, in, weight, n, source, scale, w, row));
         store(ctx, out, outOff + row, total, add);
@@ -428,7 +410,7 @@ public final class GgmlKernels {
     public static void productQ8_0(KernelContext ctx, FloatArray in, FloatArray weight, int n, int source, float eps,
                                    Int8Array wv, FloatArray ws, FloatArray out, int outOff, int add) {
         float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
-        float scale = normScale(ctx, scratch, in, n, eps);
+        float scale = rmsScale(ctx, scratch, in, n, eps);
         int row = ctx.groupIdx;
         float total = reduceSum(ctx, scratch, dotSourceQ8_0(ctx, in, weight, n, source, scale, wv, ws, row));
         store(ctx, out, outOff + row, total, add);
@@ -442,7 +424,7 @@ public final class GgmlKernels {
     public static void w13F32(KernelContext ctx, FloatArray x, FloatArray weight, int n, float eps, FloatArray w,
                               FloatArray hb, int hidden) {
         float[] s0 = ctx.allocateFloatLocalArray(MAX_LOCAL);
-        float scale = normScale(ctx, s0, x, n, eps);
+        float scale = rmsScale(ctx, s0, x, n, eps);
         int row = ctx.groupIdx;
         float g = reduceSum(ctx, s0, dotSourceF32(ctx, x, weight, n, FROM_NORM, scale, w, row));
         float u = reduceSum(ctx, s0, dotSourceF32(ctx, x, weight, n, FROM_NORM, scale, w, hidden + row));
@@ -455,7 +437,7 @@ public final class GgmlKernels {
     public static void w13F16(KernelContext ctx, FloatArray x, FloatArray weight, int n, float eps, ShortArray w,
                               FloatArray hb, int hidden) {
         float[] s0 = ctx.allocateFloatLocalArray(MAX_LOCAL);
-        float scale = normScale(ctx, s0, x, n, eps);
+        float scale = rmsScale(ctx, s0, x, n, eps);
         int row = ctx.groupIdx;
         float g = reduceSum(ctx, s0, dotSourceF16(ctx, x, weight, n, FROM_NORM, scale, w, row));
         float u = reduceSum(ctx, s0, dotSourceF16(ctx, x, weight, n, FROM_NORM, scale, w, hidden + row));
@@ -468,7 +450,7 @@ public final class GgmlKernels {
     public static void w13Q8_0(KernelContext ctx, FloatArray x, FloatArray weight, int n, float eps, Int8Array wv,
                                FloatArray ws, FloatArray hb, int hidden) {
         float[] s0 = ctx.allocateFloatLocalArray(MAX_LOCAL);
-        float scale = normScale(ctx, s0, x, n, eps);
+        float scale = rmsScale(ctx, s0, x, n, eps);
         int row = ctx.groupIdx;
         float g = reduceSum(ctx, s0, dotSourceQ8_0(ctx, x, weight, n, FROM_NORM, scale, wv, ws, row));
         float u = reduceSum(ctx, s0, dotSourceQ8_0(ctx, x, weight, n, FROM_NORM, scale, wv, ws, hidden + row));
@@ -490,7 +472,7 @@ public final class GgmlKernels {
                               int firstHead, FloatArray qkv, FloatArray bias, FloatArray norms, int flags, FloatArray q,
                               FloatArray keyCache, FloatArray valueCache, IntArray state, FloatArray rope, int nHeads, int nKv, int headSize) {
         float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
-        float scale = normScale(ctx, scratch, x, dim, eps);
+        float scale = rmsScale(ctx, scratch, x, dim, eps);
         int first = ctx.groupIdx * headSize;
         int h = firstHead + ctx.groupIdx;
         for (int i = 0; i < headSize; i++) {
@@ -509,7 +491,7 @@ public final class GgmlKernels {
                               int firstHead, FloatArray qkv, FloatArray bias, FloatArray norms, int flags, FloatArray q,
                               FloatArray keyCache, FloatArray valueCache, IntArray state, FloatArray rope, int nHeads, int nKv, int headSize) {
         float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
-        float scale = normScale(ctx, scratch, x, dim, eps);
+        float scale = rmsScale(ctx, scratch, x, dim, eps);
         int first = ctx.groupIdx * headSize;
         int h = firstHead + ctx.groupIdx;
         for (int i = 0; i < headSize; i++) {
@@ -529,7 +511,7 @@ public final class GgmlKernels {
                                FloatArray keyCache, FloatArray valueCache, IntArray state, FloatArray rope, int nHeads, int nKv,
                                int headSize) {
         float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
-        float scale = normScale(ctx, scratch, x, dim, eps);
+        float scale = rmsScale(ctx, scratch, x, dim, eps);
         int first = ctx.groupIdx * headSize;
         int h = firstHead + ctx.groupIdx;
         for (int i = 0; i < headSize; i++) {

@@ -68,8 +68,8 @@ public final class KernelHelpers {
     }
 
     /**
-     * {@link #rmsScale} with the sum of squares in the order of the two-launch norm ({@code rmsPartials} then
-     * the quantize kernel, with a work-group of this one's size): {@code nPartials} partial sums, partial p the
+     * {@link #rmsScale} with the sum of squares in the order of the former two-launch norm (an {@code rmsPartials}
+     * kernel then the quantize kernel, with a work-group of this one's size): {@code nPartials} partial sums, partial p the
      * work-group's tree over lanes l of x[p·local + l + k·nPartials·local], the partials added in order. The Q8
      * kernels use it so that their normalised inputs, hence their int8 values, keep the bits they had when
      * the norm was a launch of its own (an int8 value flips when its input moves by one ulp at a rounding

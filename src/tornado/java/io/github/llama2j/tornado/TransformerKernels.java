@@ -24,10 +24,9 @@ import static io.github.llama2j.tornado.KernelHelpers.swiglu;
  *   <li>Work-group sizes are powers of two, at most {@link #MAX_LOCAL}; reductions go through local
  *       memory with a barrier before every step, so no work-item reads a slot another has not finished.</li>
  *   <li>Reductions never cross work-groups inside a kernel. rmsnorm's sum of squares is computed by every
- *       work-group of the consuming float32 kernel itself ({@link KernelHelpers#rmsScale}: same order, same
- *       bits in every work-group); the Q8 path splits it in two: {@link #rmsPartials} writes one partial sum
- *       per work-group, and the quantize kernel, which starts only after every work-group of this one has
- *       finished, adds the partials up (always in the same order).</li>
+ *       work-group of the consuming kernel itself, with the same bits in every work-group: the float32
+ *       kernels by {@link KernelHelpers#rmsScale}, the Q8 kernels by {@link KernelHelpers#rmsScalePartials}
+ *       (the order of the former two-launch norm: partial sums per work-group, added in order).</li>
  *   <li>{@code state} holds the per-token inputs: {@code state[0]} = token, {@code state[1]} = position.
  *       It is the only thing copied to the device per token.</li>
  *   <li>Q8_0 follows runq.c: activations are quantized per group (scale = max|x| / 127, C's round half
@@ -44,19 +43,6 @@ public final class TransformerKernels {
     public static final float RMS_EPS = 1e-5f;
 
     private TransformerKernels() {
-    }
-
-    // ------------------------------------------------------------------ helpers (inlined by TornadoVM; see also KernelHelpers)
-
-    /** rmsnorm's factor 1 / sqrt(mean(x^2) + eps) from the partial sums of squares (fixed order). */
-    private static float rmsScale(FloatArray partials, int nPartials, int n) {
-        float ss = 0.0f;
-        for (int p = 0; p < nPartials; p++) {
-            ss += partials.get(p);
-        }
-        ss /= n;
-        ss += RMS_EPS;
-        return 1.0f / TornadoMath.sqrt(ss);
     }
 
     // ------------------------------------------------------------------ token embedding
@@ -76,25 +62,6 @@ public final class TransformerKernels {
         if (i < dim) {
             int idx = state.get(0) * dim + i;
             x.set(i, values.get(idx) * scales.get(idx / groupSize));
-        }
-    }
-
-    // ------------------------------------------------------------------ rmsnorm, phase 1
-
-    /**
-     * Phase 1 of rmsnorm: work-group g writes {@code partials[g]}, the sum of x[i]^2 over its grid-stride
-     * share of [0, n). Global size: nPartials × local. The consumer kernel finishes the norm.
-     */
-    public static void rmsPartials(KernelContext ctx, FloatArray x, FloatArray partials, int n) {
-        float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
-        float sum = 0.0f;
-        for (int i = ctx.globalIdx; i < n; i += ctx.globalGroupSizeX) {
-            float v = x.get(i);
-            sum += v * v;
-        }
-        float total = reduceSum(ctx, scratch, sum);
-        if (ctx.localIdx == 0) {
-            partials.set(ctx.groupIdx, total);
         }
     }
 
@@ -261,20 +228,6 @@ public final class TransformerKernels {
         }
     }
 
-    /** Q8 version of {@link #qkvF32} on an input quantized beforehand ({@code xq}, {@code xs}). */
-    public static void qkvQ8(KernelContext ctx, Int8Array xq, FloatArray xs, Int8Array wv, FloatArray ws, FloatArray q,
-                             FloatArray keyCache, FloatArray valueCache, IntArray state, FloatArray rope, int dim,
-                             int kvDim, int headSize, int groupSize) {
-        float[] s0 = ctx.allocateFloatLocalArray(MAX_LOCAL);
-        float[] s1 = ctx.allocateFloatLocalArray(MAX_LOCAL);
-        int row = ctx.groupIdx * 2;
-        float va = reduceSum(ctx, s0, dotQ8(ctx, xq, xs, wv, ws, row, dim, groupSize));
-        float vb = reduceSum(ctx, s1, dotQ8(ctx, xq, xs, wv, ws, row + 1, dim, groupSize));
-        if (ctx.localIdx == 0) {
-            storeQkv(state, rope, q, keyCache, valueCache, row, va, vb, dim, kvDim, headSize);
-        }
-    }
-
     /** Q8 version of {@link #w13F32}; {@code wv}/{@code ws} stack w1 over w3. */
     public static void w13Q8(KernelContext ctx, Int8Array xq, FloatArray xs, Int8Array wv, FloatArray ws, FloatArray hb,
                              int dim, int hidden, int groupSize) {
@@ -315,7 +268,7 @@ public final class TransformerKernels {
      */
 
     /**
-     * {@link #qkvQ8} with rmsnorm and runq's quantization of its input fused in: x normalised with
+     * The Q8 form of {@link #qkvF32}, with runq's quantization of its input fused in: x normalised with
      * {@code rmsWeight} (sum of squares per work-group), quantized per group, int8 dots with the rows of the
      * pair, RoPE, cache store. Global size: (dim + 2 kvDim) / 2 × local.
      */
