@@ -11,11 +11,8 @@ import io.github.llama2j.model.RopeStyle;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
-import uk.ac.manchester.tornado.api.GridScheduler;
 import uk.ac.manchester.tornado.api.KernelContext;
 import uk.ac.manchester.tornado.api.TaskGraph;
-import uk.ac.manchester.tornado.api.WorkerGrid1D;
-import uk.ac.manchester.tornado.api.enums.DataTransferMode;
 import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
 import uk.ac.manchester.tornado.api.types.arrays.Int8Array;
 import uk.ac.manchester.tornado.api.types.arrays.IntArray;
@@ -23,11 +20,8 @@ import uk.ac.manchester.tornado.api.types.arrays.IntArray;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-import java.util.Map;
-import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -49,19 +43,17 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  *       Q4_K_M layer; biases, NORM pairs) and all Q6_K split into q, k, v products of their own heads (biases, head
  *       norms, NEOX).</li>
  * </ul>
- * The seed is printed in every failure.
+ * Inputs, graph and run come from {@link KernelFixture}; the seed is printed in every failure.
  */
 @Tag("tornado")
 class KQuantKernelsTest {
-    static final long SEED = System.nanoTime();
-    static final Random RND = new Random(SEED);
+    static final KernelFixture K = new KernelFixture("kquant");
     static final int LOCAL = 2, ROWS = 13, OUT_OFF = 3, DIM = 768, N_SWI = 512, W13_HIDDEN = 10, VOCAB = 5, TOKEN = 3;
     static final int HEADS = 4, KV = 2, HEAD = 16, SEQ = 6, POS = 4;
     static final int Q_DIM = HEADS * HEAD, KV_DIM = KV * HEAD, QKV_ROWS = Q_DIM + 2 * KV_DIM;
     static final float EPS = 1e-5f;
     static final String[] TYPES = {"Q4_K", "Q6_K"};
     static final int[] SOURCES = {GgmlKernels.FROM_NORM, GgmlKernels.FROM_INPUT, GgmlKernels.FROM_SWIGLU};
-    static final List<String> TASKS = new ArrayList<>();
 
     static float[] xNorm, xIn, xSwi, rmsW, residual, bias, norms;
     static Matrix[][] products = new Matrix[2][3];     // [type][source]
@@ -70,36 +62,6 @@ class KQuantKernelsTest {
     static FloatArray[][] out = new FloatArray[2][3];
     static FloatArray[] dHb = new FloatArray[2], dEmb = new FloatArray[2];
     static FloatArray[] dQ = new FloatArray[2], dKc = new FloatArray[2], dVc = new FloatArray[2];
-    static Map<String, TaskVerifier.TaskRun> runs;
-    static String deviceName;
-
-    static float[] eighths(int n) {
-        float[] a = new float[n];
-        for (int i = 0; i < n; i++) {
-            a[i] = (RND.nextInt(127) - 63) / 8f;
-        }
-        return a;
-    }
-
-    static float[] gaussian(int n, float scale) {
-        float[] a = new float[n];
-        for (int i = 0; i < n; i++) {
-            a[i] = (float) RND.nextGaussian() * scale;
-        }
-        return a;
-    }
-
-    static MemorySegment floats(float[] a) {
-        MemorySegment s = Arena.ofAuto().allocate((long) a.length * Float.BYTES, 4);
-        MemorySegment.copy(a, 0, s, ValueLayout.JAVA_FLOAT, 0, a.length);
-        return s;
-    }
-
-    /** A random finite half (subnormals and zeros included) of magnitude below 2^(maxExp-15). */
-    static short randomHalf(int maxExp) {
-        int exp = RND.nextInt(maxExp + 1);
-        return (short) ((RND.nextBoolean() ? 0x8000 : 0) | (exp << 10) | RND.nextInt(1024));
-    }
 
     /** Random K-quant blocks: every byte random, then the F16 scales (Q4_K: d, dmin at 0, 2; Q6_K: d at 208). */
     static Matrix kQuant(int type, int rows, int cols) {
@@ -107,15 +69,15 @@ class KQuantKernelsTest {
         long blocks = (long) rows * cols / KQuantKernels.QK_K;
         MemorySegment s = Arena.ofAuto().allocate(blocks * bytes, 2);
         byte[] random = new byte[(int) (blocks * bytes)];
-        RND.nextBytes(random);
+        K.rnd.nextBytes(random);
         MemorySegment.copy(random, 0, s, ValueLayout.JAVA_BYTE, 0, random.length);
         for (long b = 0; b < blocks; b++) {
             long at = b * bytes;
             if (type == 0) {
-                s.set(Matrix.SHORT, at, b % 7 == 5 ? 0 : randomHalf(10));
-                s.set(Matrix.SHORT, at + 2, randomHalf(10));
+                s.set(Matrix.SHORT, at, b % 7 == 5 ? 0 : K.randomHalf(10));
+                s.set(Matrix.SHORT, at + 2, K.randomHalf(10));
             } else {
-                s.set(Matrix.SHORT, at + 208, b % 7 == 5 ? 0 : randomHalf(8));
+                s.set(Matrix.SHORT, at + 208, b % 7 == 5 ? 0 : K.randomHalf(8));
             }
         }
         return type == 0 ? new Matrix.Q4_K(s, rows, cols) : new Matrix.Q6_K(s, rows, cols);
@@ -125,37 +87,26 @@ class KQuantKernelsTest {
         return source == GgmlKernels.FROM_SWIGLU ? N_SWI : DIM;
     }
 
-    static void grid(GridScheduler g, String task, int global, int local) {
-        WorkerGrid1D w = new WorkerGrid1D(global);
-        w.setLocalWork(local, 1, 1);
-        g.addWorkerGrid("kquant." + task, w);
-        TASKS.add("kquant." + task);
-    }
-
     static Configuration config(RopeStyle style) {
         return new Configuration(DIM, N_SWI, 1, HEADS, KV, VOCAB, SEQ, true, 0, HEAD, EPS, 10000f, style);
     }
 
     @BeforeAll
     static void runAllKernelsOnce() {
-        TornadoRuntimeCheck.requireNoBailoutRecovery();
-        KernelContext ctx = new KernelContext();
-        TaskGraph tg = new TaskGraph("kquant");
-        GridScheduler g = new GridScheduler();
-        List<Object> in = new ArrayList<>(), back = new ArrayList<>();
+        K.begin();
+        KernelContext ctx = K.ctx();
+        TaskGraph tg = K.graph();
+        List<Object> in = K.in, back = K.out;
 
-        xNorm = eighths(DIM);
-        xIn = gaussian(DIM, 3f);
+        xNorm = K.eighths(DIM);
+        xIn = K.gaussian(DIM, 3f);
         float[] ties = {-127f, 2.5f, -3.5f, 0.5f, -0.5f, 1.5f, 126.5f, 63.5f, 0f, -0f, 100.49999f, -7.5f, 127f};
         Arrays.fill(xIn, 0, 256, 0.25f);
         System.arraycopy(ties, 0, xIn, 0, ties.length);    // block 0: max -127 first, so iscale = 1: halves to even
         Arrays.fill(xIn, 256, 512, 0f);                     // block 1: all zero
-        xSwi = gaussian(2 * N_SWI, 2f);
-        rmsW = gaussian(DIM, 0.2f);
-        for (int i = 0; i < DIM; i++) {
-            rmsW[i] += 1f;
-        }
-        residual = gaussian(ROWS + OUT_OFF, 1f);
+        xSwi = K.gaussian(2 * N_SWI, 2f);
+        rmsW = K.normWeight(DIM, 0.2f);
+        residual = K.gaussian(ROWS + OUT_OFF, 1f);
         FloatArray dRmsW = FloatArray.fromArray(rmsW);
         FloatArray[] dSrc = {FloatArray.fromArray(xNorm), FloatArray.fromArray(xIn), FloatArray.fromArray(xSwi)};
         in.add(dRmsW);
@@ -176,7 +127,7 @@ class KQuantKernelsTest {
                 String name = "product" + TYPES[t] + "_" + s;
                 tg.task(name, KQuantKernels::productKQuant, ctx, dSrc[s], dRmsW, n, SOURCES[s], EPS, w.blocks(), t, out[t][s], off,
                         add);
-                grid(g, name, ROWS * LOCAL, LOCAL);
+                K.grid(name, ROWS * LOCAL, LOCAL);
             }
         }
 
@@ -191,16 +142,13 @@ class KQuantKernelsTest {
             back.add(dHb[t]);
             String name = "w13_" + t;
             tg.task(name, KQuantKernels::w13KQuant, ctx, dSrc[0], dRmsW, DIM, EPS, w.blocks(), w.types(), dHb[t], W13_HIDDEN);
-            grid(g, name, W13_HIDDEN * LOCAL, LOCAL);
+            K.grid(name, W13_HIDDEN * LOCAL, LOCAL);
         }
 
         // ---- q/k/v: wq, wk Q4_K and wv Q6_K stacked (as in a Q4_K_M layer), biases (NORM);
         //      all Q6_K, biases and head norms (NEOX), split into q, k and v products of their own heads
-        bias = gaussian(QKV_ROWS, 0.5f);
-        norms = gaussian(2 * HEAD, 0.2f);
-        for (int i = 0; i < norms.length; i++) {
-            norms[i] += 1f;
-        }
+        bias = K.gaussian(QKV_ROWS, 0.5f);
+        norms = K.normWeight(2 * HEAD, 0.2f);
         FloatArray dBias = FloatArray.fromArray(bias), dNorms = FloatArray.fromArray(norms);
         IntArray state = IntArray.fromElements(TOKEN, POS);
         in.addAll(List.of(dBias, dNorms, state));
@@ -225,7 +173,7 @@ class KQuantKernelsTest {
                 in.add(w.blocks());
                 tg.task("qkv_mixed", KQuantKernels::qkvKQuant, ctx, dSrc[0], dRmsW, DIM, EPS, w.blocks(), 0, scratch, dBias, dNorms,
                         flags | w.types() << KQuantKernels.TYPES_SHIFT, dQ[t], dKc[t], dVc[t], state, rope, HEADS, KV, HEAD);
-                grid(g, "qkv_mixed", (HEADS + 2 * KV) * LOCAL, LOCAL);
+                K.grid("qkv_mixed", (HEADS + 2 * KV) * LOCAL, LOCAL);
             } else {
                 for (int p = 0; p < 3; p++) {
                     DeviceMatrix.KQuant w = (DeviceMatrix.KQuant) DeviceMatrix.stack("part", wqkv[t][p]);
@@ -233,7 +181,7 @@ class KQuantKernelsTest {
                     String name = "qkvQ6_K_" + p;
                     tg.task(name, KQuantKernels::qkvKQuant, ctx, dSrc[0], dRmsW, DIM, EPS, w.blocks(), first[p], scratch, dBias,
                             dNorms, flags | 7 << KQuantKernels.TYPES_SHIFT, dQ[t], dKc[t], dVc[t], state, rope, HEADS, KV, HEAD);
-                    grid(g, name, count[p] * LOCAL, LOCAL);
+                    K.grid(name, count[p] * LOCAL, LOCAL);
                 }
             }
         }
@@ -251,18 +199,10 @@ class KQuantKernelsTest {
             } else {
                 tg.task(name, KQuantKernels::embedQ6_K, ctx, state, w, dEmb[t], DIM);
             }
-            grid(g, name, DIM, 64);
+            K.grid(name, DIM, 64);
         }
 
-        tg.transferToDevice(DataTransferMode.FIRST_EXECUTION, in.toArray());
-        tg.transferToHost(DataTransferMode.EVERY_EXECUTION, back.toArray());
-        KernelRun run = KernelRun.executeOnce(tg, g, SEED);
-        runs = run.runs();
-        deviceName = run.deviceName();
-    }
-
-    static String seed() {
-        return " (seed " + SEED + ")";
+        K.execute();
     }
 
     /** The CPU engine's product of m (Q4_K or Q6_K) with the values v: Q8_K activations, the scalar reference. */
@@ -282,7 +222,7 @@ class KQuantKernelsTest {
 
     static float[] normed() {
         float[] v = new float[DIM];
-        GgmlReference.rmsnorm(v, xNorm, floats(rmsW), DIM, EPS);
+        GgmlReference.rmsnorm(v, xNorm, KernelFixture.floats(rmsW), DIM, EPS);
         return v;
     }
 
@@ -302,13 +242,13 @@ class KQuantKernelsTest {
             int at = i;
             double tol = relTol * scale;
             assertTrue(d <= tol, () -> what + "[" + at + "]: expected " + expected[at] + ", device " + actual.get(from + at)
-                    + " (tolerance " + tol + ")" + seed());
+                    + " (tolerance " + tol + ")" + K.seedNote());
         }
     }
 
     @Test
     void everyKernelRanOnTheDevice() {
-        TaskVerifier.verify(TASKS, runs, deviceName);
+        K.verifyEveryTaskRan();
     }
 
     @Test
@@ -350,13 +290,13 @@ class KQuantKernelsTest {
             System.arraycopy(cpuProduct(wqkv[t][0], normed()), 0, all, 0, Q_DIM);
             System.arraycopy(cpuProduct(wqkv[t][1], normed()), 0, all, Q_DIM, KV_DIM);
             System.arraycopy(cpuProduct(wqkv[t][2], normed()), 0, all, Q_DIM + KV_DIM, KV_DIM);
-            GgmlReference.addBias(all, floats(bias), all.length);
+            GgmlReference.addBias(all, KernelFixture.floats(bias), all.length);
             float[] q = Arrays.copyOfRange(all, 0, Q_DIM);
             float[] k = Arrays.copyOfRange(all, Q_DIM, Q_DIM + KV_DIM);
             float[] v = Arrays.copyOfRange(all, Q_DIM + KV_DIM, QKV_ROWS);
             if (t == 1) {
-                GgmlReference.headNorms(q, HEADS, HEAD, floats(Arrays.copyOfRange(norms, 0, HEAD)), EPS);
-                GgmlReference.headNorms(k, KV, HEAD, floats(Arrays.copyOfRange(norms, HEAD, 2 * HEAD)), EPS);
+                GgmlReference.headNorms(q, HEADS, HEAD, KernelFixture.floats(Arrays.copyOfRange(norms, 0, HEAD)), EPS);
+                GgmlReference.headNorms(k, KV, HEAD, KernelFixture.floats(Arrays.copyOfRange(norms, HEAD, 2 * HEAD)), EPS);
             }
             Rope rope = Rope.of(config(t == 0 ? RopeStyle.NORM : RopeStyle.NEOX), null, FloatMath.standard());
             float[] cos = new float[HEAD / 2], sin = new float[HEAD / 2];
@@ -376,7 +316,7 @@ class KQuantKernelsTest {
             emb[t].dequantizeRow(TOKEN, want, 0);
             for (int i = 0; i < DIM; i++) {
                 assertEquals(Float.floatToIntBits(want[i]), Float.floatToIntBits(dEmb[t].get(i)),
-                        "embed" + TYPES[t] + "[" + i + "]: expected " + want[i] + ", device " + dEmb[t].get(i) + seed());
+                        "embed" + TYPES[t] + "[" + i + "]: expected " + want[i] + ", device " + dEmb[t].get(i) + K.seedNote());
             }
         }
     }
