@@ -78,10 +78,31 @@ public final class Attention {
     public void head(int layer, int h, int pos, float[] q, float[] out, float[] att, int attOff) {
         int kvHead = h / kvMul;
         int qOff = h * headSize;
-        // scores, a block of timesteps per vector (lanes past pos are computed from unused slots and ignored)
+        // scores, a block of timesteps per vector (lanes past pos are computed from unused slots and ignored);
+        // four blocks per pass: four independent add chains instead of one, each lane's sum in the same order
         float[] kc = keys[layer];
-        for (int block = 0; block <= pos / BLOCK; block++) {
-            int base = (kvHead * blocks + block) * headSize * BLOCK;
+        int lastBlock = pos / BLOCK;
+        int headBlock = headSize * BLOCK;
+        int block = 0;
+        for (; block + 3 <= lastBlock; block += 4) {
+            int base = (kvHead * blocks + block) * headBlock;
+            FloatVector s0 = FloatVector.zero(F), s1 = s0, s2 = s0, s3 = s0;
+            for (int i = 0; i < headSize; i++) {
+                float qi = q[qOff + i];
+                int at = base + i * BLOCK;
+                s0 = s0.add(FloatVector.fromArray(F, kc, at).mul(qi));
+                s1 = s1.add(FloatVector.fromArray(F, kc, at + headBlock).mul(qi));
+                s2 = s2.add(FloatVector.fromArray(F, kc, at + 2 * headBlock).mul(qi));
+                s3 = s3.add(FloatVector.fromArray(F, kc, at + 3 * headBlock).mul(qi));
+            }
+            int to = attOff + block * BLOCK;
+            s0.div(scale).intoArray(att, to);
+            s1.div(scale).intoArray(att, to + BLOCK);
+            s2.div(scale).intoArray(att, to + 2 * BLOCK);
+            s3.div(scale).intoArray(att, to + 3 * BLOCK);
+        }
+        for (; block <= lastBlock; block++) {
+            int base = (kvHead * blocks + block) * headBlock;
             FloatVector score = FloatVector.zero(F);
             for (int i = 0; i < headSize; i++) {
                 score = score.add(FloatVector.fromArray(F, kc, base + i * BLOCK).mul(q[qOff + i]));
@@ -89,11 +110,26 @@ public final class Attention {
             score.div(scale).intoArray(att, attOff + block * BLOCK);
         }
         ScalarKernels.softmax(att, attOff, pos + 1, math);
-        // weighted sum of the values, along the head's dimensions
+        // weighted sum of the values, along the head's dimensions; four vectors of dimensions per pass over the
+        // timesteps (four independent chains), each lane still summing its timesteps in order
         float[] vc = values[layer];
         int vOff = kvHead * headSize;
         int upper = F.loopBound(headSize);
         int i = 0;
+        for (; i + 4 * BLOCK <= upper; i += 4 * BLOCK) {
+            FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
+            for (int t = 0, at = vOff + i; t <= pos; t++, at += kvDim) {
+                float w = att[attOff + t];
+                a0 = a0.add(FloatVector.fromArray(F, vc, at).mul(w));
+                a1 = a1.add(FloatVector.fromArray(F, vc, at + BLOCK).mul(w));
+                a2 = a2.add(FloatVector.fromArray(F, vc, at + 2 * BLOCK).mul(w));
+                a3 = a3.add(FloatVector.fromArray(F, vc, at + 3 * BLOCK).mul(w));
+            }
+            a0.intoArray(out, qOff + i);
+            a1.intoArray(out, qOff + i + BLOCK);
+            a2.intoArray(out, qOff + i + 2 * BLOCK);
+            a3.intoArray(out, qOff + i + 3 * BLOCK);
+        }
         for (; i < upper; i += BLOCK) {
             FloatVector acc = FloatVector.zero(F);
             for (int t = 0; t <= pos; t++) {

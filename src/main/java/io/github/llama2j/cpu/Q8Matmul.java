@@ -279,7 +279,27 @@ final class Q8Matmul {
                 // The first 2 SL (or SL) bytes outside any loop: a loop that runs once costs more than its body here.
                 IntVector acc;
                 int b = 0;
-                if (gs % (2 * SL) == 0) {
+                // Four short vectors of products where the group size allows (runq's 64 at 256 bits: the whole group, no
+                // loop): 1.10-1.21x the kernel with two at 256 bits (6 A/B pairs, one core, thread CPU time, in cache and
+                // from DRAM, loaded machine: docs/measurements/2026-12-03-avx2.md). A loop of four-vector steps as well
+                // would exceed C2's inlining node budget (NodeCountInliningCutoff; see the measurement page).
+                if (gs % (4 * SL) == 0) {
+                    ShortVector w0 = (ShortVector) ByteVector.fromMemorySegment(B_FOR_S, values, off, LE)
+                            .convertShape(VectorOperators.B2S, S, 0);
+                    ShortVector w1 = (ShortVector) ByteVector.fromMemorySegment(B_FOR_S, values, off + SL, LE)
+                            .convertShape(VectorOperators.B2S, S, 0);
+                    ShortVector w2 = (ShortVector) ByteVector.fromMemorySegment(B_FOR_S, values, off + 2 * SL, LE)
+                            .convertShape(VectorOperators.B2S, S, 0);
+                    ShortVector w3 = (ShortVector) ByteVector.fromMemorySegment(B_FOR_S, values, off + 3 * SL, LE)
+                            .convertShape(VectorOperators.B2S, S, 0);
+                    IntVector p01 = w0.mul(ShortVector.fromArray(S, x, xOff))
+                            .add(w1.mul(ShortVector.fromArray(S, x, xOff + SL))).reinterpretAsInts();
+                    IntVector p23 = w2.mul(ShortVector.fromArray(S, x, xOff + 2 * SL))
+                            .add(w3.mul(ShortVector.fromArray(S, x, xOff + 3 * SL))).reinterpretAsInts();
+                    acc = p01.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16).add(p01.lanewise(VectorOperators.ASHR, 16))
+                            .add(p23.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16).add(p23.lanewise(VectorOperators.ASHR, 16)));
+                    b = 4 * SL;
+                } else if (gs % (2 * SL) == 0) {
                     ShortVector w0 = (ShortVector) ByteVector.fromMemorySegment(B_FOR_S, values, off + b, LE)
                             .convertShape(VectorOperators.B2S, S, 0);
                     ShortVector w1 = (ShortVector) ByteVector.fromMemorySegment(B_FOR_S, values, off + b + SL, LE)

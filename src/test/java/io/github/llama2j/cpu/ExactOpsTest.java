@@ -22,9 +22,9 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 class ExactOpsTest {
     private final SplittableRandom rnd = new SplittableRandom();
 
-    /** dim, heads, kv heads, seq_len: head sizes 8, 12, 16, 48, 64 and 2 query heads per kv head. */
+    /** dim, heads, kv heads, seq_len: head sizes 8, 12, 16, 48, 64 and 2 query heads per kv head; 140 positions: passes of four key blocks at every width. */
     @ParameterizedTest
-    @CsvSource({"64, 8, 4, 40", "96, 8, 8, 33", "96, 6, 6, 20", "288, 6, 6, 50", "768, 12, 12, 35", "128, 2, 1, 17"})
+    @CsvSource({"64, 8, 4, 40", "96, 8, 8, 33", "96, 6, 6, 20", "288, 6, 6, 50", "768, 12, 12, 35", "128, 2, 1, 17", "256, 4, 2, 140"})
     void attentionMatchesScalar(int dim, int heads, int kvHeads, int seqLen) {
         Configuration c = new Configuration(dim, 4 * dim, 2, heads, kvHeads, 100, seqLen, true, 0);
         int kvDim = c.kvDim(), hs = c.headSize();
