@@ -50,13 +50,13 @@ public final class VectorExpf {
     /** The low double bits below a float's mantissa, and their midpoint. */
     private static final long TAIL_MASK = (1L << 29) - 1, MIDPOINT = 1L << 28;
 
-    private static final double INV_LN2 = 1.4426950408889634;      // 1 / ln 2, rounded
-    private static final double LN2_HI = 0.6931471805599453;       // ln 2, rounded
-    private static final double LN2_LO = 2.3190468138462996e-17;   // ln 2 - LN2_HI
-    private static final double SHIFT = 0x1.8p52;                  // x + SHIFT - SHIFT = rint(x) for |x| < 2^51
+    static final double INV_LN2 = 1.4426950408889634;      // 1 / ln 2, rounded
+    static final double LN2_HI = 0.6931471805599453;       // ln 2, rounded
+    static final double LN2_LO = 2.3190468138462996e-17;   // ln 2 - LN2_HI
+    static final double SHIFT = 0x1.8p52;                  // x + SHIFT - SHIFT = rint(x) for |x| < 2^51
     private static final long SHIFT_BITS = Double.doubleToRawLongBits(SHIFT);
-    /** 1 / j!, j = 0..11. */
-    private static final double[] TAYLOR = new double[12];
+    /** 1 / j!, j = 0..11 (read by ExpfSweep's scalar copy of the lane arithmetic). */
+    static final double[] TAYLOR = new double[12];
 
     static {
         double f = 1.0;

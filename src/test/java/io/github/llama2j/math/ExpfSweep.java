@@ -20,18 +20,6 @@ import java.util.stream.IntStream;
  */
 public final class ExpfSweep {
     private static final int CHUNK = 1 << 20;
-    private static final double[] TAYLOR = new double[12];
-
-    static {
-        double f = 1.0;
-        for (int j = 0; j < TAYLOR.length; j++) {
-            if (j > 0) {
-                f *= j;
-            }
-            TAYLOR[j] = 1.0 / f;
-        }
-    }
-
     public static void main(String[] args) throws Exception {
         FloatMath libm = CLibraryMath.instance().orElseThrow(() -> new IllegalStateException("no C library"));
         int threads = args.length > 0 ? Integer.parseInt(args[0]) : Runtime.getRuntime().availableProcessors();
@@ -115,11 +103,11 @@ public final class ExpfSweep {
 
     private static double[] polynomialAndK(float xf) {
         double x = xf;
-        double s = Math.fma(x, 1.4426950408889634, 0x1.8p52);
-        double k = s - 0x1.8p52;
-        double u = Math.fma(k, -0.6931471805599453, x);
-        u = Math.fma(k, -2.3190468138462996e-17, u);
-        double[] c = TAYLOR;
+        double s = Math.fma(x, VectorExpf.INV_LN2, VectorExpf.SHIFT);
+        double k = s - VectorExpf.SHIFT;
+        double u = Math.fma(k, -VectorExpf.LN2_HI, x);
+        u = Math.fma(k, -VectorExpf.LN2_LO, u);
+        double[] c = VectorExpf.TAYLOR;
         double p = Math.fma(u, c[11], c[10]);
         for (int j = 9; j >= 0; j--) {
             p = Math.fma(p, u, c[j]);
