@@ -227,9 +227,9 @@ public final class ScalarKernels implements Kernels {
                 max = x[off + i];
             }
         }
+        math.expShifted(x, off, size, max); // expf(x - max) per element (vectorized by FloatMath.vectorized())
         float sum = 0.0f;
         for (int i = 0; i < size; i++) {
-            x[off + i] = math.exp(x[off + i] - max);
             sum += x[off + i];
         }
         for (int i = 0; i < size; i++) {

@@ -71,14 +71,9 @@ public final class VectorOps {
         }
     }
 
-    /** run.c's SwiGLU on [from, to): hb = silu(hb) * hb2. */
+    /** run.c's SwiGLU on [from, to): hb = silu(hb) * hb2, with math's expf ({@link io.github.llama2j.math.FloatMath#swiglu}). */
     static void swiglu(float[] hb, float[] hb2, int from, int to, io.github.llama2j.math.FloatMath math) {
-        for (int i = from; i < to; i++) {
-            float val = hb[i];
-            val *= (1.0f / (1.0f + math.exp(-val)));
-            val *= hb2[i];
-            hb[i] = val;
-        }
+        math.swiglu(hb, hb2, from, to);
     }
 
     /**

@@ -24,7 +24,9 @@ public final class Engines {
             throw new Llama2jException("threads is " + options.threads() + ", must be >= 1", Llama2jException.BAD_USAGE);
         }
         if (options.kind().equals("cpu")) {
-            return new CpuEngine(model, cpuKernels(options.exact()), FloatMath.standard(), options.threads(), options.warmUp());
+            // --exact: one C library call per expf, as run.c; otherwise the same values with softmax's and SwiGLU's expf vectorized
+            FloatMath math = options.exact() ? FloatMath.standard() : FloatMath.vectorized();
+            return new CpuEngine(model, cpuKernels(options.exact()), math, options.threads(), options.warmUp());
         }
         for (EngineProvider p : ServiceLoader.load(EngineProvider.class)) {
             if (p.kind().equals(options.kind())) {

@@ -3,6 +3,7 @@ package io.github.llama2j.cpu;
 import io.github.llama2j.engine.EngineOptions;
 import io.github.llama2j.engine.Engines;
 import io.github.llama2j.engine.InferenceEngine;
+import io.github.llama2j.math.FloatMath;
 import io.github.llama2j.model.CheckpointWriter;
 import io.github.llama2j.model.Configuration;
 import io.github.llama2j.model.Model;
@@ -93,6 +94,29 @@ public class BatchForwardTest {
         }
         final double d = diff, mx = max;
         assertTrue(diff <= F32_TOLERANCE * max, () -> where + ": max |diff| " + d + " > " + F32_TOLERANCE + " x max|logit| " + mx);
+    }
+
+    /**
+     * The default mode's vectorized expf ({@link FloatMath#vectorized()}) against the C library's, one call per
+     * element ({@link FloatMath#standard()}), same kernels otherwise: every logit bit for bit, batched and token by
+     * token, F32 and Q8.
+     */
+    @ParameterizedTest
+    @CsvSource({"true, V1_F32, 0", "false, V2_Q8, 8"})
+    void vectorizedExpfChangesNoLogit(boolean gqa, ModelFormat format, int groupSize) {
+        assertTrue(FloatMath.vectorized().name().endsWith("(exp vectorized)"), FloatMath.vectorized().name());
+        Configuration c = config(gqa);
+        Path file = checkpoint(c, format, groupSize);
+        int[] tokens = new SplittableRandom(5).ints(140, 0, c.vocabSize()).toArray();
+        try (Model m = ModelLoader.load(file);
+             CpuEngine libm = new CpuEngine(m, Engines.cpuKernels(false), FloatMath.standard(), 2, false);
+             CpuEngine vector = new CpuEngine(m, Engines.cpuKernels(false), FloatMath.vectorized(), 2, false)) {
+            assertArrayEquals(libm.forwardBatch(java.util.Arrays.copyOf(tokens, 130), 0),
+                    vector.forwardBatch(java.util.Arrays.copyOf(tokens, 130), 0), "batched");
+            for (int pos = 130; pos < tokens.length; pos++) {
+                assertArrayEquals(libm.forward(tokens[pos], pos), vector.forward(tokens[pos], pos), "pos " + pos);
+            }
+        }
     }
 
     /** --exact keeps run.c's order: the batch is fed one token at a time, bit for bit. */

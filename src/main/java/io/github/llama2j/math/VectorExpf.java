@@ -1,0 +1,198 @@
+package io.github.llama2j.math;
+
+import jdk.incubator.vector.DoubleVector;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.LongVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
+import jdk.incubator.vector.VectorSpecies;
+
+import java.util.SplittableRandom;
+
+/**
+ * A vectorized float32 {@code exp} that returns, on every float input, the very float the platform C library's
+ * {@code expf} returns ({@link CLibraryMath}): used for softmax and SwiGLU, where one foreign call per element
+ * cost 3.6–7 ns (docs/measurements/2026-12-03-prefill.md).
+ *
+ * <p>How it can equal a function it does not reproduce: each lane computes exp(x) in double precision, far more
+ * accurately than a float needs (relative error below 2^-45, see below), then rounds that double to float. That
+ * float is the correctly rounded exp(x) unless the exact value lies near a midpoint between two floats; the C
+ * library's expf is correctly rounded there too, unless it is also near a midpoint (glibc's documents 0.502 ulp:
+ * its own error before the final rounding is about 2^-9 ulp). So a lane whose double lies within
+ * {@link #WINDOW} (in units of the double's last bit, 2^-29 of a float ulp: 2^-8 ulp) of a float midpoint is
+ * handed to the C library instead, as is every lane outside [{@link #LOW}, {@link #HIGH}] (subnormal results,
+ * overflow, NaN). 0.19% of the floats in range take that path (the sweep; uniform tails would give 2^22 / 2^29 =
+ * 0.8%), and the largest midpoint distance at which the rounded double and glibc disagreed was 878,793 last bits,
+ * 42% of the window.
+ *
+ * <p>That this equals the C library is a measured fact about a C library, not a theorem: {@code ExpfSweep} (a main
+ * in the tests) compared it on every finite float, once, against this machine's glibc (2026-12-03 page); the
+ * engine only uses it after {@link #selfCheck} agreed on random inputs and on the inputs nearest the window's
+ * edge on that sweep ({@link FloatMath#vectorized()}).
+ *
+ * <p>The double computation, per lane: {@code k = rint(x / ln 2)} (the 1.5 · 2^52 shift), {@code u = x - k·ln 2}
+ * with ln 2 split in a high and a low double, each product subtracted with one fused multiply-add (|u| ≤ 0.35,
+ * error about 2^-54), {@code e^u} by its Taylor polynomial of degree 11 in Horner's form (truncation
+ * 0.35^12 / 12! ≈ 2^-47 relative, evaluation a few 2^-53), and {@code 2^k} added to the exponent bits. The
+ * midpoint test reads the double's 29 bits below a float's 24.
+ */
+public final class VectorExpf {
+    /** Double lanes; the float inputs are loaded in as many lanes (half the width). */
+    static final VectorSpecies<Double> D = DoubleVector.SPECIES_PREFERRED;
+    static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED.withShape(VectorShape.forBitSize(D.vectorBitSize() / 2));
+    /** Elements per vector step. */
+    public static final int LANES = D.length();
+
+    /** Inputs below this give subnormal floats (e^-87.33 &gt; 2^-126), above it overflow: the C library's. */
+    static final float LOW = -87.33f, HIGH = 88.7f;
+    /** Half-width of the band around a float midpoint, in units of the double's last bit, handed to the C library. */
+    static final long WINDOW = 1L << 21;
+    /** The low double bits below a float's mantissa, and their midpoint. */
+    private static final long TAIL_MASK = (1L << 29) - 1, MIDPOINT = 1L << 28;
+
+    static final double INV_LN2 = 1.4426950408889634;      // 1 / ln 2, rounded
+    static final double LN2_HI = 0.6931471805599453;       // ln 2, rounded
+    static final double LN2_LO = 2.3190468138462996e-17;   // ln 2 - LN2_HI
+    static final double SHIFT = 0x1.8p52;                  // x + SHIFT - SHIFT = rint(x) for |x| < 2^51
+    private static final long SHIFT_BITS = Double.doubleToRawLongBits(SHIFT);
+    /** 1 / j!, j = 0..11 (read by ExpfSweep's scalar copy of the lane arithmetic). */
+    static final double[] TAYLOR = new double[12];
+
+    static {
+        double f = 1.0;
+        for (int j = 0; j < TAYLOR.length; j++) {
+            if (j > 0) {
+                f *= j;
+            }
+            TAYLOR[j] = 1.0 / f;
+        }
+    }
+
+    private static final double C0 = TAYLOR[0], C1 = TAYLOR[1], C2 = TAYLOR[2], C3 = TAYLOR[3], C4 = TAYLOR[4],
+            C5 = TAYLOR[5], C6 = TAYLOR[6], C7 = TAYLOR[7], C8 = TAYLOR[8], C9 = TAYLOR[9], C10 = TAYLOR[10],
+            C11 = TAYLOR[11];
+
+    private VectorExpf() {
+    }
+
+    /**
+     * x[off+i] = expf(x[off+i] - shift) for i in [0, n), the subtraction in float (softmax's form); equal to
+     * n calls of {@code libm.exp}.
+     */
+    static void expShifted(float[] x, int off, int n, float shift, FloatMath libm) {
+        int upper = off + F.loopBound(n);
+        int i = off;
+        for (; i < upper; i += LANES) {
+            FloatVector v = FloatVector.fromArray(F, x, i).sub(shift);
+            long bad = exp(v, x, i);
+            if (bad != 0) {
+                for (; bad != 0; bad &= bad - 1) {
+                    int j = i + Long.numberOfTrailingZeros(bad);
+                    x[j] = libm.exp(v.lane(j - i));
+                }
+            }
+        }
+        for (; i < off + n; i++) {
+            x[i] = libm.exp(x[i] - shift);
+        }
+    }
+
+    /** run.c's SwiGLU on [from, to): hb[i] = hb[i] * (1 / (1 + expf(-hb[i]))) * hb2[i], as libm would give it. */
+    static void swiglu(float[] hb, float[] hb2, int from, int to, FloatMath libm) {
+        int upper = from + F.loopBound(to - from);
+        int i = from;
+        for (; i < upper; i += LANES) {
+            FloatVector val = FloatVector.fromArray(F, hb, i);
+            long bad = exp(val.neg(), hb, i); // expf(-hb[i]) into hb[i], read back below
+            FloatVector e = FloatVector.fromArray(F, hb, i);
+            FloatVector out = val.mul(FloatVector.broadcast(F, 1.0f).div(e.add(1.0f))).mul(FloatVector.fromArray(F, hb2, i));
+            out.intoArray(hb, i);
+            for (; bad != 0; bad &= bad - 1) {
+                int j = i + Long.numberOfTrailingZeros(bad);
+                float v = val.lane(j - i);
+                hb[j] = v * (1.0f / (1.0f + libm.exp(-v))) * hb2[j];
+            }
+        }
+        for (; i < to; i++) {
+            float v = hb[i];
+            hb[i] = v * (1.0f / (1.0f + libm.exp(-v))) * hb2[i];
+        }
+    }
+
+    /**
+     * Writes exp of each lane of x into out[at .. at + LANES) and returns the lanes (bit j for lane j) whose value
+     * is not certain to be the C library's: those must be recomputed by the caller.
+     */
+    static long exp(FloatVector x, float[] out, int at) {
+        long outOfRange = x.compare(VectorOperators.GE, LOW).and(x.compare(VectorOperators.LE, HIGH)).not().toLong();
+        DoubleVector xd = (DoubleVector) x.convertShape(VectorOperators.F2D, D, 0);
+        DoubleVector s = xd.lanewise(VectorOperators.FMA, INV_LN2, SHIFT);
+        DoubleVector k = s.sub(SHIFT);
+        DoubleVector u = k.lanewise(VectorOperators.FMA, -LN2_HI, xd);
+        u = k.lanewise(VectorOperators.FMA, -LN2_LO, u);
+        LongVector pBits = (LongVector) taylor(u).viewAsIntegralLanes();
+        LongVector kBits = ((LongVector) s.viewAsIntegralLanes()).sub(SHIFT_BITS);
+        DoubleVector y = (DoubleVector) pBits.add(kBits.lanewise(VectorOperators.LSHL, 52)).viewAsFloatingLanes();
+        ((FloatVector) y.convertShape(VectorOperators.D2F, F, 0)).intoArray(out, at);
+        // |tail - midpoint| < WINDOW as two signed compares (a 64-bit abs is AVX-512 only, and boxed on AVX2)
+        LongVector tail = pBits.and(TAIL_MASK);
+        return tail.compare(VectorOperators.GT, MIDPOINT - WINDOW).and(tail.compare(VectorOperators.LT, MIDPOINT + WINDOW))
+                .toLong() | outOfRange;
+    }
+
+    /** e^u by its Taylor polynomial of degree 11, Horner's form (its own method: C2 inlines {@link #exp} only while it is small). */
+    private static DoubleVector taylor(DoubleVector u) {
+        DoubleVector p = u.lanewise(VectorOperators.FMA, C11, C10);
+        p = p.lanewise(VectorOperators.FMA, u, C9);
+        p = p.lanewise(VectorOperators.FMA, u, C8);
+        p = p.lanewise(VectorOperators.FMA, u, C7);
+        p = p.lanewise(VectorOperators.FMA, u, C6);
+        p = p.lanewise(VectorOperators.FMA, u, C5);
+        p = p.lanewise(VectorOperators.FMA, u, C4);
+        p = p.lanewise(VectorOperators.FMA, u, C3);
+        p = p.lanewise(VectorOperators.FMA, u, C2);
+        p = p.lanewise(VectorOperators.FMA, u, C1);
+        return p.lanewise(VectorOperators.FMA, u, C0);
+    }
+
+    /**
+     * Whether this equals {@code libm} on random floats over the whole range, on a few edge inputs and on
+     * {@link #HARD}, the inputs nearest the window's edge in the sweep: a C library other than the swept one may
+     * round those differently.
+     */
+    public static boolean selfCheck(FloatMath libm, int randomInputs, long seed) {
+        float[] in = new float[randomInputs + HARD.length + EDGES.length];
+        SplittableRandom r = new SplittableRandom(seed);
+        for (int i = 0; i < randomInputs; i++) {
+            in[i] = (i & 1) == 0 ? (float) r.nextDouble(-104.0, 89.0) : Float.intBitsToFloat(r.nextInt());
+        }
+        System.arraycopy(HARD, 0, in, randomInputs, HARD.length);
+        System.arraycopy(EDGES, 0, in, randomInputs + HARD.length, EDGES.length);
+        float[] out = in.clone();
+        expShifted(out, 0, out.length, 0.0f, libm);
+        for (int i = 0; i < in.length; i++) {
+            if (Float.floatToRawIntBits(out[i]) != Float.floatToRawIntBits(libm.exp(in[i]))) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /**
+     * The 16 inputs whose double lay nearest outside the window (2^21 to 2^21 + 10 last bits from a midpoint) in the
+     * sweep of 2026-12-03: a C library less accurate than glibc's is most likely to round these otherwise.
+     */
+    static final float[] HARD = floats(0x367bf7e1, 0xbf294041, 0x3ac872c2, 0xb2fe0000, 0x3b2684ce, 0xbedc8fed, 0xc0e82c04,
+            0x3d4ec01f, 0x3d5f039d, 0xbc2fc25a, 0x337dffff, 0x33810000, 0x34407fff, 0x34e03ffd, 0x36fdfbc1, 0xbc1b7494);
+    private static final float[] EDGES = {0.0f, -0.0f, LOW, HIGH, Math.nextDown(LOW), Math.nextUp(HIGH), 1e-8f, -1e-8f,
+            Float.MIN_VALUE, -Float.MIN_VALUE, 88.72f, -103.9f, -104.0f, Float.NaN, Float.POSITIVE_INFINITY,
+            Float.NEGATIVE_INFINITY};
+
+    private static float[] floats(int... bits) {
+        float[] f = new float[bits.length];
+        for (int i = 0; i < bits.length; i++) {
+            f[i] = Float.intBitsToFloat(bits[i]);
+        }
+        return f;
+    }
+}
