@@ -89,7 +89,8 @@ public record SplitPlan(int[] heads, int[] ffn, int[] vocab) {
      * The values a column slice of wo or w2 starts on: runq's group for llama2.c Q8 checkpoints; for GGUF
      * models GGML's Q8_0 block (32), whatever their types, so that one rule holds for a file that mixes
      * F32, F16 and Q8_0 matrices (a Q8_0 column slice keeps whole blocks, and each side quantizes its part
-     * of the input in llama.cpp's blocks); 1 (any column) for float32 checkpoints.
+     * of the input in llama.cpp's blocks); 1 (any column) for float32 checkpoints. A model whose wo or w2 is a
+     * K-quant needs more: {@link #columnGrain(Configuration, Weights)}.
      */
     public static int columnGrain(Configuration c) {
         if (c.ropeStyle() != RopeStyle.LLAMA2C) {
