@@ -55,8 +55,8 @@ class TornadoGgufGoldenTest {
     static final Set<String> FLIP_AT_POSITIONS_0_2 = Set.of("llama2-tiny-q8_0.gguf", "qwen2-tiny-f16.gguf", "llama3-tiny-f16.gguf");
     /** The golden files' type names ({@code tensor_type_counts}) of the tensors the TornadoVM engine runs. */
     static final Set<String> DEVICE_TYPES = Set.of("f32", "f16", "q8_0", "q4_K", "q6_K");
-    /** Those the hybrid runs (no K-quants yet: see TensorTypes). */
-    static final Set<String> HYBRID_TYPES = Set.of("f32", "f16", "q8_0");
+    /** Those the hybrid runs: the same (see TensorTypes). */
+    static final Set<String> HYBRID_TYPES = DEVICE_TYPES;
 
     static EngineOptions tornado() {
         return new EngineOptions("tornado", 1, false, null, Double.NaN, false, false);

@@ -46,8 +46,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  *       (still the hybrid engine), and three CPU shards give the CPU engine's greedy ids, with logits within
  *       float rounding ({@link #F32_TOLERANCE}), or within the effect of one activation rounding the other
  *       way at an F16 or Q8_0 boundary (the device and the partial sums add in other orders).</li>
- *   <li>Types the TornadoVM engine lacks (BF16, Q4_0, Q4_K, Q6_K) are refused with the tensor and type named,
- *       exit 3, before a device is opened.</li>
+ *   <li>Q4_K_M files (Q4_K with Q6_K wv, w2 and classifier in the last layer) at a shape whose wo and w2 split on
+ *       256-value super-blocks: the same, both sides owning part of every kind ({@link #kQuantSplitsGiveTheCpuEnginesIds}).</li>
+ *   <li>Types the TornadoVM engine lacks (BF16, Q4_0) are refused with the tensor and type named, exit 3, before a
+ *       device is opened.</li>
  * </ul>
  */
 @Tag("tornado")
@@ -172,6 +174,65 @@ class HybridGgufTest {
         }
     }
 
+    /**
+     * A Q4_K_M file where both sides can own part of every kind with K-quant column slices: dim 256, 8 heads of 64
+     * over 4 kv heads (wo's 512 columns: two super-blocks, so heads split in fours), hidden 512 (two super-blocks);
+     * layer 1's wv and w2 and the classifier are Q6_K (llama.cpp's rule, {@link GgufSynth#tensorType}), so layer 1's
+     * q/k/v products are one per type.
+     */
+    static synchronized Model kQuantModel() {
+        return MODELS.computeIfAbsent("llama-q4_k_m-256", n -> {
+            GgufSynth.Shape shape = new GgufSynth.Shape("llama", 256, 512, 2, 8, 4, 64, 40, 64, 10000f, 1e-5f, false, null);
+            GgufWriter w = new GgufWriter();
+            GgufSynth synth = new GgufSynth(shape, GgufSynth.FileType.Q4_K_M, 5, 0.25);
+            synth.writeMetadata(w, n, null);
+            synth.addTensors(w);
+            Path file = dir.resolve(n + ".gguf");
+            w.write(file, b -> {
+            });
+            return GgufModelLoader.load(file);
+        });
+    }
+
+    /**
+     * The Q4_K_M model ({@link #kQuantModel}): one CPU shard is the CPU engine bit for bit; split 0.5 (both sides own
+     * half the heads, one of the two super-blocks of hidden rows, half the classifier rows), the device all of it,
+     * and three CPU shards give the CPU engine's ids, logits within the effect of a Q8_K activation rounding the
+     * other way ({@link #ROUNDED_TOLERANCE}).
+     */
+    @Test
+    void kQuantSplitsGiveTheCpuEnginesIds() {
+        Model model = kQuantModel();
+        Configuration c = model.config();
+        var w = model.weights();
+        assertInstanceOf(io.github.llama2j.model.Matrix.Q4_K.class, w.wq()[1]);
+        assertInstanceOf(io.github.llama2j.model.Matrix.Q6_K.class, w.wv()[1]);
+        assertInstanceOf(io.github.llama2j.model.Matrix.Q6_K.class, w.w2()[1]);
+        assertSameAsCpuEngine("q4_k_m", model, POSITIONS);
+        for (double split : new double[]{0.5, 1.0}) {
+            try (InferenceEngine cpu = Engines.create(model, EngineOptions.cpu(1, false));
+                 HybridEngine hybrid = HybridEngineProvider.create(model, hybrid(split, false), null, null)) {
+                if (split < 1) {
+                    assertArrayEqualsInts(new int[]{0, 4, 8}, hybrid.plan().heads());
+                    assertArrayEqualsInts(new int[]{0, 256, 512}, hybrid.plan().ffn());
+                }
+                compare("q4_k_m split " + split + " " + hybrid.plan(), cpu, hybrid, ROUNDED_TOLERANCE);
+            }
+        }
+        int grain = SplitPlan.columnGrain(c, w);
+        assertEquals(256, grain);
+        SplitPlan three = SplitPlan.of(c, grain, new double[]{0.5, 0.5, 0}, new double[]{0.3, 0.3, 0.4},
+                new double[]{0.13, 0.6, 0.27});
+        try (InferenceEngine cpu = Engines.create(model, EngineOptions.cpu(1, true));
+             HybridEngine hybrid = new HybridEngine(c, w, three, HybridTestEngines.threeCpuShards(), null)) {
+            compare("q4_k_m three shards " + three, cpu, hybrid, ROUNDED_TOLERANCE);
+        }
+    }
+
+    private static void assertArrayEqualsInts(int[] expected, int[] actual) {
+        org.junit.jupiter.api.Assertions.assertArrayEquals(expected, actual, java.util.Arrays.toString(actual));
+    }
+
     /** Both sides own part of every kind (and then the device all of it), against the CPU engine. */
     @ParameterizedTest
     @ValueSource(strings = {"qwen3-f32", "qwen3-f16", "qwen3-q8_0", "qwen2-f32", "qwen2-f16", "qwen2-q8_0", "llama-f32",
@@ -219,13 +280,13 @@ class HybridGgufTest {
      * for every row and for about half of them, and the whole budget covers it.
      */
     @ParameterizedTest
-    @ValueSource(strings = {"qwen3-q8_0", "qwen2-f16", "llama-mixed"})
+    @ValueSource(strings = {"qwen3-q8_0", "qwen2-f16", "llama-mixed", "llama-q4_k_m-256"})
     void deviceBudgetHoldsTheSlicesAtTheirDeviceSizes(String name) {
-        Model model = model(name);
+        Model model = name.equals("llama-q4_k_m-256") ? kQuantModel() : model(name);
         Configuration c = model.config();
         var w = model.weights();
         for (double f : new double[]{1, 0.5}) {
-            SplitPlan plan = SplitPlan.twoWay(c, f, f, f);
+            SplitPlan plan = SplitPlan.twoWay(c, SplitPlan.columnGrain(c, w), f, f, f);
             int hs = c.headSize(), h1 = plan.headEnd(0), kv1 = h1 / c.kvMul(), r1 = plan.ffnEnd(0);
             long slices = WeightSlices.toDevice("cls", WeightSlices.rows(w.classifier(), 0, plan.vocabEnd(0))).bytes();
             for (int l = 0; l < c.nLayers(); l++) {
@@ -262,9 +323,12 @@ class HybridGgufTest {
         assertTrue(worst <= tolerance, what + ": relative logit difference " + worst);
     }
 
-    /** BF16, Q4_0 and Q4_K_M (with Q6_K) files: exit 3 naming a tensor and its type, before any device is opened. */
+    /**
+     * BF16 and Q4_0 files (which the TornadoVM engine lacks too): exit 3 naming a tensor and its type, before any
+     * device is opened, pointing at the CPU engine only.
+     */
     @ParameterizedTest
-    @ValueSource(strings = {"bf16", "q4_0", "q4_k_m"})
+    @ValueSource(strings = {"bf16", "q4_0"})
     void typesTheDeviceLacksAreRefusedBeforeADeviceIsOpened(String type) throws IOException {
         GgufSynth.Shape shape = new GgufSynth.Shape("llama", 256, 256, 1, 4, 2, 64, 40, 64, 10000f, 1e-5f, false, null);
         GgufWriter w = new GgufWriter();
@@ -279,12 +343,10 @@ class HybridGgufTest {
             EngineOptions options = new EngineOptions("hybrid", 1, false, "99:99", 0.5, false, false);
             Llama2jException e = assertThrows(Llama2jException.class, () -> Engines.create(model, options).close());
             assertEquals(Llama2jException.UNAVAILABLE, e.exitCode(), e.getMessage());
-            String t = type.equals("q4_k_m") ? "Q4_K" : type.toUpperCase(Locale.ROOT);
-            assertTrue(e.getMessage().contains("tensor type " + t) || e.getMessage().contains("tensor type Q6_K"), e.getMessage());
+            assertTrue(e.getMessage().contains("tensor type " + type.toUpperCase(Locale.ROOT)), e.getMessage());
             assertTrue(e.getMessage().startsWith("the hybrid engine does not support"), e.getMessage());
-            if (type.equals("q4_k_m")) {
-                assertTrue(e.getMessage().contains("--engine tornado"), "the TornadoVM engine runs K-quants: " + e.getMessage());
-            }
+            assertTrue(e.getMessage().contains("Q4_K and Q6_K") && e.getMessage().contains("--engine cpu")
+                    && !e.getMessage().contains("--engine tornado"), e.getMessage());
             assertTrue(e.getMessage().contains("(tensor "), e.getMessage());
         }
     }

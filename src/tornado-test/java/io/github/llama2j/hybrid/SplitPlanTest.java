@@ -1,8 +1,13 @@
 package io.github.llama2j.hybrid;
 
 import io.github.llama2j.Llama2jException;
+import io.github.llama2j.TestData;
 import io.github.llama2j.model.Configuration;
+import io.github.llama2j.model.GgufModelLoader;
+import io.github.llama2j.model.Matrix;
+import io.github.llama2j.model.Model;
 import io.github.llama2j.model.RopeStyle;
+import io.github.llama2j.model.Weights;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
@@ -14,7 +19,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-/** Who owns which rows: boundaries on whole key/value groups and Q8 groups, rounding, N shards. */
+/** Who owns which rows: boundaries on whole key/value groups, Q8 groups and K-quant super-blocks, rounding, N shards. */
 @Tag("tornado")
 class SplitPlanTest {
     // dim 64 = 8 heads of 8, 4 kv heads (kvMul 2), hidden 172, vocab 512: tiny.bin's shape
@@ -51,6 +56,42 @@ class SplitPlanTest {
         assertEquals(3072 / 32 + 1, SplitPlan.ffnBoundaries(qwen3).length);
         assertEquals(1, SplitPlan.columnGrain(F32));
         assertEquals(4, SplitPlan.columnGrain(Q8_GS4));
+    }
+
+    /**
+     * K-quant wo or w2 (Q4_K, Q6_K): column slices keep whole super-blocks, so the grain is 256 (the largest block,
+     * a multiple of Q8_0's 32) for every layer as soon as one layer's wo or w2 is a K-quant. llama2-tiny-q4_k_m
+     * (8 heads of 32: wo's 256 columns are one super-block) can then split its attention only all or nothing and its
+     * 768 hidden rows in thirds; Llama-3.2-1B's shape (32 heads of 64, 4 per kv head, hidden 8192) in fours of heads.
+     */
+    @Test
+    void kQuantBoundariesAreWholeSuperBlocks() {
+        try (Model km = GgufModelLoader.load(TestData.gguf().resolve("models").resolve("llama2-tiny-q4_k_m.gguf"));
+             Model q8 = GgufModelLoader.load(TestData.gguf().resolve("models").resolve("llama3-tiny-q8_0.gguf"))) {
+            Configuration c = km.config();
+            assertEquals(256, SplitPlan.columnGrain(c, km.weights()));
+            assertEquals(32, SplitPlan.columnGrain(q8.config(), q8.weights()), "no K-quant: Q8_0's blocks");
+            assertArrayEquals(new int[]{0, 8}, SplitPlan.headBoundaries(c, 256));
+            assertArrayEquals(new int[]{0, 256, 512, 768}, SplitPlan.ffnBoundaries(c, 256));
+            SplitPlan p = SplitPlan.twoWay(c, 256, 0.75, 0.4, 0.3);
+            assertArrayEquals(new int[]{0, 8, 8}, p.heads());
+            assertArrayEquals(new int[]{0, 256, 768}, p.ffn());
+            assertArrayEquals(new int[]{0, 9600, 32000}, p.vocab(), "classifier rows: any row");
+            // one K-quant w2 in the last layer (the others Q8_0) sets the grain of every layer
+            Weights w = q8.weights();
+            Matrix[] w2 = w.w2().clone();
+            w2[w2.length - 1] = km.weights().w2()[1];
+            Weights mixed = new Weights(w.tokenEmbedding(), w.rmsAtt(), w.wq(), w.wk(), w.wv(), w.wo(), w.rmsFfn(), w.w1(), w2,
+                    w.w3(), w.rmsFinal(), w.classifier(), w.bq(), w.bk(), w.bv(), w.qNorm(), w.kNorm(), w.ropeFreqs());
+            assertEquals(256, SplitPlan.columnGrain(q8.config(), mixed));
+        }
+        Configuration llama1b = new Configuration(2048, 8192, 16, 32, 8, 128256, 4096, true, 0, 64, 1e-5f, 5e5f, RopeStyle.NORM);
+        assertArrayEquals(new int[]{0, 4, 8, 12, 16, 20, 24, 28, 32}, SplitPlan.headBoundaries(llama1b, 256));
+        int[] ffn = SplitPlan.ffnBoundaries(llama1b, 256);
+        assertEquals(8192 / 256 + 1, ffn.length);
+        for (int b : ffn) {
+            assertEquals(0, b % 256);
+        }
     }
 
     @Test
@@ -111,6 +152,18 @@ class SplitPlanTest {
                 check(p.ffn(), c.hiddenDim(), SplitPlan.ffnBoundaries(c), seed);
                 assertEquals(0, p.vocab()[0]);
                 assertEquals(c.vocabSize(), p.vocab()[n]);
+            }
+        }
+        // K-quant grain (Llama-3.2-1B's shape): every head and hidden-row boundary on a super-block of wo's and w2's columns
+        Configuration llama1b = new Configuration(2048, 8192, 16, 32, 8, 128256, 4096, true, 0, 64, 1e-5f, 5e5f, RopeStyle.NORM);
+        for (int trial = 0; trial < 200; trial++) {
+            int n = 1 + rnd.nextInt(4);
+            SplitPlan p = SplitPlan.of(llama1b, 256, shares(rnd, n), shares(rnd, n), shares(rnd, n));
+            check(p.heads(), 32, SplitPlan.headBoundaries(llama1b, 256), seed);
+            check(p.ffn(), 8192, SplitPlan.ffnBoundaries(llama1b, 256), seed);
+            for (int i = 0; i <= n; i++) {
+                assertEquals(0, p.heads()[i] * 64 % 256, "seed " + seed);
+                assertEquals(0, p.ffn()[i] % 256, "seed " + seed);
             }
         }
     }

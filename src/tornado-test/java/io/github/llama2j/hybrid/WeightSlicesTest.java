@@ -1,8 +1,12 @@
 package io.github.llama2j.hybrid;
 
+import io.github.llama2j.model.GgmlQuantize;
 import io.github.llama2j.model.Matrix;
+import io.github.llama2j.tornado.KQuantKernels;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -17,8 +21,8 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 
 /**
  * Row views and column copies read the same elements as the whole matrix, for llama2.c's float32 and Q8 and
- * GGUF's F16 and Q8_0 (on random matrices); the device copies hold the same values, Q8_0 repacked into int8 values
- * and float32 block scales as the TornadoVM engine repacks it.
+ * GGUF's F16, Q8_0, Q4_K and Q6_K (on random matrices); the device copies hold the same values, Q8_0 repacked into
+ * int8 values and float32 block scales as the TornadoVM engine repacks it, K-quants as the file's super-blocks.
  */
 @Tag("tornado")
 class WeightSlicesTest {
@@ -170,6 +174,76 @@ class WeightSlicesTest {
             }
             assertThrows(IllegalArgumentException.class, () -> WeightSlices.columns(m, 16, 96, x -> arena.allocate(x, 64)),
                     "off a block boundary");
+        }
+    }
+
+    /**
+     * Q4_K and Q6_K (random values quantized as llama.cpp does): a row view is the same memory (no copy), a column
+     * slice on super-block boundaries (multiples of 256) dequantizes to the same values, the device copy holds the
+     * file's blocks byte for byte with the type the product kernel reads (0: Q4_K, 1: Q6_K), and a column slice off
+     * a super-block boundary (a Q8_0 block's 32) is refused.
+     */
+    @ParameterizedTest
+    @ValueSource(ints = {0, 1})
+    void kQuantRowsAndColumnsOnSuperBlockBoundariesAndTheirDeviceCopies(int type) {
+        int rows = 5, cols = 4 * KQuantKernels.QK_K;
+        long rowBytes = type == 0 ? Matrix.Q4_K.rowBytes(cols) : Matrix.Q6_K.rowBytes(cols);
+        try (Arena arena = Arena.ofConfined()) {
+            Random rnd = new Random(SEED);
+            MemorySegment data = arena.allocate(rows * rowBytes);
+            float[] x = new float[cols];
+            for (int r = 0; r < rows; r++) {
+                for (int j = 0; j < cols; j++) {
+                    x[j] = (float) rnd.nextGaussian() / 8;
+                }
+                if (type == 0) {
+                    GgmlQuantize.q4_K(x, 0, cols, data, r * rowBytes);
+                } else {
+                    GgmlQuantize.q6_K(x, 0, cols, data, r * rowBytes);
+                }
+            }
+            Matrix m = type == 0 ? new Matrix.Q4_K(data, rows, cols) : new Matrix.Q6_K(data, rows, cols);
+            Matrix.Ggml r = (Matrix.Ggml) WeightSlices.rows(m, 1, 4);
+            assertEquals(m.getClass(), r.getClass());
+            assertEquals(data.address() + rowBytes, r.data().address(), "a row view reads the mapped memory in place");
+            assertEquals(3 * rowBytes, r.data().byteSize());
+            Matrix c = WeightSlices.columns(m, 256, 768, b -> arena.allocate(b, 64));
+            assertEquals(m.getClass(), c.getClass());
+            assertEquals(512, c.cols());
+            WeightSlices.KQuantSlice stacked = (WeightSlices.KQuantSlice) WeightSlices.toDevice("test", r, WeightSlices.rows(m, 0, 1));
+            WeightSlices.KQuantSlice dc = (WeightSlices.KQuantSlice) WeightSlices.columnsToDevice("test", m, 512, 1024);
+            assertEquals(type, stacked.type(), "the product kernel's type argument");
+            assertEquals(4, stacked.rows());
+            assertEquals(4 * rowBytes, stacked.bytes());
+            assertEquals(rows * rowBytes / 2, dc.bytes(), "half the super-blocks of every row");
+            for (int i = 0; i < 3 * rowBytes; i++) {
+                assertEquals(data.get(ValueLayout.JAVA_BYTE, rowBytes + i), stacked.blocks().get(i), "byte " + i + ", seed " + SEED);
+            }
+            for (int i = 0; i < rowBytes; i++) {
+                assertEquals(data.get(ValueLayout.JAVA_BYTE, i), stacked.blocks().get((int) (3 * rowBytes + i)),
+                        "the second part's byte " + i + ", seed " + SEED);
+            }
+            float[] row = new float[cols], part = new float[cols];
+            Matrix.Ggml dm = (Matrix.Ggml) (type == 0 ? new Matrix.Q4_K(dc.blocks().getSegment(), rows, 512)
+                    : new Matrix.Q6_K(dc.blocks().getSegment(), rows, 512));
+            for (int i = 0; i < rows; i++) {
+                ((Matrix.Ggml) m).dequantizeRow(i, row, 0);
+                if (i >= 1 && i < 4) {
+                    r.dequantizeRow(i - 1, part, 0);
+                    assertArrayEquals(row, part, "row " + i + ", seed " + SEED);
+                }
+                ((Matrix.Ggml) c).dequantizeRow(i, part, 0);
+                for (int j = 256; j < 768; j++) {
+                    assertEquals(row[j], part[j - 256], "column " + j + ", seed " + SEED);
+                }
+                dm.dequantizeRow(i, part, 0);
+                for (int j = 512; j < 1024; j++) {
+                    assertEquals(row[j], part[j - 512], "device column " + j + ", seed " + SEED);
+                }
+            }
+            assertArrayEquals(new long[]{rows * rowBytes / 2}, WeightSlices.columnBytes(m, 256, 768));
+            assertThrows(IllegalArgumentException.class, () -> WeightSlices.columns(m, 32, 768, b -> arena.allocate(b, 64)),
+                    "off a super-block boundary");
         }
     }
 

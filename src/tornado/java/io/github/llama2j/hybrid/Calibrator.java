@@ -148,8 +148,9 @@ final class Calibrator {
         long t0 = System.nanoTime();
         Configuration one = firstLayer(c);
         Weights w1 = firstLayer(w);
+        int grain = SplitPlan.columnGrain(c, w);   // the whole model's, for the one-layer plans too
         int maxStep = STEPS;
-        while (maxStep > 0 && !fits.test(SplitPlan.twoWay(c, fraction(maxStep), fraction(maxStep), fraction(maxStep)))) {
+        while (maxStep > 0 && !fits.test(SplitPlan.twoWay(c, grain, fraction(maxStep), fraction(maxStep), fraction(maxStep)))) {
             maxStep--;
         }
         if (log != null && maxStep < STEPS) {
@@ -159,13 +160,13 @@ final class Calibrator {
         Map<String, Point> measured = new LinkedHashMap<>();
         try (maker) {
             double fmax = fraction(maxStep);
-            maker.prepare(one, w1, SplitPlan.twoWay(one, fmax, fmax, fmax));
+            maker.prepare(one, w1, SplitPlan.twoWay(one, grain, fmax, fmax, fmax));
             // The all-CPU candidate first, twice: the first pass lets the JIT compile the CPU kernels (until it
             // does, Vector API code runs many times slower and would make every CPU share look expensive).
-            measure(c, one, w1, 0, maker, new LinkedHashMap<>(), null);
+            measure(c, one, w1, grain, 0, maker, new LinkedHashMap<>(), null);
             for (int step = 0; step <= maxStep; step++) {
                 double f = fraction(step);
-                measure(c, one, w1, f, maker, measured, log);
+                measure(c, one, w1, grain, f, maker, measured, log);
             }
         }
         SplitPlan chosen = best(c, measured.values());
@@ -240,14 +241,14 @@ final class Calibrator {
         return step / (double) STEPS;
     }
 
-    private static void measure(Configuration full, Configuration one, Weights w1, double f, EngineMaker maker,
+    private static void measure(Configuration full, Configuration one, Weights w1, int grain, double f, EngineMaker maker,
                                 Map<String, Point> measured, PrintStream log) {
-        SplitPlan fullPlan = SplitPlan.twoWay(full, f, f, f);
+        SplitPlan fullPlan = SplitPlan.twoWay(full, grain, f, f, f);
         String key = fullPlan.describe();
         if (measured.containsKey(key)) {
             return;   // this fraction rounds to a split already measured
         }
-        SplitPlan plan = SplitPlan.twoWay(one, f, f, f);
+        SplitPlan plan = SplitPlan.twoWay(one, grain, f, f, f);
         double att = Double.MAX_VALUE, ffn = Double.MAX_VALUE, cls = Double.MAX_VALUE;
         try (HybridEngine e = maker.make(one, w1, plan)) {
             int pos = 0;

@@ -42,7 +42,7 @@ public final class HybridEngineProvider implements EngineProvider {
     }
 
     /**
-     * GGUF models of the types the TornadoVM engine runs (F32, F16, Q8_0), with llama.cpp's arithmetic on both
+     * GGUF models of the types the TornadoVM engine runs (F32, F16, Q8_0, Q4_K, Q6_K), with llama.cpp's arithmetic on both
      * sides; other types are refused naming the tensor before a device is touched ({@link TensorTypes}).
      */
     @Override
@@ -141,7 +141,7 @@ public final class HybridEngineProvider implements EngineProvider {
                     throw new Llama2jException("--split is " + f + ", must be in [0, 1]", Llama2jException.BAD_USAGE);
                 }
             }
-            plan = SplitPlan.twoWay(c, attention, ffn, classifier);
+            plan = SplitPlan.twoWay(c, SplitPlan.columnGrain(c, w), attention, ffn, classifier);
             how = attention == ffn && ffn == classifier ? "--split " + attention
                     : String.format(Locale.ROOT, "device fractions attention %s, ffn %s, classifier %s", attention, ffn, classifier);
         }

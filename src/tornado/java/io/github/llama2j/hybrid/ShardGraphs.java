@@ -4,12 +4,14 @@ import io.github.llama2j.Llama2jException;
 import io.github.llama2j.hybrid.WeightSlices.DeviceSlice;
 import io.github.llama2j.hybrid.WeightSlices.F16Slice;
 import io.github.llama2j.hybrid.WeightSlices.F32Slice;
+import io.github.llama2j.hybrid.WeightSlices.KQuantSlice;
 import io.github.llama2j.hybrid.WeightSlices.Q8Slice;
 import io.github.llama2j.model.Configuration;
 import io.github.llama2j.model.Matrix;
 import io.github.llama2j.model.RopeStyle;
 import io.github.llama2j.model.Weights;
 import io.github.llama2j.tornado.GgmlKernels;
+import io.github.llama2j.tornado.KQuantKernels;
 import io.github.llama2j.tornado.TensorTypes;
 import io.github.llama2j.tornado.TornadoSettings;
 import io.github.llama2j.tornado.TransformerKernels;
@@ -271,6 +273,7 @@ final class ShardGraphs {
             case F32Slice f -> g.task("qkv", HybridKernels::qkvF32, ctx, step.in().xf(), f.data(), q, keyCache, valueCache, state,
                     rope, dim, qRows, kvRows, hs);
             case F16Slice h -> throw new IllegalStateException("F16 in a llama2.c checkpoint");
+            case KQuantSlice k -> throw new IllegalStateException("K-quant in a llama2.c checkpoint");
             case Q8Slice q8 -> g.task("qkv", HybridKernels::qkvQ8, ctx, step.in().xq(), step.in().xs(), q8.values(), q8.scales(), q,
                     keyCache, valueCache, state, rope, dim, qRows, kvRows, hs, gs);
         }
@@ -281,6 +284,7 @@ final class ShardGraphs {
         switch (wo) {
             case F32Slice f -> g.task("wo", HybridKernels::matmulF32, ctx, attOut, f.data(), out, qRows);
             case F16Slice h -> throw new IllegalStateException("F16 in a llama2.c checkpoint");
+            case KQuantSlice k -> throw new IllegalStateException("K-quant in a llama2.c checkpoint");
             case Q8Slice q8 -> {
                 g.task("quant", TransformerKernels::quantize, ctx, attOut, aq, as, qRows, gs);
                 schedule(tasks, name, "quant", sh -> ceilDiv(sh.qRows() / gs, s.quantizeLocal()), s.quantizeLocal());
@@ -320,6 +324,7 @@ final class ShardGraphs {
         switch (w13) {
             case F32Slice f -> g.task("w13", HybridKernels::w13F32, ctx, step.in().xf(), f.data(), hb, dim, rows);
             case F16Slice h -> throw new IllegalStateException("F16 in a llama2.c checkpoint");
+            case KQuantSlice k -> throw new IllegalStateException("K-quant in a llama2.c checkpoint");
             case Q8Slice q8 -> g.task("w13", TransformerKernels::w13Q8, ctx, step.in().xq(), step.in().xs(), q8.values(), q8.scales(), hb,
                     dim, rows, gs);
         }
@@ -327,6 +332,7 @@ final class ShardGraphs {
         switch (w2) {
             case F32Slice f -> g.task("w2", HybridKernels::matmulF32, ctx, hb, f.data(), out, rows);
             case F16Slice h -> throw new IllegalStateException("F16 in a llama2.c checkpoint");
+            case KQuantSlice k -> throw new IllegalStateException("K-quant in a llama2.c checkpoint");
             case Q8Slice q8 -> {
                 g.task("quant", TransformerKernels::quantize, ctx, hb, hq, hs, rows, gs);
                 schedule(tasks, name, "quant", sh -> ceilDiv(sh.ffnRows() / gs, s.quantizeLocal()), s.quantizeLocal());
@@ -352,6 +358,7 @@ final class ShardGraphs {
         switch (cls) {
             case F32Slice f -> g.task("classifier", HybridKernels::matmulF32, ctx, step.in().xf(), f.data(), out, dim);
             case F16Slice h -> throw new IllegalStateException("F16 in a llama2.c checkpoint");
+            case KQuantSlice k -> throw new IllegalStateException("K-quant in a llama2.c checkpoint");
             case Q8Slice q8 -> g.task("classifier", TransformerKernels::matmulQ8, ctx, step.in().xq(), step.in().xs(), q8.values(),
                     q8.scales(), out, dim, c.groupSize());
         }
@@ -400,7 +407,7 @@ final class ShardGraphs {
         g.transferToDevice(DataTransferMode.FIRST_EXECUTION, once.toArray());
         g.transferToDevice(DataTransferMode.EVERY_EXECUTION, inputs(step));
         for (Product p : qkv) {
-            product(g, tasks, name, p, step.in(), qkvOut);
+            product(g, tasks, name, p, step.in(), qkvOut, norms);
         }
         g.task("heads", GgmlKernels::qkvHeads, ctx, qkvOut, bias, hasBias ? 1 : 0, norms, hasNorm ? 1 : 0, c.rmsEps(), q,
                 keyCache, valueCache, state, rope, heads, kvHeads, hs, c.ropeStyle() == RopeStyle.NEOX ? 1 : 0);
@@ -413,7 +420,7 @@ final class ShardGraphs {
                 woIn.xh(), woIn.xq(), woIn.xs());   // (the weight argument is not read)
         schedule(tasks, name, "wo_prep", sh -> ceilDiv(ceilDiv(sh.qRows(), GgmlKernels.QK), s.quantizeLocal()), s.quantizeLocal());
         // wo's columns are this shard's heads; emulating fewer heads (calibration) computes fewer rows instead
-        product(g, tasks, name, new Product("wo", wo, 0, sh -> scaled(dim, sh.qRows(), built.qRows())), woIn, out);
+        product(g, tasks, name, new Product("wo", wo, 0, sh -> scaled(dim, sh.qRows(), built.qRows())), woIn, out, norms);
         g.transferToHost(DataTransferMode.EVERY_EXECUTION, out);
         return add(g, name, tasks, step);
     }
@@ -442,12 +449,12 @@ final class ShardGraphs {
         g.transferToDevice(DataTransferMode.FIRST_EXECUTION, once.toArray());
         g.transferToDevice(DataTransferMode.EVERY_EXECUTION, inputs(step));
         for (Product p : w13) {
-            product(g, tasks, name, p, step.in(), hb);
+            product(g, tasks, name, p, step.in(), hb, none);
         }
         g.task("w2_prep", GgmlKernels::prepare, ctx, hb, none, rows, GgmlKernels.FROM_SWIGLU, c.rmsEps(), w2In.xf(), w2In.xh(),
                 w2In.xq(), w2In.xs());
         schedule(tasks, name, "w2_prep", sh -> ceilDiv(ceilDiv(sh.ffnRows(), GgmlKernels.QK), s.quantizeLocal()), s.quantizeLocal());
-        product(g, tasks, name, new Product("w2", w2, 0, sh -> scaled(dim, sh.ffnRows(), built.ffnRows())), w2In, out);
+        product(g, tasks, name, new Product("w2", w2, 0, sh -> scaled(dim, sh.ffnRows(), built.ffnRows())), w2In, out, none);
         g.transferToHost(DataTransferMode.EVERY_EXECUTION, out);
         return add(g, name, tasks, step);
     }
@@ -459,12 +466,15 @@ final class ShardGraphs {
         DeviceSlice cls = WeightSlices.toDevice("classifier", m);
         stepWeightBytes[SplitPlan.Kind.CLASSIFIER.ordinal()] = cls.bytes();
         FloatArray out = new FloatArray(v1 - v0);
+        FloatArray none = new FloatArray(1);
         Step step = input(null, out, m);
         TaskGraph g = new TaskGraph(name);
         List<String> tasks = new ArrayList<>();
-        g.transferToDevice(DataTransferMode.FIRST_EXECUTION, weights(cls).toArray());
+        List<Object> once = new ArrayList<>(weights(cls));
+        once.add(none);
+        g.transferToDevice(DataTransferMode.FIRST_EXECUTION, once.toArray());
         g.transferToDevice(DataTransferMode.EVERY_EXECUTION, inputs(step));
-        product(g, tasks, name, new Product("classifier", cls, 0, Share::vocabRows), step.in(), out);
+        product(g, tasks, name, new Product("classifier", cls, 0, Share::vocabRows), step.in(), out, none);
         g.transferToHost(DataTransferMode.EVERY_EXECUTION, out);
         return add(g, name, tasks, step);
     }
@@ -495,15 +505,20 @@ final class ShardGraphs {
     /**
      * out[outOff + r] = m[r] · the input, in the {@link GgmlKernels} product of m's type, reading the form of the
      * input that type reads; the task id carries the type ({@code qkv_q8}), so products of different types never
-     * share a compiled kernel.
+     * share a compiled kernel. K-quants: {@link KQuantKernels#productKQuant} derives llama.cpp's Q8_K blocks from
+     * the float32 form itself ({@code unread}: a float array of the graph, its norm-weight argument, which the
+     * kernel does not read for an input taken as it is); its Q4_K and Q6_K products share one compiled kernel (the
+     * type is an argument), as in the TornadoVM engine.
      */
-    private void product(TaskGraph g, List<String> tasks, String graph, Product p, Forms x, FloatArray out) {
+    private void product(TaskGraph g, List<String> tasks, String graph, Product p, Forms x, FloatArray out, FloatArray unread) {
         String task = p.kind() + "_" + p.m().kind();
         switch (p.m()) {
             case F32Slice f -> g.task(task, GgmlKernels::matmulF32, ctx, x.xf(), f.data(), out, p.outOff(), f.cols(), 0);
             case F16Slice h -> g.task(task, GgmlKernels::matmulF16, ctx, x.xh(), h.data(), out, p.outOff(), h.cols(), 0);
             case Q8Slice q8 -> g.task(task, GgmlKernels::matmulQ8_0, ctx, x.xq(), x.xs(), q8.values(), q8.scales(), out,
                     p.outOff(), q8.cols(), 0);
+            case KQuantSlice k -> g.task(task, KQuantKernels::productKQuant, ctx, x.xf(), unread, k.cols(), GgmlKernels.FROM_INPUT,
+                    c.rmsEps(), k.blocks(), k.type(), out, p.outOff(), 0);
         }
         schedule(tasks, graph, task, p.rows(), s.matmulLocal());
     }
@@ -554,6 +569,9 @@ final class ShardGraphs {
                     xq = xq != null ? xq : new Int8Array(dim);
                     xs = xs != null ? xs : new FloatArray(dim / Matrix.Q8_0.BLOCK);
                 }
+                // K-quants: the device derives Q8_K from the float32 values (KQuantKernels.productKQuant)
+                case Matrix.Q4_K q -> xf = xf != null ? xf : new FloatArray(dim);
+                case Matrix.Q6_K q -> xf = xf != null ? xf : new FloatArray(dim);
                 default -> throw TensorTypes.unsupportedByHybrid(m, "a step input");
             }
         }
@@ -573,6 +591,7 @@ final class ShardGraphs {
             case F32Slice f -> List.of(f.data());
             case F16Slice h -> List.of(h.data());
             case Q8Slice q -> List.of(q.values(), q.scales());
+            case KQuantSlice k -> List.of(k.blocks());
         };
     }
 

@@ -4,6 +4,7 @@ import io.github.llama2j.Llama2jException;
 import io.github.llama2j.model.Configuration;
 import io.github.llama2j.model.Matrix;
 import io.github.llama2j.model.RopeStyle;
+import io.github.llama2j.model.Weights;
 
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -18,8 +19,9 @@ import java.util.Locale;
  *       wv of their key/value heads, their attention over its own slice of the key/value cache, and the
  *       matching input columns of wo (a partial sum of the full-width output). A boundary must fall on a
  *       key/value group (a multiple of kvMul heads, so each side owns whole kv heads with all their query
- *       heads) and on the {@link #columnGrain column grain} of wo's input (heads × headSize a multiple of it,
- *       so each side quantizes whole groups or blocks exactly as runq or llama.cpp does).</li>
+ *       heads) and on the {@link #columnGrain(Configuration, Weights) column grain} of wo's input (heads × headSize a
+ *       multiple of it, so each side quantizes whole groups or blocks exactly as runq or llama.cpp does, and a
+ *       K-quant column slice keeps whole super-blocks of 256).</li>
  *   <li><b>ffn</b>: hidden rows [r0, r1) of w1 and w3, and the same input columns of w2 (a partial sum);
  *       a multiple of the column grain, for the same reason.</li>
  *   <li><b>vocab</b>: rows [v0, v1) of the classifier; the shard's logits are exchanged as they are.</li>
@@ -57,24 +59,38 @@ public record SplitPlan(int[] heads, int[] ffn, int[] vocab) {
 
     /**
      * The plan for two shards, device first: the device gets the given fraction of each kind's rows,
-     * rounded to the nearest allowed boundary.
+     * rounded to the nearest allowed boundary of the column grain {@code grain} ({@link #columnGrain(Configuration, Weights)}).
      */
-    public static SplitPlan twoWay(Configuration c, double attention, double ffn, double classifier) {
-        return of(c, new double[]{attention, 1 - attention}, new double[]{ffn, 1 - ffn},
+    public static SplitPlan twoWay(Configuration c, int grain, double attention, double ffn, double classifier) {
+        return of(c, grain, new double[]{attention, 1 - attention}, new double[]{ffn, 1 - ffn},
                 new double[]{classifier, 1 - classifier});
     }
 
-    /** N shards with a share of each kind each (shares of one kind are normalised to sum 1). */
-    public static SplitPlan of(Configuration c, double[] attention, double[] ffn, double[] classifier) {
-        return new SplitPlan(boundaries(attention, headBoundaries(c)), boundaries(ffn, ffnBoundaries(c)),
+    /** As {@link #twoWay(Configuration, int, double, double, double)} with the grain of a model without K-quants. */
+    public static SplitPlan twoWay(Configuration c, double attention, double ffn, double classifier) {
+        return twoWay(c, columnGrain(c), attention, ffn, classifier);
+    }
+
+    /**
+     * N shards with a share of each kind each (shares of one kind are normalised to sum 1), boundaries on the column
+     * grain {@code grain}.
+     */
+    public static SplitPlan of(Configuration c, int grain, double[] attention, double[] ffn, double[] classifier) {
+        return new SplitPlan(boundaries(attention, headBoundaries(c, grain)), boundaries(ffn, ffnBoundaries(c, grain)),
                 boundaries(classifier, allBoundaries(c.vocabSize())));
+    }
+
+    /** As {@link #of(Configuration, int, double[], double[], double[])} with the grain of a model without K-quants. */
+    public static SplitPlan of(Configuration c, double[] attention, double[] ffn, double[] classifier) {
+        return of(c, columnGrain(c), attention, ffn, classifier);
     }
 
     /**
      * The values a column slice of wo or w2 starts on: runq's group for llama2.c Q8 checkpoints; for GGUF
      * models GGML's Q8_0 block (32), whatever their types, so that one rule holds for a file that mixes
      * F32, F16 and Q8_0 matrices (a Q8_0 column slice keeps whole blocks, and each side quantizes its part
-     * of the input in llama.cpp's blocks); 1 (any column) for float32 checkpoints.
+     * of the input in llama.cpp's blocks); 1 (any column) for float32 checkpoints. A model whose wo or w2 is a
+     * K-quant needs more: {@link #columnGrain(Configuration, Weights)}.
      */
     public static int columnGrain(Configuration c) {
         if (c.ropeStyle() != RopeStyle.LLAMA2C) {
@@ -83,10 +99,38 @@ public record SplitPlan(int[] heads, int[] ffn, int[] vocab) {
         return c.quantized() ? c.groupSize() : 1;
     }
 
-    /** Every allowed head boundary, ascending, 0 and nHeads included. */
-    public static int[] headBoundaries(Configuration c) {
-        List<Integer> out = new ArrayList<>();
+    /**
+     * The column grain of this model's wo and w2: {@link #columnGrain(Configuration)}, or a K-quant super-block (256)
+     * where any wo or w2 is Q4_K or Q6_K: a column slice of K-quant blocks keeps whole super-blocks, and each side
+     * quantizes its part of the input in llama.cpp's Q8_K blocks of 256. (One grain for every layer, so that a file
+     * whose layers differ in type, as Q4_K_M's do, splits every layer alike; the block sizes are powers of two, so
+     * the largest is a multiple of the others.)
+     */
+    public static int columnGrain(Configuration c, Weights w) {
         int grain = columnGrain(c);
+        for (int l = 0; l < c.nLayers(); l++) {
+            grain = Math.max(grain, Math.max(columnBlock(w.wo()[l]), columnBlock(w.w2()[l])));
+        }
+        return grain;
+    }
+
+    /** The columns a block of m spans where it is larger than Q8_0's (the K-quants' super-block), else 1. */
+    private static int columnBlock(Matrix m) {
+        return switch (m) {
+            case Matrix.Q4_K q -> Matrix.Q4_K.BLOCK;
+            case Matrix.Q6_K q -> Matrix.Q6_K.BLOCK;
+            default -> 1;
+        };
+    }
+
+    /** Every allowed head boundary, ascending, 0 and nHeads included, for a model without K-quants. */
+    public static int[] headBoundaries(Configuration c) {
+        return headBoundaries(c, columnGrain(c));
+    }
+
+    /** Every allowed head boundary on column grain {@code grain}, ascending, 0 and nHeads included. */
+    public static int[] headBoundaries(Configuration c, int grain) {
+        List<Integer> out = new ArrayList<>();
         for (int h = 0; h <= c.nHeads(); h++) {
             boolean kvGroup = h % c.kvMul() == 0;
             boolean whole = (h * c.headSize()) % grain == 0;
@@ -97,10 +141,14 @@ public record SplitPlan(int[] heads, int[] ffn, int[] vocab) {
         return out.stream().mapToInt(Integer::intValue).toArray();
     }
 
-    /** Every allowed hidden-row boundary, ascending, 0 and hiddenDim included. */
+    /** Every allowed hidden-row boundary, ascending, 0 and hiddenDim included, for a model without K-quants. */
     public static int[] ffnBoundaries(Configuration c) {
+        return ffnBoundaries(c, columnGrain(c));
+    }
+
+    /** Every allowed hidden-row boundary on column grain {@code grain}, ascending, 0 and hiddenDim included. */
+    public static int[] ffnBoundaries(Configuration c, int grain) {
         List<Integer> out = new ArrayList<>();
-        int grain = columnGrain(c);
         for (int r = 0; r <= c.hiddenDim(); r++) {
             if (r % grain == 0 || r == c.hiddenDim()) {
                 out.add(r);

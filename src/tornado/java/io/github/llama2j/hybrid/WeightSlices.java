@@ -13,28 +13,32 @@ import java.util.function.LongFunction;
 
 /**
  * The slices of the model's matrices that one shard owns, for every type the device engines run: llama2.c's
- * float32 and Q8, GGUF's F32, F16 and Q8_0.
+ * float32 and Q8, GGUF's F32, F16, Q8_0, Q4_K and Q6_K.
  *
  * <ul>
- *   <li>A range of rows of a row-major matrix is contiguous in the mapped file (a Q8_0 row is whole blocks),
+ *   <li>A range of rows of a row-major matrix is contiguous in the mapped file (a Q8_0 or K-quant row is whole blocks),
  *       so the CPU reads it in place through a {@link #rows} view: nothing is copied.</li>
  *   <li>A range of columns is not (each row contributes a short run), so the CPU shard copies its column
  *       slice of wo and w2 once, compactly, into memory of its own ({@link #columns}); the pages of the
  *       mapped matrix it does not own are then never touched again. A shard that owns every column
  *       keeps the mapped matrix itself. (The copies go to a file mapping too: see {@link MappedScratch}.)
  *       Q8 and Q8_0 column slices keep whole groups or blocks: their bounds must be multiples of the group
- *       size (32 for Q8_0, see {@link SplitPlan#columnGrain}).</li>
+ *       size (32 for Q8_0, see {@link SplitPlan#columnGrain(io.github.llama2j.model.Configuration)}); Q4_K and Q6_K
+ *       column slices keep whole super-blocks of 256 ({@link SplitPlan#columnGrain(io.github.llama2j.model.Configuration,
+ *       io.github.llama2j.model.Weights)}).</li>
  *   <li>A device shard copies its slices once into TornadoVM arrays ({@link #toDevice}), which TornadoVM
  *       then transfers to the device and keeps there: float32 as is, F16 as its 16-bit values (the kernels
  *       decode them), and Q8_0 repacked as the TornadoVM engine repacks it, into int8 values and float32
- *       block scales (the F16 scale converted exactly), a {@link Q8Slice} of group 32.</li>
+ *       block scales (the F16 scale converted exactly), a {@link Q8Slice} of group 32; Q4_K and Q6_K as the file's
+ *       super-blocks, byte for byte, as the TornadoVM engine keeps them ({@link KQuantSlice}, decoded by
+ *       {@link io.github.llama2j.tornado.KQuantKernels}).</li>
  * </ul>
  */
 final class WeightSlices {
     private WeightSlices() {
     }
 
-    /** Rows [r0, r1) of {@code m}, as a view of the same memory (Q8, Q8_0: whole groups, since groups never straddle rows). */
+    /** Rows [r0, r1) of {@code m}, as a view of the same memory (Q8, Q8_0, K-quants: whole blocks, which never straddle rows). */
     static Matrix rows(Matrix m, int r0, int r1) {
         int n = r1 - r0;
         return switch (m) {
@@ -52,6 +56,14 @@ final class WeightSlices {
                 long rowBytes = Matrix.Q8_0.rowBytes(q.cols());
                 yield new Matrix.Q8_0(q.data().asSlice(r0 * rowBytes, n * rowBytes), n, q.cols());
             }
+            case Matrix.Q4_K q -> {
+                long rowBytes = Matrix.Q4_K.rowBytes(q.cols());
+                yield new Matrix.Q4_K(q.data().asSlice(r0 * rowBytes, n * rowBytes), n, q.cols());
+            }
+            case Matrix.Q6_K q -> {
+                long rowBytes = Matrix.Q6_K.rowBytes(q.cols());
+                yield new Matrix.Q6_K(q.data().asSlice(r0 * rowBytes, n * rowBytes), n, q.cols());
+            }
             default -> throw TensorTypes.unsupportedByHybrid(m, "a sliced matrix");
         };
     }
@@ -59,7 +71,7 @@ final class WeightSlices {
     /**
      * Columns [c0, c1) of {@code m}, every row, copied compactly into memory from {@code allocate} (bytes →
      * segment), or {@code m} itself when that is all of it. Q8: c0 and c1 must be multiples of the group
-     * size; Q8_0: of its block (32).
+     * size; Q8_0: of its block (32); Q4_K and Q6_K: of their super-block (256).
      */
     static Matrix columns(Matrix m, int c0, int c1, LongFunction<MemorySegment> allocate) {
         if (c0 == 0 && c1 == m.cols()) {
@@ -87,6 +99,19 @@ final class WeightSlices {
                 yield new Matrix.Q8_0(copyColumns(q.data(), rows, q.cols() / b, c0 / b, c1 / b, Matrix.Q8_0.BLOCK_BYTES,
                         allocate.apply(rows * Matrix.Q8_0.rowBytes(n))), rows, n);
             }
+            case Matrix.Q4_K q -> {
+                int b = Matrix.Q4_K.BLOCK;
+                checkBlocks(q, c0, c1, b);
+                // a row is cols / 256 super-blocks of 144 bytes: the super-blocks of [c0, c1) are columns of blocks
+                yield new Matrix.Q4_K(copyColumns(q.data(), rows, q.cols() / b, c0 / b, c1 / b, Matrix.Q4_K.BLOCK_BYTES,
+                        allocate.apply(rows * Matrix.Q4_K.rowBytes(n))), rows, n);
+            }
+            case Matrix.Q6_K q -> {
+                int b = Matrix.Q6_K.BLOCK;
+                checkBlocks(q, c0, c1, b);
+                yield new Matrix.Q6_K(copyColumns(q.data(), rows, q.cols() / b, c0 / b, c1 / b, Matrix.Q6_K.BLOCK_BYTES,
+                        allocate.apply(rows * Matrix.Q6_K.rowBytes(n))), rows, n);
+            }
             default -> throw TensorTypes.unsupportedByHybrid(m, "a sliced matrix");
         };
     }
@@ -102,6 +127,8 @@ final class WeightSlices {
             case Matrix.Q8 q -> new long[]{rows * n, rows * (n / q.groupSize()) * Float.BYTES};
             case Matrix.F16 h -> new long[]{rows * n * Short.BYTES};
             case Matrix.Q8_0 q -> new long[]{rows * Matrix.Q8_0.rowBytes((int) n)};
+            case Matrix.Q4_K q -> new long[]{rows * Matrix.Q4_K.rowBytes((int) n)};
+            case Matrix.Q6_K q -> new long[]{rows * Matrix.Q6_K.rowBytes((int) n)};
             default -> throw TensorTypes.unsupportedByHybrid(m, "a sliced matrix");
         };
     }
@@ -125,15 +152,18 @@ final class WeightSlices {
         return out;
     }
 
-    /** A matrix in TornadoVM arrays: float32 data, F16 bits, or int8 values with float32 group scales (Q8, Q8_0). */
-    sealed interface DeviceSlice permits F32Slice, F16Slice, Q8Slice {
+    /**
+     * A matrix in TornadoVM arrays: float32 data, F16 bits, int8 values with float32 group scales (Q8, Q8_0), or
+     * K-quant super-blocks.
+     */
+    sealed interface DeviceSlice permits F32Slice, F16Slice, Q8Slice, KQuantSlice {
         int rows();
 
         int cols();
 
         long bytes();
 
-        /** The type's name in task ids ({@code f32}, {@code f16}, {@code q8}), as the TornadoVM engine names its tasks. */
+        /** The type's name in task ids ({@code f32}, {@code f16}, {@code q8}, {@code kq}), as the TornadoVM engine names its tasks. */
         String kind();
     }
 
@@ -172,6 +202,23 @@ final class WeightSlices {
         @Override
         public String kind() {
             return "q8";
+        }
+    }
+
+    /**
+     * GGUF Q4_K ({@code type} 0) or Q6_K (1) rows: the file's super-blocks, byte for byte (144 or 210 bytes per 256
+     * values), as {@link io.github.llama2j.tornado.KQuantKernels#productKQuant} reads them. One type per slice (the
+     * TornadoVM engine stacks Q4_K with Q6_K; the hybrid runs one product per type instead).
+     */
+    record KQuantSlice(Int8Array blocks, int rows, int cols, int type) implements DeviceSlice {
+        @Override
+        public long bytes() {
+            return blocks.getSize();
+        }
+
+        @Override
+        public String kind() {
+            return "kq";
         }
     }
 
@@ -235,8 +282,29 @@ final class WeightSlices {
                 }
                 return new Q8Slice(v, s, (int) rows, cols, b);
             }
+            case Matrix.Q4_K first -> {
+                return new KQuantSlice(blocks(parts), (int) rows, cols, 0);
+            }
+            case Matrix.Q6_K first -> {
+                return new KQuantSlice(blocks(parts), (int) rows, cols, 1);
+            }
             default -> throw TensorTypes.unsupportedByHybrid(parts[0], name);
         }
+    }
+
+    /** The GGML blocks of matrices of one type, concatenated as they are into one int8 array. */
+    private static Int8Array blocks(Matrix... parts) {
+        long total = 0;
+        for (Matrix m : parts) {
+            total += m.byteSize();
+        }
+        checkSize("K-quant slice", total);
+        Int8Array a = new Int8Array((int) total);
+        long off = 0;
+        for (Matrix m : parts) {
+            off = append(((Matrix.Ggml) m).data(), a.getSegment(), off);
+        }
+        return a;
     }
 
     /** Copies all of {@code from} to {@code to} at byte {@code off}; returns the offset after it. */

@@ -11,16 +11,13 @@ import java.util.Map;
 /**
  * The tensor types the device engines run. llama2.c checkpoints: float32 and Q8 (the TornadoVM engine and the
  * hybrid). GGUF models: F32, F16, Q8_0, Q4_K and Q6_K on the TornadoVM engine ({@link #requireSupportedGguf}; a
- * Q4_K_M file mixes the two K-quants); F32, F16 and Q8_0 on the hybrid ({@link #requireSupportedGgufHybrid}: its
- * row and column slices of K-quant blocks are not built yet). Any other type (BF16, Q4_0; K-quants on the hybrid)
- * is refused up front with the engine, the tensor's name and its type, before a device is touched, never run on a
- * silent fallback.
+ * Q4_K_M file mixes the two K-quants) and on the hybrid ({@link #requireSupportedGgufHybrid}). Any other type
+ * (BF16, Q4_0) is refused up front with the engine, the tensor's name and its type, before a device is touched,
+ * never run on a silent fallback.
  */
 public final class TensorTypes {
-    /** The GGUF types of the TornadoVM engine, as the refusal lists them. */
+    /** The GGUF types of the device engines (the TornadoVM engine and the hybrid), as the refusals list them. */
     static final String TORNADO_GGUF = "F32, F16, Q8_0, Q4_K and Q6_K";
-    /** The GGUF types of the hybrid, as the refusal lists them. */
-    static final String HYBRID_GGUF = "F32, F16 and Q8_0";
 
     private TensorTypes() {
     }
@@ -37,20 +34,25 @@ public final class TensorTypes {
     /** Throws (exit 3) naming the first matrix of a GGUF model that the TornadoVM engine lacks (not F32, F16, Q8_0, Q4_K, Q6_K). */
     public static void requireSupportedGguf(Configuration c, Weights w) {
         matrices(c, w).forEach((name, m) -> {
-            if (!(m instanceof Matrix.F32 || m instanceof Matrix.F16 || m instanceof Matrix.Q8_0
-                    || m instanceof Matrix.Q4_K || m instanceof Matrix.Q6_K)) {
+            if (!runsGguf(m)) {
                 throw unsupported(m, name);
             }
         });
     }
 
-    /** Throws (exit 3) naming the first matrix of a GGUF model that the hybrid lacks (not F32, F16 or Q8_0). */
+    /** Throws (exit 3) naming the first matrix of a GGUF model that the hybrid lacks (the same types as the TornadoVM engine). */
     public static void requireSupportedGgufHybrid(Configuration c, Weights w) {
         matrices(c, w).forEach((name, m) -> {
-            if (!(m instanceof Matrix.F32 || m instanceof Matrix.F16 || m instanceof Matrix.Q8_0)) {
+            if (!runsGguf(m)) {
                 throw unsupportedByHybrid(m, name);
             }
         });
+    }
+
+    /** Whether m is of a GGUF type the device engines run: F32, F16, Q8_0, Q4_K or Q6_K. */
+    private static boolean runsGguf(Matrix m) {
+        return m instanceof Matrix.F32 || m instanceof Matrix.F16 || m instanceof Matrix.Q8_0 || m instanceof Matrix.Q4_K
+                || m instanceof Matrix.Q6_K;
     }
 
     /** Every matrix by name, in file-independent order. */
@@ -77,11 +79,10 @@ public final class TensorTypes {
                 Llama2jException.UNAVAILABLE);
     }
 
-    /** The error for a matrix of a type the hybrid lacks (exit 3); a K-quant is pointed at the TornadoVM engine. */
+    /** The error for a matrix of a type the hybrid lacks (exit 3). */
     public static Llama2jException unsupportedByHybrid(Matrix m, String tensor) {
-        boolean kQuant = m instanceof Matrix.Q4_K || m instanceof Matrix.Q6_K;
         return new Llama2jException("the hybrid engine does not support tensor type " + m.typeName() + " (tensor " + tensor
-                + "; it runs GGUF " + HYBRID_GGUF + ", llama2.c float32 and Q8); run this model with --engine cpu"
-                + (kQuant ? " or --engine tornado" : ""), Llama2jException.UNAVAILABLE);
+                + "; it runs GGUF " + TORNADO_GGUF + ", llama2.c float32 and Q8); run this model with --engine cpu",
+                Llama2jException.UNAVAILABLE);
     }
 }
