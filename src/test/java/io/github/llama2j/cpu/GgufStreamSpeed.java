@@ -114,6 +114,16 @@ public final class GgufStreamSpeed {
         VectorKernels vk = new VectorKernels();
         List<Variant> vs = new ArrayList<>();
         vs.add(new Variant("current", (o, a, m) -> vk.matmul(o, a, m, 0, m.rows())));
+        long p0 = System.nanoTime();
+        vk.prepared().prepare(model.weights());
+        System.out.printf(Locale.ROOT, "prepared forms: %d MB in %.2f s%n", vk.prepared().byteSize() >> 20, (System.nanoTime() - p0) * 1e-9);
+        vs.add(new Variant("file", (o, a, m) -> {
+            switch (m) {
+                case Matrix.Q4_K q -> GgmlMatmulMain.q4_K(o, a, q, 0, m.rows());
+                case Matrix.Q6_K q -> GgmlMatmulMain.q6_K(o, a, q, 0, m.rows());
+                default -> vk.matmul(o, a, m, 0, m.rows());
+            }
+        }));
         vs.add(new Variant("stream", (o, a, m) -> sink += stream(((Matrix.Ggml) m).data())));
         String only = System.getProperty("variants");
         if (only != null) {

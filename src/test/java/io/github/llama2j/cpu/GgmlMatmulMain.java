@@ -1,0 +1,409 @@
+package io.github.llama2j.cpu;
+
+import io.github.llama2j.model.Matrix;
+import jdk.incubator.vector.ByteVector;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
+import jdk.incubator.vector.VectorShuffle;
+import jdk.incubator.vector.VectorSpecies;
+
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteOrder;
+
+/**
+ * Vector API matmuls for GGML's tensor types, at the preferred vector width (512, 256 or 128 bits:
+ * every species below is derived from it, so the same code runs on AVX-512, AVX2 and NEON).
+ *
+ * <p>The quantized products follow llama.cpp's arithmetic: per block, an exact integer dot of the
+ * weights' small integers with the activations' int8 values (held as shorts), then a float
+ * multiply by the two scales. The integer dot is formed in 16-bit lanes (an int8 × int8 product
+ * fits, and so do the sums noted at each kernel), widened to 32-bit lanes (where both halves of an
+ * int lane belong to the same scale) by reading the short vector as ints and adding its two halves
+ * in three operations, {@code (p + (p << 16)) >> 16}: the top half of {@code p + (p << 16)} is
+ * {@code hi + lo} modulo 2^16, exact because every pair sum here stays below 2^15 in magnitude (the
+ * activations' int8 values are within ±127, so a Q8_0 pair is at most 2 · 128 · 127 = 32512). With
+ * zero-extended nibble loads, in cache, against the previous four-operation
+ * {@code (p >> 16) + ((p << 16) >> 16)} (per-round median ratios, loaded machine,
+ * docs/measurements/2026-12-02-gguf-kernels.md): Q8_0 1.09×, Q4_K 1.20×, Q6_K 1.07× at 512 bits;
+ * 1.32×, 1.06×, 1.07× at 256. Each block's int vector is
+ * converted to float and multiply-added into a float accumulator with the block's scale, lane by
+ * lane (as llama.cpp's x86 code does): one horizontal sum per row, none per block. That differs
+ * from the scalar reference only in the order of the float additions.
+ *
+ * <p>Measured and not kept: summing each block's int8 products in float lanes (the weights widened
+ * straight to float, the activations held as floats: exact, since every block sum stays below
+ * 2^24) was 0.85× in cache on Q8_0, 0.73× on Q4_K and 0.63× on Q6_K at 512 bits, and 0.75× on Q8_0 at
+ * 256; two rows per pass and two or four accumulators per row were 0.8–0.9× in cache.
+ *
+ * <p>F16 and BF16 weights are widened to float in the lanes (bit operations; no half-float vector
+ * type is needed) and multiplied with the activations rounded to F16/BF16, products exact, summed
+ * in float with FMA.
+ *
+ * <p>The loops are written out without helpers that return vectors: a vector returned by a method
+ * C2 does not inline gets boxed, which costs more than the arithmetic. That is also why each type
+ * has its own row and block loop, alike in shape (walk the blocks, integer dot, scale, FMA, one
+ * horizontal sum) rather than one loop taking the dot as a lambda (see VectorKernels' note on
+ * species passed as arguments: 8x slower there).
+ */
+final class GgmlMatmulMain {
+    private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
+
+    /** Floats and ints of the preferred width: L lanes (16, 8 or 4). */
+    static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+    static final VectorSpecies<Integer> I = IntVector.SPECIES_PREFERRED;
+    static final int L = F.length();
+    /** int8 dots: 2L bytes (half the width) widened to 2L shorts (the full width), then to two int vectors. */
+    private static final VectorSpecies<Short> S = ShortVector.SPECIES_PREFERRED;
+    private static final VectorSpecies<Byte> BS = species(ByteVector.SPECIES_PREFERRED, F.vectorBitSize() / 2);
+    private static final int CH = S.length();
+    /** Q4_0: the 16 nibble bytes of a block, CQ at a time (16, or 8 at 128 bits), widened to CQ shorts, then QPARTS int vectors. */
+    private static final int CQ = Math.min(16, CH);
+    private static final VectorSpecies<Byte> BQ = species(ByteVector.SPECIES_PREFERRED, CQ * Byte.SIZE);
+    private static final VectorSpecies<Short> SQ = species(ShortVector.SPECIES_PREFERRED, CQ * Short.SIZE);
+    private static final int QPARTS = CQ / L;
+    /** F16/BF16: L 16-bit weights (half the width... or less) widened to L ints. */
+    private static final VectorSpecies<Short> SH = species(ShortVector.SPECIES_PREFERRED, L * Short.SIZE);
+
+    private GgmlMatmulMain() {
+    }
+
+    @SuppressWarnings("unchecked")
+    private static <E> VectorSpecies<E> species(VectorSpecies<E> like, int bits) {
+        return (VectorSpecies<E>) like.withShape(VectorShape.forBitSize(bits));
+    }
+
+    // ------------------------------------------------------------------ Q8_0 × Q8_0
+
+    /**
+     * Per block of 32: 32 / 2L chunks of int8 weights widened to shorts times the activations
+     * (|w·x| ≤ 128 · 127, one product per short lane), widened to ints and summed; then
+     * {@code acc += float(isum) * (d_w * d_x)} lane-wise.
+     */
+    static void q8_0(float[] out, Activations x, Matrix.Q8_0 w, int r0, int r1) {
+        int n = w.cols(), nb = n / 32;
+        short[] xq = x.q80;
+        float[] xd = x.q80Scales;
+        MemorySegment data = w.data();
+        long rowBytes = Matrix.Q8_0.rowBytes(n);
+        for (int r = r0; r < r1; r++) {
+            long b = r * rowBytes;
+            FloatVector acc = FloatVector.zero(F);
+            for (int blk = 0; blk < nb; blk++, b += 34) {
+                int j = blk * 32;
+                IntVector p = ((ShortVector) ByteVector.fromMemorySegment(BS, data, b + 2, LE).convertShape(VectorOperators.B2S, S, 0))
+                        .mul(ShortVector.fromArray(S, xq, j)).reinterpretAsInts();
+                IntVector isum = p.add(p.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16);
+                for (int k = CH; k < 32; k += CH) {
+                    p = ((ShortVector) ByteVector.fromMemorySegment(BS, data, b + 2 + k, LE).convertShape(VectorOperators.B2S, S, 0))
+                            .mul(ShortVector.fromArray(S, xq, j + k)).reinterpretAsInts();
+                    isum = isum.add(p.add(p.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16));
+                }
+                float scale = Float.float16ToFloat(data.get(Matrix.SHORT, b)) * xd[blk];
+                acc = ((FloatVector) isum.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, scale), acc);
+            }
+            out[r] = acc.reduceLanes(VectorOperators.ADD);
+        }
+    }
+
+    // ------------------------------------------------------------------ Q4_0 × Q8_0
+
+    /**
+     * Per block of 32: the 16 nibble bytes widened to shorts; low nibbles - 8 times activations
+     * 0..15, high nibbles - 8 times activations 16..31, added in shorts (|sum| ≤ 2 · 8 · 128),
+     * widened to ints; then {@code acc += float(isum) * (d_w * d_x)} lane-wise.
+     */
+    static void q4_0(float[] out, Activations x, Matrix.Q4_0 w, int r0, int r1) {
+        int n = w.cols(), nb = n / 32;
+        short[] xq = x.q80;
+        float[] xd = x.q80Scales;
+        MemorySegment data = w.data();
+        long rowBytes = Matrix.Q4_0.rowBytes(n);
+        for (int r = r0; r < r1; r++) {
+            long b = r * rowBytes;
+            FloatVector acc = FloatVector.zero(F);
+            for (int blk = 0; blk < nb; blk++, b += 18) {
+                int j = blk * 32;
+                IntVector isum = IntVector.zero(I);
+                for (int c = 0; c < 16; c += CQ) {
+                    ShortVector q = (ShortVector) ByteVector.fromMemorySegment(BQ, data, b + 2 + c, LE)
+                            .convertShape(VectorOperators.B2S, SQ, 0);
+                    ShortVector lo = q.and((short) 0x0F).sub((short) 8);
+                    ShortVector hi = q.lanewise(VectorOperators.ASHR, 4).and((short) 0x0F).sub((short) 8);
+                    ShortVector p = lo.mul(ShortVector.fromArray(SQ, xq, j + c)).add(hi.mul(ShortVector.fromArray(SQ, xq, j + 16 + c)));
+                    isum = isum.add((IntVector) p.convertShape(VectorOperators.S2I, I, 0));
+                    if (QPARTS == 2) {
+                        isum = isum.add((IntVector) p.convertShape(VectorOperators.S2I, I, 1));
+                    }
+                }
+                float scale = Float.float16ToFloat(data.get(Matrix.SHORT, b)) * xd[blk];
+                acc = ((FloatVector) isum.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, scale), acc);
+            }
+            out[r] = acc.reduceLanes(VectorOperators.ADD);
+        }
+    }
+
+    // ------------------------------------------------------------------ Q4_K × Q8_K
+
+    /**
+     * Per super-block of 256: four runs of 32 nibble bytes, each holding sub-block 2g (low nibbles)
+     * and 2g + 1 (high). Nibble × activation products (≤ 15 · 128) of one sub-block are summed in
+     * shorts over the chunks (at most 4: ≤ 4 · 15 · 127 = 7620, a pair of lanes ≤ 15240; see NIBBLES_B2S for
+     * how the nibbles are read), widened to ints and multiplied by the sub-block's
+     * 6-bit scale. Then {@code acc += float(isum) * (d_w * d_x)} lane-wise, and the mins' part
+     * {@code dmin_w * d_x * sum_j m_j * (sum of sub-block j's q)} from the activations' block sums,
+     * in scalar (eight products per super-block), subtracted at the end.
+     */
+    static void q4_K(float[] out, Activations x, Matrix.Q4_K w, int r0, int r1) {
+        int n = w.cols(), nb = n / 256;
+        short[] xq = x.q8K;
+        float[] xd = x.q8KScales;
+        int[] xs32 = x.q8KSums32;
+        MemorySegment data = w.data();
+        long rowBytes = Matrix.Q4_K.rowBytes(n);
+        for (int r = r0; r < r1; r++) {
+            long b = r * rowBytes;
+            FloatVector acc = FloatVector.zero(F);
+            float mins = 0.0f;
+            for (int blk = 0; blk < nb; blk++, b += 144) {
+                int j = blk * 256;
+                // the 12 bytes of scales and mins, unpacked as ggml does: four bytes per int
+                int u0 = data.get(ScalarInts.INT, b + 4), u1 = data.get(ScalarInts.INT, b + 8), u2 = data.get(ScalarInts.INT, b + 12);
+                int sc03 = u0 & 0x3f3f3f3f;
+                int sc47 = (u2 & 0x0f0f0f0f) | (((u0 >>> 6) & 0x03030303) << 4);
+                int m03 = u1 & 0x3f3f3f3f;
+                int m47 = ((u2 >>> 4) & 0x0f0f0f0f) | (((u1 >>> 6) & 0x03030303) << 4);
+                IntVector isum = IntVector.zero(I);
+                for (int g = 0; g < 4; g++) {
+                    long qs = b + 16 + 32L * g;
+                    int xo = j + 64 * g;
+                    ShortVector q = (ShortVector) ByteVector.fromMemorySegment(BS, data, qs, LE).convertShape(NIBBLES_B2S, S, 0);
+                    ShortVector plo = q.and((short) 0x0F).mul(ShortVector.fromArray(S, xq, xo));
+                    ShortVector phi = (NIBBLES_ZX ? q.lanewise(VectorOperators.LSHR, 4) : q.lanewise(VectorOperators.LSHR, 4).and((short) 0x0F)).mul(ShortVector.fromArray(S, xq, xo + 32));
+                    for (int k = CH; k < 32; k += CH) {
+                        q = (ShortVector) ByteVector.fromMemorySegment(BS, data, qs + k, LE).convertShape(NIBBLES_B2S, S, 0);
+                        plo = plo.add(q.and((short) 0x0F).mul(ShortVector.fromArray(S, xq, xo + k)));
+                        phi = phi.add((NIBBLES_ZX ? q.lanewise(VectorOperators.LSHR, 4) : q.lanewise(VectorOperators.LSHR, 4).and((short) 0x0F)).mul(ShortVector.fromArray(S, xq, xo + 32 + k)));
+                    }
+                    int scWord = g < 2 ? sc03 : sc47, shift = 16 * (g & 1);
+                    int scLo = (scWord >>> shift) & 0xFF, scHi = (scWord >>> (shift + 8)) & 0xFF;
+                    IntVector ilo = plo.reinterpretAsInts(), ihi = phi.reinterpretAsInts();
+                    isum = isum.add(ilo.add(ilo.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16).mul(scLo))
+                            .add(ihi.add(ihi.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16).mul(scHi));
+                }
+                // the mins' integer: sum over the 8 sub-blocks of m_j times the sub-block's activation sum
+                int s = blk * 8;
+                int summ = (m03 & 0xFF) * xs32[s] + ((m03 >>> 8) & 0xFF) * xs32[s + 1] + ((m03 >>> 16) & 0xFF) * xs32[s + 2]
+                        + (m03 >>> 24) * xs32[s + 3] + (m47 & 0xFF) * xs32[s + 4] + ((m47 >>> 8) & 0xFF) * xs32[s + 5]
+                        + ((m47 >>> 16) & 0xFF) * xs32[s + 6] + (m47 >>> 24) * xs32[s + 7];
+                float xdb = xd[blk];
+                acc = ((FloatVector) isum.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, Float.float16ToFloat(data.get(Matrix.SHORT, b)) * xdb), acc);
+                mins += Float.float16ToFloat(data.get(Matrix.SHORT, b + 2)) * xdb * summ;
+            }
+            out[r] = acc.reduceLanes(VectorOperators.ADD) - mins;
+        }
+    }
+
+    /**
+     * Q4_K's nibble bytes: zero-extended at 512 bits (the high nibble is then one shift),
+     * sign-extended below (the high nibble shifted and masked); a constant, so C2 keeps one branch.
+     * Measured in cache, per-round ratios against the previous kernel: at 512 bits zero-extension
+     * 1.22×, sign-extension 1.06×; at 256 bits zero-extension 0.84×, sign-extension 1.04×.
+     */
+    private static final boolean NIBBLES_ZX = CH == 32;
+    private static final VectorOperators.Conversion<Byte, Short> NIBBLES_B2S = NIBBLES_ZX ? VectorOperators.ZERO_EXTEND_B2S : VectorOperators.B2S;
+
+    // ------------------------------------------------------------------ Q6_K × Q8_K
+
+    /**
+     * Per half super-block of 128 (ql 64 bytes, qh 32, 8 scales): 32 / 2L chunks of l; for each,
+     * the four 6-bit values q_i = (nibble of ql) | (2 bits of qh) - 32, i = 0..3, times activations
+     * l + 32 i (|q·x| ≤ 32 · 127, a pair ≤ 8128), widened to ints by int-lane halves (two neighbouring l, always in
+     * the same sub-block of 16) and multiplied by their sub-block's int8 scale. Then
+     * {@code acc += float(isum) * (d_w * d_x)} lane-wise.
+     */
+    static void q6_K(float[] out, Activations x, Matrix.Q6_K w, int r0, int r1) {
+        int n = w.cols(), nb = n / 256;
+        short[] xq = x.q8K;
+        float[] xd = x.q8KScales;
+        MemorySegment data = w.data();
+        long rowBytes = Matrix.Q6_K.rowBytes(n);
+        for (int r = r0; r < r1; r++) {
+            long b = r * rowBytes;
+            FloatVector acc = FloatVector.zero(F);
+            for (int blk = 0; blk < nb; blk++, b += 210) {
+                IntVector isum = IntVector.zero(I);
+                // at 512 bits: the 16 int8 scales in the 16 int lanes, permuted into each chunk's pair of scales below
+                IntVector scales = CH == 32 ? (IntVector) ByteVector.fromMemorySegment(SCALE_BYTES, data, b + 192, LE)
+                        .convertShape(VectorOperators.B2I, I, 0) : null;
+                for (int half = 0; half < 2; half++) {
+                    long ql = b + 64L * half, qh = b + 128 + 32L * half, sc = b + 192 + 8L * half;
+                    int xo = blk * 256 + 128 * half;
+                    for (int k = 0; k < 32; k += CH) {
+                        ShortVector a = (ShortVector) ByteVector.fromMemorySegment(BS, data, ql + k, LE)
+                                .convertShape(VectorOperators.ZERO_EXTEND_B2S, S, 0);
+                        ShortVector c = (ShortVector) ByteVector.fromMemorySegment(BS, data, ql + 32 + k, LE)
+                                .convertShape(VectorOperators.ZERO_EXTEND_B2S, S, 0);
+                        ShortVector h = (ShortVector) ByteVector.fromMemorySegment(BS, data, qh + k, LE)
+                                .convertShape(VectorOperators.ZERO_EXTEND_B2S, S, 0);
+                        ShortVector q1 = a.and((short) 0x0F).or(h.and((short) 3).lanewise(VectorOperators.LSHL, 4)).sub((short) 32);
+                        ShortVector q2 = c.and((short) 0x0F).or(h.and((short) 0x0C).lanewise(VectorOperators.LSHL, 2)).sub((short) 32);
+                        ShortVector q3 = a.lanewise(VectorOperators.LSHR, 4).or(h.and((short) 0x30)).sub((short) 32);
+                        ShortVector q4 = c.lanewise(VectorOperators.LSHR, 4).or(h.lanewise(VectorOperators.LSHR, 2).and((short) 0x30)).sub((short) 32);
+                        IntVector i1 = q1.mul(ShortVector.fromArray(S, xq, xo + k)).reinterpretAsInts();
+                        IntVector i2 = q2.mul(ShortVector.fromArray(S, xq, xo + 32 + k)).reinterpretAsInts();
+                        IntVector i3 = q3.mul(ShortVector.fromArray(S, xq, xo + 64 + k)).reinterpretAsInts();
+                        IntVector i4 = q4.mul(ShortVector.fromArray(S, xq, xo + 96 + k)).reinterpretAsInts();
+                        // As ints, lane t holds l = k + 2t and k + 2t + 1, in sub-block (k + 2t) / 16: one
+                        // sub-block per chunk below 512 bits; at 512 (32 l) the upper 8 lanes are the next one.
+                        IntVector c1, c2, c3, c4;
+                        if (CH == 32) {
+                            c1 = scales.rearrange(half == 0 ? PAIR_0 : PAIR_8);
+                            c2 = scales.rearrange(half == 0 ? PAIR_2 : PAIR_10);
+                            c3 = scales.rearrange(half == 0 ? PAIR_4 : PAIR_12);
+                            c4 = scales.rearrange(half == 0 ? PAIR_6 : PAIR_14);
+                        } else {
+                            long s = sc + k / 16;
+                            c1 = IntVector.broadcast(I, data.get(ScalarInts.BYTE, s));
+                            c2 = IntVector.broadcast(I, data.get(ScalarInts.BYTE, s + 2));
+                            c3 = IntVector.broadcast(I, data.get(ScalarInts.BYTE, s + 4));
+                            c4 = IntVector.broadcast(I, data.get(ScalarInts.BYTE, s + 6));
+                        }
+                        isum = isum.add(i1.add(i1.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16).mul(c1))
+                                .add(i2.add(i2.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16).mul(c2))
+                                .add(i3.add(i3.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16).mul(c3))
+                                .add(i4.add(i4.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16).mul(c4));
+                    }
+                }
+                float scale = Float.float16ToFloat(data.get(Matrix.SHORT, b + 208)) * xd[blk];
+                acc = ((FloatVector) isum.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, scale), acc);
+            }
+            out[r] = acc.reduceLanes(VectorOperators.ADD);
+        }
+    }
+
+    /**
+     * Q6_K at 512 bits, where a chunk of 32 l spans two sub-blocks (int lanes t < 8 and t >= 8): the 16
+     * scales of a super-block are read once, widened to the 16 int lanes, and each chunk's pair
+     * (scales m and m + 1) is one permute, {@code PAIR_m}. It replaced, per pair, two scalar loads,
+     * two broadcasts and a blend: 1.47× in cache and 1.45× from DRAM, per-round medians of interleaved
+     * runs on a loaded machine (docs/measurements/2026-12-02-gguf-speed.md).
+     */
+    private static final VectorSpecies<Byte> SCALE_BYTES = ByteVector.SPECIES_128;
+    private static final VectorShuffle<Integer> PAIR_0 = pair(0), PAIR_2 = pair(2), PAIR_4 = pair(4), PAIR_6 = pair(6);
+    private static final VectorShuffle<Integer> PAIR_8 = pair(8), PAIR_10 = pair(10), PAIR_12 = pair(12), PAIR_14 = pair(14);
+
+    /** Lanes t < 8 take lane m, lanes t >= 8 lane m + 1 (at 512 bits; below, lane m, never used). */
+    private static VectorShuffle<Integer> pair(int m) {
+        return VectorShuffle.fromOp(I, t -> CH == 32 ? m + (t >= 8 ? 1 : 0) : 0);
+    }
+
+    // ------------------------------------------------------------------ F16 and BF16
+
+    /**
+     * F16 weights to float in int lanes: the sign and the 15 exponent/mantissa bits moved to their
+     * float positions ({@code (h << 13) & 0x8FFFE000}), times 2^112 to rebias the exponent (exact,
+     * and right for subnormal halves too). That is wrong only for halves with the all-ones exponent
+     * (inf, NaN), so each row also keeps the largest {@code h & 0x7FFF} in short lanes (an and and a
+     * max per 2L weights, from a third load of the same bytes, which hits L1), and a row that holds
+     * one is computed again by {@link #f16RowSpecial}, which gives them the float's all-ones
+     * exponent. Two accumulators per row.
+     *
+     * <p>The row-level check replaced a check of every vector (an and, a compare into a mask, an or
+     * of two masks and a test and branch per 2L weights, as {@link #f16RowSpecial} still does): 1.12×
+     * in cache at 512 bits, per-round median of interleaved runs on a loaded machine (within noise from
+     * DRAM there), docs/measurements/2026-12-02-gguf-speed.md.
+     */
+    static void f16(float[] out, Activations x, Matrix.F16 w, int r0, int r1) {
+        int n = w.cols();
+        float[] xh = x.f16;
+        MemorySegment data = w.data();
+        int upper = n - n % (2 * L);
+        for (int r = r0; r < r1; r++) {
+            long base = (long) r * n * 2;
+            FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F);
+            ShortVector top = ShortVector.zero(S);
+            int j = 0;
+            for (; j < upper; j += 2 * L) {
+                top = top.max(ShortVector.fromMemorySegment(S, data, base + 2L * j, LE).and((short) 0x7FFF));
+                IntVector h0 = (IntVector) ShortVector.fromMemorySegment(SH, data, base + 2L * j, LE).convertShape(VectorOperators.S2I, I, 0);
+                IntVector h1 = (IntVector) ShortVector.fromMemorySegment(SH, data, base + 2L * (j + L), LE).convertShape(VectorOperators.S2I, I, 0);
+                FloatVector w0 = h0.lanewise(VectorOperators.LSHL, 13).and(0x8FFFE000).reinterpretAsFloats().mul(0x1p112f);
+                FloatVector w1 = h1.lanewise(VectorOperators.LSHL, 13).and(0x8FFFE000).reinterpretAsFloats().mul(0x1p112f);
+                a0 = w0.fma(FloatVector.fromArray(F, xh, j), a0);
+                a1 = w1.fma(FloatVector.fromArray(F, xh, j + L), a1);
+            }
+            if (top.reduceLanes(VectorOperators.MAX) >= 0x7C00) {
+                out[r] = f16RowSpecial(xh, data, base, n);
+                continue;
+            }
+            float sum = a0.add(a1).reduceLanes(VectorOperators.ADD);
+            for (; j < n; j++) {
+                sum += Float.float16ToFloat(data.get(Matrix.SHORT, base + 2L * j)) * xh[j];
+            }
+            out[r] = sum;
+        }
+    }
+
+    /**
+     * One F16 row as {@link #f16} computes it, for a row holding an inf or NaN half: every vector
+     * checked, and the all-ones exponent set in the lanes that have one.
+     */
+    private static float f16RowSpecial(float[] xh, MemorySegment data, long base, int n) {
+        int upper = n - n % (2 * L);
+        FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F);
+        int j = 0;
+        for (; j < upper; j += 2 * L) {
+            IntVector h0 = (IntVector) ShortVector.fromMemorySegment(SH, data, base + 2L * j, LE).convertShape(VectorOperators.S2I, I, 0);
+            IntVector h1 = (IntVector) ShortVector.fromMemorySegment(SH, data, base + 2L * (j + L), LE).convertShape(VectorOperators.S2I, I, 0);
+            FloatVector w0 = h0.lanewise(VectorOperators.LSHL, 13).and(0x8FFFE000).reinterpretAsFloats().mul(0x1p112f);
+            FloatVector w1 = h1.lanewise(VectorOperators.LSHL, 13).and(0x8FFFE000).reinterpretAsFloats().mul(0x1p112f);
+            VectorMask<Integer> special0 = h0.and(0x7C00).compare(VectorOperators.EQ, 0x7C00);
+            VectorMask<Integer> special1 = h1.and(0x7C00).compare(VectorOperators.EQ, 0x7C00);
+            w0 = ((IntVector) w0.reinterpretAsInts()).lanewise(VectorOperators.OR, 0x7F800000, special0).reinterpretAsFloats();
+            w1 = ((IntVector) w1.reinterpretAsInts()).lanewise(VectorOperators.OR, 0x7F800000, special1).reinterpretAsFloats();
+            a0 = w0.fma(FloatVector.fromArray(F, xh, j), a0);
+            a1 = w1.fma(FloatVector.fromArray(F, xh, j + L), a1);
+        }
+        float sum = a0.add(a1).reduceLanes(VectorOperators.ADD);
+        for (; j < n; j++) {
+            sum += Float.float16ToFloat(data.get(Matrix.SHORT, base + 2L * j)) * xh[j];
+        }
+        return sum;
+    }
+
+    /** BF16 weights to float in int lanes: the 16 bits shifted to the top. Two accumulators per row. */
+    static void bf16(float[] out, Activations x, Matrix.BF16 w, int r0, int r1) {
+        int n = w.cols();
+        float[] xb = x.bf16;
+        MemorySegment data = w.data();
+        int upper = n - n % (2 * L);
+        for (int r = r0; r < r1; r++) {
+            long base = (long) r * n * 2;
+            FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F);
+            int j = 0;
+            for (; j < upper; j += 2 * L) {
+                FloatVector w0 = ((IntVector) ShortVector.fromMemorySegment(SH, data, base + 2L * j, LE)
+                        .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+                FloatVector w1 = ((IntVector) ShortVector.fromMemorySegment(SH, data, base + 2L * (j + L), LE)
+                        .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+                a0 = w0.fma(FloatVector.fromArray(F, xb, j), a0);
+                a1 = w1.fma(FloatVector.fromArray(F, xb, j + L), a1);
+            }
+            float sum = a0.add(a1).reduceLanes(VectorOperators.ADD);
+            for (; j < n; j++) {
+                sum += Matrix.bf16ToFloat(data.get(Matrix.SHORT, base + 2L * j)) * xb[j];
+            }
+            out[r] = sum;
+        }
+    }
+
+    /** Little-endian unaligned scalar layouts for the block fields. */
+    private static final class ScalarInts {
+        static final java.lang.foreign.ValueLayout.OfInt INT = java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED.withOrder(LE);
+        static final java.lang.foreign.ValueLayout.OfByte BYTE = java.lang.foreign.ValueLayout.JAVA_BYTE;
+    }
+}
