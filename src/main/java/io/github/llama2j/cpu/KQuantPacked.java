@@ -14,7 +14,6 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.io.IOException;
 import java.io.RandomAccessFile;
-import java.io.UncheckedIOException;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;
@@ -29,7 +28,7 @@ import java.nio.file.Path;
  *   qs   (rows × nb × 128 bytes, 64-byte aligned): the 128 nibble bytes, as in the file
  *   meta (rows × nb × 24 bytes): f32 d, f32 dmin, u8 sc[8], u8 m[8]   (scales and mins decoded once)
  * </pre>
- * The same bytes per weight as the file (152 against 144 per 256 values), but the kernel no longer
+ * About the bytes per weight of the file (152 against 144 per 256 values), but the kernel no longer
  * unpacks the 6-bit fields and converts the halves of every super-block for every token, its loads
  * of nibbles never cross a cache line, and the mins' term is vectorized.
  */
@@ -66,7 +65,7 @@ final class KQuantPacked {
             return qs.byteSize() + meta.byteSize();
         }
 
-        /** Repacks {@code m} into native memory that the garbage collector frees with the form. */
+        /** Repacks {@code m} into private memory ({@link #allocate}), unmapped when the form is no longer reachable. */
         static Q4K of(Matrix.Q4_K m) {
             MemorySegment src = m.data();
             long blocks = (long) m.rows() * (m.cols() / Matrix.Q4_K.BLOCK);
@@ -103,8 +102,9 @@ final class KQuantPacked {
             } finally {
                 Files.deleteIfExists(f);
             }
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot map " + size + " bytes of private memory for prepared weights", e);
+        } catch (IOException | UnsupportedOperationException e) {
+            // no writable temporary directory (or no private maps): correct, but slower (see above)
+            return Arena.ofAuto().allocate(size, 64);
         }
     }
 
