@@ -123,6 +123,9 @@ public final class CpuEngine implements InferenceEngine {
         this.c = model.config();
         this.w = model.weights();
         this.kernels = kernels;
+        if (kernels.prepared() != null) {
+            kernels.prepared().prepare(w); // load-time repacks (K-quants), once per kernels instance
+        }
         this.math = math;
         this.parallel = parallel;
         this.ownsParallel = ownsParallel;

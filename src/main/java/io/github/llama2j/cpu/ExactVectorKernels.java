@@ -58,6 +58,14 @@ public final class ExactVectorKernels implements Kernels {
         return IntVector.fromArray(IntVector.SPECIES_512, idx, 0);
     }
 
+    /** This instance's repacked matrices (one per engine: Engines makes a new instance for each). */
+    private final PreparedWeights prepared = new PreparedWeights();
+
+    @Override
+    public PreparedWeights prepared() {
+        return prepared;
+    }
+
     @Override
     public String name() {
         return SUPPORTED ? "exact" + F.vectorBitSize() : "exact-scalar";

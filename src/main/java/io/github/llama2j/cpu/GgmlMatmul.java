@@ -146,75 +146,7 @@ final class GgmlMatmul {
         }
     }
 
-    // ------------------------------------------------------------------ Q4_K × Q8_K
-
-    /**
-     * Per super-block of 256: four runs of 32 nibble bytes, each holding sub-block 2g (low nibbles)
-     * and 2g + 1 (high). Nibble × activation products (≤ 15 · 128) of one sub-block are summed in
-     * shorts over the chunks (at most 4: ≤ 4 · 15 · 127 = 7620, a pair of lanes ≤ 15240; see NIBBLES_B2S for
-     * how the nibbles are read), widened to ints and multiplied by the sub-block's
-     * 6-bit scale. Then {@code acc += float(isum) * (d_w * d_x)} lane-wise, and the mins' part
-     * {@code dmin_w * d_x * sum_j m_j * (sum of sub-block j's q)} from the activations' block sums,
-     * in scalar (eight products per super-block), subtracted at the end.
-     */
-    static void q4_K(float[] out, Activations x, Matrix.Q4_K w, int r0, int r1) {
-        int n = w.cols(), nb = n / 256;
-        short[] xq = x.q8K;
-        float[] xd = x.q8KScales;
-        int[] xs32 = x.q8KSums32;
-        MemorySegment data = w.data();
-        long rowBytes = Matrix.Q4_K.rowBytes(n);
-        for (int r = r0; r < r1; r++) {
-            long b = r * rowBytes;
-            FloatVector acc = FloatVector.zero(F);
-            float mins = 0.0f;
-            for (int blk = 0; blk < nb; blk++, b += 144) {
-                int j = blk * 256;
-                // the 12 bytes of scales and mins, unpacked as ggml does: four bytes per int
-                int u0 = data.get(ScalarInts.INT, b + 4), u1 = data.get(ScalarInts.INT, b + 8), u2 = data.get(ScalarInts.INT, b + 12);
-                int sc03 = u0 & 0x3f3f3f3f;
-                int sc47 = (u2 & 0x0f0f0f0f) | (((u0 >>> 6) & 0x03030303) << 4);
-                int m03 = u1 & 0x3f3f3f3f;
-                int m47 = ((u2 >>> 4) & 0x0f0f0f0f) | (((u1 >>> 6) & 0x03030303) << 4);
-                IntVector isum = IntVector.zero(I);
-                for (int g = 0; g < 4; g++) {
-                    long qs = b + 16 + 32L * g;
-                    int xo = j + 64 * g;
-                    ShortVector q = (ShortVector) ByteVector.fromMemorySegment(BS, data, qs, LE).convertShape(NIBBLES_B2S, S, 0);
-                    ShortVector plo = q.and((short) 0x0F).mul(ShortVector.fromArray(S, xq, xo));
-                    ShortVector phi = (NIBBLES_ZX ? q.lanewise(VectorOperators.LSHR, 4) : q.lanewise(VectorOperators.LSHR, 4).and((short) 0x0F)).mul(ShortVector.fromArray(S, xq, xo + 32));
-                    for (int k = CH; k < 32; k += CH) {
-                        q = (ShortVector) ByteVector.fromMemorySegment(BS, data, qs + k, LE).convertShape(NIBBLES_B2S, S, 0);
-                        plo = plo.add(q.and((short) 0x0F).mul(ShortVector.fromArray(S, xq, xo + k)));
-                        phi = phi.add((NIBBLES_ZX ? q.lanewise(VectorOperators.LSHR, 4) : q.lanewise(VectorOperators.LSHR, 4).and((short) 0x0F)).mul(ShortVector.fromArray(S, xq, xo + 32 + k)));
-                    }
-                    int scWord = g < 2 ? sc03 : sc47, shift = 16 * (g & 1);
-                    int scLo = (scWord >>> shift) & 0xFF, scHi = (scWord >>> (shift + 8)) & 0xFF;
-                    IntVector ilo = plo.reinterpretAsInts(), ihi = phi.reinterpretAsInts();
-                    isum = isum.add(ilo.add(ilo.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16).mul(scLo))
-                            .add(ihi.add(ihi.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16).mul(scHi));
-                }
-                // the mins' integer: sum over the 8 sub-blocks of m_j times the sub-block's activation sum
-                int s = blk * 8;
-                int summ = (m03 & 0xFF) * xs32[s] + ((m03 >>> 8) & 0xFF) * xs32[s + 1] + ((m03 >>> 16) & 0xFF) * xs32[s + 2]
-                        + (m03 >>> 24) * xs32[s + 3] + (m47 & 0xFF) * xs32[s + 4] + ((m47 >>> 8) & 0xFF) * xs32[s + 5]
-                        + ((m47 >>> 16) & 0xFF) * xs32[s + 6] + (m47 >>> 24) * xs32[s + 7];
-                float xdb = xd[blk];
-                acc = ((FloatVector) isum.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, Float.float16ToFloat(data.get(Matrix.SHORT, b)) * xdb), acc);
-                mins += Float.float16ToFloat(data.get(Matrix.SHORT, b + 2)) * xdb * summ;
-            }
-            out[r] = acc.reduceLanes(VectorOperators.ADD) - mins;
-        }
-    }
-
-    /**
-     * Q4_K's nibble bytes: zero-extended at 512 bits (the high nibble is then one shift),
-     * sign-extended below (the high nibble shifted and masked); a constant, so C2 keeps one branch.
-     * Measured in cache, per-round ratios against the previous kernel: at 512 bits zero-extension
-     * 1.22×, sign-extension 1.06×; at 256 bits zero-extension 0.84×, sign-extension 1.04×.
-     */
-    private static final boolean NIBBLES_ZX = CH == 32;
-    private static final VectorOperators.Conversion<Byte, Short> NIBBLES_B2S = NIBBLES_ZX ? VectorOperators.ZERO_EXTEND_B2S : VectorOperators.B2S;
+    // ------------------------------------------------------------------ Q4_K × Q8_K: KQuantPacked (a load-time repack)
 
     // ------------------------------------------------------------------ Q6_K × Q8_K
 
@@ -403,7 +335,6 @@ final class GgmlMatmul {
 
     /** Little-endian unaligned scalar layouts for the block fields. */
     private static final class ScalarInts {
-        static final java.lang.foreign.ValueLayout.OfInt INT = java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED.withOrder(LE);
         static final java.lang.foreign.ValueLayout.OfByte BYTE = java.lang.foreign.ValueLayout.JAVA_BYTE;
     }
 }

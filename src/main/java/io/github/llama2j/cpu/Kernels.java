@@ -74,16 +74,25 @@ public interface Kernels {
 
     /**
      * GGML Q4_K weights times Q8_K activations: per super-block, d_w * d_x * sum_j sc_j * dot_j
-     * minus dmin_w * d_x * sum_j m_j * (sum of sub-block j's q), the integer sums exact.
+     * minus dmin_w * d_x * sum_j m_j * (sum of sub-block j's q), the integer sums exact (the vector kernel
+     * keeps each m_j * sum an exact int and sums the mins' products in float, as llama.cpp's AVX2 kernel does);
+     * on the load-time repacked layout ({@link PreparedWeights}).
      */
     default void matmulQ4_K(float[] out, Activations x, Matrix.Q4_K w, int r0, int r1) {
-        GgmlMatmul.q4_K(out, x, w, r0, r1);
+        KQuantPacked.q4_K(out, x, prepared().q4_K(w), r0, r1);
     }
 
     /** GGML Q6_K weights times Q8_K activations: per super-block, d_w * d_x * sum_j sc_j * dot_j(q6 - 32, q8). */
     default void matmulQ6_K(float[] out, Activations x, Matrix.Q6_K w, int r0, int r1) {
         GgmlMatmul.q6_K(out, x, w, r0, r1);
     }
+
+    /**
+     * The load-time repacked forms of weight matrices these kernels read instead of the file's layout
+     * ({@link PreparedWeights}: the engine fills it once before the first product; the Vector API Q4_K kernel
+     * reads only its layout), or null for kernels that read every matrix in place (the scalar references).
+     */
+    PreparedWeights prepared();
 
     /** Name used in stats, e.g. {@code scalar} or {@code vector512}. */
     String name();

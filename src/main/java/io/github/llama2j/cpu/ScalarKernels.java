@@ -16,6 +16,12 @@ import java.nio.ByteOrder;
 public final class ScalarKernels implements Kernels {
     public static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
+    /** The references read every matrix in the file's layout. */
+    @Override
+    public PreparedWeights prepared() {
+        return null;
+    }
+
     @Override
     public String name() {
         return "scalar";

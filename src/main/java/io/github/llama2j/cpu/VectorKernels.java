@@ -49,6 +49,14 @@ public final class VectorKernels implements Kernels {
 
     private static final ScalarKernels SCALAR = new ScalarKernels();
 
+    /** This instance's repacked matrices (one per engine: Engines makes a new instance for each). */
+    private final PreparedWeights prepared = new PreparedWeights();
+
+    @Override
+    public PreparedWeights prepared() {
+        return prepared;
+    }
+
     @Override
     public String name() {
         return "vector" + F.vectorBitSize();

@@ -256,6 +256,27 @@ class GgmlKernelsTest {
         }
     }
 
+    /** The load-time repack of Q4_K (KQuantPacked.Q4K) keeps every nibble, scale, min, d and dmin of the file, nibbles 64-byte aligned. */
+    @Test
+    void q4_KRepackKeepsEveryField() {
+        Matrix.Q4_K m = (Matrix.Q4_K) randomMatrix("Q4_K", 5, 768, 3);
+        KQuantPacked.Q4K p = KQuantPacked.Q4K.of(m);
+        assertEquals(0, p.qs().address() % 64, "nibbles aligned, " + where);
+        for (int blk = 0; blk < 5 * 3; blk++) {
+            long b = blk * 144L, mt = blk * 24L;
+            assertEquals(half(m.data(), b), p.meta().get(ValueLayout.JAVA_FLOAT_UNALIGNED, mt), "d of super-block " + blk + ", " + where);
+            assertEquals(half(m.data(), b + 2), p.meta().get(ValueLayout.JAVA_FLOAT_UNALIGNED, mt + 4), "dmin, " + where);
+            for (int j = 0; j < 8; j++) {
+                int[] sm = scaleMinK4(m.data(), b + 4, j);
+                assertEquals(sm[0], u8(p.meta(), mt + 8 + j), "scale " + j + " of super-block " + blk + ", " + where);
+                assertEquals(sm[1], u8(p.meta(), mt + 16 + j), "min " + j + " of super-block " + blk + ", " + where);
+            }
+            for (int l = 0; l < 128; l++) {
+                assertEquals(u8(m.data(), b + 16 + l), u8(p.qs(), blk * 128L + l), "nibble byte " + l + ", " + where);
+            }
+        }
+    }
+
     @Test
     void theBoundIsTightEnoughToSeeALayoutError() {
         // Reading the high nibble for the low (a plausible slip) changes a Q4_0 row by far more than the bound.

@@ -33,6 +33,8 @@ import java.util.SplittableRandom;
  *        kv, v0 (layer 0's wk or wv alone, which stays in cache)
  *   -Dvariants=a,b  runs only these (and "current")
  * </pre>
+ * {@code current} is the engine's kernels on the engine's load-time repacks ({@link PreparedWeights}, made once
+ * before the rounds and timed); {@code stream} reads the file's bytes.
  */
 public final class GgufStreamSpeed {
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
@@ -114,6 +116,9 @@ public final class GgufStreamSpeed {
         VectorKernels vk = new VectorKernels();
         List<Variant> vs = new ArrayList<>();
         vs.add(new Variant("current", (o, a, m) -> vk.matmul(o, a, m, 0, m.rows())));
+        long p0 = System.nanoTime();
+        vk.prepared().prepare(model.weights());
+        System.out.printf(Locale.ROOT, "prepared forms: %d MB in %.2f s%n", vk.prepared().byteSize() >> 20, (System.nanoTime() - p0) * 1e-9);
         vs.add(new Variant("stream", (o, a, m) -> sink += stream(((Matrix.Ggml) m).data())));
         String only = System.getProperty("variants");
         if (only != null) {
