@@ -28,7 +28,11 @@ import java.util.SplittableRandom;
  * thread's CPU time, rounds in a rotated order, ratios per round.
  * <pre>
  * java --add-modules jdk.incubator.vector -Xbatch -cp target/test-classes:target/classes \
- *      io.github.llama2j.cpu.GgufStreamSpeed FILE.gguf [SET [SECONDS ROUNDS]]
+ *      io.github.llama2j.cpu.GgufStreamSpeed FILE.gguf[,FILE2.gguf...] [SET [SECONDS ROUNDS]]
+ *   several files (copies of one file whose page cache was filled differently): every variant runs on each
+ *   file's set, named variant@file's index; ratios are to "current" on the first file. A file's variants run
+ *   one after the other, so its first variant is the first to read its pages after another file's: a slot that
+ *   was 1.1-4x slower on some page-cache states (docs/measurements/2026-12-03-f16.md)
  *   SET: ffn (w1, w3, w2 of every layer), all (every matrix and the classifier), cls (the classifier),
  *        kv, v0 (layer 0's wk or wv alone, which stays in cache)
  *   -Dvariants=a,b  runs only these (and "current")
@@ -45,7 +49,7 @@ public final class GgufStreamSpeed {
         void run(float[] out, Activations x, Matrix m);
     }
 
-    record Variant(String name, K k) {
+    record Variant(String name, K k, List<Matrix> ms) {
     }
 
     /** The ceiling: every byte of the matrix read once, 4 independent accumulators. */
@@ -69,28 +73,18 @@ public final class GgufStreamSpeed {
     static volatile long sink;
 
     public static void main(String[] args) throws Exception {
-        Path file = Path.of(args[0]);
+        List<Path> files = Arrays.stream(args[0].split(",")).map(Path::of).toList();
         String set = args.length > 1 ? args[1] : "ffn";
         double seconds = args.length > 2 ? Double.parseDouble(args[2]) : 1.0;
         int rounds = args.length > 3 ? Integer.parseInt(args[3]) : 7;
-        Model model = GgufModelLoader.load(file);
-        Weights w = model.weights();
-        List<Matrix> ms = new ArrayList<>();
-        for (int l = 0; l < w.wq().length; l++) {
-            if (set.equals("kv") || set.equals("v0")) { // layer 0's wk or wv alone: it stays in the caches
-                ms.add(set.equals("kv") ? w.wk()[0] : w.wv()[0]);
-                break;
-            }
-            if (!set.equals("cls") && !set.equals("ffn")) {
-                ms.addAll(List.of(w.wq()[l], w.wk()[l], w.wv()[l], w.wo()[l]));
-            }
-            if (!set.equals("cls")) {
-                ms.addAll(List.of(w.w1()[l], w.w3()[l], w.w2()[l]));
-            }
+        List<Model> models = new ArrayList<>();
+        List<List<Matrix>> sets = new ArrayList<>();
+        for (Path file : files) {
+            Model model = GgufModelLoader.load(file);
+            models.add(model);
+            sets.add(matrices(model.weights(), set));
         }
-        if (!set.equals("ffn") && !set.equals("kv") && !set.equals("v0")) {
-            ms.add(w.classifier());
-        }
+        List<Matrix> ms = sets.get(0);
         long total = 0;
         int maxRows = 0, maxCols = 0;
         for (Matrix m : ms) {
@@ -115,24 +109,35 @@ public final class GgufStreamSpeed {
         float[] out = new float[maxRows], ref = new float[maxRows];
         VectorKernels vk = new VectorKernels();
         List<Variant> vs = new ArrayList<>();
-        vs.add(new Variant("current", (o, a, m) -> vk.matmul(o, a, m, 0, m.rows())));
+        vs.add(new Variant("current", (o, a, m) -> vk.matmul(o, a, m, 0, m.rows()), ms));
         long p0 = System.nanoTime();
-        vk.prepared().prepare(model.weights());
+        for (Model model : models) {
+            vk.prepared().prepare(model.weights());
+        }
         System.out.printf(Locale.ROOT, "prepared forms: %d MB in %.2f s%n", vk.prepared().byteSize() >> 20, (System.nanoTime() - p0) * 1e-9);
-        vs.add(new Variant("stream", (o, a, m) -> sink += stream(((Matrix.Ggml) m).data())));
+        vs.add(new Variant("stream", (o, a, m) -> sink += stream(((Matrix.Ggml) m).data()), ms));
         String only = System.getProperty("variants");
         if (only != null) {
             List<String> keep = List.of(only.split(","));
             vs.removeIf(v -> !v.name.equals("current") && !keep.contains(v.name));
         }
+        if (files.size() > 1) {
+            List<Variant> each = new ArrayList<>();
+            for (int f = 0; f < files.size(); f++) {
+                for (Variant v : vs) {
+                    each.add(new Variant(v.name + "@" + f, v.k, sets.get(f)));
+                }
+            }
+            vs = each;
+        }
         // check each variant against the scalar reference on the first matrices of each shape
         ScalarKernels sk = new ScalarKernels();
         for (Variant v : vs) {
-            if (v.name.equals("stream")) {
+            if (v.name.startsWith("stream")) {
                 continue;
             }
             double worst = 0;
-            for (Matrix m : ms.subList(0, Math.min(ms.size(), 8))) {
+            for (Matrix m : v.ms.subList(0, Math.min(v.ms.size(), 8))) {
                 Activations a = acts.get(m.cols());
                 sk.matmul(ref, a, m, 0, m.rows());
                 Arrays.fill(out, Float.NaN);
@@ -148,7 +153,7 @@ public final class GgufStreamSpeed {
         for (Variant v : vs) {
             long t0 = cpu.getCurrentThreadCpuTime();
             while (cpu.getCurrentThreadCpuTime() - t0 < 2_000_000_000L) {
-                for (Matrix m : ms) {
+                for (Matrix m : v.ms) {
                     v.k.run(out, acts.get(m.cols()), m);
                 }
             }
@@ -161,7 +166,7 @@ public final class GgufStreamSpeed {
                 Variant v = vs.get(vi);
                 long t0 = cpu.getCurrentThreadCpuTime(), bytes = 0;
                 while (cpu.getCurrentThreadCpuTime() - t0 < (long) (seconds * 1e9)) {
-                    for (Matrix m : ms) {
+                    for (Matrix m : v.ms) {
                         v.k.run(out, acts.get(m.cols()), m);
                         bytes += m.byteSize();
                     }
@@ -170,7 +175,7 @@ public final class GgufStreamSpeed {
             }
         }
         System.out.printf(Locale.ROOT, "%s set %s: %d matrices, %d MB, %d-bit, %d rounds x %.2f s, load before %s, after %s%n",
-                file.getFileName(), set, ms.size(), total >> 20, FloatVector.SPECIES_PREFERRED.vectorBitSize(), rounds, seconds, load0, loadavg());
+                files.stream().map(p -> p.getFileName().toString()).toList(), set, ms.size(), total >> 20, FloatVector.SPECIES_PREFERRED.vectorBitSize(), rounds, seconds, load0, loadavg());
         for (int vi = 0; vi < nv; vi++) {
             double[] g = gbs[vi].clone(), ratio = new double[rounds];
             for (int i = 0; i < rounds; i++) {
@@ -181,7 +186,33 @@ public final class GgufStreamSpeed {
             System.out.printf(Locale.ROOT, "  %-12s median %6.2f  best %6.2f GB/s (CPU time); / current per round: median %.2f (quartiles %.2f-%.2f)%n",
                     vs.get(vi).name, g[g.length / 2], g[g.length - 1], ratio[rounds / 2], ratio[rounds / 4], ratio[(3 * rounds) / 4]);
         }
-        model.close();
+        for (Model model : models) {
+            model.close();
+        }
+        if (files.size() > 1) {
+            System.out.println("  (variant@i: the i-th file)");
+        }
+    }
+
+    /** The matrices of {@code set} (see the class comment), in the order the passes read them. */
+    static List<Matrix> matrices(Weights w, String set) {
+        List<Matrix> ms = new ArrayList<>();
+        for (int l = 0; l < w.wq().length; l++) {
+            if (set.equals("kv") || set.equals("v0")) { // layer 0's wk or wv alone: it stays in the caches
+                ms.add(set.equals("kv") ? w.wk()[0] : w.wv()[0]);
+                break;
+            }
+            if (!set.equals("cls") && !set.equals("ffn")) {
+                ms.addAll(List.of(w.wq()[l], w.wk()[l], w.wv()[l], w.wo()[l]));
+            }
+            if (!set.equals("cls")) {
+                ms.addAll(List.of(w.w1()[l], w.w3()[l], w.w2()[l]));
+            }
+        }
+        if (!set.equals("ffn") && !set.equals("kv") && !set.equals("v0")) {
+            ms.add(w.classifier());
+        }
+        return ms;
     }
 
     static String loadavg() {
