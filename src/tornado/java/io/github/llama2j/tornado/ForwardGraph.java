@@ -258,6 +258,72 @@ final class ForwardGraph {
         return Collections.unmodifiableList(graphNames);
     }
 
+    // ---- what the prefill graphs (PrefillGraph) read of this one: the same device weights, caches and tables
+
+    Configuration config() {
+        return c;
+    }
+
+    TornadoSettings settings() {
+        return s;
+    }
+
+    /** Layer l's float32 / Q8_0 weights (llama2.c checkpoints; null for GGUF models). */
+    Layer layer(int l) {
+        return layers == null ? null : layers[l];
+    }
+
+    FloatArray keyCache(int l) {
+        return keyCache[l];
+    }
+
+    FloatArray valueCache(int l) {
+        return valueCache[l];
+    }
+
+    FloatArray rope() {
+        return rope;
+    }
+
+    DeviceMatrix embedding() {
+        return embedding;
+    }
+
+    DeviceMatrix classifier() {
+        return classifier;
+    }
+
+    FloatArray rmsFinal() {
+        return rmsFinal;
+    }
+
+    /** The graph (its index in the plan) that transferred the classifier to the device (the embedding's, if shared). */
+    int classifierGraph() {
+        return classifier == embedding ? 0 : graphs.size() - 1;
+    }
+
+    /** The graph (its index in the plan) that transferred the final norm's weight to the device. */
+    int outputGraph() {
+        return graphs.size() - 1;
+    }
+
+    /** The graph (its index in the plan) that runs layer l (and put its weights and caches on the device). */
+    int graphOfLayer(int l) {
+        for (Task t : tasks) {
+            if (t.layer() == l) {
+                return t.graph();
+            }
+        }
+        throw new IllegalArgumentException("no layer " + l);
+    }
+
+    /** The device arrays of a matrix (values and scales for Q8). */
+    static List<Object> arrays(DeviceMatrix m) {
+        List<Object> out = new ArrayList<>();
+        addMatrix(out, m);
+        return out;
+    }
+
     GridScheduler gridScheduler() {
         return grid;
     }

@@ -56,15 +56,7 @@ public final class KernelHelpers {
      * itself (n floats re-read from cache per work-group) instead of waiting for a separate norm kernel.
      */
     public static float rmsScale(KernelContext ctx, float[] scratch, FloatArray x, int n, float eps) {
-        float sum = 0.0f;
-        for (int j = ctx.localIdx; j < n; j += ctx.localGroupSizeX) {
-            float v = x.get(j);
-            sum += v * v;
-        }
-        float ss = reduceSum(ctx, scratch, sum);
-        ss /= n;
-        ss += eps;
-        return 1.0f / TornadoMath.sqrt(ss);
+        return rmsScaleAt(ctx, scratch, x, 0, n, eps);
     }
 
     /**
@@ -76,19 +68,7 @@ public final class KernelHelpers {
      * boundary, and llama2.c's greedy tokens were matched with that order).
      */
     public static float rmsScalePartials(KernelContext ctx, float[] scratch, FloatArray x, int n, int nPartials, float eps) {
-        int stride = nPartials * ctx.localGroupSizeX;
-        float ss = 0.0f;
-        for (int p = 0; p < nPartials; p++) {
-            float sum = 0.0f;
-            for (int i = p * ctx.localGroupSizeX + ctx.localIdx; i < n; i += stride) {
-                float v = x.get(i);
-                sum += v * v;
-            }
-            ss += reduceSum(ctx, scratch, sum);
-        }
-        ss /= n;
-        ss += eps;
-        return 1.0f / TornadoMath.sqrt(ss);
+        return rmsScalePartialsAt(ctx, scratch, x, 0, n, nPartials, eps);
     }
 
     /** C's round() (half away from zero) of a float, exactly: no float addition that could round. */
@@ -207,7 +187,106 @@ public final class KernelHelpers {
      */
     public static void storeQkv(IntArray state, FloatArray rope, FloatArray q, FloatArray keyCache, FloatArray valueCache,
                                 int row, float v0, float v1, int qRows, int kvRows, int headSize) {
-        int pos = state.get(1);
+        storeQkvAt(rope, q, 0, keyCache, valueCache, row, v0, v1, state.get(1), qRows, kvRows, headSize);
+    }
+
+    // ------------------------------------------------------------------ one token's row of a chunk (PrefillKernels)
+
+    /*
+     * The helpers below are the one-token helpers above with the input read from a row of a chunk's matrix
+     * ({@code xOff}: the row's first index) and the position given rather than read from {@code state}:
+     * PrefillKernels calls them once per token of the chunk, so each token's sums keep the one-token kernels'
+     * order (per-work-item strides, the same tree). rmsScale, rmsScalePartials and storeQkv are the offset-0 cases
+     * of theirs; dotF32 and dotQ8Input keep their own bodies while the one-token matvecs' work-group shapes are
+     * being changed in parallel (branch gpukern): fold them into these once that has landed.
+     */
+
+    /** {@link #rmsScale} of x[xOff .. xOff + n). */
+    public static float rmsScaleAt(KernelContext ctx, float[] scratch, FloatArray x, int xOff, int n, float eps) {
+        float sum = 0.0f;
+        for (int j = ctx.localIdx; j < n; j += ctx.localGroupSizeX) {
+            float v = x.get(xOff + j);
+            sum += v * v;
+        }
+        float ss = reduceSum(ctx, scratch, sum);
+        ss /= n;
+        ss += eps;
+        return 1.0f / TornadoMath.sqrt(ss);
+    }
+
+    /** {@link #rmsScalePartials} of x[xOff .. xOff + n). */
+    public static float rmsScalePartialsAt(KernelContext ctx, float[] scratch, FloatArray x, int xOff, int n, int nPartials,
+                                           float eps) {
+        int stride = nPartials * ctx.localGroupSizeX;
+        float ss = 0.0f;
+        for (int p = 0; p < nPartials; p++) {
+            float sum = 0.0f;
+            for (int i = p * ctx.localGroupSizeX + ctx.localIdx; i < n; i += stride) {
+                float v = x.get(xOff + i);
+                sum += v * v;
+            }
+            ss += reduceSum(ctx, scratch, sum);
+        }
+        ss /= n;
+        ss += eps;
+        return 1.0f / TornadoMath.sqrt(ss);
+    }
+
+    /** {@link #dotF32} with x read from x[xOff ..]. */
+    public static float dotF32At(KernelContext ctx, FloatArray w, int row, FloatArray x, int xOff, int n) {
+        int base = row * n;
+        float sum = 0.0f;
+        for (int j = ctx.localIdx; j < n; j += ctx.localGroupSizeX) {
+            sum += w.get(base + j) * x.get(xOff + j);
+        }
+        return sum;
+    }
+
+    /**
+     * {@link #dotQ8Input} with x read from x[xOff ..] (the norm weight from its index 0): runq's scale and int8 values
+     * of each group this work-item owns, the exact int32 dot with row {@code row}, {@code ((float) idot * wScale) * xScale}.
+     */
+    public static float dotQ8InputAt(KernelContext ctx, FloatArray x, int xOff, FloatArray rmsWeight, float ss, int norm,
+                                     Int8Array wv, FloatArray ws, int row, int n, int groupSize) {
+        int groups = n / groupSize;
+        int base = row * n;
+        int sbase = row * groups;
+        float sum = 0.0f;
+        for (int g = ctx.localIdx; g < groups; g += ctx.localGroupSizeX) {
+            int off = g * groupSize;
+            float wmax = 0.0f;
+            for (int k = 0; k < groupSize; k++) {
+                float v = TornadoMath.abs(inputValueAt(x, xOff, rmsWeight, ss, norm, off + k));
+                if (v > wmax) {
+                    wmax = v;
+                }
+            }
+            float scale = wmax / 127.0f;
+            int idot = 0;
+            for (int k = 0; k < groupSize; k++) {
+                int qv = scale == 0.0f ? 0 : roundHalfAway(inputValueAt(x, xOff, rmsWeight, ss, norm, off + k) / scale);
+                idot += qv * wv.get(base + off + k);
+            }
+            sum += ((float) idot * ws.get(sbase + g)) * scale;
+        }
+        return sum;
+    }
+
+    /** {@link #inputValue} of x[xOff + j] (norm weight j). */
+    public static float inputValueAt(FloatArray x, int xOff, FloatArray rmsWeight, float ss, int norm, int j) {
+        float v = x.get(xOff + j);
+        if (norm != 0) {
+            v = rmsWeight.get(j) * (ss * v);
+        }
+        return v;
+    }
+
+    /**
+     * {@link #storeQkv} at position {@code pos}, q written at q[qOff + r]: one pair (row, row + 1) of the stacked
+     * [q; k; v] outputs, q and k rotated by RoPE, k and v into row pos of the caches ([seq_len][kvRows]).
+     */
+    public static void storeQkvAt(FloatArray rope, FloatArray q, int qOff, FloatArray keyCache, FloatArray valueCache,
+                                  int row, float v0, float v1, int pos, int qRows, int kvRows, int headSize) {
         if (row < qRows + kvRows) {
             int r = row < qRows ? row : row - qRows;
             int ri = (pos * (headSize / 2) + (r % headSize) / 2) * 2;
@@ -216,8 +295,8 @@ public final class KernelHelpers {
             float o0 = v0 * fcr - v1 * fci;
             float o1 = v0 * fci + v1 * fcr;
             if (row < qRows) {
-                q.set(r, o0);
-                q.set(r + 1, o1);
+                q.set(qOff + r, o0);
+                q.set(qOff + r + 1, o1);
             } else {
                 keyCache.set(pos * kvRows + r, o0);
                 keyCache.set(pos * kvRows + r + 1, o1);

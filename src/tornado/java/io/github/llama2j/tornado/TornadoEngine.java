@@ -44,6 +44,10 @@ public final class TornadoEngine implements InferenceEngine {
     private final String deviceName;
     private final TornadoSettings settings;
     private final ForwardGraph forward;
+    /** The batched prefill's graphs (after the token-by-token ones in the plan), or null: GGUF models prefill token by token. */
+    private final PrefillGraph prefill;
+    /** Whether the prefill graphs' arrays are mapped and their first execution (JIT, task check) is done. */
+    private boolean prefillReady;
     private final TornadoExecutionPlan plan;
     private final MemoryBudget budget;
     private final float[] logits;
@@ -90,6 +94,14 @@ public final class TornadoEngine implements InferenceEngine {
      * @param settings work-group sizes and memory limit, or null to read them for the device's type
      */
     public TornadoEngine(DeviceSession session, Model model, EngineOptions options, TornadoSettings settings) {
+        this(session, model, options, settings, PrefillGraph.CHUNK);
+    }
+
+    /**
+     * @param prefillChunk tokens per chunk of {@link #forwardBatch}'s graphs ({@link PrefillGraph#CHUNK}; tests use
+     *                     small ones), 0 for none (token by token, as for GGUF models)
+     */
+    TornadoEngine(DeviceSession session, Model model, EngineOptions options, TornadoSettings settings, int prefillChunk) {
         this.c = model.config();
         this.profile = options.profile();
         PrintStream log = options.verbose() ? System.err : null;
@@ -117,8 +129,18 @@ public final class TornadoEngine implements InferenceEngine {
         forward = new ForwardGraph(c, model.weights(), this.settings);
         long t1 = System.nanoTime();
         ImmutableTaskGraph[] graphs;
+        ImmutableTaskGraph[] all;
         try {
             graphs = forward.build();
+            if (prefillChunk > 0 && PrefillGraph.supports(c)) {
+                prefill = new PrefillGraph(forward, Math.min(prefillChunk, c.seqLen()), graphs.length, forward.gridScheduler());
+                ImmutableTaskGraph[] more = prefill.build();
+                all = java.util.Arrays.copyOf(graphs, graphs.length + more.length);
+                System.arraycopy(more, 0, all, graphs.length, more.length);
+            } else {
+                prefill = null;
+                all = graphs;
+            }
         } catch (RuntimeException e) {
             throw new Llama2jException("TornadoVM could not build the forward pass's task graphs for " + modelName + ": "
                     + e, Llama2jException.UNAVAILABLE, e);
@@ -132,7 +154,7 @@ public final class TornadoEngine implements InferenceEngine {
         KernelSources.Capture capture = KernelSources.begin(backend, options.keepKernelSources());
         graphCount = graphs.length;
         graphNames = forward.graphNames();
-        this.plan = session.plan(graphs, forward.gridScheduler());
+        this.plan = session.plan(all, forward.gridScheduler());
         long t3 = System.nanoTime();
         logits = new float[c.vocabSize()];
         int tasks = forward.taskIds().size();
@@ -214,6 +236,88 @@ public final class TornadoEngine implements InferenceEngine {
         }
         MemorySegment.copy(forward.logits.getSegment(), ValueLayout.JAVA_FLOAT, 0, logits, 0, logits.length);
         return logits;
+    }
+
+    /**
+     * A prompt (or the new part of one) in chunks of {@link PrefillGraph#chunk()} tokens through the prefill graphs
+     * ({@link PrefillGraph}, {@link PrefillKernels}): per chunk 8 + 4 B bytes in (positions, count, tokens), every
+     * layer's weights read once, the chunk's keys and values written to the device caches, and the last token's
+     * logits out. GGUF models, single tokens and engines built without prefill graphs feed the tokens one by one.
+     * The first call maps the prefill graphs onto the token-by-token graphs' device arrays and compiles them.
+     */
+    @Override
+    public float[] forwardBatch(int[] tokens, int startPos) {
+        if (closed) {
+            throw new IllegalStateException("engine closed");
+        }
+        InferenceEngine.checkBatchArguments(c, tokens, startPos);
+        if (prefill == null || tokens.length == 1) {
+            return InferenceEngine.super.forwardBatch(tokens, startPos);
+        }
+        int b = prefill.chunk();
+        for (int off = 0; off < tokens.length; off += b) {
+            int n = Math.min(b, tokens.length - off);
+            prefill.pstate.set(PrefillKernels.START, startPos + off);
+            prefill.pstate.set(PrefillKernels.COUNT, n);
+            for (int i = 0; i < n; i++) {
+                prefill.pstate.set(PrefillKernels.TOKENS + i, tokens[off + i]);
+            }
+            long t0 = profiler != Profiler.NONE ? System.nanoTime() : 0;
+            if (!prefillReady) {
+                session.guarded("the prefill", plan, this::firstPrefill);
+                prefillReady = true;
+            } else {
+                for (int g = 0; g < prefill.graphCount(); g++) {
+                    plan.withGraph(graphCount + g).execute();
+                }
+            }
+            if (profiler != Profiler.NONE) {
+                profiler.record("prefill chunk", DeviceProfile.HOST_TRACK, Profiler.Kind.HOST, t0, System.nanoTime() - t0, 0);
+            }
+        }
+        lastProfiled = false;
+        MemorySegment.copy(forward.logits.getSegment(), ValueLayout.JAVA_FLOAT, 0, logits, 0, logits.length);
+        return logits;
+    }
+
+    /**
+     * The prefill graphs' first chunk: each array they share with the token-by-token graphs mapped onto that graph's
+     * device buffer (see {@link PrefillGraph}), then every prefill graph once with TornadoVM's profiler on (JIT
+     * compilation), checking that each of its tasks ran on the device.
+     */
+    private Void firstPrefill() {
+        for (PrefillGraph.Mapping m : prefill.mappings()) {
+            plan.mapOnDeviceMemoryRegion(m.array(), m.array(), 0, m.fromGraph(), m.toGraph());
+        }
+        if (!profilerOn) {
+            plan.withProfiler(ProfilerMode.SILENT);
+        }
+        try {
+            for (int g = 0; g < prefill.graphCount(); g++) {
+                GraphRun run = GraphRun.of(PrefillGraph.GRAPH, plan.withGraph(graphCount + g).execute().getProfilerResult());
+                TaskVerifier.verify(prefill.taskIdsPerGraph().get(g), TaskVerifier.parse(run.log()), deviceName);
+            }
+        } finally {
+            if (!profilerOn) {
+                plan.withoutProfiler();
+            }
+        }
+        return null;
+    }
+
+    /** Tokens per chunk of {@link #forwardBatch}'s prefill graphs; 0 where the engine prefills token by token. */
+    public int prefillChunk() {
+        return prefill == null ? 0 : prefill.chunk();
+    }
+
+    /** Kernel launches per prefill chunk (every task of every prefill graph); 0 without prefill graphs. */
+    public int launchesPerChunk() {
+        return prefill == null ? 0 : prefill.tasks().size();
+    }
+
+    /** Prefill task ids in launch order ({@code prefill.embed}, {@code prefill.qkv}, ...), once per prefill graph. */
+    List<String> prefillTaskIds() {
+        return prefill == null ? List.of() : prefill.tasks().stream().map(ForwardGraph.Task::id).toList();
     }
 
     /**

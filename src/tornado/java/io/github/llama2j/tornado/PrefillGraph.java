@@ -1,0 +1,348 @@
+package io.github.llama2j.tornado;
+
+import io.github.llama2j.Llama2jException;
+import io.github.llama2j.model.Configuration;
+import uk.ac.manchester.tornado.api.GridScheduler;
+import uk.ac.manchester.tornado.api.ImmutableTaskGraph;
+import uk.ac.manchester.tornado.api.KernelContext;
+import uk.ac.manchester.tornado.api.TaskGraph;
+import uk.ac.manchester.tornado.api.WorkerGrid1D;
+import uk.ac.manchester.tornado.api.common.TaskPackage;
+import uk.ac.manchester.tornado.api.enums.DataTransferMode;
+import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
+import uk.ac.manchester.tornado.api.types.arrays.IntArray;
+
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import java.util.function.Function;
+
+/**
+ * A prompt's prefill as a second chain of task graphs in the engine's execution plan, after the token-by-token
+ * chain of {@link ForwardGraph}: a chunk of up to {@link #chunk()} tokens goes through every layer as a matrix
+ * ({@link PrefillKernels}), each weight row fetched from memory once per chunk, and only the chunk's last token
+ * reaches the classifier. llama2.c checkpoints only (float32: run.c's arithmetic, Q8_0: runq.c's); GGUF models
+ * prefill token by token. Built once for a fixed chunk size B; a shorter chunk (a prompt's tail, a short prompt)
+ * runs the same graphs with its token count in {@code pstate}, so no prompt recompiles anything.
+ * <pre>
+ *   pstate [startPos, count, tokens] ─► prefill [embed, layers 0, 1] ─► prefill [layers 2, 3] ─► ... ─► prefill [layers .., classifier] ─► logits
+ *            pstate, xB, qB, xbB, hbB, attB: persisted by each prefill graph, consumed by the next (as ForwardGraph's activations)
+ *
+ *   per chunk:  pstate, embedding ─► embed ─► xB                               (B × dim: token i's row)
+ *   per layer:  xB, rms_att, wqkv, rope ─► qkv ─► qB, keyCache[start .. start+count), valueCache[same]
+ *                                             (per token: rmsnorm + Q/K/V matmuls + RoPE + cache store)
+ *               qB, keyCache, valueCache ─► attention ─► xbB                 (token i: positions 0 .. start + i)
+ *               xbB, wo ─► wo ─► xB += wo·xbB                                (per token: matmul + residual)
+ *               xB, rms_ffn, w13 ─► w13 ─► hbB = silu(w1·xn) * (w3·xn)      (per token: rmsnorm + 2 matmuls + SwiGLU)
+ *               hbB, w2 ─► w2 ─► xB += w2·hbB
+ *   per chunk:  xB[count - 1], rms_final, wcls ─► classifier ─► logits        (the last token only)
+ * </pre>
+ * Launches per chunk: 5 per layer plus 2, as for one token ({@code Q8}: quantization fused as there). Task ids are
+ * {@code prefill.kind} in a graph's first layer slot and {@code prefill.kind_s} in slot s, the same in the graph,
+ * the grid scheduler and TornadoVM's profiler; as in {@link ForwardGraph}, every prefill graph has one name, so a
+ * slot's kernels compile once for all of them.
+ *
+ * <p>Sharing the device arrays: the prefill graphs read the weights, the RoPE table and the key/value caches that
+ * the token-by-token graphs put on the device, and must write the caches those graphs read. TornadoVM links a
+ * consumed buffer only from the graph executed just before, so instead each such array is mapped once, before the
+ * prefill graphs first run, onto the device buffer of the token-by-token graph that owns it
+ * ({@code TornadoExecutionPlan.mapOnDeviceMemoryRegion}, offset 0: the same device memory; see {@link #mappings()}).
+ * None of them is transferred by a prefill graph.
+ */
+final class PrefillGraph {
+    /** Every prefill graph's name. */
+    static final String GRAPH = "prefill";
+
+    /** Tokens per chunk: the CPU engine's chunk ({@code CpuEngine.CHUNK}). */
+    static final int CHUNK = 128;
+
+    /** A device array of a token-by-token graph (its index in the plan) that prefill graph {@code toGraph} maps onto. */
+    record Mapping(Object array, int fromGraph, int toGraph) {
+    }
+
+    private final ForwardGraph f;
+    private final Configuration c;
+    private final TornadoSettings s;
+    private final int chunk;
+    private final int firstGraph;   // the plan index of the first prefill graph
+    private final KernelContext ctx = new KernelContext();
+    private final GridScheduler grid;
+    private final List<TaskGraph> graphs = new ArrayList<>();
+    private final List<ForwardGraph.Task> tasks = new ArrayList<>();
+    private final List<List<String>> taskIdsPerGraph = new ArrayList<>();
+    private final List<Mapping> mappings = new ArrayList<>();
+    private final java.util.Set<String> gridded = new java.util.HashSet<>();
+    private TaskGraph graph;
+    private int layer = -1, slot;
+    private int recordBytes;   // the current graph's tasks' share of TornadoVM's task record
+
+    // ---- per chunk in; the logits (the token-by-token graphs' host array) out
+    final IntArray pstate;           // [startPos, count, token 0 .. token B-1]
+    private final FloatArray logits;
+
+    // ---- device-only chunk buffers (token i in row i)
+    private final FloatArray xB;     // (B, dim) the residual stream
+    private final FloatArray qB;     // (B, dim) the rotated queries
+    private final FloatArray xbB;    // (B, dim) attention outputs
+    private final FloatArray hbB;    // (B, hidden) SwiGLU outputs
+    private final FloatArray attB;   // (B, n_heads, seq_len) attention scores
+
+    /**
+     * @param f          the token-by-token graphs, already built ({@link ForwardGraph#build}): their arrays and layout
+     * @param chunk      B, tokens per chunk
+     * @param firstGraph the plan index the first prefill graph will have (after the token-by-token graphs)
+     * @param grid       the plan's grid scheduler, which gets the prefill tasks' grids
+     */
+    PrefillGraph(ForwardGraph f, int chunk, int firstGraph, GridScheduler grid) {
+        this.f = f;
+        this.c = f.config();
+        this.s = f.settings();
+        if (!supports(c)) {
+            throw new IllegalArgumentException("batched prefill needs a llama2.c checkpoint");
+        }
+        if (chunk < 1 || chunk > c.seqLen()) {
+            throw new IllegalArgumentException("chunk " + chunk + " outside [1, seq_len " + c.seqLen() + "]");
+        }
+        this.chunk = chunk;
+        this.firstGraph = firstGraph;
+        this.grid = grid;
+        this.logits = f.logits;
+        pstate = new IntArray(PrefillKernels.TOKENS + chunk);
+        xB = new FloatArray(chunk * c.dim());
+        qB = new FloatArray(chunk * c.dim());
+        xbB = new FloatArray(chunk * c.dim());
+        hbB = new FloatArray(chunk * c.hiddenDim());
+        attB = new FloatArray(chunk * c.nHeads() * c.seqLen());
+    }
+
+    /** Whether the model has batched prefill kernels: llama2.c checkpoints (float32 and Q8_0). */
+    static boolean supports(Configuration c) {
+        return !ForwardGraph.isGgml(c);
+    }
+
+    /** Device bytes of the chunk buffers (B × (3 dim + hidden + n_heads × seq_len) floats and pstate). */
+    static long bytes(Configuration c, int chunk) {
+        return 4L * chunk * (3L * c.dim() + c.hiddenDim() + (long) c.nHeads() * c.seqLen()) + 4L * (PrefillKernels.TOKENS + chunk);
+    }
+
+    int chunk() {
+        return chunk;
+    }
+
+    /** Every kernel launch of a chunk, in launch order (graph: the plan index). */
+    List<ForwardGraph.Task> tasks() {
+        return Collections.unmodifiableList(tasks);
+    }
+
+    /** Task ids of each prefill graph, in order. */
+    List<List<String>> taskIdsPerGraph() {
+        return Collections.unmodifiableList(taskIdsPerGraph);
+    }
+
+    /** The arrays to map before the first execution of a prefill graph (see the class comment). */
+    List<Mapping> mappings() {
+        return Collections.unmodifiableList(mappings);
+    }
+
+    int graphCount() {
+        return graphs.size();
+    }
+
+    /**
+     * The prefill graphs: one per token-by-token graph that runs layers, with the same layers (so a layer's arrays
+     * are mapped from one graph); the first also embeds the chunk, the last also runs the classifier.
+     */
+    ImmutableTaskGraph[] build() {
+        int L = c.nLayers();
+        List<int[]> groups = new ArrayList<>();   // {from graph, first layer, end layer}
+        for (int l = 0; l < L; l++) {
+            int g = f.graphOfLayer(l);
+            if (groups.isEmpty() || groups.getLast()[0] != g) {
+                groups.add(new int[]{g, l, l + 1});
+            } else {
+                groups.getLast()[2] = l + 1;
+            }
+        }
+        Object[] shared = {pstate, xB, qB, xbB, hbB, attB};
+        for (int p = 0; p < groups.size(); p++) {
+            int[] group = groups.get(p);
+            TaskGraph previous = graph;
+            graph = new TaskGraph(GRAPH);
+            graphs.add(graph);
+            taskIdsPerGraph.add(new ArrayList<>());
+            if (previous == null) {
+                graph.transferToDevice(DataTransferMode.EVERY_EXECUTION, pstate);
+                slot = 0;
+                layer = -1;
+                addEmbed();
+            } else {
+                graph.consumeFromDevice(GRAPH, shared);
+            }
+            for (int l = group[1]; l < group[2]; l++) {
+                slot = l - group[1];
+                layer = l;
+                map(f.keyCache(l), group[0]);
+                map(f.valueCache(l), group[0]);
+                map(f.rope(), 0);
+                ForwardGraph.Layer w = f.layer(l);
+                for (Object a : layerArrays(w)) {
+                    map(a, group[0]);
+                }
+                if (c.quantized()) {
+                    addLayerQ8(w, l);
+                } else {
+                    addLayerF32(w, l);
+                }
+            }
+            if (p == groups.size() - 1) {
+                slot = 0;
+                layer = -1;
+                addClassifier();
+                graph.transferToHost(DataTransferMode.EVERY_EXECUTION, logits);
+            } else {
+                graph.persistOnDevice(shared);
+            }
+            // The mapped arrays are never copied in (their host copies are stale: the caches live on the device only)
+            int index = firstGraph + graphs.size() - 1;
+            graph.transferToDevice(DataTransferMode.UNDER_DEMAND, mappings.stream().filter(m -> m.toGraph() == index)
+                    .map(Mapping::array).toArray());
+        }
+        graph = null;
+        return graphs.stream().map(TaskGraph::snapshot).toArray(ImmutableTaskGraph[]::new);
+    }
+
+    private static List<Object> layerArrays(ForwardGraph.Layer w) {
+        List<Object> a = new ArrayList<>(List.of(w.rmsAtt(), w.rmsFfn()));
+        for (DeviceMatrix m : List.of(w.wqkv(), w.wo(), w.w13(), w.w2())) {
+            a.addAll(ForwardGraph.arrays(m));
+        }
+        return a;
+    }
+
+    /** Records that the current prefill graph reads {@code array} from token-by-token graph {@code from}'s buffer. */
+    private void map(Object array, int from) {
+        int to = firstGraph + graphs.size() - 1;
+        for (Mapping m : mappings) {
+            if (m.array() == array && m.toGraph() == to) {
+                return;
+            }
+        }
+        mappings.add(new Mapping(array, from, to));
+    }
+
+    private void addEmbed() {
+        int dim = c.dim();
+        int local = s.quantizeLocal();
+        for (Object a : ForwardGraph.arrays(f.embedding())) {
+            map(a, 0);
+        }
+        switch (f.embedding()) {
+            case DeviceMatrix.F32 e -> add("embed", id -> new TaskPackage(id, PrefillKernels::embedF32, ctx, pstate, e.data(), xB, dim));
+            case DeviceMatrix.Q8 e -> add("embed", id -> new TaskPackage(id, PrefillKernels::embedQ8, ctx, pstate, e.values(), e.scales(), xB,
+                    dim, e.groupSize()));
+            default -> throw new IllegalStateException("embedding of a llama2.c checkpoint is " + f.embedding().getClass());
+        }
+        schedule("embed", roundUp(chunk * dim, local), local);
+    }
+
+    /** One float32 layer, 5 launches (see the class comment). */
+    private void addLayerF32(ForwardGraph.Layer w, int l) {
+        int dim = c.dim(), kvDim = c.kvDim(), hidden = c.hiddenDim(), local = s.matmulLocal();
+        FloatArray kc = f.keyCache(l), vc = f.valueCache(l), rope = f.rope();
+        add("qkv", id -> new TaskPackage(id, PrefillKernels::qkvF32, ctx, xB, w.rmsAtt(), ((DeviceMatrix.F32) w.wqkv()).data(), qB, kc, vc,
+                pstate, rope, dim, kvDim, c.headSize()));
+        schedule("qkv", (dim + 2 * kvDim) / 2 * local, local);
+        addAttention(l);
+        add("wo", id -> new TaskPackage(id, PrefillKernels::matmulResidualF32, ctx, xbB, ((DeviceMatrix.F32) w.wo()).data(), xB, pstate,
+                dim, dim));
+        schedule("wo", dim * local, local);
+        add("w13", id -> new TaskPackage(id, PrefillKernels::w13F32, ctx, xB, w.rmsFfn(), ((DeviceMatrix.F32) w.w13()).data(), hbB, pstate,
+                dim, hidden));
+        schedule("w13", hidden * local, local);
+        add("w2", id -> new TaskPackage(id, PrefillKernels::matmulResidualF32, ctx, hbB, ((DeviceMatrix.F32) w.w2()).data(), xB, pstate,
+                hidden, dim));
+        schedule("w2", dim * local, local);
+    }
+
+    /** One Q8_0 layer (runq), 5 launches, the quantization of each input done where it is consumed. */
+    private void addLayerQ8(ForwardGraph.Layer w, int l) {
+        int dim = c.dim(), kvDim = c.kvDim(), hidden = c.hiddenDim(), gs = c.groupSize(), local = s.matmulLocal();
+        FloatArray kc = f.keyCache(l), vc = f.valueCache(l), rope = f.rope();
+        DeviceMatrix.Q8 qkv = (DeviceMatrix.Q8) w.wqkv();
+        add("qkv", id -> new TaskPackage(id, PrefillKernels::qkvQ8, ctx, xB, w.rmsAtt(), qkv.values(), qkv.scales(), qB, kc, vc, pstate, rope,
+                dim, kvDim, c.headSize(), gs, s.normPartials()));
+        schedule("qkv", (dim + 2 * kvDim) / 2 * local, local);
+        addAttention(l);
+        DeviceMatrix.Q8 wo = (DeviceMatrix.Q8) w.wo();
+        add("wo", id -> new TaskPackage(id, PrefillKernels::matmulResidualQ8, ctx, xbB, wo.values(), wo.scales(), xB, pstate, dim, dim, gs));
+        schedule("wo", dim * local, local);
+        DeviceMatrix.Q8 w13 = (DeviceMatrix.Q8) w.w13();
+        add("w13", id -> new TaskPackage(id, PrefillKernels::w13Q8, ctx, xB, w.rmsFfn(), w13.values(), w13.scales(), hbB, pstate, dim, hidden,
+                gs, s.normPartials()));
+        schedule("w13", hidden * local, local);
+        DeviceMatrix.Q8 w2 = (DeviceMatrix.Q8) w.w2();
+        add("w2", id -> new TaskPackage(id, PrefillKernels::matmulResidualQ8, ctx, hbB, w2.values(), w2.scales(), xB, pstate, hidden, dim, gs));
+        schedule("w2", dim * local, local);
+    }
+
+    private void addAttention(int l) {
+        FloatArray kc = f.keyCache(l), vc = f.valueCache(l);
+        add("attention", id -> new TaskPackage(id, PrefillKernels::attention, ctx, qB, kc, vc, attB, xbB, pstate, c.seqLen(), c.headSize(),
+                c.kvDim(), c.kvMul(), (float) Math.sqrt(c.headSize()), c.nHeads()));
+        schedule("attention", chunk * c.nHeads() * s.attentionLocal(), s.attentionLocal());
+    }
+
+    /** The final norm and the classifier on the chunk's last token; the logits go to the host. */
+    private void addClassifier() {
+        int dim = c.dim(), local = s.matmulLocal();
+        FloatArray rmsFinal = f.rmsFinal();
+        map(rmsFinal, f.outputGraph());
+        for (Object a : ForwardGraph.arrays(f.classifier())) {
+            map(a, f.classifierGraph());
+        }
+        switch (f.classifier()) {
+            case DeviceMatrix.F32 cls -> add("classifier", id -> new TaskPackage(id, PrefillKernels::classifierF32, ctx, xB, rmsFinal,
+                    cls.data(), logits, pstate, dim));
+            case DeviceMatrix.Q8 cls -> add("classifier", id -> new TaskPackage(id, PrefillKernels::classifierQ8, ctx, xB, rmsFinal,
+                    cls.values(), cls.scales(), logits, pstate, dim, c.groupSize(), s.normPartials()));
+            default -> throw new IllegalStateException("classifier of a llama2.c checkpoint is " + f.classifier().getClass());
+        }
+        schedule("classifier", c.vocabSize() * local, local);
+    }
+
+    /** Adds a task to the current graph under {@code prefill.kind} (slot 0) or {@code prefill.kind_s}. */
+    private void add(String kind, Function<String, TaskPackage> task) {
+        String name = slot == 0 ? kind : kind + "_" + slot;
+        TaskPackage p = task.apply(name);
+        int args = p.getTaskParameters().length - 1;
+        if (taskIdsPerGraph.getLast().isEmpty()) {
+            recordBytes = 0;
+        }
+        graph.addTask(p);
+        String id = GRAPH + "." + name;
+        tasks.add(new ForwardGraph.Task(firstGraph + graphs.size() - 1, id, layer, kind));
+        taskIdsPerGraph.getLast().add(id);
+        recordBytes += ForwardGraph.recordBytes(args);
+        if (recordBytes > ForwardGraph.TASK_RECORD_BYTES) {
+            throw new Llama2jException("internal: prefill graph " + (graphs.size() - 1) + "'s tasks need " + recordBytes
+                    + " bytes of TornadoVM's " + ForwardGraph.TASK_RECORD_BYTES + "-byte task record", Llama2jException.UNAVAILABLE);
+        }
+    }
+
+    /** The grid of the task just added (one per id: the same in every graph). */
+    private void schedule(String kind, int global, int local) {
+        String id = tasks.getLast().id();
+        if (!tasks.getLast().kind().equals(kind) || global <= 0 || global % local != 0) {
+            throw new IllegalStateException("internal: grid of " + kind + " is " + global + " work-items in groups of " + local);
+        }
+        if (gridded.add(id)) {
+            WorkerGrid1D g = new WorkerGrid1D(global);
+            g.setLocalWork(local, 1, 1);
+            grid.addWorkerGrid(id, g);
+        }
+    }
+
+    private static int roundUp(int n, int multiple) {
+        return (n + multiple - 1) / multiple * multiple;
+    }
+}
