@@ -206,6 +206,7 @@ class GgmlKernelsTest {
             17, 3, 0, -1, 3
             40, 1, 3, 37, 7
             33, 8, 1, 33, 2
+            24, 2, 5, 23, 1
             64, 16, 0, -1, 0
             """)
     void everyKernelMatchesFloat64(int rows, int blocksPerRow, int r0, int r1, int misalign) {
@@ -252,6 +253,26 @@ class GgmlKernelsTest {
                 double bound = 2 * (chain + 8) * U * s;
                 assertTrue(Math.abs(out[r] - exact) <= bound,
                         what + ": " + out[r] + " vs float64 " + exact + ", |diff| " + Math.abs(out[r] - exact) + " > bound " + bound);
+            }
+        }
+        if (m instanceof Matrix.Q8_0 q) {
+            checkPacked(q, a, rows, r0, r1);
+        }
+    }
+
+    /**
+     * The repacked Q8_0 matrix (groups of four rows, the last one padded) gives each kernel's own results on the file's
+     * layout bit for bit (the same integers, scales and float order per row), rows outside [r0, r1) untouched.
+     */
+    private void checkPacked(Matrix.Q8_0 m, Activations a, int rows, int r0, int r1) {
+        try (PackedWeights p = PackedWeights.pack(java.util.List.of(m))) {
+            for (Kernels k : new Kernels[]{new ScalarKernels(), new VectorKernels(), new ExactVectorKernels()}) {
+                float[] plain = new float[rows], packed = new float[rows];
+                java.util.Arrays.fill(plain, Float.NaN);
+                java.util.Arrays.fill(packed, Float.NaN);
+                k.matmul(plain, a, m, r0, r1);
+                k.matmulPackedQ8_0(packed, a, p.get(m), r0, r1);
+                assertArrayEquals(plain, packed, "packed Q8_0 " + rows + "x" + m.cols() + " [" + r0 + ", " + r1 + "), " + k.name() + ", " + where);
             }
         }
     }

@@ -115,6 +115,8 @@ public final class GgufStreamSpeed {
         List<Variant> vs = new ArrayList<>();
         vs.add(new Variant("current", (o, a, m) -> vk.matmul(o, a, m, 0, m.rows())));
         vs.add(new Variant("stream", (o, a, m) -> sink += stream(((Matrix.Ggml) m).data())));
+        GgufQ8Variants.add(vs);
+        GgufQ8Variants.prepare(ms);
         String only = System.getProperty("variants");
         if (only != null) {
             List<String> keep = List.of(only.split(","));
