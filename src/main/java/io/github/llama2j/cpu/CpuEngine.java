@@ -144,7 +144,7 @@ public final class CpuEngine implements InferenceEngine {
         v = new float[kvDim];
         attention = new Attention(c.nLayers(), positions, c.headSize(), c.nKvHeads(), c.kvMul(), math);
         this.ownsPacked = packed == null;
-        this.packed = packed == null ? PackedWeights.of(w, kernels) : packed;
+        this.packed = packed == null ? PackedWeights.of(w, kernels, parallel) : packed;
         ops = new CpuLayer(kernels, parallel, math, timer, this.packed);
         taskNames = new String[c.nLayers()][LAYER_TASKS.length];
         for (int l = 0; l < c.nLayers(); l++) {

@@ -126,12 +126,14 @@ final class GgmlMatmul {
         short[] xq = x.q80;
         float[] xd = x.q80Scales, ds = w.scales();
         MemorySegment qs = w.quants();
-        for (int g = r0 / PackedQ8_0.ROWS; g * PackedQ8_0.ROWS < r1; g++) {
+        int g1 = (r1 + PackedQ8_0.ROWS - 1) / PackedQ8_0.ROWS;
+        for (int g = r0 / PackedQ8_0.ROWS; g < g1; g++) {
             long b = (long) g * PackedQ8_0.ROWS * n;
             int s = g * nb * PackedQ8_0.ROWS;
             FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
             for (int blk = 0; blk < nb; blk++, b += 4 * 32, s += 4) {
                 int j = blk * 32;
+                float dx = xd[blk];
                 ShortVector xv = ShortVector.fromArray(S, xq, j);
                 IntVector i0 = ((ShortVector) ByteVector.fromMemorySegment(BS, qs, b, LE).convertShape(VectorOperators.B2S, S, 0)).mul(xv).reinterpretAsInts();
                 IntVector i1 = ((ShortVector) ByteVector.fromMemorySegment(BS, qs, b + 32, LE).convertShape(VectorOperators.B2S, S, 0)).mul(xv).reinterpretAsInts();
@@ -152,7 +154,6 @@ final class GgmlMatmul {
                     i2 = i2.add(p2.add(p2.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16));
                     i3 = i3.add(p3.add(p3.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16));
                 }
-                float dx = xd[blk];
                 a0 = ((FloatVector) i0.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, ds[s] * dx), a0);
                 a1 = ((FloatVector) i1.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, ds[s + 1] * dx), a1);
                 a2 = ((FloatVector) i2.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, ds[s + 2] * dx), a2);

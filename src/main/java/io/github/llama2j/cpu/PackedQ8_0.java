@@ -48,8 +48,8 @@ record PackedQ8_0(Matrix.Q8_0 source, MemorySegment quants, float[] scales) {
         return padded * blocks * (Matrix.Q8_0.BLOCK + Float.BYTES);
     }
 
-    /** m repacked into memory from {@code arena} (which must outlive the result). */
-    static PackedQ8_0 of(Matrix.Q8_0 m, Arena arena) {
+    /** m repacked into memory from {@code arena} (which must outlive the result), its groups split over {@code parallel}. */
+    static PackedQ8_0 of(Matrix.Q8_0 m, Arena arena, Parallel parallel) {
         int rows = m.rows(), blocks = m.cols() / Matrix.Q8_0.BLOCK, groups = groups(rows);
         long padded = (long) groups * ROWS;
         if (padded * blocks > Integer.MAX_VALUE - 8) {
@@ -59,15 +59,20 @@ record PackedQ8_0(Matrix.Q8_0 source, MemorySegment quants, float[] scales) {
         float[] scales = new float[(int) (padded * blocks)];
         MemorySegment data = m.data();
         long rowBytes = Matrix.Q8_0.rowBytes(m.cols());
-        for (int r = 0; r < rows; r++) {
-            int at = (r / ROWS) * blocks * ROWS + r % ROWS;
-            long b = r * rowBytes;
-            for (int blk = 0; blk < blocks; blk++, b += Matrix.Q8_0.BLOCK_BYTES, at += ROWS) {
-                scales[at] = Float.float16ToFloat(data.get(Matrix.SHORT, b));
-                MemorySegment.copy(data, ValueLayout.JAVA_BYTE, b + 2, quants, ValueLayout.JAVA_BYTE, (long) at * Matrix.Q8_0.BLOCK,
-                        Matrix.Q8_0.BLOCK);
+        parallel.forRange(groups, (g0, g1) -> {
+            for (int r = g0 * ROWS; r < Math.min(g1 * ROWS, rows); r++) {
+                int at = (r / ROWS) * blocks * ROWS + r % ROWS;
+                long b = r * rowBytes;
+                for (int blk = 0; blk < blocks; blk++, b += Matrix.Q8_0.BLOCK_BYTES, at += ROWS) {
+                    scales[at] = Float.float16ToFloat(data.get(Matrix.SHORT, b));
+                    for (int k = 0; k < Matrix.Q8_0.BLOCK; k += Long.BYTES) {
+                        quants.set(ValueLayout.JAVA_LONG, (long) at * Matrix.Q8_0.BLOCK + k, data.get(LONG, b + 2 + k));
+                    }
+                }
             }
-        }
+        });
         return new PackedQ8_0(m, quants, scales);
     }
+
+    private static final ValueLayout.OfLong LONG = ValueLayout.JAVA_LONG_UNALIGNED;
 }

@@ -58,7 +58,7 @@ final class PackedWeights implements AutoCloseable {
      * The packed copies of {@code w}'s Q8_0 matrices when {@code kernels} read them ({@link Kernels#packsQ8_0})
      * and they fit the memory rule above; else {@link #NONE}.
      */
-    static PackedWeights of(Weights w, Kernels kernels) {
+    static PackedWeights of(Weights w, Kernels kernels, Parallel parallel) {
         List<Matrix.Q8_0> ms = q8_0Matrices(w);
         if (ms.isEmpty() || !kernels.packsQ8_0()) {
             return NONE;
@@ -70,16 +70,16 @@ final class PackedWeights implements AutoCloseable {
         if (bytes > availableMemory() / 2) {
             return NONE;
         }
-        return pack(ms);
+        return pack(ms, parallel);
     }
 
-    /** Packs every matrix of {@code ms}, whatever the memory. */
-    static PackedWeights pack(List<Matrix.Q8_0> ms) {
+    /** Packs every matrix of {@code ms}, whatever the memory, on {@code parallel}'s threads. */
+    static PackedWeights pack(List<Matrix.Q8_0> ms, Parallel parallel) {
         Arena arena = Arena.ofShared();
         Map<Matrix, PackedQ8_0> packed = new IdentityHashMap<>();
         try {
             for (Matrix.Q8_0 m : ms) {
-                packed.put(m, PackedQ8_0.of(m, arena));
+                packed.put(m, PackedQ8_0.of(m, arena, parallel));
             }
         } catch (RuntimeException | OutOfMemoryError e) {
             arena.close();

@@ -265,7 +265,7 @@ class GgmlKernelsTest {
      * layout bit for bit (the same integers, scales and float order per row), rows outside [r0, r1) untouched.
      */
     private void checkPacked(Matrix.Q8_0 m, Activations a, int rows, int r0, int r1) {
-        try (PackedWeights p = PackedWeights.pack(java.util.List.of(m))) {
+        try (Parallel pool = new Parallel(2); PackedWeights p = PackedWeights.pack(java.util.List.of(m), pool)) {
             for (Kernels k : new Kernels[]{new ScalarKernels(), new VectorKernels(), new ExactVectorKernels()}) {
                 float[] plain = new float[rows], packed = new float[rows];
                 java.util.Arrays.fill(plain, Float.NaN);
