@@ -19,8 +19,8 @@ import java.util.Map;
  * time, looked up by the matrix (identity) for each matmul. The model's own matrices (the mapped file)
  * are not touched. The copies live off the Java heap, in an arena closed with this object.
  *
- * <p>The copy costs memory: about 1.06 times the Q8_0 matrices' bytes (1.2 GiB for a Llama-3.2-1B Q8_0
- * file, 7.6 GiB for a Llama-3.1-8B one), beside the file's pages (which the kernel may drop: once packed,
+ * <p>The copy costs memory: about 1.06 times the Q8_0 matrices' bytes (1.3 GiB for a Llama-3.2-1B Q8_0
+ * file, about 7.9 GiB for a Llama-3.1-8B one), beside the file's pages (which the kernel may drop: once packed,
  * only the embedding rows and a batched prefill read them). So the engine packs only when the copies
  * take at most half of the memory the system reports available ({@code MemAvailable}); otherwise it
  * computes from the file's layout, as before, with the same results.

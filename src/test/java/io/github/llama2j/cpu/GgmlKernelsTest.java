@@ -46,7 +46,8 @@ class GgmlKernelsTest {
 
     private final long seed = new SplittableRandom().nextLong();
     private final SplittableRandom rnd = new SplittableRandom(seed);
-    private final Arena arena = Arena.ofConfined();
+    /** Shared: the packed Q8_0 check packs on a pool's threads, as the engine does (its mapped files are shared too). */
+    private final Arena arena = Arena.ofShared();
     private final String where = "seed " + seed + ", " + FloatVector.SPECIES_PREFERRED.vectorBitSize() + "-bit vectors";
 
     @AfterEach

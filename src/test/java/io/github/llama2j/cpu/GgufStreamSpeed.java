@@ -31,7 +31,8 @@ import java.util.SplittableRandom;
  *      io.github.llama2j.cpu.GgufStreamSpeed FILE.gguf [SET [SECONDS ROUNDS]]
  *   SET: ffn (w1, w3, w2 of every layer), all (every matrix and the classifier), cls (the classifier),
  *        kv, v0 (layer 0's wk or wv alone, which stays in cache)
- *   -Dvariants=a,b  runs only these (and "current")
+ *   -Dvariants=a,b  runs only these (and "current"): stream (the plain read), packed (Q8_0 matrices through the
+ *                   CPU engine's repacked copy, {@link PackedQ8_0}; other types as current)
  * </pre>
  */
 public final class GgufStreamSpeed {
@@ -115,8 +116,22 @@ public final class GgufStreamSpeed {
         List<Variant> vs = new ArrayList<>();
         vs.add(new Variant("current", (o, a, m) -> vk.matmul(o, a, m, 0, m.rows())));
         vs.add(new Variant("stream", (o, a, m) -> sink += stream(((Matrix.Ggml) m).data())));
-        GgufQ8Variants.add(vs);
-        GgufQ8Variants.prepare(ms);
+        // the CPU engine's Q8_0 kernel on its repacked copy (PackedWeights), packed before the timing as at load time
+        java.util.Map<Matrix, PackedQ8_0> packed = new java.util.IdentityHashMap<>();
+        try (Parallel pool = new Parallel(1)) {
+            for (Matrix m : ms) {
+                if (m instanceof Matrix.Q8_0 q) {
+                    packed.computeIfAbsent(q, k -> PackedQ8_0.of(q, java.lang.foreign.Arena.global(), pool));
+                }
+            }
+        }
+        vs.add(new Variant("packed", (o, a, m) -> {
+            if (packed.get(m) instanceof PackedQ8_0 p) {
+                vk.matmulPackedQ8_0(o, a, p, 0, m.rows());
+            } else {
+                vk.matmul(o, a, m, 0, m.rows());
+            }
+        }));
         String only = System.getProperty("variants");
         if (only != null) {
             List<String> keep = List.of(only.split(","));
