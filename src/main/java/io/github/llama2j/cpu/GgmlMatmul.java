@@ -37,7 +37,8 @@ import java.nio.ByteOrder;
  * <p>Measured and not kept: summing each block's int8 products in float lanes (the weights widened
  * straight to float, the activations held as floats: exact, since every block sum stays below
  * 2^24) was 0.85× in cache on Q8_0, 0.73× on Q4_K and 0.63× on Q6_K at 512 bits, and 0.75× on Q8_0 at
- * 256; two rows per pass and two or four accumulators per row were 0.8–0.9× in cache.
+ * 256; two rows per pass and two or four accumulators per row were 0.8–0.9× in cache (on the file's layout;
+ * four rows per pass from an interleaved copy is {@link #q8_0Packed}).
  *
  * <p>F16 and BF16 weights are widened to float in the lanes (bit operations; no half-float vector
  * type is needed) and multiplied with the activations rounded to F16/BF16, products exact, summed
@@ -111,7 +112,7 @@ final class GgmlMatmul {
 
     /**
      * {@link #q8_0} on a {@link PackedQ8_0}: the same integers, scales and float order per row (so the same
-     * results, bit for bit), four rows per pass. Each chunk of activations is loaded once for the four rows,
+     * results, up to the order in which reduceLanes adds a row's lanes), four rows per pass. Each chunk of activations is loaded once for the four rows,
      * the four rows' weights come from one aligned stream, the scales are floats (no F16 conversion per
      * block), and the four accumulators are independent chains. Rows [r0, r1) are written; a group that
      * straddles r0 or r1 is computed whole and only its rows in the range are stored.

@@ -69,7 +69,7 @@ public interface Kernels {
 
     /**
      * {@link #matmulQ8_0} on a Q8_0 matrix the engine repacked ({@link PackedQ8_0}, see {@link PackedWeights}):
-     * the same products, the same results.
+     * the same products and the same float order per row.
      */
     default void matmulPackedQ8_0(float[] out, Activations x, PackedQ8_0 w, int r0, int r1) {
         x.check(w.source());

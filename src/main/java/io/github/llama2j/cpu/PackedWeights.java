@@ -22,8 +22,9 @@ import java.util.Map;
  * <p>The copy costs memory: about 1.06 times the Q8_0 matrices' bytes (1.3 GiB for a Llama-3.2-1B Q8_0
  * file, about 7.9 GiB for a Llama-3.1-8B one), beside the file's pages (which the kernel may drop: once packed,
  * only the embedding rows and a batched prefill read them). So the engine packs only when the copies
- * take at most half of the memory the system reports available ({@code MemAvailable}); otherwise it
- * computes from the file's layout, as before, with the same results.
+ * take at most half of the memory the system reports available ({@code MemAvailable}), and when the
+ * allocations succeed (the scales, one ninth of the copy, are on the Java heap); otherwise it computes
+ * from the file's layout, as before, with the same results.
  */
 final class PackedWeights implements AutoCloseable {
     /** No packed matrix: every matmul reads the file's layout. */
@@ -70,7 +71,11 @@ final class PackedWeights implements AutoCloseable {
         if (bytes > availableMemory() / 2) {
             return NONE;
         }
-        return pack(ms, parallel);
+        try {
+            return pack(ms, parallel);
+        } catch (OutOfMemoryError e) { // the heap (the scales) or the native memory (the values) was short after all
+            return NONE;
+        }
     }
 
     /** Packs every matrix of {@code ms}, whatever the memory, on {@code parallel}'s threads. */

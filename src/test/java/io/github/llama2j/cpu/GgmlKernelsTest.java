@@ -235,46 +235,39 @@ class GgmlKernelsTest {
         a.prepareFor(m);
         double[] xe = exactInput(a, m);
         int chain = type.startsWith("Q") ? cols / blockValues(type) : cols;
-        for (Kernels k : new Kernels[]{new ScalarKernels(), new VectorKernels(), new ExactVectorKernels()}) {
-            float[] out = new float[rows];
-            java.util.Arrays.fill(out, Float.NaN);
-            k.matmul(out, a, m, r0, r1);
-            for (int r = 0; r < rows; r++) {
-                String what = type + " " + rows + "x" + cols + " row " + r + " [" + r0 + ", " + r1 + "), " + k.name() + ", " + where;
-                if (r < r0 || r >= r1) {
-                    assertTrue(Float.isNaN(out[r]), what + ": outside the range, must not be written");
-                    continue;
+        // the Q8_0 kernels also on the CPU engine's repacked copy (groups of four rows, the last one padded)
+        try (Parallel pool = new Parallel(2);
+             PackedWeights packed = m instanceof Matrix.Q8_0 q ? PackedWeights.pack(java.util.List.of(q), pool) : PackedWeights.NONE) {
+            for (Kernels k : new Kernels[]{new ScalarKernels(), new VectorKernels(), new ExactVectorKernels()}) {
+                checkRows(k.name(), (o) -> k.matmul(o, a, m, r0, r1), m, xe, chain, rows, cols, r0, r1);
+                if (packed.get(m) instanceof PackedQ8_0 p) {
+                    checkRows(k.name() + " packed", (o) -> k.matmulPackedQ8_0(o, a, p, r0, r1), m, xe, chain, rows, cols, r0, r1);
                 }
-                double[][] w = exactRow(m, r);
-                double exact = 0, s = 0;
-                for (int j = 0; j < cols; j++) {
-                    exact += w[0][j] * xe[j];
-                    s += w[1][j] * Math.abs(xe[j]);
-                }
-                double bound = 2 * (chain + 8) * U * s;
-                assertTrue(Math.abs(out[r] - exact) <= bound,
-                        what + ": " + out[r] + " vs float64 " + exact + ", |diff| " + Math.abs(out[r] - exact) + " > bound " + bound);
             }
-        }
-        if (m instanceof Matrix.Q8_0 q) {
-            checkPacked(q, a, rows, r0, r1);
         }
     }
 
-    /**
-     * The repacked Q8_0 matrix (groups of four rows, the last one padded) gives each kernel's own results on the file's
-     * layout bit for bit (the same integers, scales and float order per row), rows outside [r0, r1) untouched.
-     */
-    private void checkPacked(Matrix.Q8_0 m, Activations a, int rows, int r0, int r1) {
-        try (Parallel pool = new Parallel(2); PackedWeights p = PackedWeights.pack(java.util.List.of(m), pool)) {
-            for (Kernels k : new Kernels[]{new ScalarKernels(), new VectorKernels(), new ExactVectorKernels()}) {
-                float[] plain = new float[rows], packed = new float[rows];
-                java.util.Arrays.fill(plain, Float.NaN);
-                java.util.Arrays.fill(packed, Float.NaN);
-                k.matmul(plain, a, m, r0, r1);
-                k.matmulPackedQ8_0(packed, a, p.get(m), r0, r1);
-                assertArrayEquals(plain, packed, "packed Q8_0 " + rows + "x" + m.cols() + " [" + r0 + ", " + r1 + "), " + k.name() + ", " + where);
+    private void checkRows(String kernel, java.util.function.Consumer<float[]> run, Matrix m, double[] xe, int chain,
+                           int rows, int cols, int r0, int r1) {
+        String type = m.typeName();
+        float[] out = new float[rows];
+        java.util.Arrays.fill(out, Float.NaN);
+        run.accept(out);
+        for (int r = 0; r < rows; r++) {
+            String what = type + " " + rows + "x" + cols + " row " + r + " [" + r0 + ", " + r1 + "), " + kernel + ", " + where;
+            if (r < r0 || r >= r1) {
+                assertTrue(Float.isNaN(out[r]), what + ": outside the range, must not be written");
+                continue;
             }
+            double[][] w = exactRow(m, r);
+            double exact = 0, s = 0;
+            for (int j = 0; j < cols; j++) {
+                exact += w[0][j] * xe[j];
+                s += w[1][j] * Math.abs(xe[j]);
+            }
+            double bound = 2 * (chain + 8) * U * s;
+            assertTrue(Math.abs(out[r] - exact) <= bound,
+                    what + ": " + out[r] + " vs float64 " + exact + ", |diff| " + Math.abs(out[r] - exact) + " > bound " + bound);
         }
     }
 
