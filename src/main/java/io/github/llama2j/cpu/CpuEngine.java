@@ -69,6 +69,9 @@ public final class CpuEngine implements InferenceEngine {
     private final float[] ropeCos, ropeSin;         // (head_size/2): the rotations at the current position
     private final Attention attention;
     private final CpuLayer ops;
+    /** Repacked copies of the Q8_0 matrices (or none), made by this engine or shared with its warm-up's scratch engine. */
+    private final PackedWeights packed;
+    private final boolean ownsPacked;
     /** GGUF models: llama.cpp's arithmetic outside the matmuls ({@link GgmlOps}); llama2.c checkpoints: run.c's. */
     private final boolean ggml;
 
@@ -98,7 +101,7 @@ public final class CpuEngine implements InferenceEngine {
      *               first tokens run at full speed; false leaves that to the first tokens
      */
     public CpuEngine(Model model, Kernels kernels, FloatMath math, int threads, boolean warmUp) {
-        this(model, kernels, math, checkedParallel(model, threads), true, model.config().seqLen(), warmUp);
+        this(model, kernels, math, checkedParallel(model, threads), true, model.config().seqLen(), warmUp, null);
     }
 
     private static Parallel checkedParallel(Model model, int threads) {
@@ -110,15 +113,17 @@ public final class CpuEngine implements InferenceEngine {
      * @param math the float functions (exp, sin, cos, pow): the C library's (what llama2.c calls) or Java's
      */
     public CpuEngine(Model model, Kernels kernels, FloatMath math, Parallel parallel, boolean ownsParallel) {
-        this(model, kernels, math, parallel, ownsParallel, model.config().seqLen(), true);
+        this(model, kernels, math, parallel, ownsParallel, model.config().seqLen(), true, null);
     }
 
     /**
      * @param positions the key/value cache's length: seq_len, or fewer for {@link #warmUpForward}'s scratch engine
      *                  (which feeds no position past it)
+     * @param packed    the Q8_0 matrices' repacked copies to share (the scratch engine's), or null to make them
+     *                  ({@link PackedWeights#of}: this engine then closes them)
      */
     private CpuEngine(Model model, Kernels kernels, FloatMath math, Parallel parallel, boolean ownsParallel, int positions,
-                      boolean warmUp) {
+                      boolean warmUp, PackedWeights packed) {
         checkRunState(model);
         this.c = model.config();
         this.w = model.weights();
@@ -141,7 +146,9 @@ public final class CpuEngine implements InferenceEngine {
         k = new float[kvDim];
         v = new float[kvDim];
         attention = new Attention(c.nLayers(), positions, c.headSize(), c.nKvHeads(), c.kvMul(), math);
-        ops = new CpuLayer(kernels, parallel, math, timer);
+        this.ownsPacked = packed == null;
+        this.packed = packed == null ? PackedWeights.of(w, kernels, parallel) : packed;
+        ops = new CpuLayer(kernels, parallel, math, timer, this.packed);
         taskNames = new String[c.nLayers()][LAYER_TASKS.length];
         for (int l = 0; l < c.nLayers(); l++) {
             for (int t = 0; t < LAYER_TASKS.length; t++) {
@@ -272,7 +279,7 @@ public final class CpuEngine implements InferenceEngine {
         CompilationMXBean jit = ManagementFactory.getCompilationMXBean();
         boolean jitTimed = jit != null && jit.isCompilationTimeMonitoringSupported();
         long deadline = System.nanoTime() + WARM_UP_MAX_NANOS;
-        try (CpuEngine scratch = new CpuEngine(model, kernels, math, parallel, false, positions, false)) {
+        try (CpuEngine scratch = new CpuEngine(model, kernels, math, parallel, false, positions, false, packed)) {
             int pos = 0;
             int[] prompt = new int[Math.min(WARM_UP_PROMPT.length, positions)];
             for (int i = 0; i < prompt.length; i++) {
@@ -564,6 +571,9 @@ public final class CpuEngine implements InferenceEngine {
     public void close() {
         if (ownsParallel) {
             parallel.close();
+        }
+        if (ownsPacked) {
+            packed.close();
         }
     }
 }

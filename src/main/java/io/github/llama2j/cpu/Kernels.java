@@ -67,6 +67,20 @@ public interface Kernels {
         GgmlMatmul.q8_0(out, x, w, r0, r1);
     }
 
+    /**
+     * {@link #matmulQ8_0} on a Q8_0 matrix the engine repacked ({@link PackedQ8_0}, see {@link PackedWeights}):
+     * the same products and the same float order per row.
+     */
+    default void matmulPackedQ8_0(float[] out, Activations x, PackedQ8_0 w, int r0, int r1) {
+        x.check(w.source());
+        GgmlMatmul.q8_0Packed(out, x, w, r0, r1);
+    }
+
+    /** Whether the engine should repack Q8_0 matrices for this implementation ({@link PackedWeights}). */
+    default boolean packsQ8_0() {
+        return true;
+    }
+
     /** GGML Q4_0 weights times Q8_0 activations: per block, int dot of (nibble - 8) and q times (d_w * d_x). */
     default void matmulQ4_0(float[] out, Activations x, Matrix.Q4_0 w, int r0, int r1) {
         GgmlMatmul.q4_0(out, x, w, r0, r1);

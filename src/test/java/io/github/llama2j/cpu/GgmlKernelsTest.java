@@ -46,7 +46,8 @@ class GgmlKernelsTest {
 
     private final long seed = new SplittableRandom().nextLong();
     private final SplittableRandom rnd = new SplittableRandom(seed);
-    private final Arena arena = Arena.ofConfined();
+    /** Shared: the packed Q8_0 check packs on a pool's threads, as the engine does (its mapped files are shared too). */
+    private final Arena arena = Arena.ofShared();
     private final String where = "seed " + seed + ", " + FloatVector.SPECIES_PREFERRED.vectorBitSize() + "-bit vectors";
 
     @AfterEach
@@ -206,6 +207,7 @@ class GgmlKernelsTest {
             17, 3, 0, -1, 3
             40, 1, 3, 37, 7
             33, 8, 1, 33, 2
+            24, 2, 5, 23, 1
             64, 16, 0, -1, 0
             """)
     void everyKernelMatchesFloat64(int rows, int blocksPerRow, int r0, int r1, int misalign) {
@@ -233,25 +235,14 @@ class GgmlKernelsTest {
         a.prepareFor(m);
         double[] xe = exactInput(a, m);
         int chain = type.startsWith("Q") ? cols / blockValues(type) : cols;
-        for (Kernels k : new Kernels[]{new ScalarKernels(), new VectorKernels(), new ExactVectorKernels()}) {
-            float[] out = new float[rows];
-            java.util.Arrays.fill(out, Float.NaN);
-            k.matmul(out, a, m, r0, r1);
-            for (int r = 0; r < rows; r++) {
-                String what = type + " " + rows + "x" + cols + " row " + r + " [" + r0 + ", " + r1 + "), " + k.name() + ", " + where;
-                if (r < r0 || r >= r1) {
-                    assertTrue(Float.isNaN(out[r]), what + ": outside the range, must not be written");
-                    continue;
+        // the Q8_0 kernels also on the CPU engine's repacked copy (groups of four rows, the last one padded)
+        try (Parallel pool = new Parallel(2);
+             PackedWeights packed = m instanceof Matrix.Q8_0 q ? PackedWeights.pack(java.util.List.of(q), pool) : PackedWeights.NONE) {
+            for (Kernels k : new Kernels[]{new ScalarKernels(), new VectorKernels(), new ExactVectorKernels()}) {
+                checkRows(k.name(), (o) -> k.matmul(o, a, m, r0, r1), m, xe, chain, rows, cols, r0, r1);
+                if (packed.get(m) instanceof PackedQ8_0 p) {
+                    checkRows(k.name() + " packed", (o) -> k.matmulPackedQ8_0(o, a, p, r0, r1), m, xe, chain, rows, cols, r0, r1);
                 }
-                double[][] w = exactRow(m, r);
-                double exact = 0, s = 0;
-                for (int j = 0; j < cols; j++) {
-                    exact += w[0][j] * xe[j];
-                    s += w[1][j] * Math.abs(xe[j]);
-                }
-                double bound = 2 * (chain + 8) * U * s;
-                assertTrue(Math.abs(out[r] - exact) <= bound,
-                        what + ": " + out[r] + " vs float64 " + exact + ", |diff| " + Math.abs(out[r] - exact) + " > bound " + bound);
             }
         }
     }
@@ -274,6 +265,30 @@ class GgmlKernelsTest {
             for (int l = 0; l < 128; l++) {
                 assertEquals(u8(m.data(), b + 16 + l), u8(p.qs(), blk * 128L + l), "nibble byte " + l + ", " + where);
             }
+        }
+    }
+
+    private void checkRows(String kernel, java.util.function.Consumer<float[]> run, Matrix m, double[] xe, int chain,
+                           int rows, int cols, int r0, int r1) {
+        String type = m.typeName();
+        float[] out = new float[rows];
+        java.util.Arrays.fill(out, Float.NaN);
+        run.accept(out);
+        for (int r = 0; r < rows; r++) {
+            String what = type + " " + rows + "x" + cols + " row " + r + " [" + r0 + ", " + r1 + "), " + kernel + ", " + where;
+            if (r < r0 || r >= r1) {
+                assertTrue(Float.isNaN(out[r]), what + ": outside the range, must not be written");
+                continue;
+            }
+            double[][] w = exactRow(m, r);
+            double exact = 0, s = 0;
+            for (int j = 0; j < cols; j++) {
+                exact += w[0][j] * xe[j];
+                s += w[1][j] * Math.abs(xe[j]);
+            }
+            double bound = 2 * (chain + 8) * U * s;
+            assertTrue(Math.abs(out[r] - exact) <= bound,
+                    what + ": " + out[r] + " vs float64 " + exact + ", |diff| " + Math.abs(out[r] - exact) + " > bound " + bound);
         }
     }
 
