@@ -7,7 +7,6 @@ import org.junit.jupiter.api.Test;
 import uk.ac.manchester.tornado.api.KernelContext;
 import uk.ac.manchester.tornado.api.TaskGraph;
 import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
-import uk.ac.manchester.tornado.api.types.arrays.Int8Array;
 import uk.ac.manchester.tornado.api.types.arrays.IntArray;
 
 import java.util.List;
@@ -83,8 +82,9 @@ class FusedQ8KernelsTest {
 
         FloatArray dX = FloatArray.fromArray(x), dRmsAtt = FloatArray.fromArray(rmsAtt), dRmsFfn = FloatArray.fromArray(rmsFfn),
                 dRmsFinal = FloatArray.fromArray(rmsFinal), dXb = FloatArray.fromArray(xb), dHbIn = FloatArray.fromArray(hbIn);
-        Int8Array dWqkv = Int8Array.fromArray(wqkv), dWo = Int8Array.fromArray(wo), dW13 = Int8Array.fromArray(w13),
-                dW2 = Int8Array.fromArray(w2), dWcls = Int8Array.fromArray(wcls);
+        // the weights packed four int8 values to an int, as the engine's DeviceMatrix.Q8 holds them
+        IntArray dWqkv = KernelFixture.packed(wqkv), dWo = KernelFixture.packed(wo), dW13 = KernelFixture.packed(w13),
+                dW2 = KernelFixture.packed(w2), dWcls = KernelFixture.packed(wcls);
         FloatArray dSqkv = FloatArray.fromArray(sqkv), dSo = FloatArray.fromArray(so), dS13 = FloatArray.fromArray(s13),
                 dS2 = FloatArray.fromArray(s2), dScls = FloatArray.fromArray(scls);
         FloatArray rope = ForwardGraph.ropeTable(SEQ, HEAD, Configuration.LLAMA2C_ROPE_THETA);

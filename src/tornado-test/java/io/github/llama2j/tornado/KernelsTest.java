@@ -76,7 +76,7 @@ class KernelsTest {
         embScales = K.scales(VOCAB * DIM / GS);
         IntArray tokenState = IntArray.fromElements(TOKEN, 0);
         FloatArray dEmb = f(embF32), dEmbS = f(embScales);
-        Int8Array dEmbV = b(embValues);
+        IntArray dEmbV = KernelFixture.packed(embValues);
         dEmbF32 = new FloatArray(DIM);
         dEmbQ8 = new FloatArray(DIM);
         in.addAll(List.of(tokenState, dEmb, dEmbV, dEmbS));

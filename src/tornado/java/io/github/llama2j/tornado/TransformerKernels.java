@@ -9,6 +9,7 @@ import uk.ac.manchester.tornado.api.types.arrays.IntArray;
 import static io.github.llama2j.tornado.KernelHelpers.dotF32Lanes;
 import static io.github.llama2j.tornado.KernelHelpers.dotQ8;
 import static io.github.llama2j.tornado.KernelHelpers.dotQ8Input;
+import static io.github.llama2j.tornado.KernelHelpers.int8At;
 import static io.github.llama2j.tornado.KernelHelpers.reduceMax;
 import static io.github.llama2j.tornado.KernelHelpers.reduceSlice;
 import static io.github.llama2j.tornado.KernelHelpers.reduceSum;
@@ -59,13 +60,16 @@ public final class TransformerKernels {
         }
     }
 
-    /** x = dequantized embedding row of {@code state[0]} (runq dequantizes the table: q * scale). Global size: dim. */
-    public static void embedQ8(KernelContext ctx, IntArray state, Int8Array values, FloatArray scales, FloatArray x,
+    /**
+     * x = dequantized embedding row of {@code state[0]} (runq dequantizes the table: q * scale); the int8 values packed
+     * four to an int ({@link KernelHelpers#int8At}). Global size: dim.
+     */
+    public static void embedQ8(KernelContext ctx, IntArray state, IntArray values, FloatArray scales, FloatArray x,
                                int dim, int groupSize) {
         int i = ctx.globalIdx;
         if (i < dim) {
             int idx = state.get(0) * dim + i;
-            x.set(i, values.get(idx) * scales.get(idx / groupSize));
+            x.set(i, int8At(values, idx) * scales.get(idx / groupSize));
         }
     }
 
@@ -303,7 +307,7 @@ public final class TransformerKernels {
      * pair, RoPE, cache store; {@code rowsPerGroup} pairs per work-group as {@link #qkvF32}.
      * Global size: ⌈(dim + 2 kvDim) / 2 / rowsPerGroup⌉ × local.
      */
-    public static void qkvNormQ8(KernelContext ctx, FloatArray x, FloatArray rmsWeight, Int8Array wv, FloatArray ws,
+    public static void qkvNormQ8(KernelContext ctx, FloatArray x, FloatArray rmsWeight, IntArray wv, FloatArray ws,
                                  FloatArray q, FloatArray keyCache, FloatArray valueCache, IntArray state, FloatArray rope,
                                  int dim, int kvDim, int headSize, int groupSize, int nPartials, int rowsPerGroup) {
         float[] s0 = ctx.allocateFloatLocalArray(MAX_LOCAL);
@@ -327,7 +331,7 @@ public final class TransformerKernels {
      * {@code in} (the attention output or the SwiGLU output, as it is) done by each work-group; {@code rowsPerGroup}
      * rows per work-group. Global size: ⌈rows / rowsPerGroup⌉ × local.
      */
-    public static void matmulResidualQuantQ8(KernelContext ctx, FloatArray in, Int8Array wv, FloatArray ws, FloatArray x,
+    public static void matmulResidualQuantQ8(KernelContext ctx, FloatArray in, IntArray wv, FloatArray ws, FloatArray x,
                                              int n, int groupSize, int rows, int rowsPerGroup) {
         float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
         int slice = slice(ctx, rowsPerGroup);
@@ -346,7 +350,7 @@ public final class TransformerKernels {
      * runq's quantization of rmsnorm(x) * rmsWeight; {@code rowsPerGroup} hidden rows per work-group.
      * Global size: ⌈hidden / rowsPerGroup⌉ × local.
      */
-    public static void w13NormQ8(KernelContext ctx, FloatArray x, FloatArray rmsWeight, Int8Array wv, FloatArray ws,
+    public static void w13NormQ8(KernelContext ctx, FloatArray x, FloatArray rmsWeight, IntArray wv, FloatArray ws,
                                  FloatArray hb, int dim, int hidden, int groupSize, int nPartials, int rowsPerGroup) {
         float[] s0 = ctx.allocateFloatLocalArray(MAX_LOCAL);
         float[] s1 = ctx.allocateFloatLocalArray(MAX_LOCAL);
@@ -369,7 +373,7 @@ public final class TransformerKernels {
      * out[r] = w[r] · quantize(rmsnorm(x) * rmsWeight) for the {@code rows} rows of w; {@code rowsPerGroup} rows per
      * work-group. Global size: ⌈rows / rowsPerGroup⌉ × local.
      */
-    public static void matmulNormQ8(KernelContext ctx, FloatArray x, FloatArray rmsWeight, Int8Array wv, FloatArray ws,
+    public static void matmulNormQ8(KernelContext ctx, FloatArray x, FloatArray rmsWeight, IntArray wv, FloatArray ws,
                                     FloatArray out, int n, int groupSize, int nPartials, int rows, int rowsPerGroup) {
         float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
         float ss = KernelHelpers.rmsScalePartials(ctx, scratch, x, n, nPartials, RMS_EPS);
