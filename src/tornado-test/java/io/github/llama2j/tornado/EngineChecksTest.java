@@ -170,8 +170,15 @@ class EngineChecksTest {
 
     @Test
     void settingsRejectWorkGroupsThatAreNotPowersOfTwo() {
-        Llama2jException e = assertThrows(Llama2jException.class, () -> new TornadoSettings(24, 16, 16, 2, 16, 0));
+        Llama2jException e = assertThrows(Llama2jException.class, () -> new TornadoSettings(24, 1, 16, 16, 2, 16, 0));
         assertTrue(e.getMessage().contains("matmul.local") && e.getMessage().contains("power of two"), e.getMessage());
+        e = assertThrows(Llama2jException.class, () -> new TornadoSettings(16, 3, 16, 16, 2, 16, 0));
+        assertTrue(e.getMessage().contains("matmul.rows") && e.getMessage().contains("power of two"), e.getMessage());
+        e = assertThrows(Llama2jException.class, () -> new TornadoSettings(16, 32, 16, 16, 2, 16, 0));
+        assertTrue(e.getMessage().contains("matmul.rows") && e.getMessage().contains("matmul.local"), e.getMessage());
+        assertEquals(16, new TornadoSettings(16, 16, 16, 16, 2, 16, 0).matmulRows(), "one work-item per row is allowed");
+        assertEquals(1, TornadoSettings.load("CPU").matmulRows(), "PoCL: one row per work-group");
+        assertEquals(4, TornadoSettings.load("GPU").matmulRows(), "GPU: a 32-wide slice per row of a 128-wide work-group");
         assertEquals(2L << 30, TornadoSettings.parseSize("memory.limit", "2GB"));
         assertEquals(512L << 20, TornadoSettings.parseSize("memory.limit", "512MiB"));
         assertThrows(Llama2jException.class, () -> TornadoSettings.parseSize("memory.limit", "lots"));

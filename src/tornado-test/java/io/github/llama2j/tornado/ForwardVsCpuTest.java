@@ -7,6 +7,7 @@ import io.github.llama2j.model.Model;
 import io.github.llama2j.sampling.Sampler;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
 import java.io.IOException;
@@ -60,8 +61,26 @@ class ForwardVsCpuTest {
     @ParameterizedTest
     @ValueSource(strings = {"tiny.bin", "tiny_q80.bin", "stories260K.bin", "tiny_unshared.bin", "tiny_unshared_q80.bin", "vocab32k.bin"})
     void logitsMatchTheCpuEngine(String file) {
+        compareWithCpu(file, TestEngines.model(file), TestEngines.engine(file));
+    }
+
+    /**
+     * The other matmul shapes (rows per work-group, {@link TornadoSettings#matmulRows}; the shared engines above run
+     * the device type's own, 1 on PoCL) on a float32 model whose hidden rows (172) leave the last work-group of w13
+     * partly idle at 8, and on a Q8 model: the same comparison, each with an engine of its own.
+     */
+    @ParameterizedTest
+    @CsvSource({"stories260K.bin,2", "stories260K.bin,4", "stories260K.bin,8", "tiny_q80.bin,4", "tiny_q80.bin,8"})
+    void logitsMatchTheCpuEngineWithSeveralRowsPerWorkGroup(String file, int rows) {
         Model model = TestEngines.model(file);
-        TornadoEngine gpu = TestEngines.engine(file);
+        TornadoSettings s = TornadoSettings.load("CPU").withMatmulRows(rows);
+        try (TornadoEngine gpu = new TornadoEngine(model, new EngineOptions("tornado", 1, false, null, Double.NaN, false, false), s)) {
+            assertEquals(rows, gpu.settings().matmulRows());
+            compareWithCpu(file + " at " + rows + " rows per work-group", model, gpu);
+        }
+    }
+
+    static void compareWithCpu(String file, Model model, TornadoEngine gpu) {
         int positions = 24;
         boolean q8 = model.config().quantized();
         double worst = 0;

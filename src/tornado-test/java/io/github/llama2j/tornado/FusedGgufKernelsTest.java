@@ -139,10 +139,11 @@ class FusedGgufKernelsTest {
                         tg.task(u, GgmlKernels::matmulF16, ctx, xh[s], w.data(), unfused[t][s], off, n, add);
                     }
                     case DeviceMatrix.Q8 w -> {
-                        in.addAll(List.of(w.values(), w.scales()));
+                        Int8Array bytes = KernelFixture.unpacked(w.values());   // matmulQ8_0 reads one byte at a time
+                        in.addAll(List.of(w.values(), w.scales(), bytes));
                         tg.task(f, GgmlKernels::productQ8_0, ctx, dSrc[s], dRmsW, n, SOURCES[s], EPS, w.values(), w.scales(),
                                 fused[t][s], off, add);
-                        tg.task(u, GgmlKernels::matmulQ8_0, ctx, xq[s], xs[s], w.values(), w.scales(), unfused[t][s], off, n, add);
+                        tg.task(u, GgmlKernels::matmulQ8_0, ctx, xq[s], xs[s], bytes, w.scales(), unfused[t][s], off, n, add);
                     }
                     default -> throw new AssertionError(dm);   // K-quants: KQuantKernelsTest
                 }

@@ -171,9 +171,10 @@ class GgufKernelsTest {
         Int8Array dXq = Int8Array.fromArray(xqBytes);
         FloatArray dXs = FloatArray.fromArray(xs);
         dMatQ8 = new FloatArray(ROWS + OUT_OFF);
-        in.addAll(List.of(dQ8.values(), dQ8.scales(), dXq, dXs));
+        Int8Array dQ8Bytes = KernelFixture.unpacked(dQ8.values());   // matmulQ8_0 (the hybrid's) reads one byte at a time
+        in.addAll(List.of(dQ8Bytes, dQ8.scales(), dXq, dXs));
         out.add(dMatQ8);
-        tg.task("matmulQ8_0", GgmlKernels::matmulQ8_0, ctx, dXq, dXs, dQ8.values(), dQ8.scales(), dMatQ8, OUT_OFF, COLS, 0);
+        tg.task("matmulQ8_0", GgmlKernels::matmulQ8_0, ctx, dXq, dXs, dQ8Bytes, dQ8.scales(), dMatQ8, OUT_OFF, COLS, 0);
         K.grid("matmulQ8_0", ROWS * LOCAL, LOCAL);
 
         // ---- embeddings: F16 (decoded on the device) and Q8_0 (repacked, then runq's embed kernel)

@@ -9,6 +9,8 @@ import uk.ac.manchester.tornado.api.TaskGraph;
 import uk.ac.manchester.tornado.api.WorkerGrid1D;
 import uk.ac.manchester.tornado.api.enums.DataTransferMode;
 import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
+import uk.ac.manchester.tornado.api.types.arrays.Int8Array;
+import uk.ac.manchester.tornado.api.types.arrays.IntArray;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -165,6 +167,20 @@ final class KernelFixture {
             }
         }
         return new Matrix.Q8_0(s, rows, cols);
+    }
+
+    /** int8 values (a multiple of 4 of them) packed four to an int, byte for byte, as {@link DeviceMatrix.Q8} holds them. */
+    static IntArray packed(byte[] a) {
+        IntArray p = new IntArray(a.length / 4);
+        MemorySegment.copy(a, 0, p.getSegment(), ValueLayout.JAVA_BYTE, 0, a.length);
+        return p;
+    }
+
+    /** The int8 values of {@link #packed} ones, one to a byte (for the kernels that read bytes). */
+    static Int8Array unpacked(IntArray p) {
+        Int8Array a = new Int8Array(p.getSize() * 4);
+        MemorySegment.copy(p.getSegment(), 0, a.getSegment(), 0, p.getSize() * 4L);
+        return a;
     }
 
     /** The floats in native memory (a float32 weight as the CPU engine's references read it). */

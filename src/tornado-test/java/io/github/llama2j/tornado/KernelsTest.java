@@ -19,7 +19,9 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 /**
  * Every device kernel against the scalar reference ({@link Reference} → ScalarKernels) on fresh random
  * inputs, with awkward sizes: row lengths that are not multiples of the work-group (100 columns over
- * 16 work-items), odd row counts (37), a head size of 10 over 4 work-items. All kernels go into one task
+ * 16 work-items), odd row counts (37), a head size of 10 over 4 work-items. The engine's float32 matmul kernels
+ * run once per shape {@link #ROWS_PER_GROUP} (rows per work-group, each row reduced by a slice of 16 / R
+ * work-items; 37 rows and 52 hidden rows leave the last work-group partly idle). All kernels go into one task
  * graph, so PoCL JIT-compiles them once for the whole class. The seed is printed in every failure.
  */
 @Tag("tornado")
@@ -34,6 +36,8 @@ class KernelsTest {
     // Q8: the layer's group size, and a separate matmul shape with groups of 12
     static final int GS = 4, Q_ROWS = 37, Q_COLS = 96, Q_GS = 12;
     static final int VOCAB = 9, TOKEN = 7;
+    /** The shapes the float32 matmul kernels are checked with: rows per work-group of LOCAL work-items. */
+    static final int[] ROWS_PER_GROUP = {1, 2, 4, 8};
 
     // inputs
     static float[] wF32, xCols, xDim, rmsW, wqkv, w13, kc, vc, qAtt, embF32, embScales, xQuant, rmsDim;
@@ -43,7 +47,11 @@ class KernelsTest {
     static byte[] w13Q, xqDim;
     static float[] w13S, xsDim;
     // device outputs
-    static FloatArray dEmbF32, dEmbQ8, dMatNorm, dResidual, dQ, dKc, dVc, dAttOut, dHb, dXs, dMatQ8, dHbQ8;
+    static FloatArray dEmbF32, dEmbQ8, dAttOut, dXs, dMatQ8, dHbQ8;
+    // device outputs of the float32 matmul kernels, per shape (index into ROWS_PER_GROUP)
+    static final int SHAPES = ROWS_PER_GROUP.length;
+    static FloatArray[] dMatNorm = new FloatArray[SHAPES], dResidual = new FloatArray[SHAPES], dQ = new FloatArray[SHAPES],
+            dKc = new FloatArray[SHAPES], dVc = new FloatArray[SHAPES], dHb = new FloatArray[SHAPES];
     static Int8Array dXq;
     static float[] residualStart;
 
@@ -68,7 +76,7 @@ class KernelsTest {
         embScales = K.scales(VOCAB * DIM / GS);
         IntArray tokenState = IntArray.fromElements(TOKEN, 0);
         FloatArray dEmb = f(embF32), dEmbS = f(embScales);
-        Int8Array dEmbV = b(embValues);
+        IntArray dEmbV = KernelFixture.packed(embValues);
         dEmbF32 = new FloatArray(DIM);
         dEmbQ8 = new FloatArray(DIM);
         in.addAll(List.of(tokenState, dEmb, dEmbV, dEmbS));
@@ -83,13 +91,17 @@ class KernelsTest {
         rmsW = K.normWeight(COLS, 0.3f);
         residualStart = K.gaussian(ROWS, 1f);
         FloatArray dW = f(wF32), dXCols = f(xCols), dRmsW = f(rmsW);
-        dMatNorm = new FloatArray(ROWS);
-        dResidual = f(residualStart);
-        in.addAll(List.of(dW, dXCols, dRmsW, dResidual));
-        tg.task("matmulNormF32", TransformerKernels::matmulNormF32, ctx, dXCols, dRmsW, dW, dMatNorm, COLS);
-        K.grid("matmulNormF32", ROWS * LOCAL, LOCAL);
-        tg.task("matmulResidualF32", TransformerKernels::matmulResidualF32, ctx, dXCols, dW, dResidual, COLS);
-        K.grid("matmulResidualF32", ROWS * LOCAL, LOCAL);
+        in.addAll(List.of(dW, dXCols, dRmsW));
+        for (int r = 0; r < SHAPES; r++) {
+            int rows = ROWS_PER_GROUP[r];
+            dMatNorm[r] = new FloatArray(ROWS);
+            dResidual[r] = f(residualStart);
+            in.add(dResidual[r]);
+            tg.task("matmulNormF32_r" + rows, TransformerKernels::matmulNormF32, ctx, dXCols, dRmsW, dW, dMatNorm[r], COLS, ROWS, rows);
+            K.grid("matmulNormF32_r" + rows, ForwardGraph.groupsFor(ROWS, rows) * LOCAL, LOCAL);
+            tg.task("matmulResidualF32_r" + rows, TransformerKernels::matmulResidualF32, ctx, dXCols, dW, dResidual[r], COLS, ROWS, rows);
+            K.grid("matmulResidualF32_r" + rows, ForwardGraph.groupsFor(ROWS, rows) * LOCAL, LOCAL);
+        }
 
         // ---- a layer's fused kernels at dim 40
         xDim = K.gaussian(DIM, 1f);
@@ -99,15 +111,20 @@ class KernelsTest {
         FloatArray dXDim = f(xDim), dRmsDim = f(rmsDim), dWqkv = f(wqkv), dW13 = f(w13);
         FloatArray rope = ForwardGraph.ropeTable(SEQ, HEAD, Configuration.LLAMA2C_ROPE_THETA);
         IntArray qkvState = IntArray.fromElements(3, QKV_POS);
-        dQ = new FloatArray(DIM);
-        dKc = new FloatArray(SEQ * KV_DIM);
-        dVc = new FloatArray(SEQ * KV_DIM);
-        dHb = new FloatArray(HIDDEN);
-        in.addAll(List.of(dXDim, dRmsDim, dWqkv, dW13, rope, qkvState, dKc, dVc));
-        tg.task("qkvF32", TransformerKernels::qkvF32, ctx, dXDim, dRmsDim, dWqkv, dQ, dKc, dVc, qkvState, rope, DIM, KV_DIM, HEAD);
-        K.grid("qkvF32", (DIM + 2 * KV_DIM) / 2 * LOCAL, LOCAL);
-        tg.task("w13F32", TransformerKernels::w13F32, ctx, dXDim, dRmsDim, dW13, dHb, DIM, HIDDEN);
-        K.grid("w13F32", HIDDEN * LOCAL, LOCAL);
+        in.addAll(List.of(dXDim, dRmsDim, dWqkv, dW13, rope, qkvState));
+        for (int r = 0; r < SHAPES; r++) {
+            int rows = ROWS_PER_GROUP[r];
+            dQ[r] = new FloatArray(DIM);
+            dKc[r] = new FloatArray(SEQ * KV_DIM);
+            dVc[r] = new FloatArray(SEQ * KV_DIM);
+            dHb[r] = new FloatArray(HIDDEN);
+            in.addAll(List.of(dKc[r], dVc[r]));
+            tg.task("qkvF32_r" + rows, TransformerKernels::qkvF32, ctx, dXDim, dRmsDim, dWqkv, dQ[r], dKc[r], dVc[r], qkvState, rope, DIM,
+                    KV_DIM, HEAD, rows);
+            K.grid("qkvF32_r" + rows, ForwardGraph.groupsFor((DIM + 2 * KV_DIM) / 2, rows) * LOCAL, LOCAL);
+            tg.task("w13F32_r" + rows, TransformerKernels::w13F32, ctx, dXDim, dRmsDim, dW13, dHb[r], DIM, HIDDEN, rows);
+            K.grid("w13F32_r" + rows, ForwardGraph.groupsFor(HIDDEN, rows) * LOCAL, LOCAL);
+        }
 
         // ---- attention over a random cache, all SEQ positions, grouped-query heads
         kc = K.gaussian(SEQ * KV_DIM, 1f);
@@ -161,7 +178,10 @@ class KernelsTest {
         tg.task("w13Q8", TransformerKernels::w13Q8, ctx, dXqDim, dXsDim, dW13Q, dW13S, dHbQ8, DIM, HIDDEN, GS);
         K.grid("w13Q8", HIDDEN * LOCAL, LOCAL);
 
-        K.out.addAll(List.of(dEmbF32, dEmbQ8, dMatNorm, dResidual, dQ, dKc, dVc, dHb, dAttOut, dXq, dXs, dMatQ8, dHbQ8));
+        K.out.addAll(List.of(dEmbF32, dEmbQ8, dAttOut, dXq, dXs, dMatQ8, dHbQ8));
+        for (int r = 0; r < SHAPES; r++) {
+            K.out.addAll(List.of(dMatNorm[r], dResidual[r], dQ[r], dKc[r], dVc[r], dHb[r]));
+        }
         K.execute();
     }
 
@@ -187,9 +207,17 @@ class KernelsTest {
         assertArrayEquals(q8, dEmbQ8.toHeapArray(), "embedQ8 (runq: value * scale)" + K.seedNote());
     }
 
+    /** What each shape's outputs are called in a failure. */
+    static String shape(int r) {
+        return " (" + ROWS_PER_GROUP[r] + " rows per work-group)";
+    }
+
     @Test
     void classifierMatmulWithFinalNorm() {
-        close(Reference.matmulF32(wF32, ROWS, COLS, Reference.rmsnorm(xCols, rmsW)), dMatNorm, 1e-5, "matmulNormF32");
+        float[] expected = Reference.matmulF32(wF32, ROWS, COLS, Reference.rmsnorm(xCols, rmsW));
+        for (int r = 0; r < SHAPES; r++) {
+            close(expected, dMatNorm[r], 1e-5, "matmulNormF32" + shape(r));
+        }
     }
 
     @Test
@@ -198,7 +226,9 @@ class KernelsTest {
         for (int i = 0; i < ROWS; i++) {
             expected[i] += residualStart[i];
         }
-        close(expected, dResidual, 1e-5, "matmulResidualF32");
+        for (int r = 0; r < SHAPES; r++) {
+            close(expected, dResidual[r], 1e-5, "matmulResidualF32" + shape(r));
+        }
     }
 
     @Test
@@ -207,9 +237,12 @@ class KernelsTest {
         float[] all = Reference.matmulF32(wqkv, DIM + 2 * KV_DIM, DIM, xn);
         float[] q = slice(all, 0, DIM), k = slice(all, DIM, KV_DIM), v = slice(all, DIM + KV_DIM, KV_DIM);
         Reference.rope(q, k, QKV_POS, HEAD);   // q, and k/v at row QKV_POS of the caches
-        close(q, dQ, 1e-5, "q");
-        K.closeRelative(k, dKc, QKV_POS * KV_DIM, 1e-5, "key cache row");
-        K.closeRelative(v, dVc, QKV_POS * KV_DIM, 1e-5, "value cache row");
+        for (int r = 0; r < SHAPES; r++) {
+            close(q, dQ[r], 1e-5, "q" + shape(r));
+            K.closeRelative(k, dKc[r], QKV_POS * KV_DIM, 1e-5, "key cache row" + shape(r));
+            K.closeRelative(v, dVc[r], QKV_POS * KV_DIM, 1e-5, "value cache row" + shape(r));
+            K.closeRelative(new float[KV_DIM], dKc[r], 0, 0, "key cache row 0 untouched" + shape(r));
+        }
     }
 
     @Test
@@ -218,7 +251,9 @@ class KernelsTest {
         float[] both = Reference.matmulF32(w13, 2 * HIDDEN, DIM, xn);
         float[] hb = slice(both, 0, HIDDEN), hb2 = slice(both, HIDDEN, HIDDEN);
         Reference.swiglu(hb, hb2);
-        close(hb, dHb, 1e-5, "w13F32");
+        for (int r = 0; r < SHAPES; r++) {
+            close(hb, dHb[r], 1e-5, "w13F32" + shape(r));
+        }
     }
 
     @Test

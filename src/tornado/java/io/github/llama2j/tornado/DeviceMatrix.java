@@ -4,6 +4,7 @@ import io.github.llama2j.Llama2jException;
 import io.github.llama2j.model.Matrix;
 import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
 import uk.ac.manchester.tornado.api.types.arrays.Int8Array;
+import uk.ac.manchester.tornado.api.types.arrays.IntArray;
 import uk.ac.manchester.tornado.api.types.arrays.ShortArray;
 
 import java.lang.foreign.MemorySegment;
@@ -42,8 +43,19 @@ sealed interface DeviceMatrix permits DeviceMatrix.F32, DeviceMatrix.Q8, DeviceM
         }
     }
 
-    /** Q8_0: rows × cols int8 values and rows × cols / groupSize float scales, row after row. */
-    record Q8(Int8Array values, FloatArray scales, int rows, int cols, int groupSize) implements DeviceMatrix {
+    /**
+     * Q8_0: rows × cols int8 values and rows × cols / groupSize float scales, row after row. The values are packed
+     * four to an int, byte for byte (value i is byte i % 4 of int i / 4), so the kernels read four at a time
+     * ({@link KernelHelpers#dot4}); hence a group size that is a multiple of 4 ({@link ForwardGraph#checkUniform}).
+     */
+    record Q8(IntArray values, FloatArray scales, int rows, int cols, int groupSize) implements DeviceMatrix {
+        public Q8 {
+            if (groupSize % 4 != 0 || values.getSize() * 4L != (long) rows * cols) {
+                throw new IllegalArgumentException("Q8 " + rows + " × " + cols + " in groups of " + groupSize + ", " + values.getSize()
+                        + " packed ints");
+            }
+        }
+
         @Override
         public long bytes() {
             return (long) rows * cols + (long) rows * cols / groupSize * Float.BYTES;
@@ -133,7 +145,7 @@ sealed interface DeviceMatrix permits DeviceMatrix.F32, DeviceMatrix.Q8, DeviceM
                     values[i] = q.values();
                     scales[i] = q.scales();
                 }
-                return new Q8(bytes(name, values), floats(name, scales), (int) rows, cols, first.groupSize());
+                return new Q8(packedBytes(name, values), floats(name, scales), (int) rows, cols, first.groupSize());
             }
             case Matrix.F16 first -> {
                 MemorySegment[] data = new MemorySegment[parts.length];
@@ -143,7 +155,7 @@ sealed interface DeviceMatrix permits DeviceMatrix.F32, DeviceMatrix.Q8, DeviceM
                 return new F16(shorts(name, data), (int) rows, cols);
             }
             case Matrix.Q8_0 first -> {
-                Int8Array values = new Int8Array((int) (rows * cols));
+                IntArray values = new IntArray((int) (rows * cols / 4));
                 FloatArray scales = new FloatArray((int) (rows * cols / Matrix.Q8_0.BLOCK));
                 long block = 0;
                 for (Matrix part : parts) {
@@ -182,48 +194,53 @@ sealed interface DeviceMatrix permits DeviceMatrix.F32, DeviceMatrix.Q8, DeviceM
 
     /** One float32 vector (rmsnorm weights) or several concatenated, copied into a FloatArray. */
     static FloatArray floats(String name, MemorySegment... segments) {
-        long total = 0;
-        for (MemorySegment s : segments) {
-            total += s.byteSize();
-        }
+        long total = totalBytes(segments);
         checkSize(name, total / Float.BYTES);
         FloatArray a = new FloatArray((int) (total / Float.BYTES));
-        long off = 0;
-        for (MemorySegment s : segments) {
-            MemorySegment.copy(s, 0, a.getSegment(), off, s.byteSize());
-            off += s.byteSize();
-        }
+        concat(segments, a.getSegment());
         return a;
     }
 
     private static ShortArray shorts(String name, MemorySegment... segments) {
-        long total = 0;
-        for (MemorySegment s : segments) {
-            total += s.byteSize();
-        }
+        long total = totalBytes(segments);
         checkSize(name, total / Short.BYTES);
         ShortArray a = new ShortArray((int) (total / Short.BYTES));
-        long off = 0;
-        for (MemorySegment s : segments) {
-            MemorySegment.copy(s, 0, a.getSegment(), off, s.byteSize());
-            off += s.byteSize();
-        }
+        concat(segments, a.getSegment());
+        return a;
+    }
+
+    /** int8 values (a multiple of 4 of them) packed four to an int, byte for byte ({@link Q8}). */
+    private static IntArray packedBytes(String name, MemorySegment... segments) {
+        long total = totalBytes(segments);
+        checkSize(name, total);
+        IntArray a = new IntArray((int) (total / 4));
+        concat(segments, a.getSegment());
         return a;
     }
 
     private static Int8Array bytes(String name, MemorySegment... segments) {
+        long total = totalBytes(segments);
+        checkSize(name, total);
+        Int8Array a = new Int8Array((int) total);
+        concat(segments, a.getSegment());
+        return a;
+    }
+
+    private static long totalBytes(MemorySegment... segments) {
         long total = 0;
         for (MemorySegment s : segments) {
             total += s.byteSize();
         }
-        checkSize(name, total);
-        Int8Array a = new Int8Array((int) total);
+        return total;
+    }
+
+    /** Copies the segments one after another into {@code into}'s data. */
+    private static void concat(MemorySegment[] segments, MemorySegment into) {
         long off = 0;
         for (MemorySegment s : segments) {
-            MemorySegment.copy(s, 0, a.getSegment(), off, s.byteSize());
+            MemorySegment.copy(s, 0, into, off, s.byteSize());
             off += s.byteSize();
         }
-        return a;
     }
 
     /** TornadoVM arrays are indexed by int; the kernels index rows × cols with int arithmetic too. */

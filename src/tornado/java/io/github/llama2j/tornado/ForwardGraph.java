@@ -93,6 +93,8 @@ final class ForwardGraph {
     private int layer = -1;    // the layer whose tasks are created now, -1 outside the layers
     private List<Pending> pending;   // the tasks created now (see unit), before they join a graph
     private final int recordBytes, maxLayersPerGraph;
+    /** Rows per work-group of the llama2.c float32 and Q8 matmul kernels ({@link TornadoSettings#matmulRows}). */
+    private final int rowsPerGroup;
     private final java.util.Set<String> gridded = new java.util.HashSet<>();   // task ids that have their grid
 
     // ---- device weights (transferred once)
@@ -155,6 +157,7 @@ final class ForwardGraph {
         this.s = s;
         this.maxLayersPerGraph = maxLayersPerGraph;
         this.recordBytes = recordBytes;
+        this.rowsPerGroup = s.matmulRows();
         int dim = c.dim(), hidden = c.hiddenDim(), kvDim = c.kvDim(), L = c.nLayers(), qDim = c.qDim();
         ggml = isGgml(c);
         embedding = DeviceMatrix.stack("token embedding", w.tokenEmbedding());
@@ -628,15 +631,18 @@ final class ForwardGraph {
         Layer w = layers[l];
         int dim = c.dim(), kvDim = c.kvDim(), hidden = c.hiddenDim();
         add("qkv", id -> new TaskPackage(id, TransformerKernels::qkvF32, ctx, x, w.rmsAtt, ((DeviceMatrix.F32) w.wqkv).data(), q, keyCache[l],
-                valueCache[l], state, rope, dim, kvDim, c.headSize()));
-        schedule("qkv", (dim + 2 * kvDim) / 2 * s.matmulLocal(), s.matmulLocal());
+                valueCache[l], state, rope, dim, kvDim, c.headSize(), rowsPerGroup));
+        scheduleRows("qkv", (dim + 2 * kvDim) / 2);
         addAttention("attention", l);
-        add("wo", id -> new TaskPackage(id, TransformerKernels::matmulResidualF32, ctx, xb, ((DeviceMatrix.F32) w.wo).data(), x, dim));
-        schedule("wo", dim * s.matmulLocal(), s.matmulLocal());
-        add("w13", id -> new TaskPackage(id, TransformerKernels::w13F32, ctx, x, w.rmsFfn, ((DeviceMatrix.F32) w.w13).data(), hb, dim, hidden));
-        schedule("w13", hidden * s.matmulLocal(), s.matmulLocal());
-        add("w2", id -> new TaskPackage(id, TransformerKernels::matmulResidualF32, ctx, hb, ((DeviceMatrix.F32) w.w2).data(), x, hidden));
-        schedule("w2", dim * s.matmulLocal(), s.matmulLocal());
+        add("wo", id -> new TaskPackage(id, TransformerKernels::matmulResidualF32, ctx, xb, ((DeviceMatrix.F32) w.wo).data(), x, dim, dim,
+                rowsPerGroup));
+        scheduleRows("wo", dim);
+        add("w13", id -> new TaskPackage(id, TransformerKernels::w13F32, ctx, x, w.rmsFfn, ((DeviceMatrix.F32) w.w13).data(), hb, dim, hidden,
+                rowsPerGroup));
+        scheduleRows("w13", hidden);
+        add("w2", id -> new TaskPackage(id, TransformerKernels::matmulResidualF32, ctx, hb, ((DeviceMatrix.F32) w.w2).data(), x, hidden, dim,
+                rowsPerGroup));
+        scheduleRows("w2", dim);
     }
 
     /**
@@ -657,19 +663,21 @@ final class ForwardGraph {
         int dim = c.dim(), kvDim = c.kvDim(), hidden = c.hiddenDim(), gs = c.groupSize();
         DeviceMatrix.Q8 qkv = (DeviceMatrix.Q8) w.wqkv;
         add("qkv", id -> new TaskPackage(id, TransformerKernels::qkvNormQ8, ctx, x, w.rmsAtt, qkv.values(), qkv.scales(), q, keyCache[l],
-                valueCache[l], state, rope, dim, kvDim, c.headSize(), gs, s.normPartials()));
-        schedule("qkv", (dim + 2 * kvDim) / 2 * s.matmulLocal(), s.matmulLocal());
+                valueCache[l], state, rope, dim, kvDim, c.headSize(), gs, s.normPartials(), rowsPerGroup));
+        scheduleRows("qkv", (dim + 2 * kvDim) / 2);
         addAttention("attention", l);
         DeviceMatrix.Q8 wo = (DeviceMatrix.Q8) w.wo;
-        add("wo", id -> new TaskPackage(id, TransformerKernels::matmulResidualQuantQ8, ctx, xb, wo.values(), wo.scales(), x, dim, gs));
-        schedule("wo", dim * s.matmulLocal(), s.matmulLocal());
+        add("wo", id -> new TaskPackage(id, TransformerKernels::matmulResidualQuantQ8, ctx, xb, wo.values(), wo.scales(), x, dim, gs, dim,
+                rowsPerGroup));
+        scheduleRows("wo", dim);
         DeviceMatrix.Q8 w13 = (DeviceMatrix.Q8) w.w13;
         add("w13", id -> new TaskPackage(id, TransformerKernels::w13NormQ8, ctx, x, w.rmsFfn, w13.values(), w13.scales(), hb, dim, hidden, gs,
-                s.normPartials()));
-        schedule("w13", hidden * s.matmulLocal(), s.matmulLocal());
+                s.normPartials(), rowsPerGroup));
+        scheduleRows("w13", hidden);
         DeviceMatrix.Q8 w2 = (DeviceMatrix.Q8) w.w2;
-        add("w2", id -> new TaskPackage(id, TransformerKernels::matmulResidualQuantQ8, ctx, hb, w2.values(), w2.scales(), x, hidden, gs));
-        schedule("w2", dim * s.matmulLocal(), s.matmulLocal());
+        add("w2", id -> new TaskPackage(id, TransformerKernels::matmulResidualQuantQ8, ctx, hb, w2.values(), w2.scales(), x, hidden, gs, dim,
+                rowsPerGroup));
+        scheduleRows("w2", dim);
     }
 
     /**
@@ -688,13 +696,13 @@ final class ForwardGraph {
         }
         switch (classifier) {
             case DeviceMatrix.F32 cls -> add("classifier", id -> new TaskPackage(id, TransformerKernels::matmulNormF32, ctx, x, rmsFinal,
-                    cls.data(), logits, dim));
+                    cls.data(), logits, dim, c.vocabSize(), rowsPerGroup));
             case DeviceMatrix.Q8 cls -> add("classifier", id -> new TaskPackage(id, TransformerKernels::matmulNormQ8, ctx, x, rmsFinal,
-                    cls.values(), cls.scales(), logits, dim, c.groupSize(), s.normPartials()));
+                    cls.values(), cls.scales(), logits, dim, c.groupSize(), s.normPartials(), c.vocabSize(), rowsPerGroup));
             case DeviceMatrix.F16 cls -> throw new IllegalStateException("F16 classifier in a llama2.c checkpoint");
             case DeviceMatrix.KQuant cls -> throw new IllegalStateException("K-quant classifier in a llama2.c checkpoint");
         }
-        schedule("classifier", c.vocabSize() * s.matmulLocal(), s.matmulLocal());
+        scheduleRows("classifier", c.vocabSize());
     }
 
     /**
@@ -807,6 +815,19 @@ final class ForwardGraph {
         schedule(name, c.nHeads() * s.attentionLocal(), s.attentionLocal());
     }
 
+    /**
+     * The grid of a task computing {@code rows} rows with {@link #rowsPerGroup} rows per work-group of
+     * {@code matmul.local} work-items (see {@link KernelHelpers#slice}): ⌈rows / R⌉ work-groups.
+     */
+    private void scheduleRows(String task, int rows) {
+        schedule(task, groupsFor(rows, rowsPerGroup) * s.matmulLocal(), s.matmulLocal());
+    }
+
+    /** Work-groups for {@code rows} rows at {@code rowsPerGroup} rows each (the last one may be partly idle). */
+    static int groupsFor(int rows, int rowsPerGroup) {
+        return (rows + rowsPerGroup - 1) / rowsPerGroup;
+    }
+
     private static int roundUp(int n, int multiple) {
         return (n + multiple - 1) / multiple * multiple;
     }
@@ -821,6 +842,10 @@ final class ForwardGraph {
             return;
         }
         TensorTypes.requireSupported(c, w);
+        if (c.quantized() && c.groupSize() % 4 != 0) {
+            throw new Llama2jException("Q8_0 group size " + c.groupSize() + ": the TornadoVM engine reads int8 weights four at a time "
+                    + "and needs a group size that is a multiple of 4", Llama2jException.UNAVAILABLE);
+        }
         Class<?> want = c.quantized() ? Matrix.Q8.class : Matrix.F32.class;
         List<Matrix> all = new ArrayList<>(List.of(w.tokenEmbedding(), w.classifier()));
         for (int l = 0; l < c.nLayers(); l++) {

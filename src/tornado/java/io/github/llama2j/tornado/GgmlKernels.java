@@ -7,6 +7,7 @@ import uk.ac.manchester.tornado.api.types.arrays.Int8Array;
 import uk.ac.manchester.tornado.api.types.arrays.IntArray;
 import uk.ac.manchester.tornado.api.types.arrays.ShortArray;
 
+import static io.github.llama2j.tornado.KernelHelpers.byteOf;
 import static io.github.llama2j.tornado.KernelHelpers.dotF32;
 import static io.github.llama2j.tornado.KernelHelpers.reduceSum;
 import static io.github.llama2j.tornado.KernelHelpers.rmsScale;
@@ -152,14 +153,7 @@ public final class GgmlKernels {
                 xs.set(b, roundToHalf(amax / 127.0f));
                 float id = amax != 0.0f ? 127.0f / amax : 0.0f;
                 for (int i = base; i < end; i++) {
-                    int q = roundHalfEven(xf.get(i) * id);
-                    if (q > 127) {
-                        q = 127;
-                    }
-                    if (q < -128) {
-                        q = -128;
-                    }
-                    xq.set(i, (byte) q);
+                    xq.set(i, (byte) toQ8_0(xf.get(i), id));
                 }
             }
         }
@@ -353,7 +347,7 @@ public final class GgmlKernels {
      * (as {@link #prepare}'s xq/xs), the exact int32 dot, then {@code sumf += sumi * (d_w * d_x)} as {@link #matmulQ8_0}.
      */
     private static float dotSourceQ8_0(KernelContext ctx, FloatArray in, FloatArray weight, int n, int source, float scale,
-                                       Int8Array wv, FloatArray ws, int row) {
+                                       IntArray wv, FloatArray ws, int row) {
         int blocks = n / QK;
         int base = row * n;
         int sbase = row * blocks;
@@ -367,19 +361,29 @@ public final class GgmlKernels {
             float d = roundToHalf(amax / 127.0f);
             float id = amax != 0.0f ? 127.0f / amax : 0.0f;
             int sumi = 0;
-            for (int k = 0; k < QK; k++) {
-                int q = roundHalfEven(value(in, weight, n, source, scale, off + k) * id);
-                if (q > 127) {
-                    q = 127;
+            for (int k = 0; k < QK; k += 4) {
+                // the weights packed four to an int: one load per four values (an inner loop rather than
+                // KernelHelpers.dot4: four inlined value() calls exceed TornadoVM's 600-node inlining limit)
+                int w4 = wv.get((base + off + k) >> 2);
+                for (int t = 0; t < 4; t++) {
+                    sumi += toQ8_0(value(in, weight, n, source, scale, off + k + t), id) * byteOf(w4, t);
                 }
-                if (q < -128) {
-                    q = -128;
-                }
-                sumi += wv.get(base + off + k) * q;
             }
             sum += sumi * (ws.get(sbase + b) * d);
         }
         return sum;
+    }
+
+    /** ggml's Q8_0 value of v under the block's inverse scale {@code id}: round half to even, clamped to [-128, 127]. */
+    private static int toQ8_0(float v, float id) {
+        int q = roundHalfEven(v * id);
+        if (q > 127) {
+            q = 127;
+        }
+        if (q < -128) {
+            q = -128;
+        }
+        return q;
     }
 
     /**
@@ -408,7 +412,7 @@ public final class GgmlKernels {
 
     /** As {@link #productF32} for Q8_0 weights: {@link #prepare} and {@link #matmulQ8_0} in one launch. */
     public static void productQ8_0(KernelContext ctx, FloatArray in, FloatArray weight, int n, int source, float eps,
-                                   Int8Array wv, FloatArray ws, FloatArray out, int outOff, int add) {
+                                   IntArray wv, FloatArray ws, FloatArray out, int outOff, int add) {
         float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
         float scale = rmsScale(ctx, scratch, in, n, eps);
         int row = ctx.groupIdx;
@@ -447,7 +451,7 @@ public final class GgmlKernels {
     }
 
     /** As {@link #w13F32} for Q8_0 weights. */
-    public static void w13Q8_0(KernelContext ctx, FloatArray x, FloatArray weight, int n, float eps, Int8Array wv,
+    public static void w13Q8_0(KernelContext ctx, FloatArray x, FloatArray weight, int n, float eps, IntArray wv,
                                FloatArray ws, FloatArray hb, int hidden) {
         float[] s0 = ctx.allocateFloatLocalArray(MAX_LOCAL);
         float scale = rmsScale(ctx, s0, x, n, eps);
@@ -506,7 +510,7 @@ public final class GgmlKernels {
     }
 
     /** As {@link #qkvF32} for Q8_0 weights. */
-    public static void qkvQ8_0(KernelContext ctx, FloatArray x, FloatArray weight, int dim, float eps, Int8Array wv,
+    public static void qkvQ8_0(KernelContext ctx, FloatArray x, FloatArray weight, int dim, float eps, IntArray wv,
                                FloatArray ws, int firstHead, FloatArray qkv, FloatArray bias, FloatArray norms, int flags, FloatArray q,
                                FloatArray keyCache, FloatArray valueCache, IntArray state, FloatArray rope, int nHeads, int nKv,
                                int headSize) {

@@ -19,18 +19,53 @@ public final class KernelHelpers {
 
     /** Sum of {@code value} over the work-group, by a tree in local memory; every work-item gets the total. */
     public static float reduceSum(KernelContext ctx, float[] scratch, float value) {
+        return reduceSlice(ctx, scratch, value, ctx.localGroupSizeX);
+    }
+
+    /**
+     * Sum of {@code value} over each slice of {@code slice} consecutive work-items (a power of two dividing the
+     * work-group), by a tree in local memory per slice; every work-item gets its slice's total. All work-items
+     * pass the same barriers. With one slice (the whole work-group) this is {@link #reduceSum}, step for step.
+     */
+    public static float reduceSlice(KernelContext ctx, float[] scratch, float value, int slice) {
         int lid = ctx.localIdx;
+        int lane = lid & (slice - 1);
         scratch[lid] = value;
-        for (int stride = ctx.localGroupSizeX / 2; stride > 0; stride >>= 1) {
+        for (int stride = slice / 2; stride > 0; stride >>= 1) {
             ctx.localBarrier();
-            if (lid < stride) {
+            if (lane < stride) {
                 scratch[lid] += scratch[lid + stride];
             }
         }
         ctx.localBarrier();
-        float total = scratch[0];
+        float total = scratch[lid - lane];
         ctx.localBarrier();
         return total;
+    }
+
+    /*
+     * Several rows per work-group: a work-group of L work-items computes R consecutive output rows (R a power of
+     * two dividing L), each by a slice of S = L / R consecutive work-items (on a GPU, S = 32 is a warp per row)
+     * that strides over the row S columns at a time and reduces with reduceSlice. Whatever is per work-group
+     * (rmsnorm's sum of squares over the whole work-group, in the order of its width L) is then done once per R
+     * rows. R = 1 is one row per work-group, the former kernels step for step. Rows are those of the kernel
+     * (a qkv kernel's row is a pair); the last work-group's slices past the last row compute nothing and store
+     * nothing, but pass every barrier.
+     */
+
+    /** Work-items per row (the slice) in a work-group computing {@code rowsPerGroup} rows. */
+    public static int slice(KernelContext ctx, int rowsPerGroup) {
+        return ctx.localGroupSizeX / rowsPerGroup;
+    }
+
+    /** This work-item's row: slice {@code localIdx / slice} of work-group {@code groupIdx}. */
+    public static int sliceRow(KernelContext ctx, int rowsPerGroup) {
+        return ctx.groupIdx * rowsPerGroup + ctx.localIdx / slice(ctx, rowsPerGroup);
+    }
+
+    /** This work-item's place in its slice. */
+    public static int sliceLane(KernelContext ctx, int rowsPerGroup) {
+        return ctx.localIdx & (slice(ctx, rowsPerGroup) - 1);
     }
 
     /** Maximum of {@code value} over the work-group, as {@link #reduceSum}. */
@@ -91,9 +126,14 @@ public final class KernelHelpers {
      * {@link #reduceSum} adds the parts.
      */
     public static float dotF32(KernelContext ctx, FloatArray w, int row, FloatArray x, int n) {
+        return dotF32Lanes(w, row, x, n, ctx.localIdx, ctx.localGroupSizeX);
+    }
+
+    /** {@link #dotF32} by one lane of a slice: columns {@code lane}, {@code lane + step}, ... below {@code n}. */
+    public static float dotF32Lanes(FloatArray w, int row, FloatArray x, int n, int lane, int step) {
         int base = row * n;
         float sum = 0.0f;
-        for (int j = ctx.localIdx; j < n; j += ctx.localGroupSizeX) {
+        for (int j = lane; j < n; j += step) {
             sum += w.get(base + j) * x.get(j);
         }
         return sum;
@@ -159,23 +199,48 @@ public final class KernelHelpers {
      * {@link #dotQ8} with the input quantized here instead of read from a quantize kernel's output: for each
      * group this work-item owns, runq's scale and int8 values of the input ({@link #groupScale},
      * {@link #quantized}), the exact int32 dot with row {@code row}, then {@code ((float) idot * wScale) * xScale}.
+     * This work-item owns groups {@code lane}, {@code lane + step}, ... below {@code groups} (0 for a slice past the
+     * last row: it reads nothing).
      */
-    public static float dotQ8Input(KernelContext ctx, FloatArray x, FloatArray rmsWeight, float ss, int norm, Int8Array wv,
-                                   FloatArray ws, int row, int n, int groupSize) {
-        int groups = n / groupSize;
+    public static float dotQ8Input(FloatArray x, FloatArray rmsWeight, float ss, int norm, IntArray wv, FloatArray ws, int row,
+                                   int n, int groupSize, int groups, int lane, int step) {
         int base = row * n;
-        int sbase = row * groups;
+        int sbase = row * (n / groupSize);
         float sum = 0.0f;
-        for (int g = ctx.localIdx; g < groups; g += ctx.localGroupSizeX) {
+        for (int g = lane; g < groups; g += step) {
             int off = g * groupSize;
             float scale = groupScale(x, rmsWeight, ss, norm, g, groupSize);
             int idot = 0;
-            for (int k = 0; k < groupSize; k++) {
-                idot += quantized(x, rmsWeight, ss, norm, off + k, scale) * wv.get(base + off + k);
+            for (int k = 0; k < groupSize; k += 4) {
+                int j = off + k;
+                idot += dot4(wv.get((base + j) >> 2), quantized(x, rmsWeight, ss, norm, j, scale),
+                        quantized(x, rmsWeight, ss, norm, j + 1, scale), quantized(x, rmsWeight, ss, norm, j + 2, scale),
+                        quantized(x, rmsWeight, ss, norm, j + 3, scale));
             }
             sum += ((float) idot * ws.get(sbase + g)) * scale;
         }
         return sum;
+    }
+
+    /*
+     * Q8 weights on the device are int8 values packed four to an int ({@code DeviceMatrix.Q8}: the bytes as they
+     * are, so value i is byte i % 4 of int i / 4, little-endian), read a whole int at a time: one load per four
+     * values instead of four byte loads. Integer dots are exact, so the products' order does not matter.
+     */
+
+    /** The int8 value at index {@code i} of packed values. */
+    public static int int8At(IntArray packed, int i) {
+        return byteOf(packed.get(i >> 2), i & 3);
+    }
+
+    /** Byte {@code t} (0 = the lowest) of {@code w} as a signed int8 value. */
+    public static int byteOf(int w, int t) {
+        return (w << (24 - 8 * t)) >> 24;
+    }
+
+    /** a·w0 + b·w1 + c·w2 + d·w3 for the four int8 values w0..w3 (low byte first) packed in {@code w}. */
+    public static int dot4(int w, int a, int b, int c, int d) {
+        return a * ((w << 24) >> 24) + b * ((w << 16) >> 24) + c * ((w << 8) >> 24) + d * (w >> 24);
     }
 
     /**

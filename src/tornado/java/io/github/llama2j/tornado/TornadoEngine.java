@@ -118,6 +118,8 @@ public final class TornadoEngine implements InferenceEngine {
         if (log != null) {
             log.printf(Locale.ROOT, "[tornado] device %s (%s, %s, %s global memory)%n", session.id(), deviceName,
                     device.getDeviceType(), MemoryBudget.mib(global));
+            log.printf(Locale.ROOT, "[tornado] matmul shape: %d rows per work-group of %d work-items (%d per row)%n",
+                    this.settings.matmulRows(), this.settings.matmulLocal(), this.settings.matmulLocal() / this.settings.matmulRows());
             log.printf(Locale.ROOT, "[tornado] device memory needed: %s = weights %s + KV cache %s + activations %s%n",
                     MemoryBudget.mib(budget.total()), MemoryBudget.mib(budget.weights()), MemoryBudget.mib(budget.kvCache()),
                     MemoryBudget.mib(budget.activations()));

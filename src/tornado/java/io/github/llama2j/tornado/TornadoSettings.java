@@ -16,14 +16,16 @@ import java.util.Properties;
  * {@code tornado-config/llama2j-tornado.properties} (bundled in the jar; replaced by
  * {@code -Dllama2j.tornado.config=FILE}; single keys overridden by {@code -Dllama2j.tornado.KEY=V}).
  *
- * @param matmulLocal    work-items per matmul row
+ * @param matmulLocal    work-items per work-group of the matmul kernels
+ * @param matmulRows     output rows per matmul work-group (llama2.c float32 and Q8 kernels), each computed by a slice
+ *                       of matmulLocal / matmulRows work-items; the work-group's rmsnorm is computed once for them all
  * @param attentionLocal work-items per attention head
  * @param quantizeLocal  work-group size of the Q8 quantize kernels
  * @param normPartials   work-groups (= partial sums) of rmsnorm's first phase
  * @param normLocal      work-items per rmsnorm work-group
  * @param memoryLimit    plan for at most this many bytes of device memory; 0 = the device's own size
  */
-public record TornadoSettings(int matmulLocal, int attentionLocal, int quantizeLocal, int normPartials, int normLocal,
+public record TornadoSettings(int matmulLocal, int matmulRows, int attentionLocal, int quantizeLocal, int normPartials, int normLocal,
                               long memoryLimit) {
 
     static final String RESOURCE = "/tornado-config/llama2j-tornado.properties";
@@ -31,6 +33,11 @@ public record TornadoSettings(int matmulLocal, int attentionLocal, int quantizeL
 
     public TornadoSettings {
         pow2("matmul.local", matmulLocal);
+        pow2("matmul.rows", matmulRows);
+        if (matmulRows > matmulLocal) {
+            throw new Llama2jException("TornadoVM setting matmul.rows is " + matmulRows + ", more than matmul.local (" + matmulLocal
+                    + "): each row needs at least one work-item", Llama2jException.BAD_USAGE);
+        }
         pow2("attention.local", attentionLocal);
         pow2("quantize.local", quantizeLocal);
         pow2("norm.local", normLocal);
@@ -52,7 +59,12 @@ public record TornadoSettings(int matmulLocal, int attentionLocal, int quantizeL
     }
 
     public TornadoSettings withMemoryLimit(long bytes) {
-        return new TornadoSettings(matmulLocal, attentionLocal, quantizeLocal, normPartials, normLocal, bytes);
+        return new TornadoSettings(matmulLocal, matmulRows, attentionLocal, quantizeLocal, normPartials, normLocal, bytes);
+    }
+
+    /** These settings with {@code rows} rows per matmul work-group. */
+    public TornadoSettings withMatmulRows(int rows) {
+        return new TornadoSettings(matmulLocal, rows, attentionLocal, quantizeLocal, normPartials, normLocal, memoryLimit);
     }
 
     /** The largest work-group any kernel uses. */
@@ -66,6 +78,7 @@ public record TornadoSettings(int matmulLocal, int attentionLocal, int quantizeL
         String type = deviceType.toUpperCase(Locale.ROOT);
         return new TornadoSettings(
                 intValue(p, "matmul.local", type),
+                intValue(p, "matmul.rows", type),
                 intValue(p, "attention.local", type),
                 intValue(p, "quantize.local", type),
                 intValue(p, "norm.partials", type),

@@ -6,12 +6,17 @@ import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
 import uk.ac.manchester.tornado.api.types.arrays.Int8Array;
 import uk.ac.manchester.tornado.api.types.arrays.IntArray;
 
-import static io.github.llama2j.tornado.KernelHelpers.dotF32;
+import static io.github.llama2j.tornado.KernelHelpers.dotF32Lanes;
 import static io.github.llama2j.tornado.KernelHelpers.dotQ8;
 import static io.github.llama2j.tornado.KernelHelpers.dotQ8Input;
+import static io.github.llama2j.tornado.KernelHelpers.int8At;
 import static io.github.llama2j.tornado.KernelHelpers.reduceMax;
+import static io.github.llama2j.tornado.KernelHelpers.reduceSlice;
 import static io.github.llama2j.tornado.KernelHelpers.reduceSum;
 import static io.github.llama2j.tornado.KernelHelpers.roundHalfAway;
+import static io.github.llama2j.tornado.KernelHelpers.slice;
+import static io.github.llama2j.tornado.KernelHelpers.sliceLane;
+import static io.github.llama2j.tornado.KernelHelpers.sliceRow;
 import static io.github.llama2j.tornado.KernelHelpers.storeQkv;
 import static io.github.llama2j.tornado.KernelHelpers.swiglu;
 
@@ -55,13 +60,16 @@ public final class TransformerKernels {
         }
     }
 
-    /** x = dequantized embedding row of {@code state[0]} (runq dequantizes the table: q * scale). Global size: dim. */
-    public static void embedQ8(KernelContext ctx, IntArray state, Int8Array values, FloatArray scales, FloatArray x,
+    /**
+     * x = dequantized embedding row of {@code state[0]} (runq dequantizes the table: q * scale); the int8 values packed
+     * four to an int ({@link KernelHelpers#int8At}). Global size: dim.
+     */
+    public static void embedQ8(KernelContext ctx, IntArray state, IntArray values, FloatArray scales, FloatArray x,
                                int dim, int groupSize) {
         int i = ctx.globalIdx;
         if (i < dim) {
             int idx = state.get(0) * dim + i;
-            x.set(i, values.get(idx) * scales.get(idx / groupSize));
+            x.set(i, int8At(values, idx) * scales.get(idx / groupSize));
         }
     }
 
@@ -70,41 +78,55 @@ public final class TransformerKernels {
     /**
      * Fused attention input: rmsnorm (each work-group computes the sum of squares itself) + q/k/v matmuls +
      * RoPE + key/value cache store.
-     * One work-group per PAIR of output rows of the stacked [wq; wk; wv] matrix, because RoPE rotates
-     * pairs (2i, 2i+1) and both halves must be in one work-group. q goes to {@code q}; k (rotated) and v
-     * go straight into row {@code pos} of this layer's caches. Global size: (dim + 2 kvDim) / 2 × local.
+     * The kernel's rows are PAIRS of output rows of the stacked [wq; wk; wv] matrix, because RoPE rotates
+     * pairs (2i, 2i+1) and both halves must be in one slice; {@code rowsPerGroup} pairs per work-group, a slice of
+     * local / rowsPerGroup work-items per pair (see {@link KernelHelpers#slice}). q goes to {@code q}; k (rotated)
+     * and v go straight into row {@code pos} of this layer's caches.
+     * Global size: ⌈(dim + 2 kvDim) / 2 / rowsPerGroup⌉ × local.
      *
      * @param rope cos/sin per position and pair: rope[(pos * headSize/2 + i/2) * 2 + {0,1}]
      */
     public static void qkvF32(KernelContext ctx, FloatArray x, FloatArray rmsWeight, FloatArray wqkv, FloatArray q,
                               FloatArray keyCache, FloatArray valueCache, IntArray state, FloatArray rope, int dim, int kvDim,
-                              int headSize) {
+                              int headSize, int rowsPerGroup) {
         float[] s0 = ctx.allocateFloatLocalArray(MAX_LOCAL);
         float[] s1 = ctx.allocateFloatLocalArray(MAX_LOCAL);
         float ss = KernelHelpers.rmsScale(ctx, s0, x, dim, RMS_EPS);
-        int row = ctx.groupIdx * 2;
+        int slice = slice(ctx, rowsPerGroup);
+        int lane = sliceLane(ctx, rowsPerGroup);
+        int pair = sliceRow(ctx, rowsPerGroup);
+        boolean live = pair < (dim + 2 * kvDim) / 2;
+        int end = live ? dim : 0;
+        int row = pair * 2;
         int base0 = row * dim;
         int base1 = base0 + dim;
         float a = 0.0f;
         float b = 0.0f;
-        for (int j = ctx.localIdx; j < dim; j += ctx.localGroupSizeX) {
+        for (int j = lane; j < end; j += slice) {
             float xn = rmsWeight.get(j) * (ss * x.get(j));
             a += wqkv.get(base0 + j) * xn;
             b += wqkv.get(base1 + j) * xn;
         }
-        float va = reduceSum(ctx, s0, a);
-        float vb = reduceSum(ctx, s1, b);
-        if (ctx.localIdx == 0) {
+        float va = reduceSlice(ctx, s0, a, slice);
+        float vb = reduceSlice(ctx, s1, b, slice);
+        if (lane == 0 && live) {
             storeQkv(state, rope, q, keyCache, valueCache, row, va, vb, dim, kvDim, headSize);
         }
     }
 
-    /** x[r] += w[r] · in (matmul fused with the residual add). One work-group per row; global size: rows × local. */
-    public static void matmulResidualF32(KernelContext ctx, FloatArray in, FloatArray w, FloatArray x, int n) {
+    /**
+     * x[r] += w[r] · in (matmul fused with the residual add) for the {@code rows} rows of w; {@code rowsPerGroup}
+     * rows per work-group, a slice per row. Global size: ⌈rows / rowsPerGroup⌉ × local.
+     */
+    public static void matmulResidualF32(KernelContext ctx, FloatArray in, FloatArray w, FloatArray x, int n, int rows,
+                                         int rowsPerGroup) {
         float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
-        int row = ctx.groupIdx;
-        float total = reduceSum(ctx, scratch, dotF32(ctx, w, row, in, n));
-        if (ctx.localIdx == 0) {
+        int row = sliceRow(ctx, rowsPerGroup);
+        int lane = sliceLane(ctx, rowsPerGroup);
+        boolean live = row < rows;
+        float total = reduceSlice(ctx, scratch, dotF32Lanes(w, row, in, live ? n : 0, lane, slice(ctx, rowsPerGroup)),
+                slice(ctx, rowsPerGroup));
+        if (lane == 0 && live) {
             x.set(row, x.get(row) + total);
         }
     }
@@ -112,43 +134,55 @@ public final class TransformerKernels {
     /**
      * Feed-forward input: rmsnorm (sum of squares per work-group) + w1 and w3 matmuls + SwiGLU,
      * hb[r] = silu(w1[r]·xn) * (w3[r]·xn).
-     * {@code w13} stacks w1 over w3. One work-group per hidden row; global size: hidden × local.
+     * {@code w13} stacks w1 over w3. {@code rowsPerGroup} hidden rows per work-group, a slice per row;
+     * global size: ⌈hidden / rowsPerGroup⌉ × local.
      */
     public static void w13F32(KernelContext ctx, FloatArray x, FloatArray rmsWeight, FloatArray w13, FloatArray hb, int dim,
-                              int hidden) {
+                              int hidden, int rowsPerGroup) {
         float[] s0 = ctx.allocateFloatLocalArray(MAX_LOCAL);
         float[] s1 = ctx.allocateFloatLocalArray(MAX_LOCAL);
         float ss = KernelHelpers.rmsScale(ctx, s0, x, dim, RMS_EPS);
-        int row = ctx.groupIdx;
+        int slice = slice(ctx, rowsPerGroup);
+        int lane = sliceLane(ctx, rowsPerGroup);
+        int row = sliceRow(ctx, rowsPerGroup);
+        boolean live = row < hidden;
+        int end = live ? dim : 0;
         int base1 = row * dim;
         int base3 = (hidden + row) * dim;
         float a = 0.0f;
         float b = 0.0f;
-        for (int j = ctx.localIdx; j < dim; j += ctx.localGroupSizeX) {
+        for (int j = lane; j < end; j += slice) {
             float xn = rmsWeight.get(j) * (ss * x.get(j));
             a += w13.get(base1 + j) * xn;
             b += w13.get(base3 + j) * xn;
         }
-        float g = reduceSum(ctx, s0, a);
-        float u = reduceSum(ctx, s1, b);
-        if (ctx.localIdx == 0) {
+        float g = reduceSlice(ctx, s0, a, slice);
+        float u = reduceSlice(ctx, s1, b, slice);
+        if (lane == 0 && live) {
             hb.set(row, swiglu(g, u));
         }
     }
 
-    /** out[r] = w[r] · rmsnorm(x) (the classifier with the final norm, computed per work-group). Global size: rows × local. */
+    /**
+     * out[r] = w[r] · rmsnorm(x) for the {@code rows} rows of w (the classifier with the final norm, computed per
+     * work-group); {@code rowsPerGroup} rows per work-group, a slice per row. Global size: ⌈rows / rowsPerGroup⌉ × local.
+     */
     public static void matmulNormF32(KernelContext ctx, FloatArray x, FloatArray rmsWeight, FloatArray w, FloatArray out,
-                                     int n) {
+                                     int n, int rows, int rowsPerGroup) {
         float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
         float ss = KernelHelpers.rmsScale(ctx, scratch, x, n, RMS_EPS);
-        int row = ctx.groupIdx;
+        int slice = slice(ctx, rowsPerGroup);
+        int lane = sliceLane(ctx, rowsPerGroup);
+        int row = sliceRow(ctx, rowsPerGroup);
+        boolean live = row < rows;
+        int end = live ? n : 0;
         int base = row * n;
         float sum = 0.0f;
-        for (int j = ctx.localIdx; j < n; j += ctx.localGroupSizeX) {
+        for (int j = lane; j < end; j += slice) {
             sum += w.get(base + j) * (rmsWeight.get(j) * (ss * x.get(j)));
         }
-        float total = reduceSum(ctx, scratch, sum);
-        if (ctx.localIdx == 0) {
+        float total = reduceSlice(ctx, scratch, sum, slice);
+        if (lane == 0 && live) {
             out.set(row, total);
         }
     }
@@ -270,64 +304,86 @@ public final class TransformerKernels {
     /**
      * The Q8 form of {@link #qkvF32}, with runq's quantization of its input fused in: x normalised with
      * {@code rmsWeight} (sum of squares per work-group), quantized per group, int8 dots with the rows of the
-     * pair, RoPE, cache store. Global size: (dim + 2 kvDim) / 2 × local.
+     * pair, RoPE, cache store; {@code rowsPerGroup} pairs per work-group as {@link #qkvF32}.
+     * Global size: ⌈(dim + 2 kvDim) / 2 / rowsPerGroup⌉ × local.
      */
-    public static void qkvNormQ8(KernelContext ctx, FloatArray x, FloatArray rmsWeight, Int8Array wv, FloatArray ws,
+    public static void qkvNormQ8(KernelContext ctx, FloatArray x, FloatArray rmsWeight, IntArray wv, FloatArray ws,
                                  FloatArray q, FloatArray keyCache, FloatArray valueCache, IntArray state, FloatArray rope,
-                                 int dim, int kvDim, int headSize, int groupSize, int nPartials) {
+                                 int dim, int kvDim, int headSize, int groupSize, int nPartials, int rowsPerGroup) {
         float[] s0 = ctx.allocateFloatLocalArray(MAX_LOCAL);
         float[] s1 = ctx.allocateFloatLocalArray(MAX_LOCAL);
         float ss = KernelHelpers.rmsScalePartials(ctx, s0, x, dim, nPartials, RMS_EPS);
-        int row = ctx.groupIdx * 2;
-        float va = reduceSum(ctx, s0, dotQ8Input(ctx, x, rmsWeight, ss, 1, wv, ws, row, dim, groupSize));
-        float vb = reduceSum(ctx, s1, dotQ8Input(ctx, x, rmsWeight, ss, 1, wv, ws, row + 1, dim, groupSize));
-        if (ctx.localIdx == 0) {
+        int slice = slice(ctx, rowsPerGroup);
+        int lane = sliceLane(ctx, rowsPerGroup);
+        int pair = sliceRow(ctx, rowsPerGroup);
+        boolean live = pair < (dim + 2 * kvDim) / 2;
+        int groups = live ? dim / groupSize : 0;
+        int row = pair * 2;
+        float va = reduceSlice(ctx, s0, dotQ8Input(x, rmsWeight, ss, 1, wv, ws, row, dim, groupSize, groups, lane, slice), slice);
+        float vb = reduceSlice(ctx, s1, dotQ8Input(x, rmsWeight, ss, 1, wv, ws, row + 1, dim, groupSize, groups, lane, slice), slice);
+        if (lane == 0 && live) {
             storeQkv(state, rope, q, keyCache, valueCache, row, va, vb, dim, kvDim, headSize);
         }
     }
 
     /**
-     * x[r] += w[r] · quantize(in): {@link #matmulResidualF32} on runq's quantization of {@code in} (the
-     * attention output or the SwiGLU output, as it is) done by each work-group. Global size: rows × local.
+     * x[r] += w[r] · quantize(in) for the {@code rows} rows of w: {@link #matmulResidualF32} on runq's quantization of
+     * {@code in} (the attention output or the SwiGLU output, as it is) done by each work-group; {@code rowsPerGroup}
+     * rows per work-group. Global size: ⌈rows / rowsPerGroup⌉ × local.
      */
-    public static void matmulResidualQuantQ8(KernelContext ctx, FloatArray in, Int8Array wv, FloatArray ws, FloatArray x,
-                                             int n, int groupSize) {
+    public static void matmulResidualQuantQ8(KernelContext ctx, FloatArray in, IntArray wv, FloatArray ws, FloatArray x,
+                                             int n, int groupSize, int rows, int rowsPerGroup) {
         float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
-        int row = ctx.groupIdx;
-        float total = reduceSum(ctx, scratch, dotQ8Input(ctx, in, in, 1.0f, 0, wv, ws, row, n, groupSize));
-        if (ctx.localIdx == 0) {
+        int slice = slice(ctx, rowsPerGroup);
+        int lane = sliceLane(ctx, rowsPerGroup);
+        int row = sliceRow(ctx, rowsPerGroup);
+        boolean live = row < rows;
+        int groups = live ? n / groupSize : 0;
+        float total = reduceSlice(ctx, scratch, dotQ8Input(in, in, 1.0f, 0, wv, ws, row, n, groupSize, groups, lane, slice), slice);
+        if (lane == 0 && live) {
             x.set(row, x.get(row) + total);
         }
     }
 
     /**
      * {@link #w13Q8} with rmsnorm and the quantization fused in: hb[r] = silu(w1[r]·xq) * (w3[r]·xq) with xq
-     * runq's quantization of rmsnorm(x) * rmsWeight. Global size: hidden × local.
+     * runq's quantization of rmsnorm(x) * rmsWeight; {@code rowsPerGroup} hidden rows per work-group.
+     * Global size: ⌈hidden / rowsPerGroup⌉ × local.
      */
-    public static void w13NormQ8(KernelContext ctx, FloatArray x, FloatArray rmsWeight, Int8Array wv, FloatArray ws,
-                                 FloatArray hb, int dim, int hidden, int groupSize, int nPartials) {
+    public static void w13NormQ8(KernelContext ctx, FloatArray x, FloatArray rmsWeight, IntArray wv, FloatArray ws,
+                                 FloatArray hb, int dim, int hidden, int groupSize, int nPartials, int rowsPerGroup) {
         float[] s0 = ctx.allocateFloatLocalArray(MAX_LOCAL);
         float[] s1 = ctx.allocateFloatLocalArray(MAX_LOCAL);
         float ss = KernelHelpers.rmsScalePartials(ctx, s0, x, dim, nPartials, RMS_EPS);
-        int row = ctx.groupIdx;
-        float g = reduceSum(ctx, s0, dotQ8Input(ctx, x, rmsWeight, ss, 1, wv, ws, row, dim, groupSize));
-        float u = reduceSum(ctx, s1, dotQ8Input(ctx, x, rmsWeight, ss, 1, wv, ws, hidden + row, dim, groupSize));
-        if (ctx.localIdx == 0) {
+        int slice = slice(ctx, rowsPerGroup);
+        int lane = sliceLane(ctx, rowsPerGroup);
+        int row = sliceRow(ctx, rowsPerGroup);
+        boolean live = row < hidden;
+        int groups = live ? dim / groupSize : 0;
+        float g = reduceSlice(ctx, s0, dotQ8Input(x, rmsWeight, ss, 1, wv, ws, row, dim, groupSize, groups, lane, slice), slice);
+        float u = reduceSlice(ctx, s1, dotQ8Input(x, rmsWeight, ss, 1, wv, ws, hidden + row, dim, groupSize, groups, lane, slice),
+                slice);
+        if (lane == 0 && live) {
             hb.set(row, swiglu(g, u));
         }
     }
 
     /**
      * The classifier of a Q8 checkpoint with the final rmsnorm and the quantization fused in:
-     * out[r] = w[r] · quantize(rmsnorm(x) * rmsWeight). Global size: rows × local.
+     * out[r] = w[r] · quantize(rmsnorm(x) * rmsWeight) for the {@code rows} rows of w; {@code rowsPerGroup} rows per
+     * work-group. Global size: ⌈rows / rowsPerGroup⌉ × local.
      */
-    public static void matmulNormQ8(KernelContext ctx, FloatArray x, FloatArray rmsWeight, Int8Array wv, FloatArray ws,
-                                    FloatArray out, int n, int groupSize, int nPartials) {
+    public static void matmulNormQ8(KernelContext ctx, FloatArray x, FloatArray rmsWeight, IntArray wv, FloatArray ws,
+                                    FloatArray out, int n, int groupSize, int nPartials, int rows, int rowsPerGroup) {
         float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
         float ss = KernelHelpers.rmsScalePartials(ctx, scratch, x, n, nPartials, RMS_EPS);
-        int row = ctx.groupIdx;
-        float total = reduceSum(ctx, scratch, dotQ8Input(ctx, x, rmsWeight, ss, 1, wv, ws, row, n, groupSize));
-        if (ctx.localIdx == 0) {
+        int slice = slice(ctx, rowsPerGroup);
+        int lane = sliceLane(ctx, rowsPerGroup);
+        int row = sliceRow(ctx, rowsPerGroup);
+        boolean live = row < rows;
+        int groups = live ? n / groupSize : 0;
+        float total = reduceSlice(ctx, scratch, dotQ8Input(x, rmsWeight, ss, 1, wv, ws, row, n, groupSize, groups, lane, slice), slice);
+        if (lane == 0 && live) {
             out.set(row, total);
         }
     }
