@@ -7,7 +7,6 @@ import org.junit.jupiter.api.Test;
 import uk.ac.manchester.tornado.api.KernelContext;
 import uk.ac.manchester.tornado.api.TaskGraph;
 import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
-import uk.ac.manchester.tornado.api.types.arrays.Int8Array;
 import uk.ac.manchester.tornado.api.types.arrays.IntArray;
 
 import java.util.List;
@@ -39,10 +38,6 @@ class PrefillKernelsTest {
 
     static FloatArray f(float[] a) {
         return FloatArray.fromArray(a);
-    }
-
-    static Int8Array b(byte[] a) {
-        return Int8Array.fromArray(a);
     }
 
     static void grid(String task, int groups) {
@@ -98,7 +93,8 @@ class PrefillKernelsTest {
                 dRmsFinal = f(rmsFinal), dWqkv = f(wqkv), dWo = f(wo), dW13 = f(w13), dW2 = f(w2), dWcls = f(wcls),
                 dXb = f(xb), dHbIn = f(hb), dQAtt = f(qAtt), dKcAtt = f(kc), dVcAtt = f(vc), dSqkv = f(sqkv), dSo = f(so),
                 dS13 = f(s13), dS2 = f(s2), dScls = f(scls);
-        Int8Array dEmbV = b(embV), dQwqkv = b(qwqkv), dQwo = b(qwo), dQw13 = b(qw13), dQw2 = b(qw2), dQwcls = b(qwcls);
+        IntArray dEmbV = KernelFixture.packed(embV), dQwqkv = KernelFixture.packed(qwqkv), dQwo = KernelFixture.packed(qwo),
+                dQw13 = KernelFixture.packed(qw13), dQw2 = KernelFixture.packed(qw2), dQwcls = KernelFixture.packed(qwcls);
         dEmbF32 = new FloatArray(B * DIM);
         dEmbQ8 = new FloatArray(B * DIM);
         dQ = new FloatArray(B * DIM);

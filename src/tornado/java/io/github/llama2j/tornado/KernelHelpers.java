@@ -312,7 +312,7 @@ public final class KernelHelpers {
      * of each group this work-item owns, the exact int32 dot with row {@code row}, {@code ((float) idot * wScale) * xScale}.
      */
     public static float dotQ8InputAt(KernelContext ctx, FloatArray x, int xOff, FloatArray rmsWeight, float ss, int norm,
-                                     Int8Array wv, FloatArray ws, int row, int n, int groupSize) {
+                                     IntArray wv, FloatArray ws, int row, int n, int groupSize) {
         int groups = n / groupSize;
         int base = row * n;
         int sbase = row * groups;
@@ -330,7 +330,7 @@ public final class KernelHelpers {
             int idot = 0;
             for (int k = 0; k < groupSize; k++) {
                 int qv = scale == 0.0f ? 0 : roundHalfAway(inputValueAt(x, xOff, rmsWeight, ss, norm, off + k) / scale);
-                idot += qv * wv.get(base + off + k);
+                idot += qv * int8At(wv, base + off + k);
             }
             sum += ((float) idot * ws.get(sbase + g)) * scale;
         }

@@ -3,11 +3,11 @@ package io.github.llama2j.tornado;
 import uk.ac.manchester.tornado.api.KernelContext;
 import uk.ac.manchester.tornado.api.math.TornadoMath;
 import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
-import uk.ac.manchester.tornado.api.types.arrays.Int8Array;
 import uk.ac.manchester.tornado.api.types.arrays.IntArray;
 
 import static io.github.llama2j.tornado.KernelHelpers.dotF32At;
 import static io.github.llama2j.tornado.KernelHelpers.dotQ8InputAt;
+import static io.github.llama2j.tornado.KernelHelpers.int8At;
 import static io.github.llama2j.tornado.KernelHelpers.reduceMax;
 import static io.github.llama2j.tornado.KernelHelpers.reduceSum;
 import static io.github.llama2j.tornado.KernelHelpers.rmsScaleAt;
@@ -59,13 +59,13 @@ public final class PrefillKernels {
     }
 
     /** xB[i] = dequantized embedding row of token i (q × scale, as runq). Global size: B × dim rounded up. */
-    public static void embedQ8(KernelContext ctx, IntArray pstate, Int8Array values, FloatArray scales, FloatArray xB,
+    public static void embedQ8(KernelContext ctx, IntArray pstate, IntArray values, FloatArray scales, FloatArray xB,
                                int dim, int groupSize) {
         int gid = ctx.globalIdx;
         int i = gid / dim;
         if (i < pstate.get(COUNT)) {
             int idx = pstate.get(TOKENS + i) * dim + gid - i * dim;
-            xB.set(gid, values.get(idx) * scales.get(idx / groupSize));
+            xB.set(gid, int8At(values, idx) * scales.get(idx / groupSize));
         }
     }
 
@@ -240,7 +240,7 @@ public final class PrefillKernels {
      * quantization of it in each work-group, the int8 dots of the row pair, RoPE at startPos + i, cache store.
      * Global size: (dim + 2 kvDim) / 2 × local.
      */
-    public static void qkvQ8(KernelContext ctx, FloatArray xB, FloatArray rmsWeight, Int8Array wv, FloatArray ws,
+    public static void qkvQ8(KernelContext ctx, FloatArray xB, FloatArray rmsWeight, IntArray wv, FloatArray ws,
                              FloatArray qB, FloatArray keyCache, FloatArray valueCache, IntArray pstate, FloatArray rope,
                              int dim, int kvDim, int headSize, int groupSize, int nPartials) {
         float[] s0 = ctx.allocateFloatLocalArray(MAX_LOCAL);
@@ -263,7 +263,7 @@ public final class PrefillKernels {
      * xB[i][r] += w[r] · quantize(inB[i]) for every token ({@link TransformerKernels#matmulResidualQuantQ8}).
      * Global size: rows × local.
      */
-    public static void matmulResidualQ8(KernelContext ctx, FloatArray inB, Int8Array wv, FloatArray ws, FloatArray xB,
+    public static void matmulResidualQ8(KernelContext ctx, FloatArray inB, IntArray wv, FloatArray ws, FloatArray xB,
                                         IntArray pstate, int n, int rows, int groupSize) {
         float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
         int row = ctx.groupIdx;
@@ -278,7 +278,7 @@ public final class PrefillKernels {
     }
 
     /** {@link TransformerKernels#w13NormQ8} for every token. Global size: hidden × local. */
-    public static void w13Q8(KernelContext ctx, FloatArray xB, FloatArray rmsWeight, Int8Array wv, FloatArray ws,
+    public static void w13Q8(KernelContext ctx, FloatArray xB, FloatArray rmsWeight, IntArray wv, FloatArray ws,
                              FloatArray hbB, IntArray pstate, int dim, int hidden, int groupSize, int nPartials) {
         float[] s0 = ctx.allocateFloatLocalArray(MAX_LOCAL);
         float[] s1 = ctx.allocateFloatLocalArray(MAX_LOCAL);
@@ -299,7 +299,7 @@ public final class PrefillKernels {
      * The classifier of a Q8 checkpoint on the chunk's last token ({@link TransformerKernels#matmulNormQ8}).
      * Global size: vocab × local.
      */
-    public static void classifierQ8(KernelContext ctx, FloatArray xB, FloatArray rmsWeight, Int8Array wv, FloatArray ws,
+    public static void classifierQ8(KernelContext ctx, FloatArray xB, FloatArray rmsWeight, IntArray wv, FloatArray ws,
                                     FloatArray out, IntArray pstate, int n, int groupSize, int nPartials) {
         float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
         int xOff = (pstate.get(COUNT) - 1) * n;
