@@ -69,9 +69,8 @@ public final class CpuEngine implements InferenceEngine {
     private final float[] ropeCos, ropeSin;         // (head_size/2): the rotations at the current position
     private final Attention attention;
     private final CpuLayer ops;
-    /** Repacked copies of the Q8_0 matrices (or none), made by this engine or shared with its warm-up's scratch engine. */
-    private final PackedWeights packed;
-    private final boolean ownsPacked;
+    /** Whether this engine frees its kernels' load-time repacks on close (a warm-up's scratch engine shares them). */
+    private final boolean ownsPrepared;
     /** GGUF models: llama.cpp's arithmetic outside the matmuls ({@link GgmlOps}); llama2.c checkpoints: run.c's. */
     private final boolean ggml;
 
@@ -101,7 +100,7 @@ public final class CpuEngine implements InferenceEngine {
      *               first tokens run at full speed; false leaves that to the first tokens
      */
     public CpuEngine(Model model, Kernels kernels, FloatMath math, int threads, boolean warmUp) {
-        this(model, kernels, math, checkedParallel(model, threads), true, model.config().seqLen(), warmUp, null);
+        this(model, kernels, math, checkedParallel(model, threads), true, model.config().seqLen(), warmUp, true);
     }
 
     private static Parallel checkedParallel(Model model, int threads) {
@@ -113,23 +112,23 @@ public final class CpuEngine implements InferenceEngine {
      * @param math the float functions (exp, sin, cos, pow): the C library's (what llama2.c calls) or Java's
      */
     public CpuEngine(Model model, Kernels kernels, FloatMath math, Parallel parallel, boolean ownsParallel) {
-        this(model, kernels, math, parallel, ownsParallel, model.config().seqLen(), true, null);
+        this(model, kernels, math, parallel, ownsParallel, model.config().seqLen(), true, true);
     }
 
     /**
      * @param positions the key/value cache's length: seq_len, or fewer for {@link #warmUpForward}'s scratch engine
      *                  (which feeds no position past it)
-     * @param packed    the Q8_0 matrices' repacked copies to share (the scratch engine's), or null to make them
-     *                  ({@link PackedWeights#of}: this engine then closes them)
+     * @param ownsPrepared whether this engine frees {@code kernels}' load-time repacks when closed (false for the
+     *                     scratch engine, which shares this one's)
      */
     private CpuEngine(Model model, Kernels kernels, FloatMath math, Parallel parallel, boolean ownsParallel, int positions,
-                      boolean warmUp, PackedWeights packed) {
+                      boolean warmUp, boolean ownsPrepared) {
         checkRunState(model);
         this.c = model.config();
         this.w = model.weights();
         this.kernels = kernels;
         if (kernels.prepared() != null) {
-            kernels.prepared().prepare(w); // load-time repacks (K-quants), once per kernels instance
+            kernels.prepared().prepare(w, parallel); // load-time repacks (Q4_K, Q8_0), once per kernels instance
         }
         this.math = math;
         this.parallel = parallel;
@@ -146,9 +145,8 @@ public final class CpuEngine implements InferenceEngine {
         k = new float[kvDim];
         v = new float[kvDim];
         attention = new Attention(c.nLayers(), positions, c.headSize(), c.nKvHeads(), c.kvMul(), math);
-        this.ownsPacked = packed == null;
-        this.packed = packed == null ? PackedWeights.of(w, kernels, parallel) : packed;
-        ops = new CpuLayer(kernels, parallel, math, timer, this.packed);
+        this.ownsPrepared = ownsPrepared;
+        ops = new CpuLayer(kernels, parallel, math, timer);
         taskNames = new String[c.nLayers()][LAYER_TASKS.length];
         for (int l = 0; l < c.nLayers(); l++) {
             for (int t = 0; t < LAYER_TASKS.length; t++) {
@@ -279,7 +277,7 @@ public final class CpuEngine implements InferenceEngine {
         CompilationMXBean jit = ManagementFactory.getCompilationMXBean();
         boolean jitTimed = jit != null && jit.isCompilationTimeMonitoringSupported();
         long deadline = System.nanoTime() + WARM_UP_MAX_NANOS;
-        try (CpuEngine scratch = new CpuEngine(model, kernels, math, parallel, false, positions, false, packed)) {
+        try (CpuEngine scratch = new CpuEngine(model, kernels, math, parallel, false, positions, false, false)) {
             int pos = 0;
             int[] prompt = new int[Math.min(WARM_UP_PROMPT.length, positions)];
             for (int i = 0; i < prompt.length; i++) {
@@ -572,8 +570,8 @@ public final class CpuEngine implements InferenceEngine {
         if (ownsParallel) {
             parallel.close();
         }
-        if (ownsPacked) {
-            packed.close();
+        if (ownsPrepared && kernels.prepared() != null) {
+            kernels.prepared().close();
         }
     }
 }

@@ -26,19 +26,16 @@ public final class CpuLayer {
     private final Parallel parallel;
     private final FloatMath math;
     private final StepTimer timer;
-    /** Repacked copies of Q8_0 matrices, read instead of the matrices themselves ({@link PackedWeights}). */
-    private final PackedWeights packed;
 
     public CpuLayer(Kernels kernels, Parallel parallel, FloatMath math) {
-        this(kernels, parallel, math, new StepTimer(), PackedWeights.NONE);
+        this(kernels, parallel, math, new StepTimer());
     }
 
-    CpuLayer(Kernels kernels, Parallel parallel, FloatMath math, StepTimer timer, PackedWeights packed) {
+    CpuLayer(Kernels kernels, Parallel parallel, FloatMath math, StepTimer timer) {
         this.kernels = kernels;
         this.parallel = parallel;
         this.math = math;
         this.timer = timer;
-        this.packed = packed;
     }
 
     /** out = m · in, all rows. */
@@ -99,12 +96,7 @@ public final class CpuLayer {
             return;
         }
         long t0 = timer.sliceStart();
-        PackedQ8_0 p = packed.get(m);
-        if (p != null) {
-            kernels.matmulPackedQ8_0(out, in, p, r0, r1);
-        } else {
-            kernels.matmul(out, in, m, r0, r1);
-        }
+        kernels.matmul(out, in, m, r0, r1);
         timer.slice(t0, m.byteSize() * (r1 - r0) / m.rows());
     }
 }

@@ -62,23 +62,26 @@ public interface Kernels {
         GgmlMatmul.bf16(out, x, w, r0, r1);
     }
 
-    /** GGML Q8_0 weights times Q8_0 activations: per block, int dot times (d_w * d_x), summed in float. */
+    /**
+     * GGML Q8_0 weights times Q8_0 activations: per block, int dot times (d_w * d_x), summed in float; on the
+     * load-time repacked copy when there is one ({@link PreparedWeights}), else on the file's layout.
+     */
     default void matmulQ8_0(float[] out, Activations x, Matrix.Q8_0 w, int r0, int r1) {
-        GgmlMatmul.q8_0(out, x, w, r0, r1);
+        PackedQ8_0 p = prepared() == null ? null : prepared().q8_0(w);
+        if (p != null) {
+            matmulPackedQ8_0(out, x, p, r0, r1);
+        } else {
+            GgmlMatmul.q8_0(out, x, w, r0, r1);
+        }
     }
 
     /**
-     * {@link #matmulQ8_0} on a Q8_0 matrix the engine repacked ({@link PackedQ8_0}, see {@link PackedWeights}):
-     * the same products and the same float order per row.
+     * {@link #matmulQ8_0} on a Q8_0 matrix repacked at load time ({@link PackedQ8_0}): the same products and
+     * the same float order per row.
      */
     default void matmulPackedQ8_0(float[] out, Activations x, PackedQ8_0 w, int r0, int r1) {
         x.check(w.source());
         GgmlMatmul.q8_0Packed(out, x, w, r0, r1);
-    }
-
-    /** Whether the engine should repack Q8_0 matrices for this implementation ({@link PackedWeights}). */
-    default boolean packsQ8_0() {
-        return true;
     }
 
     /** GGML Q4_0 weights times Q8_0 activations: per block, int dot of (nibble - 8) and q times (d_w * d_x). */

@@ -18,8 +18,8 @@ import java.lang.foreign.ValueLayout;
  * {@code scales[(group · blocks + block) · 4 + i]} for row {@code 4 · group + i}.
  *
  * <p>Memory: {@code rows · cols} bytes and {@code rows · cols / 8} bytes of scales, about 1.06 times the
- * source's 34 bytes per block, in addition to the mapping (see {@link PackedWeights} for when the engine
- * packs).
+ * source's 34 bytes per block, in addition to the mapping (see {@link PreparedWeights} for when the
+ * engine packs).
  *
  * @param source  the matrix as the file stores it
  * @param quants  ({@code groups · blocks · 4 · 32}) int8 values, 64-byte aligned

@@ -95,12 +95,6 @@ public final class ScalarKernels implements Kernels {
         matmulQ8_0(out, x, w.source(), r0, r1);
     }
 
-    /** The reference reads the file's layout: nothing to repack. */
-    @Override
-    public boolean packsQ8_0() {
-        return false;
-    }
-
     /** ggml_vec_dot_q8_0_q8_0's reference: per block, {@code sumf += sumi * (d_w * d_x)}. */
     @Override
     public void matmulQ8_0(float[] out, Activations x, Matrix.Q8_0 w, int r0, int r1) {

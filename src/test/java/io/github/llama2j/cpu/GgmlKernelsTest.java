@@ -236,11 +236,11 @@ class GgmlKernelsTest {
         double[] xe = exactInput(a, m);
         int chain = type.startsWith("Q") ? cols / blockValues(type) : cols;
         // the Q8_0 kernels also on the CPU engine's repacked copy (groups of four rows, the last one padded)
-        try (Parallel pool = new Parallel(2);
-             PackedWeights packed = m instanceof Matrix.Q8_0 q ? PackedWeights.pack(java.util.List.of(q), pool) : PackedWeights.NONE) {
+        try (Parallel pool = new Parallel(2); java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofShared()) {
+            PackedQ8_0 packed = m instanceof Matrix.Q8_0 q ? PackedQ8_0.of(q, arena, pool) : null;
             for (Kernels k : new Kernels[]{new ScalarKernels(), new VectorKernels(), new ExactVectorKernels()}) {
                 checkRows(k.name(), (o) -> k.matmul(o, a, m, r0, r1), m, xe, chain, rows, cols, r0, r1);
-                if (packed.get(m) instanceof PackedQ8_0 p) {
+                if (packed instanceof PackedQ8_0 p) {
                     checkRows(k.name() + " packed", (o) -> k.matmulPackedQ8_0(o, a, p, r0, r1), m, xe, chain, rows, cols, r0, r1);
                 }
             }
