@@ -131,10 +131,15 @@ public final class KernelHelpers {
 
     /** {@link #dotF32} by one lane of a slice: columns {@code lane}, {@code lane + step}, ... below {@code n}. */
     public static float dotF32Lanes(FloatArray w, int row, FloatArray x, int n, int lane, int step) {
+        return dotF32LanesAt(w, row, x, 0, n, lane, step);
+    }
+
+    /** {@link #dotF32Lanes} with x read from x[xOff ..]. */
+    public static float dotF32LanesAt(FloatArray w, int row, FloatArray x, int xOff, int n, int lane, int step) {
         int base = row * n;
         float sum = 0.0f;
         for (int j = lane; j < n; j += step) {
-            sum += w.get(base + j) * x.get(j);
+            sum += w.get(base + j) * x.get(xOff + j);
         }
         return sum;
     }
@@ -166,11 +171,7 @@ public final class KernelHelpers {
      * order) when {@code norm} is not 0, else {@code x[j]} as it is.
      */
     public static float inputValue(FloatArray x, FloatArray rmsWeight, float ss, int norm, int j) {
-        float v = x.get(j);
-        if (norm != 0) {
-            v = rmsWeight.get(j) * (ss * v);
-        }
-        return v;
+        return inputValueAt(x, 0, rmsWeight, ss, norm, j);
     }
 
     /**
@@ -178,11 +179,11 @@ public final class KernelHelpers {
      * {@code scale = max|v| / 127}. Every work-group that calls this computes the same scale from the same
      * values, so all of them see runq's one quantized vector.
      */
-    public static float groupScale(FloatArray x, FloatArray rmsWeight, float ss, int norm, int g, int groupSize) {
+    public static float groupScale(FloatArray x, int xOff, FloatArray rmsWeight, float ss, int norm, int g, int groupSize) {
         int off = g * groupSize;
         float wmax = 0.0f;
         for (int k = 0; k < groupSize; k++) {
-            float v = TornadoMath.abs(inputValue(x, rmsWeight, ss, norm, off + k));
+            float v = TornadoMath.abs(inputValueAt(x, xOff, rmsWeight, ss, norm, off + k));
             if (v > wmax) {
                 wmax = v;
             }
@@ -191,8 +192,8 @@ public final class KernelHelpers {
     }
 
     /** runq's int8 value of input j under its group's {@code scale} (0 for an all-zero group), as {@link TransformerKernels#quantize}. */
-    public static int quantized(FloatArray x, FloatArray rmsWeight, float ss, int norm, int j, float scale) {
-        return scale == 0.0f ? 0 : roundHalfAway(inputValue(x, rmsWeight, ss, norm, j) / scale);
+    public static int quantized(FloatArray x, int xOff, FloatArray rmsWeight, float ss, int norm, int j, float scale) {
+        return scale == 0.0f ? 0 : roundHalfAway(inputValueAt(x, xOff, rmsWeight, ss, norm, j) / scale);
     }
 
     /**
@@ -204,18 +205,24 @@ public final class KernelHelpers {
      */
     public static float dotQ8Input(FloatArray x, FloatArray rmsWeight, float ss, int norm, IntArray wv, FloatArray ws, int row,
                                    int n, int groupSize, int groups, int lane, int step) {
+        return dotQ8InputLanesAt(x, 0, rmsWeight, ss, norm, wv, ws, row, n, groupSize, groups, lane, step);
+    }
+
+    /** {@link #dotQ8Input} with x read from x[xOff ..] (the norm weight from its index 0). */
+    public static float dotQ8InputLanesAt(FloatArray x, int xOff, FloatArray rmsWeight, float ss, int norm, IntArray wv,
+                                          FloatArray ws, int row, int n, int groupSize, int groups, int lane, int step) {
         int base = row * n;
         int sbase = row * (n / groupSize);
         float sum = 0.0f;
         for (int g = lane; g < groups; g += step) {
             int off = g * groupSize;
-            float scale = groupScale(x, rmsWeight, ss, norm, g, groupSize);
+            float scale = groupScale(x, xOff, rmsWeight, ss, norm, g, groupSize);
             int idot = 0;
             for (int k = 0; k < groupSize; k += 4) {
                 int j = off + k;
-                idot += dot4(wv.get((base + j) >> 2), quantized(x, rmsWeight, ss, norm, j, scale),
-                        quantized(x, rmsWeight, ss, norm, j + 1, scale), quantized(x, rmsWeight, ss, norm, j + 2, scale),
-                        quantized(x, rmsWeight, ss, norm, j + 3, scale));
+                idot += dot4(wv.get((base + j) >> 2), quantized(x, xOff, rmsWeight, ss, norm, j, scale),
+                        quantized(x, xOff, rmsWeight, ss, norm, j + 1, scale), quantized(x, xOff, rmsWeight, ss, norm, j + 2, scale),
+                        quantized(x, xOff, rmsWeight, ss, norm, j + 3, scale));
             }
             sum += ((float) idot * ws.get(sbase + g)) * scale;
         }
@@ -261,9 +268,8 @@ public final class KernelHelpers {
      * The helpers below are the one-token helpers above with the input read from a row of a chunk's matrix
      * ({@code xOff}: the row's first index) and the position given rather than read from {@code state}:
      * PrefillKernels calls them once per token of the chunk, so each token's sums keep the one-token kernels'
-     * order (per-work-item strides, the same tree). rmsScale, rmsScalePartials and storeQkv are the offset-0 cases
-     * of theirs; dotF32 and dotQ8Input keep their own bodies while the one-token matvecs' work-group shapes are
-     * being changed in parallel (branch gpukern): fold them into these once that has landed.
+     * order (per-work-item strides, the same tree). The one-token helpers are the offset-0 cases of these (or of
+     * their *LanesAt forms, which the several-rows-per-work-group kernels call with a slice's lane and step).
      */
 
     /** {@link #rmsScale} of x[xOff .. xOff + n). */
@@ -299,12 +305,7 @@ public final class KernelHelpers {
 
     /** {@link #dotF32} with x read from x[xOff ..]. */
     public static float dotF32At(KernelContext ctx, FloatArray w, int row, FloatArray x, int xOff, int n) {
-        int base = row * n;
-        float sum = 0.0f;
-        for (int j = ctx.localIdx; j < n; j += ctx.localGroupSizeX) {
-            sum += w.get(base + j) * x.get(xOff + j);
-        }
-        return sum;
+        return dotF32LanesAt(w, row, x, xOff, n, ctx.localIdx, ctx.localGroupSizeX);
     }
 
     /**
@@ -313,28 +314,8 @@ public final class KernelHelpers {
      */
     public static float dotQ8InputAt(KernelContext ctx, FloatArray x, int xOff, FloatArray rmsWeight, float ss, int norm,
                                      IntArray wv, FloatArray ws, int row, int n, int groupSize) {
-        int groups = n / groupSize;
-        int base = row * n;
-        int sbase = row * groups;
-        float sum = 0.0f;
-        for (int g = ctx.localIdx; g < groups; g += ctx.localGroupSizeX) {
-            int off = g * groupSize;
-            float wmax = 0.0f;
-            for (int k = 0; k < groupSize; k++) {
-                float v = TornadoMath.abs(inputValueAt(x, xOff, rmsWeight, ss, norm, off + k));
-                if (v > wmax) {
-                    wmax = v;
-                }
-            }
-            float scale = wmax / 127.0f;
-            int idot = 0;
-            for (int k = 0; k < groupSize; k++) {
-                int qv = scale == 0.0f ? 0 : roundHalfAway(inputValueAt(x, xOff, rmsWeight, ss, norm, off + k) / scale);
-                idot += qv * int8At(wv, base + off + k);
-            }
-            sum += ((float) idot * ws.get(sbase + g)) * scale;
-        }
-        return sum;
+        return dotQ8InputLanesAt(x, xOff, rmsWeight, ss, norm, wv, ws, row, n, groupSize, n / groupSize, ctx.localIdx,
+                ctx.localGroupSizeX);
     }
 
     /** {@link #inputValue} of x[xOff + j] (norm weight j). */
@@ -370,6 +351,52 @@ public final class KernelHelpers {
             int r = row - qRows - kvRows;
             valueCache.set(pos * kvRows + r, v0);
             valueCache.set(pos * kvRows + r + 1, v1);
+        }
+    }
+
+    /**
+     * Attention of one query head over the cached positions 0 .. {@code last}, by the whole work-group (the one-token
+     * kernel's and the batched prefill's head): scores q·k / sqrt(headSize) into {@code att[attOff + t]}, softmax
+     * (max and sum reduced in local memory), then {@code out[qOff + k] = Σ_t att[t] · v[t][k]} in t order. The query
+     * is {@code q[qOff ..]}; the key/value head starts at {@code kvOff} in each cache row of {@code kvDim}. With
+     * {@code last < 0} nothing is computed or stored, and every barrier is still passed.
+     */
+    public static void attendHead(KernelContext ctx, float[] scratch, FloatArray q, int qOff, FloatArray keyCache,
+                                  FloatArray valueCache, int kvDim, int kvOff, FloatArray att, int attOff, FloatArray out,
+                                  int last, int headSize, float sqrtHeadSize) {
+        int lid = ctx.localIdx;
+        int local = ctx.localGroupSizeX;
+        float max = -Float.MAX_VALUE;
+        for (int t = lid; t <= last; t += local) {
+            int kOff = t * kvDim + kvOff;
+            float score = 0.0f;
+            for (int k = 0; k < headSize; k++) {
+                score += q.get(qOff + k) * keyCache.get(kOff + k);
+            }
+            score /= sqrtHeadSize;
+            att.set(attOff + t, score);
+            max = TornadoMath.max(max, score);
+        }
+        float m = reduceMax(ctx, scratch, max);
+        float sum = 0.0f;
+        for (int t = lid; t <= last; t += local) {
+            float e = TornadoMath.exp(att.get(attOff + t) - m);
+            att.set(attOff + t, e);
+            sum += e;
+        }
+        float total = reduceSum(ctx, scratch, sum);
+        for (int t = lid; t <= last; t += local) {
+            att.set(attOff + t, att.get(attOff + t) / total);
+        }
+        // Each work-item wrote its own t's above; below every work-item reads all of them.
+        ctx.globalBarrier();
+        int outEnd = last < 0 ? 0 : headSize;
+        for (int k = lid; k < outEnd; k += local) {
+            float acc = 0.0f;
+            for (int t = 0; t <= last; t++) {
+                acc += att.get(attOff + t) * valueCache.get(t * kvDim + kvOff + k);
+            }
+            out.set(qOff + k, acc);
         }
     }
 }

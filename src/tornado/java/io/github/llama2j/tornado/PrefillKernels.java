@@ -1,14 +1,13 @@
 package io.github.llama2j.tornado;
 
 import uk.ac.manchester.tornado.api.KernelContext;
-import uk.ac.manchester.tornado.api.math.TornadoMath;
 import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
 import uk.ac.manchester.tornado.api.types.arrays.IntArray;
 
+import static io.github.llama2j.tornado.KernelHelpers.attendHead;
 import static io.github.llama2j.tornado.KernelHelpers.dotF32At;
 import static io.github.llama2j.tornado.KernelHelpers.dotQ8InputAt;
 import static io.github.llama2j.tornado.KernelHelpers.int8At;
-import static io.github.llama2j.tornado.KernelHelpers.reduceMax;
 import static io.github.llama2j.tornado.KernelHelpers.reduceSum;
 import static io.github.llama2j.tornado.KernelHelpers.rmsScaleAt;
 import static io.github.llama2j.tornado.KernelHelpers.rmsScalePartialsAt;
@@ -191,46 +190,11 @@ public final class PrefillKernels {
         float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
         int i = ctx.groupIdx / nHeads;
         int h = ctx.groupIdx - i * nHeads;
-        int lid = ctx.localIdx;
-        int local = ctx.localGroupSizeX;
         // A work-group past the chunk's count runs no iteration (last = -1) but passes every barrier: barriers inside
         // a branch on the group id corrupted PoCL's memory (TornadoVM 5.2, PoCL 6; the branch form ran, then crashed).
         int last = i < pstate.get(COUNT) ? pstate.get(START) + i : -1;
-        int qOff = (i * nHeads + h) * headSize;
-        int kvOff = (h / kvMul) * headSize;
-        int attOff = ctx.groupIdx * seqLen;
-        float max = -Float.MAX_VALUE;
-        for (int t = lid; t <= last; t += local) {
-            int kOff = t * kvDim + kvOff;
-            float score = 0.0f;
-            for (int k = 0; k < headSize; k++) {
-                score += qB.get(qOff + k) * keyCache.get(kOff + k);
-            }
-            score /= sqrtHeadSize;
-            attB.set(attOff + t, score);
-            max = TornadoMath.max(max, score);
-        }
-        float m = reduceMax(ctx, scratch, max);
-        float sum = 0.0f;
-        for (int t = lid; t <= last; t += local) {
-            float e = TornadoMath.exp(attB.get(attOff + t) - m);
-            attB.set(attOff + t, e);
-            sum += e;
-        }
-        float total = reduceSum(ctx, scratch, sum);
-        for (int t = lid; t <= last; t += local) {
-            attB.set(attOff + t, attB.get(attOff + t) / total);
-        }
-        // Each work-item wrote its own t's above; below every work-item reads all of them.
-        ctx.globalBarrier();
-        int outEnd = last < 0 ? 0 : headSize;
-        for (int k = lid; k < outEnd; k += local) {
-            float acc = 0.0f;
-            for (int t = 0; t <= last; t++) {
-                acc += attB.get(attOff + t) * valueCache.get(t * kvDim + kvOff + k);
-            }
-            xbB.set(qOff + k, acc);
-        }
+        attendHead(ctx, scratch, qB, (i * nHeads + h) * headSize, keyCache, valueCache, kvDim, (h / kvMul) * headSize, attB,
+                ctx.groupIdx * seqLen, xbB, last, headSize, sqrtHeadSize);
     }
 
     // ------------------------------------------------------------------ Q8_0 (runq), quantized where consumed

@@ -6,11 +6,11 @@ import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
 import uk.ac.manchester.tornado.api.types.arrays.Int8Array;
 import uk.ac.manchester.tornado.api.types.arrays.IntArray;
 
+import static io.github.llama2j.tornado.KernelHelpers.attendHead;
 import static io.github.llama2j.tornado.KernelHelpers.dotF32Lanes;
 import static io.github.llama2j.tornado.KernelHelpers.dotQ8;
 import static io.github.llama2j.tornado.KernelHelpers.dotQ8Input;
 import static io.github.llama2j.tornado.KernelHelpers.int8At;
-import static io.github.llama2j.tornado.KernelHelpers.reduceMax;
 import static io.github.llama2j.tornado.KernelHelpers.reduceSlice;
 import static io.github.llama2j.tornado.KernelHelpers.reduceSum;
 import static io.github.llama2j.tornado.KernelHelpers.roundHalfAway;
@@ -201,43 +201,8 @@ public final class TransformerKernels {
                                  int kvMul, float sqrtHeadSize) {
         float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
         int h = ctx.groupIdx;
-        int lid = ctx.localIdx;
-        int local = ctx.localGroupSizeX;
-        int pos = state.get(1);
-        int qOff = h * headSize;
-        int kvOff = (h / kvMul) * headSize;
-        int attOff = h * seqLen;
-        float max = -Float.MAX_VALUE;
-        for (int t = lid; t <= pos; t += local) {
-            int kOff = t * kvDim + kvOff;
-            float score = 0.0f;
-            for (int i = 0; i < headSize; i++) {
-                score += q.get(qOff + i) * keyCache.get(kOff + i);
-            }
-            score /= sqrtHeadSize;
-            att.set(attOff + t, score);
-            max = TornadoMath.max(max, score);
-        }
-        float m = reduceMax(ctx, scratch, max);
-        float sum = 0.0f;
-        for (int t = lid; t <= pos; t += local) {
-            float e = TornadoMath.exp(att.get(attOff + t) - m);
-            att.set(attOff + t, e);
-            sum += e;
-        }
-        float total = reduceSum(ctx, scratch, sum);
-        for (int t = lid; t <= pos; t += local) {
-            att.set(attOff + t, att.get(attOff + t) / total);
-        }
-        // Each work-item wrote its own t's above; below every work-item reads all of them.
-        ctx.globalBarrier();
-        for (int i = lid; i < headSize; i += local) {
-            float acc = 0.0f;
-            for (int t = 0; t <= pos; t++) {
-                acc += att.get(attOff + t) * valueCache.get(t * kvDim + kvOff + i);
-            }
-            out.set(qOff + i, acc);
-        }
+        attendHead(ctx, scratch, q, h * headSize, keyCache, valueCache, kvDim, (h / kvMul) * headSize, att, h * seqLen, out,
+                state.get(1), headSize, sqrtHeadSize);
     }
 
     // ------------------------------------------------------------------ Q8_0 (runq)
