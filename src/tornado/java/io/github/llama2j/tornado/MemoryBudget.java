@@ -14,7 +14,7 @@ import java.util.Locale;
  *
  * @param weights     bytes of weights (stacked matrices, norms) plus the RoPE table
  * @param kvCache     bytes of the key and value caches (float32, every layer, seq_len positions)
- * @param activations bytes of activations, scratch and logits
+ * @param activations bytes of activations, scratch and logits, and the batched prefill's chunk buffers
  * @param largest     bytes of the largest single buffer
  */
 record MemoryBudget(long weights, long kvCache, long activations, long largest) {
@@ -45,7 +45,13 @@ record MemoryBudget(long weights, long kvCache, long activations, long largest) 
         boolean ggml = ForwardGraph.isGgml(c);
         long floats = c.dim() + 2L * c.qDim() + (ggml ? 2L : 1L) * c.hiddenDim() + (long) c.nHeads() * c.seqLen()
                 + c.vocabSize() + (ggml ? (long) c.qDim() + 2L * c.kvDim() : 0);
-        return new MemoryBudget(weights, kv, floats * Float.BYTES + 8, largest);
+        long prefill = 0;
+        if (PrefillGraph.supports(c)) { // the chunk buffers of the batched prefill (llama2.c checkpoints), attention scores the largest
+            int chunk = Math.min(PrefillGraph.CHUNK, c.seqLen());
+            prefill = PrefillGraph.bytes(c, chunk);
+            largest = Math.max(largest, 4L * chunk * c.nHeads() * c.seqLen());
+        }
+        return new MemoryBudget(weights, kv, floats * Float.BYTES + 8 + prefill, largest);
     }
 
     /**

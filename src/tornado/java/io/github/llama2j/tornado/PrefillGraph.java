@@ -47,7 +47,11 @@ import java.util.function.Function;
  * consumed buffer only from the graph executed just before, so instead each such array is mapped once, before the
  * prefill graphs first run, onto the device buffer of the token-by-token graph that owns it
  * ({@code TornadoExecutionPlan.mapOnDeviceMemoryRegion}, offset 0: the same device memory; see {@link #mappings()}).
- * None of them is transferred by a prefill graph.
+ * None of them is transferred by a prefill graph. The prefill tasks name each such array by an <em>alias</em>, a
+ * one-element array of the same type: TornadoVM allocates the destination of a mapping (at the destination's size)
+ * before it points it at the source, and never frees that allocation, so mapping the arrays themselves would reserve
+ * a second, unused copy of the weights and caches (real device memory on the PTX backend, whose mapping is a plain
+ * pointer, as on OpenCL with offset 0: the kernels read the source buffer, header and all).
  */
 final class PrefillGraph {
     /** Every prefill graph's name. */
@@ -56,8 +60,11 @@ final class PrefillGraph {
     /** Tokens per chunk: the CPU engine's chunk ({@code CpuEngine.CHUNK}). */
     static final int CHUNK = 128;
 
-    /** A device array of a token-by-token graph (its index in the plan) that prefill graph {@code toGraph} maps onto. */
-    record Mapping(Object array, int fromGraph, int toGraph) {
+    /**
+     * A device array of a token-by-token graph (its index in the plan) that prefill graph {@code toGraph} reads through
+     * {@code alias} (a one-element array of the same type, mapped onto the array's device buffer).
+     */
+    record Mapping(Object array, Object alias, int fromGraph, int toGraph) {
     }
 
     private final ForwardGraph f;
@@ -74,6 +81,7 @@ final class PrefillGraph {
     private final java.util.Set<String> gridded = new java.util.HashSet<>();
     private TaskGraph graph;
     private int layer = -1, slot;
+    private int fromGraph;     // the token-by-token graph whose layers the current prefill graph runs
     private int recordBytes;   // the current graph's tasks' share of TornadoVM's task record
 
     // ---- per chunk in; the logits (the token-by-token graphs' host array) out
@@ -178,16 +186,11 @@ final class PrefillGraph {
             } else {
                 graph.consumeFromDevice(GRAPH, shared);
             }
+            fromGraph = group[0];
             for (int l = group[1]; l < group[2]; l++) {
                 slot = l - group[1];
                 layer = l;
-                map(f.keyCache(l), group[0]);
-                map(f.valueCache(l), group[0]);
-                map(f.rope(), 0);
                 ForwardGraph.Layer w = f.layer(l);
-                for (Object a : layerArrays(w)) {
-                    map(a, group[0]);
-                }
                 if (c.quantized()) {
                     addLayerQ8(w, l);
                 } else {
@@ -205,41 +208,46 @@ final class PrefillGraph {
             // The mapped arrays are never copied in (their host copies are stale: the caches live on the device only)
             int index = firstGraph + graphs.size() - 1;
             graph.transferToDevice(DataTransferMode.UNDER_DEMAND, mappings.stream().filter(m -> m.toGraph() == index)
-                    .map(Mapping::array).toArray());
+                    .map(Mapping::alias).toArray());
         }
         graph = null;
         return graphs.stream().map(TaskGraph::snapshot).toArray(ImmutableTaskGraph[]::new);
     }
 
-    private static List<Object> layerArrays(ForwardGraph.Layer w) {
-        List<Object> a = new ArrayList<>(List.of(w.rmsAtt(), w.rmsFfn()));
-        for (DeviceMatrix m : List.of(w.wqkv(), w.wo(), w.w13(), w.w2())) {
-            a.addAll(ForwardGraph.arrays(m));
-        }
-        return a;
-    }
-
-    /** Records that the current prefill graph reads {@code array} from token-by-token graph {@code from}'s buffer. */
-    private void map(Object array, int from) {
+    /**
+     * The alias through which the current prefill graph reads {@code array} of token-by-token graph {@code from}
+     * (made and recorded on first use in this graph; see the class comment).
+     */
+    @SuppressWarnings("unchecked")
+    private <T> T dev(T array, int from) {
         int to = firstGraph + graphs.size() - 1;
         for (Mapping m : mappings) {
             if (m.array() == array && m.toGraph() == to) {
-                return;
+                return (T) m.alias();
             }
         }
-        mappings.add(new Mapping(array, from, to));
+        Object alias = switch (array) {
+            case FloatArray a -> new FloatArray(1);
+            case IntArray a -> new IntArray(1);
+            default -> throw new IllegalStateException("internal: no alias for a " + array.getClass().getSimpleName());
+        };
+        mappings.add(new Mapping(array, alias, from, to));
+        return (T) alias;
     }
 
     private void addEmbed() {
         int dim = c.dim();
         int local = s.quantizeLocal();
-        for (Object a : ForwardGraph.arrays(f.embedding())) {
-            map(a, 0);
-        }
         switch (f.embedding()) {
-            case DeviceMatrix.F32 e -> add("embed", id -> new TaskPackage(id, PrefillKernels::embedF32, ctx, pstate, e.data(), xB, dim));
-            case DeviceMatrix.Q8 e -> add("embed", id -> new TaskPackage(id, PrefillKernels::embedQ8, ctx, pstate, e.values(), e.scales(), xB,
-                    dim, e.groupSize()));
+            case DeviceMatrix.F32 e -> {
+                FloatArray data = dev(e.data(), 0);
+                add("embed", id -> new TaskPackage(id, PrefillKernels::embedF32, ctx, pstate, data, xB, dim));
+            }
+            case DeviceMatrix.Q8 e -> {
+                IntArray values = dev(e.values(), 0);
+                FloatArray scales = dev(e.scales(), 0);
+                add("embed", id -> new TaskPackage(id, PrefillKernels::embedQ8, ctx, pstate, values, scales, xB, dim, e.groupSize()));
+            }
             default -> throw new IllegalStateException("embedding of a llama2.c checkpoint is " + f.embedding().getClass());
         }
         schedule("embed", roundUp(chunk * dim, local), local);
@@ -248,45 +256,48 @@ final class PrefillGraph {
     /** One float32 layer, 5 launches (see the class comment). */
     private void addLayerF32(ForwardGraph.Layer w, int l) {
         int dim = c.dim(), kvDim = c.kvDim(), hidden = c.hiddenDim(), local = s.matmulLocal();
-        FloatArray kc = f.keyCache(l), vc = f.valueCache(l), rope = f.rope();
-        add("qkv", id -> new TaskPackage(id, PrefillKernels::qkvF32, ctx, xB, w.rmsAtt(), ((DeviceMatrix.F32) w.wqkv()).data(), qB, kc, vc,
-                pstate, rope, dim, kvDim, c.headSize()));
+        FloatArray kc = dev(f.keyCache(l), fromGraph), vc = dev(f.valueCache(l), fromGraph), rope = dev(f.rope(), 0);
+        FloatArray rmsAtt = dev(w.rmsAtt(), fromGraph), rmsFfn = dev(w.rmsFfn(), fromGraph);
+        FloatArray wqkv = dev(((DeviceMatrix.F32) w.wqkv()).data(), fromGraph), wo = dev(((DeviceMatrix.F32) w.wo()).data(), fromGraph);
+        FloatArray w13 = dev(((DeviceMatrix.F32) w.w13()).data(), fromGraph), w2 = dev(((DeviceMatrix.F32) w.w2()).data(), fromGraph);
+        add("qkv", id -> new TaskPackage(id, PrefillKernels::qkvF32, ctx, xB, rmsAtt, wqkv, qB, kc, vc, pstate, rope, dim, kvDim,
+                c.headSize()));
         schedule("qkv", (dim + 2 * kvDim) / 2 * local, local);
-        addAttention(l);
-        add("wo", id -> new TaskPackage(id, PrefillKernels::matmulResidualF32, ctx, xbB, ((DeviceMatrix.F32) w.wo()).data(), xB, pstate,
-                dim, dim));
+        addAttention(kc, vc);
+        add("wo", id -> new TaskPackage(id, PrefillKernels::matmulResidualF32, ctx, xbB, wo, xB, pstate, dim, dim));
         schedule("wo", dim * local, local);
-        add("w13", id -> new TaskPackage(id, PrefillKernels::w13F32, ctx, xB, w.rmsFfn(), ((DeviceMatrix.F32) w.w13()).data(), hbB, pstate,
-                dim, hidden));
+        add("w13", id -> new TaskPackage(id, PrefillKernels::w13F32, ctx, xB, rmsFfn, w13, hbB, pstate, dim, hidden));
         schedule("w13", hidden * local, local);
-        add("w2", id -> new TaskPackage(id, PrefillKernels::matmulResidualF32, ctx, hbB, ((DeviceMatrix.F32) w.w2()).data(), xB, pstate,
-                hidden, dim));
+        add("w2", id -> new TaskPackage(id, PrefillKernels::matmulResidualF32, ctx, hbB, w2, xB, pstate, hidden, dim));
         schedule("w2", dim * local, local);
     }
 
     /** One Q8_0 layer (runq), 5 launches, the quantization of each input done where it is consumed. */
     private void addLayerQ8(ForwardGraph.Layer w, int l) {
         int dim = c.dim(), kvDim = c.kvDim(), hidden = c.hiddenDim(), gs = c.groupSize(), local = s.matmulLocal();
-        FloatArray kc = f.keyCache(l), vc = f.valueCache(l), rope = f.rope();
-        DeviceMatrix.Q8 qkv = (DeviceMatrix.Q8) w.wqkv();
-        add("qkv", id -> new TaskPackage(id, PrefillKernels::qkvQ8, ctx, xB, w.rmsAtt(), qkv.values(), qkv.scales(), qB, kc, vc, pstate, rope,
+        FloatArray kc = dev(f.keyCache(l), fromGraph), vc = dev(f.valueCache(l), fromGraph), rope = dev(f.rope(), 0);
+        FloatArray rmsAtt = dev(w.rmsAtt(), fromGraph), rmsFfn = dev(w.rmsFfn(), fromGraph);
+        DeviceMatrix.Q8 qkv = (DeviceMatrix.Q8) w.wqkv(), wo = (DeviceMatrix.Q8) w.wo(), w13 = (DeviceMatrix.Q8) w.w13(),
+                w2 = (DeviceMatrix.Q8) w.w2();
+        IntArray qkvV = dev(qkv.values(), fromGraph), woV = dev(wo.values(), fromGraph), w13V = dev(w13.values(), fromGraph),
+                w2V = dev(w2.values(), fromGraph);
+        FloatArray qkvS = dev(qkv.scales(), fromGraph), woS = dev(wo.scales(), fromGraph), w13S = dev(w13.scales(), fromGraph),
+                w2S = dev(w2.scales(), fromGraph);
+        add("qkv", id -> new TaskPackage(id, PrefillKernels::qkvQ8, ctx, xB, rmsAtt, qkvV, qkvS, qB, kc, vc, pstate, rope,
                 dim, kvDim, c.headSize(), gs, s.normPartials()));
         schedule("qkv", (dim + 2 * kvDim) / 2 * local, local);
-        addAttention(l);
-        DeviceMatrix.Q8 wo = (DeviceMatrix.Q8) w.wo();
-        add("wo", id -> new TaskPackage(id, PrefillKernels::matmulResidualQ8, ctx, xbB, wo.values(), wo.scales(), xB, pstate, dim, dim, gs));
+        addAttention(kc, vc);
+        add("wo", id -> new TaskPackage(id, PrefillKernels::matmulResidualQ8, ctx, xbB, woV, woS, xB, pstate, dim, dim, gs));
         schedule("wo", dim * local, local);
-        DeviceMatrix.Q8 w13 = (DeviceMatrix.Q8) w.w13();
-        add("w13", id -> new TaskPackage(id, PrefillKernels::w13Q8, ctx, xB, w.rmsFfn(), w13.values(), w13.scales(), hbB, pstate, dim, hidden,
+        add("w13", id -> new TaskPackage(id, PrefillKernels::w13Q8, ctx, xB, rmsFfn, w13V, w13S, hbB, pstate, dim, hidden,
                 gs, s.normPartials()));
         schedule("w13", hidden * local, local);
-        DeviceMatrix.Q8 w2 = (DeviceMatrix.Q8) w.w2();
-        add("w2", id -> new TaskPackage(id, PrefillKernels::matmulResidualQ8, ctx, hbB, w2.values(), w2.scales(), xB, pstate, hidden, dim, gs));
+        add("w2", id -> new TaskPackage(id, PrefillKernels::matmulResidualQ8, ctx, hbB, w2V, w2S, xB, pstate, hidden, dim, gs));
         schedule("w2", dim * local, local);
     }
 
-    private void addAttention(int l) {
-        FloatArray kc = f.keyCache(l), vc = f.valueCache(l);
+    /** The chunk's attention over the layer's caches (their aliases in this graph). */
+    private void addAttention(FloatArray kc, FloatArray vc) {
         add("attention", id -> new TaskPackage(id, PrefillKernels::attention, ctx, qB, kc, vc, attB, xbB, pstate, c.seqLen(), c.headSize(),
                 c.kvDim(), c.kvMul(), (float) Math.sqrt(c.headSize()), c.nHeads()));
         schedule("attention", chunk * c.nHeads() * s.attentionLocal(), s.attentionLocal());
@@ -295,16 +306,19 @@ final class PrefillGraph {
     /** The final norm and the classifier on the chunk's last token; the logits go to the host. */
     private void addClassifier() {
         int dim = c.dim(), local = s.matmulLocal();
-        FloatArray rmsFinal = f.rmsFinal();
-        map(rmsFinal, f.outputGraph());
-        for (Object a : ForwardGraph.arrays(f.classifier())) {
-            map(a, f.classifierGraph());
-        }
+        FloatArray rmsFinal = dev(f.rmsFinal(), f.outputGraph());
+        int from = f.classifierGraph();
         switch (f.classifier()) {
-            case DeviceMatrix.F32 cls -> add("classifier", id -> new TaskPackage(id, PrefillKernels::classifierF32, ctx, xB, rmsFinal,
-                    cls.data(), logits, pstate, dim));
-            case DeviceMatrix.Q8 cls -> add("classifier", id -> new TaskPackage(id, PrefillKernels::classifierQ8, ctx, xB, rmsFinal,
-                    cls.values(), cls.scales(), logits, pstate, dim, c.groupSize(), s.normPartials()));
+            case DeviceMatrix.F32 cls -> {
+                FloatArray data = dev(cls.data(), from);
+                add("classifier", id -> new TaskPackage(id, PrefillKernels::classifierF32, ctx, xB, rmsFinal, data, logits, pstate, dim));
+            }
+            case DeviceMatrix.Q8 cls -> {
+                IntArray values = dev(cls.values(), from);
+                FloatArray scales = dev(cls.scales(), from);
+                add("classifier", id -> new TaskPackage(id, PrefillKernels::classifierQ8, ctx, xB, rmsFinal, values, scales, logits, pstate,
+                        dim, c.groupSize(), s.normPartials()));
+            }
             default -> throw new IllegalStateException("classifier of a llama2.c checkpoint is " + f.classifier().getClass());
         }
         schedule("classifier", c.vocabSize() * local, local);

@@ -289,7 +289,7 @@ public final class TornadoEngine implements InferenceEngine {
      */
     private Void firstPrefill() {
         for (PrefillGraph.Mapping m : prefill.mappings()) {
-            plan.mapOnDeviceMemoryRegion(m.array(), m.array(), 0, m.fromGraph(), m.toGraph());
+            plan.mapOnDeviceMemoryRegion(m.alias(), m.array(), 0, m.fromGraph(), m.toGraph());
         }
         if (!profilerOn) {
             plan.withProfiler(ProfilerMode.SILENT);
