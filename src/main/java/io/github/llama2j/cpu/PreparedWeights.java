@@ -29,9 +29,9 @@ import java.util.concurrent.ConcurrentHashMap;
  *       Llama-3.2-1B Q8_0 file, about 7.9 GiB for a Llama-3.1-8B one); otherwise every Q8_0 product reads the
  *       file's layout, with the same results.</li>
  *   <li>llama2.c's {@link Matrix.Q8} (runq) as {@link PackedQ8_0} too, under the same rule (counted together with
- *       the Q8_0 matrices; the copy is the source's size: 0.12 GiB for stories110M), for the group sizes
- *       {@link Q8Matmul#matmulPacked} reads (multiples of twice the int lanes: 32 at 512 bits, 16 at 256, 8 at
- *       128); the results are bit-identical to the file's layout (runq's).</li>
+ *       the Q8_0 matrices; the copy is the source's size: 0.11 GiB for stories110M), for the group sizes
+ *       {@link Q8Matmul#matmulPacked} reads ({@link Q8Matmul#handlesPacked}: multiples of 16 at 512 bits, of 8 at
+ *       256 and 128 bits); the results are bit-identical to the file's layout (runq's).</li>
  * </ul>
  * The mapped file is never written: a prepared form is a copy in private memory, so it costs that matrix's
  * size in RAM (the file's pages it replaces are read once, at load, and stay reclaimable page cache; the

@@ -42,6 +42,10 @@ import java.nio.ByteOrder;
  * preferred one, so {@code -XX:MaxVectorSize} (the tests' width selection) picks the path.
  * {@link #SUPPORTED} says whether a width applies (at least 4 int lanes).
  *
+ * <p>The engine's one-token products read the matrices' load-time packed copies instead ({@link #matmulPacked}:
+ * the rows in the lanes, no horizontal sums; 1.8-2.1x this kernel at 512 bits); this kernel serves when there is
+ * no copy (the memory rule of {@link PreparedWeights}, a test's matrix) and for activations holding -128.
+ *
  * <p>The activations' widened forms are made once per input ({@link Input}, kept in {@link Activations});
  * each thread's scratch is its own ({@link #SCRATCH}), so a call allocates nothing.
  */
@@ -140,9 +144,9 @@ final class Q8Matmul {
         return SUPPORTED && (groupSize % SL == 0 || B_FOR_I != null && groupSize % LANES == 0);
     }
 
-    /** Whether {@link #matmulPacked} reads a packed copy for this group size (16-bit products; else it reads the source). */
+    /** Whether {@link #matmulPacked} reads a packed copy for this group size (whole steps of four columns, activations prepared). */
     static boolean handlesPacked(int groupSize) {
-        return SUPPORTED && groupSize % SL == 0;
+        return handles(groupSize) && groupSize % 4 == 0;
     }
 
     /** Per-thread scratch: the transposing reduction's L vectors of L ints, a block's dots and terms (grown on demand). */
@@ -152,9 +156,6 @@ final class Q8Matmul {
         final int[] sums = new int[LANES * LANES];
         int[] dots = new int[0];
         float[] terms = new float[0];
-        /** {@link #matmulPacked}: one step's L dots and terms. */
-        final int[] stepDots = new int[LANES];
-        final float[] stepTerms = new float[LANES];
     }
 
     /**
@@ -169,8 +170,8 @@ final class Q8Matmul {
         int[] x32 = new int[0];
         /** The group scales repeated for each row of a block of L rows: xsTiled[i] = xs[i % ng]. */
         float[] xsTiled = new float[0];
-        /** The group scales repeated for the rows of a packed group ({@link PackedQ8_0#ROWS}): xsRows[g · 4 + i] = xs[g]. */
-        float[] xsRows = new float[0];
+        /** The packed kernel's activation pairs: x2[k] holds x[2k] in its low 16 bits and x[2k + 1] in its high 16 bits. */
+        int[] x2 = new int[0];
         byte[] xq;
         float[] xs;
         boolean minus128;
@@ -197,11 +198,11 @@ final class Q8Matmul {
             for (int i = 0; i < LANES * ng; i++) {
                 xsTiled[i] = xs[i % ng];
             }
-            if (xsRows.length < PackedQ8_0.ROWS * ng) {
-                xsRows = new float[PackedQ8_0.ROWS * ng];
+            if (x2.length < n / 2) {
+                x2 = new int[n / 2];
             }
-            for (int i = 0; i < PackedQ8_0.ROWS * ng; i++) {
-                xsRows[i] = xs[i / PackedQ8_0.ROWS];
+            for (int k = 0; k < n / 2; k++) {
+                x2[k] = (xq[2 * k] & 0xffff) | xq[2 * k + 1] << 16;
             }
         }
     }
@@ -270,19 +271,24 @@ final class Q8Matmul {
         }
     }
 
-    /** Groups per step of {@link #matmulPacked}: L dots, four rows each (1 at 128 bits, 2 at 256, 4 at 512). */
-    private static final int STEP_GROUPS = Math.max(1, LANES / PackedQ8_0.ROWS);
+    /** Rows per group of the packed copy ({@link PackedQ8_0}): one per int lane. */
+    static final int PACK_ROWS = Math.max(LANES, 1);
+    /** Columns of one row stored together in the packed copy: a short vector holds two columns of each of its rows. */
+    static final int PACK_CHUNK = 2;
 
     /**
-     * {@link #matmul} on the load-time packed copy ({@link PackedQ8_0}: four rows' int8 values of each group one
-     * after another, 64-byte aligned, scales as floats in the same order): bit-identical to runq per row (the same
-     * exact int dots, {@code ((float) idot * wScale) * xScale}, added group after group from 0). A step takes
-     * {@link #STEP_GROUPS} groups of the four rows: each chunk of activations is loaded once for the four rows, the
-     * four rows' 16-bit products (as in {@link #dotsShorts}) go to four independent int accumulators, the L vectors
-     * are reduced to L dots by the transposing reduction, scaled in one vector pass, and each row adds its terms in
-     * group order. Rows [r0, r1) are written; a packed group that straddles r0 or r1 is computed whole and only its
-     * rows in the range are stored. Requires {@link #handlesPacked}(group size); activations holding -128 read the
-     * source instead ({@link #matmul}).
+     * {@link #matmul} on the load-time packed copy ({@link PackedQ8_0}: {@link #PACK_ROWS} = L rows per group, each
+     * pair of columns of the L rows together, 64-byte aligned; scales as floats, the L rows' scales of a group together):
+     * bit-identical to runq per row. The rows are in the lanes: one step loads two pairs of columns of the L rows
+     * (4L bytes), widens them to shorts and multiplies them by the two activation pairs broadcast to every lane (two
+     * products per int lane, and the two steps' products added in shorts: |sum| ≤ 2 · 128 · 127), then splits the
+     * shorts into the lanes' int sums ({@code (v << 16) >> 16} and {@code v >> 16}, exact). After a group's columns
+     * each lane holds its row's exact int dot, and {@code val += ((float) idot * wScale) * xScale} runs on the L rows at
+     * once: each lane adds its row's terms group after group from 0, runq's order, with no horizontal sum at all (the
+     * form that keeps the rows in the groups' order needs a transposing reduction per L dots: measured 1.04-1.06x
+     * the file's layout only, see docs/measurements/2026-12-03-runq-packed.md). Rows [r0, r1) are written; a packed
+     * group that straddles r0 or r1 is computed whole and only its rows in the range are stored. Requires
+     * {@link #handlesPacked}(group size); activations holding -128 read the source instead ({@link #matmul}).
      */
     static void matmulPacked(float[] out, Input in, PackedQ8_0 p, int r0, int r1) {
         Matrix.Q8 w = (Matrix.Q8) p.source();
@@ -294,95 +300,36 @@ final class Q8Matmul {
         if (!handlesPacked(gs)) {
             throw new IllegalArgumentException("the packed Q8 kernel does not read group size " + gs + " at " + I.vectorBitSize() + " bits");
         }
-        if (in.minus128) { // the 16-bit products could overflow: the source, with 32-bit products
+        if (in.minus128) { // the 16-bit sums of two products could overflow: the source, with 32-bit products
             matmul(out, in, w, r0, r1);
             return;
         }
-        Scratch sc = SCRATCH.get();
-        int[] scratch = sc.sums, dots = sc.stepDots;
-        float[] terms = sc.stepTerms, ws = p.scales(), xsRows = in.xsRows;
-        short[] x = in.x16;
+        float[] ws = p.scales(), xs = in.xs;
+        int[] x2 = in.x2;
         MemorySegment q = p.quants();
-        int packs = (r1 + PackedQ8_0.ROWS - 1) / PackedQ8_0.ROWS;
-        for (int pk = r0 / PackedQ8_0.ROWS; pk < packs; pk++) {
-            long base = (long) pk * PackedQ8_0.ROWS * n;
-            int sBase = pk * ng * PackedQ8_0.ROWS;
-            float v0 = 0.0f, v1 = 0.0f, v2 = 0.0f, v3 = 0.0f;
-            for (int g0 = 0; g0 < ng; g0 += STEP_GROUPS) {
-                int gn = Math.min(STEP_GROUPS, ng - g0);
-                for (int gi = 0; gi < gn; gi++) {
-                    long off = base + (long) (g0 + gi) * PackedQ8_0.ROWS * gs;
-                    int xOff = (g0 + gi) * gs;
-                    IntVector a0 = IntVector.zero(I), a1 = a0, a2 = a0, a3 = a0;
-                    int b = 0;
-                    for (; b + 2 * SL <= gs; b += 2 * SL) {
-                        ShortVector x0 = ShortVector.fromArray(S, x, xOff + b), x1 = ShortVector.fromArray(S, x, xOff + b + SL);
-                        IntVector p0 = ((ShortVector) ByteVector.fromMemorySegment(B_FOR_S, q, off + b, LE).convertShape(VectorOperators.B2S, S, 0)).mul(x0)
-                                .add(((ShortVector) ByteVector.fromMemorySegment(B_FOR_S, q, off + b + SL, LE).convertShape(VectorOperators.B2S, S, 0)).mul(x1)).reinterpretAsInts();
-                        IntVector p1 = ((ShortVector) ByteVector.fromMemorySegment(B_FOR_S, q, off + gs + b, LE).convertShape(VectorOperators.B2S, S, 0)).mul(x0)
-                                .add(((ShortVector) ByteVector.fromMemorySegment(B_FOR_S, q, off + gs + b + SL, LE).convertShape(VectorOperators.B2S, S, 0)).mul(x1)).reinterpretAsInts();
-                        IntVector p2 = ((ShortVector) ByteVector.fromMemorySegment(B_FOR_S, q, off + 2 * gs + b, LE).convertShape(VectorOperators.B2S, S, 0)).mul(x0)
-                                .add(((ShortVector) ByteVector.fromMemorySegment(B_FOR_S, q, off + 2 * gs + b + SL, LE).convertShape(VectorOperators.B2S, S, 0)).mul(x1)).reinterpretAsInts();
-                        IntVector p3 = ((ShortVector) ByteVector.fromMemorySegment(B_FOR_S, q, off + 3 * gs + b, LE).convertShape(VectorOperators.B2S, S, 0)).mul(x0)
-                                .add(((ShortVector) ByteVector.fromMemorySegment(B_FOR_S, q, off + 3 * gs + b + SL, LE).convertShape(VectorOperators.B2S, S, 0)).mul(x1)).reinterpretAsInts();
-                        a0 = a0.add(p0.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16)).add(p0.lanewise(VectorOperators.ASHR, 16));
-                        a1 = a1.add(p1.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16)).add(p1.lanewise(VectorOperators.ASHR, 16));
-                        a2 = a2.add(p2.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16)).add(p2.lanewise(VectorOperators.ASHR, 16));
-                        a3 = a3.add(p3.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16)).add(p3.lanewise(VectorOperators.ASHR, 16));
-                    }
-                    if (b < gs) { // an odd number of SL chunks: the last one alone
-                        ShortVector x0 = ShortVector.fromArray(S, x, xOff + b);
-                        IntVector p0 = ((ShortVector) ByteVector.fromMemorySegment(B_FOR_S, q, off + b, LE).convertShape(VectorOperators.B2S, S, 0)).mul(x0).reinterpretAsInts();
-                        IntVector p1 = ((ShortVector) ByteVector.fromMemorySegment(B_FOR_S, q, off + gs + b, LE).convertShape(VectorOperators.B2S, S, 0)).mul(x0).reinterpretAsInts();
-                        IntVector p2 = ((ShortVector) ByteVector.fromMemorySegment(B_FOR_S, q, off + 2 * gs + b, LE).convertShape(VectorOperators.B2S, S, 0)).mul(x0).reinterpretAsInts();
-                        IntVector p3 = ((ShortVector) ByteVector.fromMemorySegment(B_FOR_S, q, off + 3 * gs + b, LE).convertShape(VectorOperators.B2S, S, 0)).mul(x0).reinterpretAsInts();
-                        a0 = a0.add(p0.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16)).add(p0.lanewise(VectorOperators.ASHR, 16));
-                        a1 = a1.add(p1.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16)).add(p1.lanewise(VectorOperators.ASHR, 16));
-                        a2 = a2.add(p2.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16)).add(p2.lanewise(VectorOperators.ASHR, 16));
-                        a3 = a3.add(p3.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16)).add(p3.lanewise(VectorOperators.ASHR, 16));
-                    }
-                    int k = gi * PackedQ8_0.ROWS;
-                    a0.intoArray(scratch, SLOT[k] * LANES);
-                    a1.intoArray(scratch, SLOT[k + 1] * LANES);
-                    a2.intoArray(scratch, SLOT[k + 2] * LANES);
-                    a3.intoArray(scratch, SLOT[k + 3] * LANES);
+        int groups = (r1 + PACK_ROWS - 1) / PACK_ROWS;
+        for (int pk = r0 / PACK_ROWS; pk < groups; pk++) {
+            long off = (long) pk * PACK_ROWS * n;
+            int s = pk * ng * PACK_ROWS;
+            FloatVector val = FloatVector.zero(F);
+            for (int g = 0; g < ng; g++, s += PACK_ROWS) {
+                IntVector acc = IntVector.zero(I);
+                for (int c = g * gs / 2, end = c + gs / 2; c < end; c += 2, off += 4 * PACK_ROWS) {
+                    ShortVector w01 = (ShortVector) ByteVector.fromMemorySegment(B_FOR_S, q, off, LE).convertShape(VectorOperators.B2S, S, 0);
+                    ShortVector w23 = (ShortVector) ByteVector.fromMemorySegment(B_FOR_S, q, off + 2 * PACK_ROWS, LE).convertShape(VectorOperators.B2S, S, 0);
+                    IntVector v = w01.mul(IntVector.broadcast(I, x2[c]).reinterpretAsShorts())
+                            .add(w23.mul(IntVector.broadcast(I, x2[c + 1]).reinterpretAsShorts())).reinterpretAsInts();
+                    acc = acc.add(v.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16)).add(v.lanewise(VectorOperators.ASHR, 16));
                 }
-                int valid = gn * PackedQ8_0.ROWS, s = sBase + g0 * PackedQ8_0.ROWS;
-                if (valid < LANES) { // the last step of a row with fewer groups left: its other dots are 0 (not used)
-                    for (int k = valid; k < LANES; k++) {
-                        java.util.Arrays.fill(scratch, SLOT[k] * LANES, (SLOT[k] + 1) * LANES, 0);
-                    }
-                }
-                transposeSum(scratch, dots, 0);
-                if (valid == LANES) {
-                    ((FloatVector) IntVector.fromArray(I, dots, 0).convert(VectorOperators.I2F, 0))
-                            .mul(FloatVector.fromArray(F, ws, s))
-                            .mul(FloatVector.fromArray(F, xsRows, g0 * PackedQ8_0.ROWS))
-                            .intoArray(terms, 0);
-                } else {
-                    for (int k = 0; k < valid; k++) {
-                        terms[k] = ((float) dots[k] * ws[s + k]) * xsRows[g0 * PackedQ8_0.ROWS + k];
-                    }
-                }
-                // runq's accumulation: each row adds its terms group after group
-                for (int k = 0; k < valid; k += PackedQ8_0.ROWS) {
-                    v0 += terms[k];
-                    v1 += terms[k + 1];
-                    v2 += terms[k + 2];
-                    v3 += terms[k + 3];
-                }
+                val = val.add(((FloatVector) acc.convert(VectorOperators.I2F, 0)).mul(FloatVector.fromArray(F, ws, s)).mul(xs[g]));
             }
-            int r = pk * PackedQ8_0.ROWS;
-            if (r >= r0 && r + 3 < r1) {
-                out[r] = v0;
-                out[r + 1] = v1;
-                out[r + 2] = v2;
-                out[r + 3] = v3;
+            int r = pk * PACK_ROWS;
+            if (r >= r0 && r + PACK_ROWS <= r1) {
+                val.intoArray(out, r);
             } else { // a group at an end of the range (or the padded last group): its rows in [r0, r1) only
-                GgmlMatmul.store(out, r, v0, r0, r1);
-                GgmlMatmul.store(out, r + 1, v1, r0, r1);
-                GgmlMatmul.store(out, r + 2, v2, r0, r1);
-                GgmlMatmul.store(out, r + 3, v3, r0, r1);
+                for (int i = Math.max(r, r0); i < Math.min(r + PACK_ROWS, r1); i++) {
+                    out[i] = val.lane(i - r);
+                }
             }
         }
     }

@@ -25,8 +25,9 @@ import java.nio.ByteOrder;
  *       from run.c's, so logits move by a few ulps (about 1e-6 relative); use
  *       {@link ExactVectorKernels} for run.c's order.</li>
  *   <li><b>Q8_0</b>: bit-identical to runq (each group's int dot is exact in any order, and the
- *       groups are accumulated in float one after another). At every width of 128 bits and up, for
- *       group sizes that are multiples of the int lane count, this is {@link Q8Matmul}; otherwise a
+ *       groups are accumulated in float one after another). On the load-time packed copy when the engine
+ *       made one ({@link PreparedWeights}, {@link Q8Matmul#matmulPacked}: rows in the lanes); else, at every
+ *       width of 128 bits and up, for group sizes that are multiples of the int lane count, {@link Q8Matmul}; otherwise a
  *       per-group vector dot (multiples of a smaller int width) or the scalar kernel (tiny test
  *       models' group size 4).</li>
  *   <li><b>GGML types</b> (F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K): {@link GgmlMatmul}.</li>

@@ -170,6 +170,25 @@ class MatmulKernelsTest {
         }
     }
 
+    /** The packed kernel with activations holding -128 (it reads the source then: its 16-bit pair sums could overflow). */
+    @ParameterizedTest
+    @ValueSource(ints = {32, 64})
+    void q8PackedWithMinus128Activations(int groupSize) {
+        int rows = 37, cols = 4 * groupSize;
+        try (Parallel pool = new Parallel(1); Arena shared = Arena.ofShared()) {
+            Matrix.Q8 w = RandomMatrices.q8(shared, rnd, rows, cols, groupSize);
+            byte[] xq = RandomMatrices.activations(rnd, cols);
+            xq[rnd.nextInt(cols)] = Byte.MIN_VALUE;
+            float[] xs = RandomMatrices.floats(rnd, cols / groupSize);
+            Q8Matmul.Input in = new Q8Matmul.Input();
+            in.prepare(xq, xs, cols, groupSize);
+            float[] expected = new float[rows], actual = new float[rows];
+            scalar.matmulQ8(expected, xq, xs, w, 0, rows);
+            Q8Matmul.matmulPacked(actual, in, PackedQ8_0.of(w, shared, pool), 0, rows);
+            assertArrayEquals(expected, actual);
+        }
+    }
+
     /** runq's activations never hold -128, but the kernel must still be right if they do (the 16-bit path would overflow). */
     @ParameterizedTest
     @ValueSource(ints = {32, 64})

@@ -53,14 +53,7 @@ class PreparedWeightsTest {
              Parallel pool = new Parallel(1)) {
             Matrix.Q8_0 m = (Matrix.Q8_0) model.weights().wq()[0];
             VectorKernels k = new VectorKernels();
-            Activations a = new Activations(m.cols());
-            float[] x = new float[m.cols()];
-            java.util.Random rnd = new java.util.Random(System.nanoTime());
-            for (int i = 0; i < x.length; i++) {
-                x[i] = (float) rnd.nextGaussian();
-            }
-            a.input(x, x.length);
-            a.prepareFor(m);
+            Activations a = randomInputFor(m);
             float[] file = new float[m.rows()], packed = new float[m.rows()];
             k.matmul(file, a, m, 0, m.rows());
             k.prepared().prepare(model.weights(), pool);
@@ -89,14 +82,7 @@ class PreparedWeightsTest {
             Matrix.Q8 m = (Matrix.Q8) w.w1()[0];
             assertTrue(Q8Matmul.handlesPacked(m.groupSize()), "group size " + m.groupSize());
             VectorKernels k = new VectorKernels();
-            Activations a = new Activations(m.cols());
-            float[] x = new float[m.cols()];
-            java.util.Random rnd = new java.util.Random(System.nanoTime());
-            for (int i = 0; i < x.length; i++) {
-                x[i] = (float) rnd.nextGaussian();
-            }
-            a.input(x, x.length);
-            a.prepareFor(m);
+            Activations a = randomInputFor(m);
             float[] file = new float[m.rows()], packed = new float[m.rows()];
             k.matmul(file, a, m, 0, m.rows());
             k.prepared().prepare(w, pool);
@@ -112,6 +98,19 @@ class PreparedWeightsTest {
             k.prepared().close();
             assertNull(k.prepared().q8(m));
         }
+    }
+
+    /** Fresh random activations prepared for m's type. */
+    private static Activations randomInputFor(Matrix m) {
+        Activations a = new Activations(m.cols());
+        float[] x = new float[m.cols()];
+        java.util.Random rnd = new java.util.Random(System.nanoTime());
+        for (int i = 0; i < x.length; i++) {
+            x[i] = (float) rnd.nextGaussian();
+        }
+        a.input(x, x.length);
+        a.prepareFor(m);
+        return a;
     }
 
     @Test
