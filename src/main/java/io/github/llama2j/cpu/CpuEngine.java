@@ -128,7 +128,7 @@ public final class CpuEngine implements InferenceEngine {
         this.w = model.weights();
         this.kernels = kernels;
         if (kernels.prepared() != null) {
-            kernels.prepared().prepare(w, parallel); // load-time repacks (Q4_K, Q8_0), once per kernels instance
+            kernels.prepared().prepare(w, parallel); // load-time repacks (Q4_K, Q8_0, runq Q8), once per kernels instance
         }
         this.math = math;
         this.parallel = parallel;

@@ -175,6 +175,6 @@ public final class ExactVectorKernels implements Kernels {
 
     @Override
     public void matmulQ8(float[] out, Activations x, Matrix.Q8 w, int r0, int r1) {
-        VectorKernels.q8(out, x, w, r0, r1);
+        VectorKernels.q8(out, x, w, prepared, r0, r1);
     }
 }

@@ -177,7 +177,8 @@ final class GgmlMatmul {
         }
     }
 
-    private static void store(float[] out, int r, float v, int r0, int r1) {
+    /** out[r] = v if r is in [r0, r1) (shared with {@link Q8Matmul#matmulPacked}). */
+    static void store(float[] out, int r, float v, int r0, int r1) {
         if (r >= r0 && r < r1) {
             out[r] = v;
         }

@@ -47,9 +47,31 @@ public interface Kernels {
      */
     void matmulQ8(float[] out, byte[] xq, float[] xs, Matrix.Q8 w, int r0, int r1);
 
-    /** {@link #matmulQ8(float[], byte[], float[], Matrix.Q8, int, int)} on the prepared activations' runq groups. */
+    /**
+     * {@link #matmulQ8(float[], byte[], float[], Matrix.Q8, int, int)} on the prepared activations' runq groups;
+     * on the load-time repacked copy when there is one ({@link PreparedWeights}), else on the file's layout.
+     */
     default void matmulQ8(float[] out, Activations x, Matrix.Q8 w, int r0, int r1) {
-        matmulQ8(out, x.q8, x.q8Scales, w, r0, r1);
+        PackedQ8_0 p = prepared() == null ? null : prepared().q8(w);
+        if (p != null) {
+            matmulPackedQ8(out, x, p, r0, r1);
+        } else {
+            matmulQ8(out, x.q8, x.q8Scales, w, r0, r1);
+        }
+    }
+
+    /**
+     * {@link #matmulQ8} on a runq Q8 matrix repacked at load time ({@link PackedQ8_0}): bit-identical to runq
+     * (the same integer dots, scalings and float order per row).
+     */
+    default void matmulPackedQ8(float[] out, Activations x, PackedQ8_0 w, int r0, int r1) {
+        x.check(w.source());
+        Matrix.Q8 q = (Matrix.Q8) w.source();
+        if (Q8Matmul.handlesPacked(q.groupSize())) {
+            Q8Matmul.matmulPacked(out, x.q8Input, w, r0, r1);
+        } else { // a group size the packed kernel does not read (never packed by PreparedWeights): the source
+            matmulQ8(out, x.q8, x.q8Scales, q, r0, r1);
+        }
     }
 
     /** F16 weights times the activations rounded to F16 (products exact in float, summed in float). */

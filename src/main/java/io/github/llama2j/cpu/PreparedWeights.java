@@ -28,6 +28,10 @@ import java.util.concurrent.ConcurrentHashMap;
  *       ({@code MemAvailable}) and the allocations succeed (about 1.06 times the Q8_0 bytes: 1.3 GiB for a
  *       Llama-3.2-1B Q8_0 file, about 7.9 GiB for a Llama-3.1-8B one); otherwise every Q8_0 product reads the
  *       file's layout, with the same results.</li>
+ *   <li>llama2.c's {@link Matrix.Q8} (runq) as {@link PackedQ8_0} too, under the same rule (counted together with
+ *       the Q8_0 matrices; the copy is the source's size: 0.11 GiB for stories110M), for the group sizes
+ *       {@link Q8Matmul#matmulPacked} reads ({@link Q8Matmul#handlesPacked}: multiples of 16 at 512 bits, of 8 at
+ *       256 and 128 bits); the results are bit-identical to the file's layout (runq's).</li>
  * </ul>
  * The mapped file is never written: a prepared form is a copy in private memory, so it costs that matrix's
  * size in RAM (the file's pages it replaces are read once, at load, and stay reclaimable page cache; the
@@ -53,12 +57,13 @@ public final class PreparedWeights implements AutoCloseable {
                 q4_K(q);
             }
         }
-        List<Matrix.Q8_0> q8 = new ArrayList<>();
+        List<Matrix> q8 = new ArrayList<>(); // Q8_0 and runq's Q8
         long bytes = 0;
         for (Matrix m : all) {
-            if (m instanceof Matrix.Q8_0 q && !forms.containsKey(q)) {
-                q8.add(q);
-                bytes += PackedQ8_0.bytes(q);
+            boolean packs = m instanceof Matrix.Q8_0 || m instanceof Matrix.Q8 q && Q8Matmul.handlesPacked(q.groupSize());
+            if (packs && !forms.containsKey(m)) {
+                q8.add(m);
+                bytes += PackedQ8_0.bytes(m);
             }
         }
         if (q8.isEmpty() || bytes > availableMemory() / 2) {
@@ -67,7 +72,7 @@ public final class PreparedWeights implements AutoCloseable {
         Arena a = arena != null ? arena : Arena.ofShared();
         Map<Matrix, PackedQ8_0> made = new java.util.HashMap<>();
         try {
-            for (Matrix.Q8_0 m : q8) {
+            for (Matrix m : q8) {
                 made.put(m, PackedQ8_0.of(m, a, parallel));
             }
         } catch (OutOfMemoryError e) { // the heap (the scales) or the native memory (the values) was short after all
@@ -97,6 +102,11 @@ public final class PreparedWeights implements AutoCloseable {
 
     /** The packed copy of {@code m}, or null when {@link #prepare} did not pack it (the file's layout is read). */
     PackedQ8_0 q8_0(Matrix.Q8_0 m) {
+        return (PackedQ8_0) forms.get(m);
+    }
+
+    /** The packed copy of runq's {@code m}, or null when {@link #prepare} did not pack it (the file's layout is read). */
+    PackedQ8_0 q8(Matrix.Q8 m) {
         return (PackedQ8_0) forms.get(m);
     }
 

@@ -42,6 +42,10 @@ import java.nio.ByteOrder;
  * preferred one, so {@code -XX:MaxVectorSize} (the tests' width selection) picks the path.
  * {@link #SUPPORTED} says whether a width applies (at least 4 int lanes).
  *
+ * <p>The engine's one-token products read the matrices' load-time packed copies instead ({@link #matmulPacked}:
+ * the rows in the lanes, no horizontal sums; 1.8-2.1x this kernel at 512 bits); this kernel serves when there is
+ * no copy (the memory rule of {@link PreparedWeights}, a test's matrix) and for activations holding -128.
+ *
  * <p>The activations' widened forms are made once per input ({@link Input}, kept in {@link Activations});
  * each thread's scratch is its own ({@link #SCRATCH}), so a call allocates nothing.
  */
@@ -140,6 +144,11 @@ final class Q8Matmul {
         return SUPPORTED && (groupSize % SL == 0 || B_FOR_I != null && groupSize % LANES == 0);
     }
 
+    /** Whether {@link #matmulPacked} reads a packed copy for this group size (whole steps of four columns, activations prepared). */
+    static boolean handlesPacked(int groupSize) {
+        return handles(groupSize) && groupSize % 4 == 0;
+    }
+
     /** Per-thread scratch: the transposing reduction's L vectors of L ints, a block's dots and terms (grown on demand). */
     private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
 
@@ -161,6 +170,8 @@ final class Q8Matmul {
         int[] x32 = new int[0];
         /** The group scales repeated for each row of a block of L rows: xsTiled[i] = xs[i % ng]. */
         float[] xsTiled = new float[0];
+        /** The packed kernel's activation pairs: x2[k] holds x[2k] in its low 16 bits and x[2k + 1] in its high 16 bits. */
+        int[] x2 = new int[0];
         byte[] xq;
         float[] xs;
         boolean minus128;
@@ -186,6 +197,12 @@ final class Q8Matmul {
             }
             for (int i = 0; i < LANES * ng; i++) {
                 xsTiled[i] = xs[i % ng];
+            }
+            if (x2.length < n / 2) {
+                x2 = new int[n / 2];
+            }
+            for (int k = 0; k < n / 2; k++) {
+                x2[k] = (xq[2 * k] & 0xffff) | xq[2 * k + 1] << 16;
             }
         }
     }
@@ -250,6 +267,69 @@ final class Q8Matmul {
                     val += terms[g];
                 }
                 out[r + i] = val;
+            }
+        }
+    }
+
+    /** Rows per group of the packed copy ({@link PackedQ8_0}): one per int lane. */
+    static final int PACK_ROWS = Math.max(LANES, 1);
+    /** Columns of one row stored together in the packed copy: a short vector holds two columns of each of its rows. */
+    static final int PACK_CHUNK = 2;
+
+    /**
+     * {@link #matmul} on the load-time packed copy ({@link PackedQ8_0}: {@link #PACK_ROWS} = L rows per group, each
+     * pair of columns of the L rows together, 64-byte aligned; scales as floats, the L rows' scales of a group together):
+     * bit-identical to runq per row. The rows are in the lanes: one step loads two pairs of columns of the L rows
+     * (4L bytes), widens them to shorts and multiplies them by the two activation pairs broadcast to every lane (two
+     * products per int lane, and the two steps' products added in shorts: |sum| ≤ 2 · 128 · 127), then splits the
+     * shorts into the lanes' int sums ({@code (v << 16) >> 16} and {@code v >> 16}, exact). After a group's columns
+     * each lane holds its row's exact int dot, and {@code val += ((float) idot * wScale) * xScale} runs on the L rows at
+     * once: each lane adds its row's terms group after group from 0, runq's order, with no horizontal sum at all (the
+     * form that keeps the rows in the groups' order needs a transposing reduction per L dots: measured 1.04-1.06x
+     * the file's layout only, see docs/measurements/2026-12-03-runq-packed.md). Rows [r0, r1) are written; a packed
+     * group that straddles r0 or r1 is computed whole and only its rows in the range are stored. Requires
+     * {@link #handlesPacked}(group size); activations holding -128 read the source instead ({@link #matmul}).
+     */
+    static void matmulPacked(float[] out, Input in, PackedQ8_0 p, int r0, int r1) {
+        Matrix.Q8 w = (Matrix.Q8) p.source();
+        int n = w.cols(), gs = w.groupSize(), ng = n / gs;
+        if (in.n != n || in.groupSize != gs) {
+            throw new IllegalStateException("Q8 activations prepared for " + in.n + " values in groups of " + in.groupSize
+                    + ", not " + n + " in groups of " + gs);
+        }
+        if (!handlesPacked(gs)) {
+            throw new IllegalArgumentException("the packed Q8 kernel does not read group size " + gs + " at " + I.vectorBitSize() + " bits");
+        }
+        if (in.minus128) { // the 16-bit sums of two products could overflow: the source, with 32-bit products
+            matmul(out, in, w, r0, r1);
+            return;
+        }
+        float[] ws = p.scales(), xs = in.xs;
+        int[] x2 = in.x2;
+        MemorySegment q = p.quants();
+        int groups = (r1 + PACK_ROWS - 1) / PACK_ROWS;
+        for (int pk = r0 / PACK_ROWS; pk < groups; pk++) {
+            long off = (long) pk * PACK_ROWS * n;
+            int s = pk * ng * PACK_ROWS;
+            FloatVector val = FloatVector.zero(F);
+            for (int g = 0; g < ng; g++, s += PACK_ROWS) {
+                IntVector acc = IntVector.zero(I);
+                for (int c = g * gs / 2, end = c + gs / 2; c < end; c += 2, off += 4 * PACK_ROWS) {
+                    ShortVector w01 = (ShortVector) ByteVector.fromMemorySegment(B_FOR_S, q, off, LE).convertShape(VectorOperators.B2S, S, 0);
+                    ShortVector w23 = (ShortVector) ByteVector.fromMemorySegment(B_FOR_S, q, off + 2 * PACK_ROWS, LE).convertShape(VectorOperators.B2S, S, 0);
+                    IntVector v = w01.mul(IntVector.broadcast(I, x2[c]).reinterpretAsShorts())
+                            .add(w23.mul(IntVector.broadcast(I, x2[c + 1]).reinterpretAsShorts())).reinterpretAsInts();
+                    acc = acc.add(v.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16)).add(v.lanewise(VectorOperators.ASHR, 16));
+                }
+                val = val.add(((FloatVector) acc.convert(VectorOperators.I2F, 0)).mul(FloatVector.fromArray(F, ws, s)).mul(xs[g]));
+            }
+            int r = pk * PACK_ROWS;
+            if (r >= r0 && r + PACK_ROWS <= r1) {
+                val.intoArray(out, r);
+            } else { // a group at an end of the range (or the padded last group): its rows in [r0, r1) only
+                for (int i = Math.max(r, r0); i < Math.min(r + PACK_ROWS, r1); i++) {
+                    out[i] = val.lane(i - r);
+                }
             }
         }
     }

@@ -92,7 +92,14 @@ public final class ScalarKernels implements Kernels {
     @Override
     public void matmulPackedQ8_0(float[] out, Activations x, PackedQ8_0 w, int r0, int r1) {
         x.check(w.source());
-        matmulQ8_0(out, x, w.source(), r0, r1);
+        matmul(out, x, w.source(), r0, r1);
+    }
+
+    /** The reference on the packed matrix's source (the file's layout). */
+    @Override
+    public void matmulPackedQ8(float[] out, Activations x, PackedQ8_0 w, int r0, int r1) {
+        x.check(w.source());
+        matmul(out, x, w.source(), r0, r1);
     }
 
     /** ggml_vec_dot_q8_0_q8_0's reference: per block, {@code sumf += sumi * (d_w * d_x)}. */

@@ -25,8 +25,9 @@ import java.nio.ByteOrder;
  *       from run.c's, so logits move by a few ulps (about 1e-6 relative); use
  *       {@link ExactVectorKernels} for run.c's order.</li>
  *   <li><b>Q8_0</b>: bit-identical to runq (each group's int dot is exact in any order, and the
- *       groups are accumulated in float one after another). At every width of 128 bits and up, for
- *       group sizes that are multiples of the int lane count, this is {@link Q8Matmul}; otherwise a
+ *       groups are accumulated in float one after another). On the load-time packed copy when the engine
+ *       made one ({@link PreparedWeights}, {@link Q8Matmul#matmulPacked}: rows in the lanes); else, at every
+ *       width of 128 bits and up, for group sizes that are multiples of the int lane count, {@link Q8Matmul}; otherwise a
  *       per-group vector dot (multiples of a smaller int width) or the scalar kernel (tiny test
  *       models' group size 4).</li>
  *   <li><b>GGML types</b> (F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K): {@link GgmlMatmul}.</li>
@@ -137,12 +138,18 @@ public final class VectorKernels implements Kernels {
 
     @Override
     public void matmulQ8(float[] out, Activations x, Matrix.Q8 w, int r0, int r1) {
-        q8(out, x, w, r0, r1);
+        q8(out, x, w, prepared, r0, r1);
     }
 
-    /** The Q8 kernel on prepared activations, shared with {@link ExactVectorKernels}. */
-    static void q8(float[] out, Activations x, Matrix.Q8 w, int r0, int r1) {
-        if (Q8Matmul.handles(w.groupSize())) {
+    /**
+     * The Q8 kernel on prepared activations, shared with {@link ExactVectorKernels}: on w's load-time repacked
+     * copy in {@code prepared} when there is one ({@link Q8Matmul#matmulPacked}), else on the file's layout.
+     */
+    static void q8(float[] out, Activations x, Matrix.Q8 w, PreparedWeights prepared, int r0, int r1) {
+        PackedQ8_0 p = prepared.q8(w);
+        if (p != null && Q8Matmul.handlesPacked(w.groupSize())) {
+            Q8Matmul.matmulPacked(out, x.q8Input, p, r0, r1);
+        } else if (Q8Matmul.handles(w.groupSize())) {
             Q8Matmul.matmul(out, x.q8Input, w, r0, r1);
         } else {
             q8(out, x.q8, x.q8Scales, w, r0, r1);

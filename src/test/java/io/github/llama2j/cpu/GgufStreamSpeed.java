@@ -1,6 +1,6 @@
 package io.github.llama2j.cpu;
 
-import io.github.llama2j.model.GgufModelLoader;
+import io.github.llama2j.model.ModelLoader;
 import io.github.llama2j.model.Matrix;
 import io.github.llama2j.model.Model;
 import io.github.llama2j.model.Weights;
@@ -29,14 +29,15 @@ import java.util.SplittableRandom;
  * <pre>
  * java --add-modules jdk.incubator.vector -Xbatch -cp target/test-classes:target/classes \
  *      io.github.llama2j.cpu.GgufStreamSpeed FILE.gguf[,FILE2.gguf...] [SET [SECONDS ROUNDS]]
+ *   FILE may also be a llama2.c checkpoint (runq's Q8 .bin: its Q8 matrices, packed ({@link PackedQ8_0}) or not)
  *   several files (copies of one file whose page cache was filled differently): every variant runs on each
  *   file's set, named variant@file's index; ratios are to "current" on the first file. A file's variants run
  *   one after the other, so its first variant is the first to read its pages after another file's: a slot that
  *   was 1.1-4x slower on some page-cache states (docs/measurements/2026-12-03-f16.md)
  *   SET: ffn (w1, w3, w2 of every layer), all (every matrix and the classifier), cls (the classifier),
  *        kv, v0 (layer 0's wk or wv alone, which stays in cache)
- *   -Dvariants=a,b  runs only these (and "current"): stream (the plain read), file (Q8_0 matrices in the file's
- *                   layout instead of the engine's repacked copy, {@link PackedQ8_0}; other types as current)
+ *   -Dvariants=a,b  runs only these (and "current"): stream (the plain read), file (Q8_0 and runq Q8 matrices in
+ *                   the file's layout instead of the engine's repacked copy, {@link PackedQ8_0}; other types as current)
  * </pre>
  * {@code current} is the engine's kernels on the engine's load-time repacks ({@link PreparedWeights}, made once
  * before the rounds and timed); {@code stream} reads the file's bytes.
@@ -81,7 +82,7 @@ public final class GgufStreamSpeed {
         List<Model> models = new ArrayList<>();
         List<List<Matrix>> sets = new ArrayList<>();
         for (Path file : files) {
-            Model model = GgufModelLoader.load(file);
+            Model model = ModelLoader.load(file); // GGUF or a llama2.c checkpoint (runq's Q8 included)
             models.add(model);
             sets.add(matrices(model.weights(), set));
         }
@@ -118,11 +119,13 @@ public final class GgufStreamSpeed {
             }
         }
         System.out.printf(Locale.ROOT, "prepared forms: %d MB in %.2f s%n", vk.prepared().byteSize() >> 20, (System.nanoTime() - p0) * 1e-9);
-        vs.add(new Variant("stream", (o, a, m) -> sink += stream(((Matrix.Ggml) m).data()), ms));
-        // Q8_0 matrices in the file's layout (what the engine reads when the memory rule leaves them unpacked)
+        vs.add(new Variant("stream", (o, a, m) -> sink += stream(m instanceof Matrix.Q8 q ? q.values() : ((Matrix.Ggml) m).data()), ms));
+        // Q8_0 and runq Q8 matrices in the file's layout (what the engine reads when the memory rule leaves them unpacked)
         vs.add(new Variant("file", (o, a, m) -> {
             if (m instanceof Matrix.Q8_0 q) {
                 GgmlMatmul.q8_0(o, a, q, 0, m.rows());
+            } else if (m instanceof Matrix.Q8 q) {
+                Q8Matmul.matmul(o, a.q8Input, q, 0, m.rows());
             } else {
                 vk.matmul(o, a, m, 0, m.rows());
             }

@@ -139,6 +139,56 @@ class MatmulKernelsTest {
         }
     }
 
+    /**
+     * The load-time packed copy of runq's Q8 ({@link PackedQ8_0}, read by {@link Q8Matmul#matmulPacked}) against the
+     * scalar reference: rows not a multiple of the four packed together, row ranges starting and ending inside a packed
+     * group, group counts per row that are not a multiple of a step's groups (e.g. 9 of 32), group sizes the packed
+     * kernel reads at every width (multiples of 32) and others (16, 48, 8: packed at some widths, else the source is read).
+     */
+    @ParameterizedTest
+    @CsvSource({
+            "32, 35, 288", "64, 35, 768", "64, 13, 2048", "32, 9, 1376", "96, 19, 192", "128, 18, 256",
+            "16, 21, 48", "48, 21, 96", "8, 17, 96", "64, 4, 64"})
+    void q8PackedIsBitIdenticalToScalar(int groupSize, int rows, int cols) {
+        try (Parallel pool = new Parallel(2); Arena shared = Arena.ofShared()) { // the pool's threads read the source
+            Matrix.Q8 w = RandomMatrices.q8(shared, rnd, rows, cols, groupSize);
+            Activations in = new Activations(cols);
+            in.input(RandomMatrices.floats(rnd, cols), cols);
+            in.prepareFor(w);
+            PackedQ8_0 p = PackedQ8_0.of(w, shared, pool);
+            for (Kernels k : new Kernels[]{new VectorKernels(), new ExactVectorKernels()}) {
+                for (int[] range : new int[][]{{0, rows}, {1, rows}, {3, rows - 2}, {0, 1}, {rows - 1, rows}, {2, 3}, {4, rows}}) {
+                    if (range[0] >= range[1]) {
+                        continue;
+                    }
+                    float[] expected = new float[rows], actual = new float[rows];
+                    scalar.matmulQ8(expected, in.q8, in.q8Scales, w, range[0], range[1]);
+                    k.matmulPackedQ8(actual, in, p, range[0], range[1]);
+                    assertArrayEquals(expected, actual, k.name() + " packed, rows " + Arrays.toString(range) + " gs " + groupSize);
+                }
+            }
+        }
+    }
+
+    /** The packed kernel with activations holding -128 (it reads the source then: its 16-bit pair sums could overflow). */
+    @ParameterizedTest
+    @ValueSource(ints = {32, 64})
+    void q8PackedWithMinus128Activations(int groupSize) {
+        int rows = 37, cols = 4 * groupSize;
+        try (Parallel pool = new Parallel(1); Arena shared = Arena.ofShared()) {
+            Matrix.Q8 w = RandomMatrices.q8(shared, rnd, rows, cols, groupSize);
+            byte[] xq = RandomMatrices.activations(rnd, cols);
+            xq[rnd.nextInt(cols)] = Byte.MIN_VALUE;
+            float[] xs = RandomMatrices.floats(rnd, cols / groupSize);
+            Q8Matmul.Input in = new Q8Matmul.Input();
+            in.prepare(xq, xs, cols, groupSize);
+            float[] expected = new float[rows], actual = new float[rows];
+            scalar.matmulQ8(expected, xq, xs, w, 0, rows);
+            Q8Matmul.matmulPacked(actual, in, PackedQ8_0.of(w, shared, pool), 0, rows);
+            assertArrayEquals(expected, actual);
+        }
+    }
+
     /** runq's activations never hold -128, but the kernel must still be right if they do (the 16-bit path would overflow). */
     @ParameterizedTest
     @ValueSource(ints = {32, 64})

@@ -53,14 +53,7 @@ class PreparedWeightsTest {
              Parallel pool = new Parallel(1)) {
             Matrix.Q8_0 m = (Matrix.Q8_0) model.weights().wq()[0];
             VectorKernels k = new VectorKernels();
-            Activations a = new Activations(m.cols());
-            float[] x = new float[m.cols()];
-            java.util.Random rnd = new java.util.Random(System.nanoTime());
-            for (int i = 0; i < x.length; i++) {
-                x[i] = (float) rnd.nextGaussian();
-            }
-            a.input(x, x.length);
-            a.prepareFor(m);
+            Activations a = randomInputFor(m);
             float[] file = new float[m.rows()], packed = new float[m.rows()];
             k.matmul(file, a, m, 0, m.rows());
             k.prepared().prepare(model.weights(), pool);
@@ -75,6 +68,49 @@ class PreparedWeightsTest {
             assertTrue(Math.abs(packed[0] - file[0]) > 1e-6f, "row 0 read the copy: " + packed[0] + " vs " + file[0]);
             k.prepared().close();
         }
+    }
+
+    /**
+     * runq's Q8 matrices are packed too (group size 32: read packed at every width) and the product reads the copy,
+     * bit-identical to the file's layout until the copy is changed on purpose.
+     */
+    @Test
+    void theRunqQ8ProductReadsThePackedCopy() {
+        try (Model model = io.github.llama2j.model.ModelLoader.load(TestData.model("tiny_unshared_q80.bin"));
+             Parallel pool = new Parallel(1)) {
+            var w = model.weights();
+            Matrix.Q8 m = (Matrix.Q8) w.w1()[0];
+            assertTrue(Q8Matmul.handlesPacked(m.groupSize()), "group size " + m.groupSize());
+            VectorKernels k = new VectorKernels();
+            Activations a = randomInputFor(m);
+            float[] file = new float[m.rows()], packed = new float[m.rows()];
+            k.matmul(file, a, m, 0, m.rows());
+            k.prepared().prepare(w, pool);
+            assertEquals(PreparedWeights.matrices(w).size(), k.prepared().size(), "every matrix a product reads is packed");
+            PackedQ8_0 p = k.prepared().q8(m);
+            assertNotNull(p);
+            assertSame(m, p.source());
+            k.matmul(packed, a, m, 0, m.rows());
+            org.junit.jupiter.api.Assertions.assertArrayEquals(file, packed);
+            p.scales()[0] *= 2; // row 0's first group scale in the copy only
+            k.matmul(packed, a, m, 0, 1);
+            assertTrue(packed[0] != file[0], "row 0 read the copy: " + packed[0] + " vs " + file[0]);
+            k.prepared().close();
+            assertNull(k.prepared().q8(m));
+        }
+    }
+
+    /** Fresh random activations prepared for m's type. */
+    private static Activations randomInputFor(Matrix m) {
+        Activations a = new Activations(m.cols());
+        float[] x = new float[m.cols()];
+        java.util.Random rnd = new java.util.Random(System.nanoTime());
+        for (int i = 0; i < x.length; i++) {
+            x[i] = (float) rnd.nextGaussian();
+        }
+        a.input(x, x.length);
+        a.prepareFor(m);
+        return a;
     }
 
     @Test
