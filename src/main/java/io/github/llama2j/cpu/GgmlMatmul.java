@@ -177,7 +177,7 @@ final class GgmlMatmul {
         }
     }
 
-    private static void store(float[] out, int r, float v, int r0, int r1) {
+    static void store(float[] out, int r, float v, int r0, int r1) {
         if (r >= r0 && r < r1) {
             out[r] = v;
         }

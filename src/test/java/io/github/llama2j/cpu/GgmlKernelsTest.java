@@ -247,23 +247,33 @@ class GgmlKernelsTest {
         }
     }
 
-    /** The load-time repack of Q4_K (KQuantPacked.Q4K) keeps every nibble, scale, min, d and dmin of the file, nibbles 64-byte aligned. */
+    /**
+     * The load-time repack of Q4_K (KQuantPacked.Q4K) keeps every nibble, scale, min, d and dmin of the file in its
+     * place in the four-row groups (d[4], dmin[4], sc[4][8], m[4][8]; runs of 32 nibble bytes, run-major, then row),
+     * nibbles 64-byte aligned, and the padding rows of the last group zero.
+     */
     @Test
     void q4_KRepackKeepsEveryField() {
-        Matrix.Q4_K m = (Matrix.Q4_K) randomMatrix("Q4_K", 5, 768, 3);
+        int rows = 6, nb = 3;
+        Matrix.Q4_K m = (Matrix.Q4_K) randomMatrix("Q4_K", rows, 256 * nb, 3);
         KQuantPacked.Q4K p = KQuantPacked.Q4K.of(m);
         assertEquals(0, p.qs().address() % 64, "nibbles aligned, " + where);
-        for (int blk = 0; blk < 5 * 3; blk++) {
-            long b = blk * 144L, mt = blk * 24L;
-            assertEquals(half(m.data(), b), p.meta().get(ValueLayout.JAVA_FLOAT_UNALIGNED, mt), "d of super-block " + blk + ", " + where);
-            assertEquals(half(m.data(), b + 2), p.meta().get(ValueLayout.JAVA_FLOAT_UNALIGNED, mt + 4), "dmin, " + where);
-            for (int j = 0; j < 8; j++) {
-                int[] sm = scaleMinK4(m.data(), b + 4, j);
-                assertEquals(sm[0], u8(p.meta(), mt + 8 + j), "scale " + j + " of super-block " + blk + ", " + where);
-                assertEquals(sm[1], u8(p.meta(), mt + 16 + j), "min " + j + " of super-block " + blk + ", " + where);
-            }
-            for (int l = 0; l < 128; l++) {
-                assertEquals(u8(m.data(), b + 16 + l), u8(p.qs(), blk * 128L + l), "nibble byte " + l + ", " + where);
+        assertEquals(2L * nb * 512, p.qs().byteSize(), "two groups of four rows, " + where);
+        for (int r = 0; r < 8; r++) {
+            for (int blk = 0; blk < nb; blk++) {
+                long b = (r * nb + blk) * 144L, mt = (r / 4 * nb + blk) * 96L, q = (r / 4 * nb + blk) * 512L;
+                int i = r % 4;
+                String at = "row " + r + " super-block " + blk + ", " + where;
+                assertEquals(r < rows ? half(m.data(), b) : 0, p.meta().get(ValueLayout.JAVA_FLOAT_UNALIGNED, mt + 4 * i), "d of " + at);
+                assertEquals(r < rows ? half(m.data(), b + 2) : 0, p.meta().get(ValueLayout.JAVA_FLOAT_UNALIGNED, mt + 16 + 4 * i), "dmin of " + at);
+                for (int j = 0; j < 8; j++) {
+                    int[] sm = r < rows ? scaleMinK4(m.data(), b + 4, j) : new int[2];
+                    assertEquals(sm[0], u8(p.meta(), mt + 32 + 8 * i + j), "scale " + j + " of " + at);
+                    assertEquals(sm[1], u8(p.meta(), mt + 64 + 8 * i + j), "min " + j + " of " + at);
+                }
+                for (int l = 0; l < 128; l++) {
+                    assertEquals(r < rows ? u8(m.data(), b + 16 + l) : 0, u8(p.qs(), q + 128 * (l / 32) + 32 * i + l % 32), "nibble byte " + l + " of " + at);
+                }
             }
         }
     }
