@@ -7,6 +7,7 @@ import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
+import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.Arena;
@@ -115,6 +116,74 @@ final class KQuantPacked {
     }
 
     /**
+     * A Q6_K matrix widened at load time to int8 values, four rows interleaved (the last group padded with zero
+     * rows), per group and super-block:
+     * <pre>
+     *   qs   (groups × nb × 1024 bytes, 64-byte aligned): for each piece c = 0..7 of 32 values, the four rows'
+     *        32 values q − 32 (int8, −32..31, in the file's value order) one after another (128 bytes)
+     *   meta (groups × nb × 80 bytes): f32 d[4], i8 scales[4][16]
+     * </pre>
+     * 276 bytes per 256 values against the file's 210 (1.31×): the 6-bit values are rebuilt once, not for every
+     * token, and the product is {@link GgmlMatmul#q8_0Packed}'s (one activation load for four rows, four chains)
+     * with the sub-blocks' int8 scales. Made only within {@link PreparedWeights}' memory rule.
+     */
+    record Q6K(Matrix.Q6_K source, MemorySegment qs, MemorySegment meta) {
+        static final int ROWS = 4, QS = ROWS * 256, META = ROWS * (4 + 16);
+
+        Q6K {
+            long blocks = Q4K.groups(source.rows()) * (source.cols() / Matrix.Q6_K.BLOCK);
+            if (qs.byteSize() != blocks * QS || meta.byteSize() != blocks * META) {
+                throw new IllegalArgumentException("packed Q6_K of " + blocks + " group super-blocks: qs " + qs.byteSize()
+                        + " bytes, meta " + meta.byteSize());
+            }
+        }
+
+        long byteSize() {
+            return qs.byteSize() + meta.byteSize();
+        }
+
+        /** Bytes {@link #of} allocates for {@code m}. */
+        static long bytes(Matrix.Q6_K m) {
+            return Q4K.groups(m.rows()) * (m.cols() / Matrix.Q6_K.BLOCK) * (QS + META);
+        }
+
+        /** Row {@code r}'s value k (0..255) of super-block {@code blk} in qs. */
+        static long qsAt(int r, int blk, int nb, int k) {
+            return ((long) (r / ROWS) * nb + blk) * QS + 128L * (k / 32) + 32L * (r % ROWS) + k % 32;
+        }
+
+        /** Repacks {@code m} into private memory ({@link #allocate}), its groups split over {@code parallel}. */
+        static Q6K of(Matrix.Q6_K m, Parallel parallel) {
+            MemorySegment src = m.data();
+            int nb = m.cols() / Matrix.Q6_K.BLOCK, rows = m.rows();
+            long blocks = Q4K.groups(rows) * nb;
+            MemorySegment qs = allocate(blocks * QS), meta = allocate(blocks * META); // zeroed: padding rows are 0
+            parallel.forRange((int) Q4K.groups(rows), (g0, g1) -> {
+                byte[] blockBytes = new byte[Matrix.Q6_K.BLOCK_BYTES], q = new byte[Matrix.Q6_K.BLOCK];
+                for (int r = g0 * ROWS; r < Math.min(g1 * ROWS, rows); r++) {
+                    int i = r % ROWS;
+                    for (int blk = 0; blk < nb; blk++) {
+                        long b = ((long) r * nb + blk) * Matrix.Q6_K.BLOCK_BYTES, mt = ((long) (r / ROWS) * nb + blk) * META;
+                        MemorySegment.copy(src, BYTE, b, blockBytes, 0, Matrix.Q6_K.BLOCK_BYTES);
+                        for (int k = 0; k < Matrix.Q6_K.BLOCK; k++) { // ggml's dequantize_row_q6_K order
+                            int h = k / 128, c = k % 128 / 32, l = k % 32;
+                            int lo = blockBytes[64 * h + l + 32 * (c % 2)] & 0xFF;
+                            int hi = (blockBytes[128 + 32 * h + l] >> (2 * c)) & 3;
+                            q[k] = (byte) (((c < 2 ? lo & 0xF : lo >> 4) | hi << 4) - 32);
+                        }
+                        for (int k = 0; k < Matrix.Q6_K.BLOCK; k += 32) {
+                            MemorySegment.copy(q, k, qs, BYTE, qsAt(r, blk, nb, k), 32);
+                        }
+                        meta.set(FLOAT, mt + 4L * i, Float.float16ToFloat(src.get(Matrix.SHORT, b + 208)));
+                        MemorySegment.copy(blockBytes, 192, meta, BYTE, mt + 16 + 16L * i, 16);
+                    }
+                }
+            });
+            return new Q6K(m, qs, meta);
+        }
+    }
+
+    /**
      * {@code size} zero bytes of private memory, as a mapping: a private (copy-on-write) map of a sparse temporary
      * file, deleted at once, so the pages written are anonymous memory and the file never holds data.
      *
@@ -197,22 +266,16 @@ final class KQuantPacked {
                 for (int g = 0; g < 4; g++) {
                     long qo = q + 128L * g;
                     int xo = j + 64 * g;
-                    ShortVector xl = ShortVector.fromArray(S, xq, xo), xh = ShortVector.fromArray(S, xq, xo + 32);
-                    ShortVector v0 = (ShortVector) ByteVector.fromMemorySegment(BS, qs, qo, LE).convertShape(NIBBLES_B2S, S, 0);
-                    ShortVector v1 = (ShortVector) ByteVector.fromMemorySegment(BS, qs, qo + 32, LE).convertShape(NIBBLES_B2S, S, 0);
-                    ShortVector v2 = (ShortVector) ByteVector.fromMemorySegment(BS, qs, qo + 64, LE).convertShape(NIBBLES_B2S, S, 0);
-                    ShortVector v3 = (ShortVector) ByteVector.fromMemorySegment(BS, qs, qo + 96, LE).convertShape(NIBBLES_B2S, S, 0);
-                    ShortVector l0 = v0.and((short) 0x0F).mul(xl), h0 = (NIBBLES_ZX ? v0.lanewise(VectorOperators.LSHR, 4) : v0.lanewise(VectorOperators.LSHR, 4).and((short) 0x0F)).mul(xh);
-                    ShortVector l1 = v1.and((short) 0x0F).mul(xl), h1 = (NIBBLES_ZX ? v1.lanewise(VectorOperators.LSHR, 4) : v1.lanewise(VectorOperators.LSHR, 4).and((short) 0x0F)).mul(xh);
-                    ShortVector l2 = v2.and((short) 0x0F).mul(xl), h2 = (NIBBLES_ZX ? v2.lanewise(VectorOperators.LSHR, 4) : v2.lanewise(VectorOperators.LSHR, 4).and((short) 0x0F)).mul(xh);
-                    ShortVector l3 = v3.and((short) 0x0F).mul(xl), h3 = (NIBBLES_ZX ? v3.lanewise(VectorOperators.LSHR, 4) : v3.lanewise(VectorOperators.LSHR, 4).and((short) 0x0F)).mul(xh);
-                    for (int k = CH; k < 32; k += CH) { // below 512 bits: the run's other chunks
-                        xl = ShortVector.fromArray(S, xq, xo + k);
-                        xh = ShortVector.fromArray(S, xq, xo + 32 + k);
-                        v0 = (ShortVector) ByteVector.fromMemorySegment(BS, qs, qo + k, LE).convertShape(NIBBLES_B2S, S, 0);
-                        v1 = (ShortVector) ByteVector.fromMemorySegment(BS, qs, qo + 32 + k, LE).convertShape(NIBBLES_B2S, S, 0);
-                        v2 = (ShortVector) ByteVector.fromMemorySegment(BS, qs, qo + 64 + k, LE).convertShape(NIBBLES_B2S, S, 0);
-                        v3 = (ShortVector) ByteVector.fromMemorySegment(BS, qs, qo + 96 + k, LE).convertShape(NIBBLES_B2S, S, 0);
+                    // the four rows' short sums of sub-blocks 2g (low nibbles) and 2g + 1 (high); one chunk at 512 bits.
+                    // (One loop from k = 0 for every width rather than the first chunk written out: the method must
+                    // stay small enough for C1, or it is never compiled by C2 in a normal run; see the measurements.)
+                    ShortVector l0 = ShortVector.zero(S), h0 = l0, l1 = l0, h1 = l0, l2 = l0, h2 = l0, l3 = l0, h3 = l0;
+                    for (int k = 0; k < 32; k += CH) {
+                        ShortVector xl = ShortVector.fromArray(S, xq, xo + k), xh = ShortVector.fromArray(S, xq, xo + 32 + k);
+                        ShortVector v0 = (ShortVector) ByteVector.fromMemorySegment(BS, qs, qo + k, LE).convertShape(NIBBLES_B2S, S, 0);
+                        ShortVector v1 = (ShortVector) ByteVector.fromMemorySegment(BS, qs, qo + 32 + k, LE).convertShape(NIBBLES_B2S, S, 0);
+                        ShortVector v2 = (ShortVector) ByteVector.fromMemorySegment(BS, qs, qo + 64 + k, LE).convertShape(NIBBLES_B2S, S, 0);
+                        ShortVector v3 = (ShortVector) ByteVector.fromMemorySegment(BS, qs, qo + 96 + k, LE).convertShape(NIBBLES_B2S, S, 0);
                         l0 = l0.add(v0.and((short) 0x0F).mul(xl));
                         h0 = h0.add((NIBBLES_ZX ? v0.lanewise(VectorOperators.LSHR, 4) : v0.lanewise(VectorOperators.LSHR, 4).and((short) 0x0F)).mul(xh));
                         l1 = l1.add(v1.and((short) 0x0F).mul(xl));
@@ -269,4 +332,96 @@ final class KQuantPacked {
         }
     }
 
+
+    // ------------------------------------------------------------------ Q6_K × Q8_K
+
+    /**
+     * Q6_K × Q8_K on {@link Q6K}: per super-block and row, the exact int {@code sum_j scale_j · dot_j(q − 32, q8)} in
+     * int lanes (int8 × int8 products in 16-bit lanes, folded to ints as {@link GgmlMatmul} does: neighbouring
+     * values are in the same sub-block of 16, a pair ≤ 2 · 32 · 128 = 8192; then times the sub-block's scale), then
+     * {@code acc += float(isum) · (d · d_x)} lane by lane: {@link GgmlMatmul#q6_K}'s integers and float order per
+     * row. Four rows per pass; rows [r0, r1) are written (a group that straddles r0 or r1 is computed whole).
+     */
+    static void q6_K(float[] out, Activations x, Q6K w, int r0, int r1) {
+        int n = w.source().cols(), nb = n / 256;
+        short[] xq = x.q8K;
+        float[] xd = x.q8KScales;
+        MemorySegment qs = w.qs(), meta = w.meta();
+        int grp1 = (r1 + Q6K.ROWS - 1) / Q6K.ROWS;
+        for (int grp = r0 / Q6K.ROWS; grp < grp1; grp++) {
+            long q = (long) grp * nb * Q6K.QS, mt = (long) grp * nb * Q6K.META;
+            FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
+            for (int blk = 0; blk < nb; blk++, q += Q6K.QS, mt += Q6K.META) {
+                int j = blk * 256;
+                // at 512 bits: each row's 16 scales in the 16 int lanes, each piece's pair of scales one permute
+                IntVector s0 = null, s1 = null, s2 = null, s3 = null;
+                if (CH == 32) {
+                    s0 = (IntVector) ByteVector.fromMemorySegment(SCALE_BYTES, meta, mt + 16, LE).convertShape(VectorOperators.B2I, I, 0);
+                    s1 = (IntVector) ByteVector.fromMemorySegment(SCALE_BYTES, meta, mt + 32, LE).convertShape(VectorOperators.B2I, I, 0);
+                    s2 = (IntVector) ByteVector.fromMemorySegment(SCALE_BYTES, meta, mt + 48, LE).convertShape(VectorOperators.B2I, I, 0);
+                    s3 = (IntVector) ByteVector.fromMemorySegment(SCALE_BYTES, meta, mt + 64, LE).convertShape(VectorOperators.B2I, I, 0);
+                }
+                IntVector i0 = IntVector.zero(I), i1 = i0, i2 = i0, i3 = i0;
+                for (int c = 0; c < 8; c++) {
+                    for (int k = 0; k < 32; k += CH) {
+                        long qo = q + 128L * c + k;
+                        ShortVector xv = ShortVector.fromArray(S, xq, j + 32 * c + k);
+                        IntVector p0 = ((ShortVector) ByteVector.fromMemorySegment(BS, qs, qo, LE).convertShape(VectorOperators.B2S, S, 0)).mul(xv).reinterpretAsInts();
+                        IntVector p1 = ((ShortVector) ByteVector.fromMemorySegment(BS, qs, qo + 32, LE).convertShape(VectorOperators.B2S, S, 0)).mul(xv).reinterpretAsInts();
+                        IntVector p2 = ((ShortVector) ByteVector.fromMemorySegment(BS, qs, qo + 64, LE).convertShape(VectorOperators.B2S, S, 0)).mul(xv).reinterpretAsInts();
+                        IntVector p3 = ((ShortVector) ByteVector.fromMemorySegment(BS, qs, qo + 96, LE).convertShape(VectorOperators.B2S, S, 0)).mul(xv).reinterpretAsInts();
+                        IntVector c0, c1, c2, c3;
+                        if (CH == 32) { // lanes t < 8: sub-block 2c, t >= 8: 2c + 1
+                            VectorShuffle<Integer> pair = PAIRS[c];
+                            c0 = s0.rearrange(pair);
+                            c1 = s1.rearrange(pair);
+                            c2 = s2.rearrange(pair);
+                            c3 = s3.rearrange(pair);
+                        } else { // one sub-block per chunk
+                            long sc = mt + 16 + (32 * c + k) / 16;
+                            c0 = IntVector.broadcast(I, meta.get(BYTE, sc));
+                            c1 = IntVector.broadcast(I, meta.get(BYTE, sc + 16));
+                            c2 = IntVector.broadcast(I, meta.get(BYTE, sc + 32));
+                            c3 = IntVector.broadcast(I, meta.get(BYTE, sc + 48));
+                        }
+                        i0 = i0.add(p0.add(p0.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16).mul(c0));
+                        i1 = i1.add(p1.add(p1.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16).mul(c1));
+                        i2 = i2.add(p2.add(p2.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16).mul(c2));
+                        i3 = i3.add(p3.add(p3.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16).mul(c3));
+                    }
+                }
+                float xdb = xd[blk];
+                a0 = ((FloatVector) i0.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, meta.get(FLOAT, mt) * xdb), a0);
+                a1 = ((FloatVector) i1.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, meta.get(FLOAT, mt + 4) * xdb), a1);
+                a2 = ((FloatVector) i2.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, meta.get(FLOAT, mt + 8) * xdb), a2);
+                a3 = ((FloatVector) i3.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, meta.get(FLOAT, mt + 12) * xdb), a3);
+            }
+            int r = grp * Q6K.ROWS;
+            float f0 = a0.reduceLanes(VectorOperators.ADD), f1 = a1.reduceLanes(VectorOperators.ADD);
+            float f2 = a2.reduceLanes(VectorOperators.ADD), f3 = a3.reduceLanes(VectorOperators.ADD);
+            if (r >= r0 && r + 3 < r1) {
+                out[r] = f0;
+                out[r + 1] = f1;
+                out[r + 2] = f2;
+                out[r + 3] = f3;
+            } else { // a group at an end of the range (or the padded last group): its rows in [r0, r1) only
+                GgmlMatmul.store(out, r, f0, r0, r1);
+                GgmlMatmul.store(out, r + 1, f1, r0, r1);
+                GgmlMatmul.store(out, r + 2, f2, r0, r1);
+                GgmlMatmul.store(out, r + 3, f3, r0, r1);
+            }
+        }
+    }
+
+    private static final VectorSpecies<Byte> SCALE_BYTES = ByteVector.SPECIES_128;
+    /** At 512 bits, piece c's scales: int lanes t < 8 take lane 2c, lanes t >= 8 lane 2c + 1 (below 512: unused). */
+    @SuppressWarnings("unchecked")
+    private static final VectorShuffle<Integer>[] PAIRS = new VectorShuffle[8];
+
+    static {
+        for (int c = 0; c < 8; c++) {
+            int m = 2 * c;
+            PAIRS[c] = VectorShuffle.fromOp(I, t -> CH == 32 ? m + (t >= 8 ? 1 : 0) : 0);
+        }
+    }
 }
