@@ -130,24 +130,6 @@ public final class GgufStreamSpeed {
                 vk.matmul(o, a, m, 0, m.rows());
             }
         }, ms));
-        // temporary A/B: Q4_K in the previous one-row layout (KQuantPackedOld, a copy of main's)
-        java.util.Map<Matrix, KQuantPackedOld.Q4K> old = new java.util.HashMap<>();
-        for (List<Matrix> s : sets) {
-            for (Matrix m : s) {
-                if (m instanceof Matrix.Q4_K q) {
-                    old.computeIfAbsent(m, k -> KQuantPackedOld.Q4K.of(q));
-                }
-            }
-        }
-        vs.add(new Variant("rowwise", (o, a, m) -> {
-            if (m instanceof Matrix.Q4_K) {
-                KQuantPackedOld.q4_K(o, a, old.get(m), 0, m.rows());
-            } else if (m instanceof Matrix.Q6_K q) {
-                GgmlMatmul.q6_K(o, a, q, 0, m.rows());
-            } else {
-                vk.matmul(o, a, m, 0, m.rows());
-            }
-        }, ms));
         String only = System.getProperty("variants");
         if (only != null) {
             List<String> keep = List.of(only.split(","));
