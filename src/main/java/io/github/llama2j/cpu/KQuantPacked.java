@@ -318,17 +318,7 @@ final class KQuantPacked {
             float f1 = a1.reduceLanes(VectorOperators.ADD) - m1.reduceLanes(VectorOperators.ADD);
             float f2 = a2.reduceLanes(VectorOperators.ADD) - m2.reduceLanes(VectorOperators.ADD);
             float f3 = a3.reduceLanes(VectorOperators.ADD) - m3.reduceLanes(VectorOperators.ADD);
-            if (r >= r0 && r + 3 < r1) {
-                out[r] = f0;
-                out[r + 1] = f1;
-                out[r + 2] = f2;
-                out[r + 3] = f3;
-            } else { // a group at an end of the range (or the padded last group): its rows in [r0, r1) only
-                GgmlMatmul.store(out, r, f0, r0, r1);
-                GgmlMatmul.store(out, r + 1, f1, r0, r1);
-                GgmlMatmul.store(out, r + 2, f2, r0, r1);
-                GgmlMatmul.store(out, r + 3, f3, r0, r1);
-            }
+            GgmlMatmul.store4(out, r, f0, f1, f2, f3, r0, r1);
         }
     }
 
@@ -341,6 +331,8 @@ final class KQuantPacked {
      * values are in the same sub-block of 16, a pair ≤ 2 · 32 · 128 = 8192; then times the sub-block's scale), then
      * {@code acc += float(isum) · (d · d_x)} lane by lane: {@link GgmlMatmul#q6_K}'s integers and float order per
      * row. Four rows per pass; rows [r0, r1) are written (a group that straddles r0 or r1 is computed whole).
+     * Its group and block loops have the shape of {@link #q4_K}'s on purpose: a shared loop taking the dot as a
+     * lambda boxes the vectors ({@link GgmlMatmul}'s class comment).
      */
     static void q6_K(float[] out, Activations x, Q6K w, int r0, int r1) {
         int n = w.source().cols(), nb = n / 256;
@@ -399,17 +391,7 @@ final class KQuantPacked {
             int r = grp * Q6K.ROWS;
             float f0 = a0.reduceLanes(VectorOperators.ADD), f1 = a1.reduceLanes(VectorOperators.ADD);
             float f2 = a2.reduceLanes(VectorOperators.ADD), f3 = a3.reduceLanes(VectorOperators.ADD);
-            if (r >= r0 && r + 3 < r1) {
-                out[r] = f0;
-                out[r + 1] = f1;
-                out[r + 2] = f2;
-                out[r + 3] = f3;
-            } else { // a group at an end of the range (or the padded last group): its rows in [r0, r1) only
-                GgmlMatmul.store(out, r, f0, r0, r1);
-                GgmlMatmul.store(out, r + 1, f1, r0, r1);
-                GgmlMatmul.store(out, r + 2, f2, r0, r1);
-                GgmlMatmul.store(out, r + 3, f3, r0, r1);
-            }
+            GgmlMatmul.store4(out, r, f0, f1, f2, f3, r0, r1);
         }
     }
 

@@ -53,14 +53,7 @@ class PreparedWeightsTest {
              Parallel pool = new Parallel(1)) {
             Matrix.Q8_0 m = (Matrix.Q8_0) model.weights().wq()[0];
             VectorKernels k = new VectorKernels();
-            Activations a = new Activations(m.cols());
-            float[] x = new float[m.cols()];
-            java.util.Random rnd = new java.util.Random(System.nanoTime());
-            for (int i = 0; i < x.length; i++) {
-                x[i] = (float) rnd.nextGaussian();
-            }
-            a.input(x, x.length);
-            a.prepareFor(m);
+            Activations a = randomInput(m);
             float[] file = new float[m.rows()], packed = new float[m.rows()];
             k.matmul(file, a, m, 0, m.rows());
             k.prepared().prepare(model.weights(), pool);
@@ -86,14 +79,7 @@ class PreparedWeightsTest {
             assertTrue(!q6.isEmpty(), "the Q4_K_M test file has Q6_K matrices");
             VectorKernels k = new VectorKernels();
             Matrix.Q6_K m = (Matrix.Q6_K) q6.get(0);
-            Activations a = new Activations(m.cols());
-            float[] x = new float[m.cols()];
-            java.util.Random rnd = new java.util.Random(System.nanoTime());
-            for (int i = 0; i < x.length; i++) {
-                x[i] = (float) rnd.nextGaussian();
-            }
-            a.input(x, x.length);
-            a.prepareFor(m);
+            Activations a = randomInput(m);
             float[] file = new float[m.rows()], widened = new float[m.rows()];
             k.matmul(file, a, m, 0, m.rows());
             k.prepared().prepare(model.weights(), pool);
@@ -111,6 +97,19 @@ class PreparedWeightsTest {
             assertTrue(Math.abs(widened[0] - file[0]) > 1e-6f, "row 0 read the copy: " + widened[0] + " vs " + file[0]);
             k.prepared().close();
         }
+    }
+
+    /** Fresh random activations prepared for m. */
+    private static Activations randomInput(Matrix m) {
+        Activations a = new Activations(m.cols());
+        float[] x = new float[m.cols()];
+        java.util.Random rnd = new java.util.Random(System.nanoTime());
+        for (int i = 0; i < x.length; i++) {
+            x[i] = (float) rnd.nextGaussian();
+        }
+        a.input(x, x.length);
+        a.prepareFor(m);
+        return a;
     }
 
     @Test
