@@ -232,13 +232,11 @@ class FusedGgufKernelsTest {
             for (int r = 0; r < SHAPES; r++) {
                 int rows = ROWS_PER_GROUP[r];
                 int flags = headFlags | rows << GgmlKernels.ROWS_SHIFT;
-                FloatArray q = new FloatArray(Q_DIM), kc = new FloatArray(SEQ * KV_DIM), vc = new FloatArray(SEQ * KV_DIM);
-                FloatArray scratch = new FloatArray(QKV_ROWS);
+                FloatArray[] o = K.qkvOutputs(Q_DIM, SEQ * KV_DIM, QKV_ROWS);
+                FloatArray q = o[0], kc = o[1], vc = o[2], scratch = o[3];
                 dQ[r][t] = q;
                 dKc[r][t] = kc;
                 dVc[r][t] = vc;
-                in.addAll(List.of(kc, vc, scratch));
-                out.addAll(List.of(q, kc, vc));
                 String name = "qkv" + TYPES[t] + "_r" + rows;
                 switch (stacked) {
                     case DeviceMatrix.F32 w -> tg.task(name, GgmlKernels::qkvF32, ctx, dSrc[0], dRmsW, DIM, EPS, w.data(), 0, scratch, dBias,

@@ -191,13 +191,11 @@ class KQuantKernelsTest {
             for (int r = 0; r < SHAPES; r++) {
                 int rows = ROWS_PER_GROUP[r];
                 int shaped = flags | rows << GgmlKernels.ROWS_SHIFT;
-                FloatArray q = new FloatArray(Q_DIM), kc = new FloatArray(SEQ * KV_DIM), vc = new FloatArray(SEQ * KV_DIM);
-                FloatArray scratch = new FloatArray(QKV_ROWS);
+                FloatArray[] o = K.qkvOutputs(Q_DIM, SEQ * KV_DIM, QKV_ROWS);
+                FloatArray q = o[0], kc = o[1], vc = o[2], scratch = o[3];
                 dQ[r][t] = q;
                 dKc[r][t] = kc;
                 dVc[r][t] = vc;
-                in.addAll(List.of(kc, vc, scratch));
-                back.addAll(List.of(q, kc, vc));
                 if (t == 0) {
                     String name = "qkv_mixed_r" + rows;
                     tg.task(name, KQuantKernels::qkvKQuant, ctx, dSrc[0], dRmsW, DIM, EPS, stacked.blocks(), 0, scratch, dBias, dNorms,
