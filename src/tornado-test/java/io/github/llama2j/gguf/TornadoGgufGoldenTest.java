@@ -9,10 +9,14 @@ import io.github.llama2j.engine.InferenceEngine;
 import io.github.llama2j.model.GgufModelLoader;
 import io.github.llama2j.model.Model;
 import io.github.llama2j.model.ModelLoader;
+import io.github.llama2j.tornado.TornadoEngine;
+import io.github.llama2j.tornado.TornadoSettings;
 import org.junit.jupiter.api.DynamicTest;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestFactory;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -116,15 +120,39 @@ class TornadoGgufGoldenTest {
 
     static void check(Map<String, Object> g, String name, Supplier<Model> load, Path golden) throws IOException {
         try (Model model = load.get(); InferenceEngine engine = Engines.create(model, tornado())) {
-            int layers = model.config().nLayers();
-            assertTrue(engine.launchesPerToken() <= 5 * layers + 3,
-                    name + ": " + engine.launchesPerToken() + " launches per token for " + layers + " layers (issue 10: at most 5 × layers + 3)");
-            GgufGoldenTest.Result r = GgufGoldenTest.against(g, name, engine, golden);
-            System.out.printf(Locale.ROOT, "%s on %s: logits pos 0-2 max |diff| %s%n", name, engine.name(), r);
-            assertTrue(r.failures().isEmpty(), name + ": " + r.failures());
-            double tolerance = FLIP_AT_POSITIONS_0_2.contains(name) ? GgufGoldenTest.DRIFT_TOLERANCE : LOGIT_TOLERANCE;
-            assertTrue(r.worstRel() <= tolerance, name + ": logits at positions 0-2 differ by " + r.worstRel() + " of max|logit|");
+            check(g, name, model, engine, golden);
         }
+    }
+
+    /**
+     * The GGUF kernels at 4 rows per work-group ({@link TornadoSettings#matmulRows}: the GPU's shape; the engines above
+     * run PoCL's, 1), on a Q8_0 model with q/k head norms and NEOX RoPE and on a Q4_K_M one (Q4_K and Q6_K products,
+     * a mixed q/k/v): the same checks against llama.cpp, the whole forward pass with the engine's grids.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"qwen3-tiny-q8_0.json", "llama2-tiny-q4_k_m.json"})
+    void storedModelsAtFourRowsPerWorkGroup(String json) throws IOException {
+        Path golden = TestData.gguf().resolve("golden");
+        Map<String, Object> g = Json.read(golden.resolve(json));
+        String name = (String) g.get("model_file");
+        TornadoSettings s = TornadoSettings.load("CPU").withMatmulRows(4);
+        try (Model model = GgufModelLoader.load(golden.resolve((String) g.get("model_path")).normalize());
+             TornadoEngine engine = new TornadoEngine(model, tornado(), s)) {
+            assertEquals(4, engine.settings().matmulRows());
+            check(g, name, model, engine, golden);
+        }
+    }
+
+    /** {@link #check(Map, String, Supplier, Path)} on an engine already made. */
+    static void check(Map<String, Object> g, String name, Model model, InferenceEngine engine, Path golden) throws IOException {
+        int layers = model.config().nLayers();
+        assertTrue(engine.launchesPerToken() <= 5 * layers + 3,
+                name + ": " + engine.launchesPerToken() + " launches per token for " + layers + " layers (issue 10: at most 5 × layers + 3)");
+        GgufGoldenTest.Result r = GgufGoldenTest.against(g, name, engine, golden);
+        System.out.printf(Locale.ROOT, "%s on %s: logits pos 0-2 max |diff| %s%n", name, engine.name(), r);
+        assertTrue(r.failures().isEmpty(), name + ": " + r.failures());
+        double tolerance = FLIP_AT_POSITIONS_0_2.contains(name) ? GgufGoldenTest.DRIFT_TOLERANCE : LOGIT_TOLERANCE;
+        assertTrue(r.worstRel() <= tolerance, name + ": logits at positions 0-2 differ by " + r.worstRel() + " of max|logit|");
     }
 
     /** A model with a BF16 or Q4_0 tensor: refused up front (exit 3), the message naming the type. */

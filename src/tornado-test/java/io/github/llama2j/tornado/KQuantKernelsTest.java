@@ -38,8 +38,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  *       the raw input has a block whose largest magnitude is -127 (iscale 1: halves round to even), a block of
  *       zeros (d_x = 0) and a Gaussian block. SwiGLU's exp is the device's, so that source is compared with a
  *       looser tolerance (an activation may round the other way at a Q8_K boundary).</li>
- *   <li>Shapes: 3 super-blocks per row over 2 work-items (one work-item takes two), rows written at an offset or
- *       added to a residual; w1/w3 both Q4_K and Q4_K over Q6_K; q/k/v stacked with wq, wk Q4_K and wv Q6_K (as in a
+ *   <li>Shapes: every product, w13 and qkv kernel at each {@link #ROWS_PER_GROUP} (rows per work-group of 8
+ *       work-items, each row by a slice of 8 / R: 3 super-blocks per row over 8, 4, 2 (one work-item takes two) and 1
+ *       work-item; a qkv kernel's 12 head rows R at a time, half the slices of the second pass idle at 8), 13 rows
+ *       (the last work-group partly idle at 2, 4 and 8) written at an offset or added to a residual; w1/w3 both Q4_K and Q4_K over Q6_K; q/k/v stacked with wq, wk Q4_K and wv Q6_K (as in a
  *       Q4_K_M layer; biases, NORM pairs) and all Q6_K split into q, k, v products of their own heads (biases, head
  *       norms, NEOX).</li>
  * </ul>
@@ -48,8 +50,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 @Tag("tornado")
 class KQuantKernelsTest {
     static final KernelFixture K = new KernelFixture("kquant");
-    static final int LOCAL = 2, ROWS = 13, OUT_OFF = 3, DIM = 768, N_SWI = 512, W13_HIDDEN = 10, VOCAB = 5, TOKEN = 3;
-    static final int HEADS = 4, KV = 2, HEAD = 16, SEQ = 6, POS = 4;
+    static final int LOCAL = 8, ROWS = 13, OUT_OFF = 3, DIM = 768, N_SWI = 512, W13_HIDDEN = 10, VOCAB = 5, TOKEN = 3;
+    static final int HEADS = 4, KV = 2, HEAD = 12, SEQ = 6, POS = 4;
+    static final int[] ROWS_PER_GROUP = {1, 2, 4, 8};
+    static final int SHAPES = ROWS_PER_GROUP.length;
     static final int Q_DIM = HEADS * HEAD, KV_DIM = KV * HEAD, QKV_ROWS = Q_DIM + 2 * KV_DIM;
     static final float EPS = 1e-5f;
     static final String[] TYPES = {"Q4_K", "Q6_K"};
@@ -59,9 +63,11 @@ class KQuantKernelsTest {
     static Matrix[][] products = new Matrix[2][3];     // [type][source]
     static Matrix[] w1 = new Matrix[2], w3 = new Matrix[2], emb = new Matrix[2];
     static Matrix[][] wqkv = new Matrix[2][3];          // [variant][q, k, v]
-    static FloatArray[][] out = new FloatArray[2][3];
-    static FloatArray[] dHb = new FloatArray[2], dEmb = new FloatArray[2];
-    static FloatArray[] dQ = new FloatArray[2], dKc = new FloatArray[2], dVc = new FloatArray[2];
+    // device outputs: [shape (index into ROWS_PER_GROUP)][type or variant]([source])
+    static FloatArray[][][] out = new FloatArray[SHAPES][2][3];
+    static FloatArray[][] dHb = new FloatArray[SHAPES][2];
+    static FloatArray[] dEmb = new FloatArray[2];
+    static FloatArray[][] dQ = new FloatArray[SHAPES][2], dKc = new FloatArray[SHAPES][2], dVc = new FloatArray[SHAPES][2];
 
     /** Random K-quant blocks: every byte random, then the F16 scales (Q4_K: d, dmin at 0, 2; Q6_K: d at 208). */
     static Matrix kQuant(int type, int rows, int cols) {
@@ -121,13 +127,18 @@ class KQuantKernelsTest {
                 products[t][s] = kQuant(t, ROWS, n);
                 DeviceMatrix.KQuant w = (DeviceMatrix.KQuant) DeviceMatrix.stack("w", products[t][s]);
                 assertEquals(t, w.firstType());
-                out[t][s] = add != 0 ? FloatArray.fromArray(residual) : new FloatArray(ROWS + OUT_OFF);
-                in.addAll(List.of(w.blocks(), out[t][s]));
-                back.add(out[t][s]);
-                String name = "product" + TYPES[t] + "_" + s;
-                tg.task(name, KQuantKernels::productKQuant, ctx, dSrc[s], dRmsW, n, SOURCES[s], EPS, w.blocks(), t, out[t][s], off,
-                        add);
-                K.grid(name, ROWS * LOCAL, LOCAL);
+                in.add(w.blocks());
+                for (int r = 0; r < SHAPES; r++) {
+                    int rows = ROWS_PER_GROUP[r];
+                    FloatArray o = add != 0 ? FloatArray.fromArray(residual) : new FloatArray(ROWS + OUT_OFF);
+                    out[r][t][s] = o;
+                    in.add(o);
+                    back.add(o);
+                    String name = "product" + TYPES[t] + "_" + s + "_r" + rows;
+                    tg.task(name, KQuantKernels::productKQuant, ctx, dSrc[s], dRmsW, n, SOURCES[s], EPS, w.blocks(), t, o, off, add,
+                            ROWS, rows);
+                    grid(name, ROWS, rows);
+                }
             }
         }
 
@@ -137,12 +148,16 @@ class KQuantKernelsTest {
             w3[t] = kQuant(t, W13_HIDDEN, DIM);
             DeviceMatrix.KQuant w = (DeviceMatrix.KQuant) DeviceMatrix.stack("w13", w1[t], w3[t]);
             assertEquals(t == 0 ? 0 : 2, w.types());
-            dHb[t] = new FloatArray(W13_HIDDEN);
             in.add(w.blocks());
-            back.add(dHb[t]);
-            String name = "w13_" + t;
-            tg.task(name, KQuantKernels::w13KQuant, ctx, dSrc[0], dRmsW, DIM, EPS, w.blocks(), w.types(), dHb[t], W13_HIDDEN);
-            K.grid(name, W13_HIDDEN * LOCAL, LOCAL);
+            for (int r = 0; r < SHAPES; r++) {
+                int rows = ROWS_PER_GROUP[r];
+                dHb[r][t] = new FloatArray(W13_HIDDEN);
+                back.add(dHb[r][t]);
+                String name = "w13_" + t + "_r" + rows;
+                tg.task(name, KQuantKernels::w13KQuant, ctx, dSrc[0], dRmsW, DIM, EPS, w.blocks(), w.types(), dHb[r][t], W13_HIDDEN,
+                        rows);
+                grid(name, W13_HIDDEN, rows);
+            }
         }
 
         // ---- q/k/v: wq, wk Q4_K and wv Q6_K stacked (as in a Q4_K_M layer), biases (NORM);
@@ -161,27 +176,38 @@ class KQuantKernelsTest {
             RopeStyle style = t == 0 ? RopeStyle.NORM : RopeStyle.NEOX;
             int flags = t == 0 ? GgmlKernels.HAS_BIAS : GgmlKernels.HAS_BIAS | GgmlKernels.HAS_NORM | GgmlKernels.NEOX;
             FloatArray rope = FloatArray.fromArray(Rope.of(config(style), null, FloatMath.standard()).table(SEQ));
-            dQ[t] = new FloatArray(Q_DIM);
-            dKc[t] = new FloatArray(SEQ * KV_DIM);
-            dVc[t] = new FloatArray(SEQ * KV_DIM);
-            FloatArray scratch = new FloatArray(QKV_ROWS);
-            in.addAll(List.of(rope, dKc[t], dVc[t], scratch));
-            back.addAll(List.of(dQ[t], dKc[t], dVc[t]));
+            in.add(rope);
+            DeviceMatrix.KQuant stacked = (DeviceMatrix.KQuant) DeviceMatrix.stack("wqkv", wqkv[t]);
+            DeviceMatrix.KQuant[] parts = new DeviceMatrix.KQuant[3];
             if (t == 0) {
-                DeviceMatrix.KQuant w = (DeviceMatrix.KQuant) DeviceMatrix.stack("wqkv", wqkv[t]);
-                assertEquals(4, w.types());
-                in.add(w.blocks());
-                tg.task("qkv_mixed", KQuantKernels::qkvKQuant, ctx, dSrc[0], dRmsW, DIM, EPS, w.blocks(), 0, scratch, dBias, dNorms,
-                        flags | w.types() << KQuantKernels.TYPES_SHIFT, dQ[t], dKc[t], dVc[t], state, rope, HEADS, KV, HEAD);
-                K.grid("qkv_mixed", (HEADS + 2 * KV) * LOCAL, LOCAL);
+                assertEquals(4, stacked.types());
+                in.add(stacked.blocks());
             } else {
                 for (int p = 0; p < 3; p++) {
-                    DeviceMatrix.KQuant w = (DeviceMatrix.KQuant) DeviceMatrix.stack("part", wqkv[t][p]);
-                    in.add(w.blocks());
-                    String name = "qkvQ6_K_" + p;
-                    tg.task(name, KQuantKernels::qkvKQuant, ctx, dSrc[0], dRmsW, DIM, EPS, w.blocks(), first[p], scratch, dBias,
-                            dNorms, flags | 7 << KQuantKernels.TYPES_SHIFT, dQ[t], dKc[t], dVc[t], state, rope, HEADS, KV, HEAD);
-                    K.grid(name, count[p] * LOCAL, LOCAL);
+                    parts[p] = (DeviceMatrix.KQuant) DeviceMatrix.stack("part", wqkv[t][p]);
+                    in.add(parts[p].blocks());
+                }
+            }
+            for (int r = 0; r < SHAPES; r++) {
+                int rows = ROWS_PER_GROUP[r];
+                int shaped = flags | rows << GgmlKernels.ROWS_SHIFT;
+                FloatArray[] o = K.qkvOutputs(Q_DIM, SEQ * KV_DIM, QKV_ROWS);
+                FloatArray q = o[0], kc = o[1], vc = o[2], scratch = o[3];
+                dQ[r][t] = q;
+                dKc[r][t] = kc;
+                dVc[r][t] = vc;
+                if (t == 0) {
+                    String name = "qkv_mixed_r" + rows;
+                    tg.task(name, KQuantKernels::qkvKQuant, ctx, dSrc[0], dRmsW, DIM, EPS, stacked.blocks(), 0, scratch, dBias, dNorms,
+                            shaped | stacked.types() << KQuantKernels.TYPES_SHIFT, q, kc, vc, state, rope, HEADS, KV, HEAD);
+                    K.grid(name, (HEADS + 2 * KV) * LOCAL, LOCAL);
+                } else {
+                    for (int p = 0; p < 3; p++) {
+                        String name = "qkvQ6_K_" + p + "_r" + rows;
+                        tg.task(name, KQuantKernels::qkvKQuant, ctx, dSrc[0], dRmsW, DIM, EPS, parts[p].blocks(), first[p], scratch, dBias,
+                                dNorms, shaped | 7 << KQuantKernels.TYPES_SHIFT, q, kc, vc, state, rope, HEADS, KV, HEAD);
+                        K.grid(name, count[p] * LOCAL, LOCAL);
+                    }
                 }
             }
         }
@@ -203,6 +229,16 @@ class KQuantKernelsTest {
         }
 
         K.execute();
+    }
+
+    /** The grid of a task over {@code rows} rows at {@code rowsPerGroup} rows per work-group. */
+    static void grid(String task, int rows, int rowsPerGroup) {
+        K.grid(task, ForwardGraph.groupsFor(rows, rowsPerGroup) * LOCAL, LOCAL);
+    }
+
+    /** What each shape's outputs are called in a failure. */
+    static String shape(int r) {
+        return " (" + ROWS_PER_GROUP[r] + " rows per work-group)";
     }
 
     /** The CPU engine's product of m (Q4_K or Q6_K) with the values v: Q8_K activations, the scalar reference. */
@@ -267,11 +303,17 @@ class KQuantKernelsTest {
                         want[r] += residual[off + r];
                     }
                 }
-                // SwiGLU's exp is the device's: an activation may round the other way at a Q8_K boundary
-                close(want, out[t][s], off, SOURCES[s] == GgmlKernels.FROM_SWIGLU ? 2e-3 : 1e-5, TYPES[t] + " source " + s);
+                for (int r = 0; r < SHAPES; r++) {
+                    // SwiGLU's exp is the device's: an activation may round the other way at a Q8_K boundary
+                    close(want, out[r][t][s], off, SOURCES[s] == GgmlKernels.FROM_SWIGLU ? 2e-3 : 1e-5, TYPES[t] + " source " + s + shape(r));
+                    // at every shape the same Q8_K values (the same device exp): only the order of a row's sum differs
+                    close(out[0][t][s].toHeapArray(), out[r][t][s], 0, 1e-5, TYPES[t] + " source " + s + shape(r) + " against 1 row");
+                }
             }
         }
-        close(new float[OUT_OFF], out[0][0], 0, 0, "rows before the offset untouched");
+        for (int r = 0; r < SHAPES; r++) {
+            close(new float[OUT_OFF], out[r][0][0], 0, 0, "rows before the offset untouched" + shape(r));
+        }
     }
 
     @Test
@@ -279,7 +321,9 @@ class KQuantKernelsTest {
         for (int t = 0; t < 2; t++) {
             float[] hb = cpuProduct(w1[t], normed());
             ScalarKernels.swiglu(hb, cpuProduct(w3[t], normed()), W13_HIDDEN, FloatMath.JAVA);
-            close(hb, dHb[t], 0, 1e-5, "w13 variant " + t);
+            for (int r = 0; r < SHAPES; r++) {
+                close(hb, dHb[r][t], 0, 1e-5, "w13 variant " + t + shape(r));
+            }
         }
     }
 
@@ -302,10 +346,13 @@ class KQuantKernelsTest {
             float[] cos = new float[HEAD / 2], sin = new float[HEAD / 2];
             rope.angles(POS, cos, sin);
             rope.rotate(q, HEADS, k, KV, cos, sin);
-            close(q, dQ[t], 0, 1e-5, "qkv variant " + t + " q");
-            close(k, dKc[t], POS * KV_DIM, 1e-5, "qkv variant " + t + " k in the cache at pos");
-            close(v, dVc[t], POS * KV_DIM, 1e-5, "qkv variant " + t + " v in the cache at pos");
-            close(new float[KV_DIM], dKc[t], 0, 0, "qkv variant " + t + " other positions untouched");
+            for (int r = 0; r < SHAPES; r++) {
+                String what = "qkv variant " + t + shape(r);
+                close(q, dQ[r][t], 0, 1e-5, what + " q");
+                close(k, dKc[r][t], POS * KV_DIM, 1e-5, what + " k in the cache at pos");
+                close(v, dVc[r][t], POS * KV_DIM, 1e-5, what + " v in the cache at pos");
+                close(new float[KV_DIM], dKc[r][t], 0, 0, what + " other positions untouched");
+            }
         }
     }
 

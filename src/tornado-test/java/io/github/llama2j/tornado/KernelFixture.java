@@ -79,6 +79,19 @@ final class KernelFixture {
     }
 
     /** Executes the graph once ({@link KernelRun#executeOnce}), {@link #in} copied to the device, {@link #out} back. */
+    /**
+     * The outputs of one fused q/k/v task (GGUF kernels): q (qDim), the key and value caches (cacheFloats each,
+     * zeros) and the kernel's device scratch (scratchFloats), registered as inputs (the caches and scratch) and
+     * outputs (q and the caches). Returns {q, keyCache, valueCache, scratch}.
+     */
+    FloatArray[] qkvOutputs(int qDim, int cacheFloats, int scratchFloats) {
+        FloatArray q = new FloatArray(qDim), kc = new FloatArray(cacheFloats), vc = new FloatArray(cacheFloats);
+        FloatArray scratch = new FloatArray(scratchFloats);
+        in.addAll(List.of(kc, vc, scratch));
+        out.addAll(List.of(q, kc, vc));
+        return new FloatArray[]{q, kc, vc, scratch};
+    }
+
     void execute() {
         graph.transferToDevice(DataTransferMode.FIRST_EXECUTION, in.toArray());
         graph.transferToHost(DataTransferMode.EVERY_EXECUTION, out.toArray());

@@ -508,7 +508,8 @@ final class ShardGraphs {
      * share a compiled kernel. K-quants: {@link KQuantKernels#productKQuant} derives llama.cpp's Q8_K blocks from
      * the float32 form itself ({@code unread}: a float array of the graph, its norm-weight argument, which the
      * kernel does not read for an input taken as it is); its Q4_K and Q6_K products share one compiled kernel (the
-     * type is an argument), as in the TornadoVM engine.
+     * type is an argument), as in the TornadoVM engine. One row per work-group, as every product of the hybrid's
+     * (the grid's work-groups are the rows, which calibration scales down to emulate a smaller share).
      */
     private void product(TaskGraph g, List<String> tasks, String graph, Product p, Forms x, FloatArray out, FloatArray unread) {
         String task = p.kind() + "_" + p.m().kind();
@@ -518,7 +519,7 @@ final class ShardGraphs {
             case Q8Slice q8 -> g.task(task, GgmlKernels::matmulQ8_0, ctx, x.xq(), x.xs(), q8.values(), q8.scales(), out,
                     p.outOff(), q8.cols(), 0);
             case KQuantSlice k -> g.task(task, KQuantKernels::productKQuant, ctx, x.xf(), unread, k.cols(), GgmlKernels.FROM_INPUT,
-                    c.rmsEps(), k.blocks(), k.type(), out, p.outOff(), 0);
+                    c.rmsEps(), k.blocks(), k.type(), out, p.outOff(), 0, k.rows(), 1);
         }
         schedule(tasks, graph, task, p.rows(), s.matmulLocal());
     }

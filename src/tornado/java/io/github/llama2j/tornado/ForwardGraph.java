@@ -93,7 +93,10 @@ final class ForwardGraph {
     private int layer = -1;    // the layer whose tasks are created now, -1 outside the layers
     private List<Pending> pending;   // the tasks created now (see unit), before they join a graph
     private final int recordBytes, maxLayersPerGraph;
-    /** Rows per work-group of the llama2.c float32 and Q8 matmul kernels ({@link TornadoSettings#matmulRows}). */
+    /**
+     * Rows per work-group of the matmul kernels ({@link TornadoSettings#matmulRows}): llama2.c float32 and Q8, and
+     * GGUF's (a GGUF qkv kernel keeps one work-group per head and computes the head's rows this many at a time).
+     */
     private final int rowsPerGroup;
     private final java.util.Set<String> gridded = new java.util.HashSet<>();   // task ids that have their grid
 
@@ -746,12 +749,13 @@ final class ForwardGraph {
 
     /**
      * The q/k/v heads {@code firstHead ..} of layer l from product m ({@link GgmlKernels#qkvF32} and its
-     * F16/Q8_0 twins, {@link KQuantKernels#qkvKQuant}): one work-group per head.
+     * F16/Q8_0 twins, {@link KQuantKernels#qkvKQuant}): one work-group per head, its rows {@link #rowsPerGroup} at a time.
      */
     private void addQkv(String kind, DeviceMatrix m, int l, FloatArray rmsAtt, int firstHead, FloatArray bias,
-                        FloatArray norms, int flags) {
+                        FloatArray norms, int headFlags) {
         String name = kind + "_" + DeviceMatrix.kind(m);
         int dim = c.dim(), nH = c.nHeads(), nKv = c.nKvHeads(), hs = c.headSize();
+        int flags = headFlags | rowsPerGroup << GgmlKernels.ROWS_SHIFT;
         float eps = c.rmsEps();
         switch (m) {
             case DeviceMatrix.F32 f -> add(name, id -> new TaskPackage(id, GgmlKernels::qkvF32, ctx, x, rmsAtt, dim, eps, f.data(), firstHead,
@@ -776,14 +780,16 @@ final class ForwardGraph {
         int dim = c.dim(), hidden = c.hiddenDim();
         float eps = c.rmsEps();
         switch (m) {
-            case DeviceMatrix.F32 f -> add(name, id -> new TaskPackage(id, GgmlKernels::w13F32, ctx, x, rmsFfn, dim, eps, f.data(), hb, hidden));
-            case DeviceMatrix.F16 f -> add(name, id -> new TaskPackage(id, GgmlKernels::w13F16, ctx, x, rmsFfn, dim, eps, f.data(), hb, hidden));
+            case DeviceMatrix.F32 f -> add(name, id -> new TaskPackage(id, GgmlKernels::w13F32, ctx, x, rmsFfn, dim, eps, f.data(), hb, hidden,
+                    rowsPerGroup));
+            case DeviceMatrix.F16 f -> add(name, id -> new TaskPackage(id, GgmlKernels::w13F16, ctx, x, rmsFfn, dim, eps, f.data(), hb, hidden,
+                    rowsPerGroup));
             case DeviceMatrix.Q8 q8 -> add(name, id -> new TaskPackage(id, GgmlKernels::w13Q8_0, ctx, x, rmsFfn, dim, eps, q8.values(),
-                    q8.scales(), hb, hidden));
+                    q8.scales(), hb, hidden, rowsPerGroup));
             case DeviceMatrix.KQuant k -> add(name, id -> new TaskPackage(id, KQuantKernels::w13KQuant, ctx, x, rmsFfn, dim, eps, k.blocks(), k.types(),
-                    hb, hidden));
+                    hb, hidden, rowsPerGroup));
         }
-        schedule(name, hidden * s.matmulLocal(), s.matmulLocal());
+        scheduleRows(name, hidden);
     }
 
     /**
@@ -795,18 +801,19 @@ final class ForwardGraph {
                             int outOff, boolean residual) {
         String name = kind + "_" + DeviceMatrix.kind(m);
         int add = residual ? 1 : 0;
+        int rows = m.rows();
         float eps = c.rmsEps();
         switch (m) {
             case DeviceMatrix.F32 f -> add(name, id -> new TaskPackage(id, GgmlKernels::productF32, ctx, in, weight, n, source, eps, f.data(), out,
-                    outOff, add));
+                    outOff, add, rows, rowsPerGroup));
             case DeviceMatrix.F16 f -> add(name, id -> new TaskPackage(id, GgmlKernels::productF16, ctx, in, weight, n, source, eps, f.data(), out,
-                    outOff, add));
+                    outOff, add, rows, rowsPerGroup));
             case DeviceMatrix.Q8 q8 -> add(name, id -> new TaskPackage(id, GgmlKernels::productQ8_0, ctx, in, weight, n, source, eps, q8.values(),
-                    q8.scales(), out, outOff, add));
+                    q8.scales(), out, outOff, add, rows, rowsPerGroup));
             case DeviceMatrix.KQuant k -> add(name, id -> new TaskPackage(id, KQuantKernels::productKQuant, ctx, in, weight, n, source, eps, k.blocks(),
-                    k.firstType(), out, outOff, add));
+                    k.firstType(), out, outOff, add, rows, rowsPerGroup));
         }
-        schedule(name, m.rows() * s.matmulLocal(), s.matmulLocal());
+        scheduleRows(name, rows);
     }
 
     private void addAttention(String name, int l) {

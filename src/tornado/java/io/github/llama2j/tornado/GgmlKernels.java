@@ -9,8 +9,12 @@ import uk.ac.manchester.tornado.api.types.arrays.ShortArray;
 
 import static io.github.llama2j.tornado.KernelHelpers.byteOf;
 import static io.github.llama2j.tornado.KernelHelpers.dotF32;
+import static io.github.llama2j.tornado.KernelHelpers.reduceSlice;
 import static io.github.llama2j.tornado.KernelHelpers.reduceSum;
 import static io.github.llama2j.tornado.KernelHelpers.rmsScale;
+import static io.github.llama2j.tornado.KernelHelpers.slice;
+import static io.github.llama2j.tornado.KernelHelpers.sliceLane;
+import static io.github.llama2j.tornado.KernelHelpers.sliceRow;
 import static io.github.llama2j.tornado.KernelHelpers.swiglu;
 import static io.github.llama2j.tornado.TransformerKernels.MAX_LOCAL;
 
@@ -30,7 +34,10 @@ import static io.github.llama2j.tornado.TransformerKernels.MAX_LOCAL;
  *       the float's bits ({@link #roundToHalf}): no device needs fp16 support (PoCL has none).</li>
  *   <li><b>Products</b>: Q8_0 × Q8_0 per block {@code sumf += sumi * (d_w * d_x)}; F16 weights decoded from
  *       their 16 bits ({@link #halfToFloat}, exact) times the F16-rounded activations (exact products) summed
- *       in float; F32 as is. One work-group per output row, a local-memory tree for the row's sum.</li>
+ *       in float; F32 as is. The engine's kernels compute {@code rowsPerGroup} rows per work-group
+ *       ({@link TornadoSettings#matmulRows}), a slice of the work-group per row with a local-memory tree for the
+ *       row's sum (see "Several rows per work-group" below); {@link #matmulF32} and its twins (the hybrid's,
+ *       after {@link #prepare}) one row per work-group.</li>
  *   <li><b>After q/k/v</b> ({@link #qkvHeads}): the biases (qwen2), each head's RMSNorm (qwen3), RoPE in the
  *       model's style (NORM: adjacent pairs; NEOX: halves) from the host's precomputed table, then k and v
  *       into the caches.</li>
@@ -319,40 +326,62 @@ public final class GgmlKernels {
     public static final int HAS_NORM = 2;
     /** Flags of the fused q/k/v kernels: RoPE rotates pairs (i, i + headSize/2) (NEOX) instead of (2i, 2i+1). */
     public static final int NEOX = 4;
+    /**
+     * Where the fused q/k/v kernels find their rows per work-group in their {@code flags}: bits 16 and up
+     * ({@code rowsPerGroup << ROWS_SHIFT}; an argument of its own would exceed the 20 a TornadoVM task takes).
+     */
+    public static final int ROWS_SHIFT = 16;
 
-    /** This work-item's part of row {@code row} of F32 weights times the source's values (as {@link #prepare}'s xf). */
-    private static float dotSourceF32(KernelContext ctx, FloatArray in, FloatArray weight, int n, int source, float scale,
-                                      FloatArray w, int row) {
+    /*
+     * Several rows per work-group ({@code rowsPerGroup}, R; see KernelHelpers' "Several rows per work-group"): each
+     * row is computed by a slice of S = local / R consecutive work-items, lane l of a slice owning columns (or
+     * blocks) l, l + S, ... of its row, reduced by KernelHelpers.reduceSlice. rmsnorm's scale stays the whole
+     * work-group's (the same sum in the same order whatever R is), so every value, F16 rounding and Q8_0 block a
+     * lane derives has the bits prepare writes; only the float sum of a row's parts changes order with R. R = 1
+     * is one row per work-group, the former kernels step for step. A qkv kernel keeps one work-group per head and
+     * spreads the head's rows over its R slices (rows i, i + R, ... of the head to slice i), then stores the head.
+     * The F32, F16 and Q8_0 kernels below are one body each, differing only in the dot they call and the weights'
+     * array type: a TornadoVM kernel takes no function argument and its arrays have one type, so each weight type
+     * keeps its own kernel (which also keeps one dot per compiled kernel, under TornadoVM's inlining limit).
+     */
+
+    /**
+     * Lane {@code lane}'s part of row {@code row} of F32 weights times the source's values (as {@link #prepare}'s
+     * xf): columns {@code lane}, {@code lane + step}, ... below {@code count} (n for a live row, 0 for a slice past the
+     * last row: it reads nothing).
+     */
+    private static float dotSourceF32(FloatArray in, FloatArray weight, int n, int source, float scale, FloatArray w, int row,
+                                      int lane, int step, int count) {
         int base = row * n;
         float sum = 0.0f;
-        for (int j = ctx.localIdx; j < n; j += ctx.localGroupSizeX) {
+        for (int j = lane; j < count; j += step) {
             sum += w.get(base + j) * value(in, weight, n, source, scale, j);
         }
         return sum;
     }
 
     /** As {@link #dotSourceF32} for F16 weights and the values rounded to F16 (as {@link #prepare}'s xh). */
-    private static float dotSourceF16(KernelContext ctx, FloatArray in, FloatArray weight, int n, int source, float scale,
-                                      ShortArray w, int row) {
+    private static float dotSourceF16(FloatArray in, FloatArray weight, int n, int source, float scale, ShortArray w, int row,
+                                      int lane, int step, int count) {
         int base = row * n;
         float sum = 0.0f;
-        for (int j = ctx.localIdx; j < n; j += ctx.localGroupSizeX) {
+        for (int j = lane; j < count; j += step) {
             sum += halfToFloat(w.get(base + j)) * roundToHalf(value(in, weight, n, source, scale, j));
         }
         return sum;
     }
 
     /**
-     * As {@link #dotSourceF32} for Q8_0 weights: per block of 32 this work-item owns, the values' Q8_0
-     * (as {@link #prepare}'s xq/xs), the exact int32 dot, then {@code sumf += sumi * (d_w * d_x)} as {@link #matmulQ8_0}.
+     * As {@link #dotSourceF32} for Q8_0 weights, over blocks of 32 ({@code count}: n / 32 for a live row, else 0): per
+     * block this lane owns, the values' Q8_0 (as {@link #prepare}'s xq/xs), the exact int32 dot, then
+     * {@code sumf += sumi * (d_w * d_x)} as {@link #matmulQ8_0}.
      */
-    private static float dotSourceQ8_0(KernelContext ctx, FloatArray in, FloatArray weight, int n, int source, float scale,
-                                       IntArray wv, FloatArray ws, int row) {
-        int blocks = n / QK;
+    private static float dotSourceQ8_0(FloatArray in, FloatArray weight, int n, int source, float scale, IntArray wv,
+                                       FloatArray ws, int row, int lane, int step, int count) {
         int base = row * n;
-        int sbase = row * blocks;
+        int sbase = row * (n / QK);
         float sum = 0.0f;
-        for (int b = ctx.localIdx; b < blocks; b += ctx.localGroupSizeX) {
+        for (int b = lane; b < count; b += step) {
             int off = b * QK;
             float amax = 0.0f;
             for (int k = 0; k < QK; k++) {
@@ -386,79 +415,111 @@ public final class GgmlKernels {
         return q;
     }
 
+    /** The lane of a slice with row {@code row} of {@code rows}: out[outOff + row] (+)= total. */
+    static void storeRow(FloatArray out, int outOff, int row, int rows, int lane, float total, int add) {
+        if (lane == 0 && row < rows) {
+            if (add != 0) {
+                out.set(outOff + row, out.get(outOff + row) + total);
+            } else {
+                out.set(outOff + row, total);
+            }
+        }
+    }
+
     /**
      * out[outOff + r] (+= when {@code add} != 0) w[r] · the n values of {@code source} ({@link #FROM_NORM} with
-     * {@code weight} and {@code eps}, {@link #FROM_INPUT}, {@link #FROM_SWIGLU}), F32 weights: {@link #prepare}
-     * and {@link #matmulF32} in one launch. Global size: rows × local.
+     * {@code weight} and {@code eps}, {@link #FROM_INPUT}, {@link #FROM_SWIGLU}) for the {@code rows} rows of w, F32
+     * weights: {@link #prepare} and {@link #matmulF32} in one launch; {@code rowsPerGroup} rows per work-group, a slice
+     * per row. Global size: ⌈rows / rowsPerGroup⌉ × local.
      */
     public static void productF32(KernelContext ctx, FloatArray in, FloatArray weight, int n, int source, float eps,
-                                  FloatArray w, FloatArray out, int outOff, int add) {
+                                  FloatArray w, FloatArray out, int outOff, int add, int rows, int rowsPerGroup) {
         float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
         float scale = rmsScale(ctx, scratch, in, n, eps);
-        int row = ctx.groupIdx;
-        float total = reduceSum(ctx, scratch, dotSourceF32(ctx, in, weight, n, source, scale, w, row));
-        store(ctx, out, outOff + row, total, add);
+        int slice = slice(ctx, rowsPerGroup);
+        int lane = sliceLane(ctx, rowsPerGroup);
+        int row = sliceRow(ctx, rowsPerGroup);
+        int count = row < rows ? n : 0;
+        float total = reduceSlice(ctx, scratch, dotSourceF32(in, weight, n, source, scale, w, row, lane, slice, count), slice);
+        storeRow(out, outOff, row, rows, lane, total, add);
     }
 
     /** As {@link #productF32} for F16 weights: {@link #prepare} and {@link #matmulF16} in one launch. */
     public static void productF16(KernelContext ctx, FloatArray in, FloatArray weight, int n, int source, float eps,
-                                  ShortArray w, FloatArray out, int outOff, int add) {
+                                  ShortArray w, FloatArray out, int outOff, int add, int rows, int rowsPerGroup) {
         float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
         float scale = rmsScale(ctx, scratch, in, n, eps);
-        int row = ctx.groupIdx;
-        float total = reduceSum(ctx, scratch, dotSourceF16(ctx, in, weight, n, source, scale, w, row));
-        store(ctx, out, outOff + row, total, add);
+        int slice = slice(ctx, rowsPerGroup);
+        int lane = sliceLane(ctx, rowsPerGroup);
+        int row = sliceRow(ctx, rowsPerGroup);
+        int count = row < rows ? n : 0;
+        float total = reduceSlice(ctx, scratch, dotSourceF16(in, weight, n, source, scale, w, row, lane, slice, count), slice);
+        storeRow(out, outOff, row, rows, lane, total, add);
     }
 
     /** As {@link #productF32} for Q8_0 weights: {@link #prepare} and {@link #matmulQ8_0} in one launch. */
     public static void productQ8_0(KernelContext ctx, FloatArray in, FloatArray weight, int n, int source, float eps,
-                                   IntArray wv, FloatArray ws, FloatArray out, int outOff, int add) {
+                                   IntArray wv, FloatArray ws, FloatArray out, int outOff, int add, int rows, int rowsPerGroup) {
         float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
         float scale = rmsScale(ctx, scratch, in, n, eps);
-        int row = ctx.groupIdx;
-        float total = reduceSum(ctx, scratch, dotSourceQ8_0(ctx, in, weight, n, source, scale, wv, ws, row));
-        store(ctx, out, outOff + row, total, add);
+        int slice = slice(ctx, rowsPerGroup);
+        int lane = sliceLane(ctx, rowsPerGroup);
+        int row = sliceRow(ctx, rowsPerGroup);
+        int count = row < rows ? n / QK : 0;
+        float total = reduceSlice(ctx, scratch, dotSourceQ8_0(in, weight, n, source, scale, wv, ws, row, lane, slice, count), slice);
+        storeRow(out, outOff, row, rows, lane, total, add);
     }
 
     /**
      * The feed-forward input when w1 and w3 share a type (F32; {@code w} stacks w1 over w3): rmsnorm(x) * weight,
      * the two products, SwiGLU: hb[r] = silu(w1[r]·xn) * (w3[r]·xn), the value {@link #FROM_SWIGLU} computes from
-     * the two products. Global size: hidden × local.
+     * the two products. {@code rowsPerGroup} hidden rows per work-group, a slice per row. Global size:
+     * ⌈hidden / rowsPerGroup⌉ × local.
      */
     public static void w13F32(KernelContext ctx, FloatArray x, FloatArray weight, int n, float eps, FloatArray w,
-                              FloatArray hb, int hidden) {
+                              FloatArray hb, int hidden, int rowsPerGroup) {
         float[] s0 = ctx.allocateFloatLocalArray(MAX_LOCAL);
         float scale = rmsScale(ctx, s0, x, n, eps);
-        int row = ctx.groupIdx;
-        float g = reduceSum(ctx, s0, dotSourceF32(ctx, x, weight, n, FROM_NORM, scale, w, row));
-        float u = reduceSum(ctx, s0, dotSourceF32(ctx, x, weight, n, FROM_NORM, scale, w, hidden + row));
-        if (ctx.localIdx == 0) {
+        int slice = slice(ctx, rowsPerGroup);
+        int lane = sliceLane(ctx, rowsPerGroup);
+        int row = sliceRow(ctx, rowsPerGroup);
+        int count = row < hidden ? n : 0;
+        float g = reduceSlice(ctx, s0, dotSourceF32(x, weight, n, FROM_NORM, scale, w, row, lane, slice, count), slice);
+        float u = reduceSlice(ctx, s0, dotSourceF32(x, weight, n, FROM_NORM, scale, w, hidden + row, lane, slice, count), slice);
+        if (lane == 0 && row < hidden) {
             hb.set(row, swiglu(g, u));
         }
     }
 
     /** As {@link #w13F32} for F16 weights. */
     public static void w13F16(KernelContext ctx, FloatArray x, FloatArray weight, int n, float eps, ShortArray w,
-                              FloatArray hb, int hidden) {
+                              FloatArray hb, int hidden, int rowsPerGroup) {
         float[] s0 = ctx.allocateFloatLocalArray(MAX_LOCAL);
         float scale = rmsScale(ctx, s0, x, n, eps);
-        int row = ctx.groupIdx;
-        float g = reduceSum(ctx, s0, dotSourceF16(ctx, x, weight, n, FROM_NORM, scale, w, row));
-        float u = reduceSum(ctx, s0, dotSourceF16(ctx, x, weight, n, FROM_NORM, scale, w, hidden + row));
-        if (ctx.localIdx == 0) {
+        int slice = slice(ctx, rowsPerGroup);
+        int lane = sliceLane(ctx, rowsPerGroup);
+        int row = sliceRow(ctx, rowsPerGroup);
+        int count = row < hidden ? n : 0;
+        float g = reduceSlice(ctx, s0, dotSourceF16(x, weight, n, FROM_NORM, scale, w, row, lane, slice, count), slice);
+        float u = reduceSlice(ctx, s0, dotSourceF16(x, weight, n, FROM_NORM, scale, w, hidden + row, lane, slice, count), slice);
+        if (lane == 0 && row < hidden) {
             hb.set(row, swiglu(g, u));
         }
     }
 
     /** As {@link #w13F32} for Q8_0 weights. */
     public static void w13Q8_0(KernelContext ctx, FloatArray x, FloatArray weight, int n, float eps, IntArray wv,
-                               FloatArray ws, FloatArray hb, int hidden) {
+                               FloatArray ws, FloatArray hb, int hidden, int rowsPerGroup) {
         float[] s0 = ctx.allocateFloatLocalArray(MAX_LOCAL);
         float scale = rmsScale(ctx, s0, x, n, eps);
-        int row = ctx.groupIdx;
-        float g = reduceSum(ctx, s0, dotSourceQ8_0(ctx, x, weight, n, FROM_NORM, scale, wv, ws, row));
-        float u = reduceSum(ctx, s0, dotSourceQ8_0(ctx, x, weight, n, FROM_NORM, scale, wv, ws, hidden + row));
-        if (ctx.localIdx == 0) {
+        int slice = slice(ctx, rowsPerGroup);
+        int lane = sliceLane(ctx, rowsPerGroup);
+        int row = sliceRow(ctx, rowsPerGroup);
+        int count = row < hidden ? n / QK : 0;
+        float g = reduceSlice(ctx, s0, dotSourceQ8_0(x, weight, n, FROM_NORM, scale, wv, ws, row, lane, slice, count), slice);
+        float u = reduceSlice(ctx, s0, dotSourceQ8_0(x, weight, n, FROM_NORM, scale, wv, ws, hidden + row, lane, slice, count),
+                slice);
+        if (lane == 0 && row < hidden) {
             hb.set(row, swiglu(g, u));
         }
     }
@@ -466,25 +527,31 @@ public final class GgmlKernels {
     /**
      * The attention input, F32 weights: rmsnorm(x) * weight, then one work-group per head of this product (heads
      * {@code firstHead}, {@code firstHead + 1}, ... of the stacked [q; k; v] heads; {@code w} holds their rows:
-     * wq/wk/wv stacked, or one of them), the head's rows reduced one by one into its place in {@code qkv}
-     * (device scratch, q_dim + 2 kv_dim, laid out as the stacked heads), then what
+     * wq/wk/wv stacked, or one of them), the head's rows computed {@code rowsPerGroup} ({@code flags >> }{@link #ROWS_SHIFT})
+     * at a time, one per slice (row i of the head by slice i % rowsPerGroup), each reduced into its place in {@code qkv}
+     * (device scratch, q_dim + 2 kv_dim, laid out as the stacked heads), then, after a barrier, what
      * {@link #qkvHeads} does to the head ({@code flags}: {@link #HAS_BIAS}, {@link #HAS_NORM}, {@link #NEOX}):
      * bias, RMSNorm, RoPE, and q into {@code q}, k and v into row pos of this layer's caches. Global size:
      * the product's heads × local.
      */
     public static void qkvF32(KernelContext ctx, FloatArray x, FloatArray weight, int dim, float eps, FloatArray w,
                               int firstHead, FloatArray qkv, FloatArray bias, FloatArray norms, int flags, FloatArray q,
-                              FloatArray keyCache, FloatArray valueCache, IntArray state, FloatArray rope, int nHeads, int nKv, int headSize) {
+                              FloatArray keyCache, FloatArray valueCache, IntArray state, FloatArray rope, int nHeads, int nKv,
+                              int headSize) {
+        int rowsPerGroup = flags >> ROWS_SHIFT;
         float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
         float scale = rmsScale(ctx, scratch, x, dim, eps);
-        int first = ctx.groupIdx * headSize;
+        int slice = slice(ctx, rowsPerGroup);
+        int lane = sliceLane(ctx, rowsPerGroup);
         int h = firstHead + ctx.groupIdx;
-        for (int i = 0; i < headSize; i++) {
-            float total = reduceSum(ctx, scratch, dotSourceF32(ctx, x, weight, dim, FROM_NORM, scale, w, first + i));
-            if (ctx.localIdx == 0) {
-                qkv.set(h * headSize + i, total);
-            }
+        for (int i0 = 0; i0 < headSize; i0 += rowsPerGroup) {
+            int i = i0 + ctx.localIdx / slice;
+            int count = i < headSize ? dim : 0;
+            float total = reduceSlice(ctx, scratch,
+                    dotSourceF32(x, weight, dim, FROM_NORM, scale, w, ctx.groupIdx * headSize + i, lane, slice, count), slice);
+            storeRow(qkv, h * headSize, i, headSize, lane, total, 0);
         }
+        ctx.globalBarrier();
         if (ctx.localIdx == 0) {
             storeHead(qkv, h, bias, norms, flags, eps, q, keyCache, valueCache, state, rope, nHeads, nKv, headSize);
         }
@@ -493,17 +560,22 @@ public final class GgmlKernels {
     /** As {@link #qkvF32} for F16 weights. */
     public static void qkvF16(KernelContext ctx, FloatArray x, FloatArray weight, int dim, float eps, ShortArray w,
                               int firstHead, FloatArray qkv, FloatArray bias, FloatArray norms, int flags, FloatArray q,
-                              FloatArray keyCache, FloatArray valueCache, IntArray state, FloatArray rope, int nHeads, int nKv, int headSize) {
+                              FloatArray keyCache, FloatArray valueCache, IntArray state, FloatArray rope, int nHeads, int nKv,
+                              int headSize) {
+        int rowsPerGroup = flags >> ROWS_SHIFT;
         float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
         float scale = rmsScale(ctx, scratch, x, dim, eps);
-        int first = ctx.groupIdx * headSize;
+        int slice = slice(ctx, rowsPerGroup);
+        int lane = sliceLane(ctx, rowsPerGroup);
         int h = firstHead + ctx.groupIdx;
-        for (int i = 0; i < headSize; i++) {
-            float total = reduceSum(ctx, scratch, dotSourceF16(ctx, x, weight, dim, FROM_NORM, scale, w, first + i));
-            if (ctx.localIdx == 0) {
-                qkv.set(h * headSize + i, total);
-            }
+        for (int i0 = 0; i0 < headSize; i0 += rowsPerGroup) {
+            int i = i0 + ctx.localIdx / slice;
+            int count = i < headSize ? dim : 0;
+            float total = reduceSlice(ctx, scratch,
+                    dotSourceF16(x, weight, dim, FROM_NORM, scale, w, ctx.groupIdx * headSize + i, lane, slice, count), slice);
+            storeRow(qkv, h * headSize, i, headSize, lane, total, 0);
         }
+        ctx.globalBarrier();
         if (ctx.localIdx == 0) {
             storeHead(qkv, h, bias, norms, flags, eps, q, keyCache, valueCache, state, rope, nHeads, nKv, headSize);
         }
@@ -514,16 +586,20 @@ public final class GgmlKernels {
                                FloatArray ws, int firstHead, FloatArray qkv, FloatArray bias, FloatArray norms, int flags, FloatArray q,
                                FloatArray keyCache, FloatArray valueCache, IntArray state, FloatArray rope, int nHeads, int nKv,
                                int headSize) {
+        int rowsPerGroup = flags >> ROWS_SHIFT;
         float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
         float scale = rmsScale(ctx, scratch, x, dim, eps);
-        int first = ctx.groupIdx * headSize;
+        int slice = slice(ctx, rowsPerGroup);
+        int lane = sliceLane(ctx, rowsPerGroup);
         int h = firstHead + ctx.groupIdx;
-        for (int i = 0; i < headSize; i++) {
-            float total = reduceSum(ctx, scratch, dotSourceQ8_0(ctx, x, weight, dim, FROM_NORM, scale, wv, ws, first + i));
-            if (ctx.localIdx == 0) {
-                qkv.set(h * headSize + i, total);
-            }
+        for (int i0 = 0; i0 < headSize; i0 += rowsPerGroup) {
+            int i = i0 + ctx.localIdx / slice;
+            int count = i < headSize ? dim / QK : 0;
+            float total = reduceSlice(ctx, scratch,
+                    dotSourceQ8_0(x, weight, dim, FROM_NORM, scale, wv, ws, ctx.groupIdx * headSize + i, lane, slice, count), slice);
+            storeRow(qkv, h * headSize, i, headSize, lane, total, 0);
         }
+        ctx.globalBarrier();
         if (ctx.localIdx == 0) {
             storeHead(qkv, h, bias, norms, flags, eps, q, keyCache, valueCache, state, rope, nHeads, nKv, headSize);
         }

@@ -7,13 +7,17 @@ import uk.ac.manchester.tornado.api.types.arrays.Int8Array;
 import uk.ac.manchester.tornado.api.types.arrays.IntArray;
 
 import static io.github.llama2j.tornado.GgmlKernels.FROM_NORM;
+import static io.github.llama2j.tornado.GgmlKernels.ROWS_SHIFT;
 import static io.github.llama2j.tornado.GgmlKernels.halfToFloat;
 import static io.github.llama2j.tornado.GgmlKernels.roundHalfEven;
-import static io.github.llama2j.tornado.GgmlKernels.store;
 import static io.github.llama2j.tornado.GgmlKernels.storeHead;
+import static io.github.llama2j.tornado.GgmlKernels.storeRow;
 import static io.github.llama2j.tornado.GgmlKernels.value;
-import static io.github.llama2j.tornado.KernelHelpers.reduceSum;
+import static io.github.llama2j.tornado.KernelHelpers.reduceSlice;
 import static io.github.llama2j.tornado.KernelHelpers.rmsScale;
+import static io.github.llama2j.tornado.KernelHelpers.slice;
+import static io.github.llama2j.tornado.KernelHelpers.sliceLane;
+import static io.github.llama2j.tornado.KernelHelpers.sliceRow;
 import static io.github.llama2j.tornado.KernelHelpers.swiglu;
 import static io.github.llama2j.tornado.TransformerKernels.MAX_LOCAL;
 
@@ -39,9 +43,11 @@ import static io.github.llama2j.tornado.TransformerKernels.MAX_LOCAL;
  *       super-block. The row's super-blocks are summed over the work-group by a tree in local memory (the CPU
  *       adds them left to right: logits agree within float rounding).</li>
  * </ul>
- * One work-item per super-block leaves work-items idle where a row has fewer super-blocks than the work-group
- * has work-items (a 2048-wide row has 8); splitting a super-block across work-items would change the order of
- * the float scaling the CPU engine follows. Static and allocation-free, as TornadoVM requires.
+ * One work-item per super-block leaves work-items idle where a row has fewer super-blocks than its slice has
+ * work-items (a 2048-wide row has 8: at one row per 128-wide work-group 120 are idle, at {@code rowsPerGroup} 4
+ * 24 of each 32-wide slice); splitting a super-block across work-items would change the order of the float
+ * scaling the CPU engine follows. The kernels compute {@code rowsPerGroup} rows per work-group as
+ * {@link GgmlKernels}' do (a slice per row; a qkv kernel spreads a head's rows over its slices). Static and allocation-free, as TornadoVM requires.
  */
 public final class KQuantKernels {
     /** Values per K-quant super-block (and per Q8_K block). */
@@ -132,14 +138,14 @@ public final class KQuantKernels {
     // ------------------------------------------------------------------ one work-item's part of a row
 
     /**
-     * This work-item's part of the Q4_K row at byte {@code rowBase} of {@code w} (n columns) times the Q8_K blocks of
-     * the source's values: super-blocks localIdx, localIdx + local, ...
+     * Lane {@code lane}'s part of the Q4_K row at byte {@code rowBase} of {@code w} (n columns) times the Q8_K blocks
+     * of the source's values: super-blocks lane, lane + step, ... below {@code count} (n / 256 for a live row, 0 for a
+     * slice past the last row: it reads nothing).
      */
-    static float dotSourceQ4_K(KernelContext ctx, FloatArray in, FloatArray weight, int n, int source, float scale,
-                               Int8Array w, int rowBase) {
-        int blocks = n / QK_K;
+    static float dotSourceQ4_K(FloatArray in, FloatArray weight, int n, int source, float scale, Int8Array w, int rowBase,
+                               int lane, int step, int count) {
         float sum = 0.0f;
-        for (int b = ctx.localIdx; b < blocks; b += ctx.localGroupSizeX) {
+        for (int b = lane; b < count; b += step) {
             int off = b * QK_K;
             int wb = rowBase + b * Q4_K_BYTES;
             float iscale = q8KInverseScale(in, weight, n, source, scale, off);
@@ -167,11 +173,10 @@ public final class KQuantKernels {
     }
 
     /** As {@link #dotSourceQ4_K} for Q6_K weights. */
-    static float dotSourceQ6_K(KernelContext ctx, FloatArray in, FloatArray weight, int n, int source, float scale,
-                               Int8Array w, int rowBase) {
-        int blocks = n / QK_K;
+    static float dotSourceQ6_K(FloatArray in, FloatArray weight, int n, int source, float scale, Int8Array w, int rowBase,
+                               int lane, int step, int count) {
         float sum = 0.0f;
-        for (int b = ctx.localIdx; b < blocks; b += ctx.localGroupSizeX) {
+        for (int b = lane; b < count; b += step) {
             int off = b * QK_K;
             int wb = rowBase + b * Q6_K_BYTES;
             float iscale = q8KInverseScale(in, weight, n, source, scale, off);
@@ -249,51 +254,60 @@ public final class KQuantKernels {
 
     /**
      * out[outOff + r] (+= when {@code add} != 0) w[r] · the n values of {@code source} (see
-     * {@link GgmlKernels#productF32}), K-quant weights of type {@code type} (0: Q4_K, 1: Q6_K) and Q8_K activations.
-     * Global size: rows × local.
+     * {@link GgmlKernels#productF32}) for the {@code rows} rows of w, K-quant weights of type {@code type} (0: Q4_K,
+     * 1: Q6_K) and Q8_K activations; {@code rowsPerGroup} rows per work-group, a slice per row (one lane per
+     * super-block: a slice narrower than a row's super-blocks leaves fewer lanes idle). Global size:
+     * ⌈rows / rowsPerGroup⌉ × local.
      */
     public static void productKQuant(KernelContext ctx, FloatArray in, FloatArray weight, int n, int source, float eps,
-                                     Int8Array w, int type, FloatArray out, int outOff, int add) {
+                                     Int8Array w, int type, FloatArray out, int outOff, int add, int rows, int rowsPerGroup) {
         float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
         float scale = rmsScale(ctx, scratch, in, n, eps);
-        int row = ctx.groupIdx;
+        int slice = slice(ctx, rowsPerGroup);
+        int lane = sliceLane(ctx, rowsPerGroup);
+        int row = sliceRow(ctx, rowsPerGroup);
+        int count = row < rows ? n / QK_K : 0;
         int base = row * rowBytes(n, type);
         float part;
         if (type == 0) {
-            part = dotSourceQ4_K(ctx, in, weight, n, source, scale, w, base);
+            part = dotSourceQ4_K(in, weight, n, source, scale, w, base, lane, slice, count);
         } else {
-            part = dotSourceQ6_K(ctx, in, weight, n, source, scale, w, base);
+            part = dotSourceQ6_K(in, weight, n, source, scale, w, base, lane, slice, count);
         }
-        float total = reduceSum(ctx, scratch, part);
-        store(ctx, out, outOff + row, total, add);
+        float total = reduceSlice(ctx, scratch, part, slice);
+        storeRow(out, outOff, row, rows, lane, total, add);
     }
 
     /**
      * As {@link GgmlKernels#w13F32} for K-quant weights ({@code w} stacks w1 over w3; bit 0 of {@code types} set where
-     * w1 is Q6_K, bit 1 where w3 is: a Q4_K_M file may mix them). Global size: hidden × local.
+     * w1 is Q6_K, bit 1 where w3 is: a Q4_K_M file may mix them); {@code rowsPerGroup} hidden rows per work-group, a
+     * slice per row. Global size: ⌈hidden / rowsPerGroup⌉ × local.
      */
     public static void w13KQuant(KernelContext ctx, FloatArray x, FloatArray weight, int n, float eps, Int8Array w,
-                                 int types, FloatArray hb, int hidden) {
+                                 int types, FloatArray hb, int hidden, int rowsPerGroup) {
         float[] s0 = ctx.allocateFloatLocalArray(MAX_LOCAL);
         float scale = rmsScale(ctx, s0, x, n, eps);
-        int row = ctx.groupIdx;
+        int slice = slice(ctx, rowsPerGroup);
+        int lane = sliceLane(ctx, rowsPerGroup);
+        int row = sliceRow(ctx, rowsPerGroup);
+        int count = row < hidden ? n / QK_K : 0;
         int base1 = rowBase(row, n, hidden, 2 * hidden, types);
         int base3 = rowBase(hidden + row, n, hidden, 2 * hidden, types);
         float p1;
         if ((types & 1) == 0) {
-            p1 = dotSourceQ4_K(ctx, x, weight, n, FROM_NORM, scale, w, base1);
+            p1 = dotSourceQ4_K(x, weight, n, FROM_NORM, scale, w, base1, lane, slice, count);
         } else {
-            p1 = dotSourceQ6_K(ctx, x, weight, n, FROM_NORM, scale, w, base1);
+            p1 = dotSourceQ6_K(x, weight, n, FROM_NORM, scale, w, base1, lane, slice, count);
         }
-        float g = reduceSum(ctx, s0, p1);
+        float g = reduceSlice(ctx, s0, p1, slice);
         float p3;
         if ((types & 2) == 0) {
-            p3 = dotSourceQ4_K(ctx, x, weight, n, FROM_NORM, scale, w, base3);
+            p3 = dotSourceQ4_K(x, weight, n, FROM_NORM, scale, w, base3, lane, slice, count);
         } else {
-            p3 = dotSourceQ6_K(ctx, x, weight, n, FROM_NORM, scale, w, base3);
+            p3 = dotSourceQ6_K(x, weight, n, FROM_NORM, scale, w, base3, lane, slice, count);
         }
-        float u = reduceSum(ctx, s0, p3);
-        if (ctx.localIdx == 0) {
+        float u = reduceSlice(ctx, s0, p3, slice);
+        if (lane == 0 && row < hidden) {
             hb.set(row, swiglu(g, u));
         }
     }
@@ -302,15 +316,19 @@ public final class KQuantKernels {
      * As {@link GgmlKernels#qkvF32} for K-quant weights: rmsnorm, one work-group per head of this product, the
      * head's rows, then bias, head RMSNorm, RoPE and the store of q, k or v. The rows of q, k and v heads may be of
      * different K-quant types (a Q4_K_M file often has a Q6_K wv): bits {@link #TYPES_SHIFT} + 0, 1, 2 of
-     * {@code flags} set where wq, wk, wv are Q6_K (all three equal for a product of one type). Global size: the
-     * product's heads × local.
+     * {@code flags} set where wq, wk, wv are Q6_K (all three equal for a product of one type). The head's rows
+     * {@code rowsPerGroup} at a time, one per slice, as {@link GgmlKernels#qkvF32}. Global size: the product's
+     * heads × local.
      */
     public static void qkvKQuant(KernelContext ctx, FloatArray x, FloatArray weight, int dim, float eps, Int8Array w,
                                  int firstHead, FloatArray qkv, FloatArray bias, FloatArray norms, int flags, FloatArray q,
                                  FloatArray keyCache, FloatArray valueCache, IntArray state, FloatArray rope, int nHeads, int nKv,
                                  int headSize) {
+        int rowsPerGroup = flags >> ROWS_SHIFT;
         float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
         float scale = rmsScale(ctx, scratch, x, dim, eps);
+        int slice = slice(ctx, rowsPerGroup);
+        int lane = sliceLane(ctx, rowsPerGroup);
         int first = ctx.groupIdx * headSize;
         int h = firstHead + ctx.groupIdx;
         int types = (flags >> TYPES_SHIFT) & 7;
@@ -321,20 +339,23 @@ public final class KQuantKernels {
         int base = rowBase(first, dim, split1, split2, types);
         int step = rowBytes(dim, rowType(first, split1, split2, types));
         if (rowType(first, split1, split2, types) == 0) {
-            for (int i = 0; i < headSize; i++) {
-                float total = reduceSum(ctx, scratch, dotSourceQ4_K(ctx, x, weight, dim, FROM_NORM, scale, w, base + i * step));
-                if (ctx.localIdx == 0) {
-                    qkv.set(h * headSize + i, total);
-                }
+            for (int i0 = 0; i0 < headSize; i0 += rowsPerGroup) {
+                int i = i0 + ctx.localIdx / slice;
+                int count = i < headSize ? dim / QK_K : 0;
+                float total = reduceSlice(ctx, scratch,
+                        dotSourceQ4_K(x, weight, dim, FROM_NORM, scale, w, base + i * step, lane, slice, count), slice);
+                storeRow(qkv, h * headSize, i, headSize, lane, total, 0);
             }
         } else {
-            for (int i = 0; i < headSize; i++) {
-                float total = reduceSum(ctx, scratch, dotSourceQ6_K(ctx, x, weight, dim, FROM_NORM, scale, w, base + i * step));
-                if (ctx.localIdx == 0) {
-                    qkv.set(h * headSize + i, total);
-                }
+            for (int i0 = 0; i0 < headSize; i0 += rowsPerGroup) {
+                int i = i0 + ctx.localIdx / slice;
+                int count = i < headSize ? dim / QK_K : 0;
+                float total = reduceSlice(ctx, scratch,
+                        dotSourceQ6_K(x, weight, dim, FROM_NORM, scale, w, base + i * step, lane, slice, count), slice);
+                storeRow(qkv, h * headSize, i, headSize, lane, total, 0);
             }
         }
+        ctx.globalBarrier();
         if (ctx.localIdx == 0) {
             storeHead(qkv, h, bias, norms, flags, eps, q, keyCache, valueCache, state, rope, nHeads, nKv, headSize);
         }

@@ -17,8 +17,9 @@ import java.util.Properties;
  * {@code -Dllama2j.tornado.config=FILE}; single keys overridden by {@code -Dllama2j.tornado.KEY=V}).
  *
  * @param matmulLocal    work-items per work-group of the matmul kernels
- * @param matmulRows     output rows per matmul work-group (llama2.c float32 and Q8 kernels), each computed by a slice
- *                       of matmulLocal / matmulRows work-items; the work-group's rmsnorm is computed once for them all
+ * @param matmulRows     output rows per matmul work-group (llama2.c float32 and Q8 kernels, GGUF kernels), each computed
+ *                       by a slice of matmulLocal / matmulRows work-items; the work-group's rmsnorm is computed once for
+ *                       them all
  * @param attentionLocal work-items per attention head
  * @param quantizeLocal  work-group size of the Q8 quantize kernels
  * @param normPartials   work-groups (= partial sums) of rmsnorm's first phase
