@@ -163,25 +163,17 @@ final class GgmlMatmul {
             int r = g * PackedQ8_0.ROWS;
             float f0 = a0.reduceLanes(VectorOperators.ADD), f1 = a1.reduceLanes(VectorOperators.ADD);
             float f2 = a2.reduceLanes(VectorOperators.ADD), f3 = a3.reduceLanes(VectorOperators.ADD);
-            store4(out, r, f0, f1, f2, f3, r0, r1);
-        }
-    }
-
-    /**
-     * The four results of the group of rows starting at r, of a kernel that computes four rows per pass: all four when
-     * the group lies in [r0, r1), else (a group at an end of the range, or the padded last group) its rows in it only.
-     */
-    static void store4(float[] out, int r, float f0, float f1, float f2, float f3, int r0, int r1) {
-        if (r >= r0 && r + 3 < r1) {
-            out[r] = f0;
-            out[r + 1] = f1;
-            out[r + 2] = f2;
-            out[r + 3] = f3;
-        } else {
-            store(out, r, f0, r0, r1);
-            store(out, r + 1, f1, r0, r1);
-            store(out, r + 2, f2, r0, r1);
-            store(out, r + 3, f3, r0, r1);
+            if (r >= r0 && r + 3 < r1) {
+                out[r] = f0;
+                out[r + 1] = f1;
+                out[r + 2] = f2;
+                out[r + 3] = f3;
+            } else { // a group at an end of the range (or the padded last group): its rows in [r0, r1) only
+                store(out, r, f0, r0, r1);
+                store(out, r + 1, f1, r0, r1);
+                store(out, r + 2, f2, r0, r1);
+                store(out, r + 3, f3, r0, r1);
+            }
         }
     }
 

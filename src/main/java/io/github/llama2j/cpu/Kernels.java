@@ -121,23 +121,9 @@ public interface Kernels {
         KQuantPacked.q4_K(out, x, prepared().q4_K(w), r0, r1);
     }
 
-    /**
-     * GGML Q6_K weights times Q8_K activations: per super-block, d_w * d_x * sum_j sc_j * dot_j(q6 - 32, q8); on the
-     * load-time widened copy when there is one ({@link PreparedWeights}), else on the file's layout.
-     */
+    /** GGML Q6_K weights times Q8_K activations: per super-block, d_w * d_x * sum_j sc_j * dot_j(q6 - 32, q8). */
     default void matmulQ6_K(float[] out, Activations x, Matrix.Q6_K w, int r0, int r1) {
-        KQuantPacked.Q6K p = prepared() == null ? null : prepared().q6_K(w);
-        if (p != null) {
-            matmulPackedQ6_K(out, x, p, r0, r1);
-        } else {
-            GgmlMatmul.q6_K(out, x, w, r0, r1);
-        }
-    }
-
-    /** {@link #matmulQ6_K} on a Q6_K matrix widened at load time ({@link KQuantPacked.Q6K}): the same products and float order per row. */
-    default void matmulPackedQ6_K(float[] out, Activations x, KQuantPacked.Q6K w, int r0, int r1) {
-        x.check(w.source());
-        KQuantPacked.q6_K(out, x, w, r0, r1);
+        GgmlMatmul.q6_K(out, x, w, r0, r1);
     }
 
     /**

@@ -32,9 +32,6 @@ import java.util.concurrent.ConcurrentHashMap;
  *       the Q8_0 matrices; the copy is the source's size: 0.11 GiB for stories110M), for the group sizes
  *       {@link Q8Matmul#matmulPacked} reads ({@link Q8Matmul#handlesPacked}: multiples of 16 at 512 bits, of 8 at
  *       256 and 128 bits); the results are bit-identical to the file's layout (runq's).</li>
- *   <li>{@link Matrix.Q6_K} as {@link KQuantPacked.Q6K} (values widened to int8, four rows interleaved): under the
- *       same rule, in the same budget as Q8_0 (276 bytes per 256 values against the file's 210: 415 MB for a
- *       Llama-3.2-1B Q4_K_M file, whose Q6_K matrices include the 205 MiB tied classifier).</li>
  * </ul>
  * The mapped file is never written: a prepared form is a copy in private memory, so it costs that matrix's
  * size in RAM (the file's pages it replaces are read once, at load, and stay reclaimable page cache; the
@@ -60,37 +57,29 @@ public final class PreparedWeights implements AutoCloseable {
                 q4_K(q);
             }
         }
-        List<Matrix> copies = new ArrayList<>(); // Q8_0, runq's Q8 and Q6_K: under the memory rule, all of them or none
+        List<Matrix> q8 = new ArrayList<>(); // Q8_0 and runq's Q8
         long bytes = 0;
         for (Matrix m : all) {
-            if (forms.containsKey(m)) {
-                continue;
-            }
-            if (m instanceof Matrix.Q8_0 || m instanceof Matrix.Q8 q && Q8Matmul.handlesPacked(q.groupSize())) {
-                copies.add(m);
+            boolean packs = m instanceof Matrix.Q8_0 || m instanceof Matrix.Q8 q && Q8Matmul.handlesPacked(q.groupSize());
+            if (packs && !forms.containsKey(m)) {
+                q8.add(m);
                 bytes += PackedQ8_0.bytes(m);
-            } else if (m instanceof Matrix.Q6_K q) {
-                copies.add(q);
-                bytes += KQuantPacked.Q6K.bytes(q);
             }
         }
-        if (copies.isEmpty() || bytes > availableMemory() / 2) {
+        if (q8.isEmpty() || bytes > availableMemory() / 2) {
             return;
         }
         Arena a = arena != null ? arena : Arena.ofShared();
-        Map<Matrix, Object> made = new java.util.HashMap<>();
+        Map<Matrix, PackedQ8_0> made = new java.util.HashMap<>();
         try {
-            for (Matrix m : copies) {
-                made.put(m, switch (m) {
-                    case Matrix.Q6_K q -> KQuantPacked.Q6K.of(q, parallel);
-                    default -> PackedQ8_0.of(m, a, parallel); // Q8_0 and runq's Q8
-                });
+            for (Matrix m : q8) {
+                made.put(m, PackedQ8_0.of(m, a, parallel));
             }
         } catch (OutOfMemoryError e) { // the heap (the scales) or the native memory (the values) was short after all
             if (arena == null) {
                 a.close();
             }
-            return; // none of these is copied: all of them read the file's layout
+            return; // none of these is packed: all of them read the file's layout
         }
         arena = a;
         forms.putAll(made);
@@ -121,11 +110,6 @@ public final class PreparedWeights implements AutoCloseable {
         return (PackedQ8_0) forms.get(m);
     }
 
-    /** The widened copy of {@code m}, or null when {@link #prepare} did not make it (the file's layout is read). */
-    KQuantPacked.Q6K q6_K(Matrix.Q6_K m) {
-        return (KQuantPacked.Q6K) forms.get(m);
-    }
-
     /** How many matrices have a prepared form. */
     int size() {
         return forms.size();
@@ -137,7 +121,6 @@ public final class PreparedWeights implements AutoCloseable {
         for (Object f : forms.values()) {
             total += switch (f) {
                 case KQuantPacked.Q4K q -> q.byteSize();
-                case KQuantPacked.Q6K q -> q.byteSize();
                 case PackedQ8_0 p -> p.quants().byteSize() + (long) p.scales().length * Float.BYTES;
                 default -> 0;
             };

@@ -102,13 +102,6 @@ public final class ScalarKernels implements Kernels {
         matmul(out, x, w.source(), r0, r1);
     }
 
-    /** The reference on the widened matrix's source (the file's layout). */
-    @Override
-    public void matmulPackedQ6_K(float[] out, Activations x, KQuantPacked.Q6K w, int r0, int r1) {
-        x.check(w.source());
-        matmulQ6_K(out, x, w.source(), r0, r1);
-    }
-
     /** ggml_vec_dot_q8_0_q8_0's reference: per block, {@code sumf += sumi * (d_w * d_x)}. */
     @Override
     public void matmulQ8_0(float[] out, Activations x, Matrix.Q8_0 w, int r0, int r1) {

@@ -238,83 +238,32 @@ class GgmlKernelsTest {
         // the Q8_0 kernels also on the CPU engine's repacked copy (groups of four rows, the last one padded)
         try (Parallel pool = new Parallel(2); java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofShared()) {
             PackedQ8_0 packed = m instanceof Matrix.Q8_0 q ? PackedQ8_0.of(q, arena, pool) : null;
-            // and Q6_K on its widened copy (int8 values, groups of four rows)
-            KQuantPacked.Q6K widened = m instanceof Matrix.Q6_K q ? KQuantPacked.Q6K.of(q, pool) : null;
             for (Kernels k : new Kernels[]{new ScalarKernels(), new VectorKernels(), new ExactVectorKernels()}) {
                 checkRows(k.name(), (o) -> k.matmul(o, a, m, r0, r1), m, xe, chain, rows, cols, r0, r1);
                 if (packed instanceof PackedQ8_0 p) {
                     checkRows(k.name() + " packed", (o) -> k.matmulPackedQ8_0(o, a, p, r0, r1), m, xe, chain, rows, cols, r0, r1);
                 }
-                if (widened instanceof KQuantPacked.Q6K p) {
-                    checkRows(k.name() + " widened", (o) -> k.matmulPackedQ6_K(o, a, p, r0, r1), m, xe, chain, rows, cols, r0, r1);
-                }
             }
         }
     }
 
-    /**
-     * The load-time repack of Q4_K (KQuantPacked.Q4K) keeps every nibble, scale, min, d and dmin of the file in its
-     * place in the four-row groups (d[4], dmin[4], sc[4][8], m[4][8]; runs of 32 nibble bytes, run-major, then row),
-     * nibbles 64-byte aligned, and the padding rows of the last group zero.
-     */
+    /** The load-time repack of Q4_K (KQuantPacked.Q4K) keeps every nibble, scale, min, d and dmin of the file, nibbles 64-byte aligned. */
     @Test
     void q4_KRepackKeepsEveryField() {
-        int rows = 6, nb = 3;
-        Matrix.Q4_K m = (Matrix.Q4_K) randomMatrix("Q4_K", rows, 256 * nb, 3);
+        Matrix.Q4_K m = (Matrix.Q4_K) randomMatrix("Q4_K", 5, 768, 3);
         KQuantPacked.Q4K p = KQuantPacked.Q4K.of(m);
         assertEquals(0, p.qs().address() % 64, "nibbles aligned, " + where);
-        assertEquals(2L * nb * 512, p.qs().byteSize(), "two groups of four rows, " + where);
-        for (int r = 0; r < 8; r++) {
-            for (int blk = 0; blk < nb; blk++) {
-                long b = (r * nb + blk) * 144L, mt = (r / 4 * nb + blk) * 96L, q = (r / 4 * nb + blk) * 512L;
-                int i = r % 4;
-                String at = "row " + r + " super-block " + blk + ", " + where;
-                assertEquals(r < rows ? half(m.data(), b) : 0, p.meta().get(ValueLayout.JAVA_FLOAT_UNALIGNED, mt + 4 * i), "d of " + at);
-                assertEquals(r < rows ? half(m.data(), b + 2) : 0, p.meta().get(ValueLayout.JAVA_FLOAT_UNALIGNED, mt + 16 + 4 * i), "dmin of " + at);
-                for (int j = 0; j < 8; j++) {
-                    int[] sm = r < rows ? scaleMinK4(m.data(), b + 4, j) : new int[2];
-                    assertEquals(sm[0], u8(p.meta(), mt + 32 + 8 * i + j), "scale " + j + " of " + at);
-                    assertEquals(sm[1], u8(p.meta(), mt + 64 + 8 * i + j), "min " + j + " of " + at);
-                }
-                for (int l = 0; l < 128; l++) {
-                    assertEquals(r < rows ? u8(m.data(), b + 16 + l) : 0, u8(p.qs(), q + 128 * (l / 32) + 32 * i + l % 32), "nibble byte " + l + " of " + at);
-                }
+        for (int blk = 0; blk < 5 * 3; blk++) {
+            long b = blk * 144L, mt = blk * 24L;
+            assertEquals(half(m.data(), b), p.meta().get(ValueLayout.JAVA_FLOAT_UNALIGNED, mt), "d of super-block " + blk + ", " + where);
+            assertEquals(half(m.data(), b + 2), p.meta().get(ValueLayout.JAVA_FLOAT_UNALIGNED, mt + 4), "dmin, " + where);
+            for (int j = 0; j < 8; j++) {
+                int[] sm = scaleMinK4(m.data(), b + 4, j);
+                assertEquals(sm[0], u8(p.meta(), mt + 8 + j), "scale " + j + " of super-block " + blk + ", " + where);
+                assertEquals(sm[1], u8(p.meta(), mt + 16 + j), "min " + j + " of super-block " + blk + ", " + where);
             }
-        }
-    }
-
-    /** The Q6_K copy (KQuantPacked.Q6K) holds every value q - 32, scale and d of the file in its place; padding rows zero. */
-    @Test
-    void q6_KWideningKeepsEveryField() {
-        int rows = 5, nb = 2;
-        Matrix.Q6_K m = (Matrix.Q6_K) randomMatrix("Q6_K", rows, 256 * nb, 1);
-        KQuantPacked.Q6K p;
-        try (Parallel pool = new Parallel(2)) {
-            p = KQuantPacked.Q6K.of(m, pool);
-        }
-        assertEquals(0, p.qs().address() % 64, "values aligned, " + where);
-        for (int r = 0; r < 8; r++) {
-            for (int blk = 0; blk < nb; blk++) {
-                long b = (r * nb + blk) * 210L, mt = (r / 4 * nb + blk) * 80L;
-                int i = r % 4;
-                String at = "row " + r + " super-block " + blk + ", " + where;
-                assertEquals(r < rows ? half(m.data(), b + 208) : 0, p.meta().get(ValueLayout.JAVA_FLOAT_UNALIGNED, mt + 4 * i), "d of " + at);
-                for (int j = 0; j < 16; j++) {
-                    assertEquals(r < rows ? m.data().get(ValueLayout.JAVA_BYTE, b + 192 + j) : 0,
-                            p.meta().get(ValueLayout.JAVA_BYTE, mt + 16 + 16 * i + j), "scale " + j + " of " + at);
-                }
-                for (int k = 0; k < 256; k++) { // the test's own reading of the file's bits (as exactRow)
-                    if (r >= rows) {
-                        assertEquals(0, p.qs().get(ValueLayout.JAVA_BYTE, KQuantPacked.Q6K.qsAt(r, blk, nb, k)), "padding, " + at);
-                        continue;
-                    }
-                    int h = k / 128, c = k % 128 / 32, l = k % 32;
-                    int lo = u8(m.data(), b + 64 * h + l + 32 * (c % 2));
-                    int nib = c < 2 ? lo & 0xF : lo >> 4;
-                    int hi = (u8(m.data(), b + 128 + 32 * h + l) >> (2 * c)) & 3;
-                    assertEquals((nib | hi << 4) - 32, p.qs().get(ValueLayout.JAVA_BYTE, KQuantPacked.Q6K.qsAt(r, blk, nb, k)),
-                            "value " + k + " of " + at);
-                }
+            for (int l = 0; l < 128; l++) {
+                assertEquals(u8(m.data(), b + 16 + l), u8(p.qs(), blk * 128L + l), "nibble byte " + l + ", " + where);
             }
         }
     }

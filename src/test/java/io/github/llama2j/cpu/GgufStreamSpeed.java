@@ -35,10 +35,9 @@ import java.util.SplittableRandom;
  *   one after the other, so its first variant is the first to read its pages after another file's: a slot that
  *   was 1.1-4x slower on some page-cache states (docs/measurements/2026-12-03-f16.md)
  *   SET: ffn (w1, w3, w2 of every layer), all (every matrix and the classifier), cls (the classifier),
- *        kv, v0 (layer 0's wk or wv alone, which stays in cache), q4k, q6k (the layers' matrices of that type)
- *   -Dvariants=a,b  runs only these (and "current"): stream (the plain read), file (Q8_0, runq Q8 and Q6_K matrices
- *                   in the file's layout instead of the engine's copies, {@link PackedQ8_0}, {@link KQuantPacked.Q6K};
- *                   other types as current)
+ *        kv, v0 (layer 0's wk or wv alone, which stays in cache)
+ *   -Dvariants=a,b  runs only these (and "current"): stream (the plain read), file (Q8_0 and runq Q8 matrices in
+ *                   the file's layout instead of the engine's repacked copy, {@link PackedQ8_0}; other types as current)
  * </pre>
  * {@code current} is the engine's kernels on the engine's load-time repacks ({@link PreparedWeights}, made once
  * before the rounds and timed); {@code stream} reads the file's bytes.
@@ -127,8 +126,6 @@ public final class GgufStreamSpeed {
                 GgmlMatmul.q8_0(o, a, q, 0, m.rows());
             } else if (m instanceof Matrix.Q8 q) {
                 Q8Matmul.matmul(o, a.q8Input, q, 0, m.rows());
-            } else if (m instanceof Matrix.Q6_K q) {
-                GgmlMatmul.q6_K(o, a, q, 0, m.rows());
             } else {
                 vk.matmul(o, a, m, 0, m.rows());
             }
@@ -213,11 +210,6 @@ public final class GgufStreamSpeed {
 
     /** The matrices of {@code set} (see the class comment), in the order the passes read them. */
     static List<Matrix> matrices(Weights w, String set) {
-        if (set.equals("q4k") || set.equals("q6k")) { // the layers' matrices of one type (the classifier not included)
-            Class<?> type = set.equals("q4k") ? Matrix.Q4_K.class : Matrix.Q6_K.class;
-            List<Matrix> layers = matrices(w, "all");
-            return layers.subList(0, layers.size() - 1).stream().filter(type::isInstance).toList();
-        }
         List<Matrix> ms = new ArrayList<>();
         for (int l = 0; l < w.wq().length; l++) {
             if (set.equals("kv") || set.equals("v0")) { // layer 0's wk or wv alone: it stays in the caches

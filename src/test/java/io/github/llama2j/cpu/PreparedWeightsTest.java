@@ -100,35 +100,6 @@ class PreparedWeightsTest {
         }
     }
 
-    /** In a Q4_K_M file every Q6_K matrix gets its widened copy, and the product reads it (a changed copy changes a row). */
-    @Test
-    void everyQ6_KMatrixIsWidenedAndTheProductReadsTheCopy() {
-        try (Model model = GgufModelLoader.load(TestData.gguf().resolve("models/llama2-tiny-q4_k_m.gguf"));
-             Parallel pool = new Parallel(2)) {
-            List<Matrix> q6 = PreparedWeights.matrices(model.weights()).stream().filter(m -> m instanceof Matrix.Q6_K).toList();
-            assertTrue(!q6.isEmpty(), "the Q4_K_M test file has Q6_K matrices");
-            VectorKernels k = new VectorKernels();
-            Matrix.Q6_K m = (Matrix.Q6_K) q6.get(0);
-            Activations a = randomInputFor(m);
-            float[] file = new float[m.rows()], widened = new float[m.rows()];
-            k.matmul(file, a, m, 0, m.rows());
-            k.prepared().prepare(model.weights(), pool);
-            for (Matrix q : q6) {
-                assertNotNull(k.prepared().q6_K((Matrix.Q6_K) q), q.rows() + "x" + q.cols() + " not widened");
-            }
-            k.matmul(widened, a, m, 0, m.rows());
-            for (int r = 0; r < m.rows(); r++) {
-                assertEquals(file[r], widened[r], Math.abs(file[r]) * 1e-5f + 1e-5f, "row " + r);
-            }
-            KQuantPacked.Q6K p = k.prepared().q6_K(m);
-            float d = p.meta().get(java.lang.foreign.ValueLayout.JAVA_FLOAT_UNALIGNED, 0);
-            p.meta().set(java.lang.foreign.ValueLayout.JAVA_FLOAT_UNALIGNED, 0, d * 2 + 1); // row 0's first d, in the copy only
-            k.matmul(widened, a, m, 0, 1);
-            assertTrue(Math.abs(widened[0] - file[0]) > 1e-6f, "row 0 read the copy: " + widened[0] + " vs " + file[0]);
-            k.prepared().close();
-        }
-    }
-
     /** Fresh random activations prepared for m's type. */
     private static Activations randomInputFor(Matrix m) {
         Activations a = new Activations(m.cols());
