@@ -303,6 +303,19 @@ public final class KernelHelpers {
         return 1.0f / TornadoMath.sqrt(ss);
     }
 
+    /**
+     * This work-item's part of a float32 matrix row (starting at {@code w[base]}) times x[xOff .. xOff + n) normalised
+     * on the fly, {@code rmsWeight[j] * (ss * x[xOff + j])} (run.c's rmsnorm order), columns lid, lid + local, ...
+     */
+    public static float normedDotAt(KernelContext ctx, FloatArray w, int base, FloatArray x, int xOff, FloatArray rmsWeight,
+                                    float ss, int n) {
+        float sum = 0.0f;
+        for (int j = ctx.localIdx; j < n; j += ctx.localGroupSizeX) {
+            sum += w.get(base + j) * (rmsWeight.get(j) * (ss * x.get(xOff + j)));
+        }
+        return sum;
+    }
+
     /** {@link #dotF32} with x read from x[xOff ..]. */
     public static float dotF32At(KernelContext ctx, FloatArray w, int row, FloatArray x, int xOff, int n) {
         return dotF32LanesAt(w, row, x, xOff, n, ctx.localIdx, ctx.localGroupSizeX);

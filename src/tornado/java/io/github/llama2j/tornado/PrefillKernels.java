@@ -7,6 +7,7 @@ import uk.ac.manchester.tornado.api.types.arrays.IntArray;
 import static io.github.llama2j.tornado.KernelHelpers.attendHead;
 import static io.github.llama2j.tornado.KernelHelpers.dotF32At;
 import static io.github.llama2j.tornado.KernelHelpers.dotQ8InputAt;
+import static io.github.llama2j.tornado.KernelHelpers.normedDotAt;
 import static io.github.llama2j.tornado.KernelHelpers.int8At;
 import static io.github.llama2j.tornado.KernelHelpers.reduceSum;
 import static io.github.llama2j.tornado.KernelHelpers.rmsScaleAt;
@@ -88,15 +89,8 @@ public final class PrefillKernels {
         for (int i = 0; i < count; i++) {
             int xOff = i * dim;
             float ss = rmsScaleAt(ctx, s0, xB, xOff, dim, RMS_EPS);
-            float a = 0.0f;
-            float b = 0.0f;
-            for (int j = ctx.localIdx; j < dim; j += ctx.localGroupSizeX) {
-                float xn = rmsWeight.get(j) * (ss * xB.get(xOff + j));
-                a += wqkv.get(base0 + j) * xn;
-                b += wqkv.get(base1 + j) * xn;
-            }
-            float va = reduceSum(ctx, s0, a);
-            float vb = reduceSum(ctx, s1, b);
+            float va = reduceSum(ctx, s0, normedDotAt(ctx, wqkv, base0, xB, xOff, rmsWeight, ss, dim));
+            float vb = reduceSum(ctx, s1, normedDotAt(ctx, wqkv, base1, xB, xOff, rmsWeight, ss, dim));
             if (ctx.localIdx == 0) {
                 storeQkvAt(rope, qB, xOff, keyCache, valueCache, row, va, vb, start + i, dim, kvDim, headSize);
             }
@@ -139,15 +133,8 @@ public final class PrefillKernels {
         for (int i = 0; i < count; i++) {
             int xOff = i * dim;
             float ss = rmsScaleAt(ctx, s0, xB, xOff, dim, RMS_EPS);
-            float a = 0.0f;
-            float b = 0.0f;
-            for (int j = ctx.localIdx; j < dim; j += ctx.localGroupSizeX) {
-                float xn = rmsWeight.get(j) * (ss * xB.get(xOff + j));
-                a += w13.get(base1 + j) * xn;
-                b += w13.get(base3 + j) * xn;
-            }
-            float g = reduceSum(ctx, s0, a);
-            float u = reduceSum(ctx, s1, b);
+            float g = reduceSum(ctx, s0, normedDotAt(ctx, w13, base1, xB, xOff, rmsWeight, ss, dim));
+            float u = reduceSum(ctx, s1, normedDotAt(ctx, w13, base3, xB, xOff, rmsWeight, ss, dim));
             if (ctx.localIdx == 0) {
                 hbB.set(i * hidden + row, swiglu(g, u));
             }
@@ -164,12 +151,7 @@ public final class PrefillKernels {
         int xOff = (pstate.get(COUNT) - 1) * n;
         float ss = rmsScaleAt(ctx, scratch, xB, xOff, n, RMS_EPS);
         int row = ctx.groupIdx;
-        int base = row * n;
-        float sum = 0.0f;
-        for (int j = ctx.localIdx; j < n; j += ctx.localGroupSizeX) {
-            sum += w.get(base + j) * (rmsWeight.get(j) * (ss * xB.get(xOff + j)));
-        }
-        float total = reduceSum(ctx, scratch, sum);
+        float total = reduceSum(ctx, scratch, normedDotAt(ctx, w, row * n, xB, xOff, rmsWeight, ss, n));
         if (ctx.localIdx == 0) {
             out.set(row, total);
         }
