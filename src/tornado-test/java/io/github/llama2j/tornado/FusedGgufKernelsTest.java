@@ -179,7 +179,7 @@ class FusedGgufKernelsTest {
         for (int t = 0; t < 3; t++) {
             w13[t] = matrix(t, 2 * HIDDEN, DIM);
             DeviceMatrix dm = DeviceMatrix.stack("w13", w13[t]);
-            in.addAll(arrays(dm));
+            in.addAll(ForwardGraph.arrays(dm));
             for (int r = 0; r < SHAPES; r++) {
                 int rows = ROWS_PER_GROUP[r];
                 FloatArray hb = new FloatArray(HIDDEN);
@@ -219,14 +219,14 @@ class FusedGgufKernelsTest {
             DeviceMatrix stacked = DeviceMatrix.stack("wqkv", wqkv[t]);
             DeviceMatrix.Q8[] parts = new DeviceMatrix.Q8[3];
             if (t < 2) {
-                in.addAll(arrays(stacked));
+                in.addAll(ForwardGraph.arrays(stacked));
             } else {
                 // split: three Q8_0 products (rows of q, of k, of v), each over its own heads
                 for (int p = 0; p < 3; p++) {
                     Matrix part = K.q8Matrix(count[p] * HEAD, DIM);
                     copyRows((Matrix.Q8_0) part, (Matrix.Q8_0) wqkv[t], first[p] * HEAD);
                     parts[p] = (DeviceMatrix.Q8) DeviceMatrix.stack("part", part);
-                    in.addAll(arrays(parts[p]));
+                    in.addAll(ForwardGraph.arrays(parts[p]));
                 }
             }
             for (int r = 0; r < SHAPES; r++) {
@@ -264,16 +264,6 @@ class FusedGgufKernelsTest {
     /** The grid of a task over {@code rows} rows at {@code rowsPerGroup} rows per work-group. */
     static void grid(String task, int rows, int rowsPerGroup) {
         K.grid(task, ForwardGraph.groupsFor(rows, rowsPerGroup) * LOCAL, LOCAL);
-    }
-
-    /** The device arrays of a stacked F32, F16 or Q8_0 matrix. */
-    static List<Object> arrays(DeviceMatrix dm) {
-        return switch (dm) {
-            case DeviceMatrix.F32 w -> List.of(w.data());
-            case DeviceMatrix.F16 w -> List.of(w.data());
-            case DeviceMatrix.Q8 w -> List.of(w.values(), w.scales());
-            default -> throw new AssertionError(dm);
-        };
     }
 
     /** What each shape's outputs are called in a failure. */
