@@ -131,6 +131,10 @@ class EngineChecksTest {
         // 1,731,768 bytes for the token-by-token graphs + 2,284,040 for the batched prefill's 128-token chunk buffers
         assertTrue(m.contains("4015808 bytes") && m.contains("1048576 bytes"), "both numbers: " + m);
         assertTrue(m.contains("KV cache") && m.contains("memory limit"), m);
+        // an engine built without the batched prefill does not count its buffers
+        Llama2jException noPrefill = assertThrows(Llama2jException.class,
+                () -> new TornadoEngine(DeviceSession.open(null), model, tornado(null), oneMiB, 0));
+        assertTrue(noPrefill.getMessage().contains("1731768 bytes"), noPrefill.getMessage());
     }
 
     @Test

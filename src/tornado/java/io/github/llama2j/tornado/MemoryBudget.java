@@ -23,7 +23,16 @@ record MemoryBudget(long weights, long kvCache, long activations, long largest) 
         return weights + kvCache + activations;
     }
 
+    /** The engine as {@link TornadoEngine}'s public constructors build it: with the batched prefill's chunk buffers. */
     static MemoryBudget of(Configuration c, Weights w) {
+        return of(c, w, PrefillGraph.CHUNK);
+    }
+
+    /**
+     * @param prefillChunk tokens per chunk of the batched prefill's buffers, 0 for an engine built without them
+     *                     (they are counted only where the model has a batched prefill, {@link PrefillGraph#supports})
+     */
+    static MemoryBudget of(Configuration c, Weights w, int prefillChunk) {
         long weights = DeviceMatrix.deviceBytes(w.tokenEmbedding())
                 + (w.classifier() == w.tokenEmbedding() ? 0 : DeviceMatrix.deviceBytes(w.classifier()))
                 + w.rmsFinal().byteSize() + (long) c.seqLen() * c.headSize() * Float.BYTES;
@@ -46,8 +55,8 @@ record MemoryBudget(long weights, long kvCache, long activations, long largest) 
         long floats = c.dim() + 2L * c.qDim() + (ggml ? 2L : 1L) * c.hiddenDim() + (long) c.nHeads() * c.seqLen()
                 + c.vocabSize() + (ggml ? (long) c.qDim() + 2L * c.kvDim() : 0);
         long prefill = 0;
-        if (PrefillGraph.supports(c)) { // the chunk buffers of the batched prefill (llama2.c checkpoints), attention scores the largest
-            int chunk = Math.min(PrefillGraph.CHUNK, c.seqLen());
+        if (prefillChunk > 0 && PrefillGraph.supports(c)) { // the batched prefill's chunk buffers, attention scores the largest
+            int chunk = Math.min(prefillChunk, c.seqLen());
             prefill = PrefillGraph.bytes(c, chunk);
             largest = Math.max(largest, 4L * chunk * c.nHeads() * c.seqLen());
         }

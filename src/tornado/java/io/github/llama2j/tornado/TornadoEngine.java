@@ -111,7 +111,7 @@ public final class TornadoEngine implements InferenceEngine {
         this.settings = session.settings(settings);
         ForwardGraph.checkUniform(c, model.weights());
         String modelName = String.valueOf(model.path().getFileName());
-        budget = MemoryBudget.of(c, model.weights());
+        budget = MemoryBudget.of(c, model.weights(), prefillChunk);
         long global = device.getMaxGlobalMemory();
         boolean limited = session.memoryLimited(this.settings);
         long available = session.memoryAvailable(this.settings);
