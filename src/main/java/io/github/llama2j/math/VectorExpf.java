@@ -3,6 +3,7 @@ package io.github.llama2j.math;
 import jdk.incubator.vector.DoubleVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.LongVector;
+import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
@@ -21,7 +22,9 @@ import java.util.SplittableRandom;
  * its own error before the final rounding is about 2^-9 ulp). So a lane whose double lies within
  * {@link #WINDOW} (in units of the double's last bit, 2^-29 of a float ulp: 2^-8 ulp) of a float midpoint is
  * handed to the C library instead, as is every lane outside [{@link #LOW}, {@link #HIGH}] (subnormal results,
- * overflow, NaN). 0.19% of the floats in range take that path (the sweep; uniform tails would give 2^22 / 2^29 =
+ * overflow, NaN) except those below {@link #ZERO_BELOW}, whose exp rounds to +0 (the C library's result there; a
+ * softmax over a long context has many such lanes: with one foreign call each, they were most of a prompt's
+ * softmax time on the random-weight benchmark models). 0.19% of the floats in range take that path (the sweep; uniform tails would give 2^22 / 2^29 =
  * 0.8%), and the largest midpoint distance at which the rounded double and glibc disagreed was 878,793 last bits,
  * 42% of the window.
  *
@@ -45,6 +48,11 @@ public final class VectorExpf {
 
     /** Inputs below this give subnormal floats (e^-87.33 &gt; 2^-126), above it overflow: the C library's. */
     static final float LOW = -87.33f, HIGH = 88.7f;
+    /**
+     * Inputs below this (and -infinity) give +0: e^-104 &lt; 2^-150, half the smallest subnormal, so exp rounds to 0
+     * in every rounding of a correctly rounded or 0.502-ulp expf (glibc: 0 below -103.97208).
+     */
+    static final float ZERO_BELOW = -104.0f;
     /** Half-width of the band around a float midpoint, in units of the double's last bit, handed to the C library. */
     static final long WINDOW = 1L << 21;
     /** The low double bits below a float's mantissa, and their midpoint. */
@@ -82,13 +90,15 @@ public final class VectorExpf {
     static void expShifted(float[] x, int off, int n, float shift, FloatMath libm) {
         int upper = off + F.loopBound(n);
         int i = off;
+        float[] in = new float[LANES]; // a vector's inputs, for its lanes that go to the C library
         for (; i < upper; i += LANES) {
             FloatVector v = FloatVector.fromArray(F, x, i).sub(shift);
             long bad = exp(v, x, i);
             if (bad != 0) {
+                v.intoArray(in, 0); // (not v.lane(j): with a variable index that is a slow path of its own)
                 for (; bad != 0; bad &= bad - 1) {
-                    int j = i + Long.numberOfTrailingZeros(bad);
-                    x[j] = libm.exp(v.lane(j - i));
+                    int j = Long.numberOfTrailingZeros(bad);
+                    x[i + j] = libm.exp(in[j]);
                 }
             }
         }
@@ -101,16 +111,20 @@ public final class VectorExpf {
     static void swiglu(float[] hb, float[] hb2, int from, int to, FloatMath libm) {
         int upper = from + F.loopBound(to - from);
         int i = from;
+        float[] in = new float[LANES];
         for (; i < upper; i += LANES) {
             FloatVector val = FloatVector.fromArray(F, hb, i);
             long bad = exp(val.neg(), hb, i); // expf(-hb[i]) into hb[i], read back below
             FloatVector e = FloatVector.fromArray(F, hb, i);
             FloatVector out = val.mul(FloatVector.broadcast(F, 1.0f).div(e.add(1.0f))).mul(FloatVector.fromArray(F, hb2, i));
             out.intoArray(hb, i);
-            for (; bad != 0; bad &= bad - 1) {
-                int j = i + Long.numberOfTrailingZeros(bad);
-                float v = val.lane(j - i);
-                hb[j] = v * (1.0f / (1.0f + libm.exp(-v))) * hb2[j];
+            if (bad != 0) {
+                val.intoArray(in, 0);
+                for (; bad != 0; bad &= bad - 1) {
+                    int j = Long.numberOfTrailingZeros(bad);
+                    float v = in[j];
+                    hb[i + j] = v * (1.0f / (1.0f + libm.exp(-v))) * hb2[i + j];
+                }
             }
         }
         for (; i < to; i++) {
@@ -124,7 +138,8 @@ public final class VectorExpf {
      * is not certain to be the C library's: those must be recomputed by the caller.
      */
     static long exp(FloatVector x, float[] out, int at) {
-        long outOfRange = x.compare(VectorOperators.GE, LOW).and(x.compare(VectorOperators.LE, HIGH)).not().toLong();
+        VectorMask<Float> zero = x.compare(VectorOperators.LT, ZERO_BELOW);
+        long outOfRange = x.compare(VectorOperators.GE, LOW).and(x.compare(VectorOperators.LE, HIGH)).not().andNot(zero).toLong();
         DoubleVector xd = (DoubleVector) x.convertShape(VectorOperators.F2D, D, 0);
         DoubleVector s = xd.lanewise(VectorOperators.FMA, INV_LN2, SHIFT);
         DoubleVector k = s.sub(SHIFT);
@@ -133,11 +148,11 @@ public final class VectorExpf {
         LongVector pBits = (LongVector) taylor(u).viewAsIntegralLanes();
         LongVector kBits = ((LongVector) s.viewAsIntegralLanes()).sub(SHIFT_BITS);
         DoubleVector y = (DoubleVector) pBits.add(kBits.lanewise(VectorOperators.LSHL, 52)).viewAsFloatingLanes();
-        ((FloatVector) y.convertShape(VectorOperators.D2F, F, 0)).intoArray(out, at);
+        ((FloatVector) y.convertShape(VectorOperators.D2F, F, 0)).blend(0.0f, zero).intoArray(out, at);
         // |tail - midpoint| < WINDOW as two signed compares (a 64-bit abs is AVX-512 only, and boxed on AVX2)
         LongVector tail = pBits.and(TAIL_MASK);
         return tail.compare(VectorOperators.GT, MIDPOINT - WINDOW).and(tail.compare(VectorOperators.LT, MIDPOINT + WINDOW))
-                .toLong() | outOfRange;
+                .toLong() & ~zero.toLong() | outOfRange;
     }
 
     /** e^u by its Taylor polynomial of degree 11, Horner's form (its own method: C2 inlines {@link #exp} only while it is small). */
@@ -185,8 +200,8 @@ public final class VectorExpf {
     static final float[] HARD = floats(0x367bf7e1, 0xbf294041, 0x3ac872c2, 0xb2fe0000, 0x3b2684ce, 0xbedc8fed, 0xc0e82c04,
             0x3d4ec01f, 0x3d5f039d, 0xbc2fc25a, 0x337dffff, 0x33810000, 0x34407fff, 0x34e03ffd, 0x36fdfbc1, 0xbc1b7494);
     private static final float[] EDGES = {0.0f, -0.0f, LOW, HIGH, Math.nextDown(LOW), Math.nextUp(HIGH), 1e-8f, -1e-8f,
-            Float.MIN_VALUE, -Float.MIN_VALUE, 88.72f, -103.9f, -104.0f, Float.NaN, Float.POSITIVE_INFINITY,
-            Float.NEGATIVE_INFINITY};
+            Float.MIN_VALUE, -Float.MIN_VALUE, 88.72f, -103.9f, -104.0f, ZERO_BELOW, Math.nextDown(ZERO_BELOW),
+            Math.nextUp(ZERO_BELOW), -1e30f, -Float.MAX_VALUE, Float.NaN, Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY};
 
     private static float[] floats(int... bits) {
         float[] f = new float[bits.length];
