@@ -41,6 +41,15 @@ public final class CpuEngine implements InferenceEngine {
     /** {@link #warmUpForward}: the scratch engine's positions, its prompt (token ids), and when it stops. */
     private static final int WARM_UP_POSITIONS = 128;
     private static final int[] WARM_UP_PROMPT = {1, 400, 2300, 7, 911};
+    /**
+     * The scratch engine's prompt, batched: a whole panel of the batched kernel's tokens and a few more (its two
+     * token loops), at positions past four of attention's blocks of timesteps (its four-block loop, 48 positions at
+     * 512 bits). With the 5-token prompt alone, C2 compiled attention while the one-token passes were still below
+     * that (a loop never entered is compiled as a trap): the first long prompt or context then deoptimized it, and
+     * it ran interpreted, its vectors boxed, until C2 compiled it again (JFR: Attention.head deoptimized at its
+     * four-block loop in every bench run of 2026-12-03, after the warm-up).
+     */
+    static final int WARM_UP_PROMPT_TOKENS = 4 * BatchMatmul.FL + 6;
     private static final int WARM_UP_QUIET_PASSES = 4;
     /**
      * Single-token passes that always run (within {@link #WARM_UP_MAX_NANOS}) before the quiet rule may stop them.
@@ -279,9 +288,9 @@ public final class CpuEngine implements InferenceEngine {
         long deadline = System.nanoTime() + WARM_UP_MAX_NANOS;
         try (CpuEngine scratch = new CpuEngine(model, kernels, math, parallel, false, positions, false, false)) {
             int pos = 0;
-            int[] prompt = new int[Math.min(WARM_UP_PROMPT.length, positions)];
+            int[] prompt = new int[Math.min(WARM_UP_PROMPT_TOKENS, Math.max(positions / 2, positions - 32))];
             for (int i = 0; i < prompt.length; i++) {
-                prompt[i] = WARM_UP_PROMPT[i] % c.vocabSize();
+                prompt[i] = (i < WARM_UP_PROMPT.length ? WARM_UP_PROMPT[i] : i * 7919 + 13) % c.vocabSize();
             }
             if (prompt.length > 1) {
                 scratch.forwardBatch(prompt, 0);
