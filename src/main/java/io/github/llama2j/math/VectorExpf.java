@@ -88,86 +88,85 @@ public final class VectorExpf {
      * n calls of {@code libm.exp}.
      */
     static void expShifted(float[] x, int off, int n, float shift, FloatMath libm) {
-        int upper = off + F.loopBound(n);
-        int i = off;
-        float[] in = new float[LANES]; // a vector's inputs, for its lanes that go to the C library
-        for (; i < upper; i += LANES) {
-            FloatVector v = FloatVector.fromArray(F, x, i).sub(shift);
-            long bad = exp(v, x, i);
-            if (bad != 0) {
-                v.intoArray(in, 0); // (not v.lane(j): with a variable index that is a slow path of its own)
-                for (; bad != 0; bad &= bad - 1) {
-                    int j = Long.numberOfTrailingZeros(bad);
-                    x[i + j] = libm.exp(in[j]);
-                }
-            }
-        }
-        for (; i < off + n; i++) {
-            x[i] = libm.exp(x[i] - shift);
-        }
+        expInto(x, off, off + n, 1.0f, shift, x, off, libm);
     }
+
+    /** Elements of SwiGLU's exp per step (a scratch of this many floats per call). */
+    private static final int SWIGLU_STEP = 256;
 
     /** run.c's SwiGLU on [from, to): hb[i] = hb[i] * (1 / (1 + expf(-hb[i]))) * hb2[i], as libm would give it. */
     static void swiglu(float[] hb, float[] hb2, int from, int to, FloatMath libm) {
-        int upper = from + F.loopBound(to - from);
-        int i = from;
-        float[] in = new float[LANES];
-        for (; i < upper; i += LANES) {
-            FloatVector val = FloatVector.fromArray(F, hb, i);
-            long bad = exp(val.neg(), hb, i); // expf(-hb[i]) into hb[i], read back below
-            FloatVector e = FloatVector.fromArray(F, hb, i);
-            FloatVector out = val.mul(FloatVector.broadcast(F, 1.0f).div(e.add(1.0f))).mul(FloatVector.fromArray(F, hb2, i));
-            out.intoArray(hb, i);
-            if (bad != 0) {
-                val.intoArray(in, 0);
-                for (; bad != 0; bad &= bad - 1) {
-                    int j = Long.numberOfTrailingZeros(bad);
-                    float v = in[j];
-                    hb[i + j] = v * (1.0f / (1.0f + libm.exp(-v))) * hb2[i + j];
-                }
+        float[] e = new float[Math.min(SWIGLU_STEP, to - from)];
+        for (int step = from; step < to; step += SWIGLU_STEP) {
+            int end = Math.min(step + SWIGLU_STEP, to);
+            expInto(hb, step, end, -1.0f, 0.0f, e, 0, libm); // e[i - step] = expf(-hb[i])
+            int upper = step + F.loopBound(end - step);
+            int i = step;
+            for (; i < upper; i += LANES) {
+                FloatVector val = FloatVector.fromArray(F, hb, i);
+                FloatVector ei = FloatVector.fromArray(F, e, i - step);
+                val.mul(FloatVector.broadcast(F, 1.0f).div(ei.add(1.0f))).mul(FloatVector.fromArray(F, hb2, i)).intoArray(hb, i);
             }
-        }
-        for (; i < to; i++) {
-            float v = hb[i];
-            hb[i] = v * (1.0f / (1.0f + libm.exp(-v))) * hb2[i];
+            for (; i < end; i++) {
+                hb[i] = hb[i] * (1.0f / (1.0f + e[i - step])) * hb2[i];
+            }
         }
     }
 
     /**
-     * Writes exp of each lane of x into out[at .. at + LANES) and returns the lanes (bit j for lane j) whose value
-     * is not certain to be the C library's: those must be recomputed by the caller.
+     * out[outOff + i - from] = expf(a[i] · sign − shift) for i in [from, to) (sign ±1, so the product is exact; the
+     * subtraction in float), equal to that many calls of {@code libm.exp}; out may be a itself (outOff = from).
+     *
+     * <p>One method holds the loop and the whole lane arithmetic, and no vector enters or leaves it: a vector passed
+     * to or returned from a call that C2 does not inline is boxed, an allocation per vector. The lane arithmetic as
+     * a method of its own (436 bytes of bytecode, above C2's inlining limit for hot calls) was called with a boxed
+     * argument per vector: 22% of a Q8 prefill's samples (JFR). Here the loop's constants also stay in registers.
      */
-    static long exp(FloatVector x, float[] out, int at) {
-        VectorMask<Float> zero = x.compare(VectorOperators.LT, ZERO_BELOW);
-        long outOfRange = x.compare(VectorOperators.GE, LOW).and(x.compare(VectorOperators.LE, HIGH)).not().andNot(zero).toLong();
-        DoubleVector xd = (DoubleVector) x.convertShape(VectorOperators.F2D, D, 0);
-        DoubleVector s = xd.lanewise(VectorOperators.FMA, INV_LN2, SHIFT);
-        DoubleVector k = s.sub(SHIFT);
-        DoubleVector u = k.lanewise(VectorOperators.FMA, -LN2_HI, xd);
-        u = k.lanewise(VectorOperators.FMA, -LN2_LO, u);
-        LongVector pBits = (LongVector) taylor(u).viewAsIntegralLanes();
-        LongVector kBits = ((LongVector) s.viewAsIntegralLanes()).sub(SHIFT_BITS);
-        DoubleVector y = (DoubleVector) pBits.add(kBits.lanewise(VectorOperators.LSHL, 52)).viewAsFloatingLanes();
-        ((FloatVector) y.convertShape(VectorOperators.D2F, F, 0)).blend(0.0f, zero).intoArray(out, at);
-        // |tail - midpoint| < WINDOW as two signed compares (a 64-bit abs is AVX-512 only, and boxed on AVX2)
-        LongVector tail = pBits.and(TAIL_MASK);
-        return tail.compare(VectorOperators.GT, MIDPOINT - WINDOW).and(tail.compare(VectorOperators.LT, MIDPOINT + WINDOW))
-                .toLong() & ~zero.toLong() | outOfRange;
-    }
-
-    /** e^u by its Taylor polynomial of degree 11, Horner's form (its own method: C2 inlines {@link #exp} only while it is small). */
-    private static DoubleVector taylor(DoubleVector u) {
-        DoubleVector p = u.lanewise(VectorOperators.FMA, C11, C10);
-        p = p.lanewise(VectorOperators.FMA, u, C9);
-        p = p.lanewise(VectorOperators.FMA, u, C8);
-        p = p.lanewise(VectorOperators.FMA, u, C7);
-        p = p.lanewise(VectorOperators.FMA, u, C6);
-        p = p.lanewise(VectorOperators.FMA, u, C5);
-        p = p.lanewise(VectorOperators.FMA, u, C4);
-        p = p.lanewise(VectorOperators.FMA, u, C3);
-        p = p.lanewise(VectorOperators.FMA, u, C2);
-        p = p.lanewise(VectorOperators.FMA, u, C1);
-        return p.lanewise(VectorOperators.FMA, u, C0);
+    private static void expInto(float[] a, int from, int to, float sign, float shift, float[] out, int outOff, FloatMath libm) {
+        int upper = from + F.loopBound(to - from);
+        int i = from;
+        float[] in = new float[LANES]; // a vector's inputs, for its lanes that go to the C library
+        for (; i < upper; i += LANES) {
+            FloatVector x = FloatVector.fromArray(F, a, i).mul(sign).sub(shift);
+            VectorMask<Float> zero = x.compare(VectorOperators.LT, ZERO_BELOW);
+            long outOfRange = x.compare(VectorOperators.GE, LOW).and(x.compare(VectorOperators.LE, HIGH)).not().andNot(zero).toLong();
+            DoubleVector xd = (DoubleVector) x.convertShape(VectorOperators.F2D, D, 0);
+            DoubleVector s = xd.lanewise(VectorOperators.FMA, INV_LN2, SHIFT);
+            DoubleVector k = s.sub(SHIFT);
+            DoubleVector u = k.lanewise(VectorOperators.FMA, -LN2_HI, xd);
+            u = k.lanewise(VectorOperators.FMA, -LN2_LO, u);
+            // e^u by its Taylor polynomial of degree 11, Horner's form
+            DoubleVector p = u.lanewise(VectorOperators.FMA, C11, C10);
+            p = p.lanewise(VectorOperators.FMA, u, C9);
+            p = p.lanewise(VectorOperators.FMA, u, C8);
+            p = p.lanewise(VectorOperators.FMA, u, C7);
+            p = p.lanewise(VectorOperators.FMA, u, C6);
+            p = p.lanewise(VectorOperators.FMA, u, C5);
+            p = p.lanewise(VectorOperators.FMA, u, C4);
+            p = p.lanewise(VectorOperators.FMA, u, C3);
+            p = p.lanewise(VectorOperators.FMA, u, C2);
+            p = p.lanewise(VectorOperators.FMA, u, C1);
+            p = p.lanewise(VectorOperators.FMA, u, C0);
+            LongVector pBits = (LongVector) p.viewAsIntegralLanes();
+            LongVector kBits = ((LongVector) s.viewAsIntegralLanes()).sub(SHIFT_BITS);
+            DoubleVector y = (DoubleVector) pBits.add(kBits.lanewise(VectorOperators.LSHL, 52)).viewAsFloatingLanes();
+            int o = outOff + i - from;
+            ((FloatVector) y.convertShape(VectorOperators.D2F, F, 0)).blend(0.0f, zero).intoArray(out, o);
+            // |tail - midpoint| < WINDOW as two signed compares (a 64-bit abs is AVX-512 only, and boxed on AVX2)
+            LongVector tail = pBits.and(TAIL_MASK);
+            long bad = tail.compare(VectorOperators.GT, MIDPOINT - WINDOW).and(tail.compare(VectorOperators.LT, MIDPOINT + WINDOW))
+                    .toLong() & ~zero.toLong() | outOfRange;
+            if (bad != 0) {
+                x.intoArray(in, 0); // (not x.lane(j): with a variable index that is a slow path of its own)
+                for (; bad != 0; bad &= bad - 1) {
+                    int j = Long.numberOfTrailingZeros(bad);
+                    out[o + j] = libm.exp(in[j]);
+                }
+            }
+        }
+        for (; i < to; i++) {
+            out[outOff + i - from] = libm.exp(a[i] * sign - shift);
+        }
     }
 
     /**
