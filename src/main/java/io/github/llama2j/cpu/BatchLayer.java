@@ -7,7 +7,8 @@ import io.github.llama2j.model.Matrix;
  * {@link CpuLayer}'s kernels for a batch of tokens (batched prefill): the same dispatches, each over
  * {@code (B, n)} inputs. Matmuls split their rows over the {@link Parallel} pool in blocks of
  * {@link CpuLayer#ROW_GRAIN} rows and compute every token of a row block together ({@link BatchMatmul});
- * attention runs heads in parallel, each head over the batch's tokens in order. One caller at a time.
+ * attention runs heads in parallel, each head over the batch's tokens in order, four at a time
+ * ({@link Attention#heads4}). One caller at a time.
  */
 final class BatchLayer {
     private final Kernels kernels;
@@ -61,12 +62,30 @@ final class BatchLayer {
      * @param scores scratch, {@code heads * cache.scoreStride()} floats
      */
     void attention(Attention cache, int layer, int startPos, int tokens, int heads, float[][] q, float[][] out, float[] scores) {
+        int stride = Attention.scoreLength(startPos + tokens);
         parallel.forRange(heads, (h0, h1) -> {
+            float[] four = fourScores(Attention.QUERIES * stride);
             for (int h = h0; h < h1; h++) {
-                for (int b = 0; b < tokens; b++) {
+                int b = 0;
+                for (; b + Attention.QUERIES <= tokens; b += Attention.QUERIES) { // four tokens per pass over the cache
+                    cache.heads4(layer, h, startPos + b, q, b, out, four, stride);
+                }
+                for (; b < tokens; b++) {
                     cache.head(layer, h, startPos + b, q[b], out[b], scores, h * cache.scoreStride());
                 }
             }
         });
+    }
+
+    /** Each worker's scores of four tokens, grown as contexts grow. */
+    private static final ThreadLocal<float[]> FOUR_SCORES = ThreadLocal.withInitial(() -> new float[0]);
+
+    private static float[] fourScores(int size) {
+        float[] s = FOUR_SCORES.get();
+        if (s.length < size) {
+            s = new float[size];
+            FOUR_SCORES.set(s);
+        }
+        return s;
     }
 }

@@ -41,6 +41,15 @@ public final class CpuEngine implements InferenceEngine {
     /** {@link #warmUpForward}: the scratch engine's positions, its prompt (token ids), and when it stops. */
     private static final int WARM_UP_POSITIONS = 128;
     private static final int[] WARM_UP_PROMPT = {1, 400, 2300, 7, 911};
+    /**
+     * The scratch engine's prompt, batched: a whole panel of the batched kernel's tokens and a few more (its two
+     * token loops), at positions past four of attention's blocks of timesteps (its four-block loop, 48 positions at
+     * 512 bits). With the 5-token prompt alone, C2 compiled attention while the one-token passes were still below
+     * that (a loop never entered is compiled as a trap): the first long prompt or context then deoptimized it, and
+     * it ran interpreted, its vectors boxed, until C2 compiled it again (JFR: Attention.head deoptimized at its
+     * four-block loop in every bench run of 2026-12-03, after the warm-up).
+     */
+    static final int WARM_UP_PROMPT_TOKENS = 4 * BatchMatmul.FL + 6;
     private static final int WARM_UP_QUIET_PASSES = 4;
     /**
      * Single-token passes that always run (within {@link #WARM_UP_MAX_NANOS}) before the quiet rule may stop them.
@@ -216,12 +225,31 @@ public final class CpuEngine implements InferenceEngine {
             case Matrix.Ggml g -> g.data().getClass();
         };
         String key = kernels.getClass().getName() + " " + m.typeName() + " " + segmentClass;
-        int rows = Math.min(CpuLayer.ROW_GRAIN, m.rows());
+        // both input sizes of the forward pass (dim: q/k/v, wo, w1/w3, the classifier; hidden: w2), alternately: the
+        // kernels' loops over the input run dim or hidden long, and C2 compiled from a profile of one size
+        // deoptimized the runq Q8 kernel at the other in the middle of a bench run (JFR, 6 traps, each finishing
+        // its call interpreted)
+        Matrix[] shapes = w.w2()[0].cols() != m.cols() && w.w2()[0].typeName().equals(m.typeName())
+                ? new Matrix[] {m, w.w2()[0]} : new Matrix[] {m};
         if (WARMED_UP.add(key)) {
-            float[] out = new float[rows];
-            in.input(xb, m.cols());
-            in.prepareFor(m);
-            untilFast(() -> ops.kernel(out, in, m, 0, rows), (double) m.byteSize() * rows / m.rows(), WARM_UP_BYTES_PER_NANO);
+            int n = shapes.length;
+            Activations[] ins = new Activations[n];
+            float[][] outs = new float[n][];
+            int[] rows = new int[n];
+            double work = 0;
+            for (int i = 0; i < n; i++) {
+                rows[i] = Math.min(CpuLayer.ROW_GRAIN, shapes[i].rows());
+                outs[i] = new float[rows[i]];
+                ins[i] = new Activations(shapes[i].cols());
+                ins[i].input(new float[shapes[i].cols()], shapes[i].cols());
+                ins[i].prepareFor(shapes[i]);
+                work += (double) shapes[i].byteSize() * rows[i] / shapes[i].rows();
+            }
+            untilFast(() -> {
+                for (int i = 0; i < n; i++) {
+                    ops.kernel(outs[i], ins[i], shapes[i], 0, rows[i]);
+                }
+            }, work, WARM_UP_BYTES_PER_NANO);
         }
         // the batched kernel too (batched prefill), on a full tile of tokens: the first prompt would otherwise run
         // it uncompiled, seconds for a chunk of a 110M model
@@ -229,12 +257,24 @@ public final class CpuEngine implements InferenceEngine {
         // the first, compiled the second as a trap, so that the first real prompt ran the kernel uncompiled again)
         if (kernels instanceof VectorKernels && BatchMatmul.transposed(m) && WARMED_UP.add(key + " batched")) {
             int full = 4 * BatchMatmul.FL, few = WARM_UP_PROMPT.length;
-            BatchActivations fullIn = batchInput(m, full), fewIn = batchInput(m, few);
-            float[][] out = new float[full][rows];
+            int n = shapes.length;
+            BatchActivations[] fullIn = new BatchActivations[n], fewIn = new BatchActivations[n];
+            float[][][] outs = new float[n][][];
+            int[] rows = new int[n];
+            double work = 0;
+            for (int i = 0; i < n; i++) {
+                rows[i] = Math.min(CpuLayer.ROW_GRAIN, shapes[i].rows());
+                fullIn[i] = batchInput(shapes[i], full);
+                fewIn[i] = batchInput(shapes[i], few);
+                outs[i] = new float[full][shapes[i].rows()];
+                work += (double) rows[i] * shapes[i].cols() * (full + few);
+            }
             untilFast(() -> {
-                BatchMatmul.matmul(out, fullIn, m, 0, rows, kernels);
-                BatchMatmul.matmul(out, fewIn, m, 0, rows, kernels);
-            }, (double) rows * m.cols() * (full + few), WARM_UP_MACS_PER_NANO);
+                for (int i = 0; i < n; i++) {
+                    BatchMatmul.matmul(outs[i], fullIn[i], shapes[i], 0, rows[i], kernels);
+                    BatchMatmul.matmul(outs[i], fewIn[i], shapes[i], 0, rows[i], kernels);
+                }
+            }, work, WARM_UP_MACS_PER_NANO);
         }
     }
 
@@ -279,9 +319,9 @@ public final class CpuEngine implements InferenceEngine {
         long deadline = System.nanoTime() + WARM_UP_MAX_NANOS;
         try (CpuEngine scratch = new CpuEngine(model, kernels, math, parallel, false, positions, false, false)) {
             int pos = 0;
-            int[] prompt = new int[Math.min(WARM_UP_PROMPT.length, positions)];
+            int[] prompt = new int[Math.min(WARM_UP_PROMPT_TOKENS, Math.max(positions / 2, positions - 32))];
             for (int i = 0; i < prompt.length; i++) {
-                prompt[i] = WARM_UP_PROMPT[i] % c.vocabSize();
+                prompt[i] = (i < WARM_UP_PROMPT.length ? WARM_UP_PROMPT[i] : i * 7919 + 13) % c.vocabSize();
             }
             if (prompt.length > 1) {
                 scratch.forwardBatch(prompt, 0);

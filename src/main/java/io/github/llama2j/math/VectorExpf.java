@@ -3,6 +3,7 @@ package io.github.llama2j.math;
 import jdk.incubator.vector.DoubleVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.LongVector;
+import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
@@ -21,7 +22,9 @@ import java.util.SplittableRandom;
  * its own error before the final rounding is about 2^-9 ulp). So a lane whose double lies within
  * {@link #WINDOW} (in units of the double's last bit, 2^-29 of a float ulp: 2^-8 ulp) of a float midpoint is
  * handed to the C library instead, as is every lane outside [{@link #LOW}, {@link #HIGH}] (subnormal results,
- * overflow, NaN). 0.19% of the floats in range take that path (the sweep; uniform tails would give 2^22 / 2^29 =
+ * overflow, NaN) except those below {@link #ZERO_BELOW}, whose exp rounds to +0 (the C library's result there; a
+ * softmax over a long context has many such lanes: with one foreign call each, they were most of a prompt's
+ * softmax time on the random-weight benchmark models). 0.19% of the floats in range take that path (the sweep; uniform tails would give 2^22 / 2^29 =
  * 0.8%), and the largest midpoint distance at which the rounded double and glibc disagreed was 878,793 last bits,
  * 42% of the window.
  *
@@ -45,6 +48,11 @@ public final class VectorExpf {
 
     /** Inputs below this give subnormal floats (e^-87.33 &gt; 2^-126), above it overflow: the C library's. */
     static final float LOW = -87.33f, HIGH = 88.7f;
+    /**
+     * Inputs below this (and -infinity) give +0: e^-104 &lt; 2^-150, half the smallest subnormal, so exp rounds to 0
+     * in every rounding of a correctly rounded or 0.502-ulp expf (glibc: 0 below -103.97208).
+     */
+    static final float ZERO_BELOW = -104.0f;
     /** Half-width of the band around a float midpoint, in units of the double's last bit, handed to the C library. */
     static final long WINDOW = 1L << 21;
     /** The low double bits below a float's mantissa, and their midpoint. */
@@ -80,79 +88,85 @@ public final class VectorExpf {
      * n calls of {@code libm.exp}.
      */
     static void expShifted(float[] x, int off, int n, float shift, FloatMath libm) {
-        int upper = off + F.loopBound(n);
-        int i = off;
-        for (; i < upper; i += LANES) {
-            FloatVector v = FloatVector.fromArray(F, x, i).sub(shift);
-            long bad = exp(v, x, i);
-            if (bad != 0) {
-                for (; bad != 0; bad &= bad - 1) {
-                    int j = i + Long.numberOfTrailingZeros(bad);
-                    x[j] = libm.exp(v.lane(j - i));
-                }
-            }
-        }
-        for (; i < off + n; i++) {
-            x[i] = libm.exp(x[i] - shift);
-        }
+        expInto(x, off, off + n, 1.0f, shift, x, off, libm);
     }
+
+    /** Elements of SwiGLU's exp per step (a scratch of this many floats per call). */
+    private static final int SWIGLU_STEP = 256;
 
     /** run.c's SwiGLU on [from, to): hb[i] = hb[i] * (1 / (1 + expf(-hb[i]))) * hb2[i], as libm would give it. */
     static void swiglu(float[] hb, float[] hb2, int from, int to, FloatMath libm) {
-        int upper = from + F.loopBound(to - from);
-        int i = from;
-        for (; i < upper; i += LANES) {
-            FloatVector val = FloatVector.fromArray(F, hb, i);
-            long bad = exp(val.neg(), hb, i); // expf(-hb[i]) into hb[i], read back below
-            FloatVector e = FloatVector.fromArray(F, hb, i);
-            FloatVector out = val.mul(FloatVector.broadcast(F, 1.0f).div(e.add(1.0f))).mul(FloatVector.fromArray(F, hb2, i));
-            out.intoArray(hb, i);
-            for (; bad != 0; bad &= bad - 1) {
-                int j = i + Long.numberOfTrailingZeros(bad);
-                float v = val.lane(j - i);
-                hb[j] = v * (1.0f / (1.0f + libm.exp(-v))) * hb2[j];
+        float[] e = new float[Math.min(SWIGLU_STEP, to - from)];
+        for (int step = from; step < to; step += SWIGLU_STEP) {
+            int end = Math.min(step + SWIGLU_STEP, to);
+            expInto(hb, step, end, -1.0f, 0.0f, e, 0, libm); // e[i - step] = expf(-hb[i])
+            int upper = step + F.loopBound(end - step);
+            int i = step;
+            for (; i < upper; i += LANES) {
+                FloatVector val = FloatVector.fromArray(F, hb, i);
+                FloatVector ei = FloatVector.fromArray(F, e, i - step);
+                val.mul(FloatVector.broadcast(F, 1.0f).div(ei.add(1.0f))).mul(FloatVector.fromArray(F, hb2, i)).intoArray(hb, i);
             }
-        }
-        for (; i < to; i++) {
-            float v = hb[i];
-            hb[i] = v * (1.0f / (1.0f + libm.exp(-v))) * hb2[i];
+            for (; i < end; i++) {
+                hb[i] = hb[i] * (1.0f / (1.0f + e[i - step])) * hb2[i];
+            }
         }
     }
 
     /**
-     * Writes exp of each lane of x into out[at .. at + LANES) and returns the lanes (bit j for lane j) whose value
-     * is not certain to be the C library's: those must be recomputed by the caller.
+     * out[outOff + i - from] = expf(a[i] · sign − shift) for i in [from, to) (sign ±1, so the product is exact; the
+     * subtraction in float), equal to that many calls of {@code libm.exp}; out may be a itself (outOff = from).
+     *
+     * <p>One method holds the loop and the whole lane arithmetic, and no vector enters or leaves it: a vector passed
+     * to or returned from a call that C2 does not inline is boxed, an allocation per vector. The lane arithmetic as
+     * a method of its own (436 bytes of bytecode, above C2's inlining limit for hot calls) was called with a boxed
+     * argument per vector: 22% of a Q8 prefill's samples (JFR). Here the loop's constants also stay in registers.
      */
-    static long exp(FloatVector x, float[] out, int at) {
-        long outOfRange = x.compare(VectorOperators.GE, LOW).and(x.compare(VectorOperators.LE, HIGH)).not().toLong();
-        DoubleVector xd = (DoubleVector) x.convertShape(VectorOperators.F2D, D, 0);
-        DoubleVector s = xd.lanewise(VectorOperators.FMA, INV_LN2, SHIFT);
-        DoubleVector k = s.sub(SHIFT);
-        DoubleVector u = k.lanewise(VectorOperators.FMA, -LN2_HI, xd);
-        u = k.lanewise(VectorOperators.FMA, -LN2_LO, u);
-        LongVector pBits = (LongVector) taylor(u).viewAsIntegralLanes();
-        LongVector kBits = ((LongVector) s.viewAsIntegralLanes()).sub(SHIFT_BITS);
-        DoubleVector y = (DoubleVector) pBits.add(kBits.lanewise(VectorOperators.LSHL, 52)).viewAsFloatingLanes();
-        ((FloatVector) y.convertShape(VectorOperators.D2F, F, 0)).intoArray(out, at);
-        // |tail - midpoint| < WINDOW as two signed compares (a 64-bit abs is AVX-512 only, and boxed on AVX2)
-        LongVector tail = pBits.and(TAIL_MASK);
-        return tail.compare(VectorOperators.GT, MIDPOINT - WINDOW).and(tail.compare(VectorOperators.LT, MIDPOINT + WINDOW))
-                .toLong() | outOfRange;
-    }
-
-    /** e^u by its Taylor polynomial of degree 11, Horner's form (its own method: C2 inlines {@link #exp} only while it is small). */
-    private static DoubleVector taylor(DoubleVector u) {
-        DoubleVector p = u.lanewise(VectorOperators.FMA, C11, C10);
-        p = p.lanewise(VectorOperators.FMA, u, C9);
-        p = p.lanewise(VectorOperators.FMA, u, C8);
-        p = p.lanewise(VectorOperators.FMA, u, C7);
-        p = p.lanewise(VectorOperators.FMA, u, C6);
-        p = p.lanewise(VectorOperators.FMA, u, C5);
-        p = p.lanewise(VectorOperators.FMA, u, C4);
-        p = p.lanewise(VectorOperators.FMA, u, C3);
-        p = p.lanewise(VectorOperators.FMA, u, C2);
-        p = p.lanewise(VectorOperators.FMA, u, C1);
-        return p.lanewise(VectorOperators.FMA, u, C0);
+    private static void expInto(float[] a, int from, int to, float sign, float shift, float[] out, int outOff, FloatMath libm) {
+        int upper = from + F.loopBound(to - from);
+        int i = from;
+        float[] in = new float[LANES]; // a vector's inputs, for its lanes that go to the C library
+        for (; i < upper; i += LANES) {
+            FloatVector x = FloatVector.fromArray(F, a, i).mul(sign).sub(shift);
+            VectorMask<Float> zero = x.compare(VectorOperators.LT, ZERO_BELOW);
+            long outOfRange = x.compare(VectorOperators.GE, LOW).and(x.compare(VectorOperators.LE, HIGH)).not().andNot(zero).toLong();
+            DoubleVector xd = (DoubleVector) x.convertShape(VectorOperators.F2D, D, 0);
+            DoubleVector s = xd.lanewise(VectorOperators.FMA, INV_LN2, SHIFT);
+            DoubleVector k = s.sub(SHIFT);
+            DoubleVector u = k.lanewise(VectorOperators.FMA, -LN2_HI, xd);
+            u = k.lanewise(VectorOperators.FMA, -LN2_LO, u);
+            // e^u by its Taylor polynomial of degree 11, Horner's form
+            DoubleVector p = u.lanewise(VectorOperators.FMA, C11, C10);
+            p = p.lanewise(VectorOperators.FMA, u, C9);
+            p = p.lanewise(VectorOperators.FMA, u, C8);
+            p = p.lanewise(VectorOperators.FMA, u, C7);
+            p = p.lanewise(VectorOperators.FMA, u, C6);
+            p = p.lanewise(VectorOperators.FMA, u, C5);
+            p = p.lanewise(VectorOperators.FMA, u, C4);
+            p = p.lanewise(VectorOperators.FMA, u, C3);
+            p = p.lanewise(VectorOperators.FMA, u, C2);
+            p = p.lanewise(VectorOperators.FMA, u, C1);
+            p = p.lanewise(VectorOperators.FMA, u, C0);
+            LongVector pBits = (LongVector) p.viewAsIntegralLanes();
+            LongVector kBits = ((LongVector) s.viewAsIntegralLanes()).sub(SHIFT_BITS);
+            DoubleVector y = (DoubleVector) pBits.add(kBits.lanewise(VectorOperators.LSHL, 52)).viewAsFloatingLanes();
+            int o = outOff + i - from;
+            ((FloatVector) y.convertShape(VectorOperators.D2F, F, 0)).blend(0.0f, zero).intoArray(out, o);
+            // |tail - midpoint| < WINDOW as two signed compares (a 64-bit abs is AVX-512 only, and boxed on AVX2)
+            LongVector tail = pBits.and(TAIL_MASK);
+            long bad = tail.compare(VectorOperators.GT, MIDPOINT - WINDOW).and(tail.compare(VectorOperators.LT, MIDPOINT + WINDOW))
+                    .toLong() & ~zero.toLong() | outOfRange;
+            if (bad != 0) {
+                x.intoArray(in, 0); // (not x.lane(j): with a variable index that is a slow path of its own)
+                for (; bad != 0; bad &= bad - 1) {
+                    int j = Long.numberOfTrailingZeros(bad);
+                    out[o + j] = libm.exp(in[j]);
+                }
+            }
+        }
+        for (; i < to; i++) {
+            out[outOff + i - from] = libm.exp(a[i] * sign - shift);
+        }
     }
 
     /**
@@ -185,8 +199,8 @@ public final class VectorExpf {
     static final float[] HARD = floats(0x367bf7e1, 0xbf294041, 0x3ac872c2, 0xb2fe0000, 0x3b2684ce, 0xbedc8fed, 0xc0e82c04,
             0x3d4ec01f, 0x3d5f039d, 0xbc2fc25a, 0x337dffff, 0x33810000, 0x34407fff, 0x34e03ffd, 0x36fdfbc1, 0xbc1b7494);
     private static final float[] EDGES = {0.0f, -0.0f, LOW, HIGH, Math.nextDown(LOW), Math.nextUp(HIGH), 1e-8f, -1e-8f,
-            Float.MIN_VALUE, -Float.MIN_VALUE, 88.72f, -103.9f, -104.0f, Float.NaN, Float.POSITIVE_INFINITY,
-            Float.NEGATIVE_INFINITY};
+            Float.MIN_VALUE, -Float.MIN_VALUE, 88.72f, -103.9f, -104.0f, ZERO_BELOW, Math.nextDown(ZERO_BELOW),
+            Math.nextUp(ZERO_BELOW), -1e30f, -Float.MAX_VALUE, Float.NaN, Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY};
 
     private static float[] floats(int... bits) {
         float[] f = new float[bits.length];

@@ -48,6 +48,46 @@ class ExactOpsTest {
         }
     }
 
+    /**
+     * {@link Attention#heads4} (four consecutive tokens at once, the batched prefill's case) against the scalar
+     * reference for each token: the whole cache filled first (as the prefill stores a chunk's keys and values
+     * before its attention), then every start position 0 .. seqLen - 4.
+     */
+    @ParameterizedTest
+    @CsvSource({"64, 8, 4, 40", "96, 8, 8, 33", "96, 6, 6, 20", "288, 6, 6, 50", "768, 12, 12, 35", "128, 2, 1, 17", "256, 4, 2, 140"})
+    void fourTokensAtOnceMatchScalar(int dim, int heads, int kvHeads, int seqLen) {
+        Configuration c = new Configuration(dim, 4 * dim, 1, heads, kvHeads, 100, seqLen, true, 0);
+        int kvDim = c.kvDim(), hs = c.headSize();
+        Attention attention = new Attention(c, io.github.llama2j.math.FloatMath.JAVA);
+        float[] keys = new float[seqLen * kvDim], values = new float[seqLen * kvDim];
+        for (int pos = 0; pos < seqLen; pos++) {
+            float[] k = RandomMatrices.floats(rnd, kvDim), v = RandomMatrices.floats(rnd, kvDim);
+            attention.store(0, pos, k, v);
+            System.arraycopy(k, 0, keys, pos * kvDim, kvDim);
+            System.arraycopy(v, 0, values, pos * kvDim, kvDim);
+        }
+        float[] refAtt = new float[seqLen];
+        for (int pos0 = 0; pos0 + Attention.QUERIES <= seqLen; pos0++) {
+            int stride = Attention.scoreLength(pos0 + Attention.QUERIES) + rnd.nextInt(3) * 16;
+            float[][] q = new float[Attention.QUERIES + 1][], actual = new float[Attention.QUERIES + 1][dim];
+            for (int b = 0; b < q.length; b++) {
+                q[b] = RandomMatrices.floats(rnd, dim);
+            }
+            float[] att = new float[Attention.QUERIES * stride];
+            int b0 = rnd.nextInt(2); // the four tokens need not start the batch
+            for (int h = 0; h < heads; h++) {
+                attention.heads4(0, h, pos0, q, b0, actual, att, stride);
+            }
+            for (int j = 0; j < Attention.QUERIES; j++) {
+                float[] expected = new float[dim];
+                for (int h = 0; h < heads; h++) {
+                    ScalarKernels.attentionHead(expected, q[b0 + j], keys, values, refAtt, 0, h, pos0 + j, hs, kvDim, c.kvMul(), io.github.llama2j.math.FloatMath.JAVA);
+                }
+                assertArrayEquals(expected, actual[b0 + j], "token " + j + " at position " + (pos0 + j));
+            }
+        }
+    }
+
     @ParameterizedTest
     @ValueSource(ints = {1, 7, 64, 100, 288, 771})
     void rmsnormAndAddMatchScalar(int size) {

@@ -88,6 +88,31 @@ class VectorExpfTest {
     }
 
     @Test
+    void softmaxOfWidelySpreadScoresEqualsTheCLibrary() {
+        // a long context's scores spread over hundreds: most inputs below ZERO_BELOW (exp rounds to +0), some in
+        // the subnormal band between it and LOW, a few near 0
+        int below = 0, band = 0;
+        for (int round = 0; round < 100; round++) {
+            int n = 1 + rnd.nextInt(1000);
+            float[] s = new float[n];
+            float max = Float.NEGATIVE_INFINITY;
+            for (int i = 0; i < n; i++) {
+                s[i] = (float) (rnd.nextGaussian() * 150);
+                max = Math.max(max, s[i]);
+            }
+            float[] actual = s.clone();
+            VectorExpf.expShifted(actual, 0, n, max, libm);
+            for (int i = 0; i < n; i++) {
+                float in = s[i] - max;
+                below += in < VectorExpf.ZERO_BELOW ? 1 : 0;
+                band += in >= VectorExpf.ZERO_BELOW && in < VectorExpf.LOW ? 1 : 0;
+                assertBits(libm.exp(in), actual[i], "exp(" + s[i] + " - " + max + ")");
+            }
+        }
+        assertTrue(below > 1000 && band > 100, below + " inputs below " + VectorExpf.ZERO_BELOW + ", " + band + " in the band");
+    }
+
+    @Test
     void swigluEqualsTheCLibraryScalarLoop() {
         int n = 100_000;
         float[] hb = new float[n], hb2 = new float[n];
