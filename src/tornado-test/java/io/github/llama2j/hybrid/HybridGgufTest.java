@@ -3,10 +3,12 @@ package io.github.llama2j.hybrid;
 import io.github.llama2j.Llama2jException;
 import io.github.llama2j.TestData;
 import io.github.llama2j.cpu.CpuEngine;
+import io.github.llama2j.cpu.PreparedWeights;
 import io.github.llama2j.cpu.ScalarKernels;
 import io.github.llama2j.engine.EngineOptions;
 import io.github.llama2j.engine.Engines;
 import io.github.llama2j.engine.InferenceEngine;
+import io.github.llama2j.engine.WeightCopies;
 import io.github.llama2j.gguf.GgufWriter;
 import io.github.llama2j.math.FloatMath;
 import io.github.llama2j.model.Configuration;
@@ -158,7 +160,7 @@ class HybridGgufTest {
         SplitPlan all = SplitPlan.of(c, new double[]{1}, new double[]{1}, new double[]{1});
         try (InferenceEngine cpu = new CpuEngine(model, new ScalarKernels(), FloatMath.standard(), 1);
              HybridEngine hybrid = new HybridEngine(c, model.weights(), all, List.of((cc, w, p, i, in) ->
-                     new CpuShard("cpu", cc, w, p, i, new ScalarKernels(), 1, FloatMath.standard(), in, true)), null)) {
+                     new CpuShard("cpu", cc, w, p, i, new ScalarKernels(), new PreparedWeights(WeightCopies.OFF), 1, FloatMath.standard(), in, true)), null)) {
             HybridTestEngines.assertSameLogits(name, cpu, hybrid, positions);
         }
     }
