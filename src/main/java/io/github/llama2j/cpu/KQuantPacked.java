@@ -4,7 +4,6 @@ import io.github.llama2j.model.Matrix;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
-import jdk.incubator.vector.LongVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
@@ -40,6 +39,7 @@ final class KQuantPacked {
     private static final ValueLayout.OfByte BYTE = ValueLayout.JAVA_BYTE;
     private static final ValueLayout.OfLong LONG = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(LE);
     private static final ValueLayout.OfInt INT = ValueLayout.JAVA_INT_UNALIGNED.withOrder(LE);
+    private static final java.lang.invoke.VarHandle LONGS = java.lang.invoke.MethodHandles.byteArrayViewVarHandle(long[].class, LE);
 
     private KQuantPacked() {
     }
@@ -111,7 +111,8 @@ final class KQuantPacked {
     private static final VectorSpecies<Short> S = ShortVector.SPECIES_PREFERRED;
     private static final VectorSpecies<Byte> BS = species(ByteVector.SPECIES_PREFERRED, F.vectorBitSize() / 2);
     private static final int CH = S.length();
-    /** The 8 mins of a super-block (a 64-bit vector of bytes) widened to int lanes, 8 (256 bits or more) or 4 (128 bits) at a time. */
+    /** The 8 mins of a super-block: 8 bytes widened to int lanes, 8 (256 bits or more) or 4 (128 bits) at a time. */
+    private static final VectorSpecies<Byte> B8 = ByteVector.SPECIES_64;
     private static final VectorSpecies<Integer> MI = species(IntVector.SPECIES_PREFERRED, Math.min(256, F.vectorBitSize()));
     private static final VectorSpecies<Float> MF = species(FloatVector.SPECIES_PREFERRED, Math.min(256, F.vectorBitSize()));
     private static final int ML = MI.length();
@@ -168,6 +169,9 @@ final class KQuantPacked {
         float[] xd = x.q8KScales;
         int[] xs32 = x.q8KSums32;
         long qsStep = file ? Matrix.Q4_K.BLOCK_BYTES : Q4K.QS, metaStep = file ? Matrix.Q4_K.BLOCK_BYTES : Q4K.META;
+        // the file layout's unpacked mins, as bytes for the vector load (a 64-bit LongVector reinterpreted as bytes is
+        // not intrinsified: it ran the Vector API's Java fallback, about 10x slower)
+        byte[] minsOfFile = file ? new byte[8] : null;
         for (int r = r0; r < r1; r++) {
             long q = (long) r * nb * qsStep + (file ? 16 : 0), mt = (long) r * nb * metaStep;
             FloatVector acc = FloatVector.zero(F);
@@ -175,7 +179,8 @@ final class KQuantPacked {
             for (int blk = 0; blk < nb; blk++, q += qsStep, mt += metaStep) {
                 int j = blk * 256;
                 float d, dmin;
-                long scales, mins; // sc[0..7] and m[0..7], one byte each
+                long scales; // sc[0..7], one byte each
+                ByteVector minBytes; // m[0..7]
                 if (file) {
                     d = Float.float16ToFloat(meta.get(Matrix.SHORT, mt));
                     dmin = Float.float16ToFloat(meta.get(Matrix.SHORT, mt + 2));
@@ -184,12 +189,13 @@ final class KQuantPacked {
                     long sc47 = (hi & 0x0F0F0F0FL) | ((lo & 0xC0C0C0C0L) >>> 2);
                     long m47 = ((hi >>> 4) & 0x0F0F0F0FL) | (((lo >>> 32) & 0xC0C0C0C0L) >>> 2);
                     scales = (lo & 0x3F3F3F3FL) | sc47 << 32;
-                    mins = ((lo >>> 32) & 0x3F3F3F3FL) | m47 << 32;
+                    LONGS.set(minsOfFile, 0, ((lo >>> 32) & 0x3F3F3F3FL) | m47 << 32);
+                    minBytes = ByteVector.fromArray(B8, minsOfFile, 0);
                 } else {
                     d = meta.get(FLOAT, mt);
                     dmin = meta.get(FLOAT, mt + 4);
                     scales = meta.get(LONG, mt + 8);
-                    mins = meta.get(LONG, mt + 16);
+                    minBytes = ByteVector.fromMemorySegment(B8, meta, mt + 16, LE);
                 }
                 int sc03 = (int) scales, sc47 = (int) (scales >>> 32);
                 IntVector isum = IntVector.zero(I);
@@ -213,7 +219,6 @@ final class KQuantPacked {
                 float xdb = xd[blk];
                 acc = ((FloatVector) isum.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, d * xdb), acc);
                 FloatVector dm = FloatVector.broadcast(MF, dmin * xdb);
-                ByteVector minBytes = LongVector.broadcast(LongVector.SPECIES_64, mins).reinterpretAsBytes();
                 for (int p = 0; p < 8; p += ML) {
                     IntVector mv = (IntVector) minBytes.convertShape(VectorOperators.ZERO_EXTEND_B2I, MI, p / ML);
                     macc = ((FloatVector) mv.mul(IntVector.fromArray(MI, xs32, blk * 8 + p)).convert(VectorOperators.I2F, 0)).fma(dm, macc);

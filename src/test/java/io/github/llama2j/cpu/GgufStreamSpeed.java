@@ -39,6 +39,7 @@ import java.util.SplittableRandom;
  *   -Dvariants=a,b  runs only these (and "current"): stream (the plain read), file (every matrix in the file's
  *                   layout instead of the engine's load-time copy: {@code --weight-copies=off}), chunks16 and lookup16
  *                   (the engine's forms 16 rows at a time, resolved once or looked up in the registry for each tile)
+ *   -Dbase=NAME     the variant the per-round ratios are to (default: current)
  * </pre>
  * {@code current} is the engine's kernels on the engine's load-time repacks ({@link PreparedWeights}, made once
  * before the rounds and timed); {@code stream} reads the file's bytes.
@@ -204,14 +205,20 @@ public final class GgufStreamSpeed {
         }
         System.out.printf(Locale.ROOT, "%s set %s: %d matrices, %d MB, %d-bit, %d rounds x %.2f s, load before %s, after %s%n",
                 files.stream().map(p -> p.getFileName().toString()).toList(), set, ms.size(), total >> 20, FloatVector.SPECIES_PREFERRED.vectorBitSize(), rounds, seconds, load0, loadavg());
+        String baseName = System.getProperty("base", vs.get(0).name);
+        int base = 0;
+        for (int vi = 0; vi < nv; vi++) {
+            base = vs.get(vi).name.equals(baseName) ? vi : base;
+        }
+        System.out.printf(Locale.ROOT, "  ratios per round to %s%n", vs.get(base).name);
         for (int vi = 0; vi < nv; vi++) {
             double[] g = gbs[vi].clone(), ratio = new double[rounds];
             for (int i = 0; i < rounds; i++) {
-                ratio[i] = gbs[vi][i] / gbs[0][i];
+                ratio[i] = gbs[vi][i] / gbs[base][i];
             }
             Arrays.sort(g);
             Arrays.sort(ratio);
-            System.out.printf(Locale.ROOT, "  %-12s median %6.2f  best %6.2f GB/s (CPU time); / current per round: median %.2f (quartiles %.2f-%.2f)%n",
+            System.out.printf(Locale.ROOT, "  %-12s median %6.2f  best %6.2f GB/s (CPU time); / base per round: median %.2f (quartiles %.2f-%.2f)%n",
                     vs.get(vi).name, g[g.length / 2], g[g.length - 1], ratio[rounds / 2], ratio[rounds / 4], ratio[(3 * rounds) / 4]);
         }
         for (Model model : models) {
