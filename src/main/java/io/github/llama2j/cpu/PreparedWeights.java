@@ -39,7 +39,7 @@ import java.util.concurrent.ConcurrentHashMap;
  * </ul>
  * The mapped file is never written: a prepared form is a copy in private memory, so it costs that matrix's
  * size in RAM (the file's pages it replaces are read once, at load, and stay reclaimable page cache; the
- * embedding rows and the batched prefill still read the file).
+ * embedding rows and the batched prefill's F32 and runq Q8 kernels still read the file).
  *
  * <p>{@link #resolve} is thread-safe; equal records (the same bytes of the same mapping) share one form. The Q8_0
  * copies live in an arena that {@link #close} frees (the engine that prepared them closes them, after which its

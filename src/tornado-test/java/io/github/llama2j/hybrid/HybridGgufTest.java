@@ -198,8 +198,8 @@ class HybridGgufTest {
 
     /**
      * The Q4_K_M model ({@link #kQuantModel}): one CPU shard is the CPU engine bit for bit; split 0.5 (both sides own
-     * half the heads, one of the two super-blocks of hidden rows, half the classifier rows), the device all of it,
-     * and three CPU shards give the CPU engine's ids, logits within the effect of a Q8_K activation rounding the
+     * half the heads, one of the two super-blocks of hidden rows, half the classifier rows; also with no load-time
+     * copy), the device all of it, and three CPU shards give the CPU engine's ids, logits within the effect of a Q8_K activation rounding the
      * other way ({@link #ROUNDED_TOLERANCE}).
      */
     @Test
@@ -211,14 +211,17 @@ class HybridGgufTest {
         assertInstanceOf(io.github.llama2j.model.Matrix.Q6_K.class, w.wv()[1]);
         assertInstanceOf(io.github.llama2j.model.Matrix.Q6_K.class, w.w2()[1]);
         assertSameAsCpuEngine("q4_k_m", model, POSITIONS);
-        for (double split : new double[]{0.5, 1.0}) {
+        // split 0.5 also with --weight-copies=off: the CPU shard's Q4_K slices then read the file's layout
+        for (double split : new double[]{0.5, 1.0, -0.5}) {
+            EngineOptions options = hybrid(Math.abs(split), false).withWeightCopies(split < 0 ? WeightCopies.OFF : WeightCopies.AUTO);
+            split = Math.abs(split);
             try (InferenceEngine cpu = Engines.create(model, EngineOptions.cpu(1, false));
-                 HybridEngine hybrid = HybridEngineProvider.create(model, hybrid(split, false), null, null)) {
+                 HybridEngine hybrid = HybridEngineProvider.create(model, options, null, null)) {
                 if (split < 1) {
                     assertArrayEqualsInts(new int[]{0, 4, 8}, hybrid.plan().heads());
                     assertArrayEqualsInts(new int[]{0, 256, 512}, hybrid.plan().ffn());
                 }
-                compare("q4_k_m split " + split + " " + hybrid.plan(), cpu, hybrid, ROUNDED_TOLERANCE);
+                compare("q4_k_m split " + split + " " + options.weightCopies() + " " + hybrid.plan(), cpu, hybrid, ROUNDED_TOLERANCE);
             }
         }
         int grain = SplitPlan.columnGrain(c, w);
@@ -242,9 +245,12 @@ class HybridGgufTest {
     void splitsGiveTheCpuEnginesIds(String name) {
         Model model = model(name);
         Configuration c = model.config();
-        for (double split : new double[]{0.5, 1.0}) {
+        // split 0.5 also with --weight-copies=off: the CPU shard's Q4_K slices then read the file's layout
+        for (double split : new double[]{0.5, 1.0, -0.5}) {
+            EngineOptions options = hybrid(Math.abs(split), false).withWeightCopies(split < 0 ? WeightCopies.OFF : WeightCopies.AUTO);
+            split = Math.abs(split);
             try (InferenceEngine cpu = Engines.create(model, EngineOptions.cpu(1, false));
-                 HybridEngine hybrid = HybridEngineProvider.create(model, hybrid(split, false), null, null)) {
+                 HybridEngine hybrid = HybridEngineProvider.create(model, options, null, null)) {
                 if (split < 1) {
                     for (SplitPlan.Kind k : SplitPlan.Kind.values()) {
                         assertTrue(hybrid.plan().owns(0, k) && hybrid.plan().owns(1, k), name + ": both own " + k + ": " + hybrid.plan());
