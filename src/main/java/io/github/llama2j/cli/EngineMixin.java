@@ -1,9 +1,11 @@
 package io.github.llama2j.cli;
 
 import io.github.llama2j.engine.EngineOptions;
+import io.github.llama2j.engine.WeightCopies;
+import picocli.CommandLine;
 import picocli.CommandLine.Option;
 
-/** Engine selection options shared by run, bench and profile. */
+/** Engine selection options shared by run, bench, profile and serve. */
 public final class EngineMixin {
     @Option(names = "--engine", defaultValue = "cpu", paramLabel = "cpu|tornado|hybrid",
             description = "Engine: cpu (default), tornado (TornadoVM device), hybrid (rows split GPU+CPU).")
@@ -29,6 +31,24 @@ public final class EngineMixin {
     @Option(names = "--no-warmup", description = "CPU engine: skip the throwaway forward passes that get the JIT to"
             + " compile the forward pass before the first token (the first tokens then run slower; results are the same).")
     boolean noWarmUp;
+
+    @Option(names = "--weight-copies", paramLabel = "auto|off", defaultValue = "auto", converter = WeightCopiesConverter.class,
+            description = "CPU engine and the hybrid's CPU share: auto (default) copies Q4_K matrices, and Q8_0/runq Q8 ones"
+                    + " when the copies take at most half of the available memory, into layouts the kernels read faster;"
+                    + " off reads the file's layout everywhere (less memory, same results).")
+    WeightCopies weightCopies;
+
+    /** {@code --weight-copies}: a bad value is a usage error at parse time, as any other option's. */
+    static final class WeightCopiesConverter implements CommandLine.ITypeConverter<WeightCopies> {
+        @Override
+        public WeightCopies convert(String value) {
+            try {
+                return WeightCopies.parse(value);
+            } catch (io.github.llama2j.Llama2jException e) {
+                throw new CommandLine.TypeConversionException("'" + value + "' is not auto or off");
+            }
+        }
+    }
 
     /** More worker threads than this is a typo (each is a real thread, started at once). */
     static final int MAX_THREADS = 1024;
@@ -76,6 +96,6 @@ public final class EngineMixin {
                         io.github.llama2j.Llama2jException.BAD_USAGE);
             }
         }
-        return new EngineOptions(engine, t, exact, device, s, verbose, profile, false, !noWarmUp);
+        return new EngineOptions(engine, t, exact, device, s, verbose, profile, false, !noWarmUp, weightCopies);
     }
 }

@@ -89,22 +89,25 @@ final class BatchMatmul {
         };
     }
 
-    /** Rows [r0, r1) of out[b] = m · x[b] for every token b of the batch; {@code in} is prepared for m. */
-    static void matmul(float[][] out, BatchActivations in, Matrix m, int r0, int r1, Kernels perToken) {
+    /**
+     * Rows [r0, r1) of out[b] = m · x[b] for every token b of the batch; {@code in} is prepared for m. The
+     * transposed kernels read the file's layout; the one-token kernels read m's form (a load-time copy or the file's).
+     */
+    static void matmul(float[][] out, BatchActivations in, MatrixForm m, int r0, int r1, Kernels perToken) {
         if (r0 >= r1) {
             return;
         }
-        in.check(m);
-        switch (m) {
+        in.check(m.source());
+        switch (m.source()) {
             case Matrix.F32 f -> f32(out, in.xT, in.stride(), in.tokens(), f, r0, r1);
             case Matrix.Q8 q when transposed(q) -> q8(out, in.xT, in.sT, in.stride(), in.tokens(), q, r0, r1);
-            case Matrix.Q8 q -> perTokenTiles(out, in, q, r0, r1, perToken);
-            case Matrix.Ggml g -> perTokenTiles(out, in, g, r0, r1, perToken);
+            case Matrix.Q8 q -> perTokenTiles(out, in, m, r0, r1, perToken);
+            case Matrix.Ggml g -> perTokenTiles(out, in, m, r0, r1, perToken);
         }
     }
 
     /** The one-token kernel for each token, a tile of rows at a time (the tile's weights then come from cache). */
-    private static void perTokenTiles(float[][] out, BatchActivations in, Matrix m, int r0, int r1, Kernels perToken) {
+    private static void perTokenTiles(float[][] out, BatchActivations in, MatrixForm m, int r0, int r1, Kernels perToken) {
         for (int rt = r0; rt < r1; rt += TILE_ROWS) {
             int re = Math.min(rt + TILE_ROWS, r1);
             for (int b = 0; b < in.tokens(); b++) {

@@ -2,6 +2,7 @@ package io.github.llama2j.cpu;
 
 import io.github.llama2j.Llama2jException;
 import io.github.llama2j.engine.InferenceEngine;
+import io.github.llama2j.engine.WeightCopies;
 import io.github.llama2j.math.FloatMath;
 import io.github.llama2j.model.Configuration;
 import io.github.llama2j.model.Matrix;
@@ -78,7 +79,10 @@ public final class CpuEngine implements InferenceEngine {
     private final float[] ropeCos, ropeSin;         // (head_size/2): the rotations at the current position
     private final Attention attention;
     private final CpuLayer ops;
-    /** Whether this engine frees its kernels' load-time repacks on close (a warm-up's scratch engine shares them). */
+    /** The load-time copies of the weight matrices ({@link PreparedWeights}) and the forms the products read. */
+    private final PreparedWeights prepared;
+    private final PreparedWeights.Forms forms;
+    /** Whether this engine frees the load-time copies on close (a warm-up's scratch engine shares them). */
     private final boolean ownsPrepared;
     /** GGUF models: llama.cpp's arithmetic outside the matmuls ({@link GgmlOps}); llama2.c checkpoints: run.c's. */
     private final boolean ggml;
@@ -98,9 +102,9 @@ public final class CpuEngine implements InferenceEngine {
     private final float[] logits;                   // (vocab_size)
     private final Activations in;                   // the current matmul input and its converted forms (runq's Q8, GGML's)
 
-    /** An engine that warms up before it returns (see {@link #CpuEngine(Model, Kernels, FloatMath, int, boolean)}). */
+    /** An engine that warms up before it returns (see {@link #CpuEngine(Model, Kernels, FloatMath, int, boolean, WeightCopies)}). */
     public CpuEngine(Model model, Kernels kernels, FloatMath math, int threads) {
-        this(model, kernels, math, threads, true);
+        this(model, kernels, math, threads, true, WeightCopies.AUTO);
     }
 
     /**
@@ -109,7 +113,17 @@ public final class CpuEngine implements InferenceEngine {
      *               first tokens run at full speed; false leaves that to the first tokens
      */
     public CpuEngine(Model model, Kernels kernels, FloatMath math, int threads, boolean warmUp) {
-        this(model, kernels, math, checkedParallel(model, threads), true, model.config().seqLen(), warmUp, true);
+        this(model, kernels, math, threads, warmUp, WeightCopies.AUTO);
+    }
+
+    /**
+     * @param warmUp as {@link #CpuEngine(Model, Kernels, FloatMath, int, boolean)}
+     * @param copies the load-time copies of weight matrices to make ({@link PreparedWeights}; none with kernels that
+     *               read none, the scalar references)
+     */
+    public CpuEngine(Model model, Kernels kernels, FloatMath math, int threads, boolean warmUp, WeightCopies copies) {
+        this(model, kernels, math, checkedParallel(model, threads), true, model.config().seqLen(), warmUp,
+                new PreparedWeights(kernels.readsCopies() ? copies : WeightCopies.OFF), true);
     }
 
     private static Parallel checkedParallel(Model model, int threads) {
@@ -121,24 +135,28 @@ public final class CpuEngine implements InferenceEngine {
      * @param math the float functions (exp, sin, cos, pow): the C library's (what llama2.c calls) or Java's
      */
     public CpuEngine(Model model, Kernels kernels, FloatMath math, Parallel parallel, boolean ownsParallel) {
-        this(model, kernels, math, parallel, ownsParallel, model.config().seqLen(), true, true);
+        this(model, kernels, math, parallel, ownsParallel, model.config().seqLen(), true,
+                new PreparedWeights(kernels.readsCopies() ? WeightCopies.AUTO : WeightCopies.OFF), true);
     }
 
     /**
      * @param positions the key/value cache's length: seq_len, or fewer for {@link #warmUpForward}'s scratch engine
      *                  (which feeds no position past it)
-     * @param ownsPrepared whether this engine frees {@code kernels}' load-time repacks when closed (false for the
-     *                     scratch engine, which shares this one's)
+     * @param prepared     the load-time copies: made here ({@link PreparedWeights#prepare}) if this engine owns them
+     * @param ownsPrepared whether this engine makes the copies and frees them when closed (false for the scratch
+     *                     engine, which shares this one's)
      */
     private CpuEngine(Model model, Kernels kernels, FloatMath math, Parallel parallel, boolean ownsParallel, int positions,
-                      boolean warmUp, boolean ownsPrepared) {
+                      boolean warmUp, PreparedWeights prepared, boolean ownsPrepared) {
         checkRunState(model);
         this.c = model.config();
         this.w = model.weights();
         this.kernels = kernels;
-        if (kernels.prepared() != null) {
-            kernels.prepared().prepare(w, parallel); // load-time repacks (Q4_K, Q8_0, runq Q8), once per kernels instance
+        this.prepared = prepared;
+        if (ownsPrepared) {
+            prepared.prepare(w, parallel); // load-time repacks (Q4_K, Q8_0, runq Q8), as the option and memory allow
         }
+        this.forms = prepared.resolve(w); // each product reads its matrix's form: no lookup per product
         this.math = math;
         this.parallel = parallel;
         this.ownsParallel = ownsParallel;
@@ -219,18 +237,21 @@ public final class CpuEngine implements InferenceEngine {
      */
     private void warmUpKernels() {
         Matrix m = w.wq()[0];
+        MatrixForm form = forms.wq()[0];
         Object segmentClass = switch (m) {
             case Matrix.F32 f -> f.data().getClass();
             case Matrix.Q8 q8 -> q8.values().getClass();
             case Matrix.Ggml g -> g.data().getClass();
         };
-        String key = kernels.getClass().getName() + " " + m.typeName() + " " + segmentClass;
+        String key = kernels.getClass().getName() + " " + m.typeName() + " " + segmentClass + " " + form.getClass().getSimpleName();
         // both input sizes of the forward pass (dim: q/k/v, wo, w1/w3, the classifier; hidden: w2), alternately: the
         // kernels' loops over the input run dim or hidden long, and C2 compiled from a profile of one size
         // deoptimized the runq Q8 kernel at the other in the middle of a bench run (JFR, 6 traps, each finishing
         // its call interpreted)
-        Matrix[] shapes = w.w2()[0].cols() != m.cols() && w.w2()[0].typeName().equals(m.typeName())
-                ? new Matrix[] {m, w.w2()[0]} : new Matrix[] {m};
+        boolean both = w.w2()[0].cols() != m.cols() && forms.w2()[0].getClass() == form.getClass()
+                && w.w2()[0].typeName().equals(m.typeName());
+        Matrix[] shapes = both ? new Matrix[] {m, w.w2()[0]} : new Matrix[] {m};
+        MatrixForm[] shapeForms = both ? new MatrixForm[] {form, forms.w2()[0]} : new MatrixForm[] {form};
         if (WARMED_UP.add(key)) {
             int n = shapes.length;
             Activations[] ins = new Activations[n];
@@ -247,7 +268,7 @@ public final class CpuEngine implements InferenceEngine {
             }
             untilFast(() -> {
                 for (int i = 0; i < n; i++) {
-                    ops.kernel(outs[i], ins[i], shapes[i], 0, rows[i]);
+                    ops.kernel(outs[i], ins[i], shapeForms[i], 0, rows[i]);
                 }
             }, work, WARM_UP_BYTES_PER_NANO);
         }
@@ -271,8 +292,8 @@ public final class CpuEngine implements InferenceEngine {
             }
             untilFast(() -> {
                 for (int i = 0; i < n; i++) {
-                    BatchMatmul.matmul(outs[i], fullIn[i], shapes[i], 0, rows[i], kernels);
-                    BatchMatmul.matmul(outs[i], fewIn[i], shapes[i], 0, rows[i], kernels);
+                    BatchMatmul.matmul(outs[i], fullIn[i], shapeForms[i], 0, rows[i], kernels);
+                    BatchMatmul.matmul(outs[i], fewIn[i], shapeForms[i], 0, rows[i], kernels);
                 }
             }, work, WARM_UP_MACS_PER_NANO);
         }
@@ -317,7 +338,7 @@ public final class CpuEngine implements InferenceEngine {
         CompilationMXBean jit = ManagementFactory.getCompilationMXBean();
         boolean jitTimed = jit != null && jit.isCompilationTimeMonitoringSupported();
         long deadline = System.nanoTime() + WARM_UP_MAX_NANOS;
-        try (CpuEngine scratch = new CpuEngine(model, kernels, math, parallel, false, positions, false, false)) {
+        try (CpuEngine scratch = new CpuEngine(model, kernels, math, parallel, false, positions, false, prepared, false)) {
             int pos = 0;
             int[] prompt = new int[Math.min(WARM_UP_PROMPT_TOKENS, Math.max(positions / 2, positions - 32))];
             for (int i = 0; i < prompt.length; i++) {
@@ -370,6 +391,16 @@ public final class CpuEngine implements InferenceEngine {
         return name;
     }
 
+    /** Which load-time copies of weight matrices this engine reads and their size ({@link PreparedWeights#summary}). */
+    public String weightCopies() {
+        return prepared.summary();
+    }
+
+    /** The forms its products read (tests: that they read a copy). */
+    PreparedWeights.Forms forms() {
+        return forms;
+    }
+
     @Override
     public Configuration config() {
         return c;
@@ -391,8 +422,8 @@ public final class CpuEngine implements InferenceEngine {
         for (int l = 0; l < c.nLayers(); l++) {
             final int layer = l;
             final String[] task = taskNames[l];
-            final Matrix wq = w.wq()[l], wk = w.wk()[l], wv = w.wv()[l], wo = w.wo()[l];
-            final Matrix w1 = w.w1()[l], w2 = w.w2()[l], w3 = w.w3()[l];
+            final MatrixForm wq = forms.wq()[l], wk = forms.wk()[l], wv = forms.wv()[l], wo = forms.wo()[l];
+            final MatrixForm w1 = forms.w1()[l], w2 = forms.w2()[l], w3 = forms.w3()[l];
 
             // ---- attention block: x += wo · attention(rope(wq·xb + bq), rope(wk·xb + bk), wv·xb + bv)
             step(task[0], dimBytes, () -> rmsnorm(xb, x, w.rmsAtt()[layer], dim));
@@ -434,9 +465,9 @@ public final class CpuEngine implements InferenceEngine {
             });
         }
         step("final_norm", dimBytes, () -> rmsnorm(x, x, w.rmsFinal(), dim));
-        step("classifier", w.classifier().byteSize(), () -> {
+        step("classifier", forms.classifier().byteSize(), () -> {
             in.input(x, dim);
-            ops.matmul(logits, in, w.classifier());
+            ops.matmul(logits, in, forms.classifier());
         });
         return logits;
     }
@@ -517,8 +548,8 @@ public final class CpuEngine implements InferenceEngine {
             rope.angles(startPos + b, s.cos[b], s.sin[b]);
         }
         for (int l = 0; l < c.nLayers(); l++) {
-            final Matrix wq = w.wq()[l], wk = w.wk()[l], wv = w.wv()[l], wo = w.wo()[l];
-            final Matrix w1 = w.w1()[l], w2 = w.w2()[l], w3 = w.w3()[l];
+            final MatrixForm wq = forms.wq()[l], wk = forms.wk()[l], wv = forms.wv()[l], wo = forms.wo()[l];
+            final MatrixForm w1 = forms.w1()[l], w2 = forms.w2()[l], w3 = forms.w3()[l];
 
             // ---- attention block, every token: x += wo · attention(rope(wq·xb + bq), rope(wk·xb + bk), wv·xb + bv)
             for (int b = 0; b < n; b++) {
@@ -561,7 +592,7 @@ public final class CpuEngine implements InferenceEngine {
         if (last) { // the classifier for the last token only, as forward() does it
             rmsnorm(x, s.x[n - 1], w.rmsFinal(), dim);
             this.in.input(x, dim);
-            ops.matmul(logits, this.in, w.classifier());
+            ops.matmul(logits, this.in, forms.classifier());
         }
     }
 
@@ -610,8 +641,8 @@ public final class CpuEngine implements InferenceEngine {
         if (ownsParallel) {
             parallel.close();
         }
-        if (ownsPrepared && kernels.prepared() != null) {
-            kernels.prepared().close();
+        if (ownsPrepared) {
+            prepared.close();
         }
     }
 }

@@ -58,14 +58,6 @@ public final class ExactVectorKernels implements Kernels {
         return IntVector.fromArray(IntVector.SPECIES_512, idx, 0);
     }
 
-    /** This instance's repacked matrices (one per engine: Engines makes a new instance for each). */
-    private final PreparedWeights prepared = new PreparedWeights();
-
-    @Override
-    public PreparedWeights prepared() {
-        return prepared;
-    }
-
     @Override
     public String name() {
         return SUPPORTED ? "exact" + F.vectorBitSize() : "exact-scalar";
@@ -175,6 +167,6 @@ public final class ExactVectorKernels implements Kernels {
 
     @Override
     public void matmulQ8(float[] out, Activations x, Matrix.Q8 w, int r0, int r1) {
-        VectorKernels.q8(out, x, w, prepared, r0, r1);
+        VectorKernels.q8(out, x, w, r0, r1);
     }
 }

@@ -30,19 +30,22 @@ import java.nio.file.Path;
  * </pre>
  * About the bytes per weight of the file (152 against 144 per 256 values), but the kernel no longer
  * unpacks the 6-bit fields and converts the halves of every super-block for every token, its loads
- * of nibbles never cross a cache line, and the mins' term is vectorized.
+ * of nibbles never cross a cache line, and the mins' term is vectorized. The same loop reads the file's
+ * layout when a matrix has no copy ({@code --weight-copies=off}), with the same results bit for bit.
  */
 final class KQuantPacked {
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
     private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(LE);
     private static final ValueLayout.OfByte BYTE = ValueLayout.JAVA_BYTE;
     private static final ValueLayout.OfLong LONG = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(LE);
+    private static final ValueLayout.OfInt INT = ValueLayout.JAVA_INT_UNALIGNED.withOrder(LE);
+    private static final java.lang.invoke.VarHandle LONGS = java.lang.invoke.MethodHandles.byteArrayViewVarHandle(long[].class, LE);
 
     private KQuantPacked() {
     }
 
     /** A Q4_K matrix in the engine's layout (see the class comment). */
-    record Q4K(Matrix.Q4_K source, MemorySegment qs, MemorySegment meta) {
+    record Q4K(Matrix.Q4_K source, MemorySegment qs, MemorySegment meta) implements MatrixForm {
         static final int QS = 128, META = 24;
 
         Q4K {
@@ -53,15 +56,8 @@ final class KQuantPacked {
             }
         }
 
-        int rows() {
-            return source.rows();
-        }
-
-        int cols() {
-            return source.cols();
-        }
-
-        long byteSize() {
+        /** Bytes of the copy (the file's matrix: {@link #byteSize}). */
+        long copyBytes() {
             return qs.byteSize() + meta.byteSize();
         }
 
@@ -149,18 +145,58 @@ final class KQuantPacked {
      * kernel with the mins' eight products in scalar).
      */
     static void q4_K(float[] out, Activations x, Q4K w, int r0, int r1) {
-        int n = w.cols(), nb = n / 256;
+        q4_K(out, x, w.source().cols(), w.qs(), w.meta(), false, r0, r1);
+    }
+
+    /**
+     * {@link #q4_K(float[], Activations, Q4K, int, int)} on the file's layout (a matrix with no copy:
+     * {@code --weight-copies=off}): the same loop, hence the same results bit for bit; each super-block's f16
+     * d and dmin converted and its 6-bit scales and mins unpacked (with masks, eight at a time) on every
+     * product, which the copy does once at load, and its nibble loads not aligned.
+     */
+    static void q4_K(float[] out, Activations x, Matrix.Q4_K w, int r0, int r1) {
+        q4_K(out, x, w.cols(), w.data(), w.data(), true, r0, r1);
+    }
+
+    /**
+     * The Q4_K loop on either layout: the nibbles at {@code qs} and each super-block's d, dmin, scales and mins
+     * at {@code meta}, both in the file's 144-byte super-blocks ({@code file}) or in {@link Q4K}'s.
+     */
+    private static void q4_K(float[] out, Activations x, int n, MemorySegment qs, MemorySegment meta, boolean file,
+                             int r0, int r1) {
+        int nb = n / 256;
         short[] xq = x.q8K;
         float[] xd = x.q8KScales;
         int[] xs32 = x.q8KSums32;
-        MemorySegment qs = w.qs(), meta = w.meta();
+        long qsStep = file ? Matrix.Q4_K.BLOCK_BYTES : Q4K.QS, metaStep = file ? Matrix.Q4_K.BLOCK_BYTES : Q4K.META;
+        // the file layout's unpacked mins, as bytes for the vector load (a 64-bit LongVector reinterpreted as bytes is
+        // not intrinsified: it ran the Vector API's Java fallback, about 10x slower)
+        byte[] minsOfFile = file ? new byte[8] : null;
         for (int r = r0; r < r1; r++) {
-            long q = (long) r * nb * Q4K.QS, mt = (long) r * nb * Q4K.META;
+            long q = (long) r * nb * qsStep + (file ? 16 : 0), mt = (long) r * nb * metaStep;
             FloatVector acc = FloatVector.zero(F);
             FloatVector macc = FloatVector.zero(MF);
-            for (int blk = 0; blk < nb; blk++, q += Q4K.QS, mt += Q4K.META) {
+            for (int blk = 0; blk < nb; blk++, q += qsStep, mt += metaStep) {
                 int j = blk * 256;
-                long scales = meta.get(LONG, mt + 8); // sc[0..7], one byte each
+                float d, dmin;
+                long scales; // sc[0..7], one byte each
+                ByteVector minBytes; // m[0..7]
+                if (file) {
+                    d = Float.float16ToFloat(meta.get(Matrix.SHORT, mt));
+                    dmin = Float.float16ToFloat(meta.get(Matrix.SHORT, mt + 2));
+                    long lo = meta.get(LONG, mt + 4); // scales[0..7] of the 12 packed bytes
+                    int hi = meta.get(INT, mt + 12);  // scales[8..11]
+                    long sc47 = (hi & 0x0F0F0F0FL) | ((lo & 0xC0C0C0C0L) >>> 2);
+                    long m47 = ((hi >>> 4) & 0x0F0F0F0FL) | (((lo >>> 32) & 0xC0C0C0C0L) >>> 2);
+                    scales = (lo & 0x3F3F3F3FL) | sc47 << 32;
+                    LONGS.set(minsOfFile, 0, ((lo >>> 32) & 0x3F3F3F3FL) | m47 << 32);
+                    minBytes = ByteVector.fromArray(B8, minsOfFile, 0);
+                } else {
+                    d = meta.get(FLOAT, mt);
+                    dmin = meta.get(FLOAT, mt + 4);
+                    scales = meta.get(LONG, mt + 8);
+                    minBytes = ByteVector.fromMemorySegment(B8, meta, mt + 16, LE);
+                }
                 int sc03 = (int) scales, sc47 = (int) (scales >>> 32);
                 IntVector isum = IntVector.zero(I);
                 for (int g = 0; g < 4; g++) {
@@ -181,11 +217,10 @@ final class KQuantPacked {
                             .add(ihi.add(ihi.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16).mul(scHi));
                 }
                 float xdb = xd[blk];
-                acc = ((FloatVector) isum.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, meta.get(FLOAT, mt) * xdb), acc);
-                FloatVector dm = FloatVector.broadcast(MF, meta.get(FLOAT, mt + 4) * xdb);
-                ByteVector mins = ByteVector.fromMemorySegment(B8, meta, mt + 16, LE);
+                acc = ((FloatVector) isum.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, d * xdb), acc);
+                FloatVector dm = FloatVector.broadcast(MF, dmin * xdb);
                 for (int p = 0; p < 8; p += ML) {
-                    IntVector mv = (IntVector) mins.convertShape(VectorOperators.ZERO_EXTEND_B2I, MI, p / ML);
+                    IntVector mv = (IntVector) minBytes.convertShape(VectorOperators.ZERO_EXTEND_B2I, MI, p / ML);
                     macc = ((FloatVector) mv.mul(IntVector.fromArray(MI, xs32, blk * 8 + p)).convert(VectorOperators.I2F, 0)).fma(dm, macc);
                 }
             }

@@ -8,7 +8,9 @@ import io.github.llama2j.model.Matrix;
  * computes output rows {@code [r0, r1)}, so the caller can split rows across threads.
  *
  * <p>{@link #matmul} is the entry point for every tensor type: the caller prepares the input's
- * converted forms once ({@link Activations#prepareFor}) and the workers read them.
+ * converted forms once ({@link Activations#prepareFor}) and the workers read them. The engines call it on
+ * each matrix's {@link MatrixForm}, resolved once when the engine is built: the file's layout, or the
+ * load-time copy ({@link PreparedWeights}) the form itself is; on a bare {@link Matrix} it reads the file's layout.
  *
  * <p>Implementations: {@link ScalarKernels}, the plain reference in run.c's order (and ggml's
  * reference order for GGML types), and {@link VectorKernels}, the Vector API ones. Q8 products are
@@ -23,7 +25,20 @@ import io.github.llama2j.model.Matrix;
  */
 public interface Kernels {
 
-    /** {@code out[r] = sum_j m[r][j] * x[j]} for r in [r0, r1), with x in the form m's type needs (prepared). */
+    /**
+     * {@code out[r] = sum_j m[r][j] * x[j]} for r in [r0, r1) on m's form: a copy's kernel, or
+     * {@link #matmul(float[], Activations, Matrix, int, int)} on the file's layout. The same results either way.
+     */
+    default void matmul(float[] out, Activations x, MatrixForm m, int r0, int r1) {
+        switch (m) {
+            case MatrixForm.File f -> matmul(out, x, f.source(), r0, r1);
+            case PackedQ8_0 p when p.source() instanceof Matrix.Q8 -> matmulPackedQ8(out, x, p, r0, r1);
+            case PackedQ8_0 p -> matmulPackedQ8_0(out, x, p, r0, r1);
+            case KQuantPacked.Q4K q -> matmulPackedQ4_K(out, x, q, r0, r1);
+        }
+    }
+
+    /** {@code out[r] = sum_j m[r][j] * x[j]} for r in [r0, r1), m in the file's layout, x in the form m's type needs (prepared). */
     default void matmul(float[] out, Activations x, Matrix m, int r0, int r1) {
         x.check(m);
         switch (m) {
@@ -47,17 +62,9 @@ public interface Kernels {
      */
     void matmulQ8(float[] out, byte[] xq, float[] xs, Matrix.Q8 w, int r0, int r1);
 
-    /**
-     * {@link #matmulQ8(float[], byte[], float[], Matrix.Q8, int, int)} on the prepared activations' runq groups;
-     * on the load-time repacked copy when there is one ({@link PreparedWeights}), else on the file's layout.
-     */
+    /** {@link #matmulQ8(float[], byte[], float[], Matrix.Q8, int, int)} on the prepared activations' runq groups. */
     default void matmulQ8(float[] out, Activations x, Matrix.Q8 w, int r0, int r1) {
-        PackedQ8_0 p = prepared() == null ? null : prepared().q8(w);
-        if (p != null) {
-            matmulPackedQ8(out, x, p, r0, r1);
-        } else {
-            matmulQ8(out, x.q8, x.q8Scales, w, r0, r1);
-        }
+        matmulQ8(out, x.q8, x.q8Scales, w, r0, r1);
     }
 
     /**
@@ -70,7 +77,7 @@ public interface Kernels {
         if (Q8Matmul.handlesPacked(q.groupSize())) {
             Q8Matmul.matmulPacked(out, x.q8Input, w, r0, r1);
         } else { // a group size the packed kernel does not read (never packed by PreparedWeights): the source
-            matmulQ8(out, x.q8, x.q8Scales, q, r0, r1);
+            matmulQ8(out, x, q, r0, r1);
         }
     }
 
@@ -84,17 +91,9 @@ public interface Kernels {
         GgmlMatmul.bf16(out, x, w, r0, r1);
     }
 
-    /**
-     * GGML Q8_0 weights times Q8_0 activations: per block, int dot times (d_w * d_x), summed in float; on the
-     * load-time repacked copy when there is one ({@link PreparedWeights}), else on the file's layout.
-     */
+    /** GGML Q8_0 weights times Q8_0 activations: per block, int dot times (d_w * d_x), summed in float. */
     default void matmulQ8_0(float[] out, Activations x, Matrix.Q8_0 w, int r0, int r1) {
-        PackedQ8_0 p = prepared() == null ? null : prepared().q8_0(w);
-        if (p != null) {
-            matmulPackedQ8_0(out, x, p, r0, r1);
-        } else {
-            GgmlMatmul.q8_0(out, x, w, r0, r1);
-        }
+        GgmlMatmul.q8_0(out, x, w, r0, r1);
     }
 
     /**
@@ -115,10 +114,16 @@ public interface Kernels {
      * GGML Q4_K weights times Q8_K activations: per super-block, d_w * d_x * sum_j sc_j * dot_j
      * minus dmin_w * d_x * sum_j m_j * (sum of sub-block j's q), the integer sums exact (the vector kernel
      * keeps each m_j * sum an exact int and sums the mins' products in float, as llama.cpp's AVX2 kernel does);
-     * on the load-time repacked layout ({@link PreparedWeights}).
+     * the file's layout read by the loop of the copy's kernel ({@link KQuantPacked}), with its results.
      */
     default void matmulQ4_K(float[] out, Activations x, Matrix.Q4_K w, int r0, int r1) {
-        KQuantPacked.q4_K(out, x, prepared().q4_K(w), r0, r1);
+        KQuantPacked.q4_K(out, x, w, r0, r1);
+    }
+
+    /** {@link #matmulQ4_K} on a Q4_K matrix repacked at load time ({@link KQuantPacked.Q4K}): the same results. */
+    default void matmulPackedQ4_K(float[] out, Activations x, KQuantPacked.Q4K w, int r0, int r1) {
+        x.check(w.source());
+        KQuantPacked.q4_K(out, x, w, r0, r1);
     }
 
     /** GGML Q6_K weights times Q8_K activations: per super-block, d_w * d_x * sum_j sc_j * dot_j(q6 - 32, q8). */
@@ -127,11 +132,12 @@ public interface Kernels {
     }
 
     /**
-     * The load-time repacked forms of weight matrices these kernels read instead of the file's layout
-     * ({@link PreparedWeights}: the engine fills it once before the first product; the Vector API Q4_K kernel
-     * reads only its layout), or null for kernels that read every matrix in place (the scalar references).
+     * Whether these kernels read load-time copies ({@link PreparedWeights}); false for the scalar references,
+     * which read every matrix in the file's layout (an engine on them makes no copy).
      */
-    PreparedWeights prepared();
+    default boolean readsCopies() {
+        return true;
+    }
 
     /** Name used in stats, e.g. {@code scalar} or {@code vector512}. */
     String name();

@@ -37,7 +37,7 @@ import java.lang.foreign.MemorySegment;
  * @param quants  ({@code groups · blocks · rows · block}) int8 values, 64-byte aligned
  * @param scales  ({@code groups · blocks · rows}) the weights' block scales as floats
  */
-record PackedQ8_0(Matrix source, int block, int rows, int chunk, MemorySegment quants, float[] scales) {
+record PackedQ8_0(Matrix source, int block, int rows, int chunk, MemorySegment quants, float[] scales) implements MatrixForm {
     /** Rows per group of a Q8_0 matrix. */
     static final int ROWS = 4;
 

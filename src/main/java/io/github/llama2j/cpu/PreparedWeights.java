@@ -1,5 +1,6 @@
 package io.github.llama2j.cpu;
 
+import io.github.llama2j.engine.WeightCopies;
 import io.github.llama2j.model.Matrix;
 import io.github.llama2j.model.Weights;
 
@@ -18,11 +19,14 @@ import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * Load-time repacks of weight matrices into layouts the CPU kernels read faster than the file's: the one
- * registry of them, held by a {@link Kernels} instance (one per engine) and read by its matmuls.
+ * registry of them, owned by the engine that made them ({@link CpuEngine}; the hybrid engine's CPU share), which
+ * resolves each of its matrices to its form once, when it is built ({@link #resolve}): its products then read
+ * the form ({@link MatrixForm}) and never look a copy up. With {@link WeightCopies#OFF} ({@code --weight-copies=off})
+ * it makes none and every product reads the file's layout, with the same results. With {@link WeightCopies#AUTO}:
  * <ul>
  *   <li>{@link Matrix.Q4_K} as {@link KQuantPacked.Q4K}: always (about the file's bytes again; a Q6_K repack
  *       into the same kind of aligned layout measured 0.95–1.0× and was not kept). A matrix not listed by
- *       {@link #prepare} is prepared on its first product (a test's, a hybrid shard's row slice).</li>
+ *       {@link #prepare} is copied when it is resolved (a hybrid shard's row slice).</li>
  *   <li>{@link Matrix.Q8_0} as {@link PackedQ8_0}: only by {@link #prepare}, for all of a model's Q8_0 matrices
  *       at once and only when their copies take at most half of the memory the system reports available
  *       ({@code MemAvailable}) and the allocations succeed (about 1.06 times the Q8_0 bytes: 1.3 GiB for a
@@ -35,26 +39,72 @@ import java.util.concurrent.ConcurrentHashMap;
  * </ul>
  * The mapped file is never written: a prepared form is a copy in private memory, so it costs that matrix's
  * size in RAM (the file's pages it replaces are read once, at load, and stay reclaimable page cache; the
- * embedding rows and the batched prefill still read the file).
+ * embedding rows and the batched prefill's F32 and runq Q8 kernels still read the file).
  *
- * <p>Lookups are thread-safe; equal records (the same bytes of the same mapping) share one form. The Q8_0
- * copies live in an arena that {@link #close} frees (the engine that prepared them closes them); the Q4_K
- * forms are unmapped when no longer reachable.
+ * <p>{@link #resolve} is thread-safe; equal records (the same bytes of the same mapping) share one form. The Q8_0
+ * copies live in an arena that {@link #close} frees (the engine that prepared them closes them, after which its
+ * forms must not be read); the Q4_K forms are unmapped when no longer reachable.
  */
 public final class PreparedWeights implements AutoCloseable {
-    private final Map<Matrix, Object> forms = new ConcurrentHashMap<>();
+    private final WeightCopies copies;
+    private final Map<Matrix, MatrixForm> forms = new ConcurrentHashMap<>();
     /** The Q8_0 copies' memory, made by the first {@link #prepare} that packs; null before and after {@link #close}. */
     private Arena arena;
+    /** Why {@link #prepare} left the Q8_0 and runq Q8 matrices in the file's layout (for {@link #summary}), or null. */
+    private volatile String q8Skipped;
+
+    /** A registry that makes the copies {@code copies} asks for. */
+    public PreparedWeights(WeightCopies copies) {
+        this.copies = java.util.Objects.requireNonNull(copies, "copies");
+    }
+
+    /** The matrices of a model's products in the forms the CPU engine reads: (n_layers) each, and the classifier. */
+    record Forms(MatrixForm[] wq, MatrixForm[] wk, MatrixForm[] wv, MatrixForm[] wo, MatrixForm[] w1, MatrixForm[] w2,
+                 MatrixForm[] w3, MatrixForm classifier) {
+    }
+
+    /** The forms of {@code w}'s matrices ({@link #resolve} of each), once per engine. */
+    Forms resolve(Weights w) {
+        return new Forms(resolve(w.wq()), resolve(w.wk()), resolve(w.wv()), resolve(w.wo()), resolve(w.w1()),
+                resolve(w.w2()), resolve(w.w3()), resolve(w.classifier()));
+    }
+
+    private MatrixForm[] resolve(Matrix[] ms) {
+        MatrixForm[] f = new MatrixForm[ms.length];
+        for (int i = 0; i < ms.length; i++) {
+            f[i] = resolve(ms[i]);
+        }
+        return f;
+    }
+
+    /**
+     * The form products of {@code m} read: its copy ({@link #prepare}'s; a Q4_K matrix's made now if it has none,
+     * as a hybrid shard's row slice), else the file's layout. For an engine being built, not for each product.
+     */
+    public MatrixForm resolve(Matrix m) {
+        if (copies == WeightCopies.OFF) {
+            return new MatrixForm.File(m);
+        }
+        if (m instanceof Matrix.Q4_K q) {
+            return forms.computeIfAbsent(m, k -> KQuantPacked.Q4K.of(q));
+        }
+        MatrixForm f = forms.get(m);
+        return f != null ? f : new MatrixForm.File(m);
+    }
 
     /**
      * Prepares every matrix of {@code w} whose type has a prepared form (the embedding is read by rows and
-     * stays as is), the copies made on {@code parallel}'s threads; nothing for a matrix already prepared.
+     * stays as is), the copies made on {@code parallel}'s threads; nothing for a matrix already prepared, nothing
+     * at all with {@link WeightCopies#OFF}.
      */
     public synchronized void prepare(Weights w, Parallel parallel) {
+        if (copies == WeightCopies.OFF) {
+            return;
+        }
         List<Matrix> all = matrices(w);
         for (Matrix m : all) {
-            if (m instanceof Matrix.Q4_K q) {
-                q4_K(q);
+            if (m instanceof Matrix.Q4_K) {
+                resolve(m);
             }
         }
         List<Matrix> q8 = new ArrayList<>(); // Q8_0 and runq's Q8
@@ -66,11 +116,17 @@ public final class PreparedWeights implements AutoCloseable {
                 bytes += PackedQ8_0.bytes(m);
             }
         }
-        if (q8.isEmpty() || bytes > availableMemory() / 2) {
+        if (q8.isEmpty()) {
+            return;
+        }
+        long available = availableMemory();
+        if (bytes > available / 2) {
+            q8Skipped = String.format(java.util.Locale.ROOT, "%d Q8_0 or runq Q8 matrices left in the file's layout: their copies (%d MiB)"
+                    + " would take more than half of the %d MiB available", q8.size(), bytes >> 20, available >> 20);
             return;
         }
         Arena a = arena != null ? arena : Arena.ofShared();
-        Map<Matrix, PackedQ8_0> made = new java.util.HashMap<>();
+        Map<Matrix, MatrixForm> made = new java.util.HashMap<>();
         try {
             for (Matrix m : q8) {
                 made.put(m, PackedQ8_0.of(m, a, parallel));
@@ -79,6 +135,8 @@ public final class PreparedWeights implements AutoCloseable {
             if (arena == null) {
                 a.close();
             }
+            q8Skipped = q8.size() + " Q8_0 or runq Q8 matrices left in the file's layout: their copies did not fit after all ("
+                    + e.getMessage() + ")";
             return; // none of these is packed: all of them read the file's layout
         }
         arena = a;
@@ -95,21 +153,6 @@ public final class PreparedWeights implements AutoCloseable {
         return List.copyOf(all);
     }
 
-    /** The prepared form of {@code m}, prepared now if it was not (a matrix the engine did not list, a test's). */
-    KQuantPacked.Q4K q4_K(Matrix.Q4_K m) {
-        return (KQuantPacked.Q4K) forms.computeIfAbsent(m, k -> KQuantPacked.Q4K.of(m));
-    }
-
-    /** The packed copy of {@code m}, or null when {@link #prepare} did not pack it (the file's layout is read). */
-    PackedQ8_0 q8_0(Matrix.Q8_0 m) {
-        return (PackedQ8_0) forms.get(m);
-    }
-
-    /** The packed copy of runq's {@code m}, or null when {@link #prepare} did not pack it (the file's layout is read). */
-    PackedQ8_0 q8(Matrix.Q8 m) {
-        return (PackedQ8_0) forms.get(m);
-    }
-
     /** How many matrices have a prepared form. */
     int size() {
         return forms.size();
@@ -118,14 +161,34 @@ public final class PreparedWeights implements AutoCloseable {
     /** Bytes held by the prepared forms. */
     public long byteSize() {
         long total = 0;
-        for (Object f : forms.values()) {
-            total += switch (f) {
-                case KQuantPacked.Q4K q -> q.byteSize();
-                case PackedQ8_0 p -> p.quants().byteSize() + (long) p.scales().length * Float.BYTES;
-                default -> 0;
-            };
+        for (MatrixForm f : forms.values()) {
+            total += copyBytes(f);
         }
         return total;
+    }
+
+    private static long copyBytes(MatrixForm f) {
+        return switch (f) {
+            case KQuantPacked.Q4K q -> q.copyBytes();
+            case PackedQ8_0 p -> p.quants().byteSize() + (long) p.scales().length * Float.BYTES;
+            case MatrixForm.File file -> 0;
+        };
+    }
+
+    /** What was copied, for {@code --verbose}: e.g. {@code weight copies (auto): 112 matrices, 1310 MiB (Q8_0 112)}. */
+    public String summary() {
+        Map<String, Integer> byType = new java.util.TreeMap<>();
+        for (MatrixForm f : forms.values()) {
+            byType.merge(f.source().typeName(), 1, Integer::sum);
+        }
+        StringBuilder s = new StringBuilder("weight copies (" + copies + "): ");
+        if (forms.isEmpty()) {
+            s.append(copies == WeightCopies.OFF ? "none, every product reads the file's layout" : "none");
+        } else {
+            s.append(forms.size()).append(" matrices, ").append(byteSize() >> 20).append(" MiB ").append(byType);
+        }
+        String skipped = q8Skipped;
+        return skipped == null ? s.toString() : s + "; " + skipped;
     }
 
     /** Linux's MemAvailable in bytes (free memory plus what the kernel can reclaim), else the JVM's free physical memory. */

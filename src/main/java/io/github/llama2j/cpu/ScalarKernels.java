@@ -16,10 +16,16 @@ import java.nio.ByteOrder;
 public final class ScalarKernels implements Kernels {
     public static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
-    /** The references read every matrix in the file's layout. */
+    /** The references read every matrix in the file's layout: an engine on them makes no copy. */
     @Override
-    public PreparedWeights prepared() {
-        return null;
+    public boolean readsCopies() {
+        return false;
+    }
+
+    /** The file's layout, whatever form m is (a copy's source holds the same values). */
+    @Override
+    public void matmul(float[] out, Activations x, MatrixForm m, int r0, int r1) {
+        matmul(out, x, m.source(), r0, r1);
     }
 
     @Override

@@ -50,14 +50,6 @@ public final class VectorKernels implements Kernels {
 
     private static final ScalarKernels SCALAR = new ScalarKernels();
 
-    /** This instance's repacked matrices (one per engine: Engines makes a new instance for each). */
-    private final PreparedWeights prepared = new PreparedWeights();
-
-    @Override
-    public PreparedWeights prepared() {
-        return prepared;
-    }
-
     @Override
     public String name() {
         return "vector" + F.vectorBitSize();
@@ -138,18 +130,15 @@ public final class VectorKernels implements Kernels {
 
     @Override
     public void matmulQ8(float[] out, Activations x, Matrix.Q8 w, int r0, int r1) {
-        q8(out, x, w, prepared, r0, r1);
+        q8(out, x, w, r0, r1);
     }
 
     /**
-     * The Q8 kernel on prepared activations, shared with {@link ExactVectorKernels}: on w's load-time repacked
-     * copy in {@code prepared} when there is one ({@link Q8Matmul#matmulPacked}), else on the file's layout.
+     * The Q8 kernel on prepared activations and the file's layout, shared with {@link ExactVectorKernels} (the
+     * load-time packed copy, when there is one, is read by {@link #matmulPackedQ8}).
      */
-    static void q8(float[] out, Activations x, Matrix.Q8 w, PreparedWeights prepared, int r0, int r1) {
-        PackedQ8_0 p = prepared.q8(w);
-        if (p != null && Q8Matmul.handlesPacked(w.groupSize())) {
-            Q8Matmul.matmulPacked(out, x.q8Input, p, r0, r1);
-        } else if (Q8Matmul.handles(w.groupSize())) {
+    static void q8(float[] out, Activations x, Matrix.Q8 w, int r0, int r1) {
+        if (Q8Matmul.handles(w.groupSize())) {
             Q8Matmul.matmul(out, x.q8Input, w, r0, r1);
         } else {
             q8(out, x.q8, x.q8Scales, w, r0, r1);

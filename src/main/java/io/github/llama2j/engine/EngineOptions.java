@@ -15,20 +15,26 @@ package io.github.llama2j.engine;
  * @param warmUp  CPU engine: run throwaway forward passes on scratch state while the engine is built, so that the JIT
  *                has compiled the forward pass before the first token (the results do not change; off: the first
  *                tokens run slower instead)
+ * @param weightCopies CPU engine and the hybrid's CPU share: which load-time copies of weight matrices to make
+ *                ({@link WeightCopies}; the results do not change)
  */
 public record EngineOptions(String kind, int threads, boolean exact, String device, double split, boolean verbose,
-                            boolean profile, boolean keepKernelSources, boolean warmUp) {
+                            boolean profile, boolean keepKernelSources, boolean warmUp, WeightCopies weightCopies) {
 
-    /** Options without kernel-source capture, with warm-up. */
-    public EngineOptions(String kind, int threads, boolean exact, String device, double split, boolean verbose,
-                         boolean profile) {
-        this(kind, threads, exact, device, split, verbose, profile, false, true);
+    public EngineOptions {
+        java.util.Objects.requireNonNull(weightCopies, "weightCopies");
     }
 
-    /** Options with warm-up. */
+    /** Options without kernel-source capture, with warm-up and the automatic weight copies. */
+    public EngineOptions(String kind, int threads, boolean exact, String device, double split, boolean verbose,
+                         boolean profile) {
+        this(kind, threads, exact, device, split, verbose, profile, false, true, WeightCopies.AUTO);
+    }
+
+    /** Options with warm-up and the automatic weight copies. */
     public EngineOptions(String kind, int threads, boolean exact, String device, double split, boolean verbose,
                          boolean profile, boolean keepKernelSources) {
-        this(kind, threads, exact, device, split, verbose, profile, keepKernelSources, true);
+        this(kind, threads, exact, device, split, verbose, profile, keepKernelSources, true, WeightCopies.AUTO);
     }
 
     public static EngineOptions cpu(int threads, boolean exact) {
@@ -37,12 +43,17 @@ public record EngineOptions(String kind, int threads, boolean exact, String devi
 
     /** The same options, asking the engine to keep the device code it generates. */
     public EngineOptions withKernelSources() {
-        return new EngineOptions(kind, threads, exact, device, split, verbose, profile, true, warmUp);
+        return new EngineOptions(kind, threads, exact, device, split, verbose, profile, true, warmUp, weightCopies);
     }
 
     /** The same options, with or without warm-up. */
     public EngineOptions withWarmUp(boolean on) {
-        return new EngineOptions(kind, threads, exact, device, split, verbose, profile, keepKernelSources, on);
+        return new EngineOptions(kind, threads, exact, device, split, verbose, profile, keepKernelSources, on, weightCopies);
+    }
+
+    /** The same options with the given load-time weight copies. */
+    public EngineOptions withWeightCopies(WeightCopies copies) {
+        return new EngineOptions(kind, threads, exact, device, split, verbose, profile, keepKernelSources, warmUp, copies);
     }
 
     public static int defaultThreads() {

@@ -26,7 +26,12 @@ public final class Engines {
         if (options.kind().equals("cpu")) {
             // --exact: one C library call per expf, as run.c; otherwise the same values with softmax's and SwiGLU's expf vectorized
             FloatMath math = options.exact() ? FloatMath.standard() : FloatMath.vectorized();
-            return new CpuEngine(model, cpuKernels(options.exact()), math, options.threads(), options.warmUp());
+            CpuEngine engine = new CpuEngine(model, cpuKernels(options.exact()), math, options.threads(), options.warmUp(),
+                    options.weightCopies());
+            if (options.verbose()) {
+                System.err.println("[cpu] " + engine.weightCopies());
+            }
+            return engine;
         }
         for (EngineProvider p : ServiceLoader.load(EngineProvider.class)) {
             if (p.kind().equals(options.kind())) {

@@ -69,7 +69,7 @@ class BatchMatmulTest {
         float[][] x = tokens(b, cols);
         float[][] expected = new float[b][rows], actual = new float[b][rows];
         BatchMatmul.f32Reference(expected, x, b, w, r0, end);
-        BatchMatmul.matmul(actual, prepared(x, cols, w), w, r0, end, new VectorKernels());
+        BatchMatmul.matmul(actual, prepared(x, cols, w), new MatrixForm.File(w), r0, end, new VectorKernels());
         for (int t = 0; t < b; t++) {
             assertArrayEquals(expected[t], actual[t], "token " + t); // rows outside [r0, end) stay 0 in both
         }
@@ -82,7 +82,7 @@ class BatchMatmulTest {
         Matrix.F32 w = RandomMatrices.f32(arena, rnd, rows, cols, 0);
         float[][] x = tokens(b, cols);
         float[][] actual = new float[b][rows];
-        BatchMatmul.matmul(actual, prepared(x, cols, w), w, r0, end, new VectorKernels());
+        BatchMatmul.matmul(actual, prepared(x, cols, w), new MatrixForm.File(w), r0, end, new VectorKernels());
         ScalarKernels scalar = new ScalarKernels();
         for (int t = 0; t < b; t++) {
             float[] expected = new float[rows];
@@ -105,7 +105,7 @@ class BatchMatmulTest {
         Matrix.F32 w = RandomMatrices.f32(arena, rnd, 32, 768, 0);
         float[][] x = tokens(8, 768);
         float[][] batched = new float[8][32];
-        BatchMatmul.matmul(batched, prepared(x, 768, w), w, 0, 32, new VectorKernels());
+        BatchMatmul.matmul(batched, prepared(x, 768, w), new MatrixForm.File(w), 0, 32, new VectorKernels());
         boolean differs = false;
         for (int t = 0; t < 8; t++) {
             float[] sequential = new float[32];
@@ -153,7 +153,7 @@ class BatchMatmulTest {
         float[][] x = tokens(b, cols);
         int r0 = rows > 2 ? 1 : 0, r1 = rows;
         float[][] actual = new float[b][rows];
-        BatchMatmul.matmul(actual, prepared(x, cols, w), w, r0, r1, new VectorKernels());
+        BatchMatmul.matmul(actual, prepared(x, cols, w), new MatrixForm.File(w), r0, r1, new VectorKernels());
         byte[] xq = new byte[cols];
         float[] xs = new float[cols / groupSize];
         for (int t = 0; t < b; t++) {
@@ -179,7 +179,7 @@ class BatchMatmulTest {
         float[][] x = tokens(b, cols);
         float[][] actual = new float[b][rows];
         VectorKernels kernels = new VectorKernels();
-        BatchMatmul.matmul(actual, prepared(x, cols, w), w, 3, rows, kernels);
+        BatchMatmul.matmul(actual, prepared(x, cols, w), new MatrixForm.File(w), 3, rows, kernels);
         Activations one = new Activations(cols);
         for (int t = 0; t < b; t++) {
             float[] expected = new float[rows];
@@ -203,6 +203,6 @@ class BatchMatmulTest {
         in.input(tokens(2, 8), 2, 8);
         float[][] out = new float[2][4];
         org.junit.jupiter.api.Assertions.assertThrows(IllegalStateException.class,
-                () -> BatchMatmul.matmul(out, in, w, 0, 4, new VectorKernels()));
+                () -> BatchMatmul.matmul(out, in, new MatrixForm.File(w), 0, 4, new VectorKernels()));
     }
 }

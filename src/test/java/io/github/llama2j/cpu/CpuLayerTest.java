@@ -40,13 +40,13 @@ class CpuLayerTest {
             Matrix a = matrix(arena, q8, 93, cols, gs), b = matrix(arena, q8, 37, cols, gs), c = matrix(arena, q8, 21, cols, gs);
 
             float[] out = filled(93);
-            ops.matmul(out, in, a, 17, 80);
+            ops.matmul(out, in, new MatrixForm.File(a), 17, 80);
             float[] expected = filled(93);
             rows(expected, x, xq, xs, a, 17, 80);
             assertArrayEquals(expected, out, "rows [17, 80) computed, the others untouched");
 
             float[] o0 = filled(93), o1 = filled(37), o2 = filled(21);
-            ops.matmul3(o0, a, o1, b, o2, c, in);
+            ops.matmul3(o0, new MatrixForm.File(a), o1, new MatrixForm.File(b), o2, new MatrixForm.File(c), in);
             float[] e0 = filled(93), e1 = filled(37), e2 = filled(21);
             rows(e0, x, xq, xs, a, 0, 93);
             rows(e1, x, xq, xs, b, 0, 37);
@@ -56,7 +56,7 @@ class CpuLayerTest {
             assertArrayEquals(e2, o2, "matmul3 third");
 
             float[] hb = filled(37), hb2 = filled(37);
-            ops.matmulSwiglu(hb, hb2, b, matrix(arena, q8, 37, cols, gs), in);
+            ops.matmulSwiglu(hb, hb2, new MatrixForm.File(b), new MatrixForm.File(matrix(arena, q8, 37, cols, gs)), in);
             float[] eh = new float[37];
             rows(eh, x, xq, xs, b, 0, 37);
             for (int i = 0; i < 37; i++) {

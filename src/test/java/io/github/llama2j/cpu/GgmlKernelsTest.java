@@ -235,13 +235,18 @@ class GgmlKernelsTest {
         a.prepareFor(m);
         double[] xe = exactInput(a, m);
         int chain = type.startsWith("Q") ? cols / blockValues(type) : cols;
-        // the Q8_0 kernels also on the CPU engine's repacked copy (groups of four rows, the last one padded)
+        // the Q8_0 and Q4_K kernels also on the CPU engine's load-time copies (Q8_0: groups of four rows, the last one
+        // padded); a bare Matrix is read in the file's layout
         try (Parallel pool = new Parallel(2); java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofShared()) {
-            PackedQ8_0 packed = m instanceof Matrix.Q8_0 q ? PackedQ8_0.of(q, arena, pool) : null;
+            MatrixForm copy = switch (m) {
+                case Matrix.Q8_0 q -> PackedQ8_0.of(q, arena, pool);
+                case Matrix.Q4_K q -> KQuantPacked.Q4K.of(q);
+                default -> null;
+            };
             for (Kernels k : new Kernels[]{new ScalarKernels(), new VectorKernels(), new ExactVectorKernels()}) {
                 checkRows(k.name(), (o) -> k.matmul(o, a, m, r0, r1), m, xe, chain, rows, cols, r0, r1);
-                if (packed instanceof PackedQ8_0 p) {
-                    checkRows(k.name() + " packed", (o) -> k.matmulPackedQ8_0(o, a, p, r0, r1), m, xe, chain, rows, cols, r0, r1);
+                if (copy != null) {
+                    checkRows(k.name() + " copy", (o) -> k.matmul(o, a, copy, r0, r1), m, xe, chain, rows, cols, r0, r1);
                 }
             }
         }
@@ -266,6 +271,29 @@ class GgmlKernelsTest {
                 assertEquals(u8(m.data(), b + 16 + l), u8(p.qs(), blk * 128L + l), "nibble byte " + l + ", " + where);
             }
         }
+    }
+
+    /**
+     * The Q4_K kernel on the file's layout ({@code --weight-copies=off}) gives the copy's results bit for bit (the same
+     * loop), on fresh random matrices. The Vector API's reduceLanes adds the lanes in another order before C2 compiles
+     * a kernel than after, so both run until they are in one compilation state (at most 10 s): a wrong field would
+     * never agree.
+     */
+    @Test
+    void q4_KOnTheFilesLayoutIsTheCopysKernelBitForBit() {
+        int rows = 7, cols = 1024;
+        Matrix.Q4_K m = (Matrix.Q4_K) randomMatrix("Q4_K", rows, cols, 5);
+        KQuantPacked.Q4K p = KQuantPacked.Q4K.of(m);
+        Activations a = new Activations(cols);
+        a.input(randomInput(cols), cols);
+        a.prepareFor(m);
+        float[] file = new float[rows], copy = new float[rows];
+        long deadline = System.nanoTime() + 10_000_000_000L;
+        do {
+            KQuantPacked.q4_K(file, a, m, 0, rows);
+            KQuantPacked.q4_K(copy, a, p, 0, rows);
+        } while (!java.util.Arrays.equals(copy, file) && System.nanoTime() < deadline);
+        assertArrayEquals(copy, file, where);
     }
 
     private void checkRows(String kernel, java.util.function.Consumer<float[]> run, Matrix m, double[] xe, int chain,

@@ -36,8 +36,10 @@ import java.util.SplittableRandom;
  *   was 1.1-4x slower on some page-cache states (docs/measurements/2026-12-03-f16.md)
  *   SET: ffn (w1, w3, w2 of every layer), all (every matrix and the classifier), cls (the classifier),
  *        kv, v0 (layer 0's wk or wv alone, which stays in cache)
- *   -Dvariants=a,b  runs only these (and "current"): stream (the plain read), file (Q8_0 and runq Q8 matrices in
- *                   the file's layout instead of the engine's repacked copy, {@link PackedQ8_0}; other types as current)
+ *   -Dvariants=a,b  runs only these (and "current"): stream (the plain read), file (every matrix in the file's
+ *                   layout instead of the engine's load-time copy: {@code --weight-copies=off}), chunks16 and lookup16
+ *                   (the engine's forms 16 rows at a time, resolved once or looked up in the registry for each tile)
+ *   -Dbase=NAME     the variant the per-round ratios are to (default: current)
  * </pre>
  * {@code current} is the engine's kernels on the engine's load-time repacks ({@link PreparedWeights}, made once
  * before the rounds and timed); {@code stream} reads the file's bytes.
@@ -110,24 +112,37 @@ public final class GgufStreamSpeed {
         }
         float[] out = new float[maxRows], ref = new float[maxRows];
         VectorKernels vk = new VectorKernels();
-        List<Variant> vs = new ArrayList<>();
-        vs.add(new Variant("current", (o, a, m) -> vk.matmul(o, a, m, 0, m.rows()), ms));
+        PreparedWeights prepared = new PreparedWeights(io.github.llama2j.engine.WeightCopies.AUTO);
         long p0 = System.nanoTime();
         try (Parallel pool = new Parallel(1)) {
             for (Model model : models) {
-                vk.prepared().prepare(model.weights(), pool);
+                prepared.prepare(model.weights(), pool);
             }
         }
-        System.out.printf(Locale.ROOT, "prepared forms: %d MB in %.2f s%n", vk.prepared().byteSize() >> 20, (System.nanoTime() - p0) * 1e-9);
+        System.out.printf(Locale.ROOT, "prepared forms: %d MB in %.2f s%n", prepared.byteSize() >> 20, (System.nanoTime() - p0) * 1e-9);
+        java.util.Map<Matrix, MatrixForm> forms = new java.util.IdentityHashMap<>(); // resolved once, as the engine does
+        for (List<Matrix> each : sets) {
+            for (Matrix m : each) {
+                forms.put(m, prepared.resolve(m));
+            }
+        }
+        List<Variant> vs = new ArrayList<>();
+        vs.add(new Variant("current", (o, a, m) -> vk.matmul(o, a, forms.get(m), 0, m.rows()), ms));
         vs.add(new Variant("stream", (o, a, m) -> sink += stream(m instanceof Matrix.Q8 q ? q.values() : ((Matrix.Ggml) m).data()), ms));
-        // Q8_0 and runq Q8 matrices in the file's layout (what the engine reads when the memory rule leaves them unpacked)
-        vs.add(new Variant("file", (o, a, m) -> {
-            if (m instanceof Matrix.Q8_0 q) {
-                GgmlMatmul.q8_0(o, a, q, 0, m.rows());
-            } else if (m instanceof Matrix.Q8 q) {
-                Q8Matmul.matmul(o, a.q8Input, q, 0, m.rows());
-            } else {
-                vk.matmul(o, a, m, 0, m.rows());
+        // every matrix in the file's layout (what the engine reads with --weight-copies=off)
+        vs.add(new Variant("file", (o, a, m) -> vk.matmul(o, a, m, 0, m.rows()), ms));
+        // the engine's forms in tiles of 16 rows (the batched prefill's grain), the form resolved once (chunks16) or
+        // looked up in the registry for every tile (lookup16: what every product did before the forms were resolved
+        // when the engine is built)
+        vs.add(new Variant("chunks16", (o, a, m) -> {
+            MatrixForm f = forms.get(m);
+            for (int r = 0; r < m.rows(); r += 16) {
+                vk.matmul(o, a, f, r, Math.min(r + 16, m.rows()));
+            }
+        }, ms));
+        vs.add(new Variant("lookup16", (o, a, m) -> {
+            for (int r = 0; r < m.rows(); r += 16) {
+                vk.matmul(o, a, prepared.resolve(m), r, Math.min(r + 16, m.rows()));
             }
         }, ms));
         String only = System.getProperty("variants");
@@ -190,14 +205,20 @@ public final class GgufStreamSpeed {
         }
         System.out.printf(Locale.ROOT, "%s set %s: %d matrices, %d MB, %d-bit, %d rounds x %.2f s, load before %s, after %s%n",
                 files.stream().map(p -> p.getFileName().toString()).toList(), set, ms.size(), total >> 20, FloatVector.SPECIES_PREFERRED.vectorBitSize(), rounds, seconds, load0, loadavg());
+        String baseName = System.getProperty("base", vs.get(0).name);
+        int base = 0;
+        for (int vi = 0; vi < nv; vi++) {
+            base = vs.get(vi).name.equals(baseName) ? vi : base;
+        }
+        System.out.printf(Locale.ROOT, "  ratios per round to %s%n", vs.get(base).name);
         for (int vi = 0; vi < nv; vi++) {
             double[] g = gbs[vi].clone(), ratio = new double[rounds];
             for (int i = 0; i < rounds; i++) {
-                ratio[i] = gbs[vi][i] / gbs[0][i];
+                ratio[i] = gbs[vi][i] / gbs[base][i];
             }
             Arrays.sort(g);
             Arrays.sort(ratio);
-            System.out.printf(Locale.ROOT, "  %-12s median %6.2f  best %6.2f GB/s (CPU time); / current per round: median %.2f (quartiles %.2f-%.2f)%n",
+            System.out.printf(Locale.ROOT, "  %-12s median %6.2f  best %6.2f GB/s (CPU time); / base per round: median %.2f (quartiles %.2f-%.2f)%n",
                     vs.get(vi).name, g[g.length / 2], g[g.length - 1], ratio[rounds / 2], ratio[rounds / 4], ratio[(3 * rounds) / 4]);
         }
         for (Model model : models) {

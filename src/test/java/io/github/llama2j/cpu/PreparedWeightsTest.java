@@ -1,31 +1,50 @@
 package io.github.llama2j.cpu;
 
 import io.github.llama2j.TestData;
+import io.github.llama2j.engine.EngineOptions;
+import io.github.llama2j.engine.Engines;
+import io.github.llama2j.engine.InferenceEngine;
+import io.github.llama2j.engine.WeightCopies;
+import io.github.llama2j.math.FloatMath;
 import io.github.llama2j.model.GgufModelLoader;
 import io.github.llama2j.model.Matrix;
 import io.github.llama2j.model.Model;
+import io.github.llama2j.model.ModelLoader;
 import org.junit.jupiter.api.Test;
 
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.List;
+import java.util.SplittableRandom;
+import java.util.function.Consumer;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertNotNull;
-import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * Which matrices the CPU engine repacks at load time ({@link PreparedWeights}) and that its Q8_0 products then
- * read the copy; the repacked kernels' results are in GgmlKernelsTest.
+ * Which matrices the CPU engine copies at load time ({@link PreparedWeights}), that its products then read the copy
+ * (the form resolved when the engine is built), and that {@link WeightCopies#OFF} makes none and gives the same
+ * logits bit for bit; the copies' kernels against the references are in GgmlKernelsTest and MatmulKernelsTest.
  */
 class PreparedWeightsTest {
+    private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
+    private static Path gguf(String name) {
+        return TestData.gguf().resolve("models/" + name);
+    }
 
     @Test
     void everyQ8_0MatrixOfTheLayersAndTheClassifierIsPackedAndFreedOnClose() {
-        try (Model model = GgufModelLoader.load(TestData.gguf().resolve("models/llama3-tiny-q8_0.gguf"));
+        try (Model model = GgufModelLoader.load(gguf("llama3-tiny-q8_0.gguf"));
              Parallel pool = new Parallel(2)) {
             var w = model.weights();
-            PreparedWeights prepared = new PreparedWeights();
+            PreparedWeights prepared = new PreparedWeights(WeightCopies.AUTO);
             prepared.prepare(w, pool);
             List<Matrix> ms = PreparedWeights.matrices(w);
             long q8 = ms.stream().filter(m -> m instanceof Matrix.Q8_0).count();
@@ -33,88 +52,129 @@ class PreparedWeightsTest {
             assertTrue(q8 >= 7 * layers, q8 + " Q8_0 matrices in " + layers + " layers");
             assertEquals(q8, prepared.size());
             for (Matrix m : List.of(w.wq()[0], w.wk()[layers - 1], w.w2()[layers - 1], w.classifier())) {
-                PackedQ8_0 p = prepared.q8_0((Matrix.Q8_0) m);
-                assertNotNull(p, m.typeName() + " " + m.rows() + "x" + m.cols() + " not packed");
+                PackedQ8_0 p = assertInstanceOf(PackedQ8_0.class, prepared.resolve(m), m.rows() + "x" + m.cols() + " not packed");
                 assertSame(m, p.source());
             }
+            PreparedWeights.Forms forms = prepared.resolve(w);
+            assertSame(prepared.resolve(w.wq()[0]), forms.wq()[0], "one copy per matrix");
             long bytes = prepared.byteSize();
             prepared.prepare(w, pool); // again: nothing new
             assertEquals(bytes, prepared.byteSize());
+            assertTrue(prepared.summary().contains(q8 + " matrices"), prepared.summary());
             prepared.close();
             assertEquals(0, prepared.size());
-            assertNull(prepared.q8_0((Matrix.Q8_0) w.wq()[0]), "a closed registry packs nothing: the file's layout is read");
+            assertInstanceOf(MatrixForm.File.class, prepared.resolve(w.wq()[0]), "a closed registry packs nothing: the file's layout is read");
         }
     }
 
-    /** The engine's product on a matrix with a packed copy reads the copy: a copy changed on purpose changes the result. */
+    /** --weight-copies=off: no copy of any matrix, Q4_K included; every form is the file's layout. */
     @Test
-    void theQ8_0ProductReadsThePackedCopy() {
-        try (Model model = GgufModelLoader.load(TestData.gguf().resolve("models/llama3-tiny-q8_0.gguf"));
-             Parallel pool = new Parallel(1)) {
-            Matrix.Q8_0 m = (Matrix.Q8_0) model.weights().wq()[0];
-            VectorKernels k = new VectorKernels();
-            Activations a = randomInputFor(m);
-            float[] file = new float[m.rows()], packed = new float[m.rows()];
-            k.matmul(file, a, m, 0, m.rows());
-            k.prepared().prepare(model.weights(), pool);
-            PackedQ8_0 p = k.prepared().q8_0(m);
-            assertNotNull(p);
-            k.matmul(packed, a, m, 0, m.rows());
-            for (int r = 0; r < m.rows(); r++) {
-                assertEquals(file[r], packed[r], Math.abs(file[r]) * 1e-5f + 1e-5f, "row " + r);
+    void offMakesNoCopy() {
+        for (Path file : List.of(gguf("llama3-tiny-q8_0.gguf"), gguf("llama2-tiny-q4_k_m.gguf"), TestData.model("tiny_unshared_q80.bin"))) {
+            try (Model model = ModelLoader.load(file);
+                 Parallel pool = new Parallel(1);
+                 PreparedWeights off = new PreparedWeights(WeightCopies.OFF)) {
+                off.prepare(model.weights(), pool);
+                assertEquals(0, off.size(), file.toString());
+                for (Matrix m : PreparedWeights.matrices(model.weights())) {
+                    assertInstanceOf(MatrixForm.File.class, off.resolve(m), file + ": " + m.typeName());
+                }
+                assertEquals(0, off.size(), file + ": resolving copied nothing");
+                assertTrue(off.summary().startsWith("weight copies (off): none"), off.summary());
             }
-            p.scales()[0] *= 2; // row 0's first block scale in the copy only
-            k.matmul(packed, a, m, 0, 1);
-            assertTrue(Math.abs(packed[0] - file[0]) > 1e-6f, "row 0 read the copy: " + packed[0] + " vs " + file[0]);
-            k.prepared().close();
         }
     }
 
     /**
-     * runq's Q8 matrices are packed too (group size 32: read packed at every width) and the product reads the copy,
-     * bit-identical to the file's layout until the copy is changed on purpose.
+     * The engine's products read the copies it resolved when it was built: a copy changed on purpose changes the
+     * logits (every block scale doubled: GGUF Q8_0, Q4_K (d), runq Q8).
      */
     @Test
-    void theRunqQ8ProductReadsThePackedCopy() {
-        try (Model model = io.github.llama2j.model.ModelLoader.load(TestData.model("tiny_unshared_q80.bin"));
-             Parallel pool = new Parallel(1)) {
-            var w = model.weights();
-            Matrix.Q8 m = (Matrix.Q8) w.w1()[0];
-            assertTrue(Q8Matmul.handlesPacked(m.groupSize()), "group size " + m.groupSize());
-            VectorKernels k = new VectorKernels();
-            Activations a = randomInputFor(m);
-            float[] file = new float[m.rows()], packed = new float[m.rows()];
-            k.matmul(file, a, m, 0, m.rows());
-            k.prepared().prepare(w, pool);
-            assertEquals(PreparedWeights.matrices(w).size(), k.prepared().size(), "every matrix a product reads is packed");
-            PackedQ8_0 p = k.prepared().q8(m);
-            assertNotNull(p);
-            assertSame(m, p.source());
-            k.matmul(packed, a, m, 0, m.rows());
-            org.junit.jupiter.api.Assertions.assertArrayEquals(file, packed);
-            p.scales()[0] *= 2; // row 0's first group scale in the copy only
-            k.matmul(packed, a, m, 0, 1);
-            assertTrue(packed[0] != file[0], "row 0 read the copy: " + packed[0] + " vs " + file[0]);
-            k.prepared().close();
-            assertNull(k.prepared().q8(m));
+    void theEnginesProductsReadTheCopies() {
+        checkReadsCopy(gguf("llama3-tiny-q8_0.gguf"), PackedQ8_0.class, PreparedWeightsTest::doubleScales);
+        checkReadsCopy(gguf("llama2-tiny-q4_k_m.gguf"), KQuantPacked.Q4K.class, PreparedWeightsTest::doubleScales);
+        checkReadsCopy(TestData.model("tiny_unshared_q80.bin"), PackedQ8_0.class, PreparedWeightsTest::doubleScales);
+    }
+
+    /** Doubles every block scale of a copy (Q4_K: every super-block's d): the copy now holds another matrix. */
+    private static void doubleScales(MatrixForm copy) {
+        switch (copy) {
+            case PackedQ8_0 p -> {
+                for (int i = 0; i < p.scales().length; i++) {
+                    p.scales()[i] *= 2;
+                }
+            }
+            case KQuantPacked.Q4K q -> {
+                for (long mt = 0; mt < q.meta().byteSize(); mt += KQuantPacked.Q4K.META) {
+                    q.meta().set(FLOAT, mt, q.meta().get(FLOAT, mt) * 2);
+                }
+            }
+            case MatrixForm.File f -> throw new AssertionError("not a copy: " + f);
         }
     }
 
-    /** Fresh random activations prepared for m's type. */
-    private static Activations randomInputFor(Matrix m) {
-        Activations a = new Activations(m.cols());
-        float[] x = new float[m.cols()];
-        java.util.Random rnd = new java.util.Random(System.nanoTime());
-        for (int i = 0; i < x.length; i++) {
-            x[i] = (float) rnd.nextGaussian();
+    private static void checkReadsCopy(Path file, Class<? extends MatrixForm> copy, Consumer<MatrixForm> change) {
+        try (Model model = ModelLoader.load(file);
+             CpuEngine e = new CpuEngine(model, new VectorKernels(), FloatMath.standard(), 1, false, WeightCopies.AUTO)) {
+            PreparedWeights.Forms forms = e.forms();
+            MatrixForm f = Arrays.stream(new MatrixForm[][]{forms.w1(), forms.w3(), forms.w2(), forms.wv(), forms.wo()})
+                    .flatMap(Arrays::stream).filter(copy::isInstance).findFirst().orElseThrow(() -> new AssertionError(file + ": no " + copy.getSimpleName()));
+            // (wq and wk left out: at position 0 the attention's output does not depend on q and k)
+            float[] before = e.forward(1, 0).clone();
+            // (without warm-up the kernels may still change compilation state: a few ulps apart, see offGivesTheSameLogitsAsAuto)
+            double noise = maxDiff(before, e.forward(1, 0));
+            change.accept(f); // the copy only: the file's bytes are untouched
+            double moved = maxDiff(before, e.forward(1, 0));
+            assertTrue(moved > 1e-4 && moved > 100 * noise, file + ": the logits moved by " + moved + " (noise " + noise
+                    + ") with the copy of " + f.source().typeName() + " " + f.source().rows() + "x" + f.source().cols() + " changed");
         }
-        a.input(x, x.length);
-        a.prepareFor(m);
-        return a;
+    }
+
+    private static double maxDiff(float[] a, float[] b) {
+        double d = 0;
+        for (int i = 0; i < a.length; i++) {
+            d = Math.max(d, Math.abs(a[i] - b[i]));
+        }
+        return d;
+    }
+
+    /**
+     * --weight-copies=off gives auto's logits bit for bit (the same kernels' arithmetic on the file's layout), for the
+     * prompt fed as a batch and then token by token: llama2.c runq Q8, GGUF Q8_0 and Q4_K_M (Q4_K and Q6_K).
+     */
+    @Test
+    void offGivesTheSameLogitsAsAuto() {
+        for (Path file : List.of(TestData.model("tiny_unshared_q80.bin"), gguf("llama3-tiny-q8_0.gguf"), gguf("llama2-tiny-q4_k_m.gguf"))) {
+            try (Model m = ModelLoader.load(file);
+                 InferenceEngine auto = Engines.create(m, EngineOptions.cpu(2, false));
+                 InferenceEngine off = Engines.create(m, EngineOptions.cpu(2, false).withWeightCopies(WeightCopies.OFF))) {
+                assertTrue(((CpuEngine) auto).weightCopies().matches("weight copies \\(auto\\): \\d+ matrices.*"), ((CpuEngine) auto).weightCopies());
+                assertTrue(((CpuEngine) off).weightCopies().startsWith("weight copies (off): none"), ((CpuEngine) off).weightCopies());
+                int n = Math.min(40, m.config().seqLen()), prompt = n - 8;
+                int[] tokens = new SplittableRandom(n).ints(n, 0, m.config().vocabSize()).toArray();
+                // a first pass gets every kernel compiled: the Vector API's reduceLanes (GGML kernels) adds in another
+                // order before C2 compiles it, so only results of one compilation state agree bit for bit
+                for (InferenceEngine e : List.of(auto, off)) {
+                    e.forwardBatch(Arrays.copyOf(tokens, prompt), 0);
+                    for (int pos = prompt; pos < n; pos++) {
+                        e.forward(tokens[pos], pos);
+                    }
+                }
+                assertArrayEquals(auto.forwardBatch(Arrays.copyOf(tokens, prompt), 0).clone(),
+                        off.forwardBatch(Arrays.copyOf(tokens, prompt), 0), file + ": the prompt");
+                for (int pos = prompt; pos < n; pos++) {
+                    assertArrayEquals(auto.forward(tokens[pos], pos).clone(), off.forward(tokens[pos], pos), file + ": position " + pos);
+                }
+            }
+        }
     }
 
     @Test
-    void theScalarReferenceReadsTheFilesLayout() {
-        assertNull(new ScalarKernels().prepared());
+    void theScalarReferenceMakesNoCopy() {
+        assertFalse(new ScalarKernels().readsCopies());
+        try (Model model = ModelLoader.load(TestData.model("tiny_unshared_q80.bin"));
+             CpuEngine e = new CpuEngine(model, new ScalarKernels(), FloatMath.standard(), 1, false, WeightCopies.AUTO)) {
+            assertTrue(e.weightCopies().startsWith("weight copies (off): none"), e.weightCopies());
+        }
     }
 }

@@ -1,7 +1,9 @@
 package io.github.llama2j.hybrid;
 
+import io.github.llama2j.cpu.PreparedWeights;
 import io.github.llama2j.engine.Engines;
 import io.github.llama2j.engine.InferenceEngine;
+import io.github.llama2j.engine.WeightCopies;
 import io.github.llama2j.math.FloatMath;
 import io.github.llama2j.model.Configuration;
 import io.github.llama2j.model.Model;
@@ -327,8 +329,8 @@ class CalibratorTest {
         @Override
         public HybridEngine make(Configuration one, io.github.llama2j.model.Weights w, SplitPlan plan) {
             return new HybridEngine(one, w, plan, List.of(
-                    (cc, ww, p, i, in) -> new CpuShard("fake-device", cc, ww, p, i, Engines.cpuKernels(false), 1, FloatMath.JAVA, in, false),
-                    (cc, ww, p, i, in) -> new CpuShard("cpu", cc, ww, p, i, Engines.cpuKernels(false), 1, FloatMath.JAVA, in, true)),
+                    (cc, ww, p, i, in) -> new CpuShard("fake-device", cc, ww, p, i, Engines.cpuKernels(false), new PreparedWeights(WeightCopies.AUTO), 1, FloatMath.JAVA, in, false),
+                    (cc, ww, p, i, in) -> new CpuShard("cpu", cc, ww, p, i, Engines.cpuKernels(false), new PreparedWeights(WeightCopies.AUTO), 1, FloatMath.JAVA, in, true)),
                     null);
         }
 

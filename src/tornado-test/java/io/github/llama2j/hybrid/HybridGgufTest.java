@@ -3,10 +3,12 @@ package io.github.llama2j.hybrid;
 import io.github.llama2j.Llama2jException;
 import io.github.llama2j.TestData;
 import io.github.llama2j.cpu.CpuEngine;
+import io.github.llama2j.cpu.PreparedWeights;
 import io.github.llama2j.cpu.ScalarKernels;
 import io.github.llama2j.engine.EngineOptions;
 import io.github.llama2j.engine.Engines;
 import io.github.llama2j.engine.InferenceEngine;
+import io.github.llama2j.engine.WeightCopies;
 import io.github.llama2j.gguf.GgufWriter;
 import io.github.llama2j.math.FloatMath;
 import io.github.llama2j.model.Configuration;
@@ -158,7 +160,7 @@ class HybridGgufTest {
         SplitPlan all = SplitPlan.of(c, new double[]{1}, new double[]{1}, new double[]{1});
         try (InferenceEngine cpu = new CpuEngine(model, new ScalarKernels(), FloatMath.standard(), 1);
              HybridEngine hybrid = new HybridEngine(c, model.weights(), all, List.of((cc, w, p, i, in) ->
-                     new CpuShard("cpu", cc, w, p, i, new ScalarKernels(), 1, FloatMath.standard(), in, true)), null)) {
+                     new CpuShard("cpu", cc, w, p, i, new ScalarKernels(), new PreparedWeights(WeightCopies.OFF), 1, FloatMath.standard(), in, true)), null)) {
             HybridTestEngines.assertSameLogits(name, cpu, hybrid, positions);
         }
     }
@@ -196,8 +198,8 @@ class HybridGgufTest {
 
     /**
      * The Q4_K_M model ({@link #kQuantModel}): one CPU shard is the CPU engine bit for bit; split 0.5 (both sides own
-     * half the heads, one of the two super-blocks of hidden rows, half the classifier rows), the device all of it,
-     * and three CPU shards give the CPU engine's ids, logits within the effect of a Q8_K activation rounding the
+     * half the heads, one of the two super-blocks of hidden rows, half the classifier rows; also with no load-time
+     * copy), the device all of it, and three CPU shards give the CPU engine's ids, logits within the effect of a Q8_K activation rounding the
      * other way ({@link #ROUNDED_TOLERANCE}).
      */
     @Test
@@ -209,14 +211,17 @@ class HybridGgufTest {
         assertInstanceOf(io.github.llama2j.model.Matrix.Q6_K.class, w.wv()[1]);
         assertInstanceOf(io.github.llama2j.model.Matrix.Q6_K.class, w.w2()[1]);
         assertSameAsCpuEngine("q4_k_m", model, POSITIONS);
-        for (double split : new double[]{0.5, 1.0}) {
+        // split 0.5 also with --weight-copies=off: the CPU shard's Q4_K slices then read the file's layout
+        for (double split : new double[]{0.5, 1.0, -0.5}) {
+            EngineOptions options = hybrid(Math.abs(split), false).withWeightCopies(split < 0 ? WeightCopies.OFF : WeightCopies.AUTO);
+            split = Math.abs(split);
             try (InferenceEngine cpu = Engines.create(model, EngineOptions.cpu(1, false));
-                 HybridEngine hybrid = HybridEngineProvider.create(model, hybrid(split, false), null, null)) {
+                 HybridEngine hybrid = HybridEngineProvider.create(model, options, null, null)) {
                 if (split < 1) {
                     assertArrayEqualsInts(new int[]{0, 4, 8}, hybrid.plan().heads());
                     assertArrayEqualsInts(new int[]{0, 256, 512}, hybrid.plan().ffn());
                 }
-                compare("q4_k_m split " + split + " " + hybrid.plan(), cpu, hybrid, ROUNDED_TOLERANCE);
+                compare("q4_k_m split " + split + " " + options.weightCopies() + " " + hybrid.plan(), cpu, hybrid, ROUNDED_TOLERANCE);
             }
         }
         int grain = SplitPlan.columnGrain(c, w);
@@ -240,9 +245,12 @@ class HybridGgufTest {
     void splitsGiveTheCpuEnginesIds(String name) {
         Model model = model(name);
         Configuration c = model.config();
-        for (double split : new double[]{0.5, 1.0}) {
+        // split 0.5 also with --weight-copies=off: the CPU shard's Q4_K slices then read the file's layout
+        for (double split : new double[]{0.5, 1.0, -0.5}) {
+            EngineOptions options = hybrid(Math.abs(split), false).withWeightCopies(split < 0 ? WeightCopies.OFF : WeightCopies.AUTO);
+            split = Math.abs(split);
             try (InferenceEngine cpu = Engines.create(model, EngineOptions.cpu(1, false));
-                 HybridEngine hybrid = HybridEngineProvider.create(model, hybrid(split, false), null, null)) {
+                 HybridEngine hybrid = HybridEngineProvider.create(model, options, null, null)) {
                 if (split < 1) {
                     for (SplitPlan.Kind k : SplitPlan.Kind.values()) {
                         assertTrue(hybrid.plan().owns(0, k) && hybrid.plan().owns(1, k), name + ": both own " + k + ": " + hybrid.plan());

@@ -1,9 +1,11 @@
 package io.github.llama2j.hybrid;
 
 import io.github.llama2j.TestData;
+import io.github.llama2j.cpu.PreparedWeights;
 import io.github.llama2j.engine.EngineOptions;
 import io.github.llama2j.engine.Engines;
 import io.github.llama2j.engine.InferenceEngine;
+import io.github.llama2j.engine.WeightCopies;
 import io.github.llama2j.math.FloatMath;
 import io.github.llama2j.model.Model;
 import io.github.llama2j.model.ModelLoader;
@@ -85,9 +87,9 @@ final class HybridTestEngines {
      */
     static List<HybridEngine.ShardFactory> threeCpuShards() {
         return List.of(
-                (cc, w, p, i, in) -> new CpuShard("cpu-a", cc, w, p, i, Engines.cpuKernels(true), 1, FloatMath.standard(), in, false),
-                (cc, w, p, i, in) -> new CpuShard("cpu-b", cc, w, p, i, Engines.cpuKernels(true), 1, FloatMath.standard(), in, true),
-                (cc, w, p, i, in) -> new CpuShard("cpu-c", cc, w, p, i, Engines.cpuKernels(true), 1, FloatMath.standard(), in, false));
+                (cc, w, p, i, in) -> new CpuShard("cpu-a", cc, w, p, i, Engines.cpuKernels(true), new PreparedWeights(WeightCopies.AUTO), 1, FloatMath.standard(), in, false),
+                (cc, w, p, i, in) -> new CpuShard("cpu-b", cc, w, p, i, Engines.cpuKernels(true), new PreparedWeights(WeightCopies.AUTO), 1, FloatMath.standard(), in, true),
+                (cc, w, p, i, in) -> new CpuShard("cpu-c", cc, w, p, i, Engines.cpuKernels(true), new PreparedWeights(WeightCopies.AUTO), 1, FloatMath.standard(), in, false));
     }
 
     /** Runs both engines greedily from token 1 for {@code positions} positions and asserts the same logits, bit for bit. */

@@ -5,11 +5,12 @@ import io.github.llama2j.cpu.Attention;
 import io.github.llama2j.cpu.CpuLayer;
 import io.github.llama2j.cpu.GgmlOps;
 import io.github.llama2j.cpu.Kernels;
+import io.github.llama2j.cpu.MatrixForm;
 import io.github.llama2j.cpu.Parallel;
+import io.github.llama2j.cpu.PreparedWeights;
 import io.github.llama2j.cpu.Rope;
 import io.github.llama2j.math.FloatMath;
 import io.github.llama2j.model.Configuration;
-import io.github.llama2j.model.Matrix;
 import io.github.llama2j.model.Weights;
 
 import java.lang.foreign.MemorySegment;
@@ -37,7 +38,7 @@ final class CpuShard implements Shard {
 
     // attention: heads [h0, h1), kv heads [kv0, kv1)
     private final int heads, qRows, kvRows;
-    private final Matrix[] wq, wk, wv, wo;
+    private final MatrixForm[] wq, wk, wv, wo;      // the slices' forms: the file's layout or a load-time copy
     private final MemorySegment[] bq, bk, bv;       // qwen2: the biases of its rows (null: none)
     private final MemorySegment[] qNorm, kNorm;     // qwen3: each head's RMSNorm weight (null: none)
     private final float eps;
@@ -50,21 +51,23 @@ final class CpuShard implements Shard {
     private int ropePos = -1;
     // feed-forward: hidden rows [r0, r1)
     private final int ffnRows;
-    private final Matrix[] w1, w3, w2;
+    private final MatrixForm[] w1, w3, w2;
     private final float[] hb, hb2;
     private final Activations act;                  // the shard's own matmul inputs: attOut (own heads) or hb (own rows)
     // classifier: rows [v0, v1), computed straight into the logits
     private final int v0, v1;
-    private final Matrix classifier;
+    private final MatrixForm classifier;
 
     private final float[] partial;
 
     /**
      * @param threads worker threads of this shard's own parallel pool (the calling thread included)
      * @param onHost  whether this shard runs on the engine's calling thread (else on a worker thread)
+     * @param prepared the load-time copies its slices' products read ({@link PreparedWeights#resolve}: Q4_K slices
+     *                copied, the others in the file's layout; none with {@code --weight-copies=off})
      */
-    CpuShard(String track, Configuration c, Weights w, SplitPlan plan, int shard, Kernels kernels, int threads,
-             FloatMath math, StepInput in, boolean onHost) {
+    CpuShard(String track, Configuration c, Weights w, SplitPlan plan, int shard, Kernels kernels, PreparedWeights prepared,
+             int threads, FloatMath math, StepInput in, boolean onHost) {
         this.track = track;
         this.c = c;
         this.parallel = new Parallel(threads);
@@ -81,15 +84,15 @@ final class CpuShard implements Shard {
         ffnRows = r1 - r0;
         v0 = plan.vocabStart(shard);
         v1 = plan.vocabEnd(shard);
-        classifier = w.classifier();
+        classifier = v1 > v0 ? prepared.resolve(w.classifier()) : new MatrixForm.File(w.classifier()); // no copy for no rows
 
-        wq = new Matrix[L];
-        wk = new Matrix[L];
-        wv = new Matrix[L];
-        wo = new Matrix[L];
-        w1 = new Matrix[L];
-        w3 = new Matrix[L];
-        w2 = new Matrix[L];
+        wq = new MatrixForm[L];
+        wk = new MatrixForm[L];
+        wv = new MatrixForm[L];
+        wo = new MatrixForm[L];
+        w1 = new MatrixForm[L];
+        w3 = new MatrixForm[L];
+        w2 = new MatrixForm[L];
         boolean bias = w.bq() != null;
         bq = bias ? new MemorySegment[L] : null;
         bk = bias ? new MemorySegment[L] : null;
@@ -113,10 +116,10 @@ final class CpuShard implements Shard {
         scratch = new MappedScratch(MappedScratch.sizeOf(copies.stream().mapToLong(Long::longValue).toArray()));
         for (int l = 0; l < L; l++) {
             if (heads > 0) {
-                wq[l] = WeightSlices.rows(w.wq()[l], h0 * hsz, h1 * hsz);
-                wk[l] = WeightSlices.rows(w.wk()[l], kv0 * hsz, kv1 * hsz);
-                wv[l] = WeightSlices.rows(w.wv()[l], kv0 * hsz, kv1 * hsz);
-                wo[l] = WeightSlices.columns(w.wo()[l], h0 * hsz, h1 * hsz, scratch::allocate);
+                wq[l] = prepared.resolve(WeightSlices.rows(w.wq()[l], h0 * hsz, h1 * hsz));
+                wk[l] = prepared.resolve(WeightSlices.rows(w.wk()[l], kv0 * hsz, kv1 * hsz));
+                wv[l] = prepared.resolve(WeightSlices.rows(w.wv()[l], kv0 * hsz, kv1 * hsz));
+                wo[l] = prepared.resolve(WeightSlices.columns(w.wo()[l], h0 * hsz, h1 * hsz, scratch::allocate));
                 if (bias) {
                     bq[l] = floats(w.bq()[l], h0 * hsz, h1 * hsz);
                     bk[l] = floats(w.bk()[l], kv0 * hsz, kv1 * hsz);
@@ -124,9 +127,9 @@ final class CpuShard implements Shard {
                 }
             }
             if (ffnRows > 0) {
-                w1[l] = WeightSlices.rows(w.w1()[l], r0, r1);
-                w3[l] = WeightSlices.rows(w.w3()[l], r0, r1);
-                w2[l] = WeightSlices.columns(w.w2()[l], r0, r1, scratch::allocate);
+                w1[l] = prepared.resolve(WeightSlices.rows(w.w1()[l], r0, r1));
+                w3[l] = prepared.resolve(WeightSlices.rows(w.w3()[l], r0, r1));
+                w2[l] = prepared.resolve(WeightSlices.columns(w.w2()[l], r0, r1, scratch::allocate));
             }
         }
         q = new float[qRows];
@@ -228,7 +231,7 @@ final class CpuShard implements Shard {
         return switch (kind) {
             case ATTENTION -> heads == 0 ? 0 : wq[0].byteSize() + wk[0].byteSize() + wv[0].byteSize() + wo[0].byteSize();
             case FFN -> ffnRows == 0 ? 0 : w1[0].byteSize() + w3[0].byteSize() + w2[0].byteSize();
-            case CLASSIFIER -> classifier.byteSize() / classifier.rows() * (v1 - v0);
+            case CLASSIFIER -> classifier.byteSize() / classifier.source().rows() * (v1 - v0);
         };
     }
 

@@ -2,6 +2,7 @@ package io.github.llama2j.hybrid;
 
 import io.github.llama2j.Llama2jException;
 import io.github.llama2j.cpu.Kernels;
+import io.github.llama2j.cpu.PreparedWeights;
 import io.github.llama2j.engine.EngineOptions;
 import io.github.llama2j.engine.EngineProvider;
 import io.github.llama2j.engine.Engines;
@@ -104,12 +105,14 @@ public final class HybridEngineProvider implements EngineProvider {
         PrintStream log = options.verbose() ? System.err : null;
         FloatMath math = FloatMath.standard();
         Kernels kernels = Engines.cpuKernels(options.exact());
+        // the CPU shards' load-time copies (Q4_K slices; none with --weight-copies=off), shared by the calibration's shards
+        PreparedWeights copies = new PreparedWeights(options.weightCopies());
         Configuration c = model.config();
         Weights w = model.weights();
         // A calibration engine logs its device set-up only when verbose; the final one too.
         List<HybridEngine.ShardFactory> shards = List.of(
                 (cc, ww, plan, i, in) -> new DeviceShard(session, cc, ww, plan, i, s, in, math, options.profile(), available, log),
-                (cc, ww, plan, i, in) -> new CpuShard("cpu", cc, ww, plan, i, kernels, options.threads(), math, in, true));
+                (cc, ww, plan, i, in) -> new CpuShard("cpu", cc, ww, plan, i, kernels, copies, options.threads(), math, in, true));
         String how;
         SplitPlan plan;
         Calibrator.Result calibrated = null;
@@ -117,7 +120,7 @@ public final class HybridEngineProvider implements EngineProvider {
             List<Calibrator.WholeCandidate> wholes = new ArrayList<>();
             if (wholeEngines) {
                 wholes.add(new Calibrator.WholeCandidate(CPU, () -> Engines.create(model, EngineOptions.cpu(options.threads(),
-                        options.exact()))));
+                        options.exact()).withWeightCopies(options.weightCopies()))));
                 if (session.holdsWholeModel(c, w, s)) {
                     wholes.add(new Calibrator.WholeCandidate(TORNADO, () -> new TornadoEngine(session, model, options, s)));
                 } else if (log != null) {
