@@ -91,7 +91,9 @@ class ForwardVsCpuTest {
     void logitsMatchTheCpuEngineWithSplitAttention(String file, int splits, int chunk) {
         Model model = TestEngines.model(file);
         TornadoSettings s = TornadoSettings.load("CPU").withAttentionSplit(splits, chunk);
-        try (TornadoEngine gpu = new TornadoEngine(model, new EngineOptions("tornado", 1, false, null, Double.NaN, false, false), s)) {
+        // verbose: the start-up lines, the split's included, are printed (the CLI's path, settings loaded by the session, is
+        // covered by the gpu-check dry run only: it once dereferenced the null settings argument there)
+        try (TornadoEngine gpu = new TornadoEngine(model, new EngineOptions("tornado", 1, false, null, Double.NaN, true, false), s)) {
             assertEquals(splits, gpu.attentionSplits(), "the attention is split");
             compareWithCpu(file + " with " + splits + " attention splits of at least " + chunk, model, gpu);
         }

@@ -206,7 +206,7 @@ public final class TornadoEngine implements InferenceEngine {
                     tasks, deviceName, tasks, graphCount, bytesInPerToken, bytesOutPerToken);
             if (forward.attentionSplits() > 1) {
                 log.printf(Locale.ROOT, "[tornado] attention: %d work-groups per head, chunks of at least %d positions%n",
-                        forward.attentionSplits(), settings.attentionChunk());
+                        forward.attentionSplits(), forward.settings().attentionChunk());
             }
             log.flush();
         }
