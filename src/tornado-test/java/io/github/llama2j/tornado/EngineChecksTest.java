@@ -189,6 +189,11 @@ class EngineChecksTest {
         assertEquals(2L << 30, TornadoSettings.parseSize("memory.limit", "2GB"));
         assertEquals(512L << 20, TornadoSettings.parseSize("memory.limit", "512MiB"));
         assertThrows(Llama2jException.class, () -> TornadoSettings.parseSize("memory.limit", "lots"));
+        e = assertThrows(Llama2jException.class, () -> new TornadoSettings(16, 1, 16, 16, 2, 16, 0, 0, 256));
+        assertTrue(e.getMessage().contains("attention.splits"), e.getMessage());
+        e = assertThrows(Llama2jException.class, () -> TornadoSettings.load("CPU").withAttentionSplit(4, 0));
+        assertTrue(e.getMessage().contains("attention.chunk"), e.getMessage());
+        assertEquals(1, TornadoSettings.load("GPU").attentionSplits(), "unsplit until a GPU measurement says otherwise");
         List<String> keys = new ArrayList<>(List.of("GPU", "CPU", "ACCELERATOR"));
         for (String type : keys) {
             TornadoSettings s = TornadoSettings.load(type);

@@ -80,6 +80,25 @@ class ForwardVsCpuTest {
         }
     }
 
+    /**
+     * The attention split over several work-groups per head ({@link TornadoSettings#attentionSplits}): at 24 positions
+     * with chunks of at least 2 to 5 positions, nearly every position combines partial softmax sums in wo (chunks
+     * ending exactly at the position, empty ones, the count capped). Same tolerances: the split only reorders the
+     * softmax sums (each chunk's own max and sum, rescaled by e^(m_c - M)), a few float ulps per attention output.
+     */
+    @ParameterizedTest
+    @CsvSource({"stories260K.bin,4,4", "tiny.bin,8,2", "tiny_q80.bin,4,3", "tiny_unshared_q80.bin,3,5"})
+    void logitsMatchTheCpuEngineWithSplitAttention(String file, int splits, int chunk) {
+        Model model = TestEngines.model(file);
+        TornadoSettings s = TornadoSettings.load("CPU").withAttentionSplit(splits, chunk);
+        // verbose: the start-up lines, the split's included, are printed (the CLI's path, settings loaded by the session, is
+        // covered by the gpu-check dry run only: it once dereferenced the null settings argument there)
+        try (TornadoEngine gpu = new TornadoEngine(model, new EngineOptions("tornado", 1, false, null, Double.NaN, true, false), s)) {
+            assertEquals(splits, gpu.attentionSplits(), "the attention is split");
+            compareWithCpu(file + " with " + splits + " attention splits of at least " + chunk, model, gpu);
+        }
+    }
+
     static void compareWithCpu(String file, Model model, TornadoEngine gpu) {
         int positions = 24;
         boolean q8 = model.config().quantized();

@@ -37,10 +37,27 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class GoldenGreedyTornadoTest {
     static final List<String> MODELS = List.of("tiny", "tiny_q80", "stories260K", "tiny_unshared", "tiny_unshared_q80", "vocab32k");
 
+    /** The models also replayed with the one-token attention split ({@link TestEngines#splitEngine}). */
+    static final List<String> SPLIT_MODELS = List.of("tiny", "tiny_q80", "stories260K");
+
     @TestFactory
     List<DynamicNode> greedyCasesGiveLlama2cTokens() throws IOException {
+        return cases(MODELS, TestEngines::engine, "");
+    }
+
+    /**
+     * The same cases with the attention split over up to 4 work-groups per head (chunks of at least 8 positions):
+     * every position from 8 on combines partial softmax sums in wo, and the tokens must still be llama2.c's.
+     */
+    @TestFactory
+    List<DynamicNode> greedyCasesGiveLlama2cTokensWithSplitAttention() throws IOException {
+        return cases(SPLIT_MODELS, TestEngines::splitEngine, ", attention split");
+    }
+
+    private static List<DynamicNode> cases(List<String> models, java.util.function.Function<String, TornadoEngine> engines,
+                                           String what) throws IOException {
         List<DynamicNode> nodes = new ArrayList<>();
-        for (String name : MODELS) {
+        for (String name : models) {
             @SuppressWarnings("unchecked")
             Map<String, Object> json = (Map<String, Object>) io.github.llama2j.Json.parse(
                     Files.readString(TestEngines.golden().resolve("generate").resolve(name + ".json"), StandardCharsets.UTF_8));
@@ -65,11 +82,11 @@ class GoldenGreedyTornadoTest {
                 String label = id + (id.endsWith("edge_steps0_means_seq_len") ? " (whole seq_len: every KV-cache slot)" : "");
                 tests.add(DynamicTest.dynamicTest(label, () -> {
                     String key = prompt(c);
-                    Generator.Result r = runs.computeIfAbsent(key, k -> run(name, c, longest.get(k)));
+                    Generator.Result r = runs.computeIfAbsent(key, k -> run(engines.apply(name + ".bin"), c, longest.get(k)));
                     check(c, r, steps);
                 }));
             }
-            nodes.add(DynamicContainer.dynamicContainer(name + ".bin on TornadoVM", tests));
+            nodes.add(DynamicContainer.dynamicContainer(name + ".bin on TornadoVM" + what, tests));
         }
         return nodes;
     }
@@ -78,10 +95,9 @@ class GoldenGreedyTornadoTest {
         return Objects.toString(((Map<?, ?>) c.get("args")).get("prompt"), "\u0000none");
     }
 
-    private static Generator.Result run(String name, Map<String, Object> c, int steps) {
+    private static Generator.Result run(TornadoEngine engine, Map<String, Object> c, int steps) {
         List<?> argv = (List<?>) c.get("argv");
         String tokenizerFile = (String) argv.get(argv.indexOf("-z") + 1);
-        TornadoEngine engine = TestEngines.engine(name + ".bin");
         int vocab = engine.config().vocabSize();
         Tokenizer tok = Tokenizer.load(TestEngines.models().resolve(tokenizerFile), vocab);
         Generator g = new Generator(engine, tok, new Sampler(vocab, 0f, 0.9f, 1), new ByteArrayOutputStream());

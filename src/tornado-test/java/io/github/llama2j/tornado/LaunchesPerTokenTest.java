@@ -37,4 +37,14 @@ class LaunchesPerTokenTest {
         assertTrue(ids.stream().noneMatch(id -> id.contains("norm") || id.contains("quant") || id.contains("prep")),
                 file + ": no task only normalises, quantizes or prepares an input: " + ids);
     }
+
+    /** The split attention (partials written by {@code attention}, combined by {@code wo}) keeps the same launches and names. */
+    @ParameterizedTest
+    @ValueSource(strings = {"tiny_q80.bin", "stories260K.bin"})
+    void splitAttentionKeepsFivePerLayer(String file) {
+        TornadoEngine split = TestEngines.splitEngine(file);
+        assertEquals(4, split.attentionSplits(), file);
+        assertEquals(5 * split.config().nLayers() + 2, split.launchesPerToken(), file);
+        assertEquals(TestEngines.engine(file).taskIds(), split.taskIds(), file + ": the same task ids as unsplit");
+    }
 }

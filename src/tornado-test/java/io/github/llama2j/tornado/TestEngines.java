@@ -65,6 +65,25 @@ final class TestEngines {
         return e;
     }
 
+    /**
+     * The settings of the split-attention engines: at most 4 work-groups per head, chunks of at least 8 positions,
+     * so positions 8 .. 31 use 2 to 4 chunks and later ones 4 longer chunks (the golden cases run to seq_len).
+     */
+    static TornadoSettings splitSettings() {
+        return TornadoSettings.load("CPU").withAttentionSplit(4, 8);
+    }
+
+    /** A shared TornadoVM engine for a model file with the attention split ({@link #splitSettings}). */
+    static synchronized TornadoEngine splitEngine(String file) {
+        TornadoEngine e = ENGINES.get("split:" + file);
+        if (e == null) {
+            e = new TornadoEngine(model(file), new EngineOptions("tornado", 1, false, null, Double.NaN, false, false), splitSettings());
+            ENGINES.put("split:" + file, e);
+        }
+        e.reset();
+        return e;
+    }
+
     private static synchronized void closeAll() {
         ENGINES.values().forEach(TornadoEngine::close);
         MODELS.values().forEach(Model::close);

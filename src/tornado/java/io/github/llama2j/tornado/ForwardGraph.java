@@ -119,6 +119,9 @@ final class ForwardGraph {
     private final FloatArray hb;     // (hidden; GGUF 2 hidden: [w1·xn; w3·xn] where w1 and w3 are separate products)
     private final FloatArray att;    // (n_heads × seq_len) attention scores
     private final FloatArray qkv;    // GGUF only, else null: (q_dim + 2 kv_dim) a layer's q/k/v heads before their store
+    private final FloatArray partials;   // split attention only, else null: (n_heads × splits × (2 + head_size)) [m, s, o] per chunk
+    /** Work-groups per head of the one-token attention ({@link #attentionSplits}); 1: unsplit. */
+    private final int splits;
     private final FloatArray[] keyCache, valueCache;   // per layer (seq_len × kv_dim)
 
     /** GGUF models: llama.cpp's arithmetic ({@link GgmlKernels}), per-matrix types; llama2.c checkpoints: run.c's / runq.c's. */
@@ -200,12 +203,29 @@ final class ForwardGraph {
         hb = new FloatArray(ggml ? 2 * hidden : hidden);   // GGUF: w1's then w3's outputs
         att = new FloatArray(c.nHeads() * c.seqLen());
         qkv = ggml ? new FloatArray(qDim + 2 * kvDim) : null;
+        splits = attentionSplits(c, s);
+        partials = splits > 1 ? new FloatArray(c.nHeads() * splits * (KernelHelpers.PARTIAL + c.headSize())) : null;
         keyCache = new FloatArray[L];
         valueCache = new FloatArray[L];
         for (int l = 0; l < L; l++) {
             keyCache[l] = new FloatArray(c.seqLen() * kvDim);
             valueCache[l] = new FloatArray(c.seqLen() * kvDim);
         }
+    }
+
+    /**
+     * Work-groups per head of the one-token attention: {@link TornadoSettings#attentionSplits} for a llama2.c
+     * checkpoint whose wo can combine the partials in local memory (q_dim at most {@link KernelHelpers#MAX_SPLIT_INPUT},
+     * heads × (splits + 1) at most {@link TransformerKernels#MAX_LOCAL}), else 1. GGUF models keep one work-group per
+     * head (their wo kernels, one per weight type, read the attention output as it is).
+     */
+    static int attentionSplits(Configuration c, TornadoSettings s) {
+        int splits = s.attentionSplits();
+        if (splits == 1 || isGgml(c) || c.dim() > KernelHelpers.MAX_SPLIT_INPUT
+                || c.nHeads() * (splits + 1) > TransformerKernels.MAX_LOCAL) {
+            return 1;
+        }
+        return splits;
     }
 
     /** Whether a model computes with llama.cpp's arithmetic (a GGUF model) rather than run.c's. */
@@ -252,6 +272,11 @@ final class ForwardGraph {
     /** Task ids in launch order, as TornadoVM's profiler names them ({@code forward.qkv}: repeated once per graph). */
     List<String> taskIds() {
         return tasks.stream().map(Task::id).toList();
+    }
+
+    /** Work-groups per head of the one-token attention (1: unsplit). */
+    int attentionSplits() {
+        return splits;
     }
 
     /** Task ids of each graph, in graph order. */
@@ -580,6 +605,9 @@ final class ForwardGraph {
         if (qkv != null) {
             s.add(qkv);
         }
+        if (partials != null) {
+            s.add(partials);
+        }
         if (classifier == embedding) {
             addMatrix(s, embedding);
         }
@@ -637,8 +665,13 @@ final class ForwardGraph {
                 valueCache[l], state, rope, dim, kvDim, c.headSize(), rowsPerGroup));
         scheduleRows("qkv", (dim + 2 * kvDim) / 2);
         addAttention("attention", l);
-        add("wo", id -> new TaskPackage(id, TransformerKernels::matmulResidualF32, ctx, xb, ((DeviceMatrix.F32) w.wo).data(), x, dim, dim,
-                rowsPerGroup));
+        FloatArray wo = ((DeviceMatrix.F32) w.wo).data();
+        if (splits > 1) {
+            add("wo", id -> new TaskPackage(id, TransformerKernels::matmulResidualSplitF32, ctx, partials, state, wo, x, dim, dim,
+                    rowsPerGroup, c.headSize(), splits, s.attentionChunk()));
+        } else {
+            add("wo", id -> new TaskPackage(id, TransformerKernels::matmulResidualF32, ctx, xb, wo, x, dim, dim, rowsPerGroup));
+        }
         scheduleRows("wo", dim);
         add("w13", id -> new TaskPackage(id, TransformerKernels::w13F32, ctx, x, w.rmsFfn, ((DeviceMatrix.F32) w.w13).data(), hb, dim, hidden,
                 rowsPerGroup));
@@ -670,8 +703,13 @@ final class ForwardGraph {
         scheduleRows("qkv", (dim + 2 * kvDim) / 2);
         addAttention("attention", l);
         DeviceMatrix.Q8 wo = (DeviceMatrix.Q8) w.wo;
-        add("wo", id -> new TaskPackage(id, TransformerKernels::matmulResidualQuantQ8, ctx, xb, wo.values(), wo.scales(), x, dim, gs, dim,
-                rowsPerGroup));
+        if (splits > 1) {
+            add("wo", id -> new TaskPackage(id, TransformerKernels::matmulResidualSplitQ8, ctx, partials, state, wo.values(), wo.scales(), x,
+                    dim, gs, dim, rowsPerGroup, c.headSize(), splits, s.attentionChunk()));
+        } else {
+            add("wo", id -> new TaskPackage(id, TransformerKernels::matmulResidualQuantQ8, ctx, xb, wo.values(), wo.scales(), x, dim, gs,
+                    dim, rowsPerGroup));
+        }
         scheduleRows("wo", dim);
         DeviceMatrix.Q8 w13 = (DeviceMatrix.Q8) w.w13;
         add("w13", id -> new TaskPackage(id, TransformerKernels::w13NormQ8, ctx, x, w.rmsFfn, w13.values(), w13.scales(), hb, dim, hidden, gs,
@@ -816,7 +854,21 @@ final class ForwardGraph {
         scheduleRows(name, rows);
     }
 
+    /**
+     * The one-token attention of layer l: one work-group per head ({@link TransformerKernels#attention}, into xb), or
+     * with {@link #splits} > 1 heads × splits work-groups ({@link TransformerKernels#attentionSplit}, into the
+     * partials that wo combines). The grid is fixed for the graph: TornadoVM takes a task's grid per execution
+     * plan, and a grid that changed per token would also change what a captured launch (CUDA graphs) replays, so a
+     * token whose position needs fewer chunks leaves the rest empty (a work-group that reads the position, writes
+     * its empty partial and ends).
+     */
     private void addAttention(String name, int l) {
+        if (splits > 1) {
+            add(name, id -> new TaskPackage(id, TransformerKernels::attentionSplit, ctx, q, keyCache[l], valueCache[l], att, partials, state,
+                    c.seqLen(), c.headSize(), c.kvDim(), c.kvMul(), (float) Math.sqrt(c.headSize()), splits, s.attentionChunk()));
+            schedule(name, c.nHeads() * splits * s.attentionLocal(), s.attentionLocal());
+            return;
+        }
         add(name, id -> new TaskPackage(id, TransformerKernels::attention, ctx, q, keyCache[l], valueCache[l], att, xb, state, c.seqLen(),
                 c.headSize(), c.kvDim(), c.kvMul(), (float) Math.sqrt(c.headSize())));
         schedule(name, c.nHeads() * s.attentionLocal(), s.attentionLocal());

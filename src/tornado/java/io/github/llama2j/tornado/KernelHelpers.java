@@ -377,10 +377,28 @@ public final class KernelHelpers {
     public static void attendHead(KernelContext ctx, float[] scratch, FloatArray q, int qOff, FloatArray keyCache,
                                   FloatArray valueCache, int kvDim, int kvOff, FloatArray att, int attOff, FloatArray out,
                                   int last, int headSize, float sqrtHeadSize) {
+        attendChunk(ctx, scratch, q, qOff, keyCache, valueCache, kvDim, kvOff, att, attOff, out, qOff, -1, 0, last, 1, headSize,
+                sqrtHeadSize);
+    }
+
+    /**
+     * Attention of one query head over the cached positions {@code first .. last} (one chunk of a split head, or the
+     * whole head when {@code first} is 0: {@link #attendHead} is this with first 0 and {@code normalize} 1, step for
+     * step). Scores into {@code att[attOff + t]}, the chunk's max m (a local-memory tree) and e_t = exp(score - m),
+     * their sum s; then {@code out[outOff + k]}: with {@code normalize} != 0 Σ_t (e_t / s) · v[t][k] (softmax over the
+     * chunk, today's head), else the unnormalised Σ_t e_t · v[t][k], both in t order. With {@code stats >= 0} it also
+     * writes {@code out[stats] = m, out[stats + 1] = s} (0 and 1 when normalised, so that a combine of one chunk
+     * leaves the values as they are). An empty chunk ({@code last < first}) writes only the stats (m = -FLT_MAX,
+     * s = 0) and still passes every barrier.
+     */
+    public static void attendChunk(KernelContext ctx, float[] scratch, FloatArray q, int qOff, FloatArray keyCache,
+                                   FloatArray valueCache, int kvDim, int kvOff, FloatArray att, int attOff, FloatArray out,
+                                   int outOff, int stats, int first, int last, int normalize, int headSize,
+                                   float sqrtHeadSize) {
         int lid = ctx.localIdx;
         int local = ctx.localGroupSizeX;
         float max = -Float.MAX_VALUE;
-        for (int t = lid; t <= last; t += local) {
+        for (int t = first + lid; t <= last; t += local) {
             int kOff = t * kvDim + kvOff;
             float score = 0.0f;
             for (int k = 0; k < headSize; k++) {
@@ -392,24 +410,92 @@ public final class KernelHelpers {
         }
         float m = reduceMax(ctx, scratch, max);
         float sum = 0.0f;
-        for (int t = lid; t <= last; t += local) {
+        for (int t = first + lid; t <= last; t += local) {
             float e = TornadoMath.exp(att.get(attOff + t) - m);
             att.set(attOff + t, e);
             sum += e;
         }
         float total = reduceSum(ctx, scratch, sum);
-        for (int t = lid; t <= last; t += local) {
-            att.set(attOff + t, att.get(attOff + t) / total);
+        if (normalize != 0) {
+            for (int t = first + lid; t <= last; t += local) {
+                att.set(attOff + t, att.get(attOff + t) / total);
+            }
         }
         // Each work-item wrote its own t's above; below every work-item reads all of them.
         ctx.globalBarrier();
-        int outEnd = last < 0 ? 0 : headSize;
+        int outEnd = last < first ? 0 : headSize;
         for (int k = lid; k < outEnd; k += local) {
             float acc = 0.0f;
-            for (int t = 0; t <= last; t++) {
+            for (int t = first; t <= last; t++) {
                 acc += att.get(attOff + t) * valueCache.get(t * kvDim + kvOff + k);
             }
-            out.set(qOff + k, acc);
+            out.set(outOff + k, acc);
         }
+        if (lid == 0 && stats >= 0) {
+            out.set(stats, normalize != 0 ? 0.0f : m);
+            out.set(stats + 1, normalize != 0 ? 1.0f : total);
+        }
+    }
+
+    // ------------------------------------------------------------------ split attention (several work-groups per head)
+
+    /*
+     * Split ("flash-decoding") attention of one token: head h's positions 0 .. pos are cut into chunks of
+     * chunkLength(pos + 1, chunk, splits) positions, at most `splits` of them; work-group (h, c) of the attention
+     * kernel computes chunk c and writes its partial [m, s, o_0 .. o_{headSize-1}] (PARTIAL + headSize floats at
+     * ((h * splits + c) * (PARTIAL + headSize)); o unnormalised) with attendChunk. The consumer (wo) combines
+     * the live chunks of every head in each of its work-groups (splitWeight and the kernel body): M = max_c m_c,
+     * out_h = Σ_c e^(m_c - M) o_c / Σ_c e^(m_c - M) s_c, in chunk order, so every work-group gets the same bits.
+     * When one chunk covers all positions (pos + 1 <= chunk) it is today's head exactly: attendChunk normalises
+     * it as attendHead does and the combine copies it.
+     */
+
+    /** Floats before o in one partial: m and s. */
+    public static final int PARTIAL = 2;
+
+    /** Largest input (q_dim) a split consumer combines into local memory. */
+    public static final int MAX_SPLIT_INPUT = 8192;
+
+    /** Positions per chunk for {@code n} positions: {@code chunk}, or more when {@code splits} chunks of it are too few. */
+    public static int chunkLength(int n, int chunk, int splits) {
+        int len = (n + splits - 1) / splits;
+        return len < chunk ? chunk : len;
+    }
+
+    /** Live chunks (at most {@code splits}) of a token at position {@code pos}: ⌈(pos + 1) / chunkLength⌉. */
+    public static int liveChunks(int pos, int chunk, int splits) {
+        int len = chunkLength(pos + 1, chunk, splits);
+        return (pos + len) / len;
+    }
+
+    /*
+     * The consumer's combine runs in the kernel body (TransformerKernels.matmulResidualSplitF32 / Q8): it fills two
+     * local arrays, weights[h * (splits + 1) + j] = splitWeight(...) (e^(m_c - M) for the live chunks c, the
+     * denominator Σ_c e^(m_c - M) s_c at j = splits) and xl[i] = the combined output, both by the work-group, with
+     * a barrier after each. A helper that stores into a local array its caller then reads gives wrong values
+     * on PoCL with TornadoVM 5.2 (the caller does not see the store: the same failure TransformerKernels notes
+     * for the Q8 rows; seen again here, SplitAttentionTest), so only the pure parts are helpers.
+     */
+
+    /**
+     * Entry j of head h's combine weights (see above): for j < live e^(m_j - M) with M the max of the live chunks'
+     * m, for j == splits the denominator Σ_c e^(m_c - M) s_c, else 0. Reads only.
+     */
+    public static float splitWeight(FloatArray partials, int h, int j, int live, int headSize, int splits) {
+        int width = PARTIAL + headSize;
+        int base = h * splits * width;
+        float big = -Float.MAX_VALUE;
+        for (int c = 0; c < live; c++) {
+            big = TornadoMath.max(big, partials.get(base + c * width));
+        }
+        float v = 0.0f;
+        if (j < live) {
+            v = TornadoMath.exp(partials.get(base + j * width) - big);
+        } else if (j == splits) {
+            for (int c = 0; c < live; c++) {
+                v += TornadoMath.exp(partials.get(base + c * width) - big) * partials.get(base + c * width + 1);
+            }
+        }
+        return v;
     }
 }

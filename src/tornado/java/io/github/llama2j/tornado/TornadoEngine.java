@@ -204,6 +204,10 @@ public final class TornadoEngine implements InferenceEngine {
             log.printf(Locale.ROOT, "[tornado] verified: all %d tasks ran on %s; per token %d kernel launches in %d graph "
                             + "executions, %d bytes in, %d bytes out%n",
                     tasks, deviceName, tasks, graphCount, bytesInPerToken, bytesOutPerToken);
+            if (forward.attentionSplits() > 1) {
+                log.printf(Locale.ROOT, "[tornado] attention: %d work-groups per head, chunks of at least %d positions%n",
+                        forward.attentionSplits(), forward.settings().attentionChunk());
+            }
             log.flush();
         }
     }
@@ -400,6 +404,11 @@ public final class TornadoEngine implements InferenceEngine {
     @Override
     public int launchesPerToken() {
         return forward.taskIds().size();
+    }
+
+    /** Work-groups per head of the one-token attention (1: unsplit; see {@link TornadoSettings#attentionSplits}). */
+    public int attentionSplits() {
+        return forward.attentionSplits();
     }
 
     /** Graph executions per token (each one a host-side {@code execute()} of TornadoVM's interpreter). */

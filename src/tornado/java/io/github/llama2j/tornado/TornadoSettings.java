@@ -25,9 +25,14 @@ import java.util.Properties;
  * @param normPartials   work-groups (= partial sums) of rmsnorm's first phase
  * @param normLocal      work-items per rmsnorm work-group
  * @param memoryLimit    plan for at most this many bytes of device memory; 0 = the device's own size
+ * @param attentionSplits work-groups per head of the one-token attention (llama2.c checkpoints): 1 = one work-group
+ *                       per head; more splits a head's positions into chunks whose partial softmax sums wo combines
+ *                       (see {@link KernelHelpers#splitWeight})
+ * @param attentionChunk fewest positions per chunk of a split head: a token at position pos uses
+ *                       min(splits, ⌈(pos + 1) / chunk⌉) chunks ({@link KernelHelpers#chunkLength})
  */
 public record TornadoSettings(int matmulLocal, int matmulRows, int attentionLocal, int quantizeLocal, int normPartials, int normLocal,
-                              long memoryLimit) {
+                              long memoryLimit, int attentionSplits, int attentionChunk) {
 
     static final String RESOURCE = "/tornado-config/llama2j-tornado.properties";
     static final String PREFIX = "llama2j.tornado.";
@@ -46,10 +51,27 @@ public record TornadoSettings(int matmulLocal, int matmulRows, int attentionLoca
             throw new Llama2jException("TornadoVM setting norm.partials is " + normPartials + ", must be in [1, 4096]",
                     Llama2jException.BAD_USAGE);
         }
+        if (attentionSplits < 1 || attentionSplits > MAX_SPLITS) {
+            throw new Llama2jException("TornadoVM setting attention.splits is " + attentionSplits + ", must be in [1, " + MAX_SPLITS
+                    + "]", Llama2jException.BAD_USAGE);
+        }
+        if (attentionChunk < 1) {
+            throw new Llama2jException("TornadoVM setting attention.chunk is " + attentionChunk + ", must be at least 1",
+                    Llama2jException.BAD_USAGE);
+        }
         if (memoryLimit < 0) {
             throw new Llama2jException("TornadoVM setting memory.limit is " + memoryLimit + ", must be >= 0",
                     Llama2jException.BAD_USAGE);
         }
+    }
+
+    /** Most work-groups per head of the split attention. */
+    public static final int MAX_SPLITS = 64;
+
+    /** Settings with the attention unsplit (one work-group per head). */
+    public TornadoSettings(int matmulLocal, int matmulRows, int attentionLocal, int quantizeLocal, int normPartials, int normLocal,
+                           long memoryLimit) {
+        this(matmulLocal, matmulRows, attentionLocal, quantizeLocal, normPartials, normLocal, memoryLimit, 1, 256);
     }
 
     private static void pow2(String key, int v) {
@@ -60,12 +82,20 @@ public record TornadoSettings(int matmulLocal, int matmulRows, int attentionLoca
     }
 
     public TornadoSettings withMemoryLimit(long bytes) {
-        return new TornadoSettings(matmulLocal, matmulRows, attentionLocal, quantizeLocal, normPartials, normLocal, bytes);
+        return new TornadoSettings(matmulLocal, matmulRows, attentionLocal, quantizeLocal, normPartials, normLocal, bytes,
+                attentionSplits, attentionChunk);
     }
 
     /** These settings with {@code rows} rows per matmul work-group. */
     public TornadoSettings withMatmulRows(int rows) {
-        return new TornadoSettings(matmulLocal, rows, attentionLocal, quantizeLocal, normPartials, normLocal, memoryLimit);
+        return new TornadoSettings(matmulLocal, rows, attentionLocal, quantizeLocal, normPartials, normLocal, memoryLimit,
+                attentionSplits, attentionChunk);
+    }
+
+    /** These settings with the one-token attention split into at most {@code splits} chunks of at least {@code chunk} positions. */
+    public TornadoSettings withAttentionSplit(int splits, int chunk) {
+        return new TornadoSettings(matmulLocal, matmulRows, attentionLocal, quantizeLocal, normPartials, normLocal, memoryLimit, splits,
+                chunk);
     }
 
     /** The largest work-group any kernel uses. */
@@ -84,7 +114,9 @@ public record TornadoSettings(int matmulLocal, int matmulRows, int attentionLoca
                 intValue(p, "quantize.local", type),
                 intValue(p, "norm.partials", type),
                 intValue(p, "norm.local", type),
-                size(p, "memory.limit"));
+                size(p, "memory.limit"),
+                intValue(p, "attention.splits", type),
+                intValue(p, "attention.chunk", type));
     }
 
     private static Properties read() {

@@ -6,7 +6,9 @@ import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
 import uk.ac.manchester.tornado.api.types.arrays.Int8Array;
 import uk.ac.manchester.tornado.api.types.arrays.IntArray;
 
+import static io.github.llama2j.tornado.KernelHelpers.attendChunk;
 import static io.github.llama2j.tornado.KernelHelpers.attendHead;
+import static io.github.llama2j.tornado.KernelHelpers.dot4;
 import static io.github.llama2j.tornado.KernelHelpers.dotF32Lanes;
 import static io.github.llama2j.tornado.KernelHelpers.dotQ8;
 import static io.github.llama2j.tornado.KernelHelpers.dotQ8Input;
@@ -204,6 +206,149 @@ public final class TransformerKernels {
         attendHead(ctx, scratch, q, h * headSize, keyCache, valueCache, kvDim, (h / kvMul) * headSize, att, h * seqLen, out,
                 state.get(1), headSize, sqrtHeadSize);
     }
+
+    /**
+     * {@link #attention} split over several work-groups per head (see KernelHelpers' "Split attention"): work-group
+     * g computes chunk c = g % splits of head h = g / splits, positions [c·len, min((c + 1)·len, pos + 1)) with
+     * len = {@link KernelHelpers#chunkLength}, and writes its partial [m, s, o] to {@code partials}
+     * ([nHeads][splits][2 + headSize]); chunks past pos are empty. With one chunk (pos + 1 <= chunk) chunk 0 is
+     * {@link #attention}'s head step for step, normalised. The consumer combines the partials
+     * ({@link #matmulResidualSplitF32}, {@link #matmulResidualSplitQ8}). Global size: nHeads × splits × local.
+     *
+     * @param att scratch [nHeads][seqLen] in global memory (the chunks of a head write disjoint positions)
+     */
+    public static void attentionSplit(KernelContext ctx, FloatArray q, FloatArray keyCache, FloatArray valueCache,
+                                      FloatArray att, FloatArray partials, IntArray state, int seqLen, int headSize, int kvDim,
+                                      int kvMul, float sqrtHeadSize, int splits, int chunk) {
+        float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
+        int h = ctx.groupIdx / splits;
+        int c = ctx.groupIdx - h * splits;
+        int n = state.get(1) + 1;
+        int len = KernelHelpers.chunkLength(n, chunk, splits);
+        int first = c * len;
+        int last = TornadoMath.min(first + len, n) - 1;
+        int base = (h * splits + c) * (KernelHelpers.PARTIAL + headSize);
+        attendChunk(ctx, scratch, q, h * headSize, keyCache, valueCache, kvDim, (h / kvMul) * headSize, att, h * seqLen, partials,
+                base + KernelHelpers.PARTIAL, base, first, last, len >= n ? 1 : 0, headSize, sqrtHeadSize);
+    }
+
+    /**
+     * {@link #matmulResidualF32} whose input is the split attention's output: every work-group first combines the
+     * partials of all heads into local memory ({@link KernelHelpers#splitWeight}: M = max_c m_c, out_h =
+     * Σ_c e^(m_c - M) o_c / Σ_c e^(m_c - M) s_c in chunk order, the same bits in every work-group), then x[r] += w[r] · that, in {@link #matmulResidualF32}'s order. n is q_dim (at most
+     * {@link KernelHelpers#MAX_SPLIT_INPUT}). Global size: ⌈rows / rowsPerGroup⌉ × local.
+     */
+    public static void matmulResidualSplitF32(KernelContext ctx, FloatArray partials, IntArray state, FloatArray w, FloatArray x,
+                                              int n, int rows, int rowsPerGroup, int headSize, int splits, int chunk) {
+        float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
+        float[] weights = ctx.allocateFloatLocalArray(MAX_LOCAL);
+        float[] xl = ctx.allocateFloatLocalArray(KernelHelpers.MAX_SPLIT_INPUT);
+        // the combine (see KernelHelpers' "split attention"), the same lines in both split wo kernels: as one helper
+        // that filled xl for its caller, the caller read stale values on PoCL with TornadoVM 5.2 (SplitAttentionTest:
+        // expected 0.367, device 0.0), so it stays in the kernel bodies
+        int chunks = KernelHelpers.liveChunks(state.get(1), chunk, splits);
+        int heads = n / headSize;
+        int width = KernelHelpers.PARTIAL + headSize;
+        for (int j = ctx.localIdx; j < heads * (splits + 1); j += ctx.localGroupSizeX) {
+            weights[j] = KernelHelpers.splitWeight(partials, j / (splits + 1), j % (splits + 1), chunks, headSize, splits);
+        }
+        ctx.localBarrier();
+        for (int i = ctx.localIdx; i < n; i += ctx.localGroupSizeX) {
+            int h = i / headSize;
+            int at = h * splits * width + KernelHelpers.PARTIAL + (i - h * headSize);
+            float num = 0.0f;
+            for (int c = 0; c < chunks; c++) {
+                num += weights[h * (splits + 1) + c] * partials.get(at + c * width);
+            }
+            // one chunk: normalised by attendChunk, the unsplit head's values as they are
+            xl[i] = chunks == 1 ? partials.get(at) : num / weights[h * (splits + 1) + splits];
+        }
+        ctx.localBarrier();
+        int slice = slice(ctx, rowsPerGroup);
+        int lane = sliceLane(ctx, rowsPerGroup);
+        int row = sliceRow(ctx, rowsPerGroup);
+        boolean live = row < rows;
+        int end = live ? n : 0;
+        int base = row * n;
+        float sum = 0.0f;
+        for (int j = lane; j < end; j += slice) {
+            sum += w.get(base + j) * xl[j];
+        }
+        float total = reduceSlice(ctx, scratch, sum, slice);
+        if (lane == 0 && live) {
+            x.set(row, x.get(row) + total);
+        }
+    }
+
+    /**
+     * {@link #matmulResidualQuantQ8} whose input is the split attention's output, combined into local memory by
+     * every work-group as in {@link #matmulResidualSplitF32}, then runq's quantization of it per group and the
+     * int8 dots in {@link KernelHelpers#dotQ8Input}'s order (the same operations on a local array: TornadoVM
+     * passes no local array where a FloatArray is read). Global size: ⌈rows / rowsPerGroup⌉ × local.
+     */
+    public static void matmulResidualSplitQ8(KernelContext ctx, FloatArray partials, IntArray state, IntArray wv, FloatArray ws,
+                                             FloatArray x, int n, int groupSize, int rows, int rowsPerGroup, int headSize, int splits,
+                                             int chunk) {
+        float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
+        float[] weights = ctx.allocateFloatLocalArray(MAX_LOCAL);
+        float[] xl = ctx.allocateFloatLocalArray(KernelHelpers.MAX_SPLIT_INPUT);
+        // the combine (see KernelHelpers' "split attention"), the same lines in both split wo kernels: as one helper
+        // that filled xl for its caller, the caller read stale values on PoCL with TornadoVM 5.2 (SplitAttentionTest:
+        // expected 0.367, device 0.0), so it stays in the kernel bodies
+        int chunks = KernelHelpers.liveChunks(state.get(1), chunk, splits);
+        int heads = n / headSize;
+        int width = KernelHelpers.PARTIAL + headSize;
+        for (int j = ctx.localIdx; j < heads * (splits + 1); j += ctx.localGroupSizeX) {
+            weights[j] = KernelHelpers.splitWeight(partials, j / (splits + 1), j % (splits + 1), chunks, headSize, splits);
+        }
+        ctx.localBarrier();
+        for (int i = ctx.localIdx; i < n; i += ctx.localGroupSizeX) {
+            int h = i / headSize;
+            int at = h * splits * width + KernelHelpers.PARTIAL + (i - h * headSize);
+            float num = 0.0f;
+            for (int c = 0; c < chunks; c++) {
+                num += weights[h * (splits + 1) + c] * partials.get(at + c * width);
+            }
+            // one chunk: normalised by attendChunk, the unsplit head's values as they are
+            xl[i] = chunks == 1 ? partials.get(at) : num / weights[h * (splits + 1) + splits];
+        }
+        ctx.localBarrier();
+        int slice = slice(ctx, rowsPerGroup);
+        int lane = sliceLane(ctx, rowsPerGroup);
+        int row = sliceRow(ctx, rowsPerGroup);
+        boolean live = row < rows;
+        int groups = live ? n / groupSize : 0;
+        int base = row * n;
+        int sbase = row * (n / groupSize);
+        float sum = 0.0f;
+        for (int g = lane; g < groups; g += slice) {
+            int off = g * groupSize;
+            float wmax = 0.0f;
+            for (int k = 0; k < groupSize; k++) {
+                float v = TornadoMath.abs(xl[off + k]);
+                if (v > wmax) {
+                    wmax = v;
+                }
+            }
+            float scale = wmax / 127.0f;
+            int idot = 0;
+            for (int k = 0; k < groupSize; k += 4) {
+                int j = off + k;
+                // the int8 values here, not in a helper: a helper reading this local array sees wrong values (PoCL)
+                int q0 = scale == 0.0f ? 0 : roundHalfAway(xl[j] / scale);
+                int q1 = scale == 0.0f ? 0 : roundHalfAway(xl[j + 1] / scale);
+                int q2 = scale == 0.0f ? 0 : roundHalfAway(xl[j + 2] / scale);
+                int q3 = scale == 0.0f ? 0 : roundHalfAway(xl[j + 3] / scale);
+                idot += dot4(wv.get((base + j) >> 2), q0, q1, q2, q3);
+            }
+            sum += ((float) idot * ws.get(sbase + g)) * scale;
+        }
+        float total = reduceSlice(ctx, scratch, sum, slice);
+        if (lane == 0 && live) {
+            x.set(row, x.get(row) + total);
+        }
+    }
+
 
     // ------------------------------------------------------------------ Q8_0 (runq)
 
