@@ -292,19 +292,6 @@ public final class Attention {
             a2.intoArray(out, qOff + i + 2 * BLOCK);
             a3.intoArray(out, qOff + i + 3 * BLOCK);
         }
-        for (; i < upper; i += BLOCK) {
-            FloatVector acc = FloatVector.zero(F);
-            for (int t = 0; t <= pos; t++) {
-                acc = acc.add(FloatVector.fromArray(F, vc, t * kvDim + vOff + i).mul(att[attOff + t]));
-            }
-            acc.intoArray(out, qOff + i);
-        }
-        for (; i < headSize; i++) {
-            float acc = 0.0f;
-            for (int t = 0; t <= pos; t++) {
-                acc += att[attOff + t] * vc[t * kvDim + vOff + i];
-            }
-            out[qOff + i] = acc;
-        }
+        weightedSum(vc, vOff + i, pos, att, attOff, out, qOff + i, headSize - i); // the dimensions left
     }
 }
