@@ -77,6 +77,16 @@ public final class Activations {
         q8KSums32 = new int[capacity / (2 * Q8_K_SUM) + 1];
     }
 
+    /**
+     * Sizes the forms {@code m}'s kernel reads for inputs of up to this object's capacity, so that the forward pass
+     * never grows an array (see {@link Q8Matmul.Input#reserve}); only llama2.c Q8 has such forms.
+     */
+    public void reserveFor(Matrix m) {
+        if (m instanceof Matrix.Q8 q && Q8Matmul.handles(q.groupSize())) {
+            q8Input.reserve(q8.length, q.groupSize());
+        }
+    }
+
     /** The input is now {@code x[0 .. n)}: forgets every prepared form. */
     public void input(float[] x, int n) {
         if (n > x.length) {

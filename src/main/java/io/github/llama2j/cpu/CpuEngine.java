@@ -183,6 +183,7 @@ public final class CpuEngine implements InferenceEngine {
         att = new float[c.nHeads() * attention.scoreStride()];
         logits = new float[c.vocabSize()];
         in = new Activations(Math.max(Math.max(dim, qDim), hidden));
+        in.reserveFor(w.wq()[0]);
         rope = Rope.of(c, w.ropeFreqs(), math);
         ropeCos = new float[rope.pairs()];
         ropeSin = new float[rope.pairs()];

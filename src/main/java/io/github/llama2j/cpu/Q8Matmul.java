@@ -176,6 +176,27 @@ final class Q8Matmul {
         float[] xs;
         boolean minus128;
 
+        /**
+         * Sizes every array for inputs of up to {@code capacity} values in groups of {@code gs}, so that {@link #prepare}
+         * never grows one. Why it matters: C2 compiles {@code prepare} from the warm-up's profile, in which the growth
+         * had already happened, so the growth branch became a trap, and a fresh engine's first product of each size
+         * deoptimized it just as generation started (JFR, 256 bits, 110M Q8_0: two "unstable_if ... reinterpret"
+         * events on line {@code x16.length < n} at the first token).
+         */
+        void reserve(int capacity, int gs) {
+            int ng = capacity / gs;
+            if (x16.length < capacity) {
+                x16 = new short[capacity];
+                x32 = new int[capacity];
+            }
+            if (xsTiled.length < LANES * ng) {
+                xsTiled = new float[LANES * ng];
+            }
+            if (x2.length < capacity / 2) {
+                x2 = new int[capacity / 2];
+            }
+        }
+
         /** The forms of runq's quantized activations xq[0..n) (group size gs, one scale each in xs). */
         void prepare(byte[] xq, float[] xs, int n, int gs) {
             this.xq = xq;
@@ -184,22 +205,13 @@ final class Q8Matmul {
             this.groupSize = gs;
             int ng = n / gs;
             minus128 = containsMinus128(xq, n);
-            if (x16.length < n) {
-                x16 = new short[n];
-                x32 = new int[n];
-            }
+            reserve(n, gs);
             for (int i = 0; i < n; i++) {
                 x16[i] = xq[i];
                 x32[i] = xq[i];
             }
-            if (xsTiled.length < LANES * ng) {
-                xsTiled = new float[LANES * ng];
-            }
             for (int i = 0; i < LANES * ng; i++) {
                 xsTiled[i] = xs[i % ng];
-            }
-            if (x2.length < n / 2) {
-                x2 = new int[n / 2];
             }
             for (int k = 0; k < n / 2; k++) {
                 x2[k] = (xq[2 * k] & 0xffff) | xq[2 * k + 1] << 16;
