@@ -52,6 +52,8 @@ public final class CpuEngine implements InferenceEngine {
      */
     static final int WARM_UP_PROMPT_TOKENS = 4 * BatchMatmul.FL + 6;
     private static final int WARM_UP_QUIET_PASSES = 4;
+    /** Batched prompts after the one-token passes, at most (see {@link #throwawayPasses}). */
+    private static final int WARM_UP_PROMPT_PASSES = 6;
     /**
      * Single-token passes that always run (within {@link #WARM_UP_MAX_NANOS}) before the quiet rule may stop them.
      * The forward pass's small steps (rmsnorm, residual add, RoPE, the key/value store, the pool's forRange and
@@ -361,6 +363,18 @@ public final class CpuEngine implements InferenceEngine {
                 quiet = nowCompiled == compiled && 2 * t <= 3 * fastest ? quiet + 1 : 0;
                 compiled = nowCompiled;
             }
+            // the batched prompt again, now that the one-token passes have drained C2's queue, until one runs with no
+            // compilation finishing during it: the prefill's own methods (attention's heads4, the batched kernels'
+            // tiles) get to C2 only here. After one prompt they were still C1 code (its vectors boxed), and C2
+            // compiled them during the first real prompts: JFR showed heads4 and the batched Q8 tiles compiled in
+            // the middle of bench's measured pp512 runs, the run they fell in at 0.6-0.7x the others
+            // (docs/measurements/2026-12-03-prefill-warm-up.md)
+            for (int p = 0, quiet = 0; prompt.length > 1 && p < WARM_UP_PROMPT_PASSES && quiet < 1 && System.nanoTime() < deadline; p++) {
+                scratch.forwardBatch(prompt, 0);
+                long nowCompiled = jitTimed ? jit.getTotalCompilationTime() : compiled;
+                quiet = p > 0 && nowCompiled == compiled ? quiet + 1 : 0;
+                compiled = nowCompiled;
+            }
             return pass;
         }
     }
@@ -538,62 +552,88 @@ public final class CpuEngine implements InferenceEngine {
         return logits;
     }
 
-    /** {@link #forward} for tokens[off, off + n) at positions startPos.. at once; logits (of the last) only if {@code last}. */
+    /**
+     * {@link #forward} for tokens[off, off + n) at positions startPos.. at once; logits (of the last) only if {@code last}.
+     *
+     * <p>The per-token loops are small methods of their own ({@link #rmsnormRows}, {@link #qkRows}, {@link #addRows}),
+     * so that this method loops only over the layers: called once per chunk, it stays C1 code, while its loops over
+     * a chunk's tokens (with all they inline) had C2 compile it on-stack, 0.2-0.5 s of a core each time, in the middle
+     * of the first prompts (JFR: three such compilations during bench's measured pp512 runs, the run they fell in at
+     * 0.6-0.7x the others; docs/measurements/2026-12-03-prefill-warm-up.md).
+     */
     private void forwardChunk(int[] tokens, int off, int n, int startPos, boolean last) {
-        int dim = c.dim(), hidden = c.hiddenDim(), kvDim = c.kvDim(), qDim = c.qDim();
-        int nHeads = c.nHeads(), nKvHeads = c.nKvHeads(), headSize = c.headSize();
+        int dim = c.dim(), hidden = c.hiddenDim(), qDim = c.qDim();
         Batch s = batch;
         BatchActivations in = s.in;
-        for (int b = 0; b < n; b++) {
-            w.tokenEmbedding().dequantizeRow(tokens[off + b], s.x[b], 0);
-            rope.angles(startPos + b, s.cos[b], s.sin[b]);
-        }
+        embedRows(tokens, off, n, startPos);
         for (int l = 0; l < c.nLayers(); l++) {
             final MatrixForm wq = forms.wq()[l], wk = forms.wk()[l], wv = forms.wv()[l], wo = forms.wo()[l];
             final MatrixForm w1 = forms.w1()[l], w2 = forms.w2()[l], w3 = forms.w3()[l];
 
             // ---- attention block, every token: x += wo · attention(rope(wq·xb + bq), rope(wk·xb + bk), wv·xb + bv)
-            for (int b = 0; b < n; b++) {
-                rmsnorm(s.xb[b], s.x[b], w.rmsAtt()[l], dim);
-            }
+            rmsnormRows(s.xb, s.x, n, w.rmsAtt()[l]);
             in.input(s.xb, n, dim);
             s.ops.matmul3(s.q, wq, s.k, wk, s.v, wv, in);
-            for (int b = 0; b < n; b++) {
-                if (w.bq() != null) { // qwen2
-                    GgmlOps.addBias(s.q[b], w.bq()[l], qDim);
-                    GgmlOps.addBias(s.k[b], w.bk()[l], kvDim);
-                    GgmlOps.addBias(s.v[b], w.bv()[l], kvDim);
-                }
-                if (w.qNorm() != null) { // qwen3
-                    GgmlOps.headNorms(s.q[b], nHeads, headSize, w.qNorm()[l], c.rmsEps());
-                    GgmlOps.headNorms(s.k[b], nKvHeads, headSize, w.kNorm()[l], c.rmsEps());
-                }
-                rope.rotate(s.q[b], nHeads, s.k[b], nKvHeads, s.cos[b], s.sin[b]);
-                attention.store(l, startPos + b, s.k[b], s.v[b]);
-            }
-            s.ops.attention(attention, l, startPos, n, nHeads, s.q, s.xb, att); // causal: token b reads up to startPos + b
+            qkRows(l, n, startPos); // biases, q/k norms, RoPE, the key/value cache
+            s.ops.attention(attention, l, startPos, n, c.nHeads(), s.q, s.xb, att); // causal: token b reads up to startPos + b
             in.input(s.xb, n, qDim);
             s.ops.matmul(s.xb2, in, wo);
-            for (int b = 0; b < n; b++) {
-                VectorOps.add(s.x[b], s.xb2[b], dim);
-            }
+            addRows(s.x, s.xb2, n);
 
             // ---- feed-forward block, every token: x += w2 · (silu(w1·xb) * (w3·xb))
-            for (int b = 0; b < n; b++) {
-                rmsnorm(s.xb[b], s.x[b], w.rmsFfn()[l], dim);
-            }
+            rmsnormRows(s.xb, s.x, n, w.rmsFfn()[l]);
             in.input(s.xb, n, dim);
             s.ops.matmulSwiglu(s.hb, s.hb2, w1, w3, in);
             in.input(s.hb, n, hidden);
             s.ops.matmul(s.xb, in, w2);
-            for (int b = 0; b < n; b++) {
-                VectorOps.add(s.x[b], s.xb[b], dim);
-            }
+            addRows(s.x, s.xb, n);
         }
         if (last) { // the classifier for the last token only, as forward() does it
             rmsnorm(x, s.x[n - 1], w.rmsFinal(), dim);
             this.in.input(x, dim);
             ops.matmul(logits, this.in, forms.classifier());
+        }
+    }
+
+    /** The chunk's embeddings into batch.x[0 .. n) and their RoPE angles. */
+    private void embedRows(int[] tokens, int off, int n, int startPos) {
+        Batch s = batch;
+        for (int b = 0; b < n; b++) {
+            w.tokenEmbedding().dequantizeRow(tokens[off + b], s.x[b], 0);
+            rope.angles(startPos + b, s.cos[b], s.sin[b]);
+        }
+    }
+
+    /** out[b] = rmsnorm(in[b]) * weight for b in [0, n). */
+    private void rmsnormRows(float[][] out, float[][] in, int n, MemorySegment weight) {
+        for (int b = 0; b < n; b++) {
+            rmsnorm(out[b], in[b], weight, c.dim());
+        }
+    }
+
+    /** x[b] += y[b] (dim values) for b in [0, n). */
+    private void addRows(float[][] x, float[][] y, int n) {
+        for (int b = 0; b < n; b++) {
+            VectorOps.add(x[b], y[b], c.dim());
+        }
+    }
+
+    /** Layer l's queries and keys of the chunk's tokens: biases (qwen2), head norms (qwen3), RoPE; keys and values cached. */
+    private void qkRows(int l, int n, int startPos) {
+        Batch s = batch;
+        int qDim = c.qDim(), kvDim = c.kvDim(), nHeads = c.nHeads(), nKvHeads = c.nKvHeads(), headSize = c.headSize();
+        for (int b = 0; b < n; b++) {
+            if (w.bq() != null) { // qwen2
+                GgmlOps.addBias(s.q[b], w.bq()[l], qDim);
+                GgmlOps.addBias(s.k[b], w.bk()[l], kvDim);
+                GgmlOps.addBias(s.v[b], w.bv()[l], kvDim);
+            }
+            if (w.qNorm() != null) { // qwen3
+                GgmlOps.headNorms(s.q[b], nHeads, headSize, w.qNorm()[l], c.rmsEps());
+                GgmlOps.headNorms(s.k[b], nKvHeads, headSize, w.kNorm()[l], c.rmsEps());
+            }
+            rope.rotate(s.q[b], nHeads, s.k[b], nKvHeads, s.cos[b], s.sin[b]);
+            attention.store(l, startPos + b, s.k[b], s.v[b]);
         }
     }
 
