@@ -245,7 +245,9 @@ public final class TransformerKernels {
         float[] xl = ctx.allocateFloatLocalArray(KernelHelpers.MAX_SPLIT_INPUT);
         // the combine (see KernelHelpers' "split attention"), the same lines in both split wo kernels: as one helper
         // that filled xl for its caller, the caller read stale values on PoCL with TornadoVM 5.2 (SplitAttentionTest:
-        // expected 0.367, device 0.0), so it stays in the kernel bodies
+        // expected 0.367, device 0.0), and as a helper that only reads the local weights and returns one value, wrong
+        // values too (7 failures in SplitAttentionTest and ForwardVsCpuTest's split cases, NaN among them), so it
+        // stays in the kernel bodies
         int chunks = KernelHelpers.liveChunks(state.get(1), chunk, splits);
         int heads = n / headSize;
         int width = KernelHelpers.PARTIAL + headSize;
@@ -294,7 +296,9 @@ public final class TransformerKernels {
         float[] xl = ctx.allocateFloatLocalArray(KernelHelpers.MAX_SPLIT_INPUT);
         // the combine (see KernelHelpers' "split attention"), the same lines in both split wo kernels: as one helper
         // that filled xl for its caller, the caller read stale values on PoCL with TornadoVM 5.2 (SplitAttentionTest:
-        // expected 0.367, device 0.0), so it stays in the kernel bodies
+        // expected 0.367, device 0.0), and as a helper that only reads the local weights and returns one value, wrong
+        // values too (7 failures in SplitAttentionTest and ForwardVsCpuTest's split cases, NaN among them), so it
+        // stays in the kernel bodies
         int chunks = KernelHelpers.liveChunks(state.get(1), chunk, splits);
         int heads = n / headSize;
         int width = KernelHelpers.PARTIAL + headSize;
