@@ -43,14 +43,20 @@ public final class CpuEngine implements InferenceEngine {
     private static final int WARM_UP_POSITIONS = 128;
     private static final int[] WARM_UP_PROMPT = {1, 400, 2300, 7, 911};
     /**
-     * The scratch engine's prompt, batched: a whole panel of the batched kernel's tokens and a few more (its two
-     * token loops), at positions past four of attention's blocks of timesteps (its four-block loop, 48 positions at
-     * 512 bits). With the 5-token prompt alone, C2 compiled attention while the one-token passes were still below
-     * that (a loop never entered is compiled as a trap): the first long prompt or context then deoptimized it, and
-     * it ran interpreted, its vectors boxed, until C2 compiled it again (JFR: Attention.head deoptimized at its
-     * four-block loop in every bench run of 2026-12-03, after the warm-up).
+     * Where the scratch engine's one-token passes start, and its prompts: past four of attention's blocks of timesteps
+     * (its four-block loop, 48 positions at 512 bits). With passes from position 0 and a 5-token prompt, C2 compiled
+     * attention while the passes were still below that (a loop never entered is compiled as a trap): the first long
+     * prompt or context then deoptimized it, and it ran interpreted, its vectors boxed, until C2 compiled it again
+     * (JFR: Attention.head deoptimized at its four-block loop in every bench run of 2026-12-03, after the warm-up).
      */
-    static final int WARM_UP_PROMPT_TOKENS = 4 * BatchMatmul.FL + 6;
+    static final int WARM_UP_START_POSITION = 70;
+    /**
+     * The scratch engine's prompts: three of batched attention's groups of four queries and two more tokens (its two
+     * paths). A 70-token prompt run first, its code still C1's with the vectors boxed, took 1.5-4 s of the warm-up's 3
+     * (loaded; 0-26 one-token passes were left at 110M, 0 for a 1B model), so C2 compiled the one-token path's methods
+     * during the first tokens of a run.
+     */
+    static final int WARM_UP_PROMPT_TOKENS = 3 * Attention.QUERIES + 2;
     private static final int WARM_UP_QUIET_PASSES = 4;
     /** Batched prompts after the one-token passes, at most (see {@link #throwawayPasses}). */
     private static final int WARM_UP_PROMPT_PASSES = 6;
@@ -190,9 +196,20 @@ public final class CpuEngine implements InferenceEngine {
         ropeCos = new float[rope.pairs()];
         ropeSin = new float[rope.pairs()];
         if (warmUp) {
+            long t0 = System.nanoTime();
             warmUpKernels();
+            long t1 = System.nanoTime();
             warmUpForward(model);
+            warmUpReport = String.format(java.util.Locale.ROOT, "warm-up: kernels %.2f s, forward %.2f s (%s)",
+                    (t1 - t0) / 1e9, (System.nanoTime() - t1) / 1e9, warmUpPasses == null ? "done earlier in this JVM" : warmUpPasses);
+        } else {
+            warmUpReport = "warm-up: off";
         }
+    }
+
+    /** For {@code --verbose}: how long the warm-up took, in two parts, and the forward passes it ran. */
+    public String warmUpSummary() {
+        return warmUpReport;
     }
 
     /** Largest array the JVM allocates (a little under Integer.MAX_VALUE). */
@@ -316,10 +333,11 @@ public final class CpuEngine implements InferenceEngine {
      * reach and which C2 otherwise compiled during the first dozen tokens of a run (a 256-token run then reached only
      * half of {@code bench}'s steady speed; docs/measurements/2026-12-02-warmup-threads.md). A scratch engine (the
      * same weights and worker pool, its own run state and a key/value cache of {@link #WARM_UP_POSITIONS} positions,
-     * dropped afterwards) runs a short prompt through {@link #forwardBatch} and then one token at a time, until
-     * the JIT has gone quiet (no compilation finished during {@link #WARM_UP_QUIET_PASSES} passes in a row, each
-     * within 1.5 times the fastest) after at least {@link #WARM_UP_MIN_PASSES} passes, or {@link #WARM_UP_MAX_PASSES}
-     * passes, or {@link #WARM_UP_MAX_NANOS}. This
+     * dropped afterwards) runs one token at a time from {@link #WARM_UP_START_POSITION}, until the JIT has gone quiet
+     * (no compilation finished during {@link #WARM_UP_QUIET_PASSES} passes in a row, each within 1.5 times the
+     * fastest) after at least {@link #WARM_UP_MIN_PASSES} passes, or {@link #WARM_UP_MAX_PASSES} passes, or
+     * {@link #WARM_UP_MAX_NANOS}; then short prompts through {@link #forwardBatch} (one always, more until one runs
+     * with no compilation finishing, within the same time). This
      * engine's state is never touched: its results are the same with and without warm-up (CpuWarmUpTest). Once per
      * JVM for a given kernel and kind of weights, as {@link #warmUpKernels}.
      */
@@ -330,6 +348,10 @@ public final class CpuEngine implements InferenceEngine {
             throwawayPasses(model);
         }
     }
+
+    /** {@link #warmUpSummary}'s parts. */
+    private String warmUpReport;
+    private String warmUpPasses;
 
     /**
      * {@link #warmUpForward}'s passes, on a scratch engine over {@code model} (this engine's).
@@ -342,39 +364,42 @@ public final class CpuEngine implements InferenceEngine {
         boolean jitTimed = jit != null && jit.isCompilationTimeMonitoringSupported();
         long deadline = System.nanoTime() + WARM_UP_MAX_NANOS;
         try (CpuEngine scratch = new CpuEngine(model, kernels, math, parallel, false, positions, false, prepared, false)) {
-            int pos = 0;
-            int[] prompt = new int[Math.min(WARM_UP_PROMPT_TOKENS, Math.max(positions / 2, positions - 32))];
-            for (int i = 0; i < prompt.length; i++) {
-                prompt[i] = (i < WARM_UP_PROMPT.length ? WARM_UP_PROMPT[i] : i * 7919 + 13) % c.vocabSize();
-            }
-            if (prompt.length > 1) {
-                scratch.forwardBatch(prompt, 0);
-                pos = prompt.length;
-            }
+            // the one-token passes first, from a position past attention's four-block loop (the cache's earlier rows
+            // are zeros: their values do not matter here)
+            int start = Math.min(WARM_UP_START_POSITION, positions / 2);
+            int pos = start;
+            long t0 = System.nanoTime();
             long fastest = Long.MAX_VALUE, compiled = jitTimed ? jit.getTotalCompilationTime() : 0;
             int pass = 0;
             for (int quiet = 0; pass < WARM_UP_MAX_PASSES && (pass < WARM_UP_MIN_PASSES || quiet < WARM_UP_QUIET_PASSES)
                     && System.nanoTime() < deadline; pass++, pos = (pos + 1) % positions) {
-                long t0 = System.nanoTime();
+                long t = System.nanoTime();
                 scratch.forward((pass * 7919 + 13) % c.vocabSize(), pos);
-                long t = System.nanoTime() - t0;
+                t = System.nanoTime() - t;
                 fastest = Math.min(fastest, t);
                 long nowCompiled = jitTimed ? jit.getTotalCompilationTime() : compiled;
                 quiet = nowCompiled == compiled && 2 * t <= 3 * fastest ? quiet + 1 : 0;
                 compiled = nowCompiled;
             }
-            // the batched prompt again, now that the one-token passes have drained C2's queue, until one runs with no
-            // compilation finishing during it: the prefill's own methods (attention's heads4, the batched kernels'
-            // tiles) get to C2 only here. After one prompt they were still C1 code (its vectors boxed), and C2
-            // compiled them during the first real prompts: JFR showed heads4 and the batched Q8 tiles compiled in
-            // the middle of bench's measured pp512 runs, the run they fell in at 0.6-0.7x the others
-            // (docs/measurements/2026-12-03-prefill-warm-up.md)
-            for (int p = 0, quiet = 0; prompt.length > 1 && p < WARM_UP_PROMPT_PASSES && quiet < 1 && System.nanoTime() < deadline; p++) {
-                scratch.forwardBatch(prompt, 0);
+            // then short prompts at that position, once whatever the time, again until one runs with no compilation
+            // finishing during it (C2's queue is short now: the prefill's own methods, attention's heads4 first, get
+            // compiled here rather than during the first real prompts; the batched kernels' token loops were
+            // covered by warmUpKernels)
+            long t1 = System.nanoTime();
+            int[] prompt = new int[Math.min(WARM_UP_PROMPT_TOKENS, positions - start)];
+            for (int i = 0; i < prompt.length; i++) {
+                prompt[i] = (i < WARM_UP_PROMPT.length ? WARM_UP_PROMPT[i] : i * 7919 + 13) % c.vocabSize();
+            }
+            int prompts = 0;
+            for (int quiet = 0; prompt.length > 1 && prompts < WARM_UP_PROMPT_PASSES && quiet < 1
+                    && (prompts == 0 || System.nanoTime() < deadline); prompts++) {
+                scratch.forwardBatch(prompt, start);
                 long nowCompiled = jitTimed ? jit.getTotalCompilationTime() : compiled;
-                quiet = p > 0 && nowCompiled == compiled ? quiet + 1 : 0;
+                quiet = prompts > 0 && nowCompiled == compiled ? quiet + 1 : 0;
                 compiled = nowCompiled;
             }
+            warmUpPasses = String.format(java.util.Locale.ROOT, "%d one-token passes in %.2f s, %d prompts of %d tokens in %.2f s",
+                    pass, (t1 - t0) / 1e9, prompts, prompt.length, (System.nanoTime() - t1) / 1e9);
             return pass;
         }
     }

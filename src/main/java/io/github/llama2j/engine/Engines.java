@@ -30,6 +30,7 @@ public final class Engines {
                     options.weightCopies());
             if (options.verbose()) {
                 System.err.println("[cpu] " + engine.weightCopies());
+                System.err.println("[cpu] " + engine.warmUpSummary());
             }
             return engine;
         }

@@ -60,6 +60,20 @@ class WeightCopiesOptionTest {
         assertTrue(off[1].contains("[cpu] weight copies (off): none, every product reads the file's layout"), off[1]);
     }
 
+    /** --verbose also says how long the CPU engine's warm-up took and what it ran, or that it was off. */
+    @Test
+    void verboseReportsTheWarmUp() {
+        String file = TestData.gguf().resolve("models/llama2-tiny-q4_k_m.gguf").toString();
+        String[] on = runCapturingStderr("run", file, "-t", "0", "-n", "8", "-i", "Once", "--no-stats", "--verbose", "--threads", "1");
+        String[] off = runCapturingStderr("run", file, "-t", "0", "-n", "8", "-i", "Once", "--no-stats", "--verbose", "--threads", "1",
+                "--no-warmup");
+        assertTrue(on[1].matches("(?s).*\\[cpu] warm-up: kernels \\d+\\.\\d\\d s, forward \\d+\\.\\d\\d s \\(("
+                + "\\d+ one-token passes in \\d+\\.\\d\\d s, \\d+ prompts of \\d+ tokens in \\d+\\.\\d\\d s"
+                + "|done earlier in this JVM)\\).*"), on[1]);
+        assertTrue(off[1].contains("[cpu] warm-up: off\n"), off[1]);
+        assertEquals(on[0], off[0], "the generated text");
+    }
+
     /** stdout and everything written to stderr (the engines' --verbose lines go to System.err). */
     private static String[] runCapturingStderr(String... args) {
         PrintStream saved = System.err;
