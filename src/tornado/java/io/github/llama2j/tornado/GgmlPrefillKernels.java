@@ -179,8 +179,9 @@ public final class GgmlPrefillKernels {
     /**
      * As {@link #qkvF32} for K-quant weights ({@link KQuantKernels#qkvKQuant}: bits {@link KQuantKernels#TYPES_SHIFT}
      * + 0, 1, 2 of {@code flags} set where wq, wk, wv are Q6_K). The choice of dot is made once, outside the token loop,
-     * as the one-token kernel makes it outside its row loop (a choice inside a loop around the reduction gave wrong rows
-     * on PoCL there), hence the two loops.
+     * as the one-token kernel makes it outside its row loop, hence the two loops: one loop choosing the dot per row
+     * before the reduction (as {@link #productKQuant} does) gave wrong logits on PoCL (0.67 of max|logit| off the token
+     * path on llama2-tiny-q4_k_m, TornadoGgufPrefillTest), as the one-token kernel's choice inside its loop did there.
      */
     public static void qkvKQuant(KernelContext ctx, FloatArray xB, FloatArray weight, int dim, float eps, Int8Array w,
                                  FloatArray qkvB, FloatArray bias, FloatArray norms, int flags, FloatArray qB, FloatArray keyCache,
@@ -197,8 +198,9 @@ public final class GgmlPrefillKernels {
         int split1 = nHeads * headSize;
         int split2 = (nHeads + nKv) * headSize;
         int base = rowBase(h * headSize, dim, split1, split2, types);
-        int step = rowBytes(dim, rowType(h * headSize, split1, split2, types));
-        if (rowType(h * headSize, split1, split2, types) == 0) {
+        int type = rowType(h * headSize, split1, split2, types);
+        int step = rowBytes(dim, type);
+        if (type == 0) {
             for (int t = 0; t < count; t++) {
                 float scale = rmsScaleAt(ctx, scratch, xB, t * dim, dim, eps);
                 for (int i0 = 0; i0 < headSize; i0 += rowsPerGroup) {
