@@ -4,20 +4,25 @@ import io.github.llama2j.Json;
 import io.github.llama2j.TestData;
 import io.github.llama2j.model.Configuration;
 import io.github.llama2j.model.GgufModelLoader;
+import io.github.llama2j.model.Matrix;
 import io.github.llama2j.model.Model;
+import io.github.llama2j.model.Weights;
 import io.github.llama2j.tornado.ChunkedEngines;
 import io.github.llama2j.tornado.TornadoEngine;
 import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
 import java.io.IOException;
+import java.lang.foreign.Arena;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -55,7 +60,7 @@ class TornadoGgufPrefillTest {
             assertEquals(5 * c.nLayers() + 2, e.launchesPerChunk(), name + ": launches per chunk: 5 per layer + embed + classifier");
             long expectedBytes = 4L * B * (c.dim() + 3L * c.qDim() + 2L * c.kvDim() + c.hiddenDim() + (long) c.nHeads() * c.seqLen())
                     + 4L * (2 + B);
-            assertEquals(expectedBytes, ChunkedEngines.prefillBudget(model, B), name + ": memory budget of the chunk buffers");
+            assertEquals(expectedBytes, ChunkedEngines.prefillBudget(c, model.weights(), B), name + ": memory budget of the chunk buffers");
             double worst = 0;
             for (Map<String, Object> k : (List<Map<String, Object>>) g.get("cases")) {
                 int[] prompt = Json.ints(k.get("prompt_tokens"));
@@ -82,6 +87,28 @@ class TornadoGgufPrefillTest {
             System.out.printf(Locale.ROOT, "%s: batched prefill (B=%d) vs token by token, largest relative logit difference %.3g; "
                     + "against llama.cpp: %s%n", name, B, worst, r);
             assertTrue(r.failures().isEmpty(), name + ": " + r.failures());
+        }
+    }
+
+    /**
+     * A GGUF layer whose w1 and w3 differ in type (F32 and F16: two products, not the prefill's one w13 kernel) keeps
+     * the token-by-token prefill, and the memory budget then counts no chunk buffers (Q4_K beside Q6_K does stack: the
+     * Q4_K_M model above, whose layer 1 has a Q6_K wv, is prefilled in chunks).
+     */
+    @Test
+    void aLayerWhoseProductsDoNotStackPrefillsTokenByToken() {
+        try (Model m = GgufModelLoader.load(GgufFileTest.parse(TinyGguf.llama().build(3)), 0)) {
+            Configuration c = m.config();
+            Weights w = m.weights();
+            assertTrue(ChunkedEngines.supports(c, w), "all F32: batched");
+            Matrix[] w3 = w.w3().clone();
+            Matrix f32 = w3[c.nLayers() - 1];
+            w3[c.nLayers() - 1] = new Matrix.F16(Arena.ofAuto().allocate(2L * f32.rows() * f32.cols()), f32.rows(), f32.cols());
+            Weights mixed = new Weights(w.tokenEmbedding(), w.rmsAtt(), w.wq(), w.wk(), w.wv(), w.wo(), w.rmsFfn(), w.w1(), w.w2(), w3,
+                    w.rmsFinal(), w.classifier(), w.bq(), w.bk(), w.bv(), w.qNorm(), w.kNorm(), w.ropeFreqs());
+            assertFalse(ChunkedEngines.supports(c, mixed), "the last layer's w1 F32, w3 F16: token by token");
+            assertEquals(0, ChunkedEngines.prefillBudget(c, mixed, B), "no chunk buffers counted");
+            assertTrue(ChunkedEngines.prefillBudget(c, w, B) > 0, "chunk buffers counted");
         }
     }
 

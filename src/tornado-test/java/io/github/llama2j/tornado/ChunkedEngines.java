@@ -1,7 +1,9 @@
 package io.github.llama2j.tornado;
 
 import io.github.llama2j.engine.EngineOptions;
+import io.github.llama2j.model.Configuration;
 import io.github.llama2j.model.Model;
+import io.github.llama2j.model.Weights;
 
 /** For tests outside this package: a TornadoVM engine with batched prefill graphs of a given chunk, and their memory budget. */
 public final class ChunkedEngines {
@@ -15,8 +17,12 @@ public final class ChunkedEngines {
     }
 
     /** What {@link MemoryBudget} adds for prefill graphs of {@code chunk} tokens (0 where the model has none). */
-    public static long prefillBudget(Model model, int chunk) {
-        return MemoryBudget.of(model.config(), model.weights(), chunk).activations()
-                - MemoryBudget.of(model.config(), model.weights(), 0).activations();
+    public static long prefillBudget(Configuration c, Weights w, int chunk) {
+        return MemoryBudget.of(c, w, chunk).activations() - MemoryBudget.of(c, w, 0).activations();
+    }
+
+    /** {@link PrefillGraph#supports}: whether the engine prefills these weights in chunks. */
+    public static boolean supports(Configuration c, Weights w) {
+        return PrefillGraph.supports(c, w);
     }
 }

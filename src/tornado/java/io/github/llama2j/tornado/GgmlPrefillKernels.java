@@ -47,7 +47,9 @@ import static io.github.llama2j.tornado.TransformerKernels.MAX_LOCAL;
  *
  * <p>The kernels of one operation differ only in the dot they call and the weights' array type: a TornadoVM kernel
  * takes no function argument and its arrays have one type, so each weight type keeps its own kernel (as in
- * {@link GgmlKernels}). {@code pstate} is {@link PrefillKernels}' {@code [startPos, count, tokens]}; loops run to the
+ * {@link GgmlKernels}; {@code duplicates} lists these twins). A helper holding more of their common part (the barrier
+ * and the head store, say) would wrap {@code GgmlKernels.storeHead}, whose shape TornadoVM's 600-node inlining limit
+ * already set (see its comment); not tried. {@code pstate} is {@link PrefillKernels}' {@code [startPos, count, tokens]}; loops run to the
  * chunk's count, the same for every work-item, so every work-item passes every barrier.
  */
 public final class GgmlPrefillKernels {
@@ -387,7 +389,8 @@ public final class GgmlPrefillKernels {
 
     /**
      * As {@link #w13F32} for K-quant weights ({@link KQuantKernels#w13KQuant}: bit 0 of {@code types} set where w1 is
-     * Q6_K, bit 1 where w3 is).
+     * Q6_K, bit 1 where w3 is). The choice between the two dots is written out here as there: a helper calling both
+     * exceeds TornadoVM's inlining limit (see {@link KQuantKernels#rowBase}'s note).
      */
     public static void w13KQuant(KernelContext ctx, FloatArray xB, FloatArray weight, int n, float eps, Int8Array w, int types,
                                  FloatArray hbB, int hidden, int rowsPerGroup, IntArray pstate) {
