@@ -239,11 +239,7 @@ final class ForwardGraph {
      * writing at its offset of the common output.
      */
     private static List<Product> products(String layer, String stacked, String[] names, int[] offsets, Matrix... parts) {
-        boolean same = true;
-        for (Matrix m : parts) {
-            same &= m.getClass() == parts[0].getClass() || (DeviceMatrix.kQuant(m) && DeviceMatrix.kQuant(parts[0]));
-        }
-        if (same) {
+        if (stacks(parts)) {
             return List.of(new Product(stacked, DeviceMatrix.stack(layer + " " + String.join("/", names), parts), 0));
         }
         List<Product> list = new ArrayList<>();
@@ -251,6 +247,15 @@ final class ForwardGraph {
             list.add(new Product(names[i], DeviceMatrix.stack(layer + " " + names[i], parts[i]), offsets[i]));
         }
         return list;
+    }
+
+    /** Whether a GGUF layer's products reading one input are one stacked task: they share a type, or are all K-quants. */
+    static boolean stacks(Matrix... parts) {
+        boolean same = true;
+        for (Matrix m : parts) {
+            same &= m.getClass() == parts[0].getClass() || (DeviceMatrix.kQuant(m) && DeviceMatrix.kQuant(parts[0]));
+        }
+        return same;
     }
 
     /**
@@ -302,6 +307,11 @@ final class ForwardGraph {
     /** Layer l's float32 / Q8_0 weights (llama2.c checkpoints; null for GGUF models). */
     Layer layer(int l) {
         return layers == null ? null : layers[l];
+    }
+
+    /** Layer l's GGUF weights (null for llama2.c checkpoints). */
+    GgmlLayer ggmlLayer(int l) {
+        return ggmlLayers == null ? null : ggmlLayers[l];
     }
 
     FloatArray keyCache(int l) {

@@ -151,7 +151,7 @@ public final class GgmlKernels {
             int end = TornadoMath.min(base + QK, n);
             float amax = 0.0f;
             for (int i = base; i < end; i++) {
-                float v = value(in, weight, n, source, scale, i);
+                float v = value(in, 0, weight, n, source, scale, i);
                 xf.set(i, v);
                 xh.set(i, roundToHalf(v));
                 amax = TornadoMath.max(amax, TornadoMath.abs(v));
@@ -166,14 +166,18 @@ public final class GgmlKernels {
         }
     }
 
-    static float value(FloatArray in, FloatArray weight, int n, int source, float scale, int i) {
+    /**
+     * Value i of {@code source} (see {@link #prepare}) with {@code in} read from {@code in[inOff ..]} (0 for one token;
+     * a token's row of a chunk for the batched prefill, {@link GgmlPrefillKernels}).
+     */
+    static float value(FloatArray in, int inOff, FloatArray weight, int n, int source, float scale, int i) {
         float v;
         if (source == FROM_NORM) {
-            v = (in.get(i) * scale) * weight.get(i);
+            v = (in.get(inOff + i) * scale) * weight.get(i);
         } else if (source == FROM_SWIGLU) {
-            v = swiglu(in.get(i), in.get(n + i));
+            v = swiglu(in.get(inOff + i), in.get(inOff + n + i));
         } else {
-            v = in.get(i);
+            v = in.get(inOff + i);
         }
         return v;
     }
@@ -350,23 +354,23 @@ public final class GgmlKernels {
      * xf): columns {@code lane}, {@code lane + step}, ... below {@code count} (n for a live row, 0 for a slice past the
      * last row: it reads nothing).
      */
-    private static float dotSourceF32(FloatArray in, FloatArray weight, int n, int source, float scale, FloatArray w, int row,
+    static float dotSourceF32(FloatArray in, int inOff, FloatArray weight, int n, int source, float scale, FloatArray w, int row,
                                       int lane, int step, int count) {
         int base = row * n;
         float sum = 0.0f;
         for (int j = lane; j < count; j += step) {
-            sum += w.get(base + j) * value(in, weight, n, source, scale, j);
+            sum += w.get(base + j) * value(in, inOff, weight, n, source, scale, j);
         }
         return sum;
     }
 
     /** As {@link #dotSourceF32} for F16 weights and the values rounded to F16 (as {@link #prepare}'s xh). */
-    private static float dotSourceF16(FloatArray in, FloatArray weight, int n, int source, float scale, ShortArray w, int row,
+    static float dotSourceF16(FloatArray in, int inOff, FloatArray weight, int n, int source, float scale, ShortArray w, int row,
                                       int lane, int step, int count) {
         int base = row * n;
         float sum = 0.0f;
         for (int j = lane; j < count; j += step) {
-            sum += halfToFloat(w.get(base + j)) * roundToHalf(value(in, weight, n, source, scale, j));
+            sum += halfToFloat(w.get(base + j)) * roundToHalf(value(in, inOff, weight, n, source, scale, j));
         }
         return sum;
     }
@@ -376,7 +380,7 @@ public final class GgmlKernels {
      * block this lane owns, the values' Q8_0 (as {@link #prepare}'s xq/xs), the exact int32 dot, then
      * {@code sumf += sumi * (d_w * d_x)} as {@link #matmulQ8_0}.
      */
-    private static float dotSourceQ8_0(FloatArray in, FloatArray weight, int n, int source, float scale, IntArray wv,
+    static float dotSourceQ8_0(FloatArray in, int inOff, FloatArray weight, int n, int source, float scale, IntArray wv,
                                        FloatArray ws, int row, int lane, int step, int count) {
         int base = row * n;
         int sbase = row * (n / QK);
@@ -385,7 +389,7 @@ public final class GgmlKernels {
             int off = b * QK;
             float amax = 0.0f;
             for (int k = 0; k < QK; k++) {
-                amax = TornadoMath.max(amax, TornadoMath.abs(value(in, weight, n, source, scale, off + k)));
+                amax = TornadoMath.max(amax, TornadoMath.abs(value(in, inOff, weight, n, source, scale, off + k)));
             }
             float d = roundToHalf(amax / 127.0f);
             float id = amax != 0.0f ? 127.0f / amax : 0.0f;
@@ -395,7 +399,7 @@ public final class GgmlKernels {
                 // KernelHelpers.dot4: four inlined value() calls exceed TornadoVM's 600-node inlining limit)
                 int w4 = wv.get((base + off + k) >> 2);
                 for (int t = 0; t < 4; t++) {
-                    sumi += toQ8_0(value(in, weight, n, source, scale, off + k + t), id) * byteOf(w4, t);
+                    sumi += toQ8_0(value(in, inOff, weight, n, source, scale, off + k + t), id) * byteOf(w4, t);
                 }
             }
             sum += sumi * (ws.get(sbase + b) * d);
@@ -440,7 +444,7 @@ public final class GgmlKernels {
         int lane = sliceLane(ctx, rowsPerGroup);
         int row = sliceRow(ctx, rowsPerGroup);
         int count = row < rows ? n : 0;
-        float total = reduceSlice(ctx, scratch, dotSourceF32(in, weight, n, source, scale, w, row, lane, slice, count), slice);
+        float total = reduceSlice(ctx, scratch, dotSourceF32(in, 0, weight, n, source, scale, w, row, lane, slice, count), slice);
         storeRow(out, outOff, row, rows, lane, total, add);
     }
 
@@ -453,7 +457,7 @@ public final class GgmlKernels {
         int lane = sliceLane(ctx, rowsPerGroup);
         int row = sliceRow(ctx, rowsPerGroup);
         int count = row < rows ? n : 0;
-        float total = reduceSlice(ctx, scratch, dotSourceF16(in, weight, n, source, scale, w, row, lane, slice, count), slice);
+        float total = reduceSlice(ctx, scratch, dotSourceF16(in, 0, weight, n, source, scale, w, row, lane, slice, count), slice);
         storeRow(out, outOff, row, rows, lane, total, add);
     }
 
@@ -466,7 +470,7 @@ public final class GgmlKernels {
         int lane = sliceLane(ctx, rowsPerGroup);
         int row = sliceRow(ctx, rowsPerGroup);
         int count = row < rows ? n / QK : 0;
-        float total = reduceSlice(ctx, scratch, dotSourceQ8_0(in, weight, n, source, scale, wv, ws, row, lane, slice, count), slice);
+        float total = reduceSlice(ctx, scratch, dotSourceQ8_0(in, 0, weight, n, source, scale, wv, ws, row, lane, slice, count), slice);
         storeRow(out, outOff, row, rows, lane, total, add);
     }
 
@@ -484,8 +488,8 @@ public final class GgmlKernels {
         int lane = sliceLane(ctx, rowsPerGroup);
         int row = sliceRow(ctx, rowsPerGroup);
         int count = row < hidden ? n : 0;
-        float g = reduceSlice(ctx, s0, dotSourceF32(x, weight, n, FROM_NORM, scale, w, row, lane, slice, count), slice);
-        float u = reduceSlice(ctx, s0, dotSourceF32(x, weight, n, FROM_NORM, scale, w, hidden + row, lane, slice, count), slice);
+        float g = reduceSlice(ctx, s0, dotSourceF32(x, 0, weight, n, FROM_NORM, scale, w, row, lane, slice, count), slice);
+        float u = reduceSlice(ctx, s0, dotSourceF32(x, 0, weight, n, FROM_NORM, scale, w, hidden + row, lane, slice, count), slice);
         if (lane == 0 && row < hidden) {
             hb.set(row, swiglu(g, u));
         }
@@ -500,8 +504,8 @@ public final class GgmlKernels {
         int lane = sliceLane(ctx, rowsPerGroup);
         int row = sliceRow(ctx, rowsPerGroup);
         int count = row < hidden ? n : 0;
-        float g = reduceSlice(ctx, s0, dotSourceF16(x, weight, n, FROM_NORM, scale, w, row, lane, slice, count), slice);
-        float u = reduceSlice(ctx, s0, dotSourceF16(x, weight, n, FROM_NORM, scale, w, hidden + row, lane, slice, count), slice);
+        float g = reduceSlice(ctx, s0, dotSourceF16(x, 0, weight, n, FROM_NORM, scale, w, row, lane, slice, count), slice);
+        float u = reduceSlice(ctx, s0, dotSourceF16(x, 0, weight, n, FROM_NORM, scale, w, hidden + row, lane, slice, count), slice);
         if (lane == 0 && row < hidden) {
             hb.set(row, swiglu(g, u));
         }
@@ -516,8 +520,8 @@ public final class GgmlKernels {
         int lane = sliceLane(ctx, rowsPerGroup);
         int row = sliceRow(ctx, rowsPerGroup);
         int count = row < hidden ? n / QK : 0;
-        float g = reduceSlice(ctx, s0, dotSourceQ8_0(x, weight, n, FROM_NORM, scale, wv, ws, row, lane, slice, count), slice);
-        float u = reduceSlice(ctx, s0, dotSourceQ8_0(x, weight, n, FROM_NORM, scale, wv, ws, hidden + row, lane, slice, count),
+        float g = reduceSlice(ctx, s0, dotSourceQ8_0(x, 0, weight, n, FROM_NORM, scale, wv, ws, row, lane, slice, count), slice);
+        float u = reduceSlice(ctx, s0, dotSourceQ8_0(x, 0, weight, n, FROM_NORM, scale, wv, ws, hidden + row, lane, slice, count),
                 slice);
         if (lane == 0 && row < hidden) {
             hb.set(row, swiglu(g, u));
@@ -548,12 +552,12 @@ public final class GgmlKernels {
             int i = i0 + ctx.localIdx / slice;
             int count = i < headSize ? dim : 0;
             float total = reduceSlice(ctx, scratch,
-                    dotSourceF32(x, weight, dim, FROM_NORM, scale, w, ctx.groupIdx * headSize + i, lane, slice, count), slice);
+                    dotSourceF32(x, 0, weight, dim, FROM_NORM, scale, w, ctx.groupIdx * headSize + i, lane, slice, count), slice);
             storeRow(qkv, h * headSize, i, headSize, lane, total, 0);
         }
         ctx.globalBarrier();
         if (ctx.localIdx == 0) {
-            storeHead(qkv, h, bias, norms, flags, eps, q, keyCache, valueCache, state, rope, nHeads, nKv, headSize);
+            storeHead(qkv, 0, h, bias, norms, flags, eps, q, 0, keyCache, valueCache, state.get(1), rope, nHeads, nKv, headSize);
         }
     }
 
@@ -572,12 +576,12 @@ public final class GgmlKernels {
             int i = i0 + ctx.localIdx / slice;
             int count = i < headSize ? dim : 0;
             float total = reduceSlice(ctx, scratch,
-                    dotSourceF16(x, weight, dim, FROM_NORM, scale, w, ctx.groupIdx * headSize + i, lane, slice, count), slice);
+                    dotSourceF16(x, 0, weight, dim, FROM_NORM, scale, w, ctx.groupIdx * headSize + i, lane, slice, count), slice);
             storeRow(qkv, h * headSize, i, headSize, lane, total, 0);
         }
         ctx.globalBarrier();
         if (ctx.localIdx == 0) {
-            storeHead(qkv, h, bias, norms, flags, eps, q, keyCache, valueCache, state, rope, nHeads, nKv, headSize);
+            storeHead(qkv, 0, h, bias, norms, flags, eps, q, 0, keyCache, valueCache, state.get(1), rope, nHeads, nKv, headSize);
         }
     }
 
@@ -596,36 +600,38 @@ public final class GgmlKernels {
             int i = i0 + ctx.localIdx / slice;
             int count = i < headSize ? dim / QK : 0;
             float total = reduceSlice(ctx, scratch,
-                    dotSourceQ8_0(x, weight, dim, FROM_NORM, scale, wv, ws, ctx.groupIdx * headSize + i, lane, slice, count), slice);
+                    dotSourceQ8_0(x, 0, weight, dim, FROM_NORM, scale, wv, ws, ctx.groupIdx * headSize + i, lane, slice, count), slice);
             storeRow(qkv, h * headSize, i, headSize, lane, total, 0);
         }
         ctx.globalBarrier();
         if (ctx.localIdx == 0) {
-            storeHead(qkv, h, bias, norms, flags, eps, q, keyCache, valueCache, state, rope, nHeads, nKv, headSize);
+            storeHead(qkv, 0, h, bias, norms, flags, eps, q, 0, keyCache, valueCache, state.get(1), rope, nHeads, nKv, headSize);
         }
     }
 
     /**
-     * {@link #qkvHeads} for one head h whose product values are in {@code qkv[h * headSize ..]}: the same
+     * {@link #qkvHeads} for one head h of position {@code pos} whose product values are in
+     * {@code qkv[qkvOff + h * headSize ..]} (the biases at {@code h * headSize} of {@code bias}), q written at
+     * {@code q[qOff + h * headSize ..]} (offsets 0 for one token; a token's rows of a chunk for the batched prefill): the same
      * operations in the same order (bias; for q and k heads RMSNorm and RoPE), done in place there, then the
      * head is copied to q or row pos of the caches. (One body for q, k and v heads: TornadoVM 5.2 refuses to
      * inline a method of more than 600 graph nodes, which two copies of the q/k part exceeded. The head goes
      * through global memory, not local: a local array written on one side of an inlined call and read on the
      * other gave wrong values on PoCL.)
      */
-    static void storeHead(FloatArray qkv, int h, FloatArray bias, FloatArray norms, int flags, float eps, FloatArray q,
-                                  FloatArray keyCache, FloatArray valueCache, IntArray state, FloatArray rope, int nHeads,
-                                  int nKv, int headSize) {
-        int pos = state.get(1);
+    static void storeHead(FloatArray qkv, int qkvOff, int h, FloatArray bias, FloatArray norms, int flags, float eps, FloatArray q,
+                          int qOff, FloatArray keyCache, FloatArray valueCache, int pos, FloatArray rope, int nHeads,
+                          int nKv, int headSize) {
         int kvDim = nKv * headSize;
-        int src = h * headSize;
+        int src = qkvOff + h * headSize;
+        int bSrc = h * headSize;
         int rotated = h < nHeads + nKv ? 1 : 0;
         int normOff = h < nHeads ? 0 : headSize;
         float ss = 0.0f;
         for (int i = 0; i < headSize; i++) {
             float v = qkv.get(src + i);
             if ((flags & HAS_BIAS) != 0) {
-                v += bias.get(src + i);
+                v += bias.get(bSrc + i);
             }
             qkv.set(src + i, v);
             ss += v * v;
@@ -651,7 +657,7 @@ public final class GgmlKernels {
         }
         if (h < nHeads) {
             for (int i = 0; i < headSize; i++) {
-                q.set(h * headSize + i, qkv.get(src + i));
+                q.set(qOff + h * headSize + i, qkv.get(src + i));
             }
         } else if (h < nHeads + nKv) {
             int dst = pos * kvDim + (h - nHeads) * headSize;

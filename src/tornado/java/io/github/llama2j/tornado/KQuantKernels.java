@@ -99,11 +99,11 @@ public final class KQuantKernels {
      * Q8_K's {@code iscale = -127 / max} of the block of 256 source values from {@code off} (max: the first value
      * of largest magnitude), 0 for an all-zero block.
      */
-    static float q8KInverseScale(FloatArray in, FloatArray weight, int n, int source, float scale, int off) {
+    static float q8KInverseScale(FloatArray in, int inOff, FloatArray weight, int n, int source, float scale, int off) {
         float amax = 0.0f;
         float max = 0.0f;
         for (int k = 0; k < QK_K; k++) {
-            float v = value(in, weight, n, source, scale, off + k);
+            float v = value(in, inOff, weight, n, source, scale, off + k);
             float a = TornadoMath.abs(v);
             if (a > amax) {
                 amax = a;
@@ -142,13 +142,13 @@ public final class KQuantKernels {
      * of the source's values: super-blocks lane, lane + step, ... below {@code count} (n / 256 for a live row, 0 for a
      * slice past the last row: it reads nothing).
      */
-    static float dotSourceQ4_K(FloatArray in, FloatArray weight, int n, int source, float scale, Int8Array w, int rowBase,
+    static float dotSourceQ4_K(FloatArray in, int inOff, FloatArray weight, int n, int source, float scale, Int8Array w, int rowBase,
                                int lane, int step, int count) {
         float sum = 0.0f;
         for (int b = lane; b < count; b += step) {
             int off = b * QK_K;
             int wb = rowBase + b * Q4_K_BYTES;
-            float iscale = q8KInverseScale(in, weight, n, source, scale, off);
+            float iscale = q8KInverseScale(in, inOff, weight, n, source, scale, off);
             float xd = q8KScale(iscale);
             int sumi = 0;
             int summ = 0;
@@ -159,7 +159,7 @@ public final class KQuantKernels {
                 int dot = 0;
                 int qsum = 0;
                 for (int l = 0; l < 32; l++) {
-                    int q = q8K(value(in, weight, n, source, scale, xo + l), iscale);
+                    int q = q8K(value(in, inOff, weight, n, source, scale, xo + l), iscale);
                     dot += ((u8(w, qs + l) >> shift) & 0x0F) * q;
                     qsum += q;
                 }
@@ -173,13 +173,13 @@ public final class KQuantKernels {
     }
 
     /** As {@link #dotSourceQ4_K} for Q6_K weights. */
-    static float dotSourceQ6_K(FloatArray in, FloatArray weight, int n, int source, float scale, Int8Array w, int rowBase,
+    static float dotSourceQ6_K(FloatArray in, int inOff, FloatArray weight, int n, int source, float scale, Int8Array w, int rowBase,
                                int lane, int step, int count) {
         float sum = 0.0f;
         for (int b = lane; b < count; b += step) {
             int off = b * QK_K;
             int wb = rowBase + b * Q6_K_BYTES;
-            float iscale = q8KInverseScale(in, weight, n, source, scale, off);
+            float iscale = q8KInverseScale(in, inOff, weight, n, source, scale, off);
             float xd = q8KScale(iscale);
             int sumi = 0;
             for (int part = 0; part < 2; part++) {   // halves of 128 values
@@ -196,7 +196,7 @@ public final class KQuantKernels {
                             int lo = (u8(w, loOff + l) >> loShift) & 0x0F;
                             int hi = (u8(w, qh + l) >> (2 * i)) & 3;
                             int q6 = (lo | (hi << 4)) - 32;
-                            dot += q6 * q8K(value(in, weight, n, source, scale, xo + 32 * i + l), iscale);
+                            dot += q6 * q8K(value(in, inOff, weight, n, source, scale, xo + 32 * i + l), iscale);
                         }
                         sumi += w.get(sc + s + 2 * i) * dot;
                     }
@@ -270,9 +270,9 @@ public final class KQuantKernels {
         int base = row * rowBytes(n, type);
         float part;
         if (type == 0) {
-            part = dotSourceQ4_K(in, weight, n, source, scale, w, base, lane, slice, count);
+            part = dotSourceQ4_K(in, 0, weight, n, source, scale, w, base, lane, slice, count);
         } else {
-            part = dotSourceQ6_K(in, weight, n, source, scale, w, base, lane, slice, count);
+            part = dotSourceQ6_K(in, 0, weight, n, source, scale, w, base, lane, slice, count);
         }
         float total = reduceSlice(ctx, scratch, part, slice);
         storeRow(out, outOff, row, rows, lane, total, add);
@@ -295,16 +295,16 @@ public final class KQuantKernels {
         int base3 = rowBase(hidden + row, n, hidden, 2 * hidden, types);
         float p1;
         if ((types & 1) == 0) {
-            p1 = dotSourceQ4_K(x, weight, n, FROM_NORM, scale, w, base1, lane, slice, count);
+            p1 = dotSourceQ4_K(x, 0, weight, n, FROM_NORM, scale, w, base1, lane, slice, count);
         } else {
-            p1 = dotSourceQ6_K(x, weight, n, FROM_NORM, scale, w, base1, lane, slice, count);
+            p1 = dotSourceQ6_K(x, 0, weight, n, FROM_NORM, scale, w, base1, lane, slice, count);
         }
         float g = reduceSlice(ctx, s0, p1, slice);
         float p3;
         if ((types & 2) == 0) {
-            p3 = dotSourceQ4_K(x, weight, n, FROM_NORM, scale, w, base3, lane, slice, count);
+            p3 = dotSourceQ4_K(x, 0, weight, n, FROM_NORM, scale, w, base3, lane, slice, count);
         } else {
-            p3 = dotSourceQ6_K(x, weight, n, FROM_NORM, scale, w, base3, lane, slice, count);
+            p3 = dotSourceQ6_K(x, 0, weight, n, FROM_NORM, scale, w, base3, lane, slice, count);
         }
         float u = reduceSlice(ctx, s0, p3, slice);
         if (lane == 0 && row < hidden) {
@@ -343,7 +343,7 @@ public final class KQuantKernels {
                 int i = i0 + ctx.localIdx / slice;
                 int count = i < headSize ? dim / QK_K : 0;
                 float total = reduceSlice(ctx, scratch,
-                        dotSourceQ4_K(x, weight, dim, FROM_NORM, scale, w, base + i * step, lane, slice, count), slice);
+                        dotSourceQ4_K(x, 0, weight, dim, FROM_NORM, scale, w, base + i * step, lane, slice, count), slice);
                 storeRow(qkv, h * headSize, i, headSize, lane, total, 0);
             }
         } else {
@@ -351,13 +351,13 @@ public final class KQuantKernels {
                 int i = i0 + ctx.localIdx / slice;
                 int count = i < headSize ? dim / QK_K : 0;
                 float total = reduceSlice(ctx, scratch,
-                        dotSourceQ6_K(x, weight, dim, FROM_NORM, scale, w, base + i * step, lane, slice, count), slice);
+                        dotSourceQ6_K(x, 0, weight, dim, FROM_NORM, scale, w, base + i * step, lane, slice, count), slice);
                 storeRow(qkv, h * headSize, i, headSize, lane, total, 0);
             }
         }
         ctx.globalBarrier();
         if (ctx.localIdx == 0) {
-            storeHead(qkv, h, bias, norms, flags, eps, q, keyCache, valueCache, state, rope, nHeads, nKv, headSize);
+            storeHead(qkv, 0, h, bias, norms, flags, eps, q, 0, keyCache, valueCache, state.get(1), rope, nHeads, nKv, headSize);
         }
     }
 
@@ -368,15 +368,20 @@ public final class KQuantKernels {
     public static void embedQ4_K(KernelContext ctx, IntArray state, Int8Array w, FloatArray x, int dim) {
         int i = ctx.globalIdx;
         if (i < dim) {
-            int b = i / QK_K;
-            int k = i % QK_K;
-            int wb = state.get(0) * rowBytes(dim, 0) + b * Q4_K_BYTES;
-            int sub = k / 32;
-            int q = (u8(w, wb + 16 + 32 * (sub / 2) + k % 32) >> (4 * (sub % 2))) & 0x0F;
-            float d = half(w, wb) * scaleQ4_K(w, wb + 4, sub);
-            float m = half(w, wb + 2) * minQ4_K(w, wb + 4, sub);
-            x.set(i, d * q - m);
+            x.set(i, embeddingQ4_K(w, state.get(0), dim, i));
         }
+    }
+
+    /** Value i of the Q4_K embedding row of {@code token} (dim columns), as {@link #embedQ4_K} writes it. */
+    static float embeddingQ4_K(Int8Array w, int token, int dim, int i) {
+        int b = i / QK_K;
+        int k = i % QK_K;
+        int wb = token * rowBytes(dim, 0) + b * Q4_K_BYTES;
+        int sub = k / 32;
+        int q = (u8(w, wb + 16 + 32 * (sub / 2) + k % 32) >> (4 * (sub % 2))) & 0x0F;
+        float d = half(w, wb) * scaleQ4_K(w, wb + 4, sub);
+        float m = half(w, wb + 2) * minQ4_K(w, wb + 4, sub);
+        return d * q - m;
     }
 
     /**
@@ -386,20 +391,25 @@ public final class KQuantKernels {
     public static void embedQ6_K(KernelContext ctx, IntArray state, Int8Array w, FloatArray x, int dim) {
         int j = ctx.globalIdx;
         if (j < dim) {
-            int b = j / QK_K;
-            int k = j % QK_K;
-            int wb = state.get(0) * rowBytes(dim, 1) + b * Q6_K_BYTES;
-            int part = k / 128;
-            int r = k % 128;
-            int i = r / 32;
-            int l = r % 32;
-            int lo = (u8(w, wb + 64 * part + l + 32 * (i % 2)) >> (4 * (i / 2))) & 0x0F;
-            int hi = (u8(w, wb + 128 + 32 * part + l) >> (2 * i)) & 3;
-            // q6 - 32 in float (exact): TornadoVM's OpenCL code converted the negative int (q6 - 32) to float as if
-            // unsigned on PoCL (KQuantKernelsTest saw 2.3e9 for -6.9); the value and the product are the same
-            float q6 = (lo | (hi << 4)) - 32.0f;
-            int sc = w.get(wb + 192 + 8 * part + l / 16 + 2 * i);
-            x.set(j, half(w, wb + 208) * sc * q6);
+            x.set(j, embeddingQ6_K(w, state.get(0), dim, j));
         }
+    }
+
+    /** Value j of the Q6_K embedding row of {@code token} (dim columns), as {@link #embedQ6_K} writes it. */
+    static float embeddingQ6_K(Int8Array w, int token, int dim, int j) {
+        int b = j / QK_K;
+        int k = j % QK_K;
+        int wb = token * rowBytes(dim, 1) + b * Q6_K_BYTES;
+        int part = k / 128;
+        int r = k % 128;
+        int i = r / 32;
+        int l = r % 32;
+        int lo = (u8(w, wb + 64 * part + l + 32 * (i % 2)) >> (4 * (i / 2))) & 0x0F;
+        int hi = (u8(w, wb + 128 + 32 * part + l) >> (2 * i)) & 3;
+        // q6 - 32 in float (exact): TornadoVM's OpenCL code converted the negative int (q6 - 32) to float as if
+        // unsigned on PoCL (KQuantKernelsTest saw 2.3e9 for -6.9); the value and the product are the same
+        float q6 = (lo | (hi << 4)) - 32.0f;
+        int sc = w.get(wb + 192 + 8 * part + l / 16 + 2 * i);
+        return half(w, wb + 208) * sc * q6;
     }
 }

@@ -30,7 +30,7 @@ record MemoryBudget(long weights, long kvCache, long activations, long largest) 
 
     /**
      * @param prefillChunk tokens per chunk of the batched prefill's buffers, 0 for an engine built without them
-     *                     (they are counted only where the model has a batched prefill, {@link PrefillGraph#supports})
+     *                     (they are counted only where the model has a batched prefill, {@link PrefillGraph#supports}: llama2.c checkpoints and most GGUF models)
      */
     static MemoryBudget of(Configuration c, Weights w, int prefillChunk) {
         long weights = DeviceMatrix.deviceBytes(w.tokenEmbedding())
@@ -55,7 +55,7 @@ record MemoryBudget(long weights, long kvCache, long activations, long largest) 
         long floats = c.dim() + 2L * c.qDim() + (ggml ? 2L : 1L) * c.hiddenDim() + (long) c.nHeads() * c.seqLen()
                 + c.vocabSize() + (ggml ? (long) c.qDim() + 2L * c.kvDim() : 0);
         long prefill = 0;
-        if (prefillChunk > 0 && PrefillGraph.supports(c)) { // the batched prefill's chunk buffers, attention scores the largest
+        if (prefillChunk > 0 && PrefillGraph.supports(c, w)) { // the batched prefill's chunk buffers, attention scores the largest
             int chunk = Math.min(prefillChunk, c.seqLen());
             prefill = PrefillGraph.bytes(c, chunk);
             largest = Math.max(largest, 4L * chunk * c.nHeads() * c.seqLen());

@@ -2,6 +2,8 @@ package io.github.llama2j.tornado;
 
 import io.github.llama2j.Llama2jException;
 import io.github.llama2j.model.Configuration;
+import io.github.llama2j.model.RopeStyle;
+import io.github.llama2j.model.Weights;
 import uk.ac.manchester.tornado.api.GridScheduler;
 import uk.ac.manchester.tornado.api.ImmutableTaskGraph;
 import uk.ac.manchester.tornado.api.KernelContext;
@@ -10,7 +12,9 @@ import uk.ac.manchester.tornado.api.WorkerGrid1D;
 import uk.ac.manchester.tornado.api.common.TaskPackage;
 import uk.ac.manchester.tornado.api.enums.DataTransferMode;
 import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
+import uk.ac.manchester.tornado.api.types.arrays.Int8Array;
 import uk.ac.manchester.tornado.api.types.arrays.IntArray;
+import uk.ac.manchester.tornado.api.types.arrays.ShortArray;
 
 import java.util.ArrayList;
 import java.util.Collections;
@@ -20,9 +24,12 @@ import java.util.function.Function;
 /**
  * A prompt's prefill as a second chain of task graphs in the engine's execution plan, after the token-by-token
  * chain of {@link ForwardGraph}: a chunk of up to {@link #chunk()} tokens goes through every layer as a matrix
- * ({@link PrefillKernels}), each weight row fetched from memory once per chunk, and only the chunk's last token
- * reaches the classifier. llama2.c checkpoints only (float32: run.c's arithmetic, Q8_0: runq.c's); GGUF models
- * prefill token by token. Built once for a fixed chunk size B; a shorter chunk (a prompt's tail, a short prompt)
+ * ({@link PrefillKernels}; GGUF models {@link GgmlPrefillKernels}), each weight row fetched from memory once per chunk,
+ * and only the chunk's last token reaches the classifier. llama2.c checkpoints (float32: run.c's arithmetic, Q8_0:
+ * runq.c's) and GGUF models (llama, qwen2, qwen3; F32, F16, Q8_0, Q4_K/Q6_K: llama.cpp's arithmetic, as
+ * {@link ForwardGraph}'s GGUF kernels) whose every layer stacks wq/wk/wv and w1/w3 into one product each
+ * ({@link #supports}); a GGUF model that does not (a layer mixing, say, F16 and Q8_0 matrices) prefills token by
+ * token. Built once for a fixed chunk size B; a shorter chunk (a prompt's tail, a short prompt)
  * runs the same graphs with its token count in {@code pstate}, so no prompt recompiles anything.
  * <pre>
  *   pstate [startPos, count, tokens] ─► prefill [embed, layers 0, 1] ─► prefill [layers 2, 3] ─► ... ─► prefill [layers .., classifier] ─► logits
@@ -36,6 +43,17 @@ import java.util.function.Function;
  *               xB, rms_ffn, w13 ─► w13 ─► hbB = silu(w1·xn) * (w3·xn)      (per token: rmsnorm + 2 matmuls + SwiGLU)
  *               hbB, w2 ─► w2 ─► xB += w2·hbB
  *   per chunk:  xB[count - 1], rms_final, wcls ─► classifier ─► logits        (the last token only)
+ *
+ *   GGUF (T: the weights' type, f32, f16, q8 or kq; each work-group derives its input in the form T reads, per token)
+ *   per chunk:  pstate, embedding ─► embed ─► xB
+ *   per layer:  xB, rms_att, wqkv, bias, norms, rope ─► qkv_T ─► qB, keyCache[start ..), valueCache[same]   (qkvB: scratch)
+ *                          (per token: rmsnorm + the Q/K/V products, one work-group per head + bias + head RMSNorm
+ *                           + RoPE + cache store, as ForwardGraph's qkv_T)
+ *               qB, keyCache, valueCache ─► attention ─► xbB                 (B × q_dim)
+ *               xbB, wo ─► wo_T ─► xB += wo·xbB
+ *               xB, rms_ffn, w13 ─► w13_T ─► hbB = silu(w1·xn) * (w3·xn)
+ *               hbB, w2 ─► w2_T ─► xB += w2·hbB
+ *   per chunk:  xB[count - 1], rms_final, wcls ─► classifier_T ─► logits
  * </pre>
  * Launches per chunk: 5 per layer plus 2, as for one token ({@code Q8}: quantization fused as there). Task ids are
  * {@code prefill.kind} in a graph's first layer slot and {@code prefill.kind_s} in slot s, the same in the graph,
@@ -90,10 +108,12 @@ final class PrefillGraph {
 
     // ---- device-only chunk buffers (token i in row i)
     private final FloatArray xB;     // (B, dim) the residual stream
-    private final FloatArray qB;     // (B, dim) the rotated queries
-    private final FloatArray xbB;    // (B, dim) attention outputs
+    private final FloatArray qB;     // (B, q_dim) the rotated queries
+    private final FloatArray xbB;    // (B, q_dim) attention outputs
     private final FloatArray hbB;    // (B, hidden) SwiGLU outputs
     private final FloatArray attB;   // (B, n_heads, seq_len) attention scores
+    private final FloatArray qkvB;   // GGUF only, else null: (B, q_dim + 2 kv_dim) a layer's q/k/v heads before their store
+    private final boolean ggml;
 
     /**
      * @param f          the token-by-token graphs, already built ({@link ForwardGraph#build}): their arrays and layout
@@ -105,8 +125,11 @@ final class PrefillGraph {
         this.f = f;
         this.c = f.config();
         this.s = f.settings();
-        if (!supports(c)) {
-            throw new IllegalArgumentException("batched prefill needs a llama2.c checkpoint");
+        this.ggml = ForwardGraph.isGgml(c);
+        for (int l = 0; l < c.nLayers() && ggml; l++) {
+            if (f.ggmlLayer(l).qkv().size() != 1 || f.ggmlLayer(l).w13().size() != 1) {
+                throw new IllegalArgumentException("batched prefill needs wq/wk/wv and w1/w3 of one type in every layer");
+            }
         }
         if (chunk < 1 || chunk > c.seqLen()) {
             throw new IllegalArgumentException("chunk " + chunk + " outside [1, seq_len " + c.seqLen() + "]");
@@ -117,20 +140,38 @@ final class PrefillGraph {
         this.logits = f.logits;
         pstate = new IntArray(PrefillKernels.TOKENS + chunk);
         xB = new FloatArray(chunk * c.dim());
-        qB = new FloatArray(chunk * c.dim());
-        xbB = new FloatArray(chunk * c.dim());
+        qB = new FloatArray(chunk * c.qDim());
+        xbB = new FloatArray(chunk * c.qDim());
         hbB = new FloatArray(chunk * c.hiddenDim());
         attB = new FloatArray(chunk * c.nHeads() * c.seqLen());
+        qkvB = ggml ? new FloatArray(chunk * (c.qDim() + 2 * c.kvDim())) : null;
     }
 
-    /** Whether the model has batched prefill kernels: llama2.c checkpoints (float32 and Q8_0). */
-    static boolean supports(Configuration c) {
-        return !ForwardGraph.isGgml(c);
+    /**
+     * Whether the model has batched prefill kernels: llama2.c checkpoints (float32 and Q8_0), and GGUF models whose
+     * every layer's wq/wk/wv and w1/w3 stack into one product each ({@link ForwardGraph#stacks}: one type, or all
+     * K-quants), the 5-launch layer; the others prefill token by token.
+     */
+    static boolean supports(Configuration c, Weights w) {
+        if (!ForwardGraph.isGgml(c)) {
+            return true;
+        }
+        for (int l = 0; l < c.nLayers(); l++) {
+            if (!ForwardGraph.stacks(w.wq()[l], w.wk()[l], w.wv()[l]) || !ForwardGraph.stacks(w.w1()[l], w.w3()[l])) {
+                return false;
+            }
+        }
+        return true;
     }
 
-    /** Device bytes of the chunk buffers (B × (3 dim + hidden + n_heads × seq_len) floats and pstate). */
+    /**
+     * Device bytes of the chunk buffers: B × (dim + 2 q_dim + hidden + n_heads × seq_len) floats (GGUF: B × (q_dim +
+     * 2 kv_dim) more, the q/k/v scratch) and pstate.
+     */
     static long bytes(Configuration c, int chunk) {
-        return 4L * chunk * (3L * c.dim() + c.hiddenDim() + (long) c.nHeads() * c.seqLen()) + 4L * (PrefillKernels.TOKENS + chunk);
+        long perToken = c.dim() + 2L * c.qDim() + c.hiddenDim() + (long) c.nHeads() * c.seqLen()
+                + (ForwardGraph.isGgml(c) ? c.qDim() + 2L * c.kvDim() : 0);
+        return 4L * chunk * perToken + 4L * (PrefillKernels.TOKENS + chunk);
     }
 
     int chunk() {
@@ -171,7 +212,7 @@ final class PrefillGraph {
                 groups.getLast()[2] = l + 1;
             }
         }
-        Object[] shared = {pstate, xB, qB, xbB, hbB, attB};
+        Object[] shared = ggml ? new Object[]{pstate, xB, qB, xbB, hbB, attB, qkvB} : new Object[]{pstate, xB, qB, xbB, hbB, attB};
         for (int p = 0; p < groups.size(); p++) {
             int[] group = groups.get(p);
             TaskGraph previous = graph;
@@ -191,7 +232,9 @@ final class PrefillGraph {
                 slot = l - group[1];
                 layer = l;
                 ForwardGraph.Layer w = f.layer(l);
-                if (c.quantized()) {
+                if (ggml) {
+                    addLayerGgml(f.ggmlLayer(l), l);
+                } else if (c.quantized()) {
                     addLayerQ8(w, l);
                 } else {
                     addLayerF32(w, l);
@@ -229,6 +272,8 @@ final class PrefillGraph {
         Object alias = switch (array) {
             case FloatArray a -> new FloatArray(1);
             case IntArray a -> new IntArray(1);
+            case ShortArray a -> new ShortArray(1);
+            case Int8Array a -> new Int8Array(1);
             default -> throw new IllegalStateException("internal: no alias for a " + array.getClass().getSimpleName());
         };
         mappings.add(new Mapping(array, alias, from, to));
@@ -248,7 +293,18 @@ final class PrefillGraph {
                 FloatArray scales = dev(e.scales(), 0);
                 add("embed", id -> new TaskPackage(id, PrefillKernels::embedQ8, ctx, pstate, values, scales, xB, dim, e.groupSize()));
             }
-            default -> throw new IllegalStateException("embedding of a llama2.c checkpoint is " + f.embedding().getClass());
+            case DeviceMatrix.F16 e -> {
+                ShortArray data = dev(e.data(), 0);
+                add("embed", id -> new TaskPackage(id, GgmlPrefillKernels::embedF16, ctx, pstate, data, xB, dim));
+            }
+            case DeviceMatrix.KQuant e when e.firstType() == 0 -> {
+                Int8Array blocks = dev(e.blocks(), 0);
+                add("embed", id -> new TaskPackage(id, GgmlPrefillKernels::embedQ4_K, ctx, pstate, blocks, xB, dim));
+            }
+            case DeviceMatrix.KQuant e -> {
+                Int8Array blocks = dev(e.blocks(), 0);
+                add("embed", id -> new TaskPackage(id, GgmlPrefillKernels::embedQ6_K, ctx, pstate, blocks, xB, dim));
+            }
         }
         schedule("embed", roundUp(chunk * dim, local), local);
     }
@@ -296,6 +352,114 @@ final class PrefillGraph {
         schedule("w2", dim * local, local);
     }
 
+    /**
+     * One GGUF layer, 5 launches ({@link GgmlPrefillKernels}, the kernels of {@link ForwardGraph}'s GGUF layer with a
+     * token loop): a task id carries the weights' type ({@code qkv_q8}), as in {@link ForwardGraph}. Each product
+     * keeps the token path's rows per work-group ({@link TornadoSettings#matmulRows}), so each token's sums are those
+     * of the one-token kernels.
+     */
+    private void addLayerGgml(ForwardGraph.GgmlLayer w, int l) {
+        int dim = c.dim(), hidden = c.hiddenDim(), rows = s.matmulRows(), nH = c.nHeads(), nKv = c.nKvHeads(), hs = c.headSize();
+        float eps = c.rmsEps();
+        FloatArray kc = dev(f.keyCache(l), fromGraph), vc = dev(f.valueCache(l), fromGraph), rope = dev(f.rope(), 0);
+        FloatArray rmsAtt = dev(w.rmsAtt(), fromGraph), rmsFfn = dev(w.rmsFfn(), fromGraph);
+        FloatArray bias = dev(w.bias(), fromGraph), norms = dev(w.norms(), fromGraph);
+        DeviceMatrix qkv = w.qkv().getFirst().m();
+        int flags = (w.hasBias() ? GgmlKernels.HAS_BIAS : 0) | (w.hasNorm() ? GgmlKernels.HAS_NORM : 0)
+                | (c.ropeStyle() == RopeStyle.NEOX ? GgmlKernels.NEOX : 0) | rows << GgmlKernels.ROWS_SHIFT;
+        String name = "qkv_" + DeviceMatrix.kind(qkv);
+        switch (qkv) {
+            case DeviceMatrix.F32 m -> {
+                FloatArray data = dev(m.data(), fromGraph);
+                add(name, id -> new TaskPackage(id, GgmlPrefillKernels::qkvF32, ctx, xB, rmsAtt, dim, eps, data, qkvB, bias, norms,
+                        flags, qB, kc, vc, pstate, rope, nH, nKv, hs));
+            }
+            case DeviceMatrix.F16 m -> {
+                ShortArray data = dev(m.data(), fromGraph);
+                add(name, id -> new TaskPackage(id, GgmlPrefillKernels::qkvF16, ctx, xB, rmsAtt, dim, eps, data, qkvB, bias, norms,
+                        flags, qB, kc, vc, pstate, rope, nH, nKv, hs));
+            }
+            case DeviceMatrix.Q8 m -> {
+                IntArray values = dev(m.values(), fromGraph);
+                FloatArray scales = dev(m.scales(), fromGraph);
+                add(name, id -> new TaskPackage(id, GgmlPrefillKernels::qkvQ8_0, ctx, xB, rmsAtt, dim, eps, values, scales, qkvB, bias,
+                        norms, flags, qB, kc, vc, pstate, rope, nH, nKv, hs));
+            }
+            case DeviceMatrix.KQuant m -> {
+                Int8Array blocks = dev(m.blocks(), fromGraph);
+                int types = m.parts() == 3 ? m.types() : 7 * m.firstType();
+                add(name, id -> new TaskPackage(id, GgmlPrefillKernels::qkvKQuant, ctx, xB, rmsAtt, dim, eps, blocks, qkvB, bias,
+                        norms, flags | types << KQuantKernels.TYPES_SHIFT, qB, kc, vc, pstate, rope, nH, nKv, hs));
+            }
+        }
+        schedule(name, qkv.rows() / hs * s.matmulLocal(), s.matmulLocal());
+        addAttention(kc, vc);
+        addProduct("wo", w.wo(), fromGraph, xbB, rmsAtt, c.qDim(), GgmlKernels.FROM_INPUT, xB, 1, 0); // (the norm weight is not read)
+        DeviceMatrix w13 = w.w13().getFirst().m();
+        String w13Name = "w13_" + DeviceMatrix.kind(w13);
+        switch (w13) {
+            case DeviceMatrix.F32 m -> {
+                FloatArray data = dev(m.data(), fromGraph);
+                add(w13Name, id -> new TaskPackage(id, GgmlPrefillKernels::w13F32, ctx, xB, rmsFfn, dim, eps, data, hbB, hidden, rows,
+                        pstate));
+            }
+            case DeviceMatrix.F16 m -> {
+                ShortArray data = dev(m.data(), fromGraph);
+                add(w13Name, id -> new TaskPackage(id, GgmlPrefillKernels::w13F16, ctx, xB, rmsFfn, dim, eps, data, hbB, hidden, rows,
+                        pstate));
+            }
+            case DeviceMatrix.Q8 m -> {
+                IntArray values = dev(m.values(), fromGraph);
+                FloatArray scales = dev(m.scales(), fromGraph);
+                add(w13Name, id -> new TaskPackage(id, GgmlPrefillKernels::w13Q8_0, ctx, xB, rmsFfn, dim, eps, values, scales, hbB,
+                        hidden, rows, pstate));
+            }
+            case DeviceMatrix.KQuant m -> {
+                Int8Array blocks = dev(m.blocks(), fromGraph);
+                add(w13Name, id -> new TaskPackage(id, GgmlPrefillKernels::w13KQuant, ctx, xB, rmsFfn, dim, eps, blocks, m.types(), hbB,
+                        hidden, rows, pstate));
+            }
+        }
+        schedule(w13Name, ForwardGraph.groupsFor(hidden, rows) * s.matmulLocal(), s.matmulLocal());
+        addProduct("w2", w.w2(), fromGraph, hbB, rmsFfn, hidden, GgmlKernels.FROM_INPUT, xB, 1, 0);
+    }
+
+    /**
+     * out[t][r] (+= when {@code add} != 0) m[r] · the n values of {@code source} from in[t] for every token t of the chunk,
+     * or ({@code lastOnly} 1) out[r] for the chunk's last token: {@link GgmlPrefillKernels#productF32} and its twins.
+     * {@code m} is an array of token-by-token graph {@code from}.
+     */
+    private void addProduct(String kind, DeviceMatrix m, int from, FloatArray in, FloatArray weight, int n, int source, FloatArray out,
+                            int add, int lastOnly) {
+        String name = kind + "_" + DeviceMatrix.kind(m);
+        int rows = m.rows(), rowsPerGroup = s.matmulRows();
+        float eps = c.rmsEps();
+        switch (m) {
+            case DeviceMatrix.F32 w -> {
+                FloatArray data = dev(w.data(), from);
+                add(name, id -> new TaskPackage(id, GgmlPrefillKernels::productF32, ctx, in, weight, n, source, eps, data, out, add, rows,
+                        rowsPerGroup, pstate, lastOnly));
+            }
+            case DeviceMatrix.F16 w -> {
+                ShortArray data = dev(w.data(), from);
+                add(name, id -> new TaskPackage(id, GgmlPrefillKernels::productF16, ctx, in, weight, n, source, eps, data, out, add, rows,
+                        rowsPerGroup, pstate, lastOnly));
+            }
+            case DeviceMatrix.Q8 w -> {
+                IntArray values = dev(w.values(), from);
+                FloatArray scales = dev(w.scales(), from);
+                add(name, id -> new TaskPackage(id, GgmlPrefillKernels::productQ8_0, ctx, in, weight, n, source, eps, values, scales, out,
+                        add, rows, rowsPerGroup, pstate, lastOnly));
+            }
+            case DeviceMatrix.KQuant w -> {
+                Int8Array blocks = dev(w.blocks(), from);
+                add(name, id -> new TaskPackage(id, GgmlPrefillKernels::productKQuant, ctx, in, weight, n, source, eps, blocks,
+                        w.firstType(), out, add, rows, rowsPerGroup, pstate, lastOnly));
+            }
+        }
+        schedule(name, ForwardGraph.groupsFor(rows, rowsPerGroup) * s.matmulLocal(), s.matmulLocal());
+    }
+
     /** The chunk's attention over the layer's caches (their aliases in this graph). */
     private void addAttention(FloatArray kc, FloatArray vc) {
         add("attention", id -> new TaskPackage(id, PrefillKernels::attention, ctx, qB, kc, vc, attB, xbB, pstate, c.seqLen(), c.headSize(),
@@ -308,6 +472,10 @@ final class PrefillGraph {
         int dim = c.dim(), local = s.matmulLocal();
         FloatArray rmsFinal = dev(f.rmsFinal(), f.outputGraph());
         int from = f.classifierGraph();
+        if (ggml) {
+            addProduct("classifier", f.classifier(), from, xB, rmsFinal, dim, GgmlKernels.FROM_NORM, logits, 0, 1);
+            return;
+        }
         switch (f.classifier()) {
             case DeviceMatrix.F32 cls -> {
                 FloatArray data = dev(cls.data(), from);

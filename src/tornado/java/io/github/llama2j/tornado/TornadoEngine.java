@@ -44,7 +44,10 @@ public final class TornadoEngine implements InferenceEngine {
     private final String deviceName;
     private final TornadoSettings settings;
     private final ForwardGraph forward;
-    /** The batched prefill's graphs (after the token-by-token ones in the plan), or null: GGUF models prefill token by token. */
+    /**
+     * The batched prefill's graphs (after the token-by-token ones in the plan), or null: the engine prefills token by
+     * token (built without them, or a GGUF model whose layers do not stack, {@link PrefillGraph#supports}).
+     */
     private final PrefillGraph prefill;
     /** Whether the prefill graphs' arrays are mapped and their first execution (JIT, task check) is done. */
     private boolean prefillReady;
@@ -99,7 +102,7 @@ public final class TornadoEngine implements InferenceEngine {
 
     /**
      * @param prefillChunk tokens per chunk of {@link #forwardBatch}'s graphs ({@link PrefillGraph#CHUNK}; tests use
-     *                     small ones), 0 for none (token by token, as for GGUF models)
+     *                     small ones), 0 for none (token by token)
      */
     TornadoEngine(DeviceSession session, Model model, EngineOptions options, TornadoSettings settings, int prefillChunk) {
         this.c = model.config();
@@ -134,7 +137,7 @@ public final class TornadoEngine implements InferenceEngine {
         ImmutableTaskGraph[] all;
         try {
             graphs = forward.build();
-            if (prefillChunk > 0 && PrefillGraph.supports(c)) {
+            if (prefillChunk > 0 && PrefillGraph.supports(c, model.weights())) {
                 prefill = new PrefillGraph(forward, Math.min(prefillChunk, c.seqLen()), graphs.length, forward.gridScheduler());
                 ImmutableTaskGraph[] more = prefill.build();
                 all = java.util.Arrays.copyOf(graphs, graphs.length + more.length);
@@ -248,7 +251,8 @@ public final class TornadoEngine implements InferenceEngine {
      * A prompt (or the new part of one) in chunks of {@link PrefillGraph#chunk()} tokens through the prefill graphs
      * ({@link PrefillGraph}, {@link PrefillKernels}): per chunk 8 + 4 B bytes in (positions, count, tokens), every
      * layer's weights read once, the chunk's keys and values written to the device caches, and the last token's
-     * logits out. GGUF models, single tokens and engines built without prefill graphs feed the tokens one by one.
+     * logits out. Single tokens, engines built without prefill graphs and the GGUF models {@link PrefillGraph#supports}
+     * refuses feed the tokens one by one.
      * The first call maps the prefill graphs onto the token-by-token graphs' device arrays and compiles them.
      */
     @Override
