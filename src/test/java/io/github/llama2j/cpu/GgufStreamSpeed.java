@@ -39,10 +39,9 @@ import java.util.SplittableRandom;
  *   -Dvariants=a,b  runs only these (and "current"): stream (the plain read), file (every matrix in the file's
  *                   layout instead of the engine's load-time copy: {@code --weight-copies=off}), chunks16 and lookup16
  *                   (the engine's forms 16 rows at a time, resolved once or looked up in the registry for each tile)
- *                   F16 only (other types run the engine's kernel): f16prev (the F16 kernel before the
- *                   activations were scaled by 2^112), f16nocheck (without the per-row inf/NaN check), cvt256, cvt1024,
- *                   cvtArr256, cvtArr1024 (blocks of a row converted by Float.float16ToFloat into a float scratch, then
- *                   the FMAs; docs/measurements/2026-12-03-f16-convert.md)
+ *                   cvt256, cvt1024, cvtArr256, cvtArr1024 (F16 only; other types run the engine's kernel): blocks of
+ *                   a row converted by Float.float16ToFloat into a float scratch, then the FMAs
+ *                   (docs/measurements/2026-12-03-f16-convert.md)
  *   -Dbase=NAME     the variant the per-round ratios are to (default: current)
  * </pre>
  * {@code current} is the engine's kernels on the engine's load-time repacks ({@link PreparedWeights}, made once
@@ -150,39 +149,19 @@ public final class GgufStreamSpeed {
             }
         }, ms));
         // F16 through vcvtph2ps (docs/measurements/2026-12-03-f16-convert.md): blocks of a row converted into a float
-        // scratch by a scalar loop of Float.float16ToFloat (segment or short[] source), then the FMAs; other types: current
+        // scratch by a scalar loop of Float.float16ToFloat (from the mapping, or from a short[] copy: cvtArr), then
+        // the FMAs; other types run the engine's kernel
         for (int b : new int[]{256, 1024}) {
-            vs.add(new Variant("cvt" + b, (o, a, m) -> {
-                if (forms.get(m) instanceof MatrixForm.File(Matrix.F16 h)) {
-                    F16Variants.cvt(o, a, h, 0, h.rows(), b);
-                } else {
-                    vk.matmul(o, a, forms.get(m), 0, m.rows());
-                }
-            }, ms));
-            vs.add(new Variant("cvtArr" + b, (o, a, m) -> {
-                if (forms.get(m) instanceof MatrixForm.File(Matrix.F16 h)) {
-                    F16Variants.cvtArr(o, a, h, 0, h.rows(), b);
-                } else {
-                    vk.matmul(o, a, forms.get(m), 0, m.rows());
-                }
-            }, ms));
+            for (boolean copy : new boolean[]{false, true}) {
+                vs.add(new Variant((copy ? "cvtArr" : "cvt") + b, (o, a, m) -> {
+                    if (forms.get(m) instanceof MatrixForm.File(Matrix.F16 h)) {
+                        F16Variants.cvt(o, a, h, 0, h.rows(), b, copy);
+                    } else {
+                        vk.matmul(o, a, forms.get(m), 0, m.rows());
+                    }
+                }, ms));
+            }
         }
-        // F16: the kernel before the activations were scaled by 2^112 (each weight vector multiplied by 2^112)
-        vs.add(new Variant("f16prev", (o, a, m) -> {
-            if (forms.get(m) instanceof MatrixForm.File(Matrix.F16 h)) {
-                F16Variants.previous(o, a.f16, h, 0, h.rows());
-            } else {
-                vk.matmul(o, a, forms.get(m), 0, m.rows());
-            }
-        }, ms));
-        // F16 without the per-row inf/NaN check (what a per-matrix check at load time would leave; wrong on inf/NaN)
-        vs.add(new Variant("f16nocheck", (o, a, m) -> {
-            if (forms.get(m) instanceof MatrixForm.File(Matrix.F16 h)) {
-                F16Variants.noCheck(o, a.f16, a.f16Scaled, h, 0, h.rows());
-            } else {
-                vk.matmul(o, a, forms.get(m), 0, m.rows());
-            }
-        }, ms));
         String only = System.getProperty("variants");
         if (only != null) {
             List<String> keep = List.of(only.split(","));
