@@ -312,8 +312,15 @@ final class GgmlMatmul {
 
     /**
      * F16 weights to float in int lanes: the sign and the 15 exponent/mantissa bits moved to their
-     * float positions ({@code (h << 13) & 0x8FFFE000}), times 2^112 to rebias the exponent (exact,
-     * and right for subnormal halves too). That is wrong only for halves with the all-ones exponent
+     * float positions ({@code (h << 13) & 0x8FFFE000}), which is the weight times 2^-112 (exact, and
+     * right for subnormal halves too). The factor 2^112 that rebiases the exponent is not applied to
+     * the weights: the activations come multiplied by it ({@code Activations.f16Scaled}, exact), and
+     * an FMA's product is exact, so {@code fma(w·2^-112, x·2^112, acc)} rounds the same sum as
+     * {@code fma(w, x, acc)}: the same bits as multiplying each weight vector by 2^112, one vector
+     * multiply fewer per L weights. Against that kernel (GgufStreamSpeed, GB/s per second of thread CPU time,
+     * loaded machine, docs/measurements/2026-12-03-f16-convert.md): in cache 1.41× at 512 bits and 1.29× at
+     * 256; from DRAM (the FFN matrices) 1.13× and 1.12×.
+     * The rebiasing is wrong only for halves with the all-ones exponent
      * (inf, NaN), so each row also keeps the largest {@code h & 0x7FFF} in short lanes (an and and a
      * max per 2L weights, from a third load of the same bytes, which hits L1), and a row that holds
      * one is computed again by {@link #f16RowSpecial}, which gives them the float's all-ones
@@ -326,7 +333,7 @@ final class GgmlMatmul {
      */
     static void f16(float[] out, Activations x, Matrix.F16 w, int r0, int r1) {
         int n = w.cols();
-        float[] xh = x.f16;
+        float[] xh = x.f16, xs = x.f16Scaled; // xs = xh · 2^112
         MemorySegment data = w.data();
         int upper = n - n % (2 * L);
         for (int r = r0; r < r1; r++) {
@@ -338,10 +345,10 @@ final class GgmlMatmul {
                 top = top.max(ShortVector.fromMemorySegment(S, data, base + 2L * j, LE).and((short) 0x7FFF));
                 IntVector h0 = (IntVector) ShortVector.fromMemorySegment(SH, data, base + 2L * j, LE).convertShape(VectorOperators.S2I, I, 0);
                 IntVector h1 = (IntVector) ShortVector.fromMemorySegment(SH, data, base + 2L * (j + L), LE).convertShape(VectorOperators.S2I, I, 0);
-                FloatVector w0 = h0.lanewise(VectorOperators.LSHL, 13).and(0x8FFFE000).reinterpretAsFloats().mul(0x1p112f);
-                FloatVector w1 = h1.lanewise(VectorOperators.LSHL, 13).and(0x8FFFE000).reinterpretAsFloats().mul(0x1p112f);
-                a0 = w0.fma(FloatVector.fromArray(F, xh, j), a0);
-                a1 = w1.fma(FloatVector.fromArray(F, xh, j + L), a1);
+                FloatVector w0 = h0.lanewise(VectorOperators.LSHL, 13).and(0x8FFFE000).reinterpretAsFloats(); // w · 2^-112
+                FloatVector w1 = h1.lanewise(VectorOperators.LSHL, 13).and(0x8FFFE000).reinterpretAsFloats();
+                a0 = w0.fma(FloatVector.fromArray(F, xs, j), a0);
+                a1 = w1.fma(FloatVector.fromArray(F, xs, j + L), a1);
             }
             if (top.reduceLanes(VectorOperators.MAX) >= 0x7C00) {
                 out[r] = f16RowSpecial(xh, data, base, n);

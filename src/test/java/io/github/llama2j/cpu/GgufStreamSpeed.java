@@ -39,6 +39,9 @@ import java.util.SplittableRandom;
  *   -Dvariants=a,b  runs only these (and "current"): stream (the plain read), file (every matrix in the file's
  *                   layout instead of the engine's load-time copy: {@code --weight-copies=off}), chunks16 and lookup16
  *                   (the engine's forms 16 rows at a time, resolved once or looked up in the registry for each tile)
+ *                   cvt256, cvt1024, cvtArr256, cvtArr1024 (F16 only; other types run the engine's kernel): blocks of
+ *                   a row converted by Float.float16ToFloat into a float scratch, then the FMAs
+ *                   (docs/measurements/2026-12-03-f16-convert.md)
  *   -Dbase=NAME     the variant the per-round ratios are to (default: current)
  * </pre>
  * {@code current} is the engine's kernels on the engine's load-time repacks ({@link PreparedWeights}, made once
@@ -145,6 +148,20 @@ public final class GgufStreamSpeed {
                 vk.matmul(o, a, prepared.resolve(m), r, Math.min(r + 16, m.rows()));
             }
         }, ms));
+        // F16 through vcvtph2ps (docs/measurements/2026-12-03-f16-convert.md): blocks of a row converted into a float
+        // scratch by a scalar loop of Float.float16ToFloat (from the mapping, or from a short[] copy: cvtArr), then
+        // the FMAs; other types run the engine's kernel
+        for (int b : new int[]{256, 1024}) {
+            for (boolean copy : new boolean[]{false, true}) {
+                vs.add(new Variant((copy ? "cvtArr" : "cvt") + b, (o, a, m) -> {
+                    if (forms.get(m) instanceof MatrixForm.File(Matrix.F16 h)) {
+                        F16Variants.cvt(o, a, h, 0, h.rows(), b, copy);
+                    } else {
+                        vk.matmul(o, a, forms.get(m), 0, m.rows());
+                    }
+                }, ms));
+            }
+        }
         String only = System.getProperty("variants");
         if (only != null) {
             List<String> keep = List.of(only.split(","));
@@ -186,6 +203,22 @@ public final class GgufStreamSpeed {
                     v.k.run(out, acts.get(m.cols()), m);
                 }
             }
+        }
+        // after the warm-up (compiled code): each variant's outputs bit for bit against the first variant's
+        for (Variant v : vs.subList(1, nv)) {
+            if (v.name.startsWith("stream")) {
+                continue;
+            }
+            long differ = 0, count = 0;
+            for (int i = 0; i < Math.min(v.ms.size(), 8); i++) {
+                Matrix m = v.ms.get(i);
+                vs.get(0).k.run(ref, acts.get(m.cols()), vs.get(0).ms.get(i));
+                v.k.run(out, acts.get(m.cols()), m);
+                for (int r = 0; r < m.rows(); r++, count++) {
+                    differ += Float.floatToIntBits(out[r]) != Float.floatToIntBits(ref[r]) ? 1 : 0;
+                }
+            }
+            System.out.printf(Locale.ROOT, "bits %-12s %d of %d outputs differ from %s (compiled)%n", v.name, differ, count, vs.get(0).name);
         }
         double[][] gbs = new double[nv][rounds];
         String load0 = loadavg();
