@@ -135,25 +135,46 @@ final class GgmlMatmul {
             for (int blk = 0; blk < nb; blk++, b += 4 * 32, s += 4) {
                 int j = blk * 32;
                 float dx = xd[blk];
+                // below 512 bits two chunks' products are added in shorts before they are widened (|w·x| <= 128 · 127,
+                // so a sum of two is at most 32512): one widening per two chunks, the same integers in the same lanes
                 ShortVector xv = ShortVector.fromArray(S, xq, j);
-                IntVector i0 = ((ShortVector) ByteVector.fromMemorySegment(BS, qs, b, LE).convertShape(VectorOperators.B2S, S, 0)).mul(xv).reinterpretAsInts();
-                IntVector i1 = ((ShortVector) ByteVector.fromMemorySegment(BS, qs, b + 32, LE).convertShape(VectorOperators.B2S, S, 0)).mul(xv).reinterpretAsInts();
-                IntVector i2 = ((ShortVector) ByteVector.fromMemorySegment(BS, qs, b + 64, LE).convertShape(VectorOperators.B2S, S, 0)).mul(xv).reinterpretAsInts();
-                IntVector i3 = ((ShortVector) ByteVector.fromMemorySegment(BS, qs, b + 96, LE).convertShape(VectorOperators.B2S, S, 0)).mul(xv).reinterpretAsInts();
-                i0 = i0.add(i0.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16);
-                i1 = i1.add(i1.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16);
-                i2 = i2.add(i2.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16);
-                i3 = i3.add(i3.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16);
-                for (int k = CH; k < 32; k += CH) { // below 512 bits: the block's other chunks
+                ShortVector q0 = ((ShortVector) ByteVector.fromMemorySegment(BS, qs, b, LE).convertShape(VectorOperators.B2S, S, 0)).mul(xv);
+                ShortVector q1 = ((ShortVector) ByteVector.fromMemorySegment(BS, qs, b + 32, LE).convertShape(VectorOperators.B2S, S, 0)).mul(xv);
+                ShortVector q2 = ((ShortVector) ByteVector.fromMemorySegment(BS, qs, b + 64, LE).convertShape(VectorOperators.B2S, S, 0)).mul(xv);
+                ShortVector q3 = ((ShortVector) ByteVector.fromMemorySegment(BS, qs, b + 96, LE).convertShape(VectorOperators.B2S, S, 0)).mul(xv);
+                if (CH < 32) {
+                    xv = ShortVector.fromArray(S, xq, j + CH);
+                    q0 = q0.add(((ShortVector) ByteVector.fromMemorySegment(BS, qs, b + CH, LE).convertShape(VectorOperators.B2S, S, 0)).mul(xv));
+                    q1 = q1.add(((ShortVector) ByteVector.fromMemorySegment(BS, qs, b + 32 + CH, LE).convertShape(VectorOperators.B2S, S, 0)).mul(xv));
+                    q2 = q2.add(((ShortVector) ByteVector.fromMemorySegment(BS, qs, b + 64 + CH, LE).convertShape(VectorOperators.B2S, S, 0)).mul(xv));
+                    q3 = q3.add(((ShortVector) ByteVector.fromMemorySegment(BS, qs, b + 96 + CH, LE).convertShape(VectorOperators.B2S, S, 0)).mul(xv));
+                }
+                // each int lane: its two short lanes' sum (sign-extended separately, as a pair sum may exceed a short;
+                // at 512 bits one product each, so their sum fits one and the fold takes one operation less)
+                IntVector i0 = q0.reinterpretAsInts(), i1 = q1.reinterpretAsInts(), i2 = q2.reinterpretAsInts(), i3 = q3.reinterpretAsInts();
+                i0 = CH < 32 ? i0.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16).add(i0.lanewise(VectorOperators.ASHR, 16))
+                        : i0.add(i0.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16);
+                i1 = CH < 32 ? i1.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16).add(i1.lanewise(VectorOperators.ASHR, 16))
+                        : i1.add(i1.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16);
+                i2 = CH < 32 ? i2.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16).add(i2.lanewise(VectorOperators.ASHR, 16))
+                        : i2.add(i2.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16);
+                i3 = CH < 32 ? i3.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16).add(i3.lanewise(VectorOperators.ASHR, 16))
+                        : i3.add(i3.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16);
+                for (int k = 2 * CH; k < 32; k += 2 * CH) { // 128 bits: the block's other two chunks
                     xv = ShortVector.fromArray(S, xq, j + k);
-                    IntVector p0 = ((ShortVector) ByteVector.fromMemorySegment(BS, qs, b + k, LE).convertShape(VectorOperators.B2S, S, 0)).mul(xv).reinterpretAsInts();
-                    IntVector p1 = ((ShortVector) ByteVector.fromMemorySegment(BS, qs, b + 32 + k, LE).convertShape(VectorOperators.B2S, S, 0)).mul(xv).reinterpretAsInts();
-                    IntVector p2 = ((ShortVector) ByteVector.fromMemorySegment(BS, qs, b + 64 + k, LE).convertShape(VectorOperators.B2S, S, 0)).mul(xv).reinterpretAsInts();
-                    IntVector p3 = ((ShortVector) ByteVector.fromMemorySegment(BS, qs, b + 96 + k, LE).convertShape(VectorOperators.B2S, S, 0)).mul(xv).reinterpretAsInts();
-                    i0 = i0.add(p0.add(p0.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16));
-                    i1 = i1.add(p1.add(p1.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16));
-                    i2 = i2.add(p2.add(p2.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16));
-                    i3 = i3.add(p3.add(p3.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16));
+                    ShortVector xw = ShortVector.fromArray(S, xq, j + k + CH);
+                    IntVector p0 = ((ShortVector) ByteVector.fromMemorySegment(BS, qs, b + k, LE).convertShape(VectorOperators.B2S, S, 0)).mul(xv)
+                            .add(((ShortVector) ByteVector.fromMemorySegment(BS, qs, b + k + CH, LE).convertShape(VectorOperators.B2S, S, 0)).mul(xw)).reinterpretAsInts();
+                    IntVector p1 = ((ShortVector) ByteVector.fromMemorySegment(BS, qs, b + 32 + k, LE).convertShape(VectorOperators.B2S, S, 0)).mul(xv)
+                            .add(((ShortVector) ByteVector.fromMemorySegment(BS, qs, b + 32 + k + CH, LE).convertShape(VectorOperators.B2S, S, 0)).mul(xw)).reinterpretAsInts();
+                    IntVector p2 = ((ShortVector) ByteVector.fromMemorySegment(BS, qs, b + 64 + k, LE).convertShape(VectorOperators.B2S, S, 0)).mul(xv)
+                            .add(((ShortVector) ByteVector.fromMemorySegment(BS, qs, b + 64 + k + CH, LE).convertShape(VectorOperators.B2S, S, 0)).mul(xw)).reinterpretAsInts();
+                    IntVector p3 = ((ShortVector) ByteVector.fromMemorySegment(BS, qs, b + 96 + k, LE).convertShape(VectorOperators.B2S, S, 0)).mul(xv)
+                            .add(((ShortVector) ByteVector.fromMemorySegment(BS, qs, b + 96 + k + CH, LE).convertShape(VectorOperators.B2S, S, 0)).mul(xw)).reinterpretAsInts();
+                    i0 = i0.add(p0.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16)).add(p0.lanewise(VectorOperators.ASHR, 16));
+                    i1 = i1.add(p1.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16)).add(p1.lanewise(VectorOperators.ASHR, 16));
+                    i2 = i2.add(p2.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16)).add(p2.lanewise(VectorOperators.ASHR, 16));
+                    i3 = i3.add(p3.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16)).add(p3.lanewise(VectorOperators.ASHR, 16));
                 }
                 a0 = ((FloatVector) i0.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, ds[s] * dx), a0);
                 a1 = ((FloatVector) i1.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, ds[s + 1] * dx), a1);

@@ -252,6 +252,60 @@ class GgmlKernelsTest {
         }
     }
 
+    /**
+     * Q8_0 at the extremes: weights -128 and 127 against activations of +-127, so each product is 16256 or 16129 in
+     * magnitude and the kernels' short lanes carry the largest sums they may (below 512 bits two chunks' products are
+     * added in shorts before they are widened: up to 32512 per lane, whose pair of lanes no longer fits a short). The
+     * sums are exact integers: every kernel, on the file and on the copy, gives the exact result.
+     */
+    @Test
+    void q8_0AtTheExtremesSumsExactly() {
+        int rows = 5, cols = 256, blocks = cols / 32;
+        MemorySegment data = arena.allocate((long) rows * blocks * 34, 64);
+        for (int r = 0; r < rows; r++) {
+            for (int blk = 0; blk < blocks; blk++) {
+                long b = ((long) r * blocks + blk) * 34;
+                data.set(Matrix.SHORT, b, Float.floatToFloat16(1.0f));
+                for (int i = 0; i < 32; i++) {
+                    // row 0 all -128, row 1 all 127, row 2 alternating, rows 3-4 -128 and 127 by halves of a block
+                    byte q = switch (r) {
+                        case 0 -> (byte) -128;
+                        case 1 -> (byte) 127;
+                        case 2 -> (byte) (i % 2 == 0 ? -128 : 127);
+                        default -> (byte) ((i < 16) == (r == 3) ? -128 : 127);
+                    };
+                    data.set(ValueLayout.JAVA_BYTE, b + 2 + i, q);
+                }
+            }
+        }
+        Matrix.Q8_0 m = new Matrix.Q8_0(data, rows, cols);
+        float[] x = new float[cols];
+        for (int j = 0; j < cols; j++) {
+            x[j] = j % 7 == 3 ? -127f : 127f; // amax 127 in every block: d = 1, q = x
+        }
+        Activations a = new Activations(cols);
+        a.input(x, cols);
+        a.prepareFor(m);
+        float[] expected = new float[rows];
+        for (int r = 0; r < rows; r++) {
+            long sum = 0;
+            for (int j = 0; j < cols; j++) {
+                sum += (long) data.get(ValueLayout.JAVA_BYTE, ((long) r * blocks + j / 32) * 34 + 2 + j % 32) * (long) x[j];
+            }
+            expected[r] = sum; // exact in float: |sum| <= 256 * 16256 < 2^24
+        }
+        try (Parallel pool = new Parallel(2); Arena copies = Arena.ofShared()) {
+            PackedQ8_0 copy = PackedQ8_0.of(m, copies, pool);
+            for (Kernels k : new Kernels[]{new ScalarKernels(), new VectorKernels(), new ExactVectorKernels()}) {
+                float[] file = new float[rows], packed = new float[rows];
+                k.matmul(file, a, m, 0, rows);
+                k.matmul(packed, a, copy, 0, rows);
+                assertArrayEquals(expected, file, k.name() + " on the file, " + where);
+                assertArrayEquals(expected, packed, k.name() + " on the copy, " + where);
+            }
+        }
+    }
+
     /** The load-time repack of Q4_K (KQuantPacked.Q4K) keeps every nibble, scale, min, d and dmin of the file, nibbles 64-byte aligned. */
     @Test
     void q4_KRepackKeepsEveryField() {
