@@ -63,10 +63,48 @@ final class KQuantPacked {
 
         /** Repacks {@code m} into private memory ({@link #allocate}), unmapped when the form is no longer reachable. */
         static Q4K of(Matrix.Q4_K m) {
+            return of(m, null);
+        }
+
+        /** {@link #of(Matrix.Q4_K)} with the rows split over {@code parallel}'s threads (none: this thread). */
+        static Q4K of(Matrix.Q4_K m, Parallel parallel) {
+            long blocks = blocks(m);
+            return of(m, allocate(blocks * QS), allocate(blocks * META), parallel);
+        }
+
+        /**
+         * {@link #of(Matrix.Q4_K, Parallel)} into memory from {@code memory} (a slicing allocator over one
+         * {@link #allocate}d region for all of a model's copies: {@link PreparedWeights#prepare}), which must give
+         * zeroed memory.
+         */
+        static Q4K of(Matrix.Q4_K m, java.lang.foreign.SegmentAllocator memory, Parallel parallel) {
+            long blocks = blocks(m);
+            return of(m, memory.allocate(blocks * QS, 64), memory.allocate(blocks * META, 64), parallel);
+        }
+
+        /** Bytes {@link #of(Matrix.Q4_K, java.lang.foreign.SegmentAllocator, Parallel)} takes from its allocator, alignment included. */
+        static long allocationBytes(Matrix.Q4_K m) {
+            return blocks(m) * (QS + META) + 2 * 64;
+        }
+
+        private static long blocks(Matrix.Q4_K m) {
+            return (long) m.rows() * (m.cols() / Matrix.Q4_K.BLOCK);
+        }
+
+        private static Q4K of(Matrix.Q4_K m, MemorySegment qs, MemorySegment meta, Parallel parallel) {
+            long perRow = m.cols() / Matrix.Q4_K.BLOCK, blocks = blocks(m);
+            if (parallel == null) {
+                copy(m, qs, meta, 0, blocks);
+            } else {
+                parallel.forRange(m.rows(), (r0, r1) -> copy(m, qs, meta, r0 * perRow, r1 * perRow));
+            }
+            return new Q4K(m, qs, meta);
+        }
+
+        /** Super-blocks [from, to) of {@code m} into the copy. */
+        private static void copy(Matrix.Q4_K m, MemorySegment qs, MemorySegment meta, long from, long to) {
             MemorySegment src = m.data();
-            long blocks = (long) m.rows() * (m.cols() / Matrix.Q4_K.BLOCK);
-            MemorySegment qs = allocate(blocks * QS), meta = allocate(blocks * META);
-            for (long i = 0; i < blocks; i++) {
+            for (long i = from; i < to; i++) {
                 long b = i * Matrix.Q4_K.BLOCK_BYTES, mt = i * META;
                 MemorySegment.copy(src, b + 16, qs, i * QS, QS);
                 meta.set(FLOAT, mt, Float.float16ToFloat(src.get(Matrix.SHORT, b)));
@@ -76,20 +114,26 @@ final class KQuantPacked {
                     meta.set(BYTE, mt + 16 + j, (byte) Matrix.Q4_K.min(src, b + 4, j));
                 }
             }
-            return new Q4K(m, qs, meta);
         }
     }
 
     /**
-     * {@code size} zero bytes of private memory, as a mapping: a private (copy-on-write) map of a sparse temporary
-     * file, deleted at once, so the pages written are anonymous memory and the file never holds data.
+     * {@code size} zero bytes of private memory, released when no longer reachable: {@link PageMemory}'s anonymous
+     * mapping in huge pages where it maps (Linux), else a private (copy-on-write) map of a sparse temporary file,
+     * deleted at once, so the pages written are anonymous memory and the file never holds data.
      *
-     * <p>Why a mapping and not {@code Arena.allocate}: the kernels' loads are JDK code shared by every caller, and
-     * C2 specializes it for the segment classes it has seen. With the file's mapped segments and native ones both
-     * reaching the kernels, the file-layout Q4_K kernel ran at 0.81x in cache (loaded machine,
-     * docs/measurements/2026-12-03-k-quants.md); with every segment a mapped one, nothing changed.
+     * <p>Why not {@code Arena.allocate}: it zeroes the block on one thread first (PageMemory's comment). The
+     * fallback is a file mapping because the kernels' loads are JDK code shared by every caller, and C2 specializes
+     * it for the segment classes it has seen: with the file's mapped segments and native ones both reaching the
+     * file-layout Q4_K kernel, it ran at 0.81x in cache (loaded machine, docs/measurements/2026-12-03-k-quants.md).
+     * The Q4_K kernel reads either the copies (native segments from PageMemory) or, with no copies, the file, not
+     * both; a Llama-3.2-1B Q4_K_M file's 470 MB of copies now cost 1.2 s less to make
+     * (docs/measurements/2026-12-03-start-up-copies.md).
      */
     static MemorySegment allocate(long size) {
+        if (PageMemory.maps()) { // anonymous memory in huge pages: see PageMemory (the kernels still see one class of segment)
+            return PageMemory.allocate(Arena.ofAuto(), size);
+        }
         try {
             Path f = Files.createTempFile("llama2j-prepared", ".bin");
             try (RandomAccessFile file = new RandomAccessFile(f.toFile(), "rw")) {

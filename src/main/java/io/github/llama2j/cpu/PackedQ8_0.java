@@ -2,7 +2,6 @@ package io.github.llama2j.cpu;
 
 import io.github.llama2j.model.Matrix;
 
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 
 /**
@@ -83,14 +82,23 @@ record PackedQ8_0(Matrix source, int block, int rows, int chunk, MemorySegment q
         return padded * blocks * (block(m) + Float.BYTES);
     }
 
-    /** m (Q8_0 or Q8) repacked into memory from {@code arena} (which must outlive the result), its groups split over {@code parallel}. */
-    static PackedQ8_0 of(Matrix m, Arena arena, Parallel parallel) {
+    /** Bytes {@link #of} takes from its allocator for {@code m}'s values, alignment included (the scales are on the heap). */
+    static long allocationBytes(Matrix m) {
+        return (long) groups(m.rows(), rows(m)) * rows(m) * (m.cols() / block(m)) * block(m) + 64;
+    }
+
+    /**
+     * m (Q8_0 or Q8) repacked into memory from {@code memory} (which must give zeroed memory and outlive the
+     * result: an arena, or a slicing allocator over one {@link PageMemory} region), its groups split over
+     * {@code parallel}.
+     */
+    static PackedQ8_0 of(Matrix m, java.lang.foreign.SegmentAllocator memory, Parallel parallel) {
         int block = block(m), per = rows(m), chunk = chunk(m), blocks = m.cols() / block, groups = groups(m.rows(), per);
         long padded = (long) groups * per;
         if (padded * blocks > Integer.MAX_VALUE - 8) {
             throw new IllegalArgumentException(m.typeName() + " matrix of " + m.rows() + "x" + m.cols() + " has too many blocks to pack");
         }
-        MemorySegment quants = arena.allocate(padded * blocks * block, 64); // zeroed: padding rows are 0
+        MemorySegment quants = memory.allocate(padded * blocks * block, 64); // zeroed: padding rows are 0
         float[] scales = new float[(int) (padded * blocks)];
         parallel.forRange(groups, (g0, g1) -> {
             for (int r = g0 * per; r < Math.min(g1 * per, m.rows()); r++) {

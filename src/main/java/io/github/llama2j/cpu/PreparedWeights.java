@@ -6,6 +6,7 @@ import io.github.llama2j.model.Weights;
 
 import java.io.IOException;
 import java.lang.foreign.Arena;
+import java.lang.foreign.SegmentAllocator;
 import java.lang.management.ManagementFactory;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -102,9 +103,20 @@ public final class PreparedWeights implements AutoCloseable {
             return;
         }
         List<Matrix> all = matrices(w);
+        // all of the model's Q4_K copies in one region (huge pages where granted: PageMemory), freed when the last
+        // of them is no longer reachable
+        List<Matrix.Q4_K> q4 = new ArrayList<>();
+        long q4Bytes = 0;
         for (Matrix m : all) {
-            if (m instanceof Matrix.Q4_K) {
-                resolve(m);
+            if (m instanceof Matrix.Q4_K q && !forms.containsKey(m)) {
+                q4.add(q);
+                q4Bytes += KQuantPacked.Q4K.allocationBytes(q);
+            }
+        }
+        if (!q4.isEmpty()) {
+            SegmentAllocator region = SegmentAllocator.slicingAllocator(KQuantPacked.allocate(q4Bytes));
+            for (Matrix.Q4_K q : q4) {
+                forms.put(q, KQuantPacked.Q4K.of(q, region, parallel));
             }
         }
         List<Matrix> q8 = new ArrayList<>(); // Q8_0 and runq's Q8
@@ -128,8 +140,14 @@ public final class PreparedWeights implements AutoCloseable {
         Arena a = arena != null ? arena : Arena.ofShared();
         Map<Matrix, MatrixForm> made = new java.util.HashMap<>();
         try {
+            // one region for all of them (huge pages where granted: PageMemory), sliced
+            long values = 0;
             for (Matrix m : q8) {
-                made.put(m, PackedQ8_0.of(m, a, parallel));
+                values += PackedQ8_0.allocationBytes(m);
+            }
+            SegmentAllocator region = SegmentAllocator.slicingAllocator(PageMemory.allocate(a, values));
+            for (Matrix m : q8) {
+                made.put(m, PackedQ8_0.of(m, region, parallel));
             }
         } catch (OutOfMemoryError e) { // the heap (the scales) or the native memory (the values) was short after all
             if (arena == null) {

@@ -5,6 +5,7 @@ import io.github.llama2j.model.Matrix;
 import jdk.incubator.vector.FloatVector;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Tag;
+import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
@@ -224,6 +225,17 @@ class GgmlKernelsTest {
         for (String type : TYPES) {
             int c = type.startsWith("Q") ? cols / blockValues(type) * blockValues(type) : cols;
             checkKernels(type, 9, c, 0, 9, 5);
+        }
+    }
+
+    /**
+     * Copies of a real layer's size (Q8_0 and Q4_K: 2 MiB and more, so {@link PageMemory} maps them, in huge pages
+     * where granted, instead of taking them from the arena), on a row range inside.
+     */
+    @Test
+    void copiesInMappedPages() {
+        for (String type : List.of("Q8_0", "Q4_K")) {
+            checkKernels(type, 1040, 4096, 3, 1037, 1);
         }
     }
 
