@@ -205,13 +205,17 @@ public final class RunCommand implements Callable<Integer> {
         }
         if (!noStats) {
             // the first token counted from the JVM's start too: start-up, model mapping and the engine's warm-up included
-            double sinceJvmStart = r.firstTokenNanos() < 0 ? -1 : java.lang.management.ManagementFactory.getRuntimeMXBean()
-                    .getUptime() - (System.nanoTime() - r.firstTokenNanos()) / 1e6;
-            err.println(String.format(Locale.ROOT,
-                    "[%s] %d positions (%d prompt, %d sampled), %.2f tok/s after the first token, time to first token"
-                            + " %.1f ms (%.0f ms after the JVM started)",
-                    e.name(), r.fed().size(), r.fed().size() - r.generatedTokens(), r.generatedTokens(),
-                    r.tokensPerSecond(), r.timeToFirstTokenMillis(), sinceJvmStart));
+            String head = String.format(Locale.ROOT, "[%s] %d positions (%d prompt, %d sampled), ", e.name(), r.fed().size(),
+                    r.fed().size() - r.generatedTokens(), r.generatedTokens());
+            if (r.firstTokenNanos() < 0) { // the prompt filled the positions asked for: nothing was sampled, nothing to time
+                err.println(head + "no token sampled (-n counts the prompt's positions too)");
+            } else {
+                double sinceJvmStart = java.lang.management.ManagementFactory.getRuntimeMXBean().getUptime()
+                        - (System.nanoTime() - r.firstTokenNanos()) / 1e6;
+                err.println(head + String.format(Locale.ROOT,
+                        "%.2f tok/s after the first token, time to first token %.1f ms (%.0f ms after the JVM started)",
+                        r.tokensPerSecond(), r.timeToFirstTokenMillis(), sinceJvmStart));
+            }
             err.flush();
         }
     }
