@@ -102,6 +102,18 @@ public final class PreparedWeights implements AutoCloseable {
         if (copies == WeightCopies.OFF) {
             return;
         }
+        long t0 = System.nanoTime();
+        try {
+            prepareCopies(w, parallel);
+        } finally {
+            prepareNanos += System.nanoTime() - t0;
+        }
+    }
+
+    /** Time spent in {@link #prepare} (for {@link #summary}). */
+    private volatile long prepareNanos;
+
+    private void prepareCopies(Weights w, Parallel parallel) {
         List<Matrix> all = matrices(w);
         // all of the model's Q4_K copies in one region (huge pages where granted: PageMemory), freed when the last
         // of them is no longer reachable
@@ -203,7 +215,8 @@ public final class PreparedWeights implements AutoCloseable {
         if (forms.isEmpty()) {
             s.append(copies == WeightCopies.OFF ? "none, every product reads the file's layout" : "none");
         } else {
-            s.append(forms.size()).append(" matrices, ").append(byteSize() >> 20).append(" MiB ").append(byType);
+            s.append(forms.size()).append(" matrices, ").append(byteSize() >> 20).append(" MiB ").append(byType)
+                    .append(String.format(java.util.Locale.ROOT, " made in %.2f s", prepareNanos / 1e9));
         }
         String skipped = q8Skipped;
         return skipped == null ? s.toString() : s + "; " + skipped;
