@@ -63,19 +63,14 @@ final class KQuantPacked {
 
         /** Repacks {@code m} into private memory ({@link #allocate}), unmapped when the form is no longer reachable. */
         static Q4K of(Matrix.Q4_K m) {
-            return of(m, null);
-        }
-
-        /** {@link #of(Matrix.Q4_K)} with the rows split over {@code parallel}'s threads (none: this thread). */
-        static Q4K of(Matrix.Q4_K m, Parallel parallel) {
             long blocks = blocks(m);
-            return of(m, allocate(blocks * QS), allocate(blocks * META), parallel);
+            return of(m, allocate(blocks * QS), allocate(blocks * META), null);
         }
 
         /**
-         * {@link #of(Matrix.Q4_K, Parallel)} into memory from {@code memory} (a slicing allocator over one
-         * {@link #allocate}d region for all of a model's copies: {@link PreparedWeights#prepare}), which must give
-         * zeroed memory.
+         * {@link #of(Matrix.Q4_K)} into memory from {@code memory} (a slicing allocator over one {@link #allocate}d
+         * region for all of a model's copies: {@link PreparedWeights#prepare}), which must give zeroed memory, the rows
+         * split over {@code parallel}'s threads.
          */
         static Q4K of(Matrix.Q4_K m, java.lang.foreign.SegmentAllocator memory, Parallel parallel) {
             long blocks = blocks(m);
@@ -91,6 +86,7 @@ final class KQuantPacked {
             return (long) m.rows() * (m.cols() / Matrix.Q4_K.BLOCK);
         }
 
+        /** The copy into {@code qs} and {@code meta}, on {@code parallel}'s threads (null: this thread). */
         private static Q4K of(Matrix.Q4_K m, MemorySegment qs, MemorySegment meta, Parallel parallel) {
             long perRow = m.cols() / Matrix.Q4_K.BLOCK, blocks = blocks(m);
             if (parallel == null) {
