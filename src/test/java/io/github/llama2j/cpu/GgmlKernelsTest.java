@@ -230,12 +230,23 @@ class GgmlKernelsTest {
 
     /**
      * Copies of a real layer's size (Q8_0 and Q4_K: 2 MiB and more, so {@link PageMemory} maps them, in huge pages
-     * where granted, instead of taking them from the arena), on a row range inside.
+     * where granted, instead of taking them from the arena), on a row range inside. On Linux the Q8_0 copy's values must
+     * start at a 2 MiB boundary (the mapping's, sliced first), so this cannot pass on the arena's memory unnoticed.
      */
     @Test
     void copiesInMappedPages() {
         for (String type : List.of("Q8_0", "Q4_K")) {
             checkKernels(type, 1040, 4096, 3, 1037, 1);
+        }
+        if (PageMemory.maps()) {
+            try (Parallel pool = new Parallel(2); java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofShared()) {
+                Matrix.Q8_0 m = (Matrix.Q8_0) randomMatrix("Q8_0", 1040, 4096, 1);
+                PackedQ8_0 p = PackedQ8_0.of(m, java.lang.foreign.SegmentAllocator.slicingAllocator(
+                        PageMemory.allocate(arena, PackedQ8_0.allocationBytes(m))), pool);
+                assertEquals(0, p.quants().address() % (2L << 20), "the copy's values come from a mapped region");
+                KQuantPacked.Q4K q = KQuantPacked.Q4K.of((Matrix.Q4_K) randomMatrix("Q4_K", 1040, 4096, 1));
+                assertEquals(0, q.qs().address() % (2L << 20), "the Q4_K copy's nibbles come from a mapped region");
+            }
         }
     }
 
@@ -251,7 +262,9 @@ class GgmlKernelsTest {
         // padded); a bare Matrix is read in the file's layout
         try (Parallel pool = new Parallel(2); java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofShared()) {
             MatrixForm copy = switch (m) {
-                case Matrix.Q8_0 q -> PackedQ8_0.of(q, arena, pool);
+                // as PreparedWeights makes it: sliced from one PageMemory region (mapped at 2 MiB and up, else the arena)
+                case Matrix.Q8_0 q -> PackedQ8_0.of(q, java.lang.foreign.SegmentAllocator.slicingAllocator(
+                        PageMemory.allocate(arena, PackedQ8_0.allocationBytes(q))), pool);
                 case Matrix.Q4_K q -> KQuantPacked.Q4K.of(q);
                 default -> null;
             };
