@@ -66,6 +66,74 @@ class CpuLayerTest {
         }
     }
 
+    /**
+     * The warm-up's scratch engine's products ({@link CpuLayer#warmUpRows}): each computes its first rows, as the
+     * reference does, and leaves every row after them untouched, whether alone, three in one dispatch or with SwiGLU,
+     * one token at a time and batched.
+     */
+    @ParameterizedTest
+    @ValueSource(booleans = {false, true})
+    void warmUpProductsComputeOnlyTheirFirstRows(boolean q8) {
+        int cols = 64, gs = 16;
+        try (Arena arena = Arena.ofShared(); Parallel parallel = new Parallel(3)) {
+            int cap = CpuLayer.warmUpRows(parallel);
+            assertEquals(96, cap, "two blocks of 16 rows per thread");
+            CpuLayer ops = new CpuLayer(io.github.llama2j.engine.Engines.cpuKernels(true), parallel, FloatMath.JAVA, new StepTimer(), cap);
+            float[] x = RandomMatrices.floats(rnd, cols);
+            Activations in = new Activations(cols);
+            in.input(x, cols);
+            byte[] xq = new byte[cols];
+            float[] xs = new float[cols / gs];
+            ScalarKernels.quantize(x, cols, gs, xq, xs);
+            Matrix a = matrix(arena, q8, 150, cols, gs), b = matrix(arena, q8, 120, cols, gs), c = matrix(arena, q8, 40, cols, gs);
+
+            float[] out = filled(150);
+            ops.matmul(out, in, new MatrixForm.File(a));
+            float[] expected = filled(150);
+            rows(expected, x, xq, xs, a, 0, cap);
+            assertArrayEquals(expected, out, "rows [0, 96) computed, the others untouched");
+
+            float[] o0 = filled(150), o1 = filled(120), o2 = filled(40);
+            ops.matmul3(o0, new MatrixForm.File(a), o1, new MatrixForm.File(b), o2, new MatrixForm.File(c), in);
+            float[] e0 = filled(150), e1 = filled(120), e2 = filled(40);
+            rows(e0, x, xq, xs, a, 0, cap);
+            rows(e1, x, xq, xs, b, 0, cap);
+            rows(e2, x, xq, xs, c, 0, 40);
+            assertArrayEquals(e0, o0, "matmul3 first");
+            assertArrayEquals(e1, o1, "matmul3 second");
+            assertArrayEquals(e2, o2, "matmul3 third (fewer rows than the cap: all)");
+
+            float[] hb = filled(120), hb2 = filled(120);
+            ops.matmulSwiglu(hb, hb2, new MatrixForm.File(b), new MatrixForm.File(matrix(arena, q8, 120, cols, gs)), in);
+            for (int i = cap; i < 120; i++) {
+                assertEquals(-12345.0f, hb[i], "swiglu row " + i + " untouched");
+            }
+
+            // batched: three tokens, the SIMD batch kernels; rows past the cap untouched, the others close to the reference
+            BatchLayer batch = new BatchLayer(new VectorKernels(), parallel, FloatMath.JAVA, cap);
+            int tokens = 3;
+            float[][] xb = new float[tokens][];
+            for (int t = 0; t < tokens; t++) {
+                xb[t] = RandomMatrices.floats(rnd, cols);
+            }
+            BatchActivations bin = new BatchActivations(tokens, cols);
+            bin.input(xb, tokens, cols);
+            float[][] bout = new float[tokens][];
+            for (int t = 0; t < tokens; t++) {
+                bout[t] = filled(150);
+            }
+            batch.matmul(bout, bin, new MatrixForm.File(a));
+            for (int t = 0; t < tokens; t++) {
+                byte[] tq = new byte[cols];
+                float[] ts = new float[cols / gs];
+                ScalarKernels.quantize(xb[t], cols, gs, tq, ts);
+                float[] e = filled(150);
+                rows(e, xb[t], tq, ts, a, 0, cap);
+                assertArrayEquals(e, bout[t], 1e-4f, "token " + t + ": rows [0, 96) computed, the others untouched");
+            }
+        }
+    }
+
     /** Key/value heads [1, 3) of 4 (two query heads each): the slice's heads see exactly the whole cache's values. */
     @Test
     void attentionOverASliceOfTheHeadsMatchesTheWholeCache() {
