@@ -382,7 +382,7 @@ public final class CpuEngine implements InferenceEngine {
      * same weights and worker pool, its own run state and a key/value cache of {@link #WARM_UP_POSITIONS} positions,
      * dropped afterwards; its products compute only their first {@link CpuLayer#warmUpRows} rows: the passes are for
      * the JIT's call counts, not for the weights' bytes, which made a 1B model's passes take the whole time limit for
-     * 17-30 of them) runs one token at a time from {@link #WARM_UP_START_POSITION}, until the JIT has gone quiet
+     * 17-40 of them) runs one token at a time from {@link #WARM_UP_START_POSITION}, until the JIT has gone quiet
      * (no compilation finished during {@link #WARM_UP_QUIET_PASSES} passes in a row, each within 1.5 times the
      * fastest) after at least {@link #WARM_UP_MIN_PASSES} passes, or {@link #WARM_UP_MAX_PASSES} passes, or
      * {@link #WARM_UP_MAX_NANOS}; then short prompts through {@link #forwardBatch} (one always, more until one runs
