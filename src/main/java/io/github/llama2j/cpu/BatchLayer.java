@@ -13,26 +13,22 @@ final class BatchLayer {
     private final Kernels kernels;
     private final Parallel parallel;
     private final FloatMath math;
-    /** As {@link CpuLayer}'s: rows each product computes at most ({@link CpuLayer#warmUpRows}), else all. */
-    private final int rowCap;
 
-    BatchLayer(Kernels kernels, Parallel parallel, FloatMath math, int rowCap) {
+    BatchLayer(Kernels kernels, Parallel parallel, FloatMath math) {
         this.kernels = kernels;
         this.parallel = parallel;
         this.math = math;
-        this.rowCap = rowCap;
     }
 
     /** out[b] = m · in[b] for every token b. */
     void matmul(float[][] out, BatchActivations in, MatrixForm m) {
         in.prepareFor(m.source(), parallel);
-        parallel.forRange(Math.min(m.source().rows(), rowCap), CpuLayer.ROW_GRAIN, (a, b) -> BatchMatmul.matmul(out, in, m, a, b, kernels));
+        parallel.forRange(m.source().rows(), CpuLayer.ROW_GRAIN, (a, b) -> BatchMatmul.matmul(out, in, m, a, b, kernels));
     }
 
     /** Q, K and V in one dispatch, as {@link CpuLayer#matmul3}. */
     void matmul3(float[][] out0, MatrixForm m0, float[][] out1, MatrixForm m1, float[][] out2, MatrixForm m2, BatchActivations in) {
-        int n0 = Math.min(m0.source().rows(), rowCap), n1 = Math.min(m1.source().rows(), rowCap);
-        int n2 = Math.min(m2.source().rows(), rowCap);
+        int n0 = m0.source().rows(), n1 = m1.source().rows(), n2 = m2.source().rows();
         in.prepareFor(m0.source(), parallel);
         in.prepareFor(m1.source(), parallel);
         in.prepareFor(m2.source(), parallel);
@@ -48,7 +44,7 @@ final class BatchLayer {
         in.prepareFor(w1.source(), parallel);
         in.prepareFor(w3.source(), parallel);
         int tokens = in.tokens();
-        parallel.forRange(Math.min(w1.source().rows(), rowCap), CpuLayer.ROW_GRAIN, (r0, r1) -> {
+        parallel.forRange(w1.source().rows(), CpuLayer.ROW_GRAIN, (r0, r1) -> {
             BatchMatmul.matmul(hb, in, w1, r0, r1, kernels);
             BatchMatmul.matmul(hb2, in, w3, r0, r1, kernels);
             for (int b = 0; b < tokens; b++) {

@@ -14,10 +14,6 @@ import io.github.llama2j.profile.Profiler;
 import java.lang.foreign.MemorySegment;
 import java.lang.management.CompilationMXBean;
 import java.lang.management.ManagementFactory;
-import java.util.ArrayList;
-import java.util.LinkedHashMap;
-import java.util.List;
-import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 
@@ -94,8 +90,6 @@ public final class CpuEngine implements InferenceEngine {
     /** The load-time copies of the weight matrices ({@link PreparedWeights}) and the forms the products read. */
     private final PreparedWeights prepared;
     private final PreparedWeights.Forms forms;
-    /** Rows each product computes at most (the warm-up's scratch engine), else {@link Integer#MAX_VALUE}. */
-    private final int rowCap;
     /** Whether this engine frees the load-time copies on close (a warm-up's scratch engine shares them). */
     private final boolean ownsPrepared;
     /** GGUF models: llama.cpp's arithmetic outside the matmuls ({@link GgmlOps}); llama2.c checkpoints: run.c's. */
@@ -137,7 +131,7 @@ public final class CpuEngine implements InferenceEngine {
      */
     public CpuEngine(Model model, Kernels kernels, FloatMath math, int threads, boolean warmUp, WeightCopies copies) {
         this(model, kernels, math, checkedParallel(model, threads), true, model.config().seqLen(), warmUp,
-                new PreparedWeights(kernels.readsCopies() ? copies : WeightCopies.OFF), true, Integer.MAX_VALUE);
+                new PreparedWeights(kernels.readsCopies() ? copies : WeightCopies.OFF), true);
     }
 
     private static Parallel checkedParallel(Model model, int threads) {
@@ -150,7 +144,7 @@ public final class CpuEngine implements InferenceEngine {
      */
     public CpuEngine(Model model, Kernels kernels, FloatMath math, Parallel parallel, boolean ownsParallel) {
         this(model, kernels, math, parallel, ownsParallel, model.config().seqLen(), true,
-                new PreparedWeights(kernels.readsCopies() ? WeightCopies.AUTO : WeightCopies.OFF), true, Integer.MAX_VALUE);
+                new PreparedWeights(kernels.readsCopies() ? WeightCopies.AUTO : WeightCopies.OFF), true);
     }
 
     /**
@@ -159,11 +153,9 @@ public final class CpuEngine implements InferenceEngine {
      * @param prepared     the load-time copies: made here ({@link PreparedWeights#prepare}) if this engine owns them
      * @param ownsPrepared whether this engine makes the copies and frees them when closed (false for the scratch
      *                     engine, which shares this one's)
-     * @param rowCap       rows each product computes at most: {@link CpuLayer#warmUpRows} for the scratch engine, else
-     *                     {@link Integer#MAX_VALUE} (all)
      */
     private CpuEngine(Model model, Kernels kernels, FloatMath math, Parallel parallel, boolean ownsParallel, int positions,
-                      boolean warmUp, PreparedWeights prepared, boolean ownsPrepared, int rowCap) {
+                      boolean warmUp, PreparedWeights prepared, boolean ownsPrepared) {
         checkRunState(model);
         this.c = model.config();
         this.w = model.weights();
@@ -189,8 +181,7 @@ public final class CpuEngine implements InferenceEngine {
         v = new float[kvDim];
         attention = new Attention(c.nLayers(), positions, c.headSize(), c.nKvHeads(), c.kvMul(), math);
         this.ownsPrepared = ownsPrepared;
-        this.rowCap = rowCap;
-        ops = new CpuLayer(kernels, parallel, math, timer, rowCap);
+        ops = new CpuLayer(kernels, parallel, math, timer);
         taskNames = new String[c.nLayers()][LAYER_TASKS.length];
         for (int l = 0; l < c.nLayers(); l++) {
             for (int t = 0; t < LAYER_TASKS.length; t++) {
@@ -255,9 +246,9 @@ public final class CpuEngine implements InferenceEngine {
     }
 
     /**
-     * Gets the matmul kernels compiled before the first token. Until C2 compiles them, Vector API code
+     * Gets the matmul kernel compiled before the first token. Until C2 compiles it, Vector API code
      * runs boxed, a hundred times slower or more, and the first forward pass took seconds. Calls on
-     * 16 rows of a matrix of each kind get there sooner ({@link #warmUpKind}). They stop once 100 calls have run
+     * 16 rows of the model's first matrix get there sooner. They stop once 100 calls have run
      * at compiled speed (above {@link #WARM_UP_BYTES_PER_NANO}, the rows being in cache, or 50
      * times faster than the first calls), or after {@link #WARM_UP_MAX_NANOS}; and only once per
      * JVM for a given kernel and kind of weights. The model's own weights are used on purpose: C2
@@ -265,60 +256,22 @@ public final class CpuEngine implements InferenceEngine {
      * warming up on other segments would leave slower, polymorphic code.
      */
     private void warmUpKernels() {
-        // every kind of product the forward pass makes (a weight type in a form, on a class of memory segment), each
-        // at every input length it is used with: a Q4_K_M model's Q6_K matrices (its classifier, some of w2 and wv)
-        // took the first three throwaway passes 0.65 s each, their kernel not compiled, when only wq[0]'s kind was
-        // warmed up here
-        Map<String, List<Integer>> kinds = new LinkedHashMap<>(); // kind -> indices into all
-        List<Matrix> all = new ArrayList<>();
-        List<MatrixForm> allForms = new ArrayList<>();
-        MatrixForm[][] layerForms = {forms.wq(), forms.wk(), forms.wv(), forms.wo(), forms.w1(), forms.w3(), forms.w2()};
-        for (int l = 0; l < c.nLayers(); l++) {
-            for (MatrixForm[] fs : layerForms) {
-                all.add(fs[l].source());
-                allForms.add(fs[l]);
-            }
-        }
-        all.add(forms.classifier().source());
-        allForms.add(forms.classifier());
-        for (int i = 0; i < all.size(); i++) {
-            String kind = kindOf(all.get(i), allForms.get(i));
-            List<Integer> shapes = kinds.computeIfAbsent(kind, k -> new ArrayList<>());
-            int cols = all.get(i).cols();
-            if (shapes.stream().noneMatch(j -> all.get(j).cols() == cols)) {
-                shapes.add(i);
-            }
-        }
-        for (Map.Entry<String, List<Integer>> kind : kinds.entrySet()) {
-            List<Integer> idx = kind.getValue();
-            warmUpKind(kind.getKey(), idx.stream().map(all::get).toArray(Matrix[]::new),
-                    idx.stream().map(allForms::get).toArray(MatrixForm[]::new));
-        }
-    }
-
-    /** The kinds warmed up in this JVM so far ({@link #kindOf}, and those keys with " batched" or " forward"), for tests. */
-    static Set<String> warmedUp() {
-        return Set.copyOf(WARMED_UP);
-    }
-
-    /** What {@link #warmUpKernels} warms up once per JVM: the kernels, the weight type, its form and its segment class. */
-    private String kindOf(Matrix m, MatrixForm form) {
+        Matrix m = w.wq()[0];
+        MatrixForm form = forms.wq()[0];
         Object segmentClass = switch (m) {
             case Matrix.F32 f -> f.data().getClass();
             case Matrix.Q8 q8 -> q8.values().getClass();
             case Matrix.Ggml g -> g.data().getClass();
         };
-        return kernels.getClass().getName() + " " + m.typeName() + " " + segmentClass + " " + form.getClass().getSimpleName();
-    }
-
-    /**
-     * {@link #warmUpKernels} for one kind of product, on 16 rows of the first matrix of each input length that kind
-     * has, alternately: the kernels' loops over the input run dim or hidden long, and C2 compiled from a profile of one
-     * size deoptimized the runq Q8 kernel at the other in the middle of a bench run (JFR, 6 traps, each finishing its
-     * call interpreted).
-     */
-    private void warmUpKind(String key, Matrix[] shapes, MatrixForm[] shapeForms) {
-        Matrix m = shapes[0];
+        String key = kernels.getClass().getName() + " " + m.typeName() + " " + segmentClass + " " + form.getClass().getSimpleName();
+        // both input sizes of the forward pass (dim: q/k/v, wo, w1/w3, the classifier; hidden: w2), alternately: the
+        // kernels' loops over the input run dim or hidden long, and C2 compiled from a profile of one size
+        // deoptimized the runq Q8 kernel at the other in the middle of a bench run (JFR, 6 traps, each finishing
+        // its call interpreted)
+        boolean both = w.w2()[0].cols() != m.cols() && forms.w2()[0].getClass() == form.getClass()
+                && w.w2()[0].typeName().equals(m.typeName());
+        Matrix[] shapes = both ? new Matrix[] {m, w.w2()[0]} : new Matrix[] {m};
+        MatrixForm[] shapeForms = both ? new MatrixForm[] {form, forms.w2()[0]} : new MatrixForm[] {form};
         if (WARMED_UP.add(key)) {
             int n = shapes.length;
             Activations[] ins = new Activations[n];
@@ -380,9 +333,7 @@ public final class CpuEngine implements InferenceEngine {
      * reach and which C2 otherwise compiled during the first dozen tokens of a run (a 256-token run then reached only
      * half of {@code bench}'s steady speed; docs/measurements/2026-12-02-warmup-threads.md). A scratch engine (the
      * same weights and worker pool, its own run state and a key/value cache of {@link #WARM_UP_POSITIONS} positions,
-     * dropped afterwards; its products compute only their first {@link CpuLayer#warmUpRows} rows: the passes are for
-     * the JIT's call counts, not for the weights' bytes, which made a 1B model's passes take the whole time limit for
-     * 17-40 of them) runs one token at a time from {@link #WARM_UP_START_POSITION}, until the JIT has gone quiet
+     * dropped afterwards) runs one token at a time from {@link #WARM_UP_START_POSITION}, until the JIT has gone quiet
      * (no compilation finished during {@link #WARM_UP_QUIET_PASSES} passes in a row, each within 1.5 times the
      * fastest) after at least {@link #WARM_UP_MIN_PASSES} passes, or {@link #WARM_UP_MAX_PASSES} passes, or
      * {@link #WARM_UP_MAX_NANOS}; then short prompts through {@link #forwardBatch} (one always, more until one runs
@@ -412,8 +363,7 @@ public final class CpuEngine implements InferenceEngine {
         CompilationMXBean jit = ManagementFactory.getCompilationMXBean();
         boolean jitTimed = jit != null && jit.isCompilationTimeMonitoringSupported();
         long deadline = System.nanoTime() + WARM_UP_MAX_NANOS;
-        try (CpuEngine scratch = new CpuEngine(model, kernels, math, parallel, false, positions, false, prepared, false,
-                CpuLayer.warmUpRows(parallel))) {
+        try (CpuEngine scratch = new CpuEngine(model, kernels, math, parallel, false, positions, false, prepared, false)) {
             // the one-token passes first, from a position past attention's four-block loop (the cache's earlier rows
             // are zeros: their values do not matter here)
             int start = Math.min(WARM_UP_START_POSITION, positions / 2);
@@ -586,7 +536,7 @@ public final class CpuEngine implements InferenceEngine {
         final BatchActivations in;
         final BatchLayer ops;
 
-        Batch(Configuration c, int pairs, Kernels kernels, Parallel parallel, FloatMath math, int rowCap) {
+        Batch(Configuration c, int pairs, Kernels kernels, Parallel parallel, FloatMath math) {
             int dim = c.dim(), qDim = c.qDim(), kvDim = c.kvDim(), hidden = c.hiddenDim();
             x = new float[CHUNK][dim];
             xb2 = new float[CHUNK][dim];
@@ -599,7 +549,7 @@ public final class CpuEngine implements InferenceEngine {
             cos = new float[CHUNK][pairs];
             sin = new float[CHUNK][pairs];
             in = new BatchActivations(CHUNK, Math.max(Math.max(dim, qDim), hidden));
-            ops = new BatchLayer(kernels, parallel, math, rowCap);
+            ops = new BatchLayer(kernels, parallel, math);
         }
     }
 
@@ -618,7 +568,7 @@ public final class CpuEngine implements InferenceEngine {
             return InferenceEngine.super.forwardBatch(tokens, startPos);
         }
         if (batch == null) {
-            batch = new Batch(c, rope.pairs(), kernels, parallel, math, rowCap);
+            batch = new Batch(c, rope.pairs(), kernels, parallel, math);
         }
         for (int off = 0; off < tokens.length; off += CHUNK) {
             int n = Math.min(CHUNK, tokens.length - off);

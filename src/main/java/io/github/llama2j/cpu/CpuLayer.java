@@ -26,30 +26,16 @@ public final class CpuLayer {
     private final Parallel parallel;
     private final FloatMath math;
     private final StepTimer timer;
-    /** Rows each product computes at most, from its first (the warm-up's scratch engine: {@link #warmUpRows}); else all. */
-    private final int rowCap;
 
     public CpuLayer(Kernels kernels, Parallel parallel, FloatMath math) {
-        this(kernels, parallel, math, new StepTimer(), Integer.MAX_VALUE);
+        this(kernels, parallel, math, new StepTimer());
     }
 
-    /** @param rowCap as {@link #warmUpRows}, or {@link Integer#MAX_VALUE} for every row */
-    CpuLayer(Kernels kernels, Parallel parallel, FloatMath math, StepTimer timer, int rowCap) {
+    CpuLayer(Kernels kernels, Parallel parallel, FloatMath math, StepTimer timer) {
         this.kernels = kernels;
         this.parallel = parallel;
         this.math = math;
         this.timer = timer;
-        this.rowCap = rowCap;
-    }
-
-    /**
-     * The rows a warm-up's product computes ({@link CpuEngine}'s scratch engine): two blocks of {@link #ROW_GRAIN} rows
-     * per thread of {@code parallel}, so that every thread runs the kernel, on whole tiles, and the pool's split and
-     * every step around the products run as in a real pass, while the products read a sliver of the weights. The
-     * outputs past them are left as they are (zeros): a warm-up's values are thrown away.
-     */
-    static int warmUpRows(Parallel parallel) {
-        return 2 * ROW_GRAIN * parallel.threads();
     }
 
     /** out = m · in, all rows. */
@@ -60,7 +46,7 @@ public final class CpuLayer {
     /** out[r] = (m · in)[r] for rows r in [r0, r1) (the rest of out untouched), split across the pool. */
     public void matmul(float[] out, Activations in, MatrixForm m, int r0, int r1) {
         in.prepareFor(m.source());
-        parallel.forRange(Math.min(r1 - r0, rowCap), ROW_GRAIN, (a, b) -> kernel(out, in, m, r0 + a, r0 + b));
+        parallel.forRange(r1 - r0, ROW_GRAIN, (a, b) -> kernel(out, in, m, r0 + a, r0 + b));
     }
 
     /**
@@ -68,8 +54,7 @@ public final class CpuLayer {
      * are numbered one after another and split across the pool together.
      */
     public void matmul3(float[] out0, MatrixForm m0, float[] out1, MatrixForm m1, float[] out2, MatrixForm m2, Activations in) {
-        int n0 = Math.min(m0.source().rows(), rowCap), n1 = Math.min(m1.source().rows(), rowCap);
-        int n2 = Math.min(m2.source().rows(), rowCap);
+        int n0 = m0.source().rows(), n1 = m1.source().rows(), n2 = m2.source().rows();
         in.prepareFor(m0.source());
         in.prepareFor(m1.source());
         in.prepareFor(m2.source());
@@ -84,7 +69,7 @@ public final class CpuLayer {
     public void matmulSwiglu(float[] hb, float[] hb2, MatrixForm w1, MatrixForm w3, Activations in) {
         in.prepareFor(w1.source());
         in.prepareFor(w3.source());
-        parallel.forRange(Math.min(w1.source().rows(), rowCap), ROW_GRAIN, (r0, r1) -> {
+        parallel.forRange(w1.source().rows(), ROW_GRAIN, (r0, r1) -> {
             kernel(hb, in, w1, r0, r1);
             kernel(hb2, in, w3, r0, r1);
             VectorOps.swiglu(hb, hb2, r0, r1, math);

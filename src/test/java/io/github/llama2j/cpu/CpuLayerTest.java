@@ -30,81 +30,38 @@ class CpuLayerTest {
         try (Arena arena = Arena.ofShared(); Parallel parallel = new Parallel(3)) {
             // exact kernels: run.c's summation order, so every row equals the reference bit for bit
             CpuLayer ops = new CpuLayer(io.github.llama2j.engine.Engines.cpuKernels(true), parallel, FloatMath.JAVA);
-            Input input = input(cols, gs);
-            Activations in = input.in();
+            float[] x = RandomMatrices.floats(rnd, cols);
+            Activations in = new Activations(cols);
+            in.input(x, cols);
+            // the reference's input: runq's quantization of x
+            byte[] xq = new byte[cols];
+            float[] xs = new float[cols / gs];
+            ScalarKernels.quantize(x, cols, gs, xq, xs);
             Matrix a = matrix(arena, q8, 93, cols, gs), b = matrix(arena, q8, 37, cols, gs), c = matrix(arena, q8, 21, cols, gs);
 
             float[] out = filled(93);
             ops.matmul(out, in, new MatrixForm.File(a), 17, 80);
             float[] expected = filled(93);
-            rows(expected, input, a, 17, 80);
+            rows(expected, x, xq, xs, a, 17, 80);
             assertArrayEquals(expected, out, "rows [17, 80) computed, the others untouched");
 
-            assertMatmul3(ops, input, a, b, c, Integer.MAX_VALUE);
+            float[] o0 = filled(93), o1 = filled(37), o2 = filled(21);
+            ops.matmul3(o0, new MatrixForm.File(a), o1, new MatrixForm.File(b), o2, new MatrixForm.File(c), in);
+            float[] e0 = filled(93), e1 = filled(37), e2 = filled(21);
+            rows(e0, x, xq, xs, a, 0, 93);
+            rows(e1, x, xq, xs, b, 0, 37);
+            rows(e2, x, xq, xs, c, 0, 21);
+            assertArrayEquals(e0, o0, "matmul3 first");
+            assertArrayEquals(e1, o1, "matmul3 second");
+            assertArrayEquals(e2, o2, "matmul3 third");
 
             float[] hb = filled(37), hb2 = filled(37);
             ops.matmulSwiglu(hb, hb2, new MatrixForm.File(b), new MatrixForm.File(matrix(arena, q8, 37, cols, gs)), in);
             float[] eh = new float[37];
-            rows(eh, input, b, 0, 37);
+            rows(eh, x, xq, xs, b, 0, 37);
             for (int i = 0; i < 37; i++) {
                 float silu = eh[i] * (1.0f / (1.0f + FloatMath.JAVA.exp(-eh[i])));
                 assertEquals(silu * hb2[i], hb[i], "swiglu row " + i);
-            }
-        }
-    }
-
-    /**
-     * The warm-up's scratch engine's products ({@link CpuLayer#warmUpRows}): each computes its first rows, as the
-     * reference does, and leaves every row after them untouched, whether alone, three in one dispatch or with SwiGLU,
-     * one token at a time and batched.
-     */
-    @ParameterizedTest
-    @ValueSource(booleans = {false, true})
-    void warmUpProductsComputeOnlyTheirFirstRows(boolean q8) {
-        int cols = 64, gs = 16;
-        try (Arena arena = Arena.ofShared(); Parallel parallel = new Parallel(3)) {
-            int cap = CpuLayer.warmUpRows(parallel);
-            assertEquals(96, cap, "two blocks of 16 rows per thread");
-            CpuLayer ops = new CpuLayer(io.github.llama2j.engine.Engines.cpuKernels(true), parallel, FloatMath.JAVA, new StepTimer(), cap);
-            Input input = input(cols, gs);
-            Activations in = input.in();
-            Matrix a = matrix(arena, q8, 150, cols, gs), b = matrix(arena, q8, 120, cols, gs), c = matrix(arena, q8, 40, cols, gs);
-
-            float[] out = filled(150);
-            ops.matmul(out, in, new MatrixForm.File(a));
-            float[] expected = filled(150);
-            rows(expected, input, a, 0, cap);
-            assertArrayEquals(expected, out, "rows [0, 96) computed, the others untouched");
-
-            assertMatmul3(ops, input, a, b, c, cap); // c has fewer rows than the cap: all of them
-
-            float[] hb = filled(120), hb2 = filled(120);
-            ops.matmulSwiglu(hb, hb2, new MatrixForm.File(b), new MatrixForm.File(matrix(arena, q8, 120, cols, gs)), in);
-            for (int i = cap; i < 120; i++) {
-                assertEquals(-12345.0f, hb[i], "swiglu row " + i + " untouched");
-            }
-
-            // batched: three tokens, the SIMD batch kernels; rows past the cap untouched, the others close to the reference
-            BatchLayer batch = new BatchLayer(new VectorKernels(), parallel, FloatMath.JAVA, cap);
-            int tokens = 3;
-            float[][] xb = new float[tokens][];
-            for (int t = 0; t < tokens; t++) {
-                xb[t] = RandomMatrices.floats(rnd, cols);
-            }
-            BatchActivations bin = new BatchActivations(tokens, cols);
-            bin.input(xb, tokens, cols);
-            float[][] bout = new float[tokens][];
-            for (int t = 0; t < tokens; t++) {
-                bout[t] = filled(150);
-            }
-            batch.matmul(bout, bin, new MatrixForm.File(a));
-            for (int t = 0; t < tokens; t++) {
-                byte[] tq = new byte[cols];
-                float[] ts = new float[cols / gs];
-                ScalarKernels.quantize(xb[t], cols, gs, tq, ts);
-                float[] e = filled(150);
-                rows(e, xb[t], tq, ts, a, 0, cap);
-                assertArrayEquals(e, bout[t], 1e-4f, "token " + t + ": rows [0, 96) computed, the others untouched");
             }
         }
     }
@@ -155,41 +112,8 @@ class CpuLayerTest {
         }
     }
 
-    /** Q, K and V in one dispatch: each output's first min(rows, cap) rows as the reference's, the rest untouched. */
-    private void assertMatmul3(CpuLayer ops, Input input, Matrix a, Matrix b, Matrix c, int cap) {
-        Matrix[] ms = {a, b, c};
-        float[][] out = new float[3][], expected = new float[3][];
-        for (int i = 0; i < 3; i++) {
-            out[i] = filled(ms[i].rows());
-            expected[i] = filled(ms[i].rows());
-            rows(expected[i], input, ms[i], 0, Math.min(ms[i].rows(), cap));
-        }
-        ops.matmul3(out[0], new MatrixForm.File(a), out[1], new MatrixForm.File(b), out[2], new MatrixForm.File(c), input.in());
-        for (int i = 0; i < 3; i++) {
-            assertArrayEquals(expected[i], out[i], "matmul3, matrix " + i);
-        }
-    }
-
-    /** A random input: its values, as the kernels take them, and runq's quantization of them (the reference's input). */
-    private record Input(float[] x, Activations in, byte[] xq, float[] xs) {
-    }
-
-    private Input input(int cols, int gs) {
-        float[] x = RandomMatrices.floats(rnd, cols);
-        Activations in = new Activations(cols);
-        in.input(x, cols);
-        byte[] xq = new byte[cols];
-        float[] xs = new float[cols / gs];
-        ScalarKernels.quantize(x, cols, gs, xq, xs);
-        return new Input(x, in, xq, xs);
-    }
-
     private Matrix matrix(Arena arena, boolean q8, int rows, int cols, int gs) {
         return q8 ? RandomMatrices.q8(arena, rnd, rows, cols, gs) : RandomMatrices.f32(arena, rnd, rows, cols, 0);
-    }
-
-    private void rows(float[] out, Input in, Matrix m, int r0, int r1) {
-        rows(out, in.x(), in.xq(), in.xs(), m, r0, r1);
     }
 
     private void rows(float[] out, float[] x, byte[] xq, float[] xs, Matrix m, int r0, int r1) {
