@@ -241,13 +241,18 @@ class GgmlKernelsTest {
         if (PageMemory.maps()) {
             try (Parallel pool = new Parallel(2); java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofShared()) {
                 Matrix.Q8_0 m = (Matrix.Q8_0) randomMatrix("Q8_0", 1040, 4096, 1);
-                PackedQ8_0 p = PackedQ8_0.of(m, java.lang.foreign.SegmentAllocator.slicingAllocator(
-                        PageMemory.allocate(arena, PackedQ8_0.allocationBytes(m))), pool);
+                PackedQ8_0 p = packedAsPrepared(m, arena, pool);
                 assertEquals(0, p.quants().address() % (2L << 20), "the copy's values come from a mapped region");
                 KQuantPacked.Q4K q = KQuantPacked.Q4K.of((Matrix.Q4_K) randomMatrix("Q4_K", 1040, 4096, 1));
                 assertEquals(0, q.qs().address() % (2L << 20), "the Q4_K copy's nibbles come from a mapped region");
             }
         }
+    }
+
+    /** A Q8_0 copy as {@link PreparedWeights} makes it: sliced from one {@link PageMemory} region (mapped at 2 MiB and up, else the arena's). */
+    private static PackedQ8_0 packedAsPrepared(Matrix.Q8_0 m, java.lang.foreign.Arena arena, Parallel pool) {
+        return PackedQ8_0.of(m, java.lang.foreign.SegmentAllocator.slicingAllocator(
+                PageMemory.allocate(arena, PackedQ8_0.allocationBytes(m))), pool);
     }
 
     private void checkKernels(String type, int rows, int cols, int r0, int r1, int misalign) {
@@ -262,9 +267,7 @@ class GgmlKernelsTest {
         // padded); a bare Matrix is read in the file's layout
         try (Parallel pool = new Parallel(2); java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofShared()) {
             MatrixForm copy = switch (m) {
-                // as PreparedWeights makes it: sliced from one PageMemory region (mapped at 2 MiB and up, else the arena)
-                case Matrix.Q8_0 q -> PackedQ8_0.of(q, java.lang.foreign.SegmentAllocator.slicingAllocator(
-                        PageMemory.allocate(arena, PackedQ8_0.allocationBytes(q))), pool);
+                case Matrix.Q8_0 q -> packedAsPrepared(q, arena, pool);
                 case Matrix.Q4_K q -> KQuantPacked.Q4K.of(q);
                 default -> null;
             };
