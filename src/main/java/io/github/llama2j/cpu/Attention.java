@@ -127,7 +127,9 @@ public final class Attention {
             s30.div(scale).intoArray(att, o3 + to);
             s31.div(scale).intoArray(att, o3 + to + BLOCK);
         }
-        for (; block <= lastBlock; block++) {
+        // the last block when the pairs left one: an if, not a loop (at most one pass): as a loop, C2 guarded it with a
+        // loop-limit check that failed at the first prompt from position 0 and deoptimized heads4 (2026-12-03)
+        if (block == lastBlock) {
             int base = (kvHead * blocks + block) * headBlock;
             FloatVector s0 = FloatVector.zero(F), s1 = s0, s2 = s0, s3 = s0;
             for (int i = 0; i < headSize; i++) {

@@ -39,16 +39,27 @@ final class BatchLayer {
         });
     }
 
-    /** hb[b] = silu(w1 · in[b]) * (w3 · in[b]) in one dispatch, as {@link CpuLayer#matmulSwiglu}; hb2 is scratch. */
+    /**
+     * hb[b] = silu(w1 · in[b]) * (w3 · in[b]): both products in one dispatch, then SwiGLU in a second one, a token's
+     * whole row per call; hb2 is scratch.
+     *
+     * <p>Not SwiGLU inside the products' dispatch, as {@link CpuLayer#matmulSwiglu} does it for one token: there C2
+     * compiled the lambda with both batched products inlined, and the SwiGLU after them ran at an eighth of its speed
+     * (its vector code, past the inlining budget, boxed): with runq Q8 weights 290 ms of CPU per pp512 of
+     * stories110M against 34 ms with F32 weights, in every measured run; as its own dispatch 25-30 ms for both,
+     * pp512 Q8 0.73-0.79 → 0.92 k tok/s (512 bits, 2 threads; docs/measurements/2026-12-03-prefill-attention-swiglu.md).
+     */
     void matmulSwiglu(float[][] hb, float[][] hb2, MatrixForm w1, MatrixForm w3, BatchActivations in) {
         in.prepareFor(w1.source(), parallel);
         in.prepareFor(w3.source(), parallel);
-        int tokens = in.tokens();
         parallel.forRange(w1.source().rows(), CpuLayer.ROW_GRAIN, (r0, r1) -> {
             BatchMatmul.matmul(hb, in, w1, r0, r1, kernels);
             BatchMatmul.matmul(hb2, in, w3, r0, r1, kernels);
-            for (int b = 0; b < tokens; b++) {
-                VectorOps.swiglu(hb[b], hb2[b], r0, r1, math);
+        });
+        int hidden = w1.source().rows();
+        parallel.forRange(in.tokens(), (b0, b1) -> {
+            for (int b = b0; b < b1; b++) {
+                VectorOps.swiglu(hb[b], hb2[b], 0, hidden, math);
             }
         });
     }

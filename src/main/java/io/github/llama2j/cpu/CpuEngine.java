@@ -39,6 +39,8 @@ public final class CpuEngine implements InferenceEngine {
     /** The same for the batched kernel, in multiply-adds per nanosecond (compiled: 10 and more per core). */
     private static final double WARM_UP_MACS_PER_NANO = 1.0;
     private static final long WARM_UP_MAX_NANOS = 3_000_000_000L;
+    /** {@link #warmUpBatchedAttention}'s limit: C2's compilation of it was waited for 0.1-0.6 s (2026-12-03). */
+    private static final long WARM_UP_ATTENTION_MAX_NANOS = 1_000_000_000L;
     /** {@link #warmUpForward}: the scratch engine's positions, its prompt (token ids), and when it stops. */
     private static final int WARM_UP_POSITIONS = 128;
     private static final int[] WARM_UP_PROMPT = {1, 400, 2300, 7, 911};
@@ -319,6 +321,49 @@ public final class CpuEngine implements InferenceEngine {
         }
     }
 
+    /**
+     * Gets batched attention ({@link Attention#heads4}) compiled, for {@link #throwawayPasses}: calls it on a scratch
+     * cache of one head (the model's head size) and 32 positions, its four queries at positions 0, 4, .., 28 (from no
+     * whole pair of key blocks to one or more, as a prompt's first chunk has them), until 100 calls have run at most
+     * twice as long as {@link Attention#head}, compiled by the one-token passes, takes for the same 32 queries, or for
+     * {@link #WARM_UP_ATTENTION_MAX_NANOS}. Not a rate: at 128 bits and a head size of 8 compiled calls ran 0.26
+     * multiply-adds per ns, where 110M's run 5 and more. With 110M's head size (64), 32 calls of head took 6-7 µs at
+     * 256 and 512 bits and 62 µs at 128, heads4's eight calls 5-6 and 52 µs compiled and 0.4-1.9 ms before; with a
+     * head size of 8 at 128 bits (stories260K), 30 µs against 35-150 µs compiled: too close to tell, hence the limit.
+     */
+    private void warmUpBatchedAttention() {
+        int headSize = c.headSize(), positions = 32, queries = Attention.QUERIES;
+        Attention cache = new Attention(1, positions, headSize, 1, 1, math);
+        float[] k = new float[headSize], v = new float[headSize];
+        for (int pos = 0; pos < positions; pos++) {
+            for (int i = 0; i < headSize; i++) {
+                k[i] = (float) Math.sin(pos * 0.7 + i);
+                v[i] = (float) Math.cos(pos * 0.3 - i);
+            }
+            cache.store(0, pos, k, v);
+        }
+        float[][] q = new float[queries][headSize], out = new float[queries][headSize];
+        for (float[] row : q) {
+            java.util.Arrays.fill(row, 0.25f);
+        }
+        int stride = cache.scoreStride();
+        float[] scores = new float[queries * stride];
+        long oneByOne = Long.MAX_VALUE;
+        for (int round = 0; round < 5; round++) {
+            long t0 = System.nanoTime();
+            for (int pos = 0; pos < positions; pos++) {
+                cache.head(0, 0, pos, q[0], out[0], scores, 0);
+            }
+            oneByOne = Math.min(oneByOne, System.nanoTime() - t0);
+        }
+        long fastNanos = 2 * oneByOne;
+        untilFast(() -> {
+            for (int pos0 = 0; pos0 < positions; pos0 += queries) {
+                cache.heads4(0, 0, pos0, q, 0, out, scores, stride);
+            }
+        }, t -> t <= fastNanos, WARM_UP_ATTENTION_MAX_NANOS);
+    }
+
     /** {@code tokens} zero activations, prepared for m. */
     private static BatchActivations batchInput(Matrix m, int tokens) {
         BatchActivations bin = new BatchActivations(tokens, m.cols());
@@ -398,8 +443,18 @@ public final class CpuEngine implements InferenceEngine {
                 quiet = prompts > 0 && nowCompiled == compiled ? quiet + 1 : 0;
                 compiled = nowCompiled;
             }
-            warmUpPasses = String.format(java.util.Locale.ROOT, "%d one-token passes in %.2f s, %d prompts of %d tokens in %.2f s",
-                    pass, (t1 - t0) / 1e9, prompts, prompt.length, (System.nanoTime() - t1) / 1e9);
+            // then batched attention (every prompt's chunks run it) until C2 has compiled it: the prompts above call it
+            // too few times for HotSpot to queue it, and C2 compiled it during the first long prompt, which meanwhile
+            // ran it as C1 code, its vectors boxed (pp512 of stories110M, 512 bits: the first prompt's attention
+            // 0.45-0.9 s instead of 0.07 s; calls before the passes, for C2 to compile it during them, cost more,
+            // the first ones interpreted, than this wait: docs/measurements/2026-12-03-prefill-attention-swiglu.md)
+            long t2 = System.nanoTime();
+            if (kernels instanceof VectorKernels && WARMED_UP.add(kernels.getClass().getName() + " batched attention")) {
+                warmUpBatchedAttention();
+            }
+            warmUpPasses = String.format(java.util.Locale.ROOT,
+                    "%d one-token passes in %.2f s, %d prompts of %d tokens in %.2f s, batched attention %.2f s",
+                    pass, (t1 - t0) / 1e9, prompts, prompt.length, (t2 - t1) / 1e9, (System.nanoTime() - t2) / 1e9);
             return pass;
         }
     }
@@ -409,7 +464,15 @@ public final class CpuEngine implements InferenceEngine {
      * times faster than the first calls, or for {@link #WARM_UP_MAX_NANOS}.
      */
     private static void untilFast(Runnable call, double work, double fastWorkPerNano) {
-        long deadline = System.nanoTime() + WARM_UP_MAX_NANOS;
+        untilFast(call, t -> work >= fastWorkPerNano * t, WARM_UP_MAX_NANOS);
+    }
+
+    /**
+     * Calls {@code call} until 100 calls have run fast ({@code fast} of their nanoseconds, or 50 times faster than
+     * the first calls), or for {@code maxNanos}.
+     */
+    private static void untilFast(Runnable call, java.util.function.LongPredicate fast, long maxNanos) {
+        long deadline = System.nanoTime() + maxNanos;
         long firstCalls = Long.MAX_VALUE;
         for (int calls = 0, fastCalls = 0; fastCalls < 100 && System.nanoTime() < deadline; calls++) {
             long t0 = System.nanoTime();
@@ -418,11 +481,10 @@ public final class CpuEngine implements InferenceEngine {
             if (calls < 3) {
                 firstCalls = Math.min(firstCalls, t);
             }
-            boolean fast = work >= fastWorkPerNano * t || t * 50 < firstCalls;
             // not "in a row": on a loaded machine a compiled call that the OS preempts is slow, and 100 in a row
             // then took the whole WARM_UP_MAX_NANOS (a slow call before compilation is not fast, so any fast one
             // ran compiled code)
-            fastCalls = fast ? fastCalls + 1 : fastCalls;
+            fastCalls = fast.test(t) || t * 50 < firstCalls ? fastCalls + 1 : fastCalls;
         }
     }
 
