@@ -46,8 +46,9 @@ final class BatchLayer {
      * <p>Not SwiGLU inside the products' dispatch, as {@link CpuLayer#matmulSwiglu} does it for one token: there C2
      * compiled the lambda with both batched products inlined, and the SwiGLU after them ran at an eighth of its speed
      * (its vector code, past the inlining budget, boxed): with runq Q8 weights 290 ms of CPU per pp512 of
-     * stories110M against 34 ms with F32 weights, in every measured run; as its own dispatch 25-30 ms for both,
-     * pp512 Q8 0.73-0.79 → 0.92 k tok/s (512 bits, 2 threads; docs/measurements/2026-12-03-prefill-attention-swiglu.md).
+     * stories110M against 34 ms with F32 weights, in every measured run; as its own dispatch 25-34 ms (wall) for both,
+     * and Q8 pp512 1.06-1.62x in six alternated pairs at 512 and 256 bits, F32's unchanged within the noise
+     * (docs/measurements/2026-12-03-prefill-attention-swiglu.md).
      */
     void matmulSwiglu(float[][] hb, float[][] hb2, MatrixForm w1, MatrixForm w3, BatchActivations in) {
         in.prepareFor(w1.source(), parallel);

@@ -446,7 +446,7 @@ public final class CpuEngine implements InferenceEngine {
             // then batched attention (every prompt's chunks run it) until C2 has compiled it: the prompts above call it
             // too few times for HotSpot to queue it, and C2 compiled it during the first long prompt, which meanwhile
             // ran it as C1 code, its vectors boxed (pp512 of stories110M, 512 bits: the first prompt's attention
-            // 0.45-0.9 s instead of 0.07 s; calls before the passes, for C2 to compile it during them, cost more,
+            // 0.42-1.11 s instead of 0.05-0.11 s; calls before the passes, for C2 to compile it during them, cost more,
             // the first ones interpreted, than this wait: docs/measurements/2026-12-03-prefill-attention-swiglu.md)
             long t2 = System.nanoTime();
             if (kernels instanceof VectorKernels && WARMED_UP.add(kernels.getClass().getName() + " batched attention")) {
