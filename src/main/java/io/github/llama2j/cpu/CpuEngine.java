@@ -39,7 +39,7 @@ public final class CpuEngine implements InferenceEngine {
     /** The same for the batched kernel, in multiply-adds per nanosecond (compiled: 10 and more per core). */
     private static final double WARM_UP_MACS_PER_NANO = 1.0;
     private static final long WARM_UP_MAX_NANOS = 3_000_000_000L;
-    /** {@link #warmUpBatchedAttention}'s limit: C2's compilation of it was waited for 0.1-0.6 s (2026-12-03). */
+    /** {@link #warmUpBatchedAttention}'s limit: C2's compilation of it was waited for 0.01-0.67 s (2026-12-03). */
     private static final long WARM_UP_ATTENTION_MAX_NANOS = 1_000_000_000L;
     /** {@link #warmUpForward}: the scratch engine's positions, its prompt (token ids), and when it stops. */
     private static final int WARM_UP_POSITIONS = 128;
