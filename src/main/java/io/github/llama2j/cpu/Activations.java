@@ -62,6 +62,10 @@ public final class Activations {
     int[] q8KSums;
     /** The sum of each 32 values (Q4_K's sub-blocks): pairs of q8KSums, added once per input rather than once per row. */
     int[] q8KSums32;
+    /** The values in pairs as the Q4_K copy's kernel multiplies them ({@link KQuantPacked#pairs}): 128 ints per block. */
+    int[] q8KPairs;
+    /** The same for the Q4_K kernel on the file's layout ({@link KQuantPacked#pairsFile}). */
+    int[] q8KPairsFile;
     private boolean q8KReady;
 
     /** Activations whose inputs will have at most {@code capacity} values (arrays grow if needed). */
@@ -81,6 +85,8 @@ public final class Activations {
         q8KScales = new float[capacity / Q8_K_BLOCK + 1];
         q8KSums = new int[capacity / Q8_K_SUM + 1];
         q8KSums32 = new int[capacity / (2 * Q8_K_SUM) + 1];
+        q8KPairs = new int[capacity / 2 + 1];
+        q8KPairsFile = new int[capacity / 2 + 1];
     }
 
     /**
@@ -167,6 +173,10 @@ public final class Activations {
             quantizeQ8K(x, n, q8K, q8KScales, q8KSums);
             for (int i = 0; i < n / (2 * Q8_K_SUM); i++) {
                 q8KSums32[i] = q8KSums[2 * i] + q8KSums[2 * i + 1];
+            }
+            for (int b = 0; b < n / Q8_K_BLOCK; b++) {
+                KQuantPacked.pairs(q8K, b * Q8_K_BLOCK, q8KPairs, b * (Q8_K_BLOCK / 2));
+                KQuantPacked.pairsFile(q8K, b * Q8_K_BLOCK, q8KPairsFile, b * (Q8_K_BLOCK / 2));
             }
             q8KReady = true;
         }

@@ -114,7 +114,8 @@ public interface Kernels {
      * GGML Q4_K weights times Q8_K activations: per super-block, d_w * d_x * sum_j sc_j * dot_j
      * minus dmin_w * d_x * sum_j m_j * (sum of sub-block j's q), the integer sums exact (the vector kernel
      * keeps each m_j * sum an exact int and sums the mins' products in float, as llama.cpp's AVX2 kernel does);
-     * the file's layout read by the loop of the copy's kernel ({@link KQuantPacked}), with its results.
+     * on the file's layout the same integers in the same lanes as the copy's kernel ({@link KQuantPacked}), hence its
+     * results.
      */
     default void matmulQ4_K(float[] out, Activations x, Matrix.Q4_K w, int r0, int r1) {
         KQuantPacked.q4_K(out, x, w, r0, r1);

@@ -18,6 +18,7 @@ import java.util.SplittableRandom;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
@@ -334,23 +335,111 @@ class GgmlKernelsTest {
         }
     }
 
-    /** The load-time repack of Q4_K (KQuantPacked.Q4K) keeps every nibble, scale, min, d and dmin of the file, nibbles 64-byte aligned. */
+    /**
+     * The load-time repack of Q4_K (KQuantPacked.Q4K) keeps every nibble (where {@code PAIR_VALUE} says the kernel
+     * finds it), scale, min, d and dmin of the file, nibbles 64-byte aligned.
+     */
     @Test
     void q4_KRepackKeepsEveryField() {
         Matrix.Q4_K m = (Matrix.Q4_K) randomMatrix("Q4_K", 5, 768, 3);
         KQuantPacked.Q4K p = KQuantPacked.Q4K.of(m);
         assertEquals(0, p.qs().address() % 64, "nibbles aligned, " + where);
+        int lanes = KQuantPacked.LANES;
         for (int blk = 0; blk < 5 * 3; blk++) {
-            long b = blk * 144L, mt = blk * 24L;
+            long b = blk * 144L, mt = blk * (long) KQuantPacked.Q4K.META;
             assertEquals(half(m.data(), b), p.meta().get(ValueLayout.JAVA_FLOAT_UNALIGNED, mt), "d of super-block " + blk + ", " + where);
             assertEquals(half(m.data(), b + 2), p.meta().get(ValueLayout.JAVA_FLOAT_UNALIGNED, mt + 4), "dmin, " + where);
             for (int j = 0; j < 8; j++) {
                 int[] sm = scaleMinK4(m.data(), b + 4, j);
-                assertEquals(sm[0], u8(p.meta(), mt + 8 + j), "scale " + j + " of super-block " + blk + ", " + where);
-                assertEquals(sm[1], u8(p.meta(), mt + 16 + j), "min " + j + " of super-block " + blk + ", " + where);
+                assertEquals(sm[1], u8(p.meta(), mt + 8 + j), "min " + j + " of super-block " + blk + ", " + where);
+                assertEquals(sm[0], u8(p.meta(), mt + 16 + j), "scale " + j + " of super-block " + blk + ", " + where);
+                assertEquals(0, u8(p.meta(), mt + 24 + j), "zero byte " + j + " after the scales, super-block " + blk + ", " + where);
             }
-            for (int l = 0; l < 128; l++) {
-                assertEquals(u8(m.data(), b + 16 + l), u8(p.qs(), blk * 128L + l), "nibble byte " + l + ", " + where);
+            for (int k = 0; k < 128 / lanes; k++) {
+                for (int i = 0; i < lanes; i++) {
+                    for (int h = 0; h < 2; h++) {
+                        int v = KQuantPacked.PAIR_VALUE[2 * (k * lanes + i) + h], sub = v / 32;
+                        int fileNibble = (u8(m.data(), b + 16 + 32 * (sub / 2) + v % 32) >> (4 * (sub % 2))) & 0xF;
+                        int at = 4 * lanes * (k / 4) + 4 * i + 2 * h + (k % 4) / 2;
+                        int copyNibble = (u8(p.qs(), blk * 128L + at) >> (4 * (k % 2))) & 0xF;
+                        assertEquals(fileNibble, copyNibble, "value " + v + " (vector " + k + ", lane " + i + ", half " + h + "), " + where);
+                    }
+                }
+            }
+        }
+    }
+
+    /**
+     * The copy's order ({@code KQuantPacked.PAIR_VALUE}) holds each of a super-block's 256 values once, and an int lane
+     * only values of one sub-block (the kernel applies the scales lane by lane): sub-block i mod 8 from 8 lanes up, and
+     * with 4 lanes sub-blocks 0-3 in the first half of the vectors, 4-7 in the second.
+     */
+    @Test
+    void q4_KCopysOrderIsAPermutationWithOneSubBlockPerLane() {
+        int lanes = KQuantPacked.LANES, vectors = 128 / lanes;
+        assertTrue(lanes == 4 || lanes == 8 || lanes == 16, "lanes " + lanes);
+        boolean[] seen = new boolean[256];
+        for (int k = 0; k < vectors; k++) {
+            for (int i = 0; i < lanes; i++) {
+                for (int h = 0; h < 2; h++) {
+                    int v = KQuantPacked.PAIR_VALUE[2 * (k * lanes + i) + h];
+                    assertFalse(seen[v], "value " + v + " twice, " + where);
+                    seen[v] = true;
+                    int sub = lanes >= 8 ? i % 8 : k / (vectors / 2) * 4 + i;
+                    assertEquals(sub, v / 32, "vector " + k + ", lane " + i + ", " + where);
+                }
+            }
+        }
+    }
+
+    /**
+     * Q4_K at the extremes of the copy's int lanes: nibbles 0 or 15 and activations of +-127, chosen at random (so the
+     * lanes' lower halves, x * a_y, reach their largest sums of either sign), every scale 63, d 1, dmin 0, one
+     * super-block per row. The copy's kernel and the file's form each sub-block's {@code 63 * dot} exactly (at most
+     * 63 · 32 · 15 · 127 &lt; 2^22, exact in float) and add the eight in float: within 8 roundings of the exact sum
+     * (|sum| &lt; 2^25, so at most 8 · 2 = 16), where one unit wrong in any dot product moves the result by 63.
+     */
+    @Test
+    void q4_KAtTheExtremesSumsExactly() {
+        int rows = 8, cols = 256;
+        for (int round = 0; round < 6; round++) {
+            MemorySegment data = arena.allocate((long) rows * 144, 64);
+            for (int r = 0; r < rows; r++) {
+                long b = r * 144L;
+                data.set(Matrix.SHORT, b, Float.floatToFloat16(1.0f));
+                data.set(Matrix.SHORT, b + 2, (short) 0);
+                for (int j = 0; j < 12; j++) {
+                    data.set(ValueLayout.JAVA_BYTE, b + 4 + j, (byte) 0xFF); // every 6-bit scale and min 63
+                }
+                for (int l = 0; l < 128; l++) {
+                    // row 0 all 15, row 1 all 0, the rest at random by nibble
+                    int lo = r == 0 || r > 1 && rnd.nextBoolean() ? 15 : 0;
+                    int hi = r == 0 || r > 1 && rnd.nextBoolean() ? 15 : 0;
+                    data.set(ValueLayout.JAVA_BYTE, b + 16 + l, (byte) (lo | hi << 4));
+                }
+            }
+            Matrix.Q4_K m = new Matrix.Q4_K(data, rows, cols);
+            float[] x = new float[cols];
+            for (int j = 0; j < cols; j++) {
+                x[j] = j == 0 || round == 0 ? 127f : round == 1 ? -127f : rnd.nextBoolean() ? 127f : -127f; // d_x = -1, q = -x
+            }
+            Activations a = new Activations(cols);
+            a.input(x, cols);
+            a.prepareFor(m);
+            KQuantPacked.Q4K p = KQuantPacked.Q4K.of(m);
+            float[] file = new float[rows], copy = new float[rows];
+            KQuantPacked.q4_K(file, a, m, 0, rows);
+            KQuantPacked.q4_K(copy, a, p, 0, rows);
+            for (int r = 0; r < rows; r++) {
+                double[] w = exactRow(m, r)[0];
+                long exact = 0;
+                for (int j = 0; j < cols; j++) {
+                    exact += (long) w[j] * a.q8K[j];
+                }
+                exact *= (long) a.q8KScales[0];
+                String what = "row " + r + ", round " + round + ", " + where;
+                assertEquals((double) exact, file[r], 16.0, "the file's layout, " + what);
+                assertEquals((double) exact, copy[r], 16.0, "the copy, " + what);
             }
         }
     }
