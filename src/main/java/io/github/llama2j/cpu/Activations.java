@@ -64,8 +64,8 @@ public final class Activations {
     int[] q8KSums32;
     /** The values in pairs as the Q4_K copy's kernel multiplies them ({@link KQuantPacked#pairs}): 128 ints per block. */
     int[] q8KPairs;
-    /** The same for the Q4_K kernel on the file's layout ({@link KQuantPacked#pairsFile}). */
-    int[] q8KPairsFile;
+    /** The values in pairs as the Q6_K copy's kernel multiplies them ({@link KQuantPacked#pairs6}): 128 ints per block. */
+    int[] q8KPairs6;
     private boolean q8KReady;
 
     /** Activations whose inputs will have at most {@code capacity} values (arrays grow if needed). */
@@ -86,7 +86,7 @@ public final class Activations {
         q8KSums = new int[capacity / Q8_K_SUM + 1];
         q8KSums32 = new int[capacity / (2 * Q8_K_SUM) + 1];
         q8KPairs = new int[capacity / 2 + 1];
-        q8KPairsFile = new int[capacity / 2 + 1];
+        q8KPairs6 = new int[capacity / 2 + 1];
     }
 
     /**
@@ -176,7 +176,7 @@ public final class Activations {
             }
             for (int b = 0; b < n / Q8_K_BLOCK; b++) {
                 KQuantPacked.pairs(q8K, b * Q8_K_BLOCK, q8KPairs, b * (Q8_K_BLOCK / 2));
-                KQuantPacked.pairsFile(q8K, b * Q8_K_BLOCK, q8KPairsFile, b * (Q8_K_BLOCK / 2));
+                KQuantPacked.pairs6(q8K, b * Q8_K_BLOCK, q8KPairs6, b * (Q8_K_BLOCK / 2));
             }
             q8KReady = true;
         }

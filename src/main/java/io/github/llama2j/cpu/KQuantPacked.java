@@ -4,10 +4,9 @@ import io.github.llama2j.model.Matrix;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorShape;
-import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.Arena;
@@ -27,7 +26,7 @@ import java.nio.file.Path;
  * 6-bit scales and mins, 128 nibble bytes) is split into
  * <pre>
  *   qs   (rows × nb × 128 bytes, 64-byte aligned): the 256 nibbles, reordered for the kernel's int lanes (below)
- *   meta (rows × nb × 32 bytes): f32 d, f32 dmin, u8 m[8], u8 sc[8], 8 zero bytes
+ *   meta (rows × nb × 32 bytes): f32 d, f32 dmin, u8 m[8], u8 sc[8], u8 sc[8] again (the scales of 16 int lanes)
  * </pre>
  * About the bytes per weight of the file (160 against 144 per 256 values). The nibbles are ordered so that one
  * int lane's multiply forms two products at once: a lane holding two nibbles {@code x + 2^16 y} times a lane of
@@ -37,8 +36,9 @@ import java.nio.file.Path;
  * are summed lane by lane before its eight 6-bit scales are applied, once, as a vector. The order depends on the
  * vector width the copy is made for ({@link #LANES}); the activations are arranged to match
  * ({@link Activations}' {@code q8KPairs}). The file's layout ({@code --weight-copies=off}) is read by its own loop
- * (the same products on the file's order, then a transposing reduction), which forms the same integers in the same
- * lanes (the canonical form below): both give the same results bit for bit.
+ * in 16-bit lanes: the same integers per sub-block, the float sums in other lanes (a few ulps apart).
+ *
+ * <p><b>Q6_K</b> ({@link Q6K}): the same idea for the 6-bit values, in 16 sub-blocks of 16 with int8 scales.
  */
 final class KQuantPacked {
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
@@ -121,6 +121,7 @@ final class KQuantPacked {
                     byte sc = (byte) Matrix.Q4_K.scale(src, b + 4, j);
                     meta.set(BYTE, mt + 8 + j, (byte) Matrix.Q4_K.min(src, b + 4, j));
                     meta.set(BYTE, mt + 16 + j, sc);
+                    meta.set(BYTE, mt + 24 + j, sc);
                 }
             }
         }
@@ -129,6 +130,91 @@ final class KQuantPacked {
         private static int nibble(byte[] fileNibbles, int v) {
             int sub = v / 32;
             return (fileNibbles[32 * (sub / 2) + v % 32] >> (4 * (sub % 2))) & 0x0F;
+        }
+    }
+
+    /** A Q6_K matrix in the engine's layout (see {@link #q6_K(float[], Activations, Q6K, int, int)}). */
+    record Q6K(Matrix.Q6_K source, MemorySegment qs, MemorySegment meta) implements MatrixForm {
+        /** Per super-block: 128 bytes of low nibbles, 64 of 2-bit high parts; f32 d, 4 zero bytes, int8 sc[16], 8 zero bytes. */
+        static final int QS = 192, META = 32;
+
+        Q6K {
+            long blocks = (long) source.rows() * (source.cols() / Matrix.Q6_K.BLOCK);
+            if (qs.byteSize() != blocks * QS || meta.byteSize() != blocks * META) {
+                throw new IllegalArgumentException("packed Q6_K of " + blocks + " super-blocks: qs " + qs.byteSize()
+                        + " bytes, meta " + meta.byteSize());
+            }
+        }
+
+        /** Bytes of the copy (the file's matrix: {@link #byteSize}). */
+        long copyBytes() {
+            return qs.byteSize() + meta.byteSize();
+        }
+
+        /** Repacks {@code m} into private memory ({@link #allocate}), unmapped when the form is no longer reachable. */
+        static Q6K of(Matrix.Q6_K m) {
+            long blocks = blocks(m);
+            return of(m, allocate(blocks * QS), allocate(blocks * META), null);
+        }
+
+        /** As {@link Q4K#of(Matrix.Q4_K, java.lang.foreign.SegmentAllocator, Parallel)}. */
+        static Q6K of(Matrix.Q6_K m, java.lang.foreign.SegmentAllocator memory, Parallel parallel) {
+            long blocks = blocks(m);
+            return of(m, memory.allocate(blocks * QS, 64), memory.allocate(blocks * META, 64), parallel);
+        }
+
+        /** Bytes {@link #of(Matrix.Q6_K, java.lang.foreign.SegmentAllocator, Parallel)} takes from its allocator, alignment included. */
+        static long allocationBytes(Matrix.Q6_K m) {
+            return blocks(m) * (QS + META) + 2 * 64;
+        }
+
+        private static long blocks(Matrix.Q6_K m) {
+            return (long) m.rows() * (m.cols() / Matrix.Q6_K.BLOCK);
+        }
+
+        private static Q6K of(Matrix.Q6_K m, MemorySegment qs, MemorySegment meta, Parallel parallel) {
+            long perRow = m.cols() / Matrix.Q6_K.BLOCK, blocks = blocks(m);
+            if (parallel == null) {
+                copy(m, qs, meta, 0, blocks);
+            } else {
+                parallel.forRange(m.rows(), (r0, r1) -> copy(m, qs, meta, r0 * perRow, r1 * perRow));
+            }
+            return new Q6K(m, qs, meta);
+        }
+
+        /** Super-blocks [from, to) of {@code m} into the copy ({@link #Q6_LOW_SOURCE}, {@link #Q6_HIGH_SOURCE}). */
+        private static void copy(Matrix.Q6_K m, MemorySegment qs, MemorySegment meta, long from, long to) {
+            MemorySegment src = m.data();
+            byte[] in = new byte[Matrix.Q6_K.BLOCK_BYTES], outBytes = new byte[QS];
+            int[] q = new int[256];
+            for (long i = from; i < to; i++) {
+                long b = i * Matrix.Q6_K.BLOCK_BYTES, mt = i * META;
+                MemorySegment.copy(src, BYTE, b, in, 0, in.length);
+                for (int v = 0; v < 256; v++) {
+                    q[v] = value6(in, v);
+                }
+                for (int p = 0; p < 128; p++) {
+                    outBytes[p] = (byte) ((q[Q6_LOW_SOURCE[2 * p]] & 0x0F) | (q[Q6_LOW_SOURCE[2 * p + 1]] & 0x0F) << 4);
+                }
+                for (int p = 0; p < 64; p++) {
+                    int hi = 0;
+                    for (int f = 0; f < 4; f++) {
+                        hi |= (q[Q6_HIGH_SOURCE[4 * p + f]] >> 4) << (2 * f);
+                    }
+                    outBytes[128 + p] = (byte) hi;
+                }
+                MemorySegment.copy(outBytes, 0, qs, BYTE, i * QS, QS);
+                meta.set(FLOAT, mt, Float.float16ToFloat(src.get(Matrix.SHORT, b + 208)));
+                MemorySegment.copy(in, 192, meta, BYTE, mt + 8, 16);
+            }
+        }
+
+        /** Value v (0..255, unsigned: q6 + 32) of a super-block in the file's layout (ql, qh as in {@link Matrix.Q6_K}). */
+        static int value6(byte[] block, int v) {
+            int half = v / 128, w = v % 128, l = w % 32, part = w / 32; // part: +0, +32, +64, +96
+            int ql = block[64 * half + l + (part % 2 == 1 ? 32 : 0)] & 0xFF;
+            int qh = block[128 + 32 * half + l] & 0xFF;
+            return (part < 2 ? ql & 0x0F : ql >>> 4) | ((qh >>> (2 * part)) & 3) << 4;
         }
     }
 
@@ -148,11 +234,6 @@ final class KQuantPacked {
      * with 4 lanes the first half of the vectors holds sub-blocks 0-3, the second half 4-7.
      */
     static final int[] PAIR_VALUE;
-    /**
-     * {@link #PAIR_VALUE} for the file's layout: the same reads and shifts of the file's 128 nibble bytes, where byte p
-     * holds value 64 · (p / 32) + p % 32 in its low nibble and that + 32 in its high one.
-     */
-    static final int[] FILE_PAIR_VALUE;
     /** {@code SOURCE_NIBBLE[2 * p + n]}: the value whose nibble is the low (n = 0) or high (n = 1) half of copy byte p. */
     private static final int[] SOURCE_NIBBLE;
 
@@ -161,7 +242,6 @@ final class KQuantPacked {
         LANES = bits / 32;
         int vectors = 128 / LANES, groups = Math.max(1, 8 / LANES);
         PAIR_VALUE = new int[256];
-        FILE_PAIR_VALUE = new int[256];
         SOURCE_NIBBLE = new int[256];
         int[] next = new int[8];
         for (int k = 0; k < vectors; k++) {
@@ -172,10 +252,45 @@ final class KQuantPacked {
                     PAIR_VALUE[2 * (k * LANES + i) + h] = v;
                     int c = k / 4, j = k % 4, p = 4 * LANES * c + 4 * i + 2 * h + j / 2;
                     SOURCE_NIBBLE[2 * p + j % 2] = v;
-                    FILE_PAIR_VALUE[2 * (k * LANES + i) + h] = 64 * (p / 32) + 32 * (j % 2) + p % 32;
                 }
             }
         }
+    }
+
+
+    /**
+     * The Q6_K copy's order, for {@link #LANES} int lanes in 16 / LANES groups of 8 vectors: lane i of group g holds
+     * values of sub-block g · LANES + i (16 values: 8 vectors, two halves), value {@code 16 (g LANES + i) + 2 k + h}
+     * in half h of vector k. The low nibbles come from two reads of LANES ints per group (vector k = 4a + j of read a:
+     * shift 4j, mask 0x000F000F: byte 4i + 2h + j / 2, nibble j % 2), the 2-bit high parts from one read per group
+     * (vector k's at bits 2k and 16 + 2k of the lane: byte 4i + 2h + k / 4, bits 2 (k % 4)).
+     * {@code Q6_PAIR_VALUE[2 * ((g * 8 + k) * LANES + i) + h]}: that value.
+     */
+    static final int[] Q6_PAIR_VALUE = new int[256];
+    /** Copy byte p (0..127) of the low nibbles: the values of its low and high nibble, at 2p and 2p + 1. */
+    private static final int[] Q6_LOW_SOURCE = new int[256];
+    /** Copy byte p (0..63) of the high parts: the values of its bits 0-1, 2-3, 4-5, 6-7, at 4p .. 4p + 3. */
+    private static final int[] Q6_HIGH_SOURCE = new int[256];
+
+    static {
+        for (int g = 0; g < 16 / LANES; g++) {
+            for (int k = 0; k < 8; k++) {
+                for (int i = 0; i < LANES; i++) {
+                    for (int h = 0; h < 2; h++) {
+                        int v = 16 * (g * LANES + i) + 2 * k + h;
+                        Q6_PAIR_VALUE[2 * ((g * 8 + k) * LANES + i) + h] = v;
+                        int a = k / 4, j = k % 4;
+                        Q6_LOW_SOURCE[2 * (g * 8 * LANES + a * 4 * LANES + 4 * i + 2 * h + j / 2) + j % 2] = v;
+                        Q6_HIGH_SOURCE[4 * (g * 4 * LANES + 4 * i + 2 * h + k / 4) + k % 4] = v;
+                    }
+                }
+            }
+        }
+    }
+
+    /** A super-block's Q8_K activations as the Q6_K copy's kernel multiplies them ({@link #Q6_PAIR_VALUE}; see {@link #pairs}). */
+    static void pairs6(short[] q, int base, int[] out, int at) {
+        pairs(q, base, out, at, Q6_PAIR_VALUE);
     }
 
     /**
@@ -184,11 +299,6 @@ final class KQuantPacked {
      */
     static void pairs(short[] q, int base, int[] out, int at) {
         pairs(q, base, out, at, PAIR_VALUE);
-    }
-
-    /** {@link #pairs} for the file's layout ({@link #FILE_PAIR_VALUE}). */
-    static void pairsFile(short[] q, int base, int[] out, int at) {
-        pairs(q, base, out, at, FILE_PAIR_VALUE);
     }
 
     private static void pairs(short[] q, int base, int[] out, int at, int[] order) {
@@ -231,11 +341,24 @@ final class KQuantPacked {
     // ------------------------------------------------------------------ species
 
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+    private static final VectorSpecies<Integer> I = IntVector.SPECIES_PREFERRED;
+    private static final VectorSpecies<Short> S = ShortVector.SPECIES_PREFERRED;
+    private static final VectorSpecies<Byte> BS = species(ByteVector.SPECIES_PREFERRED, F.vectorBitSize() / 2);
+    private static final int CH = S.length();
     /** The 8 mins of a super-block: 8 bytes widened to int lanes, 8 (256 bits or more) or 4 (128 bits) at a time. */
     private static final VectorSpecies<Byte> B8 = ByteVector.SPECIES_64;
     private static final VectorSpecies<Integer> MI = species(IntVector.SPECIES_PREFERRED, Math.min(256, F.vectorBitSize()));
     private static final VectorSpecies<Float> MF = species(FloatVector.SPECIES_PREFERRED, Math.min(256, F.vectorBitSize()));
     private static final int ML = MI.length();
+    /**
+     * The nibble bytes: zero-extended at 512 bits (the high nibble is then one shift), sign-extended below (the
+     * high nibble shifted and masked); a constant, so C2 keeps one branch. Measured in cache on the file-layout
+     * kernel, per-round ratios against the kernel before the fold: at 512 bits zero-extension 1.22×,
+     * sign-extension 1.06×; at 256 bits zero-extension 0.84×, sign-extension 1.04×
+     * (docs/measurements/2026-12-02-gguf-kernels.md).
+     */
+    private static final boolean NIBBLES_ZX = CH == 32;
+    private static final VectorOperators.Conversion<Byte, Short> NIBBLES_B2S = NIBBLES_ZX ? VectorOperators.ZERO_EXTEND_B2S : VectorOperators.B2S;
 
     @SuppressWarnings("unchecked")
     private static <E> VectorSpecies<E> species(VectorSpecies<E> like, int bits) {
@@ -244,21 +367,11 @@ final class KQuantPacked {
 
     // ------------------------------------------------------------------ Q4_K × Q8_K
 
-    /** The Q4_K kernels' int and float lanes: as the copy was made for ({@link #LANES}). */
+    /** The copies' kernels: int and float lanes as the copies were made for ({@link #LANES}). */
     private static final VectorSpecies<Integer> KI = species(IntVector.SPECIES_PREFERRED, LANES * 32);
     private static final VectorSpecies<Float> KF = species(FloatVector.SPECIES_PREFERRED, LANES * 32);
-    /** A group of lanes' scales: 16 bytes at 16 lanes (the eight scales, then eight zeros), else 8 (the first 4 or 8 used). */
+    /** Scale bytes of a group of lanes: 16 at 16 lanes, else 8 (the first 4 or 8 used). */
     private static final VectorSpecies<Byte> KSC = LANES == 16 ? ByteVector.SPECIES_128 : ByteVector.SPECIES_64;
-    /** At 16 lanes: lane i + 8 onto lane i (both hold sub-block i's products in the copy's order). */
-    private static final VectorShuffle<Integer> SWAP_HALVES = VectorShuffle.fromOp(KI, i -> (i + 8) % KI.length());
-
-    /*
-     * Both Q4_K kernels give each super-block's exact integers in one canonical form, whatever the layout they read:
-     * {@code sc_j * dot_j} for sub-block j (dot_j: its 32 nibbles times their activations) in lane j of an int vector
-     * (16 lanes: lanes 8-15 zero), or with 4 lanes sub-blocks 0-3 and 4-7 in two vectors; each lane is converted and
-     * multiply-added with {@code d * d_x} into a float accumulator of its own, reduced at the end of the row. The same
-     * integers in the same lanes through the same float steps: the copy and the file's layout agree bit for bit.
-     */
 
     /**
      * Q4_K × Q8_K on the copy. Per read of {@link #LANES} ints, four nibble vectors (shifts and a mask), each
@@ -266,9 +379,10 @@ final class KQuantPacked {
      * class comment). Eight such products are added in an int lane started at 2^15 before the shift takes the upper
      * half out: the lower halves' products {@code x a_y} total at most 8 · 15 · 128 = 15360 in magnitude, so the bias
      * keeps the lower half in [0, 2^16) and nothing carries, and the upper halves total at most 8 · 2 · 15 · 128 =
-     * 30720 &lt; 2^15, so the lane never overflows. The lanes' sums (at most two shifts' worth: 61440) are then folded
-     * to one lane per sub-block and multiplied by the scales (the canonical form above); the mins' part as
-     * {@link #mins}.
+     * 30720 &lt; 2^15, so the lane never overflows. A lane holds one sub-block, so its sums (at most two shifts' worth:
+     * 61440) are multiplied by that sub-block's scale: per lane the exact int {@code sc_j} times a part of
+     * {@code dot_j}, converted and multiply-added with {@code d * d_x} into a float accumulator, lane by lane; the
+     * mins' part as {@link #mins}.
      */
     static void q4_K(float[] out, Activations x, Q4K w, int r0, int r1) {
         int nb = w.source().cols() / 256;
@@ -280,11 +394,11 @@ final class KQuantPacked {
         IntVector mask = IntVector.broadcast(KI, 0x000F000F), bias = IntVector.broadcast(KI, 1 << 15);
         for (int r = r0; r < r1; r++) {
             long q = (long) r * nb * Q4K.QS, mt = (long) r * nb * Q4K.META;
-            FloatVector acc = FloatVector.zero(KF), acc2 = FloatVector.zero(KF); // acc2: sub-blocks 4-7 at 4 lanes
+            FloatVector acc = FloatVector.zero(KF);
             FloatVector macc = FloatVector.zero(MF);
             for (int blk = 0; blk < nb; blk++, mt += Q4K.META) {
                 int xo = blk * 128;
-                float dx = meta.get(FLOAT, mt) * xd[blk];
+                FloatVector dx = FloatVector.broadcast(KF, meta.get(FLOAT, mt) * xd[blk]);
                 for (int g = 0; g < groups; g++) {
                     IntVector sums = IntVector.zero(KI);
                     for (int c = 0; c < reads; c += 2) {
@@ -298,21 +412,13 @@ final class KQuantPacked {
                         }
                         sums = sums.add(t.lanewise(VectorOperators.ASHR, 16));
                     }
-                    if (LANES == 16) {
-                        sums = sums.add(sums.rearrange(SWAP_HALVES));
-                    }
                     IntVector sc = (IntVector) ByteVector.fromMemorySegment(KSC, meta, mt + 16 + (long) g * LANES, LE)
                             .convertShape(VectorOperators.ZERO_EXTEND_B2I, KI, 0);
-                    FloatVector isum = (FloatVector) sums.mul(sc).convert(VectorOperators.I2F, 0);
-                    if (g == 0) {
-                        acc = isum.fma(FloatVector.broadcast(KF, dx), acc);
-                    } else {
-                        acc2 = isum.fma(FloatVector.broadcast(KF, dx), acc2);
-                    }
+                    acc = ((FloatVector) sums.mul(sc).convert(VectorOperators.I2F, 0)).fma(dx, acc);
                 }
                 macc = mins(macc, ByteVector.fromMemorySegment(B8, meta, mt + 8, LE), meta.get(FLOAT, mt + 4) * xd[blk], xs32, blk);
             }
-            out[r] = acc.add(acc2).reduceLanes(VectorOperators.ADD) - macc.reduceLanes(VectorOperators.ADD);
+            out[r] = acc.reduceLanes(VectorOperators.ADD) - macc.reduceLanes(VectorOperators.ADD);
         }
     }
 
@@ -332,150 +438,115 @@ final class KQuantPacked {
     }
 
     /**
-     * {@link #q4_K(float[], Activations, Q4K, int, int)} on the file's layout (a matrix with no copy:
-     * {@code --weight-copies=off}): the same exact integers in the same canonical lanes and the same float steps
-     * after them, hence the same results bit for bit; each super-block's f16 d and dmin converted and its 6-bit
-     * scales and mins unpacked (with masks, eight at a time) on every product, which the copy does once at load. Per
-     * super-block, four runs of 32 nibble bytes, each holding sub-block 2g (low nibbles) and 2g + 1 (high):
-     * nibble × activation products (≤ 15 · 128) of one sub-block summed in shorts over the chunks (at most 4: ≤ 4 ·
-     * 15 · 128 = 7680, a pair of lanes ≤ 15360) and folded to ints ({@link GgmlMatmul}'s fold); the eight sub-blocks'
-     * int vectors are then summed lane-wise into the canonical lanes by {@link #combine}s (a transposing reduction,
-     * about 30 operations per super-block where eight reductions of the lanes took about 70), and multiplied by the
-     * scales.
+     * Q4_K × Q8_K on the file's layout (a matrix with no copy: {@code --weight-copies=off}): the same exact integers
+     * per sub-block as the copy's kernel, its float sums in other lanes (a few ulps apart: each kernel's lane order
+     * is the one its layout makes cheap; putting the copy's sums in this kernel's lanes, or the other way round, cost
+     * the file's layout 0.66× at 512 bits in cache, docs/measurements/2026-12-04-q4-k-q6-k-pairs.md). Each
+     * super-block's f16 d and dmin converted and its 6-bit scales and mins unpacked (with masks, eight at a time) on
+     * every product, which the copy does once at load. Per super-block, four runs of 32 nibble bytes, each holding
+     * sub-block 2g (low nibbles) and 2g + 1 (high): nibble × activation products (≤ 15 · 128) of one sub-block summed
+     * in shorts over the chunks (at most 4: ≤ 4 · 15 · 128 = 7680, a pair of lanes ≤ 15360), folded to ints
+     * ({@link GgmlMatmul}'s fold) and multiplied by the sub-block's 6-bit scale: the exact int
+     * {@code sum_j sc_j * dot_j} in int lanes, then {@code acc += float(isum) * (d * d_x)}; the mins' part as
+     * {@link #mins}.
      */
     static void q4_K(float[] out, Activations x, Matrix.Q4_K w, int r0, int r1) {
         int nb = w.cols() / 256;
         MemorySegment data = w.data();
-        int[] pairs = x.q8KPairsFile;
+        short[] xq = x.q8K;
         float[] xd = x.q8KScales;
         int[] xs32 = x.q8KSums32;
-        // the unpacked mins and scales, as bytes for the vector loads (a 64-bit LongVector reinterpreted as bytes is not
-        // intrinsified: it ran the Vector API's Java fallback, about 10x slower); scales then eight zeros, as the copy's
-        byte[] minsOfFile = new byte[8], scalesOfFile = new byte[16];
-        int[] canonical = new int[16], sums = new int[64];
+        // the unpacked mins, as bytes for the vector load (a 64-bit LongVector reinterpreted as bytes is not
+        // intrinsified: it ran the Vector API's Java fallback, about 10x slower)
+        byte[] minsOfFile = new byte[8];
         for (int r = r0; r < r1; r++) {
             long mt = (long) r * nb * Matrix.Q4_K.BLOCK_BYTES;
-            FloatVector acc = FloatVector.zero(KF), acc2 = FloatVector.zero(KF);
+            FloatVector acc = FloatVector.zero(F);
             FloatVector macc = FloatVector.zero(MF);
             for (int blk = 0; blk < nb; blk++, mt += Matrix.Q4_K.BLOCK_BYTES) {
+                long q = mt + 16;
+                int j = blk * 256;
                 float d = Float.float16ToFloat(data.get(Matrix.SHORT, mt));
                 float dmin = Float.float16ToFloat(data.get(Matrix.SHORT, mt + 2));
                 long lo = data.get(LONG, mt + 4); // scales[0..7] of the 12 packed bytes
                 int hi = data.get(INT, mt + 12);  // scales[8..11]
                 long sc47 = (hi & 0x0F0F0F0FL) | ((lo & 0xC0C0C0C0L) >>> 2);
                 long m47 = ((hi >>> 4) & 0x0F0F0F0FL) | (((lo >>> 32) & 0xC0C0C0C0L) >>> 2);
-                LONGS.set(scalesOfFile, 0, (lo & 0x3F3F3F3FL) | sc47 << 32);
+                long scales = (lo & 0x3F3F3F3FL) | sc47 << 32;
                 LONGS.set(minsOfFile, 0, ((lo >>> 32) & 0x3F3F3F3FL) | m47 << 32);
-                fileSums(data, mt + 16, pairs, blk * 128, sums);
-                canonicalSums(sums, scalesOfFile, canonical);
-                float xdb = xd[blk], dx = d * xdb;
-                acc = ((FloatVector) IntVector.fromArray(KI, canonical, 0).convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(KF, dx), acc);
-                if (LANES == 4) {
-                    acc2 = ((FloatVector) IntVector.fromArray(KI, canonical, 4).convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(KF, dx), acc2);
+                int sc03 = (int) scales, sc47i = (int) (scales >>> 32);
+                IntVector isum = IntVector.zero(I);
+                for (int g = 0; g < 4; g++) {
+                    long qo = q + 32L * g;
+                    int xo = j + 64 * g;
+                    ShortVector v = (ShortVector) ByteVector.fromMemorySegment(BS, data, qo, LE).convertShape(NIBBLES_B2S, S, 0);
+                    ShortVector plo = v.and((short) 0x0F).mul(ShortVector.fromArray(S, xq, xo));
+                    ShortVector phi = (NIBBLES_ZX ? v.lanewise(VectorOperators.LSHR, 4) : v.lanewise(VectorOperators.LSHR, 4).and((short) 0x0F)).mul(ShortVector.fromArray(S, xq, xo + 32));
+                    for (int k = CH; k < 32; k += CH) {
+                        v = (ShortVector) ByteVector.fromMemorySegment(BS, data, qo + k, LE).convertShape(NIBBLES_B2S, S, 0);
+                        plo = plo.add(v.and((short) 0x0F).mul(ShortVector.fromArray(S, xq, xo + k)));
+                        phi = phi.add((NIBBLES_ZX ? v.lanewise(VectorOperators.LSHR, 4) : v.lanewise(VectorOperators.LSHR, 4).and((short) 0x0F)).mul(ShortVector.fromArray(S, xq, xo + 32 + k)));
+                    }
+                    int scWord = g < 2 ? sc03 : sc47i, shift = 16 * (g & 1);
+                    int scLo = (scWord >>> shift) & 0xFF, scHi = (scWord >>> (shift + 8)) & 0xFF;
+                    IntVector ilo = plo.reinterpretAsInts(), ihi = phi.reinterpretAsInts();
+                    isum = isum.add(ilo.add(ilo.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16).mul(scLo))
+                            .add(ihi.add(ihi.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16).mul(scHi));
                 }
+                float xdb = xd[blk];
+                acc = ((FloatVector) isum.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, d * xdb), acc);
                 macc = mins(macc, ByteVector.fromArray(B8, minsOfFile, 0), dmin * xdb, xs32, blk);
             }
-            out[r] = acc.add(acc2).reduceLanes(VectorOperators.ADD) - macc.reduceLanes(VectorOperators.ADD);
+            out[r] = acc.reduceLanes(VectorOperators.ADD) - macc.reduceLanes(VectorOperators.ADD);
         }
     }
 
+    // ------------------------------------------------------------------ Q6_K × Q8_K
+
     /**
-     * One super-block of the file's layout, its nibbles at {@code q}: {@code sc_j * dot_j} into {@code canonical[j]}
-     * (16 lanes: 8-15 zero). The copy's products (reads of {@link #LANES} ints, four nibble vectors each, activations
-     * in pairs, here in the file's order: {@code q8KPairsFile}), but a lane's sub-block changes from read to read and
-     * between the vectors of odd and even shift: the low nibbles (shifts 0 and 8) of a read's 32-byte run are
-     * sub-block 2 · run, the high ones (4 and 12) 2 · run + 1 (at 16 lanes a read holds two runs, lanes 0-7 and 8-15).
-     * So each read's two products of one parity are added (bias 2^15, at most 2 · 15 · 128 in a lower half) and
-     * shifted at once, runs split over two reads (4 lanes) added after, and the eight sub-blocks' lanes summed into
-     * the canonical lanes by {@link #combine}s (a transposing reduction). Its own method, not inlined: within the row
-     * loop C2 reached its inlining cutoff (NodeCountInliningCutoff, seen with -XX:+PrintIntrinsics at 256 bits) and
-     * called the combines out of line, their vectors boxed (0.05 GB/s); the ints go back through the array.
+     * Q6_K × Q8_K on the copy ({@link Q6K}; order: {@link #Q6_PAIR_VALUE}). Per group of lanes, eight vectors of
+     * value pairs {@code x + 2^16 y}, each built from a low nibble (shift, mask) and a 2-bit high part (shift, mask),
+     * less 32 in each half (the signed q6 - 32), times the activation pairs (the Q4_K kernel's trick: the pair's sum in
+     * the upper half). Four products are added in an int lane started at 2^15 before the shift takes the upper half
+     * out: the lower halves' products total at most 4 · 32 · 127 = 16256 in magnitude, the upper halves' sums at most
+     * 4 · 2 · 32 · 127 = 32512 &lt; 2^15. A lane holds one sub-block, so its two sums are added and multiplied by the
+     * sub-block's int8 scale (exact), converted and multiply-added with {@code d * d_x} into a float accumulator, lane
+     * by lane. The file's layout ({@code --weight-copies=off}) is read by {@link GgmlMatmul#q6_K}: the same integers
+     * per sub-block, its float sums in other lanes.
      */
-    private static void fileSums(MemorySegment data, long q, int[] pairs, int xo, int[] sums) {
-        IntVector mask = IntVector.broadcast(KI, 0x000F000F), bias = IntVector.broadcast(KI, 1 << 15);
-        for (int c = 0; c < 32 / LANES; c++, q += 4 * LANES, xo += 4 * LANES) {
-            IntVector v = IntVector.fromMemorySegment(KI, data, q, LE);
-            bias.add(v.and(mask).mul(IntVector.fromArray(KI, pairs, xo)))
-                    .add(v.lanewise(VectorOperators.LSHR, 8).and(mask).mul(IntVector.fromArray(KI, pairs, xo + 2 * LANES)))
-                    .lanewise(VectorOperators.ASHR, 16).intoArray(sums, 2 * c * LANES);
-            bias.add(v.lanewise(VectorOperators.LSHR, 4).and(mask).mul(IntVector.fromArray(KI, pairs, xo + LANES)))
-                    .add(v.lanewise(VectorOperators.LSHR, 12).and(mask).mul(IntVector.fromArray(KI, pairs, xo + 3 * LANES)))
-                    .lanewise(VectorOperators.ASHR, 16).intoArray(sums, (2 * c + 1) * LANES);
+    static void q6_K(float[] out, Activations x, Q6K w, int r0, int r1) {
+        int nb = w.source().cols() / 256;
+        MemorySegment qs = w.qs(), meta = w.meta();
+        int[] pairs = x.q8KPairs6;
+        float[] xd = x.q8KScales;
+        int groups = 16 / LANES;
+        IntVector low = IntVector.broadcast(KI, 0x000F000F), high = IntVector.broadcast(KI, 0x00300030);
+        IntVector off = IntVector.broadcast(KI, 0x00200020), bias = IntVector.broadcast(KI, 1 << 15);
+        for (int r = r0; r < r1; r++) {
+            long q = (long) r * nb * Q6K.QS, mt = (long) r * nb * Q6K.META;
+            FloatVector acc = FloatVector.zero(KF);
+            for (int blk = 0; blk < nb; blk++, q += Q6K.QS, mt += Q6K.META) {
+                FloatVector dx = FloatVector.broadcast(KF, meta.get(FLOAT, mt) * xd[blk]);
+                for (int g = 0; g < groups; g++) {
+                    int xo = blk * 128 + g * 8 * LANES;
+                    IntVector h = IntVector.fromMemorySegment(KI, qs, q + 128 + (long) g * 4 * LANES, LE);
+                    IntVector v = IntVector.fromMemorySegment(KI, qs, q + (long) g * 8 * LANES, LE);
+                    IntVector t = bias.add(v.and(low).or(h.lanewise(VectorOperators.LSHL, 4).and(high)).sub(off).mul(IntVector.fromArray(KI, pairs, xo)))
+                            .add(v.lanewise(VectorOperators.LSHR, 4).and(low).or(h.lanewise(VectorOperators.LSHL, 2).and(high)).sub(off).mul(IntVector.fromArray(KI, pairs, xo + LANES)))
+                            .add(v.lanewise(VectorOperators.LSHR, 8).and(low).or(h.and(high)).sub(off).mul(IntVector.fromArray(KI, pairs, xo + 2 * LANES)))
+                            .add(v.lanewise(VectorOperators.LSHR, 12).and(low).or(h.lanewise(VectorOperators.LSHR, 2).and(high)).sub(off).mul(IntVector.fromArray(KI, pairs, xo + 3 * LANES)));
+                    v = IntVector.fromMemorySegment(KI, qs, q + (long) g * 8 * LANES + 4 * LANES, LE);
+                    IntVector t2 = bias.add(v.and(low).or(h.lanewise(VectorOperators.LSHR, 4).and(high)).sub(off).mul(IntVector.fromArray(KI, pairs, xo + 4 * LANES)))
+                            .add(v.lanewise(VectorOperators.LSHR, 4).and(low).or(h.lanewise(VectorOperators.LSHR, 6).and(high)).sub(off).mul(IntVector.fromArray(KI, pairs, xo + 5 * LANES)))
+                            .add(v.lanewise(VectorOperators.LSHR, 8).and(low).or(h.lanewise(VectorOperators.LSHR, 8).and(high)).sub(off).mul(IntVector.fromArray(KI, pairs, xo + 6 * LANES)))
+                            .add(v.lanewise(VectorOperators.LSHR, 12).and(low).or(h.lanewise(VectorOperators.LSHR, 10).and(high)).sub(off).mul(IntVector.fromArray(KI, pairs, xo + 7 * LANES)));
+                    IntVector sc = (IntVector) ByteVector.fromMemorySegment(KSC, meta, mt + 8 + (long) g * LANES, LE)
+                            .convertShape(VectorOperators.B2I, KI, 0);
+                    acc = ((FloatVector) t.lanewise(VectorOperators.ASHR, 16).add(t2.lanewise(VectorOperators.ASHR, 16))
+                            .mul(sc).convert(VectorOperators.I2F, 0)).fma(dx, acc);
+                }
+            }
+            out[r] = acc.reduceLanes(VectorOperators.ADD);
         }
-    }
-
-    /**
-     * {@link #fileSums}' 64 ints (per read: the even shifts' lanes, then the odd ones') summed into the canonical lanes
-     * and multiplied by the scales: {@code sc_j * dot_j} into {@code canonical[j]} (16 lanes: 8-15 zero).
-     */
-    private static void canonicalSums(int[] sums, byte[] scales, int[] canonical) {
-        if (LANES == 16) {
-            // reads 0, 1: even lanes 0-7 | 8-15 sub-blocks 0 | 2 and 4 | 6, odd 1 | 3 and 5 | 7; combined 0 1 2 3 and
-            // 4 5 6 7 by fours, then 0 0 4 4 1 1 5 5 2 2 6 6 3 3 7 7
-            IntVector y = combine(combine(lanes(sums, 0), lanes(sums, 1), HI_L2, SWAP_L2),
-                    combine(lanes(sums, 2), lanes(sums, 3), HI_L2, SWAP_L2), HI_L4, SWAP_L4);
-            y = y.add(y.rearrange(SWAP_2));
-            y.rearrange(FINAL).mul(scaleLanes(scales, 0)).intoArray(canonical, 0);
-        } else if (LANES == 8) {
-            // read g: sub-blocks 2g (even) and 2g + 1 (odd) in all lanes; combined, the lanes hold 0 4 2 6 1 5 3 7
-            IntVector y = combine(combine(combine(lanes(sums, 0), lanes(sums, 1), HI_L, SWAP_L),
-                            combine(lanes(sums, 2), lanes(sums, 3), HI_L, SWAP_L), HI_L2, SWAP_L2),
-                    combine(combine(lanes(sums, 4), lanes(sums, 5), HI_L, SWAP_L),
-                            combine(lanes(sums, 6), lanes(sums, 7), HI_L, SWAP_L), HI_L2, SWAP_L2), HI_L4, SWAP_L4);
-            y.rearrange(FINAL).mul(scaleLanes(scales, 0)).intoArray(canonical, 0);
-        } else {
-            // reads 2g, 2g + 1: sub-blocks 2g (even) and 2g + 1 (odd); combined [0 2 1 3] and [4 6 5 7], one lane each
-            combine(combine(run(sums, 0, true), run(sums, 0, false), HI_L, SWAP_L),
-                    combine(run(sums, 1, true), run(sums, 1, false), HI_L, SWAP_L), HI_2, SWAP_2).rearrange(FINAL)
-                    .mul(scaleLanes(scales, 0)).intoArray(canonical, 0);
-            combine(combine(run(sums, 2, true), run(sums, 2, false), HI_L, SWAP_L),
-                    combine(run(sums, 3, true), run(sums, 3, false), HI_L, SWAP_L), HI_2, SWAP_2).rearrange(FINAL)
-                    .mul(scaleLanes(scales, 4)).intoArray(canonical, 4);
-        }
-    }
-
-    /** The n-th vector of {@link #fileSums}' ints. */
-    private static IntVector lanes(int[] sums, int n) {
-        return IntVector.fromArray(KI, sums, n * LANES);
-    }
-
-    /** At 4 lanes: run g's even or odd lanes, over its two reads. */
-    private static IntVector run(int[] sums, int g, boolean even) {
-        int n = 4 * g + (even ? 0 : 1);
-        return lanes(sums, n).add(lanes(sums, n + 2));
-    }
-
-    /** The scales {@code sc[from ..]} (then zeros) in the kernels' int lanes. */
-    private static IntVector scaleLanes(byte[] scales, int from) {
-        return (IntVector) ByteVector.fromArray(KSC, scales, from).convertShape(VectorOperators.ZERO_EXTEND_B2I, KI, 0);
-    }
-
-    /**
-     * Two vectors whose blocks of w lanes each hold one partial sum (lane-wise), as one whose blocks hold a's sum in
-     * the first w / 2 lanes and b's in the last: {@code [a_lo + a_hi, b_hi + b_lo]} per block ({@code hi}: the last
-     * w / 2 lanes of each block; {@code swap}: the halves of each block exchanged).
-     */
-    private static IntVector combine(IntVector a, IntVector b, VectorMask<Integer> hi, VectorShuffle<Integer> swap) {
-        return a.blend(b, hi).add(b.blend(a, hi).rearrange(swap));
-    }
-
-    /** Blocks of w lanes for {@link #combine}: the last w / 2 lanes of each, and its halves exchanged (w = LANES, LANES / 2, LANES / 4, 2). */
-    private static final VectorMask<Integer> HI_L = hiLanes(LANES), HI_L2 = hiLanes(LANES / 2), HI_L4 = hiLanes(Math.max(2, LANES / 4)), HI_2 = hiLanes(2);
-    private static final VectorShuffle<Integer> SWAP_L = swapHalves(LANES), SWAP_L2 = swapHalves(LANES / 2),
-            SWAP_L4 = swapHalves(Math.max(2, LANES / 4)), SWAP_2 = swapHalves(2);
-    /** Where sub-block j's sum lies after the combines (the comments in the file's kernel), into lane j. */
-    private static final VectorShuffle<Integer> FINAL = VectorShuffle.fromArray(KI, switch (LANES) {
-        case 16 -> new int[]{0, 4, 8, 12, 2, 6, 10, 14, 0, 0, 0, 0, 0, 0, 0, 0}; // lanes 8-15: times a zero scale
-        case 8 -> new int[]{0, 4, 2, 6, 1, 5, 3, 7};
-        default -> new int[]{0, 2, 1, 3};
-    }, 0);
-
-    private static VectorMask<Integer> hiLanes(int w) {
-        return VectorMask.fromLong(KI, java.util.stream.IntStream.range(0, LANES).filter(l -> l % w >= w / 2)
-                .mapToLong(l -> 1L << l).sum());
-    }
-
-    private static VectorShuffle<Integer> swapHalves(int w) {
-        return VectorShuffle.fromOp(KI, l -> l / w * w + (l % w + w / 2) % w);
     }
 }

@@ -35,6 +35,7 @@ public interface Kernels {
             case PackedQ8_0 p when p.source() instanceof Matrix.Q8 -> matmulPackedQ8(out, x, p, r0, r1);
             case PackedQ8_0 p -> matmulPackedQ8_0(out, x, p, r0, r1);
             case KQuantPacked.Q4K q -> matmulPackedQ4_K(out, x, q, r0, r1);
+            case KQuantPacked.Q6K q -> matmulPackedQ6_K(out, x, q, r0, r1);
         }
     }
 
@@ -130,6 +131,12 @@ public interface Kernels {
     /** GGML Q6_K weights times Q8_K activations: per super-block, d_w * d_x * sum_j sc_j * dot_j(q6 - 32, q8). */
     default void matmulQ6_K(float[] out, Activations x, Matrix.Q6_K w, int r0, int r1) {
         GgmlMatmul.q6_K(out, x, w, r0, r1);
+    }
+
+    /** {@link #matmulQ6_K} on a Q6_K matrix repacked at load time ({@link KQuantPacked.Q6K}): the same results. */
+    default void matmulPackedQ6_K(float[] out, Activations x, KQuantPacked.Q6K w, int r0, int r1) {
+        x.check(w.source());
+        KQuantPacked.q6_K(out, x, w, r0, r1);
     }
 
     /**

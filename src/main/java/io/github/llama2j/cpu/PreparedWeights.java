@@ -89,6 +89,9 @@ public final class PreparedWeights implements AutoCloseable {
         if (m instanceof Matrix.Q4_K q) {
             return forms.computeIfAbsent(m, k -> KQuantPacked.Q4K.of(q));
         }
+        if (m instanceof Matrix.Q6_K q) {
+            return forms.computeIfAbsent(m, k -> KQuantPacked.Q6K.of(q));
+        }
         MatrixForm f = forms.get(m);
         return f != null ? f : new MatrixForm.File(m);
     }
@@ -129,6 +132,21 @@ public final class PreparedWeights implements AutoCloseable {
             SegmentAllocator region = SegmentAllocator.slicingAllocator(KQuantPacked.allocate(q4Bytes));
             for (Matrix.Q4_K q : q4) {
                 forms.put(q, KQuantPacked.Q4K.of(q, region, parallel));
+            }
+        }
+        // the Q6_K copies the same way, in a region of their own
+        List<Matrix.Q6_K> q6 = new ArrayList<>();
+        long q6Bytes = 0;
+        for (Matrix m : all) {
+            if (m instanceof Matrix.Q6_K q && !forms.containsKey(m)) {
+                q6.add(q);
+                q6Bytes += KQuantPacked.Q6K.allocationBytes(q);
+            }
+        }
+        if (!q6.isEmpty()) {
+            SegmentAllocator region = SegmentAllocator.slicingAllocator(KQuantPacked.allocate(q6Bytes));
+            for (Matrix.Q6_K q : q6) {
+                forms.put(q, KQuantPacked.Q6K.of(q, region, parallel));
             }
         }
         List<Matrix> q8 = new ArrayList<>(); // Q8_0 and runq's Q8
@@ -200,6 +218,7 @@ public final class PreparedWeights implements AutoCloseable {
     private static long copyBytes(MatrixForm f) {
         return switch (f) {
             case KQuantPacked.Q4K q -> q.copyBytes();
+            case KQuantPacked.Q6K q -> q.copyBytes();
             case PackedQ8_0 p -> p.quants().byteSize() + (long) p.scales().length * Float.BYTES;
             case MatrixForm.File file -> 0;
         };

@@ -264,12 +264,13 @@ class GgmlKernelsTest {
         a.prepareFor(m);
         double[] xe = exactInput(a, m);
         int chain = type.startsWith("Q") ? cols / blockValues(type) : cols;
-        // the Q8_0 and Q4_K kernels also on the CPU engine's load-time copies (Q8_0: groups of four rows, the last one
+        // the Q8_0, Q4_K and Q6_K kernels also on the CPU engine's load-time copies (Q8_0: groups of four rows, the last one
         // padded); a bare Matrix is read in the file's layout
         try (Parallel pool = new Parallel(2); java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofShared()) {
             MatrixForm copy = switch (m) {
                 case Matrix.Q8_0 q -> packedAsPrepared(q, arena, pool);
                 case Matrix.Q4_K q -> KQuantPacked.Q4K.of(q);
+                case Matrix.Q6_K q -> KQuantPacked.Q6K.of(q);
                 default -> null;
             };
             for (Kernels k : new Kernels[]{new ScalarKernels(), new VectorKernels(), new ExactVectorKernels()}) {
@@ -353,7 +354,7 @@ class GgmlKernelsTest {
                 int[] sm = scaleMinK4(m.data(), b + 4, j);
                 assertEquals(sm[1], u8(p.meta(), mt + 8 + j), "min " + j + " of super-block " + blk + ", " + where);
                 assertEquals(sm[0], u8(p.meta(), mt + 16 + j), "scale " + j + " of super-block " + blk + ", " + where);
-                assertEquals(0, u8(p.meta(), mt + 24 + j), "zero byte " + j + " after the scales, super-block " + blk + ", " + where);
+                assertEquals(sm[0], u8(p.meta(), mt + 24 + j), "scale " + j + " (again) of super-block " + blk + ", " + where);
             }
             for (int k = 0; k < 128 / lanes; k++) {
                 for (int i = 0; i < lanes; i++) {
@@ -395,9 +396,9 @@ class GgmlKernelsTest {
     /**
      * Q4_K at the extremes of the copy's int lanes: nibbles 0 or 15 and activations of +-127, chosen at random (so the
      * lanes' lower halves, x * a_y, reach their largest sums of either sign), every scale 63, d 1, dmin 0, one
-     * super-block per row. The copy's kernel and the file's form each sub-block's {@code 63 * dot} exactly (at most
-     * 63 · 32 · 15 · 127 &lt; 2^22, exact in float) and add the eight in float: within 8 roundings of the exact sum
-     * (|sum| &lt; 2^25, so at most 8 · 2 = 16), where one unit wrong in any dot product moves the result by 63.
+     * super-block per row. The copy's kernel and the file's form exact ints in their lanes (each below 2^24, exact in
+     * float) and add at most 16 lanes in float: within 15 roundings of the exact sum (|sum| &lt; 2^25, so at most 15 ·
+     * 1 = 15), where one unit wrong in any dot product moves the result by 63.
      */
     @Test
     void q4_KAtTheExtremesSumsExactly() {
@@ -438,34 +439,113 @@ class GgmlKernelsTest {
                 }
                 exact *= (long) a.q8KScales[0];
                 String what = "row " + r + ", round " + round + ", " + where;
-                assertEquals((double) exact, file[r], 16.0, "the file's layout, " + what);
-                assertEquals((double) exact, copy[r], 16.0, "the copy, " + what);
+                assertEquals((double) exact, file[r], 15.0, "the file's layout, " + what);
+                assertEquals((double) exact, copy[r], 15.0, "the copy, " + what);
+            }
+        }
+    }
+
+
+    /** The Q6_K repack (KQuantPacked.Q6K) keeps every 6-bit value (where {@code Q6_PAIR_VALUE} says the kernel finds it), scale and d. */
+    @Test
+    void q6_KRepackKeepsEveryField() {
+        Matrix.Q6_K m = (Matrix.Q6_K) randomMatrix("Q6_K", 5, 768, 3);
+        KQuantPacked.Q6K p = KQuantPacked.Q6K.of(m);
+        assertEquals(0, p.qs().address() % 64, "values aligned, " + where);
+        int lanes = KQuantPacked.LANES;
+        for (int blk = 0; blk < 5 * 3; blk++) {
+            long b = blk * 210L, mt = blk * (long) KQuantPacked.Q6K.META, q = blk * (long) KQuantPacked.Q6K.QS;
+            assertEquals(half(m.data(), b + 208), p.meta().get(ValueLayout.JAVA_FLOAT_UNALIGNED, mt), "d of super-block " + blk + ", " + where);
+            for (int j = 0; j < 16; j++) {
+                assertEquals(m.data().get(ValueLayout.JAVA_BYTE, b + 192 + j), p.meta().get(ValueLayout.JAVA_BYTE, mt + 8 + j), "scale " + j + ", " + where);
+            }
+            byte[] block = m.data().asSlice(b, 210).toArray(ValueLayout.JAVA_BYTE);
+            for (int g = 0; g < 16 / lanes; g++) {
+                for (int k = 0; k < 8; k++) {
+                    for (int i = 0; i < lanes; i++) {
+                        for (int h = 0; h < 2; h++) {
+                            int v = KQuantPacked.Q6_PAIR_VALUE[2 * ((g * 8 + k) * lanes + i) + h];
+                            int lowAt = g * 8 * lanes + (k / 4) * 4 * lanes + 4 * i + 2 * h + (k % 4) / 2;
+                            int low = (u8(p.qs(), q + lowAt) >> (4 * (k % 2))) & 0xF;
+                            int highAt = 128 + g * 4 * lanes + 4 * i + 2 * h + k / 4;
+                            int high = (u8(p.qs(), q + highAt) >> (2 * (k % 4))) & 3;
+                            assertEquals(KQuantPacked.Q6K.value6(block, v), low | high << 4, "value " + v + ", " + where);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /** The Q6_K copy's order holds each value once, and a lane of group g only values of sub-block g · LANES + i. */
+    @Test
+    void q6_KCopysOrderIsAPermutationWithOneSubBlockPerLane() {
+        int lanes = KQuantPacked.LANES;
+        boolean[] seen = new boolean[256];
+        for (int g = 0; g < 16 / lanes; g++) {
+            for (int k = 0; k < 8; k++) {
+                for (int i = 0; i < lanes; i++) {
+                    for (int h = 0; h < 2; h++) {
+                        int v = KQuantPacked.Q6_PAIR_VALUE[2 * ((g * 8 + k) * lanes + i) + h];
+                        assertFalse(seen[v], "value " + v + " twice, " + where);
+                        seen[v] = true;
+                        assertEquals(g * lanes + i, v / 16, "group " + g + ", vector " + k + ", lane " + i + ", " + where);
+                    }
+                }
             }
         }
     }
 
     /**
-     * The Q4_K kernel on the file's layout ({@code --weight-copies=off}) gives the copy's results bit for bit (the same
-     * loop), on fresh random matrices. The Vector API's reduceLanes adds the lanes in another order before C2 compiles
-     * a kernel than after, so both run until they are in one compilation state (at most 10 s): a wrong field would
-     * never agree.
+     * Q6_K at the extremes of the copy's int lanes: values 0 or 63 (q6 - 32 = -32 or 31) and activations of +-127 at
+     * random, every scale -128 or 127, d 1, one super-block per row. Both kernels form exact ints in their lanes (each
+     * below 2^24) and add them in float, at most 15 times: the partial sums stay below 2^27 (16 sub-blocks of at most
+     * 128 · 16 · 32 · 127), so each rounding is at most 8, in all at most 120, where one unit wrong in a dot product
+     * moves the result by 127 or more.
      */
     @Test
-    void q4_KOnTheFilesLayoutIsTheCopysKernelBitForBit() {
-        int rows = 7, cols = 1024;
-        Matrix.Q4_K m = (Matrix.Q4_K) randomMatrix("Q4_K", rows, cols, 5);
-        KQuantPacked.Q4K p = KQuantPacked.Q4K.of(m);
-        Activations a = new Activations(cols);
-        a.input(randomInput(cols), cols);
-        a.prepareFor(m);
-        float[] file = new float[rows], copy = new float[rows];
-        long deadline = System.nanoTime() + 10_000_000_000L;
-        do {
-            KQuantPacked.q4_K(file, a, m, 0, rows);
-            KQuantPacked.q4_K(copy, a, p, 0, rows);
-        } while (!java.util.Arrays.equals(copy, file) && System.nanoTime() < deadline);
-        assertArrayEquals(copy, file, where);
+    void q6_KAtTheExtremesSumsExactly() {
+        int rows = 8, cols = 256;
+        for (int round = 0; round < 6; round++) {
+            MemorySegment data = arena.allocate((long) rows * 210, 64);
+            for (int r = 0; r < rows; r++) {
+                long b = r * 210L;
+                for (int l = 0; l < 192; l++) { // ql and qh: row 0 all ones (63), row 1 all zeros (0), the rest at random
+                    int bits = r == 0 ? 0xFF : r == 1 ? 0 : rnd.nextInt(256);
+                    data.set(ValueLayout.JAVA_BYTE, b + l, (byte) bits);
+                }
+                for (int j = 0; j < 16; j++) {
+                    data.set(ValueLayout.JAVA_BYTE, b + 192 + j, (byte) (rnd.nextBoolean() ? 127 : -128));
+                }
+                data.set(Matrix.SHORT, b + 208, Float.floatToFloat16(1.0f));
+            }
+            Matrix.Q6_K m = new Matrix.Q6_K(data, rows, cols);
+            float[] x = new float[cols];
+            for (int j = 0; j < cols; j++) {
+                x[j] = j == 0 || round == 0 ? 127f : round == 1 ? -127f : rnd.nextBoolean() ? 127f : -127f;
+            }
+            Activations a = new Activations(cols);
+            a.input(x, cols);
+            a.prepareFor(m);
+            KQuantPacked.Q6K p = KQuantPacked.Q6K.of(m);
+            float[] file = new float[rows], copy = new float[rows];
+            new VectorKernels().matmul(file, a, m, 0, rows);
+            KQuantPacked.q6_K(copy, a, p, 0, rows);
+            for (int r = 0; r < rows; r++) {
+                double[] w = exactRow(m, r)[0];
+                long exact = 0;
+                for (int j = 0; j < cols; j++) {
+                    exact += (long) w[j] * a.q8K[j];
+                }
+                exact *= (long) a.q8KScales[0];
+                String what = "row " + r + ", round " + round + ", " + where;
+                assertEquals((double) exact, file[r], 120.0, "the file's layout, " + what);
+                assertEquals((double) exact, copy[r], 120.0, "the copy, " + what);
+            }
+        }
     }
+
+
 
     private void checkRows(String kernel, java.util.function.Consumer<float[]> run, Matrix m, double[] xe, int chain,
                            int rows, int cols, int r0, int r1) {
