@@ -33,9 +33,9 @@ public final class EngineMixin {
     boolean noWarmUp;
 
     @Option(names = "--weight-copies", paramLabel = "auto|off", defaultValue = "auto", converter = WeightCopiesConverter.class,
-            description = "CPU engine and the hybrid's CPU share: auto (default) copies Q4_K matrices, and Q8_0/runq Q8 ones"
+            description = "CPU engine and the hybrid's CPU share: auto (default) copies Q4_K and Q6_K matrices, and Q8_0/runq Q8 ones"
                     + " when the copies take at most half of the available memory, into layouts the kernels read faster;"
-                    + " off reads the file's layout everywhere (less memory, same results).")
+                    + " off reads the file's layout everywhere (less memory; Q4_K/Q6_K logits a few ulps apart).")
     WeightCopies weightCopies;
 
     /** {@code --weight-copies}: a bad value is a usage error at parse time, as any other option's. */

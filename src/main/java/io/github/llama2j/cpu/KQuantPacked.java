@@ -426,7 +426,7 @@ final class KQuantPacked {
      * The mins' part of a super-block, as llama.cpp's AVX2 kernel forms it, lane by lane: {@code m_j * (q-sum of
      * sub-block j)} exact in int lanes (one lane per sub-block), converted and multiply-added with {@code dmin * d_x}
      * into {@code macc}, subtracted at the end of the row (in cache, 1.14× the same kernel with the mins' eight
-     * products in scalar). The same code for both layouts.
+     * products in scalar). The file's kernel has the same code written out.
      */
     private static FloatVector mins(FloatVector macc, ByteVector minBytes, float dminX, int[] xs32, int blk) {
         FloatVector dm = FloatVector.broadcast(MF, dminX);
@@ -495,7 +495,14 @@ final class KQuantPacked {
                 }
                 float xdb = xd[blk];
                 acc = ((FloatVector) isum.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, d * xdb), acc);
-                macc = mins(macc, ByteVector.fromArray(B8, minsOfFile, 0), dmin * xdb, xs32, blk);
+                // the mins' part as mins(), written out: here the call was not inlined at 256 bits (C2's inlining
+                // budget for this large loop), its vectors boxed: --weight-copies=off ran at 0.73x
+                FloatVector dm = FloatVector.broadcast(MF, dmin * xdb);
+                ByteVector minBytes = ByteVector.fromArray(B8, minsOfFile, 0);
+                for (int p = 0; p < 8; p += ML) {
+                    IntVector mv = (IntVector) minBytes.convertShape(VectorOperators.ZERO_EXTEND_B2I, MI, p / ML);
+                    macc = ((FloatVector) mv.mul(IntVector.fromArray(MI, xs32, blk * 8 + p)).convert(VectorOperators.I2F, 0)).fma(dm, macc);
+                }
             }
             out[r] = acc.reduceLanes(VectorOperators.ADD) - macc.reduceLanes(VectorOperators.ADD);
         }

@@ -27,7 +27,8 @@ public interface Kernels {
 
     /**
      * {@code out[r] = sum_j m[r][j] * x[j]} for r in [r0, r1) on m's form: a copy's kernel, or
-     * {@link #matmul(float[], Activations, Matrix, int, int)} on the file's layout. The same results either way.
+     * {@link #matmul(float[], Activations, Matrix, int, int)} on the file's layout. The same results either way (Q4_K and
+     * Q6_K: the same integers per sub-block, the float sums in other lanes, a few ulps apart).
      */
     default void matmul(float[] out, Activations x, MatrixForm m, int r0, int r1) {
         switch (m) {
@@ -115,14 +116,13 @@ public interface Kernels {
      * GGML Q4_K weights times Q8_K activations: per super-block, d_w * d_x * sum_j sc_j * dot_j
      * minus dmin_w * d_x * sum_j m_j * (sum of sub-block j's q), the integer sums exact (the vector kernel
      * keeps each m_j * sum an exact int and sums the mins' products in float, as llama.cpp's AVX2 kernel does);
-     * on the file's layout the same integers in the same lanes as the copy's kernel ({@link KQuantPacked}), hence its
-     * results.
+     * on the file's layout the copy's integers per sub-block ({@link KQuantPacked}), summed in float in other lanes.
      */
     default void matmulQ4_K(float[] out, Activations x, Matrix.Q4_K w, int r0, int r1) {
         KQuantPacked.q4_K(out, x, w, r0, r1);
     }
 
-    /** {@link #matmulQ4_K} on a Q4_K matrix repacked at load time ({@link KQuantPacked.Q4K}): the same results. */
+    /** {@link #matmulQ4_K} on a Q4_K matrix repacked at load time ({@link KQuantPacked.Q4K}): the same integers, other float lanes. */
     default void matmulPackedQ4_K(float[] out, Activations x, KQuantPacked.Q4K w, int r0, int r1) {
         x.check(w.source());
         KQuantPacked.q4_K(out, x, w, r0, r1);
@@ -133,7 +133,7 @@ public interface Kernels {
         GgmlMatmul.q6_K(out, x, w, r0, r1);
     }
 
-    /** {@link #matmulQ6_K} on a Q6_K matrix repacked at load time ({@link KQuantPacked.Q6K}): the same results. */
+    /** {@link #matmulQ6_K} on a Q6_K matrix repacked at load time ({@link KQuantPacked.Q6K}): the same integers, other float lanes. */
     default void matmulPackedQ6_K(float[] out, Activations x, KQuantPacked.Q6K w, int r0, int r1) {
         x.check(w.source());
         KQuantPacked.q6_K(out, x, w, r0, r1);

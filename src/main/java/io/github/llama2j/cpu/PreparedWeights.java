@@ -23,11 +23,13 @@ import java.util.concurrent.ConcurrentHashMap;
  * registry of them, owned by the engine that made them ({@link CpuEngine}; the hybrid engine's CPU share), which
  * resolves each of its matrices to its form once, when it is built ({@link #resolve}): its products then read
  * the form ({@link MatrixForm}) and never look a copy up. With {@link WeightCopies#OFF} ({@code --weight-copies=off})
- * it makes none and every product reads the file's layout, with the same results. With {@link WeightCopies#AUTO}:
+ * it makes none and every product reads the file's layout, with the same results (Q4_K and Q6_K: the same integers
+ * per sub-block, the float sums in other lanes, a few ulps apart). With {@link WeightCopies#AUTO}:
  * <ul>
- *   <li>{@link Matrix.Q4_K} as {@link KQuantPacked.Q4K}: always (about the file's bytes again; a Q6_K repack
- *       into the same kind of aligned layout measured 0.95–1.0× and was not kept). A matrix not listed by
- *       {@link #prepare} is copied when it is resolved (a hybrid shard's row slice).</li>
+ *   <li>{@link Matrix.Q4_K} as {@link KQuantPacked.Q4K} and {@link Matrix.Q6_K} as {@link KQuantPacked.Q6K}:
+ *       always (about the file's bytes again: 160 and 224 bytes per 256 values against 144 and 210), their values
+ *       ordered for the kernels' int lanes. A matrix not listed by {@link #prepare} is copied when it is resolved
+ *       (a hybrid shard's row slice).</li>
  *   <li>{@link Matrix.Q8_0} as {@link PackedQ8_0}: only by {@link #prepare}, for all of a model's Q8_0 matrices
  *       at once and only when their copies take at most half of the memory the system reports available
  *       ({@code MemAvailable}) and the allocations succeed (about 1.06 times the Q8_0 bytes: 1.3 GiB for a
