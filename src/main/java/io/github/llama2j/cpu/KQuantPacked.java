@@ -51,16 +51,34 @@ final class KQuantPacked {
     private KQuantPacked() {
     }
 
+    /** Throws unless {@code qs} and {@code meta} hold {@code blocks} super-blocks of a copy's two parts. */
+    private static void checkCopy(String type, long blocks, MemorySegment qs, long qsBytes, MemorySegment meta, long metaBytes) {
+        if (qs.byteSize() != blocks * qsBytes || meta.byteSize() != blocks * metaBytes) {
+            throw new IllegalArgumentException("packed " + type + " of " + blocks + " super-blocks: qs " + qs.byteSize()
+                    + " bytes, meta " + meta.byteSize());
+        }
+    }
+
+    /** A copy of super-blocks [from, to). */
+    private interface BlockCopy {
+        void copy(long from, long to);
+    }
+
+    /** {@code copy} over all of a matrix's super-blocks, its rows split over {@code parallel}'s threads (null: this thread). */
+    private static void copyRows(int rows, long perRow, Parallel parallel, BlockCopy copy) {
+        if (parallel == null) {
+            copy.copy(0, rows * perRow);
+        } else {
+            parallel.forRange(rows, (r0, r1) -> copy.copy(r0 * perRow, r1 * perRow));
+        }
+    }
+
     /** A Q4_K matrix in the engine's layout (see the class comment). */
     record Q4K(Matrix.Q4_K source, MemorySegment qs, MemorySegment meta) implements MatrixForm {
         static final int QS = 128, META = 32;
 
         Q4K {
-            long blocks = (long) source.rows() * (source.cols() / Matrix.Q4_K.BLOCK);
-            if (qs.byteSize() != blocks * QS || meta.byteSize() != blocks * META) {
-                throw new IllegalArgumentException("packed Q4_K of " + blocks + " super-blocks: qs " + qs.byteSize()
-                        + " bytes, meta " + meta.byteSize());
-            }
+            checkCopy("Q4_K", (long) source.rows() * (source.cols() / Matrix.Q4_K.BLOCK), qs, QS, meta, META);
         }
 
         /** Bytes of the copy (the file's matrix: {@link #byteSize}). */
@@ -95,12 +113,7 @@ final class KQuantPacked {
 
         /** The copy into {@code qs} and {@code meta}, on {@code parallel}'s threads (null: this thread). */
         private static Q4K of(Matrix.Q4_K m, MemorySegment qs, MemorySegment meta, Parallel parallel) {
-            long perRow = m.cols() / Matrix.Q4_K.BLOCK, blocks = blocks(m);
-            if (parallel == null) {
-                copy(m, qs, meta, 0, blocks);
-            } else {
-                parallel.forRange(m.rows(), (r0, r1) -> copy(m, qs, meta, r0 * perRow, r1 * perRow));
-            }
+            copyRows(m.rows(), m.cols() / Matrix.Q4_K.BLOCK, parallel, (from, to) -> copy(m, qs, meta, from, to));
             return new Q4K(m, qs, meta);
         }
 
@@ -139,11 +152,7 @@ final class KQuantPacked {
         static final int QS = 192, META = 32;
 
         Q6K {
-            long blocks = (long) source.rows() * (source.cols() / Matrix.Q6_K.BLOCK);
-            if (qs.byteSize() != blocks * QS || meta.byteSize() != blocks * META) {
-                throw new IllegalArgumentException("packed Q6_K of " + blocks + " super-blocks: qs " + qs.byteSize()
-                        + " bytes, meta " + meta.byteSize());
-            }
+            checkCopy("Q6_K", (long) source.rows() * (source.cols() / Matrix.Q6_K.BLOCK), qs, QS, meta, META);
         }
 
         /** Bytes of the copy (the file's matrix: {@link #byteSize}). */
@@ -173,12 +182,7 @@ final class KQuantPacked {
         }
 
         private static Q6K of(Matrix.Q6_K m, MemorySegment qs, MemorySegment meta, Parallel parallel) {
-            long perRow = m.cols() / Matrix.Q6_K.BLOCK, blocks = blocks(m);
-            if (parallel == null) {
-                copy(m, qs, meta, 0, blocks);
-            } else {
-                parallel.forRange(m.rows(), (r0, r1) -> copy(m, qs, meta, r0 * perRow, r1 * perRow));
-            }
+            copyRows(m.rows(), m.cols() / Matrix.Q6_K.BLOCK, parallel, (from, to) -> copy(m, qs, meta, from, to));
             return new Q6K(m, qs, meta);
         }
 

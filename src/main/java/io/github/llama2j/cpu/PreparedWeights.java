@@ -120,37 +120,10 @@ public final class PreparedWeights implements AutoCloseable {
 
     private void prepareCopies(Weights w, Parallel parallel) {
         List<Matrix> all = matrices(w);
-        // all of the model's Q4_K copies in one region (huge pages where granted: PageMemory), freed when the last
-        // of them is no longer reachable
-        List<Matrix.Q4_K> q4 = new ArrayList<>();
-        long q4Bytes = 0;
-        for (Matrix m : all) {
-            if (m instanceof Matrix.Q4_K q && !forms.containsKey(m)) {
-                q4.add(q);
-                q4Bytes += KQuantPacked.Q4K.allocationBytes(q);
-            }
-        }
-        if (!q4.isEmpty()) {
-            SegmentAllocator region = SegmentAllocator.slicingAllocator(KQuantPacked.allocate(q4Bytes));
-            for (Matrix.Q4_K q : q4) {
-                forms.put(q, KQuantPacked.Q4K.of(q, region, parallel));
-            }
-        }
-        // the Q6_K copies the same way, in a region of their own
-        List<Matrix.Q6_K> q6 = new ArrayList<>();
-        long q6Bytes = 0;
-        for (Matrix m : all) {
-            if (m instanceof Matrix.Q6_K q && !forms.containsKey(m)) {
-                q6.add(q);
-                q6Bytes += KQuantPacked.Q6K.allocationBytes(q);
-            }
-        }
-        if (!q6.isEmpty()) {
-            SegmentAllocator region = SegmentAllocator.slicingAllocator(KQuantPacked.allocate(q6Bytes));
-            for (Matrix.Q6_K q : q6) {
-                forms.put(q, KQuantPacked.Q6K.of(q, region, parallel));
-            }
-        }
+        // all of the model's Q4_K copies in one region (huge pages where granted: PageMemory), its Q6_K ones in another,
+        // each freed when the last of its copies is no longer reachable
+        copyKQuants(all, Matrix.Q4_K.class, KQuantPacked.Q4K::allocationBytes, (q, region) -> KQuantPacked.Q4K.of(q, region, parallel));
+        copyKQuants(all, Matrix.Q6_K.class, KQuantPacked.Q6K::allocationBytes, (q, region) -> KQuantPacked.Q6K.of(q, region, parallel));
         List<Matrix> q8 = new ArrayList<>(); // Q8_0 and runq's Q8
         long bytes = 0;
         for (Matrix m : all) {
@@ -191,6 +164,26 @@ public final class PreparedWeights implements AutoCloseable {
         }
         arena = a;
         forms.putAll(made);
+    }
+
+    /** Copies every matrix of {@code type} in {@code all} that has no form yet, in one region for all of them. */
+    private <M extends Matrix> void copyKQuants(List<Matrix> all, Class<M> type, java.util.function.ToLongFunction<M> bytes,
+                                                java.util.function.BiFunction<M, SegmentAllocator, MatrixForm> copy) {
+        List<M> todo = new ArrayList<>();
+        long total = 0;
+        for (Matrix m : all) {
+            if (type.isInstance(m) && !forms.containsKey(m)) {
+                M q = type.cast(m);
+                todo.add(q);
+                total += bytes.applyAsLong(q);
+            }
+        }
+        if (!todo.isEmpty()) {
+            SegmentAllocator region = SegmentAllocator.slicingAllocator(KQuantPacked.allocate(total));
+            for (M q : todo) {
+                forms.put(q, copy.apply(q, region));
+            }
+        }
     }
 
     /** The matrices of {@code w} a product reads (each once: a tied classifier is the embedding, listed once). */

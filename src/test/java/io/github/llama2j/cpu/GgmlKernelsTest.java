@@ -431,20 +431,28 @@ class GgmlKernelsTest {
             float[] file = new float[rows], copy = new float[rows];
             KQuantPacked.q4_K(file, a, m, 0, rows);
             KQuantPacked.q4_K(copy, a, p, 0, rows);
-            for (int r = 0; r < rows; r++) {
-                double[] w = exactRow(m, r)[0];
-                long exact = 0;
-                for (int j = 0; j < cols; j++) {
-                    exact += (long) w[j] * a.q8K[j];
-                }
-                exact *= (long) a.q8KScales[0];
-                String what = "row " + r + ", round " + round + ", " + where;
-                assertEquals((double) exact, file[r], 15.0, "the file's layout, " + what);
-                assertEquals((double) exact, copy[r], 15.0, "the copy, " + what);
-            }
+            assertExactWithin(m, a, file, copy, 15.0, "round " + round);
         }
     }
 
+
+    /**
+     * Each row of {@code file} and {@code copy} (one super-block per row, activations with d_x = ±1) within {@code
+     * tolerance} of the exact integer result.
+     */
+    private void assertExactWithin(Matrix m, Activations a, float[] file, float[] copy, double tolerance, String what) {
+        for (int r = 0; r < file.length; r++) {
+            double[] w = exactRow(m, r)[0];
+            long exact = 0;
+            for (int j = 0; j < m.cols(); j++) {
+                exact += (long) w[j] * a.q8K[j];
+            }
+            exact *= (long) a.q8KScales[0];
+            String row = "row " + r + ", " + what + ", " + where;
+            assertEquals((double) exact, file[r], tolerance, "the file's layout, " + row);
+            assertEquals((double) exact, copy[r], tolerance, "the copy, " + row);
+        }
+    }
 
     /** The Q6_K repack (KQuantPacked.Q6K) keeps every 6-bit value (where {@code Q6_PAIR_VALUE} says the kernel finds it), scale and d. */
     @Test
@@ -531,17 +539,7 @@ class GgmlKernelsTest {
             float[] file = new float[rows], copy = new float[rows];
             new VectorKernels().matmul(file, a, m, 0, rows);
             KQuantPacked.q6_K(copy, a, p, 0, rows);
-            for (int r = 0; r < rows; r++) {
-                double[] w = exactRow(m, r)[0];
-                long exact = 0;
-                for (int j = 0; j < cols; j++) {
-                    exact += (long) w[j] * a.q8K[j];
-                }
-                exact *= (long) a.q8KScales[0];
-                String what = "row " + r + ", round " + round + ", " + where;
-                assertEquals((double) exact, file[r], 120.0, "the file's layout, " + what);
-                assertEquals((double) exact, copy[r], 120.0, "the copy, " + what);
-            }
+            assertExactWithin(m, a, file, copy, 120.0, "round " + round);
         }
     }
 
