@@ -190,22 +190,20 @@ final class KQuantPacked {
         private static void copy(Matrix.Q6_K m, MemorySegment qs, MemorySegment meta, long from, long to) {
             MemorySegment src = m.data();
             byte[] in = new byte[Matrix.Q6_K.BLOCK_BYTES], outBytes = new byte[QS];
-            int[] q = new int[256];
             for (long i = from; i < to; i++) {
                 long b = i * Matrix.Q6_K.BLOCK_BYTES, mt = i * META;
                 MemorySegment.copy(src, BYTE, b, in, 0, in.length);
-                for (int v = 0; v < 256; v++) {
-                    q[v] = value6(in, v);
-                }
-                for (int p = 0; p < 128; p++) {
-                    outBytes[p] = (byte) ((q[Q6_LOW_SOURCE[2 * p]] & 0x0F) | (q[Q6_LOW_SOURCE[2 * p + 1]] & 0x0F) << 4);
+                for (int p = 0; p < 128; p++) { // (the tables: where each value's bits lie in the file, at class init)
+                    int lo = Q6_LOW_FROM[2 * p], hi = Q6_LOW_FROM[2 * p + 1];
+                    outBytes[p] = (byte) (((in[lo >>> 3] & 0xFF) >>> (lo & 7) & 0x0F) | ((in[hi >>> 3] & 0xFF) >>> (hi & 7) & 0x0F) << 4);
                 }
                 for (int p = 0; p < 64; p++) {
-                    int hi = 0;
+                    int bits = 0;
                     for (int f = 0; f < 4; f++) {
-                        hi |= (q[Q6_HIGH_SOURCE[4 * p + f]] >> 4) << (2 * f);
+                        int at = Q6_HIGH_FROM[4 * p + f];
+                        bits |= ((in[at >>> 3] & 0xFF) >>> (at & 7) & 3) << (2 * f);
                     }
-                    outBytes[128 + p] = (byte) hi;
+                    outBytes[128 + p] = (byte) bits;
                 }
                 MemorySegment.copy(outBytes, 0, qs, BYTE, i * QS, QS);
                 meta.set(FLOAT, mt, Float.float16ToFloat(src.get(Matrix.SHORT, b + 208)));
@@ -213,13 +211,6 @@ final class KQuantPacked {
             }
         }
 
-        /** Value v (0..255, unsigned: q6 + 32) of a super-block in the file's layout (ql, qh as in {@link Matrix.Q6_K}). */
-        static int value6(byte[] block, int v) {
-            int half = v / 128, w = v % 128, l = w % 32, part = w / 32; // part: +0, +32, +64, +96
-            int ql = block[64 * half + l + (part % 2 == 1 ? 32 : 0)] & 0xFF;
-            int qh = block[128 + 32 * half + l] & 0xFF;
-            return (part < 2 ? ql & 0x0F : ql >>> 4) | ((qh >>> (2 * part)) & 3) << 4;
-        }
     }
 
     // ------------------------------------------------------------------ the copy's order of nibbles
@@ -275,6 +266,8 @@ final class KQuantPacked {
     private static final int[] Q6_LOW_SOURCE = new int[256];
     /** Copy byte p (0..63) of the high parts: the values of its bits 0-1, 2-3, 4-5, 6-7, at 4p .. 4p + 3. */
     private static final int[] Q6_HIGH_SOURCE = new int[256];
+    /** {@link #Q6_LOW_SOURCE} and {@link #Q6_HIGH_SOURCE} as bit positions in the file's super-block (8 · byte + shift). */
+    private static final int[] Q6_LOW_FROM = new int[256], Q6_HIGH_FROM = new int[256];
 
     static {
         for (int g = 0; g < 16 / LANES; g++) {
@@ -290,6 +283,22 @@ final class KQuantPacked {
                 }
             }
         }
+        for (int t = 0; t < 256; t++) {
+            Q6_LOW_FROM[t] = lowBitsOf6(Q6_LOW_SOURCE[t]);
+            Q6_HIGH_FROM[t] = highBitsOf6(Q6_HIGH_SOURCE[t]);
+        }
+    }
+
+    /** Where value v's low 4 bits lie in the file's Q6_K super-block: 8 · byte + shift (ql, as {@link Matrix.Q6_K#dequantizeRow} reads it). */
+    private static int lowBitsOf6(int v) {
+        int half = v / 128, l = v % 32, part = v % 128 / 32;
+        return 8 * (64 * half + l + (part % 2 == 1 ? 32 : 0)) + (part < 2 ? 0 : 4);
+    }
+
+    /** Where value v's high 2 bits lie in the file's Q6_K super-block: 8 · byte + shift (qh). */
+    private static int highBitsOf6(int v) {
+        int half = v / 128, l = v % 32, part = v % 128 / 32;
+        return 8 * (128 + 32 * half + l) + 2 * part;
     }
 
     /** A super-block's Q8_K activations as the Q6_K copy's kernel multiplies them ({@link #Q6_PAIR_VALUE}; see {@link #pairs}). */

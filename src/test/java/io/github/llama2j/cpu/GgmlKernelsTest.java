@@ -477,12 +477,20 @@ class GgmlKernelsTest {
                             int low = (u8(p.qs(), q + lowAt) >> (4 * (k % 2))) & 0xF;
                             int highAt = 128 + g * 4 * lanes + 4 * i + 2 * h + k / 4;
                             int high = (u8(p.qs(), q + highAt) >> (2 * (k % 4))) & 3;
-                            assertEquals(KQuantPacked.Q6K.value6(block, v), low | high << 4, "value " + v + ", " + where);
+                            assertEquals(q6(block, v), low | high << 4, "value " + v + ", " + where);
                         }
                     }
                 }
             }
         }
+    }
+
+    /** Value v (0..255) of a Q6_K super-block as stored (q6 + 32), read as {@link #exactRow} reads it. */
+    private static int q6(byte[] block, int v) {
+        int h = v / 128, i = v % 128 / 32, l = v % 32;
+        int lo = block[64 * h + l + 32 * (i % 2)] & 0xFF;
+        int nib = i < 2 ? lo & 0xF : lo >> 4;
+        return nib | ((block[128 + 32 * h + l] & 0xFF) >> (2 * i) & 3) << 4;
     }
 
     /** The Q6_K copy's order holds each value once, and a lane of group g only values of sub-block g · LANES + i. */
