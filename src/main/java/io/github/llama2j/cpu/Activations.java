@@ -66,7 +66,7 @@ public final class Activations {
     int[] q8KPairs;
     /** The values in pairs as the Q6_K copy's kernel multiplies them ({@link KQuantPacked#pairs6}): 128 ints per block. */
     int[] q8KPairs6;
-    private boolean q8KReady;
+    private boolean q8KReady, q8KPairsReady, q8KPairs6Ready;
 
     /** Activations whose inputs will have at most {@code capacity} values (arrays grow if needed). */
     public Activations(int capacity) {
@@ -109,7 +109,7 @@ public final class Activations {
         if (n > q8.length) {
             allocate(n);
         }
-        q8Ready = f16Ready = bf16Ready = q80Ready = q8KReady = false;
+        q8Ready = f16Ready = bf16Ready = q80Ready = q8KReady = q8KPairsReady = q8KPairs6Ready = false;
     }
 
     /** The float input (its first {@link #size()} values). */
@@ -156,8 +156,24 @@ public final class Activations {
             }
             case Matrix.Q8_0 q -> prepareQ8_0();
             case Matrix.Q4_0 q -> prepareQ8_0();
-            case Matrix.Q4_K q -> prepareQ8K();
-            case Matrix.Q6_K q -> prepareQ8K();
+            case Matrix.Q4_K q -> {
+                prepareQ8K();
+                if (!q8KPairsReady) { // (each type's pairs only for inputs of that type: a w2 of one type, a classifier)
+                    for (int b = 0; b < n / Q8_K_BLOCK; b++) {
+                        KQuantPacked.pairs(q8K, b * Q8_K_BLOCK, q8KPairs, b * (Q8_K_BLOCK / 2));
+                    }
+                    q8KPairsReady = true;
+                }
+            }
+            case Matrix.Q6_K q -> {
+                prepareQ8K();
+                if (!q8KPairs6Ready) {
+                    for (int b = 0; b < n / Q8_K_BLOCK; b++) {
+                        KQuantPacked.pairs6(q8K, b * Q8_K_BLOCK, q8KPairs6, b * (Q8_K_BLOCK / 2));
+                    }
+                    q8KPairs6Ready = true;
+                }
+            }
         }
     }
 
@@ -174,10 +190,6 @@ public final class Activations {
             for (int i = 0; i < n / (2 * Q8_K_SUM); i++) {
                 q8KSums32[i] = q8KSums[2 * i] + q8KSums[2 * i + 1];
             }
-            for (int b = 0; b < n / Q8_K_BLOCK; b++) {
-                KQuantPacked.pairs(q8K, b * Q8_K_BLOCK, q8KPairs, b * (Q8_K_BLOCK / 2));
-                KQuantPacked.pairs6(q8K, b * Q8_K_BLOCK, q8KPairs6, b * (Q8_K_BLOCK / 2));
-            }
             q8KReady = true;
         }
     }
@@ -191,8 +203,8 @@ public final class Activations {
             case Matrix.BF16 h -> bf16Ready;
             case Matrix.Q8_0 q -> q80Ready;
             case Matrix.Q4_0 q -> q80Ready;
-            case Matrix.Q4_K q -> q8KReady;
-            case Matrix.Q6_K q -> q8KReady;
+            case Matrix.Q4_K q -> q8KReady && q8KPairsReady;
+            case Matrix.Q6_K q -> q8KReady && q8KPairs6Ready;
         };
         if (!ready || m.cols() != n) {
             throw new IllegalStateException("activations not prepared for a " + m.typeName() + " matrix of " + m.cols() + " columns");
