@@ -59,6 +59,11 @@ final class KQuantPacked {
         }
     }
 
+    /** Super-blocks of 256 values in {@code m} (Q4_K's and Q6_K's). */
+    private static long superBlocks(Matrix m) {
+        return (long) m.rows() * (m.cols() / 256);
+    }
+
     /** A copy of super-blocks [from, to). */
     private interface BlockCopy {
         void copy(long from, long to);
@@ -78,7 +83,7 @@ final class KQuantPacked {
         static final int QS = 128, META = 32;
 
         Q4K {
-            checkCopy("Q4_K", (long) source.rows() * (source.cols() / Matrix.Q4_K.BLOCK), qs, QS, meta, META);
+            checkCopy("Q4_K", superBlocks(source), qs, QS, meta, META);
         }
 
         /** Bytes of the copy (the file's matrix: {@link #byteSize}). */
@@ -88,7 +93,7 @@ final class KQuantPacked {
 
         /** Repacks {@code m} into private memory ({@link #allocate}), unmapped when the form is no longer reachable. */
         static Q4K of(Matrix.Q4_K m) {
-            long blocks = blocks(m);
+            long blocks = superBlocks(m);
             return of(m, allocate(blocks * QS), allocate(blocks * META), null);
         }
 
@@ -98,18 +103,15 @@ final class KQuantPacked {
          * split over {@code parallel}'s threads.
          */
         static Q4K of(Matrix.Q4_K m, java.lang.foreign.SegmentAllocator memory, Parallel parallel) {
-            long blocks = blocks(m);
+            long blocks = superBlocks(m);
             return of(m, memory.allocate(blocks * QS, 64), memory.allocate(blocks * META, 64), parallel);
         }
 
         /** Bytes {@link #of(Matrix.Q4_K, java.lang.foreign.SegmentAllocator, Parallel)} takes from its allocator, alignment included. */
         static long allocationBytes(Matrix.Q4_K m) {
-            return blocks(m) * (QS + META) + 2 * 64;
+            return superBlocks(m) * (QS + META) + 2 * 64;
         }
 
-        private static long blocks(Matrix.Q4_K m) {
-            return (long) m.rows() * (m.cols() / Matrix.Q4_K.BLOCK);
-        }
 
         /** The copy into {@code qs} and {@code meta}, on {@code parallel}'s threads (null: this thread). */
         private static Q4K of(Matrix.Q4_K m, MemorySegment qs, MemorySegment meta, Parallel parallel) {
@@ -152,7 +154,7 @@ final class KQuantPacked {
         static final int QS = 192, META = 32;
 
         Q6K {
-            checkCopy("Q6_K", (long) source.rows() * (source.cols() / Matrix.Q6_K.BLOCK), qs, QS, meta, META);
+            checkCopy("Q6_K", superBlocks(source), qs, QS, meta, META);
         }
 
         /** Bytes of the copy (the file's matrix: {@link #byteSize}). */
@@ -162,24 +164,21 @@ final class KQuantPacked {
 
         /** Repacks {@code m} into private memory ({@link #allocate}), unmapped when the form is no longer reachable. */
         static Q6K of(Matrix.Q6_K m) {
-            long blocks = blocks(m);
+            long blocks = superBlocks(m);
             return of(m, allocate(blocks * QS), allocate(blocks * META), null);
         }
 
         /** As {@link Q4K#of(Matrix.Q4_K, java.lang.foreign.SegmentAllocator, Parallel)}. */
         static Q6K of(Matrix.Q6_K m, java.lang.foreign.SegmentAllocator memory, Parallel parallel) {
-            long blocks = blocks(m);
+            long blocks = superBlocks(m);
             return of(m, memory.allocate(blocks * QS, 64), memory.allocate(blocks * META, 64), parallel);
         }
 
         /** Bytes {@link #of(Matrix.Q6_K, java.lang.foreign.SegmentAllocator, Parallel)} takes from its allocator, alignment included. */
         static long allocationBytes(Matrix.Q6_K m) {
-            return blocks(m) * (QS + META) + 2 * 64;
+            return superBlocks(m) * (QS + META) + 2 * 64;
         }
 
-        private static long blocks(Matrix.Q6_K m) {
-            return (long) m.rows() * (m.cols() / Matrix.Q6_K.BLOCK);
-        }
 
         private static Q6K of(Matrix.Q6_K m, MemorySegment qs, MemorySegment meta, Parallel parallel) {
             copyRows(m.rows(), m.cols() / Matrix.Q6_K.BLOCK, parallel, (from, to) -> copy(m, qs, meta, from, to));
