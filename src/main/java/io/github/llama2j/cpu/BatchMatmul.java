@@ -26,8 +26,9 @@ import java.util.Arrays;
  * multiply-add loop (with a row-major {@code xT[j * stride + b]} the distance is the variable stride and the
  * checks, and a multiply, stayed in the loop). A tile of {@link #TILE_ROWS} rows goes over the columns one
  * block at a time (64 columns for F32, the group for Q8; a block's activations, at most 64 columns × 64
- * tokens = 16 KiB, stay in L1 while the tile's rows pass over them): the tile's weights of the block are
- * first copied (F32) or widened from int8 (Q8) into a float scratch, so one loop multiplies both types; then
+ * tokens = 16 KiB, stay in L1 while the tile's rows pass over them); the tile's weights, every block, are
+ * first copied (F32) or widened from int8 (Q8) into a float scratch, row after row (one sequential read of the
+ * tile's rows), so one loop multiplies both types; then
  * passes of {@link #PASS_ROWS} rows × four token vectors (16 accumulators at 512 bits, 8 at 256 and 128,
  * where 16 registers would not hold 16), and over the one-vector panels after the whole ones (a batch that is
  * not a multiple of four vectors) passes of 4 rows × one vector at every width; the block sums of a tile gather in a scratch
@@ -165,10 +166,13 @@ final class BatchMatmul {
      */
     static final int PASS_ROWS = F.vectorBitSize() >= 512 ? 4 : 2;
 
-    /** Each worker's scratch: a tile's weights of one column block as floats, (TILE_ROWS, block), and its rows' scales. */
+    /**
+     * Each worker's scratch: a tile's weights as floats, every column block of its rows, (blocks, TILE_ROWS, block),
+     * and its rows' scales, (blocks, TILE_ROWS).
+     */
     private static final class Scratch {
         float[] weights = new float[0];
-        final float[] scales = new float[TILE_ROWS];
+        float[] scales = new float[0];
     }
 
     private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
@@ -189,8 +193,8 @@ final class BatchMatmul {
     /**
      * Rows [r0, r1) for every token: F32 weights (scales null: values holds floats, block {@link #F32_BLOCK}) or
      * runq's Q8 (values holds int8, scales one float per group, block the group size, sT the activation scales).
-     * A tile of {@link #TILE_ROWS} rows goes over the columns one block at a time: the tile's weights of the
-     * block are first copied (F32) or widened (Q8) into a float scratch, so one loop multiplies both types;
+     * A tile of {@link #TILE_ROWS} rows goes over the columns one block at a time: the tile's weights, every
+     * block, are first copied (F32) or widened (Q8) into a float scratch, so one loop multiplies both types;
      * then passes of {@code passRows} rows (the remainder 2 and 1 at a time) over the whole panels of tokens, and
      * of 4 rows (then 2, 1) over the one-vector panels after them. Each (row, token) lane is one pass's FMA chain,
      * so the pass shapes change no result.
@@ -198,26 +202,35 @@ final class BatchMatmul {
     static void tiles(float[][] out, float[] xT, float[] sT, int stride, int tokens, MemorySegment values,
                       MemorySegment scales, int n, int block, int r0, int r1, int passRows) {
         boolean q8 = scales != null;
-        int groups = n / block;
+        int groups = n / block, blocks = Math.ceilDiv(n, block);
         Scratch s = SCRATCH.get();
-        if (s.weights.length < TILE_ROWS * block) {
-            s.weights = new float[TILE_ROWS * block];
+        if (s.weights.length < blocks * TILE_ROWS * block) {
+            s.weights = new float[blocks * TILE_ROWS * block];
         }
-        float[] wf = s.weights, ws = s.scales;
+        if (s.scales.length < blocks * TILE_ROWS) {
+            s.scales = new float[blocks * TILE_ROWS];
+        }
+        float[] wf = s.weights, wsAll = s.scales;
         for (int rt = r0; rt < r1; rt += TILE_ROWS) {
             int rows = Math.min(TILE_ROWS, r1 - rt);
             float[] tile = tile(rows * stride);
-            for (int k0 = 0, g = 0; k0 < n; k0 += block, g++) {
-                int kb = Math.min(block, n - k0);
-                for (int i = 0; i < rows; i++) {
-                    long base = (long) (rt + i) * n + k0;
+            // the tile's weights, every block, row after row: one sequential stream of rows · n values (a block of
+            // all the tile's rows at a time, 16 streams a row apart, left the widening's loads waiting on DRAM:
+            // docs/measurements/2026-12-04-prefill-tile-read.md)
+            for (int i = 0; i < rows; i++) {
+                long row = (long) (rt + i) * n;
+                for (int k0 = 0, g = 0; k0 < n; k0 += block, g++) {
+                    int kb = Math.min(block, n - k0), at = (g * TILE_ROWS + i) * block;
                     if (q8) {
-                        widen(values, base, wf, i * block, kb);
-                        ws[i] = scales.getAtIndex(FLOAT, (long) (rt + i) * groups + g);
+                        widen(values, row + k0, wf, at, kb);
+                        wsAll[g * TILE_ROWS + i] = scales.getAtIndex(FLOAT, (long) (rt + i) * groups + g);
                     } else {
-                        MemorySegment.copy(values, FLOAT, base * Float.BYTES, wf, i * block, kb);
+                        MemorySegment.copy(values, FLOAT, (row + k0) * Float.BYTES, wf, at, kb);
                     }
                 }
+            }
+            for (int k0 = 0, g = 0; k0 < n; k0 += block, g++) {
+                int kb = Math.min(block, n - k0), wg = g * TILE_ROWS * block, sg = g * TILE_ROWS;
                 float[] xs = q8 ? sT : null;
                 int so = g * stride, full = panels(stride);
                 // whole panels of four token vectors: passRows rows at a time, then 2, then 1
@@ -225,36 +238,36 @@ final class BatchMatmul {
                 if (passRows == 4) {
                     for (; i + 4 <= rows; i += 4) {
                         for (int t = 0; t < full; t += PANEL) {
-                            rows4x4(wf, i * block, block, kb, xT, t * n + k0 * PANEL, stride, tile, i * stride + t, xs, so + t, ws, i);
+                            rows4x4(wf, wg + i * block, block, kb, xT, t * n + k0 * PANEL, stride, tile, i * stride + t, xs, so + t, wsAll, sg + i);
                         }
                     }
                 }
                 for (; i + 2 <= rows; i += 2) {
                     for (int t = 0; t < full; t += PANEL) {
-                        rows2x4(wf, i * block, block, kb, xT, t * n + k0 * PANEL, stride, tile, i * stride + t, xs, so + t, ws, i);
+                        rows2x4(wf, wg + i * block, block, kb, xT, t * n + k0 * PANEL, stride, tile, i * stride + t, xs, so + t, wsAll, sg + i);
                     }
                 }
                 for (; i < rows; i++) {
                     for (int t = 0; t < full; t += FL) {
                         int p0 = t - t % PANEL;
-                        rows1x1(wf, i * block, kb, xT, p0 * n + k0 * PANEL + (t - p0), PANEL, tile, i * stride + t, xs, so + t, ws, i);
+                        rows1x1(wf, wg + i * block, kb, xT, p0 * n + k0 * PANEL + (t - p0), PANEL, tile, i * stride + t, xs, so + t, wsAll, sg + i);
                     }
                 }
                 // the one-vector panels after them: 4 rows at a time at every width (4 accumulators fit 16 registers)
                 i = 0;
                 for (; i + 4 <= rows; i += 4) {
                     for (int t = full; t < stride; t += FL) {
-                        rows4x1(wf, i * block, block, kb, xT, t * n + k0 * FL, stride, tile, i * stride + t, xs, so + t, ws, i);
+                        rows4x1(wf, wg + i * block, block, kb, xT, t * n + k0 * FL, stride, tile, i * stride + t, xs, so + t, wsAll, sg + i);
                     }
                 }
                 for (; i + 2 <= rows; i += 2) {
                     for (int t = full; t < stride; t += FL) {
-                        rows2x1(wf, i * block, block, kb, xT, t * n + k0 * FL, stride, tile, i * stride + t, xs, so + t, ws, i);
+                        rows2x1(wf, wg + i * block, block, kb, xT, t * n + k0 * FL, stride, tile, i * stride + t, xs, so + t, wsAll, sg + i);
                     }
                 }
                 for (; i < rows; i++) {
                     for (int t = full; t < stride; t += FL) {
-                        rows1x1(wf, i * block, kb, xT, t * n + k0 * FL, FL, tile, i * stride + t, xs, so + t, ws, i);
+                        rows1x1(wf, wg + i * block, kb, xT, t * n + k0 * FL, FL, tile, i * stride + t, xs, so + t, wsAll, sg + i);
                     }
                 }
             }

@@ -165,6 +165,64 @@ class BatchMatmulTest {
     }
 
     /**
+     * One thread, shapes one after the other whose tile scratch differs in weights and in scales: a wide group with
+     * few blocks first (the weights' part large enough for what follows, the scales' part not), then narrow groups
+     * with many blocks, then F32 (a block count the group sizes did not have). The products run on a fresh thread, whose
+     * scratch starts empty whatever earlier tests left in this one's; each must still be runq's (F32: its reference).
+     */
+    @Test
+    void scratchServesShapesOneAfterAnother() throws InterruptedException {
+        int cols = 768, b = 9, rows = 40;
+        int[] groupSizes = {256, 32, 768, 4, 64};
+        try (Arena shared = Arena.ofShared()) {
+            int n = groupSizes.length;
+            Matrix[] ms = new Matrix[n + 1];
+            BatchActivations[] ins = new BatchActivations[n + 1];
+            float[][][] expected = new float[n + 1][][], actual = new float[n + 1][][];
+            for (int m = 0; m < n; m++) {
+                Matrix.Q8 w = RandomMatrices.q8(shared, rnd, rows, cols, groupSizes[m]);
+                float[][] x = tokens(b, cols);
+                ms[m] = w;
+                ins[m] = prepared(x, cols, w);
+                expected[m] = new float[b][rows];
+                byte[] xq = new byte[cols];
+                float[] xs = new float[cols / groupSizes[m]];
+                for (int t = 0; t < b; t++) {
+                    ScalarKernels.quantize(x[t], cols, groupSizes[m], xq, xs);
+                    new ScalarKernels().matmulQ8(expected[m][t], xq, xs, w, 0, rows);
+                }
+            }
+            Matrix.F32 f = RandomMatrices.f32(shared, rnd, 33, 1376, 0);
+            float[][] xf = tokens(5, 1376);
+            ms[n] = f;
+            ins[n] = prepared(xf, 1376, f);
+            expected[n] = new float[5][33];
+            BatchMatmul.f32Reference(expected[n], xf, 5, f, 0, 33);
+            Throwable[] failure = new Throwable[1];
+            Thread fresh = new Thread(() -> {
+                try {
+                    for (int m = 0; m <= n; m++) {
+                        actual[m] = new float[expected[m].length][ms[m].rows()];
+                        BatchMatmul.matmul(actual[m], ins[m], new MatrixForm.File(ms[m]), 0, ms[m].rows(), new VectorKernels());
+                    }
+                } catch (Throwable t) {
+                    failure[0] = t;
+                }
+            });
+            fresh.start();
+            fresh.join();
+            if (failure[0] != null) {
+                throw new AssertionError("a product failed on the fresh thread", failure[0]);
+            }
+            for (int m = 0; m <= n; m++) {
+                for (int t = 0; t < expected[m].length; t++) {
+                    assertArrayEquals(expected[m][t], actual[m][t], "shape " + m + ", token " + t);
+                }
+            }
+        }
+    }
+
+    /**
      * Every GGML type: the one-token kernel for each token on tiles of rows. The arithmetic is the same, but
      * the Vector API's {@code reduceLanes} adds the lanes in another order before C2 has compiled a kernel
      * than after (seen once, Q4_K: 1 ulp), so two calls of one kernel agree bit for bit only in one
