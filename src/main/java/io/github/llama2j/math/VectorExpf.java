@@ -91,12 +91,21 @@ public final class VectorExpf {
         expInto(x, off, off + n, 1.0f, shift, x, off, libm);
     }
 
-    /** Elements of SwiGLU's exp per step (a scratch of this many floats per call). */
+    /** Elements of SwiGLU's exp per step (a scratch of this many floats per thread). */
     private static final int SWIGLU_STEP = 256;
+
+    /**
+     * Each thread's scratch for {@link #swiglu}'s exps and {@link #expInto}'s inputs handed to the C library. Allocated
+     * per call, they were all of a Q8 prefill's allocation (3.75 GB in 12 s of pp512, JFR), and the young
+     * generation's growth faulted fresh pages in all along: 3% of its samples in the kernel's page clearing
+     * (docs/measurements/2026-12-04-prefill-tile-read.md).
+     */
+    private static final ThreadLocal<float[]> SWIGLU_SCRATCH = ThreadLocal.withInitial(() -> new float[SWIGLU_STEP]);
+    private static final ThreadLocal<float[]> LIBM_INPUTS = ThreadLocal.withInitial(() -> new float[LANES]);
 
     /** run.c's SwiGLU on [from, to): hb[i] = hb[i] * (1 / (1 + expf(-hb[i]))) * hb2[i], as libm would give it. */
     static void swiglu(float[] hb, float[] hb2, int from, int to, FloatMath libm) {
-        float[] e = new float[Math.min(SWIGLU_STEP, to - from)];
+        float[] e = SWIGLU_SCRATCH.get();
         for (int step = from; step < to; step += SWIGLU_STEP) {
             int end = Math.min(step + SWIGLU_STEP, to);
             expInto(hb, step, end, -1.0f, 0.0f, e, 0, libm); // e[i - step] = expf(-hb[i])
@@ -125,7 +134,7 @@ public final class VectorExpf {
     private static void expInto(float[] a, int from, int to, float sign, float shift, float[] out, int outOff, FloatMath libm) {
         int upper = from + F.loopBound(to - from);
         int i = from;
-        float[] in = new float[LANES]; // a vector's inputs, for its lanes that go to the C library
+        float[] in = null; // a vector's inputs, for its lanes that go to the C library (taken when a vector has one)
         for (; i < upper; i += LANES) {
             FloatVector x = FloatVector.fromArray(F, a, i).mul(sign).sub(shift);
             VectorMask<Float> zero = x.compare(VectorOperators.LT, ZERO_BELOW);
@@ -157,6 +166,9 @@ public final class VectorExpf {
             long bad = tail.compare(VectorOperators.GT, MIDPOINT - WINDOW).and(tail.compare(VectorOperators.LT, MIDPOINT + WINDOW))
                     .toLong() & ~zero.toLong() | outOfRange;
             if (bad != 0) {
+                if (in == null) {
+                    in = LIBM_INPUTS.get();
+                }
                 x.intoArray(in, 0); // (not x.lane(j): with a variable index that is a slow path of its own)
                 for (; bad != 0; bad &= bad - 1) {
                     int j = Long.numberOfTrailingZeros(bad);
