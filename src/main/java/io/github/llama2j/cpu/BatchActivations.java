@@ -12,7 +12,9 @@ import io.github.llama2j.model.Matrix;
  *   <li>{@link Matrix.Q8} (runq, groups up to {@link BatchMatmul#MAX_EXACT_GROUP}): each row quantized by
  *       {@link VectorOps#quantize}, the one-token path's own call, then transposed as floats into
  *       {@code xT} and the group scales into {@code sT[g * stride + b]}.</li>
- *   <li>GGML types: each row's {@link Activations}, prepared exactly as the one-token path prepares them.</li>
+ *   <li>GGML Q8_0: each row's {@link Activations} (llama.cpp's Q8_0 quantization, as the one-token path), its values
+ *       transposed as floats into {@code xT} and the block scales into {@code sT[g * stride + b]}.</li>
+ *   <li>Other GGML types: each row's {@link Activations}, prepared exactly as the one-token path prepares them.</li>
  * </ul>
  * The rows are not copied: they must not change until the products that read them are done.
  */
@@ -23,7 +25,7 @@ final class BatchActivations {
 
     float[] xT = new float[0];  // (n, stride) in panels of tokens: BatchMatmul.xIndex
     float[] sT = new float[0];  // (n / group, stride)
-    private boolean f32Ready, q8Ready;
+    private boolean f32Ready, q8Ready, q80Ready;
     private int q8Group;
 
     /** Up to {@code maxTokens} rows of up to {@code capacity} values (arrays grow if needed). */
@@ -46,7 +48,7 @@ final class BatchActivations {
         for (int b = 0; b < tokens; b++) {
             rows[b].input(x[b], n);
         }
-        f32Ready = q8Ready = false;
+        f32Ready = q8Ready = q80Ready = false;
     }
 
     int tokens() {
@@ -101,7 +103,45 @@ final class BatchActivations {
                 }
             }
             case Matrix.Q8 w -> prepareRows(w);
+            case Matrix.Q8_0 w -> {
+                if (!q80Ready) {
+                    // each token quantized as the one-token path does (its Activations), then transposed
+                    split(parallel, tokens, (b0, b1) -> {
+                        for (int b = b0; b < b1; b++) {
+                            rows[b].prepareFor(w);
+                        }
+                    });
+                    int blocks = n / Matrix.Q8_0.BLOCK;
+                    xT = grow(xT, n * stride);
+                    sT = grow(sT, blocks * stride);
+                    split(parallel, blocks, this::transposeQ8_0);
+                    q80Ready = true;
+                }
+            }
             case Matrix.Ggml g -> prepareRows(g);
+        }
+    }
+
+    /** Blocks [g0, g1) of each token's GGML Q8_0 activations transposed as floats, their scales into sT; lanes past the last token 0. */
+    private void transposeQ8_0(int g0, int g1) {
+        int block = Matrix.Q8_0.BLOCK;
+        for (int g = g0; g < g1; g++) {
+            int c0 = g * block, c1 = c0 + block;
+            for (int b = 0; b < stride; b++) {
+                int at = BatchMatmul.xIndex(0, b, n, stride), w = BatchMatmul.panelWidth(b, stride);
+                if (b < tokens) {
+                    short[] q = rows[b].q8_0Values();
+                    for (int j = c0; j < c1; j++) {
+                        xT[at + j * w] = q[j];
+                    }
+                    sT[g * stride + b] = rows[b].q8_0Scales()[g];
+                } else {
+                    for (int j = c0; j < c1; j++) {
+                        xT[at + j * w] = 0.0f;
+                    }
+                    sT[g * stride + b] = 0.0f;
+                }
+            }
         }
     }
 
@@ -125,6 +165,7 @@ final class BatchActivations {
             case Matrix.F32 f -> f32Ready;
             case Matrix.Q8 w when BatchMatmul.transposed(w) -> q8Ready && q8Group == w.groupSize();
             case Matrix.Q8 w -> true; // each row's Activations checks itself
+            case Matrix.Q8_0 w -> q80Ready;
             case Matrix.Ggml g -> true;
         };
         if (!ready || m.cols() != n) {

@@ -86,8 +86,19 @@ final class BatchMatmul {
         return switch (m) {
             case Matrix.F32 f -> true;
             case Matrix.Q8 q -> q.groupSize() <= MAX_EXACT_GROUP;
+            case Matrix.Q8_0 q -> true;
             case Matrix.Ggml g -> false;
         };
+    }
+
+    /** How {@link #tiles} reads a tile's weights. */
+    enum WeightLayout {
+        /** Floats, row after row (llama2.c's and GGUF's F32). */
+        F32,
+        /** runq's Q8: int8 values row after row, and a float scale per group in a segment of their own. */
+        RUNQ_Q8,
+        /** GGML Q8_0: blocks of {@link Matrix.Q8_0#BLOCK_BYTES} bytes, an F16 scale then 32 int8 values. */
+        GGML_Q8_0
     }
 
     /**
@@ -103,6 +114,7 @@ final class BatchMatmul {
             case Matrix.F32 f -> f32(out, in.xT, in.stride(), in.tokens(), f, r0, r1);
             case Matrix.Q8 q when transposed(q) -> q8(out, in.xT, in.sT, in.stride(), in.tokens(), q, r0, r1);
             case Matrix.Q8 q -> perTokenTiles(out, in, m, r0, r1, perToken);
+            case Matrix.Q8_0 q -> q8_0(out, in.xT, in.sT, in.stride(), in.tokens(), q, r0, r1);
             case Matrix.Ggml g -> perTokenTiles(out, in, m, r0, r1, perToken);
         }
     }
@@ -178,7 +190,7 @@ final class BatchMatmul {
     private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
 
     static void f32(float[][] out, float[] xT, int stride, int tokens, Matrix.F32 w, int r0, int r1) {
-        tiles(out, xT, null, stride, tokens, w.data(), null, w.cols(), F32_BLOCK, r0, r1, PASS_ROWS);
+        tiles(out, xT, null, stride, tokens, WeightLayout.F32, w.data(), null, w.cols(), F32_BLOCK, r0, r1, PASS_ROWS);
     }
 
     /**
@@ -187,7 +199,19 @@ final class BatchMatmul {
      * scale is added to the token's sum.
      */
     static void q8(float[][] out, float[] xT, float[] sT, int stride, int tokens, Matrix.Q8 w, int r0, int r1) {
-        tiles(out, xT, sT, stride, tokens, w.values(), w.scales(), w.cols(), w.groupSize(), r0, r1, PASS_ROWS);
+        tiles(out, xT, sT, stride, tokens, WeightLayout.RUNQ_Q8, w.values(), w.scales(), w.cols(), w.groupSize(), r0, r1,
+                PASS_ROWS);
+    }
+
+    /**
+     * GGML Q8_0 as runq's Q8 (the block of 32 as the group): xT holds the int8 values of llama.cpp's Q8_0 activations
+     * (each token's {@link Activations}, the one-token path's quantization) as floats and sT their F16 block scales; per
+     * block, (dot · d_w) · d_x is added to the token's sum. Not the one-token kernel's order ({@link GgmlMatmul}: partial
+     * integer sums per lane), so the sums differ from it by float rounding.
+     */
+    static void q8_0(float[][] out, float[] xT, float[] sT, int stride, int tokens, Matrix.Q8_0 w, int r0, int r1) {
+        tiles(out, xT, sT, stride, tokens, WeightLayout.GGML_Q8_0, w.data(), null, w.cols(), Matrix.Q8_0.BLOCK, r0, r1,
+                PASS_ROWS);
     }
 
     /**
@@ -199,9 +223,10 @@ final class BatchMatmul {
      * of 4 rows (then 2, 1) over the one-vector panels after them. Each (row, token) lane is one pass's FMA chain,
      * so the pass shapes change no result.
      */
-    static void tiles(float[][] out, float[] xT, float[] sT, int stride, int tokens, MemorySegment values,
+    static void tiles(float[][] out, float[] xT, float[] sT, int stride, int tokens, WeightLayout layout, MemorySegment values,
                       MemorySegment scales, int n, int block, int r0, int r1, int passRows) {
-        boolean q8 = scales != null;
+        boolean q8 = layout != WeightLayout.F32;
+        long q80RowBytes = Matrix.Q8_0.rowBytes(n);
         int groups = n / block, blocks = Math.ceilDiv(n, block);
         Scratch s = SCRATCH.get();
         if (s.weights.length < blocks * TILE_ROWS * block) {
@@ -221,11 +246,17 @@ final class BatchMatmul {
                 long row = (long) (rt + i) * n;
                 for (int k0 = 0, g = 0; k0 < n; k0 += block, g++) {
                     int kb = Math.min(block, n - k0), at = (g * TILE_ROWS + i) * block;
-                    if (q8) {
-                        widen(values, row + k0, wf, at, kb);
-                        wsAll[g * TILE_ROWS + i] = scales.getAtIndex(FLOAT, (long) (rt + i) * groups + g);
-                    } else {
-                        MemorySegment.copy(values, FLOAT, (row + k0) * Float.BYTES, wf, at, kb);
+                    switch (layout) {
+                        case F32 -> MemorySegment.copy(values, FLOAT, (row + k0) * Float.BYTES, wf, at, kb);
+                        case RUNQ_Q8 -> {
+                            widen(values, row + k0, wf, at, kb);
+                            wsAll[g * TILE_ROWS + i] = scales.getAtIndex(FLOAT, (long) (rt + i) * groups + g);
+                        }
+                        case GGML_Q8_0 -> {
+                            long b = (rt + i) * q80RowBytes + (long) g * Matrix.Q8_0.BLOCK_BYTES;
+                            widen(values, b + Short.BYTES, wf, at, kb);
+                            wsAll[g * TILE_ROWS + i] = Float.float16ToFloat(values.get(Matrix.SHORT, b));
+                        }
                     }
                 }
             }

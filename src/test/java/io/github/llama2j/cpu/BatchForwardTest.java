@@ -87,13 +87,19 @@ public class BatchForwardTest {
             assertArrayEquals(expected, actual, where);
             return;
         }
+        compare(expected, actual, F32_TOLERANCE, where);
+    }
+
+    /** Batched against one-token logits within {@code tolerance} x max|logit|; returns the difference's fraction of it. */
+    public static double compare(float[] expected, float[] actual, double tolerance, String where) {
         double max = 0, diff = 0;
         for (int i = 0; i < expected.length; i++) {
             max = Math.max(max, Math.abs(expected[i]));
             diff = Math.max(diff, Math.abs(expected[i] - actual[i]));
         }
         final double d = diff, mx = max;
-        assertTrue(diff <= F32_TOLERANCE * max, () -> where + ": max |diff| " + d + " > " + F32_TOLERANCE + " x max|logit| " + mx);
+        assertTrue(diff <= tolerance * max, () -> where + ": max |diff| " + d + " > " + tolerance + " x max|logit| " + mx);
+        return max == 0 ? 0 : diff / max;
     }
 
     /**

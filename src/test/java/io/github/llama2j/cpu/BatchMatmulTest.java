@@ -258,6 +258,47 @@ class BatchMatmulTest {
         }
     }
 
+    /**
+     * GGML Q8_0 through the transposed kernel: each token's activations quantized as the one-token path does
+     * (llama.cpp's Q8_0), then per row and block, in block order, {@code sum += (dot · d_w) · d_x} with the block's exact
+     * integer dot: bit-identical to that scalar order (the one-token kernel on the load-time copy, {@link PackedQ8_0}, adds
+     * in runq's order too; the file layout's kernel does not).
+     */
+    @ParameterizedTest
+    @CsvSource({"5, 20, 64", "17, 17, 96", "64, 35, 192", "70, 33, 256", "9, 16, 2048"})
+    void q8_0IsBitIdenticalToItsScalarOrder(int b, int rows, int cols) {
+        float[] values = RandomMatrices.floats(rnd, rows * cols);
+        Matrix.Q8_0 w = (Matrix.Q8_0) GgmlQuantize.quantize("Q8_0", values, rows, cols, arena);
+        float[][] x = tokens(b, cols);
+        int r0 = rows > 2 ? 1 : 0;
+        float[][] actual = new float[b][rows];
+        VectorKernels kernels = new VectorKernels();
+        BatchMatmul.matmul(actual, prepared(x, cols, w), new MatrixForm.File(w), r0, rows, kernels);
+        Activations one = new Activations(cols);
+        long rowBytes = Matrix.Q8_0.rowBytes(cols);
+        for (int t = 0; t < b; t++) {
+            one.input(x[t], cols);
+            one.prepareFor(w);
+            short[] q = one.q8_0Values();
+            float[] dx = one.q8_0Scales();
+            float[] expected = new float[rows];
+            for (int r = r0; r < rows; r++) {
+                float sum = 0;
+                for (int g = 0; g < cols / Matrix.Q8_0.BLOCK; g++) {
+                    long at = r * rowBytes + (long) g * Matrix.Q8_0.BLOCK_BYTES;
+                    int dot = 0;
+                    for (int j = 0; j < Matrix.Q8_0.BLOCK; j++) {
+                        dot += w.data().get(java.lang.foreign.ValueLayout.JAVA_BYTE, at + 2 + j) * q[g * Matrix.Q8_0.BLOCK + j];
+                    }
+                    float dw = Float.float16ToFloat(w.data().get(Matrix.SHORT, at));
+                    sum += (dot * dw) * dx[g];
+                }
+                expected[r] = sum;
+            }
+            assertArrayEquals(expected, actual[t], "token " + t);
+        }
+    }
+
     @Test
     void unpreparedInputIsRefused() {
         Matrix.F32 w = RandomMatrices.f32(arena, rnd, 4, 8, 0);
