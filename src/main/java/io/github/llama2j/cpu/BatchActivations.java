@@ -12,7 +12,7 @@ import io.github.llama2j.model.Matrix;
  *   <li>{@link Matrix.Q8} (runq, groups up to {@link BatchMatmul#MAX_EXACT_GROUP}): each row quantized by
  *       {@link VectorOps#quantize}, the one-token path's own call, then transposed as floats into
  *       {@code xT} and the group scales into {@code sT[g * stride + b]}.</li>
- *   <li>GGML Q8_0: each row's {@link Activations} (llama.cpp's Q8_0 quantization, as the one-token path), its values
+ *   <li>GGML Q8_0 and Q4_0: each row's {@link Activations} (llama.cpp's Q8_0 quantization, as the one-token path), its values
  *       transposed as floats into {@code xT} and the block scales into {@code sT[g * stride + b]}.</li>
  *   <li>Other GGML types: each row's {@link Activations}, prepared exactly as the one-token path prepares them.</li>
  * </ul>
@@ -103,23 +103,28 @@ final class BatchActivations {
                 }
             }
             case Matrix.Q8 w -> prepareRows(w);
-            case Matrix.Q8_0 w -> {
-                if (!q80Ready) {
-                    // each token quantized as the one-token path does (its Activations), then transposed
-                    split(parallel, tokens, (b0, b1) -> {
-                        for (int b = b0; b < b1; b++) {
-                            rows[b].prepareFor(w);
-                        }
-                    });
-                    int blocks = n / Matrix.Q8_0.BLOCK;
-                    xT = grow(xT, n * stride);
-                    sT = grow(sT, blocks * stride);
-                    split(parallel, blocks, this::transposeQ8_0);
-                    q80Ready = true;
-                }
-            }
+            case Matrix.Q8_0 w -> prepareQ8_0Transposed(w, parallel);
+            case Matrix.Q4_0 w -> prepareQ8_0Transposed(w, parallel);
             case Matrix.Ggml g -> prepareRows(g);
         }
+    }
+
+    /** For GGML Q8_0 and Q4_0 weights: each token's Q8_0 activations, transposed (once per input). */
+    private void prepareQ8_0Transposed(Matrix.Ggml w, Parallel parallel) {
+        if (q80Ready) {
+            return;
+        }
+        // each token quantized as the one-token path does (its Activations), then transposed
+        split(parallel, tokens, (b0, b1) -> {
+            for (int b = b0; b < b1; b++) {
+                rows[b].prepareFor(w);
+            }
+        });
+        int blocks = n / Matrix.Q8_0.BLOCK;
+        xT = grow(xT, n * stride);
+        sT = grow(sT, blocks * stride);
+        split(parallel, blocks, this::transposeQ8_0);
+        q80Ready = true;
     }
 
     /** Blocks [g0, g1) of each token's GGML Q8_0 activations transposed as floats, their scales into sT; lanes past the last token 0. */
@@ -166,6 +171,7 @@ final class BatchActivations {
             case Matrix.Q8 w when BatchMatmul.transposed(w) -> q8Ready && q8Group == w.groupSize();
             case Matrix.Q8 w -> true; // each row's Activations checks itself
             case Matrix.Q8_0 w -> q80Ready;
+            case Matrix.Q4_0 w -> q80Ready;
             case Matrix.Ggml g -> true;
         };
         if (!ready || m.cols() != n) {

@@ -87,6 +87,7 @@ final class BatchMatmul {
             case Matrix.F32 f -> true;
             case Matrix.Q8 q -> q.groupSize() <= MAX_EXACT_GROUP;
             case Matrix.Q8_0 q -> true;
+            case Matrix.Q4_0 q -> true;
             case Matrix.Ggml g -> false;
         };
     }
@@ -98,7 +99,12 @@ final class BatchMatmul {
         /** runq's Q8: int8 values row after row, and a float scale per group in a segment of their own. */
         RUNQ_Q8,
         /** GGML Q8_0: blocks of {@link Matrix.Q8_0#BLOCK_BYTES} bytes, an F16 scale then 32 int8 values. */
-        GGML_Q8_0
+        GGML_Q8_0,
+        /**
+         * GGML Q4_0: blocks of {@link Matrix.Q4_0#BLOCK_BYTES} bytes, an F16 scale then 16 bytes whose low nibbles are
+         * values 0-15 and high nibbles values 16-31, each minus 8.
+         */
+        GGML_Q4_0
     }
 
     /**
@@ -115,6 +121,8 @@ final class BatchMatmul {
             case Matrix.Q8 q when transposed(q) -> q8(out, in.xT, in.sT, in.stride(), in.tokens(), q, r0, r1);
             case Matrix.Q8 q -> perTokenTiles(out, in, m, r0, r1, perToken);
             case Matrix.Q8_0 q -> q8_0(out, in.xT, in.sT, in.stride(), in.tokens(), q, r0, r1);
+            case Matrix.Q4_0 q -> tiles(out, in.xT, in.sT, in.stride(), in.tokens(), WeightLayout.GGML_Q4_0, q.data(), null, q.cols(),
+                    Matrix.Q4_0.BLOCK, r0, r1, PASS_ROWS);
             case Matrix.Ggml g -> perTokenTiles(out, in, m, r0, r1, perToken);
         }
     }
@@ -210,6 +218,7 @@ final class BatchMatmul {
      * integer sums per lane), so the sums differ from it by float rounding.
      */
     static void q8_0(float[][] out, float[] xT, float[] sT, int stride, int tokens, Matrix.Q8_0 w, int r0, int r1) {
+        // (GGML Q4_0 goes the same way, its nibbles minus 8 widened: see matmul)
         tiles(out, xT, sT, stride, tokens, WeightLayout.GGML_Q8_0, w.data(), null, w.cols(), Matrix.Q8_0.BLOCK, r0, r1,
                 PASS_ROWS);
     }
@@ -226,7 +235,7 @@ final class BatchMatmul {
     static void tiles(float[][] out, float[] xT, float[] sT, int stride, int tokens, WeightLayout layout, MemorySegment values,
                       MemorySegment scales, int n, int block, int r0, int r1, int passRows) {
         boolean q8 = layout != WeightLayout.F32;
-        long q80RowBytes = Matrix.Q8_0.rowBytes(n);
+        long q80RowBytes = Matrix.Q8_0.rowBytes(n), q40RowBytes = Matrix.Q4_0.rowBytes(n);
         int groups = n / block, blocks = Math.ceilDiv(n, block);
         Scratch s = SCRATCH.get();
         if (s.weights.length < blocks * TILE_ROWS * block) {
@@ -255,6 +264,11 @@ final class BatchMatmul {
                         case GGML_Q8_0 -> {
                             long b = (rt + i) * q80RowBytes + (long) g * Matrix.Q8_0.BLOCK_BYTES;
                             widen(values, b + Short.BYTES, wf, at, kb);
+                            wsAll[g * TILE_ROWS + i] = Float.float16ToFloat(values.get(Matrix.SHORT, b));
+                        }
+                        case GGML_Q4_0 -> {
+                            long b = (rt + i) * q40RowBytes + (long) g * Matrix.Q4_0.BLOCK_BYTES;
+                            widenNibbles(values, b + Short.BYTES, wf, at);
                             wsAll[g * TILE_ROWS + i] = Float.float16ToFloat(values.get(Matrix.SHORT, b));
                         }
                     }
@@ -317,6 +331,24 @@ final class BatchMatmul {
         }
         for (; k < count; k++) {
             wf[at + k] = values.get(BYTE, base + k);
+        }
+    }
+
+    /** wf[at + k] = (low nibble of byte k) - 8 and wf[at + 16 + k] = (high nibble) - 8 for the 16 bytes at from (a Q4_0 block). */
+    private static void widenNibbles(MemorySegment values, long from, float[] wf, int at) {
+        int half = Matrix.Q4_0.BLOCK / 2, k = 0;
+        if (B_FOR_F != null) {
+            for (; k + FL <= half; k += FL) {
+                ByteVector v = ByteVector.fromMemorySegment(B_FOR_F, values, from + k, LE);
+                ((FloatVector) v.and((byte) 0x0F).sub((byte) 8).convertShape(VectorOperators.B2F, F, 0)).intoArray(wf, at + k);
+                ((FloatVector) v.lanewise(VectorOperators.LSHR, 4).and((byte) 0x0F).sub((byte) 8)
+                        .convertShape(VectorOperators.B2F, F, 0)).intoArray(wf, at + half + k);
+            }
+        }
+        for (; k < half; k++) {
+            int b = values.get(BYTE, from + k) & 0xFF;
+            wf[at + k] = (b & 0x0F) - 8;
+            wf[at + half + k] = (b >> 4) - 8;
         }
     }
 

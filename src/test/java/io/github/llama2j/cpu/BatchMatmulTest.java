@@ -259,23 +259,26 @@ class BatchMatmulTest {
     }
 
     /**
-     * GGML Q8_0 through the transposed kernel: each token's activations quantized as the one-token path does
-     * (llama.cpp's Q8_0), then per row and block, in block order, {@code sum += (dot · d_w) · d_x} with the block's exact
+     * GGML Q8_0 and Q4_0 (nibbles minus 8) through the transposed kernel: each token's activations quantized as the
+     * one-token path does (llama.cpp's Q8_0), then per row and block, in block order, {@code sum += (dot · d_w) · d_x} with the block's exact
      * integer dot: bit-identical to that scalar order (the one-token kernel on the load-time copy, {@link PackedQ8_0}, adds
      * in runq's order too; the file layout's kernel does not).
      */
     @ParameterizedTest
-    @CsvSource({"5, 20, 64", "17, 17, 96", "64, 35, 192", "70, 33, 256", "9, 16, 2048"})
-    void q8_0IsBitIdenticalToItsScalarOrder(int b, int rows, int cols) {
+    @CsvSource({"Q8_0, 5, 20, 64", "Q8_0, 17, 17, 96", "Q8_0, 64, 35, 192", "Q8_0, 70, 33, 256", "Q8_0, 9, 16, 2048",
+            "Q4_0, 5, 20, 64", "Q4_0, 70, 33, 256", "Q4_0, 9, 16, 2048"})
+    void q8_0AndQ4_0AreBitIdenticalToTheirScalarOrder(String type, int b, int rows, int cols) {
         float[] values = RandomMatrices.floats(rnd, rows * cols);
-        Matrix.Q8_0 w = (Matrix.Q8_0) GgmlQuantize.quantize("Q8_0", values, rows, cols, arena);
+        Matrix.Ggml w = (Matrix.Ggml) GgmlQuantize.quantize(type, values, rows, cols, arena);
+        boolean q4 = w instanceof Matrix.Q4_0;
         float[][] x = tokens(b, cols);
         int r0 = rows > 2 ? 1 : 0;
         float[][] actual = new float[b][rows];
         VectorKernels kernels = new VectorKernels();
         BatchMatmul.matmul(actual, prepared(x, cols, w), new MatrixForm.File(w), r0, rows, kernels);
         Activations one = new Activations(cols);
-        long rowBytes = Matrix.Q8_0.rowBytes(cols);
+        long rowBytes = q4 ? Matrix.Q4_0.rowBytes(cols) : Matrix.Q8_0.rowBytes(cols);
+        int blockBytes = q4 ? Matrix.Q4_0.BLOCK_BYTES : Matrix.Q8_0.BLOCK_BYTES;
         for (int t = 0; t < b; t++) {
             one.input(x[t], cols);
             one.prepareFor(w);
@@ -285,10 +288,12 @@ class BatchMatmulTest {
             for (int r = r0; r < rows; r++) {
                 float sum = 0;
                 for (int g = 0; g < cols / Matrix.Q8_0.BLOCK; g++) {
-                    long at = r * rowBytes + (long) g * Matrix.Q8_0.BLOCK_BYTES;
+                    long at = r * rowBytes + (long) g * blockBytes;
                     int dot = 0;
                     for (int j = 0; j < Matrix.Q8_0.BLOCK; j++) {
-                        dot += w.data().get(java.lang.foreign.ValueLayout.JAVA_BYTE, at + 2 + j) * q[g * Matrix.Q8_0.BLOCK + j];
+                        int v = q4 ? ((w.data().get(java.lang.foreign.ValueLayout.JAVA_BYTE, at + 2 + j % 16) & 0xFF) >> (j < 16 ? 0 : 4) & 0x0F) - 8
+                                : w.data().get(java.lang.foreign.ValueLayout.JAVA_BYTE, at + 2 + j);
+                        dot += v * q[g * Matrix.Q8_0.BLOCK + j];
                     }
                     float dw = Float.float16ToFloat(w.data().get(Matrix.SHORT, at));
                     sum += (dot * dw) * dx[g];

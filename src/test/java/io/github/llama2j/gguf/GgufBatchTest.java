@@ -30,20 +30,20 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
  * (qwen2's biases, qwen3's q/k norms and wider q, Llama 3's rope factors, NORM and NEOX RoPE, GQA) on tiny
  * random F32 models, and every stored quantized model (Q8_0, Q4_0, Q4_K with Q6_K). Prompts longer than a
  * chunk (64) and not a multiple of it, then generation token by token (every cached position is read).
- * Quantized weights other than Q8_0: bit-identical once the kernels are compiled (each token's activations converted as
- * the one-token path does, the same kernels); Q8_0: within {@link #Q8_0_TOLERANCE}; F32 weights: within
+ * Quantized weights other than Q8_0 and Q4_0: bit-identical once the kernels are compiled (each token's activations
+ * converted as the one-token path does, the same kernels); Q8_0 and Q4_0: within {@link #Q8_ACTIVATIONS_TOLERANCE}; F32 weights: within
  * {@link BatchForwardTest#F32_TOLERANCE} of max|logit| (another summation order).
  */
 class GgufBatchTest {
     /**
-     * |batched - one by one| / max|logit| allowed where a model has Q8_0 matrices: the batched Q8_0 kernel adds each
-     * block's (dot · d_w) · d_x in runq's order, as the one-token kernel on the load-time copy does, but the matrices
-     * without a copy take the file layout's kernel (partial integer sums per lane); a difference of one rounding in a
-     * layer's output can move one of the next layer's Q8_0 activations by a step, so this is the golden tests' drift
-     * bound ({@link GgufGoldenTest#DRIFT_TOLERANCE}). Measured (2026-12-04): 0 on llama3-tiny-q8_0, 9.8e-3 on
-     * qwen2-tiny-q8_0, 9.0e-3 on qwen3-tiny-q8_0.
+     * |batched - one by one| / max|logit| allowed where a model has Q8_0 or Q4_0 matrices: the batched kernel adds each
+     * block's (dot · d_w) · d_x in runq's order, as the one-token Q8_0 kernel on the load-time copy does, but Q4_0 and
+     * the Q8_0 matrices without a copy take the file layout's kernels (partial integer sums per lane); a difference of
+     * one rounding in a layer's output can move one of the next layer's Q8_0 activations by a step, so this is the
+     * golden tests' drift bound ({@link GgufGoldenTest#DRIFT_TOLERANCE}). Measured (2026-12-04): 0 on llama3-tiny-q8_0,
+     * 9.8e-3 on qwen2-tiny-q8_0, 9.0e-3 on qwen3-tiny-q8_0, 1.44e-2 on llama2-tiny-q4_0.
      */
-    static final double Q8_0_TOLERANCE = GgufGoldenTest.DRIFT_TOLERANCE;
+    static final double Q8_ACTIVATIONS_TOLERANCE = GgufGoldenTest.DRIFT_TOLERANCE;
 
     @ParameterizedTest
     @ValueSource(strings = {"llama", "qwen2", "qwen3"})
@@ -78,9 +78,9 @@ class GgufBatchTest {
             int n = Math.min(promptLength + generated, m.config().seqLen());
             int[] tokens = new SplittableRandom(n).ints(n, 0, m.config().vocabSize()).toArray();
             int prompt = n - generated;
-            boolean f32 = hasF32Matrix(m.weights()), q80 = hasQ8_0Matrix(m.weights());
+            boolean f32 = hasF32Matrix(m.weights()), q80 = hasQ8_0OrQ4_0Matrix(m.weights());
             boolean exact = !f32 && !q80;
-            double tolerance = q80 ? Q8_0_TOLERANCE : BatchForwardTest.F32_TOLERANCE;
+            double tolerance = q80 ? Q8_ACTIVATIONS_TOLERANCE : BatchForwardTest.F32_TOLERANCE;
             // a first pass gets every kernel compiled: the Vector API's reduceLanes (GGML kernels) adds in another
             // order before C2 compiles it, so only results of one compilation state agree bit for bit
             for (int pos = 0; pos < n; pos++) {
@@ -111,9 +111,9 @@ class GgufBatchTest {
         return BatchForwardTest.compare(expected, actual, tolerance, where);
     }
 
-    private static boolean hasQ8_0Matrix(Weights w) {
+    private static boolean hasQ8_0OrQ4_0Matrix(Weights w) {
         return Stream.of(w.wq(), w.wk(), w.wv(), w.wo(), w.w1(), w.w2(), w.w3(), new Matrix[]{w.classifier()})
-                .flatMap(Arrays::stream).anyMatch(x -> x instanceof Matrix.Q8_0);
+                .flatMap(Arrays::stream).anyMatch(x -> x instanceof Matrix.Q8_0 || x instanceof Matrix.Q4_0);
     }
 
     private static boolean hasF32Matrix(Weights w) {
