@@ -120,9 +120,8 @@ final class BatchMatmul {
             case Matrix.F32 f -> f32(out, in.xT, in.stride(), in.tokens(), f, r0, r1);
             case Matrix.Q8 q when transposed(q) -> q8(out, in.xT, in.sT, in.stride(), in.tokens(), q, r0, r1);
             case Matrix.Q8 q -> perTokenTiles(out, in, m, r0, r1, perToken);
-            case Matrix.Q8_0 q -> q8_0(out, in.xT, in.sT, in.stride(), in.tokens(), q, r0, r1);
-            case Matrix.Q4_0 q -> tiles(out, in.xT, in.sT, in.stride(), in.tokens(), WeightLayout.GGML_Q4_0, q.data(), null, q.cols(),
-                    Matrix.Q4_0.BLOCK, r0, r1, PASS_ROWS);
+            case Matrix.Q8_0 q -> ggmlBlocks(out, in, WeightLayout.GGML_Q8_0, q.data(), q.cols(), r0, r1);
+            case Matrix.Q4_0 q -> ggmlBlocks(out, in, WeightLayout.GGML_Q4_0, q.data(), q.cols(), r0, r1);
             case Matrix.Ggml g -> perTokenTiles(out, in, m, r0, r1, perToken);
         }
     }
@@ -212,15 +211,14 @@ final class BatchMatmul {
     }
 
     /**
-     * GGML Q8_0 as runq's Q8 (the block of 32 as the group): xT holds the int8 values of llama.cpp's Q8_0 activations
-     * (each token's {@link Activations}, the one-token path's quantization) as floats and sT their F16 block scales; per
-     * block, (dot · d_w) · d_x is added to the token's sum. Not the one-token kernel's order ({@link GgmlMatmul}: partial
-     * integer sums per lane), so the sums differ from it by float rounding.
+     * GGML Q8_0 and Q4_0 as runq's Q8, the block of 32 as the group: xT holds the int8 values of each token's Q8_0
+     * activations (its {@link Activations}: llama.cpp's quantization, as the one-token path) as floats and sT their F16
+     * block scales; per block, (dot · d_w) · d_x is added to the token's sum in block order. That is runq's order, which
+     * the one-token Q8_0 kernel on its load-time copy ({@link PackedQ8_0}) follows too; the file layout's kernels
+     * ({@link GgmlMatmul}: partial integer sums per lane) give sums a rounding apart.
      */
-    static void q8_0(float[][] out, float[] xT, float[] sT, int stride, int tokens, Matrix.Q8_0 w, int r0, int r1) {
-        // (GGML Q4_0 goes the same way, its nibbles minus 8 widened: see matmul)
-        tiles(out, xT, sT, stride, tokens, WeightLayout.GGML_Q8_0, w.data(), null, w.cols(), Matrix.Q8_0.BLOCK, r0, r1,
-                PASS_ROWS);
+    private static void ggmlBlocks(float[][] out, BatchActivations in, WeightLayout layout, MemorySegment data, int n, int r0, int r1) {
+        tiles(out, in.xT, in.sT, in.stride(), in.tokens(), layout, data, null, n, Matrix.Q8_0.BLOCK, r0, r1, PASS_ROWS);
     }
 
     /**
@@ -235,7 +233,8 @@ final class BatchMatmul {
     static void tiles(float[][] out, float[] xT, float[] sT, int stride, int tokens, WeightLayout layout, MemorySegment values,
                       MemorySegment scales, int n, int block, int r0, int r1, int passRows) {
         boolean q8 = layout != WeightLayout.F32;
-        long q80RowBytes = Matrix.Q8_0.rowBytes(n), q40RowBytes = Matrix.Q4_0.rowBytes(n);
+        int ggmlBlockBytes = layout == WeightLayout.GGML_Q4_0 ? Matrix.Q4_0.BLOCK_BYTES : Matrix.Q8_0.BLOCK_BYTES;
+        long ggmlRowBytes = (long) (n / block) * ggmlBlockBytes;
         int groups = n / block, blocks = Math.ceilDiv(n, block);
         Scratch s = SCRATCH.get();
         if (s.weights.length < blocks * TILE_ROWS * block) {
@@ -261,14 +260,13 @@ final class BatchMatmul {
                             widen(values, row + k0, wf, at, kb);
                             wsAll[g * TILE_ROWS + i] = scales.getAtIndex(FLOAT, (long) (rt + i) * groups + g);
                         }
-                        case GGML_Q8_0 -> {
-                            long b = (rt + i) * q80RowBytes + (long) g * Matrix.Q8_0.BLOCK_BYTES;
-                            widen(values, b + Short.BYTES, wf, at, kb);
-                            wsAll[g * TILE_ROWS + i] = Float.float16ToFloat(values.get(Matrix.SHORT, b));
-                        }
-                        case GGML_Q4_0 -> {
-                            long b = (rt + i) * q40RowBytes + (long) g * Matrix.Q4_0.BLOCK_BYTES;
-                            widenNibbles(values, b + Short.BYTES, wf, at);
+                        case GGML_Q8_0, GGML_Q4_0 -> { // a block: its F16 scale, then its values
+                            long b = (rt + i) * ggmlRowBytes + (long) g * ggmlBlockBytes;
+                            if (layout == WeightLayout.GGML_Q8_0) {
+                                widen(values, b + Short.BYTES, wf, at, kb);
+                            } else {
+                                widenNibbles(values, b + Short.BYTES, wf, at);
+                            }
                             wsAll[g * TILE_ROWS + i] = Float.float16ToFloat(values.get(Matrix.SHORT, b));
                         }
                     }
