@@ -90,6 +90,39 @@ class EngineChecksTest {
         Llama2jException other = assertThrows(Llama2jException.class,
                 () -> TaskVerifier.verify(List.of("forward.embed"), runs, "gpu1"));
         assertTrue(other.getMessage().contains("gpu0") && other.getMessage().contains("gpu1"), other.getMessage());
+        // Captured into CUDA graphs: no per-task kernel time and possibly no record, but never another device.
+        TaskVerifier.verify(List.of("forward.embed", "forward.layer0_qkv", "forward.classifier"), runs, "gpu0", true);
+        Llama2jException capturedElsewhere = assertThrows(Llama2jException.class,
+                () -> TaskVerifier.verify(List.of("forward.layer0_qkv"), runs, "gpu1", true));
+        assertTrue(capturedElsewhere.getMessage().contains("forward.layer0_qkv") && capturedElsewhere.getMessage().contains("gpu1"),
+                capturedElsewhere.getMessage());
+    }
+
+    /**
+     * {@code cuda.graph}: true/false per device type or by system property, off by default, anything else refused; on a
+     * device without CUDA graphs (PoCL's OpenCL here) the engine launches task by task and computes the same logits
+     * (TornadoVM would throw if asked to capture a graph there).
+     */
+    @Test
+    void cudaGraphSettingIsReadCheckedAndIgnoredWithoutCuda() {
+        assertFalse(TornadoSettings.load("GPU").cudaGraph(), "off until a GPU measurement says otherwise");
+        String key = TornadoSettings.PREFIX + "cuda.graph";
+        try {
+            System.setProperty(key, "TRUE");
+            assertTrue(TornadoSettings.load("CPU").cudaGraph());
+            System.setProperty(key, "yes");
+            Llama2jException e = assertThrows(Llama2jException.class, () -> TornadoSettings.load("CPU"));
+            assertTrue(e.getMessage().contains("cuda.graph") && e.getMessage().contains("yes"), e.getMessage());
+        } finally {
+            System.clearProperty(key);
+        }
+        Model m = TestEngines.model("tiny.bin");
+        TornadoEngine plain = TestEngines.engine("tiny.bin");
+        float[] expected = plain.forward(5, 0).clone();
+        try (TornadoEngine graphs = new TornadoEngine(m, tornado(null), TornadoSettings.load("CPU").withCudaGraph(true))) {
+            assertFalse(graphs.cudaGraphs(), "PoCL's OpenCL device has no CUDA graphs");
+            org.junit.jupiter.api.Assertions.assertArrayEquals(expected, graphs.forward(5, 0));
+        }
     }
 
     /** A kernel TornadoVM cannot compile must be an error under our flags, not plain Java in disguise. */

@@ -67,6 +67,13 @@ public final class DeviceSession {
         return name;
     }
 
+    /**
+     * Whether the device runs CUDA graphs (TornadoVM's {@code withCUDAGraph()}): a device of the PTX or CUDA backend.
+     */
+    public boolean hasCudaGraphs() {
+        return backend.equals("ptx") || backend.equals("cuda");
+    }
+
     /** {@code B:D}, as {@code --device} takes it. */
     public String id() {
         return id;
@@ -163,12 +170,22 @@ public final class DeviceSession {
      * @param graphNames each graph's name (TornadoVM's profiler record is headed by it; names may repeat)
      */
     public FirstExecution firstExecution(TornadoExecutionPlan plan, List<String> graphNames, List<List<String>> tasks) {
+        return firstExecution(plan, graphNames, tasks, false);
+    }
+
+    /**
+     * As {@link #firstExecution(TornadoExecutionPlan, List, List)}; with {@code captured} the plan captures CUDA graphs
+     * ({@link TornadoSettings#cudaGraph}), whose tasks have no kernel time of their own ({@link TaskVerifier#verify(List,
+     * Map, String, boolean)}).
+     */
+    public FirstExecution firstExecution(TornadoExecutionPlan plan, List<String> graphNames, List<List<String>> tasks,
+                                         boolean captured) {
         GraphRun[] runs = new GraphRun[graphNames.size()];
         List<Map<String, TaskVerifier.TaskRun>> perGraph = new java.util.ArrayList<>();
         for (int g = 0; g < runs.length; g++) {
             runs[g] = GraphRun.of(graphNames.get(g), plan.withGraph(g).execute().getProfilerResult());
             perGraph.add(TaskVerifier.parse(runs[g].log()));
-            TaskVerifier.verify(tasks.get(g), perGraph.getLast(), name);
+            TaskVerifier.verify(tasks.get(g), perGraph.getLast(), name, captured);
         }
         return new FirstExecution(runs, List.copyOf(perGraph));
     }

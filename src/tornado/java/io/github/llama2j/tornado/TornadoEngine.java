@@ -55,6 +55,8 @@ public final class TornadoEngine implements InferenceEngine {
     private final MemoryBudget budget;
     private final float[] logits;
     private final boolean profile;
+    /** Each task graph captured once as a CUDA graph and replayed ({@link TornadoSettings#cudaGraph}). */
+    private final boolean cudaGraphs;
     private final LoadTimes loadTimes;
     private final DeviceSession.FirstExecution firstRun;
     private final long bytesInPerToken, bytesOutPerToken;
@@ -112,6 +114,8 @@ public final class TornadoEngine implements InferenceEngine {
         this.device = session.device();
         this.deviceName = session.name();
         this.settings = session.settings(settings);
+        // Per-task device times (profile) need the tasks launched one by one: a replayed CUDA graph has none.
+        this.cudaGraphs = this.settings.cudaGraph() && session.hasCudaGraphs() && !profile;
         ForwardGraph.checkUniform(c, model.weights());
         String modelName = String.valueOf(model.path().getFileName());
         budget = MemoryBudget.of(c, model.weights(), prefillChunk);
@@ -160,6 +164,9 @@ public final class TornadoEngine implements InferenceEngine {
         graphCount = graphs.length;
         graphNames = forward.graphNames();
         this.plan = session.plan(all, forward.gridScheduler());
+        if (cudaGraphs) {
+            plan.withCUDAGraph();
+        }
         long t3 = System.nanoTime();
         logits = new float[c.vocabSize()];
         int tasks = forward.taskIds().size();
@@ -179,7 +186,7 @@ public final class TornadoEngine implements InferenceEngine {
             forward.state.set(1, 0);
             String what = "the forward pass";
             DeviceSession.FirstExecution first = session.guarded(what, plan,
-                    () -> session.firstExecution(plan, graphNames, forward.taskIdsPerGraph()));
+                    () -> session.firstExecution(plan, graphNames, forward.taskIdsPerGraph(), cudaGraphs));
             long t4 = System.nanoTime();
             kernelSources = capture.dir();
             firstRun = first;
@@ -204,9 +211,17 @@ public final class TornadoEngine implements InferenceEngine {
                     lt.graalNanos() / 1e6, lt.driverNanos() / 1e6, tasks, lt.firstExecutionNanos() / 1e6);
             log.printf(Locale.ROOT, "[tornado] weight transfer: %s in %.1f ms%n",
                     MemoryBudget.mib(lt.transferBytes()), lt.transferNanos() / 1e6);
-            log.printf(Locale.ROOT, "[tornado] verified: all %d tasks ran on %s; per token %d kernel launches in %d graph "
+            log.printf(Locale.ROOT, "[tornado] verified: all %d tasks %s %s; per token %d kernel launches in %d graph "
                             + "executions, %d bytes in, %d bytes out%n",
-                    tasks, deviceName, tasks, graphCount, bytesInPerToken, bytesOutPerToken);
+                    tasks, cudaGraphs ? "compiled for and captured on" : "ran on", deviceName, tasks, graphCount, bytesInPerToken,
+                    bytesOutPerToken);
+            if (cudaGraphs) {
+                log.printf(Locale.ROOT, "[tornado] CUDA graphs: each of the %d task graphs captured once, replayed per token "
+                        + "(one driver launch per graph)%n", graphCount);
+            } else if (this.settings.cudaGraph()) {
+                log.printf(Locale.ROOT, "[tornado] CUDA graphs: off (%s)%n",
+                        profile ? "per-task profiling launches tasks one by one" : "backend " + backend + " has none");
+            }
             if (forward.attentionSplits() > 1) {
                 log.printf(Locale.ROOT, "[tornado] attention: %d work-groups per head, chunks of at least %d positions%n",
                         forward.attentionSplits(), forward.settings().attentionChunk());
@@ -238,7 +253,9 @@ public final class TornadoEngine implements InferenceEngine {
         // "execute" includes copying TornadoVM's log; "read profiler log" is the parsing.
         last = executeGraphs(profilerOn);
         lastProfiled = profilerOn;
-        if (profiler != Profiler.NONE) {
+        if (profiler != Profiler.NONE && cudaGraphs) {
+            profiler.record("execute", DeviceProfile.HOST_TRACK, Profiler.Kind.HOST, t0, System.nanoTime() - t0, 0);
+        } else if (profiler != Profiler.NONE) {
             long t1 = System.nanoTime();
             deviceProfile.recordToken(profiler, t0, t1 - t0, last, pos);
             profiler.record("read profiler log", DeviceProfile.HOST_TRACK, Profiler.Kind.HOST, t1, System.nanoTime() - t1, 0);
@@ -305,7 +322,7 @@ public final class TornadoEngine implements InferenceEngine {
         try {
             for (int g = 0; g < prefill.graphCount(); g++) {
                 GraphRun run = GraphRun.of(PrefillGraph.GRAPH, plan.withGraph(graphCount + g).execute().getProfilerResult());
-                TaskVerifier.verify(prefill.taskIdsPerGraph().get(g), TaskVerifier.parse(run.log()), deviceName);
+                TaskVerifier.verify(prefill.taskIdsPerGraph().get(g), TaskVerifier.parse(run.log()), deviceName, cudaGraphs);
             }
         } finally {
             if (!profilerOn) {
@@ -339,6 +356,11 @@ public final class TornadoEngine implements InferenceEngine {
     @Override
     public void setProfiler(Profiler profiler) {
         Profiler p = profiler == null ? Profiler.NONE : profiler;
+        if (cudaGraphs) {
+            // A replayed CUDA graph has no per-task times: the profiler gets each token's host-side time only.
+            this.profiler = p;
+            return;
+        }
         if (p != Profiler.NONE && !profilerOn) {
             plan.withProfiler(ProfilerMode.SILENT);
             profilerOn = true;
@@ -413,6 +435,11 @@ public final class TornadoEngine implements InferenceEngine {
     /** Work-groups per head of the one-token attention (1: unsplit; see {@link TornadoSettings#attentionSplits}). */
     public int attentionSplits() {
         return forward.attentionSplits();
+    }
+
+    /** Whether each task graph runs as a captured CUDA graph ({@link TornadoSettings#cudaGraph}). */
+    public boolean cudaGraphs() {
+        return cudaGraphs;
     }
 
     /** Graph executions per token (each one a host-side {@code execute()} of TornadoVM's interpreter). */

@@ -30,9 +30,12 @@ import java.util.Properties;
  *                       (see {@link KernelHelpers#splitWeight})
  * @param attentionChunk fewest positions per chunk of a split head: a token at position pos uses
  *                       min(splits, ⌈(pos + 1) / chunk⌉) chunks ({@link KernelHelpers#chunkLength})
+ * @param cudaGraph      the TornadoVM engine on a CUDA device (PTX backend): each task graph captured once as a CUDA
+ *                       graph and replayed per token, one driver launch per graph instead of one per task (TornadoVM's
+ *                       {@code withCUDAGraph()}); other backends have no CUDA graphs and ignore it
  */
 public record TornadoSettings(int matmulLocal, int matmulRows, int attentionLocal, int quantizeLocal, int normPartials, int normLocal,
-                              long memoryLimit, int attentionSplits, int attentionChunk) {
+                              long memoryLimit, int attentionSplits, int attentionChunk, boolean cudaGraph) {
 
     static final String RESOURCE = "/tornado-config/llama2j-tornado.properties";
     static final String PREFIX = "llama2j.tornado.";
@@ -68,10 +71,17 @@ public record TornadoSettings(int matmulLocal, int matmulRows, int attentionLoca
     /** Most work-groups per head of the split attention. */
     public static final int MAX_SPLITS = 64;
 
-    /** Settings with the attention unsplit (one work-group per head). */
+    /** Settings with the attention unsplit (one work-group per head), without CUDA graphs. */
     public TornadoSettings(int matmulLocal, int matmulRows, int attentionLocal, int quantizeLocal, int normPartials, int normLocal,
                            long memoryLimit) {
         this(matmulLocal, matmulRows, attentionLocal, quantizeLocal, normPartials, normLocal, memoryLimit, 1, 256);
+    }
+
+    /** Settings without CUDA graphs. */
+    public TornadoSettings(int matmulLocal, int matmulRows, int attentionLocal, int quantizeLocal, int normPartials, int normLocal,
+                           long memoryLimit, int attentionSplits, int attentionChunk) {
+        this(matmulLocal, matmulRows, attentionLocal, quantizeLocal, normPartials, normLocal, memoryLimit, attentionSplits,
+                attentionChunk, false);
     }
 
     private static void pow2(String key, int v) {
@@ -83,19 +93,25 @@ public record TornadoSettings(int matmulLocal, int matmulRows, int attentionLoca
 
     public TornadoSettings withMemoryLimit(long bytes) {
         return new TornadoSettings(matmulLocal, matmulRows, attentionLocal, quantizeLocal, normPartials, normLocal, bytes,
-                attentionSplits, attentionChunk);
+                attentionSplits, attentionChunk, cudaGraph);
     }
 
     /** These settings with {@code rows} rows per matmul work-group. */
     public TornadoSettings withMatmulRows(int rows) {
         return new TornadoSettings(matmulLocal, rows, attentionLocal, quantizeLocal, normPartials, normLocal, memoryLimit,
-                attentionSplits, attentionChunk);
+                attentionSplits, attentionChunk, cudaGraph);
     }
 
     /** These settings with the one-token attention split into at most {@code splits} chunks of at least {@code chunk} positions. */
     public TornadoSettings withAttentionSplit(int splits, int chunk) {
         return new TornadoSettings(matmulLocal, matmulRows, attentionLocal, quantizeLocal, normPartials, normLocal, memoryLimit, splits,
-                chunk);
+                chunk, cudaGraph);
+    }
+
+    /** These settings with CUDA graphs on or off. */
+    public TornadoSettings withCudaGraph(boolean on) {
+        return new TornadoSettings(matmulLocal, matmulRows, attentionLocal, quantizeLocal, normPartials, normLocal, memoryLimit,
+                attentionSplits, attentionChunk, on);
     }
 
     /** The largest work-group any kernel uses. */
@@ -116,7 +132,8 @@ public record TornadoSettings(int matmulLocal, int matmulRows, int attentionLoca
                 intValue(p, "norm.local", type),
                 size(p, "memory.limit"),
                 intValue(p, "attention.splits", type),
-                intValue(p, "attention.chunk", type));
+                intValue(p, "attention.chunk", type),
+                booleanValue(p, "cuda.graph", type));
     }
 
     private static Properties read() {
@@ -141,6 +158,28 @@ public record TornadoSettings(int matmulLocal, int matmulRows, int attentionLoca
                     + e.getMessage(), Llama2jException.IO_FAILURE, e);
         }
         return p;
+    }
+
+    private static boolean booleanValue(Properties p, String key, String type) {
+        String v = System.getProperty(PREFIX + key);
+        String where = "-D" + PREFIX + key;
+        if (v == null) {
+            v = p.getProperty(key + "." + type);
+            where = key + "." + type;
+        }
+        if (v == null) {
+            v = p.getProperty(key + ".default");
+            where = key + ".default";
+        }
+        if (v == null) {
+            return false;
+        }
+        return switch (v.trim().toLowerCase(Locale.ROOT)) {
+            case "true" -> true;
+            case "false" -> false;
+            default -> throw new Llama2jException("TornadoVM setting " + where + " is '" + v + "', not true or false",
+                    Llama2jException.BAD_USAGE);
+        };
     }
 
     private static int intValue(Properties p, String key, String type) {
