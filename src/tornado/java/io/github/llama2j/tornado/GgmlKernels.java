@@ -407,6 +407,56 @@ public final class GgmlKernels {
         return sum;
     }
 
+    /**
+     * {@link #dotSourceQ8_0} for row {@code row} with the values' Q8_0 blocks made once per work-group and call, chunk
+     * by chunk, in the local arrays {@code qx} ({@link KernelHelpers#Q8_CHUNK_LOCAL_INTS}: int8 values packed four to
+     * an int) and {@code xd} ({@link KernelHelpers#Q8_CHUNK_LOCAL_SCALES}: the blocks' F16-rounded scales), as
+     * {@link KernelHelpers#dotQ8InputShared} does for runq's groups and for the same reason (each slice quantizing
+     * its blocks for every row made the Q8 kernels compute-bound on an H200); a lane owns the same blocks in the
+     * same order as in {@link #dotSourceQ8_0} (while 32 × slice ≤ 4 × Q8_CHUNK_INTS), so the sums are the same bits.
+     * Every work-item of the work-group must call it; {@code live} false for a slice past the last row.
+     */
+    static float dotSourceQ8_0Shared(KernelContext ctx, int[] qx, float[] xd, FloatArray in, int inOff, FloatArray weight, int n,
+                                     int source, float scale, IntArray wv, FloatArray ws, int row, boolean live, int lane, int step) {
+        int blocks = n / QK;
+        int perBlock = QK / 4;
+        int chunk = Math.min(Math.min(step, KernelHelpers.Q8_CHUNK_INTS / perBlock), KernelHelpers.Q8_CHUNK_GROUPS);
+        int t = ctx.localIdx;
+        int wbase = (row * n) >> 2;
+        int sbase = row * blocks;
+        float sum = 0.0f;
+        for (int c = 0; c < blocks; c += chunk) {
+            int count = Math.min(chunk, blocks - c);
+            if (t < count) {
+                int off = (c + t) * QK;
+                float amax = 0.0f;
+                for (int k = 0; k < QK; k++) {
+                    amax = TornadoMath.max(amax, TornadoMath.abs(value(in, inOff, weight, n, source, scale, off + k)));
+                }
+                float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+                xd[t] = roundToHalf(amax / 127.0f);
+                for (int k = 0; k < perBlock; k++) {
+                    int packed = 0;
+                    for (int u = 0; u < 4; u++) {
+                        packed |= (toQ8_0(value(in, inOff, weight, n, source, scale, off + 4 * k + u), id) & 0xFF) << (8 * u);
+                    }
+                    qx[t * perBlock + k] = packed;
+                }
+            }
+            ctx.localBarrier();
+            if (live && lane < count) {
+                int b = c + lane;
+                int sumi = 0;
+                for (int k = 0; k < perBlock; k++) {
+                    sumi += KernelHelpers.dot4Packed(wv.get(wbase + b * perBlock + k), qx[lane * perBlock + k]);
+                }
+                sum += sumi * (ws.get(sbase + b) * xd[lane]);
+            }
+            ctx.localBarrier();
+        }
+        return sum;
+    }
+
     /** ggml's Q8_0 value of v under the block's inverse scale {@code id}: round half to even, clamped to [-128, 127]. */
     private static int toQ8_0(float v, float id) {
         int q = roundHalfEven(v * id);
@@ -465,12 +515,14 @@ public final class GgmlKernels {
     public static void productQ8_0(KernelContext ctx, FloatArray in, FloatArray weight, int n, int source, float eps,
                                    IntArray wv, FloatArray ws, FloatArray out, int outOff, int add, int rows, int rowsPerGroup) {
         float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
+        int[] qx = ctx.allocateIntLocalArray(KernelHelpers.Q8_CHUNK_LOCAL_INTS);
+        float[] xd = ctx.allocateFloatLocalArray(KernelHelpers.Q8_CHUNK_LOCAL_SCALES);
         float scale = rmsScale(ctx, scratch, in, n, eps);
         int slice = slice(ctx, rowsPerGroup);
         int lane = sliceLane(ctx, rowsPerGroup);
         int row = sliceRow(ctx, rowsPerGroup);
-        int count = row < rows ? n / QK : 0;
-        float total = reduceSlice(ctx, scratch, dotSourceQ8_0(in, 0, weight, n, source, scale, wv, ws, row, lane, slice, count), slice);
+        float total = reduceSlice(ctx, scratch,
+                dotSourceQ8_0Shared(ctx, qx, xd, in, 0, weight, n, source, scale, wv, ws, row, row < rows, lane, slice), slice);
         storeRow(out, outOff, row, rows, lane, total, add);
     }
 
@@ -515,14 +567,17 @@ public final class GgmlKernels {
     public static void w13Q8_0(KernelContext ctx, FloatArray x, FloatArray weight, int n, float eps, IntArray wv,
                                FloatArray ws, FloatArray hb, int hidden, int rowsPerGroup) {
         float[] s0 = ctx.allocateFloatLocalArray(MAX_LOCAL);
+        int[] qx = ctx.allocateIntLocalArray(KernelHelpers.Q8_CHUNK_LOCAL_INTS);
+        float[] xd = ctx.allocateFloatLocalArray(KernelHelpers.Q8_CHUNK_LOCAL_SCALES);
         float scale = rmsScale(ctx, s0, x, n, eps);
         int slice = slice(ctx, rowsPerGroup);
         int lane = sliceLane(ctx, rowsPerGroup);
         int row = sliceRow(ctx, rowsPerGroup);
-        int count = row < hidden ? n / QK : 0;
-        float g = reduceSlice(ctx, s0, dotSourceQ8_0(x, 0, weight, n, FROM_NORM, scale, wv, ws, row, lane, slice, count), slice);
-        float u = reduceSlice(ctx, s0, dotSourceQ8_0(x, 0, weight, n, FROM_NORM, scale, wv, ws, hidden + row, lane, slice, count),
-                slice);
+        boolean live = row < hidden;
+        float g = reduceSlice(ctx, s0,
+                dotSourceQ8_0Shared(ctx, qx, xd, x, 0, weight, n, FROM_NORM, scale, wv, ws, row, live, lane, slice), slice);
+        float u = reduceSlice(ctx, s0,
+                dotSourceQ8_0Shared(ctx, qx, xd, x, 0, weight, n, FROM_NORM, scale, wv, ws, hidden + row, live, lane, slice), slice);
         if (lane == 0 && row < hidden) {
             hb.set(row, swiglu(g, u));
         }
@@ -592,15 +647,16 @@ public final class GgmlKernels {
                                int headSize) {
         int rowsPerGroup = flags >> ROWS_SHIFT;
         float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
+        int[] qx = ctx.allocateIntLocalArray(KernelHelpers.Q8_CHUNK_LOCAL_INTS);
+        float[] xd = ctx.allocateFloatLocalArray(KernelHelpers.Q8_CHUNK_LOCAL_SCALES);
         float scale = rmsScale(ctx, scratch, x, dim, eps);
         int slice = slice(ctx, rowsPerGroup);
         int lane = sliceLane(ctx, rowsPerGroup);
         int h = firstHead + ctx.groupIdx;
         for (int i0 = 0; i0 < headSize; i0 += rowsPerGroup) {
             int i = i0 + ctx.localIdx / slice;
-            int count = i < headSize ? dim / QK : 0;
-            float total = reduceSlice(ctx, scratch,
-                    dotSourceQ8_0(x, 0, weight, dim, FROM_NORM, scale, wv, ws, ctx.groupIdx * headSize + i, lane, slice, count), slice);
+            float total = reduceSlice(ctx, scratch, dotSourceQ8_0Shared(ctx, qx, xd, x, 0, weight, dim, FROM_NORM, scale, wv, ws,
+                    ctx.groupIdx * headSize + i, i < headSize, lane, slice), slice);
             storeRow(qkv, h * headSize, i, headSize, lane, total, 0);
         }
         ctx.globalBarrier();

@@ -198,17 +198,11 @@ public final class KernelHelpers {
 
     /**
      * {@link #dotQ8} with the input quantized here instead of read from a quantize kernel's output: for each
-     * group this work-item owns, runq's scale and int8 values of the input ({@link #groupScale},
+     * group this work-item owns, runq's scale and int8 values of the input x[xOff ..] ({@link #groupScale},
      * {@link #quantized}), the exact int32 dot with row {@code row}, then {@code ((float) idot * wScale) * xScale}.
      * This work-item owns groups {@code lane}, {@code lane + step}, ... below {@code groups} (0 for a slice past the
      * last row: it reads nothing).
      */
-    public static float dotQ8Input(FloatArray x, FloatArray rmsWeight, float ss, int norm, IntArray wv, FloatArray ws, int row,
-                                   int n, int groupSize, int groups, int lane, int step) {
-        return dotQ8InputLanesAt(x, 0, rmsWeight, ss, norm, wv, ws, row, n, groupSize, groups, lane, step);
-    }
-
-    /** {@link #dotQ8Input} with x read from x[xOff ..] (the norm weight from its index 0). */
     public static float dotQ8InputLanesAt(FloatArray x, int xOff, FloatArray rmsWeight, float ss, int norm, IntArray wv,
                                           FloatArray ws, int row, int n, int groupSize, int groups, int lane, int step) {
         int base = row * n;
@@ -225,6 +219,86 @@ public final class KernelHelpers {
                         quantized(x, xOff, rmsWeight, ss, norm, j + 3, scale));
             }
             sum += ((float) idot * ws.get(sbase + g)) * scale;
+        }
+        return sum;
+    }
+
+    /*
+     * Q8 inputs quantized once per work-group and row. dotQ8InputLanesAt quantizes the groups a work-item owns for every
+     * row it computes, so each of a work-group's R slices quantizes its input (qkv, w13: twice), IEEE divisions included:
+     * on an H200 that made the 7B-shaped Q8 kernels compute-bound at 60-120 GB/s (docs/measurements/2026-12-04-h200.md).
+     * dotQ8InputShared instead walks the input in chunks of groups: the chunk's groups are quantized into local memory
+     * (one work-item per group, runq's scale and int8 values, packed four to an int), then every row's slice takes the
+     * int8 values from there. A lane owns the same groups in the same order as in dotQ8InputLanesAt (chunks of one slice's
+     * width, where groupSize × slice ≤ 4 × Q8_CHUNK_INTS and slice ≤ Q8_CHUNK_GROUPS: lane l owns groups l, l + slice, ...),
+     * so the sums, hence the logits, are the same bits. qkv and w13 call it once per row of their pair (a second result
+     * handed back through a local array read stale on PoCL with TornadoVM 5.2): the input is quantized twice per
+     * work-group instead of 2R times.
+     */
+
+    /** Packed int8 values (four to an int) of one chunk of a Q8 input held in local memory. */
+    public static final int Q8_CHUNK_INTS = 1024;
+    /** Most groups per chunk (scales in local memory). */
+    public static final int Q8_CHUNK_GROUPS = 256;
+    /**
+     * Declared sizes of the chunk's local arrays: four times what is used, because TornadoVM 5.2's PTX backend indexes
+     * local arrays with byte offsets that are scaled again by the element size (docs/gpu.md: a local array of 1,024
+     * floats holds 252), as the reduction scratch (MAX_LOCAL for work-groups of at most 128 on PTX).
+     */
+    public static final int Q8_CHUNK_LOCAL_INTS = 4 * Q8_CHUNK_INTS;
+    public static final int Q8_CHUNK_LOCAL_SCALES = 4 * Q8_CHUNK_GROUPS;
+
+    /** a0·b0 + a1·b1 + a2·b2 + a3·b3 for the int8 values packed four to an int in {@code a} and {@code b} (low byte first). */
+    public static int dot4Packed(int a, int b) {
+        return ((a << 24) >> 24) * ((b << 24) >> 24) + ((a << 16) >> 24) * ((b << 16) >> 24)
+                + ((a << 8) >> 24) * ((b << 8) >> 24) + (a >> 24) * (b >> 24);
+    }
+
+    /** Four int8 values packed in an int, low byte first. */
+    public static int pack4(int a, int b, int c, int d) {
+        return (a & 0xFF) | ((b & 0xFF) << 8) | ((c & 0xFF) << 16) | (d << 24);
+    }
+
+    /**
+     * {@link #dotQ8InputLanesAt} for row {@code row} with the input quantized once per work-group and call, chunk by
+     * chunk, in the local arrays {@code qx} ({@link #Q8_CHUNK_LOCAL_INTS}) and {@code xs} ({@link #Q8_CHUNK_LOCAL_SCALES}).
+     * Every work-item of the work-group must call it (it passes barriers); {@code live} false for a slice past the
+     * last row.
+     */
+    public static float dotQ8InputShared(KernelContext ctx, int[] qx, float[] xs, FloatArray x, FloatArray rmsWeight, float ss,
+                                         int norm, IntArray wv, FloatArray ws, int row, int n, int groupSize, boolean live, int lane,
+                                         int step) {
+        int nGroups = n / groupSize;
+        int perGroup = groupSize / 4;
+        int chunk = Math.min(Math.min(step, Q8_CHUNK_INTS / perGroup), Q8_CHUNK_GROUPS);
+        int t = ctx.localIdx;
+        int wbase = (row * n) >> 2;
+        int sbase = row * nGroups;
+        float sum = 0.0f;
+        for (int c = 0; c < nGroups; c += chunk) {
+            int count = Math.min(chunk, nGroups - c);
+            if (t < count) {
+                int off = (c + t) * groupSize;
+                float scale = groupScale(x, 0, rmsWeight, ss, norm, c + t, groupSize);
+                xs[t] = scale;
+                for (int k = 0; k < perGroup; k++) {
+                    int j = off + 4 * k;
+                    qx[t * perGroup + k] = pack4(quantized(x, 0, rmsWeight, ss, norm, j, scale),
+                            quantized(x, 0, rmsWeight, ss, norm, j + 1, scale), quantized(x, 0, rmsWeight, ss, norm, j + 2, scale),
+                            quantized(x, 0, rmsWeight, ss, norm, j + 3, scale));
+                }
+            }
+            ctx.localBarrier();
+            if (live && lane < count) {
+                int g = c + lane;
+                int wo = (g * groupSize) >> 2;
+                int idot = 0;
+                for (int k = 0; k < perGroup; k++) {
+                    idot += dot4Packed(wv.get(wbase + wo + k), qx[lane * perGroup + k]);
+                }
+                sum += ((float) idot * ws.get(sbase + g)) * xs[lane];
+            }
+            ctx.localBarrier();
         }
         return sum;
     }
@@ -322,7 +396,7 @@ public final class KernelHelpers {
     }
 
     /**
-     * {@link #dotQ8Input} with x read from x[xOff ..] (the norm weight from its index 0): runq's scale and int8 values
+     * {@link #dotQ8InputLanesAt} over all of x[xOff ..] by the whole work-group: runq's scale and int8 values
      * of each group this work-item owns, the exact int32 dot with row {@code row}, {@code ((float) idot * wScale) * xScale}.
      */
     public static float dotQ8InputAt(KernelContext ctx, FloatArray x, int xOff, FloatArray rmsWeight, float ss, int norm,

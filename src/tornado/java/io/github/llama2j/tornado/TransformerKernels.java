@@ -11,7 +11,7 @@ import static io.github.llama2j.tornado.KernelHelpers.attendHead;
 import static io.github.llama2j.tornado.KernelHelpers.dot4;
 import static io.github.llama2j.tornado.KernelHelpers.dotF32Lanes;
 import static io.github.llama2j.tornado.KernelHelpers.dotQ8;
-import static io.github.llama2j.tornado.KernelHelpers.dotQ8Input;
+import static io.github.llama2j.tornado.KernelHelpers.dotQ8InputShared;
 import static io.github.llama2j.tornado.KernelHelpers.int8At;
 import static io.github.llama2j.tornado.KernelHelpers.reduceSlice;
 import static io.github.llama2j.tornado.KernelHelpers.reduceSum;
@@ -285,7 +285,7 @@ public final class TransformerKernels {
     /**
      * {@link #matmulResidualQuantQ8} whose input is the split attention's output, combined into local memory by
      * every work-group as in {@link #matmulResidualSplitF32}, then runq's quantization of it per group and the
-     * int8 dots in {@link KernelHelpers#dotQ8Input}'s order (the same operations on a local array: TornadoVM
+     * int8 dots in {@link KernelHelpers#dotQ8InputLanesAt}'s order (the same operations on a local array: TornadoVM
      * passes no local array where a FloatArray is read). Global size: ⌈rows / rowsPerGroup⌉ × local.
      */
     public static void matmulResidualSplitQ8(KernelContext ctx, FloatArray partials, IntArray state, IntArray wv, FloatArray ws,
@@ -404,7 +404,7 @@ public final class TransformerKernels {
 
     /*
      * The kernels below are the ones the engine launches for Q8 checkpoints (5 per layer): each work-group
-     * quantizes the part of the input it reads itself (KernelHelpers.dotQ8Input), after computing rmsnorm's
+     * quantizes the part of the input it reads itself (KernelHelpers.dotQ8InputShared), after computing rmsnorm's
      * scale itself where the input is normalised (KernelHelpers.rmsScalePartials: nPartials partial sums added
      * in order, the order of the former rmsPartials + quantizeNorm launches, so the int8 values keep their bits). Every work-group computes the
      * same scale and the same int8 values (the same operations in the same order on the same x), so each
@@ -426,15 +426,20 @@ public final class TransformerKernels {
                                  int dim, int kvDim, int headSize, int groupSize, int nPartials, int rowsPerGroup) {
         float[] s0 = ctx.allocateFloatLocalArray(MAX_LOCAL);
         float[] s1 = ctx.allocateFloatLocalArray(MAX_LOCAL);
+        int[] qx = ctx.allocateIntLocalArray(KernelHelpers.Q8_CHUNK_LOCAL_INTS);
+        float[] xs = ctx.allocateFloatLocalArray(KernelHelpers.Q8_CHUNK_LOCAL_SCALES);
         float ss = KernelHelpers.rmsScalePartials(ctx, s0, x, dim, nPartials, RMS_EPS);
         int slice = slice(ctx, rowsPerGroup);
         int lane = sliceLane(ctx, rowsPerGroup);
         int pair = sliceRow(ctx, rowsPerGroup);
         boolean live = pair < (dim + 2 * kvDim) / 2;
-        int groups = live ? dim / groupSize : 0;
         int row = pair * 2;
-        float va = reduceSlice(ctx, s0, dotQ8Input(x, rmsWeight, ss, 1, wv, ws, row, dim, groupSize, groups, lane, slice), slice);
-        float vb = reduceSlice(ctx, s1, dotQ8Input(x, rmsWeight, ss, 1, wv, ws, row + 1, dim, groupSize, groups, lane, slice), slice);
+        // (each row of the pair quantizes the input once: a helper's second result passed back through a local
+        // array read stale on PoCL with TornadoVM 5.2, FusedQ8KernelsTest)
+        float va = reduceSlice(ctx, s0, dotQ8InputShared(ctx, qx, xs, x, rmsWeight, ss, 1, wv, ws, row, dim, groupSize, live, lane,
+                slice), slice);
+        float vb = reduceSlice(ctx, s1, dotQ8InputShared(ctx, qx, xs, x, rmsWeight, ss, 1, wv, ws, row + 1, dim, groupSize, live,
+                lane, slice), slice);
         if (lane == 0 && live) {
             storeQkv(state, rope, q, keyCache, valueCache, row, va, vb, dim, kvDim, headSize);
         }
@@ -448,12 +453,14 @@ public final class TransformerKernels {
     public static void matmulResidualQuantQ8(KernelContext ctx, FloatArray in, IntArray wv, FloatArray ws, FloatArray x,
                                              int n, int groupSize, int rows, int rowsPerGroup) {
         float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
+        int[] qx = ctx.allocateIntLocalArray(KernelHelpers.Q8_CHUNK_LOCAL_INTS);
+        float[] xs = ctx.allocateFloatLocalArray(KernelHelpers.Q8_CHUNK_LOCAL_SCALES);
         int slice = slice(ctx, rowsPerGroup);
         int lane = sliceLane(ctx, rowsPerGroup);
         int row = sliceRow(ctx, rowsPerGroup);
         boolean live = row < rows;
-        int groups = live ? n / groupSize : 0;
-        float total = reduceSlice(ctx, scratch, dotQ8Input(in, in, 1.0f, 0, wv, ws, row, n, groupSize, groups, lane, slice), slice);
+        float total = reduceSlice(ctx, scratch,
+                dotQ8InputShared(ctx, qx, xs, in, in, 1.0f, 0, wv, ws, row, n, groupSize, live, lane, slice), slice);
         if (lane == 0 && live) {
             x.set(row, x.get(row) + total);
         }
@@ -468,15 +475,17 @@ public final class TransformerKernels {
                                  FloatArray hb, int dim, int hidden, int groupSize, int nPartials, int rowsPerGroup) {
         float[] s0 = ctx.allocateFloatLocalArray(MAX_LOCAL);
         float[] s1 = ctx.allocateFloatLocalArray(MAX_LOCAL);
+        int[] qx = ctx.allocateIntLocalArray(KernelHelpers.Q8_CHUNK_LOCAL_INTS);
+        float[] xs = ctx.allocateFloatLocalArray(KernelHelpers.Q8_CHUNK_LOCAL_SCALES);
         float ss = KernelHelpers.rmsScalePartials(ctx, s0, x, dim, nPartials, RMS_EPS);
         int slice = slice(ctx, rowsPerGroup);
         int lane = sliceLane(ctx, rowsPerGroup);
         int row = sliceRow(ctx, rowsPerGroup);
         boolean live = row < hidden;
-        int groups = live ? dim / groupSize : 0;
-        float g = reduceSlice(ctx, s0, dotQ8Input(x, rmsWeight, ss, 1, wv, ws, row, dim, groupSize, groups, lane, slice), slice);
-        float u = reduceSlice(ctx, s1, dotQ8Input(x, rmsWeight, ss, 1, wv, ws, hidden + row, dim, groupSize, groups, lane, slice),
-                slice);
+        float g = reduceSlice(ctx, s0, dotQ8InputShared(ctx, qx, xs, x, rmsWeight, ss, 1, wv, ws, row, dim, groupSize, live, lane,
+                slice), slice);
+        float u = reduceSlice(ctx, s1, dotQ8InputShared(ctx, qx, xs, x, rmsWeight, ss, 1, wv, ws, hidden + row, dim, groupSize, live,
+                lane, slice), slice);
         if (lane == 0 && live) {
             hb.set(row, swiglu(g, u));
         }
@@ -490,13 +499,15 @@ public final class TransformerKernels {
     public static void matmulNormQ8(KernelContext ctx, FloatArray x, FloatArray rmsWeight, IntArray wv, FloatArray ws,
                                     FloatArray out, int n, int groupSize, int nPartials, int rows, int rowsPerGroup) {
         float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
+        int[] qx = ctx.allocateIntLocalArray(KernelHelpers.Q8_CHUNK_LOCAL_INTS);
+        float[] xs = ctx.allocateFloatLocalArray(KernelHelpers.Q8_CHUNK_LOCAL_SCALES);
         float ss = KernelHelpers.rmsScalePartials(ctx, scratch, x, n, nPartials, RMS_EPS);
         int slice = slice(ctx, rowsPerGroup);
         int lane = sliceLane(ctx, rowsPerGroup);
         int row = sliceRow(ctx, rowsPerGroup);
         boolean live = row < rows;
-        int groups = live ? n / groupSize : 0;
-        float total = reduceSlice(ctx, scratch, dotQ8Input(x, rmsWeight, ss, 1, wv, ws, row, n, groupSize, groups, lane, slice), slice);
+        float total = reduceSlice(ctx, scratch,
+                dotQ8InputShared(ctx, qx, xs, x, rmsWeight, ss, 1, wv, ws, row, n, groupSize, live, lane, slice), slice);
         if (lane == 0 && live) {
             out.set(row, total);
         }
