@@ -413,14 +413,14 @@ public final class GgmlKernels {
      * an int) and {@code xd} ({@link KernelHelpers#Q8_CHUNK_LOCAL_SCALES}: the blocks' F16-rounded scales), as
      * {@link KernelHelpers#dotQ8InputShared} does for runq's groups and for the same reason (each slice quantizing
      * its blocks for every row made the Q8 kernels compute-bound on an H200); a lane owns the same blocks in the
-     * same order as in {@link #dotSourceQ8_0} (while 32 × slice ≤ 4 × Q8_CHUNK_INTS), so the sums are the same bits.
+     * same order as in {@link #dotSourceQ8_0} ({@link KernelHelpers#chunkGroups}), so the sums are the same bits.
      * Every work-item of the work-group must call it; {@code live} false for a slice past the last row.
      */
     static float dotSourceQ8_0Shared(KernelContext ctx, int[] qx, float[] xd, FloatArray in, int inOff, FloatArray weight, int n,
                                      int source, float scale, IntArray wv, FloatArray ws, int row, boolean live, int lane, int step) {
         int blocks = n / QK;
         int perBlock = QK / 4;
-        int chunk = Math.min(Math.min(step, KernelHelpers.Q8_CHUNK_INTS / perBlock), KernelHelpers.Q8_CHUNK_GROUPS);
+        int chunk = KernelHelpers.chunkGroups(ctx.localGroupSizeX, step, perBlock);
         int t = ctx.localIdx;
         int wbase = (row * n) >> 2;
         int sbase = row * blocks;
@@ -444,13 +444,13 @@ public final class GgmlKernels {
                 }
             }
             ctx.localBarrier();
-            if (live && lane < count) {
-                int b = c + lane;
+            for (int i = lane; live && i < count; i += step) {
+                int b = c + i;
                 int sumi = 0;
                 for (int k = 0; k < perBlock; k++) {
-                    sumi += KernelHelpers.dot4Packed(wv.get(wbase + b * perBlock + k), qx[lane * perBlock + k]);
+                    sumi += KernelHelpers.dot4Packed(wv.get(wbase + b * perBlock + k), qx[i * perBlock + k]);
                 }
-                sum += sumi * (ws.get(sbase + b) * xd[lane]);
+                sum += sumi * (ws.get(sbase + b) * xd[i]);
             }
             ctx.localBarrier();
         }

@@ -227,11 +227,11 @@ public final class KernelHelpers {
      * Q8 inputs quantized once per work-group and row. dotQ8InputLanesAt quantizes the groups a work-item owns for every
      * row it computes, so each of a work-group's R slices quantizes its input (qkv, w13: twice), IEEE divisions included:
      * on an H200 that made the 7B-shaped Q8 kernels compute-bound at 60-120 GB/s (docs/measurements/2026-12-04-h200.md).
-     * dotQ8InputShared instead walks the input in chunks of groups: the chunk's groups are quantized into local memory
-     * (one work-item per group, runq's scale and int8 values, packed four to an int), then every row's slice takes the
-     * int8 values from there. A lane owns the same groups in the same order as in dotQ8InputLanesAt (chunks of one slice's
-     * width, where groupSize × slice ≤ 4 × Q8_CHUNK_INTS and slice ≤ Q8_CHUNK_GROUPS: lane l owns groups l, l + slice, ...),
-     * so the sums, hence the logits, are the same bits. qkv and w13 call it once per row of their pair (a second result
+     * dotQ8InputShared instead walks the input in chunks of groups (chunkGroups: up to one per work-item): the chunk's
+     * groups are quantized into local memory (one work-item per group, runq's scale and int8 values, packed four to an
+     * int), then every row's slice takes the int8 values from there. A lane owns the same groups in the same order as in
+     * dotQ8InputLanesAt (lane l owns groups l, l + slice, ...; chunks are whole multiples of the slice width while
+     * groupSize × slice ≤ 4 × Q8_CHUNK_INTS and slice ≤ Q8_CHUNK_GROUPS), so the sums, hence the logits, are the same bits. qkv and w13 call it once per row of their pair (a second result
      * handed back through a local array read stale on PoCL with TornadoVM 5.2): the input is quantized twice per
      * work-group instead of 2R times.
      */
@@ -247,6 +247,16 @@ public final class KernelHelpers {
      */
     public static final int Q8_CHUNK_LOCAL_INTS = 4 * Q8_CHUNK_INTS;
     public static final int Q8_CHUNK_LOCAL_SCALES = 4 * Q8_CHUNK_GROUPS;
+
+    /**
+     * Groups per chunk: as many as the work-group has work-items (each quantizes one), at most what the local arrays
+     * hold, a multiple of the slice width {@code step} (so a lane's groups l, l + step, ... come in the same order
+     * chunk after chunk), at least one slice's width if that fits, else what fits.
+     */
+    public static int chunkGroups(int local, int step, int perGroup) {
+        int fit = Math.min(Math.min(local, Q8_CHUNK_INTS / perGroup), Q8_CHUNK_GROUPS);
+        return fit >= step ? fit - fit % step : fit;
+    }
 
     /** a0·b0 + a1·b1 + a2·b2 + a3·b3 for the int8 values packed four to an int in {@code a} and {@code b} (low byte first). */
     public static int dot4Packed(int a, int b) {
@@ -270,7 +280,7 @@ public final class KernelHelpers {
                                          int step) {
         int nGroups = n / groupSize;
         int perGroup = groupSize / 4;
-        int chunk = Math.min(Math.min(step, Q8_CHUNK_INTS / perGroup), Q8_CHUNK_GROUPS);
+        int chunk = chunkGroups(ctx.localGroupSizeX, step, perGroup);
         int t = ctx.localIdx;
         int wbase = (row * n) >> 2;
         int sbase = row * nGroups;
@@ -289,14 +299,14 @@ public final class KernelHelpers {
                 }
             }
             ctx.localBarrier();
-            if (live && lane < count) {
-                int g = c + lane;
+            for (int i = lane; live && i < count; i += step) {
+                int g = c + i;
                 int wo = (g * groupSize) >> 2;
                 int idot = 0;
                 for (int k = 0; k < perGroup; k++) {
-                    idot += dot4Packed(wv.get(wbase + wo + k), qx[lane * perGroup + k]);
+                    idot += dot4Packed(wv.get(wbase + wo + k), qx[i * perGroup + k]);
                 }
-                sum += ((float) idot * ws.get(sbase + g)) * xs[lane];
+                sum += ((float) idot * ws.get(sbase + g)) * xs[i];
             }
             ctx.localBarrier();
         }
