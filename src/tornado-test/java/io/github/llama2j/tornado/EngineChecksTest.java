@@ -99,13 +99,37 @@ class EngineChecksTest {
     }
 
     /**
-     * {@code cuda.graph}: true/false per device type or by system property, off by default, anything else refused; on a
+     * The Q8 kernels that quantize per slice (PTX's) give the local-memory kernels' logits bit for bit, for a runq
+     * checkpoint (llama2.c kernels) and a GGUF Q8_0 model (GGUF kernels), over a few positions.
+     */
+    @Test
+    void perSliceQ8KernelsGiveTheSameLogits() {
+        Model gguf = io.github.llama2j.model.GgufModelLoader.load(TestEngines.gguf().resolve("models/llama3-tiny-q8_0.gguf"));
+        try (gguf) {
+            for (Model m : List.of(TestEngines.model("tiny_q80.bin"), gguf)) {
+                try (TornadoEngine shared = new TornadoEngine(DeviceSession.open(null), m, tornado(null), null, 0, false);
+                     TornadoEngine slices = new TornadoEngine(DeviceSession.open(null), m, tornado(null), null, 0, true)) {
+                    int token = 1;
+                    for (int pos = 0; pos < 4; pos++) {
+                        float[] a = shared.forward(token, pos).clone();
+                        float[] b = slices.forward(token, pos);
+                        org.junit.jupiter.api.Assertions.assertArrayEquals(a, b, m.path().getFileName() + " at position " + pos);
+                        token = io.github.llama2j.sampling.Sampler.argmax(a, a.length);
+                    }
+                }
+            }
+        }
+    }
+
+    /**
+     * {@code cuda.graph}: true/false per device type or by system property, on for GPUs, anything else refused; on a
      * device without CUDA graphs (PoCL's OpenCL here) the engine launches task by task and computes the same logits
      * (TornadoVM would throw if asked to capture a graph there).
      */
     @Test
     void cudaGraphSettingIsReadCheckedAndIgnoredWithoutCuda() {
-        assertFalse(TornadoSettings.load("GPU").cudaGraph(), "off until a GPU measurement says otherwise");
+        assertTrue(TornadoSettings.load("GPU").cudaGraph(), "on for GPUs (measured on an H200)");
+        assertFalse(TornadoSettings.load("CPU").cudaGraph(), "off elsewhere");
         String key = TornadoSettings.PREFIX + "cuda.graph";
         try {
             System.setProperty(key, "TRUE");

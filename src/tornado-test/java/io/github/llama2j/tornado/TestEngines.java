@@ -37,6 +37,11 @@ final class TestEngines {
         return dir("LLAMA2J_TEST_GOLDEN");
     }
 
+    /** ../shared/gguf (GGUF models, vocabularies and llama.cpp's outputs). */
+    static Path gguf() {
+        return dir("LLAMA2J_TEST_GGUF");
+    }
+
     private static Path dir(String var) {
         String v = System.getenv(var);
         boolean required = "true".equals(System.getenv("LLAMA2J_REQUIRE_TEST_DATA"));

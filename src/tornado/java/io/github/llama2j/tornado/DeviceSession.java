@@ -215,8 +215,10 @@ public final class DeviceSession {
                 plan.freeDeviceMemory();
                 plan.close();
             }
-        } catch (TornadoExecutionPlanException | RuntimeException e) {
-            // Freeing device memory at shutdown: nothing useful to do if the driver complains.
+        } catch (TornadoExecutionPlanException | RuntimeException | uk.ac.manchester.tornado.api.exceptions.TornadoInternalError e) {
+            // Freeing device memory at shutdown: nothing useful to do if the driver complains (nor if TornadoVM's own
+            // bookkeeping does, as its PTX backend did after a failed first execution on an H200: "This buffer should not
+            // be used", which then hid the error that mattered).
         }
     }
 

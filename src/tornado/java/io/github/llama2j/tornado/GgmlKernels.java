@@ -727,4 +727,63 @@ public final class GgmlKernels {
             }
         }
     }
+
+    /*
+     * The Q8_0 kernels quantizing per slice (dotSourceQ8_0), kept for TornadoVM's PTX backend: see TransformerKernels'
+     * "Q8 per slice (PTX)". ForwardGraph picks these on PTX.
+     */
+
+    /** {@link #productQ8_0} quantizing per slice (PTX). */
+    public static void productQ8_0PerSlice(KernelContext ctx, FloatArray in, FloatArray weight, int n, int source, float eps,
+                                   IntArray wv, FloatArray ws, FloatArray out, int outOff, int add, int rows, int rowsPerGroup) {
+        float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
+        float scale = rmsScale(ctx, scratch, in, n, eps);
+        int slice = slice(ctx, rowsPerGroup);
+        int lane = sliceLane(ctx, rowsPerGroup);
+        int row = sliceRow(ctx, rowsPerGroup);
+        int count = row < rows ? n / QK : 0;
+        float total = reduceSlice(ctx, scratch, dotSourceQ8_0(in, 0, weight, n, source, scale, wv, ws, row, lane, slice, count), slice);
+        storeRow(out, outOff, row, rows, lane, total, add);
+    }
+
+    /** {@link #w13Q8_0} quantizing per slice (PTX). */
+    public static void w13Q8_0PerSlice(KernelContext ctx, FloatArray x, FloatArray weight, int n, float eps, IntArray wv,
+                               FloatArray ws, FloatArray hb, int hidden, int rowsPerGroup) {
+        float[] s0 = ctx.allocateFloatLocalArray(MAX_LOCAL);
+        float scale = rmsScale(ctx, s0, x, n, eps);
+        int slice = slice(ctx, rowsPerGroup);
+        int lane = sliceLane(ctx, rowsPerGroup);
+        int row = sliceRow(ctx, rowsPerGroup);
+        int count = row < hidden ? n / QK : 0;
+        float g = reduceSlice(ctx, s0, dotSourceQ8_0(x, 0, weight, n, FROM_NORM, scale, wv, ws, row, lane, slice, count), slice);
+        float u = reduceSlice(ctx, s0, dotSourceQ8_0(x, 0, weight, n, FROM_NORM, scale, wv, ws, hidden + row, lane, slice, count),
+                slice);
+        if (lane == 0 && row < hidden) {
+            hb.set(row, swiglu(g, u));
+        }
+    }
+
+    /** {@link #qkvQ8_0} quantizing per slice (PTX). */
+    public static void qkvQ8_0PerSlice(KernelContext ctx, FloatArray x, FloatArray weight, int dim, float eps, IntArray wv,
+                               FloatArray ws, int firstHead, FloatArray qkv, FloatArray bias, FloatArray norms, int flags, FloatArray q,
+                               FloatArray keyCache, FloatArray valueCache, IntArray state, FloatArray rope, int nHeads, int nKv,
+                               int headSize) {
+        int rowsPerGroup = flags >> ROWS_SHIFT;
+        float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
+        float scale = rmsScale(ctx, scratch, x, dim, eps);
+        int slice = slice(ctx, rowsPerGroup);
+        int lane = sliceLane(ctx, rowsPerGroup);
+        int h = firstHead + ctx.groupIdx;
+        for (int i0 = 0; i0 < headSize; i0 += rowsPerGroup) {
+            int i = i0 + ctx.localIdx / slice;
+            int count = i < headSize ? dim / QK : 0;
+            float total = reduceSlice(ctx, scratch,
+                    dotSourceQ8_0(x, 0, weight, dim, FROM_NORM, scale, wv, ws, ctx.groupIdx * headSize + i, lane, slice, count), slice);
+            storeRow(qkv, h * headSize, i, headSize, lane, total, 0);
+        }
+        ctx.globalBarrier();
+        if (ctx.localIdx == 0) {
+            storeHead(qkv, 0, h, bias, norms, flags, eps, q, 0, keyCache, valueCache, state.get(1), rope, nHeads, nKv, headSize);
+        }
+    }
 }

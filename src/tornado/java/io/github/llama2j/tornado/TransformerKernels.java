@@ -11,6 +11,7 @@ import static io.github.llama2j.tornado.KernelHelpers.attendHead;
 import static io.github.llama2j.tornado.KernelHelpers.dot4;
 import static io.github.llama2j.tornado.KernelHelpers.dotF32Lanes;
 import static io.github.llama2j.tornado.KernelHelpers.dotQ8;
+import static io.github.llama2j.tornado.KernelHelpers.dotQ8InputLanesAt;
 import static io.github.llama2j.tornado.KernelHelpers.dotQ8InputShared;
 import static io.github.llama2j.tornado.KernelHelpers.int8At;
 import static io.github.llama2j.tornado.KernelHelpers.reduceSlice;
@@ -508,6 +509,88 @@ public final class TransformerKernels {
         boolean live = row < rows;
         float total = reduceSlice(ctx, scratch,
                 dotQ8InputShared(ctx, qx, xs, x, rmsWeight, ss, 1, wv, ws, row, n, groupSize, live, lane, slice), slice);
+        if (lane == 0 && live) {
+            out.set(row, total);
+        }
+    }
+
+    // ------------------------------------------------------------------ Q8 per slice (PTX)
+
+    /*
+     * The Q8 kernels as they were before the input was quantized in local memory (each slice quantizes its own
+     * groups for every row it computes: KernelHelpers.dotQ8InputLanesAt), kept for TornadoVM's PTX backend: on an
+     * H200 the local-memory kernels failed there with CUDA error 700 (illegal address) at their first launch, for
+     * llama2.c and GGUF models alike (docs/measurements/2026-12-04-h200.md, run 2; the cause was not found, no GPU
+     * time was left), while these ran (run 1) and the local-memory ones ran 2-3.3x faster on the same GPU through
+     * OpenCL. ForwardGraph picks these on PTX. Same arguments, same results as their counterparts above (the same
+     * groups per lane in the same order: FusedQ8KernelsTest runs both).
+     */
+
+    /** {@link #qkvNormQ8} quantizing per slice (PTX; see above). */
+    public static void qkvNormQ8PerSlice(KernelContext ctx, FloatArray x, FloatArray rmsWeight, IntArray wv, FloatArray ws,
+                                 FloatArray q, FloatArray keyCache, FloatArray valueCache, IntArray state, FloatArray rope,
+                                 int dim, int kvDim, int headSize, int groupSize, int nPartials, int rowsPerGroup) {
+        float[] s0 = ctx.allocateFloatLocalArray(MAX_LOCAL);
+        float[] s1 = ctx.allocateFloatLocalArray(MAX_LOCAL);
+        float ss = KernelHelpers.rmsScalePartials(ctx, s0, x, dim, nPartials, RMS_EPS);
+        int slice = slice(ctx, rowsPerGroup);
+        int lane = sliceLane(ctx, rowsPerGroup);
+        int pair = sliceRow(ctx, rowsPerGroup);
+        boolean live = pair < (dim + 2 * kvDim) / 2;
+        int groups = live ? dim / groupSize : 0;
+        int row = pair * 2;
+        float va = reduceSlice(ctx, s0, dotQ8InputLanesAt(x, 0, rmsWeight, ss, 1, wv, ws, row, dim, groupSize, groups, lane, slice), slice);
+        float vb = reduceSlice(ctx, s1, dotQ8InputLanesAt(x, 0, rmsWeight, ss, 1, wv, ws, row + 1, dim, groupSize, groups, lane, slice), slice);
+        if (lane == 0 && live) {
+            storeQkv(state, rope, q, keyCache, valueCache, row, va, vb, dim, kvDim, headSize);
+        }
+    }
+
+    /** {@link #matmulResidualQuantQ8} quantizing per slice (PTX; see above). */
+    public static void matmulResidualQuantQ8PerSlice(KernelContext ctx, FloatArray in, IntArray wv, FloatArray ws, FloatArray x,
+                                             int n, int groupSize, int rows, int rowsPerGroup) {
+        float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
+        int slice = slice(ctx, rowsPerGroup);
+        int lane = sliceLane(ctx, rowsPerGroup);
+        int row = sliceRow(ctx, rowsPerGroup);
+        boolean live = row < rows;
+        int groups = live ? n / groupSize : 0;
+        float total = reduceSlice(ctx, scratch, dotQ8InputLanesAt(in, 0, in, 1.0f, 0, wv, ws, row, n, groupSize, groups, lane, slice), slice);
+        if (lane == 0 && live) {
+            x.set(row, x.get(row) + total);
+        }
+    }
+
+    /** {@link #w13NormQ8} quantizing per slice (PTX; see above). */
+    public static void w13NormQ8PerSlice(KernelContext ctx, FloatArray x, FloatArray rmsWeight, IntArray wv, FloatArray ws,
+                                 FloatArray hb, int dim, int hidden, int groupSize, int nPartials, int rowsPerGroup) {
+        float[] s0 = ctx.allocateFloatLocalArray(MAX_LOCAL);
+        float[] s1 = ctx.allocateFloatLocalArray(MAX_LOCAL);
+        float ss = KernelHelpers.rmsScalePartials(ctx, s0, x, dim, nPartials, RMS_EPS);
+        int slice = slice(ctx, rowsPerGroup);
+        int lane = sliceLane(ctx, rowsPerGroup);
+        int row = sliceRow(ctx, rowsPerGroup);
+        boolean live = row < hidden;
+        int groups = live ? dim / groupSize : 0;
+        float g = reduceSlice(ctx, s0, dotQ8InputLanesAt(x, 0, rmsWeight, ss, 1, wv, ws, row, dim, groupSize, groups, lane, slice), slice);
+        float u = reduceSlice(ctx, s1, dotQ8InputLanesAt(x, 0, rmsWeight, ss, 1, wv, ws, hidden + row, dim, groupSize, groups, lane, slice),
+                slice);
+        if (lane == 0 && live) {
+            hb.set(row, swiglu(g, u));
+        }
+    }
+
+    /** {@link #matmulNormQ8} quantizing per slice (PTX; see above). */
+    public static void matmulNormQ8PerSlice(KernelContext ctx, FloatArray x, FloatArray rmsWeight, IntArray wv, FloatArray ws,
+                                    FloatArray out, int n, int groupSize, int nPartials, int rows, int rowsPerGroup) {
+        float[] scratch = ctx.allocateFloatLocalArray(MAX_LOCAL);
+        float ss = KernelHelpers.rmsScalePartials(ctx, scratch, x, n, nPartials, RMS_EPS);
+        int slice = slice(ctx, rowsPerGroup);
+        int lane = sliceLane(ctx, rowsPerGroup);
+        int row = sliceRow(ctx, rowsPerGroup);
+        boolean live = row < rows;
+        int groups = live ? n / groupSize : 0;
+        float total = reduceSlice(ctx, scratch, dotQ8InputLanesAt(x, 0, rmsWeight, ss, 1, wv, ws, row, n, groupSize, groups, lane, slice), slice);
         if (lane == 0 && live) {
             out.set(row, total);
         }
