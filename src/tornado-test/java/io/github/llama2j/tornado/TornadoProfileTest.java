@@ -200,6 +200,29 @@ class TornadoProfileTest {
         return b.append("    }\n}\n").toString();
     }
 
+    /**
+     * A GGUF model's tasks count the weights they stream (the profile's GB/s): every product of every kind has bytes,
+     * the tied Q8_0 classifier exactly the embedding's blocks as the device holds them (32 int8 values and a float
+     * scale: 36 bytes per 32 values), attention its cache.
+     */
+    @Test
+    void ggufTasksCountTheirWeights() {
+        try (io.github.llama2j.model.Model m = io.github.llama2j.model.GgufModelLoader.load(
+                TestEngines.gguf().resolve("models/llama3-tiny-q8_0.gguf"))) {
+            io.github.llama2j.model.Configuration c = m.config();
+            ForwardGraph fg = new ForwardGraph(c, m.weights(), TornadoSettings.load("CPU"));
+            fg.build();
+            TaskTraffic traffic = new TaskTraffic(c, fg.ggmlWeightBytes());
+            for (ForwardGraph.Task t : fg.tasks()) {
+                if (!t.kind().equals("embed")) {
+                    assertTrue(traffic.bytesRead(t.kind(), 3) > 0, t.kind() + ": no bytes");
+                }
+            }
+            assertEquals((long) c.vocabSize() * c.dim() / 32 * 36, traffic.bytesRead("classifier_q8", 0));
+            assertTrue(traffic.bytesRead("attention", 7) > traffic.bytesRead("attention", 3), "attention reads the cache up to pos");
+        }
+    }
+
     @Test
     void dumpKernelsWithoutARequestIsAClearError() {
         var ex = org.junit.jupiter.api.Assertions.assertThrows(io.github.llama2j.Llama2jException.class,

@@ -91,6 +91,7 @@ final class ForwardGraph {
     private final List<List<String>> taskIdsPerGraph = new ArrayList<>();
     private final List<String> graphNames = new ArrayList<>();
     private int layer = -1;    // the layer whose tasks are created now, -1 outside the layers
+    private final java.util.Map<String, Long> ggmlWeightBytes = new java.util.HashMap<>();
     private List<Pending> pending;   // the tasks created now (see unit), before they join a graph
     private final int recordBytes, maxLayersPerGraph;
     /**
@@ -568,6 +569,22 @@ final class ForwardGraph {
      * Adds a task of kind {@code kind} to the unit being built: {@code task} makes TornadoVM's package under a
      * given task name (the kind, or the kind and the layer's slot, see {@link #place}); its grid follows ({@link #schedule}).
      */
+    /**
+     * Records the weight bytes a GGUF task kind streams per token (its matrix; layer 0 and the output, the layers being
+     * uniform), for the profile's GB/s ({@link TaskTraffic}); returns {@code kind}.
+     */
+    private String weigh(String kind, DeviceMatrix m) {
+        if (layer <= 0) {
+            ggmlWeightBytes.merge(kind, m.bytes(), Long::sum);
+        }
+        return kind;
+    }
+
+    /** GGUF task kind → weight bytes it reads per token (see {@link #weigh}); empty for llama2.c checkpoints. */
+    java.util.Map<String, Long> ggmlWeightBytes() {
+        return java.util.Collections.unmodifiableMap(ggmlWeightBytes);
+    }
+
     private void add(String kind, java.util.function.Function<String, TaskPackage> task) {
         int args = task.apply(kind).getTaskParameters().length - 1;   // parameter 0 is the method
         pending.add(new Pending(kind, task, args, layer, 0, 0));
@@ -828,7 +845,7 @@ final class ForwardGraph {
      */
     private void addQkv(String kind, DeviceMatrix m, int l, FloatArray rmsAtt, int firstHead, FloatArray bias,
                         FloatArray norms, int headFlags) {
-        String name = kind + "_" + DeviceMatrix.kind(m);
+        String name = weigh(kind + "_" + DeviceMatrix.kind(m), m);
         int dim = c.dim(), nH = c.nHeads(), nKv = c.nKvHeads(), hs = c.headSize();
         int flags = headFlags | rowsPerGroup << GgmlKernels.ROWS_SHIFT;
         float eps = c.rmsEps();
@@ -854,7 +871,7 @@ final class ForwardGraph {
 
     /** w1 and w3 stacked in m: hb = silu(w1·xn) * (w3·xn) ({@link GgmlKernels#w13F32} and its twins). */
     private void addW13(DeviceMatrix m, FloatArray rmsFfn) {
-        String name = "w13_" + DeviceMatrix.kind(m);
+        String name = weigh("w13_" + DeviceMatrix.kind(m), m);
         int dim = c.dim(), hidden = c.hiddenDim();
         float eps = c.rmsEps();
         switch (m) {
@@ -880,7 +897,7 @@ final class ForwardGraph {
      */
     private void addProduct(String kind, DeviceMatrix m, FloatArray in, FloatArray weight, int n, int source, FloatArray out,
                             int outOff, boolean residual) {
-        String name = kind + "_" + DeviceMatrix.kind(m);
+        String name = weigh(kind + "_" + DeviceMatrix.kind(m), m);
         int add = residual ? 1 : 0;
         int rows = m.rows();
         float eps = c.rmsEps();

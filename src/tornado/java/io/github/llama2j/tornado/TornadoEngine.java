@@ -166,7 +166,7 @@ public final class TornadoEngine implements InferenceEngine {
         }
         long t2 = System.nanoTime();
         String backend = session.backend();
-        deviceProfile = new DeviceProfile(forward.tasks(), forward.graphNames(), new TaskTraffic(c),
+        deviceProfile = new DeviceProfile(forward.tasks(), forward.graphNames(), new TaskTraffic(c, forward.ggmlWeightBytes()),
                 session.track());
         // A plan's code cache reads TornadoVM's source-dump options when it is created, so they are set
         // around this plan's creation and first execution only.

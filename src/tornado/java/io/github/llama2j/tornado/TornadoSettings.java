@@ -160,39 +160,37 @@ public record TornadoSettings(int matmulLocal, int matmulRows, int attentionLoca
         return p;
     }
 
-    private static boolean booleanValue(Properties p, String key, String type) {
+    /** A setting's value and where it came from (for errors), or null value when nothing sets it. */
+    private record Found(String value, String where) {
+    }
+
+    /** {@code -Dllama2j.tornado.KEY}, else {@code KEY.TYPE}, else {@code KEY.default}. */
+    private static Found find(Properties p, String key, String type) {
         String v = System.getProperty(PREFIX + key);
-        String where = "-D" + PREFIX + key;
-        if (v == null) {
-            v = p.getProperty(key + "." + type);
-            where = key + "." + type;
+        if (v != null) {
+            return new Found(v, "-D" + PREFIX + key);
         }
-        if (v == null) {
-            v = p.getProperty(key + ".default");
-            where = key + ".default";
-        }
-        if (v == null) {
+        v = p.getProperty(key + "." + type);
+        return v != null ? new Found(v, key + "." + type) : new Found(p.getProperty(key + ".default"), key + ".default");
+    }
+
+    private static boolean booleanValue(Properties p, String key, String type) {
+        Found f = find(p, key, type);
+        if (f.value() == null) {
             return false;
         }
-        return switch (v.trim().toLowerCase(Locale.ROOT)) {
+        return switch (f.value().trim().toLowerCase(Locale.ROOT)) {
             case "true" -> true;
             case "false" -> false;
-            default -> throw new Llama2jException("TornadoVM setting " + where + " is '" + v + "', not true or false",
+            default -> throw new Llama2jException("TornadoVM setting " + f.where() + " is '" + f.value() + "', not true or false",
                     Llama2jException.BAD_USAGE);
         };
     }
 
     private static int intValue(Properties p, String key, String type) {
-        String v = System.getProperty(PREFIX + key);
-        String where = "-D" + PREFIX + key;
-        if (v == null) {
-            v = p.getProperty(key + "." + type);
-            where = key + "." + type;
-        }
-        if (v == null) {
-            v = p.getProperty(key + ".default");
-            where = key + ".default";
-        }
+        Found f = find(p, key, type);
+        String v = f.value();
+        String where = f.where();
         if (v == null) {
             throw new Llama2jException("TornadoVM setting " + key + " has no value for device type " + type
                     + " and no default", Llama2jException.BAD_USAGE);
