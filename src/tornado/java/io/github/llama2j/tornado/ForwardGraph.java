@@ -968,6 +968,10 @@ final class ForwardGraph {
             throw new Llama2jException("Q8_0 group size " + c.groupSize() + ": the TornadoVM engine reads int8 weights four at a time "
                     + "and needs a group size that is a multiple of 4", Llama2jException.UNAVAILABLE);
         }
+        if (c.quantized() && c.groupSize() > 4 * KernelHelpers.Q8_CHUNK_INTS) {
+            throw new Llama2jException("Q8_0 group size " + c.groupSize() + ": the TornadoVM engine quantizes a group's input in "
+                    + "local memory and takes groups of at most " + 4 * KernelHelpers.Q8_CHUNK_INTS + " values", Llama2jException.UNAVAILABLE);
+        }
         Class<?> want = c.quantized() ? Matrix.Q8.class : Matrix.F32.class;
         List<Matrix> all = new ArrayList<>(List.of(w.tokenEmbedding(), w.classifier()));
         for (int l = 0; l < c.nLayers(); l++) {
