@@ -150,10 +150,10 @@ final class ForwardGraph {
                      DeviceMatrix w2, FloatArray bias, boolean hasBias, FloatArray norms, boolean hasNorm) {
     }
 
-    /** Copies the weights into device-ready arrays (one off-heap copy) and sizes every buffer; packs layers into graphs. */
     /** Q8 kernels quantizing per slice (PTX), see the constructor. */
     private final boolean q8PerSlice;
 
+    /** Copies the weights into device-ready arrays (one off-heap copy) and sizes every buffer; packs layers into graphs. */
     ForwardGraph(Configuration c, Weights w, TornadoSettings s) {
         this(c, w, s, false);
     }
@@ -566,10 +566,6 @@ final class ForwardGraph {
     }
 
     /**
-     * Adds a task of kind {@code kind} to the unit being built: {@code task} makes TornadoVM's package under a
-     * given task name (the kind, or the kind and the layer's slot, see {@link #place}); its grid follows ({@link #schedule}).
-     */
-    /**
      * Records the weight bytes a GGUF task kind streams per token (its matrix; layer 0 and the output, the layers being
      * uniform), for the profile's GB/s ({@link TaskTraffic}); returns {@code kind}.
      */
@@ -585,6 +581,10 @@ final class ForwardGraph {
         return java.util.Collections.unmodifiableMap(ggmlWeightBytes);
     }
 
+    /**
+     * Adds a task of kind {@code kind} to the unit being built: {@code task} makes TornadoVM's package under a
+     * given task name (the kind, or the kind and the layer's slot, see {@link #place}); its grid follows ({@link #schedule}).
+     */
     private void add(String kind, java.util.function.Function<String, TaskPackage> task) {
         int args = task.apply(kind).getTaskParameters().length - 1;   // parameter 0 is the method
         pending.add(new Pending(kind, task, args, layer, 0, 0));
