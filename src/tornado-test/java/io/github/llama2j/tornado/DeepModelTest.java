@@ -20,7 +20,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
  * Deep models. TornadoVM records a graph's tasks in a fixed 8 KiB buffer (15 bytes per task plus 5 per
  * argument); with one graph for everything, 24 float32 layers or 14 Q8_0 layers once overflowed it
  * (BufferOverflowException while building; Llama 2 7B has 32 layers). {@link ForwardGraph} puts
- * {@link ForwardGraph#LAYERS_PER_GRAPH} layers in a graph (far below the record's limit) and chains the graphs,
+ * {@link TornadoSettings#graphLayers} layers in a graph (far below the record's limit) and chains the graphs,
  * the activations staying on the device between them: 24 float32 layers make 12 graphs, 15 Q8_0 layers 8 (the
  * last with one layer and the classifier). Both are checked against the CPU engine at every position,
  * with a shared classifier (read where the first graph put the embedding table) and an unshared one. Narrow

@@ -99,7 +99,7 @@ class EngineChecksTest {
     }
 
     /**
-     * The Q8 kernels that quantize per slice (PTX's) give the local-memory kernels' logits bit for bit, for a runq
+     * The Q8 kernels that quantize per slice ({@code q8.perslice}) give the local-memory kernels' logits bit for bit, for a runq
      * checkpoint (llama2.c kernels) and a GGUF Q8_0 model (GGUF kernels), over a few positions.
      */
     @Test
@@ -107,8 +107,10 @@ class EngineChecksTest {
         Model gguf = io.github.llama2j.model.GgufModelLoader.load(TestEngines.gguf().resolve("models/llama3-tiny-q8_0.gguf"));
         try (gguf) {
             for (Model m : List.of(TestEngines.model("tiny_q80.bin"), gguf)) {
-                try (TornadoEngine shared = new TornadoEngine(DeviceSession.open(null), m, tornado(null), null, 0, false);
-                     TornadoEngine slices = new TornadoEngine(DeviceSession.open(null), m, tornado(null), null, 0, true)) {
+                TornadoSettings s = TornadoSettings.load("CPU");
+                assertFalse(s.q8PerSlice(), "the local-memory kernels are the default");
+                try (TornadoEngine shared = new TornadoEngine(DeviceSession.open(null), m, tornado(null), s, 0);
+                     TornadoEngine slices = new TornadoEngine(DeviceSession.open(null), m, tornado(null), s.withQ8PerSlice(true), 0)) {
                     int token = 1;
                     for (int pos = 0; pos < 4; pos++) {
                         float[] a = shared.forward(token, pos).clone();

@@ -43,7 +43,7 @@ class GraphPackingTest {
         assertTrue(p.outputOwnGraph());
         assertEquals(6, p.graphs());
         // two layers per graph (the engine's layout): 5 layers make 3 graphs, the classifier in the last
-        p = ForwardGraph.pack(40, five, 60, 8192, ForwardGraph.LAYERS_PER_GRAPH);
+        p = ForwardGraph.pack(40, five, 60, 8192, TornadoSettings.DEFAULT_GRAPH_LAYERS);
         assertArrayEquals(new int[]{0, 2, 4, 5}, p.start());
         assertFalse(p.outputOwnGraph());
         // a layer larger than the record cannot be placed

@@ -23,7 +23,7 @@ import java.util.List;
 
 /**
  * The whole forward pass as a chain of TornadoVM task graphs in one execution plan, built once at load
- * time: {@value #LAYERS_PER_GRAPH} layers per graph, the first graph also embeds the token, the last also
+ * time: {@link TornadoSettings#graphLayers} layers per graph (2 unless the device profile says otherwise), the first graph also embeds the token, the last also
  * applies the final norm and the classifier. Every graph is named {@value #GRAPH}; a task id is
  * {@code forward.kind} for a graph's first layer and {@code forward.kind_s} for its layer slot s
  * ({@code forward.qkv}, {@code forward.qkv_1}); the same id is used in the graph, in the {@link GridScheduler}
@@ -43,10 +43,10 @@ import java.util.List;
  * graph compiled is not compiled again: every graph has the same name, and slot s of every graph reuses the
  * kernels slot s of the first graph compiled. Two tasks of one id in one graph are not possible (a
  * {@code CompilableTask} equals another of the same id, and TornadoVM's execution context keeps one of them),
- * hence one set of ids per layer slot. JIT work is that of {@value #LAYERS_PER_GRAPH} layers plus the
+ * hence one set of ids per layer slot. JIT work is that of graphLayers layers plus the
  * embedding and the classifier, whatever the depth, plus TornadoVM's forced recompilation of each graph's last
  * task ({@code TornadoVMInterpreter}: the last task of a graph is always compiled, for FPGAs). Graph executions
- * per token are ⌈layers / {@value #LAYERS_PER_GRAPH}⌉ (each a host-side {@code execute()} of TornadoVM's
+ * per token are ⌈layers / graphLayers⌉ (each a host-side {@code execute()} of TornadoVM's
  * interpreter, see docs/tornadovm-performance.md). Every graph stays far below TornadoVM's fixed 8 KiB task
  * record ({@link #TASK_RECORD_BYTES}; {@link #pack} starts a new graph before a graph would overflow it). The
  * activations never leave the device between graphs: each graph persists them ({@code persistOnDevice}) and
@@ -65,14 +65,6 @@ import java.util.List;
 final class ForwardGraph {
     /** Every graph's name: tasks of the same id in different graphs share one compiled kernel. */
     static final String GRAPH = "forward";
-
-    /**
-     * Layers per graph: each layer slot of a graph has its own task ids (and kernels, compiled once for every
-     * graph), so JIT work grows with this number, graph executions per token fall with it. With 2, a 12-layer
-     * model compiles 5 × 2 + 2 kernels plus TornadoVM's recompilation of 4 graphs' last task (16) against a
-     * 2-layer model's 12: within issue 10's 1.5× bound, while 3 would not be (19; docs/tornadovm-performance.md).
-     */
-    static final int LAYERS_PER_GRAPH = 2;
 
     /**
      * One kernel launch: the graph (its index in the plan) it belongs to, its TornadoVM task id, the layer
@@ -150,7 +142,7 @@ final class ForwardGraph {
                      DeviceMatrix w2, FloatArray bias, boolean hasBias, FloatArray norms, boolean hasNorm) {
     }
 
-    /** Q8 kernels quantizing per slice (PTX), see the constructor. */
+    /** Q8 kernels quantizing per slice ({@link TornadoSettings#q8PerSlice}). */
     private final boolean q8PerSlice;
 
     /** Copies the weights into device-ready arrays (one off-heap copy) and sizes every buffer; packs layers into graphs. */
@@ -159,25 +151,25 @@ final class ForwardGraph {
     }
 
     /**
-     * @param q8PerSlice the Q8 kernels that quantize their input per slice ({@code TransformerKernels.qkvNormQ8PerSlice},
-     *                   ...; TornadoVM's PTX backend) instead of once per work-group in local memory
+     * @param ptx the device is on TornadoVM's PTX backend, whose local arrays hold fewer entries than declared
+     *            ({@link KernelHelpers#localLength}): the split attention is used only where its local arrays fit there
      */
-    ForwardGraph(Configuration c, Weights w, TornadoSettings s, boolean q8PerSlice) {
-        this(c, w, s, LAYERS_PER_GRAPH, TASK_RECORD_BYTES, q8PerSlice);
+    ForwardGraph(Configuration c, Weights w, TornadoSettings s, boolean ptx) {
+        this(c, w, s, s.graphLayers(), TASK_RECORD_BYTES, ptx);
     }
 
     /**
-     * @param maxLayersPerGraph at most this many layers per graph ({@link #LAYERS_PER_GRAPH})
+     * @param maxLayersPerGraph at most this many layers per graph (instead of {@link TornadoSettings#graphLayers})
      * @param recordBytes       the task record's size per graph ({@link #TASK_RECORD_BYTES})
      */
     ForwardGraph(Configuration c, Weights w, TornadoSettings s, int maxLayersPerGraph, int recordBytes) {
         this(c, w, s, maxLayersPerGraph, recordBytes, false);
     }
 
-    private ForwardGraph(Configuration c, Weights w, TornadoSettings s, int maxLayersPerGraph, int recordBytes, boolean q8PerSlice) {
+    private ForwardGraph(Configuration c, Weights w, TornadoSettings s, int maxLayersPerGraph, int recordBytes, boolean ptx) {
         this.c = c;
         this.s = s;
-        this.q8PerSlice = q8PerSlice;
+        this.q8PerSlice = s.q8PerSlice();
         this.maxLayersPerGraph = maxLayersPerGraph;
         this.recordBytes = recordBytes;
         this.rowsPerGroup = s.matmulRows();
@@ -220,7 +212,7 @@ final class ForwardGraph {
         hb = new FloatArray(ggml ? 2 * hidden : hidden);   // GGUF: w1's then w3's outputs
         att = new FloatArray(c.nHeads() * c.seqLen());
         qkv = ggml ? new FloatArray(qDim + 2 * kvDim) : null;
-        splits = attentionSplits(c, s);
+        splits = attentionSplits(c, s, ptx);
         partials = splits > 1 ? new FloatArray(c.nHeads() * splits * (KernelHelpers.PARTIAL + c.headSize())) : null;
         keyCache = new FloatArray[L];
         valueCache = new FloatArray[L];
@@ -233,13 +225,15 @@ final class ForwardGraph {
     /**
      * Work-groups per head of the one-token attention: {@link TornadoSettings#attentionSplits} for a llama2.c
      * checkpoint whose wo can combine the partials in local memory (q_dim at most {@link KernelHelpers#MAX_SPLIT_INPUT},
-     * heads × (splits + 1) at most {@link TransformerKernels#MAX_LOCAL}), else 1. GGUF models keep one work-group per
-     * head (their wo kernels, one per weight type, read the attention output as it is).
+     * heads × (splits + 1) at most {@link TransformerKernels#MAX_LOCAL}; on PTX, what those local arrays hold there,
+     * {@link KernelHelpers#ptxUsable}), else 1. GGUF models keep one work-group per head (their wo kernels, one per
+     * weight type, read the attention output as it is).
      */
-    static int attentionSplits(Configuration c, TornadoSettings s) {
+    static int attentionSplits(Configuration c, TornadoSettings s, boolean ptx) {
         int splits = s.attentionSplits();
-        if (splits == 1 || isGgml(c) || c.dim() > KernelHelpers.MAX_SPLIT_INPUT
-                || c.nHeads() * (splits + 1) > TransformerKernels.MAX_LOCAL) {
+        int input = ptx ? KernelHelpers.ptxUsable(KernelHelpers.MAX_SPLIT_INPUT) : KernelHelpers.MAX_SPLIT_INPUT;
+        int weights = ptx ? KernelHelpers.ptxUsable(TransformerKernels.MAX_LOCAL) : TransformerKernels.MAX_LOCAL;
+        if (splits == 1 || isGgml(c) || c.dim() > input || c.nHeads() * (splits + 1) > weights) {
             return 1;
         }
         return splits;

@@ -241,12 +241,30 @@ public final class KernelHelpers {
     /** Most groups per chunk (scales in local memory). */
     public static final int Q8_CHUNK_GROUPS = 256;
     /**
-     * Declared sizes of the chunk's local arrays: four times what is used, because TornadoVM 5.2's PTX backend indexes
-     * local arrays with byte offsets that are scaled again by the element size (docs/gpu.md: a local array of 1,024
-     * floats holds 252), as the reduction scratch (MAX_LOCAL for work-groups of at most 128 on PTX).
+     * Declared sizes of the chunk's local arrays: {@link #localLength} of what is used, because TornadoVM 5.2's PTX backend
+     * indexes local arrays with byte offsets that are scaled again by the element size (see {@link #localLength}).
      */
-    public static final int Q8_CHUNK_LOCAL_INTS = 4 * Q8_CHUNK_INTS;
-    public static final int Q8_CHUNK_LOCAL_SCALES = 4 * Q8_CHUNK_GROUPS;
+    public static final int Q8_CHUNK_LOCAL_INTS = localLength(Q8_CHUNK_INTS);
+    public static final int Q8_CHUNK_LOCAL_SCALES = localLength(Q8_CHUNK_GROUPS);
+
+    /**
+     * The length to declare for a local array of 4-byte elements of which {@code used} entries are indexed, so that all
+     * of them are inside it on every backend. TornadoVM 5.2's PTX backend declares {@code .shared .s32 a[n]} (4n bytes)
+     * but addresses entry i at byte 4 × (4i + 16): Graal's byte offset of a Java array element (a 16-byte array header
+     * plus 4i) scaled by the element size once more. Entry i's last byte is then 16i + 67, inside 4n bytes while
+     * i &lt; (4n - 64) / 16 ({@link #ptxUsable}): a {@code MAX_LOCAL} (1,024) array holds 252 entries there
+     * (DeviceSelection.PTX_MAX_LOCAL, compute-sanitizer on an H200), a 4,096-int chunk array 1,020, which is what made
+     * the first Q8 kernels with a 1,024-int chunk fail there with CUDA error 700 (docs/measurements/2026-12-04-h200.md).
+     * Other backends index correctly and only hold the slack unused.
+     */
+    public static int localLength(int used) {
+        return 4 * used + 16;
+    }
+
+    /** Entries TornadoVM 5.2's PTX backend can index in a local array of {@code declared} 4-byte elements (see {@link #localLength}). */
+    public static int ptxUsable(int declared) {
+        return (4 * declared - 64) / 16;
+    }
 
     /**
      * Groups per chunk: as many as the work-group has work-items (each quantizes one), at most what the local arrays

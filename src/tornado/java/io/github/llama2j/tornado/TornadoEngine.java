@@ -107,16 +107,6 @@ public final class TornadoEngine implements InferenceEngine {
      *                     small ones), 0 for none (token by token)
      */
     TornadoEngine(DeviceSession session, Model model, EngineOptions options, TornadoSettings settings, int prefillChunk) {
-        this(session, model, options, settings, prefillChunk, session.backend().equals("ptx"));
-    }
-
-    /**
-     * @param q8PerSlice the Q8 kernels that quantize their input per slice: on TornadoVM's PTX backend, where the
-     *                   local-memory ones failed on an H200 ({@code TransformerKernels}' "Q8 per slice"); tests run
-     *                   both anywhere
-     */
-    TornadoEngine(DeviceSession session, Model model, EngineOptions options, TornadoSettings settings, int prefillChunk,
-                  boolean q8PerSlice) {
         this.c = model.config();
         this.profile = options.profile();
         PrintStream log = options.verbose() ? System.err : null;
@@ -145,7 +135,7 @@ public final class TornadoEngine implements InferenceEngine {
                 limited ? "the configured memory limit" : "the device's global memory", device.getMaxAllocMemory());
 
         long t0 = System.nanoTime();
-        forward = new ForwardGraph(c, model.weights(), this.settings, q8PerSlice);
+        forward = new ForwardGraph(c, model.weights(), this.settings, session.backend().equals("ptx"));
         long t1 = System.nanoTime();
         ImmutableTaskGraph[] graphs;
         ImmutableTaskGraph[] all;

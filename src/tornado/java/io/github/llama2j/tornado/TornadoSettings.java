@@ -33,9 +33,16 @@ import java.util.Properties;
  * @param cudaGraph      the TornadoVM engine on a CUDA device (PTX backend): each task graph captured once as a CUDA
  *                       graph and replayed per token, one driver launch per graph instead of one per task (TornadoVM's
  *                       {@code withCUDAGraph()}); other backends have no CUDA graphs and ignore it
+ * @param graphLayers    most layers per task graph of the one-token forward pass (ForwardGraph): every layer slot of a
+ *                       graph compiles its own kernels (JIT work grows with it), graph executions per token fall with it
+ *                       (⌈layers / graphLayers⌉, each a host-side {@code execute()} of TornadoVM's interpreter); TornadoVM's
+ *                       task record caps it further
+ * @param q8PerSlice     the Q8 kernels that quantize their input once per slice (and row) instead of once per work-group
+ *                       in local memory: the same bits, more arithmetic ({@code TransformerKernels.qkvNormQ8PerSlice}, ...)
  */
 public record TornadoSettings(int matmulLocal, int matmulRows, int attentionLocal, int quantizeLocal, int normPartials, int normLocal,
-                              long memoryLimit, int attentionSplits, int attentionChunk, boolean cudaGraph) {
+                              long memoryLimit, int attentionSplits, int attentionChunk, boolean cudaGraph, int graphLayers,
+                              boolean q8PerSlice) {
 
     static final String RESOURCE = "/tornado-config/llama2j-tornado.properties";
     static final String PREFIX = "llama2j.tornado.";
@@ -62,6 +69,10 @@ public record TornadoSettings(int matmulLocal, int matmulRows, int attentionLoca
             throw new Llama2jException("TornadoVM setting attention.chunk is " + attentionChunk + ", must be at least 1",
                     Llama2jException.BAD_USAGE);
         }
+        if (graphLayers < 1 || graphLayers > MAX_GRAPH_LAYERS) {
+            throw new Llama2jException("TornadoVM setting graph.layers is " + graphLayers + ", must be in [1, " + MAX_GRAPH_LAYERS
+                    + "]", Llama2jException.BAD_USAGE);
+        }
         if (memoryLimit < 0) {
             throw new Llama2jException("TornadoVM setting memory.limit is " + memoryLimit + ", must be >= 0",
                     Llama2jException.BAD_USAGE);
@@ -70,6 +81,12 @@ public record TornadoSettings(int matmulLocal, int matmulRows, int attentionLoca
 
     /** Most work-groups per head of the split attention. */
     public static final int MAX_SPLITS = 64;
+
+    /** Most layers per task graph (TornadoVM's task record holds fewer of this project's layers anyway). */
+    public static final int MAX_GRAPH_LAYERS = 1024;
+
+    /** Layers per task graph where the device profile does not say (ForwardGraph's former fixed value). */
+    public static final int DEFAULT_GRAPH_LAYERS = 2;
 
     /** Settings with the attention unsplit (one work-group per head), without CUDA graphs. */
     public TornadoSettings(int matmulLocal, int matmulRows, int attentionLocal, int quantizeLocal, int normPartials, int normLocal,
@@ -81,7 +98,7 @@ public record TornadoSettings(int matmulLocal, int matmulRows, int attentionLoca
     public TornadoSettings(int matmulLocal, int matmulRows, int attentionLocal, int quantizeLocal, int normPartials, int normLocal,
                            long memoryLimit, int attentionSplits, int attentionChunk) {
         this(matmulLocal, matmulRows, attentionLocal, quantizeLocal, normPartials, normLocal, memoryLimit, attentionSplits,
-                attentionChunk, false);
+                attentionChunk, false, DEFAULT_GRAPH_LAYERS, false);
     }
 
     private static void pow2(String key, int v) {
@@ -93,25 +110,37 @@ public record TornadoSettings(int matmulLocal, int matmulRows, int attentionLoca
 
     public TornadoSettings withMemoryLimit(long bytes) {
         return new TornadoSettings(matmulLocal, matmulRows, attentionLocal, quantizeLocal, normPartials, normLocal, bytes,
-                attentionSplits, attentionChunk, cudaGraph);
+                attentionSplits, attentionChunk, cudaGraph, graphLayers, q8PerSlice);
     }
 
     /** These settings with {@code rows} rows per matmul work-group. */
     public TornadoSettings withMatmulRows(int rows) {
         return new TornadoSettings(matmulLocal, rows, attentionLocal, quantizeLocal, normPartials, normLocal, memoryLimit,
-                attentionSplits, attentionChunk, cudaGraph);
+                attentionSplits, attentionChunk, cudaGraph, graphLayers, q8PerSlice);
     }
 
     /** These settings with the one-token attention split into at most {@code splits} chunks of at least {@code chunk} positions. */
     public TornadoSettings withAttentionSplit(int splits, int chunk) {
         return new TornadoSettings(matmulLocal, matmulRows, attentionLocal, quantizeLocal, normPartials, normLocal, memoryLimit, splits,
-                chunk, cudaGraph);
+                chunk, cudaGraph, graphLayers, q8PerSlice);
     }
 
     /** These settings with CUDA graphs on or off. */
     public TornadoSettings withCudaGraph(boolean on) {
         return new TornadoSettings(matmulLocal, matmulRows, attentionLocal, quantizeLocal, normPartials, normLocal, memoryLimit,
-                attentionSplits, attentionChunk, on);
+                attentionSplits, attentionChunk, on, graphLayers, q8PerSlice);
+    }
+
+    /** These settings with at most {@code layers} layers per task graph. */
+    public TornadoSettings withGraphLayers(int layers) {
+        return new TornadoSettings(matmulLocal, matmulRows, attentionLocal, quantizeLocal, normPartials, normLocal, memoryLimit,
+                attentionSplits, attentionChunk, cudaGraph, layers, q8PerSlice);
+    }
+
+    /** These settings with the per-slice Q8 kernels on or off. */
+    public TornadoSettings withQ8PerSlice(boolean on) {
+        return new TornadoSettings(matmulLocal, matmulRows, attentionLocal, quantizeLocal, normPartials, normLocal, memoryLimit,
+                attentionSplits, attentionChunk, cudaGraph, graphLayers, on);
     }
 
     /** The largest work-group any kernel uses. */
@@ -133,7 +162,9 @@ public record TornadoSettings(int matmulLocal, int matmulRows, int attentionLoca
                 size(p, "memory.limit"),
                 intValue(p, "attention.splits", type),
                 intValue(p, "attention.chunk", type),
-                booleanValue(p, "cuda.graph", type));
+                booleanValue(p, "cuda.graph", type),
+                intValue(p, "graph.layers", type),
+                booleanValue(p, "q8.perslice", type));
     }
 
     private static Properties read() {
