@@ -151,6 +151,74 @@ class EngineChecksTest {
         }
     }
 
+    /**
+     * {@code graph.layers}: 2 unless the device profile says otherwise, checked, and read by the engine: tiny.bin's 5 layers
+     * make 3 graphs at 2 layers per graph and 1 at 8, and every graph size computes the same logits bit for bit (the
+     * same kernels; only where TornadoVM's executions begin and end moves).
+     */
+    @Test
+    void graphLayersSettingPacksLayersAndKeepsTheLogits() {
+        assertEquals(TornadoSettings.DEFAULT_GRAPH_LAYERS, TornadoSettings.load("GPU").graphLayers());
+        assertEquals(2, TornadoSettings.load("CPU").graphLayers());
+        String key = TornadoSettings.PREFIX + "graph.layers";
+        try {
+            System.setProperty(key, "0");
+            Llama2jException e = assertThrows(Llama2jException.class, () -> TornadoSettings.load("CPU"));
+            assertTrue(e.getMessage().contains("graph.layers") && e.getMessage().contains("0"), e.getMessage());
+            System.setProperty(key, "3");
+            assertEquals(3, TornadoSettings.load("CPU").graphLayers());
+        } finally {
+            System.clearProperty(key);
+        }
+        Model m = TestEngines.model("tiny.bin");
+        TornadoEngine two = TestEngines.engine("tiny.bin");
+        assertEquals(3, two.graphsPerToken());
+        try (TornadoEngine one = new TornadoEngine(m, tornado(null), TornadoSettings.load("CPU").withGraphLayers(8))) {
+            assertEquals(1, one.graphsPerToken(), "5 layers in one graph");
+            int token = 5;
+            for (int pos = 0; pos < 3; pos++) {
+                float[] a = two.forward(token, pos).clone();
+                org.junit.jupiter.api.Assertions.assertArrayEquals(a, one.forward(token, pos), "position " + pos);
+                token = io.github.llama2j.sampling.Sampler.argmax(a, a.length);
+            }
+        }
+    }
+
+    /**
+     * {@code q8.rows}: 16 on GPUs, 1 on CPUs, at most matmul.local; the Q8_0 kernels are gridded with it and the float
+     * ones with matmul.rows (checked on the grids the engine schedules: tiny_q80's qkv has (64 + 2 × 32) / 2 = 64
+     * pairs, its classifier 512 rows).
+     */
+    @Test
+    void q8RowsSettingGridsTheQ8KernelsOnly() {
+        assertEquals(16, TornadoSettings.load("GPU").q8Rows());
+        assertEquals(4, TornadoSettings.load("GPU").matmulRows());
+        assertEquals(1, TornadoSettings.load("CPU").q8Rows());
+        String key = TornadoSettings.PREFIX + "q8.rows";
+        try {
+            System.setProperty(key, "32");
+            Llama2jException e = assertThrows(Llama2jException.class, () -> TornadoSettings.load("CPU"));
+            assertTrue(e.getMessage().contains("q8.rows") && e.getMessage().contains("matmul.local"), e.getMessage());
+        } finally {
+            System.clearProperty(key);
+        }
+        TornadoSettings s = TornadoSettings.load("CPU");
+        s = new TornadoSettings(s.matmulLocal(), 1, s.attentionLocal(), s.quantizeLocal(), s.normPartials(), s.normLocal(),
+                s.memoryLimit(), s.attentionSplits(), s.attentionChunk(), false, 2, false, 4);
+        int local = s.matmulLocal();
+        ForwardGraph q8 = new ForwardGraph(TestEngines.model("tiny_q80.bin").config(), TestEngines.model("tiny_q80.bin").weights(), s);
+        q8.build();
+        assertEquals(ForwardGraph.groupsFor(64, 4) * local, global(q8, "forward.qkv"), "Q8 qkv at q8.rows");
+        assertEquals(ForwardGraph.groupsFor(512, 4) * local, global(q8, "forward.classifier"), "Q8 classifier at q8.rows");
+        ForwardGraph f32 = new ForwardGraph(TestEngines.model("tiny.bin").config(), TestEngines.model("tiny.bin").weights(), s);
+        f32.build();
+        assertEquals(ForwardGraph.groupsFor(512, 1) * local, global(f32, "forward.classifier"), "float classifier at matmul.rows");
+    }
+
+    private static long global(ForwardGraph g, String task) {
+        return g.gridScheduler().get(task).getGlobalWork()[0];
+    }
+
     /** A kernel TornadoVM cannot compile must be an error under our flags, not plain Java in disguise. */
     @Test
     void aKernelThatCannotBeCompiledFailsInsteadOfFallingBack() {

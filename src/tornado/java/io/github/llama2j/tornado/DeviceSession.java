@@ -43,7 +43,7 @@ public final class DeviceSession {
     }
 
     /**
-     * The device named by {@code --device B:D}, or TornadoVM's default when {@code spec} is null; a clear
+     * The device named by {@code --device B:D}, or the default one ({@link DeviceSelection#preferred}) when {@code spec} is null; a clear
      * error if TornadoVM's runtime is missing or no such device exists.
      */
     public static DeviceSession open(String spec) {
@@ -201,11 +201,22 @@ public final class DeviceSession {
         } catch (Llama2jException e) {
             close(plan);
             throw e;
-        } catch (RuntimeException e) {
+        } catch (RuntimeException | uk.ac.manchester.tornado.api.exceptions.TornadoInternalError e) {
             close(plan);
-            throw new Llama2jException("TornadoVM could not compile or run " + what + " on '" + name + "': " + e.getMessage(),
-                    Llama2jException.UNAVAILABLE, e);
+            throw new Llama2jException("TornadoVM could not compile or run " + what + " on '" + name + "': " + e.getMessage()
+                    + hint(e), Llama2jException.UNAVAILABLE, e);
         }
+    }
+
+    /**
+     * What to change for a TornadoVM failure the settings cause, or "". TornadoVM 5.2 builds each task graph in a
+     * fixed table of 1,024 nodes ({@code TornadoGraph}: a node per object, per constant, per task and per transfer)
+     * and cannot grow it: on an H200 a GGUF Llama-3.2-1B with 16 layers in one graph failed so.
+     */
+    static String hint(Throwable e) {
+        return String.valueOf(e.getMessage()).contains("Graph resize")
+                ? " (TornadoVM's task graph holds at most 1,024 nodes: fewer layers per graph, -Dllama2j.tornado.graph.layers=N)"
+                : "";
     }
 
     /** Frees a plan's device memory and closes it; a driver complaint at shutdown is not worth reporting. */

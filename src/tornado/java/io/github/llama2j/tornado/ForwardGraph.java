@@ -87,10 +87,11 @@ final class ForwardGraph {
     private List<Pending> pending;   // the tasks created now (see unit), before they join a graph
     private final int recordBytes, maxLayersPerGraph;
     /**
-     * Rows per work-group of the matmul kernels ({@link TornadoSettings#matmulRows}): llama2.c float32 and Q8, and
-     * GGUF's (a GGUF qkv kernel keeps one work-group per head and computes the head's rows this many at a time).
+     * Rows per work-group of the matmul kernels over float weights ({@link TornadoSettings#matmulRows}) and over Q8_0
+     * weights ({@link TornadoSettings#q8Rows}): llama2.c's and GGUF's (a GGUF qkv kernel keeps one work-group per head
+     * and computes the head's rows this many at a time); see {@link #rows}.
      */
-    private final int rowsPerGroup;
+    private final int rowsPerGroup, q8RowsPerGroup;
     private final java.util.Set<String> gridded = new java.util.HashSet<>();   // task ids that have their grid
 
     // ---- device weights (transferred once)
@@ -173,6 +174,7 @@ final class ForwardGraph {
         this.maxLayersPerGraph = maxLayersPerGraph;
         this.recordBytes = recordBytes;
         this.rowsPerGroup = s.matmulRows();
+        this.q8RowsPerGroup = s.q8Rows();
         int dim = c.dim(), hidden = c.hiddenDim(), kvDim = c.kvDim(), L = c.nLayers(), qDim = c.qDim();
         ggml = isGgml(c);
         embedding = DeviceMatrix.stack("token embedding", w.tokenEmbedding());
@@ -736,34 +738,34 @@ final class ForwardGraph {
         int dim = c.dim(), kvDim = c.kvDim(), hidden = c.hiddenDim(), gs = c.groupSize();
         DeviceMatrix.Q8 qkv = (DeviceMatrix.Q8) w.wqkv;
         add("qkv", id -> q8PerSlice ? new TaskPackage(id, TransformerKernels::qkvNormQ8PerSlice, ctx, x, w.rmsAtt, qkv.values(),
-                qkv.scales(), q, keyCache[l], valueCache[l], state, rope, dim, kvDim, c.headSize(), gs, s.normPartials(), rowsPerGroup)
+                qkv.scales(), q, keyCache[l], valueCache[l], state, rope, dim, kvDim, c.headSize(), gs, s.normPartials(), q8RowsPerGroup)
                 : new TaskPackage(id, TransformerKernels::qkvNormQ8, ctx, x, w.rmsAtt, qkv.values(), qkv.scales(), q, keyCache[l],
-                valueCache[l], state, rope, dim, kvDim, c.headSize(), gs, s.normPartials(), rowsPerGroup));
-        scheduleRows("qkv", (dim + 2 * kvDim) / 2);
+                valueCache[l], state, rope, dim, kvDim, c.headSize(), gs, s.normPartials(), q8RowsPerGroup));
+        scheduleRows("qkv", (dim + 2 * kvDim) / 2, q8RowsPerGroup);
         addAttention("attention", l);
         DeviceMatrix.Q8 wo = (DeviceMatrix.Q8) w.wo;
         if (splits > 1) {
             add("wo", id -> new TaskPackage(id, TransformerKernels::matmulResidualSplitQ8, ctx, partials, state, wo.values(), wo.scales(), x,
-                    dim, gs, dim, rowsPerGroup, c.headSize(), splits, s.attentionChunk()));
+                    dim, gs, dim, q8RowsPerGroup, c.headSize(), splits, s.attentionChunk()));
         } else {
             add("wo", id -> q8PerSlice ? new TaskPackage(id, TransformerKernels::matmulResidualQuantQ8PerSlice, ctx, xb, wo.values(),
-                    wo.scales(), x, dim, gs, dim, rowsPerGroup)
+                    wo.scales(), x, dim, gs, dim, q8RowsPerGroup)
                     : new TaskPackage(id, TransformerKernels::matmulResidualQuantQ8, ctx, xb, wo.values(), wo.scales(), x, dim, gs,
-                    dim, rowsPerGroup));
+                    dim, q8RowsPerGroup));
         }
-        scheduleRows("wo", dim);
+        scheduleRows("wo", dim, q8RowsPerGroup);
         DeviceMatrix.Q8 w13 = (DeviceMatrix.Q8) w.w13;
         add("w13", id -> q8PerSlice ? new TaskPackage(id, TransformerKernels::w13NormQ8PerSlice, ctx, x, w.rmsFfn, w13.values(),
-                w13.scales(), hb, dim, hidden, gs, s.normPartials(), rowsPerGroup)
+                w13.scales(), hb, dim, hidden, gs, s.normPartials(), q8RowsPerGroup)
                 : new TaskPackage(id, TransformerKernels::w13NormQ8, ctx, x, w.rmsFfn, w13.values(), w13.scales(), hb, dim, hidden, gs,
-                s.normPartials(), rowsPerGroup));
-        scheduleRows("w13", hidden);
+                s.normPartials(), q8RowsPerGroup));
+        scheduleRows("w13", hidden, q8RowsPerGroup);
         DeviceMatrix.Q8 w2 = (DeviceMatrix.Q8) w.w2;
         add("w2", id -> q8PerSlice ? new TaskPackage(id, TransformerKernels::matmulResidualQuantQ8PerSlice, ctx, hb, w2.values(),
-                w2.scales(), x, hidden, gs, dim, rowsPerGroup)
+                w2.scales(), x, hidden, gs, dim, q8RowsPerGroup)
                 : new TaskPackage(id, TransformerKernels::matmulResidualQuantQ8, ctx, hb, w2.values(), w2.scales(), x, hidden, gs, dim,
-                rowsPerGroup));
-        scheduleRows("w2", dim);
+                q8RowsPerGroup));
+        scheduleRows("w2", dim, q8RowsPerGroup);
     }
 
     /**
@@ -785,13 +787,13 @@ final class ForwardGraph {
                     cls.data(), logits, dim, c.vocabSize(), rowsPerGroup));
             case DeviceMatrix.Q8 cls -> add("classifier", id -> q8PerSlice
                     ? new TaskPackage(id, TransformerKernels::matmulNormQ8PerSlice, ctx, x, rmsFinal, cls.values(), cls.scales(), logits,
-                    dim, c.groupSize(), s.normPartials(), c.vocabSize(), rowsPerGroup)
+                    dim, c.groupSize(), s.normPartials(), c.vocabSize(), q8RowsPerGroup)
                     : new TaskPackage(id, TransformerKernels::matmulNormQ8, ctx, x, rmsFinal,
-                    cls.values(), cls.scales(), logits, dim, c.groupSize(), s.normPartials(), c.vocabSize(), rowsPerGroup));
+                    cls.values(), cls.scales(), logits, dim, c.groupSize(), s.normPartials(), c.vocabSize(), q8RowsPerGroup));
             case DeviceMatrix.F16 cls -> throw new IllegalStateException("F16 classifier in a llama2.c checkpoint");
             case DeviceMatrix.KQuant cls -> throw new IllegalStateException("K-quant classifier in a llama2.c checkpoint");
         }
-        scheduleRows("classifier", c.vocabSize());
+        scheduleRows("classifier", c.vocabSize(), rows(classifier));
     }
 
     /**
@@ -841,7 +843,7 @@ final class ForwardGraph {
                         FloatArray norms, int headFlags) {
         String name = weigh(kind + "_" + DeviceMatrix.kind(m), m);
         int dim = c.dim(), nH = c.nHeads(), nKv = c.nKvHeads(), hs = c.headSize();
-        int flags = headFlags | rowsPerGroup << GgmlKernels.ROWS_SHIFT;
+        int flags = headFlags | rows(m) << GgmlKernels.ROWS_SHIFT;
         float eps = c.rmsEps();
         switch (m) {
             case DeviceMatrix.F32 f -> add(name, id -> new TaskPackage(id, GgmlKernels::qkvF32, ctx, x, rmsAtt, dim, eps, f.data(), firstHead,
@@ -875,13 +877,13 @@ final class ForwardGraph {
                     rowsPerGroup));
             case DeviceMatrix.Q8 q8 -> add(name, id -> q8PerSlice
                     ? new TaskPackage(id, GgmlKernels::w13Q8_0PerSlice, ctx, x, rmsFfn, dim, eps, q8.values(), q8.scales(), hb, hidden,
-                    rowsPerGroup)
+                    q8RowsPerGroup)
                     : new TaskPackage(id, GgmlKernels::w13Q8_0, ctx, x, rmsFfn, dim, eps, q8.values(),
-                    q8.scales(), hb, hidden, rowsPerGroup));
+                    q8.scales(), hb, hidden, q8RowsPerGroup));
             case DeviceMatrix.KQuant k -> add(name, id -> new TaskPackage(id, KQuantKernels::w13KQuant, ctx, x, rmsFfn, dim, eps, k.blocks(), k.types(),
                     hb, hidden, rowsPerGroup));
         }
-        scheduleRows(name, hidden);
+        scheduleRows(name, hidden, rows(m));
     }
 
     /**
@@ -902,13 +904,13 @@ final class ForwardGraph {
                     outOff, add, rows, rowsPerGroup));
             case DeviceMatrix.Q8 q8 -> add(name, id -> q8PerSlice
                     ? new TaskPackage(id, GgmlKernels::productQ8_0PerSlice, ctx, in, weight, n, source, eps, q8.values(), q8.scales(), out,
-                    outOff, add, rows, rowsPerGroup)
+                    outOff, add, rows, q8RowsPerGroup)
                     : new TaskPackage(id, GgmlKernels::productQ8_0, ctx, in, weight, n, source, eps, q8.values(),
-                    q8.scales(), out, outOff, add, rows, rowsPerGroup));
+                    q8.scales(), out, outOff, add, rows, q8RowsPerGroup));
             case DeviceMatrix.KQuant k -> add(name, id -> new TaskPackage(id, KQuantKernels::productKQuant, ctx, in, weight, n, source, eps, k.blocks(),
                     k.firstType(), out, outOff, add, rows, rowsPerGroup));
         }
-        scheduleRows(name, rows);
+        scheduleRows(name, rows, rows(m));
     }
 
     /**
@@ -936,7 +938,17 @@ final class ForwardGraph {
      * {@code matmul.local} work-items (see {@link KernelHelpers#slice}): ⌈rows / R⌉ work-groups.
      */
     private void scheduleRows(String task, int rows) {
-        schedule(task, groupsFor(rows, rowsPerGroup) * s.matmulLocal(), s.matmulLocal());
+        scheduleRows(task, rows, rowsPerGroup);
+    }
+
+    /** {@link #scheduleRows(String, int)} at {@code perGroup} rows per work-group. */
+    private void scheduleRows(String task, int rows, int perGroup) {
+        schedule(task, groupsFor(rows, perGroup) * s.matmulLocal(), s.matmulLocal());
+    }
+
+    /** Rows per work-group of the kernel over m: {@link TornadoSettings#q8Rows} for Q8_0 weights, else matmul.rows. */
+    private int rows(DeviceMatrix m) {
+        return m instanceof DeviceMatrix.Q8 ? q8RowsPerGroup : rowsPerGroup;
     }
 
     /** Work-groups for {@code rows} rows at {@code rowsPerGroup} rows each (the last one may be partly idle). */

@@ -19,7 +19,7 @@ public final class TornadoDeviceLister implements DeviceLister {
     @Override
     public List<Device> devices() {
         TornadoRuntime rt = TornadoRuntimeCheck.runtime();
-        TornadoDevice def = rt.getDefaultDevice();
+        TornadoDevice def = DeviceSelection.preferred(rt);
         List<Device> out = new ArrayList<>();
         for (int b = 0; b < rt.getNumBackends(); b++) {
             TornadoBackend backend = rt.getBackend(b);

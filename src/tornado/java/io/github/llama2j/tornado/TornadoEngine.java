@@ -125,8 +125,10 @@ public final class TornadoEngine implements InferenceEngine {
         if (log != null) {
             log.printf(Locale.ROOT, "[tornado] device %s (%s, %s, %s global memory)%n", session.id(), deviceName,
                     device.getDeviceType(), MemoryBudget.mib(global));
-            log.printf(Locale.ROOT, "[tornado] matmul shape: %d rows per work-group of %d work-items (%d per row)%n",
-                    this.settings.matmulRows(), this.settings.matmulLocal(), this.settings.matmulLocal() / this.settings.matmulRows());
+            log.printf(Locale.ROOT, "[tornado] matmul shape: %d rows per work-group of %d work-items (%d per row); Q8_0 weights: %d rows"
+                            + "; %d layers per task graph%n",
+                    this.settings.matmulRows(), this.settings.matmulLocal(), this.settings.matmulLocal() / this.settings.matmulRows(),
+                    this.settings.q8Rows(), this.settings.graphLayers());
             log.printf(Locale.ROOT, "[tornado] device memory needed: %s = weights %s + KV cache %s + activations %s%n",
                     MemoryBudget.mib(budget.total()), MemoryBudget.mib(budget.weights()), MemoryBudget.mib(budget.kvCache()),
                     MemoryBudget.mib(budget.activations()));

@@ -105,7 +105,20 @@ public final class TransformerKernels {
         int base1 = base0 + dim;
         float a = 0.0f;
         float b = 0.0f;
-        for (int j = lane; j < end; j += slice) {
+        int j = lane;
+        for (; j + slice < end; j += 2 * slice) {   // both rows' next two columns loaded first (KernelHelpers.LOADS_IN_FLIGHT)
+            float a0 = wqkv.get(base0 + j);
+            float b0 = wqkv.get(base1 + j);
+            float a1 = wqkv.get(base0 + j + slice);
+            float b1 = wqkv.get(base1 + j + slice);
+            float xn0 = rmsWeight.get(j) * (ss * x.get(j));
+            a += a0 * xn0;
+            b += b0 * xn0;
+            float xn1 = rmsWeight.get(j + slice) * (ss * x.get(j + slice));
+            a += a1 * xn1;
+            b += b1 * xn1;
+        }
+        for (; j < end; j += slice) {
             float xn = rmsWeight.get(j) * (ss * x.get(j));
             a += wqkv.get(base0 + j) * xn;
             b += wqkv.get(base1 + j) * xn;
@@ -154,7 +167,20 @@ public final class TransformerKernels {
         int base3 = (hidden + row) * dim;
         float a = 0.0f;
         float b = 0.0f;
-        for (int j = lane; j < end; j += slice) {
+        int j = lane;
+        for (; j + slice < end; j += 2 * slice) {   // both rows' next two columns loaded first (KernelHelpers.LOADS_IN_FLIGHT)
+            float a0 = w13.get(base1 + j);
+            float b0 = w13.get(base3 + j);
+            float a1 = w13.get(base1 + j + slice);
+            float b1 = w13.get(base3 + j + slice);
+            float xn0 = rmsWeight.get(j) * (ss * x.get(j));
+            a += a0 * xn0;
+            b += b0 * xn0;
+            float xn1 = rmsWeight.get(j + slice) * (ss * x.get(j + slice));
+            a += a1 * xn1;
+            b += b1 * xn1;
+        }
+        for (; j < end; j += slice) {
             float xn = rmsWeight.get(j) * (ss * x.get(j));
             a += w13.get(base1 + j) * xn;
             b += w13.get(base3 + j) * xn;
