@@ -446,15 +446,9 @@ public final class GgmlKernels {
             ctx.localBarrier();
             for (int i = lane; live && i < count; i += step) {
                 int b = c + i;
-                int wo = wbase + b * perBlock;
-                int qo = i * perBlock;
                 int sumi = 0;
-                for (int k = 0; k < perBlock; k += 4) {   // KernelHelpers.LOADS_IN_FLIGHT words loaded, then dotted (exact;
-                    int w0 = wv.get(wo + k);              // perBlock is 8)
-                    int w1 = wv.get(wo + k + 1);
-                    int w2 = wv.get(wo + k + 2);
-                    int w3 = wv.get(wo + k + 3);
-                    sumi += KernelHelpers.dot16Packed(w0, w1, w2, w3, qx[qo + k], qx[qo + k + 1], qx[qo + k + 2], qx[qo + k + 3]);
+                for (int k = 0; k < perBlock; k++) {
+                    sumi += KernelHelpers.dot4Packed(wv.get(wbase + b * perBlock + k), qx[i * perBlock + k]);
                 }
                 sum += sumi * (ws.get(sbase + b) * xd[i]);
             }

@@ -160,12 +160,14 @@ public final class KernelHelpers {
     }
 
     /*
-     * LOADS_IN_FLIGHT: the weight loads of a lane's next few values are issued together, before the arithmetic that
-     * uses them, so that a lane has several memory requests in flight instead of one. On an H200 (2026-12-04, PTX,
-     * llama2j profile) the one-load-per-step loops reached 120-500 GB/s of 4,800 with few warps per SM: a memory-bound
-     * kernel is limited by the bytes in flight. The sums keep their order (float) or are exact (int8 dots).
+     * LOADS_IN_FLIGHT: the float kernels' weight loads of a lane's next few columns are issued together, before the
+     * arithmetic that uses them, so that a lane has several memory requests in flight instead of one; the sums keep
+     * their order. H200, PTX, llama2j profile of the 110M f32 model (2026-12-04): qkv 277 -> 353 GB/s, wo 124 -> 199,
+     * w1w3 562 -> 689, w2 188 -> 394; 324.6 -> 344.8 tok/s. The Q8 kernels' int8 words loaded four at a time gained
+     * nothing there (7B: 390-490 GB/s either way, 31.4 -> 29.3 tok/s) and pushed their helpers past TornadoVM's
+     * inlining limit: they load one word per step.
      */
-    /** Weight loads a lane issues together in the dot loops (see the comment above). */
+    /** Weight loads a lane of the float kernels issues together (see the comment above). */
     public static final int LOADS_IN_FLIGHT = 4;
 
     /**
@@ -306,17 +308,6 @@ public final class KernelHelpers {
                 + ((a << 8) >> 24) * ((b << 8) >> 24) + (a >> 24) * (b >> 24);
     }
 
-    /** {@link #dot4Packed} of four pairs of words, added in order (an exact int sum). */
-    public static int dot16Packed(int w0, int w1, int w2, int w3, int q0, int q1, int q2, int q3) {
-        return dot4Packed(w0, q0) + dot4Packed(w1, q1) + dot4Packed(w2, q2) + dot4Packed(w3, q3);
-    }
-
-    /** runq's int8 values of input values j .. j + 3 ({@link #quantized}, x read from offset 0), packed as {@link #pack4}. */
-    public static int quantizedPacked(FloatArray x, FloatArray rmsWeight, float ss, int norm, int j, float scale) {
-        return pack4(quantized(x, 0, rmsWeight, ss, norm, j, scale), quantized(x, 0, rmsWeight, ss, norm, j + 1, scale),
-                quantized(x, 0, rmsWeight, ss, norm, j + 2, scale), quantized(x, 0, rmsWeight, ss, norm, j + 3, scale));
-    }
-
     /** Four int8 values packed in an int, low byte first. */
     public static int pack4(int a, int b, int c, int d) {
         return (a & 0xFF) | ((b & 0xFF) << 8) | ((c & 0xFF) << 16) | (d << 24);
@@ -345,25 +336,19 @@ public final class KernelHelpers {
                 float scale = groupScale(x, 0, rmsWeight, ss, norm, c + t, groupSize);
                 xs[t] = scale;
                 for (int k = 0; k < perGroup; k++) {
-                    qx[t * perGroup + k] = quantizedPacked(x, rmsWeight, ss, norm, off + 4 * k, scale);
+                    int j = off + 4 * k;
+                    qx[t * perGroup + k] = pack4(quantized(x, 0, rmsWeight, ss, norm, j, scale),
+                            quantized(x, 0, rmsWeight, ss, norm, j + 1, scale), quantized(x, 0, rmsWeight, ss, norm, j + 2, scale),
+                            quantized(x, 0, rmsWeight, ss, norm, j + 3, scale));
                 }
             }
             ctx.localBarrier();
             for (int i = lane; live && i < count; i += step) {
                 int g = c + i;
-                int wo = wbase + ((g * groupSize) >> 2);
-                int qo = i * perGroup;
+                int wo = (g * groupSize) >> 2;
                 int idot = 0;
-                int k = 0;
-                for (; k + 3 < perGroup; k += 4) {   // LOADS_IN_FLIGHT words loaded, then dotted (an exact int sum)
-                    int w0 = wv.get(wo + k);
-                    int w1 = wv.get(wo + k + 1);
-                    int w2 = wv.get(wo + k + 2);
-                    int w3 = wv.get(wo + k + 3);
-                    idot += dot16Packed(w0, w1, w2, w3, qx[qo + k], qx[qo + k + 1], qx[qo + k + 2], qx[qo + k + 3]);
-                }
-                for (; k < perGroup; k++) {
-                    idot += dot4Packed(wv.get(wo + k), qx[qo + k]);
+                for (int k = 0; k < perGroup; k++) {
+                    idot += dot4Packed(wv.get(wbase + wo + k), qx[i * perGroup + k]);
                 }
                 sum += ((float) idot * ws.get(sbase + g)) * xs[i];
             }
