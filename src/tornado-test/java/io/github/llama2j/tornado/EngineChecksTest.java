@@ -99,31 +99,6 @@ class EngineChecksTest {
     }
 
     /**
-     * The Q8 kernels that quantize per slice ({@code q8.perslice}) give the local-memory kernels' logits bit for bit, for a runq
-     * checkpoint (llama2.c kernels) and a GGUF Q8_0 model (GGUF kernels), over a few positions.
-     */
-    @Test
-    void perSliceQ8KernelsGiveTheSameLogits() {
-        Model gguf = io.github.llama2j.model.GgufModelLoader.load(TestEngines.gguf().resolve("models/llama3-tiny-q8_0.gguf"));
-        try (gguf) {
-            for (Model m : List.of(TestEngines.model("tiny_q80.bin"), gguf)) {
-                TornadoSettings s = TornadoSettings.load("CPU");
-                assertFalse(s.q8PerSlice(), "the local-memory kernels are the default");
-                try (TornadoEngine shared = new TornadoEngine(DeviceSession.open(null), m, tornado(null), s, 0);
-                     TornadoEngine slices = new TornadoEngine(DeviceSession.open(null), m, tornado(null), s.withQ8PerSlice(true), 0)) {
-                    int token = 1;
-                    for (int pos = 0; pos < 4; pos++) {
-                        float[] a = shared.forward(token, pos).clone();
-                        float[] b = slices.forward(token, pos);
-                        org.junit.jupiter.api.Assertions.assertArrayEquals(a, b, m.path().getFileName() + " at position " + pos);
-                        token = io.github.llama2j.sampling.Sampler.argmax(a, a.length);
-                    }
-                }
-            }
-        }
-    }
-
-    /**
      * {@code cuda.graph}: true/false per device type or by system property, on for GPUs, anything else refused; on a
      * device without CUDA graphs (PoCL's OpenCL here) the engine launches task by task and computes the same logits
      * (TornadoVM would throw if asked to capture a graph there).
@@ -204,7 +179,7 @@ class EngineChecksTest {
         }
         TornadoSettings s = TornadoSettings.load("CPU");
         s = new TornadoSettings(s.matmulLocal(), 1, s.attentionLocal(), s.quantizeLocal(), s.normPartials(), s.normLocal(),
-                s.memoryLimit(), s.attentionSplits(), s.attentionChunk(), false, 2, false, 4);
+                s.memoryLimit(), s.attentionSplits(), s.attentionChunk(), false, 2, 4);
         int local = s.matmulLocal();
         ForwardGraph q8 = new ForwardGraph(TestEngines.model("tiny_q80.bin").config(), TestEngines.model("tiny_q80.bin").weights(), s);
         q8.build();

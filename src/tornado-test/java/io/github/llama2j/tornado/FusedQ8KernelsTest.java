@@ -45,8 +45,6 @@ class FusedQ8KernelsTest {
     // device outputs per shape (index into ROWS_PER_GROUP)
     static FloatArray[] dQ = new FloatArray[SHAPES], dKc = new FloatArray[SHAPES], dVc = new FloatArray[SHAPES],
             dXo = new FloatArray[SHAPES], dHb = new FloatArray[SHAPES], dXw2 = new FloatArray[SHAPES], dLogits = new FloatArray[SHAPES];
-    // the same kernels quantizing per slice (the PTX variants, TransformerKernels' "Q8 per slice"), per shape: [output][shape]
-    static FloatArray[][] perSlice = new FloatArray[7][SHAPES];
 
     /** The grid of a task over {@code rows} rows at {@code rowsPerGroup} rows per work-group. */
     static void grid(String task, int rows, int rowsPerGroup) {
@@ -117,26 +115,6 @@ class FusedQ8KernelsTest {
                     VOCAB, rows);
             grid("matmulNormQ8" + sfx, VOCAB, rows);
             K.out.addAll(List.of(dQ[r], dKc[r], dVc[r], dXo[r], dHb[r], dXw2[r], dLogits[r]));
-            FloatArray[] p = {new FloatArray(DIM), new FloatArray(SEQ * KV_DIM), new FloatArray(SEQ * KV_DIM), FloatArray.fromArray(xStart),
-                    new FloatArray(HIDDEN), FloatArray.fromArray(xStart), new FloatArray(VOCAB)};
-            for (int o = 0; o < p.length; o++) {
-                perSlice[o][r] = p[o];
-            }
-            K.in.addAll(List.of(p[1], p[2], p[3], p[5]));
-            tg.task("qkvSlices" + sfx, TransformerKernels::qkvNormQ8PerSlice, ctx, dX, dRmsAtt, dWqkv, dSqkv, p[0], p[1], p[2], state, rope,
-                    DIM, KV_DIM, HEAD, GS, PARTS, rows);
-            grid("qkvSlices" + sfx, qkvRows / 2, rows);
-            tg.task("woSlices" + sfx, TransformerKernels::matmulResidualQuantQ8PerSlice, ctx, dXb, dWo, dSo, p[3], DIM, GS, DIM, rows);
-            grid("woSlices" + sfx, DIM, rows);
-            tg.task("w13Slices" + sfx, TransformerKernels::w13NormQ8PerSlice, ctx, dX, dRmsFfn, dW13, dS13, p[4], DIM, HIDDEN, GS, PARTS,
-                    rows);
-            grid("w13Slices" + sfx, HIDDEN, rows);
-            tg.task("w2Slices" + sfx, TransformerKernels::matmulResidualQuantQ8PerSlice, ctx, dHbIn, dW2, dS2, p[5], HIDDEN, GS, DIM, rows);
-            grid("w2Slices" + sfx, DIM, rows);
-            tg.task("clsSlices" + sfx, TransformerKernels::matmulNormQ8PerSlice, ctx, dX, dRmsFinal, dWcls, dScls, p[6], DIM, GS, PARTS,
-                    VOCAB, rows);
-            grid("clsSlices" + sfx, VOCAB, rows);
-            K.out.addAll(List.of(p));
         }
         K.execute();
     }
@@ -193,23 +171,6 @@ class FusedQ8KernelsTest {
         Reference.swiglu(hb, slice(both, HIDDEN, HIDDEN));
         for (int r = 0; r < SHAPES; r++) {
             K.closeRelative(hb, dHb[r], 0, 1e-5, "w13NormQ8" + shape(r));
-        }
-    }
-
-    /**
-     * The per-slice variants (PTX) give the local-memory kernels' bits: each lane sums the same groups in the same order
-     * (KernelHelpers.chunkGroups), so not one float may differ.
-     */
-    @Test
-    void perSliceVariantsGiveTheSameBits() {
-        for (int r = 0; r < SHAPES; r++) {
-            FloatArray[] shared = {dQ[r], dKc[r], dVc[r], dXo[r], dHb[r], dXw2[r], dLogits[r]};
-            for (int o = 0; o < shared.length; o++) {
-                for (int i = 0; i < shared[o].getSize(); i++) {
-                    org.junit.jupiter.api.Assertions.assertEquals(Float.floatToRawIntBits(shared[o].get(i)),
-                            Float.floatToRawIntBits(perSlice[o][r].get(i)), "output " + o + " [" + i + "]" + shape(r) + K.seedNote());
-                }
-            }
         }
     }
 

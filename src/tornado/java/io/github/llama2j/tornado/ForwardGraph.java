@@ -143,9 +143,6 @@ final class ForwardGraph {
                      DeviceMatrix w2, FloatArray bias, boolean hasBias, FloatArray norms, boolean hasNorm) {
     }
 
-    /** Q8 kernels quantizing per slice ({@link TornadoSettings#q8PerSlice}). */
-    private final boolean q8PerSlice;
-
     /** Copies the weights into device-ready arrays (one off-heap copy) and sizes every buffer; packs layers into graphs. */
     ForwardGraph(Configuration c, Weights w, TornadoSettings s) {
         this(c, w, s, false);
@@ -170,7 +167,6 @@ final class ForwardGraph {
     private ForwardGraph(Configuration c, Weights w, TornadoSettings s, int maxLayersPerGraph, int recordBytes, boolean ptx) {
         this.c = c;
         this.s = s;
-        this.q8PerSlice = s.q8PerSlice();
         this.maxLayersPerGraph = maxLayersPerGraph;
         this.recordBytes = recordBytes;
         this.rowsPerGroup = s.matmulRows();
@@ -737,9 +733,7 @@ final class ForwardGraph {
         Layer w = layers[l];
         int dim = c.dim(), kvDim = c.kvDim(), hidden = c.hiddenDim(), gs = c.groupSize();
         DeviceMatrix.Q8 qkv = (DeviceMatrix.Q8) w.wqkv;
-        add("qkv", id -> q8PerSlice ? new TaskPackage(id, TransformerKernels::qkvNormQ8PerSlice, ctx, x, w.rmsAtt, qkv.values(),
-                qkv.scales(), q, keyCache[l], valueCache[l], state, rope, dim, kvDim, c.headSize(), gs, s.normPartials(), q8RowsPerGroup)
-                : new TaskPackage(id, TransformerKernels::qkvNormQ8, ctx, x, w.rmsAtt, qkv.values(), qkv.scales(), q, keyCache[l],
+        add("qkv", id -> new TaskPackage(id, TransformerKernels::qkvNormQ8, ctx, x, w.rmsAtt, qkv.values(), qkv.scales(), q, keyCache[l],
                 valueCache[l], state, rope, dim, kvDim, c.headSize(), gs, s.normPartials(), q8RowsPerGroup));
         scheduleRows("qkv", (dim + 2 * kvDim) / 2, q8RowsPerGroup);
         addAttention("attention", l);
@@ -748,22 +742,16 @@ final class ForwardGraph {
             add("wo", id -> new TaskPackage(id, TransformerKernels::matmulResidualSplitQ8, ctx, partials, state, wo.values(), wo.scales(), x,
                     dim, gs, dim, q8RowsPerGroup, c.headSize(), splits, s.attentionChunk()));
         } else {
-            add("wo", id -> q8PerSlice ? new TaskPackage(id, TransformerKernels::matmulResidualQuantQ8PerSlice, ctx, xb, wo.values(),
-                    wo.scales(), x, dim, gs, dim, q8RowsPerGroup)
-                    : new TaskPackage(id, TransformerKernels::matmulResidualQuantQ8, ctx, xb, wo.values(), wo.scales(), x, dim, gs,
+            add("wo", id -> new TaskPackage(id, TransformerKernels::matmulResidualQuantQ8, ctx, xb, wo.values(), wo.scales(), x, dim, gs,
                     dim, q8RowsPerGroup));
         }
         scheduleRows("wo", dim, q8RowsPerGroup);
         DeviceMatrix.Q8 w13 = (DeviceMatrix.Q8) w.w13;
-        add("w13", id -> q8PerSlice ? new TaskPackage(id, TransformerKernels::w13NormQ8PerSlice, ctx, x, w.rmsFfn, w13.values(),
-                w13.scales(), hb, dim, hidden, gs, s.normPartials(), q8RowsPerGroup)
-                : new TaskPackage(id, TransformerKernels::w13NormQ8, ctx, x, w.rmsFfn, w13.values(), w13.scales(), hb, dim, hidden, gs,
+        add("w13", id -> new TaskPackage(id, TransformerKernels::w13NormQ8, ctx, x, w.rmsFfn, w13.values(), w13.scales(), hb, dim, hidden, gs,
                 s.normPartials(), q8RowsPerGroup));
         scheduleRows("w13", hidden, q8RowsPerGroup);
         DeviceMatrix.Q8 w2 = (DeviceMatrix.Q8) w.w2;
-        add("w2", id -> q8PerSlice ? new TaskPackage(id, TransformerKernels::matmulResidualQuantQ8PerSlice, ctx, hb, w2.values(),
-                w2.scales(), x, hidden, gs, dim, q8RowsPerGroup)
-                : new TaskPackage(id, TransformerKernels::matmulResidualQuantQ8, ctx, hb, w2.values(), w2.scales(), x, hidden, gs, dim,
+        add("w2", id -> new TaskPackage(id, TransformerKernels::matmulResidualQuantQ8, ctx, hb, w2.values(), w2.scales(), x, hidden, gs, dim,
                 q8RowsPerGroup));
         scheduleRows("w2", dim, q8RowsPerGroup);
     }
@@ -785,10 +773,7 @@ final class ForwardGraph {
         switch (classifier) {
             case DeviceMatrix.F32 cls -> add("classifier", id -> new TaskPackage(id, TransformerKernels::matmulNormF32, ctx, x, rmsFinal,
                     cls.data(), logits, dim, c.vocabSize(), rowsPerGroup));
-            case DeviceMatrix.Q8 cls -> add("classifier", id -> q8PerSlice
-                    ? new TaskPackage(id, TransformerKernels::matmulNormQ8PerSlice, ctx, x, rmsFinal, cls.values(), cls.scales(), logits,
-                    dim, c.groupSize(), s.normPartials(), c.vocabSize(), q8RowsPerGroup)
-                    : new TaskPackage(id, TransformerKernels::matmulNormQ8, ctx, x, rmsFinal,
+            case DeviceMatrix.Q8 cls -> add("classifier", id -> new TaskPackage(id, TransformerKernels::matmulNormQ8, ctx, x, rmsFinal,
                     cls.values(), cls.scales(), logits, dim, c.groupSize(), s.normPartials(), c.vocabSize(), q8RowsPerGroup));
             case DeviceMatrix.F16 cls -> throw new IllegalStateException("F16 classifier in a llama2.c checkpoint");
             case DeviceMatrix.KQuant cls -> throw new IllegalStateException("K-quant classifier in a llama2.c checkpoint");
@@ -850,10 +835,7 @@ final class ForwardGraph {
                     qkv, bias, norms, flags, q, keyCache[l], valueCache[l], state, rope, nH, nKv, hs));
             case DeviceMatrix.F16 f -> add(name, id -> new TaskPackage(id, GgmlKernels::qkvF16, ctx, x, rmsAtt, dim, eps, f.data(), firstHead,
                     qkv, bias, norms, flags, q, keyCache[l], valueCache[l], state, rope, nH, nKv, hs));
-            case DeviceMatrix.Q8 q8 -> add(name, id -> q8PerSlice
-                    ? new TaskPackage(id, GgmlKernels::qkvQ8_0PerSlice, ctx, x, rmsAtt, dim, eps, q8.values(), q8.scales(), firstHead, qkv,
-                    bias, norms, flags, q, keyCache[l], valueCache[l], state, rope, nH, nKv, hs)
-                    : new TaskPackage(id, GgmlKernels::qkvQ8_0, ctx, x, rmsAtt, dim, eps, q8.values(),
+            case DeviceMatrix.Q8 q8 -> add(name, id -> new TaskPackage(id, GgmlKernels::qkvQ8_0, ctx, x, rmsAtt, dim, eps, q8.values(),
                     q8.scales(), firstHead, qkv, bias, norms, flags, q, keyCache[l], valueCache[l], state, rope, nH, nKv, hs));
             case DeviceMatrix.KQuant k -> {
                 // the types of the q, k and v rows (a Q4_K_M layer's wv may be Q6_K): all one type for a single product
@@ -875,10 +857,7 @@ final class ForwardGraph {
                     rowsPerGroup));
             case DeviceMatrix.F16 f -> add(name, id -> new TaskPackage(id, GgmlKernels::w13F16, ctx, x, rmsFfn, dim, eps, f.data(), hb, hidden,
                     rowsPerGroup));
-            case DeviceMatrix.Q8 q8 -> add(name, id -> q8PerSlice
-                    ? new TaskPackage(id, GgmlKernels::w13Q8_0PerSlice, ctx, x, rmsFfn, dim, eps, q8.values(), q8.scales(), hb, hidden,
-                    q8RowsPerGroup)
-                    : new TaskPackage(id, GgmlKernels::w13Q8_0, ctx, x, rmsFfn, dim, eps, q8.values(),
+            case DeviceMatrix.Q8 q8 -> add(name, id -> new TaskPackage(id, GgmlKernels::w13Q8_0, ctx, x, rmsFfn, dim, eps, q8.values(),
                     q8.scales(), hb, hidden, q8RowsPerGroup));
             case DeviceMatrix.KQuant k -> add(name, id -> new TaskPackage(id, KQuantKernels::w13KQuant, ctx, x, rmsFfn, dim, eps, k.blocks(), k.types(),
                     hb, hidden, rowsPerGroup));
@@ -902,10 +881,7 @@ final class ForwardGraph {
                     outOff, add, rows, rowsPerGroup));
             case DeviceMatrix.F16 f -> add(name, id -> new TaskPackage(id, GgmlKernels::productF16, ctx, in, weight, n, source, eps, f.data(), out,
                     outOff, add, rows, rowsPerGroup));
-            case DeviceMatrix.Q8 q8 -> add(name, id -> q8PerSlice
-                    ? new TaskPackage(id, GgmlKernels::productQ8_0PerSlice, ctx, in, weight, n, source, eps, q8.values(), q8.scales(), out,
-                    outOff, add, rows, q8RowsPerGroup)
-                    : new TaskPackage(id, GgmlKernels::productQ8_0, ctx, in, weight, n, source, eps, q8.values(),
+            case DeviceMatrix.Q8 q8 -> add(name, id -> new TaskPackage(id, GgmlKernels::productQ8_0, ctx, in, weight, n, source, eps, q8.values(),
                     q8.scales(), out, outOff, add, rows, q8RowsPerGroup));
             case DeviceMatrix.KQuant k -> add(name, id -> new TaskPackage(id, KQuantKernels::productKQuant, ctx, in, weight, n, source, eps, k.blocks(),
                     k.firstType(), out, outOff, add, rows, rowsPerGroup));

@@ -37,8 +37,6 @@ import java.util.Properties;
  *                       graph compiles its own kernels (JIT work grows with it), graph executions per token fall with it
  *                       (⌈layers / graphLayers⌉, each a host-side {@code execute()} of TornadoVM's interpreter); TornadoVM's
  *                       task record caps it further
- * @param q8PerSlice     the Q8 kernels that quantize their input once per slice (and row) instead of once per work-group
- *                       in local memory: the same bits, more arithmetic ({@code TransformerKernels.qkvNormQ8PerSlice}, ...)
  * @param q8Rows         output rows per work-group of the one-token kernels over Q8_0 weights (runq checkpoints, GGUF
  *                       Q8_0 tensors) instead of matmulRows: each work-group quantizes its input once for all its rows, so
  *                       these gain from more rows where the float kernels lose (a slice of fewer lanes reads a float row
@@ -46,7 +44,7 @@ import java.util.Properties;
  */
 public record TornadoSettings(int matmulLocal, int matmulRows, int attentionLocal, int quantizeLocal, int normPartials, int normLocal,
                               long memoryLimit, int attentionSplits, int attentionChunk, boolean cudaGraph, int graphLayers,
-                              boolean q8PerSlice, int q8Rows) {
+                              int q8Rows) {
 
     static final String RESOURCE = "/tornado-config/llama2j-tornado.properties";
     static final String PREFIX = "llama2j.tornado.";
@@ -107,7 +105,7 @@ public record TornadoSettings(int matmulLocal, int matmulRows, int attentionLoca
     public TornadoSettings(int matmulLocal, int matmulRows, int attentionLocal, int quantizeLocal, int normPartials, int normLocal,
                            long memoryLimit, int attentionSplits, int attentionChunk) {
         this(matmulLocal, matmulRows, attentionLocal, quantizeLocal, normPartials, normLocal, memoryLimit, attentionSplits,
-                attentionChunk, false, DEFAULT_GRAPH_LAYERS, false, matmulRows);
+                attentionChunk, false, DEFAULT_GRAPH_LAYERS, matmulRows);
     }
 
     private static void pow2(String key, int v) {
@@ -119,37 +117,31 @@ public record TornadoSettings(int matmulLocal, int matmulRows, int attentionLoca
 
     public TornadoSettings withMemoryLimit(long bytes) {
         return new TornadoSettings(matmulLocal, matmulRows, attentionLocal, quantizeLocal, normPartials, normLocal, bytes,
-                attentionSplits, attentionChunk, cudaGraph, graphLayers, q8PerSlice, q8Rows);
+                attentionSplits, attentionChunk, cudaGraph, graphLayers, q8Rows);
     }
 
     /** These settings with {@code rows} rows per matmul work-group, for the float and the Q8_0 kernels alike. */
     public TornadoSettings withMatmulRows(int rows) {
         return new TornadoSettings(matmulLocal, rows, attentionLocal, quantizeLocal, normPartials, normLocal, memoryLimit,
-                attentionSplits, attentionChunk, cudaGraph, graphLayers, q8PerSlice, rows);
+                attentionSplits, attentionChunk, cudaGraph, graphLayers, rows);
     }
 
     /** These settings with the one-token attention split into at most {@code splits} chunks of at least {@code chunk} positions. */
     public TornadoSettings withAttentionSplit(int splits, int chunk) {
         return new TornadoSettings(matmulLocal, matmulRows, attentionLocal, quantizeLocal, normPartials, normLocal, memoryLimit, splits,
-                chunk, cudaGraph, graphLayers, q8PerSlice, q8Rows);
+                chunk, cudaGraph, graphLayers, q8Rows);
     }
 
     /** These settings with CUDA graphs on or off. */
     public TornadoSettings withCudaGraph(boolean on) {
         return new TornadoSettings(matmulLocal, matmulRows, attentionLocal, quantizeLocal, normPartials, normLocal, memoryLimit,
-                attentionSplits, attentionChunk, on, graphLayers, q8PerSlice, q8Rows);
+                attentionSplits, attentionChunk, on, graphLayers, q8Rows);
     }
 
     /** These settings with at most {@code layers} layers per task graph. */
     public TornadoSettings withGraphLayers(int layers) {
         return new TornadoSettings(matmulLocal, matmulRows, attentionLocal, quantizeLocal, normPartials, normLocal, memoryLimit,
-                attentionSplits, attentionChunk, cudaGraph, layers, q8PerSlice, q8Rows);
-    }
-
-    /** These settings with the per-slice Q8 kernels on or off. */
-    public TornadoSettings withQ8PerSlice(boolean on) {
-        return new TornadoSettings(matmulLocal, matmulRows, attentionLocal, quantizeLocal, normPartials, normLocal, memoryLimit,
-                attentionSplits, attentionChunk, cudaGraph, graphLayers, on, q8Rows);
+                attentionSplits, attentionChunk, cudaGraph, layers, q8Rows);
     }
 
     /** The largest work-group any kernel uses. */
@@ -173,7 +165,6 @@ public record TornadoSettings(int matmulLocal, int matmulRows, int attentionLoca
                 intValue(p, "attention.chunk", type),
                 booleanValue(p, "cuda.graph", type),
                 intValue(p, "graph.layers", type),
-                booleanValue(p, "q8.perslice", type),
                 intValue(p, "q8.rows", type));
     }
 
