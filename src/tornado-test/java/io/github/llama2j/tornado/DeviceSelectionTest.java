@@ -56,6 +56,28 @@ class DeviceSelectionTest {
         assertTrue(KernelHelpers.ptxUsable(TransformerKernels.MAX_LOCAL) >= DeviceSelection.PTX_MAX_LOCAL);
     }
 
+    /**
+     * TornadoVM's own failures on the way to a first execution become one clear error (exit 3); the one a setting
+     * causes (TornadoVM 5.2 cannot grow a task graph past 1,024 nodes: too many layers per graph) names the setting.
+     * TornadoInternalError is an Error, not an exception: it used to end the program with a stack trace.
+     */
+    @Test
+    void tornadoFailuresBecomeOneErrorNamingTheSettingToChange() {
+        DeviceSession session = DeviceSession.open(null);
+        io.github.llama2j.Llama2jException e = org.junit.jupiter.api.Assertions.assertThrows(io.github.llama2j.Llama2jException.class,
+                () -> session.guarded("the forward pass", null, () -> {
+                    throw new uk.ac.manchester.tornado.api.exceptions.TornadoInternalError(
+                            "unimplemented: Tornado Graph resize not implemented yet.");
+                }));
+        assertEquals(io.github.llama2j.Llama2jException.UNAVAILABLE, e.exitCode());
+        assertTrue(e.getMessage().contains("graph.layers") && e.getMessage().contains("1,024 nodes"), e.getMessage());
+        e = org.junit.jupiter.api.Assertions.assertThrows(io.github.llama2j.Llama2jException.class,
+                () -> session.guarded("the forward pass", null, () -> {
+                    throw new IllegalStateException("driver said no");
+                }));
+        assertTrue(e.getMessage().contains("driver said no") && !e.getMessage().contains("graph.layers"), e.getMessage());
+    }
+
     /** The split attention's local arrays on PTX: a 7B-shaped model (q_dim 4,096) keeps one work-group per head there. */
     @Test
     void theSplitAttentionIsUsedOnPtxOnlyWhereItsLocalArraysHoldTheInput() {

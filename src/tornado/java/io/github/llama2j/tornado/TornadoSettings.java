@@ -17,9 +17,9 @@ import java.util.Properties;
  * {@code -Dllama2j.tornado.config=FILE}; single keys overridden by {@code -Dllama2j.tornado.KEY=V}).
  *
  * @param matmulLocal    work-items per work-group of the matmul kernels
- * @param matmulRows     output rows per matmul work-group (llama2.c float32 and Q8 kernels, GGUF kernels), each computed
- *                       by a slice of matmulLocal / matmulRows work-items; the work-group's rmsnorm is computed once for
- *                       them all
+ * @param matmulRows     output rows per matmul work-group of the one-token kernels over float and K-quant weights
+ *                       (Q8_0: q8Rows), each computed by a slice of matmulLocal / matmulRows work-items; the work-group's
+ *                       rmsnorm is computed once for them all; also the batched prefill's
  * @param attentionLocal work-items per attention head
  * @param quantizeLocal  work-group size of the Q8 quantize kernels
  * @param normPartials   work-groups (= partial sums) of rmsnorm's first phase
@@ -101,7 +101,7 @@ public record TornadoSettings(int matmulLocal, int matmulRows, int attentionLoca
         this(matmulLocal, matmulRows, attentionLocal, quantizeLocal, normPartials, normLocal, memoryLimit, 1, 256);
     }
 
-    /** Settings without CUDA graphs. */
+    /** Settings without CUDA graphs, 2 layers per graph, as many rows per Q8_0 work-group as per float one. */
     public TornadoSettings(int matmulLocal, int matmulRows, int attentionLocal, int quantizeLocal, int normPartials, int normLocal,
                            long memoryLimit, int attentionSplits, int attentionChunk) {
         this(matmulLocal, matmulRows, attentionLocal, quantizeLocal, normPartials, normLocal, memoryLimit, attentionSplits,
