@@ -58,15 +58,17 @@ final class DeviceSelection {
             for (int d = 0; d < backend.getNumDevices(); d++) {
                 TornadoDevice dev = backend.getDevice(d);
                 devices.add(dev);
-                all.add(new Candidate(dev.getTornadoVMBackend(), dev.getDeviceType().name(), dev.getPhysicalDevice().getDeviceName(),
-                        dev.getDeviceName().equals(def.getDeviceName()) && dev.getTornadoVMBackend() == def.getTornadoVMBackend()));
+                boolean isDefault = dev.getDeviceName().equals(def.getDeviceName())
+                        && dev.getTornadoVMBackend() == def.getTornadoVMBackend();
+                all.add(new Candidate(dev.getTornadoVMBackend(), dev.getDeviceType().name(),
+                        dev.getPhysicalDevice().getDeviceName(), isDefault));
             }
         }
         int i = preferredIndex(all);
         return i < 0 ? def : devices.get(i);
     }
 
-    /** One device as {@link #preferredIndex} weighs it: its backend, TornadoVM's type name, its name, whether TornadoVM's default. */
+    /** A device as {@link #preferredIndex} weighs it: backend, TornadoVM's type name, name, whether TornadoVM's default. */
     record Candidate(TornadoVMBackendType backend, String type, String name, boolean tornadoDefault) {
     }
 

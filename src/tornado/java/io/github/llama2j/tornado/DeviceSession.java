@@ -43,8 +43,8 @@ public final class DeviceSession {
     }
 
     /**
-     * The device named by {@code --device B:D}, or the default one ({@link DeviceSelection#preferred}) when {@code spec} is null; a clear
-     * error if TornadoVM's runtime is missing or no such device exists.
+     * The device named by {@code --device B:D}, or the default one ({@link DeviceSelection#preferred}) when {@code spec}
+     * is null; a clear error if TornadoVM's runtime is missing or no such device exists.
      */
     public static DeviceSession open(String spec) {
         TornadoRuntimeCheck.requireNoBailoutRecovery();
@@ -215,7 +215,8 @@ public final class DeviceSession {
      */
     static String hint(Throwable e) {
         return String.valueOf(e.getMessage()).contains("Graph resize")
-                ? " (TornadoVM's task graph holds at most 1,024 nodes: fewer layers per graph, -Dllama2j.tornado.graph.layers=N)"
+                ? " (TornadoVM's task graph holds at most 1,024 nodes: fewer layers per graph, "
+                + "-Dllama2j.tornado.graph.layers=N)"
                 : "";
     }
 

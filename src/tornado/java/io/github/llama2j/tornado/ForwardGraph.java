@@ -23,8 +23,8 @@ import java.util.List;
 
 /**
  * The whole forward pass as a chain of TornadoVM task graphs in one execution plan, built once at load
- * time: {@link TornadoSettings#graphLayers} layers per graph (2 unless the device profile says otherwise), the first graph also embeds the token, the last also
- * applies the final norm and the classifier. Every graph is named {@value #GRAPH}; a task id is
+ * time: {@link TornadoSettings#graphLayers} layers per graph (2 unless the device profile says otherwise), the
+ * first graph also embeds the token, the last also applies the final norm and the classifier. Every graph is named {@value #GRAPH}; a task id is
  * {@code forward.kind} for a graph's first layer and {@code forward.kind_s} for its layer slot s
  * ({@code forward.qkv}, {@code forward.qkv_1}); the same id is used in the graph, in the {@link GridScheduler}
  * and in TornadoVM's profiler output; the profile names tasks by layer ({@code layer5.qkv}, see {@link #tasks()}).
