@@ -107,16 +107,8 @@ class EngineChecksTest {
     void cudaGraphSettingIsReadCheckedAndIgnoredWithoutCuda() {
         assertTrue(TornadoSettings.load("GPU").cudaGraph(), "on for GPUs (measured on an H200)");
         assertFalse(TornadoSettings.load("CPU").cudaGraph(), "off elsewhere");
-        String key = TornadoSettings.PREFIX + "cuda.graph";
-        try {
-            System.setProperty(key, "TRUE");
-            assertTrue(TornadoSettings.load("CPU").cudaGraph());
-            System.setProperty(key, "yes");
-            Llama2jException e = assertThrows(Llama2jException.class, () -> TornadoSettings.load("CPU"));
-            assertTrue(e.getMessage().contains("cuda.graph") && e.getMessage().contains("yes"), e.getMessage());
-        } finally {
-            System.clearProperty(key);
-        }
+        assertTrue(loadWith("cuda.graph", "TRUE").cudaGraph());
+        refused("cuda.graph", "yes", "not true or false");
         Model m = TestEngines.model("tiny.bin");
         TornadoEngine plain = TestEngines.engine("tiny.bin");
         float[] expected = plain.forward(5, 0).clone();
@@ -135,16 +127,8 @@ class EngineChecksTest {
     void graphLayersSettingPacksLayersAndKeepsTheLogits() {
         assertEquals(TornadoSettings.DEFAULT_GRAPH_LAYERS, TornadoSettings.load("GPU").graphLayers());
         assertEquals(2, TornadoSettings.load("CPU").graphLayers());
-        String key = TornadoSettings.PREFIX + "graph.layers";
-        try {
-            System.setProperty(key, "0");
-            Llama2jException e = assertThrows(Llama2jException.class, () -> TornadoSettings.load("CPU"));
-            assertTrue(e.getMessage().contains("graph.layers") && e.getMessage().contains("0"), e.getMessage());
-            System.setProperty(key, "3");
-            assertEquals(3, TornadoSettings.load("CPU").graphLayers());
-        } finally {
-            System.clearProperty(key);
-        }
+        refused("graph.layers", "0", "[1, 1024]");
+        assertEquals(3, loadWith("graph.layers", "3").graphLayers());
         Model m = TestEngines.model("tiny.bin");
         TornadoEngine two = TestEngines.engine("tiny.bin");
         assertEquals(3, two.graphsPerToken());
@@ -169,25 +153,36 @@ class EngineChecksTest {
         assertEquals(16, TornadoSettings.load("GPU").q8Rows());
         assertEquals(4, TornadoSettings.load("GPU").matmulRows());
         assertEquals(1, TornadoSettings.load("CPU").q8Rows());
-        String key = TornadoSettings.PREFIX + "q8.rows";
-        try {
-            System.setProperty(key, "32");
-            Llama2jException e = assertThrows(Llama2jException.class, () -> TornadoSettings.load("CPU"));
-            assertTrue(e.getMessage().contains("q8.rows") && e.getMessage().contains("matmul.local"), e.getMessage());
-        } finally {
-            System.clearProperty(key);
-        }
+        refused("q8.rows", "32", "more than matmul.local");
         TornadoSettings s = TornadoSettings.load("CPU");
         s = new TornadoSettings(s.matmulLocal(), 1, s.attentionLocal(), s.quantizeLocal(), s.normPartials(), s.normLocal(),
                 s.memoryLimit(), s.attentionSplits(), s.attentionChunk(), false, 2, 4);
         int local = s.matmulLocal();
-        ForwardGraph q8 = new ForwardGraph(TestEngines.model("tiny_q80.bin").config(), TestEngines.model("tiny_q80.bin").weights(), s);
+        Model q8Model = TestEngines.model("tiny_q80.bin");
+        ForwardGraph q8 = new ForwardGraph(q8Model.config(), q8Model.weights(), s);
         q8.build();
         assertEquals(ForwardGraph.groupsFor(64, 4) * local, global(q8, "forward.qkv"), "Q8 qkv at q8.rows");
         assertEquals(ForwardGraph.groupsFor(512, 4) * local, global(q8, "forward.classifier"), "Q8 classifier at q8.rows");
         ForwardGraph f32 = new ForwardGraph(TestEngines.model("tiny.bin").config(), TestEngines.model("tiny.bin").weights(), s);
         f32.build();
         assertEquals(ForwardGraph.groupsFor(512, 1) * local, global(f32, "forward.classifier"), "float classifier at matmul.rows");
+    }
+
+    /** {@link TornadoSettings#load} for a CPU device with {@code -Dllama2j.tornado.KEY=value} set; the property cleared after. */
+    private static TornadoSettings loadWith(String key, String value) {
+        System.setProperty(TornadoSettings.PREFIX + key, value);
+        try {
+            return TornadoSettings.load("CPU");
+        } finally {
+            System.clearProperty(TornadoSettings.PREFIX + key);
+        }
+    }
+
+    /** {@link #loadWith} refuses the value: one error naming the setting, the value and {@code why}. */
+    private static void refused(String key, String value, String why) {
+        Llama2jException e = assertThrows(Llama2jException.class, () -> loadWith(key, value));
+        String m = e.getMessage();
+        assertTrue(m.contains(key) && (m.contains(" is " + value + ",") || m.contains(" is '" + value + "'")) && m.contains(why), m);
     }
 
     private static long global(ForwardGraph g, String task) {

@@ -136,7 +136,7 @@ public final class KernelHelpers {
 
     /**
      * {@link #dotF32Lanes} with x read from x[xOff ..]. Four columns per step have their weights loaded before any is
-     * added ({@link #LOADS_IN_FLIGHT}), then added one by one in column order: the same sum, bit for bit, as one
+     * added (see "Loads in flight" below), then added one by one in column order: the same sum, bit for bit, as one
      * column per step.
      */
     public static float dotF32LanesAt(FloatArray w, int row, FloatArray x, int xOff, int n, int lane, int step) {
@@ -160,15 +160,14 @@ public final class KernelHelpers {
     }
 
     /*
-     * LOADS_IN_FLIGHT: the float kernels' weight loads of a lane's next few columns are issued together, before the
+     * Loads in flight: the float kernels' weight loads of a lane's next few columns are issued together, before the
      * arithmetic that uses them, so that a lane has several memory requests in flight instead of one; the sums keep
-     * their order. H200, PTX, llama2j profile of the 110M f32 model (2026-12-04): qkv 277 -> 353 GB/s, wo 124 -> 199,
-     * w1w3 562 -> 689, w2 188 -> 394; 324.6 -> 344.8 tok/s. The Q8 kernels' int8 words loaded four at a time gained
+     * their order. H200, PTX, llama2j profile of the 110M f32 model (2026-12-04, runs 1 and 4 of
+     * docs/measurements/2026-12-04-h200.md): qkv 277 -> 353 GB/s, wo 124 -> 199, w1w3 562 -> 689, w2 188 -> 394;
+     * 324.6 -> 344.8 tok/s (runs 3 and 4). The Q8 kernels' int8 words loaded four at a time gained
      * nothing there (7B: 390-490 GB/s either way, 31.4 -> 29.3 tok/s) and pushed their helpers past TornadoVM's
      * inlining limit: they load one word per step.
      */
-    /** Weight loads a lane of the float kernels issues together (see the comment above). */
-    public static final int LOADS_IN_FLIGHT = 4;
 
     /**
      * runq's product of row {@code row} of an int8 matrix with the quantized activation, over the groups

@@ -107,7 +107,7 @@ public final class TransformerKernels {
         float b = 0.0f;
         // The same two-row loop as w13F32's (kept twice: a TornadoVM helper returns one value, and a second one handed
         // back through a local array reads stale on PoCL, while one row per call would normalise each column twice).
-        // Both rows' next two columns are loaded before use (KernelHelpers.LOADS_IN_FLIGHT: on the H200 this kernel went
+        // Both rows' next two columns are loaded before use (KernelHelpers, "Loads in flight": on the H200 this kernel went
         // from 277 to 353 GB/s, w13F32 from 562 to 689; the sums keep their order).
         int j = lane;
         for (; j + slice < end; j += 2 * slice) {
