@@ -184,7 +184,8 @@ public final class Activations {
         }
     }
 
-    private void prepareQ8K() {
+    /** GGML Q8_K's values, block scales and sums of 32 (once per input), without the copies' pairs: the batched kernels' part. */
+    void prepareQ8K() {
         if (!q8KReady) {
             quantizeQ8K(x, n, q8K, q8KScales, q8KSums);
             for (int i = 0; i < n / (2 * Q8_K_SUM); i++) {
@@ -242,6 +243,12 @@ public final class Activations {
     public short[] q8_0Values() {
         ready(q80Ready, "Q8_0");
         return q80;
+    }
+
+    /** GGML Q8_K's values as shorts, after {@link #prepareQ8K}. */
+    short[] q8KValues() {
+        ready(q8KReady, "Q8_K");
+        return q8K;
     }
 
     /** GGML Q8_0's block scales (F16 values as floats), one per block of 32. */

@@ -7,15 +7,21 @@ import io.github.llama2j.model.Matrix;
  * and the forms the weight types need, each prepared once per input (the transposed forms split over the pool's
  * workers by blocks of columns when {@link #prepareFor(Matrix, Parallel)} is given one):
  * <ul>
- *   <li>{@link Matrix.F32}: the floats transposed, {@code xT[j * stride + b]} (tokens along the lanes;
- *       stride is B rounded up to whole vectors, the extra lanes 0).</li>
+ *   <li>{@link Matrix.F32}: the floats transposed into {@code xF} (tokens along the lanes; stride is B rounded up
+ *       to whole vectors, the extra lanes 0; panels of tokens: {@link BatchMatmul#xIndex}).</li>
  *   <li>{@link Matrix.Q8} (runq, groups up to {@link BatchMatmul#MAX_EXACT_GROUP}): each row quantized by
  *       {@link VectorOps#quantize}, the one-token path's own call, then transposed as floats into
  *       {@code xT} and the group scales into {@code sT[g * stride + b]}.</li>
  *   <li>GGML Q8_0 and Q4_0: each row's {@link Activations} (llama.cpp's Q8_0 quantization, as the one-token path), its values
  *       transposed as floats into {@code xT} and the block scales into {@code sT[g * stride + b]}.</li>
+ *   <li>GGML Q4_K and Q6_K: each row's {@link Activations} quantized to Q8_K (llama.cpp's, as the one-token path),
+ *       its values transposed as floats into {@code xK}, the scale of each super-block of 256 into
+ *       {@code sK[blk * stride + b]} and the sum of each 32 values (Q4_K's mins) into {@code mK[s * stride + b]}.</li>
  *   <li>Other GGML types: each row's {@link Activations}, prepared exactly as the one-token path prepares them.</li>
  * </ul>
+ * Each form has arrays of its own, so one input serves products of several types (a Q4_K_M layer's Q4_K and Q6_K,
+ * a GGUF file's F32 and Q8_0 matrices) prepared together. runq's groups and GGML's Q8_0 blocks share {@code xT}:
+ * they never meet in one model, and {@link #check} refuses a product whose form was replaced.
  * The rows are not copied: they must not change until the products that read them are done.
  */
 final class BatchActivations {
@@ -23,10 +29,16 @@ final class BatchActivations {
     private float[][] x;
     private int tokens, n, stride;
 
-    float[] xT = new float[0];  // (n, stride) in panels of tokens: BatchMatmul.xIndex
+    float[] xF = new float[0];  // (n, stride) in panels of tokens: BatchMatmul.xIndex
+    float[] xT = new float[0];  // (n, stride) in panels of tokens
     float[] sT = new float[0];  // (n / group, stride)
-    private boolean f32Ready, q8Ready, q80Ready;
-    private int q8Group;
+    float[] xK = new float[0];  // (n, stride) in panels of tokens
+    float[] sK = new float[0];  // (n / 256, stride)
+    float[] mK = new float[0];  // (n / 32, stride)
+    private boolean f32Ready, q8Ready, kReady;
+    /** What xT holds when q8Ready: runq's group size, or {@link #GGML_Q8_0} for GGML's Q8_0 blocks. */
+    private int q8Kind;
+    private static final int GGML_Q8_0 = -1;
 
     /** Up to {@code maxTokens} rows of up to {@code capacity} values (arrays grow if needed). */
     BatchActivations(int maxTokens, int capacity) {
@@ -48,7 +60,7 @@ final class BatchActivations {
         for (int b = 0; b < tokens; b++) {
             rows[b].input(x[b], n);
         }
-        f32Ready = q8Ready = q80Ready = false;
+        f32Ready = q8Ready = kReady = false;
     }
 
     int tokens() {
@@ -86,32 +98,75 @@ final class BatchActivations {
         switch (m) {
             case Matrix.F32 f -> {
                 if (!f32Ready) {
-                    xT = grow(xT, n * stride);
+                    xF = grow(xF, n * stride);
                     split(parallel, Math.ceilDiv(n, COLUMN_BLOCK), (c0, c1) ->
                             transpose(c0 * COLUMN_BLOCK, Math.min(c1 * COLUMN_BLOCK, n)));
                     f32Ready = true;
                 }
             }
             case Matrix.Q8 w when BatchMatmul.transposed(w) -> {
-                if (!q8Ready || q8Group != w.groupSize()) {
+                if (!q8Ready || q8Kind != w.groupSize()) {
                     int gs = w.groupSize(), groups = n / gs;
                     xT = grow(xT, n * stride);
                     sT = grow(sT, groups * stride);
                     split(parallel, groups, (g0, g1) -> quantizeTransposed(g0, g1, gs));
-                    q8Group = gs;
+                    q8Kind = gs;
                     q8Ready = true;
                 }
             }
             case Matrix.Q8 w -> prepareRows(w);
             case Matrix.Q8_0 w -> prepareQ8_0Transposed(w, parallel);
             case Matrix.Q4_0 w -> prepareQ8_0Transposed(w, parallel);
+            case Matrix.Q4_K w -> prepareQ8KTransposed(parallel);
+            case Matrix.Q6_K w -> prepareQ8KTransposed(parallel);
             case Matrix.Ggml g -> prepareRows(g);
+        }
+    }
+
+    /** For GGML Q4_K and Q6_K weights: each token's Q8_K activations, transposed (once per input). */
+    private void prepareQ8KTransposed(Parallel parallel) {
+        if (kReady) {
+            return;
+        }
+        split(parallel, tokens, (b0, b1) -> {
+            for (int b = b0; b < b1; b++) {
+                rows[b].prepareQ8K();
+            }
+        });
+        int blocks = n / Activations.Q8_K_BLOCK;
+        xK = grow(xK, n * stride);
+        sK = grow(sK, blocks * stride);
+        mK = grow(mK, n / 32 * stride);
+        split(parallel, blocks, this::transposeQ8K);
+        kReady = true;
+    }
+
+    /**
+     * Super-blocks [k0, k1) of each token's Q8_K activations: values as floats into xK, scales into sK, sums of 32
+     * into mK; lanes past the last token 0.
+     */
+    private void transposeQ8K(int k0, int k1) {
+        int block = Activations.Q8_K_BLOCK, subs = block / 32;
+        for (int k = k0; k < k1; k++) {
+            int c0 = k * block, c1 = c0 + block;
+            for (int b = 0; b < stride; b++) {
+                int at = BatchMatmul.xIndex(0, b, n, stride), w = BatchMatmul.panelWidth(b, stride);
+                boolean real = b < tokens;
+                short[] q = real ? rows[b].q8KValues() : null;
+                for (int j = c0; j < c1; j++) {
+                    xK[at + j * w] = real ? q[j] : 0.0f;
+                }
+                sK[k * stride + b] = real ? rows[b].q8KScales[k] : 0.0f;
+                for (int s = k * subs; s < (k + 1) * subs; s++) {
+                    mK[s * stride + b] = real ? rows[b].q8KSums32[s] : 0.0f;
+                }
+            }
         }
     }
 
     /** For GGML Q8_0 and Q4_0 weights: each token's Q8_0 activations, transposed (once per input). */
     private void prepareQ8_0Transposed(Matrix.Ggml w, Parallel parallel) {
-        if (q80Ready) {
+        if (q8Ready && q8Kind == GGML_Q8_0) {
             return;
         }
         // each token quantized as the one-token path does (its Activations), then transposed
@@ -124,7 +179,8 @@ final class BatchActivations {
         xT = grow(xT, n * stride);
         sT = grow(sT, blocks * stride);
         split(parallel, blocks, this::transposeQ8_0);
-        q80Ready = true;
+        q8Kind = GGML_Q8_0;
+        q8Ready = true;
     }
 
     /** Blocks [g0, g1) of each token's GGML Q8_0 activations transposed as floats, their scales into sT; lanes past the last token 0. */
@@ -168,10 +224,12 @@ final class BatchActivations {
     void check(Matrix m) {
         boolean ready = switch (m) {
             case Matrix.F32 f -> f32Ready;
-            case Matrix.Q8 w when BatchMatmul.transposed(w) -> q8Ready && q8Group == w.groupSize();
+            case Matrix.Q8 w when BatchMatmul.transposed(w) -> q8Ready && q8Kind == w.groupSize();
             case Matrix.Q8 w -> true; // each row's Activations checks itself
-            case Matrix.Q8_0 w -> q80Ready;
-            case Matrix.Q4_0 w -> q80Ready;
+            case Matrix.Q8_0 w -> q8Ready && q8Kind == GGML_Q8_0;
+            case Matrix.Q4_0 w -> q8Ready && q8Kind == GGML_Q8_0;
+            case Matrix.Q4_K w -> kReady;
+            case Matrix.Q6_K w -> kReady;
             case Matrix.Ggml g -> true;
         };
         if (!ready || m.cols() != n) {
@@ -194,7 +252,7 @@ final class BatchActivations {
         float[] s = new float[0];
     }
 
-    /** Columns [j0, j1) of x[b][j] into xT (panels: {@link BatchMatmul#xIndex}), the lanes past the last token 0. */
+    /** Columns [j0, j1) of x[b][j] into xF (panels: {@link BatchMatmul#xIndex}), the lanes past the last token 0. */
     private void transpose(int j0, int j1) {
         for (int c0 = j0; c0 < j1; c0 += COLUMN_BLOCK) {
             int c1 = Math.min(c0 + COLUMN_BLOCK, j1);
@@ -203,11 +261,11 @@ final class BatchActivations {
                 if (b < tokens) {
                     float[] row = x[b];
                     for (int j = c0; j < c1; j++) {
-                        xT[at + j * w] = row[j];
+                        xF[at + j * w] = row[j];
                     }
                 } else {
                     for (int j = c0; j < c1; j++) {
-                        xT[at + j * w] = 0.0f;
+                        xF[at + j * w] = 0.0f;
                     }
                 }
             }

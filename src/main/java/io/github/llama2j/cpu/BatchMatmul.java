@@ -45,7 +45,13 @@ import java.util.Arrays;
  *       {@link #MAX_EXACT_GROUP}: 1024 · 128 · 128 = 2^24), so the float chain gives runq's integer dot
  *       exactly; then {@code val += (dot * wScale) * xScale}, group after group, as runq. Bit-identical to
  *       {@link ScalarKernels#matmulQ8} for each token, hence to the one-token path.</li>
- *   <li>GGML types (and runq groups over 1024): the one-token kernel of {@code perToken} for each token, a
+ *   <li>GGML Q8_0 and Q4_0: as runq's Q8, the block of 32 as the group, on each token's Q8_0 activations
+ *       ({@link #ggmlBlocks}).</li>
+ *   <li>GGML Q4_K and Q6_K: as Q8_0 on each token's Q8_K activations, the weights widened as {@code sc_j * q}
+ *       (exact) in column blocks whose integer dot stays exact ({@link #Q4_K_COLUMN_BLOCK},
+ *       {@link #Q6_K_COLUMN_BLOCK}), {@code val += (dot * d) * d_x} block after block; Q4_K's mins' part
+ *       subtracted after ({@link #q4KMins}). The one-token kernels' integers, their float sums in another order.</li>
+ *   <li>F16, BF16 (and runq groups over 1024): the one-token kernel of {@code perToken} for each token, a
  *       tile of {@link #TILE_ROWS} rows at a time, so the tile's weights come from memory for the first
  *       token and from cache for the others. Bit-identical to the one-token path (same kernel, same rows,
  *       activations converted per token by {@link Activations}).</li>
@@ -88,6 +94,8 @@ final class BatchMatmul {
             case Matrix.Q8 q -> q.groupSize() <= MAX_EXACT_GROUP;
             case Matrix.Q8_0 q -> true;
             case Matrix.Q4_0 q -> true;
+            case Matrix.Q4_K q -> true;
+            case Matrix.Q6_K q -> true;
             case Matrix.Ggml g -> false;
         };
     }
@@ -104,8 +112,44 @@ final class BatchMatmul {
          * GGML Q4_0: blocks of {@link Matrix.Q4_0#BLOCK_BYTES} bytes, an F16 scale then 16 bytes whose low nibbles are
          * values 0-15 and high nibbles values 16-31, each minus 8.
          */
-        GGML_Q4_0
+        GGML_Q4_0,
+        /**
+         * GGML Q4_K: super-blocks of {@link Matrix.Q4_K#BLOCK_BYTES} bytes (f16 d, f16 dmin, 12 bytes of 6-bit scales
+         * and mins, 128 nibble bytes); a column block is half a super-block (128 values, four sub-blocks), each
+         * value widened as {@code sc_j * nibble}, the mins' part apart ({@link #q4KMins}).
+         */
+        GGML_Q4_K,
+        /**
+         * GGML Q6_K: super-blocks of {@link Matrix.Q6_K#BLOCK_BYTES} bytes (ql, qh, 16 int8 scales, f16 d); a column
+         * block is an eighth of a super-block (32 values, two sub-blocks), each value widened as {@code sc_j * (q - 32)}.
+         */
+        GGML_Q6_K;
+
+        /** Whether the activations are Q8_K's (a scale per 256 columns, {@link BatchActivations#xK}). */
+        boolean kQuant() {
+            return this == GGML_Q4_K || this == GGML_Q6_K;
+        }
+
+        /** Bytes per block of the file (0: not GGML). */
+        int fileBlockBytes() {
+            return switch (this) {
+                case F32, RUNQ_Q8 -> 0;
+                case GGML_Q8_0 -> Matrix.Q8_0.BLOCK_BYTES;
+                case GGML_Q4_0 -> Matrix.Q4_0.BLOCK_BYTES;
+                case GGML_Q4_K -> Matrix.Q4_K.BLOCK_BYTES;
+                case GGML_Q6_K -> Matrix.Q6_K.BLOCK_BYTES;
+            };
+        }
     }
+
+    /**
+     * Columns per Q4_K column block: half a super-block. A block's widened values are at most 63 · 15 in magnitude
+     * and Q8_K's activations at most 127, so its FMA chain stays under 128 · 945 · 127 &lt; 2^24: exact, the
+     * integer {@code sum_j sc_j * dot_j} of its four sub-blocks (a whole super-block could reach 2^24.9).
+     */
+    static final int Q4_K_COLUMN_BLOCK = 128;
+    /** Columns per Q6_K column block: two sub-blocks, values at most 128 · 32, so the chain stays within 32 · 4096 · 127 &lt; 2^24: exact. */
+    static final int Q6_K_COLUMN_BLOCK = 32;
 
     /**
      * Rows [r0, r1) of out[b] = m · x[b] for every token b of the batch; {@code in} is prepared for m. The
@@ -117,11 +161,15 @@ final class BatchMatmul {
         }
         in.check(m.source());
         switch (m.source()) {
-            case Matrix.F32 f -> f32(out, in.xT, in.stride(), in.tokens(), f, r0, r1);
+            case Matrix.F32 f -> f32(out, in.xF, in.stride(), in.tokens(), f, r0, r1);
             case Matrix.Q8 q when transposed(q) -> q8(out, in.xT, in.sT, in.stride(), in.tokens(), q, r0, r1);
             case Matrix.Q8 q -> perTokenTiles(out, in, m, r0, r1, perToken);
             case Matrix.Q8_0 q -> ggmlBlocks(out, in, WeightLayout.GGML_Q8_0, q.data(), q.cols(), r0, r1);
             case Matrix.Q4_0 q -> ggmlBlocks(out, in, WeightLayout.GGML_Q4_0, q.data(), q.cols(), r0, r1);
+            case Matrix.Q4_K q -> tiles(out, in.xK, in.sK, in.mK, in.stride(), in.tokens(), WeightLayout.GGML_Q4_K, q.data(), null,
+                    q.cols(), Q4_K_COLUMN_BLOCK, r0, r1, PASS_ROWS);
+            case Matrix.Q6_K q -> tiles(out, in.xK, in.sK, null, in.stride(), in.tokens(), WeightLayout.GGML_Q6_K, q.data(), null,
+                    q.cols(), Q6_K_COLUMN_BLOCK, r0, r1, PASS_ROWS);
             case Matrix.Ggml g -> perTokenTiles(out, in, m, r0, r1, perToken);
         }
     }
@@ -192,12 +240,15 @@ final class BatchMatmul {
     private static final class Scratch {
         float[] weights = new float[0];
         float[] scales = new float[0];
+        /** Q4_K: the tile's rows' 6-bit mins, (TILE_ROWS, superBlocks, 8), and their dmin, (TILE_ROWS, superBlocks). */
+        float[] mins = new float[0];
+        float[] dmins = new float[0];
     }
 
     private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
 
     static void f32(float[][] out, float[] xT, int stride, int tokens, Matrix.F32 w, int r0, int r1) {
-        tiles(out, xT, null, stride, tokens, WeightLayout.F32, w.data(), null, w.cols(), F32_BLOCK, r0, r1, PASS_ROWS);
+        tiles(out, xT, null, null, stride, tokens, WeightLayout.F32, w.data(), null, w.cols(), F32_BLOCK, r0, r1, PASS_ROWS);
     }
 
     /**
@@ -206,7 +257,7 @@ final class BatchMatmul {
      * scale is added to the token's sum.
      */
     static void q8(float[][] out, float[] xT, float[] sT, int stride, int tokens, Matrix.Q8 w, int r0, int r1) {
-        tiles(out, xT, sT, stride, tokens, WeightLayout.RUNQ_Q8, w.values(), w.scales(), w.cols(), w.groupSize(), r0, r1,
+        tiles(out, xT, sT, null, stride, tokens, WeightLayout.RUNQ_Q8, w.values(), w.scales(), w.cols(), w.groupSize(), r0, r1,
                 PASS_ROWS);
     }
 
@@ -218,30 +269,37 @@ final class BatchMatmul {
      * ({@link GgmlMatmul}: partial integer sums per lane) give sums a rounding apart.
      */
     private static void ggmlBlocks(float[][] out, BatchActivations in, WeightLayout layout, MemorySegment data, int n, int r0, int r1) {
-        tiles(out, in.xT, in.sT, in.stride(), in.tokens(), layout, data, null, n, Matrix.Q8_0.BLOCK, r0, r1, PASS_ROWS);
+        tiles(out, in.xT, in.sT, null, in.stride(), in.tokens(), layout, data, null, n, Matrix.Q8_0.BLOCK, r0, r1, PASS_ROWS);
     }
 
     /**
-     * Rows [r0, r1) for every token: F32 weights (scales null: values holds floats, block {@link #F32_BLOCK}) or
-     * runq's Q8 (values holds int8, scales one float per group, block the group size, sT the activation scales).
+     * Rows [r0, r1) for every token: F32 weights (scales null: values holds floats, block {@link #F32_BLOCK}), runq's
+     * Q8 (values holds int8, scales one float per group, block the group size, sT the activation scales) or a GGML
+     * layout (values the file's blocks, block as the layout says; sT the activation scales, one per block, or per
+     * super-block of 256 for the K-quants' Q8_K; mT Q8_K's sums of 32, for Q4_K's mins).
      * A tile of {@link #TILE_ROWS} rows goes over the columns one block at a time: the tile's weights, every
-     * block, are first copied (F32) or widened (Q8) into a float scratch, so one loop multiplies both types;
+     * block, are first copied (F32) or widened (the others) into a float scratch, so one loop multiplies every type;
      * then passes of {@code passRows} rows (the remainder 2 and 1 at a time) over the whole panels of tokens, and
      * of 4 rows (then 2, 1) over the one-vector panels after them. Each (row, token) lane is one pass's FMA chain,
-     * so the pass shapes change no result.
+     * so the pass shapes change no result. Q4_K's mins' part is subtracted after the last block ({@link #q4KMins}).
      */
-    static void tiles(float[][] out, float[] xT, float[] sT, int stride, int tokens, WeightLayout layout, MemorySegment values,
-                      MemorySegment scales, int n, int block, int r0, int r1, int passRows) {
-        boolean q8 = layout != WeightLayout.F32;
-        int ggmlBlockBytes = layout == WeightLayout.GGML_Q4_0 ? Matrix.Q4_0.BLOCK_BYTES : Matrix.Q8_0.BLOCK_BYTES;
-        long ggmlRowBytes = (long) (n / block) * ggmlBlockBytes;
-        int groups = n / block, blocks = Math.ceilDiv(n, block);
+    static void tiles(float[][] out, float[] xT, float[] sT, float[] mT, int stride, int tokens, WeightLayout layout,
+                      MemorySegment values, MemorySegment scales, int n, int block, int r0, int r1, int passRows) {
+        boolean q8 = layout != WeightLayout.F32, kQuant = layout.kQuant();
+        int fileBlock = kQuant ? Activations.Q8_K_BLOCK : block;       // values per block of the file
+        int scaleCols = kQuant ? Activations.Q8_K_BLOCK : block;       // columns per activation scale
+        long ggmlRowBytes = (long) (n / fileBlock) * layout.fileBlockBytes();
+        int groups = n / block, blocks = Math.ceilDiv(n, block), superBlocks = n / Activations.Q8_K_BLOCK;
         Scratch s = SCRATCH.get();
         if (s.weights.length < blocks * TILE_ROWS * block) {
             s.weights = new float[blocks * TILE_ROWS * block];
         }
         if (s.scales.length < blocks * TILE_ROWS) {
             s.scales = new float[blocks * TILE_ROWS];
+        }
+        if (layout == WeightLayout.GGML_Q4_K && s.mins.length < superBlocks * TILE_ROWS * 8) {
+            s.mins = new float[superBlocks * TILE_ROWS * 8];
+            s.dmins = new float[superBlocks * TILE_ROWS];
         }
         float[] wf = s.weights, wsAll = s.scales;
         for (int rt = r0; rt < r1; rt += TILE_ROWS) {
@@ -254,6 +312,7 @@ final class BatchMatmul {
                 long row = (long) (rt + i) * n;
                 for (int k0 = 0, g = 0; k0 < n; k0 += block, g++) {
                     int kb = Math.min(block, n - k0), at = (g * TILE_ROWS + i) * block;
+                    long b = (rt + i) * ggmlRowBytes + (long) (k0 / fileBlock) * layout.fileBlockBytes(); // its GGML block
                     switch (layout) {
                         case F32 -> MemorySegment.copy(values, FLOAT, (row + k0) * Float.BYTES, wf, at, kb);
                         case RUNQ_Q8 -> {
@@ -261,7 +320,6 @@ final class BatchMatmul {
                             wsAll[g * TILE_ROWS + i] = scales.getAtIndex(FLOAT, (long) (rt + i) * groups + g);
                         }
                         case GGML_Q8_0, GGML_Q4_0 -> { // a block: its F16 scale, then its values
-                            long b = (rt + i) * ggmlRowBytes + (long) g * ggmlBlockBytes;
                             if (layout == WeightLayout.GGML_Q8_0) {
                                 widen(values, b + Short.BYTES, wf, at, kb);
                             } else {
@@ -269,13 +327,29 @@ final class BatchMatmul {
                             }
                             wsAll[g * TILE_ROWS + i] = Float.float16ToFloat(values.get(Matrix.SHORT, b));
                         }
+                        case GGML_Q4_K -> {
+                            int half = k0 % Activations.Q8_K_BLOCK / Q4_K_COLUMN_BLOCK;
+                            widenQ4K(values, b, half, wf, at);
+                            wsAll[g * TILE_ROWS + i] = Float.float16ToFloat(values.get(Matrix.SHORT, b));
+                            if (half == 0) {
+                                int sb = i * superBlocks + k0 / Activations.Q8_K_BLOCK;
+                                s.dmins[sb] = Float.float16ToFloat(values.get(Matrix.SHORT, b + 2));
+                                for (int j = 0; j < 8; j++) {
+                                    s.mins[sb * 8 + j] = Matrix.Q4_K.min(values, b + 4, j);
+                                }
+                            }
+                        }
+                        case GGML_Q6_K -> {
+                            widenQ6K(values, b, k0 % Activations.Q8_K_BLOCK / Q6_K_COLUMN_BLOCK, wf, at);
+                            wsAll[g * TILE_ROWS + i] = Float.float16ToFloat(values.get(Matrix.SHORT, b + 208));
+                        }
                     }
                 }
             }
             for (int k0 = 0, g = 0; k0 < n; k0 += block, g++) {
                 int kb = Math.min(block, n - k0), wg = g * TILE_ROWS * block, sg = g * TILE_ROWS;
                 float[] xs = q8 ? sT : null;
-                int so = g * stride, full = panels(stride);
+                int so = k0 / scaleCols * stride, full = panels(stride);
                 // whole panels of four token vectors: passRows rows at a time, then 2, then 1
                 int i = 0;
                 if (passRows == 4) {
@@ -314,7 +388,88 @@ final class BatchMatmul {
                     }
                 }
             }
+            if (layout == WeightLayout.GGML_Q4_K) {
+                q4KMins(tile, rows, stride, superBlocks, s.mins, s.dmins, sT, mT);
+            }
             scatter(tile, out, rt, rows, stride, tokens);
+        }
+    }
+
+    /**
+     * Q4_K's mins' part, after the tile's blocks: for each row i and token, super-block after super-block,
+     * {@code sum -= (M * dmin) * d_x} with {@code M = sum_j m_j * s_j} (the sub-blocks' 6-bit mins times the
+     * activations' sums of 32, {@code mT}), an FMA chain over the 8 sub-blocks, exact (at most 8 · 63 · 32 · 127
+     * &lt; 2^24). Lanes are tokens, as in the passes.
+     */
+    private static void q4KMins(float[] tile, int rows, int stride, int superBlocks, float[] mins, float[] dmins, float[] sK,
+                                float[] mK) {
+        for (int i = 0; i < rows; i++) {
+            for (int t = 0; t < stride; t += FL) {
+                int o = i * stride + t;
+                FloatVector acc = FloatVector.fromArray(F, tile, o);
+                for (int k = 0; k < superBlocks; k++) {
+                    int sb = i * superBlocks + k;
+                    FloatVector m = FloatVector.zero(F);
+                    for (int j = 0; j < 8; j++) {
+                        m = FloatVector.fromArray(F, mK, (k * 8 + j) * stride + t).fma(FloatVector.broadcast(F, mins[sb * 8 + j]), m);
+                    }
+                    acc = acc.sub(m.mul(dmins[sb]).mul(FloatVector.fromArray(F, sK, k * stride + t)));
+                }
+                acc.intoArray(tile, o);
+            }
+        }
+    }
+
+    /**
+     * Half {@code half} (sub-blocks 4 half .. 4 half + 3) of the Q4_K super-block at {@code b}: wf[at + 32 j + l] =
+     * sc_(4 half + j) * nibble l of that sub-block (exact). Sub-blocks 2p and 2p + 1 share the 32 bytes at
+     * {@code b + 16 + 32 p}: low nibbles, then high.
+     */
+    static void widenQ4K(MemorySegment values, long b, int half, float[] wf, int at) {
+        for (int pp = 0; pp < 2; pp++) {
+            int p = 2 * half + pp;
+            float scLo = Matrix.Q4_K.scale(values, b + 4, 2 * p), scHi = Matrix.Q4_K.scale(values, b + 4, 2 * p + 1);
+            long from = b + 16 + 32L * p;
+            int to = at + 64 * pp, k = 0;
+            if (B_FOR_F != null) {
+                for (; k + FL <= 32; k += FL) {
+                    ByteVector v = ByteVector.fromMemorySegment(B_FOR_F, values, from + k, LE);
+                    ((FloatVector) v.and((byte) 0x0F).convertShape(VectorOperators.B2F, F, 0)).mul(scLo).intoArray(wf, to + k);
+                    ((FloatVector) v.lanewise(VectorOperators.LSHR, 4).and((byte) 0x0F).convertShape(VectorOperators.B2F, F, 0))
+                            .mul(scHi).intoArray(wf, to + 32 + k);
+                }
+            }
+            for (; k < 32; k++) {
+                int q = values.get(BYTE, from + k) & 0xFF;
+                wf[to + k] = scLo * (q & 0x0F);
+                wf[to + 32 + k] = scHi * (q >>> 4);
+            }
+        }
+    }
+
+    /**
+     * Part {@code part} (values 32 part .. 32 part + 31) of the Q6_K super-block at {@code b}: wf[at + l] = sc * (q - 32)
+     * (exact), as {@link Matrix.Q6_K}'s layout puts them: in half h = part / 4, i = part % 4, value l takes the
+     * low (i &lt; 2) or high nibble of ql[l + 32 (i mod 2)], bits 2i.. of qh[l] and scale scales[l / 16 + 2i].
+     */
+    static void widenQ6K(MemorySegment values, long b, int part, float[] wf, int at) {
+        int half = part / 4, i = part % 4, nibbleShift = 4 * (i / 2), highShift = 2 * i;
+        long ql = b + 64L * half + 32L * (i % 2), qh = b + 128 + 32L * half, sc = b + 192 + 8L * half + 2L * i;
+        int k = 0;
+        if (B_FOR_F != null) {
+            for (; k + FL <= 32; k += FL) {
+                ByteVector lo = ByteVector.fromMemorySegment(B_FOR_F, values, ql + k, LE).lanewise(VectorOperators.LSHR, nibbleShift).and((byte) 0x0F);
+                ByteVector hi = ByteVector.fromMemorySegment(B_FOR_F, values, qh + k, LE).lanewise(VectorOperators.LSHR, highShift).and((byte) 3)
+                        .lanewise(VectorOperators.LSHL, 4);
+                float scale = values.get(BYTE, sc + k / 16);
+                ((FloatVector) lo.or(hi).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(scale).intoArray(wf, at + k);
+            }
+        }
+        for (; k < 32; k++) {
+            int low = ((values.get(BYTE, ql + k) & 0xFF) >>> nibbleShift) & 0x0F;
+            int high = ((values.get(BYTE, qh + k) & 0xFF) >>> highShift) & 3;
+            int q = (low | (high << 4)) - 32;
+            wf[at + k] = values.get(BYTE, sc + k / 16) * (float) q;
         }
     }
 

@@ -117,25 +117,67 @@ class BatchMatmulTest {
 
     /**
      * The transposed forms prepared over a pool (column blocks split between workers) equal those prepared on one
-     * thread, for F32 and runq's Q8, token counts with and without whole panels and padding lanes.
+     * thread, for F32, runq's Q8 and Q8_K (the K-quants'), token counts with and without whole panels and padding lanes.
      */
     @ParameterizedTest
-    @CsvSource({"1, 64, 8", "17, 130, 0", "64, 768, 32", "70, 256, 64", "33, 2048, 64", "5, 96, 4"})
+    @CsvSource({"1, 64, 8", "17, 130, 0", "64, 768, 32", "70, 256, 64", "33, 2048, 64", "5, 96, 4",
+            "1, 256, -1", "17, 512, -1", "70, 768, -1"})
     void preparationOverAPoolEqualsOneThread(int b, int cols, int groupSize) {
-        Matrix m = groupSize == 0 ? RandomMatrices.f32(arena, rnd, 3, cols, 0) : RandomMatrices.q8(arena, rnd, 3, cols, groupSize);
+        Matrix m = groupSize == 0 ? RandomMatrices.f32(arena, rnd, 3, cols, 0)
+                : groupSize < 0 ? GgmlQuantize.quantize("Q4_K", RandomMatrices.floats(rnd, 3 * cols), 3, cols, arena)
+                : RandomMatrices.q8(arena, rnd, 3, cols, groupSize);
         float[][] x = tokens(b, cols);
         BatchActivations serial = prepared(x, cols, m);
         BatchActivations pooled = new BatchActivations(b, cols);
+        int size = cols * serial.stride();
         try (Parallel pool = new Parallel(3)) {
             pooled.input(x, b, cols);
-            java.util.Arrays.fill(pooled.xT = new float[cols * serial.stride()], Float.NaN); // every lane must be written
+            // every lane must be written
+            Arrays.fill(pooled.xF = new float[size], Float.NaN);
+            Arrays.fill(pooled.xT = new float[size], Float.NaN);
+            Arrays.fill(pooled.xK = new float[size], Float.NaN);
+            Arrays.fill(pooled.sK = new float[cols / 256 * serial.stride()], Float.NaN);
+            Arrays.fill(pooled.mK = new float[cols / 32 * serial.stride()], Float.NaN);
             pooled.prepareFor(m, pool);
         }
-        int size = cols * serial.stride();
-        assertArrayEquals(Arrays.copyOf(serial.xT, size), Arrays.copyOf(pooled.xT, size), "xT");
-        if (groupSize > 0) {
+        if (groupSize == 0) {
+            assertArrayEquals(Arrays.copyOf(serial.xF, size), Arrays.copyOf(pooled.xF, size), "xF");
+        } else if (groupSize > 0) {
+            assertArrayEquals(Arrays.copyOf(serial.xT, size), Arrays.copyOf(pooled.xT, size), "xT");
             int s = cols / groupSize * serial.stride();
             assertArrayEquals(Arrays.copyOf(serial.sT, s), Arrays.copyOf(pooled.sT, s), "sT");
+        } else {
+            assertArrayEquals(Arrays.copyOf(serial.xK, size), Arrays.copyOf(pooled.xK, size), "xK");
+            int s = cols / 256 * serial.stride(), sums = cols / 32 * serial.stride();
+            assertArrayEquals(Arrays.copyOf(serial.sK, s), Arrays.copyOf(pooled.sK, s), "sK");
+            assertArrayEquals(Arrays.copyOf(serial.mK, sums), Arrays.copyOf(pooled.mK, sums), "mK");
+        }
+    }
+
+    /**
+     * One input serves products of several types prepared together (as a Q4_K_M layer's Q4_K and Q6_K, or a GGUF
+     * file's F32 and Q8_0 matrices, are): every form has its own arrays, so preparing one does not change another's.
+     */
+    @Test
+    void formsOfOneInputKeepApart() {
+        int cols = 512, b = 7, rows = 9;
+        float[][] x = tokens(b, cols);
+        Matrix[] ms = {RandomMatrices.f32(arena, rnd, rows, cols, 0),
+                GgmlQuantize.quantize("Q8_0", RandomMatrices.floats(rnd, rows * cols), rows, cols, arena),
+                GgmlQuantize.quantize("Q4_K", RandomMatrices.floats(rnd, rows * cols), rows, cols, arena),
+                GgmlQuantize.quantize("Q6_K", RandomMatrices.floats(rnd, rows * cols), rows, cols, arena)};
+        BatchActivations together = new BatchActivations(b, cols);
+        together.input(x, b, cols);
+        for (Matrix m : ms) {
+            together.prepareFor(m);
+        }
+        for (Matrix m : ms) {
+            float[][] alone = new float[b][rows], shared = new float[b][rows];
+            BatchMatmul.matmul(alone, prepared(x, cols, m), new MatrixForm.File(m), 0, rows, new VectorKernels());
+            BatchMatmul.matmul(shared, together, new MatrixForm.File(m), 0, rows, new VectorKernels());
+            for (int t = 0; t < b; t++) {
+                assertArrayEquals(alone[t], shared[t], m.typeName() + " token " + t);
+            }
         }
     }
 
@@ -302,6 +344,118 @@ class BatchMatmulTest {
             }
             assertArrayEquals(expected, actual[t], "token " + t);
         }
+    }
+
+    /**
+     * GGML Q4_K and Q6_K through the transposed kernel: each token's activations quantized to Q8_K as the one-token path
+     * does; per row, column block after column block (Q4_K: half a super-block, 128 values; Q6_K: 32), {@code sum +=
+     * (dot · d) · d_x} with the block's exact integer {@code sum_j sc_j · dot_j}; then, for Q4_K, super-block after
+     * super-block, {@code sum -= (M · dmin) · d_x} with the exact {@code M = sum_j m_j · (sum of sub-block j's
+     * activations)}. Bit-identical to that scalar order, written here from the file's bytes through
+     * {@link Matrix.Q4_K#scale}, {@link Matrix.Q4_K#min} and llama.cpp's Q6_K layout.
+     */
+    @ParameterizedTest
+    @CsvSource({"Q4_K, 5, 20, 256", "Q4_K, 17, 17, 512", "Q4_K, 64, 35, 768", "Q4_K, 70, 33, 256", "Q4_K, 9, 16, 2048",
+            "Q6_K, 5, 20, 256", "Q6_K, 17, 17, 512", "Q6_K, 70, 33, 768", "Q6_K, 9, 16, 2048"})
+    void kQuantsAreBitIdenticalToTheirScalarOrder(String type, int b, int rows, int cols) {
+        float[] values = RandomMatrices.floats(rnd, rows * cols);
+        Matrix.Ggml w = (Matrix.Ggml) GgmlQuantize.quantize(type, values, rows, cols, arena);
+        float[][] x = tokens(b, cols);
+        int r0 = rows > 2 ? 1 : 0;
+        float[][] actual = new float[b][rows];
+        BatchMatmul.matmul(actual, prepared(x, cols, w), new MatrixForm.File(w), r0, rows, new VectorKernels());
+        Activations one = new Activations(cols);
+        for (int t = 0; t < b; t++) {
+            one.input(x[t], cols);
+            one.prepareQ8K();
+            float[] expected = new float[rows];
+            for (int r = r0; r < rows; r++) {
+                expected[r] = w instanceof Matrix.Q4_K q ? q4KReference(q, r, one) : q6KReference((Matrix.Q6_K) w, r, one);
+            }
+            assertArrayEquals(expected, actual[t], type + " token " + t);
+        }
+    }
+
+    private static int u8(java.lang.foreign.MemorySegment m, long at) {
+        return m.get(java.lang.foreign.ValueLayout.JAVA_BYTE, at) & 0xFF;
+    }
+
+    private static float q4KReference(Matrix.Q4_K w, int r, Activations x) {
+        int nb = w.cols() / 256;
+        short[] q = x.q8KValues();
+        float sum = 0;
+        for (int blk = 0; blk < nb; blk++) {
+            long b = r * Matrix.Q4_K.rowBytes(w.cols()) + (long) blk * Matrix.Q4_K.BLOCK_BYTES;
+            float d = Float.float16ToFloat(w.data().get(Matrix.SHORT, b));
+            for (int half = 0; half < 2; half++) {
+                int dot = 0;
+                for (int sub = 4 * half; sub < 4 * half + 4; sub++) {
+                    int sd = 0;
+                    for (int l = 0; l < 32; l++) {
+                        int nibble = u8(w.data(), b + 16 + 32L * (sub / 2) + l) >> (4 * (sub % 2)) & 0x0F;
+                        sd += nibble * q[blk * 256 + sub * 32 + l];
+                    }
+                    dot += Matrix.Q4_K.scale(w.data(), b + 4, sub) * sd;
+                }
+                sum += (dot * d) * x.q8KScales[blk];
+            }
+        }
+        for (int blk = 0; blk < nb; blk++) {
+            long b = r * Matrix.Q4_K.rowBytes(w.cols()) + (long) blk * Matrix.Q4_K.BLOCK_BYTES;
+            float dmin = Float.float16ToFloat(w.data().get(Matrix.SHORT, b + 2));
+            int m = 0;
+            for (int sub = 0; sub < 8; sub++) {
+                m += Matrix.Q4_K.min(w.data(), b + 4, sub) * x.q8KSums32[blk * 8 + sub];
+            }
+            sum -= (m * dmin) * x.q8KScales[blk];
+        }
+        return sum;
+    }
+
+    private static float q6KReference(Matrix.Q6_K w, int r, Activations x) {
+        int nb = w.cols() / 256;
+        short[] q = x.q8KValues();
+        float sum = 0;
+        for (int blk = 0; blk < nb; blk++) {
+            long b = r * Matrix.Q6_K.rowBytes(w.cols()) + (long) blk * Matrix.Q6_K.BLOCK_BYTES;
+            float d = Float.float16ToFloat(w.data().get(Matrix.SHORT, b + 208));
+            for (int part = 0; part < 8; part++) { // 32 values: two sub-blocks of 16
+                int half = part / 4, i = part % 4, dot = 0;
+                for (int l = 0; l < 32; l++) {
+                    int low = u8(w.data(), b + 64L * half + 32L * (i % 2) + l) >> (4 * (i / 2)) & 0x0F;
+                    int high = u8(w.data(), b + 128 + 32L * half + l) >> (2 * i) & 3;
+                    int scale = w.data().get(java.lang.foreign.ValueLayout.JAVA_BYTE, b + 192 + 8L * half + 2L * i + l / 16);
+                    dot += scale * ((low | high << 4) - 32) * q[blk * 256 + part * 32 + l];
+                }
+                sum += (dot * d) * x.q8KScales[blk];
+            }
+        }
+        return sum;
+    }
+
+    /**
+     * The bit-identity above would be void if the order hid in the inputs' noise: a K-quant product's float part summed
+     * another way (the whole super-block's integers scaled once) differs in some output.
+     */
+    @Test
+    void kQuantOrderIsVisible() {
+        int rows = 33, cols = 2048, b = 17;
+        Matrix.Q4_K w = (Matrix.Q4_K) GgmlQuantize.quantize("Q4_K", RandomMatrices.floats(rnd, rows * cols), rows, cols, arena);
+        float[][] x = tokens(b, cols);
+        float[][] actual = new float[b][rows];
+        BatchMatmul.matmul(actual, prepared(x, cols, w), new MatrixForm.File(w), 0, rows, new VectorKernels());
+        Activations one = new Activations(cols);
+        boolean differs = false;
+        for (int t = 0; t < b && !differs; t++) {
+            one.input(x[t], cols);
+            one.prepareFor(w);
+            float[] other = new float[rows];
+            new ScalarKernels().matmulQ4_K(other, one, w, 0, rows);
+            for (int r = 0; r < rows; r++) {
+                differs |= Float.floatToRawIntBits(other[r]) != Float.floatToRawIntBits(actual[t][r]);
+            }
+        }
+        org.junit.jupiter.api.Assertions.assertTrue(differs, "the scalar kernel's order gave the same bits everywhere");
     }
 
     @Test

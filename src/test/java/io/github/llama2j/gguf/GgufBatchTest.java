@@ -78,7 +78,7 @@ class GgufBatchTest {
             int n = Math.min(promptLength + generated, m.config().seqLen());
             int[] tokens = new SplittableRandom(n).ints(n, 0, m.config().vocabSize()).toArray();
             int prompt = n - generated;
-            boolean f32 = hasF32Matrix(m.weights()), q80 = hasQ8_0OrQ4_0Matrix(m.weights());
+            boolean f32 = hasF32Matrix(m.weights()), q80 = hasTransposedQuantMatrix(m.weights());
             boolean exact = !f32 && !q80;
             double tolerance = q80 ? Q8_ACTIVATIONS_TOLERANCE : BatchForwardTest.F32_TOLERANCE;
             // a first pass gets every kernel compiled: the Vector API's reduceLanes (GGML kernels) adds in another
@@ -111,9 +111,11 @@ class GgufBatchTest {
         return BatchForwardTest.compare(expected, actual, tolerance, where);
     }
 
-    private static boolean hasQ8_0OrQ4_0Matrix(Weights w) {
+    /** Whether a matrix takes the batched kernels' own float order (Q8_0, Q4_0, Q4_K, Q6_K: {@link #Q8_ACTIVATIONS_TOLERANCE}). */
+    private static boolean hasTransposedQuantMatrix(Weights w) {
         return Stream.of(w.wq(), w.wk(), w.wv(), w.wo(), w.w1(), w.w2(), w.w3(), new Matrix[]{w.classifier()})
-                .flatMap(Arrays::stream).anyMatch(x -> x instanceof Matrix.Q8_0 || x instanceof Matrix.Q4_0);
+                .flatMap(Arrays::stream).anyMatch(x -> x instanceof Matrix.Q8_0 || x instanceof Matrix.Q4_0
+                        || x instanceof Matrix.Q4_K || x instanceof Matrix.Q6_K);
     }
 
     private static boolean hasF32Matrix(Weights w) {
