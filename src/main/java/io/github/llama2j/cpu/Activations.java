@@ -239,6 +239,12 @@ public final class Activations {
         return f16;
     }
 
+    /** The values rounded to BF16, as floats ({@link Matrix.BF16}). */
+    float[] bf16Values() {
+        ready(bf16Ready, "BF16");
+        return bf16;
+    }
+
     /** GGML Q8_0's values, in shorts ({@link Matrix.Q8_0}). */
     public short[] q8_0Values() {
         ready(q80Ready, "Q8_0");

@@ -3,6 +3,9 @@ package io.github.llama2j.cpu;
 import io.github.llama2j.model.Matrix;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
@@ -51,7 +54,9 @@ import java.util.Arrays;
  *       (exact) in column blocks whose integer dot stays exact ({@link #Q4_K_COLUMN_BLOCK},
  *       {@link #Q6_K_COLUMN_BLOCK}), {@code val += (dot * d) * d_x} block after block; Q4_K's mins' part
  *       subtracted after ({@link #q4KMins}). The one-token kernels' integers, their float sums in another order.</li>
- *   <li>F16, BF16 (and runq groups over 1024): the one-token kernel of {@code perToken} for each token, a
+ *   <li>GGML F16 and BF16: as F32 on each token's input rounded to the type (its {@link Activations}), the
+ *       weights widened to float ({@link #widenHalves}, exact).</li>
+ *   <li>runq groups over 1024: the one-token kernel of {@code perToken} for each token, a
  *       tile of {@link #TILE_ROWS} rows at a time, so the tile's weights come from memory for the first
  *       token and from cache for the others. Bit-identical to the one-token path (same kernel, same rows,
  *       activations converted per token by {@link Activations}).</li>
@@ -81,6 +86,11 @@ final class BatchMatmul {
     private static final VectorSpecies<Byte> B_FOR_F = FL >= 8
             ? ByteVector.SPECIES_PREFERRED.withShape(VectorShape.forBitSize(FL * Byte.SIZE)) : null;
 
+    /** FL halves, widened to FL ints (null at 128 bits: scalar there). */
+    private static final VectorSpecies<Short> H_FOR_F = FL >= 8
+            ? ShortVector.SPECIES_PREFERRED.withShape(VectorShape.forBitSize(FL * Short.SIZE)) : null;
+    private static final VectorSpecies<Integer> I_FOR_F = IntVector.SPECIES_PREFERRED;
+
     /** Each worker's tile of block sums, (TILE_ROWS, stride). */
     private static final ThreadLocal<float[]> TILE = ThreadLocal.withInitial(() -> new float[0]);
 
@@ -96,7 +106,8 @@ final class BatchMatmul {
             case Matrix.Q4_0 q -> true;
             case Matrix.Q4_K q -> true;
             case Matrix.Q6_K q -> true;
-            case Matrix.Ggml g -> false;
+            case Matrix.F16 h -> true;
+            case Matrix.BF16 h -> true;
         };
     }
 
@@ -123,7 +134,16 @@ final class BatchMatmul {
          * GGML Q6_K: super-blocks of {@link Matrix.Q6_K#BLOCK_BYTES} bytes (ql, qh, 16 int8 scales, f16 d); a column
          * block is an eighth of a super-block (32 values, two sub-blocks), each value widened as {@code sc_j * (q - 32)}.
          */
-        GGML_Q6_K;
+        GGML_Q6_K,
+        /** GGML F16: halves row after row, widened to float (exact), against the input rounded to F16; as F32 otherwise. */
+        GGML_F16,
+        /** GGML BF16: as F16 with bfloat16 halves and the input rounded to BF16. */
+        GGML_BF16;
+
+        /** Whether a column block's sum is scaled by a weight scale and an activation scale (the quantized layouts). */
+        boolean scaled() {
+            return this != F32 && this != GGML_F16 && this != GGML_BF16;
+        }
 
         /** Whether the activations are Q8_K's (a scale per 256 columns, {@link BatchActivations#xK}). */
         boolean kQuant() {
@@ -133,7 +153,7 @@ final class BatchMatmul {
         /** Bytes per block of the file (0: not GGML). */
         int fileBlockBytes() {
             return switch (this) {
-                case F32, RUNQ_Q8 -> 0;
+                case F32, RUNQ_Q8, GGML_F16, GGML_BF16 -> 0;
                 case GGML_Q8_0 -> Matrix.Q8_0.BLOCK_BYTES;
                 case GGML_Q4_0 -> Matrix.Q4_0.BLOCK_BYTES;
                 case GGML_Q4_K -> Matrix.Q4_K.BLOCK_BYTES;
@@ -170,7 +190,10 @@ final class BatchMatmul {
                     q.cols(), Q4_K_COLUMN_BLOCK, r0, r1, PASS_ROWS);
             case Matrix.Q6_K q -> tiles(out, in.xK, in.sK, null, in.stride(), in.tokens(), WeightLayout.GGML_Q6_K, q.data(), null,
                     q.cols(), Q6_K_COLUMN_BLOCK, r0, r1, PASS_ROWS);
-            case Matrix.Ggml g -> perTokenTiles(out, in, m, r0, r1, perToken);
+            case Matrix.F16 h -> tiles(out, in.xH, null, null, in.stride(), in.tokens(), WeightLayout.GGML_F16, h.data(), null,
+                    h.cols(), F32_BLOCK, r0, r1, PASS_ROWS);
+            case Matrix.BF16 h -> tiles(out, in.xH, null, null, in.stride(), in.tokens(), WeightLayout.GGML_BF16, h.data(), null,
+                    h.cols(), F32_BLOCK, r0, r1, PASS_ROWS);
         }
     }
 
@@ -285,7 +308,7 @@ final class BatchMatmul {
      */
     static void tiles(float[][] out, float[] xT, float[] sT, float[] mT, int stride, int tokens, WeightLayout layout,
                       MemorySegment values, MemorySegment scales, int n, int block, int r0, int r1, int passRows) {
-        boolean q8 = layout != WeightLayout.F32, kQuant = layout.kQuant();
+        boolean scaled = layout.scaled(), kQuant = layout.kQuant();
         int fileBlock = kQuant ? Activations.Q8_K_BLOCK : block;       // values per block of the file
         int scaleCols = kQuant ? Activations.Q8_K_BLOCK : block;       // columns per activation scale
         long ggmlRowBytes = (long) (n / fileBlock) * layout.fileBlockBytes();
@@ -315,6 +338,8 @@ final class BatchMatmul {
                     long b = (rt + i) * ggmlRowBytes + (long) (k0 / fileBlock) * layout.fileBlockBytes(); // its GGML block
                     switch (layout) {
                         case F32 -> MemorySegment.copy(values, FLOAT, (row + k0) * Float.BYTES, wf, at, kb);
+                        case GGML_F16 -> widenHalves(values, (row + k0) * Short.BYTES, wf, at, kb, true);
+                        case GGML_BF16 -> widenHalves(values, (row + k0) * Short.BYTES, wf, at, kb, false);
                         case RUNQ_Q8 -> {
                             widen(values, row + k0, wf, at, kb);
                             wsAll[g * TILE_ROWS + i] = scales.getAtIndex(FLOAT, (long) (rt + i) * groups + g);
@@ -348,7 +373,7 @@ final class BatchMatmul {
             }
             for (int k0 = 0, g = 0; k0 < n; k0 += block, g++) {
                 int kb = Math.min(block, n - k0), wg = g * TILE_ROWS * block, sg = g * TILE_ROWS;
-                float[] xs = q8 ? sT : null;
+                float[] xs = scaled ? sT : null;
                 int so = k0 / scaleCols * stride, full = panels(stride);
                 // whole panels of four token vectors: passRows rows at a time, then 2, then 1
                 int i = 0;
@@ -470,6 +495,37 @@ final class BatchMatmul {
             int high = ((values.get(BYTE, qh + k) & 0xFF) >>> highShift) & 3;
             int q = (low | (high << 4)) - 32;
             wf[at + k] = values.get(BYTE, sc + k / 16) * (float) q;
+        }
+    }
+
+    /**
+     * wf[at + k] = the k-th half at byte {@code from}, for k in [0, count): F16 (f16) or BF16 widened to float (exact).
+     * F16 through its bits: sign and the 15 other bits shifted into a float's place, times 2^112 to rebias the
+     * exponent (exact for normal and subnormal halves); a half with the all-ones exponent (inf, NaN) keeps it.
+     */
+    static void widenHalves(MemorySegment values, long from, float[] wf, int at, int count, boolean f16) {
+        int k = 0;
+        if (H_FOR_F != null) {
+            for (; k + FL <= count; k += FL) {
+                IntVector h = (IntVector) ShortVector.fromMemorySegment(H_FOR_F, values, from + 2L * k, LE)
+                        .convertShape(VectorOperators.S2I, I_FOR_F, 0);
+                FloatVector v;
+                if (f16) {
+                    IntVector bits = h.lanewise(VectorOperators.LSHL, 13).and(0x8FFFE000);
+                    v = bits.reinterpretAsFloats().mul(0x1p112f);
+                    VectorMask<Integer> special = h.and(0x7C00).compare(VectorOperators.EQ, 0x7C00);
+                    if (special.anyTrue()) {
+                        v = v.blend(bits.or(0x7F800000).reinterpretAsFloats(), special.cast(F));
+                    }
+                } else {
+                    v = h.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+                }
+                v.intoArray(wf, at + k);
+            }
+        }
+        for (; k < count; k++) {
+            short h = values.get(Matrix.SHORT, from + 2L * k);
+            wf[at + k] = f16 ? Float.float16ToFloat(h) : Float.intBitsToFloat(h << 16);
         }
     }
 

@@ -458,6 +458,67 @@ class BatchMatmulTest {
         org.junit.jupiter.api.Assertions.assertTrue(differs, "the scalar kernel's order gave the same bits everywhere");
     }
 
+    /**
+     * GGML F16 and BF16 through the transposed kernel: each token's input rounded to the type as the one-token path
+     * does, the weights widened (exact), then F32's order: per block of {@link BatchMatmul#F32_BLOCK} columns an FMA
+     * chain from 0, the block sums added in order. Bit-identical to that scalar order.
+     */
+    @ParameterizedTest
+    @CsvSource({"F16, 5, 20, 64", "F16, 17, 17, 100", "F16, 70, 33, 768", "BF16, 5, 20, 64", "BF16, 64, 35, 130",
+            "BF16, 9, 16, 2048"})
+    void halvesAreBitIdenticalToTheirScalarOrder(String type, int b, int rows, int cols) {
+        float[] values = RandomMatrices.floats(rnd, rows * cols);
+        Matrix.Ggml w = (Matrix.Ggml) GgmlQuantize.quantize(type, values, rows, cols, arena);
+        boolean f16 = w instanceof Matrix.F16;
+        float[][] x = tokens(b, cols);
+        int r0 = rows > 2 ? 1 : 0;
+        float[][] actual = new float[b][rows];
+        BatchMatmul.matmul(actual, prepared(x, cols, w), new MatrixForm.File(w), r0, rows, new VectorKernels());
+        Activations one = new Activations(cols);
+        for (int t = 0; t < b; t++) {
+            one.input(x[t], cols);
+            one.prepareFor(w);
+            float[] xr = f16 ? one.f16Values() : one.bf16Values();
+            float[] expected = new float[rows];
+            for (int r = r0; r < rows; r++) {
+                float sum = 0;
+                for (int k0 = 0; k0 < cols; k0 += BatchMatmul.F32_BLOCK) {
+                    float block = 0;
+                    for (int k = k0; k < Math.min(k0 + BatchMatmul.F32_BLOCK, cols); k++) {
+                        short h = w.data().get(Matrix.SHORT, 2L * ((long) r * cols + k));
+                        block = Math.fma(f16 ? Float.float16ToFloat(h) : Float.intBitsToFloat(h << 16), xr[k], block);
+                    }
+                    sum += block;
+                }
+                expected[r] = sum;
+            }
+            assertArrayEquals(expected, actual[t], type + " token " + t);
+        }
+    }
+
+    /**
+     * The vector widening of halves gives every one of the 65,536 F16 and BF16 values exactly (infinities, zeros,
+     * subnormals); a NaN stays a NaN (its payload may differ: {@code Float.float16ToFloat} quiets a signalling one).
+     */
+    @ParameterizedTest
+    @CsvSource({"true", "false"})
+    void halvesWidenExactly(boolean f16) {
+        java.lang.foreign.MemorySegment all = arena.allocate(2 * 65536);
+        for (int h = 0; h < 65536; h++) {
+            all.set(Matrix.SHORT, 2L * h, (short) h);
+        }
+        float[] wide = new float[65536 + 3];
+        BatchMatmul.widenHalves(all, 0, wide, 3, 65536, f16);
+        for (int h = 0; h < 65536; h++) {
+            float expected = f16 ? Float.float16ToFloat((short) h) : Float.intBitsToFloat(h << 16);
+            if (Float.isNaN(expected)) {
+                org.junit.jupiter.api.Assertions.assertTrue(Float.isNaN(wide[3 + h]), "half 0x" + Integer.toHexString(h));
+                continue;
+            }
+            assertEquals(Float.floatToRawIntBits(expected), Float.floatToRawIntBits(wide[3 + h]), "half 0x" + Integer.toHexString(h));
+        }
+    }
+
     @Test
     void unpreparedInputIsRefused() {
         Matrix.F32 w = RandomMatrices.f32(arena, rnd, 4, 8, 0);

@@ -28,20 +28,20 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 /**
  * Batched prefill on GGUF models against the same engine fed one token at a time: the architecture steps
  * (qwen2's biases, qwen3's q/k norms and wider q, Llama 3's rope factors, NORM and NEOX RoPE, GQA) on tiny
- * random F32 models, and every stored quantized model (Q8_0, Q4_0, Q4_K with Q6_K). Prompts longer than a
- * chunk (64) and not a multiple of it, then generation token by token (every cached position is read).
- * Quantized weights other than Q8_0 and Q4_0: bit-identical once the kernels are compiled (each token's activations
- * converted as the one-token path does, the same kernels); Q8_0 and Q4_0: within {@link #Q8_ACTIVATIONS_TOLERANCE}; F32 weights: within
- * {@link BatchForwardTest#F32_TOLERANCE} of max|logit| (another summation order).
+ * random F32 models, every stored quantized model (Q8_0, Q4_0, Q4_K with Q6_K) and the golden files' F16 and BF16
+ * twins. Prompts longer than a chunk (64) and not a multiple of it, then generation token by token (every cached
+ * position is read). F32 weights: within {@link BatchForwardTest#F32_TOLERANCE} of max|logit| (another summation
+ * order); every other type within {@link #Q8_ACTIVATIONS_TOLERANCE}.
  */
 class GgufBatchTest {
     /**
-     * |batched - one by one| / max|logit| allowed where a model has Q8_0 or Q4_0 matrices: the batched kernel adds each
-     * block's (dot · d_w) · d_x in runq's order, as the one-token Q8_0 kernel on the load-time copy does, but Q4_0 and
-     * the Q8_0 matrices without a copy take the file layout's kernels (partial integer sums per lane); a difference of
-     * one rounding in a layer's output can move one of the next layer's Q8_0 activations by a step, so this is the
-     * golden tests' drift bound ({@link GgufGoldenTest#DRIFT_TOLERANCE}). Measured (2026-12-04): 0 on llama3-tiny-q8_0,
-     * 9.8e-3 on qwen2-tiny-q8_0, 9.0e-3 on qwen3-tiny-q8_0, 1.44e-2 on llama2-tiny-q4_0.
+     * |batched - one by one| / max|logit| allowed where a model has GGML matrices other than F32: each token's input is
+     * converted (Q8_0, Q8_K, F16, BF16) as the one-token path does, but the batched kernels sum in their own order
+     * (runq's block order, which the one-token Q8_0 kernel on the load-time copy follows too; the others' kernels sum
+     * per lane); a difference of one rounding in a layer's output can move one of the next layer's converted
+     * activations by a step, so this is the golden tests' drift bound ({@link GgufGoldenTest#DRIFT_TOLERANCE}).
+     * Measured (2026-12-04): 0 on llama3-tiny-q8_0, 9.8e-3 on qwen2-tiny-q8_0, 9.0e-3 on qwen3-tiny-q8_0, 1.44e-2 on
+     * llama2-tiny-q4_0, 1.42e-2 on llama2-tiny-q4_k_m, 3.3e-4 and 7.3e-4 on the F16 twins, 3.8e-3 on the BF16 one.
      */
     static final double Q8_ACTIVATIONS_TOLERANCE = GgufGoldenTest.DRIFT_TOLERANCE;
 
@@ -71,6 +71,29 @@ class GgufBatchTest {
                 () -> check(p.getFileName().toString(), () -> GgufModelLoader.load(p), 100, 4)));
     }
 
+    /**
+     * The golden files' F16 and BF16 twins (regenerated in memory, {@link GoldenTwins}): their batched kernel rounds
+     * each token's input to the type, as the one-token path does, and sums in its own order, so one rounding can move
+     * a later activation's half by a step, as with the quantized types.
+     */
+    @TestFactory
+    Stream<DynamicTest> halfPrecisionTwins() throws IOException {
+        Path golden = TestData.gguf().resolve("golden");
+        List<DynamicTest> tests = new java.util.ArrayList<>();
+        try (Stream<Path> s = Files.list(golden)) {
+            for (Path json : s.filter(p -> p.toString().endsWith(".json")).sorted().toList()) {
+                java.util.Map<String, Object> g = io.github.llama2j.Json.read(json);
+                String file = (String) g.get("model_file");
+                if (g.get("model_path") == null && GoldenTwins.canBuild(g) && (file.endsWith("-f16.gguf") || file.endsWith("-bf16.gguf"))) {
+                    tests.add(DynamicTest.dynamicTest(file, () -> check(file,
+                            () -> GgufModelLoader.load(GgufFileTest.parse(GoldenTwins.build(g)), 0), 100, 4)));
+                }
+            }
+        }
+        assertFalse(tests.isEmpty(), "no F16 or BF16 twin among the golden files in " + golden);
+        return tests.stream();
+    }
+
     private static void check(String name, Supplier<Model> load, int promptLength, int generated) {
         try (Model m = load.get();
              InferenceEngine one = Engines.create(m, EngineOptions.cpu(2, false));
@@ -78,11 +101,9 @@ class GgufBatchTest {
             int n = Math.min(promptLength + generated, m.config().seqLen());
             int[] tokens = new SplittableRandom(n).ints(n, 0, m.config().vocabSize()).toArray();
             int prompt = n - generated;
-            boolean f32 = hasF32Matrix(m.weights()), q80 = hasTransposedQuantMatrix(m.weights());
-            boolean exact = !f32 && !q80;
-            double tolerance = q80 ? Q8_ACTIVATIONS_TOLERANCE : BatchForwardTest.F32_TOLERANCE;
-            // a first pass gets every kernel compiled: the Vector API's reduceLanes (GGML kernels) adds in another
-            // order before C2 compiles it, so only results of one compilation state agree bit for bit
+            double tolerance = hasRoundedActivations(m.weights()) ? Q8_ACTIVATIONS_TOLERANCE : BatchForwardTest.F32_TOLERANCE;
+            // a first pass gets every kernel compiled (the one-token GGML kernels' reduceLanes adds in another order
+            // before C2 compiles it): the differences measured are the batched kernels', not the JIT's
             for (int pos = 0; pos < n; pos++) {
                 one.forward(tokens[pos], pos);
             }
@@ -93,33 +114,19 @@ class GgufBatchTest {
             for (int pos = 0; pos < prompt; pos++) {
                 expected = one.forward(tokens[pos], pos).clone();
             }
-            double worst = compare(expected, batched.forwardBatch(Arrays.copyOf(tokens, prompt), 0).clone(), exact, tolerance,
-                    name + " prompt");
+            double worst = BatchForwardTest.compare(expected, batched.forwardBatch(Arrays.copyOf(tokens, prompt), 0).clone(),
+                    tolerance, name + " prompt");
             for (int pos = prompt; pos < n; pos++) {
-                worst = Math.max(worst, compare(one.forward(tokens[pos], pos).clone(), batched.forward(tokens[pos], pos), exact,
+                worst = Math.max(worst, BatchForwardTest.compare(one.forward(tokens[pos], pos).clone(), batched.forward(tokens[pos], pos),
                         tolerance, name + " pos " + pos));
             }
             System.out.printf("GgufBatchTest %s: batched vs one token, worst %.3g of max|logit|%n", name, worst);
         }
     }
 
-    private static double compare(float[] expected, float[] actual, boolean exact, double tolerance, String where) {
-        if (exact) {
-            BatchForwardTest.compare(expected, actual, true, where);
-            return 0;
-        }
-        return BatchForwardTest.compare(expected, actual, tolerance, where);
-    }
-
-    /** Whether a matrix takes the batched kernels' own float order (Q8_0, Q4_0, Q4_K, Q6_K: {@link #Q8_ACTIVATIONS_TOLERANCE}). */
-    private static boolean hasTransposedQuantMatrix(Weights w) {
+    /** Whether a matrix's activations are rounded or quantized (every GGML type but F32: {@link #Q8_ACTIVATIONS_TOLERANCE}). */
+    private static boolean hasRoundedActivations(Weights w) {
         return Stream.of(w.wq(), w.wk(), w.wv(), w.wo(), w.w1(), w.w2(), w.w3(), new Matrix[]{w.classifier()})
-                .flatMap(Arrays::stream).anyMatch(x -> x instanceof Matrix.Q8_0 || x instanceof Matrix.Q4_0
-                        || x instanceof Matrix.Q4_K || x instanceof Matrix.Q6_K);
-    }
-
-    private static boolean hasF32Matrix(Weights w) {
-        return Stream.of(w.wq(), w.wk(), w.wv(), w.wo(), w.w1(), w.w2(), w.w3(), new Matrix[]{w.classifier()})
-                .flatMap(Arrays::stream).anyMatch(x -> x instanceof Matrix.F32);
+                .flatMap(Arrays::stream).anyMatch(x -> x instanceof Matrix.Ggml);
     }
 }
