@@ -375,28 +375,27 @@ final class BatchMatmul {
                 int kb = Math.min(block, n - k0), wg = g * TILE_ROWS * block, sg = g * TILE_ROWS;
                 float[] xs = scaled ? sT : null;
                 int so = k0 / scaleCols * stride, full = panels(stride);
-                // whole panels of four token vectors: passRows rows at a time, then 2, then 1
-                int i = 0;
-                if (passRows == 4) {
-                    for (; i + 4 <= rows; i += 4) {
-                        for (int t = 0; t < full; t += PANEL) {
+                // whole panels of four token vectors, one panel at a time (its block of activations, up to 128 columns
+                // of 64 tokens = 32 KiB, stays in L1 while every row passes over it): passRows rows at a time, then 2,
+                // then 1
+                for (int t = 0; t < full; t += PANEL) {
+                    int i = 0;
+                    if (passRows == 4) {
+                        for (; i + 4 <= rows; i += 4) {
                             rows4x4(wf, wg + i * block, block, kb, xT, t * n + k0 * PANEL, stride, tile, i * stride + t, xs, so + t, wsAll, sg + i);
                         }
                     }
-                }
-                for (; i + 2 <= rows; i += 2) {
-                    for (int t = 0; t < full; t += PANEL) {
+                    for (; i + 2 <= rows; i += 2) {
                         rows2x4(wf, wg + i * block, block, kb, xT, t * n + k0 * PANEL, stride, tile, i * stride + t, xs, so + t, wsAll, sg + i);
                     }
-                }
-                for (; i < rows; i++) {
-                    for (int t = 0; t < full; t += FL) {
-                        int p0 = t - t % PANEL;
-                        rows1x1(wf, wg + i * block, kb, xT, p0 * n + k0 * PANEL + (t - p0), PANEL, tile, i * stride + t, xs, so + t, wsAll, sg + i);
+                    for (; i < rows; i++) {
+                        for (int u = t; u < t + PANEL; u += FL) {
+                            rows1x1(wf, wg + i * block, kb, xT, t * n + k0 * PANEL + (u - t), PANEL, tile, i * stride + u, xs, so + u, wsAll, sg + i);
+                        }
                     }
                 }
                 // the one-vector panels after them: 4 rows at a time at every width (4 accumulators fit 16 registers)
-                i = 0;
+                int i = 0;
                 for (; i + 4 <= rows; i += 4) {
                     for (int t = full; t < stride; t += FL) {
                         rows4x1(wf, wg + i * block, block, kb, xT, t * n + k0 * FL, stride, tile, i * stride + t, xs, so + t, wsAll, sg + i);
@@ -428,19 +427,27 @@ final class BatchMatmul {
      */
     private static void q4KMins(float[] tile, int rows, int stride, int superBlocks, float[] mins, float[] dmins, float[] sK,
                                 float[] mK) {
-        for (int i = 0; i < rows; i++) {
+        // super-block and token vector outside, rows inside: the activations' sums (mK) are read once per tile
+        for (int k = 0; k < superBlocks; k++) {
             for (int t = 0; t < stride; t += FL) {
-                int o = i * stride + t;
-                FloatVector acc = FloatVector.fromArray(F, tile, o);
-                for (int k = 0; k < superBlocks; k++) {
-                    int sb = i * superBlocks + k;
-                    FloatVector m = FloatVector.zero(F);
-                    for (int j = 0; j < 8; j++) {
-                        m = FloatVector.fromArray(F, mK, (k * 8 + j) * stride + t).fma(FloatVector.broadcast(F, mins[sb * 8 + j]), m);
-                    }
-                    acc = acc.sub(m.mul(dmins[sb]).mul(FloatVector.fromArray(F, sK, k * stride + t)));
+                int m0 = k * 8 * stride + t;
+                FloatVector s0 = FloatVector.fromArray(F, mK, m0), s1 = FloatVector.fromArray(F, mK, m0 + stride);
+                FloatVector s2 = FloatVector.fromArray(F, mK, m0 + 2 * stride), s3 = FloatVector.fromArray(F, mK, m0 + 3 * stride);
+                FloatVector s4 = FloatVector.fromArray(F, mK, m0 + 4 * stride), s5 = FloatVector.fromArray(F, mK, m0 + 5 * stride);
+                FloatVector s6 = FloatVector.fromArray(F, mK, m0 + 6 * stride), s7 = FloatVector.fromArray(F, mK, m0 + 7 * stride);
+                FloatVector dx = FloatVector.fromArray(F, sK, k * stride + t);
+                for (int i = 0; i < rows; i++) {
+                    int sb = i * superBlocks + k, mi = sb * 8, o = i * stride + t;
+                    FloatVector m = s0.mul(mins[mi]); // an FMA chain from 0 over the 8 sub-blocks (the first product exact)
+                    m = s1.fma(FloatVector.broadcast(F, mins[mi + 1]), m);
+                    m = s2.fma(FloatVector.broadcast(F, mins[mi + 2]), m);
+                    m = s3.fma(FloatVector.broadcast(F, mins[mi + 3]), m);
+                    m = s4.fma(FloatVector.broadcast(F, mins[mi + 4]), m);
+                    m = s5.fma(FloatVector.broadcast(F, mins[mi + 5]), m);
+                    m = s6.fma(FloatVector.broadcast(F, mins[mi + 6]), m);
+                    m = s7.fma(FloatVector.broadcast(F, mins[mi + 7]), m);
+                    FloatVector.fromArray(F, tile, o).sub(m.mul(dmins[sb]).mul(dx)).intoArray(tile, o);
                 }
-                acc.intoArray(tile, o);
             }
         }
     }
@@ -456,12 +463,12 @@ final class BatchMatmul {
             float scLo = Matrix.Q4_K.scale(values, b + 4, 2 * p), scHi = Matrix.Q4_K.scale(values, b + 4, 2 * p + 1);
             long from = b + 16 + 32L * p;
             int to = at + 64 * pp, k = 0;
-            if (B_FOR_F != null) {
+            if (B_FOR_F != null) { // bytes zero-extended to int lanes: x86 has no byte shift, an int one is one instruction
                 for (; k + FL <= 32; k += FL) {
-                    ByteVector v = ByteVector.fromMemorySegment(B_FOR_F, values, from + k, LE);
-                    ((FloatVector) v.and((byte) 0x0F).convertShape(VectorOperators.B2F, F, 0)).mul(scLo).intoArray(wf, to + k);
-                    ((FloatVector) v.lanewise(VectorOperators.LSHR, 4).and((byte) 0x0F).convertShape(VectorOperators.B2F, F, 0))
-                            .mul(scHi).intoArray(wf, to + 32 + k);
+                    IntVector v = (IntVector) ByteVector.fromMemorySegment(B_FOR_F, values, from + k, LE)
+                            .convertShape(VectorOperators.ZERO_EXTEND_B2I, I_FOR_F, 0);
+                    ((FloatVector) v.and(0x0F).convert(VectorOperators.I2F, 0)).mul(scLo).intoArray(wf, to + k);
+                    ((FloatVector) v.lanewise(VectorOperators.LSHR, 4).convert(VectorOperators.I2F, 0)).mul(scHi).intoArray(wf, to + 32 + k);
                 }
             }
             for (; k < 32; k++) {
@@ -481,13 +488,15 @@ final class BatchMatmul {
         int half = part / 4, i = part % 4, nibbleShift = 4 * (i / 2), highShift = 2 * i;
         long ql = b + 64L * half + 32L * (i % 2), qh = b + 128 + 32L * half, sc = b + 192 + 8L * half + 2L * i;
         int k = 0;
-        if (B_FOR_F != null) {
+        if (B_FOR_F != null) { // in int lanes, as widenQ4K
             for (; k + FL <= 32; k += FL) {
-                ByteVector lo = ByteVector.fromMemorySegment(B_FOR_F, values, ql + k, LE).lanewise(VectorOperators.LSHR, nibbleShift).and((byte) 0x0F);
-                ByteVector hi = ByteVector.fromMemorySegment(B_FOR_F, values, qh + k, LE).lanewise(VectorOperators.LSHR, highShift).and((byte) 3)
+                IntVector lo = ((IntVector) ByteVector.fromMemorySegment(B_FOR_F, values, ql + k, LE)
+                        .convertShape(VectorOperators.ZERO_EXTEND_B2I, I_FOR_F, 0)).lanewise(VectorOperators.LSHR, nibbleShift).and(0x0F);
+                IntVector hi = ((IntVector) ByteVector.fromMemorySegment(B_FOR_F, values, qh + k, LE)
+                        .convertShape(VectorOperators.ZERO_EXTEND_B2I, I_FOR_F, 0)).lanewise(VectorOperators.LSHR, highShift).and(3)
                         .lanewise(VectorOperators.LSHL, 4);
                 float scale = values.get(BYTE, sc + k / 16);
-                ((FloatVector) lo.or(hi).sub((byte) 32).convertShape(VectorOperators.B2F, F, 0)).mul(scale).intoArray(wf, at + k);
+                ((FloatVector) lo.or(hi).sub(32).convert(VectorOperators.I2F, 0)).mul(scale).intoArray(wf, at + k);
             }
         }
         for (; k < 32; k++) {
