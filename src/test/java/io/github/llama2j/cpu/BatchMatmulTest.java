@@ -265,12 +265,12 @@ class BatchMatmulTest {
     }
 
     /**
-     * Every GGML type: the one-token kernel for each token on tiles of rows. The arithmetic is the same, but
-     * the Vector API's {@code reduceLanes} adds the lanes in another order before C2 has compiled a kernel
-     * than after (seen once, Q4_K: 1 ulp), so two calls of one kernel agree bit for bit only in one
-     * compilation state: the test allows a few ulps of the row's sum of |w·x| (its lanes' partial sums reach that
-     * magnitude: Q4_K subtracts the mins' sum from the scales' and may cancel to far less; with a few ulps of the
-     * output instead, a CI run failed at 40 ulps of a -112 output, 0.0003, the two calls in different states).
+     * Every GGML type: the batched kernel against the one-token kernel. Both form the same exact integers (the quantized
+     * types) or the same exact products (F16, BF16) and differ in the order of their float sums (and the one-token
+     * kernel's {@code reduceLanes} even between compilation states), so the test allows a few ulps of the largest
+     * magnitude a partial sum can reach: the row's sum of |w·x|, and for Q4_K, whose weights d·sc·q - dmin·m are
+     * summed as two parts that may cancel, of (|d·sc·q| + |dmin·m|)·|x| (with |w·x| alone a run failed at 6e-4 of a
+     * -155 output; with a few ulps of the output, a CI run failed at 40 ulps of a -112 output).
      */
     @ParameterizedTest
     @CsvSource({"F16, 256", "BF16, 96", "Q8_0, 256", "Q4_0, 64", "Q4_K, 256", "Q6_K, 512"})
@@ -291,13 +291,27 @@ class BatchMatmulTest {
             float[] row = new float[cols];
             for (int r = 0; r < rows; r++) {
                 w.dequantizeRow(r, row, 0);
+                float[] mins = w instanceof Matrix.Q4_K q ? q4KMinsOf(q, r) : new float[cols];
                 float magnitude = 0;
                 for (int j = 0; j < cols; j++) {
-                    magnitude += Math.abs(row[j] * x[t][j]);
+                    magnitude += (Math.abs(row[j] + mins[j]) + mins[j]) * Math.abs(x[t][j]);
                 }
                 assertEquals(expected[r], actual[t][r], 16 * Math.ulp(magnitude), type + " token " + t + " row " + r);
             }
         }
+    }
+
+    /** dmin · m_j of each of row r's values: what Q4_K's dequantization subtracts from d · sc_j · q. */
+    private static float[] q4KMinsOf(Matrix.Q4_K w, int r) {
+        float[] mins = new float[w.cols()];
+        for (int blk = 0; blk < w.cols() / 256; blk++) {
+            long b = r * Matrix.Q4_K.rowBytes(w.cols()) + (long) blk * Matrix.Q4_K.BLOCK_BYTES;
+            float dmin = Float.float16ToFloat(w.data().get(Matrix.SHORT, b + 2));
+            for (int j = 0; j < 256; j++) {
+                mins[blk * 256 + j] = dmin * Matrix.Q4_K.min(w.data(), b + 4, j / 32);
+            }
+        }
+        return mins;
     }
 
     /**
@@ -310,40 +324,56 @@ class BatchMatmulTest {
     @CsvSource({"Q8_0, 5, 20, 64", "Q8_0, 17, 17, 96", "Q8_0, 64, 35, 192", "Q8_0, 70, 33, 256", "Q8_0, 9, 16, 2048",
             "Q4_0, 5, 20, 64", "Q4_0, 70, 33, 256", "Q4_0, 9, 16, 2048"})
     void q8_0AndQ4_0AreBitIdenticalToTheirScalarOrder(String type, int b, int rows, int cols) {
-        float[] values = RandomMatrices.floats(rnd, rows * cols);
-        Matrix.Ggml w = (Matrix.Ggml) GgmlQuantize.quantize(type, values, rows, cols, arena);
-        boolean q4 = w instanceof Matrix.Q4_0;
+        checkAgainstScalarOrder(type, b, rows, cols, BatchMatmulTest::q8_0Reference);
+    }
+
+    /** A row's product in a batched kernel's scalar order; {@code x} is prepared for {@code w} as the one-token path prepares it. */
+    private interface RowReference {
+        float row(Matrix.Ggml w, int r, Activations x);
+    }
+
+    /**
+     * The batched kernel on a fresh random matrix of {@code type} and b fresh random tokens, rows from 1 (a range that
+     * does not start on a tile), against {@code reference} for every row and token, bit for bit.
+     */
+    private void checkAgainstScalarOrder(String type, int b, int rows, int cols, RowReference reference) {
+        Matrix.Ggml w = (Matrix.Ggml) GgmlQuantize.quantize(type, RandomMatrices.floats(rnd, rows * cols), rows, cols, arena);
         float[][] x = tokens(b, cols);
         int r0 = rows > 2 ? 1 : 0;
         float[][] actual = new float[b][rows];
-        VectorKernels kernels = new VectorKernels();
-        BatchMatmul.matmul(actual, prepared(x, cols, w), new MatrixForm.File(w), r0, rows, kernels);
+        BatchMatmul.matmul(actual, prepared(x, cols, w), new MatrixForm.File(w), r0, rows, new VectorKernels());
         Activations one = new Activations(cols);
-        long rowBytes = q4 ? Matrix.Q4_0.rowBytes(cols) : Matrix.Q8_0.rowBytes(cols);
-        int blockBytes = q4 ? Matrix.Q4_0.BLOCK_BYTES : Matrix.Q8_0.BLOCK_BYTES;
         for (int t = 0; t < b; t++) {
             one.input(x[t], cols);
             one.prepareFor(w);
-            short[] q = one.q8_0Values();
-            float[] dx = one.q8_0Scales();
             float[] expected = new float[rows];
             for (int r = r0; r < rows; r++) {
-                float sum = 0;
-                for (int g = 0; g < cols / Matrix.Q8_0.BLOCK; g++) {
-                    long at = r * rowBytes + (long) g * blockBytes;
-                    int dot = 0;
-                    for (int j = 0; j < Matrix.Q8_0.BLOCK; j++) {
-                        int v = q4 ? ((w.data().get(java.lang.foreign.ValueLayout.JAVA_BYTE, at + 2 + j % 16) & 0xFF) >> (j < 16 ? 0 : 4) & 0x0F) - 8
-                                : w.data().get(java.lang.foreign.ValueLayout.JAVA_BYTE, at + 2 + j);
-                        dot += v * q[g * Matrix.Q8_0.BLOCK + j];
-                    }
-                    float dw = Float.float16ToFloat(w.data().get(Matrix.SHORT, at));
-                    sum += (dot * dw) * dx[g];
-                }
-                expected[r] = sum;
+                expected[r] = reference.row(w, r, one);
             }
-            assertArrayEquals(expected, actual[t], "token " + t);
+            assertArrayEquals(expected, actual[t], type + " token " + t);
         }
+    }
+
+    private static float q8_0Reference(Matrix.Ggml w, int r, Activations x) {
+        boolean q4 = w instanceof Matrix.Q4_0;
+        int cols = w.cols();
+        long rowBytes = q4 ? Matrix.Q4_0.rowBytes(cols) : Matrix.Q8_0.rowBytes(cols);
+        int blockBytes = q4 ? Matrix.Q4_0.BLOCK_BYTES : Matrix.Q8_0.BLOCK_BYTES;
+        short[] q = x.q8_0Values();
+        float[] dx = x.q8_0Scales();
+        float sum = 0;
+        for (int g = 0; g < cols / Matrix.Q8_0.BLOCK; g++) {
+            long at = r * rowBytes + (long) g * blockBytes;
+            int dot = 0;
+            for (int j = 0; j < Matrix.Q8_0.BLOCK; j++) {
+                int v = q4 ? (u8(w.data(), at + 2 + j % 16) >> (j < 16 ? 0 : 4) & 0x0F) - 8
+                        : w.data().get(java.lang.foreign.ValueLayout.JAVA_BYTE, at + 2 + j);
+                dot += v * q[g * Matrix.Q8_0.BLOCK + j];
+            }
+            float dw = Float.float16ToFloat(w.data().get(Matrix.SHORT, at));
+            sum += (dot * dw) * dx[g];
+        }
+        return sum;
     }
 
     /**
@@ -358,22 +388,8 @@ class BatchMatmulTest {
     @CsvSource({"Q4_K, 5, 20, 256", "Q4_K, 17, 17, 512", "Q4_K, 64, 35, 768", "Q4_K, 70, 33, 256", "Q4_K, 9, 16, 2048",
             "Q6_K, 5, 20, 256", "Q6_K, 17, 17, 512", "Q6_K, 70, 33, 768", "Q6_K, 9, 16, 2048"})
     void kQuantsAreBitIdenticalToTheirScalarOrder(String type, int b, int rows, int cols) {
-        float[] values = RandomMatrices.floats(rnd, rows * cols);
-        Matrix.Ggml w = (Matrix.Ggml) GgmlQuantize.quantize(type, values, rows, cols, arena);
-        float[][] x = tokens(b, cols);
-        int r0 = rows > 2 ? 1 : 0;
-        float[][] actual = new float[b][rows];
-        BatchMatmul.matmul(actual, prepared(x, cols, w), new MatrixForm.File(w), r0, rows, new VectorKernels());
-        Activations one = new Activations(cols);
-        for (int t = 0; t < b; t++) {
-            one.input(x[t], cols);
-            one.prepareQ8K();
-            float[] expected = new float[rows];
-            for (int r = r0; r < rows; r++) {
-                expected[r] = w instanceof Matrix.Q4_K q ? q4KReference(q, r, one) : q6KReference((Matrix.Q6_K) w, r, one);
-            }
-            assertArrayEquals(expected, actual[t], type + " token " + t);
-        }
+        checkAgainstScalarOrder(type, b, rows, cols,
+                (w, r, x) -> w instanceof Matrix.Q4_K q ? q4KReference(q, r, x) : q6KReference((Matrix.Q6_K) w, r, x));
     }
 
     private static int u8(java.lang.foreign.MemorySegment m, long at) {
@@ -384,6 +400,7 @@ class BatchMatmulTest {
         int nb = w.cols() / 256;
         short[] q = x.q8KValues();
         float sum = 0;
+        float[] minsPart = new float[nb]; // subtracted after every block's scales' part
         for (int blk = 0; blk < nb; blk++) {
             long b = r * Matrix.Q4_K.rowBytes(w.cols()) + (long) blk * Matrix.Q4_K.BLOCK_BYTES;
             float d = Float.float16ToFloat(w.data().get(Matrix.SHORT, b));
@@ -399,15 +416,14 @@ class BatchMatmulTest {
                 }
                 sum += (dot * d) * x.q8KScales[blk];
             }
-        }
-        for (int blk = 0; blk < nb; blk++) {
-            long b = r * Matrix.Q4_K.rowBytes(w.cols()) + (long) blk * Matrix.Q4_K.BLOCK_BYTES;
-            float dmin = Float.float16ToFloat(w.data().get(Matrix.SHORT, b + 2));
             int m = 0;
             for (int sub = 0; sub < 8; sub++) {
                 m += Matrix.Q4_K.min(w.data(), b + 4, sub) * x.q8KSums32[blk * 8 + sub];
             }
-            sum -= (m * dmin) * x.q8KScales[blk];
+            minsPart[blk] = (m * Float.float16ToFloat(w.data().get(Matrix.SHORT, b + 2))) * x.q8KScales[blk];
+        }
+        for (float part : minsPart) {
+            sum -= part;
         }
         return sum;
     }
@@ -467,33 +483,23 @@ class BatchMatmulTest {
     @CsvSource({"F16, 5, 20, 64", "F16, 17, 17, 100", "F16, 70, 33, 768", "BF16, 5, 20, 64", "BF16, 64, 35, 130",
             "BF16, 9, 16, 2048"})
     void halvesAreBitIdenticalToTheirScalarOrder(String type, int b, int rows, int cols) {
-        float[] values = RandomMatrices.floats(rnd, rows * cols);
-        Matrix.Ggml w = (Matrix.Ggml) GgmlQuantize.quantize(type, values, rows, cols, arena);
+        checkAgainstScalarOrder(type, b, rows, cols, BatchMatmulTest::halvesReference);
+    }
+
+    private static float halvesReference(Matrix.Ggml w, int r, Activations x) {
         boolean f16 = w instanceof Matrix.F16;
-        float[][] x = tokens(b, cols);
-        int r0 = rows > 2 ? 1 : 0;
-        float[][] actual = new float[b][rows];
-        BatchMatmul.matmul(actual, prepared(x, cols, w), new MatrixForm.File(w), r0, rows, new VectorKernels());
-        Activations one = new Activations(cols);
-        for (int t = 0; t < b; t++) {
-            one.input(x[t], cols);
-            one.prepareFor(w);
-            float[] xr = f16 ? one.f16Values() : one.bf16Values();
-            float[] expected = new float[rows];
-            for (int r = r0; r < rows; r++) {
-                float sum = 0;
-                for (int k0 = 0; k0 < cols; k0 += BatchMatmul.F32_BLOCK) {
-                    float block = 0;
-                    for (int k = k0; k < Math.min(k0 + BatchMatmul.F32_BLOCK, cols); k++) {
-                        short h = w.data().get(Matrix.SHORT, 2L * ((long) r * cols + k));
-                        block = Math.fma(f16 ? Float.float16ToFloat(h) : Float.intBitsToFloat(h << 16), xr[k], block);
-                    }
-                    sum += block;
-                }
-                expected[r] = sum;
+        int cols = w.cols();
+        float[] xr = f16 ? x.f16Values() : x.bf16Values();
+        float sum = 0;
+        for (int k0 = 0; k0 < cols; k0 += BatchMatmul.F32_BLOCK) {
+            float block = 0;
+            for (int k = k0; k < Math.min(k0 + BatchMatmul.F32_BLOCK, cols); k++) {
+                short h = w.data().get(Matrix.SHORT, 2L * ((long) r * cols + k));
+                block = Math.fma(f16 ? Float.float16ToFloat(h) : Float.intBitsToFloat(h << 16), xr[k], block);
             }
-            assertArrayEquals(expected, actual[t], type + " token " + t);
+            sum += block;
         }
+        return sum;
     }
 
     /**
