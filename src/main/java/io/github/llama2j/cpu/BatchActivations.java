@@ -19,6 +19,9 @@ import io.github.llama2j.model.Matrix;
  *       {@code sK[blk * stride + b]} and the sum of each 32 values (Q4_K's mins) into {@code mK[s * stride + b]}.</li>
  *   <li>GGML F16 and BF16: each row rounded to F16 or BF16 (its {@link Activations}, llama.cpp's conversion, as the
  *       one-token path), transposed as floats into {@code xH}.</li>
+ *   <li>Where the one-token kernels serve the batch ({@link BatchMatmul#readsTransposed}: runq groups over 1024, and
+ *       the K-quants, F16 and BF16 below {@link BatchMatmul#TRANSPOSED_FROM_TOKENS} tokens): each row's
+ *       {@link Activations}, prepared exactly as the one-token path prepares them.</li>
  * </ul>
  * Each form has arrays of its own, so one input serves products of several types (a Q4_K_M layer's Q4_K and Q6_K,
  * a GGUF file's F32 and Q8_0 matrices) prepared together. runq's groups and GGML's Q8_0 blocks share {@code xT}:
@@ -99,6 +102,10 @@ final class BatchActivations {
         if (m.cols() != n) {
             throw new IllegalArgumentException(m.typeName() + " matrix of " + m.cols() + " columns for an input of " + n);
         }
+        if (!BatchMatmul.readsTransposed(m, tokens)) {
+            prepareRows(m);
+            return;
+        }
         switch (m) {
             case Matrix.F32 f -> {
                 if (!f32Ready) {
@@ -108,7 +115,7 @@ final class BatchActivations {
                     f32Ready = true;
                 }
             }
-            case Matrix.Q8 w when BatchMatmul.transposed(w) -> {
+            case Matrix.Q8 w -> {
                 if (!q8Ready || q8Kind != w.groupSize()) {
                     int gs = w.groupSize(), groups = n / gs;
                     xT = grow(xT, n * stride);
@@ -118,7 +125,6 @@ final class BatchActivations {
                     q8Ready = true;
                 }
             }
-            case Matrix.Q8 w -> prepareRows(w);
             case Matrix.Q8_0 w -> prepareQ8_0Transposed(w, parallel);
             case Matrix.Q4_0 w -> prepareQ8_0Transposed(w, parallel);
             case Matrix.Q4_K w -> prepareQ8KTransposed(parallel);
@@ -257,10 +263,9 @@ final class BatchActivations {
 
     /** Throws unless the form m's batched kernel reads is prepared (a kernel's guard). */
     void check(Matrix m) {
-        boolean ready = switch (m) {
+        boolean ready = !BatchMatmul.readsTransposed(m, tokens) || switch (m) { // (each row's Activations checks itself)
             case Matrix.F32 f -> f32Ready;
-            case Matrix.Q8 w when BatchMatmul.transposed(w) -> q8Ready && q8Kind == w.groupSize();
-            case Matrix.Q8 w -> true; // each row's Activations checks itself
+            case Matrix.Q8 w -> q8Ready && q8Kind == w.groupSize();
             case Matrix.Q8_0 w -> q8Ready && q8Kind == GGML_Q8_0;
             case Matrix.Q4_0 w -> q8Ready && q8Kind == GGML_Q8_0;
             case Matrix.Q4_K w -> kReady;

@@ -50,13 +50,13 @@ import java.util.Arrays;
  *       {@link ScalarKernels#matmulQ8} for each token, hence to the one-token path.</li>
  *   <li>GGML Q8_0 and Q4_0: as runq's Q8, the block of 32 as the group, on each token's Q8_0 activations
  *       ({@link #ggmlBlocks}).</li>
- *   <li>GGML Q4_K and Q6_K: as Q8_0 on each token's Q8_K activations, the weights widened as {@code sc_j * q}
+ *   <li>GGML Q4_K and Q6_K (batches of {@link #TRANSPOSED_FROM_TOKENS} tokens and more): as Q8_0 on each token's Q8_K activations, the weights widened as {@code sc_j * q}
  *       (exact) in column blocks whose integer dot stays exact ({@link #Q4_K_COLUMN_BLOCK},
  *       {@link #Q6_K_COLUMN_BLOCK}), {@code val += (dot * d) * d_x} block after block; Q4_K's mins' part
  *       subtracted after ({@link #q4KMins}). The one-token kernels' integers, their float sums in another order.</li>
- *   <li>GGML F16 and BF16: as F32 on each token's input rounded to the type (its {@link Activations}), the
+ *   <li>GGML F16 and BF16 (as many tokens): as F32 on each token's input rounded to the type (its {@link Activations}), the
  *       weights widened to float ({@link #widenHalves}, exact).</li>
- *   <li>runq groups over 1024: the one-token kernel of {@code perToken} for each token, a
+ *   <li>runq groups over 1024, and the K-quants, F16 and BF16 in shorter batches: the one-token kernel of {@code perToken} for each token, a
  *       tile of {@link #TILE_ROWS} rows at a time, so the tile's weights come from memory for the first
  *       token and from cache for the others. Bit-identical to the one-token path (same kernel, same rows,
  *       activations converted per token by {@link Activations}).</li>
@@ -97,7 +97,7 @@ final class BatchMatmul {
     private BatchMatmul() {
     }
 
-    /** Whether {@link #matmul} reads m through the transposed forms (else through each token's {@link Activations}). */
+    /** Whether m has a transposed kernel ({@link #readsTransposed}: for how many tokens it is used). */
     static boolean transposed(Matrix m) {
         return switch (m) {
             case Matrix.F32 f -> true;
@@ -108,6 +108,26 @@ final class BatchMatmul {
             case Matrix.Q6_K q -> true;
             case Matrix.F16 h -> true;
             case Matrix.BF16 h -> true;
+        };
+    }
+
+    /**
+     * Fewest tokens for which the K-quants, F16 and BF16 take the transposed kernel. Below it the one-token kernels
+     * (on the load-time copies) run each token over tiles of rows: widening a tile's weights costs the same for 8
+     * tokens as for 128. Measured on Llama-3.2-1B, 512 bits, transposed / one-token (`bench --prompt-tokens N`,
+     * loaded machine, docs/measurements/2026-12-04-prefill-k-quants-f16.md): Q4_K_M pp8 0.43, pp16 0.92, pp32 0.83,
+     * pp48 1.80, pp64 1.65; F16 pp16 1.04, pp48 1.56, pp64 2.37.
+     */
+    static final int TRANSPOSED_FROM_TOKENS = 48;
+
+    /** Whether {@link #matmul} reads m through the transposed forms for a batch of {@code tokens}. */
+    static boolean readsTransposed(Matrix m, int tokens) {
+        return transposed(m) && switch (m) {
+            case Matrix.Q4_K q -> tokens >= TRANSPOSED_FROM_TOKENS;
+            case Matrix.Q6_K q -> tokens >= TRANSPOSED_FROM_TOKENS;
+            case Matrix.F16 h -> tokens >= TRANSPOSED_FROM_TOKENS;
+            case Matrix.BF16 h -> tokens >= TRANSPOSED_FROM_TOKENS;
+            default -> true;
         };
     }
 
@@ -180,10 +200,13 @@ final class BatchMatmul {
             return;
         }
         in.check(m.source());
+        if (!readsTransposed(m.source(), in.tokens())) {
+            perTokenTiles(out, in, m, r0, r1, perToken);
+            return;
+        }
         switch (m.source()) {
             case Matrix.F32 f -> f32(out, in.xF, in.stride(), in.tokens(), f, r0, r1);
-            case Matrix.Q8 q when transposed(q) -> q8(out, in.xT, in.sT, in.stride(), in.tokens(), q, r0, r1);
-            case Matrix.Q8 q -> perTokenTiles(out, in, m, r0, r1, perToken);
+            case Matrix.Q8 q -> q8(out, in.xT, in.sT, in.stride(), in.tokens(), q, r0, r1);
             case Matrix.Q8_0 q -> ggmlBlocks(out, in, WeightLayout.GGML_Q8_0, q.data(), q.cols(), r0, r1);
             case Matrix.Q4_0 q -> ggmlBlocks(out, in, WeightLayout.GGML_Q4_0, q.data(), q.cols(), r0, r1);
             case Matrix.Q4_K q -> tiles(out, in.xK, in.sK, in.mK, in.stride(), in.tokens(), WeightLayout.GGML_Q4_K, q.data(), null,

@@ -121,7 +121,7 @@ class BatchMatmulTest {
      */
     @ParameterizedTest
     @CsvSource({"1, 64, 8", "17, 130, 0", "64, 768, 32", "70, 256, 64", "33, 2048, 64", "5, 96, 4",
-            "1, 256, -1", "17, 512, -1", "70, 768, -1"})
+            "48, 256, -1", "65, 512, -1", "70, 768, -1"})
     void preparationOverAPoolEqualsOneThread(int b, int cols, int groupSize) {
         Matrix m = groupSize == 0 ? RandomMatrices.f32(arena, rnd, 3, cols, 0)
                 : groupSize < 0 ? GgmlQuantize.quantize("Q4_K", RandomMatrices.floats(rnd, 3 * cols), 3, cols, arena)
@@ -160,7 +160,7 @@ class BatchMatmulTest {
      */
     @Test
     void formsOfOneInputKeepApart() {
-        int cols = 512, b = 7, rows = 9;
+        int cols = 512, b = BatchMatmul.TRANSPOSED_FROM_TOKENS + 3, rows = 9;
         float[][] x = tokens(b, cols);
         Matrix[] ms = {RandomMatrices.f32(arena, rnd, rows, cols, 0),
                 GgmlQuantize.quantize("Q8_0", RandomMatrices.floats(rnd, rows * cols), rows, cols, arena),
@@ -273,9 +273,10 @@ class BatchMatmulTest {
      * -155 output; with a few ulps of the output, a CI run failed at 40 ulps of a -112 output).
      */
     @ParameterizedTest
-    @CsvSource({"F16, 256", "BF16, 96", "Q8_0, 256", "Q4_0, 64", "Q4_K, 256", "Q6_K, 512"})
-    void ggmlTypesMatchTheOneTokenKernel(String type, int cols) {
-        int rows = 37, b = 19;
+    @CsvSource({"F16, 256, 19", "BF16, 96, 19", "Q8_0, 256, 19", "Q4_0, 64, 19", "Q4_K, 256, 19", "Q6_K, 512, 19",
+            "F16, 256, 70", "BF16, 96, 48", "Q4_K, 256, 70", "Q6_K, 512, 48"})
+    void ggmlTypesMatchTheOneTokenKernel(String type, int cols, int b) {
+        int rows = 37;
         float[] values = RandomMatrices.floats(rnd, rows * cols);
         Matrix w = GgmlQuantize.quantize(type, values, rows, cols, arena);
         float[][] x = tokens(b, cols);
@@ -385,8 +386,8 @@ class BatchMatmulTest {
      * {@link Matrix.Q4_K#scale}, {@link Matrix.Q4_K#min} and llama.cpp's Q6_K layout.
      */
     @ParameterizedTest
-    @CsvSource({"Q4_K, 5, 20, 256", "Q4_K, 17, 17, 512", "Q4_K, 64, 35, 768", "Q4_K, 70, 33, 256", "Q4_K, 9, 16, 2048",
-            "Q6_K, 5, 20, 256", "Q6_K, 17, 17, 512", "Q6_K, 70, 33, 768", "Q6_K, 9, 16, 2048"})
+    @CsvSource({"Q4_K, 48, 20, 256", "Q4_K, 49, 17, 512", "Q4_K, 64, 35, 768", "Q4_K, 70, 33, 256", "Q4_K, 100, 16, 2048",
+            "Q6_K, 48, 20, 256", "Q6_K, 81, 17, 512", "Q6_K, 70, 33, 768", "Q6_K, 64, 16, 2048"})
     void kQuantsAreBitIdenticalToTheirScalarOrder(String type, int b, int rows, int cols) {
         checkAgainstScalarOrder(type, b, rows, cols,
                 (w, r, x) -> w instanceof Matrix.Q4_K q ? q4KReference(q, r, x) : q6KReference((Matrix.Q6_K) w, r, x));
@@ -480,8 +481,8 @@ class BatchMatmulTest {
      * chain from 0, the block sums added in order. Bit-identical to that scalar order.
      */
     @ParameterizedTest
-    @CsvSource({"F16, 5, 20, 64", "F16, 17, 17, 100", "F16, 70, 33, 768", "BF16, 5, 20, 64", "BF16, 64, 35, 130",
-            "BF16, 9, 16, 2048"})
+    @CsvSource({"F16, 48, 20, 64", "F16, 49, 17, 100", "F16, 70, 33, 768", "BF16, 48, 20, 64", "BF16, 64, 35, 130",
+            "BF16, 100, 16, 2048"})
     void halvesAreBitIdenticalToTheirScalarOrder(String type, int b, int rows, int cols) {
         checkAgainstScalarOrder(type, b, rows, cols, BatchMatmulTest::halvesReference);
     }
@@ -523,6 +524,25 @@ class BatchMatmulTest {
             }
             assertEquals(Float.floatToRawIntBits(expected), Float.floatToRawIntBits(wide[3 + h]), "half 0x" + Integer.toHexString(h));
         }
+    }
+
+    /**
+     * The K-quants, F16 and BF16 take the transposed kernel from {@link BatchMatmul#TRANSPOSED_FROM_TOKENS} tokens, the
+     * one-token kernels below ({@link #ggmlTypesMatchTheOneTokenKernel} checks both sides' results); the other types
+     * always take it, but for runq groups over {@link BatchMatmul#MAX_EXACT_GROUP}.
+     */
+    @Test
+    void shortBatchesOfTheCostlyTypesTakeTheOneTokenKernels() {
+        int from = BatchMatmul.TRANSPOSED_FROM_TOKENS;
+        for (String type : new String[]{"Q4_K", "Q6_K", "F16", "BF16", "Q8_0", "Q4_0"}) {
+            Matrix w = GgmlQuantize.quantize(type, RandomMatrices.floats(rnd, 2 * 256), 2, 256, arena);
+            boolean costly = !type.endsWith("_0");
+            assertEquals(!costly, BatchMatmul.readsTransposed(w, from - 1), type);
+            org.junit.jupiter.api.Assertions.assertTrue(BatchMatmul.readsTransposed(w, from), type);
+            org.junit.jupiter.api.Assertions.assertTrue(BatchMatmul.readsTransposed(w, 1) != costly, type);
+        }
+        org.junit.jupiter.api.Assertions.assertTrue(BatchMatmul.readsTransposed(RandomMatrices.q8(arena, rnd, 2, 1024, 1024), 1));
+        assertFalse(BatchMatmul.readsTransposed(RandomMatrices.q8(arena, rnd, 2, 2048, 2048), 100));
     }
 
     @Test
