@@ -297,9 +297,11 @@ public final class CpuEngine implements InferenceEngine {
         // the batched kernel too (batched prefill), on a full tile of tokens: the first prompt would otherwise run
         // it uncompiled, seconds for a chunk of a 110M model
         // (a full tile of tokens and a short prompt's few: the kernel has a loop for each, and C2, having seen only
-        // the first, compiled the second as a trap, so that the first real prompt ran the kernel uncompiled again)
+        // the first, compiled the second as a trap, so that the first real prompt ran the kernel uncompiled again).
+        // The full batch is a whole panel and one vector more (both loops of the kernel), and at least the tokens from
+        // which the K-quants, F16 and BF16 take the transposed kernel (a short prompt's few take the one-token kernels)
         if (kernels instanceof VectorKernels && BatchMatmul.transposed(m) && WARMED_UP.add(key + " batched")) {
-            int full = 4 * BatchMatmul.FL, few = WARM_UP_PROMPT.length;
+            int full = Math.max(BatchMatmul.PANEL, BatchMatmul.TRANSPOSED_FROM_TOKENS) + BatchMatmul.FL, few = WARM_UP_PROMPT.length;
             int n = shapes.length;
             BatchActivations[] fullIn = new BatchActivations[n], fewIn = new BatchActivations[n];
             float[][][] outs = new float[n][][];
