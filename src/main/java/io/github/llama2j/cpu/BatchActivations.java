@@ -18,13 +18,13 @@ import io.github.llama2j.model.Matrix;
  *       its values transposed as floats into {@code xK}, the scale of each super-block of 256 into
  *       {@code sK[blk * stride + b]} and the sum of each 32 values (Q4_K's mins) into {@code mK[s * stride + b]}.</li>
  *   <li>GGML F16 and BF16: each row rounded to F16 or BF16 (its {@link Activations}, llama.cpp's conversion, as the
- *       one-token path), transposed as floats into {@code xH}.</li>
+ *       one-token path), transposed as floats into {@code xH} (F16) or {@code xB} (BF16).</li>
  *   <li>Where the one-token kernels serve the batch ({@link BatchMatmul#readsTransposed}: runq groups over 1024, and
  *       the K-quants, F16 and BF16 below {@link BatchMatmul#TRANSPOSED_FROM_TOKENS} tokens): each row's
  *       {@link Activations}, prepared exactly as the one-token path prepares them.</li>
  * </ul>
  * Each form has arrays of its own, so one input serves products of several types (a Q4_K_M layer's Q4_K and Q6_K,
- * a GGUF file's F32 and Q8_0 matrices) prepared together. runq's groups and GGML's Q8_0 blocks share {@code xT}:
+ * a GGUF file's F32 and Q8_0 matrices, F16 and BF16 ones) prepared together. runq's groups and GGML's Q8_0 blocks share {@code xT}:
  * they never meet in one model, and {@link #check} refuses a product whose form was replaced.
  * The rows are not copied: they must not change until the products that read them are done.
  */
@@ -39,10 +39,9 @@ final class BatchActivations {
     float[] xK = new float[0];  // (n, stride) in panels of tokens
     float[] sK = new float[0];  // (n / 256, stride)
     float[] mK = new float[0];  // (n / 32, stride)
-    float[] xH = new float[0];  // (n, stride) in panels of tokens
-    private boolean f32Ready, q8Ready, kReady, halfReady;
-    /** What xH holds when halfReady: the input rounded to F16 (true) or to BF16. */
-    private boolean halfIsF16;
+    float[] xH = new float[0];  // (n, stride) in panels of tokens: the input rounded to F16
+    float[] xB = new float[0];  // (n, stride) in panels of tokens: the input rounded to BF16
+    private boolean f32Ready, q8Ready, kReady, f16Ready, bf16Ready;
     /** What xT holds when q8Ready: runq's group size, or {@link #GGML_Q8_0} for GGML's Q8_0 blocks. */
     private int q8Kind;
     private static final int GGML_Q8_0 = -1;
@@ -67,7 +66,7 @@ final class BatchActivations {
         for (int b = 0; b < tokens; b++) {
             rows[b].input(x[b], n);
         }
-        f32Ready = q8Ready = kReady = halfReady = false;
+        f32Ready = q8Ready = kReady = f16Ready = bf16Ready = false;
     }
 
     int tokens() {
@@ -136,7 +135,7 @@ final class BatchActivations {
 
     /** For GGML F16 (f16) or BF16 weights: each token's input rounded to that type, transposed (once per input). */
     private void prepareHalfTransposed(Matrix.Ggml w, boolean f16, Parallel parallel) {
-        if (halfReady && halfIsF16 == f16) {
+        if (f16 ? f16Ready : bf16Ready) {
             return;
         }
         split(parallel, tokens, (b0, b1) -> {
@@ -144,21 +143,24 @@ final class BatchActivations {
                 rows[b].prepareFor(w);
             }
         });
-        xH = grow(xH, n * stride);
-        split(parallel, Math.ceilDiv(n, COLUMN_BLOCK), (c0, c1) -> transposeHalf(c0 * COLUMN_BLOCK, Math.min(c1 * COLUMN_BLOCK, n), f16));
-        halfIsF16 = f16;
-        halfReady = true;
+        float[] into = f16 ? (xH = grow(xH, n * stride)) : (xB = grow(xB, n * stride));
+        split(parallel, Math.ceilDiv(n, COLUMN_BLOCK), (c0, c1) -> transposeHalf(c0 * COLUMN_BLOCK, Math.min(c1 * COLUMN_BLOCK, n), f16, into));
+        if (f16) {
+            f16Ready = true;
+        } else {
+            bf16Ready = true;
+        }
     }
 
-    /** Columns [j0, j1) of each token's rounded input into xH (panels), the lanes past the last token 0. */
-    private void transposeHalf(int j0, int j1, boolean f16) {
+    /** Columns [j0, j1) of each token's input rounded to F16 (f16) or BF16 into {@code into} (panels), the lanes past the last token 0. */
+    private void transposeHalf(int j0, int j1, boolean f16, float[] into) {
         for (int c0 = j0; c0 < j1; c0 += COLUMN_BLOCK) {
             int c1 = Math.min(c0 + COLUMN_BLOCK, j1);
             for (int b = 0; b < stride; b++) {
                 int at = BatchMatmul.xIndex(0, b, n, stride), w = BatchMatmul.panelWidth(b, stride);
                 float[] row = b < tokens ? (f16 ? rows[b].f16Values() : rows[b].bf16Values()) : null;
                 for (int j = c0; j < c1; j++) {
-                    xH[at + j * w] = row != null ? row[j] : 0.0f;
+                    into[at + j * w] = row != null ? row[j] : 0.0f;
                 }
             }
         }
@@ -270,8 +272,8 @@ final class BatchActivations {
             case Matrix.Q4_0 w -> q8Ready && q8Kind == GGML_Q8_0;
             case Matrix.Q4_K w -> kReady;
             case Matrix.Q6_K w -> kReady;
-            case Matrix.F16 w -> halfReady && halfIsF16;
-            case Matrix.BF16 w -> halfReady && !halfIsF16;
+            case Matrix.F16 w -> f16Ready;
+            case Matrix.BF16 w -> bf16Ready;
         };
         if (!ready || m.cols() != n) {
             throw new IllegalStateException("batch activations not prepared for a " + m.typeName() + " matrix of " + m.cols() + " columns");

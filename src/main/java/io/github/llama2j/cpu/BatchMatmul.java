@@ -215,7 +215,7 @@ final class BatchMatmul {
                     q.cols(), Q6_K_COLUMN_BLOCK, r0, r1, PASS_ROWS);
             case Matrix.F16 h -> tiles(out, in.xH, null, null, in.stride(), in.tokens(), WeightLayout.GGML_F16, h.data(), null,
                     h.cols(), F32_BLOCK, r0, r1, PASS_ROWS);
-            case Matrix.BF16 h -> tiles(out, in.xH, null, null, in.stride(), in.tokens(), WeightLayout.GGML_BF16, h.data(), null,
+            case Matrix.BF16 h -> tiles(out, in.xB, null, null, in.stride(), in.tokens(), WeightLayout.GGML_BF16, h.data(), null,
                     h.cols(), F32_BLOCK, r0, r1, PASS_ROWS);
         }
     }

@@ -156,7 +156,8 @@ class BatchMatmulTest {
 
     /**
      * One input serves products of several types prepared together (as a Q4_K_M layer's Q4_K and Q6_K, or a GGUF
-     * file's F32 and Q8_0 matrices, are): every form has its own arrays, so preparing one does not change another's.
+     * file's F32 and Q8_0 matrices, or F16 and BF16 ones, are): every form has its own arrays, so preparing one does not
+     * change another's.
      */
     @Test
     void formsOfOneInputKeepApart() {
@@ -165,7 +166,9 @@ class BatchMatmulTest {
         Matrix[] ms = {RandomMatrices.f32(arena, rnd, rows, cols, 0),
                 GgmlQuantize.quantize("Q8_0", RandomMatrices.floats(rnd, rows * cols), rows, cols, arena),
                 GgmlQuantize.quantize("Q4_K", RandomMatrices.floats(rnd, rows * cols), rows, cols, arena),
-                GgmlQuantize.quantize("Q6_K", RandomMatrices.floats(rnd, rows * cols), rows, cols, arena)};
+                GgmlQuantize.quantize("Q6_K", RandomMatrices.floats(rnd, rows * cols), rows, cols, arena),
+                GgmlQuantize.quantize("F16", RandomMatrices.floats(rnd, rows * cols), rows, cols, arena),
+                GgmlQuantize.quantize("BF16", RandomMatrices.floats(rnd, rows * cols), rows, cols, arena)};
         BatchActivations together = new BatchActivations(b, cols);
         together.input(x, b, cols);
         for (Matrix m : ms) {
