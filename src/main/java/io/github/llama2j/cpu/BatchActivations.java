@@ -20,7 +20,7 @@ import io.github.llama2j.model.Matrix;
  *   <li>GGML F16 and BF16: each row rounded to F16 or BF16 (its {@link Activations}, llama.cpp's conversion, as the
  *       one-token path), transposed as floats into {@code xH} (F16) or {@code xB} (BF16).</li>
  *   <li>Where the one-token kernels serve the batch ({@link BatchMatmul#readsTransposed}: runq groups over 1024, and
- *       the K-quants, F16 and BF16 below {@link BatchMatmul#TRANSPOSED_FROM_TOKENS} tokens): each row's
+ *       the GGML types in short batches): each row's
  *       {@link Activations}, prepared exactly as the one-token path prepares them.</li>
  * </ul>
  * Each form has arrays of its own, so one input serves products of several types (a Q4_K_M layer's Q4_K and Q6_K,

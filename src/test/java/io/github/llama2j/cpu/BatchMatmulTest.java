@@ -277,7 +277,7 @@ class BatchMatmulTest {
      */
     @ParameterizedTest
     @CsvSource({"F16, 256, 19", "BF16, 96, 19", "Q8_0, 256, 19", "Q4_0, 64, 19", "Q4_K, 256, 19", "Q6_K, 512, 19",
-            "F16, 256, 70", "BF16, 96, 48", "Q4_K, 256, 70", "Q6_K, 512, 48"})
+            "F16, 256, 70", "BF16, 96, 48", "Q8_0, 256, 40", "Q4_0, 64, 32", "Q4_K, 256, 70", "Q6_K, 512, 48"})
     void ggmlTypesMatchTheOneTokenKernel(String type, int cols, int b) {
         int rows = 37;
         float[] values = RandomMatrices.floats(rnd, rows * cols);
@@ -325,8 +325,8 @@ class BatchMatmulTest {
      * in runq's order too; the file layout's kernel does not).
      */
     @ParameterizedTest
-    @CsvSource({"Q8_0, 5, 20, 64", "Q8_0, 17, 17, 96", "Q8_0, 64, 35, 192", "Q8_0, 70, 33, 256", "Q8_0, 9, 16, 2048",
-            "Q4_0, 5, 20, 64", "Q4_0, 70, 33, 256", "Q4_0, 9, 16, 2048"})
+    @CsvSource({"Q8_0, 32, 20, 64", "Q8_0, 33, 17, 96", "Q8_0, 64, 35, 192", "Q8_0, 70, 33, 256", "Q8_0, 40, 16, 2048",
+            "Q4_0, 32, 20, 64", "Q4_0, 70, 33, 256", "Q4_0, 49, 16, 2048"})
     void q8_0AndQ4_0AreBitIdenticalToTheirScalarOrder(String type, int b, int rows, int cols) {
         checkAgainstScalarOrder(type, b, rows, cols, BatchMatmulTest::q8_0Reference);
     }
@@ -530,20 +530,20 @@ class BatchMatmulTest {
     }
 
     /**
-     * The K-quants, F16 and BF16 take the transposed kernel from {@link BatchMatmul#TRANSPOSED_FROM_TOKENS} tokens, the
-     * one-token kernels below ({@link #ggmlTypesMatchTheOneTokenKernel} checks both sides' results); the other types
-     * always take it, but for runq groups over {@link BatchMatmul#MAX_EXACT_GROUP}.
+     * The GGML types take the transposed kernel from {@link BatchMatmul#TRANSPOSED_FROM_TOKENS} tokens (Q8_0 and Q4_0
+     * from {@link BatchMatmul#Q8_0_TRANSPOSED_FROM_TOKENS}), the one-token kernels below
+     * ({@link #ggmlTypesMatchTheOneTokenKernel} checks both sides' results); F32 and runq's Q8 always, but for runq
+     * groups over {@link BatchMatmul#MAX_EXACT_GROUP}.
      */
     @Test
-    void shortBatchesOfTheCostlyTypesTakeTheOneTokenKernels() {
-        int from = BatchMatmul.TRANSPOSED_FROM_TOKENS;
+    void shortBatchesOfGgmlTypesTakeTheOneTokenKernels() {
         for (String type : new String[]{"Q4_K", "Q6_K", "F16", "BF16", "Q8_0", "Q4_0"}) {
             Matrix w = GgmlQuantize.quantize(type, RandomMatrices.floats(rnd, 2 * 256), 2, 256, arena);
-            boolean costly = !type.endsWith("_0");
-            assertEquals(!costly, BatchMatmul.readsTransposed(w, from - 1), type);
+            int from = type.endsWith("_0") ? BatchMatmul.Q8_0_TRANSPOSED_FROM_TOKENS : BatchMatmul.TRANSPOSED_FROM_TOKENS;
+            assertFalse(BatchMatmul.readsTransposed(w, from - 1), type);
             org.junit.jupiter.api.Assertions.assertTrue(BatchMatmul.readsTransposed(w, from), type);
-            org.junit.jupiter.api.Assertions.assertTrue(BatchMatmul.readsTransposed(w, 1) != costly, type);
         }
+        org.junit.jupiter.api.Assertions.assertTrue(BatchMatmul.readsTransposed(RandomMatrices.f32(arena, rnd, 2, 64, 0), 1));
         org.junit.jupiter.api.Assertions.assertTrue(BatchMatmul.readsTransposed(RandomMatrices.q8(arena, rnd, 2, 1024, 1024), 1));
         assertFalse(BatchMatmul.readsTransposed(RandomMatrices.q8(arena, rnd, 2, 2048, 2048), 100));
     }
