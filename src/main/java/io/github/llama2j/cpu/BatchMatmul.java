@@ -339,8 +339,7 @@ final class BatchMatmul {
     static void tiles(float[][] out, float[] xT, float[] sT, float[] mT, int stride, int tokens, WeightLayout layout,
                       MemorySegment values, MemorySegment scales, int n, int block, int r0, int r1, int passRows) {
         boolean scaled = layout.scaled(), kQuant = layout.kQuant();
-        int fileBlock = kQuant ? Activations.Q8_K_BLOCK : block;       // values per block of the file
-        int scaleCols = kQuant ? Activations.Q8_K_BLOCK : block;       // columns per activation scale
+        int fileBlock = kQuant ? Activations.Q8_K_BLOCK : block; // values per block of the file, and per activation scale
         long ggmlRowBytes = (long) (n / fileBlock) * layout.fileBlockBytes();
         int groups = n / block, blocks = Math.ceilDiv(n, block), superBlocks = n / Activations.Q8_K_BLOCK;
         Scratch s = SCRATCH.get();
@@ -404,7 +403,7 @@ final class BatchMatmul {
             for (int k0 = 0, g = 0; k0 < n; k0 += block, g++) {
                 int kb = Math.min(block, n - k0), wg = g * TILE_ROWS * block, sg = g * TILE_ROWS;
                 float[] xs = scaled ? sT : null;
-                int so = k0 / scaleCols * stride, full = panels(stride);
+                int so = k0 / fileBlock * stride, full = panels(stride);
                 // whole panels of four token vectors, one panel at a time (its block of activations, up to 128 columns
                 // of 64 tokens = 32 KiB, stays in L1 while every row passes over it): passRows rows at a time, then 2,
                 // then 1
