@@ -388,13 +388,24 @@ final class KQuantPacked {
     /**
      * Q4_K × Q8_K on the copy. Per read of {@link #LANES} ints, four nibble vectors (shifts and a mask), each
      * multiplied by its lanes of activation pairs ({@link #pairs}), the upper halves carrying the pairs' sums (the
-     * class comment). Eight such products are added in an int lane started at 2^15 before the shift takes the upper
-     * half out: the lower halves' products {@code x a_y} total at most 8 · 15 · 128 = 15360 in magnitude, so the bias
-     * keeps the lower half in [0, 2^16) and nothing carries, and the upper halves total at most 8 · 2 · 15 · 128 =
-     * 30720 &lt; 2^15, so the lane never overflows. A lane holds one sub-block, so its sums (at most two shifts' worth:
-     * 61440) are multiplied by that sub-block's scale: per lane the exact int {@code sc_j} times a part of
-     * {@code dot_j}, converted and multiply-added with {@code d * d_x} into a float accumulator, lane by lane; the
-     * mins' part as {@link #mins}.
+     * class comment). Eight such products (two reads: {@link #eightProducts}) are added in an int lane started at 2^15
+     * before the shift takes the upper half out: the lower halves' products {@code x a_y} total at most
+     * 8 · 15 · 128 = 15360 in magnitude, so the bias keeps the lower half in [0, 2^16) and nothing carries, and the
+     * upper halves total at most 8 · 2 · 15 · 128 = 30720 &lt; 2^15, so the lane never overflows. A lane holds one
+     * sub-block, so its sums (at most two shifts' worth: 61440) are multiplied by that sub-block's scale: per lane the
+     * exact int {@code sc_j} times a part of {@code dot_j}, converted and multiply-added with {@code d * d_x} into a
+     * float accumulator, lane by lane. The mins' part as llama.cpp's AVX2 kernel forms it, lane by lane:
+     * {@code m_j * (q-sum of sub-block j)} exact in int lanes (one lane per sub-block), converted and multiply-added
+     * with {@code dmin * d_x} into a second accumulator, subtracted at the end of the row (in cache, 1.14× the same
+     * kernel with the mins' eight products in scalar).
+     *
+     * <p>Written so that C2 compiles a super-block as straight code: its offsets computed from the super-block's index
+     * (not carried from one to the next), the reads of a group in {@link #eightProducts} (no loop of two or four
+     * trips, which C2 split into pre-, main- and post-loops with their range checks between the reads), and the
+     * mins' part written out here (as a method of its own it was not inlined, NodeCountInliningCutoff, and its
+     * vectors were boxed: 0.03×). Against the loops before, in one JVM, one thread's CPU time (quiet machine,
+     * docs/measurements/2026-12-04-k-quant-straight-code.md): 1.06–1.09× at 256 bits and 1.03–1.04× at 512, in
+     * cache and from DRAM; 0.93–0.96× at 128 bits (the forced width on x86).
      */
     static void q4_K(float[] out, Activations x, Q4K w, int r0, int r1) {
         int nb = w.source().cols() / 256;
@@ -405,48 +416,51 @@ final class KQuantPacked {
         int groups = Math.max(1, 8 / LANES), reads = 32 / LANES / groups; // reads of LANES ints per group
         IntVector mask = IntVector.broadcast(KI, 0x000F000F), bias = IntVector.broadcast(KI, 1 << 15);
         for (int r = r0; r < r1; r++) {
-            long q = (long) r * nb * Q4K.QS, mt = (long) r * nb * Q4K.META;
+            long qRow = (long) r * nb * Q4K.QS, mRow = (long) r * nb * Q4K.META;
             FloatVector acc = FloatVector.zero(KF);
             FloatVector macc = FloatVector.zero(MF);
-            for (int blk = 0; blk < nb; blk++, mt += Q4K.META) {
+            for (int blk = 0; blk < nb; blk++) {
+                long q = qRow + (long) blk * Q4K.QS, mt = mRow + (long) blk * Q4K.META;
                 int xo = blk * 128;
                 FloatVector dx = FloatVector.broadcast(KF, meta.get(FLOAT, mt) * xd[blk]);
                 for (int g = 0; g < groups; g++) {
-                    IntVector sums = IntVector.zero(KI);
-                    for (int c = 0; c < reads; c += 2) {
-                        IntVector t = bias;
-                        for (int half = 0; half < 2; half++, q += 4 * LANES, xo += 4 * LANES) {
-                            IntVector v = IntVector.fromMemorySegment(KI, qs, q, LE);
-                            t = t.add(v.and(mask).mul(IntVector.fromArray(KI, pairs, xo)))
-                                    .add(v.lanewise(VectorOperators.LSHR, 4).and(mask).mul(IntVector.fromArray(KI, pairs, xo + LANES)))
-                                    .add(v.lanewise(VectorOperators.LSHR, 8).and(mask).mul(IntVector.fromArray(KI, pairs, xo + 2 * LANES)))
-                                    .add(v.lanewise(VectorOperators.LSHR, 12).and(mask).mul(IntVector.fromArray(KI, pairs, xo + 3 * LANES)));
-                        }
-                        sums = sums.add(t.lanewise(VectorOperators.ASHR, 16));
+                    long qg = q + (long) g * reads * 4 * LANES;
+                    int xg = xo + g * reads * 4 * LANES;
+                    IntVector sums = eightProducts(qs, qg, pairs, xg, mask, bias);
+                    if (reads == 4) { // (256 and 128 bits; a constant: C2 keeps one branch)
+                        sums = sums.add(eightProducts(qs, qg + 8 * LANES, pairs, xg + 8 * LANES, mask, bias));
                     }
                     IntVector sc = (IntVector) ByteVector.fromMemorySegment(KSC, meta, mt + 16 + (long) g * LANES, LE)
                             .convertShape(VectorOperators.ZERO_EXTEND_B2I, KI, 0);
                     acc = ((FloatVector) sums.mul(sc).convert(VectorOperators.I2F, 0)).fma(dx, acc);
                 }
-                macc = mins(macc, ByteVector.fromMemorySegment(B8, meta, mt + 8, LE), meta.get(FLOAT, mt + 4) * xd[blk], xs32, blk);
+                FloatVector dm = FloatVector.broadcast(MF, meta.get(FLOAT, mt + 4) * xd[blk]);
+                ByteVector minBytes = ByteVector.fromMemorySegment(B8, meta, mt + 8, LE);
+                for (int p = 0; p < 8; p += ML) {
+                    IntVector mv = (IntVector) minBytes.convertShape(VectorOperators.ZERO_EXTEND_B2I, MI, p / ML);
+                    macc = ((FloatVector) mv.mul(IntVector.fromArray(MI, xs32, blk * 8 + p)).convert(VectorOperators.I2F, 0)).fma(dm, macc);
+                }
             }
             out[r] = acc.reduceLanes(VectorOperators.ADD) - macc.reduceLanes(VectorOperators.ADD);
         }
     }
 
     /**
-     * The mins' part of a super-block, as llama.cpp's AVX2 kernel forms it, lane by lane: {@code m_j * (q-sum of
-     * sub-block j)} exact in int lanes (one lane per sub-block), converted and multiply-added with {@code dmin * d_x}
-     * into {@code macc}, subtracted at the end of the row (in cache, 1.14× the same kernel with the mins' eight
-     * products in scalar). The file's kernel has the same code written out.
+     * Eight nibble vectors of two reads of {@link #LANES} ints at {@code q} times their activation pairs at
+     * {@code xo}, added in int lanes started at {@code bias} (2^15), the upper halves (the pairs' sums) shifted out.
      */
-    private static FloatVector mins(FloatVector macc, ByteVector minBytes, float dminX, int[] xs32, int blk) {
-        FloatVector dm = FloatVector.broadcast(MF, dminX);
-        for (int p = 0; p < 8; p += ML) {
-            IntVector mv = (IntVector) minBytes.convertShape(VectorOperators.ZERO_EXTEND_B2I, MI, p / ML);
-            macc = ((FloatVector) mv.mul(IntVector.fromArray(MI, xs32, blk * 8 + p)).convert(VectorOperators.I2F, 0)).fma(dm, macc);
-        }
-        return macc;
+    private static IntVector eightProducts(MemorySegment qs, long q, int[] pairs, int xo, IntVector mask, IntVector bias) {
+        IntVector v = IntVector.fromMemorySegment(KI, qs, q, LE);
+        IntVector u = IntVector.fromMemorySegment(KI, qs, q + 4 * LANES, LE);
+        return bias.add(v.and(mask).mul(IntVector.fromArray(KI, pairs, xo)))
+                .add(v.lanewise(VectorOperators.LSHR, 4).and(mask).mul(IntVector.fromArray(KI, pairs, xo + LANES)))
+                .add(v.lanewise(VectorOperators.LSHR, 8).and(mask).mul(IntVector.fromArray(KI, pairs, xo + 2 * LANES)))
+                .add(v.lanewise(VectorOperators.LSHR, 12).and(mask).mul(IntVector.fromArray(KI, pairs, xo + 3 * LANES)))
+                .add(u.and(mask).mul(IntVector.fromArray(KI, pairs, xo + 4 * LANES)))
+                .add(u.lanewise(VectorOperators.LSHR, 4).and(mask).mul(IntVector.fromArray(KI, pairs, xo + 5 * LANES)))
+                .add(u.lanewise(VectorOperators.LSHR, 8).and(mask).mul(IntVector.fromArray(KI, pairs, xo + 6 * LANES)))
+                .add(u.lanewise(VectorOperators.LSHR, 12).and(mask).mul(IntVector.fromArray(KI, pairs, xo + 7 * LANES)))
+                .lanewise(VectorOperators.ASHR, 16);
     }
 
     /**
@@ -459,8 +473,8 @@ final class KQuantPacked {
      * sub-block 2g (low nibbles) and 2g + 1 (high): nibble × activation products (≤ 15 · 128) of one sub-block summed
      * in shorts over the chunks (at most 4: ≤ 4 · 15 · 128 = 7680, a pair of lanes ≤ 15360), folded to ints
      * ({@link GgmlMatmul}'s fold) and multiplied by the sub-block's 6-bit scale: the exact int
-     * {@code sum_j sc_j * dot_j} in int lanes, then {@code acc += float(isum) * (d * d_x)}; the mins' part as
-     * {@link #mins}.
+     * {@code sum_j sc_j * dot_j} in int lanes, then {@code acc += float(isum) * (d * d_x)}; the mins' part as in
+     * the copy's kernel.
      */
     static void q4_K(float[] out, Activations x, Matrix.Q4_K w, int r0, int r1) {
         int nb = w.cols() / 256;
@@ -507,7 +521,7 @@ final class KQuantPacked {
                 }
                 float xdb = xd[blk];
                 acc = ((FloatVector) isum.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, d * xdb), acc);
-                // the mins' part as mins(), written out: here the call was not inlined at 256 bits (C2's inlining
+                // the mins' part written out, as in the copy's kernel: as a method it was not inlined at 256 bits (C2's inlining
                 // budget for this large loop), its vectors boxed: --weight-copies=off ran at 0.73x
                 FloatVector dm = FloatVector.broadcast(MF, dmin * xdb);
                 ByteVector minBytes = ByteVector.fromArray(B8, minsOfFile, 0);
@@ -542,9 +556,10 @@ final class KQuantPacked {
         IntVector low = IntVector.broadcast(KI, 0x000F000F), high = IntVector.broadcast(KI, 0x00300030);
         IntVector off = IntVector.broadcast(KI, 0x00200020), bias = IntVector.broadcast(KI, 1 << 15);
         for (int r = r0; r < r1; r++) {
-            long q = (long) r * nb * Q6K.QS, mt = (long) r * nb * Q6K.META;
+            long qRow = (long) r * nb * Q6K.QS, mRow = (long) r * nb * Q6K.META;
             FloatVector acc = FloatVector.zero(KF);
-            for (int blk = 0; blk < nb; blk++, q += Q6K.QS, mt += Q6K.META) {
+            for (int blk = 0; blk < nb; blk++) {
+                long q = qRow + (long) blk * Q6K.QS, mt = mRow + (long) blk * Q6K.META;
                 FloatVector dx = FloatVector.broadcast(KF, meta.get(FLOAT, mt) * xd[blk]);
                 for (int g = 0; g < groups; g++) {
                     int xo = blk * 128 + g * 8 * LANES;
