@@ -48,7 +48,7 @@ import java.util.Arrays;
  *       {@link #MAX_EXACT_GROUP}: 1024 · 128 · 128 = 2^24), so the float chain gives runq's integer dot
  *       exactly; then {@code val += (dot * wScale) * xScale}, group after group, as runq. Bit-identical to
  *       {@link ScalarKernels#matmulQ8} for each token, hence to the one-token path.</li>
- *   <li>GGML Q8_0 and Q4_0 (batches of {@link #Q8_0_TRANSPOSED_FROM_TOKENS} tokens and more): as runq's Q8, the block of 32 as the group, on each token's Q8_0 activations
+ *   <li>GGML Q8_0 and Q4_0 (batches of {@link #Q8_0_TRANSPOSED_FROM_TOKENS} and {@link #Q4_0_TRANSPOSED_FROM_TOKENS} tokens and more): as runq's Q8, the block of 32 as the group, on each token's Q8_0 activations
  *       ({@link #ggmlBlocks}).</li>
  *   <li>GGML Q4_K and Q6_K (batches of {@link #TRANSPOSED_FROM_TOKENS} tokens and more): as Q8_0 on each token's Q8_K activations, the weights widened as {@code sc_j * q}
  *       (exact) in column blocks whose integer dot stays exact ({@link #Q4_K_COLUMN_BLOCK},
@@ -120,10 +120,16 @@ final class BatchMatmul {
      */
     static final int TRANSPOSED_FROM_TOKENS = 48;
     /**
-     * The same for GGML Q8_0 and Q4_0, whose widening is cheaper: Llama-3.2-1B Q8_0, 512 bits, quiet machine, two
+     * The same for GGML Q8_0, whose widening is cheaper: Llama-3.2-1B Q8_0, 512 bits, quiet machine, two
      * rounds: pp8 0.49 / 0.49, pp16 0.77 / 0.92, pp32 1.04 / 1.03, pp64 1.61 / 1.36.
      */
     static final int Q8_0_TRANSPOSED_FROM_TOKENS = 32;
+    /**
+     * The same for GGML Q4_0, whose one-token kernel is slower than Q8_0's (nibbles to unpack): Llama-3.2-1B Q4_0,
+     * quiet machine, two rounds at 512 bits and one at 256: pp8 0.90 / 0.89 / 1.41, pp16 1.75 / 1.73 / 1.73,
+     * pp24 1.53 / 1.61 / 1.92, pp32 1.98 / 1.68 / 2.68 (docs/measurements/2026-12-04-k-quant-straight-code.md).
+     */
+    static final int Q4_0_TRANSPOSED_FROM_TOKENS = 16;
 
     /** Whether {@link #matmul} reads m through the transposed forms for a batch of {@code tokens}. */
     static boolean readsTransposed(Matrix m, int tokens) {
@@ -133,7 +139,7 @@ final class BatchMatmul {
             case Matrix.F16 h -> tokens >= TRANSPOSED_FROM_TOKENS;
             case Matrix.BF16 h -> tokens >= TRANSPOSED_FROM_TOKENS;
             case Matrix.Q8_0 q -> tokens >= Q8_0_TRANSPOSED_FROM_TOKENS;
-            case Matrix.Q4_0 q -> tokens >= Q8_0_TRANSPOSED_FROM_TOKENS;
+            case Matrix.Q4_0 q -> tokens >= Q4_0_TRANSPOSED_FROM_TOKENS;
             default -> true;
         };
     }

@@ -530,8 +530,9 @@ class BatchMatmulTest {
     }
 
     /**
-     * The GGML types take the transposed kernel from {@link BatchMatmul#TRANSPOSED_FROM_TOKENS} tokens (Q8_0 and Q4_0
-     * from {@link BatchMatmul#Q8_0_TRANSPOSED_FROM_TOKENS}), the one-token kernels below
+     * The GGML types take the transposed kernel from {@link BatchMatmul#TRANSPOSED_FROM_TOKENS} tokens (Q8_0 from
+     * {@link BatchMatmul#Q8_0_TRANSPOSED_FROM_TOKENS}, Q4_0 from {@link BatchMatmul#Q4_0_TRANSPOSED_FROM_TOKENS}), the
+     * one-token kernels below
      * ({@link #ggmlTypesMatchTheOneTokenKernel} checks both sides' results); F32 and runq's Q8 always, but for runq
      * groups over {@link BatchMatmul#MAX_EXACT_GROUP}.
      */
@@ -539,7 +540,11 @@ class BatchMatmulTest {
     void shortBatchesOfGgmlTypesTakeTheOneTokenKernels() {
         for (String type : new String[]{"Q4_K", "Q6_K", "F16", "BF16", "Q8_0", "Q4_0"}) {
             Matrix w = GgmlQuantize.quantize(type, RandomMatrices.floats(rnd, 2 * 256), 2, 256, arena);
-            int from = type.endsWith("_0") ? BatchMatmul.Q8_0_TRANSPOSED_FROM_TOKENS : BatchMatmul.TRANSPOSED_FROM_TOKENS;
+            int from = switch (type) {
+                case "Q8_0" -> BatchMatmul.Q8_0_TRANSPOSED_FROM_TOKENS;
+                case "Q4_0" -> BatchMatmul.Q4_0_TRANSPOSED_FROM_TOKENS;
+                default -> BatchMatmul.TRANSPOSED_FROM_TOKENS;
+            };
             assertFalse(BatchMatmul.readsTransposed(w, from - 1), type);
             org.junit.jupiter.api.Assertions.assertTrue(BatchMatmul.readsTransposed(w, from), type);
         }
