@@ -48,16 +48,17 @@ import java.util.Arrays;
  *       {@link #MAX_EXACT_GROUP}: 1024 · 128 · 128 = 2^24), so the float chain gives runq's integer dot
  *       exactly; then {@code val += (dot * wScale) * xScale}, group after group, as runq. Bit-identical to
  *       {@link ScalarKernels#matmulQ8} for each token, hence to the one-token path.</li>
- *   <li>GGML Q8_0 and Q4_0 (batches of {@link #Q8_0_TRANSPOSED_FROM_TOKENS} and {@link #Q4_0_TRANSPOSED_FROM_TOKENS} tokens and more): as runq's Q8, the block of 32 as the group, on each token's Q8_0 activations
+ *   <li>GGML Q8_0 and Q4_0 (batches of {@link #Q8_0_TRANSPOSED_FROM_TOKENS} and {@link #Q4_0_TRANSPOSED_FROM_TOKENS}
+ *       tokens and more): as runq's Q8, the block of 32 as the group, on each token's Q8_0 activations
  *       ({@link #ggmlBlocks}).</li>
- *   <li>GGML Q4_K and Q6_K (batches of {@link #TRANSPOSED_FROM_TOKENS} tokens and more): as Q8_0 on each token's Q8_K activations, the weights widened as {@code sc_j * q}
- *       (exact) in column blocks whose integer dot stays exact ({@link #Q4_K_COLUMN_BLOCK},
+ *   <li>GGML Q4_K and Q6_K (batches of {@link #TRANSPOSED_FROM_TOKENS} tokens and more): as Q8_0 on each token's Q8_K
+ *       activations, the weights widened as {@code sc_j * q} (exact) in column blocks whose integer dot stays exact ({@link #Q4_K_COLUMN_BLOCK},
  *       {@link #Q6_K_COLUMN_BLOCK}), {@code val += (dot * d) * d_x} block after block; Q4_K's mins' part
  *       subtracted after ({@link #q4KMins}). The one-token kernels' integers, their float sums in another order.</li>
- *   <li>GGML F16 and BF16 (as many tokens): as F32 on each token's input rounded to the type (its {@link Activations}), the
- *       weights widened to float ({@link #widenHalves}, exact).</li>
- *   <li>runq groups over 1024, and the GGML types in shorter batches: the one-token kernel of {@code perToken} for each token, a
- *       tile of {@link #TILE_ROWS} rows at a time, so the tile's weights come from memory for the first
+ *   <li>GGML F16 and BF16 (as many tokens): as F32 on each token's input rounded to the type (its
+ *       {@link Activations}), the weights widened to float ({@link #widenHalves}, exact).</li>
+ *   <li>runq groups over 1024, and the GGML types in shorter batches: the one-token kernel of {@code perToken} for
+ *       each token, a tile of {@link #TILE_ROWS} rows at a time, so the tile's weights come from memory for the first
  *       token and from cache for the others. Bit-identical to the one-token path (same kernel, same rows,
  *       activations converted per token by {@link Activations}).</li>
  * </ul>

@@ -404,7 +404,7 @@ final class KQuantPacked {
      * trips, which C2 split into pre-, main- and post-loops with their range checks between the reads), and the
      * mins' part written out here (as a method of its own it was not inlined, NodeCountInliningCutoff, and its
      * vectors were boxed: 0.03×). Against the loops before, in one JVM, one thread's CPU time (quiet machine,
-     * docs/measurements/2026-12-04-k-quant-straight-code.md): 1.06–1.09× at 256 bits and 1.03–1.04× at 512, in
+     * docs/measurements/2026-12-04-k-quant-straight-code.md): 1.07–1.09× at 256 bits and 1.03–1.04× at 512, in
      * cache and from DRAM; 0.93–0.96× at 128 bits (the forced width on x86).
      */
     static void q4_K(float[] out, Activations x, Q4K w, int r0, int r1) {
