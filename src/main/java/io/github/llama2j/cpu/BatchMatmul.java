@@ -32,8 +32,8 @@ import java.util.Arrays;
  * tokens = 16 KiB, stay in L1 while the tile's rows pass over them); the tile's weights, every block, are
  * first copied (F32) or widened from int8 (Q8) into a float scratch, row after row (one sequential read of the
  * tile's rows), so one loop multiplies both types; then
- * passes of {@link #PASS_ROWS} rows × four token vectors (16 accumulators at 512 bits, 8 at 256 and 128,
- * where 16 registers would not hold 16), and over the one-vector panels after the whole ones (a batch that is
+ * passes of {@link #PASS_ROWS} rows × four token vectors (at 512 bits 6 rows at a time first, 24 accumulators, then
+ * 4 × 4; 8 accumulators at 256 and 128, where 16 registers would not hold 16), and over the one-vector panels after the whole ones (a batch that is
  * not a multiple of four vectors) passes of 4 rows × one vector at every width; the block sums of a tile gather in a scratch
  * {@code (TILE_ROWS, stride)} and are written back to {@code out[b][r]} at the end.
  *
@@ -63,10 +63,12 @@ import java.util.Arrays;
  *       activations converted per token by {@link Activations}).</li>
  * </ul>
  *
- * <p>The passes are written out per shape (4 × 4, 4 × 1, 2 × 4, 2 × 1, 1 × 1 rows × token vectors), each one
+ * <p>The passes are written out per shape (6 × 4, 4 × 4, 4 × 1, 2 × 4, 2 × 1, 1 × 1 rows × token vectors), each one
  * loop: the 4-row passes measured 1.2–1.3× the 2-row ones at 512 bits for both types, and at 256 bits 4 × 4
  * spills (0.6×) while 4 × 1 ran as fast as 2 × 1 or faster (one core, in cache, loaded machine; {@link #PASS_ROWS},
- * and docs/measurements/2026-12-02-q8-kernels.md).
+ * and docs/measurements/2026-12-02-q8-kernels.md). At 512 bits 6 × 4 (a broadcast per four FMAs, as 4 × 4, but six
+ * rows share each activation load) ran its loop alone at 1.09× 4 × 4 in cache, and {@code BatchMatmulBenchmark}
+ * (128 tokens) at 1.05–1.35× on one thread (docs/measurements/2026-12-05-prefill-six-rows.md).
  */
 final class BatchMatmul {
     static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
@@ -289,7 +291,8 @@ final class BatchMatmul {
 
     /**
      * Rows per register tile: 4 at 512 bits and up (4 × 4 accumulators, 4 activation vectors and a broadcast: 21
-     * of AVX-512's 32 vector registers), 2 below (2 × 4 + 4 + 2 = 14 of AVX2's 16; 4 rows there spill).
+     * of AVX-512's 32 vector registers; {@link #tiles} takes 6 rows at a time first there, 24 + 4 + 1 or 2: C2 keeps
+     * the loop in registers), 2 below (2 × 4 + 4 + 2 = 14 of AVX2's 16; 4 rows there spill).
      */
     static final int PASS_ROWS = F.vectorBitSize() >= 512 ? 4 : 2;
 
@@ -412,11 +415,14 @@ final class BatchMatmul {
                 float[] xs = scaled ? sT : null;
                 int so = k0 / fileBlock * stride, full = panels(stride);
                 // whole panels of four token vectors, one panel at a time (its block of activations, up to 128 columns
-                // of 64 tokens = 32 KiB, stays in L1 while every row passes over it): passRows rows at a time, then 2,
-                // then 1
+                // of 64 tokens = 32 KiB, stays in L1 while every row passes over it): passRows rows at a time (6 first
+                // at 512 bits), then 2, then 1
                 for (int t = 0; t < full; t += PANEL) {
                     int i = 0;
                     if (passRows == 4) {
+                        for (; i + 6 <= rows; i += 6) {
+                            rows6x4(wf, wg + i * block, block, kb, xT, t * n + k0 * PANEL, stride, tile, i * stride + t, xs, so + t, wsAll, sg + i);
+                        }
                         for (; i + 4 <= rows; i += 4) {
                             rows4x4(wf, wg + i * block, block, kb, xT, t * n + k0 * PANEL, stride, tile, i * stride + t, xs, so + t, wsAll, sg + i);
                         }
@@ -615,6 +621,98 @@ final class BatchMatmul {
      * loop (with a loop over panels around it, a hoisted check trapped and the recompiled loop kept all of them),
      * and without helpers returning vectors (a vector returned by a method that C2 does not inline is boxed).
      */
+
+    private static void rows6x4(float[] wf, int w0, int block, int kb, float[] xT, int base, int stride, float[] tile, int o,
+                                float[] xs, int s, float[] ws, int i) {
+        int w1 = w0 + block, w2 = w1 + block, w3 = w2 + block, w4 = w3 + block, w5 = w4 + block;
+        FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F), a02 = FloatVector.zero(F), a03 = FloatVector.zero(F);
+        FloatVector a10 = FloatVector.zero(F), a11 = FloatVector.zero(F), a12 = FloatVector.zero(F), a13 = FloatVector.zero(F);
+        FloatVector a20 = FloatVector.zero(F), a21 = FloatVector.zero(F), a22 = FloatVector.zero(F), a23 = FloatVector.zero(F);
+        FloatVector a30 = FloatVector.zero(F), a31 = FloatVector.zero(F), a32 = FloatVector.zero(F), a33 = FloatVector.zero(F);
+        FloatVector a40 = FloatVector.zero(F), a41 = FloatVector.zero(F), a42 = FloatVector.zero(F), a43 = FloatVector.zero(F);
+        FloatVector a50 = FloatVector.zero(F), a51 = FloatVector.zero(F), a52 = FloatVector.zero(F), a53 = FloatVector.zero(F);
+        for (int k = 0; k < kb; k++) {
+            int x = base + k * PANEL;
+            FloatVector x0 = FloatVector.fromArray(F, xT, x), x1 = FloatVector.fromArray(F, xT, x + FL);
+            FloatVector x2 = FloatVector.fromArray(F, xT, x + 2 * FL), x3 = FloatVector.fromArray(F, xT, x + 3 * FL);
+            FloatVector b = FloatVector.broadcast(F, wf[w0 + k]);
+            a00 = x0.fma(b, a00);
+            a01 = x1.fma(b, a01);
+            a02 = x2.fma(b, a02);
+            a03 = x3.fma(b, a03);
+            b = FloatVector.broadcast(F, wf[w1 + k]);
+            a10 = x0.fma(b, a10);
+            a11 = x1.fma(b, a11);
+            a12 = x2.fma(b, a12);
+            a13 = x3.fma(b, a13);
+            b = FloatVector.broadcast(F, wf[w2 + k]);
+            a20 = x0.fma(b, a20);
+            a21 = x1.fma(b, a21);
+            a22 = x2.fma(b, a22);
+            a23 = x3.fma(b, a23);
+            b = FloatVector.broadcast(F, wf[w3 + k]);
+            a30 = x0.fma(b, a30);
+            a31 = x1.fma(b, a31);
+            a32 = x2.fma(b, a32);
+            a33 = x3.fma(b, a33);
+            b = FloatVector.broadcast(F, wf[w4 + k]);
+            a40 = x0.fma(b, a40);
+            a41 = x1.fma(b, a41);
+            a42 = x2.fma(b, a42);
+            a43 = x3.fma(b, a43);
+            b = FloatVector.broadcast(F, wf[w5 + k]);
+            a50 = x0.fma(b, a50);
+            a51 = x1.fma(b, a51);
+            a52 = x2.fma(b, a52);
+            a53 = x3.fma(b, a53);
+        }
+        if (xs != null) {
+            FloatVector s0 = FloatVector.fromArray(F, xs, s), s1 = FloatVector.fromArray(F, xs, s + FL);
+            FloatVector s2 = FloatVector.fromArray(F, xs, s + 2 * FL), s3 = FloatVector.fromArray(F, xs, s + 3 * FL);
+            float c0 = ws[i];
+            a00 = a00.mul(c0).mul(s0); a01 = a01.mul(c0).mul(s1); a02 = a02.mul(c0).mul(s2); a03 = a03.mul(c0).mul(s3);
+            float c1 = ws[i + 1];
+            a10 = a10.mul(c1).mul(s0); a11 = a11.mul(c1).mul(s1); a12 = a12.mul(c1).mul(s2); a13 = a13.mul(c1).mul(s3);
+            float c2 = ws[i + 2];
+            a20 = a20.mul(c2).mul(s0); a21 = a21.mul(c2).mul(s1); a22 = a22.mul(c2).mul(s2); a23 = a23.mul(c2).mul(s3);
+            float c3 = ws[i + 3];
+            a30 = a30.mul(c3).mul(s0); a31 = a31.mul(c3).mul(s1); a32 = a32.mul(c3).mul(s2); a33 = a33.mul(c3).mul(s3);
+            float c4 = ws[i + 4];
+            a40 = a40.mul(c4).mul(s0); a41 = a41.mul(c4).mul(s1); a42 = a42.mul(c4).mul(s2); a43 = a43.mul(c4).mul(s3);
+            float c5 = ws[i + 5];
+            a50 = a50.mul(c5).mul(s0); a51 = a51.mul(c5).mul(s1); a52 = a52.mul(c5).mul(s2); a53 = a53.mul(c5).mul(s3);
+        }
+        int p = o;
+        FloatVector.fromArray(F, tile, p).add(a00).intoArray(tile, p);
+        FloatVector.fromArray(F, tile, p + FL).add(a01).intoArray(tile, p + FL);
+        FloatVector.fromArray(F, tile, p + 2 * FL).add(a02).intoArray(tile, p + 2 * FL);
+        FloatVector.fromArray(F, tile, p + 3 * FL).add(a03).intoArray(tile, p + 3 * FL);
+        p += stride;
+        FloatVector.fromArray(F, tile, p).add(a10).intoArray(tile, p);
+        FloatVector.fromArray(F, tile, p + FL).add(a11).intoArray(tile, p + FL);
+        FloatVector.fromArray(F, tile, p + 2 * FL).add(a12).intoArray(tile, p + 2 * FL);
+        FloatVector.fromArray(F, tile, p + 3 * FL).add(a13).intoArray(tile, p + 3 * FL);
+        p += stride;
+        FloatVector.fromArray(F, tile, p).add(a20).intoArray(tile, p);
+        FloatVector.fromArray(F, tile, p + FL).add(a21).intoArray(tile, p + FL);
+        FloatVector.fromArray(F, tile, p + 2 * FL).add(a22).intoArray(tile, p + 2 * FL);
+        FloatVector.fromArray(F, tile, p + 3 * FL).add(a23).intoArray(tile, p + 3 * FL);
+        p += stride;
+        FloatVector.fromArray(F, tile, p).add(a30).intoArray(tile, p);
+        FloatVector.fromArray(F, tile, p + FL).add(a31).intoArray(tile, p + FL);
+        FloatVector.fromArray(F, tile, p + 2 * FL).add(a32).intoArray(tile, p + 2 * FL);
+        FloatVector.fromArray(F, tile, p + 3 * FL).add(a33).intoArray(tile, p + 3 * FL);
+        p += stride;
+        FloatVector.fromArray(F, tile, p).add(a40).intoArray(tile, p);
+        FloatVector.fromArray(F, tile, p + FL).add(a41).intoArray(tile, p + FL);
+        FloatVector.fromArray(F, tile, p + 2 * FL).add(a42).intoArray(tile, p + 2 * FL);
+        FloatVector.fromArray(F, tile, p + 3 * FL).add(a43).intoArray(tile, p + 3 * FL);
+        p += stride;
+        FloatVector.fromArray(F, tile, p).add(a50).intoArray(tile, p);
+        FloatVector.fromArray(F, tile, p + FL).add(a51).intoArray(tile, p + FL);
+        FloatVector.fromArray(F, tile, p + 2 * FL).add(a52).intoArray(tile, p + 2 * FL);
+        FloatVector.fromArray(F, tile, p + 3 * FL).add(a53).intoArray(tile, p + 3 * FL);
+    }
 
     private static void rows4x4(float[] wf, int w0, int block, int kb, float[] xT, int base, int stride, float[] tile, int o,
                                 float[] xs, int s, float[] ws, int i) {

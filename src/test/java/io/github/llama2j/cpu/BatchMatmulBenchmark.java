@@ -107,7 +107,7 @@ public class BatchMatmulBenchmark {
         int stride = in.stride(), b = in.tokens();
         switch (m) {
             case Matrix.F32 f -> parallel.forRange(f.rows(), CpuLayer.ROW_GRAIN,
-                    (r0, r1) -> BatchMatmul.f32(out, in.xT, stride, b, f, r0, r1));
+                    (r0, r1) -> BatchMatmul.f32(out, in.xF, stride, b, f, r0, r1));
             case Matrix.Q8 q -> parallel.forRange(q.rows(), CpuLayer.ROW_GRAIN,
                     (r0, r1) -> BatchMatmul.q8(out, in.xT, in.sT, stride, b, q, r0, r1));
             case Matrix.Ggml g -> throw new IllegalStateException();

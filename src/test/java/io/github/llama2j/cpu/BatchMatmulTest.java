@@ -44,6 +44,7 @@ class BatchMatmulTest {
             33, 64, 768, 0, -1
             64, 33, 130, 1, 33
             70, 19, 64, 0, -1
+            9, 150, 96, 5, 147
             """;
 
     private float[][] tokens(int b, int n) {
@@ -192,7 +193,7 @@ class BatchMatmulTest {
     @ParameterizedTest
     @CsvSource({
             "4, 5, 20, 64", "8, 17, 17, 96", "32, 33, 33, 96", "48, 64, 21, 96", "64, 70, 35, 768",
-            "64, 3, 16, 2048", "128, 40, 18, 256", "2048, 9, 7, 2048"})
+            "64, 3, 16, 2048", "128, 40, 18, 256", "2048, 9, 7, 2048", "64, 20, 100, 128"})
     void q8IsBitIdenticalToRunqPerToken(int groupSize, int b, int rows, int cols) {
         Matrix.Q8 w = RandomMatrices.q8(arena, rnd, rows, cols, groupSize);
         float[][] x = tokens(b, cols);
@@ -327,7 +328,7 @@ class BatchMatmulTest {
      */
     @ParameterizedTest
     @CsvSource({"Q8_0, 32, 20, 64", "Q8_0, 33, 17, 96", "Q8_0, 64, 35, 192", "Q8_0, 70, 33, 256", "Q8_0, 40, 16, 2048",
-            "Q4_0, 32, 20, 64", "Q4_0, 70, 33, 256", "Q4_0, 49, 16, 2048"})
+            "Q4_0, 32, 20, 64", "Q4_0, 70, 33, 256", "Q4_0, 49, 16, 2048", "Q8_0, 33, 81, 96", "Q4_0, 40, 70, 64"})
     void q8_0AndQ4_0AreBitIdenticalToTheirScalarOrder(String type, int b, int rows, int cols) {
         checkAgainstScalarOrder(type, b, rows, cols, BatchMatmulTest::q8_0Reference);
     }
@@ -391,7 +392,8 @@ class BatchMatmulTest {
      */
     @ParameterizedTest
     @CsvSource({"Q4_K, 48, 20, 256", "Q4_K, 49, 17, 512", "Q4_K, 64, 35, 768", "Q4_K, 70, 33, 256", "Q4_K, 100, 16, 2048",
-            "Q6_K, 48, 20, 256", "Q6_K, 81, 17, 512", "Q6_K, 70, 33, 768", "Q6_K, 64, 16, 2048"})
+            "Q6_K, 48, 20, 256", "Q6_K, 81, 17, 512", "Q6_K, 70, 33, 768", "Q6_K, 64, 16, 2048", "Q4_K, 50, 90, 256",
+            "Q6_K, 49, 75, 256"})
     void kQuantsAreBitIdenticalToTheirScalarOrder(String type, int b, int rows, int cols) {
         checkAgainstScalarOrder(type, b, rows, cols,
                 (w, r, x) -> w instanceof Matrix.Q4_K q ? q4KReference(q, r, x) : q6KReference((Matrix.Q6_K) w, r, x));
@@ -486,7 +488,7 @@ class BatchMatmulTest {
      */
     @ParameterizedTest
     @CsvSource({"F16, 48, 20, 64", "F16, 49, 17, 100", "F16, 70, 33, 768", "BF16, 48, 20, 64", "BF16, 64, 35, 130",
-            "BF16, 100, 16, 2048"})
+            "BF16, 100, 16, 2048", "F16, 48, 70, 64"})
     void halvesAreBitIdenticalToTheirScalarOrder(String type, int b, int rows, int cols) {
         checkAgainstScalarOrder(type, b, rows, cols, BatchMatmulTest::halvesReference);
     }
