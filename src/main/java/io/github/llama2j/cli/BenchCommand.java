@@ -1,6 +1,7 @@
 package io.github.llama2j.cli;
 
 import io.github.llama2j.Llama2jException;
+import io.github.llama2j.cpu.CpuEngine;
 import io.github.llama2j.engine.EngineOptions;
 import io.github.llama2j.engine.Engines;
 import io.github.llama2j.engine.InferenceEngine;
@@ -35,7 +36,7 @@ import java.util.concurrent.Callable;
                 + " mean ± sample standard deviation of tokens per second.",
                 "GB/s is the weight bandwidth this implies: bytes read per token (see 'llama2j info') × tokens per second."
                         + " It is computed for both tests, but the CPU engine's pp reads each weight once per batch"
-                        + " of up to 64 prompt tokens (batched prefill; not with --exact), so its pp figure is an"
+                        + " of up to " + CpuEngine.CHUNK + " prompt tokens (batched prefill; not with --exact), so its pp figure is an"
                         + " equivalent, not a measured bandwidth."},
         footer = {"",
                 "Examples:",

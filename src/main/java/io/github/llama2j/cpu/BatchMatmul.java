@@ -68,7 +68,7 @@ import java.util.Arrays;
  * spills (0.6×) while 4 × 1 ran as fast as 2 × 1 or faster (one core, in cache, loaded machine; {@link #PASS_ROWS},
  * and docs/measurements/2026-12-02-q8-kernels.md). At 512 bits 6 × 4 (a broadcast per four FMAs, as 4 × 4, but six
  * rows share each activation load) ran its loop alone at 1.09× 4 × 4 in cache, and {@code BatchMatmulBenchmark}
- * (128 tokens) at 1.05–1.35× on one thread (docs/measurements/2026-12-05-prefill-six-rows.md).
+ * (128 tokens) at 1.05–1.35× on one thread (docs/measurements/2026-12-04-prefill-six-rows.md).
  */
 final class BatchMatmul {
     static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
