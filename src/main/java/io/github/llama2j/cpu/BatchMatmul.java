@@ -31,11 +31,11 @@ import java.util.Arrays;
  * block at a time (64 columns for F32, the group for Q8; a block's activations, at most 64 columns × 64
  * tokens = 16 KiB, stay in L1 while the tile's rows pass over them); the tile's weights, every block, are
  * first copied (F32) or widened from int8 (Q8) into a float scratch, row after row (one sequential read of the
- * tile's rows), so one loop multiplies both types; then
- * passes of {@link #PASS_ROWS} rows × four token vectors (at 512 bits 6 rows at a time first, 24 accumulators, then
- * 4 × 4; 8 accumulators at 256 and 128, where 16 registers would not hold 16), and over the one-vector panels after the whole ones (a batch that is
- * not a multiple of four vectors) passes of 4 rows × one vector at every width; the block sums of a tile gather in a scratch
- * {@code (TILE_ROWS, stride)} and are written back to {@code out[b][r]} at the end.
+ * tile's rows), so one loop multiplies both types; then passes of {@link #PASS_ROWS} rows × four token vectors
+ * (at 512 bits 6 rows at a time first, 24 accumulators, then 4 × 4; 8 accumulators at 256 and 128, where 16
+ * registers would not hold 16), and over the one-vector panels after the whole ones (a batch that is not a
+ * multiple of four vectors) passes of 4 rows × one vector at every width; the block sums of a tile gather in a
+ * scratch {@code (TILE_ROWS, stride)} and are written back to {@code out[b][r]} at the end.
  *
  * <p><b>Order.</b> Each (row, token) is one lane, so its arithmetic is scalar arithmetic, in one order at
  * every vector width:
