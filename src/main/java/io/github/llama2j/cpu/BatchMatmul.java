@@ -67,7 +67,7 @@ import java.util.Arrays;
  * loop: the 4-row passes measured 1.2–1.3× the 2-row ones at 512 bits for both types, and at 256 bits 4 × 4
  * spills (0.6×) while 4 × 1 ran as fast as 2 × 1 or faster (one core, in cache, loaded machine; {@link #PASS_ROWS},
  * and docs/measurements/2026-12-02-q8-kernels.md). At 512 bits 6 × 4 (a broadcast per four FMAs, as 4 × 4, but six
- * rows share each activation load) ran its loop alone at 1.09× 4 × 4 in cache, and {@code BatchMatmulBenchmark}
+ * rows share each activation load) ran its loop alone at 1.03–1.13× 4 × 4 in cache, and {@code BatchMatmulBenchmark}
  * (128 tokens) at 1.05–1.35× on one thread (docs/measurements/2026-12-04-prefill-six-rows.md).
  */
 final class BatchMatmul {
