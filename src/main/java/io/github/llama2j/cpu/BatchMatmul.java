@@ -226,13 +226,13 @@ final class BatchMatmul {
             case Matrix.Q8_0 q -> ggmlBlocks(out, in, WeightLayout.GGML_Q8_0, q.data(), q.cols(), r0, r1);
             case Matrix.Q4_0 q -> ggmlBlocks(out, in, WeightLayout.GGML_Q4_0, q.data(), q.cols(), r0, r1);
             case Matrix.Q4_K q -> tiles(out, in.xK, in.sK, in.mK, in.stride(), in.tokens(), WeightLayout.GGML_Q4_K, q.data(), null,
-                    q.cols(), Q4_K_COLUMN_BLOCK, r0, r1, PASS_ROWS);
+                    q.cols(), Q4_K_COLUMN_BLOCK, r0, r1);
             case Matrix.Q6_K q -> tiles(out, in.xK, in.sK, null, in.stride(), in.tokens(), WeightLayout.GGML_Q6_K, q.data(), null,
-                    q.cols(), Q6_K_COLUMN_BLOCK, r0, r1, PASS_ROWS);
+                    q.cols(), Q6_K_COLUMN_BLOCK, r0, r1);
             case Matrix.F16 h -> tiles(out, in.xH, null, null, in.stride(), in.tokens(), WeightLayout.GGML_F16, h.data(), null,
-                    h.cols(), F32_BLOCK, r0, r1, PASS_ROWS);
+                    h.cols(), F32_BLOCK, r0, r1);
             case Matrix.BF16 h -> tiles(out, in.xB, null, null, in.stride(), in.tokens(), WeightLayout.GGML_BF16, h.data(), null,
-                    h.cols(), F32_BLOCK, r0, r1, PASS_ROWS);
+                    h.cols(), F32_BLOCK, r0, r1);
         }
     }
 
@@ -290,11 +290,11 @@ final class BatchMatmul {
     // ------------------------------------------------------------------ the tiled kernel (F32 and runq's Q8)
 
     /**
-     * Rows per register tile: 4 at 512 bits and up (4 × 4 accumulators, 4 activation vectors and a broadcast: 21
-     * of AVX-512's 32 vector registers; {@link #tiles} takes 6 rows at a time first there, 24 + 4 + 1 or 2: C2 keeps
-     * the loop in registers), 2 below (2 × 4 + 4 + 2 = 14 of AVX2's 16; 4 rows there spill).
+     * Rows per register tile over whole panels: 6 at 512 bits and up (6 × 4 accumulators, 4 activation vectors and
+     * one or two broadcasts: C2 keeps the loop in AVX-512's 32 vector registers; a tile's last 4 rows then take
+     * 4 × 4), 2 below (2 × 4 + 4 + 2 = 14 of AVX2's 16; 4 rows there spill).
      */
-    static final int PASS_ROWS = F.vectorBitSize() >= 512 ? 4 : 2;
+    static final int PASS_ROWS = F.vectorBitSize() >= 512 ? 6 : 2;
 
     /**
      * Each worker's scratch: a tile's weights as floats, every column block of its rows, (blocks, TILE_ROWS, block),
@@ -311,7 +311,7 @@ final class BatchMatmul {
     private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
 
     static void f32(float[][] out, float[] xT, int stride, int tokens, Matrix.F32 w, int r0, int r1) {
-        tiles(out, xT, null, null, stride, tokens, WeightLayout.F32, w.data(), null, w.cols(), F32_BLOCK, r0, r1, PASS_ROWS);
+        tiles(out, xT, null, null, stride, tokens, WeightLayout.F32, w.data(), null, w.cols(), F32_BLOCK, r0, r1);
     }
 
     /**
@@ -320,8 +320,7 @@ final class BatchMatmul {
      * scale is added to the token's sum.
      */
     static void q8(float[][] out, float[] xT, float[] sT, int stride, int tokens, Matrix.Q8 w, int r0, int r1) {
-        tiles(out, xT, sT, null, stride, tokens, WeightLayout.RUNQ_Q8, w.values(), w.scales(), w.cols(), w.groupSize(), r0, r1,
-                PASS_ROWS);
+        tiles(out, xT, sT, null, stride, tokens, WeightLayout.RUNQ_Q8, w.values(), w.scales(), w.cols(), w.groupSize(), r0, r1);
     }
 
     /**
@@ -332,7 +331,7 @@ final class BatchMatmul {
      * ({@link GgmlMatmul}: partial integer sums per lane) give sums a rounding apart.
      */
     private static void ggmlBlocks(float[][] out, BatchActivations in, WeightLayout layout, MemorySegment data, int n, int r0, int r1) {
-        tiles(out, in.xT, in.sT, null, in.stride(), in.tokens(), layout, data, null, n, Matrix.Q8_0.BLOCK, r0, r1, PASS_ROWS);
+        tiles(out, in.xT, in.sT, null, in.stride(), in.tokens(), layout, data, null, n, Matrix.Q8_0.BLOCK, r0, r1);
     }
 
     /**
@@ -342,12 +341,12 @@ final class BatchMatmul {
      * super-block of 256 for the K-quants' Q8_K; mT Q8_K's sums of 32, for Q4_K's mins).
      * A tile of {@link #TILE_ROWS} rows goes over the columns one block at a time: the tile's weights, every
      * block, are first copied (F32) or widened (the others) into a float scratch, so one loop multiplies every type;
-     * then passes of {@code passRows} rows (the remainder 2 and 1 at a time) over the whole panels of tokens, and
+     * then passes of {@link #PASS_ROWS} rows (the remainder 4, 2 and 1 at a time) over the whole panels of tokens, and
      * of 4 rows (then 2, 1) over the one-vector panels after them. Each (row, token) lane is one pass's FMA chain,
      * so the pass shapes change no result. Q4_K's mins' part is subtracted after the last block ({@link #q4KMins}).
      */
     static void tiles(float[][] out, float[] xT, float[] sT, float[] mT, int stride, int tokens, WeightLayout layout,
-                      MemorySegment values, MemorySegment scales, int n, int block, int r0, int r1, int passRows) {
+                      MemorySegment values, MemorySegment scales, int n, int block, int r0, int r1) {
         boolean scaled = layout.scaled(), kQuant = layout.kQuant();
         int fileBlock = kQuant ? Activations.Q8_K_BLOCK : block; // values per block of the file, and per activation scale
         long ggmlRowBytes = (long) (n / fileBlock) * layout.fileBlockBytes();
@@ -415,11 +414,11 @@ final class BatchMatmul {
                 float[] xs = scaled ? sT : null;
                 int so = k0 / fileBlock * stride, full = panels(stride);
                 // whole panels of four token vectors, one panel at a time (its block of activations, up to 128 columns
-                // of 64 tokens = 32 KiB, stays in L1 while every row passes over it): passRows rows at a time (6 first
-                // at 512 bits), then 2, then 1
+                // of 64 tokens = 32 KiB, stays in L1 while every row passes over it): PASS_ROWS rows at a time (6 at
+                // 512 bits, then 4), then 2, then 1
                 for (int t = 0; t < full; t += PANEL) {
                     int i = 0;
-                    if (passRows == 4) {
+                    if (PASS_ROWS == 6) { // (a constant: C2 keeps one branch)
                         for (; i + 6 <= rows; i += 6) {
                             rows6x4(wf, wg + i * block, block, kb, xT, t * n + k0 * PANEL, stride, tile, i * stride + t, xs, so + t, wsAll, sg + i);
                         }
