@@ -13,7 +13,8 @@ import jdk.incubator.vector.VectorSpecies;
  *       timestep's products in run.c's order. For that the keys are stored transposed in blocks of
  *       as many timesteps as a vector has lanes: {@code keys[layer][kvHead][block][i][lane]}, so one
  *       load gives dimension i of a block of timesteps.</li>
- *   <li><b>Softmax</b> is {@link ScalarKernels#softmax} itself (a sequential sum, and the same expf).</li>
+ *   <li><b>Softmax</b> is {@link ScalarKernels#softmax} itself (a sequential sum, and the same expf); for
+ *       {@link #heads4}'s four queries {@link VectorOps#softmax4}, bit-identical to it.</li>
  *   <li><b>Weighted sum of values</b> {@code out[i] = sum_t a_t * v_t[i]}: elementwise in i and
  *       accumulated over t in order, so the vector runs along i. Values keep run.c's layout
  *       {@code [layer][t][kvDim]}.</li>
@@ -145,9 +146,7 @@ public final class Attention {
             s2.div(scale).intoArray(att, o2 + to);
             s3.div(scale).intoArray(att, o3 + to);
         }
-        for (int j = 0; j < QUERIES; j++) {
-            ScalarKernels.softmax(att, j * attStride, pos0 + j + 1, math);
-        }
+        VectorOps.softmax4(att, 0, attStride, pos0 + 1, math); // ScalarKernels.softmax of each query's scores
         // weighted sums: two vectors of dimensions × four queries per pass over the timesteps all four read
         // (0 .. pos0), then each later query's own last timesteps
         float[] vc = values[layer];

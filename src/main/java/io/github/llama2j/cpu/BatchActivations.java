@@ -9,9 +9,9 @@ import io.github.llama2j.model.Matrix;
  * <ul>
  *   <li>{@link Matrix.F32}: the floats transposed into {@code xF} (tokens along the lanes; stride is B rounded up
  *       to whole vectors, the extra lanes 0; panels of tokens: {@link BatchMatmul#xIndex}).</li>
- *   <li>{@link Matrix.Q8} (runq, groups up to {@link BatchMatmul#MAX_EXACT_GROUP}): each row quantized by
- *       {@link VectorOps#quantize}, the one-token path's own call, then transposed as floats into
- *       {@code xT} and the group scales into {@code sT[g * stride + b]}.</li>
+ *   <li>{@link Matrix.Q8} (runq, groups up to {@link BatchMatmul#MAX_EXACT_GROUP}): the rows transposed as floats into
+ *       {@code xT}, then quantized there with the tokens along the lanes ({@link VectorOps#quantizeTokenLanes}: the
+ *       one-token path's values), the group scales into {@code sT[g * stride + b]}.</li>
  *   <li>GGML Q8_0 and Q4_0: each row's {@link Activations} (llama.cpp's Q8_0 quantization, as the one-token path), its values
  *       transposed as floats into {@code xT} and the block scales into {@code sT[g * stride + b]}.</li>
  *   <li>GGML Q4_K and Q6_K: each row's {@link Activations} quantized to Q8_K (llama.cpp's, as the one-token path),
@@ -110,7 +110,7 @@ final class BatchActivations {
                 if (!f32Ready) {
                     xF = grow(xF, n * stride);
                     split(parallel, Math.ceilDiv(n, COLUMN_BLOCK), (c0, c1) ->
-                            transpose(c0 * COLUMN_BLOCK, Math.min(c1 * COLUMN_BLOCK, n)));
+                            transpose(xF, c0 * COLUMN_BLOCK, Math.min(c1 * COLUMN_BLOCK, n)));
                     f32Ready = true;
                 }
             }
@@ -287,61 +287,50 @@ final class BatchActivations {
     /** Columns per step of the transposition: 64 columns of 64 tokens (16 KiB of xT) stay in L1 while every token writes them. */
     private static final int COLUMN_BLOCK = 64;
 
-    /** Each worker's scratch of runq values and scales of one token (the whole row's indices). */
-    private static final ThreadLocal<Quantized> QUANTIZED = ThreadLocal.withInitial(Quantized::new);
-
-    private static final class Quantized {
-        byte[] q = new byte[0];
-        float[] s = new float[0];
-    }
-
-    /** Columns [j0, j1) of x[b][j] into xF (panels: {@link BatchMatmul#xIndex}), the lanes past the last token 0. */
-    private void transpose(int j0, int j1) {
+    /** Columns [j0, j1) of x[b][j] into {@code into} (panels: {@link BatchMatmul#xIndex}), the lanes past the last token 0. */
+    private void transpose(float[] into, int j0, int j1) {
         for (int c0 = j0; c0 < j1; c0 += COLUMN_BLOCK) {
             int c1 = Math.min(c0 + COLUMN_BLOCK, j1);
-            for (int b = 0; b < stride; b++) {
-                int at = BatchMatmul.xIndex(0, b, n, stride), w = BatchMatmul.panelWidth(b, stride);
-                if (b < tokens) {
-                    float[] row = x[b];
-                    for (int j = c0; j < c1; j++) {
-                        xF[at + j * w] = row[j];
-                    }
-                } else {
-                    for (int j = c0; j < c1; j++) {
-                        xF[at + j * w] = 0.0f;
-                    }
+            for (int t = 0; t < stride; t += BatchMatmul.panelWidth(t, stride)) {
+                transposePanel(into, c0, c1, t);
+            }
+        }
+    }
+
+    /** Columns [c0, c1) of the tokens of the panel that starts at token t into {@code into}, the lanes past the last token 0. */
+    private void transposePanel(float[] into, int c0, int c1, int t) {
+        int w = BatchMatmul.panelWidth(t, stride);
+        for (int b = t; b < t + w; b++) {
+            int at = BatchMatmul.xIndex(0, b, n, stride);
+            if (b < tokens) {
+                float[] row = x[b];
+                for (int j = c0; j < c1; j++) {
+                    into[at + j * w] = row[j];
+                }
+            } else {
+                for (int j = c0; j < c1; j++) {
+                    into[at + j * w] = 0.0f;
                 }
             }
         }
     }
 
     /**
-     * Groups [g0, g1) of each row quantized as runq (the one-token path's arithmetic, {@link VectorOps#quantizeGroups}),
-     * values and scales transposed as floats, a group of every token at a time; the lanes past the last token 0.
+     * Groups [g0, g1) of each row quantized as runq, values and scales transposed as floats: a group of a panel of
+     * tokens at a time, its columns transposed ({@link #transposePanel}) and then quantized in place while in L1,
+     * the tokens along the lanes ({@link VectorOps#quantizeTokenLanes}: the one-token path's arithmetic per lane, so
+     * its values); the lanes past the last token 0. Quantizing each token's row and then transposing its bytes one
+     * by one ran at 0.8–0.9 G values per second on one thread, 5–7% of a Q8 pp512's samples
+     * (BatchActivationsBenchmark; perf, stories110M, 512 bits, 2026-12-05).
      */
     private void quantizeTransposed(int g0, int g1, int groupSize) {
-        Quantized scratch = QUANTIZED.get();
-        if (scratch.q.length < n) {
-            scratch.q = new byte[n];
-            scratch.s = new float[n];
-        }
-        byte[] q = scratch.q;
-        float[] s = scratch.s;
         for (int g = g0; g < g1; g++) {
-            int c0 = g * groupSize, c1 = c0 + groupSize;
-            for (int b = 0; b < stride; b++) {
-                int at = BatchMatmul.xIndex(0, b, n, stride), w = BatchMatmul.panelWidth(b, stride);
-                if (b < tokens) {
-                    VectorOps.quantizeGroups(x[b], g, g + 1, groupSize, q, s);
-                    for (int j = c0; j < c1; j++) {
-                        xT[at + j * w] = q[j];
-                    }
-                    sT[g * stride + b] = s[g];
-                } else {
-                    for (int j = c0; j < c1; j++) {
-                        xT[at + j * w] = 0.0f;
-                    }
-                    sT[g * stride + b] = 0.0f;
+            int c0 = g * groupSize;
+            for (int t = 0; t < stride; t += BatchMatmul.panelWidth(t, stride)) {
+                transposePanel(xT, c0, c0 + groupSize, t);
+                int w = BatchMatmul.panelWidth(t, stride);
+                for (int b = t; b < t + w; b += BatchMatmul.FL) {
+                    VectorOps.quantizeTokenLanes(xT, BatchMatmul.xIndex(c0, b, n, stride), w, groupSize, sT, g * stride + b);
                 }
             }
         }

@@ -109,14 +109,106 @@ public final class VectorOps {
             float scale = wmax / 127.0f;
             s[g] = scale;
             for (int i = base; i < base + groupSize; i += F.length()) {
-                FloatVector v = FloatVector.fromArray(F, x, i).div(scale);
-                FloatVector a = v.abs();
-                IntVector t = (IntVector) a.convert(VectorOperators.F2I, 0);
-                FloatVector frac = a.sub((FloatVector) t.convert(VectorOperators.I2F, 0));
-                IntVector r = t.add(1, frac.compare(VectorOperators.GE, 0.5f).cast(I));
-                r = r.lanewise(VectorOperators.NEG, v.compare(VectorOperators.LT, 0.0f).cast(I));
+                IntVector r = roundHalfAway(FloatVector.fromArray(F, x, i).div(scale));
                 ((ByteVector) r.convertShape(VectorOperators.I2B, B, 0)).intoArray(q, i);
             }
+        }
+    }
+
+    /**
+     * {@link #quantizeGroups} of one group of a vector of tokens at once, in the batched prefill's transposed
+     * panels ({@link BatchMatmul#xIndex}): {@code x[at + j * w + lane]} holds column j of the group of token lane,
+     * j in [0, groupSize), and is replaced by its runq value (as a float); the tokens' scales go to
+     * {@code s[sOff + lane]}. The lanes run across tokens, so each lane takes its token's maximum and divisions as
+     * {@link #quantizeGroups} does (the same "replace if greater" maximum, the same roundings): bit-identical, for
+     * any group size. A lane of zeros (past the last token) gets scale 0 and values 0, as a zero group does there.
+     */
+    static void quantizeTokenLanes(float[] x, int at, int w, int groupSize, float[] s, int sOff) {
+        FloatVector max = FloatVector.zero(F);
+        for (int j = 0, i = at; j < groupSize; j++, i += w) {
+            FloatVector a = FloatVector.fromArray(F, x, i).abs();
+            max = max.blend(a, a.compare(VectorOperators.GT, max));
+        }
+        FloatVector scale = max.div(127.0f);
+        scale.intoArray(s, sOff);
+        for (int j = 0, i = at; j < groupSize; j++, i += w) {
+            FloatVector v = FloatVector.fromArray(F, x, i).div(scale);
+            ((FloatVector) roundHalfAway(v).convert(VectorOperators.I2F, 0)).intoArray(x, i);
+        }
+    }
+
+    /**
+     * C's round (half away from zero) of each lane, |v| <= 127 or NaN: t + (|v| - t >= 0.5) with t = (int) |v|, the
+     * sign put back; NaN gives 0 ({@link #quantize}).
+     */
+    private static IntVector roundHalfAway(FloatVector v) {
+        FloatVector a = v.abs();
+        IntVector t = (IntVector) a.convert(VectorOperators.F2I, 0);
+        FloatVector frac = a.sub((FloatVector) t.convert(VectorOperators.I2F, 0));
+        IntVector r = t.add(1, frac.compare(VectorOperators.GE, 0.5f).cast(I));
+        return r.lanewise(VectorOperators.NEG, v.compare(VectorOperators.LT, 0.0f).cast(I));
+    }
+
+    /**
+     * {@link ScalarKernels#softmax} of four rows at once, bit-identical to four calls of it: row r at
+     * {@code x[off + r * stride ..]} holds {@code size0 + r} scores ({@link Attention#heads4}'s four consecutive
+     * queries). Each row's maximum is exact in any order, so taken a vector at a time (a NaN is skipped as there,
+     * unless the row starts with one; a maximum of ±0 may come out with the other sign, which changes no
+     * {@code expf(x - max)}); the exps are {@link io.github.llama2j.math.FloatMath#expShifted}'s; the four sequential
+     * sums run interleaved, four independent add chains instead of one at a time, each in its row's order; the
+     * divisions a vector at a time (the same single roundings). Four scalar calls were 3.2% of a Q8 pp512's samples
+     * (perf, stories110M, 512 bits, 2026-12-05).
+     */
+    static void softmax4(float[] x, int off, int stride, int size0, io.github.llama2j.math.FloatMath math) {
+        int o1 = off + stride, o2 = o1 + stride, o3 = o2 + stride;
+        math.expShifted(x, off, size0, max(x, off, size0));
+        math.expShifted(x, o1, size0 + 1, max(x, o1, size0 + 1));
+        math.expShifted(x, o2, size0 + 2, max(x, o2, size0 + 2));
+        math.expShifted(x, o3, size0 + 3, max(x, o3, size0 + 3));
+        float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+        for (int i = 0; i < size0; i++) {
+            s0 += x[off + i];
+            s1 += x[o1 + i];
+            s2 += x[o2 + i];
+            s3 += x[o3 + i];
+        }
+        s1 += x[o1 + size0];
+        s2 += x[o2 + size0];
+        s2 += x[o2 + size0 + 1];
+        s3 += x[o3 + size0];
+        s3 += x[o3 + size0 + 1];
+        s3 += x[o3 + size0 + 2];
+        divide(x, off, size0, s0);
+        divide(x, o1, size0 + 1, s1);
+        divide(x, o2, size0 + 2, s2);
+        divide(x, o3, size0 + 3, s3);
+    }
+
+    /** The maximum of x[off .. off+size), size ≥ 1, as run.c's "replace if greater" from x[off] finds it (up to the sign of a zero). */
+    private static float max(float[] x, int off, int size) {
+        FloatVector m = FloatVector.broadcast(F, x[off]);
+        int i = 0;
+        for (; i < F.loopBound(size); i += F.length()) {
+            FloatVector v = FloatVector.fromArray(F, x, off + i);
+            m = m.blend(v, v.compare(VectorOperators.GT, m));
+        }
+        float max = m.reduceLanes(VectorOperators.MAX); // NaN only if x[off] is
+        for (; i < size; i++) {
+            if (x[off + i] > max) {
+                max = x[off + i];
+            }
+        }
+        return max;
+    }
+
+    /** x[off + i] /= sum for i in [0, size). */
+    private static void divide(float[] x, int off, int size, float sum) {
+        int i = 0;
+        for (; i < F.loopBound(size); i += F.length()) {
+            FloatVector.fromArray(F, x, off + i).div(sum).intoArray(x, off + i);
+        }
+        for (; i < size; i++) {
+            x[off + i] /= sum;
         }
     }
 

@@ -148,6 +148,48 @@ class ExactOpsTest {
         assertArrayEquals(expectedQ, actualQ, "values");
     }
 
+    /**
+     * {@link VectorOps#quantizeTokenLanes} (the batched prefill's: a group of a vector of tokens at once, in a
+     * transposed panel, tokens along the lanes) gives each token's {@link ScalarKernels#quantizeGroups} values and
+     * scale: token rows of random values, ties, zeros and a NaN, in a panel of width w at an offset.
+     */
+    @ParameterizedTest
+    @ValueSource(ints = {4, 16, 32, 64, 128})
+    void quantizeTokenLanesMatchesScalarPerToken(int groupSize) {
+        int lanes = BatchMatmul.FL, w = 2 * lanes, at = 3;
+        float[][] rows = new float[lanes][];
+        for (int t = 0; t < lanes; t++) {
+            rows[t] = RandomMatrices.floats(rnd, groupSize);
+            for (int j = 0; j < groupSize; j++) {
+                switch (t % 4) {
+                    case 1 -> rows[t][j] = j == 0 ? 127f : (rnd.nextInt(-126, 126) + 0.5f); // ties, both signs
+                    case 2 -> rows[t][j] = j % 2 == 0 ? 0.0f : -0.0f;                      // zeros: scale 0
+                    case 3 -> rows[t][j] = j == 1 ? Float.NaN : rows[t][j];                 // a NaN skipped by the max
+                    default -> { }
+                }
+            }
+        }
+        float[] panel = new float[at + groupSize * w], scales = new float[lanes + 1];
+        for (int t = 0; t < lanes; t++) {
+            for (int j = 0; j < groupSize; j++) {
+                panel[at + j * w + t] = rows[t][j];
+            }
+        }
+        VectorOps.quantizeTokenLanes(panel, at, w, groupSize, scales, 1);
+        for (int t = 0; t < lanes; t++) {
+            byte[] q = new byte[groupSize];
+            float[] s = new float[1];
+            ScalarKernels.quantizeGroups(rows[t], 0, 1, groupSize, q, s);
+            float[] expected = new float[groupSize], actual = new float[groupSize];
+            for (int j = 0; j < groupSize; j++) {
+                expected[j] = q[j];
+                actual[j] = panel[at + j * w + t];
+            }
+            assertArrayEquals(expected, actual, "values of token " + t);
+            assertArrayEquals(s, new float[] {scales[1 + t]}, "scale of token " + t);
+        }
+    }
+
     @Test
     void swigluOnRangesMatchesScalar() {
         int size = 1376;
