@@ -291,15 +291,15 @@ final class BatchActivations {
     private void transpose(float[] into, int j0, int j1) {
         for (int c0 = j0; c0 < j1; c0 += COLUMN_BLOCK) {
             int c1 = Math.min(c0 + COLUMN_BLOCK, j1);
-            for (int t = 0; t < stride; t += BatchMatmul.panelWidth(t, stride)) {
-                transposePanel(into, c0, c1, t);
+            for (int t = 0, w; t < stride; t += w) {
+                w = BatchMatmul.panelWidth(t, stride);
+                transposePanel(into, c0, c1, t, w);
             }
         }
     }
 
-    /** Columns [c0, c1) of the tokens of the panel that starts at token t into {@code into}, the lanes past the last token 0. */
-    private void transposePanel(float[] into, int c0, int c1, int t) {
-        int w = BatchMatmul.panelWidth(t, stride);
+    /** Columns [c0, c1) of the tokens of the panel of width w that starts at token t into {@code into}, the lanes past the last token 0. */
+    private void transposePanel(float[] into, int c0, int c1, int t, int w) {
         for (int b = t; b < t + w; b++) {
             int at = BatchMatmul.xIndex(0, b, n, stride);
             if (b < tokens) {
@@ -326,9 +326,9 @@ final class BatchActivations {
     private void quantizeTransposed(int g0, int g1, int groupSize) {
         for (int g = g0; g < g1; g++) {
             int c0 = g * groupSize;
-            for (int t = 0; t < stride; t += BatchMatmul.panelWidth(t, stride)) {
-                transposePanel(xT, c0, c0 + groupSize, t);
-                int w = BatchMatmul.panelWidth(t, stride);
+            for (int t = 0, w; t < stride; t += w) {
+                w = BatchMatmul.panelWidth(t, stride);
+                transposePanel(xT, c0, c0 + groupSize, t, w);
                 for (int b = t; b < t + w; b += BatchMatmul.FL) {
                     VectorOps.quantizeTokenLanes(xT, BatchMatmul.xIndex(c0, b, n, stride), w, groupSize, sT, g * stride + b);
                 }
