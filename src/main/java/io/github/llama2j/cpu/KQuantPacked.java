@@ -150,7 +150,7 @@ final class KQuantPacked {
 
     /** A Q6_K matrix in the engine's layout (see {@link #q6_K(float[], Activations, Q6K, int, int)}). */
     record Q6K(Matrix.Q6_K source, MemorySegment qs, MemorySegment meta) implements MatrixForm {
-        /** Per super-block: 128 bytes of low nibbles, 64 of 2-bit high parts; f32 d, 4 zero bytes, int8 sc[16], 8 zero bytes. */
+        /** Per super-block: the 256 six-bit values in three ints per lane and group ({@link #Q6_PAIR_VALUE}); f32 d, 4 zero bytes, int8 sc[16], 8 zero bytes. */
         static final int QS = 192, META = 32;
 
         Q6K {
@@ -185,26 +185,27 @@ final class KQuantPacked {
             return new Q6K(m, qs, meta);
         }
 
-        /** Super-blocks [from, to) of {@code m} into the copy ({@link #Q6_LOW_SOURCE}, {@link #Q6_HIGH_SOURCE}). */
+        /** Super-blocks [from, to) of {@code m} into the copy (each value's six bits where {@link #Q6_WORD} says). */
         private static void copy(Matrix.Q6_K m, MemorySegment qs, MemorySegment meta, long from, long to) {
             MemorySegment src = m.data();
-            byte[] in = new byte[Matrix.Q6_K.BLOCK_BYTES], outBytes = new byte[QS];
+            byte[] in = new byte[Matrix.Q6_K.BLOCK_BYTES];
+            int[] words = new int[QS / Integer.BYTES];
             for (long i = from; i < to; i++) {
                 long b = i * Matrix.Q6_K.BLOCK_BYTES, mt = i * META;
                 MemorySegment.copy(src, BYTE, b, in, 0, in.length);
-                for (int p = 0; p < 128; p++) { // (the tables: where each value's bits lie in the file, at class init)
-                    int lo = Q6_LOW_FROM[2 * p], hi = Q6_LOW_FROM[2 * p + 1];
-                    outBytes[p] = (byte) (((in[lo >>> 3] & 0xFF) >>> (lo & 7) & 0x0F) | ((in[hi >>> 3] & 0xFF) >>> (hi & 7) & 0x0F) << 4);
-                }
-                for (int p = 0; p < 64; p++) {
-                    int bits = 0;
-                    for (int f = 0; f < 4; f++) {
-                        int at = Q6_HIGH_FROM[4 * p + f];
-                        bits |= ((in[at >>> 3] & 0xFF) >>> (at & 7) & 3) << (2 * f);
+                java.util.Arrays.fill(words, 0);
+                for (int t = 0; t < 256; t++) { // (the tables: where each value's bits lie in the file and in the copy, at class init)
+                    int lo = Q6_LOW_FROM[t], hi = Q6_HIGH_FROM[t];
+                    int q = ((in[lo >>> 3] & 0xFF) >>> (lo & 7) & 0x0F) | ((in[hi >>> 3] & 0xFF) >>> (hi & 7) & 3) << 4;
+                    int w = Q6_WORD[t];
+                    if (w >= 0) { // all six bits in one place
+                        words[w] |= q << Q6_SHIFT[t];
+                    } else { // the low four bits in one word, the high two in the lane's third
+                        words[~w] |= (q & 0x0F) << Q6_SHIFT[t];
+                        words[Q6_HIGH_WORD[t]] |= (q >>> 4) << Q6_HIGH_SHIFT[t];
                     }
-                    outBytes[128 + p] = (byte) bits;
                 }
-                MemorySegment.copy(outBytes, 0, qs, BYTE, i * QS, QS);
+                MemorySegment.copy(words, 0, qs, INT, i * QS, words.length);
                 meta.set(FLOAT, mt, Float.float16ToFloat(src.get(Matrix.SHORT, b + 208)));
                 MemorySegment.copy(in, 192, meta, BYTE, mt + 8, 16);
             }
@@ -255,36 +256,50 @@ final class KQuantPacked {
     /**
      * The Q6_K copy's order, for {@link #LANES} int lanes in 16 / LANES groups of 8 vectors: lane i of group g holds
      * values of sub-block g · LANES + i (16 values: 8 vectors, two halves), value {@code 16 (g LANES + i) + 2 k + h}
-     * in half h of vector k. The low nibbles come from two reads of LANES ints per group (vector k = 4a + j of read a:
-     * shift 4j, mask 0x000F000F: byte 4i + 2h + j / 2, nibble j % 2), the 2-bit high parts from one read per group
-     * (vector k's at bits 2k and 16 + 2k of the lane: byte 4i + 2h + k / 4, bits 2 (k % 4)).
-     * {@code Q6_PAIR_VALUE[2 * ((g * 8 + k) * LANES + i) + h]}: that value.
+     * in half h of vector k. {@code Q6_PAIR_VALUE[2 * ((g * 8 + k) * LANES + i) + h]}: that value (the activations'
+     * pairs follow it: {@link #pairs6}).
+     *
+     * <p>A group is three reads of LANES ints (A, B, C; 12 · LANES bytes), and half h of lane i of each holds, from bit
+     * 16h up: A the six bits of vectors 0 and 1 (at 0 and 6) and the low four of vector 6 (at 12); B those of vectors 2, 3
+     * and the low four of 7; C the six bits of vectors 4 and 5 and the high two of vectors 6 and 7 (at 12 and 14). So
+     * vectors 0-5 are one shift and one mask each ({@code 0x003F003F}), 6 and 7 two shifts, two masks and an or: 19
+     * operations for the group's eight vectors, where a nibble and a 2-bit part for every vector took 37 (the layout
+     * before, the same 192 bytes per super-block; docs/measurements/2026-12-05-q6-k-three-words.md).
+     * {@link #Q6_WORD}: where each value's bits go.
      */
     static final int[] Q6_PAIR_VALUE = new int[256];
-    /** Copy byte p (0..127) of the low nibbles: the values of its low and high nibble, at 2p and 2p + 1. */
-    private static final int[] Q6_LOW_SOURCE = new int[256];
-    /** Copy byte p (0..63) of the high parts: the values of its bits 0-1, 2-3, 4-5, 6-7, at 4p .. 4p + 3. */
-    private static final int[] Q6_HIGH_SOURCE = new int[256];
-    /** {@link #Q6_LOW_SOURCE} and {@link #Q6_HIGH_SOURCE} as bit positions in the file's super-block (8 · byte + shift). */
+    /** Bit positions (8 · byte + shift) in the file's super-block of the low 4 and high 2 bits of the value in slot t. */
     private static final int[] Q6_LOW_FROM = new int[256], Q6_HIGH_FROM = new int[256];
+    /**
+     * Slot t's place in the copy's 48 ints per super-block: its six bits at word {@code Q6_WORD[t]}, bit
+     * {@code Q6_SHIFT[t]}; or, where {@code Q6_WORD[t]} is negative (vectors 6 and 7), its low four bits at word
+     * {@code ~Q6_WORD[t]}, bit {@code Q6_SHIFT[t]}, and its high two at word {@code Q6_HIGH_WORD[t]}, bit
+     * {@code Q6_HIGH_SHIFT[t]}.
+     */
+    static final int[] Q6_WORD = new int[256], Q6_SHIFT = new int[256], Q6_HIGH_WORD = new int[256], Q6_HIGH_SHIFT = new int[256];
 
     static {
         for (int g = 0; g < 16 / LANES; g++) {
             for (int k = 0; k < 8; k++) {
                 for (int i = 0; i < LANES; i++) {
                     for (int h = 0; h < 2; h++) {
-                        int v = 16 * (g * LANES + i) + 2 * k + h;
-                        Q6_PAIR_VALUE[2 * ((g * 8 + k) * LANES + i) + h] = v;
-                        int a = k / 4, j = k % 4;
-                        Q6_LOW_SOURCE[2 * (g * 8 * LANES + a * 4 * LANES + 4 * i + 2 * h + j / 2) + j % 2] = v;
-                        Q6_HIGH_SOURCE[4 * (g * 4 * LANES + 4 * i + 2 * h + k / 4) + k % 4] = v;
+                        int t = 2 * ((g * 8 + k) * LANES + i) + h, v = 16 * (g * LANES + i) + 2 * k + h;
+                        Q6_PAIR_VALUE[t] = v;
+                        Q6_LOW_FROM[t] = lowBitsOf6(v);
+                        Q6_HIGH_FROM[t] = highBitsOf6(v);
+                        int a = g * 3 * LANES + i, b = a + LANES, c = b + LANES; // lane i's words A, B, C
+                        if (k < 6) {
+                            Q6_WORD[t] = new int[]{a, a, b, b, c, c}[k];
+                            Q6_SHIFT[t] = 6 * (k % 2) + 16 * h;
+                        } else {
+                            Q6_WORD[t] = ~(k == 6 ? a : b);
+                            Q6_SHIFT[t] = 12 + 16 * h;
+                            Q6_HIGH_WORD[t] = c;
+                            Q6_HIGH_SHIFT[t] = 12 + 2 * (k - 6) + 16 * h;
+                        }
                     }
                 }
             }
-        }
-        for (int t = 0; t < 256; t++) {
-            Q6_LOW_FROM[t] = lowBitsOf6(Q6_LOW_SOURCE[t]);
-            Q6_HIGH_FROM[t] = highBitsOf6(Q6_HIGH_SOURCE[t]);
         }
     }
 
@@ -537,11 +552,11 @@ final class KQuantPacked {
     // ------------------------------------------------------------------ Q6_K × Q8_K
 
     /**
-     * Q6_K × Q8_K on the copy ({@link Q6K}; order: {@link #Q6_PAIR_VALUE}). Per group of lanes, eight vectors of
-     * value pairs {@code x + 2^16 y}, each built from a low nibble (shift, mask) and a 2-bit high part (shift, mask),
-     * less 32 in each half (the signed q6 - 32), times the activation pairs (the Q4_K kernel's trick: the pair's sum in
-     * the upper half). Four products are added in an int lane started at 2^15 before the shift takes the upper half
-     * out: the lower halves' products total at most 4 · 32 · 127 = 16256 in magnitude, the upper halves' sums at most
+     * Q6_K × Q8_K on the copy ({@link Q6K}; order: {@link #Q6_PAIR_VALUE}). Per group of lanes, three reads of int
+     * lanes and eight vectors of value pairs {@code x + 2^16 y} taken out of them (six by a shift and a mask, two also
+     * gathering their high two bits from the third read), less 32 in each half (the signed q6 - 32), times the
+     * activation pairs (the Q4_K kernel's trick: the pair's sum in the upper half). Four products are added in an int
+     * lane started at 2^15 before the shift takes the upper half out: the lower halves' products total at most 4 · 32 · 127 = 16256 in magnitude, the upper halves' sums at most
      * 4 · 2 · 32 · 127 = 32512 &lt; 2^15. A lane holds one sub-block, so its two sums are added and multiplied by the
      * sub-block's int8 scale (exact), converted and multiply-added with {@code d * d_x} into a float accumulator, lane
      * by lane. The file's layout ({@code --weight-copies=off}) is read by {@link GgmlMatmul#q6_K}: the same integers
@@ -553,7 +568,7 @@ final class KQuantPacked {
         int[] pairs = x.q8KPairs6;
         float[] xd = x.q8KScales;
         int groups = 16 / LANES;
-        IntVector low = IntVector.broadcast(KI, 0x000F000F), high = IntVector.broadcast(KI, 0x00300030);
+        IntVector six = IntVector.broadcast(KI, 0x003F003F), low = IntVector.broadcast(KI, 0x000F000F), high = IntVector.broadcast(KI, 0x00300030);
         IntVector off = IntVector.broadcast(KI, 0x00200020), bias = IntVector.broadcast(KI, 1 << 15);
         for (int r = r0; r < r1; r++) {
             long qRow = (long) r * nb * Q6K.QS, mRow = (long) r * nb * Q6K.META;
@@ -563,17 +578,20 @@ final class KQuantPacked {
                 FloatVector dx = FloatVector.broadcast(KF, meta.get(FLOAT, mt) * xd[blk]);
                 for (int g = 0; g < groups; g++) {
                     int xo = blk * 128 + g * 8 * LANES;
-                    IntVector h = IntVector.fromMemorySegment(KI, qs, q + 128 + (long) g * 4 * LANES, LE);
-                    IntVector v = IntVector.fromMemorySegment(KI, qs, q + (long) g * 8 * LANES, LE);
-                    IntVector t = bias.add(v.and(low).or(h.lanewise(VectorOperators.LSHL, 4).and(high)).sub(off).mul(IntVector.fromArray(KI, pairs, xo)))
-                            .add(v.lanewise(VectorOperators.LSHR, 4).and(low).or(h.lanewise(VectorOperators.LSHL, 2).and(high)).sub(off).mul(IntVector.fromArray(KI, pairs, xo + LANES)))
-                            .add(v.lanewise(VectorOperators.LSHR, 8).and(low).or(h.and(high)).sub(off).mul(IntVector.fromArray(KI, pairs, xo + 2 * LANES)))
-                            .add(v.lanewise(VectorOperators.LSHR, 12).and(low).or(h.lanewise(VectorOperators.LSHR, 2).and(high)).sub(off).mul(IntVector.fromArray(KI, pairs, xo + 3 * LANES)));
-                    v = IntVector.fromMemorySegment(KI, qs, q + (long) g * 8 * LANES + 4 * LANES, LE);
-                    IntVector t2 = bias.add(v.and(low).or(h.lanewise(VectorOperators.LSHR, 4).and(high)).sub(off).mul(IntVector.fromArray(KI, pairs, xo + 4 * LANES)))
-                            .add(v.lanewise(VectorOperators.LSHR, 4).and(low).or(h.lanewise(VectorOperators.LSHR, 6).and(high)).sub(off).mul(IntVector.fromArray(KI, pairs, xo + 5 * LANES)))
-                            .add(v.lanewise(VectorOperators.LSHR, 8).and(low).or(h.lanewise(VectorOperators.LSHR, 8).and(high)).sub(off).mul(IntVector.fromArray(KI, pairs, xo + 6 * LANES)))
-                            .add(v.lanewise(VectorOperators.LSHR, 12).and(low).or(h.lanewise(VectorOperators.LSHR, 10).and(high)).sub(off).mul(IntVector.fromArray(KI, pairs, xo + 7 * LANES)));
+                    long qg = q + (long) g * 12 * LANES;
+                    IntVector a = IntVector.fromMemorySegment(KI, qs, qg, LE);
+                    IntVector b = IntVector.fromMemorySegment(KI, qs, qg + 4 * LANES, LE);
+                    IntVector c = IntVector.fromMemorySegment(KI, qs, qg + 8 * LANES, LE);
+                    IntVector t = bias.add(a.and(six).sub(off).mul(IntVector.fromArray(KI, pairs, xo)))
+                            .add(a.lanewise(VectorOperators.LSHR, 6).and(six).sub(off).mul(IntVector.fromArray(KI, pairs, xo + LANES)))
+                            .add(b.and(six).sub(off).mul(IntVector.fromArray(KI, pairs, xo + 2 * LANES)))
+                            .add(b.lanewise(VectorOperators.LSHR, 6).and(six).sub(off).mul(IntVector.fromArray(KI, pairs, xo + 3 * LANES)));
+                    IntVector t2 = bias.add(c.and(six).sub(off).mul(IntVector.fromArray(KI, pairs, xo + 4 * LANES)))
+                            .add(c.lanewise(VectorOperators.LSHR, 6).and(six).sub(off).mul(IntVector.fromArray(KI, pairs, xo + 5 * LANES)))
+                            .add(a.lanewise(VectorOperators.LSHR, 12).and(low).or(c.lanewise(VectorOperators.LSHR, 8).and(high)).sub(off)
+                                    .mul(IntVector.fromArray(KI, pairs, xo + 6 * LANES)))
+                            .add(b.lanewise(VectorOperators.LSHR, 12).and(low).or(c.lanewise(VectorOperators.LSHR, 10).and(high)).sub(off)
+                                    .mul(IntVector.fromArray(KI, pairs, xo + 7 * LANES)));
                     IntVector sc = (IntVector) ByteVector.fromMemorySegment(KSC, meta, mt + 8 + (long) g * LANES, LE)
                             .convertShape(VectorOperators.B2I, KI, 0);
                     acc = ((FloatVector) t.lanewise(VectorOperators.ASHR, 16).add(t2.lanewise(VectorOperators.ASHR, 16))

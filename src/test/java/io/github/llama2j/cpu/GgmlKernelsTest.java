@@ -43,6 +43,7 @@ import static org.junit.jupiter.api.Assertions.fail;
  */
 @Tag("vector-widths")
 class GgmlKernelsTest {
+    private static final ValueLayout.OfInt LE_INT = ValueLayout.JAVA_INT_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN);
     private static final String[] TYPES = {"F16", "BF16", "Q8_0", "Q4_0", "Q4_K", "Q6_K"};
     private static final double U = 0x1p-24;
 
@@ -473,11 +474,22 @@ class GgmlKernelsTest {
                     for (int i = 0; i < lanes; i++) {
                         for (int h = 0; h < 2; h++) {
                             int v = KQuantPacked.Q6_PAIR_VALUE[2 * ((g * 8 + k) * lanes + i) + h];
-                            int lowAt = g * 8 * lanes + (k / 4) * 4 * lanes + 4 * i + 2 * h + (k % 4) / 2;
-                            int low = (u8(p.qs(), q + lowAt) >> (4 * (k % 2))) & 0xF;
-                            int highAt = 128 + g * 4 * lanes + 4 * i + 2 * h + k / 4;
-                            int high = (u8(p.qs(), q + highAt) >> (2 * (k % 4))) & 3;
-                            assertEquals(q6(block, v), low | high << 4, "value " + v + ", " + where);
+                            // lane i's three ints of group g: A, B, C (the class comment of Q6_PAIR_VALUE)
+                            long lane = q + 4L * (3 * lanes * g + i);
+                            int wa = p.qs().get(LE_INT, lane) >>> 16 * h;
+                            int wb = p.qs().get(LE_INT, lane + 4L * lanes) >>> 16 * h;
+                            int wc = p.qs().get(LE_INT, lane + 8L * lanes) >>> 16 * h;
+                            int value = switch (k) {
+                                case 0 -> wa & 63;
+                                case 1 -> wa >>> 6 & 63;
+                                case 2 -> wb & 63;
+                                case 3 -> wb >>> 6 & 63;
+                                case 4 -> wc & 63;
+                                case 5 -> wc >>> 6 & 63;
+                                case 6 -> (wa >>> 12 & 15) | (wc >>> 12 & 3) << 4;
+                                default -> (wb >>> 12 & 15) | (wc >>> 14 & 3) << 4;
+                            };
+                            assertEquals(q6(block, v), value, "value " + v + ", " + where);
                         }
                     }
                 }
