@@ -26,10 +26,10 @@ import java.nio.file.Path;
  * 6-bit scales and mins, 128 nibble bytes) is split into
  * <pre>
  *   qs   (rows × nb × 128 bytes, 64-byte aligned): the 256 nibbles, reordered for the kernel's int lanes (below)
- *   meta (rows × nb × 32 bytes): f32 d, f32 dmin, u8 m[8], u8 sc[8], u8 sc[8] again (the scales of 16 int lanes)
+ *   meta (rows × nb × {@link Q4K#META} bytes): f16 d, f16 dmin, u8 m[8], u8 sc[8] (twice for 16 int lanes)
  * </pre>
- * About the bytes per weight of the file (160 against 144 per 256 values). The nibbles are ordered so that one
- * int lane's multiply forms two products at once: a lane holding two nibbles {@code x + 2^16 y} times a lane of
+ * About the bytes per weight of the file (148 against 144 per 256 values at 256 bits, 156 at 512). The nibbles are
+ * ordered so that one int lane's multiply forms two products at once: a lane holding two nibbles {@code x + 2^16 y} times a lane of
  * activations {@code a_y + 2^16 a_x} is {@code x a_y + 2^16 (x a_x + y a_y)} modulo 2^32, so the upper half carries
  * the pair's sum (the multiply-add of pairs that x86's {@code vpmaddwd} does, which the Vector API lacks). Every int
  * lane holds values of one sub-block only (lane i: sub-block i mod 8 from 256 bits up), so a super-block's products
@@ -42,7 +42,6 @@ import java.nio.file.Path;
  */
 final class KQuantPacked {
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
-    private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(LE);
     private static final ValueLayout.OfByte BYTE = ValueLayout.JAVA_BYTE;
     private static final ValueLayout.OfLong LONG = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(LE);
     private static final ValueLayout.OfInt INT = ValueLayout.JAVA_INT_UNALIGNED.withOrder(LE);
@@ -80,7 +79,14 @@ final class KQuantPacked {
 
     /** A Q4_K matrix in the engine's layout (see the class comment). */
     record Q4K(Matrix.Q4_K source, MemorySegment qs, MemorySegment meta) implements MatrixForm {
-        static final int QS = 128, META = 32;
+        /**
+         * Bytes per super-block of the nibbles and of the rest: f16 d, f16 dmin (the file's bits), u8 m[8], then the
+         * scales as the kernel reads them for {@link #LANES} lanes: u8 sc[8] (8 lanes), twice (16 lanes: lane i holds
+         * sub-block i mod 8), or once and 4 zero bytes (4 lanes: the second group's 8-byte read stays in the
+         * super-block). 20 bytes at 256 bits where a float d and dmin and both copies of the scales took 32: the
+         * kernel streams its copy at the speed of memory there (docs/measurements/2026-12-05-k-quant-meta.md).
+         */
+        static final int QS = 128, META = 12 + (LANES == 16 ? 16 : LANES == 8 ? 8 : 12);
 
         Q4K {
             checkCopy("Q4_K", superBlocks(source), qs, QS, meta, META);
@@ -130,13 +136,15 @@ final class KQuantPacked {
                     outBytes[p] = (byte) (nibble(in, SOURCE_NIBBLE[2 * p]) | nibble(in, SOURCE_NIBBLE[2 * p + 1]) << 4);
                 }
                 MemorySegment.copy(outBytes, 0, qs, BYTE, i * QS, QS);
-                meta.set(FLOAT, mt, Float.float16ToFloat(src.get(Matrix.SHORT, b)));
-                meta.set(FLOAT, mt + 4, Float.float16ToFloat(src.get(Matrix.SHORT, b + 2)));
+                meta.set(Matrix.SHORT, mt, src.get(Matrix.SHORT, b)); // d and dmin: the file's halves
+                meta.set(Matrix.SHORT, mt + 2, src.get(Matrix.SHORT, b + 2));
                 for (int j = 0; j < 8; j++) {
                     byte sc = (byte) Matrix.Q4_K.scale(src, b + 4, j);
-                    meta.set(BYTE, mt + 8 + j, (byte) Matrix.Q4_K.min(src, b + 4, j));
-                    meta.set(BYTE, mt + 16 + j, sc);
-                    meta.set(BYTE, mt + 24 + j, sc);
+                    meta.set(BYTE, mt + 4 + j, (byte) Matrix.Q4_K.min(src, b + 4, j));
+                    meta.set(BYTE, mt + 12 + j, sc);
+                    if (LANES == 16) {
+                        meta.set(BYTE, mt + 20 + j, sc);
+                    }
                 }
             }
         }
@@ -150,8 +158,12 @@ final class KQuantPacked {
 
     /** A Q6_K matrix in the engine's layout (see {@link #q6_K(float[], Activations, Q6K, int, int)}). */
     record Q6K(Matrix.Q6_K source, MemorySegment qs, MemorySegment meta) implements MatrixForm {
-        /** Per super-block: the 256 six-bit values in three ints per lane and group ({@link #Q6_PAIR_VALUE}); f32 d, 4 zero bytes, int8 sc[16], 8 zero bytes. */
-        static final int QS = 192, META = 32;
+        /**
+         * Bytes per super-block of the values (the 256 six-bit values in three ints per lane and group:
+         * {@link #Q6_PAIR_VALUE}) and of the rest: f16 d (the file's bits), int8 sc[16], and at 4 lanes 4 zero bytes (the
+         * last group's 8-byte read stays in the super-block). 210 bytes in all at 8 and 16 lanes, the file's size.
+         */
+        static final int QS = 192, META = LANES == 4 ? 22 : 18;
 
         Q6K {
             checkCopy("Q6_K", superBlocks(source), qs, QS, meta, META);
@@ -206,8 +218,8 @@ final class KQuantPacked {
                     }
                 }
                 MemorySegment.copy(words, 0, qs, INT, i * QS, words.length);
-                meta.set(FLOAT, mt, Float.float16ToFloat(src.get(Matrix.SHORT, b + 208)));
-                MemorySegment.copy(in, 192, meta, BYTE, mt + 8, 16);
+                meta.set(Matrix.SHORT, mt, src.get(Matrix.SHORT, b + 208)); // d: the file's half
+                MemorySegment.copy(in, 192, meta, BYTE, mt + 2, 16);
             }
         }
 
@@ -437,7 +449,7 @@ final class KQuantPacked {
             for (int blk = 0; blk < nb; blk++) {
                 long q = qRow + (long) blk * Q4K.QS, mt = mRow + (long) blk * Q4K.META;
                 int xo = blk * 128;
-                FloatVector dx = FloatVector.broadcast(KF, meta.get(FLOAT, mt) * xd[blk]);
+                FloatVector dx = FloatVector.broadcast(KF, Float.float16ToFloat(meta.get(Matrix.SHORT, mt)) * xd[blk]);
                 for (int g = 0; g < groups; g++) {
                     long qg = q + (long) g * reads * 4 * LANES;
                     int xg = xo + g * reads * 4 * LANES;
@@ -445,12 +457,12 @@ final class KQuantPacked {
                     if (reads == 4) { // (256 and 128 bits; a constant: C2 keeps one branch)
                         sums = sums.add(eightProducts(qs, qg + 8 * LANES, pairs, xg + 8 * LANES, mask, bias));
                     }
-                    IntVector sc = (IntVector) ByteVector.fromMemorySegment(KSC, meta, mt + 16 + (long) g * LANES, LE)
+                    IntVector sc = (IntVector) ByteVector.fromMemorySegment(KSC, meta, mt + 12 + (long) g * LANES, LE)
                             .convertShape(VectorOperators.ZERO_EXTEND_B2I, KI, 0);
                     acc = ((FloatVector) sums.mul(sc).convert(VectorOperators.I2F, 0)).fma(dx, acc);
                 }
-                FloatVector dm = FloatVector.broadcast(MF, meta.get(FLOAT, mt + 4) * xd[blk]);
-                ByteVector minBytes = ByteVector.fromMemorySegment(B8, meta, mt + 8, LE);
+                FloatVector dm = FloatVector.broadcast(MF, Float.float16ToFloat(meta.get(Matrix.SHORT, mt + 2)) * xd[blk]);
+                ByteVector minBytes = ByteVector.fromMemorySegment(B8, meta, mt + 4, LE);
                 for (int p = 0; p < 8; p += ML) {
                     IntVector mv = (IntVector) minBytes.convertShape(VectorOperators.ZERO_EXTEND_B2I, MI, p / ML);
                     macc = ((FloatVector) mv.mul(IntVector.fromArray(MI, xs32, blk * 8 + p)).convert(VectorOperators.I2F, 0)).fma(dm, macc);
@@ -575,7 +587,7 @@ final class KQuantPacked {
             FloatVector acc = FloatVector.zero(KF);
             for (int blk = 0; blk < nb; blk++) {
                 long q = qRow + (long) blk * Q6K.QS, mt = mRow + (long) blk * Q6K.META;
-                FloatVector dx = FloatVector.broadcast(KF, meta.get(FLOAT, mt) * xd[blk]);
+                FloatVector dx = FloatVector.broadcast(KF, Float.float16ToFloat(meta.get(Matrix.SHORT, mt)) * xd[blk]);
                 for (int g = 0; g < groups; g++) {
                     int xo = blk * 128 + g * 8 * LANES;
                     long qg = q + (long) g * 12 * LANES;
@@ -592,7 +604,7 @@ final class KQuantPacked {
                                     .mul(IntVector.fromArray(KI, pairs, xo + 6 * LANES)))
                             .add(b.lanewise(VectorOperators.LSHR, 12).and(low).or(c.lanewise(VectorOperators.LSHR, 10).and(high)).sub(off)
                                     .mul(IntVector.fromArray(KI, pairs, xo + 7 * LANES)));
-                    IntVector sc = (IntVector) ByteVector.fromMemorySegment(KSC, meta, mt + 8 + (long) g * LANES, LE)
+                    IntVector sc = (IntVector) ByteVector.fromMemorySegment(KSC, meta, mt + 2 + (long) g * LANES, LE)
                             .convertShape(VectorOperators.B2I, KI, 0);
                     acc = ((FloatVector) t.lanewise(VectorOperators.ASHR, 16).add(t2.lanewise(VectorOperators.ASHR, 16))
                             .mul(sc).convert(VectorOperators.I2F, 0)).fma(dx, acc);

@@ -349,13 +349,15 @@ class GgmlKernelsTest {
         int lanes = KQuantPacked.LANES;
         for (int blk = 0; blk < 5 * 3; blk++) {
             long b = blk * 144L, mt = blk * (long) KQuantPacked.Q4K.META;
-            assertEquals(half(m.data(), b), p.meta().get(ValueLayout.JAVA_FLOAT_UNALIGNED, mt), "d of super-block " + blk + ", " + where);
-            assertEquals(half(m.data(), b + 2), p.meta().get(ValueLayout.JAVA_FLOAT_UNALIGNED, mt + 4), "dmin, " + where);
+            assertEquals(half(m.data(), b), half(p.meta(), mt), "d of super-block " + blk + ", " + where);
+            assertEquals(half(m.data(), b + 2), half(p.meta(), mt + 2), "dmin, " + where);
             for (int j = 0; j < 8; j++) {
                 int[] sm = scaleMinK4(m.data(), b + 4, j);
-                assertEquals(sm[1], u8(p.meta(), mt + 8 + j), "min " + j + " of super-block " + blk + ", " + where);
-                assertEquals(sm[0], u8(p.meta(), mt + 16 + j), "scale " + j + " of super-block " + blk + ", " + where);
-                assertEquals(sm[0], u8(p.meta(), mt + 24 + j), "scale " + j + " (again) of super-block " + blk + ", " + where);
+                assertEquals(sm[1], u8(p.meta(), mt + 4 + j), "min " + j + " of super-block " + blk + ", " + where);
+                assertEquals(sm[0], u8(p.meta(), mt + 12 + j), "scale " + j + " of super-block " + blk + ", " + where);
+                if (lanes == 16) { // lane i holds sub-block i mod 8: the scales again for lanes 8-15
+                    assertEquals(sm[0], u8(p.meta(), mt + 20 + j), "scale " + j + " (again) of super-block " + blk + ", " + where);
+                }
             }
             for (int k = 0; k < 128 / lanes; k++) {
                 for (int i = 0; i < lanes; i++) {
@@ -464,9 +466,9 @@ class GgmlKernelsTest {
         int lanes = KQuantPacked.LANES;
         for (int blk = 0; blk < 5 * 3; blk++) {
             long b = blk * 210L, mt = blk * (long) KQuantPacked.Q6K.META, q = blk * (long) KQuantPacked.Q6K.QS;
-            assertEquals(half(m.data(), b + 208), p.meta().get(ValueLayout.JAVA_FLOAT_UNALIGNED, mt), "d of super-block " + blk + ", " + where);
+            assertEquals(half(m.data(), b + 208), half(p.meta(), mt), "d of super-block " + blk + ", " + where);
             for (int j = 0; j < 16; j++) {
-                assertEquals(m.data().get(ValueLayout.JAVA_BYTE, b + 192 + j), p.meta().get(ValueLayout.JAVA_BYTE, mt + 8 + j), "scale " + j + ", " + where);
+                assertEquals(m.data().get(ValueLayout.JAVA_BYTE, b + 192 + j), p.meta().get(ValueLayout.JAVA_BYTE, mt + 2 + j), "scale " + j + ", " + where);
             }
             byte[] block = m.data().asSlice(b, 210).toArray(ValueLayout.JAVA_BYTE);
             for (int g = 0; g < 16 / lanes; g++) {

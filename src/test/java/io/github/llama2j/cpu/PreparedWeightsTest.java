@@ -107,16 +107,21 @@ class PreparedWeightsTest {
             }
             case KQuantPacked.Q4K q -> {
                 for (long mt = 0; mt < q.meta().byteSize(); mt += KQuantPacked.Q4K.META) {
-                    q.meta().set(FLOAT, mt, q.meta().get(FLOAT, mt) * 2);
+                    doubleHalf(q.meta(), mt);
                 }
             }
             case KQuantPacked.Q6K q -> {
                 for (long mt = 0; mt < q.meta().byteSize(); mt += KQuantPacked.Q6K.META) {
-                    q.meta().set(FLOAT, mt, q.meta().get(FLOAT, mt) * 2);
+                    doubleHalf(q.meta(), mt);
                 }
             }
             case MatrixForm.File f -> throw new AssertionError("not a copy: " + f);
         }
+    }
+
+    /** The F16 half at {@code at} doubled (the copies keep d as the file's half). */
+    private static void doubleHalf(java.lang.foreign.MemorySegment s, long at) {
+        s.set(Matrix.SHORT, at, Float.floatToFloat16(Float.float16ToFloat(s.get(Matrix.SHORT, at)) * 2));
     }
 
     private static void checkReadsCopy(Path file, Class<? extends MatrixForm> copy, Consumer<MatrixForm> change) {
