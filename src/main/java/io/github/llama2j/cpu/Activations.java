@@ -179,7 +179,7 @@ public final class Activations {
 
     private void prepareQ8_0() {
         if (!q80Ready) {
-            quantizeQ8_0(x, n, q80, q80Scales);
+            VectorOps.quantizeQ8_0(x, n, q80, q80Scales);
             q80Ready = true;
         }
     }
@@ -187,7 +187,7 @@ public final class Activations {
     /** GGML Q8_K's values, block scales and sums of 32 (once per input), without the copies' pairs: the batched kernels' part. */
     void prepareQ8K() {
         if (!q8KReady) {
-            quantizeQ8K(x, n, q8K, q8KScales, q8KSums);
+            VectorOps.quantizeQ8K(x, n, q8K, q8KScales, q8KSums);
             for (int i = 0; i < n / (2 * Q8_K_SUM); i++) {
                 q8KSums32[i] = q8KSums[2 * i] + q8KSums[2 * i + 1];
             }
@@ -291,16 +291,20 @@ public final class Activations {
      */
     static void quantizeQ8_0(float[] x, int n, short[] q, float[] scales) {
         for (int b = 0; b < n / Q8_0_BLOCK; b++) {
-            int base = b * Q8_0_BLOCK;
-            float amax = 0.0f;
-            for (int i = base; i < base + Q8_0_BLOCK; i++) {
-                amax = Math.max(amax, Math.abs(x[i]));
-            }
-            scales[b] = Float.float16ToFloat(Float.floatToFloat16(amax / 127.0f));
-            float id = amax != 0.0f ? 127.0f / amax : 0.0f;
-            for (int i = base; i < base + Q8_0_BLOCK; i++) {
-                q[i] = (short) Math.clamp((long) Math.rint(x[i] * id), -128, 127);
-            }
+            quantizeQ8_0(x, b * Q8_0_BLOCK, Q8_0_BLOCK, q, scales, b);
+        }
+    }
+
+    /** {@link #quantizeQ8_0}'s block b, the values [base, base + block). */
+    static void quantizeQ8_0(float[] x, int base, int block, short[] q, float[] scales, int b) {
+        float amax = 0.0f;
+        for (int i = base; i < base + block; i++) {
+            amax = Math.max(amax, Math.abs(x[i]));
+        }
+        scales[b] = Float.float16ToFloat(Float.floatToFloat16(amax / 127.0f));
+        float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        for (int i = base; i < base + block; i++) {
+            q[i] = (short) Math.clamp((long) Math.rint(x[i] * id), -128, 127);
         }
     }
 
@@ -311,33 +315,37 @@ public final class Activations {
      */
     static void quantizeQ8K(float[] x, int n, short[] q, float[] scales, int[] sums) {
         for (int b = 0; b < n / Q8_K_BLOCK; b++) {
-            int base = b * Q8_K_BLOCK;
-            float max = 0.0f, amax = 0.0f;
-            for (int i = base; i < base + Q8_K_BLOCK; i++) {
-                float ax = Math.abs(x[i]);
-                if (ax > amax) {
-                    amax = ax;
-                    max = x[i];
-                }
-            }
-            if (amax == 0.0f) {
-                scales[b] = 0.0f;
-                java.util.Arrays.fill(q, base, base + Q8_K_BLOCK, (short) 0);
-                java.util.Arrays.fill(sums, base / Q8_K_SUM, (base + Q8_K_BLOCK) / Q8_K_SUM, 0);
-                continue;
-            }
-            float iscale = -127.0f / max;
-            for (int i = base; i < base + Q8_K_BLOCK; i++) {
-                q[i] = (short) Math.min(127, (int) Math.rint(iscale * x[i]));
-            }
-            for (int s = base; s < base + Q8_K_BLOCK; s += Q8_K_SUM) {
-                int sum = 0;
-                for (int i = s; i < s + Q8_K_SUM; i++) {
-                    sum += q[i];
-                }
-                sums[s / Q8_K_SUM] = sum;
-            }
-            scales[b] = 1.0f / iscale;
+            quantizeQ8K(x, b * Q8_K_BLOCK, Q8_K_BLOCK, q, scales, sums, b);
         }
+    }
+
+    /** {@link #quantizeQ8K}'s block b, the values [base, base + block). */
+    static void quantizeQ8K(float[] x, int base, int block, short[] q, float[] scales, int[] sums, int b) {
+        float max = 0.0f, amax = 0.0f;
+        for (int i = base; i < base + block; i++) {
+            float ax = Math.abs(x[i]);
+            if (ax > amax) {
+                amax = ax;
+                max = x[i];
+            }
+        }
+        if (amax == 0.0f) {
+            scales[b] = 0.0f;
+            java.util.Arrays.fill(q, base, base + block, (short) 0);
+            java.util.Arrays.fill(sums, base / Q8_K_SUM, (base + block) / Q8_K_SUM, 0);
+            return;
+        }
+        float iscale = -127.0f / max;
+        for (int i = base; i < base + block; i++) {
+            q[i] = (short) Math.min(127, (int) Math.rint(iscale * x[i]));
+        }
+        for (int s = base; s < base + block; s += Q8_K_SUM) {
+            int sum = 0;
+            for (int i = s; i < s + Q8_K_SUM; i++) {
+                sum += q[i];
+            }
+            sums[s / Q8_K_SUM] = sum;
+        }
+        scales[b] = 1.0f / iscale;
     }
 }

@@ -3,6 +3,7 @@ package io.github.llama2j.cpu;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
@@ -23,6 +24,8 @@ public final class VectorOps {
     private static final VectorSpecies<Integer> I = F.withLanes(int.class);
     private static final VectorSpecies<Byte> B = F.length() >= 8
             ? ByteVector.SPECIES_PREFERRED.withShape(VectorShape.forBitSize(F.length() * Byte.SIZE)) : null;
+    /** Shorts with F's lane count (the GGML activations' values: {@link #quantizeQ8_0}, {@link #quantizeQ8K}). */
+    private static final VectorSpecies<Short> S = ShortVector.SPECIES_PREFERRED.withShape(VectorShape.forBitSize(F.length() * Short.SIZE));
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
 
     private VectorOps() {
@@ -221,5 +224,102 @@ public final class VectorOps {
         for (; i < size; i++) {
             x[i] += y[i];
         }
+    }
+
+    // ------------------------------------------------------------------ GGML's activations (llama.cpp's quantizers)
+
+    /**
+     * {@link Activations#quantizeQ8_0} a vector at a time, bit-identical to it: per block of 32 the maximum magnitude
+     * (exact in any order; a NaN gives NaN there too), the same scalar scale, and each value's
+     * {@code round-half-even(x * id)} by {@link #rint} (the same product, then exact). A block whose maximum is not
+     * finite, or so small that {@code id} is infinite, takes the scalar code. Called once per input of a Q8_0 or Q4_0 product, on the calling thread.
+     */
+    static void quantizeQ8_0(float[] x, int n, short[] q, float[] scales) {
+        int block = Activations.Q8_0_BLOCK;
+        if (block % F.length() != 0) { // (never on x86: 4, 8 or 16 lanes)
+            Activations.quantizeQ8_0(x, n, q, scales);
+            return;
+        }
+        for (int b = 0; b < n / block; b++) {
+            int base = b * block;
+            FloatVector max = FloatVector.zero(F);
+            for (int i = base; i < base + block; i += F.length()) {
+                max = max.max(FloatVector.fromArray(F, x, i).abs());
+            }
+            float amax = max.reduceLanes(VectorOperators.MAX);
+            if (!(amax < Float.POSITIVE_INFINITY)) { // NaN or infinity: the reference's own code for this block
+                Activations.quantizeQ8_0(x, base, block, q, scales, b);
+                continue;
+            }
+            scales[b] = Float.float16ToFloat(Float.floatToFloat16(amax / 127.0f));
+            float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+            if (!(id < Float.POSITIVE_INFINITY)) { // a subnormal maximum: the products overflow there
+                Activations.quantizeQ8_0(x, base, block, q, scales, b);
+                continue;
+            }
+            for (int i = base; i < base + block; i += F.length()) {
+                IntVector r = rint(FloatVector.fromArray(F, x, i).mul(id)).min(127).max(-128);
+                ((ShortVector) r.convertShape(VectorOperators.I2S, S, 0)).intoArray(q, i);
+            }
+        }
+    }
+
+    /**
+     * {@link Activations#quantizeQ8K} a vector at a time, bit-identical to it: per block of 256 the maximum magnitude
+     * (exact in any order), then the first value of that magnitude (the reference's "replace if greater" keeps the
+     * first), the same scalar {@code iscale}, each value's {@code min(127, round-half-even(iscale * x))} by
+     * {@link #rint}, and the sums of 16 in ints (exact). A block whose maximum is not finite, 0, or so small that
+     * {@code iscale} is infinite, takes the scalar code.
+     */
+    static void quantizeQ8K(float[] x, int n, short[] q, float[] scales, int[] sums) {
+        int block = Activations.Q8_K_BLOCK, run = Activations.Q8_K_SUM, fl = F.length();
+        if (run % fl != 0) { // (never on x86: 4, 8 or 16 lanes)
+            Activations.quantizeQ8K(x, n, q, scales, sums);
+            return;
+        }
+        for (int b = 0; b < n / block; b++) {
+            int base = b * block;
+            FloatVector max = FloatVector.zero(F);
+            for (int i = base; i < base + block; i += fl) {
+                max = max.max(FloatVector.fromArray(F, x, i).abs());
+            }
+            float amax = max.reduceLanes(VectorOperators.MAX);
+            if (!(amax < Float.POSITIVE_INFINITY) || amax == 0.0f) { // NaN, infinity or all zeros: the reference's code
+                Activations.quantizeQ8K(x, base, block, q, scales, sums, b);
+                continue;
+            }
+            int first = base;
+            for (int i = base; ; i += fl) { // the first value of magnitude amax (there is one)
+                int lane = FloatVector.fromArray(F, x, i).abs().compare(VectorOperators.EQ, amax).firstTrue();
+                if (lane < fl) {
+                    first = i + lane;
+                    break;
+                }
+            }
+            float iscale = -127.0f / x[first];
+            if (!(Math.abs(iscale) < Float.POSITIVE_INFINITY)) { // a subnormal maximum: the products overflow there
+                Activations.quantizeQ8K(x, base, block, q, scales, sums, b);
+                continue;
+            }
+            for (int s = base; s < base + block; s += run) {
+                IntVector sum = IntVector.zero(I);
+                for (int i = s; i < s + run; i += fl) {
+                    IntVector r = rint(FloatVector.fromArray(F, x, i).mul(iscale)).min(127);
+                    ((ShortVector) r.convertShape(VectorOperators.I2S, S, 0)).intoArray(q, i);
+                    sum = sum.add(r);
+                }
+                sums[s / run] = sum.reduceLanes(VectorOperators.ADD);
+            }
+            scales[b] = 1.0f / iscale;
+        }
+    }
+
+    /**
+     * Math.rint (round half to even) of each lane, for |v| &lt; 2^22 (these quantizers' |v| &lt;= 127 and a rounding):
+     * v + 1.5 · 2^23 lies in [2^23, 2^24), where floats are the integers, so the addition rounds v to an integer,
+     * ties to even, and the subtraction is exact.
+     */
+    private static IntVector rint(FloatVector v) {
+        return (IntVector) v.add(0x1.8p23f).sub(0x1.8p23f).convert(VectorOperators.F2I, 0);
     }
 }

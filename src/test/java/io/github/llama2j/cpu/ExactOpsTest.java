@@ -200,4 +200,45 @@ class ExactOpsTest {
         VectorOps.swiglu(actual, hb2, 500, size, io.github.llama2j.math.FloatMath.JAVA);
         assertArrayEquals(expected, actual);
     }
+
+    /**
+     * GGML's activation quantizers a vector at a time ({@link VectorOps#quantizeQ8_0}, {@link VectorOps#quantizeQ8K})
+     * give the scalar references' values, scales and sums bit for bit ({@link Activations#quantizeQ8_0},
+     * {@link Activations#quantizeQ8K}): blocks of random values, of ties (a largest magnitude of 127 makes the scale
+     * 1: every x.5 a tie), of zeros, with the largest magnitude twice with both signs, with a NaN, with an infinity,
+     * with tiny subnormal values.
+     */
+    @ParameterizedTest
+    @ValueSource(ints = {0, 1, 2, 3, 4, 5, 6, 7})
+    void ggmlQuantizersMatchTheScalarReferences(int kind) {
+        int n = 4 * Activations.Q8_K_BLOCK;
+        float[] x = RandomMatrices.floats(rnd, n);
+        for (int i = 0; i < n; i++) {
+            int inBlock = i % Activations.Q8_0_BLOCK;
+            switch (kind) {
+                case 1 -> x[i] = inBlock == 3 ? (i % 64 < 32 ? 127f : -127f) : rnd.nextInt(-126, 126) + 0.5f; // ties
+                case 2 -> x[i] = i % 2 == 0 ? 0.0f : -0.0f;                                                     // zeros
+                case 3 -> x[i] = inBlock == 5 ? 4.0f : inBlock == 9 ? -4.0f : x[i];                             // max twice
+                case 4 -> x[i] = i % 97 == 0 ? Float.NaN : x[i];                                                // a NaN
+                case 5 -> x[i] = i % 300 == 7 ? Float.NEGATIVE_INFINITY : x[i];                                 // an infinity
+                case 6 -> x[i] = x[i] * 0x1p-140f;                                                              // subnormals
+                case 7 -> x[i] = i < n / 2 ? 0.0f : x[i] * 1e30f;                                               // zero half, huge half
+                default -> { }
+            }
+        }
+        short[] q = new short[n], qRef = new short[n];
+        float[] s = new float[n / Activations.Q8_0_BLOCK], sRef = new float[s.length];
+        VectorOps.quantizeQ8_0(x, n, q, s);
+        Activations.quantizeQ8_0(x, n, qRef, sRef);
+        assertArrayEquals(qRef, q, "Q8_0 values, kind " + kind);
+        assertArrayEquals(sRef, s, "Q8_0 scales, kind " + kind);
+        int[] sums = new int[n / Activations.Q8_K_SUM], sumsRef = new int[sums.length];
+        float[] k = new float[n / Activations.Q8_K_BLOCK], kRef = new float[k.length];
+        java.util.Arrays.fill(q, (short) 99);
+        VectorOps.quantizeQ8K(x, n, q, k, sums);
+        Activations.quantizeQ8K(x, n, qRef, kRef, sumsRef);
+        assertArrayEquals(qRef, q, "Q8_K values, kind " + kind);
+        assertArrayEquals(kRef, k, "Q8_K scales, kind " + kind);
+        assertArrayEquals(sumsRef, sums, "Q8_K sums of 16, kind " + kind);
+    }
 }
