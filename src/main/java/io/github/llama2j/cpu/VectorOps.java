@@ -232,7 +232,8 @@ public final class VectorOps {
      * {@link Activations#quantizeQ8_0} a vector at a time, bit-identical to it: per block of 32 the maximum magnitude
      * (exact in any order; a NaN gives NaN there too), the same scalar scale, and each value's
      * {@code round-half-even(x * id)} by {@link #rint} (the same product, then exact). A block whose maximum is not
-     * finite, or so small that {@code id} is infinite, takes the scalar code. Called once per input of a Q8_0 or Q4_0 product, on the calling thread.
+     * finite, or so small that {@code id} is infinite, takes the scalar code. Called once per input of a Q8_0 or Q4_0
+     * product, on the calling thread.
      */
     static void quantizeQ8_0(float[] x, int n, short[] q, float[] scales) {
         int block = Activations.Q8_0_BLOCK;
