@@ -288,7 +288,7 @@ final class KQuantPacked {
      * {@code ~Q6_WORD[t]}, bit {@code Q6_SHIFT[t]}, and its high two at word {@code Q6_HIGH_WORD[t]}, bit
      * {@code Q6_HIGH_SHIFT[t]}.
      */
-    static final int[] Q6_WORD = new int[256], Q6_SHIFT = new int[256], Q6_HIGH_WORD = new int[256], Q6_HIGH_SHIFT = new int[256];
+    private static final int[] Q6_WORD = new int[256], Q6_SHIFT = new int[256], Q6_HIGH_WORD = new int[256], Q6_HIGH_SHIFT = new int[256];
 
     static {
         for (int g = 0; g < 16 / LANES; g++) {
@@ -301,7 +301,7 @@ final class KQuantPacked {
                         Q6_HIGH_FROM[t] = highBitsOf6(v);
                         int a = g * 3 * LANES + i, b = a + LANES, c = b + LANES; // lane i's words A, B, C
                         if (k < 6) {
-                            Q6_WORD[t] = new int[]{a, a, b, b, c, c}[k];
+                            Q6_WORD[t] = k < 2 ? a : k < 4 ? b : c;
                             Q6_SHIFT[t] = 6 * (k % 2) + 16 * h;
                         } else {
                             Q6_WORD[t] = ~(k == 6 ? a : b);

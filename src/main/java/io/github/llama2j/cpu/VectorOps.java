@@ -243,11 +243,7 @@ public final class VectorOps {
         }
         for (int b = 0; b < n / block; b++) {
             int base = b * block;
-            FloatVector max = FloatVector.zero(F);
-            for (int i = base; i < base + block; i += F.length()) {
-                max = max.max(FloatVector.fromArray(F, x, i).abs());
-            }
-            float amax = max.reduceLanes(VectorOperators.MAX);
+            float amax = maxMagnitude(x, base, block);
             if (!(amax < Float.POSITIVE_INFINITY)) { // NaN or infinity: the reference's own code for this block
                 Activations.quantizeQ8_0(x, base, block, q, scales, b);
                 continue;
@@ -280,11 +276,7 @@ public final class VectorOps {
         }
         for (int b = 0; b < n / block; b++) {
             int base = b * block;
-            FloatVector max = FloatVector.zero(F);
-            for (int i = base; i < base + block; i += fl) {
-                max = max.max(FloatVector.fromArray(F, x, i).abs());
-            }
-            float amax = max.reduceLanes(VectorOperators.MAX);
+            float amax = maxMagnitude(x, base, block);
             if (!(amax < Float.POSITIVE_INFINITY) || amax == 0.0f) { // NaN, infinity or all zeros: the reference's code
                 Activations.quantizeQ8K(x, base, block, q, scales, sums, b);
                 continue;
@@ -313,6 +305,15 @@ public final class VectorOps {
             }
             scales[b] = 1.0f / iscale;
         }
+    }
+
+    /** The largest |x[i]| for i in [base, base + size), size a multiple of the lane count (exact in any order; NaN if one is). */
+    private static float maxMagnitude(float[] x, int base, int size) {
+        FloatVector max = FloatVector.zero(F);
+        for (int i = base; i < base + size; i += F.length()) {
+            max = max.max(FloatVector.fromArray(F, x, i).abs());
+        }
+        return max.reduceLanes(VectorOperators.MAX);
     }
 
     /**
