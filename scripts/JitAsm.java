@@ -46,6 +46,15 @@ public class JitAsm {
             System.err.println("usage: java scripts/JitAsm.java ASM_LOG [N [PERF_IPS]]");
             System.exit(2);
         }
+        try {
+            run(args);
+        } catch (IOException | NumberFormatException e) {
+            System.err.println("JitAsm: " + e.getClass().getSimpleName() + ": " + e.getMessage());
+            System.exit(1);
+        }
+    }
+
+    private static void run(String[] args) throws IOException, InterruptedException {
         List<Method> methods = parse(Files.readAllLines(Path.of(args[0])));
         if (methods.isEmpty()) {
             System.err.println(args[0] + ": no C2-compiled method with [MachCode] (run with -XX:+PrintAssembly or CompileCommand=print)");
@@ -79,7 +88,7 @@ public class JitAsm {
                 }
                 inCode = false;
                 if (m.matches()) {
-                    name = m.group(1).equals("c2") ? m.group(3) + (m.group(2).isEmpty() ? "" : " (OSR)") + m.group(4).strip() : null;
+                    name = m.group(1).equals("c2") ? m.group(3) + (m.group(2).isEmpty() ? "" : " (OSR)") + " " + m.group(4).strip() : null;
                 }
                 continue;
             }
