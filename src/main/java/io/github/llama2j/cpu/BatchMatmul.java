@@ -220,7 +220,7 @@ final class BatchMatmul {
             perTokenTiles(out, in, m, r0, r1, perToken);
             return;
         }
-        switch (m.source()) {
+        switch (m instanceof MatrixForm.Copy c ? c.copy() : m.source()) { // a copy has the file's layout
             case Matrix.F32 f -> f32(out, in.xF, in.stride(), in.tokens(), f, r0, r1);
             case Matrix.Q8 q -> q8(out, in.xT, in.sT, in.stride(), in.tokens(), q, r0, r1);
             case Matrix.Q8_0 q -> ggmlBlocks(out, in, WeightLayout.GGML_Q8_0, q.data(), q.cols(), r0, r1);

@@ -33,6 +33,7 @@ public interface Kernels {
     default void matmul(float[] out, Activations x, MatrixForm m, int r0, int r1) {
         switch (m) {
             case MatrixForm.File f -> matmul(out, x, f.source(), r0, r1);
+            case MatrixForm.Copy c -> matmul(out, x, c.copy(), r0, r1);
             case PackedQ8_0 p when p.source() instanceof Matrix.Q8 -> matmulPackedQ8(out, x, p, r0, r1);
             case PackedQ8_0 p -> matmulPackedQ8_0(out, x, p, r0, r1);
             case KQuantPacked.Q4K q -> matmulPackedQ4_K(out, x, q, r0, r1);

@@ -39,22 +39,28 @@ import java.util.concurrent.ConcurrentHashMap;
  *       the Q8_0 matrices; the copy is the source's size: 0.11 GiB for stories110M), for the group sizes
  *       {@link Q8Matmul#matmulPacked} reads ({@link Q8Matmul#handlesPacked}: multiples of 16 at 512 bits, of 8 at
  *       256 and 128 bits); the results are bit-identical to the file's layout (runq's).</li>
+ *   <li>{@link Matrix.F32} as a {@link MatrixForm.Copy}: the same bytes in private memory (huge pages where granted),
+ *       only by {@link #prepare} and under the same rule, counted on their own (the whole float32 model: 0.41 GiB for
+ *       stories110M); the same kernels read it, so the same results. A two-thread token of stories110M read the file's
+ *       page cache at 72–91 tok/s and the copy at 99–113 (docs/measurements/2026-12-05-two-thread-ceiling.md).</li>
  * </ul>
  * The mapped file is never written: a prepared form is a copy in private memory, so it costs that matrix's
  * size in RAM (the file's pages it replaces are read once, at load, and stay reclaimable page cache; the
- * embedding rows and the batched prefill's F32 and runq Q8 kernels still read the file).
+ * embedding rows and the batched prefill's runq Q8 kernels still read the file, its F32 kernels read the copy).
  *
  * <p>{@link #resolve} is thread-safe; equal records (the same bytes of the same mapping) share one form. The Q8_0
- * copies live in an arena that {@link #close} frees (the engine that prepared them closes them, after which its
+ * and float32 copies live in an arena that {@link #close} frees (the engine that prepared them closes them, after which its
  * forms must not be read); the Q4_K forms are unmapped when no longer reachable.
  */
 public final class PreparedWeights implements AutoCloseable {
     private final WeightCopies copies;
     private final Map<Matrix, MatrixForm> forms = new ConcurrentHashMap<>();
-    /** The Q8_0 copies' memory, made by the first {@link #prepare} that packs; null before and after {@link #close}. */
+    /** The Q8_0 and float32 copies' memory, made by the first {@link #prepare} that copies one; null before and after {@link #close}. */
     private Arena arena;
     /** Why {@link #prepare} left the Q8_0 and runq Q8 matrices in the file's layout (for {@link #summary}), or null. */
     private volatile String q8Skipped;
+    /** Why {@link #prepare} left the float32 matrices in the file's page cache (for {@link #summary}), or null. */
+    private volatile String f32Skipped;
 
     /** A registry that makes the copies {@code copies} asks for. */
     public PreparedWeights(WeightCopies copies) {
@@ -124,6 +130,7 @@ public final class PreparedWeights implements AutoCloseable {
         // each freed when the last of its copies is no longer reachable
         copyKQuants(all, Matrix.Q4_K.class, KQuantPacked.Q4K::allocationBytes, (q, region) -> KQuantPacked.Q4K.of(q, region, parallel));
         copyKQuants(all, Matrix.Q6_K.class, KQuantPacked.Q6K::allocationBytes, (q, region) -> KQuantPacked.Q6K.of(q, region, parallel));
+        copyF32(all, parallel);
         List<Matrix> q8 = new ArrayList<>(); // Q8_0 and runq's Q8
         long bytes = 0;
         for (Matrix m : all) {
@@ -164,6 +171,57 @@ public final class PreparedWeights implements AutoCloseable {
         }
         arena = a;
         forms.putAll(made);
+    }
+
+    /**
+     * Copies every float32 matrix of {@code all} that has no form yet into one region of {@link #arena} (made here if
+     * there is none), row ranges over {@code parallel}'s threads, unless they would take more than half of the memory
+     * available.
+     */
+    private void copyF32(List<Matrix> all, Parallel parallel) {
+        List<Matrix.F32> todo = new ArrayList<>();
+        long bytes = 0;
+        for (Matrix m : all) {
+            if (m instanceof Matrix.F32 f && !forms.containsKey(m)) {
+                todo.add(f);
+                bytes += alignedSize(f);
+            }
+        }
+        if (todo.isEmpty()) {
+            return;
+        }
+        long available = availableMemory();
+        if (bytes > available / 2) {
+            f32Skipped = String.format(java.util.Locale.ROOT, "%d float32 matrices left in the file's page cache: their copies (%d MiB)"
+                    + " would take more than half of the %d MiB available", todo.size(), bytes >> 20, available >> 20);
+            return;
+        }
+        Arena a = arena != null ? arena : Arena.ofShared();
+        java.lang.foreign.MemorySegment region;
+        try {
+            region = PageMemory.allocate(a, bytes);
+        } catch (OutOfMemoryError e) {
+            if (arena == null) {
+                a.close();
+            }
+            f32Skipped = todo.size() + " float32 matrices left in the file's page cache: their copies did not fit after all ("
+                    + e.getMessage() + ")";
+            return;
+        }
+        arena = a;
+        long at = 0;
+        for (Matrix.F32 f : todo) {
+            java.lang.foreign.MemorySegment copy = region.asSlice(at, f.byteSize()), file = f.data();
+            long rowBytes = (long) f.cols() * Float.BYTES;
+            parallel.forRange(f.rows(), (r0, r1) -> java.lang.foreign.MemorySegment.copy(file, r0 * rowBytes, copy, r0 * rowBytes, (r1 - r0) * rowBytes));
+            forms.put(f, new MatrixForm.Copy(f, new Matrix.F32(copy, f.rows(), f.cols())));
+            at += alignedSize(f);
+        }
+    }
+
+    /** A float32 copy's bytes rounded up to a cache line: each copy starts on one (the region does: PageMemory). */
+    private static long alignedSize(Matrix.F32 f) {
+        return (f.byteSize() + 63) & -64L;
     }
 
     /** Copies every matrix of {@code type} in {@code all} that has no form yet, in one region for all of them. */
@@ -215,6 +273,7 @@ public final class PreparedWeights implements AutoCloseable {
             case KQuantPacked.Q4K q -> q.copyBytes();
             case KQuantPacked.Q6K q -> q.copyBytes();
             case PackedQ8_0 p -> p.quants().byteSize() + (long) p.scales().length * Float.BYTES;
+            case MatrixForm.Copy c -> c.copy().byteSize();
             case MatrixForm.File file -> 0;
         };
     }
@@ -232,8 +291,12 @@ public final class PreparedWeights implements AutoCloseable {
             s.append(forms.size()).append(" matrices, ").append(byteSize() >> 20).append(" MiB ").append(byType)
                     .append(String.format(java.util.Locale.ROOT, " made in %.2f s", prepareNanos / 1e9));
         }
-        String skipped = q8Skipped;
-        return skipped == null ? s.toString() : s + "; " + skipped;
+        for (String skipped : new String[] {f32Skipped, q8Skipped}) {
+            if (skipped != null) {
+                s.append("; ").append(skipped);
+            }
+        }
+        return s.toString();
     }
 
     /** Linux's MemAvailable in bytes (free memory plus what the kernel can reclaim), else the JVM's free physical memory. */
@@ -250,7 +313,7 @@ public final class PreparedWeights implements AutoCloseable {
         return ((com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean()).getFreeMemorySize();
     }
 
-    /** Drops every form and frees the Q8_0 copies (a later product reads the file's layout or prepares Q4_K again). */
+    /** Drops every form and frees the Q8_0 and float32 copies (a later product reads the file's layout or prepares Q4_K again). */
     @Override
     public synchronized void close() {
         forms.clear();

@@ -10,7 +10,10 @@ import java.util.Locale;
  * The results are the same either way (the same products in the same order); the copies cost memory and load time.
  */
 public enum WeightCopies {
-    /** Q4_K always; GGUF Q8_0 and llama2.c's runq Q8 when their copies take at most half of the memory available. */
+    /**
+     * Q4_K and Q6_K always; GGUF Q8_0 and llama2.c's runq Q8, and float32 matrices, when their copies take at most half
+     * of the memory available.
+     */
     AUTO,
     /** None: every product reads the file's layout (for little memory, or to compare). */
     OFF;

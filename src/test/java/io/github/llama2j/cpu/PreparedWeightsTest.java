@@ -67,10 +67,59 @@ class PreparedWeightsTest {
         }
     }
 
+    /**
+     * Every float32 matrix of the layers and the classifier is copied (a llama2.c f32 file; the tied classifier is the
+     * embedding, copied once): the same bytes at another address, the copy's matrix of the same type and shape, all
+     * of them freed on close.
+     */
+    @Test
+    void everyFloat32MatrixIsCopiedAndFreedOnClose() {
+        try (Model model = ModelLoader.load(TestData.model("stories260K.bin"));
+             Parallel pool = new Parallel(2)) {
+            var w = model.weights();
+            PreparedWeights prepared = new PreparedWeights(WeightCopies.AUTO);
+            prepared.prepare(w, pool);
+            List<Matrix> ms = PreparedWeights.matrices(w);
+            assertEquals(7 * w.wq().length + 1, ms.size());
+            assertEquals(ms.size(), prepared.size());
+            long bytes = 0;
+            for (Matrix m : ms) {
+                Matrix.F32 f = assertInstanceOf(Matrix.F32.class, m);
+                MatrixForm.Copy c = assertInstanceOf(MatrixForm.Copy.class, prepared.resolve(m), m.rows() + "x" + m.cols() + " not copied");
+                assertSame(m, c.source());
+                Matrix.F32 copy = assertInstanceOf(Matrix.F32.class, c.copy());
+                assertEquals(f.rows(), copy.rows());
+                assertEquals(f.cols(), copy.cols());
+                assertEquals(-1, copy.data().mismatch(f.data()), "the copy holds the file's bytes");
+                assertTrue(copy.data().address() != f.data().address(), "the copy is not the mapping");
+                bytes += f.byteSize();
+            }
+            assertEquals(bytes, prepared.byteSize());
+            assertTrue(prepared.summary().contains(ms.size() + " matrices") && prepared.summary().contains("F32=" + ms.size()), prepared.summary());
+            prepared.prepare(w, pool); // again: nothing new
+            assertEquals(bytes, prepared.byteSize());
+            prepared.close();
+            assertEquals(0, prepared.size());
+            assertInstanceOf(MatrixForm.File.class, prepared.resolve(w.wq()[0]), "a closed registry copies nothing: the file's layout is read");
+        }
+    }
+
+    /** A copy must be the same kind of matrix as its source. */
+    @Test
+    void aCopyOfAnotherShapeIsRefused() {
+        try (Model model = ModelLoader.load(TestData.model("stories260K.bin"))) {
+            var w = model.weights();
+            Matrix.F32 wq = (Matrix.F32) w.wq()[0], w1 = (Matrix.F32) w.w1()[0];
+            org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> new MatrixForm.Copy(wq, w1));
+            assertSame(wq, new MatrixForm.Copy(wq, wq).source());
+        }
+    }
+
     /** --weight-copies=off: no copy of any matrix, Q4_K included; every form is the file's layout. */
     @Test
     void offMakesNoCopy() {
-        for (Path file : List.of(gguf("llama3-tiny-q8_0.gguf"), gguf("llama2-tiny-q4_k_m.gguf"), TestData.model("tiny_unshared_q80.bin"))) {
+        for (Path file : List.of(gguf("llama3-tiny-q8_0.gguf"), gguf("llama2-tiny-q4_k_m.gguf"), TestData.model("tiny_unshared_q80.bin"),
+                TestData.model("tiny_unshared.bin"))) {
             try (Model model = ModelLoader.load(file);
                  Parallel pool = new Parallel(1);
                  PreparedWeights off = new PreparedWeights(WeightCopies.OFF)) {
@@ -95,9 +144,10 @@ class PreparedWeightsTest {
         checkReadsCopy(gguf("llama2-tiny-q4_k_m.gguf"), KQuantPacked.Q4K.class, PreparedWeightsTest::doubleScales);
         checkReadsCopy(gguf("llama2-tiny-q4_k_m.gguf"), KQuantPacked.Q6K.class, PreparedWeightsTest::doubleScales);
         checkReadsCopy(TestData.model("tiny_unshared_q80.bin"), PackedQ8_0.class, PreparedWeightsTest::doubleScales);
+        checkReadsCopy(TestData.model("tiny_unshared.bin"), MatrixForm.Copy.class, PreparedWeightsTest::doubleScales);
     }
 
-    /** Doubles every block scale of a copy (Q4_K: every super-block's d): the copy now holds another matrix. */
+    /** Doubles every block scale of a copy (Q4_K: every super-block's d; float32: every value): the copy now holds another matrix. */
     private static void doubleScales(MatrixForm copy) {
         switch (copy) {
             case PackedQ8_0 p -> {
@@ -113,6 +163,12 @@ class PreparedWeightsTest {
             case KQuantPacked.Q6K q -> {
                 for (long mt = 0; mt < q.meta().byteSize(); mt += KQuantPacked.Q6K.META) {
                     doubleHalf(q.meta(), mt);
+                }
+            }
+            case MatrixForm.Copy c -> {
+                java.lang.foreign.MemorySegment d = ((Matrix.F32) c.copy()).data();
+                for (long at = 0; at < d.byteSize(); at += Float.BYTES) {
+                    d.set(FLOAT, at, d.get(FLOAT, at) * 2);
                 }
             }
             case MatrixForm.File f -> throw new AssertionError("not a copy: " + f);
@@ -150,15 +206,16 @@ class PreparedWeightsTest {
     }
 
     /**
-     * --weight-copies=off gives auto's logits bit for bit for llama2.c runq Q8 and GGUF Q8_0 (the same kernels'
-     * arithmetic on the file's layout), token by token (a batched prompt reads the file's layout whatever the setting:
+     * --weight-copies=off gives auto's logits bit for bit for llama2.c runq Q8, llama2.c float32 (the same bytes in
+     * private memory) and GGUF Q8_0 (the same kernels' arithmetic on the file's layout), token by token (a batched prompt reads the file's layout whatever the setting:
      * it would compare nothing). A Q4_K_M file (Q4_K and Q6_K) gets the same integers per sub-block with the float sums
      * in other lanes: its logits agree within {@link #K_QUANT_OFF_TOLERANCE} of the largest, and the greedy token at
      * every position is the same.
      */
     @Test
     void offGivesTheSameLogitsAsAuto() {
-        for (Path file : List.of(TestData.model("tiny_unshared_q80.bin"), gguf("llama3-tiny-q8_0.gguf"), gguf("llama2-tiny-q4_k_m.gguf"))) {
+        for (Path file : List.of(TestData.model("tiny_unshared_q80.bin"), TestData.model("tiny_unshared.bin"), gguf("llama3-tiny-q8_0.gguf"),
+                gguf("llama2-tiny-q4_k_m.gguf"))) {
             boolean exact = !file.toString().contains("q4_k_m");
             try (Model m = ModelLoader.load(file);
                  InferenceEngine auto = Engines.create(m, EngineOptions.cpu(2, false));
