@@ -143,10 +143,9 @@ public final class PreparedWeights implements AutoCloseable {
         if (q8.isEmpty()) {
             return;
         }
-        long available = availableMemory();
-        if (bytes > available / 2) {
-            q8Skipped = String.format(java.util.Locale.ROOT, "%d Q8_0 or runq Q8 matrices left in the file's layout: their copies (%d MiB)"
-                    + " would take more than half of the %d MiB available", q8.size(), bytes >> 20, available >> 20);
+        String tooBig = overHalfOfAvailable(q8.size() + " Q8_0 or runq Q8 matrices left in the file's layout", bytes);
+        if (tooBig != null) {
+            q8Skipped = tooBig;
             return;
         }
         Arena a = arena != null ? arena : Arena.ofShared();
@@ -190,10 +189,9 @@ public final class PreparedWeights implements AutoCloseable {
         if (todo.isEmpty()) {
             return;
         }
-        long available = availableMemory();
-        if (bytes > available / 2) {
-            f32Skipped = String.format(java.util.Locale.ROOT, "%d float32 matrices left in the file's page cache: their copies (%d MiB)"
-                    + " would take more than half of the %d MiB available", todo.size(), bytes >> 20, available >> 20);
+        String tooBig = overHalfOfAvailable(todo.size() + " float32 matrices left in the file's page cache", bytes);
+        if (tooBig != null) {
+            f32Skipped = tooBig;
             return;
         }
         Arena a = arena != null ? arena : Arena.ofShared();
@@ -217,6 +215,16 @@ public final class PreparedWeights implements AutoCloseable {
             forms.put(f, new MatrixForm.Copy(f, new Matrix.F32(copy, f.rows(), f.cols())));
             at += alignedSize(f);
         }
+    }
+
+    /**
+     * The copies' rule: null when {@code bytes} of copies take at most half of the memory available, else why
+     * {@code skipped} (the matrices, and where they stay) are not copied.
+     */
+    private static String overHalfOfAvailable(String skipped, long bytes) {
+        long available = availableMemory();
+        return bytes <= available / 2 ? null : String.format(java.util.Locale.ROOT,
+                "%s: their copies (%d MiB) would take more than half of the %d MiB available", skipped, bytes >> 20, available >> 20);
     }
 
     /** A float32 copy's bytes rounded up to a cache line: each copy starts on one (the region does: PageMemory). */
