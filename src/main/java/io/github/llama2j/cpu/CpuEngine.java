@@ -164,7 +164,7 @@ public final class CpuEngine implements InferenceEngine {
         this.kernels = kernels;
         this.prepared = prepared;
         if (ownsPrepared) {
-            prepared.prepare(w, parallel); // load-time repacks (Q4_K, Q8_0, runq Q8), as the option and memory allow
+            prepared.prepare(w, parallel); // load-time copies (Q4_K, Q6_K, Q8_0, runq Q8, float32), as the option and memory allow
         }
         this.forms = prepared.resolve(w); // each product reads its matrix's form: no lookup per product
         this.math = math;

@@ -42,7 +42,7 @@ import java.util.concurrent.ConcurrentHashMap;
  *   <li>{@link Matrix.F32} as a {@link MatrixForm.Copy}: the same bytes in private memory (huge pages where granted),
  *       only by {@link #prepare} and under the same rule, counted on their own (the whole float32 model: 0.41 GiB for
  *       stories110M); the same kernels read it, so the same results. A two-thread token of stories110M read the file's
- *       page cache at 72–91 tok/s and the copy at 99–113 (docs/measurements/2026-12-05-two-thread-ceiling.md).</li>
+ *       page cache at 72–92 tok/s and the copy at 98–113 (docs/measurements/2026-12-05-two-thread-ceiling.md).</li>
  * </ul>
  * The mapped file is never written: a prepared form is a copy in private memory, so it costs that matrix's
  * size in RAM (the file's pages it replaces are read once, at load, and stay reclaimable page cache; the
