@@ -66,6 +66,8 @@ public final class Activations {
     int[] q8KPairs;
     /** The values in pairs as the Q6_K copy's kernel multiplies them ({@link KQuantPacked#pairs6}): 128 ints per block. */
     int[] q8KPairs6;
+    /** Where the Q6_K copy's kernel starts its int chains ({@link KQuantPacked#q6Starts}): 32 ints per block. */
+    int[] q8KStarts6;
     private boolean q8KReady, q8KPairsReady, q8KPairs6Ready;
 
     /** Activations whose inputs will have at most {@code capacity} values (arrays grow if needed). */
@@ -87,6 +89,7 @@ public final class Activations {
         q8KSums32 = new int[capacity / (2 * Q8_K_SUM) + 1];
         q8KPairs = new int[capacity / 2 + 1];
         q8KPairs6 = new int[capacity / 2 + 1];
+        q8KStarts6 = new int[(capacity / Q8_K_BLOCK + 1) * KQuantPacked.Q6_STARTS];
     }
 
     /**
@@ -170,6 +173,7 @@ public final class Activations {
                 if (!q8KPairs6Ready) {
                     for (int b = 0; b < n / Q8_K_BLOCK; b++) {
                         KQuantPacked.pairs6(q8K, b * Q8_K_BLOCK, q8KPairs6, b * (Q8_K_BLOCK / 2));
+                        KQuantPacked.q6Starts(q8KPairs6, b * (Q8_K_BLOCK / 2), q8KStarts6, b * KQuantPacked.Q6_STARTS);
                     }
                     q8KPairs6Ready = true;
                 }

@@ -332,6 +332,31 @@ final class KQuantPacked {
         pairs(q, base, out, at, Q6_PAIR_VALUE);
     }
 
+    /** Ints per super-block of {@link #q6Starts}: two chains per group of lanes, 16 lanes in all. */
+    static final int Q6_STARTS = 32;
+
+    /**
+     * Where the Q6_K copy's kernel starts each int chain of a super-block whose pairs ({@link #pairs6}) are
+     * {@code pairs[at .. at + 128)}: 2^15 (the bias that keeps the lower halves from borrowing from the upper) less
+     * {@code 0x00200020} times each of the chain's four activation pairs. That is the signed {@code q6 - 32} of every
+     * product taken out of the loop: {@code sum (q - 32) p = sum q p - 32 sum p} (both halves of each lane, modulo
+     * 2^32), so the chain ends on the same bits as when every value was offset. {@code out[outAt + (2 g + c) LANES + i]}:
+     * lane i's start of chain c (vectors 4c .. 4c + 3) of group g.
+     */
+    static void q6Starts(int[] pairs, int at, int[] out, int outAt) {
+        for (int g = 0; g < 16 / LANES; g++) {
+            for (int c = 0; c < 2; c++) {
+                for (int i = 0; i < LANES; i++) {
+                    int start = 1 << 15;
+                    for (int k = 4 * c; k < 4 * c + 4; k++) {
+                        start -= 0x00200020 * pairs[at + (g * 8 + k) * LANES + i];
+                    }
+                    out[outAt + (2 * g + c) * LANES + i] = start;
+                }
+            }
+        }
+    }
+
     /**
      * A super-block's Q8_K activations {@code q[base .. base + 256)} as the copy's kernel multiplies them: for each
      * lane of each nibble vector ({@link #PAIR_VALUE}), {@code a_y + 2^16 a_x}, x the value in the lane's low half.
@@ -566,22 +591,23 @@ final class KQuantPacked {
     /**
      * Q6_K × Q8_K on the copy ({@link Q6K}; order: {@link #Q6_PAIR_VALUE}). Per group of lanes, three reads of int
      * lanes and eight vectors of value pairs {@code x + 2^16 y} taken out of them (six by a shift and a mask, two also
-     * gathering their high two bits from the third read), less 32 in each half (the signed q6 - 32), times the
-     * activation pairs (the Q4_K kernel's trick: the pair's sum in the upper half). Four products are added in an int
-     * lane started at 2^15 before the shift takes the upper half out: the lower halves' products total at most 4 · 32 · 127 = 16256 in magnitude, the upper halves' sums at most
-     * 4 · 2 · 32 · 127 = 32512 &lt; 2^15. A lane holds one sub-block, so its two sums are added and multiplied by the
-     * sub-block's int8 scale (exact), converted and multiply-added with {@code d * d_x} into a float accumulator, lane
-     * by lane. The file's layout ({@code --weight-copies=off}) is read by {@link GgmlMatmul#q6_K}: the same integers
-     * per sub-block, its float sums in other lanes.
+     * gathering their high two bits from the third read), times the activation pairs (the Q4_K kernel's trick: the
+     * pair's sum in the upper half). Four products are added in an int lane that starts where {@link #q6Starts} says:
+     * 2^15, less what the signed q6 - 32 of the four products takes off, so no value is offset in the loop. Counted
+     * signed, the lower halves' products total at most 4 · 32 · 127 = 16256 in magnitude and the upper halves' sums at
+     * most 4 · 2 · 32 · 127 = 32512 &lt; 2^15, so the shift takes the upper half out exactly (the unsigned products may
+     * wrap on the way; the end is the same modulo 2^32). A lane holds one sub-block, so its two sums are added and
+     * multiplied by the sub-block's int8 scale (exact), converted and multiply-added with {@code d * d_x} into a float
+     * accumulator, lane by lane. The file's layout ({@code --weight-copies=off}) is read by {@link GgmlMatmul#q6_K}:
+     * the same integers per sub-block, its float sums in other lanes.
      */
     static void q6_K(float[] out, Activations x, Q6K w, int r0, int r1) {
         int nb = w.source().cols() / 256;
         MemorySegment qs = w.qs(), meta = w.meta();
-        int[] pairs = x.q8KPairs6;
+        int[] pairs = x.q8KPairs6, starts = x.q8KStarts6;
         float[] xd = x.q8KScales;
         int groups = 16 / LANES;
         IntVector six = IntVector.broadcast(KI, 0x003F003F), low = IntVector.broadcast(KI, 0x000F000F), high = IntVector.broadcast(KI, 0x00300030);
-        IntVector off = IntVector.broadcast(KI, 0x00200020), bias = IntVector.broadcast(KI, 1 << 15);
         for (int r = r0; r < r1; r++) {
             long qRow = (long) r * nb * Q6K.QS, mRow = (long) r * nb * Q6K.META;
             FloatVector acc = FloatVector.zero(KF);
@@ -589,20 +615,22 @@ final class KQuantPacked {
                 long q = qRow + (long) blk * Q6K.QS, mt = mRow + (long) blk * Q6K.META;
                 FloatVector dx = FloatVector.broadcast(KF, Float.float16ToFloat(meta.get(Matrix.SHORT, mt)) * xd[blk]);
                 for (int g = 0; g < groups; g++) {
-                    int xo = blk * 128 + g * 8 * LANES;
+                    int xo = blk * 128 + g * 8 * LANES, so = blk * Q6_STARTS + g * 2 * LANES;
                     long qg = q + (long) g * 12 * LANES;
                     IntVector a = IntVector.fromMemorySegment(KI, qs, qg, LE);
                     IntVector b = IntVector.fromMemorySegment(KI, qs, qg + 4 * LANES, LE);
                     IntVector c = IntVector.fromMemorySegment(KI, qs, qg + 8 * LANES, LE);
-                    IntVector t = bias.add(a.and(six).sub(off).mul(IntVector.fromArray(KI, pairs, xo)))
-                            .add(a.lanewise(VectorOperators.LSHR, 6).and(six).sub(off).mul(IntVector.fromArray(KI, pairs, xo + LANES)))
-                            .add(b.and(six).sub(off).mul(IntVector.fromArray(KI, pairs, xo + 2 * LANES)))
-                            .add(b.lanewise(VectorOperators.LSHR, 6).and(six).sub(off).mul(IntVector.fromArray(KI, pairs, xo + 3 * LANES)));
-                    IntVector t2 = bias.add(c.and(six).sub(off).mul(IntVector.fromArray(KI, pairs, xo + 4 * LANES)))
-                            .add(c.lanewise(VectorOperators.LSHR, 6).and(six).sub(off).mul(IntVector.fromArray(KI, pairs, xo + 5 * LANES)))
-                            .add(a.lanewise(VectorOperators.LSHR, 12).and(low).or(c.lanewise(VectorOperators.LSHR, 8).and(high)).sub(off)
+                    IntVector t = IntVector.fromArray(KI, starts, so)
+                            .add(a.and(six).mul(IntVector.fromArray(KI, pairs, xo)))
+                            .add(a.lanewise(VectorOperators.LSHR, 6).and(six).mul(IntVector.fromArray(KI, pairs, xo + LANES)))
+                            .add(b.and(six).mul(IntVector.fromArray(KI, pairs, xo + 2 * LANES)))
+                            .add(b.lanewise(VectorOperators.LSHR, 6).and(six).mul(IntVector.fromArray(KI, pairs, xo + 3 * LANES)));
+                    IntVector t2 = IntVector.fromArray(KI, starts, so + LANES)
+                            .add(c.and(six).mul(IntVector.fromArray(KI, pairs, xo + 4 * LANES)))
+                            .add(c.lanewise(VectorOperators.LSHR, 6).and(six).mul(IntVector.fromArray(KI, pairs, xo + 5 * LANES)))
+                            .add(a.lanewise(VectorOperators.LSHR, 12).and(low).or(c.lanewise(VectorOperators.LSHR, 8).and(high))
                                     .mul(IntVector.fromArray(KI, pairs, xo + 6 * LANES)))
-                            .add(b.lanewise(VectorOperators.LSHR, 12).and(low).or(c.lanewise(VectorOperators.LSHR, 10).and(high)).sub(off)
+                            .add(b.lanewise(VectorOperators.LSHR, 12).and(low).or(c.lanewise(VectorOperators.LSHR, 10).and(high))
                                     .mul(IntVector.fromArray(KI, pairs, xo + 7 * LANES)));
                     IntVector sc = (IntVector) ByteVector.fromMemorySegment(KSC, meta, mt + 2 + (long) g * LANES, LE)
                             .convertShape(VectorOperators.B2I, KI, 0);
