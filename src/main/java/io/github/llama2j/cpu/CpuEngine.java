@@ -41,6 +41,8 @@ public final class CpuEngine implements InferenceEngine {
     private static final long WARM_UP_MAX_NANOS = 3_000_000_000L;
     /** {@link #warmUpBatchedAttention}'s limit: C2's compilation of it was waited for 0.01-0.67 s (2026-12-03). */
     private static final long WARM_UP_ATTENTION_MAX_NANOS = 1_000_000_000L;
+    /** {@link #warmUpOncePerToken}'s limit per step. */
+    private static final long WARM_UP_ONCE_MAX_NANOS = 500_000_000L;
     /** {@link #warmUpForward}: the scratch engine's positions, its prompt (token ids), and when it stops. */
     private static final int WARM_UP_POSITIONS = 128;
     private static final int[] WARM_UP_PROMPT = {1, 400, 2300, 7, 911};
@@ -200,6 +202,7 @@ public final class CpuEngine implements InferenceEngine {
         if (warmUp) {
             long t0 = System.nanoTime();
             warmUpKernels();
+            warmUpOncePerToken();
             long t1 = System.nanoTime();
             warmUpForward(model);
             warmUpReport = String.format(java.util.Locale.ROOT, "warm-up: kernels %.2f s, forward %.2f s (%s)",
@@ -320,6 +323,38 @@ public final class CpuEngine implements InferenceEngine {
                     BatchMatmul.matmul(outs[i], fewIn[i], shapeForms[i], 0, rows[i], kernels);
                 }
             }, work, WARM_UP_MACS_PER_NANO);
+        }
+    }
+
+    /**
+     * Gets the two steps a token runs once, the embedding's row ({@link Matrix#dequantizeRow}) and RoPE's angles
+     * ({@link Rope#angles}), compiled: {@link #warmUpForward}'s passes call them once each, a few dozen times in all
+     * for a 1B model, fewer than HotSpot counts before C2 compiles a method (about 600 calls of a long loop), so they
+     * ran interpreted through a whole bench or run. Llama-3.2-1B Q4_K_M (a Q6_K embedding, RoPE through the C
+     * library's cosf and sinf), 512 bits, 2026-12-05: 195-260 µs and 32-40 µs per token (0.8% of it) before, 5-9 and
+     * 1 µs compiled; the calls here took about 0.1 s. Each is called until 100 calls have run fast (the embedding at
+     * 0.1 values per ns and more, RoPE at 100 ns per pair or less: interpreted they ran 0.01 and 1,000), or for
+     * {@link #WARM_UP_ONCE_MAX_NANOS}; once per JVM for a given type and segment class. (A 256-column view of the
+     * embedding, cheaper calls, took 80 ms: its C1 code ran until call 4,000.)
+     */
+    private void warmUpOncePerToken() {
+        Matrix emb = w.tokenEmbedding();
+        Object segmentClass = switch (emb) {
+            case Matrix.F32 f -> f.data().getClass();
+            case Matrix.Q8 q8 -> q8.values().getClass();
+            case Matrix.Ggml g -> g.data().getClass();
+        };
+        if (WARMED_UP.add("embedding " + emb.typeName() + " " + segmentClass)) {
+            float[] row = new float[emb.cols()];
+            int[] next = {0};
+            double values = emb.cols();
+            untilFast(() -> emb.dequantizeRow(next[0]++ % emb.rows(), row, 0), t -> values >= 0.1 * t, WARM_UP_ONCE_MAX_NANOS);
+        }
+        if (WARMED_UP.add("rope " + rope.style() + " " + math.getClass().getName())) {
+            float[] cos = new float[rope.pairs()], sin = new float[rope.pairs()];
+            int[] pos = {0};
+            long fastNanos = 100L * rope.pairs();
+            untilFast(() -> rope.angles(pos[0]++ % c.seqLen(), cos, sin), t -> t <= fastNanos, WARM_UP_ONCE_MAX_NANOS);
         }
     }
 

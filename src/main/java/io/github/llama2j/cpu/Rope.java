@@ -69,6 +69,11 @@ public final class Rope {
         return theta;
     }
 
+    /** How pairs are formed and angles computed (run.c's, or llama.cpp's NORM or NEOX). */
+    public RopeStyle style() {
+        return style;
+    }
+
     /** Pairs per head: the length of the cos and sin arrays. */
     public int pairs() {
         return freq.length;
