@@ -263,12 +263,7 @@ public final class CpuEngine implements InferenceEngine {
     private void warmUpKernels() {
         Matrix m = w.wq()[0];
         MatrixForm form = forms.wq()[0];
-        Object segmentClass = switch (m) {
-            case Matrix.F32 f -> f.data().getClass();
-            case Matrix.Q8 q8 -> q8.values().getClass();
-            case Matrix.Ggml g -> g.data().getClass();
-        };
-        String key = kernels.getClass().getName() + " " + m.typeName() + " " + segmentClass + " " + form.getClass().getSimpleName();
+        String key = kernels.getClass().getName() + " " + m.typeName() + " " + segmentClass(m) + " " + form.getClass().getSimpleName();
         // both input sizes of the forward pass (dim: q/k/v, wo, w1/w3, the classifier; hidden: w2), alternately: the
         // kernels' loops over the input run dim or hidden long, and C2 compiled from a profile of one size
         // deoptimized the runq Q8 kernel at the other in the middle of a bench run (JFR, 6 traps, each finishing
@@ -339,12 +334,7 @@ public final class CpuEngine implements InferenceEngine {
      */
     private void warmUpOncePerToken() {
         Matrix emb = w.tokenEmbedding();
-        Object segmentClass = switch (emb) {
-            case Matrix.F32 f -> f.data().getClass();
-            case Matrix.Q8 q8 -> q8.values().getClass();
-            case Matrix.Ggml g -> g.data().getClass();
-        };
-        if (WARMED_UP.add("embedding " + emb.typeName() + " " + segmentClass)) {
+        if (WARMED_UP.add("embedding " + emb.typeName() + " " + segmentClass(emb))) {
             float[] row = new float[emb.cols()];
             int[] next = {0};
             double values = emb.cols();
@@ -356,6 +346,15 @@ public final class CpuEngine implements InferenceEngine {
             long fastNanos = 100L * rope.pairs();
             untilFast(() -> rope.angles(pos[0]++ % c.seqLen(), cos, sin), t -> t <= fastNanos, WARM_UP_ONCE_MAX_NANOS);
         }
+    }
+
+    /** The class of memory segment {@code m}'s values are in (C2 specializes the code that reads them to it). */
+    private static Class<?> segmentClass(Matrix m) {
+        return switch (m) {
+            case Matrix.F32 f -> f.data().getClass();
+            case Matrix.Q8 q8 -> q8.values().getClass();
+            case Matrix.Ggml g -> g.data().getClass();
+        };
     }
 
     /**
