@@ -143,33 +143,18 @@ public final class PreparedWeights implements AutoCloseable {
         if (q8.isEmpty()) {
             return;
         }
-        String tooBig = overHalfOfAvailable(q8.size() + " Q8_0 or runq Q8 matrices left in the file's layout", bytes);
-        if (tooBig != null) {
-            q8Skipped = tooBig;
-            return;
+        long values = 0; // one region for all of them (huge pages where granted: PageMemory), sliced
+        for (Matrix m : q8) {
+            values += PackedQ8_0.allocationBytes(m);
         }
-        Arena a = arena != null ? arena : Arena.ofShared();
-        Map<Matrix, MatrixForm> made = new java.util.HashMap<>();
-        try {
-            // one region for all of them (huge pages where granted: PageMemory), sliced
-            long values = 0;
+        q8Skipped = copyInto(q8.size() + " Q8_0 or runq Q8 matrices left in the file's layout", bytes, values, memory -> {
+            SegmentAllocator region = SegmentAllocator.slicingAllocator(memory);
+            Map<Matrix, MatrixForm> made = new java.util.HashMap<>();
             for (Matrix m : q8) {
-                values += PackedQ8_0.allocationBytes(m);
+                made.put(m, PackedQ8_0.of(m, region, parallel)); // (the scales on the heap: may run short too)
             }
-            SegmentAllocator region = SegmentAllocator.slicingAllocator(PageMemory.allocate(a, values));
-            for (Matrix m : q8) {
-                made.put(m, PackedQ8_0.of(m, region, parallel));
-            }
-        } catch (OutOfMemoryError e) { // the heap (the scales) or the native memory (the values) was short after all
-            if (arena == null) {
-                a.close();
-            }
-            q8Skipped = q8.size() + " Q8_0 or runq Q8 matrices left in the file's layout: their copies did not fit after all ("
-                    + e.getMessage() + ")";
-            return; // none of these is packed: all of them read the file's layout
-        }
-        arena = a;
-        forms.putAll(made);
+            return made;
+        });
     }
 
     /**
@@ -189,32 +174,47 @@ public final class PreparedWeights implements AutoCloseable {
         if (todo.isEmpty()) {
             return;
         }
-        String tooBig = overHalfOfAvailable(todo.size() + " float32 matrices left in the file's page cache", bytes);
+        f32Skipped = copyInto(todo.size() + " float32 matrices left in the file's page cache", bytes, bytes, region -> {
+            Map<Matrix, MatrixForm> made = new java.util.HashMap<>();
+            long at = 0;
+            for (Matrix.F32 f : todo) {
+                java.lang.foreign.MemorySegment copy = region.asSlice(at, f.byteSize()), file = f.data();
+                long rowBytes = (long) f.cols() * Float.BYTES;
+                parallel.forRange(f.rows(), (r0, r1) -> java.lang.foreign.MemorySegment.copy(file, r0 * rowBytes, copy, r0 * rowBytes, (r1 - r0) * rowBytes));
+                made.put(f, new MatrixForm.Copy(f, new Matrix.F32(copy, f.rows(), f.cols())));
+                at += alignedSize(f);
+            }
+            return made;
+        });
+    }
+
+    /**
+     * The Q8 and float32 copies' common part: unless {@code bytes} of copies would take more than half of the memory
+     * available, a region of {@code regionBytes} in {@link #arena} (made here if there is none, and closed again if
+     * nothing came of it), which {@code fill} turns into the copies' forms; they are kept only if all were made.
+     *
+     * @param what which matrices, and where they stay without copies (the start of the message)
+     * @return null when copied, else why not (for {@link #summary})
+     */
+    private String copyInto(String what, long bytes, long regionBytes,
+                            java.util.function.Function<java.lang.foreign.MemorySegment, Map<Matrix, MatrixForm>> fill) {
+        String tooBig = overHalfOfAvailable(what, bytes);
         if (tooBig != null) {
-            f32Skipped = tooBig;
-            return;
+            return tooBig;
         }
         Arena a = arena != null ? arena : Arena.ofShared();
-        java.lang.foreign.MemorySegment region;
+        Map<Matrix, MatrixForm> made;
         try {
-            region = PageMemory.allocate(a, bytes);
-        } catch (OutOfMemoryError e) {
+            made = fill.apply(PageMemory.allocate(a, regionBytes));
+        } catch (OutOfMemoryError e) { // the native memory, or the heap, was short after all: none of them is copied
             if (arena == null) {
                 a.close();
             }
-            f32Skipped = todo.size() + " float32 matrices left in the file's page cache: their copies did not fit after all ("
-                    + e.getMessage() + ")";
-            return;
+            return what + ": their copies did not fit after all (" + e.getMessage() + ")";
         }
         arena = a;
-        long at = 0;
-        for (Matrix.F32 f : todo) {
-            java.lang.foreign.MemorySegment copy = region.asSlice(at, f.byteSize()), file = f.data();
-            long rowBytes = (long) f.cols() * Float.BYTES;
-            parallel.forRange(f.rows(), (r0, r1) -> java.lang.foreign.MemorySegment.copy(file, r0 * rowBytes, copy, r0 * rowBytes, (r1 - r0) * rowBytes));
-            forms.put(f, new MatrixForm.Copy(f, new Matrix.F32(copy, f.rows(), f.cols())));
-            at += alignedSize(f);
-        }
+        forms.putAll(made);
+        return null;
     }
 
     /**
