@@ -30,7 +30,7 @@ public sealed interface MatrixForm permits MatrixForm.File, MatrixForm.Copy, Pac
     }
 
     /**
-     * The file's layout copied into private memory ({@link PreparedWeights}: float32 matrices, in huge pages where the
+     * The file's layout copied into private memory ({@link PreparedWeights}: float32, F16, BF16 and Q4_0 matrices, in huge pages where the
      * system grants them): the same bytes, read by the same kernels as the file's ({@code copy} is {@code source}'s
      * matrix over the copy's memory), so the same results bit for bit.
      */

@@ -39,28 +39,31 @@ import java.util.concurrent.ConcurrentHashMap;
  *       the Q8_0 matrices; the copy is the source's size: 0.11 GiB for stories110M), for the group sizes
  *       {@link Q8Matmul#matmulPacked} reads ({@link Q8Matmul#handlesPacked}: multiples of 16 at 512 bits, of 8 at
  *       256 and 128 bits); the results are bit-identical to the file's layout (runq's).</li>
- *   <li>{@link Matrix.F32} as a {@link MatrixForm.Copy}: the same bytes in private memory (huge pages where granted),
- *       only by {@link #prepare} and under the same rule, counted on their own (the whole float32 model: 0.41 GiB for
- *       stories110M); the same kernels read it, so the same results. A two-thread token of stories110M read the file's
- *       page cache at 72–92 tok/s and the copy at 98–113 (docs/measurements/2026-12-05-two-thread-ceiling.md).</li>
+ *   <li>{@link Matrix.F32}, {@link Matrix.F16}, {@link Matrix.BF16} and {@link Matrix.Q4_0}, the types whose kernels
+ *       read the file's layout, as a {@link MatrixForm.Copy}: the same bytes in private memory (huge pages where
+ *       granted), only by {@link #prepare} and under the same rule, counted together apart from the Q8 ones (0.41 GiB
+ *       for stories110M in float32, 2.3 GiB for a Llama-3.2-1B F16 file); the same kernels read it, so the same results.
+ *       A two-thread token of stories110M read the file's page cache at 72–92 tok/s and the copy at 98–113
+ *       (docs/measurements/2026-12-05-two-thread-ceiling.md); a Llama-3.2-1B F16 one 3.9–6.7 and 12.2–13.4
+ *       (docs/measurements/2026-12-05-f16-copy.md).</li>
  * </ul>
  * The mapped file is never written: a prepared form is a copy in private memory, so it costs that matrix's
  * size in RAM (the file's pages it replaces are read once, at load, and stay reclaimable page cache; the
- * embedding rows and the batched prefill's runq Q8 kernels still read the file, its F32 kernels read the copy).
+ * embedding rows and the batched prefill's runq Q8 kernels still read the file, its F32 kernels read the copy, and so do the F16, BF16 and Q4_0 ones).
  *
  * <p>{@link #resolve} is thread-safe; equal records (the same bytes of the same mapping) share one form. The Q8_0
- * and float32 copies live in an arena that {@link #close} frees (the engine that prepared them closes them, after which its
+ * and file-layout copies live in an arena that {@link #close} frees (the engine that prepared them closes them, after which its
  * forms must not be read); the Q4_K forms are unmapped when no longer reachable.
  */
 public final class PreparedWeights implements AutoCloseable {
     private final WeightCopies copies;
     private final Map<Matrix, MatrixForm> forms = new ConcurrentHashMap<>();
-    /** The Q8_0 and float32 copies' memory, made by the first {@link #prepare} that copies one; null before and after {@link #close}. */
+    /** The Q8_0 and file-layout copies' memory, made by the first {@link #prepare} that copies one; null before and after {@link #close}. */
     private Arena arena;
     /** Why {@link #prepare} left the Q8_0 and runq Q8 matrices in the file's layout (for {@link #summary}), or null. */
     private volatile String q8Skipped;
-    /** Why {@link #prepare} left the float32 matrices in the file's page cache (for {@link #summary}), or null. */
-    private volatile String f32Skipped;
+    /** Why {@link #prepare} left the float32, F16, BF16 and Q4_0 matrices in the file's page cache (for {@link #summary}), or null. */
+    private volatile String fileLayoutSkipped;
 
     /** A registry that makes the copies {@code copies} asks for. */
     public PreparedWeights(WeightCopies copies) {
@@ -130,7 +133,7 @@ public final class PreparedWeights implements AutoCloseable {
         // each freed when the last of its copies is no longer reachable
         copyKQuants(all, Matrix.Q4_K.class, KQuantPacked.Q4K::allocationBytes, (q, region) -> KQuantPacked.Q4K.of(q, region, parallel));
         copyKQuants(all, Matrix.Q6_K.class, KQuantPacked.Q6K::allocationBytes, (q, region) -> KQuantPacked.Q6K.of(q, region, parallel));
-        copyF32(all, parallel);
+        copyFileLayouts(all, parallel);
         List<Matrix> q8 = new ArrayList<>(); // Q8_0 and runq's Q8
         long bytes = 0;
         for (Matrix m : all) {
@@ -158,38 +161,65 @@ public final class PreparedWeights implements AutoCloseable {
     }
 
     /**
-     * Copies every float32 matrix of {@code all} that has no form yet into one region of {@link #arena} (made here if
-     * there is none), row ranges over {@code parallel}'s threads, unless they would take more than half of the memory
-     * available.
+     * Copies every matrix of {@code all} that the kernels read in the file's layout (float32, F16, BF16 and Q4_0) and
+     * has no form yet into one region of {@link #arena} (made here if there is none), row ranges over
+     * {@code parallel}'s threads, unless they would take more than half of the memory available.
      */
-    private void copyF32(List<Matrix> all, Parallel parallel) {
-        List<Matrix.F32> todo = new ArrayList<>();
+    private void copyFileLayouts(List<Matrix> all, Parallel parallel) {
+        List<Matrix> todo = new ArrayList<>();
         long bytes = 0;
         for (Matrix m : all) {
-            if (m instanceof Matrix.F32 f && !forms.containsKey(m)) {
-                todo.add(f);
-                bytes += alignedSize(f);
+            if (readInFileLayout(m) && !forms.containsKey(m)) {
+                todo.add(m);
+                bytes += alignedSize(m);
             }
         }
         if (todo.isEmpty()) {
             return;
         }
-        f32Skipped = copyInto(todo.size() + " float32 matrices left in the file's page cache", bytes, bytes, region -> {
+        fileLayoutSkipped = copyInto(todo.size() + " float32, F16, BF16 or Q4_0 matrices left in the file's page cache", bytes, bytes, region -> {
             Map<Matrix, MatrixForm> made = new java.util.HashMap<>();
             long at = 0;
-            for (Matrix.F32 f : todo) {
-                java.lang.foreign.MemorySegment copy = region.asSlice(at, f.byteSize()), file = f.data();
-                long rowBytes = (long) f.cols() * Float.BYTES;
-                parallel.forRange(f.rows(), (r0, r1) -> java.lang.foreign.MemorySegment.copy(file, r0 * rowBytes, copy, r0 * rowBytes, (r1 - r0) * rowBytes));
-                made.put(f, new MatrixForm.Copy(f, new Matrix.F32(copy, f.rows(), f.cols())));
-                at += alignedSize(f);
+            for (Matrix m : todo) {
+                java.lang.foreign.MemorySegment copy = region.asSlice(at, m.byteSize()), file = data(m);
+                long rowBytes = m.byteSize() / m.rows();
+                parallel.forRange(m.rows(), (r0, r1) -> java.lang.foreign.MemorySegment.copy(file, r0 * rowBytes, copy, r0 * rowBytes, (r1 - r0) * rowBytes));
+                made.put(m, new MatrixForm.Copy(m, over(m, copy)));
+                at += alignedSize(m);
             }
             return made;
         });
     }
 
+    /** Whether {@code m}'s kernels read the file's layout, so that a copy is the same bytes ({@link MatrixForm.Copy}). */
+    private static boolean readInFileLayout(Matrix m) {
+        return m instanceof Matrix.F32 || m instanceof Matrix.F16 || m instanceof Matrix.BF16 || m instanceof Matrix.Q4_0;
+    }
+
+    /** The bytes of a matrix {@link #readInFileLayout} reads. */
+    private static java.lang.foreign.MemorySegment data(Matrix m) {
+        return switch (m) {
+            case Matrix.F32 f -> f.data();
+            case Matrix.F16 f -> f.data();
+            case Matrix.BF16 f -> f.data();
+            case Matrix.Q4_0 f -> f.data();
+            default -> throw new IllegalArgumentException("no copy in the file's layout for " + m.typeName());
+        };
+    }
+
+    /** {@code m}'s matrix over {@code copy} (the same bytes elsewhere). */
+    private static Matrix over(Matrix m, java.lang.foreign.MemorySegment copy) {
+        return switch (m) {
+            case Matrix.F32 f -> new Matrix.F32(copy, f.rows(), f.cols());
+            case Matrix.F16 f -> new Matrix.F16(copy, f.rows(), f.cols());
+            case Matrix.BF16 f -> new Matrix.BF16(copy, f.rows(), f.cols());
+            case Matrix.Q4_0 f -> new Matrix.Q4_0(copy, f.rows(), f.cols());
+            default -> throw new IllegalArgumentException("no copy in the file's layout for " + m.typeName());
+        };
+    }
+
     /**
-     * The Q8 and float32 copies' common part: unless {@code bytes} of copies would take more than half of the memory
+     * The Q8 and file-layout copies' common part: unless {@code bytes} of copies would take more than half of the memory
      * available, a region of {@code regionBytes} in {@link #arena} (made here if there is none, and closed again if
      * nothing came of it), which {@code fill} turns into the copies' forms; they are kept only if all were made.
      *
@@ -227,9 +257,9 @@ public final class PreparedWeights implements AutoCloseable {
                 "%s: their copies (%d MiB) would take more than half of the %d MiB available", skipped, bytes >> 20, available >> 20);
     }
 
-    /** A float32 copy's bytes rounded up to a cache line: each copy starts on one (the region does: PageMemory). */
-    private static long alignedSize(Matrix.F32 f) {
-        return (f.byteSize() + 63) & -64L;
+    /** A copy's bytes rounded up to a cache line: each copy starts on one (the region does: PageMemory). */
+    private static long alignedSize(Matrix m) {
+        return (m.byteSize() + 63) & -64L;
     }
 
     /** Copies every matrix of {@code type} in {@code all} that has no form yet, in one region for all of them. */
@@ -299,7 +329,7 @@ public final class PreparedWeights implements AutoCloseable {
             s.append(forms.size()).append(" matrices, ").append(byteSize() >> 20).append(" MiB ").append(byType)
                     .append(String.format(java.util.Locale.ROOT, " made in %.2f s", prepareNanos / 1e9));
         }
-        for (String skipped : new String[] {f32Skipped, q8Skipped}) {
+        for (String skipped : new String[] {fileLayoutSkipped, q8Skipped}) {
             if (skipped != null) {
                 s.append("; ").append(skipped);
             }
@@ -321,7 +351,7 @@ public final class PreparedWeights implements AutoCloseable {
         return ((com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean()).getFreeMemorySize();
     }
 
-    /** Drops every form and frees the Q8_0 and float32 copies (a later product reads the file's layout or prepares Q4_K again). */
+    /** Drops every form and frees the Q8_0 and file-layout copies (a later product reads the file's layout or prepares Q4_K again). */
     @Override
     public synchronized void close() {
         forms.clear();

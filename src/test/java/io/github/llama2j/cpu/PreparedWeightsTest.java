@@ -39,6 +39,25 @@ class PreparedWeightsTest {
         return TestData.gguf().resolve("models/" + name);
     }
 
+    @org.junit.jupiter.api.io.TempDir
+    static Path tmp;
+
+    /**
+     * A small random-weight GGUF file of {@code type} ({@code llama2j synth}: F16 and BF16 are not stored in shared/gguf),
+     * 256 wide so that its matrices hold whole blocks of every type, made once per type.
+     */
+    private static Path synth(String type) {
+        Path out = tmp.resolve("llama-" + type + ".gguf");
+        if (!java.nio.file.Files.exists(out)) {
+            java.io.StringWriter o = new java.io.StringWriter(), e = new java.io.StringWriter();
+            int code = io.github.llama2j.cli.Main.execute(new java.io.PrintWriter(o, true), new java.io.PrintWriter(e, true),
+                    "synth", out.toString(), "--format", "gguf", "--type", type, "--seed", "3", "--dim", "256", "--hidden-dim", "512",
+                    "--layers", "2", "--heads", "4", "--kv-heads", "2", "--vocab", "48", "--seq-len", "64", "--unshared");
+            assertEquals(0, code, e.toString());
+        }
+        return out;
+    }
+
     @Test
     void everyQ8_0MatrixOfTheLayersAndTheClassifierIsPackedAndFreedOnClose() {
         try (Model model = GgufModelLoader.load(gguf("llama3-tiny-q8_0.gguf"));
@@ -136,7 +155,8 @@ class PreparedWeightsTest {
 
     /**
      * The engine's products read the copies it resolved when it was built: a copy changed on purpose changes the
-     * logits (every block scale doubled: GGUF Q8_0, Q4_K and Q6_K (d), runq Q8).
+     * logits (every block scale doubled: GGUF Q8_0, Q4_K and Q6_K (d), runq Q8, Q4_0; every value of a float32, F16 or
+     * BF16 copy).
      */
     @Test
     void theEnginesProductsReadTheCopies() {
@@ -145,6 +165,10 @@ class PreparedWeightsTest {
         checkReadsCopy(gguf("llama2-tiny-q4_k_m.gguf"), KQuantPacked.Q6K.class, PreparedWeightsTest::doubleScales);
         checkReadsCopy(TestData.model("tiny_unshared_q80.bin"), PackedQ8_0.class, PreparedWeightsTest::doubleScales);
         checkReadsCopy(TestData.model("tiny_unshared.bin"), MatrixForm.Copy.class, PreparedWeightsTest::doubleScales);
+        checkReadsCopy(gguf("llama2-tiny-q4_0.gguf"), MatrixForm.Copy.class, PreparedWeightsTest::doubleScales);
+        checkReadsCopy(synth("f16"), MatrixForm.Copy.class, PreparedWeightsTest::doubleScales);
+        checkReadsCopy(synth("bf16"), MatrixForm.Copy.class, PreparedWeightsTest::doubleScales);
+        checkReadsCopy(synth("f32"), MatrixForm.Copy.class, PreparedWeightsTest::doubleScales);
     }
 
     /** Doubles every block scale of a copy (Q4_K: every super-block's d; float32: every value): the copy now holds another matrix. */
@@ -166,9 +190,30 @@ class PreparedWeightsTest {
                 }
             }
             case MatrixForm.Copy c -> {
-                java.lang.foreign.MemorySegment d = ((Matrix.F32) c.copy()).data();
-                for (long at = 0; at < d.byteSize(); at += Float.BYTES) {
-                    d.set(FLOAT, at, d.get(FLOAT, at) * 2);
+                switch (c.copy()) {
+                    case Matrix.F32 f -> {
+                        for (long at = 0; at < f.data().byteSize(); at += Float.BYTES) {
+                            f.data().set(FLOAT, at, f.data().get(FLOAT, at) * 2);
+                        }
+                    }
+                    case Matrix.F16 f -> {
+                        for (long at = 0; at < f.data().byteSize(); at += Short.BYTES) {
+                            doubleHalf(f.data(), at);
+                        }
+                    }
+                    case Matrix.BF16 f -> { // the upper half of a float: doubled in its exponent
+                        for (long at = 0; at < f.data().byteSize(); at += Short.BYTES) {
+                            short h = f.data().get(Matrix.SHORT, at);
+                            float v = Float.intBitsToFloat(h << 16) * 2;
+                            f.data().set(Matrix.SHORT, at, (short) (Float.floatToRawIntBits(v) >>> 16));
+                        }
+                    }
+                    case Matrix.Q4_0 q -> {
+                        for (long at = 0; at < q.data().byteSize(); at += Matrix.Q4_0.BLOCK_BYTES) {
+                            doubleHalf(q.data(), at);
+                        }
+                    }
+                    default -> throw new AssertionError("no file-layout copy of " + c.copy().typeName());
                 }
             }
             case MatrixForm.File f -> throw new AssertionError("not a copy: " + f);
@@ -206,20 +251,21 @@ class PreparedWeightsTest {
     }
 
     /**
-     * --weight-copies=off gives auto's logits bit for bit for llama2.c runq Q8, llama2.c float32 (the same bytes in
-     * private memory) and GGUF Q8_0 (the same kernels' arithmetic on the file's layout), token by token (a batched prompt reads the file's layout whatever the setting:
-     * it would compare nothing). A Q4_K_M file (Q4_K and Q6_K) gets the same integers per sub-block with the float sums
+     * --weight-copies=off gives auto's logits bit for bit for llama2.c runq Q8, llama2.c and GGUF float32, GGUF F16, BF16
+     * and Q4_0 (the same bytes in private memory) and GGUF Q8_0 (the same kernels' arithmetic on the file's layout), token by token (a batched prompt reads the file's layout whatever the setting:
+     * it would compare nothing). A file with K-quants (Q4_K_M; the Q4_0 file's Q6_K classifier) gets the same integers per sub-block with the float sums
      * in other lanes: its logits agree within {@link #K_QUANT_OFF_TOLERANCE} of the largest, and the greedy token at
      * every position is the same.
      */
     @Test
     void offGivesTheSameLogitsAsAuto() {
         for (Path file : List.of(TestData.model("tiny_unshared_q80.bin"), TestData.model("tiny_unshared.bin"), gguf("llama3-tiny-q8_0.gguf"),
-                gguf("llama2-tiny-q4_k_m.gguf"))) {
-            boolean exact = !file.toString().contains("q4_k_m");
+                gguf("llama2-tiny-q4_k_m.gguf"), gguf("llama2-tiny-q4_0.gguf"), synth("f16"), synth("bf16"), synth("f32"))) {
             try (Model m = ModelLoader.load(file);
                  InferenceEngine auto = Engines.create(m, EngineOptions.cpu(2, false));
                  InferenceEngine off = Engines.create(m, EngineOptions.cpu(2, false).withWeightCopies(WeightCopies.OFF))) {
+                // a K-quant matrix (a Q4_K_M file's, the Q4_0 file's Q6_K classifier) has kernels of its own for each form
+                boolean exact = PreparedWeights.matrices(m.weights()).stream().noneMatch(x -> x instanceof Matrix.Q4_K || x instanceof Matrix.Q6_K);
                 assertTrue(((CpuEngine) auto).weightCopies().matches("weight copies \\(auto\\): \\d+ matrices.*"), ((CpuEngine) auto).weightCopies());
                 assertTrue(((CpuEngine) off).weightCopies().startsWith("weight copies (off): none"), ((CpuEngine) off).weightCopies());
                 int n = Math.min(40, m.config().seqLen());
