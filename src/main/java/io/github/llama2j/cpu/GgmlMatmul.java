@@ -345,7 +345,7 @@ final class GgmlMatmul {
      * (inf, NaN), so each row also keeps the largest {@code h & 0x7FFF} in short lanes (an and and a
      * max per 2L weights, from a third load of the same bytes, which hits L1), and a row that holds
      * one is computed again by {@link #f16RowSpecial}, which gives them the float's all-ones
-     * exponent. Two accumulators per row.
+     * exponent. Two accumulators per row; four rows at a time ({@link #f16Rows4}), then one.
      *
      * <p>The row-level check replaced a check of every vector (an and, a compare into a mask, an or
      * of two masks and a test and branch per 2L weights, as {@link #f16RowSpecial} still does): 1.12×
@@ -353,6 +353,74 @@ final class GgmlMatmul {
      * DRAM there), docs/measurements/2026-12-02-gguf-speed.md.
      */
     static void f16(float[] out, Activations x, Matrix.F16 w, int r0, int r1) {
+        int r = r0;
+        for (; r + 4 <= r1; r += 4) {
+            f16Rows4(out, x, w, r);
+        }
+        f16Rows(out, x, w, r, r1);
+    }
+
+    /**
+     * Rows r..r+3 of {@link #f16Rows} at once: four streams of weights sharing each load of the activations (one row
+     * at a time ran at 0.80-0.98x on a Llama-3.2-1B F16 file's copy, two threads, docs/measurements/2026-12-05-f16-copy.md).
+     * Each row's sums are in its own two accumulators in {@link #f16Rows}' order, so the same bits; one inf/NaN check
+     * for the four (any of them: all four again as {@link #f16RowSpecial}, which gives a row without one the same bits).
+     */
+    private static void f16Rows4(float[] out, Activations x, Matrix.F16 w, int r) {
+        int n = w.cols();
+        float[] xh = x.f16, xs = x.f16Scaled; // xs = xh · 2^112
+        MemorySegment data = w.data();
+        int upper = n - n % (2 * L);
+        long b0 = (long) r * n * 2, b1 = b0 + 2L * n, b2 = b1 + 2L * n, b3 = b2 + 2L * n;
+        FloatVector a00 = FloatVector.zero(F), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
+        IntVector top = IntVector.zero(I);
+        int j = 0;
+        for (; j < upper; j += 2 * L) {
+            FloatVector x0 = FloatVector.fromArray(F, xs, j), x1 = FloatVector.fromArray(F, xs, j + L);
+            IntVector h0, h1;
+            h0 = (IntVector) ShortVector.fromMemorySegment(SH, data, b0 + 2L * j, LE).convertShape(VectorOperators.S2I, I, 0);
+            h1 = (IntVector) ShortVector.fromMemorySegment(SH, data, b0 + 2L * (j + L), LE).convertShape(VectorOperators.S2I, I, 0);
+            top = top.max(h0.and(0x7FFF)).max(h1.and(0x7FFF));
+            a00 = h0.lanewise(VectorOperators.LSHL, 13).and(0x8FFFE000).reinterpretAsFloats().fma(x0, a00);
+            a01 = h1.lanewise(VectorOperators.LSHL, 13).and(0x8FFFE000).reinterpretAsFloats().fma(x1, a01);
+            h0 = (IntVector) ShortVector.fromMemorySegment(SH, data, b1 + 2L * j, LE).convertShape(VectorOperators.S2I, I, 0);
+            h1 = (IntVector) ShortVector.fromMemorySegment(SH, data, b1 + 2L * (j + L), LE).convertShape(VectorOperators.S2I, I, 0);
+            top = top.max(h0.and(0x7FFF)).max(h1.and(0x7FFF));
+            a10 = h0.lanewise(VectorOperators.LSHL, 13).and(0x8FFFE000).reinterpretAsFloats().fma(x0, a10);
+            a11 = h1.lanewise(VectorOperators.LSHL, 13).and(0x8FFFE000).reinterpretAsFloats().fma(x1, a11);
+            h0 = (IntVector) ShortVector.fromMemorySegment(SH, data, b2 + 2L * j, LE).convertShape(VectorOperators.S2I, I, 0);
+            h1 = (IntVector) ShortVector.fromMemorySegment(SH, data, b2 + 2L * (j + L), LE).convertShape(VectorOperators.S2I, I, 0);
+            top = top.max(h0.and(0x7FFF)).max(h1.and(0x7FFF));
+            a20 = h0.lanewise(VectorOperators.LSHL, 13).and(0x8FFFE000).reinterpretAsFloats().fma(x0, a20);
+            a21 = h1.lanewise(VectorOperators.LSHL, 13).and(0x8FFFE000).reinterpretAsFloats().fma(x1, a21);
+            h0 = (IntVector) ShortVector.fromMemorySegment(SH, data, b3 + 2L * j, LE).convertShape(VectorOperators.S2I, I, 0);
+            h1 = (IntVector) ShortVector.fromMemorySegment(SH, data, b3 + 2L * (j + L), LE).convertShape(VectorOperators.S2I, I, 0);
+            top = top.max(h0.and(0x7FFF)).max(h1.and(0x7FFF));
+            a30 = h0.lanewise(VectorOperators.LSHL, 13).and(0x8FFFE000).reinterpretAsFloats().fma(x0, a30);
+            a31 = h1.lanewise(VectorOperators.LSHL, 13).and(0x8FFFE000).reinterpretAsFloats().fma(x1, a31);
+        }
+        if (top.reduceLanes(VectorOperators.MAX) >= 0x7C00) {
+            for (int i = 0; i < 4; i++) {
+                out[r + i] = f16RowSpecial(xh, data, (long) (r + i) * n * 2, n);
+            }
+            return;
+        }
+        out[r] = f16Tail(a00.add(a01).reduceLanes(VectorOperators.ADD), xh, data, b0, j, n);
+        out[r + 1] = f16Tail(a10.add(a11).reduceLanes(VectorOperators.ADD), xh, data, b1, j, n);
+        out[r + 2] = f16Tail(a20.add(a21).reduceLanes(VectorOperators.ADD), xh, data, b2, j, n);
+        out[r + 3] = f16Tail(a30.add(a31).reduceLanes(VectorOperators.ADD), xh, data, b3, j, n);
+    }
+
+    /** {@code sum} plus a row's last columns from j, one at a time (the part no whole pair of vectors covers). */
+    private static float f16Tail(float sum, float[] xh, MemorySegment data, long base, int j, int n) {
+        for (; j < n; j++) {
+            sum += Float.float16ToFloat(data.get(Matrix.SHORT, base + 2L * j)) * xh[j];
+        }
+        return sum;
+    }
+
+    /** Rows [r0, r1) one at a time (a range's last rows, fewer than four). */
+    private static void f16Rows(float[] out, Activations x, Matrix.F16 w, int r0, int r1) {
         int n = w.cols();
         float[] xh = x.f16, xs = x.f16Scaled; // xs = xh · 2^112
         MemorySegment data = w.data();
@@ -375,11 +443,7 @@ final class GgmlMatmul {
                 out[r] = f16RowSpecial(xh, data, base, n);
                 continue;
             }
-            float sum = a0.add(a1).reduceLanes(VectorOperators.ADD);
-            for (; j < n; j++) {
-                sum += Float.float16ToFloat(data.get(Matrix.SHORT, base + 2L * j)) * xh[j];
-            }
-            out[r] = sum;
+            out[r] = f16Tail(a0.add(a1).reduceLanes(VectorOperators.ADD), xh, data, base, j, n);
         }
     }
 
@@ -403,11 +467,7 @@ final class GgmlMatmul {
             a0 = w0.fma(FloatVector.fromArray(F, xh, j), a0);
             a1 = w1.fma(FloatVector.fromArray(F, xh, j + L), a1);
         }
-        float sum = a0.add(a1).reduceLanes(VectorOperators.ADD);
-        for (; j < n; j++) {
-            sum += Float.float16ToFloat(data.get(Matrix.SHORT, base + 2L * j)) * xh[j];
-        }
-        return sum;
+        return f16Tail(a0.add(a1).reduceLanes(VectorOperators.ADD), xh, data, base, j, n);
     }
 
     /** BF16 weights to float in int lanes: the 16 bits shifted to the top. Two accumulators per row. */

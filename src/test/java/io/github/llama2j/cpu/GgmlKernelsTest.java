@@ -811,7 +811,8 @@ class GgmlKernelsTest {
      * The vector F16 kernel checks each row for inf/NaN halves once and computes such a row again
      * with the check in every vector: on random rows, some holding one special half at a random
      * column (in the vector loop or in the scalar tail), every row must be what the scalar kernel
-     * gives: the same inf or NaN for a special row, within float rounding for the others.
+     * gives: the same inf or NaN for a special row, within float rounding for the others; and the kernel's four rows
+     * at a time must give each row the bits it gives that row alone.
      */
     @Test
     void f16KernelFindsSpecialHalvesInAnyRow() {
@@ -839,6 +840,14 @@ class GgmlKernelsTest {
         float[] want = new float[rows], got = new float[rows];
         new ScalarKernels().matmul(want, a, m, 0, rows);
         new VectorKernels().matmul(got, a, m, 0, rows);
+        // four rows at a time (the ranges above) and one at a time (ranges of one row): the same bits, special rows too
+        float[] single = new float[rows];
+        for (int r = 0; r < rows; r++) {
+            GgmlMatmul.f16(single, a, m, r, r + 1);
+        }
+        for (int r = 0; r < rows; r++) {
+            assertEquals(Float.floatToIntBits(single[r]), Float.floatToIntBits(got[r]), where + ": row " + r + ", four rows at a time against one");
+        }
         for (int r = 0; r < rows; r++) {
             if (special[r]) {
                 assertTrue(!Float.isFinite(want[r]), where + ": row " + r);
