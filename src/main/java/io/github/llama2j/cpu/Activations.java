@@ -45,10 +45,12 @@ public final class Activations {
     // F16 / BF16: x rounded to each, as floats
     float[] f16, bf16;
     /**
-     * x rounded to F16, times 2^112 (exact: an F16 value is at most 65504 &lt; 2^16 in magnitude): what the vector
-     * F16 kernel multiplies the weights' unrebiased bits by ({@link GgmlMatmul#f16}).
+     * x rounded to F16, times 2^112 (exact: an F16 value is at most 65504 &lt; 2^16 in magnitude), what the vector F16
+     * kernel multiplies the weights' unrebiased bits by, in the order its int lanes hold the halves
+     * ({@link GgmlMatmul#f16}: two per lane): per block of 2L values at j, the even ones first
+     * ({@code [j + i] = x[j + 2i]}), then the odd ones, L the float lanes; whole blocks only.
      */
-    float[] f16Scaled;
+    float[] f16Pairs;
     private boolean f16Ready, bf16Ready;
 
     // GGML Q8_0: values (as shorts) and the F16 scale of each block of 32, as a float
@@ -79,7 +81,7 @@ public final class Activations {
         q8 = new byte[capacity];
         q8Scales = new float[capacity];
         f16 = new float[capacity];
-        f16Scaled = new float[capacity];
+        f16Pairs = new float[capacity];
         bf16 = new float[capacity];
         q80 = new short[capacity];
         q80Scales = new float[capacity / Q8_0_BLOCK + 1];
@@ -145,8 +147,12 @@ public final class Activations {
             case Matrix.F16 h -> {
                 if (!f16Ready) {
                     toF16(x, n, f16);
-                    for (int i = 0; i < n; i++) {
-                        f16Scaled[i] = f16[i] * 0x1p112f;
+                    int l = GgmlMatmul.L;
+                    for (int j = 0; j + 2 * l <= n; j += 2 * l) {
+                        for (int i = 0; i < l; i++) {
+                            f16Pairs[j + i] = f16[j + 2 * i] * 0x1p112f;
+                            f16Pairs[j + l + i] = f16[j + 2 * i + 1] * 0x1p112f;
+                        }
                     }
                     f16Ready = true;
                 }

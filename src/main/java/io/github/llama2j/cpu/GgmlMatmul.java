@@ -333,19 +333,22 @@ final class GgmlMatmul {
 
     /**
      * F16 weights to float in int lanes: the sign and the 15 exponent/mantissa bits moved to their
-     * float positions ({@code (h << 13) & 0x8FFFE000}), which is the weight times 2^-112 (exact, and
-     * right for subnormal halves too). The factor 2^112 that rebiases the exponent is not applied to
-     * the weights: the activations come multiplied by it ({@code Activations.f16Scaled}, exact), and
-     * an FMA's product is exact, so {@code fma(w·2^-112, x·2^112, acc)} rounds the same sum as
-     * {@code fma(w, x, acc)}: the same bits as multiplying each weight vector by 2^112, one vector
-     * multiply fewer per L weights. Against that kernel (GgufStreamSpeed, GB/s per second of thread CPU time,
-     * loaded machine, docs/measurements/2026-12-03-f16-convert.md): in cache 1.41× at 512 bits and 1.29× at
-     * 256; from DRAM (the FFN matrices) 1.13× and 1.12×.
+     * float positions, which is the weight times 2^-112 (exact, and right for subnormal halves too). The factor
+     * 2^112 that rebiases the exponent is not applied to the weights: the activations come multiplied by it
+     * ({@code Activations.f16Pairs}, exact), and an FMA's product is exact, so {@code fma(w·2^-112, x·2^112, acc)}
+     * rounds the same sum as {@code fma(w, x, acc)}, one vector multiply fewer per L weights (in cache 1.41× at 512
+     * bits and 1.29× at 256, from DRAM 1.13× and 1.12×: GgufStreamSpeed, loaded machine,
+     * docs/measurements/2026-12-03-f16-convert.md).
+     * One load of 2L halves, read as L int lanes of two, gives both float vectors: the odd halves (bits 16-31) as
+     * {@code (v >> 3) & 0x8FFFE000} and the even ones as {@code ((v << 16) >> 3) & 0x8FFFE000}, against the activations
+     * in the same order (per block of 2L, the even values, then the odd ones). Two loads
+     * of L halves widened to ints ({@code convertShape(S2I)}, the kernel before) cost more at 256 bits: Llama-3.2-1B
+     * F16, docs/measurements/2026-12-05-f16-copy.md.
      * The rebiasing is wrong only for halves with the all-ones exponent
      * (inf, NaN), so each row also keeps the largest {@code h & 0x7FFF} in short lanes (an and and a
-     * max per 2L weights, from a third load of the same bytes, which hits L1), and a row that holds
+     * max per 2L weights), and a row that holds
      * one is computed again by {@link #f16RowSpecial}, which gives them the float's all-ones
-     * exponent. Two accumulators per row; four rows at a time ({@link #f16Rows4}), then one.
+     * exponent. Two accumulators per row (the even and the odd halves); four rows at a time ({@link #f16Rows4}), then one.
      *
      * <p>The row-level check replaced a check of every vector (an and, a compare into a mask, an or
      * of two masks and a test and branch per 2L weights, as {@link #f16RowSpecial} still does): 1.12×
@@ -362,46 +365,47 @@ final class GgmlMatmul {
 
     /**
      * Rows r..r+3 of {@link #f16Rows} at once: four streams of weights sharing each load of the activations (one row
-     * at a time ran at 0.80-0.98x on a Llama-3.2-1B F16 file's copy, two threads, docs/measurements/2026-12-05-f16-copy.md).
+     * at a time ran at 0.79-1.00x of it on a Llama-3.2-1B F16 file's copy, two threads, docs/measurements/2026-12-05-f16-copy.md).
      * Each row's sums are in its own two accumulators in {@link #f16Rows}' order, so the same bits; one inf/NaN check
      * for the four (any of them: all four again as {@link #f16RowSpecial}, which gives a row without one the same bits).
      */
     private static void f16Rows4(float[] out, Activations x, Matrix.F16 w, int r) {
         int n = w.cols();
-        float[] xh = x.f16, xs = x.f16Scaled; // xs = xh · 2^112
+        float[] xh = x.f16, xp = x.f16Pairs; // xp: xh · 2^112, even and odd values apart per block of 2L
         MemorySegment data = w.data();
         int upper = n - n % (2 * L);
         long b0 = (long) r * n * 2, b1 = b0 + 2L * n, b2 = b1 + 2L * n, b3 = b2 + 2L * n;
         FloatVector a00 = FloatVector.zero(F), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
-        IntVector top = IntVector.zero(I);
+        ShortVector top = ShortVector.zero(S);
         int j = 0;
         for (; j < upper; j += 2 * L) {
-            FloatVector x0 = FloatVector.fromArray(F, xs, j), x1 = FloatVector.fromArray(F, xs, j + L);
-            IntVector h0, h1;
-            h0 = (IntVector) ShortVector.fromMemorySegment(SH, data, b0 + 2L * j, LE).convertShape(VectorOperators.S2I, I, 0);
-            h1 = (IntVector) ShortVector.fromMemorySegment(SH, data, b0 + 2L * (j + L), LE).convertShape(VectorOperators.S2I, I, 0);
-            top = top.max(h0.and(0x7FFF)).max(h1.and(0x7FFF));
-            a00 = h0.lanewise(VectorOperators.LSHL, 13).and(0x8FFFE000).reinterpretAsFloats().fma(x0, a00);
-            a01 = h1.lanewise(VectorOperators.LSHL, 13).and(0x8FFFE000).reinterpretAsFloats().fma(x1, a01);
-            h0 = (IntVector) ShortVector.fromMemorySegment(SH, data, b1 + 2L * j, LE).convertShape(VectorOperators.S2I, I, 0);
-            h1 = (IntVector) ShortVector.fromMemorySegment(SH, data, b1 + 2L * (j + L), LE).convertShape(VectorOperators.S2I, I, 0);
-            top = top.max(h0.and(0x7FFF)).max(h1.and(0x7FFF));
-            a10 = h0.lanewise(VectorOperators.LSHL, 13).and(0x8FFFE000).reinterpretAsFloats().fma(x0, a10);
-            a11 = h1.lanewise(VectorOperators.LSHL, 13).and(0x8FFFE000).reinterpretAsFloats().fma(x1, a11);
-            h0 = (IntVector) ShortVector.fromMemorySegment(SH, data, b2 + 2L * j, LE).convertShape(VectorOperators.S2I, I, 0);
-            h1 = (IntVector) ShortVector.fromMemorySegment(SH, data, b2 + 2L * (j + L), LE).convertShape(VectorOperators.S2I, I, 0);
-            top = top.max(h0.and(0x7FFF)).max(h1.and(0x7FFF));
-            a20 = h0.lanewise(VectorOperators.LSHL, 13).and(0x8FFFE000).reinterpretAsFloats().fma(x0, a20);
-            a21 = h1.lanewise(VectorOperators.LSHL, 13).and(0x8FFFE000).reinterpretAsFloats().fma(x1, a21);
-            h0 = (IntVector) ShortVector.fromMemorySegment(SH, data, b3 + 2L * j, LE).convertShape(VectorOperators.S2I, I, 0);
-            h1 = (IntVector) ShortVector.fromMemorySegment(SH, data, b3 + 2L * (j + L), LE).convertShape(VectorOperators.S2I, I, 0);
-            top = top.max(h0.and(0x7FFF)).max(h1.and(0x7FFF));
-            a30 = h0.lanewise(VectorOperators.LSHL, 13).and(0x8FFFE000).reinterpretAsFloats().fma(x0, a30);
-            a31 = h1.lanewise(VectorOperators.LSHL, 13).and(0x8FFFE000).reinterpretAsFloats().fma(x1, a31);
+            FloatVector x0 = FloatVector.fromArray(F, xp, j), x1 = FloatVector.fromArray(F, xp, j + L);
+            ShortVector h;
+            IntVector v;
+            h = ShortVector.fromMemorySegment(S, data, b0 + 2L * j, LE);
+            top = top.max(h.and((short) 0x7FFF));
+            v = (IntVector) h.reinterpretAsInts();
+            a00 = v.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(0x8FFFE000).reinterpretAsFloats().fma(x0, a00);
+            a01 = v.lanewise(VectorOperators.ASHR, 3).and(0x8FFFE000).reinterpretAsFloats().fma(x1, a01);
+            h = ShortVector.fromMemorySegment(S, data, b1 + 2L * j, LE);
+            top = top.max(h.and((short) 0x7FFF));
+            v = (IntVector) h.reinterpretAsInts();
+            a10 = v.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(0x8FFFE000).reinterpretAsFloats().fma(x0, a10);
+            a11 = v.lanewise(VectorOperators.ASHR, 3).and(0x8FFFE000).reinterpretAsFloats().fma(x1, a11);
+            h = ShortVector.fromMemorySegment(S, data, b2 + 2L * j, LE);
+            top = top.max(h.and((short) 0x7FFF));
+            v = (IntVector) h.reinterpretAsInts();
+            a20 = v.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(0x8FFFE000).reinterpretAsFloats().fma(x0, a20);
+            a21 = v.lanewise(VectorOperators.ASHR, 3).and(0x8FFFE000).reinterpretAsFloats().fma(x1, a21);
+            h = ShortVector.fromMemorySegment(S, data, b3 + 2L * j, LE);
+            top = top.max(h.and((short) 0x7FFF));
+            v = (IntVector) h.reinterpretAsInts();
+            a30 = v.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(0x8FFFE000).reinterpretAsFloats().fma(x0, a30);
+            a31 = v.lanewise(VectorOperators.ASHR, 3).and(0x8FFFE000).reinterpretAsFloats().fma(x1, a31);
         }
         if (top.reduceLanes(VectorOperators.MAX) >= 0x7C00) {
             for (int i = 0; i < 4; i++) {
-                out[r + i] = f16RowSpecial(xh, data, (long) (r + i) * n * 2, n);
+                out[r + i] = f16RowSpecial(xh, xp, data, (long) (r + i) * n * 2, n);
             }
             return;
         }
@@ -422,7 +426,7 @@ final class GgmlMatmul {
     /** Rows [r0, r1) one at a time (a range's last rows, fewer than four). */
     private static void f16Rows(float[] out, Activations x, Matrix.F16 w, int r0, int r1) {
         int n = w.cols();
-        float[] xh = x.f16, xs = x.f16Scaled; // xs = xh · 2^112
+        float[] xh = x.f16, xp = x.f16Pairs;
         MemorySegment data = w.data();
         int upper = n - n % (2 * L);
         for (int r = r0; r < r1; r++) {
@@ -431,16 +435,15 @@ final class GgmlMatmul {
             ShortVector top = ShortVector.zero(S);
             int j = 0;
             for (; j < upper; j += 2 * L) {
-                top = top.max(ShortVector.fromMemorySegment(S, data, base + 2L * j, LE).and((short) 0x7FFF));
-                IntVector h0 = (IntVector) ShortVector.fromMemorySegment(SH, data, base + 2L * j, LE).convertShape(VectorOperators.S2I, I, 0);
-                IntVector h1 = (IntVector) ShortVector.fromMemorySegment(SH, data, base + 2L * (j + L), LE).convertShape(VectorOperators.S2I, I, 0);
-                FloatVector w0 = h0.lanewise(VectorOperators.LSHL, 13).and(0x8FFFE000).reinterpretAsFloats(); // w · 2^-112
-                FloatVector w1 = h1.lanewise(VectorOperators.LSHL, 13).and(0x8FFFE000).reinterpretAsFloats();
-                a0 = w0.fma(FloatVector.fromArray(F, xs, j), a0);
-                a1 = w1.fma(FloatVector.fromArray(F, xs, j + L), a1);
+                ShortVector h = ShortVector.fromMemorySegment(S, data, base + 2L * j, LE);
+                top = top.max(h.and((short) 0x7FFF));
+                IntVector v = (IntVector) h.reinterpretAsInts();
+                a0 = v.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(0x8FFFE000).reinterpretAsFloats()
+                        .fma(FloatVector.fromArray(F, xp, j), a0);
+                a1 = v.lanewise(VectorOperators.ASHR, 3).and(0x8FFFE000).reinterpretAsFloats().fma(FloatVector.fromArray(F, xp, j + L), a1);
             }
             if (top.reduceLanes(VectorOperators.MAX) >= 0x7C00) {
-                out[r] = f16RowSpecial(xh, data, base, n);
+                out[r] = f16RowSpecial(xh, xp, data, base, n);
                 continue;
             }
             out[r] = f16Tail(a0.add(a1).reduceLanes(VectorOperators.ADD), xh, data, base, j, n);
@@ -451,21 +454,20 @@ final class GgmlMatmul {
      * One F16 row as {@link #f16} computes it, for a row holding an inf or NaN half: every vector
      * checked, and the all-ones exponent set in the lanes that have one.
      */
-    private static float f16RowSpecial(float[] xh, MemorySegment data, long base, int n) {
+    private static float f16RowSpecial(float[] xh, float[] xp, MemorySegment data, long base, int n) {
         int upper = n - n % (2 * L);
         FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F);
         int j = 0;
         for (; j < upper; j += 2 * L) {
-            IntVector h0 = (IntVector) ShortVector.fromMemorySegment(SH, data, base + 2L * j, LE).convertShape(VectorOperators.S2I, I, 0);
-            IntVector h1 = (IntVector) ShortVector.fromMemorySegment(SH, data, base + 2L * (j + L), LE).convertShape(VectorOperators.S2I, I, 0);
-            FloatVector w0 = h0.lanewise(VectorOperators.LSHL, 13).and(0x8FFFE000).reinterpretAsFloats().mul(0x1p112f);
-            FloatVector w1 = h1.lanewise(VectorOperators.LSHL, 13).and(0x8FFFE000).reinterpretAsFloats().mul(0x1p112f);
-            VectorMask<Integer> special0 = h0.and(0x7C00).compare(VectorOperators.EQ, 0x7C00);
-            VectorMask<Integer> special1 = h1.and(0x7C00).compare(VectorOperators.EQ, 0x7C00);
-            w0 = ((IntVector) w0.reinterpretAsInts()).lanewise(VectorOperators.OR, 0x7F800000, special0).reinterpretAsFloats();
-            w1 = ((IntVector) w1.reinterpretAsInts()).lanewise(VectorOperators.OR, 0x7F800000, special1).reinterpretAsFloats();
-            a0 = w0.fma(FloatVector.fromArray(F, xh, j), a0);
-            a1 = w1.fma(FloatVector.fromArray(F, xh, j + L), a1);
+            IntVector v = (IntVector) ShortVector.fromMemorySegment(S, data, base + 2L * j, LE).reinterpretAsInts();
+            VectorMask<Integer> specialEven = v.and(0x7C00).compare(VectorOperators.EQ, 0x7C00);
+            VectorMask<Integer> specialOdd = v.and(0x7C000000).compare(VectorOperators.EQ, 0x7C000000);
+            // the all-ones exponent: inf or NaN (its mantissa kept), which times x · 2^112 is the product's inf or NaN
+            FloatVector w0 = v.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(0x8FFFE000)
+                    .lanewise(VectorOperators.OR, 0x7F800000, specialEven).reinterpretAsFloats();
+            FloatVector w1 = v.lanewise(VectorOperators.ASHR, 3).and(0x8FFFE000).lanewise(VectorOperators.OR, 0x7F800000, specialOdd).reinterpretAsFloats();
+            a0 = w0.fma(FloatVector.fromArray(F, xp, j), a0);
+            a1 = w1.fma(FloatVector.fromArray(F, xp, j + L), a1);
         }
         return f16Tail(a0.add(a1).reduceLanes(VectorOperators.ADD), xh, data, base, j, n);
     }
