@@ -51,6 +51,8 @@ public final class Activations {
      * ({@code [j + i] = x[j + 2i]}), then the odd ones, L the float lanes; whole blocks only.
      */
     float[] f16Pairs;
+    /** x rounded to BF16 in the same even/odd order per block of 2L, for {@link GgmlMatmul#bf16}. */
+    float[] bf16Pairs;
     private boolean f16Ready, bf16Ready;
 
     // GGML Q8_0: values (as shorts) and the F16 scale of each block of 32, as a float
@@ -82,6 +84,7 @@ public final class Activations {
         q8Scales = new float[capacity];
         f16 = new float[capacity];
         f16Pairs = new float[capacity];
+        bf16Pairs = new float[capacity];
         bf16 = new float[capacity];
         q80 = new short[capacity];
         q80Scales = new float[capacity / Q8_0_BLOCK + 1];
@@ -160,6 +163,13 @@ public final class Activations {
             case Matrix.BF16 h -> {
                 if (!bf16Ready) {
                     toBf16(x, n, bf16);
+                    int l = GgmlMatmul.L;
+                    for (int j = 0; j + 2 * l <= n; j += 2 * l) {
+                        for (int i = 0; i < l; i++) {
+                            bf16Pairs[j + i] = bf16[j + 2 * i];
+                            bf16Pairs[j + l + i] = bf16[j + 2 * i + 1];
+                        }
+                    }
                     bf16Ready = true;
                 }
             }

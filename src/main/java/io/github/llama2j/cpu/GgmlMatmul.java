@@ -66,8 +66,6 @@ final class GgmlMatmul {
     private static final VectorSpecies<Byte> BQ = species(ByteVector.SPECIES_PREFERRED, CQ * Byte.SIZE);
     private static final VectorSpecies<Short> SQ = species(ShortVector.SPECIES_PREFERRED, CQ * Short.SIZE);
     private static final int QPARTS = CQ / L;
-    /** F16/BF16: L 16-bit weights (half the width... or less) widened to L ints. */
-    private static final VectorSpecies<Short> SH = species(ShortVector.SPECIES_PREFERRED, L * Short.SIZE);
 
     private GgmlMatmul() {
     }
@@ -472,30 +470,62 @@ final class GgmlMatmul {
         return f16Tail(a0.add(a1).reduceLanes(VectorOperators.ADD), xh, data, base, j, n);
     }
 
-    /** BF16 weights to float in int lanes: the 16 bits shifted to the top. Two accumulators per row. */
+    /**
+     * BF16 weights to float in int lanes: the 16 bits moved to the top. As {@link #f16}: one load of 2L halves read as
+     * L int lanes of two gives both float vectors (even halves {@code v << 16}, odd ones {@code v & 0xFFFF0000}) against
+     * the activations in the same order ({@code Activations.bf16Pairs}), two accumulators per row, four rows at a time
+     * sharing the activations' loads, then one (the F16 kernel's measurements: docs/measurements/2026-12-05-f16-copy.md).
+     */
     static void bf16(float[] out, Activations x, Matrix.BF16 w, int r0, int r1) {
         int n = w.cols();
-        float[] xb = x.bf16;
+        float[] xb = x.bf16, xp = x.bf16Pairs;
         MemorySegment data = w.data();
         int upper = n - n % (2 * L);
-        for (int r = r0; r < r1; r++) {
+        int r = r0;
+        for (; r + 4 <= r1; r += 4) {
+            long b0 = (long) r * n * 2, b1 = b0 + 2L * n, b2 = b1 + 2L * n, b3 = b2 + 2L * n;
+            FloatVector a00 = FloatVector.zero(F), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
+            int j = 0;
+            for (; j < upper; j += 2 * L) {
+                FloatVector x0 = FloatVector.fromArray(F, xp, j), x1 = FloatVector.fromArray(F, xp, j + L);
+                IntVector v;
+                v = (IntVector) ShortVector.fromMemorySegment(S, data, b0 + 2L * j, LE).reinterpretAsInts();
+                a00 = v.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(x0, a00);
+                a01 = v.and(0xFFFF0000).reinterpretAsFloats().fma(x1, a01);
+                v = (IntVector) ShortVector.fromMemorySegment(S, data, b1 + 2L * j, LE).reinterpretAsInts();
+                a10 = v.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(x0, a10);
+                a11 = v.and(0xFFFF0000).reinterpretAsFloats().fma(x1, a11);
+                v = (IntVector) ShortVector.fromMemorySegment(S, data, b2 + 2L * j, LE).reinterpretAsInts();
+                a20 = v.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(x0, a20);
+                a21 = v.and(0xFFFF0000).reinterpretAsFloats().fma(x1, a21);
+                v = (IntVector) ShortVector.fromMemorySegment(S, data, b3 + 2L * j, LE).reinterpretAsInts();
+                a30 = v.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(x0, a30);
+                a31 = v.and(0xFFFF0000).reinterpretAsFloats().fma(x1, a31);
+            }
+            out[r] = bf16Tail(a00.add(a01).reduceLanes(VectorOperators.ADD), xb, data, b0, j, n);
+            out[r + 1] = bf16Tail(a10.add(a11).reduceLanes(VectorOperators.ADD), xb, data, b1, j, n);
+            out[r + 2] = bf16Tail(a20.add(a21).reduceLanes(VectorOperators.ADD), xb, data, b2, j, n);
+            out[r + 3] = bf16Tail(a30.add(a31).reduceLanes(VectorOperators.ADD), xb, data, b3, j, n);
+        }
+        for (; r < r1; r++) {
             long base = (long) r * n * 2;
             FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F);
             int j = 0;
             for (; j < upper; j += 2 * L) {
-                FloatVector w0 = ((IntVector) ShortVector.fromMemorySegment(SH, data, base + 2L * j, LE)
-                        .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
-                FloatVector w1 = ((IntVector) ShortVector.fromMemorySegment(SH, data, base + 2L * (j + L), LE)
-                        .convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
-                a0 = w0.fma(FloatVector.fromArray(F, xb, j), a0);
-                a1 = w1.fma(FloatVector.fromArray(F, xb, j + L), a1);
+                IntVector v = (IntVector) ShortVector.fromMemorySegment(S, data, base + 2L * j, LE).reinterpretAsInts();
+                a0 = v.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(FloatVector.fromArray(F, xp, j), a0);
+                a1 = v.and(0xFFFF0000).reinterpretAsFloats().fma(FloatVector.fromArray(F, xp, j + L), a1);
             }
-            float sum = a0.add(a1).reduceLanes(VectorOperators.ADD);
-            for (; j < n; j++) {
-                sum += Matrix.bf16ToFloat(data.get(Matrix.SHORT, base + 2L * j)) * xb[j];
-            }
-            out[r] = sum;
+            out[r] = bf16Tail(a0.add(a1).reduceLanes(VectorOperators.ADD), xb, data, base, j, n);
         }
+    }
+
+    /** {@code sum} plus a BF16 row's last columns from j, one at a time. */
+    private static float bf16Tail(float sum, float[] xb, MemorySegment data, long base, int j, int n) {
+        for (; j < n; j++) {
+            sum += Matrix.bf16ToFloat(data.get(Matrix.SHORT, base + 2L * j)) * xb[j];
+        }
+        return sum;
     }
 
     /** Little-endian unaligned scalar layouts for the block fields. */

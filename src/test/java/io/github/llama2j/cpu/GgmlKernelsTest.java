@@ -807,6 +807,30 @@ class GgmlKernelsTest {
         assertTrue(Float.isNaN(a.bf16[7]) && Float.isNaN(a.f16[7]));
     }
 
+    /** The BF16 kernel's four rows at a time give each row the bits it gives that row alone (a range of one row). */
+    @Test
+    void bf16FourRowsAtATimeGiveEachRowItsOwnBits() {
+        int rows = 23, cols = 2 * 2 * FloatVector.SPECIES_PREFERRED.length() * 3 + 5; // five passes of four, three rows alone; a tail
+        MemorySegment s = arena.allocate(2L * rows * cols);
+        for (long i = 0; i < (long) rows * cols; i++) {
+            s.set(Matrix.SHORT, 2 * i, Matrix.floatToBf16((float) rnd.nextGaussian()));
+        }
+        Matrix.BF16 m = new Matrix.BF16(s, rows, cols);
+        float[] x = new float[cols];
+        for (int i = 0; i < cols; i++) {
+            x[i] = (float) rnd.nextGaussian();
+        }
+        Activations a = new Activations(cols);
+        a.input(x, cols);
+        a.prepareFor(m);
+        float[] all = new float[rows], single = new float[rows];
+        GgmlMatmul.bf16(all, a, m, 0, rows);
+        for (int r = 0; r < rows; r++) {
+            GgmlMatmul.bf16(single, a, m, r, r + 1);
+            assertEquals(Float.floatToIntBits(single[r]), Float.floatToIntBits(all[r]), where + ": row " + r + ", four rows at a time against one");
+        }
+    }
+
     /**
      * The vector F16 kernel checks each row for inf/NaN halves once and computes such a row again
      * with the check in every vector: on random rows, some holding one special half at a random
