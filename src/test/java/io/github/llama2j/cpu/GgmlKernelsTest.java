@@ -807,6 +807,18 @@ class GgmlKernelsTest {
         assertTrue(Float.isNaN(a.bf16[7]) && Float.isNaN(a.f16[7]));
     }
 
+    /** An input of m.cols() standard normal values, prepared for m. */
+    private Activations gaussianInput(Matrix m) {
+        float[] x = new float[m.cols()];
+        for (int i = 0; i < x.length; i++) {
+            x[i] = (float) rnd.nextGaussian();
+        }
+        Activations a = new Activations(x.length);
+        a.input(x, x.length);
+        a.prepareFor(m);
+        return a;
+    }
+
     /** The BF16 kernel's four rows at a time give each row the bits it gives that row alone (a range of one row). */
     @Test
     void bf16FourRowsAtATimeGiveEachRowItsOwnBits() {
@@ -816,13 +828,7 @@ class GgmlKernelsTest {
             s.set(Matrix.SHORT, 2 * i, Matrix.floatToBf16((float) rnd.nextGaussian()));
         }
         Matrix.BF16 m = new Matrix.BF16(s, rows, cols);
-        float[] x = new float[cols];
-        for (int i = 0; i < cols; i++) {
-            x[i] = (float) rnd.nextGaussian();
-        }
-        Activations a = new Activations(cols);
-        a.input(x, cols);
-        a.prepareFor(m);
+        Activations a = gaussianInput(m);
         float[] all = new float[rows], single = new float[rows];
         GgmlMatmul.bf16(all, a, m, 0, rows);
         for (int r = 0; r < rows; r++) {
@@ -854,13 +860,7 @@ class GgmlKernelsTest {
             }
         }
         Matrix.F16 m = new Matrix.F16(s, rows, cols);
-        float[] x = new float[cols];
-        for (int i = 0; i < cols; i++) {
-            x[i] = (float) rnd.nextGaussian();
-        }
-        Activations a = new Activations(cols);
-        a.input(x, cols);
-        a.prepareFor(m);
+        Activations a = gaussianInput(m);
         float[] want = new float[rows], got = new float[rows];
         new ScalarKernels().matmul(want, a, m, 0, rows);
         new VectorKernels().matmul(got, a, m, 0, rows);
