@@ -364,8 +364,10 @@ final class GgmlMatmul {
     /**
      * Rows r..r+3 of {@link #f16Rows} at once: four streams of weights sharing each load of the activations (one row
      * at a time ran at 0.79-1.00x of it on a Llama-3.2-1B F16 file's copy, two threads, docs/measurements/2026-12-05-f16-copy.md).
-     * Each row's sums are in its own two accumulators in {@link #f16Rows}' order, so the same bits; one inf/NaN check
-     * for the four (any of them: all four again as {@link #f16RowSpecial}, which gives a row without one the same bits).
+     * Each row's sums are in its own two accumulators in {@link #f16Rows}' order, so the same sums (the last add across
+     * the lanes, {@code reduceLanes}, may differ by an ulp between compilation states, as in every GGML kernel); one
+     * inf/NaN check for the four (any of them: all four again as {@link #f16RowSpecial}, which gives a row without one
+     * the same sums).
      */
     private static void f16Rows4(float[] out, Activations x, Matrix.F16 w, int r) {
         int n = w.cols();
