@@ -150,26 +150,14 @@ public final class Activations {
             case Matrix.F16 h -> {
                 if (!f16Ready) {
                     toF16(x, n, f16);
-                    int l = GgmlMatmul.L;
-                    for (int j = 0; j + 2 * l <= n; j += 2 * l) {
-                        for (int i = 0; i < l; i++) {
-                            f16Pairs[j + i] = f16[j + 2 * i] * 0x1p112f;
-                            f16Pairs[j + l + i] = f16[j + 2 * i + 1] * 0x1p112f;
-                        }
-                    }
+                    evenThenOdd(f16, n, 0x1p112f, f16Pairs);
                     f16Ready = true;
                 }
             }
             case Matrix.BF16 h -> {
                 if (!bf16Ready) {
                     toBf16(x, n, bf16);
-                    int l = GgmlMatmul.L;
-                    for (int j = 0; j + 2 * l <= n; j += 2 * l) {
-                        for (int i = 0; i < l; i++) {
-                            bf16Pairs[j + i] = bf16[j + 2 * i];
-                            bf16Pairs[j + l + i] = bf16[j + 2 * i + 1];
-                        }
-                    }
+                    evenThenOdd(bf16, n, 1f, bf16Pairs);
                     bf16Ready = true;
                 }
             }
@@ -295,6 +283,21 @@ public final class Activations {
     static void toF16(float[] x, int n, float[] out) {
         for (int i = 0; i < n; i++) {
             out[i] = Float.float16ToFloat(Float.floatToFloat16(x[i]));
+        }
+    }
+
+    /**
+     * {@code out} = {@code x} times {@code scale} (exact here: a power of two) in the F16 and BF16 kernels' order: per
+     * block of 2L values at j, L the float lanes, the even ones first ({@code out[j + i] = x[j + 2i]}), then the odd
+     * ones; whole blocks only.
+     */
+    private static void evenThenOdd(float[] x, int n, float scale, float[] out) {
+        int l = GgmlMatmul.L;
+        for (int j = 0; j + 2 * l <= n; j += 2 * l) {
+            for (int i = 0; i < l; i++) {
+                out[j + i] = x[j + 2 * i] * scale;
+                out[j + l + i] = x[j + 2 * i + 1] * scale;
+            }
         }
     }
 

@@ -196,14 +196,12 @@ public final class PreparedWeights implements AutoCloseable {
         return m instanceof Matrix.F32 || m instanceof Matrix.F16 || m instanceof Matrix.BF16 || m instanceof Matrix.Q4_0;
     }
 
-    /** The bytes of a matrix {@link #readInFileLayout} reads. */
+    /** The bytes of a matrix in the file's layout (what {@link #readInFileLayout} lets through). */
     private static java.lang.foreign.MemorySegment data(Matrix m) {
         return switch (m) {
             case Matrix.F32 f -> f.data();
-            case Matrix.F16 f -> f.data();
-            case Matrix.BF16 f -> f.data();
-            case Matrix.Q4_0 f -> f.data();
-            default -> throw new IllegalArgumentException("no copy in the file's layout for " + m.typeName());
+            case Matrix.Ggml g -> g.data();
+            case Matrix.Q8 q -> throw new IllegalArgumentException("no copy in the file's layout for " + m.typeName());
         };
     }
 
