@@ -59,6 +59,13 @@ public final class Activations {
     short[] q80;
     float[] q80Scales;
     private boolean q80Ready;
+    /**
+     * The Q8_0 values in pairs as {@link GgmlMatmul#q4_0Packed} multiplies them, {@link #Q4_0_PAIRS} ints per block of
+     * 32 ({@link #q40Pairs(short[], int, int[])}).
+     */
+    int[] q40Pairs;
+    private boolean q40Ready;
+    static final int Q4_0_PAIRS = 18;
 
     // GGML Q8_K: values (as shorts), the float scale of each block of 256, the sum of each 16 values
     short[] q8K;
@@ -88,6 +95,7 @@ public final class Activations {
         bf16 = new float[capacity];
         q80 = new short[capacity];
         q80Scales = new float[capacity / Q8_0_BLOCK + 1];
+        q40Pairs = new int[capacity / Q8_0_BLOCK * Q4_0_PAIRS];
         q8K = new short[capacity];
         q8KScales = new float[capacity / Q8_K_BLOCK + 1];
         q8KSums = new int[capacity / Q8_K_SUM + 1];
@@ -117,7 +125,7 @@ public final class Activations {
         if (n > q8.length) {
             allocate(n);
         }
-        q8Ready = f16Ready = bf16Ready = q80Ready = q8KReady = q8KPairsReady = q8KPairs6Ready = false;
+        q8Ready = f16Ready = bf16Ready = q80Ready = q40Ready = q8KReady = q8KPairsReady = q8KPairs6Ready = false;
     }
 
     /** The float input (its first {@link #size()} values). */
@@ -162,7 +170,13 @@ public final class Activations {
                 }
             }
             case Matrix.Q8_0 q -> prepareQ8_0();
-            case Matrix.Q4_0 q -> prepareQ8_0();
+            case Matrix.Q4_0 q -> {
+                prepareQ8_0();
+                if (!q40Ready) {
+                    q40Pairs(q80, n, q40Pairs);
+                    q40Ready = true;
+                }
+            }
             case Matrix.Q4_K q -> {
                 prepareQ8K();
                 if (!q8KPairsReady) { // (each type's pairs only for inputs of that type: a w2 of one type, a classifier)
@@ -183,6 +197,40 @@ public final class Activations {
                 }
             }
         }
+    }
+
+    /**
+     * {@link #q40Pairs} from the Q8_0 values {@code a = q80[0, n)}, per block of 32 at j ({@link #Q4_0_PAIRS} ints):
+     * for each run q = 0..3 of {@link PackedQ4_0} (bytes 4q .. 4q + 3 of a row, whose nibbles are values 4q .. 4q + 3
+     * and 16 + 4q .. 19 + 4q), the four pairs {@code a_y + 2^16 a_x} for the nibbles (x, y) that the kernel's shifts by
+     * 0, 4, 8 and 12 put in a lane's two halves: (4q, 4q + 2), (16 + 4q, 18 + 4q), (4q + 1, 4q + 3) and
+     * (17 + 4q, 19 + 4q); then, for runs 0-1 and 2-3, where the kernel starts each int chain:
+     * {@code 2^15 - 2^16 · 8 · (sum of a over the two runs' 16 values)}, the lower halves' offset and the nibbles' offset
+     * of 8 at once.
+     */
+    static void q40Pairs(short[] a, int n, int[] into) {
+        for (int blk = 0; blk < n / Q8_0_BLOCK; blk++) {
+            int j = blk * Q8_0_BLOCK, o = blk * Q4_0_PAIRS;
+            for (int q = 0; q < 4; q++) {
+                int v = j + 4 * q;
+                into[o + 4 * q] = pair(a[v], a[v + 2]);
+                into[o + 4 * q + 1] = pair(a[v + 16], a[v + 18]);
+                into[o + 4 * q + 2] = pair(a[v + 1], a[v + 3]);
+                into[o + 4 * q + 3] = pair(a[v + 17], a[v + 19]);
+            }
+            for (int h = 0; h < 2; h++) {
+                int sum = 0;
+                for (int k = 8 * h; k < 8 * h + 8; k++) {
+                    sum += a[j + k] + a[j + 16 + k];
+                }
+                into[o + 16 + h] = (1 << 15) - (8 * sum << 16);
+            }
+        }
+    }
+
+    /** {@code a_y + 2^16 a_x}: times a lane holding nibbles x (low half) and y (high half), its high half is x a_x + y a_y. */
+    private static int pair(short ax, short ay) {
+        return ay + (ax << 16);
     }
 
     private void prepareQ8_0() {
@@ -211,7 +259,7 @@ public final class Activations {
             case Matrix.F16 h -> f16Ready;
             case Matrix.BF16 h -> bf16Ready;
             case Matrix.Q8_0 q -> q80Ready;
-            case Matrix.Q4_0 q -> q80Ready;
+            case Matrix.Q4_0 q -> q80Ready && q40Ready;
             case Matrix.Q4_K q -> q8KReady && q8KPairsReady;
             case Matrix.Q6_K q -> q8KReady && q8KPairs6Ready;
         };

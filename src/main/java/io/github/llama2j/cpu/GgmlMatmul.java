@@ -240,6 +240,75 @@ final class GgmlMatmul {
         }
     }
 
+    /** {@link #q4_0Packed}'s int lanes: the preferred width, at most 512 bits; one row per lane ({@link PackedQ4_0}). */
+    private static final VectorSpecies<Integer> QI = species(IntVector.SPECIES_PREFERRED, Math.max(128, Math.min(512, I.vectorBitSize())));
+    private static final VectorSpecies<Float> QF = species(FloatVector.SPECIES_PREFERRED, QI.vectorBitSize());
+    /** Rows per group of {@link PackedQ4_0}: {@link #q4_0Packed}'s int lanes (16 at 512 bits, 8 at 256, 4 at 128). */
+    static final int Q4_0_ROWS = QI.length();
+
+    /**
+     * {@link #q4_0} on a {@link PackedQ4_0}, one row per int lane: the same integers per block and row ({@code sum_k
+     * (q_k - 8) a_k}), the float sum of each row one FMA chain over the blocks, {@code acc += float(isum) * (d_w *
+     * d_x)}, in its lane (no sum across lanes; a few ulps from {@link #q4_0}, which sums a row in several lanes). A load
+     * holds four bytes of each row ({@link PackedQ4_0}'s runs), taken in pairs of nibbles as the Q4_K copy's kernel
+     * takes them ({@link KQuantPacked}): {@code (v >>> s) & 0x000F000F} for s = 0, 4, 8, 12 holds two nibbles
+     * {@code x + 2^16 y}, and its product with {@code a_y + 2^16 a_x} (the same for every row: a broadcast,
+     * {@link Activations#q40Pairs}) carries {@code x a_x + y a_y} in its upper half. Two runs' products (16 per lane)
+     * are added in an int chain started at {@code 2^15 - 2^16 · 8 · (their activations' sum)} (the lower halves' sum,
+     * at most 8 · 15 · 127 from 2^15, stays within 2^16; the upper half is then the runs' {@code sum (q - 8) a}, at most
+     * 16 · 8 · 128 in magnitude), and shifted out. Rows [r0, r1) are written; a group that straddles r0 or r1 is
+     * computed whole and only its rows in the range are stored. Written out per run (no helper returning a vector).
+     */
+    static void q4_0Packed(float[] out, Activations x, PackedQ4_0 w, int r0, int r1) {
+        int n = w.source().cols(), nb = n / 32, run = 4 * Q4_0_ROWS;
+        int[] pairs = x.q40Pairs;
+        float[] xd = x.q80Scales, ds = w.scales();
+        MemorySegment qs = w.nibbles();
+        IntVector mask = IntVector.broadcast(QI, 0x000F000F);
+        int g1 = (r1 + Q4_0_ROWS - 1) / Q4_0_ROWS;
+        for (int g = r0 / Q4_0_ROWS; g < g1; g++) {
+            long b = (long) g * nb * 4 * run;
+            int s = g * nb * Q4_0_ROWS;
+            FloatVector acc = FloatVector.zero(QF);
+            for (int blk = 0; blk < nb; blk++, b += 4 * run, s += Q4_0_ROWS) {
+                int p = blk * Activations.Q4_0_PAIRS;
+                IntVector v = IntVector.fromMemorySegment(QI, qs, b, LE);
+                IntVector t = IntVector.broadcast(QI, pairs[p + 16])
+                        .add(v.and(mask).mul(pairs[p]))
+                        .add(v.lanewise(VectorOperators.LSHR, 4).and(mask).mul(pairs[p + 1]))
+                        .add(v.lanewise(VectorOperators.LSHR, 8).and(mask).mul(pairs[p + 2]))
+                        .add(v.lanewise(VectorOperators.LSHR, 12).and(mask).mul(pairs[p + 3]));
+                v = IntVector.fromMemorySegment(QI, qs, b + run, LE);
+                t = t.add(v.and(mask).mul(pairs[p + 4]))
+                        .add(v.lanewise(VectorOperators.LSHR, 4).and(mask).mul(pairs[p + 5]))
+                        .add(v.lanewise(VectorOperators.LSHR, 8).and(mask).mul(pairs[p + 6]))
+                        .add(v.lanewise(VectorOperators.LSHR, 12).and(mask).mul(pairs[p + 7]));
+                IntVector isum = t.lanewise(VectorOperators.ASHR, 16);
+                v = IntVector.fromMemorySegment(QI, qs, b + 2 * run, LE);
+                t = IntVector.broadcast(QI, pairs[p + 17])
+                        .add(v.and(mask).mul(pairs[p + 8]))
+                        .add(v.lanewise(VectorOperators.LSHR, 4).and(mask).mul(pairs[p + 9]))
+                        .add(v.lanewise(VectorOperators.LSHR, 8).and(mask).mul(pairs[p + 10]))
+                        .add(v.lanewise(VectorOperators.LSHR, 12).and(mask).mul(pairs[p + 11]));
+                v = IntVector.fromMemorySegment(QI, qs, b + 3 * run, LE);
+                t = t.add(v.and(mask).mul(pairs[p + 12]))
+                        .add(v.lanewise(VectorOperators.LSHR, 4).and(mask).mul(pairs[p + 13]))
+                        .add(v.lanewise(VectorOperators.LSHR, 8).and(mask).mul(pairs[p + 14]))
+                        .add(v.lanewise(VectorOperators.LSHR, 12).and(mask).mul(pairs[p + 15]));
+                isum = isum.add(t.lanewise(VectorOperators.ASHR, 16));
+                acc = ((FloatVector) isum.convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(QF, ds, s).mul(xd[blk]), acc);
+            }
+            int r = g * Q4_0_ROWS;
+            if (r >= r0 && r + Q4_0_ROWS <= r1) {
+                acc.intoArray(out, r);
+            } else { // a group at an end of the range (or the padded last group): its rows in [r0, r1) only
+                for (int i = 0; i < Q4_0_ROWS; i++) {
+                    store(out, r + i, acc.lane(i), r0, r1);
+                }
+            }
+        }
+    }
+
     // ------------------------------------------------------------------ Q4_K × Q8_K: KQuantPacked (a load-time repack)
 
     // ------------------------------------------------------------------ Q6_K × Q8_K

@@ -36,6 +36,7 @@ public interface Kernels {
             case MatrixForm.Copy c -> matmul(out, x, c.copy(), r0, r1);
             case PackedQ8_0 p when p.source() instanceof Matrix.Q8 -> matmulPackedQ8(out, x, p, r0, r1);
             case PackedQ8_0 p -> matmulPackedQ8_0(out, x, p, r0, r1);
+            case PackedQ4_0 p -> matmulPackedQ4_0(out, x, p, r0, r1);
             case KQuantPacked.Q4K q -> matmulPackedQ4_K(out, x, q, r0, r1);
             case KQuantPacked.Q6K q -> matmulPackedQ6_K(out, x, q, r0, r1);
         }
@@ -111,6 +112,15 @@ public interface Kernels {
     /** GGML Q4_0 weights times Q8_0 activations: per block, int dot of (nibble - 8) and q times (d_w * d_x). */
     default void matmulQ4_0(float[] out, Activations x, Matrix.Q4_0 w, int r0, int r1) {
         GgmlMatmul.q4_0(out, x, w, r0, r1);
+    }
+
+    /**
+     * {@link #matmulQ4_0} on a Q4_0 matrix repacked at load time ({@link PackedQ4_0}): the same products and the same
+     * float order per row.
+     */
+    default void matmulPackedQ4_0(float[] out, Activations x, PackedQ4_0 w, int r0, int r1) {
+        x.check(w.source());
+        GgmlMatmul.q4_0Packed(out, x, w, r0, r1);
     }
 
     /**

@@ -39,7 +39,11 @@ import java.util.concurrent.ConcurrentHashMap;
  *       the Q8_0 matrices; the copy is the source's size: 0.11 GiB for stories110M), for the group sizes
  *       {@link Q8Matmul#matmulPacked} reads ({@link Q8Matmul#handlesPacked}: multiples of 16 at 512 bits, of 8 at
  *       256 and 128 bits); the results are bit-identical to the file's layout (runq's).</li>
- *   <li>{@link Matrix.F32}, {@link Matrix.F16}, {@link Matrix.BF16} and {@link Matrix.Q4_0}, the types whose kernels
+ *   <li>{@link Matrix.Q4_0} as {@link PackedQ4_0} (one row per int lane), under the same rule, counted with them (the
+ *       copy is the file's size: 0.73 GiB for a Llama-3.2-1B Q4_0 file); the same integers per block, each row's float
+ *       sum in one lane (a few ulps from the file's layout). A two-thread Llama-3.2-1B Q4_0 token ran at 20–23 tok/s
+ *       on the file's layout copied and 38–42 on this one (docs/measurements/2026-12-05-q4-0-rows-in-lanes.md).</li>
+ *   <li>{@link Matrix.F32}, {@link Matrix.F16} and {@link Matrix.BF16}, the types whose kernels
  *       read the file's layout, as a {@link MatrixForm.Copy}: the same bytes in private memory (huge pages where
  *       granted), only by {@link #prepare} and under the same rule, counted together apart from the Q8 ones (0.41 GiB
  *       for stories110M in float32, 2.3 GiB for a Llama-3.2-1B F16 file); the same kernels read it, so the same results.
@@ -49,7 +53,7 @@ import java.util.concurrent.ConcurrentHashMap;
  * </ul>
  * The mapped file is never written: a prepared form is a copy in private memory, so it costs that matrix's
  * size in RAM (the file's pages it replaces are read once, at load, and stay reclaimable page cache; the
- * embedding rows and the batched prefill's runq Q8 kernels still read the file, its F32 kernels read the copy, and so do the F16, BF16 and Q4_0 ones).
+ * embedding rows and the batched prefill's runq Q8, Q8_0 and Q4_0 kernels still read the file, its F32 kernels read the copy, and so do the F16 and BF16 ones).
  *
  * <p>{@link #resolve} is thread-safe; equal records (the same bytes of the same mapping) share one form. The Q8_0
  * and file-layout copies live in an arena that {@link #close} frees (the engine that prepared them closes them, after which its
@@ -60,9 +64,9 @@ public final class PreparedWeights implements AutoCloseable {
     private final Map<Matrix, MatrixForm> forms = new ConcurrentHashMap<>();
     /** The Q8_0 and file-layout copies' memory, made by the first {@link #prepare} that copies one; null before and after {@link #close}. */
     private Arena arena;
-    /** Why {@link #prepare} left the Q8_0 and runq Q8 matrices in the file's layout (for {@link #summary}), or null. */
+    /** Why {@link #prepare} left the Q8_0, Q4_0 and runq Q8 matrices in the file's layout (for {@link #summary}), or null. */
     private volatile String q8Skipped;
-    /** Why {@link #prepare} left the float32, F16, BF16 and Q4_0 matrices in the file's page cache (for {@link #summary}), or null. */
+    /** Why {@link #prepare} left the float32, F16 and BF16 matrices in the file's page cache (for {@link #summary}), or null. */
     private volatile String fileLayoutSkipped;
 
     /** A registry that makes the copies {@code copies} asks for. */
@@ -134,34 +138,34 @@ public final class PreparedWeights implements AutoCloseable {
         copyKQuants(all, Matrix.Q4_K.class, KQuantPacked.Q4K::allocationBytes, (q, region) -> KQuantPacked.Q4K.of(q, region, parallel));
         copyKQuants(all, Matrix.Q6_K.class, KQuantPacked.Q6K::allocationBytes, (q, region) -> KQuantPacked.Q6K.of(q, region, parallel));
         copyFileLayouts(all, parallel);
-        List<Matrix> q8 = new ArrayList<>(); // Q8_0 and runq's Q8
+        List<Matrix> blocks = new ArrayList<>(); // Q8_0, Q4_0 and runq's Q8
         long bytes = 0;
         for (Matrix m : all) {
-            boolean packs = m instanceof Matrix.Q8_0 || m instanceof Matrix.Q8 q && Q8Matmul.handlesPacked(q.groupSize());
+            boolean packs = m instanceof Matrix.Q8_0 || m instanceof Matrix.Q4_0 || m instanceof Matrix.Q8 q && Q8Matmul.handlesPacked(q.groupSize());
             if (packs && !forms.containsKey(m)) {
-                q8.add(m);
-                bytes += PackedQ8_0.bytes(m);
+                blocks.add(m);
+                bytes += m instanceof Matrix.Q4_0 q ? PackedQ4_0.bytes(q) : PackedQ8_0.bytes(m);
             }
         }
-        if (q8.isEmpty()) {
+        if (blocks.isEmpty()) {
             return;
         }
         long values = 0; // one region for all of them (huge pages where granted: PageMemory), sliced
-        for (Matrix m : q8) {
-            values += PackedQ8_0.allocationBytes(m);
+        for (Matrix m : blocks) {
+            values += m instanceof Matrix.Q4_0 q ? PackedQ4_0.allocationBytes(q) : PackedQ8_0.allocationBytes(m);
         }
-        q8Skipped = copyInto(q8.size() + " Q8_0 or runq Q8 matrices left in the file's layout", bytes, values, memory -> {
+        q8Skipped = copyInto(blocks.size() + " Q8_0, Q4_0 or runq Q8 matrices left in the file's layout", bytes, values, memory -> {
             SegmentAllocator region = SegmentAllocator.slicingAllocator(memory);
             Map<Matrix, MatrixForm> made = new java.util.HashMap<>();
-            for (Matrix m : q8) {
-                made.put(m, PackedQ8_0.of(m, region, parallel)); // (the scales on the heap: may run short too)
+            for (Matrix m : blocks) { // (the scales on the heap: may run short too)
+                made.put(m, m instanceof Matrix.Q4_0 q ? PackedQ4_0.of(q, region, parallel) : PackedQ8_0.of(m, region, parallel));
             }
             return made;
         });
     }
 
     /**
-     * Copies every matrix of {@code all} that the kernels read in the file's layout (float32, F16, BF16 and Q4_0) and
+     * Copies every matrix of {@code all} that the kernels read in the file's layout (float32, F16 and BF16) and
      * has no form yet into one region of {@link #arena} (made here if there is none), row ranges over
      * {@code parallel}'s threads, unless they would take more than half of the memory available.
      */
@@ -177,7 +181,7 @@ public final class PreparedWeights implements AutoCloseable {
         if (todo.isEmpty()) {
             return;
         }
-        fileLayoutSkipped = copyInto(todo.size() + " float32, F16, BF16 or Q4_0 matrices left in the file's page cache", bytes, bytes, region -> {
+        fileLayoutSkipped = copyInto(todo.size() + " float32, F16 or BF16 matrices left in the file's page cache", bytes, bytes, region -> {
             Map<Matrix, MatrixForm> made = new java.util.HashMap<>();
             long at = 0;
             for (Matrix m : todo) {
@@ -193,7 +197,7 @@ public final class PreparedWeights implements AutoCloseable {
 
     /** Whether {@code m}'s kernels read the file's layout, so that a copy is the same bytes ({@link MatrixForm.Copy}). */
     private static boolean readInFileLayout(Matrix m) {
-        return m instanceof Matrix.F32 || m instanceof Matrix.F16 || m instanceof Matrix.BF16 || m instanceof Matrix.Q4_0;
+        return m instanceof Matrix.F32 || m instanceof Matrix.F16 || m instanceof Matrix.BF16;
     }
 
     /** The bytes of a matrix in the file's layout (what {@link #readInFileLayout} lets through). */
@@ -211,7 +215,6 @@ public final class PreparedWeights implements AutoCloseable {
             case Matrix.F32 f -> new Matrix.F32(copy, f.rows(), f.cols());
             case Matrix.F16 f -> new Matrix.F16(copy, f.rows(), f.cols());
             case Matrix.BF16 f -> new Matrix.BF16(copy, f.rows(), f.cols());
-            case Matrix.Q4_0 f -> new Matrix.Q4_0(copy, f.rows(), f.cols());
             default -> throw new IllegalArgumentException("no copy in the file's layout for " + m.typeName());
         };
     }
@@ -309,6 +312,7 @@ public final class PreparedWeights implements AutoCloseable {
             case KQuantPacked.Q4K q -> q.copyBytes();
             case KQuantPacked.Q6K q -> q.copyBytes();
             case PackedQ8_0 p -> p.quants().byteSize() + (long) p.scales().length * Float.BYTES;
+            case PackedQ4_0 p -> p.nibbles().byteSize() + (long) p.scales().length * Float.BYTES;
             case MatrixForm.Copy c -> c.copy().byteSize();
             case MatrixForm.File file -> 0;
         };

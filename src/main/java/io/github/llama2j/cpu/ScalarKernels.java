@@ -103,6 +103,13 @@ public final class ScalarKernels implements Kernels {
 
     /** The reference on the packed matrix's source (the file's layout). */
     @Override
+    public void matmulPackedQ4_0(float[] out, Activations x, PackedQ4_0 w, int r0, int r1) {
+        x.check(w.source());
+        matmul(out, x, w.source(), r0, r1);
+    }
+
+    /** The reference on the packed matrix's source (the file's layout). */
+    @Override
     public void matmulPackedQ8(float[] out, Activations x, PackedQ8_0 w, int r0, int r1) {
         x.check(w.source());
         matmul(out, x, w.source(), r0, r1);

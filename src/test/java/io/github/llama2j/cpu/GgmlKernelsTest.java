@@ -265,11 +265,13 @@ class GgmlKernelsTest {
         a.prepareFor(m);
         double[] xe = exactInput(a, m);
         int chain = type.startsWith("Q") ? cols / blockValues(type) : cols;
-        // the Q8_0, Q4_K and Q6_K kernels also on the CPU engine's load-time copies (Q8_0: groups of four rows, the last one
-        // padded); a bare Matrix is read in the file's layout
+        // the Q8_0, Q4_0, Q4_K and Q6_K kernels also on the CPU engine's load-time copies (Q8_0 and Q4_0: groups of four
+        // rows, the last one padded); a bare Matrix is read in the file's layout
         try (Parallel pool = new Parallel(2); java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofShared()) {
             MatrixForm copy = switch (m) {
                 case Matrix.Q8_0 q -> packedAsPrepared(q, arena, pool);
+                case Matrix.Q4_0 q -> PackedQ4_0.of(q, java.lang.foreign.SegmentAllocator.slicingAllocator(
+                        PageMemory.allocate(arena, PackedQ4_0.allocationBytes(q))), pool);
                 case Matrix.Q4_K q -> KQuantPacked.Q4K.of(q);
                 case Matrix.Q6_K q -> KQuantPacked.Q6K.of(q);
                 default -> null;
@@ -333,6 +335,64 @@ class GgmlKernelsTest {
                 k.matmul(packed, a, copy, 0, rows);
                 assertArrayEquals(expected, file, k.name() + " on the file, " + where);
                 assertArrayEquals(expected, packed, k.name() + " on the copy, " + where);
+            }
+        }
+    }
+
+    /**
+     * Q4_0 at the extremes: nibbles 0 and 15 (values -8 and 7) against activations of +-127, rows of 16 rows' groups
+     * and a partial one, so each lane's int chain of two runs carries the largest sums it may (its upper half 16 · 8 ·
+     * 127, its lower half 8 · 15 · 127 from 2^15). The sums are exact integers: every kernel, on the file and on the
+     * copy, gives the exact result.
+     */
+    @Test
+    void q4_0AtTheExtremesSumsExactly() {
+        int rows = 21, cols = 256, blocks = cols / 32;
+        MemorySegment data = arena.allocate((long) rows * blocks * Matrix.Q4_0.BLOCK_BYTES, 64);
+        for (int r = 0; r < rows; r++) {
+            for (int blk = 0; blk < blocks; blk++) {
+                long b = ((long) r * blocks + blk) * Matrix.Q4_0.BLOCK_BYTES;
+                data.set(Matrix.SHORT, b, Float.floatToFloat16(1.0f));
+                for (int k = 0; k < 16; k++) {
+                    // nibbles: row r % 4 == 0 all 0, 1 all 15, 2 alternating by byte, 3 low 0 and high 15
+                    int lo = switch (r % 4) {
+                        case 0 -> 0;
+                        case 1 -> 15;
+                        case 2 -> k % 2 == 0 ? 0 : 15;
+                        default -> 0;
+                    };
+                    int hi = r % 4 == 3 ? 15 : lo;
+                    data.set(ValueLayout.JAVA_BYTE, b + 2 + k, (byte) (lo | hi << 4));
+                }
+            }
+        }
+        Matrix.Q4_0 m = new Matrix.Q4_0(data, rows, cols);
+        for (float sign : new float[]{1f, -1f}) {
+            float[] x = new float[cols];
+            for (int j = 0; j < cols; j++) {
+                x[j] = sign * 127f; // amax 127 in every block: d = 1, q = x
+            }
+            Activations a = new Activations(cols);
+            a.input(x, cols);
+            a.prepareFor(m);
+            float[] expected = new float[rows];
+            for (int r = 0; r < rows; r++) {
+                long sum = 0;
+                for (int j = 0; j < cols; j++) {
+                    int byt = data.get(ValueLayout.JAVA_BYTE, ((long) r * blocks + j / 32) * Matrix.Q4_0.BLOCK_BYTES + 2 + j % 16) & 0xFF;
+                    sum += (long) ((j % 32 < 16 ? byt & 0x0F : byt >>> 4) - 8) * (long) x[j];
+                }
+                expected[r] = sum; // exact in float: |sum| <= 256 * 8 * 127 < 2^24
+            }
+            try (Parallel pool = new Parallel(2); Arena copies = Arena.ofShared()) {
+                PackedQ4_0 copy = PackedQ4_0.of(m, copies, pool);
+                for (Kernels k : new Kernels[]{new ScalarKernels(), new VectorKernels(), new ExactVectorKernels()}) {
+                    float[] file = new float[rows], packed = new float[rows];
+                    k.matmul(file, a, m, 0, rows);
+                    k.matmul(packed, a, copy, 0, rows);
+                    assertArrayEquals(expected, file, k.name() + " on the file, activations " + sign * 127 + ", " + where);
+                    assertArrayEquals(expected, packed, k.name() + " on the copy, activations " + sign * 127 + ", " + where);
+                }
             }
         }
     }

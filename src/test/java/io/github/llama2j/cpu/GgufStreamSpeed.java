@@ -37,7 +37,8 @@ import java.util.SplittableRandom;
  *   SET: ffn (w1, w3, w2 of every layer), all (every matrix and the classifier), cls (the classifier),
  *        kv, v0 (layer 0's wk or wv alone, which stays in cache)
  *   -Dvariants=a,b  runs only these (and "current"): stream (the plain read), file (every matrix in the file's
- *                   layout instead of the engine's load-time copy: {@code --weight-copies=off}), chunks16 and lookup16
+ *                   layout instead of the engine's load-time copy: {@code --weight-copies=off}), filecopy (the same kernels
+ *                   on a private copy of the file's bytes: the kernel without the page cache's cost), chunks16 and lookup16
  *                   (the engine's forms 16 rows at a time, resolved once or looked up in the registry for each tile)
  *                   cvt256, cvt1024, cvtArr256, cvtArr1024 (F16 only; other types run the engine's kernel): blocks of
  *                   a row converted by Float.float16ToFloat into a float scratch, then the FMAs
@@ -134,6 +135,27 @@ public final class GgufStreamSpeed {
         vs.add(new Variant("stream", (o, a, m) -> sink += stream(m instanceof Matrix.Q8 q ? q.values() : ((Matrix.Ggml) m).data()), ms));
         // every matrix in the file's layout (what the engine reads with --weight-copies=off)
         vs.add(new Variant("file", (o, a, m) -> vk.matmul(o, a, m, 0, m.rows()), ms));
+        // the file's layout copied into private memory (the kernel on the file's bytes, without the page cache's cost)
+        if (only(System.getProperty("variants"), "filecopy")) {
+            java.util.Map<Matrix, Matrix> fileCopies = new java.util.IdentityHashMap<>();
+            java.lang.foreign.Arena copies = java.lang.foreign.Arena.ofShared();
+            for (Matrix m : ms) {
+                if (m instanceof Matrix.Ggml g) {
+                    MemorySegment c = PageMemory.allocate(copies, g.data().byteSize());
+                    c.copyFrom(g.data());
+                    fileCopies.put(m, switch (m) {
+                        case Matrix.Q4_0 q -> new Matrix.Q4_0(c, q.rows(), q.cols());
+                        case Matrix.Q8_0 q -> new Matrix.Q8_0(c, q.rows(), q.cols());
+                        case Matrix.F16 q -> new Matrix.F16(c, q.rows(), q.cols());
+                        case Matrix.BF16 q -> new Matrix.BF16(c, q.rows(), q.cols());
+                        case Matrix.Q4_K q -> new Matrix.Q4_K(c, q.rows(), q.cols());
+                        case Matrix.Q6_K q -> new Matrix.Q6_K(c, q.rows(), q.cols());
+                        default -> m;
+                    });
+                }
+            }
+            vs.add(new Variant("filecopy", (o, a, m) -> vk.matmul(o, a, fileCopies.getOrDefault(m, m), 0, m.rows()), ms));
+        }
         // the engine's forms in tiles of 16 rows (the batched prefill's grain), the form resolved once (chunks16) or
         // looked up in the registry for every tile (lookup16: what every product did before the forms were resolved
         // when the engine is built)
@@ -289,5 +311,10 @@ public final class GgufStreamSpeed {
         } catch (java.io.IOException e) {
             return "?";
         }
+    }
+
+    /** Whether the comma-separated list {@code only} (null: every variant) names {@code variant}. */
+    private static boolean only(String only, String variant) {
+        return only == null || java.util.Arrays.asList(only.split(",")).contains(variant);
     }
 }

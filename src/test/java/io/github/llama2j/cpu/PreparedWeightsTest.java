@@ -165,7 +165,7 @@ class PreparedWeightsTest {
         checkReadsCopy(gguf("llama2-tiny-q4_k_m.gguf"), KQuantPacked.Q6K.class, PreparedWeightsTest::doubleScales);
         checkReadsCopy(TestData.model("tiny_unshared_q80.bin"), PackedQ8_0.class, PreparedWeightsTest::doubleScales);
         checkReadsCopy(TestData.model("tiny_unshared.bin"), MatrixForm.Copy.class, PreparedWeightsTest::doubleScales);
-        checkReadsCopy(gguf("llama2-tiny-q4_0.gguf"), MatrixForm.Copy.class, PreparedWeightsTest::doubleScales);
+        checkReadsCopy(gguf("llama2-tiny-q4_0.gguf"), PackedQ4_0.class, PreparedWeightsTest::doubleScales);
         checkReadsCopy(synth("f16"), MatrixForm.Copy.class, PreparedWeightsTest::doubleScales);
         checkReadsCopy(synth("bf16"), MatrixForm.Copy.class, PreparedWeightsTest::doubleScales);
         checkReadsCopy(synth("f32"), MatrixForm.Copy.class, PreparedWeightsTest::doubleScales);
@@ -175,6 +175,11 @@ class PreparedWeightsTest {
     private static void doubleScales(MatrixForm copy) {
         switch (copy) {
             case PackedQ8_0 p -> {
+                for (int i = 0; i < p.scales().length; i++) {
+                    p.scales()[i] *= 2;
+                }
+            }
+            case PackedQ4_0 p -> {
                 for (int i = 0; i < p.scales().length; i++) {
                     p.scales()[i] *= 2;
                 }
@@ -206,11 +211,6 @@ class PreparedWeightsTest {
                             short h = f.data().get(Matrix.SHORT, at);
                             float v = Float.intBitsToFloat(h << 16) * 2;
                             f.data().set(Matrix.SHORT, at, (short) (Float.floatToRawIntBits(v) >>> 16));
-                        }
-                    }
-                    case Matrix.Q4_0 q -> {
-                        for (long at = 0; at < q.data().byteSize(); at += Matrix.Q4_0.BLOCK_BYTES) {
-                            doubleHalf(q.data(), at);
                         }
                     }
                     default -> throw new AssertionError("no file-layout copy of " + c.copy().typeName());
@@ -251,9 +251,9 @@ class PreparedWeightsTest {
     }
 
     /**
-     * --weight-copies=off gives auto's logits bit for bit for llama2.c runq Q8, llama2.c and GGUF float32, GGUF F16, BF16
-     * and Q4_0 (the same bytes in private memory) and GGUF Q8_0 (the same kernels' arithmetic on the file's layout), token by token (a batched prompt reads the file's layout whatever the setting:
-     * it would compare nothing). A file with K-quants (Q4_K_M; the Q4_0 file's Q6_K classifier) gets the same integers per sub-block with the float sums
+     * --weight-copies=off gives auto's logits bit for bit for llama2.c runq Q8, llama2.c and GGUF float32, GGUF F16 and BF16
+     * (the same bytes in private memory) and GGUF Q8_0 (the same kernels' arithmetic on the file's layout), token by token (a batched prompt reads the file's layout whatever the setting:
+     * it would compare nothing). A file with K-quants or Q4_0 (Q4_K_M; Q4_0, whose copy's kernel sums a row in one lane) gets the same integers per block with the float sums
      * in other lanes: its logits agree within {@link #K_QUANT_OFF_TOLERANCE} of the largest, and the greedy token at
      * every position is the same.
      */
@@ -264,8 +264,9 @@ class PreparedWeightsTest {
             try (Model m = ModelLoader.load(file);
                  InferenceEngine auto = Engines.create(m, EngineOptions.cpu(2, false));
                  InferenceEngine off = Engines.create(m, EngineOptions.cpu(2, false).withWeightCopies(WeightCopies.OFF))) {
-                // a K-quant matrix (a Q4_K_M file's, the Q4_0 file's Q6_K classifier) has kernels of its own for each form
-                boolean exact = PreparedWeights.matrices(m.weights()).stream().noneMatch(x -> x instanceof Matrix.Q4_K || x instanceof Matrix.Q6_K);
+                // a K-quant or Q4_0 matrix (a Q4_K_M file's, a Q4_0 file's) has kernels of its own for each form
+                boolean exact = PreparedWeights.matrices(m.weights()).stream()
+                        .noneMatch(x -> x instanceof Matrix.Q4_K || x instanceof Matrix.Q6_K || x instanceof Matrix.Q4_0);
                 assertTrue(((CpuEngine) auto).weightCopies().matches("weight copies \\(auto\\): \\d+ matrices.*"), ((CpuEngine) auto).weightCopies());
                 assertTrue(((CpuEngine) off).weightCopies().startsWith("weight copies (off): none"), ((CpuEngine) off).weightCopies());
                 int n = Math.min(40, m.config().seqLen());
@@ -292,7 +293,7 @@ class PreparedWeightsTest {
     }
 
     /**
-     * Largest |auto - off| of a K-quant file's logits, relative to the largest |logit|, at a position where no
+     * Largest |auto - off| of a K-quant (or Q4_0) file's logits, relative to the largest |logit|, at a position where no
      * activation rounded differently: float sums in other lanes, a few ulps per product, through every layer
      * (measured on the tiny Q4_K_M file: at most 2.2e-6 against logits of 4-5, about 5e-7 of the largest; a swapped
      * scale or nibble moves logits by a good fraction of their size).
