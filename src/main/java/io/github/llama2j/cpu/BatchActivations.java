@@ -98,10 +98,16 @@ final class BatchActivations {
      * (JFR, stories110M, 2 threads), the other worker idle meanwhile.
      */
     void prepareFor(Matrix m, Parallel parallel) {
+        prepareFor(new MatrixForm.File(m), parallel);
+    }
+
+    /** {@link #prepareFor(Matrix, Parallel)} for the kernel that reads m in form {@code form} (a copy may take the one-token kernels). */
+    void prepareFor(MatrixForm form, Parallel parallel) {
+        Matrix m = form.source();
         if (m.cols() != n) {
             throw new IllegalArgumentException(m.typeName() + " matrix of " + m.cols() + " columns for an input of " + n);
         }
-        if (!BatchMatmul.readsTransposed(m, tokens)) {
+        if (!BatchMatmul.readsTransposed(form, tokens)) {
             prepareRows(m);
             return;
         }
@@ -264,8 +270,9 @@ final class BatchActivations {
     }
 
     /** Throws unless the form m's batched kernel reads is prepared (a kernel's guard). */
-    void check(Matrix m) {
-        boolean ready = !BatchMatmul.readsTransposed(m, tokens) || switch (m) { // (each row's Activations checks itself)
+    void check(MatrixForm form) {
+        Matrix m = form.source();
+        boolean ready = !BatchMatmul.readsTransposed(form, tokens) || switch (m) { // (each row's Activations checks itself)
             case Matrix.F32 f -> f32Ready;
             case Matrix.Q8 w -> q8Ready && q8Kind == w.groupSize();
             case Matrix.Q8_0 w -> q8Ready && q8Kind == GGML_Q8_0;

@@ -22,16 +22,16 @@ final class BatchLayer {
 
     /** out[b] = m · in[b] for every token b. */
     void matmul(float[][] out, BatchActivations in, MatrixForm m) {
-        in.prepareFor(m.source(), parallel);
+        in.prepareFor(m, parallel);
         parallel.forRange(m.source().rows(), CpuLayer.ROW_GRAIN, (a, b) -> BatchMatmul.matmul(out, in, m, a, b, kernels));
     }
 
     /** Q, K and V in one dispatch, as {@link CpuLayer#matmul3}. */
     void matmul3(float[][] out0, MatrixForm m0, float[][] out1, MatrixForm m1, float[][] out2, MatrixForm m2, BatchActivations in) {
         int n0 = m0.source().rows(), n1 = m1.source().rows(), n2 = m2.source().rows();
-        in.prepareFor(m0.source(), parallel);
-        in.prepareFor(m1.source(), parallel);
-        in.prepareFor(m2.source(), parallel);
+        in.prepareFor(m0, parallel);
+        in.prepareFor(m1, parallel);
+        in.prepareFor(m2, parallel);
         parallel.forRange(n0 + n1 + n2, CpuLayer.ROW_GRAIN, (s, e) -> {
             BatchMatmul.matmul(out0, in, m0, s, Math.min(e, n0), kernels);
             BatchMatmul.matmul(out1, in, m1, Math.max(s - n0, 0), Math.min(e - n0, n1), kernels);
@@ -51,8 +51,8 @@ final class BatchLayer {
      * (docs/measurements/2026-12-03-prefill-attention-swiglu.md).
      */
     void matmulSwiglu(float[][] hb, float[][] hb2, MatrixForm w1, MatrixForm w3, BatchActivations in) {
-        in.prepareFor(w1.source(), parallel);
-        in.prepareFor(w3.source(), parallel);
+        in.prepareFor(w1, parallel);
+        in.prepareFor(w3, parallel);
         parallel.forRange(w1.source().rows(), CpuLayer.ROW_GRAIN, (r0, r1) -> {
             BatchMatmul.matmul(hb, in, w1, r0, r1, kernels);
             BatchMatmul.matmul(hb2, in, w3, r0, r1, kernels);

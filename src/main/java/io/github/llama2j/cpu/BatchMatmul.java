@@ -134,7 +134,23 @@ final class BatchMatmul {
      */
     static final int Q4_0_TRANSPOSED_FROM_TOKENS = 16;
 
-    /** Whether {@link #matmul} reads m through the transposed forms for a batch of {@code tokens}. */
+    /**
+     * Whether m's form has a transposed kernel: not a Q4_0 copy ({@link PackedQ4_0}), whose one-token kernel, a tile of
+     * rows at a time, was faster than the transposed kernel at every batch measured: Llama-3.2-1B Q4_0, 512 bits, two
+     * rounds, one-token / transposed: pp16 2.0 / 2.7, pp32 1.7 / 1.9, pp64 1.2 / 1.2, pp128 0.95 / 1.01, pp256 1.15 /
+     * 1.51, pp512 1.16 / 1.14 (docs/measurements/2026-12-05-q4-0-rows-in-lanes.md). The file's layout
+     * ({@code --weight-copies=off}) keeps the transposed kernel from {@link #Q4_0_TRANSPOSED_FROM_TOKENS}.
+     */
+    static boolean transposed(MatrixForm f) {
+        return !(f instanceof PackedQ4_0) && transposed(f.source());
+    }
+
+    /** Whether {@link #matmul} reads a matrix of form f through the transposed forms for a batch of {@code tokens}. */
+    static boolean readsTransposed(MatrixForm f, int tokens) {
+        return !(f instanceof PackedQ4_0) && readsTransposed(f.source(), tokens);
+    }
+
+    /** Whether {@link #matmul} reads m, in the file's layout, through the transposed forms for a batch of {@code tokens}. */
     static boolean readsTransposed(Matrix m, int tokens) {
         return transposed(m) && switch (m) {
             case Matrix.Q4_K q -> tokens >= TRANSPOSED_FROM_TOKENS;
@@ -215,8 +231,8 @@ final class BatchMatmul {
         if (r0 >= r1) {
             return;
         }
-        in.check(m.source());
-        if (!readsTransposed(m.source(), in.tokens())) {
+        in.check(m);
+        if (!readsTransposed(m, in.tokens())) {
             perTokenTiles(out, in, m, r0, r1, perToken);
             return;
         }

@@ -298,7 +298,7 @@ public final class CpuEngine implements InferenceEngine {
         // the first, compiled the second as a trap, so that the first real prompt ran the kernel uncompiled again).
         // The full batch is a whole panel and one vector more (both loops of the kernel), and at least the tokens from
         // which the K-quants, F16 and BF16 take the transposed kernel (a short prompt's few take the one-token kernels)
-        if (kernels instanceof VectorKernels && BatchMatmul.transposed(m) && WARMED_UP.add(key + " batched")) {
+        if (kernels instanceof VectorKernels && BatchMatmul.transposed(form) && WARMED_UP.add(key + " batched")) {
             int full = Math.max(BatchMatmul.PANEL, BatchMatmul.TRANSPOSED_FROM_TOKENS) + BatchMatmul.FL, few = WARM_UP_PROMPT.length;
             int n = shapes.length;
             BatchActivations[] fullIn = new BatchActivations[n], fewIn = new BatchActivations[n];
@@ -307,8 +307,8 @@ public final class CpuEngine implements InferenceEngine {
             double work = 0;
             for (int i = 0; i < n; i++) {
                 rows[i] = Math.min(CpuLayer.ROW_GRAIN, shapes[i].rows());
-                fullIn[i] = batchInput(shapes[i], full);
-                fewIn[i] = batchInput(shapes[i], few);
+                fullIn[i] = batchInput(shapeForms[i], full);
+                fewIn[i] = batchInput(shapeForms[i], few);
                 outs[i] = new float[full][shapes[i].rows()];
                 work += (double) rows[i] * shapes[i].cols() * (full + few);
             }
@@ -400,11 +400,12 @@ public final class CpuEngine implements InferenceEngine {
         }, t -> t <= fastNanos, WARM_UP_ATTENTION_MAX_NANOS);
     }
 
-    /** {@code tokens} zero activations, prepared for m. */
-    private static BatchActivations batchInput(Matrix m, int tokens) {
-        BatchActivations bin = new BatchActivations(tokens, m.cols());
-        bin.input(new float[tokens][m.cols()], tokens, m.cols());
-        bin.prepareFor(m);
+    /** {@code tokens} zero activations, prepared for a matrix in form f. */
+    private static BatchActivations batchInput(MatrixForm f, int tokens) {
+        int cols = f.source().cols();
+        BatchActivations bin = new BatchActivations(tokens, cols);
+        bin.input(new float[tokens][cols], tokens, cols);
+        bin.prepareFor(f, null);
         return bin;
     }
 
