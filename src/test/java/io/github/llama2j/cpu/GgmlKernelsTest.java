@@ -316,6 +316,18 @@ class GgmlKernelsTest {
         for (int j = 0; j < cols; j++) {
             x[j] = j % 7 == 3 ? -127f : 127f; // amax 127 in every block: d = 1, q = x
         }
+        // exact in float: |sum| <= 256 * 16256 < 2^24
+        assertExactSums(m, x, (r, j) -> data.get(ValueLayout.JAVA_BYTE, ((long) r * blocks + j / 32) * 34 + 2 + j % 32),
+                (pool, copies) -> PackedQ8_0.of(m, copies, pool), "");
+    }
+
+    /**
+     * Every kernel on m, in the file's layout and on the copy {@code copyOf} makes, gives {@code sum_j weight(r, j) *
+     * x[j]} for each row r exactly (the activations quantize to themselves: d = 1, q = x).
+     */
+    private void assertExactSums(Matrix m, float[] x, java.util.function.IntBinaryOperator weight,
+                                 java.util.function.BiFunction<Parallel, Arena, MatrixForm> copyOf, String what) {
+        int rows = m.rows(), cols = m.cols();
         Activations a = new Activations(cols);
         a.input(x, cols);
         a.prepareFor(m);
@@ -323,24 +335,25 @@ class GgmlKernelsTest {
         for (int r = 0; r < rows; r++) {
             long sum = 0;
             for (int j = 0; j < cols; j++) {
-                sum += (long) data.get(ValueLayout.JAVA_BYTE, ((long) r * blocks + j / 32) * 34 + 2 + j % 32) * (long) x[j];
+                sum += (long) weight.applyAsInt(r, j) * (long) x[j];
             }
-            expected[r] = sum; // exact in float: |sum| <= 256 * 16256 < 2^24
+            expected[r] = sum;
         }
         try (Parallel pool = new Parallel(2); Arena copies = Arena.ofShared()) {
-            PackedQ8_0 copy = PackedQ8_0.of(m, copies, pool);
+            MatrixForm copy = copyOf.apply(pool, copies);
             for (Kernels k : new Kernels[]{new ScalarKernels(), new VectorKernels(), new ExactVectorKernels()}) {
                 float[] file = new float[rows], packed = new float[rows];
                 k.matmul(file, a, m, 0, rows);
                 k.matmul(packed, a, copy, 0, rows);
-                assertArrayEquals(expected, file, k.name() + " on the file, " + where);
-                assertArrayEquals(expected, packed, k.name() + " on the copy, " + where);
+                assertArrayEquals(expected, file, k.name() + " on the file, " + what + where);
+                assertArrayEquals(expected, packed, k.name() + " on the copy, " + what + where);
             }
         }
     }
 
     /**
-     * Q4_0 at the extremes: nibbles 0 and 15 (values -8 and 7) against activations of +-127, rows of 16 rows' groups
+     * Q4_0 at the extremes: nibbles 0 and 15 (values -8 and 7) against activations of +-127 (of one sign in a block's
+     * values 0-7 and 16-23, the copy's runs 0-1, the other in 8-15 and 24-31, runs 2-3), rows of 16 rows' groups
      * and a partial one, so each lane's int chain of two runs carries the largest sums it may (its upper half 16 · 8 ·
      * 127, its lower half 8 · 15 · 127 from 2^15). The sums are exact integers: every kernel, on the file and on the
      * copy, gives the exact result.
@@ -369,31 +382,14 @@ class GgmlKernelsTest {
         Matrix.Q4_0 m = new Matrix.Q4_0(data, rows, cols);
         for (float sign : new float[]{1f, -1f}) {
             float[] x = new float[cols];
-            for (int j = 0; j < cols; j++) {
-                x[j] = sign * 127f; // amax 127 in every block: d = 1, q = x
+            for (int j = 0; j < cols; j++) { // amax 127 in every block: d = 1, q = x; runs 0-1 and 2-3 of opposite signs
+                x[j] = j % 16 < 8 ? sign * 127f : -sign * 127f;
             }
-            Activations a = new Activations(cols);
-            a.input(x, cols);
-            a.prepareFor(m);
-            float[] expected = new float[rows];
-            for (int r = 0; r < rows; r++) {
-                long sum = 0;
-                for (int j = 0; j < cols; j++) {
-                    int byt = data.get(ValueLayout.JAVA_BYTE, ((long) r * blocks + j / 32) * Matrix.Q4_0.BLOCK_BYTES + 2 + j % 16) & 0xFF;
-                    sum += (long) ((j % 32 < 16 ? byt & 0x0F : byt >>> 4) - 8) * (long) x[j];
-                }
-                expected[r] = sum; // exact in float: |sum| <= 256 * 8 * 127 < 2^24
-            }
-            try (Parallel pool = new Parallel(2); Arena copies = Arena.ofShared()) {
-                PackedQ4_0 copy = PackedQ4_0.of(m, copies, pool);
-                for (Kernels k : new Kernels[]{new ScalarKernels(), new VectorKernels(), new ExactVectorKernels()}) {
-                    float[] file = new float[rows], packed = new float[rows];
-                    k.matmul(file, a, m, 0, rows);
-                    k.matmul(packed, a, copy, 0, rows);
-                    assertArrayEquals(expected, file, k.name() + " on the file, activations " + sign * 127 + ", " + where);
-                    assertArrayEquals(expected, packed, k.name() + " on the copy, activations " + sign * 127 + ", " + where);
-                }
-            }
+            // exact in float: |sum| <= 256 * 8 * 127 < 2^24
+            assertExactSums(m, x, (r, j) -> {
+                int b = data.get(ValueLayout.JAVA_BYTE, ((long) r * blocks + j / 32) * Matrix.Q4_0.BLOCK_BYTES + 2 + j % 16) & 0xFF;
+                return (j % 32 < 16 ? b & 0x0F : b >>> 4) - 8;
+            }, (pool, copies) -> PackedQ4_0.of(m, copies, pool), "activations " + sign * 127 + ", ");
         }
     }
 
