@@ -136,7 +136,7 @@ final class BatchMatmul {
 
     /**
      * Whether m's form has a transposed kernel: not a Q4_0 copy ({@link PackedQ4_0}), whose one-token kernel, a tile of
-     * rows at a time, was faster than the transposed kernel at every batch measured: Llama-3.2-1B Q4_0, 512 bits, two
+     * rows at a time, was as fast as the transposed kernel or faster at every batch measured: Llama-3.2-1B Q4_0, 512 bits, two
      * rounds, one-token / transposed: pp16 2.0 / 2.7, pp32 1.7 / 1.9, pp64 1.2 / 1.2, pp128 0.95 / 1.01, pp256 1.15 /
      * 1.51, pp512 1.16 / 1.14 (docs/measurements/2026-12-05-q4-0-rows-in-lanes.md). The file's layout
      * ({@code --weight-copies=off}) keeps the transposed kernel from {@link #Q4_0_TRANSPOSED_FROM_TOKENS}.
