@@ -147,7 +147,7 @@ final class BatchMatmul {
 
     /** Whether {@link #matmul} reads a matrix of form f through the transposed forms for a batch of {@code tokens}. */
     static boolean readsTransposed(MatrixForm f, int tokens) {
-        return !(f instanceof PackedQ4_0) && readsTransposed(f.source(), tokens);
+        return transposed(f) && readsTransposed(f.source(), tokens);
     }
 
     /** Whether {@link #matmul} reads m, in the file's layout, through the transposed forms for a batch of {@code tokens}. */

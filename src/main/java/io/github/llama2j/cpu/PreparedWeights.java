@@ -65,7 +65,7 @@ public final class PreparedWeights implements AutoCloseable {
     /** The Q8_0 and file-layout copies' memory, made by the first {@link #prepare} that copies one; null before and after {@link #close}. */
     private Arena arena;
     /** Why {@link #prepare} left the Q8_0, Q4_0 and runq Q8 matrices in the file's layout (for {@link #summary}), or null. */
-    private volatile String q8Skipped;
+    private volatile String packedSkipped;
     /** Why {@link #prepare} left the float32, F16 and BF16 matrices in the file's page cache (for {@link #summary}), or null. */
     private volatile String fileLayoutSkipped;
 
@@ -154,7 +154,7 @@ public final class PreparedWeights implements AutoCloseable {
         for (Matrix m : blocks) {
             values += m instanceof Matrix.Q4_0 q ? PackedQ4_0.allocationBytes(q) : PackedQ8_0.allocationBytes(m);
         }
-        q8Skipped = copyInto(blocks.size() + " Q8_0, Q4_0 or runq Q8 matrices left in the file's layout", bytes, values, memory -> {
+        packedSkipped = copyInto(blocks.size() + " Q8_0, Q4_0 or runq Q8 matrices left in the file's layout", bytes, values, memory -> {
             SegmentAllocator region = SegmentAllocator.slicingAllocator(memory);
             Map<Matrix, MatrixForm> made = new java.util.HashMap<>();
             for (Matrix m : blocks) { // (the scales on the heap: may run short too)
@@ -331,7 +331,7 @@ public final class PreparedWeights implements AutoCloseable {
             s.append(forms.size()).append(" matrices, ").append(byteSize() >> 20).append(" MiB ").append(byType)
                     .append(String.format(java.util.Locale.ROOT, " made in %.2f s", prepareNanos / 1e9));
         }
-        for (String skipped : new String[] {fileLayoutSkipped, q8Skipped}) {
+        for (String skipped : new String[] {fileLayoutSkipped, packedSkipped}) {
             if (skipped != null) {
                 s.append("; ").append(skipped);
             }
