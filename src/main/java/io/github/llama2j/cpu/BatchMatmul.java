@@ -308,8 +308,8 @@ final class BatchMatmul {
     /**
      * Rows per register tile over whole panels: 6 at 512 bits and up (6 × 4 accumulators, 4 activation vectors and
      * one or two broadcasts: C2 keeps the loop in AVX-512's 32 vector registers; a tile's last 4 rows then take
-     * 4 × 4), 2 below (2 × 4 + 4 + 2 = 14 of AVX2's 16; 4 rows there spill). C2 loads every broadcast of a column
-     * before its FMAs, so rows + vectors + rows × vectors must fit 16: a 6 × 2 pass (12 accumulators) kept 20 vectors
+     * 4 × 4), 2 below (2 × 4 + 4 + 2 = 14 of AVX2's 16; 4 rows there spill). C2 loaded all broadcasts of a column
+     * before its FMAs, so rows + vectors + rows × vectors had to fit 16: a 6 × 2 pass (12 accumulators) kept 20 vectors
      * live and five accumulators on the stack, pp512 0.62-0.79× of 2 × 4 at 256 bits
      * (docs/measurements/2026-12-05-unmasked-pairs.md).
      */
