@@ -77,6 +77,20 @@ public final class CpuEngine implements InferenceEngine {
      */
     static final int WARM_UP_MIN_PASSES = 192;
     private static final int WARM_UP_MAX_PASSES = 256;
+    /**
+     * When {@link #throwawayPasses} judges whether its one-token passes can do their job: from this long on, passes
+     * that would not reach a third of {@link #WARM_UP_MIN_PASSES} within {@link #WARM_UP_MAX_NANOS}, the rest of the
+     * time going at the fastest pass's speed so far, stop, and the prompts after them are skipped
+     * ({@link #passesTooSlow}). A large model's passes are as slow as its tokens: Llama-3.2-1B Q4_K_M (2 threads, 512
+     * bits) ran 7-43 passes in the 3 s, then a 14-token prompt in 1.0-2.1 s, for nothing: with the passes stopped its
+     * first token came 9.3-9.7 s after the JVM started instead of 11.9-12.8 s, the 256-token run took 17.1-17.4 s
+     * instead of 20.0-20.9, its tokens as fast. A small model needs them: stories110M f32 ran 145-192 passes and 79-84
+     * tok/s after the first token, 59-66 without the passes. The first passes run interpreted (stories110M's first
+     * 13-14 took about 1 s, 5-7 at 256 bits; a 1B model's first 1.1-1.5 s), so judged at 1 s the average rate, the
+     * last pass's and even the fastest pass's (at 256 bits) stopped stories110M in some runs; at 2 s the fastest
+     * pass's let all of them go on and stopped every 1B run (docs/measurements/2026-12-05-warm-up-probe.md).
+     */
+    static final long WARM_UP_PROBE_NANOS = 2_000_000_000L;
     /** Kernel and weight-segment classes already warmed up in this JVM. */
     private static final Set<String> WARMED_UP = ConcurrentHashMap.newKeySet();
 
@@ -418,8 +432,9 @@ public final class CpuEngine implements InferenceEngine {
      * dropped afterwards) runs one token at a time from {@link #WARM_UP_START_POSITION}, until the JIT has gone quiet
      * (no compilation finished during {@link #WARM_UP_QUIET_PASSES} passes in a row, each within 1.5 times the
      * fastest) after at least {@link #WARM_UP_MIN_PASSES} passes, or {@link #WARM_UP_MAX_PASSES} passes, or
-     * {@link #WARM_UP_MAX_NANOS}; then short prompts through {@link #forwardBatch} (one always, more until one runs
-     * with no compilation finishing, within the same time). This
+     * {@link #WARM_UP_MAX_NANOS}, or as soon as they prove too slow to do their job ({@link #passesTooSlow}: a large
+     * model's); then, unless they proved too slow, short prompts through {@link #forwardBatch} (one always, more until
+     * one runs with no compilation finishing, within the same time). This
      * engine's state is never touched: its results are the same with and without warm-up (CpuWarmUpTest). Once per
      * JVM for a given kernel and kind of weights, as {@link #warmUpKernels}.
      */
@@ -453,8 +468,10 @@ public final class CpuEngine implements InferenceEngine {
             long t0 = System.nanoTime();
             long fastest = Long.MAX_VALUE, compiled = jitTimed ? jit.getTotalCompilationTime() : 0;
             int pass = 0;
+            boolean tooSlow = false;
             for (int quiet = 0; pass < WARM_UP_MAX_PASSES && (pass < WARM_UP_MIN_PASSES || quiet < WARM_UP_QUIET_PASSES)
-                    && System.nanoTime() < deadline; pass++, pos = (pos + 1) % positions) {
+                    && System.nanoTime() < deadline && !(tooSlow = passesTooSlow(pass, System.nanoTime() - t0, fastest));
+                 pass++, pos = (pos + 1) % positions) {
                 long t = System.nanoTime();
                 scratch.forward((pass * 7919 + 13) % c.vocabSize(), pos);
                 t = System.nanoTime() - t;
@@ -473,7 +490,7 @@ public final class CpuEngine implements InferenceEngine {
                 prompt[i] = (i < WARM_UP_PROMPT.length ? WARM_UP_PROMPT[i] : i * 7919 + 13) % c.vocabSize();
             }
             int prompts = 0;
-            for (int quiet = 0; prompt.length > 1 && prompts < WARM_UP_PROMPT_PASSES && quiet < 1
+            for (int quiet = 0; !tooSlow && prompt.length > 1 && prompts < WARM_UP_PROMPT_PASSES && quiet < 1
                     && (prompts == 0 || System.nanoTime() < deadline); prompts++) {
                 scratch.forwardBatch(prompt, start);
                 long nowCompiled = jitTimed ? jit.getTotalCompilationTime() : compiled;
@@ -490,10 +507,26 @@ public final class CpuEngine implements InferenceEngine {
                 warmUpBatchedAttention();
             }
             warmUpPasses = String.format(java.util.Locale.ROOT,
-                    "%d one-token passes in %.2f s, %d prompts of %d tokens in %.2f s, batched attention %.2f s",
-                    pass, (t1 - t0) / 1e9, prompts, prompt.length, (t2 - t1) / 1e9, (System.nanoTime() - t2) / 1e9);
+                    "%d one-token passes in %.2f s%s, %d prompts of %d tokens in %.2f s, batched attention %.2f s",
+                    pass, (t1 - t0) / 1e9, tooSlow ? " (stopped: too slow to reach " + WARM_UP_MIN_PASSES / 3 + " in "
+                            + WARM_UP_MAX_NANOS / 1_000_000_000L + " s, so no prompts)" : "",
+                    prompts, prompt.length, (t2 - t1) / 1e9, (System.nanoTime() - t2) / 1e9);
             return pass;
         }
+    }
+
+    /**
+     * Whether {@link #throwawayPasses} should stop its one-token passes after {@code passes} of them in
+     * {@code elapsedNanos}, the fastest one taking {@code fastestNanos}: from {@link #WARM_UP_PROBE_NANOS} on, when they
+     * and the passes that the rest of {@link #WARM_UP_MAX_NANOS} holds at the fastest one's speed make fewer than a
+     * third of {@link #WARM_UP_MIN_PASSES}.
+     */
+    static boolean passesTooSlow(int passes, long elapsedNanos, long fastestNanos) {
+        if (elapsedNanos < WARM_UP_PROBE_NANOS) {
+            return false;
+        }
+        double more = Math.max(0, WARM_UP_MAX_NANOS - elapsedNanos) / (double) Math.max(1, fastestNanos);
+        return passes + more < WARM_UP_MIN_PASSES / 3;
     }
 
     /**

@@ -62,6 +62,26 @@ public class CpuWarmUpTest {
     }
 
     /**
+     * The one-token passes stop early only when, from {@link CpuEngine#WARM_UP_PROBE_NANOS} on, those run and those the
+     * rest of the warm-up's 3 s holds at the fastest pass's speed make fewer than a third of
+     * {@link CpuEngine#WARM_UP_MIN_PASSES} (64): a large model's passes, not a small model's first, interpreted ones.
+     */
+    @org.junit.jupiter.api.Test
+    void passesStopEarlyOnlyWhenTooSlow() {
+        long s = 1_000_000_000L, ms = 1_000_000L;
+        org.junit.jupiter.api.Assertions.assertEquals(2 * s, CpuEngine.WARM_UP_PROBE_NANOS);
+        org.junit.jupiter.api.Assertions.assertEquals(64, CpuEngine.WARM_UP_MIN_PASSES / 3);
+        org.junit.jupiter.api.Assertions.assertFalse(CpuEngine.passesTooSlow(1, 2 * s - 1, 1900 * ms), "before the probe");
+        org.junit.jupiter.api.Assertions.assertTrue(CpuEngine.passesTooSlow(3, 2 * s + 100 * ms, 500 * ms), "a 1B model's passes");
+        org.junit.jupiter.api.Assertions.assertTrue(CpuEngine.passesTooSlow(40, 2 * s, 50 * ms), "40 + 20 more at 50 ms");
+        org.junit.jupiter.api.Assertions.assertFalse(CpuEngine.passesTooSlow(20, 2 * s, 10 * ms), "20 interpreted, then 100 more at 10 ms");
+        org.junit.jupiter.api.Assertions.assertFalse(CpuEngine.passesTooSlow(14, 2 * s, 20 * ms), "14 + 50 = 64");
+        org.junit.jupiter.api.Assertions.assertTrue(CpuEngine.passesTooSlow(13, 2 * s, 20 * ms), "13 + 50 = 63");
+        org.junit.jupiter.api.Assertions.assertTrue(CpuEngine.passesTooSlow(63, 3 * s, 10 * ms), "time is up: 63");
+        org.junit.jupiter.api.Assertions.assertFalse(CpuEngine.passesTooSlow(64, 3 * s, 10 * ms), "time is up: 64");
+    }
+
+    /**
      * The passes do not stop at the first quiet spell of the JIT: at least {@link CpuEngine#WARM_UP_MIN_PASSES} run
      * (a tiny model's pass takes microseconds, far within the time limit), because the forward pass's small steps reach
      * C2's call thresholds only after that many (with the quiet rule alone, 64 passes at most, C2 compiled them during
