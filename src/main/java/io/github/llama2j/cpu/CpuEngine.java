@@ -79,7 +79,7 @@ public final class CpuEngine implements InferenceEngine {
     private static final int WARM_UP_MAX_PASSES = 256;
     /**
      * When {@link #throwawayPasses} judges whether its one-token passes can do their job: from this long on, passes
-     * that would not reach a third of {@link #WARM_UP_MIN_PASSES} within {@link #WARM_UP_MAX_NANOS}, the rest of the
+     * that would not reach {@link #WARM_UP_ENOUGH_PASSES} within {@link #WARM_UP_MAX_NANOS}, the rest of the
      * time going at the fastest pass's speed so far, stop, and the prompts after them are skipped
      * ({@link #passesTooSlow}). A large model's passes are as slow as its tokens: Llama-3.2-1B Q4_K_M (2 threads, 512
      * bits) ran 7-43 passes in the 3 s, then a 14-token prompt in 1.0-2.1 s, for nothing: with the passes stopped its
@@ -91,6 +91,11 @@ public final class CpuEngine implements InferenceEngine {
      * pass's let all of them go on and stopped every 1B run (docs/measurements/2026-12-05-warm-up-probe.md).
      */
     static final long WARM_UP_PROBE_NANOS = 2_000_000_000L;
+    /**
+     * Fewer one-token passes than this within {@link #WARM_UP_MAX_NANOS} cannot do the passes' job
+     * ({@link #WARM_UP_PROBE_NANOS}): a third of {@link #WARM_UP_MIN_PASSES}.
+     */
+    static final int WARM_UP_ENOUGH_PASSES = WARM_UP_MIN_PASSES / 3;
     /** Kernel and weight-segment classes already warmed up in this JVM. */
     private static final Set<String> WARMED_UP = ConcurrentHashMap.newKeySet();
 
@@ -508,7 +513,7 @@ public final class CpuEngine implements InferenceEngine {
             }
             warmUpPasses = String.format(java.util.Locale.ROOT,
                     "%d one-token passes in %.2f s%s, %d prompts of %d tokens in %.2f s, batched attention %.2f s",
-                    pass, (t1 - t0) / 1e9, tooSlow ? " (stopped: too slow to reach " + WARM_UP_MIN_PASSES / 3 + " in "
+                    pass, (t1 - t0) / 1e9, tooSlow ? " (stopped: too slow to reach " + WARM_UP_ENOUGH_PASSES + " in "
                             + WARM_UP_MAX_NANOS / 1_000_000_000L + " s, so no prompts)" : "",
                     prompts, prompt.length, (t2 - t1) / 1e9, (System.nanoTime() - t2) / 1e9);
             return pass;
@@ -518,15 +523,15 @@ public final class CpuEngine implements InferenceEngine {
     /**
      * Whether {@link #throwawayPasses} should stop its one-token passes after {@code passes} of them in
      * {@code elapsedNanos}, the fastest one taking {@code fastestNanos}: from {@link #WARM_UP_PROBE_NANOS} on, when they
-     * and the passes that the rest of {@link #WARM_UP_MAX_NANOS} holds at the fastest one's speed make fewer than a
-     * third of {@link #WARM_UP_MIN_PASSES}.
+     * and the passes that the rest of {@link #WARM_UP_MAX_NANOS} holds at the fastest one's speed make fewer than
+     * {@link #WARM_UP_ENOUGH_PASSES}.
      */
     static boolean passesTooSlow(int passes, long elapsedNanos, long fastestNanos) {
         if (elapsedNanos < WARM_UP_PROBE_NANOS) {
             return false;
         }
         double more = Math.max(0, WARM_UP_MAX_NANOS - elapsedNanos) / (double) Math.max(1, fastestNanos);
-        return passes + more < WARM_UP_MIN_PASSES / 3;
+        return passes + more < WARM_UP_ENOUGH_PASSES;
     }
 
     /**

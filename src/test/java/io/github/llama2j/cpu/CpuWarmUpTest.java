@@ -70,7 +70,7 @@ public class CpuWarmUpTest {
     void passesStopEarlyOnlyWhenTooSlow() {
         long s = 1_000_000_000L, ms = 1_000_000L;
         org.junit.jupiter.api.Assertions.assertEquals(2 * s, CpuEngine.WARM_UP_PROBE_NANOS);
-        org.junit.jupiter.api.Assertions.assertEquals(64, CpuEngine.WARM_UP_MIN_PASSES / 3);
+        org.junit.jupiter.api.Assertions.assertEquals(64, CpuEngine.WARM_UP_ENOUGH_PASSES);
         org.junit.jupiter.api.Assertions.assertFalse(CpuEngine.passesTooSlow(1, 2 * s - 1, 1900 * ms), "before the probe");
         org.junit.jupiter.api.Assertions.assertTrue(CpuEngine.passesTooSlow(3, 2 * s + 100 * ms, 500 * ms), "a 1B model's passes");
         org.junit.jupiter.api.Assertions.assertTrue(CpuEngine.passesTooSlow(40, 2 * s, 50 * ms), "40 + 20 more at 50 ms");
