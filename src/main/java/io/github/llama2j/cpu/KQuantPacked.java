@@ -458,6 +458,13 @@ final class KQuantPacked {
      * vectors were boxed: 0.03×). Against the loops before, in one JVM, one thread's CPU time (quiet machine,
      * docs/measurements/2026-12-04-k-quant-straight-code.md): 1.07–1.09× at 256 bits and 1.03–1.04× at 512, in
      * cache and from DRAM; 0.93–0.96× at 128 bits (the forced width on x86).
+     *
+     * <p>One loop over all the super-blocks of rows [r0, r1), the row and the super-block within it carried along (a
+     * row's sums taken after its last super-block), not a loop per row: each entry to a row's loop paid C2's set-up
+     * again (its range checks recomputed, the first super-blocks in peeled copies of the body). The arithmetic of each
+     * row is unchanged. Against the loop per row, Llama-3.2-1B Q4_K_M, every product of a token in one JVM, rounds
+     * alternated, 2 threads: 0.91–0.94 of the time per token at 256 bits, 0.96–1.07 at 512 and 0.91–1.02 at 128; one
+     * thread from DRAM, 2048 × 8192: 1.5× at 512 bits, 1.3× at 256 (docs/measurements/2026-12-05-q4-k-one-loop.md).
      */
     static void q4_K(float[] out, Activations x, Q4K w, int r0, int r1) {
         int nb = w.source().cols() / 256;
@@ -467,33 +474,36 @@ final class KQuantPacked {
         int[] xs32 = x.q8KSums32;
         int groups = Math.max(1, 8 / LANES), reads = 32 / LANES / groups; // reads of LANES ints per group
         IntVector mask = IntVector.broadcast(KI, 0x000F000F), bias = IntVector.broadcast(KI, 1 << 15);
-        for (int r = r0; r < r1; r++) {
-            long qRow = (long) r * nb * Q4K.QS, mRow = (long) r * nb * Q4K.META;
-            FloatVector acc = FloatVector.zero(KF);
-            FloatVector macc = FloatVector.zero(MF);
-            for (int blk = 0; blk < nb; blk++) {
-                long q = qRow + (long) blk * Q4K.QS, mt = mRow + (long) blk * Q4K.META;
-                int xo = blk * 128;
-                FloatVector dx = FloatVector.broadcast(KF, Float.float16ToFloat(meta.get(Matrix.SHORT, mt)) * xd[blk]);
-                for (int g = 0; g < groups; g++) {
-                    long qg = q + (long) g * reads * 4 * LANES;
-                    int xg = xo + g * reads * 4 * LANES;
-                    IntVector sums = eightProducts(qs, qg, pairs, xg, mask, bias);
-                    if (reads == 4) { // (256 and 128 bits; a constant: C2 keeps one branch)
-                        sums = sums.add(eightProducts(qs, qg + 8 * LANES, pairs, xg + 8 * LANES, mask, bias));
-                    }
-                    IntVector sc = (IntVector) ByteVector.fromMemorySegment(KSC, meta, mt + 12 + (long) g * LANES, LE)
-                            .convertShape(VectorOperators.ZERO_EXTEND_B2I, KI, 0);
-                    acc = ((FloatVector) sums.mul(sc).convert(VectorOperators.I2F, 0)).fma(dx, acc);
+        FloatVector zero = FloatVector.zero(KF), mzero = FloatVector.zero(MF);
+        FloatVector acc = zero, macc = mzero;
+        int r = r0, blk = 0; // the row and the super-block within it of super-block i
+        for (int i = r0 * nb, end = Math.multiplyExact(r1, nb); i < end; i++) {
+            long q = (long) i * Q4K.QS, mt = (long) i * Q4K.META;
+            int xo = blk * 128;
+            FloatVector dx = FloatVector.broadcast(KF, Float.float16ToFloat(meta.get(Matrix.SHORT, mt)) * xd[blk]);
+            for (int g = 0; g < groups; g++) {
+                long qg = q + (long) g * reads * 4 * LANES;
+                int xg = xo + g * reads * 4 * LANES;
+                IntVector sums = eightProducts(qs, qg, pairs, xg, mask, bias);
+                if (reads == 4) { // (256 and 128 bits; a constant: C2 keeps one branch)
+                    sums = sums.add(eightProducts(qs, qg + 8 * LANES, pairs, xg + 8 * LANES, mask, bias));
                 }
-                FloatVector dm = FloatVector.broadcast(MF, Float.float16ToFloat(meta.get(Matrix.SHORT, mt + 2)) * xd[blk]);
-                ByteVector minBytes = ByteVector.fromMemorySegment(B8, meta, mt + 4, LE);
-                for (int p = 0; p < 8; p += ML) {
-                    IntVector mv = (IntVector) minBytes.convertShape(VectorOperators.ZERO_EXTEND_B2I, MI, p / ML);
-                    macc = ((FloatVector) mv.mul(IntVector.fromArray(MI, xs32, blk * 8 + p)).convert(VectorOperators.I2F, 0)).fma(dm, macc);
-                }
+                IntVector sc = (IntVector) ByteVector.fromMemorySegment(KSC, meta, mt + 12 + (long) g * LANES, LE)
+                        .convertShape(VectorOperators.ZERO_EXTEND_B2I, KI, 0);
+                acc = ((FloatVector) sums.mul(sc).convert(VectorOperators.I2F, 0)).fma(dx, acc);
             }
-            out[r] = acc.reduceLanes(VectorOperators.ADD) - macc.reduceLanes(VectorOperators.ADD);
+            FloatVector dm = FloatVector.broadcast(MF, Float.float16ToFloat(meta.get(Matrix.SHORT, mt + 2)) * xd[blk]);
+            ByteVector minBytes = ByteVector.fromMemorySegment(B8, meta, mt + 4, LE);
+            for (int p = 0; p < 8; p += ML) {
+                IntVector mv = (IntVector) minBytes.convertShape(VectorOperators.ZERO_EXTEND_B2I, MI, p / ML);
+                macc = ((FloatVector) mv.mul(IntVector.fromArray(MI, xs32, blk * 8 + p)).convert(VectorOperators.I2F, 0)).fma(dm, macc);
+            }
+            if (++blk == nb) { // the row's last super-block: its sums, and the next row starts
+                out[r++] = acc.reduceLanes(VectorOperators.ADD) - macc.reduceLanes(VectorOperators.ADD);
+                acc = zero;
+                macc = mzero;
+                blk = 0;
+            }
         }
     }
 
