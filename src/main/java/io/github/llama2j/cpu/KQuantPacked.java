@@ -125,7 +125,10 @@ final class KQuantPacked {
             return new Q4K(m, qs, meta);
         }
 
-        /** Super-blocks [from, to) of {@code m} into the copy (the nibbles in {@link #SOURCE_NIBBLE}'s order). */
+        /**
+         * Super-blocks [from, to) of {@code m} into the copy (the nibbles in {@link #PAIR_VALUE}'s order, read where
+         * {@link #NIBBLE_BYTE} and {@link #NIBBLE_SHIFT} say).
+         */
         private static void copy(Matrix.Q4_K m, MemorySegment qs, MemorySegment meta, long from, long to) {
             MemorySegment src = m.data();
             byte[] in = new byte[QS], outBytes = new byte[QS];
@@ -133,7 +136,8 @@ final class KQuantPacked {
                 long b = i * Matrix.Q4_K.BLOCK_BYTES, mt = i * META;
                 MemorySegment.copy(src, BYTE, b + 16, in, 0, QS);
                 for (int p = 0; p < QS; p++) {
-                    outBytes[p] = (byte) (nibble(in, SOURCE_NIBBLE[2 * p]) | nibble(in, SOURCE_NIBBLE[2 * p + 1]) << 4);
+                    int lo = 2 * p, hi = lo + 1; // (a nibble's byte shifted: the sign bits shifted in are masked off)
+                    outBytes[p] = (byte) (in[NIBBLE_BYTE[lo]] >> NIBBLE_SHIFT[lo] & 0x0F | (in[NIBBLE_BYTE[hi]] >> NIBBLE_SHIFT[hi] & 0x0F) << 4);
                 }
                 MemorySegment.copy(outBytes, 0, qs, BYTE, i * QS, QS);
                 meta.set(Matrix.SHORT, mt, src.get(Matrix.SHORT, b)); // d and dmin: the file's halves
@@ -149,11 +153,6 @@ final class KQuantPacked {
             }
         }
 
-        /** Value v (0..255) of a super-block's 128 nibble bytes in the file's order (sub-blocks 2g, 2g + 1 share 32 bytes). */
-        private static int nibble(byte[] fileNibbles, int v) {
-            int sub = v / 32;
-            return (fileNibbles[32 * (sub / 2) + v % 32] >> (4 * (sub % 2))) & 0x0F;
-        }
     }
 
     /** A Q6_K matrix in the engine's layout (see {@link #q6_K(float[], Activations, Q6K, int, int)}). */
@@ -241,15 +240,24 @@ final class KQuantPacked {
      * with 4 lanes the first half of the vectors holds sub-blocks 0-3, the second half 4-7.
      */
     static final int[] PAIR_VALUE;
-    /** {@code SOURCE_NIBBLE[2 * p + n]}: the value whose nibble is the low (n = 0) or high (n = 1) half of copy byte p. */
-    private static final int[] SOURCE_NIBBLE;
+    /**
+     * Where the copy's nibbles come from: the low (n = 0) or high (n = 1) half of copy byte p is the nibble of file byte
+     * {@code NIBBLE_BYTE[2 * p + n]} (of a super-block's 128 nibble bytes, where sub-blocks 2g and 2g + 1 share 32 bytes)
+     * shifted right by {@code NIBBLE_SHIFT[2 * p + n]} (0 or 4). Tables, so that the copy is two lookups per nibble: with
+     * the value's sub-block and place worked out for every nibble, the Q4_K copies of a Llama-3.2-1B Q4_K_M file took
+     * 2.7-4.1 s of one thread the first time (the JIT compiling), 1.7-2.3 s after, and now take 1.7-1.9 s and 0.6-1.4 s;
+     * all its copies (Q6_K's too) on the engine's two threads 1.95-2.58 s before, 1.51-1.85 s now
+     * (docs/measurements/2026-12-05-q4-k-one-loop.md).
+     */
+    private static final int[] NIBBLE_BYTE, NIBBLE_SHIFT;
 
     static {
         int bits = Math.max(128, Math.min(512, FloatVector.SPECIES_PREFERRED.vectorBitSize()));
         LANES = bits / 32;
         int vectors = 128 / LANES, groups = Math.max(1, 8 / LANES);
         PAIR_VALUE = new int[256];
-        SOURCE_NIBBLE = new int[256];
+        NIBBLE_BYTE = new int[256];
+        NIBBLE_SHIFT = new int[256];
         int[] next = new int[8];
         for (int k = 0; k < vectors; k++) {
             for (int i = 0; i < LANES; i++) {
@@ -258,7 +266,8 @@ final class KQuantPacked {
                     int v = 32 * sub + next[sub]++;
                     PAIR_VALUE[2 * (k * LANES + i) + h] = v;
                     int c = k / 4, j = k % 4, p = 4 * LANES * c + 4 * i + 2 * h + j / 2;
-                    SOURCE_NIBBLE[2 * p + j % 2] = v;
+                    NIBBLE_BYTE[2 * p + j % 2] = 32 * (sub / 2) + v % 32; // value v of sub-block sub in the file's order
+                    NIBBLE_SHIFT[2 * p + j % 2] = 4 * (sub % 2);
                 }
             }
         }
