@@ -152,7 +152,6 @@ final class KQuantPacked {
                 }
             }
         }
-
     }
 
     /** A Q6_K matrix in the engine's layout (see {@link #q6_K(float[], Activations, Q6K, int, int)}). */
