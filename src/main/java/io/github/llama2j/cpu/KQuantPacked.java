@@ -472,7 +472,9 @@ final class KQuantPacked {
      * again (its range checks recomputed, the first super-blocks in peeled copies of the body). The arithmetic of each
      * row is unchanged. Against the loop per row, Llama-3.2-1B Q4_K_M, every product of a token in one JVM, rounds
      * alternated, 2 threads: 0.91–0.94 of the time per token at 256 bits, 0.96–1.07 at 512 and 0.91–1.02 at 128; one
-     * thread from DRAM, 2048 × 8192: 1.5× at 512 bits, 1.3× at 256 (docs/measurements/2026-12-05-q4-k-one-loop.md).
+     * thread from DRAM, 2048 × 8192: 1.5× at 512 bits, 1.3× at 256. Llama-3.1-8B Q4_K_M (rows of 16 and 56
+     * super-blocks), {@code bench} tg8 on 2 threads: 1.21–1.36× at 512 bits, 1.23–1.53× at 256
+     * (docs/measurements/2026-12-05-q4-k-one-loop.md).
      */
     static void q4_K(float[] out, Activations x, Q4K w, int r0, int r1) {
         int nb = w.source().cols() / 256;
