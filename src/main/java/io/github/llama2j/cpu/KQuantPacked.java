@@ -39,6 +39,10 @@ import java.nio.file.Path;
  * in 16-bit lanes: the same integers per sub-block, the float sums in other lanes (a few ulps apart).
  *
  * <p><b>Q6_K</b> ({@link Q6K}): the same idea for the 6-bit values, in 16 sub-blocks of 16 with int8 scales.
+ *
+ * <p>Both copies hold rows of more than {@link #SPANS_FROM_BLOCKS} super-blocks in column spans of
+ * {@link #SPAN_BLOCKS} ({@link #copyIndex}): span after span, each span's rows one after another; the kernels go span
+ * by span over their rows and add each span's sum to the row's, so a span's activations stay in L1.
  */
 final class KQuantPacked {
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
@@ -61,6 +65,35 @@ final class KQuantPacked {
     /** Super-blocks of 256 values in {@code m} (Q4_K's and Q6_K's). */
     private static long superBlocks(Matrix m) {
         return (long) m.rows() * (m.cols() / 256);
+    }
+
+    /** Super-blocks per column span of a copy ({@link #spanBlocks}): 2048 columns. */
+    static final int SPAN_BLOCKS = 8;
+    /**
+     * Rows longer than this many super-blocks are stored and multiplied in column spans of {@link #SPAN_BLOCKS}. The
+     * kernels read a row's activations once per super-block, and a long row's (2 bytes per column for each type) no
+     * longer stay in the core's L1 beside the weights streaming through: Llama-3.1-8B's {@code ffn_down} (14336
+     * columns, 56 super-blocks) ran at 17-21 GB/s where its 4096-column matrices ran at 28-36, and 27-29 in spans of
+     * 2048 (the token 1.10-1.30x); Llama-3.2-1B's (8192 columns) gained nothing from spans (48 KiB L1 data cache,
+     * docs/measurements/2026-12-05-q4-k-one-loop.md).
+     */
+    static final int SPANS_FROM_BLOCKS = 32;
+
+    /** Super-blocks per column span of a copy of rows of {@code nb} super-blocks: all of them, or {@link #SPAN_BLOCKS}. */
+    static int spanBlocks(int nb) {
+        return nb > SPANS_FROM_BLOCKS ? SPAN_BLOCKS : nb;
+    }
+
+    /**
+     * Where the file's super-block i of {@code m} lies in its copy: the copy holds the matrix span after span (spans of
+     * {@link #spanBlocks} super-blocks, the last one narrower where they do not divide the row), each span's rows one
+     * after another; for rows of at most {@link #SPANS_FROM_BLOCKS} super-blocks, one span: i itself.
+     */
+    static long copyIndex(Matrix m, long i) {
+        int nb = m.cols() / 256, span = spanBlocks(nb);
+        long r = i / nb;
+        int blk = (int) (i % nb), k0 = blk / span * span, width = Math.min(span, nb - k0);
+        return (long) m.rows() * k0 + r * width + (blk - k0);
     }
 
     /** A copy of super-blocks [from, to). */
@@ -133,13 +166,13 @@ final class KQuantPacked {
             MemorySegment src = m.data();
             byte[] in = new byte[QS], outBytes = new byte[QS];
             for (long i = from; i < to; i++) {
-                long b = i * Matrix.Q4_K.BLOCK_BYTES, mt = i * META;
+                long b = i * Matrix.Q4_K.BLOCK_BYTES, d = copyIndex(m, i), mt = d * META;
                 MemorySegment.copy(src, BYTE, b + 16, in, 0, QS);
                 for (int p = 0; p < QS; p++) {
                     int lo = 2 * p, hi = lo + 1; // (a nibble's byte shifted: the sign bits shifted in are masked off)
                     outBytes[p] = (byte) (in[NIBBLE_BYTE[lo]] >> NIBBLE_SHIFT[lo] & 0x0F | (in[NIBBLE_BYTE[hi]] >> NIBBLE_SHIFT[hi] & 0x0F) << 4);
                 }
-                MemorySegment.copy(outBytes, 0, qs, BYTE, i * QS, QS);
+                MemorySegment.copy(outBytes, 0, qs, BYTE, d * QS, QS);
                 meta.set(Matrix.SHORT, mt, src.get(Matrix.SHORT, b)); // d and dmin: the file's halves
                 meta.set(Matrix.SHORT, mt + 2, src.get(Matrix.SHORT, b + 2));
                 for (int j = 0; j < 8; j++) {
@@ -201,7 +234,7 @@ final class KQuantPacked {
             byte[] in = new byte[Matrix.Q6_K.BLOCK_BYTES];
             int[] words = new int[QS / Integer.BYTES];
             for (long i = from; i < to; i++) {
-                long b = i * Matrix.Q6_K.BLOCK_BYTES, mt = i * META;
+                long b = i * Matrix.Q6_K.BLOCK_BYTES, d = copyIndex(m, i), mt = d * META;
                 MemorySegment.copy(src, BYTE, b, in, 0, in.length);
                 java.util.Arrays.fill(words, 0);
                 for (int t = 0; t < 256; t++) { // (the tables: where each value's bits lie in the file and in the copy, at class init)
@@ -215,7 +248,7 @@ final class KQuantPacked {
                         words[Q6_HIGH_WORD[t]] |= (q >>> 4) << Q6_HIGH_SHIFT[t];
                     }
                 }
-                MemorySegment.copy(words, 0, qs, INT, i * QS, words.length);
+                MemorySegment.copy(words, 0, qs, INT, d * QS, words.length);
                 meta.set(Matrix.SHORT, mt, src.get(Matrix.SHORT, b + 208)); // d: the file's half
                 MemorySegment.copy(in, 192, meta, BYTE, mt + 2, 16);
             }
@@ -474,7 +507,8 @@ final class KQuantPacked {
      * alternated, 2 threads: 0.91–0.94 of the time per token at 256 bits, 0.96–1.07 at 512 and 0.91–1.02 at 128; one
      * thread from DRAM, 2048 × 8192: 1.5× at 512 bits, 1.3× at 256. Llama-3.1-8B Q4_K_M (rows of 16 and 56
      * super-blocks), {@code bench} tg8 on 2 threads: 1.21–1.36× at 512 bits, 1.23–1.53× at 256
-     * (docs/measurements/2026-12-05-q4-k-one-loop.md).
+     * (docs/measurements/2026-12-05-q4-k-one-loop.md). Rows held in column spans ({@link #copyIndex}) run that loop
+     * once per span, the span's sum added to the row's.
      */
     static void q4_K(float[] out, Activations x, Q4K w, int r0, int r1) {
         int nb = w.source().cols() / 256;
@@ -485,34 +519,41 @@ final class KQuantPacked {
         int groups = Math.max(1, 8 / LANES), reads = 32 / LANES / groups; // reads of LANES ints per group
         IntVector mask = IntVector.broadcast(KI, 0x000F000F), bias = IntVector.broadcast(KI, 1 << 15);
         FloatVector zero = FloatVector.zero(KF), mzero = FloatVector.zero(MF);
-        FloatVector acc = zero, macc = mzero;
-        int r = r0, blk = 0; // the row and the super-block within it of super-block i
-        for (int i = r0 * nb, end = Math.multiplyExact(r1, nb); i < end; i++) {
-            long q = (long) i * Q4K.QS, mt = (long) i * Q4K.META;
-            int xo = blk * 128;
-            FloatVector dx = FloatVector.broadcast(KF, Float.float16ToFloat(meta.get(Matrix.SHORT, mt)) * xd[blk]);
-            for (int g = 0; g < groups; g++) {
-                long qg = q + (long) g * reads * 4 * LANES;
-                int xg = xo + g * reads * 4 * LANES;
-                IntVector sums = eightProducts(qs, qg, pairs, xg, mask, bias);
-                if (reads == 4) { // (256 and 128 bits; a constant: C2 keeps one branch)
-                    sums = sums.add(eightProducts(qs, qg + 8 * LANES, pairs, xg + 8 * LANES, mask, bias));
+        int rows = w.source().rows(), span = spanBlocks(nb);
+        Math.multiplyExact(rows, nb); // (every super-block index below fits an int)
+        for (int k0 = 0; k0 < nb; k0 += span) { // each column span (copyIndex): its rows one after another
+            int width = Math.min(span, nb - k0), first = rows * k0; // the span's first super-block in the copy
+            FloatVector acc = zero, macc = mzero;
+            int r = r0, blk = k0; // the row and the (matrix) super-block of copy super-block i
+            for (int i = first + r0 * width, end = first + r1 * width; i < end; i++) {
+                long q = (long) i * Q4K.QS, mt = (long) i * Q4K.META;
+                int xo = blk * 128;
+                FloatVector dx = FloatVector.broadcast(KF, Float.float16ToFloat(meta.get(Matrix.SHORT, mt)) * xd[blk]);
+                for (int g = 0; g < groups; g++) {
+                    long qg = q + (long) g * reads * 4 * LANES;
+                    int xg = xo + g * reads * 4 * LANES;
+                    IntVector sums = eightProducts(qs, qg, pairs, xg, mask, bias);
+                    if (reads == 4) { // (256 and 128 bits; a constant: C2 keeps one branch)
+                        sums = sums.add(eightProducts(qs, qg + 8 * LANES, pairs, xg + 8 * LANES, mask, bias));
+                    }
+                    IntVector sc = (IntVector) ByteVector.fromMemorySegment(KSC, meta, mt + 12 + (long) g * LANES, LE)
+                            .convertShape(VectorOperators.ZERO_EXTEND_B2I, KI, 0);
+                    acc = ((FloatVector) sums.mul(sc).convert(VectorOperators.I2F, 0)).fma(dx, acc);
                 }
-                IntVector sc = (IntVector) ByteVector.fromMemorySegment(KSC, meta, mt + 12 + (long) g * LANES, LE)
-                        .convertShape(VectorOperators.ZERO_EXTEND_B2I, KI, 0);
-                acc = ((FloatVector) sums.mul(sc).convert(VectorOperators.I2F, 0)).fma(dx, acc);
-            }
-            FloatVector dm = FloatVector.broadcast(MF, Float.float16ToFloat(meta.get(Matrix.SHORT, mt + 2)) * xd[blk]);
-            ByteVector minBytes = ByteVector.fromMemorySegment(B8, meta, mt + 4, LE);
-            for (int p = 0; p < 8; p += ML) {
-                IntVector mv = (IntVector) minBytes.convertShape(VectorOperators.ZERO_EXTEND_B2I, MI, p / ML);
-                macc = ((FloatVector) mv.mul(IntVector.fromArray(MI, xs32, blk * 8 + p)).convert(VectorOperators.I2F, 0)).fma(dm, macc);
-            }
-            if (++blk == nb) { // the row's last super-block: its sums, and the next row starts
-                out[r++] = acc.reduceLanes(VectorOperators.ADD) - macc.reduceLanes(VectorOperators.ADD);
-                acc = zero;
-                macc = mzero;
-                blk = 0;
+                FloatVector dm = FloatVector.broadcast(MF, Float.float16ToFloat(meta.get(Matrix.SHORT, mt + 2)) * xd[blk]);
+                ByteVector minBytes = ByteVector.fromMemorySegment(B8, meta, mt + 4, LE);
+                for (int p = 0; p < 8; p += ML) {
+                    IntVector mv = (IntVector) minBytes.convertShape(VectorOperators.ZERO_EXTEND_B2I, MI, p / ML);
+                    macc = ((FloatVector) mv.mul(IntVector.fromArray(MI, xs32, blk * 8 + p)).convert(VectorOperators.I2F, 0)).fma(dm, macc);
+                }
+                if (++blk == k0 + width) { // the row's last super-block of the span: its sums, and the next row starts
+                    float v = acc.reduceLanes(VectorOperators.ADD) - macc.reduceLanes(VectorOperators.ADD);
+                    out[r] = k0 == 0 ? v : out[r] + v;
+                    r++;
+                    acc = zero;
+                    macc = mzero;
+                    blk = k0;
+                }
             }
         }
     }
@@ -628,37 +669,43 @@ final class KQuantPacked {
         float[] xd = x.q8KScales;
         int groups = 16 / LANES;
         IntVector six = IntVector.broadcast(KI, 0x003F003F), low = IntVector.broadcast(KI, 0x000F000F), high = IntVector.broadcast(KI, 0x00300030);
-        for (int r = r0; r < r1; r++) {
-            long qRow = (long) r * nb * Q6K.QS, mRow = (long) r * nb * Q6K.META;
-            FloatVector acc = FloatVector.zero(KF);
-            for (int blk = 0; blk < nb; blk++) {
-                long q = qRow + (long) blk * Q6K.QS, mt = mRow + (long) blk * Q6K.META;
-                FloatVector dx = FloatVector.broadcast(KF, Float.float16ToFloat(meta.get(Matrix.SHORT, mt)) * xd[blk]);
-                for (int g = 0; g < groups; g++) {
-                    int xo = blk * 128 + g * 8 * LANES, so = blk * Q6_STARTS + g * 2 * LANES;
-                    long qg = q + (long) g * 12 * LANES;
-                    IntVector a = IntVector.fromMemorySegment(KI, qs, qg, LE);
-                    IntVector b = IntVector.fromMemorySegment(KI, qs, qg + 4 * LANES, LE);
-                    IntVector c = IntVector.fromMemorySegment(KI, qs, qg + 8 * LANES, LE);
-                    IntVector t = IntVector.fromArray(KI, starts, so)
-                            .add(a.and(six).mul(IntVector.fromArray(KI, pairs, xo)))
-                            .add(a.lanewise(VectorOperators.LSHR, 6).and(six).mul(IntVector.fromArray(KI, pairs, xo + LANES)))
-                            .add(b.and(six).mul(IntVector.fromArray(KI, pairs, xo + 2 * LANES)))
-                            .add(b.lanewise(VectorOperators.LSHR, 6).and(six).mul(IntVector.fromArray(KI, pairs, xo + 3 * LANES)));
-                    IntVector t2 = IntVector.fromArray(KI, starts, so + LANES)
-                            .add(c.and(six).mul(IntVector.fromArray(KI, pairs, xo + 4 * LANES)))
-                            .add(c.lanewise(VectorOperators.LSHR, 6).and(six).mul(IntVector.fromArray(KI, pairs, xo + 5 * LANES)))
-                            .add(a.lanewise(VectorOperators.LSHR, 12).and(low).or(c.lanewise(VectorOperators.LSHR, 8).and(high))
-                                    .mul(IntVector.fromArray(KI, pairs, xo + 6 * LANES)))
-                            .add(b.lanewise(VectorOperators.LSHR, 12).and(low).or(c.lanewise(VectorOperators.LSHR, 10).and(high))
-                                    .mul(IntVector.fromArray(KI, pairs, xo + 7 * LANES)));
-                    IntVector sc = (IntVector) ByteVector.fromMemorySegment(KSC, meta, mt + 2 + (long) g * LANES, LE)
-                            .convertShape(VectorOperators.B2I, KI, 0);
-                    acc = ((FloatVector) t.lanewise(VectorOperators.ASHR, 16).add(t2.lanewise(VectorOperators.ASHR, 16))
-                            .mul(sc).convert(VectorOperators.I2F, 0)).fma(dx, acc);
+        int rows = w.source().rows(), span = spanBlocks(nb);
+        for (int k0 = 0; k0 < nb; k0 += span) { // each column span (copyIndex): its rows one after another
+            int width = Math.min(span, nb - k0);
+            long first = (long) rows * k0 - k0; // so that the span's row r starts at super-block first + r * width + k0
+            for (int r = r0; r < r1; r++) {
+                long qRow = (first + (long) r * width) * Q6K.QS, mRow = (first + (long) r * width) * Q6K.META;
+                FloatVector acc = FloatVector.zero(KF);
+                for (int blk = k0; blk < k0 + width; blk++) {
+                    long q = qRow + (long) blk * Q6K.QS, mt = mRow + (long) blk * Q6K.META;
+                    FloatVector dx = FloatVector.broadcast(KF, Float.float16ToFloat(meta.get(Matrix.SHORT, mt)) * xd[blk]);
+                    for (int g = 0; g < groups; g++) {
+                        int xo = blk * 128 + g * 8 * LANES, so = blk * Q6_STARTS + g * 2 * LANES;
+                        long qg = q + (long) g * 12 * LANES;
+                        IntVector a = IntVector.fromMemorySegment(KI, qs, qg, LE);
+                        IntVector b = IntVector.fromMemorySegment(KI, qs, qg + 4 * LANES, LE);
+                        IntVector c = IntVector.fromMemorySegment(KI, qs, qg + 8 * LANES, LE);
+                        IntVector t = IntVector.fromArray(KI, starts, so)
+                                .add(a.and(six).mul(IntVector.fromArray(KI, pairs, xo)))
+                                .add(a.lanewise(VectorOperators.LSHR, 6).and(six).mul(IntVector.fromArray(KI, pairs, xo + LANES)))
+                                .add(b.and(six).mul(IntVector.fromArray(KI, pairs, xo + 2 * LANES)))
+                                .add(b.lanewise(VectorOperators.LSHR, 6).and(six).mul(IntVector.fromArray(KI, pairs, xo + 3 * LANES)));
+                        IntVector t2 = IntVector.fromArray(KI, starts, so + LANES)
+                                .add(c.and(six).mul(IntVector.fromArray(KI, pairs, xo + 4 * LANES)))
+                                .add(c.lanewise(VectorOperators.LSHR, 6).and(six).mul(IntVector.fromArray(KI, pairs, xo + 5 * LANES)))
+                                .add(a.lanewise(VectorOperators.LSHR, 12).and(low).or(c.lanewise(VectorOperators.LSHR, 8).and(high))
+                                        .mul(IntVector.fromArray(KI, pairs, xo + 6 * LANES)))
+                                .add(b.lanewise(VectorOperators.LSHR, 12).and(low).or(c.lanewise(VectorOperators.LSHR, 10).and(high))
+                                        .mul(IntVector.fromArray(KI, pairs, xo + 7 * LANES)));
+                        IntVector sc = (IntVector) ByteVector.fromMemorySegment(KSC, meta, mt + 2 + (long) g * LANES, LE)
+                                .convertShape(VectorOperators.B2I, KI, 0);
+                        acc = ((FloatVector) t.lanewise(VectorOperators.ASHR, 16).add(t2.lanewise(VectorOperators.ASHR, 16))
+                                .mul(sc).convert(VectorOperators.I2F, 0)).fma(dx, acc);
+                    }
                 }
+                float v = acc.reduceLanes(VectorOperators.ADD);
+                out[r] = k0 == 0 ? v : out[r] + v;
             }
-            out[r] = acc.reduceLanes(VectorOperators.ADD);
         }
     }
 }

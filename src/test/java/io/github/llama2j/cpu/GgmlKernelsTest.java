@@ -231,6 +231,19 @@ class GgmlKernelsTest {
     }
 
     /**
+     * Rows longer than {@code KQuantPacked.SPANS_FROM_BLOCKS} super-blocks: the Q4_K and Q6_K copies hold them in column
+     * spans (a ragged last span at 8448 columns, seven whole ones at 14336), on a row range inside.
+     */
+    @ParameterizedTest
+    @ValueSource(ints = {8448, 14336})
+    void copiesInColumnSpans(int cols) {
+        assertTrue(KQuantPacked.spanBlocks(cols / 256) < cols / 256, "these rows are held in spans");
+        for (String type : List.of("Q4_K", "Q6_K")) {
+            checkKernels(type, 11, cols, 2, 9, 3);
+        }
+    }
+
+    /**
      * Copies of a real layer's size (Q8_0 and Q4_K: 2 MiB and more, so {@link PageMemory} maps them, in huge pages
      * where granted, instead of taking them from the arena), on a row range inside. On Linux the Q8_0 copy's values must
      * start at a 2 MiB boundary (the mapping's, sliced first), so this cannot pass on the arena's memory unnoticed.
