@@ -74,8 +74,8 @@ final class KQuantPacked {
      * kernels read a row's activations once per super-block, and a long row's (2 bytes per column for each type) no
      * longer stay in the core's L1 beside the weights streaming through: Llama-3.1-8B's {@code ffn_down} (14336
      * columns, 56 super-blocks) ran at 17-21 GB/s where its 4096-column matrices ran at 28-36, and 27-29 in spans of
-     * 2048 (the token 1.10-1.30x); Llama-3.2-1B's (8192 columns) gained nothing from spans (48 KiB L1 data cache,
-     * docs/measurements/2026-12-05-q4-k-one-loop.md).
+     * 2048 (a throwaway build); with the spans here, its {@code bench} tg8 1.07-1.16x at 512 bits. Llama-3.2-1B's
+     * (8192 columns) gained nothing from spans (48 KiB L1 data cache, docs/measurements/2026-12-05-q4-k-one-loop.md).
      */
     static final int SPANS_FROM_BLOCKS = 32;
 
