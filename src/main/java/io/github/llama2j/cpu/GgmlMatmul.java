@@ -423,9 +423,20 @@ final class GgmlMatmul {
      * DRAM there), docs/measurements/2026-12-02-gguf-speed.md.
      */
     static void f16(float[] out, Activations x, Matrix.F16 w, int r0, int r1) {
+        f16(out, x, w, r0, r1, true);
+    }
+
+    /**
+     * {@link #f16(float[], Activations, Matrix.F16, int, int)}, told whether w may hold an inf or NaN half: false only
+     * for a copy checked for them when it was made ({@link MatrixForm.Copy#finiteHalves}), whose rows four at a time
+     * then skip the per-row check (an and and a max per 2L weights of each row). Llama-3.2-1B F16, {@code bench} tg32,
+     * 2 threads, against the check kept, pairs of JVMs: 256 bits 1.02-1.35x (six pairs), 512 bits 0.99-1.13x (six);
+     * docs/measurements/2026-12-06-f16-checked-copy.md.
+     */
+    static void f16(float[] out, Activations x, Matrix.F16 w, int r0, int r1, boolean mayHoldSpecials) {
         int r = r0;
         for (; r + 4 <= r1; r += 4) {
-            f16Rows4(out, x, w, r);
+            f16Rows4(out, x, w, r, mayHoldSpecials);
         }
         f16Rows(out, x, w, r, r1);
     }
@@ -438,7 +449,7 @@ final class GgmlMatmul {
      * inf/NaN check for the four (any of them: all four again as {@link #f16RowSpecial}, which gives a row without one
      * the same sums).
      */
-    private static void f16Rows4(float[] out, Activations x, Matrix.F16 w, int r) {
+    private static void f16Rows4(float[] out, Activations x, Matrix.F16 w, int r, boolean check) {
         int n = w.cols();
         float[] xh = x.f16, xp = x.f16Pairs; // xp: xh · 2^112, even and odd values apart per block of 2L
         MemorySegment data = w.data();
@@ -452,27 +463,35 @@ final class GgmlMatmul {
             ShortVector h;
             IntVector v;
             h = ShortVector.fromMemorySegment(S, data, b0 + 2L * j, LE);
-            top = top.max(h.and((short) 0x7FFF));
+            if (check) { // (loop-invariant: C2 compiles the loop once with the check and once without)
+                top = top.max(h.and((short) 0x7FFF));
+            }
             v = (IntVector) h.reinterpretAsInts();
             a00 = v.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(0x8FFFE000).reinterpretAsFloats().fma(x0, a00);
             a01 = v.lanewise(VectorOperators.ASHR, 3).and(0x8FFFE000).reinterpretAsFloats().fma(x1, a01);
             h = ShortVector.fromMemorySegment(S, data, b1 + 2L * j, LE);
-            top = top.max(h.and((short) 0x7FFF));
+            if (check) {
+                top = top.max(h.and((short) 0x7FFF));
+            }
             v = (IntVector) h.reinterpretAsInts();
             a10 = v.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(0x8FFFE000).reinterpretAsFloats().fma(x0, a10);
             a11 = v.lanewise(VectorOperators.ASHR, 3).and(0x8FFFE000).reinterpretAsFloats().fma(x1, a11);
             h = ShortVector.fromMemorySegment(S, data, b2 + 2L * j, LE);
-            top = top.max(h.and((short) 0x7FFF));
+            if (check) {
+                top = top.max(h.and((short) 0x7FFF));
+            }
             v = (IntVector) h.reinterpretAsInts();
             a20 = v.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(0x8FFFE000).reinterpretAsFloats().fma(x0, a20);
             a21 = v.lanewise(VectorOperators.ASHR, 3).and(0x8FFFE000).reinterpretAsFloats().fma(x1, a21);
             h = ShortVector.fromMemorySegment(S, data, b3 + 2L * j, LE);
-            top = top.max(h.and((short) 0x7FFF));
+            if (check) {
+                top = top.max(h.and((short) 0x7FFF));
+            }
             v = (IntVector) h.reinterpretAsInts();
             a30 = v.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(0x8FFFE000).reinterpretAsFloats().fma(x0, a30);
             a31 = v.lanewise(VectorOperators.ASHR, 3).and(0x8FFFE000).reinterpretAsFloats().fma(x1, a31);
         }
-        if (top.reduceLanes(VectorOperators.MAX) >= 0x7C00) {
+        if (check && top.reduceLanes(VectorOperators.MAX) >= 0x7C00) {
             for (int i = 0; i < 4; i++) {
                 out[r + i] = f16RowSpecial(xh, xp, data, (long) (r + i) * n * 2, n);
             }
@@ -483,6 +502,28 @@ final class GgmlMatmul {
         out[r + 2] = f16Tail(a20.add(a21).reduceLanes(VectorOperators.ADD), xh, data, b2, j, n);
         out[r + 3] = f16Tail(a30.add(a31).reduceLanes(VectorOperators.ADD), xh, data, b3, j, n);
     }
+
+    /**
+     * Whether the {@code count} halves at byte {@code from} of {@code data} hold an inf or NaN (an F16 with the all-ones
+     * exponent): what {@link #f16(float[], Activations, Matrix.F16, int, int, boolean)} needs to know of a matrix to
+     * skip its check. Four halves per long: a half's exponent bits plus 2^10 reach bit 15 only when they are all ones,
+     * and never carry into the next half. Scalar and over a byte offset: fast from the first call (it runs once per
+     * chunk of a copy at load). A copy of 1 GiB in chunks of 256 KiB, one thread, took 0.08 s, and 0.08-0.10 s with
+     * this check, 0.33-0.41 s with the same loop over an int index of halves, 0.09-0.30 s with the Vector API's max
+     * (slow until C2 compiles it).
+     */
+    static boolean holdsSpecialHalves(MemorySegment data, long from, int count) {
+        long found = 0, end = from + 2L * (count & ~3);
+        for (long at = from; at < end; at += 8) {
+            found |= (data.get(HALVES4, at) & 0x7C007C007C007C00L) + 0x0400040004000400L;
+        }
+        for (long at = end; at < from + 2L * count; at += 2) {
+            found |= (data.get(Matrix.SHORT, at) & 0x7C00L) + 0x0400L;
+        }
+        return (found & 0x8000800080008000L) != 0;
+    }
+
+    private static final java.lang.foreign.ValueLayout.OfLong HALVES4 = java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     /** {@code sum} plus a row's last columns from j, one at a time (the part no whole pair of vectors covers). */
     private static float f16Tail(float sum, float[] xh, MemorySegment data, long base, int j, int n) {

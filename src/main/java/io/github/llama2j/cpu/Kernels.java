@@ -33,6 +33,7 @@ public interface Kernels {
     default void matmul(float[] out, Activations x, MatrixForm m, int r0, int r1) {
         switch (m) {
             case MatrixForm.File f -> matmul(out, x, f.source(), r0, r1);
+            case MatrixForm.Copy c when c.finiteHalves() -> matmulFiniteF16(out, x, (Matrix.F16) c.copy(), r0, r1);
             case MatrixForm.Copy c -> matmul(out, x, c.copy(), r0, r1);
             case PackedQ8_0 p when p.source() instanceof Matrix.Q8 -> matmulPackedQ8(out, x, p, r0, r1);
             case PackedQ8_0 p -> matmulPackedQ8_0(out, x, p, r0, r1);
@@ -88,6 +89,15 @@ public interface Kernels {
     /** F16 weights times the activations rounded to F16 (products exact in float, summed in float). */
     default void matmulF16(float[] out, Activations x, Matrix.F16 w, int r0, int r1) {
         GgmlMatmul.f16(out, x, w, r0, r1);
+    }
+
+    /**
+     * {@link #matmulF16} on weights known to hold no inf or NaN half (a copy checked when it was made:
+     * {@link MatrixForm.Copy#finiteHalves}); the same results.
+     */
+    default void matmulFiniteF16(float[] out, Activations x, Matrix.F16 w, int r0, int r1) {
+        x.check(w);
+        GgmlMatmul.f16(out, x, w, r0, r1, false);
     }
 
     /** BF16 weights times the activations rounded to BF16. */

@@ -32,17 +32,27 @@ public sealed interface MatrixForm permits MatrixForm.File, MatrixForm.Copy, Pac
     /**
      * The file's layout copied into private memory ({@link PreparedWeights}: float32, F16 and BF16 matrices, in huge pages where the
      * system grants them): the same bytes, read by the same kernels as the file's ({@code copy} is {@code source}'s
-     * matrix over the copy's memory), so the same results bit for bit.
+     * matrix over the copy's memory), so the same results bit for bit. {@code finiteHalves}: an F16 copy found to hold no
+     * inf or NaN half when it was made, which its kernel then does not look for ({@link Kernels#matmulFiniteF16});
+     * false for the other types.
      */
-    record Copy(Matrix source, Matrix copy) implements MatrixForm {
+    record Copy(Matrix source, Matrix copy, boolean finiteHalves) implements MatrixForm {
         public Copy {
             java.util.Objects.requireNonNull(source, "source");
             java.util.Objects.requireNonNull(copy, "copy");
+            if (finiteHalves && !(copy instanceof Matrix.F16)) {
+                throw new IllegalArgumentException("finiteHalves is for F16 copies, not " + copy.typeName());
+            }
             if (source.getClass() != copy.getClass() || source.rows() != copy.rows() || source.cols() != copy.cols()
                     || source.byteSize() != copy.byteSize()) {
                 throw new IllegalArgumentException("a copy of a " + source.typeName() + " " + source.rows() + "x" + source.cols()
                         + " matrix is a " + copy.typeName() + " " + copy.rows() + "x" + copy.cols() + " (" + copy.byteSize() + " bytes)");
             }
+        }
+
+        /** A copy whose values are not known to be finite (its kernels check what they must). */
+        public Copy(Matrix source, Matrix copy) {
+            this(source, copy, false);
         }
     }
 }

@@ -185,14 +185,39 @@ public final class PreparedWeights implements AutoCloseable {
             Map<Matrix, MatrixForm> made = new java.util.HashMap<>();
             long at = 0;
             for (Matrix m : todo) {
-                java.lang.foreign.MemorySegment copy = region.asSlice(at, m.byteSize()), file = data(m);
-                long rowBytes = m.byteSize() / m.rows();
-                parallel.forRange(m.rows(), (r0, r1) -> java.lang.foreign.MemorySegment.copy(file, r0 * rowBytes, copy, r0 * rowBytes, (r1 - r0) * rowBytes));
-                made.put(m, new MatrixForm.Copy(m, over(m, copy)));
+                java.lang.foreign.MemorySegment copy = region.asSlice(at, m.byteSize());
+                boolean finite = copyFileLayout(m, copy, parallel);
+                made.put(m, new MatrixForm.Copy(m, over(m, copy), finite));
                 at += alignedSize(m);
             }
             return made;
         });
+    }
+
+    /** Bytes copied at a time by {@link #copyFileLayout}: an F16 chunk is checked while it is still in the core's cache. */
+    private static final long COPY_CHUNK = 256 * 1024;
+
+    /**
+     * Copies m's bytes into {@code copy}, rows over {@code parallel}'s threads, a chunk at a time; an F16 matrix's
+     * chunks are checked for inf and NaN halves as they are copied.
+     *
+     * @return whether m is an F16 matrix that holds none ({@link MatrixForm.Copy#finiteHalves})
+     */
+    static boolean copyFileLayout(Matrix m, java.lang.foreign.MemorySegment copy, Parallel parallel) {
+        java.lang.foreign.MemorySegment file = data(m);
+        long rowBytes = m.byteSize() / m.rows(), chunkRows = Math.max(1, COPY_CHUNK / rowBytes);
+        boolean f16 = m instanceof Matrix.F16;
+        java.util.concurrent.atomic.AtomicBoolean special = new java.util.concurrent.atomic.AtomicBoolean();
+        parallel.forRange(m.rows(), (r0, r1) -> {
+            for (long r = r0; r < r1; r += chunkRows) {
+                long from = r * rowBytes, bytes = (Math.min(r1, r + chunkRows) - r) * rowBytes;
+                java.lang.foreign.MemorySegment.copy(file, from, copy, from, bytes);
+                if (f16 && GgmlMatmul.holdsSpecialHalves(copy, from, (int) (bytes / 2))) {
+                    special.set(true);
+                }
+            }
+        });
+        return f16 && !special.get();
     }
 
     /** Whether {@code m}'s kernels read the file's layout, so that a copy is the same bytes ({@link MatrixForm.Copy}). */

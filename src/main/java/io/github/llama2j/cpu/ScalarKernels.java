@@ -75,6 +75,12 @@ public final class ScalarKernels implements Kernels {
         halfMatmul(out, x.f16, w.data(), w.cols(), false, r0, r1);
     }
 
+    /** The reference has no check to skip on weights known to be finite: {@link #matmulF16}. */
+    @Override
+    public void matmulFiniteF16(float[] out, Activations x, Matrix.F16 w, int r0, int r1) {
+        matmul(out, x, (Matrix) w, r0, r1);
+    }
+
     /** ggml_vec_dot_bf16's reference: products exact in float, summed in double, rounded once. */
     @Override
     public void matmulBF16(float[] out, Activations x, Matrix.BF16 w, int r0, int r1) {

@@ -972,6 +972,63 @@ class GgmlKernelsTest {
         }
     }
 
+    /**
+     * The F16 kernel told its weights are finite (a checked copy: {@link MatrixForm.Copy#finiteHalves}) gives each row
+     * what the checking kernel gives it ({@link #assertSameRowSum}), for row ranges starting and ending anywhere; and
+     * it does trust the flag: the same kernel on a row holding an inf reads it as a large finite value (the check, not
+     * the arithmetic, finds specials), while the copy's dispatch without the flag, and the scalar reference with it, give inf.
+     */
+    @Test
+    void f16KernelToldItsWeightsAreFiniteGivesTheCheckingKernelsSums() {
+        int rows = 37, cols = 2 * 2 * FloatVector.SPECIES_PREFERRED.length() * 5 + 3;
+        MemorySegment s = arena.allocate(2L * rows * cols);
+        for (long i = 0; i < (long) rows * cols; i++) {
+            s.set(Matrix.SHORT, 2 * i, randomHalf());
+        }
+        Matrix.F16 m = new Matrix.F16(s, rows, cols);
+        Activations a = gaussianInput(m);
+        for (int t = 0; t < 20; t++) {
+            int r0 = rnd.nextInt(rows), r1 = rnd.nextInt(r0 + 1, rows + 1);
+            float[] checking = new float[rows], finite = new float[rows];
+            GgmlMatmul.f16(checking, a, m, r0, r1, true);
+            GgmlMatmul.f16(finite, a, m, r0, r1, false);
+            for (int r = r0; r < r1; r++) {
+                assertSameRowSum(checking[r], finite[r], s, r, cols, true, a.f16, where + ": rows " + r0 + ".." + r1 + ", row " + r);
+            }
+        }
+        int r = rnd.nextInt(rows - rows % 4); // a row of a four-row pass
+        s.set(Matrix.SHORT, 2L * ((long) r * cols + rnd.nextInt(cols - cols % (2 * FloatVector.SPECIES_PREFERRED.length()))), (short) 0x7C00);
+        float[] file = new float[rows], trusted = new float[rows], reference = new float[rows];
+        new VectorKernels().matmul(file, a, new MatrixForm.Copy(m, m), 0, rows);
+        new VectorKernels().matmul(trusted, a, new MatrixForm.Copy(m, m, true), 0, rows);
+        new ScalarKernels().matmul(reference, a, new MatrixForm.Copy(m, m, true), 0, rows);
+        assertTrue(Float.isInfinite(file[r]) && Float.isInfinite(reference[r]), where + ": row " + r + ": " + file[r] + ", " + reference[r]);
+        assertTrue(Float.isFinite(trusted[r]), where + ": row " + r + " read through the finite kernel: " + trusted[r]);
+    }
+
+    /** The check behind a finite F16 copy: any inf or NaN half at any place of a range, and nothing else, is found. */
+    @Test
+    void holdsSpecialHalvesFindsEveryInfAndNaNAndNothingElse() {
+        short[] specials = {(short) 0x7C00, (short) 0xFC00, (short) 0x7E00, (short) 0xFFFF, (short) 0x7C01};
+        short[] edges = {(short) 0x7BFF, (short) 0xFBFF, 0, (short) 0x8000, 1, (short) 0x83FF, (short) 0x3C00};
+        for (int count = 0; count <= 19; count++) {
+            for (int skip = 0; skip < 4; skip++) { // the range starting 0-3 halves into the segment (not 8-byte aligned)
+                MemorySegment s = arena.allocate(2L * (count + skip + 4), 8);
+                for (int i = 0; i < count + skip + 4; i++) { // a special before and after the range must not count
+                    s.set(Matrix.SHORT, 2L * i, i < skip || i >= skip + count ? specials[rnd.nextInt(specials.length)]
+                            : rnd.nextBoolean() ? edges[rnd.nextInt(edges.length)] : randomHalf());
+                }
+                assertFalse(GgmlMatmul.holdsSpecialHalves(s, 2L * skip, count), where + ": " + count + " finite halves from " + skip);
+                for (int at = 0; at < count; at++) {
+                    short kept = s.get(Matrix.SHORT, 2L * (skip + at));
+                    s.set(Matrix.SHORT, 2L * (skip + at), specials[rnd.nextInt(specials.length)]);
+                    assertTrue(GgmlMatmul.holdsSpecialHalves(s, 2L * skip, count), where + ": a special half at " + at + " of " + count);
+                    s.set(Matrix.SHORT, 2L * (skip + at), kept);
+                }
+            }
+        }
+    }
+
     @Test
     void f16KernelReadsInfinitiesAndNaNs() {
         MemorySegment s = arena.allocate(2 * 64);

@@ -131,6 +131,51 @@ class PreparedWeightsTest {
             Matrix.F32 wq = (Matrix.F32) w.wq()[0], w1 = (Matrix.F32) w.w1()[0];
             org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> new MatrixForm.Copy(wq, w1));
             assertSame(wq, new MatrixForm.Copy(wq, wq).source());
+            org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> new MatrixForm.Copy(wq, wq, true),
+                    "finiteHalves is for F16 copies");
+        }
+    }
+
+    /**
+     * An F16 copy is made finite ({@link MatrixForm.Copy#finiteHalves}: its kernel then skips the inf/NaN check) only
+     * when no half of it is inf or NaN, wherever one is (chunks of the copy on two threads, the last chunk short); the
+     * bytes are the file's either way; a float32 or BF16 copy is never marked. And a generated F16 file's copies are
+     * all marked.
+     */
+    @Test
+    void anF16CopyIsFiniteUnlessAHalfIsInfOrNaN() {
+        SplittableRandom rnd = new SplittableRandom();
+        int rows = 301, cols = 1000; // 588 KiB: chunks of 256 KiB, the last one short
+        try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofShared(); Parallel pool = new Parallel(2)) {
+            java.lang.foreign.MemorySegment file = arena.allocate(2L * rows * cols), copy = arena.allocate(file.byteSize());
+            for (long i = 0; i < (long) rows * cols; i++) {
+                file.set(Matrix.SHORT, 2 * i, Float.floatToFloat16((float) rnd.nextGaussian() * 1000));
+            }
+            Matrix.F16 m = new Matrix.F16(file, rows, cols);
+            assertTrue(PreparedWeights.copyFileLayout(m, copy, pool), "finite halves");
+            assertEquals(-1, copy.mismatch(file));
+            for (short special : new short[]{(short) 0x7C00, (short) 0xFE00}) {
+                long at = 2L * rnd.nextLong((long) rows * cols);
+                short kept = file.get(Matrix.SHORT, at);
+                file.set(Matrix.SHORT, at, special);
+                copy.fill((byte) 0);
+                assertFalse(PreparedWeights.copyFileLayout(m, copy, pool), "a special half at byte " + at);
+                assertEquals(-1, copy.mismatch(file));
+                file.set(Matrix.SHORT, at, kept);
+            }
+            assertFalse(PreparedWeights.copyFileLayout(new Matrix.BF16(file, rows, cols), copy, pool));
+            assertFalse(PreparedWeights.copyFileLayout(new Matrix.F32(file, rows, cols / 2), copy, pool));
+        }
+        try (Model model = ModelLoader.load(synth("f16"));
+             Parallel pool = new Parallel(2)) {
+            PreparedWeights prepared = new PreparedWeights(WeightCopies.AUTO);
+            prepared.prepare(model.weights(), pool);
+            for (Matrix m : PreparedWeights.matrices(model.weights())) {
+                if (m instanceof Matrix.F16) {
+                    assertTrue(assertInstanceOf(MatrixForm.Copy.class, prepared.resolve(m)).finiteHalves(), m.rows() + "x" + m.cols());
+                }
+            }
+            prepared.close();
         }
     }
 
