@@ -133,7 +133,7 @@ public final class RunCommand implements Callable<Integer> {
         try (Model m = ModelLoader.load(modelPath)) {
             Tokenizer tokenizer = model.tokenizer(m);
             EngineOptions options = engine.toOptions(profile);
-            Sampler sampler = new Sampler(m.config().vocabSize(), temperature, topp, topK, minP, rngSeed, FloatMath.standard());
+            Sampler sampler = new Sampler(m.config().vocabSize(), temperature, topp, topK, minP, rngSeed, FloatMath.vectorized());
             OutputStream stdout = io.stdout();
             try (InferenceEngine e = Engines.create(m, options)) {
                 ProfileRecorder recorder = null;
@@ -164,7 +164,7 @@ public final class RunCommand implements Callable<Integer> {
             ChatTemplate template = mode.equals("chat") ? ChatTemplate.forGguf(file, tokenizer, chatTemplatePath)
                     .orElseThrow(() -> new Llama2jException(file.name() + ": no tokenizer.chat_template; give one with"
                             + " --chat-template FILE", Llama2jException.BAD_USAGE)) : null;
-            Sampler sampler = new Sampler(m.config().vocabSize(), temperature, topp, topK, minP, rngSeed, FloatMath.standard());
+            Sampler sampler = new Sampler(m.config().vocabSize(), temperature, topp, topK, minP, rngSeed, FloatMath.vectorized());
             try (InferenceEngine e = Engines.create(m, engine.toOptions(profile))) {
                 ProfileRecorder recorder = null;
                 if (profile) {

@@ -97,7 +97,11 @@ public final class Sampler {
         return maxI;
     }
 
-    /** run.c's softmax: subtract the max, expf, sequential float sum, divide. */
+    /**
+     * run.c's softmax: subtract the max, expf, sequential float sum, divide. The exps in one call of
+     * {@link FloatMath#expShifted} (vectorized by {@link FloatMath#vectorized()}, the same values): one foreign call
+     * per element of a 128,256-token vocabulary took 0.6 ms per sampled token.
+     */
     public static void softmax(float[] x, int size, FloatMath math) {
         float max = x[0];
         for (int i = 1; i < size; i++) {
@@ -105,9 +109,9 @@ public final class Sampler {
                 max = x[i];
             }
         }
+        math.expShifted(x, 0, size, max); // x[i] = expf(x[i] - max)
         float sum = 0.0f;
         for (int i = 0; i < size; i++) {
-            x[i] = math.exp(x[i] - max);
             sum += x[i];
         }
         for (int i = 0; i < size; i++) {

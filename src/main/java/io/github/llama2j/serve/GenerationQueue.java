@@ -215,7 +215,7 @@ final class GenerationQueue implements AutoCloseable {
         engine.reset();
         int seqLen = engine.config().seqLen();
         Sampler sampler = new Sampler(engine.config().vocabSize(), job.temperature, job.topP, job.topK, job.minP, job.seed,
-                FloatMath.standard());
+                FloatMath.vectorized());
         Utf8Text utf8 = new Utf8Text();
         StopStrings stops = new StopStrings(job.stop);
         PromptFormat.Prompt p = job.prompt;
