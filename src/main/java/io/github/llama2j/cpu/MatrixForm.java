@@ -49,10 +49,5 @@ public sealed interface MatrixForm permits MatrixForm.File, MatrixForm.Copy, Pac
                         + " matrix is a " + copy.typeName() + " " + copy.rows() + "x" + copy.cols() + " (" + copy.byteSize() + " bytes)");
             }
         }
-
-        /** A copy whose values are not known to be finite (its kernels check what they must). */
-        public Copy(Matrix source, Matrix copy) {
-            this(source, copy, false);
-        }
     }
 }

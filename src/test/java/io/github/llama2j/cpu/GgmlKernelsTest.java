@@ -999,7 +999,7 @@ class GgmlKernelsTest {
         int r = rnd.nextInt(rows - rows % 4); // a row of a four-row pass
         s.set(Matrix.SHORT, 2L * ((long) r * cols + rnd.nextInt(cols - cols % (2 * FloatVector.SPECIES_PREFERRED.length()))), (short) 0x7C00);
         float[] file = new float[rows], trusted = new float[rows], reference = new float[rows];
-        new VectorKernels().matmul(file, a, new MatrixForm.Copy(m, m), 0, rows);
+        new VectorKernels().matmul(file, a, new MatrixForm.Copy(m, m, false), 0, rows);
         new VectorKernels().matmul(trusted, a, new MatrixForm.Copy(m, m, true), 0, rows);
         new ScalarKernels().matmul(reference, a, new MatrixForm.Copy(m, m, true), 0, rows);
         assertTrue(Float.isInfinite(file[r]) && Float.isInfinite(reference[r]), where + ": row " + r + ": " + file[r] + ", " + reference[r]);

@@ -129,8 +129,8 @@ class PreparedWeightsTest {
         try (Model model = ModelLoader.load(TestData.model("stories260K.bin"))) {
             var w = model.weights();
             Matrix.F32 wq = (Matrix.F32) w.wq()[0], w1 = (Matrix.F32) w.w1()[0];
-            org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> new MatrixForm.Copy(wq, w1));
-            assertSame(wq, new MatrixForm.Copy(wq, wq).source());
+            org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> new MatrixForm.Copy(wq, w1, false));
+            assertSame(wq, new MatrixForm.Copy(wq, wq, false).source());
             org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> new MatrixForm.Copy(wq, wq, true),
                     "finiteHalves is for F16 copies");
         }
