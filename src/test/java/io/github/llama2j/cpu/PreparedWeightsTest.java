@@ -20,7 +20,6 @@ import java.util.List;
 import java.util.SplittableRandom;
 import java.util.function.Consumer;
 
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
@@ -323,10 +322,20 @@ class PreparedWeightsTest {
                         e.forward(tokens[pos], pos);
                     }
                 }
+                if (exact) {
+                    // C2 compiles in the background, so a kernel may still change state during a pass (a file's 40
+                    // positions once differed by an ulp after the first pass): a pass that differs is run again, up to
+                    // four passes; a misread copy differs on every one
+                    for (int pass = 1; !sameLogits(auto, off, tokens); pass++) {
+                        assertTrue(pass < 4, file + ": the logits with and without copies differed on " + pass + " passes");
+                        System.out.println("PreparedWeightsTest " + file.getFileName() + ": pass " + pass + " differed, again");
+                    }
+                    continue;
+                }
                 int flips = 0;
                 StringBuilder seen = new StringBuilder();
                 for (int pos = 0; pos < n; pos++) {
-                    double rel = compare(file + ": position " + pos, exact, auto.forward(tokens[pos], pos).clone(),
+                    double rel = compare(file + ": position " + pos, auto.forward(tokens[pos], pos).clone(),
                             off.forward(tokens[pos], pos));
                     flips += rel > K_QUANT_OFF_TOLERANCE ? 1 : 0;
                     seen.append(String.format(" %.1e", rel));
@@ -335,6 +344,15 @@ class PreparedWeightsTest {
                 assertTrue(flips <= n / 8, file + ": " + flips + " of " + n + " positions past " + K_QUANT_OFF_TOLERANCE + ":" + seen);
             }
         }
+    }
+
+    /** Whether both engines give the same logits, bit for bit (as {@code Arrays.equals}), at every position of {@code tokens}. */
+    private static boolean sameLogits(InferenceEngine a, InferenceEngine b, int[] tokens) {
+        boolean same = true;
+        for (int pos = 0; pos < tokens.length; pos++) {
+            same &= Arrays.equals(a.forward(tokens[pos], pos).clone(), b.forward(tokens[pos], pos));
+        }
+        return same;
     }
 
     /**
@@ -351,12 +369,8 @@ class PreparedWeightsTest {
      */
     static final double K_QUANT_FLIP_TOLERANCE = 2e-2;
 
-    /** Compares one position's logits; returns |auto - off| / max|logit| (0 where they must be equal). */
-    private static double compare(String what, boolean exact, float[] auto, float[] off) {
-        if (exact) {
-            assertArrayEquals(auto, off, what);
-            return 0;
-        }
+    /** Compares one position's logits of a K-quant or Q4_0 file (their greedy tokens must agree); returns |auto - off| / max|logit|. */
+    private static double compare(String what, float[] auto, float[] off) {
         double largest = 0;
         int argAuto = 0, argOff = 0;
         for (int i = 0; i < auto.length; i++) {
