@@ -661,6 +661,15 @@ final class KQuantPacked {
      * multiplied by the sub-block's int8 scale (exact), converted and multiply-added with {@code d * d_x} into a float
      * accumulator, lane by lane. The file's layout ({@code --weight-copies=off}) is read by {@link GgmlMatmul#q6_K}:
      * the same integers per sub-block, its float sums in other lanes.
+     *
+     * <p>One loop over all the super-blocks of rows [r0, r1), as {@link #q4_K} (the row and its super-block carried
+     * along, a row's sum taken after its last one), not a loop per row: the same arithmetic per row, so the same
+     * bits. Against the loop per row, every product of a token in one JVM, rounds alternated, 2 threads
+     * (docs/measurements/2026-12-06-q6-k-one-loop.md): Llama-3.2-1B Q4_K_M, the Q6_K {@code w2} layers 0.78–0.90 of
+     * the time and the classifier 0.72–0.77 at 256 bits (0.79–0.87 and 0.83–0.90 at 512), the token 0.85–0.91 at 256
+     * bits, 0.93–1.00 at 512 and 0.99–1.01 at 128; Llama-3.1-8B Q4_K_M 0.83–0.92 of the token at 256 bits (0.86–1.03
+     * at 512). One thread, the 1B classifier's bytes read as rows of 2048, 4096 and 8192 columns: 1.15–1.7× at 512
+     * bits, 1.3–1.5× at 256.
      */
     static void q6_K(float[] out, Activations x, Q6K w, int r0, int r1) {
         int nb = w.source().cols() / 256;
@@ -669,42 +678,46 @@ final class KQuantPacked {
         float[] xd = x.q8KScales;
         int groups = 16 / LANES;
         IntVector six = IntVector.broadcast(KI, 0x003F003F), low = IntVector.broadcast(KI, 0x000F000F), high = IntVector.broadcast(KI, 0x00300030);
+        FloatVector zero = FloatVector.zero(KF);
         int rows = w.source().rows(), span = spanBlocks(nb);
+        Math.multiplyExact(rows, nb); // (every super-block index below fits an int)
         for (int k0 = 0; k0 < nb; k0 += span) { // each column span (copyIndex): its rows one after another
-            int width = Math.min(span, nb - k0);
-            long first = (long) rows * k0 - k0; // so that the span's row r starts at super-block first + r * width + k0
-            for (int r = r0; r < r1; r++) {
-                long qRow = (first + (long) r * width) * Q6K.QS, mRow = (first + (long) r * width) * Q6K.META;
-                FloatVector acc = FloatVector.zero(KF);
-                for (int blk = k0; blk < k0 + width; blk++) {
-                    long q = qRow + (long) blk * Q6K.QS, mt = mRow + (long) blk * Q6K.META;
-                    FloatVector dx = FloatVector.broadcast(KF, Float.float16ToFloat(meta.get(Matrix.SHORT, mt)) * xd[blk]);
-                    for (int g = 0; g < groups; g++) {
-                        int xo = blk * 128 + g * 8 * LANES, so = blk * Q6_STARTS + g * 2 * LANES;
-                        long qg = q + (long) g * 12 * LANES;
-                        IntVector a = IntVector.fromMemorySegment(KI, qs, qg, LE);
-                        IntVector b = IntVector.fromMemorySegment(KI, qs, qg + 4 * LANES, LE);
-                        IntVector c = IntVector.fromMemorySegment(KI, qs, qg + 8 * LANES, LE);
-                        IntVector t = IntVector.fromArray(KI, starts, so)
-                                .add(a.and(six).mul(IntVector.fromArray(KI, pairs, xo)))
-                                .add(a.lanewise(VectorOperators.LSHR, 6).and(six).mul(IntVector.fromArray(KI, pairs, xo + LANES)))
-                                .add(b.and(six).mul(IntVector.fromArray(KI, pairs, xo + 2 * LANES)))
-                                .add(b.lanewise(VectorOperators.LSHR, 6).and(six).mul(IntVector.fromArray(KI, pairs, xo + 3 * LANES)));
-                        IntVector t2 = IntVector.fromArray(KI, starts, so + LANES)
-                                .add(c.and(six).mul(IntVector.fromArray(KI, pairs, xo + 4 * LANES)))
-                                .add(c.lanewise(VectorOperators.LSHR, 6).and(six).mul(IntVector.fromArray(KI, pairs, xo + 5 * LANES)))
-                                .add(a.lanewise(VectorOperators.LSHR, 12).and(low).or(c.lanewise(VectorOperators.LSHR, 8).and(high))
-                                        .mul(IntVector.fromArray(KI, pairs, xo + 6 * LANES)))
-                                .add(b.lanewise(VectorOperators.LSHR, 12).and(low).or(c.lanewise(VectorOperators.LSHR, 10).and(high))
-                                        .mul(IntVector.fromArray(KI, pairs, xo + 7 * LANES)));
-                        IntVector sc = (IntVector) ByteVector.fromMemorySegment(KSC, meta, mt + 2 + (long) g * LANES, LE)
-                                .convertShape(VectorOperators.B2I, KI, 0);
-                        acc = ((FloatVector) t.lanewise(VectorOperators.ASHR, 16).add(t2.lanewise(VectorOperators.ASHR, 16))
-                                .mul(sc).convert(VectorOperators.I2F, 0)).fma(dx, acc);
-                    }
+            int width = Math.min(span, nb - k0), first = rows * k0; // the span's first super-block in the copy
+            FloatVector acc = zero;
+            int r = r0, blk = k0; // the row and the (matrix) super-block of copy super-block i
+            for (int i = first + r0 * width, end = first + r1 * width; i < end; i++) {
+                long q = (long) i * Q6K.QS, mt = (long) i * Q6K.META;
+                FloatVector dx = FloatVector.broadcast(KF, Float.float16ToFloat(meta.get(Matrix.SHORT, mt)) * xd[blk]);
+                for (int g = 0; g < groups; g++) {
+                    int xo = blk * 128 + g * 8 * LANES, so = blk * Q6_STARTS + g * 2 * LANES;
+                    long qg = q + (long) g * 12 * LANES;
+                    IntVector a = IntVector.fromMemorySegment(KI, qs, qg, LE);
+                    IntVector b = IntVector.fromMemorySegment(KI, qs, qg + 4 * LANES, LE);
+                    IntVector c = IntVector.fromMemorySegment(KI, qs, qg + 8 * LANES, LE);
+                    IntVector t = IntVector.fromArray(KI, starts, so)
+                            .add(a.and(six).mul(IntVector.fromArray(KI, pairs, xo)))
+                            .add(a.lanewise(VectorOperators.LSHR, 6).and(six).mul(IntVector.fromArray(KI, pairs, xo + LANES)))
+                            .add(b.and(six).mul(IntVector.fromArray(KI, pairs, xo + 2 * LANES)))
+                            .add(b.lanewise(VectorOperators.LSHR, 6).and(six).mul(IntVector.fromArray(KI, pairs, xo + 3 * LANES)));
+                    IntVector t2 = IntVector.fromArray(KI, starts, so + LANES)
+                            .add(c.and(six).mul(IntVector.fromArray(KI, pairs, xo + 4 * LANES)))
+                            .add(c.lanewise(VectorOperators.LSHR, 6).and(six).mul(IntVector.fromArray(KI, pairs, xo + 5 * LANES)))
+                            .add(a.lanewise(VectorOperators.LSHR, 12).and(low).or(c.lanewise(VectorOperators.LSHR, 8).and(high))
+                                    .mul(IntVector.fromArray(KI, pairs, xo + 6 * LANES)))
+                            .add(b.lanewise(VectorOperators.LSHR, 12).and(low).or(c.lanewise(VectorOperators.LSHR, 10).and(high))
+                                    .mul(IntVector.fromArray(KI, pairs, xo + 7 * LANES)));
+                    IntVector sc = (IntVector) ByteVector.fromMemorySegment(KSC, meta, mt + 2 + (long) g * LANES, LE)
+                            .convertShape(VectorOperators.B2I, KI, 0);
+                    acc = ((FloatVector) t.lanewise(VectorOperators.ASHR, 16).add(t2.lanewise(VectorOperators.ASHR, 16))
+                            .mul(sc).convert(VectorOperators.I2F, 0)).fma(dx, acc);
                 }
-                float v = acc.reduceLanes(VectorOperators.ADD);
-                out[r] = k0 == 0 ? v : out[r] + v;
+                if (++blk == k0 + width) { // the row's last super-block of the span: its sum, and the next row starts
+                    float v = acc.reduceLanes(VectorOperators.ADD);
+                    out[r] = k0 == 0 ? v : out[r] + v;
+                    r++;
+                    acc = zero;
+                    blk = k0;
+                }
             }
         }
     }
