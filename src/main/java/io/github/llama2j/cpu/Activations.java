@@ -73,12 +73,20 @@ public final class Activations {
     int[] q8KSums;
     /** The sum of each 32 values (Q4_K's sub-blocks): pairs of q8KSums, added once per input rather than once per row. */
     int[] q8KSums32;
-    /** The values in pairs as the Q4_K copy's kernel multiplies them ({@link KQuantPacked#pairs}): 128 ints per block. */
+    /**
+     * The values in pairs as the Q4_K copy's kernel multiplies them ({@link KQuantPacked#pairs}): 128 ints per block,
+     * from {@link #q8KPairsAt} on, where the preparation found a 64-byte boundary ({@link ArrayAlignment}; each of
+     * the three arrays below has room for that).
+     */
     int[] q8KPairs;
     /** The values in pairs as the Q6_K copy's kernel multiplies them ({@link KQuantPacked#pairs6}): 128 ints per block. */
     int[] q8KPairs6;
     /** Where the Q6_K copy's kernel starts its int chains ({@link KQuantPacked#q6Starts}): 32 ints per block. */
     int[] q8KStarts6;
+    /** The index of the first int of {@link #q8KPairs}, {@link #q8KPairs6} and {@link #q8KStarts6} (0 to 15). */
+    int q8KPairsAt, q8KPairs6At, q8KStarts6At;
+    /** For tests: the first index to use in all three instead of the one found (-1: the one found). */
+    int pairsAtForTests = -1;
     private boolean q8KReady, q8KPairsReady, q8KPairs6Ready;
 
     /** Activations whose inputs will have at most {@code capacity} values (arrays grow if needed). */
@@ -100,9 +108,10 @@ public final class Activations {
         q8KScales = new float[capacity / Q8_K_BLOCK + 1];
         q8KSums = new int[capacity / Q8_K_SUM + 1];
         q8KSums32 = new int[capacity / (2 * Q8_K_SUM) + 1];
-        q8KPairs = new int[capacity / 2 + 1];
-        q8KPairs6 = new int[capacity / 2 + 1];
-        q8KStarts6 = new int[(capacity / Q8_K_BLOCK + 1) * KQuantPacked.Q6_STARTS];
+        int room = ArrayAlignment.LINE / Integer.BYTES - 1;
+        q8KPairs = new int[capacity / 2 + 1 + room];
+        q8KPairs6 = new int[capacity / 2 + 1 + room];
+        q8KStarts6 = new int[(capacity / Q8_K_BLOCK + 1) * KQuantPacked.Q6_STARTS + room];
     }
 
     /**
@@ -180,8 +189,9 @@ public final class Activations {
             case Matrix.Q4_K q -> {
                 prepareQ8K();
                 if (!q8KPairsReady) { // (each type's pairs only for inputs of that type: a w2 of one type, a classifier)
+                    q8KPairsAt = firstIndex(q8KPairs);
                     for (int b = 0; b < n / Q8_K_BLOCK; b++) {
-                        KQuantPacked.pairs(q8K, b * Q8_K_BLOCK, q8KPairs, b * (Q8_K_BLOCK / 2));
+                        KQuantPacked.pairs(q8K, b * Q8_K_BLOCK, q8KPairs, q8KPairsAt + b * (Q8_K_BLOCK / 2));
                     }
                     q8KPairsReady = true;
                 }
@@ -189,14 +199,22 @@ public final class Activations {
             case Matrix.Q6_K q -> {
                 prepareQ8K();
                 if (!q8KPairs6Ready) {
+                    q8KPairs6At = firstIndex(q8KPairs6);
+                    q8KStarts6At = firstIndex(q8KStarts6);
                     for (int b = 0; b < n / Q8_K_BLOCK; b++) {
-                        KQuantPacked.pairs6(q8K, b * Q8_K_BLOCK, q8KPairs6, b * (Q8_K_BLOCK / 2));
-                        KQuantPacked.q6Starts(q8KPairs6, b * (Q8_K_BLOCK / 2), q8KStarts6, b * KQuantPacked.Q6_STARTS);
+                        int at = q8KPairs6At + b * (Q8_K_BLOCK / 2);
+                        KQuantPacked.pairs6(q8K, b * Q8_K_BLOCK, q8KPairs6, at);
+                        KQuantPacked.q6Starts(q8KPairs6, at, q8KStarts6, q8KStarts6At + b * KQuantPacked.Q6_STARTS);
                     }
                     q8KPairs6Ready = true;
                 }
             }
         }
+    }
+
+    /** Where a kernel input read a vector at a time starts in {@code a}: at its first 64-byte boundary (see the fields). */
+    private int firstIndex(int[] a) {
+        return pairsAtForTests >= 0 ? pairsAtForTests : ArrayAlignment.intsToLine(a);
     }
 
     /**

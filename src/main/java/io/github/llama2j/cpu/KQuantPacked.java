@@ -514,6 +514,7 @@ final class KQuantPacked {
         int nb = w.source().cols() / 256;
         MemorySegment qs = w.qs(), meta = w.meta();
         int[] pairs = x.q8KPairs;
+        int pairsAt = x.q8KPairsAt; // (where the pairs start: a cache line's start, Activations)
         float[] xd = x.q8KScales;
         int[] xs32 = x.q8KSums32;
         int groups = Math.max(1, 8 / LANES), reads = 32 / LANES / groups; // reads of LANES ints per group
@@ -527,7 +528,7 @@ final class KQuantPacked {
             int r = r0, blk = k0; // the row and the (matrix) super-block of copy super-block i
             for (int i = first + r0 * width, end = first + r1 * width; i < end; i++) {
                 long q = (long) i * Q4K.QS, mt = (long) i * Q4K.META;
-                int xo = blk * 128;
+                int xo = pairsAt + blk * 128;
                 FloatVector dx = FloatVector.broadcast(KF, Float.float16ToFloat(meta.get(Matrix.SHORT, mt)) * xd[blk]);
                 for (int g = 0; g < groups; g++) {
                     long qg = q + (long) g * reads * 4 * LANES;
@@ -675,6 +676,7 @@ final class KQuantPacked {
         int nb = w.source().cols() / 256;
         MemorySegment qs = w.qs(), meta = w.meta();
         int[] pairs = x.q8KPairs6, starts = x.q8KStarts6;
+        int pairsAt = x.q8KPairs6At, startsAt = x.q8KStarts6At; // (where each starts: a cache line's start, Activations)
         float[] xd = x.q8KScales;
         int groups = 16 / LANES;
         IntVector six = IntVector.broadcast(KI, 0x003F003F), low = IntVector.broadcast(KI, 0x000F000F), high = IntVector.broadcast(KI, 0x00300030);
@@ -689,7 +691,7 @@ final class KQuantPacked {
                 long q = (long) i * Q6K.QS, mt = (long) i * Q6K.META;
                 FloatVector dx = FloatVector.broadcast(KF, Float.float16ToFloat(meta.get(Matrix.SHORT, mt)) * xd[blk]);
                 for (int g = 0; g < groups; g++) {
-                    int xo = blk * 128 + g * 8 * LANES, so = blk * Q6_STARTS + g * 2 * LANES;
+                    int xo = pairsAt + blk * 128 + g * 8 * LANES, so = startsAt + blk * Q6_STARTS + g * 2 * LANES;
                     long qg = q + (long) g * 12 * LANES;
                     IntVector a = IntVector.fromMemorySegment(KI, qs, qg, LE);
                     IntVector b = IntVector.fromMemorySegment(KI, qs, qg + 4 * LANES, LE);

@@ -264,6 +264,42 @@ class GgmlKernelsTest {
         }
     }
 
+    /**
+     * The Q4_K and Q6_K copies' kernels read the activation pairs (and Q6_K's chain starts) from the index the
+     * preparation chose for them (a cache line's start, {@link ArrayAlignment}): at each of the 16 indices it may
+     * choose, the same bits, and those of the float64 product within the bound.
+     */
+    @Test
+    void kQuantPairsFromAnyFirstIndexGiveTheSameBits() {
+        for (String type : List.of("Q4_K", "Q6_K")) {
+            int rows = 9, cols = 3 * 256;
+            Matrix m = randomMatrix(type, rows, cols, 0);
+            MatrixForm copy = m instanceof Matrix.Q4_K q ? KQuantPacked.Q4K.of(q) : KQuantPacked.Q6K.of((Matrix.Q6_K) m);
+            float[] x = randomInput(cols);
+            float[] first = null;
+            for (int at = 0; at < ArrayAlignment.LINE / Integer.BYTES; at++) {
+                Activations a = new Activations(cols);
+                a.pairsAtForTests = at;
+                a.input(x, cols);
+                a.prepareFor(m);
+                assertEquals(at, type.equals("Q4_K") ? a.q8KPairsAt : a.q8KPairs6At, type + ": " + where);
+                if (type.equals("Q6_K")) {
+                    assertEquals(at, a.q8KStarts6At, type + ": " + where);
+                }
+                float[] out = new float[rows];
+                new VectorKernels().matmul(out, a, copy, 0, rows);
+                if (first == null) {
+                    first = out;
+                    double[] xe = exactInput(a, m);
+                    checkRows(type + " copy from index 0", o -> new VectorKernels().matmul(o, a, copy, 0, rows), m, xe,
+                            cols / 256, rows, cols, 0, rows);
+                } else {
+                    assertArrayEquals(first, out, type + " pairs from index " + at + ": " + where);
+                }
+            }
+        }
+    }
+
     /** A Q8_0 copy as {@link PreparedWeights} makes it: sliced from one {@link PageMemory} region (mapped at 2 MiB and up, else the arena's). */
     private static PackedQ8_0 packedAsPrepared(Matrix.Q8_0 m, java.lang.foreign.Arena arena, Parallel pool) {
         return PackedQ8_0.of(m, java.lang.foreign.SegmentAllocator.slicingAllocator(
