@@ -11,10 +11,11 @@ import java.lang.invoke.MethodHandle;
  *
  * <p>The heap puts an array anywhere in steps of 8 bytes, and its elements start 16 bytes after that, so a vector read
  * of 64 bytes from an int array crosses a cache line in seven JVMs of eight, and runs slower there. Which JVM is
- * which depends on what it allocated before: the Llama-3.2-1B Q4_K_M token at 512 bits took 0.87-0.95 of the time
- * with the K-quant kernels' activation pairs at a line's start as with them 16, 32 or 48 bytes past it, in one JVM,
- * rounds alternated (docs/measurements/2026-12-06-aligned-pairs.md); at 256 bits, and for the Q8_0 and F32 inputs,
- * it made no difference that the VM's noise did not hide.
+ * which depends on what it allocated before: the Llama-3.2-1B Q4_K_M token at 512 bits took 0.86-0.95 of the time
+ * (one round of 24: 1.01) with the K-quant kernels' activation pairs at a line's start as with them 16, 32 or 48 bytes
+ * past it, in one JVM, rounds alternated (docs/measurements/2026-12-06-aligned-pairs.md). At 256 bits, and for the
+ * F32 inputs of a llama2.c model, it made no difference that the VM's noise did not hide; Q8_0's inputs perhaps 2-5%
+ * (not acted on).
  *
  * <p>Java has no way to ask for an array's address, but a native call may be given the array itself
  * ({@link Linker.Option#critical(boolean)} with heap access): C's {@code memmove(p, p, 0)} copies nothing and returns
