@@ -89,9 +89,10 @@ class ArrayAlignmentTest {
         Matrix.Q4_K q4 = new Matrix.Q4_K(MemorySegment.ofArray(new byte[cols / 256 * 144]), 1, cols);
         Matrix.Q6_K q6 = new Matrix.Q6_K(MemorySegment.ofArray(new byte[cols / 256 * 210]), 1, cols);
         int checked = 0;
+        java.util.List<int[]> spacers = new java.util.ArrayList<>();
         for (int round = 0; round < 20; round++) {
-            int[] spacer = new int[1 + round]; // (the next arrays elsewhere on the heap each round)
-            Activations a = new Activations(cols + spacer.length - spacer.length);
+            spacers.add(new int[1 + round]); // (the next arrays elsewhere on the heap each round)
+            Activations a = new Activations(cols);
             long[] before = {ArrayAlignment.address(a.q8KPairs), ArrayAlignment.address(a.q8KPairs6), ArrayAlignment.address(a.q8KStarts6)};
             a.input(x, cols);
             a.prepareFor(q4);
