@@ -14,8 +14,8 @@ import java.lang.invoke.MethodHandle;
  * which depends on what it allocated before: the Llama-3.2-1B Q4_K_M token at 512 bits took 0.86-0.95 of the time
  * (one round of 24: 1.01) with the K-quant kernels' activation pairs at a line's start as with them 16, 32 or 48 bytes
  * past it, in one JVM, rounds alternated (docs/measurements/2026-12-06-aligned-pairs.md). At 256 bits, and for the
- * F32 inputs of a llama2.c model, it made no difference that the VM's noise did not hide; Q8_0's inputs perhaps 2-5%
- * (not acted on).
+ * F32 inputs of a llama2.c model and the Q8_0 inputs of a GGUF one, it made no difference that the VM's noise did not
+ * hide.
  *
  * <p>Java has no way to ask for an array's address, but a native call may be given the array itself
  * ({@link Linker.Option#critical(boolean)} with heap access): C's {@code memmove(p, p, 0)} copies nothing and returns
