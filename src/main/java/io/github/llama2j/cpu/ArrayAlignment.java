@@ -10,8 +10,8 @@ import java.lang.invoke.MethodHandle;
  * Where a Java array lies relative to the 64-byte cache lines, so that a kernel's inputs can start on a line.
  *
  * <p>The heap puts an array anywhere in steps of 8 bytes, and its elements start 16 bytes after that, so a vector read
- * of 64 bytes from an int array crosses a cache line in seven JVMs of eight, and runs slower there. Which JVM is
- * which depends on what it allocated before: the Llama-3.2-1B Q4_K_M token at 512 bits took 0.86-0.95 of the time
+ * of 64 bytes from an int array crosses a cache line at seven of the eight places (mod 64) the heap can put it, and
+ * runs slower there. Which place an array gets depends on what the JVM allocated before: the Llama-3.2-1B Q4_K_M token at 512 bits took 0.86-0.95 of the time
  * (one round of 24: 1.01) with the K-quant kernels' activation pairs at a line's start as with them 16, 32 or 48 bytes
  * past it, in one JVM, rounds alternated (docs/measurements/2026-12-06-aligned-pairs.md). At 256 bits, and for the
  * F32 inputs of a llama2.c model and the Q8_0 inputs of a GGUF one, it made no difference that the VM's noise did not
@@ -58,7 +58,7 @@ final class ArrayAlignment {
         if (MEMMOVE == null || a.length == 0) {
             return -1;
         }
-        MemorySegment s = MemorySegment.ofArray(a).asSlice(0, 0);
+        MemorySegment s = MemorySegment.ofArray(a); // (memmove of 0 bytes reads none of it)
         try {
             return ((MemorySegment) MEMMOVE.invokeExact(s, s, 0L)).address();
         } catch (Throwable t) { // (memmove of nothing cannot fail; a linker that refuses heap segments does)

@@ -26,6 +26,11 @@ class ArrayAlignmentTest {
         return ArrayAlignment.address(a) == p ? p : -1;
     }
 
+    /** Element {@code index} of an int array whose element 0 is at {@code address} starts a cache line. */
+    private static void assertOnALine(long address, int index, String what) {
+        assertEquals(0, (address + (long) Integer.BYTES * index) % ArrayAlignment.LINE, what + " from index " + index + " at a line's start");
+    }
+
     private static void assumeNativeCalls() {
         String os = System.getProperty("os.name", "").toLowerCase(java.util.Locale.ROOT);
         if (os.startsWith("linux")) { // (the platform the build runs on: there it must work)
@@ -69,7 +74,7 @@ class ArrayAlignmentTest {
             }
             assertEquals(0, p % Integer.BYTES, "an int array's elements are int-aligned");
             assertTrue(k[0] >= 0 && k[0] < ArrayAlignment.LINE / Integer.BYTES, "index " + k[0]);
-            assertEquals(0, (p + (long) Integer.BYTES * k[0]) % ArrayAlignment.LINE, "a[" + k[0] + "] at a 64-byte boundary");
+            assertOnALine(p, k[0], "a[" + k[0] + "]");
             offsets.add(p % ArrayAlignment.LINE);
             checked++;
         }
@@ -101,9 +106,9 @@ class ArrayAlignmentTest {
             if (!java.util.Arrays.equals(before, after)) {
                 continue; // moved while being prepared
             }
-            assertEquals(0, (after[0] + 4L * a.q8KPairsAt) % 64, "Q4_K pairs from index " + a.q8KPairsAt);
-            assertEquals(0, (after[1] + 4L * a.q8KPairs6At) % 64, "Q6_K pairs from index " + a.q8KPairs6At);
-            assertEquals(0, (after[2] + 4L * a.q8KStarts6At) % 64, "Q6_K starts from index " + a.q8KStarts6At);
+            assertOnALine(after[0], a.q8KPairsAt, "Q4_K pairs");
+            assertOnALine(after[1], a.q8KPairs6At, "Q6_K pairs");
+            assertOnALine(after[2], a.q8KStarts6At, "Q6_K starts");
             checked++;
         }
         assertTrue(checked > 10, "preparations checked: " + checked);
