@@ -267,16 +267,18 @@ class GgmlKernelsTest {
     /**
      * The Q4_K and Q6_K copies' kernels read the activation pairs (and Q6_K's chain starts) from the index the
      * preparation chose for them (a cache line's start, {@link ArrayAlignment}): at each of the 16 indices it may
-     * choose, the same bits, and those of the float64 product within the bound.
+     * choose, the float64 product within the bound (a kernel reading from another index than the pairs were written
+     * at is off by far more). Not bit for bit across the indices: the kernel gets compiled somewhere along the 16
+     * runs, and the Vector API's float {@code reduceLanes} may add the lanes in another order once intrinsified
+     * than in its Java fallback (seen once: 1 ulp at 128 bits between index 0 and 13 in a CI run).
      */
     @Test
-    void kQuantPairsFromAnyFirstIndexGiveTheSameBits() {
+    void kQuantPairsFromAnyFirstIndex() {
         for (String type : List.of("Q4_K", "Q6_K")) {
             int rows = 9, cols = 3 * 256;
             Matrix m = randomMatrix(type, rows, cols, 0);
             MatrixForm copy = m instanceof Matrix.Q4_K q ? KQuantPacked.Q4K.of(q) : KQuantPacked.Q6K.of((Matrix.Q6_K) m);
             float[] x = randomInput(cols);
-            float[] first = null;
             for (int at = 0; at < ArrayAlignment.LINE / Integer.BYTES; at++) {
                 Activations a = new Activations(cols);
                 a.pairsAtForTests = at;
@@ -286,16 +288,8 @@ class GgmlKernelsTest {
                 if (type.equals("Q6_K")) {
                     assertEquals(at, a.q8KStarts6At, type + ": " + where);
                 }
-                float[] out = new float[rows];
-                new VectorKernels().matmul(out, a, copy, 0, rows);
-                if (first == null) {
-                    first = out;
-                    double[] xe = exactInput(a, m);
-                    checkRows(type + " copy from index 0", o -> new VectorKernels().matmul(o, a, copy, 0, rows), m, xe,
-                            cols / 256, rows, cols, 0, rows);
-                } else {
-                    assertArrayEquals(first, out, type + " pairs from index " + at + ": " + where);
-                }
+                checkRows(type + " copy, pairs from index " + at, o -> new VectorKernels().matmul(o, a, copy, 0, rows), m,
+                        exactInput(a, m), cols / 256, rows, cols, 0, rows);
             }
         }
     }
