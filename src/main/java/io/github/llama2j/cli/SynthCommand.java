@@ -53,7 +53,7 @@ public final class SynthCommand implements Callable<Integer> {
     @Parameters(index = "0", paramLabel = "OUT", description = "Checkpoint file to write.")
     Path out;
 
-    @Option(names = "--shape", paramLabel = "NAME", description = "stories260K, stories15M, stories42M, stories110M or llama2-7b.")
+    @Option(names = "--shape", paramLabel = "NAME", description = "A shape listed below: stories260K, stories15M, stories42M, stories110M, llama2-7b; with --format gguf also llama-3.2-1b, llama-3.1-8b, qwen2.5-0.5b, qwen2.5-7b.")
     String shape;
 
     @Option(names = "--dim", paramLabel = "D", description = "Model width.")
@@ -185,7 +185,9 @@ public final class SynthCommand implements Callable<Integer> {
         Configuration base = null;
         if (shape != null) {
             base = ModelShapes.byName(shape).orElseThrow(() -> new Llama2jException("--shape is '" + shape + "', must be one of "
-                    + String.join(", ", ModelShapes.names()), Llama2jException.BAD_USAGE));
+                    + String.join(", ", ModelShapes.names())
+                    + (io.github.llama2j.model.GgufSynth.preset(shape).isPresent() ? " (" + shape + " is a GGUF shape: add --format gguf)" : ""),
+                    Llama2jException.BAD_USAGE));
         }
         int d = pick("--dim", dim, base == null ? null : base.dim());
         int h = pick("--hidden-dim", hiddenDim, base == null ? null : base.hiddenDim());

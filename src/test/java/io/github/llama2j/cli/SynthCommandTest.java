@@ -83,6 +83,9 @@ class SynthCommandTest {
         Path out = tmp.resolve("bad.bin");
         expectUsageError(run("synth", out.toString(), "--shape", "stories1B"),
                 "llama2j: --shape is 'stories1B', must be one of stories260K, stories15M, stories42M, stories110M, llama2-7b");
+        expectUsageError(run("synth", out.toString(), "--shape", "qwen2.5-0.5b"),
+                "llama2j: --shape is 'qwen2.5-0.5b', must be one of stories260K, stories15M, stories42M, stories110M, llama2-7b"
+                        + " (qwen2.5-0.5b is a GGUF shape: add --format gguf)");
         expectUsageError(run("synth", out.toString(), "--shape", "stories260K", "--format", "v2", "--group-size", "8"),
                 "llama2j: bad.bin: group size 8 does not divide hidden_dim 172 (largest that works: 4)");
         expectUsageError(run("synth", out.toString(), "--shape", "stories260K", "--group-size", "4"),
