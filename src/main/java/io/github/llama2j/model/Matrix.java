@@ -209,6 +209,26 @@ public sealed interface Matrix permits Matrix.F32, Matrix.Q8, Matrix.Ggml {
             return (long) cols / BLOCK * BLOCK_BYTES;
         }
 
+        /**
+         * Block {@code block}'s 32 values as int8 {@code nibble - 8} (in [-8, 7]), in the block's order, into
+         * {@code out} from byte {@code at}: with the block's scale ({@link #scale}) a Q8_0 block of the same values,
+         * for the device engines, which run Q4_0 through their Q8_0 kernels (llama.cpp's Q4_0 and Q8_0 dot products
+         * are the same integer sum times the same two scales).
+         */
+        public void widenBlock(long block, MemorySegment out, long at) {
+            long b = block * BLOCK_BYTES + 2;
+            for (int k = 0; k < 16; k++) {
+                int q = data.get(ValueLayout.JAVA_BYTE, b + k) & 0xFF;
+                out.set(ValueLayout.JAVA_BYTE, at + k, (byte) ((q & 0x0F) - 8));
+                out.set(ValueLayout.JAVA_BYTE, at + k + 16, (byte) ((q >>> 4) - 8));
+            }
+        }
+
+        /** Block {@code block}'s scale d, as a float (exact). */
+        public float scale(long block) {
+            return Float.float16ToFloat(data.get(SHORT, block * BLOCK_BYTES));
+        }
+
         @Override
         public void dequantizeRow(int row, float[] out, int off) {
             long b = row * rowBytes(cols);

@@ -32,7 +32,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
  * reach the logits. llama2-tiny-q4_k_m splits on K-quant super-blocks of 256 (wo's 256 columns are one, so its
  * attention goes to one side whole; its 768 hidden rows split in thirds): it runs at three splits
  * ({@link #q4KMAtSeveralSplits}), so that each side computes attention and every third of the hidden rows in one of
- * them. The others (BF16, Q4_0) are refused before a device is touched, naming a tensor and its type (exit 3).
+ * them. The other (BF16) is refused before a device is touched, naming a tensor and its type (exit 3).
  *
  * <p>Logits at positions 0-2 within {@link TornadoGgufGoldenTest#LOGIT_TOLERANCE} of max|logit|, or within
  * {@link GgufGoldenTest#DRIFT_TOLERANCE} on the models where an activation rounds the other way there
@@ -51,7 +51,7 @@ class HybridGgufGoldenTest {
 
     @TestFactory
     Stream<DynamicTest> everyGoldenModel() throws IOException {
-        return TornadoGgufGoldenTest.goldenModels(TornadoGgufGoldenTest.HYBRID_TYPES, 2, HybridGgufGoldenTest::check,
+        return TornadoGgufGoldenTest.goldenModels(TornadoGgufGoldenTest.HYBRID_TYPES, 1, HybridGgufGoldenTest::check,
                 HybridGgufGoldenTest::refused);
     }
 
@@ -88,7 +88,7 @@ class HybridGgufGoldenTest {
                 () -> check(g, "llama2-tiny-q4_k_m.gguf", () -> io.github.llama2j.model.GgufModelLoader.load(file), golden, split)));
     }
 
-    /** A model with a BF16 or Q4_0 tensor: refused up front (exit 3), naming the type, on a device that does not exist. */
+    /** A model with a BF16 tensor: refused up front (exit 3), naming the type, on a device that does not exist. */
     static void refused(String name, Supplier<Model> load, Set<String> types) {
         try (Model model = load.get()) {
             EngineOptions noSuchDevice = new EngineOptions("hybrid", 1, false, "99:99", SPLIT, false, false);

@@ -39,7 +39,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * The hybrid engine on GGUF models (llama.cpp's arithmetic), against the CPU engine, on random-weight models
  * written by {@link GgufSynth} at shapes the golden models lack: qwen3 with q_dim (128) ≠ dim (64), qwen2's
- * biases, llama with Llama 3's rope_freqs, each as F32, F16 and Q8_0, plus a file that mixes the three.
+ * biases, llama with Llama 3's rope_freqs, each as F32, F16 and Q8_0 (llama and qwen2 also as Q4_0, which the device
+ * runs widened to Q8_0), plus a file that mixes the three.
  * <ul>
  *   <li>One CPU shard owning everything computes exactly what the CPU engine computes, bit for bit (scalar
  *       kernels on both): the host's ggml rmsnorm and activation forms, the CPU shard's biases, head norms and
@@ -50,7 +51,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  *       way at an F16 or Q8_0 boundary (the device and the partial sums add in other orders).</li>
  *   <li>Q4_K_M files (Q4_K with Q6_K wv, w2 and classifier in the last layer) at a shape whose wo and w2 split on
  *       256-value super-blocks: the same, both sides owning part of every kind ({@link #kQuantSplitsGiveTheCpuEnginesIds}).</li>
- *   <li>Types the TornadoVM engine lacks (BF16, Q4_0) are refused with the tensor and type named, exit 3, before a
+ *   <li>Types the TornadoVM engine lacks (BF16) are refused with the tensor and type named, exit 3, before a
  *       device is opened.</li>
  * </ul>
  */
@@ -150,7 +151,7 @@ class HybridGgufTest {
      * the JIT compiles them, so two engines in one JVM need not agree to the last bit there).
      */
     @ParameterizedTest
-    @ValueSource(strings = {"qwen3-q8_0", "qwen2-f16", "llama-f32", "llama-mixed"})
+    @ValueSource(strings = {"qwen3-q8_0", "qwen2-f16", "llama-f32", "llama-mixed", "llama-q4_0"})
     void oneCpuShardIsTheCpuEngineBitForBit(String name) {
         assertSameAsCpuEngine(name, model(name), POSITIONS);
     }
@@ -241,7 +242,7 @@ class HybridGgufTest {
     /** Both sides own part of every kind (and then the device all of it), against the CPU engine. */
     @ParameterizedTest
     @ValueSource(strings = {"qwen3-f32", "qwen3-f16", "qwen3-q8_0", "qwen2-f32", "qwen2-f16", "qwen2-q8_0", "llama-f32",
-            "llama-f16", "llama-q8_0", "llama-mixed"})
+            "llama-f16", "llama-q8_0", "llama-mixed", "llama-q4_0", "qwen2-q4_0"})
     void splitsGiveTheCpuEnginesIds(String name) {
         Model model = model(name);
         Configuration c = model.config();
@@ -284,11 +285,12 @@ class HybridGgufTest {
 
     /**
      * The device memory a share needs ({@link DeviceBudget}, checked before anything is copied): its weights part is
-     * exactly what the shard's device slices hold ({@link WeightSlices}: F16 2 bytes a value, Q8_0 repacked 1 + 4/32),
+     * exactly what the shard's device slices hold ({@link WeightSlices}: F16 2 bytes a value, Q8_0 repacked and Q4_0
+     * widened 1 + 4/32),
      * for every row and for about half of them, and the whole budget covers it.
      */
     @ParameterizedTest
-    @ValueSource(strings = {"qwen3-q8_0", "qwen2-f16", "llama-mixed", "llama-q4_k_m-256"})
+    @ValueSource(strings = {"qwen3-q8_0", "qwen2-f16", "llama-mixed", "llama-q4_k_m-256", "llama-q4_0"})
     void deviceBudgetHoldsTheSlicesAtTheirDeviceSizes(String name) {
         Model model = name.equals("llama-q4_k_m-256") ? kQuantModel() : model(name);
         Configuration c = model.config();
@@ -332,11 +334,11 @@ class HybridGgufTest {
     }
 
     /**
-     * BF16 and Q4_0 files (which the TornadoVM engine lacks too): exit 3 naming a tensor and its type, before any
-     * device is opened, pointing at the CPU engine only.
+     * BF16 files (which the TornadoVM engine lacks too): exit 3 naming a tensor and its type, before any device is
+     * opened, pointing at the CPU engine only.
      */
     @ParameterizedTest
-    @ValueSource(strings = {"bf16", "q4_0"})
+    @ValueSource(strings = {"bf16"})
     void typesTheDeviceLacksAreRefusedBeforeADeviceIsOpened(String type) throws IOException {
         GgufSynth.Shape shape = new GgufSynth.Shape("llama", 256, 256, 1, 4, 2, 64, 40, 64, 10000f, 1e-5f, false, null);
         GgufWriter w = new GgufWriter();
@@ -353,7 +355,7 @@ class HybridGgufTest {
             assertEquals(Llama2jException.UNAVAILABLE, e.exitCode(), e.getMessage());
             assertTrue(e.getMessage().contains("tensor type " + type.toUpperCase(Locale.ROOT)), e.getMessage());
             assertTrue(e.getMessage().startsWith("the hybrid engine does not support"), e.getMessage());
-            assertTrue(e.getMessage().contains("Q4_K and Q6_K") && e.getMessage().contains("--engine cpu")
+            assertTrue(e.getMessage().contains("Q4_0, Q4_K and Q6_K") && e.getMessage().contains("--engine cpu")
                     && !e.getMessage().contains("--engine tornado"), e.getMessage());
             assertTrue(e.getMessage().contains("(tensor "), e.getMessage());
         }

@@ -50,7 +50,7 @@ final class DeviceBudget {
 
     /**
      * A GGUF model's weight slices on the device, every layer's, at their types' device sizes (F32 4 bytes a value,
-     * F16 2, Q8_0 repacked 1 + 4/32, Q4_K and Q6_K as the file's blocks, 144 and 210 bytes per 256): what
+     * F16 2, Q8_0 repacked and Q4_0 widened 1 + 4/32, Q4_K and Q6_K as the file's blocks, 144 and 210 bytes per 256): what
      * {@link WeightSlices#toDevice} makes of them.
      */
     static long ggufWeightBytes(Configuration c, Weights w, SplitPlan plan, int shard) {
@@ -79,6 +79,7 @@ final class DeviceBudget {
         return switch (m) {
             case Matrix.F16 h -> values * 2;
             case Matrix.Q8_0 q -> values + values / Matrix.Q8_0.BLOCK * Float.BYTES;
+            case Matrix.Q4_0 q -> values + values / Matrix.Q4_0.BLOCK * Float.BYTES; // widened to Q8_0's layout
             case Matrix.Q8 q -> values + values / q.groupSize() * Float.BYTES;
             case Matrix.Q4_K q -> values / Matrix.Q4_K.BLOCK * Matrix.Q4_K.BLOCK_BYTES;
             case Matrix.Q6_K q -> values / Matrix.Q6_K.BLOCK * Matrix.Q6_K.BLOCK_BYTES;

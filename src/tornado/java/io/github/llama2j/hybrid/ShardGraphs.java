@@ -570,6 +570,10 @@ final class ShardGraphs {
                     xq = xq != null ? xq : new Int8Array(dim);
                     xs = xs != null ? xs : new FloatArray(dim / Matrix.Q8_0.BLOCK);
                 }
+                case Matrix.Q4_0 q4 -> { // run as Q8_0 (WeightSlices widens it): the same Q8_0 input
+                    xq = xq != null ? xq : new Int8Array(dim);
+                    xs = xs != null ? xs : new FloatArray(dim / Matrix.Q8_0.BLOCK);
+                }
                 // K-quants: the device derives Q8_K from the float32 values (KQuantKernels.productKQuant)
                 case Matrix.Q4_K q -> xf = xf != null ? xf : new FloatArray(dim);
                 case Matrix.Q6_K q -> xf = xf != null ? xf : new FloatArray(dim);

@@ -56,6 +56,10 @@ final class WeightSlices {
                 long rowBytes = Matrix.Q8_0.rowBytes(q.cols());
                 yield new Matrix.Q8_0(q.data().asSlice(r0 * rowBytes, n * rowBytes), n, q.cols());
             }
+            case Matrix.Q4_0 q -> {
+                long rowBytes = Matrix.Q4_0.rowBytes(q.cols());
+                yield new Matrix.Q4_0(q.data().asSlice(r0 * rowBytes, n * rowBytes), n, q.cols());
+            }
             case Matrix.Q4_K q -> {
                 long rowBytes = Matrix.Q4_K.rowBytes(q.cols());
                 yield new Matrix.Q4_K(q.data().asSlice(r0 * rowBytes, n * rowBytes), n, q.cols());
@@ -99,6 +103,12 @@ final class WeightSlices {
                 yield new Matrix.Q8_0(copyColumns(q.data(), rows, q.cols() / b, c0 / b, c1 / b, Matrix.Q8_0.BLOCK_BYTES,
                         allocate.apply(rows * Matrix.Q8_0.rowBytes(n))), rows, n);
             }
+            case Matrix.Q4_0 q -> {
+                int b = Matrix.Q4_0.BLOCK;
+                checkBlocks(q, c0, c1, b);
+                yield new Matrix.Q4_0(copyColumns(q.data(), rows, q.cols() / b, c0 / b, c1 / b, Matrix.Q4_0.BLOCK_BYTES,
+                        allocate.apply(rows * Matrix.Q4_0.rowBytes(n))), rows, n);
+            }
             case Matrix.Q4_K q -> {
                 int b = Matrix.Q4_K.BLOCK;
                 checkBlocks(q, c0, c1, b);
@@ -127,6 +137,7 @@ final class WeightSlices {
             case Matrix.Q8 q -> new long[]{rows * n, rows * (n / q.groupSize()) * Float.BYTES};
             case Matrix.F16 h -> new long[]{rows * n * Short.BYTES};
             case Matrix.Q8_0 q -> new long[]{rows * Matrix.Q8_0.rowBytes((int) n)};
+            case Matrix.Q4_0 q -> new long[]{rows * Matrix.Q4_0.rowBytes((int) n)};
             case Matrix.Q4_K q -> new long[]{rows * Matrix.Q4_K.rowBytes((int) n)};
             case Matrix.Q6_K q -> new long[]{rows * Matrix.Q6_K.rowBytes((int) n)};
             default -> throw TensorTypes.unsupportedByHybrid(m, "a sliced matrix");
@@ -192,7 +203,7 @@ final class WeightSlices {
         }
     }
 
-    /** llama2.c's Q8 (its group size) or GGUF's Q8_0 repacked (group 32): int8 values, then one float scale per group. */
+    /** llama2.c's Q8 (its group size) or GGUF's Q8_0 repacked or Q4_0 widened (group 32): int8 values, then one float scale per group. */
     record Q8Slice(Int8Array values, FloatArray scales, int rows, int cols, int groupSize) implements DeviceSlice {
         @Override
         public long bytes() {
@@ -278,6 +289,20 @@ final class WeightSlices {
                     for (long at = 0; at < data.byteSize(); at += Matrix.Q8_0.BLOCK_BYTES, block++) {
                         s.set((int) block, Float.float16ToFloat(data.get(Matrix.SHORT, at)));
                         MemorySegment.copy(data, at + 2, v.getSegment(), block * b, b);
+                    }
+                }
+                return new Q8Slice(v, s, (int) rows, cols, b);
+            }
+            case Matrix.Q4_0 first -> { // widened to the Q8_0 slice's layout, as the TornadoVM engine does (DeviceMatrix)
+                int b = Matrix.Q4_0.BLOCK;
+                Int8Array v = new Int8Array((int) (rows * cols));
+                FloatArray s = new FloatArray((int) (rows * cols / b));
+                long block = 0;
+                for (Matrix m : parts) {
+                    Matrix.Q4_0 q = (Matrix.Q4_0) m;
+                    for (long k = 0; k < q.data().byteSize() / Matrix.Q4_0.BLOCK_BYTES; k++, block++) {
+                        s.set((int) block, q.scale(k));
+                        q.widenBlock(k, v.getSegment(), block * b);
                     }
                 }
                 return new Q8Slice(v, s, (int) rows, cols, b);

@@ -22,6 +22,8 @@ import java.lang.foreign.MemorySegment;
  * <p>GGUF types: F32 as is; F16 as its 16-bit values ({@link F16}, decoded by the kernels: no device needs
  * fp16 support); GGML Q8_0 blocks ({@code f16 d, int8 qs[32]}) repacked into the {@link Q8} layout with group
  * size 32, the scale converted to float32 (exact), so the kernels read aligned int8 values and float scales;
+ * GGML Q4_0 blocks ({@code f16 d, u8 qs[16]}) widened into that same layout ({@code nibble - 8} as int8: twice the
+ * file's bytes on the device, and Q8_0's kernels, whose integer sums and scales are llama.cpp's Q4_0 dot product's);
  * Q4_K and Q6_K as the file's blocks, byte for byte ({@link KQuant}: 144 and 210 bytes per 256 values, decoded by
  * {@link KQuantKernels}); the two K-quants stack together (a Q4_K_M file's wv or w3 may be Q6_K where wq/wk or w1
  * are Q4_K), each part keeping its type.
@@ -98,10 +100,11 @@ sealed interface DeviceMatrix permits DeviceMatrix.F32, DeviceMatrix.Q8, DeviceM
         };
     }
 
-    /** Device bytes of a checkpoint matrix once copied ({@link #stack}): Q8_0's 34-byte blocks become 36 bytes. */
+    /** Device bytes of a checkpoint matrix once copied ({@link #stack}): Q8_0's 34-byte and Q4_0's 18-byte blocks become 36 bytes. */
     static long deviceBytes(Matrix m) {
         return switch (m) {
             case Matrix.Q8_0 q -> (long) q.rows() * q.cols() / Matrix.Q8_0.BLOCK * (Matrix.Q8_0.BLOCK + Float.BYTES);
+            case Matrix.Q4_0 q -> (long) q.rows() * q.cols() / Matrix.Q4_0.BLOCK * (Matrix.Q4_0.BLOCK + Float.BYTES); // widened
             default -> m.byteSize();
         };
     }
@@ -168,6 +171,20 @@ sealed interface DeviceMatrix permits DeviceMatrix.F32, DeviceMatrix.Q8, DeviceM
                     }
                 }
                 return new Q8(values, scales, (int) rows, cols, Matrix.Q8_0.BLOCK);
+            }
+            case Matrix.Q4_0 first -> { // widened to Q8_0's layout: nibble - 8 as int8, the same scale
+                IntArray values = new IntArray((int) (rows * cols / 4));
+                FloatArray scales = new FloatArray((int) (rows * cols / Matrix.Q4_0.BLOCK));
+                long block = 0;
+                for (Matrix part : parts) {
+                    Matrix.Q4_0 q = (Matrix.Q4_0) part;
+                    long blocks = q.data().byteSize() / Matrix.Q4_0.BLOCK_BYTES;
+                    for (long b = 0; b < blocks; b++, block++) {
+                        scales.set((int) block, q.scale(b));
+                        q.widenBlock(b, values.getSegment(), block * Matrix.Q4_0.BLOCK);
+                    }
+                }
+                return new Q8(values, scales, (int) rows, cols, Matrix.Q4_0.BLOCK);
             }
             case Matrix.Q4_K first -> {
                 return kQuants(name, (int) rows, cols, parts);
