@@ -13,6 +13,7 @@ import io.github.llama2j.model.Model;
 import io.github.llama2j.model.RopeStyle;
 import io.github.llama2j.model.Weights;
 import io.github.llama2j.tornado.TensorTypes;
+import io.github.llama2j.tornado.TornadoRuntimeCheck;
 import io.github.llama2j.tornado.DeviceSession;
 import io.github.llama2j.tornado.TornadoEngine;
 import io.github.llama2j.tornado.TornadoSettings;
@@ -99,6 +100,7 @@ public final class HybridEngineProvider implements EngineProvider {
         } else {
             TensorTypes.requireSupportedGgufHybrid(model.config(), model.weights());
         }
+        TornadoRuntimeCheck.require(); // before DeviceSession (and the shards) link against TornadoVM
         DeviceSession session = DeviceSession.open(options.device());
         TornadoSettings s = session.settings(settings);
         long available = session.memoryAvailable(s);

@@ -9,10 +9,19 @@ import uk.ac.manchester.tornado.api.runtime.TornadoRuntimeProvider;
  * TornadoVM's JVM flags (its argfile) must say so in one line instead of failing with a linkage error,
  * and TornadoVM must not be allowed to fall back silently to plain Java.
  */
-final class TornadoRuntimeCheck {
+public final class TornadoRuntimeCheck {
     static final String BAILOUT_PROPERTY = "tornado.recover.bailout";
 
     private TornadoRuntimeCheck() {
+    }
+
+    /**
+     * Throws the error of {@link #runtime} when TornadoVM is not on the module path: for an engine's entry point, before
+     * it loads a class that links against TornadoVM (the hybrid's device shard), which would fail with a bare
+     * {@code NoClassDefFoundError} instead.
+     */
+    public static void require() {
+        runtime();
     }
 
     /** TornadoVM's runtime, or a clear error when it is not on the module path. */
