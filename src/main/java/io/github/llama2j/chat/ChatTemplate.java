@@ -150,10 +150,38 @@ public final class ChatTemplate {
         for (TemplateError error : result.getErrors()) {
             if (error.getSeverity() == TemplateError.ErrorType.FATAL) {
                 throw new Llama2jException(source + ": chat template failed"
-                        + (error.getLineno() > 0 ? " at line " + error.getLineno() : "") + ": " + error.getMessage());
+                        + (error.getLineno() > 0 ? " at line " + error.getLineno() : "") + ": " + describe(error));
             }
         }
         return result.getOutput();
+    }
+
+    /**
+     * Throws (exit 2, naming the template and the line) if the template does not parse: a missing end tag, an unknown
+     * tag, a malformed expression; found by rendering a one-message conversation ({@code user: "Hello"}), which also
+     * catches an unknown function or filter on the path that conversation takes. For commands that will chat (serve,
+     * {@code run -m chat}), so that a broken template is refused at start-up, not at the first request; a model
+     * whose own template is broken still loads and generates. A template that refuses the probe conversation with
+     * {@code raise_exception} passes: only the template's syntax is judged here.
+     */
+    public void requireParses() {
+        Map<String, Object> bindings = new LinkedHashMap<>();
+        bindings.put("messages", List.of(Map.of("role", "user", "content", "Hello")));
+        bindings.put("add_generation_prompt", true);
+        bindings.put("bos_token", bosToken);
+        bindings.put("eos_token", eosToken);
+        RenderResult result;
+        try {
+            result = jinjava.renderForResult(jinjaSource, bindings);
+        } catch (RuntimeException e) {
+            throw new Llama2jException(source + ": chat template does not parse: " + rootMessage(e));
+        }
+        for (TemplateError error : result.getErrors()) {
+            if (error.getSeverity() == TemplateError.ErrorType.FATAL && error.getReason() == TemplateError.ErrorReason.SYNTAX_ERROR) {
+                throw new Llama2jException(source + ": chat template does not parse"
+                        + (error.getLineno() > 0 ? " (line " + error.getLineno() + ")" : "") + ": " + error.getMessage());
+            }
+        }
     }
 
     /**
@@ -167,6 +195,20 @@ public final class ChatTemplate {
             return text.substring(bosToken.length());
         }
         return text;
+    }
+
+    /**
+     * A fatal error's message; for the template's own {@code raise_exception(msg)}, which jinjava reports only as
+     * "Error invoking function 'raise_exception'", the template's message (templates use it to say what is wrong with
+     * the conversation: "Conversation roles must alternate user/assistant/...").
+     */
+    private static String describe(TemplateError error) {
+        for (Throwable t = error.getException(); t != null; t = t.getCause() == t ? null : t.getCause()) {
+            if (t instanceof TemplateException raised) {
+                return "raise_exception: " + raised.getMessage();
+            }
+        }
+        return error.getMessage();
     }
 
     private static String rootMessage(Throwable e) {

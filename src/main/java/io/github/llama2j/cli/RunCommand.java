@@ -164,6 +164,9 @@ public final class RunCommand implements Callable<Integer> {
             ChatTemplate template = mode.equals("chat") ? ChatTemplate.forGguf(file, tokenizer, chatTemplatePath)
                     .orElseThrow(() -> new Llama2jException(file.name() + ": no tokenizer.chat_template; give one with"
                             + " --chat-template FILE", Llama2jException.BAD_USAGE)) : null;
+            if (template != null) {
+                template.requireParses(); // before the engine is built: a broken template is one line, at once
+            }
             Sampler sampler = new Sampler(m.config().vocabSize(), temperature, topp, topK, minP, rngSeed, FloatMath.vectorized());
             try (InferenceEngine e = Engines.create(m, engine.toOptions(profile))) {
                 ProfileRecorder recorder = null;

@@ -61,7 +61,23 @@ class ChatTemplateTest {
         Llama2jException e = assertThrows(Llama2jException.class,
                 () -> render("{% if messages[0].role == 'system' %}{{ raise_exception('no system role') }}{% endif %}", false));
         assertTrue(e.getMessage().startsWith("test: chat template failed"), e.getMessage());
+        assertTrue(e.getMessage().endsWith("raise_exception: no system role"), e.getMessage()); // the template's own words
         assertThrows(Llama2jException.class, () -> render("{% for m in messages %}", false));
+    }
+
+    /** {@link ChatTemplate#requireParses}: syntax errors refused up front, a template's refusal of the probe is not one. */
+    @Test
+    void brokenTemplatesAreRefusedBeforeTheFirstConversation() {
+        for (String broken : new String[]{"{% for m in messages %}{{ m.content }", "{% if %}x{% endif %}", "{% generation %}x{% endgeneration %}",
+                "{{ messages | nosuchfilter }}"}) {
+            ChatTemplate t = new ChatTemplate("test", broken, "<s>", "</s>");
+            Llama2jException e = assertThrows(Llama2jException.class, t::requireParses, broken);
+            assertTrue(e.getMessage().startsWith("test: chat template does not parse"), e.getMessage());
+            assertEquals(Llama2jException.BAD_INPUT, e.exitCode(), e.getMessage());
+        }
+        new ChatTemplate("test", "{% for m in messages %}[{{ m.role }}]{% endfor %}", "<s>", "</s>").requireParses();
+        new ChatTemplate("test", "{% if messages[0].role == 'user' %}{{ raise_exception('system first') }}{% endif %}", "<s>", "</s>")
+                .requireParses();
     }
 
     @Test
