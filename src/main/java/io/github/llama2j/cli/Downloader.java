@@ -256,11 +256,12 @@ public final class Downloader {
                 if (cause instanceof Llama2jException le) {
                     throw le;
                 }
-                String what = cause.getMessage() == null ? cause.getClass().getSimpleName() : cause.getMessage();
+                String what = describe(cause);
                 sink.cut = true; // connection refused or lost: worth trying again
                 throw failure(name, uri, sink.announced >= 0 || sink.received > 0
                         ? "transfer interrupted after " + sink.received + (sink.announced >= 0 ? " of " + sink.announced : "")
-                        + " bytes (" + what + ")" : what, cause);
+                        + " bytes (" + what + ")" : "cannot connect (" + what + "); offline? give a file path, or put the file in"
+                        + " $LLAMA2J_MODELS", cause);
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
                 sink.cut = true;
@@ -431,6 +432,23 @@ public final class Downloader {
     }
 
     private static final Pattern CONTENT_RANGE = Pattern.compile("bytes (\\d+)-(\\d+)/(\\d+|\\*)");
+
+    /**
+     * What went wrong with a connection, in words: the first message along the cause chain (the HTTP client's
+     * {@code ConnectException} often has none), else what its class means.
+     */
+    static String describe(Throwable cause) {
+        for (Throwable t = cause; t != null; t = t.getCause() == t ? null : t.getCause()) {
+            if (t instanceof java.nio.channels.UnresolvedAddressException || t instanceof java.net.UnknownHostException) {
+                return "unknown host" + (t.getMessage() == null ? "" : " " + t.getMessage());
+            }
+            if (t.getMessage() != null && !t.getMessage().isBlank()) {
+                return t.getMessage();
+            }
+        }
+        return cause instanceof java.net.ConnectException ? "connection refused or no route to the host"
+                : cause instanceof java.net.http.HttpTimeoutException ? "timed out" : cause.getClass().getSimpleName();
+    }
 
     private static Llama2jException failure(String name, URI uri, String why, Throwable cause) {
         return new Llama2jException(name + ": download from " + uri + " failed: " + why, Llama2jException.IO_FAILURE, cause);

@@ -140,7 +140,7 @@ public final class ModelResolver {
     Path huggingFace(HuggingFaceFile hf) {
         Path local = hf.in(cacheDir());
         if (Files.isRegularFile(local)) {
-            return local;
+            return checkedGguf(local);
         }
         String base = blankToNull(env.get(HF_BASE_URL_ENV));
         URI url = hf.url(base != null ? base : HUGGING_FACE);
@@ -149,6 +149,26 @@ public final class ModelResolver {
             log.flush();
         }
         new Downloader(log).downloadResumable(url, local, -1, null);
+        return checkedGguf(local);
+    }
+
+    /**
+     * A Hugging Face file in the cache, checked where it is a GGUF file (Hugging Face gives no checksum to pin): a
+     * file the GGUF reader refuses is named with its cache path and the way out, not only by its base name, which a
+     * later run would report the same way forever.
+     */
+    private static Path checkedGguf(Path local) {
+        if (local.getFileName().toString().endsWith(".gguf")) {
+            try (io.github.llama2j.gguf.GgufFile ignored = io.github.llama2j.gguf.GgufFile.open(local)) {
+                // header, metadata and tensor infos checked against the file
+            } catch (Llama2jException e) {
+                if (e.exitCode() == Llama2jException.BAD_INPUT) {
+                    throw new Llama2jException("cached " + local + " is not a valid GGUF file (" + e.getMessage()
+                            + "): delete it to download it again", Llama2jException.BAD_INPUT, e);
+                }
+                throw e;
+            }
+        }
         return local;
     }
 

@@ -19,7 +19,7 @@ public final class AtomicFile {
 
     /** Writes {@code target} through {@code temp} (same directory), renaming it when {@code body} succeeds. */
     public static <T> T write(Path target, Path temp, Body<T> body) {
-        Thread cleanup = new Thread(() -> deleteQuietly(temp), "llama2j-delete-" + temp.getFileName());
+        Thread cleanup = new Thread(() -> deleteOnExit(temp), "llama2j-delete-" + temp.getFileName());
         boolean hooked = addHook(cleanup);
         boolean done = false;
         try {
@@ -68,6 +68,20 @@ public final class AtomicFile {
             }
         } catch (IOException e) {
             throw new Llama2jException(name + ": cannot write there (" + e + ")", Llama2jException.IO_FAILURE, e);
+        }
+    }
+
+    /**
+     * The shutdown hook's part: the JVM is exiting (Ctrl-C) while {@code temp} is being written: delete it and say so on
+     * a line of its own (a progress bar may be mid-line).
+     */
+    private static void deleteOnExit(Path temp) {
+        try {
+            if (Files.deleteIfExists(temp)) {
+                System.err.println(System.lineSeparator() + "llama2j: interrupted: " + temp.getFileName() + " deleted");
+            }
+        } catch (IOException ignored) {
+            // exiting anyway
         }
     }
 

@@ -25,6 +25,7 @@ import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -86,6 +87,26 @@ class DownloaderTest {
     void followsRedirects() throws IOException {
         assertEquals(sha, download("/moved.bin", body.length, sha));
         assertArrayEquals(body, Files.readAllBytes(tmp.resolve("out.bin")));
+    }
+
+    /**
+     * No server at all (a closed loopback port; offline): the message says it could not connect, in words rather than
+     * an exception's class name, and where else a model can come from.
+     */
+    @Test
+    void noServerSaysItCannotConnect() throws IOException {
+        int closed;
+        try (java.net.ServerSocket s = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
+            closed = s.getLocalPort();
+        }
+        URI uri = URI.create("http://127.0.0.1:" + closed + "/m.bin");
+        Llama2jException e = assertThrows(Llama2jException.class,
+                () -> new Downloader(new PrintWriter(progress, true)).download(uri, tmp.resolve("out.bin"), body.length, sha));
+        assertEquals(Llama2jException.IO_FAILURE, e.exitCode());
+        assertTrue(e.getMessage().startsWith("out.bin: download from " + uri + " failed: cannot connect ("), e.getMessage());
+        assertTrue(e.getMessage().endsWith("offline? give a file path, or put the file in $LLAMA2J_MODELS"), e.getMessage());
+        assertFalse(e.getMessage().contains("Exception"), e.getMessage());
+        assertEquals(List.of(), files());
     }
 
     @Test

@@ -163,10 +163,26 @@ class ModelResolverTest {
 
     // MODEL = hf:OWNER/REPO/FILE: downloaded from the repository's resolve URL into the cache, resumed after a cut.
 
+    /** The bytes of a small valid GGUF file (random weights, about 5.8 MB): what the resolver checks a cached .gguf for. */
+    private byte[] ggufBytes() throws IOException {
+        io.github.llama2j.model.GgufSynth.Shape shape = new io.github.llama2j.model.GgufSynth.Shape("llama", 256, 512, 2, 4, 4, 64, 512, 64,
+                10000f, 1e-5f, true, null);
+        io.github.llama2j.model.GgufSynth synth = new io.github.llama2j.model.GgufSynth(shape,
+                io.github.llama2j.model.GgufSynth.FileType.byName("f32").orElseThrow(), 3, 0.05);
+        io.github.llama2j.gguf.GgufWriter w = new io.github.llama2j.gguf.GgufWriter();
+        synth.writeMetadata(w, "resolver-test", null);
+        synth.addTensors(w);
+        Path f = tmp.resolve("served.gguf");
+        w.write(f, b -> {
+        });
+        byte[] bytes = Files.readAllBytes(f);
+        Files.delete(f);
+        return bytes;
+    }
+
     @Test
     void aRepositoryFileIsDownloadedIntoTheCacheAndThenServedFromIt() throws IOException {
-        byte[] body = new byte[200_000];
-        new Random(5).nextBytes(body);
+        byte[] body = ggufBytes();
         try (LoopbackServer server = new LoopbackServer()
                 .serve("/owner/repo/resolve/main/sub dir/model.Q8_0.gguf", body, LoopbackServer.Mode.OK)) {
             Map<String, String> env = Map.of("XDG_CACHE_HOME", tmp.resolve("xdg").toString(), "LLAMA2J_HF_BASE_URL", server.baseUrl() + "/");
@@ -189,10 +205,28 @@ class ModelResolverTest {
                         .url(ModelResolver.HUGGING_FACE));
     }
 
+    /**
+     * A cached Hugging Face GGUF file that the reader refuses (here one flipped length byte): named with its cache path
+     * and the way out, exit 2, before any engine is built; every later run says the same until it is deleted.
+     */
+    @Test
+    void aCorruptCachedGgufFileSaysWhereItIsAndHowToReplaceIt() throws IOException {
+        Map<String, String> env = Map.of("XDG_CACHE_HOME", tmp.resolve("xdg").toString(), "LLAMA2J_HF_BASE_URL", "http://127.0.0.1:1");
+        Path cached = tmp.resolve("xdg/llama2j/hf/o/r/m.gguf");
+        Files.createDirectories(cached.getParent());
+        byte[] bytes = ggufBytes();
+        bytes[16] ^= 0x40; // inside the metadata count: the header then promises more than the file holds
+        Files.write(cached, bytes);
+        Llama2jException e = assertThrows(Llama2jException.class, () -> resolver(env).resolve("hf:o/r/m.gguf"));
+        assertEquals(Llama2jException.BAD_INPUT, e.exitCode());
+        assertTrue(e.getMessage().startsWith("cached " + cached + " is not a valid GGUF file ("), e.getMessage());
+        assertTrue(e.getMessage().endsWith("): delete it to download it again"), e.getMessage());
+        assertEquals(1, e.getMessage().lines().count());
+    }
+
     @Test
     void aCutDownloadResumesOnTheNextRun() throws IOException {
-        byte[] body = new byte[2_000_000];
-        new Random(6).nextBytes(body);
+        byte[] body = ggufBytes();
         try (LoopbackServer server = new LoopbackServer()
                 .serve("/o/r/resolve/main/m.gguf", body, LoopbackServer.Mode.CUT_ONCE)) {
             Map<String, String> env = Map.of("XDG_CACHE_HOME", tmp.resolve("xdg").toString(), "LLAMA2J_HF_BASE_URL", server.baseUrl());
