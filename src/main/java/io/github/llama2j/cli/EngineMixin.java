@@ -96,6 +96,27 @@ public final class EngineMixin {
                         io.github.llama2j.Llama2jException.BAD_USAGE);
             }
         }
+        checkApplies();
         return new EngineOptions(engine, t, exact, device, s, verbose, profile, false, !noWarmUp, weightCopies);
+    }
+
+    /**
+     * Options that the chosen engine would ignore are usage errors, not silently dropped: {@code --split} is the
+     * hybrid's, {@code --device} the device engines', {@code --exact} the CPU engine's (and the hybrid's CPU share;
+     * the TornadoVM engine sums in its own order). An unknown engine name is left to the engine registry's message.
+     */
+    private void checkApplies() {
+        if (!"auto".equals(split) && (engine.equals("cpu") || engine.equals("tornado"))) {
+            throw new io.github.llama2j.Llama2jException("--split applies to --engine hybrid only, not " + engine,
+                    io.github.llama2j.Llama2jException.BAD_USAGE);
+        }
+        if (device != null && engine.equals("cpu")) {
+            throw new io.github.llama2j.Llama2jException("--device applies to --engine tornado or hybrid, not cpu",
+                    io.github.llama2j.Llama2jException.BAD_USAGE);
+        }
+        if (exact && engine.equals("tornado")) {
+            throw new io.github.llama2j.Llama2jException("--exact applies to the cpu engine (and the hybrid's CPU share); the"
+                    + " TornadoVM engine sums in its own order", io.github.llama2j.Llama2jException.BAD_USAGE);
+        }
     }
 }

@@ -27,6 +27,9 @@ final class DeviceSelection {
             }
             b = Integer.parseInt(parts[0]);
             d = Integer.parseInt(parts[1]);
+            if (b < 0 || d < 0) { // a malformed value (usage), not a device that is missing (unavailable)
+                throw new NumberFormatException();
+            }
         } catch (NumberFormatException e) {
             throw new Llama2jException("--device is '" + spec + "', must be BACKEND:DEVICE like 0:0 (see 'llama2j devices')",
                     Llama2jException.BAD_USAGE);
