@@ -31,6 +31,6 @@ final class ModelFiles {
             }
         }
         throw new Llama2jException(model.path().getFileName() + ": no tokenizer given (-z) and none found next to it (looked for "
-                + String.join(", ", candidates.stream().map(p -> p.getFileName().toString()).toList()) + ")");
+                + String.join(", ", candidates.stream().map(p -> p.getFileName().toString()).toList()) + " in " + dir + ")");
     }
 }

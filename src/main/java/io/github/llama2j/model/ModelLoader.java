@@ -154,7 +154,7 @@ public final class ModelLoader {
 
     private static String formatLayers(double layers) {
         if (layers < 0) {
-            return "less than 0 layers";
+            return "not even the embedding and final weights"; // shorter than the fixed part: no layer at all
         }
         String s = String.format(Locale.ROOT, "%.2f", layers);
         s = s.replaceAll("0+$", "").replaceAll("\\.$", "");
