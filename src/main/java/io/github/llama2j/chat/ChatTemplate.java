@@ -177,7 +177,8 @@ public final class ChatTemplate {
             throw new Llama2jException(source + ": chat template does not parse: " + rootMessage(e));
         }
         for (TemplateError error : result.getErrors()) {
-            if (error.getSeverity() == TemplateError.ErrorType.FATAL && error.getReason() == TemplateError.ErrorReason.SYNTAX_ERROR) {
+            if (error.getSeverity() == TemplateError.ErrorType.FATAL && error.getReason() == TemplateError.ErrorReason.SYNTAX_ERROR
+                    && raised(error) == null) { // (jinjava files the template's own raise_exception as a syntax error too)
                 throw new Llama2jException(source + ": chat template does not parse"
                         + (error.getLineno() > 0 ? " (line " + error.getLineno() + ")" : "") + ": " + error.getMessage());
             }
@@ -203,12 +204,18 @@ public final class ChatTemplate {
      * the conversation: "Conversation roles must alternate user/assistant/...").
      */
     private static String describe(TemplateError error) {
+        TemplateException raised = raised(error);
+        return raised != null ? "raise_exception: " + raised.getMessage() : error.getMessage();
+    }
+
+    /** The template's own {@code raise_exception} behind {@code error}, or null. */
+    private static TemplateException raised(TemplateError error) {
         for (Throwable t = error.getException(); t != null; t = t.getCause() == t ? null : t.getCause()) {
             if (t instanceof TemplateException raised) {
-                return "raise_exception: " + raised.getMessage();
+                return raised;
             }
         }
-        return error.getMessage();
+        return null;
     }
 
     private static String rootMessage(Throwable e) {

@@ -130,6 +130,10 @@ public final class Generator {
                     user = readLine(stdin, user);
                 }
                 promptTokens = tokenizer.encode(Llama2Chat.userTurn(pos == 0 ? system : null, user), true, false);
+                if (pos == 0 && promptTokens.length > seqLen) { // as generate: an error, not a reply that never starts
+                    throw new Llama2jException("the first turn is " + promptTokens.length + " tokens, longer than the model's seq_len "
+                            + seqLen, Llama2jException.BAD_USAGE);
+                }
                 userIdx = 0;
                 userTurn = false;
                 write("Assistant: ".getBytes(StandardCharsets.US_ASCII));

@@ -126,10 +126,12 @@ public final class GgufGenerator {
             firstTurn = false;
             history.add(new ChatMessage("user", user));
             int[] tokens = tokenizer.tokenize(template.renderPrompt(history, true, addsBos), true, true);
-            if (tokens.length >= steps) {
-                write(("\n[the conversation is " + tokens.length + " tokens, the limit is " + steps + " positions]\n")
-                        .getBytes(StandardCharsets.UTF_8));
-                break;
+            if (tokens.length == 0) { // nothing to feed (a template that renders nothing, a vocabulary without BOS)
+                throw new Llama2jException(template.source() + ": the chat template rendered an empty prompt", Llama2jException.BAD_INPUT);
+            }
+            if (tokens.length >= steps) { // an error on stderr, as generate's too-long prompt, not text in the reply
+                throw new Llama2jException("the conversation is " + tokens.length + " tokens, it needs fewer than the "
+                        + steps + " positions" + (steps < seqLen ? " of -n" : " of the context"), Llama2jException.BAD_USAGE);
             }
             int keep = commonPrefix(cache, tokens);
             if (keep == tokens.length) {

@@ -11,7 +11,10 @@ final class Streams {
     private Streams() {
     }
 
-    /** Writes and flushes (pieces appear as they come). */
+    /**
+     * Writes and flushes (pieces appear as they come). Output that can no longer be written (a reader that went away,
+     * {@code | head}; a closed stdout) ends the run with one line and exit 4, not a stack trace.
+     */
     static void write(OutputStream out, byte[] bytes) {
         if (bytes.length == 0) {
             return;
@@ -20,7 +23,8 @@ final class Streams {
             out.write(bytes);
             out.flush();
         } catch (IOException e) {
-            throw new UncheckedIOException(e);
+            throw new io.github.llama2j.Llama2jException("cannot write the output (" + e.getMessage() + ")",
+                    io.github.llama2j.Llama2jException.IO_FAILURE, e);
         }
     }
 

@@ -69,7 +69,7 @@ class ChatTemplateTest {
     @Test
     void brokenTemplatesAreRefusedBeforeTheFirstConversation() {
         for (String broken : new String[]{"{% for m in messages %}{{ m.content }", "{% if %}x{% endif %}", "{% generation %}x{% endgeneration %}",
-                "{{ messages | nosuchfilter }}"}) {
+                "{{ undefined_function(messages) }}"}) {
             ChatTemplate t = new ChatTemplate("test", broken, "<s>", "</s>");
             Llama2jException e = assertThrows(Llama2jException.class, t::requireParses, broken);
             assertTrue(e.getMessage().startsWith("test: chat template does not parse"), e.getMessage());

@@ -59,6 +59,16 @@ class BadInputTest {
         return run(args.toArray(String[]::new));
     }
 
+    /** A first chat turn longer than seq_len is the error a too-long generate prompt is (was: exit 0, no reply). */
+    @Test
+    void aFirstChatTurnLongerThanTheContextIsAnError() {
+        String words = "Once upon a time there was a little girl who liked to play. ".repeat(60);
+        Outcome o = run("run", TestData.model("stories260K.bin").toString(), "-z", TestData.model("tok512.bin").toString(), "-m", "chat",
+                "-y", "", "-i", words, "-t", "0");
+        assertUserError(o, "the first turn is ", " tokens, longer than the model's seq_len 512");
+        assertEquals(0, o.stdout().length, "nothing written to stdout");
+    }
+
     @Test
     void truncatedFileNamesTheLayersItHolds() throws IOException {
         byte[] full = Files.readAllBytes(TestData.model("tiny.bin"));

@@ -129,6 +129,29 @@ class RunGgufTest {
         assertEquals(Llama2jException.BAD_USAGE, badTopK.exitCode());
     }
 
+    /**
+     * Chat errors are one line on stderr with a non-zero exit, never text in the reply or a stack trace: a template that
+     * does not parse (refused before the engine is built), one that renders nothing (qwen2's vocabulary adds no BOS, so
+     * there is no token to feed), and a first turn that does not fit the positions.
+     */
+    @Test
+    void chatErrorsAreOneLineOnStderr(@org.junit.jupiter.api.io.TempDir Path dir) throws java.io.IOException {
+        String qwen = TestData.gguf().resolve("models").resolve("qwen2-tiny-q8_0.gguf").toString();
+        Path empty = java.nio.file.Files.writeString(dir.resolve("empty.jinja"), "");
+        Output o = run(new byte[0], "run", qwen, "-m", "chat", "-i", "Hi", "-y", "", "-t", "0", "--chat-template", empty.toString());
+        assertEquals(Llama2jException.BAD_INPUT, o.exitCode(), o.stderr());
+        assertEquals("llama2j: " + empty + ": the chat template rendered an empty prompt\n", o.stderr());
+        Path broken = java.nio.file.Files.writeString(dir.resolve("broken.jinja"), "{% for m in messages %}{{ m.content }}");
+        o = run(new byte[0], "run", qwen, "-m", "chat", "-i", "Hi", "-y", "", "--chat-template", broken.toString());
+        assertEquals(Llama2jException.BAD_INPUT, o.exitCode(), o.stderr());
+        assertTrue(o.stderr().startsWith("llama2j: " + broken + ": chat template does not parse"), o.stderr());
+        assertEquals(1, o.stderr().lines().count(), o.stderr());
+        o = run(new byte[0], "run", qwen, "-m", "chat", "-i", "a b c d e f g h i j k l m n o p", "-y", "", "-t", "0", "-n", "8");
+        assertEquals(Llama2jException.BAD_USAGE, o.exitCode(), o.stderr());
+        assertTrue(o.stderr().matches("llama2j: the conversation is \\d+ tokens, it needs fewer than the 8 positions of -n\n"), o.stderr());
+        assertEquals("", new String(o.stdout(), StandardCharsets.UTF_8));
+    }
+
     private static byte[] concat(byte[]... parts) {
         ByteArrayOutputStream out = new ByteArrayOutputStream();
         for (byte[] p : parts) {
