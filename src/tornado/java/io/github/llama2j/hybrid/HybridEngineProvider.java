@@ -44,7 +44,7 @@ public final class HybridEngineProvider implements EngineProvider {
     }
 
     /**
-     * GGUF models of the types the TornadoVM engine runs (F32, F16, Q8_0, Q4_K, Q6_K), with llama.cpp's arithmetic on both
+     * GGUF models of the types the TornadoVM engine runs (F32, F16, Q8_0, Q4_0, Q4_K, Q6_K), with llama.cpp's arithmetic on both
      * sides; other types are refused naming the tensor before a device is touched ({@link TensorTypes}).
      */
     @Override

@@ -13,7 +13,7 @@ import java.util.function.LongFunction;
 
 /**
  * The slices of the model's matrices that one shard owns, for every type the device engines run: llama2.c's
- * float32 and Q8, GGUF's F32, F16, Q8_0, Q4_K and Q6_K.
+ * float32 and Q8, GGUF's F32, F16, Q8_0, Q4_0 (widened to Q8_0 on the device), Q4_K and Q6_K.
  *
  * <ul>
  *   <li>A range of rows of a row-major matrix is contiguous in the mapped file (a Q8_0 or K-quant row is whole blocks),

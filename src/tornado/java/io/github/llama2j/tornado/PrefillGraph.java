@@ -26,7 +26,7 @@ import java.util.function.Function;
  * chain of {@link ForwardGraph}: a chunk of up to {@link #chunk()} tokens goes through every layer as a matrix
  * ({@link PrefillKernels}; GGUF models {@link GgmlPrefillKernels}), each weight row fetched from memory once per chunk,
  * and only the chunk's last token reaches the classifier. llama2.c checkpoints (float32: run.c's arithmetic, Q8_0:
- * runq.c's) and GGUF models (llama, qwen2, qwen3; F32, F16, Q8_0, Q4_K/Q6_K: llama.cpp's arithmetic, as
+ * runq.c's) and GGUF models (llama, qwen2, qwen3; F32, F16, Q8_0, Q4_0 as Q8_0, Q4_K/Q6_K: llama.cpp's arithmetic, as
  * {@link ForwardGraph}'s GGUF kernels) whose every layer stacks wq/wk/wv and w1/w3 into one product each
  * ({@link #supports}); a GGUF model that does not (a layer mixing, say, F16 and Q8_0 matrices) prefills token by
  * token. Built once for a fixed chunk size B; a shorter chunk (a prompt's tail, a short prompt)

@@ -31,8 +31,9 @@ import java.util.Map;
  * token costs one execution of each graph, in order, without returning to the host in between: 8 bytes
  * in (token, position), the logits out.
  *
- * <p>Float32 checkpoints follow run.c's order of operations, Q8_0 checkpoints runq.c's, GGUF models (F32, F16
- * and Q8_0 tensors; llama, qwen2, qwen3) llama.cpp's arithmetic as the CPU engine follows it ({@link GgmlKernels}); the sums run
+ * <p>Float32 checkpoints follow run.c's order of operations, Q8_0 checkpoints runq.c's, GGUF models (F32, F16,
+ * Q8_0, Q4_0, Q4_K and Q6_K tensors; llama, qwen2, qwen3) llama.cpp's arithmetic as the CPU engine follows it
+ * ({@link GgmlKernels}, {@link KQuantKernels}); the sums run
  * in a different order (per-work-item strides, tree reductions in local memory, FMA), so logits agree
  * with the CPU engine to float rounding, not bit for bit.
  */
