@@ -60,7 +60,7 @@ public final class ServeCommand implements Callable<Integer> {
     String apiKey;
 
     @Option(names = "--max-tokens", defaultValue = "0", paramLabel = "N",
-            description = "Most tokens one request may generate, and the default (0 = the model's seq_len).")
+            description = "Most tokens one request may generate, and the default (0 = the model's seq_len; at most seq_len).")
     int maxTokens;
 
     @Option(names = "--max-body", defaultValue = "1048576", paramLabel = "BYTES",
@@ -114,6 +114,7 @@ public final class ServeCommand implements Callable<Integer> {
         var engineOptions = engine.toOptions(false);
         try (Model m = ModelLoader.load(model.resolve(err))) {
             int seqLen = m.config().seqLen();
+            checkMaxTokens(seqLen);
             PromptFormat format = promptFormat(m, seqLen);
             String id = modelName != null ? modelName : stem(m.path());
             ServeOptions options = new ServeOptions(host, port, id, queue, key, maxTokens == 0 ? seqLen : maxTokens,
@@ -137,6 +138,18 @@ public final class ServeCommand implements Callable<Integer> {
             }
         }
         return 0;
+    }
+
+    /**
+     * No request can generate more tokens than the context holds, so a larger --max-tokens is a mistake (a
+     * model other than the one meant, a missing zero?): refused rather than clamped, so that the limit the
+     * operator reads in the command line is the one clients get.
+     */
+    private void checkMaxTokens(int seqLen) {
+        if (maxTokens > seqLen) {
+            throw usage("--max-tokens is " + maxTokens + ", larger than the model's context of " + seqLen
+                    + " tokens (omit it or give 0 for " + seqLen + ")");
+        }
     }
 
     /** A GGUF model's own tokenizer and chat template, else llama2.c's tokenizer and Llama 2 template. */

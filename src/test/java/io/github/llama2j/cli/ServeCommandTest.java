@@ -3,6 +3,7 @@ package io.github.llama2j.cli;
 import io.github.llama2j.Json;
 import io.github.llama2j.TestData;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 
 import java.io.BufferedReader;
 import java.io.ByteArrayInputStream;
@@ -65,6 +66,20 @@ class ServeCommandTest {
         Result missing = serve("no-such-model.bin");
         assertTrue(missing.code() == 2 || missing.code() == 4, missing::toString);
         assertEquals(2, serve(model, "--port", "x").code());
+    }
+
+    /**
+     * A --max-tokens beyond the context could never be honoured: refused once the model's seq_len is known
+     * (before the fix the server started, hence the timeout).
+     */
+    @Test
+    @Timeout(120)
+    void maxTokensBeyondTheContextIsRefused() {
+        Result r = serve(TestData.model("stories260K.bin").toString(), "-z", TestData.model("tok512.bin").toString(),
+                "--threads", "1", "--port", "0", "--max-tokens", "100000");
+        assertEquals(2, r.code(), r::toString);
+        assertTrue(r.err().startsWith("llama2j: ") && r.err().strip().lines().count() == 1, r.err());
+        assertTrue(r.err().contains("100000") && r.err().contains("512"), r.err());
     }
 
     @Test
