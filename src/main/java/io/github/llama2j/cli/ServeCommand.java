@@ -110,7 +110,7 @@ public final class ServeCommand implements Callable<Integer> {
             throw usage("--model-name is empty");
         }
         String key = apiKey == null || apiKey.isEmpty() ? null : apiKey;
-        boolean loopback = isLoopback(host);
+        boolean loopback = resolveHost(host).isLoopbackAddress();
         var engineOptions = engine.toOptions(false);
         try (Model m = ModelLoader.load(model.resolve(err))) {
             int seqLen = m.config().seqLen();
@@ -166,11 +166,16 @@ public final class ServeCommand implements Callable<Integer> {
         return new GgufFormat(tokenizer, template, seqLen);
     }
 
-    private static boolean isLoopback(String host) {
+    /**
+     * The address --host names, resolved before the model is loaded: a typo ({@code 999.1.1.1}, an unknown
+     * name) is a usage error found at once, not a bind failure after a long load.
+     */
+    private static InetAddress resolveHost(String host) {
         try {
-            return InetAddress.getByName(host).isLoopbackAddress();
+            return InetAddress.getByName(host);
         } catch (UnknownHostException | SecurityException e) {
-            return false;
+            throw usage("--host " + host + ": unknown host (give an IP address such as 127.0.0.1 or 0.0.0.0, or a name"
+                    + " this machine resolves)");
         }
     }
 

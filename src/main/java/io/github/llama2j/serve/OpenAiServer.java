@@ -94,13 +94,22 @@ public final class OpenAiServer implements AutoCloseable {
                 t = t.getCause();
             }
             if (t instanceof BindException || e instanceof IOException) {
-                throw new Llama2jException("cannot listen on " + options.host() + ":" + options.port() + " (" + t.getMessage() + ")",
+                throw new Llama2jException("cannot listen on " + options.host() + ":" + options.port() + " (" + reason(t) + ")",
                         Llama2jException.IO_FAILURE, e);
             }
-            throw new Llama2jException("cannot start the server on " + options.host() + ":" + options.port() + " (" + e + ")",
+            throw new Llama2jException("cannot start the server on " + options.host() + ":" + options.port() + " (" + reason(e) + ")",
                     Llama2jException.IO_FAILURE, e);
         }
         return s;
+    }
+
+    /**
+     * An exception's message for the start-up line; some (an unresolved address's) have none, and "(null)"
+     * tells the operator nothing, so those are named by their class.
+     */
+    static String reason(Throwable t) {
+        String message = t.getMessage();
+        return message == null || message.isBlank() ? t.getClass().getSimpleName() : message;
     }
 
     /** The port it listens on (the chosen one when started with port 0). */

@@ -54,7 +54,7 @@ class ServeCommandTest {
         String tok = TestData.model("tok512.bin").toString();
         String[][] cases = {
                 {"--port", "-1"}, {"--port", "70000"}, {"--queue", "-1"}, {"--queue", "100001"}, {"--max-tokens", "-5"},
-                {"--max-body", "10"}, {"--idle-timeout", "0"}, {"--host", " "}, {"--model-name", ""}, {"--threads", "0"},
+                {"--max-body", "10"}, {"--idle-timeout", "0"}, {"--host", " "}, {"--model-name", ""}, {"--threads", "0"}, {"--host", "999.1.1.1"},
         };
         for (String[] c : cases) {
             List<String> args = new ArrayList<>(List.of(model, "-z", tok));
@@ -66,6 +66,18 @@ class ServeCommandTest {
         Result missing = serve("no-such-model.bin");
         assertTrue(missing.code() == 2 || missing.code() == 4, missing::toString);
         assertEquals(2, serve(model, "--port", "x").code());
+    }
+
+    /** A host that does not resolve is a usage error found before the model is loaded, with its reason. */
+    @Test
+    void anUnknownHostIsAUsageError() {
+        for (String host : new String[]{"999.1.1.1", "nosuchhost.invalid"}) {
+            Result r = serve(TestData.model("stories260K.bin").toString(), "-z", TestData.model("tok512.bin").toString(),
+                    "--threads", "1", "--port", "0", "--host", host);
+            assertEquals(2, r.code(), r::toString);
+            assertTrue(r.err().startsWith("llama2j: --host " + host + ": unknown host"), r.err());
+            assertTrue(r.err().strip().lines().count() == 1 && !r.err().contains("null"), r.err());
+        }
     }
 
     /**

@@ -1,6 +1,7 @@
 package io.github.llama2j.serve;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import io.github.llama2j.Llama2jException;
 import io.github.llama2j.TestData;
 import io.github.llama2j.cli.Io;
 import io.github.llama2j.cli.Main;
@@ -21,6 +22,7 @@ import java.util.List;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** Every endpoint and error of {@code llama2j serve} over plain HTTP, and its text against {@code llama2j run}'s. */
@@ -312,6 +314,18 @@ class ServeHttpTest {
             assertEquals(200, right.statusCode(), right::body);
             assertError(keyed.get("/nothing"), 401, "invalid_api_key"); // no probing of paths without the key
         }
+    }
+
+    /** A bind failure whose exception has no message (an unresolved address) is named, never "(null)". */
+    @Test
+    void aFailedStartNamesItsReason() {
+        ServeOptions options = new ServeOptions("nosuchhost.invalid", 0, "stories260K", 1, null, 16, 1 << 20, 60_000);
+        var format = new Llama2Format(f.tokenizer, f.model.config().seqLen());
+        Llama2jException e = assertThrows(Llama2jException.class,
+                () -> OpenAiServer.start(options, f.engine, format, new PrintWriter(new StringWriter())).close());
+        assertEquals(Llama2jException.IO_FAILURE, e.exitCode());
+        assertTrue(e.getMessage().startsWith("cannot listen on nosuchhost.invalid:0 (") && !e.getMessage().contains("null"),
+                e.getMessage());
     }
 
     @Test
