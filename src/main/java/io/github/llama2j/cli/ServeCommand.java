@@ -56,7 +56,7 @@ public final class ServeCommand implements Callable<Integer> {
 
     @Option(names = "--api-key", paramLabel = "KEY", defaultValue = "${env:LLAMA2J_API_KEY}",
             description = "Require 'Authorization: Bearer KEY' on every endpoint but /health (default: the LLAMA2J_API_KEY"
-                    + " environment variable; none if unset).")
+                    + " environment variable; none if unset; an empty key is refused).")
     String apiKey;
 
     @Option(names = "--max-tokens", defaultValue = "0", paramLabel = "N",
@@ -109,7 +109,7 @@ public final class ServeCommand implements Callable<Integer> {
         if (modelName != null && modelName.isBlank()) {
             throw usage("--model-name is empty");
         }
-        String key = apiKey == null || apiKey.isEmpty() ? null : apiKey;
+        String key = apiKey();
         boolean loopback = resolveHost(host).isLoopbackAddress();
         var engineOptions = engine.toOptions(false);
         try (Model m = ModelLoader.load(model.resolve(err))) {
@@ -138,6 +138,23 @@ public final class ServeCommand implements Callable<Integer> {
             }
         }
         return 0;
+    }
+
+    /**
+     * The API key, or null for none. Only an unset LLAMA2J_API_KEY without --api-key means none: an empty or blank
+     * key (from either) is refused, as taking it for "no key" would silently serve without authentication (and a
+     * blank one could never match, since the Authorization header's value is trimmed).
+     */
+    private String apiKey() {
+        if (apiKey == null) {
+            return null;
+        }
+        if (apiKey.isBlank()) {
+            throw usage(spec.commandLine().getParseResult().hasMatchedOption("--api-key")
+                    ? "--api-key is empty: give a key, or omit the option for no authentication"
+                    : "LLAMA2J_API_KEY is set but empty: give a key, or unset it for no authentication");
+        }
+        return apiKey;
     }
 
     /**

@@ -4,6 +4,7 @@ import io.github.llama2j.Json;
 import io.github.llama2j.TestData;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
 
 import java.io.BufferedReader;
 import java.io.ByteArrayInputStream;
@@ -20,6 +21,7 @@ import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -54,7 +56,8 @@ class ServeCommandTest {
         String tok = TestData.model("tok512.bin").toString();
         String[][] cases = {
                 {"--port", "-1"}, {"--port", "70000"}, {"--queue", "-1"}, {"--queue", "100001"}, {"--max-tokens", "-5"},
-                {"--max-body", "10"}, {"--idle-timeout", "0"}, {"--host", " "}, {"--model-name", ""}, {"--threads", "0"}, {"--host", "999.1.1.1"},
+                {"--max-body", "10"}, {"--idle-timeout", "0"}, {"--host", " "}, {"--model-name", ""}, {"--threads", "0"},
+                {"--api-key", ""}, {"--api-key", " "}, {"--host", "999.1.1.1"},
         };
         for (String[] c : cases) {
             List<String> args = new ArrayList<>(List.of(model, "-z", tok));
@@ -66,6 +69,31 @@ class ServeCommandTest {
         Result missing = serve("no-such-model.bin");
         assertTrue(missing.code() == 2 || missing.code() == 4, missing::toString);
         assertEquals(2, serve(model, "--port", "x").code());
+    }
+
+    /**
+     * LLAMA2J_API_KEY set but empty is refused as an empty --api-key is (it used to turn authentication off);
+     * unset, it means no key ({@link #startsAnswersAndStopsOnSigterm} runs without it).
+     */
+    @Test
+    void anEmptyApiKeyVariableIsRefused(@TempDir Path dir) throws Exception {
+        List<String> command = new ArrayList<>(javaCommand());
+        command.addAll(List.of(TestData.model("stories260K.bin").toString(), "-z", TestData.model("tok512.bin").toString(),
+                "--threads", "1", "--port", "0"));
+        Path errFile = dir.resolve("stderr.txt");
+        ProcessBuilder pb = new ProcessBuilder(command).redirectOutput(ProcessBuilder.Redirect.DISCARD)
+                .redirectError(errFile.toFile());
+        pb.environment().put("LLAMA2J_API_KEY", "");
+        Process p = pb.start();
+        try {
+            boolean exited = p.waitFor(60, TimeUnit.SECONDS); // a server that started would never exit
+            String err = Files.readString(errFile);
+            assertTrue(exited, () -> "serve started with an empty key: " + err);
+            assertEquals(2, p.exitValue(), err);
+            assertTrue(err.contains("llama2j: LLAMA2J_API_KEY is set but empty"), err);
+        } finally {
+            p.destroyForcibly();
+        }
     }
 
     /** A host that does not resolve is a usage error found before the model is loaded, with its reason. */
@@ -153,9 +181,7 @@ class ServeCommandTest {
      * {@code check}, and stops on SIGTERM (its shutdown hook closes the server). Returns the "listening" line.
      */
     private static String serveInJvm(List<String> args, Check check) throws Exception {
-        String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-        List<String> command = new ArrayList<>(List.of(java, "--add-modules", "jdk.incubator.vector",
-                "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"), Main.class.getName(), "serve"));
+        List<String> command = new ArrayList<>(javaCommand());
         command.addAll(args);
         Process p = new ProcessBuilder(command).redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
         try {
@@ -183,6 +209,13 @@ class ServeCommandTest {
         } finally {
             p.destroyForcibly();
         }
+    }
+
+    /** {@code llama2j serve} in a JVM of its own, with this test's class path; the arguments follow. */
+    private static List<String> javaCommand() {
+        String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+        return List.of(java, "--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED",
+                "-cp", System.getProperty("java.class.path"), Main.class.getName(), "serve");
     }
 
     @Test
