@@ -20,6 +20,7 @@ import org.eclipse.jetty.server.Server;
 import org.eclipse.jetty.server.ServerConnector;
 import org.eclipse.jetty.server.handler.ErrorHandler;
 import org.eclipse.jetty.util.Callback;
+import org.eclipse.jetty.util.URIUtil;
 import org.eclipse.jetty.util.thread.VirtualThreadPool;
 
 import java.io.IOException;
@@ -195,7 +196,7 @@ public final class OpenAiServer implements AutoCloseable {
             default -> {
                 if (path.startsWith("/v1/models/")) {
                     requireMethod(request, response, "GET");
-                    String id = path.substring("/v1/models/".length());
+                    String id = modelIdInPath(path.substring("/v1/models/".length()));
                     if (!id.equals(options.modelId())) {
                         throw modelNotFound(id);
                     }
@@ -220,6 +221,19 @@ public final class OpenAiServer implements AutoCloseable {
     private static ApiException modelNotFound(String id) {
         return new ApiException(404, "invalid_request_error", "model_not_found", "model",
                 "the model '" + id + "' does not exist here (GET /v1/models lists the one this server has)");
+    }
+
+    /**
+     * The model id in {@code /v1/models/{id}}, percent-decoded: the path arrives encoded, and an id with a space
+     * ({@code --model-name "org/my model"}) is sent as {@code my%20model}. (Jetty itself refuses an encoded
+     * slash, {@code %2F}, as ambiguous; a literal slash works.)
+     */
+    private static String modelIdInPath(String encoded) {
+        try {
+            return URIUtil.decodePath(encoded);
+        } catch (IllegalArgumentException badEscape) {
+            return encoded; // matches no id: answered as an unknown model
+        }
     }
 
     private static void requireMethod(Request request, Response response, String method) {

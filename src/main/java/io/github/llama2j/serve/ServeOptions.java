@@ -48,6 +48,10 @@ public record ServeOptions(String host, int port, String modelId, int queue, Str
         return new ServeOptions("127.0.0.1", port, modelId, 16, null, maxTokens, 1 << 20, 60_000);
     }
 
+    public ServeOptions withModelId(String id) {
+        return new ServeOptions(host, port, id, queue, apiKey, maxTokens, maxBodyBytes, idleTimeoutMs);
+    }
+
     public ServeOptions withQueue(int q) {
         return new ServeOptions(host, port, modelId, q, apiKey, maxTokens, maxBodyBytes, idleTimeoutMs);
     }

@@ -78,6 +78,17 @@ class ServeHttpTest {
         assertError(f.get("/v1/models/gpt-4"), 404, "model_not_found");
     }
 
+    /** The id in /v1/models/{id} is compared percent-decoded: an id with a space (and a slash) is found. */
+    @Test
+    void modelIdInThePathIsDecoded() {
+        try (ServeFixture named = new ServeFixture(o -> o.withModelId("org/my model"))) {
+            JsonNode model = ok(named.get("/v1/models/org/my%20model"));
+            assertEquals("org/my model", model.get("id").asText());
+            assertError(named.get("/v1/models/org/my%20other"), 404, "model_not_found");
+            assertTrue(named.get("/v1/models/org/my%20other").body().contains("'org/my other'"));
+        }
+    }
+
     @Test
     void completionIsRunsText() {
         String prompt = "Once upon a time";
