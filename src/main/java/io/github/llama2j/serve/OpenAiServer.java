@@ -8,6 +8,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.github.llama2j.Llama2jException;
 import io.github.llama2j.engine.InferenceEngine;
 import org.eclipse.jetty.http.HttpHeader;
+import org.eclipse.jetty.http.HttpMethod;
 import org.eclipse.jetty.io.Content;
 import org.eclipse.jetty.io.EndPoint;
 import org.eclipse.jetty.io.IdleTimeout;
@@ -29,6 +30,7 @@ import java.io.OutputStream;
 import java.io.PrintWriter;
 import java.net.BindException;
 import java.net.URI;
+import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.security.SecureRandom;
@@ -163,7 +165,7 @@ public final class OpenAiServer implements AutoCloseable {
         String path = Request.getPathInContext(request);
         String method = request.getMethod();
         if (path.equals("/health")) {
-            requireMethod(request, response, "GET");
+            requireGet(request, response);
             ObjectNode health = JSON.createObjectNode();
             health.put("status", "ok");
             health.put("model", options.modelId());
@@ -179,7 +181,7 @@ public final class OpenAiServer implements AutoCloseable {
         checkApiKey(request);
         switch (path) {
             case "/v1/models" -> {
-                requireMethod(request, response, "GET");
+                requireGet(request, response);
                 ObjectNode list = JSON.createObjectNode();
                 list.put("object", "list");
                 list.putArray("data").add(modelObject());
@@ -195,7 +197,7 @@ public final class OpenAiServer implements AutoCloseable {
             }
             default -> {
                 if (path.startsWith("/v1/models/")) {
-                    requireMethod(request, response, "GET");
+                    requireGet(request, response);
                     String id = modelIdInPath(path.substring("/v1/models/".length()));
                     if (!id.equals(options.modelId())) {
                         throw modelNotFound(id);
@@ -236,12 +238,27 @@ public final class OpenAiServer implements AutoCloseable {
         }
     }
 
-    private static void requireMethod(Request request, Response response, String method) {
-        if (!request.getMethod().equals(method)) {
-            response.getHeaders().put(HttpHeader.ALLOW, method);
-            throw new ApiException(405, "invalid_request_error", "method_not_allowed", null,
-                    request.getMethod() + " is not allowed here, use " + method);
+    /** GET, or HEAD, which HTTP requires wherever GET works: the same status and headers, no body. */
+    private static void requireGet(Request request, Response response) {
+        if (!isHead(request)) {
+            requireMethod(request, response, "GET", "GET, HEAD");
         }
+    }
+
+    private static void requireMethod(Request request, Response response, String method) {
+        requireMethod(request, response, method, method);
+    }
+
+    private static void requireMethod(Request request, Response response, String method, String allow) {
+        if (!request.getMethod().equals(method)) {
+            response.getHeaders().put(HttpHeader.ALLOW, allow);
+            throw new ApiException(405, "invalid_request_error", "method_not_allowed", null,
+                    request.getMethod() + " is not allowed here, use " + allow.replace(", ", " or "));
+        }
+    }
+
+    private static boolean isHead(Request request) {
+        return HttpMethod.HEAD.is(request.getMethod());
     }
 
     private void checkApiKey(Request request) {
@@ -507,17 +524,20 @@ public final class OpenAiServer implements AutoCloseable {
         sendJson(response, callback, e.status(), errorJson(e));
     }
 
+    /** The JSON answer; to a HEAD request, its headers only (Content-Length as a GET would have it). */
     private static void sendJson(Response response, Callback callback, int status, JsonNode body) {
         response.setStatus(status);
         response.getHeaders().put(HttpHeader.CONTENT_TYPE, "application/json");
-        String text;
+        byte[] bytes;
         try {
-            text = JSON.writeValueAsString(body);
+            bytes = JSON.writeValueAsBytes(body);
         } catch (JsonProcessingException e) {
             callback.failed(e);
             return;
         }
-        Content.Sink.write(response, true, text, callback);
+        response.getHeaders().put(HttpHeader.CONTENT_LENGTH, bytes.length);
+        boolean head = isHead(response.getRequest());
+        response.write(true, head ? ByteBuffer.allocate(0) : ByteBuffer.wrap(bytes), callback);
     }
 
     /** Jetty's own errors (a malformed request line, headers too large, ...) in OpenAI's format, not HTML. */

@@ -78,6 +78,31 @@ class ServeHttpTest {
         assertError(f.get("/v1/models/gpt-4"), 404, "model_not_found");
     }
 
+    /** HTTP requires HEAD wherever GET works: GET's status and headers, no body. */
+    @Test
+    void headWhereGetWorks() {
+        for (String path : new String[]{"/health", "/v1/models", "/v1/models/stories260K"}) {
+            HttpResponse<String> head = f.send(HttpRequest.newBuilder(f.uri(path)).HEAD().build());
+            assertEquals(200, head.statusCode(), path);
+            assertEquals("", head.body(), path);
+            assertTrue(head.headers().firstValue("Content-Type").orElse("").startsWith("application/json"), path);
+            if (!path.equals("/health")) { // /health's counters may change between the two requests
+                assertEquals(f.get(path).body().getBytes(StandardCharsets.UTF_8).length,
+                        head.headers().firstValueAsLong("Content-Length").orElse(-1), path);
+            }
+        }
+        assertEquals(404, f.send(HttpRequest.newBuilder(f.uri("/v1/models/gpt-4")).HEAD().build()).statusCode());
+        // other methods: 405, with Allow naming both
+        for (String path : new String[]{"/health", "/v1/models", "/v1/models/stories260K"}) {
+            HttpResponse<String> put = f.send(HttpRequest.newBuilder(f.uri(path)).PUT(HttpRequest.BodyPublishers.ofString("{}")).build());
+            assertError(put, 405, "method_not_allowed");
+            assertEquals("GET, HEAD", put.headers().firstValue("Allow").orElse(null), path);
+        }
+        HttpResponse<String> headPost = f.send(HttpRequest.newBuilder(f.uri("/v1/completions")).HEAD().build());
+        assertEquals(405, headPost.statusCode());
+        assertEquals("POST", headPost.headers().firstValue("Allow").orElse(null));
+    }
+
     /** The id in /v1/models/{id} is compared percent-decoded: an id with a space (and a slash) is found. */
     @Test
     void modelIdInThePathIsDecoded() {
