@@ -34,6 +34,7 @@ import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.security.SecureRandom;
+import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
@@ -475,7 +476,7 @@ public final class OpenAiServer implements AutoCloseable {
         try (InputStream in = Request.asInputStream(request)) {
             body = in.readNBytes(max + 1);
         } catch (IOException e) {
-            throw ApiException.badRequest(null, "cannot read the request body (" + e.getMessage() + ")");
+            throw unreadableBody(e);
         }
         if (body.length > max) {
             throw tooLarge(-1);
@@ -490,6 +491,28 @@ public final class OpenAiServer implements AutoCloseable {
         } catch (IOException e) {
             throw ApiException.badRequest(null, "the request body is not valid JSON");
         }
+    }
+
+    /**
+     * A body that could not be read: 408 when the client went silent mid-upload (the idle timeout), else 400.
+     * Jetty's exceptions name Java classes ({@code java.util.concurrent.TimeoutException: Idle timeout
+     * expired ...}), so the client gets a plain message instead.
+     */
+    private ApiException unreadableBody(IOException e) {
+        for (Throwable t = e; t != null; t = t.getCause()) {
+            if (t instanceof TimeoutException) {
+                return new ApiException(408, "invalid_request_error", "request_timeout", null,
+                        "the request body stopped arriving: nothing came for " + idleTimeoutText()
+                                + " (the server's idle timeout) before the body was complete");
+            }
+        }
+        return ApiException.badRequest(null, "the request body could not be read (the connection failed or the body was"
+                + " malformed)");
+    }
+
+    private String idleTimeoutText() {
+        long ms = options.idleTimeoutMs();
+        return ms % 1000 == 0 ? ms / 1000 + " s" : ms + " ms";
     }
 
     private ApiException tooLarge(long declared) {

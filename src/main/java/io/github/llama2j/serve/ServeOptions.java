@@ -52,6 +52,10 @@ public record ServeOptions(String host, int port, String modelId, int queue, Str
         return new ServeOptions(host, port, id, queue, apiKey, maxTokens, maxBodyBytes, idleTimeoutMs);
     }
 
+    public ServeOptions withIdleTimeoutMs(long ms) {
+        return new ServeOptions(host, port, modelId, queue, apiKey, maxTokens, maxBodyBytes, ms);
+    }
+
     public ServeOptions withQueue(int q) {
         return new ServeOptions(host, port, modelId, q, apiKey, maxTokens, maxBodyBytes, idleTimeoutMs);
     }

@@ -11,8 +11,12 @@ import org.junit.jupiter.api.Test;
 
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.OutputStream;
 import java.io.PrintWriter;
 import java.io.StringWriter;
+import java.net.InetAddress;
+import java.net.Socket;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
@@ -334,6 +338,26 @@ class ServeHttpTest {
         // and it keeps serving
         assertEquals("ok", ok(f.get("/health")).get("status").asText());
         assertFalse(f.log.toString().contains("internal error"), f.log::toString);
+    }
+
+    /** A body that stops arriving gets 408 after the idle timeout, in plain words (no Java exception's text). */
+    @Test
+    void aStalledUploadGets408() throws IOException {
+        try (ServeFixture quick = new ServeFixture(o -> o.withIdleTimeoutMs(1_000));
+             Socket s = new Socket(InetAddress.getLoopbackAddress(), quick.server.port())) {
+            s.setSoTimeout(30_000);
+            OutputStream out = s.getOutputStream();
+            out.write(("POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                    + "Content-Length: 100\r\n\r\n{\"prompt\":").getBytes(StandardCharsets.US_ASCII));
+            out.flush(); // 10 of the 100 bytes, then silence
+            String answer = new String(s.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+            assertTrue(answer.startsWith("HTTP/1.1 408 "), answer);
+            JsonNode error = ServeFixture.json(answer.substring(answer.indexOf("\r\n\r\n") + 4)).get("error");
+            assertEquals("request_timeout", error.get("code").asText(), answer);
+            assertEquals("invalid_request_error", error.get("type").asText(), answer);
+            assertFalse(answer.contains("Exception") || answer.contains("java."), answer);
+            assertEquals("ok", ok(quick.get("/health")).get("status").asText());
+        }
     }
 
     @Test
