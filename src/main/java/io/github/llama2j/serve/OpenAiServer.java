@@ -1,8 +1,12 @@
 package io.github.llama2j.serve;
 
+import com.fasterxml.jackson.core.JsonLocation;
+import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.core.StreamReadFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.json.JsonMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.github.llama2j.Llama2jException;
@@ -47,7 +51,8 @@ import java.util.concurrent.atomic.AtomicLong;
  * JSON; no stack trace reaches a client.
  */
 public final class OpenAiServer implements AutoCloseable {
-    static final ObjectMapper JSON = new ObjectMapper();
+    /** Strict about duplicate keys: {@code {"prompt": "a", "prompt": "b"}} is ambiguous, not "the last one wins". */
+    static final ObjectMapper JSON = JsonMapper.builder().enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION).build();
     /** What a full queue answers in Retry-After (seconds). */
     static final int RETRY_AFTER_SECONDS = 1;
 
@@ -484,13 +489,43 @@ public final class OpenAiServer implements AutoCloseable {
         if (body.length == 0) {
             throw ApiException.badRequest(null, "the request body is empty: send a JSON object");
         }
-        try {
-            return JSON.readTree(body);
+        try (JsonParser parser = JSON.createParser(body)) {
+            JsonNode root = JSON.readTree(parser);
+            checkNothingFollows(parser);
+            return root;
         } catch (JsonProcessingException e) {
-            throw ApiException.badRequest(null, "the request body is not valid JSON: " + e.getOriginalMessage());
+            throw ApiException.badRequest(null, "the request body is not valid JSON (" + where(e.getLocation()) + "): "
+                    + withoutSource(e.getOriginalMessage()));
         } catch (IOException e) {
             throw ApiException.badRequest(null, "the request body is not valid JSON");
         }
+    }
+
+    /**
+     * One JSON value is the whole body: Jackson stops after the first one, so {@code {...} trailing} or two
+     * objects in a row would otherwise be taken as the first object alone.
+     */
+    private static void checkNothingFollows(JsonParser parser) throws IOException {
+        JsonLocation at;
+        try {
+            if (parser.nextToken() == null) {
+                return;
+            }
+            at = parser.currentTokenLocation();
+        } catch (JsonProcessingException e) {
+            at = e.getLocation(); // text that is not even a JSON token
+        }
+        throw ApiException.badRequest(null, "the request body is not valid JSON (" + where(at)
+                + "): text follows the JSON object; send exactly one object");
+    }
+
+    private static String where(JsonLocation at) {
+        return at == null ? "at an unknown place" : "line " + at.getLineNr() + ", column " + at.getColumnNr();
+    }
+
+    /** Jackson's message without its "(start marker at [Source: ...])", which names a Jackson setting. */
+    private static String withoutSource(String message) {
+        return message == null ? "unreadable" : message.replaceAll(" ?\\(start marker at \\[Source: [^\\]]*\\]\\)", "");
     }
 
     /**

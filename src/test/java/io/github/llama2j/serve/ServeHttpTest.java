@@ -276,6 +276,12 @@ class ServeHttpTest {
         assertFalse(r.body().contains("Exception") || r.body().contains("\tat ") || r.body().contains("at io."), r.body());
     }
 
+    /** The error message of an error answer, checked to have this status and OpenAI's error shape. */
+    static String message(HttpResponse<String> r, int status) {
+        assertError(r, status, null);
+        return ServeFixture.json(r.body()).get("error").get("message").asText();
+    }
+
     static void assertBadRequest(String path, String body, String param) {
         HttpResponse<String> r = f.post(path, body);
         assertError(r, 400, null);
@@ -289,6 +295,16 @@ class ServeHttpTest {
         assertBadRequest(chat, "{\"messages\": [", null);
         assertBadRequest(chat, "", null);
         assertBadRequest(chat, "[1, 2]", null);
+        // one JSON object is the whole body, each key once
+        for (String notOne : new String[]{"{\"prompt\": \"Hi\"} trailing", "{\"prompt\": \"Hi\"}{\"prompt\": \"Ho\"}",
+                "{\"prompt\": \"Hi\"} 5", "{\"prompt\": \"Hi\"}}"}) {
+            assertTrue(message(f.post(text, notOne), 400).contains("text follows the JSON object"), notOne);
+        }
+        assertTrue(message(f.post(text, "{\"prompt\": \"Hi\", \"prompt\": \"Ho\"}"), 400).contains("'prompt'"));
+        assertTrue(message(f.post(chat, "{\"messages\": [{\"role\": \"user\", \"role\": \"system\", \"content\": \"x\"}]}"), 400)
+                .contains("'role'"));
+        assertFalse(message(f.post(chat, "{\"messages\": ["), 400).contains("Source"));
+        assertEquals(200, f.post(text, "{\"prompt\": \"Hi\", \"max_tokens\": 1}\n\n").statusCode()); // whitespace may follow
         assertBadRequest(chat, "{}", "messages");
         assertBadRequest(chat, "{\"messages\": []}", "messages");
         assertBadRequest(chat, "{\"messages\": [{\"role\": \"user\"}]}", "messages[0].content");
