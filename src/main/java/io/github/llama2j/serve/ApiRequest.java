@@ -9,8 +9,9 @@ import java.util.function.Predicate;
 
 /**
  * The fields of a completion or chat completion request this server uses, checked: a wrong type or an
- * out-of-range value is a 400 naming the field. Fields it does not use are ignored, as OpenAI's
- * clients send many (presence_penalty, user, ...).
+ * out-of-range value is a 400 naming the field. Fields that would change the answer but that it cannot honour
+ * (logprobs, tools, penalties, ...) are a 400 too unless their value means "off"; other fields are ignored, as
+ * OpenAI's clients send many (user, store, metadata, ...).
  *
  * @param topK keep the k likeliest tokens ({@code top_k}, llama.cpp's server name); 0 = off, as in {@code llama2j run}
  * @param minP keep tokens with at least this fraction of the top probability ({@code min_p}); 0 = off
@@ -64,10 +65,14 @@ record ApiRequest(String model, String prompt, List<ChatMessage> messages, Integ
         if (n != null && n != 1) {
             throw ApiException.badRequest("n", "n is " + n + ": this server returns one choice per request (n = 1)");
         }
+        refuseUnsupported(body);
         boolean stream = optionalBoolean(body, "stream");
         boolean includeUsage = false;
         JsonNode options = body.get("stream_options");
         if (options != null && !options.isNull()) {
+            if (!stream) {
+                throw ApiException.badRequest("stream_options", "stream_options is only allowed with \"stream\": true");
+            }
             if (!options.isObject()) {
                 throw ApiException.badRequest("stream_options", "stream_options must be an object");
             }
@@ -75,6 +80,37 @@ record ApiRequest(String model, String prompt, List<ChatMessage> messages, Integ
         }
         return new ApiRequest(model, prompt, messages, maxTokens, temperature, topP, topK == null ? 0 : topK, minP, seed, stop(body.get("stop")), stream,
                 includeUsage);
+    }
+
+    /**
+     * OpenAI's fields that would change the answer and that this server does not implement: refused, so that a
+     * client never takes an answer made without them for one made with them. The values that mean "off" are
+     * accepted, since clients send them as defaults.
+     */
+    private static void refuseUnsupported(JsonNode body) {
+        onlyOff(body, "logprobs", v -> v.isBoolean() && !v.asBoolean(), "false (token log-probabilities are not computed)");
+        onlyOff(body, "top_logprobs", v -> v.isIntegralNumber() && v.asLong() == 0, "0 (token log-probabilities are not computed)");
+        onlyOff(body, "response_format", v -> v.isObject() && v.size() == 1 && "text".equals(v.path("type").asText(null)),
+                "{\"type\": \"text\"} (no JSON mode or schema)");
+        onlyOff(body, "tools", v -> v.isArray() && v.isEmpty(), "an empty array (no tool calling)");
+        onlyOff(body, "functions", v -> v.isArray() && v.isEmpty(), "an empty array (no function calling)");
+        onlyOff(body, "tool_choice", v -> "none".equals(v.asText(null)) && v.isTextual(), "\"none\" (no tool calling)");
+        onlyOff(body, "function_call", v -> "none".equals(v.asText(null)) && v.isTextual(), "\"none\" (no function calling)");
+        onlyOff(body, "frequency_penalty", v -> v.isNumber() && v.doubleValue() == 0, "0 (no penalties)");
+        onlyOff(body, "presence_penalty", v -> v.isNumber() && v.doubleValue() == 0, "0 (no penalties)");
+        onlyOff(body, "logit_bias", v -> v.isObject() && v.isEmpty(), "an empty object (no logit bias)");
+        onlyOff(body, "echo", v -> v.isBoolean() && !v.asBoolean(), "false (the prompt is not echoed)");
+        onlyOff(body, "best_of", v -> v.isIntegralNumber() && v.asLong() == 1, "1 (one choice per request)");
+        onlyOff(body, "suffix", v -> v.isTextual() && v.asText().isEmpty(), "an empty string (no insertion)");
+    }
+
+    /** A 400 naming {@code field} unless it is absent, null or {@code off}. */
+    private static void onlyOff(JsonNode body, String field, Predicate<JsonNode> off, String accepted) {
+        JsonNode n = body.get(field);
+        if (n != null && !n.isNull() && !off.test(n)) {
+            throw ApiException.badRequest(field, field + " is not supported by this server: only " + accepted
+                    + " is accepted");
+        }
     }
 
     private static List<ChatMessage> messages(JsonNode node) {

@@ -201,6 +201,18 @@ class ServeHttpTest {
         assertEquals("length", r.get("choices").get(0).get("finish_reason").asText());
     }
 
+    /** OpenAI's fields this server does not implement are accepted with the values that mean "off". */
+    @Test
+    void unsupportedFieldsOff() {
+        String off = """
+                "logprobs": false, "top_logprobs": 0, "response_format": {"type": "text"}, "tools": [], "functions": [],
+                 "tool_choice": "none", "function_call": "none", "frequency_penalty": 0, "presence_penalty": 0.0,
+                 "logit_bias": {}, "stream_options": null, "max_tokens": 2""";
+        ok(f.post("/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], " + off + "}"));
+        ok(f.post("/v1/completions", "{\"prompt\": \"Hi\", \"echo\": false, \"best_of\": 1, \"suffix\": \"\", " + off + "}"));
+        ok(f.post("/v1/completions", "{\"prompt\": \"Hi\", \"logprobs\": null, \"tools\": null, \"max_tokens\": 2}"));
+    }
+
     @Test
     void stopStringsEndTheAnswer() {
         String full = completionText(ok(f.post("/v1/completions", """
@@ -327,6 +339,18 @@ class ServeHttpTest {
         assertBadRequest(text, "{\"prompt\": \"x\", \"seed\": \"abc\"}", "seed");
         assertBadRequest(text, "{\"prompt\": \"x\", \"n\": 2}", "n");
         assertBadRequest(text, "{\"prompt\": \"x\", \"stream\": \"yes\"}", "stream");
+        // fields this server cannot honour: 400 naming them, unless their value means "off" (unsupportedFieldsOff)
+        for (String[] c : new String[][]{{"logprobs", "true"}, {"logprobs", "2"}, {"top_logprobs", "3"},
+                {"response_format", "{\"type\": \"json_object\"}"}, {"response_format", "\"text\""},
+                {"tools", "[{\"type\": \"function\", \"function\": {\"name\": \"f\"}}]"}, {"tool_choice", "\"auto\""},
+                {"functions", "[{\"name\": \"f\"}]"}, {"function_call", "\"auto\""}, {"frequency_penalty", "0.5"},
+                {"presence_penalty", "-1"}, {"logit_bias", "{\"50256\": -100}"}, {"echo", "true"}, {"best_of", "2"},
+                {"suffix", "\"end\""}, {"stream_options", "{\"include_usage\": true}"}}) {
+            String body = "{\"prompt\": \"x\", \"" + c[0] + "\": " + c[1] + "}";
+            assertBadRequest(text, body, c[0]);
+            assertTrue(message(f.post(text, body), 400).startsWith(c[0] + " "), body);
+        }
+        assertBadRequest(chat, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"logprobs\": true}", "logprobs");
         assertBadRequest(text, "{\"prompt\": \"x\", \"stop\": [\"a\", \"b\", \"c\", \"d\", \"e\"]}", "stop");
         assertBadRequest(text, "{\"prompt\": \"x\", \"stop\": [\"\"]}", "stop");
         assertBadRequest(text, "{\"prompt\": \"x\", \"stop\": 3}", "stop");
