@@ -76,7 +76,7 @@ record ApiRequest(String model, String prompt, List<ChatMessage> messages, Integ
             if (!options.isObject()) {
                 throw ApiException.badRequest("stream_options", "stream_options must be an object");
             }
-            includeUsage = optionalBoolean(options, "include_usage");
+            includeUsage = optionalBoolean(options, "include_usage", "stream_options.include_usage");
         }
         return new ApiRequest(model, prompt, messages, maxTokens, temperature, topP, topK == null ? 0 : topK, minP, seed, stop(body.get("stop")), stream,
                 includeUsage);
@@ -160,7 +160,8 @@ record ApiRequest(String model, String prompt, List<ChatMessage> messages, Integ
             }
             return text.toString();
         }
-        throw ApiException.badRequest(at, at + " is missing or not a string");
+        throw ApiException.badRequest(at, at + (node == null || node.isNull() ? " is missing" : " is not a string")
+                + ": give a string or an array of text parts");
     }
 
     private static String prompt(JsonNode node) {
@@ -206,12 +207,17 @@ record ApiRequest(String model, String prompt, List<ChatMessage> messages, Integ
 
     /** The field's value, null when absent or JSON null; a 400 when {@code ok} rejects it. */
     private static JsonNode optional(JsonNode body, String field, Predicate<JsonNode> ok, String expected) {
-        JsonNode n = body.get(field);
+        return optional(body, field, field, ok, expected);
+    }
+
+    /** As above, for a field inside an object: {@code path} (such as {@code stream_options.include_usage}) names it. */
+    private static JsonNode optional(JsonNode parent, String field, String path, Predicate<JsonNode> ok, String expected) {
+        JsonNode n = parent.get(field);
         if (n == null || n.isNull()) {
             return null;
         }
         if (!ok.test(n)) {
-            throw ApiException.badRequest(field, field + " must be " + expected);
+            throw ApiException.badRequest(path, path + " must be " + expected);
         }
         return n;
     }
@@ -222,7 +228,11 @@ record ApiRequest(String model, String prompt, List<ChatMessage> messages, Integ
     }
 
     private static boolean optionalBoolean(JsonNode body, String field) {
-        JsonNode n = optional(body, field, JsonNode::isBoolean, "true or false");
+        return optionalBoolean(body, field, field);
+    }
+
+    private static boolean optionalBoolean(JsonNode parent, String field, String path) {
+        JsonNode n = optional(parent, field, path, JsonNode::isBoolean, "true or false");
         return n != null && n.asBoolean();
     }
 

@@ -13,16 +13,21 @@ final class ContextLimit {
     static void checkBytes(long bytes, int seqLen, int maxTokenBytes, String param) {
         long max = (long) seqLen * Math.max(1, maxTokenBytes);
         if (bytes > max) {
-            throw exceeded(param, "the " + param + " (" + bytes + " bytes) cannot fit the model's context of "
+            throw exceeded(param, noun(param) + " (" + bytes + " bytes) cannot fit the model's context of "
                     + seqLen + " tokens");
         }
     }
 
     static void checkTokens(int tokens, int seqLen, String param) {
         if (tokens > seqLen) {
-            throw exceeded(param, "the " + param + " is " + tokens + " tokens, longer than the model's context of "
+            throw exceeded(param, noun(param) + " is " + tokens + " tokens, longer than the model's context of "
                     + seqLen + " tokens");
         }
+    }
+
+    /** What the field holds, as the subject of a sentence: "the messages is 817 tokens" is not English. */
+    private static String noun(String param) {
+        return param.equals("messages") ? "the conversation" : "the " + param;
     }
 
     private static ApiException exceeded(String param, String message) {

@@ -51,7 +51,7 @@ public final class Llama2Format implements PromptFormat {
         for (; i < messages.size(); i += 2) {
             ChatMessage user = messages.get(i);
             if (user.role() != ChatMessage.Role.USER) {
-                throw ApiException.badRequest("messages[" + i + "].role", "messages[" + i + "] is a " + name(user.role())
+                throw ApiException.badRequest("messages[" + i + "].role", "messages[" + i + "] is " + aOrAn(user.role())
                         + " message where a user message was expected: after an optional first system message, this model's"
                         + " chat template takes user and assistant messages in turn, ending with a user message");
             }
@@ -63,8 +63,8 @@ public final class Llama2Format implements PromptFormat {
             }
             ChatMessage answer = messages.get(i + 1);
             if (answer.role() != ChatMessage.Role.ASSISTANT) {
-                throw ApiException.badRequest("messages[" + (i + 1) + "].role", "messages[" + (i + 1) + "] is a "
-                        + name(answer.role()) + " message where an assistant message was expected (user and assistant"
+                throw ApiException.badRequest("messages[" + (i + 1) + "].role", "messages[" + (i + 1) + "] is "
+                        + aOrAn(answer.role()) + " message where an assistant message was expected (user and assistant"
                         + " messages take turns, ending with a user message)");
             }
             byte[] withAnswer = concat(turn, utf8(" " + answer.content().strip() + " "));
@@ -100,8 +100,10 @@ public final class Llama2Format implements PromptFormat {
         ContextLimit.checkTokens(tokens, seqLen, param);
     }
 
-    private static String name(ChatMessage.Role role) {
-        return role.name().toLowerCase(Locale.ROOT);
+    /** "a user", "a system", "an assistant": the role's name with its article. */
+    private static String aOrAn(ChatMessage.Role role) {
+        String name = role.name().toLowerCase(Locale.ROOT);
+        return ("aeiou".indexOf(name.charAt(0)) >= 0 ? "an " : "a ") + name;
     }
 
     private static byte[] utf8(String s) {

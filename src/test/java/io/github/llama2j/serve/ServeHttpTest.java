@@ -322,6 +322,13 @@ class ServeHttpTest {
         assertBadRequest(chat, "{\"messages\": [{\"role\": \"user\"}]}", "messages[0].content");
         assertBadRequest(chat, "{\"messages\": [{\"role\": \"robot\", \"content\": \"x\"}]}", "messages[0].role");
         assertBadRequest(chat, "{\"messages\": [{\"role\": \"assistant\", \"content\": \"x\"}]}", "messages[0].role");
+        assertTrue(message(f.post(chat, "{\"messages\": [{\"role\": \"assistant\", \"content\": \"x\"}]}"), 400)
+                .startsWith("messages[0] is an assistant message where a user message was expected"));
+        assertBadRequest(chat, "{\"messages\": [{\"role\": \"user\", \"content\": 5}]}", "messages[0].content");
+        assertEquals("messages[0].content is not a string: give a string or an array of text parts",
+                message(f.post(chat, "{\"messages\": [{\"role\": \"user\", \"content\": 5}]}"), 400));
+        assertBadRequest(chat, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"stream\": true,"
+                + " \"stream_options\": {\"include_usage\": \"x\"}}", "stream_options.include_usage");
         assertBadRequest(chat, "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}, {\"role\": \"assistant\", \"content\": \"b\"}]}", "messages");
         assertBadRequest(text, "{}", "prompt");
         assertBadRequest(text, "{\"prompt\": 5}", "prompt");
@@ -358,7 +365,9 @@ class ServeHttpTest {
         String words = "the cat ".repeat(400);
         assertError(f.post(text, "{\"prompt\": \"" + words + "\"}"), 400, "context_length_exceeded");
         assertError(f.post(text, "{\"prompt\": \"" + "x".repeat(200_000) + "\"}"), 400, "context_length_exceeded");
-        assertError(f.post(chat, "{\"messages\": [{\"role\": \"user\", \"content\": \"" + words + "\"}]}"), 400, "context_length_exceeded");
+        HttpResponse<String> longChat = f.post(chat, "{\"messages\": [{\"role\": \"user\", \"content\": \"" + words + "\"}]}");
+        assertError(longChat, 400, "context_length_exceeded");
+        assertTrue(message(longChat, 400).startsWith("the conversation is "), longChat.body());
         assertError(f.post(text, "{\"model\": \"gpt-4\", \"prompt\": \"x\"}"), 404, "model_not_found");
         // too large a declared body: 413 before the body is read. With "Expect: 100-continue" the client waits for
         // that answer instead of streaming 4 MB into a connection the server closes after answering (a race that
