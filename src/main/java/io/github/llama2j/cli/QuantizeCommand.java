@@ -1,6 +1,8 @@
 package io.github.llama2j.cli;
 
+import io.github.llama2j.InputFiles;
 import io.github.llama2j.Llama2jException;
+import io.github.llama2j.gguf.GgufFile;
 import io.github.llama2j.model.CheckpointWriter;
 import io.github.llama2j.model.Configuration;
 import io.github.llama2j.model.Model;
@@ -13,7 +15,9 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 
+import java.io.IOException;
 import java.io.PrintWriter;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Locale;
 import java.util.Map;
@@ -28,7 +32,9 @@ import java.util.concurrent.Callable;
                         + " hidden_dim (export.py only checks dim, and runq.c then silently ignores the tail of every w2 row);"
                         + " an explicit --group-size that does not divide both is refused.",
                 "Prints the largest absolute quantization error |w - q*scale| per tensor kind and overall."
-                        + " The file is written to OUT.tmp and renamed to OUT when complete."},
+                        + " The file is written to OUT.tmp and renamed to OUT when complete; OUT may not be IN.",
+                "GGUF input is refused: a v2 checkpoint cannot hold all a GGUF model holds (rope theta and scaling,"
+                        + " biases, q/k norms, NEOX RoPE); llama.cpp's llama-quantize quantizes GGUF files."},
         footer = {"",
                 "Examples:",
                 "  llama2j quantize stories110M.bin stories110M_q80.bin",
@@ -53,8 +59,18 @@ public final class QuantizeCommand implements Callable<Integer> {
     public Integer call() {
         PrintWriter err = spec.commandLine().getErr();
         Path inPath = ModelResolver.resolve(in, err);
+        String inName = InputFiles.name(inPath);
+        if (GgufFile.isGguf(inPath)) {
+            // GGUF holds what a v2 checkpoint cannot (rope theta and scaling, biases, q/k norms, NEOX RoPE, other
+            // types): converting it would silently give a different model.
+            throw new Llama2jException(inName + ": is GGUF: quantize reads float32 llama2.c checkpoints (v0 or v1);"
+                    + " to quantize a GGUF model use llama.cpp's llama-quantize", Llama2jException.BAD_INPUT);
+        }
+        if (isSameFile(inPath, out)) {
+            throw new Llama2jException(out + ": is IN itself; quantize does not overwrite its input, give another OUT", Llama2jException.BAD_USAGE);
+        }
+        long inBytes = InputFiles.size(inPath, "a model file");
         try (Model m = ModelLoader.load(inPath)) {
-            String inName = String.valueOf(inPath.getFileName());
             if (m.format() == ModelFormat.V2_Q8) {
                 throw new Llama2jException(inName + ": is " + m.format().description()
                         + ", already quantized: quantize reads float32 (v0 or v1) checkpoints", Llama2jException.BAD_INPUT);
@@ -73,7 +89,7 @@ public final class QuantizeCommand implements Callable<Integer> {
             double seconds = (System.nanoTime() - t0) / 1e9;
             PrintWriter o = spec.commandLine().getOut();
             o.println(String.format(Locale.ROOT, "quantized %s (%s, %,d bytes) -> %s (%s, group size %d, %,d bytes) in %.2f s",
-                    inPath, m.format().description(), m.path().toFile().length(), out, ModelFormat.V2_Q8.description(), gs,
+                    inPath, m.format().description(), inBytes, out, ModelFormat.V2_Q8.description(), gs,
                     r.bytes(), seconds));
             o.println("max |w - q*scale|:");
             for (Map.Entry<Tensor, Float> e : r.maxQuantizationError().entrySet()) {
@@ -83,5 +99,14 @@ public final class QuantizeCommand implements Callable<Integer> {
             o.flush();
         }
         return 0;
+    }
+
+    /** Whether {@code out} exists and is {@code in} (the same path, a link to it, or a hard link). */
+    private static boolean isSameFile(Path in, Path out) {
+        try {
+            return Files.exists(out) && Files.isSameFile(in, out);
+        } catch (IOException | SecurityException e) {
+            return false; // cannot tell: writing OUT will report what is wrong with it
+        }
     }
 }

@@ -84,4 +84,48 @@ class QuantizeCommandTest {
         assertTrue(r.errLines().startsWith("llama2j: cut.bin: header says 5 layers"), r.errLines());
         assertEquals(1, r.errLines().lines().count());
     }
+
+    @Test
+    void ggufInputIsRefusedBeforeAnythingIsWritten() throws IOException {
+        // Q8_0 GGUF crashed (ClassCastException); F32 GGUF became a different llama2.c model (rope theta, biases lost)
+        Path out = tmp.resolve("o.bin");
+        Path f32 = tmp.resolve("f32.gguf");
+        assertEquals(0, run("synth", f32.toString(), "--format", "gguf", "--dim", "64", "--hidden-dim", "128", "--layers", "1",
+                "--heads", "4", "--kv-heads", "2", "--vocab", "300", "--seq-len", "32", "--type", "f32").exitCode());
+        Path q80 = io.github.llama2j.TestData.gguf().resolve("models/llama3-tiny-q8_0.gguf");
+        for (Path in : new Path[]{f32, q80, sharedModel("stories260K.gguf")}) {
+            CliTestSupport.Run r = run("quantize", in.toString(), out.toString());
+            assertEquals(2, r.exitCode(), r.err());
+            assertEquals("llama2j: " + in.getFileName() + ": is GGUF: quantize reads float32 llama2.c checkpoints (v0 or v1);"
+                    + " to quantize a GGUF model use llama.cpp's llama-quantize", r.errLines());
+            assertFalse(Files.exists(out));
+            assertFalse(Files.exists(tmp.resolve("o.bin.tmp")));
+        }
+    }
+
+    @Test
+    void outputThatIsTheInputIsRefusedAndTheInputKept() throws IOException {
+        Path in = tmp.resolve("same.bin");
+        Files.copy(sharedModel("tiny.bin"), in);
+        Path link = tmp.resolve("link.bin");
+        Files.createSymbolicLink(link, in);
+        for (Path out : new Path[]{in, link, tmp.resolve(".").resolve("same.bin")}) {
+            CliTestSupport.Run r = run("quantize", in.toString(), out.toString());
+            assertEquals(2, r.exitCode(), r.err());
+            assertEquals("llama2j: " + out + ": is IN itself; quantize does not overwrite its input, give another OUT",
+                    r.errLines());
+            assertEquals(-1L, Files.mismatch(in, sharedModel("tiny.bin")));
+        }
+    }
+
+    @Test
+    void reportedSizesAreTheInputsAndTheOutputs() throws IOException {
+        Path out = tmp.resolve("q.bin");
+        CliTestSupport.Run r = run("quantize", sharedModel("tiny.bin").toString(), out.toString());
+        assertEquals(0, r.exitCode(), r.err());
+        String first = r.out().lines().findFirst().orElseThrow();
+        assertTrue(first.contains(String.format(java.util.Locale.ROOT, "(v0 (legacy float32), %,d bytes)",
+                Files.size(sharedModel("tiny.bin")))), first);
+        assertTrue(first.contains(String.format(java.util.Locale.ROOT, "group size 4, %,d bytes)", Files.size(out))), first);
+    }
 }
