@@ -5,6 +5,7 @@ import io.github.llama2j.gguf.GgmlType;
 import io.github.llama2j.gguf.GgufFile;
 import io.github.llama2j.gguf.GgufWriter;
 import io.github.llama2j.model.Architecture;
+import io.github.llama2j.model.GgufModelLoader;
 import io.github.llama2j.model.GgufSynth;
 
 import java.io.PrintWriter;
@@ -70,6 +71,11 @@ final class GgufSynthOptions {
                 if (values[i] <= 0) {
                     throw usage(name + ": " + fields[i] + " is " + values[i] + ", must be positive");
                 }
+            }
+            if (l > GgufModelLoader.MAX_LAYERS) {
+                // checked before the per-layer tensor list is built: 2^31 layers took the heap rather than an error
+                throw usage(name + ": --layers is " + l + ", llama2j reads GGUF models of at most " + GgufModelLoader.MAX_LAYERS
+                        + " layers");
             }
             if (k > n || n % k != 0) {
                 throw usage(name + ": --kv-heads " + k + " does not divide --heads " + n);

@@ -78,7 +78,7 @@ public final class QuantizeCommand implements Callable<Integer> {
             Configuration c = m.config();
             int gs = groupSize != null ? groupSize : CheckpointWriter.defaultGroupSize(c.dim(), c.hiddenDim());
             CheckpointWriter.checkGroupSize(inName, c, gs);
-            long size = CheckpointWriter.fileSize(c, ModelFormat.V2_Q8, gs);
+            long size = CheckpointWriter.fileSize(inName, c, ModelFormat.V2_Q8, gs);
             ProgressBar bar = size >= (256L << 20) ? new ProgressBar(err, "writing " + out.getFileName(), size) : null;
             long t0 = System.nanoTime();
             CheckpointWriter.Result r = CheckpointWriter.write(WeightSource.of(m), ModelFormat.V2_Q8, gs, out,

@@ -142,7 +142,7 @@ public final class SynthCommand implements Callable<Integer> {
             throw new Llama2jException(name + ": --std is " + std + ", must be a finite number >= 0", Llama2jException.BAD_USAGE);
         }
         PrintWriter err = spec.commandLine().getErr();
-        long size = CheckpointWriter.fileSize(c, f, gs);
+        long size = CheckpointWriter.fileSize(name, c, f, gs);
         ProgressBar bar = size >= LARGE ? new ProgressBar(err, "writing " + name, size) : null;
         long t0 = System.nanoTime();
         CheckpointWriter.Result r = CheckpointWriter.write(new RandomWeights(c, seed, std), f, gs, out,

@@ -64,13 +64,25 @@ public final class CheckpointWriter {
         return 1;
     }
 
-    /** Exact byte size of the file {@link #write} produces. */
-    public static long fileSize(Configuration c, ModelFormat format, int groupSize) {
-        long total = headerBytes(format);
-        for (Section s : layout(c, format)) {
-            total += s.bytes(c, groupSize);
+    /**
+     * Exact byte size of the file {@link #write} produces, computed in closed form with overflow checks (not per layer),
+     * so an absurd shape is refused at once rather than after building a list of billions of sections.
+     *
+     * @throws Llama2jException (bad usage) when the size does not fit in a long
+     */
+    public static long fileSize(String name, Configuration c, ModelFormat format, int groupSize) {
+        try {
+            long total = headerBytes(format);
+            for (Section s : layout(c, format)) {
+                total = Math.addExact(total, Math.multiplyExact(s.bytes(c, groupSize), (long) s.layers()));
+            }
+            return total;
+        } catch (ArithmeticException e) {
+            throw new Llama2jException(String.format(java.util.Locale.ROOT,
+                    "%s: the file would be larger than %,d bytes (%d layers of dim %d, hidden_dim %d, vocab %d, seq_len %d)",
+                    name, Long.MAX_VALUE, c.nLayers(), c.dim(), c.hiddenDim(), c.vocabSize(), c.seqLen()),
+                    Llama2jException.BAD_USAGE);
         }
-        return total;
     }
 
     /**
@@ -83,7 +95,7 @@ public final class CheckpointWriter {
         if (format == ModelFormat.V2_Q8) {
             checkGroupSize(name, c, groupSize);
         }
-        long size = fileSize(c, format, groupSize);
+        long size = fileSize(name, c, format, groupSize);
         AtomicFile.checkFreeSpace(name, out, size);
         return AtomicFile.write(out, temp -> {
             try (FileChannel ch = FileChannel.open(temp, StandardOpenOption.CREATE, StandardOpenOption.TRUNCATE_EXISTING,
@@ -116,16 +128,20 @@ public final class CheckpointWriter {
         return format == ModelFormat.LEGACY_V0 ? ModelLoader.V0_HEADER_BYTES : ModelLoader.V1_V2_HEADER_BYTES;
     }
 
-    /** One stretch of the file after the header. */
-    private record Section(Kind kind, Tensor tensor, int layer) {
+    /**
+     * A stretch of the file after the header: one tensor, or ({@code layers} > 1) the same tensor of layers
+     * 0 to layers-1, one after the other.
+     */
+    private record Section(Kind kind, Tensor tensor, int layers) {
         enum Kind { F32, Q8, FREQ_CIS }
 
+        /** Bytes of one layer's tensor (of the whole section when layers is 1). */
         long bytes(Configuration c, int groupSize) {
             return switch (kind) {
-                case F32 -> tensor.numel(c) * Float.BYTES;
-                case Q8 -> tensor.numel(c) + tensor.numel(c) / groupSize * Float.BYTES;
+                case F32 -> Math.multiplyExact(tensor.numel(c), (long) Float.BYTES);
+                case Q8 -> Math.addExact(tensor.numel(c), Math.multiplyExact(tensor.numel(c) / groupSize, (long) Float.BYTES));
                 // freq_cis_real and freq_cis_imag: seq_len × head_size/2 floats each
-                case FREQ_CIS -> (long) c.seqLen() * c.headSize() * Float.BYTES;
+                case FREQ_CIS -> Math.multiplyExact((long) c.seqLen() * c.headSize(), (long) Float.BYTES);
             };
         }
     }
@@ -135,35 +151,29 @@ public final class CheckpointWriter {
         List<Section> s = new ArrayList<>();
         int layers = c.nLayers();
         if (format == ModelFormat.LEGACY_V0) {
-            s.add(new Section(Section.Kind.F32, Tensor.TOKEN_EMBEDDING, 0));
+            s.add(new Section(Section.Kind.F32, Tensor.TOKEN_EMBEDDING, 1));
             for (Tensor t : List.of(Tensor.RMS_ATT, Tensor.WQ, Tensor.WK, Tensor.WV, Tensor.WO,
                     Tensor.RMS_FFN, Tensor.W1, Tensor.W2, Tensor.W3)) {
-                for (int l = 0; l < layers; l++) {
-                    s.add(new Section(Section.Kind.F32, t, l));
-                }
+                s.add(new Section(Section.Kind.F32, t, layers));
             }
-            s.add(new Section(Section.Kind.F32, Tensor.RMS_FINAL, 0));
-            s.add(new Section(Section.Kind.FREQ_CIS, null, 0));
+            s.add(new Section(Section.Kind.F32, Tensor.RMS_FINAL, 1));
+            s.add(new Section(Section.Kind.FREQ_CIS, null, 1));
             if (!c.sharedClassifier()) {
-                s.add(new Section(Section.Kind.F32, Tensor.CLASSIFIER, 0));
+                s.add(new Section(Section.Kind.F32, Tensor.CLASSIFIER, 1));
             }
             return s;
         }
         Section.Kind matrices = format == ModelFormat.V2_Q8 ? Section.Kind.Q8 : Section.Kind.F32;
         for (Tensor t : List.of(Tensor.RMS_ATT, Tensor.RMS_FFN)) {
-            for (int l = 0; l < layers; l++) {
-                s.add(new Section(Section.Kind.F32, t, l));
-            }
+            s.add(new Section(Section.Kind.F32, t, layers));
         }
-        s.add(new Section(Section.Kind.F32, Tensor.RMS_FINAL, 0));
-        s.add(new Section(matrices, Tensor.TOKEN_EMBEDDING, 0));
+        s.add(new Section(Section.Kind.F32, Tensor.RMS_FINAL, 1));
+        s.add(new Section(matrices, Tensor.TOKEN_EMBEDDING, 1));
         for (Tensor t : List.of(Tensor.WQ, Tensor.WK, Tensor.WV, Tensor.WO, Tensor.W1, Tensor.W2, Tensor.W3)) {
-            for (int l = 0; l < layers; l++) {
-                s.add(new Section(matrices, t, l));
-            }
+            s.add(new Section(matrices, t, layers));
         }
         if (!c.sharedClassifier()) {
-            s.add(new Section(matrices, Tensor.CLASSIFIER, 0));
+            s.add(new Section(matrices, Tensor.CLASSIFIER, 1));
         }
         return s;
     }
@@ -217,12 +227,14 @@ public final class CheckpointWriter {
             byte[] h = header(c, format, groupSize);
             main.put(h, 0, h.length);
             for (Section s : layout(c, format)) {
-                switch (s.kind()) {
-                    case F32 -> f32(s.tensor(), s.layer());
-                    case Q8 -> q8(s.tensor(), s.layer());
-                    case FREQ_CIS -> freqCis();
+                for (int layer = 0; layer < s.layers(); layer++) {
+                    switch (s.kind()) {
+                        case F32 -> f32(s.tensor(), layer);
+                        case Q8 -> q8(s.tensor(), layer);
+                        case FREQ_CIS -> freqCis();
+                    }
+                    progress.accept(main.position());
                 }
-                progress.accept(main.position());
             }
             main.flush();
             return new Result(main.position(), Collections.unmodifiableMap(errors));

@@ -24,6 +24,8 @@ import java.util.Set;
 public final class GgufModelLoader {
     /** Context used when the file's {@code context_length} is larger and none is asked for (like llama.cpp's default n_ctx). */
     public static final int DEFAULT_MAX_CONTEXT = 4096;
+    /** The most layers (block_count) a GGUF model may have here; {@code synth --format gguf} writes no more. */
+    public static final int MAX_LAYERS = 4096;
     /** Largest dimension accepted (Java arrays and int indices). */
     private static final int MAX_DIM = 1 << 24;
 
@@ -54,7 +56,7 @@ public final class GgufModelLoader {
                 name + ": architecture " + GgufFile.quote(archName) + " is not supported (supported: " + Architecture.supported() + ")"));
         String p = archName + ".";
         int dim = f.getInt(p + "embedding_length", 1, MAX_DIM);
-        int layers = f.getInt(p + "block_count", 1, 4096);
+        int layers = f.getInt(p + "block_count", 1, MAX_LAYERS);
         int hidden = scalarInt(f, p + "feed_forward_length");
         int heads = scalarInt(f, p + "attention.head_count");
         int kvHeads = f.has(p + "attention.head_count_kv") ? scalarInt(f, p + "attention.head_count_kv") : heads;

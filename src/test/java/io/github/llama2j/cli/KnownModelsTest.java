@@ -18,7 +18,7 @@ class KnownModelsTest {
     void pinnedSizesAreThoseOfTheV0LayoutOfTheShapes() {
         for (String name : KnownModels.names()) {
             KnownModels.KnownModel m = KnownModels.byName(name).orElseThrow();
-            long expected = CheckpointWriter.fileSize(ModelShapes.byName(name).orElseThrow(), ModelFormat.LEGACY_V0, 0);
+            long expected = CheckpointWriter.fileSize(name, ModelShapes.byName(name).orElseThrow(), ModelFormat.LEGACY_V0, 0);
             assertEquals(expected, m.weights().size(), name);
         }
     }

@@ -13,11 +13,14 @@ import org.junit.jupiter.api.io.TempDir;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Locale;
 
 import static io.github.llama2j.cli.CliTestSupport.run;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 class SynthCommandTest {
@@ -102,6 +105,39 @@ class SynthCommandTest {
         expectUsageError(run("synth", out.toString(), "--shape", "stories260K", "--vocab", "0"),
                 "llama2j: bad.bin: --vocab is 0, must be positive");
         assertFalse(Files.exists(out));
+    }
+
+    @Test
+    void hugeShapesFailAtOnceWithoutWritingAnything() throws IOException {
+        // the size was summed over a list of 9 sections per layer: 2^31 - 1 layers hung, eating the heap
+        Path one = tmp.resolve("one.bin"), two = tmp.resolve("two.bin");
+        assertEquals(0, run("synth", one.toString(), "--shape", "stories260K", "--layers", "1").exitCode());
+        assertEquals(0, run("synth", two.toString(), "--shape", "stories260K", "--layers", "2").exitCode());
+        long perLayer = Files.size(two) - Files.size(one);
+        long expected = Files.size(one) + perLayer * (Integer.MAX_VALUE - 1L);
+        Path out = tmp.resolve("big.bin");
+        CliTestSupport.Run r = assertTimeoutPreemptively(Duration.ofSeconds(30),
+                () -> run("synth", out.toString(), "--shape", "stories260K", "--layers", String.valueOf(Integer.MAX_VALUE)));
+        assertEquals(4, r.exitCode(), r.err());
+        assertTrue(r.errLines().startsWith(String.format(Locale.ROOT, "llama2j: big.bin: needs %,d bytes, only ", expected)),
+                r.errLines());
+        // a size beyond a long is a usage error, not an overflow
+        r = assertTimeoutPreemptively(Duration.ofSeconds(30), () -> run("synth", out.toString(), "--dim", "1073741824",
+                "--hidden-dim", "2147483647", "--layers", "2147483647", "--heads", "1", "--vocab", "2147483647",
+                "--seq-len", "2147483647"));
+        expectUsageError(r, "llama2j: big.bin: the file would be larger than 9,223,372,036,854,775,807 bytes (2147483647 layers"
+                + " of dim 1073741824, hidden_dim 2147483647, vocab 2147483647, seq_len 2147483647)");
+        // GGUF: the per-layer tensor list is never built for more layers than llama2j reads
+        Path gguf = tmp.resolve("big.gguf");
+        r = assertTimeoutPreemptively(Duration.ofSeconds(30), () -> run("synth", gguf.toString(), "--format", "gguf",
+                "--dim", "64", "--hidden-dim", "128", "--layers", String.valueOf(Integer.MAX_VALUE), "--heads", "4",
+                "--vocab", "300", "--seq-len", "32"));
+        expectUsageError(r, "llama2j: big.gguf: --layers is 2147483647, llama2j reads GGUF models of at most 4096 layers");
+        assertFalse(Files.exists(out));
+        assertFalse(Files.exists(gguf));
+        try (var files = Files.list(tmp)) {
+            assertEquals(2, files.count()); // one.bin, two.bin: no .tmp left
+        }
     }
 
     private static void expectUsageError(CliTestSupport.Run r, String message) {

@@ -42,7 +42,7 @@ class CheckpointWriterTest {
         Configuration c = shared ? GQA : UNSHARED;
         int gs = format == ModelFormat.V2_Q8 ? CheckpointWriter.defaultGroupSize(c.dim(), c.hiddenDim()) : 0;
         Path out = write(c, format, gs, 7, "m.bin");
-        assertEquals(CheckpointWriter.fileSize(c, format, gs), Files.size(out));
+        assertEquals(CheckpointWriter.fileSize("t", c, format, gs), Files.size(out));
         assertFalse(Files.exists(tmp.resolve("m.bin.tmp")));
         try (Model m = ModelLoader.load(out)) {
             assertEquals(format, m.format());
