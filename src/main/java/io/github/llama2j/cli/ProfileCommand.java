@@ -4,6 +4,7 @@ import io.github.llama2j.Llama2jException;
 import io.github.llama2j.engine.EngineOptions;
 import io.github.llama2j.engine.Engines;
 import io.github.llama2j.engine.InferenceEngine;
+import io.github.llama2j.model.AtomicFile;
 import io.github.llama2j.model.Model;
 import io.github.llama2j.profile.ChromeTrace;
 import io.github.llama2j.profile.ProfileRecorder;
@@ -61,6 +62,9 @@ public final class ProfileCommand implements Callable<Integer> {
         if (tokens < 1 || warmup < 0) {
             throw new Llama2jException("--tokens must be >= 1 and --warmup >= 0", Llama2jException.BAD_USAGE);
         }
+        if (trace != null) {
+            AtomicFile.checkWritable(trace); // before the model is loaded and profiled, not after
+        }
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
         EngineOptions options = engine.toOptions(true);
@@ -86,7 +90,10 @@ public final class ProfileCommand implements Callable<Integer> {
             out.println(json ? report.toJson() : report.toTable());
             out.flush();
             if (trace != null) {
-                ChromeTrace.write(trace, e.name(), recorder);
+                AtomicFile.write(trace, temp -> {
+                    ChromeTrace.write(temp, e.name(), recorder);
+                    return null;
+                });
                 err.println("trace written to " + trace);
             }
             if (dump) {

@@ -3,8 +3,10 @@ package io.github.llama2j.model;
 import io.github.llama2j.Llama2jException;
 
 import java.io.IOException;
+import java.nio.file.AccessDeniedException;
 import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 
@@ -82,6 +84,27 @@ public final class AtomicFile {
             }
         } catch (IOException ignored) {
             // exiting anyway
+        }
+    }
+
+    /**
+     * Refuses (exit code 4), before any long work, a target {@link #write} could not write: a directory, a folder that
+     * does not exist or in which no file can be created. Checked by creating and deleting an empty file beside it.
+     */
+    public static void checkWritable(Path target) {
+        if (Files.isDirectory(target)) {
+            throw new Llama2jException(target + ": is a directory, cannot write a file there", Llama2jException.IO_FAILURE);
+        }
+        Path dir = target.toAbsolutePath().getParent();
+        try {
+            Path probe = Files.createTempFile(dir, "." + target.getFileName(), ".tmp");
+            Files.delete(probe);
+        } catch (NoSuchFileException e) {
+            throw new Llama2jException(target + ": cannot write (no folder " + dir + ")", Llama2jException.IO_FAILURE, e);
+        } catch (AccessDeniedException e) {
+            throw new Llama2jException(target + ": cannot write (permission denied in " + dir + ")", Llama2jException.IO_FAILURE, e);
+        } catch (IOException | SecurityException e) {
+            throw new Llama2jException(target + ": cannot write (" + e.getMessage() + ")", Llama2jException.IO_FAILURE, e);
         }
     }
 

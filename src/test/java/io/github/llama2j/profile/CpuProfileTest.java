@@ -75,4 +75,42 @@ class CpuProfileTest {
         assertTrue(!Files.exists(dir), "nothing written");
         assertTrue(out.toString().contains("layer0.qkv"), "the profile itself is still printed");
     }
+
+    /** An unwritable --trace is one line, exit 4, before anything is profiled (it was a stack trace after the run). */
+    @Test
+    void traceThatCannotBeWrittenFailsBeforeProfiling() throws IOException {
+        Path file = tmp.resolve("file");
+        Files.writeString(file, "x");
+        String[][] cases = {
+                {tmp.resolve("no/such/dir/t.json").toString(), ": cannot write (no folder " + tmp.resolve("no/such/dir") + ")"},
+                {tmp.toString(), ": is a directory, cannot write a file there"},
+                {file.resolve("t.json").toString(), ": cannot write ("}};
+        for (String[] c : cases) {
+            java.io.StringWriter out = new java.io.StringWriter(), err = new java.io.StringWriter();
+            int code = io.github.llama2j.cli.Main.execute(new java.io.PrintWriter(out), new java.io.PrintWriter(err), "profile",
+                    TestData.model("tiny.bin").toString(), "--tokens", "1", "--warmup", "0", "--threads", "1",
+                    "--trace", c[0]);
+            assertEquals(4, code, err.toString());
+            String line = err.toString().strip();
+            assertTrue(line.startsWith("llama2j: " + c[0] + c[1]), line);
+            assertEquals(1, line.lines().count(), line);
+            assertEquals("", out.toString(), "nothing profiled");
+        }
+        try (var files = Files.list(tmp)) {
+            assertEquals(1, files.count(), "no probe or temp file left");
+        }
+    }
+
+    @Test
+    void traceIsWrittenWholeWithNoTempFileLeft() throws IOException {
+        Path trace = tmp.resolve("t.json");
+        java.io.StringWriter out = new java.io.StringWriter(), err = new java.io.StringWriter();
+        int code = io.github.llama2j.cli.Main.execute(new java.io.PrintWriter(out), new java.io.PrintWriter(err), "profile",
+                TestData.model("tiny.bin").toString(), "--tokens", "1", "--warmup", "0", "--threads", "1", "--trace", trace.toString());
+        assertEquals(0, code, err.toString());
+        assertTrue(Json.read(trace) instanceof Map<?, ?>);
+        try (var files = Files.list(tmp)) {
+            assertEquals(List.of(trace), files.toList());
+        }
+    }
 }
