@@ -54,6 +54,7 @@ public final class EngineMixin {
     static final int MAX_THREADS = 1024;
 
     public EngineOptions toOptions(boolean profile) {
+        checkNotEmpty();
         if (threads != null && threads.length != 1) {
             throw new io.github.llama2j.Llama2jException("--threads takes one number here, got " + threads.length,
                     io.github.llama2j.Llama2jException.BAD_USAGE);
@@ -66,10 +67,19 @@ public final class EngineMixin {
         if (threads == null) {
             return new int[]{EngineOptions.defaultThreads()};
         }
+        checkNotEmpty();
         for (int t : threads) {
             checkThreads(t);
         }
         return threads.clone();
+    }
+
+    /** {@code --threads ,} (or {@code ""}) splits into no value at all: bench ran nothing and exited 0. */
+    private void checkNotEmpty() {
+        if (threads != null && threads.length == 0) {
+            throw new io.github.llama2j.Llama2jException("--threads lists no thread count, give one or more numbers (e.g. 1,2,4)",
+                    io.github.llama2j.Llama2jException.BAD_USAGE);
+        }
     }
 
     private static void checkThreads(int t) {

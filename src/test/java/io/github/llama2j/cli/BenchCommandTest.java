@@ -32,6 +32,21 @@ class BenchCommandTest {
     }
 
     @Test
+    void anEmptyThreadListIsAUsageError() {
+        // "--threads ," split into no value: bench printed an empty table and exited 0
+        for (String threads : new String[]{",", ",,"}) {
+            CliTestSupport.Run r = run("bench", sharedModel("stories260K.bin").toString(), "--reps", "1", "--warmup", "0",
+                    "--threads", threads);
+            assertEquals(2, r.exitCode(), r.out() + r.err());
+            assertEquals("llama2j: --threads lists no thread count, give one or more numbers (e.g. 1,2,4)", r.errLines());
+            assertEquals("", r.out());
+        }
+        CliTestSupport.Run r = run("run", sharedModel("stories260K.bin").toString(), "-n", "2", "--threads", ",");
+        assertEquals(2, r.exitCode(), r.err());
+        assertEquals("llama2j: --threads lists no thread count, give one or more numbers (e.g. 1,2,4)", r.errLines());
+    }
+
+    @Test
     void jsonHasSamplesAndBandwidth() {
         CliTestSupport.Run r = run("bench", sharedModel("tiny_q80.bin").toString(), "--threads", "1", "--prompt-tokens", "4",
                 "--gen-tokens", "4", "--reps", "3", "--warmup", "1", "--json", "-z", sharedModel("tok512.bin").toString());
