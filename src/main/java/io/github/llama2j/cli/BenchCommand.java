@@ -201,7 +201,7 @@ public final class BenchCommand implements Callable<Integer> {
     private void printTable(PrintWriter o, Model m, String name, long bytesPerToken, List<Measurement> results) {
         Configuration c = m.config();
         o.println(String.format(Locale.ROOT, "%s: %s, %s parameters, %s read per token",
-                name, m.format().description(), InfoCommand.millions(c.parameterCount()), mib(bytesPerToken)));
+                name, m.format().description(), InfoCommand.millions(InfoCommand.parameterCount(m)), mib(bytesPerToken)));
         String fmt = "| %-22s | %7s | %-7s | %20s | %8s |%n";
         o.printf(Locale.ROOT, fmt, "engine", "threads", "test", "t/s", "GB/s");
         o.printf(Locale.ROOT, fmt, "-".repeat(22), "-".repeat(7), "-".repeat(7), "-".repeat(20), "-".repeat(8));

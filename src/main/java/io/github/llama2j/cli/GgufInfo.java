@@ -18,6 +18,18 @@ final class GgufInfo {
     private GgufInfo() {
     }
 
+    /**
+     * Every tensor's element count, as llama.cpp's {@code n_params}: biases, q/k norms and {@code rope_freqs} included.
+     * The one count of a GGUF model's parameters ({@code info}, and {@code bench} through {@link InfoCommand#parameterCount}).
+     */
+    static long parameterCount(GgufFile f) {
+        long n = 0;
+        for (GgufTensorInfo t : f.tensors()) {
+            n += t.elementCount();
+        }
+        return n;
+    }
+
     static Map<String, Object> describe(GgufFile f) {
         Map<String, Object> info = new LinkedHashMap<>();
         String arch = f.optionalString("general.architecture").orElse(null);
@@ -37,7 +49,7 @@ final class GgufInfo {
         }
         info.put("hyper_parameters", hparams);
         Map<String, Map<String, Object>> types = new LinkedHashMap<>();
-        long parameters = 0, tensorBytes = 0;
+        long tensorBytes = 0;
         for (GgufTensorInfo t : f.tensors()) {
             Map<String, Object> row = types.computeIfAbsent(t.type().displayName(), k -> {
                 Map<String, Object> m = new LinkedHashMap<>();
@@ -49,12 +61,11 @@ final class GgufInfo {
             row.put("tensors", (int) row.get("tensors") + 1);
             row.put("parameters", (long) row.get("parameters") + t.elementCount());
             row.put("bytes", (long) row.get("bytes") + t.byteSize());
-            parameters += t.elementCount();
             tensorBytes += t.byteSize();
         }
         info.put("tensor_count", f.tensors().size());
         info.put("tensor_types", types);
-        info.put("parameters", parameters);
+        info.put("parameters", parameterCount(f));
         info.put("tensor_bytes", tensorBytes);
         info.put("file_bytes", f.byteSize());
         info.put("alignment", f.alignment());

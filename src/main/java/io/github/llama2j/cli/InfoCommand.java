@@ -79,7 +79,7 @@ public final class InfoCommand implements Callable<Integer> {
                 row(o, "kv_dim", c.kvDim());
                 row(o, "classifier", c.sharedClassifier() ? "shared with the token embedding" : "separate (unshared)");
                 row(o, "group_size", c.quantized() ? String.valueOf(c.groupSize()) : "- (float32)");
-                row(o, "parameters", String.format(Locale.ROOT, "%,d (%s)", c.parameterCount(), millions(c.parameterCount())));
+                row(o, "parameters", String.format(Locale.ROOT, "%,d (%s)", parameterCount(m), millions(parameterCount(m))));
                 row(o, "file size", bytes((long) info.get("file_bytes")));
                 row(o, "bytes per token", bytes((long) info.get("bytes_per_token")) + "  (weights read by one forward pass)");
                 row(o, "kv cache", bytes((long) info.get("kv_cache_bytes")) + "  (float32 keys and values at seq_len " + c.seqLen() + ")");
@@ -111,11 +111,19 @@ public final class InfoCommand implements Callable<Integer> {
         info.put("kv_dim", c.kvDim());
         info.put("shared_classifier", c.sharedClassifier());
         info.put("group_size", c.quantized() ? c.groupSize() : null);
-        info.put("parameters", c.parameterCount());
+        info.put("parameters", parameterCount(m));
         info.put("file_bytes", m.path().toFile().length());
         info.put("bytes_per_token", m.weights().bytesPerToken());
         info.put("kv_cache_bytes", kvCacheBytes(c));
         return info;
+    }
+
+    /**
+     * The parameter count llama2j reports for a loaded model: a GGUF file's every tensor ({@link GgufInfo#parameterCount},
+     * as {@code info FILE.gguf} shows), a llama2.c checkpoint's weights ({@link Configuration#parameterCount}).
+     */
+    static long parameterCount(Model m) {
+        return m.gguf().map(GgufInfo::parameterCount).orElseGet(() -> m.config().parameterCount());
     }
 
     /** The engines keep float32 keys and values for every layer and position. */

@@ -47,6 +47,26 @@ class BenchCommandTest {
     }
 
     @Test
+    void parametersAreInfosCountAndLlamaCppsForGgufModelsWithExtraTensors() throws java.io.IOException {
+        // bench counted the llama2.c layout's weights only: qwen2's q/k/v biases, qwen3's q/k norms, llama3's rope_freqs were missing
+        java.nio.file.Path dir = io.github.llama2j.TestData.gguf();
+        for (String model : new String[]{"qwen2-tiny-q8_0", "qwen3-tiny-q8_0", "llama3-tiny-q8_0"}) {
+            String file = dir.resolve("models/" + model + ".gguf").toString();
+            java.util.Map<?, ?> hparams = (java.util.Map<?, ?>) io.github.llama2j.Json.read(dir.resolve("golden/" + model + ".json"))
+                    .get("hparams");
+            long nParams = ((Number) hparams.get("n_params")).longValue(); // llama.cpp's count
+            CliTestSupport.Run info = run("info", file, "--json");
+            assertEquals(0, info.exitCode(), info.err());
+            assertEquals(nParams, ((Number) ((java.util.Map<?, ?>) io.github.llama2j.Json.parse(info.out())).get("parameters")).longValue(), model + " info");
+            CliTestSupport.Run bench = run("bench", file, "--json", "--prompt-tokens", "0", "--gen-tokens", "1", "--reps", "1",
+                    "--warmup", "0", "--threads", "1");
+            assertEquals(0, bench.exitCode(), bench.err());
+            java.util.Map<?, ?> m = (java.util.Map<?, ?>) ((java.util.Map<?, ?>) io.github.llama2j.Json.parse(bench.out())).get("model");
+            assertEquals(nParams, ((Number) m.get("parameters")).longValue(), model + " bench --json");
+        }
+    }
+
+    @Test
     void jsonHasSamplesAndBandwidth() {
         CliTestSupport.Run r = run("bench", sharedModel("tiny_q80.bin").toString(), "--threads", "1", "--prompt-tokens", "4",
                 "--gen-tokens", "4", "--reps", "3", "--warmup", "1", "--json", "-z", sharedModel("tok512.bin").toString());
