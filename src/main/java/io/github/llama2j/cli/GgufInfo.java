@@ -91,6 +91,7 @@ final class GgufInfo {
         try {
             // Builds the model's views of the mapping (nothing is copied); not closed, which would close f.
             io.github.llama2j.model.GgufModelLoader.load(f, 1);
+            io.github.llama2j.tokenizer.GgufTokenizer.load(f); // run needs it: its errors (bad special ids...) are reasons too
             return "yes (cpu engine)";
         } catch (io.github.llama2j.Llama2jException e) {
             String m = e.getMessage();

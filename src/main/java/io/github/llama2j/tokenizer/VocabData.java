@@ -51,6 +51,19 @@ public record VocabData(String source, String model, String pre, String[] tokens
                 throw new Llama2jException(source + ": tokenizer.ggml.tokens[" + i + "] is null");
             }
         }
+        // The special ids llama2j uses. llama.cpp warns and falls back to a default id, which silently puts another
+        // token in BOS's place; refused here, as any out-of-range header field is. unknown/padding ids are not used.
+        checkId(source, "tokenizer.ggml.bos_token_id", bosId, tokens.length);
+        checkId(source, "tokenizer.ggml.eos_token_id", eosId, tokens.length);
+        checkId(source, "tokenizer.ggml.eot_token_id", eotId, tokens.length);
+        checkId(source, "tokenizer.ggml.eom_token_id", eomId, tokens.length);
+    }
+
+    private static void checkId(String source, String key, Long id, int vocabSize) {
+        if (id != null && (id < 0 || id >= vocabSize)) {
+            throw new Llama2jException(source + ": " + key + " is " + id + ", not a token id (the vocabulary has " + vocabSize
+                    + " tokens, ids 0 to " + (vocabSize - 1) + ")");
+        }
     }
 
     /**
