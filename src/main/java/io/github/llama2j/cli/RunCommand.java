@@ -174,7 +174,8 @@ public final class RunCommand implements Callable<Integer> {
                     recorder = new ProfileRecorder();
                     e.setProfiler(recorder);
                 }
-                GgufGenerator g = new GgufGenerator(e, tokenizer, sampler, io.stdout());
+                GgufGenerator g = new GgufGenerator(e, tokenizer, sampler, io.stdout(),
+                        GgufModelLoader.trainedContext(file));
                 Generator.Result r = mode.equals("chat")
                         ? g.chat(template, tokenizer.addsBos(), prompt, systemPrompt, steps, io.stdin())
                         : g.generate(prompt, steps);

@@ -30,12 +30,29 @@ public final class GgufGenerator {
     private final TextTokenizer tokenizer;
     private final Sampler sampler;
     private final OutputStream out;
+    private final int modelContext;
 
     public GgufGenerator(InferenceEngine engine, TextTokenizer tokenizer, Sampler sampler, OutputStream out) {
+        this(engine, tokenizer, sampler, out, 0);
+    }
+
+    /**
+     * @param modelContext the file's context_length, for errors when the engine runs with less (llama2j's default cap);
+     *                     0: the engine's seq_len is the model's context
+     */
+    public GgufGenerator(InferenceEngine engine, TextTokenizer tokenizer, Sampler sampler, OutputStream out, int modelContext) {
         this.engine = engine;
         this.tokenizer = tokenizer;
         this.sampler = sampler;
         this.out = out;
+        this.modelContext = modelContext;
+    }
+
+    /** "the model's context 4096", or "llama2j's context limit 4096 (the model allows 131072)" when the cap is lower. */
+    String contextLimit(int seqLen) {
+        return modelContext > seqLen
+                ? "llama2j's context limit " + seqLen + " (the model allows " + modelContext + ")"
+                : "the model's context " + seqLen;
     }
 
     /**
@@ -53,8 +70,8 @@ public final class GgufGenerator {
                     Llama2jException.BAD_USAGE);
         }
         if (promptTokens.length > seqLen) {
-            throw new Llama2jException("prompt is " + promptTokens.length + " tokens, longer than the model's context "
-                    + seqLen, Llama2jException.BAD_USAGE);
+            throw new Llama2jException("prompt is " + promptTokens.length + " tokens, longer than "
+                    + contextLimit(seqLen), Llama2jException.BAD_USAGE);
         }
         write(text.getBytes(StandardCharsets.UTF_8));
         Trace trace = new Trace();

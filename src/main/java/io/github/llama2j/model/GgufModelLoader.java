@@ -43,6 +43,11 @@ public final class GgufModelLoader {
         }
     }
 
+    /** The file's {@code <arch>.context_length}: the context the model allows (llama2j runs with at most {@link #DEFAULT_MAX_CONTEXT} by default). */
+    public static int trainedContext(GgufFile f) {
+        return f.getInt(f.getString("general.architecture") + ".context_length", 1, Integer.MAX_VALUE);
+    }
+
     /**
      * Builds the model of an open file; closing the model closes the file.
      *
@@ -94,7 +99,7 @@ public final class GgufModelLoader {
         if (!(theta > 1) || Float.isInfinite(theta)) {
             throw new Llama2jException(name + ": metadata key '" + p + "rope.freq_base' is " + theta + ", must be above 1");
         }
-        int trained = f.getInt(p + "context_length", 1, Integer.MAX_VALUE);
+        int trained = trainedContext(f);
         int seqLen;
         if (contextLength > 0) {
             if (contextLength > trained) {
