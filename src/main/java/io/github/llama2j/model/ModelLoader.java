@@ -36,6 +36,10 @@ public final class ModelLoader {
         if (GgufFile.isGguf(path)) {
             return GgufModelLoader.load(path);
         }
+        if (name.toLowerCase(Locale.ROOT).endsWith(".gguf")) {
+            // read as a llama2.c header, a damaged GGUF file gave "header field n_heads is 0"
+            throw new Llama2jException(name + ": not a GGUF file (bad magic: the file does not start with 'GGUF')");
+        }
         if (fileSize < V0_HEADER_BYTES) {
             throw new Llama2jException(name + ": file holds " + fileSize + " bytes, too small for a llama2.c header");
         }
@@ -147,8 +151,9 @@ public final class ModelLoader {
         if (expected != fileSize) {
             double layersHeld = perLayerBytes == 0 ? 0 : (double) (fileSize - fixedBytes) / perLayerBytes;
             throw new Llama2jException(String.format(Locale.ROOT,
-                    "%s: header says %d layers, file holds %s (expected %d bytes, file has %d)",
-                    name, c.nLayers(), formatLayers(layersHeld), expected, fileSize));
+                    "%s: header says %d layers, file holds %s (expected %d bytes, file has %d: %d bytes too %s)",
+                    name, c.nLayers(), formatLayers(layersHeld), expected, fileSize, Math.abs(fileSize - expected),
+                    fileSize > expected ? "many" : "few"));
         }
     }
 

@@ -84,6 +84,26 @@ class BadInputTest {
     }
 
     @Test
+    void aFewBytesTooManyOrTooFewAreCountedNotRoundedToWholeLayers() throws IOException {
+        // 4 extra bytes read "header says 5 layers, file holds 5", which contradicts itself
+        byte[] full = Files.readAllBytes(TestData.model("tiny.bin"));
+        assertUserError(runModel(write("extra.bin", Arrays.copyOf(full, full.length + 4))),
+                "extra.bin: header says 5 layers, file holds 5 (expected " + full.length + " bytes, file has " + (full.length + 4)
+                        + ": 4 bytes too many)");
+        assertUserError(runModel(write("less.bin", Arrays.copyOf(full, full.length - 4))),
+                "less.bin: header says 5 layers, file holds 5 (expected " + full.length + " bytes, file has " + (full.length - 4)
+                        + ": 4 bytes too few)");
+    }
+
+    @Test
+    void aDamagedGgufFileIsNotReadAsALlama2cHeader() throws IOException {
+        byte[] gguf = Files.readAllBytes(TestData.gguf().resolve("models/llama3-tiny-q8_0.gguf"));
+        gguf[3] = 'X'; // "GGUX"
+        Outcome o = run("run", write("badmagic.gguf", gguf).toString(), "-n", "4");
+        assertUserError(o, "badmagic.gguf: not a GGUF file (bad magic: the file does not start with 'GGUF')");
+    }
+
+    @Test
     void unknownVersionAfterMagic() throws IOException {
         byte[] full = Files.readAllBytes(TestData.model("tiny_v1.bin"));
         ByteBuffer.wrap(full).order(ByteOrder.LITTLE_ENDIAN).putInt(4, 7);
