@@ -180,6 +180,9 @@ public final class ServeCommand implements Callable<Integer> {
         model.checkNoTokenizerForGguf();
         GgufTokenizer tokenizer = RunCommand.ggufTokenizer(m);
         ChatTemplate template = ChatTemplate.forGguf(m.gguf().get(), tokenizer, chatTemplatePath).orElse(null);
+        if (template != null && chatTemplatePath != null) {
+            template.requireParses(); // the server's own --chat-template: refused at start-up, not blamed on every client
+        }
         return new GgufFormat(tokenizer, template, seqLen);
     }
 

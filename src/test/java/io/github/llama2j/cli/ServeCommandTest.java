@@ -108,6 +108,18 @@ class ServeCommandTest {
         }
     }
 
+    /** The server's own --chat-template that does not parse is refused at start-up (was: every chat request got a 400). */
+    @Test
+    @Timeout(120)
+    void aBrokenChatTemplateIsRefusedAtStartUp(@TempDir Path dir) throws Exception {
+        Path broken = java.nio.file.Files.writeString(dir.resolve("broken.jinja"), "{% for m in messages %}{{ m.content }}");
+        Result r = serve(TestData.gguf().resolve("models/llama2-tiny-q4_k_m.gguf").toString(), "--threads", "1", "--port", "0",
+                "--chat-template", broken.toString());
+        assertEquals(2, r.code(), r::toString);
+        assertTrue(r.err().startsWith("llama2j: " + broken + ": chat template does not parse"), r.err());
+        assertEquals(1, r.err().strip().lines().count(), r.err());
+    }
+
     /**
      * A --max-tokens beyond the context could never be honoured: refused once the model's seq_len is known
      * (before the fix the server started, hence the timeout).
