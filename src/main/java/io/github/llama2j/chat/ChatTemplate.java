@@ -136,17 +136,7 @@ public final class ChatTemplate {
             map.put("content", m.content());
             list.add(map);
         }
-        Map<String, Object> bindings = new LinkedHashMap<>();
-        bindings.put("messages", list);
-        bindings.put("add_generation_prompt", addGenerationPrompt);
-        bindings.put("bos_token", bosToken);
-        bindings.put("eos_token", eosToken);
-        RenderResult result;
-        try {
-            result = jinjava.renderForResult(jinjaSource, bindings);
-        } catch (RuntimeException e) {
-            throw new Llama2jException(source + ": chat template failed: " + rootMessage(e));
-        }
+        RenderResult result = renderForResult(list, addGenerationPrompt, "failed");
         for (TemplateError error : result.getErrors()) {
             if (error.getSeverity() == TemplateError.ErrorType.FATAL) {
                 throw new Llama2jException(source + ": chat template failed"
@@ -154,6 +144,20 @@ public final class ChatTemplate {
             }
         }
         return result.getOutput();
+    }
+
+    /** jinjava's result for these messages; an exception it throws is an error saying the template {@code what}. */
+    private RenderResult renderForResult(List<Map<String, Object>> messages, boolean addGenerationPrompt, String what) {
+        Map<String, Object> bindings = new LinkedHashMap<>();
+        bindings.put("messages", messages);
+        bindings.put("add_generation_prompt", addGenerationPrompt);
+        bindings.put("bos_token", bosToken);
+        bindings.put("eos_token", eosToken);
+        try {
+            return jinjava.renderForResult(jinjaSource, bindings);
+        } catch (RuntimeException e) {
+            throw new Llama2jException(source + ": chat template " + what + ": " + rootMessage(e));
+        }
     }
 
     /**
@@ -165,17 +169,7 @@ public final class ChatTemplate {
      * {@code raise_exception} passes: only the template's syntax is judged here.
      */
     public void requireParses() {
-        Map<String, Object> bindings = new LinkedHashMap<>();
-        bindings.put("messages", List.of(Map.of("role", "user", "content", "Hello")));
-        bindings.put("add_generation_prompt", true);
-        bindings.put("bos_token", bosToken);
-        bindings.put("eos_token", eosToken);
-        RenderResult result;
-        try {
-            result = jinjava.renderForResult(jinjaSource, bindings);
-        } catch (RuntimeException e) {
-            throw new Llama2jException(source + ": chat template does not parse: " + rootMessage(e));
-        }
+        RenderResult result = renderForResult(List.of(Map.of("role", "user", "content", "Hello")), true, "does not parse");
         for (TemplateError error : result.getErrors()) {
             if (error.getSeverity() == TemplateError.ErrorType.FATAL && error.getReason() == TemplateError.ErrorReason.SYNTAX_ERROR
                     && raised(error) == null) { // (jinjava files the template's own raise_exception as a syntax error too)

@@ -13,14 +13,8 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 /** An engine option the chosen engine would ignore is a usage error (exit 2), on every command that builds an engine. */
 class EngineOptionsAppliesTest {
 
-    @CommandLine.Command(name = "t")
-    static final class Holder {
-        @CommandLine.Mixin
-        EngineMixin engine;
-    }
-
     private static void options(String... args) {
-        Holder h = new Holder();
+        WeightCopiesOptionTest.Holder h = new WeightCopiesOptionTest.Holder(); // (a command holding the engine options)
         new CommandLine(h).parseArgs(args);
         h.engine.toOptions(false, 1);
     }
