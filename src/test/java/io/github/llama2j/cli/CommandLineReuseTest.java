@@ -30,7 +30,10 @@ class CommandLineReuseTest {
 
     @Test
     void reusedCommandLinesBehaveLikeFreshOnes(@TempDir Path dir) throws IOException {
-        TinyFiles.Shape shape = TinyFiles.tinyShape(true, 4);
+        TinyFiles.Shape tiny = TinyFiles.tinyShape(true, 4);
+        // 64 positions, not 16: a chat's first turn in the tiny tokenizer's short pieces must fit (a longer one is an error)
+        TinyFiles.Shape shape = new TinyFiles.Shape(tiny.dim(), tiny.hidden(), tiny.layers(), tiny.heads(), tiny.kvHeads(), tiny.vocab(), 64,
+                tiny.shared(), tiny.groupSize());
         String model = Files.write(dir.resolve("tiny.bin"), TinyFiles.v0(shape, new Random(3))).toString();
         String q80 = Files.write(dir.resolve("tiny_q80.bin"), TinyFiles.v2(shape, new Random(4))).toString();
         String tok = Files.write(dir.resolve("tok.bin"), TinyFiles.tokenizer()).toString();
