@@ -147,8 +147,8 @@ public final class GgufGenerator {
                 throw new Llama2jException(template.source() + ": the chat template rendered an empty prompt", Llama2jException.BAD_INPUT);
             }
             if (tokens.length >= steps) { // an error on stderr, as generate's too-long prompt, not text in the reply
-                throw new Llama2jException("the conversation is " + tokens.length + " tokens, it needs fewer than the "
-                        + steps + " positions" + (steps < seqLen ? " of -n" : " of the context"), Llama2jException.BAD_USAGE);
+                throw new Llama2jException("the conversation is " + tokens.length + " tokens, it needs fewer than "
+                        + (steps < seqLen ? "the " + steps + " positions of -n" : contextLimit(seqLen)), Llama2jException.BAD_USAGE);
             }
             int keep = commonPrefix(cache, tokens);
             if (keep == tokens.length) {

@@ -48,13 +48,6 @@ public record ServeOptions(String host, int port, String modelId, int queue, Str
         return new ServeOptions("127.0.0.1", port, modelId, 16, null, maxTokens, 1 << 20, 60_000);
     }
 
-    public ServeOptions withModelId(String id) {
-        return new ServeOptions(host, port, id, queue, apiKey, maxTokens, maxBodyBytes, idleTimeoutMs);
-    }
-
-    public ServeOptions withIdleTimeoutMs(long ms) {
-        return new ServeOptions(host, port, modelId, queue, apiKey, maxTokens, maxBodyBytes, ms);
-    }
 
     public ServeOptions withQueue(int q) {
         return new ServeOptions(host, port, modelId, q, apiKey, maxTokens, maxBodyBytes, idleTimeoutMs);
@@ -62,9 +55,5 @@ public record ServeOptions(String host, int port, String modelId, int queue, Str
 
     public ServeOptions withApiKey(String key) {
         return new ServeOptions(host, port, modelId, queue, key, maxTokens, maxBodyBytes, idleTimeoutMs);
-    }
-
-    public ServeOptions withMaxBodyBytes(int bytes) {
-        return new ServeOptions(host, port, modelId, queue, apiKey, maxTokens, bytes, idleTimeoutMs);
     }
 }

@@ -110,7 +110,8 @@ class ServeHttpTest {
     /** The id in /v1/models/{id} is compared percent-decoded: an id with a space (and a slash) is found. */
     @Test
     void modelIdInThePathIsDecoded() {
-        try (ServeFixture named = new ServeFixture(o -> o.withModelId("org/my model"))) {
+        try (ServeFixture named = new ServeFixture(o -> new ServeOptions(o.host(), o.port(), "org/my model", o.queue(), o.apiKey(), o.maxTokens(), o.maxBodyBytes(),
+                o.idleTimeoutMs()))) {
             JsonNode model = ok(named.get("/v1/models/org/my%20model"));
             assertEquals("org/my model", model.get("id").asText());
             assertError(named.get("/v1/models/org/my%20other"), 404, "model_not_found");
@@ -392,7 +393,7 @@ class ServeHttpTest {
     /** A body that stops arriving gets 408 after the idle timeout, in plain words (no Java exception's text). */
     @Test
     void aStalledUploadGets408() throws IOException {
-        try (ServeFixture quick = new ServeFixture(o -> o.withIdleTimeoutMs(1_000));
+        try (ServeFixture quick = new ServeFixture(o -> new ServeOptions(o.host(), o.port(), o.modelId(), o.queue(), o.apiKey(), o.maxTokens(), o.maxBodyBytes(), 1_000));
              Socket s = new Socket(InetAddress.getLoopbackAddress(), quick.server.port())) {
             s.setSoTimeout(30_000);
             OutputStream out = s.getOutputStream();
