@@ -66,8 +66,12 @@ public final class RunCommand implements Callable<Integer> {
     @Option(names = {"-s", "--seed"}, defaultValue = "0", description = "RNG seed; <= 0 means the current time, as llama2.c.")
     long seed;
 
-    @Option(names = {"-n", "--steps"}, defaultValue = "256", description = "Positions to run, prompt included; 0 = seq_len (default ${DEFAULT-VALUE}).")
-    int steps;
+    @Option(names = {"-n", "--steps"}, description = "Positions to run, prompt included; 0 = seq_len (default 256;"
+            + " a GGUF chat: 0, and its oldest turns make room when the context is full).")
+    Integer steps;
+
+    /** -n when not given (llama2.c's), except in a GGUF chat, which runs over the whole context. */
+    static final int DEFAULT_STEPS = 256;
 
     @Option(names = {"-i", "--prompt"}, description = "Prompt (generate) or first user prompt (chat).")
     String prompt;
@@ -112,7 +116,7 @@ public final class RunCommand implements Callable<Integer> {
         if (!(topp >= 0 && topp <= 1)) {
             throw new Llama2jException("top-p (-p) is " + topp + ", must be in [0, 1]", Llama2jException.BAD_USAGE);
         }
-        if (steps < 0) {
+        if (steps != null && steps < 0) {
             throw new Llama2jException("steps (-n) is " + steps + ", must be >= 0 (0 means the model's seq_len)", Llama2jException.BAD_USAGE);
         }
         if (topK < 0) {
@@ -143,9 +147,10 @@ public final class RunCommand implements Callable<Integer> {
                 }
                 Generator g = new Generator(e, tokenizer, sampler, stdout);
                 byte[] promptBytes = prompt == null ? null : prompt.getBytes(StandardCharsets.UTF_8);
+                int positions = steps == null ? DEFAULT_STEPS : steps;
                 Generator.Result r = mode.equals("chat")
-                        ? g.chat(promptBytes, systemPrompt == null ? null : systemPrompt.getBytes(StandardCharsets.UTF_8), steps, io.stdin())
-                        : g.generate(promptBytes, steps);
+                        ? g.chat(promptBytes, systemPrompt == null ? null : systemPrompt.getBytes(StandardCharsets.UTF_8), positions, io.stdin())
+                        : g.generate(promptBytes, positions);
                 report(e, recorder, r);
             }
         }
@@ -176,9 +181,11 @@ public final class RunCommand implements Callable<Integer> {
                 }
                 GgufGenerator g = new GgufGenerator(e, tokenizer, sampler, io.stdout(),
                         GgufModelLoader.trainedContext(file));
+                PrintWriter err = spec.commandLine().getErr();
                 Generator.Result r = mode.equals("chat")
-                        ? g.chat(template, tokenizer.addsBos(), prompt, systemPrompt, steps, io.stdin())
-                        : g.generate(prompt, steps);
+                        ? g.chat(template, tokenizer.addsBos(), prompt, systemPrompt, steps == null ? 0 : steps, io.stdin(),
+                                note -> { err.println("llama2j: " + note); err.flush(); })
+                        : g.generate(prompt, steps == null ? DEFAULT_STEPS : steps);
                 report(e, recorder, r);
             }
         }

@@ -14,6 +14,7 @@ import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.function.Consumer;
 
 /**
  * Generation and chat for models with a modern tokenizer (GGUF files), as llama.cpp runs them: the prompt is
@@ -109,15 +110,21 @@ public final class GgufGenerator {
      * A conversation: each user turn (the first from {@code userPrompt} when given, then one line of {@code stdin}
      * each, until its end) is added to the history, the history is rendered with {@code template} and tokenized
      * (special tokens parsed), the positions that still hold the same tokens are kept, the rest is fed, and the
-     * reply is sampled until an end-of-generation token. It ends at the end of input or when {@code steps}
-     * positions (0 = the context length) are used up.
+     * reply is sampled until an end-of-generation token. With {@code steps} below the context it ends when they are
+     * used up, as run.c's chat. With {@code steps} the whole context (0), it goes on past it: when a turn, or a
+     * reply under way, no longer fits, the oldest exchanges (a user turn and its reply; the system turn stays) are
+     * dropped until the conversation takes at most half the context, the rest re-rendered and fed again
+     * ({@link #makeRoom}), and {@code notes} says so. A user turn that does not fit even alone is an error; a reply
+     * that alone fills the context is cut there.
      *
      * @param systemPrompt the system turn; null asks for it on stdin (empty: none)
+     * @param notes        where the notes on dropped turns go (stderr)
      */
     public Generator.Result chat(ChatTemplate template, boolean addsBos, String userPrompt, String systemPrompt,
-                                 int steps, InputStream stdin) {
+                                 int steps, InputStream stdin, Consumer<String> notes) {
         int seqLen = engine.config().seqLen();
         steps = Generator.effectiveSteps(steps, seqLen);
+        boolean slides = steps == seqLen; // the whole context: old turns make room for new ones
         List<ChatMessage> history = new ArrayList<>();
         String system = systemPrompt;
         if (system == null) {
@@ -142,25 +149,21 @@ public final class GgufGenerator {
             }
             firstTurn = false;
             history.add(new ChatMessage("user", user));
-            int[] tokens = tokenizer.tokenize(template.renderPrompt(history, true, addsBos), true, true);
-            if (tokens.length == 0) { // nothing to feed (a template that renders nothing, a vocabulary without BOS)
-                throw new Llama2jException(template.source() + ": the chat template rendered an empty prompt", Llama2jException.BAD_INPUT);
+            int[] tokens = render(template, history, addsBos, List.of());
+            int turns = history.size();
+            if (tokens.length >= steps && slides) {
+                tokens = makeRoom(template, history, addsBos, List.of(), steps, notes); // null: the last turn alone does not fit
             }
-            if (tokens.length >= steps) { // an error on stderr, as generate's too-long prompt, not text in the reply
-                throw new Llama2jException("the conversation is " + tokens.length + " tokens, it needs fewer than "
+            if (tokens == null || tokens.length >= steps) { // an error on stderr, as generate's too-long prompt, not text in the reply
+                int length = tokens == null ? render(template, history, addsBos, List.of()).length : tokens.length;
+                throw new Llama2jException("the conversation is " + length + " tokens"
+                        + (history.size() < turns ? " with only its last turn kept" : "") + ", it needs fewer than "
                         + (steps < seqLen ? "the " + steps + " positions of -n" : contextLimit(seqLen)), Llama2jException.BAD_USAGE);
             }
-            int keep = commonPrefix(cache, tokens);
-            if (keep == tokens.length) {
-                keep--; // feed at least the last token, for its logits
-            }
-            cache.subList(keep, cache.size()).clear();
-            promptTokens += tokens.length - keep;
             write("Assistant: ".getBytes(StandardCharsets.US_ASCII));
-            float[] logits = trace.forwardBatch(Arrays.copyOfRange(tokens, keep, tokens.length), keep);
-            for (int pos = keep; pos < tokens.length; pos++) {
-                cache.add(tokens[pos]);
-            }
+            promptTokens += feed(trace, cache, tokens);
+            float[] logits = trace.lastLogits;
+            List<Integer> replyTokens = new ArrayList<>();
             ByteArrayOutputStream reply = new ByteArrayOutputStream();
             while (true) {
                 int next = trace.sample(logits);
@@ -171,18 +174,97 @@ public final class GgufGenerator {
                 write(piece);
                 reply.writeBytes(piece);
                 if (cache.size() >= steps) {
-                    break; // out of positions: the reply ends here
+                    int[] moved = slides ? makeRoom(template, history, addsBos, replyTokens, steps, notes) : null;
+                    if (moved == null) {
+                        if (slides) {
+                            notes.accept("the reply filled the context (" + contextLimit(seqLen) + "): it is cut here");
+                        }
+                        break; // out of positions: the reply ends here
+                    }
+                    feed(trace, cache, moved); // (the conversation fed again, not counted as prompt tokens; its logits unused)
                 }
                 logits = trace.forward(next, cache.size());
                 cache.add(next);
+                replyTokens.add(next);
             }
             write(NEWLINE);
             history.add(new ChatMessage("assistant", reply.toString(StandardCharsets.UTF_8)));
-            if (cache.size() >= steps) {
+            if (cache.size() >= steps && !slides) {
                 break;
             }
         }
         return trace.result(promptTokens);
+    }
+
+    /** {@link #chat} printing its notes nowhere. */
+    public Generator.Result chat(ChatTemplate template, boolean addsBos, String userPrompt, String systemPrompt,
+                                 int steps, InputStream stdin) {
+        return chat(template, addsBos, userPrompt, systemPrompt, steps, stdin, note -> { });
+    }
+
+    /**
+     * Drops the oldest exchanges of {@code history} (after the system turn: a user turn and the assistant turn after
+     * it, so the roles still alternate as templates ask) until the rendered conversation, with {@code reply} (a reply
+     * under way: the last turn is then the user's it answers) after the generation prompt, takes at most half of
+     * {@code steps}, or only the last user turn is left; returns its tokens, or null when it still does not fit
+     * {@code steps} (less one position for the next token). Says on {@code notes} how many turns went.
+     */
+    private int[] makeRoom(ChatTemplate template, List<ChatMessage> history, boolean addsBos, List<Integer> reply,
+                           int steps, Consumer<String> notes) {
+        int first = system(history) ? 1 : 0, dropped = 0;
+        int[] tokens = render(template, history, addsBos, reply);
+        while (tokens.length > steps / 2 && history.size() - first > 1) {
+            history.remove(first); // a user turn
+            dropped++;
+            if (history.size() - first > 1 && history.get(first).role().equals("assistant")) {
+                history.remove(first); // and its reply
+                dropped++;
+            }
+            tokens = render(template, history, addsBos, reply);
+        }
+        if (tokens.length >= steps) {
+            return null;
+        }
+        if (dropped > 0) {
+            notes.accept("the conversation no longer fits " + contextLimit(engine.config().seqLen()) + ": its "
+                    + dropped + " oldest turn" + (dropped == 1 ? " is" : "s are") + " dropped (" + tokens.length + " tokens are fed again)");
+        }
+        return tokens;
+    }
+
+    private static boolean system(List<ChatMessage> history) {
+        return !history.isEmpty() && history.get(0).role().equals("system");
+    }
+
+    /** The tokens of the conversation rendered with its generation prompt, then {@code reply}'s. */
+    private int[] render(ChatTemplate template, List<ChatMessage> history, boolean addsBos, List<Integer> reply) {
+        int[] prompt = tokenizer.tokenize(template.renderPrompt(history, true, addsBos), true, true);
+        if (prompt.length == 0) { // nothing to feed (a template that renders nothing, a vocabulary without BOS)
+            throw new Llama2jException(template.source() + ": the chat template rendered an empty prompt", Llama2jException.BAD_INPUT);
+        }
+        int[] tokens = Arrays.copyOf(prompt, prompt.length + reply.size());
+        for (int i = 0; i < reply.size(); i++) {
+            tokens[prompt.length + i] = reply.get(i);
+        }
+        return tokens;
+    }
+
+    /**
+     * Feeds {@code tokens} from the first position where the cache holds another token (at least the last one, for
+     * its logits: {@link Trace#lastLogits}), as one batch; the cache then holds {@code tokens}. Returns how many
+     * positions were fed.
+     */
+    private static int feed(Trace trace, List<Integer> cache, int[] tokens) {
+        int keep = commonPrefix(cache, tokens);
+        if (keep == tokens.length) {
+            keep--; // feed at least the last token, for its logits
+        }
+        cache.subList(keep, cache.size()).clear();
+        trace.lastLogits = trace.forwardBatch(Arrays.copyOfRange(tokens, keep, tokens.length), keep);
+        for (int pos = keep; pos < tokens.length; pos++) {
+            cache.add(tokens[pos]);
+        }
+        return tokens.length - keep;
     }
 
     /** What a run fed and sampled, and when; forwards through the engine and samples through the sampler. */
@@ -191,6 +273,8 @@ public final class GgufGenerator {
         final long start = System.nanoTime();
         long first = -1;
         int fedAtFirst;
+        /** The logits {@link #feed} left. */
+        float[] lastLogits;
 
         float[] forward(int token, int pos) {
             fed.add(token);

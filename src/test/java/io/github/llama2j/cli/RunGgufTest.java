@@ -152,6 +152,26 @@ class RunGgufTest {
         assertEquals("", new String(o.stdout(), StandardCharsets.UTF_8));
     }
 
+    /**
+     * A GGUF chat without -n runs over the whole context (256 positions in the tiny models) and goes on past it: six
+     * turns of about 60 tokens each do not fit, the oldest turns are dropped with a note on stderr, and every turn is
+     * answered, exit 0.
+     */
+    @Test
+    void chatWithoutStepsGoesOnPastTheContext() {
+        String qwen = TestData.gguf().resolve("models").resolve("qwen2-tiny-q8_0.gguf").toString();
+        String turn = "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen";
+        String turns = (turn + " " + turn + " " + turn + "\n").repeat(5);
+        Output o = run(turns.getBytes(StandardCharsets.UTF_8), "run", qwen, "-m", "chat", "-i", turn + " " + turn + " " + turn,
+                "-y", "", "-t", "0", "--no-stats");
+        assertEquals(0, o.exitCode(), o.stderr());
+        String text = new String(o.stdout(), StandardCharsets.UTF_8);
+        assertEquals(6, text.split("Assistant: ", -1).length - 1, text);
+        assertTrue(text.endsWith("User: "), text);
+        assertTrue(o.stderr().lines().anyMatch(l -> l.startsWith("llama2j: the conversation no longer fits the model's context 256: its ")),
+                o.stderr());
+    }
+
     private static byte[] concat(byte[]... parts) {
         ByteArrayOutputStream out = new ByteArrayOutputStream();
         for (byte[] p : parts) {

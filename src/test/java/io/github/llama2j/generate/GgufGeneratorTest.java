@@ -16,6 +16,8 @@ import java.util.List;
 import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The GGUF generation and chat loops over a scripted engine: what is fed where, what is printed, where it stops. */
 class GgufGeneratorTest {
@@ -45,6 +47,9 @@ class GgufGeneratorTest {
 
         @Override
         public float[] forward(int token, int pos) {
+            if (pos < 0 || pos >= config.seqLen()) {
+                throw new IllegalArgumentException("position " + pos + " outside the context " + config.seqLen());
+            }
             fed.add(new int[]{token, pos});
             float[] logits = new float[config.vocabSize()];
             logits[next.getOrDefault(token, 261)] = 1; // default: b
@@ -112,5 +117,98 @@ class GgufGeneratorTest {
         }
         assertEquals(common, engine.fed.get(firstOfTurn2)[1], "turn 2 resumes at the first changed position");
         assertEquals(t2.length - common + 1, engine.fed.size() - firstOfTurn2, "then feeds the rest of turn 2 and the reply");
+    }
+
+    private static final String CHATML = "{% for m in messages %}<|im_start|>{{ m.role }}{{ m.content }}<|im_end|>{% endfor %}"
+            + "{% if add_generation_prompt %}<|im_start|>assistant{% endif %}";
+
+    /** The token at each position after everything {@code engine} was fed (a later feed overwrites a position). */
+    private static List<Integer> positions(ScriptedEngine engine) {
+        List<Integer> cache = new ArrayList<>();
+        for (int[] f : engine.fed) {
+            cache.subList(f[1], cache.size()).clear();
+            cache.add(f[0]);
+        }
+        return cache;
+    }
+
+    private static List<Integer> list(int[] tokens) {
+        List<Integer> l = new ArrayList<>();
+        for (int t : tokens) {
+            l.add(t);
+        }
+        return l;
+    }
+
+    @Test
+    void chatOverTheWholeContextDropsItsOldestTurnsAndGoesOn() {
+        ChatTemplate template = new ChatTemplate("test", CHATML, "<s>", "</s>");
+        int[] header = tok.tokenize("<|im_start|>assistant", false, true);
+        int assistant = header[header.length - 1];
+        ScriptedEngine engine = new ScriptedEngine(tok.vocabSize(), 96, Map.of(assistant, 264, 264, 266));
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        List<String> notes = new ArrayList<>();
+        String turns = "b a b\nab ab\na\nb b\nab\nb a a\nb\n";
+        Generator.Result r = new GgufGenerator(engine, tok, greedy(), out).chat(template, true, "a b a", "sys", 0,
+                new ByteArrayInputStream(turns.getBytes(StandardCharsets.UTF_8)), notes::add);
+        // every turn is answered: the user's eight turns, eight replies, and the prompt for a ninth turn
+        assertEquals("Assistant:  ab\n" + "User: Assistant:  ab\n".repeat(7) + "User: ", out.toString(StandardCharsets.UTF_8));
+        assertEquals(8, r.sampled().stream().filter(t -> t == 266).count(), "each reply ends at <|im_end|>");
+        assertFalse(notes.isEmpty(), "the context filled up");
+        for (String note : notes) {
+            assertTrue(note.startsWith("the conversation no longer fits the model's context 96: its ") && note.contains("oldest turn"), note);
+        }
+        // after the last turn the positions hold the conversation that was kept: the system turn, the newest turns, the
+        // reply; it starts with the system turn, and its user turns are the newest ones, in order
+        List<Integer> cache = positions(engine);
+        assertTrue(cache.size() < 96);
+        int[] system = tok.tokenize(template.renderPrompt(List.of(new io.github.llama2j.chat.ChatMessage("system", "sys")), false, true), true, true);
+        assertEquals(list(system), cache.subList(0, system.length), "the system turn stays");
+        int[] last = tok.tokenize("<|im_start|>userb<|im_end|><|im_start|>assistant", false, true);
+        assertEquals(list(last), cache.subList(cache.size() - 1 - last.length, cache.size() - 1), "the newest turn, then its reply token");
+        int[] oldest = tok.tokenize("<|im_start|>usera b a<|im_end|>", false, true);
+        assertFalse(java.util.Collections.indexOfSubList(cache, list(oldest)) >= 0, "the first turn was dropped");
+    }
+
+    @Test
+    void aReplyThatFillsTheContextMovesTheConversationThenIsCut() {
+        ChatTemplate template = new ChatTemplate("test", CHATML, "<s>", "</s>");
+        ScriptedEngine engine = new ScriptedEngine(tok.vocabSize(), 48, Map.of()); // every reply: b, b, b, ... never ending
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        List<String> notes = new ArrayList<>();
+        Generator.Result r = new GgufGenerator(engine, tok, greedy(), out).chat(template, true, "a", "", 0,
+                new ByteArrayInputStream("a b\n".getBytes(StandardCharsets.UTF_8)), notes::add);
+        String text = out.toString(StandardCharsets.UTF_8);
+        assertTrue(text.startsWith("Assistant: b") && text.endsWith("\nUser: "), text);
+        assertEquals(2, text.split("Assistant: ", -1).length - 1, "both turns answered");
+        assertTrue(notes.contains("the reply filled the context (the model's context 48): it is cut here"), notes.toString());
+        assertTrue(notes.stream().anyMatch(n -> n.contains("2 oldest turns are dropped")), "turn 2's reply moved turn 1 out: " + notes);
+        assertTrue(r.sampled().size() > 48, "the second reply went on past the first's positions");
+    }
+
+    @Test
+    void chatWithFewerStepsThanTheContextEndsWhenTheyAreUsedUp() {
+        ChatTemplate template = new ChatTemplate("test", CHATML, "<s>", "</s>");
+        ScriptedEngine engine = new ScriptedEngine(tok.vocabSize(), 96, Map.of());
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        List<String> notes = new ArrayList<>();
+        new GgufGenerator(engine, tok, greedy(), out).chat(template, true, "a", "", 40,
+                new ByteArrayInputStream("b\n".getBytes(StandardCharsets.UTF_8)), notes::add);
+        assertFalse(out.toString(StandardCharsets.UTF_8).contains("User: "), "the run ends with the first reply");
+        assertEquals(40, engine.fed.size());
+        assertEquals(List.of(), notes);
+    }
+
+    @Test
+    void aLastTurnThatDoesNotFitAloneIsAnError() {
+        ChatTemplate template = new ChatTemplate("test", CHATML, "<s>", "</s>");
+        int[] header = tok.tokenize("<|im_start|>assistant", false, true);
+        ScriptedEngine engine = new ScriptedEngine(tok.vocabSize(), 48, Map.of(header[header.length - 1], 266));
+        String longTurn = "a ".repeat(40);
+        io.github.llama2j.Llama2jException e = org.junit.jupiter.api.Assertions.assertThrows(io.github.llama2j.Llama2jException.class,
+                () -> new GgufGenerator(engine, tok, greedy(), new ByteArrayOutputStream()).chat(template, true, "a", "", 0,
+                        new ByteArrayInputStream((longTurn + "\n").getBytes(StandardCharsets.UTF_8)), n -> { }));
+        assertTrue(e.getMessage().matches("the conversation is \\d+ tokens with only its last turn kept, it needs fewer than the model's context 48"),
+                e.getMessage());
     }
 }
