@@ -217,7 +217,7 @@ public final class RunCommand implements Callable<Integer> {
         if (!noStats) {
             // the first token counted from the JVM's start too: start-up, model mapping and the engine's warm-up included
             String head = String.format(Locale.ROOT, "[%s] %d positions (%d prompt, %d sampled), ", e.name(), r.fed().size(),
-                    r.fed().size() - r.generatedTokens(), r.generatedTokens());
+                    Math.min(r.promptTokens(), r.fed().size()), r.generatedTokens());
             if (r.firstTokenNanos() < 0) { // the prompt filled the positions asked for: nothing was sampled, nothing to time
                 err.println(head + "no token sampled (-n counts the prompt's positions too)");
             } else {

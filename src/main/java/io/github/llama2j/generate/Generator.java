@@ -27,6 +27,9 @@ public final class Generator {
     /**
      * What a run did: the tokens fed at each position, what the sampler returned, and timings.
      *
+     * @param promptTokens    positions fed with tokens that were not sampled there (the prompt's; in a chat every
+     *                        turn's, and a GGUF chat's conversation fed again when old turns were dropped)
+     * @param generatedTokens tokens sampled (the last one, or an end token, is not fed)
      * @param fedAtFirstToken positions fed when the first token was sampled (the prompt's, in generate mode)
      */
     public record Result(List<Integer> fed, List<Integer> sampled, int promptTokens, int generatedTokens,
@@ -106,7 +109,7 @@ public final class Generator {
         steps = effectiveSteps(steps, seqLen);
         List<Integer> fed = new ArrayList<>(), sampled = new ArrayList<>();
         long start = System.nanoTime(), first = -1;
-        int generated = 0, fedAtFirst = 0;
+        int generated = 0, fedAtFirst = 0, promptFed = 0;
         byte[] system = new byte[0];
         byte[] user = new byte[0];
         int[] promptTokens = new int[0];
@@ -140,6 +143,9 @@ public final class Generator {
             }
             boolean fromPrompt = userIdx < promptTokens.length;
             token = fromPrompt ? promptTokens[userIdx++] : next;
+            if (fromPrompt) {
+                promptFed++;
+            }
             if (token == Tokenizer.EOS) {
                 userTurn = true;
             }
@@ -161,7 +167,7 @@ public final class Generator {
             }
         }
         write(NEWLINE);
-        return new Result(fed, sampled, promptTokens.length, generated, start, first, System.nanoTime(), fedAtFirst);
+        return new Result(fed, sampled, promptFed, generated, start, first, System.nanoTime(), fedAtFirst);
     }
 
     /** fgets() then strip one trailing newline; at end of input the previous buffer is kept. */

@@ -91,7 +91,7 @@ public final class GgufGenerator {
             logits = trace.forward(token, pos);
         }
         write(NEWLINE);
-        return trace.result(promptTokens.length);
+        return trace.result(prefill);
     }
 
     /**
@@ -181,7 +181,7 @@ public final class GgufGenerator {
                         }
                         break; // out of positions: the reply ends here
                     }
-                    feed(trace, cache, moved); // (the conversation fed again, not counted as prompt tokens; its logits unused)
+                    promptTokens += feed(trace, cache, moved); // (the conversation fed again, its logits unused)
                 }
                 logits = trace.forward(next, cache.size());
                 cache.add(next);

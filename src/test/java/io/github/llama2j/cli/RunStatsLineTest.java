@@ -19,7 +19,8 @@ class RunStatsLineTest {
     void givesSpeedAndTimeToFirstToken() {
         CliTestSupport.Run r = run("run", model(), "-t", "0", "-n", "8", "-i", "Once", "--threads", "1", "--no-warmup");
         assertEquals(0, r.exitCode(), r.err());
-        assertTrue(r.err().matches("(?s).*\\] 8 positions \\(\\d+ prompt, \\d+ sampled\\), \\d+\\.\\d\\d tok/s after the first token,"
+        // "Once" is BOS and ▁Once: 2 prompt positions, then a token sampled after each of positions 1 to 7 (the last not fed)
+        assertTrue(r.err().matches("(?s).*\\] 8 positions \\(2 prompt, 7 sampled\\), \\d+\\.\\d\\d tok/s after the first token,"
                 + " time to first token \\d+\\.\\d ms \\(\\d+ ms after the JVM started\\).*"), r.err());
     }
 
