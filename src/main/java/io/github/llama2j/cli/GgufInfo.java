@@ -89,8 +89,7 @@ final class GgufInfo {
     /** "yes (cpu engine)", or why llama2j cannot run the file (the model loader's error, without the file name). */
     private static String runnable(GgufFile f) {
         try {
-            // Builds the model's views of the mapping (nothing is copied); not closed, which would close f.
-            io.github.llama2j.model.GgufModelLoader.load(f, 1);
+            io.github.llama2j.model.GgufModelLoader.validate(f); // the loader's checks, without widening Q5_0
             io.github.llama2j.tokenizer.GgufTokenizer.load(f); // run needs it: its errors (bad special ids...) are reasons too
             return "yes (cpu engine)";
         } catch (io.github.llama2j.Llama2jException e) {

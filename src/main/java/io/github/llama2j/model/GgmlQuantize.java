@@ -9,9 +9,9 @@ import java.lang.foreign.ValueLayout;
  *
  * <ul>
  *   <li>F16, BF16: round to nearest even (GGML's conversions).</li>
- *   <li>Q8_0, Q4_0: GGML's reference quantizers ({@code quantize_row_q8_0_ref},
- *       {@code quantize_row_q4_0_ref}), the ones llama-quantize runs without an importance
- *       matrix: the same bytes.</li>
+ *   <li>Q8_0, Q4_0, Q5_0: GGML's reference quantizers ({@code quantize_row_q8_0_ref},
+ *       {@code quantize_row_q4_0_ref}, {@code quantize_row_q5_0_ref}), the ones llama-quantize runs without an
+ *       importance matrix: the same bytes.</li>
  *   <li>Q4_K, Q6_K: simple min/max quantizers in the right layout, not llama.cpp's (which searches
  *       for the scales that minimize the error): good enough for random-weight and test matrices,
  *       not byte-identical to llama-quantize.</li>
@@ -23,13 +23,14 @@ public final class GgmlQuantize {
     private GgmlQuantize() {
     }
 
-    /** Bytes of a row of {@code cols} values of {@code type} ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_K", "Q6_K"). */
+    /** Bytes of a row of {@code cols} values of {@code type} ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q5_0", "Q4_K", "Q6_K"). */
     public static long rowBytes(String type, int cols) {
         return switch (type) {
             case "F32" -> 4L * cols;
             case "F16", "BF16" -> 2L * cols;
             case "Q8_0" -> Matrix.Q8_0.rowBytes(cols);
             case "Q4_0" -> Matrix.Q4_0.rowBytes(cols);
+            case "Q5_0" -> Q5_0.rowBytes(cols);
             case "Q4_K" -> Matrix.Q4_K.rowBytes(cols);
             case "Q6_K" -> Matrix.Q6_K.rowBytes(cols);
             default -> throw new IllegalArgumentException("unknown tensor type " + type);
@@ -128,6 +129,36 @@ public final class GgmlQuantize {
                 int hi = Math.min(15, (int) (x[base + 16 + j] * id + 8.5f));
                 out.set(ValueLayout.JAVA_BYTE, at + 2 + j, (byte) (lo | (hi << 4)));
             }
+        }
+    }
+
+    /**
+     * quantize_row_q5_0_ref: max = the first value of largest magnitude, d = max / -16,
+     * q = min(31, (int) (x / d + 16.5)); value j and j + 16 share byte j of qs (low, high nibble), their fifth bits
+     * are bits j and j + 16 of the little-endian word qh ({@link Q5_0}).
+     */
+    public static void q5_0(float[] x, int off, int n, MemorySegment out, long at) {
+        for (int b = 0; b < n / 32; b++, at += Q5_0.BLOCK_BYTES) {
+            int base = off + 32 * b;
+            float amax = 0.0f, max = 0.0f;
+            for (int j = 0; j < 32; j++) {
+                float v = x[base + j];
+                if (amax < Math.abs(v)) {
+                    amax = Math.abs(v);
+                    max = v;
+                }
+            }
+            float d = max / -16;
+            float id = d != 0.0f ? 1.0f / d : 0.0f;
+            half(out, at, d);
+            int qh = 0;
+            for (int j = 0; j < 16; j++) {
+                int lo = Math.min(31, (int) (x[base + j] * id + 16.5f));
+                int hi = Math.min(31, (int) (x[base + 16 + j] * id + 16.5f));
+                out.set(ValueLayout.JAVA_BYTE, at + 6 + j, (byte) (lo & 0x0F | (hi & 0x0F) << 4));
+                qh |= (lo >>> 4 & 1) << j | (hi >>> 4 & 1) << (j + 16);
+            }
+            out.set(ValueLayout.JAVA_INT_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN), at + 2, qh);
         }
     }
 

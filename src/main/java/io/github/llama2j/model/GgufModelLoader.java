@@ -55,6 +55,20 @@ public final class GgufModelLoader {
      *                      at most {@link #DEFAULT_MAX_CONTEXT}. Larger than context_length is an error.
      */
     public static Model load(GgufFile f, int contextLength) {
+        return build(f, contextLength, true);
+    }
+
+    /**
+     * Every check {@link #load} makes (exit 2 naming the file and the field or tensor), without its work: for
+     * {@code info}, which says whether a file runs. Q5_0 matrices are not widened (seconds and the widened bytes of
+     * memory for a Qwen2.5-0.5B Q4_K_M file); the file stays open.
+     */
+    public static void validate(GgufFile f) {
+        build(f, 1, false);
+    }
+
+    /** The model of {@code f}; with {@code widen} false its Q5_0 matrices are stand-ins of their shape (validate). */
+    private static Model build(GgufFile f, int contextLength, boolean widen) {
         String name = f.name();
         String archName = f.getString("general.architecture");
         Architecture arch = Architecture.byGgufName(archName).orElseThrow(() -> new Llama2jException(
@@ -114,7 +128,7 @@ public final class GgufModelLoader {
             throw new Llama2jException(name + ": head_count x key_length = " + (long) headSize * heads + " is too large");
         }
 
-        Tensors t = new Tensors(f);
+        Tensors t = new Tensors(f, widen);
         GgufTensorInfo embInfo = t.info("token_embd.weight");
         if (embInfo.nDims() != 2 || embInfo.ne(0) != dim || embInfo.ne(1) < 1 || embInfo.ne(1) > MAX_DIM) {
             throw new Llama2jException(name + ": tensor 'token_embd.weight' has shape " + embInfo.shape() + ", expected [" + dim + ", n_vocab]");
@@ -194,9 +208,11 @@ public final class GgufModelLoader {
     private static final class Tensors {
         private final GgufFile f;
         private final Set<String> used = new HashSet<>();
+        private final boolean widen;
 
-        Tensors(GgufFile f) {
+        Tensors(GgufFile f, boolean widen) {
             this.f = f;
+            this.widen = widen;
         }
 
         GgufTensorInfo info(String tensor) {
@@ -232,11 +248,13 @@ public final class GgufModelLoader {
                 case BF16 -> new Matrix.BF16(data, rows, cols);
                 case Q8_0 -> new Matrix.Q8_0(data, rows, cols);
                 case Q4_0 -> new Matrix.Q4_0(data, rows, cols);
+                case Q5_0 -> widen ? Q5_0.toQ8_0(data, rows, cols) // widened: llama.cpp's Q5_0 arithmetic is Q8_0's (Q5_0's comment)
+                        : new Matrix.Q4_0(data.asSlice(0, rows * Matrix.Q4_0.rowBytes(cols)), rows, cols); // validate: a stand-in of the shape, never run
                 case Q4_K -> new Matrix.Q4_K(data, rows, cols);
                 case Q6_K -> new Matrix.Q6_K(data, rows, cols);
                 default -> throw new Llama2jException(f.name() + ": tensor '" + tensor + "' has type " + info.type().displayName()
                         + " (ggml type " + info.type().id() + "), which llama2j does not support (supported: f32, f16, bf16, q8_0,"
-                        + " q4_0, q4_K, q6_K)");
+                        + " q4_0, q5_0, q4_K, q6_K)");
             };
         }
 

@@ -253,7 +253,7 @@ public final class GgufSynth {
      *       {@code use_more_bits(i, n)} holds (the first and last eighth of the layers and every third between),
      *       which are Q6_K;</li>
      *   <li>a K-quant needs rows that are a multiple of 256: where they are not (Qwen2.5-0.5B's 896), Q6_K falls back
-     *       to Q8_0 as in llama.cpp, and Q4_K to Q4_0 (llama.cpp uses Q5_0, which llama2j does not compute with).</li>
+     *       to Q8_0 and Q4_K to Q5_0, as in llama.cpp.</li>
      * </ul>
      */
     public static GgmlType tensorType(FileType ft, Shape s, TensorSpec t) {
@@ -272,7 +272,7 @@ public final class GgufSynth {
         }
         if (t.cols % type.blockSize() != 0) {
             type = switch (type) {
-                case Q4_K -> GgmlType.Q4_0;
+                case Q4_K -> GgmlType.Q5_0;
                 case Q6_K -> GgmlType.Q8_0;
                 default -> type;
             };
@@ -340,6 +340,7 @@ public final class GgufSynth {
             case BF16 -> GgmlQuantize.bf16(x, off, n, out, at);
             case Q8_0 -> GgmlQuantize.q8_0(x, off, n, out, at);
             case Q4_0 -> GgmlQuantize.q4_0(x, off, n, out, at);
+            case Q5_0 -> GgmlQuantize.q5_0(x, off, n, out, at);
             case Q4_K -> GgmlQuantize.q4_K(x, off, n, out, at);
             case Q6_K -> GgmlQuantize.q6_K(x, off, n, out, at);
             default -> throw new IllegalArgumentException("cannot write " + type.displayName());

@@ -8,6 +8,7 @@ import io.github.llama2j.engine.EngineOptions;
 import io.github.llama2j.engine.Engines;
 import io.github.llama2j.engine.InferenceEngine;
 import io.github.llama2j.model.Configuration;
+import io.github.llama2j.model.Matrix;
 import io.github.llama2j.model.GgmlQuantize;
 import io.github.llama2j.model.GgufModelLoader;
 import io.github.llama2j.model.GgufSynth;
@@ -29,6 +30,7 @@ import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -117,6 +119,55 @@ class GgufSynthTest {
                 }
             }
         }
+    }
+
+    /**
+     * A Q4_K_M file of rows that are no K-quant rows (96 wide): Q5_0 and Q8_0 in their place, as llama-quantize writes
+     * them; each tensor's bytes are the generated rows converted (Q5_0 by ggml's reference quantizer); the loader
+     * gives each Q5_0 tensor as a Q8_0 matrix of the same values; info's check (validate) passes without widening.
+     */
+    @Test
+    void q4KMWhereKQuantsDoNotFitHasQ5_0() {
+        Path out = tmp.resolve("narrow-q4_k_m.gguf");
+        Run r = run(args(out.toString(), new String[]{"--arch", "qwen2", "--type", "q4_k_m", "--seed", "3", "--dim", "96",
+                "--hidden-dim", "160", "--heads", "4", "--kv-heads", "2"}));
+        assertEquals(0, r.code, r.err);
+        GgufSynth.Shape shape = new GgufSynth.Shape("qwen2", 96, 160, 3, 4, 2, 24, 40, 64, 10000f, 1e-5f, true, null);
+        GgufSynth synth = new GgufSynth(shape, GgufSynth.FileType.Q4_K_M, 3, 0.02);
+        try (Model m = GgufModelLoader.load(out)) {
+            GgufFile f = m.gguf().orElseThrow();
+            GgufModelLoader.validate(f);
+            int q5 = 0;
+            for (GgufSynth.TensorSpec t : GgufSynth.tensors(shape)) {
+                GgufTensorInfo info = f.tensor(t.name()).orElseThrow();
+                GgmlType gt = GgufSynth.tensorType(GgufSynth.FileType.Q4_K_M, shape, t);
+                assertEquals(gt, info.type(), t.name());
+                assertTrue(gt != GgmlType.Q4_K && gt != GgmlType.Q6_K, t.name() + ": " + gt);
+                checkRows(synth, t, gt, f.data(info));
+                if (gt == GgmlType.Q5_0) {
+                    q5++;
+                }
+            }
+            assertTrue(q5 >= 3 * 5, "attn q/k/o and ffn gate/up of every layer at least: " + q5);
+            Matrix wq = m.weights().wq()[1];
+            assertInstanceOf(Matrix.Q8_0.class, wq);
+            MemorySegment q5bytes = f.data(f.tensor("blk.1.attn_q.weight").orElseThrow());
+            float[] row = new float[96];
+            for (int i = 0; i < 96; i++) {
+                wq.dequantizeRow(i, row, 0);
+                for (int j = 0; j < 96; j++) {
+                    long b = (long) (i * 96 + j) / 32 * 22;
+                    int k = j % 32, byteOf = q5bytes.get(ValueLayout.JAVA_BYTE, b + 6 + k % 16) & 0xFF;
+                    int qh = q5bytes.get(ValueLayout.JAVA_INT_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN), b + 2);
+                    int q = (k < 16 ? byteOf & 0xF : byteOf >> 4) | ((qh >> k) & 1) << 4;
+                    assertEquals((q - 16) * Float.float16ToFloat(q5bytes.get(Matrix.SHORT, b)), row[j], 0.0f, "row " + i + " col " + j);
+                }
+            }
+        }
+        Run info = run("info", out.toString());
+        assertEquals(0, info.code, info.err);
+        // the model passes (no vocabulary in this file: that is info's one reason)
+        assertTrue(info.out.contains("q5_0") && info.out.contains("runs in llama2j          no: no tokenizer.ggml.model"), info.out);
     }
 
     /** Each row: the bytes equal the regenerated values converted independently, and the values look as specified. */
@@ -251,11 +302,11 @@ class GgufSynthTest {
                         m[0] + ": " + t.name());
             }
         }
-        // Qwen2.5-0.5B's 896-wide rows are no K-quant rows: Q4_K falls back to Q4_0, Q6_K to Q8_0
+        // Qwen2.5-0.5B's 896-wide rows are no K-quant rows: Q4_K falls back to Q5_0, Q6_K to Q8_0
         GgufSynth.Shape q = GgufSynth.preset("qwen2.5-0.5b").orElseThrow();
         List<GgufSynth.TensorSpec> ts = GgufSynth.tensors(q);
         assertEquals(GgmlType.Q8_0, GgufSynth.tensorType(GgufSynth.FileType.Q4_K_M, q, ts.getFirst()));
-        assertEquals(GgmlType.Q4_0, GgufSynth.tensorType(GgufSynth.FileType.Q4_K_M, q,
+        assertEquals(GgmlType.Q5_0, GgufSynth.tensorType(GgufSynth.FileType.Q4_K_M, q,
                 ts.stream().filter(t -> t.name().equals("blk.5.attn_q.weight")).findFirst().orElseThrow()));
         assertEquals(GgmlType.Q4_K, GgufSynth.tensorType(GgufSynth.FileType.Q4_K_M, q,
                 ts.stream().filter(t -> t.name().equals("blk.4.ffn_down.weight")).findFirst().orElseThrow()));

@@ -355,7 +355,7 @@ class HybridGgufTest {
             assertEquals(Llama2jException.UNAVAILABLE, e.exitCode(), e.getMessage());
             assertTrue(e.getMessage().contains("tensor type " + type.toUpperCase(Locale.ROOT)), e.getMessage());
             assertTrue(e.getMessage().startsWith("the hybrid engine does not support"), e.getMessage());
-            assertTrue(e.getMessage().contains("Q4_0, Q4_K and Q6_K") && e.getMessage().contains("--engine cpu")
+            assertTrue(e.getMessage().contains("Q4_0, Q5_0, Q4_K and Q6_K") && e.getMessage().contains("--engine cpu")
                     && !e.getMessage().contains("--engine tornado"), e.getMessage());
             assertTrue(e.getMessage().contains("(tensor "), e.getMessage());
         }

@@ -18,7 +18,7 @@ import java.util.Map;
  */
 public final class TensorTypes {
     /** The GGUF types of the device engines (the TornadoVM engine and the hybrid), as the refusals list them. */
-    static final String TORNADO_GGUF = "F32, F16, Q8_0, Q4_0, Q4_K and Q6_K";
+    static final String TORNADO_GGUF = "F32, F16, Q8_0, Q4_0, Q5_0, Q4_K and Q6_K"; // (Q5_0 arrives as Q8_0: model.Q5_0)
 
     private TensorTypes() {
     }

@@ -24,7 +24,7 @@ public final class TornadoEngineProvider implements EngineProvider {
         return true;
     }
 
-    /** GGUF models of F32, F16, Q8_0, Q4_0, Q4_K and Q6_K tensors (other types are refused naming the tensor: {@link TensorTypes}). */
+    /** GGUF models of F32, F16, Q8_0, Q4_0, Q5_0 (as Q8_0), Q4_K and Q6_K tensors (other types are refused naming the tensor: {@link TensorTypes}). */
     @Override
     public boolean runsGguf() {
         return true;
