@@ -40,7 +40,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * The hybrid engine on GGUF models (llama.cpp's arithmetic), against the CPU engine, on random-weight models
  * written by {@link GgufSynth} at shapes the golden models lack: qwen3 with q_dim (128) ≠ dim (64), qwen2's
  * biases, llama with Llama 3's rope_freqs, each as F32, F16 and Q8_0 (llama and qwen2 also as Q4_0, which the device
- * runs widened to Q8_0), plus a file that mixes the three.
+ * runs widened to Q8_0; qwen2 as Q4_K_M, which at this width is Q5_0 and Q8_0, Q5_0 widened at load), plus a file
+ * that mixes the three.
  * <ul>
  *   <li>One CPU shard owning everything computes exactly what the CPU engine computes, bit for bit (scalar
  *       kernels on both): the host's ggml rmsnorm and activation forms, the CPU shard's biases, head norms and
@@ -242,7 +243,7 @@ class HybridGgufTest {
     /** Both sides own part of every kind (and then the device all of it), against the CPU engine. */
     @ParameterizedTest
     @ValueSource(strings = {"qwen3-f32", "qwen3-f16", "qwen3-q8_0", "qwen2-f32", "qwen2-f16", "qwen2-q8_0", "llama-f32",
-            "llama-f16", "llama-q8_0", "llama-mixed", "llama-q4_0", "qwen2-q4_0"})
+            "llama-f16", "llama-q8_0", "llama-mixed", "llama-q4_0", "qwen2-q4_0", "qwen2-q4_k_m"}) // (64 wide: Q5_0 and Q8_0)
     void splitsGiveTheCpuEnginesIds(String name) {
         Model model = model(name);
         Configuration c = model.config();
