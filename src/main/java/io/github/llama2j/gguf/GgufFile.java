@@ -15,7 +15,6 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Collections;
-import java.util.Comparator;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -204,7 +203,7 @@ public final class GgufFile implements AutoCloseable {
         for (int i = 0; i < names.size(); i++) {
             infos.add(tensorInfo(c, names.get(i), shapes.get(i), typeIds.get(i), offsets.get(i), alignment, dataOffset));
         }
-        checkDisjoint(c, infos);
+        checkLaidOut(c, infos, alignment, dataOffset);
         return new GgufFile(path, name, version, metadata, spans, infos, alignment, dataOffset, file, arena);
     }
 
@@ -252,14 +251,23 @@ public final class GgufFile implements AutoCloseable {
         return new GgufTensorInfo(tname, ne, type, start, size);
     }
 
-    private static void checkDisjoint(Cursor c, List<GgufTensorInfo> infos) {
-        List<GgufTensorInfo> sorted = new ArrayList<>(infos);
-        sorted.sort(Comparator.comparingLong(GgufTensorInfo::offset));
-        for (int i = 1; i < sorted.size(); i++) {
-            GgufTensorInfo prev = sorted.get(i - 1), t = sorted.get(i);
-            if (t.offset() < prev.offset() + prev.byteSize()) {
-                throw c.error("tensor " + quote(t.name()) + ": data at " + t.offset() + " overlaps tensor " + quote(prev.name())
-                        + " [" + prev.offset() + ".." + (prev.offset() + prev.byteSize()) + ")");
+    /**
+     * ggml's layout, which its reader requires (gguf.cpp: "tensor has offset X, expected Y"): the tensors' data one
+     * after another in the header's order, each padded to the alignment. So no two overlap, and a header whose type or
+     * shape makes a tensor smaller or larger than its place (a corrupted type id, say) is refused, not read as garbage.
+     */
+    private static void checkLaidOut(Cursor c, List<GgufTensorInfo> infos, long alignment, long dataOffset) {
+        long expected = 0;
+        for (GgufTensorInfo t : infos) {
+            long offset = t.offset() - dataOffset;
+            if (offset != expected) {
+                throw c.error("tensor " + quote(t.name()) + ": data offset " + offset + ", expected " + expected
+                        + " (tensors lie one after another in the header's order, each padded to the alignment " + alignment + ")");
+            }
+            try {
+                expected = alignUp(Math.addExact(expected, t.byteSize()), alignment);
+            } catch (ArithmeticException e) {
+                throw c.error("tensor " + quote(t.name()) + ": data offset overflows");
             }
         }
     }

@@ -208,8 +208,17 @@ class GgufFileTest {
                 .contains("tensor 't': ne[0] = 16 is not a multiple of the q8_0 block size 32"));
         assertTrue(error(new GgufWriter().rawTensor("t", 0, 4, new byte[4], 1).toBytes())
                 .contains("tensor 't': data offset 4 is not a multiple of the alignment 32"));
-        assertTrue(error(new GgufWriter().rawTensor("t", 0, 0, new byte[64], 16).rawTensor("u", 0, 32, new byte[4], 1).toBytes())
-                .contains("tensor 'u': data at "));
+        // ggml's layout: one after another in the header's order, each padded to the alignment (here 64, then 4 -> 32)
+        assertEquals("x.gguf: tensor 'u': data offset 32, expected 64 (tensors lie one after another in the header's order,"
+                + " each padded to the alignment 32)",
+                error(new GgufWriter().rawTensor("t", 0, 0, new byte[64], 16).rawTensor("u", 0, 32, new byte[4], 1).toBytes()));
+        assertTrue(error(new GgufWriter().rawTensor("t", 0, 0, new byte[64], 16).rawTensor("u", 0, 96, new byte[4], 1).toBytes())
+                .contains("tensor 'u': data offset 96, expected 64"), "a gap");
+        assertTrue(error(new GgufWriter().rawTensor("t", 0, 64, new byte[4], 1).rawTensor("u", 0, 0, new byte[4], 1).toBytes())
+                .contains("tensor 't': data offset 64, expected 0"), "out of the header's order");
+        // a type id changed to a smaller type (Q5_0's 22-byte blocks read as Q4_0's 18): the next tensor is not where it should be
+        assertTrue(error(new GgufWriter().rawTensor("t", GgmlType.Q4_0.id(), 0, new byte[22 * 8], 256)
+                .rawTensor("u", 0, 192, new byte[4], 1).toBytes()).contains("tensor 'u': data offset 192, expected 160"));
         assertTrue(error(new GgufWriter().rawTensor("t", 0, 0, new byte[4], 1).rawTensor("t", 0, 32, new byte[4], 1).toBytes())
                 .contains("tensor 't' appears twice"));
         assertTrue(error(new GgufWriter().rawTensor("t", 0, 0, new byte[4], 1, 1, 1, 1, 1).toBytes())
