@@ -219,7 +219,7 @@ public final class RunCommand implements Callable<Integer> {
             String head = String.format(Locale.ROOT, "[%s] %d positions (%d prompt, %d sampled), ", e.name(), r.fed().size(),
                     Math.min(r.promptTokens(), r.fed().size()), r.generatedTokens());
             if (r.firstTokenNanos() < 0) { // the prompt filled the positions asked for: nothing was sampled, nothing to time
-                err.println(head + "no token sampled (-n counts the prompt's positions too)");
+                err.println(head + (r.fed().isEmpty() ? "no token sampled" : "no token sampled (-n counts the prompt's positions too)"));
             } else {
                 double sinceJvmStart = java.lang.management.ManagementFactory.getRuntimeMXBean().getUptime()
                         - (System.nanoTime() - r.firstTokenNanos()) / 1e6;

@@ -110,6 +110,7 @@ public final class Generator {
         List<Integer> fed = new ArrayList<>(), sampled = new ArrayList<>();
         long start = System.nanoTime(), first = -1;
         int generated = 0, fedAtFirst = 0, promptFed = 0;
+        long waitedBefore = 0, waitedAfter = 0; // waiting for the user's input, before and after the first token: not timed
         byte[] system = new byte[0];
         byte[] user = new byte[0];
         int[] promptTokens = new int[0];
@@ -121,7 +122,9 @@ public final class Generator {
                 if (pos == 0) {
                     if (systemPrompt == null) {
                         write("Enter system prompt (optional): ".getBytes(StandardCharsets.US_ASCII));
+                        long t0 = System.nanoTime();
                         system = readLine(stdin, system);
+                        waitedBefore += System.nanoTime() - t0;
                     } else {
                         system = systemPrompt;
                     }
@@ -130,7 +133,13 @@ public final class Generator {
                     user = userPrompt;
                 } else {
                     write("User: ".getBytes(StandardCharsets.US_ASCII));
+                    long t0 = System.nanoTime();
                     user = readLine(stdin, user);
+                    if (first < 0) {
+                        waitedBefore += System.nanoTime() - t0;
+                    } else {
+                        waitedAfter += System.nanoTime() - t0;
+                    }
                 }
                 promptTokens = tokenizer.encode(Llama2Chat.userTurn(pos == 0 ? system : null, user), true, false);
                 if (pos == 0 && promptTokens.length > seqLen) { // as generate: an error, not a reply that never starts
@@ -167,7 +176,7 @@ public final class Generator {
             }
         }
         write(NEWLINE);
-        return new Result(fed, sampled, promptFed, generated, start, first, System.nanoTime(), fedAtFirst);
+        return new Result(fed, sampled, promptFed, generated, start + waitedBefore, first, System.nanoTime() - waitedAfter, fedAtFirst);
     }
 
     /** fgets() then strip one trailing newline; at end of input the previous buffer is kept. */

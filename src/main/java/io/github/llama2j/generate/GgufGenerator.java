@@ -142,8 +142,9 @@ public final class GgufGenerator {
         while (true) {
             if (!firstTurn || user == null) {
                 write("User: ".getBytes(StandardCharsets.US_ASCII));
-                user = readLine(stdin);
+                user = trace.waitFor(() -> readLine(stdin));
                 if (user == null) {
+                    write(NEWLINE); // end of input: the prompt's line ends
                     break;
                 }
             }
@@ -157,13 +158,15 @@ public final class GgufGenerator {
             if (tokens == null || tokens.length >= steps) { // an error on stderr, as generate's too-long prompt, not text in the reply
                 int length = tokens == null ? render(template, history, addsBos, List.of()).length : tokens.length;
                 throw new Llama2jException("the conversation is " + length + " tokens"
-                        + (history.size() < turns ? " with only its last turn kept" : "") + ", it needs fewer than "
+                        + (history.size() < turns ? " with only its " + (system(history) ? "system prompt and " : "") + "last turn kept" : "")
+                        + ", it needs fewer than "
                         + (steps < seqLen ? "the " + steps + " positions of -n" : contextLimit(seqLen)), Llama2jException.BAD_USAGE);
             }
             write("Assistant: ".getBytes(StandardCharsets.US_ASCII));
             promptTokens += feed(trace, cache, tokens);
             float[] logits = trace.lastLogits;
             List<Integer> replyTokens = new ArrayList<>();
+            List<String> replyNotes = new ArrayList<>(); // said after the reply's line, not inside it
             ByteArrayOutputStream reply = new ByteArrayOutputStream();
             while (true) {
                 int next = trace.sample(logits);
@@ -174,10 +177,10 @@ public final class GgufGenerator {
                 write(piece);
                 reply.writeBytes(piece);
                 if (cache.size() >= steps) {
-                    int[] moved = slides ? makeRoom(template, history, addsBos, replyTokens, steps, notes) : null;
+                    int[] moved = slides ? makeRoom(template, history, addsBos, replyTokens, steps, replyNotes::add) : null;
                     if (moved == null) {
                         if (slides) {
-                            notes.accept("the reply filled the context (" + contextLimit(seqLen) + "): it is cut here");
+                            replyNotes.add("the reply filled " + contextLimit(seqLen) + ": it is cut here");
                         }
                         break; // out of positions: the reply ends here
                     }
@@ -188,6 +191,7 @@ public final class GgufGenerator {
                 replyTokens.add(next);
             }
             write(NEWLINE);
+            replyNotes.forEach(notes);
             history.add(new ChatMessage("assistant", reply.toString(StandardCharsets.UTF_8)));
             if (cache.size() >= steps && !slides) {
                 break;
@@ -207,7 +211,9 @@ public final class GgufGenerator {
      * it, so the roles still alternate as templates ask) until the rendered conversation, with {@code reply} (a reply
      * under way: the last turn is then the user's it answers) after the generation prompt, takes at most half of
      * {@code steps}, or only the last user turn is left; returns its tokens, or null when it still does not fit
-     * {@code steps} (less one position for the next token). Says on {@code notes} how many turns went.
+     * {@code steps} (less one position for the next token) or, for a reply under way, still takes more than half
+     * (feeding it all again would buy few positions before the reply is cut anyway). Says on {@code notes} how many
+     * turns went.
      */
     private int[] makeRoom(ChatTemplate template, List<ChatMessage> history, boolean addsBos, List<Integer> reply,
                            int steps, Consumer<String> notes) {
@@ -222,12 +228,12 @@ public final class GgufGenerator {
             }
             tokens = render(template, history, addsBos, reply);
         }
-        if (tokens.length >= steps) {
+        if (tokens.length >= steps || !reply.isEmpty() && tokens.length > steps / 2) {
             return null;
         }
         if (dropped > 0) {
             notes.accept("the conversation no longer fits " + contextLimit(engine.config().seqLen()) + ": its "
-                    + dropped + " oldest turn" + (dropped == 1 ? " is" : "s are") + " dropped (" + tokens.length + " tokens are fed again)");
+                    + dropped + " oldest turn" + (dropped == 1 ? " is" : "s are") + " dropped (" + tokens.length + " tokens kept)");
         }
         return tokens;
     }
@@ -299,8 +305,25 @@ public final class GgufGenerator {
             return next;
         }
 
+        /** Time spent waiting for the user's input, before and after the first sampled token: not the engine's. */
+        long waitedBeforeFirst, waitedAfterFirst;
+
+        String waitFor(java.util.function.Supplier<String> input) {
+            long t0 = System.nanoTime();
+            String line = input.get();
+            long waited = System.nanoTime() - t0;
+            if (first < 0) {
+                waitedBeforeFirst += waited;
+            } else {
+                waitedAfterFirst += waited;
+            }
+            return line;
+        }
+
+        /** The run, its times without the waits for input (time to first token, tok/s after it). */
         Generator.Result result(int promptTokens) {
-            return new Generator.Result(fed, sampled, promptTokens, sampled.size(), start, first, System.nanoTime(), fedAtFirst);
+            long end = System.nanoTime() - waitedAfterFirst;
+            return new Generator.Result(fed, sampled, promptTokens, sampled.size(), start + waitedBeforeFirst, first, end, fedAtFirst);
         }
     }
 

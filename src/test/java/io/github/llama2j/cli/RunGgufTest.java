@@ -167,7 +167,7 @@ class RunGgufTest {
         assertEquals(0, o.exitCode(), o.stderr());
         String text = new String(o.stdout(), StandardCharsets.UTF_8);
         assertEquals(6, text.split("Assistant: ", -1).length - 1, text);
-        assertTrue(text.endsWith("User: "), text);
+        assertTrue(text.endsWith("User: \n"), text);
         assertTrue(o.stderr().lines().anyMatch(l -> l.startsWith("llama2j: the conversation no longer fits the model's context 256: its ")),
                 o.stderr());
     }

@@ -97,7 +97,7 @@ class GgufGeneratorTest {
         ByteArrayOutputStream out = new ByteArrayOutputStream();
         ByteArrayInputStream in = new ByteArrayInputStream("b\n".getBytes(StandardCharsets.UTF_8));
         new GgufGenerator(engine, tok, greedy(), out).chat(template, true, "a", "", 0, in);
-        assertEquals("Assistant:  ab\nUser: Assistant:  ab\nUser: ", out.toString(StandardCharsets.UTF_8));
+        assertEquals("Assistant:  ab\nUser: Assistant:  ab\nUser: \n", out.toString(StandardCharsets.UTF_8));
 
         String turn1 = template.renderPrompt(List.of(new io.github.llama2j.chat.ChatMessage("user", "a")), true, true);
         int[] t1 = tok.tokenize(turn1, true, true);
@@ -152,7 +152,7 @@ class GgufGeneratorTest {
         Generator.Result r = new GgufGenerator(engine, tok, greedy(), out).chat(template, true, "a b a", "sys", 0,
                 new ByteArrayInputStream(turns.getBytes(StandardCharsets.UTF_8)), notes::add);
         // every turn is answered: the user's eight turns, eight replies, and the prompt for a ninth turn
-        assertEquals("Assistant:  ab\n" + "User: Assistant:  ab\n".repeat(7) + "User: ", out.toString(StandardCharsets.UTF_8));
+        assertEquals("Assistant:  ab\n" + "User: Assistant:  ab\n".repeat(7) + "User: \n", out.toString(StandardCharsets.UTF_8));
         assertEquals(8, r.sampled().stream().filter(t -> t == 266).count(), "each reply ends at <|im_end|>");
         assertFalse(notes.isEmpty(), "the context filled up");
         for (String note : notes) {
@@ -179,11 +179,71 @@ class GgufGeneratorTest {
         Generator.Result r = new GgufGenerator(engine, tok, greedy(), out).chat(template, true, "a", "", 0,
                 new ByteArrayInputStream("a b\n".getBytes(StandardCharsets.UTF_8)), notes::add);
         String text = out.toString(StandardCharsets.UTF_8);
-        assertTrue(text.startsWith("Assistant: b") && text.endsWith("\nUser: "), text);
+        assertTrue(text.startsWith("Assistant: b") && text.endsWith("\nUser: \n"), text);
         assertEquals(2, text.split("Assistant: ", -1).length - 1, "both turns answered");
-        assertTrue(notes.contains("the reply filled the context (the model's context 48): it is cut here"), notes.toString());
+        assertTrue(notes.contains("the reply filled the model's context 48: it is cut here"), notes.toString());
         assertTrue(notes.stream().anyMatch(n -> n.contains("2 oldest turns are dropped")), "turn 2's reply moved turn 1 out: " + notes);
         assertTrue(r.sampled().size() > 48, "the second reply went on past the first's positions");
+    }
+
+    /**
+     * Notes made while a reply is under way go out after the reply's line has ended (in a terminal stderr and stdout
+     * share the screen); a note made at a user turn follows the line the user typed.
+     */
+    @Test
+    void notesComeAfterTheReplysLine() {
+        ChatTemplate template = new ChatTemplate("test", CHATML, "<s>", "</s>");
+        ScriptedEngine engine = new ScriptedEngine(tok.vocabSize(), 48, Map.of()); // never-ending replies
+        ByteArrayOutputStream screen = new ByteArrayOutputStream();
+        new GgufGenerator(engine, tok, greedy(), screen).chat(template, true, "a", "", 0,
+                new ByteArrayInputStream("a b\n".getBytes(StandardCharsets.UTF_8)),
+                n -> screen.writeBytes(("NOTE " + n + "\n").getBytes(StandardCharsets.UTF_8)));
+        String text = screen.toString(StandardCharsets.UTF_8);
+        assertTrue(text.contains("NOTE the reply filled"), text);
+        for (int at = text.indexOf("NOTE the reply"); at >= 0; at = text.indexOf("NOTE the reply", at + 1)) {
+            assertEquals('\n', text.charAt(at - 1), "a note starts a line: " + text);
+        }
+    }
+
+    /** An InputStream whose lines arrive after a pause, as a user types them. */
+    private static final class SlowInput extends java.io.InputStream {
+        private final byte[] bytes;
+        private final long pauseMillis;
+        private int at;
+
+        SlowInput(String text, long pauseMillis) {
+            this.bytes = text.getBytes(StandardCharsets.UTF_8);
+            this.pauseMillis = pauseMillis;
+        }
+
+        @Override
+        public int read() {
+            if (at >= bytes.length) {
+                return -1;
+            }
+            if (at == 0 || bytes[at - 1] == '\n') {
+                try {
+                    Thread.sleep(pauseMillis);
+                } catch (InterruptedException e) {
+                    throw new IllegalStateException(e);
+                }
+            }
+            return bytes[at++];
+        }
+    }
+
+    /** The time the user takes to type is not the engine's: it counts neither in time to first token nor after it. */
+    @Test
+    void waitingForInputIsNotTimed() {
+        ChatTemplate template = new ChatTemplate("test", CHATML, "<s>", "</s>");
+        int[] header = tok.tokenize("<|im_start|>assistant", false, true);
+        ScriptedEngine engine = new ScriptedEngine(tok.vocabSize(), 256, Map.of(header[header.length - 1], 264, 264, 266));
+        Generator.Result r = new GgufGenerator(engine, tok, greedy(), new ByteArrayOutputStream()).chat(template, true, null, "",
+                0, new SlowInput("a\nb\nab\n", 400), n -> { });
+        assertEquals(3, r.sampled().stream().filter(t -> t == 266).count(), "three turns answered");
+        // 1.2 s of typing in all (plus end of input); the scripted engine's own work takes milliseconds
+        assertTrue(r.timeToFirstTokenMillis() < 300, "time to first token " + r.timeToFirstTokenMillis() + " ms");
+        assertTrue((r.endNanos() - r.firstTokenNanos()) / 1e6 < 300, "after the first token " + (r.endNanos() - r.firstTokenNanos()) / 1e6 + " ms");
     }
 
     @Test
