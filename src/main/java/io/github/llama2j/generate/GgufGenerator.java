@@ -151,15 +151,20 @@ public final class GgufGenerator {
             firstTurn = false;
             history.add(new ChatMessage("user", user));
             int[] tokens = render(template, history, addsBos, List.of());
-            int turns = history.size();
+            String kept = "";
             if (tokens.length >= steps && slides) {
-                tokens = makeRoom(template, history, addsBos, List.of(), steps, notes); // null: the last turn alone does not fit
+                int[] fits = makeRoom(template, history, addsBos, List.of(), steps, notes);
+                if (fits == null) { // the last turn (with the system prompt) does not fit alone
+                    List<ChatMessage> last = new ArrayList<>(history.subList(0, system(history) ? 1 : 0));
+                    last.add(history.getLast());
+                    tokens = render(template, last, addsBos, List.of());
+                    kept = last.size() < history.size() ? " with only its " + (last.size() == 2 ? "system prompt and " : "") + "last turn kept" : "";
+                } else {
+                    tokens = fits;
+                }
             }
-            if (tokens == null || tokens.length >= steps) { // an error on stderr, as generate's too-long prompt, not text in the reply
-                int length = tokens == null ? render(template, history, addsBos, List.of()).length : tokens.length;
-                throw new Llama2jException("the conversation is " + length + " tokens"
-                        + (history.size() < turns ? " with only its " + (system(history) ? "system prompt and " : "") + "last turn kept" : "")
-                        + ", it needs fewer than "
+            if (tokens.length >= steps) { // an error on stderr, as generate's too-long prompt, not text in the reply
+                throw new Llama2jException("the conversation is " + tokens.length + " tokens" + kept + ", it needs fewer than "
                         + (steps < seqLen ? "the " + steps + " positions of -n" : contextLimit(seqLen)), Llama2jException.BAD_USAGE);
             }
             write("Assistant: ".getBytes(StandardCharsets.US_ASCII));
@@ -217,20 +222,23 @@ public final class GgufGenerator {
      */
     private int[] makeRoom(ChatTemplate template, List<ChatMessage> history, boolean addsBos, List<Integer> reply,
                            int steps, Consumer<String> notes) {
-        int first = system(history) ? 1 : 0, dropped = 0;
-        int[] tokens = render(template, history, addsBos, reply);
-        while (tokens.length > steps / 2 && history.size() - first > 1) {
-            history.remove(first); // a user turn
+        List<ChatMessage> kept = new ArrayList<>(history); // history changes only when room is made
+        int first = system(kept) ? 1 : 0, dropped = 0;
+        int[] tokens = render(template, kept, addsBos, reply);
+        while (tokens.length > steps / 2 && kept.size() - first > 1) {
+            kept.remove(first); // a user turn
             dropped++;
-            if (history.size() - first > 1 && history.get(first).role().equals("assistant")) {
-                history.remove(first); // and its reply
+            if (kept.size() - first > 1 && kept.get(first).role().equals("assistant")) {
+                kept.remove(first); // and its reply
                 dropped++;
             }
-            tokens = render(template, history, addsBos, reply);
+            tokens = render(template, kept, addsBos, reply);
         }
         if (tokens.length >= steps || !reply.isEmpty() && tokens.length > steps / 2) {
             return null;
         }
+        history.clear();
+        history.addAll(kept);
         if (dropped > 0) {
             notes.accept("the conversation no longer fits " + contextLimit(engine.config().seqLen()) + ": its "
                     + dropped + " oldest turn" + (dropped == 1 ? " is" : "s are") + " dropped (" + tokens.length + " tokens kept)");

@@ -25,7 +25,7 @@ class GgufGeneratorTest {
     private final GgufTokenizer tok = HandMadeVocab.spm("\u2581", "a", "b", "\u2581a", "ab", "\u2581ab");
 
     /** Answers each fed token with the one {@code next} maps it to (greedy sampling picks it). */
-    private static final class ScriptedEngine implements InferenceEngine {
+    private static class ScriptedEngine implements InferenceEngine {
         final List<int[]> fed = new ArrayList<>(); // (token, pos)
         private final Map<Integer, Integer> next;
         private final Configuration config;
@@ -244,6 +244,49 @@ class GgufGeneratorTest {
         // 1.2 s of typing in all (plus end of input); the scripted engine's own work takes milliseconds
         assertTrue(r.timeToFirstTokenMillis() < 300, "time to first token " + r.timeToFirstTokenMillis() + " ms");
         assertTrue((r.endNanos() - r.firstTokenNanos()) / 1e6 < 300, "after the first token " + (r.endNanos() - r.firstTokenNanos()) / 1e6 + " ms");
+    }
+
+    /**
+     * A reply under way that would still take over half the context after dropping the turns before it is cut, and
+     * those turns stay: the next turn's note counts them (nothing is dropped without a note).
+     */
+    @Test
+    void aReplyCutWhereItIsKeepsTheTurnsBeforeIt() {
+        ChatTemplate template = new ChatTemplate("test", CHATML, "<s>", "</s>");
+        int[] header = tok.tokenize("<|im_start|>assistant", false, true);
+        int assistant = header[header.length - 1];
+        // replies of 3 tokens (b), then one that never ends, then 3 again: a reply starts after the assistant header
+        int[] lengths = {3, Integer.MAX_VALUE, 3};
+        ScriptedEngine engine = new ScriptedEngine(tok.vocabSize(), 64, Map.of()) {
+            int replies, left;
+
+            @Override
+            public float[] forwardBatch(int[] tokens, int startPos) { // a prompt ending in the header: a reply starts
+                float[] logits = super.forwardBatch(tokens, startPos);
+                if (tokens[tokens.length - 1] == assistant) {
+                    left = lengths[replies++];
+                }
+                return next(logits);
+            }
+
+            @Override
+            public float[] forward(int token, int pos) { // a reply's token
+                return next(super.forward(token, pos));
+            }
+
+            private float[] next(float[] logits) {
+                java.util.Arrays.fill(logits, 0);
+                logits[left > 0 ? 261 : 266] = 1;
+                left--;
+                return logits;
+            }
+        };
+        List<String> notes = new ArrayList<>();
+        new GgufGenerator(engine, tok, greedy(), new ByteArrayOutputStream()).chat(template, true, "a", "", 0,
+                new ByteArrayInputStream("b\na\n".getBytes(StandardCharsets.UTF_8)), notes::add);
+        assertEquals(2, notes.size(), notes.toString());
+        assertEquals("the reply filled the model's context 64: it is cut here", notes.get(0));
+        assertTrue(notes.get(1).startsWith("the conversation no longer fits the model's context 64: its 4 oldest turns are dropped"), notes.get(1));
     }
 
     @Test
