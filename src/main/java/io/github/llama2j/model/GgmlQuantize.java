@@ -106,6 +106,19 @@ public final class GgmlQuantize {
         }
     }
 
+    /** Of the 32 values from x[base], the first of the largest magnitude, with its sign (Q4_0's and Q5_0's max). */
+    private static float firstLargest(float[] x, int base) {
+        float amax = 0.0f, max = 0.0f;
+        for (int j = 0; j < 32; j++) {
+            float v = x[base + j];
+            if (amax < Math.abs(v)) {
+                amax = Math.abs(v);
+                max = v;
+            }
+        }
+        return max;
+    }
+
     /**
      * quantize_row_q4_0_ref: max = the first value of largest magnitude, d = max / -8,
      * q = min(15, (int) (x / d + 8.5)); value j and j + 16 share byte j (low, high nibble).
@@ -113,15 +126,7 @@ public final class GgmlQuantize {
     public static void q4_0(float[] x, int off, int n, MemorySegment out, long at) {
         for (int b = 0; b < n / 32; b++, at += 18) {
             int base = off + 32 * b;
-            float amax = 0.0f, max = 0.0f;
-            for (int j = 0; j < 32; j++) {
-                float v = x[base + j];
-                if (amax < Math.abs(v)) {
-                    amax = Math.abs(v);
-                    max = v;
-                }
-            }
-            float d = max / -8;
+            float d = firstLargest(x, base) / -8;
             float id = d != 0.0f ? 1.0f / d : 0.0f;
             half(out, at, d);
             for (int j = 0; j < 16; j++) {
@@ -140,15 +145,7 @@ public final class GgmlQuantize {
     public static void q5_0(float[] x, int off, int n, MemorySegment out, long at) {
         for (int b = 0; b < n / 32; b++, at += Q5_0.BLOCK_BYTES) {
             int base = off + 32 * b;
-            float amax = 0.0f, max = 0.0f;
-            for (int j = 0; j < 32; j++) {
-                float v = x[base + j];
-                if (amax < Math.abs(v)) {
-                    amax = Math.abs(v);
-                    max = v;
-                }
-            }
-            float d = max / -16;
+            float d = firstLargest(x, base) / -16;
             float id = d != 0.0f ? 1.0f / d : 0.0f;
             half(out, at, d);
             int qh = 0;
