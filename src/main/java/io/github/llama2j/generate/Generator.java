@@ -110,7 +110,7 @@ public final class Generator {
         List<Integer> fed = new ArrayList<>(), sampled = new ArrayList<>();
         long start = System.nanoTime(), first = -1;
         int generated = 0, fedAtFirst = 0, promptFed = 0;
-        long waitedBefore = 0, waitedAfter = 0; // waiting for the user's input, before and after the first token: not timed
+        InputWaits waits = new InputWaits(); // waiting for the user's lines: not timed
         byte[] system = new byte[0];
         byte[] user = new byte[0];
         int[] promptTokens = new int[0];
@@ -122,9 +122,8 @@ public final class Generator {
                 if (pos == 0) {
                     if (systemPrompt == null) {
                         write("Enter system prompt (optional): ".getBytes(StandardCharsets.US_ASCII));
-                        long t0 = System.nanoTime();
-                        system = readLine(stdin, system);
-                        waitedBefore += System.nanoTime() - t0;
+                        byte[] previous = system;
+                        system = waits.read(() -> readLine(stdin, previous), false);
                     } else {
                         system = systemPrompt;
                     }
@@ -133,13 +132,8 @@ public final class Generator {
                     user = userPrompt;
                 } else {
                     write("User: ".getBytes(StandardCharsets.US_ASCII));
-                    long t0 = System.nanoTime();
-                    user = readLine(stdin, user);
-                    if (first < 0) {
-                        waitedBefore += System.nanoTime() - t0;
-                    } else {
-                        waitedAfter += System.nanoTime() - t0;
-                    }
+                    byte[] previous = user;
+                    user = waits.read(() -> readLine(stdin, previous), first >= 0);
                 }
                 promptTokens = tokenizer.encode(Llama2Chat.userTurn(pos == 0 ? system : null, user), true, false);
                 if (pos == 0 && promptTokens.length > seqLen) { // as generate: an error, not a reply that never starts
@@ -176,7 +170,7 @@ public final class Generator {
             }
         }
         write(NEWLINE);
-        return new Result(fed, sampled, promptFed, generated, start + waitedBefore, first, System.nanoTime() - waitedAfter, fedAtFirst);
+        return new Result(fed, sampled, promptFed, generated, waits.start(start), first, waits.end(System.nanoTime()), fedAtFirst);
     }
 
     /** fgets() then strip one trailing newline; at end of input the previous buffer is kept. */

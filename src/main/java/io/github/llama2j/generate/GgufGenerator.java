@@ -142,7 +142,7 @@ public final class GgufGenerator {
         while (true) {
             if (!firstTurn || user == null) {
                 write("User: ".getBytes(StandardCharsets.US_ASCII));
-                user = trace.waitFor(() -> readLine(stdin));
+                user = trace.waits.read(() -> readLine(stdin), trace.first >= 0);
                 if (user == null) {
                     write(NEWLINE); // end of input: the prompt's line ends
                     break;
@@ -313,25 +313,13 @@ public final class GgufGenerator {
             return next;
         }
 
-        /** Time spent waiting for the user's input, before and after the first sampled token: not the engine's. */
-        long waitedBeforeFirst, waitedAfterFirst;
-
-        String waitFor(java.util.function.Supplier<String> input) {
-            long t0 = System.nanoTime();
-            String line = input.get();
-            long waited = System.nanoTime() - t0;
-            if (first < 0) {
-                waitedBeforeFirst += waited;
-            } else {
-                waitedAfterFirst += waited;
-            }
-            return line;
-        }
+        /** Waiting for the user's lines: not the engine's time. */
+        final InputWaits waits = new InputWaits();
 
         /** The run, its times without the waits for input (time to first token, tok/s after it). */
         Generator.Result result(int promptTokens) {
-            long end = System.nanoTime() - waitedAfterFirst;
-            return new Generator.Result(fed, sampled, promptTokens, sampled.size(), start + waitedBeforeFirst, first, end, fedAtFirst);
+            return new Generator.Result(fed, sampled, promptTokens, sampled.size(), waits.start(start), first,
+                    waits.end(System.nanoTime()), fedAtFirst);
         }
     }
 
