@@ -270,29 +270,71 @@ public final class CpuEngine implements InferenceEngine {
     }
 
     /**
-     * Gets the matmul kernel compiled before the first token. Until C2 compiles it, Vector API code
-     * runs boxed, a hundred times slower or more, and the first forward pass took seconds. Calls on
-     * 16 rows of the model's first matrix get there sooner. They stop once 100 calls have run
-     * at compiled speed (above {@link #WARM_UP_BYTES_PER_NANO}, the rows being in cache, or 50
-     * times faster than the first calls), or after {@link #WARM_UP_MAX_NANOS}; and only once per
-     * JVM for a given kernel and kind of weights. The model's own weights are used on purpose: C2
-     * specializes the code to the class of memory segment it has seen (a mapped file here), and
-     * warming up on other segments would leave slower, polymorphic code.
+     * Gets the matmul kernels compiled before the first token. Until C2 compiles a kernel, Vector API code runs
+     * boxed, a hundred times slower or more, and the first forward pass took seconds. Every kind of product the forward
+     * pass runs (weight type, form, class of memory segment: {@link #productKinds}) is warmed up, each at every input
+     * length it is used with, by calls on 16 rows of the first matrix of that kind and length. They stop once 100 calls
+     * have run at compiled speed (above {@link #WARM_UP_BYTES_PER_NANO}, the rows being in cache, or 50 times faster
+     * than the first calls), or after {@link #WARM_UP_MAX_NANOS}; and only once per JVM for a given kind. A file of
+     * one weight type has one or two kinds (a classifier that is the embedding's matrix, read in the file's layout, is a
+     * kind of its own); a Q4_K_M file two to four. With only the first query matrix's kind warmed up, Qwen2.5-0.5B-shaped Q4_K_M (Q5_0
+     * widened to Q8_0, Q4_K and Q6_K in the down matrices; 512 bits, 2 threads, 2026-12-06) ran its first throwaway
+     * pass in 2.2-2.8 s, which stopped the forward warm-up, and 256-token runs at 39-43 tok/s against bench's 49.7;
+     * with every kind, 46-50 tok/s, and a 156-token prompt's first token 1.2-1.7 s after the warm-up instead of
+     * 3.7-4.2 (the warm-up itself 1.5-2.5 s longer; docs/measurements/2026-12-06-warm-up-every-kind.md). The model's own weights are used on
+     * purpose: C2 specializes the code to the class of memory segment it has seen (a mapped file here), and warming up
+     * on other segments would leave slower, polymorphic code.
      */
     private void warmUpKernels() {
-        Matrix m = w.wq()[0];
-        MatrixForm form = forms.wq()[0];
-        String key = kernels.getClass().getName() + " " + m.typeName() + " " + segmentClass(m) + " " + form.getClass().getSimpleName();
-        // both input sizes of the forward pass (dim: q/k/v, wo, w1/w3, the classifier; hidden: w2), alternately: the
-        // kernels' loops over the input run dim or hidden long, and C2 compiled from a profile of one size
-        // deoptimized the runq Q8 kernel at the other in the middle of a bench run (JFR, 6 traps, each finishing
-        // its call interpreted)
-        boolean both = w.w2()[0].cols() != m.cols() && forms.w2()[0].getClass() == form.getClass()
-                && w.w2()[0].typeName().equals(m.typeName());
-        Matrix[] shapes = both ? new Matrix[] {m, w.w2()[0]} : new Matrix[] {m};
-        MatrixForm[] shapeForms = both ? new MatrixForm[] {form, forms.w2()[0]} : new MatrixForm[] {form};
+        for (ProductKind kind : productKinds()) {
+            warmUpKernel(kind);
+        }
+    }
+
+    /**
+     * A kind of product ({@link #productKinds}): its key (kernel class, weight type, segment class, form), the forms of
+     * the first matrix of that kind at each input length (columns) it has, and whether the layers have it (the
+     * prompt's batches run the layers' products; only the classifier's kind is one-token only).
+     */
+    record ProductKind(String key, java.util.List<MatrixForm> shapes, boolean inLayers) {
+    }
+
+    /** The forward pass's kinds of product, in the order it first runs them. */
+    java.util.List<ProductKind> productKinds() {
+        java.util.Map<String, ProductKind> kinds = new java.util.LinkedHashMap<>();
+        for (int l = 0; l < c.nLayers(); l++) {
+            for (MatrixForm f : new MatrixForm[] {forms.wq()[l], forms.wk()[l], forms.wv()[l], forms.wo()[l],
+                    forms.w1()[l], forms.w3()[l], forms.w2()[l]}) {
+                addKind(kinds, f, true);
+            }
+        }
+        addKind(kinds, forms.classifier(), false);
+        return java.util.List.copyOf(kinds.values());
+    }
+
+    private void addKind(java.util.Map<String, ProductKind> kinds, MatrixForm f, boolean inLayers) {
+        Matrix m = f.source();
+        Matrix read = f instanceof MatrixForm.Copy copy ? copy.copy() : m;
+        String key = kernels.getClass().getName() + " " + m.typeName() + " " + segmentClass(read) + " " + f.getClass().getSimpleName();
+        ProductKind kind = kinds.computeIfAbsent(key, k -> new ProductKind(k, new java.util.ArrayList<>(), inLayers));
+        if (kind.shapes().stream().noneMatch(s -> s.source().cols() == m.cols())) {
+            kind.shapes().add(f);
+        }
+    }
+
+    /** {@link #warmUpKernels} for one kind of product, at each of its input lengths. */
+    private void warmUpKernel(ProductKind kind) {
+        String key = kind.key();
+        java.util.List<MatrixForm> shapeForms = kind.shapes();
+        // every input size of the kind (dim: q/k/v, wo, w1/w3, the classifier; hidden: w2), alternately: the kernels'
+        // loops over the input run dim or hidden long, and C2 compiled from a profile of one size deoptimized the runq
+        // Q8 kernel at the other in the middle of a bench run (JFR, 6 traps, each finishing its call interpreted)
+        int n = shapeForms.size();
+        Matrix[] shapes = new Matrix[n];
+        for (int i = 0; i < n; i++) {
+            shapes[i] = shapeForms.get(i).source();
+        }
         if (WARMED_UP.add(key)) {
-            int n = shapes.length;
             Activations[] ins = new Activations[n];
             float[][] outs = new float[n][];
             int[] rows = new int[n];
@@ -307,7 +349,7 @@ public final class CpuEngine implements InferenceEngine {
             }
             untilFast(() -> {
                 for (int i = 0; i < n; i++) {
-                    ops.kernel(outs[i], ins[i], shapeForms[i], 0, rows[i]);
+                    ops.kernel(outs[i], ins[i], shapeForms.get(i), 0, rows[i]);
                 }
             }, work, WARM_UP_BYTES_PER_NANO);
         }
@@ -317,24 +359,24 @@ public final class CpuEngine implements InferenceEngine {
         // the first, compiled the second as a trap, so that the first real prompt ran the kernel uncompiled again).
         // The full batch is a whole panel and one vector more (both loops of the kernel), and at least the tokens from
         // which the K-quants, F16 and BF16 take the transposed kernel (a short prompt's few take the one-token kernels)
-        if (kernels instanceof VectorKernels && BatchMatmul.transposed(form) && WARMED_UP.add(key + " batched")) {
+        if (kind.inLayers() && kernels instanceof VectorKernels && BatchMatmul.transposed(shapeForms.get(0))
+                && WARMED_UP.add(key + " batched")) {
             int full = Math.max(BatchMatmul.PANEL, BatchMatmul.TRANSPOSED_FROM_TOKENS) + BatchMatmul.FL, few = WARM_UP_PROMPT.length;
-            int n = shapes.length;
             BatchActivations[] fullIn = new BatchActivations[n], fewIn = new BatchActivations[n];
             float[][][] outs = new float[n][][];
             int[] rows = new int[n];
             double work = 0;
             for (int i = 0; i < n; i++) {
                 rows[i] = Math.min(CpuLayer.ROW_GRAIN, shapes[i].rows());
-                fullIn[i] = batchInput(shapeForms[i], full);
-                fewIn[i] = batchInput(shapeForms[i], few);
+                fullIn[i] = batchInput(shapeForms.get(i), full);
+                fewIn[i] = batchInput(shapeForms.get(i), few);
                 outs[i] = new float[full][shapes[i].rows()];
                 work += (double) rows[i] * shapes[i].cols() * (full + few);
             }
             untilFast(() -> {
                 for (int i = 0; i < n; i++) {
-                    BatchMatmul.matmul(outs[i], fullIn[i], shapeForms[i], 0, rows[i], kernels);
-                    BatchMatmul.matmul(outs[i], fewIn[i], shapeForms[i], 0, rows[i], kernels);
+                    BatchMatmul.matmul(outs[i], fullIn[i], shapeForms.get(i), 0, rows[i], kernels);
+                    BatchMatmul.matmul(outs[i], fewIn[i], shapeForms.get(i), 0, rows[i], kernels);
                 }
             }, work, WARM_UP_MACS_PER_NANO);
         }

@@ -101,6 +101,42 @@ public class CpuWarmUpTest {
     }
 
     /**
+     * The kernel warm-up covers every kind of product the forward pass runs, at every input length: a Q4_K_M file
+     * mixes Q4_K and Q6_K matrices (and its classifier is its embedding's), and a kind left out ran uncompiled in the
+     * first throwaway passes (seconds each at a real shape) and in the run's first tokens.
+     */
+    @org.junit.jupiter.api.Test
+    void kernelWarmUpCoversEveryKindOfProduct() {
+        Path file = io.github.llama2j.TestData.gguf().resolve("models/llama2-tiny-q4_k_m.gguf");
+        try (Model m = ModelLoader.load(file);
+             CpuEngine e = new CpuEngine(m, new VectorKernels(), FloatMath.standard(), 2, false)) {
+            PreparedWeights.Forms f = e.forms();
+            java.util.Set<String> run = new java.util.TreeSet<>();
+            for (MatrixForm[] layer : new MatrixForm[][]{f.wq(), f.wk(), f.wv(), f.wo(), f.w1(), f.w2(), f.w3()}) {
+                for (MatrixForm form : layer) {
+                    run.add(product(form));
+                }
+            }
+            run.add(product(f.classifier()));
+            java.util.Set<String> warmed = new java.util.TreeSet<>();
+            java.util.Set<String> types = new java.util.TreeSet<>();
+            for (CpuEngine.ProductKind kind : e.productKinds()) {
+                for (MatrixForm form : kind.shapes()) {
+                    warmed.add(product(form));
+                    types.add(form.source().typeName());
+                }
+            }
+            assertEquals(run, warmed);
+            org.junit.jupiter.api.Assertions.assertTrue(types.containsAll(java.util.List.of("Q4_K", "Q6_K")), types.toString());
+        }
+    }
+
+    /** A product's kernel and input length: the matrix's type, form and columns. */
+    private static String product(MatrixForm f) {
+        return f.source().typeName() + " " + f.getClass().getSimpleName() + " " + f.source().cols();
+    }
+
+    /**
      * A new engine without warm-up: the prompt as one batch, then greedy tokens; the throwaway passes run before
      * position {@code warmUpAt} is fed (never when negative). The logits after each position (the prompt's last
      * one and on; earlier rows are null).
