@@ -148,9 +148,14 @@ public final class RunCommand implements Callable<Integer> {
                 Generator g = new Generator(e, tokenizer, sampler, stdout);
                 byte[] promptBytes = prompt == null ? null : prompt.getBytes(StandardCharsets.UTF_8);
                 int positions = steps == null ? DEFAULT_STEPS : steps;
-                Generator.Result r = mode.equals("chat")
-                        ? g.chat(promptBytes, systemPrompt == null ? null : systemPrompt.getBytes(StandardCharsets.UTF_8), positions, io.stdin())
-                        : g.generate(promptBytes, positions);
+                Generator.Result r;
+                try {
+                    r = mode.equals("chat")
+                            ? g.chat(promptBytes, systemPrompt == null ? null : systemPrompt.getBytes(StandardCharsets.UTF_8), positions, io.stdin())
+                            : g.generate(promptBytes, positions);
+                } catch (Llama2jException ex) {
+                    throw named(modelPath, ex);
+                }
                 report(e, recorder, r);
             }
         }
@@ -182,14 +187,28 @@ public final class RunCommand implements Callable<Integer> {
                 GgufGenerator g = new GgufGenerator(e, tokenizer, sampler, io.stdout(),
                         GgufModelLoader.trainedContext(file));
                 PrintWriter err = spec.commandLine().getErr();
-                Generator.Result r = mode.equals("chat")
-                        ? g.chat(template, tokenizer.addsBos(), prompt, systemPrompt, steps == null ? 0 : steps, io.stdin(),
-                                note -> { err.println("llama2j: " + note); err.flush(); })
-                        : g.generate(prompt, steps == null ? DEFAULT_STEPS : steps);
+                Generator.Result r;
+                try {
+                    r = mode.equals("chat")
+                            ? g.chat(template, tokenizer.addsBos(), prompt, systemPrompt, steps == null ? 0 : steps, io.stdin(),
+                                    note -> { err.println("llama2j: " + note); err.flush(); })
+                            : g.generate(prompt, steps == null ? DEFAULT_STEPS : steps);
+                } catch (Llama2jException ex) {
+                    throw named(modelPath, ex);
+                }
                 report(e, recorder, r);
             }
         }
         return 0;
+    }
+
+    /** The sampler's error for NaN or infinite logits with the model's file name before it; other errors as they are. */
+    private static Llama2jException named(Path modelPath, Llama2jException e) {
+        if (!Sampler.isNonFinite(e)) {
+            return e;
+        }
+        Path name = modelPath.getFileName();
+        return new Llama2jException((name == null ? modelPath : name) + ": " + e.getMessage(), e.exitCode());
     }
 
     /** A GGUF model's tokenizer, checked against the model's output rows. */

@@ -197,6 +197,10 @@ final class GenerationQueue implements AutoCloseable {
                 } else {
                     run(job);
                 }
+            } catch (io.github.llama2j.Llama2jException e) { // the model's logits NaN or infinite (Sampler): one line, no trace
+                log.println("llama2j serve: generation failed: " + e.getMessage());
+                log.flush();
+                job.end(new Event.Failed(new ApiException(500, "server_error", null, null, "generation failed: " + e.getMessage())));
             } catch (RuntimeException | Error e) {
                 log.println("llama2j serve: generation failed: " + e);
                 e.printStackTrace(log);

@@ -130,6 +130,37 @@ class RunGgufTest {
     }
 
     /**
+     * A GGUF file with one Q8_0 block scale set to NaN (the first block of the first layer's query matrix): greedy
+     * generation, sampling and chat end with one line naming the file, exit 2, no stack trace; before, greedy printed
+     * "!" (token 0) after the prompt over and over, exit 0. Every engine path meets it in the sampler.
+     */
+    @Test
+    void nanWeightsAreAnErrorNamingTheFile(@org.junit.jupiter.api.io.TempDir Path dir) throws java.io.IOException {
+        Path source = TestData.gguf().resolve("models").resolve("llama3-tiny-q8_0.gguf");
+        Path bad = dir.resolve("nan-scale.gguf");
+        java.nio.file.Files.copy(source, bad);
+        long at;
+        try (io.github.llama2j.gguf.GgufFile f = io.github.llama2j.gguf.GgufFile.open(source)) {
+            io.github.llama2j.gguf.GgufTensorInfo t = f.tensor("blk.0.attn_q.weight").orElseThrow();
+            assertEquals(io.github.llama2j.gguf.GgmlType.Q8_0, t.type());
+            at = t.offset(); // (absolute: the data section's start included)
+        }
+        try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(bad, java.nio.file.StandardOpenOption.WRITE)) {
+            ch.write(java.nio.ByteBuffer.wrap(new byte[]{0x00, 0x7e}), at); // f16 NaN, little-endian
+        }
+        String expected = "llama2j: nan-scale.gguf: " + io.github.llama2j.sampling.Sampler.NON_FINITE_LOGITS + "\n";
+        for (String[] args : new String[][]{{"-t", "0"}, {"-t", "0.8", "-s", "3"}, {"-t", "0", "-m", "chat"}}) {
+            String[] all = java.util.stream.Stream.concat(java.util.stream.Stream.of("run", bad.toString(), "-i", "Hello", "-n", "12"),
+                    java.util.Arrays.stream(args)).toArray(String[]::new);
+            Output o = run(new byte[0], all);
+            assertEquals(Llama2jException.BAD_INPUT, o.exitCode(), String.join(" ", args) + ": " + o.stderr());
+            assertEquals(expected, o.stderr(), String.join(" ", args));
+        }
+        Output good = run(new byte[0], "run", source.toString(), "-i", "Hello", "-n", "12", "-t", "0");
+        assertEquals(0, good.exitCode(), good.stderr());
+    }
+
+    /**
      * Chat errors are one line on stderr with a non-zero exit, never text in the reply or a stack trace: a template that
      * does not parse (refused before the engine is built), one that renders nothing (qwen2's vocabulary adds no BOS, so
      * there is no token to feed), and a first turn that does not fit the positions.

@@ -135,6 +135,37 @@ class ServeGgufTest {
         }
     }
 
+    /**
+     * A model whose logits are NaN (one Q8_0 block scale set to NaN): the request fails with a 500 whose message says
+     * why ({@code Sampler#NON_FINITE_LOGITS}), the log gets one line and no stack trace, and the server goes on.
+     */
+    @Test
+    void nanLogitsFailTheRequestWithTheReason(@org.junit.jupiter.api.io.TempDir Path dir) throws IOException {
+        Path bad = dir.resolve("nan-scale.gguf");
+        java.nio.file.Files.copy(model("llama3-tiny-q8_0"), bad);
+        try (Model m = ModelLoader.load(bad)) {
+            long at = m.gguf().orElseThrow().tensor("blk.0.attn_q.weight").orElseThrow().offset();
+            try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(bad, java.nio.file.StandardOpenOption.WRITE)) {
+                ch.write(java.nio.ByteBuffer.wrap(new byte[]{0x00, 0x7e}), at); // f16 NaN (the mapping sees it)
+            }
+            StringWriter log = new StringWriter();
+            try (InferenceEngine e = Engines.create(m, EngineOptions.cpu(1, false))) {
+                GgufTokenizer tokenizer = GgufTokenizer.load(m.gguf().orElseThrow());
+                GgufFormat format = new GgufFormat(tokenizer, null, m.config().seqLen());
+                try (OpenAiServer server = OpenAiServer.start(ServeOptions.loopback(0, "nan", m.config().seqLen()), e, format,
+                        new PrintWriter(log, true))) {
+                    for (int i = 0; i < 2; i++) {
+                        HttpResponse<String> r = post(server, "/v1/completions", "{\"prompt\": \"Hello\", \"max_tokens\": 4, \"temperature\": 0}");
+                        assertEquals(500, r.statusCode(), r::body);
+                        assertTrue(r.body().contains(io.github.llama2j.sampling.Sampler.NON_FINITE_LOGITS), r.body());
+                    }
+                }
+            }
+            assertEquals(2, log.toString().lines().filter(l -> l.startsWith("llama2j serve: generation failed: the logits are NaN")).count(), log.toString());
+            assertTrue(!log.toString().contains("\tat "), log.toString());
+        }
+    }
+
     @Test
     void withoutChatTemplateOnlyCompletions() {
         try (Model m = ModelLoader.load(model("llama2-tiny-q4_0"))) {

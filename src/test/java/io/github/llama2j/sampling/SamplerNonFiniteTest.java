@@ -1,0 +1,75 @@
+package io.github.llama2j.sampling;
+
+import io.github.llama2j.Llama2jException;
+import org.junit.jupiter.api.Test;
+
+import java.util.SplittableRandom;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * NaN or infinite logits (a NaN block scale or weight in the file, activations that overflowed) are an error naming
+ * the cause, never a token: greedy decoding printed token 0 over and over, sampling the vocabulary's last token.
+ * Masked tokens (-infinity) beside finite logits still sample.
+ */
+class SamplerNonFiniteTest {
+    private static final int VOCAB = 50;
+    private final SplittableRandom rnd = new SplittableRandom();
+
+    private float[] finite() {
+        float[] l = new float[VOCAB];
+        for (int i = 0; i < VOCAB; i++) {
+            l[i] = (float) (rnd.nextDouble() * 8 - 4);
+        }
+        return l;
+    }
+
+    private static void assertNonFinite(Sampler s, float[] logits, String what) {
+        Llama2jException e = assertThrows(Llama2jException.class, () -> s.sample(logits), what);
+        assertTrue(Sampler.isNonFinite(e), e.getMessage());
+        assertEquals(Llama2jException.BAD_INPUT, e.exitCode());
+    }
+
+    @Test
+    void greedyRefusesANonFiniteChoice() {
+        Sampler greedy = new Sampler(VOCAB, 0f, 0.9f, 1);
+        float[] allNaN = new float[VOCAB];
+        java.util.Arrays.fill(allNaN, Float.NaN);
+        assertNonFinite(greedy, allNaN, "every logit NaN");
+        float[] nanFirst = finite();
+        nanFirst[0] = Float.NaN; // argmax's strict > never leaves index 0
+        assertNonFinite(greedy, nanFirst, "NaN at index 0");
+        float[] inf = finite();
+        inf[rnd.nextInt(VOCAB)] = Float.POSITIVE_INFINITY;
+        assertNonFinite(greedy, inf, "+infinity");
+        float[] ok = finite();
+        int best = Sampler.argmax(ok, VOCAB);
+        assertEquals(best, greedy.sample(ok.clone()), "finite logits");
+    }
+
+    @Test
+    void samplingRefusesAnyNaNOrPositiveInfinity() {
+        for (float temperature : new float[]{0.5f, 1f}) {
+            for (float topP : new float[]{0.9f, 1f}) {
+                Sampler s = new Sampler(VOCAB, temperature, topP, 7);
+                float[] oneNaN = finite();
+                oneNaN[1 + rnd.nextInt(VOCAB - 1)] = Float.NaN;
+                assertNonFinite(s, oneNaN, "one NaN, t " + temperature + ", top-p " + topP);
+                float[] inf = finite();
+                inf[rnd.nextInt(VOCAB)] = Float.POSITIVE_INFINITY;
+                assertNonFinite(s, inf, "+infinity");
+                float[] allMasked = new float[VOCAB];
+                java.util.Arrays.fill(allMasked, Float.NEGATIVE_INFINITY);
+                assertNonFinite(s, allMasked, "every token masked");
+                float[] masked = finite();
+                for (int i = 0; i < VOCAB; i += 2) {
+                    masked[i] = Float.NEGATIVE_INFINITY;
+                }
+                int token = s.sample(masked);
+                assertEquals(1, token % 2, "a masked token sampled: " + token);
+            }
+        }
+    }
+}
