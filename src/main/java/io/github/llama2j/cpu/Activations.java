@@ -17,7 +17,7 @@ import io.github.llama2j.model.Matrix;
  *   <li>{@link Matrix.Q8_0}, {@link Matrix.Q4_0}: GGML Q8_0 blocks of 32 as llama.cpp's x86 code
  *       makes them (quantize_row_q8_0 with AVX): amax = max|x|, d = amax / 127 stored as F16,
  *       q = round-half-even(x * (127 / amax)).</li>
- *   <li>{@link Matrix.Q4_K}, {@link Matrix.Q6_K}: GGML Q8_K blocks of 256 (quantize_row_q8_K_ref):
+ *   <li>{@link Matrix.Q4_K}, {@link Matrix.Q5_K}, {@link Matrix.Q6_K}: GGML Q8_K blocks of 256 (quantize_row_q8_K_ref):
  *       max = the first value of largest magnitude, iscale = -127 / max, q = min(127,
  *       round-half-even(iscale * x)), d = 1 / iscale (a float), plus the sums of each 16 q's.</li>
  * </ul>
@@ -196,6 +196,7 @@ public final class Activations {
                     q8KPairsReady = true;
                 }
             }
+            case Matrix.Q5_K q -> prepareQ8K(); // the file's layout only: no pairs
             case Matrix.Q6_K q -> {
                 prepareQ8K();
                 if (!q8KPairs6Ready) {
@@ -279,6 +280,7 @@ public final class Activations {
             case Matrix.Q8_0 q -> q80Ready;
             case Matrix.Q4_0 q -> q80Ready && q40Ready;
             case Matrix.Q4_K q -> q8KReady && q8KPairsReady;
+            case Matrix.Q5_K q -> q8KReady;
             case Matrix.Q6_K q -> q8KReady && q8KPairs6Ready;
         };
         if (!ready || m.cols() != n) {

@@ -52,6 +52,8 @@ import java.nio.ByteOrder;
  */
 final class GgmlMatmul {
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
+    private static final java.lang.foreign.ValueLayout.OfLong LONG = java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED.withOrder(LE);
+    private static final java.lang.foreign.ValueLayout.OfInt INT = java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED.withOrder(LE);
 
     /** Floats and ints of the preferred width: L lanes (16, 8 or 4). */
     static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
@@ -310,6 +312,71 @@ final class GgmlMatmul {
     }
 
     // ------------------------------------------------------------------ Q4_K × Q8_K: KQuantPacked (a load-time repack)
+
+    // ------------------------------------------------------------------ Q5_K × Q8_K (the file's layout; no load-time copy)
+
+    /**
+     * Per super-block, four groups g of 64 values (sub-blocks 2g and 2g + 1, which share the nibble bytes
+     * qs[32g ..] and take bits 2g and 2g + 1 of qh[l]): 32 / 2L chunks of l; each chunk's nibbles and high bits
+     * (zero-extended to shorts) make the two sub-blocks' 5-bit values q = nibble | bit &lt;&lt; 4, times their activations,
+     * added in short lanes over the chunks (a lane holds at most 32 / 2L products of 31 · 127, and an int lane's two
+     * halves at most 8 · 31 · 127 = 31496 &lt; 2^15: exact), widened to ints and multiplied by the sub-block's 6-bit scale.
+     * Then {@code acc += float(isum) * (d_w * d_x)} lane-wise. The mins' part is an exact int per super-block,
+     * {@code summ = sum_j m_j * (q8 sum of sub-block j)}, subtracted as {@code (dmin_w * d_x) * summ} in a float sum
+     * of its own, after the row's horizontal sum.
+     */
+    static void q5_K(float[] out, Activations x, Matrix.Q5_K w, int r0, int r1) {
+        int n = w.cols(), nb = n / 256;
+        short[] xq = x.q8K;
+        float[] xd = x.q8KScales;
+        int[] xs32 = x.q8KSums32;
+        MemorySegment data = w.data();
+        long rowBytes = Matrix.Q5_K.rowBytes(n);
+        for (int r = r0; r < r1; r++) {
+            long b = r * rowBytes;
+            FloatVector acc = FloatVector.zero(F);
+            float mins = 0.0f;
+            for (int blk = 0; blk < nb; blk++, b += Matrix.Q5_K.BLOCK_BYTES) {
+                int j = blk * 256;
+                // the 12 packed bytes: scales[0..3] and mins[0..3] in their low 6 bits, the upper two of scales[0..7]
+                // above them, scales[8..11] holding the low 4 bits of sub-blocks 4..7's scales (low nibble) and mins (high)
+                long lo = data.get(LONG, b + Matrix.Q5_K.SCALES);
+                int hi = data.get(INT, b + Matrix.Q5_K.SCALES + 8);
+                long scales = (lo & 0x3F3F3F3FL) | ((hi & 0x0F0F0F0FL) | ((lo & 0xC0C0C0C0L) >>> 2)) << 32;
+                long minBytes = ((lo >>> 32) & 0x3F3F3F3FL) | (((hi >>> 4) & 0x0F0F0F0FL) | (((lo >>> 32) & 0xC0C0C0C0L) >>> 2)) << 32;
+                IntVector isum = IntVector.zero(I);
+                for (int g = 0; g < 4; g++) {
+                    long qo = b + Matrix.Q5_K.QS + 32L * g;
+                    int xo = j + 64 * g;
+                    ShortVector plo = null, phi = null;
+                    for (int k = 0; k < 32; k += CH) {
+                        ShortVector v = (ShortVector) ByteVector.fromMemorySegment(BS, data, qo + k, LE)
+                                .convertShape(VectorOperators.ZERO_EXTEND_B2S, S, 0);
+                        ShortVector h = ((ShortVector) ByteVector.fromMemorySegment(BS, data, b + Matrix.Q5_K.QH + k, LE)
+                                .convertShape(VectorOperators.ZERO_EXTEND_B2S, S, 0)).lanewise(VectorOperators.LSHR, 2 * g);
+                        ShortVector q1 = v.and((short) 0x0F).or(h.lanewise(VectorOperators.LSHL, 4).and((short) 0x10));
+                        ShortVector q2 = v.lanewise(VectorOperators.LSHR, 4).or(h.lanewise(VectorOperators.LSHL, 3).and((short) 0x10));
+                        ShortVector p1 = q1.mul(ShortVector.fromArray(S, xq, xo + k));
+                        ShortVector p2 = q2.mul(ShortVector.fromArray(S, xq, xo + 32 + k));
+                        plo = plo == null ? p1 : plo.add(p1);
+                        phi = phi == null ? p2 : phi.add(p2);
+                    }
+                    int scLo = (int) (scales >>> (16 * g)) & 0xFF, scHi = (int) (scales >>> (16 * g + 8)) & 0xFF;
+                    IntVector ilo = plo.reinterpretAsInts(), ihi = phi.reinterpretAsInts();
+                    isum = isum.add(ilo.add(ilo.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16).mul(scLo))
+                            .add(ihi.add(ihi.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16).mul(scHi));
+                }
+                int summ = 0;
+                for (int s = 0; s < 8; s++) {
+                    summ += ((int) (minBytes >>> (8 * s)) & 0xFF) * xs32[blk * 8 + s];
+                }
+                float xdb = xd[blk];
+                acc = ((FloatVector) isum.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, Float.float16ToFloat(data.get(Matrix.SHORT, b)) * xdb), acc);
+                mins += Float.float16ToFloat(data.get(Matrix.SHORT, b + 2)) * xdb * summ;
+            }
+            out[r] = acc.reduceLanes(VectorOperators.ADD) - mins;
+        }
+    }
 
     // ------------------------------------------------------------------ Q6_K × Q8_K
 

@@ -54,6 +54,7 @@ public interface Kernels {
             case Matrix.Q8_0 q -> matmulQ8_0(out, x, q, r0, r1);
             case Matrix.Q4_0 q -> matmulQ4_0(out, x, q, r0, r1);
             case Matrix.Q4_K q -> matmulQ4_K(out, x, q, r0, r1);
+            case Matrix.Q5_K q -> matmulQ5_K(out, x, q, r0, r1);
             case Matrix.Q6_K q -> matmulQ6_K(out, x, q, r0, r1);
         }
     }
@@ -147,6 +148,14 @@ public interface Kernels {
     default void matmulPackedQ4_K(float[] out, Activations x, KQuantPacked.Q4K w, int r0, int r1) {
         x.check(w.source());
         KQuantPacked.q4_K(out, x, w, r0, r1);
+    }
+
+    /**
+     * GGML Q5_K weights times Q8_K activations: per super-block, d_w * d_x * sum_j sc_j * dot_j(q5, q8)
+     * - dmin_w * d_x * sum_j m_j * (q8 sum of sub-block j), on the file's layout (no load-time copy).
+     */
+    default void matmulQ5_K(float[] out, Activations x, Matrix.Q5_K w, int r0, int r1) {
+        GgmlMatmul.q5_K(out, x, w, r0, r1);
     }
 
     /** GGML Q6_K weights times Q8_K activations: per super-block, d_w * d_x * sum_j sc_j * dot_j(q6 - 32, q8). */

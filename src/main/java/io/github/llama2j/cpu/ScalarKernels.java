@@ -200,6 +200,44 @@ public final class ScalarKernels implements Kernels {
         }
     }
 
+    /**
+     * Q5_K × Q8_K, as {@link #matmulQ4_K} with 5-bit values: per super-block the exact integers
+     * {@code sumi = sum_j sc_j * dot_j(q5, q)} (q5 = nibble + 16 * high bit, 0..31) and
+     * {@code summ = sum_j m_j * (q sum of sub-block j)}, then {@code sumf += (d_w * d_x) * sumi;
+     * sumf -= (dmin_w * d_x) * summ}.
+     */
+    @Override
+    public void matmulQ5_K(float[] out, Activations x, Matrix.Q5_K w, int r0, int r1) {
+        int n = w.cols();
+        short[] xq = x.q8K;
+        float[] xd = x.q8KScales;
+        int[] xsum = x.q8KSums;
+        MemorySegment data = w.data();
+        for (int r = r0; r < r1; r++) {
+            long b = r * Matrix.Q5_K.rowBytes(n);
+            float sumf = 0.0f;
+            for (int j = 0; j < n; j += Matrix.Q5_K.BLOCK, b += Matrix.Q5_K.BLOCK_BYTES) {
+                int sumi = 0, summ = 0;
+                for (int sub = 0; sub < 8; sub++) {
+                    long qs = b + Matrix.Q5_K.QS + 32L * (sub / 2);
+                    int shift = 4 * (sub % 2), xo = j + 32 * sub;
+                    int dot = 0;
+                    for (int l = 0; l < 32; l++) {
+                        int nibble = (data.get(ValueLayout.JAVA_BYTE, qs + l) >> shift) & 0x0F;
+                        int high = (data.get(ValueLayout.JAVA_BYTE, b + Matrix.Q5_K.QH + l) >> sub) & 1;
+                        dot += (nibble | high << 4) * xq[xo + l];
+                    }
+                    sumi += Matrix.Q4_K.scale(data, b + Matrix.Q5_K.SCALES, sub) * dot;
+                    summ += Matrix.Q4_K.min(data, b + Matrix.Q5_K.SCALES, sub) * (xsum[xo / 16] + xsum[xo / 16 + 1]);
+                }
+                float xdj = xd[j / Matrix.Q5_K.BLOCK];
+                sumf += Float.float16ToFloat(data.get(SHORT, b)) * xdj * sumi;
+                sumf -= Float.float16ToFloat(data.get(SHORT, b + 2)) * xdj * summ;
+            }
+            out[r] = sumf;
+        }
+    }
+
     /** Q6_K × Q8_K: per super-block the exact {@code sumi = sum_j sc_j * dot_j(q6 - 32, q)}, then {@code sumf += (d_w * d_x) * sumi}. */
     @Override
     public void matmulQ6_K(float[] out, Activations x, Matrix.Q6_K w, int r0, int r1) {

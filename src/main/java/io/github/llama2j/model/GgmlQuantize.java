@@ -12,7 +12,7 @@ import java.lang.foreign.ValueLayout;
  *   <li>Q8_0, Q4_0, Q5_0: GGML's reference quantizers ({@code quantize_row_q8_0_ref},
  *       {@code quantize_row_q4_0_ref}, {@code quantize_row_q5_0_ref}), the ones llama-quantize runs without an
  *       importance matrix: the same bytes.</li>
- *   <li>Q4_K, Q6_K: simple min/max quantizers in the right layout, not llama.cpp's (which searches
+ *   <li>Q4_K, Q5_K, Q6_K: simple min/max quantizers in the right layout, not llama.cpp's (which searches
  *       for the scales that minimize the error): good enough for random-weight and test matrices,
  *       not byte-identical to llama-quantize.</li>
  * </ul>
@@ -23,7 +23,7 @@ public final class GgmlQuantize {
     private GgmlQuantize() {
     }
 
-    /** Bytes of a row of {@code cols} values of {@code type} ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q5_0", "Q4_K", "Q6_K"). */
+    /** Bytes of a row of {@code cols} values of {@code type} ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q5_0", "Q4_K", "Q5_K", "Q6_K"). */
     public static long rowBytes(String type, int cols) {
         return switch (type) {
             case "F32" -> 4L * cols;
@@ -32,6 +32,7 @@ public final class GgmlQuantize {
             case "Q4_0" -> Matrix.Q4_0.rowBytes(cols);
             case "Q5_0" -> Q5_0.rowBytes(cols);
             case "Q4_K" -> Matrix.Q4_K.rowBytes(cols);
+            case "Q5_K" -> Matrix.Q5_K.rowBytes(cols);
             case "Q6_K" -> Matrix.Q6_K.rowBytes(cols);
             default -> throw new IllegalArgumentException("unknown tensor type " + type);
         };
@@ -46,6 +47,7 @@ public final class GgmlQuantize {
             case "Q8_0" -> new Matrix.Q8_0(data, rows, cols);
             case "Q4_0" -> new Matrix.Q4_0(data, rows, cols);
             case "Q4_K" -> new Matrix.Q4_K(data, rows, cols);
+            case "Q5_K" -> new Matrix.Q5_K(data, rows, cols);
             case "Q6_K" -> new Matrix.Q6_K(data, rows, cols);
             default -> throw new IllegalArgumentException("unknown tensor type " + type);
         };
@@ -65,6 +67,7 @@ public final class GgmlQuantize {
                 case "Q8_0" -> q8_0(values, off, cols, data, at);
                 case "Q4_0" -> q4_0(values, off, cols, data, at);
                 case "Q4_K" -> q4_K(values, off, cols, data, at);
+                case "Q5_K" -> q5_K(values, off, cols, data, at);
                 default -> q6_K(values, off, cols, data, at);
             }
         }
@@ -165,47 +168,81 @@ public final class GgmlQuantize {
      * (as F16); then q = round((x + dmin m) / (d sc)) in [0, 15].
      */
     public static void q4_K(float[] x, int off, int n, MemorySegment out, long at) {
-        float[] scale = new float[8], min = new float[8];
         int[] sc = new int[8], m = new int[8];
-        for (int b = 0; b < n / 256; b++, at += 144) {
+        for (int b = 0; b < n / 256; b++, at += Matrix.Q4_K.BLOCK_BYTES) {
             int base = off + 256 * b;
-            float maxScale = 0, maxMin = 0;
-            for (int j = 0; j < 8; j++) {
-                float lo = 0, hi = -Float.MAX_VALUE;
-                for (int l = 0; l < 32; l++) {
-                    lo = Math.min(lo, x[base + 32 * j + l]);
-                    hi = Math.max(hi, x[base + 32 * j + l]);
-                }
-                scale[j] = (hi - lo) / 15;
-                min[j] = -lo;
-                maxScale = Math.max(maxScale, scale[j]);
-                maxMin = Math.max(maxMin, min[j]);
-            }
-            float d = Float.float16ToFloat(Float.floatToFloat16(maxScale / 63));
-            float dmin = Float.float16ToFloat(Float.floatToFloat16(maxMin / 63));
-            half(out, at, d);
-            half(out, at + 2, dmin);
-            for (int j = 0; j < 8; j++) {
-                sc[j] = d == 0 ? 0 : Math.clamp(Math.round(scale[j] / d), 0, 63);
-                m[j] = dmin == 0 ? 0 : Math.clamp(Math.round(min[j] / dmin), 0, 63);
-            }
-            for (int j = 0; j < 4; j++) {
-                out.set(ValueLayout.JAVA_BYTE, at + 4 + j, (byte) (sc[j] | ((sc[j + 4] >> 4) << 6)));
-                out.set(ValueLayout.JAVA_BYTE, at + 8 + j, (byte) (m[j] | ((m[j + 4] >> 4) << 6)));
-                out.set(ValueLayout.JAVA_BYTE, at + 12 + j, (byte) ((sc[j + 4] & 0x0F) | ((m[j + 4] & 0x0F) << 4)));
-            }
+            float[] dm = scalesAndMins(x, base, 15, out, at, sc, m);
             for (int g = 0; g < 4; g++) {
                 for (int l = 0; l < 32; l++) {
-                    int lo = q4K(x[base + 64 * g + l], d * sc[2 * g], dmin * m[2 * g]);
-                    int hi = q4K(x[base + 64 * g + 32 + l], d * sc[2 * g + 1], dmin * m[2 * g + 1]);
+                    int lo = kQuant(x[base + 64 * g + l], dm[0] * sc[2 * g], dm[1] * m[2 * g], 15);
+                    int hi = kQuant(x[base + 64 * g + 32 + l], dm[0] * sc[2 * g + 1], dm[1] * m[2 * g + 1], 15);
                     out.set(ValueLayout.JAVA_BYTE, at + 16 + 32L * g + l, (byte) (lo | (hi << 4)));
                 }
             }
         }
     }
 
-    private static int q4K(float v, float step, float min) {
-        return step == 0 ? 0 : Math.clamp(Math.round((v + min) / step), 0, 15);
+    /**
+     * A simple Q5_K quantizer, as {@link #q4_K} with 31 steps per sub-block: q = round((x + dmin m) / (d sc)) in
+     * [0, 31], its low 4 bits in qs (as Q4_K's nibbles) and its bit 4 as bit j of qh[l] for value l of sub-block j.
+     */
+    public static void q5_K(float[] x, int off, int n, MemorySegment out, long at) {
+        int[] sc = new int[8], m = new int[8];
+        for (int b = 0; b < n / 256; b++, at += Matrix.Q5_K.BLOCK_BYTES) {
+            int base = off + 256 * b;
+            float[] dm = scalesAndMins(x, base, 31, out, at, sc, m);
+            int[] qh = new int[32];
+            for (int g = 0; g < 4; g++) {
+                for (int l = 0; l < 32; l++) {
+                    int lo = kQuant(x[base + 64 * g + l], dm[0] * sc[2 * g], dm[1] * m[2 * g], 31);
+                    int hi = kQuant(x[base + 64 * g + 32 + l], dm[0] * sc[2 * g + 1], dm[1] * m[2 * g + 1], 31);
+                    out.set(ValueLayout.JAVA_BYTE, at + Matrix.Q5_K.QS + 32L * g + l, (byte) ((lo & 0x0F) | ((hi & 0x0F) << 4)));
+                    qh[l] |= (lo >> 4) << (2 * g) | (hi >> 4) << (2 * g + 1);
+                }
+            }
+            for (int l = 0; l < 32; l++) {
+                out.set(ValueLayout.JAVA_BYTE, at + Matrix.Q5_K.QH + l, (byte) qh[l]);
+            }
+        }
+    }
+
+    /**
+     * The Q4_K/Q5_K super-block at {@code base}: per sub-block of 32, scale (max - min) / levels and min -min(0, x),
+     * quantized to 6 bits (sc, m) against d = max scale / 63 and dmin = max min / 63 (as F16), written as the
+     * super-block's first 16 bytes (d, dmin, the 12 packed bytes) at {@code at}; returns {d, dmin}.
+     */
+    private static float[] scalesAndMins(float[] x, int base, int levels, MemorySegment out, long at, int[] sc, int[] m) {
+        float[] scale = new float[8], min = new float[8];
+        float maxScale = 0, maxMin = 0;
+        for (int j = 0; j < 8; j++) {
+            float lo = 0, hi = -Float.MAX_VALUE;
+            for (int l = 0; l < 32; l++) {
+                lo = Math.min(lo, x[base + 32 * j + l]);
+                hi = Math.max(hi, x[base + 32 * j + l]);
+            }
+            scale[j] = (hi - lo) / levels;
+            min[j] = -lo;
+            maxScale = Math.max(maxScale, scale[j]);
+            maxMin = Math.max(maxMin, min[j]);
+        }
+        float d = Float.float16ToFloat(Float.floatToFloat16(maxScale / 63));
+        float dmin = Float.float16ToFloat(Float.floatToFloat16(maxMin / 63));
+        half(out, at, d);
+        half(out, at + 2, dmin);
+        for (int j = 0; j < 8; j++) {
+            sc[j] = d == 0 ? 0 : Math.clamp(Math.round(scale[j] / d), 0, 63);
+            m[j] = dmin == 0 ? 0 : Math.clamp(Math.round(min[j] / dmin), 0, 63);
+        }
+        for (int j = 0; j < 4; j++) {
+            out.set(ValueLayout.JAVA_BYTE, at + 4 + j, (byte) (sc[j] | ((sc[j + 4] >> 4) << 6)));
+            out.set(ValueLayout.JAVA_BYTE, at + 8 + j, (byte) (m[j] | ((m[j + 4] >> 4) << 6)));
+            out.set(ValueLayout.JAVA_BYTE, at + 12 + j, (byte) ((sc[j + 4] & 0x0F) | ((m[j + 4] & 0x0F) << 4)));
+        }
+        return new float[]{d, dmin};
+    }
+
+    private static int kQuant(float v, float step, float min, int levels) {
+        return step == 0 ? 0 : Math.clamp(Math.round((v + min) / step), 0, levels);
     }
 
     /**

@@ -18,6 +18,7 @@ import java.nio.ByteOrder;
  *   Q8_0   32            34           f16 d, int8 qs[32]                       x = d * q
  *   Q4_0   32            18           f16 d, u8 qs[16]                         x = d * (nibble - 8)
  *   Q4_K   256           144          f16 d, f16 dmin, u8 scales[12], u8 qs[128]
+ *   Q5_K   256           176          f16 d, f16 dmin, u8 scales[12], u8 qh[32], u8 qs[128]
  *   Q6_K   256           210          u8 ql[128], u8 qh[64], int8 scales[16], f16 d
  * </pre>
  * A row is a whole number of blocks (cols is a multiple of the block size), so row r starts at
@@ -80,7 +81,7 @@ public sealed interface Matrix permits Matrix.F32, Matrix.Q8, Matrix.Ggml {
     }
 
     /** A GGML tensor: rows of whole blocks, one after another, in one segment of the mapped file. */
-    sealed interface Ggml extends Matrix permits F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K {
+    sealed interface Ggml extends Matrix permits F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K {
         MemorySegment data();
 
         @Override
@@ -291,6 +292,46 @@ public sealed interface Matrix permits Matrix.F32, Matrix.Q8, Matrix.Ggml {
                         out[o + 32 + l] = d2 * (q >>> 4) - m2;
                     }
                     qs += 32;
+                }
+            }
+        }
+    }
+
+    /**
+     * GGML Q5_K: super-blocks of 256 values, {@code f16 d, f16 dmin, u8 scales[12], u8 qh[32], u8 qs[128]}
+     * (176 bytes). As {@link Q4_K} with a fifth bit per value: eight sub-blocks of 32 with 6-bit scales
+     * and mins packed as Q4_K's ({@link Q4_K#scale}, {@link Q4_K#min}); sub-blocks 2i and 2i+1 share the
+     * 32 bytes qs[32i ..], low nibbles for the first, high for the second; value l (l &lt; 32) of sub-block
+     * j takes bit j of qh[l] as its bit 4. q = nibble + 16 * bit, in [0, 31]; x = d * sc * q - dmin * m.
+     */
+    record Q5_K(MemorySegment data, int rows, int cols) implements Ggml {
+        public static final int BLOCK = 256, BLOCK_BYTES = 176;
+        /** Offsets in a super-block: the packed scales, the high bits, the nibbles. */
+        public static final int SCALES = 4, QH = 16, QS = 48;
+
+        public Q5_K {
+            checkBlocks("Q5_K", data, rows, cols, BLOCK, BLOCK_BYTES);
+        }
+
+        public static long rowBytes(int cols) {
+            return (long) cols / BLOCK * BLOCK_BYTES;
+        }
+
+        @Override
+        public void dequantizeRow(int row, float[] out, int off) {
+            long b = row * rowBytes(cols);
+            for (int j = 0; j < cols; j += BLOCK, b += BLOCK_BYTES) {
+                float d = Float.float16ToFloat(data.get(SHORT, b));
+                float dmin = Float.float16ToFloat(data.get(SHORT, b + 2));
+                for (int sub = 0; sub < 8; sub++) {
+                    float ds = d * Q4_K.scale(data, b + SCALES, sub), ms = dmin * Q4_K.min(data, b + SCALES, sub);
+                    long qs = b + QS + 32L * (sub / 2);
+                    int shift = 4 * (sub % 2), o = off + j + 32 * sub;
+                    for (int l = 0; l < 32; l++) {
+                        int nibble = ((data.get(ValueLayout.JAVA_BYTE, qs + l) & 0xFF) >>> shift) & 0x0F;
+                        int high = ((data.get(ValueLayout.JAVA_BYTE, b + QH + l) & 0xFF) >>> sub) & 1;
+                        out[o + l] = ds * (nibble + 16 * high) - ms;
+                    }
                 }
             }
         }

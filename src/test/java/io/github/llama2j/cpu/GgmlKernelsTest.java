@@ -44,7 +44,7 @@ import static org.junit.jupiter.api.Assertions.fail;
 @Tag("vector-widths")
 class GgmlKernelsTest {
     private static final ValueLayout.OfInt LE_INT = ValueLayout.JAVA_INT_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN);
-    private static final String[] TYPES = {"F16", "BF16", "Q8_0", "Q4_0", "Q4_K", "Q6_K"};
+    private static final String[] TYPES = {"F16", "BF16", "Q8_0", "Q4_0", "Q4_K", "Q5_K", "Q6_K"};
     private static final double U = 0x1p-24;
 
     private final long seed = new SplittableRandom().nextLong();
@@ -96,7 +96,7 @@ class GgmlKernelsTest {
                 case "F16" -> data.set(Matrix.SHORT, b, randomHalf());
                 case "BF16" -> data.set(Matrix.SHORT, b, Matrix.floatToBf16((float) (rnd.nextGaussian() * Math.scalb(1.0, rnd.nextInt(-8, 2)))));
                 case "Q8_0", "Q4_0" -> data.set(Matrix.SHORT, b, randomHalf());
-                case "Q4_K" -> {
+                case "Q4_K", "Q5_K" -> {
                     data.set(Matrix.SHORT, b, randomHalf());
                     data.set(Matrix.SHORT, b + 2, randomHalf());
                 }
@@ -137,7 +137,7 @@ class GgmlKernelsTest {
 
     /**
      * Row r as float64 values: out[0][v] the value, out[1][v] its magnitude for error bounds
-     * (|value|, but |d sc q| + |dmin m| for Q4_K). Written from the layout, value by value.
+     * (|value|, but |d sc q| + |dmin m| for Q4_K and Q5_K). Written from the layout, value by value.
      */
     static double[][] exactRow(Matrix m, int r) {
         int n = m.cols();
@@ -166,6 +166,17 @@ class GgmlKernelsTest {
                     val[v] = a - c;
                     mag[v] = Math.abs(a) + Math.abs(c);
                 }
+                case Matrix.Q5_K q -> { // f16 d, f16 dmin, scales[12], qh[32], qs[128]
+                    long b = ((long) r * n + v) / 256 * 176;
+                    int k = v % 256, sub = k / 32, l = k % 32;
+                    int byteAt = u8(q.data(), b + 48 + 32 * (sub / 2) + l);
+                    int nib = sub % 2 == 0 ? byteAt & 0xF : byteAt >> 4;
+                    int bit4 = (u8(q.data(), b + 16 + l) >> sub) & 1;
+                    int[] sm = scaleMinK4(q.data(), b + 4, sub);
+                    double a = half(q.data(), b) * sm[0] * (nib + 16 * bit4), c = half(q.data(), b + 2) * sm[1];
+                    val[v] = a - c;
+                    mag[v] = Math.abs(a) + Math.abs(c);
+                }
                 case Matrix.Q6_K q -> {
                     long b = ((long) r * n + v) / 256 * 210;
                     int k = v % 256, h = k / 128, i = k % 128 / 32, l = k % 32;
@@ -177,7 +188,7 @@ class GgmlKernelsTest {
                 }
                 default -> throw new IllegalArgumentException(m.typeName());
             }
-            if (!(m instanceof Matrix.Q4_K)) {
+            if (!(m instanceof Matrix.Q4_K || m instanceof Matrix.Q5_K)) {
                 mag[v] = Math.abs(val[v]);
             }
         }
@@ -539,6 +550,83 @@ class GgmlKernelsTest {
 
 
     /**
+     * Q5_K at the extremes of the vector kernel's short lanes: 5-bit values 0 or 31 (nibble and high bit alike) and
+     * activations of +-127, chosen at random, every scale 63, d 1, dmin 0, one super-block per row. At 128 bits a short
+     * lane adds four products and an int lane's two halves eight (8 · 31 · 127 = 31496, just under 2^15): any overflow
+     * there, or a high bit read from the wrong bit of qh, moves a result by thousands. Both the scalar reference and the
+     * vector kernel are within 15 roundings of the exact integer sum.
+     */
+    @Test
+    void q5_KAtTheExtremesSumsExactly() {
+        int rows = 8, cols = 256;
+        for (int round = 0; round < 6; round++) {
+            MemorySegment data = arena.allocate((long) rows * 176, 64);
+            for (int r = 0; r < rows; r++) {
+                long b = r * 176L;
+                data.set(Matrix.SHORT, b, Float.floatToFloat16(1.0f));
+                data.set(Matrix.SHORT, b + 2, (short) 0);
+                for (int j = 0; j < 12; j++) {
+                    data.set(ValueLayout.JAVA_BYTE, b + 4 + j, (byte) 0xFF); // every 6-bit scale and min 63
+                }
+                int[] qh = new int[32];
+                for (int g = 0; g < 4; g++) {
+                    for (int l = 0; l < 32; l++) {
+                        // row 0 all 31, row 1 all 0, the rest at random by value
+                        boolean lo = r == 0 || r > 1 && rnd.nextBoolean(), hi = r == 0 || r > 1 && rnd.nextBoolean();
+                        data.set(ValueLayout.JAVA_BYTE, b + 48 + 32L * g + l, (byte) ((lo ? 15 : 0) | (hi ? 15 : 0) << 4));
+                        qh[l] |= (lo ? 1 : 0) << (2 * g) | (hi ? 1 : 0) << (2 * g + 1);
+                    }
+                }
+                for (int l = 0; l < 32; l++) {
+                    data.set(ValueLayout.JAVA_BYTE, b + 16 + l, (byte) qh[l]);
+                }
+            }
+            Matrix.Q5_K m = new Matrix.Q5_K(data, rows, cols);
+            float[] x = new float[cols];
+            for (int j = 0; j < cols; j++) {
+                x[j] = j == 0 || round == 0 ? 127f : round == 1 ? -127f : rnd.nextBoolean() ? 127f : -127f; // d_x = -1, q = -x
+            }
+            Activations a = new Activations(cols);
+            a.input(x, cols);
+            a.prepareFor(m);
+            float[] vector = new float[rows], scalar = new float[rows];
+            new VectorKernels().matmul(vector, a, m, 0, rows);
+            new ScalarKernels().matmul(scalar, a, m, 0, rows);
+            assertExactWithin(m, a, vector, scalar, 15.0, "round " + round);
+        }
+    }
+
+    /**
+     * The Q5_K vector kernel against the scalar reference on fresh random matrices: the same exact integers per
+     * sub-block, the float sums in another order, so within a few roundings of the row's magnitude (the bound of
+     * {@link #checkRows} with the scalar result in place of the float64 one, twice: both round).
+     */
+    @ParameterizedTest
+    @ValueSource(ints = {256, 768, 2048})
+    void q5_KVectorKernelMatchesTheScalarReference(int cols) {
+        int rows = 13;
+        Matrix m = randomMatrix("Q5_K", rows, cols, 3);
+        Activations a = new Activations(cols);
+        a.input(randomInput(cols), cols);
+        a.prepareFor(m);
+        double[] xe = exactInput(a, m);
+        float[] vector = new float[rows], scalar = new float[rows];
+        new VectorKernels().matmul(vector, a, m, 1, rows);
+        new ScalarKernels().matmul(scalar, a, m, 1, rows);
+        assertEquals(0.0f, vector[0], "row 0 is outside the range, " + where);
+        for (int r = 1; r < rows; r++) {
+            double[] w = exactRow(m, r)[1];
+            double s = 0;
+            for (int j = 0; j < cols; j++) {
+                s += w[j] * Math.abs(xe[j]);
+            }
+            double bound = 4 * (cols / 256 + 8) * U * s;
+            assertTrue(Math.abs(vector[r] - scalar[r]) <= bound,
+                    "row " + r + ": vector " + vector[r] + " vs scalar " + scalar[r] + " > bound " + bound + ", " + where);
+        }
+    }
+
+    /**
      * Each row of {@code file} and {@code copy} (one super-block per row, activations with d_x = ±1) within {@code
      * tolerance} of the exact integer result.
      */
@@ -736,8 +824,8 @@ class GgmlKernelsTest {
                 m.dequantizeRow(r, row, 1);
                 double[][] e = exactRow(m, r);
                 for (int j = 0; j < cols; j++) {
-                    // F16, BF16, Q8_0, Q4_0: one exact product; Q4_K (one subtraction) and Q6_K (a product of 25 bits): one rounding
-                    double tol = m instanceof Matrix.Q4_K || m instanceof Matrix.Q6_K ? Math.ulp(row[1 + j]) / 2 : 0;
+                    // F16, BF16, Q8_0, Q4_0: one exact product; Q4_K, Q5_K (one subtraction) and Q6_K (a product of 25 bits): one rounding
+                    double tol = m instanceof Matrix.Q4_K || m instanceof Matrix.Q5_K || m instanceof Matrix.Q6_K ? Math.ulp(row[1 + j]) / 2 : 0;
                     assertTrue(Math.abs(row[1 + j] - e[0][j]) <= tol,
                             type + " row " + r + " value " + j + ": " + row[1 + j] + " vs " + e[0][j] + ", " + where);
                 }
@@ -757,6 +845,9 @@ class GgmlKernelsTest {
         assertThrows(IllegalArgumentException.class, () -> new Matrix.F16(arena.allocate(6), 2, 2));
         new Matrix.BF16(arena.allocate(8), 2, 2);
         new Matrix.Q4_K(arena.allocate(144), 1, 256);
+        assertThrows(IllegalArgumentException.class, () -> new Matrix.Q5_K(arena.allocate(176), 1, 128));
+        assertThrows(IllegalArgumentException.class, () -> new Matrix.Q5_K(arena.allocate(175), 1, 256));
+        new Matrix.Q5_K(arena.allocate(352), 2, 256);
         new Matrix.Q6_K(arena.allocate(420), 2, 256);
     }
 
@@ -764,7 +855,7 @@ class GgmlKernelsTest {
     void quantizersRoundTrip() {
         int cols = 512;
         float[] v = randomInput(3 * cols);
-        for (String type : new String[]{"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_K", "Q6_K"}) {
+        for (String type : new String[]{"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_K", "Q5_K", "Q6_K"}) {
             Matrix m = GgmlQuantize.quantize(type, v, 3, cols, arena);
             assertEquals(type.equals("F32") ? "F32" : type, m.typeName());
             float[] row = new float[cols];
@@ -784,6 +875,7 @@ class GgmlKernelsTest {
                         case "Q8_0" -> amax / 127 * 0.51 + amax * 1e-3; // half a step, plus the F16 scale's rounding
                         case "Q4_0" -> amax / 8 * 1.01 + amax * 2e-3; // a whole step: -max clamps from 16 to 15
                         case "Q4_K" -> amax * 2 / 15 * 0.51 + amax * 0.05; // half a step, plus the 6-bit scale and min roundings
+                        case "Q5_K" -> amax * 2 / 31 * 0.51 + amax * 0.05;
                         default -> amax / 31 * 0.51 + amax * 0.05;
                     };
                     assertTrue(Math.abs(row[j] - x) <= tol, type + " value " + j + " of row " + r + ": " + x + " -> " + row[j] + ", " + where);
