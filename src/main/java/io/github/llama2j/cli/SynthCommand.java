@@ -91,7 +91,8 @@ public final class SynthCommand implements Callable<Integer> {
     String arch;
 
     @Option(names = "--type", paramLabel = "T",
-            description = "gguf: f32, f16 (default), bf16, q8_0, q4_0 or q4_k_m (Q4_K with Q6_K where llama-quantize puts it).")
+            description = "gguf: f32, f16 (default), bf16, q8_0, q4_0, q4_k_m (Q4_K with Q6_K where llama-quantize puts it)"
+                    + " or q5_k_m (Q5_K with Q6_K likewise).")
     String type;
 
     @Option(names = "--head-size", paramLabel = "N", description = "gguf: per-head width (default dim / heads).")

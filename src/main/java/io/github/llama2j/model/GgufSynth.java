@@ -163,7 +163,7 @@ public final class GgufSynth {
      */
     public enum FileType {
         F32(0, GgmlType.F32), F16(1, GgmlType.F16), BF16(32, GgmlType.BF16), Q8_0(7, GgmlType.Q8_0),
-        Q4_0(2, GgmlType.Q4_0), Q4_K_M(15, GgmlType.Q4_K);
+        Q4_0(2, GgmlType.Q4_0), Q4_K_M(15, GgmlType.Q4_K), Q5_K_M(17, GgmlType.Q5_K);
 
         private final int ftype;
         private final GgmlType base;
@@ -248,12 +248,13 @@ public final class GgufSynth {
      * ({@code llama_tensor_get_type}, without an importance matrix) in spirit:
      * <ul>
      *   <li>vectors (norms, biases, rope factors) stay F32; F32/F16/BF16/Q8_0 files use that type for every matrix;</li>
-     *   <li>Q4_0 and Q4_K_M: the classifier ({@code output.weight}, or the token embedding when tied) is Q6_K;</li>
-     *   <li>Q4_K_M: Q4_K, except {@code attn_v} and {@code ffn_down} of the layers where llama.cpp's
+     *   <li>Q4_0, Q4_K_M and Q5_K_M: the classifier ({@code output.weight}, or the token embedding when tied) is Q6_K;</li>
+     *   <li>Q4_K_M and Q5_K_M: Q4_K (Q5_K), except {@code attn_v} and {@code ffn_down} of the layers where llama.cpp's
      *       {@code use_more_bits(i, n)} holds (the first and last eighth of the layers and every third between),
      *       which are Q6_K;</li>
      *   <li>a K-quant needs rows that are a multiple of 256: where they are not (Qwen2.5-0.5B's 896), Q6_K falls back
-     *       to Q8_0 and Q4_K to Q5_0, as in llama.cpp.</li>
+     *       to Q8_0, Q4_K to Q5_0 and Q5_K to Q5_1, as in llama.cpp (Q5_1, which llama2j neither reads nor writes, is
+     *       refused by {@link #addTensors}).</li>
      * </ul>
      */
     public static GgmlType tensorType(FileType ft, Shape s, TensorSpec t) {
@@ -261,11 +262,12 @@ public final class GgufSynth {
             return GgmlType.F32;
         }
         GgmlType type = ft.base;
-        if (ft == FileType.Q4_0 || ft == FileType.Q4_K_M) {
+        if (ft == FileType.Q4_0 || ft == FileType.Q4_K_M || ft == FileType.Q5_K_M) {
             boolean classifier = t.name.equals("output.weight") || s.tied && t.name.equals("token_embd.weight");
             if (classifier) {
                 type = GgmlType.Q6_K;
-            } else if (ft == FileType.Q4_K_M && (t.name.endsWith(".attn_v.weight") || t.name.endsWith(".ffn_down.weight"))
+            } else if ((ft == FileType.Q4_K_M || ft == FileType.Q5_K_M)
+                    && (t.name.endsWith(".attn_v.weight") || t.name.endsWith(".ffn_down.weight"))
                     && useMoreBits(t.layer, s.layers)) {
                 type = GgmlType.Q6_K;
             }
@@ -273,6 +275,7 @@ public final class GgufSynth {
         if (t.cols % type.blockSize() != 0) {
             type = switch (type) {
                 case Q4_K -> GgmlType.Q5_0;
+                case Q5_K -> GgmlType.Q5_1;
                 case Q6_K -> GgmlType.Q8_0;
                 default -> type;
             };
@@ -310,6 +313,11 @@ public final class GgufSynth {
     public void addTensors(GgufWriter w) {
         for (TensorSpec t : tensors(shape)) {
             GgmlType gt = tensorType(type, shape, t);
+            if (gt == GgmlType.Q5_1) {
+                throw new io.github.llama2j.Llama2jException("tensor '" + t.name + "': llama-quantize's " + type.displayName()
+                        + " puts rows of " + t.cols + " columns (not a multiple of 256) in q5_1, which llama2j does not support",
+                        io.github.llama2j.Llama2jException.BAD_USAGE);
+            }
             if (t.cols % gt.blockSize() != 0) {
                 throw new IllegalArgumentException("tensor '" + t.name + "': " + t.cols + " columns are not a multiple of the "
                         + gt.displayName() + " block size " + gt.blockSize());
@@ -342,6 +350,7 @@ public final class GgufSynth {
             case Q4_0 -> GgmlQuantize.q4_0(x, off, n, out, at);
             case Q5_0 -> GgmlQuantize.q5_0(x, off, n, out, at);
             case Q4_K -> GgmlQuantize.q4_K(x, off, n, out, at);
+            case Q5_K -> GgmlQuantize.q5_K(x, off, n, out, at);
             case Q6_K -> GgmlQuantize.q6_K(x, off, n, out, at);
             default -> throw new IllegalArgumentException("cannot write " + type.displayName());
         }

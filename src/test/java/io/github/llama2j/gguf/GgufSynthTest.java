@@ -83,13 +83,15 @@ class GgufSynthTest {
         for (String arch : new String[]{"llama", "qwen2", "qwen3"}) {
             for (GgufSynth.FileType type : GgufSynth.FileType.values()) {
                 Path out = tmp.resolve(arch + "-" + type.displayName() + ".gguf");
-                // 256 wide so the K-quants apply; qwen3 with head size 32 != dim / heads
+                // 256 wide so the K-quants apply; qwen3 with head size 32 != dim / heads (but 64 for Q5_K_M, whose 128-wide
+                // attn_output would fall back to Q5_1: q5KMTypesFollowLlamaQuantize)
+                int headSize = arch.equals("qwen3") && type != GgufSynth.FileType.Q5_K_M ? 32 : 64;
                 String[] extra = {"--arch", arch, "--type", type.displayName(), "--seed", "5", "--dim", "256",
-                        "--hidden-dim", "512", "--head-size", arch.equals("qwen3") ? "32" : "64", "--unshared", null}; // null: a flag
+                        "--hidden-dim", "512", "--head-size", String.valueOf(headSize), "--unshared", null}; // null: a flag
                 Run r = run(args(out.toString(), extra));
                 assertEquals(0, r.code, r.err);
                 assertTrue(r.out.startsWith("wrote " + out + ": GGUF " + type.displayName() + " " + arch), r.out);
-                GgufSynth.Shape shape = new GgufSynth.Shape(arch, 256, 512, 3, 4, 2, arch.equals("qwen3") ? 32 : 64, 40, 64,
+                GgufSynth.Shape shape = new GgufSynth.Shape(arch, 256, 512, 3, 4, 2, headSize, 40, 64,
                         10000f, 1e-5f, false, null);
                 GgufSynth synth = new GgufSynth(shape, type, 5, 0.02);
                 try (Model m = GgufModelLoader.load(out)) {
@@ -101,7 +103,7 @@ class GgufSynthTest {
                     assertEquals(4, c.nHeads());
                     assertEquals(2, c.nKvHeads());
                     assertEquals(40, c.vocabSize());
-                    assertEquals(arch.equals("qwen3") ? 32 : 64, c.headSize());
+                    assertEquals(headSize, c.headSize());
                     assertFalse(c.sharedClassifier());
                     assertEquals(arch, f.getString("general.architecture"));
                     assertEquals((long) type.ftype(), f.getLong("general.file_type"));
@@ -312,6 +314,31 @@ class GgufSynthTest {
                 ts.stream().filter(t -> t.name().equals("blk.4.ffn_down.weight")).findFirst().orElseThrow()));
         assertEquals(GgmlType.Q6_K, GgufSynth.tensorType(GgufSynth.FileType.Q4_K_M, q,
                 ts.stream().filter(t -> t.name().equals("blk.0.ffn_down.weight")).findFirst().orElseThrow()));
+    }
+
+    /**
+     * Q5_K_M's per-tensor types, as llama-quantize Q5_K_M wrote them for a 2-layer Llama-3.2-1B-shaped file (tied: the
+     * embedding is the classifier, Q6_K; layer 1 is in use_more_bits' last eighth, so its attn_v and ffn_down are Q6_K;
+     * every other matrix Q5_K); rows that are no K-quant rows would be Q5_1, which the synth refuses (exit 2).
+     */
+    @Test
+    void q5KMTypesFollowLlamaQuantize() {
+        GgufSynth.Shape l = GgufSynth.preset("llama-3.2-1b").orElseThrow();
+        GgufSynth.Shape two = new GgufSynth.Shape(l.arch(), l.dim(), l.hidden(), 2, l.heads(), l.kvHeads(), l.headSize(), l.vocab(),
+                256, l.ropeTheta(), l.rmsEps(), l.tied(), l.llama3Rope());
+        for (GgufSynth.TensorSpec t : GgufSynth.tensors(two)) {
+            GgmlType expected = t.name().equals("token_embd.weight") || t.name().equals("blk.1.attn_v.weight")
+                    || t.name().equals("blk.1.ffn_down.weight") ? GgmlType.Q6_K
+                    : t.name().endsWith("norm.weight") || t.name().equals("rope_freqs.weight") ? GgmlType.F32 : GgmlType.Q5_K;
+            assertEquals(expected, GgufSynth.tensorType(GgufSynth.FileType.Q5_K_M, two, t), t.name());
+        }
+        Path out = tmp.resolve("narrow-q5_k_m.gguf");
+        Run r = run(args(out.toString(), new String[]{"--arch", "qwen2", "--type", "q5_k_m", "--seed", "3", "--dim", "96",
+                "--hidden-dim", "160", "--heads", "4", "--kv-heads", "2"}));
+        assertEquals(2, r.code, r.err);
+        assertTrue(r.err.contains("tensor 'blk.0.attn_q.weight': llama-quantize's q5_k_m puts rows of 96 columns (not a multiple"
+                + " of 256) in q5_1, which llama2j does not support"), r.err);
+        assertFalse(java.nio.file.Files.exists(out), "no file written");
     }
 
     /** The presets' hyper-parameters are the published models' (parameter counts as llama.cpp reports them). */
