@@ -178,6 +178,25 @@ class PreparedWeightsTest {
         }
     }
 
+    /** Q5_K has no load-time copy: with copies on, its matrices are read in the file's layout, and nothing is copied. */
+    @Test
+    void q5_KIsReadInTheFilesLayout() {
+        float[] v = new float[4 * 512];
+        SplittableRandom rnd = new SplittableRandom(3);
+        for (int i = 0; i < v.length; i++) {
+            v[i] = (float) rnd.nextGaussian();
+        }
+        try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined();
+             PreparedWeights auto = new PreparedWeights(WeightCopies.AUTO)) {
+            Matrix m = io.github.llama2j.model.GgmlQuantize.quantize("Q5_K", v, 4, 512, arena);
+            assertInstanceOf(Matrix.Q5_K.class, m);
+            MatrixForm f = auto.resolve(m);
+            assertInstanceOf(MatrixForm.File.class, f);
+            assertSame(m, f.source());
+            assertEquals(0, auto.size());
+        }
+    }
+
     /** --weight-copies=off: no copy of any matrix, Q4_K included; every form is the file's layout. */
     @Test
     void offMakesNoCopy() {

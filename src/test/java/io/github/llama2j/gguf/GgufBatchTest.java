@@ -6,10 +6,12 @@ import io.github.llama2j.engine.EngineOptions;
 import io.github.llama2j.engine.Engines;
 import io.github.llama2j.engine.InferenceEngine;
 import io.github.llama2j.model.GgufModelLoader;
+import io.github.llama2j.model.GgufSynth;
 import io.github.llama2j.model.Matrix;
 import io.github.llama2j.model.Model;
 import io.github.llama2j.model.Weights;
 import org.junit.jupiter.api.DynamicTest;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestFactory;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
@@ -24,6 +26,7 @@ import java.util.function.Supplier;
 import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 
 /**
  * Batched prefill on GGUF models against the same engine fed one token at a time: the architecture steps
@@ -57,6 +60,26 @@ class GgufBatchTest {
                 t.vocab(), 160, t.tied(), t.bias(), t.qkNorm(), t.ropeFreqs());
         byte[] bytes = longer.build(5);
         check(arch, () -> GgufModelLoader.load(GgufFileTest.parse(bytes), 0), 140, 3);
+    }
+
+    /**
+     * A synth Q5_K_M model (Q5_K matrices, Q6_K for layer 1's attn_v and ffn_down and the classifier): Q5_K has no
+     * transposed kernel, so its batched products are the one-token kernel per token (the same bits); Q6_K's are
+     * transposed from 48 tokens on.
+     */
+    @Test
+    void synthQ5KM() {
+        GgufSynth.Shape shape = new GgufSynth.Shape("llama", 256, 512, 2, 4, 2, 64, 64, 160, 10000f, 1e-5f, false, null);
+        GgufSynth synth = new GgufSynth(shape, GgufSynth.FileType.Q5_K_M, 7, 0.1);
+        GgufWriter w = new GgufWriter();
+        synth.writeMetadata(w, "q5_k_m", null);
+        synth.addTensors(w);
+        byte[] bytes = w.toBytes();
+        try (Model m = GgufModelLoader.load(GgufFileTest.parse(bytes), 0)) {
+            assertInstanceOf(Matrix.Q5_K.class, m.weights().wq()[0]);
+            assertInstanceOf(Matrix.Q6_K.class, m.weights().w2()[1]);
+        }
+        check("synth q5_k_m", () -> GgufModelLoader.load(GgufFileTest.parse(bytes), 0), 140, 3);
     }
 
     @TestFactory

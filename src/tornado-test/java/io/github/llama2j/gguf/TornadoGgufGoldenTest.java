@@ -155,6 +155,29 @@ class TornadoGgufGoldenTest {
         assertTrue(r.worstRel() <= tolerance, name + ": logits at positions 0-2 differ by " + r.worstRel() + " of max|logit|");
     }
 
+    /**
+     * A synth Q5_K_M model (Q5_K, which the device engines lack; its first matrix, the embedding, is Q5_K): refused up
+     * front (exit 3), naming Q5_K and the tensor.
+     */
+    @Test
+    void q5KMIsRefused() {
+        io.github.llama2j.model.GgufSynth.Shape shape = new io.github.llama2j.model.GgufSynth.Shape("llama", 256, 256, 1, 4, 2, 64,
+                40, 64, 10000f, 1e-5f, false, null);
+        io.github.llama2j.model.GgufSynth synth = new io.github.llama2j.model.GgufSynth(shape,
+                io.github.llama2j.model.GgufSynth.FileType.Q5_K_M, 3, 0.05);
+        GgufWriter w = new GgufWriter();
+        synth.writeMetadata(w, "q5_k_m", null);
+        synth.addTensors(w);
+        byte[] bytes = w.toBytes();
+        refused("synth q5_k_m", () -> GgufModelLoader.load(GgufFileTest.parse(bytes), 0), Set.of("q5_K"));
+        // by the up-front check (TensorTypes.requireSupportedGguf), which names the file's first matrix, not a later guard
+        try (Model model = GgufModelLoader.load(GgufFileTest.parse(bytes), 0)) {
+            Llama2jException e = assertThrows(Llama2jException.class, () -> Engines.create(model, tornado()).close());
+            assertTrue(e.getMessage().startsWith("the TornadoVM engine does not support tensor type Q5_K (tensor token_embd.weight;")
+                    && e.getMessage().endsWith("run this model with --engine cpu"), e.getMessage());
+        }
+    }
+
     /** A model with a BF16 tensor: refused up front (exit 3), the message naming the type. */
     static void refused(String name, Supplier<Model> load, Set<String> types) {
         try (Model model = load.get()) {
