@@ -172,32 +172,7 @@ public final class ScalarKernels implements Kernels {
      */
     @Override
     public void matmulQ4_K(float[] out, Activations x, Matrix.Q4_K w, int r0, int r1) {
-        int n = w.cols();
-        short[] xq = x.q8K;
-        float[] xd = x.q8KScales;
-        int[] xsum = x.q8KSums;
-        MemorySegment data = w.data();
-        for (int r = r0; r < r1; r++) {
-            long b = r * Matrix.Q4_K.rowBytes(n);
-            float sumf = 0.0f;
-            for (int j = 0; j < n; j += Matrix.Q4_K.BLOCK, b += Matrix.Q4_K.BLOCK_BYTES) {
-                int sumi = 0, summ = 0;
-                for (int sub = 0; sub < 8; sub++) {
-                    long qs = b + 16 + 32L * (sub / 2);
-                    int shift = 4 * (sub % 2), xo = j + 32 * sub;
-                    int dot = 0;
-                    for (int l = 0; l < 32; l++) {
-                        dot += ((data.get(ValueLayout.JAVA_BYTE, qs + l) >> shift) & 0x0F) * xq[xo + l];
-                    }
-                    sumi += Matrix.Q4_K.scale(data, b + 4, sub) * dot;
-                    summ += Matrix.Q4_K.min(data, b + 4, sub) * (xsum[xo / 16] + xsum[xo / 16 + 1]);
-                }
-                float xdj = xd[j / Matrix.Q4_K.BLOCK];
-                sumf += Float.float16ToFloat(data.get(SHORT, b)) * xdj * sumi;
-                sumf -= Float.float16ToFloat(data.get(SHORT, b + 2)) * xdj * summ;
-            }
-            out[r] = sumf;
-        }
+        kQuant45(out, x, w.data(), w.cols(), Matrix.Q4_K.BLOCK_BYTES, 16, -1, r0, r1);
     }
 
     /**
@@ -208,29 +183,37 @@ public final class ScalarKernels implements Kernels {
      */
     @Override
     public void matmulQ5_K(float[] out, Activations x, Matrix.Q5_K w, int r0, int r1) {
-        int n = w.cols();
+        kQuant45(out, x, w.data(), w.cols(), Matrix.Q5_K.BLOCK_BYTES, Matrix.Q5_K.QS, Matrix.Q5_K.QH, r0, r1);
+    }
+
+    /**
+     * {@link #matmulQ4_K} and {@link #matmulQ5_K}, whose super-blocks differ only by Q5_K's fifth bits ({@code qhAt},
+     * negative: none; see {@link Matrix.Q5_K}): the nibbles at {@code qsAt}, the packed scales and mins at 4.
+     */
+    private static void kQuant45(float[] out, Activations x, MemorySegment data, int n, int blockBytes, int qsAt, int qhAt,
+                                 int r0, int r1) {
         short[] xq = x.q8K;
         float[] xd = x.q8KScales;
         int[] xsum = x.q8KSums;
-        MemorySegment data = w.data();
+        long rowBytes = (long) n / 256 * blockBytes;
         for (int r = r0; r < r1; r++) {
-            long b = r * Matrix.Q5_K.rowBytes(n);
+            long b = r * rowBytes;
             float sumf = 0.0f;
-            for (int j = 0; j < n; j += Matrix.Q5_K.BLOCK, b += Matrix.Q5_K.BLOCK_BYTES) {
+            for (int j = 0; j < n; j += 256, b += blockBytes) {
                 int sumi = 0, summ = 0;
                 for (int sub = 0; sub < 8; sub++) {
-                    long qs = b + Matrix.Q5_K.QS + 32L * (sub / 2);
+                    long qs = b + qsAt + 32L * (sub / 2);
                     int shift = 4 * (sub % 2), xo = j + 32 * sub;
                     int dot = 0;
                     for (int l = 0; l < 32; l++) {
                         int nibble = (data.get(ValueLayout.JAVA_BYTE, qs + l) >> shift) & 0x0F;
-                        int high = (data.get(ValueLayout.JAVA_BYTE, b + Matrix.Q5_K.QH + l) >> sub) & 1;
+                        int high = qhAt < 0 ? 0 : (data.get(ValueLayout.JAVA_BYTE, b + qhAt + l) >> sub) & 1;
                         dot += (nibble | high << 4) * xq[xo + l];
                     }
-                    sumi += Matrix.Q4_K.scale(data, b + Matrix.Q5_K.SCALES, sub) * dot;
-                    summ += Matrix.Q4_K.min(data, b + Matrix.Q5_K.SCALES, sub) * (xsum[xo / 16] + xsum[xo / 16 + 1]);
+                    sumi += Matrix.Q4_K.scale(data, b + 4, sub) * dot;
+                    summ += Matrix.Q4_K.min(data, b + 4, sub) * (xsum[xo / 16] + xsum[xo / 16 + 1]);
                 }
-                float xdj = xd[j / Matrix.Q5_K.BLOCK];
+                float xdj = xd[j / 256];
                 sumf += Float.float16ToFloat(data.get(SHORT, b)) * xdj * sumi;
                 sumf -= Float.float16ToFloat(data.get(SHORT, b + 2)) * xdj * summ;
             }

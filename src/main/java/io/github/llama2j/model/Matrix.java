@@ -277,19 +277,28 @@ public sealed interface Matrix permits Matrix.F32, Matrix.Q8, Matrix.Ggml {
 
         @Override
         public void dequantizeRow(int row, float[] out, int off) {
-            long b = row * rowBytes(cols);
-            for (int j = 0; j < cols; j += BLOCK, b += BLOCK_BYTES) {
+            dequantize(data, row, cols, BLOCK_BYTES, 16, -1, out, off);
+        }
+
+        /**
+         * Q4_K's and Q5_K's values, whose super-blocks differ only by Q5_K's 32 bytes of fifth bits ({@code qhAt};
+         * negative: none): x = d * sc * q - dmin * m, sub-blocks 2i and 2i + 1 from the low and high nibbles of the 32
+         * bytes at {@code qsAt + 32i}, value l of sub-block j taking bit j of qh[l] as its bit 4.
+         */
+        static void dequantize(MemorySegment data, int row, int cols, int blockBytes, int qsAt, int qhAt, float[] out, int off) {
+            long b = row * ((long) cols / BLOCK * blockBytes);
+            for (int j = 0; j < cols; j += BLOCK, b += blockBytes) {
                 float d = Float.float16ToFloat(data.get(SHORT, b));
                 float dmin = Float.float16ToFloat(data.get(SHORT, b + 2));
-                long qs = b + 16;
+                long qs = b + qsAt;
                 for (int sub = 0; sub < 8; sub += 2) {
                     float d1 = d * scale(data, b + 4, sub), m1 = dmin * min(data, b + 4, sub);
                     float d2 = d * scale(data, b + 4, sub + 1), m2 = dmin * min(data, b + 4, sub + 1);
                     int o = off + j + sub * 32;
                     for (int l = 0; l < 32; l++) {
-                        int q = u8(data, qs + l);
-                        out[o + l] = d1 * (q & 0x0F) - m1;
-                        out[o + 32 + l] = d2 * (q >>> 4) - m2;
+                        int q = u8(data, qs + l), h = qhAt < 0 ? 0 : u8(data, b + qhAt + l) >>> sub;
+                        out[o + l] = d1 * ((q & 0x0F) | (h & 1) << 4) - m1;
+                        out[o + 32 + l] = d2 * ((q >>> 4) | (h & 2) << 3) - m2;
                     }
                     qs += 32;
                 }
@@ -319,21 +328,7 @@ public sealed interface Matrix permits Matrix.F32, Matrix.Q8, Matrix.Ggml {
 
         @Override
         public void dequantizeRow(int row, float[] out, int off) {
-            long b = row * rowBytes(cols);
-            for (int j = 0; j < cols; j += BLOCK, b += BLOCK_BYTES) {
-                float d = Float.float16ToFloat(data.get(SHORT, b));
-                float dmin = Float.float16ToFloat(data.get(SHORT, b + 2));
-                for (int sub = 0; sub < 8; sub++) {
-                    float ds = d * Q4_K.scale(data, b + SCALES, sub), ms = dmin * Q4_K.min(data, b + SCALES, sub);
-                    long qs = b + QS + 32L * (sub / 2);
-                    int shift = 4 * (sub % 2), o = off + j + 32 * sub;
-                    for (int l = 0; l < 32; l++) {
-                        int nibble = ((data.get(ValueLayout.JAVA_BYTE, qs + l) & 0xFF) >>> shift) & 0x0F;
-                        int high = ((data.get(ValueLayout.JAVA_BYTE, b + QH + l) & 0xFF) >>> sub) & 1;
-                        out[o + l] = ds * (nibble + 16 * high) - ms;
-                    }
-                }
-            }
+            Q4_K.dequantize(data, row, cols, BLOCK_BYTES, QS, QH, out, off);
         }
     }
 

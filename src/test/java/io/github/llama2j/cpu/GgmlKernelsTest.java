@@ -507,6 +507,31 @@ class GgmlKernelsTest {
     }
 
     /**
+     * Activations of +-127 for the extremes tests, prepared for m: all +127 in round 0, all -127 in round 1 (but the
+     * first, which keeps Q8_K's scale at -1, so q = -x), at random after.
+     */
+    private Activations extremeActivations(Matrix m, int round) {
+        int cols = m.cols();
+        float[] x = new float[cols];
+        for (int j = 0; j < cols; j++) {
+            x[j] = j == 0 || round == 0 ? 127f : round == 1 ? -127f : rnd.nextBoolean() ? 127f : -127f; // d_x = -1, q = -x
+        }
+        Activations a = new Activations(cols);
+        a.input(x, cols);
+        a.prepareFor(m);
+        return a;
+    }
+
+    /** A Q4_K or Q5_K super-block's header for the extremes tests: d 1, dmin 0, every 6-bit scale and min 63. */
+    private static void extremeHeader(MemorySegment data, long b) {
+        data.set(Matrix.SHORT, b, Float.floatToFloat16(1.0f));
+        data.set(Matrix.SHORT, b + 2, (short) 0);
+        for (int j = 0; j < 12; j++) {
+            data.set(ValueLayout.JAVA_BYTE, b + 4 + j, (byte) 0xFF);
+        }
+    }
+
+    /**
      * Q4_K at the extremes of the copy's int lanes: nibbles 0 or 15 and activations of +-127, chosen at random (so the
      * lanes' lower halves, x * a_y, reach their largest sums of either sign), every scale 63, d 1, dmin 0, one
      * super-block per row. The copy's kernel and the file's form exact ints in their lanes (each below 2^24, exact in
@@ -520,11 +545,7 @@ class GgmlKernelsTest {
             MemorySegment data = arena.allocate((long) rows * 144, 64);
             for (int r = 0; r < rows; r++) {
                 long b = r * 144L;
-                data.set(Matrix.SHORT, b, Float.floatToFloat16(1.0f));
-                data.set(Matrix.SHORT, b + 2, (short) 0);
-                for (int j = 0; j < 12; j++) {
-                    data.set(ValueLayout.JAVA_BYTE, b + 4 + j, (byte) 0xFF); // every 6-bit scale and min 63
-                }
+                extremeHeader(data, b);
                 for (int l = 0; l < 128; l++) {
                     // row 0 all 15, row 1 all 0, the rest at random by nibble
                     int lo = r == 0 || r > 1 && rnd.nextBoolean() ? 15 : 0;
@@ -533,13 +554,7 @@ class GgmlKernelsTest {
                 }
             }
             Matrix.Q4_K m = new Matrix.Q4_K(data, rows, cols);
-            float[] x = new float[cols];
-            for (int j = 0; j < cols; j++) {
-                x[j] = j == 0 || round == 0 ? 127f : round == 1 ? -127f : rnd.nextBoolean() ? 127f : -127f; // d_x = -1, q = -x
-            }
-            Activations a = new Activations(cols);
-            a.input(x, cols);
-            a.prepareFor(m);
+            Activations a = extremeActivations(m, round);
             KQuantPacked.Q4K p = KQuantPacked.Q4K.of(m);
             float[] file = new float[rows], copy = new float[rows];
             KQuantPacked.q4_K(file, a, m, 0, rows);
@@ -563,11 +578,7 @@ class GgmlKernelsTest {
             MemorySegment data = arena.allocate((long) rows * 176, 64);
             for (int r = 0; r < rows; r++) {
                 long b = r * 176L;
-                data.set(Matrix.SHORT, b, Float.floatToFloat16(1.0f));
-                data.set(Matrix.SHORT, b + 2, (short) 0);
-                for (int j = 0; j < 12; j++) {
-                    data.set(ValueLayout.JAVA_BYTE, b + 4 + j, (byte) 0xFF); // every 6-bit scale and min 63
-                }
+                extremeHeader(data, b);
                 int[] qh = new int[32];
                 for (int g = 0; g < 4; g++) {
                     for (int l = 0; l < 32; l++) {
@@ -582,13 +593,7 @@ class GgmlKernelsTest {
                 }
             }
             Matrix.Q5_K m = new Matrix.Q5_K(data, rows, cols);
-            float[] x = new float[cols];
-            for (int j = 0; j < cols; j++) {
-                x[j] = j == 0 || round == 0 ? 127f : round == 1 ? -127f : rnd.nextBoolean() ? 127f : -127f; // d_x = -1, q = -x
-            }
-            Activations a = new Activations(cols);
-            a.input(x, cols);
-            a.prepareFor(m);
+            Activations a = extremeActivations(m, round);
             float[] vector = new float[rows], scalar = new float[rows];
             new VectorKernels().matmul(vector, a, m, 0, rows);
             new ScalarKernels().matmul(scalar, a, m, 0, rows);
