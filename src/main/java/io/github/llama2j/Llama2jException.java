@@ -5,7 +5,7 @@ package io.github.llama2j;
  * The CLI prints only the message (one line, naming the file and the field) and exits
  * with {@link #exitCode()}; no stack trace is shown for these.
  */
-public final class Llama2jException extends RuntimeException {
+public class Llama2jException extends RuntimeException {
     /** Exit code for invalid input files (model, tokenizer). */
     public static final int BAD_INPUT = 2;
     /** Exit code for invalid command-line usage or option values. */

@@ -15,6 +15,7 @@ import io.github.llama2j.model.Model;
 import io.github.llama2j.model.ModelLoader;
 import io.github.llama2j.profile.ProfileRecorder;
 import io.github.llama2j.profile.ProfileReport;
+import io.github.llama2j.sampling.NonFiniteLogitsException;
 import io.github.llama2j.sampling.Sampler;
 import io.github.llama2j.tokenizer.Tokenizer;
 import picocli.CommandLine.Command;
@@ -153,8 +154,8 @@ public final class RunCommand implements Callable<Integer> {
                     r = mode.equals("chat")
                             ? g.chat(promptBytes, systemPrompt == null ? null : systemPrompt.getBytes(StandardCharsets.UTF_8), positions, io.stdin())
                             : g.generate(promptBytes, positions);
-                } catch (Llama2jException ex) {
-                    throw named(modelPath, ex);
+                } catch (NonFiniteLogitsException ex) {
+                    throw ex.naming(fileName(modelPath));
                 }
                 report(e, recorder, r);
             }
@@ -193,8 +194,8 @@ public final class RunCommand implements Callable<Integer> {
                             ? g.chat(template, tokenizer.addsBos(), prompt, systemPrompt, steps == null ? 0 : steps, io.stdin(),
                                     note -> { err.println("llama2j: " + note); err.flush(); })
                             : g.generate(prompt, steps == null ? DEFAULT_STEPS : steps);
-                } catch (Llama2jException ex) {
-                    throw named(modelPath, ex);
+                } catch (NonFiniteLogitsException ex) {
+                    throw ex.naming(fileName(modelPath));
                 }
                 report(e, recorder, r);
             }
@@ -202,13 +203,10 @@ public final class RunCommand implements Callable<Integer> {
         return 0;
     }
 
-    /** The sampler's error for NaN or infinite logits with the model's file name before it; other errors as they are. */
-    private static Llama2jException named(Path modelPath, Llama2jException e) {
-        if (!Sampler.isNonFinite(e)) {
-            return e;
-        }
-        Path name = modelPath.getFileName();
-        return new Llama2jException((name == null ? modelPath : name) + ": " + e.getMessage(), e.exitCode());
+    /** The file's name, for messages (the path when it has none). */
+    private static String fileName(Path p) {
+        Path name = p.getFileName();
+        return (name == null ? p : name).toString();
     }
 
     /** A GGUF model's tokenizer, checked against the model's output rows. */

@@ -14,6 +14,7 @@ import io.github.llama2j.profile.Profiler;
 import java.lang.foreign.MemorySegment;
 import java.lang.management.CompilationMXBean;
 import java.lang.management.ManagementFactory;
+import java.util.List;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 
@@ -39,6 +40,11 @@ public final class CpuEngine implements InferenceEngine {
     /** The same for the batched kernel, in multiply-adds per nanosecond (compiled: 10 and more per core). */
     private static final double WARM_UP_MACS_PER_NANO = 1.0;
     private static final long WARM_UP_MAX_NANOS = 3_000_000_000L;
+    /**
+     * {@link #warmUpKernels}' limit for all kinds of product together: the one-token and batched kernel of one kind at
+     * their limits, what the warm-up of a single kind could take before it covered every kind.
+     */
+    private static final long WARM_UP_KERNELS_MAX_NANOS = 2 * WARM_UP_MAX_NANOS;
     /** {@link #warmUpBatchedAttention}'s limit: C2's compilation of it was waited for 0.01-0.67 s (2026-12-03). */
     private static final long WARM_UP_ATTENTION_MAX_NANOS = 1_000_000_000L;
     /** {@link #warmUpOncePerToken}'s limit per step. */
@@ -220,12 +226,13 @@ public final class CpuEngine implements InferenceEngine {
         ropeSin = new float[rope.pairs()];
         if (warmUp) {
             long t0 = System.nanoTime();
-            warmUpKernels();
+            warmedKinds = warmUpKernels();
             warmUpOncePerToken();
             long t1 = System.nanoTime();
             warmUpForward(model);
-            warmUpReport = String.format(java.util.Locale.ROOT, "warm-up: kernels %.2f s, forward %.2f s (%s)",
-                    (t1 - t0) / 1e9, (System.nanoTime() - t1) / 1e9, warmUpPasses == null ? "done earlier in this JVM" : warmUpPasses);
+            warmUpReport = String.format(java.util.Locale.ROOT, "warm-up: kernels %.2f s (%s), forward %.2f s (%s)",
+                    (t1 - t0) / 1e9, warmedKinds, (System.nanoTime() - t1) / 1e9,
+                    warmUpPasses == null ? "done earlier in this JVM" : warmUpPasses);
         } else {
             warmUpReport = "warm-up: off";
         }
@@ -285,47 +292,71 @@ public final class CpuEngine implements InferenceEngine {
      * purpose: C2 specializes the code to the class of memory segment it has seen (a mapped file here), and warming up
      * on other segments would leave slower, polymorphic code.
      */
-    private void warmUpKernels() {
-        for (ProductKind kind : productKinds()) {
-            warmUpKernel(kind);
+    private String warmUpKernels() {
+        long deadline = System.nanoTime() + WARM_UP_KERNELS_MAX_NANOS;
+        List<ProductKind> kinds = productKinds();
+        int warmed = 0, skipped = 0;
+        for (ProductKind kind : kinds) {
+            if (WARMED_UP.contains(kind.key())) {
+                continue;
+            }
+            if (System.nanoTime() >= deadline) {
+                skipped++; // left to the forward warm-up and the first tokens (and a later engine's warm-up)
+                continue;
+            }
+            warmUpKernel(kind, deadline);
+            warmed++;
         }
+        return kinds.size() + " kinds of product, " + warmed + " warmed up now"
+                + (skipped > 0 ? ", " + skipped + " skipped: out of time" : "");
     }
+
+    /** {@link #warmUpSummary}'s count of the kinds of product and how many {@link #warmUpKernels} warmed up. */
+    private String warmedKinds;
 
     /**
      * A kind of product ({@link #productKinds}): its key (kernel class, weight type, segment class, form), the forms of
      * the first matrix of that kind at each input length (columns) it has, and whether the layers have it (the
      * prompt's batches run the layers' products; only the classifier's kind is one-token only).
      */
-    record ProductKind(String key, java.util.List<MatrixForm> shapes, boolean inLayers) {
+    record ProductKind(String key, List<MatrixForm> shapes, boolean inLayers) {
+        ProductKind {
+            shapes = List.copyOf(shapes);
+        }
     }
 
     /** The forward pass's kinds of product, in the order it first runs them. */
-    java.util.List<ProductKind> productKinds() {
-        java.util.Map<String, ProductKind> kinds = new java.util.LinkedHashMap<>();
+    List<ProductKind> productKinds() {
+        java.util.Map<String, List<MatrixForm>> shapes = new java.util.LinkedHashMap<>();
+        java.util.Set<String> inLayers = new java.util.HashSet<>();
         for (int l = 0; l < c.nLayers(); l++) {
             for (MatrixForm f : new MatrixForm[] {forms.wq()[l], forms.wk()[l], forms.wv()[l], forms.wo()[l],
                     forms.w1()[l], forms.w3()[l], forms.w2()[l]}) {
-                addKind(kinds, f, true);
+                inLayers.add(addKind(shapes, f));
             }
         }
-        addKind(kinds, forms.classifier(), false);
-        return java.util.List.copyOf(kinds.values());
+        addKind(shapes, forms.classifier());
+        List<ProductKind> kinds = new java.util.ArrayList<>();
+        shapes.forEach((key, forms) -> kinds.add(new ProductKind(key, forms, inLayers.contains(key))));
+        return kinds;
     }
 
-    private void addKind(java.util.Map<String, ProductKind> kinds, MatrixForm f, boolean inLayers) {
+    /** Adds f's shape to its kind's unless one of as many columns is there; returns the kind's key. */
+    private String addKind(java.util.Map<String, List<MatrixForm>> kinds, MatrixForm f) {
         Matrix m = f.source();
         Matrix read = f instanceof MatrixForm.Copy copy ? copy.copy() : m;
         String key = kernels.getClass().getName() + " " + m.typeName() + " " + segmentClass(read) + " " + f.getClass().getSimpleName();
-        ProductKind kind = kinds.computeIfAbsent(key, k -> new ProductKind(k, new java.util.ArrayList<>(), inLayers));
-        if (kind.shapes().stream().noneMatch(s -> s.source().cols() == m.cols())) {
-            kind.shapes().add(f);
+        List<MatrixForm> shapes = kinds.computeIfAbsent(key, k -> new java.util.ArrayList<>());
+        if (shapes.stream().noneMatch(s -> s.source().cols() == m.cols())) {
+            shapes.add(f);
         }
+        return key;
     }
 
-    /** {@link #warmUpKernels} for one kind of product, at each of its input lengths. */
-    private void warmUpKernel(ProductKind kind) {
+    /** {@link #warmUpKernels} for one kind of product, at each of its input lengths, until {@code deadline} at the latest. */
+    private void warmUpKernel(ProductKind kind, long deadline) {
         String key = kind.key();
-        java.util.List<MatrixForm> shapeForms = kind.shapes();
+        List<MatrixForm> shapeForms = kind.shapes();
         // every input size of the kind (dim: q/k/v, wo, w1/w3, the classifier; hidden: w2), alternately: the kernels'
         // loops over the input run dim or hidden long, and C2 compiled from a profile of one size deoptimized the runq
         // Q8 kernel at the other in the middle of a bench run (JFR, 6 traps, each finishing its call interpreted)
@@ -334,7 +365,7 @@ public final class CpuEngine implements InferenceEngine {
         for (int i = 0; i < n; i++) {
             shapes[i] = shapeForms.get(i).source();
         }
-        if (WARMED_UP.add(key)) {
+        if (System.nanoTime() < deadline && WARMED_UP.add(key)) {
             Activations[] ins = new Activations[n];
             float[][] outs = new float[n][];
             int[] rows = new int[n];
@@ -351,7 +382,7 @@ public final class CpuEngine implements InferenceEngine {
                 for (int i = 0; i < n; i++) {
                     ops.kernel(outs[i], ins[i], shapeForms.get(i), 0, rows[i]);
                 }
-            }, work, WARM_UP_BYTES_PER_NANO);
+            }, work, WARM_UP_BYTES_PER_NANO, deadline);
         }
         // the batched kernel too (batched prefill), on a full tile of tokens: the first prompt would otherwise run
         // it uncompiled, seconds for a chunk of a 110M model
@@ -360,7 +391,7 @@ public final class CpuEngine implements InferenceEngine {
         // The full batch is a whole panel and one vector more (both loops of the kernel), and at least the tokens from
         // which the K-quants, F16 and BF16 take the transposed kernel (a short prompt's few take the one-token kernels)
         if (kind.inLayers() && kernels instanceof VectorKernels && BatchMatmul.transposed(shapeForms.get(0))
-                && WARMED_UP.add(key + " batched")) {
+                && System.nanoTime() < deadline && WARMED_UP.add(key + " batched")) {
             int full = Math.max(BatchMatmul.PANEL, BatchMatmul.TRANSPOSED_FROM_TOKENS) + BatchMatmul.FL, few = WARM_UP_PROMPT.length;
             BatchActivations[] fullIn = new BatchActivations[n], fewIn = new BatchActivations[n];
             float[][][] outs = new float[n][][];
@@ -370,7 +401,7 @@ public final class CpuEngine implements InferenceEngine {
                 rows[i] = Math.min(CpuLayer.ROW_GRAIN, shapes[i].rows());
                 fullIn[i] = batchInput(shapeForms.get(i), full);
                 fewIn[i] = batchInput(shapeForms.get(i), few);
-                outs[i] = new float[full][shapes[i].rows()];
+                outs[i] = new float[full][rows[i]]; // (the rows [0, rows[i]) are all it writes)
                 work += (double) rows[i] * shapes[i].cols() * (full + few);
             }
             untilFast(() -> {
@@ -378,7 +409,7 @@ public final class CpuEngine implements InferenceEngine {
                     BatchMatmul.matmul(outs[i], fullIn[i], shapeForms.get(i), 0, rows[i], kernels);
                     BatchMatmul.matmul(outs[i], fewIn[i], shapeForms.get(i), 0, rows[i], kernels);
                 }
-            }, work, WARM_UP_MACS_PER_NANO);
+            }, work, WARM_UP_MACS_PER_NANO, deadline);
         }
     }
 
@@ -582,6 +613,11 @@ public final class CpuEngine implements InferenceEngine {
      */
     private static void untilFast(Runnable call, double work, double fastWorkPerNano) {
         untilFast(call, t -> work >= fastWorkPerNano * t, WARM_UP_MAX_NANOS);
+    }
+
+    /** {@link #untilFast(Runnable, double, double)}, stopping at {@code deadline} if that comes first. */
+    private static void untilFast(Runnable call, double work, double fastWorkPerNano, long deadline) {
+        untilFast(call, t -> work >= fastWorkPerNano * t, Math.min(WARM_UP_MAX_NANOS, Math.max(0, deadline - System.nanoTime())));
     }
 
     /**

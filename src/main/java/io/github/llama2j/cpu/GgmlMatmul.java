@@ -342,8 +342,7 @@ final class GgmlMatmul {
                 // above them, scales[8..11] holding the low 4 bits of sub-blocks 4..7's scales (low nibble) and mins (high)
                 long lo = data.get(LONG, b + Matrix.Q5_K.SCALES);
                 int hi = data.get(INT, b + Matrix.Q5_K.SCALES + 8);
-                long scales = (lo & 0x3F3F3F3FL) | ((hi & 0x0F0F0F0FL) | ((lo & 0xC0C0C0C0L) >>> 2)) << 32;
-                long minBytes = ((lo >>> 32) & 0x3F3F3F3FL) | (((hi >>> 4) & 0x0F0F0F0FL) | (((lo >>> 32) & 0xC0C0C0C0L) >>> 2)) << 32;
+                long scales = Matrix.Q4_K.scales(lo, hi), minBytes = Matrix.Q4_K.mins(lo, hi);
                 IntVector isum = IntVector.zero(I);
                 for (int g = 0; g < 4; g++) {
                     long qo = b + Matrix.Q5_K.QS + 32L * g;

@@ -610,10 +610,8 @@ final class KQuantPacked {
                 float dmin = Float.float16ToFloat(data.get(Matrix.SHORT, mt + 2));
                 long lo = data.get(LONG, mt + 4); // scales[0..7] of the 12 packed bytes
                 int hi = data.get(INT, mt + 12);  // scales[8..11]
-                long sc47 = (hi & 0x0F0F0F0FL) | ((lo & 0xC0C0C0C0L) >>> 2);
-                long m47 = ((hi >>> 4) & 0x0F0F0F0FL) | (((lo >>> 32) & 0xC0C0C0C0L) >>> 2);
-                long scales = (lo & 0x3F3F3F3FL) | sc47 << 32;
-                LONGS.set(minsOfFile, 0, ((lo >>> 32) & 0x3F3F3F3FL) | m47 << 32);
+                long scales = Matrix.Q4_K.scales(lo, hi);
+                LONGS.set(minsOfFile, 0, Matrix.Q4_K.mins(lo, hi));
                 int sc03 = (int) scales, sc47i = (int) (scales >>> 32);
                 IntVector isum = IntVector.zero(I);
                 for (int g = 0; g < 4; g++) {

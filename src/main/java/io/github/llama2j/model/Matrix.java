@@ -266,6 +266,19 @@ public sealed interface Matrix permits Matrix.F32, Matrix.Q8, Matrix.Ggml {
             return j < 4 ? u8(s, scales + j) & 63 : (u8(s, scales + j + 4) & 0x0F) | ((u8(s, scales + j - 4) >>> 6) << 4);
         }
 
+        /**
+         * The eight 6-bit scales ({@link #scale}) as the bytes of a long, sub-block j in byte j, from the 12 packed bytes
+         * read as a little-endian long ({@code lo}, bytes 0..7) and int ({@code hi}, bytes 8..11): the kernels' unpacking.
+         */
+        public static long scales(long lo, int hi) {
+            return (lo & 0x3F3F3F3FL) | ((hi & 0x0F0F0F0FL) | ((lo & 0xC0C0C0C0L) >>> 2)) << 32;
+        }
+
+        /** The eight 6-bit mins ({@link #min}) as the bytes of a long, as {@link #scales}. */
+        public static long mins(long lo, int hi) {
+            return ((lo >>> 32) & 0x3F3F3F3FL) | (((hi >>> 4) & 0x0F0F0F0FL) | (((lo >>> 32) & 0xC0C0C0C0L) >>> 2)) << 32;
+        }
+
         /** The 6-bit min of sub-block j (0..7). */
         public static int min(MemorySegment s, long scales, int j) {
             return j < 4 ? u8(s, scales + j + 4) & 63 : (u8(s, scales + j + 4) >>> 4) | ((u8(s, scales + j) >>> 6) << 4);

@@ -66,40 +66,22 @@ public final class Sampler {
     }
 
     /**
-     * The error {@link #sample} throws when the logits are NaN or infinite (exit code {@link Llama2jException#BAD_INPUT}):
-     * a NaN or infinite weight or block scale in the file, or activations that overflowed. Without it, greedy decoding
-     * printed token 0 over and over and sampling the last token of the vocabulary, as if nothing were wrong (a GGUF Q8_0
-     * file with one block scale set to NaN, 2026-12-06). Callers that know the model's name add it ({@link #isNonFinite}).
-     */
-    public static final String NON_FINITE_LOGITS = "the logits are NaN or infinite, so no token can be chosen: a weight or"
-            + " scale of the model is NaN or infinite, or its activations overflowed";
-
-    /** Whether {@code e} is {@link #sample}'s error for NaN or infinite logits. */
-    public static boolean isNonFinite(Llama2jException e) {
-        return NON_FINITE_LOGITS.equals(e.getMessage());
-    }
-
-    /**
      * Picks the next token; {@code logits} is overwritten (scaled to probabilities) when sampling. Throws
-     * {@link #NON_FINITE_LOGITS} when the greedy choice's logit is NaN or infinite (argmax's strict {@code >} never
-     * moves off a NaN at index 0, and picks the first infinite one) or, sampling, when the softmax is NaN (a NaN or
-     * +infinite logit anywhere makes every probability NaN; -infinite ones, masked tokens, are fine). O(1) beyond what
-     * sampling does: a NaN among finite logits that greedy decoding passes over is not looked for.
+     * {@link NonFiniteLogitsException} when a NaN is among the logits or an infinity decides the choice: greedy, a NaN
+     * anywhere (looked for in the argmax's pass) or an infinite largest logit; sampling, a softmax made NaN (any NaN or
+     * +infinite logit makes the sum, so every probability, NaN; -infinite ones, masked tokens, are fine). Without it, a
+     * GGUF Q8_0 file with one block scale set to NaN printed token 0 over and over (2026-12-06).
      */
     public int sample(float[] logits) {
         if (temperature == 0.0f) {
-            int best = argmax(logits, vocabSize);
-            if (!Float.isFinite(logits[best])) {
-                throw new Llama2jException(NON_FINITE_LOGITS, Llama2jException.BAD_INPUT);
-            }
-            return best;
+            return argmaxFinite(logits, vocabSize);
         }
         for (int q = 0; q < vocabSize; q++) {
             logits[q] /= temperature;
         }
         softmax(logits, vocabSize, math);
         if (Float.isNaN(logits[0])) { // the sum (and so every probability) is NaN, or the max was +/-infinite
-            throw new Llama2jException(NON_FINITE_LOGITS, Llama2jException.BAD_INPUT);
+            throw new NonFiniteLogitsException();
         }
         float coin = rng.nextFloat();
         if (topK > 0 || minP > 0) {
@@ -109,6 +91,25 @@ public final class Sampler {
             return sampleMult(logits, vocabSize, coin);
         }
         return sampleTopp(logits, vocabSize, topp, coin);
+    }
+
+    /** {@link #argmax}, throwing {@link NonFiniteLogitsException} if a value is NaN or the largest is infinite. */
+    private static int argmaxFinite(float[] p, int n) {
+        int maxI = 0;
+        float maxP = p[0];
+        boolean nan = maxP != maxP;
+        for (int i = 1; i < n; i++) {
+            float v = p[i];
+            if (v > maxP) {
+                maxI = i;
+                maxP = v;
+            }
+            nan |= v != v;
+        }
+        if (nan || Float.isInfinite(maxP)) {
+            throw new NonFiniteLogitsException();
+        }
+        return maxI;
     }
 
     /** First index of the largest value (strict {@code >}, as run.c). */

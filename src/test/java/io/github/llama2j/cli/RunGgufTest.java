@@ -148,7 +148,7 @@ class RunGgufTest {
         try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(bad, java.nio.file.StandardOpenOption.WRITE)) {
             ch.write(java.nio.ByteBuffer.wrap(new byte[]{0x00, 0x7e}), at); // f16 NaN, little-endian
         }
-        String expected = "llama2j: nan-scale.gguf: " + io.github.llama2j.sampling.Sampler.NON_FINITE_LOGITS + "\n";
+        String expected = "llama2j: nan-scale.gguf: " + io.github.llama2j.sampling.NonFiniteLogitsException.MESSAGE + "\n";
         for (String[] args : new String[][]{{"-t", "0"}, {"-t", "0.8", "-s", "3"}, {"-t", "0", "-m", "chat"}}) {
             String[] all = java.util.stream.Stream.concat(java.util.stream.Stream.of("run", bad.toString(), "-i", "Hello", "-n", "12"),
                     java.util.Arrays.stream(args)).toArray(String[]::new);

@@ -67,7 +67,8 @@ class WeightCopiesOptionTest {
         String[] on = runCapturingStderr("run", file, "-t", "0", "-n", "8", "-i", "Once", "--no-stats", "--verbose", "--threads", "1");
         String[] off = runCapturingStderr("run", file, "-t", "0", "-n", "8", "-i", "Once", "--no-stats", "--verbose", "--threads", "1",
                 "--no-warmup");
-        assertTrue(on[1].matches("(?s).*\\[cpu] warm-up: kernels \\d+\\.\\d\\d s, forward \\d+\\.\\d\\d s \\(("
+        assertTrue(on[1].matches("(?s).*\\[cpu] warm-up: kernels \\d+\\.\\d\\d s \\(\\d+ kinds of product, \\d+ warmed up now"
+                + "(, \\d+ skipped: out of time)?\\), forward \\d+\\.\\d\\d s \\(("
                 + "\\d+ one-token passes in \\d+\\.\\d\\d s( \\(stopped: too slow to reach \\d+ in \\d+ s, so no prompts\\))?, "
                 + "\\d+ prompts of \\d+ tokens in \\d+\\.\\d\\d s, batched attention \\d+\\.\\d\\d s"
                 + "|done earlier in this JVM)\\).*"), on[1]);

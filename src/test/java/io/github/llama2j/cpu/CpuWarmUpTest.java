@@ -101,23 +101,43 @@ public class CpuWarmUpTest {
     }
 
     /**
-     * The kernel warm-up covers every kind of product the forward pass runs, at every input length: a Q4_K_M file
-     * mixes Q4_K and Q6_K matrices (and its classifier is its embedding's), and a kind left out ran uncompiled in the
-     * first throwaway passes (seconds each at a real shape) and in the run's first tokens.
+     * The kernel warm-up covers every kind of product the forward pass runs, at every input length: the products a
+     * forward pass really calls (recorded by kernels that delegate to the vector ones) are those of
+     * {@link CpuEngine#productKinds}, weight type, form, memory segment class and columns. A Q4_K_M file mixes Q4_K
+     * and Q6_K matrices (and its classifier is its embedding's), and a kind left out ran uncompiled in the first
+     * throwaway passes (seconds each at a real shape) and in the run's first tokens.
      */
     @org.junit.jupiter.api.Test
     void kernelWarmUpCoversEveryKindOfProduct() {
         Path file = io.github.llama2j.TestData.gguf().resolve("models/llama2-tiny-q4_k_m.gguf");
-        try (Model m = ModelLoader.load(file);
-             CpuEngine e = new CpuEngine(m, new VectorKernels(), FloatMath.standard(), 2, false)) {
-            PreparedWeights.Forms f = e.forms();
-            java.util.Set<String> run = new java.util.TreeSet<>();
-            for (MatrixForm[] layer : new MatrixForm[][]{f.wq(), f.wk(), f.wv(), f.wo(), f.w1(), f.w2(), f.w3()}) {
-                for (MatrixForm form : layer) {
-                    run.add(product(form));
-                }
+        java.util.Set<String> ran = java.util.concurrent.ConcurrentHashMap.newKeySet();
+        VectorKernels vector = new VectorKernels();
+        Kernels recording = new Kernels() {
+            @Override
+            public void matmul(float[] out, Activations x, MatrixForm m, int r0, int r1) {
+                ran.add(product(m));
+                vector.matmul(out, x, m, r0, r1);
             }
-            run.add(product(f.classifier()));
+
+            @Override
+            public void matmulF32(float[] out, float[] x, io.github.llama2j.model.Matrix.F32 w, int r0, int r1) {
+                vector.matmulF32(out, x, w, r0, r1);
+            }
+
+            @Override
+            public void matmulQ8(float[] out, byte[] xq, float[] xs, io.github.llama2j.model.Matrix.Q8 w, int r0, int r1) {
+                vector.matmulQ8(out, xq, xs, w, r0, r1);
+            }
+
+            @Override
+            public String name() {
+                return vector.name();
+            }
+        };
+        try (Model m = ModelLoader.load(file);
+             CpuEngine e = new CpuEngine(m, recording, FloatMath.standard(), 2, false)) {
+            e.forward(1, 0);
+            e.forward(2, 1);
             java.util.Set<String> warmed = new java.util.TreeSet<>();
             java.util.Set<String> types = new java.util.TreeSet<>();
             for (CpuEngine.ProductKind kind : e.productKinds()) {
@@ -126,14 +146,20 @@ public class CpuWarmUpTest {
                     types.add(form.source().typeName());
                 }
             }
-            assertEquals(run, warmed);
+            assertEquals(new java.util.TreeSet<>(ran), warmed);
             org.junit.jupiter.api.Assertions.assertTrue(types.containsAll(java.util.List.of("Q4_K", "Q6_K")), types.toString());
         }
     }
 
-    /** A product's kernel and input length: the matrix's type, form and columns. */
+    /** A product's kernel and input length: the matrix's type, form, memory segment class and columns. */
     private static String product(MatrixForm f) {
-        return f.source().typeName() + " " + f.getClass().getSimpleName() + " " + f.source().cols();
+        io.github.llama2j.model.Matrix read = f instanceof MatrixForm.Copy c ? c.copy() : f.source();
+        Object segment = switch (read) {
+            case io.github.llama2j.model.Matrix.F32 x -> x.data().getClass();
+            case io.github.llama2j.model.Matrix.Q8 x -> x.values().getClass();
+            case io.github.llama2j.model.Matrix.Ggml x -> x.data().getClass();
+        };
+        return f.source().typeName() + " " + f.getClass().getSimpleName() + " " + segment + " " + f.source().cols();
     }
 
     /**

@@ -7,7 +7,6 @@ import java.util.SplittableRandom;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * NaN or infinite logits (a NaN block scale or weight in the file, activations that overflowed) are an error naming
@@ -16,7 +15,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 class SamplerNonFiniteTest {
     private static final int VOCAB = 50;
-    private final SplittableRandom rnd = new SplittableRandom();
+    private final long seed = new SplittableRandom().nextLong();
+    private final SplittableRandom rnd = new SplittableRandom(seed);
 
     private float[] finite() {
         float[] l = new float[VOCAB];
@@ -26,10 +26,11 @@ class SamplerNonFiniteTest {
         return l;
     }
 
-    private static void assertNonFinite(Sampler s, float[] logits, String what) {
-        Llama2jException e = assertThrows(Llama2jException.class, () -> s.sample(logits), what);
-        assertTrue(Sampler.isNonFinite(e), e.getMessage());
+    private void assertNonFinite(Sampler s, float[] logits, String what) {
+        NonFiniteLogitsException e = assertThrows(NonFiniteLogitsException.class, () -> s.sample(logits), what + " (seed " + seed + ")");
+        assertEquals(NonFiniteLogitsException.MESSAGE, e.getMessage());
         assertEquals(Llama2jException.BAD_INPUT, e.exitCode());
+        assertEquals("m.gguf: " + NonFiniteLogitsException.MESSAGE, e.naming("m.gguf").getMessage());
     }
 
     @Test
@@ -41,12 +42,18 @@ class SamplerNonFiniteTest {
         float[] nanFirst = finite();
         nanFirst[0] = Float.NaN; // argmax's strict > never leaves index 0
         assertNonFinite(greedy, nanFirst, "NaN at index 0");
+        float[] nanElsewhere = finite();
+        nanElsewhere[1 + rnd.nextInt(VOCAB - 1)] = Float.NaN; // passed over by argmax's strict >, found by its scan
+        assertNonFinite(greedy, nanElsewhere, "one NaN among finite logits");
         float[] inf = finite();
         inf[rnd.nextInt(VOCAB)] = Float.POSITIVE_INFINITY;
         assertNonFinite(greedy, inf, "+infinity");
         float[] ok = finite();
         int best = Sampler.argmax(ok, VOCAB);
-        assertEquals(best, greedy.sample(ok.clone()), "finite logits");
+        assertEquals(best, greedy.sample(ok.clone()), "finite logits (seed " + seed + ")");
+        float[] masked = finite();
+        masked[best] = Float.NEGATIVE_INFINITY; // masked tokens are fine while a finite one is largest
+        assertEquals(Sampler.argmax(masked, VOCAB), greedy.sample(masked.clone()));
     }
 
     @Test
@@ -68,7 +75,7 @@ class SamplerNonFiniteTest {
                     masked[i] = Float.NEGATIVE_INFINITY;
                 }
                 int token = s.sample(masked);
-                assertEquals(1, token % 2, "a masked token sampled: " + token);
+                assertEquals(1, token % 2, "a masked token sampled: " + token + " (seed " + seed + ")");
             }
         }
     }

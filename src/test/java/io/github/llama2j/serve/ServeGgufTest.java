@@ -137,7 +137,7 @@ class ServeGgufTest {
 
     /**
      * A model whose logits are NaN (one Q8_0 block scale set to NaN): the request fails with a 500 whose message says
-     * why ({@code Sampler#NON_FINITE_LOGITS}), the log gets one line and no stack trace, and the server goes on.
+     * why ({@code NonFiniteLogitsException}), the log gets one line and no stack trace, and the server goes on.
      */
     @Test
     void nanLogitsFailTheRequestWithTheReason(@org.junit.jupiter.api.io.TempDir Path dir) throws IOException {
@@ -157,7 +157,7 @@ class ServeGgufTest {
                     for (int i = 0; i < 2; i++) {
                         HttpResponse<String> r = post(server, "/v1/completions", "{\"prompt\": \"Hello\", \"max_tokens\": 4, \"temperature\": 0}");
                         assertEquals(500, r.statusCode(), r::body);
-                        assertTrue(r.body().contains(io.github.llama2j.sampling.Sampler.NON_FINITE_LOGITS), r.body());
+                        assertTrue(r.body().contains(io.github.llama2j.sampling.NonFiniteLogitsException.MESSAGE), r.body());
                     }
                 }
             }
