@@ -282,13 +282,14 @@ public final class CpuEngine implements InferenceEngine {
      * pass runs (weight type, form, class of memory segment: {@link #productKinds}) is warmed up, each at every input
      * length it is used with, by calls on 16 rows of the first matrix of that kind and length. They stop once 100 calls
      * have run at compiled speed (above {@link #WARM_UP_BYTES_PER_NANO}, the rows being in cache, or 50 times faster
-     * than the first calls), or after {@link #WARM_UP_MAX_NANOS}; and only once per JVM for a given kind. A file of
+     * than the first calls), or after {@link #WARM_UP_MAX_NANOS}, all kinds within {@link #WARM_UP_KERNELS_MAX_NANOS}
+     * (kinds past it are left to the forward warm-up); and only once per JVM for a given kind. A file of
      * one weight type has one or two kinds (a classifier that is the embedding's matrix, read in the file's layout, is a
      * kind of its own); a Q4_K_M file two to four. With only the first query matrix's kind warmed up, Qwen2.5-0.5B-shaped Q4_K_M (Q5_0
      * widened to Q8_0, Q4_K and Q6_K in the down matrices; 512 bits, 2 threads, 2026-12-06) ran its first throwaway
      * pass in 2.2-2.8 s, which stopped the forward warm-up, and 256-token runs at 39-43 tok/s against bench's 49.7;
      * with every kind, 46-50 tok/s, and a 156-token prompt's first token 1.2-1.7 s after the warm-up instead of
-     * 3.7-4.2 (the warm-up itself 1.5-2.5 s longer; docs/measurements/2026-12-06-warm-up-every-kind.md). The model's own weights are used on
+     * 3.7-4.2 (the warm-up itself 1.4-3.6 s longer; docs/measurements/2026-12-06-warm-up-every-kind.md). The model's own weights are used on
      * purpose: C2 specializes the code to the class of memory segment it has seen (a mapped file here), and warming up
      * on other segments would leave slower, polymorphic code.
      */
