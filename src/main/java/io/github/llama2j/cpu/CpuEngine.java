@@ -610,13 +610,8 @@ public final class CpuEngine implements InferenceEngine {
 
     /**
      * Calls {@code call} (doing {@code work} units) until 100 calls have run at {@code fastWorkPerNano} or 50
-     * times faster than the first calls, or for {@link #WARM_UP_MAX_NANOS}.
+     * times faster than the first calls, or for {@link #WARM_UP_MAX_NANOS}, stopping at {@code deadline} if that comes first.
      */
-    private static void untilFast(Runnable call, double work, double fastWorkPerNano) {
-        untilFast(call, t -> work >= fastWorkPerNano * t, WARM_UP_MAX_NANOS);
-    }
-
-    /** {@link #untilFast(Runnable, double, double)}, stopping at {@code deadline} if that comes first. */
     private static void untilFast(Runnable call, double work, double fastWorkPerNano, long deadline) {
         untilFast(call, t -> work >= fastWorkPerNano * t, Math.min(WARM_UP_MAX_NANOS, Math.max(0, deadline - System.nanoTime())));
     }

@@ -93,7 +93,11 @@ public final class Sampler {
         return sampleTopp(logits, vocabSize, topp, coin);
     }
 
-    /** {@link #argmax}, throwing {@link NonFiniteLogitsException} if a value is NaN or the largest is infinite. */
+    /**
+     * {@link #argmax}, throwing {@link NonFiniteLogitsException} if a value is NaN or the largest is infinite: the same
+     * loop with the NaN test folded in, so greedy decoding reads the logits once per token (argmax then a second scan
+     * would read them twice).
+     */
     private static int argmaxFinite(float[] p, int n) {
         int maxI = 0;
         float maxP = p[0];
