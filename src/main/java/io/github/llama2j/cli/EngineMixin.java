@@ -33,10 +33,10 @@ public final class EngineMixin {
     boolean noWarmUp;
 
     @Option(names = "--weight-copies", paramLabel = "auto|off", defaultValue = "auto", converter = WeightCopiesConverter.class,
-            description = "CPU engine and the hybrid's CPU share: auto (default) copies Q4_K and Q6_K matrices, and Q8_0/runq Q8, float32, F16, BF16 and Q4_0"
+            description = "CPU engine and the hybrid's CPU share: auto (default) copies Q4_K, Q5_K and Q6_K matrices, and Q8_0/runq Q8, float32, F16, BF16 and Q4_0"
                     + " ones when the copies take at most half of the available memory, into private memory in layouts the kernels read faster;"
-                    + " off reads the file's layout everywhere (less memory; Q4_K/Q6_K logits a few ulps apart; a GGUF Q5_0 matrix"
-                    + " is still widened to Q8_0 at load; Q5_K is always read in the file's layout).")
+                    + " off reads the file's layout everywhere (less memory; K-quant logits a few ulps apart; a GGUF Q5_0 matrix"
+                    + " is still widened to Q8_0 at load).")
     WeightCopies weightCopies;
 
     /** {@code --weight-copies}: a bad value is a usage error at parse time, as any other option's. */

@@ -186,7 +186,7 @@ public final class Activations {
                     q40Ready = true;
                 }
             }
-            case Matrix.Q4_K q -> {
+            case Matrix.Q4_K _, Matrix.Q5_K _ -> { // (the same pairs: the Q5_K copy's nibbles are in Q4_K's order)
                 prepareQ8K();
                 if (!q8KPairsReady) { // (each type's pairs only for inputs of that type: a w2 of one type, a classifier)
                     q8KPairsAt = firstIndex(q8KPairs);
@@ -196,7 +196,6 @@ public final class Activations {
                     q8KPairsReady = true;
                 }
             }
-            case Matrix.Q5_K q -> prepareQ8K(); // the file's layout only: no pairs
             case Matrix.Q6_K q -> {
                 prepareQ8K();
                 if (!q8KPairs6Ready) {
@@ -280,7 +279,7 @@ public final class Activations {
             case Matrix.Q8_0 q -> q80Ready;
             case Matrix.Q4_0 q -> q80Ready && q40Ready;
             case Matrix.Q4_K q -> q8KReady && q8KPairsReady;
-            case Matrix.Q5_K q -> q8KReady;
+            case Matrix.Q5_K q -> q8KReady && q8KPairsReady;
             case Matrix.Q6_K q -> q8KReady && q8KPairs6Ready;
         };
         if (!ready || m.cols() != n) {

@@ -166,23 +166,97 @@ final class KQuantPacked {
             MemorySegment src = m.data();
             byte[] in = new byte[QS], outBytes = new byte[QS];
             for (long i = from; i < to; i++) {
-                long b = i * Matrix.Q4_K.BLOCK_BYTES, d = copyIndex(m, i), mt = d * META;
-                MemorySegment.copy(src, BYTE, b + 16, in, 0, QS);
-                for (int p = 0; p < QS; p++) {
-                    int lo = 2 * p, hi = lo + 1; // (a nibble's byte shifted: the sign bits shifted in are masked off)
-                    outBytes[p] = (byte) (in[NIBBLE_BYTE[lo]] >> NIBBLE_SHIFT[lo] & 0x0F | (in[NIBBLE_BYTE[hi]] >> NIBBLE_SHIFT[hi] & 0x0F) << 4);
+                copyNibblesAndMeta(src, i * Matrix.Q4_K.BLOCK_BYTES, 16, qs, meta, copyIndex(m, i), in, outBytes);
+            }
+        }
+
+        /**
+         * The super-block at byte {@code b} of {@code src} (its nibbles at {@code b + nibblesAt}; Q4_K's and Q5_K's
+         * super-blocks hold d, dmin and the packed scales alike) as copy super-block {@code d}: its nibbles in
+         * {@link #PAIR_VALUE}'s order (read where {@link #NIBBLE_BYTE} and {@link #NIBBLE_SHIFT} say) and its
+         * {@link #META} bytes; {@code in} and {@code outBytes} are {@link #QS} bytes of scratch.
+         */
+        static void copyNibblesAndMeta(MemorySegment src, long b, int nibblesAt, MemorySegment qs, MemorySegment meta, long d,
+                                       byte[] in, byte[] outBytes) {
+            long mt = d * META;
+            MemorySegment.copy(src, BYTE, b + nibblesAt, in, 0, QS);
+            for (int p = 0; p < QS; p++) {
+                int lo = 2 * p, hi = lo + 1; // (a nibble's byte shifted: the sign bits shifted in are masked off)
+                outBytes[p] = (byte) (in[NIBBLE_BYTE[lo]] >> NIBBLE_SHIFT[lo] & 0x0F | (in[NIBBLE_BYTE[hi]] >> NIBBLE_SHIFT[hi] & 0x0F) << 4);
+            }
+            MemorySegment.copy(outBytes, 0, qs, BYTE, d * QS, QS);
+            meta.set(Matrix.SHORT, mt, src.get(Matrix.SHORT, b)); // d and dmin: the file's halves
+            meta.set(Matrix.SHORT, mt + 2, src.get(Matrix.SHORT, b + 2));
+            for (int j = 0; j < 8; j++) {
+                byte sc = (byte) Matrix.Q4_K.scale(src, b + 4, j);
+                meta.set(BYTE, mt + 4 + j, (byte) Matrix.Q4_K.min(src, b + 4, j));
+                meta.set(BYTE, mt + 12 + j, sc);
+                if (LANES == 16) {
+                    meta.set(BYTE, mt + 20 + j, sc);
                 }
-                MemorySegment.copy(outBytes, 0, qs, BYTE, d * QS, QS);
-                meta.set(Matrix.SHORT, mt, src.get(Matrix.SHORT, b)); // d and dmin: the file's halves
-                meta.set(Matrix.SHORT, mt + 2, src.get(Matrix.SHORT, b + 2));
-                for (int j = 0; j < 8; j++) {
-                    byte sc = (byte) Matrix.Q4_K.scale(src, b + 4, j);
-                    meta.set(BYTE, mt + 4 + j, (byte) Matrix.Q4_K.min(src, b + 4, j));
-                    meta.set(BYTE, mt + 12 + j, sc);
-                    if (LANES == 16) {
-                        meta.set(BYTE, mt + 20 + j, sc);
-                    }
+            }
+        }
+    }
+
+    /**
+     * A Q5_K matrix in the engine's layout: {@link Q4K}'s nibbles and meta (the same order and bytes: a Q5_K
+     * super-block is a Q4_K one with a fifth bit per value), and the fifth bits in a part of their own, {@code qh}
+     * (rows × nb × 32 bytes), in the order the kernel reads them: for the c-th read of {@link #LANES} ints of
+     * nibbles, {@link #LANES} bytes (byte i for int lane i), bit j + 4h of which is the fifth bit of the value in half
+     * h of lane i of the read's nibble vector j ({@link #PAIR_VALUE}: vector 4c + j). 180 bytes per super-block at
+     * 256 bits (188 at 512) against the file's 176: see {@link #q5_K(float[], Activations, Q5K, int, int)}.
+     */
+    record Q5K(Matrix.Q5_K source, MemorySegment qs, MemorySegment qh, MemorySegment meta) implements MatrixForm {
+        static final int QS = Q4K.QS, QH = 32, META = Q4K.META;
+
+        Q5K {
+            checkCopy("Q5_K", superBlocks(source), qs, QS, meta, META);
+            if (qh.byteSize() != superBlocks(source) * QH) {
+                throw new IllegalArgumentException("packed Q5_K of " + superBlocks(source) + " super-blocks: qh " + qh.byteSize() + " bytes");
+            }
+        }
+
+        /** Bytes of the copy (the file's matrix: {@link #byteSize}). */
+        long copyBytes() {
+            return qs.byteSize() + qh.byteSize() + meta.byteSize();
+        }
+
+        /** Repacks {@code m} into private memory ({@link #allocate}), unmapped when the form is no longer reachable. */
+        static Q5K of(Matrix.Q5_K m) {
+            long blocks = superBlocks(m);
+            return of(m, allocate(blocks * QS), allocate(blocks * QH), allocate(blocks * META), null);
+        }
+
+        /** As {@link Q4K#of(Matrix.Q4_K, java.lang.foreign.SegmentAllocator, Parallel)}. */
+        static Q5K of(Matrix.Q5_K m, java.lang.foreign.SegmentAllocator memory, Parallel parallel) {
+            long blocks = superBlocks(m);
+            return of(m, memory.allocate(blocks * QS, 64), memory.allocate(blocks * QH, 64), memory.allocate(blocks * META, 64), parallel);
+        }
+
+        /** Bytes {@link #of(Matrix.Q5_K, java.lang.foreign.SegmentAllocator, Parallel)} takes from its allocator, alignment included. */
+        static long allocationBytes(Matrix.Q5_K m) {
+            return superBlocks(m) * (QS + QH + META) + 3 * 64;
+        }
+
+        private static Q5K of(Matrix.Q5_K m, MemorySegment qs, MemorySegment qh, MemorySegment meta, Parallel parallel) {
+            copyRows(m.rows(), m.cols() / Matrix.Q5_K.BLOCK, parallel, (from, to) -> copy(m, qs, qh, meta, from, to));
+            return new Q5K(m, qs, qh, meta);
+        }
+
+        /** Super-blocks [from, to) of {@code m} into the copy: nibbles and meta as Q4_K's, the fifth bits where {@link #FIFTH_TO} says. */
+        private static void copy(Matrix.Q5_K m, MemorySegment qs, MemorySegment qh, MemorySegment meta, long from, long to) {
+            MemorySegment src = m.data();
+            byte[] in = new byte[QS], outBytes = new byte[QS], fileBits = new byte[QH], bits = new byte[QH];
+            for (long i = from; i < to; i++) {
+                long b = i * Matrix.Q5_K.BLOCK_BYTES, d = copyIndex(m, i);
+                Q4K.copyNibblesAndMeta(src, b, Matrix.Q5_K.QS, qs, meta, d, in, outBytes);
+                MemorySegment.copy(src, BYTE, b + Matrix.Q5_K.QH, fileBits, 0, QH);
+                java.util.Arrays.fill(bits, (byte) 0);
+                for (int t = 0; t < 256; t++) { // value v of sub-block v / 32 takes bit v / 32 of the file's qh[v % 32]
+                    int v = PAIR_VALUE[t];
+                    bits[FIFTH_TO[t] >>> 3] |= (byte) ((fileBits[v % 32] >>> (v / 32) & 1) << (FIFTH_TO[t] & 7));
                 }
+                MemorySegment.copy(bits, 0, qh, BYTE, d * QH, QH);
             }
         }
     }
@@ -282,6 +356,12 @@ final class KQuantPacked {
      * (docs/measurements/2026-12-05-q4-k-one-loop.md).
      */
     private static final int[] NIBBLE_BYTE, NIBBLE_SHIFT;
+    /**
+     * Where the Q5_K copy keeps the fifth bit of the value in slot t ({@code PAIR_VALUE[t]}, t = 2 (k LANES + i) + h):
+     * 8 · byte + bit within a super-block's 32 bytes of {@link Q5K#qh}: byte {@code (k / 4) LANES + i}, bit
+     * {@code k % 4 + 4 h}.
+     */
+    private static final int[] FIFTH_TO = new int[256];
 
     static {
         int bits = Math.max(128, Math.min(512, FloatVector.SPECIES_PREFERRED.vectorBitSize()));
@@ -300,6 +380,7 @@ final class KQuantPacked {
                     int c = k / 4, j = k % 4, p = 4 * LANES * c + 4 * i + 2 * h + j / 2;
                     NIBBLE_BYTE[2 * p + j % 2] = 32 * (sub / 2) + v % 32; // value v of sub-block sub in the file's order
                     NIBBLE_SHIFT[2 * p + j % 2] = 4 * (sub % 2);
+                    FIFTH_TO[2 * (k * LANES + i) + h] = 8 * (c * LANES + i) + j + 4 * h;
                 }
             }
         }
@@ -575,6 +656,98 @@ final class KQuantPacked {
                 .add(u.lanewise(VectorOperators.LSHR, 8).and(mask).mul(IntVector.fromArray(KI, pairs, xo + 6 * LANES)))
                 .add(u.lanewise(VectorOperators.LSHR, 12).and(mask).mul(IntVector.fromArray(KI, pairs, xo + 7 * LANES)))
                 .lanewise(VectorOperators.ASHR, 16);
+    }
+
+    // ------------------------------------------------------------------ Q5_K × Q8_K
+
+    /** The fifth bits of two reads of nibbles: 2 · {@link #LANES} bytes (one per int lane and read). */
+    private static final VectorSpecies<Byte> K5H = LANES == 16 ? ByteVector.SPECIES_256 : LANES == 8 ? ByteVector.SPECIES_128 : ByteVector.SPECIES_64;
+
+    /**
+     * Q5_K × Q8_K on the copy ({@link Q5K}): {@link #q4_K(float[], Activations, Q4K, int, int)}'s loop, with each
+     * nibble vector's fifth bits put in at bit 4 of its halves ({@link #fiveBitProducts}) and the products added in
+     * chains of four instead of eight: counted signed, a chain's lower halves total at most 4 · 31 · 128 = 15872 in
+     * magnitude and its upper halves (the pairs' sums) at most 4 · 2 · 31 · 128 = 31744 &lt; 2^15, where eight 5-bit
+     * products could reach 63488. The same integers per sub-block as the file-layout kernel ({@link GgmlMatmul#q5_K})
+     * and the scalar reference, the float sums in this kernel's lanes; the mins' part as Q4_K's copy kernel forms it.
+     * A loop of its own, not Q4_K's with a flag: the two differ in every read of the inner part, and Q4_K's kernel is
+     * the one most Q4_K_M tokens spend their time in.
+     */
+    static void q5_K(float[] out, Activations x, Q5K w, int r0, int r1) {
+        int nb = w.source().cols() / 256;
+        MemorySegment qs = w.qs(), qh = w.qh(), meta = w.meta();
+        int[] pairs = x.q8KPairs;
+        int pairsAt = x.q8KPairsAt;
+        float[] xd = x.q8KScales;
+        int[] xs32 = x.q8KSums32;
+        int groups = Math.max(1, 8 / LANES), reads = 32 / LANES / groups; // reads of LANES ints per group
+        IntVector mask = IntVector.broadcast(KI, 0x000F000F), fifth = IntVector.broadcast(KI, 0x00100010), bias = IntVector.broadcast(KI, 1 << 15);
+        FloatVector zero = FloatVector.zero(KF), mzero = FloatVector.zero(MF);
+        int rows = w.source().rows(), span = spanBlocks(nb);
+        Math.multiplyExact(rows, nb); // (every super-block index below fits an int)
+        for (int k0 = 0; k0 < nb; k0 += span) { // each column span (copyIndex): its rows one after another
+            int width = Math.min(span, nb - k0), first = rows * k0;
+            FloatVector acc = zero, macc = mzero;
+            int r = r0, blk = k0;
+            for (int i = first + r0 * width, end = first + r1 * width; i < end; i++) {
+                long q = (long) i * Q5K.QS, h = (long) i * Q5K.QH, mt = (long) i * Q5K.META;
+                int xo = pairsAt + blk * 128;
+                FloatVector dx = FloatVector.broadcast(KF, Float.float16ToFloat(meta.get(Matrix.SHORT, mt)) * xd[blk]);
+                for (int g = 0; g < groups; g++) {
+                    long qg = q + (long) g * reads * 4 * LANES, hg = h + (long) g * reads * LANES;
+                    int xg = xo + g * reads * 4 * LANES;
+                    IntVector sums = fiveBitProducts(qs, qg, qh, hg, pairs, xg, mask, fifth, bias);
+                    if (reads == 4) { // (256 and 128 bits; a constant: C2 keeps one branch)
+                        sums = sums.add(fiveBitProducts(qs, qg + 8 * LANES, qh, hg + 2 * LANES, pairs, xg + 8 * LANES, mask, fifth, bias));
+                    }
+                    IntVector sc = (IntVector) ByteVector.fromMemorySegment(KSC, meta, mt + 12 + (long) g * LANES, LE)
+                            .convertShape(VectorOperators.ZERO_EXTEND_B2I, KI, 0);
+                    acc = ((FloatVector) sums.mul(sc).convert(VectorOperators.I2F, 0)).fma(dx, acc);
+                }
+                FloatVector dm = FloatVector.broadcast(MF, Float.float16ToFloat(meta.get(Matrix.SHORT, mt + 2)) * xd[blk]);
+                ByteVector minBytes = ByteVector.fromMemorySegment(B8, meta, mt + 4, LE);
+                for (int p = 0; p < 8; p += ML) {
+                    IntVector mv = (IntVector) minBytes.convertShape(VectorOperators.ZERO_EXTEND_B2I, MI, p / ML);
+                    macc = ((FloatVector) mv.mul(IntVector.fromArray(MI, xs32, blk * 8 + p)).convert(VectorOperators.I2F, 0)).fma(dm, macc);
+                }
+                if (++blk == k0 + width) {
+                    float v = acc.reduceLanes(VectorOperators.ADD) - macc.reduceLanes(VectorOperators.ADD);
+                    out[r] = k0 == 0 ? v : out[r] + v;
+                    r++;
+                    acc = zero;
+                    macc = mzero;
+                    blk = k0;
+                }
+            }
+        }
+    }
+
+    /**
+     * Eight 5-bit vectors of two reads of {@link #LANES} ints of nibbles at {@code q} and their fifth bits at
+     * {@code h} (one byte per lane and read, bit j + 4 hf for the value in half hf of nibble vector j: {@link Q5K}),
+     * times their activation pairs at {@code xo}; each read's four products added in an int lane started at
+     * {@code bias} (2^15) and its upper halves shifted out, the two reads' sums added. A read's bits, widened to its
+     * lane, are or-ed with themselves shifted by 12 (bits 4 + j, half 1's, to 16 + j), so that one shift left by
+     * 4 - j and the mask {@code 0x00100010} put vector j's two fifth bits at bits 4 and 20.
+     */
+    private static IntVector fiveBitProducts(MemorySegment qs, long q, MemorySegment qh, long h, int[] pairs, int xo,
+                                             IntVector mask, IntVector fifth, IntVector bias) {
+        IntVector v = IntVector.fromMemorySegment(KI, qs, q, LE);
+        IntVector u = IntVector.fromMemorySegment(KI, qs, q + 4 * LANES, LE);
+        ByteVector bits = ByteVector.fromMemorySegment(K5H, qh, h, LE);
+        IntVector hv = (IntVector) bits.convertShape(VectorOperators.ZERO_EXTEND_B2I, KI, 0);
+        IntVector hu = (IntVector) bits.convertShape(VectorOperators.ZERO_EXTEND_B2I, KI, 1);
+        hv = hv.or(hv.lanewise(VectorOperators.LSHL, 12));
+        hu = hu.or(hu.lanewise(VectorOperators.LSHL, 12));
+        IntVector a = bias.add(v.and(mask).or(hv.lanewise(VectorOperators.LSHL, 4).and(fifth)).mul(IntVector.fromArray(KI, pairs, xo)))
+                .add(v.lanewise(VectorOperators.LSHR, 4).and(mask).or(hv.lanewise(VectorOperators.LSHL, 3).and(fifth)).mul(IntVector.fromArray(KI, pairs, xo + LANES)))
+                .add(v.lanewise(VectorOperators.LSHR, 8).and(mask).or(hv.lanewise(VectorOperators.LSHL, 2).and(fifth)).mul(IntVector.fromArray(KI, pairs, xo + 2 * LANES)))
+                .add(v.lanewise(VectorOperators.LSHR, 12).and(mask).or(hv.lanewise(VectorOperators.LSHL, 1).and(fifth)).mul(IntVector.fromArray(KI, pairs, xo + 3 * LANES)));
+        IntVector b = bias.add(u.and(mask).or(hu.lanewise(VectorOperators.LSHL, 4).and(fifth)).mul(IntVector.fromArray(KI, pairs, xo + 4 * LANES)))
+                .add(u.lanewise(VectorOperators.LSHR, 4).and(mask).or(hu.lanewise(VectorOperators.LSHL, 3).and(fifth)).mul(IntVector.fromArray(KI, pairs, xo + 5 * LANES)))
+                .add(u.lanewise(VectorOperators.LSHR, 8).and(mask).or(hu.lanewise(VectorOperators.LSHL, 2).and(fifth)).mul(IntVector.fromArray(KI, pairs, xo + 6 * LANES)))
+                .add(u.lanewise(VectorOperators.LSHR, 12).and(mask).or(hu.lanewise(VectorOperators.LSHL, 1).and(fifth)).mul(IntVector.fromArray(KI, pairs, xo + 7 * LANES)));
+        return a.lanewise(VectorOperators.ASHR, 16).add(b.lanewise(VectorOperators.ASHR, 16));
     }
 
     /**

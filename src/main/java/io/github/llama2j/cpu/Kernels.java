@@ -39,6 +39,7 @@ public interface Kernels {
             case PackedQ8_0 p -> matmulPackedQ8_0(out, x, p, r0, r1);
             case PackedQ4_0 p -> matmulPackedQ4_0(out, x, p, r0, r1);
             case KQuantPacked.Q4K q -> matmulPackedQ4_K(out, x, q, r0, r1);
+            case KQuantPacked.Q5K q -> matmulPackedQ5_K(out, x, q, r0, r1);
             case KQuantPacked.Q6K q -> matmulPackedQ6_K(out, x, q, r0, r1);
         }
     }
@@ -152,10 +153,16 @@ public interface Kernels {
 
     /**
      * GGML Q5_K weights times Q8_K activations: per super-block, d_w * d_x * sum_j sc_j * dot_j(q5, q8)
-     * - dmin_w * d_x * sum_j m_j * (q8 sum of sub-block j), on the file's layout (no load-time copy).
+     * - dmin_w * d_x * sum_j m_j * (q8 sum of sub-block j), on the file's layout.
      */
     default void matmulQ5_K(float[] out, Activations x, Matrix.Q5_K w, int r0, int r1) {
         GgmlMatmul.q5_K(out, x, w, r0, r1);
+    }
+
+    /** {@link #matmulQ5_K} on a Q5_K matrix repacked at load time ({@link KQuantPacked.Q5K}): the same integers, other float lanes. */
+    default void matmulPackedQ5_K(float[] out, Activations x, KQuantPacked.Q5K w, int r0, int r1) {
+        x.check(w.source());
+        KQuantPacked.q5_K(out, x, w, r0, r1);
     }
 
     /** GGML Q6_K weights times Q8_K activations: per super-block, d_w * d_x * sum_j sc_j * dot_j(q6 - 32, q8). */

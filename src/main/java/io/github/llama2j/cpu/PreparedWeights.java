@@ -23,11 +23,12 @@ import java.util.concurrent.ConcurrentHashMap;
  * registry of them, owned by the engine that made them ({@link CpuEngine}; the hybrid engine's CPU share), which
  * resolves each of its matrices to its form once, when it is built ({@link #resolve}): its products then read
  * the form ({@link MatrixForm}) and never look a copy up. With {@link WeightCopies#OFF} ({@code --weight-copies=off})
- * it makes none and every product reads the file's layout, with the same results (Q4_K and Q6_K: the same integers
+ * it makes none and every product reads the file's layout, with the same results (Q4_K, Q5_K and Q6_K: the same integers
  * per sub-block, the float sums in other lanes, a few ulps apart). With {@link WeightCopies#AUTO}:
  * <ul>
- *   <li>{@link Matrix.Q4_K} as {@link KQuantPacked.Q4K} and {@link Matrix.Q6_K} as {@link KQuantPacked.Q6K}:
- *       always (about the file's bytes again: 160 and 224 bytes per 256 values against 144 and 210), their values
+ *   <li>{@link Matrix.Q4_K} as {@link KQuantPacked.Q4K}, {@link Matrix.Q5_K} as {@link KQuantPacked.Q5K} and
+ *       {@link Matrix.Q6_K} as {@link KQuantPacked.Q6K}: always (about the file's bytes again: 148-156, 180-188 and 210
+ *       bytes per 256 values against 144, 176 and 210), their values
  *       ordered for the kernels' int lanes. A matrix not listed by {@link #prepare} is copied when it is resolved
  *       (a hybrid shard's row slice).</li>
  *   <li>{@link Matrix.Q8_0} as {@link PackedQ8_0}: only by {@link #prepare}, for all of a model's Q8_0 matrices
@@ -104,6 +105,9 @@ public final class PreparedWeights implements AutoCloseable {
         if (m instanceof Matrix.Q4_K q) {
             return forms.computeIfAbsent(m, k -> KQuantPacked.Q4K.of(q));
         }
+        if (m instanceof Matrix.Q5_K q) {
+            return forms.computeIfAbsent(m, k -> KQuantPacked.Q5K.of(q));
+        }
         if (m instanceof Matrix.Q6_K q) {
             return forms.computeIfAbsent(m, k -> KQuantPacked.Q6K.of(q));
         }
@@ -136,6 +140,7 @@ public final class PreparedWeights implements AutoCloseable {
         // all of the model's Q4_K copies in one region (huge pages where granted: PageMemory), its Q6_K ones in another,
         // each freed when the last of its copies is no longer reachable
         copyKQuants(all, Matrix.Q4_K.class, KQuantPacked.Q4K::allocationBytes, (q, region) -> KQuantPacked.Q4K.of(q, region, parallel));
+        copyKQuants(all, Matrix.Q5_K.class, KQuantPacked.Q5K::allocationBytes, (q, region) -> KQuantPacked.Q5K.of(q, region, parallel));
         copyKQuants(all, Matrix.Q6_K.class, KQuantPacked.Q6K::allocationBytes, (q, region) -> KQuantPacked.Q6K.of(q, region, parallel));
         copyFileLayouts(all, parallel);
         List<Matrix> blocks = new ArrayList<>(); // Q8_0, Q4_0 and runq's Q8
@@ -335,6 +340,7 @@ public final class PreparedWeights implements AutoCloseable {
     private static long copyBytes(MatrixForm f) {
         return switch (f) {
             case KQuantPacked.Q4K q -> q.copyBytes();
+            case KQuantPacked.Q5K q -> q.copyBytes();
             case KQuantPacked.Q6K q -> q.copyBytes();
             case PackedQ8_0 p -> p.quants().byteSize() + (long) p.scales().length * Float.BYTES;
             case PackedQ4_0 p -> p.nibbles().byteSize() + (long) p.scales().length * Float.BYTES;

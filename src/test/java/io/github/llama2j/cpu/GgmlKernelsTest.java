@@ -249,7 +249,7 @@ class GgmlKernelsTest {
     @ValueSource(ints = {8448, 14336})
     void copiesInColumnSpans(int cols) {
         assertTrue(KQuantPacked.spanBlocks(cols / 256) < cols / 256, "these rows are held in spans");
-        for (String type : List.of("Q4_K", "Q6_K")) {
+        for (String type : List.of("Q4_K", "Q5_K", "Q6_K")) {
             checkKernels(type, 11, cols, 2, 9, 3);
         }
     }
@@ -285,17 +285,21 @@ class GgmlKernelsTest {
      */
     @Test
     void kQuantPairsFromAnyFirstIndex() {
-        for (String type : List.of("Q4_K", "Q6_K")) {
+        for (String type : List.of("Q4_K", "Q5_K", "Q6_K")) {
             int rows = 9, cols = 3 * 256;
             Matrix m = randomMatrix(type, rows, cols, 0);
-            MatrixForm copy = m instanceof Matrix.Q4_K q ? KQuantPacked.Q4K.of(q) : KQuantPacked.Q6K.of((Matrix.Q6_K) m);
+            MatrixForm copy = switch (m) {
+                case Matrix.Q4_K q -> KQuantPacked.Q4K.of(q);
+                case Matrix.Q5_K q -> KQuantPacked.Q5K.of(q);
+                default -> KQuantPacked.Q6K.of((Matrix.Q6_K) m);
+            };
             float[] x = randomInput(cols);
             for (int at = 0; at < ArrayAlignment.LINE / Integer.BYTES; at++) {
                 Activations a = new Activations(cols);
                 a.pairsAtForTests = at;
                 a.input(x, cols);
                 a.prepareFor(m);
-                assertEquals(at, type.equals("Q4_K") ? a.q8KPairsAt : a.q8KPairs6At, type + ": " + where);
+                assertEquals(at, type.equals("Q6_K") ? a.q8KPairs6At : a.q8KPairsAt, type + ": " + where);
                 if (type.equals("Q6_K")) {
                     assertEquals(at, a.q8KStarts6At, type + ": " + where);
                 }
@@ -319,7 +323,7 @@ class GgmlKernelsTest {
         a.prepareFor(m);
         double[] xe = exactInput(a, m);
         int chain = type.startsWith("Q") ? cols / blockValues(type) : cols;
-        // the Q8_0, Q4_0, Q4_K and Q6_K kernels also on the CPU engine's load-time copies (Q8_0 and Q4_0: groups of four
+        // the Q8_0, Q4_0, Q4_K, Q5_K and Q6_K kernels also on the CPU engine's load-time copies (Q8_0 and Q4_0: groups of four
         // rows, the last one padded); a bare Matrix is read in the file's layout
         try (Parallel pool = new Parallel(2); java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofShared()) {
             MatrixForm copy = switch (m) {
@@ -327,6 +331,7 @@ class GgmlKernelsTest {
                 case Matrix.Q4_0 q -> PackedQ4_0.of(q, java.lang.foreign.SegmentAllocator.slicingAllocator(
                         PageMemory.allocate(arena, PackedQ4_0.allocationBytes(q))), pool);
                 case Matrix.Q4_K q -> KQuantPacked.Q4K.of(q);
+                case Matrix.Q5_K q -> KQuantPacked.Q5K.of(q);
                 case Matrix.Q6_K q -> KQuantPacked.Q6K.of(q);
                 default -> null;
             };
@@ -484,6 +489,42 @@ class GgmlKernelsTest {
     }
 
     /**
+     * The load-time repack of Q5_K (KQuantPacked.Q5K) keeps every value (its nibble where {@code PAIR_VALUE} says, its
+     * fifth bit in qh at byte (k / 4) LANES + i, bit k % 4 + 4 h), and the meta of Q4_K's copy, every part 64-byte aligned.
+     */
+    @Test
+    void q5_KRepackKeepsEveryField() {
+        Matrix.Q5_K m = (Matrix.Q5_K) randomMatrix("Q5_K", 5, 768, 3);
+        KQuantPacked.Q5K p = KQuantPacked.Q5K.of(m);
+        assertEquals(0, p.qs().address() % 64, "nibbles aligned, " + where);
+        assertEquals(0, p.qh().address() % 64, "fifth bits aligned, " + where);
+        int lanes = KQuantPacked.LANES;
+        for (int blk = 0; blk < 5 * 3; blk++) {
+            long b = blk * 176L, mt = blk * (long) KQuantPacked.Q5K.META;
+            assertEquals(half(m.data(), b), half(p.meta(), mt), "d of super-block " + blk + ", " + where);
+            assertEquals(half(m.data(), b + 2), half(p.meta(), mt + 2), "dmin, " + where);
+            for (int j = 0; j < 8; j++) {
+                int[] sm = scaleMinK4(m.data(), b + 4, j);
+                assertEquals(sm[1], u8(p.meta(), mt + 4 + j), "min " + j + " of super-block " + blk + ", " + where);
+                assertEquals(sm[0], u8(p.meta(), mt + 12 + j), "scale " + j + " of super-block " + blk + ", " + where);
+            }
+            for (int k = 0; k < 128 / lanes; k++) {
+                for (int i = 0; i < lanes; i++) {
+                    for (int h = 0; h < 2; h++) {
+                        int v = KQuantPacked.PAIR_VALUE[2 * (k * lanes + i) + h], sub = v / 32;
+                        int fileValue = (u8(m.data(), b + 48 + 32 * (sub / 2) + v % 32) >> (4 * (sub % 2))) & 0xF
+                                | (u8(m.data(), b + 16 + v % 32) >> sub & 1) << 4;
+                        int at = 4 * lanes * (k / 4) + 4 * i + 2 * h + (k % 4) / 2;
+                        int copyValue = (u8(p.qs(), blk * 128L + at) >> (4 * (k % 2))) & 0xF
+                                | (u8(p.qh(), blk * 32L + (k / 4) * lanes + i) >> (k % 4 + 4 * h) & 1) << 4;
+                        assertEquals(fileValue, copyValue, "value " + v + " (vector " + k + ", lane " + i + ", half " + h + "), " + where);
+                    }
+                }
+            }
+        }
+    }
+
+    /**
      * The copy's order ({@code KQuantPacked.PAIR_VALUE}) holds each of a super-block's 256 values once, and an int lane
      * only values of one sub-block (the kernel applies the scales lane by lane): sub-block i mod 8 from 8 lanes up, and
      * with 4 lanes sub-blocks 0-3 in the first half of the vectors, 4-7 in the second.
@@ -568,8 +609,9 @@ class GgmlKernelsTest {
      * Q5_K at the extremes of the vector kernel's short lanes: 5-bit values 0 or 31 (nibble and high bit alike) and
      * activations of +-127, chosen at random, every scale 63, d 1, dmin 0, one super-block per row. At 128 bits a short
      * lane adds four products and an int lane's two halves eight (8 · 31 · 127 = 31496, just under 2^15): any overflow
-     * there, or a high bit read from the wrong bit of qh, moves a result by thousands. Both the scalar reference and the
-     * vector kernel are within 15 roundings of the exact integer sum.
+     * there, or a high bit read from the wrong bit of qh, moves a result by thousands. The copy's kernel adds four
+     * pairs' products in an int lane's upper half (at most 4 · 2 · 31 · 128 = 31744; eight would overflow it). The
+     * scalar reference, the vector kernel and the copy's kernel are within 15 roundings of the exact integer sum.
      */
     @Test
     void q5_KAtTheExtremesSumsExactly() {
@@ -594,10 +636,12 @@ class GgmlKernelsTest {
             }
             Matrix.Q5_K m = new Matrix.Q5_K(data, rows, cols);
             Activations a = extremeActivations(m, round);
-            float[] vector = new float[rows], scalar = new float[rows];
+            float[] vector = new float[rows], scalar = new float[rows], copy = new float[rows];
             new VectorKernels().matmul(vector, a, m, 0, rows);
             new ScalarKernels().matmul(scalar, a, m, 0, rows);
+            KQuantPacked.q5_K(copy, a, KQuantPacked.Q5K.of(m), 0, rows);
             assertExactWithin(m, a, vector, scalar, 15.0, "round " + round);
+            assertExactWithin(m, a, vector, copy, 15.0, "the Q5_K copy, round " + round);
         }
     }
 

@@ -178,9 +178,9 @@ class PreparedWeightsTest {
         }
     }
 
-    /** Q5_K has no load-time copy: with copies on, its matrices are read in the file's layout, and nothing is copied. */
+    /** A Q5_K matrix not listed by prepare (a hybrid shard's row slice) is copied when it is resolved, once. */
     @Test
-    void q5_KIsReadInTheFilesLayout() {
+    void q5_KIsCopiedWhenResolved() {
         float[] v = new float[4 * 512];
         SplittableRandom rnd = new SplittableRandom(3);
         for (int i = 0; i < v.length; i++) {
@@ -191,9 +191,10 @@ class PreparedWeightsTest {
             Matrix m = io.github.llama2j.model.GgmlQuantize.quantize("Q5_K", v, 4, 512, arena);
             assertInstanceOf(Matrix.Q5_K.class, m);
             MatrixForm f = auto.resolve(m);
-            assertInstanceOf(MatrixForm.File.class, f);
+            assertInstanceOf(KQuantPacked.Q5K.class, f);
             assertSame(m, f.source());
-            assertEquals(0, auto.size());
+            assertSame(f, auto.resolve(m));
+            assertEquals(1, auto.size());
         }
     }
 
@@ -218,7 +219,7 @@ class PreparedWeightsTest {
 
     /**
      * The engine's products read the copies it resolved when it was built: a copy changed on purpose changes the
-     * logits (every block scale doubled: GGUF Q8_0, Q4_K and Q6_K (d), runq Q8, Q4_0; every value of a float32, F16 or
+     * logits (every block scale doubled: GGUF Q8_0, Q4_K, Q5_K and Q6_K (d), runq Q8, Q4_0; every value of a float32, F16 or
      * BF16 copy).
      */
     @Test
@@ -226,6 +227,7 @@ class PreparedWeightsTest {
         checkReadsCopy(gguf("llama3-tiny-q8_0.gguf"), PackedQ8_0.class, PreparedWeightsTest::doubleScales);
         checkReadsCopy(gguf("llama2-tiny-q4_k_m.gguf"), KQuantPacked.Q4K.class, PreparedWeightsTest::doubleScales);
         checkReadsCopy(gguf("llama2-tiny-q4_k_m.gguf"), KQuantPacked.Q6K.class, PreparedWeightsTest::doubleScales);
+        checkReadsCopy(synth("q5_k_m"), KQuantPacked.Q5K.class, PreparedWeightsTest::doubleScales);
         checkReadsCopy(TestData.model("tiny_unshared_q80.bin"), PackedQ8_0.class, PreparedWeightsTest::doubleScales);
         checkReadsCopy(TestData.model("tiny_unshared.bin"), MatrixForm.Copy.class, PreparedWeightsTest::doubleScales);
         checkReadsCopy(gguf("llama2-tiny-q4_0.gguf"), PackedQ4_0.class, PreparedWeightsTest::doubleScales);
@@ -249,6 +251,11 @@ class PreparedWeightsTest {
             }
             case KQuantPacked.Q4K q -> {
                 for (long mt = 0; mt < q.meta().byteSize(); mt += KQuantPacked.Q4K.META) {
+                    doubleHalf(q.meta(), mt);
+                }
+            }
+            case KQuantPacked.Q5K q -> {
+                for (long mt = 0; mt < q.meta().byteSize(); mt += KQuantPacked.Q5K.META) {
                     doubleHalf(q.meta(), mt);
                 }
             }
