@@ -660,12 +660,18 @@ final class KQuantPacked {
 
     // ------------------------------------------------------------------ Q5_K × Q8_K
 
-    /** The fifth bits of two reads of nibbles: 2 · {@link #LANES} bytes (one per int lane and read). */
-    private static final VectorSpecies<Byte> K5H = LANES == 16 ? ByteVector.SPECIES_256 : LANES == 8 ? ByteVector.SPECIES_128 : ByteVector.SPECIES_64;
+    /**
+     * The loads of the fifth bits: {@link #LANES} bytes (one per int lane) for a read of nibbles; at 4 lanes (there is
+     * no 32-bit byte vector) 8 bytes for two reads, the first read's in part 0 of the widening, the second's in part 1.
+     */
+    private static final VectorSpecies<Byte> K5H = LANES == 16 ? ByteVector.SPECIES_128 : ByteVector.SPECIES_64;
+    /** For read r (0-3) of a group: where its fifth bits' load starts, past the group's first ({@link #K5H}), and which part of it is read r's. */
+    private static final int[] FIFTH_AT = LANES == 4 ? new int[] {0, 0, 8, 8} : new int[] {0, LANES, 2 * LANES, 3 * LANES};
+    private static final int[] FIFTH_PART = LANES == 4 ? new int[] {0, 1, 0, 1} : new int[] {0, 0, 0, 0};
 
     /**
      * Q5_K × Q8_K on the copy ({@link Q5K}): {@link #q4_K(float[], Activations, Q4K, int, int)}'s loop, with each
-     * nibble vector's fifth bits put in at bit 4 of its halves ({@link #fiveBitProducts}) and the products added in
+     * nibble vector's fifth bits put in at bit 4 of its halves ({@link #fiveBitRead}) and the products added in
      * chains of four instead of eight: counted signed, a chain's lower halves total at most 4 · 31 · 128 = 15872 in
      * magnitude and its upper halves (the pairs' sums) at most 4 · 2 · 31 · 128 = 31744 &lt; 2^15, where eight 5-bit
      * products could reach 63488. The same integers per sub-block as the file-layout kernel ({@link GgmlMatmul#q5_K})
@@ -693,14 +699,18 @@ final class KQuantPacked {
                 long q = (long) i * Q5K.QS, h = (long) i * Q5K.QH, mt = (long) i * Q5K.META;
                 int xo = pairsAt + blk * 128;
                 FloatVector dx = FloatVector.broadcast(KF, Float.float16ToFloat(meta.get(Matrix.SHORT, mt)) * xd[blk]);
-                for (int g = 0; g < groups; g++) {
-                    long qg = q + (long) g * reads * 4 * LANES, hg = h + (long) g * reads * LANES;
-                    int xg = xo + g * reads * 4 * LANES;
-                    IntVector sums = fiveBitProducts(qs, qg, qh, hg, pairs, xg, mask, fifth, bias);
-                    if (reads == 4) { // (256 and 128 bits; a constant: C2 keeps one branch)
-                        sums = sums.add(fiveBitProducts(qs, qg + 8 * LANES, qh, hg + 2 * LANES, pairs, xg + 8 * LANES, mask, fifth, bias));
-                    }
-                    IntVector sc = (IntVector) ByteVector.fromMemorySegment(KSC, meta, mt + 12 + (long) g * LANES, LE)
+                // two reads of nibbles at a time (a pair: one at 512 bits, two at 256, four at 128), their sums times the
+                // scales of their group: four reads written out were more than C2 inlines at 256 bits
+                // (NodeCountInliningCutoff), and the vectors of the calls it did not inline were boxed (the 1B file's products
+                // at the file layout's 6 GB/s of one thread's CPU time); a loop over the reads carried the sums through a
+                // phi C2 did not scalar-replace (7.8 GB/s at 512 bits). Read r's fifth bits: FIFTH_AT, FIFTH_PART.
+                for (int pr = 0; pr < 16 / LANES; pr++) {
+                    long qp = q + pr * 8L * LANES;
+                    int xp = xo + pr * 8 * LANES, rd = 2 * pr % reads;
+                    long hp = h + (long) (2 * pr / reads) * reads * LANES;
+                    IntVector sums = fiveBitRead(qs, qp, qh, hp + FIFTH_AT[rd], FIFTH_PART[rd], pairs, xp, mask, fifth, bias)
+                            .add(fiveBitRead(qs, qp + 4 * LANES, qh, hp + FIFTH_AT[rd + 1], FIFTH_PART[rd + 1], pairs, xp + 4 * LANES, mask, fifth, bias));
+                    IntVector sc = (IntVector) ByteVector.fromMemorySegment(KSC, meta, mt + 12 + (long) (2 * pr / reads) * LANES, LE)
                             .convertShape(VectorOperators.ZERO_EXTEND_B2I, KI, 0);
                     acc = ((FloatVector) sums.mul(sc).convert(VectorOperators.I2F, 0)).fma(dx, acc);
                 }
@@ -723,31 +733,26 @@ final class KQuantPacked {
     }
 
     /**
-     * Eight 5-bit vectors of two reads of {@link #LANES} ints of nibbles at {@code q} and their fifth bits at
-     * {@code h} (one byte per lane and read, bit j + 4 hf for the value in half hf of nibble vector j: {@link Q5K}),
-     * times their activation pairs at {@code xo}; each read's four products added in an int lane started at
-     * {@code bias} (2^15) and its upper halves shifted out, the two reads' sums added. A read's bits, widened to its
-     * lane, are or-ed with themselves shifted by 12 (bits 4 + j, half 1's, to 16 + j), so that one shift left by
-     * 4 - j and the mask {@code 0x00100010} put vector j's two fifth bits at bits 4 and 20.
+     * Four 5-bit vectors of a read of {@link #LANES} ints of nibbles at {@code q} and their fifth bits, part
+     * {@code part} of the bytes loaded at {@code h} ({@link #K5H}; one byte per lane, bit j + 4 hf for the value in half
+     * hf of nibble vector j: {@link Q5K}), times
+     * their activation pairs at {@code xo}, added in an int lane started at {@code bias} (2^15), the upper halves (the
+     * pairs' sums) shifted out. The bits, widened to int lanes, are or-ed with themselves shifted by 12 (bits 4 + j,
+     * half 1's, to 16 + j), so that one shift left by 4 - j and the mask {@code 0x00100010} put vector j's two fifth
+     * bits at bits 4 and 20. One read per call: a method for two reads (566 bytes of bytecode) was too big for C2 to
+     * inline ("hot method too big"), and its vectors were boxed at every call (the 1B Q5_K_M file's products ran at
+     * 7.5 GB/s of one thread's CPU time, the file's layout at 6-9).
      */
-    private static IntVector fiveBitProducts(MemorySegment qs, long q, MemorySegment qh, long h, int[] pairs, int xo,
-                                             IntVector mask, IntVector fifth, IntVector bias) {
+    private static IntVector fiveBitRead(MemorySegment qs, long q, MemorySegment qh, long h, int part, int[] pairs, int xo,
+                                         IntVector mask, IntVector fifth, IntVector bias) {
         IntVector v = IntVector.fromMemorySegment(KI, qs, q, LE);
-        IntVector u = IntVector.fromMemorySegment(KI, qs, q + 4 * LANES, LE);
-        ByteVector bits = ByteVector.fromMemorySegment(K5H, qh, h, LE);
-        IntVector hv = (IntVector) bits.convertShape(VectorOperators.ZERO_EXTEND_B2I, KI, 0);
-        IntVector hu = (IntVector) bits.convertShape(VectorOperators.ZERO_EXTEND_B2I, KI, 1);
-        hv = hv.or(hv.lanewise(VectorOperators.LSHL, 12));
-        hu = hu.or(hu.lanewise(VectorOperators.LSHL, 12));
-        IntVector a = bias.add(v.and(mask).or(hv.lanewise(VectorOperators.LSHL, 4).and(fifth)).mul(IntVector.fromArray(KI, pairs, xo)))
-                .add(v.lanewise(VectorOperators.LSHR, 4).and(mask).or(hv.lanewise(VectorOperators.LSHL, 3).and(fifth)).mul(IntVector.fromArray(KI, pairs, xo + LANES)))
-                .add(v.lanewise(VectorOperators.LSHR, 8).and(mask).or(hv.lanewise(VectorOperators.LSHL, 2).and(fifth)).mul(IntVector.fromArray(KI, pairs, xo + 2 * LANES)))
-                .add(v.lanewise(VectorOperators.LSHR, 12).and(mask).or(hv.lanewise(VectorOperators.LSHL, 1).and(fifth)).mul(IntVector.fromArray(KI, pairs, xo + 3 * LANES)));
-        IntVector b = bias.add(u.and(mask).or(hu.lanewise(VectorOperators.LSHL, 4).and(fifth)).mul(IntVector.fromArray(KI, pairs, xo + 4 * LANES)))
-                .add(u.lanewise(VectorOperators.LSHR, 4).and(mask).or(hu.lanewise(VectorOperators.LSHL, 3).and(fifth)).mul(IntVector.fromArray(KI, pairs, xo + 5 * LANES)))
-                .add(u.lanewise(VectorOperators.LSHR, 8).and(mask).or(hu.lanewise(VectorOperators.LSHL, 2).and(fifth)).mul(IntVector.fromArray(KI, pairs, xo + 6 * LANES)))
-                .add(u.lanewise(VectorOperators.LSHR, 12).and(mask).or(hu.lanewise(VectorOperators.LSHL, 1).and(fifth)).mul(IntVector.fromArray(KI, pairs, xo + 7 * LANES)));
-        return a.lanewise(VectorOperators.ASHR, 16).add(b.lanewise(VectorOperators.ASHR, 16));
+        IntVector b = (IntVector) ByteVector.fromMemorySegment(K5H, qh, h, LE).convertShape(VectorOperators.ZERO_EXTEND_B2I, KI, part);
+        b = b.or(b.lanewise(VectorOperators.LSHL, 12));
+        return bias.add(v.and(mask).or(b.lanewise(VectorOperators.LSHL, 4).and(fifth)).mul(IntVector.fromArray(KI, pairs, xo)))
+                .add(v.lanewise(VectorOperators.LSHR, 4).and(mask).or(b.lanewise(VectorOperators.LSHL, 3).and(fifth)).mul(IntVector.fromArray(KI, pairs, xo + LANES)))
+                .add(v.lanewise(VectorOperators.LSHR, 8).and(mask).or(b.lanewise(VectorOperators.LSHL, 2).and(fifth)).mul(IntVector.fromArray(KI, pairs, xo + 2 * LANES)))
+                .add(v.lanewise(VectorOperators.LSHR, 12).and(mask).or(b.lanewise(VectorOperators.LSHL, 1).and(fifth)).mul(IntVector.fromArray(KI, pairs, xo + 3 * LANES)))
+                .lanewise(VectorOperators.ASHR, 16);
     }
 
     /**
