@@ -14,16 +14,17 @@ import io.github.llama2j.model.Matrix;
  *       one-token path's values), the group scales into {@code sT[g * stride + b]}.</li>
  *   <li>GGML Q8_0 and Q4_0: each row's {@link Activations} (llama.cpp's Q8_0 quantization, as the one-token path), its values
  *       transposed as floats into {@code xT} and the block scales into {@code sT[g * stride + b]}.</li>
- *   <li>GGML Q4_K and Q6_K: each row's {@link Activations} quantized to Q8_K (llama.cpp's, as the one-token path),
+ *   <li>GGML Q4_K, Q5_K and Q6_K: each row's {@link Activations} quantized to Q8_K (llama.cpp's, as the one-token path),
  *       its values transposed as floats into {@code xK}, the scale of each super-block of 256 into
- *       {@code sK[blk * stride + b]} and the sum of each 32 values (Q4_K's mins) into {@code mK[s * stride + b]}.</li>
+ *       {@code sK[blk * stride + b]} and the sum of each 32 values (Q4_K's and Q5_K's mins) into {@code mK[s * stride + b]}.</li>
  *   <li>GGML F16 and BF16: each row rounded to F16 or BF16 (its {@link Activations}, llama.cpp's conversion, as the
  *       one-token path), transposed as floats into {@code xH} (F16) or {@code xB} (BF16).</li>
  *   <li>Where the one-token kernels serve the batch ({@link BatchMatmul#readsTransposed}: runq groups over 1024, and
  *       the GGML types in short batches): each row's
  *       {@link Activations}, prepared exactly as the one-token path prepares them.</li>
  * </ul>
- * Each form has arrays of its own, so one input serves products of several types (a Q4_K_M layer's Q4_K and Q6_K,
+ * Each form has arrays of its own, so one input serves products of several types (a Q4_K_M layer's Q4_K and Q6_K
+ * or a Q5_K_M layer's Q5_K and Q6_K, which share the Q8_K form,
  * a GGUF file's F32 and Q8_0 matrices, F16 and BF16 ones) prepared together. runq's groups and GGML's Q8_0 blocks share {@code xT}:
  * they never meet in one model, and {@link #check} refuses a product whose form was replaced.
  * The rows are not copied: they must not change until the products that read them are done.
@@ -134,7 +135,7 @@ final class BatchActivations {
             case Matrix.Q4_0 w -> prepareQ8_0Transposed(w, parallel);
             case Matrix.Q4_K w -> prepareQ8KTransposed(parallel);
             case Matrix.Q6_K w -> prepareQ8KTransposed(parallel);
-            case Matrix.Q5_K w -> throw new IllegalStateException("Q5_K has no transposed form"); // BatchMatmul.transposed is false
+            case Matrix.Q5_K w -> prepareQ8KTransposed(parallel);
             case Matrix.F16 w -> prepareHalfTransposed(w, true, parallel);
             case Matrix.BF16 w -> prepareHalfTransposed(w, false, parallel);
         }
@@ -173,7 +174,7 @@ final class BatchActivations {
         }
     }
 
-    /** For GGML Q4_K and Q6_K weights: each token's Q8_K activations, transposed (once per input). */
+    /** For GGML Q4_K, Q5_K and Q6_K weights: each token's Q8_K activations, transposed (once per input). */
     private void prepareQ8KTransposed(Parallel parallel) {
         if (kReady) {
             return;
@@ -280,7 +281,7 @@ final class BatchActivations {
             case Matrix.Q4_0 w -> q8Ready && q8Kind == GGML_Q8_0;
             case Matrix.Q4_K w -> kReady;
             case Matrix.Q6_K w -> kReady;
-            case Matrix.Q5_K w -> false; // never read transposed (BatchMatmul.transposed)
+            case Matrix.Q5_K w -> kReady;
             case Matrix.F16 w -> f16Ready;
             case Matrix.BF16 w -> bf16Ready;
         };

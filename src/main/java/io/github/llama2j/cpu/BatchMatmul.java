@@ -51,13 +51,13 @@ import java.util.Arrays;
  *   <li>GGML Q8_0 and Q4_0 (batches of {@link #Q8_0_TRANSPOSED_FROM_TOKENS} and {@link #Q4_0_TRANSPOSED_FROM_TOKENS}
  *       tokens and more): as runq's Q8, the block of 32 as the group, on each token's Q8_0 activations
  *       ({@link #ggmlBlocks}).</li>
- *   <li>GGML Q4_K and Q6_K (batches of {@link #TRANSPOSED_FROM_TOKENS} tokens and more): as Q8_0 on each token's Q8_K
+ *   <li>GGML Q4_K, Q5_K and Q6_K (batches of {@link #TRANSPOSED_FROM_TOKENS} tokens and more): as Q8_0 on each token's Q8_K
  *       activations, the weights widened as {@code sc_j * q} (exact) in column blocks whose integer dot stays exact ({@link #Q4_K_COLUMN_BLOCK},
- *       {@link #Q6_K_COLUMN_BLOCK}), {@code val += (dot * d) * d_x} block after block; Q4_K's mins' part
- *       subtracted after ({@link #q4KMins}). The one-token kernels' integers, their float sums in another order.</li>
+ *       {@link #Q5_K_COLUMN_BLOCK}, {@link #Q6_K_COLUMN_BLOCK}), {@code val += (dot * d) * d_x} block after block; Q4_K's and
+ *       Q5_K's mins' part subtracted after ({@link #q45KMins}). The one-token kernels' integers, their float sums in another order.</li>
  *   <li>GGML F16 and BF16 (as many tokens): as F32 on each token's input rounded to the type (its
  *       {@link Activations}), the weights widened to float ({@link #widenHalves}, exact).</li>
- *   <li>runq groups over 1024, GGML Q5_K (any batch), and the other GGML types in shorter batches: the one-token kernel of {@code perToken} for
+ *   <li>runq groups over 1024, and the GGML types in shorter batches: the one-token kernel of {@code perToken} for
  *       each token, a tile of {@link #TILE_ROWS} rows at a time, so the tile's weights come from memory for the first
  *       token and from cache for the others. Bit-identical to the one-token path (same kernel, same rows,
  *       activations converted per token by {@link Activations}).</li>
@@ -108,7 +108,7 @@ final class BatchMatmul {
             case Matrix.Q8_0 q -> true;
             case Matrix.Q4_0 q -> true;
             case Matrix.Q4_K q -> true;
-            case Matrix.Q5_K q -> false; // the one-token kernel per token, a tile of rows at a time (no transposed form yet)
+            case Matrix.Q5_K q -> true;
             case Matrix.Q6_K q -> true;
             case Matrix.F16 h -> true;
             case Matrix.BF16 h -> true;
@@ -155,6 +155,7 @@ final class BatchMatmul {
     static boolean readsTransposed(Matrix m, int tokens) {
         return transposed(m) && switch (m) {
             case Matrix.Q4_K q -> tokens >= TRANSPOSED_FROM_TOKENS;
+            case Matrix.Q5_K q -> tokens >= TRANSPOSED_FROM_TOKENS;
             case Matrix.Q6_K q -> tokens >= TRANSPOSED_FROM_TOKENS;
             case Matrix.F16 h -> tokens >= TRANSPOSED_FROM_TOKENS;
             case Matrix.BF16 h -> tokens >= TRANSPOSED_FROM_TOKENS;
@@ -180,9 +181,15 @@ final class BatchMatmul {
         /**
          * GGML Q4_K: super-blocks of {@link Matrix.Q4_K#BLOCK_BYTES} bytes (f16 d, f16 dmin, 12 bytes of 6-bit scales
          * and mins, 128 nibble bytes); a column block is half a super-block (128 values, four sub-blocks), each
-         * value widened as {@code sc_j * nibble}, the mins' part apart ({@link #q4KMins}).
+         * value widened as {@code sc_j * nibble}, the mins' part apart ({@link #q45KMins}).
          */
         GGML_Q4_K,
+        /**
+         * GGML Q5_K: super-blocks of {@link Matrix.Q5_K#BLOCK_BYTES} bytes (Q4_K's with 32 bytes of fifth bits before the
+         * nibbles); a column block is a quarter of a super-block (64 values, two sub-blocks: {@link #Q5_K_COLUMN_BLOCK}),
+         * each value widened as {@code sc_j * q}, q = nibble + 16 · bit in 0..31, the mins' part as Q4_K's.
+         */
+        GGML_Q5_K,
         /**
          * GGML Q6_K: super-blocks of {@link Matrix.Q6_K#BLOCK_BYTES} bytes (ql, qh, 16 int8 scales, f16 d); a column
          * block is an eighth of a super-block (32 values, two sub-blocks), each value widened as {@code sc_j * (q - 32)}.
@@ -200,7 +207,12 @@ final class BatchMatmul {
 
         /** Whether the activations are Q8_K's (a scale per 256 columns, {@link BatchActivations#xK}). */
         boolean kQuant() {
-            return this == GGML_Q4_K || this == GGML_Q6_K;
+            return this == GGML_Q4_K || this == GGML_Q5_K || this == GGML_Q6_K;
+        }
+
+        /** Whether the values have a min per sub-block, subtracted after the column blocks ({@link #q45KMins}): Q4_K and Q5_K. */
+        boolean mins() {
+            return this == GGML_Q4_K || this == GGML_Q5_K;
         }
 
         /** Bytes per block of the file (0: not GGML). */
@@ -210,6 +222,7 @@ final class BatchMatmul {
                 case GGML_Q8_0 -> Matrix.Q8_0.BLOCK_BYTES;
                 case GGML_Q4_0 -> Matrix.Q4_0.BLOCK_BYTES;
                 case GGML_Q4_K -> Matrix.Q4_K.BLOCK_BYTES;
+                case GGML_Q5_K -> Matrix.Q5_K.BLOCK_BYTES;
                 case GGML_Q6_K -> Matrix.Q6_K.BLOCK_BYTES;
             };
         }
@@ -221,6 +234,14 @@ final class BatchMatmul {
      * integer {@code sum_j sc_j * dot_j} of its four sub-blocks (a whole super-block could reach 2^24.9).
      */
     static final int Q4_K_COLUMN_BLOCK = 128;
+    /**
+     * Columns per Q5_K column block: a quarter of a super-block, the two sub-blocks that share 32 nibble bytes. A
+     * widened value is at most 63 · 31 = 1953, a product at most 1953 · 127 = 248,031, so the chain stays within
+     * 64 · 248,031 = 15,873,984 &lt; 2^24 = 16,777,216: exact, the integer {@code sc_2p * dot_2p + sc_2p+1 * dot_2p+1}
+     * (Q4_K's 128 columns could reach 31,747,968, past 2^24; {@code BatchMatmulTest.q5KAtTheExtremesSumsExactly}
+     * sits at the bound).
+     */
+    static final int Q5_K_COLUMN_BLOCK = 64;
     /** Columns per Q6_K column block: two sub-blocks, values at most 128 · 32, so the chain stays within 32 · 4096 · 127 &lt; 2^24: exact. */
     static final int Q6_K_COLUMN_BLOCK = 32;
 
@@ -246,7 +267,8 @@ final class BatchMatmul {
                     q.cols(), Q4_K_COLUMN_BLOCK, r0, r1);
             case Matrix.Q6_K q -> tiles(out, in.xK, in.sK, null, in.stride(), in.tokens(), WeightLayout.GGML_Q6_K, q.data(), null,
                     q.cols(), Q6_K_COLUMN_BLOCK, r0, r1);
-            case Matrix.Q5_K q -> throw new IllegalStateException("Q5_K has no transposed kernel"); // transposed(m) is false
+            case Matrix.Q5_K q -> tiles(out, in.xK, in.sK, in.mK, in.stride(), in.tokens(), WeightLayout.GGML_Q5_K, q.data(), null,
+                    q.cols(), Q5_K_COLUMN_BLOCK, r0, r1);
             case Matrix.F16 h -> tiles(out, in.xH, null, null, in.stride(), in.tokens(), WeightLayout.GGML_F16, h.data(), null,
                     h.cols(), F32_BLOCK, r0, r1);
             case Matrix.BF16 h -> tiles(out, in.xB, null, null, in.stride(), in.tokens(), WeightLayout.GGML_BF16, h.data(), null,
@@ -324,7 +346,7 @@ final class BatchMatmul {
     private static final class Scratch {
         float[] weights = new float[0];
         float[] scales = new float[0];
-        /** Q4_K: the tile's rows' 6-bit mins, (TILE_ROWS, superBlocks, 8), and their dmin, (TILE_ROWS, superBlocks). */
+        /** Q4_K and Q5_K: the tile's rows' 6-bit mins, (TILE_ROWS, superBlocks, 8), and their dmin, (TILE_ROWS, superBlocks). */
         float[] mins = new float[0];
         float[] dmins = new float[0];
     }
@@ -359,12 +381,12 @@ final class BatchMatmul {
      * Rows [r0, r1) for every token: F32 weights (scales null: values holds floats, block {@link #F32_BLOCK}), runq's
      * Q8 (values holds int8, scales one float per group, block the group size, sT the activation scales) or a GGML
      * layout (values the file's blocks, block as the layout says; sT the activation scales, one per block, or per
-     * super-block of 256 for the K-quants' Q8_K; mT Q8_K's sums of 32, for Q4_K's mins).
+     * super-block of 256 for the K-quants' Q8_K; mT Q8_K's sums of 32, for Q4_K's and Q5_K's mins).
      * A tile of {@link #TILE_ROWS} rows goes over the columns one block at a time: the tile's weights, every
      * block, are first copied (F32) or widened (the others) into a float scratch, so one loop multiplies every type;
      * then passes of {@link #PASS_ROWS} rows (the remainder 4, 2 and 1 at a time) over the whole panels of tokens, and
      * of 4 rows (then 2, 1) over the one-vector panels after them. Each (row, token) lane is one pass's FMA chain,
-     * so the pass shapes change no result. Q4_K's mins' part is subtracted after the last block ({@link #q4KMins}).
+     * so the pass shapes change no result. Q4_K's and Q5_K's mins' part is subtracted after the last block ({@link #q45KMins}).
      */
     static void tiles(float[][] out, float[] xT, float[] sT, float[] mT, int stride, int tokens, WeightLayout layout,
                       MemorySegment values, MemorySegment scales, int n, int block, int r0, int r1) {
@@ -379,7 +401,7 @@ final class BatchMatmul {
         if (s.scales.length < blocks * TILE_ROWS) {
             s.scales = new float[blocks * TILE_ROWS];
         }
-        if (layout == WeightLayout.GGML_Q4_K && s.mins.length < superBlocks * TILE_ROWS * 8) {
+        if (layout.mins() && s.mins.length < superBlocks * TILE_ROWS * 8) {
             s.mins = new float[superBlocks * TILE_ROWS * 8];
             s.dmins = new float[superBlocks * TILE_ROWS];
         }
@@ -411,11 +433,14 @@ final class BatchMatmul {
                             }
                             wsAll[g * TILE_ROWS + i] = Float.float16ToFloat(values.get(Matrix.SHORT, b));
                         }
-                        case GGML_Q4_K -> {
-                            int half = k0 % Activations.Q8_K_BLOCK / Q4_K_COLUMN_BLOCK;
-                            widenQ4K(values, b, half, wf, at);
+                        case GGML_Q4_K, GGML_Q5_K -> { // the column block's pairs of sub-blocks (Q4_K two, Q5_K one)
+                            boolean q5 = layout == WeightLayout.GGML_Q5_K;
+                            int first = k0 % Activations.Q8_K_BLOCK; // the block's first value in its super-block
+                            for (int p = first / 64; p < (first + kb) / 64; p++) {
+                                widenQ45K(values, b, q5 ? Matrix.Q5_K.QS : 16, q5 ? Matrix.Q5_K.QH : -1, p, wf, at + 64 * p - first);
+                            }
                             wsAll[g * TILE_ROWS + i] = Float.float16ToFloat(values.get(Matrix.SHORT, b));
-                            if (half == 0) {
+                            if (first == 0) {
                                 int sb = i * superBlocks + k0 / Activations.Q8_K_BLOCK;
                                 s.dmins[sb] = Float.float16ToFloat(values.get(Matrix.SHORT, b + 2));
                                 for (int j = 0; j < 8; j++) {
@@ -474,20 +499,20 @@ final class BatchMatmul {
                     }
                 }
             }
-            if (layout == WeightLayout.GGML_Q4_K) {
-                q4KMins(tile, rows, stride, superBlocks, s.mins, s.dmins, sT, mT);
+            if (layout.mins()) {
+                q45KMins(tile, rows, stride, superBlocks, s.mins, s.dmins, sT, mT);
             }
             scatter(tile, out, rt, rows, stride, tokens);
         }
     }
 
     /**
-     * Q4_K's mins' part, after the tile's blocks: for each row i and token, super-block after super-block,
+     * Q4_K's and Q5_K's mins' part (their 6-bit mins are packed alike), after the tile's blocks: for each row i and token, super-block after super-block,
      * {@code sum -= (M * dmin) * d_x} with {@code M = sum_j m_j * s_j} (the sub-blocks' 6-bit mins times the
      * activations' sums of 32, {@code mT}), an FMA chain over the 8 sub-blocks, exact (at most 8 · 63 · 32 · 127
      * &lt; 2^24). Lanes are tokens, as in the passes.
      */
-    private static void q4KMins(float[] tile, int rows, int stride, int superBlocks, float[] mins, float[] dmins, float[] sK,
+    private static void q45KMins(float[] tile, int rows, int stride, int superBlocks, float[] mins, float[] dmins, float[] sK,
                                 float[] mK) {
         // super-block and token vector outside, rows inside: the activations' sums (mK) are read once per tile
         for (int k = 0; k < superBlocks; k++) {
@@ -515,29 +540,34 @@ final class BatchMatmul {
     }
 
     /**
-     * Half {@code half} (sub-blocks 4 half .. 4 half + 3) of the Q4_K super-block at {@code b}: wf[at + 32 j + l] =
-     * sc_(4 half + j) * nibble l of that sub-block (exact). Sub-blocks 2p and 2p + 1 share the 32 bytes at
-     * {@code b + 16 + 32 p}: low nibbles, then high.
+     * Sub-blocks 2p and 2p + 1 of the Q4_K or Q5_K super-block at {@code b}, whose nibbles are at {@code b + qsAt} and
+     * fifth bits at {@code b + qhAt} (negative: none, Q4_K): wf[at + 32 i + l] = sc_(2p + i) * q (exact), q value l of
+     * sub-block 2p + i: the low (i = 0) or high nibble of the nibble byte {@code 32 p + l}, plus 16 times bit 2p + i of
+     * qh[l] (Q5_K, {@link Matrix.Q5_K}), so 0..15 (Q4_K) or 0..31 (Q5_K).
      */
-    static void widenQ4K(MemorySegment values, long b, int half, float[] wf, int at) {
-        for (int pp = 0; pp < 2; pp++) {
-            int p = 2 * half + pp;
-            float scLo = Matrix.Q4_K.scale(values, b + 4, 2 * p), scHi = Matrix.Q4_K.scale(values, b + 4, 2 * p + 1);
-            long from = b + 16 + 32L * p;
-            int to = at + 64 * pp, k = 0;
-            if (B_FOR_F != null) { // bytes zero-extended to int lanes: x86 has no byte shift, an int one is one instruction
-                for (; k + FL <= 32; k += FL) {
-                    IntVector v = (IntVector) ByteVector.fromMemorySegment(B_FOR_F, values, from + k, LE)
-                            .convertShape(VectorOperators.ZERO_EXTEND_B2I, I_FOR_F, 0);
-                    ((FloatVector) v.and(0x0F).convert(VectorOperators.I2F, 0)).mul(scLo).intoArray(wf, to + k);
-                    ((FloatVector) v.lanewise(VectorOperators.LSHR, 4).convert(VectorOperators.I2F, 0)).mul(scHi).intoArray(wf, to + 32 + k);
+    static void widenQ45K(MemorySegment values, long b, int qsAt, int qhAt, int p, float[] wf, int at) {
+        float scLo = Matrix.Q4_K.scale(values, b + 4, 2 * p), scHi = Matrix.Q4_K.scale(values, b + 4, 2 * p + 1);
+        long from = b + qsAt + 32L * p, qh = b + qhAt;
+        int k = 0;
+        if (B_FOR_F != null) { // bytes zero-extended to int lanes: x86 has no byte shift, an int one is one instruction
+            for (; k + FL <= 32; k += FL) {
+                IntVector v = (IntVector) ByteVector.fromMemorySegment(B_FOR_F, values, from + k, LE)
+                        .convertShape(VectorOperators.ZERO_EXTEND_B2I, I_FOR_F, 0);
+                IntVector lo = v.and(0x0F), hi = v.lanewise(VectorOperators.LSHR, 4);
+                if (qhAt >= 0) { // bits 2p and 2p + 1 of qh[l], moved to bit 4
+                    IntVector h = ((IntVector) ByteVector.fromMemorySegment(B_FOR_F, values, qh + k, LE)
+                            .convertShape(VectorOperators.ZERO_EXTEND_B2I, I_FOR_F, 0)).lanewise(VectorOperators.LSHR, 2 * p);
+                    lo = lo.or(h.and(1).lanewise(VectorOperators.LSHL, 4));
+                    hi = hi.or(h.and(2).lanewise(VectorOperators.LSHL, 3));
                 }
+                ((FloatVector) lo.convert(VectorOperators.I2F, 0)).mul(scLo).intoArray(wf, at + k);
+                ((FloatVector) hi.convert(VectorOperators.I2F, 0)).mul(scHi).intoArray(wf, at + 32 + k);
             }
-            for (; k < 32; k++) {
-                int q = values.get(BYTE, from + k) & 0xFF;
-                wf[to + k] = scLo * (q & 0x0F);
-                wf[to + 32 + k] = scHi * (q >>> 4);
-            }
+        }
+        for (; k < 32; k++) {
+            int q = values.get(BYTE, from + k) & 0xFF, h = qhAt < 0 ? 0 : (values.get(BYTE, qh + k) & 0xFF) >>> (2 * p);
+            wf[at + k] = scLo * ((q & 0x0F) | (h & 1) << 4);
+            wf[at + 32 + k] = scHi * ((q >>> 4) | (h & 2) << 3);
         }
     }
 

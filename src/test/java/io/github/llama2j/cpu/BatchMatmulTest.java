@@ -167,6 +167,7 @@ class BatchMatmulTest {
         Matrix[] ms = {RandomMatrices.f32(arena, rnd, rows, cols, 0),
                 GgmlQuantize.quantize("Q8_0", RandomMatrices.floats(rnd, rows * cols), rows, cols, arena),
                 GgmlQuantize.quantize("Q4_K", RandomMatrices.floats(rnd, rows * cols), rows, cols, arena),
+                GgmlQuantize.quantize("Q5_K", RandomMatrices.floats(rnd, rows * cols), rows, cols, arena),
                 GgmlQuantize.quantize("Q6_K", RandomMatrices.floats(rnd, rows * cols), rows, cols, arena),
                 GgmlQuantize.quantize("F16", RandomMatrices.floats(rnd, rows * cols), rows, cols, arena),
                 GgmlQuantize.quantize("BF16", RandomMatrices.floats(rnd, rows * cols), rows, cols, arena)};
@@ -272,14 +273,15 @@ class BatchMatmulTest {
      * Every GGML type: the batched kernel against the one-token kernel. Both form the same exact integers (the quantized
      * types) or the same exact products (F16, BF16) and differ in the order of their float sums (and the one-token
      * kernel's {@code reduceLanes} even between compilation states), so the test allows a few ulps of the largest
-     * magnitude a partial sum can reach: the row's sum of |w·x|, and for Q4_K, whose weights d·sc·q - dmin·m are
+     * magnitude a partial sum can reach: the row's sum of |w·x|, and for Q4_K and Q5_K, whose weights d·sc·q - dmin·m are
      * summed as two parts that may cancel, of (|d·sc·q| + |dmin·m|)·|x| (with |w·x| alone a run failed at 6e-4 of a
      * -155 output; with a few ulps of the output, a CI run failed at 40 ulps of a -112 output).
      */
     @ParameterizedTest
     @CsvSource({"F16, 256, 19", "BF16, 96, 19", "Q8_0, 256, 19", "Q4_0, 64, 19", "Q4_K, 256, 19", "Q6_K, 512, 19",
             "F16, 256, 70", "BF16, 96, 48", "Q8_0, 256, 40", "Q4_0, 64, 32", "Q4_K, 256, 70", "Q6_K, 512, 48",
-            "Q4_0, 64, 9"}) // (Q4_0 takes the transposed kernel from 16 tokens: 9 are under it, 19 and 32 over)
+            "Q4_0, 64, 9", "Q5_K, 256, 19", "Q5_K, 512, 47", "Q5_K, 256, 48", "Q5_K, 768, 70", "Q5_K, 512, 129"})
+    // (Q4_0 takes the transposed kernel from 16 tokens: 9 are under it, 19 and 32 over; the others from 48)
     void ggmlTypesMatchTheOneTokenKernel(String type, int cols, int b) {
         int rows = 37;
         float[] values = RandomMatrices.floats(rnd, rows * cols);
@@ -297,7 +299,7 @@ class BatchMatmulTest {
             float[] row = new float[cols];
             for (int r = 0; r < rows; r++) {
                 w.dequantizeRow(r, row, 0);
-                float[] mins = w instanceof Matrix.Q4_K q ? q4KMinsOf(q, r) : new float[cols];
+                float[] mins = w instanceof Matrix.Q4_K || w instanceof Matrix.Q5_K ? q45KMinsOf((Matrix.Ggml) w, r) : new float[cols];
                 float magnitude = 0;
                 for (int j = 0; j < cols; j++) {
                     magnitude += (Math.abs(row[j] + mins[j]) + mins[j]) * Math.abs(x[t][j]);
@@ -307,11 +309,12 @@ class BatchMatmulTest {
         }
     }
 
-    /** dmin · m_j of each of row r's values: what Q4_K's dequantization subtracts from d · sc_j · q. */
-    private static float[] q4KMinsOf(Matrix.Q4_K w, int r) {
+    /** dmin · m_j of each of row r's values: what Q4_K's and Q5_K's dequantization subtracts from d · sc_j · q. */
+    private static float[] q45KMinsOf(Matrix.Ggml w, int r) {
         float[] mins = new float[w.cols()];
+        int blockBytes = w instanceof Matrix.Q5_K ? Matrix.Q5_K.BLOCK_BYTES : Matrix.Q4_K.BLOCK_BYTES;
         for (int blk = 0; blk < w.cols() / 256; blk++) {
-            long b = r * Matrix.Q4_K.rowBytes(w.cols()) + (long) blk * Matrix.Q4_K.BLOCK_BYTES;
+            long b = (long) r * (w.cols() / 256) * blockBytes + (long) blk * blockBytes;
             float dmin = Float.float16ToFloat(w.data().get(Matrix.SHORT, b + 2));
             for (int j = 0; j < 256; j++) {
                 mins[blk * 256 + j] = dmin * Matrix.Q4_K.min(w.data(), b + 4, j / 32);
@@ -383,41 +386,93 @@ class BatchMatmulTest {
     }
 
     /**
-     * GGML Q4_K and Q6_K through the transposed kernel: each token's activations quantized to Q8_K as the one-token path
-     * does; per row, column block after column block (Q4_K: half a super-block, 128 values; Q6_K: 32), {@code sum +=
-     * (dot · d) · d_x} with the block's exact integer {@code sum_j sc_j · dot_j}; then, for Q4_K, super-block after
-     * super-block, {@code sum -= (M · dmin) · d_x} with the exact {@code M = sum_j m_j · (sum of sub-block j's
-     * activations)}. Bit-identical to that scalar order, written here from the file's bytes through
-     * {@link Matrix.Q4_K#scale}, {@link Matrix.Q4_K#min} and llama.cpp's Q6_K layout.
+     * GGML Q4_K, Q5_K and Q6_K through the transposed kernel: each token's activations quantized to Q8_K as the one-token
+     * path does; per row, column block after column block (Q4_K: half a super-block, 128 values; Q5_K: a quarter, 64;
+     * Q6_K: 32), {@code sum += (dot · d) · d_x} with the block's exact integer {@code sum_j sc_j · dot_j}; then, for Q4_K
+     * and Q5_K, super-block after super-block, {@code sum -= (M · dmin) · d_x} with the exact {@code M = sum_j m_j · (sum
+     * of sub-block j's activations)}. Bit-identical to that scalar order, written here from the file's bytes through
+     * {@link Matrix.Q4_K#scale}, {@link Matrix.Q4_K#min}, {@link Matrix.Q5_K}'s fifth bits and llama.cpp's Q6_K layout.
+     * (The quantizer's Q5_K values cover 0..31, so their fifth bits vary within each sub-block.)
      */
     @ParameterizedTest
     @CsvSource({"Q4_K, 48, 20, 256", "Q4_K, 49, 17, 512", "Q4_K, 64, 35, 768", "Q4_K, 70, 33, 256", "Q4_K, 100, 16, 2048",
             "Q6_K, 48, 20, 256", "Q6_K, 81, 17, 512", "Q6_K, 70, 33, 768", "Q6_K, 64, 16, 2048", "Q4_K, 66, 90, 256",
-            "Q6_K, 49, 75, 256"})
+            "Q6_K, 49, 75, 256", "Q5_K, 48, 20, 256", "Q5_K, 49, 17, 512", "Q5_K, 64, 35, 768", "Q5_K, 70, 33, 256",
+            "Q5_K, 100, 16, 2048", "Q5_K, 129, 40, 512", "Q5_K, 66, 90, 256"})
     void kQuantsAreBitIdenticalToTheirScalarOrder(String type, int b, int rows, int cols) {
         checkAgainstScalarOrder(type, b, rows, cols,
-                (w, r, x) -> w instanceof Matrix.Q4_K q ? q4KReference(q, r, x) : q6KReference((Matrix.Q6_K) w, r, x));
+                (w, r, x) -> w instanceof Matrix.Q6_K q ? q6KReference(q, r, x) : q45KReference(w, r, x));
+    }
+
+    /**
+     * Q5_K at the bound of {@link BatchMatmul#Q5_K_COLUMN_BLOCK}: every 6-bit scale and min 63, d and dmin 1, values 31
+     * (row 0), 0 (row 1) or either at random (the rest, nibble and fifth bit alike), two super-blocks per row, and
+     * tokens whose Q8_K values are all -127 (inputs of one value) or ±127 at random: row 0's FMA chain climbs to
+     * 64 · 63 · 31 · 127 = 15,873,984, just under 2^24, where a longer block (Q4_K's 128 columns) would round its odd
+     * partial sums. Bit-identical to the scalar order, whose integers are exact.
+     */
+    @Test
+    void q5KAtTheExtremesSumsExactly() {
+        int rows = 19, cols = 512, b = BatchMatmul.TRANSPOSED_FROM_TOKENS + 5, blocks = cols / 256;
+        java.lang.foreign.MemorySegment data = arena.allocate((long) rows * blocks * Matrix.Q5_K.BLOCK_BYTES, 64);
+        for (int r = 0; r < rows; r++) {
+            for (int blk = 0; blk < blocks; blk++) {
+                long at = ((long) r * blocks + blk) * Matrix.Q5_K.BLOCK_BYTES;
+                data.set(Matrix.SHORT, at, Float.floatToFloat16(1.0f));
+                data.set(Matrix.SHORT, at + 2, Float.floatToFloat16(1.0f));
+                for (int j = 0; j < 12; j++) {
+                    data.set(java.lang.foreign.ValueLayout.JAVA_BYTE, at + 4 + j, (byte) 0xFF);
+                }
+                for (int j = Matrix.Q5_K.QH; j < Matrix.Q5_K.BLOCK_BYTES; j++) { // qh, then qs
+                    int v = r == 0 ? 0xFF : r == 1 ? 0 : rnd.nextInt(256);
+                    data.set(java.lang.foreign.ValueLayout.JAVA_BYTE, at + j, (byte) v);
+                }
+            }
+        }
+        Matrix.Q5_K w = new Matrix.Q5_K(data, rows, cols);
+        float[][] x = new float[b][cols];
+        for (int t = 0; t < b; t++) {
+            for (int j = 0; j < cols; j++) {
+                x[t][j] = t % 3 == 0 ? 1.0f : t % 3 == 1 ? -1.0f : rnd.nextBoolean() ? 1.0f : -1.0f;
+            }
+        }
+        float[][] actual = new float[b][rows];
+        BatchMatmul.matmul(actual, prepared(x, cols, w), new MatrixForm.File(w), 0, rows, new VectorKernels());
+        Activations one = new Activations(cols);
+        for (int t = 0; t < b; t++) {
+            one.input(x[t], cols);
+            one.prepareFor(w);
+            float[] expected = new float[rows];
+            for (int r = 0; r < rows; r++) {
+                expected[r] = q45KReference(w, r, one);
+            }
+            assertArrayEquals(expected, actual[t], "token " + t);
+        }
     }
 
     private static int u8(java.lang.foreign.MemorySegment m, long at) {
         return m.get(java.lang.foreign.ValueLayout.JAVA_BYTE, at) & 0xFF;
     }
 
-    private static float q4KReference(Matrix.Q4_K w, int r, Activations x) {
-        int nb = w.cols() / 256;
+    /** Q4_K (nibbles at 16) or Q5_K (nibbles at 48, fifth bits at 16), column blocks of the kernel's width. */
+    private static float q45KReference(Matrix.Ggml w, int r, Activations x) {
+        boolean q5 = w instanceof Matrix.Q5_K;
+        int nb = w.cols() / 256, blockBytes = q5 ? Matrix.Q5_K.BLOCK_BYTES : Matrix.Q4_K.BLOCK_BYTES;
+        int subs = (q5 ? BatchMatmul.Q5_K_COLUMN_BLOCK : BatchMatmul.Q4_K_COLUMN_BLOCK) / 32; // sub-blocks per column block
         short[] q = x.q8KValues();
         float sum = 0;
         float[] minsPart = new float[nb]; // subtracted after every block's scales' part
         for (int blk = 0; blk < nb; blk++) {
-            long b = r * Matrix.Q4_K.rowBytes(w.cols()) + (long) blk * Matrix.Q4_K.BLOCK_BYTES;
+            long b = (long) r * nb * blockBytes + (long) blk * blockBytes;
             float d = Float.float16ToFloat(w.data().get(Matrix.SHORT, b));
-            for (int half = 0; half < 2; half++) {
+            for (int part = 0; part < 8 / subs; part++) {
                 int dot = 0;
-                for (int sub = 4 * half; sub < 4 * half + 4; sub++) {
+                for (int sub = subs * part; sub < subs * part + subs; sub++) {
                     int sd = 0;
                     for (int l = 0; l < 32; l++) {
-                        int nibble = u8(w.data(), b + 16 + 32L * (sub / 2) + l) >> (4 * (sub % 2)) & 0x0F;
-                        sd += nibble * q[blk * 256 + sub * 32 + l];
+                        int nibble = u8(w.data(), b + (q5 ? Matrix.Q5_K.QS : 16) + 32L * (sub / 2) + l) >> (4 * (sub % 2)) & 0x0F;
+                        int fifth = q5 ? u8(w.data(), b + Matrix.Q5_K.QH + l) >> sub & 1 : 0;
+                        sd += (nibble + 16 * fifth) * q[blk * 256 + sub * 32 + l];
                     }
                     dot += Matrix.Q4_K.scale(w.data(), b + 4, sub) * sd;
                 }
@@ -460,10 +515,11 @@ class BatchMatmulTest {
      * The bit-identity above would be void if the order hid in the inputs' noise: a K-quant product's float part summed
      * another way (the whole super-block's integers scaled once) differs in some output.
      */
-    @Test
-    void kQuantOrderIsVisible() {
-        int rows = 33, cols = 2048, b = 17;
-        Matrix.Q4_K w = (Matrix.Q4_K) GgmlQuantize.quantize("Q4_K", RandomMatrices.floats(rnd, rows * cols), rows, cols, arena);
+    @ParameterizedTest
+    @CsvSource({"Q4_K", "Q5_K"})
+    void kQuantOrderIsVisible(String type) {
+        int rows = 33, cols = 2048, b = BatchMatmul.TRANSPOSED_FROM_TOKENS + 1;
+        Matrix w = GgmlQuantize.quantize(type, RandomMatrices.floats(rnd, rows * cols), rows, cols, arena);
         float[][] x = tokens(b, cols);
         float[][] actual = new float[b][rows];
         BatchMatmul.matmul(actual, prepared(x, cols, w), new MatrixForm.File(w), 0, rows, new VectorKernels());
@@ -473,7 +529,7 @@ class BatchMatmulTest {
             one.input(x[t], cols);
             one.prepareFor(w);
             float[] other = new float[rows];
-            new ScalarKernels().matmulQ4_K(other, one, w, 0, rows);
+            new ScalarKernels().matmul(other, one, w, 0, rows);
             for (int r = 0; r < rows; r++) {
                 differs |= Float.floatToRawIntBits(other[r]) != Float.floatToRawIntBits(actual[t][r]);
             }
@@ -541,7 +597,7 @@ class BatchMatmulTest {
      */
     @Test
     void shortBatchesOfGgmlTypesTakeTheOneTokenKernels() {
-        for (String type : new String[]{"Q4_K", "Q6_K", "F16", "BF16", "Q8_0", "Q4_0"}) {
+        for (String type : new String[]{"Q4_K", "Q5_K", "Q6_K", "F16", "BF16", "Q8_0", "Q4_0"}) {
             Matrix w = GgmlQuantize.quantize(type, RandomMatrices.floats(rnd, 2 * 256), 2, 256, arena);
             int from = switch (type) {
                 case "Q8_0" -> BatchMatmul.Q8_0_TRANSPOSED_FROM_TOKENS;

@@ -63,9 +63,9 @@ class GgufBatchTest {
     }
 
     /**
-     * A synth Q5_K_M model (Q5_K matrices, Q6_K for layer 1's attn_v and ffn_down and the classifier): Q5_K has no
-     * transposed kernel, so its batched products are the one-token kernel per token (the same bits); Q6_K's are
-     * transposed from 48 tokens on.
+     * A synth Q5_K_M model (Q5_K matrices, Q6_K for layer 1's attn_v and ffn_down and the classifier): both types'
+     * batched products take the transposed kernel from 48 tokens on (the 140-token prompt's first chunk of 128; its
+     * last 12 tokens take the one-token kernels) and sum in their own order: within {@link #Q8_ACTIVATIONS_TOLERANCE}.
      */
     @Test
     void synthQ5KM() {
