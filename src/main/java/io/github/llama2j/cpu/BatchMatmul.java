@@ -51,7 +51,8 @@ import java.util.Arrays;
  *   <li>GGML Q8_0 and Q4_0 (batches of {@link #Q8_0_TRANSPOSED_FROM_TOKENS} and {@link #Q4_0_TRANSPOSED_FROM_TOKENS}
  *       tokens and more): as runq's Q8, the block of 32 as the group, on each token's Q8_0 activations
  *       ({@link #ggmlBlocks}).</li>
- *   <li>GGML Q4_K, Q5_K and Q6_K (batches of {@link #TRANSPOSED_FROM_TOKENS} tokens and more): as Q8_0 on each token's Q8_K
+ *   <li>GGML Q4_K, Q5_K and Q6_K (batches of {@link #TRANSPOSED_FROM_TOKENS} tokens and more, Q5_K of
+ *       {@link #Q5_K_TRANSPOSED_FROM_TOKENS}): as Q8_0 on each token's Q8_K
  *       activations, the weights widened as {@code sc_j * q} (exact) in column blocks whose integer dot stays exact ({@link #Q4_K_COLUMN_BLOCK},
  *       {@link #Q5_K_COLUMN_BLOCK}, {@link #Q6_K_COLUMN_BLOCK}), {@code val += (dot * d) * d_x} block after block; Q4_K's and
  *       Q5_K's mins' part subtracted after ({@link #q45KMins}). The one-token kernels' integers, their float sums in another order.</li>
@@ -134,6 +135,13 @@ final class BatchMatmul {
      * pp24 1.53 / 1.61 / 1.92, pp32 1.98 / 1.68 / 2.68 (docs/measurements/2026-12-04-k-quant-straight-code.md).
      */
     static final int Q4_0_TRANSPOSED_FROM_TOKENS = 16;
+    /**
+     * The same for GGML Q5_K, whose one-token kernel reads the file's layout (no load-time copy) and ran short prompts at
+     * a third of the transposed kernel's speed: Llama-3.2-1B Q5_K_M, transposed / one-token, loaded machine (load
+     * 5.5-7.1), two rounds at 512 bits: pp8 2.16 / 0.59, pp16 3.05 / 3.03, pp32 3.05 / 2.46; 256 bits pp16 1.89
+     * (docs/measurements/2026-12-06-q5-k-prefill.md).
+     */
+    static final int Q5_K_TRANSPOSED_FROM_TOKENS = 16;
 
     /**
      * Whether m's form has a transposed kernel: not a Q4_0 copy ({@link PackedQ4_0}), whose one-token kernel, a tile of
@@ -155,7 +163,7 @@ final class BatchMatmul {
     static boolean readsTransposed(Matrix m, int tokens) {
         return transposed(m) && switch (m) {
             case Matrix.Q4_K q -> tokens >= TRANSPOSED_FROM_TOKENS;
-            case Matrix.Q5_K q -> tokens >= TRANSPOSED_FROM_TOKENS;
+            case Matrix.Q5_K q -> tokens >= Q5_K_TRANSPOSED_FROM_TOKENS;
             case Matrix.Q6_K q -> tokens >= TRANSPOSED_FROM_TOKENS;
             case Matrix.F16 h -> tokens >= TRANSPOSED_FROM_TOKENS;
             case Matrix.BF16 h -> tokens >= TRANSPOSED_FROM_TOKENS;

@@ -280,8 +280,9 @@ class BatchMatmulTest {
     @ParameterizedTest
     @CsvSource({"F16, 256, 19", "BF16, 96, 19", "Q8_0, 256, 19", "Q4_0, 64, 19", "Q4_K, 256, 19", "Q6_K, 512, 19",
             "F16, 256, 70", "BF16, 96, 48", "Q8_0, 256, 40", "Q4_0, 64, 32", "Q4_K, 256, 70", "Q6_K, 512, 48",
-            "Q4_0, 64, 9", "Q5_K, 256, 19", "Q5_K, 512, 47", "Q5_K, 256, 48", "Q5_K, 768, 70", "Q5_K, 512, 129"})
-    // (Q4_0 takes the transposed kernel from 16 tokens: 9 are under it, 19 and 32 over; the others from 48)
+            "Q4_0, 64, 9", "Q5_K, 256, 15", "Q5_K, 512, 16", "Q5_K, 256, 19", "Q5_K, 512, 47", "Q5_K, 768, 70",
+            "Q5_K, 512, 129"})
+    // (Q4_0 and Q5_K take the transposed kernel from 16 tokens: 9 and 15 are under it, 16, 19 and 32 over; the others from 48)
     void ggmlTypesMatchTheOneTokenKernel(String type, int cols, int b) {
         int rows = 37;
         float[] values = RandomMatrices.floats(rnd, rows * cols);
@@ -397,7 +398,7 @@ class BatchMatmulTest {
     @ParameterizedTest
     @CsvSource({"Q4_K, 48, 20, 256", "Q4_K, 49, 17, 512", "Q4_K, 64, 35, 768", "Q4_K, 70, 33, 256", "Q4_K, 100, 16, 2048",
             "Q6_K, 48, 20, 256", "Q6_K, 81, 17, 512", "Q6_K, 70, 33, 768", "Q6_K, 64, 16, 2048", "Q4_K, 66, 90, 256",
-            "Q6_K, 49, 75, 256", "Q5_K, 48, 20, 256", "Q5_K, 49, 17, 512", "Q5_K, 64, 35, 768", "Q5_K, 70, 33, 256",
+            "Q6_K, 49, 75, 256", "Q5_K, 16, 20, 256", "Q5_K, 17, 33, 512", "Q5_K, 48, 20, 256", "Q5_K, 49, 17, 512", "Q5_K, 64, 35, 768", "Q5_K, 70, 33, 256",
             "Q5_K, 100, 16, 2048", "Q5_K, 129, 40, 512", "Q5_K, 66, 90, 256"})
     void kQuantsAreBitIdenticalToTheirScalarOrder(String type, int b, int rows, int cols) {
         checkAgainstScalarOrder(type, b, rows, cols,
@@ -590,7 +591,8 @@ class BatchMatmulTest {
 
     /**
      * The GGML types take the transposed kernel from {@link BatchMatmul#TRANSPOSED_FROM_TOKENS} tokens (Q8_0 from
-     * {@link BatchMatmul#Q8_0_TRANSPOSED_FROM_TOKENS}, Q4_0 from {@link BatchMatmul#Q4_0_TRANSPOSED_FROM_TOKENS}), the
+     * {@link BatchMatmul#Q8_0_TRANSPOSED_FROM_TOKENS}, Q4_0 from {@link BatchMatmul#Q4_0_TRANSPOSED_FROM_TOKENS}, Q5_K from
+     * {@link BatchMatmul#Q5_K_TRANSPOSED_FROM_TOKENS}), the
      * one-token kernels below
      * ({@link #ggmlTypesMatchTheOneTokenKernel} checks both sides' results); F32 and runq's Q8 always, but for runq
      * groups over {@link BatchMatmul#MAX_EXACT_GROUP}.
@@ -602,6 +604,7 @@ class BatchMatmulTest {
             int from = switch (type) {
                 case "Q8_0" -> BatchMatmul.Q8_0_TRANSPOSED_FROM_TOKENS;
                 case "Q4_0" -> BatchMatmul.Q4_0_TRANSPOSED_FROM_TOKENS;
+                case "Q5_K" -> BatchMatmul.Q5_K_TRANSPOSED_FROM_TOKENS;
                 default -> BatchMatmul.TRANSPOSED_FROM_TOKENS;
             };
             assertFalse(BatchMatmul.readsTransposed(w, from - 1), type);

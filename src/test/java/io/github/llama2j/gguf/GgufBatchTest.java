@@ -63,9 +63,10 @@ class GgufBatchTest {
     }
 
     /**
-     * A synth Q5_K_M model (Q5_K matrices, Q6_K for layer 1's attn_v and ffn_down and the classifier): both types'
-     * batched products take the transposed kernel from 48 tokens on (the 140-token prompt's first chunk of 128; its
-     * last 12 tokens take the one-token kernels) and sum in their own order: within {@link #Q8_ACTIVATIONS_TOLERANCE}.
+     * A synth Q5_K_M model (Q5_K matrices, Q6_K for layer 1's attn_v and ffn_down and the classifier): the 140-token
+     * prompt's first chunk of 128 takes both types' transposed kernels (Q5_K's from 16 tokens on, Q6_K's from 48), its
+     * last 12 tokens the one-token kernels; the transposed ones sum in their own order: within
+     * {@link #Q8_ACTIVATIONS_TOLERANCE}.
      */
     @Test
     void synthQ5KM() {
