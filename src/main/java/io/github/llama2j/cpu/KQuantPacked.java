@@ -675,7 +675,8 @@ final class KQuantPacked {
      * chains of four instead of eight: counted signed, a chain's lower halves total at most 4 · 31 · 128 = 15872 in
      * magnitude and its upper halves (the pairs' sums) at most 4 · 2 · 31 · 128 = 31744 &lt; 2^15, where eight 5-bit
      * products could reach 63488. The same integers per sub-block as the file-layout kernel ({@link GgmlMatmul#q5_K})
-     * and the scalar reference, the float sums in this kernel's lanes; the mins' part as Q4_K's copy kernel forms it.
+     * and the scalar reference, the float sums in this kernel's lanes; the mins' part as Q4_K's copy kernel forms it,
+     * written out here as there (a method of its own was not inlined in Q4_K's kernel, and its vectors were boxed).
      * A loop of its own, not Q4_K's with a flag: the two differ in every read of the inner part, and Q4_K's kernel is
      * the one most Q4_K_M tokens spend their time in.
      */

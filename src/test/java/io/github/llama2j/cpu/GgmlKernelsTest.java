@@ -464,16 +464,7 @@ class GgmlKernelsTest {
         int lanes = KQuantPacked.LANES;
         for (int blk = 0; blk < 5 * 3; blk++) {
             long b = blk * 144L, mt = blk * (long) KQuantPacked.Q4K.META;
-            assertEquals(half(m.data(), b), half(p.meta(), mt), "d of super-block " + blk + ", " + where);
-            assertEquals(half(m.data(), b + 2), half(p.meta(), mt + 2), "dmin, " + where);
-            for (int j = 0; j < 8; j++) {
-                int[] sm = scaleMinK4(m.data(), b + 4, j);
-                assertEquals(sm[1], u8(p.meta(), mt + 4 + j), "min " + j + " of super-block " + blk + ", " + where);
-                assertEquals(sm[0], u8(p.meta(), mt + 12 + j), "scale " + j + " of super-block " + blk + ", " + where);
-                if (lanes == 16) { // lane i holds sub-block i mod 8: the scales again for lanes 8-15
-                    assertEquals(sm[0], u8(p.meta(), mt + 20 + j), "scale " + j + " (again) of super-block " + blk + ", " + where);
-                }
-            }
+            assertMetaKept(m.data(), b, p.meta(), mt, blk);
             for (int k = 0; k < 128 / lanes; k++) {
                 for (int i = 0; i < lanes; i++) {
                     for (int h = 0; h < 2; h++) {
@@ -484,6 +475,23 @@ class GgmlKernelsTest {
                         assertEquals(fileNibble, copyNibble, "value " + v + " (vector " + k + ", lane " + i + ", half " + h + "), " + where);
                     }
                 }
+            }
+        }
+    }
+
+    /**
+     * The meta of a Q4_K or Q5_K copy's super-block at {@code mt} holds the file's super-block at {@code b}: d, dmin,
+     * the eight mins and scales (the scales again for lanes 8-15 at 16 lanes, where lane i holds sub-block i mod 8).
+     */
+    private void assertMetaKept(MemorySegment file, long b, MemorySegment meta, long mt, int blk) {
+        assertEquals(half(file, b), half(meta, mt), "d of super-block " + blk + ", " + where);
+        assertEquals(half(file, b + 2), half(meta, mt + 2), "dmin, " + where);
+        for (int j = 0; j < 8; j++) {
+            int[] sm = scaleMinK4(file, b + 4, j);
+            assertEquals(sm[1], u8(meta, mt + 4 + j), "min " + j + " of super-block " + blk + ", " + where);
+            assertEquals(sm[0], u8(meta, mt + 12 + j), "scale " + j + " of super-block " + blk + ", " + where);
+            if (KQuantPacked.LANES == 16) {
+                assertEquals(sm[0], u8(meta, mt + 20 + j), "scale " + j + " (again) of super-block " + blk + ", " + where);
             }
         }
     }
@@ -501,13 +509,7 @@ class GgmlKernelsTest {
         int lanes = KQuantPacked.LANES;
         for (int blk = 0; blk < 5 * 3; blk++) {
             long b = blk * 176L, mt = blk * (long) KQuantPacked.Q5K.META;
-            assertEquals(half(m.data(), b), half(p.meta(), mt), "d of super-block " + blk + ", " + where);
-            assertEquals(half(m.data(), b + 2), half(p.meta(), mt + 2), "dmin, " + where);
-            for (int j = 0; j < 8; j++) {
-                int[] sm = scaleMinK4(m.data(), b + 4, j);
-                assertEquals(sm[1], u8(p.meta(), mt + 4 + j), "min " + j + " of super-block " + blk + ", " + where);
-                assertEquals(sm[0], u8(p.meta(), mt + 12 + j), "scale " + j + " of super-block " + blk + ", " + where);
-            }
+            assertMetaKept(m.data(), b, p.meta(), mt, blk);
             for (int k = 0; k < 128 / lanes; k++) {
                 for (int i = 0; i < lanes; i++) {
                     for (int h = 0; h < 2; h++) {
