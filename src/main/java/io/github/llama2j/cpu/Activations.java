@@ -17,6 +17,9 @@ import io.github.llama2j.model.Matrix;
  *   <li>{@link Matrix.Q8_0}, {@link Matrix.Q4_0}: GGML Q8_0 blocks of 32 as llama.cpp's x86 code
  *       makes them (quantize_row_q8_0 with AVX): amax = max|x|, d = amax / 127 stored as F16,
  *       q = round-half-even(x * (127 / amax)).</li>
+ *   <li>{@link Matrix.Q5_1}: GGML Q8_1 blocks of 32 as llama.cpp's x86 code makes them (quantize_row_q8_1 with AVX2):
+ *       Q8_0's d and q, plus each block's s = F16(d * (sum of its q)), with d the float amax / 127 before its own
+ *       rounding to F16.</li>
  *   <li>{@link Matrix.Q4_K}, {@link Matrix.Q5_K}, {@link Matrix.Q6_K}: GGML Q8_K blocks of 256 (quantize_row_q8_K_ref):
  *       max = the first value of largest magnitude, iscale = -127 / max, q = min(127,
  *       round-half-even(iscale * x)), d = 1 / iscale (a float), plus the sums of each 16 q's.</li>
@@ -66,6 +69,9 @@ public final class Activations {
     int[] q40Pairs;
     private boolean q40Ready;
     static final int Q4_0_PAIRS = 18;
+    /** GGML Q8_1's block sums s (F16 values as floats), one per block of 32, beside the Q8_0 values and scales. */
+    float[] q81Sums;
+    private boolean q81Ready;
 
     // GGML Q8_K: values (as shorts), the float scale of each block of 256, the sum of each 16 values
     short[] q8K;
@@ -104,6 +110,7 @@ public final class Activations {
         q80 = new short[capacity];
         q80Scales = new float[capacity / Q8_0_BLOCK + 1];
         q40Pairs = new int[capacity / Q8_0_BLOCK * Q4_0_PAIRS];
+        q81Sums = new float[capacity / Q8_0_BLOCK + 1];
         q8K = new short[capacity];
         q8KScales = new float[capacity / Q8_K_BLOCK + 1];
         q8KSums = new int[capacity / Q8_K_SUM + 1];
@@ -134,7 +141,7 @@ public final class Activations {
         if (n > q8.length) {
             allocate(n);
         }
-        q8Ready = f16Ready = bf16Ready = q80Ready = q40Ready = q8KReady = q8KPairsReady = q8KPairs6Ready = false;
+        q8Ready = f16Ready = bf16Ready = q80Ready = q40Ready = q81Ready = q8KReady = q8KPairsReady = q8KPairs6Ready = false;
     }
 
     /** The float input (its first {@link #size()} values). */
@@ -184,6 +191,13 @@ public final class Activations {
                 if (!q40Ready) {
                     q40Pairs(q80, n, q40Pairs);
                     q40Ready = true;
+                }
+            }
+            case Matrix.Q5_1 q -> {
+                prepareQ8_0();
+                if (!q81Ready) {
+                    q81Sums(x, n, q80, q81Sums);
+                    q81Ready = true;
                 }
             }
             case Matrix.Q4_K _, Matrix.Q5_K _ -> { // (the same pairs: the Q5_K copy's nibbles are in Q4_K's order)
@@ -246,6 +260,24 @@ public final class Activations {
         }
     }
 
+    /**
+     * The s of llama.cpp's x86 quantize_row_q8_1 for the Q8_0 values {@code q} of {@code x[0, n)} (its values and
+     * scales are Q8_0's): per block of 32, {@code F16(d * sum(q))} as a float, d = amax / 127 the float (the F16 scale
+     * is rounded from it separately), the sum an exact int converted to float. (For a block holding an inf or NaN the
+     * value is not llama.cpp's: its sum adds the int conversions of NaN products; neither gives a finite logit.)
+     */
+    static void q81Sums(float[] x, int n, short[] q, float[] into) {
+        for (int b = 0; b < n / Q8_0_BLOCK; b++) {
+            float amax = 0.0f;
+            int sum = 0;
+            for (int i = b * Q8_0_BLOCK; i < (b + 1) * Q8_0_BLOCK; i++) {
+                amax = Math.max(amax, Math.abs(x[i]));
+                sum += q[i];
+            }
+            into[b] = Float.float16ToFloat(Float.floatToFloat16(amax / 127.0f * sum));
+        }
+    }
+
     /** {@code a_y + 2^16 a_x}: times a lane holding nibbles x (low half) and y (high half), its high half is x a_x + y a_y. */
     private static int pair(short ax, short ay) {
         return ay + (ax << 16);
@@ -278,6 +310,7 @@ public final class Activations {
             case Matrix.BF16 h -> bf16Ready;
             case Matrix.Q8_0 q -> q80Ready;
             case Matrix.Q4_0 q -> q80Ready && q40Ready;
+            case Matrix.Q5_1 q -> q80Ready && q81Ready;
             case Matrix.Q4_K q -> q8KReady && q8KPairsReady;
             case Matrix.Q5_K q -> q8KReady && q8KPairsReady;
             case Matrix.Q6_K q -> q8KReady && q8KPairs6Ready;

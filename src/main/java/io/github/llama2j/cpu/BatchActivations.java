@@ -135,6 +135,7 @@ final class BatchActivations {
             case Matrix.Q4_0 w -> prepareQ8_0Transposed(w, parallel);
             case Matrix.Q4_K w -> prepareQ8KTransposed(parallel);
             case Matrix.Q6_K w -> prepareQ8KTransposed(parallel);
+            case Matrix.Q5_1 w -> throw new IllegalStateException("Q5_1 has no transposed form"); // BatchMatmul.transposed is false
             case Matrix.Q5_K w -> prepareQ8KTransposed(parallel);
             case Matrix.F16 w -> prepareHalfTransposed(w, true, parallel);
             case Matrix.BF16 w -> prepareHalfTransposed(w, false, parallel);
@@ -281,6 +282,7 @@ final class BatchActivations {
             case Matrix.Q4_0 w -> q8Ready && q8Kind == GGML_Q8_0;
             case Matrix.Q4_K w -> kReady;
             case Matrix.Q6_K w -> kReady;
+            case Matrix.Q5_1 w -> false; // never read transposed (BatchMatmul.transposed)
             case Matrix.Q5_K w -> kReady;
             case Matrix.F16 w -> f16Ready;
             case Matrix.BF16 w -> bf16Ready;

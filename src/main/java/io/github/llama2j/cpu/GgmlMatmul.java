@@ -242,6 +242,61 @@ final class GgmlMatmul {
         }
     }
 
+    // ------------------------------------------------------------------ Q5_1 × Q8_1 (the file's layout; no load-time copy)
+
+    /** Lane k of a chunk of 16: 2^(15 - k), the multiplier that moves bit k of a 16-bit word to bit 15 (modulo 2^16). */
+    private static final short[] BIT_TO_TOP = new short[16];
+
+    static {
+        for (int k = 0; k < 16; k++) {
+            BIT_TO_TOP[k] = (short) (1 << (15 - k));
+        }
+    }
+
+    /**
+     * As llama.cpp's AVX2 ggml_vec_dot_q5_1_q8_1. Per block of 32: the 16 nibble bytes zero-extended to shorts, CQ at a
+     * time; each lane's fifth bits from the word qh broadcast to the lanes (its lower half for the low nibbles, its
+     * upper half for the high ones), times {@link #BIT_TO_TOP} (bit k of the half to bit 15 of lane k), shifted down to
+     * bit 4; the 5-bit values of the low nibbles times activations 0..15, of the high ones times 16..31, added in
+     * shorts (|sum| &lt;= 2 · 31 · 127 = 7874), widened to ints; then {@code acc += float(isum) * (d_w * d_x)}
+     * lane-wise. The offsets' part, {@code m_w * s_x} per block, is summed in a float of its own and added after the
+     * row's horizontal sum, as llama.cpp does.
+     */
+    static void q5_1(float[] out, Activations x, Matrix.Q5_1 w, int r0, int r1) {
+        int n = w.cols(), nb = n / 32;
+        short[] xq = x.q80;
+        float[] xd = x.q80Scales, xs = x.q81Sums;
+        MemorySegment data = w.data();
+        long rowBytes = Matrix.Q5_1.rowBytes(n);
+        for (int r = r0; r < r1; r++) {
+            long b = r * rowBytes;
+            FloatVector acc = FloatVector.zero(F);
+            float summs = 0.0f;
+            for (int blk = 0; blk < nb; blk++, b += Matrix.Q5_1.BLOCK_BYTES) {
+                int j = blk * 32;
+                int qh = data.get(INT, b + Matrix.Q5_1.QH);
+                ShortVector qhLo = ShortVector.broadcast(SQ, (short) qh), qhHi = ShortVector.broadcast(SQ, (short) (qh >>> 16));
+                IntVector isum = IntVector.zero(I);
+                for (int c = 0; c < 16; c += CQ) {
+                    ShortVector q = (ShortVector) ByteVector.fromMemorySegment(BQ, data, b + Matrix.Q5_1.QS + c, LE)
+                            .convertShape(VectorOperators.ZERO_EXTEND_B2S, SQ, 0);
+                    ShortVector top = ShortVector.fromArray(SQ, BIT_TO_TOP, c);
+                    ShortVector lo = q.and((short) 0x0F).or(qhLo.mul(top).lanewise(VectorOperators.LSHR, 11).and((short) 0x10));
+                    ShortVector hi = q.lanewise(VectorOperators.LSHR, 4).or(qhHi.mul(top).lanewise(VectorOperators.LSHR, 11).and((short) 0x10));
+                    ShortVector p = lo.mul(ShortVector.fromArray(SQ, xq, j + c)).add(hi.mul(ShortVector.fromArray(SQ, xq, j + 16 + c)));
+                    isum = isum.add((IntVector) p.convertShape(VectorOperators.S2I, I, 0));
+                    if (QPARTS == 2) {
+                        isum = isum.add((IntVector) p.convertShape(VectorOperators.S2I, I, 1));
+                    }
+                }
+                acc = ((FloatVector) isum.convert(VectorOperators.I2F, 0))
+                        .fma(FloatVector.broadcast(F, Float.float16ToFloat(data.get(Matrix.SHORT, b)) * xd[blk]), acc);
+                summs += Float.float16ToFloat(data.get(Matrix.SHORT, b + Matrix.Q5_1.M)) * xs[blk];
+            }
+            out[r] = acc.reduceLanes(VectorOperators.ADD) + summs;
+        }
+    }
+
     /** {@link #q4_0Packed}'s int lanes: the preferred width, at most 512 bits; one row per lane ({@link PackedQ4_0}). */
     private static final VectorSpecies<Integer> QI = species(IntVector.SPECIES_PREFERRED, Math.max(128, Math.min(512, I.vectorBitSize())));
     private static final VectorSpecies<Float> QF = species(FloatVector.SPECIES_PREFERRED, QI.vectorBitSize());

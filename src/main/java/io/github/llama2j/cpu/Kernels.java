@@ -54,6 +54,7 @@ public interface Kernels {
             case Matrix.BF16 h -> matmulBF16(out, x, h, r0, r1);
             case Matrix.Q8_0 q -> matmulQ8_0(out, x, q, r0, r1);
             case Matrix.Q4_0 q -> matmulQ4_0(out, x, q, r0, r1);
+            case Matrix.Q5_1 q -> matmulQ5_1(out, x, q, r0, r1);
             case Matrix.Q4_K q -> matmulQ4_K(out, x, q, r0, r1);
             case Matrix.Q5_K q -> matmulQ5_K(out, x, q, r0, r1);
             case Matrix.Q6_K q -> matmulQ6_K(out, x, q, r0, r1);
@@ -133,6 +134,15 @@ public interface Kernels {
     default void matmulPackedQ4_0(float[] out, Activations x, PackedQ4_0 w, int r0, int r1) {
         x.check(w.source());
         GgmlMatmul.q4_0Packed(out, x, w, r0, r1);
+    }
+
+    /**
+     * GGML Q5_1 weights times Q8_1 activations: per block, {@code (d_w * d_x) * sumi + m_w * s_x} with sumi the exact
+     * int dot of the 5-bit values and the int8 activations and s_x the activations' block sum ({@link Activations}),
+     * on the file's layout (no load-time copy).
+     */
+    default void matmulQ5_1(float[] out, Activations x, Matrix.Q5_1 w, int r0, int r1) {
+        GgmlMatmul.q5_1(out, x, w, r0, r1);
     }
 
     /**

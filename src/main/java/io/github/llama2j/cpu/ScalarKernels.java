@@ -165,6 +165,32 @@ public final class ScalarKernels implements Kernels {
     }
 
     /**
+     * ggml_vec_dot_q5_1_q8_1's reference: per block, the exact {@code sumi = sum_k q_k * a_k} (q_k the 5-bit values,
+     * a_k the Q8_1 activations' int8 values), then {@code sumf += (d_w * d_x) * sumi + m_w * s_x}, left to right.
+     */
+    @Override
+    public void matmulQ5_1(float[] out, Activations x, Matrix.Q5_1 w, int r0, int r1) {
+        int n = w.cols();
+        short[] xq = x.q80;
+        float[] xd = x.q80Scales, xs = x.q81Sums;
+        MemorySegment data = w.data();
+        for (int r = r0; r < r1; r++) {
+            long b = r * Matrix.Q5_1.rowBytes(n);
+            float sumf = 0.0f;
+            for (int j = 0; j < n; j += Matrix.Q5_1.BLOCK, b += Matrix.Q5_1.BLOCK_BYTES) {
+                int sumi = 0;
+                for (int k = 0; k < Matrix.Q5_1.BLOCK; k++) {
+                    sumi += Matrix.Q5_1.value(data, b, k) * xq[j + k];
+                }
+                int blk = j / Matrix.Q5_1.BLOCK;
+                sumf += (Float.float16ToFloat(data.get(SHORT, b)) * xd[blk]) * sumi
+                        + Float.float16ToFloat(data.get(SHORT, b + Matrix.Q5_1.M)) * xs[blk];
+            }
+            out[r] = sumf;
+        }
+    }
+
+    /**
      * Q4_K × Q8_K: per super-block the exact integers {@code sumi = sum_j sc_j * dot_j(nibbles, q)}
      * and {@code summ = sum_j m_j * (q sum of sub-block j)}, then
      * {@code sumf += (d_w * d_x) * sumi; sumf -= (dmin_w * d_x) * summ}. (ggml's generic code

@@ -9,9 +9,9 @@ import java.lang.foreign.ValueLayout;
  *
  * <ul>
  *   <li>F16, BF16: round to nearest even (GGML's conversions).</li>
- *   <li>Q8_0, Q4_0, Q5_0: GGML's reference quantizers ({@code quantize_row_q8_0_ref},
- *       {@code quantize_row_q4_0_ref}, {@code quantize_row_q5_0_ref}), the ones llama-quantize runs without an
- *       importance matrix: the same bytes.</li>
+ *   <li>Q8_0, Q4_0, Q5_0, Q5_1: GGML's reference quantizers ({@code quantize_row_q8_0_ref},
+ *       {@code quantize_row_q4_0_ref}, {@code quantize_row_q5_0_ref}, {@code quantize_row_q5_1_ref}), the ones
+ *       llama-quantize runs without an importance matrix: the same bytes.</li>
  *   <li>Q4_K, Q5_K, Q6_K: simple min/max quantizers in the right layout, not llama.cpp's (which searches
  *       for the scales that minimize the error): good enough for random-weight and test matrices,
  *       not byte-identical to llama-quantize.</li>
@@ -23,7 +23,7 @@ public final class GgmlQuantize {
     private GgmlQuantize() {
     }
 
-    /** Bytes of a row of {@code cols} values of {@code type} ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q5_0", "Q4_K", "Q5_K", "Q6_K"). */
+    /** Bytes of a row of {@code cols} values of {@code type} ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K"). */
     public static long rowBytes(String type, int cols) {
         return switch (type) {
             case "F32" -> 4L * cols;
@@ -31,6 +31,7 @@ public final class GgmlQuantize {
             case "Q8_0" -> Matrix.Q8_0.rowBytes(cols);
             case "Q4_0" -> Matrix.Q4_0.rowBytes(cols);
             case "Q5_0" -> Q5_0.rowBytes(cols);
+            case "Q5_1" -> Matrix.Q5_1.rowBytes(cols);
             case "Q4_K" -> Matrix.Q4_K.rowBytes(cols);
             case "Q5_K" -> Matrix.Q5_K.rowBytes(cols);
             case "Q6_K" -> Matrix.Q6_K.rowBytes(cols);
@@ -46,6 +47,7 @@ public final class GgmlQuantize {
             case "BF16" -> new Matrix.BF16(data, rows, cols);
             case "Q8_0" -> new Matrix.Q8_0(data, rows, cols);
             case "Q4_0" -> new Matrix.Q4_0(data, rows, cols);
+            case "Q5_1" -> new Matrix.Q5_1(data, rows, cols);
             case "Q4_K" -> new Matrix.Q4_K(data, rows, cols);
             case "Q5_K" -> new Matrix.Q5_K(data, rows, cols);
             case "Q6_K" -> new Matrix.Q6_K(data, rows, cols);
@@ -66,6 +68,7 @@ public final class GgmlQuantize {
                 case "BF16" -> bf16(values, off, cols, data, at);
                 case "Q8_0" -> q8_0(values, off, cols, data, at);
                 case "Q4_0" -> q4_0(values, off, cols, data, at);
+                case "Q5_1" -> q5_1(values, off, cols, data, at);
                 case "Q4_K" -> q4_K(values, off, cols, data, at);
                 case "Q5_K" -> q5_K(values, off, cols, data, at);
                 default -> q6_K(values, off, cols, data, at);
@@ -159,6 +162,39 @@ public final class GgmlQuantize {
                 qh |= (lo >>> 4 & 1) << j | (hi >>> 4 & 1) << (j + 16);
             }
             out.set(ValueLayout.JAVA_INT_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN), at + 2, qh);
+        }
+    }
+
+    /**
+     * quantize_row_q5_1_ref: per block of 32, min and max of the values, d = (max - min) / 31 and m = min (both stored
+     * as F16, computed with the floats), q = (int) ((x - min) * (1 / d) + 0.5) (truncated: the values are at least min),
+     * packed as {@link Matrix.Q5_1}: the low 4 bits of values j and j + 16 in byte j of qs, their bit 4 as bits j and
+     * j + 16 of the little-endian word qh.
+     */
+    public static void q5_1(float[] x, int off, int n, MemorySegment out, long at) {
+        for (int b = 0; b < n / 32; b++, at += Matrix.Q5_1.BLOCK_BYTES) {
+            int base = off + 32 * b;
+            float min = Float.MAX_VALUE, max = -Float.MAX_VALUE;
+            for (int j = 0; j < 32; j++) {
+                float v = x[base + j];
+                if (v < min) {
+                    min = v;
+                }
+                if (v > max) {
+                    max = v;
+                }
+            }
+            float d = (max - min) / 31;
+            float id = d != 0.0f ? 1.0f / d : 0.0f;
+            half(out, at, d);
+            half(out, at + Matrix.Q5_1.M, min);
+            int qh = 0;
+            for (int j = 0; j < 16; j++) {
+                int lo = (int) ((x[base + j] - min) * id + 0.5f) & 0xFF, hi = (int) ((x[base + 16 + j] - min) * id + 0.5f) & 0xFF;
+                out.set(ValueLayout.JAVA_BYTE, at + Matrix.Q5_1.QS + j, (byte) (lo & 0x0F | (hi & 0x0F) << 4));
+                qh |= (lo >>> 4 & 1) << j | (hi >>> 4 & 1) << (j + 16);
+            }
+            out.set(ValueLayout.JAVA_INT_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN), at + Matrix.Q5_1.QH, qh);
         }
     }
 

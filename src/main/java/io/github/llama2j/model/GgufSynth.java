@@ -253,8 +253,7 @@ public final class GgufSynth {
      *       {@code use_more_bits(i, n)} holds (the first and last eighth of the layers and every third between),
      *       which are Q6_K;</li>
      *   <li>a K-quant needs rows that are a multiple of 256: where they are not (Qwen2.5-0.5B's 896), Q6_K falls back
-     *       to Q8_0, Q4_K to Q5_0 and Q5_K to Q5_1, as in llama.cpp (Q5_1, which llama2j neither reads nor writes, is
-     *       refused by {@link #addTensors}).</li>
+     *       to Q8_0, Q4_K to Q5_0 and Q5_K to Q5_1, as in llama.cpp.</li>
      * </ul>
      */
     public static GgmlType tensorType(FileType ft, Shape s, TensorSpec t) {
@@ -313,11 +312,6 @@ public final class GgufSynth {
     public void addTensors(GgufWriter w) {
         for (TensorSpec t : tensors(shape)) {
             GgmlType gt = tensorType(type, shape, t);
-            if (gt == GgmlType.Q5_1) {
-                throw new io.github.llama2j.Llama2jException("tensor '" + t.name + "': llama-quantize's " + type.displayName()
-                        + " puts rows of " + t.cols + " columns (not a multiple of 256) in q5_1, which llama2j does not support",
-                        io.github.llama2j.Llama2jException.BAD_USAGE);
-            }
             if (t.cols % gt.blockSize() != 0) {
                 throw new IllegalArgumentException("tensor '" + t.name + "': " + t.cols + " columns are not a multiple of the "
                         + gt.displayName() + " block size " + gt.blockSize());
@@ -349,6 +343,7 @@ public final class GgufSynth {
             case Q8_0 -> GgmlQuantize.q8_0(x, off, n, out, at);
             case Q4_0 -> GgmlQuantize.q4_0(x, off, n, out, at);
             case Q5_0 -> GgmlQuantize.q5_0(x, off, n, out, at);
+            case Q5_1 -> GgmlQuantize.q5_1(x, off, n, out, at);
             case Q4_K -> GgmlQuantize.q4_K(x, off, n, out, at);
             case Q5_K -> GgmlQuantize.q5_K(x, off, n, out, at);
             case Q6_K -> GgmlQuantize.q6_K(x, off, n, out, at);

@@ -17,6 +17,7 @@ import java.nio.ByteOrder;
  *   BF16   1             2            the upper 16 bits of a float32
  *   Q8_0   32            34           f16 d, int8 qs[32]                       x = d * q
  *   Q4_0   32            18           f16 d, u8 qs[16]                         x = d * (nibble - 8)
+ *   Q5_1   32            24           f16 d, f16 m, u8 qh[4], u8 qs[16]        x = d * q + m, q in [0, 31]
  *   Q4_K   256           144          f16 d, f16 dmin, u8 scales[12], u8 qs[128]
  *   Q5_K   256           176          f16 d, f16 dmin, u8 scales[12], u8 qh[32], u8 qs[128]
  *   Q6_K   256           210          u8 ql[128], u8 qh[64], int8 scales[16], f16 d
@@ -81,7 +82,7 @@ public sealed interface Matrix permits Matrix.F32, Matrix.Q8, Matrix.Ggml {
     }
 
     /** A GGML tensor: rows of whole blocks, one after another, in one segment of the mapped file. */
-    sealed interface Ggml extends Matrix permits F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K {
+    sealed interface Ggml extends Matrix permits F16, BF16, Q8_0, Q4_0, Q5_1, Q4_K, Q5_K, Q6_K {
         MemorySegment data();
 
         @Override
@@ -239,6 +240,47 @@ public sealed interface Matrix permits Matrix.F32, Matrix.Q8, Matrix.Ggml {
                     int q = data.get(ValueLayout.JAVA_BYTE, b + 2 + k) & 0xFF;
                     out[off + j + k] = ((q & 0x0F) - 8) * d;
                     out[off + j + k + 16] = ((q >>> 4) - 8) * d;
+                }
+            }
+        }
+    }
+
+    /**
+     * GGML Q5_1: blocks of 32 values, {@code f16 d, f16 m, u8 qh[4], u8 qs[16]} (24 bytes); value k &lt; 16 is the low
+     * nibble of qs[k] with bit k of the little-endian word qh as its fifth bit, value k + 16 the high nibble of qs[k]
+     * with bit k + 16 (Q5_0's packing); x = d * q + m, q in [0, 31]. Not widened to Q8_0 as Q5_0 is: the offset m is
+     * not a multiple of d, and llama.cpp multiplies it with the activations' block sums (Q8_1), not value by value.
+     */
+    record Q5_1(MemorySegment data, int rows, int cols) implements Ggml {
+        public static final int BLOCK = 32, BLOCK_BYTES = 24;
+        /** Offsets in a block: the offset m, the word of fifth bits, the nibbles. */
+        public static final int M = 2, QH = 4, QS = 8;
+
+        public Q5_1 {
+            checkBlocks("Q5_1", data, rows, cols, BLOCK, BLOCK_BYTES);
+        }
+
+        public static long rowBytes(int cols) {
+            return (long) cols / BLOCK * BLOCK_BYTES;
+        }
+
+        /** The 5-bit value k (0..31) of the block at byte {@code b}. */
+        public static int value(MemorySegment data, long b, int k) {
+            int qh = data.get(QH_WORD, b + QH);
+            int q = data.get(ValueLayout.JAVA_BYTE, b + QS + (k & 15)) & 0xFF;
+            return (k < 16 ? q & 0x0F : q >>> 4) | (qh >>> k & 1) << 4;
+        }
+
+        private static final ValueLayout.OfInt QH_WORD = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
+        /** dequantize_row_q5_1: x = q * d + m, one float product and one sum per value. */
+        @Override
+        public void dequantizeRow(int row, float[] out, int off) {
+            long b = row * rowBytes(cols);
+            for (int j = 0; j < cols; j += BLOCK, b += BLOCK_BYTES) {
+                float d = Float.float16ToFloat(data.get(SHORT, b)), m = Float.float16ToFloat(data.get(SHORT, b + M));
+                for (int k = 0; k < BLOCK; k++) {
+                    out[off + j + k] = value(data, b, k) * d + m;
                 }
             }
         }

@@ -44,7 +44,7 @@ import static org.junit.jupiter.api.Assertions.fail;
 @Tag("vector-widths")
 class GgmlKernelsTest {
     private static final ValueLayout.OfInt LE_INT = ValueLayout.JAVA_INT_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN);
-    private static final String[] TYPES = {"F16", "BF16", "Q8_0", "Q4_0", "Q4_K", "Q5_K", "Q6_K"};
+    private static final String[] TYPES = {"F16", "BF16", "Q8_0", "Q4_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K"};
     private static final double U = 0x1p-24;
 
     private final long seed = new SplittableRandom().nextLong();
@@ -63,7 +63,7 @@ class GgmlKernelsTest {
     private static int blockValues(String type) {
         return switch (type) {
             case "F16", "BF16" -> 1;
-            case "Q8_0", "Q4_0" -> 32;
+            case "Q8_0", "Q4_0", "Q5_1" -> 32;
             default -> 256;
         };
     }
@@ -96,7 +96,7 @@ class GgmlKernelsTest {
                 case "F16" -> data.set(Matrix.SHORT, b, randomHalf());
                 case "BF16" -> data.set(Matrix.SHORT, b, Matrix.floatToBf16((float) (rnd.nextGaussian() * Math.scalb(1.0, rnd.nextInt(-8, 2)))));
                 case "Q8_0", "Q4_0" -> data.set(Matrix.SHORT, b, randomHalf());
-                case "Q4_K", "Q5_K" -> {
+                case "Q4_K", "Q5_K", "Q5_1" -> { // (Q5_1: d and the offset m)
                     data.set(Matrix.SHORT, b, randomHalf());
                     data.set(Matrix.SHORT, b + 2, randomHalf());
                 }
@@ -137,7 +137,7 @@ class GgmlKernelsTest {
 
     /**
      * Row r as float64 values: out[0][v] the value, out[1][v] its magnitude for error bounds
-     * (|value|, but |d sc q| + |dmin m| for Q4_K and Q5_K). Written from the layout, value by value.
+     * (|value|, but |d sc q| + |dmin m| for Q4_K and Q5_K, |d q| + |m| for Q5_1). Written from the layout, value by value.
      */
     static double[][] exactRow(Matrix m, int r) {
         int n = m.cols();
@@ -155,6 +155,12 @@ class GgmlKernelsTest {
                     int k = v % 32, byteAt = u8(q.data(), b + 2 + k % 16);
                     int nib = k < 16 ? byteAt & 0xF : byteAt >> 4;
                     val[v] = half(q.data(), b) * (nib - 8);
+                }
+                case Matrix.Q5_1 q -> { // f16 d, f16 m, u32 qh (little-endian), u8 qs[16]
+                    long b = ((long) r * n + v) / 32 * 24;
+                    double[] dq = q5_1Value(q.data(), b, v % 32);
+                    val[v] = dq[0] + dq[1];
+                    mag[v] = Math.abs(dq[0]) + Math.abs(dq[1]);
                 }
                 case Matrix.Q4_K q -> {
                     long b = ((long) r * n + v) / 256 * 144;
@@ -188,11 +194,43 @@ class GgmlKernelsTest {
                 }
                 default -> throw new IllegalArgumentException(m.typeName());
             }
-            if (!(m instanceof Matrix.Q4_K || m instanceof Matrix.Q5_K)) {
+            if (!(m instanceof Matrix.Q4_K || m instanceof Matrix.Q5_K || m instanceof Matrix.Q5_1)) {
                 mag[v] = Math.abs(val[v]);
             }
         }
         return new double[][]{val, mag};
+    }
+
+    /** Value k of the Q5_1 block at byte b as {d * q, m}: q's low 4 bits from qs[k mod 16] (low nibble for k &lt; 16), bit 4 from bit k of qh. */
+    private static double[] q5_1Value(MemorySegment s, long b, int k) {
+        int byteAt = u8(s, b + 8 + k % 16);
+        int q = (k < 16 ? byteAt & 0xF : byteAt >> 4) | ((s.get(LE_INT, b + 4) >>> k) & 1) << 4;
+        return new double[]{half(s, b) * q, half(s, b + 2)};
+    }
+
+    /**
+     * Row r of a Q5_1 matrix times the Q8_1 activations as llama.cpp's arithmetic defines it, in float64: per block,
+     * {@code d_w d_x sum_k q_k a_k + m_w s_x} with the activations' own s_x (llama.cpp's F16 sum, not the sum of the
+     * values: {@link #q8_1ActivationsFollowQuantizeRowQ8_1} checks it); returns {the product, its magnitude for the bound}.
+     */
+    static double[] q5_1Exact(Matrix.Q5_1 m, Activations a, int r) {
+        double exact = 0, mag = 0;
+        for (int blk = 0; blk < m.cols() / 32; blk++) {
+            long b = ((long) r * m.cols() / 32 + blk) * 24;
+            double dot = 0, abs = 0;
+            double[] first = null;
+            for (int k = 0; k < 32; k++) {
+                double[] dq = q5_1Value(m.data(), b, k);
+                first = dq;
+                double p = dq[0] * a.q80[32 * blk + k] * a.q80Scales[blk];
+                dot += p;
+                abs += Math.abs(p);
+            }
+            double mins = first[1] * a.q81Sums[blk];
+            exact += dot + mins;
+            mag += abs + Math.abs(mins);
+        }
+        return new double[]{exact, mag};
     }
 
     /** The activations as the kernel for m reads them, as float64. */
@@ -205,6 +243,7 @@ class GgmlKernelsTest {
                 case Matrix.BF16 h -> a.bf16[i];
                 case Matrix.Q8_0 q -> (double) a.q80[i] * a.q80Scales[i / 32];
                 case Matrix.Q4_0 q -> (double) a.q80[i] * a.q80Scales[i / 32];
+                case Matrix.Q5_1 q -> (double) a.q80[i] * a.q80Scales[i / 32];
                 default -> (double) a.q8K[i] * a.q8KScales[i / 256];
             };
         }
@@ -304,7 +343,7 @@ class GgmlKernelsTest {
                     assertEquals(at, a.q8KStarts6At, type + ": " + where);
                 }
                 checkRows(type + " copy, pairs from index " + at, o -> new VectorKernels().matmul(o, a, copy, 0, rows), m,
-                        exactInput(a, m), cols / 256, rows, cols, 0, rows);
+                        a, cols / 256, rows, cols, 0, rows);
             }
         }
     }
@@ -321,7 +360,6 @@ class GgmlKernelsTest {
         Activations a = new Activations(cols);
         a.input(x, cols);
         a.prepareFor(m);
-        double[] xe = exactInput(a, m);
         int chain = type.startsWith("Q") ? cols / blockValues(type) : cols;
         // the Q8_0, Q4_0, Q4_K, Q5_K and Q6_K kernels also on the CPU engine's load-time copies (Q8_0 and Q4_0: groups of four
         // rows, the last one padded); a bare Matrix is read in the file's layout
@@ -336,9 +374,9 @@ class GgmlKernelsTest {
                 default -> null;
             };
             for (Kernels k : new Kernels[]{new ScalarKernels(), new VectorKernels(), new ExactVectorKernels()}) {
-                checkRows(k.name(), (o) -> k.matmul(o, a, m, r0, r1), m, xe, chain, rows, cols, r0, r1);
+                checkRows(k.name(), (o) -> k.matmul(o, a, m, r0, r1), m, a, chain, rows, cols, r0, r1);
                 if (copy != null) {
-                    checkRows(k.name() + " copy", (o) -> k.matmul(o, a, copy, r0, r1), m, xe, chain, rows, cols, r0, r1);
+                    checkRows(k.name() + " copy", (o) -> k.matmul(o, a, copy, r0, r1), m, a, chain, rows, cols, r0, r1);
                 }
             }
         }
@@ -678,6 +716,90 @@ class GgmlKernelsTest {
     }
 
     /**
+     * Q5_1 at the extremes: 5-bit values 0 or 31 (row 0 all 31, row 1 all 0, the others at random by value), d 1, and
+     * offsets m of 0, ±64 and the largest F16 magnitudes (-65504, 65504), against activations of ±127 (d_x = 1: the
+     * Q8_1 block sums are the integer sums of the values, rounded to F16 above 2048). With |m| &lt;= 64 every partial
+     * sum is an integer below 2^24, so the scalar reference and the vector kernel must give the exact result: a fifth
+     * bit read from the wrong bit of qh, a nibble from the wrong half, or the offsets' part misplaced moves it by at
+     * least 127. With |m| = 65504 they are within the float bound of the exact value (the offsets' sign and scale).
+     */
+    @Test
+    void q5_1AtTheExtremesSumsExactly() {
+        int rows = 8, cols = 512, blocks = cols / 32;
+        float[] offsets = {0f, -64f, 64f, -65504f, 65504f, -64f, 0f, 64f};
+        for (int round = 0; round < 6; round++) {
+            MemorySegment data = arena.allocate((long) rows * blocks * 24, 64);
+            for (int r = 0; r < rows; r++) {
+                for (int blk = 0; blk < blocks; blk++) {
+                    long b = ((long) r * blocks + blk) * 24;
+                    data.set(Matrix.SHORT, b, Float.floatToFloat16(1.0f));
+                    data.set(Matrix.SHORT, b + 2, Float.floatToFloat16(offsets[r]));
+                    int qh = 0;
+                    for (int k = 0; k < 16; k++) {
+                        boolean lo = r == 0 || r > 1 && rnd.nextBoolean(), hi = r == 0 || r > 1 && rnd.nextBoolean();
+                        data.set(ValueLayout.JAVA_BYTE, b + 8 + k, (byte) ((lo ? 15 : 0) | (hi ? 15 : 0) << 4));
+                        qh |= (lo ? 1 : 0) << k | (hi ? 1 : 0) << (k + 16);
+                    }
+                    data.set(LE_INT, b + 4, qh);
+                }
+            }
+            Matrix.Q5_1 m = new Matrix.Q5_1(data, rows, cols);
+            Activations a = extremeActivations(m, round);
+            float[] vector = new float[rows], scalar = new float[rows];
+            new VectorKernels().matmul(vector, a, m, 0, rows);
+            new ScalarKernels().matmul(scalar, a, m, 0, rows);
+            for (int r = 0; r < rows; r++) {
+                double exact = 0, mag = 0;
+                for (int blk = 0; blk < blocks; blk++) {
+                    long b = ((long) r * blocks + blk) * 24;
+                    long sumi = 0, sum = 0;
+                    for (int k = 0; k < 32; k++) {
+                        int byteAt = u8(data, b + 8 + k % 16);
+                        int q = (k < 16 ? byteAt & 0xF : byteAt >> 4) | ((data.get(LE_INT, b + 4) >>> k) & 1) << 4;
+                        sumi += (long) q * a.q80[32 * blk + k];
+                        sum += a.q80[32 * blk + k];
+                    }
+                    double s = Float.float16ToFloat(Float.floatToFloat16((float) sum)); // d_x = 1
+                    exact += sumi + offsets[r] * s;
+                    mag += Math.abs(sumi) + Math.abs(offsets[r] * s);
+                }
+                String row = "row " + r + " (m " + offsets[r] + "), round " + round + ", " + where;
+                assertEquals(1.0f, a.q80Scales[0], row);
+                double tolerance = Math.abs(offsets[r]) <= 64 ? 0 : 2 * (blocks + 8) * U * mag;
+                assertEquals(exact, vector[r], tolerance, "vector, " + row);
+                assertEquals(exact, scalar[r], tolerance, "scalar, " + row);
+            }
+        }
+    }
+
+    /**
+     * The Q5_1 vector kernel against the scalar reference on fresh random matrices (random bytes, random finite F16 d and
+     * m, subnormals among them), at the widths of real models' Q5_1 rows (Qwen2.5-0.5B's 896 and 4864) and at one
+     * block: the same exact integers per block, the float sums in another order (the offsets' part apart, as
+     * llama.cpp's AVX2 code), so within a few roundings of the row's magnitude (twice {@link #checkRows}' bound, with
+     * the scalar result in place of the float64 one: both round). A row range inside the matrix.
+     */
+    @ParameterizedTest
+    @ValueSource(ints = {32, 96, 896, 4864})
+    void q5_1VectorKernelMatchesTheScalarReference(int cols) {
+        int rows = 13;
+        Matrix.Q5_1 m = (Matrix.Q5_1) randomMatrix("Q5_1", rows, cols, 5);
+        Activations a = new Activations(cols);
+        a.input(randomInput(cols), cols);
+        a.prepareFor(m);
+        float[] vector = new float[rows], scalar = new float[rows];
+        new VectorKernels().matmul(vector, a, m, 1, rows - 1);
+        new ScalarKernels().matmul(scalar, a, m, 1, rows - 1);
+        assertEquals(0.0f, vector[0], "row 0 is outside the range, " + where);
+        assertEquals(0.0f, vector[rows - 1], "the last row is outside the range, " + where);
+        for (int r = 1; r < rows - 1; r++) {
+            double bound = 4 * (cols / 32 + 8) * U * q5_1Exact(m, a, r)[1];
+            assertTrue(Math.abs(vector[r] - scalar[r]) <= bound,
+                    "row " + r + ": vector " + vector[r] + " vs scalar " + scalar[r] + " > bound " + bound + ", " + where);
+        }
+    }
+
+    /**
      * Each row of {@code file} and {@code copy} (one super-block per row, activations with d_x = ±1) within {@code
      * tolerance} of the exact integer result.
      */
@@ -805,9 +927,10 @@ class GgmlKernelsTest {
 
 
 
-    private void checkRows(String kernel, java.util.function.Consumer<float[]> run, Matrix m, double[] xe, int chain,
+    private void checkRows(String kernel, java.util.function.Consumer<float[]> run, Matrix m, Activations a, int chain,
                            int rows, int cols, int r0, int r1) {
         String type = m.typeName();
+        double[] xe = exactInput(a, m);
         float[] out = new float[rows];
         java.util.Arrays.fill(out, Float.NaN);
         run.accept(out);
@@ -822,6 +945,11 @@ class GgmlKernelsTest {
             for (int j = 0; j < cols; j++) {
                 exact += w[0][j] * xe[j];
                 s += w[1][j] * Math.abs(xe[j]);
+            }
+            if (m instanceof Matrix.Q5_1 q) { // the offsets times the activations' F16 block sums, not times their values
+                double[] e = q5_1Exact(q, a, r);
+                exact = e[0];
+                s = e[1];
             }
             double bound = 2 * (chain + 8) * U * s;
             assertTrue(Math.abs(out[r] - exact) <= bound,
@@ -876,7 +1004,9 @@ class GgmlKernelsTest {
                 double[][] e = exactRow(m, r);
                 for (int j = 0; j < cols; j++) {
                     // F16, BF16, Q8_0, Q4_0: one exact product; Q4_K, Q5_K (one subtraction) and Q6_K (a product of 25 bits): one rounding
-                    double tol = m instanceof Matrix.Q4_K || m instanceof Matrix.Q5_K || m instanceof Matrix.Q6_K ? Math.ulp(row[1 + j]) / 2 : 0;
+                    // (Q5_1: an exact product, then one sum)
+                    double tol = m instanceof Matrix.Q4_K || m instanceof Matrix.Q5_K || m instanceof Matrix.Q6_K || m instanceof Matrix.Q5_1
+                            ? Math.ulp(row[1 + j]) / 2 : 0;
                     assertTrue(Math.abs(row[1 + j] - e[0][j]) <= tol,
                             type + " row " + r + " value " + j + ": " + row[1 + j] + " vs " + e[0][j] + ", " + where);
                 }
@@ -899,6 +1029,10 @@ class GgmlKernelsTest {
         assertThrows(IllegalArgumentException.class, () -> new Matrix.Q5_K(arena.allocate(176), 1, 128));
         assertThrows(IllegalArgumentException.class, () -> new Matrix.Q5_K(arena.allocate(175), 1, 256));
         new Matrix.Q5_K(arena.allocate(352), 2, 256);
+        assertThrows(IllegalArgumentException.class, () -> new Matrix.Q5_1(arena.allocate(24), 1, 16));
+        assertThrows(IllegalArgumentException.class, () -> new Matrix.Q5_1(arena.allocate(47), 1, 64));
+        assertThrows(IllegalArgumentException.class, () -> new Matrix.Q5_1(arena.allocate(49), 2, 32));
+        new Matrix.Q5_1(arena.allocate(48), 2, 32);
         new Matrix.Q6_K(arena.allocate(420), 2, 256);
     }
 
@@ -906,7 +1040,7 @@ class GgmlKernelsTest {
     void quantizersRoundTrip() {
         int cols = 512;
         float[] v = randomInput(3 * cols);
-        for (String type : new String[]{"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_K", "Q5_K", "Q6_K"}) {
+        for (String type : new String[]{"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K"}) {
             Matrix m = GgmlQuantize.quantize(type, v, 3, cols, arena);
             assertEquals(type.equals("F32") ? "F32" : type, m.typeName());
             float[] row = new float[cols];
@@ -925,6 +1059,8 @@ class GgmlKernelsTest {
                         case "BF16" -> Math.ulp(x) * 0x1p15; // half the spacing of bfloat16s (2^-7 relative)
                         case "Q8_0" -> amax / 127 * 0.51 + amax * 1e-3; // half a step, plus the F16 scale's rounding
                         case "Q4_0" -> amax / 8 * 1.01 + amax * 2e-3; // a whole step: -max clamps from 16 to 15
+                        // half a step of (max - min) / 31, plus the F16 roundings of d (times q up to 31) and of m
+                        case "Q5_1" -> amax * 2 / 31 * 0.51 + amax * 4e-3;
                         case "Q4_K" -> amax * 2 / 15 * 0.51 + amax * 0.05; // half a step, plus the 6-bit scale and min roundings
                         case "Q5_K" -> amax * 2 / 31 * 0.51 + amax * 0.05;
                         default -> amax / 31 * 0.51 + amax * 0.05;
@@ -1030,6 +1166,82 @@ class GgmlKernelsTest {
         assertEquals(0f, a.q8KScales[0]);
         assertEquals(0, a.q8K[3]);
         assertEquals(0, a.q8KSums[0]);
+    }
+
+    /**
+     * Q8_1 as llama.cpp's x86 quantize_row_q8_1 makes it: Q8_0's values and F16 scale, and per block
+     * s = F16(d * sum(q)) with d the float amax / 127, not its F16 rounding (which gives another s in some blocks of a
+     * random input: asserted, so the test tells the two apart).
+     */
+    @Test
+    void q8_1ActivationsFollowQuantizeRowQ8_1() {
+        float[] x = new float[64];
+        x[0] = 127f; // d = 1: s is the sum of the values
+        x[1] = 2.5f; // 2
+        x[2] = -100f;
+        x[32] = 0.1f; // block 1: d = 0.1 / 127
+        x[33] = 0.05f;
+        Activations a = new Activations(64);
+        a.input(x, 64);
+        a.prepareFor(new Matrix.Q5_1(arena.allocate(48), 1, 64));
+        assertEquals(1.0f, a.q80Scales[0]);
+        assertArrayEquals(new short[]{127, 2, -100}, java.util.Arrays.copyOf(a.q80, 3));
+        assertEquals(29.0f, a.q81Sums[0]);
+        assertEquals(127, a.q80[32]);
+        int sum1 = a.q80[32] + a.q80[33];
+        assertEquals(Float.float16ToFloat(Float.floatToFloat16(0.1f / 127f * sum1)), a.q81Sums[1]);
+        // every block of a random input
+        float[] r = randomInput(4096);
+        Activations b = new Activations(4096);
+        b.input(r, 4096);
+        b.prepareFor(new Matrix.Q5_1(arena.allocate(24 * 128), 1, 4096));
+        int otherwise = 0;
+        for (int blk = 0; blk < 128; blk++) {
+            float amax = 0;
+            int sum = 0;
+            for (int k = 32 * blk; k < 32 * blk + 32; k++) {
+                amax = Math.max(amax, Math.abs(r[k]));
+                sum += b.q80[k];
+            }
+            float s = Float.float16ToFloat(Float.floatToFloat16(amax / 127f * sum));
+            assertEquals(s, b.q81Sums[blk], "block " + blk + ", " + where);
+            if (Float.float16ToFloat(Float.floatToFloat16(b.q80Scales[blk] * sum)) != s) {
+                otherwise++;
+            }
+        }
+        assertTrue(otherwise > 0, "the F16 scale would give the same s in every block: the test cannot tell them apart, " + where);
+    }
+
+    @Test
+    void q5_1QuantizerIsGgmlsReference() {
+        float[] x = new float[96];
+        for (int j = 0; j < 32; j++) {
+            x[j] = j * 0.5f - 3f; // min -3, max 12.5: d = 0.5, q = j
+        }
+        x[32] = 0f;      // block 1: min 0, max 31 (d = 1, 1 / d = 1)
+        x[33] = 31f;
+        x[34] = 2.5f;    // 2.5 + 0.5 = 3: truncated to 3 (a half rounds up, not to even)
+        x[35] = 3.49f;   // 3
+        x[50] = 30.7f;   // 31
+        java.util.Arrays.fill(x, 64, 96, 5f); // block 2: max = min, d = 0: every q 0, m 5
+        MemorySegment s = arena.allocate(72);
+        GgmlQuantize.q5_1(x, 0, 96, s, 0);
+        assertEquals(0.5f, Float.float16ToFloat(s.get(Matrix.SHORT, 0)));
+        assertEquals(-3f, Float.float16ToFloat(s.get(Matrix.SHORT, 2)));
+        assertEquals(0xFFFF0000, s.get(LE_INT, 4)); // values 16..31 have bit 4
+        for (int j = 0; j < 16; j++) {
+            assertEquals(j | j << 4, u8(s, 8 + j), "byte " + j);
+        }
+        assertEquals(1f, Float.float16ToFloat(s.get(Matrix.SHORT, 24)));
+        assertEquals(0f, Float.float16ToFloat(s.get(Matrix.SHORT, 26)));
+        assertEquals(0, u8(s, 32)); // values 0 and 16: 0
+        assertEquals(15, u8(s, 33)); // value 1, 31: nibble 15 (its bit 4 in qh); value 17: 0
+        assertEquals(3 | 15 << 4, u8(s, 34)); // value 2, 2.5: 3; value 18, 30.7: 31
+        assertEquals(3, u8(s, 35)); // value 3, 3.49: 3
+        assertEquals(1 << 1 | 1 << 18, s.get(LE_INT, 28));
+        assertEquals(0f, Float.float16ToFloat(s.get(Matrix.SHORT, 48)));
+        assertEquals(5f, Float.float16ToFloat(s.get(Matrix.SHORT, 50)));
+        assertEquals(0, s.get(LE_INT, 52));
     }
 
     @Test

@@ -83,9 +83,9 @@ class GgufSynthTest {
         for (String arch : new String[]{"llama", "qwen2", "qwen3"}) {
             for (GgufSynth.FileType type : GgufSynth.FileType.values()) {
                 Path out = tmp.resolve(arch + "-" + type.displayName() + ".gguf");
-                // 256 wide so the K-quants apply; qwen3 with head size 32 != dim / heads (but 64 for Q5_K_M, whose 128-wide
-                // attn_output would fall back to Q5_1: q5KMTypesFollowLlamaQuantize)
-                int headSize = arch.equals("qwen3") && type != GgufSynth.FileType.Q5_K_M ? 32 : 64;
+                // 256 wide so the K-quants apply; qwen3 with head size 32 != dim / heads (so its 128-wide attn_output falls
+                // back from Q4_K to Q5_0, from Q5_K to Q5_1)
+                int headSize = arch.equals("qwen3") ? 32 : 64;
                 String[] extra = {"--arch", arch, "--type", type.displayName(), "--seed", "5", "--dim", "256",
                         "--hidden-dim", "512", "--head-size", String.valueOf(headSize), "--unshared", null}; // null: a flag
                 Run r = run(args(out.toString(), extra));
@@ -319,7 +319,7 @@ class GgufSynthTest {
     /**
      * Q5_K_M's per-tensor types, as llama-quantize Q5_K_M wrote them for a 2-layer Llama-3.2-1B-shaped file (tied: the
      * embedding is the classifier, Q6_K; layer 1 is in use_more_bits' last eighth, so its attn_v and ffn_down are Q6_K;
-     * every other matrix Q5_K); rows that are no K-quant rows would be Q5_1, which the synth refuses (exit 2).
+     * every other matrix Q5_K).
      */
     @Test
     void q5KMTypesFollowLlamaQuantize() {
@@ -332,13 +332,56 @@ class GgufSynthTest {
                     : t.name().endsWith("norm.weight") || t.name().equals("rope_freqs.weight") ? GgmlType.F32 : GgmlType.Q5_K;
             assertEquals(expected, GgufSynth.tensorType(GgufSynth.FileType.Q5_K_M, two, t), t.name());
         }
+    }
+
+    /**
+     * A Q5_K_M file of rows that are no K-quant rows (96 wide): Q5_1 and Q8_0 in their place, as llama-quantize writes
+     * them; each tensor's bytes are the generated rows converted (Q5_1 by ggml's reference quantizer); the loader gives
+     * each Q5_1 tensor as a {@link Matrix.Q5_1} of the file's values (checked against the layout, decoded here); info
+     * lists q5_1 and passes the file.
+     */
+    @Test
+    void q5KMWhereKQuantsDoNotFitHasQ5_1() {
         Path out = tmp.resolve("narrow-q5_k_m.gguf");
         Run r = run(args(out.toString(), new String[]{"--arch", "qwen2", "--type", "q5_k_m", "--seed", "3", "--dim", "96",
                 "--hidden-dim", "160", "--heads", "4", "--kv-heads", "2"}));
-        assertEquals(2, r.code, r.err);
-        assertTrue(r.err.contains("tensor 'blk.0.attn_q.weight': llama-quantize's q5_k_m puts rows of 96 columns (not a multiple"
-                + " of 256) in q5_1, which llama2j does not support"), r.err);
-        assertFalse(java.nio.file.Files.exists(out), "no file written");
+        assertEquals(0, r.code, r.err);
+        GgufSynth.Shape shape = new GgufSynth.Shape("qwen2", 96, 160, 3, 4, 2, 24, 40, 64, 10000f, 1e-5f, true, null);
+        GgufSynth synth = new GgufSynth(shape, GgufSynth.FileType.Q5_K_M, 3, 0.02);
+        try (Model m = GgufModelLoader.load(out)) {
+            GgufFile f = m.gguf().orElseThrow();
+            int q51 = 0;
+            for (GgufSynth.TensorSpec t : GgufSynth.tensors(shape)) {
+                GgufTensorInfo info = f.tensor(t.name()).orElseThrow();
+                GgmlType gt = GgufSynth.tensorType(GgufSynth.FileType.Q5_K_M, shape, t);
+                assertEquals(gt, info.type(), t.name());
+                assertTrue(gt != GgmlType.Q5_K && gt != GgmlType.Q6_K, t.name() + ": " + gt);
+                checkRows(synth, t, gt, f.data(info));
+                if (gt == GgmlType.Q5_1) {
+                    q51++;
+                }
+            }
+            assertTrue(q51 >= 3 * 5, "attn q/k/o and ffn gate/up of every layer at least: " + q51);
+            Matrix wq = m.weights().wq()[1];
+            assertInstanceOf(Matrix.Q5_1.class, wq);
+            MemorySegment bytes = f.data(f.tensor("blk.1.attn_q.weight").orElseThrow());
+            float[] row = new float[96];
+            for (int i = 0; i < 96; i++) {
+                wq.dequantizeRow(i, row, 0);
+                for (int j = 0; j < 96; j++) { // f16 d, f16 m, u32 qh, u8 qs[16]
+                    long b = (long) (i * 96 + j) / 32 * 24;
+                    int k = j % 32, byteOf = bytes.get(ValueLayout.JAVA_BYTE, b + 8 + k % 16) & 0xFF;
+                    int qh = bytes.get(ValueLayout.JAVA_INT_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN), b + 4);
+                    int q = (k < 16 ? byteOf & 0xF : byteOf >> 4) | ((qh >> k) & 1) << 4;
+                    float d = Float.float16ToFloat(bytes.get(Matrix.SHORT, b)), min = Float.float16ToFloat(bytes.get(Matrix.SHORT, b + 2));
+                    assertEquals(q * d + min, row[j], 0.0f, "row " + i + " col " + j);
+                }
+            }
+        }
+        Run info = run("info", out.toString());
+        assertEquals(0, info.code, info.err);
+        // the model passes (no vocabulary in this file: that is info's one reason)
+        assertTrue(info.out.contains("q5_1") && info.out.contains("runs in llama2j          no: no tokenizer.ggml.model"), info.out);
     }
 
     /** The presets' hyper-parameters are the published models' (parameter counts as llama.cpp reports them). */
