@@ -71,6 +71,8 @@ public final class Activations {
     static final int Q4_0_PAIRS = 18;
     /** GGML Q8_1's block sums s (F16 values as floats), one per block of 32, beside the Q8_0 values and scales. */
     float[] q81Sums;
+    /** The Q8_0 values in the order {@link GgmlMatmul#q5_1} multiplies them: per block of 32, {@code a_0, a_16, a_1, a_17, ..., a_15, a_31}. */
+    short[] q81Pairs;
     private boolean q81Ready;
 
     // GGML Q8_K: values (as shorts), the float scale of each block of 256, the sum of each 16 values
@@ -111,6 +113,7 @@ public final class Activations {
         q80Scales = new float[capacity / Q8_0_BLOCK + 1];
         q40Pairs = new int[capacity / Q8_0_BLOCK * Q4_0_PAIRS];
         q81Sums = new float[capacity / Q8_0_BLOCK + 1];
+        q81Pairs = new short[capacity];
         q8K = new short[capacity];
         q8KScales = new float[capacity / Q8_K_BLOCK + 1];
         q8KSums = new int[capacity / Q8_K_SUM + 1];
@@ -197,6 +200,12 @@ public final class Activations {
                 prepareQ8_0();
                 if (!q81Ready) {
                     q81Sums(x, n, q80, q81Sums);
+                    for (int b = 0; b < n / Q8_0_BLOCK; b++) {
+                        for (int k = 0; k < 16; k++) {
+                            q81Pairs[b * Q8_0_BLOCK + 2 * k] = q80[b * Q8_0_BLOCK + k];
+                            q81Pairs[b * Q8_0_BLOCK + 2 * k + 1] = q80[b * Q8_0_BLOCK + 16 + k];
+                        }
+                    }
                     q81Ready = true;
                 }
             }

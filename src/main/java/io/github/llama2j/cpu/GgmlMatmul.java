@@ -244,27 +244,26 @@ final class GgmlMatmul {
 
     // ------------------------------------------------------------------ Q5_1 × Q8_1 (the file's layout; no load-time copy)
 
-    /** Lane k of a chunk of 16: 2^(15 - k), the multiplier that moves bit k of a 16-bit word to bit 15 (modulo 2^16). */
-    private static final short[] BIT_TO_TOP = new short[16];
-
-    static {
-        for (int k = 0; k < 16; k++) {
-            BIT_TO_TOP[k] = (short) (1 << (15 - k));
-        }
-    }
+    /** {@link #q5_1}'s nibble bytes: L of them per chunk (at least 8: at 128 bits a chunk of 8 is two parts of 4). */
+    private static final VectorSpecies<Byte> B5 = species(ByteVector.SPECIES_PREFERRED, Math.max(64, L * Byte.SIZE));
+    private static final int B5_PARTS = B5.length() / L;
+    /** Lane k of a chunk: k, the shift that brings bit k (and bit k + 16) of a block's word of fifth bits down to bit 0 (16). */
+    private static final int[] LANE_INDEX = java.util.stream.IntStream.range(0, 16).toArray();
 
     /**
-     * As llama.cpp's AVX2 ggml_vec_dot_q5_1_q8_1. Per block of 32: the 16 nibble bytes zero-extended to shorts, CQ at a
-     * time; each lane's fifth bits from the word qh broadcast to the lanes (its lower half for the low nibbles, its
-     * upper half for the high ones), times {@link #BIT_TO_TOP} (bit k of the half to bit 15 of lane k), shifted down to
-     * bit 4; the 5-bit values of the low nibbles times activations 0..15, of the high ones times 16..31, added in
-     * shorts (|sum| &lt;= 2 · 31 · 127 = 7874), widened to ints; then {@code acc += float(isum) * (d_w * d_x)}
-     * lane-wise. The offsets' part, {@code m_w * s_x} per block, is summed in a float of its own and added after the
-     * row's horizontal sum, as llama.cpp does.
+     * As llama.cpp's AVX2 ggml_vec_dot_q5_1_q8_1, one int lane per byte of nibbles. Per block of 32, chunks of L of the
+     * 16 nibble bytes, byte k zero-extended into int lane k and made {@code lo_k + 2^16 hi_k}, the two 5-bit values that
+     * share it (value k: the low nibble and bit k of the word qh; value k + 16: the high nibble and bit k + 16), the
+     * fifth bits of a lane both at once from {@code (qh >>> k) & 0x00010001}, moved to bits 4 and 20. Read as 2L shorts
+     * the values are in the order of {@link Activations#q81Pairs} (per block {@code a_0, a_16, a_1, a_17, ...}): one
+     * short multiply makes 2L products, whose pairs (at most 2 · 31 · 127 = 7874) are added into the int lanes in three
+     * operations ({@code (p + (p << 16)) >> 16}, as the Q8_0 kernel). Then {@code acc += float(isum) * (d_w * d_x)}
+     * lane-wise; the offsets' part, {@code m_w * s_x} per block, in a float sum of its own added after the row's
+     * horizontal sum, as llama.cpp does.
      */
     static void q5_1(float[] out, Activations x, Matrix.Q5_1 w, int r0, int r1) {
         int n = w.cols(), nb = n / 32;
-        short[] xq = x.q80;
+        short[] xp = x.q81Pairs;
         float[] xd = x.q80Scales, xs = x.q81Sums;
         MemorySegment data = w.data();
         long rowBytes = Matrix.Q5_1.rowBytes(n);
@@ -274,19 +273,18 @@ final class GgmlMatmul {
             float summs = 0.0f;
             for (int blk = 0; blk < nb; blk++, b += Matrix.Q5_1.BLOCK_BYTES) {
                 int j = blk * 32;
-                int qh = data.get(INT, b + Matrix.Q5_1.QH);
-                ShortVector qhLo = ShortVector.broadcast(SQ, (short) qh), qhHi = ShortVector.broadcast(SQ, (short) (qh >>> 16));
+                IntVector qh = IntVector.broadcast(I, data.get(INT, b + Matrix.Q5_1.QH));
                 IntVector isum = IntVector.zero(I);
-                for (int c = 0; c < 16; c += CQ) {
-                    ShortVector q = (ShortVector) ByteVector.fromMemorySegment(BQ, data, b + Matrix.Q5_1.QS + c, LE)
-                            .convertShape(VectorOperators.ZERO_EXTEND_B2S, SQ, 0);
-                    ShortVector top = ShortVector.fromArray(SQ, BIT_TO_TOP, c);
-                    ShortVector lo = q.and((short) 0x0F).or(qhLo.mul(top).lanewise(VectorOperators.LSHR, 11).and((short) 0x10));
-                    ShortVector hi = q.lanewise(VectorOperators.LSHR, 4).or(qhHi.mul(top).lanewise(VectorOperators.LSHR, 11).and((short) 0x10));
-                    ShortVector p = lo.mul(ShortVector.fromArray(SQ, xq, j + c)).add(hi.mul(ShortVector.fromArray(SQ, xq, j + 16 + c)));
-                    isum = isum.add((IntVector) p.convertShape(VectorOperators.S2I, I, 0));
-                    if (QPARTS == 2) {
-                        isum = isum.add((IntVector) p.convertShape(VectorOperators.S2I, I, 1));
+                for (int c = 0; c < 16; c += B5.length()) {
+                    ByteVector bytes = ByteVector.fromMemorySegment(B5, data, b + Matrix.Q5_1.QS + c, LE);
+                    for (int part = 0; part < B5_PARTS; part++) {
+                        int k = c + part * L;
+                        IntVector v = (IntVector) bytes.convertShape(VectorOperators.ZERO_EXTEND_B2I, I, part);
+                        IntVector q = v.and(0x0F).or(v.and(0xF0).lanewise(VectorOperators.LSHL, 12))
+                                .or(qh.lanewise(VectorOperators.LSHR, IntVector.fromArray(I, LANE_INDEX, k))
+                                        .lanewise(VectorOperators.LSHL, 4).and(0x00100010));
+                        IntVector p = q.reinterpretAsShorts().mul(ShortVector.fromArray(S, xp, j + 2 * k)).reinterpretAsInts();
+                        isum = isum.add(p.add(p.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16));
                     }
                 }
                 acc = ((FloatVector) isum.convert(VectorOperators.I2F, 0))
