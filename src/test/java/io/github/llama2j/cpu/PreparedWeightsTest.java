@@ -178,9 +178,12 @@ class PreparedWeightsTest {
         }
     }
 
-    /** A Q5_K matrix not listed by prepare (a hybrid shard's row slice) is copied when it is resolved, once. */
+    /**
+     * A Q5_K matrix not listed by prepare (a hybrid shard's row slice) is copied when it is resolved, once; Q5_1 has no
+     * load-time copy: read in the file's layout, nothing copied.
+     */
     @Test
-    void q5_KIsCopiedWhenResolved() {
+    void q5_KIsCopiedWhenResolvedQ5_1IsNot() {
         float[] v = new float[4 * 512];
         SplittableRandom rnd = new SplittableRandom(3);
         for (int i = 0; i < v.length; i++) {
@@ -194,6 +197,12 @@ class PreparedWeightsTest {
             assertInstanceOf(KQuantPacked.Q5K.class, f);
             assertSame(m, f.source());
             assertSame(f, auto.resolve(m));
+            assertEquals(1, auto.size());
+            Matrix m1 = io.github.llama2j.model.GgmlQuantize.quantize("Q5_1", v, 4, 512, arena);
+            assertEquals("Q5_1", m1.typeName());
+            MatrixForm f1 = auto.resolve(m1);
+            assertInstanceOf(MatrixForm.File.class, f1);
+            assertSame(m1, f1.source());
             assertEquals(1, auto.size());
         }
     }

@@ -83,6 +83,25 @@ class GgufBatchTest {
         check("synth q5_k_m", () -> GgufModelLoader.load(GgufFileTest.parse(bytes), 0), 140, 3);
     }
 
+    /**
+     * A synth Q5_K_M qwen2 model 96 wide (rows that are no K-quant rows: Q5_1 matrices, Q8_0 where Q6_K would be): Q5_1
+     * has no transposed kernel, so its batched products are the one-token kernel per token (the same bits).
+     */
+    @Test
+    void synthQ5KMWithQ5_1() {
+        GgufSynth.Shape shape = new GgufSynth.Shape("qwen2", 96, 160, 2, 4, 2, 24, 64, 160, 10000f, 1e-6f, false, null);
+        GgufSynth synth = new GgufSynth(shape, GgufSynth.FileType.Q5_K_M, 7, 0.1);
+        GgufWriter w = new GgufWriter();
+        synth.writeMetadata(w, "q5_k_m", null);
+        synth.addTensors(w);
+        byte[] bytes = w.toBytes();
+        try (Model m = GgufModelLoader.load(GgufFileTest.parse(bytes), 0)) {
+            assertInstanceOf(Matrix.Q5_1.class, m.weights().wq()[0]);
+            assertInstanceOf(Matrix.Q5_1.class, m.weights().w2()[0]);
+        }
+        check("synth q5_k_m 96 wide", () -> GgufModelLoader.load(GgufFileTest.parse(bytes), 0), 140, 3);
+    }
+
     @TestFactory
     Stream<DynamicTest> storedQuantizedModels() throws IOException {
         Path dir = TestData.gguf().resolve("models");

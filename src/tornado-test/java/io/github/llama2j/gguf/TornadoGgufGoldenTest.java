@@ -178,6 +178,28 @@ class TornadoGgufGoldenTest {
         }
     }
 
+    /**
+     * A synth Q5_K_M model 96 wide (rows that are no K-quant rows: Q5_1, which the device engines lack; its embedding
+     * Q8_0): refused up front (exit 3), naming Q5_1 and its first Q5_1 tensor.
+     */
+    @Test
+    void q5KMWithQ5_1IsRefused() {
+        io.github.llama2j.model.GgufSynth.Shape shape = new io.github.llama2j.model.GgufSynth.Shape("qwen2", 96, 160, 1, 4, 2, 24,
+                40, 64, 10000f, 1e-6f, true, null);
+        io.github.llama2j.model.GgufSynth synth = new io.github.llama2j.model.GgufSynth(shape,
+                io.github.llama2j.model.GgufSynth.FileType.Q5_K_M, 3, 0.05);
+        GgufWriter w = new GgufWriter();
+        synth.writeMetadata(w, "q5_k_m", null);
+        synth.addTensors(w);
+        byte[] bytes = w.toBytes();
+        refused("synth q5_k_m 96 wide", () -> GgufModelLoader.load(GgufFileTest.parse(bytes), 0), Set.of("q5_1"));
+        try (Model model = GgufModelLoader.load(GgufFileTest.parse(bytes), 0)) {
+            Llama2jException e = assertThrows(Llama2jException.class, () -> Engines.create(model, tornado()).close());
+            assertTrue(e.getMessage().startsWith("the TornadoVM engine does not support tensor type Q5_1 (tensor blk.0.attn_q.weight;")
+                    && e.getMessage().endsWith("run this model with --engine cpu"), e.getMessage());
+        }
+    }
+
     /** A model with a BF16 tensor: refused up front (exit 3), the message naming the type. */
     static void refused(String name, Supplier<Model> load, Set<String> types) {
         try (Model model = load.get()) {

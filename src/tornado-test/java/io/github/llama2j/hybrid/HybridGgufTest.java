@@ -336,17 +336,23 @@ class HybridGgufTest {
 
     /**
      * BF16 and Q5_K_M files (types the TornadoVM engine lacks too; a Q5_K_M file's first matrix, the embedding, is
-     * Q5_K): exit 3 naming a tensor and its type, before any device is opened, pointing at the CPU engine only.
+     * Q5_K; a 96-wide one's are Q5_1): exit 3 naming a tensor and its type, before any device is opened, pointing at the
+     * CPU engine only.
      */
     @ParameterizedTest
-    @ValueSource(strings = {"bf16", "q5_k_m"})
-    void typesTheDeviceLacksAreRefusedBeforeADeviceIsOpened(String type) throws IOException {
-        GgufSynth.Shape shape = new GgufSynth.Shape("llama", 256, 256, 1, 4, 2, 64, 40, 64, 10000f, 1e-5f, false, null);
+    @ValueSource(strings = {"bf16", "q5_k_m", "q5_k_m 96 wide"})
+    void typesTheDeviceLacksAreRefusedBeforeADeviceIsOpened(String what) throws IOException {
+        // 96 wide: rows that are no K-quant rows, so Q5_1 (its embedding Q8_0, which the devices run: the first refused
+        // tensor is blk.0.attn_q.weight)
+        boolean narrow = what.endsWith("96 wide");
+        String type = what.split(" ")[0];
+        GgufSynth.Shape shape = narrow ? new GgufSynth.Shape("qwen2", 96, 160, 1, 4, 2, 24, 40, 64, 10000f, 1e-6f, true, null)
+                : new GgufSynth.Shape("llama", 256, 256, 1, 4, 2, 64, 40, 64, 10000f, 1e-5f, false, null);
         GgufWriter w = new GgufWriter();
         GgufSynth synth = new GgufSynth(shape, GgufSynth.FileType.byName(type).orElseThrow(), 3, 0.05);
         synth.writeMetadata(w, type, null);
         synth.addTensors(w);
-        Path file = dir.resolve("refused-" + type + ".gguf");
+        Path file = dir.resolve("refused-" + what.replace(' ', '-') + ".gguf");
         w.write(file, b -> {
         });
         try (Model model = GgufModelLoader.load(file)) {
@@ -354,8 +360,11 @@ class HybridGgufTest {
             EngineOptions options = new EngineOptions("hybrid", 1, false, "99:99", 0.5, false, false);
             Llama2jException e = assertThrows(Llama2jException.class, () -> Engines.create(model, options).close());
             assertEquals(Llama2jException.UNAVAILABLE, e.exitCode(), e.getMessage());
-            String ggml = type.equals("q5_k_m") ? "Q5_K" : type.toUpperCase(Locale.ROOT);
+            String ggml = narrow ? "Q5_1" : type.equals("q5_k_m") ? "Q5_K" : type.toUpperCase(Locale.ROOT);
             assertTrue(e.getMessage().contains("tensor type " + ggml + " (tensor "), e.getMessage());
+            if (narrow) {
+                assertTrue(e.getMessage().contains("(tensor blk.0.attn_q.weight;"), e.getMessage());
+            }
             assertTrue(e.getMessage().startsWith("the hybrid engine does not support"), e.getMessage());
             assertTrue(e.getMessage().contains("Q4_0, Q5_0, Q4_K and Q6_K") && e.getMessage().contains("--engine cpu")
                     && !e.getMessage().contains("--engine tornado"), e.getMessage());
