@@ -137,8 +137,8 @@ final class BatchMatmul {
      */
     static final int Q4_0_TRANSPOSED_FROM_TOKENS = 16;
     /**
-     * The same for GGML Q5_K, whose one-token kernel reads the file's layout (no load-time copy) and ran short prompts at
-     * a third of the transposed kernel's speed: Llama-3.2-1B Q5_K_M, transposed / one-token, loaded machine (load
+     * The same for GGML Q5_K, whose one-token kernel read the file's layout then (before the load-time copy, whose kernel
+     * runs about twice as fast: the threshold was not measured again) and ran short prompts at a third of the transposed kernel's speed: Llama-3.2-1B Q5_K_M, transposed / one-token, loaded machine (load
      * 5.5-7.1), two rounds at 512 bits: pp8 2.16 / 0.59, pp16 3.05 / 3.03, pp32 3.05 / 2.46; 256 bits pp16 1.89
      * (docs/measurements/2026-12-06-q5-k-prefill.md).
      */
