@@ -366,7 +366,7 @@ final class GgmlMatmul {
 
     // ------------------------------------------------------------------ Q4_K × Q8_K: KQuantPacked (a load-time repack)
 
-    // ------------------------------------------------------------------ Q5_K × Q8_K (the file's layout; no load-time copy)
+    // ------------------------------------------------------------------ Q5_K × Q8_K on the file's layout (--weight-copies=off; the copy's: KQuantPacked)
 
     /**
      * Per super-block, four groups g of 64 values (sub-blocks 2g and 2g + 1, which share the nibble bytes

@@ -38,9 +38,12 @@ import java.nio.file.Path;
  * ({@link Activations}' {@code q8KPairs}). The file's layout ({@code --weight-copies=off}) is read by its own loop
  * in 16-bit lanes: the same integers per sub-block, the float sums in other lanes (a few ulps apart).
  *
+ * <p><b>Q5_K</b> ({@link Q5K}): Q4_K's copy with the fifth bits in a part of their own, put in at bit 4 of each
+ * half in the kernel.
+ *
  * <p><b>Q6_K</b> ({@link Q6K}): the same idea for the 6-bit values, in 16 sub-blocks of 16 with int8 scales.
  *
- * <p>Both copies hold rows of more than {@link #SPANS_FROM_BLOCKS} super-blocks in column spans of
+ * <p>The copies hold rows of more than {@link #SPANS_FROM_BLOCKS} super-blocks in column spans of
  * {@link #SPAN_BLOCKS} ({@link #copyIndex}): span after span, each span's rows one after another; the kernels go span
  * by span over their rows and add each span's sum to the row's, so a span's activations stay in L1.
  */
@@ -677,8 +680,10 @@ final class KQuantPacked {
      * products could reach 63488. The same integers per sub-block as the file-layout kernel ({@link GgmlMatmul#q5_K})
      * and the scalar reference, the float sums in this kernel's lanes; the mins' part as Q4_K's copy kernel forms it,
      * written out here as there (a method of its own was not inlined in Q4_K's kernel, and its vectors were boxed).
-     * A loop of its own, not Q4_K's with a flag: the two differ in every read of the inner part, and Q4_K's kernel is
-     * the one most Q4_K_M tokens spend their time in.
+     * A loop of its own, not Q4_K's with a flag (not measured as one loop): a loop holding both types' inner parts
+     * would carry Q4_K's two {@code eightProducts} and these reads, about the inlined size that passed C2's
+     * NodeCountInliningCutoff at 256 bits (four reads written out, -XX:+PrintInlining), after which the vectors of the
+     * calls left out are boxed (docs/measurements/2026-12-06-q5-k-copy.md).
      */
     static void q5_K(float[] out, Activations x, Q5K w, int r0, int r1) {
         int nb = w.source().cols() / 256;
@@ -742,7 +747,7 @@ final class KQuantPacked {
      * half 1's, to 16 + j), so that one shift left by 4 - j and the mask {@code 0x00100010} put vector j's two fifth
      * bits at bits 4 and 20. One read per call: a method for two reads (566 bytes of bytecode) was too big for C2 to
      * inline ("hot method too big"), and its vectors were boxed at every call (the 1B Q5_K_M file's products ran at
-     * 7.5 GB/s of one thread's CPU time, the file's layout at 6-9).
+     * 7.2-7.7 GB/s of one thread's CPU time, the file's layout at 5.6-6.1).
      */
     private static IntVector fiveBitRead(MemorySegment qs, long q, MemorySegment qh, long h, int part, int[] pairs, int xo,
                                          IntVector mask, IntVector fifth, IntVector bias) {

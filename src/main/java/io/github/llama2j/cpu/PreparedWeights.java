@@ -24,7 +24,8 @@ import java.util.concurrent.ConcurrentHashMap;
  * resolves each of its matrices to its form once, when it is built ({@link #resolve}): its products then read
  * the form ({@link MatrixForm}) and never look a copy up. With {@link WeightCopies#OFF} ({@code --weight-copies=off})
  * it makes none and every product reads the file's layout, with the same results (Q4_K, Q5_K and Q6_K: the same integers
- * per sub-block, the float sums in other lanes, a few ulps apart). With {@link WeightCopies#AUTO}:
+ * per sub-block, the float sums in other lanes, a few ulps apart per product; an activation at a Q8_K rounding boundary
+ * may round the other way then and move later logits by more: docs/measurements/2026-12-06-q5-k-copy.md). With {@link WeightCopies#AUTO}:
  * <ul>
  *   <li>{@link Matrix.Q4_K} as {@link KQuantPacked.Q4K}, {@link Matrix.Q5_K} as {@link KQuantPacked.Q5K} and
  *       {@link Matrix.Q6_K} as {@link KQuantPacked.Q6K}: always (about the file's bytes again: 148-156, 180-188 and 210
@@ -95,7 +96,7 @@ public final class PreparedWeights implements AutoCloseable {
     }
 
     /**
-     * The form products of {@code m} read: its copy ({@link #prepare}'s; a Q4_K matrix's made now if it has none,
+     * The form products of {@code m} read: its copy ({@link #prepare}'s; a K-quant matrix's made now if it has none,
      * as a hybrid shard's row slice), else the file's layout. For an engine being built, not for each product.
      */
     public MatrixForm resolve(Matrix m) {
@@ -137,7 +138,7 @@ public final class PreparedWeights implements AutoCloseable {
 
     private void prepareCopies(Weights w, Parallel parallel) {
         List<Matrix> all = matrices(w);
-        // all of the model's Q4_K copies in one region (huge pages where granted: PageMemory), its Q6_K ones in another,
+        // all of the model's Q4_K copies in one region (huge pages where granted: PageMemory), its Q5_K and Q6_K ones in others,
         // each freed when the last of its copies is no longer reachable
         copyKQuants(all, Matrix.Q4_K.class, KQuantPacked.Q4K::allocationBytes, (q, region) -> KQuantPacked.Q4K.of(q, region, parallel));
         copyKQuants(all, Matrix.Q5_K.class, KQuantPacked.Q5K::allocationBytes, (q, region) -> KQuantPacked.Q5K.of(q, region, parallel));

@@ -179,7 +179,7 @@ class PreparedWeightsTest {
     }
 
     /**
-     * A Q5_K matrix not listed by prepare (a hybrid shard's row slice) is copied when it is resolved, once; Q5_1 has no
+     * A Q5_K matrix not listed by prepare is copied when it is resolved, once; Q5_1 has no
      * load-time copy: read in the file's layout, nothing copied.
      */
     @Test
