@@ -305,6 +305,14 @@ public final class GgufSynth {
         return h;
     }
 
+    /** A writer holding this model's metadata, named {@code name}, with no vocabulary file ({@link #writeMetadata}), and every tensor. */
+    public GgufWriter writer(String name) {
+        GgufWriter w = new GgufWriter();
+        writeMetadata(w, name, null);
+        addTensors(w);
+        return w;
+    }
+
     /**
      * Adds every tensor to {@code w} (metadata is the caller's: see {@link #writeMetadata}); each tensor's
      * rows are generated, converted and streamed chunk by chunk when the file is written.

@@ -169,9 +169,7 @@ class ModelResolverTest {
                 10000f, 1e-5f, true, null);
         io.github.llama2j.model.GgufSynth synth = new io.github.llama2j.model.GgufSynth(shape,
                 io.github.llama2j.model.GgufSynth.FileType.byName("f32").orElseThrow(), 3, 0.05);
-        io.github.llama2j.gguf.GgufWriter w = new io.github.llama2j.gguf.GgufWriter();
-        synth.writeMetadata(w, "resolver-test", null);
-        synth.addTensors(w);
+        io.github.llama2j.gguf.GgufWriter w = synth.writer("resolver-test");
         Path f = tmp.resolve("served.gguf");
         w.write(f, b -> {
         });

@@ -72,10 +72,7 @@ class GgufBatchTest {
     void synthQ5KM() {
         GgufSynth.Shape shape = new GgufSynth.Shape("llama", 256, 512, 2, 4, 2, 64, 64, 160, 10000f, 1e-5f, false, null);
         GgufSynth synth = new GgufSynth(shape, GgufSynth.FileType.Q5_K_M, 7, 0.1);
-        GgufWriter w = new GgufWriter();
-        synth.writeMetadata(w, "q5_k_m", null);
-        synth.addTensors(w);
-        byte[] bytes = w.toBytes();
+        byte[] bytes = synth.writer("q5_k_m").toBytes();
         try (Model m = GgufModelLoader.load(GgufFileTest.parse(bytes), 0)) {
             assertInstanceOf(Matrix.Q5_K.class, m.weights().wq()[0]);
             assertInstanceOf(Matrix.Q6_K.class, m.weights().w2()[1]);
@@ -91,10 +88,7 @@ class GgufBatchTest {
     void synthQ5KMWithQ5_1() {
         GgufSynth.Shape shape = new GgufSynth.Shape("qwen2", 96, 160, 2, 4, 2, 24, 64, 160, 10000f, 1e-6f, false, null);
         GgufSynth synth = new GgufSynth(shape, GgufSynth.FileType.Q5_K_M, 7, 0.1);
-        GgufWriter w = new GgufWriter();
-        synth.writeMetadata(w, "q5_k_m", null);
-        synth.addTensors(w);
-        byte[] bytes = w.toBytes();
+        byte[] bytes = synth.writer("q5_k_m").toBytes();
         try (Model m = GgufModelLoader.load(GgufFileTest.parse(bytes), 0)) {
             assertInstanceOf(Matrix.Q5_1.class, m.weights().wq()[0]);
             assertInstanceOf(Matrix.Q5_1.class, m.weights().w2()[0]);

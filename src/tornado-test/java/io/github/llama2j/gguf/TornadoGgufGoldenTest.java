@@ -165,10 +165,7 @@ class TornadoGgufGoldenTest {
                 40, 64, 10000f, 1e-5f, false, null);
         io.github.llama2j.model.GgufSynth synth = new io.github.llama2j.model.GgufSynth(shape,
                 io.github.llama2j.model.GgufSynth.FileType.Q5_K_M, 3, 0.05);
-        GgufWriter w = new GgufWriter();
-        synth.writeMetadata(w, "q5_k_m", null);
-        synth.addTensors(w);
-        byte[] bytes = w.toBytes();
+        byte[] bytes = synth.writer("q5_k_m").toBytes();
         refused("synth q5_k_m", () -> GgufModelLoader.load(GgufFileTest.parse(bytes), 0), Set.of("q5_K"));
         // by the up-front check (TensorTypes.requireSupportedGguf), which names the file's first matrix, not a later guard
         try (Model model = GgufModelLoader.load(GgufFileTest.parse(bytes), 0)) {
@@ -188,10 +185,7 @@ class TornadoGgufGoldenTest {
                 40, 64, 10000f, 1e-6f, true, null);
         io.github.llama2j.model.GgufSynth synth = new io.github.llama2j.model.GgufSynth(shape,
                 io.github.llama2j.model.GgufSynth.FileType.Q5_K_M, 3, 0.05);
-        GgufWriter w = new GgufWriter();
-        synth.writeMetadata(w, "q5_k_m", null);
-        synth.addTensors(w);
-        byte[] bytes = w.toBytes();
+        byte[] bytes = synth.writer("q5_k_m").toBytes();
         refused("synth q5_k_m 96 wide", () -> GgufModelLoader.load(GgufFileTest.parse(bytes), 0), Set.of("q5_1"));
         try (Model model = GgufModelLoader.load(GgufFileTest.parse(bytes), 0)) {
             Llama2jException e = assertThrows(Llama2jException.class, () -> Engines.create(model, tornado()).close());

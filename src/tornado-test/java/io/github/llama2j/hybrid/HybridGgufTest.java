@@ -187,10 +187,7 @@ class HybridGgufTest {
     static synchronized Model kQuantModel() {
         return MODELS.computeIfAbsent("llama-q4_k_m-256", n -> {
             GgufSynth.Shape shape = new GgufSynth.Shape("llama", 256, 512, 2, 8, 4, 64, 40, 64, 10000f, 1e-5f, false, null);
-            GgufWriter w = new GgufWriter();
-            GgufSynth synth = new GgufSynth(shape, GgufSynth.FileType.Q4_K_M, 5, 0.25);
-            synth.writeMetadata(w, n, null);
-            synth.addTensors(w);
+            GgufWriter w = new GgufSynth(shape, GgufSynth.FileType.Q4_K_M, 5, 0.25).writer(n);
             Path file = dir.resolve(n + ".gguf");
             w.write(file, b -> {
             });
@@ -348,10 +345,7 @@ class HybridGgufTest {
         String type = what.split(" ")[0];
         GgufSynth.Shape shape = narrow ? new GgufSynth.Shape("qwen2", 96, 160, 1, 4, 2, 24, 40, 64, 10000f, 1e-6f, true, null)
                 : new GgufSynth.Shape("llama", 256, 256, 1, 4, 2, 64, 40, 64, 10000f, 1e-5f, false, null);
-        GgufWriter w = new GgufWriter();
-        GgufSynth synth = new GgufSynth(shape, GgufSynth.FileType.byName(type).orElseThrow(), 3, 0.05);
-        synth.writeMetadata(w, type, null);
-        synth.addTensors(w);
+        GgufWriter w = new GgufSynth(shape, GgufSynth.FileType.byName(type).orElseThrow(), 3, 0.05).writer(type);
         Path file = dir.resolve("refused-" + what.replace(' ', '-') + ".gguf");
         w.write(file, b -> {
         });
