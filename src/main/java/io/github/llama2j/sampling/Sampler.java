@@ -70,17 +70,27 @@ public final class Sampler {
      * {@link NonFiniteLogitsException} when a NaN is among the logits or an infinity decides the choice: greedy, a NaN
      * anywhere (looked for in the argmax's pass) or an infinite largest logit; sampling, a softmax made NaN (any NaN or
      * +infinite logit makes the sum, so every probability, NaN; -infinite ones, masked tokens, are fine). Without it, a
-     * GGUF Q8_0 file with one block scale set to NaN printed token 0 over and over (2026-12-06).
+     * GGUF Q8_0 file with one block scale set to NaN printed token 0 over and over (2026-12-06). Finite logits that
+     * overflow when divided by a tiny temperature (e.g. 1e-40) are the options' fault, not the model's: a
+     * {@link Llama2jException} of {@link Llama2jException#BAD_USAGE} naming the temperature.
      */
     public int sample(float[] logits) {
         if (temperature == 0.0f) {
             return argmaxFinite(logits, vocabSize);
         }
+        boolean clean = true, overflowed = false; // no logit NaN or +infinite before the division; one +infinite after it
         for (int q = 0; q < vocabSize; q++) {
-            logits[q] /= temperature;
+            float v = logits[q], scaled = v / temperature;
+            clean &= v < Float.POSITIVE_INFINITY; // (false for NaN; true for a masked token's -infinity)
+            overflowed |= scaled == Float.POSITIVE_INFINITY;
+            logits[q] = scaled;
         }
         softmax(logits, vocabSize, math);
         if (Float.isNaN(logits[0])) { // the sum (and so every probability) is NaN, or the max was +/-infinite
+            if (clean && overflowed) {
+                throw new Llama2jException("temperature " + temperature + " is too small: the logits divided by it overflow a"
+                        + " float; use a larger temperature, or 0 for greedy decoding", Llama2jException.BAD_USAGE);
+            }
             throw new NonFiniteLogitsException();
         }
         float coin = rng.nextFloat();

@@ -197,7 +197,7 @@ final class GenerationQueue implements AutoCloseable {
                 } else {
                     run(job);
                 }
-            } catch (io.github.llama2j.sampling.NonFiniteLogitsException e) { // the model's logits NaN or infinite: one line, no trace
+            } catch (io.github.llama2j.Llama2jException e) { // the model's logits NaN or infinite, a temperature that overflows them: one line, no trace
                 log.println("llama2j serve: generation failed: " + e.getMessage());
                 log.flush();
                 job.end(new Event.Failed(new ApiException(500, "server_error", null, null, "generation failed: " + e.getMessage())));

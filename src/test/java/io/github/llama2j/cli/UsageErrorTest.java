@@ -73,4 +73,16 @@ class UsageErrorTest {
         assertTrue(r.err().startsWith("llama2j: ") && r.err().contains("short.bin"), r.err());
         assertEquals(1, r.err().lines().count(), r.err());
     }
+
+    /** A temperature so small that the logits divided by it overflow: a usage error naming it, exit 2, one line. */
+    @Test
+    void aTemperatureThatOverflowsIsAUsageErrorNotTheModels(@TempDir Path dir) throws IOException {
+        TinyFiles.Shape shape = TinyFiles.tinyShape(true, 0);
+        String model = Files.write(dir.resolve("tiny.bin"), TinyFiles.v0(shape, new Random(1))).toString();
+        String tok = Files.write(dir.resolve("tok.bin"), TinyFiles.tokenizer()).toString();
+        CliTestSupport.Run r = run("run", model, "-z", tok, "-n", "4", "-t", "1e-40", "--threads", "1");
+        assertEquals(2, r.exitCode(), r.err());
+        assertEquals("llama2j: temperature 1.0E-40 is too small: the logits divided by it overflow a float; use a larger"
+                + " temperature, or 0 for greedy decoding\n", r.err());
+    }
 }

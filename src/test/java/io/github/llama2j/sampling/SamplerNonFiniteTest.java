@@ -79,4 +79,34 @@ class SamplerNonFiniteTest {
             }
         }
     }
+
+    /**
+     * Finite logits that a tiny temperature turns into +infinity are the options' fault: a usage error naming the
+     * temperature, not the model's "NaN or infinite" error (which `-t 1e-40` gave before). Masked tokens beside them
+     * change nothing; a temperature that does not overflow still samples.
+     */
+    @Test
+    void aTemperatureThatOverflowsTheLogitsIsAUsageError() {
+        for (float temperature : new float[]{1e-40f, Float.MIN_VALUE}) {
+            Sampler s = new Sampler(VOCAB, temperature, 0.9f, 3);
+            for (boolean masked : new boolean[]{false, true}) {
+                float[] logits = finite();
+                logits[rnd.nextInt(VOCAB)] = 3.5f; // (at least one positive logit, which overflows)
+                if (masked) {
+                    logits[0] = Float.NEGATIVE_INFINITY;
+                }
+                Llama2jException e = assertThrows(Llama2jException.class, () -> s.sample(logits), "t " + temperature + " (seed " + seed + ")");
+                assertEquals(Llama2jException.class, e.getClass(), e.getMessage());
+                assertEquals(Llama2jException.BAD_USAGE, e.exitCode());
+                assertEquals("temperature " + temperature + " is too small: the logits divided by it overflow a float; use a"
+                        + " larger temperature, or 0 for greedy decoding", e.getMessage());
+            }
+        }
+        float[] nan = finite();
+        nan[1] = Float.NaN; // a NaN logit stays the model's error at any temperature
+        assertNonFinite(new Sampler(VOCAB, 1e-40f, 0.9f, 3), nan, "NaN at a tiny temperature");
+        float[] small = finite(); // |logit| <= 4: 4 / 1e-30 is finite
+        int token = new Sampler(VOCAB, 1e-30f, 0.9f, 3).sample(small.clone());
+        assertEquals(Sampler.argmax(small, VOCAB), token, "a tiny temperature that does not overflow is greedy in effect");
+    }
 }

@@ -166,6 +166,28 @@ class ServeGgufTest {
         }
     }
 
+    /** A temperature that overflows finite logits (1e-40): a 500 naming the temperature, one log line, the server goes on. */
+    @Test
+    void aTemperatureThatOverflowsFailsTheRequestNamingIt() throws IOException {
+        try (Model m = ModelLoader.load(model("llama3-tiny-q8_0"))) {
+            StringWriter log = new StringWriter();
+            try (InferenceEngine e = Engines.create(m, EngineOptions.cpu(1, false))) {
+                GgufTokenizer tokenizer = GgufTokenizer.load(m.gguf().orElseThrow());
+                GgufFormat format = new GgufFormat(tokenizer, null, m.config().seqLen());
+                try (OpenAiServer server = OpenAiServer.start(ServeOptions.loopback(0, "t", m.config().seqLen()), e, format,
+                        new PrintWriter(log, true))) {
+                    HttpResponse<String> r = post(server, "/v1/completions", "{\"prompt\": \"Hello\", \"max_tokens\": 4, \"temperature\": 1e-40}");
+                    assertEquals(500, r.statusCode(), r::body);
+                    assertTrue(r.body().contains("temperature 1.0E-40 is too small"), r.body());
+                    HttpResponse<String> ok = post(server, "/v1/completions", "{\"prompt\": \"Hello\", \"max_tokens\": 4, \"temperature\": 0}");
+                    assertEquals(200, ok.statusCode(), ok::body);
+                }
+            }
+            assertEquals(1, log.toString().lines().filter(l -> l.startsWith("llama2j serve: generation failed: temperature")).count(), log.toString());
+            assertTrue(!log.toString().contains("\tat "), log.toString());
+        }
+    }
+
     @Test
     void withoutChatTemplateOnlyCompletions() {
         try (Model m = ModelLoader.load(model("llama2-tiny-q4_0"))) {
