@@ -118,7 +118,7 @@ final class BatchMatmul {
     }
 
     /**
-     * Fewest tokens for which the K-quants, F16 and BF16 take the transposed kernel. Below it the one-token kernels
+     * Fewest tokens for which Q4_K, Q6_K, F16 and BF16 take the transposed kernel (Q5_K: {@link #Q5_K_TRANSPOSED_FROM_TOKENS}). Below it the one-token kernels
      * (on the load-time copies) run each token over tiles of rows: widening a tile's weights costs the same for 8
      * tokens as for 128. Measured on Llama-3.2-1B, 512 bits, transposed / one-token (`bench --prompt-tokens N`,
      * loaded machine, docs/measurements/2026-12-04-prefill-k-quants-f16.md): Q4_K_M pp8 0.43, pp16 0.92, pp32 0.83,

@@ -9,7 +9,8 @@ import java.lang.invoke.MethodHandle;
 import java.util.Locale;
 
 /**
- * Zeroed private memory for the CPU engine's load-time weight copies ({@link PackedQ8_0}, {@link KQuantPacked.Q4K}), mapped from the
+ * Zeroed private memory for the CPU engine's load-time weight copies ({@link PreparedWeights}: {@link PackedQ8_0}, the
+ * {@link KQuantPacked} forms and the others), mapped from the
  * operating system and asking for transparent huge pages, instead of {@link Arena#allocate}.
  *
  * <p>Why: {@code Arena.allocate} zeroes the whole block on the calling thread before the copy starts, so every
