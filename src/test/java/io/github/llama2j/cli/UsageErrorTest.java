@@ -57,12 +57,20 @@ class UsageErrorTest {
         assertTrue(r.out().startsWith("Usage: llama2j run"), r.out());
     }
 
+    /** A tiny random llama2.c model written into {@code dir}: its path. */
+    private static String tinyModel(Path dir) throws IOException {
+        return Files.write(dir.resolve("tiny.bin"), TinyFiles.v0(TinyFiles.tinyShape(true, 0), new Random(1))).toString();
+    }
+
+    /** Its tokenizer written into {@code dir}: its path. */
+    private static String tinyTokenizer(Path dir) throws IOException {
+        return Files.write(dir.resolve("tok.bin"), TinyFiles.tokenizer()).toString();
+    }
+
     /** profile takes run's model options: -z is accepted, and checked against the model. */
     @Test
     void profileTakesTheModelOptionsOfRun(@TempDir Path dir) throws IOException {
-        TinyFiles.Shape shape = TinyFiles.tinyShape(true, 0);
-        String model = Files.write(dir.resolve("tiny.bin"), TinyFiles.v0(shape, new Random(1))).toString();
-        String tok = Files.write(dir.resolve("tok.bin"), TinyFiles.tokenizer()).toString();
+        String model = tinyModel(dir), tok = tinyTokenizer(dir);
         CliTestSupport.Run r = run("profile", model, "-z", tok, "--tokens", "2", "--warmup", "1", "--threads", "1");
         assertEquals(0, r.exitCode(), r.err());
         assertTrue(r.out().contains("2 tokens profiled"), r.out());
@@ -77,9 +85,7 @@ class UsageErrorTest {
     /** A temperature so small that the logits divided by it overflow: a usage error naming it, exit 2, one line. */
     @Test
     void aTemperatureThatOverflowsIsAUsageErrorNotTheModels(@TempDir Path dir) throws IOException {
-        TinyFiles.Shape shape = TinyFiles.tinyShape(true, 0);
-        String model = Files.write(dir.resolve("tiny.bin"), TinyFiles.v0(shape, new Random(1))).toString();
-        String tok = Files.write(dir.resolve("tok.bin"), TinyFiles.tokenizer()).toString();
+        String model = tinyModel(dir), tok = tinyTokenizer(dir);
         CliTestSupport.Run r = run("run", model, "-z", tok, "-n", "4", "-t", "1e-40", "--threads", "1");
         assertEquals(2, r.exitCode(), r.err());
         assertEquals("llama2j: temperature 1.0E-40 is too small: the logits divided by it overflow a float; use a larger"
