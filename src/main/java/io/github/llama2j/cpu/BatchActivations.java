@@ -136,6 +136,7 @@ final class BatchActivations {
             case Matrix.Q4_K w -> prepareQ8KTransposed(parallel);
             case Matrix.Q6_K w -> prepareQ8KTransposed(parallel);
             case Matrix.Q5_1 w -> throw new IllegalStateException("Q5_1 has no transposed form"); // BatchMatmul.transposed is false
+            case Matrix.Q3_K w -> throw new IllegalStateException("Q3_K has no transposed form"); // BatchMatmul.transposed is false
             case Matrix.Q5_K w -> prepareQ8KTransposed(parallel);
             case Matrix.F16 w -> prepareHalfTransposed(w, true, parallel);
             case Matrix.BF16 w -> prepareHalfTransposed(w, false, parallel);
@@ -283,6 +284,7 @@ final class BatchActivations {
             case Matrix.Q4_K w -> kReady;
             case Matrix.Q6_K w -> kReady;
             case Matrix.Q5_1 w -> false; // never read transposed (BatchMatmul.transposed)
+            case Matrix.Q3_K w -> false; // never read transposed (BatchMatmul.transposed)
             case Matrix.Q5_K w -> kReady;
             case Matrix.F16 w -> f16Ready;
             case Matrix.BF16 w -> bf16Ready;

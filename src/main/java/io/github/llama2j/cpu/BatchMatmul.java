@@ -58,7 +58,7 @@ import java.util.Arrays;
  *       Q5_K's mins' part subtracted after ({@link #q45KMins}). The one-token kernels' integers, their float sums in another order.</li>
  *   <li>GGML F16 and BF16 (as many tokens): as F32 on each token's input rounded to the type (its
  *       {@link Activations}), the weights widened to float ({@link #widenHalves}, exact).</li>
- *   <li>runq groups over 1024, GGML Q5_1 (any batch), and the other GGML types in shorter batches: the one-token kernel of {@code perToken} for
+ *   <li>runq groups over 1024, GGML Q5_1 and Q3_K (any batch), and the other GGML types in shorter batches: the one-token kernel of {@code perToken} for
  *       each token, a tile of {@link #TILE_ROWS} rows at a time, so the tile's weights come from memory for the first
  *       token and from cache for the others. Bit-identical to the one-token path (same kernel, same rows,
  *       activations converted per token by {@link Activations}).</li>
@@ -110,6 +110,7 @@ final class BatchMatmul {
             case Matrix.Q4_0 q -> true;
             case Matrix.Q4_K q -> true;
             case Matrix.Q5_1 q -> false; // the one-token kernel per token, a tile of rows at a time (no transposed form yet)
+            case Matrix.Q3_K q -> false; // likewise
             case Matrix.Q5_K q -> true;
             case Matrix.Q6_K q -> true;
             case Matrix.F16 h -> true;
@@ -277,6 +278,7 @@ final class BatchMatmul {
             case Matrix.Q6_K q -> tiles(out, in.xK, in.sK, null, in.stride(), in.tokens(), WeightLayout.GGML_Q6_K, q.data(), null,
                     q.cols(), Q6_K_COLUMN_BLOCK, r0, r1);
             case Matrix.Q5_1 q -> throw new IllegalStateException("Q5_1 has no transposed kernel"); // transposed(m) is false
+            case Matrix.Q3_K q -> throw new IllegalStateException("Q3_K has no transposed kernel"); // transposed(m) is false
             case Matrix.Q5_K q -> tiles(out, in.xK, in.sK, in.mK, in.stride(), in.tokens(), WeightLayout.GGML_Q5_K, q.data(), null,
                     q.cols(), Q5_K_COLUMN_BLOCK, r0, r1);
             case Matrix.F16 h -> tiles(out, in.xH, null, null, in.stride(), in.tokens(), WeightLayout.GGML_F16, h.data(), null,

@@ -4,6 +4,7 @@ import io.github.llama2j.model.Matrix;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.LongVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
@@ -361,6 +362,77 @@ final class GgmlMatmul {
                     store(out, r + i, acc.lane(i), r0, r1);
                 }
             }
+        }
+    }
+
+    // ------------------------------------------------------------------ Q3_K × Q8_K on the file's layout
+
+    /**
+     * Q6_K's loop on Q3_K's super-block, whose values lie in the same order (per half of 128: value l + 32 i from
+     * byte l of the half's 32 qs bytes, bits 2i..2i+1, and bit 4 half + i of hmask[l]; sub-block 2i + l / 16 of
+     * the half): 32 / 2L chunks of l; for each, the four 3-bit values q_i = (2 bits) | (hmask bit) &lt;&lt; 2, minus 4
+     * (in [-4, 3]), times activations l + 32 i (|q·x| ≤ 4 · 128, a pair ≤ 1024), widened to ints by int-lane halves
+     * (two neighbouring l, always in one sub-block) and multiplied by their sub-block's signed scale (sc - 32, unpacked
+     * once per super-block: {@link Matrix.Q3_K#scalesLow}). Then {@code acc += float(isum) * (d_w * d_x)} lane-wise.
+     */
+    static void q3_K(float[] out, Activations x, Matrix.Q3_K w, int r0, int r1) {
+        int n = w.cols(), nb = n / 256;
+        short[] xq = x.q8K;
+        float[] xd = x.q8KScales;
+        MemorySegment data = w.data();
+        long rowBytes = Matrix.Q3_K.rowBytes(n);
+        for (int r = r0; r < r1; r++) {
+            long b = r * rowBytes;
+            FloatVector acc = FloatVector.zero(F);
+            for (int blk = 0; blk < nb; blk++, b += Matrix.Q3_K.BLOCK_BYTES) {
+                long lo = data.get(LONG, b + Matrix.Q3_K.SCALES);
+                int hi = data.get(INT, b + Matrix.Q3_K.SCALES + 8);
+                long scalesLow = Matrix.Q3_K.scalesLow(lo, hi), scalesHigh = Matrix.Q3_K.scalesHigh(lo, hi);
+                // at 512 bits: the 16 signed scales in the 16 int lanes, permuted into each chunk's pair below (as Q6_K)
+                IntVector scales = CH == 32 ? ((IntVector) LongVector.zero(LongVector.SPECIES_128).withLane(0, scalesLow)
+                        .withLane(1, scalesHigh).reinterpretAsBytes().convertShape(VectorOperators.B2I, I, 0)).sub(32) : null;
+                IntVector isum = IntVector.zero(I);
+                for (int half = 0; half < 2; half++) {
+                    long qs = b + Matrix.Q3_K.QS + 32L * half;
+                    long halfScales = half == 0 ? scalesLow : scalesHigh;
+                    int xo = blk * 256 + 128 * half;
+                    for (int k = 0; k < 32; k += CH) {
+                        ShortVector a = (ShortVector) ByteVector.fromMemorySegment(BS, data, qs + k, LE)
+                                .convertShape(VectorOperators.ZERO_EXTEND_B2S, S, 0);
+                        ShortVector h = ((ShortVector) ByteVector.fromMemorySegment(BS, data, b + Matrix.Q3_K.HMASK + k, LE)
+                                .convertShape(VectorOperators.ZERO_EXTEND_B2S, S, 0)).lanewise(VectorOperators.LSHR, 4 * half);
+                        ShortVector q1 = a.and((short) 3).or(h.and((short) 1).lanewise(VectorOperators.LSHL, 2)).sub((short) 4);
+                        ShortVector q2 = a.lanewise(VectorOperators.LSHR, 2).and((short) 3).or(h.and((short) 2).lanewise(VectorOperators.LSHL, 1))
+                                .sub((short) 4);
+                        ShortVector q3 = a.lanewise(VectorOperators.LSHR, 4).and((short) 3).or(h.and((short) 4)).sub((short) 4);
+                        ShortVector q4 = a.lanewise(VectorOperators.LSHR, 6).or(h.lanewise(VectorOperators.LSHR, 1).and((short) 4)).sub((short) 4);
+                        IntVector i1 = q1.mul(ShortVector.fromArray(S, xq, xo + k)).reinterpretAsInts();
+                        IntVector i2 = q2.mul(ShortVector.fromArray(S, xq, xo + 32 + k)).reinterpretAsInts();
+                        IntVector i3 = q3.mul(ShortVector.fromArray(S, xq, xo + 64 + k)).reinterpretAsInts();
+                        IntVector i4 = q4.mul(ShortVector.fromArray(S, xq, xo + 96 + k)).reinterpretAsInts();
+                        IntVector c1, c2, c3, c4;
+                        if (CH == 32) {
+                            c1 = scales.rearrange(half == 0 ? PAIR_0 : PAIR_8);
+                            c2 = scales.rearrange(half == 0 ? PAIR_2 : PAIR_10);
+                            c3 = scales.rearrange(half == 0 ? PAIR_4 : PAIR_12);
+                            c4 = scales.rearrange(half == 0 ? PAIR_6 : PAIR_14);
+                        } else { // the chunk's sub-blocks of the half: 2i + k / 16
+                            int at = 8 * (k / 16);
+                            c1 = IntVector.broadcast(I, (int) (halfScales >>> at & 0x3F) - 32);
+                            c2 = IntVector.broadcast(I, (int) (halfScales >>> (at + 16) & 0x3F) - 32);
+                            c3 = IntVector.broadcast(I, (int) (halfScales >>> (at + 32) & 0x3F) - 32);
+                            c4 = IntVector.broadcast(I, (int) (halfScales >>> (at + 48) & 0x3F) - 32);
+                        }
+                        isum = isum.add(i1.add(i1.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16).mul(c1))
+                                .add(i2.add(i2.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16).mul(c2))
+                                .add(i3.add(i3.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16).mul(c3))
+                                .add(i4.add(i4.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16).mul(c4));
+                    }
+                }
+                float scale = Float.float16ToFloat(data.get(Matrix.SHORT, b + Matrix.Q3_K.D)) * xd[blk];
+                acc = ((FloatVector) isum.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, scale), acc);
+            }
+            out[r] = acc.reduceLanes(VectorOperators.ADD);
         }
     }
 

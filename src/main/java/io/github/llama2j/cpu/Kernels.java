@@ -55,6 +55,7 @@ public interface Kernels {
             case Matrix.Q8_0 q -> matmulQ8_0(out, x, q, r0, r1);
             case Matrix.Q4_0 q -> matmulQ4_0(out, x, q, r0, r1);
             case Matrix.Q5_1 q -> matmulQ5_1(out, x, q, r0, r1);
+            case Matrix.Q3_K q -> matmulQ3_K(out, x, q, r0, r1);
             case Matrix.Q4_K q -> matmulQ4_K(out, x, q, r0, r1);
             case Matrix.Q5_K q -> matmulQ5_K(out, x, q, r0, r1);
             case Matrix.Q6_K q -> matmulQ6_K(out, x, q, r0, r1);
@@ -143,6 +144,14 @@ public interface Kernels {
      */
     default void matmulQ5_1(float[] out, Activations x, Matrix.Q5_1 w, int r0, int r1) {
         GgmlMatmul.q5_1(out, x, w, r0, r1);
+    }
+
+    /**
+     * GGML Q3_K weights times Q8_K activations: per super-block, d_w * d_x * sum_j (sc_j - 32) * dot_j(q3, q8), the sum
+     * over the 16 sub-blocks an exact int, on the file's layout (no load-time copy).
+     */
+    default void matmulQ3_K(float[] out, Activations x, Matrix.Q3_K w, int r0, int r1) {
+        GgmlMatmul.q3_K(out, x, w, r0, r1);
     }
 
     /**

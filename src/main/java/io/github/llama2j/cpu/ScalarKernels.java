@@ -191,6 +191,35 @@ public final class ScalarKernels implements Kernels {
     }
 
     /**
+     * Q3_K × Q8_K: per super-block the exact {@code sumi = sum_j (sc_j - 32) * dot_j(q3, q)} over the 16 sub-blocks of 16
+     * (q3 in [-4, 3]: see {@link Matrix.Q3_K}), then {@code sumf += (d_w * d_x) * sumi}. (ggml's generic code splits
+     * sumi over 8 float lanes, its AVX2 code over 8 others: only the float order differs.)
+     */
+    @Override
+    public void matmulQ3_K(float[] out, Activations x, Matrix.Q3_K w, int r0, int r1) {
+        int n = w.cols();
+        short[] xq = x.q8K;
+        float[] xd = x.q8KScales;
+        MemorySegment data = w.data();
+        for (int r = r0; r < r1; r++) {
+            long b = r * Matrix.Q3_K.rowBytes(n);
+            float sumf = 0.0f;
+            for (int j = 0; j < n; j += Matrix.Q3_K.BLOCK, b += Matrix.Q3_K.BLOCK_BYTES) {
+                int sumi = 0;
+                for (int sub = 0; sub < 16; sub++) {
+                    int dot = 0;
+                    for (int k = 0; k < 16; k++) {
+                        dot += Matrix.Q3_K.value(data, b, 16 * sub + k) * xq[j + 16 * sub + k];
+                    }
+                    sumi += Matrix.Q3_K.scale(data, b, sub) * dot;
+                }
+                sumf += (Float.float16ToFloat(data.get(SHORT, b + Matrix.Q3_K.D)) * xd[j / Matrix.Q3_K.BLOCK]) * sumi;
+            }
+            out[r] = sumf;
+        }
+    }
+
+    /**
      * Q4_K × Q8_K: per super-block the exact integers {@code sumi = sum_j sc_j * dot_j(nibbles, q)}
      * and {@code summ = sum_j m_j * (q sum of sub-block j)}, then
      * {@code sumf += (d_w * d_x) * sumi; sumf -= (dmin_w * d_x) * summ}. (ggml's generic code

@@ -12,6 +12,8 @@ import java.lang.foreign.ValueLayout;
  *   <li>Q8_0, Q4_0, Q5_0, Q5_1: GGML's reference quantizers ({@code quantize_row_q8_0_ref},
  *       {@code quantize_row_q4_0_ref}, {@code quantize_row_q5_0_ref}, {@code quantize_row_q5_1_ref}), the ones
  *       llama-quantize runs without an importance matrix: the same bytes.</li>
+ *   <li>Q3_K: llama.cpp's reference quantizer ({@code quantize_row_q3_K_ref}: a weighted least-squares search per
+ *       sub-block of 16, then the sixteen scales to 6 bits), which llama-quantize runs without an importance matrix.</li>
  *   <li>Q4_K, Q5_K, Q6_K: simple min/max quantizers in the right layout, not llama.cpp's (which searches
  *       for the scales that minimize the error): good enough for random-weight and test matrices,
  *       not byte-identical to llama-quantize.</li>
@@ -23,7 +25,7 @@ public final class GgmlQuantize {
     private GgmlQuantize() {
     }
 
-    /** Bytes of a row of {@code cols} values of {@code type} ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K"). */
+    /** Bytes of a row of {@code cols} values of {@code type} ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q5_0", "Q5_1", "Q3_K", "Q4_K", "Q5_K", "Q6_K"). */
     public static long rowBytes(String type, int cols) {
         return switch (type) {
             case "F32" -> 4L * cols;
@@ -32,6 +34,7 @@ public final class GgmlQuantize {
             case "Q4_0" -> Matrix.Q4_0.rowBytes(cols);
             case "Q5_0" -> Q5_0.rowBytes(cols);
             case "Q5_1" -> Matrix.Q5_1.rowBytes(cols);
+            case "Q3_K" -> Matrix.Q3_K.rowBytes(cols);
             case "Q4_K" -> Matrix.Q4_K.rowBytes(cols);
             case "Q5_K" -> Matrix.Q5_K.rowBytes(cols);
             case "Q6_K" -> Matrix.Q6_K.rowBytes(cols);
@@ -48,6 +51,7 @@ public final class GgmlQuantize {
             case "Q8_0" -> new Matrix.Q8_0(data, rows, cols);
             case "Q4_0" -> new Matrix.Q4_0(data, rows, cols);
             case "Q5_1" -> new Matrix.Q5_1(data, rows, cols);
+            case "Q3_K" -> new Matrix.Q3_K(data, rows, cols);
             case "Q4_K" -> new Matrix.Q4_K(data, rows, cols);
             case "Q5_K" -> new Matrix.Q5_K(data, rows, cols);
             case "Q6_K" -> new Matrix.Q6_K(data, rows, cols);
@@ -69,6 +73,7 @@ public final class GgmlQuantize {
                 case "Q8_0" -> q8_0(values, off, cols, data, at);
                 case "Q4_0" -> q4_0(values, off, cols, data, at);
                 case "Q5_1" -> q5_1(values, off, cols, data, at);
+                case "Q3_K" -> q3_K(values, off, cols, data, at);
                 case "Q4_K" -> q4_K(values, off, cols, data, at);
                 case "Q5_K" -> q5_K(values, off, cols, data, at);
                 default -> q6_K(values, off, cols, data, at);
@@ -316,6 +321,139 @@ public final class GgmlQuantize {
                 out.set(ValueLayout.JAVA_BYTE, qh, (byte) (out.get(ValueLayout.JAVA_BYTE, qh) | ((q >> 4) << (2 * i))));
             }
         }
+    }
+
+    /**
+     * quantize_row_q3_K_ref, which llama-quantize runs for Q3_K without an importance matrix (ggml-base is built without
+     * FMA contraction, so this float order is its order): per sub-block of 16 a scale from {@link #q3Levels}; the
+     * sixteen scales to signed 6 bits against the one of largest magnitude ({@code iscale = -32 / max}, d = F16(1 /
+     * iscale)); then each value again against its sub-block's stored scale, q = clamp(round(x / (d sc)), -4, 3), except
+     * in a sub-block whose stored scale is 0, which keeps its first levels. Stored as q + 4: bit 2 in hmask, the low
+     * two bits in qs (layout: {@link Matrix.Q3_K}).
+     */
+    public static void q3_K(float[] x, int off, int n, MemorySegment out, long at) {
+        int[] levels = new int[256]; // per value, q + 4 in [0, 7]
+        float[] scales = new float[16];
+        byte[] packed = new byte[12];
+        for (int b = 0; b < n / 256; b++, at += Matrix.Q3_K.BLOCK_BYTES) {
+            int base = off + 256 * b;
+            float maxScale = 0, amax = 0;
+            for (int j = 0; j < 16; j++) {
+                scales[j] = q3Levels(x, base + 16 * j, levels, 16 * j);
+                float a = Math.abs(scales[j]);
+                if (a > amax) {
+                    amax = a;
+                    maxScale = scales[j];
+                }
+            }
+            java.util.Arrays.fill(packed, (byte) 0);
+            float d = 0.0f;
+            if (maxScale != 0) {
+                float iscale = -32.0f / maxScale;
+                for (int j = 0; j < 16; j++) {
+                    int l = Math.clamp((byte) nearestInt(iscale * scales[j]), -32, 31) + 32;
+                    packed[j % 8] |= (byte) ((l & 0x0F) << (j < 8 ? 0 : 4));
+                    packed[8 + j % 4] |= (byte) ((l >> 4) << (2 * (j / 4)));
+                }
+                d = 1 / iscale;
+            }
+            half(out, at + Matrix.Q3_K.D, d);
+            MemorySegment.copy(packed, 0, out, ValueLayout.JAVA_BYTE, at + Matrix.Q3_K.SCALES, 12);
+            float dStored = Float.float16ToFloat(Float.floatToFloat16(d));
+            for (int j = 0; j < 16; j++) {
+                float dl = dStored * Matrix.Q3_K.scale(out, at, j);
+                if (dl == 0) {
+                    continue;
+                }
+                for (int i = 0; i < 16; i++) {
+                    levels[16 * j + i] = Math.clamp(nearestInt(x[base + 16 * j + i] / dl), -4, 3) + 4;
+                }
+            }
+            for (int l = 0; l < 32; l++) {
+                int mask = 0;
+                for (int k = 0; k < 8; k++) { // value 32k + l's bit 2 as bit k (half k / 4, part k % 4)
+                    mask |= (levels[32 * k + l] >> 2) << k;
+                }
+                out.set(ValueLayout.JAVA_BYTE, at + Matrix.Q3_K.HMASK + l, (byte) mask);
+            }
+            for (int h = 0; h < 2; h++) {
+                for (int l = 0; l < 32; l++) {
+                    int v = 128 * h + l;
+                    out.set(ValueLayout.JAVA_BYTE, at + Matrix.Q3_K.QS + 32L * h + l, (byte) ((levels[v] & 3) | (levels[v + 32] & 3) << 2
+                            | (levels[v + 64] & 3) << 4 | (levels[v + 96] & 3) << 6));
+                }
+            }
+        }
+    }
+
+    /**
+     * make_q3_quants(16, 4, x, L, true): the 16 values from x[from] to levels q + 4 in [0, 7] (into
+     * {@code levels[at ..]}) and their scale. Start from q = clamp(round(-4 x / max), -4, 3) (max the first value of
+     * largest magnitude, with its sign); then up to five passes that move each q to {@code round(x sl2 / slx)} (the
+     * least-squares optimum with the others fixed, weights x^2) when that raises {@code sumlx^2 / suml2}; the scale is
+     * {@code sumlx / suml2}. A sub-block below 1e-15 in magnitude is all zeros (levels 0, not 4) with scale 0.
+     */
+    static float q3Levels(float[] x, int from, int[] levels, int at) {
+        final int nmax = 4;
+        float max = 0, amax = 0;
+        for (int i = 0; i < 16; i++) {
+            float a = Math.abs(x[from + i]);
+            if (a > amax) {
+                amax = a;
+                max = x[from + i];
+            }
+        }
+        if (amax < 1e-15f) {
+            java.util.Arrays.fill(levels, at, at + 16, 0);
+            return 0.0f;
+        }
+        float iscale = -nmax / max;
+        float sumlx = 0, suml2 = 0;
+        for (int i = 0; i < 16; i++) {
+            float v = x[from + i];
+            int l = Math.clamp(nearestInt(iscale * v), -nmax, nmax - 1);
+            levels[at + i] = l;
+            float w = v * v;
+            sumlx += w * v * l;
+            suml2 += w * l * l;
+        }
+        for (int pass = 0; pass < 5; pass++) {
+            int changed = 0;
+            for (int i = 0; i < 16; i++) {
+                float v = x[from + i], w = v * v;
+                int li = levels[at + i];
+                float slx = sumlx - w * v * li;
+                if (slx > 0) {
+                    float sl2 = suml2 - w * li * li;
+                    int l = Math.clamp(nearestInt(v * sl2 / slx), -nmax, nmax - 1);
+                    if (l != li) {
+                        slx += w * v * l;
+                        sl2 += w * l * l;
+                        if (sl2 > 0 && slx * slx * suml2 > sumlx * sumlx * sl2) {
+                            levels[at + i] = l;
+                            sumlx = slx;
+                            suml2 = sl2;
+                            changed++;
+                        }
+                    }
+                }
+            }
+            if (changed == 0) {
+                break;
+            }
+        }
+        for (int i = 0; i < 16; i++) {
+            levels[at + i] += nmax;
+        }
+        return suml2 > 0.0f ? sumlx / suml2 : 0.0f;
+    }
+
+    /**
+     * ggml's nearest_int: round half to even by adding 1.5 * 2^23 and reading the mantissa's low 23 bits (right for
+     * |v| &lt;= 2^22 - 1; beyond, ggml's bits as they fall, kept so the clamped levels stay ggml's).
+     */
+    static int nearestInt(float v) {
+        return (Float.floatToRawIntBits(v + 12582912.0f) & 0x007FFFFF) - 0x00400000;
     }
 
     /** C's roundf: half away from zero. */

@@ -18,6 +18,7 @@ import java.nio.ByteOrder;
  *   Q8_0   32            34           f16 d, int8 qs[32]                       x = d * q
  *   Q4_0   32            18           f16 d, u8 qs[16]                         x = d * (nibble - 8)
  *   Q5_1   32            24           f16 d, f16 m, u8 qh[4], u8 qs[16]        x = d * q + m, q in [0, 31]
+ *   Q3_K   256           110          u8 hmask[32], u8 qs[64], u8 scales[12], f16 d
  *   Q4_K   256           144          f16 d, f16 dmin, u8 scales[12], u8 qs[128]
  *   Q5_K   256           176          f16 d, f16 dmin, u8 scales[12], u8 qh[32], u8 qs[128]
  *   Q6_K   256           210          u8 ql[128], u8 qh[64], int8 scales[16], f16 d
@@ -82,7 +83,7 @@ public sealed interface Matrix permits Matrix.F32, Matrix.Q8, Matrix.Ggml {
     }
 
     /** A GGML tensor: rows of whole blocks, one after another, in one segment of the mapped file. */
-    sealed interface Ggml extends Matrix permits F16, BF16, Q8_0, Q4_0, Q5_1, Q4_K, Q5_K, Q6_K {
+    sealed interface Ggml extends Matrix permits F16, BF16, Q8_0, Q4_0, Q5_1, Q3_K, Q4_K, Q5_K, Q6_K {
         MemorySegment data();
 
         @Override
@@ -281,6 +282,81 @@ public sealed interface Matrix permits Matrix.F32, Matrix.Q8, Matrix.Ggml {
                 float d = Float.float16ToFloat(data.get(SHORT, b)), m = Float.float16ToFloat(data.get(SHORT, b + M));
                 for (int k = 0; k < BLOCK; k++) {
                     out[off + j + k] = value(data, b, k) * d + m;
+                }
+            }
+        }
+    }
+
+    /**
+     * GGML Q3_K: super-blocks of 256 values, {@code u8 hmask[32], u8 qs[64], u8 scales[12], f16 d} (110 bytes).
+     * Sixteen sub-blocks of 16 values, each with a signed 6-bit scale; a value is 3 bits, two from qs and one from
+     * hmask, read as q = (2 bits) - 4 when its hmask bit is 0 and (2 bits) when it is 1, so q in [-4, 3];
+     * x = d * (scale - 32) * q. In each half h of 128 values (qs[32h ..]), value l + 32i (l &lt; 32, i &lt; 4) takes bits
+     * 2i..2i+1 of qs[32h + l] and bit 4h + i of hmask[l]; its sub-block is 8h + 2i + l / 16 (Q6_K's order). Sub-block
+     * j's scale has its low 4 bits in scales[j] (j &lt; 8, low nibble) or scales[j - 8] (high nibble), its high 2 bits
+     * at bits 2 (j / 4) of scales[8 + j % 4] ({@link #scales}).
+     */
+    record Q3_K(MemorySegment data, int rows, int cols) implements Ggml {
+        public static final int BLOCK = 256, BLOCK_BYTES = 110;
+        /** Offsets in a super-block: the high bits, the low 2-bit pairs, the packed scales, the F16 d. */
+        public static final int HMASK = 0, QS = 32, SCALES = 96, D = 108;
+
+        public Q3_K {
+            checkBlocks("Q3_K", data, rows, cols, BLOCK, BLOCK_BYTES);
+        }
+
+        public static long rowBytes(int cols) {
+            return (long) cols / BLOCK * BLOCK_BYTES;
+        }
+
+        /**
+         * The sixteen 6-bit scales (unsigned, 0..63: the signed scale is this minus 32) as the bytes of two longs,
+         * sub-block j in byte j of {@code [0]} (j &lt; 8) or byte j - 8 of {@code [1]}, from the 12 packed bytes read as
+         * a little-endian long ({@code lo}, bytes 0..7) and int ({@code hi}, bytes 8..11): the low nibbles of bytes
+         * 0..7 are scales 0..7's low 4 bits, their high nibbles scales 8..15's; byte 8 + k holds the high 2 bits of
+         * scales k, k + 4, k + 8, k + 12 at bits 0, 2, 4, 6.
+         */
+        public static long scalesLow(long lo, int hi) {
+            long h = hi & 0xFFFFFFFFL;
+            return (lo & 0x0F0F0F0F0F0F0F0FL) | ((h & 0x03030303L) | ((h >>> 2) & 0x03030303L) << 32) << 4;
+        }
+
+        /** Scales 8..15 as the bytes of a long, as {@link #scalesLow}. */
+        public static long scalesHigh(long lo, int hi) {
+            long h = hi & 0xFFFFFFFFL;
+            return ((lo >>> 4) & 0x0F0F0F0F0F0F0F0FL) | (((h >>> 4) & 0x03030303L) | ((h >>> 6) & 0x03030303L) << 32) << 4;
+        }
+
+        /** The signed scale (-32..31) of sub-block j (0..15) of the super-block at byte {@code b}. */
+        public static int scale(MemorySegment data, long b, int j) {
+            long lo = data.get(LONG, b + SCALES);
+            int hi = data.get(INT, b + SCALES + 8);
+            long s = j < 8 ? scalesLow(lo, hi) : scalesHigh(lo, hi);
+            return (int) (s >>> (8 * (j & 7)) & 0x3F) - 32;
+        }
+
+        /** Value v (0..255) of the super-block at byte {@code b}: q in [-4, 3]. */
+        public static int value(MemorySegment data, long b, int v) {
+            int h = v / 128, i = v % 128 / 32, l = v % 32;
+            int low = data.get(ValueLayout.JAVA_BYTE, b + QS + 32L * h + l) >>> (2 * i) & 3;
+            int high = data.get(ValueLayout.JAVA_BYTE, b + HMASK + l) >>> (4 * h + i) & 1;
+            return low - (high == 0 ? 4 : 0);
+        }
+
+        private static final ValueLayout.OfLong LONG = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+        private static final ValueLayout.OfInt INT = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
+        /** dequantize_row_q3_K: per sub-block {@code dl = d * (scale - 32)} (one float product), then x = dl * q. */
+        @Override
+        public void dequantizeRow(int row, float[] out, int off) {
+            long b = row * rowBytes(cols);
+            for (int j = 0; j < cols; j += BLOCK, b += BLOCK_BYTES) {
+                float d = Float.float16ToFloat(data.get(SHORT, b + D));
+                for (int sub = 0; sub < 16; sub++) {
+                    float dl = d * scale(data, b, sub);
+                    for (int k = 0; k < 16; k++) {
+                        out[off + j + 16 * sub + k] = dl * value(data, b, 16 * sub + k);
+                    }
                 }
             }
         }

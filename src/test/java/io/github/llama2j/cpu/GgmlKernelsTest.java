@@ -44,7 +44,7 @@ import static org.junit.jupiter.api.Assertions.fail;
 @Tag("vector-widths")
 class GgmlKernelsTest {
     private static final ValueLayout.OfInt LE_INT = ValueLayout.JAVA_INT_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN);
-    private static final String[] TYPES = {"F16", "BF16", "Q8_0", "Q4_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K"};
+    private static final String[] TYPES = {"F16", "BF16", "Q8_0", "Q4_0", "Q5_1", "Q3_K", "Q4_K", "Q5_K", "Q6_K"};
     private static final double U = 0x1p-24;
 
     private final long seed = new SplittableRandom().nextLong();
@@ -100,6 +100,7 @@ class GgmlKernelsTest {
                     data.set(Matrix.SHORT, b, randomHalf());
                     data.set(Matrix.SHORT, b + 2, randomHalf());
                 }
+                case "Q3_K" -> data.set(Matrix.SHORT, b + 108, randomHalf());
                 default -> data.set(Matrix.SHORT, b + 208, randomHalf());
             }
         }
@@ -161,6 +162,15 @@ class GgmlKernelsTest {
                     double[] dq = q5_1Value(q.data(), b, v % 32);
                     val[v] = dq[0] + dq[1];
                     mag[v] = Math.abs(dq[0]) + Math.abs(dq[1]);
+                }
+                case Matrix.Q3_K q -> { // u8 hmask[32], u8 qs[64], u8 scales[12], f16 d
+                    long b = ((long) r * n + v) / 256 * 110;
+                    int k = v % 256, h = k / 128, i = k % 128 / 32, l = k % 32, sub = k / 16;
+                    int low = (u8(q.data(), b + 32 + 32 * h + l) >> (2 * i)) & 3;
+                    int high = (u8(q.data(), b + l) >> (4 * h + i)) & 1;
+                    int sc = (sub < 8 ? u8(q.data(), b + 96 + sub) & 0xF : u8(q.data(), b + 96 + sub - 8) >> 4)
+                            | ((u8(q.data(), b + 104 + sub % 4) >> (2 * (sub / 4))) & 3) << 4;
+                    val[v] = half(q.data(), b + 108) * (sc - 32) * (low - (high == 0 ? 4 : 0));
                 }
                 case Matrix.Q4_K q -> {
                     long b = ((long) r * n + v) / 256 * 144;
@@ -646,6 +656,82 @@ class GgmlKernelsTest {
 
 
     /**
+     * Q3_K at the extremes: 3-bit values -4 or 3 (2-bit part and hmask bit alike), every signed scale -32 or 31 (6-bit
+     * 0 or 63) at random, d 1, activations of +-127, and in rounds 4 and 5 some of -128 (written into the prepared Q8_K
+     * values: the kernels must not rely on Q8_K's ±127). One super-block per row: its integer sum is below 16 · 32 ·
+     * 16 · 4 · 128 = 2^22 in magnitude, and every partial float sum is an integer below 2^24, so the scalar reference
+     * and the vector kernel must give the exact result; one wrong value, scale or hmask bit moves it by 127 or more.
+     */
+    @Test
+    void q3_KAtTheExtremesSumsExactly() {
+        int rows = 8, cols = 256;
+        for (int round = 0; round < 6; round++) {
+            MemorySegment data = arena.allocate((long) rows * 110, 64);
+            for (int r = 0; r < rows; r++) {
+                long b = r * 110L;
+                // row 0 all 3, row 1 all -4, the rest at random by value
+                for (int l = 0; l < 32; l++) {
+                    int mask = 0;
+                    for (int k = 0; k < 8; k++) {
+                        boolean top = r == 0 || r > 1 && rnd.nextBoolean();
+                        mask |= (top ? 1 : 0) << k;
+                        long at = b + 32 + 32L * (k / 4) + l;
+                        data.set(ValueLayout.JAVA_BYTE, at, (byte) (data.get(ValueLayout.JAVA_BYTE, at) | (top ? 3 : 0) << (2 * (k % 4))));
+                    }
+                    data.set(ValueLayout.JAVA_BYTE, b + l, (byte) mask);
+                }
+                for (int j = 0; j < 12; j++) { // rows 0 and 1 every scale 31 (0x3F), row 2 every -32, the rest at random
+                    data.set(ValueLayout.JAVA_BYTE, b + 96 + j, (byte) (r < 2 ? 0xFF : r == 2 ? 0 : rnd.nextBoolean() ? 0xFF : 0));
+                }
+                data.set(Matrix.SHORT, b + 108, Float.floatToFloat16(1.0f));
+            }
+            Matrix.Q3_K m = new Matrix.Q3_K(data, rows, cols);
+            Activations a = extremeActivations(m, Math.min(round, 3));
+            if (round >= 4) {
+                for (int j = 1; j < cols; j += round == 4 ? 1 : 3) {
+                    a.q8K[j] = (short) (a.q8K[j] < 0 ? -128 : a.q8K[j]);
+                }
+            }
+            float[] vector = new float[rows], scalar = new float[rows];
+            new VectorKernels().matmul(vector, a, m, 0, rows);
+            new ScalarKernels().matmul(scalar, a, m, 0, rows);
+            assertExactWithin(m, a, vector, scalar, 0.0, "round " + round);
+        }
+    }
+
+    /**
+     * The Q3_K vector kernel against the scalar reference on fresh random matrices: the same exact integers per
+     * super-block, the float sums in another order, so within a few roundings of the row's magnitude (the bound of
+     * {@link #checkRows} with the scalar result in place of the float64 one, twice: both round). Widths of real models'
+     * rows (Llama-3.2-1B's 2048 and 8192) and a row range inside.
+     */
+    @ParameterizedTest
+    @ValueSource(ints = {256, 768, 2048, 8192})
+    void q3_KVectorKernelMatchesTheScalarReference(int cols) {
+        int rows = 13;
+        Matrix m = randomMatrix("Q3_K", rows, cols, 3);
+        Activations a = new Activations(cols);
+        a.input(randomInput(cols), cols);
+        a.prepareFor(m);
+        double[] xe = exactInput(a, m);
+        float[] vector = new float[rows], scalar = new float[rows];
+        new VectorKernels().matmul(vector, a, m, 1, rows - 1);
+        new ScalarKernels().matmul(scalar, a, m, 1, rows - 1);
+        assertEquals(0.0f, vector[0], "row 0 is outside the range, " + where);
+        assertEquals(0.0f, vector[rows - 1], "the last row is outside the range, " + where);
+        for (int r = 1; r < rows - 1; r++) {
+            double[] w = exactRow(m, r)[1];
+            double s = 0;
+            for (int j = 0; j < cols; j++) {
+                s += w[j] * Math.abs(xe[j]);
+            }
+            double bound = 4 * (cols / 256 + 8) * U * s;
+            assertTrue(Math.abs(vector[r] - scalar[r]) <= bound,
+                    "row " + r + ": vector " + vector[r] + " vs scalar " + scalar[r] + " > bound " + bound + ", " + where);
+        }
+    }
+
+    /**
      * Q5_K at the extremes of the vector kernel's short lanes: 5-bit values 0 or 31 (nibble and high bit alike) and
      * activations of +-127, chosen at random, every scale 63, d 1, dmin 0, one super-block per row. At 128 bits a short
      * lane adds four products and an int lane's two halves eight (8 · 31 · 127 = 31496, just under 2^15): any overflow
@@ -1003,7 +1089,7 @@ class GgmlKernelsTest {
                 m.dequantizeRow(r, row, 1);
                 double[][] e = exactRow(m, r);
                 for (int j = 0; j < cols; j++) {
-                    // F16, BF16, Q8_0, Q4_0: one exact product; Q4_K, Q5_K (one subtraction) and Q6_K (a product of 25 bits): one rounding
+                    // F16, BF16, Q8_0, Q4_0: one exact product; Q3_K: two exact products (d sc has at most 17 bits, times q 20); Q4_K, Q5_K (one subtraction) and Q6_K (a product of 25 bits): one rounding
                     // (Q5_1: an exact product, then one sum)
                     double tol = m instanceof Matrix.Q4_K || m instanceof Matrix.Q5_K || m instanceof Matrix.Q6_K || m instanceof Matrix.Q5_1
                             ? Math.ulp(row[1 + j]) / 2 : 0;
@@ -1034,13 +1120,17 @@ class GgmlKernelsTest {
         assertThrows(IllegalArgumentException.class, () -> new Matrix.Q5_1(arena.allocate(49), 2, 32));
         new Matrix.Q5_1(arena.allocate(48), 2, 32);
         new Matrix.Q6_K(arena.allocate(420), 2, 256);
+        assertThrows(IllegalArgumentException.class, () -> new Matrix.Q3_K(arena.allocate(110), 1, 128));
+        assertThrows(IllegalArgumentException.class, () -> new Matrix.Q3_K(arena.allocate(219), 2, 256));
+        assertThrows(IllegalArgumentException.class, () -> new Matrix.Q3_K(arena.allocate(221), 1, 512));
+        new Matrix.Q3_K(arena.allocate(220), 2, 256);
     }
 
     @Test
     void quantizersRoundTrip() {
         int cols = 512;
         float[] v = randomInput(3 * cols);
-        for (String type : new String[]{"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K"}) {
+        for (String type : new String[]{"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q5_1", "Q3_K", "Q4_K", "Q5_K", "Q6_K"}) {
             Matrix m = GgmlQuantize.quantize(type, v, 3, cols, arena);
             assertEquals(type.equals("F32") ? "F32" : type, m.typeName());
             float[] row = new float[cols];
@@ -1063,6 +1153,9 @@ class GgmlKernelsTest {
                         case "Q5_1" -> amax * 2 / 31 * 0.51 + amax * 4e-3;
                         case "Q4_K" -> amax * 2 / 15 * 0.51 + amax * 0.05; // half a step, plus the 6-bit scale and min roundings
                         case "Q5_K" -> amax * 2 / 31 * 0.51 + amax * 0.05;
+                        // levels -4..3 of a sub-block's least-squares scale: values near its largest clamp, the
+                        // scale fitted to all 16 (weights x^2), so up to a step and a half of max / 4, plus the 6-bit scale
+                        case "Q3_K" -> amax / 4 * 1.5 + amax * 0.05;
                         default -> amax / 31 * 0.51 + amax * 0.05;
                     };
                     assertTrue(Math.abs(row[j] - x) <= tol, type + " value " + j + " of row " + r + ": " + x + " -> " + row[j] + ", " + where);
