@@ -1164,6 +1164,57 @@ class GgmlKernelsTest {
         }
     }
 
+    /**
+     * 256 rows of one Q3_K super-block each that reach the reference quantizer's branches: sub-blocks of varied scales,
+     * an all-zero row (d = 0) and all-zero sub-blocks, sub-blocks below its 1e-15 threshold, a huge value that rounds
+     * the other sub-blocks' scales to 0 (which keep their first levels), values on rounding ties, constant and ±constant
+     * sub-blocks. Fixed (a seeded SplittableRandom): {@link #q3_KQuantizerIsLlamaQuantizes} holds llama-quantize's
+     * bytes for them.
+     */
+    static float[] q3KQuantizerCases() {
+        int rows = 256;
+        float[] x = new float[rows * 256];
+        SplittableRandom r = new SplittableRandom(20261206L);
+        for (int row = 0; row < rows; row++) {
+            for (int sub = 0; sub < 16; sub++) {
+                double scale = Math.scalb(1.0, r.nextInt(-8, 3));
+                for (int i = 0; i < 16; i++) {
+                    int at = 256 * row + 16 * sub + i;
+                    double g = r.nextGaussian();
+                    x[at] = (float) switch (row % 8) {
+                        case 1 -> row == 1 || sub == row / 8 % 16 ? 0.0 : g * scale;
+                        case 2 -> sub == 3 && i == 5 ? 1000.0 : g * 0.01;
+                        case 3 -> sub % 2 == 0 ? g * 1e-20 : g * scale;
+                        case 4 -> i == 0 ? 1.0 : Math.clamp(Math.round(g * 8) / 8.0, -1.0, 1.0); // max 1, odd eighths: ties at -4 x
+                        case 5 -> sub % 3 == 0 ? 0.5 : sub % 3 == 1 ? (i % 2 == 0 ? 0.75 : -0.75) : g * scale;
+                        case 6 -> g * scale - 2 * scale; // mostly negative
+                        default -> g * scale;
+                    };
+                }
+            }
+        }
+        return x;
+    }
+
+    /**
+     * {@code GgmlQuantize.q3_K} gives llama-quantize's bytes: the SHA-256 of {@link #q3KQuantizerCases} quantized
+     * here equals that of the Q3_K tensor llama-quantize Q3_K_S wrote from an F32 GGUF holding these values as a
+     * 256 × 256 matrix (llama.cpp at commit 80fb11a, ggml-base built without FMA contraction). Seen failing: the first
+     * levels rounded half up (Math.round) instead of ggml's nearest_int (the eighths of rows 4 mod 8 are ties), and a
+     * sub-block whose stored scale is 0 given levels 4 instead of keeping its first ones. Not seen by these values:
+     * x / dl computed as x * (1 / dl) in the second pass (no value lies where the two round apart).
+     */
+    @Test
+    void q3_KQuantizerIsLlamaQuantizes() throws Exception {
+        float[] x = q3KQuantizerCases();
+        byte[] bytes = new byte[256 * 110];
+        for (int row = 0; row < 256; row++) {
+            GgmlQuantize.q3_K(x, 256 * row, 256, MemorySegment.ofArray(bytes), 110L * row);
+        }
+        byte[] digest = java.security.MessageDigest.getInstance("SHA-256").digest(bytes);
+        assertEquals("777fd59f1b859bb4858d94a4307e816cdfd46030bf52447878bc632720502d73", java.util.HexFormat.of().formatHex(digest));
+    }
+
     @Test
     void q8_0And4_0QuantizersAreGgmlsReference() {
         // A block with amax 127 (d = 1, id = 1): ref Q8_0 rounds half away from zero; Q4_0 keeps the first max's sign.

@@ -179,7 +179,7 @@ class PreparedWeightsTest {
     }
 
     /**
-     * A Q5_K matrix not listed by prepare is copied when it is resolved, once; Q5_1 has no
+     * A Q5_K matrix not listed by prepare is copied when it is resolved, once; Q5_1 and Q3_K have no
      * load-time copy: read in the file's layout, nothing copied.
      */
     @Test
@@ -203,6 +203,12 @@ class PreparedWeightsTest {
             MatrixForm f1 = auto.resolve(m1);
             assertInstanceOf(MatrixForm.File.class, f1);
             assertSame(m1, f1.source());
+            assertEquals(1, auto.size());
+            Matrix m3 = io.github.llama2j.model.GgmlQuantize.quantize("Q3_K", v, 4, 512, arena); // no copy either
+            assertInstanceOf(Matrix.Q3_K.class, m3);
+            MatrixForm f3 = auto.resolve(m3);
+            assertInstanceOf(MatrixForm.File.class, f3);
+            assertSame(m3, f3.source());
             assertEquals(1, auto.size());
         }
     }

@@ -27,6 +27,7 @@ import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * Batched prefill on GGUF models against the same engine fed one token at a time: the architecture steps
@@ -81,6 +82,41 @@ class GgufBatchTest {
     }
 
     /**
+     * A synth Q3_K_M model (Q3_K for attn_q/k, ffn gate/up and the embedding of an untied model; Q5_K and Q4_K for
+     * attn_v, ffn_down and attn_output; Q6_K for the classifier): Q3_K has no transposed kernel, so its batched products
+     * are the one-token kernel per token, the others' transposed kernels sum in their own order: within
+     * {@link #Q8_ACTIVATIONS_TOLERANCE} (measured at 512 bits: 3.6e-7 with seed 5, 4.5e-7 with seed 3, 1.8e-2 with
+     * seed 7, where one of those float orders moved a later layer's Q8_K activation by a step).
+     */
+    @Test
+    void synthQ3KM() {
+        GgufSynth.Shape shape = new GgufSynth.Shape("llama", 256, 512, 2, 4, 2, 64, 64, 160, 10000f, 1e-5f, false, null);
+        GgufSynth synth = new GgufSynth(shape, GgufSynth.FileType.Q3_K_M, 5, 0.1);
+        byte[] bytes = synth.writer("q3_k_m").toBytes();
+        try (Model m = GgufModelLoader.load(GgufFileTest.parse(bytes), 0)) {
+            assertInstanceOf(Matrix.Q3_K.class, m.weights().wq()[0]);
+            assertInstanceOf(Matrix.Q3_K.class, m.weights().w1()[1]);
+            assertInstanceOf(Matrix.Q3_K.class, m.weights().tokenEmbedding());
+            assertInstanceOf(Matrix.Q5_K.class, m.weights().wv()[1]);
+            assertInstanceOf(Matrix.Q4_K.class, m.weights().w2()[1]);
+        }
+        check("synth q3_k_m", () -> GgufModelLoader.load(GgufFileTest.parse(bytes), 0), 140, 3);
+    }
+
+    /**
+     * A synth Q3_K_S model: every matrix Q3_K but the classifier (Q6_K). The Q3_K products of a batch are the one-token
+     * kernel per token, the same bits, so the logits differ only by the classifier's transposed Q6_K sums: a few float
+     * roundings of max|logit| (measured: 0).
+     */
+    @Test
+    void synthQ3KSBatchesAreTheOneTokenKernel() {
+        GgufSynth.Shape shape = new GgufSynth.Shape("llama", 256, 512, 2, 4, 2, 64, 64, 160, 10000f, 1e-5f, false, null);
+        byte[] bytes = new GgufSynth(shape, GgufSynth.FileType.Q3_K_S, 7, 0.1).writer("q3_k_s").toBytes();
+        double worst = check("synth q3_k_s", () -> GgufModelLoader.load(GgufFileTest.parse(bytes), 0), 140, 3);
+        assertTrue(worst <= 1e-5, "worst " + worst);
+    }
+
+    /**
      * A synth Q5_K_M qwen2 model 96 wide (rows that are no K-quant rows: Q5_1 matrices, Q8_0 where Q6_K would be): Q5_1
      * has no transposed kernel, so its batched products are the one-token kernel per token (the same bits).
      */
@@ -131,7 +167,8 @@ class GgufBatchTest {
         return tests.stream();
     }
 
-    private static void check(String name, Supplier<Model> load, int promptLength, int generated) {
+    /** Returns the worst |batched - one by one| / max|logit| seen. */
+    private static double check(String name, Supplier<Model> load, int promptLength, int generated) {
         try (Model m = load.get();
              InferenceEngine one = Engines.create(m, EngineOptions.cpu(2, false));
              InferenceEngine batched = Engines.create(m, EngineOptions.cpu(2, false))) {
@@ -158,6 +195,7 @@ class GgufBatchTest {
                         tolerance, name + " pos " + pos));
             }
             System.out.printf("GgufBatchTest %s: batched vs one token, worst %.3g of max|logit|%n", name, worst);
+            return worst;
         }
     }
 

@@ -317,6 +317,42 @@ class GgufSynthTest {
     }
 
     /**
+     * Q3_K_S, Q3_K_M and Q3_K_L's per-tensor types, as llama-quantize wrote them for a 16-layer llama file with its own
+     * classifier (dim 256, ffn 256, 4 heads, 2 kv heads): the classifier Q6_K in all three; Q3_K_M: attn_v Q5_K in layers
+     * 0-1 and Q4_K after, ffn_down Q5_K in layer 0 (16 / 16) and Q4_K after, attn_output Q4_K; Q3_K_L: attn_v, ffn_down
+     * and attn_output Q5_K; every other matrix (the token embedding too) Q3_K. 96 wide (qwen2, ffn 256, tied), the
+     * fallbacks llama-quantize Q3_K_M took: Q4_0 for Q3_K, Q5_0 for Q4_K (attn_output), Q5_1 for Q5_K (attn_v), Q8_0 for
+     * the Q6_K classifier, ffn_down Q4_K (its rows are 256 wide).
+     */
+    @Test
+    void q3KTypesFollowLlamaQuantize() {
+        GgufSynth.Shape deep = new GgufSynth.Shape("llama", 256, 256, 16, 4, 2, 64, 300, 64, 10000f, 1e-5f, false, null);
+        for (GgufSynth.TensorSpec t : GgufSynth.tensors(deep)) {
+            String n = t.name();
+            boolean matrix = t.kind() == GgufSynth.Kind.MATRIX;
+            GgmlType m = !matrix ? GgmlType.F32 : n.equals("output.weight") ? GgmlType.Q6_K
+                    : n.endsWith("attn_v.weight") ? (t.layer() < 2 ? GgmlType.Q5_K : GgmlType.Q4_K)
+                    : n.endsWith("ffn_down.weight") ? (t.layer() < 1 ? GgmlType.Q5_K : GgmlType.Q4_K)
+                    : n.endsWith("attn_output.weight") ? GgmlType.Q4_K : GgmlType.Q3_K;
+            GgmlType l = !matrix ? GgmlType.F32 : n.equals("output.weight") ? GgmlType.Q6_K
+                    : n.endsWith("attn_v.weight") || n.endsWith("ffn_down.weight") || n.endsWith("attn_output.weight") ? GgmlType.Q5_K
+                    : GgmlType.Q3_K;
+            GgmlType s = !matrix ? GgmlType.F32 : n.equals("output.weight") ? GgmlType.Q6_K : GgmlType.Q3_K;
+            assertEquals(m, GgufSynth.tensorType(GgufSynth.FileType.Q3_K_M, deep, t), "Q3_K_M " + n);
+            assertEquals(l, GgufSynth.tensorType(GgufSynth.FileType.Q3_K_L, deep, t), "Q3_K_L " + n);
+            assertEquals(s, GgufSynth.tensorType(GgufSynth.FileType.Q3_K_S, deep, t), "Q3_K_S " + n);
+        }
+        GgufSynth.Shape narrow = new GgufSynth.Shape("qwen2", 96, 256, 2, 4, 2, 24, 300, 64, 10000f, 1e-5f, true, null);
+        for (GgufSynth.TensorSpec t : GgufSynth.tensors(narrow)) {
+            String n = t.name();
+            GgmlType expected = t.kind() != GgufSynth.Kind.MATRIX ? GgmlType.F32 : n.equals("token_embd.weight") ? GgmlType.Q8_0
+                    : n.endsWith("attn_v.weight") ? GgmlType.Q5_1 : n.endsWith("attn_output.weight") ? GgmlType.Q5_0
+                    : n.endsWith("ffn_down.weight") ? GgmlType.Q4_K : GgmlType.Q4_0;
+            assertEquals(expected, GgufSynth.tensorType(GgufSynth.FileType.Q3_K_M, narrow, t), "narrow Q3_K_M " + n);
+        }
+    }
+
+    /**
      * Q5_K_M's per-tensor types, as llama-quantize Q5_K_M wrote them for a 2-layer Llama-3.2-1B-shaped file (tied: the
      * embedding is the classifier, Q6_K; layer 1 is in use_more_bits' last eighth, so its attn_v and ffn_down are Q6_K;
      * every other matrix Q5_K).
