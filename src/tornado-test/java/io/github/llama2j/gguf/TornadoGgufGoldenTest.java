@@ -176,6 +176,26 @@ class TornadoGgufGoldenTest {
     }
 
     /**
+     * A synth Q3_K_M model (Q3_K, which the device engines lack; its first matrix, the embedding of an untied model, is
+     * Q3_K): refused up front (exit 3), naming Q3_K and the tensor.
+     */
+    @Test
+    void q3KMIsRefused() {
+        io.github.llama2j.model.GgufSynth.Shape shape = new io.github.llama2j.model.GgufSynth.Shape("llama", 256, 256, 1, 4, 2, 64,
+                40, 64, 10000f, 1e-5f, false, null);
+        io.github.llama2j.model.GgufSynth synth = new io.github.llama2j.model.GgufSynth(shape,
+                io.github.llama2j.model.GgufSynth.FileType.Q3_K_M, 3, 0.05);
+        byte[] bytes = synth.writer("q3_k_m").toBytes();
+        refused("synth q3_k_m", () -> GgufModelLoader.load(GgufFileTest.parse(bytes), 0), Set.of("q3_K"));
+        // by the up-front check (TensorTypes.requireSupportedGguf), which names the file's first matrix, not a later guard
+        try (Model model = GgufModelLoader.load(GgufFileTest.parse(bytes), 0)) {
+            Llama2jException e = assertThrows(Llama2jException.class, () -> Engines.create(model, tornado()).close());
+            assertTrue(e.getMessage().startsWith("the TornadoVM engine does not support tensor type Q3_K (tensor token_embd.weight;")
+                    && e.getMessage().endsWith("run this model with --engine cpu"), e.getMessage());
+        }
+    }
+
+    /**
      * A synth Q5_K_M model 96 wide (rows that are no K-quant rows: Q5_1, which the device engines lack; its embedding
      * Q8_0): refused up front (exit 3), naming Q5_1 and its first Q5_1 tensor.
      */
