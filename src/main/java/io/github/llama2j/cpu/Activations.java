@@ -73,6 +73,12 @@ public final class Activations {
     float[] q81Sums;
     /** The Q8_0 values in the order {@link GgmlMatmul#q5_1} multiplies them: per block of 32, {@code a_0, a_16, a_1, a_17, ..., a_15, a_31}. */
     short[] q81Pairs;
+    /**
+     * The Q8_0 values in pairs as {@link GgmlMatmul#q5_1Packed} multiplies them: per block of 32, 16 ints, pair t being
+     * {@code a_t + 2^16 a_(t+16)} (times a lane {@code q_(t+16) + 2^16 q_t} of {@link PackedQ5_1}, its upper half is
+     * {@code q_t a_t + q_(t+16) a_(t+16)}).
+     */
+    int[] q51Pairs;
     private boolean q81Ready;
 
     // GGML Q8_K: values (as shorts), the float scale of each block of 256, the sum of each 16 values
@@ -114,6 +120,7 @@ public final class Activations {
         q40Pairs = new int[capacity / Q8_0_BLOCK * Q4_0_PAIRS];
         q81Sums = new float[capacity / Q8_0_BLOCK + 1];
         q81Pairs = new short[capacity];
+        q51Pairs = new int[capacity / 2];
         q8K = new short[capacity];
         q8KScales = new float[capacity / Q8_K_BLOCK + 1];
         q8KSums = new int[capacity / Q8_K_SUM + 1];
@@ -204,6 +211,7 @@ public final class Activations {
                         for (int k = 0; k < 16; k++) {
                             q81Pairs[b * Q8_0_BLOCK + 2 * k] = q80[b * Q8_0_BLOCK + k];
                             q81Pairs[b * Q8_0_BLOCK + 2 * k + 1] = q80[b * Q8_0_BLOCK + 16 + k];
+                            q51Pairs[b * 16 + k] = pair(q80[b * Q8_0_BLOCK + 16 + k], q80[b * Q8_0_BLOCK + k]);
                         }
                     }
                     q81Ready = true;

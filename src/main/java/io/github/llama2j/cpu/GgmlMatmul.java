@@ -243,7 +243,7 @@ final class GgmlMatmul {
         }
     }
 
-    // ------------------------------------------------------------------ Q5_1 × Q8_1 (the file's layout; no load-time copy)
+    // ------------------------------------------------------------------ Q5_1 × Q8_1 (the file's layout; the copy's: q5_1Packed)
 
     /** {@link #q5_1}'s nibble bytes: L of them per chunk (at least 8: at 128 bits a chunk of 8 is two parts of 4). */
     private static final VectorSpecies<Byte> B5 = species(ByteVector.SPECIES_PREFERRED, Math.max(64, L * Byte.SIZE));
@@ -433,6 +433,74 @@ final class GgmlMatmul {
                 acc = ((FloatVector) isum.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, scale), acc);
             }
             out[r] = acc.reduceLanes(VectorOperators.ADD);
+        }
+    }
+
+    // ------------------------------------------------------------------ Q5_1 × Q8_1 on the load-time copy
+
+    /**
+     * {@link #q5_1} on a {@link PackedQ5_1}, one row per int lane: the same integers per block and row ({@code sumi =
+     * sum_k q_k a_k}), the row's float sums in its lane (a few ulps from {@link #q5_1}, which sums a row in several lanes).
+     * Each of the block's 16 pair vectors is {@code (v >>> 5f) & 0x001F001F} of one of the copy's six runs, a lane
+     * {@code q_(t+16) + 2^16 q_t}, times the activations' pair {@code a_t + 2^16 a_(t+16)} (the same for every row: a
+     * broadcast, {@link Activations#q51Pairs}), whose upper half is {@code q_t a_t + q_(t+16) a_(t+16)}. Four products
+     * are added in an int chain started at 2^15 (the lower halves, at most 4 · 31 · 127 = 15748 in magnitude, stay within
+     * [0, 2^16); the upper halves at most 8 · 31 · 127 = 31496 &lt; 2^15), then shifted out: four chains per block. Then
+     * {@code acc += float(sumi) * (d_w * d_x)} and, in an accumulator of its own, {@code macc += m_w * s_x}, added at the
+     * end, as llama.cpp keeps the offsets' part apart. Rows [r0, r1) are written; a group that straddles r0 or r1 is
+     * computed whole and only its rows in the range are stored. Written out per pair vector (no helper returning a vector).
+     */
+    static void q5_1Packed(float[] out, Activations x, PackedQ5_1 w, int r0, int r1) {
+        int n = w.source().cols(), nb = n / 32, run = 4 * Q4_0_ROWS;
+        int[] pairs = x.q51Pairs;
+        float[] xd = x.q80Scales, xs = x.q81Sums, ds = w.scales(), ms = w.mins();
+        MemorySegment qs = w.values();
+        IntVector mask = IntVector.broadcast(QI, 0x001F001F), bias = IntVector.broadcast(QI, 1 << 15);
+        int g1 = (r1 + Q4_0_ROWS - 1) / Q4_0_ROWS;
+        for (int g = r0 / Q4_0_ROWS; g < g1; g++) {
+            long b = (long) g * nb * PackedQ5_1.INTS * run;
+            int s = g * nb * Q4_0_ROWS;
+            FloatVector acc = FloatVector.zero(QF), macc = FloatVector.zero(QF);
+            for (int blk = 0; blk < nb; blk++, b += PackedQ5_1.INTS * run, s += Q4_0_ROWS) {
+                int p = blk * 16;
+                IntVector v0 = IntVector.fromMemorySegment(QI, qs, b, LE);
+                IntVector v1 = IntVector.fromMemorySegment(QI, qs, b + run, LE);
+                IntVector t = bias.add(v0.and(mask).mul(pairs[p]))
+                        .add(v0.lanewise(VectorOperators.LSHR, 5).and(mask).mul(pairs[p + 1]))
+                        .add(v0.lanewise(VectorOperators.LSHR, 10).and(mask).mul(pairs[p + 2]))
+                        .add(v1.and(mask).mul(pairs[p + 3]));
+                IntVector isum = t.lanewise(VectorOperators.ASHR, 16);
+                IntVector v2 = IntVector.fromMemorySegment(QI, qs, b + 2 * run, LE);
+                t = bias.add(v1.lanewise(VectorOperators.LSHR, 5).and(mask).mul(pairs[p + 4]))
+                        .add(v1.lanewise(VectorOperators.LSHR, 10).and(mask).mul(pairs[p + 5]))
+                        .add(v2.and(mask).mul(pairs[p + 6]))
+                        .add(v2.lanewise(VectorOperators.LSHR, 5).and(mask).mul(pairs[p + 7]));
+                isum = isum.add(t.lanewise(VectorOperators.ASHR, 16));
+                IntVector v3 = IntVector.fromMemorySegment(QI, qs, b + 3 * run, LE);
+                t = bias.add(v2.lanewise(VectorOperators.LSHR, 10).and(mask).mul(pairs[p + 8]))
+                        .add(v3.and(mask).mul(pairs[p + 9]))
+                        .add(v3.lanewise(VectorOperators.LSHR, 5).and(mask).mul(pairs[p + 10]))
+                        .add(v3.lanewise(VectorOperators.LSHR, 10).and(mask).mul(pairs[p + 11]));
+                isum = isum.add(t.lanewise(VectorOperators.ASHR, 16));
+                IntVector v4 = IntVector.fromMemorySegment(QI, qs, b + 4 * run, LE);
+                IntVector v5 = IntVector.fromMemorySegment(QI, qs, b + 5 * run, LE);
+                t = bias.add(v4.and(mask).mul(pairs[p + 12]))
+                        .add(v4.lanewise(VectorOperators.LSHR, 5).and(mask).mul(pairs[p + 13]))
+                        .add(v4.lanewise(VectorOperators.LSHR, 10).and(mask).mul(pairs[p + 14]))
+                        .add(v5.mul(pairs[p + 15])); // (int 5 holds pair 15 alone: no mask)
+                isum = isum.add(t.lanewise(VectorOperators.ASHR, 16));
+                acc = ((FloatVector) isum.convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(QF, ds, s).mul(xd[blk]), acc);
+                macc = FloatVector.fromArray(QF, ms, s).fma(FloatVector.broadcast(QF, xs[blk]), macc);
+            }
+            acc = acc.add(macc);
+            int r = g * Q4_0_ROWS;
+            if (r >= r0 && r + Q4_0_ROWS <= r1) {
+                acc.intoArray(out, r);
+            } else { // a group at an end of the range (or the padded last group): its rows in [r0, r1) only
+                for (int i = 0; i < Q4_0_ROWS; i++) {
+                    store(out, r + i, acc.lane(i), r0, r1);
+                }
+            }
         }
     }
 

@@ -38,6 +38,7 @@ public interface Kernels {
             case PackedQ8_0 p when p.source() instanceof Matrix.Q8 -> matmulPackedQ8(out, x, p, r0, r1);
             case PackedQ8_0 p -> matmulPackedQ8_0(out, x, p, r0, r1);
             case PackedQ4_0 p -> matmulPackedQ4_0(out, x, p, r0, r1);
+            case PackedQ5_1 p -> matmulPackedQ5_1(out, x, p, r0, r1);
             case KQuantPacked.Q4K q -> matmulPackedQ4_K(out, x, q, r0, r1);
             case KQuantPacked.Q5K q -> matmulPackedQ5_K(out, x, q, r0, r1);
             case KQuantPacked.Q6K q -> matmulPackedQ6_K(out, x, q, r0, r1);
@@ -140,7 +141,7 @@ public interface Kernels {
     /**
      * GGML Q5_1 weights times Q8_1 activations: per block, {@code (d_w * d_x) * sumi + m_w * s_x} with sumi the exact
      * int dot of the 5-bit values and the int8 activations and s_x the activations' block sum ({@link Activations}),
-     * on the file's layout (no load-time copy).
+     * on the file's layout.
      */
     default void matmulQ5_1(float[] out, Activations x, Matrix.Q5_1 w, int r0, int r1) {
         GgmlMatmul.q5_1(out, x, w, r0, r1);
@@ -152,6 +153,15 @@ public interface Kernels {
      */
     default void matmulQ3_K(float[] out, Activations x, Matrix.Q3_K w, int r0, int r1) {
         GgmlMatmul.q3_K(out, x, w, r0, r1);
+    }
+
+    /**
+     * {@link #matmulQ5_1} on a Q5_1 matrix repacked at load time ({@link PackedQ5_1}): the same integers per block, each
+     * row's float sums in one lane (a few ulps from the file's layout).
+     */
+    default void matmulPackedQ5_1(float[] out, Activations x, PackedQ5_1 w, int r0, int r1) {
+        x.check(w.source());
+        GgmlMatmul.q5_1Packed(out, x, w, r0, r1);
     }
 
     /**

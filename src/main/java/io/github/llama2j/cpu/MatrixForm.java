@@ -4,12 +4,12 @@ import io.github.llama2j.model.Matrix;
 
 /**
  * A weight matrix in the layout the CPU kernels read: the file's ({@link File}), the file's layout copied into
- * private memory ({@link Copy}) or a load-time repack ({@link PackedQ8_0}, {@link PackedQ4_0}, {@link KQuantPacked.Q4K},
+ * private memory ({@link Copy}) or a load-time repack ({@link PackedQ8_0}, {@link PackedQ4_0}, {@link PackedQ5_1}, {@link KQuantPacked.Q4K},
  * {@link KQuantPacked.Q5K}, {@link KQuantPacked.Q6K}; see {@link PreparedWeights}). An engine resolves each of its
  * matrices to its form once, when it is built ({@link PreparedWeights#resolve}), and its products dispatch on
  * the form ({@link Kernels#matmul(float[], Activations, MatrixForm, int, int)}): no product looks a copy up.
  */
-public sealed interface MatrixForm permits MatrixForm.File, MatrixForm.Copy, PackedQ8_0, PackedQ4_0, KQuantPacked.Q4K, KQuantPacked.Q5K, KQuantPacked.Q6K {
+public sealed interface MatrixForm permits MatrixForm.File, MatrixForm.Copy, PackedQ8_0, PackedQ4_0, PackedQ5_1, KQuantPacked.Q4K, KQuantPacked.Q5K, KQuantPacked.Q6K {
 
     /**
      * The matrix as the file stores it: its type and shape, and what the embedding reads (and the batched prefill,

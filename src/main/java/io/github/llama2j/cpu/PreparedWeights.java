@@ -144,13 +144,18 @@ public final class PreparedWeights implements AutoCloseable {
         copyKQuants(all, Matrix.Q5_K.class, KQuantPacked.Q5K::allocationBytes, (q, region) -> KQuantPacked.Q5K.of(q, region, parallel));
         copyKQuants(all, Matrix.Q6_K.class, KQuantPacked.Q6K::allocationBytes, (q, region) -> KQuantPacked.Q6K.of(q, region, parallel));
         copyFileLayouts(all, parallel);
-        List<Matrix> blocks = new ArrayList<>(); // Q8_0, Q4_0 and runq's Q8
+        List<Matrix> blocks = new ArrayList<>(); // Q8_0, Q4_0, Q5_1 and runq's Q8
         long bytes = 0;
         for (Matrix m : all) {
-            boolean packs = m instanceof Matrix.Q8_0 || m instanceof Matrix.Q4_0 || m instanceof Matrix.Q8 q && Q8Matmul.handlesPacked(q.groupSize());
+            boolean packs = m instanceof Matrix.Q8_0 || m instanceof Matrix.Q4_0 || m instanceof Matrix.Q5_1
+                    || m instanceof Matrix.Q8 q && Q8Matmul.handlesPacked(q.groupSize());
             if (packs && !forms.containsKey(m)) {
                 blocks.add(m);
-                bytes += m instanceof Matrix.Q4_0 q ? PackedQ4_0.bytes(q) : PackedQ8_0.bytes(m);
+                bytes += switch (m) {
+                    case Matrix.Q4_0 q -> PackedQ4_0.bytes(q);
+                    case Matrix.Q5_1 q -> PackedQ5_1.bytes(q);
+                    default -> PackedQ8_0.bytes(m);
+                };
             }
         }
         if (blocks.isEmpty()) {
@@ -158,13 +163,21 @@ public final class PreparedWeights implements AutoCloseable {
         }
         long values = 0; // one region for all of them (huge pages where granted: PageMemory), sliced
         for (Matrix m : blocks) {
-            values += m instanceof Matrix.Q4_0 q ? PackedQ4_0.allocationBytes(q) : PackedQ8_0.allocationBytes(m);
+            values += switch (m) {
+                case Matrix.Q4_0 q -> PackedQ4_0.allocationBytes(q);
+                case Matrix.Q5_1 q -> PackedQ5_1.allocationBytes(q);
+                default -> PackedQ8_0.allocationBytes(m);
+            };
         }
-        packedSkipped = copyInto(blocks.size() + " Q8_0, Q4_0 or runq Q8 matrices left in the file's layout", bytes, values, memory -> {
+        packedSkipped = copyInto(blocks.size() + " Q8_0, Q4_0, Q5_1 or runq Q8 matrices left in the file's layout", bytes, values, memory -> {
             SegmentAllocator region = SegmentAllocator.slicingAllocator(memory);
             Map<Matrix, MatrixForm> made = new java.util.HashMap<>();
             for (Matrix m : blocks) { // (the scales on the heap: may run short too)
-                made.put(m, m instanceof Matrix.Q4_0 q ? PackedQ4_0.of(q, region, parallel) : PackedQ8_0.of(m, region, parallel));
+                made.put(m, switch (m) {
+                    case Matrix.Q4_0 q -> PackedQ4_0.of(q, region, parallel);
+                    case Matrix.Q5_1 q -> PackedQ5_1.of(q, region, parallel);
+                    default -> PackedQ8_0.of(m, region, parallel);
+                });
             }
             return made;
         });
@@ -345,6 +358,7 @@ public final class PreparedWeights implements AutoCloseable {
             case KQuantPacked.Q6K q -> q.copyBytes();
             case PackedQ8_0 p -> p.quants().byteSize() + (long) p.scales().length * Float.BYTES;
             case PackedQ4_0 p -> p.nibbles().byteSize() + (long) p.scales().length * Float.BYTES;
+            case PackedQ5_1 p -> p.values().byteSize() + 2L * p.scales().length * Float.BYTES;
             case MatrixForm.Copy c -> c.copy().byteSize();
             case MatrixForm.File file -> 0;
         };

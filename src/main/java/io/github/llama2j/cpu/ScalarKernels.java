@@ -116,6 +116,13 @@ public final class ScalarKernels implements Kernels {
 
     /** The reference on the packed matrix's source (the file's layout). */
     @Override
+    public void matmulPackedQ5_1(float[] out, Activations x, PackedQ5_1 w, int r0, int r1) {
+        x.check(w.source());
+        matmul(out, x, w.source(), r0, r1);
+    }
+
+    /** The reference on the packed matrix's source (the file's layout). */
+    @Override
     public void matmulPackedQ8(float[] out, Activations x, PackedQ8_0 w, int r0, int r1) {
         x.check(w.source());
         matmul(out, x, w.source(), r0, r1);

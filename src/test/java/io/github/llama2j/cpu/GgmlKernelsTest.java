@@ -364,6 +364,12 @@ class GgmlKernelsTest {
                 PageMemory.allocate(arena, PackedQ8_0.allocationBytes(m))), pool);
     }
 
+    /** A Q5_1 copy as {@link PreparedWeights} makes it: sliced from one {@link PageMemory} region. */
+    private static PackedQ5_1 packedAsPrepared(Matrix.Q5_1 m, java.lang.foreign.Arena arena, Parallel pool) {
+        return PackedQ5_1.of(m, java.lang.foreign.SegmentAllocator.slicingAllocator(
+                PageMemory.allocate(arena, PackedQ5_1.allocationBytes(m))), pool);
+    }
+
     private void checkKernels(String type, int rows, int cols, int r0, int r1, int misalign) {
         Matrix m = randomMatrix(type, rows, cols, misalign);
         float[] x = randomInput(cols);
@@ -371,13 +377,14 @@ class GgmlKernelsTest {
         a.input(x, cols);
         a.prepareFor(m);
         int chain = type.startsWith("Q") ? cols / blockValues(type) : cols;
-        // the Q8_0, Q4_0, Q4_K, Q5_K and Q6_K kernels also on the CPU engine's load-time copies (Q8_0 and Q4_0: groups of four
+        // the Q8_0, Q4_0, Q5_1, Q4_K, Q5_K and Q6_K kernels also on the CPU engine's load-time copies (Q8_0 and Q4_0: groups of four
         // rows, the last one padded); a bare Matrix is read in the file's layout
         try (Parallel pool = new Parallel(2); java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofShared()) {
             MatrixForm copy = switch (m) {
                 case Matrix.Q8_0 q -> packedAsPrepared(q, arena, pool);
                 case Matrix.Q4_0 q -> PackedQ4_0.of(q, java.lang.foreign.SegmentAllocator.slicingAllocator(
                         PageMemory.allocate(arena, PackedQ4_0.allocationBytes(q))), pool);
+                case Matrix.Q5_1 q -> packedAsPrepared(q, arena, pool);
                 case Matrix.Q4_K q -> KQuantPacked.Q4K.of(q);
                 case Matrix.Q5_K q -> KQuantPacked.Q5K.of(q);
                 case Matrix.Q6_K q -> KQuantPacked.Q6K.of(q);
@@ -751,7 +758,7 @@ class GgmlKernelsTest {
                 for (int g = 0; g < 4; g++) {
                     for (int l = 0; l < 32; l++) {
                         // row 0 all 31, row 1 all 0, the rest at random by value
-                        boolean lo = r == 0 || r > 1 && rnd.nextBoolean(), hi = r == 0 || r > 1 && rnd.nextBoolean();
+                        boolean lo = r % 8 == 0 || r % 8 > 1 && rnd.nextBoolean(), hi = r % 8 == 0 || r % 8 > 1 && rnd.nextBoolean();
                         data.set(ValueLayout.JAVA_BYTE, b + 48 + 32L * g + l, (byte) ((lo ? 15 : 0) | (hi ? 15 : 0) << 4));
                         qh[l] |= (lo ? 1 : 0) << (2 * g) | (hi ? 1 : 0) << (2 * g + 1);
                     }
@@ -802,6 +809,54 @@ class GgmlKernelsTest {
     }
 
     /**
+     * The Q5_1 copy (PackedQ5_1) keeps every 5-bit value where the kernel reads it (pair t of int t / 3, or int 5 for t =
+     * 15, at bit offset 5 · (t mod 3): value t + 16 in the lower half, value t in the upper), each block's d and m as
+     * floats, padding rows zero, the values 64-byte aligned. Read here from the file's layout value by value ({@code
+     * q5_1Value}).
+     */
+    @Test
+    void q5_1RepackKeepsEveryField() {
+        int rows = 21, cols = 96, blocks = cols / 32;
+        Matrix.Q5_1 m = (Matrix.Q5_1) randomMatrix("Q5_1", rows, cols, 3);
+        try (Parallel pool = new Parallel(2)) {
+            PackedQ5_1 p = packedAsPrepared(m, arena, pool);
+            int lanes = PackedQ5_1.ROWS, groups = (rows + lanes - 1) / lanes;
+            assertEquals(0, p.values().address() % 64, "values aligned, " + where);
+            for (int r = 0; r < groups * lanes; r++) {
+                for (int blk = 0; blk < blocks; blk++) {
+                    long tile = ((long) (r / lanes) * blocks + blk) * lanes;
+                    int at = (int) tile + r % lanes;
+                    String what = "row " + r + ", block " + blk + ", " + where;
+                    long b = r < rows ? ((long) r * blocks + blk) * Matrix.Q5_1.BLOCK_BYTES : -1;
+                    assertEquals(r < rows ? half(m.data(), b) : 0f, p.scales()[at], "d, " + what);
+                    assertEquals(r < rows ? half(m.data(), b + Matrix.Q5_1.M) : 0f, p.mins()[at], "m, " + what);
+                    for (int t = 0; t < 16; t++) {
+                        int i = t < 15 ? t / 3 : 5, f = t < 15 ? t % 3 : 0;
+                        int v = p.values().get(LE_INT, (tile * PackedQ5_1.INTS + (long) i * lanes + r % lanes) * Integer.BYTES);
+                        int lo = (v >>> (5 * f)) & 0x1F, hi = (v >>> (16 + 5 * f)) & 0x1F;
+                        int wantLo = r < rows ? q5Of(m, b, t + 16) : 0, wantHi = r < rows ? q5Of(m, b, t) : 0;
+                        assertEquals(wantLo, lo, "value " + (t + 16) + ", " + what);
+                        assertEquals(wantHi, hi, "value " + t + ", " + what);
+                    }
+                    if (r < rows) { // the bits no pair uses are 0 (int 5 holds one pair; bits 15 and 31 of every int)
+                        for (int i = 0; i < PackedQ5_1.INTS; i++) {
+                            int v = p.values().get(LE_INT, (tile * PackedQ5_1.INTS + (long) i * lanes + r % lanes) * Integer.BYTES);
+                            assertEquals(0, v & (i < 5 ? 0x80008000 : 0xFFE0FFE0), "unused bits of int " + i + ", " + what);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /** The 5-bit value k (0..31) of the Q5_1 block at byte b, from {@code q5_1Value}'s d·q with d read back. */
+    private static int q5Of(Matrix.Q5_1 m, long b, int k) {
+        int qh = m.data().get(LE_INT, b + Matrix.Q5_1.QH);
+        int byteAt = u8(m.data(), b + Matrix.Q5_1.QS + k % 16);
+        return (k < 16 ? byteAt & 0xF : byteAt >> 4) | ((qh >>> k) & 1) << 4;
+    }
+
+    /**
      * Q5_1 at the extremes: 5-bit values 0 or 31 (row 0 all 31, row 1 all 0, the others at random by value), d 1, and
      * offsets m of 0, ±64 and the largest F16 magnitudes (-65504, 65504), against activations of ±127 (d_x = 1: the
      * Q8_1 block sums are the integer sums of the values, rounded to F16 above 2048). With |m| &lt;= 64 every partial
@@ -811,8 +866,11 @@ class GgmlKernelsTest {
      */
     @Test
     void q5_1AtTheExtremesSumsExactly() {
-        int rows = 8, cols = 512, blocks = cols / 32;
-        float[] offsets = {0f, -64f, 64f, -65504f, 65504f, -64f, 0f, 64f};
+        int rows = 21, cols = 512, blocks = cols / 32; // (21: a whole group of the copy's rows and a partial one, at every width)
+        float[] offsets = new float[rows];
+        for (int r = 0; r < rows; r++) {
+            offsets[r] = new float[]{0f, -64f, 64f, -65504f, 65504f, -64f, 0f, 64f}[r % 8];
+        }
         for (int round = 0; round < 6; round++) {
             MemorySegment data = arena.allocate((long) rows * blocks * 24, 64);
             for (int r = 0; r < rows; r++) {
@@ -831,9 +889,12 @@ class GgmlKernelsTest {
             }
             Matrix.Q5_1 m = new Matrix.Q5_1(data, rows, cols);
             Activations a = extremeActivations(m, round);
-            float[] vector = new float[rows], scalar = new float[rows];
+            float[] vector = new float[rows], scalar = new float[rows], copy = new float[rows];
             new VectorKernels().matmul(vector, a, m, 0, rows);
             new ScalarKernels().matmul(scalar, a, m, 0, rows);
+            try (Parallel pool = new Parallel(2)) {
+                new VectorKernels().matmul(copy, a, packedAsPrepared(m, arena, pool), 0, rows);
+            }
             for (int r = 0; r < rows; r++) {
                 double exact = 0, mag = 0;
                 for (int blk = 0; blk < blocks; blk++) {
@@ -854,6 +915,7 @@ class GgmlKernelsTest {
                 double tolerance = Math.abs(offsets[r]) <= 64 ? 0 : 2 * (blocks + 8) * U * mag;
                 assertEquals(exact, vector[r], tolerance, "vector, " + row);
                 assertEquals(exact, scalar[r], tolerance, "scalar, " + row);
+                assertEquals(exact, copy[r], tolerance, "vector on the copy, " + row);
             }
         }
     }
@@ -873,15 +935,22 @@ class GgmlKernelsTest {
         Activations a = new Activations(cols);
         a.input(randomInput(cols), cols);
         a.prepareFor(m);
-        float[] vector = new float[rows], scalar = new float[rows];
+        float[] vector = new float[rows], scalar = new float[rows], copy = new float[rows];
         new VectorKernels().matmul(vector, a, m, 1, rows - 1);
         new ScalarKernels().matmul(scalar, a, m, 1, rows - 1);
-        assertEquals(0.0f, vector[0], "row 0 is outside the range, " + where);
-        assertEquals(0.0f, vector[rows - 1], "the last row is outside the range, " + where);
+        try (Parallel pool = new Parallel(2)) {
+            new VectorKernels().matmul(copy, a, packedAsPrepared(m, arena, pool), 1, rows - 1);
+        }
+        for (float[] out : new float[][]{vector, copy}) {
+            assertEquals(0.0f, out[0], "row 0 is outside the range, " + where);
+            assertEquals(0.0f, out[rows - 1], "the last row is outside the range, " + where);
+        }
         for (int r = 1; r < rows - 1; r++) {
             double bound = 4 * (cols / 32 + 8) * U * q5_1Exact(m, a, r)[1];
             assertTrue(Math.abs(vector[r] - scalar[r]) <= bound,
                     "row " + r + ": vector " + vector[r] + " vs scalar " + scalar[r] + " > bound " + bound + ", " + where);
+            assertTrue(Math.abs(copy[r] - scalar[r]) <= bound,
+                    "row " + r + ": vector on the copy " + copy[r] + " vs scalar " + scalar[r] + " > bound " + bound + ", " + where);
         }
     }
 

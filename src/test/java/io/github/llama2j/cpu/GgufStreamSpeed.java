@@ -35,7 +35,7 @@ import java.util.SplittableRandom;
  *   one after the other, so its first variant is the first to read its pages after another file's: a slot that
  *   was 1.1-4x slower on some page-cache states (docs/measurements/2026-12-03-f16.md)
  *   SET: ffn (w1, w3, w2 of every layer), all (every matrix and the classifier), cls (the classifier),
- *        kv, v0 (layer 0's wk or wv alone, which stays in cache)
+ *        kv, v0 (layer 0's wk or wv alone, which stays in cache), type:T (every matrix of GGML type T, e.g. type:Q5_1)
  *   -Dvariants=a,b  runs only these (and "current"): stream (the plain read), file (every matrix in the file's
  *                   layout instead of the engine's load-time copy: {@code --weight-copies=off}), filecopy (the same kernels
  *                   on a private copy of the file's bytes: the kernel without the page cache's cost), chunks16 and lookup16
@@ -145,6 +145,7 @@ public final class GgufStreamSpeed {
                     c.copyFrom(g.data());
                     fileCopies.put(m, switch (m) {
                         case Matrix.Q4_0 q -> new Matrix.Q4_0(c, q.rows(), q.cols());
+                        case Matrix.Q5_1 q -> new Matrix.Q5_1(c, q.rows(), q.cols());
                         case Matrix.Q8_0 q -> new Matrix.Q8_0(c, q.rows(), q.cols());
                         case Matrix.F16 q -> new Matrix.F16(c, q.rows(), q.cols());
                         case Matrix.BF16 q -> new Matrix.BF16(c, q.rows(), q.cols());
@@ -286,6 +287,10 @@ public final class GgufStreamSpeed {
 
     /** The matrices of {@code set} (see the class comment), in the order the passes read them. */
     static List<Matrix> matrices(Weights w, String set) {
+        if (set.startsWith("type:")) { // every matrix of one type (e.g. type:Q5_1), the classifier included
+            String type = set.substring("type:".length());
+            return new ArrayList<>(matrices(w, "all").stream().filter(m -> m.typeName().equals(type)).distinct().toList());
+        }
         List<Matrix> ms = new ArrayList<>();
         for (int l = 0; l < w.wq().length; l++) {
             if (set.equals("kv") || set.equals("v0")) { // layer 0's wk or wv alone: it stays in the caches

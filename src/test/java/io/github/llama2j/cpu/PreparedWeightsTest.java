@@ -46,11 +46,19 @@ class PreparedWeightsTest {
      * 256 wide so that its matrices hold whole blocks of every type, made once per type.
      */
     private static Path synth(String type) {
-        Path out = tmp.resolve("llama-" + type + ".gguf");
+        return synth(type, 256, 512);
+    }
+
+    /**
+     * A synth GGUF model of {@code type} with width {@code dim} and FFN width {@code hidden} (a Q5_K_M one whose widths
+     * are not multiples of 256 holds Q5_1 matrices, as llama-quantize's).
+     */
+    private static Path synth(String type, int dim, int hidden) {
+        Path out = tmp.resolve("llama-" + type + "-" + dim + "x" + hidden + ".gguf");
         if (!java.nio.file.Files.exists(out)) {
             java.io.StringWriter o = new java.io.StringWriter(), e = new java.io.StringWriter();
             int code = io.github.llama2j.cli.Main.execute(new java.io.PrintWriter(o, true), new java.io.PrintWriter(e, true),
-                    "synth", out.toString(), "--format", "gguf", "--type", type, "--seed", "3", "--dim", "256", "--hidden-dim", "512",
+                    "synth", out.toString(), "--format", "gguf", "--type", type, "--seed", "3", "--dim", "" + dim, "--hidden-dim", "" + hidden,
                     "--layers", "2", "--heads", "4", "--kv-heads", "2", "--vocab", "48", "--seq-len", "64", "--unshared");
             assertEquals(0, code, e.toString());
         }
@@ -179,8 +187,9 @@ class PreparedWeightsTest {
     }
 
     /**
-     * A Q5_K matrix not listed by prepare is copied when it is resolved, once; Q5_1 and Q3_K have no
-     * load-time copy: read in the file's layout, nothing copied.
+     * A Q5_K matrix not listed by prepare is copied when it is resolved, once; a Q5_1 one, copied only by prepare with the
+     * Q8_0 and Q4_0 ones (under their memory rule), is read in the file's layout, and so is a Q3_K one (no load-time
+     * copy): nothing copied.
      */
     @Test
     void q5_KIsCopiedWhenResolvedQ5_1IsNot() {
@@ -246,6 +255,7 @@ class PreparedWeightsTest {
         checkReadsCopy(TestData.model("tiny_unshared_q80.bin"), PackedQ8_0.class, PreparedWeightsTest::doubleScales);
         checkReadsCopy(TestData.model("tiny_unshared.bin"), MatrixForm.Copy.class, PreparedWeightsTest::doubleScales);
         checkReadsCopy(gguf("llama2-tiny-q4_0.gguf"), PackedQ4_0.class, PreparedWeightsTest::doubleScales);
+        checkReadsCopy(synth("q5_k_m", 224, 480), PackedQ5_1.class, PreparedWeightsTest::doubleScales);
         checkReadsCopy(synth("f16"), MatrixForm.Copy.class, PreparedWeightsTest::doubleScales);
         checkReadsCopy(synth("bf16"), MatrixForm.Copy.class, PreparedWeightsTest::doubleScales);
         checkReadsCopy(synth("f32"), MatrixForm.Copy.class, PreparedWeightsTest::doubleScales);
@@ -260,6 +270,11 @@ class PreparedWeightsTest {
                 }
             }
             case PackedQ4_0 p -> {
+                for (int i = 0; i < p.scales().length; i++) {
+                    p.scales()[i] *= 2;
+                }
+            }
+            case PackedQ5_1 p -> { // (d only: the offsets' part stays)
                 for (int i = 0; i < p.scales().length; i++) {
                     p.scales()[i] *= 2;
                 }
@@ -345,13 +360,15 @@ class PreparedWeightsTest {
     @Test
     void offGivesTheSameLogitsAsAuto() {
         for (Path file : List.of(TestData.model("tiny_unshared_q80.bin"), TestData.model("tiny_unshared.bin"), gguf("llama3-tiny-q8_0.gguf"),
-                gguf("llama2-tiny-q4_k_m.gguf"), gguf("llama2-tiny-q4_0.gguf"), synth("f16"), synth("bf16"), synth("f32"))) {
+                gguf("llama2-tiny-q4_k_m.gguf"), gguf("llama2-tiny-q4_0.gguf"), synth("q5_k_m", 224, 480), synth("f16"), synth("bf16"),
+                synth("f32"))) {
             try (Model m = ModelLoader.load(file);
                  InferenceEngine auto = Engines.create(m, EngineOptions.cpu(2, false));
                  InferenceEngine off = Engines.create(m, EngineOptions.cpu(2, false).withWeightCopies(WeightCopies.OFF))) {
                 // a K-quant or Q4_0 matrix (a Q4_K_M file's, a Q4_0 file's) has kernels of its own for each form
                 boolean exact = PreparedWeights.matrices(m.weights()).stream()
-                        .noneMatch(x -> x instanceof Matrix.Q4_K || x instanceof Matrix.Q6_K || x instanceof Matrix.Q4_0);
+                        .noneMatch(x -> x instanceof Matrix.Q4_K || x instanceof Matrix.Q5_K || x instanceof Matrix.Q6_K
+                                || x instanceof Matrix.Q4_0 || x instanceof Matrix.Q5_1);
                 assertTrue(((CpuEngine) auto).weightCopies().matches("weight copies \\(auto\\): \\d+ matrices.*"), ((CpuEngine) auto).weightCopies());
                 assertTrue(((CpuEngine) off).weightCopies().startsWith("weight copies (off): none"), ((CpuEngine) off).weightCopies());
                 int n = Math.min(40, m.config().seqLen());
