@@ -13,7 +13,8 @@ import io.github.llama2j.model.Matrix;
  *       {@code xT}, then quantized there with the tokens along the lanes ({@link VectorOps#quantizeTokenLanes}: the
  *       one-token path's values), the group scales into {@code sT[g * stride + b]}.</li>
  *   <li>GGML Q8_0 and Q4_0: each row's {@link Activations} (llama.cpp's Q8_0 quantization, as the one-token path), its values
- *       transposed as floats into {@code xT} and the block scales into {@code sT[g * stride + b]}.</li>
+ *       transposed as floats into {@code xT} and the block scales into {@code sT[g * stride + b]}; for Q5_1 (Q8_1: the same
+ *       values and scales) also the block sums into {@code s1T[g * stride + b]}.</li>
  *   <li>GGML Q4_K, Q5_K and Q6_K: each row's {@link Activations} quantized to Q8_K (llama.cpp's, as the one-token path),
  *       its values transposed as floats into {@code xK}, the scale of each super-block of 256 into
  *       {@code sK[blk * stride + b]} and the sum of each 32 values (Q4_K's and Q5_K's mins) into {@code mK[s * stride + b]}.</li>
@@ -37,12 +38,13 @@ final class BatchActivations {
     float[] xF = new float[0];  // (n, stride) in panels of tokens: BatchMatmul.xIndex
     float[] xT = new float[0];  // (n, stride) in panels of tokens
     float[] sT = new float[0];  // (n / group, stride)
+    float[] s1T = new float[0]; // (n / 32, stride): GGML Q8_1's block sums (Q5_1), beside xT and sT
     float[] xK = new float[0];  // (n, stride) in panels of tokens
     float[] sK = new float[0];  // (n / 256, stride)
     float[] mK = new float[0];  // (n / 32, stride)
     float[] xH = new float[0];  // (n, stride) in panels of tokens: the input rounded to F16
     float[] xB = new float[0];  // (n, stride) in panels of tokens: the input rounded to BF16
-    private boolean f32Ready, q8Ready, kReady, f16Ready, bf16Ready;
+    private boolean f32Ready, q8Ready, q81Ready, kReady, f16Ready, bf16Ready;
     /** What xT holds when q8Ready: runq's group size, or {@link #GGML_Q8_0} for GGML's Q8_0 blocks. */
     private int q8Kind;
     private static final int GGML_Q8_0 = -1;
@@ -67,7 +69,7 @@ final class BatchActivations {
         for (int b = 0; b < tokens; b++) {
             rows[b].input(x[b], n);
         }
-        f32Ready = q8Ready = kReady = f16Ready = bf16Ready = false;
+        f32Ready = q8Ready = q81Ready = kReady = f16Ready = bf16Ready = false;
     }
 
     int tokens() {
@@ -135,7 +137,10 @@ final class BatchActivations {
             case Matrix.Q4_0 w -> prepareQ8_0Transposed(w, parallel);
             case Matrix.Q4_K w -> prepareQ8KTransposed(parallel);
             case Matrix.Q6_K w -> prepareQ8KTransposed(parallel);
-            case Matrix.Q5_1 w -> throw new IllegalStateException("Q5_1 has no transposed form"); // BatchMatmul.transposed is false
+            case Matrix.Q5_1 w -> {
+                prepareQ8_0Transposed(w, parallel);
+                prepareQ81SumsTransposed(w, parallel);
+            }
             case Matrix.Q3_K w -> throw new IllegalStateException("Q3_K has no transposed form"); // BatchMatmul.transposed is false
             case Matrix.Q5_K w -> prepareQ8KTransposed(parallel);
             case Matrix.F16 w -> prepareHalfTransposed(w, true, parallel);
@@ -259,6 +264,29 @@ final class BatchActivations {
         }
     }
 
+    /**
+     * For GGML Q5_1 weights, beside the Q8_0 form: each token's Q8_1 block sums (its {@link Activations}, as the one-token
+     * path) into {@code s1T[g * stride + b]}, lanes past the last token 0 (once per input).
+     */
+    private void prepareQ81SumsTransposed(Matrix.Q5_1 w, Parallel parallel) {
+        if (q81Ready) {
+            return;
+        }
+        split(parallel, tokens, (b0, b1) -> { // (the Q8_0 values may have been made for a Q8_0 matrix: the sums are Q5_1's)
+            for (int b = b0; b < b1; b++) {
+                rows[b].prepareFor(w);
+            }
+        });
+        int blocks = n / Matrix.Q5_1.BLOCK;
+        s1T = grow(s1T, blocks * stride);
+        for (int b = 0; b < stride; b++) {
+            for (int g = 0; g < blocks; g++) {
+                s1T[g * stride + b] = b < tokens ? rows[b].q81Sums[g] : 0.0f;
+            }
+        }
+        q81Ready = true;
+    }
+
     private static void split(Parallel parallel, int units, Parallel.RangeTask task) {
         if (parallel == null) {
             task.run(0, units);
@@ -283,7 +311,7 @@ final class BatchActivations {
             case Matrix.Q4_0 w -> q8Ready && q8Kind == GGML_Q8_0;
             case Matrix.Q4_K w -> kReady;
             case Matrix.Q6_K w -> kReady;
-            case Matrix.Q5_1 w -> false; // never read transposed (BatchMatmul.transposed)
+            case Matrix.Q5_1 w -> q8Ready && q8Kind == GGML_Q8_0 && q81Ready;
             case Matrix.Q3_K w -> false; // never read transposed (BatchMatmul.transposed)
             case Matrix.Q5_K w -> kReady;
             case Matrix.F16 w -> f16Ready;

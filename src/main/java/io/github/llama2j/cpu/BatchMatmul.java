@@ -51,6 +51,9 @@ import java.util.Arrays;
  *   <li>GGML Q8_0 and Q4_0 (batches of {@link #Q8_0_TRANSPOSED_FROM_TOKENS} and {@link #Q4_0_TRANSPOSED_FROM_TOKENS}
  *       tokens and more): as runq's Q8, the block of 32 as the group, on each token's Q8_0 activations
  *       ({@link #ggmlBlocks}).</li>
+ *   <li>GGML Q5_1 in the file's layout (batches of {@link #Q5_1_TRANSPOSED_FROM_TOKENS} tokens and more): as Q8_0 on each token's Q8_1
+ *       activations, the 5-bit values (0..31) widened, {@code val += (dot * d_w) * d_x} block after block; then the
+ *       offsets' part {@code sum_g m_g * s_g} as an FMA chain over the blocks, added ({@link #q51Offsets}).</li>
  *   <li>GGML Q4_K, Q5_K and Q6_K (batches of {@link #TRANSPOSED_FROM_TOKENS} tokens and more, Q5_K of
  *       {@link #Q5_K_TRANSPOSED_FROM_TOKENS}): as Q8_0 on each token's Q8_K
  *       activations, the weights widened as {@code sc_j * q} (exact) in column blocks whose integer dot stays exact ({@link #Q4_K_COLUMN_BLOCK},
@@ -58,7 +61,7 @@ import java.util.Arrays;
  *       Q5_K's mins' part subtracted after ({@link #q45KMins}). The one-token kernels' integers, their float sums in another order.</li>
  *   <li>GGML F16 and BF16 (as many tokens): as F32 on each token's input rounded to the type (its
  *       {@link Activations}), the weights widened to float ({@link #widenHalves}, exact).</li>
- *   <li>runq groups over 1024, GGML Q5_1 and Q3_K (any batch), and the other GGML types in shorter batches: the one-token kernel of {@code perToken} for
+ *   <li>runq groups over 1024, GGML Q3_K (any batch), and the other GGML types in shorter batches: the one-token kernel of {@code perToken} for
  *       each token, a tile of {@link #TILE_ROWS} rows at a time, so the tile's weights come from memory for the first
  *       token and from cache for the others. Bit-identical to the one-token path (same kernel, same rows,
  *       activations converted per token by {@link Activations}).</li>
@@ -109,8 +112,8 @@ final class BatchMatmul {
             case Matrix.Q8_0 q -> true;
             case Matrix.Q4_0 q -> true;
             case Matrix.Q4_K q -> true;
-            case Matrix.Q5_1 q -> false; // the one-token kernel per token, a tile of rows at a time (no transposed form yet)
-            case Matrix.Q3_K q -> false; // likewise
+            case Matrix.Q5_1 q -> true;
+            case Matrix.Q3_K q -> false; // the one-token kernel per token, a tile of rows at a time (no transposed form yet)
             case Matrix.Q5_K q -> true;
             case Matrix.Q6_K q -> true;
             case Matrix.F16 h -> true;
@@ -144,16 +147,28 @@ final class BatchMatmul {
      * (docs/measurements/2026-12-06-q5-k-prefill.md).
      */
     static final int Q5_K_TRANSPOSED_FROM_TOKENS = 16;
+    /**
+     * The same for GGML Q5_1 in the file's layout (a copy, {@link PackedQ5_1}, never takes it: {@link #transposed(MatrixForm)}):
+     * one thread's CPU time on a 4864 x 896 matrix, 512 bits, G token-values per second, transposed / the file layout's
+     * one-token kernel per tile: 4 tokens 6.6-9.8 / 9.0-9.9, 8 tokens 9.5-10.0 / 7.1-10.1 (8 tokens fill half of the
+     * 16 lanes, so they cost what 16 do), 16 tokens 22-25 / 7.0-7.5, 64 tokens 40-57 / 7.8-10.3
+     * (docs/measurements/2026-12-06-q5-1-copy.md).
+     */
+    static final int Q5_1_TRANSPOSED_FROM_TOKENS = 16;
 
     /**
      * Whether m's form has a transposed kernel: not a Q4_0 copy ({@link PackedQ4_0}), whose one-token kernel, a tile of
      * rows at a time, was as fast as the transposed kernel or faster at every batch measured: Llama-3.2-1B Q4_0, 512 bits, two
      * rounds, one-token / transposed: pp16 2.0 / 2.7, pp32 1.7 / 1.9, pp64 1.2 / 1.2, pp128 0.95 / 1.01, pp256 1.15 /
-     * 1.51, pp512 1.16 / 1.14 (docs/measurements/2026-12-05-q4-0-rows-in-lanes.md). The file's layout
-     * ({@code --weight-copies=off}) keeps the transposed kernel from {@link #Q4_0_TRANSPOSED_FROM_TOKENS}.
+     * 1.51, pp512 1.16 / 1.14 (docs/measurements/2026-12-05-q4-0-rows-in-lanes.md). Nor a Q5_1 copy ({@link PackedQ5_1}),
+     * the same kind of kernel: one thread's CPU time on a 4864 x 896 matrix, 512 bits, 63-70 G token-values per second
+     * one-token per tile against 52-58 transposed at 128 tokens, 67-69 against 40-57 at 64, 38-66 against 22-25 at 16;
+     * Qwen2.5-0.5B-shaped Q5_K_M, one thread, transposed / one-token: pp48 0.68-0.89, pp64 1.02-1.20, pp128 0.64-0.80
+     * (docs/measurements/2026-12-06-q5-1-copy.md). The file's layout ({@code --weight-copies=off}) keeps the transposed
+     * kernel from {@link #Q4_0_TRANSPOSED_FROM_TOKENS} (Q4_0) or {@link #Q5_1_TRANSPOSED_FROM_TOKENS} (Q5_1).
      */
     static boolean transposed(MatrixForm f) {
-        return !(f instanceof PackedQ4_0) && transposed(f.source());
+        return !(f instanceof PackedQ4_0 || f instanceof PackedQ5_1) && transposed(f.source());
     }
 
     /** Whether {@link #matmul} reads a matrix of form f through the transposed forms for a batch of {@code tokens}. */
@@ -171,6 +186,7 @@ final class BatchMatmul {
             case Matrix.BF16 h -> tokens >= TRANSPOSED_FROM_TOKENS;
             case Matrix.Q8_0 q -> tokens >= Q8_0_TRANSPOSED_FROM_TOKENS;
             case Matrix.Q4_0 q -> tokens >= Q4_0_TRANSPOSED_FROM_TOKENS;
+            case Matrix.Q5_1 q -> tokens >= Q5_1_TRANSPOSED_FROM_TOKENS;
             default -> true;
         };
     }
@@ -205,6 +221,11 @@ final class BatchMatmul {
          * block is an eighth of a super-block (32 values, two sub-blocks), each value widened as {@code sc_j * (q - 32)}.
          */
         GGML_Q6_K,
+        /**
+         * GGML Q5_1: blocks of {@link Matrix.Q5_1#BLOCK_BYTES} bytes (f16 d, f16 m, the fifth bits, 16 nibble bytes), each
+         * value widened as q in 0..31; the offsets' part {@code m · s_x} added after the blocks ({@link #q51Offsets}).
+         */
+        GGML_Q5_1,
         /** GGML F16: halves row after row, widened to float (exact), against the input rounded to F16; as F32 otherwise. */
         GGML_F16,
         /** GGML BF16: as F16 with bfloat16 halves and the input rounded to BF16. */
@@ -231,6 +252,7 @@ final class BatchMatmul {
                 case F32, RUNQ_Q8, GGML_F16, GGML_BF16 -> 0;
                 case GGML_Q8_0 -> Matrix.Q8_0.BLOCK_BYTES;
                 case GGML_Q4_0 -> Matrix.Q4_0.BLOCK_BYTES;
+                case GGML_Q5_1 -> Matrix.Q5_1.BLOCK_BYTES;
                 case GGML_Q4_K -> Matrix.Q4_K.BLOCK_BYTES;
                 case GGML_Q5_K -> Matrix.Q5_K.BLOCK_BYTES;
                 case GGML_Q6_K -> Matrix.Q6_K.BLOCK_BYTES;
@@ -277,7 +299,8 @@ final class BatchMatmul {
                     q.cols(), Q4_K_COLUMN_BLOCK, r0, r1);
             case Matrix.Q6_K q -> tiles(out, in.xK, in.sK, null, in.stride(), in.tokens(), WeightLayout.GGML_Q6_K, q.data(), null,
                     q.cols(), Q6_K_COLUMN_BLOCK, r0, r1);
-            case Matrix.Q5_1 q -> throw new IllegalStateException("Q5_1 has no transposed kernel"); // transposed(m) is false
+            case Matrix.Q5_1 q -> tiles(out, in.xT, in.sT, in.s1T, in.stride(), in.tokens(), WeightLayout.GGML_Q5_1, q.data(), null,
+                    q.cols(), Matrix.Q5_1.BLOCK, r0, r1);
             case Matrix.Q3_K q -> throw new IllegalStateException("Q3_K has no transposed kernel"); // transposed(m) is false
             case Matrix.Q5_K q -> tiles(out, in.xK, in.sK, in.mK, in.stride(), in.tokens(), WeightLayout.GGML_Q5_K, q.data(), null,
                     q.cols(), Q5_K_COLUMN_BLOCK, r0, r1);
@@ -361,6 +384,8 @@ final class BatchMatmul {
         /** Q4_K and Q5_K: the tile's rows' 6-bit mins, (TILE_ROWS, superBlocks, 8), and their dmin, (TILE_ROWS, superBlocks). */
         float[] mins = new float[0];
         float[] dmins = new float[0];
+        /** Q5_1: the tile's rows' block offsets m, (TILE_ROWS, blocks). */
+        float[] offsets = new float[0];
     }
 
     private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
@@ -417,6 +442,9 @@ final class BatchMatmul {
             s.mins = new float[superBlocks * TILE_ROWS * 8];
             s.dmins = new float[superBlocks * TILE_ROWS];
         }
+        if (layout == WeightLayout.GGML_Q5_1 && s.offsets.length < groups * TILE_ROWS) {
+            s.offsets = new float[groups * TILE_ROWS];
+        }
         float[] wf = s.weights, wsAll = s.scales;
         for (int rt = r0; rt < r1; rt += TILE_ROWS) {
             int rows = Math.min(TILE_ROWS, r1 - rt);
@@ -444,6 +472,11 @@ final class BatchMatmul {
                                 widenNibbles(values, b + Short.BYTES, wf, at);
                             }
                             wsAll[g * TILE_ROWS + i] = Float.float16ToFloat(values.get(Matrix.SHORT, b));
+                        }
+                        case GGML_Q5_1 -> {
+                            widenQ5_1(values, b, wf, at);
+                            wsAll[g * TILE_ROWS + i] = Float.float16ToFloat(values.get(Matrix.SHORT, b));
+                            s.offsets[i * groups + g] = Float.float16ToFloat(values.get(Matrix.SHORT, b + Matrix.Q5_1.M));
                         }
                         case GGML_Q4_K, GGML_Q5_K -> { // the column block's pairs of sub-blocks (Q4_K two, Q5_K one)
                             boolean q5 = layout == WeightLayout.GGML_Q5_K;
@@ -514,6 +547,9 @@ final class BatchMatmul {
             if (layout.mins()) {
                 q45KMins(tile, rows, stride, superBlocks, s.mins, s.dmins, sT, mT);
             }
+            if (layout == WeightLayout.GGML_Q5_1) {
+                q51Offsets(tile, rows, stride, groups, s.offsets, mT);
+            }
             scatter(tile, out, rt, rows, stride, tokens);
         }
     }
@@ -548,6 +584,53 @@ final class BatchMatmul {
                     FloatVector.fromArray(F, tile, o).sub(m.mul(dmins[sb]).mul(dx)).intoArray(tile, o);
                 }
             }
+        }
+    }
+
+    /**
+     * Q5_1's offsets' part, after the tile's blocks: for each row i and token, {@code sum += M} with {@code M = sum_g m_g
+     * · s_g}, an FMA chain from 0 over the row's blocks (m_g the block's offset as a float, s_g the token's Q8_1 block
+     * sum, {@code s1T[g · stride + b]}). Lanes are tokens, as in the passes.
+     */
+    private static void q51Offsets(float[] tile, int rows, int stride, int blocks, float[] offsets, float[] s1T) {
+        for (int t = 0; t < stride; t += FL) {
+            for (int i = 0; i < rows; i++) {
+                int mi = i * blocks, o = i * stride + t;
+                FloatVector m = FloatVector.fromArray(F, s1T, t).mul(offsets[mi]);
+                for (int g = 1; g < blocks; g++) {
+                    m = FloatVector.fromArray(F, s1T, g * stride + t).fma(FloatVector.broadcast(F, offsets[mi + g]), m);
+                }
+                FloatVector.fromArray(F, tile, o).add(m).intoArray(tile, o);
+            }
+        }
+    }
+
+    /** Lane k: k (a lane's shift of a Q5_1 block's word of fifth bits in {@link #widenQ5_1}). */
+    private static final int[] LANE_INDEX = java.util.stream.IntStream.range(0, 16).toArray();
+    private static final ValueLayout.OfInt INT = ValueLayout.JAVA_INT_UNALIGNED.withOrder(LE);
+
+    /**
+     * The Q5_1 block at {@code b}: wf[at + k] = q_k (0..31, exact as floats), the low (k &lt; 16) or high nibble of byte k
+     * mod 16 of its 16 nibble bytes plus 16 times bit k of its word of fifth bits ({@link Matrix.Q5_1}).
+     */
+    static void widenQ5_1(MemorySegment values, long b, float[] wf, int at) {
+        int qh = values.get(INT, b + Matrix.Q5_1.QH), k = 0;
+        long from = b + Matrix.Q5_1.QS;
+        if (B_FOR_F != null) { // bytes zero-extended to int lanes, each lane's two fifth bits from the word shifted by its index
+            for (; k + FL <= 16; k += FL) {
+                IntVector v = (IntVector) ByteVector.fromMemorySegment(B_FOR_F, values, from + k, LE)
+                        .convertShape(VectorOperators.ZERO_EXTEND_B2I, I_FOR_F, 0);
+                IntVector h = IntVector.broadcast(I_FOR_F, qh).lanewise(VectorOperators.LSHR, IntVector.fromArray(I_FOR_F, LANE_INDEX, k));
+                IntVector lo = v.and(0x0F).or(h.and(1).lanewise(VectorOperators.LSHL, 4));
+                IntVector hi = v.lanewise(VectorOperators.LSHR, 4).or(h.lanewise(VectorOperators.LSHR, 12).and(16));
+                ((FloatVector) lo.convert(VectorOperators.I2F, 0)).intoArray(wf, at + k);
+                ((FloatVector) hi.convert(VectorOperators.I2F, 0)).intoArray(wf, at + 16 + k);
+            }
+        }
+        for (; k < 16; k++) {
+            int q = values.get(BYTE, from + k) & 0xFF;
+            wf[at + k] = (q & 0x0F) | ((qh >>> k) & 1) << 4;
+            wf[at + 16 + k] = (q >>> 4) | ((qh >>> (k + 16)) & 1) << 4;
         }
     }
 

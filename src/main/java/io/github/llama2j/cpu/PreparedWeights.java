@@ -45,6 +45,9 @@ import java.util.concurrent.ConcurrentHashMap;
  *       copy is the file's size: 0.73 GiB for a Llama-3.2-1B Q4_0 file); the same integers per block, each row's float
  *       sum in one lane (a few ulps from the file's layout). A two-thread Llama-3.2-1B Q4_0 token ran at 20–23 tok/s
  *       on the file's layout copied and 38–42 on this one (docs/measurements/2026-12-05-q4-0-rows-in-lanes.md).</li>
+ *   <li>{@link Matrix.Q5_1} as {@link PackedQ5_1} (one row per int lane, the 5-bit values in pairs), under the same rule,
+ *       counted with them (4/3 of the file's bytes: 240 MB for a Qwen2.5-0.5B Q5_K_M file's Q5_1 matrices); the same
+ *       integers per block, each row's float sums in one lane (docs/measurements/2026-12-06-q5-1-copy.md).</li>
  *   <li>{@link Matrix.F32}, {@link Matrix.F16} and {@link Matrix.BF16}, the types whose kernels
  *       read the file's layout, as a {@link MatrixForm.Copy}: the same bytes in private memory (huge pages where
  *       granted), only by {@link #prepare} and under the same rule, counted together apart from the Q8 ones (0.41 GiB

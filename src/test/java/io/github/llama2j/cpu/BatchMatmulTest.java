@@ -166,6 +166,7 @@ class BatchMatmulTest {
         float[][] x = tokens(b, cols);
         Matrix[] ms = {RandomMatrices.f32(arena, rnd, rows, cols, 0),
                 GgmlQuantize.quantize("Q8_0", RandomMatrices.floats(rnd, rows * cols), rows, cols, arena),
+                GgmlQuantize.quantize("Q5_1", RandomMatrices.floats(rnd, rows * cols), rows, cols, arena), // (after Q8_0: its xT and sT kept)
                 GgmlQuantize.quantize("Q4_K", RandomMatrices.floats(rnd, rows * cols), rows, cols, arena),
                 GgmlQuantize.quantize("Q5_K", RandomMatrices.floats(rnd, rows * cols), rows, cols, arena),
                 GgmlQuantize.quantize("Q6_K", RandomMatrices.floats(rnd, rows * cols), rows, cols, arena),
@@ -281,8 +282,8 @@ class BatchMatmulTest {
     @CsvSource({"F16, 256, 19", "BF16, 96, 19", "Q8_0, 256, 19", "Q4_0, 64, 19", "Q4_K, 256, 19", "Q6_K, 512, 19",
             "F16, 256, 70", "BF16, 96, 48", "Q8_0, 256, 40", "Q4_0, 64, 32", "Q4_K, 256, 70", "Q6_K, 512, 48",
             "Q4_0, 64, 9", "Q5_K, 256, 15", "Q5_K, 512, 16", "Q5_K, 256, 19", "Q5_K, 512, 47", "Q5_K, 768, 70",
-            "Q5_K, 512, 129"})
-    // (Q4_0 and Q5_K take the transposed kernel from 16 tokens: 9 and 15 are under it, 16, 19 and 32 over; the others from 48)
+            "Q5_K, 512, 129", "Q5_1, 96, 15", "Q5_1, 96, 16", "Q5_1, 896, 19", "Q5_1, 4864, 40", "Q5_1, 64, 129"})
+    // (Q4_0, Q5_K and Q5_1 take the transposed kernel from 16 tokens: 9 and 15 are under it, 16, 19 and 32 over; the others from 48)
     void ggmlTypesMatchTheOneTokenKernel(String type, int cols, int b) {
         int rows = 37;
         float[] values = RandomMatrices.floats(rnd, rows * cols);
@@ -300,14 +301,25 @@ class BatchMatmulTest {
             float[] row = new float[cols];
             for (int r = 0; r < rows; r++) {
                 w.dequantizeRow(r, row, 0);
-                float[] mins = w instanceof Matrix.Q4_K || w instanceof Matrix.Q5_K ? q45KMinsOf((Matrix.Ggml) w, r) : new float[cols];
+                float[] mins = w instanceof Matrix.Q4_K || w instanceof Matrix.Q5_K ? q45KMinsOf((Matrix.Ggml) w, r)
+                        : w instanceof Matrix.Q5_1 q ? q51OffsetsOf(q, r) : new float[cols];
                 float magnitude = 0;
                 for (int j = 0; j < cols; j++) {
-                    magnitude += (Math.abs(row[j] + mins[j]) + mins[j]) * Math.abs(x[t][j]);
+                    magnitude += (Math.abs(row[j] + mins[j]) + Math.abs(mins[j])) * Math.abs(x[t][j]);
                 }
                 assertEquals(expected[r], actual[t][r], 16 * Math.ulp(magnitude), type + " token " + t + " row " + r);
             }
         }
+    }
+
+    /** -m of each of row r's values: what Q5_1's dequantization adds to d · q, negated. */
+    private static float[] q51OffsetsOf(Matrix.Q5_1 w, int r) {
+        float[] offsets = new float[w.cols()];
+        for (int j = 0; j < w.cols(); j++) {
+            long b = r * Matrix.Q5_1.rowBytes(w.cols()) + (long) (j / 32) * Matrix.Q5_1.BLOCK_BYTES;
+            offsets[j] = -Float.float16ToFloat(w.data().get(Matrix.SHORT, b + Matrix.Q5_1.M));
+        }
+        return offsets;
     }
 
     /** dmin · m_j of each of row r's values: what Q4_K's and Q5_K's dequantization subtracts from d · sc_j · q. */
@@ -335,6 +347,84 @@ class BatchMatmulTest {
             "Q4_0, 32, 20, 64", "Q4_0, 70, 33, 256", "Q4_0, 49, 16, 2048", "Q8_0, 65, 81, 96", "Q4_0, 40, 70, 64"})
     void q8_0AndQ4_0AreBitIdenticalToTheirScalarOrder(String type, int b, int rows, int cols) {
         checkAgainstScalarOrder(type, b, rows, cols, BatchMatmulTest::q8_0Reference);
+    }
+
+    /**
+     * GGML Q5_1 through the transposed kernel: each token's activations quantized to Q8_1 as the one-token path does; per
+     * row and block, in block order, {@code sum += (dot · d_w) · d_x} with the block's exact integer dot of the 5-bit values
+     * (0..31, fifth bits from the word qh), then {@code sum += M}, M an FMA chain from 0 over the blocks of {@code m_g ·
+     * s_g} (the offsets times the tokens' Q8_1 block sums). Bit-identical to that scalar order, written here from the
+     * file's bytes.
+     */
+    @ParameterizedTest
+    @CsvSource({"16, 20, 32", "17, 33, 96", "48, 35, 896", "70, 17, 256", "129, 40, 64", "40, 16, 4864"})
+    void q5_1IsBitIdenticalToItsScalarOrder(int b, int rows, int cols) {
+        checkAgainstScalarOrder("Q5_1", b, rows, cols, BatchMatmulTest::q5_1Reference);
+    }
+
+    /**
+     * Q5_1 at the extremes: every 5-bit value 31 (or 0 and 31 alternating), d 1, offsets m of ±65504 (the largest F16)
+     * and 0, against tokens of ±127 (d_x = 1, so a block's dot reaches 32 · 31 · 127, exact in float): bit-identical to
+     * {@link #q5_1Reference}.
+     */
+    @Test
+    void q5_1AtTheExtremesIsItsScalarOrder() {
+        int rows = 19, cols = 256, blocks = cols / 32, b = 33;
+        java.lang.foreign.MemorySegment data = arena.allocate((long) rows * blocks * Matrix.Q5_1.BLOCK_BYTES, 64);
+        for (int r = 0; r < rows; r++) {
+            for (int blk = 0; blk < blocks; blk++) {
+                long at = ((long) r * blocks + blk) * Matrix.Q5_1.BLOCK_BYTES;
+                data.set(Matrix.SHORT, at, Float.floatToFloat16(1.0f));
+                data.set(Matrix.SHORT, at + 2, Float.floatToFloat16(new float[]{65504f, -65504f, 0f}[r % 3]));
+                boolean alternate = r % 2 == 1;
+                data.set(java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN), at + 4,
+                        alternate ? 0xAAAAAAAA : -1);
+                for (int k = 0; k < 16; k++) {
+                    data.set(java.lang.foreign.ValueLayout.JAVA_BYTE, at + 8 + k, (byte) (alternate && k % 2 == 0 ? 0 : 0xFF));
+                }
+            }
+        }
+        Matrix.Q5_1 w = new Matrix.Q5_1(data, rows, cols);
+        float[][] x = new float[b][cols];
+        for (int t = 0; t < b; t++) {
+            for (int j = 0; j < cols; j++) {
+                x[t][j] = j == 0 || t % 3 == 0 ? 127f : t % 3 == 1 ? -127f : rnd.nextBoolean() ? 127f : -127f;
+            }
+        }
+        float[][] actual = new float[b][rows];
+        BatchMatmul.matmul(actual, prepared(x, cols, w), new MatrixForm.File(w), 0, rows, new VectorKernels());
+        Activations one = new Activations(cols);
+        for (int t = 0; t < b; t++) {
+            one.input(x[t], cols);
+            one.prepareFor(w);
+            assertEquals(1.0f, one.q8_0Scales()[0], "d_x");
+            float[] expected = new float[rows];
+            for (int r = 0; r < rows; r++) {
+                expected[r] = q5_1Reference(w, r, one);
+            }
+            assertArrayEquals(expected, actual[t], "token " + t);
+        }
+    }
+
+    private static float q5_1Reference(Matrix.Ggml w, int r, Activations x) {
+        int cols = w.cols();
+        short[] q = x.q8_0Values();
+        float[] dx = x.q8_0Scales();
+        float sum = 0, offsets = 0;
+        for (int g = 0; g < cols / 32; g++) {
+            long at = r * Matrix.Q5_1.rowBytes(cols) + (long) g * Matrix.Q5_1.BLOCK_BYTES;
+            int qh = w.data().get(java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN), at + 4);
+            int dot = 0;
+            for (int j = 0; j < 32; j++) {
+                int v = (u8(w.data(), at + 8 + j % 16) >> (j < 16 ? 0 : 4) & 0x0F) | ((qh >>> j) & 1) << 4;
+                dot += v * q[g * 32 + j];
+            }
+            float dw = Float.float16ToFloat(w.data().get(Matrix.SHORT, at));
+            sum += (dot * dw) * dx[g];
+            float m = Float.float16ToFloat(w.data().get(Matrix.SHORT, at + 2));
+            offsets = g == 0 ? x.q81Sums[0] * m : Math.fma(x.q81Sums[g], m, offsets);
+        }
+        return sum + offsets;
     }
 
     /** A row's product in a batched kernel's scalar order; {@code x} is prepared for {@code w} as the one-token path prepares it. */
@@ -599,11 +689,12 @@ class BatchMatmulTest {
      */
     @Test
     void shortBatchesOfGgmlTypesTakeTheOneTokenKernels() {
-        for (String type : new String[]{"Q4_K", "Q5_K", "Q6_K", "F16", "BF16", "Q8_0", "Q4_0"}) {
+        for (String type : new String[]{"Q4_K", "Q5_K", "Q6_K", "F16", "BF16", "Q8_0", "Q4_0", "Q5_1"}) {
             Matrix w = GgmlQuantize.quantize(type, RandomMatrices.floats(rnd, 2 * 256), 2, 256, arena);
             int from = switch (type) {
                 case "Q8_0" -> BatchMatmul.Q8_0_TRANSPOSED_FROM_TOKENS;
                 case "Q4_0" -> BatchMatmul.Q4_0_TRANSPOSED_FROM_TOKENS;
+                case "Q5_1" -> BatchMatmul.Q5_1_TRANSPOSED_FROM_TOKENS;
                 case "Q5_K" -> BatchMatmul.Q5_K_TRANSPOSED_FROM_TOKENS;
                 default -> BatchMatmul.TRANSPOSED_FROM_TOKENS;
             };

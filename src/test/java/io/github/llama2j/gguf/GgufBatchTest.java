@@ -117,8 +117,10 @@ class GgufBatchTest {
     }
 
     /**
-     * A synth Q5_K_M qwen2 model 96 wide (rows that are no K-quant rows: Q5_1 matrices, Q8_0 where Q6_K would be): Q5_1
-     * has no transposed kernel, so its batched products are the one-token kernel per token (the same bits).
+     * A synth Q5_K_M qwen2 model 96 wide (rows that are no K-quant rows: Q5_1 matrices, Q8_0 where Q6_K would be): the
+     * engine's Q5_1 matrices are load-time copies, whose one-token kernel serves every batch (the same bits); with
+     * {@code --weight-copies=off} the 140-token prompt's first chunk of 128 takes Q5_1's transposed kernel (from 16 tokens)
+     * against the file layout's one-token kernel token by token.
      */
     @Test
     void synthQ5KMWithQ5_1() {
@@ -130,6 +132,8 @@ class GgufBatchTest {
             assertInstanceOf(Matrix.Q5_1.class, m.weights().w2()[0]);
         }
         check("synth q5_k_m 96 wide", () -> GgufModelLoader.load(GgufFileTest.parse(bytes), 0), 140, 3);
+        check("synth q5_k_m 96 wide, --weight-copies=off", () -> GgufModelLoader.load(GgufFileTest.parse(bytes), 0), 140, 3,
+                EngineOptions.cpu(2, false).withWeightCopies(io.github.llama2j.engine.WeightCopies.OFF));
     }
 
     @TestFactory
@@ -169,9 +173,14 @@ class GgufBatchTest {
 
     /** Returns the worst |batched - one by one| / max|logit| seen. */
     private static double check(String name, Supplier<Model> load, int promptLength, int generated) {
+        return check(name, load, promptLength, generated, EngineOptions.cpu(2, false));
+    }
+
+    /** {@link #check(String, Supplier, int, int)} with both engines built with {@code options}. */
+    private static double check(String name, Supplier<Model> load, int promptLength, int generated, EngineOptions options) {
         try (Model m = load.get();
-             InferenceEngine one = Engines.create(m, EngineOptions.cpu(2, false));
-             InferenceEngine batched = Engines.create(m, EngineOptions.cpu(2, false))) {
+             InferenceEngine one = Engines.create(m, options);
+             InferenceEngine batched = Engines.create(m, options)) {
             int n = Math.min(promptLength + generated, m.config().seqLen());
             int[] tokens = new SplittableRandom(n).ints(n, 0, m.config().vocabSize()).toArray();
             int prompt = n - generated;
