@@ -374,6 +374,11 @@ final class GgmlMatmul {
      * (in [-4, 3]), times activations l + 32 i (|q·x| ≤ 4 · 128, a pair ≤ 1024), widened to ints by int-lane halves
      * (two neighbouring l, always in one sub-block) and multiplied by their sub-block's signed scale (sc - 32, unpacked
      * once per super-block: {@link Matrix.Q3_K#scalesLow}). Then {@code acc += float(isum) * (d_w * d_x)} lane-wise.
+     * A loop of its own beside {@link #q6_K}'s (not measured as one): the two share the products' tail (multiply, fold,
+     * scale), but every value is rebuilt from other bits and the scales are unpacked otherwise; the tail as a method
+     * would take and return vectors, which C2 boxes when it does not inline the call (a K-quant kernel's part as a
+     * method of its own ran at 0.03×: {@link KQuantPacked#q4_K}'s comment), and one loop with a type flag would carry
+     * both bodies, as large as the Q5_K copy's loop that passed C2's inlining limits (KQuantPacked#q5_K).
      */
     static void q3_K(float[] out, Activations x, Matrix.Q3_K w, int r0, int r1) {
         int n = w.cols(), nb = n / 256;

@@ -707,16 +707,16 @@ class GgmlKernelsTest {
     }
 
     /**
-     * The Q3_K vector kernel against the scalar reference on fresh random matrices: the same exact integers per
-     * super-block, the float sums in another order, so within a few roundings of the row's magnitude (the bound of
-     * {@link #checkRows} with the scalar result in place of the float64 one, twice: both round). Widths of real models'
-     * rows (Llama-3.2-1B's 2048 and 8192) and a row range inside.
+     * The Q3_K and Q5_K vector kernels (on the file's layout) against the scalar reference on fresh random matrices: the
+     * same exact integers per super-block, the float sums in another order, so within a few roundings of the row's
+     * magnitude (the bound of {@link #checkRows} with the scalar result in place of the float64 one, twice: both round).
+     * Widths of real models' rows (Llama-3.2-1B's 2048 and 8192) and a row range inside.
      */
     @ParameterizedTest
-    @ValueSource(ints = {256, 768, 2048, 8192})
-    void q3_KVectorKernelMatchesTheScalarReference(int cols) {
+    @CsvSource({"Q3_K, 256", "Q3_K, 768", "Q3_K, 2048", "Q3_K, 8192", "Q5_K, 256", "Q5_K, 768", "Q5_K, 2048"})
+    void kQuantVectorKernelMatchesTheScalarReference(String type, int cols) {
         int rows = 13;
-        Matrix m = randomMatrix("Q3_K", rows, cols, 3);
+        Matrix m = randomMatrix(type, rows, cols, 3);
         Activations a = new Activations(cols);
         a.input(randomInput(cols), cols);
         a.prepareFor(m);
@@ -734,7 +734,7 @@ class GgmlKernelsTest {
             }
             double bound = 4 * (cols / 256 + 8) * U * s;
             assertTrue(Math.abs(vector[r] - scalar[r]) <= bound,
-                    "row " + r + ": vector " + vector[r] + " vs scalar " + scalar[r] + " > bound " + bound + ", " + where);
+                    type + " row " + r + ": vector " + vector[r] + " vs scalar " + scalar[r] + " > bound " + bound + ", " + where);
         }
     }
 
@@ -775,36 +775,6 @@ class GgmlKernelsTest {
             KQuantPacked.q5_K(copy, a, KQuantPacked.Q5K.of(m), 0, rows);
             assertExactWithin(m, a, vector, scalar, 15.0, "round " + round);
             assertExactWithin(m, a, vector, copy, 15.0, "the Q5_K copy, round " + round);
-        }
-    }
-
-    /**
-     * The Q5_K vector kernel against the scalar reference on fresh random matrices: the same exact integers per
-     * sub-block, the float sums in another order, so within a few roundings of the row's magnitude (the bound of
-     * {@link #checkRows} with the scalar result in place of the float64 one, twice: both round).
-     */
-    @ParameterizedTest
-    @ValueSource(ints = {256, 768, 2048})
-    void q5_KVectorKernelMatchesTheScalarReference(int cols) {
-        int rows = 13;
-        Matrix m = randomMatrix("Q5_K", rows, cols, 3);
-        Activations a = new Activations(cols);
-        a.input(randomInput(cols), cols);
-        a.prepareFor(m);
-        double[] xe = exactInput(a, m);
-        float[] vector = new float[rows], scalar = new float[rows];
-        new VectorKernels().matmul(vector, a, m, 1, rows);
-        new ScalarKernels().matmul(scalar, a, m, 1, rows);
-        assertEquals(0.0f, vector[0], "row 0 is outside the range, " + where);
-        for (int r = 1; r < rows; r++) {
-            double[] w = exactRow(m, r)[1];
-            double s = 0;
-            for (int j = 0; j < cols; j++) {
-                s += w[j] * Math.abs(xe[j]);
-            }
-            double bound = 4 * (cols / 256 + 8) * U * s;
-            assertTrue(Math.abs(vector[r] - scalar[r]) <= bound,
-                    "row " + r + ": vector " + vector[r] + " vs scalar " + scalar[r] + " > bound " + bound + ", " + where);
         }
     }
 

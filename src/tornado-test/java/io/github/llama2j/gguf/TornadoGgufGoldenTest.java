@@ -156,41 +156,25 @@ class TornadoGgufGoldenTest {
     }
 
     /**
-     * A synth Q5_K_M model (Q5_K, which the device engines lack; its first matrix, the embedding, is Q5_K): refused up
-     * front (exit 3), naming Q5_K and the tensor.
+     * Synth Q5_K_M and Q3_K_M models (Q5_K and Q3_K, which the device engines lack; the first matrix, the embedding of an
+     * untied model, is of that type): refused up front (exit 3), naming the type and the tensor.
      */
     @Test
-    void q5KMIsRefused() {
-        io.github.llama2j.model.GgufSynth.Shape shape = new io.github.llama2j.model.GgufSynth.Shape("llama", 256, 256, 1, 4, 2, 64,
-                40, 64, 10000f, 1e-5f, false, null);
-        io.github.llama2j.model.GgufSynth synth = new io.github.llama2j.model.GgufSynth(shape,
-                io.github.llama2j.model.GgufSynth.FileType.Q5_K_M, 3, 0.05);
-        byte[] bytes = synth.writer("q5_k_m").toBytes();
-        refused("synth q5_k_m", () -> GgufModelLoader.load(GgufFileTest.parse(bytes), 0), Set.of("q5_K"));
-        // by the up-front check (TensorTypes.requireSupportedGguf), which names the file's first matrix, not a later guard
-        try (Model model = GgufModelLoader.load(GgufFileTest.parse(bytes), 0)) {
-            Llama2jException e = assertThrows(Llama2jException.class, () -> Engines.create(model, tornado()).close());
-            assertTrue(e.getMessage().startsWith("the TornadoVM engine does not support tensor type Q5_K (tensor token_embd.weight;")
-                    && e.getMessage().endsWith("run this model with --engine cpu"), e.getMessage());
-        }
+    void q5KMAndQ3KMAreRefused() {
+        refusedSynth(io.github.llama2j.model.GgufSynth.FileType.Q5_K_M, "q5_k_m", "Q5_K", "q5_K");
+        refusedSynth(io.github.llama2j.model.GgufSynth.FileType.Q3_K_M, "q3_k_m", "Q3_K", "q3_K");
     }
 
-    /**
-     * A synth Q3_K_M model (Q3_K, which the device engines lack; its first matrix, the embedding of an untied model, is
-     * Q3_K): refused up front (exit 3), naming Q3_K and the tensor.
-     */
-    @Test
-    void q3KMIsRefused() {
+    /** A synth model of {@code type} is refused, naming {@code typeName} ({@code ggmlName} in the engine's list of the file's types). */
+    private void refusedSynth(io.github.llama2j.model.GgufSynth.FileType type, String name, String typeName, String ggmlName) {
         io.github.llama2j.model.GgufSynth.Shape shape = new io.github.llama2j.model.GgufSynth.Shape("llama", 256, 256, 1, 4, 2, 64,
                 40, 64, 10000f, 1e-5f, false, null);
-        io.github.llama2j.model.GgufSynth synth = new io.github.llama2j.model.GgufSynth(shape,
-                io.github.llama2j.model.GgufSynth.FileType.Q3_K_M, 3, 0.05);
-        byte[] bytes = synth.writer("q3_k_m").toBytes();
-        refused("synth q3_k_m", () -> GgufModelLoader.load(GgufFileTest.parse(bytes), 0), Set.of("q3_K"));
+        byte[] bytes = new io.github.llama2j.model.GgufSynth(shape, type, 3, 0.05).writer(name).toBytes();
+        refused("synth " + name, () -> GgufModelLoader.load(GgufFileTest.parse(bytes), 0), Set.of(ggmlName));
         // by the up-front check (TensorTypes.requireSupportedGguf), which names the file's first matrix, not a later guard
         try (Model model = GgufModelLoader.load(GgufFileTest.parse(bytes), 0)) {
             Llama2jException e = assertThrows(Llama2jException.class, () -> Engines.create(model, tornado()).close());
-            assertTrue(e.getMessage().startsWith("the TornadoVM engine does not support tensor type Q3_K (tensor token_embd.weight;")
+            assertTrue(e.getMessage().startsWith("the TornadoVM engine does not support tensor type " + typeName + " (tensor token_embd.weight;")
                     && e.getMessage().endsWith("run this model with --engine cpu"), e.getMessage());
         }
     }
