@@ -162,7 +162,7 @@ final class BatchMatmul {
      * rounds, one-token / transposed: pp16 2.0 / 2.7, pp32 1.7 / 1.9, pp64 1.2 / 1.2, pp128 0.95 / 1.01, pp256 1.15 /
      * 1.51, pp512 1.16 / 1.14 (docs/measurements/2026-12-05-q4-0-rows-in-lanes.md). Nor a Q5_1 copy ({@link PackedQ5_1}),
      * the same kind of kernel: one thread's CPU time on a 4864 x 896 matrix, 512 bits, 63-70 G token-values per second
-     * one-token per tile against 52-58 transposed at 128 tokens, 67-69 against 40-57 at 64, 38-66 against 22-25 at 16;
+     * one-token per tile against 52-58 transposed at 128 tokens, 36-69 (median 68) against 40-57 (median 56) at 64, 38-66 against 22-25 at 16;
      * Qwen2.5-0.5B-shaped Q5_K_M, one thread, transposed / one-token: pp48 0.68-0.89, pp64 1.02-1.20, pp128 0.64-0.80
      * (docs/measurements/2026-12-06-q5-1-copy.md). The file's layout ({@code --weight-copies=off}) keeps the transposed
      * kernel from {@link #Q4_0_TRANSPOSED_FROM_TOKENS} (Q4_0) or {@link #Q5_1_TRANSPOSED_FROM_TOKENS} (Q5_1).
@@ -187,7 +187,9 @@ final class BatchMatmul {
             case Matrix.Q8_0 q -> tokens >= Q8_0_TRANSPOSED_FROM_TOKENS;
             case Matrix.Q4_0 q -> tokens >= Q4_0_TRANSPOSED_FROM_TOKENS;
             case Matrix.Q5_1 q -> tokens >= Q5_1_TRANSPOSED_FROM_TOKENS;
-            default -> true;
+            case Matrix.F32 f -> true;
+            case Matrix.Q8 q -> true;
+            case Matrix.Q3_K q -> false; // (transposed(m) is false)
         };
     }
 

@@ -11,8 +11,8 @@ import java.util.Locale;
  */
 public enum WeightCopies {
     /**
-     * Q4_K, Q5_K and Q6_K always; GGUF Q8_0 and llama2.c's runq Q8, and float32, F16, BF16 and Q4_0 matrices, when their copies take at
-     * most half of the memory available (Q5_1 never: its kernel reads the file's layout).
+     * Q4_K, Q5_K and Q6_K always; GGUF Q8_0 and llama2.c's runq Q8, and float32, F16, BF16, Q4_0 and Q5_1 matrices, when their
+     * copies take at most half of the memory available (Q3_K never: its kernel reads the file's layout).
      */
     AUTO,
     /** None: every product reads the file's layout (for little memory, or to compare). */
