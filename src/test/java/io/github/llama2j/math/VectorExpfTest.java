@@ -94,7 +94,7 @@ class VectorExpfTest {
         int below = 0, band = 0;
         // 100 rounds, more until the band has been hit often enough (its share of the random inputs varies: 97 hits
         // in 100 rounds once, in CI)
-        for (int round = 0; round < 100 || (below <= 1000 || band <= 100) && round < 1000; round++) {
+        for (int round = 0; round < 100 || ((below <= 1000 || band <= 100) && round < 1000); round++) {
             int n = 1 + rnd.nextInt(1000);
             float[] s = new float[n];
             float max = Float.NEGATIVE_INFINITY;
