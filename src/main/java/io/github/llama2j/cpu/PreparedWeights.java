@@ -147,43 +147,71 @@ public final class PreparedWeights implements AutoCloseable {
         copyKQuants(all, Matrix.Q5_K.class, KQuantPacked.Q5K::allocationBytes, (q, region) -> KQuantPacked.Q5K.of(q, region, parallel));
         copyKQuants(all, Matrix.Q6_K.class, KQuantPacked.Q6K::allocationBytes, (q, region) -> KQuantPacked.Q6K.of(q, region, parallel));
         copyFileLayouts(all, parallel);
-        List<Matrix> blocks = new ArrayList<>(); // Q8_0, Q4_0, Q5_1 and runq's Q8
-        long bytes = 0;
+        Map<Matrix, BlockCopy> blocks = new java.util.LinkedHashMap<>(); // Q8_0, Q4_0, Q5_1 and runq's Q8
+        long bytes = 0, values = 0; // values: one region for all of them (huge pages where granted: PageMemory), sliced
         for (Matrix m : all) {
-            boolean packs = m instanceof Matrix.Q8_0 || m instanceof Matrix.Q4_0 || m instanceof Matrix.Q5_1
-                    || m instanceof Matrix.Q8 q && Q8Matmul.handlesPacked(q.groupSize());
-            if (packs && !forms.containsKey(m)) {
-                blocks.add(m);
-                bytes += switch (m) {
-                    case Matrix.Q4_0 q -> PackedQ4_0.bytes(q);
-                    case Matrix.Q5_1 q -> PackedQ5_1.bytes(q);
-                    default -> PackedQ8_0.bytes(m);
-                };
+            BlockCopy copy = blockCopy(m);
+            if (copy != null && !forms.containsKey(m)) {
+                blocks.put(m, copy);
+                bytes += copy.bytes(m);
+                values += copy.allocationBytes(m);
             }
         }
         if (blocks.isEmpty()) {
             return;
         }
-        long values = 0; // one region for all of them (huge pages where granted: PageMemory), sliced
-        for (Matrix m : blocks) {
-            values += switch (m) {
-                case Matrix.Q4_0 q -> PackedQ4_0.allocationBytes(q);
-                case Matrix.Q5_1 q -> PackedQ5_1.allocationBytes(q);
-                default -> PackedQ8_0.allocationBytes(m);
-            };
-        }
         packedSkipped = copyInto(blocks.size() + " Q8_0, Q4_0, Q5_1 or runq Q8 matrices left in the file's layout", bytes, values, memory -> {
             SegmentAllocator region = SegmentAllocator.slicingAllocator(memory);
             Map<Matrix, MatrixForm> made = new java.util.HashMap<>();
-            for (Matrix m : blocks) { // (the scales on the heap: may run short too)
-                made.put(m, switch (m) {
-                    case Matrix.Q4_0 q -> PackedQ4_0.of(q, region, parallel);
-                    case Matrix.Q5_1 q -> PackedQ5_1.of(q, region, parallel);
-                    default -> PackedQ8_0.of(m, region, parallel);
-                });
-            }
+            blocks.forEach((m, copy) -> made.put(m, copy.of(m, region, parallel))); // (the scales on the heap: may run short too)
             return made;
         });
+    }
+
+    /** A load-time copy of a matrix of blocks ({@link PackedQ8_0}, {@link PackedQ4_0}, {@link PackedQ5_1}): its size and its making. */
+    private enum BlockCopy {
+        Q8_0, Q4_0, Q5_1;
+
+        /** Bytes of the copy of {@code m}. */
+        long bytes(Matrix m) {
+            return switch (this) {
+                case Q8_0 -> PackedQ8_0.bytes(m);
+                case Q4_0 -> PackedQ4_0.bytes((Matrix.Q4_0) m);
+                case Q5_1 -> PackedQ5_1.bytes((Matrix.Q5_1) m);
+            };
+        }
+
+        /** Bytes its making takes from a slicing allocator, alignment included. */
+        long allocationBytes(Matrix m) {
+            return switch (this) {
+                case Q8_0 -> PackedQ8_0.allocationBytes(m);
+                case Q4_0 -> PackedQ4_0.allocationBytes((Matrix.Q4_0) m);
+                case Q5_1 -> PackedQ5_1.allocationBytes((Matrix.Q5_1) m);
+            };
+        }
+
+        MatrixForm of(Matrix m, SegmentAllocator region, Parallel parallel) {
+            return switch (this) {
+                case Q8_0 -> PackedQ8_0.of(m, region, parallel);
+                case Q4_0 -> PackedQ4_0.of((Matrix.Q4_0) m, region, parallel);
+                case Q5_1 -> PackedQ5_1.of((Matrix.Q5_1) m, region, parallel);
+            };
+        }
+    }
+
+    /**
+     * Which block copy {@code m} gets, or null for none: every type named, so that a new one is a decision here (the
+     * K-quants have copies of their own, {@link #copyKQuants}; the half and float types are copied as they are,
+     * {@link #copyFileLayouts}; Q3_K has no copy).
+     */
+    private static BlockCopy blockCopy(Matrix m) {
+        return switch (m) {
+            case Matrix.Q8_0 _ -> BlockCopy.Q8_0;
+            case Matrix.Q8 q -> Q8Matmul.handlesPacked(q.groupSize()) ? BlockCopy.Q8_0 : null;
+            case Matrix.Q4_0 _ -> BlockCopy.Q4_0;
+            case Matrix.Q5_1 _ -> BlockCopy.Q5_1;
+            case Matrix.F32 _, Matrix.F16 _, Matrix.BF16 _, Matrix.Q3_K _, Matrix.Q4_K _, Matrix.Q5_K _, Matrix.Q6_K _ -> null;
+        };
     }
 
     /**
