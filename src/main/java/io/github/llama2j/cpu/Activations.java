@@ -20,7 +20,7 @@ import io.github.llama2j.model.Matrix;
  *   <li>{@link Matrix.Q5_1}: GGML Q8_1 blocks of 32 as llama.cpp's x86 code makes them (quantize_row_q8_1 with AVX2):
  *       Q8_0's d and q, plus each block's s = F16(d * (sum of its q)), with d the float amax / 127 before its own
  *       rounding to F16.</li>
- *   <li>{@link Matrix.Q3_K}, {@link Matrix.Q4_K}, {@link Matrix.Q5_K}, {@link Matrix.Q6_K}: GGML Q8_K blocks of 256 (quantize_row_q8_K_ref):
+ *   <li>{@link Matrix.Q2_K}, {@link Matrix.Q3_K}, {@link Matrix.Q4_K}, {@link Matrix.Q5_K}, {@link Matrix.Q6_K}: GGML Q8_K blocks of 256 (quantize_row_q8_K_ref):
  *       max = the first value of largest magnitude, iscale = -127 / max, q = min(127,
  *       round-half-even(iscale * x)), d = 1 / iscale (a float), plus the sums of each 16 q's.</li>
  * </ul>
@@ -217,6 +217,7 @@ public final class Activations {
                     q81Ready = true;
                 }
             }
+            case Matrix.Q2_K q -> prepareQ8K(); // (its kernel reads the file's layout, Q8_K's values and sums of 16 as they are)
             case Matrix.Q3_K q -> prepareQ8K(); // (its kernel reads the file's layout and Q8_K's values as they are)
             case Matrix.Q4_K _, Matrix.Q5_K _ -> { // (the same pairs: the Q5_K copy's nibbles are in Q4_K's order)
                 prepareQ8K();
@@ -329,6 +330,7 @@ public final class Activations {
             case Matrix.Q8_0 q -> q80Ready;
             case Matrix.Q4_0 q -> q80Ready && q40Ready;
             case Matrix.Q5_1 q -> q80Ready && q81Ready;
+            case Matrix.Q2_K q -> q8KReady;
             case Matrix.Q3_K q -> q8KReady;
             case Matrix.Q4_K q -> q8KReady && q8KPairsReady;
             case Matrix.Q5_K q -> q8KReady && q8KPairsReady;

@@ -141,6 +141,7 @@ final class BatchActivations {
                 prepareQ8_0Transposed(w, parallel);
                 prepareQ81SumsTransposed(w, parallel);
             }
+            case Matrix.Q2_K w -> throw new IllegalStateException("Q2_K has no transposed form"); // BatchMatmul.transposed is false
             case Matrix.Q3_K w -> throw new IllegalStateException("Q3_K has no transposed form"); // BatchMatmul.transposed is false
             case Matrix.Q5_K w -> prepareQ8KTransposed(parallel);
             case Matrix.F16 w -> prepareHalfTransposed(w, true, parallel);
@@ -312,6 +313,7 @@ final class BatchActivations {
             case Matrix.Q4_K w -> kReady;
             case Matrix.Q6_K w -> kReady;
             case Matrix.Q5_1 w -> q8Ready && q8Kind == GGML_Q8_0 && q81Ready;
+            case Matrix.Q2_K w -> false; // never read transposed (BatchMatmul.transposed)
             case Matrix.Q3_K w -> false; // never read transposed (BatchMatmul.transposed)
             case Matrix.Q5_K w -> kReady;
             case Matrix.F16 w -> f16Ready;

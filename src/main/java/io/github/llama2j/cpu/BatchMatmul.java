@@ -61,7 +61,7 @@ import java.util.Arrays;
  *       Q5_K's mins' part subtracted after ({@link #q45KMins}). The one-token kernels' integers, their float sums in another order.</li>
  *   <li>GGML F16 and BF16 (as many tokens): as F32 on each token's input rounded to the type (its
  *       {@link Activations}), the weights widened to float ({@link #widenHalves}, exact).</li>
- *   <li>runq groups over 1024, GGML Q3_K (any batch), and the other GGML types in shorter batches: the one-token kernel of {@code perToken} for
+ *   <li>runq groups over 1024, GGML Q2_K and Q3_K (any batch), and the other GGML types in shorter batches: the one-token kernel of {@code perToken} for
  *       each token, a tile of {@link #TILE_ROWS} rows at a time, so the tile's weights come from memory for the first
  *       token and from cache for the others. Bit-identical to the one-token path (same kernel, same rows,
  *       activations converted per token by {@link Activations}).</li>
@@ -113,6 +113,7 @@ final class BatchMatmul {
             case Matrix.Q4_0 q -> true;
             case Matrix.Q4_K q -> true;
             case Matrix.Q5_1 q -> true;
+            case Matrix.Q2_K q -> false; // the one-token kernel per token, a tile of rows at a time (no transposed form yet)
             case Matrix.Q3_K q -> false; // the one-token kernel per token, a tile of rows at a time (no transposed form yet)
             case Matrix.Q5_K q -> true;
             case Matrix.Q6_K q -> true;
@@ -189,6 +190,7 @@ final class BatchMatmul {
             case Matrix.Q5_1 q -> tokens >= Q5_1_TRANSPOSED_FROM_TOKENS;
             case Matrix.F32 f -> true;
             case Matrix.Q8 q -> true;
+            case Matrix.Q2_K q -> false; // (transposed(m) is false)
             case Matrix.Q3_K q -> false; // (transposed(m) is false)
         };
     }
@@ -303,6 +305,7 @@ final class BatchMatmul {
                     q.cols(), Q6_K_COLUMN_BLOCK, r0, r1);
             case Matrix.Q5_1 q -> tiles(out, in.xT, in.sT, in.s1T, in.stride(), in.tokens(), WeightLayout.GGML_Q5_1, q.data(), null,
                     q.cols(), Matrix.Q5_1.BLOCK, r0, r1);
+            case Matrix.Q2_K q -> throw new IllegalStateException("Q2_K has no transposed kernel"); // transposed(m) is false
             case Matrix.Q3_K q -> throw new IllegalStateException("Q3_K has no transposed kernel"); // transposed(m) is false
             case Matrix.Q5_K q -> tiles(out, in.xK, in.sK, in.mK, in.stride(), in.tokens(), WeightLayout.GGML_Q5_K, q.data(), null,
                     q.cols(), Q5_K_COLUMN_BLOCK, r0, r1);

@@ -365,6 +365,84 @@ final class GgmlMatmul {
         }
     }
 
+    // ------------------------------------------------------------------ Q2_K × Q8_K on the file's layout
+
+    /**
+     * {@link #q3_K}'s loop on Q2_K's super-block, whose 2-bit values lie as Q3_K's low bits do (per half of 128: value
+     * l + 32 i from bits 2i..2i+1 of byte l of the half's 32 qs bytes, sub-block 2i + l / 16 of the half), with no
+     * high bit and unsigned values: q_i in [0, 3] times activations l + 32 i (|q·x| ≤ 3 · 128, a pair ≤ 768), widened
+     * to ints by int-lane halves and multiplied by their sub-block's 4-bit scale (the low nibbles of scales[16], at 512
+     * bits widened once per super-block to the 16 int lanes and permuted per chunk as Q6_K's). Then
+     * {@code acc += float(isum) * (d_x * d_w)} lane-wise; the mins' part, {@code summs = sum_j m_j * bsum_j} over the
+     * sixteen high nibbles and Q8_K's sums of 16, an exact int per super-block, is summed as
+     * {@code mins += (d_x * dmin_w) * summs} beside it and subtracted once per row. A loop of its own for the reasons
+     * {@link #q3_K} gives.
+     */
+    static void q2_K(float[] out, Activations x, Matrix.Q2_K w, int r0, int r1) {
+        int n = w.cols(), nb = n / 256;
+        short[] xq = x.q8K;
+        float[] xd = x.q8KScales;
+        int[] xsum = x.q8KSums;
+        MemorySegment data = w.data();
+        long rowBytes = Matrix.Q2_K.rowBytes(n);
+        for (int r = r0; r < r1; r++) {
+            long b = r * rowBytes;
+            FloatVector acc = FloatVector.zero(F);
+            float mins = 0.0f;
+            for (int blk = 0; blk < nb; blk++, b += Matrix.Q2_K.BLOCK_BYTES) {
+                long lo = data.get(LONG, b + Matrix.Q2_K.SCALES), hi = data.get(LONG, b + Matrix.Q2_K.SCALES + 8);
+                int summs = 0;
+                for (int j = 0; j < 8; j++) {
+                    summs += (int) (lo >>> (8 * j + 4) & 0x0F) * xsum[16 * blk + j] + (int) (hi >>> (8 * j + 4) & 0x0F) * xsum[16 * blk + 8 + j];
+                }
+                long scalesLow = lo & 0x0F0F0F0F0F0F0F0FL, scalesHigh = hi & 0x0F0F0F0F0F0F0F0FL;
+                // at 512 bits: the 16 scales in the 16 int lanes, permuted into each chunk's pair below (as Q6_K)
+                IntVector scales = CH == 32 ? (IntVector) LongVector.zero(LongVector.SPECIES_128).withLane(0, scalesLow)
+                        .withLane(1, scalesHigh).reinterpretAsBytes().convertShape(VectorOperators.B2I, I, 0) : null;
+                IntVector isum = IntVector.zero(I);
+                for (int half = 0; half < 2; half++) {
+                    long qs = b + Matrix.Q2_K.QS + 32L * half;
+                    long halfScales = half == 0 ? scalesLow : scalesHigh;
+                    int xo = blk * 256 + 128 * half;
+                    for (int k = 0; k < 32; k += CH) {
+                        ShortVector a = (ShortVector) ByteVector.fromMemorySegment(BS, data, qs + k, LE)
+                                .convertShape(VectorOperators.ZERO_EXTEND_B2S, S, 0);
+                        ShortVector q1 = a.and((short) 3);
+                        ShortVector q2 = a.lanewise(VectorOperators.LSHR, 2).and((short) 3);
+                        ShortVector q3 = a.lanewise(VectorOperators.LSHR, 4).and((short) 3);
+                        ShortVector q4 = a.lanewise(VectorOperators.LSHR, 6);
+                        IntVector i1 = q1.mul(ShortVector.fromArray(S, xq, xo + k)).reinterpretAsInts();
+                        IntVector i2 = q2.mul(ShortVector.fromArray(S, xq, xo + 32 + k)).reinterpretAsInts();
+                        IntVector i3 = q3.mul(ShortVector.fromArray(S, xq, xo + 64 + k)).reinterpretAsInts();
+                        IntVector i4 = q4.mul(ShortVector.fromArray(S, xq, xo + 96 + k)).reinterpretAsInts();
+                        IntVector c1, c2, c3, c4;
+                        if (CH == 32) {
+                            c1 = scales.rearrange(half == 0 ? PAIR_0 : PAIR_8);
+                            c2 = scales.rearrange(half == 0 ? PAIR_2 : PAIR_10);
+                            c3 = scales.rearrange(half == 0 ? PAIR_4 : PAIR_12);
+                            c4 = scales.rearrange(half == 0 ? PAIR_6 : PAIR_14);
+                        } else { // the chunk's sub-blocks of the half: 2i + k / 16
+                            int at = 8 * (k / 16);
+                            c1 = IntVector.broadcast(I, (int) (halfScales >>> at) & 0x0F);
+                            c2 = IntVector.broadcast(I, (int) (halfScales >>> (at + 16)) & 0x0F);
+                            c3 = IntVector.broadcast(I, (int) (halfScales >>> (at + 32)) & 0x0F);
+                            c4 = IntVector.broadcast(I, (int) (halfScales >>> (at + 48)) & 0x0F);
+                        }
+                        isum = isum.add(i1.add(i1.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16).mul(c1))
+                                .add(i2.add(i2.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16).mul(c2))
+                                .add(i3.add(i3.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16).mul(c3))
+                                .add(i4.add(i4.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16).mul(c4));
+                    }
+                }
+                float xdb = xd[blk];
+                float dall = xdb * Float.float16ToFloat(data.get(Matrix.SHORT, b + Matrix.Q2_K.D));
+                mins += xdb * Float.float16ToFloat(data.get(Matrix.SHORT, b + Matrix.Q2_K.DMIN)) * summs;
+                acc = ((FloatVector) isum.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, dall), acc);
+            }
+            out[r] = acc.reduceLanes(VectorOperators.ADD) - mins;
+        }
+    }
+
     // ------------------------------------------------------------------ Q3_K × Q8_K on the file's layout
 
     /**

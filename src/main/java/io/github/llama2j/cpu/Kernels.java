@@ -56,6 +56,7 @@ public interface Kernels {
             case Matrix.Q8_0 q -> matmulQ8_0(out, x, q, r0, r1);
             case Matrix.Q4_0 q -> matmulQ4_0(out, x, q, r0, r1);
             case Matrix.Q5_1 q -> matmulQ5_1(out, x, q, r0, r1);
+            case Matrix.Q2_K q -> matmulQ2_K(out, x, q, r0, r1);
             case Matrix.Q3_K q -> matmulQ3_K(out, x, q, r0, r1);
             case Matrix.Q4_K q -> matmulQ4_K(out, x, q, r0, r1);
             case Matrix.Q5_K q -> matmulQ5_K(out, x, q, r0, r1);
@@ -145,6 +146,15 @@ public interface Kernels {
      */
     default void matmulQ5_1(float[] out, Activations x, Matrix.Q5_1 w, int r0, int r1) {
         GgmlMatmul.q5_1(out, x, w, r0, r1);
+    }
+
+    /**
+     * GGML Q2_K weights times Q8_K activations: per super-block, d_w * d_x * sum_j sc_j * dot_j(q2, q8) minus
+     * dmin_w * d_x * sum_j m_j * (Q8_K's sum of sub-block j), both sums over the 16 sub-blocks exact ints, on the
+     * file's layout (no load-time copy).
+     */
+    default void matmulQ2_K(float[] out, Activations x, Matrix.Q2_K w, int r0, int r1) {
+        GgmlMatmul.q2_K(out, x, w, r0, r1);
     }
 
     /**

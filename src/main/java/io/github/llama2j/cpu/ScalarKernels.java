@@ -198,6 +198,40 @@ public final class ScalarKernels implements Kernels {
     }
 
     /**
+     * Q2_K × Q8_K, as ggml_vec_dot_q2_K_q8_K: per super-block the exact {@code isum = sum_j sc_j * dot_j(q2, q)} over the
+     * 16 sub-blocks of 16 (q2 in [0, 3], sc_j the 4-bit scale: see {@link Matrix.Q2_K}) and {@code summs = sum_j m_j *
+     * (Q8_K's sum of sub-block j)} (m_j the 4-bit min), then {@code sumf += (d_x * d_w) * isum - (d_x * dmin_w) * summs}.
+     */
+    @Override
+    public void matmulQ2_K(float[] out, Activations x, Matrix.Q2_K w, int r0, int r1) {
+        int n = w.cols();
+        short[] xq = x.q8K;
+        float[] xd = x.q8KScales;
+        int[] xsum = x.q8KSums;
+        MemorySegment data = w.data();
+        for (int r = r0; r < r1; r++) {
+            long b = r * Matrix.Q2_K.rowBytes(n);
+            float sumf = 0.0f;
+            for (int j = 0; j < n; j += Matrix.Q2_K.BLOCK, b += Matrix.Q2_K.BLOCK_BYTES) {
+                int isum = 0, summs = 0;
+                for (int sub = 0; sub < 16; sub++) {
+                    int dot = 0;
+                    for (int k = 0; k < 16; k++) {
+                        dot += Matrix.Q2_K.value(data, b, 16 * sub + k) * xq[j + 16 * sub + k];
+                    }
+                    isum += Matrix.Q2_K.scale(data, b, sub) * dot;
+                    summs += Matrix.Q2_K.min(data, b, sub) * xsum[j / 16 + sub];
+                }
+                float xdj = xd[j / Matrix.Q2_K.BLOCK];
+                float dall = xdj * Float.float16ToFloat(data.get(SHORT, b + Matrix.Q2_K.D));
+                float dmin = xdj * Float.float16ToFloat(data.get(SHORT, b + Matrix.Q2_K.DMIN));
+                sumf += dall * isum - dmin * summs;
+            }
+            out[r] = sumf;
+        }
+    }
+
+    /**
      * Q3_K × Q8_K: per super-block the exact {@code sumi = sum_j (sc_j - 32) * dot_j(q3, q)} over the 16 sub-blocks of 16
      * (q3 in [-4, 3]: see {@link Matrix.Q3_K}), then {@code sumf += (d_w * d_x) * sumi}. (ggml's generic code splits
      * sumi over 8 float lanes, its AVX2 code over 8 others: only the float order differs.)

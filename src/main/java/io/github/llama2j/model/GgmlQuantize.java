@@ -12,6 +12,9 @@ import java.lang.foreign.ValueLayout;
  *   <li>Q8_0, Q4_0, Q5_0, Q5_1: GGML's reference quantizers ({@code quantize_row_q8_0_ref},
  *       {@code quantize_row_q4_0_ref}, {@code quantize_row_q5_0_ref}, {@code quantize_row_q5_1_ref}), the ones
  *       llama-quantize runs without an importance matrix: the same bytes.</li>
+ *   <li>Q2_K: llama.cpp's reference quantizer ({@code quantize_row_q2_K_ref}: per sub-block of 16 a scale and min
+ *       searched on a grid of steps, errors weighted by |x|, then both to 4 bits), which llama-quantize runs without an
+ *       importance matrix.</li>
  *   <li>Q3_K: llama.cpp's reference quantizer ({@code quantize_row_q3_K_ref}: a weighted least-squares search per
  *       sub-block of 16, then the sixteen scales to 6 bits), which llama-quantize runs without an importance matrix.</li>
  *   <li>Q4_K, Q5_K, Q6_K: simple min/max quantizers in the right layout, not llama.cpp's (which searches
@@ -25,7 +28,7 @@ public final class GgmlQuantize {
     private GgmlQuantize() {
     }
 
-    /** Bytes of a row of {@code cols} values of {@code type} ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q5_0", "Q5_1", "Q3_K", "Q4_K", "Q5_K", "Q6_K"). */
+    /** Bytes of a row of {@code cols} values of {@code type} ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q5_0", "Q5_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"). */
     public static long rowBytes(String type, int cols) {
         return switch (type) {
             case "F32" -> 4L * cols;
@@ -34,6 +37,7 @@ public final class GgmlQuantize {
             case "Q4_0" -> Matrix.Q4_0.rowBytes(cols);
             case "Q5_0" -> Q5_0.rowBytes(cols);
             case "Q5_1" -> Matrix.Q5_1.rowBytes(cols);
+            case "Q2_K" -> Matrix.Q2_K.rowBytes(cols);
             case "Q3_K" -> Matrix.Q3_K.rowBytes(cols);
             case "Q4_K" -> Matrix.Q4_K.rowBytes(cols);
             case "Q5_K" -> Matrix.Q5_K.rowBytes(cols);
@@ -51,6 +55,7 @@ public final class GgmlQuantize {
             case "Q8_0" -> new Matrix.Q8_0(data, rows, cols);
             case "Q4_0" -> new Matrix.Q4_0(data, rows, cols);
             case "Q5_1" -> new Matrix.Q5_1(data, rows, cols);
+            case "Q2_K" -> new Matrix.Q2_K(data, rows, cols);
             case "Q3_K" -> new Matrix.Q3_K(data, rows, cols);
             case "Q4_K" -> new Matrix.Q4_K(data, rows, cols);
             case "Q5_K" -> new Matrix.Q5_K(data, rows, cols);
@@ -73,6 +78,7 @@ public final class GgmlQuantize {
                 case "Q8_0" -> q8_0(values, off, cols, data, at);
                 case "Q4_0" -> q4_0(values, off, cols, data, at);
                 case "Q5_1" -> q5_1(values, off, cols, data, at);
+                case "Q2_K" -> q2_K(values, off, cols, data, at);
                 case "Q3_K" -> q3_K(values, off, cols, data, at);
                 case "Q4_K" -> q4_K(values, off, cols, data, at);
                 case "Q5_K" -> q5_K(values, off, cols, data, at);
@@ -321,6 +327,151 @@ public final class GgmlQuantize {
                 out.set(ValueLayout.JAVA_BYTE, qh, (byte) (out.get(ValueLayout.JAVA_BYTE, qh) | ((q >> 4) << (2 * i))));
             }
         }
+    }
+
+    /**
+     * quantize_row_q2_K_ref, which llama-quantize runs for Q2_K without an importance matrix (in ggml-base's float order,
+     * as {@link #q3_K}): per sub-block of 16 a scale and a min from {@link #q2Levels}; the scales to 4 bits against the
+     * largest ({@code l = nearest_int(15 / max * scale)}, d = F16(max / 15)), the mins likewise into the high nibbles
+     * (dmin); then each value again against its sub-block's stored scale and min, q = clamp(round((x + dmin m) / (d sc)),
+     * 0, 3), except in a sub-block whose stored scale is 0, which keeps its first levels (layout: {@link Matrix.Q2_K}).
+     */
+    public static void q2_K(float[] x, int off, int n, MemorySegment out, long at) {
+        int[] levels = new int[256];
+        float[] scales = new float[16], mins = new float[16], weights = new float[16];
+        int[] aux = new int[16];
+        for (int b = 0; b < n / 256; b++, at += Matrix.Q2_K.BLOCK_BYTES) {
+            int base = off + 256 * b;
+            float maxScale = 0, maxMin = 0;
+            for (int j = 0; j < 16; j++) {
+                for (int i = 0; i < 16; i++) {
+                    weights[i] = Math.abs(x[base + 16 * j + i]);
+                }
+                scales[j] = q2Levels(x, base + 16 * j, weights, levels, 16 * j, aux, mins, j);
+                if (scales[j] > maxScale) {
+                    maxScale = scales[j];
+                }
+                if (mins[j] > maxMin) {
+                    maxMin = mins[j];
+                }
+            }
+            byte[] packed = new byte[16];
+            float d = 0.0f, dmin = 0.0f;
+            if (maxScale > 0) {
+                float iscale = 15.0f / maxScale;
+                for (int j = 0; j < 16; j++) {
+                    packed[j] = (byte) nearestInt(iscale * scales[j]);
+                }
+                d = maxScale / 15.0f;
+            }
+            if (maxMin > 0) {
+                float iscale = 15.0f / maxMin;
+                for (int j = 0; j < 16; j++) {
+                    packed[j] = (byte) (packed[j] | nearestInt(iscale * mins[j]) << 4);
+                }
+                dmin = maxMin / 15.0f;
+            }
+            MemorySegment.copy(packed, 0, out, ValueLayout.JAVA_BYTE, at + Matrix.Q2_K.SCALES, 16);
+            half(out, at + Matrix.Q2_K.D, d);
+            half(out, at + Matrix.Q2_K.DMIN, dmin);
+            float dStored = Float.float16ToFloat(Float.floatToFloat16(d)), dminStored = Float.float16ToFloat(Float.floatToFloat16(dmin));
+            for (int j = 0; j < 16; j++) {
+                float dl = dStored * Matrix.Q2_K.scale(out, at, j);
+                if (dl == 0) {
+                    continue;
+                }
+                float ml = dminStored * Matrix.Q2_K.min(out, at, j);
+                for (int i = 0; i < 16; i++) {
+                    levels[16 * j + i] = Math.clamp(nearestInt((x[base + 16 * j + i] + ml) / dl), 0, 3);
+                }
+            }
+            for (int h = 0; h < 2; h++) {
+                for (int l = 0; l < 32; l++) {
+                    int v = 128 * h + l;
+                    out.set(ValueLayout.JAVA_BYTE, at + Matrix.Q2_K.QS + 32L * h + l, (byte) (levels[v] | levels[v + 32] << 2
+                            | levels[v + 64] << 4 | levels[v + 96] << 6));
+                }
+            }
+        }
+    }
+
+    /**
+     * make_qkx2_quants(16, 3, x, weights, L, &amp;min, Laux, -0.5, 0.1, 15, true): the 16 values from x[from] to levels
+     * in [0, 3] (into {@code levels[at ..]}), returning the scale and putting the min (as a non-negative offset:
+     * x ≈ scale * l - min) in {@code mins[j]}. The first try spans [min(x, 0), max(x)] in 3 steps; then 16 more with
+     * 2.5 + 0.1 s steps over that range, each a weighted least-squares fit of scale and offset (offset clamped to at
+     * most 0) to its levels, kept when its weighted absolute error is below the best so far. A sub-block whose values
+     * are all equal (to 0 or below, or after the min's clamp) is levels 0 with scale 0.
+     */
+    static float q2Levels(float[] x, int from, float[] weights, int[] levels, int at, int[] aux, float[] mins, int j) {
+        final int nmax = 3, nstep = 15;
+        final float rmin = -0.5f, rdelta = 0.1f;
+        float min = x[from], max = x[from];
+        float sumW = weights[0];
+        float sumX = sumW * x[from];
+        for (int i = 1; i < 16; i++) {
+            float v = x[from + i];
+            if (v < min) {
+                min = v;
+            }
+            if (v > max) {
+                max = v;
+            }
+            float w = weights[i];
+            sumW += w;
+            sumX += w * v;
+        }
+        if (min > 0) {
+            min = 0;
+        }
+        if (max == min) {
+            java.util.Arrays.fill(levels, at, at + 16, 0);
+            mins[j] = -min;
+            return 0.0f;
+        }
+        float iscale = nmax / (max - min);
+        float scale = 1 / iscale;
+        float bestError = 0;
+        for (int i = 0; i < 16; i++) {
+            int l = Math.clamp(nearestInt(iscale * (x[from + i] - min)), 0, nmax);
+            levels[at + i] = l;
+            float diff = scale * l + min - x[from + i];
+            bestError += weights[i] * Math.abs(diff);
+        }
+        for (int is = 0; is <= nstep; is++) {
+            iscale = (rmin + rdelta * is + nmax) / (max - min);
+            float sumL = 0, sumL2 = 0, sumXL = 0;
+            for (int i = 0; i < 16; i++) {
+                int l = Math.clamp(nearestInt(iscale * (x[from + i] - min)), 0, nmax);
+                aux[i] = l;
+                float w = weights[i];
+                sumL += w * l;
+                sumL2 += w * l * l;
+                sumXL += w * l * x[from + i];
+            }
+            float det = sumW * sumL2 - sumL * sumL;
+            if (det > 0) {
+                float thisScale = (sumW * sumXL - sumX * sumL) / det;
+                float thisMin = (sumL2 * sumX - sumL * sumXL) / det;
+                if (thisMin > 0) {
+                    thisMin = 0;
+                    thisScale = sumXL / sumL2;
+                }
+                float error = 0;
+                for (int i = 0; i < 16; i++) {
+                    float diff = thisScale * aux[i] + thisMin - x[from + i];
+                    error += weights[i] * Math.abs(diff);
+                }
+                if (error < bestError) {
+                    System.arraycopy(aux, 0, levels, at, 16);
+                    bestError = error;
+                    scale = thisScale;
+                    min = thisMin;
+                }
+            }
+        }
+        mins[j] = -min;
+        return scale;
     }
 
     /**

@@ -251,13 +251,14 @@ public final class GgufModelLoader {
                 case Q5_0 -> widen ? Q5_0.toQ8_0(data, rows, cols) // widened: llama.cpp's Q5_0 arithmetic is Q8_0's (Q5_0's comment)
                         : new Matrix.Q4_0(data.asSlice(0, rows * Matrix.Q4_0.rowBytes(cols)), rows, cols); // validate: a stand-in of the shape, never run
                 case Q5_1 -> new Matrix.Q5_1(data, rows, cols);
+                case Q2_K -> new Matrix.Q2_K(data, rows, cols);
                 case Q3_K -> new Matrix.Q3_K(data, rows, cols);
                 case Q4_K -> new Matrix.Q4_K(data, rows, cols);
                 case Q5_K -> new Matrix.Q5_K(data, rows, cols);
                 case Q6_K -> new Matrix.Q6_K(data, rows, cols);
                 default -> throw new Llama2jException(f.name() + ": tensor '" + tensor + "' has type " + info.type().displayName()
                         + " (ggml type " + info.type().id() + "), which llama2j does not support (supported: f32, f16, bf16, q8_0,"
-                        + " q4_0, q5_0, q5_1, q3_K, q4_K, q5_K, q6_K)");
+                        + " q4_0, q5_0, q5_1, q2_K, q3_K, q4_K, q5_K, q6_K)");
             };
         }
 

@@ -18,6 +18,7 @@ import java.nio.ByteOrder;
  *   Q8_0   32            34           f16 d, int8 qs[32]                       x = d * q
  *   Q4_0   32            18           f16 d, u8 qs[16]                         x = d * (nibble - 8)
  *   Q5_1   32            24           f16 d, f16 m, u8 qh[4], u8 qs[16]        x = d * q + m, q in [0, 31]
+ *   Q2_K   256           84           u8 scales[16], u8 qs[64], f16 d, f16 dmin
  *   Q3_K   256           110          u8 hmask[32], u8 qs[64], u8 scales[12], f16 d
  *   Q4_K   256           144          f16 d, f16 dmin, u8 scales[12], u8 qs[128]
  *   Q5_K   256           176          f16 d, f16 dmin, u8 scales[12], u8 qh[32], u8 qs[128]
@@ -83,7 +84,7 @@ public sealed interface Matrix permits Matrix.F32, Matrix.Q8, Matrix.Ggml {
     }
 
     /** A GGML tensor: rows of whole blocks, one after another, in one segment of the mapped file. */
-    sealed interface Ggml extends Matrix permits F16, BF16, Q8_0, Q4_0, Q5_1, Q3_K, Q4_K, Q5_K, Q6_K {
+    sealed interface Ggml extends Matrix permits F16, BF16, Q8_0, Q4_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K {
         MemorySegment data();
 
         @Override
@@ -282,6 +283,61 @@ public sealed interface Matrix permits Matrix.F32, Matrix.Q8, Matrix.Ggml {
                 float d = Float.float16ToFloat(data.get(SHORT, b)), m = Float.float16ToFloat(data.get(SHORT, b + M));
                 for (int k = 0; k < BLOCK; k++) {
                     out[off + j + k] = value(data, b, k) * d + m;
+                }
+            }
+        }
+    }
+
+    /**
+     * GGML Q2_K: super-blocks of 256 values, {@code u8 scales[16], u8 qs[64], f16 d, f16 dmin} (84 bytes). Sixteen
+     * sub-blocks of 16 values; scales[j] holds sub-block j's 4-bit scale (low nibble) and 4-bit min (high nibble); a
+     * value q is 2 bits, 0..3; x = (d * scale) * q - dmin * min. In each half h of 128 values (qs[32h ..]), value
+     * l + 32i (l &lt; 32, i &lt; 4) takes bits 2i..2i+1 of qs[32h + l]; its sub-block is 8h + 2i + l / 16 (Q3_K's order
+     * of its low bits, and Q6_K's).
+     */
+    record Q2_K(MemorySegment data, int rows, int cols) implements Ggml {
+        public static final int BLOCK = 256, BLOCK_BYTES = 84;
+        /** Offsets in a super-block: the scale/min bytes, the 2-bit values, the F16 d and dmin. */
+        public static final int SCALES = 0, QS = 16, D = 80, DMIN = 82;
+
+        public Q2_K {
+            checkBlocks("Q2_K", data, rows, cols, BLOCK, BLOCK_BYTES);
+        }
+
+        public static long rowBytes(int cols) {
+            return (long) cols / BLOCK * BLOCK_BYTES;
+        }
+
+        /** The 4-bit scale (0..15) of sub-block j (0..15) of the super-block at byte {@code b}. */
+        public static int scale(MemorySegment data, long b, int j) {
+            return data.get(ValueLayout.JAVA_BYTE, b + SCALES + j) & 0x0F;
+        }
+
+        /** The 4-bit min (0..15) of sub-block j of the super-block at byte {@code b}. */
+        public static int min(MemorySegment data, long b, int j) {
+            return data.get(ValueLayout.JAVA_BYTE, b + SCALES + j) >> 4 & 0x0F;
+        }
+
+        /** Value v (0..255) of the super-block at byte {@code b}: q in [0, 3]. */
+        public static int value(MemorySegment data, long b, int v) {
+            int h = v / 128, i = v % 128 / 32, l = v % 32;
+            return data.get(ValueLayout.JAVA_BYTE, b + QS + 32L * h + l) >> (2 * i) & 3;
+        }
+
+        /**
+         * dequantize_row_q2_K: per sub-block {@code dl = d * scale} and {@code ml = dmin * min} (exact products), then
+         * x = dl * q - ml (one rounding, in the subtraction).
+         */
+        @Override
+        public void dequantizeRow(int row, float[] out, int off) {
+            long b = row * rowBytes(cols);
+            for (int j = 0; j < cols; j += BLOCK, b += BLOCK_BYTES) {
+                float d = Float.float16ToFloat(data.get(SHORT, b + D)), dmin = Float.float16ToFloat(data.get(SHORT, b + DMIN));
+                for (int sub = 0; sub < 16; sub++) {
+                    float dl = d * scale(data, b, sub), ml = dmin * min(data, b, sub);
+                    for (int k = 0; k < 16; k++) {
+                        out[off + j + 16 * sub + k] = dl * value(data, b, 16 * sub + k) - ml;
+                    }
                 }
             }
         }

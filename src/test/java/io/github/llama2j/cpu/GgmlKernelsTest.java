@@ -44,7 +44,7 @@ import static org.junit.jupiter.api.Assertions.fail;
 @Tag("vector-widths")
 class GgmlKernelsTest {
     private static final ValueLayout.OfInt LE_INT = ValueLayout.JAVA_INT_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN);
-    private static final String[] TYPES = {"F16", "BF16", "Q8_0", "Q4_0", "Q5_1", "Q3_K", "Q4_K", "Q5_K", "Q6_K"};
+    private static final String[] TYPES = {"F16", "BF16", "Q8_0", "Q4_0", "Q5_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"};
     private static final double U = 0x1p-24;
 
     private final long seed = new SplittableRandom().nextLong();
@@ -100,6 +100,10 @@ class GgmlKernelsTest {
                     data.set(Matrix.SHORT, b, randomHalf());
                     data.set(Matrix.SHORT, b + 2, randomHalf());
                 }
+                case "Q2_K" -> { // d and dmin
+                    data.set(Matrix.SHORT, b + 80, randomHalf());
+                    data.set(Matrix.SHORT, b + 82, randomHalf());
+                }
                 case "Q3_K" -> data.set(Matrix.SHORT, b + 108, randomHalf());
                 default -> data.set(Matrix.SHORT, b + 208, randomHalf());
             }
@@ -138,7 +142,7 @@ class GgmlKernelsTest {
 
     /**
      * Row r as float64 values: out[0][v] the value, out[1][v] its magnitude for error bounds
-     * (|value|, but |d sc q| + |dmin m| for Q4_K and Q5_K, |d q| + |m| for Q5_1). Written from the layout, value by value.
+     * (|value|, but |d sc q| + |dmin m| for Q2_K, Q4_K and Q5_K, |d q| + |m| for Q5_1). Written from the layout, value by value.
      */
     static double[][] exactRow(Matrix m, int r) {
         int n = m.cols();
@@ -162,6 +166,15 @@ class GgmlKernelsTest {
                     double[] dq = q5_1Value(q.data(), b, v % 32);
                     val[v] = dq[0] + dq[1];
                     mag[v] = Math.abs(dq[0]) + Math.abs(dq[1]);
+                }
+                case Matrix.Q2_K q -> { // u8 scales[16] (scale | min << 4), u8 qs[64], f16 d, f16 dmin
+                    long b = ((long) r * n + v) / 256 * 84;
+                    int k = v % 256, h = k / 128, i = k % 128 / 32, l = k % 32, sub = k / 16;
+                    int q2 = (u8(q.data(), b + 16 + 32 * h + l) >> (2 * i)) & 3;
+                    int sm = u8(q.data(), b + sub);
+                    double a = half(q.data(), b + 80) * (sm & 0xF) * q2, c = half(q.data(), b + 82) * (sm >> 4);
+                    val[v] = a - c;
+                    mag[v] = Math.abs(a) + Math.abs(c);
                 }
                 case Matrix.Q3_K q -> { // u8 hmask[32], u8 qs[64], u8 scales[12], f16 d
                     long b = ((long) r * n + v) / 256 * 110;
@@ -204,7 +217,7 @@ class GgmlKernelsTest {
                 }
                 default -> throw new IllegalArgumentException(m.typeName());
             }
-            if (!(m instanceof Matrix.Q4_K || m instanceof Matrix.Q5_K || m instanceof Matrix.Q5_1)) {
+            if (!(m instanceof Matrix.Q2_K || m instanceof Matrix.Q4_K || m instanceof Matrix.Q5_K || m instanceof Matrix.Q5_1)) {
                 mag[v] = Math.abs(val[v]);
             }
         }
@@ -712,13 +725,64 @@ class GgmlKernelsTest {
     }
 
     /**
-     * The Q3_K and Q5_K vector kernels (on the file's layout) against the scalar reference on fresh random matrices: the
+     * Q2_K at the extremes: 2-bit values 0 or 3, every 4-bit scale and min 0 or 15 (row 0: values 3, scales 15, mins 0;
+     * row 1: values 0, mins 15; row 2: values 3, scales and mins 15; the rest at random), d 1, dmin 1, activations of
+     * +-127, and in rounds 4 and 5 some of -128 (written into the prepared Q8_K values, their sums of 16 made again).
+     * One super-block per row: both integer sums are below 2^21 in magnitude and every partial float sum is an integer
+     * below 2^24, so the scalar reference and the vector kernel must give the exact result; one wrong value, scale or
+     * min moves it by 127 or more.
+     */
+    @Test
+    void q2_KAtTheExtremesSumsExactly() {
+        int rows = 8, cols = 256;
+        for (int round = 0; round < 6; round++) {
+            MemorySegment data = arena.allocate((long) rows * 84, 64);
+            for (int r = 0; r < rows; r++) {
+                long b = r * 84L;
+                for (int l = 0; l < 64; l++) {
+                    int q = 0;
+                    for (int k = 0; k < 4; k++) {
+                        q |= (r == 0 || r == 2 || r > 2 && rnd.nextBoolean() ? 3 : 0) << (2 * k);
+                    }
+                    data.set(ValueLayout.JAVA_BYTE, b + 16 + l, (byte) q);
+                }
+                for (int j = 0; j < 16; j++) {
+                    int sc = r == 0 || r == 2 || r > 2 && rnd.nextBoolean() ? 15 : 0;
+                    int mn = r == 1 || r == 2 || r > 2 && rnd.nextBoolean() ? 15 : 0;
+                    data.set(ValueLayout.JAVA_BYTE, b + j, (byte) (sc | mn << 4));
+                }
+                data.set(Matrix.SHORT, b + 80, Float.floatToFloat16(1.0f));
+                data.set(Matrix.SHORT, b + 82, Float.floatToFloat16(1.0f));
+            }
+            Matrix.Q2_K m = new Matrix.Q2_K(data, rows, cols);
+            Activations a = extremeActivations(m, Math.min(round, 3));
+            if (round >= 4) {
+                for (int j = 1; j < cols; j += round == 4 ? 1 : 3) {
+                    a.q8K[j] = (short) (a.q8K[j] < 0 ? -128 : a.q8K[j]);
+                }
+                for (int g = 0; g < cols / 16; g++) {
+                    int sum = 0;
+                    for (int k = 0; k < 16; k++) {
+                        sum += a.q8K[16 * g + k];
+                    }
+                    a.q8KSums[g] = sum;
+                }
+            }
+            float[] vector = new float[rows], scalar = new float[rows];
+            new VectorKernels().matmul(vector, a, m, 0, rows);
+            new ScalarKernels().matmul(scalar, a, m, 0, rows);
+            assertExactWithin(m, a, vector, scalar, 0.0, "round " + round);
+        }
+    }
+
+    /**
+     * The Q2_K, Q3_K and Q5_K vector kernels (on the file's layout) against the scalar reference on fresh random matrices: the
      * same exact integers per super-block, the float sums in another order, so within a few roundings of the row's
      * magnitude (the bound of {@link #checkRows} with the scalar result in place of the float64 one, twice: both round).
      * Widths of real models' rows (Llama-3.2-1B's 2048 and 8192) and a row range inside.
      */
     @ParameterizedTest
-    @CsvSource({"Q3_K, 256", "Q3_K, 768", "Q3_K, 2048", "Q3_K, 8192", "Q5_K, 256", "Q5_K, 768", "Q5_K, 2048"})
+    @CsvSource({"Q2_K, 256", "Q2_K, 768", "Q2_K, 2048", "Q2_K, 8192", "Q3_K, 256", "Q3_K, 768", "Q3_K, 2048", "Q3_K, 8192", "Q5_K, 256", "Q5_K, 768", "Q5_K, 2048"})
     void kQuantVectorKernelMatchesTheScalarReference(String type, int cols) {
         int rows = 13;
         Matrix m = randomMatrix(type, rows, cols, 3);
@@ -1133,9 +1197,9 @@ class GgmlKernelsTest {
                 m.dequantizeRow(r, row, 1);
                 double[][] e = exactRow(m, r);
                 for (int j = 0; j < cols; j++) {
-                    // F16, BF16, Q8_0, Q4_0: one exact product; Q3_K: two exact products (d sc has at most 17 bits, times q 20); Q4_K, Q5_K (one subtraction) and Q6_K (a product of 25 bits): one rounding
+                    // F16, BF16, Q8_0, Q4_0: one exact product; Q2_K: exact products, then one subtraction; Q3_K: two exact products (d sc has at most 17 bits, times q 20); Q4_K, Q5_K (one subtraction) and Q6_K (a product of 25 bits): one rounding
                     // (Q5_1: an exact product, then one sum)
-                    double tol = m instanceof Matrix.Q4_K || m instanceof Matrix.Q5_K || m instanceof Matrix.Q6_K || m instanceof Matrix.Q5_1
+                    double tol = m instanceof Matrix.Q2_K || m instanceof Matrix.Q4_K || m instanceof Matrix.Q5_K || m instanceof Matrix.Q6_K || m instanceof Matrix.Q5_1
                             ? Math.ulp(row[1 + j]) / 2 : 0;
                     assertTrue(Math.abs(row[1 + j] - e[0][j]) <= tol,
                             type + " row " + r + " value " + j + ": " + row[1 + j] + " vs " + e[0][j] + ", " + where);
@@ -1168,13 +1232,17 @@ class GgmlKernelsTest {
         assertThrows(IllegalArgumentException.class, () -> new Matrix.Q3_K(arena.allocate(219), 2, 256));
         assertThrows(IllegalArgumentException.class, () -> new Matrix.Q3_K(arena.allocate(221), 1, 512));
         new Matrix.Q3_K(arena.allocate(220), 2, 256);
+        assertThrows(IllegalArgumentException.class, () -> new Matrix.Q2_K(arena.allocate(84), 1, 128));
+        assertThrows(IllegalArgumentException.class, () -> new Matrix.Q2_K(arena.allocate(167), 2, 256));
+        assertThrows(IllegalArgumentException.class, () -> new Matrix.Q2_K(arena.allocate(169), 1, 512));
+        new Matrix.Q2_K(arena.allocate(168), 2, 256);
     }
 
     @Test
     void quantizersRoundTrip() {
         int cols = 512;
         float[] v = randomInput(3 * cols);
-        for (String type : new String[]{"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q5_1", "Q3_K", "Q4_K", "Q5_K", "Q6_K"}) {
+        for (String type : new String[]{"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q5_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"}) {
             Matrix m = GgmlQuantize.quantize(type, v, 3, cols, arena);
             assertEquals(type.equals("F32") ? "F32" : type, m.typeName());
             float[] row = new float[cols];
@@ -1195,6 +1263,9 @@ class GgmlKernelsTest {
                         case "Q4_0" -> amax / 8 * 1.01 + amax * 2e-3; // a whole step: -max clamps from 16 to 15
                         // half a step of (max - min) / 31, plus the F16 roundings of d (times q up to 31) and of m
                         case "Q5_1" -> amax * 2 / 31 * 0.51 + amax * 4e-3;
+                        // four levels over [min(x, 0), max]: a step of up to 2 amax / 3 (the fit, by absolute error, may
+                        // clamp a value by most of one), plus the 4-bit scale's and min's roundings
+                        case "Q2_K" -> amax * 2 / 3 + amax * 0.15;
                         case "Q4_K" -> amax * 2 / 15 * 0.51 + amax * 0.05; // half a step, plus the 6-bit scale and min roundings
                         case "Q5_K" -> amax * 2 / 31 * 0.51 + amax * 0.05;
                         // levels -4..3 of a sub-block's least-squares scale: values near its largest clamp, the
@@ -1206,6 +1277,55 @@ class GgmlKernelsTest {
                 }
             }
         }
+    }
+
+    /**
+     * 256 rows of one Q2_K super-block each that reach the reference quantizer's branches: sub-blocks of varied scales;
+     * an all-zero row (d = dmin = 0); constant sub-blocks, zero, positive and negative (the search's max == min exit:
+     * scale 0, the min alone); all-positive rows (min clamped to 0, dmin 0); mostly negative ones; sub-blocks near
+     * 1e-20 (weights |x| that underflow in the sums); a huge value that rounds the other sub-blocks' scales to 0 (which
+     * keep their first levels); values on the grid of eighths (ties). Fixed (a seeded SplittableRandom):
+     * {@link #q2_KQuantizerIsLlamaQuantizes} holds llama-quantize's bytes for them.
+     */
+    static float[] q2KQuantizerCases() {
+        int rows = 256;
+        float[] x = new float[rows * 256];
+        SplittableRandom r = new SplittableRandom(20261207L);
+        for (int row = 0; row < rows; row++) {
+            for (int sub = 0; sub < 16; sub++) {
+                double scale = Math.scalb(1.0, r.nextInt(-8, 3));
+                for (int i = 0; i < 16; i++) {
+                    int at = 256 * row + 16 * sub + i;
+                    double g = r.nextGaussian();
+                    x[at] = (float) switch (row % 8) {
+                        case 1 -> row == 1 ? 0.0 : sub % 4 == 0 ? 0.0 : sub % 4 == 1 ? 0.25 : sub % 4 == 2 ? -0.25 : g * scale;
+                        case 2 -> sub == 3 && i == 5 ? 1000.0 : g * 0.01;
+                        case 3 -> sub % 2 == 0 ? g * 1e-20 : g * scale;
+                        case 4 -> Math.clamp(Math.round(g * 8) / 8.0, -1.0, 1.0);
+                        case 5 -> Math.abs(g) * scale + (sub % 2 == 0 ? scale : 0); // all positive
+                        case 6 -> g * scale - 2 * scale; // mostly negative
+                        default -> g * scale;
+                    };
+                }
+            }
+        }
+        return x;
+    }
+
+    /**
+     * {@code GgmlQuantize.q2_K} gives llama-quantize's bytes: the SHA-256 of {@link #q2KQuantizerCases} quantized here
+     * equals that of the Q2_K tensor llama-quantize Q2_K wrote from an F32 GGUF holding these values as a 256 × 256
+     * matrix (llama.cpp at commit 80fb11a, ggml-base built without FMA contraction).
+     */
+    @Test
+    void q2_KQuantizerIsLlamaQuantizes() throws Exception {
+        float[] x = q2KQuantizerCases();
+        byte[] bytes = new byte[256 * 84];
+        for (int row = 0; row < 256; row++) {
+            GgmlQuantize.q2_K(x, 256 * row, 256, MemorySegment.ofArray(bytes), 84L * row);
+        }
+        byte[] digest = java.security.MessageDigest.getInstance("SHA-256").digest(bytes);
+        assertEquals("b30a3f611afad99a8865ec2c1516343cfef3546394ce0ec705717dd3bf8e1930", java.util.HexFormat.of().formatHex(digest));
     }
 
     /**

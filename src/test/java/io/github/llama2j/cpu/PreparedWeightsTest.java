@@ -188,7 +188,7 @@ class PreparedWeightsTest {
 
     /**
      * A Q5_K matrix not listed by prepare is copied when it is resolved, once; a Q5_1 one, copied only by prepare with the
-     * Q8_0 and Q4_0 ones (under their memory rule), is read in the file's layout, and so is a Q3_K one (no load-time
+     * Q8_0 and Q4_0 ones (under their memory rule), is read in the file's layout, and so are a Q3_K and a Q2_K one (no load-time
      * copy): nothing copied.
      */
     @Test
@@ -218,6 +218,12 @@ class PreparedWeightsTest {
             MatrixForm f3 = auto.resolve(m3);
             assertInstanceOf(MatrixForm.File.class, f3);
             assertSame(m3, f3.source());
+            assertEquals(1, auto.size());
+            Matrix m2 = io.github.llama2j.model.GgmlQuantize.quantize("Q2_K", v, 4, 512, arena); // nor Q2_K
+            assertInstanceOf(Matrix.Q2_K.class, m2);
+            MatrixForm f2 = auto.resolve(m2);
+            assertInstanceOf(MatrixForm.File.class, f2);
+            assertSame(m2, f2.source());
             assertEquals(1, auto.size());
         }
     }

@@ -91,8 +91,8 @@ class GgufModelLoaderTest {
         TinyGguf normsInLlama = new TinyGguf("llama", 16, 24, 1, 4, 2, 4, 11, 32, true, false, true, false);
         assertEquals("x.gguf: tensor 'blk.0.attn_q_norm.weight' is not part of llama2j's llama model (a feature it does not support)",
                 error(normsInLlama.build(1)));
-        assertEquals("x.gguf: tensor 'blk.0.ffn_up.weight' has type q2_K (ggml type 10), which llama2j does not support"
-                + " (supported: f32, f16, bf16, q8_0, q4_0, q5_0, q5_1, q3_K, q4_K, q5_K, q6_K)", error(replaceUp(llama)));
+        assertEquals("x.gguf: tensor 'blk.0.ffn_up.weight' has type iq2_xxs (ggml type 16), which llama2j does not support"
+                + " (supported: f32, f16, bf16, q8_0, q4_0, q5_0, q5_1, q2_K, q3_K, q4_K, q5_K, q6_K)", error(replaceUp(llama)));
         assertEquals("x.gguf: context 64 is larger than the model's context_length 32",
                 assertThrows(Llama2jException.class, () -> load(llama.build(1), 64)).getMessage());
         byte[] perLayer = llama.builder(1).ints("llama.attention.head_count_x", 1).toBytes();
@@ -102,7 +102,7 @@ class GgufModelLoaderTest {
                 .contains("'llama.feed_forward_length' differs per layer: not supported"));
     }
 
-    /** The llama model with blk.0.ffn_up.weight as a Q2_K tensor (a type llama2j does not read) of the right shape. */
+    /** The llama model with blk.0.ffn_up.weight as an IQ2_XXS tensor (a type llama2j does not read) of the right shape. */
     private static byte[] replaceUp(TinyGguf t) {
         TinyGguf small = new TinyGguf("llama", 256, 24, 1, 4, 2, 64, 11, 32, true, false, false, false);
         GgufWriter b = new GgufWriter().str("general.architecture", "llama")
@@ -118,7 +118,7 @@ class GgufModelLoaderTest {
         b.f32Tensor("blk.0.attn_output.weight", z, 256, 256);
         b.f32Tensor("blk.0.ffn_norm.weight", java.util.Arrays.copyOf(z, 256), 256);
         b.f32Tensor("blk.0.ffn_gate.weight", java.util.Arrays.copyOf(z, 256 * 24), 256, 24);
-        b.tensor("blk.0.ffn_up.weight", GgmlType.Q2_K, new byte[84 * 24], 256, 24);
+        b.tensor("blk.0.ffn_up.weight", GgmlType.IQ2_XXS, new byte[66 * 24], 256, 24);
         return b.toBytes();
     }
 
