@@ -164,7 +164,8 @@ public final class GgufSynth {
     public enum FileType {
         F32(0, GgmlType.F32), F16(1, GgmlType.F16), BF16(32, GgmlType.BF16), Q8_0(7, GgmlType.Q8_0),
         Q4_0(2, GgmlType.Q4_0), Q4_K_M(15, GgmlType.Q4_K), Q5_K_M(17, GgmlType.Q5_K),
-        Q3_K_S(11, GgmlType.Q3_K), Q3_K_M(12, GgmlType.Q3_K), Q3_K_L(13, GgmlType.Q3_K);
+        Q3_K_S(11, GgmlType.Q3_K), Q3_K_M(12, GgmlType.Q3_K), Q3_K_L(13, GgmlType.Q3_K),
+        Q2_K(10, GgmlType.Q2_K), Q2_K_S(21, GgmlType.Q2_K);
 
         private final int ftype;
         private final GgmlType base;
@@ -249,7 +250,7 @@ public final class GgufSynth {
      * ({@code llama_tensor_get_type}, without an importance matrix) in spirit:
      * <ul>
      *   <li>vectors (norms, biases, rope factors) stay F32; F32/F16/BF16/Q8_0 files use that type for every matrix;</li>
-     *   <li>Q4_0, Q4_K_M, Q5_K_M and Q3_K_S/M/L: the classifier ({@code output.weight}, or the token embedding when tied) is Q6_K;</li>
+     *   <li>Q4_0, Q4_K_M, Q5_K_M, Q3_K_S/M/L and Q2_K/Q2_K_S: the classifier ({@code output.weight}, or the token embedding when tied) is Q6_K;</li>
      *   <li>Q4_K_M and Q5_K_M: Q4_K (Q5_K), except {@code attn_v} and {@code ffn_down} of the layers where llama.cpp's
      *       {@code use_more_bits(i, n)} holds (the first and last eighth of the layers and every third between),
      *       which are Q6_K;</li>
@@ -257,8 +258,12 @@ public final class GgufSynth {
      *       sixteenth of the layers and Q4_K after, {@code attn_output} Q4_K, the rest Q3_K; Q3_K_L: {@code attn_v},
      *       {@code ffn_down} and {@code attn_output} Q5_K, the rest Q3_K; Q3_K_S: Q3_K but the classifier (llama.cpp's
      *       rules for architectures other than Falcon, without experts);</li>
+     *   <li>Q2_K: {@code attn_v} Q4_K where a kv head serves four or more query heads and Q3_K otherwise,
+     *       {@code ffn_down} and {@code attn_output} Q3_K, the rest (the token embedding too) Q2_K; Q2_K_S: {@code attn_v}
+     *       Q4_K where a kv head serves four or more, {@code ffn_down} Q4_K in the first eighth of the layers, the rest
+     *       Q2_K (llama-quantize asks an importance matrix for Q2_K_S's Q2_K tensors; synth quantizes them without);</li>
      *   <li>a K-quant needs rows that are a multiple of 256: where they are not (Qwen2.5-0.5B's 896), Q6_K falls back
-     *       to Q8_0, Q5_K to Q5_1, Q4_K to Q5_0 and Q3_K to Q4_0, as in llama.cpp.</li>
+     *       to Q8_0, Q5_K to Q5_1, Q4_K to Q5_0 and Q3_K and Q2_K to Q4_0, as in llama.cpp.</li>
      * </ul>
      */
     public static GgmlType tensorType(FileType ft, Shape s, TensorSpec t) {
@@ -267,10 +272,17 @@ public final class GgufSynth {
         }
         GgmlType type = ft.base;
         boolean q3K = ft == FileType.Q3_K_S || ft == FileType.Q3_K_M || ft == FileType.Q3_K_L;
-        if (ft == FileType.Q4_0 || ft == FileType.Q4_K_M || ft == FileType.Q5_K_M || q3K) {
+        boolean q2K = ft == FileType.Q2_K || ft == FileType.Q2_K_S;
+        if (ft == FileType.Q4_0 || ft == FileType.Q4_K_M || ft == FileType.Q5_K_M || q3K || q2K) {
             boolean classifier = t.name.equals("output.weight") || s.tied && t.name.equals("token_embd.weight");
             if (classifier) {
                 type = GgmlType.Q6_K;
+            } else if (q2K && t.name.endsWith(".attn_v.weight")) {
+                type = s.heads / s.kvHeads >= 4 ? GgmlType.Q4_K : ft == FileType.Q2_K ? GgmlType.Q3_K : GgmlType.Q2_K;
+            } else if (ft == FileType.Q2_K && (t.name.endsWith(".ffn_down.weight") || t.name.endsWith(".attn_output.weight"))) {
+                type = GgmlType.Q3_K;
+            } else if (ft == FileType.Q2_K_S && t.name.endsWith(".ffn_down.weight")) {
+                type = t.layer < s.layers / 8 ? GgmlType.Q4_K : GgmlType.Q2_K;
             } else if (ft == FileType.Q3_K_M && t.name.endsWith(".attn_v.weight")) {
                 type = t.layer < 2 ? GgmlType.Q5_K : GgmlType.Q4_K;
             } else if (ft == FileType.Q3_K_M && t.name.endsWith(".ffn_down.weight")) {
@@ -288,7 +300,7 @@ public final class GgufSynth {
         }
         if (t.cols % type.blockSize() != 0) {
             type = switch (type) {
-                case Q3_K -> GgmlType.Q4_0;
+                case Q2_K, Q3_K -> GgmlType.Q4_0;
                 case Q4_K -> GgmlType.Q5_0;
                 case Q5_K -> GgmlType.Q5_1;
                 case Q6_K -> GgmlType.Q8_0;
@@ -368,6 +380,7 @@ public final class GgufSynth {
             case Q4_0 -> GgmlQuantize.q4_0(x, off, n, out, at);
             case Q5_0 -> GgmlQuantize.q5_0(x, off, n, out, at);
             case Q5_1 -> GgmlQuantize.q5_1(x, off, n, out, at);
+            case Q2_K -> GgmlQuantize.q2_K(x, off, n, out, at);
             case Q3_K -> GgmlQuantize.q3_K(x, off, n, out, at);
             case Q4_K -> GgmlQuantize.q4_K(x, off, n, out, at);
             case Q5_K -> GgmlQuantize.q5_K(x, off, n, out, at);

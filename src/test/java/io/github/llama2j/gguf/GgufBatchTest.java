@@ -117,6 +117,27 @@ class GgufBatchTest {
     }
 
     /**
+     * A synth Q2_K model (untied, a kv head for two query heads): Q2_K for attn_q/k, ffn gate/up and the embedding, Q3_K
+     * for attn_v, attn_output and ffn_down, Q6_K for the classifier. Q2_K and Q3_K have no transposed kernel, so their
+     * batched products are the one-token kernel per token, the same bits: the logits differ only by the classifier's
+     * transposed Q6_K sums, a few float roundings of max|logit|.
+     */
+    @Test
+    void synthQ2KBatchesAreTheOneTokenKernel() {
+        GgufSynth.Shape shape = new GgufSynth.Shape("llama", 256, 512, 2, 4, 2, 64, 64, 160, 10000f, 1e-5f, false, null);
+        byte[] bytes = new GgufSynth(shape, GgufSynth.FileType.Q2_K, 7, 0.1).writer("q2_k").toBytes();
+        try (Model m = GgufModelLoader.load(GgufFileTest.parse(bytes), 0)) {
+            assertInstanceOf(Matrix.Q2_K.class, m.weights().wq()[0]);
+            assertInstanceOf(Matrix.Q2_K.class, m.weights().w1()[1]);
+            assertInstanceOf(Matrix.Q2_K.class, m.weights().tokenEmbedding());
+            assertInstanceOf(Matrix.Q3_K.class, m.weights().wv()[1]);
+            assertInstanceOf(Matrix.Q3_K.class, m.weights().w2()[1]);
+        }
+        double worst = check("synth q2_k", () -> GgufModelLoader.load(GgufFileTest.parse(bytes), 0), 140, 3);
+        assertTrue(worst <= 1e-5, "worst " + worst);
+    }
+
+    /**
      * A synth Q5_K_M qwen2 model 96 wide (rows that are no K-quant rows: Q5_1 matrices, Q8_0 where Q6_K would be): the
      * engine's Q5_1 matrices are load-time copies, whose one-token kernel serves every batch (the same bits); with
      * {@code --weight-copies=off} the 140-token prompt's first chunk of 128 takes Q5_1's transposed kernel (from 16 tokens)

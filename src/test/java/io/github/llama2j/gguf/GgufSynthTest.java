@@ -353,6 +353,43 @@ class GgufSynthTest {
     }
 
     /**
+     * Q2_K's and Q2_K_S's per-tensor types, as llama-quantize wrote them (Q2_K) or listed them with --dry-run (Q2_K_S,
+     * which it quantizes only with an importance matrix) for a 16-layer llama file with its own classifier (dim 256, ffn
+     * 512, 8 heads, 2 kv heads: four query heads per kv head): the classifier Q6_K; Q2_K: attn_v Q4_K, ffn_down and
+     * attn_output Q3_K; Q2_K_S: attn_v Q4_K, ffn_down Q4_K in layers 0-1 (16 / 8) and Q2_K after; every other matrix
+     * (the token embedding too) Q2_K. With 4 heads and 2 kv heads (a 2-layer file) attn_v is Q3_K in Q2_K and Q2_K in
+     * Q2_K_S. 96 wide (qwen2, tied), the fallbacks llama-quantize Q2_K took: Q4_0 for Q2_K and Q3_K, Q8_0 for the
+     * Q6_K classifier, ffn_down Q3_K (its rows are 256 wide).
+     */
+    @Test
+    void q2KTypesFollowLlamaQuantize() {
+        GgufSynth.Shape deep = new GgufSynth.Shape("llama", 256, 512, 16, 8, 2, 32, 300, 64, 10000f, 1e-5f, false, null);
+        for (GgufSynth.TensorSpec t : GgufSynth.tensors(deep)) {
+            String n = t.name();
+            boolean matrix = t.kind() == GgufSynth.Kind.MATRIX;
+            GgmlType q = !matrix ? GgmlType.F32 : n.equals("output.weight") ? GgmlType.Q6_K
+                    : n.endsWith("attn_v.weight") ? GgmlType.Q4_K
+                    : n.endsWith("ffn_down.weight") || n.endsWith("attn_output.weight") ? GgmlType.Q3_K : GgmlType.Q2_K;
+            GgmlType s = !matrix ? GgmlType.F32 : n.equals("output.weight") ? GgmlType.Q6_K
+                    : n.endsWith("attn_v.weight") ? GgmlType.Q4_K
+                    : n.endsWith("ffn_down.weight") && t.layer() < 2 ? GgmlType.Q4_K : GgmlType.Q2_K;
+            assertEquals(q, GgufSynth.tensorType(GgufSynth.FileType.Q2_K, deep, t), "Q2_K " + n);
+            assertEquals(s, GgufSynth.tensorType(GgufSynth.FileType.Q2_K_S, deep, t), "Q2_K_S " + n);
+        }
+        GgufSynth.Shape small = new GgufSynth.Shape("llama", 256, 256, 2, 4, 2, 64, 300, 64, 10000f, 1e-5f, false, null);
+        GgufSynth.TensorSpec v = GgufSynth.tensors(small).stream().filter(t -> t.name().equals("blk.1.attn_v.weight")).findFirst().orElseThrow();
+        assertEquals(GgmlType.Q3_K, GgufSynth.tensorType(GgufSynth.FileType.Q2_K, small, v));
+        assertEquals(GgmlType.Q2_K, GgufSynth.tensorType(GgufSynth.FileType.Q2_K_S, small, v));
+        GgufSynth.Shape narrow = new GgufSynth.Shape("qwen2", 96, 256, 2, 4, 2, 24, 300, 64, 10000f, 1e-5f, true, null);
+        for (GgufSynth.TensorSpec t : GgufSynth.tensors(narrow)) {
+            String n = t.name();
+            GgmlType expected = t.kind() != GgufSynth.Kind.MATRIX ? GgmlType.F32 : n.equals("token_embd.weight") ? GgmlType.Q8_0
+                    : n.endsWith("ffn_down.weight") ? GgmlType.Q3_K : GgmlType.Q4_0;
+            assertEquals(expected, GgufSynth.tensorType(GgufSynth.FileType.Q2_K, narrow, t), "narrow Q2_K " + n);
+        }
+    }
+
+    /**
      * Q5_K_M's per-tensor types, as llama-quantize Q5_K_M wrote them for a 2-layer Llama-3.2-1B-shaped file (tied: the
      * embedding is the classifier, Q6_K; layer 1 is in use_more_bits' last eighth, so its attn_v and ffn_down are Q6_K;
      * every other matrix Q5_K).
