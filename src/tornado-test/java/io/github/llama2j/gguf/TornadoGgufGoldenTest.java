@@ -156,13 +156,14 @@ class TornadoGgufGoldenTest {
     }
 
     /**
-     * Synth Q5_K_M and Q3_K_M models (Q5_K and Q3_K, which the device engines lack; the first matrix, the embedding of an
+     * Synth Q5_K_M, Q3_K_M and Q2_K models (Q5_K, Q3_K and Q2_K, which the device engines lack; the first matrix, the embedding of an
      * untied model, is of that type): refused up front (exit 3), naming the type and the tensor.
      */
     @Test
-    void q5KMAndQ3KMAreRefused() {
+    void q5KMQ3KMAndQ2KAreRefused() {
         refusedSynth(io.github.llama2j.model.GgufSynth.FileType.Q5_K_M, "q5_k_m", "Q5_K", "q5_K");
         refusedSynth(io.github.llama2j.model.GgufSynth.FileType.Q3_K_M, "q3_k_m", "Q3_K", "q3_K");
+        refusedSynth(io.github.llama2j.model.GgufSynth.FileType.Q2_K, "q2_k", "Q2_K", "q2_K");
     }
 
     /** A synth model of {@code type} is refused, naming {@code typeName} ({@code ggmlName} in the engine's list of the file's types). */

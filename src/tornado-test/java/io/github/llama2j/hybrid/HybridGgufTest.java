@@ -332,12 +332,12 @@ class HybridGgufTest {
     }
 
     /**
-     * BF16, Q5_K_M and Q3_K_M files (types the TornadoVM engine lacks too; a Q5_K_M file's first matrix, the embedding,
-     * is Q5_K, a Q3_K_M file's Q3_K; a 96-wide Q5_K_M one's are Q5_1): exit 3 naming a tensor and its type, before any device is opened, pointing at the
+     * BF16, Q5_K_M, Q3_K_M and Q2_K files (types the TornadoVM engine lacks too; a Q5_K_M file's first matrix, the embedding,
+     * is Q5_K, a Q3_K_M file's Q3_K, a Q2_K file's Q2_K; a 96-wide Q5_K_M one's are Q5_1): exit 3 naming a tensor and its type, before any device is opened, pointing at the
      * CPU engine only.
      */
     @ParameterizedTest
-    @ValueSource(strings = {"bf16", "q5_k_m", "q5_k_m 96 wide", "q3_k_m"})
+    @ValueSource(strings = {"bf16", "q5_k_m", "q5_k_m 96 wide", "q3_k_m", "q2_k"})
     void typesTheDeviceLacksAreRefusedBeforeADeviceIsOpened(String what) throws IOException {
         // 96 wide: rows that are no K-quant rows, so Q5_1 (its embedding Q8_0, which the devices run: the first refused
         // tensor is blk.0.attn_q.weight)
@@ -354,7 +354,7 @@ class HybridGgufTest {
             EngineOptions options = new EngineOptions("hybrid", 1, false, "99:99", 0.5, false, false);
             Llama2jException e = assertThrows(Llama2jException.class, () -> Engines.create(model, options).close());
             assertEquals(Llama2jException.UNAVAILABLE, e.exitCode(), e.getMessage());
-            String ggml = narrow ? "Q5_1" : type.equals("q5_k_m") ? "Q5_K" : type.equals("q3_k_m") ? "Q3_K" : type.toUpperCase(Locale.ROOT);
+            String ggml = narrow ? "Q5_1" : type.equals("q5_k_m") ? "Q5_K" : type.equals("q3_k_m") ? "Q3_K" : type.equals("q2_k") ? "Q2_K" : type.toUpperCase(Locale.ROOT);
             assertTrue(e.getMessage().contains("tensor type " + ggml + " (tensor "), e.getMessage());
             if (narrow) {
                 assertTrue(e.getMessage().contains("(tensor blk.0.attn_q.weight;"), e.getMessage());
