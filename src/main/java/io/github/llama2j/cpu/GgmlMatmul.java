@@ -375,8 +375,11 @@ final class GgmlMatmul {
      * bits widened once per super-block to the 16 int lanes and permuted per chunk as Q6_K's). Then
      * {@code acc += float(isum) * (d_x * d_w)} lane-wise; the mins' part, {@code summs = sum_j m_j * bsum_j} over the
      * sixteen high nibbles and Q8_K's sums of 16, an exact int per super-block, is summed as
-     * {@code mins += (d_x * dmin_w) * summs} beside it and subtracted once per row. A loop of its own for the reasons
-     * {@link #q3_K} gives.
+     * {@code mins += (d_x * dmin_w) * summs} beside it and subtracted once per row. A loop of its own beside
+     * {@link #q3_K}'s, which it copies but for the value rebuild, the scales and the mins (not measured as one loop):
+     * the shared tail as a method would take and return vectors, which C2 boxes when it does not inline the call (a
+     * K-quant kernel's part as a method ran at 0.03×: {@link KQuantPacked#q4_K}'s comment), and one loop with a type
+     * flag would carry both bodies, as {@link #q3_K}'s comment says of Q6_K's.
      */
     static void q2_K(float[] out, Activations x, Matrix.Q2_K w, int r0, int r1) {
         int n = w.cols(), nb = n / 256;

@@ -1288,28 +1288,45 @@ class GgmlKernelsTest {
      * {@link #q2_KQuantizerIsLlamaQuantizes} holds llama-quantize's bytes for them.
      */
     static float[] q2KQuantizerCases() {
-        int rows = 256;
-        float[] x = new float[rows * 256];
-        SplittableRandom r = new SplittableRandom(20261207L);
-        for (int row = 0; row < rows; row++) {
+        return quantizerCases(20261207L, (row, sub, i, g, scale) -> switch (row % 8) {
+            case 1 -> row == 1 ? 0.0 : sub % 4 == 0 ? 0.0 : sub % 4 == 1 ? 0.25 : sub % 4 == 2 ? -0.25 : g * scale;
+            case 2 -> sub == 3 && i == 5 ? 1000.0 : g * 0.01;
+            case 3 -> sub % 2 == 0 ? g * 1e-20 : g * scale;
+            case 4 -> Math.clamp(Math.round(g * 8) / 8.0, -1.0, 1.0);
+            case 5 -> Math.abs(g) * scale + (sub % 2 == 0 ? scale : 0); // all positive
+            case 6 -> g * scale - 2 * scale; // mostly negative
+            default -> g * scale;
+        });
+    }
+
+    /** A crafted value from its place (row, sub-block, index in it), a fresh Gaussian g and the sub-block's scale. */
+    interface CaseValue {
+        double at(int row, int sub, int i, double g, double scale);
+    }
+
+    /**
+     * 256 rows of one super-block each for the quantizer tests: per sub-block of 16 a scale 2^-8..2^2, per value a
+     * Gaussian, both drawn from {@code SplittableRandom(seed)} in that order, combined by {@code v}.
+     */
+    static float[] quantizerCases(long seed, CaseValue v) {
+        float[] x = new float[256 * 256];
+        SplittableRandom r = new SplittableRandom(seed);
+        for (int row = 0; row < 256; row++) {
             for (int sub = 0; sub < 16; sub++) {
                 double scale = Math.scalb(1.0, r.nextInt(-8, 3));
                 for (int i = 0; i < 16; i++) {
-                    int at = 256 * row + 16 * sub + i;
-                    double g = r.nextGaussian();
-                    x[at] = (float) switch (row % 8) {
-                        case 1 -> row == 1 ? 0.0 : sub % 4 == 0 ? 0.0 : sub % 4 == 1 ? 0.25 : sub % 4 == 2 ? -0.25 : g * scale;
-                        case 2 -> sub == 3 && i == 5 ? 1000.0 : g * 0.01;
-                        case 3 -> sub % 2 == 0 ? g * 1e-20 : g * scale;
-                        case 4 -> Math.clamp(Math.round(g * 8) / 8.0, -1.0, 1.0);
-                        case 5 -> Math.abs(g) * scale + (sub % 2 == 0 ? scale : 0); // all positive
-                        case 6 -> g * scale - 2 * scale; // mostly negative
-                        default -> g * scale;
-                    };
+                    x[256 * row + 16 * sub + i] = (float) v.at(row, sub, i, r.nextGaussian(), scale);
                 }
             }
         }
         return x;
+    }
+
+    /** The SHA-256 (hex) of the 256 × 256 values x quantized to {@code type} by GgmlQuantize, rows one after another. */
+    private String quantizedHash(String type, float[] x) throws Exception {
+        Matrix m = GgmlQuantize.quantize(type, x, 256, 256, arena);
+        byte[] bytes = ((Matrix.Ggml) m).data().toArray(ValueLayout.JAVA_BYTE);
+        return java.util.HexFormat.of().formatHex(java.security.MessageDigest.getInstance("SHA-256").digest(bytes));
     }
 
     /**
@@ -1319,13 +1336,7 @@ class GgmlKernelsTest {
      */
     @Test
     void q2_KQuantizerIsLlamaQuantizes() throws Exception {
-        float[] x = q2KQuantizerCases();
-        byte[] bytes = new byte[256 * 84];
-        for (int row = 0; row < 256; row++) {
-            GgmlQuantize.q2_K(x, 256 * row, 256, MemorySegment.ofArray(bytes), 84L * row);
-        }
-        byte[] digest = java.security.MessageDigest.getInstance("SHA-256").digest(bytes);
-        assertEquals("b30a3f611afad99a8865ec2c1516343cfef3546394ce0ec705717dd3bf8e1930", java.util.HexFormat.of().formatHex(digest));
+        assertEquals("b30a3f611afad99a8865ec2c1516343cfef3546394ce0ec705717dd3bf8e1930", quantizedHash("Q2_K", q2KQuantizerCases()));
     }
 
     /**
@@ -1336,28 +1347,15 @@ class GgmlKernelsTest {
      * bytes for them.
      */
     static float[] q3KQuantizerCases() {
-        int rows = 256;
-        float[] x = new float[rows * 256];
-        SplittableRandom r = new SplittableRandom(20261206L);
-        for (int row = 0; row < rows; row++) {
-            for (int sub = 0; sub < 16; sub++) {
-                double scale = Math.scalb(1.0, r.nextInt(-8, 3));
-                for (int i = 0; i < 16; i++) {
-                    int at = 256 * row + 16 * sub + i;
-                    double g = r.nextGaussian();
-                    x[at] = (float) switch (row % 8) {
-                        case 1 -> row == 1 || sub == row / 8 % 16 ? 0.0 : g * scale;
-                        case 2 -> sub == 3 && i == 5 ? 1000.0 : g * 0.01;
-                        case 3 -> sub % 2 == 0 ? g * 1e-20 : g * scale;
-                        case 4 -> i == 0 ? 1.0 : Math.clamp(Math.round(g * 8) / 8.0, -1.0, 1.0); // max 1, odd eighths: ties at -4 x
-                        case 5 -> sub % 3 == 0 ? 0.5 : sub % 3 == 1 ? (i % 2 == 0 ? 0.75 : -0.75) : g * scale;
-                        case 6 -> g * scale - 2 * scale; // mostly negative
-                        default -> g * scale;
-                    };
-                }
-            }
-        }
-        return x;
+        return quantizerCases(20261206L, (row, sub, i, g, scale) -> switch (row % 8) {
+            case 1 -> row == 1 || sub == row / 8 % 16 ? 0.0 : g * scale;
+            case 2 -> sub == 3 && i == 5 ? 1000.0 : g * 0.01;
+            case 3 -> sub % 2 == 0 ? g * 1e-20 : g * scale;
+            case 4 -> i == 0 ? 1.0 : Math.clamp(Math.round(g * 8) / 8.0, -1.0, 1.0); // max 1, odd eighths: ties at -4 x
+            case 5 -> sub % 3 == 0 ? 0.5 : sub % 3 == 1 ? (i % 2 == 0 ? 0.75 : -0.75) : g * scale;
+            case 6 -> g * scale - 2 * scale; // mostly negative
+            default -> g * scale;
+        });
     }
 
     /**
@@ -1370,13 +1368,7 @@ class GgmlKernelsTest {
      */
     @Test
     void q3_KQuantizerIsLlamaQuantizes() throws Exception {
-        float[] x = q3KQuantizerCases();
-        byte[] bytes = new byte[256 * 110];
-        for (int row = 0; row < 256; row++) {
-            GgmlQuantize.q3_K(x, 256 * row, 256, MemorySegment.ofArray(bytes), 110L * row);
-        }
-        byte[] digest = java.security.MessageDigest.getInstance("SHA-256").digest(bytes);
-        assertEquals("777fd59f1b859bb4858d94a4307e816cdfd46030bf52447878bc632720502d73", java.util.HexFormat.of().formatHex(digest));
+        assertEquals("777fd59f1b859bb4858d94a4307e816cdfd46030bf52447878bc632720502d73", quantizedHash("Q3_K", q3KQuantizerCases()));
     }
 
     @Test
