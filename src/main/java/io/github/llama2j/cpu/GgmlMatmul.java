@@ -442,7 +442,7 @@ final class GgmlMatmul {
                 mins += xdb * Float.float16ToFloat(data.get(Matrix.SHORT, b + Matrix.Q2_K.DMIN)) * summs;
                 acc = ((FloatVector) isum.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, dall), acc);
             }
-            out[r] = acc.reduceLanes(VectorOperators.ADD) - mins;
+            out[r] = LaneSums.sum(acc) - mins;
         }
     }
 
