@@ -14,13 +14,13 @@ import io.github.llama2j.model.Matrix;
  *       round half away from zero), the same quantization as before this class existed.</li>
  *   <li>{@link Matrix.F16}, {@link Matrix.BF16}: each value rounded to F16 (BF16), nearest even,
  *       kept as floats (every F16/BF16 value is a float, and the product of two is exact in float).</li>
- *   <li>{@link Matrix.Q8_0}, {@link Matrix.Q4_0}: GGML Q8_0 blocks of 32 as llama.cpp's x86 code
+ *   <li>{@link Matrix.Q8_0}, {@link Matrix.Q4_0}, {@link Matrix.IQ4_NL}: GGML Q8_0 blocks of 32 as llama.cpp's x86 code
  *       makes them (quantize_row_q8_0 with AVX): amax = max|x|, d = amax / 127 stored as F16,
  *       q = round-half-even(x * (127 / amax)).</li>
  *   <li>{@link Matrix.Q5_1}: GGML Q8_1 blocks of 32 as llama.cpp's x86 code makes them (quantize_row_q8_1 with AVX2):
  *       Q8_0's d and q, plus each block's s = F16(d * (sum of its q)), with d the float amax / 127 before its own
  *       rounding to F16.</li>
- *   <li>{@link Matrix.Q2_K}, {@link Matrix.Q3_K}, {@link Matrix.Q4_K}, {@link Matrix.Q5_K}, {@link Matrix.Q6_K}: GGML Q8_K blocks of 256 (quantize_row_q8_K_ref):
+ *   <li>{@link Matrix.Q2_K}, {@link Matrix.Q3_K}, {@link Matrix.IQ4_XS}, {@link Matrix.Q4_K}, {@link Matrix.Q5_K}, {@link Matrix.Q6_K}: GGML Q8_K blocks of 256 (quantize_row_q8_K_ref):
  *       max = the first value of largest magnitude, iscale = -127 / max, q = min(127,
  *       round-half-even(iscale * x)), d = 1 / iscale (a float), plus the sums of each 16 q's.</li>
  * </ul>
@@ -219,6 +219,8 @@ public final class Activations {
             }
             case Matrix.Q2_K q -> prepareQ8K(); // (its kernel reads the file's layout, Q8_K's values and sums of 16 as they are)
             case Matrix.Q3_K q -> prepareQ8K(); // (its kernel reads the file's layout and Q8_K's values as they are)
+            case Matrix.IQ4_NL q -> prepareQ8_0(); // (likewise, Q8_0's)
+            case Matrix.IQ4_XS q -> prepareQ8K(); // (likewise)
             case Matrix.Q4_K _, Matrix.Q5_K _ -> { // (the same pairs: the Q5_K copy's nibbles are in Q4_K's order)
                 prepareQ8K();
                 if (!q8KPairsReady) { // (each type's pairs only for inputs of that type: a w2 of one type, a classifier)
@@ -332,6 +334,8 @@ public final class Activations {
             case Matrix.Q5_1 q -> q80Ready && q81Ready;
             case Matrix.Q2_K q -> q8KReady;
             case Matrix.Q3_K q -> q8KReady;
+            case Matrix.IQ4_NL q -> q80Ready;
+            case Matrix.IQ4_XS q -> q8KReady;
             case Matrix.Q4_K q -> q8KReady && q8KPairsReady;
             case Matrix.Q5_K q -> q8KReady && q8KPairsReady;
             case Matrix.Q6_K q -> q8KReady && q8KPairs6Ready;

@@ -143,6 +143,8 @@ final class BatchActivations {
             }
             case Matrix.Q2_K w -> throw new IllegalStateException("Q2_K has no transposed form"); // BatchMatmul.transposed is false
             case Matrix.Q3_K w -> throw new IllegalStateException("Q3_K has no transposed form"); // BatchMatmul.transposed is false
+            case Matrix.IQ4_NL w -> throw new IllegalStateException("IQ4_NL has no transposed form"); // BatchMatmul.transposed is false
+            case Matrix.IQ4_XS w -> throw new IllegalStateException("IQ4_XS has no transposed form"); // BatchMatmul.transposed is false
             case Matrix.Q5_K w -> prepareQ8KTransposed(parallel);
             case Matrix.F16 w -> prepareHalfTransposed(w, true, parallel);
             case Matrix.BF16 w -> prepareHalfTransposed(w, false, parallel);
@@ -315,6 +317,8 @@ final class BatchActivations {
             case Matrix.Q5_1 w -> q8Ready && q8Kind == GGML_Q8_0 && q81Ready;
             case Matrix.Q2_K w -> false; // never read transposed (BatchMatmul.transposed)
             case Matrix.Q3_K w -> false; // never read transposed (BatchMatmul.transposed)
+            case Matrix.IQ4_NL w -> false; // never read transposed (BatchMatmul.transposed)
+            case Matrix.IQ4_XS w -> false; // never read transposed (BatchMatmul.transposed)
             case Matrix.Q5_K w -> kReady;
             case Matrix.F16 w -> f16Ready;
             case Matrix.BF16 w -> bf16Ready;

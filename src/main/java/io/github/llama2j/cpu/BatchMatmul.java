@@ -61,7 +61,7 @@ import java.util.Arrays;
  *       Q5_K's mins' part subtracted after ({@link #q45KMins}). The one-token kernels' integers, their float sums in another order.</li>
  *   <li>GGML F16 and BF16 (as many tokens): as F32 on each token's input rounded to the type (its
  *       {@link Activations}), the weights widened to float ({@link #widenHalves}, exact).</li>
- *   <li>runq groups over 1024, GGML Q2_K and Q3_K (any batch), and the other GGML types in shorter batches: the one-token kernel of {@code perToken} for
+ *   <li>runq groups over 1024, GGML Q2_K, Q3_K, IQ4_NL and IQ4_XS (any batch), and the other GGML types in shorter batches: the one-token kernel of {@code perToken} for
  *       each token, a tile of {@link #TILE_ROWS} rows at a time, so the tile's weights come from memory for the first
  *       token and from cache for the others. Bit-identical to the one-token path (same kernel, same rows,
  *       activations converted per token by {@link Activations}).</li>
@@ -115,6 +115,8 @@ final class BatchMatmul {
             case Matrix.Q5_1 q -> true;
             case Matrix.Q2_K q -> false; // the one-token kernel per token, a tile of rows at a time (no transposed form yet)
             case Matrix.Q3_K q -> false; // the one-token kernel per token, a tile of rows at a time (no transposed form yet)
+            case Matrix.IQ4_NL q -> false; // likewise
+            case Matrix.IQ4_XS q -> false; // likewise
             case Matrix.Q5_K q -> true;
             case Matrix.Q6_K q -> true;
             case Matrix.F16 h -> true;
@@ -192,6 +194,8 @@ final class BatchMatmul {
             case Matrix.Q8 q -> true;
             case Matrix.Q2_K q -> false; // (transposed(m) is false)
             case Matrix.Q3_K q -> false; // (transposed(m) is false)
+            case Matrix.IQ4_NL q -> false; // (transposed(m) is false)
+            case Matrix.IQ4_XS q -> false; // (transposed(m) is false)
         };
     }
 
@@ -307,6 +311,8 @@ final class BatchMatmul {
                     q.cols(), Matrix.Q5_1.BLOCK, r0, r1);
             case Matrix.Q2_K q -> throw new IllegalStateException("Q2_K has no transposed kernel"); // transposed(m) is false
             case Matrix.Q3_K q -> throw new IllegalStateException("Q3_K has no transposed kernel"); // transposed(m) is false
+            case Matrix.IQ4_NL q -> throw new IllegalStateException("IQ4_NL has no transposed kernel"); // transposed(m) is false
+            case Matrix.IQ4_XS q -> throw new IllegalStateException("IQ4_XS has no transposed kernel"); // transposed(m) is false
             case Matrix.Q5_K q -> tiles(out, in.xK, in.sK, in.mK, in.stride(), in.tokens(), WeightLayout.GGML_Q5_K, q.data(), null,
                     q.cols(), Q5_K_COLUMN_BLOCK, r0, r1);
             case Matrix.F16 h -> tiles(out, in.xH, null, null, in.stride(), in.tokens(), WeightLayout.GGML_F16, h.data(), null,

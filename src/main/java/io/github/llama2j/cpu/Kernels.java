@@ -58,6 +58,8 @@ public interface Kernels {
             case Matrix.Q5_1 q -> matmulQ5_1(out, x, q, r0, r1);
             case Matrix.Q2_K q -> matmulQ2_K(out, x, q, r0, r1);
             case Matrix.Q3_K q -> matmulQ3_K(out, x, q, r0, r1);
+            case Matrix.IQ4_NL q -> matmulIQ4_NL(out, x, q, r0, r1);
+            case Matrix.IQ4_XS q -> matmulIQ4_XS(out, x, q, r0, r1);
             case Matrix.Q4_K q -> matmulQ4_K(out, x, q, r0, r1);
             case Matrix.Q5_K q -> matmulQ5_K(out, x, q, r0, r1);
             case Matrix.Q6_K q -> matmulQ6_K(out, x, q, r0, r1);
@@ -146,6 +148,19 @@ public interface Kernels {
      */
     default void matmulQ5_1(float[] out, Activations x, Matrix.Q5_1 w, int r0, int r1) {
         GgmlMatmul.q5_1(out, x, w, r0, r1);
+    }
+
+    /** GGML IQ4_NL weights times Q8_0 activations: per block, the int dot of the nibbles' levels and q, times (d_w * d_x). */
+    default void matmulIQ4_NL(float[] out, Activations x, Matrix.IQ4_NL w, int r0, int r1) {
+        GgmlMatmul.iq4_nl(out, x, w, r0, r1);
+    }
+
+    /**
+     * GGML IQ4_XS weights times Q8_K activations: per super-block, d_w * d_x * sum_s (ls_s - 32) * dot_s(levels, q8), the
+     * sum over the 8 sub-blocks an exact int, on the file's layout (no load-time copy).
+     */
+    default void matmulIQ4_XS(float[] out, Activations x, Matrix.IQ4_XS w, int r0, int r1) {
+        GgmlMatmul.iq4_xs(out, x, w, r0, r1);
     }
 
     /**

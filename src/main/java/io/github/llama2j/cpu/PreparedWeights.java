@@ -202,7 +202,7 @@ public final class PreparedWeights implements AutoCloseable {
     /**
      * Which block copy {@code m} gets, or null for none: every type named, so that a new one is a decision here (the
      * K-quants have copies of their own, {@link #copyKQuants}; the half and float types are copied as they are,
-     * {@link #copyFileLayouts}; Q2_K and Q3_K have none).
+     * {@link #copyFileLayouts}; IQ4_NL, IQ4_XS, Q2_K and Q3_K have none).
      */
     private static BlockCopy blockCopy(Matrix m) {
         return switch (m) {
@@ -210,7 +210,8 @@ public final class PreparedWeights implements AutoCloseable {
             case Matrix.Q8 q -> Q8Matmul.handlesPacked(q.groupSize()) ? BlockCopy.Q8_0 : null;
             case Matrix.Q4_0 _ -> BlockCopy.Q4_0;
             case Matrix.Q5_1 _ -> BlockCopy.Q5_1;
-            case Matrix.F32 _, Matrix.F16 _, Matrix.BF16 _, Matrix.Q2_K _, Matrix.Q3_K _, Matrix.Q4_K _, Matrix.Q5_K _, Matrix.Q6_K _ -> null;
+            case Matrix.F32 _, Matrix.F16 _, Matrix.BF16 _, Matrix.IQ4_NL _, Matrix.IQ4_XS _, Matrix.Q2_K _, Matrix.Q3_K _, Matrix.Q4_K _, Matrix.Q5_K _,
+                 Matrix.Q6_K _ -> null;
         };
     }
 

@@ -232,6 +232,60 @@ public final class ScalarKernels implements Kernels {
     }
 
     /**
+     * IQ4_NL × Q8_0, ggml_vec_dot_iq4_nl_q8_0: per block the exact int dot of the 32 levels ({@link Matrix.IQ4_NL}) and
+     * the activations, then {@code sumf += (d_x * d_w) * sumi} (llama.cpp's AVX2 code: the same per-block product,
+     * summed over 8 float lanes).
+     */
+    @Override
+    public void matmulIQ4_NL(float[] out, Activations x, Matrix.IQ4_NL w, int r0, int r1) {
+        int n = w.cols();
+        short[] xq = x.q80;
+        float[] xd = x.q80Scales;
+        MemorySegment data = w.data();
+        for (int r = r0; r < r1; r++) {
+            long b = r * Matrix.IQ4_NL.rowBytes(n);
+            float sumf = 0.0f;
+            for (int j = 0; j < n; j += Matrix.IQ4_NL.BLOCK, b += Matrix.IQ4_NL.BLOCK_BYTES) {
+                int sumi = 0;
+                for (int k = 0; k < Matrix.IQ4_NL.BLOCK; k++) {
+                    sumi += Matrix.IQ4_NL.value(data, b, k) * xq[j + k];
+                }
+                sumf += (xd[j / Matrix.IQ4_NL.BLOCK] * Float.float16ToFloat(data.get(SHORT, b))) * sumi;
+            }
+            out[r] = sumf;
+        }
+    }
+
+    /**
+     * IQ4_XS × Q8_K: per super-block the exact {@code sumi = sum_s (ls_s - 32) * dot_s(levels, q)} over the 8 sub-blocks
+     * of 32, then {@code sumf += (d_w * d_x) * sumi}, as llama.cpp's AVX2 ggml_vec_dot_iq4_xs_q8_K (its generic code
+     * multiplies each sub-block's dot by {@code d_w * d_x * (ls - 32)} in float instead).
+     */
+    @Override
+    public void matmulIQ4_XS(float[] out, Activations x, Matrix.IQ4_XS w, int r0, int r1) {
+        int n = w.cols();
+        short[] xq = x.q8K;
+        float[] xd = x.q8KScales;
+        MemorySegment data = w.data();
+        for (int r = r0; r < r1; r++) {
+            long b = r * Matrix.IQ4_XS.rowBytes(n);
+            float sumf = 0.0f;
+            for (int j = 0; j < n; j += Matrix.IQ4_XS.BLOCK, b += Matrix.IQ4_XS.BLOCK_BYTES) {
+                int sumi = 0;
+                for (int s = 0; s < 8; s++) {
+                    int dot = 0;
+                    for (int k = 0; k < 32; k++) {
+                        dot += Matrix.IQ4_XS.value(data, b, 32 * s + k) * xq[j + 32 * s + k];
+                    }
+                    sumi += Matrix.IQ4_XS.scale(data, b, s) * dot;
+                }
+                sumf += (Float.float16ToFloat(data.get(SHORT, b + Matrix.IQ4_XS.D)) * xd[j / Matrix.IQ4_XS.BLOCK]) * sumi;
+            }
+            out[r] = sumf;
+        }
+    }
+
+    /**
      * Q3_K × Q8_K: per super-block the exact {@code sumi = sum_j (sc_j - 32) * dot_j(q3, q)} over the 16 sub-blocks of 16
      * (q3 in [-4, 3]: see {@link Matrix.Q3_K}), then {@code sumf += (d_w * d_x) * sumi}. (ggml's generic code splits
      * sumi over 8 float lanes, its AVX2 code over 8 others: only the float order differs.)

@@ -30,7 +30,7 @@ import java.nio.ByteOrder;
  *       width of 128 bits and up, for group sizes that are multiples of the int lane count, {@link Q8Matmul}; otherwise a
  *       per-group vector dot (multiples of a smaller int width) or the scalar kernel (tiny test
  *       models' group size 4).</li>
- *   <li><b>GGML types</b> (F16, BF16, Q8_0, Q4_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K; Q5_0 is Q8_0 from the load on): {@link GgmlMatmul}.</li>
+ *   <li><b>GGML types</b> (F16, BF16, Q8_0, Q4_0, Q5_1, IQ4_NL, IQ4_XS, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K; Q5_0 is Q8_0 from the load on): {@link GgmlMatmul}.</li>
  * </ul>
  */
 public final class VectorKernels implements Kernels {

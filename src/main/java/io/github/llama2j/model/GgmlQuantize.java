@@ -17,6 +17,9 @@ import java.lang.foreign.ValueLayout;
  *       importance matrix.</li>
  *   <li>Q3_K: llama.cpp's reference quantizer ({@code quantize_row_q3_K_ref}: a weighted least-squares search per
  *       sub-block of 16, then the sixteen scales to 6 bits), which llama-quantize runs without an importance matrix.</li>
+ *   <li>IQ4_NL, IQ4_XS: llama.cpp's quantizer ({@code quantize_iq4_nl}, {@code quantize_iq4_xs}: per block of 32 a
+ *       weighted search over 15 candidate scales, the levels by nearest of the 16 non-linear ones), which llama-quantize
+ *       runs without an importance matrix.</li>
  *   <li>Q4_K, Q5_K, Q6_K: simple min/max quantizers in the right layout, not llama.cpp's (which searches
  *       for the scales that minimize the error): good enough for random-weight and test matrices,
  *       not byte-identical to llama-quantize.</li>
@@ -28,7 +31,7 @@ public final class GgmlQuantize {
     private GgmlQuantize() {
     }
 
-    /** Bytes of a row of {@code cols} values of {@code type} ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q5_0", "Q5_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"). */
+    /** Bytes of a row of {@code cols} values of {@code type} ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q5_0", "Q5_1", "IQ4_NL", "IQ4_XS", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"). */
     public static long rowBytes(String type, int cols) {
         return switch (type) {
             case "F32" -> 4L * cols;
@@ -38,6 +41,8 @@ public final class GgmlQuantize {
             case "Q5_0" -> Q5_0.rowBytes(cols);
             case "Q5_1" -> Matrix.Q5_1.rowBytes(cols);
             case "Q2_K" -> Matrix.Q2_K.rowBytes(cols);
+            case "IQ4_NL" -> Matrix.IQ4_NL.rowBytes(cols);
+            case "IQ4_XS" -> Matrix.IQ4_XS.rowBytes(cols);
             case "Q3_K" -> Matrix.Q3_K.rowBytes(cols);
             case "Q4_K" -> Matrix.Q4_K.rowBytes(cols);
             case "Q5_K" -> Matrix.Q5_K.rowBytes(cols);
@@ -56,6 +61,8 @@ public final class GgmlQuantize {
             case "Q4_0" -> new Matrix.Q4_0(data, rows, cols);
             case "Q5_1" -> new Matrix.Q5_1(data, rows, cols);
             case "Q2_K" -> new Matrix.Q2_K(data, rows, cols);
+            case "IQ4_NL" -> new Matrix.IQ4_NL(data, rows, cols);
+            case "IQ4_XS" -> new Matrix.IQ4_XS(data, rows, cols);
             case "Q3_K" -> new Matrix.Q3_K(data, rows, cols);
             case "Q4_K" -> new Matrix.Q4_K(data, rows, cols);
             case "Q5_K" -> new Matrix.Q5_K(data, rows, cols);
@@ -79,6 +86,8 @@ public final class GgmlQuantize {
                 case "Q4_0" -> q4_0(values, off, cols, data, at);
                 case "Q5_1" -> q5_1(values, off, cols, data, at);
                 case "Q2_K" -> q2_K(values, off, cols, data, at);
+                case "IQ4_NL" -> iq4_nl(values, off, cols, data, at);
+                case "IQ4_XS" -> iq4_xs(values, off, cols, data, at);
                 case "Q3_K" -> q3_K(values, off, cols, data, at);
                 case "Q4_K" -> q4_K(values, off, cols, data, at);
                 case "Q5_K" -> q5_K(values, off, cols, data, at);
@@ -597,6 +606,151 @@ public final class GgmlQuantize {
             levels[at + i] += nmax;
         }
         return suml2 > 0.0f ? sumlx / suml2 : 0.0f;
+    }
+
+    /**
+     * quantize_iq4_nl as llama-quantize runs it without an importance matrix: each block of 32 by {@link #iq4Block}
+     * (layout: {@link Matrix.IQ4_NL}).
+     */
+    public static void iq4_nl(float[] x, int off, int n, MemorySegment out, long at) {
+        int[] levels = new int[32];
+        for (int b = 0; b < n / 32; b++, at += Matrix.IQ4_NL.BLOCK_BYTES) {
+            int base = off + 32 * b;
+            float d = iq4Block(x, base, levels, 0);
+            float id = d != 0 ? 1 / d : 0.0f; // the levels again against the unrounded scale (scale 0: the level of 0)
+            for (int j = 0; j < 32; j++) {
+                levels[j] = iq4Nearest(id * x[base + j]);
+            }
+            half(out, at, d);
+            iq4Nibbles(levels, 0, out, at + 2);
+        }
+    }
+
+    /**
+     * quantize_iq4_xs without an importance matrix: per sub-block of 32 a scale from {@link #iq4Block}; the eight
+     * scales to signed 6 bits against the one of largest magnitude ({@code d = -max / 32} stored as F16, so an all-zero
+     * super-block stores -0); then each value again by nearest level against {@code 1 / (d * l)} (d the float before
+     * its rounding, l the sub-block's 6-bit scale), a zero {@code d * l} giving the levels of 0.
+     */
+    public static void iq4_xs(float[] x, int off, int n, MemorySegment out, long at) {
+        int[] levels = new int[256];
+        float[] scales = new float[8];
+        for (int b = 0; b < n / 256; b++, at += Matrix.IQ4_XS.BLOCK_BYTES) {
+            int base = off + 256 * b;
+            float maxScale = 0, amax = 0;
+            for (int s = 0; s < 8; s++) {
+                scales[s] = iq4Block(x, base + 32 * s, levels, 32 * s);
+                float a = Math.abs(scales[s]);
+                if (a > amax) {
+                    amax = a;
+                    maxScale = scales[s];
+                }
+            }
+            float d = -maxScale / 32;
+            float id = d != 0 ? 1 / d : 0.0f;
+            int scalesH = 0;
+            for (int s = 0; s < 8; s++) {
+                int l = Math.clamp(nearestInt(id * scales[s]), -32, 31);
+                float dl = d * l;
+                float idl = dl != 0 ? 1 / dl : 0.0f;
+                for (int j = 0; j < 32; j++) {
+                    levels[32 * s + j] = iq4Nearest(idl * x[base + 32 * s + j]);
+                }
+                l += 32;
+                int low = out.get(ValueLayout.JAVA_BYTE, at + Matrix.IQ4_XS.SCALES_L + s / 2);
+                out.set(ValueLayout.JAVA_BYTE, at + Matrix.IQ4_XS.SCALES_L + s / 2,
+                        (byte) (s % 2 == 0 ? l & 0x0F : low & 0x0F | (l & 0x0F) << 4));
+                scalesH |= (l >> 4) << (2 * s);
+            }
+            half(out, at + Matrix.IQ4_XS.D, d);
+            out.set(SHORT, at + Matrix.IQ4_XS.SCALES_H, (short) scalesH);
+            for (int s = 0; s < 8; s++) {
+                iq4Nibbles(levels, 32 * s, out, at + Matrix.IQ4_XS.QS + 16L * s);
+            }
+        }
+    }
+
+    /**
+     * quantize_row_iq4_nl_impl's search for one block of 32 at {@code x[from]} (weights x^2, as without an importance
+     * matrix; 7 tries each side): levels (indices 0..15) into {@code levels[at ..]} and the returned scale. A block below
+     * 1e-15 in magnitude has scale 0 and its levels untouched. Start from d = max / 127 (max the first value of largest
+     * magnitude, with its sign), levels by nearest to x / d, d the weighted least-squares scale of those; then for
+     * t = -7..7 the levels nearest to x (t - 127) / max and their least-squares scale, kept when it explains more
+     * ({@code sumqx^2 / sumq2} larger). The levels left are the first ones: the callers place them again.
+     */
+    static float iq4Block(float[] x, int from, int[] levels, int at) {
+        float amax = 0, max = 0;
+        for (int j = 0; j < 32; j++) {
+            float a = Math.abs(x[from + j]);
+            if (a > amax) {
+                amax = a;
+                max = x[from + j];
+            }
+        }
+        if (amax < 1e-15f) {
+            return 0.0f;
+        }
+        float d = -max / IQ4_LEVELS[0];
+        float id = 1 / d;
+        float sumqx = 0, sumq2 = 0;
+        for (int j = 0; j < 32; j++) {
+            float v = x[from + j];
+            int l = iq4Nearest(id * v);
+            levels[at + j] = l;
+            float q = IQ4_LEVELS[l], w = v * v;
+            sumqx += w * q * v;
+            sumq2 += w * q * q;
+        }
+        d = sumq2 > 0 ? sumqx / sumq2 : 0.0f;
+        float best = d * sumqx;
+        for (int t = -7; t <= 7; t++) {
+            id = (t + IQ4_LEVELS[0]) / max;
+            sumqx = 0;
+            sumq2 = 0;
+            for (int j = 0; j < 32; j++) {
+                float v = x[from + j];
+                float q = IQ4_LEVELS[iq4Nearest(id * v)], w = v * v;
+                sumqx += w * q * v;
+                sumq2 += w * q * q;
+            }
+            if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
+                d = sumqx / sumq2;
+                best = d * sumqx;
+            }
+        }
+        return d;
+    }
+
+    private static final byte[] IQ4_LEVELS = Matrix.IQ4_NL.values();
+
+    /**
+     * best_index_int8 on the IQ4 levels: the index of the level nearest to v (below the first: 0, above the last: 15; a
+     * tie between two neighbours goes to the upper one), found by bisection as ggml does.
+     */
+    static int iq4Nearest(float v) {
+        if (v <= IQ4_LEVELS[0]) {
+            return 0;
+        }
+        if (v >= IQ4_LEVELS[15]) {
+            return 15;
+        }
+        int lo = 0, hi = 15;
+        while (hi - lo > 1) {
+            int mid = (lo + hi) / 2;
+            if (v < IQ4_LEVELS[mid]) {
+                hi = mid;
+            } else {
+                lo = mid;
+            }
+        }
+        return v - IQ4_LEVELS[hi - 1] < IQ4_LEVELS[hi] - v ? hi - 1 : hi;
+    }
+
+    /** 32 levels from {@code levels[at]} as 16 bytes at {@code to}: level k in the low nibble of byte k, level k + 16 in its high nibble. */
+    private static void iq4Nibbles(int[] levels, int at, MemorySegment out, long to) {
+        for (int j = 0; j < 16; j++) {
+            out.set(ValueLayout.JAVA_BYTE, to + j, (byte) (levels[at + j] | levels[at + 16 + j] << 4));
+        }
     }
 
     /**

@@ -252,13 +252,15 @@ public final class GgufModelLoader {
                         : new Matrix.Q4_0(data.asSlice(0, rows * Matrix.Q4_0.rowBytes(cols)), rows, cols); // validate: a stand-in of the shape, never run
                 case Q5_1 -> new Matrix.Q5_1(data, rows, cols);
                 case Q2_K -> new Matrix.Q2_K(data, rows, cols);
+                case IQ4_NL -> new Matrix.IQ4_NL(data, rows, cols);
+                case IQ4_XS -> new Matrix.IQ4_XS(data, rows, cols);
                 case Q3_K -> new Matrix.Q3_K(data, rows, cols);
                 case Q4_K -> new Matrix.Q4_K(data, rows, cols);
                 case Q5_K -> new Matrix.Q5_K(data, rows, cols);
                 case Q6_K -> new Matrix.Q6_K(data, rows, cols);
                 default -> throw new Llama2jException(f.name() + ": tensor '" + tensor + "' has type " + info.type().displayName()
                         + " (ggml type " + info.type().id() + "), which llama2j does not support (supported: f32, f16, bf16, q8_0,"
-                        + " q4_0, q5_0, q5_1, q2_K, q3_K, q4_K, q5_K, q6_K)");
+                        + " q4_0, q5_0, q5_1, iq4_nl, iq4_xs, q2_K, q3_K, q4_K, q5_K, q6_K)");
             };
         }
 

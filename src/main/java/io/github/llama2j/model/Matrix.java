@@ -19,7 +19,9 @@ import java.nio.ByteOrder;
  *   Q4_0   32            18           f16 d, u8 qs[16]                         x = d * (nibble - 8)
  *   Q5_1   32            24           f16 d, f16 m, u8 qh[4], u8 qs[16]        x = d * q + m, q in [0, 31]
  *   Q2_K   256           84           u8 scales[16], u8 qs[64], f16 d, f16 dmin
+ *   IQ4_NL 32            18           f16 d, u8 qs[16]                         x = d * VALUES[nibble]
  *   Q3_K   256           110          u8 hmask[32], u8 qs[64], u8 scales[12], f16 d
+ *   IQ4_XS 256           136          f16 d, u16 scales_h, u8 scales_l[4], u8 qs[128]
  *   Q4_K   256           144          f16 d, f16 dmin, u8 scales[12], u8 qs[128]
  *   Q5_K   256           176          f16 d, f16 dmin, u8 scales[12], u8 qh[32], u8 qs[128]
  *   Q6_K   256           210          u8 ql[128], u8 qh[64], int8 scales[16], f16 d
@@ -84,7 +86,7 @@ public sealed interface Matrix permits Matrix.F32, Matrix.Q8, Matrix.Ggml {
     }
 
     /** A GGML tensor: rows of whole blocks, one after another, in one segment of the mapped file. */
-    sealed interface Ggml extends Matrix permits F16, BF16, Q8_0, Q4_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K {
+    sealed interface Ggml extends Matrix permits F16, BF16, Q8_0, Q4_0, Q5_1, IQ4_NL, IQ4_XS, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K {
         MemorySegment data();
 
         @Override
@@ -337,6 +339,101 @@ public sealed interface Matrix permits Matrix.F32, Matrix.Q8, Matrix.Ggml {
                     float dl = d * scale(data, b, sub), ml = dmin * min(data, b, sub);
                     for (int k = 0; k < 16; k++) {
                         out[off + j + 16 * sub + k] = dl * value(data, b, 16 * sub + k) - ml;
+                    }
+                }
+            }
+        }
+    }
+
+    /**
+     * GGML IQ4_NL: blocks of 32 values, {@code f16 d, u8 qs[16]} (18 bytes), Q4_0's layout with a non-linear code:
+     * value k &lt; 16 is the low nibble of qs[k], value k + 16 its high nibble, and a nibble is an index into the
+     * 16 int8 levels {@link #VALUES} (llama.cpp's kvalues_iq4nl); x = d * VALUES[nibble].
+     */
+    record IQ4_NL(MemorySegment data, int rows, int cols) implements Ggml {
+        public static final int BLOCK = 32, BLOCK_BYTES = 18;
+        /** The 16 levels a nibble indexes, ascending, in [-127, 113] (shared with {@link IQ4_XS}). */
+        private static final byte[] VALUES = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+
+        public IQ4_NL {
+            checkBlocks("IQ4_NL", data, rows, cols, BLOCK, BLOCK_BYTES);
+        }
+
+        public static long rowBytes(int cols) {
+            return (long) cols / BLOCK * BLOCK_BYTES;
+        }
+
+        /** The 16 levels (a copy). */
+        public static byte[] values() {
+            return VALUES.clone();
+        }
+
+        /** The level of nibble {@code q} (0..15). */
+        public static int value(int q) {
+            return VALUES[q];
+        }
+
+        /** Value v (0..31) of the block at byte {@code b}: the level of its nibble, in [-127, 113]. */
+        public static int value(MemorySegment data, long b, int v) {
+            int q = data.get(ValueLayout.JAVA_BYTE, b + 2 + (v & 15)) & 0xFF;
+            return VALUES[v < 16 ? q & 0x0F : q >>> 4];
+        }
+
+        /** dequantize_row_iq4_nl: x = d * level (one float product). */
+        @Override
+        public void dequantizeRow(int row, float[] out, int off) {
+            long b = row * rowBytes(cols);
+            for (int j = 0; j < cols; j += BLOCK, b += BLOCK_BYTES) {
+                float d = Float.float16ToFloat(data.get(SHORT, b));
+                for (int k = 0; k < BLOCK; k++) {
+                    out[off + j + k] = d * value(data, b, k);
+                }
+            }
+        }
+    }
+
+    /**
+     * GGML IQ4_XS: super-blocks of 256 values, {@code f16 d, u16 scales_h, u8 scales_l[4], u8 qs[128]} (136 bytes).
+     * Eight sub-blocks of 32, each laid out as an {@link IQ4_NL} block's nibbles (sub-block s: qs[16s ..], value k
+     * &lt; 16 the low nibble of byte k, k + 16 its high nibble, a level of {@link IQ4_NL#value(int)}), with a 6-bit
+     * scale ls: its low 4 bits the low (s even) or high (s odd) nibble of scales_l[s / 2], its high 2 bits bits 2s,
+     * 2s + 1 of scales_h; x = d * (ls - 32) * level.
+     */
+    record IQ4_XS(MemorySegment data, int rows, int cols) implements Ggml {
+        public static final int BLOCK = 256, BLOCK_BYTES = 136;
+        /** Offsets in a super-block: the F16 d, the high scale bits, the low scale nibbles, the nibbles. */
+        public static final int D = 0, SCALES_H = 2, SCALES_L = 4, QS = 8;
+
+        public IQ4_XS {
+            checkBlocks("IQ4_XS", data, rows, cols, BLOCK, BLOCK_BYTES);
+        }
+
+        public static long rowBytes(int cols) {
+            return (long) cols / BLOCK * BLOCK_BYTES;
+        }
+
+        /** The signed scale ls - 32 (-32..31) of sub-block s (0..7) of the super-block at byte {@code b}. */
+        public static int scale(MemorySegment data, long b, int s) {
+            int low = data.get(ValueLayout.JAVA_BYTE, b + SCALES_L + s / 2) >>> (4 * (s & 1)) & 0x0F;
+            int high = data.get(SHORT, b + SCALES_H) >>> (2 * s) & 3;
+            return (low | high << 4) - 32;
+        }
+
+        /** Value v (0..255) of the super-block at byte {@code b}: a level in [-127, 113]. */
+        public static int value(MemorySegment data, long b, int v) {
+            return IQ4_NL.value(data, b + QS - 2 + 16L * (v / 32), v % 32); // (IQ4_NL.value reads from 2 bytes in)
+        }
+
+        /** dequantize_row_iq4_xs: per sub-block {@code dl = d * (ls - 32)} (one float product), then x = dl * level. */
+        @Override
+        public void dequantizeRow(int row, float[] out, int off) {
+            long b = row * rowBytes(cols);
+            for (int j = 0; j < cols; j += BLOCK, b += BLOCK_BYTES) {
+                float d = Float.float16ToFloat(data.get(SHORT, b + D));
+                for (int s = 0; s < 8; s++) {
+                    float dl = d * scale(data, b, s);
+                    for (int k = 0; k < 32; k++) {
+                        out[off + j + 32 * s + k] = dl * value(data, b, 32 * s + k);
                     }
                 }
             }

@@ -44,8 +44,10 @@ import static org.junit.jupiter.api.Assertions.fail;
 @Tag("vector-widths")
 class GgmlKernelsTest {
     private static final ValueLayout.OfInt LE_INT = ValueLayout.JAVA_INT_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN);
-    private static final String[] TYPES = {"F16", "BF16", "Q8_0", "Q4_0", "Q5_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"};
+    private static final String[] TYPES = {"F16", "BF16", "Q8_0", "Q4_0", "Q5_1", "IQ4_NL", "IQ4_XS", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"};
     private static final double U = 0x1p-24;
+    /** ggml's kvalues_iq4nl, written out here (the kernels read Matrix.IQ4_NL's copy). */
+    private static final int[] KVALUES_IQ4NL = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
 
     private final long seed = new SplittableRandom().nextLong();
     private final SplittableRandom rnd = new SplittableRandom(seed);
@@ -63,7 +65,7 @@ class GgmlKernelsTest {
     private static int blockValues(String type) {
         return switch (type) {
             case "F16", "BF16" -> 1;
-            case "Q8_0", "Q4_0", "Q5_1" -> 32;
+            case "Q8_0", "Q4_0", "Q5_1", "IQ4_NL" -> 32;
             default -> 256;
         };
     }
@@ -95,7 +97,7 @@ class GgmlKernelsTest {
             switch (type) {
                 case "F16" -> data.set(Matrix.SHORT, b, randomHalf());
                 case "BF16" -> data.set(Matrix.SHORT, b, Matrix.floatToBf16((float) (rnd.nextGaussian() * Math.scalb(1.0, rnd.nextInt(-8, 2)))));
-                case "Q8_0", "Q4_0" -> data.set(Matrix.SHORT, b, randomHalf());
+                case "Q8_0", "Q4_0", "IQ4_NL", "IQ4_XS" -> data.set(Matrix.SHORT, b, randomHalf());
                 case "Q4_K", "Q5_K", "Q5_1" -> { // (Q5_1: d and the offset m)
                     data.set(Matrix.SHORT, b, randomHalf());
                     data.set(Matrix.SHORT, b + 2, randomHalf());
@@ -175,6 +177,19 @@ class GgmlKernelsTest {
                     double a = half(q.data(), b + 80) * (sm & 0xF) * q2, c = half(q.data(), b + 82) * (sm >> 4);
                     val[v] = a - c;
                     mag[v] = Math.abs(a) + Math.abs(c);
+                }
+                case Matrix.IQ4_NL q -> { // f16 d, u8 qs[16]: a nibble indexes kvalues_iq4nl
+                    long b = ((long) r * n + v) / 32 * 18;
+                    int k = v % 32, byteAt = u8(q.data(), b + 2 + k % 16);
+                    val[v] = half(q.data(), b) * KVALUES_IQ4NL[k < 16 ? byteAt & 0xF : byteAt >> 4];
+                }
+                case Matrix.IQ4_XS q -> { // f16 d, u16 scales_h, u8 scales_l[4], u8 qs[128]
+                    long b = ((long) r * n + v) / 256 * 136;
+                    int k = v % 256, sub = k / 32, l = k % 32;
+                    int byteAt = u8(q.data(), b + 8 + 16 * sub + l % 16);
+                    int ls = (u8(q.data(), b + 4 + sub / 2) >> (4 * (sub % 2)) & 0xF)
+                            | ((u8(q.data(), b + 2 + sub / 4) >> (2 * (sub % 4))) & 3) << 4;
+                    val[v] = half(q.data(), b) * (ls - 32) * KVALUES_IQ4NL[l < 16 ? byteAt & 0xF : byteAt >> 4];
                 }
                 case Matrix.Q3_K q -> { // u8 hmask[32], u8 qs[64], u8 scales[12], f16 d
                     long b = ((long) r * n + v) / 256 * 110;
@@ -267,6 +282,7 @@ class GgmlKernelsTest {
                 case Matrix.Q8_0 q -> (double) a.q80[i] * a.q80Scales[i / 32];
                 case Matrix.Q4_0 q -> (double) a.q80[i] * a.q80Scales[i / 32];
                 case Matrix.Q5_1 q -> (double) a.q80[i] * a.q80Scales[i / 32];
+                case Matrix.IQ4_NL q -> (double) a.q80[i] * a.q80Scales[i / 32];
                 default -> (double) a.q8K[i] * a.q8KScales[i / 256];
             };
         }
@@ -288,7 +304,7 @@ class GgmlKernelsTest {
             """)
     void everyKernelMatchesFloat64(int rows, int blocksPerRow, int r0, int r1, int misalign) {
         for (String type : TYPES) {
-            int cols = blocksPerRow * (type.startsWith("Q") ? blockValues(type) : 32) + (type.startsWith("Q") ? 0 : blocksPerRow % 2);
+            int cols = blocksPerRow * (blockValues(type) > 1 ? blockValues(type) : 32) + (blockValues(type) > 1 ? 0 : blocksPerRow % 2);
             checkKernels(type, rows, cols, r0, r1 < 0 ? rows : r1, misalign);
         }
     }
@@ -298,7 +314,7 @@ class GgmlKernelsTest {
     @ValueSource(ints = {2048, 2304, 4097})
     void wideRows(int cols) {
         for (String type : TYPES) {
-            int c = type.startsWith("Q") ? cols / blockValues(type) * blockValues(type) : cols;
+            int c = blockValues(type) > 1 ? cols / blockValues(type) * blockValues(type) : cols;
             checkKernels(type, 9, c, 0, 9, 5);
         }
     }
@@ -394,7 +410,7 @@ class GgmlKernelsTest {
         Activations a = new Activations(cols);
         a.input(x, cols);
         a.prepareFor(m);
-        int chain = type.startsWith("Q") ? cols / blockValues(type) : cols;
+        int chain = blockValues(type) > 1 ? cols / blockValues(type) : cols;
         // the Q8_0, Q4_0, Q5_1, Q4_K, Q5_K and Q6_K kernels also on the CPU engine's load-time copies (Q8_0 and Q4_0: groups of four
         // rows, the last one padded); a bare Matrix is read in the file's layout
         try (Parallel pool = new Parallel(2); java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofShared()) {
@@ -776,13 +792,80 @@ class GgmlKernelsTest {
     }
 
     /**
-     * The Q2_K, Q3_K and Q5_K vector kernels (on the file's layout) against the scalar reference on fresh random matrices: the
+     * IQ4_NL and IQ4_XS at the extremes: every nibble 0 or 15 (levels -127 and 113), activations of +-127 and, in rounds 4
+     * and 5, some -128 written into the prepared values (the kernels must not rely on Q8's ±127), so two products
+     * added in a short lane reach 2 · 127 · 128 = 32512; IQ4_XS's eight scales -32 or 31 (6-bit 0 or 63) at random, d
+     * 1 (the activations' d is ±1 too). Row 0 all 15, row 1 all 0, the rest at random. IQ4_NL: eight blocks, each sum
+     * below 2^23 and their float sums exact, so the scalar reference and the vector kernel give the exact integer.
+     * IQ4_XS: one super-block per row, its sum up to 256 · 127 · 128 · 32 &lt; 2^28, more than a float holds: the int
+     * sums are exact and become floats once per lane (the scalar reference: once), so within 4 ulps of the exact integer
+     * (32 at 2^27), where one wrong level, nibble or scale moves it by 12 · 127 · 32 or more.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"IQ4_NL", "IQ4_XS"})
+    void iq4AtTheExtremesSumsExactly(String type) {
+        int rows = 8, cols = 256;
+        boolean xs = type.equals("IQ4_XS");
+        for (int round = 0; round < 6; round++) {
+            Matrix m = randomMatrix(type, rows, cols, 0);
+            MemorySegment data = ((Matrix.Ggml) m).data();
+            for (int r = 0; r < rows; r++) {
+                long rb = r * GgmlQuantize.rowBytes(type, cols);
+                for (int blk = 0; blk < (xs ? 1 : 8); blk++) {
+                    long b = rb + (long) blk * (xs ? 136 : 18);
+                    data.set(Matrix.SHORT, b, Float.floatToFloat16(1.0f));
+                    long qs = b + (xs ? 8 : 2);
+                    for (int j = 0; j < (xs ? 128 : 16); j++) {
+                        int lo = r == 0 || r > 1 && rnd.nextBoolean() ? 15 : 0, hi = r == 0 || r > 1 && rnd.nextBoolean() ? 15 : 0;
+                        data.set(ValueLayout.JAVA_BYTE, qs + j, (byte) (lo | hi << 4));
+                    }
+                    if (xs) { // row 0 every scale 31, row 1 every -32, the rest at random
+                        int h = 0;
+                        for (int sub = 0; sub < 8; sub++) {
+                            int ls = r == 0 ? 63 : r == 1 ? 0 : rnd.nextBoolean() ? 63 : 0;
+                            h |= (ls >> 4) << (2 * sub);
+                            long at = b + 4 + sub / 2;
+                            data.set(ValueLayout.JAVA_BYTE, at, (byte) (sub % 2 == 0 ? ls & 0xF : data.get(ValueLayout.JAVA_BYTE, at) & 0xF | (ls & 0xF) << 4));
+                        }
+                        data.set(Matrix.SHORT, b + 2, (short) h);
+                    }
+                }
+            }
+            Activations a = extremeActivations(m, Math.min(round, 3));
+            short[] q = xs ? a.q8K : a.q80;
+            float[] d = xs ? a.q8KScales : a.q80Scales;
+            if (round >= 4) {
+                for (int j = 1; j < cols; j += round == 4 ? 1 : 3) {
+                    q[j] = q[j] < 0 ? -128 : q[j];
+                }
+            }
+            float[] vector = new float[rows], scalar = new float[rows];
+            new VectorKernels().matmul(vector, a, m, 0, rows);
+            new ScalarKernels().matmul(scalar, a, m, 0, rows);
+            for (int r = 0; r < rows; r++) {
+                double[] w = exactRow(m, r)[0];
+                double exact = 0;
+                for (int j = 0; j < cols; j++) {
+                    exact += w[j] * q[j] * d[j / (xs ? 256 : 32)];
+                }
+                String what = type + " row " + r + ", round " + round + ", " + where;
+                double tolerance = xs ? 4 * Math.ulp((float) exact) : 0.0;
+                assertEquals(exact, vector[r], tolerance, "vector, " + what);
+                assertEquals(exact, scalar[r], tolerance, "scalar, " + what);
+            }
+        }
+    }
+
+    /**
+     * The Q2_K, Q3_K, Q5_K, IQ4_NL and IQ4_XS vector kernels (on the file's layout) against the scalar reference on fresh random matrices: the
      * same exact integers per super-block, the float sums in another order, so within a few roundings of the row's
      * magnitude (the bound of {@link #checkRows} with the scalar result in place of the float64 one, twice: both round).
      * Widths of real models' rows (Llama-3.2-1B's 2048 and 8192) and a row range inside.
      */
     @ParameterizedTest
-    @CsvSource({"Q2_K, 256", "Q2_K, 768", "Q2_K, 2048", "Q2_K, 8192", "Q3_K, 256", "Q3_K, 768", "Q3_K, 2048", "Q3_K, 8192", "Q5_K, 256", "Q5_K, 768", "Q5_K, 2048"})
+    @CsvSource({"Q2_K, 256", "Q2_K, 768", "Q2_K, 2048", "Q2_K, 8192", "Q3_K, 256", "Q3_K, 768", "Q3_K, 2048", "Q3_K, 8192", "Q5_K, 256", "Q5_K, 768", "Q5_K, 2048",
+            "IQ4_NL, 32", "IQ4_NL, 96", "IQ4_NL, 896", "IQ4_NL, 2048", "IQ4_NL, 8192", "IQ4_XS, 256", "IQ4_XS, 768", "IQ4_XS, 2048",
+            "IQ4_XS, 8192"})
     void kQuantVectorKernelMatchesTheScalarReference(String type, int cols) {
         int rows = 13;
         Matrix m = randomMatrix(type, rows, cols, 3);
@@ -801,7 +884,7 @@ class GgmlKernelsTest {
             for (int j = 0; j < cols; j++) {
                 s += w[j] * Math.abs(xe[j]);
             }
-            double bound = 4 * (cols / 256 + 8) * U * s;
+            double bound = 4 * (cols / blockValues(type) + 8) * U * s;
             assertTrue(Math.abs(vector[r] - scalar[r]) <= bound,
                     type + " row " + r + ": vector " + vector[r] + " vs scalar " + scalar[r] + " > bound " + bound + ", " + where);
         }
@@ -1236,13 +1319,19 @@ class GgmlKernelsTest {
         assertThrows(IllegalArgumentException.class, () -> new Matrix.Q2_K(arena.allocate(167), 2, 256));
         assertThrows(IllegalArgumentException.class, () -> new Matrix.Q2_K(arena.allocate(169), 1, 512));
         new Matrix.Q2_K(arena.allocate(168), 2, 256);
+        assertThrows(IllegalArgumentException.class, () -> new Matrix.IQ4_NL(arena.allocate(18), 1, 16));
+        assertThrows(IllegalArgumentException.class, () -> new Matrix.IQ4_NL(arena.allocate(35), 1, 64));
+        new Matrix.IQ4_NL(arena.allocate(36), 2, 32);
+        assertThrows(IllegalArgumentException.class, () -> new Matrix.IQ4_XS(arena.allocate(136), 1, 128));
+        assertThrows(IllegalArgumentException.class, () -> new Matrix.IQ4_XS(arena.allocate(271), 2, 256));
+        new Matrix.IQ4_XS(arena.allocate(272), 2, 256);
     }
 
     @Test
     void quantizersRoundTrip() {
         int cols = 512;
         float[] v = randomInput(3 * cols);
-        for (String type : new String[]{"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q5_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"}) {
+        for (String type : new String[]{"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q5_1", "IQ4_NL", "IQ4_XS", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"}) {
             Matrix m = GgmlQuantize.quantize(type, v, 3, cols, arena);
             assertEquals(type.equals("F32") ? "F32" : type, m.typeName());
             float[] row = new float[cols];
@@ -1271,6 +1360,9 @@ class GgmlKernelsTest {
                         // levels -4..3 of a sub-block's least-squares scale: values near its largest clamp, the
                         // scale fitted to all 16 (weights x^2), so up to a step and a half of max / 4, plus the 6-bit scale
                         case "Q3_K" -> amax / 4 * 1.5 + amax * 0.05;
+                        // the widest gap between levels (113 - 89 = 24, 127 - 104 = 23) at a scale near amax / 113 to
+                        // amax / 127, half of it, plus IQ4_XS's 6-bit scale (up to 1/64 of amax, times 113 / 127)
+                        case "IQ4_NL", "IQ4_XS" -> amax * 24 / 113 * 0.51 + amax * 0.05;
                         default -> amax / 31 * 0.51 + amax * 0.05;
                     };
                     assertTrue(Math.abs(row[j] - x) <= tol, type + " value " + j + " of row " + r + ": " + x + " -> " + row[j] + ", " + where);

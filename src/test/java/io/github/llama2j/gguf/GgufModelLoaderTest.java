@@ -92,7 +92,7 @@ class GgufModelLoaderTest {
         assertEquals("x.gguf: tensor 'blk.0.attn_q_norm.weight' is not part of llama2j's llama model (a feature it does not support)",
                 error(normsInLlama.build(1)));
         assertEquals("x.gguf: tensor 'blk.0.ffn_up.weight' has type iq2_xxs (ggml type 16), which llama2j does not support"
-                + " (supported: f32, f16, bf16, q8_0, q4_0, q5_0, q5_1, q2_K, q3_K, q4_K, q5_K, q6_K)", error(replaceUp(llama)));
+                + " (supported: f32, f16, bf16, q8_0, q4_0, q5_0, q5_1, iq4_nl, iq4_xs, q2_K, q3_K, q4_K, q5_K, q6_K)", error(replaceUp(llama)));
         assertEquals("x.gguf: context 64 is larger than the model's context_length 32",
                 assertThrows(Llama2jException.class, () -> load(llama.build(1), 64)).getMessage());
         byte[] perLayer = llama.builder(1).ints("llama.attention.head_count_x", 1).toBytes();
