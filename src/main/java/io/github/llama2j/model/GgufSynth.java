@@ -165,7 +165,7 @@ public final class GgufSynth {
         F32(0, GgmlType.F32), F16(1, GgmlType.F16), BF16(32, GgmlType.BF16), Q8_0(7, GgmlType.Q8_0),
         Q4_0(2, GgmlType.Q4_0), Q4_K_M(15, GgmlType.Q4_K), Q5_K_M(17, GgmlType.Q5_K),
         Q3_K_S(11, GgmlType.Q3_K), Q3_K_M(12, GgmlType.Q3_K), Q3_K_L(13, GgmlType.Q3_K),
-        Q2_K(10, GgmlType.Q2_K), Q2_K_S(21, GgmlType.Q2_K);
+        Q2_K(10, GgmlType.Q2_K), Q2_K_S(21, GgmlType.Q2_K), IQ4_NL(25, GgmlType.IQ4_NL), IQ4_XS(30, GgmlType.IQ4_XS);
 
         private final int ftype;
         private final GgmlType base;
@@ -262,8 +262,11 @@ public final class GgufSynth {
      *       {@code ffn_down} and {@code attn_output} Q3_K, the rest (the token embedding too) Q2_K; Q2_K_S: {@code attn_v}
      *       Q4_K where a kv head serves four or more, {@code ffn_down} Q4_K in the first eighth of the layers, the rest
      *       Q2_K (llama-quantize asks an importance matrix for Q2_K_S's Q2_K tensors; synth quantizes them without);</li>
-     *   <li>a K-quant needs rows that are a multiple of 256: where they are not (Qwen2.5-0.5B's 896), Q6_K falls back
-     *       to Q8_0, Q5_K to Q5_1, Q4_K to Q5_0 and Q3_K and Q2_K to Q4_0, as in llama.cpp.</li>
+     *   <li>IQ4_NL and IQ4_XS: the classifier Q6_K, {@code attn_v} Q5_K when there are at least four query heads per kv
+     *       head, {@code ffn_down} Q5_K in the first eighth of the layers (llama.cpp's rule without an importance
+     *       matrix), the rest the file's type;</li>
+     *   <li>a K-quant (and IQ4_XS) needs rows that are a multiple of 256: where they are not (Qwen2.5-0.5B's 896), Q6_K
+     *       falls back to Q8_0, Q5_K to Q5_1, Q4_K to Q5_0, Q3_K and Q2_K to Q4_0 and IQ4_XS to IQ4_NL, as in llama.cpp.</li>
      * </ul>
      */
     public static GgmlType tensorType(FileType ft, Shape s, TensorSpec t) {
@@ -273,7 +276,8 @@ public final class GgufSynth {
         GgmlType type = ft.base;
         boolean q3K = ft == FileType.Q3_K_S || ft == FileType.Q3_K_M || ft == FileType.Q3_K_L;
         boolean q2K = ft == FileType.Q2_K || ft == FileType.Q2_K_S;
-        if (ft == FileType.Q4_0 || ft == FileType.Q4_K_M || ft == FileType.Q5_K_M || q3K || q2K) {
+        boolean iq4 = ft == FileType.IQ4_NL || ft == FileType.IQ4_XS;
+        if (ft == FileType.Q4_0 || ft == FileType.Q4_K_M || ft == FileType.Q5_K_M || q3K || q2K || iq4) {
             boolean classifier = t.name.equals("output.weight") || s.tied && t.name.equals("token_embd.weight");
             if (classifier) {
                 type = GgmlType.Q6_K;
@@ -292,6 +296,10 @@ public final class GgufSynth {
             } else if (ft == FileType.Q3_K_L && (t.name.endsWith(".attn_v.weight") || t.name.endsWith(".ffn_down.weight")
                     || t.name.endsWith(".attn_output.weight"))) {
                 type = GgmlType.Q5_K;
+            } else if (iq4 && t.name.endsWith(".attn_v.weight") && s.heads / s.kvHeads >= 4) {
+                type = GgmlType.Q5_K;
+            } else if (iq4 && t.name.endsWith(".ffn_down.weight") && t.layer < s.layers / 8) {
+                type = GgmlType.Q5_K;
             } else if ((ft == FileType.Q4_K_M || ft == FileType.Q5_K_M)
                     && (t.name.endsWith(".attn_v.weight") || t.name.endsWith(".ffn_down.weight"))
                     && useMoreBits(t.layer, s.layers)) {
@@ -301,6 +309,7 @@ public final class GgufSynth {
         if (t.cols % type.blockSize() != 0) {
             type = switch (type) {
                 case Q2_K, Q3_K -> GgmlType.Q4_0;
+                case IQ4_XS -> GgmlType.IQ4_NL;
                 case Q4_K -> GgmlType.Q5_0;
                 case Q5_K -> GgmlType.Q5_1;
                 case Q6_K -> GgmlType.Q8_0;
@@ -382,6 +391,8 @@ public final class GgufSynth {
             case Q5_1 -> GgmlQuantize.q5_1(x, off, n, out, at);
             case Q2_K -> GgmlQuantize.q2_K(x, off, n, out, at);
             case Q3_K -> GgmlQuantize.q3_K(x, off, n, out, at);
+            case IQ4_NL -> GgmlQuantize.iq4_nl(x, off, n, out, at);
+            case IQ4_XS -> GgmlQuantize.iq4_xs(x, off, n, out, at);
             case Q4_K -> GgmlQuantize.q4_K(x, off, n, out, at);
             case Q5_K -> GgmlQuantize.q5_K(x, off, n, out, at);
             case Q6_K -> GgmlQuantize.q6_K(x, off, n, out, at);

@@ -138,6 +138,28 @@ class GgufBatchTest {
     }
 
     /**
+     * Synth IQ4_NL and IQ4_XS models (2 layers, two query heads per kv head: every matrix the file's type but the
+     * classifier, Q6_K). IQ4 has no transposed kernel, so the batched IQ4 products are the one-token kernel per token,
+     * the same bits: the logits differ only by the classifier's transposed Q6_K sums, a few float roundings of
+     * max|logit| at most.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"IQ4_NL", "IQ4_XS"})
+    void synthIq4BatchesAreTheOneTokenKernel(String type) {
+        GgufSynth.Shape shape = new GgufSynth.Shape("llama", 256, 512, 2, 4, 2, 64, 64, 160, 10000f, 1e-5f, false, null);
+        byte[] bytes = new GgufSynth(shape, GgufSynth.FileType.valueOf(type), 7, 0.1).writer(type.toLowerCase(java.util.Locale.ROOT)).toBytes();
+        try (Model m = GgufModelLoader.load(GgufFileTest.parse(bytes), 0)) {
+            Class<?> iq4 = type.equals("IQ4_NL") ? Matrix.IQ4_NL.class : Matrix.IQ4_XS.class;
+            assertInstanceOf(iq4, m.weights().wq()[0]);
+            assertInstanceOf(iq4, m.weights().wv()[1]);
+            assertInstanceOf(iq4, m.weights().w2()[1]);
+            assertInstanceOf(iq4, m.weights().tokenEmbedding());
+        }
+        double worst = check("synth " + type, () -> GgufModelLoader.load(GgufFileTest.parse(bytes), 0), 140, 3);
+        assertTrue(worst <= 1e-5, "worst " + worst);
+    }
+
+    /**
      * A synth Q5_K_M qwen2 model 96 wide (rows that are no K-quant rows: Q5_1 matrices, Q8_0 where Q6_K would be): the
      * engine's Q5_1 matrices are load-time copies, whose one-token kernel serves every batch (the same bits); with
      * {@code --weight-copies=off} the 140-token prompt's first chunk of 128 takes Q5_1's transposed kernel (from 16 tokens)

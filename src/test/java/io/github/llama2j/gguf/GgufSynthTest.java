@@ -390,6 +390,33 @@ class GgufSynthTest {
     }
 
     /**
+     * IQ4_NL and IQ4_XS's per-tensor types, as llama-quantize wrote them (no importance matrix) for a 16-layer llama file
+     * with its own classifier (dim 256, ffn 512, 8 heads, 2 kv heads: four query heads per kv head): the classifier
+     * Q6_K, attn_v Q5_K, ffn_down Q5_K in layers 0-1 (16 / 8), every other matrix (the token embedding too) the file's
+     * type. A Qwen2.5-0.5B-like qwen2 file (896 wide, ffn 4864, 14 heads, 2 kv heads, tied), the fallbacks llama-quantize
+     * took: the classifier Q8_0, attn_v Q5_1 (for Q5_K), IQ4_XS's 896-wide rows IQ4_NL, ffn_down (4864-wide rows) IQ4_XS.
+     */
+    @Test
+    void iq4TypesFollowLlamaQuantize() {
+        GgufSynth.Shape deep = new GgufSynth.Shape("llama", 256, 512, 16, 8, 2, 32, 300, 64, 10000f, 1e-5f, false, null);
+        GgufSynth.Shape narrow = new GgufSynth.Shape("qwen2", 896, 4864, 2, 14, 2, 64, 300, 64, 10000f, 1e-5f, true, null);
+        for (GgufSynth.FileType ft : new GgufSynth.FileType[]{GgufSynth.FileType.IQ4_NL, GgufSynth.FileType.IQ4_XS}) {
+            for (GgufSynth.TensorSpec t : GgufSynth.tensors(deep)) {
+                String n = t.name();
+                GgmlType expected = t.kind() != GgufSynth.Kind.MATRIX ? GgmlType.F32 : n.equals("output.weight") ? GgmlType.Q6_K
+                        : n.endsWith("attn_v.weight") || n.endsWith("ffn_down.weight") && t.layer() < 2 ? GgmlType.Q5_K : ft.base();
+                assertEquals(expected, GgufSynth.tensorType(ft, deep, t), ft + " " + n);
+            }
+            for (GgufSynth.TensorSpec t : GgufSynth.tensors(narrow)) {
+                String n = t.name();
+                GgmlType expected = t.kind() != GgufSynth.Kind.MATRIX ? GgmlType.F32 : n.equals("token_embd.weight") ? GgmlType.Q8_0
+                        : n.endsWith("attn_v.weight") ? GgmlType.Q5_1 : n.endsWith("ffn_down.weight") ? ft.base() : GgmlType.IQ4_NL;
+                assertEquals(expected, GgufSynth.tensorType(ft, narrow, t), "narrow " + ft + " " + n);
+            }
+        }
+    }
+
+    /**
      * Q5_K_M's per-tensor types, as llama-quantize Q5_K_M wrote them for a 2-layer Llama-3.2-1B-shaped file (tied: the
      * embedding is the classifier, Q6_K; layer 1 is in use_more_bits' last eighth, so its attn_v and ffn_down are Q6_K;
      * every other matrix Q5_K).
