@@ -166,6 +166,16 @@ class TornadoGgufGoldenTest {
         refusedSynth(io.github.llama2j.model.GgufSynth.FileType.Q2_K, "q2_k", "Q2_K", "q2_K");
     }
 
+    /**
+     * Synth IQ4_NL and IQ4_XS models (types the device engines lack; the first matrix, the embedding of an untied model,
+     * is of that type): refused up front (exit 3), naming the type and the tensor.
+     */
+    @Test
+    void iq4NLAndIQ4XSAreRefused() {
+        refusedSynth(io.github.llama2j.model.GgufSynth.FileType.IQ4_NL, "iq4_nl", "IQ4_NL", "iq4_nl");
+        refusedSynth(io.github.llama2j.model.GgufSynth.FileType.IQ4_XS, "iq4_xs", "IQ4_XS", "iq4_xs");
+    }
+
     /** A synth model of {@code type} is refused, naming {@code typeName} ({@code ggmlName} in the engine's list of the file's types). */
     private void refusedSynth(io.github.llama2j.model.GgufSynth.FileType type, String name, String typeName, String ggmlName) {
         io.github.llama2j.model.GgufSynth.Shape shape = new io.github.llama2j.model.GgufSynth.Shape("llama", 256, 256, 1, 4, 2, 64,

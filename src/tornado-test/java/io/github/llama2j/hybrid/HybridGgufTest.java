@@ -332,12 +332,12 @@ class HybridGgufTest {
     }
 
     /**
-     * BF16, Q5_K_M, Q3_K_M and Q2_K files (types the TornadoVM engine lacks too; a Q5_K_M file's first matrix, the embedding,
-     * is Q5_K, a Q3_K_M file's Q3_K, a Q2_K file's Q2_K; a 96-wide Q5_K_M one's are Q5_1): exit 3 naming a tensor and its type, before any device is opened, pointing at the
+     * BF16, Q5_K_M, Q3_K_M, Q2_K, IQ4_NL and IQ4_XS files (types the TornadoVM engine lacks too; a Q5_K_M file's first matrix, the embedding,
+     * is Q5_K, a Q3_K_M file's Q3_K, a Q2_K file's Q2_K, an IQ4_NL (IQ4_XS) file's IQ4_NL (IQ4_XS); a 96-wide Q5_K_M one's are Q5_1): exit 3 naming a tensor and its type, before any device is opened, pointing at the
      * CPU engine only.
      */
     @ParameterizedTest
-    @ValueSource(strings = {"bf16", "q5_k_m", "q5_k_m 96 wide", "q3_k_m", "q2_k"})
+    @ValueSource(strings = {"bf16", "q5_k_m", "q5_k_m 96 wide", "q3_k_m", "q2_k", "iq4_nl", "iq4_xs"})
     void typesTheDeviceLacksAreRefusedBeforeADeviceIsOpened(String what) throws IOException {
         // 96 wide: rows that are no K-quant rows, so Q5_1 (its embedding Q8_0, which the devices run: the first refused
         // tensor is blk.0.attn_q.weight)

@@ -12,7 +12,7 @@ import java.util.Map;
  * The tensor types the device engines run. llama2.c checkpoints: float32 and Q8 (the TornadoVM engine and the
  * hybrid). GGUF models: F32, F16, Q8_0, Q4_0 (widened to Q8_0 on the device), Q4_K and Q6_K on the TornadoVM engine
  * ({@link #requireSupportedGguf}; a Q4_K_M file mixes the two K-quants) and on the hybrid
- * ({@link #requireSupportedGgufHybrid}). Any other type (BF16, Q5_1, Q2_K, Q3_K, Q5_K) is refused up front with the engine, the tensor's
+ * ({@link #requireSupportedGgufHybrid}). Any other type (BF16, Q5_1, Q2_K, Q3_K, Q5_K, IQ4_NL, IQ4_XS) is refused up front with the engine, the tensor's
  * name and its type, before a device is touched,
  * never run on a silent fallback.
  */
