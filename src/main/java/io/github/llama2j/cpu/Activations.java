@@ -469,15 +469,8 @@ public final class Activations {
 
     /** {@link #quantizeQ8K}'s block b, the values [base, base + block). */
     static void quantizeQ8K(float[] x, int base, int block, short[] q, float[] scales, int[] sums, int b) {
-        float max = 0.0f, amax = 0.0f;
-        for (int i = base; i < base + block; i++) {
-            float ax = Math.abs(x[i]);
-            if (ax > amax) {
-                amax = ax;
-                max = x[i];
-            }
-        }
-        if (amax == 0.0f) {
+        float max = io.github.llama2j.model.GgmlQuantize.firstOfLargestMagnitude(x, base, block);
+        if (max == 0.0f) {
             scales[b] = 0.0f;
             java.util.Arrays.fill(q, base, base + block, (short) 0);
             java.util.Arrays.fill(sums, base / Q8_K_SUM, (base + block) / Q8_K_SUM, 0);

@@ -454,66 +454,40 @@ final class GgmlMatmul {
     /** IQ4: the 16 looked-up bytes of a half block as shorts, CQ at a time, IQ_PARTS parts (1, or 2 at 128 bits). */
     private static final int IQ_PARTS = 16 / CQ;
 
-    /**
-     * {@link #q4_0}'s loop with a table: per block of 32, the 16 nibble bytes in one 128-bit vector, low and high
-     * nibbles looked up in the 16 levels ({@code selectFrom}, one byte shuffle each), widened to shorts; levels of
-     * values 0..15 times activations 0..15 plus levels of values 16..31 times activations 16..31, added in shorts
-     * (|sum| ≤ 2 · 127 · 128 &lt; 2^15), widened to ints; then {@code acc += float(isum) * (d_w * d_x)} lane-wise.
-     */
+    /** IQ4_NL × Q8_0: {@link #iq4} with blocks of one sub-block and no sub-block scales. */
     static void iq4_nl(float[] out, Activations x, Matrix.IQ4_NL w, int r0, int r1) {
-        int n = w.cols(), nb = n / 32;
-        short[] xq = x.q80;
-        float[] xd = x.q80Scales;
-        MemorySegment data = w.data();
-        long rowBytes = Matrix.IQ4_NL.rowBytes(n);
-        ByteVector table = ByteVector.fromArray(B16, IQ4_LEVELS, 0);
-        for (int r = r0; r < r1; r++) {
-            long b = r * rowBytes;
-            FloatVector acc = FloatVector.zero(F);
-            for (int blk = 0; blk < nb; blk++, b += Matrix.IQ4_NL.BLOCK_BYTES) {
-                int j = blk * 32;
-                ByteVector q = ByteVector.fromMemorySegment(B16, data, b + 2, LE);
-                ByteVector lo = q.and((byte) 0x0F).selectFrom(table);
-                ByteVector hi = q.lanewise(VectorOperators.LSHR, 4).and((byte) 0x0F).selectFrom(table);
-                IntVector isum = IntVector.zero(I);
-                for (int part = 0; part < IQ_PARTS; part++) {
-                    int c = part * CQ;
-                    ShortVector p = ((ShortVector) lo.convertShape(VectorOperators.B2S, SQ, part)).mul(ShortVector.fromArray(SQ, xq, j + c))
-                            .add(((ShortVector) hi.convertShape(VectorOperators.B2S, SQ, part)).mul(ShortVector.fromArray(SQ, xq, j + 16 + c)));
-                    isum = isum.add((IntVector) p.convertShape(VectorOperators.S2I, I, 0));
-                    if (QPARTS == 2) {
-                        isum = isum.add((IntVector) p.convertShape(VectorOperators.S2I, I, 1));
-                    }
-                }
-                float scale = Float.float16ToFloat(data.get(Matrix.SHORT, b)) * xd[blk];
-                acc = ((FloatVector) isum.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, scale), acc);
-            }
-            out[r] = LaneSums.sum(acc);
-        }
+        iq4(out, x.q80, x.q80Scales, w.data(), w.cols(), Matrix.IQ4_NL.BLOCK, Matrix.IQ4_NL.BLOCK_BYTES, 2, r0, r1);
+    }
+
+    /** IQ4_XS × Q8_K: {@link #iq4} with super-blocks of eight sub-blocks, each with its 6-bit scale. */
+    static void iq4_xs(float[] out, Activations x, Matrix.IQ4_XS w, int r0, int r1) {
+        iq4(out, x.q8K, x.q8KScales, w.data(), w.cols(), Matrix.IQ4_XS.BLOCK, Matrix.IQ4_XS.BLOCK_BYTES, Matrix.IQ4_XS.QS, r0, r1);
     }
 
     /**
-     * {@link #iq4_nl}'s block loop over IQ4_XS's eight sub-blocks of 32 (each laid out as an IQ4_NL block's nibbles),
-     * each sub-block's int dot times its signed scale (ls - 32: {@link Matrix.IQ4_XS#scale}) added into one int sum per
-     * super-block (|sum| ≤ 256 · 127 · 128 · 32 &lt; 2^31); then {@code acc += float(isum) * (d_w * d_x)} lane-wise.
+     * {@link #q4_0}'s loop with a table, for IQ4_NL (blocks of one sub-block of 32, the F16 d first, the nibbles from
+     * byte 2) and IQ4_XS (super-blocks of eight, the F16 d first, the scales at bytes 2-7, the nibbles from byte 8). Per
+     * sub-block: its 16 nibble bytes in one 128-bit vector, the low and high nibbles looked up in the 16 levels
+     * ({@code selectFrom}, one byte shuffle each), widened to shorts; levels of values 0..15 times activations 0..15
+     * plus levels of values 16..31 times activations 16..31, added in shorts (|sum| ≤ 2 · 127 · 128 &lt; 2^15), widened
+     * to ints. IQ4_XS multiplies each sub-block's int dot by its signed scale (ls - 32: {@link Matrix.IQ4_XS#scale})
+     * and adds them into one int sum per super-block (|sum| ≤ 256 · 127 · 128 · 32 &lt; 2^31). Then
+     * {@code acc += float(isum) * (d_w * d_x)} lane-wise. (One loop for both types, the sub-block count an argument:
+     * no vector crosses a method boundary.)
      */
-    static void iq4_xs(float[] out, Activations x, Matrix.IQ4_XS w, int r0, int r1) {
-        int n = w.cols(), nb = n / 256;
-        short[] xq = x.q8K;
-        float[] xd = x.q8KScales;
-        MemorySegment data = w.data();
-        long rowBytes = Matrix.IQ4_XS.rowBytes(n);
+    private static void iq4(float[] out, short[] xq, float[] xd, MemorySegment data, int n, int blockValues, int blockBytes,
+                            int qsAt, int r0, int r1) {
+        int nb = n / blockValues, subs = blockValues / 32;
+        long rowBytes = (long) nb * blockBytes;
         ByteVector table = ByteVector.fromArray(B16, IQ4_LEVELS, 0);
         for (int r = r0; r < r1; r++) {
             long b = r * rowBytes;
             FloatVector acc = FloatVector.zero(F);
-            for (int blk = 0; blk < nb; blk++, b += Matrix.IQ4_XS.BLOCK_BYTES) {
-                int scalesH = data.get(Matrix.SHORT, b + Matrix.IQ4_XS.SCALES_H);
-                int scalesL = data.get(INT, b + Matrix.IQ4_XS.SCALES_L);
+            for (int blk = 0; blk < nb; blk++, b += blockBytes) {
                 IntVector isum = IntVector.zero(I);
-                for (int s = 0; s < 8; s++) {
-                    int j = blk * 256 + 32 * s;
-                    ByteVector q = ByteVector.fromMemorySegment(B16, data, b + Matrix.IQ4_XS.QS + 16L * s, LE);
+                for (int s = 0; s < subs; s++) {
+                    int j = blk * blockValues + 32 * s;
+                    ByteVector q = ByteVector.fromMemorySegment(B16, data, b + qsAt + 16L * s, LE);
                     ByteVector lo = q.and((byte) 0x0F).selectFrom(table);
                     ByteVector hi = q.lanewise(VectorOperators.LSHR, 4).and((byte) 0x0F).selectFrom(table);
                     IntVector dot = IntVector.zero(I);
@@ -526,10 +500,9 @@ final class GgmlMatmul {
                             dot = dot.add((IntVector) p.convertShape(VectorOperators.S2I, I, 1));
                         }
                     }
-                    int ls = (scalesL >>> (4 * s) & 0x0F | (scalesH >>> (2 * s) & 3) << 4) - 32;
-                    isum = isum.add(dot.mul(ls));
+                    isum = subs == 1 ? dot : isum.add(dot.mul(Matrix.IQ4_XS.scale(data, b, s)));
                 }
-                float scale = Float.float16ToFloat(data.get(Matrix.SHORT, b + Matrix.IQ4_XS.D)) * xd[blk];
+                float scale = Float.float16ToFloat(data.get(Matrix.SHORT, b)) * xd[blk];
                 acc = ((FloatVector) isum.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, scale), acc);
             }
             out[r] = LaneSums.sum(acc);

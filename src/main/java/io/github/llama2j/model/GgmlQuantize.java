@@ -497,15 +497,10 @@ public final class GgmlQuantize {
         byte[] packed = new byte[12];
         for (int b = 0; b < n / 256; b++, at += Matrix.Q3_K.BLOCK_BYTES) {
             int base = off + 256 * b;
-            float maxScale = 0, amax = 0;
             for (int j = 0; j < 16; j++) {
                 scales[j] = q3Levels(x, base + 16 * j, levels, 16 * j);
-                float a = Math.abs(scales[j]);
-                if (a > amax) {
-                    amax = a;
-                    maxScale = scales[j];
-                }
             }
+            float maxScale = firstOfLargestMagnitude(scales, 0, 16);
             java.util.Arrays.fill(packed, (byte) 0);
             float d = 0.0f;
             if (maxScale != 0) {
@@ -555,15 +550,8 @@ public final class GgmlQuantize {
      */
     static float q3Levels(float[] x, int from, int[] levels, int at) {
         final int nmax = 4;
-        float max = 0, amax = 0;
-        for (int i = 0; i < 16; i++) {
-            float a = Math.abs(x[from + i]);
-            if (a > amax) {
-                amax = a;
-                max = x[from + i];
-            }
-        }
-        if (amax < 1e-15f) {
+        float max = firstOfLargestMagnitude(x, from, 16);
+        if (Math.abs(max) < 1e-15f) {
             java.util.Arrays.fill(levels, at, at + 16, 0);
             return 0.0f;
         }
@@ -637,15 +625,10 @@ public final class GgmlQuantize {
         float[] scales = new float[8];
         for (int b = 0; b < n / 256; b++, at += Matrix.IQ4_XS.BLOCK_BYTES) {
             int base = off + 256 * b;
-            float maxScale = 0, amax = 0;
             for (int s = 0; s < 8; s++) {
                 scales[s] = iq4Block(x, base + 32 * s, levels, 32 * s);
-                float a = Math.abs(scales[s]);
-                if (a > amax) {
-                    amax = a;
-                    maxScale = scales[s];
-                }
             }
+            float maxScale = firstOfLargestMagnitude(scales, 0, 8);
             float d = -maxScale / 32;
             float id = d != 0 ? 1 / d : 0.0f;
             int scalesH = 0;
@@ -679,15 +662,8 @@ public final class GgmlQuantize {
      * ({@code sumqx^2 / sumq2} larger). The levels left are the first ones: the callers place them again.
      */
     static float iq4Block(float[] x, int from, int[] levels, int at) {
-        float amax = 0, max = 0;
-        for (int j = 0; j < 32; j++) {
-            float a = Math.abs(x[from + j]);
-            if (a > amax) {
-                amax = a;
-                max = x[from + j];
-            }
-        }
-        if (amax < 1e-15f) {
+        float max = firstOfLargestMagnitude(x, from, 32);
+        if (Math.abs(max) < 1e-15f) {
             return 0.0f;
         }
         float d = -max / IQ4_LEVELS[0];
@@ -751,6 +727,22 @@ public final class GgmlQuantize {
         for (int j = 0; j < 16; j++) {
             out.set(ValueLayout.JAVA_BYTE, to + j, (byte) (levels[at + j] | levels[at + 16 + j] << 4));
         }
+    }
+
+    /**
+     * The first of {@code v[from .. from + n)} of largest magnitude, with its sign (ggml's {@code if (ax > amax)} scan from
+     * 0: 0 when every value is 0 or NaN; also {@code Activations.quantizeQ8K}'s maximum).
+     */
+    public static float firstOfLargestMagnitude(float[] v, int from, int n) {
+        float max = 0, amax = 0;
+        for (int i = from; i < from + n; i++) {
+            float a = Math.abs(v[i]);
+            if (a > amax) {
+                amax = a;
+                max = v[i];
+            }
+        }
+        return max;
     }
 
     /**
