@@ -107,13 +107,13 @@ final class GgmlMatmul {
                 float scale = Float.float16ToFloat(data.get(Matrix.SHORT, b)) * xd[blk];
                 acc = ((FloatVector) isum.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, scale), acc);
             }
-            out[r] = LaneSums.sum(acc);
+            out[r] = acc.reduceLanes(VectorOperators.ADD);
         }
     }
 
     /**
      * {@link #q8_0} on a {@link PackedQ8_0}: the same integers, scales and float order per row (so the same
-     * results), four rows per pass. Each chunk of activations is loaded once for the four rows,
+     * results, up to the order in which reduceLanes adds a row's lanes), four rows per pass. Each chunk of activations is loaded once for the four rows,
      * the four rows' weights come from one aligned stream, the scales are floats (no F16 conversion per
      * block), and the four accumulators are independent chains. Rows [r0, r1) are written; a group that
      * straddles r0 or r1 is computed whole and only its rows in the range are stored.
@@ -183,8 +183,8 @@ final class GgmlMatmul {
                 a3 = ((FloatVector) i3.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, ds[s + 3] * dx), a3);
             }
             int r = g * PackedQ8_0.ROWS;
-            float f0 = LaneSums.sum(a0), f1 = LaneSums.sum(a1);
-            float f2 = LaneSums.sum(a2), f3 = LaneSums.sum(a3);
+            float f0 = a0.reduceLanes(VectorOperators.ADD), f1 = a1.reduceLanes(VectorOperators.ADD);
+            float f2 = a2.reduceLanes(VectorOperators.ADD), f3 = a3.reduceLanes(VectorOperators.ADD);
             if (r >= r0 && r + 3 < r1) {
                 out[r] = f0;
                 out[r + 1] = f1;
@@ -239,7 +239,7 @@ final class GgmlMatmul {
                 float scale = Float.float16ToFloat(data.get(Matrix.SHORT, b)) * xd[blk];
                 acc = ((FloatVector) isum.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, scale), acc);
             }
-            out[r] = LaneSums.sum(acc);
+            out[r] = acc.reduceLanes(VectorOperators.ADD);
         }
     }
 
@@ -292,7 +292,7 @@ final class GgmlMatmul {
                         .fma(FloatVector.broadcast(F, Float.float16ToFloat(data.get(Matrix.SHORT, b)) * xd[blk]), acc);
                 summs += Float.float16ToFloat(data.get(Matrix.SHORT, b + Matrix.Q5_1.M)) * xs[blk];
             }
-            out[r] = LaneSums.sum(acc) + summs;
+            out[r] = acc.reduceLanes(VectorOperators.ADD) + summs;
         }
     }
 
@@ -442,7 +442,7 @@ final class GgmlMatmul {
                 mins += xdb * Float.float16ToFloat(data.get(Matrix.SHORT, b + Matrix.Q2_K.DMIN)) * summs;
                 acc = ((FloatVector) isum.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, dall), acc);
             }
-            out[r] = LaneSums.sum(acc) - mins;
+            out[r] = acc.reduceLanes(VectorOperators.ADD) - mins;
         }
     }
 
@@ -505,7 +505,7 @@ final class GgmlMatmul {
                 float scale = Float.float16ToFloat(data.get(Matrix.SHORT, b)) * xd[blk];
                 acc = ((FloatVector) isum.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, scale), acc);
             }
-            out[r] = LaneSums.sum(acc);
+            out[r] = acc.reduceLanes(VectorOperators.ADD);
         }
     }
 
@@ -581,7 +581,7 @@ final class GgmlMatmul {
                 float scale = Float.float16ToFloat(data.get(Matrix.SHORT, b + Matrix.Q3_K.D)) * xd[blk];
                 acc = ((FloatVector) isum.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, scale), acc);
             }
-            out[r] = LaneSums.sum(acc);
+            out[r] = acc.reduceLanes(VectorOperators.ADD);
         }
     }
 
@@ -717,7 +717,7 @@ final class GgmlMatmul {
                 acc = ((FloatVector) isum.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, Float.float16ToFloat(data.get(Matrix.SHORT, b)) * xdb), acc);
                 mins += Float.float16ToFloat(data.get(Matrix.SHORT, b + 2)) * xdb * summ;
             }
-            out[r] = LaneSums.sum(acc) - mins;
+            out[r] = acc.reduceLanes(VectorOperators.ADD) - mins;
         }
     }
 
@@ -786,7 +786,7 @@ final class GgmlMatmul {
                 float scale = Float.float16ToFloat(data.get(Matrix.SHORT, b + 208)) * xd[blk];
                 acc = ((FloatVector) isum.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, scale), acc);
             }
-            out[r] = LaneSums.sum(acc);
+            out[r] = acc.reduceLanes(VectorOperators.ADD);
         }
     }
 
@@ -854,7 +854,8 @@ final class GgmlMatmul {
     /**
      * Rows r..r+3 of {@link #f16Rows} at once: four streams of weights sharing each load of the activations (one row
      * at a time ran at 0.79-1.00x of it on a Llama-3.2-1B F16 file's copy, two threads, docs/measurements/2026-12-05-f16-copy.md).
-     * Each row's sums are in its own two accumulators in {@link #f16Rows}' order, so the same sums; one
+     * Each row's sums are in its own two accumulators in {@link #f16Rows}' order, so the same sums (the last add across
+     * the lanes, {@code reduceLanes}, may differ by an ulp between compilation states, as in every GGML kernel); one
      * inf/NaN check for the four (any of them: all four again as {@link #f16RowSpecial}, which gives a row without one
      * the same sums).
      */
@@ -906,10 +907,10 @@ final class GgmlMatmul {
             }
             return;
         }
-        out[r] = f16Tail(LaneSums.sum(a00.add(a01)), xh, data, b0, j, n);
-        out[r + 1] = f16Tail(LaneSums.sum(a10.add(a11)), xh, data, b1, j, n);
-        out[r + 2] = f16Tail(LaneSums.sum(a20.add(a21)), xh, data, b2, j, n);
-        out[r + 3] = f16Tail(LaneSums.sum(a30.add(a31)), xh, data, b3, j, n);
+        out[r] = f16Tail(a00.add(a01).reduceLanes(VectorOperators.ADD), xh, data, b0, j, n);
+        out[r + 1] = f16Tail(a10.add(a11).reduceLanes(VectorOperators.ADD), xh, data, b1, j, n);
+        out[r + 2] = f16Tail(a20.add(a21).reduceLanes(VectorOperators.ADD), xh, data, b2, j, n);
+        out[r + 3] = f16Tail(a30.add(a31).reduceLanes(VectorOperators.ADD), xh, data, b3, j, n);
     }
 
     /**
@@ -965,7 +966,7 @@ final class GgmlMatmul {
                 out[r] = f16RowSpecial(xh, xp, data, base, n);
                 continue;
             }
-            out[r] = f16Tail(LaneSums.sum(a0.add(a1)), xh, data, base, j, n);
+            out[r] = f16Tail(a0.add(a1).reduceLanes(VectorOperators.ADD), xh, data, base, j, n);
         }
     }
 
@@ -988,7 +989,7 @@ final class GgmlMatmul {
             a0 = w0.fma(FloatVector.fromArray(F, xp, j), a0);
             a1 = w1.fma(FloatVector.fromArray(F, xp, j + L), a1);
         }
-        return f16Tail(LaneSums.sum(a0.add(a1)), xh, data, base, j, n);
+        return f16Tail(a0.add(a1).reduceLanes(VectorOperators.ADD), xh, data, base, j, n);
     }
 
     /**
@@ -1023,10 +1024,10 @@ final class GgmlMatmul {
                 a30 = v.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(x0, a30);
                 a31 = v.and(0xFFFF0000).reinterpretAsFloats().fma(x1, a31);
             }
-            out[r] = bf16Tail(LaneSums.sum(a00.add(a01)), xb, data, b0, j, n);
-            out[r + 1] = bf16Tail(LaneSums.sum(a10.add(a11)), xb, data, b1, j, n);
-            out[r + 2] = bf16Tail(LaneSums.sum(a20.add(a21)), xb, data, b2, j, n);
-            out[r + 3] = bf16Tail(LaneSums.sum(a30.add(a31)), xb, data, b3, j, n);
+            out[r] = bf16Tail(a00.add(a01).reduceLanes(VectorOperators.ADD), xb, data, b0, j, n);
+            out[r + 1] = bf16Tail(a10.add(a11).reduceLanes(VectorOperators.ADD), xb, data, b1, j, n);
+            out[r + 2] = bf16Tail(a20.add(a21).reduceLanes(VectorOperators.ADD), xb, data, b2, j, n);
+            out[r + 3] = bf16Tail(a30.add(a31).reduceLanes(VectorOperators.ADD), xb, data, b3, j, n);
         }
         for (; r < r1; r++) {
             long base = (long) r * n * 2;
@@ -1037,7 +1038,7 @@ final class GgmlMatmul {
                 a0 = v.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(FloatVector.fromArray(F, xp, j), a0);
                 a1 = v.and(0xFFFF0000).reinterpretAsFloats().fma(FloatVector.fromArray(F, xp, j + L), a1);
             }
-            out[r] = bf16Tail(LaneSums.sum(a0.add(a1)), xb, data, base, j, n);
+            out[r] = bf16Tail(a0.add(a1).reduceLanes(VectorOperators.ADD), xb, data, base, j, n);
         }
     }
 

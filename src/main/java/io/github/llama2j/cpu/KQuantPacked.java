@@ -632,7 +632,7 @@ final class KQuantPacked {
                     macc = ((FloatVector) mv.mul(IntVector.fromArray(MI, xs32, blk * 8 + p)).convert(VectorOperators.I2F, 0)).fma(dm, macc);
                 }
                 if (++blk == k0 + width) { // the row's last super-block of the span: its sums, and the next row starts
-                    float v = LaneSums.sum(acc) - LaneSums.sum(macc);
+                    float v = acc.reduceLanes(VectorOperators.ADD) - macc.reduceLanes(VectorOperators.ADD);
                     out[r] = k0 == 0 ? v : out[r] + v;
                     r++;
                     acc = zero;
@@ -727,7 +727,7 @@ final class KQuantPacked {
                     macc = ((FloatVector) mv.mul(IntVector.fromArray(MI, xs32, blk * 8 + p)).convert(VectorOperators.I2F, 0)).fma(dm, macc);
                 }
                 if (++blk == k0 + width) {
-                    float v = LaneSums.sum(acc) - LaneSums.sum(macc);
+                    float v = acc.reduceLanes(VectorOperators.ADD) - macc.reduceLanes(VectorOperators.ADD);
                     out[r] = k0 == 0 ? v : out[r] + v;
                     r++;
                     acc = zero;
@@ -826,7 +826,7 @@ final class KQuantPacked {
                     macc = ((FloatVector) mv.mul(IntVector.fromArray(MI, xs32, blk * 8 + p)).convert(VectorOperators.I2F, 0)).fma(dm, macc);
                 }
             }
-            out[r] = LaneSums.sum(acc) - LaneSums.sum(macc);
+            out[r] = acc.reduceLanes(VectorOperators.ADD) - macc.reduceLanes(VectorOperators.ADD);
         }
     }
 
@@ -896,7 +896,7 @@ final class KQuantPacked {
                             .mul(sc).convert(VectorOperators.I2F, 0)).fma(dx, acc);
                 }
                 if (++blk == k0 + width) { // the row's last super-block of the span: its sum, and the next row starts
-                    float v = LaneSums.sum(acc);
+                    float v = acc.reduceLanes(VectorOperators.ADD);
                     out[r] = k0 == 0 ? v : out[r] + v;
                     r++;
                     acc = zero;

@@ -85,8 +85,8 @@ public final class VectorKernels implements Kernels {
             a2 = FloatVector.fromMemorySegment(F, data, b2 + o, LE).fma(xv, a2);
             a3 = FloatVector.fromMemorySegment(F, data, b3 + o, LE).fma(xv, a3);
         }
-        float s0 = LaneSums.sum(a0), s1 = LaneSums.sum(a1);
-        float s2 = LaneSums.sum(a2), s3 = LaneSums.sum(a3);
+        float s0 = a0.reduceLanes(VectorOperators.ADD), s1 = a1.reduceLanes(VectorOperators.ADD);
+        float s2 = a2.reduceLanes(VectorOperators.ADD), s3 = a3.reduceLanes(VectorOperators.ADD);
         for (; j < n; j++) {
             long o = (long) j * Float.BYTES;
             float xj = x[j];
@@ -114,7 +114,7 @@ public final class VectorKernels implements Kernels {
         for (; j < F.loopBound(n); j += FL) {
             a0 = FloatVector.fromMemorySegment(F, data, base + (long) j * Float.BYTES, LE).fma(FloatVector.fromArray(F, x, j), a0);
         }
-        float sum = LaneSums.sum(a0.add(a1));
+        float sum = a0.add(a1).reduceLanes(VectorOperators.ADD);
         for (; j < n; j++) {
             sum += data.get(ScalarKernels.FLOAT, base + (long) j * Float.BYTES) * x[j];
         }
