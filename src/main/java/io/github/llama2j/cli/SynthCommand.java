@@ -92,7 +92,7 @@ public final class SynthCommand implements Callable<Integer> {
 
     @Option(names = "--type", paramLabel = "T",
             description = "gguf: f32, f16 (default), bf16, q8_0, q4_0, q4_k_m (Q4_K with Q6_K where llama-quantize puts it)"
-                    + ", q5_k_m (Q5_K with Q6_K likewise), q3_k_s, q3_k_m or q3_k_l (Q3_K with Q4_K, Q5_K and Q6_K likewise), q2_k or q2_k_s (Q2_K with Q3_K, Q4_K and Q6_K likewise),"
+                    + ", q5_k_m (Q5_K with Q6_K likewise), q3_k_s, q3_k_m or q3_k_l (Q3_K with Q4_K, Q5_K and Q6_K likewise), q2_k (Q2_K with Q3_K, Q4_K and Q6_K likewise), q2_k_s (Q2_K with Q4_K and Q6_K),"
                     + " iq4_nl or iq4_xs (with Q5_K and Q6_K likewise).")
     String type;
 

@@ -105,8 +105,8 @@ class GgufBatchTest {
 
     /**
      * A synth Q3_K_S model: every matrix Q3_K but the classifier (Q6_K). The Q3_K products of a batch are the one-token
-     * kernel per token, the same bits, so the logits differ only by the classifier's transposed Q6_K sums: a few float
-     * roundings of max|logit| (measured: 0).
+     * kernel per token, as are the classifier's (the last token's, one-token), so the logits agree up to the kernels'
+     * compilation state between the two passes (measured: 0).
      */
     @Test
     void synthQ3KSBatchesAreTheOneTokenKernel() {
@@ -119,8 +119,8 @@ class GgufBatchTest {
     /**
      * A synth Q2_K model (untied, a kv head for two query heads): Q2_K for attn_q/k, ffn gate/up and the embedding, Q3_K
      * for attn_v, attn_output and ffn_down, Q6_K for the classifier. Q2_K and Q3_K have no transposed kernel, so their
-     * batched products are the one-token kernel per token, the same bits: the logits differ only by the classifier's
-     * transposed Q6_K sums, a few float roundings of max|logit|.
+     * batched products are the one-token kernel per token, the same bits, and the classifier runs for the last token
+     * only, one-token too: the logits agree up to the kernels' compilation state between the two passes.
      */
     @Test
     void synthQ2KBatchesAreTheOneTokenKernel() {
@@ -140,8 +140,8 @@ class GgufBatchTest {
     /**
      * Synth IQ4_NL and IQ4_XS models (2 layers, two query heads per kv head: every matrix the file's type but the
      * classifier, Q6_K). IQ4 has no transposed kernel, so the batched IQ4 products are the one-token kernel per token,
-     * the same bits: the logits differ only by the classifier's transposed Q6_K sums, a few float roundings of
-     * max|logit| at most.
+     * the same bits, and the classifier runs for the last token only, one-token too: the logits agree up to the kernels'
+     * compilation state between the two passes.
      */
     @ParameterizedTest
     @ValueSource(strings = {"IQ4_NL", "IQ4_XS"})
