@@ -768,8 +768,8 @@ public final class CpuEngine implements InferenceEngine {
      * Batched prefill: the tokens go through the forward pass {@link #CHUNK} at a time as a matrix, each weight
      * read once per chunk ({@link BatchMatmul}), the cache written for every position, each token attending to
      * the positions up to its own. The last token's logits come out as {@link #forward}'s would: bit-identical
-     * for Q8 (runq) and GGML quantized weights (GGML: with the kernels in one compilation state, see
-     * docs/performance.md), within float rounding for F32 weights (another summation order). Exact mode ({@link ExactVectorKernels}: run.c's order) and the {@link ScalarKernels} reference
+     * for Q8 (runq) and GGML quantized weights (but the types with batched kernels of their own, docs/performance.md),
+     * within float rounding for F32 weights (another summation order). Exact mode ({@link ExactVectorKernels}: run.c's order) and the {@link ScalarKernels} reference
      * feed the tokens one at a time.
      */
     @Override

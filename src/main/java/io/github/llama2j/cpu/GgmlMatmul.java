@@ -107,13 +107,17 @@ final class GgmlMatmul {
                 float scale = Float.float16ToFloat(data.get(Matrix.SHORT, b)) * xd[blk];
                 acc = ((FloatVector) isum.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, scale), acc);
             }
-            out[r] = acc.reduceLanes(VectorOperators.ADD);
+            FloatVector accSum = acc; // the lanes' sum in LaneSums' order
+            accSum = accSum.add(accSum.rearrange(LaneSums.P1)); accSum = accSum.add(accSum.rearrange(LaneSums.P2));
+            if (LaneSums.P_STEPS > 2) { accSum = accSum.add(accSum.rearrange(LaneSums.P3)); }
+            if (LaneSums.P_STEPS > 3) { accSum = accSum.add(accSum.rearrange(LaneSums.P4)); }
+            out[r] = accSum.lane(0);
         }
     }
 
     /**
      * {@link #q8_0} on a {@link PackedQ8_0}: the same integers, scales and float order per row (so the same
-     * results, up to the order in which reduceLanes adds a row's lanes), four rows per pass. Each chunk of activations is loaded once for the four rows,
+     * results), four rows per pass. Each chunk of activations is loaded once for the four rows,
      * the four rows' weights come from one aligned stream, the scales are floats (no F16 conversion per
      * block), and the four accumulators are independent chains. Rows [r0, r1) are written; a group that
      * straddles r0 or r1 is computed whole and only its rows in the range are stored.
@@ -183,8 +187,26 @@ final class GgmlMatmul {
                 a3 = ((FloatVector) i3.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, ds[s + 3] * dx), a3);
             }
             int r = g * PackedQ8_0.ROWS;
-            float f0 = a0.reduceLanes(VectorOperators.ADD), f1 = a1.reduceLanes(VectorOperators.ADD);
-            float f2 = a2.reduceLanes(VectorOperators.ADD), f3 = a3.reduceLanes(VectorOperators.ADD);
+            FloatVector a0Sum = a0; // the lanes' sum in LaneSums' order
+            a0Sum = a0Sum.add(a0Sum.rearrange(LaneSums.P1)); a0Sum = a0Sum.add(a0Sum.rearrange(LaneSums.P2));
+            if (LaneSums.P_STEPS > 2) { a0Sum = a0Sum.add(a0Sum.rearrange(LaneSums.P3)); }
+            if (LaneSums.P_STEPS > 3) { a0Sum = a0Sum.add(a0Sum.rearrange(LaneSums.P4)); }
+            float f0 = a0Sum.lane(0);
+            FloatVector a1Sum = a1; // the lanes' sum in LaneSums' order
+            a1Sum = a1Sum.add(a1Sum.rearrange(LaneSums.P1)); a1Sum = a1Sum.add(a1Sum.rearrange(LaneSums.P2));
+            if (LaneSums.P_STEPS > 2) { a1Sum = a1Sum.add(a1Sum.rearrange(LaneSums.P3)); }
+            if (LaneSums.P_STEPS > 3) { a1Sum = a1Sum.add(a1Sum.rearrange(LaneSums.P4)); }
+            float f1 = a1Sum.lane(0);
+            FloatVector a2Sum = a2; // the lanes' sum in LaneSums' order
+            a2Sum = a2Sum.add(a2Sum.rearrange(LaneSums.P1)); a2Sum = a2Sum.add(a2Sum.rearrange(LaneSums.P2));
+            if (LaneSums.P_STEPS > 2) { a2Sum = a2Sum.add(a2Sum.rearrange(LaneSums.P3)); }
+            if (LaneSums.P_STEPS > 3) { a2Sum = a2Sum.add(a2Sum.rearrange(LaneSums.P4)); }
+            float f2 = a2Sum.lane(0);
+            FloatVector a3Sum = a3; // the lanes' sum in LaneSums' order
+            a3Sum = a3Sum.add(a3Sum.rearrange(LaneSums.P1)); a3Sum = a3Sum.add(a3Sum.rearrange(LaneSums.P2));
+            if (LaneSums.P_STEPS > 2) { a3Sum = a3Sum.add(a3Sum.rearrange(LaneSums.P3)); }
+            if (LaneSums.P_STEPS > 3) { a3Sum = a3Sum.add(a3Sum.rearrange(LaneSums.P4)); }
+            float f3 = a3Sum.lane(0);
             if (r >= r0 && r + 3 < r1) {
                 out[r] = f0;
                 out[r + 1] = f1;
@@ -239,7 +261,11 @@ final class GgmlMatmul {
                 float scale = Float.float16ToFloat(data.get(Matrix.SHORT, b)) * xd[blk];
                 acc = ((FloatVector) isum.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, scale), acc);
             }
-            out[r] = acc.reduceLanes(VectorOperators.ADD);
+            FloatVector accSum = acc; // the lanes' sum in LaneSums' order
+            accSum = accSum.add(accSum.rearrange(LaneSums.P1)); accSum = accSum.add(accSum.rearrange(LaneSums.P2));
+            if (LaneSums.P_STEPS > 2) { accSum = accSum.add(accSum.rearrange(LaneSums.P3)); }
+            if (LaneSums.P_STEPS > 3) { accSum = accSum.add(accSum.rearrange(LaneSums.P4)); }
+            out[r] = accSum.lane(0);
         }
     }
 
@@ -292,7 +318,11 @@ final class GgmlMatmul {
                         .fma(FloatVector.broadcast(F, Float.float16ToFloat(data.get(Matrix.SHORT, b)) * xd[blk]), acc);
                 summs += Float.float16ToFloat(data.get(Matrix.SHORT, b + Matrix.Q5_1.M)) * xs[blk];
             }
-            out[r] = acc.reduceLanes(VectorOperators.ADD) + summs;
+            FloatVector accSum = acc; // the lanes' sum in LaneSums' order
+            accSum = accSum.add(accSum.rearrange(LaneSums.P1)); accSum = accSum.add(accSum.rearrange(LaneSums.P2));
+            if (LaneSums.P_STEPS > 2) { accSum = accSum.add(accSum.rearrange(LaneSums.P3)); }
+            if (LaneSums.P_STEPS > 3) { accSum = accSum.add(accSum.rearrange(LaneSums.P4)); }
+            out[r] = accSum.lane(0) + summs;
         }
     }
 
@@ -442,7 +472,11 @@ final class GgmlMatmul {
                 mins += xdb * Float.float16ToFloat(data.get(Matrix.SHORT, b + Matrix.Q2_K.DMIN)) * summs;
                 acc = ((FloatVector) isum.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, dall), acc);
             }
-            out[r] = acc.reduceLanes(VectorOperators.ADD) - mins;
+            FloatVector accSum = acc; // the lanes' sum in LaneSums' order
+            accSum = accSum.add(accSum.rearrange(LaneSums.P1)); accSum = accSum.add(accSum.rearrange(LaneSums.P2));
+            if (LaneSums.P_STEPS > 2) { accSum = accSum.add(accSum.rearrange(LaneSums.P3)); }
+            if (LaneSums.P_STEPS > 3) { accSum = accSum.add(accSum.rearrange(LaneSums.P4)); }
+            out[r] = accSum.lane(0) - mins;
         }
     }
 
@@ -505,7 +539,11 @@ final class GgmlMatmul {
                 float scale = Float.float16ToFloat(data.get(Matrix.SHORT, b)) * xd[blk];
                 acc = ((FloatVector) isum.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, scale), acc);
             }
-            out[r] = acc.reduceLanes(VectorOperators.ADD);
+            FloatVector accSum = acc; // the lanes' sum in LaneSums' order
+            accSum = accSum.add(accSum.rearrange(LaneSums.P1)); accSum = accSum.add(accSum.rearrange(LaneSums.P2));
+            if (LaneSums.P_STEPS > 2) { accSum = accSum.add(accSum.rearrange(LaneSums.P3)); }
+            if (LaneSums.P_STEPS > 3) { accSum = accSum.add(accSum.rearrange(LaneSums.P4)); }
+            out[r] = accSum.lane(0);
         }
     }
 
@@ -581,7 +619,11 @@ final class GgmlMatmul {
                 float scale = Float.float16ToFloat(data.get(Matrix.SHORT, b + Matrix.Q3_K.D)) * xd[blk];
                 acc = ((FloatVector) isum.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, scale), acc);
             }
-            out[r] = acc.reduceLanes(VectorOperators.ADD);
+            FloatVector accSum = acc; // the lanes' sum in LaneSums' order
+            accSum = accSum.add(accSum.rearrange(LaneSums.P1)); accSum = accSum.add(accSum.rearrange(LaneSums.P2));
+            if (LaneSums.P_STEPS > 2) { accSum = accSum.add(accSum.rearrange(LaneSums.P3)); }
+            if (LaneSums.P_STEPS > 3) { accSum = accSum.add(accSum.rearrange(LaneSums.P4)); }
+            out[r] = accSum.lane(0);
         }
     }
 
@@ -717,7 +759,11 @@ final class GgmlMatmul {
                 acc = ((FloatVector) isum.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, Float.float16ToFloat(data.get(Matrix.SHORT, b)) * xdb), acc);
                 mins += Float.float16ToFloat(data.get(Matrix.SHORT, b + 2)) * xdb * summ;
             }
-            out[r] = acc.reduceLanes(VectorOperators.ADD) - mins;
+            FloatVector accSum = acc; // the lanes' sum in LaneSums' order
+            accSum = accSum.add(accSum.rearrange(LaneSums.P1)); accSum = accSum.add(accSum.rearrange(LaneSums.P2));
+            if (LaneSums.P_STEPS > 2) { accSum = accSum.add(accSum.rearrange(LaneSums.P3)); }
+            if (LaneSums.P_STEPS > 3) { accSum = accSum.add(accSum.rearrange(LaneSums.P4)); }
+            out[r] = accSum.lane(0) - mins;
         }
     }
 
@@ -786,7 +832,11 @@ final class GgmlMatmul {
                 float scale = Float.float16ToFloat(data.get(Matrix.SHORT, b + 208)) * xd[blk];
                 acc = ((FloatVector) isum.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, scale), acc);
             }
-            out[r] = acc.reduceLanes(VectorOperators.ADD);
+            FloatVector accSum = acc; // the lanes' sum in LaneSums' order
+            accSum = accSum.add(accSum.rearrange(LaneSums.P1)); accSum = accSum.add(accSum.rearrange(LaneSums.P2));
+            if (LaneSums.P_STEPS > 2) { accSum = accSum.add(accSum.rearrange(LaneSums.P3)); }
+            if (LaneSums.P_STEPS > 3) { accSum = accSum.add(accSum.rearrange(LaneSums.P4)); }
+            out[r] = accSum.lane(0);
         }
     }
 
@@ -854,8 +904,7 @@ final class GgmlMatmul {
     /**
      * Rows r..r+3 of {@link #f16Rows} at once: four streams of weights sharing each load of the activations (one row
      * at a time ran at 0.79-1.00x of it on a Llama-3.2-1B F16 file's copy, two threads, docs/measurements/2026-12-05-f16-copy.md).
-     * Each row's sums are in its own two accumulators in {@link #f16Rows}' order, so the same sums (the last add across
-     * the lanes, {@code reduceLanes}, may differ by an ulp between compilation states, as in every GGML kernel); one
+     * Each row's sums are in its own two accumulators in {@link #f16Rows}' order, so the same sums; one
      * inf/NaN check for the four (any of them: all four again as {@link #f16RowSpecial}, which gives a row without one
      * the same sums).
      */
@@ -907,10 +956,26 @@ final class GgmlMatmul {
             }
             return;
         }
-        out[r] = f16Tail(a00.add(a01).reduceLanes(VectorOperators.ADD), xh, data, b0, j, n);
-        out[r + 1] = f16Tail(a10.add(a11).reduceLanes(VectorOperators.ADD), xh, data, b1, j, n);
-        out[r + 2] = f16Tail(a20.add(a21).reduceLanes(VectorOperators.ADD), xh, data, b2, j, n);
-        out[r + 3] = f16Tail(a30.add(a31).reduceLanes(VectorOperators.ADD), xh, data, b3, j, n);
+        FloatVector a0Sum = a00.add(a01); // the lanes' sum in LaneSums' order
+        a0Sum = a0Sum.add(a0Sum.rearrange(LaneSums.P1)); a0Sum = a0Sum.add(a0Sum.rearrange(LaneSums.P2));
+        if (LaneSums.P_STEPS > 2) { a0Sum = a0Sum.add(a0Sum.rearrange(LaneSums.P3)); }
+        if (LaneSums.P_STEPS > 3) { a0Sum = a0Sum.add(a0Sum.rearrange(LaneSums.P4)); }
+        out[r] = f16Tail(a0Sum.lane(0), xh, data, b0, j, n);
+        FloatVector a1Sum = a10.add(a11); // the lanes' sum in LaneSums' order
+        a1Sum = a1Sum.add(a1Sum.rearrange(LaneSums.P1)); a1Sum = a1Sum.add(a1Sum.rearrange(LaneSums.P2));
+        if (LaneSums.P_STEPS > 2) { a1Sum = a1Sum.add(a1Sum.rearrange(LaneSums.P3)); }
+        if (LaneSums.P_STEPS > 3) { a1Sum = a1Sum.add(a1Sum.rearrange(LaneSums.P4)); }
+        out[r + 1] = f16Tail(a1Sum.lane(0), xh, data, b1, j, n);
+        FloatVector a2Sum = a20.add(a21); // the lanes' sum in LaneSums' order
+        a2Sum = a2Sum.add(a2Sum.rearrange(LaneSums.P1)); a2Sum = a2Sum.add(a2Sum.rearrange(LaneSums.P2));
+        if (LaneSums.P_STEPS > 2) { a2Sum = a2Sum.add(a2Sum.rearrange(LaneSums.P3)); }
+        if (LaneSums.P_STEPS > 3) { a2Sum = a2Sum.add(a2Sum.rearrange(LaneSums.P4)); }
+        out[r + 2] = f16Tail(a2Sum.lane(0), xh, data, b2, j, n);
+        FloatVector a3Sum = a30.add(a31); // the lanes' sum in LaneSums' order
+        a3Sum = a3Sum.add(a3Sum.rearrange(LaneSums.P1)); a3Sum = a3Sum.add(a3Sum.rearrange(LaneSums.P2));
+        if (LaneSums.P_STEPS > 2) { a3Sum = a3Sum.add(a3Sum.rearrange(LaneSums.P3)); }
+        if (LaneSums.P_STEPS > 3) { a3Sum = a3Sum.add(a3Sum.rearrange(LaneSums.P4)); }
+        out[r + 3] = f16Tail(a3Sum.lane(0), xh, data, b3, j, n);
     }
 
     /**
@@ -966,7 +1031,11 @@ final class GgmlMatmul {
                 out[r] = f16RowSpecial(xh, xp, data, base, n);
                 continue;
             }
-            out[r] = f16Tail(a0.add(a1).reduceLanes(VectorOperators.ADD), xh, data, base, j, n);
+            FloatVector aSum = a0.add(a1); // the lanes' sum in LaneSums' order
+            aSum = aSum.add(aSum.rearrange(LaneSums.P1)); aSum = aSum.add(aSum.rearrange(LaneSums.P2));
+            if (LaneSums.P_STEPS > 2) { aSum = aSum.add(aSum.rearrange(LaneSums.P3)); }
+            if (LaneSums.P_STEPS > 3) { aSum = aSum.add(aSum.rearrange(LaneSums.P4)); }
+            out[r] = f16Tail(aSum.lane(0), xh, data, base, j, n);
         }
     }
 
@@ -989,7 +1058,11 @@ final class GgmlMatmul {
             a0 = w0.fma(FloatVector.fromArray(F, xp, j), a0);
             a1 = w1.fma(FloatVector.fromArray(F, xp, j + L), a1);
         }
-        return f16Tail(a0.add(a1).reduceLanes(VectorOperators.ADD), xh, data, base, j, n);
+        FloatVector aSum = a0.add(a1); // the lanes' sum in LaneSums' order
+        aSum = aSum.add(aSum.rearrange(LaneSums.P1)); aSum = aSum.add(aSum.rearrange(LaneSums.P2));
+        if (LaneSums.P_STEPS > 2) { aSum = aSum.add(aSum.rearrange(LaneSums.P3)); }
+        if (LaneSums.P_STEPS > 3) { aSum = aSum.add(aSum.rearrange(LaneSums.P4)); }
+        return f16Tail(aSum.lane(0), xh, data, base, j, n);
     }
 
     /**
@@ -1024,10 +1097,26 @@ final class GgmlMatmul {
                 a30 = v.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(x0, a30);
                 a31 = v.and(0xFFFF0000).reinterpretAsFloats().fma(x1, a31);
             }
-            out[r] = bf16Tail(a00.add(a01).reduceLanes(VectorOperators.ADD), xb, data, b0, j, n);
-            out[r + 1] = bf16Tail(a10.add(a11).reduceLanes(VectorOperators.ADD), xb, data, b1, j, n);
-            out[r + 2] = bf16Tail(a20.add(a21).reduceLanes(VectorOperators.ADD), xb, data, b2, j, n);
-            out[r + 3] = bf16Tail(a30.add(a31).reduceLanes(VectorOperators.ADD), xb, data, b3, j, n);
+            FloatVector a0Sum = a00.add(a01); // the lanes' sum in LaneSums' order
+            a0Sum = a0Sum.add(a0Sum.rearrange(LaneSums.P1)); a0Sum = a0Sum.add(a0Sum.rearrange(LaneSums.P2));
+            if (LaneSums.P_STEPS > 2) { a0Sum = a0Sum.add(a0Sum.rearrange(LaneSums.P3)); }
+            if (LaneSums.P_STEPS > 3) { a0Sum = a0Sum.add(a0Sum.rearrange(LaneSums.P4)); }
+            out[r] = bf16Tail(a0Sum.lane(0), xb, data, b0, j, n);
+            FloatVector a1Sum = a10.add(a11); // the lanes' sum in LaneSums' order
+            a1Sum = a1Sum.add(a1Sum.rearrange(LaneSums.P1)); a1Sum = a1Sum.add(a1Sum.rearrange(LaneSums.P2));
+            if (LaneSums.P_STEPS > 2) { a1Sum = a1Sum.add(a1Sum.rearrange(LaneSums.P3)); }
+            if (LaneSums.P_STEPS > 3) { a1Sum = a1Sum.add(a1Sum.rearrange(LaneSums.P4)); }
+            out[r + 1] = bf16Tail(a1Sum.lane(0), xb, data, b1, j, n);
+            FloatVector a2Sum = a20.add(a21); // the lanes' sum in LaneSums' order
+            a2Sum = a2Sum.add(a2Sum.rearrange(LaneSums.P1)); a2Sum = a2Sum.add(a2Sum.rearrange(LaneSums.P2));
+            if (LaneSums.P_STEPS > 2) { a2Sum = a2Sum.add(a2Sum.rearrange(LaneSums.P3)); }
+            if (LaneSums.P_STEPS > 3) { a2Sum = a2Sum.add(a2Sum.rearrange(LaneSums.P4)); }
+            out[r + 2] = bf16Tail(a2Sum.lane(0), xb, data, b2, j, n);
+            FloatVector a3Sum = a30.add(a31); // the lanes' sum in LaneSums' order
+            a3Sum = a3Sum.add(a3Sum.rearrange(LaneSums.P1)); a3Sum = a3Sum.add(a3Sum.rearrange(LaneSums.P2));
+            if (LaneSums.P_STEPS > 2) { a3Sum = a3Sum.add(a3Sum.rearrange(LaneSums.P3)); }
+            if (LaneSums.P_STEPS > 3) { a3Sum = a3Sum.add(a3Sum.rearrange(LaneSums.P4)); }
+            out[r + 3] = bf16Tail(a3Sum.lane(0), xb, data, b3, j, n);
         }
         for (; r < r1; r++) {
             long base = (long) r * n * 2;
@@ -1038,7 +1127,11 @@ final class GgmlMatmul {
                 a0 = v.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(FloatVector.fromArray(F, xp, j), a0);
                 a1 = v.and(0xFFFF0000).reinterpretAsFloats().fma(FloatVector.fromArray(F, xp, j + L), a1);
             }
-            out[r] = bf16Tail(a0.add(a1).reduceLanes(VectorOperators.ADD), xb, data, base, j, n);
+            FloatVector aSum = a0.add(a1); // the lanes' sum in LaneSums' order
+            aSum = aSum.add(aSum.rearrange(LaneSums.P1)); aSum = aSum.add(aSum.rearrange(LaneSums.P2));
+            if (LaneSums.P_STEPS > 2) { aSum = aSum.add(aSum.rearrange(LaneSums.P3)); }
+            if (LaneSums.P_STEPS > 3) { aSum = aSum.add(aSum.rearrange(LaneSums.P4)); }
+            out[r] = bf16Tail(aSum.lane(0), xb, data, base, j, n);
         }
     }
 

@@ -632,7 +632,16 @@ final class KQuantPacked {
                     macc = ((FloatVector) mv.mul(IntVector.fromArray(MI, xs32, blk * 8 + p)).convert(VectorOperators.I2F, 0)).fma(dm, macc);
                 }
                 if (++blk == k0 + width) { // the row's last super-block of the span: its sums, and the next row starts
-                    float v = acc.reduceLanes(VectorOperators.ADD) - macc.reduceLanes(VectorOperators.ADD);
+                    FloatVector accSum = acc; // the lanes' sum in LaneSums' order
+                    accSum = accSum.add(accSum.rearrange(LaneSums.P1)); accSum = accSum.add(accSum.rearrange(LaneSums.P2));
+                    if (LaneSums.P_STEPS > 2) { accSum = accSum.add(accSum.rearrange(LaneSums.P3)); }
+                    if (LaneSums.P_STEPS > 3) { accSum = accSum.add(accSum.rearrange(LaneSums.P4)); }
+                    float v = accSum.lane(0);
+                    FloatVector maccSum = macc; // the lanes' sum in LaneSums' order
+                    maccSum = maccSum.add(maccSum.rearrange(LaneSums.M1)); maccSum = maccSum.add(maccSum.rearrange(LaneSums.M2));
+                    if (LaneSums.M_STEPS > 2) { maccSum = maccSum.add(maccSum.rearrange(LaneSums.M3)); }
+                    if (LaneSums.M_STEPS > 3) { maccSum = maccSum.add(maccSum.rearrange(LaneSums.M4)); }
+                    v -= maccSum.lane(0);
                     out[r] = k0 == 0 ? v : out[r] + v;
                     r++;
                     acc = zero;
@@ -727,7 +736,16 @@ final class KQuantPacked {
                     macc = ((FloatVector) mv.mul(IntVector.fromArray(MI, xs32, blk * 8 + p)).convert(VectorOperators.I2F, 0)).fma(dm, macc);
                 }
                 if (++blk == k0 + width) {
-                    float v = acc.reduceLanes(VectorOperators.ADD) - macc.reduceLanes(VectorOperators.ADD);
+                    FloatVector accSum = acc; // the lanes' sum in LaneSums' order
+                    accSum = accSum.add(accSum.rearrange(LaneSums.P1)); accSum = accSum.add(accSum.rearrange(LaneSums.P2));
+                    if (LaneSums.P_STEPS > 2) { accSum = accSum.add(accSum.rearrange(LaneSums.P3)); }
+                    if (LaneSums.P_STEPS > 3) { accSum = accSum.add(accSum.rearrange(LaneSums.P4)); }
+                    float v = accSum.lane(0);
+                    FloatVector maccSum = macc; // the lanes' sum in LaneSums' order
+                    maccSum = maccSum.add(maccSum.rearrange(LaneSums.M1)); maccSum = maccSum.add(maccSum.rearrange(LaneSums.M2));
+                    if (LaneSums.M_STEPS > 2) { maccSum = maccSum.add(maccSum.rearrange(LaneSums.M3)); }
+                    if (LaneSums.M_STEPS > 3) { maccSum = maccSum.add(maccSum.rearrange(LaneSums.M4)); }
+                    v -= maccSum.lane(0);
                     out[r] = k0 == 0 ? v : out[r] + v;
                     r++;
                     acc = zero;
@@ -826,7 +844,16 @@ final class KQuantPacked {
                     macc = ((FloatVector) mv.mul(IntVector.fromArray(MI, xs32, blk * 8 + p)).convert(VectorOperators.I2F, 0)).fma(dm, macc);
                 }
             }
-            out[r] = acc.reduceLanes(VectorOperators.ADD) - macc.reduceLanes(VectorOperators.ADD);
+            FloatVector accSum = acc; // the lanes' sum in LaneSums' order
+            accSum = accSum.add(accSum.rearrange(LaneSums.P1)); accSum = accSum.add(accSum.rearrange(LaneSums.P2));
+            if (LaneSums.P_STEPS > 2) { accSum = accSum.add(accSum.rearrange(LaneSums.P3)); }
+            if (LaneSums.P_STEPS > 3) { accSum = accSum.add(accSum.rearrange(LaneSums.P4)); }
+            float v = accSum.lane(0);
+            FloatVector maccSum = macc; // the lanes' sum in LaneSums' order
+            maccSum = maccSum.add(maccSum.rearrange(LaneSums.M1)); maccSum = maccSum.add(maccSum.rearrange(LaneSums.M2));
+            if (LaneSums.M_STEPS > 2) { maccSum = maccSum.add(maccSum.rearrange(LaneSums.M3)); }
+            if (LaneSums.M_STEPS > 3) { maccSum = maccSum.add(maccSum.rearrange(LaneSums.M4)); }
+            out[r] = v - maccSum.lane(0);
         }
     }
 
@@ -896,7 +923,11 @@ final class KQuantPacked {
                             .mul(sc).convert(VectorOperators.I2F, 0)).fma(dx, acc);
                 }
                 if (++blk == k0 + width) { // the row's last super-block of the span: its sum, and the next row starts
-                    float v = acc.reduceLanes(VectorOperators.ADD);
+                    FloatVector accSum = acc; // the lanes' sum in LaneSums' order
+                    accSum = accSum.add(accSum.rearrange(LaneSums.P1)); accSum = accSum.add(accSum.rearrange(LaneSums.P2));
+                    if (LaneSums.P_STEPS > 2) { accSum = accSum.add(accSum.rearrange(LaneSums.P3)); }
+                    if (LaneSums.P_STEPS > 3) { accSum = accSum.add(accSum.rearrange(LaneSums.P4)); }
+                    float v = accSum.lane(0);
                     out[r] = k0 == 0 ? v : out[r] + v;
                     r++;
                     acc = zero;

@@ -50,6 +50,14 @@ public final class VectorKernels implements Kernels {
 
     private static final ScalarKernels SCALAR = new ScalarKernels();
 
+    /**
+     * Refuses this JVM's preferred float vectors if they are wider than the kernels' row sums take (512 bits,
+     * {@link LaneSums#check}); called before an engine is made, with exit code 3 and what to do.
+     */
+    public static void checkVectorWidth() {
+        LaneSums.check(F.length());
+    }
+
     @Override
     public String name() {
         return "vector" + F.vectorBitSize();
@@ -85,8 +93,26 @@ public final class VectorKernels implements Kernels {
             a2 = FloatVector.fromMemorySegment(F, data, b2 + o, LE).fma(xv, a2);
             a3 = FloatVector.fromMemorySegment(F, data, b3 + o, LE).fma(xv, a3);
         }
-        float s0 = a0.reduceLanes(VectorOperators.ADD), s1 = a1.reduceLanes(VectorOperators.ADD);
-        float s2 = a2.reduceLanes(VectorOperators.ADD), s3 = a3.reduceLanes(VectorOperators.ADD);
+        FloatVector a0Sum = a0; // the lanes' sum in LaneSums' order
+        a0Sum = a0Sum.add(a0Sum.rearrange(LaneSums.P1)); a0Sum = a0Sum.add(a0Sum.rearrange(LaneSums.P2));
+        if (LaneSums.P_STEPS > 2) { a0Sum = a0Sum.add(a0Sum.rearrange(LaneSums.P3)); }
+        if (LaneSums.P_STEPS > 3) { a0Sum = a0Sum.add(a0Sum.rearrange(LaneSums.P4)); }
+        float s0 = a0Sum.lane(0);
+        FloatVector a1Sum = a1; // the lanes' sum in LaneSums' order
+        a1Sum = a1Sum.add(a1Sum.rearrange(LaneSums.P1)); a1Sum = a1Sum.add(a1Sum.rearrange(LaneSums.P2));
+        if (LaneSums.P_STEPS > 2) { a1Sum = a1Sum.add(a1Sum.rearrange(LaneSums.P3)); }
+        if (LaneSums.P_STEPS > 3) { a1Sum = a1Sum.add(a1Sum.rearrange(LaneSums.P4)); }
+        float s1 = a1Sum.lane(0);
+        FloatVector a2Sum = a2; // the lanes' sum in LaneSums' order
+        a2Sum = a2Sum.add(a2Sum.rearrange(LaneSums.P1)); a2Sum = a2Sum.add(a2Sum.rearrange(LaneSums.P2));
+        if (LaneSums.P_STEPS > 2) { a2Sum = a2Sum.add(a2Sum.rearrange(LaneSums.P3)); }
+        if (LaneSums.P_STEPS > 3) { a2Sum = a2Sum.add(a2Sum.rearrange(LaneSums.P4)); }
+        float s2 = a2Sum.lane(0);
+        FloatVector a3Sum = a3; // the lanes' sum in LaneSums' order
+        a3Sum = a3Sum.add(a3Sum.rearrange(LaneSums.P1)); a3Sum = a3Sum.add(a3Sum.rearrange(LaneSums.P2));
+        if (LaneSums.P_STEPS > 2) { a3Sum = a3Sum.add(a3Sum.rearrange(LaneSums.P3)); }
+        if (LaneSums.P_STEPS > 3) { a3Sum = a3Sum.add(a3Sum.rearrange(LaneSums.P4)); }
+        float s3 = a3Sum.lane(0);
         for (; j < n; j++) {
             long o = (long) j * Float.BYTES;
             float xj = x[j];
@@ -114,7 +140,11 @@ public final class VectorKernels implements Kernels {
         for (; j < F.loopBound(n); j += FL) {
             a0 = FloatVector.fromMemorySegment(F, data, base + (long) j * Float.BYTES, LE).fma(FloatVector.fromArray(F, x, j), a0);
         }
-        float sum = a0.add(a1).reduceLanes(VectorOperators.ADD);
+        FloatVector aSum = a0.add(a1); // the lanes' sum in LaneSums' order
+        aSum = aSum.add(aSum.rearrange(LaneSums.P1)); aSum = aSum.add(aSum.rearrange(LaneSums.P2));
+        if (LaneSums.P_STEPS > 2) { aSum = aSum.add(aSum.rearrange(LaneSums.P3)); }
+        if (LaneSums.P_STEPS > 3) { aSum = aSum.add(aSum.rearrange(LaneSums.P4)); }
+        float sum = aSum.lane(0);
         for (; j < n; j++) {
             sum += data.get(ScalarKernels.FLOAT, base + (long) j * Float.BYTES) * x[j];
         }

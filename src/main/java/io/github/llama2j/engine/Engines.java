@@ -86,6 +86,7 @@ public final class Engines {
 
     /** Exact mode keeps run.c's summation order in the float matmuls (vectorized across rows); otherwise the SIMD kernels. */
     public static Kernels cpuKernels(boolean exact) {
+        VectorKernels.checkVectorWidth();
         return exact ? new ExactVectorKernels() : new VectorKernels();
     }
 }

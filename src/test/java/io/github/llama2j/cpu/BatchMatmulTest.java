@@ -272,8 +272,8 @@ class BatchMatmulTest {
 
     /**
      * Every GGML type: the batched kernel against the one-token kernel. Both form the same exact integers (the quantized
-     * types) or the same exact products (F16, BF16) and differ in the order of their float sums (and the one-token
-     * kernel's {@code reduceLanes} even between compilation states), so the test allows a few ulps of the largest
+     * types) or the same exact products (F16, BF16) and differ in the order of their float sums, so the test allows a
+     * few ulps of the largest
      * magnitude a partial sum can reach: the row's sum of |w·x|, and for Q4_K and Q5_K, whose weights d·sc·q - dmin·m are
      * summed as two parts that may cancel, of (|d·sc·q| + |dmin·m|)·|x| (with |w·x| alone a run failed at 6e-4 of a
      * -155 output; with a few ulps of the output, a CI run failed at 40 ulps of a -112 output).

@@ -357,9 +357,7 @@ class GgmlKernelsTest {
      * The Q4_K and Q6_K copies' kernels read the activation pairs (and Q6_K's chain starts) from the index the
      * preparation chose for them (a cache line's start, {@link ArrayAlignment}): at each of the 16 indices it may
      * choose, the float64 product within the bound (a kernel reading from another index than the pairs were written
-     * at is off by far more). Not bit for bit across the indices: the kernel gets compiled somewhere along the 16
-     * runs, and the Vector API's float {@code reduceLanes} may add the lanes in another order once intrinsified
-     * than in its Java fallback (seen once: 1 ulp at 128 bits between index 0 and 13 in a CI run).
+     * at is off by far more), and bit for bit the same at every index.
      */
     @Test
     void kQuantPairsFromAnyFirstIndex() {
@@ -371,7 +369,7 @@ class GgmlKernelsTest {
                 case Matrix.Q5_K q -> KQuantPacked.Q5K.of(q);
                 default -> KQuantPacked.Q6K.of((Matrix.Q6_K) m);
             };
-            float[] x = randomInput(cols);
+            float[] x = randomInput(cols), first = null;
             for (int at = 0; at < ArrayAlignment.LINE / Integer.BYTES; at++) {
                 Activations a = new Activations(cols);
                 a.pairsAtForTests = at;
@@ -383,6 +381,13 @@ class GgmlKernelsTest {
                 }
                 checkRows(type + " copy, pairs from index " + at, o -> new VectorKernels().matmul(o, a, copy, 0, rows), m,
                         a, cols / 256, rows, cols, 0, rows);
+                float[] out = new float[rows];
+                new VectorKernels().matmul(out, a, copy, 0, rows);
+                if (first == null) {
+                    first = out;
+                } else {
+                    assertArrayEquals(first, out, type + ": pairs from index " + at + " against index 0");
+                }
             }
         }
     }
@@ -1716,9 +1721,8 @@ class GgmlKernelsTest {
 
     /**
      * A row's result four rows at a time against the same row alone: the same products in the same lanes and order,
-     * so an inf or NaN bit for bit and a finite sum within 1e-6 of the row's sum of |w·x| (the final add across lanes,
-     * reduceLanes, may take another order before C2 compiles a method than after: an ulp or two; the wrong activations
-     * for a row, or a row's lanes mixed up, move it by a good fraction of that sum).
+     * so an inf or NaN bit for bit and a finite sum within 1e-6 of the row's sum of |w·x| (the wrong activations for a
+     * row, or a row's lanes mixed up, move it by a good fraction of that sum).
      */
     private static void assertSameRowSum(float alone, float four, MemorySegment halves, int r, int cols, boolean f16, float[] x, String what) {
         if (!Float.isFinite(alone) || !Float.isFinite(four)) {

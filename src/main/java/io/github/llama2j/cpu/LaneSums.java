@@ -1,0 +1,94 @@
+package io.github.llama2j.cpu;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorShuffle;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * How the kernels sum a row's float lanes: in one fixed order, whatever runs the code, where
+ * {@code reduceLanes(ADD)} gives bits that depend on the JIT's state.
+ *
+ * <p>Why: {@code FloatVector.reduceLanes(VectorOperators.ADD)} adds the lanes one after another in the interpreter and
+ * in C1's code (the Vector API's Java fallback), but by halves once C2 has compiled the method (x86: lanes i and
+ * i + n/2, then i and i + n/4, ..., then lanes 0 and 1); on 200,000 random 16-lane vectors the two differed in 65% of
+ * the sums (docs/measurements/2026-12-07-lane-sums.md). So a kernel that ran before C2 compiled it, or after a
+ * deoptimization, gave other logits than the same kernel compiled, and a run's tokens could depend on when the JIT
+ * finished. {@code KernelJitStateTest} runs every kernel interpreted and compiled and requires the same bits.
+ *
+ * <p>The order, written out at each kernel's row end with lanewise operations only (which every execution mode
+ * computes lane by lane, exactly):
+ * <pre>
+ * FloatVector s = acc;
+ * s = s.add(s.rearrange(P1)); s = s.add(s.rearrange(P2));
+ * if (P_STEPS &gt; 2) { s = s.add(s.rearrange(P3)); }
+ * if (P_STEPS &gt; 3) { s = s.add(s.rearrange(P4)); }
+ * float sum = s.lane(0);
+ * </pre>
+ * Step i rotates the lanes by n / 2^i, so lane 0 ends as the halving tree {@link #sum} computes: C2's
+ * {@code reduceLanes} order, so compiled kernels give what they gave before. The step count is a constant (C2 keeps
+ * the steps the width takes). {@link #P1}-{@link #P4} are for the preferred species, {@link #M1}-{@link #M4} for the
+ * K-quant kernels' species of the mins (at most 256 bits).
+ *
+ * <p>Why at each site and not in a method: the kernels are too large for C2 to inline even a small method into them
+ * ("callee is too large", "NodeCountInliningCutoff"). A method taking the vector got each row's accumulator boxed:
+ * Llama-3.2-1B Q4_K_M bench tg16 6.5-8.9 against 16.1-16.5 tok/s. A method taking the lanes stored to an array
+ * ({@link #sum}) cost a call per row: tg32 31.2-33.4 against 34.6-42.7 tok/s for {@code reduceLanes}. Written out at
+ * each site, the scalar sum of the stored lanes was 5-15% slower than {@code reduceLanes} in a float32 kernel in
+ * cache, {@code slice} steps cost stories42M-shaped f32 tg128 a third (139-164 against 203-244 tok/s), and these
+ * rotations were within the noise of {@code reduceLanes} (the same page).
+ */
+final class LaneSums {
+    /** The most lanes the four steps sum: 512 bits of floats; see {@link #check}. */
+    static final int MAX_LANES = 16;
+    private static final VectorSpecies<Float> PREFERRED = FloatVector.SPECIES_PREFERRED;
+    /** The K-quant kernels' species for the mins: the preferred one, at most 256 bits. */
+    private static final VectorSpecies<Float> MINS = PREFERRED.vectorBitSize() <= 256 ? PREFERRED : FloatVector.SPECIES_256;
+
+    /** The rotations for the preferred float species, and how many of them its lanes take (log2 of its length). */
+    static final VectorShuffle<Float> P1 = rotation(PREFERRED, 1), P2 = rotation(PREFERRED, 2), P3 = rotation(PREFERRED, 3),
+            P4 = rotation(PREFERRED, 4);
+    static final int P_STEPS = Integer.numberOfTrailingZeros(PREFERRED.length());
+    /** The same for a species of at most 256 bits (the preferred one, if narrower). */
+    static final VectorShuffle<Float> M1 = rotation(MINS, 1), M2 = rotation(MINS, 2), M3 = rotation(MINS, 3), M4 = rotation(MINS, 4);
+    static final int M_STEPS = Integer.numberOfTrailingZeros(MINS.length());
+
+    private LaneSums() {
+    }
+
+    /** Step i (1-4) for species s: lane j takes lane j + n / 2^i (mod n); a step the lanes do not take rotates by 1. */
+    static VectorShuffle<Float> rotation(VectorSpecies<Float> s, int i) {
+        int k = Math.max(1, s.length() >> i);
+        return VectorShuffle.fromOp(s, j -> (j + k) % s.length());
+    }
+
+    /**
+     * The sum of {@code lanes} by halves: lane i plus lane i + n/2 for i &lt; n/2, then the same on the first half,
+     * down to lanes 0 and 1; the kernels' order, as a reference. {@code lanes.length} must be a power of two; the
+     * array is overwritten.
+     */
+    static float sum(float[] lanes) {
+        for (int w = lanes.length >> 1; w > 0; w >>= 1) {
+            for (int i = 0; i < w; i++) {
+                lanes[i] += lanes[i + w];
+            }
+        }
+        return lanes[0];
+    }
+
+    /**
+     * Refuses float vectors of more than {@link #MAX_LANES} lanes (wider than 512 bits: no JDK on x86, NEON or the SVE of
+     * current Arm servers has them), whose lanes past the 16th the kernels' four steps would leave out, and of fewer
+     * than 4 (no SIMD: the kernels take two steps always).
+     */
+    static void check(int floatLanes) {
+        if (floatLanes < 4) {
+            throw new io.github.llama2j.Llama2jException("float vectors of " + floatLanes + " lanes: the CPU kernels need"
+                    + " 128-bit vectors at least", io.github.llama2j.Llama2jException.UNAVAILABLE);
+        }
+        if (floatLanes > MAX_LANES) {
+            throw new io.github.llama2j.Llama2jException("float vectors of " + floatLanes + " lanes (" + floatLanes * 32
+                    + " bits): the CPU kernels sum at most " + MAX_LANES + " (512 bits); run java with -XX:MaxVectorSize=64",
+                    io.github.llama2j.Llama2jException.UNAVAILABLE);
+        }
+    }
+}
