@@ -107,7 +107,7 @@ final class GgmlMatmul {
                 float scale = Float.float16ToFloat(data.get(Matrix.SHORT, b)) * xd[blk];
                 acc = ((FloatVector) isum.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, scale), acc);
             }
-            FloatVector accSum = acc; // the lanes' sum in LaneSums' order, written out here (a method per row cost 20%: LaneSums)
+            FloatVector accSum = acc; // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
             accSum = accSum.add(accSum.rearrange(LaneSums.P1)); accSum = accSum.add(accSum.rearrange(LaneSums.P2));
             if (LaneSums.P_STEPS > 2) { accSum = accSum.add(accSum.rearrange(LaneSums.P3)); }
             if (LaneSums.P_STEPS > 3) { accSum = accSum.add(accSum.rearrange(LaneSums.P4)); }
@@ -187,22 +187,22 @@ final class GgmlMatmul {
                 a3 = ((FloatVector) i3.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, ds[s + 3] * dx), a3);
             }
             int r = g * PackedQ8_0.ROWS;
-            FloatVector a0Sum = a0; // the lanes' sum in LaneSums' order, written out here (a method per row cost 20%: LaneSums)
+            FloatVector a0Sum = a0; // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
             a0Sum = a0Sum.add(a0Sum.rearrange(LaneSums.P1)); a0Sum = a0Sum.add(a0Sum.rearrange(LaneSums.P2));
             if (LaneSums.P_STEPS > 2) { a0Sum = a0Sum.add(a0Sum.rearrange(LaneSums.P3)); }
             if (LaneSums.P_STEPS > 3) { a0Sum = a0Sum.add(a0Sum.rearrange(LaneSums.P4)); }
             float f0 = a0Sum.lane(0);
-            FloatVector a1Sum = a1; // the lanes' sum in LaneSums' order, written out here (a method per row cost 20%: LaneSums)
+            FloatVector a1Sum = a1; // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
             a1Sum = a1Sum.add(a1Sum.rearrange(LaneSums.P1)); a1Sum = a1Sum.add(a1Sum.rearrange(LaneSums.P2));
             if (LaneSums.P_STEPS > 2) { a1Sum = a1Sum.add(a1Sum.rearrange(LaneSums.P3)); }
             if (LaneSums.P_STEPS > 3) { a1Sum = a1Sum.add(a1Sum.rearrange(LaneSums.P4)); }
             float f1 = a1Sum.lane(0);
-            FloatVector a2Sum = a2; // the lanes' sum in LaneSums' order, written out here (a method per row cost 20%: LaneSums)
+            FloatVector a2Sum = a2; // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
             a2Sum = a2Sum.add(a2Sum.rearrange(LaneSums.P1)); a2Sum = a2Sum.add(a2Sum.rearrange(LaneSums.P2));
             if (LaneSums.P_STEPS > 2) { a2Sum = a2Sum.add(a2Sum.rearrange(LaneSums.P3)); }
             if (LaneSums.P_STEPS > 3) { a2Sum = a2Sum.add(a2Sum.rearrange(LaneSums.P4)); }
             float f2 = a2Sum.lane(0);
-            FloatVector a3Sum = a3; // the lanes' sum in LaneSums' order, written out here (a method per row cost 20%: LaneSums)
+            FloatVector a3Sum = a3; // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
             a3Sum = a3Sum.add(a3Sum.rearrange(LaneSums.P1)); a3Sum = a3Sum.add(a3Sum.rearrange(LaneSums.P2));
             if (LaneSums.P_STEPS > 2) { a3Sum = a3Sum.add(a3Sum.rearrange(LaneSums.P3)); }
             if (LaneSums.P_STEPS > 3) { a3Sum = a3Sum.add(a3Sum.rearrange(LaneSums.P4)); }
@@ -261,7 +261,7 @@ final class GgmlMatmul {
                 float scale = Float.float16ToFloat(data.get(Matrix.SHORT, b)) * xd[blk];
                 acc = ((FloatVector) isum.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, scale), acc);
             }
-            FloatVector accSum = acc; // the lanes' sum in LaneSums' order, written out here (a method per row cost 20%: LaneSums)
+            FloatVector accSum = acc; // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
             accSum = accSum.add(accSum.rearrange(LaneSums.P1)); accSum = accSum.add(accSum.rearrange(LaneSums.P2));
             if (LaneSums.P_STEPS > 2) { accSum = accSum.add(accSum.rearrange(LaneSums.P3)); }
             if (LaneSums.P_STEPS > 3) { accSum = accSum.add(accSum.rearrange(LaneSums.P4)); }
@@ -318,7 +318,7 @@ final class GgmlMatmul {
                         .fma(FloatVector.broadcast(F, Float.float16ToFloat(data.get(Matrix.SHORT, b)) * xd[blk]), acc);
                 summs += Float.float16ToFloat(data.get(Matrix.SHORT, b + Matrix.Q5_1.M)) * xs[blk];
             }
-            FloatVector accSum = acc; // the lanes' sum in LaneSums' order, written out here (a method per row cost 20%: LaneSums)
+            FloatVector accSum = acc; // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
             accSum = accSum.add(accSum.rearrange(LaneSums.P1)); accSum = accSum.add(accSum.rearrange(LaneSums.P2));
             if (LaneSums.P_STEPS > 2) { accSum = accSum.add(accSum.rearrange(LaneSums.P3)); }
             if (LaneSums.P_STEPS > 3) { accSum = accSum.add(accSum.rearrange(LaneSums.P4)); }
@@ -472,7 +472,7 @@ final class GgmlMatmul {
                 mins += xdb * Float.float16ToFloat(data.get(Matrix.SHORT, b + Matrix.Q2_K.DMIN)) * summs;
                 acc = ((FloatVector) isum.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, dall), acc);
             }
-            FloatVector accSum = acc; // the lanes' sum in LaneSums' order, written out here (a method per row cost 20%: LaneSums)
+            FloatVector accSum = acc; // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
             accSum = accSum.add(accSum.rearrange(LaneSums.P1)); accSum = accSum.add(accSum.rearrange(LaneSums.P2));
             if (LaneSums.P_STEPS > 2) { accSum = accSum.add(accSum.rearrange(LaneSums.P3)); }
             if (LaneSums.P_STEPS > 3) { accSum = accSum.add(accSum.rearrange(LaneSums.P4)); }
@@ -539,7 +539,7 @@ final class GgmlMatmul {
                 float scale = Float.float16ToFloat(data.get(Matrix.SHORT, b)) * xd[blk];
                 acc = ((FloatVector) isum.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, scale), acc);
             }
-            FloatVector accSum = acc; // the lanes' sum in LaneSums' order, written out here (a method per row cost 20%: LaneSums)
+            FloatVector accSum = acc; // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
             accSum = accSum.add(accSum.rearrange(LaneSums.P1)); accSum = accSum.add(accSum.rearrange(LaneSums.P2));
             if (LaneSums.P_STEPS > 2) { accSum = accSum.add(accSum.rearrange(LaneSums.P3)); }
             if (LaneSums.P_STEPS > 3) { accSum = accSum.add(accSum.rearrange(LaneSums.P4)); }
@@ -619,7 +619,7 @@ final class GgmlMatmul {
                 float scale = Float.float16ToFloat(data.get(Matrix.SHORT, b + Matrix.Q3_K.D)) * xd[blk];
                 acc = ((FloatVector) isum.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, scale), acc);
             }
-            FloatVector accSum = acc; // the lanes' sum in LaneSums' order, written out here (a method per row cost 20%: LaneSums)
+            FloatVector accSum = acc; // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
             accSum = accSum.add(accSum.rearrange(LaneSums.P1)); accSum = accSum.add(accSum.rearrange(LaneSums.P2));
             if (LaneSums.P_STEPS > 2) { accSum = accSum.add(accSum.rearrange(LaneSums.P3)); }
             if (LaneSums.P_STEPS > 3) { accSum = accSum.add(accSum.rearrange(LaneSums.P4)); }
@@ -759,7 +759,7 @@ final class GgmlMatmul {
                 acc = ((FloatVector) isum.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, Float.float16ToFloat(data.get(Matrix.SHORT, b)) * xdb), acc);
                 mins += Float.float16ToFloat(data.get(Matrix.SHORT, b + 2)) * xdb * summ;
             }
-            FloatVector accSum = acc; // the lanes' sum in LaneSums' order, written out here (a method per row cost 20%: LaneSums)
+            FloatVector accSum = acc; // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
             accSum = accSum.add(accSum.rearrange(LaneSums.P1)); accSum = accSum.add(accSum.rearrange(LaneSums.P2));
             if (LaneSums.P_STEPS > 2) { accSum = accSum.add(accSum.rearrange(LaneSums.P3)); }
             if (LaneSums.P_STEPS > 3) { accSum = accSum.add(accSum.rearrange(LaneSums.P4)); }
@@ -832,7 +832,7 @@ final class GgmlMatmul {
                 float scale = Float.float16ToFloat(data.get(Matrix.SHORT, b + 208)) * xd[blk];
                 acc = ((FloatVector) isum.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, scale), acc);
             }
-            FloatVector accSum = acc; // the lanes' sum in LaneSums' order, written out here (a method per row cost 20%: LaneSums)
+            FloatVector accSum = acc; // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
             accSum = accSum.add(accSum.rearrange(LaneSums.P1)); accSum = accSum.add(accSum.rearrange(LaneSums.P2));
             if (LaneSums.P_STEPS > 2) { accSum = accSum.add(accSum.rearrange(LaneSums.P3)); }
             if (LaneSums.P_STEPS > 3) { accSum = accSum.add(accSum.rearrange(LaneSums.P4)); }
@@ -956,22 +956,22 @@ final class GgmlMatmul {
             }
             return;
         }
-        FloatVector a0Sum = a00.add(a01); // the lanes' sum in LaneSums' order, written out here (a method per row cost 20%: LaneSums)
+        FloatVector a0Sum = a00.add(a01); // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
         a0Sum = a0Sum.add(a0Sum.rearrange(LaneSums.P1)); a0Sum = a0Sum.add(a0Sum.rearrange(LaneSums.P2));
         if (LaneSums.P_STEPS > 2) { a0Sum = a0Sum.add(a0Sum.rearrange(LaneSums.P3)); }
         if (LaneSums.P_STEPS > 3) { a0Sum = a0Sum.add(a0Sum.rearrange(LaneSums.P4)); }
         out[r] = f16Tail(a0Sum.lane(0), xh, data, b0, j, n);
-        FloatVector a1Sum = a10.add(a11); // the lanes' sum in LaneSums' order, written out here (a method per row cost 20%: LaneSums)
+        FloatVector a1Sum = a10.add(a11); // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
         a1Sum = a1Sum.add(a1Sum.rearrange(LaneSums.P1)); a1Sum = a1Sum.add(a1Sum.rearrange(LaneSums.P2));
         if (LaneSums.P_STEPS > 2) { a1Sum = a1Sum.add(a1Sum.rearrange(LaneSums.P3)); }
         if (LaneSums.P_STEPS > 3) { a1Sum = a1Sum.add(a1Sum.rearrange(LaneSums.P4)); }
         out[r + 1] = f16Tail(a1Sum.lane(0), xh, data, b1, j, n);
-        FloatVector a2Sum = a20.add(a21); // the lanes' sum in LaneSums' order, written out here (a method per row cost 20%: LaneSums)
+        FloatVector a2Sum = a20.add(a21); // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
         a2Sum = a2Sum.add(a2Sum.rearrange(LaneSums.P1)); a2Sum = a2Sum.add(a2Sum.rearrange(LaneSums.P2));
         if (LaneSums.P_STEPS > 2) { a2Sum = a2Sum.add(a2Sum.rearrange(LaneSums.P3)); }
         if (LaneSums.P_STEPS > 3) { a2Sum = a2Sum.add(a2Sum.rearrange(LaneSums.P4)); }
         out[r + 2] = f16Tail(a2Sum.lane(0), xh, data, b2, j, n);
-        FloatVector a3Sum = a30.add(a31); // the lanes' sum in LaneSums' order, written out here (a method per row cost 20%: LaneSums)
+        FloatVector a3Sum = a30.add(a31); // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
         a3Sum = a3Sum.add(a3Sum.rearrange(LaneSums.P1)); a3Sum = a3Sum.add(a3Sum.rearrange(LaneSums.P2));
         if (LaneSums.P_STEPS > 2) { a3Sum = a3Sum.add(a3Sum.rearrange(LaneSums.P3)); }
         if (LaneSums.P_STEPS > 3) { a3Sum = a3Sum.add(a3Sum.rearrange(LaneSums.P4)); }
@@ -1031,7 +1031,7 @@ final class GgmlMatmul {
                 out[r] = f16RowSpecial(xh, xp, data, base, n);
                 continue;
             }
-            FloatVector aSum = a0.add(a1); // the lanes' sum in LaneSums' order, written out here (a method per row cost 20%: LaneSums)
+            FloatVector aSum = a0.add(a1); // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
             aSum = aSum.add(aSum.rearrange(LaneSums.P1)); aSum = aSum.add(aSum.rearrange(LaneSums.P2));
             if (LaneSums.P_STEPS > 2) { aSum = aSum.add(aSum.rearrange(LaneSums.P3)); }
             if (LaneSums.P_STEPS > 3) { aSum = aSum.add(aSum.rearrange(LaneSums.P4)); }
@@ -1058,7 +1058,7 @@ final class GgmlMatmul {
             a0 = w0.fma(FloatVector.fromArray(F, xp, j), a0);
             a1 = w1.fma(FloatVector.fromArray(F, xp, j + L), a1);
         }
-        FloatVector aSum = a0.add(a1); // the lanes' sum in LaneSums' order, written out here (a method per row cost 20%: LaneSums)
+        FloatVector aSum = a0.add(a1); // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
         aSum = aSum.add(aSum.rearrange(LaneSums.P1)); aSum = aSum.add(aSum.rearrange(LaneSums.P2));
         if (LaneSums.P_STEPS > 2) { aSum = aSum.add(aSum.rearrange(LaneSums.P3)); }
         if (LaneSums.P_STEPS > 3) { aSum = aSum.add(aSum.rearrange(LaneSums.P4)); }
@@ -1097,22 +1097,22 @@ final class GgmlMatmul {
                 a30 = v.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(x0, a30);
                 a31 = v.and(0xFFFF0000).reinterpretAsFloats().fma(x1, a31);
             }
-            FloatVector a0Sum = a00.add(a01); // the lanes' sum in LaneSums' order, written out here (a method per row cost 20%: LaneSums)
+            FloatVector a0Sum = a00.add(a01); // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
             a0Sum = a0Sum.add(a0Sum.rearrange(LaneSums.P1)); a0Sum = a0Sum.add(a0Sum.rearrange(LaneSums.P2));
             if (LaneSums.P_STEPS > 2) { a0Sum = a0Sum.add(a0Sum.rearrange(LaneSums.P3)); }
             if (LaneSums.P_STEPS > 3) { a0Sum = a0Sum.add(a0Sum.rearrange(LaneSums.P4)); }
             out[r] = bf16Tail(a0Sum.lane(0), xb, data, b0, j, n);
-            FloatVector a1Sum = a10.add(a11); // the lanes' sum in LaneSums' order, written out here (a method per row cost 20%: LaneSums)
+            FloatVector a1Sum = a10.add(a11); // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
             a1Sum = a1Sum.add(a1Sum.rearrange(LaneSums.P1)); a1Sum = a1Sum.add(a1Sum.rearrange(LaneSums.P2));
             if (LaneSums.P_STEPS > 2) { a1Sum = a1Sum.add(a1Sum.rearrange(LaneSums.P3)); }
             if (LaneSums.P_STEPS > 3) { a1Sum = a1Sum.add(a1Sum.rearrange(LaneSums.P4)); }
             out[r + 1] = bf16Tail(a1Sum.lane(0), xb, data, b1, j, n);
-            FloatVector a2Sum = a20.add(a21); // the lanes' sum in LaneSums' order, written out here (a method per row cost 20%: LaneSums)
+            FloatVector a2Sum = a20.add(a21); // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
             a2Sum = a2Sum.add(a2Sum.rearrange(LaneSums.P1)); a2Sum = a2Sum.add(a2Sum.rearrange(LaneSums.P2));
             if (LaneSums.P_STEPS > 2) { a2Sum = a2Sum.add(a2Sum.rearrange(LaneSums.P3)); }
             if (LaneSums.P_STEPS > 3) { a2Sum = a2Sum.add(a2Sum.rearrange(LaneSums.P4)); }
             out[r + 2] = bf16Tail(a2Sum.lane(0), xb, data, b2, j, n);
-            FloatVector a3Sum = a30.add(a31); // the lanes' sum in LaneSums' order, written out here (a method per row cost 20%: LaneSums)
+            FloatVector a3Sum = a30.add(a31); // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
             a3Sum = a3Sum.add(a3Sum.rearrange(LaneSums.P1)); a3Sum = a3Sum.add(a3Sum.rearrange(LaneSums.P2));
             if (LaneSums.P_STEPS > 2) { a3Sum = a3Sum.add(a3Sum.rearrange(LaneSums.P3)); }
             if (LaneSums.P_STEPS > 3) { a3Sum = a3Sum.add(a3Sum.rearrange(LaneSums.P4)); }
@@ -1127,7 +1127,7 @@ final class GgmlMatmul {
                 a0 = v.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(FloatVector.fromArray(F, xp, j), a0);
                 a1 = v.and(0xFFFF0000).reinterpretAsFloats().fma(FloatVector.fromArray(F, xp, j + L), a1);
             }
-            FloatVector aSum = a0.add(a1); // the lanes' sum in LaneSums' order, written out here (a method per row cost 20%: LaneSums)
+            FloatVector aSum = a0.add(a1); // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
             aSum = aSum.add(aSum.rearrange(LaneSums.P1)); aSum = aSum.add(aSum.rearrange(LaneSums.P2));
             if (LaneSums.P_STEPS > 2) { aSum = aSum.add(aSum.rearrange(LaneSums.P3)); }
             if (LaneSums.P_STEPS > 3) { aSum = aSum.add(aSum.rearrange(LaneSums.P4)); }

@@ -632,12 +632,12 @@ final class KQuantPacked {
                     macc = ((FloatVector) mv.mul(IntVector.fromArray(MI, xs32, blk * 8 + p)).convert(VectorOperators.I2F, 0)).fma(dm, macc);
                 }
                 if (++blk == k0 + width) { // the row's last super-block of the span: its sums, and the next row starts
-                    FloatVector accSum = acc; // the lanes' sum in LaneSums' order, written out here (a method per row cost 20%: LaneSums)
+                    FloatVector accSum = acc; // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
                     accSum = accSum.add(accSum.rearrange(LaneSums.P1)); accSum = accSum.add(accSum.rearrange(LaneSums.P2));
                     if (LaneSums.P_STEPS > 2) { accSum = accSum.add(accSum.rearrange(LaneSums.P3)); }
                     if (LaneSums.P_STEPS > 3) { accSum = accSum.add(accSum.rearrange(LaneSums.P4)); }
                     float v = accSum.lane(0);
-                    FloatVector maccSum = macc; // the lanes' sum in LaneSums' order, written out here (a method per row cost 20%: LaneSums)
+                    FloatVector maccSum = macc; // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
                     maccSum = maccSum.add(maccSum.rearrange(LaneSums.M1)); maccSum = maccSum.add(maccSum.rearrange(LaneSums.M2));
                     if (LaneSums.M_STEPS > 2) { maccSum = maccSum.add(maccSum.rearrange(LaneSums.M3)); }
                     if (LaneSums.M_STEPS > 3) { maccSum = maccSum.add(maccSum.rearrange(LaneSums.M4)); }
@@ -736,12 +736,12 @@ final class KQuantPacked {
                     macc = ((FloatVector) mv.mul(IntVector.fromArray(MI, xs32, blk * 8 + p)).convert(VectorOperators.I2F, 0)).fma(dm, macc);
                 }
                 if (++blk == k0 + width) {
-                    FloatVector accSum = acc; // the lanes' sum in LaneSums' order, written out here (a method per row cost 20%: LaneSums)
+                    FloatVector accSum = acc; // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
                     accSum = accSum.add(accSum.rearrange(LaneSums.P1)); accSum = accSum.add(accSum.rearrange(LaneSums.P2));
                     if (LaneSums.P_STEPS > 2) { accSum = accSum.add(accSum.rearrange(LaneSums.P3)); }
                     if (LaneSums.P_STEPS > 3) { accSum = accSum.add(accSum.rearrange(LaneSums.P4)); }
                     float v = accSum.lane(0);
-                    FloatVector maccSum = macc; // the lanes' sum in LaneSums' order, written out here (a method per row cost 20%: LaneSums)
+                    FloatVector maccSum = macc; // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
                     maccSum = maccSum.add(maccSum.rearrange(LaneSums.M1)); maccSum = maccSum.add(maccSum.rearrange(LaneSums.M2));
                     if (LaneSums.M_STEPS > 2) { maccSum = maccSum.add(maccSum.rearrange(LaneSums.M3)); }
                     if (LaneSums.M_STEPS > 3) { maccSum = maccSum.add(maccSum.rearrange(LaneSums.M4)); }
@@ -844,12 +844,12 @@ final class KQuantPacked {
                     macc = ((FloatVector) mv.mul(IntVector.fromArray(MI, xs32, blk * 8 + p)).convert(VectorOperators.I2F, 0)).fma(dm, macc);
                 }
             }
-            FloatVector accSum = acc; // the lanes' sum in LaneSums' order, written out here (a method per row cost 20%: LaneSums)
+            FloatVector accSum = acc; // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
             accSum = accSum.add(accSum.rearrange(LaneSums.P1)); accSum = accSum.add(accSum.rearrange(LaneSums.P2));
             if (LaneSums.P_STEPS > 2) { accSum = accSum.add(accSum.rearrange(LaneSums.P3)); }
             if (LaneSums.P_STEPS > 3) { accSum = accSum.add(accSum.rearrange(LaneSums.P4)); }
             float v = accSum.lane(0);
-            FloatVector maccSum = macc; // the lanes' sum in LaneSums' order, written out here (a method per row cost 20%: LaneSums)
+            FloatVector maccSum = macc; // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
             maccSum = maccSum.add(maccSum.rearrange(LaneSums.M1)); maccSum = maccSum.add(maccSum.rearrange(LaneSums.M2));
             if (LaneSums.M_STEPS > 2) { maccSum = maccSum.add(maccSum.rearrange(LaneSums.M3)); }
             if (LaneSums.M_STEPS > 3) { maccSum = maccSum.add(maccSum.rearrange(LaneSums.M4)); }
@@ -923,7 +923,7 @@ final class KQuantPacked {
                             .mul(sc).convert(VectorOperators.I2F, 0)).fma(dx, acc);
                 }
                 if (++blk == k0 + width) { // the row's last super-block of the span: its sum, and the next row starts
-                    FloatVector accSum = acc; // the lanes' sum in LaneSums' order, written out here (a method per row cost 20%: LaneSums)
+                    FloatVector accSum = acc; // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
                     accSum = accSum.add(accSum.rearrange(LaneSums.P1)); accSum = accSum.add(accSum.rearrange(LaneSums.P2));
                     if (LaneSums.P_STEPS > 2) { accSum = accSum.add(accSum.rearrange(LaneSums.P3)); }
                     if (LaneSums.P_STEPS > 3) { accSum = accSum.add(accSum.rearrange(LaneSums.P4)); }

@@ -1,5 +1,6 @@
 package io.github.llama2j.cpu;
 
+import io.github.llama2j.Llama2jException;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
@@ -25,17 +26,20 @@ import jdk.incubator.vector.VectorSpecies;
  * float sum = s.lane(0);
  * </pre>
  * Step i rotates the lanes by n / 2^i, so lane 0 ends as the halving tree {@link #sum} computes: C2's
- * {@code reduceLanes} order, so compiled kernels give what they gave before. The step count is a constant (C2 keeps
+ * {@code reduceLanes} order on x86, so compiled kernels there give what they gave before (C2 on other CPUs may have
+ * added in another order; from now on they too give one result). The step count is a constant (C2 keeps
  * the steps the width takes). {@link #P1}-{@link #P4} are for the preferred species, {@link #M1}-{@link #M4} for the
  * K-quant kernels' species of the mins (at most 256 bits).
  *
  * <p>Why at each site and not in a method: the kernels are too large for C2 to inline even a small method into them
  * ("callee is too large", "NodeCountInliningCutoff"). A method taking the vector got each row's accumulator boxed:
  * Llama-3.2-1B Q4_K_M bench tg16 6.5-8.9 against 16.1-16.5 tok/s. A method taking the lanes stored to an array
- * ({@link #sum}) cost a call per row: tg32 31.2-33.4 against 34.6-42.7 tok/s for {@code reduceLanes}. Written out at
- * each site, the scalar sum of the stored lanes was 5-15% slower than {@code reduceLanes} in a float32 kernel in
- * cache, {@code slice} steps cost stories42M-shaped f32 tg128 a third (139-164 against 203-244 tok/s), and these
- * rotations were within the noise of {@code reduceLanes} (the same page).
+ * ({@link #sum}) cost a call per row: tg32 31.2-34.0 against 34.6-42.7 tok/s for {@code reduceLanes}. Written out at
+ * each site, the scalar sum of the stored lanes took 94-114 ns per row against {@code reduceLanes}' 88-93 in a
+ * float32 kernel in cache, {@code slice} steps cost stories42M-shaped f32 tg128 a third (139-164 against 203-244
+ * tok/s), and these rotations were within the noise of {@code reduceLanes} at 512 bits (at 256 bits three pairs of
+ * JVMs could not tell a few per cent; the same page). A {@code -XX:CompileCommand=inline} for a helper would need
+ * the flag on every java command line, which {@code java -jar} does not carry.
  */
 final class LaneSums {
     /** The most lanes the four steps sum: 512 bits of floats; see {@link #check}. */
@@ -77,18 +81,18 @@ final class LaneSums {
 
     /**
      * Refuses float vectors of more than {@link #MAX_LANES} lanes (wider than 512 bits: no JDK on x86, NEON or the SVE of
-     * current Arm servers has them), whose lanes past the 16th the kernels' four steps would leave out, and of fewer
-     * than 4 (no SIMD: the kernels take two steps always).
+     * current Arm servers has them), whose lanes past the 16th the kernels' four steps would leave out, of fewer
+     * than 4 (no SIMD: the kernels take two steps always), and lane counts that are not a power of two.
      */
     static void check(int floatLanes) {
-        if (floatLanes < 4) {
-            throw new io.github.llama2j.Llama2jException("float vectors of " + floatLanes + " lanes: the CPU kernels need"
-                    + " 128-bit vectors at least", io.github.llama2j.Llama2jException.UNAVAILABLE);
+        if (floatLanes < 4 || Integer.bitCount(floatLanes) != 1) {
+            throw new Llama2jException("float vectors of " + floatLanes + " lanes: the CPU kernels need 128, 256 or 512"
+                    + "-bit vectors", Llama2jException.UNAVAILABLE);
         }
         if (floatLanes > MAX_LANES) {
-            throw new io.github.llama2j.Llama2jException("float vectors of " + floatLanes + " lanes (" + floatLanes * 32
+            throw new Llama2jException("float vectors of " + floatLanes + " lanes (" + floatLanes * 32
                     + " bits): the CPU kernels sum at most " + MAX_LANES + " (512 bits); run java with -XX:MaxVectorSize=64",
-                    io.github.llama2j.Llama2jException.UNAVAILABLE);
+                    Llama2jException.UNAVAILABLE);
         }
     }
 }

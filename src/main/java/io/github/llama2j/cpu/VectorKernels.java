@@ -51,8 +51,8 @@ public final class VectorKernels implements Kernels {
     private static final ScalarKernels SCALAR = new ScalarKernels();
 
     /**
-     * Refuses this JVM's preferred float vectors if they are wider than the kernels' row sums take (512 bits,
-     * {@link LaneSums#check}); called before an engine is made, with exit code 3 and what to do.
+     * Refuses this JVM's preferred float vectors if the kernels' row sums do not take them (they take 128, 256 and 512
+     * bits, {@link LaneSums#check}); called before an engine is made, with exit code 3 and what to do.
      */
     public static void checkVectorWidth() {
         LaneSums.check(F.length());
@@ -93,22 +93,22 @@ public final class VectorKernels implements Kernels {
             a2 = FloatVector.fromMemorySegment(F, data, b2 + o, LE).fma(xv, a2);
             a3 = FloatVector.fromMemorySegment(F, data, b3 + o, LE).fma(xv, a3);
         }
-        FloatVector a0Sum = a0; // the lanes' sum in LaneSums' order, written out here (a method per row cost 20%: LaneSums)
+        FloatVector a0Sum = a0; // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
         a0Sum = a0Sum.add(a0Sum.rearrange(LaneSums.P1)); a0Sum = a0Sum.add(a0Sum.rearrange(LaneSums.P2));
         if (LaneSums.P_STEPS > 2) { a0Sum = a0Sum.add(a0Sum.rearrange(LaneSums.P3)); }
         if (LaneSums.P_STEPS > 3) { a0Sum = a0Sum.add(a0Sum.rearrange(LaneSums.P4)); }
         float s0 = a0Sum.lane(0);
-        FloatVector a1Sum = a1; // the lanes' sum in LaneSums' order, written out here (a method per row cost 20%: LaneSums)
+        FloatVector a1Sum = a1; // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
         a1Sum = a1Sum.add(a1Sum.rearrange(LaneSums.P1)); a1Sum = a1Sum.add(a1Sum.rearrange(LaneSums.P2));
         if (LaneSums.P_STEPS > 2) { a1Sum = a1Sum.add(a1Sum.rearrange(LaneSums.P3)); }
         if (LaneSums.P_STEPS > 3) { a1Sum = a1Sum.add(a1Sum.rearrange(LaneSums.P4)); }
         float s1 = a1Sum.lane(0);
-        FloatVector a2Sum = a2; // the lanes' sum in LaneSums' order, written out here (a method per row cost 20%: LaneSums)
+        FloatVector a2Sum = a2; // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
         a2Sum = a2Sum.add(a2Sum.rearrange(LaneSums.P1)); a2Sum = a2Sum.add(a2Sum.rearrange(LaneSums.P2));
         if (LaneSums.P_STEPS > 2) { a2Sum = a2Sum.add(a2Sum.rearrange(LaneSums.P3)); }
         if (LaneSums.P_STEPS > 3) { a2Sum = a2Sum.add(a2Sum.rearrange(LaneSums.P4)); }
         float s2 = a2Sum.lane(0);
-        FloatVector a3Sum = a3; // the lanes' sum in LaneSums' order, written out here (a method per row cost 20%: LaneSums)
+        FloatVector a3Sum = a3; // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
         a3Sum = a3Sum.add(a3Sum.rearrange(LaneSums.P1)); a3Sum = a3Sum.add(a3Sum.rearrange(LaneSums.P2));
         if (LaneSums.P_STEPS > 2) { a3Sum = a3Sum.add(a3Sum.rearrange(LaneSums.P3)); }
         if (LaneSums.P_STEPS > 3) { a3Sum = a3Sum.add(a3Sum.rearrange(LaneSums.P4)); }
@@ -140,7 +140,7 @@ public final class VectorKernels implements Kernels {
         for (; j < F.loopBound(n); j += FL) {
             a0 = FloatVector.fromMemorySegment(F, data, base + (long) j * Float.BYTES, LE).fma(FloatVector.fromArray(F, x, j), a0);
         }
-        FloatVector aSum = a0.add(a1); // the lanes' sum in LaneSums' order, written out here (a method per row cost 20%: LaneSums)
+        FloatVector aSum = a0.add(a1); // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
         aSum = aSum.add(aSum.rearrange(LaneSums.P1)); aSum = aSum.add(aSum.rearrange(LaneSums.P2));
         if (LaneSums.P_STEPS > 2) { aSum = aSum.add(aSum.rearrange(LaneSums.P3)); }
         if (LaneSums.P_STEPS > 3) { aSum = aSum.add(aSum.rearrange(LaneSums.P4)); }

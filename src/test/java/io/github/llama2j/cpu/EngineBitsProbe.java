@@ -9,10 +9,11 @@ import java.nio.file.Path;
 import java.util.SplittableRandom;
 
 /**
- * Prints, per model file, the bits of the CPU engine's logits over a short batched prompt and greedy continuation
- * (default kernels, two threads): {@link EngineJitStateTest} runs it in a JVM that only interprets and in one that
- * runs the engine's warm-up first (every kernel and step compiled), and requires the same lines. Arguments:
- * {@code warm} or {@code cold}, then the model files.
+ * Writes, per model file, the bits of the CPU engine's logits over a short batched prompt and greedy continuation
+ * (default kernels and math, two threads): {@link EngineJitStateTest} runs it in a JVM that only interprets and in one
+ * whose C2 compiles each method after a few calls (the whole sequence run many times first), and requires the same
+ * lines. Arguments: the repetitions of the sequence (the last one's bits are written), the output file, the model
+ * files.
  */
 public final class EngineBitsProbe {
     static final int PROMPT = 3, GENERATED = 2;
@@ -20,27 +21,31 @@ public final class EngineBitsProbe {
     private EngineBitsProbe() {
     }
 
-    public static void main(String[] args) {
-        boolean warm = args[0].equals("warm");
-        for (int i = 1; i < args.length; i++) {
-            Path file = Path.of(args[i]);
-            try (Model m = file.toString().endsWith(".gguf") ? GgufModelLoader.load(file) : ModelLoader.load(file);
-                 CpuEngine e = new CpuEngine(m, new VectorKernels(), FloatMath.standard(), 2, false)) {
-                if (warm) {
-                    e.throwawayPasses(m);
+    public static void main(String[] args) throws java.io.IOException {
+        int reps = Integer.parseInt(args[0]);
+        java.util.List<String> lines = new java.util.ArrayList<>();
+        for (int rep = 0; rep < reps; rep++) {
+            lines.clear();
+            for (int i = 2; i < args.length; i++) {
+                lines.add(run(Path.of(args[i])));
+            }
+        }
+        java.nio.file.Files.write(Path.of(args[1]), lines);
+    }
+
+    private static String run(Path file) {
+        try (Model m = file.toString().endsWith(".gguf") ? GgufModelLoader.load(file) : ModelLoader.load(file);
+             CpuEngine e = new CpuEngine(m, new VectorKernels(), FloatMath.vectorized(), 2, false)) {
+            int[] prompt = new SplittableRandom(3).ints(PROMPT, 0, m.config().vocabSize()).toArray();
+            StringBuilder line = new StringBuilder(file.getFileName().toString());
+            float[] logits = e.forwardBatch(prompt, 0);
+            for (int pos = PROMPT; ; pos++) {
+                int next = argmax(logits);
+                line.append(' ').append(next).append(':').append(Integer.toHexString(bitsHash(logits)));
+                if (pos == PROMPT + GENERATED) {
+                    return line.toString();
                 }
-                int[] prompt = new SplittableRandom(3).ints(PROMPT, 0, m.config().vocabSize()).toArray();
-                StringBuilder line = new StringBuilder(file.getFileName().toString());
-                float[] logits = e.forwardBatch(prompt, 0);
-                for (int pos = PROMPT; ; pos++) {
-                    int next = argmax(logits);
-                    line.append(' ').append(next).append(':').append(Integer.toHexString(bitsHash(logits)));
-                    if (pos == PROMPT + GENERATED) {
-                        break;
-                    }
-                    logits = e.forward(next, pos);
-                }
-                System.out.println(line);
+                logits = e.forward(next, pos);
             }
         }
     }

@@ -13,7 +13,7 @@ import java.util.List;
 import java.util.SplittableRandom;
 
 /**
- * Prints the bits of every one-token CPU kernel's results on fixed random inputs, one line per kernel and form:
+ * Writes the bits of every one-token CPU kernel's results on fixed random inputs, one line per kernel and form:
  * {@link KernelJitStateTest} runs it in two JVMs, one that only interprets and one that compiles every kernel with C2
  * before it prints, and requires the same lines. Each kernel runs {@code args[0]} times before its line is made (the
  * compiling JVM is started with a low compile threshold and {@code -Xbatch}, so those runs compile it).
@@ -23,18 +23,17 @@ import java.util.SplittableRandom;
  * that way.
  */
 public final class KernelBitsProbe {
-    static final String[] TYPES = {"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q5_1", "IQ4_NL", "IQ4_XS", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"};
+    static final String[] TYPES = {"F32", "F16", "F16 with an inf", "BF16", "Q8_0", "Q4_0", "Q5_1", "IQ4_NL", "IQ4_XS", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"};
     static final String CONTROL = "control reduceLanes";
-    private static final int ROWS = 12, COLS = 512;
+    /** 13 rows: the four-row paths and a leftover row; each form runs on [0, 13) and on [1, 13) (a group cut at r0). */
+    private static final int ROWS = 13, COLS = 512;
 
     private KernelBitsProbe() {
     }
 
-    public static void main(String[] args) {
-        int runs = Integer.parseInt(args[0]);
-        for (String line : lines(runs)) {
-            System.out.println(line);
-        }
+    /** Arguments: the runs per kernel, and the file to write the lines to (apart from the JVM's own output). */
+    public static void main(String[] args) throws java.io.IOException {
+        java.nio.file.Files.write(java.nio.file.Path.of(args[1]), lines(Integer.parseInt(args[0])));
     }
 
     static List<String> lines(int runs) {
@@ -47,7 +46,11 @@ public final class KernelBitsProbe {
                 for (int i = 0; i < values.length; i++) {
                     values[i] = (float) (rnd.nextGaussian() * 0.05);
                 }
-                Matrix m = GgmlQuantize.quantize(type, values, ROWS, COLS, arena);
+                boolean inf = type.equals("F16 with an inf");
+                Matrix m = GgmlQuantize.quantize(inf ? "F16" : type, values, ROWS, COLS, arena);
+                if (inf) { // an infinite half in row 5: the F16 kernel's path for rows that hold one (f16RowSpecial)
+                    ((Matrix.F16) m).data().set(Matrix.SHORT, (5L * COLS + 17) * 2, Float.floatToFloat16(Float.POSITIVE_INFINITY));
+                }
                 float[] x = new float[COLS];
                 for (int i = 0; i < COLS; i++) {
                     x[i] = (float) (rnd.nextGaussian() * Math.scalb(1.0, rnd.nextInt(-4, 4)));
@@ -64,15 +67,17 @@ public final class KernelBitsProbe {
                     case Matrix.Q4_K q -> forms.add(KQuantPacked.Q4K.of(q));
                     case Matrix.Q5_K q -> forms.add(KQuantPacked.Q5K.of(q));
                     case Matrix.Q6_K q -> forms.add(KQuantPacked.Q6K.of(q));
-                    case Matrix.F16 h -> forms.add(new MatrixForm.Copy(h, h, true)); // the checked copy's kernel
+                    case Matrix.F16 h when !inf -> forms.add(new MatrixForm.Copy(h, h, true)); // the checked copy's kernel
                     default -> { }
                 }
                 for (MatrixForm form : forms) {
-                    float[] out = new float[ROWS];
-                    for (int run = 0; run < runs; run++) {
-                        kernels.matmul(out, a, form, 0, ROWS);
+                    for (int r0 : new int[]{0, 1}) {
+                        float[] out = new float[ROWS];
+                        for (int run = 0; run < runs; run++) {
+                            kernels.matmul(out, a, form, r0, ROWS);
+                        }
+                        lines.add(type + " " + form.getClass().getSimpleName() + " rows " + r0 + ".. " + bits(out));
                     }
-                    lines.add(type + " " + form.getClass().getSimpleName() + " " + bits(out));
                 }
             }
         }

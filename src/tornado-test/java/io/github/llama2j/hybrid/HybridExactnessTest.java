@@ -24,9 +24,10 @@ class HybridExactnessTest {
     static final int POSITIONS = 32;
 
     /**
-     * --exact only: in default mode the CPU engine's SIMD kernels reduce lanes with
-     * {@code FloatVector.reduceLanes(ADD)}, whose order the Vector API leaves to the implementation (the C2
-     * intrinsic and the interpreted fallback differ), so even two CPU engines need not agree to the last bit.
+     * --exact only: written when the default mode's SIMD kernels summed lanes with {@code reduceLanes(ADD)}, whose
+     * order changed when C2 compiled them, so that two CPU engines need not agree to the last bit. Since the
+     * kernels' row sums are in one fixed order (LaneSums) they do, and default mode could be compared here too (not
+     * done yet).
      */
     @ParameterizedTest
     @ValueSource(strings = {"tiny.bin", "tiny_q80.bin", "tiny_unshared.bin", "tiny_unshared_q80.bin", "stories260K.bin"})

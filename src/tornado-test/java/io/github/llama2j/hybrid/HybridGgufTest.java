@@ -148,8 +148,8 @@ class HybridGgufTest {
 
     /**
      * One CPU shard owning everything computes what the CPU engine computes, bit for bit, with the scalar
-     * reference kernels on both (the vector kernels of GGML's types reduce lanes in an order that may change when
-     * the JIT compiles them, so two engines in one JVM need not agree to the last bit there).
+     * reference kernels on both (chosen when the vector kernels of GGML's types summed lanes in an order that changed
+     * when the JIT compiled them; since LaneSums they do not, but the scalar kernels remain the stricter reference).
      */
     @ParameterizedTest
     @ValueSource(strings = {"qwen3-q8_0", "qwen2-f16", "llama-f32", "llama-mixed", "llama-q4_0"})
