@@ -5,6 +5,7 @@ import io.github.llama2j.TestData;
 import io.github.llama2j.cpu.CpuEngine;
 import io.github.llama2j.cpu.PreparedWeights;
 import io.github.llama2j.cpu.ScalarKernels;
+import io.github.llama2j.cpu.VectorKernels;
 import io.github.llama2j.engine.EngineOptions;
 import io.github.llama2j.engine.Engines;
 import io.github.llama2j.engine.InferenceEngine;
@@ -155,6 +156,23 @@ class HybridGgufTest {
     @ValueSource(strings = {"qwen3-q8_0", "qwen2-f16", "llama-f32", "llama-mixed", "llama-q4_0"})
     void oneCpuShardIsTheCpuEngineBitForBit(String name) {
         assertSameAsCpuEngine(name, model(name), POSITIONS);
+    }
+
+    /**
+     * The same with the SIMD kernels and the vectorized exp on both sides, no load-time copies: their row sums are in
+     * one order whatever the JIT has compiled (LaneSums), so the two engines in one JVM agree bit for bit.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"qwen3-q8_0", "qwen2-f16", "llama-f32", "llama-mixed", "llama-q4_0"})
+    void oneCpuShardIsTheCpuEngineBitForBitWithTheVectorKernels(String name) {
+        Model model = model(name);
+        Configuration c = model.config();
+        SplitPlan all = SplitPlan.of(c, new double[]{1}, new double[]{1}, new double[]{1});
+        try (InferenceEngine cpu = new CpuEngine(model, new VectorKernels(), FloatMath.vectorized(), 1, false, WeightCopies.OFF);
+             HybridEngine hybrid = new HybridEngine(c, model.weights(), all, List.of((cc, w, p, i, in) ->
+                     new CpuShard("cpu", cc, w, p, i, new VectorKernels(), new PreparedWeights(WeightCopies.OFF), 1, FloatMath.vectorized(), in, true)), null)) {
+            HybridTestEngines.assertSameLogits(name + " (vector kernels)", cpu, hybrid, POSITIONS);
+        }
     }
 
     static void assertSameAsCpuEngine(String name, Model model, int positions) {
