@@ -40,7 +40,7 @@ public final class EngineBitsProbe {
             StringBuilder line = new StringBuilder(file.getFileName().toString());
             float[] logits = e.forwardBatch(prompt, 0);
             for (int pos = PROMPT; ; pos++) {
-                int next = argmax(logits);
+                int next = io.github.llama2j.sampling.Sampler.argmax(logits, logits.length);
                 line.append(' ').append(next).append(':').append(Integer.toHexString(bitsHash(logits)));
                 if (pos == PROMPT + GENERATED) {
                     return line.toString();
@@ -56,15 +56,5 @@ public final class EngineBitsProbe {
             h = 31 * h + Float.floatToRawIntBits(f);
         }
         return h;
-    }
-
-    private static int argmax(float[] v) {
-        int best = 0;
-        for (int i = 1; i < v.length; i++) {
-            if (v[i] > v[best]) {
-                best = i;
-            }
-        }
-        return best;
     }
 }
