@@ -25,7 +25,8 @@ import jdk.incubator.vector.VectorSpecies;
  * if (P_STEPS &gt; 3) { s = s.add(s.rearrange(P4)); }
  * float sum = s.lane(0);
  * </pre>
- * Step i rotates the lanes by n / 2^i, so lane 0 ends as the halving tree {@link #sum} computes: C2's
+ * Step i rotates the lanes by n / 2^i, so lane 0 ends as the halving tree (lane i plus lane i + n/2, then the
+ * same on the first half, down to lanes 0 and 1): C2's
  * {@code reduceLanes} order on x86, so compiled kernels there give what they gave before (C2 on other CPUs may have
  * added in another order; from now on they too give one result). The step count is a constant (C2 keeps
  * the steps the width takes). {@link #P1}-{@link #P4} are for the preferred species, {@link #M1}-{@link #M4} for the
@@ -34,7 +35,7 @@ import jdk.incubator.vector.VectorSpecies;
  * <p>Why at each site and not in a method: the kernels are too large for C2 to inline even a small method into them
  * ("callee is too large", "NodeCountInliningCutoff"). A method taking the vector got each row's accumulator boxed:
  * Llama-3.2-1B Q4_K_M bench tg16 6.5-8.9 against 16.1-16.5 tok/s. A method taking the lanes stored to an array
- * ({@link #sum}) cost a call per row: tg32 31.2-34.0 against 34.6-42.7 tok/s for {@code reduceLanes}. Written out at
+ * (a scalar halving loop) cost a call per row: tg32 31.2-34.0 against 34.6-42.7 tok/s for {@code reduceLanes}. Written out at
  * each site, the scalar sum of the stored lanes took 94-114 ns per row against {@code reduceLanes}' 88-93 in a
  * float32 kernel in cache, {@code slice} steps cost stories42M-shaped f32 tg128 a third (139-164 against 203-244
  * tok/s), and these rotations were within the noise of {@code reduceLanes} at 512 bits (at 256 bits three pairs of
@@ -63,20 +64,6 @@ final class LaneSums {
     static VectorShuffle<Float> rotation(VectorSpecies<Float> s, int i) {
         int k = Math.max(1, s.length() >> i);
         return VectorShuffle.fromOp(s, j -> (j + k) % s.length());
-    }
-
-    /**
-     * The sum of {@code lanes} by halves: lane i plus lane i + n/2 for i &lt; n/2, then the same on the first half,
-     * down to lanes 0 and 1; the kernels' order, as a reference. {@code lanes.length} must be a power of two; the
-     * array is overwritten.
-     */
-    static float sum(float[] lanes) {
-        for (int w = lanes.length >> 1; w > 0; w >>= 1) {
-            for (int i = 0; i < w; i++) {
-                lanes[i] += lanes[i + w];
-            }
-        }
-        return lanes[0];
     }
 
     /**

@@ -13,45 +13,25 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
 /**
- * {@link LaneSums#sum} and the kernels' rotations add by halves: for n lanes, lane i and i + n/2, then those sums at
+ * The kernels' rotations ({@link LaneSums}) add by halves: for n lanes, lane i and i + n/2, then those sums at
  * distance n/4, ..., C2's {@code reduceLanes} order on x86, the same float whatever runs it. The reference here is
  * each width's tree written out as one expression. (That the kernels' results do not depend on the JIT's state is
  * {@link KernelJitStateTest}'s.)
  */
 class LaneSumsTest {
-    @Test
-    void addsByHalvesAtEveryWidth() {
-        SplittableRandom random = new SplittableRandom(System.nanoTime());
-        for (int n : new int[]{2, 4, 8, 16}) {
-            float[] a = new float[n];
-            for (int trial = 0; trial < 20_000; trial++) {
-                for (int i = 0; i < n; i++) { // magnitudes 1e-3 to 1e4: the order shows in the rounding
-                    a[i] = (float) (random.nextGaussian() * Math.pow(10, random.nextInt(-3, 5)));
-                }
-                float expected = tree(a);
-                float sum = LaneSums.sum(a.clone());
-                assertEquals(Float.floatToRawIntBits(expected), Float.floatToRawIntBits(sum),
-                        n + " lanes: " + Arrays.toString(a) + " summed to " + sum + ", by halves " + expected);
-            }
-        }
-    }
-
     /** The kernels' form: rotations by n/2, n/4, ... and lanewise adds, at every width, give the tree's bits in lane 0. */
     @Test
     void rotationsGiveTheTreesSum() {
         SplittableRandom random = new SplittableRandom(System.nanoTime());
         for (VectorSpecies<Float> species : List.of(FloatVector.SPECIES_128, FloatVector.SPECIES_256, FloatVector.SPECIES_512)) {
-            int n = species.length(), steps = Integer.numberOfTrailingZeros(n);
+            int n = species.length();
             float[] a = new float[n];
             for (int trial = 0; trial < 2_000; trial++) {
                 for (int i = 0; i < n; i++) {
                     a[i] = (float) (random.nextGaussian() * Math.pow(10, random.nextInt(-3, 5)));
                 }
-                FloatVector s = FloatVector.fromArray(species, a, 0);
-                for (int step = 1; step <= steps; step++) {
-                    s = s.add(s.rearrange(LaneSums.rotation(species, step)));
-                }
-                assertEquals(Float.floatToRawIntBits(tree(a)), Float.floatToRawIntBits(s.lane(0)), species + ": " + Arrays.toString(a));
+                float sum = rotated(species, a);
+                assertEquals(Float.floatToRawIntBits(tree(a)), Float.floatToRawIntBits(sum), species + ": " + Arrays.toString(a));
             }
         }
     }
@@ -67,9 +47,18 @@ class LaneSumsTest {
     @Test
     void infinitiesAndNaNAsFloatAddition() {
         float[] a = {1, Float.POSITIVE_INFINITY, 3, 4, 5, 6, 7, 8};
-        assertEquals(Float.POSITIVE_INFINITY, LaneSums.sum(a.clone()));
+        assertEquals(Float.POSITIVE_INFINITY, rotated(FloatVector.SPECIES_256, a));
         a[5] = Float.NEGATIVE_INFINITY;
-        assertEquals(Float.NaN, LaneSums.sum(a.clone()));
+        assertEquals(Float.NaN, rotated(FloatVector.SPECIES_256, a));
+    }
+
+    /** The kernels' steps on {@code a}: lane 0 after a rotation and an add per step. */
+    private static float rotated(VectorSpecies<Float> species, float[] a) {
+        FloatVector s = FloatVector.fromArray(species, a, 0);
+        for (int step = 1; step <= Integer.numberOfTrailingZeros(species.length()); step++) {
+            s = s.add(s.rearrange(LaneSums.rotation(species, step)));
+        }
+        return s.lane(0);
     }
 
     /** The halving trees as expressions: after the first step lane i holds a[i] + a[i + n/2], and so on. */
