@@ -108,10 +108,9 @@ final class GgmlMatmul {
                 acc = ((FloatVector) isum.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, scale), acc);
             }
             FloatVector accSum = acc; // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
-            accSum = accSum.add(accSum.rearrange(LaneSums.P1)); accSum = accSum.add(accSum.rearrange(LaneSums.P2));
-            if (LaneSums.P_STEPS > 2) { accSum = accSum.add(accSum.rearrange(LaneSums.P3)); }
-            if (LaneSums.P_STEPS > 3) { accSum = accSum.add(accSum.rearrange(LaneSums.P4)); }
-            out[r] = accSum.lane(0);
+            if (LaneSums.P_STEPS > 2) { accSum = accSum.add(accSum.rearrange(LaneSums.P1)); }
+            if (LaneSums.P_STEPS > 3) { accSum = accSum.add(accSum.rearrange(LaneSums.P2)); }
+            out[r] = (accSum.lane(0) + accSum.lane(2)) + (accSum.lane(1) + accSum.lane(3));
         }
     }
 
@@ -188,25 +187,21 @@ final class GgmlMatmul {
             }
             int r = g * PackedQ8_0.ROWS;
             FloatVector a0Sum = a0; // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
-            a0Sum = a0Sum.add(a0Sum.rearrange(LaneSums.P1)); a0Sum = a0Sum.add(a0Sum.rearrange(LaneSums.P2));
-            if (LaneSums.P_STEPS > 2) { a0Sum = a0Sum.add(a0Sum.rearrange(LaneSums.P3)); }
-            if (LaneSums.P_STEPS > 3) { a0Sum = a0Sum.add(a0Sum.rearrange(LaneSums.P4)); }
-            float f0 = a0Sum.lane(0);
+            if (LaneSums.P_STEPS > 2) { a0Sum = a0Sum.add(a0Sum.rearrange(LaneSums.P1)); }
+            if (LaneSums.P_STEPS > 3) { a0Sum = a0Sum.add(a0Sum.rearrange(LaneSums.P2)); }
+            float f0 = (a0Sum.lane(0) + a0Sum.lane(2)) + (a0Sum.lane(1) + a0Sum.lane(3));
             FloatVector a1Sum = a1; // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
-            a1Sum = a1Sum.add(a1Sum.rearrange(LaneSums.P1)); a1Sum = a1Sum.add(a1Sum.rearrange(LaneSums.P2));
-            if (LaneSums.P_STEPS > 2) { a1Sum = a1Sum.add(a1Sum.rearrange(LaneSums.P3)); }
-            if (LaneSums.P_STEPS > 3) { a1Sum = a1Sum.add(a1Sum.rearrange(LaneSums.P4)); }
-            float f1 = a1Sum.lane(0);
+            if (LaneSums.P_STEPS > 2) { a1Sum = a1Sum.add(a1Sum.rearrange(LaneSums.P1)); }
+            if (LaneSums.P_STEPS > 3) { a1Sum = a1Sum.add(a1Sum.rearrange(LaneSums.P2)); }
+            float f1 = (a1Sum.lane(0) + a1Sum.lane(2)) + (a1Sum.lane(1) + a1Sum.lane(3));
             FloatVector a2Sum = a2; // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
-            a2Sum = a2Sum.add(a2Sum.rearrange(LaneSums.P1)); a2Sum = a2Sum.add(a2Sum.rearrange(LaneSums.P2));
-            if (LaneSums.P_STEPS > 2) { a2Sum = a2Sum.add(a2Sum.rearrange(LaneSums.P3)); }
-            if (LaneSums.P_STEPS > 3) { a2Sum = a2Sum.add(a2Sum.rearrange(LaneSums.P4)); }
-            float f2 = a2Sum.lane(0);
+            if (LaneSums.P_STEPS > 2) { a2Sum = a2Sum.add(a2Sum.rearrange(LaneSums.P1)); }
+            if (LaneSums.P_STEPS > 3) { a2Sum = a2Sum.add(a2Sum.rearrange(LaneSums.P2)); }
+            float f2 = (a2Sum.lane(0) + a2Sum.lane(2)) + (a2Sum.lane(1) + a2Sum.lane(3));
             FloatVector a3Sum = a3; // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
-            a3Sum = a3Sum.add(a3Sum.rearrange(LaneSums.P1)); a3Sum = a3Sum.add(a3Sum.rearrange(LaneSums.P2));
-            if (LaneSums.P_STEPS > 2) { a3Sum = a3Sum.add(a3Sum.rearrange(LaneSums.P3)); }
-            if (LaneSums.P_STEPS > 3) { a3Sum = a3Sum.add(a3Sum.rearrange(LaneSums.P4)); }
-            float f3 = a3Sum.lane(0);
+            if (LaneSums.P_STEPS > 2) { a3Sum = a3Sum.add(a3Sum.rearrange(LaneSums.P1)); }
+            if (LaneSums.P_STEPS > 3) { a3Sum = a3Sum.add(a3Sum.rearrange(LaneSums.P2)); }
+            float f3 = (a3Sum.lane(0) + a3Sum.lane(2)) + (a3Sum.lane(1) + a3Sum.lane(3));
             if (r >= r0 && r + 3 < r1) {
                 out[r] = f0;
                 out[r + 1] = f1;
@@ -262,10 +257,9 @@ final class GgmlMatmul {
                 acc = ((FloatVector) isum.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, scale), acc);
             }
             FloatVector accSum = acc; // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
-            accSum = accSum.add(accSum.rearrange(LaneSums.P1)); accSum = accSum.add(accSum.rearrange(LaneSums.P2));
-            if (LaneSums.P_STEPS > 2) { accSum = accSum.add(accSum.rearrange(LaneSums.P3)); }
-            if (LaneSums.P_STEPS > 3) { accSum = accSum.add(accSum.rearrange(LaneSums.P4)); }
-            out[r] = accSum.lane(0);
+            if (LaneSums.P_STEPS > 2) { accSum = accSum.add(accSum.rearrange(LaneSums.P1)); }
+            if (LaneSums.P_STEPS > 3) { accSum = accSum.add(accSum.rearrange(LaneSums.P2)); }
+            out[r] = (accSum.lane(0) + accSum.lane(2)) + (accSum.lane(1) + accSum.lane(3));
         }
     }
 
@@ -319,10 +313,9 @@ final class GgmlMatmul {
                 summs += Float.float16ToFloat(data.get(Matrix.SHORT, b + Matrix.Q5_1.M)) * xs[blk];
             }
             FloatVector accSum = acc; // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
-            accSum = accSum.add(accSum.rearrange(LaneSums.P1)); accSum = accSum.add(accSum.rearrange(LaneSums.P2));
-            if (LaneSums.P_STEPS > 2) { accSum = accSum.add(accSum.rearrange(LaneSums.P3)); }
-            if (LaneSums.P_STEPS > 3) { accSum = accSum.add(accSum.rearrange(LaneSums.P4)); }
-            out[r] = accSum.lane(0) + summs;
+            if (LaneSums.P_STEPS > 2) { accSum = accSum.add(accSum.rearrange(LaneSums.P1)); }
+            if (LaneSums.P_STEPS > 3) { accSum = accSum.add(accSum.rearrange(LaneSums.P2)); }
+            out[r] = ((accSum.lane(0) + accSum.lane(2)) + (accSum.lane(1) + accSum.lane(3))) + summs;
         }
     }
 
@@ -473,10 +466,9 @@ final class GgmlMatmul {
                 acc = ((FloatVector) isum.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, dall), acc);
             }
             FloatVector accSum = acc; // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
-            accSum = accSum.add(accSum.rearrange(LaneSums.P1)); accSum = accSum.add(accSum.rearrange(LaneSums.P2));
-            if (LaneSums.P_STEPS > 2) { accSum = accSum.add(accSum.rearrange(LaneSums.P3)); }
-            if (LaneSums.P_STEPS > 3) { accSum = accSum.add(accSum.rearrange(LaneSums.P4)); }
-            out[r] = accSum.lane(0) - mins;
+            if (LaneSums.P_STEPS > 2) { accSum = accSum.add(accSum.rearrange(LaneSums.P1)); }
+            if (LaneSums.P_STEPS > 3) { accSum = accSum.add(accSum.rearrange(LaneSums.P2)); }
+            out[r] = ((accSum.lane(0) + accSum.lane(2)) + (accSum.lane(1) + accSum.lane(3))) - mins;
         }
     }
 
@@ -540,10 +532,9 @@ final class GgmlMatmul {
                 acc = ((FloatVector) isum.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, scale), acc);
             }
             FloatVector accSum = acc; // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
-            accSum = accSum.add(accSum.rearrange(LaneSums.P1)); accSum = accSum.add(accSum.rearrange(LaneSums.P2));
-            if (LaneSums.P_STEPS > 2) { accSum = accSum.add(accSum.rearrange(LaneSums.P3)); }
-            if (LaneSums.P_STEPS > 3) { accSum = accSum.add(accSum.rearrange(LaneSums.P4)); }
-            out[r] = accSum.lane(0);
+            if (LaneSums.P_STEPS > 2) { accSum = accSum.add(accSum.rearrange(LaneSums.P1)); }
+            if (LaneSums.P_STEPS > 3) { accSum = accSum.add(accSum.rearrange(LaneSums.P2)); }
+            out[r] = (accSum.lane(0) + accSum.lane(2)) + (accSum.lane(1) + accSum.lane(3));
         }
     }
 
@@ -620,10 +611,9 @@ final class GgmlMatmul {
                 acc = ((FloatVector) isum.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, scale), acc);
             }
             FloatVector accSum = acc; // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
-            accSum = accSum.add(accSum.rearrange(LaneSums.P1)); accSum = accSum.add(accSum.rearrange(LaneSums.P2));
-            if (LaneSums.P_STEPS > 2) { accSum = accSum.add(accSum.rearrange(LaneSums.P3)); }
-            if (LaneSums.P_STEPS > 3) { accSum = accSum.add(accSum.rearrange(LaneSums.P4)); }
-            out[r] = accSum.lane(0);
+            if (LaneSums.P_STEPS > 2) { accSum = accSum.add(accSum.rearrange(LaneSums.P1)); }
+            if (LaneSums.P_STEPS > 3) { accSum = accSum.add(accSum.rearrange(LaneSums.P2)); }
+            out[r] = (accSum.lane(0) + accSum.lane(2)) + (accSum.lane(1) + accSum.lane(3));
         }
     }
 
@@ -760,10 +750,9 @@ final class GgmlMatmul {
                 mins += Float.float16ToFloat(data.get(Matrix.SHORT, b + 2)) * xdb * summ;
             }
             FloatVector accSum = acc; // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
-            accSum = accSum.add(accSum.rearrange(LaneSums.P1)); accSum = accSum.add(accSum.rearrange(LaneSums.P2));
-            if (LaneSums.P_STEPS > 2) { accSum = accSum.add(accSum.rearrange(LaneSums.P3)); }
-            if (LaneSums.P_STEPS > 3) { accSum = accSum.add(accSum.rearrange(LaneSums.P4)); }
-            out[r] = accSum.lane(0) - mins;
+            if (LaneSums.P_STEPS > 2) { accSum = accSum.add(accSum.rearrange(LaneSums.P1)); }
+            if (LaneSums.P_STEPS > 3) { accSum = accSum.add(accSum.rearrange(LaneSums.P2)); }
+            out[r] = ((accSum.lane(0) + accSum.lane(2)) + (accSum.lane(1) + accSum.lane(3))) - mins;
         }
     }
 
@@ -833,10 +822,9 @@ final class GgmlMatmul {
                 acc = ((FloatVector) isum.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, scale), acc);
             }
             FloatVector accSum = acc; // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
-            accSum = accSum.add(accSum.rearrange(LaneSums.P1)); accSum = accSum.add(accSum.rearrange(LaneSums.P2));
-            if (LaneSums.P_STEPS > 2) { accSum = accSum.add(accSum.rearrange(LaneSums.P3)); }
-            if (LaneSums.P_STEPS > 3) { accSum = accSum.add(accSum.rearrange(LaneSums.P4)); }
-            out[r] = accSum.lane(0);
+            if (LaneSums.P_STEPS > 2) { accSum = accSum.add(accSum.rearrange(LaneSums.P1)); }
+            if (LaneSums.P_STEPS > 3) { accSum = accSum.add(accSum.rearrange(LaneSums.P2)); }
+            out[r] = (accSum.lane(0) + accSum.lane(2)) + (accSum.lane(1) + accSum.lane(3));
         }
     }
 
@@ -957,25 +945,21 @@ final class GgmlMatmul {
             return;
         }
         FloatVector a0Sum = a00.add(a01); // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
-        a0Sum = a0Sum.add(a0Sum.rearrange(LaneSums.P1)); a0Sum = a0Sum.add(a0Sum.rearrange(LaneSums.P2));
-        if (LaneSums.P_STEPS > 2) { a0Sum = a0Sum.add(a0Sum.rearrange(LaneSums.P3)); }
-        if (LaneSums.P_STEPS > 3) { a0Sum = a0Sum.add(a0Sum.rearrange(LaneSums.P4)); }
-        out[r] = f16Tail(a0Sum.lane(0), xh, data, b0, j, n);
+        if (LaneSums.P_STEPS > 2) { a0Sum = a0Sum.add(a0Sum.rearrange(LaneSums.P1)); }
+        if (LaneSums.P_STEPS > 3) { a0Sum = a0Sum.add(a0Sum.rearrange(LaneSums.P2)); }
+        out[r] = f16Tail((a0Sum.lane(0) + a0Sum.lane(2)) + (a0Sum.lane(1) + a0Sum.lane(3)), xh, data, b0, j, n);
         FloatVector a1Sum = a10.add(a11); // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
-        a1Sum = a1Sum.add(a1Sum.rearrange(LaneSums.P1)); a1Sum = a1Sum.add(a1Sum.rearrange(LaneSums.P2));
-        if (LaneSums.P_STEPS > 2) { a1Sum = a1Sum.add(a1Sum.rearrange(LaneSums.P3)); }
-        if (LaneSums.P_STEPS > 3) { a1Sum = a1Sum.add(a1Sum.rearrange(LaneSums.P4)); }
-        out[r + 1] = f16Tail(a1Sum.lane(0), xh, data, b1, j, n);
+        if (LaneSums.P_STEPS > 2) { a1Sum = a1Sum.add(a1Sum.rearrange(LaneSums.P1)); }
+        if (LaneSums.P_STEPS > 3) { a1Sum = a1Sum.add(a1Sum.rearrange(LaneSums.P2)); }
+        out[r + 1] = f16Tail((a1Sum.lane(0) + a1Sum.lane(2)) + (a1Sum.lane(1) + a1Sum.lane(3)), xh, data, b1, j, n);
         FloatVector a2Sum = a20.add(a21); // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
-        a2Sum = a2Sum.add(a2Sum.rearrange(LaneSums.P1)); a2Sum = a2Sum.add(a2Sum.rearrange(LaneSums.P2));
-        if (LaneSums.P_STEPS > 2) { a2Sum = a2Sum.add(a2Sum.rearrange(LaneSums.P3)); }
-        if (LaneSums.P_STEPS > 3) { a2Sum = a2Sum.add(a2Sum.rearrange(LaneSums.P4)); }
-        out[r + 2] = f16Tail(a2Sum.lane(0), xh, data, b2, j, n);
+        if (LaneSums.P_STEPS > 2) { a2Sum = a2Sum.add(a2Sum.rearrange(LaneSums.P1)); }
+        if (LaneSums.P_STEPS > 3) { a2Sum = a2Sum.add(a2Sum.rearrange(LaneSums.P2)); }
+        out[r + 2] = f16Tail((a2Sum.lane(0) + a2Sum.lane(2)) + (a2Sum.lane(1) + a2Sum.lane(3)), xh, data, b2, j, n);
         FloatVector a3Sum = a30.add(a31); // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
-        a3Sum = a3Sum.add(a3Sum.rearrange(LaneSums.P1)); a3Sum = a3Sum.add(a3Sum.rearrange(LaneSums.P2));
-        if (LaneSums.P_STEPS > 2) { a3Sum = a3Sum.add(a3Sum.rearrange(LaneSums.P3)); }
-        if (LaneSums.P_STEPS > 3) { a3Sum = a3Sum.add(a3Sum.rearrange(LaneSums.P4)); }
-        out[r + 3] = f16Tail(a3Sum.lane(0), xh, data, b3, j, n);
+        if (LaneSums.P_STEPS > 2) { a3Sum = a3Sum.add(a3Sum.rearrange(LaneSums.P1)); }
+        if (LaneSums.P_STEPS > 3) { a3Sum = a3Sum.add(a3Sum.rearrange(LaneSums.P2)); }
+        out[r + 3] = f16Tail((a3Sum.lane(0) + a3Sum.lane(2)) + (a3Sum.lane(1) + a3Sum.lane(3)), xh, data, b3, j, n);
     }
 
     /**
@@ -1032,10 +1016,9 @@ final class GgmlMatmul {
                 continue;
             }
             FloatVector aSum = a0.add(a1); // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
-            aSum = aSum.add(aSum.rearrange(LaneSums.P1)); aSum = aSum.add(aSum.rearrange(LaneSums.P2));
-            if (LaneSums.P_STEPS > 2) { aSum = aSum.add(aSum.rearrange(LaneSums.P3)); }
-            if (LaneSums.P_STEPS > 3) { aSum = aSum.add(aSum.rearrange(LaneSums.P4)); }
-            out[r] = f16Tail(aSum.lane(0), xh, data, base, j, n);
+            if (LaneSums.P_STEPS > 2) { aSum = aSum.add(aSum.rearrange(LaneSums.P1)); }
+            if (LaneSums.P_STEPS > 3) { aSum = aSum.add(aSum.rearrange(LaneSums.P2)); }
+            out[r] = f16Tail((aSum.lane(0) + aSum.lane(2)) + (aSum.lane(1) + aSum.lane(3)), xh, data, base, j, n);
         }
     }
 
@@ -1059,10 +1042,9 @@ final class GgmlMatmul {
             a1 = w1.fma(FloatVector.fromArray(F, xp, j + L), a1);
         }
         FloatVector aSum = a0.add(a1); // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
-        aSum = aSum.add(aSum.rearrange(LaneSums.P1)); aSum = aSum.add(aSum.rearrange(LaneSums.P2));
-        if (LaneSums.P_STEPS > 2) { aSum = aSum.add(aSum.rearrange(LaneSums.P3)); }
-        if (LaneSums.P_STEPS > 3) { aSum = aSum.add(aSum.rearrange(LaneSums.P4)); }
-        return f16Tail(aSum.lane(0), xh, data, base, j, n);
+        if (LaneSums.P_STEPS > 2) { aSum = aSum.add(aSum.rearrange(LaneSums.P1)); }
+        if (LaneSums.P_STEPS > 3) { aSum = aSum.add(aSum.rearrange(LaneSums.P2)); }
+        return f16Tail((aSum.lane(0) + aSum.lane(2)) + (aSum.lane(1) + aSum.lane(3)), xh, data, base, j, n);
     }
 
     /**
@@ -1098,25 +1080,21 @@ final class GgmlMatmul {
                 a31 = v.and(0xFFFF0000).reinterpretAsFloats().fma(x1, a31);
             }
             FloatVector a0Sum = a00.add(a01); // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
-            a0Sum = a0Sum.add(a0Sum.rearrange(LaneSums.P1)); a0Sum = a0Sum.add(a0Sum.rearrange(LaneSums.P2));
-            if (LaneSums.P_STEPS > 2) { a0Sum = a0Sum.add(a0Sum.rearrange(LaneSums.P3)); }
-            if (LaneSums.P_STEPS > 3) { a0Sum = a0Sum.add(a0Sum.rearrange(LaneSums.P4)); }
-            out[r] = bf16Tail(a0Sum.lane(0), xb, data, b0, j, n);
+            if (LaneSums.P_STEPS > 2) { a0Sum = a0Sum.add(a0Sum.rearrange(LaneSums.P1)); }
+            if (LaneSums.P_STEPS > 3) { a0Sum = a0Sum.add(a0Sum.rearrange(LaneSums.P2)); }
+            out[r] = bf16Tail((a0Sum.lane(0) + a0Sum.lane(2)) + (a0Sum.lane(1) + a0Sum.lane(3)), xb, data, b0, j, n);
             FloatVector a1Sum = a10.add(a11); // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
-            a1Sum = a1Sum.add(a1Sum.rearrange(LaneSums.P1)); a1Sum = a1Sum.add(a1Sum.rearrange(LaneSums.P2));
-            if (LaneSums.P_STEPS > 2) { a1Sum = a1Sum.add(a1Sum.rearrange(LaneSums.P3)); }
-            if (LaneSums.P_STEPS > 3) { a1Sum = a1Sum.add(a1Sum.rearrange(LaneSums.P4)); }
-            out[r + 1] = bf16Tail(a1Sum.lane(0), xb, data, b1, j, n);
+            if (LaneSums.P_STEPS > 2) { a1Sum = a1Sum.add(a1Sum.rearrange(LaneSums.P1)); }
+            if (LaneSums.P_STEPS > 3) { a1Sum = a1Sum.add(a1Sum.rearrange(LaneSums.P2)); }
+            out[r + 1] = bf16Tail((a1Sum.lane(0) + a1Sum.lane(2)) + (a1Sum.lane(1) + a1Sum.lane(3)), xb, data, b1, j, n);
             FloatVector a2Sum = a20.add(a21); // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
-            a2Sum = a2Sum.add(a2Sum.rearrange(LaneSums.P1)); a2Sum = a2Sum.add(a2Sum.rearrange(LaneSums.P2));
-            if (LaneSums.P_STEPS > 2) { a2Sum = a2Sum.add(a2Sum.rearrange(LaneSums.P3)); }
-            if (LaneSums.P_STEPS > 3) { a2Sum = a2Sum.add(a2Sum.rearrange(LaneSums.P4)); }
-            out[r + 2] = bf16Tail(a2Sum.lane(0), xb, data, b2, j, n);
+            if (LaneSums.P_STEPS > 2) { a2Sum = a2Sum.add(a2Sum.rearrange(LaneSums.P1)); }
+            if (LaneSums.P_STEPS > 3) { a2Sum = a2Sum.add(a2Sum.rearrange(LaneSums.P2)); }
+            out[r + 2] = bf16Tail((a2Sum.lane(0) + a2Sum.lane(2)) + (a2Sum.lane(1) + a2Sum.lane(3)), xb, data, b2, j, n);
             FloatVector a3Sum = a30.add(a31); // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
-            a3Sum = a3Sum.add(a3Sum.rearrange(LaneSums.P1)); a3Sum = a3Sum.add(a3Sum.rearrange(LaneSums.P2));
-            if (LaneSums.P_STEPS > 2) { a3Sum = a3Sum.add(a3Sum.rearrange(LaneSums.P3)); }
-            if (LaneSums.P_STEPS > 3) { a3Sum = a3Sum.add(a3Sum.rearrange(LaneSums.P4)); }
-            out[r + 3] = bf16Tail(a3Sum.lane(0), xb, data, b3, j, n);
+            if (LaneSums.P_STEPS > 2) { a3Sum = a3Sum.add(a3Sum.rearrange(LaneSums.P1)); }
+            if (LaneSums.P_STEPS > 3) { a3Sum = a3Sum.add(a3Sum.rearrange(LaneSums.P2)); }
+            out[r + 3] = bf16Tail((a3Sum.lane(0) + a3Sum.lane(2)) + (a3Sum.lane(1) + a3Sum.lane(3)), xb, data, b3, j, n);
         }
         for (; r < r1; r++) {
             long base = (long) r * n * 2;
@@ -1128,10 +1106,9 @@ final class GgmlMatmul {
                 a1 = v.and(0xFFFF0000).reinterpretAsFloats().fma(FloatVector.fromArray(F, xp, j + L), a1);
             }
             FloatVector aSum = a0.add(a1); // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
-            aSum = aSum.add(aSum.rearrange(LaneSums.P1)); aSum = aSum.add(aSum.rearrange(LaneSums.P2));
-            if (LaneSums.P_STEPS > 2) { aSum = aSum.add(aSum.rearrange(LaneSums.P3)); }
-            if (LaneSums.P_STEPS > 3) { aSum = aSum.add(aSum.rearrange(LaneSums.P4)); }
-            out[r] = bf16Tail(aSum.lane(0), xb, data, base, j, n);
+            if (LaneSums.P_STEPS > 2) { aSum = aSum.add(aSum.rearrange(LaneSums.P1)); }
+            if (LaneSums.P_STEPS > 3) { aSum = aSum.add(aSum.rearrange(LaneSums.P2)); }
+            out[r] = bf16Tail((aSum.lane(0) + aSum.lane(2)) + (aSum.lane(1) + aSum.lane(3)), xb, data, base, j, n);
         }
     }
 

@@ -633,15 +633,13 @@ final class KQuantPacked {
                 }
                 if (++blk == k0 + width) { // the row's last super-block of the span: its sums, and the next row starts
                     FloatVector accSum = acc; // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
-                    accSum = accSum.add(accSum.rearrange(LaneSums.P1)); accSum = accSum.add(accSum.rearrange(LaneSums.P2));
-                    if (LaneSums.P_STEPS > 2) { accSum = accSum.add(accSum.rearrange(LaneSums.P3)); }
-                    if (LaneSums.P_STEPS > 3) { accSum = accSum.add(accSum.rearrange(LaneSums.P4)); }
-                    float v = accSum.lane(0);
+                    if (LaneSums.P_STEPS > 2) { accSum = accSum.add(accSum.rearrange(LaneSums.P1)); }
+                    if (LaneSums.P_STEPS > 3) { accSum = accSum.add(accSum.rearrange(LaneSums.P2)); }
+                    float v = (accSum.lane(0) + accSum.lane(2)) + (accSum.lane(1) + accSum.lane(3));
                     FloatVector maccSum = macc; // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
-                    maccSum = maccSum.add(maccSum.rearrange(LaneSums.M1)); maccSum = maccSum.add(maccSum.rearrange(LaneSums.M2));
-                    if (LaneSums.M_STEPS > 2) { maccSum = maccSum.add(maccSum.rearrange(LaneSums.M3)); }
-                    if (LaneSums.M_STEPS > 3) { maccSum = maccSum.add(maccSum.rearrange(LaneSums.M4)); }
-                    v -= maccSum.lane(0);
+                    if (LaneSums.M_STEPS > 2) { maccSum = maccSum.add(maccSum.rearrange(LaneSums.M1)); }
+                    if (LaneSums.M_STEPS > 3) { maccSum = maccSum.add(maccSum.rearrange(LaneSums.M2)); }
+                    v -= (maccSum.lane(0) + maccSum.lane(2)) + (maccSum.lane(1) + maccSum.lane(3));
                     out[r] = k0 == 0 ? v : out[r] + v;
                     r++;
                     acc = zero;
@@ -737,15 +735,13 @@ final class KQuantPacked {
                 }
                 if (++blk == k0 + width) {
                     FloatVector accSum = acc; // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
-                    accSum = accSum.add(accSum.rearrange(LaneSums.P1)); accSum = accSum.add(accSum.rearrange(LaneSums.P2));
-                    if (LaneSums.P_STEPS > 2) { accSum = accSum.add(accSum.rearrange(LaneSums.P3)); }
-                    if (LaneSums.P_STEPS > 3) { accSum = accSum.add(accSum.rearrange(LaneSums.P4)); }
-                    float v = accSum.lane(0);
+                    if (LaneSums.P_STEPS > 2) { accSum = accSum.add(accSum.rearrange(LaneSums.P1)); }
+                    if (LaneSums.P_STEPS > 3) { accSum = accSum.add(accSum.rearrange(LaneSums.P2)); }
+                    float v = (accSum.lane(0) + accSum.lane(2)) + (accSum.lane(1) + accSum.lane(3));
                     FloatVector maccSum = macc; // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
-                    maccSum = maccSum.add(maccSum.rearrange(LaneSums.M1)); maccSum = maccSum.add(maccSum.rearrange(LaneSums.M2));
-                    if (LaneSums.M_STEPS > 2) { maccSum = maccSum.add(maccSum.rearrange(LaneSums.M3)); }
-                    if (LaneSums.M_STEPS > 3) { maccSum = maccSum.add(maccSum.rearrange(LaneSums.M4)); }
-                    v -= maccSum.lane(0);
+                    if (LaneSums.M_STEPS > 2) { maccSum = maccSum.add(maccSum.rearrange(LaneSums.M1)); }
+                    if (LaneSums.M_STEPS > 3) { maccSum = maccSum.add(maccSum.rearrange(LaneSums.M2)); }
+                    v -= (maccSum.lane(0) + maccSum.lane(2)) + (maccSum.lane(1) + maccSum.lane(3));
                     out[r] = k0 == 0 ? v : out[r] + v;
                     r++;
                     acc = zero;
@@ -845,15 +841,13 @@ final class KQuantPacked {
                 }
             }
             FloatVector accSum = acc; // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
-            accSum = accSum.add(accSum.rearrange(LaneSums.P1)); accSum = accSum.add(accSum.rearrange(LaneSums.P2));
-            if (LaneSums.P_STEPS > 2) { accSum = accSum.add(accSum.rearrange(LaneSums.P3)); }
-            if (LaneSums.P_STEPS > 3) { accSum = accSum.add(accSum.rearrange(LaneSums.P4)); }
-            float v = accSum.lane(0);
+            if (LaneSums.P_STEPS > 2) { accSum = accSum.add(accSum.rearrange(LaneSums.P1)); }
+            if (LaneSums.P_STEPS > 3) { accSum = accSum.add(accSum.rearrange(LaneSums.P2)); }
+            float v = (accSum.lane(0) + accSum.lane(2)) + (accSum.lane(1) + accSum.lane(3));
             FloatVector maccSum = macc; // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
-            maccSum = maccSum.add(maccSum.rearrange(LaneSums.M1)); maccSum = maccSum.add(maccSum.rearrange(LaneSums.M2));
-            if (LaneSums.M_STEPS > 2) { maccSum = maccSum.add(maccSum.rearrange(LaneSums.M3)); }
-            if (LaneSums.M_STEPS > 3) { maccSum = maccSum.add(maccSum.rearrange(LaneSums.M4)); }
-            out[r] = v - maccSum.lane(0);
+            if (LaneSums.M_STEPS > 2) { maccSum = maccSum.add(maccSum.rearrange(LaneSums.M1)); }
+            if (LaneSums.M_STEPS > 3) { maccSum = maccSum.add(maccSum.rearrange(LaneSums.M2)); }
+            out[r] = v - ((maccSum.lane(0) + maccSum.lane(2)) + (maccSum.lane(1) + maccSum.lane(3)));
         }
     }
 
@@ -924,10 +918,9 @@ final class KQuantPacked {
                 }
                 if (++blk == k0 + width) { // the row's last super-block of the span: its sum, and the next row starts
                     FloatVector accSum = acc; // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
-                    accSum = accSum.add(accSum.rearrange(LaneSums.P1)); accSum = accSum.add(accSum.rearrange(LaneSums.P2));
-                    if (LaneSums.P_STEPS > 2) { accSum = accSum.add(accSum.rearrange(LaneSums.P3)); }
-                    if (LaneSums.P_STEPS > 3) { accSum = accSum.add(accSum.rearrange(LaneSums.P4)); }
-                    float v = accSum.lane(0);
+                    if (LaneSums.P_STEPS > 2) { accSum = accSum.add(accSum.rearrange(LaneSums.P1)); }
+                    if (LaneSums.P_STEPS > 3) { accSum = accSum.add(accSum.rearrange(LaneSums.P2)); }
+                    float v = (accSum.lane(0) + accSum.lane(2)) + (accSum.lane(1) + accSum.lane(3));
                     out[r] = k0 == 0 ? v : out[r] + v;
                     r++;
                     acc = zero;

@@ -16,21 +16,27 @@ import jdk.incubator.vector.VectorSpecies;
  * deoptimization, gave other logits than the same kernel compiled, and a run's tokens could depend on when the JIT
  * finished. {@code KernelJitStateTest} runs every kernel interpreted and compiled and requires the same bits.
  *
- * <p>The order, written out at each kernel's row end with lanewise operations only (which every execution mode
- * computes lane by lane, exactly):
+ * <p>The order, written out at each kernel's row end with lanewise operations and lane reads only (which every
+ * execution mode computes lane by lane, exactly):
  * <pre>
  * FloatVector s = acc;
- * s = s.add(s.rearrange(P1)); s = s.add(s.rearrange(P2));
- * if (P_STEPS &gt; 2) { s = s.add(s.rearrange(P3)); }
- * if (P_STEPS &gt; 3) { s = s.add(s.rearrange(P4)); }
- * float sum = s.lane(0);
+ * if (P_STEPS &gt; 2) { s = s.add(s.rearrange(P1)); }   // 8 or 16 lanes: lane i plus lane i + n/2
+ * if (P_STEPS &gt; 3) { s = s.add(s.rearrange(P2)); }   // 16 lanes: then plus lane i + 4
+ * float sum = (s.lane(0) + s.lane(2)) + (s.lane(1) + s.lane(3));
  * </pre>
- * Step i rotates the lanes by n / 2^i, so lane 0 ends as the halving tree (lane i plus lane i + n/2, then the
- * same on the first half, down to lanes 0 and 1): C2's
- * {@code reduceLanes} order on x86, so compiled kernels there give what they gave before (C2 on other CPUs may have
- * added in another order; from now on they too give one result). The step count is a constant (C2 keeps
- * the steps the width takes). {@link #P1}-{@link #P4} are for the preferred species, {@link #M1}-{@link #M4} for the
- * K-quant kernels' species of the mins (at most 256 bits).
+ * Lane 0 ends as the halving tree (lane i plus lane i + n/2, then the same on the first half, down to lanes 0 and
+ * 1): C2's {@code reduceLanes} order on x86, so compiled kernels there give what they gave before (C2 on other CPUs
+ * may have added in another order; from now on they too give one result). The step count is a constant (C2 keeps
+ * the steps the width takes). {@link #P1} and {@link #P2} are for the preferred species, {@link #M1} and
+ * {@link #M2} for the K-quant kernels' species of the mins (at most 256 bits; the same objects where the species is
+ * the preferred one).
+ *
+ * <p>Why the last two steps read lanes instead of rotating: each rotation's index vector is a loop invariant that C2
+ * loads before the kernel's loop and keeps in a register through it. The K-quant copies' loop at 256 bits used all
+ * sixteen ymm registers before, so with six index vectors (three steps, products and mins) it stored and reloaded
+ * some of them at every super-block: the Llama-3.2-1B Q4_K_M token about a tenth slower at 256 bits. With one index
+ * vector at 256 bits (two at 512, none at 128) the loop is back to one spill pair, and the lane reads are
+ * {@code vpshufd}-class instructions with immediates (docs/measurements/2026-12-07-lane-sums.md, "Third look").
  *
  * <p>Why at each site and not in a method: the kernels are too large for C2 to inline even a small method into them
  * ("callee is too large", "NodeCountInliningCutoff"). A method taking the vector got each row's accumulator boxed:
@@ -38,23 +44,22 @@ import jdk.incubator.vector.VectorSpecies;
  * (a scalar halving loop) cost a call per row: tg32 31.2-34.0 against 34.6-42.7 tok/s for {@code reduceLanes}. Written out at
  * each site, the scalar sum of the stored lanes took 94-114 ns per row against {@code reduceLanes}' 88-93 in a
  * float32 kernel in cache, {@code slice} steps cost stories42M-shaped f32 tg128 a third (139-164 against 203-244
- * tok/s), and these rotations were within the noise of {@code reduceLanes} at 512 bits (at 256 bits three pairs of
- * JVMs could not tell a few per cent; the same page). A {@code -XX:CompileCommand=inline} for a helper would need
- * the flag on every java command line, which {@code java -jar} does not carry.
+ * tok/s), and rotations were within the noise of {@code reduceLanes} at 512 bits (the same page). A
+ * {@code -XX:CompileCommand=inline} for a helper would need the flag on every java command line, which
+ * {@code java -jar} does not carry.
  */
 final class LaneSums {
-    /** The most lanes the four steps sum: 512 bits of floats; see {@link #check}. */
+    /** The most lanes the two rotations and the four lane reads sum: 512 bits of floats; see {@link #check}. */
     static final int MAX_LANES = 16;
     private static final VectorSpecies<Float> PREFERRED = FloatVector.SPECIES_PREFERRED;
     /** The K-quant kernels' species for the mins: the preferred one, at most 256 bits. */
     private static final VectorSpecies<Float> MINS = PREFERRED.vectorBitSize() <= 256 ? PREFERRED : FloatVector.SPECIES_256;
 
-    /** The rotations for the preferred float species, and how many of them its lanes take (log2 of its length). */
-    static final VectorShuffle<Float> P1 = rotation(PREFERRED, 1), P2 = rotation(PREFERRED, 2), P3 = rotation(PREFERRED, 3),
-            P4 = rotation(PREFERRED, 4);
+    /** The rotations for the preferred float species (by n/2 and by n/4 lanes), and log2 of its length. */
+    static final VectorShuffle<Float> P1 = rotation(PREFERRED, 1), P2 = rotation(PREFERRED, 2);
     static final int P_STEPS = Integer.numberOfTrailingZeros(PREFERRED.length());
-    /** The same for a species of at most 256 bits (the preferred one, if narrower). */
-    static final VectorShuffle<Float> M1 = rotation(MINS, 1), M2 = rotation(MINS, 2), M3 = rotation(MINS, 3), M4 = rotation(MINS, 4);
+    /** The same for a species of at most 256 bits (the preferred one, if narrower: then the same objects). */
+    static final VectorShuffle<Float> M1 = MINS == PREFERRED ? P1 : rotation(MINS, 1), M2 = MINS == PREFERRED ? P2 : rotation(MINS, 2);
     static final int M_STEPS = Integer.numberOfTrailingZeros(MINS.length());
 
     private LaneSums() {
@@ -68,8 +73,8 @@ final class LaneSums {
 
     /**
      * Refuses float vectors of more than {@link #MAX_LANES} lanes (wider than 512 bits: no JDK on x86, NEON or the SVE of
-     * current Arm servers has them), whose lanes past the 16th the kernels' four steps would leave out, of fewer
-     * than 4 (no SIMD: the kernels take two steps always), and lane counts that are not a power of two.
+     * current Arm servers has them), whose lanes past the 16th the kernels' steps would leave out, of fewer
+     * than 4 (no SIMD: the kernels read four lanes always), and lane counts that are not a power of two.
      */
     static void check(int floatLanes) {
         if (floatLanes < 4 || Integer.bitCount(floatLanes) != 1) {

@@ -274,8 +274,12 @@ public final class GgufStreamSpeed {
             }
             Arrays.sort(g);
             Arrays.sort(ratio);
-            System.out.printf(Locale.ROOT, "  %-12s median %6.2f  best %6.2f GB/s (CPU time); / base per round: median %.2f (quartiles %.2f-%.2f)%n",
-                    vs.get(vi).name, g[g.length / 2], g[g.length - 1], ratio[rounds / 2], ratio[rounds / 4], ratio[(3 * rounds) / 4]);
+            StringBuilder each = new StringBuilder();
+            for (double x : gbs[vi]) {
+                each.append(String.format(Locale.ROOT, " %.1f", x));
+            }
+            System.out.printf(Locale.ROOT, "  %-12s median %6.2f  best %6.2f GB/s (CPU time); / base per round: median %.2f (quartiles %.2f-%.2f); rounds:%s%n",
+                    vs.get(vi).name, g[g.length / 2], g[g.length - 1], ratio[rounds / 2], ratio[rounds / 4], ratio[(3 * rounds) / 4], each);
         }
         for (Model model : models) {
             model.close();

@@ -13,13 +13,13 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
 /**
- * The kernels' rotations ({@link LaneSums}) add by halves: for n lanes, lane i and i + n/2, then those sums at
+ * The kernels' row sums ({@link LaneSums}) add by halves: for n lanes, lane i and i + n/2, then those sums at
  * distance n/4, ..., C2's {@code reduceLanes} order on x86, the same float whatever runs it. The reference here is
  * each width's tree written out as one expression. (That the kernels' results do not depend on the JIT's state is
  * {@link KernelJitStateTest}'s.)
  */
 class LaneSumsTest {
-    /** The kernels' form: rotations by n/2, n/4, ... and lanewise adds, at every width, give the tree's bits in lane 0. */
+    /** The kernels' form: rotations by n/2, ... down to four lanes, then those four by halves, give the tree's bits. */
     @Test
     void rotationsGiveTheTreesSum() {
         SplittableRandom random = new SplittableRandom(System.nanoTime());
@@ -52,13 +52,16 @@ class LaneSumsTest {
         assertEquals(Float.NaN, rotated(FloatVector.SPECIES_256, a));
     }
 
-    /** The kernels' steps on {@code a}: lane 0 after a rotation and an add per step. */
+    /**
+     * The kernels' steps on {@code a}: a rotation and an add per step while more than four lanes are left, then the
+     * first four lanes by halves as scalars.
+     */
     private static float rotated(VectorSpecies<Float> species, float[] a) {
         FloatVector s = FloatVector.fromArray(species, a, 0);
-        for (int step = 1; step <= Integer.numberOfTrailingZeros(species.length()); step++) {
+        for (int step = 1; species.length() >> (step - 1) > 4; step++) {
             s = s.add(s.rearrange(LaneSums.rotation(species, step)));
         }
-        return s.lane(0);
+        return (s.lane(0) + s.lane(2)) + (s.lane(1) + s.lane(3));
     }
 
     /** The halving trees as expressions: after the first step lane i holds a[i] + a[i + n/2], and so on. */
