@@ -15,8 +15,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * What the hybrid engine guarantees bit for bit: with the whole model on the CPU side it computes exactly
- * what the CPU engine computes in --exact mode (same kernels, same operation order, the norms and residuals on
- * the host as run.c does them), float32 and Q8. And the N-way design: three shards (here
+ * what the CPU engine computes, in --exact mode and in the default mode (same kernels, same operation order, the
+ * norms and residuals on the host), float32 and Q8. And the N-way design: three shards (here
  * all CPU, two of them on worker threads) split every kind of rows and still give the CPU engine's tokens.
  */
 @Tag("tornado")
@@ -24,20 +24,20 @@ class HybridExactnessTest {
     static final int POSITIONS = 32;
 
     /**
-     * --exact only: written when the default mode's SIMD kernels summed lanes with {@code reduceLanes(ADD)}, whose
-     * order changed when C2 compiled them, so that two CPU engines need not agree to the last bit. Since the
-     * kernels' row sums are in one fixed order (LaneSums) they do, and default mode could be compared here too (not
-     * done yet).
+     * Both modes: --exact (run.c's order) and the default mode, whose SIMD kernels sum each row's lanes in one fixed
+     * order whatever the JIT has compiled (LaneSums), so two engines in one JVM agree to the last bit there too.
      */
     @ParameterizedTest
     @ValueSource(strings = {"tiny.bin", "tiny_q80.bin", "tiny_unshared.bin", "tiny_unshared_q80.bin", "stories260K.bin"})
-    void allCpuSplitIsTheExactCpuEngineBitForBit(String file) {
+    void allCpuSplitIsTheCpuEngineBitForBit(String file) {
         Model model = HybridTestEngines.model(file);
-        EngineOptions hybridOptions = new EngineOptions("hybrid", 1, true, null, 0.0, false, false);
-        try (InferenceEngine cpu = Engines.create(model, EngineOptions.cpu(1, true));
-             InferenceEngine hybrid = Engines.create(model, hybridOptions)) {
-            assertInstanceOf(HybridEngine.class, hybrid, "--engine hybrid through the ServiceLoader");
-            HybridTestEngines.assertSameLogits(file + " --exact", cpu, hybrid, POSITIONS);
+        for (boolean exact : new boolean[] {true, false}) {
+            EngineOptions hybridOptions = new EngineOptions("hybrid", 1, exact, null, 0.0, false, false);
+            try (InferenceEngine cpu = Engines.create(model, EngineOptions.cpu(1, exact));
+                 InferenceEngine hybrid = Engines.create(model, hybridOptions)) {
+                assertInstanceOf(HybridEngine.class, hybrid, "--engine hybrid through the ServiceLoader");
+                HybridTestEngines.assertSameLogits(file + (exact ? " --exact" : " default mode"), cpu, hybrid, POSITIONS);
+            }
         }
     }
 
