@@ -1,5 +1,6 @@
 package io.github.llama2j.cpu;
 
+import io.github.llama2j.model.GgmlQuantize;
 import io.github.llama2j.model.Matrix;
 
 /**
@@ -469,7 +470,7 @@ public final class Activations {
 
     /** {@link #quantizeQ8K}'s block b, the values [base, base + block). */
     static void quantizeQ8K(float[] x, int base, int block, short[] q, float[] scales, int[] sums, int b) {
-        float max = io.github.llama2j.model.GgmlQuantize.firstOfLargestMagnitude(x, base, block);
+        float max = GgmlQuantize.firstOfLargestMagnitude(x, base, block);
         if (max == 0.0f) {
             scales[b] = 0.0f;
             java.util.Arrays.fill(q, base, base + block, (short) 0);

@@ -604,7 +604,7 @@ public final class GgmlQuantize {
         int[] levels = new int[32];
         for (int b = 0; b < n / 32; b++, at += Matrix.IQ4_NL.BLOCK_BYTES) {
             int base = off + 32 * b;
-            float d = iq4Block(x, base, levels, 0);
+            float d = iq4Block(x, base);
             float id = d != 0 ? 1 / d : 0.0f; // the levels again against the unrounded scale (scale 0: the level of 0)
             for (int j = 0; j < 32; j++) {
                 levels[j] = iq4Nearest(id * x[base + j]);
@@ -626,7 +626,7 @@ public final class GgmlQuantize {
         for (int b = 0; b < n / 256; b++, at += Matrix.IQ4_XS.BLOCK_BYTES) {
             int base = off + 256 * b;
             for (int s = 0; s < 8; s++) {
-                scales[s] = iq4Block(x, base + 32 * s, levels, 32 * s);
+                scales[s] = iq4Block(x, base + 32 * s);
             }
             float maxScale = firstOfLargestMagnitude(scales, 0, 8);
             float d = -maxScale / 32;
@@ -655,13 +655,13 @@ public final class GgmlQuantize {
 
     /**
      * quantize_row_iq4_nl_impl's search for one block of 32 at {@code x[from]} (weights x^2, as without an importance
-     * matrix; 7 tries each side): levels (indices 0..15) into {@code levels[at ..]} and the returned scale. A block below
-     * 1e-15 in magnitude has scale 0 and its levels untouched. Start from d = max / 127 (max the first value of largest
+     * matrix; 7 tries each side): the returned scale (the callers then pick each value's level against it). A block
+     * below 1e-15 in magnitude has scale 0. Start from d = max / 127 (max the first value of largest
      * magnitude, with its sign), levels by nearest to x / d, d the weighted least-squares scale of those; then for
      * t = -7..7 the levels nearest to x (t - 127) / max and their least-squares scale, kept when it explains more
-     * ({@code sumqx^2 / sumq2} larger). The levels left are the first ones: the callers place them again.
+     * ({@code sumqx^2 / sumq2} larger).
      */
-    static float iq4Block(float[] x, int from, int[] levels, int at) {
+    static float iq4Block(float[] x, int from) {
         float max = firstOfLargestMagnitude(x, from, 32);
         if (Math.abs(max) < 1e-15f) {
             return 0.0f;
@@ -671,9 +671,7 @@ public final class GgmlQuantize {
         float sumqx = 0, sumq2 = 0;
         for (int j = 0; j < 32; j++) {
             float v = x[from + j];
-            int l = iq4Nearest(id * v);
-            levels[at + j] = l;
-            float q = IQ4_LEVELS[l], w = v * v;
+            float q = IQ4_LEVELS[iq4Nearest(id * v)], w = v * v;
             sumqx += w * q * v;
             sumq2 += w * q * q;
         }
