@@ -24,8 +24,8 @@ import jdk.incubator.vector.VectorSpecies;
  * if (P_STEPS &gt; 3) { s = s.add(s.rearrange(P2)); }   // 16 lanes: then plus lane i + 4
  * float sum = (s.lane(0) + s.lane(2)) + (s.lane(1) + s.lane(3));
  * </pre>
- * Lane 0 ends as the halving tree (lane i plus lane i + n/2, then the same on the first half, down to lanes 0 and
- * 1): C2's {@code reduceLanes} order on x86, so compiled kernels there give what they gave before (C2 on other CPUs
+ * The sum is the halving tree (lane i plus lane i + n/2, then the same on the first half, down to lanes 0 and 1):
+ * C2's {@code reduceLanes} order on x86, so compiled kernels there give what they gave before (C2 on other CPUs
  * may have added in another order; from now on they too give one result). The step count is a constant (C2 keeps
  * the steps the width takes). {@link #P1} and {@link #P2} are for the preferred species, {@link #M1} and
  * {@link #M2} for the K-quant kernels' species of the mins (at most 256 bits; the same objects where the species is
@@ -35,7 +35,8 @@ import jdk.incubator.vector.VectorSpecies;
  * loads before the kernel's loop and keeps in a register through it. The K-quant copies' loop at 256 bits used all
  * sixteen ymm registers before, so with six index vectors (three steps, products and mins) it stored and reloaded
  * some of them at every super-block: the Llama-3.2-1B Q4_K_M token about a tenth slower at 256 bits. With one index
- * vector at 256 bits (two at 512, none at 128) the loop is back to one spill pair, and the lane reads are
+ * vector at 256 bits (products and mins share it; at 512 bits two for the products and one for the mins' 256-bit
+ * species, none at 128) the 256-bit Q4_K loop is back to one spilled value, and the lane reads are
  * {@code vpshufd}-class instructions with immediates (docs/measurements/2026-12-07-lane-sums.md, "Third look").
  *
  * <p>Why at each site and not in a method: the kernels are too large for C2 to inline even a small method into them
@@ -65,7 +66,7 @@ final class LaneSums {
     private LaneSums() {
     }
 
-    /** Step i (1-4) for species s: lane j takes lane j + n / 2^i (mod n); a step the lanes do not take rotates by 1. */
+    /** Step i (1 or 2) for species s: lane j takes lane j + n / 2^i (mod n). */
     static VectorShuffle<Float> rotation(VectorSpecies<Float> s, int i) {
         int k = Math.max(1, s.length() >> i);
         return VectorShuffle.fromOp(s, j -> (j + k) % s.length());

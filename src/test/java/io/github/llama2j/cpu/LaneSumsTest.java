@@ -1,10 +1,13 @@
 package io.github.llama2j.cpu;
 
-import org.junit.jupiter.api.Test;
-
+import io.github.llama2j.model.Matrix;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorSpecies;
+import org.junit.jupiter.api.Test;
 
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.util.Arrays;
 import java.util.List;
 import java.util.SplittableRandom;
@@ -34,6 +37,63 @@ class LaneSumsTest {
                 assertEquals(Float.floatToRawIntBits(tree(a)), Float.floatToRawIntBits(sum), species + ": " + Arrays.toString(a));
             }
         }
+    }
+
+    /** The constants the kernels use (P1, P2, P_STEPS; M1, M2, M_STEPS) in the kernels' form give the tree's bits. */
+    @Test
+    void kernelConstantsGiveTheTreesSum() {
+        SplittableRandom random = new SplittableRandom(System.nanoTime());
+        VectorSpecies<Float> preferred = FloatVector.SPECIES_PREFERRED;
+        VectorSpecies<Float> mins = preferred.vectorBitSize() <= 256 ? preferred : FloatVector.SPECIES_256;
+        for (int trial = 0; trial < 2_000; trial++) {
+            float[] a = gaussians(random, preferred.length()), m = gaussians(random, mins.length());
+            FloatVector s = FloatVector.fromArray(preferred, a, 0);
+            if (LaneSums.P_STEPS > 2) { s = s.add(s.rearrange(LaneSums.P1)); }
+            if (LaneSums.P_STEPS > 3) { s = s.add(s.rearrange(LaneSums.P2)); }
+            float sum = (s.lane(0) + s.lane(2)) + (s.lane(1) + s.lane(3));
+            assertEquals(Float.floatToRawIntBits(tree(a)), Float.floatToRawIntBits(sum), preferred + ": " + Arrays.toString(a));
+            FloatVector t = FloatVector.fromArray(mins, m, 0);
+            if (LaneSums.M_STEPS > 2) { t = t.add(t.rearrange(LaneSums.M1)); }
+            if (LaneSums.M_STEPS > 3) { t = t.add(t.rearrange(LaneSums.M2)); }
+            float minSum = (t.lane(0) + t.lane(2)) + (t.lane(1) + t.lane(3));
+            assertEquals(Float.floatToRawIntBits(tree(m)), Float.floatToRawIntBits(minSum), mins + ": " + Arrays.toString(m));
+        }
+    }
+
+    /**
+     * A kernel's row ends, not a copy of them: VectorKernels' float32 product of rows one vector long with x = 1
+     * (each lane's product is the weight itself, exactly) is each row's tree sum, bit for bit, in the four-row group
+     * and in the leftover row.
+     */
+    @Test
+    void float32KernelRowsAreTheTreesSum() {
+        SplittableRandom random = new SplittableRandom(System.nanoTime());
+        int cols = FloatVector.SPECIES_PREFERRED.length(), rows = 5;
+        float[] x = new float[cols];
+        Arrays.fill(x, 1.0f);
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment data = arena.allocate((long) rows * cols * Float.BYTES, 64);
+            float[][] w = new float[rows][];
+            for (int trial = 0; trial < 200; trial++) {
+                for (int r = 0; r < rows; r++) {
+                    w[r] = gaussians(random, cols);
+                    MemorySegment.copy(w[r], 0, data, ValueLayout.JAVA_FLOAT_UNALIGNED, (long) r * cols * Float.BYTES, cols);
+                }
+                float[] out = new float[rows];
+                new VectorKernels().matmulF32(out, x, new Matrix.F32(data, rows, cols), 0, rows);
+                for (int r = 0; r < rows; r++) {
+                    assertEquals(Float.floatToRawIntBits(tree(w[r])), Float.floatToRawIntBits(out[r]), "row " + r + ": " + Arrays.toString(w[r]));
+                }
+            }
+        }
+    }
+
+    private static float[] gaussians(SplittableRandom random, int n) {
+        float[] a = new float[n];
+        for (int i = 0; i < n; i++) {
+            a[i] = (float) (random.nextGaussian() * Math.pow(10, random.nextInt(-3, 5)));
+        }
+        return a;
     }
 
     @Test
