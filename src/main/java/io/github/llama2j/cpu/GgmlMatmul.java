@@ -476,9 +476,16 @@ final class GgmlMatmul {
 
     /** The 16 IQ4 levels in one 128-bit vector, the table {@code selectFrom} looks the nibbles up in. */
     private static final VectorSpecies<Byte> B16 = ByteVector.SPECIES_128;
+    /** The same 16 nibble bytes as two longs: their high nibbles shifted down (x86 has no byte shift). */
+    private static final VectorSpecies<Long> L16 = LongVector.SPECIES_128;
     private static final byte[] IQ4_LEVELS = Matrix.IQ4_NL.values();
     /** IQ4: the 16 looked-up bytes of a half block as shorts, CQ at a time, IQ_PARTS parts (1, or 2 at 128 bits). */
     private static final int IQ_PARTS = 16 / CQ;
+    /**
+     * IQ4: whether CQ shorts are as wide as an int vector (256 and 128 bits), so that their pair sums go into int
+     * lanes by shifts; at 512 bits they are half as wide and widen into the ints in one step.
+     */
+    private static final boolean IQ_SPLIT = SQ.vectorBitSize() == I.vectorBitSize();
 
     /** IQ4_NL × Q8_0: {@link #iq4} with blocks of one sub-block and no sub-block scales. */
     static void iq4_nl(float[] out, Activations x, Matrix.IQ4_NL w, int r0, int r1) {
@@ -491,44 +498,61 @@ final class GgmlMatmul {
     }
 
     /**
-     * {@link #q4_0}'s loop with a table, for IQ4_NL (blocks of one sub-block of 32, the F16 d first, the nibbles from
-     * byte 2) and IQ4_XS (super-blocks of eight, the F16 d first, the scales at bytes 2-7, the nibbles from byte 8). Per
-     * sub-block: its 16 nibble bytes in one 128-bit vector, the low and high nibbles looked up in the 16 levels
-     * ({@code selectFrom}, one byte shuffle each), widened to shorts; levels of values 0..15 times activations 0..15
-     * plus levels of values 16..31 times activations 16..31, added in shorts (|sum| ≤ 2 · 127 · 128 &lt; 2^15), widened
-     * to ints. IQ4_XS multiplies each sub-block's int dot by its signed scale (ls - 32: {@link Matrix.IQ4_XS#scale})
-     * and adds them into one int sum per super-block (|sum| ≤ 256 · 127 · 128 · 32 &lt; 2^31). Then
-     * {@code acc += float(isum) * (d_w * d_x)} lane-wise. (One loop for both types, the sub-block count an argument:
-     * no vector crosses a method boundary.)
+     * IQ4_NL (blocks of one sub-block of 32: the F16 d, then 16 nibble bytes) and IQ4_XS (super-blocks of eight: the
+     * F16 d, 2 bytes scales_h, 4 bytes scales_l, 128 nibble bytes) against Q8_0 or Q8_K activations. Per sub-block:
+     * its 16 nibble bytes in one 128-bit vector, the low nibbles and (shifted down in two 64-bit lanes: x86 has no
+     * byte shift) the high ones looked up in the 16 levels ({@code selectFrom}, one byte shuffle each), widened to
+     * shorts; levels of values 0..15 times activations 0..15 plus levels of values 16..31 times activations 16..31,
+     * added in shorts (|sum| ≤ 2 · 127 · 128 &lt; 2^15); then, where the shorts are as wide as an int vector (256 and
+     * 128 bits), each int lane takes the sum of its two shorts ({@code (v << 16 >> 16) + (v >> 16)}), and at 512 bits
+     * the shorts widen into the int lanes. IQ4_XS multiplies each sub-block's int dot by its signed scale (ls - 32:
+     * {@link Matrix.IQ4_XS#scale}, unpacked from the super-block's first eight bytes, read once) and adds them into
+     * one int sum per super-block (|sum| ≤ 256 · 127 · 128 · 32 &lt; 2^31). Then {@code acc += float(isum) * (d_w *
+     * d_x)} lane-wise. (One loop for both types, the sub-block count an argument: no vector crosses a method
+     * boundary.) Against the loop before (the high nibbles shifted as bytes, which x86 does in five instructions;
+     * the shorts widened to ints in two parts, a long permute sequence with AVX2; the scale read by a call per
+     * sub-block that C2 did not inline), the IQ4_XS matrices of a Llama-3.2-1B-shaped file, one thread:
+     * docs/measurements/2026-12-07-iq4-kernel.md.
      */
     private static void iq4(float[] out, short[] xq, float[] xd, MemorySegment data, int n, int blockValues, int blockBytes,
                             int qsAt, int r0, int r1) {
         int nb = n / blockValues, subs = blockValues / 32;
         long rowBytes = (long) nb * blockBytes;
         ByteVector table = ByteVector.fromArray(B16, IQ4_LEVELS, 0);
+        IntVector zero = IntVector.zero(I);
         for (int r = r0; r < r1; r++) {
             long b = r * rowBytes;
             FloatVector acc = FloatVector.zero(F);
             for (int blk = 0; blk < nb; blk++, b += blockBytes) {
-                IntVector isum = IntVector.zero(I);
+                IntVector isum = zero;
+                long head = data.get(LONG, b); // d (bits 0-15); IQ4_XS: scales_h (16-31), scales_l (32-63)
+                int scalesH = (int) (head >>> 16), scalesL = (int) (head >>> 32);
                 for (int s = 0; s < subs; s++) {
                     int j = blk * blockValues + 32 * s;
-                    ByteVector q = ByteVector.fromMemorySegment(B16, data, b + qsAt + 16L * s, LE);
-                    ByteVector lo = q.and((byte) 0x0F).selectFrom(table);
-                    ByteVector hi = q.lanewise(VectorOperators.LSHR, 4).and((byte) 0x0F).selectFrom(table);
-                    IntVector dot = IntVector.zero(I);
-                    for (int part = 0; part < IQ_PARTS; part++) {
+                    long q = b + qsAt + 16L * s;
+                    ByteVector lo = ByteVector.fromMemorySegment(B16, data, q, LE).and((byte) 0x0F).selectFrom(table);
+                    ByteVector hi = ((ByteVector) LongVector.fromMemorySegment(L16, data, q, LE)
+                            .lanewise(VectorOperators.LSHR, 4).reinterpretAsBytes()).and((byte) 0x0F).selectFrom(table);
+                    IntVector dot = zero;
+                    for (int part = 0; part < IQ_PARTS; part++) { // (1, or 2 at 128 bits: a constant)
                         int c = part * CQ;
                         ShortVector p = ((ShortVector) lo.convertShape(VectorOperators.B2S, SQ, part)).mul(ShortVector.fromArray(SQ, xq, j + c))
                                 .add(((ShortVector) hi.convertShape(VectorOperators.B2S, SQ, part)).mul(ShortVector.fromArray(SQ, xq, j + 16 + c)));
-                        dot = dot.add((IntVector) p.convertShape(VectorOperators.S2I, I, 0));
-                        if (QPARTS == 2) {
-                            dot = dot.add((IntVector) p.convertShape(VectorOperators.S2I, I, 1));
+                        if (IQ_SPLIT) { // (a constant: C2 keeps one branch)
+                            IntVector v = p.reinterpretAsInts();
+                            dot = dot.add(v.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16))
+                                    .add(v.lanewise(VectorOperators.ASHR, 16));
+                        } else {
+                            dot = dot.add((IntVector) p.convertShape(VectorOperators.S2I, I, 0));
                         }
                     }
-                    isum = subs == 1 ? dot : isum.add(dot.mul(Matrix.IQ4_XS.scale(data, b, s)));
+                    if (subs == 1) {
+                        isum = dot;
+                    } else { // scale s: 4 bits of scales_l, 2 of scales_h
+                        isum = isum.add(dot.mul((scalesL >>> 4 * s & 0x0F | (scalesH >>> 2 * s & 3) << 4) - 32));
+                    }
                 }
-                float scale = Float.float16ToFloat(data.get(Matrix.SHORT, b)) * xd[blk];
+                float scale = Float.float16ToFloat((short) head) * xd[blk];
                 acc = ((FloatVector) isum.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, scale), acc);
             }
             FloatVector accSum = acc; // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
