@@ -30,7 +30,7 @@ public sealed interface MatrixForm permits MatrixForm.File, MatrixForm.Copy, Pac
     }
 
     /**
-     * The file's layout copied into private memory ({@link PreparedWeights}: float32, F16 and BF16 matrices, in huge pages where the
+     * The file's layout copied into private memory ({@link PreparedWeights}: float32, F16, BF16, Q2_K, Q3_K, IQ4_NL and IQ4_XS matrices, in huge pages where the
      * system grants them): the same bytes, read by the same kernels as the file's ({@code copy} is {@code source}'s
      * matrix over the copy's memory), so the same results bit for bit. {@code finiteHalves}: an F16 copy found to hold no
      * inf or NaN half when it was made, which its kernel then does not look for ({@link Kernels#matmulFiniteF16});

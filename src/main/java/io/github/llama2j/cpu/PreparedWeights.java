@@ -48,13 +48,15 @@ import java.util.concurrent.ConcurrentHashMap;
  *   <li>{@link Matrix.Q5_1} as {@link PackedQ5_1} (one row per int lane, the 5-bit values in pairs), under the same rule,
  *       counted with them (4/3 of the file's bytes: 240 MB for a Qwen2.5-0.5B Q5_K_M file's Q5_1 matrices); the same
  *       integers per block, each row's float sums in one lane (docs/measurements/2026-12-06-q5-1-copy.md).</li>
- *   <li>{@link Matrix.F32}, {@link Matrix.F16} and {@link Matrix.BF16}, the types whose kernels
- *       read the file's layout, as a {@link MatrixForm.Copy}: the same bytes in private memory (huge pages where
- *       granted), only by {@link #prepare} and under the same rule, counted together apart from the Q8 ones (0.41 GiB
- *       for stories110M in float32, 2.3 GiB for a Llama-3.2-1B F16 file); the same kernels read it, so the same results.
- *       A two-thread token of stories110M read the file's page cache at 72–92 tok/s and the copy at 98–113
+ *   <li>{@link Matrix.F32}, {@link Matrix.F16}, {@link Matrix.BF16}, {@link Matrix.Q2_K}, {@link Matrix.Q3_K},
+ *       {@link Matrix.IQ4_NL} and {@link Matrix.IQ4_XS}, the types whose kernels read the file's layout, as a
+ *       {@link MatrixForm.Copy}: the same bytes in private memory (huge pages where granted), only by {@link #prepare}
+ *       and under the same rule, counted together apart from the Q8 ones (0.41 GiB for stories110M in float32, 2.3 GiB
+ *       for a Llama-3.2-1B F16 file); the same kernels read it, so the same results. A two-thread token of stories110M
+ *       read the file's page cache at 72–92 tok/s and the copy at 98–113
  *       (docs/measurements/2026-12-05-two-thread-ceiling.md); a Llama-3.2-1B F16 one 3.9–6.7 and 12.2–13.4
- *       (docs/measurements/2026-12-05-f16-copy.md).</li>
+ *       (docs/measurements/2026-12-05-f16-copy.md); a Llama-3.2-1B IQ4_XS one 1.05–1.12 times as fast
+ *       (docs/measurements/2026-12-07-iq4-kernel.md).</li>
  * </ul>
  * The mapped file is never written: a prepared form is a copy in private memory, so it costs that matrix's
  * size in RAM (the file's pages it replaces are read once, at load, and stay reclaimable page cache; the
@@ -71,7 +73,7 @@ public final class PreparedWeights implements AutoCloseable {
     private Arena arena;
     /** Why {@link #prepare} left the Q8_0, Q4_0 and runq Q8 matrices in the file's layout (for {@link #summary}), or null. */
     private volatile String packedSkipped;
-    /** Why {@link #prepare} left the float32, F16 and BF16 matrices in the file's page cache (for {@link #summary}), or null. */
+    /** Why {@link #prepare} left the matrices read in the file's layout in its page cache (for {@link #summary}), or null. */
     private volatile String fileLayoutSkipped;
 
     /** A registry that makes the copies {@code copies} asks for. */
@@ -202,7 +204,7 @@ public final class PreparedWeights implements AutoCloseable {
     /**
      * Which block copy {@code m} gets, or null for none: every type named, so that a new one is a decision here (the
      * K-quants have copies of their own, {@link #copyKQuants}; the half and float types are copied as they are,
-     * {@link #copyFileLayouts}; IQ4_NL, IQ4_XS, Q2_K and Q3_K have none).
+     * {@link #copyFileLayouts}, and so are IQ4_NL, IQ4_XS, Q2_K and Q3_K).
      */
     private static BlockCopy blockCopy(Matrix m) {
         return switch (m) {
@@ -216,7 +218,7 @@ public final class PreparedWeights implements AutoCloseable {
     }
 
     /**
-     * Copies every matrix of {@code all} that the kernels read in the file's layout (float32, F16 and BF16) and
+     * Copies every matrix of {@code all} that the kernels read in the file's layout ({@link #readInFileLayout}) and
      * has no form yet into one region of {@link #arena} (made here if there is none), row ranges over
      * {@code parallel}'s threads, unless they would take more than half of the memory available.
      */
@@ -232,7 +234,7 @@ public final class PreparedWeights implements AutoCloseable {
         if (todo.isEmpty()) {
             return;
         }
-        fileLayoutSkipped = copyInto(todo.size() + " float32, F16 or BF16 matrices left in the file's page cache", bytes, bytes, region -> {
+        fileLayoutSkipped = copyInto(todo.size() + " float32, F16, BF16, Q2_K, Q3_K or IQ4 matrices left in the file's page cache", bytes, bytes, region -> {
             Map<Matrix, MatrixForm> made = new java.util.HashMap<>();
             long at = 0;
             for (Matrix m : todo) {
@@ -273,7 +275,10 @@ public final class PreparedWeights implements AutoCloseable {
 
     /** Whether {@code m}'s kernels read the file's layout, so that a copy is the same bytes ({@link MatrixForm.Copy}). */
     private static boolean readInFileLayout(Matrix m) {
-        return m instanceof Matrix.F32 || m instanceof Matrix.F16 || m instanceof Matrix.BF16;
+        return switch (m) {
+            case Matrix.F32 _, Matrix.F16 _, Matrix.BF16 _, Matrix.IQ4_NL _, Matrix.IQ4_XS _, Matrix.Q2_K _, Matrix.Q3_K _ -> true;
+            case Matrix.Q8 _, Matrix.Q8_0 _, Matrix.Q4_0 _, Matrix.Q5_1 _, Matrix.Q4_K _, Matrix.Q5_K _, Matrix.Q6_K _ -> false; // repacked
+        };
     }
 
     /** The bytes of a matrix in the file's layout (what {@link #readInFileLayout} lets through). */
@@ -291,6 +296,10 @@ public final class PreparedWeights implements AutoCloseable {
             case Matrix.F32 f -> new Matrix.F32(copy, f.rows(), f.cols());
             case Matrix.F16 f -> new Matrix.F16(copy, f.rows(), f.cols());
             case Matrix.BF16 f -> new Matrix.BF16(copy, f.rows(), f.cols());
+            case Matrix.IQ4_NL q -> new Matrix.IQ4_NL(copy, q.rows(), q.cols());
+            case Matrix.IQ4_XS q -> new Matrix.IQ4_XS(copy, q.rows(), q.cols());
+            case Matrix.Q2_K q -> new Matrix.Q2_K(copy, q.rows(), q.cols());
+            case Matrix.Q3_K q -> new Matrix.Q3_K(copy, q.rows(), q.cols());
             default -> throw new IllegalArgumentException("no copy in the file's layout for " + m.typeName());
         };
     }

@@ -11,6 +11,8 @@ import io.github.llama2j.model.Matrix;
 import io.github.llama2j.model.Model;
 import io.github.llama2j.model.ModelLoader;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
@@ -250,8 +252,8 @@ class PreparedWeightsTest {
 
     /**
      * The engine's products read the copies it resolved when it was built: a copy changed on purpose changes the
-     * logits (every block scale doubled: GGUF Q8_0, Q4_K, Q5_K and Q6_K (d), runq Q8, Q4_0; every value of a float32, F16 or
-     * BF16 copy).
+     * logits (every block scale doubled: GGUF Q8_0, Q4_K, Q5_K and Q6_K (d), runq Q8, Q4_0, and the file-layout copies of
+     * Q2_K, Q3_K, IQ4_NL and IQ4_XS; every value of a float32, F16 or BF16 copy).
      */
     @Test
     void theEnginesProductsReadTheCopies() {
@@ -266,6 +268,35 @@ class PreparedWeightsTest {
         checkReadsCopy(synth("f16"), MatrixForm.Copy.class, PreparedWeightsTest::doubleScales);
         checkReadsCopy(synth("bf16"), MatrixForm.Copy.class, PreparedWeightsTest::doubleScales);
         checkReadsCopy(synth("f32"), MatrixForm.Copy.class, PreparedWeightsTest::doubleScales);
+        checkReadsCopy(synth("iq4_nl"), MatrixForm.Copy.class, PreparedWeightsTest::doubleScales);
+        checkReadsCopy(synth("iq4_xs"), MatrixForm.Copy.class, PreparedWeightsTest::doubleScales);
+        checkReadsCopy(synth("q2_k"), MatrixForm.Copy.class, PreparedWeightsTest::doubleScales);
+        checkReadsCopy(synth("q3_k_m"), MatrixForm.Copy.class, PreparedWeightsTest::doubleScales);
+    }
+
+    /** The Q2_K, Q3_K, IQ4_NL and IQ4_XS matrices of synth files are copied in the file's layout: the same bytes elsewhere. */
+    @ParameterizedTest
+    @ValueSource(strings = {"iq4_nl", "iq4_xs", "q2_k", "q3_k_m"})
+    void theFileLayoutTypesAreCopied(String type) {
+        try (Model model = ModelLoader.load(synth(type));
+             Parallel pool = new Parallel(2)) {
+            var w = model.weights();
+            PreparedWeights prepared = new PreparedWeights(WeightCopies.AUTO);
+            prepared.prepare(w, pool);
+            int copied = 0;
+            for (Matrix m : PreparedWeights.matrices(w)) {
+                if (m instanceof Matrix.IQ4_NL || m instanceof Matrix.IQ4_XS || m instanceof Matrix.Q2_K || m instanceof Matrix.Q3_K) {
+                    MatrixForm.Copy c = assertInstanceOf(MatrixForm.Copy.class, prepared.resolve(m), type + ": " + m.typeName() + " not copied");
+                    assertSame(m.getClass(), c.copy().getClass());
+                    Matrix.Ggml g = (Matrix.Ggml) m, copy = (Matrix.Ggml) c.copy();
+                    assertEquals(-1, copy.data().mismatch(g.data()), "the copy holds the file's bytes");
+                    assertTrue(copy.data().address() != g.data().address(), "the copy is not the mapping");
+                    copied++;
+                }
+            }
+            assertTrue(copied >= 7 * w.wq().length / 2, type + ": " + copied + " copies");
+            prepared.close();
+        }
     }
 
     /** Doubles every block scale of a copy (Q4_K: every super-block's d; float32: every value): the copy now holds another matrix. */
@@ -320,10 +351,21 @@ class PreparedWeightsTest {
                             f.data().set(Matrix.SHORT, at, (short) (Float.floatToRawIntBits(v) >>> 16));
                         }
                     }
+                    case Matrix.IQ4_NL q -> doubleHalves(q.data(), 0, Matrix.IQ4_NL.BLOCK_BYTES);
+                    case Matrix.IQ4_XS q -> doubleHalves(q.data(), Matrix.IQ4_XS.D, Matrix.IQ4_XS.BLOCK_BYTES);
+                    case Matrix.Q2_K q -> doubleHalves(q.data(), Matrix.Q2_K.D, Matrix.Q2_K.BLOCK_BYTES);
+                    case Matrix.Q3_K q -> doubleHalves(q.data(), Matrix.Q3_K.D, Matrix.Q3_K.BLOCK_BYTES);
                     default -> throw new AssertionError("no file-layout copy of " + c.copy().typeName());
                 }
             }
             case MatrixForm.File f -> throw new AssertionError("not a copy: " + f);
+        }
+    }
+
+    /** Every block's F16 d doubled: the half at {@code d} of each block of {@code blockBytes}. */
+    private static void doubleHalves(java.lang.foreign.MemorySegment s, long d, long blockBytes) {
+        for (long b = 0; b < s.byteSize(); b += blockBytes) {
+            doubleHalf(s, b + d);
         }
     }
 
