@@ -64,7 +64,7 @@ final class GgmlMatmul {
     private static final VectorSpecies<Short> S = ShortVector.SPECIES_PREFERRED;
     private static final VectorSpecies<Byte> BS = species(ByteVector.SPECIES_PREFERRED, F.vectorBitSize() / 2);
     private static final int CH = S.length();
-    /** Q4_0: the 16 nibble bytes of a block, CQ at a time (16, or 8 at 128 bits), widened to CQ shorts, then QPARTS int vectors. */
+    /** Q4_0: the 16 nibble bytes of a block, CQ at a time (16, or 8 at 128 bits), widened to CQ shorts, then QPARTS int vectors' worth (2: folded into one). */
     private static final int CQ = Math.min(16, CH);
     private static final VectorSpecies<Byte> BQ = species(ByteVector.SPECIES_PREFERRED, CQ * Byte.SIZE);
     private static final VectorSpecies<Short> SQ = species(ShortVector.SPECIES_PREFERRED, CQ * Short.SIZE);
@@ -227,8 +227,12 @@ final class GgmlMatmul {
 
     /**
      * Per block of 32: the 16 nibble bytes widened to shorts; low nibbles - 8 times activations
-     * 0..15, high nibbles - 8 times activations 16..31, added in shorts (|sum| ≤ 2 · 8 · 128),
-     * widened to ints; then {@code acc += float(isum) * (d_w * d_x)} lane-wise.
+     * 0..15, high nibbles - 8 times activations 16..31, added in shorts (|sum| ≤ 2 · 8 · 128); at 512 bits
+     * widened to ints, at 256 and 128 bits (the shorts as wide as an int vector) each int lane takes the sum of its
+     * two shorts ({@code (v + (v << 16)) >> 16}: at most 4096 in magnitude) instead of widening them in two parts,
+     * which with AVX2 is a long permute sequence (docs/measurements/2026-12-07-iq4-kernel.md); then
+     * {@code acc += float(isum) * (d_w * d_x)} lane-wise. The file's layout, read where the load-time copy
+     * ({@link PackedQ4_0}) is not made.
      */
     static void q4_0(float[] out, Activations x, Matrix.Q4_0 w, int r0, int r1) {
         int n = w.cols(), nb = n / 32;
@@ -248,9 +252,11 @@ final class GgmlMatmul {
                     ShortVector lo = q.and((short) 0x0F).sub((short) 8);
                     ShortVector hi = q.lanewise(VectorOperators.ASHR, 4).and((short) 0x0F).sub((short) 8);
                     ShortVector p = lo.mul(ShortVector.fromArray(SQ, xq, j + c)).add(hi.mul(ShortVector.fromArray(SQ, xq, j + 16 + c)));
-                    isum = isum.add((IntVector) p.convertShape(VectorOperators.S2I, I, 0));
-                    if (QPARTS == 2) {
-                        isum = isum.add((IntVector) p.convertShape(VectorOperators.S2I, I, 1));
+                    if (QPARTS == 2) { // (a constant: C2 keeps one branch)
+                        IntVector v = p.reinterpretAsInts();
+                        isum = isum.add(v.add(v.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16));
+                    } else {
+                        isum = isum.add((IntVector) p.convertShape(VectorOperators.S2I, I, 0));
                     }
                 }
                 float scale = Float.float16ToFloat(data.get(Matrix.SHORT, b)) * xd[blk];
