@@ -64,11 +64,15 @@ final class GgmlMatmul {
     private static final VectorSpecies<Short> S = ShortVector.SPECIES_PREFERRED;
     private static final VectorSpecies<Byte> BS = species(ByteVector.SPECIES_PREFERRED, F.vectorBitSize() / 2);
     private static final int CH = S.length();
-    /** Q4_0: the 16 nibble bytes of a block, CQ at a time (16, or 8 at 128 bits), widened to CQ shorts, then QPARTS int vectors' worth (2: folded into one). */
+    /** Q4_0 and IQ4: the 16 nibble bytes of a block, CQ at a time (16, or 8 at 128 bits), widened to CQ shorts. */
     private static final int CQ = Math.min(16, CH);
     private static final VectorSpecies<Byte> BQ = species(ByteVector.SPECIES_PREFERRED, CQ * Byte.SIZE);
     private static final VectorSpecies<Short> SQ = species(ShortVector.SPECIES_PREFERRED, CQ * Short.SIZE);
-    private static final int QPARTS = CQ / L;
+    /**
+     * Whether CQ shorts are as wide as an int vector (256 and 128 bits): their pair sums then go into the int lanes by
+     * shifts; at 512 bits they are half as wide and widen into the int lanes in one step.
+     */
+    private static final boolean SHORTS_FILL_INTS = SQ.vectorBitSize() == I.vectorBitSize();
 
     private GgmlMatmul() {
     }
@@ -252,7 +256,7 @@ final class GgmlMatmul {
                     ShortVector lo = q.and((short) 0x0F).sub((short) 8);
                     ShortVector hi = q.lanewise(VectorOperators.ASHR, 4).and((short) 0x0F).sub((short) 8);
                     ShortVector p = lo.mul(ShortVector.fromArray(SQ, xq, j + c)).add(hi.mul(ShortVector.fromArray(SQ, xq, j + 16 + c)));
-                    if (QPARTS == 2) { // (a constant: C2 keeps one branch)
+                    if (SHORTS_FILL_INTS) { // (a constant: C2 keeps one branch)
                         IntVector v = p.reinterpretAsInts();
                         isum = isum.add(v.add(v.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16));
                     } else {
@@ -487,11 +491,6 @@ final class GgmlMatmul {
     private static final byte[] IQ4_LEVELS = Matrix.IQ4_NL.values();
     /** IQ4: the 16 looked-up bytes of a half block as shorts, CQ at a time, IQ_PARTS parts (1, or 2 at 128 bits). */
     private static final int IQ_PARTS = 16 / CQ;
-    /**
-     * IQ4: whether CQ shorts are as wide as an int vector (256 and 128 bits), so that their pair sums go into int
-     * lanes by shifts; at 512 bits they are half as wide and widen into the ints in one step.
-     */
-    private static final boolean IQ_SPLIT = SQ.vectorBitSize() == I.vectorBitSize();
 
     /** IQ4_NL × Q8_0: {@link #iq4} with blocks of one sub-block and no sub-block scales. */
     static void iq4_nl(float[] out, Activations x, Matrix.IQ4_NL w, int r0, int r1) {
@@ -537,14 +536,14 @@ final class GgmlMatmul {
                     int j = blk * blockValues + 32 * s;
                     long q = b + qsAt + 16L * s;
                     ByteVector lo = ByteVector.fromMemorySegment(B16, data, q, LE).and((byte) 0x0F).selectFrom(table);
-                    ByteVector hi = ((ByteVector) LongVector.fromMemorySegment(L16, data, q, LE)
-                            .lanewise(VectorOperators.LSHR, 4).reinterpretAsBytes()).and((byte) 0x0F).selectFrom(table);
+                    ByteVector hi = LongVector.fromMemorySegment(L16, data, q, LE)
+                            .lanewise(VectorOperators.LSHR, 4).reinterpretAsBytes().and((byte) 0x0F).selectFrom(table);
                     IntVector dot = zero;
                     for (int part = 0; part < IQ_PARTS; part++) { // (1, or 2 at 128 bits: a constant)
                         int c = part * CQ;
                         ShortVector p = ((ShortVector) lo.convertShape(VectorOperators.B2S, SQ, part)).mul(ShortVector.fromArray(SQ, xq, j + c))
                                 .add(((ShortVector) hi.convertShape(VectorOperators.B2S, SQ, part)).mul(ShortVector.fromArray(SQ, xq, j + 16 + c)));
-                        if (IQ_SPLIT) { // (a constant: C2 keeps one branch)
+                        if (SHORTS_FILL_INTS) { // (a constant: C2 keeps one branch)
                             IntVector v = p.reinterpretAsInts();
                             dot = dot.add(v.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16))
                                     .add(v.lanewise(VectorOperators.ASHR, 16));

@@ -157,7 +157,7 @@ public interface Kernels {
 
     /**
      * GGML IQ4_XS weights times Q8_K activations: per super-block, d_w * d_x * sum_s (ls_s - 32) * dot_s(levels, q8), the
-     * sum over the 8 sub-blocks an exact int, on the file's layout (no load-time copy).
+     * sum over the 8 sub-blocks an exact int, on the file's layout (in place, or copied as it is: {@link PreparedWeights}).
      */
     default void matmulIQ4_XS(float[] out, Activations x, Matrix.IQ4_XS w, int r0, int r1) {
         GgmlMatmul.iq4_xs(out, x, w, r0, r1);
@@ -166,7 +166,7 @@ public interface Kernels {
     /**
      * GGML Q2_K weights times Q8_K activations: per super-block, d_w * d_x * sum_j sc_j * dot_j(q2, q8) minus
      * dmin_w * d_x * sum_j m_j * (Q8_K's sum of sub-block j), both sums over the 16 sub-blocks exact ints, on the
-     * file's layout (no load-time copy).
+     * file's layout (in place, or copied as it is: {@link PreparedWeights}).
      */
     default void matmulQ2_K(float[] out, Activations x, Matrix.Q2_K w, int r0, int r1) {
         GgmlMatmul.q2_K(out, x, w, r0, r1);
@@ -174,7 +174,7 @@ public interface Kernels {
 
     /**
      * GGML Q3_K weights times Q8_K activations: per super-block, d_w * d_x * sum_j (sc_j - 32) * dot_j(q3, q8), the sum
-     * over the 16 sub-blocks an exact int, on the file's layout (no load-time copy).
+     * over the 16 sub-blocks an exact int, on the file's layout (in place, or copied as it is: {@link PreparedWeights}).
      */
     default void matmulQ3_K(float[] out, Activations x, Matrix.Q3_K w, int r0, int r1) {
         GgmlMatmul.q3_K(out, x, w, r0, r1);

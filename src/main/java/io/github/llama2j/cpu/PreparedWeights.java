@@ -60,7 +60,8 @@ import java.util.concurrent.ConcurrentHashMap;
  * </ul>
  * The mapped file is never written: a prepared form is a copy in private memory, so it costs that matrix's
  * size in RAM (the file's pages it replaces are read once, at load, and stay reclaimable page cache; the
- * embedding rows and the batched prefill's runq Q8, Q8_0 and Q4_0 kernels still read the file, its F32 kernels read the copy, and so do the F16 and BF16 ones).
+ * embedding rows and the batched prefill's runq Q8, Q8_0 and Q4_0 kernels still read the file, its F32 kernels read the copy, and so do the F16 and BF16 ones
+ * and the one-token kernels it runs per token for Q2_K, Q3_K and IQ4).
  *
  * <p>{@link #resolve} is thread-safe; equal records (the same bytes of the same mapping) share one form. The Q8_0
  * and file-layout copies live in an arena that {@link #close} frees (the engine that prepared them closes them, after which its
@@ -148,7 +149,6 @@ public final class PreparedWeights implements AutoCloseable {
         copyKQuants(all, Matrix.Q4_K.class, KQuantPacked.Q4K::allocationBytes, (q, region) -> KQuantPacked.Q4K.of(q, region, parallel));
         copyKQuants(all, Matrix.Q5_K.class, KQuantPacked.Q5K::allocationBytes, (q, region) -> KQuantPacked.Q5K.of(q, region, parallel));
         copyKQuants(all, Matrix.Q6_K.class, KQuantPacked.Q6K::allocationBytes, (q, region) -> KQuantPacked.Q6K.of(q, region, parallel));
-        copyFileLayouts(all, parallel);
         Map<Matrix, BlockCopy> blocks = new java.util.LinkedHashMap<>(); // Q8_0, Q4_0, Q5_1 and runq's Q8
         long bytes = 0, values = 0; // values: one region for all of them (huge pages where granted: PageMemory), sliced
         for (Matrix m : all) {
@@ -159,15 +159,18 @@ public final class PreparedWeights implements AutoCloseable {
                 values += copy.allocationBytes(m);
             }
         }
-        if (blocks.isEmpty()) {
-            return;
+        if (!blocks.isEmpty()) {
+            packedSkipped = copyInto(blocks.size() + " Q8_0, Q4_0, Q5_1 or runq Q8 matrices left in the file's layout", bytes, values, memory -> {
+                SegmentAllocator region = SegmentAllocator.slicingAllocator(memory);
+                Map<Matrix, MatrixForm> made = new java.util.HashMap<>();
+                blocks.forEach((m, copy) -> made.put(m, copy.of(m, region, parallel))); // (the scales on the heap: may run short too)
+                return made;
+            });
         }
-        packedSkipped = copyInto(blocks.size() + " Q8_0, Q4_0, Q5_1 or runq Q8 matrices left in the file's layout", bytes, values, memory -> {
-            SegmentAllocator region = SegmentAllocator.slicingAllocator(memory);
-            Map<Matrix, MatrixForm> made = new java.util.HashMap<>();
-            blocks.forEach((m, copy) -> made.put(m, copy.of(m, region, parallel))); // (the scales on the heap: may run short too)
-            return made;
-        });
+        // after the repacks, which gain more where memory is short (a Q4_0 token about twice as fast on its repack, the
+        // file-layout copies of Q2_K, Q3_K and IQ4 1.0-1.13x: docs/measurements/2026-12-05-q4-0-rows-in-lanes.md,
+        // 2026-12-07-iq4-kernel.md); a Q2_K or Q3_K file holds Q4_0 where rows are not a multiple of 256
+        copyFileLayouts(all, parallel);
     }
 
     /** A load-time copy of a matrix of blocks ({@link PackedQ8_0}, {@link PackedQ4_0}, {@link PackedQ5_1}): its size and its making. */
@@ -300,7 +303,8 @@ public final class PreparedWeights implements AutoCloseable {
             case Matrix.IQ4_XS q -> new Matrix.IQ4_XS(copy, q.rows(), q.cols());
             case Matrix.Q2_K q -> new Matrix.Q2_K(copy, q.rows(), q.cols());
             case Matrix.Q3_K q -> new Matrix.Q3_K(copy, q.rows(), q.cols());
-            default -> throw new IllegalArgumentException("no copy in the file's layout for " + m.typeName());
+            case Matrix.Q8 _, Matrix.Q8_0 _, Matrix.Q4_0 _, Matrix.Q5_1 _, Matrix.Q4_K _, Matrix.Q5_K _, Matrix.Q6_K _ ->
+                    throw new IllegalArgumentException("no copy in the file's layout for " + m.typeName()); // repacked instead
         };
     }
 
