@@ -55,6 +55,11 @@ public final class Main implements Runnable {
         // No argument files: picocli would replace an argument "@x" by the lines of file x, so a prompt
         // such as "@alice hi" read a file, and "@." (a directory) was an internal error. llama2.c has none.
         cl.setExpandAtFiles(false);
+        // Not picocli's default strategy object: a RunLast made when the command line is built remembers System.err as it
+        // was then, and picocli gives the command line that stream again on every execute (its backwards-compatible
+        // handlers), over the writer execute() was given: a command line built while a test had replaced System.err wrote
+        // every later call's error messages there. A lambda is not such a handler.
+        cl.setExecutionStrategy(parseResult -> new CommandLine.RunLast().execute(parseResult));
         cl.setExecutionExceptionHandler((ex, commandLine, parseResult) -> {
             Throwable t = ex;
             while (t != null && !(t instanceof Llama2jException) && t.getCause() != null && t.getCause() != t) {

@@ -28,6 +28,32 @@ class CommandLineReuseTest {
     private record Outcome(int code, String out, String err, String stdout) {
     }
 
+    /**
+     * A command line built while System.err was another stream (a test capturing the engines' --verbose lines) writes its
+     * error messages to the writer it is given, not to that stream: picocli's default strategy object remembered
+     * System.err as it was when the command line was built and set it again on every execute, so the messages of every
+     * later call on the reused command line went to the test's discarded stream.
+     */
+    @Test
+    void errorsGoToTheGivenWriterWhateverSystemErrWasWhenTheLineWasBuilt() {
+        java.io.PrintStream saved = System.err;
+        ByteArrayOutputStream elsewhere = new ByteArrayOutputStream();
+        CommandLine cl;
+        try {
+            System.setErr(new java.io.PrintStream(elsewhere, true, StandardCharsets.UTF_8));
+            cl = Main.commandLine(new Io(new ByteArrayOutputStream(), new ByteArrayInputStream(new byte[0])));
+        } finally {
+            System.setErr(saved);
+        }
+        StringWriter err = new StringWriter();
+        cl.setOut(new PrintWriter(new StringWriter(), true));
+        cl.setErr(new PrintWriter(err, true));
+        int code = cl.execute("run", io.github.llama2j.TestData.model("stories260K.bin").toString(), "--split", "0.5");
+        assertEquals(2, code, err.toString());
+        assertEquals("llama2j: --split applies to --engine hybrid only, not cpu\n", err.toString());
+        assertEquals("", elsewhere.toString(StandardCharsets.UTF_8));
+    }
+
     @Test
     void reusedCommandLinesBehaveLikeFreshOnes(@TempDir Path dir) throws IOException {
         TinyFiles.Shape tiny = TinyFiles.tinyShape(true, 4);
