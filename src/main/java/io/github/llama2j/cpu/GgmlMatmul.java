@@ -511,7 +511,7 @@ final class GgmlMatmul {
      * added in shorts (|sum| ≤ 2 · 127 · 128 &lt; 2^15); then, where the shorts are as wide as an int vector (256 and
      * 128 bits), each int lane takes the sum of its two shorts ({@code (v << 16 >> 16) + (v >> 16)}), and at 512 bits
      * the shorts widen into the int lanes. IQ4_XS multiplies each sub-block's int dot by its signed scale (ls - 32:
-     * {@link Matrix.IQ4_XS#scale}, unpacked from the super-block's first eight bytes, read once) and adds them into
+     * {@link Matrix.IQ4_XS#scale(long, int)}, from the super-block's first eight bytes, read once) and adds them into
      * one int sum per super-block (|sum| ≤ 256 · 127 · 128 · 32 &lt; 2^31). Then {@code acc += float(isum) * (d_w *
      * d_x)} lane-wise. (One loop for both types, the sub-block count an argument: no vector crosses a method
      * boundary.) Against the loop before (the high nibbles shifted as bytes, which x86 does in five instructions;
@@ -531,7 +531,6 @@ final class GgmlMatmul {
             for (int blk = 0; blk < nb; blk++, b += blockBytes) {
                 IntVector isum = zero;
                 long head = data.get(LONG, b); // d (bits 0-15); IQ4_XS: scales_h (16-31), scales_l (32-63)
-                int scalesH = (int) (head >>> 16), scalesL = (int) (head >>> 32);
                 for (int s = 0; s < subs; s++) {
                     int j = blk * blockValues + 32 * s;
                     long q = b + qsAt + 16L * s;
@@ -553,8 +552,8 @@ final class GgmlMatmul {
                     }
                     if (subs == 1) {
                         isum = dot;
-                    } else { // scale s: 4 bits of scales_l, 2 of scales_h
-                        isum = isum.add(dot.mul((scalesL >>> 4 * s & 0x0F | (scalesH >>> 2 * s & 3) << 4) - 32));
+                    } else {
+                        isum = isum.add(dot.mul(Matrix.IQ4_XS.scale(head, s)));
                     }
                 }
                 float scale = Float.float16ToFloat((short) head) * xd[blk];

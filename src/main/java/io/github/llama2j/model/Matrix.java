@@ -414,10 +414,21 @@ public sealed interface Matrix permits Matrix.F32, Matrix.Q8, Matrix.Ggml {
 
         /** The signed scale ls - 32 (-32..31) of sub-block s (0..7) of the super-block at byte {@code b}. */
         public static int scale(MemorySegment data, long b, int s) {
-            int low = data.get(ValueLayout.JAVA_BYTE, b + SCALES_L + s / 2) >>> (4 * (s & 1)) & 0x0F;
-            int high = data.get(SHORT, b + SCALES_H) >>> (2 * s) & 3;
+            return scale(data.get(HEAD, b), s);
+        }
+
+        /**
+         * The same from the super-block's first eight bytes read as a little-endian long ({@code head}: d, scales_h,
+         * scales_l), as the kernels read them, once per super-block: nibble s of scales_l (bits 32 + 4s) and bits
+         * 2s, 2s + 1 of scales_h (bits 16 + 2s).
+         */
+        public static int scale(long head, int s) {
+            int low = (int) (head >>> 8 * SCALES_L) >>> 4 * s & 0x0F; // (int shifts of the long's halves: a kernel's loop
+            int high = (int) head >>> 8 * SCALES_H + 2 * s & 3;            // over s keeps the halves, long shifts cost more)
             return (low | high << 4) - 32;
         }
+
+        private static final ValueLayout.OfLong HEAD = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
         /** Value v (0..255) of the super-block at byte {@code b}: a level in [-127, 113]. */
         public static int value(MemorySegment data, long b, int v) {
