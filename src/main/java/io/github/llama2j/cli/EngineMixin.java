@@ -33,9 +33,9 @@ public final class EngineMixin {
     boolean noWarmUp;
 
     @Option(names = "--weight-copies", paramLabel = "auto|off", defaultValue = "auto", converter = WeightCopiesConverter.class,
-            description = "CPU engine and the hybrid's CPU share: auto (default) copies Q4_K, Q5_K and Q6_K matrices, and Q8_0/runq Q8, Q4_0, Q5_1, float32, F16, BF16,"
-                    + " Q2_K, Q3_K, IQ4_NL and IQ4_XS ones when the copies take at most half of the available memory, into private memory in layouts the kernels read faster"
-                    + " (the last seven as they are); off reads the file's layout everywhere (less memory; K-quant products a few ulps apart, which a rounding flip may carry"
+            description = "CPU engine and the hybrid's CPU share: auto (default) copies Q2_K to Q6_K matrices, and Q8_0/runq Q8, Q4_0, Q5_1, float32, F16, BF16,"
+                    + " IQ4_NL and IQ4_XS ones when the copies take at most half of the available memory, into private memory in layouts the kernels read faster"
+                    + " (the last five, and Q3_K with 512-bit vectors, as they are); off reads the file's layout everywhere (less memory; K-quant products a few ulps apart, which a rounding flip may carry"
                     + " further into the logits; a GGUF Q5_0 matrix is still widened to Q8_0 at load).")
     WeightCopies weightCopies;
 

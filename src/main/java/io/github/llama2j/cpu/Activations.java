@@ -218,8 +218,14 @@ public final class Activations {
                     q81Ready = true;
                 }
             }
-            case Matrix.Q2_K q -> prepareQ8K(); // (its kernel reads the file's layout, Q8_K's values and sums of 16 as they are)
-            case Matrix.Q3_K q -> prepareQ8K(); // (its kernel reads the file's layout and Q8_K's values as they are)
+            case Matrix.Q2_K q -> prepareQ8KPairs6(); // (the copy's kernel: Q6_K's pairs and Q8_K's sums of 16; the file layout's: the values)
+            case Matrix.Q3_K q -> { // (likewise, where it has a copy; else the file layout's kernel reads Q8_K's values as they are)
+                if (KQuantPacked.Q3K_COPY) {
+                    prepareQ8KPairs6();
+                } else {
+                    prepareQ8K();
+                }
+            }
             case Matrix.IQ4_NL q -> prepareQ8_0(); // (likewise, Q8_0's)
             case Matrix.IQ4_XS q -> prepareQ8K(); // (likewise)
             case Matrix.Q4_K _, Matrix.Q5_K _ -> { // (the same pairs: the Q5_K copy's nibbles are in Q4_K's order)
@@ -232,19 +238,22 @@ public final class Activations {
                     q8KPairsReady = true;
                 }
             }
-            case Matrix.Q6_K q -> {
-                prepareQ8K();
-                if (!q8KPairs6Ready) {
-                    q8KPairs6At = firstIndex(q8KPairs6);
-                    q8KStarts6At = firstIndex(q8KStarts6);
-                    for (int b = 0; b < n / Q8_K_BLOCK; b++) {
-                        int at = q8KPairs6At + b * (Q8_K_BLOCK / 2);
-                        KQuantPacked.pairs6(q8K, b * Q8_K_BLOCK, q8KPairs6, at);
-                        KQuantPacked.q6Starts(q8KPairs6, at, q8KStarts6, q8KStarts6At + b * KQuantPacked.Q6_STARTS);
-                    }
-                    q8KPairs6Ready = true;
-                }
+            case Matrix.Q6_K q -> prepareQ8KPairs6();
+        }
+    }
+
+    /** Q8_K's values and sums, and the pairs and chain starts of the Q6_K copy's order (read by the Q2_K, Q3_K and Q6_K copies' kernels). */
+    private void prepareQ8KPairs6() {
+        prepareQ8K();
+        if (!q8KPairs6Ready) {
+            q8KPairs6At = firstIndex(q8KPairs6);
+            q8KStarts6At = firstIndex(q8KStarts6);
+            for (int b = 0; b < n / Q8_K_BLOCK; b++) {
+                int at = q8KPairs6At + b * (Q8_K_BLOCK / 2);
+                KQuantPacked.pairs6(q8K, b * Q8_K_BLOCK, q8KPairs6, at);
+                KQuantPacked.q6Starts(q8KPairs6, at, q8KStarts6, q8KStarts6At + b * KQuantPacked.Q6_STARTS);
             }
+            q8KPairs6Ready = true;
         }
     }
 
@@ -333,8 +342,8 @@ public final class Activations {
             case Matrix.Q8_0 q -> q80Ready;
             case Matrix.Q4_0 q -> q80Ready && q40Ready;
             case Matrix.Q5_1 q -> q80Ready && q81Ready;
-            case Matrix.Q2_K q -> q8KReady;
-            case Matrix.Q3_K q -> q8KReady;
+            case Matrix.Q2_K q -> q8KReady && q8KPairs6Ready;
+            case Matrix.Q3_K q -> q8KReady && (q8KPairs6Ready || !KQuantPacked.Q3K_COPY);
             case Matrix.IQ4_NL q -> q80Ready;
             case Matrix.IQ4_XS q -> q8KReady;
             case Matrix.Q4_K q -> q8KReady && q8KPairsReady;

@@ -191,7 +191,7 @@ public final class CpuEngine implements InferenceEngine {
         this.kernels = kernels;
         this.prepared = prepared;
         if (ownsPrepared) {
-            prepared.prepare(w, parallel); // load-time copies (Q4_K, Q5_K, Q6_K, Q8_0, runq Q8, Q4_0, Q5_1; float32, F16, BF16, Q2_K, Q3_K, IQ4 as they are), as the option and memory allow
+            prepared.prepare(w, parallel); // load-time copies (Q2_K to Q6_K, Q8_0, runq Q8, Q4_0, Q5_1; float32, F16, BF16, IQ4 and at 512 bits Q3_K as they are), as the option and memory allow
         }
         this.forms = prepared.resolve(w); // each product reads its matrix's form: no lookup per product
         this.math = math;

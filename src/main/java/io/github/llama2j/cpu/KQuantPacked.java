@@ -333,6 +333,148 @@ final class KQuantPacked {
 
     }
 
+    /**
+     * A Q2_K matrix in the engine's layout (see {@link #q2_K(float[], Activations, Q2K, int, int)}): the 2-bit values
+     * in {@link #Q6_PAIR_VALUE}'s order (Q6_K's copy's: lane i of group g holds sub-block g · LANES + i), one read of
+     * {@link #LANES} ints per group, value pair k of a lane's half at bits 2k and 2k + 1 of it ({@link #Q2_WORD}); and
+     * the meta: f16 d, f16 dmin (the file's bits), the file's 16 bytes of scale | min &lt;&lt; 4 (sub-block order), and
+     * at 4 lanes 4 zero bytes (the last group's 8-byte read stays in the super-block). 84 bytes per super-block, the
+     * file's size, at 8 and 16 lanes; 88 at 4.
+     */
+    record Q2K(Matrix.Q2_K source, MemorySegment qs, MemorySegment meta) implements MatrixForm {
+        static final int QS = 64, META = LANES == 4 ? 24 : 20;
+
+        Q2K {
+            checkCopy("Q2_K", superBlocks(source), qs, QS, meta, META);
+        }
+
+        /** Bytes of the copy (the file's matrix: {@link #byteSize}). */
+        long copyBytes() {
+            return qs.byteSize() + meta.byteSize();
+        }
+
+        /** Repacks {@code m} into private memory ({@link #allocate}), unmapped when the form is no longer reachable. */
+        static Q2K of(Matrix.Q2_K m) {
+            long blocks = superBlocks(m);
+            return of(m, allocate(blocks * QS), allocate(blocks * META), null);
+        }
+
+        /** As {@link Q4K#of(Matrix.Q4_K, java.lang.foreign.SegmentAllocator, Parallel)}. */
+        static Q2K of(Matrix.Q2_K m, java.lang.foreign.SegmentAllocator memory, Parallel parallel) {
+            long blocks = superBlocks(m);
+            return of(m, memory.allocate(blocks * QS, 64), memory.allocate(blocks * META, 64), parallel);
+        }
+
+        /** Bytes {@link #of(Matrix.Q2_K, java.lang.foreign.SegmentAllocator, Parallel)} takes from its allocator, alignment included. */
+        static long allocationBytes(Matrix.Q2_K m) {
+            return superBlocks(m) * (QS + META) + 2 * 64;
+        }
+
+        private static Q2K of(Matrix.Q2_K m, MemorySegment qs, MemorySegment meta, Parallel parallel) {
+            copyRows(m.rows(), m.cols() / Matrix.Q2_K.BLOCK, parallel, (from, to) -> copy(m, qs, meta, from, to));
+            return new Q2K(m, qs, meta);
+        }
+
+        /** Super-blocks [from, to) of {@code m} into the copy (each value's two bits where {@link #Q2_WORD} says). */
+        private static void copy(Matrix.Q2_K m, MemorySegment qs, MemorySegment meta, long from, long to) {
+            MemorySegment src = m.data();
+            byte[] in = new byte[Matrix.Q2_K.BLOCK_BYTES];
+            int[] words = new int[QS / Integer.BYTES];
+            for (long i = from; i < to; i++) {
+                long b = i * Matrix.Q2_K.BLOCK_BYTES, d = copyIndex(m, i), mt = d * META;
+                MemorySegment.copy(src, BYTE, b, in, 0, in.length);
+                java.util.Arrays.fill(words, 0);
+                for (int t = 0; t < 256; t++) {
+                    int v = Q6_PAIR_VALUE[t], h = v / 128, l = v % 32, shift = 2 * (v % 128 / 32); // (Matrix.Q2_K#value)
+                    words[Q2_WORD[t]] |= ((in[Matrix.Q2_K.QS + 32 * h + l] & 0xFF) >>> shift & 3) << Q2_SHIFT[t];
+                }
+                MemorySegment.copy(words, 0, qs, INT, d * QS, words.length);
+                meta.set(Matrix.SHORT, mt, src.get(Matrix.SHORT, b + Matrix.Q2_K.D)); // d and dmin: the file's halves
+                meta.set(Matrix.SHORT, mt + 2, src.get(Matrix.SHORT, b + Matrix.Q2_K.DMIN));
+                MemorySegment.copy(in, Matrix.Q2_K.SCALES, meta, BYTE, mt + 4, 16);
+            }
+        }
+    }
+
+    /**
+     * A Q3_K matrix in the engine's layout (see {@link #q3_K(float[], Activations, Q3K, int, int)}), at 4 and 8 lanes
+     * ({@link #Q3K_COPY}): the values as {@code q + 4} (0..7) in {@link #Q6_PAIR_VALUE}'s order (Q6_K's copy's: lane i of
+     * group g holds sub-block g · LANES + i), each pair of groups in three reads A, B, C of {@link #LANES} ints
+     * ({@link #Q3_WORD}), and Q6_K's copy's meta: f16 d (the file's bits), int8 sc[16] (the signed scales, sc - 32),
+     * at 4 lanes 4 zero bytes. 114 bytes per super-block at 8 lanes (118 at 4) against the file's 110.
+     */
+    record Q3K(Matrix.Q3_K source, MemorySegment qs, MemorySegment meta) implements MatrixForm {
+        static final int QS = 96, META = Q6K.META;
+
+        Q3K {
+            if (!Q3K_COPY) {
+                throw new IllegalStateException("no Q3_K copy at " + LANES + " int lanes");
+            }
+            checkCopy("Q3_K", superBlocks(source), qs, QS, meta, META);
+        }
+
+        /** Bytes of the copy (the file's matrix: {@link #byteSize}). */
+        long copyBytes() {
+            return qs.byteSize() + meta.byteSize();
+        }
+
+        /** Repacks {@code m} into private memory ({@link #allocate}), unmapped when the form is no longer reachable. */
+        static Q3K of(Matrix.Q3_K m) {
+            long blocks = superBlocks(m);
+            return of(m, allocate(blocks * QS), allocate(blocks * META), null);
+        }
+
+        /** As {@link Q4K#of(Matrix.Q4_K, java.lang.foreign.SegmentAllocator, Parallel)}. */
+        static Q3K of(Matrix.Q3_K m, java.lang.foreign.SegmentAllocator memory, Parallel parallel) {
+            long blocks = superBlocks(m);
+            return of(m, memory.allocate(blocks * QS, 64), memory.allocate(blocks * META, 64), parallel);
+        }
+
+        /** Bytes {@link #of(Matrix.Q3_K, java.lang.foreign.SegmentAllocator, Parallel)} takes from its allocator, alignment included. */
+        static long allocationBytes(Matrix.Q3_K m) {
+            return superBlocks(m) * (QS + META) + 2 * 64;
+        }
+
+        private static Q3K of(Matrix.Q3_K m, MemorySegment qs, MemorySegment meta, Parallel parallel) {
+            copyRows(m.rows(), m.cols() / Matrix.Q3_K.BLOCK, parallel, (from, to) -> copy(m, qs, meta, from, to));
+            return new Q3K(m, qs, meta);
+        }
+
+        /** Super-blocks [from, to) of {@code m} into the copy (each value's three bits where {@link #Q3_WORD} says). */
+        private static void copy(Matrix.Q3_K m, MemorySegment qs, MemorySegment meta, long from, long to) {
+            MemorySegment src = m.data();
+            byte[] in = new byte[Matrix.Q3_K.BLOCK_BYTES];
+            int[] words = new int[QS / Integer.BYTES];
+            for (long i = from; i < to; i++) {
+                long b = i * Matrix.Q3_K.BLOCK_BYTES, d = copyIndex(m, i), mt = d * META;
+                MemorySegment.copy(src, BYTE, b, in, 0, in.length);
+                java.util.Arrays.fill(words, 0);
+                for (int t = 0; t < 256; t++) {
+                    int v = Q6_PAIR_VALUE[t], h = v / 128, l = v % 32, part = v % 128 / 32; // (Matrix.Q3_K#value)
+                    int low = (in[Matrix.Q3_K.QS + 32 * h + l] & 0xFF) >>> (2 * part) & 3;
+                    int high = (in[Matrix.Q3_K.HMASK + l] & 0xFF) >>> (4 * h + part) & 1;
+                    int u = low | high << 2; // q + 4
+                    if (Q3_WORD[t] >= 0) {
+                        words[Q3_WORD[t]] |= u << Q3_SHIFT[t];
+                    } else { // a vector 7 of a pair's second group: its three bits at bit 15 of its half in A, B and C
+                        int a = ~Q3_WORD[t];
+                        for (int bit = 0; bit < 3; bit++) {
+                            words[a + bit * LANES] |= (u >>> bit & 1) << Q3_SHIFT[t];
+                        }
+                    }
+                }
+                MemorySegment.copy(words, 0, qs, INT, d * QS, words.length);
+                meta.set(Matrix.SHORT, mt, src.get(Matrix.SHORT, b + Matrix.Q3_K.D)); // d: the file's half
+                long lo = src.get(LONG, b + Matrix.Q3_K.SCALES);
+                int hi = src.get(INT, b + Matrix.Q3_K.SCALES + 8);
+                long sl = Matrix.Q3_K.scalesLow(lo, hi), sh = Matrix.Q3_K.scalesHigh(lo, hi);
+                for (int j = 0; j < 16; j++) {
+                    meta.set(BYTE, mt + 2 + j, (byte) (((j < 8 ? sl : sh) >>> (8 * (j & 7)) & 0x3F) - 32));
+                }
+            }
+        }
+    }
+
     // ------------------------------------------------------------------ the copy's order of nibbles
 
     /**
@@ -433,6 +575,52 @@ final class KQuantPacked {
                             Q6_SHIFT[t] = 12 + 16 * h;
                             Q6_HIGH_WORD[t] = c;
                             Q6_HIGH_SHIFT[t] = 12 + 2 * (k - 6) + 16 * h;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /**
+     * Whether Q3_K matrices have a load-time copy ({@link Q3K}) at this vector width: at 4 and 8 lanes (128 and 256
+     * bits). The copy packs the 3-bit values of two groups of lanes into three reads, and at 16 lanes a super-block
+     * is one group; there the file-layout kernel, copied as it is ({@link PreparedWeights}), stays.
+     */
+    static final boolean Q3K_COPY = LANES < 16;
+
+    /**
+     * The Q2_K copy's places ({@link Q2K}): the value in slot t of {@link #Q6_PAIR_VALUE} (t = 2 ((g 8 + k) LANES + i) + h)
+     * at bit {@code Q2_SHIFT[t]} = 16 h + 2 k of int {@code Q2_WORD[t]} = g LANES + i of its super-block's 16.
+     */
+    private static final int[] Q2_WORD = new int[256], Q2_SHIFT = new int[256];
+    /**
+     * The Q3_K copy's places ({@link Q3K}): groups 2p and 2p + 1 in reads A, B, C (ints 3p LANES + {0, LANES, 2 LANES}
+     * + i for lane i); in half h of a lane (16 h up), the first group's vectors 0-4 at bits 3k of A and 5-7 at bits
+     * 0, 3, 6 of C, the second group's vectors 0-4 at bits 3k of B and 5-6 at bits 9, 12 of C, and its vector 7's
+     * three bits at bit 15 of A, B and C (bits 0, 1, 2 of the value). {@code Q3_WORD[t]}: the int of slot t's three
+     * bits, or for the split vector ~(its int in A); {@code Q3_SHIFT[t]}: the bit.
+     */
+    private static final int[] Q3_WORD = new int[256], Q3_SHIFT = new int[256];
+
+    static {
+        for (int g = 0; g < 16 / LANES; g++) {
+            for (int k = 0; k < 8; k++) {
+                for (int i = 0; i < LANES; i++) {
+                    for (int h = 0; h < 2; h++) {
+                        int t = 2 * ((g * 8 + k) * LANES + i) + h;
+                        Q2_WORD[t] = g * LANES + i;
+                        Q2_SHIFT[t] = 16 * h + 2 * k;
+                        int a = g / 2 * 3 * LANES + i, b = a + LANES, c = b + LANES;
+                        if (g % 2 == 0) {
+                            Q3_WORD[t] = k < 5 ? a : c;
+                            Q3_SHIFT[t] = 16 * h + 3 * (k < 5 ? k : k - 5);
+                        } else if (k < 7) {
+                            Q3_WORD[t] = k < 5 ? b : c;
+                            Q3_SHIFT[t] = 16 * h + (k < 5 ? 3 * k : 9 + 3 * (k - 5));
+                        } else {
+                            Q3_WORD[t] = ~a;
+                            Q3_SHIFT[t] = 16 * h + 15;
                         }
                     }
                 }
@@ -915,6 +1103,176 @@ final class KQuantPacked {
                             .convertShape(VectorOperators.B2I, KI, 0);
                     acc = ((FloatVector) t.lanewise(VectorOperators.ASHR, 16).add(t2.lanewise(VectorOperators.ASHR, 16))
                             .mul(sc).convert(VectorOperators.I2F, 0)).fma(dx, acc);
+                }
+                if (++blk == k0 + width) { // the row's last super-block of the span: its sum, and the next row starts
+                    FloatVector accSum = acc; // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
+                    if (LaneSums.P_STEPS > 2) { accSum = accSum.add(accSum.rearrange(LaneSums.P1)); }
+                    if (LaneSums.P_STEPS > 3) { accSum = accSum.add(accSum.rearrange(LaneSums.P2)); }
+                    float v = (accSum.lane(0) + accSum.lane(2)) + (accSum.lane(1) + accSum.lane(3));
+                    out[r] = k0 == 0 ? v : out[r] + v;
+                    r++;
+                    acc = zero;
+                    blk = k0;
+                }
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ Q2_K and Q3_K × Q8_K
+
+    /**
+     * Q2_K × Q8_K on the copy ({@link Q2K}; order: {@link #Q6_PAIR_VALUE}, so the activation pairs are Q6_K's,
+     * {@link #pairs6}). Per group of lanes one read of {@link #LANES} ints, eight vectors of value pairs
+     * {@code x + 2^16 y} taken out of it by a shift and the mask {@code 0x00030003}, each times its activation pairs (the
+     * Q4_K kernel's trick: the pair's sum in the upper half), the eight added in an int lane started at 2^15: the lower
+     * halves total at most 8 · 3 · 128 = 3072 in magnitude, so nothing carries, and the upper halves at most 6144. A
+     * lane holds one sub-block (all 16 of its values), so its sum times the sub-block's 4-bit scale is the exact int
+     * {@code sc_j · dot_j}, converted and multiply-added with {@code d · d_x} into a float accumulator; the mins' part
+     * lane by lane beside it, {@code m_j} times Q8_K's sum of the sub-block's 16 activations (exact), multiply-added
+     * with {@code dmin · d_x} into a second accumulator subtracted at the end of the row, as the Q4_K kernel does. The
+     * same integers per sub-block as the file-layout kernel ({@link GgmlMatmul#q2_K}) and the scalar reference, the
+     * float sums in other lanes. One loop over all the super-blocks of rows [r0, r1), the row carried along, as
+     * {@link #q4_K}; its sums written out here (no vector crosses a method boundary).
+     */
+    /** Groups of lanes per trip of the Q2_K copy's loop: one at 16 lanes (a super-block is one group), else two. */
+    private static final int GROUP_STEP = LANES == 16 ? 1 : 2;
+
+    static void q2_K(float[] out, Activations x, Q2K w, int r0, int r1) {
+        int nb = w.source().cols() / 256;
+        MemorySegment qs = w.qs(), meta = w.meta();
+        int[] pairs = x.q8KPairs6, xsum = x.q8KSums;
+        int pairsAt = x.q8KPairs6At;
+        float[] xd = x.q8KScales;
+        int groups = 16 / LANES;
+        IntVector two = IntVector.broadcast(KI, 0x00030003), bias = IntVector.broadcast(KI, 1 << 15);
+        FloatVector zero = FloatVector.zero(KF);
+        int rows = w.source().rows(), span = spanBlocks(nb);
+        Math.multiplyExact(rows, nb); // (every super-block index below fits an int)
+        for (int k0 = 0; k0 < nb; k0 += span) { // each column span (copyIndex): its rows one after another
+            int width = Math.min(span, nb - k0), first = rows * k0;
+            FloatVector acc = zero, macc = zero;
+            int r = r0, blk = k0;
+            for (int i = first + r0 * width, end = first + r1 * width; i < end; i++) {
+                long q = (long) i * Q2K.QS, mt = (long) i * Q2K.META;
+                float xdb = xd[blk];
+                FloatVector dx = FloatVector.broadcast(KF, Float.float16ToFloat(meta.get(Matrix.SHORT, mt)) * xdb);
+                FloatVector dm = FloatVector.broadcast(KF, Float.float16ToFloat(meta.get(Matrix.SHORT, mt + 2)) * xdb);
+                for (int g = 0; g < groups; g += GROUP_STEP) { // (one group at 16 lanes, else two at a time: a constant)
+                    int xo = pairsAt + blk * 128 + g * 8 * LANES;
+                    IntVector v = IntVector.fromMemorySegment(KI, qs, q + (long) g * 4 * LANES, LE);
+                    IntVector t = bias.add(v.and(two).mul(IntVector.fromArray(KI, pairs, xo)))
+                            .add(v.lanewise(VectorOperators.LSHR, 2).and(two).mul(IntVector.fromArray(KI, pairs, xo + LANES)))
+                            .add(v.lanewise(VectorOperators.LSHR, 4).and(two).mul(IntVector.fromArray(KI, pairs, xo + 2 * LANES)))
+                            .add(v.lanewise(VectorOperators.LSHR, 6).and(two).mul(IntVector.fromArray(KI, pairs, xo + 3 * LANES)))
+                            .add(v.lanewise(VectorOperators.LSHR, 8).and(two).mul(IntVector.fromArray(KI, pairs, xo + 4 * LANES)))
+                            .add(v.lanewise(VectorOperators.LSHR, 10).and(two).mul(IntVector.fromArray(KI, pairs, xo + 5 * LANES)))
+                            .add(v.lanewise(VectorOperators.LSHR, 12).and(two).mul(IntVector.fromArray(KI, pairs, xo + 6 * LANES)))
+                            .add(v.lanewise(VectorOperators.LSHR, 14).and(two).mul(IntVector.fromArray(KI, pairs, xo + 7 * LANES)));
+                    IntVector scm = (IntVector) ByteVector.fromMemorySegment(KSC, meta, mt + 4 + (long) g * LANES, LE)
+                            .convertShape(VectorOperators.ZERO_EXTEND_B2I, KI, 0); // scale | min << 4
+                    IntVector isum = t.lanewise(VectorOperators.ASHR, 16).mul(scm.and(0x0F));
+                    IntVector msum = scm.lanewise(VectorOperators.LSHR, 4).mul(IntVector.fromArray(KI, xsum, blk * 16 + g * LANES));
+                    if (GROUP_STEP == 2) {
+                        int xo2 = xo + 8 * LANES;
+                        IntVector u = IntVector.fromMemorySegment(KI, qs, q + (long) (g + 1) * 4 * LANES, LE);
+                        IntVector t2 = bias.add(u.and(two).mul(IntVector.fromArray(KI, pairs, xo2)))
+                                .add(u.lanewise(VectorOperators.LSHR, 2).and(two).mul(IntVector.fromArray(KI, pairs, xo2 + LANES)))
+                                .add(u.lanewise(VectorOperators.LSHR, 4).and(two).mul(IntVector.fromArray(KI, pairs, xo2 + 2 * LANES)))
+                                .add(u.lanewise(VectorOperators.LSHR, 6).and(two).mul(IntVector.fromArray(KI, pairs, xo2 + 3 * LANES)))
+                                .add(u.lanewise(VectorOperators.LSHR, 8).and(two).mul(IntVector.fromArray(KI, pairs, xo2 + 4 * LANES)))
+                                .add(u.lanewise(VectorOperators.LSHR, 10).and(two).mul(IntVector.fromArray(KI, pairs, xo2 + 5 * LANES)))
+                                .add(u.lanewise(VectorOperators.LSHR, 12).and(two).mul(IntVector.fromArray(KI, pairs, xo2 + 6 * LANES)))
+                                .add(u.lanewise(VectorOperators.LSHR, 14).and(two).mul(IntVector.fromArray(KI, pairs, xo2 + 7 * LANES)));
+                        IntVector scm2 = (IntVector) ByteVector.fromMemorySegment(KSC, meta, mt + 4 + (long) (g + 1) * LANES, LE)
+                                .convertShape(VectorOperators.ZERO_EXTEND_B2I, KI, 0);
+                        isum = isum.add(t2.lanewise(VectorOperators.ASHR, 16).mul(scm2.and(0x0F)));
+                        msum = msum.add(scm2.lanewise(VectorOperators.LSHR, 4).mul(IntVector.fromArray(KI, xsum, blk * 16 + (g + 1) * LANES)));
+                    }
+                    acc = ((FloatVector) isum.convert(VectorOperators.I2F, 0)).fma(dx, acc);
+                    macc = ((FloatVector) msum.convert(VectorOperators.I2F, 0)).fma(dm, macc);
+                }
+                if (++blk == k0 + width) { // the row's last super-block of the span: its sums, and the next row starts
+                    FloatVector accSum = acc; // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)
+                    if (LaneSums.P_STEPS > 2) { accSum = accSum.add(accSum.rearrange(LaneSums.P1)); }
+                    if (LaneSums.P_STEPS > 3) { accSum = accSum.add(accSum.rearrange(LaneSums.P2)); }
+                    float v = (accSum.lane(0) + accSum.lane(2)) + (accSum.lane(1) + accSum.lane(3));
+                    FloatVector maccSum = macc; // (the same order)
+                    if (LaneSums.P_STEPS > 2) { maccSum = maccSum.add(maccSum.rearrange(LaneSums.P1)); }
+                    if (LaneSums.P_STEPS > 3) { maccSum = maccSum.add(maccSum.rearrange(LaneSums.P2)); }
+                    v -= (maccSum.lane(0) + maccSum.lane(2)) + (maccSum.lane(1) + maccSum.lane(3));
+                    out[r] = k0 == 0 ? v : out[r] + v;
+                    r++;
+                    acc = zero;
+                    macc = zero;
+                    blk = k0;
+                }
+            }
+        }
+    }
+
+    /**
+     * Q3_K × Q8_K on the copy ({@link Q3K}, at 4 and 8 lanes; order: {@link #Q6_PAIR_VALUE}, so the activation pairs
+     * are Q6_K's, {@link #pairs6}). Per pair of groups three reads A, B, C of {@link #LANES} ints and sixteen vectors
+     * of value pairs {@code x + 2^16 y} (the values as {@code q + 4}, 0..7) taken out of them: fifteen by a shift and
+     * the mask {@code 0x00070007}, the second group's last from a bit of each read. Each is multiplied by its
+     * activation pairs (the pair's sum in the upper half, as the Q4_K kernel) and a group's eight are added in an int
+     * lane started at 2^15: the lower halves total at most 8 · 7 · 128 = 7168 in magnitude, so nothing carries, and
+     * the upper halves at most 14336. A lane holds one sub-block (all 16 of its values), so its sum less 4 times
+     * Q8_K's sum of the sub-block's 16 activations is the exact {@code dot_j(q, a)} with q in [-4, 3]; times the
+     * sub-block's int8 scale (sc - 32), the two groups' added (exact), converted and multiply-added with
+     * {@code d · d_x} into a float accumulator, lane by lane. The same integers per sub-block as the file-layout kernel
+     * ({@link GgmlMatmul#q3_K}) and the scalar reference, the float sums in other lanes. One loop over all the
+     * super-blocks of rows [r0, r1), as {@link #q4_K}.
+     */
+    static void q3_K(float[] out, Activations x, Q3K w, int r0, int r1) {
+        int nb = w.source().cols() / 256;
+        MemorySegment qs = w.qs(), meta = w.meta();
+        int[] pairs = x.q8KPairs6, xsum = x.q8KSums;
+        int pairsAt = x.q8KPairs6At;
+        float[] xd = x.q8KScales;
+        int pairsOfGroups = 8 / LANES;
+        IntVector three = IntVector.broadcast(KI, 0x00070007), bias = IntVector.broadcast(KI, 1 << 15);
+        IntVector bit0 = IntVector.broadcast(KI, 0x00010001), bit1 = IntVector.broadcast(KI, 0x00020002), bit2 = IntVector.broadcast(KI, 0x00040004);
+        FloatVector zero = FloatVector.zero(KF);
+        int rows = w.source().rows(), span = spanBlocks(nb);
+        Math.multiplyExact(rows, nb); // (every super-block index below fits an int)
+        for (int k0 = 0; k0 < nb; k0 += span) { // each column span (copyIndex): its rows one after another
+            int width = Math.min(span, nb - k0), first = rows * k0;
+            FloatVector acc = zero;
+            int r = r0, blk = k0;
+            for (int i = first + r0 * width, end = first + r1 * width; i < end; i++) {
+                long q = (long) i * Q3K.QS, mt = (long) i * Q3K.META;
+                FloatVector dx = FloatVector.broadcast(KF, Float.float16ToFloat(meta.get(Matrix.SHORT, mt)) * xd[blk]);
+                for (int p = 0; p < pairsOfGroups; p++) {
+                    int xo = pairsAt + blk * 128 + p * 16 * LANES, so = blk * 16 + p * 2 * LANES;
+                    long qp = q + (long) p * 12 * LANES;
+                    IntVector a = IntVector.fromMemorySegment(KI, qs, qp, LE);
+                    IntVector b = IntVector.fromMemorySegment(KI, qs, qp + 4 * LANES, LE);
+                    IntVector c = IntVector.fromMemorySegment(KI, qs, qp + 8 * LANES, LE);
+                    IntVector t = bias.add(a.and(three).mul(IntVector.fromArray(KI, pairs, xo)))
+                            .add(a.lanewise(VectorOperators.LSHR, 3).and(three).mul(IntVector.fromArray(KI, pairs, xo + LANES)))
+                            .add(a.lanewise(VectorOperators.LSHR, 6).and(three).mul(IntVector.fromArray(KI, pairs, xo + 2 * LANES)))
+                            .add(a.lanewise(VectorOperators.LSHR, 9).and(three).mul(IntVector.fromArray(KI, pairs, xo + 3 * LANES)))
+                            .add(a.lanewise(VectorOperators.LSHR, 12).and(three).mul(IntVector.fromArray(KI, pairs, xo + 4 * LANES)))
+                            .add(c.and(three).mul(IntVector.fromArray(KI, pairs, xo + 5 * LANES)))
+                            .add(c.lanewise(VectorOperators.LSHR, 3).and(three).mul(IntVector.fromArray(KI, pairs, xo + 6 * LANES)))
+                            .add(c.lanewise(VectorOperators.LSHR, 6).and(three).mul(IntVector.fromArray(KI, pairs, xo + 7 * LANES)));
+                    IntVector t2 = bias.add(b.and(three).mul(IntVector.fromArray(KI, pairs, xo + 8 * LANES)))
+                            .add(b.lanewise(VectorOperators.LSHR, 3).and(three).mul(IntVector.fromArray(KI, pairs, xo + 9 * LANES)))
+                            .add(b.lanewise(VectorOperators.LSHR, 6).and(three).mul(IntVector.fromArray(KI, pairs, xo + 10 * LANES)))
+                            .add(b.lanewise(VectorOperators.LSHR, 9).and(three).mul(IntVector.fromArray(KI, pairs, xo + 11 * LANES)))
+                            .add(b.lanewise(VectorOperators.LSHR, 12).and(three).mul(IntVector.fromArray(KI, pairs, xo + 12 * LANES)))
+                            .add(c.lanewise(VectorOperators.LSHR, 9).and(three).mul(IntVector.fromArray(KI, pairs, xo + 13 * LANES)))
+                            .add(c.lanewise(VectorOperators.LSHR, 12).and(three).mul(IntVector.fromArray(KI, pairs, xo + 14 * LANES)))
+                            .add(a.lanewise(VectorOperators.LSHR, 15).and(bit0).or(b.lanewise(VectorOperators.LSHR, 14).and(bit1))
+                                    .or(c.lanewise(VectorOperators.LSHR, 13).and(bit2)).mul(IntVector.fromArray(KI, pairs, xo + 15 * LANES)));
+                    IntVector sc = (IntVector) ByteVector.fromMemorySegment(KSC, meta, mt + 2 + (long) p * 2 * LANES, LE)
+                            .convertShape(VectorOperators.B2I, KI, 0);
+                    IntVector sc2 = (IntVector) ByteVector.fromMemorySegment(KSC, meta, mt + 2 + (long) (p * 2 + 1) * LANES, LE)
+                            .convertShape(VectorOperators.B2I, KI, 0);
+                    IntVector d1 = t.lanewise(VectorOperators.ASHR, 16).sub(IntVector.fromArray(KI, xsum, so).lanewise(VectorOperators.LSHL, 2));
+                    IntVector d2 = t2.lanewise(VectorOperators.ASHR, 16).sub(IntVector.fromArray(KI, xsum, so + LANES).lanewise(VectorOperators.LSHL, 2));
+                    acc = ((FloatVector) d1.mul(sc).add(d2.mul(sc2)).convert(VectorOperators.I2F, 0)).fma(dx, acc);
                 }
                 if (++blk == k0 + width) { // the row's last super-block of the span: its sum, and the next row starts
                     FloatVector accSum = acc; // the lanes' sum in LaneSums' order, written out here (a method per row was slower: LaneSums)

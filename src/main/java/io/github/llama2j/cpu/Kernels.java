@@ -39,6 +39,8 @@ public interface Kernels {
             case PackedQ8_0 p -> matmulPackedQ8_0(out, x, p, r0, r1);
             case PackedQ4_0 p -> matmulPackedQ4_0(out, x, p, r0, r1);
             case PackedQ5_1 p -> matmulPackedQ5_1(out, x, p, r0, r1);
+            case KQuantPacked.Q2K q -> matmulPackedQ2_K(out, x, q, r0, r1);
+            case KQuantPacked.Q3K q -> matmulPackedQ3_K(out, x, q, r0, r1);
             case KQuantPacked.Q4K q -> matmulPackedQ4_K(out, x, q, r0, r1);
             case KQuantPacked.Q5K q -> matmulPackedQ5_K(out, x, q, r0, r1);
             case KQuantPacked.Q6K q -> matmulPackedQ6_K(out, x, q, r0, r1);
@@ -166,18 +168,30 @@ public interface Kernels {
     /**
      * GGML Q2_K weights times Q8_K activations: per super-block, d_w * d_x * sum_j sc_j * dot_j(q2, q8) minus
      * dmin_w * d_x * sum_j m_j * (Q8_K's sum of sub-block j), both sums over the 16 sub-blocks exact ints, on the
-     * file's layout (in place, or copied as it is: {@link PreparedWeights}).
+     * file's layout.
      */
     default void matmulQ2_K(float[] out, Activations x, Matrix.Q2_K w, int r0, int r1) {
         GgmlMatmul.q2_K(out, x, w, r0, r1);
     }
 
+    /** {@link #matmulQ2_K} on a Q2_K matrix repacked at load time ({@link KQuantPacked.Q2K}): the same integers, other float lanes. */
+    default void matmulPackedQ2_K(float[] out, Activations x, KQuantPacked.Q2K w, int r0, int r1) {
+        x.check(w.source());
+        KQuantPacked.q2_K(out, x, w, r0, r1);
+    }
+
     /**
      * GGML Q3_K weights times Q8_K activations: per super-block, d_w * d_x * sum_j (sc_j - 32) * dot_j(q3, q8), the sum
-     * over the 16 sub-blocks an exact int, on the file's layout (in place, or copied as it is: {@link PreparedWeights}).
+     * over the 16 sub-blocks an exact int, on the file's layout (in place, or at 512 bits copied as it is: {@link PreparedWeights}).
      */
     default void matmulQ3_K(float[] out, Activations x, Matrix.Q3_K w, int r0, int r1) {
         GgmlMatmul.q3_K(out, x, w, r0, r1);
+    }
+
+    /** {@link #matmulQ3_K} on a Q3_K matrix repacked at load time ({@link KQuantPacked.Q3K}): the same integers, other float lanes. */
+    default void matmulPackedQ3_K(float[] out, Activations x, KQuantPacked.Q3K w, int r0, int r1) {
+        x.check(w.source());
+        KQuantPacked.q3_K(out, x, w, r0, r1);
     }
 
     /**

@@ -4,12 +4,13 @@ import io.github.llama2j.model.Matrix;
 
 /**
  * A weight matrix in the layout the CPU kernels read: the file's ({@link File}), the file's layout copied into
- * private memory ({@link Copy}) or a load-time repack ({@link PackedQ8_0}, {@link PackedQ4_0}, {@link PackedQ5_1}, {@link KQuantPacked.Q4K},
- * {@link KQuantPacked.Q5K}, {@link KQuantPacked.Q6K}; see {@link PreparedWeights}). An engine resolves each of its
+ * private memory ({@link Copy}) or a load-time repack ({@link PackedQ8_0}, {@link PackedQ4_0}, {@link PackedQ5_1}, {@link KQuantPacked.Q2K},
+ * {@link KQuantPacked.Q3K}, {@link KQuantPacked.Q4K}, {@link KQuantPacked.Q5K}, {@link KQuantPacked.Q6K}; see {@link PreparedWeights}). An engine resolves each of its
  * matrices to its form once, when it is built ({@link PreparedWeights#resolve}), and its products dispatch on
  * the form ({@link Kernels#matmul(float[], Activations, MatrixForm, int, int)}): no product looks a copy up.
  */
-public sealed interface MatrixForm permits MatrixForm.File, MatrixForm.Copy, PackedQ8_0, PackedQ4_0, PackedQ5_1, KQuantPacked.Q4K, KQuantPacked.Q5K, KQuantPacked.Q6K {
+public sealed interface MatrixForm permits MatrixForm.File, MatrixForm.Copy, PackedQ8_0, PackedQ4_0, PackedQ5_1, KQuantPacked.Q2K, KQuantPacked.Q3K, KQuantPacked.Q4K, KQuantPacked.Q5K,
+        KQuantPacked.Q6K {
 
     /**
      * The matrix as the file stores it: its type and shape, and what the embedding reads (and the batched prefill,
@@ -30,7 +31,7 @@ public sealed interface MatrixForm permits MatrixForm.File, MatrixForm.Copy, Pac
     }
 
     /**
-     * The file's layout copied into private memory ({@link PreparedWeights}: float32, F16, BF16, Q2_K, Q3_K, IQ4_NL and IQ4_XS matrices, in huge pages where the
+     * The file's layout copied into private memory ({@link PreparedWeights}: float32, F16, BF16, IQ4_NL and IQ4_XS matrices, Q3_K at 512 bits, in huge pages where the
      * system grants them): the same bytes, read by the same kernels as the file's ({@code copy} is {@code source}'s
      * matrix over the copy's memory), so the same results bit for bit. {@code finiteHalves}: an F16 copy found to hold no
      * inf or NaN half when it was made, which its kernel then does not look for ({@link Kernels#matmulFiniteF16});

@@ -23,14 +23,15 @@ import java.util.concurrent.ConcurrentHashMap;
  * registry of them, owned by the engine that made them ({@link CpuEngine}; the hybrid engine's CPU share), which
  * resolves each of its matrices to its form once, when it is built ({@link #resolve}): its products then read
  * the form ({@link MatrixForm}) and never look a copy up. With {@link WeightCopies#OFF} ({@code --weight-copies=off})
- * it makes none and every product reads the file's layout, with the same results (Q4_K, Q5_K and Q6_K: the same integers
+ * it makes none and every product reads the file's layout, with the same results (Q2_K to Q6_K: the same integers
  * per sub-block, the float sums in other lanes, a few ulps apart per product; an activation at a Q8_K rounding boundary
  * may round the other way then and move later logits by more: docs/measurements/2026-12-06-q5-k-copy.md). With {@link WeightCopies#AUTO}:
  * <ul>
- *   <li>{@link Matrix.Q4_K} as {@link KQuantPacked.Q4K}, {@link Matrix.Q5_K} as {@link KQuantPacked.Q5K} and
- *       {@link Matrix.Q6_K} as {@link KQuantPacked.Q6K}: always (about the file's bytes again: 148-156, 180-188 and 210
- *       bytes per 256 values against 144, 176 and 210), their values
- *       ordered for the kernels' int lanes. A matrix not listed by {@link #prepare} is copied when it is resolved
+ *   <li>{@link Matrix.Q2_K} as {@link KQuantPacked.Q2K}, {@link Matrix.Q3_K} as {@link KQuantPacked.Q3K} (below 512
+ *       bits: {@link KQuantPacked#Q3K_COPY}), {@link Matrix.Q4_K} as {@link KQuantPacked.Q4K}, {@link Matrix.Q5_K} as
+ *       {@link KQuantPacked.Q5K} and {@link Matrix.Q6_K} as {@link KQuantPacked.Q6K}: always (about the file's bytes
+ *       again: 84-88, 114-118, 148-156, 180-188 and 210 bytes per 256 values against 84, 110, 144, 176 and 210), their
+ *       values ordered for the kernels' int lanes. A matrix not listed by {@link #prepare} is copied when it is resolved
  *       (a hybrid shard's row slice).</li>
  *   <li>{@link Matrix.Q8_0} as {@link PackedQ8_0}: only by {@link #prepare}, for all of a model's Q8_0 matrices
  *       at once and only when their copies take at most half of the memory the system reports available
@@ -48,8 +49,8 @@ import java.util.concurrent.ConcurrentHashMap;
  *   <li>{@link Matrix.Q5_1} as {@link PackedQ5_1} (one row per int lane, the 5-bit values in pairs), under the same rule,
  *       counted with them (4/3 of the file's bytes: 240 MB for a Qwen2.5-0.5B Q5_K_M file's Q5_1 matrices); the same
  *       integers per block, each row's float sums in one lane (docs/measurements/2026-12-06-q5-1-copy.md).</li>
- *   <li>{@link Matrix.F32}, {@link Matrix.F16}, {@link Matrix.BF16}, {@link Matrix.Q2_K}, {@link Matrix.Q3_K},
- *       {@link Matrix.IQ4_NL} and {@link Matrix.IQ4_XS}, the types whose kernels read the file's layout, as a
+ *   <li>{@link Matrix.F32}, {@link Matrix.F16}, {@link Matrix.BF16}, {@link Matrix.IQ4_NL}, {@link Matrix.IQ4_XS} and
+ *       at 512 bits {@link Matrix.Q3_K}, the types whose kernels read the file's layout, as a
  *       {@link MatrixForm.Copy}: the same bytes in private memory (huge pages where granted), only by {@link #prepare}
  *       and under the same rule, counted together apart from the Q8 ones (0.41 GiB for stories110M in float32, 2.3 GiB
  *       for a Llama-3.2-1B F16 file); the same kernels read it, so the same results. A two-thread token of stories110M
@@ -61,7 +62,7 @@ import java.util.concurrent.ConcurrentHashMap;
  * The mapped file is never written: a prepared form is a copy in private memory, so it costs that matrix's
  * size in RAM (the file's pages it replaces are read once, at load, and stay reclaimable page cache; the
  * embedding rows and the batched prefill's runq Q8, Q8_0 and Q4_0 kernels still read the file, its F32 kernels read the copy, and so do the F16 and BF16 ones
- * and the one-token kernels it runs per token for Q2_K, Q3_K and IQ4).
+ * and the one-token kernels it runs per token for IQ4 and Q3_K at 512 bits; on Q2_K and Q3_K's repacks it runs theirs).
  *
  * <p>{@link #resolve} is thread-safe; equal records (the same bytes of the same mapping) share one form. The Q8_0
  * and file-layout copies live in an arena that {@link #close} frees (the engine that prepared them closes them, after which its
@@ -109,6 +110,12 @@ public final class PreparedWeights implements AutoCloseable {
         if (copies == WeightCopies.OFF) {
             return new MatrixForm.File(m);
         }
+        if (m instanceof Matrix.Q2_K q) {
+            return forms.computeIfAbsent(m, k -> KQuantPacked.Q2K.of(q));
+        }
+        if (m instanceof Matrix.Q3_K q && KQuantPacked.Q3K_COPY) {
+            return forms.computeIfAbsent(m, k -> KQuantPacked.Q3K.of(q));
+        }
         if (m instanceof Matrix.Q4_K q) {
             return forms.computeIfAbsent(m, k -> KQuantPacked.Q4K.of(q));
         }
@@ -146,6 +153,10 @@ public final class PreparedWeights implements AutoCloseable {
         List<Matrix> all = matrices(w);
         // all of the model's Q4_K copies in one region (huge pages where granted: PageMemory), its Q5_K and Q6_K ones in others,
         // each freed when the last of its copies is no longer reachable
+        copyKQuants(all, Matrix.Q2_K.class, KQuantPacked.Q2K::allocationBytes, (q, region) -> KQuantPacked.Q2K.of(q, region, parallel));
+        if (KQuantPacked.Q3K_COPY) {
+            copyKQuants(all, Matrix.Q3_K.class, KQuantPacked.Q3K::allocationBytes, (q, region) -> KQuantPacked.Q3K.of(q, region, parallel));
+        }
         copyKQuants(all, Matrix.Q4_K.class, KQuantPacked.Q4K::allocationBytes, (q, region) -> KQuantPacked.Q4K.of(q, region, parallel));
         copyKQuants(all, Matrix.Q5_K.class, KQuantPacked.Q5K::allocationBytes, (q, region) -> KQuantPacked.Q5K.of(q, region, parallel));
         copyKQuants(all, Matrix.Q6_K.class, KQuantPacked.Q6K::allocationBytes, (q, region) -> KQuantPacked.Q6K.of(q, region, parallel));
@@ -168,7 +179,7 @@ public final class PreparedWeights implements AutoCloseable {
             });
         }
         // after the repacks, which gain more where memory is short (a Q4_0 token about twice as fast on its repack, the
-        // file-layout copies of Q2_K, Q3_K and IQ4 1.0-1.13x: docs/measurements/2026-12-05-q4-0-rows-in-lanes.md,
+        // file-layout copies of Q3_K and IQ4 1.0-1.13x: docs/measurements/2026-12-05-q4-0-rows-in-lanes.md,
         // 2026-12-07-iq4-kernel.md); a Q2_K or Q3_K file holds Q4_0 where rows are not a multiple of 256
         copyFileLayouts(all, parallel);
     }
@@ -207,7 +218,7 @@ public final class PreparedWeights implements AutoCloseable {
     /**
      * Which block copy {@code m} gets, or null for none: every type named, so that a new one is a decision here (the
      * K-quants have copies of their own, {@link #copyKQuants}; the half and float types are copied as they are,
-     * {@link #copyFileLayouts}, and so are IQ4_NL, IQ4_XS, Q2_K and Q3_K).
+     * {@link #copyFileLayouts}, and so are IQ4_NL, IQ4_XS and, at 512 bits, Q3_K).
      */
     private static BlockCopy blockCopy(Matrix m) {
         return switch (m) {
@@ -237,7 +248,7 @@ public final class PreparedWeights implements AutoCloseable {
         if (todo.isEmpty()) {
             return;
         }
-        fileLayoutSkipped = copyInto(todo.size() + " float32, F16, BF16, Q2_K, Q3_K or IQ4 matrices left in the file's page cache", bytes, bytes, region -> {
+        fileLayoutSkipped = copyInto(todo.size() + " float32, F16, BF16, Q3_K or IQ4 matrices left in the file's page cache", bytes, bytes, region -> {
             Map<Matrix, MatrixForm> made = new java.util.HashMap<>();
             long at = 0;
             for (Matrix m : todo) {
@@ -279,8 +290,9 @@ public final class PreparedWeights implements AutoCloseable {
     /** Whether {@code m}'s kernels read the file's layout, so that a copy is the same bytes ({@link MatrixForm.Copy}). */
     private static boolean readInFileLayout(Matrix m) {
         return switch (m) {
-            case Matrix.F32 _, Matrix.F16 _, Matrix.BF16 _, Matrix.IQ4_NL _, Matrix.IQ4_XS _, Matrix.Q2_K _, Matrix.Q3_K _ -> true;
-            case Matrix.Q8 _, Matrix.Q8_0 _, Matrix.Q4_0 _, Matrix.Q5_1 _, Matrix.Q4_K _, Matrix.Q5_K _, Matrix.Q6_K _ -> false; // repacked
+            case Matrix.F32 _, Matrix.F16 _, Matrix.BF16 _, Matrix.IQ4_NL _, Matrix.IQ4_XS _ -> true;
+            case Matrix.Q3_K _ -> !KQuantPacked.Q3K_COPY; // (repacked below 512 bits)
+            case Matrix.Q8 _, Matrix.Q8_0 _, Matrix.Q4_0 _, Matrix.Q5_1 _, Matrix.Q2_K _, Matrix.Q4_K _, Matrix.Q5_K _, Matrix.Q6_K _ -> false; // repacked
         };
     }
 
@@ -398,6 +410,8 @@ public final class PreparedWeights implements AutoCloseable {
 
     private static long copyBytes(MatrixForm f) {
         return switch (f) {
+            case KQuantPacked.Q2K q -> q.copyBytes();
+            case KQuantPacked.Q3K q -> q.copyBytes();
             case KQuantPacked.Q4K q -> q.copyBytes();
             case KQuantPacked.Q5K q -> q.copyBytes();
             case KQuantPacked.Q6K q -> q.copyBytes();

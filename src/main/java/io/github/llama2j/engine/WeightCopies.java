@@ -11,8 +11,9 @@ import java.util.Locale;
  */
 public enum WeightCopies {
     /**
-     * Q4_K, Q5_K and Q6_K always; GGUF Q8_0 and llama2.c's runq Q8, Q4_0 and Q5_1 matrices (repacked), and float32, F16, BF16,
-     * Q2_K, Q3_K, IQ4_NL and IQ4_XS ones (as they are), when their copies take at most half of the memory available.
+     * Q2_K to Q6_K always (Q3_K at 512 bits as it is, under the rule below); GGUF Q8_0 and llama2.c's runq Q8, Q4_0 and
+     * Q5_1 matrices (repacked), and float32, F16, BF16, IQ4_NL and IQ4_XS ones (as they are), when their copies take at
+     * most half of the memory available.
      */
     AUTO,
     /** None: every product reads the file's layout (for little memory, or to compare). */

@@ -354,29 +354,32 @@ class GgmlKernelsTest {
     }
 
     /**
-     * The Q4_K and Q6_K copies' kernels read the activation pairs (and Q6_K's chain starts) from the index the
+     * The K-quant copies' kernels read the activation pairs (and Q6_K's chain starts) from the index the
      * preparation chose for them (a cache line's start, {@link ArrayAlignment}): at each of the 16 indices it may
      * choose, the float64 product within the bound (a kernel reading from another index than the pairs were written
      * at is off by far more), and bit for bit the same at every index.
      */
     @Test
     void kQuantPairsFromAnyFirstIndex() {
-        for (String type : List.of("Q4_K", "Q5_K", "Q6_K")) {
+        for (String type : KQuantPacked.Q3K_COPY ? List.of("Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K") : List.of("Q2_K", "Q4_K", "Q5_K", "Q6_K")) {
             int rows = 9, cols = 3 * 256;
             Matrix m = randomMatrix(type, rows, cols, 0);
             MatrixForm copy = switch (m) {
+                case Matrix.Q2_K q -> KQuantPacked.Q2K.of(q);
+                case Matrix.Q3_K q -> KQuantPacked.Q3K.of(q);
                 case Matrix.Q4_K q -> KQuantPacked.Q4K.of(q);
                 case Matrix.Q5_K q -> KQuantPacked.Q5K.of(q);
                 default -> KQuantPacked.Q6K.of((Matrix.Q6_K) m);
             };
+            boolean sixOrder = !type.equals("Q4_K") && !type.equals("Q5_K"); // (the Q6_K copy's pairs)
             float[] x = randomInput(cols), first = null;
             for (int at = 0; at < ArrayAlignment.LINE / Integer.BYTES; at++) {
                 Activations a = new Activations(cols);
                 a.pairsAtForTests = at;
                 a.input(x, cols);
                 a.prepareFor(m);
-                assertEquals(at, type.equals("Q6_K") ? a.q8KPairs6At : a.q8KPairsAt, type + ": " + where);
-                if (type.equals("Q6_K")) {
+                assertEquals(at, sixOrder ? a.q8KPairs6At : a.q8KPairsAt, type + ": " + where);
+                if (sixOrder) {
                     assertEquals(at, a.q8KStarts6At, type + ": " + where);
                 }
                 checkRows(type + " copy, pairs from index " + at, o -> new VectorKernels().matmul(o, a, copy, 0, rows), m,
@@ -419,6 +422,8 @@ class GgmlKernelsTest {
                 case Matrix.Q4_0 q -> PackedQ4_0.of(q, java.lang.foreign.SegmentAllocator.slicingAllocator(
                         PageMemory.allocate(arena, PackedQ4_0.allocationBytes(q))), pool);
                 case Matrix.Q5_1 q -> packedAsPrepared(q, arena, pool);
+                case Matrix.Q2_K q -> KQuantPacked.Q2K.of(q);
+                case Matrix.Q3_K q when KQuantPacked.Q3K_COPY -> KQuantPacked.Q3K.of(q);
                 case Matrix.Q4_K q -> KQuantPacked.Q4K.of(q);
                 case Matrix.Q5_K q -> KQuantPacked.Q5K.of(q);
                 case Matrix.Q6_K q -> KQuantPacked.Q6K.of(q);
@@ -732,11 +737,26 @@ class GgmlKernelsTest {
                 for (int j = 1; j < cols; j += round == 4 ? 1 : 3) {
                     a.q8K[j] = (short) (a.q8K[j] < 0 ? -128 : a.q8K[j]);
                 }
+                for (int g = 0; g < cols / 16; g++) { // (the copy's kernel reads Q8_K's sums of 16 and the values in pairs: made again)
+                    int sum = 0;
+                    for (int k = 0; k < 16; k++) {
+                        sum += a.q8K[16 * g + k];
+                    }
+                    a.q8KSums[g] = sum;
+                }
+                for (int b = 0; b < cols / 256; b++) {
+                    KQuantPacked.pairs6(a.q8K, 256 * b, a.q8KPairs6, a.q8KPairs6At + 128 * b);
+                }
             }
             float[] vector = new float[rows], scalar = new float[rows];
             new VectorKernels().matmul(vector, a, m, 0, rows);
             new ScalarKernels().matmul(scalar, a, m, 0, rows);
             assertExactWithin(m, a, vector, scalar, 0.0, "round " + round);
+            if (KQuantPacked.Q3K_COPY) { // the copy's kernel: lower halves at most 8 · 7 · 128, upper 8 · 2 · 7 · 128 per chain
+                float[] copy = new float[rows];
+                new VectorKernels().matmul(copy, a, KQuantPacked.Q3K.of(m), 0, rows);
+                assertExactWithin(m, a, copy, scalar, 0.0, "copy, round " + round);
+            }
         }
     }
 
@@ -783,11 +803,16 @@ class GgmlKernelsTest {
                     }
                     a.q8KSums[g] = sum;
                 }
+                for (int b = 0; b < cols / 256; b++) { // (the copy's kernel reads the values in pairs: made again too)
+                    KQuantPacked.pairs6(a.q8K, 256 * b, a.q8KPairs6, a.q8KPairs6At + 128 * b);
+                }
             }
-            float[] vector = new float[rows], scalar = new float[rows];
+            float[] vector = new float[rows], scalar = new float[rows], copy = new float[rows];
             new VectorKernels().matmul(vector, a, m, 0, rows);
             new ScalarKernels().matmul(scalar, a, m, 0, rows);
+            new VectorKernels().matmul(copy, a, KQuantPacked.Q2K.of(m), 0, rows);
             assertExactWithin(m, a, vector, scalar, 0.0, "round " + round);
+            assertExactWithin(m, a, copy, scalar, 0.0, "copy, round " + round);
         }
     }
 
@@ -878,6 +903,18 @@ class GgmlKernelsTest {
         new ScalarKernels().matmul(scalar, a, m, 1, rows - 1);
         assertEquals(0.0f, vector[0], "row 0 is outside the range, " + where);
         assertEquals(0.0f, vector[rows - 1], "the last row is outside the range, " + where);
+        // the Q2_K and Q3_K copies' kernels too (Q3_K: at 128 and 256 bits, KQuantPacked.Q3K_COPY)
+        MatrixForm copy = switch (m) {
+            case Matrix.Q2_K q -> KQuantPacked.Q2K.of(q);
+            case Matrix.Q3_K q when KQuantPacked.Q3K_COPY -> KQuantPacked.Q3K.of(q);
+            default -> null;
+        };
+        float[] copied = new float[rows];
+        if (copy != null) {
+            new VectorKernels().matmul(copied, a, copy, 1, rows - 1);
+            assertEquals(0.0f, copied[0], "copy: row 0 is outside the range, " + where);
+            assertEquals(0.0f, copied[rows - 1], "copy: the last row is outside the range, " + where);
+        }
         for (int r = 1; r < rows - 1; r++) {
             double[] w = exactRow(m, r)[1];
             double s = 0;
@@ -887,6 +924,10 @@ class GgmlKernelsTest {
             double bound = 4 * (cols / blockValues(type) + 8) * U * s;
             assertTrue(Math.abs(vector[r] - scalar[r]) <= bound,
                     type + " row " + r + ": vector " + vector[r] + " vs scalar " + scalar[r] + " > bound " + bound + ", " + where);
+            if (copy != null) {
+                assertTrue(Math.abs(copied[r] - scalar[r]) <= bound,
+                        type + " row " + r + ": copy " + copied[r] + " vs scalar " + scalar[r] + " > bound " + bound + ", " + where);
+            }
         }
     }
 

@@ -190,9 +190,9 @@ class PreparedWeightsTest {
     }
 
     /**
-     * A Q5_K matrix not listed by prepare is copied when it is resolved, once; a Q5_1 one, copied only by prepare with the
-     * Q8_0 and Q4_0 ones (under their memory rule), is read in the file's layout, and so are a Q3_K and a Q2_K one (copied,
-     * as they are, only by prepare too): nothing copied.
+     * A Q5_K matrix not listed by prepare is copied when it is resolved, once, and so is a Q2_K one and (below 512 bits)
+     * a Q3_K one; a Q5_1 one, copied only by prepare with the Q8_0 and Q4_0 ones (under their memory rule), is read in
+     * the file's layout, and so is a Q3_K one at 512 bits (copied as it is only by prepare too).
      */
     @Test
     void q5_KIsCopiedWhenResolvedQ5_1IsNot() {
@@ -216,18 +216,19 @@ class PreparedWeightsTest {
             assertInstanceOf(MatrixForm.File.class, f1);
             assertSame(m1, f1.source());
             assertEquals(1, auto.size());
-            Matrix m3 = io.github.llama2j.model.GgmlQuantize.quantize("Q3_K", v, 4, 512, arena); // (copied only by prepare)
+            Matrix m3 = io.github.llama2j.model.GgmlQuantize.quantize("Q3_K", v, 4, 512, arena); // (at 512 bits copied as it is, only by prepare)
             assertInstanceOf(Matrix.Q3_K.class, m3);
             MatrixForm f3 = auto.resolve(m3);
-            assertInstanceOf(MatrixForm.File.class, f3);
+            Class<? extends MatrixForm> form3 = KQuantPacked.Q3K_COPY ? KQuantPacked.Q3K.class : MatrixForm.File.class;
+            assertTrue(form3.isInstance(f3), "Q3_K: " + f3);
             assertSame(m3, f3.source());
-            assertEquals(1, auto.size());
-            Matrix m2 = io.github.llama2j.model.GgmlQuantize.quantize("Q2_K", v, 4, 512, arena); // (likewise)
+            assertEquals(KQuantPacked.Q3K_COPY ? 2 : 1, auto.size());
+            Matrix m2 = io.github.llama2j.model.GgmlQuantize.quantize("Q2_K", v, 4, 512, arena); // (repacked as Q4_K)
             assertInstanceOf(Matrix.Q2_K.class, m2);
             MatrixForm f2 = auto.resolve(m2);
-            assertInstanceOf(MatrixForm.File.class, f2);
+            assertInstanceOf(KQuantPacked.Q2K.class, f2);
             assertSame(m2, f2.source());
-            assertEquals(1, auto.size());
+            assertEquals(KQuantPacked.Q3K_COPY ? 3 : 2, auto.size());
         }
     }
 
@@ -252,8 +253,8 @@ class PreparedWeightsTest {
 
     /**
      * The engine's products read the copies it resolved when it was built: a copy changed on purpose changes the
-     * logits (every block scale doubled: GGUF Q8_0, Q4_K, Q5_K and Q6_K (d), runq Q8, Q4_0, and the file-layout copies of
-     * Q2_K, Q3_K, IQ4_NL and IQ4_XS; every value of a float32, F16 or BF16 copy).
+     * logits (every block scale doubled: GGUF Q8_0, Q2_K, Q3_K, Q4_K, Q5_K and Q6_K (d), runq Q8, Q4_0, and the file-layout
+     * copies of IQ4_NL, IQ4_XS and (at 512 bits) Q3_K; every value of a float32, F16 or BF16 copy).
      */
     @Test
     void theEnginesProductsReadTheCopies() {
@@ -270,11 +271,14 @@ class PreparedWeightsTest {
         checkReadsCopy(synth("f32"), MatrixForm.Copy.class, PreparedWeightsTest::doubleScales);
         checkReadsCopy(synth("iq4_nl"), MatrixForm.Copy.class, PreparedWeightsTest::doubleScales);
         checkReadsCopy(synth("iq4_xs"), MatrixForm.Copy.class, PreparedWeightsTest::doubleScales);
-        checkReadsCopy(synth("q2_k"), MatrixForm.Copy.class, PreparedWeightsTest::doubleScales);
-        checkReadsCopy(synth("q3_k_m"), MatrixForm.Copy.class, PreparedWeightsTest::doubleScales);
+        checkReadsCopy(synth("q2_k"), KQuantPacked.Q2K.class, PreparedWeightsTest::doubleScales);
+        checkReadsCopy(synth("q3_k_m"), KQuantPacked.Q3K_COPY ? KQuantPacked.Q3K.class : MatrixForm.Copy.class, PreparedWeightsTest::doubleScales);
     }
 
-    /** The Q2_K, Q3_K, IQ4_NL and IQ4_XS matrices of synth files are copied in the file's layout: the same bytes elsewhere. */
+    /**
+     * The IQ4_NL and IQ4_XS matrices of synth files are copied in the file's layout (the same bytes elsewhere), and so are
+     * Q3_K ones at 512 bits; Q2_K ones (and Q3_K ones below 512 bits) are repacked.
+     */
     @ParameterizedTest
     @ValueSource(strings = {"iq4_nl", "iq4_xs", "q2_k", "q3_k_m"})
     void theFileLayoutTypesAreCopied(String type) {
@@ -285,7 +289,13 @@ class PreparedWeightsTest {
             prepared.prepare(w, pool);
             int copied = 0;
             for (Matrix m : PreparedWeights.matrices(w)) {
-                if (m instanceof Matrix.IQ4_NL || m instanceof Matrix.IQ4_XS || m instanceof Matrix.Q2_K || m instanceof Matrix.Q3_K) {
+                if (m instanceof Matrix.Q2_K || m instanceof Matrix.Q3_K && KQuantPacked.Q3K_COPY) {
+                    MatrixForm f = prepared.resolve(m);
+                    Class<? extends MatrixForm> repack = m instanceof Matrix.Q2_K ? KQuantPacked.Q2K.class : KQuantPacked.Q3K.class;
+                    assertTrue(repack.isInstance(f), type + ": " + m.typeName() + " is " + f);
+                    assertSame(m, f.source());
+                    copied++;
+                } else if (m instanceof Matrix.IQ4_NL || m instanceof Matrix.IQ4_XS || m instanceof Matrix.Q3_K) {
                     MatrixForm.Copy c = assertInstanceOf(MatrixForm.Copy.class, prepared.resolve(m), type + ": " + m.typeName() + " not copied");
                     Matrix.Ggml g = (Matrix.Ggml) m, copy = (Matrix.Ggml) c.copy();
                     assertEquals(-1, copy.data().mismatch(g.data()), "the copy holds the file's bytes");
@@ -313,6 +323,16 @@ class PreparedWeightsTest {
             case PackedQ5_1 p -> { // (d only: the offsets' part stays)
                 for (int i = 0; i < p.scales().length; i++) {
                     p.scales()[i] *= 2;
+                }
+            }
+            case KQuantPacked.Q2K q -> {
+                for (long mt = 0; mt < q.meta().byteSize(); mt += KQuantPacked.Q2K.META) {
+                    doubleHalf(q.meta(), mt);
+                }
+            }
+            case KQuantPacked.Q3K q -> {
+                for (long mt = 0; mt < q.meta().byteSize(); mt += KQuantPacked.Q3K.META) {
+                    doubleHalf(q.meta(), mt);
                 }
             }
             case KQuantPacked.Q4K q -> {
