@@ -94,7 +94,7 @@ public final class Activations {
      * the three arrays below has room for that).
      */
     int[] q8KPairs;
-    /** The values in pairs as the Q6_K copy's kernel multiplies them ({@link KQuantPacked#pairs6}): 128 ints per block. */
+    /** The values in pairs as the Q6_K copy's kernel (and the Q2_K and Q3_K copies') multiplies them ({@link KQuantPacked#pairs6}): 128 ints per block. */
     int[] q8KPairs6;
     /** Where the Q6_K copy's kernel starts its int chains ({@link KQuantPacked#q6Starts}): 32 ints per block. */
     int[] q8KStarts6;
@@ -242,7 +242,12 @@ public final class Activations {
         }
     }
 
-    /** Q8_K's values and sums, and the pairs and chain starts of the Q6_K copy's order (read by the Q2_K, Q3_K and Q6_K copies' kernels). */
+    /**
+     * Q8_K's values and sums, and the pairs and chain starts of the Q6_K copy's order (the pairs read by the Q2_K, Q3_K
+     * and Q6_K copies' kernels, the starts by Q6_K's). Made for Q2_K and Q3_K matrices also when they are read in the
+     * file's layout ({@code --weight-copies=off}, the scalar kernels): the activations are prepared per matrix type,
+     * not per form, and the pairs cost one pass over the input.
+     */
     private void prepareQ8KPairs6() {
         prepareQ8K();
         if (!q8KPairs6Ready) {

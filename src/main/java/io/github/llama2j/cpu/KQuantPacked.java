@@ -43,6 +43,9 @@ import java.nio.file.Path;
  *
  * <p><b>Q6_K</b> ({@link Q6K}): the same idea for the 6-bit values, in 16 sub-blocks of 16 with int8 scales.
  *
+ * <p><b>Q2_K</b> ({@link Q2K}) and <b>Q3_K</b> ({@link Q3K}, below 512 bits): their 2- and 3-bit values (Q3_K's as
+ * q + 4) in Q6_K's copy's order, so their kernels read Q6_K's activation pairs.
+ *
  * <p>The copies hold rows of more than {@link #SPANS_FROM_BLOCKS} super-blocks in column spans of
  * {@link #SPAN_BLOCKS} ({@link #copyIndex}): span after span, each span's rows one after another; the kernels go span
  * by span over their rows and add each span's sum to the row's, so a span's activations stay in L1.
@@ -65,7 +68,7 @@ final class KQuantPacked {
         }
     }
 
-    /** Super-blocks of 256 values in {@code m} (Q4_K's and Q6_K's). */
+    /** Super-blocks of 256 values in {@code m} (a K-quant matrix's). */
     private static long superBlocks(Matrix m) {
         return (long) m.rows() * (m.cols() / 256);
     }
@@ -1121,6 +1124,15 @@ final class KQuantPacked {
     // ------------------------------------------------------------------ Q2_K and Q3_K × Q8_K
 
     /**
+     * Groups of lanes per trip of the Q2_K copy's loop: one at 16 lanes (a super-block is one group), else two, written
+     * out (the second group's chain a copy of the first's, kept for this measurement): with one group per trip (two
+     * trips at 256 bits) C2 kept most of the loop's scalars on the stack, and one thread read the 1B file's Q2_K
+     * matrices at 4.1-7.3 GB/s against 6.7-10.4 with two per trip (128 bits 4.0-4.1 against 4.4-4.5;
+     * docs/measurements/2026-12-07-q2-k-q3-k-copies.md).
+     */
+    private static final int GROUP_STEP = LANES == 16 ? 1 : 2;
+
+    /**
      * Q2_K × Q8_K on the copy ({@link Q2K}; order: {@link #Q6_PAIR_VALUE}, so the activation pairs are Q6_K's,
      * {@link #pairs6}). Per group of lanes one read of {@link #LANES} ints, eight vectors of value pairs
      * {@code x + 2^16 y} taken out of it by a shift and the mask {@code 0x00030003}, each times its activation pairs (the
@@ -1134,9 +1146,6 @@ final class KQuantPacked {
      * float sums in other lanes. One loop over all the super-blocks of rows [r0, r1), the row carried along, as
      * {@link #q4_K}; its sums written out here (no vector crosses a method boundary).
      */
-    /** Groups of lanes per trip of the Q2_K copy's loop: one at 16 lanes (a super-block is one group), else two. */
-    private static final int GROUP_STEP = LANES == 16 ? 1 : 2;
-
     static void q2_K(float[] out, Activations x, Q2K w, int r0, int r1) {
         int nb = w.source().cols() / 256;
         MemorySegment qs = w.qs(), meta = w.meta();

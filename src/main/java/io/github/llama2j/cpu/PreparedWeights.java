@@ -151,8 +151,8 @@ public final class PreparedWeights implements AutoCloseable {
 
     private void prepareCopies(Weights w, Parallel parallel) {
         List<Matrix> all = matrices(w);
-        // all of the model's Q4_K copies in one region (huge pages where granted: PageMemory), its Q5_K and Q6_K ones in others,
-        // each freed when the last of its copies is no longer reachable
+        // all of the model's Q2_K copies in one region (huge pages where granted: PageMemory), its Q3_K, Q4_K, Q5_K and Q6_K
+        // ones in others, each freed when the last of its copies is no longer reachable
         copyKQuants(all, Matrix.Q2_K.class, KQuantPacked.Q2K::allocationBytes, (q, region) -> KQuantPacked.Q2K.of(q, region, parallel));
         if (KQuantPacked.Q3K_COPY) {
             copyKQuants(all, Matrix.Q3_K.class, KQuantPacked.Q3K::allocationBytes, (q, region) -> KQuantPacked.Q3K.of(q, region, parallel));

@@ -320,14 +320,14 @@ class GgmlKernelsTest {
     }
 
     /**
-     * Rows longer than {@code KQuantPacked.SPANS_FROM_BLOCKS} super-blocks: the Q4_K and Q6_K copies hold them in column
+     * Rows longer than {@code KQuantPacked.SPANS_FROM_BLOCKS} super-blocks: the K-quant copies hold them in column
      * spans (a ragged last span at 8448 columns, seven whole ones at 14336), on a row range inside.
      */
     @ParameterizedTest
     @ValueSource(ints = {8448, 14336})
     void copiesInColumnSpans(int cols) {
         assertTrue(KQuantPacked.spanBlocks(cols / 256) < cols / 256, "these rows are held in spans");
-        for (String type : List.of("Q4_K", "Q5_K", "Q6_K")) {
+        for (String type : List.of("Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K")) { // (Q3_K's copy below 512 bits)
             checkKernels(type, 11, cols, 2, 9, 3);
         }
     }
@@ -414,7 +414,7 @@ class GgmlKernelsTest {
         a.input(x, cols);
         a.prepareFor(m);
         int chain = blockValues(type) > 1 ? cols / blockValues(type) : cols;
-        // the Q8_0, Q4_0, Q5_1, Q4_K, Q5_K and Q6_K kernels also on the CPU engine's load-time copies (Q8_0 and Q4_0: groups of four
+        // the Q8_0, Q4_0, Q5_1 and K-quant kernels also on the CPU engine's load-time copies (Q8_0 and Q4_0: groups of four
         // rows, the last one padded); a bare Matrix is read in the file's layout
         try (Parallel pool = new Parallel(2); java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofShared()) {
             MatrixForm copy = switch (m) {
@@ -705,8 +705,9 @@ class GgmlKernelsTest {
      * Q3_K at the extremes: 3-bit values -4 or 3 (2-bit part and hmask bit alike), every signed scale -32 or 31 (6-bit
      * 0 or 63) at random, d 1, activations of +-127, and in rounds 4 and 5 some of -128 (written into the prepared Q8_K
      * values: the kernels must not rely on Q8_K's ±127). One super-block per row: its integer sum is below 16 · 32 ·
-     * 16 · 4 · 128 = 2^22 in magnitude, and every partial float sum is an integer below 2^24, so the scalar reference
-     * and the vector kernel must give the exact result; one wrong value, scale or hmask bit moves it by 127 or more.
+     * 16 · 4 · 128 = 2^22 in magnitude, and every partial float sum is an integer below 2^24, so the scalar reference,
+     * the vector kernel and (below 512 bits) the copy's kernel must give the exact result; one wrong value, scale or hmask
+     * bit moves it by 127 or more.
      */
     @Test
     void q3_KAtTheExtremesSumsExactly() {
@@ -755,7 +756,7 @@ class GgmlKernelsTest {
             if (KQuantPacked.Q3K_COPY) { // the copy's kernel: lower halves at most 8 · 7 · 128, upper 8 · 2 · 7 · 128 per chain
                 float[] copy = new float[rows];
                 new VectorKernels().matmul(copy, a, KQuantPacked.Q3K.of(m), 0, rows);
-                assertExactWithin(m, a, copy, scalar, 0.0, "copy, round " + round);
+                assertExactWithin(m, a, scalar, copy, 0.0, "round " + round);
             }
         }
     }
@@ -765,8 +766,8 @@ class GgmlKernelsTest {
      * row 1: values 0, mins 15; row 2: values 3, scales and mins 15; the rest at random), d 1, dmin 1, activations of
      * +-127, and in rounds 4 and 5 some of -128 (written into the prepared Q8_K values, their sums of 16 made again).
      * One super-block per row: both integer sums are below 2^21 in magnitude and every partial float sum is an integer
-     * below 2^24, so the scalar reference and the vector kernel must give the exact result; one wrong value, scale or
-     * min moves it by 127 or more.
+     * below 2^24, so the scalar reference, the vector kernel and the copy's kernel must give the exact result; one wrong
+     * value, scale or min moves it by 127 or more.
      */
     @Test
     void q2_KAtTheExtremesSumsExactly() {
@@ -812,7 +813,7 @@ class GgmlKernelsTest {
             new ScalarKernels().matmul(scalar, a, m, 0, rows);
             new VectorKernels().matmul(copy, a, KQuantPacked.Q2K.of(m), 0, rows);
             assertExactWithin(m, a, vector, scalar, 0.0, "round " + round);
-            assertExactWithin(m, a, copy, scalar, 0.0, "copy, round " + round);
+            assertExactWithin(m, a, scalar, copy, 0.0, "round " + round);
         }
     }
 
@@ -882,7 +883,7 @@ class GgmlKernelsTest {
     }
 
     /**
-     * The Q2_K, Q3_K, Q5_K, IQ4_NL and IQ4_XS vector kernels (on the file's layout) against the scalar reference on fresh random matrices: the
+     * The Q2_K, Q3_K, Q5_K, IQ4_NL and IQ4_XS vector kernels (on the file's layout, and on the Q2_K and Q3_K copies) against the scalar reference on fresh random matrices: the
      * same exact integers per super-block, the float sums in another order, so within a few roundings of the row's
      * magnitude (the bound of {@link #checkRows} with the scalar result in place of the float64 one, twice: both round).
      * Widths of real models' rows (Llama-3.2-1B's 2048 and 8192) and a row range inside.

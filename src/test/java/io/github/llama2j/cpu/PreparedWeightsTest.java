@@ -32,8 +32,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * Which matrices the CPU engine copies at load time ({@link PreparedWeights}), that its products then read the copy
  * (the form resolved when the engine is built), and that {@link WeightCopies#OFF} makes none and gives the same
- * logits bit for bit; the copies' kernels against the references are in GgmlKernelsTest and MatmulKernelsTest.
+ * logits bit for bit; the copies' kernels against the references are in GgmlKernelsTest and MatmulKernelsTest. Run at
+ * every vector width (the Q3_K copy exists below 512 bits only, and the copies' layouts follow the width).
  */
+@org.junit.jupiter.api.Tag("vector-widths")
 class PreparedWeightsTest {
     private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
@@ -223,7 +225,7 @@ class PreparedWeightsTest {
             assertTrue(form3.isInstance(f3), "Q3_K: " + f3);
             assertSame(m3, f3.source());
             assertEquals(KQuantPacked.Q3K_COPY ? 2 : 1, auto.size());
-            Matrix m2 = io.github.llama2j.model.GgmlQuantize.quantize("Q2_K", v, 4, 512, arena); // (repacked as Q4_K)
+            Matrix m2 = io.github.llama2j.model.GgmlQuantize.quantize("Q2_K", v, 4, 512, arena); // (repacked when resolved, as Q5_K)
             assertInstanceOf(Matrix.Q2_K.class, m2);
             MatrixForm f2 = auto.resolve(m2);
             assertInstanceOf(KQuantPacked.Q2K.class, f2);
@@ -276,18 +278,19 @@ class PreparedWeightsTest {
     }
 
     /**
-     * The IQ4_NL and IQ4_XS matrices of synth files are copied in the file's layout (the same bytes elsewhere), and so are
-     * Q3_K ones at 512 bits; Q2_K ones (and Q3_K ones below 512 bits) are repacked.
+     * prepare copies the IQ4_NL and IQ4_XS matrices of synth files in the file's layout (the same bytes elsewhere), and so
+     * the Q3_K ones at 512 bits, and repacks the Q2_K ones (and the Q3_K ones below 512 bits): every such matrix has its
+     * form before any is resolved.
      */
     @ParameterizedTest
     @ValueSource(strings = {"iq4_nl", "iq4_xs", "q2_k", "q3_k_m"})
-    void theFileLayoutTypesAreCopied(String type) {
+    void prepareCopiesTheLowBitTypes(String type) {
         try (Model model = ModelLoader.load(synth(type));
              Parallel pool = new Parallel(2);
              PreparedWeights prepared = new PreparedWeights(WeightCopies.AUTO)) {
             var w = model.weights();
             prepared.prepare(w, pool);
-            int copied = 0;
+            int preparedForms = prepared.size(), copied = 0;
             for (Matrix m : PreparedWeights.matrices(w)) {
                 if (m instanceof Matrix.Q2_K || m instanceof Matrix.Q3_K && KQuantPacked.Q3K_COPY) {
                     MatrixForm f = prepared.resolve(m);
@@ -304,6 +307,7 @@ class PreparedWeightsTest {
                 }
             }
             assertTrue(copied >= 7 * w.wq().length / 2, type + ": " + copied + " copies");
+            assertEquals(preparedForms, prepared.size(), type + ": resolving made no copy that prepare had not made");
         }
     }
 
@@ -421,14 +425,17 @@ class PreparedWeightsTest {
      * --weight-copies=off gives auto's logits bit for bit for llama2.c runq Q8, llama2.c and GGUF float32, GGUF F16 and BF16
      * (the same bytes in private memory) and GGUF Q8_0 (the same kernels' arithmetic on the file's layout), token by token (a batched prompt reads the file's layout whatever the setting:
      * it would compare nothing). A file with K-quants or Q4_0 (Q4_K_M; Q4_0, whose copy's kernel sums a row in one lane) gets the same integers per block with the float sums
-     * in other lanes: its logits agree within {@link #K_QUANT_OFF_TOLERANCE} of the largest, and the greedy token at
-     * every position is the same.
+     * in other lanes: its logits agree within {@link #K_QUANT_OFF_TOLERANCE} of the largest, and the greedy token is
+     * the same, but for a few rounding flips ({@link #K_QUANT_FLIP_TOLERANCE}). Those files are compared token by token
+     * at position 0, each token a trial of its own: a flip at a later position stays in both engines' KV caches, and
+     * the positions after it compare two different histories (on the 48-token synth files, random sequences of 40
+     * tokens had their first flip in about half the sequences, after which every position stayed 1e-3 to 2e-2 apart).
      */
     @Test
     void offGivesTheSameLogitsAsAuto() {
         for (Path file : List.of(TestData.model("tiny_unshared_q80.bin"), TestData.model("tiny_unshared.bin"), gguf("llama3-tiny-q8_0.gguf"),
                 gguf("llama2-tiny-q4_k_m.gguf"), gguf("llama2-tiny-q4_0.gguf"), synth("q5_k_m", 224, 480), synth("f16"), synth("bf16"),
-                synth("f32"), synth("iq4_xs"), synth("q2_k"))) {
+                synth("f32"), synth("iq4_xs"), synth("q2_k"), synth("q3_k_m"))) {
             try (Model m = ModelLoader.load(file);
                  InferenceEngine auto = Engines.create(m, EngineOptions.cpu(2, false));
                  InferenceEngine off = Engines.create(m, EngineOptions.cpu(2, false).withWeightCopies(WeightCopies.OFF))) {
@@ -446,14 +453,14 @@ class PreparedWeightsTest {
                 }
                 int flips = 0;
                 StringBuilder seen = new StringBuilder();
-                for (int pos = 0; pos < n; pos++) {
-                    double rel = compare(file + ": position " + pos, auto.forward(tokens[pos], pos).clone(),
-                            off.forward(tokens[pos], pos));
+                for (int i = 0; i < n; i++) {
+                    double rel = compare(file + ": token " + tokens[i] + " (" + i + ")", auto.forward(tokens[i], 0).clone(),
+                            off.forward(tokens[i], 0));
                     flips += rel > K_QUANT_OFF_TOLERANCE ? 1 : 0;
                     seen.append(String.format(" %.1e", rel));
                 }
-                System.out.println("PreparedWeightsTest " + file.getFileName() + ": |auto - off| / max|logit| by position:" + seen);
-                assertTrue(flips <= n / 8, file + ": " + flips + " of " + n + " positions past " + K_QUANT_OFF_TOLERANCE + ":" + seen);
+                System.out.println("PreparedWeightsTest " + file.getFileName() + ": |auto - off| / max|logit| by token:" + seen);
+                assertTrue(flips <= n / 8, file + ": " + flips + " of " + n + " tokens past " + K_QUANT_OFF_TOLERANCE + ":" + seen);
             }
         }
     }
@@ -475,11 +482,13 @@ class PreparedWeightsTest {
      */
     static final double K_QUANT_OFF_TOLERANCE = 1e-5;
     /**
-     * The same where a sum a few ulps apart rounded one Q8_K activation to the next step (the golden tests' drift
-     * bound, GgufGoldenTest.DRIFT_TOLERANCE): measured 1.53e-2 at one of the tiny Q4_K_M file's 40 positions (an input
-     * of its last layers: the later positions stayed within 1e-5). At most an eighth of the positions may take it.
+     * The same where a sum a few ulps apart rounded one Q8_K activation to the next step: measured 1.53e-2 at one of
+     * the tiny Q4_K_M file's 40 positions (an input of its last layers), and on the 48-token synth files (max|logit|
+     * 0.6-1.2) up to 2.1e-2 where a flip first showed, for Q4_K_M, Q3_K_M and Q2_K files alike, at 256 and 512 bits
+     * (docs/measurements/2026-12-07-q2-k-q3-k-copies.md); the golden tests' drift bound (GgufGoldenTest.DRIFT_TOLERANCE,
+     * 2e-2) with room for those. At most an eighth of the tokens may take it.
      */
-    static final double K_QUANT_FLIP_TOLERANCE = 2e-2;
+    static final double K_QUANT_FLIP_TOLERANCE = 3e-2;
 
     /** Compares one position's logits of a K-quant or Q4_0 file (their greedy tokens must agree); returns |auto - off| / max|logit|. */
     private static double compare(String what, float[] auto, float[] off) {
