@@ -15,9 +15,10 @@ import io.github.llama2j.model.Matrix;
  *   <li>GGML Q8_0 and Q4_0: each row's {@link Activations} (llama.cpp's Q8_0 quantization, as the one-token path), its values
  *       transposed as floats into {@code xT} and the block scales into {@code sT[g * stride + b]}; for Q5_1 (Q8_1: the same
  *       values and scales) also the block sums into {@code s1T[g * stride + b]}.</li>
- *   <li>GGML Q4_K, Q5_K and Q6_K: each row's {@link Activations} quantized to Q8_K (llama.cpp's, as the one-token path),
+ *   <li>GGML Q2_K to Q6_K: each row's {@link Activations} quantized to Q8_K (llama.cpp's, as the one-token path),
  *       its values transposed as floats into {@code xK}, the scale of each super-block of 256 into
- *       {@code sK[blk * stride + b]} and the sum of each 32 values (Q4_K's and Q5_K's mins) into {@code mK[s * stride + b]}.</li>
+ *       {@code sK[blk * stride + b]}, the sum of each 32 values (Q4_K's and Q5_K's mins) into {@code mK[s * stride + b]}
+ *       and of each 16 (Q2_K's) into {@code m16K[s * stride + b]}.</li>
  *   <li>GGML F16 and BF16: each row rounded to F16 or BF16 (its {@link Activations}, llama.cpp's conversion, as the
  *       one-token path), transposed as floats into {@code xH} (F16) or {@code xB} (BF16).</li>
  *   <li>Where the one-token kernels serve the batch ({@link BatchMatmul#readsTransposed}: runq groups over 1024, and
@@ -42,6 +43,7 @@ final class BatchActivations {
     float[] xK = new float[0];  // (n, stride) in panels of tokens
     float[] sK = new float[0];  // (n / 256, stride)
     float[] mK = new float[0];  // (n / 32, stride)
+    float[] m16K = new float[0];  // (n / 16, stride): Q8_K's sums of 16 (Q2_K's mins)
     float[] xH = new float[0];  // (n, stride) in panels of tokens: the input rounded to F16
     float[] xB = new float[0];  // (n, stride) in panels of tokens: the input rounded to BF16
     private boolean f32Ready, q8Ready, q81Ready, kReady, f16Ready, bf16Ready;
@@ -141,8 +143,8 @@ final class BatchActivations {
                 prepareQ8_0Transposed(w, parallel);
                 prepareQ81SumsTransposed(w, parallel);
             }
-            case Matrix.Q2_K w -> throw new IllegalStateException("Q2_K has no transposed form"); // BatchMatmul.transposed is false
-            case Matrix.Q3_K w -> throw new IllegalStateException("Q3_K has no transposed form"); // BatchMatmul.transposed is false
+            case Matrix.Q2_K w -> prepareQ8KTransposed(parallel);
+            case Matrix.Q3_K w -> prepareQ8KTransposed(parallel);
             case Matrix.IQ4_NL w -> throw new IllegalStateException("IQ4_NL has no transposed form"); // BatchMatmul.transposed is false
             case Matrix.IQ4_XS w -> throw new IllegalStateException("IQ4_XS has no transposed form"); // BatchMatmul.transposed is false
             case Matrix.Q5_K w -> prepareQ8KTransposed(parallel);
@@ -198,6 +200,7 @@ final class BatchActivations {
         xK = grow(xK, n * stride);
         sK = grow(sK, blocks * stride);
         mK = grow(mK, n / 32 * stride);
+        m16K = grow(m16K, n / 16 * stride);
         split(parallel, blocks, this::transposeQ8K);
         kReady = true;
     }
@@ -220,6 +223,9 @@ final class BatchActivations {
                 sK[k * stride + b] = real ? rows[b].q8KScales[k] : 0.0f;
                 for (int s = k * subs; s < (k + 1) * subs; s++) {
                     mK[s * stride + b] = real ? rows[b].q8KSums32[s] : 0.0f;
+                }
+                for (int s = 2 * k * subs; s < 2 * (k + 1) * subs; s++) {
+                    m16K[s * stride + b] = real ? rows[b].q8KSums[s] : 0.0f;
                 }
             }
         }
@@ -315,8 +321,8 @@ final class BatchActivations {
             case Matrix.Q4_K w -> kReady;
             case Matrix.Q6_K w -> kReady;
             case Matrix.Q5_1 w -> q8Ready && q8Kind == GGML_Q8_0 && q81Ready;
-            case Matrix.Q2_K w -> false; // never read transposed (BatchMatmul.transposed)
-            case Matrix.Q3_K w -> false; // never read transposed (BatchMatmul.transposed)
+            case Matrix.Q2_K w -> kReady;
+            case Matrix.Q3_K w -> kReady;
             case Matrix.IQ4_NL w -> false; // never read transposed (BatchMatmul.transposed)
             case Matrix.IQ4_XS w -> false; // never read transposed (BatchMatmul.transposed)
             case Matrix.Q5_K w -> kReady;

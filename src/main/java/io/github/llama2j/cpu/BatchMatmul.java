@@ -54,14 +54,14 @@ import java.util.Arrays;
  *   <li>GGML Q5_1 in the file's layout (batches of {@link #Q5_1_TRANSPOSED_FROM_TOKENS} tokens and more): as Q8_0 on each token's Q8_1
  *       activations, the 5-bit values (0..31) widened, {@code val += (dot * d_w) * d_x} block after block; then the
  *       offsets' part {@code sum_g m_g * s_g} as an FMA chain over the blocks, added ({@link #q51Offsets}).</li>
- *   <li>GGML Q4_K, Q5_K and Q6_K (batches of {@link #TRANSPOSED_FROM_TOKENS} tokens and more, Q5_K of
- *       {@link #Q5_K_TRANSPOSED_FROM_TOKENS}): as Q8_0 on each token's Q8_K
+ *   <li>GGML Q2_K, Q3_K, Q4_K, Q5_K and Q6_K (batches of {@link #TRANSPOSED_FROM_TOKENS} tokens and more, Q5_K of
+ *       {@link #Q5_K_TRANSPOSED_FROM_TOKENS}, Q2_K and Q3_K of {@link #Q2_Q3_K_TRANSPOSED_FROM_TOKENS}): as Q8_0 on each token's Q8_K
  *       activations, the weights widened as {@code sc_j * q} (exact) in column blocks whose integer dot stays exact ({@link #Q4_K_COLUMN_BLOCK},
- *       {@link #Q5_K_COLUMN_BLOCK}, {@link #Q6_K_COLUMN_BLOCK}), {@code val += (dot * d) * d_x} block after block; Q4_K's and
- *       Q5_K's mins' part subtracted after ({@link #q45KMins}). The one-token kernels' integers, their float sums in another order.</li>
+ *       {@link #Q5_K_COLUMN_BLOCK}, {@link #Q6_K_COLUMN_BLOCK}, {@link #Q3_K_COLUMN_BLOCK} for Q2_K and Q3_K), {@code val += (dot * d) * d_x} block after block; Q4_K's and
+ *       Q5_K's mins' part subtracted after ({@link #q45KMins}), Q2_K's ({@link #q2KMins}). The one-token kernels' integers, their float sums in another order.</li>
  *   <li>GGML F16 and BF16 (as many tokens): as F32 on each token's input rounded to the type (its
  *       {@link Activations}), the weights widened to float ({@link #widenHalves}, exact).</li>
- *   <li>runq groups over 1024, GGML Q2_K, Q3_K, IQ4_NL and IQ4_XS (any batch), and the other GGML types in shorter batches: the one-token kernel of {@code perToken} for
+ *   <li>runq groups over 1024, GGML Q2_K, IQ4_NL and IQ4_XS (any batch), and the other GGML types in shorter batches: the one-token kernel of {@code perToken} for
  *       each token, a tile of {@link #TILE_ROWS} rows at a time, so the tile's weights come from memory for the first
  *       token and from cache for the others. Bit-identical to the one-token path (same kernel, same rows,
  *       activations converted per token by {@link Activations}).</li>
@@ -113,8 +113,8 @@ final class BatchMatmul {
             case Matrix.Q4_0 q -> true;
             case Matrix.Q4_K q -> true;
             case Matrix.Q5_1 q -> true;
-            case Matrix.Q2_K q -> false; // the one-token kernel per token, a tile of rows at a time (no transposed form yet)
-            case Matrix.Q3_K q -> false; // the one-token kernel per token, a tile of rows at a time (no transposed form yet)
+            case Matrix.Q2_K q -> true;
+            case Matrix.Q3_K q -> true;
             case Matrix.IQ4_NL q -> false; // likewise
             case Matrix.IQ4_XS q -> false; // likewise
             case Matrix.Q5_K q -> true;
@@ -158,6 +158,13 @@ final class BatchMatmul {
      * (docs/measurements/2026-12-06-q5-1-copy.md).
      */
     static final int Q5_1_TRANSPOSED_FROM_TOKENS = 16;
+    /**
+     * The same for GGML Q2_K and Q3_K, whose one-token kernels read load-time copies below 512 bits (Q3_K's reads the
+     * file's layout at 512). Llama-3.2-1B-shaped Q3_K_M and Q2_K files, 2 threads, one round each, transposed /
+     * one-token (per tile): 256 bits pp48 0.97 and 0.91, pp64 1.34 and 1.12, pp96 1.21, pp128 1.46 and 1.28; 512 bits
+     * pp48 1.96 and 1.15, pp128 2.79 and 1.88 (docs/measurements/2026-12-07-q2-k-q3-k-copies.md#prompts).
+     */
+    static final int Q2_Q3_K_TRANSPOSED_FROM_TOKENS = FL >= 16 ? 48 : 64;
 
     /**
      * Whether m's form has a transposed kernel: not a Q4_0 copy ({@link PackedQ4_0}), whose one-token kernel, a tile of
@@ -185,6 +192,7 @@ final class BatchMatmul {
             case Matrix.Q4_K q -> tokens >= TRANSPOSED_FROM_TOKENS;
             case Matrix.Q5_K q -> tokens >= Q5_K_TRANSPOSED_FROM_TOKENS;
             case Matrix.Q6_K q -> tokens >= TRANSPOSED_FROM_TOKENS;
+            case Matrix.Q3_K q -> tokens >= Q2_Q3_K_TRANSPOSED_FROM_TOKENS;
             case Matrix.F16 h -> tokens >= TRANSPOSED_FROM_TOKENS;
             case Matrix.BF16 h -> tokens >= TRANSPOSED_FROM_TOKENS;
             case Matrix.Q8_0 q -> tokens >= Q8_0_TRANSPOSED_FROM_TOKENS;
@@ -192,8 +200,7 @@ final class BatchMatmul {
             case Matrix.Q5_1 q -> tokens >= Q5_1_TRANSPOSED_FROM_TOKENS;
             case Matrix.F32 f -> true;
             case Matrix.Q8 q -> true;
-            case Matrix.Q2_K q -> false; // (transposed(m) is false)
-            case Matrix.Q3_K q -> false; // (transposed(m) is false)
+            case Matrix.Q2_K q -> tokens >= Q2_Q3_K_TRANSPOSED_FROM_TOKENS;
             case Matrix.IQ4_NL q -> false; // (transposed(m) is false)
             case Matrix.IQ4_XS q -> false; // (transposed(m) is false)
         };
@@ -230,6 +237,18 @@ final class BatchMatmul {
          */
         GGML_Q6_K,
         /**
+         * GGML Q3_K: super-blocks of {@link Matrix.Q3_K#BLOCK_BYTES} bytes (hmask, qs, 12 bytes of 6-bit scales, f16 d);
+         * a column block is half a super-block ({@link #Q3_K_COLUMN_BLOCK}: its values lie in Q6_K's order, four parts of
+         * 32), each value widened as {@code (sc_j - 32) * q}, q in -4..3.
+         */
+        GGML_Q3_K,
+        /**
+         * GGML Q2_K: super-blocks of {@link Matrix.Q2_K#BLOCK_BYTES} bytes (16 bytes of 4-bit scales and mins, qs, f16 d,
+         * f16 dmin); a column block as Q3_K's (half a super-block, its values in Q6_K's order), each value widened as
+         * {@code sc_j * q}, q in 0..3; the mins' part apart, per sub-block of 16 ({@link #q2KMins}).
+         */
+        GGML_Q2_K,
+        /**
          * GGML Q5_1: blocks of {@link Matrix.Q5_1#BLOCK_BYTES} bytes (f16 d, f16 m, the fifth bits, 16 nibble bytes), each
          * value widened as q in 0..31; the offsets' part {@code m · s_x} added after the blocks ({@link #q51Offsets}).
          */
@@ -246,7 +265,7 @@ final class BatchMatmul {
 
         /** Whether the activations are Q8_K's (a scale per 256 columns, {@link BatchActivations#xK}). */
         boolean kQuant() {
-            return this == GGML_Q4_K || this == GGML_Q5_K || this == GGML_Q6_K;
+            return this == GGML_Q4_K || this == GGML_Q5_K || this == GGML_Q6_K || this == GGML_Q3_K || this == GGML_Q2_K;
         }
 
         /** Whether the values have a min per sub-block, subtracted after the column blocks ({@link #q45KMins}): Q4_K and Q5_K. */
@@ -264,6 +283,8 @@ final class BatchMatmul {
                 case GGML_Q4_K -> Matrix.Q4_K.BLOCK_BYTES;
                 case GGML_Q5_K -> Matrix.Q5_K.BLOCK_BYTES;
                 case GGML_Q6_K -> Matrix.Q6_K.BLOCK_BYTES;
+                case GGML_Q3_K -> Matrix.Q3_K.BLOCK_BYTES;
+                case GGML_Q2_K -> Matrix.Q2_K.BLOCK_BYTES;
             };
         }
     }
@@ -284,6 +305,11 @@ final class BatchMatmul {
     static final int Q5_K_COLUMN_BLOCK = 64;
     /** Columns per Q6_K column block: two sub-blocks, values at most 128 · 32, so the chain stays within 32 · 4096 · 127 &lt; 2^24: exact. */
     static final int Q6_K_COLUMN_BLOCK = 32;
+    /**
+     * Columns per Q3_K column block: half a super-block (as Q4_K's: its activations stay in L1), eight sub-blocks;
+     * widened values at most 4 · 32 = 128 in magnitude, so the chain stays within 128 · 128 · 128 = 2^21 &lt; 2^24: exact.
+     */
+    static final int Q3_K_COLUMN_BLOCK = 128;
 
     /**
      * Rows [r0, r1) of out[b] = m · x[b] for every token b of the batch; {@code in} is prepared for m. The
@@ -309,8 +335,10 @@ final class BatchMatmul {
                     q.cols(), Q6_K_COLUMN_BLOCK, r0, r1);
             case Matrix.Q5_1 q -> tiles(out, in.xT, in.sT, in.s1T, in.stride(), in.tokens(), WeightLayout.GGML_Q5_1, q.data(), null,
                     q.cols(), Matrix.Q5_1.BLOCK, r0, r1);
-            case Matrix.Q2_K q -> throw new IllegalStateException("Q2_K has no transposed kernel"); // transposed(m) is false
-            case Matrix.Q3_K q -> throw new IllegalStateException("Q3_K has no transposed kernel"); // transposed(m) is false
+            case Matrix.Q2_K q -> tiles(out, in.xK, in.sK, in.m16K, in.stride(), in.tokens(), WeightLayout.GGML_Q2_K, q.data(), null,
+                    q.cols(), Q3_K_COLUMN_BLOCK, r0, r1);
+            case Matrix.Q3_K q -> tiles(out, in.xK, in.sK, null, in.stride(), in.tokens(), WeightLayout.GGML_Q3_K, q.data(), null,
+                    q.cols(), Q3_K_COLUMN_BLOCK, r0, r1);
             case Matrix.IQ4_NL q -> throw new IllegalStateException("IQ4_NL has no transposed kernel"); // transposed(m) is false
             case Matrix.IQ4_XS q -> throw new IllegalStateException("IQ4_XS has no transposed kernel"); // transposed(m) is false
             case Matrix.Q5_K q -> tiles(out, in.xK, in.sK, in.mK, in.stride(), in.tokens(), WeightLayout.GGML_Q5_K, q.data(), null,
@@ -449,8 +477,8 @@ final class BatchMatmul {
         if (s.scales.length < blocks * TILE_ROWS) {
             s.scales = new float[blocks * TILE_ROWS];
         }
-        if (layout.mins() && s.mins.length < superBlocks * TILE_ROWS * 8) {
-            s.mins = new float[superBlocks * TILE_ROWS * 8];
+        if ((layout.mins() || layout == WeightLayout.GGML_Q2_K) && s.mins.length < superBlocks * TILE_ROWS * 16) { // (Q2_K: 16 mins)
+            s.mins = new float[superBlocks * TILE_ROWS * 16];
             s.dmins = new float[superBlocks * TILE_ROWS];
         }
         if (layout == WeightLayout.GGML_Q5_1 && s.offsets.length < groups * TILE_ROWS) {
@@ -508,6 +536,27 @@ final class BatchMatmul {
                             widenQ6K(values, b, k0 % Activations.Q8_K_BLOCK / Q6_K_COLUMN_BLOCK, wf, at);
                             wsAll[g * TILE_ROWS + i] = Float.float16ToFloat(values.get(Matrix.SHORT, b + 208));
                         }
+                        case GGML_Q2_K -> { // the column block's four parts of 32, and at a super-block's start its mins
+                            int first = k0 % Activations.Q8_K_BLOCK / 32;
+                            for (int p = 0; p < Q3_K_COLUMN_BLOCK / 32; p++) {
+                                widenQ2K(values, b, first + p, wf, at + 32 * p);
+                            }
+                            wsAll[g * TILE_ROWS + i] = Float.float16ToFloat(values.get(Matrix.SHORT, b + Matrix.Q2_K.D));
+                            if (first == 0) {
+                                int sb = i * superBlocks + k0 / Activations.Q8_K_BLOCK;
+                                s.dmins[sb] = Float.float16ToFloat(values.get(Matrix.SHORT, b + Matrix.Q2_K.DMIN));
+                                for (int j = 0; j < 16; j++) {
+                                    s.mins[sb * 16 + j] = Matrix.Q2_K.min(values, b, j);
+                                }
+                            }
+                        }
+                        case GGML_Q3_K -> { // the column block's four parts of 32
+                            int first = k0 % Activations.Q8_K_BLOCK / 32;
+                            for (int p = 0; p < Q3_K_COLUMN_BLOCK / 32; p++) {
+                                widenQ3K(values, b, first + p, wf, at + 32 * p);
+                            }
+                            wsAll[g * TILE_ROWS + i] = Float.float16ToFloat(values.get(Matrix.SHORT, b + Matrix.Q3_K.D));
+                        }
                     }
                 }
             }
@@ -557,6 +606,8 @@ final class BatchMatmul {
             }
             if (layout.mins()) {
                 q45KMins(tile, rows, stride, superBlocks, s.mins, s.dmins, sT, mT);
+            } else if (layout == WeightLayout.GGML_Q2_K) {
+                q2KMins(tile, rows, stride, superBlocks, s.mins, s.dmins, sT, mT);
             }
             if (layout == WeightLayout.GGML_Q5_1) {
                 q51Offsets(tile, rows, stride, groups, s.offsets, mT);
@@ -592,6 +643,30 @@ final class BatchMatmul {
                     m = s5.fma(FloatVector.broadcast(F, mins[mi + 5]), m);
                     m = s6.fma(FloatVector.broadcast(F, mins[mi + 6]), m);
                     m = s7.fma(FloatVector.broadcast(F, mins[mi + 7]), m);
+                    FloatVector.fromArray(F, tile, o).sub(m.mul(dmins[sb]).mul(dx)).intoArray(tile, o);
+                }
+            }
+        }
+    }
+
+    /**
+     * Q2_K's mins' part, after the tile's blocks, as {@link #q45KMins} with sixteen sub-blocks of 16: for each row i,
+     * super-block k and token, {@code sum -= (M · dmin) · d_x} with {@code M = sum_j m_j · s_j} (an FMA chain from 0
+     * over the 16 sub-blocks, exact: at most 16 · 15 · 16 · 128 &lt; 2^24), s_j the token's Q8_K sum of sub-block j
+     * ({@code m16K}).
+     */
+    private static void q2KMins(float[] tile, int rows, int stride, int superBlocks, float[] mins, float[] dmins, float[] sK,
+                                float[] m16K) {
+        for (int k = 0; k < superBlocks; k++) {
+            for (int t = 0; t < stride; t += FL) {
+                int m0 = k * 16 * stride + t;
+                FloatVector dx = FloatVector.fromArray(F, sK, k * stride + t);
+                for (int i = 0; i < rows; i++) {
+                    int sb = i * superBlocks + k, mi = sb * 16, o = i * stride + t;
+                    FloatVector m = FloatVector.fromArray(F, m16K, m0).mul(mins[mi]);
+                    for (int j = 1; j < 16; j++) {
+                        m = FloatVector.fromArray(F, m16K, m0 + j * stride).fma(FloatVector.broadcast(F, mins[mi + j]), m);
+                    }
                     FloatVector.fromArray(F, tile, o).sub(m.mul(dmins[sb]).mul(dx)).intoArray(tile, o);
                 }
             }
@@ -702,6 +777,55 @@ final class BatchMatmul {
             int high = ((values.get(BYTE, qh + k) & 0xFF) >>> highShift) & 3;
             int q = (low | (high << 4)) - 32;
             wf[at + k] = values.get(BYTE, sc + k / 16) * (float) q;
+        }
+    }
+
+    /**
+     * Part {@code part} (values 32 part .. 32 part + 31) of the Q2_K super-block at {@code b}: wf[at + l] = sc * q (exact),
+     * as {@link Matrix.Q2_K}'s layout puts them: in half h = part / 4, i = part % 4, value l takes bits 2i..2i+1 of
+     * qs[32 h + l], sub-block 2 part + l / 16, whose 4-bit scale is the low nibble of scales[2 part + l / 16].
+     */
+    static void widenQ2K(MemorySegment values, long b, int part, float[] wf, int at) {
+        int half = part / 4, shift = 2 * (part % 4);
+        long qs = b + Matrix.Q2_K.QS + 32L * half;
+        float sc0 = Matrix.Q2_K.scale(values, b, 2 * part), sc1 = Matrix.Q2_K.scale(values, b, 2 * part + 1);
+        int k = 0;
+        if (B_FOR_F != null) { // in int lanes, as widenQ3K
+            for (; k + FL <= 32; k += FL) {
+                IntVector v = ((IntVector) ByteVector.fromMemorySegment(B_FOR_F, values, qs + k, LE)
+                        .convertShape(VectorOperators.ZERO_EXTEND_B2I, I_FOR_F, 0)).lanewise(VectorOperators.LSHR, shift).and(3);
+                ((FloatVector) v.convert(VectorOperators.I2F, 0)).mul(k < 16 ? sc0 : sc1).intoArray(wf, at + k);
+            }
+        }
+        for (; k < 32; k++) {
+            wf[at + k] = (k < 16 ? sc0 : sc1) * (float) (((values.get(BYTE, qs + k) & 0xFF) >>> shift) & 3);
+        }
+    }
+
+    /**
+     * Part {@code part} (values 32 part .. 32 part + 31) of the Q3_K super-block at {@code b}: wf[at + l] = (sc - 32) * q
+     * (exact), as {@link Matrix.Q3_K}'s layout puts them: in half h = part / 4, i = part % 4, value l takes bits 2i..2i+1
+     * of qs[32 h + l] and bit 4h + i of hmask[l] (q = those two bits | that bit &lt;&lt; 2, minus 4), sub-block 2 part + l / 16.
+     */
+    static void widenQ3K(MemorySegment values, long b, int part, float[] wf, int at) {
+        int half = part / 4, i = part % 4, lowShift = 2 * i, highShift = 4 * half + i;
+        long qs = b + Matrix.Q3_K.QS + 32L * half, hmask = b + Matrix.Q3_K.HMASK;
+        float sc0 = Matrix.Q3_K.scale(values, b, 2 * part), sc1 = Matrix.Q3_K.scale(values, b, 2 * part + 1);
+        int k = 0;
+        if (B_FOR_F != null) { // in int lanes, as widenQ6K (FL divides 16: a vector within one sub-block)
+            for (; k + FL <= 32; k += FL) {
+                IntVector lo = ((IntVector) ByteVector.fromMemorySegment(B_FOR_F, values, qs + k, LE)
+                        .convertShape(VectorOperators.ZERO_EXTEND_B2I, I_FOR_F, 0)).lanewise(VectorOperators.LSHR, lowShift).and(3);
+                IntVector hi = ((IntVector) ByteVector.fromMemorySegment(B_FOR_F, values, hmask + k, LE)
+                        .convertShape(VectorOperators.ZERO_EXTEND_B2I, I_FOR_F, 0)).lanewise(VectorOperators.LSHR, highShift).and(1)
+                        .lanewise(VectorOperators.LSHL, 2);
+                ((FloatVector) lo.or(hi).sub(4).convert(VectorOperators.I2F, 0)).mul(k < 16 ? sc0 : sc1).intoArray(wf, at + k);
+            }
+        }
+        for (; k < 32; k++) {
+            int low = ((values.get(BYTE, qs + k) & 0xFF) >>> lowShift) & 3;
+            int high = ((values.get(BYTE, hmask + k) & 0xFF) >>> highShift) & 1;
+            wf[at + k] = (k < 16 ? sc0 : sc1) * (float) ((low | high << 2) - 4);
         }
     }
 

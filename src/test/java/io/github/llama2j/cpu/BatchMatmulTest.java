@@ -282,7 +282,8 @@ class BatchMatmulTest {
     @CsvSource({"F16, 256, 19", "BF16, 96, 19", "Q8_0, 256, 19", "Q4_0, 64, 19", "Q4_K, 256, 19", "Q6_K, 512, 19",
             "F16, 256, 70", "BF16, 96, 48", "Q8_0, 256, 40", "Q4_0, 64, 32", "Q4_K, 256, 70", "Q6_K, 512, 48",
             "Q4_0, 64, 9", "Q5_K, 256, 15", "Q5_K, 512, 16", "Q5_K, 256, 19", "Q5_K, 512, 47", "Q5_K, 768, 70",
-            "Q5_K, 512, 129", "Q5_1, 96, 15", "Q5_1, 96, 16", "Q5_1, 896, 19", "Q5_1, 4864, 40", "Q5_1, 64, 129"})
+            "Q5_K, 512, 129", "Q5_1, 96, 15", "Q5_1, 96, 16", "Q5_1, 896, 19", "Q5_1, 4864, 40", "Q5_1, 64, 129",
+            "Q3_K, 256, 19", "Q3_K, 512, 70", "Q3_K, 768, 48", "Q2_K, 256, 19", "Q2_K, 512, 70", "Q2_K, 768, 48"})
     // (Q4_0, Q5_K and Q5_1 take the transposed kernel from 16 tokens: 9 and 15 are under it, 16, 19 and 32 over; the others from 48)
     void ggmlTypesMatchTheOneTokenKernel(String type, int cols, int b) {
         int rows = 37;
@@ -302,7 +303,7 @@ class BatchMatmulTest {
             for (int r = 0; r < rows; r++) {
                 w.dequantizeRow(r, row, 0);
                 float[] mins = w instanceof Matrix.Q4_K || w instanceof Matrix.Q5_K ? q45KMinsOf((Matrix.Ggml) w, r)
-                        : w instanceof Matrix.Q5_1 q ? q51OffsetsOf(q, r) : new float[cols];
+                        : w instanceof Matrix.Q2_K q ? q2KMinsOf(q, r) : w instanceof Matrix.Q5_1 q ? q51OffsetsOf(q, r) : new float[cols];
                 float magnitude = 0;
                 for (int j = 0; j < cols; j++) {
                     magnitude += (Math.abs(row[j] + mins[j]) + Math.abs(mins[j])) * Math.abs(x[t][j]);
@@ -320,6 +321,19 @@ class BatchMatmulTest {
             offsets[j] = -Float.float16ToFloat(w.data().get(Matrix.SHORT, b + Matrix.Q5_1.M));
         }
         return offsets;
+    }
+
+    /** dmin · m_j of each of row r's values: what Q2_K's dequantization subtracts from d · sc_j · q (sub-blocks of 16). */
+    private static float[] q2KMinsOf(Matrix.Q2_K w, int r) {
+        float[] mins = new float[w.cols()];
+        for (int blk = 0; blk < w.cols() / 256; blk++) {
+            long b = r * Matrix.Q2_K.rowBytes(w.cols()) + (long) blk * Matrix.Q2_K.BLOCK_BYTES;
+            float dmin = Float.float16ToFloat(w.data().get(Matrix.SHORT, b + Matrix.Q2_K.DMIN));
+            for (int j = 0; j < 256; j++) {
+                mins[blk * 256 + j] = dmin * Matrix.Q2_K.min(w.data(), b, j / 16);
+            }
+        }
+        return mins;
     }
 
     /** dmin · m_j of each of row r's values: what Q4_K's and Q5_K's dequantization subtracts from d · sc_j · q. */
@@ -489,10 +503,17 @@ class BatchMatmulTest {
     @CsvSource({"Q4_K, 48, 20, 256", "Q4_K, 49, 17, 512", "Q4_K, 64, 35, 768", "Q4_K, 70, 33, 256", "Q4_K, 100, 16, 2048",
             "Q6_K, 48, 20, 256", "Q6_K, 81, 17, 512", "Q6_K, 70, 33, 768", "Q6_K, 64, 16, 2048", "Q4_K, 66, 90, 256",
             "Q6_K, 49, 75, 256", "Q5_K, 16, 20, 256", "Q5_K, 17, 33, 512", "Q5_K, 48, 20, 256", "Q5_K, 49, 17, 512", "Q5_K, 64, 35, 768", "Q5_K, 70, 33, 256",
-            "Q5_K, 100, 16, 2048", "Q5_K, 129, 40, 512", "Q5_K, 66, 90, 256"})
+            "Q5_K, 100, 16, 2048", "Q5_K, 129, 40, 512", "Q5_K, 66, 90, 256",
+            "Q3_K, 64, 20, 256", "Q3_K, 81, 17, 512", "Q3_K, 70, 33, 768", "Q3_K, 64, 16, 2048", "Q3_K, 65, 75, 256",
+            "Q2_K, 64, 20, 256", "Q2_K, 81, 17, 512", "Q2_K, 70, 33, 768", "Q2_K, 64, 16, 2048", "Q2_K, 65, 75, 256"})
+    // (Q2_K and Q3_K take the transposed kernel from 64 tokens below 512 bits, 48 at 512)
     void kQuantsAreBitIdenticalToTheirScalarOrder(String type, int b, int rows, int cols) {
-        checkAgainstScalarOrder(type, b, rows, cols,
-                (w, r, x) -> w instanceof Matrix.Q6_K q ? q6KReference(q, r, x) : q45KReference(w, r, x));
+        checkAgainstScalarOrder(type, b, rows, cols, (w, r, x) -> switch (w) {
+            case Matrix.Q6_K q -> q6KReference(q, r, x);
+            case Matrix.Q3_K q -> q3KReference(q, r, x);
+            case Matrix.Q2_K q -> q2KReference(q, r, x);
+            default -> q45KReference(w, r, x);
+        });
     }
 
     /**
@@ -577,6 +598,66 @@ class BatchMatmulTest {
         }
         for (float part : minsPart) {
             sum -= part;
+        }
+        return sum;
+    }
+
+    /**
+     * Q2_K in the transposed kernel's order (column blocks of 128 values, an exact integer dot each, then the mins'
+     * part of each super-block subtracted after every block's), written from llama.cpp's Q2_K layout.
+     */
+    private static float q2KReference(Matrix.Q2_K w, int r, Activations x) {
+        int nb = w.cols() / 256;
+        short[] q = x.q8KValues();
+        float sum = 0;
+        float[] minsPart = new float[nb];
+        for (int blk = 0; blk < nb; blk++) {
+            long b = r * Matrix.Q2_K.rowBytes(w.cols()) + (long) blk * Matrix.Q2_K.BLOCK_BYTES;
+            float d = Float.float16ToFloat(w.data().get(Matrix.SHORT, b + 80));
+            for (int half = 0; half < 2; half++) {
+                int dot = 0;
+                for (int v = 0; v < 128; v++) {
+                    int i = v / 32, l = v % 32, j = 8 * half + 2 * i + l / 16; // value l + 32 i of the half, sub-block j
+                    int value = u8(w.data(), b + 16 + 32L * half + l) >> (2 * i) & 3;
+                    dot += (u8(w.data(), b + j) & 0x0F) * value * q[blk * 256 + 128 * half + v];
+                }
+                sum += (dot * d) * x.q8KScales[blk];
+            }
+            int m = 0;
+            for (int j = 0; j < 16; j++) {
+                m += (u8(w.data(), b + j) >> 4) * x.q8KSums[blk * 16 + j];
+            }
+            minsPart[blk] = (m * Float.float16ToFloat(w.data().get(Matrix.SHORT, b + 82))) * x.q8KScales[blk];
+        }
+        for (float part : minsPart) {
+            sum -= part;
+        }
+        return sum;
+    }
+
+    /**
+     * Q3_K in the transposed kernel's order (column blocks of 128 values, an exact integer dot each), written from
+     * llama.cpp's Q3_K layout (the scales unpacked here, not by Matrix.Q3_K).
+     */
+    private static float q3KReference(Matrix.Q3_K w, int r, Activations x) {
+        int nb = w.cols() / 256;
+        short[] q = x.q8KValues();
+        float sum = 0;
+        for (int blk = 0; blk < nb; blk++) {
+            long b = r * Matrix.Q3_K.rowBytes(w.cols()) + (long) blk * Matrix.Q3_K.BLOCK_BYTES;
+            float d = Float.float16ToFloat(w.data().get(Matrix.SHORT, b + 108));
+            for (int half = 0; half < 2; half++) { // a column block: values 128 half .. 128 half + 127
+                int dot = 0;
+                for (int v = 0; v < 128; v++) {
+                    int i = v / 32, l = v % 32, j = 8 * half + 2 * i + l / 16; // value l + 32 i of the half, sub-block j
+                    int low = u8(w.data(), b + 32 + 32L * half + l) >> (2 * i) & 3;
+                    int high = u8(w.data(), b + l) >> (4 * half + i) & 1;
+                    // sub-block j's scale: low 4 bits in a nibble of scales[j % 8], high 2 at bits 2 (j / 4) of scales[8 + j % 4]
+                    int sc = (u8(w.data(), b + 96 + j % 8) >> (4 * (j / 8)) & 0x0F) | (u8(w.data(), b + 104 + j % 4) >> (2 * (j / 4)) & 3) << 4;
+                    dot += (sc - 32) * ((low | high << 2) - 4) * q[blk * 256 + 128 * half + v];
+                }
+                sum += (dot * d) * x.q8KScales[blk];
+            }
         }
         return sum;
     }
@@ -689,9 +770,10 @@ class BatchMatmulTest {
      */
     @Test
     void shortBatchesOfGgmlTypesTakeTheOneTokenKernels() {
-        for (String type : new String[]{"Q4_K", "Q5_K", "Q6_K", "F16", "BF16", "Q8_0", "Q4_0", "Q5_1"}) {
+        for (String type : new String[]{"Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "F16", "BF16", "Q8_0", "Q4_0", "Q5_1"}) {
             Matrix w = GgmlQuantize.quantize(type, RandomMatrices.floats(rnd, 2 * 256), 2, 256, arena);
             int from = switch (type) {
+                case "Q2_K", "Q3_K" -> BatchMatmul.Q2_Q3_K_TRANSPOSED_FROM_TOKENS;
                 case "Q8_0" -> BatchMatmul.Q8_0_TRANSPOSED_FROM_TOKENS;
                 case "Q4_0" -> BatchMatmul.Q4_0_TRANSPOSED_FROM_TOKENS;
                 case "Q5_1" -> BatchMatmul.Q5_1_TRANSPOSED_FROM_TOKENS;

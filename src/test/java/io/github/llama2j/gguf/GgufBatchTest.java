@@ -44,11 +44,16 @@ class GgufBatchTest {
      * converted (Q8_0, Q8_K, F16, BF16) as the one-token path does, but the batched kernels sum in their own order
      * (runq's block order, which the one-token Q8_0 kernel on the load-time copy follows too; the others' kernels sum
      * per lane); a difference of one rounding in a layer's output can move one of the next layer's converted
-     * activations by a step, so this is the golden tests' drift bound ({@link GgufGoldenTest#DRIFT_TOLERANCE}).
+     * activations by a step: the golden tests' drift bound ({@link GgufGoldenTest#DRIFT_TOLERANCE}, 2e-2) with room for
+     * the small synth models, whose largest logit is 0.6-3 (a flip's share of it larger than on the golden files).
      * Measured (2026-12-04): 0 on llama3-tiny-q8_0, 9.8e-3 on qwen2-tiny-q8_0, 9.0e-3 on qwen3-tiny-q8_0, 1.44e-2 on
-     * llama2-tiny-q4_0, 1.42e-2 on llama2-tiny-q4_k_m, 3.3e-4 and 7.3e-4 on the F16 twins, 3.8e-3 on the BF16 one.
+     * llama2-tiny-q4_0, 1.42e-2 on llama2-tiny-q4_k_m, 3.3e-4 and 7.3e-4 on the F16 twins, 3.8e-3 on the BF16 one;
+     * (2026-12-07) 2.06e-2 on the synth Q2_K model (max|logit| 2.97) at 512 bits once Q2_K and Q3_K took transposed
+     * kernels, where their batches had run the one-token kernels (the same bits) before; flips on such synth models
+     * measured up to 2.1e-2 between the copies' kernels and the file layout's too
+     * (docs/measurements/2026-12-07-q2-k-q3-k-copies.md).
      */
-    static final double Q8_ACTIVATIONS_TOLERANCE = GgufGoldenTest.DRIFT_TOLERANCE;
+    static final double Q8_ACTIVATIONS_TOLERANCE = 3e-2;
 
     @ParameterizedTest
     @ValueSource(strings = {"llama", "qwen2", "qwen3"})
@@ -84,10 +89,11 @@ class GgufBatchTest {
 
     /**
      * A synth Q3_K_M model (Q3_K for attn_q/k, ffn gate/up and the embedding of an untied model; Q5_K and Q4_K for
-     * attn_v, ffn_down and attn_output; Q6_K for the classifier): Q3_K has no transposed kernel, so its batched products
-     * are the one-token kernel per token, the others' transposed kernels sum in their own order: within
-     * {@link #Q8_ACTIVATIONS_TOLERANCE} (measured at 512 bits: 3.6e-7 with seed 5, 4.5e-7 with seed 3, 1.8e-2 with
-     * seed 7, where one of those float orders moved a later layer's Q8_K activation by a step).
+     * attn_v, ffn_down and attn_output; Q6_K for the classifier): the 140-token prompt's first chunk of 128 takes the
+     * transposed kernels (Q3_K's, Q4_K's, Q5_K's from 48, 48 and 16 tokens on), which sum in their own order: within
+     * {@link #Q8_ACTIVATIONS_TOLERANCE} (measured at 512 bits before Q3_K had a transposed kernel: 3.6e-7 with seed 5,
+     * 4.5e-7 with seed 3, 1.8e-2 with seed 7, where one of those float orders moved a later layer's Q8_K activation by
+     * a step).
      */
     @Test
     void synthQ3KM() {
@@ -105,26 +111,27 @@ class GgufBatchTest {
     }
 
     /**
-     * A synth Q3_K_S model: every matrix Q3_K but the classifier (Q6_K). The Q3_K products of a batch are the one-token
-     * kernel per token, as are the classifier's (the last token's, one-token), so the logits are the same bits (the
-     * kernels' row sums do not depend on what the JIT has compiled between the two passes: LaneSums).
+     * A synth Q3_K_S model: every matrix Q3_K but the classifier (Q6_K). The first chunk of 128 of a 140-token prompt
+     * takes Q3_K's transposed kernel (from {@link io.github.llama2j.cpu.BatchMatmul}'s Q3_K threshold on), which sums in
+     * its own order (the one-token kernels read the load-time copy, below 512 bits, or the file's layout): within
+     * {@link #Q8_ACTIVATIONS_TOLERANCE}; the last 12 tokens the one-token kernel.
      */
     @Test
-    void synthQ3KSBatchesAreTheOneTokenKernel() {
+    void synthQ3KS() {
         GgufSynth.Shape shape = new GgufSynth.Shape("llama", 256, 512, 2, 4, 2, 64, 64, 160, 10000f, 1e-5f, false, null);
         byte[] bytes = new GgufSynth(shape, GgufSynth.FileType.Q3_K_S, 7, 0.1).writer("q3_k_s").toBytes();
-        double worst = check("synth q3_k_s", () -> GgufModelLoader.load(GgufFileTest.parse(bytes), 0), 140, 3);
-        assertEquals(0, worst, "worst " + worst);
+        check("synth q3_k_s", () -> GgufModelLoader.load(GgufFileTest.parse(bytes), 0), 140, 3);
     }
 
     /**
      * A synth Q2_K model (untied, a kv head for two query heads): Q2_K for attn_q/k, ffn gate/up and the embedding, Q3_K
-     * for attn_v, attn_output and ffn_down, Q6_K for the classifier. Q2_K and Q3_K have no transposed kernel, so their
-     * batched products are the one-token kernel per token, the same bits, and the classifier runs for the last token
-     * only, one-token too: the logits are the same bits.
+     * for attn_v, attn_output and ffn_down, Q6_K for the classifier. The first chunk of 128 of a 140-token prompt takes
+     * Q2_K's and Q3_K's transposed kernels, which sum in their own order: within {@link #Q8_ACTIVATIONS_TOLERANCE}
+     * (measured 2.06e-2 at 512 bits, a rounding flip at the first generated position; the same bits before, when both
+     * types' batches ran the one-token kernels).
      */
     @Test
-    void synthQ2KBatchesAreTheOneTokenKernel() {
+    void synthQ2K() {
         GgufSynth.Shape shape = new GgufSynth.Shape("llama", 256, 512, 2, 4, 2, 64, 64, 160, 10000f, 1e-5f, false, null);
         byte[] bytes = new GgufSynth(shape, GgufSynth.FileType.Q2_K, 7, 0.1).writer("q2_k").toBytes();
         try (Model m = GgufModelLoader.load(GgufFileTest.parse(bytes), 0)) {
@@ -134,8 +141,7 @@ class GgufBatchTest {
             assertInstanceOf(Matrix.Q3_K.class, m.weights().wv()[1]);
             assertInstanceOf(Matrix.Q3_K.class, m.weights().w2()[1]);
         }
-        double worst = check("synth q2_k", () -> GgufModelLoader.load(GgufFileTest.parse(bytes), 0), 140, 3);
-        assertEquals(0, worst, "worst " + worst);
+        check("synth q2_k", () -> GgufModelLoader.load(GgufFileTest.parse(bytes), 0), 140, 3);
     }
 
     /**
