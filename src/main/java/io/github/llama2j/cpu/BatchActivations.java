@@ -186,7 +186,7 @@ final class BatchActivations {
         }
     }
 
-    /** For GGML Q4_K, Q5_K and Q6_K weights: each token's Q8_K activations, transposed (once per input). */
+    /** For GGML Q2_K to Q6_K weights: each token's Q8_K activations, transposed (once per input). */
     private void prepareQ8KTransposed(Parallel parallel) {
         if (kReady) {
             return;
@@ -207,7 +207,7 @@ final class BatchActivations {
 
     /**
      * Super-blocks [k0, k1) of each token's Q8_K activations: values as floats into xK, scales into sK, sums of 32
-     * into mK; lanes past the last token 0.
+     * into mK and of 16 into m16K; lanes past the last token 0.
      */
     private void transposeQ8K(int k0, int k1) {
         int block = Activations.Q8_K_BLOCK, subs = block / 32;

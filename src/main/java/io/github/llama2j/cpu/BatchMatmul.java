@@ -61,7 +61,7 @@ import java.util.Arrays;
  *       Q5_K's mins' part subtracted after ({@link #q45KMins}), Q2_K's ({@link #q2KMins}). The one-token kernels' integers, their float sums in another order.</li>
  *   <li>GGML F16 and BF16 (as many tokens): as F32 on each token's input rounded to the type (its
  *       {@link Activations}), the weights widened to float ({@link #widenHalves}, exact).</li>
- *   <li>runq groups over 1024, GGML Q2_K, IQ4_NL and IQ4_XS (any batch), and the other GGML types in shorter batches: the one-token kernel of {@code perToken} for
+ *   <li>runq groups over 1024, GGML IQ4_NL and IQ4_XS (any batch), and the other GGML types in shorter batches: the one-token kernel of {@code perToken} for
  *       each token, a tile of {@link #TILE_ROWS} rows at a time, so the tile's weights come from memory for the first
  *       token and from cache for the others. Bit-identical to the one-token path (same kernel, same rows,
  *       activations converted per token by {@link Activations}).</li>
@@ -420,7 +420,10 @@ final class BatchMatmul {
     private static final class Scratch {
         float[] weights = new float[0];
         float[] scales = new float[0];
-        /** Q4_K and Q5_K: the tile's rows' 6-bit mins, (TILE_ROWS, superBlocks, 8), and their dmin, (TILE_ROWS, superBlocks). */
+        /**
+         * Q4_K and Q5_K: the tile's rows' 6-bit mins, (TILE_ROWS, superBlocks, 8); Q2_K: its 4-bit mins, (TILE_ROWS,
+         * superBlocks, 16) (sized for 16); and their dmin, (TILE_ROWS, superBlocks).
+         */
         float[] mins = new float[0];
         float[] dmins = new float[0];
         /** Q5_1: the tile's rows' block offsets m, (TILE_ROWS, blocks). */
@@ -457,12 +460,13 @@ final class BatchMatmul {
      * Rows [r0, r1) for every token: F32 weights (scales null: values holds floats, block {@link #F32_BLOCK}), runq's
      * Q8 (values holds int8, scales one float per group, block the group size, sT the activation scales) or a GGML
      * layout (values the file's blocks, block as the layout says; sT the activation scales, one per block, or per
-     * super-block of 256 for the K-quants' Q8_K; mT Q8_K's sums of 32, for Q4_K's and Q5_K's mins).
+     * super-block of 256 for the K-quants' Q8_K; mT Q8_K's sums of 32, for Q4_K's and Q5_K's mins, or of 16 for Q2_K's).
      * A tile of {@link #TILE_ROWS} rows goes over the columns one block at a time: the tile's weights, every
      * block, are first copied (F32) or widened (the others) into a float scratch, so one loop multiplies every type;
      * then passes of {@link #PASS_ROWS} rows (the remainder 4, 2 and 1 at a time) over the whole panels of tokens, and
      * of 4 rows (then 2, 1) over the one-vector panels after them. Each (row, token) lane is one pass's FMA chain,
-     * so the pass shapes change no result. Q4_K's and Q5_K's mins' part is subtracted after the last block ({@link #q45KMins}).
+     * so the pass shapes change no result. Q4_K's and Q5_K's mins' part is subtracted after the last block ({@link #q45KMins}),
+     * and Q2_K's ({@link #q2KMins}).
      */
     static void tiles(float[][] out, float[] xT, float[] sT, float[] mT, int stride, int tokens, WeightLayout layout,
                       MemorySegment values, MemorySegment scales, int n, int block, int r0, int r1) {
@@ -539,7 +543,7 @@ final class BatchMatmul {
                         case GGML_Q2_K -> { // the column block's four parts of 32, and at a super-block's start its mins
                             int first = k0 % Activations.Q8_K_BLOCK / 32;
                             for (int p = 0; p < Q3_K_COLUMN_BLOCK / 32; p++) {
-                                widenQ2K(values, b, first + p, wf, at + 32 * p);
+                                widenQ23K(values, b, first + p, wf, at + 32 * p, false);
                             }
                             wsAll[g * TILE_ROWS + i] = Float.float16ToFloat(values.get(Matrix.SHORT, b + Matrix.Q2_K.D));
                             if (first == 0) {
@@ -553,7 +557,7 @@ final class BatchMatmul {
                         case GGML_Q3_K -> { // the column block's four parts of 32
                             int first = k0 % Activations.Q8_K_BLOCK / 32;
                             for (int p = 0; p < Q3_K_COLUMN_BLOCK / 32; p++) {
-                                widenQ3K(values, b, first + p, wf, at + 32 * p);
+                                widenQ23K(values, b, first + p, wf, at + 32 * p, true);
                             }
                             wsAll[g * TILE_ROWS + i] = Float.float16ToFloat(values.get(Matrix.SHORT, b + Matrix.Q3_K.D));
                         }
@@ -781,51 +785,34 @@ final class BatchMatmul {
     }
 
     /**
-     * Part {@code part} (values 32 part .. 32 part + 31) of the Q2_K super-block at {@code b}: wf[at + l] = sc * q (exact),
-     * as {@link Matrix.Q2_K}'s layout puts them: in half h = part / 4, i = part % 4, value l takes bits 2i..2i+1 of
-     * qs[32 h + l], sub-block 2 part + l / 16, whose 4-bit scale is the low nibble of scales[2 part + l / 16].
+     * Part {@code part} (values 32 part .. 32 part + 31) of the Q2_K ({@code q3} false) or Q3_K super-block at {@code b}:
+     * wf[at + l] = sc * q (exact), as {@link Matrix.Q2_K}'s and {@link Matrix.Q3_K}'s layouts put them: in half h =
+     * part / 4, i = part % 4, value l takes bits 2i..2i+1 of qs[32 h + l] (Q2_K: q in 0..3, sc its 4-bit scale) and, for
+     * Q3_K, bit 4h + i of hmask[l] (q = those bits | that bit &lt;&lt; 2, minus 4; sc = the 6-bit scale - 32), sub-block
+     * 2 part + l / 16. One method for both, as {@link #widenQ45K}: they differ in the high bit and the scale only.
      */
-    static void widenQ2K(MemorySegment values, long b, int part, float[] wf, int at) {
-        int half = part / 4, shift = 2 * (part % 4);
-        long qs = b + Matrix.Q2_K.QS + 32L * half;
-        float sc0 = Matrix.Q2_K.scale(values, b, 2 * part), sc1 = Matrix.Q2_K.scale(values, b, 2 * part + 1);
-        int k = 0;
-        if (B_FOR_F != null) { // in int lanes, as widenQ3K
-            for (; k + FL <= 32; k += FL) {
-                IntVector v = ((IntVector) ByteVector.fromMemorySegment(B_FOR_F, values, qs + k, LE)
-                        .convertShape(VectorOperators.ZERO_EXTEND_B2I, I_FOR_F, 0)).lanewise(VectorOperators.LSHR, shift).and(3);
-                ((FloatVector) v.convert(VectorOperators.I2F, 0)).mul(k < 16 ? sc0 : sc1).intoArray(wf, at + k);
-            }
-        }
-        for (; k < 32; k++) {
-            wf[at + k] = (k < 16 ? sc0 : sc1) * (float) (((values.get(BYTE, qs + k) & 0xFF) >>> shift) & 3);
-        }
-    }
-
-    /**
-     * Part {@code part} (values 32 part .. 32 part + 31) of the Q3_K super-block at {@code b}: wf[at + l] = (sc - 32) * q
-     * (exact), as {@link Matrix.Q3_K}'s layout puts them: in half h = part / 4, i = part % 4, value l takes bits 2i..2i+1
-     * of qs[32 h + l] and bit 4h + i of hmask[l] (q = those two bits | that bit &lt;&lt; 2, minus 4), sub-block 2 part + l / 16.
-     */
-    static void widenQ3K(MemorySegment values, long b, int part, float[] wf, int at) {
-        int half = part / 4, i = part % 4, lowShift = 2 * i, highShift = 4 * half + i;
-        long qs = b + Matrix.Q3_K.QS + 32L * half, hmask = b + Matrix.Q3_K.HMASK;
-        float sc0 = Matrix.Q3_K.scale(values, b, 2 * part), sc1 = Matrix.Q3_K.scale(values, b, 2 * part + 1);
+    static void widenQ23K(MemorySegment values, long b, int part, float[] wf, int at, boolean q3) {
+        int half = part / 4, i = part % 4, lowShift = 2 * i, highShift = 4 * half + i, offset = q3 ? 4 : 0;
+        long qs = b + (q3 ? Matrix.Q3_K.QS : Matrix.Q2_K.QS) + 32L * half, hmask = b + Matrix.Q3_K.HMASK;
+        float sc0 = q3 ? Matrix.Q3_K.scale(values, b, 2 * part) : Matrix.Q2_K.scale(values, b, 2 * part);
+        float sc1 = q3 ? Matrix.Q3_K.scale(values, b, 2 * part + 1) : Matrix.Q2_K.scale(values, b, 2 * part + 1);
         int k = 0;
         if (B_FOR_F != null) { // in int lanes, as widenQ6K (FL divides 16: a vector within one sub-block)
             for (; k + FL <= 32; k += FL) {
-                IntVector lo = ((IntVector) ByteVector.fromMemorySegment(B_FOR_F, values, qs + k, LE)
+                IntVector q = ((IntVector) ByteVector.fromMemorySegment(B_FOR_F, values, qs + k, LE)
                         .convertShape(VectorOperators.ZERO_EXTEND_B2I, I_FOR_F, 0)).lanewise(VectorOperators.LSHR, lowShift).and(3);
-                IntVector hi = ((IntVector) ByteVector.fromMemorySegment(B_FOR_F, values, hmask + k, LE)
-                        .convertShape(VectorOperators.ZERO_EXTEND_B2I, I_FOR_F, 0)).lanewise(VectorOperators.LSHR, highShift).and(1)
-                        .lanewise(VectorOperators.LSHL, 2);
-                ((FloatVector) lo.or(hi).sub(4).convert(VectorOperators.I2F, 0)).mul(k < 16 ? sc0 : sc1).intoArray(wf, at + k);
+                if (q3) {
+                    q = q.or(((IntVector) ByteVector.fromMemorySegment(B_FOR_F, values, hmask + k, LE)
+                            .convertShape(VectorOperators.ZERO_EXTEND_B2I, I_FOR_F, 0)).lanewise(VectorOperators.LSHR, highShift).and(1)
+                            .lanewise(VectorOperators.LSHL, 2)).sub(4);
+                }
+                ((FloatVector) q.convert(VectorOperators.I2F, 0)).mul(k < 16 ? sc0 : sc1).intoArray(wf, at + k);
             }
         }
         for (; k < 32; k++) {
             int low = ((values.get(BYTE, qs + k) & 0xFF) >>> lowShift) & 3;
-            int high = ((values.get(BYTE, hmask + k) & 0xFF) >>> highShift) & 1;
-            wf[at + k] = (k < 16 ? sc0 : sc1) * (float) ((low | high << 2) - 4);
+            int high = q3 ? ((values.get(BYTE, hmask + k) & 0xFF) >>> highShift) & 1 : 0;
+            wf[at + k] = (k < 16 ? sc0 : sc1) * (float) ((low | high << 2) - offset);
         }
     }
 

@@ -116,6 +116,25 @@ final class KQuantPacked {
         }
     }
 
+    /** A copy of super-blocks [from, to) into a form's two parts. */
+    private interface PartsCopy {
+        void copy(MemorySegment qs, MemorySegment meta, long from, long to);
+    }
+
+    /**
+     * A copy of {@code m} in two parts, {@code qsBytes} and {@code metaBytes} per super-block, from {@code memory}
+     * (64-byte aligned) or, where it is null, each in private memory of its own ({@link #allocate}); {@code copy} fills
+     * them, the rows split over {@code parallel}'s threads (null: this thread), and {@code form} makes the record.
+     */
+    private static <F> F twoParts(Matrix m, int qsBytes, int metaBytes, java.lang.foreign.SegmentAllocator memory, Parallel parallel,
+                                  PartsCopy copy, java.util.function.BiFunction<MemorySegment, MemorySegment, F> form) {
+        long blocks = superBlocks(m);
+        MemorySegment qs = memory == null ? allocate(blocks * qsBytes) : memory.allocate(blocks * qsBytes, 64);
+        MemorySegment meta = memory == null ? allocate(blocks * metaBytes) : memory.allocate(blocks * metaBytes, 64);
+        copyRows(m.rows(), m.cols() / 256, parallel, (from, to) -> copy.copy(qs, meta, from, to));
+        return form.apply(qs, meta);
+    }
+
     /** A Q4_K matrix in the engine's layout (see the class comment). */
     record Q4K(Matrix.Q4_K source, MemorySegment qs, MemorySegment meta) implements MatrixForm {
         /**
@@ -138,30 +157,21 @@ final class KQuantPacked {
 
         /** Repacks {@code m} into private memory ({@link #allocate}), unmapped when the form is no longer reachable. */
         static Q4K of(Matrix.Q4_K m) {
-            long blocks = superBlocks(m);
-            return of(m, allocate(blocks * QS), allocate(blocks * META), null);
+            return of(m, null, null);
         }
 
         /**
-         * {@link #of(Matrix.Q4_K)} into memory from {@code memory} (a slicing allocator over one {@link #allocate}d
-         * region for all of a model's copies: {@link PreparedWeights#prepare}), which must give zeroed memory, the rows
-         * split over {@code parallel}'s threads.
+         * {@link #of(Matrix.Q4_K)} into memory from {@code memory} (a slicing allocator over one {@link #allocate}d region
+         * for all of a model's copies of the type: {@link PreparedWeights#prepare}, which must give zeroed memory; null:
+         * private memory of its own), the rows split over {@code parallel}'s threads (null: this thread).
          */
         static Q4K of(Matrix.Q4_K m, java.lang.foreign.SegmentAllocator memory, Parallel parallel) {
-            long blocks = superBlocks(m);
-            return of(m, memory.allocate(blocks * QS, 64), memory.allocate(blocks * META, 64), parallel);
+            return twoParts(m, QS, META, memory, parallel, (qs, meta, from, to) -> copy(m, qs, meta, from, to), (qs, meta) -> new Q4K(m, qs, meta));
         }
 
         /** Bytes {@link #of(Matrix.Q4_K, java.lang.foreign.SegmentAllocator, Parallel)} takes from its allocator, alignment included. */
         static long allocationBytes(Matrix.Q4_K m) {
             return superBlocks(m) * (QS + META) + 2 * 64;
-        }
-
-
-        /** The copy into {@code qs} and {@code meta}, on {@code parallel}'s threads (null: this thread). */
-        private static Q4K of(Matrix.Q4_K m, MemorySegment qs, MemorySegment meta, Parallel parallel) {
-            copyRows(m.rows(), m.cols() / Matrix.Q4_K.BLOCK, parallel, (from, to) -> copy(m, qs, meta, from, to));
-            return new Q4K(m, qs, meta);
         }
 
         /**
@@ -287,25 +297,17 @@ final class KQuantPacked {
 
         /** Repacks {@code m} into private memory ({@link #allocate}), unmapped when the form is no longer reachable. */
         static Q6K of(Matrix.Q6_K m) {
-            long blocks = superBlocks(m);
-            return of(m, allocate(blocks * QS), allocate(blocks * META), null);
+            return of(m, null, null);
         }
 
         /** As {@link Q4K#of(Matrix.Q4_K, java.lang.foreign.SegmentAllocator, Parallel)}. */
         static Q6K of(Matrix.Q6_K m, java.lang.foreign.SegmentAllocator memory, Parallel parallel) {
-            long blocks = superBlocks(m);
-            return of(m, memory.allocate(blocks * QS, 64), memory.allocate(blocks * META, 64), parallel);
+            return twoParts(m, QS, META, memory, parallel, (qs, meta, from, to) -> copy(m, qs, meta, from, to), (qs, meta) -> new Q6K(m, qs, meta));
         }
 
         /** Bytes {@link #of(Matrix.Q6_K, java.lang.foreign.SegmentAllocator, Parallel)} takes from its allocator, alignment included. */
         static long allocationBytes(Matrix.Q6_K m) {
             return superBlocks(m) * (QS + META) + 2 * 64;
-        }
-
-
-        private static Q6K of(Matrix.Q6_K m, MemorySegment qs, MemorySegment meta, Parallel parallel) {
-            copyRows(m.rows(), m.cols() / Matrix.Q6_K.BLOCK, parallel, (from, to) -> copy(m, qs, meta, from, to));
-            return new Q6K(m, qs, meta);
         }
 
         /** Super-blocks [from, to) of {@code m} into the copy (each value's six bits where {@link #Q6_WORD} says). */
@@ -358,24 +360,17 @@ final class KQuantPacked {
 
         /** Repacks {@code m} into private memory ({@link #allocate}), unmapped when the form is no longer reachable. */
         static Q2K of(Matrix.Q2_K m) {
-            long blocks = superBlocks(m);
-            return of(m, allocate(blocks * QS), allocate(blocks * META), null);
+            return of(m, null, null);
         }
 
         /** As {@link Q4K#of(Matrix.Q4_K, java.lang.foreign.SegmentAllocator, Parallel)}. */
         static Q2K of(Matrix.Q2_K m, java.lang.foreign.SegmentAllocator memory, Parallel parallel) {
-            long blocks = superBlocks(m);
-            return of(m, memory.allocate(blocks * QS, 64), memory.allocate(blocks * META, 64), parallel);
+            return twoParts(m, QS, META, memory, parallel, (qs, meta, from, to) -> copy(m, qs, meta, from, to), (qs, meta) -> new Q2K(m, qs, meta));
         }
 
         /** Bytes {@link #of(Matrix.Q2_K, java.lang.foreign.SegmentAllocator, Parallel)} takes from its allocator, alignment included. */
         static long allocationBytes(Matrix.Q2_K m) {
             return superBlocks(m) * (QS + META) + 2 * 64;
-        }
-
-        private static Q2K of(Matrix.Q2_K m, MemorySegment qs, MemorySegment meta, Parallel parallel) {
-            copyRows(m.rows(), m.cols() / Matrix.Q2_K.BLOCK, parallel, (from, to) -> copy(m, qs, meta, from, to));
-            return new Q2K(m, qs, meta);
         }
 
         /** Super-blocks [from, to) of {@code m} into the copy (each value's two bits where {@link #Q2_WORD} says). */
@@ -423,24 +418,17 @@ final class KQuantPacked {
 
         /** Repacks {@code m} into private memory ({@link #allocate}), unmapped when the form is no longer reachable. */
         static Q3K of(Matrix.Q3_K m) {
-            long blocks = superBlocks(m);
-            return of(m, allocate(blocks * QS), allocate(blocks * META), null);
+            return of(m, null, null);
         }
 
         /** As {@link Q4K#of(Matrix.Q4_K, java.lang.foreign.SegmentAllocator, Parallel)}. */
         static Q3K of(Matrix.Q3_K m, java.lang.foreign.SegmentAllocator memory, Parallel parallel) {
-            long blocks = superBlocks(m);
-            return of(m, memory.allocate(blocks * QS, 64), memory.allocate(blocks * META, 64), parallel);
+            return twoParts(m, QS, META, memory, parallel, (qs, meta, from, to) -> copy(m, qs, meta, from, to), (qs, meta) -> new Q3K(m, qs, meta));
         }
 
         /** Bytes {@link #of(Matrix.Q3_K, java.lang.foreign.SegmentAllocator, Parallel)} takes from its allocator, alignment included. */
         static long allocationBytes(Matrix.Q3_K m) {
             return superBlocks(m) * (QS + META) + 2 * 64;
-        }
-
-        private static Q3K of(Matrix.Q3_K m, MemorySegment qs, MemorySegment meta, Parallel parallel) {
-            copyRows(m.rows(), m.cols() / Matrix.Q3_K.BLOCK, parallel, (from, to) -> copy(m, qs, meta, from, to));
-            return new Q3K(m, qs, meta);
         }
 
         /** Super-blocks [from, to) of {@code m} into the copy (each value's three bits where {@link #Q3_WORD} says). */

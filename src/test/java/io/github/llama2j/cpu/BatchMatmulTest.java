@@ -284,7 +284,8 @@ class BatchMatmulTest {
             "Q4_0, 64, 9", "Q5_K, 256, 15", "Q5_K, 512, 16", "Q5_K, 256, 19", "Q5_K, 512, 47", "Q5_K, 768, 70",
             "Q5_K, 512, 129", "Q5_1, 96, 15", "Q5_1, 96, 16", "Q5_1, 896, 19", "Q5_1, 4864, 40", "Q5_1, 64, 129",
             "Q3_K, 256, 19", "Q3_K, 512, 70", "Q3_K, 768, 48", "Q2_K, 256, 19", "Q2_K, 512, 70", "Q2_K, 768, 48"})
-    // (Q4_0, Q5_K and Q5_1 take the transposed kernel from 16 tokens: 9 and 15 are under it, 16, 19 and 32 over; the others from 48)
+    // (Q4_0, Q5_K and Q5_1 take the transposed kernel from 16 tokens: 9 and 15 are under it, 16, 19 and 32 over; Q2_K and Q3_K
+    // from 64 below 512 bits and 48 at 512; the others from 48)
     void ggmlTypesMatchTheOneTokenKernel(String type, int cols, int b) {
         int rows = 37;
         float[] values = RandomMatrices.floats(rnd, rows * cols);
@@ -491,10 +492,10 @@ class BatchMatmulTest {
     }
 
     /**
-     * GGML Q4_K, Q5_K and Q6_K through the transposed kernel: each token's activations quantized to Q8_K as the one-token
-     * path does; per row, column block after column block (Q4_K: half a super-block, 128 values; Q5_K: a quarter, 64;
-     * Q6_K: 32), {@code sum += (dot · d) · d_x} with the block's exact integer {@code sum_j sc_j · dot_j}; then, for Q4_K
-     * and Q5_K, super-block after super-block, {@code sum -= (M · dmin) · d_x} with the exact {@code M = sum_j m_j · (sum
+     * GGML Q2_K to Q6_K through the transposed kernel: each token's activations quantized to Q8_K as the one-token
+     * path does; per row, column block after column block (Q4_K, Q3_K, Q2_K: half a super-block, 128 values; Q5_K: a
+     * quarter, 64; Q6_K: 32), {@code sum += (dot · d) · d_x} with the block's exact integer {@code sum_j sc_j · dot_j}; then, for Q4_K,
+     * Q5_K and Q2_K, super-block after super-block, {@code sum -= (M · dmin) · d_x} with the exact {@code M = sum_j m_j · (sum
      * of sub-block j's activations)}. Bit-identical to that scalar order, written here from the file's bytes through
      * {@link Matrix.Q4_K#scale}, {@link Matrix.Q4_K#min}, {@link Matrix.Q5_K}'s fifth bits and llama.cpp's Q6_K layout.
      * (The quantizer's Q5_K values cover 0..31, so their fifth bits vary within each sub-block.)
@@ -763,7 +764,7 @@ class BatchMatmulTest {
     /**
      * The GGML types take the transposed kernel from {@link BatchMatmul#TRANSPOSED_FROM_TOKENS} tokens (Q8_0 from
      * {@link BatchMatmul#Q8_0_TRANSPOSED_FROM_TOKENS}, Q4_0 from {@link BatchMatmul#Q4_0_TRANSPOSED_FROM_TOKENS}, Q5_K from
-     * {@link BatchMatmul#Q5_K_TRANSPOSED_FROM_TOKENS}), the
+     * {@link BatchMatmul#Q5_K_TRANSPOSED_FROM_TOKENS}, Q2_K and Q3_K from {@link BatchMatmul#Q2_Q3_K_TRANSPOSED_FROM_TOKENS}), the
      * one-token kernels below
      * ({@link #ggmlTypesMatchTheOneTokenKernel} checks both sides' results); F32 and runq's Q8 always, but for runq
      * groups over {@link BatchMatmul#MAX_EXACT_GROUP}.
