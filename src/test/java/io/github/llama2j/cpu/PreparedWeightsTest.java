@@ -329,31 +329,11 @@ class PreparedWeightsTest {
                     p.scales()[i] *= 2;
                 }
             }
-            case KQuantPacked.Q2K q -> {
-                for (long mt = 0; mt < q.meta().byteSize(); mt += KQuantPacked.Q2K.META) {
-                    doubleHalf(q.meta(), mt);
-                }
-            }
-            case KQuantPacked.Q3K q -> {
-                for (long mt = 0; mt < q.meta().byteSize(); mt += KQuantPacked.Q3K.META) {
-                    doubleHalf(q.meta(), mt);
-                }
-            }
-            case KQuantPacked.Q4K q -> {
-                for (long mt = 0; mt < q.meta().byteSize(); mt += KQuantPacked.Q4K.META) {
-                    doubleHalf(q.meta(), mt);
-                }
-            }
-            case KQuantPacked.Q5K q -> {
-                for (long mt = 0; mt < q.meta().byteSize(); mt += KQuantPacked.Q5K.META) {
-                    doubleHalf(q.meta(), mt);
-                }
-            }
-            case KQuantPacked.Q6K q -> {
-                for (long mt = 0; mt < q.meta().byteSize(); mt += KQuantPacked.Q6K.META) {
-                    doubleHalf(q.meta(), mt);
-                }
-            }
+            case KQuantPacked.Q2K q -> doubleHalves(q.meta(), 0, KQuantPacked.Q2K.META); // (d: each super-block's first half)
+            case KQuantPacked.Q3K q -> doubleHalves(q.meta(), 0, KQuantPacked.Q3K.META); // (d: each super-block's first half)
+            case KQuantPacked.Q4K q -> doubleHalves(q.meta(), 0, KQuantPacked.Q4K.META); // (d: each super-block's first half)
+            case KQuantPacked.Q5K q -> doubleHalves(q.meta(), 0, KQuantPacked.Q5K.META); // (d: each super-block's first half)
+            case KQuantPacked.Q6K q -> doubleHalves(q.meta(), 0, KQuantPacked.Q6K.META); // (d: each super-block's first half)
             case MatrixForm.Copy c -> {
                 switch (c.copy()) {
                     case Matrix.F32 f -> {
