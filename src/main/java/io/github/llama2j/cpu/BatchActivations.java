@@ -12,10 +12,10 @@ import io.github.llama2j.model.Matrix;
  *   <li>{@link Matrix.Q8} (runq, groups up to {@link BatchMatmul#MAX_EXACT_GROUP}): the rows transposed as floats into
  *       {@code xT}, then quantized there with the tokens along the lanes ({@link VectorOps#quantizeTokenLanes}: the
  *       one-token path's values), the group scales into {@code sT[g * stride + b]}.</li>
- *   <li>GGML Q8_0 and Q4_0: each row's {@link Activations} (llama.cpp's Q8_0 quantization, as the one-token path), its values
+ *   <li>GGML Q8_0, Q4_0 and IQ4_NL: each row's {@link Activations} (llama.cpp's Q8_0 quantization, as the one-token path), its values
  *       transposed as floats into {@code xT} and the block scales into {@code sT[g * stride + b]}; for Q5_1 (Q8_1: the same
  *       values and scales) also the block sums into {@code s1T[g * stride + b]}.</li>
- *   <li>GGML Q2_K to Q6_K: each row's {@link Activations} quantized to Q8_K (llama.cpp's, as the one-token path),
+ *   <li>GGML Q2_K to Q6_K and IQ4_XS: each row's {@link Activations} quantized to Q8_K (llama.cpp's, as the one-token path),
  *       its values transposed as floats into {@code xK}, the scale of each super-block of 256 into
  *       {@code sK[blk * stride + b]}, the sum of each 32 values (Q4_K's and Q5_K's mins) into {@code mK[s * stride + b]}
  *       and of each 16 (Q2_K's) into {@code m16K[s * stride + b]}.</li>
@@ -145,8 +145,8 @@ final class BatchActivations {
             }
             case Matrix.Q2_K w -> prepareQ8KTransposed(parallel);
             case Matrix.Q3_K w -> prepareQ8KTransposed(parallel);
-            case Matrix.IQ4_NL w -> throw new IllegalStateException("IQ4_NL has no transposed form"); // BatchMatmul.transposed is false
-            case Matrix.IQ4_XS w -> throw new IllegalStateException("IQ4_XS has no transposed form"); // BatchMatmul.transposed is false
+            case Matrix.IQ4_NL w -> prepareQ8_0Transposed(w, parallel);
+            case Matrix.IQ4_XS w -> prepareQ8KTransposed(parallel);
             case Matrix.Q5_K w -> prepareQ8KTransposed(parallel);
             case Matrix.F16 w -> prepareHalfTransposed(w, true, parallel);
             case Matrix.BF16 w -> prepareHalfTransposed(w, false, parallel);
@@ -323,8 +323,8 @@ final class BatchActivations {
             case Matrix.Q5_1 w -> q8Ready && q8Kind == GGML_Q8_0 && q81Ready;
             case Matrix.Q2_K w -> kReady;
             case Matrix.Q3_K w -> kReady;
-            case Matrix.IQ4_NL w -> false; // never read transposed (BatchMatmul.transposed)
-            case Matrix.IQ4_XS w -> false; // never read transposed (BatchMatmul.transposed)
+            case Matrix.IQ4_NL w -> q8Ready && q8Kind == GGML_Q8_0;
+            case Matrix.IQ4_XS w -> kReady;
             case Matrix.Q5_K w -> kReady;
             case Matrix.F16 w -> f16Ready;
             case Matrix.BF16 w -> bf16Ready;

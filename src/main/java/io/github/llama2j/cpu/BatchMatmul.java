@@ -4,6 +4,7 @@ import io.github.llama2j.model.Matrix;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.LongVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
@@ -51,6 +52,11 @@ import java.util.Arrays;
  *   <li>GGML Q8_0 and Q4_0 (batches of {@link #Q8_0_TRANSPOSED_FROM_TOKENS} and {@link #Q4_0_TRANSPOSED_FROM_TOKENS}
  *       tokens and more): as runq's Q8, the block of 32 as the group, on each token's Q8_0 activations
  *       ({@link #ggmlBlocks}).</li>
+ *   <li>GGML IQ4_NL and IQ4_XS (batches of {@link #IQ4_TRANSPOSED_FROM_TOKENS} tokens and more): IQ4_NL as Q4_0, each
+ *       value widened as its level (-127..113); IQ4_XS as the K-quants, on each token's Q8_K activations, in column
+ *       blocks of half a super-block ({@link #IQ4_XS_COLUMN_BLOCK}) whose values are widened as {@code (ls - 32) * level},
+ *       {@code val += (dot * d) * d_x} block after block: the one-token kernel's integers (while a block's FMA chain
+ *       stays within 2^24), their float sums in another order.</li>
  *   <li>GGML Q5_1 in the file's layout (batches of {@link #Q5_1_TRANSPOSED_FROM_TOKENS} tokens and more): as Q8_0 on each token's Q8_1
  *       activations, the 5-bit values (0..31) widened, {@code val += (dot * d_w) * d_x} block after block; then the
  *       offsets' part {@code sum_g m_g * s_g} as an FMA chain over the blocks, added ({@link #q51Offsets}).</li>
@@ -61,7 +67,7 @@ import java.util.Arrays;
  *       Q5_K's mins' part subtracted after ({@link #q45KMins}), Q2_K's ({@link #q2KMins}). The one-token kernels' integers, their float sums in another order.</li>
  *   <li>GGML F16 and BF16 (as many tokens): as F32 on each token's input rounded to the type (its
  *       {@link Activations}), the weights widened to float ({@link #widenHalves}, exact).</li>
- *   <li>runq groups over 1024, GGML IQ4_NL and IQ4_XS (any batch), and the other GGML types in shorter batches: the one-token kernel of {@code perToken} for
+ *   <li>runq groups over 1024, and the GGML types in shorter batches: the one-token kernel of {@code perToken} for
  *       each token, a tile of {@link #TILE_ROWS} rows at a time, so the tile's weights come from memory for the first
  *       token and from cache for the others. Bit-identical to the one-token path (same kernel, same rows,
  *       activations converted per token by {@link Activations}).</li>
@@ -115,8 +121,8 @@ final class BatchMatmul {
             case Matrix.Q5_1 q -> true;
             case Matrix.Q2_K q -> true;
             case Matrix.Q3_K q -> true;
-            case Matrix.IQ4_NL q -> false; // likewise
-            case Matrix.IQ4_XS q -> false; // likewise
+            case Matrix.IQ4_NL q -> true;
+            case Matrix.IQ4_XS q -> true;
             case Matrix.Q5_K q -> true;
             case Matrix.Q6_K q -> true;
             case Matrix.F16 h -> true;
@@ -165,6 +171,8 @@ final class BatchMatmul {
      * pp48 1.96 and 1.15, pp128 2.79 and 1.88 (docs/measurements/2026-12-07-q2-k-q3-k-copies.md#prompts).
      */
     static final int Q2_Q3_K_TRANSPOSED_FROM_TOKENS = FL >= 16 ? 48 : 64;
+    /** The same for GGML IQ4_NL and IQ4_XS (their one-token kernels read the file's layout, a table lookup per value). */
+    static final int IQ4_TRANSPOSED_FROM_TOKENS = 16;
 
     /**
      * Whether m's form has a transposed kernel: not a Q4_0 copy ({@link PackedQ4_0}), whose one-token kernel, a tile of
@@ -188,21 +196,26 @@ final class BatchMatmul {
 
     /** Whether {@link #matmul} reads m, in the file's layout, through the transposed forms for a batch of {@code tokens}. */
     static boolean readsTransposed(Matrix m, int tokens) {
-        return transposed(m) && switch (m) {
-            case Matrix.Q4_K q -> tokens >= TRANSPOSED_FROM_TOKENS;
-            case Matrix.Q5_K q -> tokens >= Q5_K_TRANSPOSED_FROM_TOKENS;
-            case Matrix.Q6_K q -> tokens >= TRANSPOSED_FROM_TOKENS;
-            case Matrix.Q3_K q -> tokens >= Q2_Q3_K_TRANSPOSED_FROM_TOKENS;
-            case Matrix.F16 h -> tokens >= TRANSPOSED_FROM_TOKENS;
-            case Matrix.BF16 h -> tokens >= TRANSPOSED_FROM_TOKENS;
-            case Matrix.Q8_0 q -> tokens >= Q8_0_TRANSPOSED_FROM_TOKENS;
-            case Matrix.Q4_0 q -> tokens >= Q4_0_TRANSPOSED_FROM_TOKENS;
-            case Matrix.Q5_1 q -> tokens >= Q5_1_TRANSPOSED_FROM_TOKENS;
-            case Matrix.F32 f -> true;
-            case Matrix.Q8 q -> true;
-            case Matrix.Q2_K q -> tokens >= Q2_Q3_K_TRANSPOSED_FROM_TOKENS;
-            case Matrix.IQ4_NL q -> false; // (transposed(m) is false)
-            case Matrix.IQ4_XS q -> false; // (transposed(m) is false)
+        return transposed(m) && tokens >= transposedFromTokens(m);
+    }
+
+    /** Fewest tokens of a batch for which {@link #matmul} reads m, if {@link #transposed(Matrix)}, through the transposed forms. */
+    static int transposedFromTokens(Matrix m) {
+        return switch (m) {
+            case Matrix.Q4_K q -> TRANSPOSED_FROM_TOKENS;
+            case Matrix.Q5_K q -> Q5_K_TRANSPOSED_FROM_TOKENS;
+            case Matrix.Q6_K q -> TRANSPOSED_FROM_TOKENS;
+            case Matrix.Q3_K q -> Q2_Q3_K_TRANSPOSED_FROM_TOKENS;
+            case Matrix.F16 h -> TRANSPOSED_FROM_TOKENS;
+            case Matrix.BF16 h -> TRANSPOSED_FROM_TOKENS;
+            case Matrix.Q8_0 q -> Q8_0_TRANSPOSED_FROM_TOKENS;
+            case Matrix.Q4_0 q -> Q4_0_TRANSPOSED_FROM_TOKENS;
+            case Matrix.Q5_1 q -> Q5_1_TRANSPOSED_FROM_TOKENS;
+            case Matrix.F32 f -> 1;
+            case Matrix.Q8 q -> 1;
+            case Matrix.Q2_K q -> Q2_Q3_K_TRANSPOSED_FROM_TOKENS;
+            case Matrix.IQ4_NL q -> IQ4_TRANSPOSED_FROM_TOKENS;
+            case Matrix.IQ4_XS q -> IQ4_TRANSPOSED_FROM_TOKENS;
         };
     }
 
@@ -253,6 +266,17 @@ final class BatchMatmul {
          * value widened as q in 0..31; the offsets' part {@code m · s_x} added after the blocks ({@link #q51Offsets}).
          */
         GGML_Q5_1,
+        /**
+         * GGML IQ4_NL: blocks of {@link Matrix.IQ4_NL#BLOCK_BYTES} bytes, an F16 scale then 16 bytes whose low nibbles
+         * index the levels of values 0-15 and high nibbles of values 16-31 ({@link #widenIq4}); as Q4_0 otherwise.
+         */
+        GGML_IQ4_NL,
+        /**
+         * GGML IQ4_XS: super-blocks of {@link Matrix.IQ4_XS#BLOCK_BYTES} bytes (f16 d, the 6-bit scales, eight sub-blocks
+         * of 16 nibble bytes as IQ4_NL's); a column block is half a super-block ({@link #IQ4_XS_COLUMN_BLOCK}), each value
+         * widened as {@code (ls - 32) * level}.
+         */
+        GGML_IQ4_XS,
         /** GGML F16: halves row after row, widened to float (exact), against the input rounded to F16; as F32 otherwise. */
         GGML_F16,
         /** GGML BF16: as F16 with bfloat16 halves and the input rounded to BF16. */
@@ -265,7 +289,8 @@ final class BatchMatmul {
 
         /** Whether the activations are Q8_K's (a scale per 256 columns, {@link BatchActivations#xK}). */
         boolean kQuant() {
-            return this == GGML_Q4_K || this == GGML_Q5_K || this == GGML_Q6_K || this == GGML_Q3_K || this == GGML_Q2_K;
+            return this == GGML_Q4_K || this == GGML_Q5_K || this == GGML_Q6_K || this == GGML_Q3_K || this == GGML_Q2_K
+                    || this == GGML_IQ4_XS;
         }
 
         /** Whether the values have a min per sub-block, subtracted after the column blocks ({@link #q45KMins}): Q4_K and Q5_K. */
@@ -285,6 +310,8 @@ final class BatchMatmul {
                 case GGML_Q6_K -> Matrix.Q6_K.BLOCK_BYTES;
                 case GGML_Q3_K -> Matrix.Q3_K.BLOCK_BYTES;
                 case GGML_Q2_K -> Matrix.Q2_K.BLOCK_BYTES;
+                case GGML_IQ4_NL -> Matrix.IQ4_NL.BLOCK_BYTES;
+                case GGML_IQ4_XS -> Matrix.IQ4_XS.BLOCK_BYTES;
             };
         }
     }
@@ -310,6 +337,17 @@ final class BatchMatmul {
      * widened values at most 4 · 32 = 128 in magnitude, so the chain stays within 128 · 128 · 128 = 2^21 &lt; 2^24: exact.
      */
     static final int Q3_K_COLUMN_BLOCK = 128;
+    /**
+     * Columns per IQ4_XS column block: half a super-block (as Q4_K's), four sub-blocks. A widened value is at most
+     * 32 · 127 = 4064 in magnitude (scale ls - 32 in -32..31, levels in -127..113), a product at most 4064 · 128 =
+     * 520,192: the chain's partial sums are the exact integer {@code sum_s (ls_s - 32) * dot_s} while they stay within
+     * 2^24 (a sub-block of 32 always does, 32 · 520,192 &lt; 2^24; four only while scales, levels and activations are not
+     * all near their extremes with one sign), past it an FMA rounds to 2^-24 of the sum, as the one-token kernel's
+     * conversion of its super-block's int sum to float does (llama.cpp's too). Against a sub-block per column block
+     * (always exact), 1B IQ4_XS pp128 on 2 threads 1.16-1.34x at 256 bits and 1.08-1.09x at 512
+     * (docs/measurements/2026-12-07-iq4-prompts.md).
+     */
+    static final int IQ4_XS_COLUMN_BLOCK = 128;
 
     /**
      * Rows [r0, r1) of out[b] = m · x[b] for every token b of the batch; {@code in} is prepared for m. The
@@ -339,8 +377,9 @@ final class BatchMatmul {
                     q.cols(), Q3_K_COLUMN_BLOCK, r0, r1);
             case Matrix.Q3_K q -> tiles(out, in.xK, in.sK, null, in.stride(), in.tokens(), WeightLayout.GGML_Q3_K, q.data(), null,
                     q.cols(), Q3_K_COLUMN_BLOCK, r0, r1);
-            case Matrix.IQ4_NL q -> throw new IllegalStateException("IQ4_NL has no transposed kernel"); // transposed(m) is false
-            case Matrix.IQ4_XS q -> throw new IllegalStateException("IQ4_XS has no transposed kernel"); // transposed(m) is false
+            case Matrix.IQ4_NL q -> ggmlBlocks(out, in, WeightLayout.GGML_IQ4_NL, q.data(), q.cols(), r0, r1);
+            case Matrix.IQ4_XS q -> tiles(out, in.xK, in.sK, null, in.stride(), in.tokens(), WeightLayout.GGML_IQ4_XS, q.data(), null,
+                    q.cols(), IQ4_XS_COLUMN_BLOCK, r0, r1);
             case Matrix.Q5_K q -> tiles(out, in.xK, in.sK, in.mK, in.stride(), in.tokens(), WeightLayout.GGML_Q5_K, q.data(), null,
                     q.cols(), Q5_K_COLUMN_BLOCK, r0, r1);
             case Matrix.F16 h -> tiles(out, in.xH, null, null, in.stride(), in.tokens(), WeightLayout.GGML_F16, h.data(), null,
@@ -446,7 +485,7 @@ final class BatchMatmul {
     }
 
     /**
-     * GGML Q8_0 and Q4_0 as runq's Q8, the block of 32 as the group: xT holds the int8 values of each token's Q8_0
+     * GGML Q8_0, Q4_0 and IQ4_NL as runq's Q8, the block of 32 as the group: xT holds the int8 values of each token's Q8_0
      * activations (its {@link Activations}: llama.cpp's quantization, as the one-token path) as floats and sT their F16
      * block scales; per block, (dot · d_w) · d_x is added to the token's sum in block order. That is runq's order, which
      * the one-token Q8_0 kernel on its load-time copy ({@link PackedQ8_0}) follows too; the file layout's kernels
@@ -553,6 +592,17 @@ final class BatchMatmul {
                                     s.mins[sb * 16 + j] = Matrix.Q2_K.min(values, b, j);
                                 }
                             }
+                        }
+                        case GGML_IQ4_NL -> {
+                            widenIq4(values, b + Short.BYTES, 1.0f, wf, at);
+                            wsAll[g * TILE_ROWS + i] = Float.float16ToFloat(values.get(Matrix.SHORT, b));
+                        }
+                        case GGML_IQ4_XS -> { // the column block's sub-blocks
+                            int first = k0 % Activations.Q8_K_BLOCK / 32;
+                            for (int p = 0; p < IQ4_XS_COLUMN_BLOCK / 32; p++) {
+                                widenIq4(values, b + Matrix.IQ4_XS.QS + 16L * (first + p), Matrix.IQ4_XS.scale(values, b, first + p), wf, at + 32 * p);
+                            }
+                            wsAll[g * TILE_ROWS + i] = Float.float16ToFloat(values.get(Matrix.SHORT, b + Matrix.IQ4_XS.D));
                         }
                         case GGML_Q3_K -> { // the column block's four parts of 32
                             int first = k0 % Activations.Q8_K_BLOCK / 32;
@@ -813,6 +863,29 @@ final class BatchMatmul {
             int low = ((values.get(BYTE, qs + k) & 0xFF) >>> lowShift) & 3;
             int high = q3 ? ((values.get(BYTE, hmask + k) & 0xFF) >>> highShift) & 1 : 0;
             wf[at + k] = (k < 16 ? sc0 : sc1) * (float) ((low | high << 2) - offset);
+        }
+    }
+
+    /** The 16 IQ4 levels in one 128-bit vector, the table the nibbles are looked up in ({@code selectFrom}: a byte shuffle). */
+    private static final VectorSpecies<Byte> B16 = ByteVector.SPECIES_128;
+    /** The same 16 nibble bytes as two longs, their high nibbles shifted down (x86 has no byte shift). */
+    private static final VectorSpecies<Long> L16 = LongVector.SPECIES_128;
+    private static final byte[] IQ4_LEVELS = Matrix.IQ4_NL.values();
+
+    /**
+     * The IQ4 sub-block whose 16 nibble bytes are at {@code from} ({@link Matrix.IQ4_NL}'s layout, also each of IQ4_XS's
+     * eight): wf[at + k] = sc * level(low nibble of byte k) and wf[at + 16 + k] = sc * level(high nibble), k in 0..15
+     * (exact: |sc| ≤ 32, |level| ≤ 127). The 16 bytes in one 128-bit vector, each nibble's level looked up in it, then
+     * widened to floats {@code FL} at a time.
+     */
+    static void widenIq4(MemorySegment values, long from, float sc, float[] wf, int at) {
+        ByteVector table = ByteVector.fromArray(B16, IQ4_LEVELS, 0);
+        ByteVector lo = ByteVector.fromMemorySegment(B16, values, from, LE).and((byte) 0x0F).selectFrom(table);
+        ByteVector hi = LongVector.fromMemorySegment(L16, values, from, LE)
+                .lanewise(VectorOperators.LSHR, 4).reinterpretAsBytes().and((byte) 0x0F).selectFrom(table);
+        for (int part = 0; part < 16 / FL; part++) { // (FL 4, 8 or 16: a constant)
+            ((FloatVector) lo.convertShape(VectorOperators.B2F, F, part)).mul(sc).intoArray(wf, at + part * FL);
+            ((FloatVector) hi.convertShape(VectorOperators.B2F, F, part)).mul(sc).intoArray(wf, at + 16 + part * FL);
         }
     }
 

@@ -390,10 +390,11 @@ public final class CpuEngine implements InferenceEngine {
         // (a full tile of tokens and a short prompt's few: the kernel has a loop for each, and C2, having seen only
         // the first, compiled the second as a trap, so that the first real prompt ran the kernel uncompiled again).
         // The full batch is a whole panel and one vector more (both loops of the kernel), and at least the tokens from
-        // which the K-quants, F16 and BF16 take the transposed kernel (a short prompt's few take the one-token kernels)
+        // which the matrix's type takes the transposed kernel (a short prompt's few take the one-token kernels)
         if (kind.inLayers() && kernels instanceof VectorKernels && BatchMatmul.transposed(shapeForms.get(0))
                 && System.nanoTime() < deadline && WARMED_UP.add(key + " batched")) {
-            int full = Math.max(BatchMatmul.PANEL, BatchMatmul.TRANSPOSED_FROM_TOKENS) + BatchMatmul.FL, few = WARM_UP_PROMPT.length;
+            int full = Math.max(BatchMatmul.PANEL, BatchMatmul.transposedFromTokens(shapeForms.get(0).source())) + BatchMatmul.FL;
+            int few = WARM_UP_PROMPT.length;
             BatchActivations[] fullIn = new BatchActivations[n], fewIn = new BatchActivations[n];
             float[][][] outs = new float[n][][];
             int[] rows = new int[n];

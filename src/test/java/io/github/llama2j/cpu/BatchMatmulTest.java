@@ -283,8 +283,10 @@ class BatchMatmulTest {
             "F16, 256, 70", "BF16, 96, 48", "Q8_0, 256, 40", "Q4_0, 64, 32", "Q4_K, 256, 70", "Q6_K, 512, 48",
             "Q4_0, 64, 9", "Q5_K, 256, 15", "Q5_K, 512, 16", "Q5_K, 256, 19", "Q5_K, 512, 47", "Q5_K, 768, 70",
             "Q5_K, 512, 129", "Q5_1, 96, 15", "Q5_1, 96, 16", "Q5_1, 896, 19", "Q5_1, 4864, 40", "Q5_1, 64, 129",
-            "Q3_K, 256, 19", "Q3_K, 512, 70", "Q3_K, 768, 48", "Q2_K, 256, 19", "Q2_K, 512, 70", "Q2_K, 768, 48"})
-    // (Q4_0, Q5_K and Q5_1 take the transposed kernel from 16 tokens: 9 and 15 are under it, 16, 19 and 32 over; Q2_K and Q3_K
+            "Q3_K, 256, 19", "Q3_K, 512, 70", "Q3_K, 768, 48", "Q2_K, 256, 19", "Q2_K, 512, 70", "Q2_K, 768, 48",
+            "IQ4_NL, 64, 15", "IQ4_NL, 96, 16", "IQ4_NL, 256, 40", "IQ4_XS, 256, 15", "IQ4_XS, 256, 19", "IQ4_XS, 512, 70",
+            "IQ4_XS, 768, 48"})
+    // (Q4_0, Q5_K, Q5_1 and IQ4 take the transposed kernel from 16 tokens: 9 and 15 are under it, 16, 19 and 32 over; Q2_K and Q3_K
     // from 64 below 512 bits and 48 at 512; the others from 48)
     void ggmlTypesMatchTheOneTokenKernel(String type, int cols, int b) {
         int rows = 37;
@@ -362,6 +364,104 @@ class BatchMatmulTest {
             "Q4_0, 32, 20, 64", "Q4_0, 70, 33, 256", "Q4_0, 49, 16, 2048", "Q8_0, 65, 81, 96", "Q4_0, 40, 70, 64"})
     void q8_0AndQ4_0AreBitIdenticalToTheirScalarOrder(String type, int b, int rows, int cols) {
         checkAgainstScalarOrder(type, b, rows, cols, BatchMatmulTest::q8_0Reference);
+    }
+
+    /**
+     * GGML IQ4_NL and IQ4_XS through the transposed kernel: each token's activations quantized as the one-token path does
+     * (IQ4_NL: Q8_0; IQ4_XS: Q8_K). IQ4_NL: per row, block of 32 after block of 32, {@code sum += (dot · d) · d_x} with
+     * the block's exact integer dot of the nibbles' levels, d_x the token's scale of the block. IQ4_XS: per row, half a
+     * super-block after half a super-block, an FMA chain from 0 over its 128 values {@code (ls - 32) · level} times the
+     * activations (the exact integer while it stays within 2^24), then {@code sum += (chain · d) · d_x}, d_x the
+     * super-block's. Bit-identical to that scalar order, written here from llama.cpp's layouts (the levels and the 6-bit
+     * scales unpacked here, not by Matrix.IQ4_NL or Matrix.IQ4_XS).
+     */
+    @ParameterizedTest
+    @CsvSource({"IQ4_NL, 16, 20, 64", "IQ4_NL, 33, 17, 96", "IQ4_NL, 70, 33, 256", "IQ4_NL, 40, 16, 2048", "IQ4_NL, 65, 81, 96",
+            "IQ4_XS, 16, 20, 256", "IQ4_XS, 33, 17, 512", "IQ4_XS, 70, 33, 768", "IQ4_XS, 40, 16, 2048", "IQ4_XS, 49, 75, 256"})
+    void iq4IsBitIdenticalToItsScalarOrder(String type, int b, int rows, int cols) {
+        checkAgainstScalarOrder(type, b, rows, cols, BatchMatmulTest::iq4Reference);
+    }
+
+    /** llama.cpp's kvalues_iq4nl: the level of each nibble. */
+    private static final int[] IQ4_LEVELS = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+
+    private static float iq4Reference(Matrix.Ggml w, int r, Activations x) {
+        boolean xs = w instanceof Matrix.IQ4_XS;
+        int cols = w.cols(), superValues = xs ? 256 : 32, superBytes = xs ? 136 : 18;
+        short[] q = xs ? x.q8KValues() : x.q8_0Values();
+        float sum = 0;
+        for (int blk = 0; blk < cols / superValues; blk++) {
+            long b = r * (long) (cols / superValues) * superBytes + (long) blk * superBytes;
+            float d = Float.float16ToFloat(w.data().get(Matrix.SHORT, b));
+            if (!xs) {
+                int dot = 0;
+                for (int l = 0; l < 32; l++) { // low nibbles values 0..15, high 16..31
+                    dot += IQ4_LEVELS[u8(w.data(), b + 2 + l % 16) >> (l < 16 ? 0 : 4) & 0x0F] * q[blk * 32 + l];
+                }
+                sum += (dot * d) * x.q8_0Scales()[blk];
+                continue;
+            }
+            int scalesH = u8(w.data(), b + 2) | u8(w.data(), b + 3) << 8;
+            for (int half = 0; half < 2; half++) {
+                float chain = 0;
+                for (int v = 128 * half; v < 128 * half + 128; v++) { // sub-block s: 16 bytes at 8 + 16 s
+                    int s = v / 32, l = v % 32;
+                    // ls: 4 low bits in nibble s % 2 of scales_l[s / 2] (bytes 4..7), 2 high bits at 2s of scales_h (bytes 2..3)
+                    int scale = ((u8(w.data(), b + 4 + s / 2) >> (4 * (s % 2)) & 0x0F) | (scalesH >> (2 * s) & 3) << 4) - 32;
+                    int level = IQ4_LEVELS[u8(w.data(), b + 8 + 16L * s + l % 16) >> (l < 16 ? 0 : 4) & 0x0F];
+                    chain = Math.fma((float) (scale * level), (float) q[blk * 256 + v], chain);
+                }
+                sum += (chain * d) * x.q8KScales[blk];
+            }
+        }
+        return sum;
+    }
+
+    /**
+     * IQ4_XS at its extremes: every 6-bit scale 0 (ls - 32 = -32), d 1, every nibble 0 (level -127) in row 0 and random
+     * in the others, and tokens whose Q8_K values are all -127 (Q8_K's values of an input of ones) or ±127 at random:
+     * row 0's FMA chain climbs past 2^24 to 128 · 32 · 127 · 127 = 66,064,384 (in steps of 516,128 = 2^5 · 16,129, so
+     * still exact); the other rows come close. Bit-identical to the scalar order, and row 0 to the exact integer.
+     */
+    @Test
+    void iq4XsAtTheExtremes() {
+        int rows = 19, cols = 512, b = BatchMatmul.IQ4_TRANSPOSED_FROM_TOKENS + 5, blocks = cols / 256;
+        java.lang.foreign.MemorySegment data = arena.allocate((long) rows * blocks * Matrix.IQ4_XS.BLOCK_BYTES, 64);
+        for (int r = 0; r < rows; r++) {
+            for (int blk = 0; blk < blocks; blk++) {
+                long at = ((long) r * blocks + blk) * Matrix.IQ4_XS.BLOCK_BYTES; // scales_h and scales_l stay 0
+                data.set(Matrix.SHORT, at, Float.floatToFloat16(1.0f));
+                for (int j = Matrix.IQ4_XS.QS; j < Matrix.IQ4_XS.BLOCK_BYTES; j++) {
+                    data.set(java.lang.foreign.ValueLayout.JAVA_BYTE, at + j, (byte) (r == 0 ? 0 : rnd.nextInt(256)));
+                }
+            }
+        }
+        Matrix.IQ4_XS w = new Matrix.IQ4_XS(data, rows, cols);
+        float[][] x = new float[b][cols];
+        for (int t = 0; t < b; t++) {
+            for (int j = 0; j < cols; j++) {
+                x[t][j] = t % 2 == 0 ? 1.0f : rnd.nextBoolean() ? 1.0f : -1.0f;
+            }
+        }
+        float[][] actual = new float[b][rows];
+        BatchMatmul.matmul(actual, prepared(x, cols, w), new MatrixForm.File(w), 0, rows, new VectorKernels());
+        Activations one = new Activations(cols);
+        for (int t = 0; t < b; t++) {
+            one.input(x[t], cols);
+            one.prepareFor(w);
+            float[] expected = new float[rows];
+            for (int r = 0; r < rows; r++) {
+                expected[r] = iq4Reference(w, r, one);
+            }
+            assertArrayEquals(expected, actual[t], "token " + t);
+            if (t % 2 == 0) { // every activation -127: each half's chain the exact -66,064,384, times d = 1 and d_x
+                float chain = -66_064_384f, row0 = 0;
+                for (int half = 0; half < 2 * blocks; half++) {
+                    row0 += (chain * 1.0f) * one.q8KScales[half / 2];
+                }
+                assertEquals(row0, actual[t][0], 0, "row 0, token " + t);
+            }
+        }
     }
 
     /**

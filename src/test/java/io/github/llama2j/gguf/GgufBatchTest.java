@@ -148,12 +148,14 @@ class GgufBatchTest {
 
     /**
      * Synth IQ4_NL and IQ4_XS models (2 layers, two query heads per kv head: every matrix the file's type but the
-     * classifier, Q6_K). IQ4 has no transposed kernel, so the batched IQ4 products are the one-token kernel per token,
-     * the same bits, and the classifier runs for the last token only, one-token too: the logits are the same bits.
+     * classifier, Q6_K). The first chunk of 128 of a 140-token prompt takes IQ4's transposed kernel (from
+     * {@link io.github.llama2j.cpu.BatchMatmul}'s IQ4 threshold on), which sums in its own order (the one-token kernel:
+     * the file layout's, on its load-time copy): within {@link #Q8_ACTIVATIONS_TOLERANCE} (measured 1.54e-2 on IQ4_NL,
+     * 1.29e-2 on IQ4_XS at 512 bits); the last 12 tokens the one-token kernel. Not the same bits everywhere (the transposed kernel ran).
      */
     @ParameterizedTest
     @ValueSource(strings = {"IQ4_NL", "IQ4_XS"})
-    void synthIq4BatchesAreTheOneTokenKernel(String type) {
+    void synthIq4(String type) {
         GgufSynth.Shape shape = new GgufSynth.Shape("llama", 256, 512, 2, 4, 2, 64, 64, 160, 10000f, 1e-5f, false, null);
         byte[] bytes = new GgufSynth(shape, GgufSynth.FileType.valueOf(type), 7, 0.1).writer(type.toLowerCase(java.util.Locale.ROOT)).toBytes();
         try (Model m = GgufModelLoader.load(GgufFileTest.parse(bytes), 0)) {
@@ -164,7 +166,7 @@ class GgufBatchTest {
             assertInstanceOf(iq4, m.weights().tokenEmbedding());
         }
         double worst = check("synth " + type, () -> GgufModelLoader.load(GgufFileTest.parse(bytes), 0), 140, 3);
-        assertEquals(0, worst, "worst " + worst);
+        assertTrue(worst > 0, "the batched logits were the one-token kernel's bits: no transposed kernel ran");
     }
 
     /**
