@@ -186,7 +186,7 @@ final class BatchActivations {
         }
     }
 
-    /** For GGML Q2_K to Q6_K weights: each token's Q8_K activations, transposed (once per input). */
+    /** For GGML Q2_K to Q6_K and IQ4_XS weights: each token's Q8_K activations, transposed (once per input). */
     private void prepareQ8KTransposed(Parallel parallel) {
         if (kReady) {
             return;
@@ -231,7 +231,7 @@ final class BatchActivations {
         }
     }
 
-    /** For GGML Q8_0 and Q4_0 weights: each token's Q8_0 activations, transposed (once per input). */
+    /** For GGML Q8_0, Q4_0, Q5_1 and IQ4_NL weights: each token's Q8_0 activations, transposed (once per input). */
     private void prepareQ8_0Transposed(Matrix.Ggml w, Parallel parallel) {
         if (q8Ready && q8Kind == GGML_Q8_0) {
             return;

@@ -171,7 +171,12 @@ final class BatchMatmul {
      * pp48 1.96 and 1.15, pp128 2.79 and 1.88 (docs/measurements/2026-12-07-q2-k-q3-k-copies.md#prompts).
      */
     static final int Q2_Q3_K_TRANSPOSED_FROM_TOKENS = FL >= 16 ? 48 : 64;
-    /** The same for GGML IQ4_NL and IQ4_XS (their one-token kernels read the file's layout, a table lookup per value). */
+    /**
+     * The same for GGML IQ4_NL and IQ4_XS, whose one-token kernels read the file's layout (a table lookup per value):
+     * Llama-3.2-1B-shaped IQ4_XS and IQ4_NL files, 2 threads, one round each, transposed / one-token (per tile): 256 bits pp8 0.85
+     * and 0.70, pp16 1.10 and 1.11, pp32 2.0 (IQ4_XS); 512 bits pp8 1.02 and 0.81, pp16 2.1 and 1.75, pp32 2.7
+     * (docs/measurements/2026-12-07-iq4-prompts.md#the-threshold-16-tokens).
+     */
     static final int IQ4_TRANSPOSED_FROM_TOKENS = 16;
 
     /**
@@ -342,8 +347,10 @@ final class BatchMatmul {
      * 32 · 127 = 4064 in magnitude (scale ls - 32 in -32..31, levels in -127..113), a product at most 4064 · 128 =
      * 520,192: the chain's partial sums are the exact integer {@code sum_s (ls_s - 32) * dot_s} while they stay within
      * 2^24 (a sub-block of 32 always does, 32 · 520,192 &lt; 2^24; four only while scales, levels and activations are not
-     * all near their extremes with one sign), past it an FMA rounds to 2^-24 of the sum, as the one-token kernel's
-     * conversion of its super-block's int sum to float does (llama.cpp's too). Against a sub-block per column block
+     * all near their extremes with one sign); past it each further FMA may round to the float grid, and the roundings
+     * add up: with every value -31 · -127 against -127 the chain ends 92 from the exact -63,999,872 (1.4e-6 of it;
+     * {@code BatchMatmulTest.iq4XsAtTheExtremes}, row 1), where the one-token kernel's int sum is exact and its float
+     * conversion rounds once past 2^24 (llama.cpp's too). Against a sub-block per column block
      * (always exact), 1B IQ4_XS pp128 on 2 threads 1.16-1.34x at 256 bits and 1.08-1.09x at 512
      * (docs/measurements/2026-12-07-iq4-prompts.md).
      */
@@ -599,8 +606,9 @@ final class BatchMatmul {
                         }
                         case GGML_IQ4_XS -> { // the column block's sub-blocks
                             int first = k0 % Activations.Q8_K_BLOCK / 32;
+                            long head = values.get(LONG, b); // d, scales_h, scales_l (Matrix.IQ4_XS.scale)
                             for (int p = 0; p < IQ4_XS_COLUMN_BLOCK / 32; p++) {
-                                widenIq4(values, b + Matrix.IQ4_XS.QS + 16L * (first + p), Matrix.IQ4_XS.scale(values, b, first + p), wf, at + 32 * p);
+                                widenIq4(values, b + Matrix.IQ4_XS.QS + 16L * (first + p), Matrix.IQ4_XS.scale(head, first + p), wf, at + 32 * p);
                             }
                             wsAll[g * TILE_ROWS + i] = Float.float16ToFloat(values.get(Matrix.SHORT, b + Matrix.IQ4_XS.D));
                         }
@@ -748,6 +756,7 @@ final class BatchMatmul {
     /** Lane k: k (a lane's shift of a Q5_1 block's word of fifth bits in {@link #widenQ5_1}). */
     private static final int[] LANE_INDEX = java.util.stream.IntStream.range(0, 16).toArray();
     private static final ValueLayout.OfInt INT = ValueLayout.JAVA_INT_UNALIGNED.withOrder(LE);
+    private static final ValueLayout.OfLong LONG = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(LE);
 
     /**
      * The Q5_1 block at {@code b}: wf[at + k] = q_k (0..31, exact as floats), the low (k &lt; 16) or high nibble of byte k
@@ -866,26 +875,29 @@ final class BatchMatmul {
         }
     }
 
-    /** The 16 IQ4 levels in one 128-bit vector, the table the nibbles are looked up in ({@code selectFrom}: a byte shuffle). */
-    private static final VectorSpecies<Byte> B16 = ByteVector.SPECIES_128;
-    /** The same 16 nibble bytes as two longs, their high nibbles shifted down (x86 has no byte shift). */
-    private static final VectorSpecies<Long> L16 = LongVector.SPECIES_128;
-    private static final byte[] IQ4_LEVELS = Matrix.IQ4_NL.values();
-
     /**
      * The IQ4 sub-block whose 16 nibble bytes are at {@code from} ({@link Matrix.IQ4_NL}'s layout, also each of IQ4_XS's
      * eight): wf[at + k] = sc * level(low nibble of byte k) and wf[at + 16 + k] = sc * level(high nibble), k in 0..15
-     * (exact: |sc| ≤ 32, |level| ≤ 127). The 16 bytes in one 128-bit vector, each nibble's level looked up in it, then
-     * widened to floats {@code FL} at a time.
+     * (exact: |sc| ≤ 32, |level| ≤ 127). The 16 bytes in one 128-bit vector, each nibble's level looked up in it as the
+     * one-token kernel does ({@link GgmlMatmul#IQ4_LEVELS}), then widened to floats FL at a time (16 values or fewer per
+     * vector; wider ones take the scalar loop).
      */
     static void widenIq4(MemorySegment values, long from, float sc, float[] wf, int at) {
-        ByteVector table = ByteVector.fromArray(B16, IQ4_LEVELS, 0);
-        ByteVector lo = ByteVector.fromMemorySegment(B16, values, from, LE).and((byte) 0x0F).selectFrom(table);
-        ByteVector hi = LongVector.fromMemorySegment(L16, values, from, LE)
-                .lanewise(VectorOperators.LSHR, 4).reinterpretAsBytes().and((byte) 0x0F).selectFrom(table);
-        for (int part = 0; part < 16 / FL; part++) { // (FL 4, 8 or 16: a constant)
-            ((FloatVector) lo.convertShape(VectorOperators.B2F, F, part)).mul(sc).intoArray(wf, at + part * FL);
-            ((FloatVector) hi.convertShape(VectorOperators.B2F, F, part)).mul(sc).intoArray(wf, at + 16 + part * FL);
+        if (FL <= 16) { // (a constant)
+            ByteVector table = ByteVector.fromArray(GgmlMatmul.B16, GgmlMatmul.IQ4_LEVELS, 0);
+            ByteVector lo = ByteVector.fromMemorySegment(GgmlMatmul.B16, values, from, LE).and((byte) 0x0F).selectFrom(table);
+            ByteVector hi = LongVector.fromMemorySegment(GgmlMatmul.L16, values, from, LE)
+                    .lanewise(VectorOperators.LSHR, 4).reinterpretAsBytes().and((byte) 0x0F).selectFrom(table);
+            for (int part = 0; part < 16 / FL; part++) { // (FL 4, 8 or 16: a constant)
+                ((FloatVector) lo.convertShape(VectorOperators.B2F, F, part)).mul(sc).intoArray(wf, at + part * FL);
+                ((FloatVector) hi.convertShape(VectorOperators.B2F, F, part)).mul(sc).intoArray(wf, at + 16 + part * FL);
+            }
+            return;
+        }
+        for (int k = 0; k < 16; k++) {
+            int q = values.get(BYTE, from + k) & 0xFF;
+            wf[at + k] = sc * Matrix.IQ4_NL.value(q & 0x0F);
+            wf[at + 16 + k] = sc * Matrix.IQ4_NL.value(q >>> 4);
         }
     }
 

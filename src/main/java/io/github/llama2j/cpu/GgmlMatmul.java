@@ -485,10 +485,10 @@ final class GgmlMatmul {
     // ------------------------------------------------------------------ IQ4_NL × Q8_0 and IQ4_XS × Q8_K on the file's layout
 
     /** The 16 IQ4 levels in one 128-bit vector, the table {@code selectFrom} looks the nibbles up in. */
-    private static final VectorSpecies<Byte> B16 = ByteVector.SPECIES_128;
+    static final VectorSpecies<Byte> B16 = ByteVector.SPECIES_128;
     /** The same 16 nibble bytes as two longs: their high nibbles shifted down (x86 has no byte shift). */
-    private static final VectorSpecies<Long> L16 = LongVector.SPECIES_128;
-    private static final byte[] IQ4_LEVELS = Matrix.IQ4_NL.values();
+    static final VectorSpecies<Long> L16 = LongVector.SPECIES_128;
+    static final byte[] IQ4_LEVELS = Matrix.IQ4_NL.values();
     /** IQ4: the 16 looked-up bytes of a half block as shorts, CQ at a time, IQ_PARTS parts (1, or 2 at 128 bits). */
     private static final int IQ_PARTS = 16 / CQ;
 

@@ -61,8 +61,9 @@ import java.util.concurrent.ConcurrentHashMap;
  * </ul>
  * The mapped file is never written: a prepared form is a copy in private memory, so it costs that matrix's
  * size in RAM (the file's pages it replaces are read once, at load, and stay reclaimable page cache; the
- * embedding rows and the batched prefill's runq Q8, Q8_0 and Q4_0 kernels still read the file, its F32 kernels read the copy, and so do the F16 and BF16 ones
- * and the one-token kernels it runs per token for IQ4 and Q3_K at 512 bits; on Q2_K and Q3_K's repacks it runs theirs).
+ * embedding rows and the batched prefill's runq Q8, Q8_0 and Q4_0 kernels still read the file, its F32 kernels read the copy, and so do the F16, BF16,
+ * IQ4 and (at 512 bits) Q3_K ones and the one-token kernels it runs per token in short batches; on Q2_K and Q3_K's repacks short batches run the
+ * repacks' one-token kernels).
  *
  * <p>{@link #resolve} is thread-safe; equal records (the same bytes of the same mapping) share one form. The Q8_0
  * and file-layout copies live in an arena that {@link #close} frees (the engine that prepared them closes them, after which its

@@ -382,25 +382,34 @@ class BatchMatmulTest {
         checkAgainstScalarOrder(type, b, rows, cols, BatchMatmulTest::iq4Reference);
     }
 
-    /** llama.cpp's kvalues_iq4nl: the level of each nibble. */
-    private static final int[] IQ4_LEVELS = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
-
     private static float iq4Reference(Matrix.Ggml w, int r, Activations x) {
-        boolean xs = w instanceof Matrix.IQ4_XS;
-        int cols = w.cols(), superValues = xs ? 256 : 32, superBytes = xs ? 136 : 18;
-        short[] q = xs ? x.q8KValues() : x.q8_0Values();
+        return w instanceof Matrix.IQ4_XS xs ? iq4XsReference(xs, r, x) : iq4NlReference((Matrix.IQ4_NL) w, r, x);
+    }
+
+    /** IQ4_NL: per block of 32, the exact integer dot of the levels (low nibbles values 0..15, high 16..31), scaled as Q4_0's. */
+    private static float iq4NlReference(Matrix.IQ4_NL w, int r, Activations x) {
+        int blocks = w.cols() / 32;
+        short[] q = x.q8_0Values();
         float sum = 0;
-        for (int blk = 0; blk < cols / superValues; blk++) {
-            long b = r * (long) (cols / superValues) * superBytes + (long) blk * superBytes;
-            float d = Float.float16ToFloat(w.data().get(Matrix.SHORT, b));
-            if (!xs) {
-                int dot = 0;
-                for (int l = 0; l < 32; l++) { // low nibbles values 0..15, high 16..31
-                    dot += IQ4_LEVELS[u8(w.data(), b + 2 + l % 16) >> (l < 16 ? 0 : 4) & 0x0F] * q[blk * 32 + l];
-                }
-                sum += (dot * d) * x.q8_0Scales()[blk];
-                continue;
+        for (int blk = 0; blk < blocks; blk++) {
+            long b = ((long) r * blocks + blk) * 18;
+            int dot = 0;
+            for (int l = 0; l < 32; l++) {
+                dot += GgmlKernelsTest.KVALUES_IQ4NL[u8(w.data(), b + 2 + l % 16) >> (l < 16 ? 0 : 4) & 0x0F] * q[blk * 32 + l];
             }
+            sum += (dot * Float.float16ToFloat(w.data().get(Matrix.SHORT, b))) * x.q8_0Scales()[blk];
+        }
+        return sum;
+    }
+
+    /** IQ4_XS: per half super-block, an FMA chain from 0 over its 128 values {@code (ls - 32) · level} times the activations. */
+    private static float iq4XsReference(Matrix.IQ4_XS w, int r, Activations x) {
+        int blocks = w.cols() / 256;
+        short[] q = x.q8KValues();
+        float sum = 0;
+        for (int blk = 0; blk < blocks; blk++) {
+            long b = ((long) r * blocks + blk) * 136;
+            float d = Float.float16ToFloat(w.data().get(Matrix.SHORT, b));
             int scalesH = u8(w.data(), b + 2) | u8(w.data(), b + 3) << 8;
             for (int half = 0; half < 2; half++) {
                 float chain = 0;
@@ -408,7 +417,7 @@ class BatchMatmulTest {
                     int s = v / 32, l = v % 32;
                     // ls: 4 low bits in nibble s % 2 of scales_l[s / 2] (bytes 4..7), 2 high bits at 2s of scales_h (bytes 2..3)
                     int scale = ((u8(w.data(), b + 4 + s / 2) >> (4 * (s % 2)) & 0x0F) | (scalesH >> (2 * s) & 3) << 4) - 32;
-                    int level = IQ4_LEVELS[u8(w.data(), b + 8 + 16L * s + l % 16) >> (l < 16 ? 0 : 4) & 0x0F];
+                    int level = GgmlKernelsTest.KVALUES_IQ4NL[u8(w.data(), b + 8 + 16L * s + l % 16) >> (l < 16 ? 0 : 4) & 0x0F];
                     chain = Math.fma((float) (scale * level), (float) q[blk * 256 + v], chain);
                 }
                 sum += (chain * d) * x.q8KScales[blk];
@@ -418,10 +427,12 @@ class BatchMatmulTest {
     }
 
     /**
-     * IQ4_XS at its extremes: every 6-bit scale 0 (ls - 32 = -32), d 1, every nibble 0 (level -127) in row 0 and random
-     * in the others, and tokens whose Q8_K values are all -127 (Q8_K's values of an input of ones) or ±127 at random:
-     * row 0's FMA chain climbs past 2^24 to 128 · 32 · 127 · 127 = 66,064,384 (in steps of 516,128 = 2^5 · 16,129, so
-     * still exact); the other rows come close. Bit-identical to the scalar order, and row 0 to the exact integer.
+     * IQ4_XS at its extremes: d 1, every nibble 0 (level -127) in rows 0 and 1 and random in the others; every 6-bit
+     * scale 0 (ls - 32 = -32) but in row 1, whose scales are 1 (-31); tokens whose Q8_K values are all -127 (Q8_K's
+     * values of an input of ones) or ±127 at random. Row 0's FMA chain climbs past 2^24 to 128 · 32 · 127 · 127 =
+     * 66,064,384 in steps of 516,128 = 2^5 · 16,129, so stays exact; row 1's steps, 499,999, are odd, so past 2^24 its
+     * chain rounds (a chain over 32 values would not: the column block shows). Bit-identical to the scalar order, and
+     * row 0 to the exact integer.
      */
     @Test
     void iq4XsAtTheExtremes() {
@@ -429,10 +440,13 @@ class BatchMatmulTest {
         java.lang.foreign.MemorySegment data = arena.allocate((long) rows * blocks * Matrix.IQ4_XS.BLOCK_BYTES, 64);
         for (int r = 0; r < rows; r++) {
             for (int blk = 0; blk < blocks; blk++) {
-                long at = ((long) r * blocks + blk) * Matrix.IQ4_XS.BLOCK_BYTES; // scales_h and scales_l stay 0
+                long at = ((long) r * blocks + blk) * Matrix.IQ4_XS.BLOCK_BYTES; // scales_h stays 0
                 data.set(Matrix.SHORT, at, Float.floatToFloat16(1.0f));
+                for (int j = Matrix.IQ4_XS.SCALES_L; j < Matrix.IQ4_XS.QS; j++) { // ls = 1 in row 1, else 0
+                    data.set(java.lang.foreign.ValueLayout.JAVA_BYTE, at + j, (byte) (r == 1 ? 0x11 : 0));
+                }
                 for (int j = Matrix.IQ4_XS.QS; j < Matrix.IQ4_XS.BLOCK_BYTES; j++) {
-                    data.set(java.lang.foreign.ValueLayout.JAVA_BYTE, at + j, (byte) (r == 0 ? 0 : rnd.nextInt(256)));
+                    data.set(java.lang.foreign.ValueLayout.JAVA_BYTE, at + j, (byte) (r <= 1 ? 0 : rnd.nextInt(256)));
                 }
             }
         }
@@ -864,16 +878,18 @@ class BatchMatmulTest {
     /**
      * The GGML types take the transposed kernel from {@link BatchMatmul#TRANSPOSED_FROM_TOKENS} tokens (Q8_0 from
      * {@link BatchMatmul#Q8_0_TRANSPOSED_FROM_TOKENS}, Q4_0 from {@link BatchMatmul#Q4_0_TRANSPOSED_FROM_TOKENS}, Q5_K from
-     * {@link BatchMatmul#Q5_K_TRANSPOSED_FROM_TOKENS}, Q2_K and Q3_K from {@link BatchMatmul#Q2_Q3_K_TRANSPOSED_FROM_TOKENS}), the
+     * {@link BatchMatmul#Q5_K_TRANSPOSED_FROM_TOKENS}, Q2_K and Q3_K from {@link BatchMatmul#Q2_Q3_K_TRANSPOSED_FROM_TOKENS}, IQ4_NL and
+     * IQ4_XS from {@link BatchMatmul#IQ4_TRANSPOSED_FROM_TOKENS}), the
      * one-token kernels below
      * ({@link #ggmlTypesMatchTheOneTokenKernel} checks both sides' results); F32 and runq's Q8 always, but for runq
      * groups over {@link BatchMatmul#MAX_EXACT_GROUP}.
      */
     @Test
     void shortBatchesOfGgmlTypesTakeTheOneTokenKernels() {
-        for (String type : new String[]{"Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "F16", "BF16", "Q8_0", "Q4_0", "Q5_1"}) {
+        for (String type : new String[]{"Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "F16", "BF16", "Q8_0", "Q4_0", "Q5_1", "IQ4_NL", "IQ4_XS"}) {
             Matrix w = GgmlQuantize.quantize(type, RandomMatrices.floats(rnd, 2 * 256), 2, 256, arena);
             int from = switch (type) {
+                case "IQ4_NL", "IQ4_XS" -> BatchMatmul.IQ4_TRANSPOSED_FROM_TOKENS;
                 case "Q2_K", "Q3_K" -> BatchMatmul.Q2_Q3_K_TRANSPOSED_FROM_TOKENS;
                 case "Q8_0" -> BatchMatmul.Q8_0_TRANSPOSED_FROM_TOKENS;
                 case "Q4_0" -> BatchMatmul.Q4_0_TRANSPOSED_FROM_TOKENS;

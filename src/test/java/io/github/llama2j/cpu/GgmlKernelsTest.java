@@ -47,7 +47,7 @@ class GgmlKernelsTest {
     private static final String[] TYPES = {"F16", "BF16", "Q8_0", "Q4_0", "Q5_1", "IQ4_NL", "IQ4_XS", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"};
     private static final double U = 0x1p-24;
     /** ggml's kvalues_iq4nl, written out here (the kernels read Matrix.IQ4_NL's copy). */
-    private static final int[] KVALUES_IQ4NL = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+    static final int[] KVALUES_IQ4NL = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
 
     private final long seed = new SplittableRandom().nextLong();
     private final SplittableRandom rnd = new SplittableRandom(seed);
