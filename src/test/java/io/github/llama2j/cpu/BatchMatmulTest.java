@@ -457,24 +457,16 @@ class BatchMatmulTest {
                 x[t][j] = t % 2 == 0 ? 1.0f : rnd.nextBoolean() ? 1.0f : -1.0f;
             }
         }
-        float[][] actual = new float[b][rows];
-        BatchMatmul.matmul(actual, prepared(x, cols, w), new MatrixForm.File(w), 0, rows, new VectorKernels());
+        float[][] actual = matchesTheScalarOrder(w, x, BatchMatmulTest::iq4Reference);
         Activations one = new Activations(cols);
-        for (int t = 0; t < b; t++) {
+        for (int t = 0; t < b; t += 2) { // every activation -127: each half's chain the exact -66,064,384, times d = 1 and d_x
             one.input(x[t], cols);
             one.prepareFor(w);
-            float[] expected = new float[rows];
-            for (int r = 0; r < rows; r++) {
-                expected[r] = iq4Reference(w, r, one);
+            float chain = -66_064_384f, row0 = 0;
+            for (int half = 0; half < 2 * blocks; half++) {
+                row0 += (chain * 1.0f) * one.q8KScales[half / 2];
             }
-            assertArrayEquals(expected, actual[t], "token " + t);
-            if (t % 2 == 0) { // every activation -127: each half's chain the exact -66,064,384, times d = 1 and d_x
-                float chain = -66_064_384f, row0 = 0;
-                for (int half = 0; half < 2 * blocks; half++) {
-                    row0 += (chain * 1.0f) * one.q8KScales[half / 2];
-                }
-                assertEquals(row0, actual[t][0], 0, "row 0, token " + t);
-            }
+            assertEquals(row0, actual[t][0], 0, "row 0, token " + t);
         }
     }
 
@@ -663,18 +655,25 @@ class BatchMatmulTest {
                 x[t][j] = t % 3 == 0 ? 1.0f : t % 3 == 1 ? -1.0f : rnd.nextBoolean() ? 1.0f : -1.0f;
             }
         }
-        float[][] actual = new float[b][rows];
+        matchesTheScalarOrder(w, x, BatchMatmulTest::q45KReference);
+    }
+
+    /** The batched kernel on every row of w and the tokens x, bit for bit against reference; returns its outputs. */
+    private static float[][] matchesTheScalarOrder(Matrix.Ggml w, float[][] x, RowReference reference) {
+        int cols = w.cols(), rows = w.rows();
+        float[][] actual = new float[x.length][rows];
         BatchMatmul.matmul(actual, prepared(x, cols, w), new MatrixForm.File(w), 0, rows, new VectorKernels());
         Activations one = new Activations(cols);
-        for (int t = 0; t < b; t++) {
+        for (int t = 0; t < x.length; t++) {
             one.input(x[t], cols);
             one.prepareFor(w);
             float[] expected = new float[rows];
             for (int r = 0; r < rows; r++) {
-                expected[r] = q45KReference(w, r, one);
+                expected[r] = reference.row(w, r, one);
             }
             assertArrayEquals(expected, actual[t], "token " + t);
         }
+        return actual;
     }
 
     private static int u8(java.lang.foreign.MemorySegment m, long at) {
