@@ -606,11 +606,11 @@ final class BatchMatmul {
                         }
                         case GGML_IQ4_XS -> { // the column block's sub-blocks
                             int first = k0 % Activations.Q8_K_BLOCK / 32;
-                            long head = values.get(LONG, b); // d, scales_h, scales_l (Matrix.IQ4_XS.scale)
+                            long head = values.get(LONG, b); // d (bits 0-15), scales_h, scales_l (Matrix.IQ4_XS.scale)
                             for (int p = 0; p < IQ4_XS_COLUMN_BLOCK / 32; p++) {
                                 widenIq4(values, b + Matrix.IQ4_XS.QS + 16L * (first + p), Matrix.IQ4_XS.scale(head, first + p), wf, at + 32 * p);
                             }
-                            wsAll[g * TILE_ROWS + i] = Float.float16ToFloat(values.get(Matrix.SHORT, b + Matrix.IQ4_XS.D));
+                            wsAll[g * TILE_ROWS + i] = Float.float16ToFloat((short) head);
                         }
                         case GGML_Q3_K -> { // the column block's four parts of 32
                             int first = k0 % Activations.Q8_K_BLOCK / 32;
