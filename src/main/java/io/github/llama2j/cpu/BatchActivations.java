@@ -12,9 +12,10 @@ import io.github.llama2j.model.Matrix;
  *   <li>{@link Matrix.Q8} (runq, groups up to {@link BatchMatmul#MAX_EXACT_GROUP}): the rows transposed as floats into
  *       {@code xT}, then quantized there with the tokens along the lanes ({@link VectorOps#quantizeTokenLanes}: the
  *       one-token path's values), the group scales into {@code sT[g * stride + b]}.</li>
- *   <li>GGML Q8_0, Q4_0 and IQ4_NL: each row's {@link Activations} (llama.cpp's Q8_0 quantization, as the one-token path), its values
- *       transposed as floats into {@code xT} and the block scales into {@code sT[g * stride + b]}; for Q5_1 (Q8_1: the same
- *       values and scales) also the block sums into {@code s1T[g * stride + b]}.</li>
+ *   <li>GGML Q8_0, Q4_0 and IQ4_NL: each row's {@link Activations} (llama.cpp's Q8_0 quantization, as the one-token path), each
+ *       value times its block's scale (exact: an int8 times an F16 scale) transposed into {@code xD}. GGML Q5_1: the same
+ *       Q8_0 values transposed as floats into {@code xT}, the block scales into {@code sT[g * stride + b]} and (Q8_1) the
+ *       block sums into {@code s1T[g * stride + b]}.</li>
  *   <li>GGML Q2_K to Q6_K and IQ4_XS: each row's {@link Activations} quantized to Q8_K (llama.cpp's, as the one-token path),
  *       its values transposed as floats into {@code xK}, the scale of each super-block of 256 into
  *       {@code sK[blk * stride + b]}, the sum of each 32 values (Q4_K's and Q5_K's mins) into {@code mK[s * stride + b]}
@@ -27,7 +28,7 @@ import io.github.llama2j.model.Matrix;
  * </ul>
  * Each form has arrays of its own, so one input serves products of several types (a Q4_K_M layer's Q4_K and Q6_K
  * or a Q5_K_M layer's Q5_K and Q6_K, which share the Q8_K form,
- * a GGUF file's F32 and Q8_0 matrices, F16 and BF16 ones) prepared together. runq's groups and GGML's Q8_0 blocks share {@code xT}:
+ * a GGUF file's F32 and Q8_0 matrices, F16 and BF16 ones) prepared together. runq's groups and GGML's Q8_1 blocks (Q5_1's) share {@code xT}:
  * they never meet in one model, and {@link #check} refuses a product whose form was replaced.
  * The rows are not copied: they must not change until the products that read them are done.
  */
@@ -40,13 +41,14 @@ final class BatchActivations {
     float[] xT = new float[0];  // (n, stride) in panels of tokens
     float[] sT = new float[0];  // (n / group, stride)
     float[] s1T = new float[0]; // (n / 32, stride): GGML Q8_1's block sums (Q5_1), beside xT and sT
+    float[] xD = new float[0];  // (n, stride) in panels of tokens: GGML Q8_0 values times their block's scale
     float[] xK = new float[0];  // (n, stride) in panels of tokens
     float[] sK = new float[0];  // (n / 256, stride)
     float[] mK = new float[0];  // (n / 32, stride)
     float[] m16K = new float[0];  // (n / 16, stride): Q8_K's sums of 16 (Q2_K's mins)
     float[] xH = new float[0];  // (n, stride) in panels of tokens: the input rounded to F16
     float[] xB = new float[0];  // (n, stride) in panels of tokens: the input rounded to BF16
-    private boolean f32Ready, q8Ready, q81Ready, kReady, f16Ready, bf16Ready;
+    private boolean f32Ready, q8Ready, q81Ready, q8_0DReady, kReady, f16Ready, bf16Ready;
     /** What xT holds when q8Ready: runq's group size, or {@link #GGML_Q8_0} for GGML's Q8_0 blocks. */
     private int q8Kind;
     private static final int GGML_Q8_0 = -1;
@@ -71,7 +73,7 @@ final class BatchActivations {
         for (int b = 0; b < tokens; b++) {
             rows[b].input(x[b], n);
         }
-        f32Ready = q8Ready = q81Ready = kReady = f16Ready = bf16Ready = false;
+        f32Ready = q8Ready = q81Ready = q8_0DReady = kReady = f16Ready = bf16Ready = false;
     }
 
     int tokens() {
@@ -135,8 +137,8 @@ final class BatchActivations {
                     q8Ready = true;
                 }
             }
-            case Matrix.Q8_0 w -> prepareQ8_0Transposed(w, parallel);
-            case Matrix.Q4_0 w -> prepareQ8_0Transposed(w, parallel);
+            case Matrix.Q8_0 w -> prepareQ8_0Dequantized(w, parallel);
+            case Matrix.Q4_0 w -> prepareQ8_0Dequantized(w, parallel);
             case Matrix.Q4_K w -> prepareQ8KTransposed(parallel);
             case Matrix.Q6_K w -> prepareQ8KTransposed(parallel);
             case Matrix.Q5_1 w -> {
@@ -145,7 +147,7 @@ final class BatchActivations {
             }
             case Matrix.Q2_K w -> prepareQ8KTransposed(parallel);
             case Matrix.Q3_K w -> prepareQ8KTransposed(parallel);
-            case Matrix.IQ4_NL w -> prepareQ8_0Transposed(w, parallel);
+            case Matrix.IQ4_NL w -> prepareQ8_0Dequantized(w, parallel);
             case Matrix.IQ4_XS w -> prepareQ8KTransposed(parallel);
             case Matrix.Q5_K w -> prepareQ8KTransposed(parallel);
             case Matrix.F16 w -> prepareHalfTransposed(w, true, parallel);
@@ -231,43 +233,58 @@ final class BatchActivations {
         }
     }
 
-    /** For GGML Q8_0, Q4_0, Q5_1 and IQ4_NL weights: each token's Q8_0 activations, transposed (once per input). */
+    /** For GGML Q5_1 weights: each token's Q8_0 activations, values and scales transposed (once per input). */
     private void prepareQ8_0Transposed(Matrix.Ggml w, Parallel parallel) {
         if (q8Ready && q8Kind == GGML_Q8_0) {
             return;
         }
-        // each token quantized as the one-token path does (its Activations), then transposed
+        quantizeRows(w, parallel);
+        int blocks = n / Matrix.Q8_0.BLOCK;
+        xT = grow(xT, n * stride);
+        sT = grow(sT, blocks * stride);
+        split(parallel, blocks, (g0, g1) -> transposeQ8_0(g0, g1, false));
+        q8Kind = GGML_Q8_0;
+        q8Ready = true;
+    }
+
+    /** For GGML Q8_0, Q4_0 and IQ4_NL weights: each token's Q8_0 activations, values times scales transposed (once per input). */
+    private void prepareQ8_0Dequantized(Matrix.Ggml w, Parallel parallel) {
+        if (q8_0DReady) {
+            return;
+        }
+        quantizeRows(w, parallel);
+        xD = grow(xD, n * stride);
+        split(parallel, n / Matrix.Q8_0.BLOCK, (g0, g1) -> transposeQ8_0(g0, g1, true));
+        q8_0DReady = true;
+    }
+
+    /** Each token quantized for w as the one-token path does (its Activations). */
+    private void quantizeRows(Matrix.Ggml w, Parallel parallel) {
         split(parallel, tokens, (b0, b1) -> {
             for (int b = b0; b < b1; b++) {
                 rows[b].prepareFor(w);
             }
         });
-        int blocks = n / Matrix.Q8_0.BLOCK;
-        xT = grow(xT, n * stride);
-        sT = grow(sT, blocks * stride);
-        split(parallel, blocks, this::transposeQ8_0);
-        q8Kind = GGML_Q8_0;
-        q8Ready = true;
     }
 
-    /** Blocks [g0, g1) of each token's GGML Q8_0 activations transposed as floats, their scales into sT; lanes past the last token 0. */
-    private void transposeQ8_0(int g0, int g1) {
+    /**
+     * Blocks [g0, g1) of each token's GGML Q8_0 activations transposed: each value times its block's scale into xD
+     * (dequantized), or the values as floats into xT and the scales into sT; lanes past the last token 0.
+     */
+    private void transposeQ8_0(int g0, int g1, boolean dequantized) {
         int block = Matrix.Q8_0.BLOCK;
+        float[] into = dequantized ? xD : xT;
         for (int g = g0; g < g1; g++) {
             int c0 = g * block, c1 = c0 + block;
             for (int b = 0; b < stride; b++) {
                 int at = BatchMatmul.xIndex(0, b, n, stride), w = BatchMatmul.panelWidth(b, stride);
-                if (b < tokens) {
-                    short[] q = rows[b].q8_0Values();
-                    for (int j = c0; j < c1; j++) {
-                        xT[at + j * w] = q[j];
-                    }
-                    sT[g * stride + b] = rows[b].q8_0Scales()[g];
-                } else {
-                    for (int j = c0; j < c1; j++) {
-                        xT[at + j * w] = 0.0f;
-                    }
-                    sT[g * stride + b] = 0.0f;
+                short[] q = b < tokens ? rows[b].q8_0Values() : null;
+                float d = b < tokens ? rows[b].q8_0Scales()[g] : 0.0f, times = dequantized ? d : 1.0f;
+                for (int j = c0; j < c1; j++) {
+                    into[at + j * w] = q != null ? q[j] * times : 0.0f;
+                }
+                if (!dequantized) {
+                    sT[g * stride + b] = d;
                 }
             }
         }
@@ -316,14 +333,14 @@ final class BatchActivations {
         boolean ready = !BatchMatmul.readsTransposed(form, tokens) || switch (m) { // (each row's Activations checks itself)
             case Matrix.F32 f -> f32Ready;
             case Matrix.Q8 w -> q8Ready && q8Kind == w.groupSize();
-            case Matrix.Q8_0 w -> q8Ready && q8Kind == GGML_Q8_0;
-            case Matrix.Q4_0 w -> q8Ready && q8Kind == GGML_Q8_0;
+            case Matrix.Q8_0 w -> q8_0DReady;
+            case Matrix.Q4_0 w -> q8_0DReady;
             case Matrix.Q4_K w -> kReady;
             case Matrix.Q6_K w -> kReady;
             case Matrix.Q5_1 w -> q8Ready && q8Kind == GGML_Q8_0 && q81Ready;
             case Matrix.Q2_K w -> kReady;
             case Matrix.Q3_K w -> kReady;
-            case Matrix.IQ4_NL w -> q8Ready && q8Kind == GGML_Q8_0;
+            case Matrix.IQ4_NL w -> q8_0DReady;
             case Matrix.IQ4_XS w -> kReady;
             case Matrix.Q5_K w -> kReady;
             case Matrix.F16 w -> f16Ready;

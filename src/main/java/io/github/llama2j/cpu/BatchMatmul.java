@@ -49,11 +49,14 @@ import java.util.Arrays;
  *       {@link #MAX_EXACT_GROUP}: 1024 · 128 · 128 = 2^24), so the float chain gives runq's integer dot
  *       exactly; then {@code val += (dot * wScale) * xScale}, group after group, as runq. Bit-identical to
  *       {@link ScalarKernels#matmulQ8} for each token, hence to the one-token path.</li>
- *   <li>GGML Q8_0 and Q4_0 (batches of {@link #Q8_0_TRANSPOSED_FROM_TOKENS} and {@link #Q4_0_TRANSPOSED_FROM_TOKENS}
- *       tokens and more): as runq's Q8, the block of 32 as the group, on each token's Q8_0 activations
- *       ({@link #ggmlBlocks}).</li>
- *   <li>GGML IQ4_NL and IQ4_XS (batches of {@link #IQ4_TRANSPOSED_FROM_TOKENS} tokens and more): IQ4_NL as Q4_0, each
- *       value widened as its level (-127..113); IQ4_XS as the K-quants, on each token's Q8_K activations, in column
+ *   <li>GGML Q8_0, Q4_0 and IQ4_NL (batches of {@link #Q8_0_TRANSPOSED_FROM_TOKENS}, {@link #Q4_0_TRANSPOSED_FROM_TOKENS}
+ *       and {@link #IQ4_TRANSPOSED_FROM_TOKENS} tokens and more), on each token's Q8_0 activations: both sides' scales folded
+ *       into their values, each weight widened as {@code q · d} (Q4_0's q the nibble minus 8, IQ4_NL's its level, -127..113)
+ *       and each activation as {@code q_x · d_x}, both exact in float (an 8-bit integer times an F16 scale); then as F32,
+ *       in column blocks of {@link #Q8_0_COLUMN_BLOCK}: per block an FMA chain from 0 in column order, the block sums added
+ *       in block order ({@link #ggmlBlocks}). The one-token kernels' integer dots are exact and scaled per 32; here each
+ *       product is exact and each FMA rounds once, a few ulps apart (as any two float orders).</li>
+ *   <li>GGML IQ4_XS (batches of {@link #IQ4_TRANSPOSED_FROM_TOKENS} tokens and more): as the K-quants, on each token's Q8_K activations, in column
  *       blocks of half a super-block ({@link #IQ4_XS_COLUMN_BLOCK}) whose values are widened as {@code (ls - 32) * level},
  *       {@code val += (dot * d) * d_x} block after block: the one-token kernel's integers (while a block's FMA chain
  *       stays within 2^24), their float sums in another order.</li>
@@ -287,9 +290,26 @@ final class BatchMatmul {
         /** GGML BF16: as F16 with bfloat16 halves and the input rounded to BF16. */
         GGML_BF16;
 
-        /** Whether a column block's sum is scaled by a weight scale and an activation scale (the quantized layouts). */
+        /**
+         * Whether a column block's sum is scaled by a weight scale and an activation scale (the quantized layouts whose
+         * scales are not {@link #folded}).
+         */
         boolean scaled() {
-            return this != F32 && this != GGML_F16 && this != GGML_BF16;
+            return this != F32 && this != GGML_F16 && this != GGML_BF16 && !folded();
+        }
+
+        /**
+         * Whether each value is widened times its block's scale, against activations that are their Q8_0 values times
+         * theirs ({@link BatchActivations#xD}): Q8_0, Q4_0 and IQ4_NL, whose blocks of 32 would otherwise scale a
+         * pass's sums every 32 columns ({@link #Q8_0_COLUMN_BLOCK}).
+         */
+        boolean folded() {
+            return this == GGML_Q8_0 || this == GGML_Q4_0 || this == GGML_IQ4_NL;
+        }
+
+        /** Values per block of the file and per activation scale (0: not GGML). */
+        int fileBlockValues() {
+            return kQuant() ? Activations.Q8_K_BLOCK : fileBlockBytes() == 0 ? 0 : Matrix.Q8_0.BLOCK;
         }
 
         /** Whether the activations are Q8_K's (a scale per 256 columns, {@link BatchActivations#xK}). */
@@ -355,6 +375,14 @@ final class BatchMatmul {
      * (docs/measurements/2026-12-07-iq4-prompts.md).
      */
     static final int IQ4_XS_COLUMN_BLOCK = 128;
+    /**
+     * Columns per column block of the {@link WeightLayout#folded} layouts (Q8_0, Q4_0, IQ4_NL: four of their blocks of
+     * 32; 128 columns of 64 tokens of activations, 32 KiB, stay in L1 as the K-quants' do). Against the block of 32
+     * scaled after each pass (the one-token kernel's integers, their float sums in another order), 1B Q8_0 pp128 on 2
+     * threads 1.08-1.22x at 256 bits and 1.12-1.29x at 512, three rounds; a trial with blocks of 64 gained less at 256 bits
+     * (docs/measurements/2026-12-07-q8-0-folded-scales.md).
+     */
+    static final int Q8_0_COLUMN_BLOCK = 128;
 
     /**
      * Rows [r0, r1) of out[b] = m · x[b] for every token b of the batch; {@code in} is prepared for m. The
@@ -499,7 +527,7 @@ final class BatchMatmul {
      * ({@link GgmlMatmul}: partial integer sums per lane) give sums a rounding apart.
      */
     private static void ggmlBlocks(float[][] out, BatchActivations in, WeightLayout layout, MemorySegment data, int n, int r0, int r1) {
-        tiles(out, in.xT, in.sT, null, in.stride(), in.tokens(), layout, data, null, n, Matrix.Q8_0.BLOCK, r0, r1);
+        tiles(out, in.xD, null, null, in.stride(), in.tokens(), layout, data, null, n, Q8_0_COLUMN_BLOCK, r0, r1);
     }
 
     /**
@@ -517,7 +545,7 @@ final class BatchMatmul {
     static void tiles(float[][] out, float[] xT, float[] sT, float[] mT, int stride, int tokens, WeightLayout layout,
                       MemorySegment values, MemorySegment scales, int n, int block, int r0, int r1) {
         boolean scaled = layout.scaled(), kQuant = layout.kQuant();
-        int fileBlock = kQuant ? Activations.Q8_K_BLOCK : block; // values per block of the file, and per activation scale
+        int fileBlock = layout.fileBlockBytes() == 0 ? block : layout.fileBlockValues(); // values per block of the file, and per activation scale
         long ggmlRowBytes = (long) (n / fileBlock) * layout.fileBlockBytes();
         int groups = n / block, blocks = Math.ceilDiv(n, block), superBlocks = n / Activations.Q8_K_BLOCK;
         Scratch s = SCRATCH.get();
@@ -551,16 +579,19 @@ final class BatchMatmul {
                         case GGML_F16 -> widenHalves(values, (row + k0) * Short.BYTES, wf, at, kb, true);
                         case GGML_BF16 -> widenHalves(values, (row + k0) * Short.BYTES, wf, at, kb, false);
                         case RUNQ_Q8 -> {
-                            widen(values, row + k0, wf, at, kb);
+                            widen(values, row + k0, 1.0f, wf, at, kb);
                             wsAll[g * TILE_ROWS + i] = scales.getAtIndex(FLOAT, (long) (rt + i) * groups + g);
                         }
-                        case GGML_Q8_0, GGML_Q4_0 -> { // a block: its F16 scale, then its values
-                            if (layout == WeightLayout.GGML_Q8_0) {
-                                widen(values, b + Short.BYTES, wf, at, kb);
-                            } else {
-                                widenNibbles(values, b + Short.BYTES, wf, at);
+                        case GGML_Q8_0, GGML_Q4_0, GGML_IQ4_NL -> { // the column block's blocks: each an F16 scale, then its values
+                            for (int p = 0; p < kb / fileBlock; p++) {
+                                long bp = b + (long) p * layout.fileBlockBytes();
+                                float d = Float.float16ToFloat(values.get(Matrix.SHORT, bp));
+                                switch (layout) {
+                                    case GGML_Q8_0 -> widen(values, bp + Short.BYTES, d, wf, at + fileBlock * p, fileBlock);
+                                    case GGML_Q4_0 -> widenNibbles(values, bp + Short.BYTES, d, wf, at + fileBlock * p);
+                                    default -> widenIq4(values, bp + Short.BYTES, d, wf, at + fileBlock * p);
+                                }
                             }
-                            wsAll[g * TILE_ROWS + i] = Float.float16ToFloat(values.get(Matrix.SHORT, b));
                         }
                         case GGML_Q5_1 -> {
                             widenQ5_1(values, b, wf, at);
@@ -599,10 +630,6 @@ final class BatchMatmul {
                                     s.mins[sb * 16 + j] = Matrix.Q2_K.min(values, b, j);
                                 }
                             }
-                        }
-                        case GGML_IQ4_NL -> {
-                            widenIq4(values, b + Short.BYTES, 1.0f, wf, at);
-                            wsAll[g * TILE_ROWS + i] = Float.float16ToFloat(values.get(Matrix.SHORT, b));
                         }
                         case GGML_IQ4_XS -> { // the column block's sub-blocks
                             int first = k0 % Activations.Q8_K_BLOCK / 32;
@@ -878,7 +905,7 @@ final class BatchMatmul {
     /**
      * The IQ4 sub-block whose 16 nibble bytes are at {@code from} ({@link Matrix.IQ4_NL}'s layout, also each of IQ4_XS's
      * eight): wf[at + k] = sc * level(low nibble of byte k) and wf[at + 16 + k] = sc * level(high nibble), k in 0..15
-     * (exact: |sc| ≤ 32, |level| ≤ 127). The 16 bytes in one 128-bit vector, each nibble's level looked up in it as the
+     * (exact: sc is IQ4_XS's integer scale, |sc| ≤ 32, or IQ4_NL's F16 d; |level| ≤ 127). The 16 bytes in one 128-bit vector, each nibble's level looked up in it as the
      * one-token kernel does ({@link GgmlMatmul#IQ4_LEVELS}), then widened to floats FL at a time (16 values or fewer per
      * vector; wider ones take the scalar loop).
      */
@@ -932,35 +959,35 @@ final class BatchMatmul {
         }
     }
 
-    /** wf[at + k] = values[base + k] for k in [0, count): int8 widened to float (exact). */
-    private static void widen(MemorySegment values, long base, float[] wf, int at, int count) {
+    /** wf[at + k] = sc · values[base + k] for k in [0, count): int8 widened to float, times sc (exact for an F16 sc, and for 1). */
+    private static void widen(MemorySegment values, long base, float sc, float[] wf, int at, int count) {
         int k = 0;
         if (B_FOR_F != null) {
             for (; k + FL <= count; k += FL) {
                 ((FloatVector) ByteVector.fromMemorySegment(B_FOR_F, values, base + k, LE).convertShape(VectorOperators.B2F, F, 0))
-                        .intoArray(wf, at + k);
+                        .mul(sc).intoArray(wf, at + k);
             }
         }
         for (; k < count; k++) {
-            wf[at + k] = values.get(BYTE, base + k);
+            wf[at + k] = sc * values.get(BYTE, base + k);
         }
     }
 
-    /** wf[at + k] = (low nibble of byte k) - 8 and wf[at + 16 + k] = (high nibble) - 8 for the 16 bytes at from (a Q4_0 block). */
-    private static void widenNibbles(MemorySegment values, long from, float[] wf, int at) {
+    /** wf[at + k] = sc · ((low nibble of byte k) - 8) and wf[at + 16 + k] = sc · ((high nibble) - 8) for the 16 bytes at from (a Q4_0 block). */
+    private static void widenNibbles(MemorySegment values, long from, float sc, float[] wf, int at) {
         int half = Matrix.Q4_0.BLOCK / 2, k = 0;
         if (B_FOR_F != null) {
             for (; k + FL <= half; k += FL) {
                 ByteVector v = ByteVector.fromMemorySegment(B_FOR_F, values, from + k, LE);
-                ((FloatVector) v.and((byte) 0x0F).sub((byte) 8).convertShape(VectorOperators.B2F, F, 0)).intoArray(wf, at + k);
+                ((FloatVector) v.and((byte) 0x0F).sub((byte) 8).convertShape(VectorOperators.B2F, F, 0)).mul(sc).intoArray(wf, at + k);
                 ((FloatVector) v.lanewise(VectorOperators.LSHR, 4).and((byte) 0x0F).sub((byte) 8)
-                        .convertShape(VectorOperators.B2F, F, 0)).intoArray(wf, at + half + k);
+                        .convertShape(VectorOperators.B2F, F, 0)).mul(sc).intoArray(wf, at + half + k);
             }
         }
         for (; k < half; k++) {
             int b = values.get(BYTE, from + k) & 0xFF;
-            wf[at + k] = (b & 0x0F) - 8;
-            wf[at + half + k] = (b >> 4) - 8;
+            wf[at + k] = sc * ((b & 0x0F) - 8);
+            wf[at + half + k] = sc * ((b >> 4) - 8);
         }
     }
 

@@ -355,9 +355,9 @@ class BatchMatmulTest {
 
     /**
      * GGML Q8_0 and Q4_0 (nibbles minus 8) through the transposed kernel: each token's activations quantized as the
-     * one-token path does (llama.cpp's Q8_0), then per row and block, in block order, {@code sum += (dot · d_w) · d_x} with the block's exact
-     * integer dot: bit-identical to that scalar order (the one-token kernel on the load-time copy, {@link PackedQ8_0}, adds
-     * in runq's order too; the file layout's kernel does not).
+     * one-token path does (llama.cpp's Q8_0), both sides' values times their block's scale (exact floats), then per row, column
+     * block of {@link BatchMatmul#Q8_0_COLUMN_BLOCK} after column block, an FMA chain from 0 in column order, {@code sum += chain}:
+     * bit-identical to that scalar order ({@link #foldedReference}).
      */
     @ParameterizedTest
     @CsvSource({"Q8_0, 32, 20, 64", "Q8_0, 33, 17, 96", "Q8_0, 64, 35, 192", "Q8_0, 70, 33, 256", "Q8_0, 40, 16, 2048",
@@ -368,15 +368,15 @@ class BatchMatmulTest {
 
     /**
      * GGML IQ4_NL and IQ4_XS through the transposed kernel: each token's activations quantized as the one-token path does
-     * (IQ4_NL: Q8_0; IQ4_XS: Q8_K). IQ4_NL: per row, block of 32 after block of 32, {@code sum += (dot · d) · d_x} with
-     * the block's exact integer dot of the nibbles' levels, d_x the token's scale of the block. IQ4_XS: per row, half a
+     * (IQ4_NL: Q8_0; IQ4_XS: Q8_K). IQ4_NL: the nibbles' levels times their block's d, in Q8_0's order ({@link
+     * #foldedReference}). IQ4_XS: per row, half a
      * super-block after half a super-block, an FMA chain from 0 over its 128 values {@code (ls - 32) · level} times the
      * activations (the exact integer while it stays within 2^24), then {@code sum += (chain · d) · d_x}, d_x the
      * super-block's. Bit-identical to that scalar order, written here from llama.cpp's layouts (the levels and the 6-bit
      * scales unpacked here, not by Matrix.IQ4_NL or Matrix.IQ4_XS).
      */
     @ParameterizedTest
-    @CsvSource({"IQ4_NL, 16, 20, 64", "IQ4_NL, 33, 17, 96", "IQ4_NL, 70, 33, 256", "IQ4_NL, 40, 16, 2048", "IQ4_NL, 65, 81, 96",
+    @CsvSource({"IQ4_NL, 16, 20, 64", "IQ4_NL, 33, 17, 96", "IQ4_NL, 70, 33, 256", "IQ4_NL, 40, 16, 2048", "IQ4_NL, 65, 81, 96", "IQ4_NL, 33, 17, 224",
             "IQ4_XS, 16, 20, 256", "IQ4_XS, 33, 17, 512", "IQ4_XS, 70, 33, 768", "IQ4_XS, 40, 16, 2048", "IQ4_XS, 49, 75, 256"})
     void iq4IsBitIdenticalToItsScalarOrder(String type, int b, int rows, int cols) {
         checkAgainstScalarOrder(type, b, rows, cols, BatchMatmulTest::iq4Reference);
@@ -386,20 +386,17 @@ class BatchMatmulTest {
         return w instanceof Matrix.IQ4_XS xs ? iq4XsReference(xs, r, x) : iq4NlReference((Matrix.IQ4_NL) w, r, x);
     }
 
-    /** IQ4_NL: per block of 32, the exact integer dot of the levels (low nibbles values 0..15, high 16..31), scaled as Q4_0's. */
+    /** IQ4_NL: each value the level of its nibble (low nibbles values 0..15, high 16..31) times its block's d, in Q8_0's order. */
     private static float iq4NlReference(Matrix.IQ4_NL w, int r, Activations x) {
         int blocks = w.cols() / 32;
-        short[] q = x.q8_0Values();
-        float sum = 0;
-        for (int blk = 0; blk < blocks; blk++) {
-            long b = ((long) r * blocks + blk) * 18;
-            int dot = 0;
-            for (int l = 0; l < 32; l++) {
-                dot += GgmlKernelsTest.KVALUES_IQ4NL[u8(w.data(), b + 2 + l % 16) >> (l < 16 ? 0 : 4) & 0x0F] * q[blk * 32 + l];
-            }
-            sum += (dot * Float.float16ToFloat(w.data().get(Matrix.SHORT, b))) * x.q8_0Scales()[blk];
+        float[] values = new float[w.cols()];
+        for (int j = 0; j < w.cols(); j++) {
+            long b = ((long) r * blocks + j / 32) * 18;
+            int l = j % 32;
+            values[j] = GgmlKernelsTest.KVALUES_IQ4NL[u8(w.data(), b + 2 + l % 16) >> (l < 16 ? 0 : 4) & 0x0F]
+                    * Float.float16ToFloat(w.data().get(Matrix.SHORT, b));
         }
-        return sum;
+        return foldedReference(values, x);
     }
 
     /** IQ4_XS: per half super-block, an FMA chain from 0 over its 128 values {@code (ls - 32) · level} times the activations. */
@@ -580,19 +577,32 @@ class BatchMatmulTest {
         int cols = w.cols();
         long rowBytes = q4 ? Matrix.Q4_0.rowBytes(cols) : Matrix.Q8_0.rowBytes(cols);
         int blockBytes = q4 ? Matrix.Q4_0.BLOCK_BYTES : Matrix.Q8_0.BLOCK_BYTES;
+        float[] values = new float[cols];
+        for (int j = 0; j < cols; j++) {
+            long at = r * rowBytes + (long) (j / 32) * blockBytes;
+            int l = j % 32;
+            int v = q4 ? (u8(w.data(), at + 2 + l % 16) >> (l < 16 ? 0 : 4) & 0x0F) - 8
+                    : w.data().get(java.lang.foreign.ValueLayout.JAVA_BYTE, at + 2 + l);
+            values[j] = v * Float.float16ToFloat(w.data().get(Matrix.SHORT, at));
+        }
+        return foldedReference(values, x);
+    }
+
+    /**
+     * The folded layouts' order (Q8_0, Q4_0, IQ4_NL): the row's values (each times its block's scale) against the token's
+     * Q8_0 values times theirs, an FMA chain from 0 per column block of {@link BatchMatmul#Q8_0_COLUMN_BLOCK}, the chains
+     * added in block order.
+     */
+    private static float foldedReference(float[] values, Activations x) {
         short[] q = x.q8_0Values();
         float[] dx = x.q8_0Scales();
         float sum = 0;
-        for (int g = 0; g < cols / Matrix.Q8_0.BLOCK; g++) {
-            long at = r * rowBytes + (long) g * blockBytes;
-            int dot = 0;
-            for (int j = 0; j < Matrix.Q8_0.BLOCK; j++) {
-                int v = q4 ? (u8(w.data(), at + 2 + j % 16) >> (j < 16 ? 0 : 4) & 0x0F) - 8
-                        : w.data().get(java.lang.foreign.ValueLayout.JAVA_BYTE, at + 2 + j);
-                dot += v * q[g * Matrix.Q8_0.BLOCK + j];
+        for (int k0 = 0; k0 < values.length; k0 += BatchMatmul.Q8_0_COLUMN_BLOCK) {
+            float chain = 0;
+            for (int j = k0; j < Math.min(k0 + BatchMatmul.Q8_0_COLUMN_BLOCK, values.length); j++) {
+                chain = Math.fma(values[j], q[j] * dx[j / 32], chain);
             }
-            float dw = Float.float16ToFloat(w.data().get(Matrix.SHORT, at));
-            sum += (dot * dw) * dx[g];
+            sum += chain;
         }
         return sum;
     }

@@ -42,11 +42,12 @@ class GgufBatchTest {
     /**
      * |batched - one by one| / max|logit| allowed where a model has GGML matrices other than F32: each token's input is
      * converted (Q8_0, Q8_K, F16, BF16) as the one-token path does, but the batched kernels sum in their own order
-     * (runq's block order, which the one-token Q8_0 kernel on the load-time copy follows too; the others' kernels sum
-     * per lane); a difference of one rounding in a layer's output can move one of the next layer's converted
-     * activations by a step, so this is the golden tests' drift bound ({@link GgufGoldenTest#DRIFT_TOLERANCE}).
+     * (Q8_0's with the block scales folded into the values, an FMA chain per 128 columns, where the one-token kernels
+     * add exact integer dots per block of 32); a difference of one rounding in a layer's output can move one of the next
+     * layer's converted activations by a step, so this is the golden tests' drift bound ({@link GgufGoldenTest#DRIFT_TOLERANCE}).
      * Measured (2026-12-04): 0 on llama3-tiny-q8_0, 9.8e-3 on qwen2-tiny-q8_0, 9.0e-3 on qwen3-tiny-q8_0, 1.44e-2 on
-     * llama2-tiny-q4_0, 1.42e-2 on llama2-tiny-q4_k_m, 3.3e-4 and 7.3e-4 on the F16 twins, 3.8e-3 on the BF16 one.
+     * llama2-tiny-q4_0, 1.42e-2 on llama2-tiny-q4_k_m, 3.3e-4 and 7.3e-4 on the F16 twins, 3.8e-3 on the BF16 one; with
+     * Q8_0's scales folded (2026-12-07, 512 bits): 0, 9.8e-3 and 0 on the Q8_0 files.
      */
     static final double Q8_ACTIVATIONS_TOLERANCE = GgufGoldenTest.DRIFT_TOLERANCE;
     /**
