@@ -183,7 +183,8 @@ final class BatchMatmul {
     static final int IQ4_TRANSPOSED_FROM_TOKENS = 16;
 
     /**
-     * Whether m's form has a transposed kernel: not a Q4_0 copy ({@link PackedQ4_0}), whose one-token kernel, a tile of
+     * Whether m's form has a transposed kernel: not a Q4_0 copy ({@link PackedQ4_0}) but at 256 bits
+     * ({@link #PACKED_Q4_0_TRANSPOSED_FROM_TOKENS}), whose one-token kernel, a tile of
      * rows at a time, was as fast as the transposed kernel or faster at every batch measured: Llama-3.2-1B Q4_0, 512 bits, two
      * rounds, one-token / transposed: pp16 2.0 / 2.7, pp32 1.7 / 1.9, pp64 1.2 / 1.2, pp128 0.95 / 1.01, pp256 1.15 /
      * 1.51, pp512 1.16 / 1.14 (docs/measurements/2026-12-05-q4-0-rows-in-lanes.md). Nor a Q5_1 copy ({@link PackedQ5_1}),
@@ -194,12 +195,28 @@ final class BatchMatmul {
      * kernel from {@link #Q4_0_TRANSPOSED_FROM_TOKENS} (Q4_0) or {@link #Q5_1_TRANSPOSED_FROM_TOKENS} (Q5_1).
      */
     static boolean transposed(MatrixForm f) {
-        return !(f instanceof PackedQ4_0 || f instanceof PackedQ5_1) && transposed(f.source());
+        return !(f instanceof PackedQ4_0 && PACKED_Q4_0_TRANSPOSED_FROM_TOKENS == Integer.MAX_VALUE || f instanceof PackedQ5_1)
+                && transposed(f.source());
+    }
+
+    /**
+     * Fewest tokens of a batch for which a Q4_0 copy ({@link PackedQ4_0}) is read through the transposed kernel (in the
+     * file's layout, its {@link MatrixForm#source}): 64 at 256 bits, where that kernel, its scales folded, beat the copy's
+     * one-token kernel from 64 tokens (Llama-3.2-1B Q4_0 on 2 threads, transposed / one-token, two rounds: pp32 0.80, 1.06;
+     * pp64 1.39, 1.03; pp128 1.19, 1.06; pp256 1.08, 1.20); never at 512 bits (the one-token kernel as fast or faster,
+     * above; pp128 0.85 and 0.93 again with the scales folded) nor at 128 (not measured)
+     * (docs/measurements/2026-12-07-q8-0-folded-scales.md).
+     */
+    static final int PACKED_Q4_0_TRANSPOSED_FROM_TOKENS = F.vectorBitSize() == 256 ? 64 : Integer.MAX_VALUE;
+
+    /** Fewest tokens of a batch for which {@link #matmul} reads a matrix of form f, if {@link #transposed(MatrixForm)}, through the transposed forms. */
+    static int transposedFromTokens(MatrixForm f) {
+        return f instanceof PackedQ4_0 ? PACKED_Q4_0_TRANSPOSED_FROM_TOKENS : transposedFromTokens(f.source());
     }
 
     /** Whether {@link #matmul} reads a matrix of form f through the transposed forms for a batch of {@code tokens}. */
     static boolean readsTransposed(MatrixForm f, int tokens) {
-        return transposed(f) && readsTransposed(f.source(), tokens);
+        return transposed(f) && readsTransposed(f.source(), tokens) && tokens >= transposedFromTokens(f);
     }
 
     /** Whether {@link #matmul} reads m, in the file's layout, through the transposed forms for a batch of {@code tokens}. */

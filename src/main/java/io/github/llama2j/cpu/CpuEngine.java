@@ -393,7 +393,7 @@ public final class CpuEngine implements InferenceEngine {
         // which the matrix's type takes the transposed kernel (a short prompt's few take the one-token kernels)
         if (kind.inLayers() && kernels instanceof VectorKernels && BatchMatmul.transposed(shapeForms.get(0))
                 && System.nanoTime() < deadline && WARMED_UP.add(key + " batched")) {
-            int full = Math.max(BatchMatmul.PANEL, BatchMatmul.transposedFromTokens(shapeForms.get(0).source())) + BatchMatmul.FL;
+            int full = Math.max(BatchMatmul.PANEL, BatchMatmul.transposedFromTokens(shapeForms.get(0))) + BatchMatmul.FL;
             int few = WARM_UP_PROMPT.length;
             BatchActivations[] fullIn = new BatchActivations[n], fewIn = new BatchActivations[n];
             float[][][] outs = new float[n][][];

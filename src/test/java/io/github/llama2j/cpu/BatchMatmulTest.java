@@ -914,6 +914,38 @@ class BatchMatmulTest {
         assertFalse(BatchMatmul.readsTransposed(RandomMatrices.q8(arena, rnd, 2, 2048, 2048), 100));
     }
 
+    /**
+     * A Q4_0 copy ({@link PackedQ4_0}) takes its one-token kernel under {@link BatchMatmul#PACKED_Q4_0_TRANSPOSED_FROM_TOKENS}
+     * tokens (every batch but at 256 bits), and from there the transposed kernel on the file's layout: the file form's bits.
+     */
+    @Test
+    void q4_0CopyTakesTheTransposedKernelFromItsThreshold() {
+        int from = BatchMatmul.PACKED_Q4_0_TRANSPOSED_FROM_TOKENS, rows = 37, cols = 96;
+        try (Parallel pool = new Parallel(2); Arena shared = Arena.ofShared()) {
+            Matrix.Q4_0 w = (Matrix.Q4_0) GgmlQuantize.quantize("Q4_0", RandomMatrices.floats(rnd, rows * cols), rows, cols, shared);
+            PackedQ4_0 copy = PackedQ4_0.of(w, java.lang.foreign.SegmentAllocator.slicingAllocator(
+                    PageMemory.allocate(shared, PackedQ4_0.allocationBytes(w))), pool);
+            assertEquals(BatchMatmul.F.vectorBitSize() == 256, BatchMatmul.transposed(copy));
+            if (from == Integer.MAX_VALUE) {
+                assertFalse(BatchMatmul.readsTransposed(copy, 512));
+                return;
+            }
+            assertFalse(BatchMatmul.readsTransposed(copy, from - 1));
+            org.junit.jupiter.api.Assertions.assertTrue(BatchMatmul.readsTransposed(copy, from));
+            float[][] x = tokens(from + 3, cols);
+            BatchActivations in = new BatchActivations(x.length, cols);
+            in.input(x, x.length, cols);
+            in.prepareFor(copy, null);
+            float[][] viaCopy = new float[x.length][rows], viaFile = new float[x.length][rows];
+            VectorKernels kernels = new VectorKernels();
+            BatchMatmul.matmul(viaCopy, in, copy, 1, rows, kernels);
+            BatchMatmul.matmul(viaFile, prepared(x, cols, w), new MatrixForm.File(w), 1, rows, kernels);
+            for (int t = 0; t < x.length; t++) {
+                assertArrayEquals(viaFile[t], viaCopy[t], "token " + t);
+            }
+        }
+    }
+
     @Test
     void unpreparedInputIsRefused() {
         Matrix.F32 w = RandomMatrices.f32(arena, rnd, 4, 8, 0);
