@@ -50,22 +50,24 @@ import java.util.Arrays;
  *       exactly; then {@code val += (dot * wScale) * xScale}, group after group, as runq. Bit-identical to
  *       {@link ScalarKernels#matmulQ8} for each token, hence to the one-token path.</li>
  *   <li>GGML Q8_0, Q4_0 and IQ4_NL (batches of {@link #Q8_0_TRANSPOSED_FROM_TOKENS}, {@link #Q4_0_TRANSPOSED_FROM_TOKENS}
- *       and {@link #IQ4_TRANSPOSED_FROM_TOKENS} tokens and more), on each token's Q8_0 activations: both sides' scales folded
+ *       and {@link #IQ4_TRANSPOSED_FROM_TOKENS} tokens and more; a Q4_0 copy's of {@link #PACKED_Q4_0_TRANSPOSED_FROM_TOKENS}
+ *       at 256 bits, none at the other widths), on each token's Q8_0 activations: both sides' scales folded
  *       into their values, each weight widened as {@code q · d} (Q4_0's q the nibble minus 8, IQ4_NL's its level, -127..113)
  *       and each activation as {@code q_x · d_x}, both exact in float (an 8-bit integer times an F16 scale); then as F32,
  *       in column blocks of {@link #Q8_0_COLUMN_BLOCK}: per block an FMA chain from 0 in column order, the block sums added
  *       in block order ({@link #ggmlBlocks}). The one-token kernels' integer dots are exact and scaled per 32; here each
- *       product is exact and each FMA rounds once, a few ulps apart (as any two float orders).</li>
+ *       factor is exact and each FMA rounds once (the product exact inside it), a few ulps apart (as any two float orders).</li>
  *   <li>GGML IQ4_XS (batches of {@link #IQ4_TRANSPOSED_FROM_TOKENS} tokens and more): as the K-quants, on each token's Q8_K activations, in column
  *       blocks of half a super-block ({@link #IQ4_XS_COLUMN_BLOCK}) whose values are widened as {@code (ls - 32) * level},
  *       {@code val += (dot * d) * d_x} block after block: the one-token kernel's integers (while a block's FMA chain
  *       stays within 2^24), their float sums in another order.</li>
- *   <li>GGML Q5_1 in the file's layout (batches of {@link #Q5_1_TRANSPOSED_FROM_TOKENS} tokens and more): as Q8_0 on each token's Q8_1
- *       activations, the 5-bit values (0..31) widened, {@code val += (dot * d_w) * d_x} block after block; then the
+ *   <li>GGML Q5_1 in the file's layout (batches of {@link #Q5_1_TRANSPOSED_FROM_TOKENS} tokens and more): as runq's Q8 (the block of 32 as the
+ *       group) on each token's Q8_1 activations, the 5-bit values (0..31) widened, each block's exact integer dot by an FMA chain,
+ *       {@code val += (dot * d_w) * d_x} block after block; then the
  *       offsets' part {@code sum_g m_g * s_g} as an FMA chain over the blocks, added ({@link #q51Offsets}).</li>
  *   <li>GGML Q2_K, Q3_K, Q4_K, Q5_K and Q6_K (batches of {@link #TRANSPOSED_FROM_TOKENS} tokens and more, Q5_K of
- *       {@link #Q5_K_TRANSPOSED_FROM_TOKENS}, Q2_K and Q3_K of {@link #Q2_Q3_K_TRANSPOSED_FROM_TOKENS}): as Q8_0 on each token's Q8_K
- *       activations, the weights widened as {@code sc_j * q} (exact) in column blocks whose integer dot stays exact ({@link #Q4_K_COLUMN_BLOCK},
+ *       {@link #Q5_K_TRANSPOSED_FROM_TOKENS}, Q2_K and Q3_K of {@link #Q2_Q3_K_TRANSPOSED_FROM_TOKENS}): on each token's Q8_K
+ *       activations (their int8 values as floats, a scale per 256), the weights widened as {@code sc_j * q} (exact) in column blocks whose integer dot stays exact ({@link #Q4_K_COLUMN_BLOCK},
  *       {@link #Q5_K_COLUMN_BLOCK}, {@link #Q6_K_COLUMN_BLOCK}, {@link #Q3_K_COLUMN_BLOCK} for Q2_K and Q3_K), {@code val += (dot * d) * d_x} block after block; Q4_K's and
  *       Q5_K's mins' part subtracted after ({@link #q45KMins}), Q2_K's ({@link #q2KMins}). The one-token kernels' integers, their float sums in another order.</li>
  *   <li>GGML F16 and BF16 (as many tokens): as F32 on each token's input rounded to the type (its
@@ -537,11 +539,10 @@ final class BatchMatmul {
     }
 
     /**
-     * GGML Q8_0, Q4_0 and IQ4_NL as runq's Q8, the block of 32 as the group: xT holds the int8 values of each token's Q8_0
-     * activations (its {@link Activations}: llama.cpp's quantization, as the one-token path) as floats and sT their F16
-     * block scales; per block, (dot · d_w) · d_x is added to the token's sum in block order. That is runq's order, which
-     * the one-token Q8_0 kernel on its load-time copy ({@link PackedQ8_0}) follows too; the file layout's kernels
-     * ({@link GgmlMatmul}: partial integer sums per lane) give sums a rounding apart.
+     * GGML Q8_0, Q4_0 and IQ4_NL, their scales folded ({@link WeightLayout#folded}): {@code xD} holds each token's Q8_0
+     * activations (its {@link Activations}: llama.cpp's quantization, as the one-token path) as {@code q_x · d_x}, the
+     * weights are widened as {@code q · d}, and the passes run as F32's in column blocks of {@link #Q8_0_COLUMN_BLOCK}
+     * (an FMA chain from 0 per block, the block sums added in order); no scale in the pass.
      */
     private static void ggmlBlocks(float[][] out, BatchActivations in, WeightLayout layout, MemorySegment data, int n, int r0, int r1) {
         tiles(out, in.xD, null, null, in.stride(), in.tokens(), layout, data, null, n, Q8_0_COLUMN_BLOCK, r0, r1);
@@ -550,8 +551,9 @@ final class BatchMatmul {
     /**
      * Rows [r0, r1) for every token: F32 weights (scales null: values holds floats, block {@link #F32_BLOCK}), runq's
      * Q8 (values holds int8, scales one float per group, block the group size, sT the activation scales) or a GGML
-     * layout (values the file's blocks, block as the layout says; sT the activation scales, one per block, or per
-     * super-block of 256 for the K-quants' Q8_K; mT Q8_K's sums of 32, for Q4_K's and Q5_K's mins, or of 16 for Q2_K's).
+     * layout (values the file's blocks, block as the layout says; sT the activation scales, one per block (Q5_1), per
+     * super-block of 256 for the K-quants' Q8_K, or null for the {@link WeightLayout#folded} layouts, whose xT holds
+     * the activations times their scales; mT Q8_K's sums of 32, for Q4_K's and Q5_K's mins, or of 16 for Q2_K's).
      * A tile of {@link #TILE_ROWS} rows goes over the columns one block at a time: the tile's weights, every
      * block, are first copied (F32) or widened (the others) into a float scratch, so one loop multiplies every type;
      * then passes of {@link #PASS_ROWS} rows (the remainder 4, 2 and 1 at a time) over the whole panels of tokens, and
@@ -561,7 +563,7 @@ final class BatchMatmul {
      */
     static void tiles(float[][] out, float[] xT, float[] sT, float[] mT, int stride, int tokens, WeightLayout layout,
                       MemorySegment values, MemorySegment scales, int n, int block, int r0, int r1) {
-        boolean scaled = layout.scaled(), kQuant = layout.kQuant();
+        boolean scaled = layout.scaled();
         int fileBlock = layout.fileBlockBytes() == 0 ? block : layout.fileBlockValues(); // values per block of the file, and per activation scale
         long ggmlRowBytes = (long) (n / fileBlock) * layout.fileBlockBytes();
         int groups = n / block, blocks = Math.ceilDiv(n, block), superBlocks = n / Activations.Q8_K_BLOCK;

@@ -118,14 +118,15 @@ class BatchMatmulTest {
 
     /**
      * The transposed forms prepared over a pool (column blocks split between workers) equal those prepared on one
-     * thread, for F32, runq's Q8 and Q8_K (the K-quants'), token counts with and without whole panels and padding lanes.
+     * thread, for F32, runq's Q8, Q8_K (the K-quants', groupSize -1) and Q8_0 times its scales (-2), token counts with and
+     * without whole panels and padding lanes.
      */
     @ParameterizedTest
     @CsvSource({"1, 64, 8", "17, 130, 0", "64, 768, 32", "70, 256, 64", "33, 2048, 64", "5, 96, 4",
-            "48, 256, -1", "65, 512, -1", "70, 768, -1"})
+            "48, 256, -1", "65, 512, -1", "70, 768, -1", "33, 96, -2", "70, 256, -2"})
     void preparationOverAPoolEqualsOneThread(int b, int cols, int groupSize) {
         Matrix m = groupSize == 0 ? RandomMatrices.f32(arena, rnd, 3, cols, 0)
-                : groupSize < 0 ? GgmlQuantize.quantize("Q4_K", RandomMatrices.floats(rnd, 3 * cols), 3, cols, arena)
+                : groupSize < 0 ? GgmlQuantize.quantize(groupSize == -1 ? "Q4_K" : "Q8_0", RandomMatrices.floats(rnd, 3 * cols), 3, cols, arena)
                 : RandomMatrices.q8(arena, rnd, 3, cols, groupSize);
         float[][] x = tokens(b, cols);
         BatchActivations serial = prepared(x, cols, m);
@@ -136,6 +137,7 @@ class BatchMatmulTest {
             // every lane must be written
             Arrays.fill(pooled.xF = new float[size], Float.NaN);
             Arrays.fill(pooled.xT = new float[size], Float.NaN);
+            Arrays.fill(pooled.xD = new float[size], Float.NaN);
             Arrays.fill(pooled.xK = new float[size], Float.NaN);
             Arrays.fill(pooled.sK = new float[cols / 256 * serial.stride()], Float.NaN);
             Arrays.fill(pooled.mK = new float[cols / 32 * serial.stride()], Float.NaN);
@@ -147,6 +149,8 @@ class BatchMatmulTest {
             assertArrayEquals(Arrays.copyOf(serial.xT, size), Arrays.copyOf(pooled.xT, size), "xT");
             int s = cols / groupSize * serial.stride();
             assertArrayEquals(Arrays.copyOf(serial.sT, s), Arrays.copyOf(pooled.sT, s), "sT");
+        } else if (groupSize == -2) {
+            assertArrayEquals(Arrays.copyOf(serial.xD, size), Arrays.copyOf(pooled.xD, size), "xD");
         } else {
             assertArrayEquals(Arrays.copyOf(serial.xK, size), Arrays.copyOf(pooled.xK, size), "xK");
             int s = cols / 256 * serial.stride(), sums = cols / 32 * serial.stride();
@@ -166,7 +170,7 @@ class BatchMatmulTest {
         float[][] x = tokens(b, cols);
         Matrix[] ms = {RandomMatrices.f32(arena, rnd, rows, cols, 0),
                 GgmlQuantize.quantize("Q8_0", RandomMatrices.floats(rnd, rows * cols), rows, cols, arena),
-                GgmlQuantize.quantize("Q5_1", RandomMatrices.floats(rnd, rows * cols), rows, cols, arena), // (after Q8_0: its xT and sT kept)
+                GgmlQuantize.quantize("Q5_1", RandomMatrices.floats(rnd, rows * cols), rows, cols, arena), // (its xT and sT beside Q8_0's xD)
                 GgmlQuantize.quantize("Q4_K", RandomMatrices.floats(rnd, rows * cols), rows, cols, arena),
                 GgmlQuantize.quantize("Q5_K", RandomMatrices.floats(rnd, rows * cols), rows, cols, arena),
                 GgmlQuantize.quantize("Q6_K", RandomMatrices.floats(rnd, rows * cols), rows, cols, arena),
@@ -272,7 +276,8 @@ class BatchMatmulTest {
 
     /**
      * Every GGML type: the batched kernel against the one-token kernel. Both form the same exact integers (the quantized
-     * types) or the same exact products (F16, BF16) and differ in the order of their float sums, so the test allows a
+     * types but Q8_0, Q4_0 and IQ4_NL, whose batched kernel folds the scales in: exact factors, each FMA rounding once) or the
+     * same exact products (F16, BF16) and differ in the order of their float sums, so the test allows a
      * few ulps of the largest
      * magnitude a partial sum can reach: the row's sum of |w·x|, and for Q4_K and Q5_K, whose weights d·sc·q - dmin·m are
      * summed as two parts that may cancel, of (|d·sc·q| + |dmin·m|)·|x| (with |w·x| alone a run failed at 6e-4 of a
@@ -361,7 +366,8 @@ class BatchMatmulTest {
      */
     @ParameterizedTest
     @CsvSource({"Q8_0, 32, 20, 64", "Q8_0, 33, 17, 96", "Q8_0, 64, 35, 192", "Q8_0, 70, 33, 256", "Q8_0, 40, 16, 2048",
-            "Q4_0, 32, 20, 64", "Q4_0, 70, 33, 256", "Q4_0, 49, 16, 2048", "Q8_0, 65, 81, 96", "Q4_0, 40, 70, 64"})
+            "Q4_0, 32, 20, 64", "Q4_0, 70, 33, 256", "Q4_0, 49, 16, 2048", "Q8_0, 65, 81, 96", "Q4_0, 40, 70, 64",
+            "Q4_0, 33, 17, 192"})
     void q8_0AndQ4_0AreBitIdenticalToTheirScalarOrder(String type, int b, int rows, int cols) {
         checkAgainstScalarOrder(type, b, rows, cols, BatchMatmulTest::q8_0Reference);
     }

@@ -53,8 +53,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * d_s must stay within {@link #DRIFT_TOLERANCE} x max|logit| (twice the README's measured effect of one
  * activation crossing a rounding boundary of its quantization, about 1%), plus, for prompts of several
  * tokens, llama.cpp's own difference between its batched prompt (how the golden ids were made) and one
- * token per decode, which the golden file records per case ({@code checks}). (Our batched prompt gives the
- * one-token path's logits bit for bit on quantized weights and within float rounding on F32 ones, GgufBatchTest.)
+ * token per decode, which the golden file records per case ({@code checks}). (Our batched prompt sums in its own
+ * order too, within the same drift bound of the one-token path's logits on quantized weights and within float rounding
+ * on F32 ones, GgufBatchTest.)
  * Why drift happens: an activation within a few ulps of a Q8_0/Q8_K rounding boundary may round the other
  * way in our summation order; the KV cache then keeps that difference for the rest of the case
  * (measured: Q8_0 models up to 0.029, Q4_K_M up to 0.052, Q4_0 4.1e-4, BF16 4.0e-3, F16 1.1e-3, F32 2.6e-6).
