@@ -326,11 +326,6 @@ final class BatchMatmul {
             return this == GGML_Q8_0 || this == GGML_Q4_0 || this == GGML_IQ4_NL;
         }
 
-        /** Values per block of the file and per activation scale (0: not GGML). */
-        int fileBlockValues() {
-            return kQuant() ? Activations.Q8_K_BLOCK : fileBlockBytes() == 0 ? 0 : Matrix.Q8_0.BLOCK;
-        }
-
         /** Whether the activations are Q8_K's (a scale per 256 columns, {@link BatchActivations#xK}). */
         boolean kQuant() {
             return this == GGML_Q4_K || this == GGML_Q5_K || this == GGML_Q6_K || this == GGML_Q3_K || this == GGML_Q2_K
@@ -564,7 +559,8 @@ final class BatchMatmul {
     static void tiles(float[][] out, float[] xT, float[] sT, float[] mT, int stride, int tokens, WeightLayout layout,
                       MemorySegment values, MemorySegment scales, int n, int block, int r0, int r1) {
         boolean scaled = layout.scaled();
-        int fileBlock = layout.fileBlockBytes() == 0 ? block : layout.fileBlockValues(); // values per block of the file, and per activation scale
+        // values per block of the file, and per activation scale (a folded layout's column block holds four of its blocks)
+        int fileBlock = layout.kQuant() ? Activations.Q8_K_BLOCK : layout.folded() ? Matrix.Q8_0.BLOCK : block;
         long ggmlRowBytes = (long) (n / fileBlock) * layout.fileBlockBytes();
         int groups = n / block, blocks = Math.ceilDiv(n, block), superBlocks = n / Activations.Q8_K_BLOCK;
         Scratch s = SCRATCH.get();
