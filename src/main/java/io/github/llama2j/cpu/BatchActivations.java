@@ -49,7 +49,7 @@ final class BatchActivations {
     float[] xH = new float[0];  // (n, stride) in panels of tokens: the input rounded to F16
     float[] xB = new float[0];  // (n, stride) in panels of tokens: the input rounded to BF16
     private boolean f32Ready, q8Ready, q81Ready, q8_0DReady, kReady, f16Ready, bf16Ready;
-    /** What xT holds when q8Ready: runq's group size, or {@link #GGML_Q8_0} for GGML's Q8_0 blocks. */
+    /** What xT holds when q8Ready: runq's group size, or {@link #GGML_Q8_0} for GGML's Q8_0 values (Q5_1's Q8_1). */
     private int q8Kind;
     private static final int GGML_Q8_0 = -1;
 

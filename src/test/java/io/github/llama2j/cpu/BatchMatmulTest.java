@@ -460,7 +460,7 @@ class BatchMatmulTest {
                 x[t][j] = t % 2 == 0 ? 1.0f : rnd.nextBoolean() ? 1.0f : -1.0f;
             }
         }
-        float[][] actual = matchesTheScalarOrder(w, x, BatchMatmulTest::iq4Reference);
+        float[][] actual = matchesTheScalarOrder(w, x, 0, BatchMatmulTest::iq4Reference);
         Activations one = new Activations(cols);
         for (int t = 0; t < b; t += 2) { // every activation -127: each half's chain the exact -66,064,384, times d = 1 and d_x
             one.input(x[t], cols);
@@ -563,19 +563,7 @@ class BatchMatmulTest {
     private void checkAgainstScalarOrder(String type, int b, int rows, int cols, RowReference reference) {
         Matrix.Ggml w = (Matrix.Ggml) GgmlQuantize.quantize(type, RandomMatrices.floats(rnd, rows * cols), rows, cols, arena);
         float[][] x = tokens(b, cols);
-        int r0 = rows > 2 ? 1 : 0;
-        float[][] actual = new float[b][rows];
-        BatchMatmul.matmul(actual, prepared(x, cols, w), new MatrixForm.File(w), r0, rows, new VectorKernels());
-        Activations one = new Activations(cols);
-        for (int t = 0; t < b; t++) {
-            one.input(x[t], cols);
-            one.prepareFor(w);
-            float[] expected = new float[rows];
-            for (int r = r0; r < rows; r++) {
-                expected[r] = reference.row(w, r, one);
-            }
-            assertArrayEquals(expected, actual[t], type + " token " + t);
-        }
+        matchesTheScalarOrder(w, x, rows > 2 ? 1 : 0, reference);
     }
 
     private static float q8_0Reference(Matrix.Ggml w, int r, Activations x) {
@@ -671,23 +659,23 @@ class BatchMatmulTest {
                 x[t][j] = t % 3 == 0 ? 1.0f : t % 3 == 1 ? -1.0f : rnd.nextBoolean() ? 1.0f : -1.0f;
             }
         }
-        matchesTheScalarOrder(w, x, BatchMatmulTest::q45KReference);
+        matchesTheScalarOrder(w, x, 0, BatchMatmulTest::q45KReference);
     }
 
-    /** The batched kernel on every row of w and the tokens x, bit for bit against reference; returns its outputs. */
-    private static float[][] matchesTheScalarOrder(Matrix.Ggml w, float[][] x, RowReference reference) {
+    /** The batched kernel on rows [r0, rows) of w and the tokens x, bit for bit against reference; returns its outputs. */
+    private static float[][] matchesTheScalarOrder(Matrix.Ggml w, float[][] x, int r0, RowReference reference) {
         int cols = w.cols(), rows = w.rows();
         float[][] actual = new float[x.length][rows];
-        BatchMatmul.matmul(actual, prepared(x, cols, w), new MatrixForm.File(w), 0, rows, new VectorKernels());
+        BatchMatmul.matmul(actual, prepared(x, cols, w), new MatrixForm.File(w), r0, rows, new VectorKernels());
         Activations one = new Activations(cols);
         for (int t = 0; t < x.length; t++) {
             one.input(x[t], cols);
             one.prepareFor(w);
             float[] expected = new float[rows];
-            for (int r = 0; r < rows; r++) {
+            for (int r = r0; r < rows; r++) {
                 expected[r] = reference.row(w, r, one);
             }
-            assertArrayEquals(expected, actual[t], "token " + t);
+            assertArrayEquals(expected, actual[t], w.typeName() + " token " + t);
         }
         return actual;
     }
